@@ -1,0 +1,127 @@
+"""The Litestar application: routes, auth, problem+json, logs, OpenAPI.
+
+`create_app` takes an already opened `VaultContext` (tests, embedding) or opens one from
+settings at start-up, so a bad purpose catalogue or an unreadable keyring stops the start.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template.config import TemplateConfig
+
+from api.auth import BearerKeyMiddleware
+from api.controllers.clients import ClientController
+from api.controllers.consents import ConsentController
+from api.controllers.health import HealthController
+from api.controllers.lookup import LookupController
+from api.controllers.pages import ConfirmController, PageController
+from api.controllers.subjects import SubjectController
+from api.logging import RequestIdMiddleware, before_send, configure_logging
+from api.problems import exception_handlers
+from vault.clients import ClientAuthenticator
+from vault.context import VaultContext
+from vault.settings import Settings
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+MAX_BODY_BYTES = 64 * 1024
+VERSION = "0.1.0"
+
+
+def openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Tresor",
+        version=VERSION,
+        description=(
+            "Consent and contact-data privacy vault. Internal systems resolve contact data "
+            "only through the purpose-checked lookup; every access is audited."
+        ),
+        path="/schema",
+        render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        components=Components(
+            security_schemes={
+                "ApiKey": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="API key issued by `tresor clients create`",
+                )
+            }
+        ),
+        security=[{"ApiKey": []}],
+        tags=[
+            Tag(name="lookup", description="Purpose-checked reads of contact data"),
+            Tag(name="subjects", description="Store and rectify contact data"),
+            Tag(name="consents", description="Consents and other lawful bases"),
+            Tag(name="administration", description="API clients"),
+            Tag(name="operations", description="Health and readiness"),
+        ],
+        use_handler_docstrings=False,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    vault: VaultContext | None = None,
+    configure_logs: bool = True,
+) -> Litestar:
+    settings = settings or (vault.settings if vault else Settings.from_env())
+    if configure_logs:
+        configure_logging(settings.log_level)
+
+    async def open_vault(app: Litestar) -> None:
+        ctx = vault or VaultContext.open(settings)
+        app.state.vault = ctx
+        app.state.authenticator = ClientAuthenticator(ctx, settings.client_cache_seconds)
+        app.state.owns_vault = vault is None
+
+    async def close_vault(app: Litestar) -> None:
+        if getattr(app.state, "owns_vault", False):
+            await app.state.vault.close()
+
+    async def provide_vault(state: State) -> VaultContext:
+        return state.vault  # type: ignore[no-any-return]
+
+    return Litestar(
+        route_handlers=[
+            HealthController,
+            PageController,
+            ConfirmController,
+            SubjectController,
+            ConsentController,
+            LookupController,
+            ClientController,
+        ],
+        dependencies={"vault": Provide(provide_vault)},
+        middleware=[
+            RequestIdMiddleware,
+            DefineMiddleware(
+                BearerKeyMiddleware,
+                exclude=["^/schema", "^/health$", "^/ready$", "^/$", "^/confirm/"],
+                exclude_from_auth_key="exclude_from_auth",
+            ),
+        ],
+        exception_handlers=exception_handlers,
+        before_send=[before_send],
+        on_startup=[open_vault],
+        on_shutdown=[close_vault],
+        openapi_config=openapi_config(),
+        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
+        request_max_body_size=MAX_BODY_BYTES,
+        debug=False,
+    )
+
+
+def openapi_document(app: Litestar | None = None) -> dict[str, Any]:
+    """The OpenAPI document as committed in openapi/openapi.json."""
+    app = app or create_app(Settings(), configure_logs=False)
+    return app.openapi_schema.to_schema()

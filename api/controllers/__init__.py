@@ -1,0 +1,1 @@
+"""HTTP controllers: thin, one per area; domain work happens in `vault/`."""

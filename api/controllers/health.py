@@ -1,0 +1,46 @@
+"""Liveness and readiness for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from litestar import Controller, Response, get
+from sqlalchemy import text
+
+from api.schemas import Health
+from vault.context import VaultContext
+from vault.crypto import KeyringError
+
+
+class HealthController(Controller):
+    tags = ["operations"]
+    opt = {"exclude_from_auth": True}
+
+    @get("/health", operation_id="health", summary="The process is up")
+    async def health(self) -> Health:
+        return Health(status="ok")
+
+    @get(
+        "/ready",
+        operation_id="ready",
+        summary="Database and keyring are usable (503 when not)",
+        responses=None,
+    )
+    async def ready(self, vault: VaultContext) -> Response[Health]:
+        checks: dict[str, str] = {}
+        try:
+            async with vault.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            checks["database"] = "unavailable"
+        try:
+            refresh = getattr(vault.kek, "refresh", None)
+            if refresh is not None:
+                refresh()
+            checks["keyring"] = "ok"
+        except KeyringError:
+            checks["keyring"] = "unavailable"
+        ok = all(v == "ok" for v in checks.values())
+        return Response(
+            Health(status="ok" if ok else "unavailable", checks=checks),
+            status_code=200 if ok else 503,
+        )

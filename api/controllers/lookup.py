@@ -1,0 +1,64 @@
+"""The purpose-checked lookup: the only way any client reads contact data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, post
+
+from api.auth import actor_of, requires
+from api.openapi_docs import AUTHED, problems
+from api.schemas import BasisOut, LookupRequest, LookupResponse
+from vault import lookup as lookup_service
+from vault.clients import ClientInfo, Role
+from vault.context import VaultContext
+from vault.errors import InvalidInput
+
+_KINDS = ("subject_id", "email", "phone", "external_ref")
+
+
+class LookupController(Controller):
+    path = "/v1/lookup"
+    tags = ["lookup"]
+
+    @post(
+        "/",
+        operation_id="lookup",
+        summary="Resolve contact data for a named purpose (audited, allowed or denied)",
+        description=(
+            "Give a purpose and exactly one of subject_id, email, phone, external_ref. "
+            "Returns only the fields the purpose allows and the subject's lawful basis "
+            "covers, with that basis. Denials are 403 with a `reason` code."
+        ),
+        status_code=200,
+        guards=[requires(Role.LOOKUP, Role.DPO)],
+        responses=problems(*AUTHED, 404, 409, 422),
+    )
+    async def lookup(
+        self, request: Request[Any, Any, Any], data: LookupRequest, vault: VaultContext
+    ) -> LookupResponse:
+        given = [(k, getattr(data, k)) for k in _KINDS if getattr(data, k) is not None]
+        if len(given) != 1:
+            raise InvalidInput(
+                "name exactly one identifier",
+                {"identifier": "give exactly one of " + ", ".join(_KINDS)},
+            )
+        kind, value = given[0]
+        client: ClientInfo = request.user
+        result = await lookup_service.lookup(
+            vault,
+            actor_of(request),
+            client.purposes,
+            purpose_id=data.purpose,
+            identifier_kind=kind,
+            identifier=value,
+            fields=data.fields,
+        )
+        return LookupResponse(
+            subject_id=result.subject_id,
+            purpose=result.purpose,
+            fields=result.fields,
+            basis=BasisOut(
+                id=result.basis_id, type=result.basis_type, expires_at=result.basis_expires_at
+            ),
+        )

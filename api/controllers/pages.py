@@ -1,0 +1,125 @@
+"""Customer-facing web pages: the double opt-in confirmation and a small landing page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.params import Parameter
+from litestar.response import Template
+
+from api.auth import actor_of
+from api.i18n import TEXTS, pick_language
+from api.openapi_docs import problems
+from api.schemas import ConfirmRequest, ConsentOut
+from api.controllers.consents import consent_out
+from vault import consents
+from vault.audit import Actor
+from vault.context import VaultContext
+from vault.decision import BasisStatus
+from vault.errors import Conflict, NotFound, Unavailable
+
+Token = Parameter(description="Confirmation token from the mailed link", max_length=100)
+
+
+def _subject_actor(request: Request[Any, Any, Any]) -> Actor:
+    return Actor(
+        "subject", "confirmation-link", request.scope.get("state", {}).get("request_id")
+    )
+
+
+def _message(lang: str, key: str, status: int = 200) -> Template:
+    t = TEXTS[lang]
+    return Template(
+        template_name="message.html",
+        context={
+            "lang": lang,
+            "t": t,
+            "title": t[f"{key}_title"],
+            "heading": t[f"{key}_title"],
+            "text": t[f"{key}_text"],
+        },
+        status_code=status,
+    )
+
+
+class PageController(Controller):
+    tags = ["pages"]
+    opt = {"exclude_from_auth": True}
+    include_in_schema = False
+
+    @get("/", operation_id="home")
+    async def home(self, request: Request[Any, Any, Any]) -> Template:
+        lang = pick_language(request)
+        return Template(
+            template_name="message.html",
+            context={
+                "lang": lang,
+                "t": TEXTS[lang],
+                "title": TEXTS[lang]["home_title"],
+                "heading": TEXTS[lang]["home_title"],
+                "text": TEXTS[lang]["home_text"],
+            },
+        )
+
+    @get("/confirm/{token:str}", operation_id="confirmPage")
+    async def confirm_page(
+        self, request: Request[Any, Any, Any], vault: VaultContext, token: str = Token
+    ) -> Template:
+        lang = pick_language(request)
+        try:
+            purpose_id, status = await consents.peek_confirmation(vault, token)
+        except NotFound:
+            return _message(lang, "invalid", 404)
+        except Unavailable:
+            return _message(lang, "unavailable", 503)
+        if status is not BasisStatus.PENDING_CONFIRMATION:
+            return _message(lang, "invalid", 410)
+        purpose = vault.catalogue.get(purpose_id)
+        t = TEXTS[lang]
+        return Template(
+            template_name="confirm.html",
+            context={
+                "lang": lang,
+                "t": t,
+                "title": t["confirm_title"],
+                "purpose_title": purpose.title(lang) if purpose else purpose_id,
+                "token": token,
+            },
+        )
+
+    @post("/confirm/{token:str}", operation_id="confirmFromPage", status_code=200)
+    async def confirm_from_page(
+        self, request: Request[Any, Any, Any], vault: VaultContext, token: str = Token
+    ) -> Template:
+        lang = pick_language(request)
+        try:
+            await consents.confirm(vault, token, _subject_actor(request))
+        except (NotFound, Conflict):
+            return _message(lang, "invalid", 410)
+        except Unavailable:
+            return _message(lang, "unavailable", 503)
+        return _message(lang, "confirmed")
+
+
+class ConfirmController(Controller):
+    path = "/v1/consents/confirm"
+    tags = ["consents"]
+    opt = {"exclude_from_auth": True}
+
+    @post(
+        "/",
+        operation_id="confirmConsent",
+        summary="Confirm a double opt-in consent with the token from the mailed link",
+        status_code=200,
+        security=[],
+        responses=problems(400, 404, 409, 503),
+    )
+    async def confirm(
+        self, request: Request[Any, Any, Any], data: ConfirmRequest, vault: VaultContext
+    ) -> ConsentOut:
+        record = await consents.confirm(vault, data.token, _subject_actor(request))
+        return consent_out(record)
+
+
+__all__ = ["ConfirmController", "PageController", "actor_of"]

@@ -1,0 +1,65 @@
+"""Subjects: create and rectify contact data. There is deliberately no unpurposed read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, patch, post
+from litestar.params import Parameter
+
+from api.auth import actor_of, requires
+from api.openapi_docs import AUTHED, problems
+from api.schemas import ContactPatch, ContactPatched, SubjectCreate, SubjectCreated, Uuid
+from vault import subjects
+from vault.clients import Role
+from vault.context import VaultContext
+
+
+def _present(struct: msgspec.Struct) -> dict[str, Any]:
+    """Fields the client actually sent (None included: it clears a field on PATCH)."""
+    out: dict[str, Any] = {}
+    for name in struct.__struct_fields__:
+        value = getattr(struct, name)
+        if value is msgspec.UNSET:
+            continue
+        out[name] = msgspec.to_builtins(value) if isinstance(value, msgspec.Struct) else value
+    return out
+
+
+class SubjectController(Controller):
+    path = "/v1/subjects"
+    tags = ["subjects"]
+    guards = [requires(Role.WRITER)]
+
+    @post(
+        "/",
+        operation_id="createSubject",
+        summary="Store a new subject's contact data (encrypted per field)",
+        status_code=201,
+        responses=problems(*AUTHED, 409, 422),
+    )
+    async def create(
+        self, request: Request[Any, Any, Any], data: SubjectCreate, vault: VaultContext
+    ) -> SubjectCreated:
+        given = {k: v for k, v in _present(data).items() if v is not None}
+        subject_id = await subjects.create_subject(vault, actor_of(request), given)
+        return SubjectCreated(subject_id=subject_id)
+
+    @patch(
+        "/{subject_id:str}/contact",
+        operation_id="rectifyContact",
+        summary="Rectify (replace or remove) contact fields of a subject",
+        responses=problems(*AUTHED, 404, 409, 422),
+    )
+    async def rectify(
+        self,
+        request: Request[Any, Any, Any],
+        data: ContactPatch,
+        vault: VaultContext,
+        subject_id: Uuid = Parameter(description="The subject's pseudonymous id"),
+    ) -> ContactPatched:
+        changed = await subjects.rectify_contact(
+            vault, actor_of(request), subject_id, _present(data)
+        )
+        return ContactPatched(subject_id=subject_id, changed=changed)

@@ -1,0 +1,92 @@
+"""Structured JSON logs with a request id, and the ASGI middleware that assigns it.
+
+Log lines carry ids, route templates, status codes and timings; never bodies, query strings
+or exception messages (a database error message can quote bound parameters).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import sys
+import time
+import uuid
+from typing import Any
+
+import structlog
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_SECRET_SEGMENTS = re.compile(r"(/confirm/)[^/?]+")
+
+log = structlog.get_logger("tresor.http")
+#: When the request started, for the access line `before_send` writes.
+_response_status: contextvars.ContextVar[dict[str, float]] = contextvars.ContextVar("status")
+
+
+def configure_logging(level: str = "INFO", stream: Any = None) -> None:
+    """JSON lines to stdout (or `stream`); safe to call more than once."""
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(sort_keys=True),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level, logging.INFO)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
+        cache_logger_on_first_use=False,
+    )
+
+
+def safe_path(path: str) -> str:
+    """The request path with secret segments (confirmation tokens) masked."""
+    return _SECRET_SEGMENTS.sub(r"\1***", path)
+
+
+class RequestIdMiddleware:
+    """Assigns each request an id (or keeps a well-formed X-Request-ID) and binds it to the
+    log context; `before_send` writes the access line."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = ""
+        for name, value in scope.get("headers", []):
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+                break
+        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        _response_status.set({"started": time.perf_counter()})
+        await self.app(scope, receive, send)
+
+
+async def before_send(message: Message, scope: Scope) -> None:
+    """Litestar hook that sees every response, error responses included: adds the
+    X-Request-ID header and writes the one access log line."""
+    if message["type"] == "http.response.start":
+        request_id = scope.get("state", {}).get("request_id")
+        holder = _response_status.get(None)
+        started = holder["started"] if holder else time.perf_counter()
+        # Logged here, not in the middleware: errors raised by inner middleware (401) are
+        # turned into responses outside it.
+        log.info(
+            "request",
+            method=scope.get("method"),
+            path=safe_path(scope.get("path", "")),
+            status=message["status"],
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        if request_id:
+            headers = message.setdefault("headers", [])
+            headers.append((b"x-request-id", request_id.encode()))

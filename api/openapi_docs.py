@@ -1,0 +1,31 @@
+"""Shared OpenAPI response declarations, so every documented error is problem+json."""
+
+from __future__ import annotations
+
+from litestar.openapi.datastructures import ResponseSpec
+
+from api.schemas import Problem
+
+_DESCRIPTIONS = {
+    400: "Malformed request; nothing changed",
+    401: "Missing or invalid API key",
+    403: "Role or purpose check denied the request (see `reason`)",
+    404: "Not found",
+    409: "Conflicts with the stored state; nothing changed",
+    422: "A field breaks a domain rule; nothing changed",
+    503: "Storage, audit, keyring or mailer unavailable; nothing revealed or changed",
+}
+
+
+def problems(*codes: int) -> dict[int, ResponseSpec]:
+    return {
+        code: ResponseSpec(
+            data_container=Problem,
+            description=_DESCRIPTIONS[code],
+            media_type="application/problem+json",
+        )
+        for code in codes
+    }
+
+
+AUTHED = (400, 401, 403, 503)

@@ -1,0 +1,23 @@
+"""The safe surface of Tresor's cryptography: seal and open fields, wrap keys, blind indexes.
+
+Raw primitives live in `_aead` and are private to this package; nothing outside `vault.crypto`
+imports them. Every failure to open a ciphertext raises the same opaque `DecryptionError`.
+"""
+
+from vault.crypto.blind_index import BlindIndexer
+from vault.crypto.envelope import DekManager
+from vault.crypto.errors import DecryptionError, KeyringError
+from vault.crypto.fields import open_field, seal_field
+from vault.crypto.keyring import KekProvider, LocalKeyring, ServerSecrets
+
+__all__ = [
+    "BlindIndexer",
+    "DecryptionError",
+    "DekManager",
+    "KekProvider",
+    "KeyringError",
+    "LocalKeyring",
+    "ServerSecrets",
+    "open_field",
+    "seal_field",
+]

@@ -1,0 +1,45 @@
+"""AES-256-GCM with random 96-bit nonces. Private: use `fields` and `envelope` instead.
+
+Blob layout: version byte 0x01 || nonce (12) || ciphertext+tag. The version byte leaves room
+for another AEAD later without guessing formats.
+"""
+
+from __future__ import annotations
+
+import os
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from vault.crypto.errors import DecryptionError
+
+_FORMAT = b"\x01"
+_NONCE_LEN = 12
+KEY_LEN = 32
+
+
+def new_key() -> bytes:
+    """A fresh random 256-bit key."""
+    return AESGCM.generate_key(bit_length=256)
+
+
+def cipher(key: bytes) -> AESGCM:
+    """Build the AEAD object once; callers that seal often keep it (saves ~0.5 µs a call)."""
+    if len(key) != KEY_LEN:
+        raise ValueError("AES-256-GCM needs a 32-byte key")
+    return AESGCM(key)
+
+
+def seal(aead: AESGCM, plaintext: bytes, aad: bytes) -> bytes:
+    nonce = os.urandom(_NONCE_LEN)
+    return _FORMAT + nonce + aead.encrypt(nonce, plaintext, aad)
+
+
+def open_(aead: AESGCM, blob: bytes, aad: bytes) -> bytes:
+    if len(blob) < 1 + _NONCE_LEN + 16 or blob[:1] != _FORMAT:
+        raise DecryptionError()
+    nonce = blob[1 : 1 + _NONCE_LEN]
+    try:
+        return aead.decrypt(nonce, blob[1 + _NONCE_LEN :], aad)
+    except InvalidTag as exc:
+        raise DecryptionError() from exc

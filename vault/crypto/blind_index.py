@@ -1,0 +1,23 @@
+"""Blind indexes: find a subject by e-mail, phone or external reference without storing it.
+
+HMAC-SHA256 under an index key that is separate from every encryption key, over the
+normalised value, with the kind as a domain separator so that equal strings of different
+kinds never collide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+
+class BlindIndexer:
+    def __init__(self, index_key: bytes) -> None:
+        if len(index_key) < 32:
+            raise ValueError("blind-index key must be at least 32 bytes")
+        self._key = index_key
+
+    def digest(self, kind: str, normalised_value: str) -> str:
+        """Hex digest for a normalised value of the given kind (email, phone, external_ref)."""
+        msg = f"{kind}\x00{normalised_value}".encode()
+        return hmac.new(self._key, msg, hashlib.sha256).hexdigest()

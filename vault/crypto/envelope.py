@@ -1,0 +1,68 @@
+"""Envelope encryption: per-subject data-encryption keys wrapped by a versioned KEK.
+
+Unwrapping costs a provider call (an HSM round trip in production), so unwrapped DEKs sit
+in a bounded LRU cache keyed by the wrapped blob itself: a re-wrapped or destroyed DEK has
+another (or no) blob, so the cache can never serve a key the database no longer holds.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from vault.crypto import _aead
+from vault.crypto.keyring import KekProvider
+
+
+class DekManager:
+    def __init__(self, provider: KekProvider, cache_size: int = 10_000) -> None:
+        self._provider = provider
+        self._cache: OrderedDict[tuple[str, int, bytes], AESGCM] = OrderedDict()
+        self._cache_size = max(0, cache_size)
+        self._lock = threading.Lock()
+
+    @property
+    def provider(self) -> KekProvider:
+        return self._provider
+
+    def new_dek(self, subject_id: str) -> tuple[AESGCM, int, bytes]:
+        """A fresh DEK for a subject: (cipher, kek_version, wrapped blob)."""
+        raw = _aead.new_key()
+        version, wrapped = self._provider.wrap(subject_id, raw)
+        aead = _aead.cipher(raw)
+        self._remember((subject_id, version, wrapped), aead)
+        return aead, version, wrapped
+
+    def dek(self, subject_id: str, kek_version: int, wrapped: bytes) -> AESGCM:
+        """The cipher for a stored wrapped DEK; raises `DecryptionError` if it won't unwrap."""
+        key = (subject_id, kek_version, bytes(wrapped))
+        with self._lock:
+            aead = self._cache.get(key)
+            if aead is not None:
+                self._cache.move_to_end(key)
+                return aead
+        aead = _aead.cipher(self._provider.unwrap(subject_id, kek_version, bytes(wrapped)))
+        self._remember(key, aead)
+        return aead
+
+    def rewrap(self, subject_id: str, kek_version: int, wrapped: bytes) -> tuple[int, bytes]:
+        """Unwrap under the old KEK version and wrap again under the active one."""
+        raw = self._provider.unwrap(subject_id, kek_version, bytes(wrapped))
+        return self._provider.wrap(subject_id, raw)
+
+    def forget(self, subject_id: str) -> None:
+        """Drop every cached DEK of a subject (erasure)."""
+        with self._lock:
+            for key in [k for k in self._cache if k[0] == subject_id]:
+                del self._cache[key]
+
+    def _remember(self, key: tuple[str, int, bytes], aead: AESGCM) -> None:
+        if self._cache_size == 0:
+            return
+        with self._lock:
+            self._cache[key] = aead
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)

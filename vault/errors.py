@@ -1,0 +1,46 @@
+"""Domain errors. The API maps each to one problem+json response in one place.
+
+Messages never contain contact data: they name fields and rules, not values.
+"""
+
+from __future__ import annotations
+
+
+class VaultError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    code = "vault_error"
+
+
+class NotFound(VaultError):
+    code = "not_found"
+
+
+class Conflict(VaultError):
+    code = "conflict"
+
+
+class InvalidInput(VaultError):
+    """Input broke a domain rule; `errors` maps a field to what is wrong with it."""
+
+    code = "invalid_input"
+
+    def __init__(self, message: str, errors: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or {}
+
+
+class AccessDenied(VaultError):
+    """A purpose-checked read was refused; `reason` is one of the `DenyReason` codes."""
+
+    code = "access_denied"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Unavailable(VaultError):
+    """Storage, audit, keyring or mailer failed; nothing was revealed or committed."""
+
+    code = "unavailable"

@@ -1,0 +1,198 @@
+"""The hot path: resolve contact data for a named purpose, audited in the same transaction.
+
+One transaction reads the subject row and its basis records for the purpose, decides,
+decrypts only the allowed fields, and appends the audit event; data leaves this function
+only after that transaction committed. If the event cannot be written, nothing is revealed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from vault import audit
+from vault.audit import Actor, AuditAction, Decision
+from vault.clock import as_utc
+from vault.context import VaultContext
+from vault.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
+from vault.errors import AccessDenied, InvalidInput, NotFound
+from vault.storage.tables import consents, subjects
+from vault.subjects import INDEXED, decrypt_fields, identifier_digest
+
+IDENTIFIER_KINDS = ("subject_id", "email", "phone", "external_ref")
+
+
+@dataclass(frozen=True, slots=True)
+class LookupResult:
+    subject_id: str
+    purpose: str
+    fields: dict[str, Any]
+    basis_id: str
+    basis_type: str
+    basis_expires_at: datetime | None
+
+
+class LookupDenied(AccessDenied):
+    """A denied lookup; the audit event recording the denial has been committed."""
+
+
+class LookupNotFound(NotFound):
+    """No subject matched; the audit event recording the miss has been committed."""
+
+    reason = DenyReason.SUBJECT_NOT_FOUND
+
+
+_MESSAGES = {
+    DenyReason.UNKNOWN_PURPOSE: "the purpose is not in the purpose catalogue",
+    DenyReason.PURPOSE_NOT_ALLOWED: "this client may not use this purpose",
+    DenyReason.FIELD_NOT_COVERED: "a requested field is not covered by the purpose",
+    DenyReason.AMBIGUOUS_IDENTIFIER: "the identifier matches more than one subject",
+    DenyReason.SUBJECT_ERASED: "the subject's data was erased",
+    DenyReason.SUBJECT_RESTRICTED: "processing of this subject's data is restricted",
+    DenyReason.NO_CONSENT: "no lawful basis covers this purpose",
+    DenyReason.CONSENT_UNCONFIRMED: "the consent awaits double opt-in confirmation",
+    DenyReason.CONSENT_EXPIRED: "the consent has expired",
+    DenyReason.CONSENT_WITHDRAWN: "the consent was withdrawn",
+    DenyReason.BASIS_ENDED: "the lawful basis has ended",
+}
+
+
+def deny_message(reason: DenyReason) -> str:
+    return _MESSAGES.get(reason, "access denied")
+
+
+async def lookup(
+    ctx: VaultContext,
+    actor: Actor,
+    client_purposes: frozenset[str],
+    *,
+    purpose_id: str,
+    identifier_kind: str,
+    identifier: str,
+    fields: Sequence[str] | None = None,
+) -> LookupResult:
+    """Resolve contact data for a purpose, or raise `LookupDenied` / `LookupNotFound`.
+
+    Raises `Unavailable` (nothing revealed) when storage or the audit write fails.
+    """
+    if identifier_kind not in IDENTIFIER_KINDS:
+        raise InvalidInput(
+            "unknown identifier", {"identifier": "use one of " + ", ".join(IDENTIFIER_KINDS)}
+        )
+    if fields is not None and not fields:
+        raise InvalidInput("fields must not be empty", {"fields": "name at least one field"})
+    digest = None
+    if identifier_kind != "subject_id":
+        digest = identifier_digest(ctx, identifier_kind, identifier)  # raises InvalidInput
+    purpose = ctx.catalogue.get(purpose_id)
+    checked = check_request(purpose, purpose_id, client_purposes, fields)
+    now = ctx.clock.now()
+    requested = list(fields) if fields is not None else None
+
+    async with ctx.transaction() as conn:
+
+        async def _audit(
+            decision: Decision,
+            *,
+            subject_id: str | None,
+            reason: str | None = None,
+            revealed: Sequence[str] | None = None,
+            consent_id: str | None = None,
+        ) -> None:
+            await audit.record(
+                conn,
+                at=now,
+                actor=actor,
+                action=AuditAction.LOOKUP,
+                decision=decision,
+                subject_id=subject_id,
+                # An unknown purpose string is client input and could carry anything.
+                purpose=purpose_id if purpose is not None else "<unknown>",
+                fields=revealed if revealed is not None else requested,
+                reason=reason,
+                consent_id=consent_id,
+                detail={"by": identifier_kind},
+            )
+
+        known_subject = identifier if identifier_kind == "subject_id" else None
+        if isinstance(checked, Deny):
+            await _audit(Decision.DENY, subject_id=_safe_id(known_subject), reason=checked.reason)
+            outcome: Any = checked
+        else:
+            assert purpose is not None
+            stmt = select(subjects)
+            if digest is None:
+                stmt = stmt.where(subjects.c.id == identifier)
+            else:
+                stmt = stmt.where(getattr(subjects.c, INDEXED[identifier_kind]) == digest)
+            rows = (await conn.execute(stmt.limit(2))).all()
+            if not rows:
+                await _audit(
+                    Decision.DENY,
+                    subject_id=_safe_id(known_subject),
+                    reason=DenyReason.SUBJECT_NOT_FOUND,
+                )
+                outcome = None
+            elif len(rows) > 1:
+                await _audit(Decision.DENY, subject_id=None, reason=DenyReason.AMBIGUOUS_IDENTIFIER)
+                outcome = Deny(DenyReason.AMBIGUOUS_IDENTIFIER)
+            else:
+                row = rows[0]
+                bases = (
+                    await conn.execute(
+                        select(
+                            consents.c.id,
+                            consents.c.basis,
+                            consents.c.status,
+                            consents.c.expires_at,
+                            consents.c.confirm_deadline,
+                        )
+                        .where(consents.c.subject_id == row.id)
+                        .where(consents.c.purpose == purpose_id)
+                        .order_by(consents.c.created_at.desc())
+                    )
+                ).all()
+                facts = [
+                    BasisFacts(b.id, b.basis, b.status, b.expires_at, b.confirm_deadline)
+                    for b in bases
+                ]
+                outcome = decide(purpose, checked, row.status, facts, now)
+                if isinstance(outcome, Allow):
+                    data = decrypt_fields(ctx, row, outcome.fields)
+                    await _audit(
+                        Decision.ALLOW,
+                        subject_id=row.id,
+                        revealed=sorted(data),
+                        consent_id=outcome.basis.id,
+                    )
+                    outcome = LookupResult(
+                        subject_id=row.id,
+                        purpose=purpose_id,
+                        fields=data,
+                        basis_id=outcome.basis.id,
+                        basis_type=outcome.basis.basis,
+                        basis_expires_at=as_utc(outcome.basis.expires_at),
+                    )
+                else:
+                    await _audit(Decision.DENY, subject_id=row.id, reason=outcome.reason)
+    # The transaction has committed: only now may data (or a denial) leave.
+    if isinstance(outcome, LookupResult):
+        return outcome
+    if outcome is None:
+        raise LookupNotFound("no subject matches the identifier")
+    raise LookupDenied(outcome.reason, deny_message(outcome.reason))
+
+
+def _safe_id(value: str | None) -> str | None:
+    """Only a well-formed subject id goes into the audit trail, never arbitrary input."""
+    if value is None or len(value) != 36:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None

@@ -1,0 +1,85 @@
+"""Mail the vault sends itself (double opt-in confirmations), behind one interface.
+
+Production uses SMTP; the embedded default writes `.eml` files into the outbox directory of
+the data dir, which is also how tests read confirmation links.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import smtplib
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlparse
+
+from vault.errors import Unavailable
+
+
+class Mailer(Protocol):
+    async def send(self, message: EmailMessage) -> None:
+        """Deliver (or durably queue) a message; raise `Unavailable` when that fails."""
+        ...
+
+
+class FileOutbox:
+    """Writes each message as an .eml file, atomically, into a directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _write(self, message: EmailMessage) -> Path:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        name = f"{secrets.token_hex(8)}.eml"
+        tmp = self.directory / f".{name}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(bytes(message))
+            fh.flush()
+            os.fsync(fh.fileno())
+        final = self.directory / name
+        os.replace(tmp, final)
+        return final
+
+    async def send(self, message: EmailMessage) -> None:
+        try:
+            await asyncio.to_thread(self._write, message)
+        except OSError as exc:
+            raise Unavailable("mail outbox is not writable") from exc
+
+
+class SmtpMailer:
+    """Sends through an SMTP server named by a URL: smtp[s]://user:pass@host:port."""
+
+    def __init__(self, url: str) -> None:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("smtp", "smtps") or not parsed.hostname:
+            raise ValueError("TRESOR_SMTP_URL must look like smtp://user:pass@host:port")
+        self._ssl = parsed.scheme == "smtps"
+        self._host = parsed.hostname
+        self._port = parsed.port or (465 if self._ssl else 25)
+        self._user = unquote(parsed.username) if parsed.username else None
+        self._password = unquote(parsed.password) if parsed.password else None
+
+    def _send(self, message: EmailMessage) -> None:
+        cls = smtplib.SMTP_SSL if self._ssl else smtplib.SMTP
+        with cls(self._host, self._port, timeout=10) as smtp:
+            if not self._ssl:
+                smtp.ehlo()
+                if smtp.has_extn("starttls"):
+                    smtp.starttls()
+            if self._user:
+                smtp.login(self._user, self._password or "")
+            smtp.send_message(message)
+
+    async def send(self, message: EmailMessage) -> None:
+        try:
+            await asyncio.to_thread(self._send, message)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise Unavailable("mail server is not reachable") from exc
+
+
+def make_mailer(smtp_url: str, outbox: Path) -> Mailer:
+    return SmtpMailer(smtp_url) if smtp_url else FileOutbox(outbox)

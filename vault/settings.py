@@ -1,0 +1,83 @@
+"""All configuration, read from the environment in exactly one place.
+
+Each field documents its variable; everything else in Tresor receives a `Settings` value
+instead of looking at `os.environ` itself, so tests can build one explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    #: TRESOR_DATA_DIR: SQLite file, keyring file and mail outbox live here.
+    data_dir: Path = Path("./tresor-data")
+    #: TRESOR_DATABASE_URL: SQLAlchemy async URL; empty means SQLite in the data dir.
+    database_url: str = ""
+    #: TRESOR_POLICIES: directory holding purposes.toml (and later contact-pressure rules).
+    policies_dir: Path = Path("./policies")
+    #: TRESOR_SMTP_URL: smtp://user:pass@host:port for real mail; empty writes .eml files
+    #: into the outbox directory of the data dir.
+    smtp_url: str = ""
+    #: TRESOR_MAIL_FROM: sender address of mails the vault sends (double opt-in).
+    mail_from: str = "tresor@localhost"
+    #: TRESOR_PUBLIC_URL: base URL customers reach the vault under (links in mails).
+    public_url: str = "http://127.0.0.1:8000"
+    #: TRESOR_HOST / TRESOR_PORT: where `tresor serve` listens.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: TRESOR_DOI_HOURS: how long a double opt-in confirmation link stays valid.
+    double_opt_in_hours: int = 72
+    #: TRESOR_DEK_CACHE: how many unwrapped subject keys the bounded cache may hold.
+    dek_cache_size: int = 10_000
+    #: TRESOR_CLIENT_CACHE_SECONDS: how long a verified API key is trusted before the
+    #: client row is read again (bounds how late a revocation takes effect).
+    client_cache_seconds: float = 2.0
+    #: TRESOR_LOG_LEVEL: minimum level of the JSON logs.
+    log_level: str = "INFO"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def keyring_path(self) -> Path:
+        return self.data_dir / "keyring.json"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "tresor.sqlite3"
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.sqlite_path.resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Build settings from environment variables (or a given mapping, for tests)."""
+        e = os.environ if env is None else env
+        return cls(
+            data_dir=Path(e.get("TRESOR_DATA_DIR", "./tresor-data")),
+            database_url=e.get("TRESOR_DATABASE_URL", ""),
+            policies_dir=Path(e.get("TRESOR_POLICIES", "./policies")),
+            smtp_url=e.get("TRESOR_SMTP_URL", ""),
+            mail_from=e.get("TRESOR_MAIL_FROM", "tresor@localhost"),
+            public_url=e.get("TRESOR_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+            host=e.get("TRESOR_HOST", "127.0.0.1"),
+            port=int(e.get("TRESOR_PORT", "8000")),
+            double_opt_in_hours=int(e.get("TRESOR_DOI_HOURS", "72")),
+            dek_cache_size=int(e.get("TRESOR_DEK_CACHE", "10000")),
+            client_cache_seconds=float(e.get("TRESOR_CLIENT_CACHE_SECONDS", "2")),
+            log_level=e.get("TRESOR_LOG_LEVEL", "INFO").upper(),
+        )

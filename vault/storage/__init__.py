@@ -1,0 +1,5 @@
+"""Storage: SQLAlchemy table definitions and the engine factory.
+
+The schema changes only through Alembic migrations in `migrations/`; a test proves that these
+models and the migrations agree on SQLite and PostgreSQL.
+"""
