@@ -17,6 +17,7 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.serialization import encode_json
 from litestar.template.config import TemplateConfig
 
 from api.auth import BearerKeyMiddleware
@@ -123,5 +124,8 @@ def create_app(
 
 def openapi_document(app: Litestar | None = None) -> dict[str, Any]:
     """The OpenAPI document as committed in openapi/openapi.json."""
+    import msgspec
+
     app = app or create_app(Settings(), configure_logs=False)
-    return app.openapi_schema.to_schema()
+    # Round-trip through Litestar's encoder: the schema object holds example values as structs.
+    return msgspec.json.decode(encode_json(app.openapi_schema.to_schema()))

@@ -23,6 +23,7 @@ def problems(*codes: int) -> dict[int, ResponseSpec]:
             data_container=Problem,
             description=_DESCRIPTIONS[code],
             media_type="application/problem+json",
+            generate_examples=False,
         )
         for code in codes
     }

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
+from api.deps import Vault
 from api.auth import actor_of, requires
 from api.openapi_docs import AUTHED, problems
 from api.schemas import ClientCreate, ClientCreated, ClientList, ClientOut
 from vault import clients
 from vault.clients import ClientInfo, Role
-from vault.context import VaultContext
 
 
 def client_out(info: ClientInfo) -> ClientOut:
@@ -38,7 +38,7 @@ class ClientController(Controller):
         responses=problems(*AUTHED, 409, 422),
     )
     async def create(
-        self, request: Request[Any, Any, Any], data: ClientCreate, vault: VaultContext
+        self, request: Request[Any, Any, Any], data: JSONBody[ClientCreate], vault: Vault
     ) -> ClientCreated:
         info, key = await clients.create_client(
             vault, actor_of(request), data.name, data.role, list(data.purposes)
@@ -46,7 +46,7 @@ class ClientController(Controller):
         return ClientCreated(client=client_out(info), api_key=key)
 
     @get("/", operation_id="listClients", summary="All clients", responses=problems(*AUTHED))
-    async def list_(self, vault: VaultContext) -> ClientList:
+    async def list_(self, vault: Vault) -> ClientList:
         return ClientList(items=[client_out(c) for c in await clients.list_clients(vault)])
 
     @post(
@@ -59,7 +59,7 @@ class ClientController(Controller):
     async def revoke(
         self,
         request: Request[Any, Any, Any],
-        vault: VaultContext,
+        vault: Vault,
         name: str = Parameter(description="Client name", max_length=100),
     ) -> None:
         await clients.revoke_client(vault, actor_of(request), name)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
+from api.deps import Vault
 from api.auth import actor_of, requires
 from api.openapi_docs import AUTHED, problems
 from api.schemas import (
@@ -21,7 +22,6 @@ from api.schemas import (
 from vault import consents
 from vault.clients import Role
 from vault.consents import BasisRecord, Evidence
-from vault.context import VaultContext
 
 
 def consent_out(record: BasisRecord) -> ConsentOut:
@@ -61,8 +61,8 @@ class ConsentController(Controller):
     async def record(
         self,
         request: Request[Any, Any, Any],
-        data: ConsentCreate,
-        vault: VaultContext,
+        data: JSONBody[ConsentCreate],
+        vault: Vault,
         subject_id: Uuid = Parameter(description="The subject's pseudonymous id"),
     ) -> ConsentCreated:
         evidence = None
@@ -104,7 +104,7 @@ class ConsentController(Controller):
     async def list_(
         self,
         request: Request[Any, Any, Any],
-        vault: VaultContext,
+        vault: Vault,
         subject_id: Uuid = Parameter(description="The subject's pseudonymous id"),
     ) -> ConsentList:
         records = await consents.list_bases(vault, actor_of(request), subject_id)
@@ -121,7 +121,7 @@ class ConsentController(Controller):
     async def withdraw(
         self,
         request: Request[Any, Any, Any],
-        vault: VaultContext,
+        vault: Vault,
         subject_id: Uuid = Parameter(description="The subject's pseudonymous id"),
         consent_id: Uuid = Parameter(description="The consent's id"),
     ) -> ConsentOut:

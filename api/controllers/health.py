@@ -5,8 +5,8 @@ from __future__ import annotations
 from litestar import Controller, Response, get
 from sqlalchemy import text
 
+from api.deps import Vault
 from api.schemas import Health
-from vault.context import VaultContext
 from vault.crypto import KeyringError
 
 
@@ -24,7 +24,7 @@ class HealthController(Controller):
         summary="Database and keyring are usable (503 when not)",
         responses=None,
     )
-    async def ready(self, vault: VaultContext) -> Response[Health]:
+    async def ready(self, vault: Vault) -> Response[Health]:
         checks: dict[str, str] = {}
         try:
             async with vault.engine.connect() as conn:

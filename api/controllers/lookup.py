@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from litestar.params import JSONBody
 from litestar import Controller, Request, post
 
+from api.deps import Vault
 from api.auth import actor_of, requires
 from api.openapi_docs import AUTHED, problems
 from api.schemas import BasisOut, LookupRequest, LookupResponse
 from vault import lookup as lookup_service
 from vault.clients import ClientInfo, Role
-from vault.context import VaultContext
 from vault.errors import InvalidInput
 
 _KINDS = ("subject_id", "email", "phone", "external_ref")
@@ -35,7 +36,7 @@ class LookupController(Controller):
         responses=problems(*AUTHED, 404, 409, 422),
     )
     async def lookup(
-        self, request: Request[Any, Any, Any], data: LookupRequest, vault: VaultContext
+        self, request: Request[Any, Any, Any], data: JSONBody[LookupRequest], vault: Vault
     ) -> LookupResponse:
         given = [(k, getattr(data, k)) for k in _KINDS if getattr(data, k) is not None]
         if len(given) != 1:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 from litestar.response import Template
 
+from api.deps import Vault
 from api.auth import actor_of
 from api.i18n import TEXTS, pick_language
 from api.openapi_docs import problems
@@ -15,7 +16,6 @@ from api.schemas import ConfirmRequest, ConsentOut
 from api.controllers.consents import consent_out
 from vault import consents
 from vault.audit import Actor
-from vault.context import VaultContext
 from vault.decision import BasisStatus
 from vault.errors import Conflict, NotFound, Unavailable
 
@@ -64,7 +64,7 @@ class PageController(Controller):
 
     @get("/confirm/{token:str}", operation_id="confirmPage")
     async def confirm_page(
-        self, request: Request[Any, Any, Any], vault: VaultContext, token: str = Token
+        self, request: Request[Any, Any, Any], vault: Vault, token: str = Token
     ) -> Template:
         lang = pick_language(request)
         try:
@@ -90,7 +90,7 @@ class PageController(Controller):
 
     @post("/confirm/{token:str}", operation_id="confirmFromPage", status_code=200)
     async def confirm_from_page(
-        self, request: Request[Any, Any, Any], vault: VaultContext, token: str = Token
+        self, request: Request[Any, Any, Any], vault: Vault, token: str = Token
     ) -> Template:
         lang = pick_language(request)
         try:
@@ -116,7 +116,7 @@ class ConfirmController(Controller):
         responses=problems(400, 404, 409, 503),
     )
     async def confirm(
-        self, request: Request[Any, Any, Any], data: ConfirmRequest, vault: VaultContext
+        self, request: Request[Any, Any, Any], data: JSONBody[ConfirmRequest], vault: Vault
     ) -> ConsentOut:
         record = await consents.confirm(vault, data.token, _subject_actor(request))
         return consent_out(record)

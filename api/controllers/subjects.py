@@ -6,14 +6,14 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, patch, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
+from api.deps import Vault
 from api.auth import actor_of, requires
 from api.openapi_docs import AUTHED, problems
 from api.schemas import ContactPatch, ContactPatched, SubjectCreate, SubjectCreated, Uuid
 from vault import subjects
 from vault.clients import Role
-from vault.context import VaultContext
 
 
 def _present(struct: msgspec.Struct) -> dict[str, Any]:
@@ -40,7 +40,7 @@ class SubjectController(Controller):
         responses=problems(*AUTHED, 409, 422),
     )
     async def create(
-        self, request: Request[Any, Any, Any], data: SubjectCreate, vault: VaultContext
+        self, request: Request[Any, Any, Any], data: JSONBody[SubjectCreate], vault: Vault
     ) -> SubjectCreated:
         given = {k: v for k, v in _present(data).items() if v is not None}
         subject_id = await subjects.create_subject(vault, actor_of(request), given)
@@ -55,8 +55,8 @@ class SubjectController(Controller):
     async def rectify(
         self,
         request: Request[Any, Any, Any],
-        data: ContactPatch,
-        vault: VaultContext,
+        data: JSONBody[ContactPatch],
+        vault: Vault,
         subject_id: Uuid = Parameter(description="The subject's pseudonymous id"),
     ) -> ContactPatched:
         changed = await subjects.rectify_contact(
