@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -214,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Keyring, SQLite file, WAL and outbox are readable by the vault's user only.
+    os.umask(0o077)
     settings = Settings.from_env()
     try:
         return int(args.func(settings, args))
