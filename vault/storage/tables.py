@@ -55,6 +55,8 @@ class Subject(Base):
     created_at: Mapped[datetime] = mapped_column(TZ)
     updated_at: Mapped[datetime] = mapped_column(TZ)
     erased_at: Mapped[datetime | None] = mapped_column(TZ)
+    #: Objection to direct marketing (Art. 21(2)): blocks new marketing bases until opt-in.
+    marketing_objection_at: Mapped[datetime | None] = mapped_column(TZ)
 
     __table_args__ = (Index("ix_subjects_kek_version", "kek_version"),)
 
@@ -137,9 +139,100 @@ class AuditEvent(Base):
     detail: Mapped[str | None] = mapped_column(Text)
 
 
+class RetainedFields(Base):
+    """Fields kept after erasure under a legal obligation (Art. 17(3)), with a key of their
+    own, so shredding the subject's DEK does not take them along; shredded in turn when
+    `retain_until` has passed."""
+
+    __tablename__ = "retained_fields"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(100))
+    kek_version: Mapped[int | None] = mapped_column(Integer)
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    fields_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    retain_until: Mapped[datetime] = mapped_column(TZ, index=True)
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    shredded_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+class DsarRequest(Base):
+    """A data-subject request (Art. 15-22) with its legal deadline (Art. 12(3))."""
+
+    __tablename__ = "dsar_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    subject_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(TZ)
+    due_at: Mapped[datetime] = mapped_column(TZ, index=True)
+    extended_at: Mapped[datetime | None] = mapped_column(TZ)
+    extension_reason: Mapped[str | None] = mapped_column(Text)
+    verified_at: Mapped[datetime | None] = mapped_column(TZ)
+    completed_at: Mapped[datetime | None] = mapped_column(TZ)
+    outcome_reason: Mapped[str | None] = mapped_column(Text)
+    #: What the subject asked for (e.g. the corrected address), sealed under its DEK.
+    payload_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_by: Mapped[str] = mapped_column(String(120))
+    updated_at: Mapped[datetime] = mapped_column(TZ)
+
+
+class DsarRequestHistory(Base):
+    """Append-only history of a request's status changes."""
+
+    __tablename__ = "dsar_request_history"
+
+    id: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("dsar_requests.id"), index=True)
+    at: Mapped[datetime] = mapped_column(TZ)
+    event: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(120))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class SelfServiceChallenge(Base):
+    """A one-time code sent to a stored address to prove identity in self-service.
+
+    Keyed by the address's blind-index digest, so rate limits per address need no
+    plaintext; the code is stored only as a hash."""
+
+    __tablename__ = "self_service_challenges"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    identifier_digest: Mapped[str] = mapped_column(String(64), index=True)
+    subject_id: Mapped[str | None] = mapped_column(String(36))
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    client_ip_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(TZ, index=True)
+    expires_at: Mapped[datetime] = mapped_column(TZ)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    consumed_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+class SelfServiceSession(Base):
+    """A short-lived session of a verified subject (token stored only as a hash)."""
+
+    __tablename__ = "self_service_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(36), index=True)
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    expires_at: Mapped[datetime] = mapped_column(TZ)
+    revoked_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
 subjects = Subject.__table__
 consents = Consent.__table__
 consent_history = ConsentHistory.__table__
 clients = Client.__table__
 audit_events = AuditEvent.__table__
+retained_fields = RetainedFields.__table__
+dsar_requests = DsarRequest.__table__
+dsar_request_history = DsarRequestHistory.__table__
+self_service_challenges = SelfServiceChallenge.__table__
+self_service_sessions = SelfServiceSession.__table__
 metadata = Base.metadata
