@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, and_, select
 
 from vault import audit
 from vault.audit import Actor, AuditAction, Decision
@@ -125,12 +125,9 @@ async def lookup(
             outcome: Any = checked
         else:
             assert purpose is not None
-            stmt = select(subjects)
-            if digest is None:
-                stmt = stmt.where(subjects.c.id == identifier)
-            else:
-                stmt = stmt.where(getattr(subjects.c, INDEXED[identifier_kind]) == digest)
-            rows = (await conn.execute(stmt.limit(2))).all()
+            query = _subject_with_bases(purpose_id, identifier_kind, digest, identifier)
+            rows = (await conn.execute(query)).all()
+            subject_ids = {r.id for r in rows}
             if not rows:
                 await _audit(
                     Decision.DENY,
@@ -138,28 +135,15 @@ async def lookup(
                     reason=DenyReason.SUBJECT_NOT_FOUND,
                 )
                 outcome = None
-            elif len(rows) > 1:
+            elif len(subject_ids) > 1:
                 await _audit(Decision.DENY, subject_id=None, reason=DenyReason.AMBIGUOUS_IDENTIFIER)
                 outcome = Deny(DenyReason.AMBIGUOUS_IDENTIFIER)
             else:
                 row = rows[0]
-                bases = (
-                    await conn.execute(
-                        select(
-                            consents.c.id,
-                            consents.c.basis,
-                            consents.c.status,
-                            consents.c.expires_at,
-                            consents.c.confirm_deadline,
-                        )
-                        .where(consents.c.subject_id == row.id)
-                        .where(consents.c.purpose == purpose_id)
-                        .order_by(consents.c.created_at.desc())
-                    )
-                ).all()
                 facts = [
-                    BasisFacts(b.id, b.basis, b.status, b.expires_at, b.confirm_deadline)
-                    for b in bases
+                    BasisFacts(r.b_id, r.b_basis, r.b_status, r.b_expires_at, r.b_deadline)
+                    for r in rows
+                    if r.b_id is not None
                 ]
                 outcome = decide(purpose, checked, row.status, facts, now)
                 if isinstance(outcome, Allow):
@@ -186,6 +170,27 @@ async def lookup(
     if outcome is None:
         raise LookupNotFound("no subject matches the identifier")
     raise LookupDenied(outcome.reason, deny_message(outcome.reason))
+
+
+def _subject_with_bases(
+    purpose_id: str, kind: str, digest: str | None, identifier: str
+) -> Select[Any]:
+    """One round trip: the subject row(s) joined with their records for the purpose,
+    newest record first (a subject without records comes back once with NULL record)."""
+    on = and_(consents.c.subject_id == subjects.c.id, consents.c.purpose == purpose_id)
+    stmt = select(
+        subjects,
+        consents.c.id.label("b_id"),
+        consents.c.basis.label("b_basis"),
+        consents.c.status.label("b_status"),
+        consents.c.expires_at.label("b_expires_at"),
+        consents.c.confirm_deadline.label("b_deadline"),
+    ).select_from(subjects.outerjoin(consents, on))
+    if digest is None:
+        stmt = stmt.where(subjects.c.id == identifier)
+    else:
+        stmt = stmt.where(getattr(subjects.c, INDEXED[kind]) == digest)
+    return stmt.order_by(subjects.c.id, consents.c.created_at.desc()).limit(500)
 
 
 def _safe_id(value: str | None) -> str | None:

@@ -69,7 +69,7 @@ class LocalKeyring:
     def __init__(self, path: Path) -> None:
         self._path = path
         self._lock = threading.Lock()
-        self._mtime_ns = -1
+        self._stamp: tuple[int, int, int] | None = None
         self._keks: dict[int, object] = {}
         self._active = 0
         self._secrets: ServerSecrets | None = None
@@ -109,11 +109,17 @@ class LocalKeyring:
             raise KeyringError(f"keyring {self._path} is malformed") from exc
         return doc
 
-    def _load(self) -> None:
+    def _stat(self) -> tuple[int, int, int]:
+        """What identifies one version of the file: every write renames a new inode in, so a
+        change shows even where the file system's mtime is too coarse to tell writes apart."""
         try:
-            mtime = self._path.stat().st_mtime_ns
+            st = self._path.stat()
         except OSError as exc:
             raise KeyringError(f"keyring {self._path} is not readable: {exc.strerror}") from exc
+        return st.st_mtime_ns, st.st_ino, st.st_size
+
+    def _load(self) -> None:
+        stamp = self._stat()
         doc = self._read_doc()
         try:
             keks = {int(v): _aead.cipher(_unb64(k)) for v, k in doc["keks"].items()}
@@ -127,17 +133,14 @@ class LocalKeyring:
             raise KeyringError(f"keyring {self._path} is malformed") from exc
         if active not in keks:
             raise KeyringError(f"keyring {self._path} names active version {active} it lacks")
-        self._keks, self._active, self._secrets, self._mtime_ns = keks, active, sec, mtime
+        self._keks, self._active, self._secrets, self._stamp = keks, active, sec, stamp
 
     def refresh(self) -> None:
         """Re-read the file if another process changed it since the last read."""
-        try:
-            mtime = self._path.stat().st_mtime_ns
-        except OSError as exc:
-            raise KeyringError(f"keyring {self._path} is not readable: {exc.strerror}") from exc
-        if mtime != self._mtime_ns:
+        stamp = self._stat()
+        if stamp != self._stamp:
             with self._lock:
-                if mtime != self._mtime_ns:
+                if stamp != self._stamp:
                     self._load()
 
     @property

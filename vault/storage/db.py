@@ -15,8 +15,11 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     """An async engine tuned for the vault's short transactions.
 
-    SQLite: WAL so readers never block the writer, a busy timeout instead of immediate
-    "database is locked" errors, foreign keys on. PostgreSQL: a pool large enough that
+    SQLite: WAL, a busy timeout instead of immediate "database is locked" errors, foreign
+    keys on, and real transactions: the sqlite3 driver would otherwise only BEGIN before the
+    first write, so a lookup's read and its audit insert would not be one transaction.
+    `BEGIN IMMEDIATE` takes the write lock up front, which serialises transactions (SQLite
+    has one writer anyway) and avoids SQLITE_BUSY when a read transaction upgrades to write. PostgreSQL: a pool large enough that
     requests do not queue for connections at the expected concurrency.
     """
     if url.startswith("sqlite"):
@@ -30,6 +33,11 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, below
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(

@@ -1,0 +1,125 @@
+"""The real `tresor` console script: init, clients create, keys rotate / status / retire."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.factories import api, bearer, person
+from vault.context import VaultContext
+from vault.settings import Settings
+from vault.subjects import decrypt_fields, load_subject
+
+ROOT = Path(__file__).resolve().parents[2]
+TRESOR = Path(sys.executable).parent / "tresor"
+
+
+def _env(data_dir: Path, db_url: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRESOR_")}
+    env.update(TRESOR_DATA_DIR=str(data_dir), TRESOR_POLICIES=str(ROOT / "policies"))
+    if db_url:
+        env["TRESOR_DATABASE_URL"] = db_url
+    return env
+
+
+def tresor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(TRESOR), *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+async def _create_subjects(env: dict[str, str], key: str, seeds: range) -> dict[str, Any]:
+    """Create subjects over HTTP with the CLI-issued writer key; returns id -> decrypted fields."""
+    ctx = VaultContext.open(Settings.from_env(env))
+    try:
+        async with api(ctx) as http:
+            sids = []
+            for i in seeds:
+                r = await http.post("/v1/subjects", json=person(i), headers=bearer(key))
+                assert r.status_code == 201, r.text
+                sids.append(r.json()["subject_id"])
+    finally:
+        await ctx.close()
+    return await _read(env, sids)
+
+
+async def _read(env: dict[str, str], sids: list[str]) -> dict[str, Any]:
+    """Decrypt every field of the subjects in a fresh context (as a new process would)."""
+    ctx = VaultContext.open(Settings.from_env(env))
+    try:
+        out = {}
+        for sid in sids:
+            async with ctx.transaction() as conn:
+                row = await load_subject(conn, sid)
+            out[sid] = (row.kek_version, decrypt_fields(ctx, row, ("email", "name", "phone")))
+        return out
+    finally:
+        await ctx.close()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+def test_init_creates_a_0600_keyring_and_refuses_a_second_time(db_url: str, data_dir: Path) -> None:
+    """`tresor init` creates the keyring (0600) once; a second init fails and changes no key."""
+    env = _env(data_dir, db_url)
+    out = _ok(tresor(env, "init"))
+    keyring = data_dir / "keyring.json"
+    assert f"keyring: {keyring} (created, mode 0600)" in out
+    assert "(migrated to head)" in out
+    assert stat.S_IMODE(keyring.stat().st_mode) == 0o600
+    before = keyring.read_bytes()
+
+    again = tresor(env, "init")
+
+    assert again.returncode != 0
+    assert "refusing to overwrite keys" in again.stderr
+    assert keyring.read_bytes() == before
+    assert "(kept)" in _ok(tresor(env, "init", "--if-missing"))
+    assert keyring.read_bytes() == before
+
+
+def test_rotate_status_retire(db_url: str, data_dir: Path) -> None:
+    """Rotate re-wraps every DEK under v2, status shows it, retire drops v1, data stays readable."""
+    env = _env(data_dir, db_url)
+    _ok(tresor(env, "init"))
+    created = _ok(tresor(env, "clients", "create", "crm", "--role", "writer"))
+    key = created.strip().splitlines()[-1]
+    assert key.startswith("tresor_")
+    before = asyncio.run(_create_subjects(env, key, range(3)))
+    assert {v for v, _ in before.values()} == {1}
+    assert "KEK v1 (active): 3 DEKs" in _ok(tresor(env, "keys", "status"))
+
+    out = _ok(tresor(env, "keys", "rotate"))
+
+    assert "KEK version 2 active; re-wrapped 3 DEKs; 0 still under older versions" in out
+    status = _ok(tresor(env, "keys", "status")).splitlines()
+    assert status == ["KEK v1: 0 DEKs", "KEK v2 (active): 3 DEKs"]
+    assert _ok(tresor(env, "keys", "retire")).strip() == "retired KEK versions: 1"
+    assert _ok(tresor(env, "keys", "status")).splitlines() == ["KEK v2 (active): 3 DEKs"]
+    assert _ok(tresor(env, "keys", "retire")).strip() == "retired KEK versions: none"
+    assert stat.S_IMODE((data_dir / "keyring.json").stat().st_mode) == 0o600
+    after = asyncio.run(_read(env, list(before)))
+    assert after == {sid: (2, fields) for sid, (_, fields) in before.items()}
+
+
+def test_keys_without_a_keyring_points_to_init(tmp_path: Path) -> None:
+    """`tresor keys rotate` before `tresor init` exits 2 and suggests running init."""
+    result = tresor(_env(tmp_path / "empty"), "keys", "rotate")
+    assert result.returncode == 2
+    assert "run `tresor init` first?" in result.stderr
+    assert "Traceback" not in result.stderr
