@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import structlog
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -21,14 +22,22 @@ from litestar.serialization import encode_json
 from litestar.template.config import TemplateConfig
 
 from api.auth import BearerKeyMiddleware
+from api.background import PeriodicJob
+from api.controllers.audit import AuditController, DpoConsentController, RopaController
 from api.controllers.clients import ClientController
 from api.controllers.consents import ConsentController
+from api.controllers.dpo_console import DpoConsoleController
 from api.controllers.health import HealthController
 from api.controllers.lookup import LookupController
 from api.controllers.pages import ConfirmController, PageController
+from api.controllers.requests import ExportController, RequestController
+from api.controllers.privacy import PrivacyController
+from api.controllers.selfservice import SelfServiceController, SelfSessionController
 from api.controllers.subjects import SubjectController
 from api.logging import RequestIdMiddleware, before_send, configure_logging
 from api.problems import exception_handlers
+from vault import audit_chain
+from vault import selfservice
 from vault.clients import ClientAuthenticator
 from vault.context import VaultContext
 from vault.settings import Settings
@@ -54,7 +63,15 @@ def openapi_config() -> OpenAPIConfig:
                     type="http",
                     scheme="bearer",
                     description="API key issued by `tresor clients create`",
-                )
+                ),
+                "SelfSession": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description=(
+                        "Self-service session token of a data subject, from "
+                        "`POST /self/v1/session/verify` (short-lived)"
+                    ),
+                ),
             }
         ),
         security=[{"ApiKey": []}],
@@ -64,6 +81,20 @@ def openapi_config() -> OpenAPIConfig:
             Tag(name="consents", description="Consents and other lawful bases"),
             Tag(name="administration", description="API clients"),
             Tag(name="operations", description="Health and readiness"),
+            Tag(
+                name="requests",
+                description="Data-subject requests against their deadlines, and the export",
+            ),
+            Tag(
+                name="audit",
+                description="For the data-protection officer: the audit trail, access and "
+                "consent statistics, chain integrity, consent proof, record of processing",
+            ),
+            Tag(
+                name="self-service",
+                description="The privacy centre for data subjects: sign in with a mailed "
+                "code, see and manage one's own data",
+            ),
         ],
         use_handler_docstrings=False,
     )
@@ -74,7 +105,10 @@ def create_app(
     *,
     vault: VaultContext | None = None,
     configure_logs: bool = True,
+    background_jobs: bool | None = None,
 ) -> Litestar:
+    """The app. Background jobs (audit sealer, ...) run by default only when the app opens
+    its own vault (`tresor serve`); tests that inject a vault drive the jobs themselves."""
     settings = settings or (vault.settings if vault else Settings.from_env())
     if configure_logs:
         configure_logging(settings.log_level)
@@ -84,8 +118,19 @@ def create_app(
         app.state.vault = ctx
         app.state.authenticator = ClientAuthenticator(ctx, settings.client_cache_seconds)
         app.state.owns_vault = vault is None
+        app.state.jobs = []
+        if background_jobs if background_jobs is not None else vault is None:
+            app.state.jobs = background_jobs_for(ctx)
+            for job in app.state.jobs:
+                job.start()
 
     async def close_vault(app: Litestar) -> None:
+        await selfservice.wait_for_mail()  # sign-in codes already promised go out
+        for job in getattr(app.state, "jobs", []):
+            await job.stop()
+        if getattr(app.state, "jobs", []):
+            # A clean shutdown seals everything this node appended.
+            await audit_chain.seal_all(app.state.vault, max_wait_seconds=12.0)
         if getattr(app.state, "owns_vault", False):
             await app.state.vault.close()
 
@@ -96,18 +141,36 @@ def create_app(
         route_handlers=[
             HealthController,
             PageController,
+            PrivacyController,
+            SelfSessionController,
+            SelfServiceController,
             ConfirmController,
             SubjectController,
             ConsentController,
             LookupController,
             ClientController,
+            RequestController,
+            ExportController,
+            AuditController,
+            DpoConsentController,
+            RopaController,
+            DpoConsoleController,
         ],
         dependencies={"vault": Provide(provide_vault)},
         middleware=[
             RequestIdMiddleware,
             DefineMiddleware(
                 BearerKeyMiddleware,
-                exclude=["^/schema", "^/health$", "^/ready$", "^/$", "^/confirm/"],
+                exclude=[
+                    "^/schema",
+                    "^/health$",
+                    "^/ready$",
+                    "^/$",
+                    "^/confirm/",
+                    "^/self/",
+                    "^/privacy",
+                    "^/dpo",
+                ],
                 exclude_from_auth_key="exclude_from_auth",
             ),
         ],
@@ -120,6 +183,30 @@ def create_app(
         request_max_body_size=MAX_BODY_BYTES,
         debug=False,
     )
+
+
+def background_jobs_for(ctx: VaultContext) -> list[PeriodicJob]:
+    """The periodic jobs every `tresor serve` process runs."""
+    jobs = [
+        PeriodicJob(
+            "audit-sealer", ctx.settings.seal_interval, lambda: audit_chain.seal_pending(ctx)
+        ),
+    ]
+    if ctx.settings.retention_interval > 0:
+        jobs.append(
+            PeriodicJob("retention", ctx.settings.retention_interval, lambda: _retention(ctx))
+        )
+    return jobs
+
+
+async def _retention(ctx: VaultContext) -> None:
+    """One retention sweep; its counts go to the log (no ids, no data)."""
+    from dataclasses import asdict
+
+    from vault.retention import run_retention
+
+    report = await run_retention(ctx)
+    structlog.get_logger("tresor.retention").info("retention_run", **asdict(report))
 
 
 def openapi_document(app: Litestar | None = None) -> dict[str, Any]:

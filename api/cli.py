@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from vault.audit import Actor
@@ -96,6 +97,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.database_url:
+        # The embedded SQLite file lives in the data dir, which may not exist yet.
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     upgrade(settings.effective_database_url, args.revision)
     print(f"database: {_describe_db(settings)} (migrated to {args.revision})")
     return 0
@@ -170,6 +174,99 @@ def cmd_keys_status(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    from vault import audit_chain
+
+    public = None
+    if args.public_key:
+        public = load_pem_public_key(open(args.public_key, "rb").read())
+    started = time.perf_counter()
+    report = _run(settings, lambda ctx: audit_chain.verify_chain(ctx, public_key=public))
+    seconds = time.perf_counter() - started
+    rate = report.verified / seconds if seconds > 0 else 0.0
+    if not report.ok:
+        print(
+            f"BROKEN at seq {report.broken_seq}: {report.problem} "
+            f"({report.verified} events verified before it)",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"OK: {report.verified} events verified, {report.checkpoints} signed checkpoints, "
+        f"{report.unsealed} not sealed yet ({seconds:.2f} s, {rate:,.0f} events/s)"
+    )
+    return 0
+
+
+def cmd_audit_seal(settings: Settings, args: argparse.Namespace) -> int:
+    from vault import audit_chain
+
+    sealed = _run(settings, lambda ctx: audit_chain.seal_all(ctx, max_wait_seconds=12.0))
+    print(f"sealed {sealed} events")
+    return 0
+
+
+def cmd_audit_public_key(settings: Settings, args: argparse.Namespace) -> int:
+    from vault import audit_chain
+
+    async def job(ctx: VaultContext) -> str:
+        return audit_chain.public_key_pem(ctx)
+
+    print(_run(settings, job), end="")
+    return 0
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def cmd_audit_export(settings: Settings, args: argparse.Namespace) -> int:
+    from vault import audit_export
+
+    since, until = _parse_time(args.since), _parse_time(args.until)
+    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
+
+    async def job(ctx: VaultContext) -> int:
+        count = 0
+        if args.format == "csv":
+            out.write(audit_export.csv_header())
+        async for item in audit_export.iter_events(ctx, since=since, until=until):
+            out.write(
+                audit_export.to_csv(item) if args.format == "csv" else audit_export.to_jsonl(item)
+            )
+            count += 1
+        return count
+
+    try:
+        count = _run(settings, job)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(f"exported {count} events", file=sys.stderr)
+    return 0
+
+
+def cmd_retention_run(settings: Settings, args: argparse.Namespace) -> int:
+    from vault.retention import run_retention
+
+    report = _run(settings, run_retention)
+    print(
+        f"expired {report.expired} consents; lapsed {report.lapsed} unconfirmed double "
+        f"opt-ins; erased {report.erased} subjects ({report.erased_with_retained} keeping "
+        f"legal-obligation fields); shredded {report.shredded} retained field sets; "
+        f"skipped {report.skipped} (restricted, open request or unknown purpose); "
+        f"{report.without_basis} subjects without any basis left alone"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tresor", description="Tresor privacy vault")
     sub = p.add_subparsers(dest="command", required=True)
@@ -210,6 +307,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_keys_retire)
     s = k.add_parser("status", help="KEK versions and how many DEKs each wraps")
     s.set_defaults(func=cmd_keys_status)
+
+    a = sub.add_parser("audit", help="audit trail").add_subparsers(dest="audit", required=True)
+    s = a.add_parser("verify", help="check the whole chain and every checkpoint signature")
+    s.add_argument("--public-key", help="verify checkpoints with this exported PEM key")
+    s.set_defaults(func=cmd_audit_verify)
+    s = a.add_parser("seal", help="seal every pending event now")
+    s.set_defaults(func=cmd_audit_seal)
+    s = a.add_parser("public-key", help="print the checkpoint verification key (PEM)")
+    s.set_defaults(func=cmd_audit_public_key)
+    s = a.add_parser("export", help="export events by time range")
+    s.add_argument("--since", help="ISO time, inclusive (UTC if no offset)")
+    s.add_argument("--until", help="ISO time, exclusive")
+    s.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    s.add_argument("--output", help="file to write (default: stdout)")
+    s.set_defaults(func=cmd_audit_export)
+
+    r = sub.add_parser("retention", help="retention sweeper").add_subparsers(
+        dest="retention", required=True
+    )
+    s = r.add_parser("run", help="expire, lapse, erase and shred what outlived its retention")
+    s.set_defaults(func=cmd_retention_run)
     return p
 
 

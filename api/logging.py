@@ -6,7 +6,6 @@ or exception messages (a database error message can quote bound parameters).
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import re
 import sys
@@ -21,8 +20,6 @@ _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _SECRET_SEGMENTS = re.compile(r"(/confirm/)[^/?]+")
 
 log = structlog.get_logger("tresor.http")
-#: When the request started, for the access line `before_send` writes.
-_response_status: contextvars.ContextVar[dict[str, float]] = contextvars.ContextVar("status")
 
 
 def configure_logging(level: str = "INFO", stream: Any = None) -> None:
@@ -47,6 +44,33 @@ def safe_path(path: str) -> str:
     return _SECRET_SEGMENTS.sub(r"\1***", path)
 
 
+def ensure_request_id(scope: Scope) -> str:
+    """The request's id, assigned once: a well-formed incoming X-Request-ID, else a new one.
+
+    The middleware assigns it for requests that matched a route; requests that did not (404,
+    405) never pass through middleware, so the error handler and `before_send` call this too.
+    """
+    state = scope.setdefault("state", {})
+    request_id = state.get("request_id")
+    if not request_id:
+        incoming = ""
+        for name, value in scope.get("headers", []):
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+                break
+        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        state["request_id"] = request_id
+    return str(request_id)
+
+
+def _logged_path(scope: Scope) -> str:
+    """The matched route's template, never the raw path: a raw path is client input and can
+    carry contact data (an e-mail address where a subject id belongs). Unmatched paths are
+    not logged at all."""
+    template = scope.get("path_template")
+    return safe_path(template) if template else "<unmatched>"
+
+
 class RequestIdMiddleware:
     """Assigns each request an id (or keeps a well-formed X-Request-ID) and binds it to the
     log context; `before_send` writes the access line."""
@@ -58,16 +82,10 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = ""
-        for name, value in scope.get("headers", []):
-            if name == b"x-request-id":
-                incoming = value.decode("latin-1")
-                break
-        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        request_id = ensure_request_id(scope)
+        scope["state"]["started"] = time.perf_counter()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        _response_status.set({"started": time.perf_counter()})
         await self.app(scope, receive, send)
 
 
@@ -75,18 +93,18 @@ async def before_send(message: Message, scope: Scope) -> None:
     """Litestar hook that sees every response, error responses included: adds the
     X-Request-ID header and writes the one access log line."""
     if message["type"] == "http.response.start":
-        request_id = scope.get("state", {}).get("request_id")
-        holder = _response_status.get(None)
-        started = holder["started"] if holder else time.perf_counter()
+        request_id = ensure_request_id(scope)
+        started = scope["state"].get("started")
         # Logged here, not in the middleware: errors raised by inner middleware (401) are
-        # turned into responses outside it.
+        # turned into responses outside it. The id is passed explicitly: for a request the
+        # middleware never saw, the log context still holds the previous request's id.
         log.info(
             "request",
+            request_id=request_id,
             method=scope.get("method"),
-            path=safe_path(scope.get("path", "")),
+            path=_logged_path(scope),
             status=message["status"],
-            ms=round((time.perf_counter() - started) * 1000, 2),
+            ms=round((time.perf_counter() - started) * 1000, 2) if started else None,
         )
-        if request_id:
-            headers = message.setdefault("headers", [])
-            headers.append((b"x-request-id", request_id.encode()))
+        headers = message.setdefault("headers", [])
+        headers.append((b"x-request-id", request_id.encode()))

@@ -12,6 +12,7 @@ _DESCRIPTIONS = {
     403: "Role or purpose check denied the request (see `reason`)",
     404: "Not found",
     409: "Conflicts with the stored state; nothing changed",
+    413: "Request body larger than 64 KiB; nothing changed",
     422: "A field breaks a domain rule; nothing changed",
     503: "Storage, audit, keyring or mailer unavailable; nothing revealed or changed",
 }
@@ -30,3 +31,8 @@ def problems(*codes: int) -> dict[int, ResponseSpec]:
 
 
 AUTHED = (400, 401, 403, 503)
+
+#: `security` of public operations. Litestar drops an empty list, so the operation would
+#: inherit the document-wide API-key requirement; one empty requirement (`[{}]`) declares
+#: "no credentials needed" in OpenAPI terms.
+PUBLIC: list[dict[str, list[str]]] = [{}]

@@ -17,11 +17,14 @@ from litestar.exceptions import (
     ValidationException,
 )
 
+from api.logging import ensure_request_id
 from vault.errors import (
     AccessDenied,
     Conflict,
     InvalidInput,
     NotFound,
+    RateLimited,
+    Unauthenticated,
     Unavailable,
     VaultError,
 )
@@ -59,7 +62,7 @@ def problem(
         "title": _TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,
-        "instance": request.scope.get("state", {}).get("request_id"),
+        "instance": ensure_request_id(request.scope),
     }
     body.update({k: v for k, v in extra.items() if v is not None})
     return Response(body, status_code=status, media_type=PROBLEM, headers=headers)
@@ -110,6 +113,23 @@ def _vault(request: Request[Any, Any, Any], exc: VaultError) -> Response[Any]:
         return problem(request, 404, str(exc), type_="urn:tresor:problem:not-found", reason=reason)
     if isinstance(exc, Conflict):
         return problem(request, 409, str(exc), type_="urn:tresor:problem:conflict")
+    if isinstance(exc, RateLimited):
+        return problem(
+            request,
+            429,
+            str(exc),
+            type_="urn:tresor:problem:rate-limited",
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+    if isinstance(exc, Unauthenticated):
+        return problem(
+            request,
+            401,
+            str(exc),
+            type_=f"urn:tresor:problem:unauthenticated:{exc.reason}",
+            headers={"WWW-Authenticate": 'Bearer realm="tresor-self"'},
+            reason=exc.reason,
+        )
     if isinstance(exc, Unavailable):
         log.error("unavailable", error=type(exc.__cause__).__name__ if exc.__cause__ else None)
         return problem(

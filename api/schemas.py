@@ -17,7 +17,19 @@ Short = Annotated[str, Meta(min_length=1, max_length=100)]
 Text200 = Annotated[str, Meta(min_length=1, max_length=200)]
 EmailText = Annotated[str, Meta(min_length=3, max_length=320)]
 PhoneText = Annotated[str, Meta(min_length=3, max_length=40)]
-Uuid = Annotated[str, Meta(min_length=36, max_length=36, pattern=r"^[0-9a-f-]{36}$")]
+UUID_PATTERN = r"^[0-9a-f-]{36}$"
+Uuid = Annotated[str, Meta(min_length=36, max_length=36, pattern=UUID_PATTERN)]
+
+
+def uuid_path(description: str) -> Any:
+    """A UUID path parameter. Litestar takes a path parameter's constraints from its
+    `Parameter`, not from the `Annotated` metadata of `Uuid`, so they are repeated here (else
+    any string reaches the database and the OpenAPI document shows no pattern)."""
+    from litestar.params import Parameter
+
+    return Parameter(
+        description=description, min_length=36, max_length=36, pattern=UUID_PATTERN
+    )
 
 
 class PostalAddressIn(Struct, forbid_unknown_fields=True):
@@ -190,3 +202,415 @@ class Problem(Struct):
     instance: str | None = None
     reason: str | None = None
     errors: list[ProblemError] | None = None
+
+
+# -- self-service (privacy centre JSON API, /self/v1) -------------------------------------------
+
+SelfRequestType = Literal[
+    "access",
+    "portability",
+    "rectification",
+    "restriction",
+    "objection",
+    "erasure",
+    "consent_withdrawal",
+]
+
+
+class SelfSessionStart(Struct, forbid_unknown_fields=True):
+    """Exactly one of `email` or `phone`: the address the vault knows the customer by."""
+
+    email: EmailText | None = None
+    phone: PhoneText | None = None
+
+
+class SelfSessionAccepted(Struct):
+    status: str
+    detail: str
+
+
+class SelfSessionVerify(Struct, forbid_unknown_fields=True):
+    """The same address as in the start call, and the code from the mail."""
+
+    code: Annotated[str, Meta(min_length=1, max_length=20)]
+    email: EmailText | None = None
+    phone: PhoneText | None = None
+
+
+class SelfSessionToken(Struct):
+    token: str
+    token_type: str
+    expires_at: datetime
+
+
+class PurposeTitle(Struct):
+    de: str
+    en: str
+
+
+class SelfContact(Struct):
+    email: str | None = None
+    phone: str | None = None
+    name: str | None = None
+    postal_address: dict[str, str] | None = None
+    external_ref: str | None = None
+
+
+class SelfConsent(Struct):
+    consent_id: str
+    purpose: str
+    title: PurposeTitle
+    basis: str
+    status: str
+    touchpoint: str | None
+    method: str | None
+    given_at: datetime | None
+    expires_at: datetime | None
+    withdrawn_at: datetime | None
+    withdrawable: bool
+
+
+class SelfAccess(Struct):
+    """One read of the subject's contact data by an internal system, allowed or denied."""
+
+    at: datetime
+    client: str
+    purpose: str | None
+    title: PurposeTitle | None
+    fields: list[str]
+    decision: str
+    reason: str | None
+
+
+class SelfRequest(Struct):
+    request_id: str
+    type: str
+    status: str
+    channel: str
+    received_at: datetime
+    due_at: datetime
+    extended_at: datetime | None = None
+    extension_reason: str | None = None
+    verified_at: datetime | None = None
+    completed_at: datetime | None = None
+    outcome_reason: str | None = None
+    overdue: bool = False
+
+
+class SelfOverview(Struct):
+    subject_id: str
+    status: str
+    contact: SelfContact
+    consents: list[SelfConsent]
+    access_log: list[SelfAccess]
+    requests: list[SelfRequest]
+
+
+class SelfRequestCreate(Struct, forbid_unknown_fields=True):
+    """A request the verified subject makes. Only two types take a `payload`:
+    rectification `{"changes": {"name": "…", …}}` and consent withdrawal
+    `{"consent_ids": [...]}` or `{"purposes": [...]}` (none: every consent)."""
+
+    type: SelfRequestType
+    payload: dict[str, Any] | None = None
+
+
+# -- data-subject requests (DPO workflow, /v1/requests) and the export -------------------------
+
+RequestTypeName = Literal[
+    "access",
+    "portability",
+    "rectification",
+    "restriction",
+    "objection",
+    "erasure",
+    "consent_withdrawal",
+]
+RequestStatusName = Literal[
+    "received",
+    "identity_verification",
+    "in_review",
+    "in_progress",
+    "completed",
+    "partially_completed",
+    "rejected",
+]
+RequestChannelName = Literal["self_service", "letter", "phone", "email", "in_person"]
+ReasonText = Annotated[str, Meta(min_length=1, max_length=1000)]
+
+
+class RequestPayload(Struct, forbid_unknown_fields=True):
+    """What the subject asked for. Rectification: `changes` (the corrected contact data;
+    `null` removes a field). Consent withdrawal: `consent_ids` and/or `purposes` (neither:
+    every consent). Other types take no payload. Stored sealed; never in audit or history."""
+
+    changes: ContactPatch | UnsetType = UNSET
+    consent_ids: Annotated[list[Uuid], Meta(min_length=1, max_length=100)] | UnsetType = UNSET
+    purposes: Annotated[list[Short], Meta(min_length=1, max_length=50)] | UnsetType = UNSET
+
+
+class RequestCreate(Struct, forbid_unknown_fields=True):
+    """A request received on the subject's behalf (letter, phone, e-mail, in person)."""
+
+    subject_id: Uuid
+    type: RequestTypeName
+    channel: RequestChannelName
+    payload: RequestPayload | None = None
+
+
+class RequestHistoryOut(Struct):
+    at: datetime
+    event: str
+    status: str
+    actor: str
+    note: str | None = None
+
+
+class RequestOut(Struct):
+    request_id: str
+    subject_id: str | None
+    type: str
+    status: str
+    channel: str
+    received_at: datetime
+    due_at: datetime
+    overdue: bool
+    extended_at: datetime | None = None
+    extension_reason: str | None = None
+    verified_at: datetime | None = None
+    completed_at: datetime | None = None
+    outcome_reason: str | None = None
+    history: list[RequestHistoryOut] = msgspec.field(default_factory=list)
+
+
+class RequestList(Struct):
+    """Overdue open requests first, then by due date ascending (items carry no history)."""
+
+    items: list[RequestOut]
+
+
+class RequestReason(Struct, forbid_unknown_fields=True):
+    reason: ReasonText
+
+
+class RequestExtend(Struct, forbid_unknown_fields=True):
+    """Extend once, within the first month after receipt, by 1 or 2 months (Art. 12(3))."""
+
+    reason: ReasonText
+    months: Literal[1, 2] = 2
+
+
+class RequestComplete(Struct, forbid_unknown_fields=True):
+    note: ReasonText | None = None
+
+
+# -- data-protection officer: audit trail, statistics, consent proof, Art. 30 record ----------
+
+
+class AuditEventOut(Struct):
+    """One audit event. Pseudonymous: subject ids, purposes and field names, never values."""
+
+    seq: int
+    at: datetime
+    actor_type: str
+    actor_id: str
+    action: str
+    subject_id: str | None
+    purpose: str | None
+    fields: list[str]
+    decision: str
+    reason: str | None
+    consent_id: str | None
+    request_id: str | None
+    sealed: bool
+
+
+class AuditPageOut(Struct):
+    items: list[AuditEventOut]
+    next_cursor: str | None = None
+
+
+class AccessReadsOut(Struct):
+    client: str
+    purpose: str | None
+    allowed: int
+    denied: int
+    total: int
+
+
+class DenialCountOut(Struct):
+    reason: str
+    count: int
+
+
+class AccessBucketOut(Struct):
+    start: datetime
+    allowed: int
+    denied: int
+    total: int
+
+
+class AccessStatsOut(Struct):
+    """Lookups (reads of contact data, allowed and denied) in [since, until)."""
+
+    since: datetime
+    until: datetime
+    bucket: Literal["day", "hour"]
+    total: int
+    allowed: int
+    denied: int
+    by_client_purpose: list[AccessReadsOut]
+    denials_by_reason: list[DenialCountOut]
+    series: list[AccessBucketOut]
+
+
+class ConsentBucketOut(Struct):
+    start: datetime
+    granted: int
+    withdrawn: int
+    expired: int
+
+
+class PurposeConsentStatsOut(Struct):
+    purpose: str
+    granted: int
+    withdrawn: int
+    expired: int
+    series: list[ConsentBucketOut]
+
+
+class ConsentStatsOut(Struct):
+    """Consents granted, withdrawn and expired per purpose and time bucket."""
+
+    since: datetime
+    until: datetime
+    bucket: Literal["day", "hour"]
+    purposes: list[PurposeConsentStatsOut]
+
+
+class CheckpointOut(Struct):
+    position: int
+    seq: int
+    at: datetime
+    key_id: str
+
+
+class ChainStatusOut(Struct):
+    """Result of verifying the whole HMAC chain and every checkpoint signature."""
+
+    ok: bool
+    verified: int
+    unsealed: int
+    checkpoints: int
+    checked_at: datetime
+    last_verified_checkpoint: int | None = None
+    broken_seq: int | None = None
+    problem: str | None = None
+    last_checkpoint: CheckpointOut | None = None
+
+
+class ProofPurposeOut(Struct):
+    id: str
+    title: PurposeTitle
+    lawful_basis: str
+    double_opt_in: bool
+    explicit_consent: bool
+    channel: str
+    data_use: str
+    catalogue_version: str
+
+
+class ProofEvidenceOut(Struct):
+    """How the consent was given. `ip` / `user_agent` are opened from their sealed form for
+    the proof (`sealed_evidence`: opened, none or shredded)."""
+
+    sealed_evidence: Literal["opened", "none", "shredded"]
+    touchpoint: str | None = None
+    method: str | None = None
+    notice_version: str | None = None
+    notice_text_hash: str | None = None
+    language: str | None = None
+    collected_by: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+class ProofCheckpointOut(Struct):
+    """The newest signed checkpoint: verify `signature` (Ed25519, base64) over
+    `tresor-audit-checkpoint|v1|position|seq|head|at` with the public key."""
+
+    position: int
+    seq: int
+    head: str
+    at: datetime
+    key_id: str
+    signature: str
+
+
+class ConsentProofOut(Struct):
+    consent_id: str
+    subject_id: str
+    purpose_id: str
+    basis: str
+    status: str
+    stored_status: str
+    created_at: datetime
+    subject_status: str
+    evidence: ProofEvidenceOut
+    history: list[HistoryEntry]
+    events: list[AuditEventOut]
+    generated_at: datetime
+    generated_by: str
+    purpose: ProofPurposeOut | None = None
+    reference: str | None = None
+    granted_at: datetime | None = None
+    expires_at: datetime | None = None
+    withdrawn_at: datetime | None = None
+    confirm_deadline: datetime | None = None
+    checkpoint: ProofCheckpointOut | None = None
+
+
+class RopaRecipientOut(Struct):
+    client: str
+    role: str
+
+
+class RopaObservedRecipientOut(Struct):
+    client: str
+    reads: int
+    last_read_at: datetime | None = None
+
+
+class RopaActivityOut(Struct):
+    """One processing activity (one purpose) of the Art. 30 record."""
+
+    purpose: str
+    title: PurposeTitle
+    description: PurposeTitle
+    lawful_basis: str
+    legal_reference: str
+    data_categories: list[str]
+    subject_categories: list[str]
+    recipients: list[RopaRecipientOut]
+    observed_recipients: list[RopaObservedRecipientOut]
+    retention_after_end_days: int
+    channel: str
+    communication_type: str
+    double_opt_in: bool
+    explicit_consent: bool
+    data_use: str
+    default_consent_days: int | None = None
+
+
+class RopaMeasureOut(Struct):
+    id: str
+    description: PurposeTitle
+
+
+class RopaOut(Struct):
+    """The record of processing activities (GDPR Art. 30(1)) and the security measures."""
+
+    catalogue_version: str
+    generated_at: datetime
+    activities: list[RopaActivityOut]
+    security_measures: list[RopaMeasureOut]

@@ -28,7 +28,8 @@ from vault.crypto import open_field, seal_field
 from vault.decision import BasisFacts, BasisStatus, effective_status
 from vault.errors import Conflict, InvalidInput, NotFound
 from vault.policies import LawfulBasis, Purpose
-from vault.storage.tables import consent_history, consents
+from vault.rights import is_direct_marketing
+from vault.storage.tables import consent_history, consents, subjects
 from vault.subjects import SubjectStatus, decrypt_fields, load_subject
 
 COLLECTION_METHODS = (
@@ -194,6 +195,18 @@ async def record_basis(
         row = await load_subject(conn, subject_id, for_update=True)
         if row.status == SubjectStatus.ERASED:
             raise Conflict("the subject was erased")
+        # Art. 21(3): after an objection, marketing needs a fresh explicit opt-in by the
+        # subject, which lifts the objection.
+        objection_cleared = False
+        if row.marketing_objection_at is not None and is_direct_marketing(purpose):
+            if evidence is None or not evidence.explicit:
+                raise Conflict("the subject objected to direct marketing")
+            await conn.execute(
+                update(subjects)
+                .where(subjects.c.id == subject_id)
+                .values(marketing_objection_at=None)
+            )
+            objection_cleared = True
         dek = ctx.deks.dek(subject_id, row.kek_version, row.wrapped_dek)
         evidence_ct = None
         if evidence is not None and (evidence.ip or evidence.user_agent):
@@ -276,7 +289,8 @@ async def record_basis(
             subject_id=subject_id,
             purpose=purpose_id,
             consent_id=consent_id,
-            detail={"status": str(status), "superseded": len(earlier)},
+            detail={"status": str(status), "superseded": len(earlier)}
+            | ({"objection_cleared": True} if objection_cleared else {}),
         )
         if token:
             address = decrypt_fields(ctx, row, ("email",)).get("email")
@@ -351,7 +365,6 @@ def confirmation_mail(
     msg["From"] = ctx.settings.mail_from
     msg["To"] = address
     msg["Subject"] = subject_tpl.format(title=title)
-    msg["Content-Language"] = language
     msg.set_content(
         body_tpl.format(
             title=title,
@@ -359,6 +372,8 @@ def confirmation_mail(
             deadline=deadline.strftime("%Y-%m-%d %H:%M") if deadline else "-",
         )
     )
+    # After set_content, which clears every Content-* header set before it.
+    msg["Content-Language"] = language
     return msg
 
 
@@ -384,11 +399,17 @@ async def confirm(ctx: VaultContext, token: str, actor: Actor) -> BasisRecord:
             raise Conflict("this consent can no longer be confirmed")
         purpose = ctx.catalogue.get(row.purpose)
         expires_at = as_utc(row.expires_at)
-        if purpose is not None and purpose.default_duration and expires_at is not None:
-            # The consent runs for its full duration from confirmation, not from the request.
-            created = as_utc(row.created_at)
-            assert created is not None
-            expires_at = now + (expires_at - created)
+        created = as_utc(row.created_at)
+        assert created is not None
+        if (
+            purpose is not None
+            and purpose.default_duration
+            and expires_at is not None
+            and expires_at - created == purpose.default_duration
+        ):
+            # A default duration runs in full from confirmation, not from the request; an
+            # expiry the client named explicitly is kept as it is.
+            expires_at = now + purpose.default_duration
         await conn.execute(
             update(consents)
             .where(consents.c.id == row.id)
@@ -467,7 +488,11 @@ async def withdraw(
             conn,
             at=now,
             actor=actor,
-            action=AuditAction.CONSENT_WITHDRAW,
+            action=(
+                AuditAction.SUBJECT_CONSENT_WITHDRAW
+                if actor.type == "subject"
+                else AuditAction.CONSENT_WITHDRAW
+            ),
             decision=Decision.ALLOW,
             subject_id=subject_id,
             purpose=row.purpose,

@@ -44,3 +44,25 @@ class Unavailable(VaultError):
     """Storage, audit, keyring or mailer failed; nothing was revealed or committed."""
 
     code = "unavailable"
+
+
+class RateLimited(VaultError):
+    """Too many attempts in a window; `retry_after` says in how many seconds to try again."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+
+
+class Unauthenticated(VaultError):
+    """A one-time code or a self-service session was wrong, expired, used up or unknown.
+
+    One error for every such case, so a caller cannot tell which (no enumeration)."""
+
+    code = "unauthenticated"
+
+    def __init__(self, message: str, reason: str = "invalid_credentials") -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 
-from vault import audit
+from vault import audit, erasure
 from vault.audit import Actor, AuditAction, Decision
 from vault.context import VaultContext
 from vault.crypto import LocalKeyring
@@ -93,7 +93,11 @@ async def rotate(ctx: VaultContext, actor: Actor) -> RotationReport:
             detail={"new_version": new_version},
         )
     rewrapped = await rewrap_all(ctx, actor)
+    # Keys of fields retained after erasure (Art. 17(3)) are wrapped by the KEK too.
+    rewrapped += await erasure.rewrap_retained(ctx, actor)
     in_use = await versions_in_use(ctx)
+    for version, count in (await erasure.retained_versions_in_use(ctx)).items():
+        in_use[version] = in_use.get(version, 0) + count
     remaining = sum(n for v, n in in_use.items() if v != new_version)
     return RotationReport(new_version=new_version, rewrapped=rewrapped, remaining=remaining)
 
@@ -104,6 +108,7 @@ async def retire_unused(ctx: VaultContext, actor: Actor) -> list[int]:
     if not isinstance(keyring, LocalKeyring):
         raise TypeError("retiring is implemented for the local keyring provider")
     in_use = set((await versions_in_use(ctx)).keys())
+    in_use |= set((await erasure.retained_versions_in_use(ctx)).keys())
     removed = keyring.retire_versions(keep=in_use)
     if removed:
         async with ctx.transaction() as conn:

@@ -96,20 +96,22 @@ _OPTIONAL = {
 
 
 def _line_of(text: str, purpose_id: str | None, index: int) -> int:
-    """Best-effort line number of the index-th [[purpose]] table (or its id line)."""
+    """Best-effort line number of the index-th [[purpose]] table's id line (or its header).
+
+    The search stays inside that table, so a duplicate id points at the duplicate.
+    """
     lines = text.splitlines()
+    headers = [n for n, line in enumerate(lines, 1) if line.strip() == "[[purpose]]"]
+    start, end = 1, len(lines) + 1
+    if index < len(headers):
+        start = headers[index]
+        end = headers[index + 1] if index + 1 < len(headers) else end
     if purpose_id:
         pat = re.compile(r'^\s*id\s*=\s*["\']' + re.escape(purpose_id) + r'["\']')
-        for n, line in enumerate(lines, 1):
-            if pat.match(line):
+        for n in range(start, end):
+            if pat.match(lines[n - 1]):
                 return n
-    seen = -1
-    for n, line in enumerate(lines, 1):
-        if line.strip() == "[[purpose]]":
-            seen += 1
-            if seen == index:
-                return n
-    return 1
+    return start
 
 
 def _parse_purpose(raw: dict, where: str) -> Purpose:
@@ -210,6 +212,8 @@ def parse_catalogue(text: str, source: str = "purposes.toml") -> PurposeCatalogu
         raise PolicyError(f"{source}: unknown top-level key(s) {', '.join(sorted(extra))}")
     purposes: dict[str, Purpose] = {}
     for index, raw in enumerate(entries):
+        if not isinstance(raw, dict):
+            raise PolicyError(f"{source}: purpose {index + 1} must be a [[purpose]] table")
         pid = raw.get("id") if isinstance(raw.get("id"), str) else None
         where = f"{source}: line {_line_of(text, pid, index)}: purpose '{pid or index + 1}'"
         purpose = _parse_purpose(raw, where)

@@ -36,8 +36,25 @@ class Settings:
     #: TRESOR_CLIENT_CACHE_SECONDS: how long a verified API key is trusted before the
     #: client row is read again (bounds how late a revocation takes effect).
     client_cache_seconds: float = 2.0
+    #: TRESOR_SEAL_INTERVAL: seconds between audit sealer runs in `serve` (bounds how long
+    #: an event stays unsealed under normal load).
+    seal_interval: float = 0.2
     #: TRESOR_LOG_LEVEL: minimum level of the JSON logs.
     log_level: str = "INFO"
+    #: TRESOR_RETENTION_INTERVAL: seconds between retention sweeps inside `tresor serve`
+    #: (expire consents, lapse double opt-ins, erase and shred what outlived its retention);
+    #: 0 turns the periodic sweep off (`tresor retention run` still works).
+    retention_interval: float = 3600.0
+    #: TRESOR_OTP_MINUTES: how long a self-service one-time code stays valid.
+    otp_minutes: int = 10
+    #: TRESOR_OTP_ATTEMPTS: wrong tries a one-time code allows before it is void.
+    otp_max_attempts: int = 5
+    #: TRESOR_OTP_PER_ADDRESS_HOUR: codes one address (or phone) may request per hour.
+    otp_per_address_hour: int = 5
+    #: TRESOR_OTP_PER_IP_HOUR: codes one client IP address may request per hour.
+    otp_per_ip_hour: int = 20
+    #: TRESOR_SELF_SESSION_MINUTES: lifetime of a self-service session (privacy centre).
+    self_session_minutes: int = 15
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -79,5 +96,12 @@ class Settings:
             double_opt_in_hours=int(e.get("TRESOR_DOI_HOURS", "72")),
             dek_cache_size=int(e.get("TRESOR_DEK_CACHE", "10000")),
             client_cache_seconds=float(e.get("TRESOR_CLIENT_CACHE_SECONDS", "2")),
+            seal_interval=float(e.get("TRESOR_SEAL_INTERVAL", "0.2")),
             log_level=e.get("TRESOR_LOG_LEVEL", "INFO").upper(),
+            retention_interval=float(e.get("TRESOR_RETENTION_INTERVAL", "3600")),
+            otp_minutes=int(e.get("TRESOR_OTP_MINUTES", "10")),
+            otp_max_attempts=int(e.get("TRESOR_OTP_ATTEMPTS", "5")),
+            otp_per_address_hour=int(e.get("TRESOR_OTP_PER_ADDRESS_HOUR", "5")),
+            otp_per_ip_hour=int(e.get("TRESOR_OTP_PER_IP_HOUR", "20")),
+            self_session_minutes=int(e.get("TRESOR_SELF_SESSION_MINUTES", "15")),
         )

@@ -42,7 +42,7 @@ class SubjectStatus:
     ERASED = "erased"
 
 
-def _normalise(values: Mapping[str, Any]) -> dict[str, str | None]:
+def normalise_contact(values: Mapping[str, Any]) -> dict[str, str | None]:
     """Validate every given field; returns field -> canonical text (None clears a field)."""
     errors: dict[str, str] = {}
     out: dict[str, str | None] = {}
@@ -81,7 +81,7 @@ def _is_external_ref_conflict(exc: Unavailable) -> bool:
     return isinstance(cause, IntegrityError) and "external_ref_bidx" in str(cause.orig)
 
 
-def _column_values(
+def sealed_columns(
     ctx: VaultContext, subject_id: str, dek: Any, dek_version: int, fields: dict[str, str | None]
 ) -> dict[str, Any]:
     values: dict[str, Any] = {}
@@ -96,7 +96,7 @@ def _column_values(
 
 async def create_subject(ctx: VaultContext, actor: Actor, data: Mapping[str, Any]) -> str:
     """Store a new subject's contact data; returns its id. Audited in the same transaction."""
-    fields = {k: v for k, v in _normalise(data).items() if v is not None}
+    fields = {k: v for k, v in normalise_contact(data).items() if v is not None}
     if not fields:
         raise InvalidInput("at least one contact field is required", {"body": "is empty"})
     subject_id = str(uuid.uuid4())
@@ -110,7 +110,7 @@ async def create_subject(ctx: VaultContext, actor: Actor, data: Mapping[str, Any
         "dek_version": 1,
         "created_at": now,
         "updated_at": now,
-        **_column_values(ctx, subject_id, dek, 1, fields),
+        **sealed_columns(ctx, subject_id, dek, 1, fields),
     }
     try:
         async with ctx.transaction() as conn:
@@ -145,7 +145,7 @@ async def rectify_contact(
     ctx: VaultContext, actor: Actor, subject_id: str, changes: Mapping[str, Any]
 ) -> list[str]:
     """Replace (or clear, with None) the given fields; returns the changed field names."""
-    fields = _normalise(changes)
+    fields = normalise_contact(changes)
     if not fields:
         raise InvalidInput("no field to change", {"body": "is empty"})
     now = ctx.clock.now()
@@ -155,7 +155,7 @@ async def rectify_contact(
             if row.status == SubjectStatus.ERASED:
                 raise Conflict("the subject was erased")
             dek = ctx.deks.dek(subject_id, row.kek_version, row.wrapped_dek)
-            values = _column_values(ctx, subject_id, dek, row.dek_version, fields)
+            values = sealed_columns(ctx, subject_id, dek, row.dek_version, fields)
             await conn.execute(
                 update(subjects)
                 .where(subjects.c.id == subject_id)
@@ -192,6 +192,6 @@ def decrypt_fields(ctx: VaultContext, row: Row, wanted: tuple[str, ...]) -> dict
 
 def identifier_digest(ctx: VaultContext, kind: str, value: str) -> str:
     """Blind-index digest of a lookup identifier, normalised like stored values."""
-    normalised = _normalise({kind: value})[kind]
+    normalised = normalise_contact({kind: value})[kind]
     assert normalised is not None
     return ctx.indexer.digest(kind, normalised)

@@ -35,7 +35,7 @@ class ClientController(Controller):
         operation_id="createClient",
         summary="Create an API client; the key is in this response only",
         status_code=201,
-        responses=problems(*AUTHED, 409, 422),
+        responses=problems(*AUTHED, 409, 413, 422),
     )
     async def create(
         self, request: Request[Any, Any, Any], data: JSONBody[ClientCreate], vault: Vault

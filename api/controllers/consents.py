@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody
 
 from api.deps import Vault
 from api.auth import actor_of, requires
@@ -18,6 +18,7 @@ from api.schemas import (
     EvidenceOut,
     HistoryEntry,
     Uuid,
+    uuid_path,
 )
 from vault import consents
 from vault.clients import Role
@@ -56,14 +57,14 @@ class ConsentController(Controller):
         ),
         status_code=201,
         guards=[requires(Role.WRITER)],
-        responses=problems(*AUTHED, 404, 409, 422),
+        responses=problems(*AUTHED, 404, 409, 413, 422),
     )
     async def record(
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[ConsentCreate],
         vault: Vault,
-        subject_id: Uuid = Parameter(description="The subject's pseudonymous id"),
+        subject_id: Uuid = uuid_path("The subject's pseudonymous id"),
     ) -> ConsentCreated:
         evidence = None
         if data.evidence is not None:
@@ -105,7 +106,7 @@ class ConsentController(Controller):
         self,
         request: Request[Any, Any, Any],
         vault: Vault,
-        subject_id: Uuid = Parameter(description="The subject's pseudonymous id"),
+        subject_id: Uuid = uuid_path("The subject's pseudonymous id"),
     ) -> ConsentList:
         records = await consents.list_bases(vault, actor_of(request), subject_id)
         return ConsentList(items=[consent_out(r) for r in records])
@@ -122,8 +123,8 @@ class ConsentController(Controller):
         self,
         request: Request[Any, Any, Any],
         vault: Vault,
-        subject_id: Uuid = Parameter(description="The subject's pseudonymous id"),
-        consent_id: Uuid = Parameter(description="The consent's id"),
+        subject_id: Uuid = uuid_path("The subject's pseudonymous id"),
+        consent_id: Uuid = uuid_path("The consent's id"),
     ) -> ConsentOut:
         record = await consents.withdraw(vault, actor_of(request), subject_id, consent_id)
         return consent_out(record)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, get
+from litestar.openapi.datastructures import ResponseSpec
 from sqlalchemy import text
 
 from api.deps import Vault
+from api.openapi_docs import PUBLIC
 from api.schemas import Health
 from vault.crypto import KeyringError
 
@@ -14,7 +16,7 @@ class HealthController(Controller):
     tags = ["operations"]
     opt = {"exclude_from_auth": True}
 
-    @get("/health", operation_id="health", summary="The process is up")
+    @get("/health", operation_id="health", summary="The process is up", security=PUBLIC)
     async def health(self) -> Health:
         return Health(status="ok")
 
@@ -22,7 +24,14 @@ class HealthController(Controller):
         "/ready",
         operation_id="ready",
         summary="Database and keyring are usable (503 when not)",
-        responses=None,
+        security=PUBLIC,
+        responses={
+            503: ResponseSpec(
+                data_container=Health,
+                description="Database or keyring unusable; `checks` names which",
+                generate_examples=False,
+            )
+        },
     )
     async def ready(self, vault: Vault) -> Response[Health]:
         checks: dict[str, str] = {}

@@ -33,7 +33,7 @@ class LookupController(Controller):
         ),
         status_code=200,
         guards=[requires(Role.LOOKUP, Role.DPO)],
-        responses=problems(*AUTHED, 404, 409, 422),
+        responses=problems(*AUTHED, 404, 409, 413, 422),
     )
     async def lookup(
         self, request: Request[Any, Any, Any], data: JSONBody[LookupRequest], vault: Vault

@@ -11,7 +11,7 @@ from litestar.response import Template
 from api.deps import Vault
 from api.auth import actor_of
 from api.i18n import TEXTS, pick_language
-from api.openapi_docs import problems
+from api.openapi_docs import PUBLIC, problems
 from api.schemas import ConfirmRequest, ConsentOut
 from api.controllers.consents import consent_out
 from vault import consents
@@ -112,8 +112,8 @@ class ConfirmController(Controller):
         operation_id="confirmConsent",
         summary="Confirm a double opt-in consent with the token from the mailed link",
         status_code=200,
-        security=[],
-        responses=problems(400, 404, 409, 503),
+        security=PUBLIC,
+        responses=problems(400, 404, 409, 413, 503),
     )
     async def confirm(
         self, request: Request[Any, Any, Any], data: JSONBody[ConfirmRequest], vault: Vault

@@ -6,12 +6,12 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, patch, post
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody
 
 from api.deps import Vault
 from api.auth import actor_of, requires
 from api.openapi_docs import AUTHED, problems
-from api.schemas import ContactPatch, ContactPatched, SubjectCreate, SubjectCreated, Uuid
+from api.schemas import ContactPatch, ContactPatched, SubjectCreate, SubjectCreated, Uuid, uuid_path
 from vault import subjects
 from vault.clients import Role
 
@@ -37,7 +37,7 @@ class SubjectController(Controller):
         operation_id="createSubject",
         summary="Store a new subject's contact data (encrypted per field)",
         status_code=201,
-        responses=problems(*AUTHED, 409, 422),
+        responses=problems(*AUTHED, 409, 413, 422),
     )
     async def create(
         self, request: Request[Any, Any, Any], data: JSONBody[SubjectCreate], vault: Vault
@@ -50,14 +50,14 @@ class SubjectController(Controller):
         "/{subject_id:str}/contact",
         operation_id="rectifyContact",
         summary="Rectify (replace or remove) contact fields of a subject",
-        responses=problems(*AUTHED, 404, 409, 422),
+        responses=problems(*AUTHED, 404, 409, 413, 422),
     )
     async def rectify(
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[ContactPatch],
         vault: Vault,
-        subject_id: Uuid = Parameter(description="The subject's pseudonymous id"),
+        subject_id: Uuid = uuid_path("The subject's pseudonymous id"),
     ) -> ContactPatched:
         changed = await subjects.rectify_contact(
             vault, actor_of(request), subject_id, _present(data)

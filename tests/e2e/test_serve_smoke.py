@@ -131,3 +131,22 @@ def test_a_user_stores_and_resolves_contact_data_with_the_served_binary(served):
     assert "email" not in body["fields"]
     status, _, body = _call(base, "GET", "/ready")
     assert status == 200 and body["checks"] == {"database": "ok", "keyring": "ok"}
+
+
+def test_the_running_server_seals_the_audit_trail_within_a_second(served):
+    """Events appended through the API are sealed by the server's own sealer, and verify passes."""
+    base, cli, _ = served
+    admin = cli("clients", "create", "ops", "--role", "admin").strip().splitlines()[-1]
+    for _ in range(5):
+        assert _call(base, "GET", "/v1/clients", admin)[0] == 200
+        _call(base, "POST", "/v1/lookup", "tresor_wrong", {"purpose": "order.delivery"})
+    status, _, _ = _call(base, "POST", "/v1/clients", admin, {"name": "shop", "role": "writer"})
+    assert status == 201
+    deadline = time.monotonic() + 5
+    out = ""
+    while time.monotonic() < deadline:
+        out = cli("audit", "verify")
+        if out.startswith("OK") and " 0 not sealed" in out:
+            break
+        time.sleep(0.2)
+    assert out.startswith("OK: 2 events verified") and " 0 not sealed" in out, out

@@ -47,6 +47,9 @@ class ServerSecrets:
     index_key: bytes
     client_key: bytes
     audit_key: bytes
+    #: Ed25519 private key (raw 32 bytes) that signs audit checkpoints; None in keyrings
+    #: written before checkpoints existed until `ensure_signing_key` adds one.
+    signing_key: bytes | None = None
 
 
 def _b64(data: bytes) -> str:
@@ -89,6 +92,7 @@ class LocalKeyring:
             "index_key": _b64(secrets.token_bytes(32)),
             "client_key": _b64(secrets.token_bytes(32)),
             "audit_key": _b64(secrets.token_bytes(32)),
+            "signing_key": _b64(secrets.token_bytes(32)),
         }
         _write_atomically(path, doc, exclusive=True)
         return cls(path)
@@ -128,6 +132,7 @@ class LocalKeyring:
                 index_key=_unb64(doc["index_key"]),
                 client_key=_unb64(doc["client_key"]),
                 audit_key=_unb64(doc["audit_key"]),
+                signing_key=_unb64(doc["signing_key"]) if "signing_key" in doc else None,
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise KeyringError(f"keyring {self._path} is malformed") from exc
@@ -183,6 +188,18 @@ class LocalKeyring:
             _write_atomically(self._path, doc)
             self._load()
         return new_version
+
+    def ensure_signing_key(self) -> bytes:
+        """The checkpoint signing key, adding one to an older keyring file if it lacks it."""
+        if self.secrets.signing_key is None:
+            with self._lock:
+                doc = self._read_doc()
+                if "signing_key" not in doc:
+                    doc["signing_key"] = _b64(secrets.token_bytes(32))
+                    _write_atomically(self._path, doc)
+                self._load()
+        assert self.secrets.signing_key is not None
+        return self.secrets.signing_key
 
     def retire_versions(self, keep: set[int]) -> list[int]:
         """Remove every KEK version not in `keep` (never the active one); returns removed."""

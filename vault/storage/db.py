@@ -31,6 +31,9 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
+            # Erased data must not linger in free pages of the file (crypto-shredding
+            # covers ciphertexts; this also covers blind indexes and metadata).
+            cur.execute("PRAGMA secure_delete=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
             dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, below
@@ -41,7 +44,7 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
 
         return engine
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
     )
 
 

@@ -137,6 +137,23 @@ class AuditEvent(Base):
     reason: Mapped[str | None] = mapped_column(String(64))
     consent_id: Mapped[str | None] = mapped_column(String(36))
     detail: Mapped[str | None] = mapped_column(Text)
+    #: Position in the HMAC chain, set by the single sealer off the request path.
+    chain_pos: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    chain_mac: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """A signed (Ed25519) statement of the chain head at a position, verifiable outside."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
+    chain_pos: Mapped[int] = mapped_column(BigInteger, unique=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    head: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(TZ)
+    key_id: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(200))
 
 
 class RetainedFields(Base):
@@ -235,4 +252,5 @@ dsar_requests = DsarRequest.__table__
 dsar_request_history = DsarRequestHistory.__table__
 self_service_challenges = SelfServiceChallenge.__table__
 self_service_sessions = SelfServiceSession.__table__
+audit_checkpoints = AuditCheckpoint.__table__
 metadata = Base.metadata

@@ -1,0 +1,874 @@
+"""The data-protection officer's console: web pages at /dpo (German, English via ?lang=).
+
+Sign-in: the DPO pastes an API key of the role `dpo`; it is checked by the same
+authenticator as the API, and the answer is a session cookie `tresor_dpo` (HttpOnly,
+SameSite=Strict, Path=/dpo, Secure over TLS). The cookie is a server-signed token, not a
+key into process memory: `v1.<payload>.<HMAC-SHA256>` where the payload names the client
+(id and name) and the expiry, and the MAC key is derived from the keyring's server key, so
+every node sharing the keyring accepts it (multi-node) and nothing else can mint one. Each
+page re-reads the client row, so revoking the key ends its sessions at once on every node.
+
+Every form posts through Litestar's CSRF middleware (double-submit: an HMAC-signed token in
+the cookie `tresor_dpo_csrf` that each form echoes as `_csrf_token`), mounted on this
+controller only; the sign-in form is covered too (login CSRF).
+
+Everything a DPO looks at here is audited by the vault functions behind it, exactly like the
+same reads through the API. Charts are inline SVG drawn on the server (no script, no CDN),
+each with a table of its numbers for screen readers.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import structlog
+from litestar import Controller, Request, Response, get, post
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import Cookie, ResponseHeader
+from litestar.datastructures.headers import CacheControlHeader
+from litestar.exceptions import HTTPException, PermissionDeniedException
+from litestar.middleware.csrf import CSRFMiddleware
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+from litestar.types import ASGIApp, Receive, Scope, Send
+from markupsafe import Markup, escape
+from sqlalchemy import select
+
+from api.deps import Vault
+from api.i18n import TEXTS, pick_language
+from vault import audit, audit_chain, audit_query, consent_proof, ropa
+from vault.audit import Actor, AuditAction, Decision
+from vault.audit_query import AuditFilter
+from vault.clients import ClientInfo, Role
+from vault.clock import as_utc
+from vault.context import VaultContext
+from vault.errors import InvalidInput, NotFound, Unavailable, VaultError
+from vault.storage.tables import clients
+
+SESSION_COOKIE = "tresor_dpo"
+CSRF_COOKIE = "tresor_dpo_csrf"
+COOKIE_PATH = "/dpo"
+SESSION_TTL = timedelta(hours=4)
+_TOKEN_RE = re.compile(r"^v1\.([A-Za-z0-9_-]{10,600})\.([0-9a-f]{64})$")
+_NEXT_RE = re.compile(r"^/dpo/[A-Za-z0-9/_.:-]*(\?[A-Za-z0-9_.:%&=+-]*)?$")
+_UUID_RE = re.compile(r"^[0-9a-f-]{36}$")
+log = structlog.get_logger("tresor.dpo")
+
+SECURITY_HEADERS = [
+    ResponseHeader(name="X-Frame-Options", value="DENY"),
+    ResponseHeader(
+        name="Content-Security-Policy",
+        value=(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        ),
+    ),
+    ResponseHeader(name="Referrer-Policy", value="no-referrer"),
+    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
+]
+#: The same headers as a dict, for pages rendered outside this controller (the API's
+#: printable consent proof).
+PAGE_HEADERS = {h.name: str(h.value) for h in SECURITY_HEADERS} | {"Cache-Control": "no-store"}
+
+#: Action tags offered as suggestions in the search form.
+SUGGESTED_ACTIONS = ("lookup", "client:contact:lookup", "consent", "withdraw", "erase", "dpo")
+
+
+# -- keys derived from the keyring --------------------------------------------------------------
+
+
+def _derive(ctx: VaultContext, label: bytes) -> bytes:
+    return hmac.new(ctx.secrets.client_key, label, hashlib.sha256).digest()
+
+
+def csrf_secret(ctx: VaultContext) -> str:
+    """The CSRF signing secret: the same on every node sharing the keyring."""
+    return _derive(ctx, b"tresor.dpo.csrf.v1").hex()
+
+
+# -- the session token --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DpoSession:
+    client_id: str
+    name: str
+    expires_at: datetime
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def issue_session(ctx: VaultContext, client: ClientInfo) -> tuple[str, DpoSession]:
+    """A signed session token for a verified DPO client."""
+    expires = ctx.clock.now() + SESSION_TTL
+    payload = _b64(
+        json.dumps(
+            {
+                "c": client.id,
+                "n": client.name,
+                "e": int(expires.timestamp()),
+                "r": secrets.token_urlsafe(12),
+            },
+            separators=(",", ":"),
+        ).encode()
+    )
+    mac = hmac.new(_derive(ctx, b"tresor.dpo.session.v1"), payload.encode(), hashlib.sha256)
+    expires_at = datetime.fromtimestamp(int(expires.timestamp()), UTC)
+    session = DpoSession(client.id, client.name, expires_at)
+    return f"v1.{payload}.{mac.hexdigest()}", session
+
+
+def read_session(ctx: VaultContext, token: str | None) -> DpoSession | None:
+    """The session a token carries if its MAC is right and it has not expired, else None."""
+    m = _TOKEN_RE.match(token or "")
+    if not m:
+        return None
+    payload, mac = m.group(1), m.group(2)
+    want = hmac.new(_derive(ctx, b"tresor.dpo.session.v1"), payload.encode(), hashlib.sha256)
+    if not hmac.compare_digest(want.hexdigest(), mac):
+        return None
+    try:
+        claims = json.loads(_unb64(payload))
+        session = DpoSession(
+            str(claims["c"]), str(claims["n"]), datetime.fromtimestamp(int(claims["e"]), UTC)
+        )
+    except (ValueError, KeyError, TypeError, OverflowError):
+        return None
+    if session.expires_at <= ctx.clock.now():
+        return None
+    return session
+
+
+async def active_dpo(ctx: VaultContext, session: DpoSession) -> bool:
+    """The session's client still exists, is not revoked and still has the role dpo."""
+    async with ctx.transaction() as conn:
+        row = (
+            await conn.execute(
+                select(clients.c.name, clients.c.role, clients.c.revoked_at).where(
+                    clients.c.id == session.client_id
+                )
+            )
+        ).first()
+    return (
+        row is not None
+        and row.revoked_at is None
+        and row.role == Role.DPO.value
+        and row.name == session.name
+    )
+
+
+# -- middleware, cookies, helpers ----------------------------------------------------------------
+
+
+def _is_secure(request: Request[Any, Any, Any] | None, scope: Scope | None = None) -> bool:
+    scheme = request.url.scheme if request is not None else (scope or {}).get("scheme")
+    if scheme == "https":
+        return True
+    app = (request.scope if request is not None else scope or {}).get("litestar_app")
+    vault = getattr(getattr(app, "state", None), "vault", None)
+    return bool(vault and vault.settings.public_url.startswith("https://"))
+
+
+class DpoCsrfMiddleware:
+    """Litestar's `CSRFMiddleware` for the console, built on first use (the keyring, and so
+    the secret, is loaded at start-up), with a Secure cookie over TLS."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._inner: dict[bool, CSRFMiddleware] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        secure = _is_secure(None, scope)
+        inner = self._inner.get(secure)
+        if inner is None:
+            vault = scope["litestar_app"].state.vault
+            inner = CSRFMiddleware(
+                self.app,
+                CSRFConfig(
+                    secret=csrf_secret(vault),
+                    cookie_name=CSRF_COOKIE,
+                    cookie_path=COOKIE_PATH,
+                    cookie_secure=secure,
+                    cookie_httponly=True,
+                    cookie_samesite="strict",
+                ),
+            )
+            self._inner[secure] = inner
+        await inner(scope, receive, send)
+
+
+def session_cookie(request: Request[Any, Any, Any], token: str) -> Cookie:
+    return Cookie(
+        key=SESSION_COOKIE,
+        value=token,
+        path=COOKIE_PATH,
+        max_age=int(SESSION_TTL.total_seconds()),
+        httponly=True,
+        samesite="strict",
+        secure=_is_secure(request),
+    )
+
+
+def clear_session_cookie(request: Request[Any, Any, Any]) -> Cookie:
+    return Cookie(
+        key=SESSION_COOKIE,
+        value="",
+        path=COOKIE_PATH,
+        max_age=0,
+        httponly=True,
+        samesite="strict",
+        secure=_is_secure(request),
+    )
+
+
+def fmt_for(lang: str):  # type: ignore[no-untyped-def]
+    def fmt(value: datetime | None, date_only: bool = False) -> str:
+        value = as_utc(value)
+        if value is None:
+            return "–"
+        if lang == "de":
+            return value.strftime("%d.%m.%Y" if date_only else "%d.%m.%Y %H:%M:%S")
+        return value.strftime("%Y-%m-%d" if date_only else "%Y-%m-%d %H:%M:%S")
+
+    return fmt
+
+
+def _period_for(lang: str, bucket: str):  # type: ignore[no-untyped-def]
+    def period(start: datetime) -> str:
+        if bucket == "hour":
+            return start.strftime("%d.%m. %H:00" if lang == "de" else "%m-%d %H:00")
+        return start.strftime("%d.%m.%Y" if lang == "de" else "%Y-%m-%d")
+
+    return period
+
+
+def _axis_for(lang: str, bucket: str):  # type: ignore[no-untyped-def]
+    """Short labels for a chart's time axis."""
+
+    def axis(start: datetime) -> str:
+        if bucket == "hour":
+            return start.strftime("%d.%m. %H h" if lang == "de" else "%m-%d %H:00")
+        return start.strftime("%d.%m." if lang == "de" else "%m-%d")
+
+    return axis
+
+
+def _request_id(request: Request[Any, Any, Any]) -> str | None:
+    return request.scope.get("state", {}).get("request_id")
+
+
+def _actor(request: Request[Any, Any, Any], session: DpoSession) -> Actor:
+    return Actor("dpo", session.name, _request_id(request))
+
+
+def _search_url(lang: str, **params: Any) -> str:
+    query = {"lang": lang} | {k: v for k, v in params.items() if v not in (None, "")}
+    return "/dpo/audit?" + urlencode(query)
+
+
+def _lang_url(request: Request[Any, Any, Any]):  # type: ignore[no-untyped-def]
+    def lang_url(code: str) -> str:
+        items = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+        return request.url.path + "?" + urlencode([*items, ("lang", code)])
+
+    return lang_url
+
+
+def page(
+    request: Request[Any, Any, Any],
+    template: str,
+    title_key: str,
+    *,
+    session: DpoSession | None = None,
+    status: int = 200,
+    cookies: list[Cookie] | None = None,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> Template:
+    lang = pick_language(request)
+    t = TEXTS[lang]
+    return Template(
+        template_name=template,
+        context={
+            "lang": lang,
+            "t": t,
+            "title": t[title_key],
+            "fmt": fmt_for(lang),
+            "lang_url": _lang_url(request),
+            "search_url": lambda **kw: _search_url(lang, **kw),
+            "field_label": lambda f: t.get(f"field_{f}", f),
+            "dpo": session.name if session else None,
+            **context,
+        },
+        status_code=status,
+        cookies=cookies or [],
+        headers=headers or {},
+    )
+
+
+def render_proof(
+    request: Request[Any, Any, Any],
+    proof: consent_proof.ConsentProof,
+    *,
+    session: DpoSession | None = None,
+) -> Template:
+    """The printable consent proof page (also answered by the API with `format=html`)."""
+    return page(
+        request,
+        "dpo_proof.html",
+        "dpo_proof_title",
+        session=session,
+        headers=PAGE_HEADERS,
+        section="audit",
+        proof=proof,
+    )
+
+
+def _message(
+    request: Request[Any, Any, Any],
+    status: int,
+    text_key: str,
+    heading_key: str = "dpo_error_title",
+) -> Template:
+    t = TEXTS[pick_language(request)]
+    return page(
+        request,
+        "dpo_message.html",
+        heading_key,
+        status=status,
+        heading=t[heading_key],
+        text=t[text_key],
+    )
+
+
+def _to_signin(request: Request[Any, Any, Any], *, expired: bool = False) -> Redirect:
+    lang = pick_language(request)
+    query: dict[str, str] = {"lang": lang}
+    target = request.url.path + (("?" + request.url.query) if request.url.query else "")
+    if request.method == "GET" and _NEXT_RE.match(target) and len(target) <= 500:
+        query["next"] = target
+    if expired:
+        query["expired"] = "1"
+    cookies = [clear_session_cookie(request)] if request.cookies.get(SESSION_COOKIE) else []
+    return Redirect(path="/dpo/signin?" + urlencode(query), status_code=303, cookies=cookies)
+
+
+class SignInRequired(Exception):
+    """No valid console session: the handler answers with a redirect to the sign-in page."""
+
+    def __init__(self, expired: bool) -> None:
+        self.expired = expired
+
+
+async def current_session(
+    request: Request[Any, Any, Any], vault: VaultContext
+) -> DpoSession | None:
+    session = read_session(vault, request.cookies.get(SESSION_COOKIE))
+    if session is None or not await active_dpo(vault, session):
+        return None
+    return session
+
+
+async def require_session(request: Request[Any, Any, Any], vault: VaultContext) -> DpoSession:
+    session = await current_session(request, vault)
+    if session is None:
+        raise SignInRequired(expired=bool(request.cookies.get(SESSION_COOKIE)))
+    return session
+
+
+def page_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Errors on the console are pages (the JSON API keeps problem+json)."""
+    if isinstance(exc, SignInRequired):
+        return _to_signin(request, expired=exc.expired)
+    if isinstance(exc, PermissionDeniedException):
+        return _message(request, 403, "dpo_error_csrf")
+    if isinstance(exc, NotFound):
+        return _message(request, 404, "dpo_error_not_found")
+    if isinstance(exc, HTTPException) and exc.status_code == 404:
+        return _message(request, 404, "dpo_error_not_found")
+    if isinstance(exc, Unavailable):
+        log.error("unavailable", error=type(exc.__cause__).__name__ if exc.__cause__ else None)
+        return _message(request, 503, "dpo_error_unavailable")
+    if isinstance(exc, HTTPException) and exc.status_code < 500:
+        return _message(request, exc.status_code, "dpo_error_not_found")
+    if isinstance(exc, VaultError):
+        return _message(request, 400, "dpo_error_not_found")
+    log.error("unhandled_error", error=type(exc).__name__)
+    return _message(request, 500, "dpo_error_unavailable")
+
+
+def _form_text(value: Any, limit: int) -> str:
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def _parse_local(value: str, name: str) -> datetime | None:
+    """A `datetime-local` value (or ISO 8601 text), read as UTC unless it names an offset."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput("bad time", {name: "is not a date and time"}) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _local_value(value: datetime | None) -> str:
+    return as_utc(value).strftime("%Y-%m-%dT%H:%M") if value else ""  # type: ignore[union-attr]
+
+
+# -- charts ---------------------------------------------------------------------------------------
+
+_W, _H, _L, _R, _T, _B = 640, 220, 48, 14, 14, 34
+
+
+def _nice_max(value: int) -> int:
+    if value <= 4:
+        return 4
+    magnitude = 10 ** (len(str(value)) - 1)
+    for step in (1, 2, 2.5, 5, 10):
+        top = int(step * magnitude)
+        if top >= value and top % 4 == 0:
+            return top
+    return ((value + 3) // 4) * 4
+
+
+def _axes(chart_id: str, title: str, n: int, top: int, labels: list[str]) -> list[str]:
+    pw, ph = _W - _L - _R, _H - _T - _B
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" role="img" '
+        f'aria-labelledby="{chart_id}-t" id="{chart_id}" font-family="system-ui,sans-serif" '
+        f'font-size="11">',
+        f'<title id="{chart_id}-t">{escape(title)}</title>',
+    ]
+    for i in range(5):
+        value = top * i // 4
+        y = _T + ph - ph * i / 4
+        out.append(
+            f'<line x1="{_L}" y1="{y:.1f}" x2="{_W - _R}" y2="{y:.1f}" stroke="#e5e7eb"/>'
+            f'<text x="{_L - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#4b5563">{value}</text>'
+        )
+    out.append(
+        f'<line x1="{_L}" y1="{_T + ph}" x2="{_W - _R}" y2="{_T + ph}" stroke="#6b7280"/>'
+    )
+    if n:
+        picks = sorted({round(i * (n - 1) / 5) for i in range(6)}) if n > 6 else range(n)
+        slot = pw / n
+        for i in picks:
+            x, anchor = _L + (i + 0.5) * slot, "middle"
+            if n > 1 and i == 0:
+                x, anchor = _L + 0.5 * slot - min(slot / 2, 4), "start"
+            elif n > 1 and i == n - 1:
+                x, anchor = _W - _R, "end"
+            out.append(
+                f'<text x="{x:.1f}" y="{_H - 12}" text-anchor="{anchor}" fill="#4b5563">'
+                f"{escape(labels[i])}</text>"
+            )
+    return out
+
+
+def stacked_bars_svg(
+    chart_id: str, title: str, labels: list[str], stacks: list[tuple[str, str, list[int]]]
+) -> Markup:
+    """Stacked bars, one per bucket; `stacks` = (name, colour, values) bottom to top."""
+    n = len(labels)
+    totals = [sum(s[2][i] for s in stacks) for i in range(n)]
+    top = _nice_max(max(totals, default=0))
+    pw, ph = _W - _L - _R, _H - _T - _B
+    out = _axes(chart_id, title, n, top, labels)
+    width = max(1.0, pw / max(n, 1) * 0.7)
+    for i in range(n):
+        base = 0
+        x = _L + (i + 0.5) * pw / n - width / 2
+        for name, colour, values in stacks:
+            v = values[i]
+            if v:
+                y = _T + ph - ph * (base + v) / top
+                h = ph * v / top
+                out.append(
+                    f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{h:.1f}" '
+                    f'fill="{colour}"><title>{escape(labels[i])}: {escape(name)} {v}</title></rect>'
+                )
+            base += v
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+def lines_svg(
+    chart_id: str, title: str, labels: list[str], series: list[tuple[str, str, str, list[int]]]
+) -> Markup:
+    """One line per series: (name, colour, dash pattern, values)."""
+    n = len(labels)
+    top = _nice_max(max((max(s[3], default=0) for s in series), default=0))
+    pw, ph = _W - _L - _R, _H - _T - _B
+    out = _axes(chart_id, title, n, top, labels)
+    for name, colour, dash, values in series:
+        points = [
+            (_L + (i + 0.5) * pw / max(n, 1), _T + ph - ph * v / top) for i, v in enumerate(values)
+        ]
+        if not points:
+            continue
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        out.append(
+            f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dash_attr} points="'
+            + " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+            + f'"><title>{escape(name)}</title></polyline>'
+        )
+        if n <= 62:
+            for (x, y), v in zip(points, values, strict=True):
+                if v:
+                    out.append(
+                        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}">'
+                        f"<title>{escape(name)} {v}</title></circle>"
+                    )
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+# -- the controller -------------------------------------------------------------------------------
+
+
+class DpoConsoleController(Controller):
+    path = "/dpo"
+    opt = {"exclude_from_auth": True}
+    include_in_schema = False
+    middleware = [DpoCsrfMiddleware]
+    cache_control = CacheControlHeader(no_store=True)
+    response_headers = SECURITY_HEADERS
+    exception_handlers = {
+        HTTPException: page_error,
+        VaultError: page_error,
+        SignInRequired: page_error,
+    }
+
+    @get("/", operation_id="dpoHome")
+    async def home(self, request: Request[Any, Any, Any], vault: Vault) -> Redirect:
+        lang = pick_language(request)
+        if await current_session(request, vault) is None:
+            return Redirect(path=f"/dpo/signin?lang={lang}", status_code=303)
+        return Redirect(path=f"/dpo/audit?lang={lang}", status_code=303)
+
+    @get("/signin", operation_id="dpoSignInPage")
+    async def signin_page(self, request: Request[Any, Any, Any], vault: Vault) -> Response[Any]:
+        lang = pick_language(request)
+        nxt = request.query_params.get("next") or ""
+        if await current_session(request, vault) is not None:
+            target = nxt if _NEXT_RE.match(nxt) else f"/dpo/audit?lang={lang}"
+            return Redirect(path=target, status_code=303)
+        t = TEXTS[lang]
+        expired = request.query_params.get("expired") == "1"
+        out = request.query_params.get("done") == "signed_out"
+        return page(
+            request,
+            "dpo_signin.html",
+            "dpo_signin_heading",
+            signin_text=t["dpo_signin_text"].format(hours=int(SESSION_TTL.total_seconds() // 3600)),
+            next=nxt if _NEXT_RE.match(nxt) else "",
+            notice=t["dpo_signed_out"] if out else (t["dpo_session_expired"] if expired else None),
+        )
+
+    @post("/signin", operation_id="dpoSignIn", status_code=303)
+    async def signin(self, request: Request[Any, Any, Any], vault: Vault) -> Response[Any]:
+        form = await request.form()
+        lang = pick_language(request)
+        t = TEXTS[lang]
+        key = _form_text(form.get("api_key"), 200)
+        nxt = _form_text(form.get("next"), 500)
+        authenticator = request.app.state.authenticator
+        client: ClientInfo | None = await authenticator.authenticate(key) if key else None
+        error = None
+        if client is None:
+            # Unknown keys are not audited (nobody to attribute them to, and a flood of
+            # guesses must not grow the trail); the log line carries no key material.
+            log.warning("dpo_signin_refused", reason="invalid_key")
+            error = t["dpo_signin_wrong"]
+        elif client.role is not Role.DPO:
+            async with vault.transaction() as conn:
+                await audit.record(
+                    conn,
+                    at=vault.clock.now(),
+                    actor=Actor(client.actor_type, client.name, _request_id(request)),
+                    action=AuditAction.DPO_SESSION_START,
+                    decision=Decision.DENY,
+                    reason="role_not_allowed",
+                )
+            error = t["dpo_signin_role"]
+        if error is not None or client is None:
+            return page(
+                request,
+                "dpo_signin.html",
+                "dpo_signin_heading",
+                status=401,
+                headers={"WWW-Authenticate": 'Cookie realm="tresor-dpo"'},
+                signin_text=t["dpo_signin_text"].format(
+                    hours=int(SESSION_TTL.total_seconds() // 3600)
+                ),
+                next=nxt if _NEXT_RE.match(nxt) else "",
+                error=error,
+            )
+        token, session = issue_session(vault, client)
+        async with vault.transaction() as conn:
+            await audit.record(
+                conn,
+                at=vault.clock.now(),
+                actor=_actor(request, session),
+                action=AuditAction.DPO_SESSION_START,
+                decision=Decision.ALLOW,
+                detail={"expires_at": session.expires_at.isoformat()},
+            )
+        target = nxt if _NEXT_RE.match(nxt) else f"/dpo/audit?lang={lang}"
+        return Redirect(path=target, status_code=303, cookies=[session_cookie(request, token)])
+
+    @post("/signout", operation_id="dpoSignOut", status_code=303)
+    async def signout(self, request: Request[Any, Any, Any], vault: Vault) -> Redirect:
+        session = await current_session(request, vault)
+        if session is not None:
+            async with vault.transaction() as conn:
+                await audit.record(
+                    conn,
+                    at=vault.clock.now(),
+                    actor=_actor(request, session),
+                    action=AuditAction.DPO_SESSION_END,
+                    decision=Decision.ALLOW,
+                )
+        lang = pick_language(request)
+        return Redirect(
+            path=f"/dpo/signin?lang={lang}&done=signed_out",
+            status_code=303,
+            cookies=[clear_session_cookie(request)],
+        )
+
+    @get("/audit", operation_id="dpoAudit")
+    async def audit_page(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
+        session = await require_session(request, vault)
+        q = request.query_params
+        form = {
+            "subject_id": _form_text(q.get("subject_id"), 100),
+            "client": _form_text(q.get("client"), 100),
+            "purpose": _form_text(q.get("purpose"), 100),
+            "action": _form_text(q.get("action"), 100),
+            "decision": _form_text(q.get("decision"), 10),
+            "since": _form_text(q.get("since"), 40),
+            "until": _form_text(q.get("until"), 40),
+            "limit": _form_text(q.get("limit"), 4) or "50",
+        }
+        cursor = _form_text(q.get("cursor"), 60) or None
+        t = TEXTS[pick_language(request)]
+        context: dict[str, Any] = {
+            "section": "audit",
+            "form": form,
+            "purposes": sorted(vault.catalogue.purposes.values(), key=lambda p: p.id),
+            "actions": SUGGESTED_ACTIONS,
+            "client_names": [],
+            "page": None,
+            "cursor": cursor,
+            "next_url": None,
+            "first_url": None,
+        }
+        status = 200
+        try:
+            limit = int(form["limit"]) if form["limit"].isdigit() else -1
+            filters = AuditFilter(
+                subject_id=form["subject_id"] or None,
+                client=form["client"] or None,
+                purpose=form["purpose"] or None,
+                action=form["action"] or None,
+                decision=form["decision"] or None,
+                since=_parse_local(form["since"], "since"),
+                until=_parse_local(form["until"], "until"),
+            )
+            result = await audit_query.search(
+                vault, _actor(request, session), filters, limit=limit, cursor=cursor
+            )
+            context["page"] = result
+            base = {k: v for k, v in form.items() if v}
+            lang = pick_language(request)
+            context["first_url"] = _search_url(lang, **base)
+            if result.next_cursor:
+                context["next_url"] = _search_url(lang, **base, cursor=result.next_cursor)
+        except InvalidInput as exc:
+            status = 422
+            context["error"] = t["dpo_invalid_filter"]
+            context["error_fields"] = sorted(exc.errors.items())
+        async with vault.transaction() as conn:
+            context["client_names"] = list(
+                (await conn.execute(select(clients.c.name).order_by(clients.c.name))).scalars()
+            )
+        return page(
+            request, "dpo_audit.html", "dpo_audit_heading", session=session, status=status,
+            **context,
+        )
+
+    @get("/requests", operation_id="dpoRequests")
+    async def requests_page(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
+        from vault.requests import list_requests
+
+        session = await require_session(request, vault)
+        show_closed = request.query_params.get("closed") == "1"
+        # Recorded first: if the event cannot be written, the queue is not shown.
+        async with vault.transaction() as conn:
+            await audit.record(
+                conn,
+                at=vault.clock.now(),
+                actor=_actor(request, session),
+                action=AuditAction.DPO_REQUEST_LIST,
+                decision=Decision.ALLOW,
+                detail={"closed": show_closed},
+            )
+        records = await list_requests(vault, limit=1000)
+        if not show_closed:
+            records = [r for r in records if not r.closed]
+        return page(
+            request,
+            "dpo_requests.html",
+            "dpo_requests_heading",
+            session=session,
+            section="requests",
+            requests=records,
+            show_closed=show_closed,
+        )
+
+    @get("/stats", operation_id="dpoStats")
+    async def stats_page(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
+        session = await require_session(request, vault)
+        lang = pick_language(request)
+        t = TEXTS[lang]
+        q = request.query_params
+        bucket = q.get("bucket") if q.get("bucket") in audit_query.BUCKETS else "day"
+        form = {
+            "since": _form_text(q.get("since"), 40),
+            "until": _form_text(q.get("until"), 40),
+            "bucket": bucket,
+        }
+        actor = _actor(request, session)
+        error: str | None = None
+        error_fields: list[tuple[str, str]] = []
+        try:
+            since = _parse_local(form["since"], "since")
+            until = _parse_local(form["until"], "until")
+            access = await audit_query.access_stats(
+                vault, actor, since=since, until=until, bucket=bucket
+            )
+        except InvalidInput as exc:
+            error, error_fields = t["dpo_invalid_filter"], sorted(exc.errors.items())
+            since = until = None
+            access = await audit_query.access_stats(vault, actor, bucket=bucket)
+        consents_ = await audit_query.consent_stats(
+            vault, actor, since=access.since, until=access.until, bucket=bucket
+        )
+        period = _period_for(lang, bucket)
+        axis = _axis_for(lang, bucket)
+        labels = [axis(b.start) for b in access.series]
+        access_chart = stacked_bars_svg(
+            "access-chart",
+            t["dpo_access_chart"],
+            labels,
+            [
+                (t["dpo_col_allowed"], "#1d4ed8", [b.allowed for b in access.series]),
+                (t["dpo_col_denied"], "#b91c1c", [b.denied for b in access.series]),
+            ],
+        )
+        charts = []
+        for i, p in enumerate(consents_.purposes, 1):
+            purpose = vault.catalogue.get(p.purpose)
+            title = purpose.title(lang) if purpose else p.purpose
+            caption = t["dpo_consent_chart"].format(purpose=title)
+            charts.append(
+                {
+                    "stats": p,
+                    "title": title,
+                    "caption": caption,
+                    "chart": lines_svg(
+                        f"consent-chart-{i}",
+                        caption,
+                        [axis(b.start) for b in p.series],
+                        [
+                            (t["dpo_granted"], "#166534", "", [b.granted for b in p.series]),
+                            (t["dpo_withdrawn"], "#b91c1c", "6 3", [b.withdrawn for b in p.series]),
+                            (t["dpo_expired"], "#6b7280", "2 3", [b.expired for b in p.series]),
+                        ],
+                    ),
+                }
+            )
+        if not form["since"]:
+            form["since"] = _local_value(access.since)
+        return page(
+            request,
+            "dpo_stats.html",
+            "dpo_stats_heading",
+            session=session,
+            status=422 if error else 200,
+            section="stats",
+            form=form,
+            access=access,
+            access_total=t["dpo_access_total"].format(
+                total=access.total, allowed=access.allowed, denied=access.denied
+            ),
+            access_chart=access_chart,
+            consent_charts=charts,
+            period=period,
+            error=error,
+            error_fields=error_fields,
+        )
+
+    @get("/chain", operation_id="dpoChain")
+    async def chain_page(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
+        session = await require_session(request, vault)
+        lang = pick_language(request)
+        t = TEXTS[lang]
+        status = await audit_query.chain_status(vault, _actor(request, session))
+        checkpoint_text = None
+        if status.last_checkpoint_position is not None:
+            checkpoint_text = t["dpo_chain_checkpoint_value"].format(
+                position=status.last_checkpoint_position,
+                seq=status.last_checkpoint_seq,
+                at=fmt_for(lang)(status.last_checkpoint_at) + " UTC",
+            )
+        return page(
+            request,
+            "dpo_chain.html",
+            "dpo_chain_heading",
+            session=session,
+            section="chain",
+            chain=status,
+            checkpoint_text=checkpoint_text,
+            broken_text=t["dpo_chain_broken"].format(seq=status.broken_seq),
+            public_key=audit_chain.public_key_pem(vault),
+        )
+
+    @get("/consents/{consent_id:str}/proof", operation_id="dpoConsentProof")
+    async def proof_page(
+        self, request: Request[Any, Any, Any], vault: Vault, consent_id: FromPath[str]
+    ) -> Template:
+        session = await require_session(request, vault)
+        if not _UUID_RE.match(consent_id):
+            raise NotFound("no such consent")
+        proof = await consent_proof.consent_proof(vault, _actor(request, session), consent_id)
+        return render_proof(request, proof, session=session)
+
+    @get("/ropa", operation_id="dpoRopa")
+    async def ropa_page(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
+        session = await require_session(request, vault)
+        record = await ropa.record_of_processing(vault, _actor(request, session))
+        return page(
+            request,
+            "dpo_ropa.html",
+            "dpo_ropa_heading",
+            session=session,
+            section="ropa",
+            ropa=record,
+        )

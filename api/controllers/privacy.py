@@ -1,0 +1,467 @@
+"""The privacy centre web pages at /privacy (German by default, English via ?lang=en).
+
+Sign-in by a code mailed to the stored address; the session lives in the cookie
+`tresor_self` (HttpOnly, SameSite=Strict, Path=/privacy, short-lived; Secure when the
+request came over TLS or TRESOR_PUBLIC_URL is https, i.e. behind a TLS-terminating proxy).
+Every form is CSRF-protected by Litestar's CSRF middleware (an HMAC-signed token in the
+cookie `tresor_csrf` that each form must echo as `_csrf_token`), mounted on this controller
+only, so API clients elsewhere are unaffected. Pages are never cached and never framed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import Cookie, ResponseHeader
+from litestar.datastructures.headers import CacheControlHeader
+from litestar.exceptions import HTTPException, PermissionDeniedException
+from litestar.middleware.csrf import CSRFMiddleware
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from api.controllers.selfservice import (
+    client_ip,
+    create_my_request,
+    my_export,
+    my_requests,
+    request_id_of,
+)
+from api.deps import Vault
+from api.export_view import render_html
+from api.i18n import TEXTS, pick_language
+from api.schemas import UUID_PATTERN
+from vault import selfservice
+from vault.clock import as_utc
+from vault.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+    VaultError,
+)
+
+SESSION_COOKIE = "tresor_self"
+CSRF_COOKIE = "tresor_csrf"
+COOKIE_PATH = "/privacy"
+CONTACT_FIELDS = ("name", "email", "phone", "postal_address", "external_ref")
+#: Request types the page forms may ask for (export is a download, not a form).
+FORM_REQUEST_TYPES = ("rectification", "restriction", "objection", "erasure")
+_DONE = ("withdrawn", "requested", "signed_out", "erased", "expired")
+_ADDRESS_PARTS = ("street", "postal_code", "city", "country")
+
+SECURITY_HEADERS = [
+    ResponseHeader(name="X-Frame-Options", value="DENY"),
+    ResponseHeader(
+        name="Content-Security-Policy",
+        value=(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        ),
+    ),
+    ResponseHeader(name="Referrer-Policy", value="no-referrer"),
+    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
+]
+
+
+def csrf_secret(client_key: bytes) -> str:
+    """The CSRF signing secret, derived from the keyring's server key: the same on every
+    node that shares the keyring, so a form served by one node posts to any other."""
+    return hmac.new(client_key, b"tresor.privacy.csrf.v1", hashlib.sha256).hexdigest()
+
+
+class PrivacyCsrfMiddleware:
+    """Litestar's `CSRFMiddleware` for the privacy pages, built on first use (the keyring,
+    and so the secret, is loaded at application start-up), with a Secure cookie when the
+    request came over TLS."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._inner: dict[bool, CSRFMiddleware] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        vault = scope["litestar_app"].state.vault
+        secure = scope.get("scheme") == "https" or _public_https(vault)
+        inner = self._inner.get(secure)
+        if inner is None:
+            inner = CSRFMiddleware(
+                self.app,
+                CSRFConfig(
+                    secret=csrf_secret(vault.secrets.client_key),
+                    cookie_name=CSRF_COOKIE,
+                    cookie_path=COOKIE_PATH,
+                    cookie_secure=secure,
+                    cookie_httponly=True,
+                    cookie_samesite="strict",
+                ),
+            )
+            self._inner[secure] = inner
+        await inner(scope, receive, send)
+
+
+def _fmt(lang: str):  # type: ignore[no-untyped-def]
+    def fmt(value: datetime | None, date_only: bool = False) -> str:
+        value = as_utc(value)
+        if value is None:
+            return "–"
+        if lang == "de":
+            return value.strftime("%d.%m.%Y" if date_only else "%d.%m.%Y, %H:%M UTC")
+        return value.strftime("%Y-%m-%d" if date_only else "%Y-%m-%d %H:%M UTC")
+
+    return fmt
+
+
+def _public_https(vault: Any) -> bool:
+    """Served behind a TLS-terminating proxy: the public URL says https."""
+    return str(vault.settings.public_url).startswith("https://")
+
+
+def _is_https(request: Request[Any, Any, Any]) -> bool:
+    """Cookies are Secure when the request came over TLS, or the public URL is https."""
+    return request.url.scheme == "https" or _public_https(request.app.state.vault)
+
+
+def session_cookie(request: Request[Any, Any, Any], token: str, max_age: int) -> Cookie:
+    return Cookie(
+        key=SESSION_COOKIE,
+        value=token,
+        path=COOKIE_PATH,
+        max_age=max_age,
+        httponly=True,
+        samesite="strict",
+        secure=_is_https(request),
+    )
+
+
+def clear_session_cookie(request: Request[Any, Any, Any]) -> Cookie:
+    return Cookie(
+        key=SESSION_COOKIE,
+        value="",
+        path=COOKIE_PATH,
+        max_age=0,
+        httponly=True,
+        samesite="strict",
+        secure=_is_https(request),
+    )
+
+
+def _page(
+    request: Request[Any, Any, Any],
+    template: str,
+    title_key: str,
+    *,
+    status: int = 200,
+    cookies: list[Cookie] | None = None,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> Template:
+    lang = pick_language(request)
+    t = TEXTS[lang]
+    return Template(
+        template_name=template,
+        context={"lang": lang, "t": t, "title": t[title_key], "fmt": _fmt(lang), **context},
+        status_code=status,
+        cookies=cookies or [],
+        headers=headers or {},
+    )
+
+
+def _to_privacy(
+    request: Request[Any, Any, Any],
+    done: str | None = None,
+    anchor: str = "",
+    cookies: list[Cookie] | None = None,
+) -> Redirect:
+    lang = pick_language(request)
+    query = f"?lang={lang}" + (f"&done={done}" if done else "")
+    return Redirect(path=f"/privacy{query}{anchor}", status_code=303, cookies=cookies or [])
+
+
+async def _signed_in(request: Request[Any, Any, Any], vault: Any) -> str | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        return await selfservice.session_subject(vault, token)
+    except Unauthenticated:
+        return None
+
+
+def _signin_page(
+    request: Request[Any, Any, Any],
+    *,
+    status: int = 200,
+    notice: str | None = None,
+    error: str | None = None,
+    kind: str = "email",
+    value: str = "",
+    headers: dict[str, str] | None = None,
+    cookies: list[Cookie] | None = None,
+) -> Template:
+    return _page(
+        request,
+        "privacy_signin.html",
+        "pc_signin_heading",
+        status=status,
+        notice=notice,
+        error=error,
+        kind=kind,
+        value=value,
+        headers=headers,
+        cookies=cookies,
+    )
+
+
+def _message(request: Request[Any, Any, Any], status: int, heading_key: str, text: str) -> Template:
+    lang = pick_language(request)
+    return _page(
+        request,
+        "privacy_message.html",
+        heading_key,
+        status=status,
+        heading=TEXTS[lang][heading_key],
+        text=text,
+    )
+
+
+def page_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Errors on the pages are pages too (the JSON API keeps problem+json)."""
+    t = TEXTS[pick_language(request)]
+    if isinstance(exc, PermissionDeniedException):
+        return _message(request, 403, "pc_error_csrf_title", t["pc_error_csrf_text"])
+    if isinstance(exc, Unauthenticated):
+        return _to_privacy(request, "expired")
+    if isinstance(exc, NotFound):
+        return _message(request, 404, "pc_not_found_title", t["pc_not_found_text"])
+    if isinstance(exc, Conflict):
+        return _message(request, 409, "pc_error_title", t["pc_error_conflict"])
+    if isinstance(exc, InvalidInput):
+        return _message(request, 422, "pc_error_title", t["pc_error_conflict"])
+    if isinstance(exc, HTTPException) and exc.status_code < 500:
+        return _message(request, exc.status_code, "pc_error_title", t["pc_error_conflict"])
+    return _message(request, 503, "unavailable_title", t["unavailable_text"])
+
+
+def _form_value(form: Any, name: str, limit: int = 320) -> str:
+    value = form.get(name)
+    if not isinstance(value, str):
+        return ""
+    return value.strip()[:limit]
+
+
+def rectification_payload(form: Any) -> dict[str, Any] | None:
+    """The request payload of a rectification form: `{"changes": {field: new value}}`, or
+    None when every field was left empty ("unchanged")."""
+    changes: dict[str, Any] = {}
+    for name, limit in (("name", 200), ("email", 320), ("phone", 40)):
+        value = _form_value(form, name, limit)
+        if value:
+            changes[name] = value
+    address = {part: _form_value(form, part, 200) for part in _ADDRESS_PARTS}
+    if any(address.values()):
+        changes["postal_address"] = {
+            **address,
+            "country": (address["country"] or "DE").upper(),
+        }
+    return {"changes": changes} if changes else None
+
+
+class PrivacyController(Controller):
+    path = "/privacy"
+    opt = {"exclude_from_auth": True}
+    include_in_schema = False
+    middleware = [PrivacyCsrfMiddleware]
+    cache_control = CacheControlHeader(no_store=True)
+    response_headers = SECURITY_HEADERS
+    exception_handlers = {HTTPException: page_error, VaultError: page_error}
+
+    @get("/", operation_id="privacyCentre")
+    async def overview(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
+        lang = pick_language(request)
+        t = TEXTS[lang]
+        done = request.query_params.get("done")
+        notice = t[f"done_{done}"] if done in _DONE else None
+        subject_id = await _signed_in(request, vault)
+        if subject_id is None:
+            cookies = (
+                [clear_session_cookie(request)] if request.cookies.get(SESSION_COOKIE) else None
+            )
+            return _signin_page(request, notice=notice, cookies=cookies)
+        view = await selfservice.my_data(
+            vault, selfservice.subject_actor(request_id_of(request)), subject_id
+        )
+        records = await my_requests(vault, subject_id)
+        error = t["pc_rectify_empty"] if request.query_params.get("error") == "empty" else None
+        return _page(
+            request,
+            "privacy_overview.html",
+            "pc_title",
+            view=view,
+            requests=records,
+            fields=CONTACT_FIELDS,
+            notice=notice,
+            error=error,
+            session_minutes=vault.settings.self_session_minutes,
+        )
+
+    @post("/sign-in", operation_id="privacySignIn", status_code=200)
+    async def sign_in(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
+        form = await request.form()
+        t = TEXTS[pick_language(request)]
+        kind = _form_value(form, "kind", 10)
+        kind = kind if kind in selfservice.KINDS else "email"
+        value = _form_value(form, "value")
+        try:
+            await selfservice.start_challenge(
+                vault,
+                kind=kind,
+                value=value,
+                client_ip=client_ip(request),
+                request_id=request_id_of(request),
+            )
+        except InvalidInput:
+            return _signin_page(
+                request, status=422, error=t["pc_invalid_address"], kind=kind, value=value
+            )
+        except RateLimited as exc:
+            minutes = max(1, -(-exc.retry_after // 60))
+            return _signin_page(
+                request,
+                status=429,
+                error=t["pc_rate_limited"].format(minutes=minutes),
+                kind=kind,
+                headers={"Retry-After": str(exc.retry_after)},
+            )
+        return _page(
+            request,
+            "privacy_code.html",
+            "pc_code_heading",
+            kind=kind,
+            value=value,
+            otp_minutes=vault.settings.otp_minutes,
+        )
+
+    @post("/verify", operation_id="privacyVerify", status_code=303)
+    async def verify(self, request: Request[Any, Any, Any], vault: Vault) -> Response[Any]:
+        form = await request.form()
+        t = TEXTS[pick_language(request)]
+        kind = _form_value(form, "kind", 10)
+        kind = kind if kind in selfservice.KINDS else "email"
+        value = _form_value(form, "value")
+        try:
+            session = await selfservice.verify_code(
+                vault,
+                kind=kind,
+                value=value,
+                code=_form_value(form, "code", 20),
+                client_ip=client_ip(request),
+                request_id=request_id_of(request),
+            )
+        except (Unauthenticated, InvalidInput):
+            return _page(
+                request,
+                "privacy_code.html",
+                "pc_code_heading",
+                status=401,
+                error=t["pc_code_wrong"],
+                kind=kind,
+                value=value,
+                otp_minutes=vault.settings.otp_minutes,
+            )
+        max_age = vault.settings.self_session_minutes * 60
+        return _to_privacy(request, cookies=[session_cookie(request, session.token, max_age)])
+
+    @post("/sign-out", operation_id="privacySignOut", status_code=303)
+    async def sign_out(self, request: Request[Any, Any, Any], vault: Vault) -> Redirect:
+        token = request.cookies.get(SESSION_COOKIE)
+        if token:
+            await selfservice.end_session(vault, token, request_id_of(request))
+        return _to_privacy(request, "signed_out", cookies=[clear_session_cookie(request)])
+
+    @post(
+        "/consents/{consent_id:str}/withdraw", operation_id="privacyWithdraw", status_code=303
+    )
+    async def withdraw(
+        self, request: Request[Any, Any, Any], vault: Vault, consent_id: FromPath[str]
+    ) -> Redirect:
+        subject_id = await _require(request, vault)
+        if not _valid_uuid(consent_id):
+            raise NotFound("no such consent")
+        await selfservice.withdraw_consent(
+            vault, selfservice.subject_actor(request_id_of(request)), subject_id, consent_id
+        )
+        return _to_privacy(request, "withdrawn", "#consents")
+
+    @get("/erase", operation_id="privacyEraseConfirm")
+    async def erase_confirm(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
+        await _require(request, vault)
+        return _page(request, "privacy_erase.html", "pc_erase_confirm_heading")
+
+    @post("/requests", operation_id="privacyRequest", status_code=303)
+    async def make_request(self, request: Request[Any, Any, Any], vault: Vault) -> Response[Any]:
+        subject_id = await _require(request, vault)
+        form = await request.form()
+        type_ = _form_value(form, "type", 40)
+        if type_ not in FORM_REQUEST_TYPES:
+            raise InvalidInput("unknown request type", {"type": "is not offered here"})
+        payload: dict[str, Any] | None = None
+        if type_ == "erasure" and _form_value(form, "confirm", 5) != "yes":
+            return _page(request, "privacy_erase.html", "pc_erase_confirm_heading", status=200)
+        if type_ == "rectification":
+            payload = rectification_payload(form)
+            if not payload:
+                lang = pick_language(request)
+                return Redirect(path=f"/privacy?lang={lang}&error=empty#rights", status_code=303)
+        await create_my_request(vault, request, subject_id, type_, payload)
+        if type_ == "erasure":
+            token = request.cookies.get(SESSION_COOKIE)
+            if token:
+                await selfservice.end_session(vault, token, request_id_of(request))
+            return _to_privacy(request, "erased", cookies=[clear_session_cookie(request)])
+        return _to_privacy(request, "requested", "#requests")
+
+    @get("/export", operation_id="privacyExportPage")
+    async def export_page(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
+        subject_id = await _require(request, vault)
+        document = msgspec.to_builtins(await my_export(vault, request, subject_id))
+        return _page(
+            request,
+            "privacy_export.html",
+            "pc_export_heading_full",
+            export=document,
+            rendered=render_html(document, pick_language(request)),
+        )
+
+    @get("/export.json", operation_id="privacyExportDownload")
+    async def export_download(
+        self, request: Request[Any, Any, Any], vault: Vault
+    ) -> Response[bytes]:
+        subject_id = await _require(request, vault)
+        document = await my_export(vault, request, subject_id)
+        return Response(
+            content=msgspec.json.format(msgspec.json.encode(document), indent=2),
+            media_type="application/json",
+            headers={"Content-Disposition": 'attachment; filename="tresor-export.json"'},
+        )
+
+
+def _valid_uuid(value: str) -> bool:
+    return bool(re.fullmatch(UUID_PATTERN, value or ""))
+
+
+async def _require(request: Request[Any, Any, Any], vault: Any) -> str:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise Unauthenticated("sign in first", "invalid_session")
+    return await selfservice.session_subject(vault, token)
+
+
+__all__ = ["PrivacyController", "PrivacyCsrfMiddleware"]

@@ -1,0 +1,118 @@
+"""The readable rendering of the Art. 15 / Art. 20 export, in German or English.
+
+The domain builds the document (`vault.export.build_export`); this module only turns it
+into HTML with the autoescaping Jinja template `api/templates/export.html`, so every value
+from the document (names, addresses, reasons) is escaped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from vault.export import CATEGORY_TITLES
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+_env = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+LABELS: dict[str, dict[str, str]] = {
+    "de": {
+        "title": "Ihre Daten bei uns – Auskunft nach Art. 15 DSGVO",
+        "generated": "Erstellt am",
+        "subject": "Ihre Kennung",
+        "status": "Status",
+        "contact": "Ihre Kontaktdaten",
+        "no_contact": "Es sind keine Kontaktdaten mehr gespeichert.",
+        "categories": "Kategorien von Daten (Art. 15 Abs. 1 lit. b)",
+        "purposes": "Zwecke, Rechtsgrundlagen und Speicherdauer (Art. 15 Abs. 1 lit. a, d)",
+        "purpose": "Zweck",
+        "basis": "Rechtsgrundlage",
+        "fields": "Daten",
+        "retention": "Speicherdauer",
+        "consents": "Ihre Einwilligungen und andere Rechtsgrundlagen",
+        "given": "Erteilt",
+        "expires": "Gültig bis",
+        "withdrawn": "Widerrufen/beendet",
+        "evidence": "Nachweis",
+        "history": "Verlauf",
+        "recipients": "Empfänger: wer Ihre Daten gelesen hat (Art. 15 Abs. 1 lit. c)",
+        "no_recipients": "Bisher hat kein System Ihre Kontaktdaten gelesen.",
+        "client": "System",
+        "when": "Zeitpunkt",
+        "sources": "Herkunft der Daten (Art. 15 Abs. 1 lit. g)",
+        "retained": "Nach Löschung gesperrt aufbewahrt (Art. 17 Abs. 3 lit. b)",
+        "until": "Aufbewahrt bis",
+        "shredded": "Vernichtet am",
+        "rights": "Ihre Rechte (Art. 15 Abs. 1 lit. e, f)",
+        "automated": "Automatisierte Entscheidungen (Art. 15 Abs. 1 lit. h)",
+        "requests": "Ihre Anfragen",
+        "due": "Frist",
+        "outcome": "Ergebnis",
+        "none": "–",
+    },
+    "en": {
+        "title": "Your data with us – access under Art. 15 GDPR",
+        "generated": "Generated at",
+        "subject": "Your identifier",
+        "status": "Status",
+        "contact": "Your contact data",
+        "no_contact": "No contact data is stored any more.",
+        "categories": "Categories of data (Art. 15(1)(b))",
+        "purposes": "Purposes, lawful bases and retention (Art. 15(1)(a), (d))",
+        "purpose": "Purpose",
+        "basis": "Lawful basis",
+        "fields": "Data",
+        "retention": "Retention",
+        "consents": "Your consents and other lawful bases",
+        "given": "Given",
+        "expires": "Valid until",
+        "withdrawn": "Withdrawn/ended",
+        "evidence": "Evidence",
+        "history": "History",
+        "recipients": "Recipients: who read your data (Art. 15(1)(c))",
+        "no_recipients": "No system has read your contact data so far.",
+        "client": "System",
+        "when": "When",
+        "sources": "Where the data came from (Art. 15(1)(g))",
+        "retained": "Kept restricted after erasure (Art. 17(3)(b))",
+        "until": "Kept until",
+        "shredded": "Destroyed on",
+        "rights": "Your rights (Art. 15(1)(e), (f))",
+        "automated": "Automated decisions (Art. 15(1)(h))",
+        "requests": "Your requests",
+        "due": "Due",
+        "outcome": "Outcome",
+        "none": "–",
+    },
+}
+
+
+def _render(doc: dict[str, Any], lang: str, *, standalone: bool) -> str:
+    lang = lang if lang in LABELS else "de"
+    purposes = {p["id"]: p for p in doc.get("purposes", [])}
+    return _env.get_template("export.html").render(
+        doc=doc,
+        lang=lang,
+        t=LABELS[lang],
+        purposes=purposes,
+        field_titles=CATEGORY_TITLES,
+        standalone=standalone,
+    )
+
+
+def render_export_html(doc: dict[str, Any], lang: str) -> str:
+    """A complete, self-contained HTML page of the export (to view, print or save)."""
+    return _render(doc, lang, standalone=True)
+
+
+def render_html(doc: dict[str, Any], lang: str) -> str:
+    """The export as an HTML fragment, to embed in another page (the privacy centre)."""
+    return _render(doc, lang, standalone=False)

@@ -1,0 +1,173 @@
+"""Benchmark of the hot path: POST /v1/lookup against a baseline in the same run.
+
+For each database it initialises a fresh Tresor (keyring + migrations), seeds N subjects
+with a contract basis through the vault's own crypto, starts `tresor serve`, drives
+`POST /v1/lookup` with wrk (32 connections, random subject ids), then drives the baseline
+(bench/baseline_app.py: one row by primary key, raw asyncpg / aiosqlite, no checks, no
+audit) with the same script, and prints one JSON object with requests per second, p50 and
+p99 of both and `ratio` = lookup / baseline.
+
+Usage: .venv/bin/python bench/lookup.py [--subjects 100000] [--duration 15] [--db postgresql,sqlite]
+Needs wrk (Debian package `wrk`) and, for PostgreSQL, the server in TRESOR_BENCH_PG_URL
+(default postgresql+asyncpg://postgres@127.0.0.1:5432/test; a database tresor_bench is
+created and dropped there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.seed import seed_sync  # noqa: E402
+from vault.context import VaultContext  # noqa: E402
+from vault.settings import Settings  # noqa: E402
+from vault.storage.db import make_engine  # noqa: E402
+
+BIN = Path(sys.executable).parent
+PG_ADMIN = os.environ.get(
+    "TRESOR_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_up(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"server at {url} did not come up")
+
+
+async def _admin(sql: str) -> None:
+    engine = make_engine(PG_ADMIN)
+    try:
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+def run_wrk(port: int, env: dict[str, str], duration: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            "wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "5s",
+            "-s", str(ROOT / "bench" / "lookup.lua"), f"http://127.0.0.1:{port}",
+        ],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("WRKJSON "))
+    return json.loads(line[len("WRKJSON "):])
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def bench_db(kind: str, n: int, duration: int, connections: int) -> dict[str, object]:
+    work = Path(tempfile.mkdtemp(prefix=f"tresor-bench-{kind}-"))
+    env = {**os.environ, "TRESOR_DATA_DIR": str(work / "data"),
+           "TRESOR_POLICIES": str(ROOT / "policies"), "TRESOR_LOG_LEVEL": "WARNING"}
+    if kind == "postgresql":
+        asyncio.run(_admin('DROP DATABASE IF EXISTS tresor_bench WITH (FORCE)'))
+        asyncio.run(_admin('CREATE DATABASE tresor_bench'))
+        env["TRESOR_DATABASE_URL"] = make_url(PG_ADMIN).set(database="tresor_bench").render_as_string(hide_password=False)
+    else:
+        env.pop("TRESOR_DATABASE_URL", None)
+    tresor = str(BIN / "tresor")
+    subprocess.run([tresor, "init"], env=env, check=True, capture_output=True)
+    key = subprocess.run(
+        [tresor, "clients", "create", "bench", "--role", "lookup", "--purpose", "order.delivery"],
+        env=env, check=True, capture_output=True, text=True,
+    ).stdout.strip().splitlines()[-1]
+    settings = Settings.from_env(env)
+    started = time.perf_counter()
+    ids = seed_sync(lambda: VaultContext.open(settings), n)
+    seed_seconds = time.perf_counter() - started
+    ids_file = work / "ids.txt"
+    ids_file.write_text("\n".join(ids) + "\n")
+    wrk_env = {**env, "BENCH_IDS": str(ids_file), "BENCH_KEY": key}
+
+    result: dict[str, object] = {"subjects": n, "seed_seconds": round(seed_seconds, 1)}
+    port = free_port()
+    log = open(work / "serve.log", "wb")
+    proc = subprocess.Popen([tresor, "serve", "--port", str(port)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        try:
+            wait_up(f"http://127.0.0.1:{port}/health")
+        except RuntimeError:
+            sys.stderr.write((work / "serve.log").read_text()[-3000:])
+            raise
+        run_wrk(port, wrk_env, 3, connections)  # warm-up: caches, pool, JIT-free but fair
+        result["lookup"] = run_wrk(port, wrk_env, duration, connections)
+    finally:
+        stop(proc)
+
+    db_url = settings.effective_database_url
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "uvicorn"), "bench.baseline_app:app", "--port", str(port),
+         "--log-level", "warning", "--no-access-log"],
+        env={**env, "BENCH_DB_URL": db_url}, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(1.5)
+        run_wrk(port, wrk_env, 3, connections)
+        result["baseline"] = run_wrk(port, wrk_env, duration, connections)
+    finally:
+        stop(proc)
+    lookup, baseline = result["lookup"], result["baseline"]
+    result["ratio"] = round(lookup["rps"] / baseline["rps"], 3)  # type: ignore[index]
+    if kind == "postgresql":
+        asyncio.run(_admin('DROP DATABASE IF EXISTS tresor_bench WITH (FORCE)'))
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--subjects", type=int, default=100_000)
+    p.add_argument("--duration", type=int, default=15)
+    p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--db", default="postgresql,sqlite")
+    args = p.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found: apt-get install wrk")
+    out = {kind: bench_db(kind, args.subjects, args.duration, args.connections)
+           for kind in args.db.split(",")}
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

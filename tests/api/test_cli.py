@@ -1,0 +1,253 @@
+"""The `tresor` command: start-up failures, db upgrade, openapi, and clients create / list / revoke."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import select
+
+from api.cli import main
+from vault.clients import ClientAuthenticator
+from vault.context import VaultContext
+from vault.crypto import LocalKeyring
+from vault.settings import Settings
+from vault.storage.db import alembic_config
+from vault.storage.tables import audit_events, metadata
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICIES = ROOT / "policies"
+
+
+def _env(data_dir: Path, policies: Path = POLICIES, db_url: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRESOR_")}
+    env.update(TRESOR_DATA_DIR=str(data_dir), TRESOR_POLICIES=str(policies))
+    if db_url:
+        env["TRESOR_DATABASE_URL"] = db_url
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _run(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run `tresor ARGS`; a command that is still running at the timeout (e.g. serving) is killed and fails the test."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", *args],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"`tresor {' '.join(args)}` did not exit within {timeout}s")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str) -> Settings:
+    """Environment for in-process `tresor` calls against a migrated database (both backends) with a keyring."""
+    for key in [k for k in os.environ if k.startswith("TRESOR_")]:
+        monkeypatch.delenv(key)
+    data = tmp_path / "cli-data"
+    data.mkdir()
+    monkeypatch.setenv("TRESOR_DATA_DIR", str(data))
+    monkeypatch.setenv("TRESOR_POLICIES", str(POLICIES))
+    monkeypatch.setenv("TRESOR_DATABASE_URL", db_url)
+    settings = Settings.from_env()
+    LocalKeyring.create(settings.keyring_path)
+    return settings
+
+
+# --- start-up failures -----------------------------------------------------------------
+
+
+def test_init_with_a_broken_catalogue_creates_nothing(tmp_path: Path):
+    """`tresor init` with an invalid purpose catalogue exits 2 naming it and creates no data dir or keyring."""
+    bad = tmp_path / "policies"
+    bad.mkdir()
+    text = (POLICIES / "purposes.toml").read_text(encoding="utf-8")
+    (bad / "purposes.toml").write_text(text.replace('lawful_basis = "contract"', 'lawful_basis = "handshake"', 1))
+    data = tmp_path / "data"
+    result = _run(_env(data, bad), "init")
+    assert result.returncode == 2
+    assert "invalid purpose catalogue" in result.stderr and "handshake" in result.stderr
+    assert "line " in result.stderr and "Traceback" not in result.stderr
+    assert not data.exists()
+
+
+def test_serve_without_a_keyring_stops_and_points_to_init(tmp_path: Path):
+    """`tresor serve` before `tresor init` exits 2 at once with a hint instead of serving."""
+    result = _run(_env(tmp_path / "data"), "serve", "--port", str(_free_port()), timeout=30)
+    assert result.returncode == 2
+    assert "keyring" in result.stderr and "tresor init" in result.stderr
+    assert "Traceback" not in result.stderr and "serving" not in result.stdout
+
+
+def test_serve_with_a_missing_catalogue_stops(tmp_path: Path):
+    """`tresor serve` with a policies directory lacking purposes.toml exits 2 naming the file."""
+    env = _env(tmp_path / "data")
+    assert _run(env, "init").returncode == 0
+    env["TRESOR_POLICIES"] = str(tmp_path / "nowhere")
+    result = _run(env, "serve", "--port", str(_free_port()), timeout=30)
+    assert result.returncode == 2
+    assert "invalid purpose catalogue" in result.stderr and "purposes.toml" in result.stderr
+
+
+# --- db upgrade ------------------------------------------------------------------------
+
+
+def test_db_upgrade_creates_the_schema_in_a_fresh_data_dir(tmp_path: Path):
+    """`tresor db upgrade` creates the embedded SQLite database (and its data dir) at head, and is idempotent."""
+    data = tmp_path / "data"
+    env = _env(data)
+    first = _run(env, "db", "upgrade")
+    assert first.returncode == 0, first.stderr
+    assert "migrated to head" in first.stdout
+    with closing(sqlite3.connect(data / "tresor.sqlite3")) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        version = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert {t.name for t in metadata.sorted_tables} <= names
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert version == (head,)
+    again = _run(env, "db", "upgrade")
+    assert again.returncode == 0, again.stderr
+
+
+def test_db_upgrade_on_a_migrated_database_is_a_no_op(cli_env: Settings, capsys):
+    """Upgrading an already migrated database (either backend) succeeds without changes."""
+    assert main(["db", "upgrade"]) == 0
+    assert "migrated to head" in capsys.readouterr().out
+
+
+# --- openapi ---------------------------------------------------------------------------
+
+
+def test_openapi_prints_the_document(capsys):
+    """`tresor openapi` prints the app's OpenAPI document as JSON, lookup included."""
+    from api.app import openapi_document
+
+    assert main(["openapi"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["openapi"].startswith("3.") and doc["info"]["title"] == "Tresor"
+    assert "/v1/lookup" in doc["paths"]
+    assert doc == json.loads(json.dumps(openapi_document()))
+
+
+# --- clients ---------------------------------------------------------------------------
+
+
+def _authenticate(settings: Settings, key: str):
+    async def go():
+        ctx = VaultContext.open(settings)
+        try:
+            return await ClientAuthenticator(ctx, ttl=0).authenticate(key)
+        finally:
+            await ctx.close()
+
+    return asyncio.run(go())
+
+
+def _audit_actors(settings: Settings) -> list[tuple[str, str, str]]:
+    async def go():
+        ctx = VaultContext.open(settings)
+        try:
+            async with ctx.engine.connect() as conn:
+                rows = (await conn.execute(select(audit_events).order_by(audit_events.c.seq))).all()
+            return [(r.actor_type, r.actor_id, r.action) for r in rows]
+        finally:
+            await ctx.close()
+
+    return asyncio.run(go())
+
+
+def test_clients_create_prints_the_key_last(cli_env: Settings, capsys):
+    """`tresor clients create` prints a working API key as its last line and audits the admin at the CLI."""
+    argv = ["clients", "create", "shop", "--role", "lookup",
+            "--purpose", "order.delivery", "--purpose", "invoice.postal"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "created client shop (role lookup, purposes invoice.postal,order.delivery)"
+    key = out[-1]
+    assert key.startswith("tresor_")
+    info = _authenticate(cli_env, key)
+    assert info is not None and info.name == "shop"
+    assert info.purposes == frozenset({"order.delivery", "invoice.postal"})
+    ((actor_type, actor_id, action),) = _audit_actors(cli_env)
+    assert actor_type == "admin" and actor_id.startswith("cli@") and action == "admin:client:create"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["clients", "create", "shop", "--role", "lookup"], "purpose"),
+        (["clients", "create", "shop", "--role", "lookup", "--purpose", "spam.all"], "spam.all"),
+        (["clients", "create", "Shop!", "--role", "writer"], "name"),
+    ],
+)
+def test_clients_create_refuses_bad_input(cli_env: Settings, capsys, argv, message):
+    """A lookup client without purpose, an unknown purpose or a bad name exits 1 with the reason and stores nothing."""
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ") and message in captured.err
+    assert "tresor_" not in captured.out
+    assert main(["clients", "list"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_clients_create_refuses_an_unknown_role(cli_env: Settings, capsys):
+    """An unknown role is a usage error (exit 2) from the argument parser."""
+    with pytest.raises(SystemExit) as info:
+        main(["clients", "create", "shop", "--role", "root"])
+    assert info.value.code == 2
+    assert "role" in capsys.readouterr().err
+
+
+def test_clients_create_duplicate_name_fails(cli_env: Settings, capsys):
+    """Creating a client under a taken name exits 1 and prints no key."""
+    assert main(["clients", "create", "crm", "--role", "writer"]) == 0
+    capsys.readouterr()
+    assert main(["clients", "create", "crm", "--role", "dpo"]) == 1
+    captured = capsys.readouterr()
+    assert "already exists" in captured.err and "tresor_" not in captured.out
+
+
+def test_clients_list_and_revoke(cli_env: Settings, capsys):
+    """`clients list` shows every client sorted by name; `clients revoke` ends a key at once and twice is an error."""
+    assert main(["clients", "create", "shop", "--role", "lookup", "--purpose", "order.delivery"]) == 0
+    shop_key = capsys.readouterr().out.splitlines()[-1]
+    assert main(["clients", "create", "crm", "--role", "writer"]) == 0
+    capsys.readouterr()
+
+    assert main(["clients", "list"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "crm\twriter\t-\tactive",
+        "shop\tlookup\torder.delivery\tactive",
+    ]
+
+    assert main(["clients", "revoke", "shop"]) == 0
+    assert capsys.readouterr().out.strip() == "revoked client shop"
+    assert _authenticate(cli_env, shop_key) is None
+
+    assert main(["clients", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "crm\twriter\t-\tactive"
+    assert lines[1].startswith("shop\tlookup\torder.delivery\trevoked 20")
+
+    assert main(["clients", "revoke", "shop"]) == 1
+    assert "no active client named shop" in capsys.readouterr().err
+    actions = [a for _, _, a in _audit_actors(cli_env)]
+    assert actions.count("admin:client:revoke") == 1

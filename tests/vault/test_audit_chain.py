@@ -1,0 +1,169 @@
+"""The sealed audit chain: sealing, checkpoints, and tamper detection on both databases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import delete, insert, select, update
+
+from tests.support.factories import WRITER, person
+from vault import audit_chain
+from vault.audit import Actor, AuditAction, Decision, record
+from vault.storage.tables import audit_checkpoints, audit_events
+from vault.subjects import create_subject
+
+NOW = timedelta(0)
+
+
+async def _events(vault, n: int) -> None:
+    for i in range(n):
+        async with vault.transaction() as conn:
+            await record(
+                conn,
+                at=vault.clock.now(),
+                actor=Actor("client", "shop", f"req-{i}"),
+                action=AuditAction.LOOKUP,
+                decision=Decision.ALLOW if i % 3 else Decision.DENY,
+                subject_id="0f0e0d0c-0b0a-4908-8706-050403020100",
+                purpose="order.delivery",
+                fields=["name", "postal_address"],
+                reason=None if i % 3 else "no_consent",
+            )
+
+
+async def _sealed(vault, n: int = 20) -> None:
+    await _events(vault, n)
+    await audit_chain.seal_all(vault, grace=NOW)
+
+
+async def test_sealing_chains_every_event_and_verify_passes(vault):
+    """All events get consecutive positions, a signed checkpoint covers the head, verify is clean."""
+    await create_subject(vault, WRITER, person(1))
+    await _sealed(vault, 30)
+    report = await audit_chain.verify_chain(vault)
+    assert report.ok, report.problem
+    assert report.verified == 31 and report.unsealed == 0
+    assert report.checkpoints >= 1 and report.last_checkpoint_position == 31
+
+
+async def test_verify_counts_unsealed_events(vault):
+    """Events appended after the last seal are reported as not sealed yet, not as broken."""
+    await _sealed(vault, 5)
+    await _events(vault, 3)
+    report = await audit_chain.verify_chain(vault)
+    assert report.ok and report.verified == 5 and report.unsealed == 3
+
+
+async def test_sealing_is_incremental(vault):
+    """A second seal continues the chain where the first stopped."""
+    await _sealed(vault, 5)
+    await _sealed(vault, 7)
+    report = await audit_chain.verify_chain(vault)
+    assert report.ok and report.verified == 12
+
+
+async def _seq_at(vault, position: int) -> int:
+    async with vault.engine.connect() as conn:
+        return (
+            await conn.execute(
+                select(audit_events.c.seq).where(audit_events.c.chain_pos == position)
+            )
+        ).scalar_one()
+
+
+async def _tamper(vault, stmt) -> None:
+    async with vault.engine.begin() as conn:
+        await conn.execute(stmt)
+
+
+async def test_an_edited_event_is_caught_at_its_sequence_number(vault):
+    """Changing one column of a sealed event breaks verification at exactly that event."""
+    await _sealed(vault)
+    seq = await _seq_at(vault, 7)
+    await _tamper(vault, update(audit_events).where(audit_events.c.seq == seq).values(purpose="offers.phone"))
+    report = await audit_chain.verify_chain(vault)
+    assert not report.ok and report.broken_seq == seq
+
+
+async def test_a_deleted_event_is_caught_at_the_next_sequence_number(vault):
+    """Deleting a sealed event leaves a hole in the positions, named by the event after it."""
+    await _sealed(vault)
+    seq = await _seq_at(vault, 9)
+    after = await _seq_at(vault, 10)
+    await _tamper(vault, delete(audit_events).where(audit_events.c.seq == seq))
+    report = await audit_chain.verify_chain(vault)
+    assert not report.ok and report.broken_seq == after and "missing" in report.problem
+
+
+async def test_reordered_events_are_caught(vault):
+    """Swapping the contents of two sealed events (keeping their seals) breaks the chain."""
+    await _sealed(vault)
+    a, b = await _seq_at(vault, 4), await _seq_at(vault, 5)
+    await _tamper(vault, update(audit_events).where(audit_events.c.seq == a).values(request_id="swap-b", decision="deny"))
+    await _tamper(vault, update(audit_events).where(audit_events.c.seq == b).values(request_id="req-3"))
+    report = await audit_chain.verify_chain(vault)
+    assert not report.ok and report.broken_seq == a
+
+
+async def test_an_event_inserted_behind_the_chain_is_caught(vault):
+    """A forged row with a sequence number inside the sealed range is reported as inserted."""
+    await _events(vault, 5)
+    await _tamper(vault, delete(audit_events).where(audit_events.c.seq == 3))
+    await audit_chain.seal_all(vault, grace=NOW)
+    report = await audit_chain.verify_chain(vault)
+    assert report.ok
+    await _tamper(
+        vault,
+        insert(audit_events).values(
+            seq=3, at=vault.clock.now(), actor_type="client", actor_id="forger",
+            action=str(AuditAction.LOOKUP), decision="allow",
+        ),
+    )
+    report = await audit_chain.verify_chain(vault)
+    assert not report.ok and report.broken_seq == 3 and "inserted" in report.problem
+
+
+async def test_a_forged_sealed_row_in_the_middle_is_caught(vault):
+    """Shifting positions to slip a row into the chain fails without the audit key."""
+    await _sealed(vault, 10)
+    seq5 = await _seq_at(vault, 5)
+    await _tamper(vault, update(audit_events).where(audit_events.c.chain_pos == 5).values(chain_mac="f" * 64))
+    report = await audit_chain.verify_chain(vault)
+    assert not report.ok and report.broken_seq == seq5
+
+
+async def test_a_truncated_tail_behind_a_checkpoint_is_caught(vault):
+    """Deleting the newest sealed events under a signed checkpoint is reported as truncation."""
+    await _sealed(vault, 12)
+    last_seq = await _seq_at(vault, 12)
+    await _tamper(vault, delete(audit_events).where(audit_events.c.chain_pos >= 10))
+    report = await audit_chain.verify_chain(vault)
+    assert not report.ok and report.broken_seq == last_seq and "truncated" in report.problem
+
+
+async def test_a_forged_checkpoint_signature_is_caught(vault):
+    """A checkpoint whose head was changed no longer matches its Ed25519 signature."""
+    await _sealed(vault, 4)
+    await _tamper(vault, update(audit_checkpoints).values(head="0" * 64))
+    report = await audit_chain.verify_chain(vault)
+    assert not report.ok and "signature" in report.problem
+
+
+async def test_a_young_gap_holds_sealing_back_until_grace_passes(vault, clock):
+    """A missing sequence number younger than the grace period stops sealing; later it is skipped."""
+    await _events(vault, 6)
+    await _tamper(vault, delete(audit_events).where(audit_events.c.seq == 4))
+    report = await audit_chain.seal_pending(vault, grace=timedelta(seconds=10))
+    assert report.sealed == 3 and report.waiting_for_gap
+    clock.advance(timedelta(seconds=11))
+    report = await audit_chain.seal_pending(vault, grace=timedelta(seconds=10))
+    assert report.sealed == 2 and not report.waiting_for_gap
+    assert (await audit_chain.verify_chain(vault)).ok
+
+
+@pytest.mark.parametrize("n", [0])
+async def test_verify_of_an_empty_trail_passes(vault, n):
+    """An empty trail verifies with zero events."""
+    report = await audit_chain.verify_chain(vault)
+    assert report.ok and report.verified == n

@@ -1,0 +1,386 @@
+"""Tamper evidence for the audit trail: an HMAC chain sealed in batches, signed checkpoints.
+
+Requests only append events; they never wait for the chain. A single sealer (on PostgreSQL
+guarded by an advisory lock, so any number of `tresor serve` processes may run it) takes the
+unsealed events in sequence order and gives each a chain position and
+`mac = HMAC-SHA256(audit_key, previous mac | position | canonical event)`. Every so often it
+signs the chain head with Ed25519, so an auditor holding only the public key can check that
+the trail up to that point was not rewritten or truncated.
+
+Sequence numbers are allocated before commit, so an event with a lower number can become
+visible after a higher one (a slower transaction), and a rolled-back transaction leaves a
+hole for ever. The sealer therefore seals in sequence order up to the first hole and waits
+for it; a hole older than `grace` is taken to be a rollback and skipped. The chain thus
+visits events in strictly increasing sequence order, which `verify` checks: a row slipped in
+behind the sealed part later is reported as inserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vault.clock import as_utc
+from vault.context import VaultContext
+from vault.storage.tables import audit_checkpoints, audit_events
+
+GENESIS = "0" * 64
+#: How long a hole in the sequence may stay open before it counts as a rolled-back event.
+DEFAULT_GRACE = timedelta(seconds=10)
+#: Any fixed 64-bit number; names the lock that makes one sealer run at a time on PostgreSQL.
+SEALER_LOCK_ID = 0x7472_6573_6F72_0001
+_EVENT_COLUMNS = (
+    "seq",
+    "at",
+    "request_id",
+    "actor_type",
+    "actor_id",
+    "action",
+    "subject_id",
+    "purpose",
+    "fields",
+    "decision",
+    "reason",
+    "consent_id",
+    "detail",
+)
+
+
+def canonical_event(row: Any) -> bytes:
+    """The bytes the MAC covers: every column of the event except the chain columns."""
+    values: list[Any] = []
+    for name in _EVENT_COLUMNS:
+        value = getattr(row, name) if not isinstance(row, dict) else row[name]
+        if isinstance(value, datetime):
+            value = as_utc(value).isoformat()  # type: ignore[union-attr]
+        values.append(value)
+    return json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain_mac(key: bytes, previous: str, position: int, row: Any) -> str:
+    msg = f"{previous}|{position}|".encode() + canonical_event(row)
+    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+
+
+def _checkpoint_message(position: int, seq: int, head: str, at: datetime) -> bytes:
+    stamp = as_utc(at).isoformat()  # type: ignore[union-attr]
+    return f"tresor-audit-checkpoint|v1|{position}|{seq}|{head}|{stamp}".encode()
+
+
+def _signing_key(ctx: VaultContext) -> Ed25519PrivateKey:
+    ensure = getattr(ctx.kek, "ensure_signing_key", None)
+    raw = ensure() if ensure is not None else ctx.secrets.signing_key
+    if raw is None:
+        raise RuntimeError("no checkpoint signing key in the keyring")
+    return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def public_key_pem(ctx: VaultContext) -> str:
+    """The checkpoint verification key, for auditors outside the vault."""
+    public = _signing_key(ctx).public_key()
+    return public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def key_id(public: Ed25519PublicKey) -> str:
+    raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class SealReport:
+    sealed: int
+    head_position: int
+    checkpoint: int | None
+    waiting_for_gap: bool
+
+
+async def _try_lock(conn: AsyncConnection) -> bool:
+    if conn.dialect.name != "postgresql":
+        return True  # SQLite transactions are serialised (BEGIN IMMEDIATE)
+    got = await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SEALER_LOCK_ID})
+    return bool(got.scalar())
+
+
+async def seal_pending(
+    ctx: VaultContext,
+    *,
+    batch: int = 5000,
+    grace: timedelta = DEFAULT_GRACE,
+    checkpoint_every: int = 1000,
+    checkpoint_interval: timedelta = timedelta(seconds=60),
+) -> SealReport:
+    """Seal up to `batch` events in one transaction; returns what was done.
+
+    Writes a signed checkpoint when `checkpoint_every` events or `checkpoint_interval` have
+    passed since the last one (and something new was sealed).
+    """
+    now = ctx.clock.now()
+    key = ctx.secrets.audit_key
+    async with ctx.transaction() as conn:
+        if not await _try_lock(conn):
+            return SealReport(0, -1, None, False)
+        head = (
+            await conn.execute(
+                select(audit_events.c.chain_pos, audit_events.c.chain_mac, audit_events.c.seq)
+                .where(audit_events.c.chain_pos.is_not(None))
+                .order_by(audit_events.c.chain_pos.desc())
+                .limit(1)
+            )
+        ).first()
+        position, previous, last_seq = (head[0], head[1], head[2]) if head else (0, GENESIS, 0)
+        rows = (
+            await conn.execute(
+                select(audit_events)
+                .where(audit_events.c.chain_pos.is_(None))
+                .where(audit_events.c.seq > last_seq)
+                .order_by(audit_events.c.seq)
+                .limit(batch)
+            )
+        ).all()
+        updates: list[dict[str, Any]] = []
+        waiting = False
+        expected = last_seq + 1
+        for row in rows:
+            if row.seq != expected and as_utc(row.at) > now - grace:  # type: ignore[operator]
+                waiting = True  # a lower sequence number may still commit
+                break
+            position += 1
+            previous = chain_mac(key, previous, position, row)
+            updates.append({"k_seq": row.seq, "k_pos": position, "k_mac": previous})
+            expected = row.seq + 1
+        if updates:
+            await conn.execute(
+                update(audit_events)
+                .where(audit_events.c.seq == bindparam("k_seq"))
+                .values(chain_pos=bindparam("k_pos"), chain_mac=bindparam("k_mac")),
+                updates,
+            )
+        checkpoint = None
+        if updates:
+            checkpoint = await _maybe_checkpoint(
+                ctx, conn, position, updates[-1]["k_seq"], previous, now,
+                every=checkpoint_every, interval=checkpoint_interval,
+            )
+    return SealReport(len(updates), position, checkpoint, waiting)
+
+
+async def _maybe_checkpoint(
+    ctx: VaultContext,
+    conn: AsyncConnection,
+    position: int,
+    seq: int,
+    head: str,
+    now: datetime,
+    *,
+    every: int,
+    interval: timedelta,
+    force: bool = False,
+) -> int | None:
+    last = (
+        await conn.execute(
+            select(audit_checkpoints.c.chain_pos, audit_checkpoints.c.at)
+            .order_by(audit_checkpoints.c.chain_pos.desc())
+            .limit(1)
+        )
+    ).first()
+    if last is not None and last.chain_pos >= position:
+        return None
+    due = (
+        force
+        or last is None
+        or position - last.chain_pos >= every
+        or now - as_utc(last.at) >= interval  # type: ignore[operator]
+    )
+    if not due:
+        return None
+    private = _signing_key(ctx)
+    signature = private.sign(_checkpoint_message(position, seq, head, now))
+    await conn.execute(
+        insert(audit_checkpoints).values(
+            chain_pos=position,
+            seq=seq,
+            head=head,
+            at=now,
+            key_id=key_id(private.public_key()),
+            signature=base64.b64encode(signature).decode(),
+        )
+    )
+    return position
+
+
+async def seal_all(
+    ctx: VaultContext, *, grace: timedelta = DEFAULT_GRACE, max_wait_seconds: float = 0.0
+) -> int:
+    """Seal until nothing sealable is pending, then checkpoint the head (clean shutdown).
+
+    With `max_wait_seconds`, waits (in real time) for a young hole in the sequence to fill or
+    age past `grace`, so a shutdown right after a rollback still seals what came after it.
+    """
+    total = 0
+    deadline = time.monotonic() + max_wait_seconds
+    while True:
+        report = await seal_pending(ctx, grace=grace)
+        total += report.sealed
+        if report.sealed:
+            continue
+        if report.waiting_for_gap and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            continue
+        break
+    async with ctx.transaction() as conn:
+        if await _try_lock(conn):
+            head = (
+                await conn.execute(
+                    select(audit_events.c.chain_pos, audit_events.c.chain_mac, audit_events.c.seq)
+                    .where(audit_events.c.chain_pos.is_not(None))
+                    .order_by(audit_events.c.chain_pos.desc())
+                    .limit(1)
+                )
+            ).first()
+            if head is not None:
+                await _maybe_checkpoint(
+                    ctx, conn, head[0], head[2], head[1], ctx.clock.now(),
+                    every=1, interval=timedelta(0), force=True,
+                )
+    return total
+
+
+# -- verification --------------------------------------------------------------------------
+
+
+@dataclass
+class VerifyReport:
+    verified: int = 0
+    unsealed: int = 0
+    checkpoints: int = 0
+    last_checkpoint_position: int | None = None
+    broken_seq: int | None = None
+    problem: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_seq is None and self.problem is None
+
+
+async def _chain_rows(conn: AsyncConnection, page: int) -> AsyncIterator[Any]:
+    """All sealed events in chain order, read in keyset pages (memory stays flat)."""
+    after = 0
+    while True:
+        rows = (
+            await conn.execute(
+                select(audit_events)
+                .where(audit_events.c.chain_pos > after)
+                .order_by(audit_events.c.chain_pos)
+                .limit(page)
+            )
+        ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield row
+        after = rows[-1].chain_pos
+
+
+async def verify_chain(
+    ctx: VaultContext, *, public_key: Ed25519PublicKey | None = None, page: int = 10_000
+) -> VerifyReport:
+    """Check every MAC, the order, every checkpoint signature, and the tail."""
+    report = VerifyReport()
+    key = ctx.secrets.audit_key
+    public = public_key or _signing_key(ctx).public_key()
+    async with ctx.transaction() as conn:
+        checkpoints = {
+            c.chain_pos: c
+            for c in (
+                await conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.chain_pos))
+            ).all()
+        }
+        report.checkpoints = len(checkpoints)
+        for cp in checkpoints.values():
+            try:
+                public.verify(
+                    base64.b64decode(cp.signature),
+                    _checkpoint_message(cp.chain_pos, cp.seq, cp.head, cp.at),
+                )
+            except (InvalidSignature, ValueError):
+                report.broken_seq = cp.seq
+                report.problem = f"checkpoint at position {cp.chain_pos} has a bad signature"
+                return report
+        previous, expected_pos, last_seq = GENESIS, 1, 0
+        async for row in _chain_rows(conn, page):
+            if row.chain_pos != expected_pos:
+                report.broken_seq = row.seq
+                report.problem = (
+                    f"chain position {expected_pos} is missing (event deleted before seq {row.seq})"
+                )
+                return report
+            if row.seq <= last_seq:
+                report.broken_seq = row.seq
+                report.problem = f"event seq {row.seq} is out of order (after seq {last_seq})"
+                return report
+            mac = chain_mac(key, previous, row.chain_pos, row)
+            if not hmac.compare_digest(mac, row.chain_mac or ""):
+                report.broken_seq = row.seq
+                report.problem = f"event seq {row.seq} does not match its seal (altered or moved)"
+                return report
+            cp = checkpoints.get(row.chain_pos)
+            if cp is not None and (cp.head != mac or cp.seq != row.seq):
+                report.broken_seq = row.seq
+                report.problem = f"checkpoint at position {row.chain_pos} disagrees with the chain"
+                return report
+            if cp is not None:
+                report.last_checkpoint_position = cp.chain_pos
+            previous, last_seq = mac, row.seq
+            expected_pos += 1
+            report.verified += 1
+        if checkpoints:
+            top = max(checkpoints)
+            if top >= expected_pos:
+                cp = checkpoints[top]
+                report.broken_seq = cp.seq
+                report.problem = (
+                    f"chain ends at position {expected_pos - 1} but a signed checkpoint "
+                    f"covers position {top} (events truncated)"
+                )
+                return report
+        unsealed = (
+            await conn.execute(
+                select(audit_events.c.seq)
+                .where(audit_events.c.chain_pos.is_(None))
+                .order_by(audit_events.c.seq)
+            )
+        ).scalars().all()
+        report.unsealed = len(unsealed)
+        behind = [s for s in unsealed if s < last_seq]
+        if behind:
+            report.broken_seq = behind[0]
+            report.problem = f"event seq {behind[0]} was inserted behind the sealed chain"
+    return report
+
+
+async def unsealed_count(ctx: VaultContext) -> int:
+    async with ctx.transaction() as conn:
+        return int(
+            (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(audit_events)
+                    .where(audit_events.c.chain_pos.is_(None))
+                )
+            ).scalar_one()
+        )
