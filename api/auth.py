@@ -34,7 +34,7 @@ def requires(*roles: Role):  # type: ignore[no-untyped-def]
     """Guard: the authenticated client must hold one of `roles`."""
     allowed = frozenset(roles)
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         client = connection.scope.get("user")
         if not isinstance(client, ClientInfo) or client.role not in allowed:
             raise PermissionDeniedException(

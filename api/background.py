@@ -1,12 +1,15 @@
 """Periodic jobs inside `tresor serve`: the audit sealer (and others), off the request path.
 
 A failing run is logged by error type only (never a message that could quote data) and
-retried at the next interval; the job never takes the server down.
+retried at the next interval; the job never takes the server down. Stopping never cancels a
+run in the middle of a database transaction (on SQLite that could leave the write lock
+held): it lets the current run finish and skips the next.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -20,25 +23,31 @@ class PeriodicJob:
         self.interval = interval
         self._run = run
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def start(self) -> None:
+        self._stopping.clear()
         self._task = asyncio.create_task(self._loop(), name=f"tresor-{self.name}")
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self._run()
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:  # noqa: BLE001 - logged and retried next interval
                 log.error("background_job_failed", job=self.name, error=type(exc).__name__)
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
 
-    async def stop(self) -> None:
-        if self._task is not None:
+    async def stop(self, timeout: float = 60.0) -> None:
+        """Ask the loop to end after its current run and wait for it (cancel only as a last
+        resort, after `timeout`)."""
+        if self._task is None:
+            return
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=timeout)
+        except TimeoutError:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        self._task = None

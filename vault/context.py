@@ -50,7 +50,8 @@ class VaultContext:
         keyring = LocalKeyring(settings.keyring_path)
         return cls(
             settings=settings,
-            engine=engine or make_engine(settings.effective_database_url),
+            engine=engine
+            or make_engine(settings.effective_database_url, pool_size=settings.db_pool_size),
             catalogue=catalogue,
             kek=keyring,
             secrets=keyring.secrets,

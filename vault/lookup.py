@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, select
+from sqlalchemy import Select, and_, bindparam, select
 
 from vault import audit
 from vault.audit import Actor, AuditAction, Decision
@@ -125,8 +125,8 @@ async def lookup(
             outcome: Any = checked
         else:
             assert purpose is not None
-            query = _subject_with_bases(purpose_id, identifier_kind, digest, identifier)
-            rows = (await conn.execute(query)).all()
+            params = {"purpose": purpose_id, "ident": identifier if digest is None else digest}
+            rows = (await conn.execute(_SUBJECT_WITH_BASES[identifier_kind], params)).all()
             subject_ids = {r.id for r in rows}
             if not rows:
                 await _audit(
@@ -172,25 +172,36 @@ async def lookup(
     raise LookupDenied(outcome.reason, deny_message(outcome.reason))
 
 
-def _subject_with_bases(
-    purpose_id: str, kind: str, digest: str | None, identifier: str
-) -> Select[Any]:
-    """One round trip: the subject row(s) joined with their records for the purpose,
-    newest record first (a subject without records comes back once with NULL record)."""
-    on = and_(consents.c.subject_id == subjects.c.id, consents.c.purpose == purpose_id)
-    stmt = select(
-        subjects,
-        consents.c.id.label("b_id"),
-        consents.c.basis.label("b_basis"),
-        consents.c.status.label("b_status"),
-        consents.c.expires_at.label("b_expires_at"),
-        consents.c.confirm_deadline.label("b_deadline"),
-    ).select_from(subjects.outerjoin(consents, on))
-    if digest is None:
-        stmt = stmt.where(subjects.c.id == identifier)
-    else:
-        stmt = stmt.where(getattr(subjects.c, INDEXED[kind]) == digest)
-    return stmt.order_by(subjects.c.id, consents.c.created_at.desc()).limit(500)
+def _build_subject_with_bases(where: Any) -> Select[Any]:
+    on = and_(
+        consents.c.subject_id == subjects.c.id, consents.c.purpose == bindparam("purpose")
+    )
+    return (
+        select(
+            subjects,
+            consents.c.id.label("b_id"),
+            consents.c.basis.label("b_basis"),
+            consents.c.status.label("b_status"),
+            consents.c.expires_at.label("b_expires_at"),
+            consents.c.confirm_deadline.label("b_deadline"),
+        )
+        .select_from(subjects.outerjoin(consents, on))
+        .where(where)
+        .order_by(subjects.c.id, consents.c.created_at.desc())
+        .limit(500)
+    )
+
+
+#: One round trip: the subject row(s) joined with their records for the purpose, newest
+#: record first (a subject without records comes back once with NULL record columns).
+#: Built once per identifier kind; only parameters change per lookup.
+_SUBJECT_WITH_BASES = {
+    "subject_id": _build_subject_with_bases(subjects.c.id == bindparam("ident")),
+    **{
+        kind: _build_subject_with_bases(getattr(subjects.c, column) == bindparam("ident"))
+        for kind, column in INDEXED.items()
+    },
+}
 
 
 def _safe_id(value: str | None) -> str | None:

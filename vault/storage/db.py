@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 
 
-def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 40) -> AsyncEngine:
     """An async engine tuned for the vault's short transactions.
 
     SQLite: WAL, a busy timeout instead of immediate "database is locked" errors, foreign
@@ -44,7 +44,12 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
 
         return engine
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
+        url,
+        pool_size=pool_size,
+        # Overflow connections are closed on return, so a pool smaller than the load means
+        # a TCP (and TLS) handshake per request; keep the steady state inside pool_size.
+        max_overflow=pool_size // 4,
+        pool_recycle=1800
     )
 
 
