@@ -43,7 +43,7 @@ GENESIS = "0" * 64
 DEFAULT_GRACE = timedelta(seconds=10)
 #: Any fixed 64-bit number; names the lock that makes one sealer run at a time on PostgreSQL.
 SEALER_LOCK_ID = 0x7472_6573_6F72_0001
-_EVENT_COLUMNS = (
+EVENT_COLUMNS = (
     "seq",
     "at",
     "request_id",
@@ -63,7 +63,7 @@ _EVENT_COLUMNS = (
 def canonical_event(row: Any) -> bytes:
     """The bytes the MAC covers: every column of the event except the chain columns."""
     values: list[Any] = []
-    for name in _EVENT_COLUMNS:
+    for name in EVENT_COLUMNS:
         value = getattr(row, name) if not isinstance(row, dict) else row[name]
         if isinstance(value, datetime):
             value = as_utc(value).isoformat()  # type: ignore[union-attr]

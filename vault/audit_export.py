@@ -11,27 +11,13 @@ from typing import Any
 
 from sqlalchemy import select
 
+from vault.audit_chain import EVENT_COLUMNS
 from vault.clock import as_utc
 from vault.context import VaultContext
 from vault.storage.tables import audit_events
 
-EXPORT_COLUMNS = (
-    "seq",
-    "at",
-    "request_id",
-    "actor_type",
-    "actor_id",
-    "action",
-    "subject_id",
-    "purpose",
-    "fields",
-    "decision",
-    "reason",
-    "consent_id",
-    "detail",
-    "chain_pos",
-    "chain_mac",
-)
+#: The sealed event columns, then the chain columns that let an auditor re-check the seals.
+EXPORT_COLUMNS = (*EVENT_COLUMNS, "chain_pos", "chain_mac")
 
 
 async def iter_events(
