@@ -11,6 +11,7 @@ import asyncio
 import getpass
 import json
 import os
+import shutil
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -21,6 +22,8 @@ from vault.context import VaultContext
 from vault.crypto import KeyringError, LocalKeyring
 from vault.errors import VaultError
 from vault.policies import PolicyError, load_catalogue
+from vault.pressure import load_rules
+from vault.touchpoints import load_touchpoints
 from vault.settings import Settings
 from vault.storage.db import upgrade
 
@@ -44,8 +47,15 @@ def _run(settings: Settings, job: Callable[[VaultContext], Awaitable[Any]]) -> A
     return asyncio.run(main())
 
 
+def _load_policies(settings: Settings) -> None:
+    """Purpose catalogue, contact-pressure rules, touchpoints: raises `PolicyError`."""
+    load_catalogue(settings.policies_dir)
+    load_rules(settings.policies_dir)
+    load_touchpoints(settings.policies_dir)
+
+
 def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
-    load_catalogue(settings.policies_dir)  # fail before creating anything
+    _load_policies(settings)  # fail before creating anything
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if settings.keyring_path.exists():
         if not args.if_missing:
@@ -81,18 +91,23 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.host
     port = args.port or settings.port
-    load_catalogue(settings.policies_dir)
+    _load_policies(settings)
     LocalKeyring(settings.keyring_path)
     print(f"Tresor serving on http://{host}:{port}/  (API docs: http://{host}:{port}/schema/swagger)")
     print(f"database: {_describe_db(settings)}; outbox: {settings.outbox_dir}", flush=True)
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        proxy_headers=False,
-    )
+    options = {"host": host, "port": port, "log_level": "warning", "access_log": False,
+               "proxy_headers": False}
+    if args.workers > 1:
+        # Worker processes import the app by name and read the same environment; metrics
+        # are aggregated across them through prometheus-client's multiprocess directory.
+        metrics_dir = settings.data_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True, mode=0o700)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        print(f"workers: {args.workers}", flush=True)
+        uvicorn.run("api.asgi:app", workers=args.workers, **options)
+    else:
+        uvicorn.run(create_app(settings), **options)
     return 0
 
 
@@ -278,6 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="serve the API and web pages")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
+    s.add_argument(
+        "--workers", type=int, default=1, help="worker processes (each runs the sealer; "
+        "on PostgreSQL one seals at a time)"
+    )
     s.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
@@ -339,7 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(settings, args))
     except PolicyError as exc:
-        print(f"error: invalid purpose catalogue: {exc}", file=sys.stderr)
+        kind = "purpose catalogue"
+        if "contact-pressure" in str(exc):
+            kind = "contact-pressure rules"
+        elif "touchpoints" in str(exc):
+            kind = "touchpoint catalogue"
+        print(f"error: invalid {kind}: {exc}", file=sys.stderr)
         return 2
     except KeyringError as exc:
         print(f"error: {exc} (run `tresor init` first?)", file=sys.stderr)

@@ -16,6 +16,8 @@ from typing import Any
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import metrics
+
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _SECRET_SEGMENTS = re.compile(r"(/confirm/)[^/?]+")
 
@@ -98,13 +100,15 @@ async def before_send(message: Message, scope: Scope) -> None:
         # Logged here, not in the middleware: errors raised by inner middleware (401) are
         # turned into responses outside it. The id is passed explicitly: for a request the
         # middleware never saw, the log context still holds the previous request's id.
+        route = _logged_path(scope)
         log.info(
             "request",
             request_id=request_id,
             method=scope.get("method"),
-            path=_logged_path(scope),
+            path=route,
             status=message["status"],
             ms=round((time.perf_counter() - started) * 1000, 2) if started else None,
         )
+        metrics.observe_response(str(scope.get("method")), route, message["status"], started)
         headers = message.setdefault("headers", [])
         headers.append((b"x-request-id", request_id.encode()))

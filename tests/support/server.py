@@ -43,6 +43,7 @@ class Served:
     base: str
     data_dir: Path
     cli: Callable[..., str]
+    proc: subprocess.Popen[str] | None = None
 
     @property
     def outbox(self) -> Path:
@@ -111,10 +112,10 @@ def serve(tmp_path: Path, **extra_env: str) -> Iterator[Served]:
         assert out.returncode == 0, out.stderr
         return out.stdout
 
-    cli("init")
+    cli("init", "--if-missing")  # a restart keeps the keyring
     port = free_port()
     log_path = tmp_path / "serve.log"
-    log = log_path.open("w")
+    log = log_path.open("a")
     proc = subprocess.Popen(
         [TRESOR, "serve", "--port", str(port)],
         env=env,
@@ -122,7 +123,7 @@ def serve(tmp_path: Path, **extra_env: str) -> Iterator[Served]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    served = Served(base=f"http://127.0.0.1:{port}", data_dir=data_dir, cli=cli)
+    served = Served(base=f"http://127.0.0.1:{port}", data_dir=data_dir, cli=cli, proc=proc)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -139,7 +140,8 @@ def serve(tmp_path: Path, **extra_env: str) -> Iterator[Served]:
     try:
         yield served
     finally:
-        proc.send_signal(signal.SIGTERM)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:

@@ -1,0 +1,71 @@
+"""Prometheus metrics: request counts and latency by route template, lookup decisions.
+
+Labels are route templates, methods, status codes, purpose ids from the catalogue and
+reason codes: never a raw path, identifier or any contact data. With several worker
+processes (`tresor serve --workers N`) the counters are aggregated across workers through
+prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by `serve`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from litestar import Response, get
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess
+
+from api.openapi_docs import PUBLIC
+
+REQUESTS = Counter(
+    "tresor_http_requests_total", "HTTP responses", ["method", "route", "status"]
+)
+LATENCY = Histogram(
+    "tresor_http_request_seconds",
+    "Time to the first response byte",
+    ["route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+LOOKUPS = Counter(
+    "tresor_lookup_decisions_total",
+    "Purpose-checked lookups by outcome (each also has an audit event)",
+    ["purpose", "decision", "reason"],
+)
+
+
+def observe_response(method: str, route: str, status: int, started: float | None) -> None:
+    REQUESTS.labels(method, route, str(status)).inc()
+    if started is not None:
+        LATENCY.labels(route).observe(time.perf_counter() - started)
+
+
+def observe_lookup(purpose: str | None, decision: str, reason: str = "") -> None:
+    LOOKUPS.labels(purpose or "<unknown>", decision, reason).inc()
+
+
+def _exposition() -> bytes:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest()
+
+
+@get(
+    "/metrics",
+    operation_id="metrics",
+    summary="Prometheus metrics (no personal data in any label)",
+    tags=["operations"],
+    opt={"exclude_from_auth": True},
+    security=PUBLIC,
+    media_type=CONTENT_TYPE_LATEST,
+    sync_to_thread=False,
+)
+def metrics_endpoint() -> Response[bytes]:
+    return Response(_exposition(), media_type=CONTENT_TYPE_LATEST)
