@@ -21,13 +21,16 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.serialization import encode_json
 from litestar.template.config import TemplateConfig
 
-from api.auth import BearerKeyMiddleware
+from api.auth import BearerKeyMiddleware, FailedAuthLimiter
 from api.background import PeriodicJob
 from api.controllers.audit import AuditController, DpoConsentController, RopaController
 from api.controllers.clients import ClientController
 from api.controllers.consents import ConsentController
+from api.controllers.contacts import ContactController
+from api.controllers.reports import ReportController
 from api.controllers.dpo_console import DpoConsoleController
 from api.controllers.health import HealthController
+from api.controllers.bulk import BulkLookupController
 from api.controllers.lookup import LookupController
 from api.controllers.pages import ConfirmController, PageController
 from api.controllers.requests import ExportController, RequestController
@@ -35,6 +38,7 @@ from api.controllers.privacy import PrivacyController
 from api.controllers.selfservice import SelfServiceController, SelfSessionController
 from api.controllers.subjects import SubjectController
 from api.logging import RequestIdMiddleware, before_send, configure_logging
+from api.metrics import metrics_endpoint
 from api.problems import exception_handlers
 from vault import audit_chain
 from vault import selfservice
@@ -117,6 +121,7 @@ def create_app(
         ctx = vault or VaultContext.open(settings)
         app.state.vault = ctx
         app.state.authenticator = ClientAuthenticator(ctx, settings.client_cache_seconds)
+        app.state.failed_auth = FailedAuthLimiter(limit=settings.failed_auth_limit)
         app.state.owns_vault = vault is None
         app.state.jobs = []
         if background_jobs if background_jobs is not None else vault is None:
@@ -139,6 +144,7 @@ def create_app(
 
     return Litestar(
         route_handlers=[
+            metrics_endpoint,
             HealthController,
             PageController,
             PrivacyController,
@@ -148,6 +154,9 @@ def create_app(
             SubjectController,
             ConsentController,
             LookupController,
+            ContactController,
+            ReportController,
+            BulkLookupController,
             ClientController,
             RequestController,
             ExportController,
@@ -164,6 +173,7 @@ def create_app(
                 exclude=[
                     "^/schema",
                     "^/health$",
+                    "^/metrics$",
                     "^/ready$",
                     "^/$",
                     "^/confirm/",

@@ -6,6 +6,8 @@ Default deny: every route needs a valid key unless its handler opts out with
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -15,17 +17,62 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 
 from vault.audit import Actor
 from vault.clients import ClientAuthenticator, ClientInfo, Role
+from vault.errors import RateLimited
+
+
+class FailedAuthLimiter:
+    """Per-process sliding window of failed authentications per client IP.
+
+    Guessing 256-bit keys is hopeless anyway; this keeps a misconfigured or hostile client
+    from turning failures into load (each one costs an HMAC and a database read). State is
+    per process on purpose: it is a brake, not a record, and nothing is lost when it resets.
+    """
+
+    def __init__(self, limit: int = 30, window: float = 60.0, max_ips: int = 10_000) -> None:
+        self.limit = limit
+        self.window = window
+        self.max_ips = max_ips
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, ip: str, now: float) -> deque[float]:
+        times = self._failures.get(ip)
+        if times is None:
+            if len(self._failures) >= self.max_ips:
+                self._failures.clear()
+            times = self._failures[ip] = deque()
+        while times and now - times[0] > self.window:
+            times.popleft()
+        return times
+
+    def check(self, ip: str) -> None:
+        now = time.monotonic()
+        times = self._recent(ip, now)
+        if len(times) >= self.limit:
+            raise RateLimited(
+                "too many failed authentications from this address; try again later",
+                retry_after=int(self.window - (now - times[0])) + 1,
+            )
+
+    def failed(self, ip: str) -> None:
+        self._recent(ip, time.monotonic()).append(time.monotonic())
 
 
 class BearerKeyMiddleware(AbstractAuthenticationMiddleware):
-    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        limiter: FailedAuthLimiter = connection.app.state.failed_auth
+        ip = connection.client.host if connection.client else "unknown"
+        limiter.check(ip)
         header = connection.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
+            limiter.failed(ip)
             raise NotAuthorizedException("a bearer API key is required")
         authenticator: ClientAuthenticator = connection.app.state.authenticator
         client = await authenticator.authenticate(key.strip())
         if client is None:
+            limiter.failed(ip)
             raise NotAuthorizedException("the API key is not valid")
         return AuthenticationResult(user=client, auth=None)
 

@@ -14,6 +14,7 @@ _DESCRIPTIONS = {
     409: "Conflicts with the stored state; nothing changed",
     413: "Request body larger than 64 KiB; nothing changed",
     422: "A field breaks a domain rule; nothing changed",
+    429: "Too many attempts (failed authentications or sign-in codes); see Retry-After",
     503: "Storage, audit, keyring or mailer unavailable; nothing revealed or changed",
 }
 
@@ -30,7 +31,7 @@ def problems(*codes: int) -> dict[int, ResponseSpec]:
     }
 
 
-AUTHED = (400, 401, 403, 503)
+AUTHED = (400, 401, 403, 429, 503)
 
 #: `security` of public operations. Litestar drops an empty list, so the operation would
 #: inherit the document-wide API-key requirement; one empty requirement (`[{}]`) declares

@@ -135,8 +135,53 @@ class ConfirmRequest(Struct, forbid_unknown_fields=True):
     token: Annotated[str, Meta(min_length=1, max_length=100)]
 
 
+ContactChannel = Literal["email", "letter", "sms", "phone"]
+ContactType = Literal["service", "editorial", "commercial", "calamity"]
+WordId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+class ContactIn(Struct, forbid_unknown_fields=True):
+    """An outbound contact the looked-up data is for: revealing the data reserves its
+    contact-pressure points. `channel` and `type` default to the purpose's and must match it
+    when given; `brand` and `priority` come from policies/contact-pressure.toml."""
+
+    brand: WordId
+    channel: ContactChannel | None = None
+    type: ContactType | None = None
+    priority: WordId = "normal"
+    touchpoint: Short | None = None
+
+
+class ContactReservationOut(Struct):
+    """Points reserved for the contact; `used` and `basket` are this month's totals."""
+
+    id: str
+    month: str
+    points: float
+    used: float
+    basket: float
+
+
+class ContactRecordIn(Struct, forbid_unknown_fields=True):
+    """A contact made without a lookup (e.g. at the shop counter or by the call centre)."""
+
+    subject_id: Uuid
+    brand: WordId
+    channel: ContactChannel
+    type: ContactType
+    priority: WordId = "normal"
+    touchpoint: Short | None = None
+    purpose: Short | None = None
+
+
+class ContactRecorded(Struct):
+    subject_id: str
+    contact: ContactReservationOut
+
+
 class LookupRequest(Struct, forbid_unknown_fields=True):
-    """A purpose plus exactly one identifier; `fields` narrows what is returned."""
+    """A purpose plus exactly one identifier; `fields` narrows what is returned;
+    `contact` reserves contact-pressure points for an outbound contact."""
 
     purpose: Short
     subject_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
@@ -144,6 +189,7 @@ class LookupRequest(Struct, forbid_unknown_fields=True):
     phone: PhoneText | None = None
     external_ref: Short | None = None
     fields: Annotated[list[FieldName], Meta(min_length=1, max_length=5)] | None = None
+    contact: ContactIn | None = None
 
 
 class BasisOut(Struct):
@@ -152,11 +198,12 @@ class BasisOut(Struct):
     expires_at: datetime | None
 
 
-class LookupResponse(Struct):
+class LookupResponse(Struct, omit_defaults=True):
     subject_id: str
     purpose: str
     fields: dict[str, Any]
     basis: BasisOut
+    contact: ContactReservationOut | None = None
 
 
 class ClientCreate(Struct, forbid_unknown_fields=True):
@@ -614,3 +661,82 @@ class RopaOut(Struct):
     generated_at: datetime
     activities: list[RopaActivityOut]
     security_measures: list[RopaMeasureOut]
+
+
+# --- bulk resolution and the audience dry run (POST /v1/lookup/batch, /v1/lookup/dry-run) ---
+#: One identifier of a batch. Loose on purpose: a malformed value is not a reason to reject
+#: the whole batch, it gets its own line with reason `invalid_identifier`.
+BatchIdentifier = Annotated[str, Meta(min_length=1, max_length=320)]
+BatchIdentifiers = Annotated[list[BatchIdentifier], Meta(min_length=1, max_length=10_000)]
+
+
+class BatchLookupRequest(Struct, forbid_unknown_fields=True):
+    """A purpose plus exactly one list of identifiers (at most 10,000)."""
+
+    purpose: Short
+    subject_ids: BatchIdentifiers | None = None
+    emails: BatchIdentifiers | None = None
+    phones: BatchIdentifiers | None = None
+    external_refs: BatchIdentifiers | None = None
+    fields: Annotated[list[FieldName], Meta(min_length=1, max_length=5)] | None = None
+    #: One outbound contact per identifier: each revealed line reserves its points.
+    contact: ContactIn | None = None
+
+
+class BatchLine(Struct, omit_defaults=True):
+    """One NDJSON line: `i` is the identifier's index in the request (the identifier itself
+    is never echoed). Allowed: `subject_id`, `fields`, `basis`. Denied or not found:
+    `reason` and `status` (403, 404, 422). A final line with `error` (status 503, `from_i`)
+    means the stream stopped there and nothing from `from_i` on was revealed."""
+
+    i: int | None = None
+    subject_id: str | None = None
+    fields: dict[str, Any] | None = None
+    basis: BasisOut | None = None
+    contact: ContactReservationOut | None = None
+    reason: str | None = None
+    status: int | None = None
+    error: str | None = None
+    detail: str | None = None
+    from_i: int | None = None
+
+
+class DryRunRequest(Struct, forbid_unknown_fields=True):
+    """A purpose, optionally the channel it is meant for, and exactly one identifier list."""
+
+    purpose: Short
+    channel: Literal["email", "letter", "sms", "phone"] | None = None
+    subject_ids: BatchIdentifiers | None = None
+    emails: BatchIdentifiers | None = None
+    phones: BatchIdentifiers | None = None
+    external_refs: BatchIdentifiers | None = None
+
+
+class DryRunResponse(Struct):
+    total: int
+    reachable: int
+    unreachable: dict[str, int]
+
+
+class ContactBucketOut(Struct):
+    key: str
+    contacts: int
+    points: float
+
+
+class ContactReportOut(Struct):
+    """Contacts of one basket month by touchpoint, phase, brand, channel and type, and how
+    many customers are near (>= 80 %) or at their monthly limit. Aggregates only."""
+
+    month: str
+    basket: float
+    total_contacts: int
+    total_points: float
+    by_touchpoint: list[ContactBucketOut]
+    by_phase: list[ContactBucketOut]
+    by_brand: list[ContactBucketOut]
+    by_channel: list[ContactBucketOut]
+    by_type: list[ContactBucketOut]
+    customers_contacted: int
+    customers_near_limit: int
+    customers_at_limit: int

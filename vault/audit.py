@@ -22,6 +22,10 @@ class AuditAction(StrEnum):
     """`source:subject:action` tags, one per kind of event."""
 
     LOOKUP = "client:contact:lookup"
+    #: An audience dry run: counts only, no contact data and no identifiers.
+    AUDIENCE_DRY_RUN = "client:audience:dry_run"
+    #: An outbound contact recorded without a lookup (contact pressure).
+    CONTACT_RECORD = "client:contact:record"
     SUBJECT_CREATE = "client:subject:create"
     CONTACT_RECTIFY = "client:contact:rectify"
     CONSENT_GRANT = "client:consent:grant"

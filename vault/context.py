@@ -20,8 +20,10 @@ from vault.crypto.keyring import KekProvider, ServerSecrets
 from vault.errors import Unavailable
 from vault.mail import Mailer, make_mailer
 from vault.policies import PurposeCatalogue, load_catalogue
+from vault.pressure import PressureRules, load_rules
 from vault.settings import Settings
 from vault.storage.db import make_engine
+from vault.touchpoints import TouchpointCatalogue, load_touchpoints
 
 
 @dataclass
@@ -35,6 +37,8 @@ class VaultContext:
     indexer: BlindIndexer
     mailer: Mailer
     clock: Clock
+    pressure_rules: PressureRules
+    touchpoints: TouchpointCatalogue
 
     @classmethod
     def open(
@@ -47,6 +51,8 @@ class VaultContext:
     ) -> VaultContext:
         """Load policies and keys and build the engine; raises on a bad catalogue or keyring."""
         catalogue = load_catalogue(settings.policies_dir)
+        pressure_rules = load_rules(settings.policies_dir)
+        touchpoints = load_touchpoints(settings.policies_dir)
         keyring = LocalKeyring(settings.keyring_path)
         return cls(
             settings=settings,
@@ -59,6 +65,8 @@ class VaultContext:
             indexer=BlindIndexer(keyring.secrets.index_key),
             mailer=mailer or make_mailer(settings.smtp_url, settings.outbox_dir),
             clock=clock or SystemClock(),
+            pressure_rules=pressure_rules,
+            touchpoints=touchpoints,
         )
 
     @asynccontextmanager

@@ -29,6 +29,8 @@ class DenyReason(StrEnum):
     CONSENT_EXPIRED = "consent_expired"
     CONSENT_WITHDRAWN = "consent_withdrawn"
     BASIS_ENDED = "basis_ended"
+    CONTACT_BUDGET_EXHAUSTED = "contact_budget_exhausted"
+    CONTACT_BLOCKED_BY_CALAMITY = "contact_blocked_by_calamity"
 
 
 class BasisStatus(StrEnum):

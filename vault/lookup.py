@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, select
 
-from vault import audit
+from vault import audit, pressure
 from vault.audit import Actor, AuditAction, Decision
 from vault.clock import as_utc
 from vault.context import VaultContext
@@ -35,6 +35,7 @@ class LookupResult:
     basis_id: str
     basis_type: str
     basis_expires_at: datetime | None
+    contact: pressure.Reservation | None = None
 
 
 class LookupDenied(AccessDenied):
@@ -59,6 +60,10 @@ _MESSAGES = {
     DenyReason.CONSENT_EXPIRED: "the consent has expired",
     DenyReason.CONSENT_WITHDRAWN: "the consent was withdrawn",
     DenyReason.BASIS_ENDED: "the lawful basis has ended",
+    DenyReason.CONTACT_BUDGET_EXHAUSTED: "the customer's contact basket for this month is full",
+    DenyReason.CONTACT_BLOCKED_BY_CALAMITY: (
+        "a calamity message was sent recently; other contacts wait for the cool-down"
+    ),
 }
 
 
@@ -75,10 +80,13 @@ async def lookup(
     identifier_kind: str,
     identifier: str,
     fields: Sequence[str] | None = None,
+    contact: pressure.ContactSpec | None = None,
 ) -> LookupResult:
     """Resolve contact data for a purpose, or raise `LookupDenied` / `LookupNotFound`.
 
-    Raises `Unavailable` (nothing revealed) when storage or the audit write fails.
+    With `contact`, revealing the data also reserves the contact's points in the same
+    transaction (see `vault.pressure.reserve`); a full basket or a calamity cool-down denies
+    the lookup. Raises `Unavailable` (nothing revealed) when storage or the audit write fails.
     """
     if identifier_kind not in IDENTIFIER_KINDS:
         raise InvalidInput(
@@ -91,6 +99,8 @@ async def lookup(
         digest = identifier_digest(ctx, identifier_kind, identifier)  # raises InvalidInput
     purpose = ctx.catalogue.get(purpose_id)
     checked = check_request(purpose, purpose_id, client_purposes, fields)
+    if contact is not None:
+        contact = contact.resolve(ctx, purpose)  # raises InvalidInput
     now = ctx.clock.now()
     requested = list(fields) if fields is not None else None
 
@@ -103,7 +113,19 @@ async def lookup(
             reason: str | None = None,
             revealed: Sequence[str] | None = None,
             consent_id: str | None = None,
+            reserved: pressure.Reservation | None = None,
         ) -> None:
+            detail: dict[str, object] = {"by": identifier_kind}
+            if contact is not None:
+                detail["contact"] = {
+                    "brand": contact.brand,
+                    "channel": contact.channel,
+                    "type": contact.type,
+                    "priority": contact.priority,
+                }
+                if reserved is not None:
+                    detail["contact"]["id"] = reserved.contact_id  # type: ignore[index]
+                    detail["contact"]["points"] = reserved.points  # type: ignore[index]
             await audit.record(
                 conn,
                 at=now,
@@ -116,7 +138,7 @@ async def lookup(
                 fields=revealed if revealed is not None else requested,
                 reason=reason,
                 consent_id=consent_id,
-                detail={"by": identifier_kind},
+                detail=detail,
             )
 
         known_subject = identifier if identifier_kind == "subject_id" else None
@@ -146,6 +168,27 @@ async def lookup(
                     if r.b_id is not None
                 ]
                 outcome = decide(purpose, checked, row.status, facts, now)
+                reserved: pressure.Reservation | None = None
+                if isinstance(outcome, Allow) and contact is not None:
+                    assert contact.channel is not None and contact.type is not None
+                    held = await pressure.reserve(
+                        conn,
+                        ctx,
+                        subject_id=row.id,
+                        channel=contact.channel,
+                        type=contact.type,
+                        brand=contact.brand,
+                        priority=contact.priority,
+                        now=now,
+                        purpose=purpose_id,
+                        touchpoint=contact.touchpoint,
+                        client=actor.id,
+                        request_id=actor.request_id,
+                    )
+                    if isinstance(held, Deny):
+                        outcome = held
+                    else:
+                        reserved = held
                 if isinstance(outcome, Allow):
                     data = decrypt_fields(ctx, row, outcome.fields)
                     await _audit(
@@ -153,6 +196,7 @@ async def lookup(
                         subject_id=row.id,
                         revealed=sorted(data),
                         consent_id=outcome.basis.id,
+                        reserved=reserved,
                     )
                     outcome = LookupResult(
                         subject_id=row.id,
@@ -161,6 +205,7 @@ async def lookup(
                         basis_id=outcome.basis.id,
                         basis_type=outcome.basis.basis,
                         basis_expires_at=as_utc(outcome.basis.expires_at),
+                        contact=reserved,
                     )
                 else:
                     await _audit(Decision.DENY, subject_id=row.id, reason=outcome.reason)

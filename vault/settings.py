@@ -42,6 +42,9 @@ class Settings:
     #: TRESOR_DB_POOL_SIZE: database connections per process (PostgreSQL); keep it at or
     #: above the concurrency a process serves, or requests queue for connections.
     db_pool_size: int = 40
+    #: TRESOR_FAILED_AUTH_LIMIT: failed API-key authentications per client IP and minute
+    #: (per process) before further attempts get 429.
+    failed_auth_limit: int = 30
     #: TRESOR_LOG_LEVEL: minimum level of the JSON logs.
     log_level: str = "INFO"
     #: TRESOR_RETENTION_INTERVAL: seconds between retention sweeps inside `tresor serve`
@@ -101,6 +104,7 @@ class Settings:
             client_cache_seconds=float(e.get("TRESOR_CLIENT_CACHE_SECONDS", "2")),
             seal_interval=float(e.get("TRESOR_SEAL_INTERVAL", "0.2")),
             db_pool_size=int(e.get("TRESOR_DB_POOL_SIZE", "40")),
+            failed_auth_limit=int(e.get("TRESOR_FAILED_AUTH_LIMIT", "30")),
             log_level=e.get("TRESOR_LOG_LEVEL", "INFO").upper(),
             retention_interval=float(e.get("TRESOR_RETENTION_INTERVAL", "3600")),
             otp_minutes=int(e.get("TRESOR_OTP_MINUTES", "10")),

@@ -45,7 +45,7 @@ from sqlalchemy import select
 
 from api.deps import Vault
 from api.i18n import TEXTS, pick_language
-from vault import audit, audit_chain, audit_query, consent_proof, ropa
+from vault import audit, audit_chain, audit_query, consent_proof, pressure_report, ropa
 from vault.audit import Actor, AuditAction, Decision
 from vault.audit_query import AuditFilter
 from vault.clients import ClientInfo, Role
@@ -823,6 +823,76 @@ class DpoConsoleController(Controller):
             period=period,
             error=error,
             error_fields=error_fields,
+        )
+
+    @get("/contacts", operation_id="dpoContacts")
+    async def contacts_page(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
+        """Contact pressure of a month: bars per touchpoint, phase, brand and channel, and
+        how many customers are near or at their limit (aggregates only)."""
+        session = await require_session(request, vault)
+        lang = pick_language(request)
+        t = TEXTS[lang]
+        month = request.query_params.get("month") or None
+        report = await pressure_report.contact_report(vault, month)  # InvalidInput: 422 page
+
+        def touchpoint_label(key: str) -> str:
+            tp = vault.touchpoints.get(key)
+            return tp.name(lang) if tp else key
+
+        def brand_label(key: str) -> str:
+            brand = vault.pressure_rules.brands.get(key)
+            return (brand.name_de if lang == "de" else brand.name_en) if brand else key
+
+        sections = []
+        for key, buckets, label in (
+            ("touchpoint", report.by_touchpoint, touchpoint_label),
+            ("phase", report.by_phase, str),
+            ("brand", report.by_brand, brand_label),
+            ("channel", report.by_channel, str),
+        ):
+            title = t[f"dpo_contacts_by_{key}"]
+            labels = [label(b.key) for b in buckets]
+            sections.append(
+                {
+                    "id": f"by-{key}",
+                    "title": title,
+                    "rows": list(zip(labels, buckets, strict=True)),
+                    "chart": stacked_bars_svg(
+                        f"by-{key}-chart",
+                        title,
+                        labels,
+                        [(t["dpo_col_count"], "#1d4ed8", [b.contacts for b in buckets])],
+                    ),
+                }
+            )
+        below = report.customers_contacted - report.customers_near_limit - report.customers_at_limit
+        limits = [
+            (t["dpo_contacts_below"], below),
+            (t["dpo_contacts_near"], report.customers_near_limit),
+            (t["dpo_contacts_at"], report.customers_at_limit),
+        ]
+        limits_chart = stacked_bars_svg(
+            "limits-chart",
+            t["dpo_contacts_limits"],
+            [label for label, _ in limits],
+            [(t["dpo_col_count"], "#b45309", [n for _, n in limits])],
+        )
+        return page(
+            request,
+            "dpo_contacts.html",
+            "dpo_contacts_heading",
+            session=session,
+            section="contacts",
+            report=report,
+            intro=t["dpo_contacts_intro"].format(
+                month=report.month,
+                basket=f"{report.basket:g}",
+                total=report.total_contacts,
+                points=f"{report.total_points:g}",
+            ),
+            sections=sections,
+            limits=limits,
+            limits_chart=limits_chart,
         )
 
     @get("/chain", operation_id="dpoChain")

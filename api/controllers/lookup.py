@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar.params import JSONBody
 from litestar import Controller, Request, post
+from litestar.params import JSONBody
 
-from api.deps import Vault
+from api import metrics
 from api.auth import actor_of, requires
+from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
-from api.schemas import BasisOut, LookupRequest, LookupResponse
+from api.schemas import BasisOut, ContactReservationOut, LookupRequest, LookupResponse
 from vault import lookup as lookup_service
+from vault import pressure
 from vault.clients import ClientInfo, Role
 from vault.errors import InvalidInput
 
@@ -29,7 +31,10 @@ class LookupController(Controller):
         description=(
             "Give a purpose and exactly one of subject_id, email, phone, external_ref. "
             "Returns only the fields the purpose allows and the subject's lawful basis "
-            "covers, with that basis. Denials are 403 with a `reason` code."
+            "covers, with that basis. Denials are 403 with a `reason` code. With `contact`, "
+            "revealing the data reserves the contact's points in the customer's monthly "
+            "basket, or the lookup is denied `contact_budget_exhausted` / "
+            "`contact_blocked_by_calamity`."
         ),
         status_code=200,
         guards=[requires(Role.LOOKUP, Role.DPO)],
@@ -46,20 +51,44 @@ class LookupController(Controller):
             )
         kind, value = given[0]
         client: ClientInfo = request.user
-        result = await lookup_service.lookup(
-            vault,
-            actor_of(request),
-            client.purposes,
-            purpose_id=data.purpose,
-            identifier_kind=kind,
-            identifier=value,
-            fields=data.fields,
+        contact = (
+            None
+            if data.contact is None
+            else pressure.ContactSpec(
+                brand=data.contact.brand,
+                channel=data.contact.channel,
+                type=data.contact.type,
+                priority=data.contact.priority,
+                touchpoint=data.contact.touchpoint,
+            )
         )
+        known = data.purpose if data.purpose in vault.catalogue else None
+        try:
+            result = await lookup_service.lookup(
+                vault,
+                actor_of(request),
+                client.purposes,
+                purpose_id=data.purpose,
+                identifier_kind=kind,
+                identifier=value,
+                fields=data.fields,
+                contact=contact,
+            )
+        except (lookup_service.LookupDenied, lookup_service.LookupNotFound) as exc:
+            metrics.observe_lookup(known, "deny", str(exc.reason))
+            raise
+        metrics.observe_lookup(known, "allow")
+        r = result.contact
         return LookupResponse(
             subject_id=result.subject_id,
             purpose=result.purpose,
             fields=result.fields,
             basis=BasisOut(
                 id=result.basis_id, type=result.basis_type, expires_at=result.basis_expires_at
+            ),
+            contact=None
+            if r is None
+            else ContactReservationOut(
+                id=r.contact_id, month=r.month, points=r.points, used=r.used, basket=r.basket
             ),
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import select
 
 from tests.support.factories import api, bearer, client_key, person
@@ -23,6 +25,7 @@ async def _lookup_events(vault) -> list:
 async def test_missing_invalid_and_revoked_keys_get_401(vault):
     """No key, a malformed header, an unknown key and a revoked key each get a 401 problem
     with a Bearer WWW-Authenticate challenge, on every protected area."""
+    vault.settings = replace(vault.settings, failed_auth_limit=1000)  # many failures on purpose
     writer = await client_key(vault, "crm", "writer")
     admin = await client_key(vault, "ops", "admin")
     async with api(vault) as http:

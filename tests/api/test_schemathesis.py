@@ -57,6 +57,8 @@ CHECKS = [
 #: Which client role each protected path prefix needs (the first match wins).
 ROLE_BY_PATH = (
     ("/v1/lookup", "lookup"),
+    ("/v1/contacts", "writer"),
+    ("/v1/reports", "dpo"),
     ("/v1/clients", "admin"),
     ("/v1/requests", "dpo"),
     ("/v1/audit", "dpo"),
@@ -66,7 +68,7 @@ ROLE_BY_PATH = (
     ("/v1/subjects", "writer"),
 )
 #: Public operations: no credentials are sent.
-PUBLIC = {"/health", "/ready", "/v1/consents/confirm"}
+PUBLIC = {"/health", "/ready", "/v1/consents/confirm", "/metrics"}
 #: Areas whose credentials are not API keys (the privacy centre's short-lived subject
 #: sessions): exercised without credentials, so every answer must be a documented one.
 NO_API_KEY = ("/self/",)
@@ -121,6 +123,9 @@ def backend(
         policies_dir=POLICIES,
         public_url="http://testserver.local",
         client_cache_seconds=0.0,
+        # Schemathesis sends many deliberately unauthenticated requests; the failed-auth
+        # brake has its own tests (tests/api/test_failed_auth_limit.py).
+        failed_auth_limit=1_000_000,
     )
     LocalKeyring.create(settings.keyring_path)
     return settings

@@ -242,6 +242,46 @@ class SelfServiceSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(TZ)
 
 
+class ContactBudget(Base):
+    """Points used by one subject in one basket month (all brands share it). Reservations
+    lock this row, so concurrent contacts for a subject never overspend the basket."""
+
+    __tablename__ = "contact_budgets"
+
+    subject_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    #: In tenths of a point (channel factors such as 1.5 give fractional points).
+    used_tenths: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(TZ)
+
+    __table_args__ = (Index("ix_contact_budgets_month", "month"),)
+
+
+class ContactRecord(Base):
+    """One outbound contact that reserved points (append-only)."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(36))
+    at: Mapped[datetime] = mapped_column(TZ)
+    month: Mapped[str] = mapped_column(String(7))
+    brand: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[str] = mapped_column(String(32))
+    points_tenths: Mapped[int] = mapped_column(Integer)
+    touchpoint: Mapped[str | None] = mapped_column(String(100))
+    purpose: Mapped[str | None] = mapped_column(String(100))
+    client: Mapped[str | None] = mapped_column(String(120))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_contacts_subject_id_at", "subject_id", "at"),
+        Index("ix_contacts_month", "month"),
+    )
+
+
 subjects = Subject.__table__
 consents = Consent.__table__
 consent_history = ConsentHistory.__table__
@@ -253,4 +293,6 @@ dsar_request_history = DsarRequestHistory.__table__
 self_service_challenges = SelfServiceChallenge.__table__
 self_service_sessions = SelfServiceSession.__table__
 audit_checkpoints = AuditCheckpoint.__table__
+contact_budgets = ContactBudget.__table__
+contacts = ContactRecord.__table__
 metadata = Base.metadata

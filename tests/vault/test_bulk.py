@@ -1,0 +1,263 @@
+"""Bulk resolution and the audience dry run on both databases: one audited event per line,
+input order, mixed outcomes, no identifier echoed, limits, fail closed per chunk."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from bench.seed import seed
+from tests.support.factories import WRITER, person
+from tests.support.privacy import audit_rows, execute_ddl, is_sqlite
+from tests.vault.test_audit_fail_closed import PG_OFF, PG_ON, SQLITE_OFF, SQLITE_ON
+from vault import bulk
+from vault.audit import Actor, AuditAction
+from vault.consents import record_basis, withdraw
+from vault.errors import InvalidInput, Unavailable
+from vault.lookup import LookupDenied
+from vault.subjects import create_subject
+
+SHOP = Actor("client", "shop", "req-batch-1")
+ALLOWED = frozenset({"order.delivery", "newsletter.email"})
+UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
+
+
+async def _lines(vault, kind: str, values: list[str], *, purpose="order.delivery", fields=None,
+                 allowed=ALLOWED, chunk_size: int = bulk.CHUNK) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    async for blob in bulk.resolve_batch(
+        vault, SHOP, allowed, purpose_id=purpose, identifier_kind=kind, identifiers=values,
+        fields=fields, chunk_size=chunk_size,
+    ):
+        out.extend(json.loads(x) for x in blob.decode().splitlines())
+    return out
+
+
+async def _lookup_events(vault) -> list[dict[str, Any]]:
+    return [e for e in await audit_rows(vault) if e["action"] == AuditAction.LOOKUP]
+
+
+async def _population(vault) -> dict[str, Any]:
+    """Three customers with a delivery contract, one whose contract was ended (denied),
+    one without any basis (no_consent)."""
+    people = [person(700 + n) for n in range(5)]
+    ids = [await create_subject(vault, WRITER, p) for p in people]
+    for sid in ids[:3]:
+        await record_basis(vault, WRITER, sid, "order.delivery", reference="order")
+    ended = (await record_basis(vault, WRITER, ids[3], "order.delivery", reference="x")).id
+    await withdraw(vault, WRITER, ids[3], ended)  # ends the contract basis
+    return {"people": people, "ids": ids, "ended": ended}
+
+
+async def test_mixed_batch_in_order_each_line_audited(vault):
+    pop = await _population(vault)
+    ids = pop["ids"]
+    values = [ids[0], UNKNOWN_ID, ids[4], "not-a-uuid", ids[1], ids[3], ids[0], ids[2]]
+    lines = await _lines(vault, "subject_id", values, chunk_size=3)
+    assert [line["i"] for line in lines] == list(range(len(values)))
+    by_i = {line["i"]: line for line in lines}
+    for i in (0, 4, 6, 7):
+        assert by_i[i]["subject_id"] == values[i]
+        assert set(by_i[i]["fields"]) == {"name", "postal_address", "phone", "email"} & set(
+            by_i[i]["fields"]
+        ) and by_i[i]["fields"]
+        assert by_i[i]["basis"]["type"] == "contract"
+    assert by_i[0]["fields"]["phone"] == pop["people"][0]["phone"]
+    assert (by_i[1]["reason"], by_i[1]["status"]) == ("subject_not_found", 404)
+    assert (by_i[2]["reason"], by_i[2]["status"]) == ("no_consent", 403)
+    assert (by_i[3]["reason"], by_i[3]["status"]) == ("invalid_identifier", 422)
+    assert by_i[5]["status"] == 403 and by_i[5]["reason"] != "no_consent"
+
+    events = await _lookup_events(vault)
+    assert len(events) == len(lines)
+    for e in events:
+        detail = json.loads(e["detail"])
+        line = by_i[detail["i"]]
+        assert detail["batch"] == SHOP.request_id and e["request_id"] == SHOP.request_id
+        if "reason" in line:
+            assert (e["decision"], e["reason"]) == ("deny", line["reason"])
+        else:
+            assert e["decision"] == "allow" and e["subject_id"] == line["subject_id"]
+            assert e["fields"] == ",".join(sorted(line["fields"]))
+            assert e["consent_id"] == line["basis"]["id"]
+    # the invalid value never reaches the trail; a well-formed unknown id does
+    assert {e["subject_id"] for e in events if e["reason"] == "invalid_identifier"} == {None}
+
+
+async def test_by_email_never_echoes_identifier_and_flags_malformed(vault):
+    pop = await _population(vault)
+    emails = [p["email"] for p in pop["people"]] + ["kein-at-zeichen", "fremd@example.org"]
+    lines = await _lines(vault, "email", emails, fields=["phone"])
+    text = json.dumps(lines) + json.dumps(await audit_rows(vault), default=str)
+    assert "kein-at-zeichen" not in text and "fremd@example.org" not in text
+    for p in pop["people"]:
+        assert p["email"] not in text and p["name"] not in text  # only phones were asked for
+    assert [line.get("reason") for line in lines][5:] == ["invalid_identifier", "subject_not_found"]
+    assert lines[0]["fields"] == {"phone": pop["people"][0]["phone"]}
+
+
+async def test_whole_batch_denied_is_audited_per_identifier(vault):
+    pop = await _population(vault)
+    with pytest.raises(LookupDenied) as info:
+        await _lines(vault, "subject_id", pop["ids"], allowed=frozenset({"newsletter.email"}))
+    assert info.value.reason == "purpose_not_allowed"
+    events = await _lookup_events(vault)
+    assert len(events) == len(pop["ids"])
+    assert {e["reason"] for e in events} == {"purpose_not_allowed"}
+    assert [e["subject_id"] for e in events] == pop["ids"]
+
+
+async def test_limits(vault):
+    with pytest.raises(InvalidInput):
+        await _lines(vault, "subject_id", [UNKNOWN_ID] * (bulk.MAX_IDENTIFIERS + 1))
+    with pytest.raises(InvalidInput):
+        await _lines(vault, "subject_id", [])
+    with pytest.raises(InvalidInput):
+        await _lines(vault, "customer_number", ["1"])
+    assert await _lookup_events(vault) == []
+
+
+async def _audit_down(vault) -> None:
+    await execute_ddl(vault, *((SQLITE_ON,) if is_sqlite(vault) else PG_ON))
+
+
+async def _audit_up(vault) -> None:
+    await execute_ddl(vault, *(SQLITE_OFF if is_sqlite(vault) else PG_OFF))
+
+
+async def test_fails_closed_per_chunk(vault):
+    pop = await _population(vault)
+    ids = pop["ids"][:3] * 3  # nine allowed lines, three chunks of three
+    gen = bulk.resolve_batch(
+        vault, SHOP, ALLOWED, purpose_id="order.delivery", identifier_kind="subject_id",
+        identifiers=ids, chunk_size=3,
+    )
+    first = [json.loads(x) for x in (await gen.__anext__()).decode().splitlines()]
+    assert [line["i"] for line in first] == [0, 1, 2]
+    await _audit_down(vault)
+    try:
+        rest = [json.loads(x) async for blob in gen for x in blob.decode().splitlines()]
+    finally:
+        await _audit_up(vault)
+    # The next chunk may already have committed before the trigger was in place (one chunk
+    # is prepared ahead); whatever did not commit is not revealed and ends the stream.
+    *more, error = rest
+    assert error == {
+        "error": "unavailable", "status": 503, "from_i": 3 + len(more), "detail": error["detail"]
+    }
+    assert len(more) in (0, 3) and all("fields" in line for line in more)
+    for p in pop["people"]:
+        assert p["phone"] not in json.dumps(error)
+    assert len(await _lookup_events(vault)) == 3 + len(more)  # only the committed chunks
+    committed = 3 + len(more)
+
+    # the first chunk failing is an ordinary error before anything is streamed
+    await _audit_down(vault)
+    try:
+        with pytest.raises(Unavailable):
+            await _lines(vault, "subject_id", ids)
+    finally:
+        await _audit_up(vault)
+    assert len(await _lookup_events(vault)) == committed
+
+
+async def test_dry_run_counts_match_batch_and_reveal_nothing(vault):
+    pop = await _population(vault)
+    no_mail = await create_subject(vault, WRITER, {"phone": "+4930555123", "name": "Ohne Mail"})
+    await record_basis(vault, WRITER, no_mail, "order.delivery", reference="order")
+    values = [*pop["ids"], UNKNOWN_ID, "bad", pop["ids"][0], no_mail]
+    lines = await _lines(vault, "subject_id", values)
+    result = await bulk.dry_run(
+        vault, SHOP, ALLOWED, purpose_id="order.delivery", identifier_kind="subject_id",
+        identifiers=values,
+    )
+    channel = vault.catalogue.get("order.delivery").channel.value
+    need = bulk.CHANNEL_FIELD[channel]
+    expected_reach = sum(1 for line in lines if need in line.get("fields", {}))
+    assert result.total == len(values)
+    assert result.reachable == expected_reach
+    reasons: dict[str, int] = {}
+    for line in lines:
+        reason = line.get("reason") or (None if need in line["fields"] else "no_contact_data")
+        if reason:
+            reasons[reason] = reasons.get(reason, 0) + 1
+    assert result.unreachable == reasons
+    events = await audit_rows(vault)
+    dry = [e for e in events if e["action"] == AuditAction.AUDIENCE_DRY_RUN]
+    assert len(dry) == 1 and dry[0]["subject_id"] is None
+    detail = json.loads(dry[0]["detail"])
+    assert detail["reachable"] == result.reachable and detail["total"] == len(values)
+    for v in pop["ids"]:
+        assert v not in dry[0]["detail"]
+    with pytest.raises(InvalidInput):
+        await bulk.dry_run(
+            vault, SHOP, ALLOWED, purpose_id="order.delivery", identifier_kind="subject_id",
+            identifiers=values, channel="sms" if channel != "sms" else "email",
+        )
+
+
+async def test_dry_run_purpose_not_allowed(vault):
+    with pytest.raises(LookupDenied):
+        await bulk.dry_run(
+            vault, SHOP, frozenset(), purpose_id="order.delivery",
+            identifier_kind="subject_id", identifiers=[UNKNOWN_ID],
+        )
+    events = [e for e in await audit_rows(vault) if e["action"] == AuditAction.AUDIENCE_DRY_RUN]
+    assert [(e["decision"], e["reason"]) for e in events] == [("deny", "purpose_not_allowed")]
+
+
+async def test_ten_thousand_streams_chunk_by_chunk(vault):
+    if not is_sqlite(vault):
+        pytest.skip("the size run is for the embedded database; PostgreSQL is in bench/")
+    ids = await seed(vault, 2_000)
+    values = (ids * 5)[: bulk.MAX_IDENTIFIERS]
+    chunks = 0
+    seen = 0
+    async for blob in bulk.resolve_batch(
+        vault, SHOP, ALLOWED, purpose_id="order.delivery", identifier_kind="subject_id",
+        identifiers=values,
+    ):
+        lines = blob.decode().splitlines()
+        assert len(lines) <= bulk.CHUNK
+        first = json.loads(lines[0])
+        assert first["i"] == seen and "fields" in first
+        seen += len(lines)
+        chunks += 1
+    assert seen == bulk.MAX_IDENTIFIERS and chunks == bulk.MAX_IDENTIFIERS // bulk.CHUNK
+    assert len(await _lookup_events(vault)) == bulk.MAX_IDENTIFIERS
+
+
+async def test_contact_reservation_per_line_until_the_basket_is_full(vault):
+    from vault.pressure import ContactSpec
+
+    pop = await _population(vault)
+    sid = pop["ids"][0]
+    values = [sid] * 12
+    out: list[dict[str, Any]] = []
+    async for blob in bulk.resolve_batch(
+        vault, SHOP, ALLOWED, purpose_id="order.delivery", identifier_kind="subject_id",
+        identifiers=values, contact=ContactSpec(brand="tresor"), chunk_size=5,
+    ):
+        out.extend(json.loads(x) for x in blob.decode().splitlines())
+    assert [line["i"] for line in out] == list(range(12))
+    allowed = [line for line in out if "fields" in line]
+    denied = [line for line in out if "reason" in line]
+    assert allowed and denied and out[: len(allowed)] == allowed  # allowed until full
+    assert {(d["reason"], d["status"]) for d in denied} == {("contact_budget_exhausted", 403)}
+    used = [line["contact"]["used"] for line in allowed]
+    assert used == sorted(used) and used[-1] <= allowed[0]["contact"]["basket"]
+    assert used[-1] + allowed[0]["contact"]["points"] > allowed[0]["contact"]["basket"]
+    events = await _lookup_events(vault)
+    assert len(events) == 12
+    for e in events:
+        detail = json.loads(e["detail"])
+        line = out[detail["i"]]
+        assert detail["contact"]["brand"] == "tresor"
+        if "fields" in line:
+            assert detail["contact"]["id"] == line["contact"]["id"]
+        else:
+            assert e["reason"] == "contact_budget_exhausted" and "id" not in detail["contact"]
+    # the same decisions as the single lookup: a denied line reveals nothing
+    assert not any(pop["people"][0]["phone"] in json.dumps(d) for d in denied)

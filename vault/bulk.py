@@ -1,0 +1,562 @@
+"""Bulk resolution and the audience dry run: the lookup, for whole audiences at once.
+
+`resolve_batch` is an async generator of NDJSON chunks. It works through the identifiers in
+chunks (`CHUNK` per transaction): one SELECT over the chunk (`IN (...)`, joined with the
+subjects' records for the purpose), the same decision as the single lookup for each
+identifier, and one multi-row audit INSERT (one event per identifier, allowed or denied) in
+the same transaction. A chunk's lines leave only after its transaction committed; when a
+chunk cannot be committed (storage or audit trail down) nothing of it is revealed and the
+stream ends with an error line. Memory is bounded by one chunk, however large the batch.
+
+Lines never echo the identifier: they carry its index `i` in the request. With a `contact`,
+every line that would reveal data first reserves the contact's points (`vault.pressure`) in
+the chunk's transaction, or is denied like the single lookup.
+
+`dry_run` answers "how many of these subjects could be reached now for this purpose, and why
+not the others", from the same decision, without selecting or decrypting any ciphertext;
+it is audited as one event with the counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import String, Select, and_, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vault import audit, pressure
+from vault.audit import Actor, AuditAction, Decision
+from vault.clock import as_utc
+from vault.context import VaultContext
+from vault.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
+from vault.errors import InvalidInput, Unavailable
+from vault.lookup import IDENTIFIER_KINDS, LookupDenied, deny_message
+from vault.policies import Purpose
+from vault.storage.tables import consents, subjects
+from vault.subjects import INDEXED, decrypt_fields, identifier_digest
+
+#: Identifiers per transaction (one SELECT, one multi-row audit INSERT, one commit).
+CHUNK = 500
+#: Most identifiers one request may carry.
+MAX_IDENTIFIERS = 10_000
+INVALID_IDENTIFIER = "invalid_identifier"
+NO_CONTACT_DATA = "no_contact_data"
+#: Which stored field an outbound contact over a channel needs.
+CHANNEL_FIELD = {"email": "email", "sms": "phone", "phone": "phone", "letter": "postal_address"}
+
+_STATUS = {
+    DenyReason.SUBJECT_NOT_FOUND: 404,
+    INVALID_IDENTIFIER: 422,
+}
+_encode = msgspec.json.Encoder().encode
+_AUDIT_INSERT = audit._INSERT  # prebuilt once; executemany with one parameter set per line
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """The decision for one identifier: allow (row + Allow) or a deny reason."""
+
+    reason: str | None
+    row: Any = None
+    allow: Allow | None = None
+    reservation: pressure.Reservation | None = None
+
+
+async def _reserve_chunk(
+    conn: AsyncConnection,
+    ctx: VaultContext,
+    actor: Actor,
+    purpose: Purpose,
+    contact: pressure.ContactSpec,
+    outcomes: list[_Outcome],
+    now: datetime,
+) -> list[_Outcome]:
+    """Reserve the contact's points for every allowed line, in the chunk's transaction; a
+    full basket or a calamity cool-down turns the line into a denial. Reservations are made
+    in subject-id order, so concurrent batches lock budget rows in the same order."""
+    assert contact.channel is not None and contact.type is not None
+    out = list(outcomes)
+    allowed = sorted((o.row.id, j) for j, o in enumerate(outcomes) if o.allow is not None)
+    for subject_id, j in allowed:
+        got = await pressure.reserve(
+            conn, ctx, subject_id=subject_id, channel=contact.channel, type=contact.type,
+            brand=contact.brand, priority=contact.priority, now=now, purpose=purpose.id,
+            touchpoint=contact.touchpoint, client=actor.id, request_id=actor.request_id,
+        )
+        if isinstance(got, Deny):
+            out[j] = _Outcome(got.reason, outcomes[j].row)
+        else:
+            out[j] = _Outcome(None, outcomes[j].row, outcomes[j].allow, got)
+    return out
+
+
+def _contact_detail(
+    contact: pressure.ContactSpec, reserved: pressure.Reservation | None
+) -> dict[str, object]:
+    """The same shape as the single lookup's audit detail for a contact."""
+    out: dict[str, object] = {
+        "brand": contact.brand,
+        "channel": contact.channel,
+        "type": contact.type,
+        "priority": contact.priority,
+    }
+    if reserved is not None:
+        out["id"] = reserved.contact_id
+        out["points"] = reserved.points
+    return out
+
+
+def _key_column(kind: str) -> Any:
+    return subjects.c.id if kind == "subject_id" else getattr(subjects.c, INDEXED[kind])
+
+
+def _build(kind: str, *, with_data: bool, array: bool) -> Select[Any]:
+    on = and_(consents.c.subject_id == subjects.c.id, consents.c.purpose == bindparam("purpose"))
+    key = _key_column(kind)
+    head: list[Any] = (
+        # What deciding and decrypting need: no timestamps or digests to parse per row.
+        [
+            subjects.c.id,
+            subjects.c.status,
+            subjects.c.kek_version,
+            subjects.c.wrapped_dek,
+            subjects.c.dek_version,
+            *(c for c in subjects.c if c.name.endswith("_ct")),
+        ]
+        if with_data
+        else [
+            subjects.c.id,
+            subjects.c.status,
+            *(
+                getattr(subjects.c, f"{f}_ct").is_not(None).label(f"has_{f}")
+                for f in sorted(set(CHANNEL_FIELD.values()))
+            ),
+        ]
+    )
+    return (
+        select(
+            *head,
+            key.label("k"),
+            consents.c.id.label("b_id"),
+            consents.c.basis.label("b_basis"),
+            consents.c.status.label("b_status"),
+            consents.c.expires_at.label("b_expires_at"),
+            consents.c.confirm_deadline.label("b_deadline"),
+        )
+        .select_from(subjects.outerjoin(consents, on))
+        .where(
+            # PostgreSQL: one array parameter, so the prepared statement is the same for
+            # every chunk; elsewhere an expanding IN (...).
+            key == any_(bindparam("keys", type_=ARRAY(String)))
+            if array
+            else key.in_(bindparam("keys", expanding=True))
+        )
+        .order_by(subjects.c.id, consents.c.created_at.desc())
+    )
+
+
+#: Built once per identifier kind; only parameters change per chunk.
+_STATEMENTS = {
+    (kind, with_data, array): _build(kind, with_data=with_data, array=array)
+    for kind in IDENTIFIER_KINDS
+    for with_data in (True, False)
+    for array in (True, False)
+}
+
+
+def _statement(ctx: VaultContext, kind: str, *, with_data: bool) -> Select[Any]:
+    return _STATEMENTS[(kind, with_data, ctx.engine.dialect.name == "postgresql")]
+
+
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _safe_id(value: str) -> str | None:
+    """A well-formed subject id in canonical form, else None (never arbitrary input)."""
+    if len(value) != 36:
+        return None
+    if _CANONICAL_UUID.fullmatch(value):  # the common case, without building a UUID
+        return value
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
+def _keys(ctx: VaultContext, kind: str, values: Sequence[str]) -> list[str | None]:
+    """The database key per identifier (subject id or blind-index digest); None = invalid."""
+    if kind == "subject_id":
+        return [_safe_id(v) if isinstance(v, str) else None for v in values]
+    out: list[str | None] = []
+    for v in values:
+        try:
+            out.append(identifier_digest(ctx, kind, v) if isinstance(v, str) else None)
+        except InvalidInput:
+            out.append(None)
+    return out
+
+
+async def _decide_chunk(
+    conn: AsyncConnection,
+    stmt: Select[Any],
+    purpose: Purpose,
+    fields: tuple[str, ...],
+    keys: list[str | None],
+    now: datetime,
+) -> list[_Outcome]:
+    wanted = list({k for k in keys if k is not None})
+    by_key: dict[str, list[Any]] = {}
+    if wanted:
+        for r in (await conn.execute(stmt, {"purpose": purpose.id, "keys": wanted})).all():
+            by_key.setdefault(r.k, []).append(r)
+    decided: dict[str, _Outcome] = {}
+    out: list[_Outcome] = []
+    for key in keys:
+        if key is None:
+            out.append(_Outcome(INVALID_IDENTIFIER))
+            continue
+        hit = decided.get(key)
+        if hit is None:
+            rows = by_key.get(key)
+            if not rows:
+                hit = _Outcome(DenyReason.SUBJECT_NOT_FOUND)
+            elif len({r.id for r in rows}) > 1:
+                hit = _Outcome(DenyReason.AMBIGUOUS_IDENTIFIER)
+            else:
+                facts = [
+                    BasisFacts(r.b_id, r.b_basis, r.b_status, r.b_expires_at, r.b_deadline)
+                    for r in rows
+                    if r.b_id is not None
+                ]
+                verdict = decide(purpose, fields, rows[0].status, facts, now)
+                if isinstance(verdict, Allow):
+                    hit = _Outcome(None, rows[0], verdict)
+                else:
+                    hit = _Outcome(verdict.reason, rows[0])
+            decided[key] = hit
+        out.append(hit)
+    return out
+
+
+def _event(
+    now: datetime,
+    actor: Actor,
+    purpose: str,
+    *,
+    decision: Decision,
+    subject_id: str | None,
+    fields: Sequence[str] | None,
+    reason: str | None,
+    consent_id: str | None,
+    detail: dict[str, object] | str,
+) -> dict[str, Any]:
+    return {
+        "at": now,
+        "request_id": actor.request_id,
+        "actor_type": actor.type,
+        "actor_id": actor.id,
+        "action": str(AuditAction.LOOKUP),
+        "subject_id": subject_id,
+        "purpose": purpose,
+        "fields": ",".join(fields) if fields else None,
+        "decision": str(decision),
+        "reason": reason,
+        "consent_id": consent_id,
+        "detail": detail if isinstance(detail, str) else json.dumps(detail, sort_keys=True),
+    }
+
+
+def _batch_detail(actor: Actor, kind: str, i: int) -> dict[str, object]:
+    return {"batch": actor.request_id, "by": kind, "i": i}
+
+
+async def _deny_whole_batch(
+    ctx: VaultContext,
+    actor: Actor,
+    purpose_label: str,
+    kind: str,
+    values: Sequence[str],
+    requested: list[str] | None,
+    reason: DenyReason,
+    now: datetime,
+) -> None:
+    """A denial that needs no subject still costs one event per identifier (events equal
+    accesses); written in one transaction before the 403 leaves."""
+    async with ctx.transaction() as conn:
+        for start in range(0, len(values), CHUNK):
+            chunk = values[start : start + CHUNK]
+            ids = _keys(ctx, "subject_id", chunk) if kind == "subject_id" else [None] * len(chunk)
+            await conn.execute(
+                _AUDIT_INSERT,
+                [
+                    _event(
+                        now, actor, purpose_label, decision=Decision.DENY, subject_id=sid,
+                        fields=requested, reason=reason, consent_id=None,
+                        detail=_batch_detail(actor, kind, start + j),
+                    )
+                    for j, sid in enumerate(ids)
+                ],
+            )
+
+
+def _validate(kind: str, values: Sequence[str], fields: Sequence[str] | None) -> None:
+    if kind not in IDENTIFIER_KINDS:
+        raise InvalidInput(
+            "unknown identifier", {"identifier": "use one of " + ", ".join(IDENTIFIER_KINDS)}
+        )
+    if not values:
+        raise InvalidInput("no identifiers", {kind + "s": "name at least one identifier"})
+    if len(values) > MAX_IDENTIFIERS:
+        raise InvalidInput(
+            "too many identifiers", {kind + "s": f"at most {MAX_IDENTIFIERS} per request"}
+        )
+    if fields is not None and not fields:
+        raise InvalidInput("fields must not be empty", {"fields": "name at least one field"})
+
+
+async def resolve_batch(
+    ctx: VaultContext,
+    actor: Actor,
+    client_purposes: frozenset[str],
+    *,
+    purpose_id: str,
+    identifier_kind: str,
+    identifiers: Sequence[str],
+    fields: Sequence[str] | None = None,
+    contact: pressure.ContactSpec | None = None,
+    chunk_size: int = CHUNK,
+) -> AsyncIterator[bytes]:
+    """Yield NDJSON, one chunk's lines per item, each only after its audit committed.
+
+    Before the first item: raises `InvalidInput` for a bad request and `LookupDenied` (after
+    auditing one denial per identifier) when the purpose check fails for the whole batch,
+    and `Unavailable` when the first chunk cannot be committed. A later chunk that cannot be
+    committed ends the stream with an error line.
+    """
+    _validate(identifier_kind, identifiers, fields)
+    purpose = ctx.catalogue.get(purpose_id)
+    checked = check_request(purpose, purpose_id, client_purposes, fields)
+    if contact is not None:
+        contact = contact.resolve(ctx, purpose)  # raises InvalidInput
+    now = ctx.clock.now()
+    requested = list(fields) if fields is not None else None
+    if isinstance(checked, Deny):
+        label = purpose_id if purpose is not None else "<unknown>"
+        await _deny_whole_batch(
+            ctx, actor, label, identifier_kind, identifiers, requested, checked.reason, now
+        )
+        raise LookupDenied(checked.reason, deny_message(checked.reason))
+    assert purpose is not None
+    stmt = _statement(ctx, identifier_kind, with_data=True)
+    detail_prefix = '{"batch": %s, "by": %s, "i": ' % (
+        json.dumps(actor.request_id), json.dumps(identifier_kind)
+    )
+
+    def start_chunk(start: int) -> asyncio.Task[bytes]:
+        chunk = identifiers[start : start + chunk_size]
+        return asyncio.ensure_future(
+            _resolve_chunk(
+                ctx, actor, purpose, checked, requested, identifier_kind, stmt, chunk, start,
+                now, detail_prefix, contact,
+            )
+        )
+
+    # One chunk ahead: the next chunk's transaction runs while this chunk's lines are sent.
+    # It starts only after this chunk committed, so at most one transaction is open at a time
+    # and at most two chunks are in memory.
+    starts = range(0, len(identifiers), chunk_size)
+    pending: asyncio.Task[bytes] | None = start_chunk(0)
+    try:
+        for start in starts:
+            assert pending is not None
+            try:
+                lines = await pending
+            except Unavailable:
+                pending = None
+                if start == 0:
+                    raise
+                yield _encode(
+                    {
+                        "error": "unavailable",
+                        "status": 503,
+                        "detail": "storage or audit trail unavailable; "
+                        "nothing from this line on was revealed",
+                        "from_i": start,
+                    }
+                ) + b"\n"
+                return
+            nxt = start + chunk_size
+            pending = start_chunk(nxt) if nxt < len(identifiers) else None
+            yield lines
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pending
+
+
+async def _resolve_chunk(
+    ctx: VaultContext,
+    actor: Actor,
+    purpose: Purpose,
+    fields: tuple[str, ...],
+    requested: list[str] | None,
+    kind: str,
+    stmt: Select[Any],
+    chunk: Sequence[str],
+    start: int,
+    now: datetime,
+    detail_prefix: str,
+    contact: pressure.ContactSpec | None = None,
+) -> bytes:
+    keys = _keys(ctx, kind, chunk)
+    lines: list[dict[str, Any]] = []
+    async with ctx.transaction() as conn:
+        outcomes = await _decide_chunk(conn, stmt, purpose, fields, keys, now)
+        reserved: dict[int, pressure.Reservation] = {}
+        if contact is not None:
+            outcomes = await _reserve_chunk(conn, ctx, actor, purpose, contact, outcomes, now)
+            reserved = {j: o.reservation for j, o in enumerate(outcomes) if o.reservation}
+        events = []
+        for j, o in enumerate(outcomes):
+            i = start + j
+            if contact is None:
+                detail: Any = detail_prefix + str(i) + "}"  # == json.dumps(..., sort_keys=True)
+            else:
+                detail = _batch_detail(actor, kind, i)
+                detail["contact"] = _contact_detail(contact, reserved.get(j))
+            if o.allow is not None:
+                row, basis = o.row, o.allow.basis
+                data = decrypt_fields(ctx, row, o.allow.fields)
+                revealed = sorted(data)
+                events.append(
+                    _event(
+                        now, actor, purpose.id, decision=Decision.ALLOW, subject_id=row.id,
+                        fields=revealed, reason=None, consent_id=basis.id, detail=detail,
+                    )
+                )
+                expires = as_utc(basis.expires_at)
+                line: dict[str, Any] = {
+                    "i": i,
+                    "subject_id": row.id,
+                    "fields": data,
+                    "basis": {
+                        "id": basis.id,
+                        "type": basis.basis,
+                        "expires_at": expires.isoformat() if expires else None,
+                    },
+                }
+                r = reserved.get(j)
+                if r is not None:
+                    line["contact"] = {
+                        "id": r.contact_id, "month": r.month, "points": r.points,
+                        "used": r.used, "basket": r.basket,
+                    }
+                lines.append(line)
+            else:
+                reason = str(o.reason)
+                sid = o.row.id if o.row is not None else (keys[j] if kind == "subject_id" else None)
+                events.append(
+                    _event(
+                        now, actor, purpose.id, decision=Decision.DENY, subject_id=sid,
+                        fields=requested, reason=reason, consent_id=None, detail=detail,
+                    )
+                )
+                lines.append({"i": i, "reason": reason, "status": _STATUS.get(reason, 403)})
+        await conn.execute(_AUDIT_INSERT, events)
+    # Committed: only now may this chunk's lines (data and denials) leave.
+    return b"".join(_encode(line) + b"\n" for line in lines)
+
+
+@dataclass(frozen=True, slots=True)
+class DryRunResult:
+    total: int
+    reachable: int
+    unreachable: dict[str, int]
+
+
+async def dry_run(
+    ctx: VaultContext,
+    actor: Actor,
+    client_purposes: frozenset[str],
+    *,
+    purpose_id: str,
+    identifier_kind: str,
+    identifiers: Sequence[str],
+    channel: str | None = None,
+) -> DryRunResult:
+    """Count who could be reached now for the purpose (and over `channel`), by reason.
+
+    Same decision as the batch; a subject allowed but without the contact field the channel
+    needs counts as `no_contact_data`. No ciphertext is selected, nothing is decrypted; one
+    audit event with the counts (no identifiers) commits before the answer leaves.
+    """
+    _validate(identifier_kind, identifiers, None)
+    purpose = ctx.catalogue.get(purpose_id)
+    if channel is not None and purpose is not None and channel != purpose.channel.value:
+        raise InvalidInput(
+            "channel does not match the purpose",
+            {"channel": f"the purpose {purpose_id} contacts over {purpose.channel.value}"},
+        )
+    checked = check_request(purpose, purpose_id, client_purposes, None)
+    now = ctx.clock.now()
+    counts: Counter[str] = Counter()
+    reachable = 0
+    async with ctx.transaction() as conn:
+        if isinstance(checked, Deny):
+            await audit.record(
+                conn, at=now, actor=actor, action=AuditAction.AUDIENCE_DRY_RUN,
+                decision=Decision.DENY,
+                purpose=purpose_id if purpose is not None else "<unknown>",
+                reason=checked.reason,
+                detail={"by": identifier_kind, "total": len(identifiers)},
+            )
+            outcome: Any = checked
+        else:
+            assert purpose is not None
+            need = f"has_{CHANNEL_FIELD[purpose.channel.value]}"
+            stmt = _statement(ctx, identifier_kind, with_data=False)
+            for start in range(0, len(identifiers), CHUNK):
+                keys = _keys(ctx, identifier_kind, identifiers[start : start + CHUNK])
+                for o in await _decide_chunk(conn, stmt, purpose, checked, keys, now):
+                    if o.allow is None:
+                        counts[str(o.reason)] += 1
+                    elif not getattr(o.row, need):
+                        counts[NO_CONTACT_DATA] += 1
+                    else:
+                        reachable += 1
+            outcome = DryRunResult(len(identifiers), reachable, dict(sorted(counts.items())))
+            await audit.record(
+                conn, at=now, actor=actor, action=AuditAction.AUDIENCE_DRY_RUN,
+                decision=Decision.ALLOW, purpose=purpose_id,
+                detail={
+                    "by": identifier_kind,
+                    "channel": purpose.channel.value,
+                    "total": outcome.total,
+                    "reachable": outcome.reachable,
+                    "unreachable": outcome.unreachable,
+                },
+            )
+    if isinstance(outcome, Deny):
+        raise LookupDenied(outcome.reason, deny_message(outcome.reason))
+    return outcome
+
+
+__all__ = [
+    "CHUNK",
+    "MAX_IDENTIFIERS",
+    "DryRunResult",
+    "dry_run",
+    "resolve_batch",
+]
