@@ -11,10 +11,11 @@ from litestar.params import JSONBody
 from litestar.response import Stream
 
 from api.auth import actor_of, requires
+from api.controllers.lookup import contact_spec
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
 from api.schemas import BatchLine, BatchLookupRequest, DryRunRequest, DryRunResponse
-from vault import bulk, pressure
+from vault import bulk
 from vault.clients import ClientInfo, Role
 from vault.errors import InvalidInput
 
@@ -93,15 +94,7 @@ class BulkLookupController(Controller):
             identifier_kind=kind,
             identifiers=values,
             fields=data.fields,
-            contact=None
-            if data.contact is None
-            else pressure.ContactSpec(
-                brand=data.contact.brand,
-                channel=data.contact.channel,
-                type=data.contact.type,
-                priority=data.contact.priority,
-                touchpoint=data.contact.touchpoint,
-            ),
+            contact=contact_spec(data.contact),
         )
         # The first chunk runs before the response starts, so a request the vault refuses
         # as a whole (bad input, purpose denied, storage down) is an ordinary problem+json.

@@ -11,13 +11,32 @@ from api import metrics
 from api.auth import actor_of, requires
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
-from api.schemas import BasisOut, ContactReservationOut, LookupRequest, LookupResponse
+from api.schemas import (
+    BasisOut,
+    ContactIn,
+    ContactReservationOut,
+    LookupRequest,
+    LookupResponse,
+)
 from vault import lookup as lookup_service
 from vault import pressure
 from vault.clients import ClientInfo, Role
 from vault.errors import InvalidInput
 
 _KINDS = ("subject_id", "email", "phone", "external_ref")
+
+
+def contact_spec(contact: ContactIn | None) -> pressure.ContactSpec | None:
+    """The outbound contact a lookup announces, as the domain's reservation request."""
+    if contact is None:
+        return None
+    return pressure.ContactSpec(
+        brand=contact.brand,
+        channel=contact.channel,
+        type=contact.type,
+        priority=contact.priority,
+        touchpoint=contact.touchpoint,
+    )
 
 
 class LookupController(Controller):
@@ -51,17 +70,7 @@ class LookupController(Controller):
             )
         kind, value = given[0]
         client: ClientInfo = request.user
-        contact = (
-            None
-            if data.contact is None
-            else pressure.ContactSpec(
-                brand=data.contact.brand,
-                channel=data.contact.channel,
-                type=data.contact.type,
-                priority=data.contact.priority,
-                touchpoint=data.contact.touchpoint,
-            )
-        )
+        contact = contact_spec(data.contact)
         known = data.purpose if data.purpose in vault.catalogue else None
         try:
             result = await lookup_service.lookup(
