@@ -23,6 +23,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "home_title": "Tresor – Datenschutz-Tresor für Kontaktdaten",
         "home_text": "Dieser Dienst verwahrt Kontaktdaten verschlüsselt und gibt sie nur für erlaubte Zwecke heraus.",
         "language": "Sprache",
+        "home_link_privacy": "Datenschutz-Center für Kundinnen und Kunden",
+        "home_link_dpo": "Konsole für Datenschutzbeauftragte",
+        "home_link_api": "API-Dokumentation (OpenAPI)",
     },
     "en": {
         "confirm_title": "Confirm your consent",
@@ -38,6 +41,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "home_title": "Tresor – privacy vault for contact data",
         "home_text": "This service keeps contact data encrypted and reveals it only for permitted purposes.",
         "language": "Language",
+        "home_link_privacy": "Privacy centre for customers",
+        "home_link_dpo": "Console for data-protection officers",
+        "home_link_api": "API documentation (OpenAPI)",
     },
 }
 

@@ -59,6 +59,11 @@ class PageController(Controller):
                 "title": TEXTS[lang]["home_title"],
                 "heading": TEXTS[lang]["home_title"],
                 "text": TEXTS[lang]["home_text"],
+                "links": [
+                    (f"/privacy?lang={lang}", TEXTS[lang]["home_link_privacy"]),
+                    (f"/dpo?lang={lang}", TEXTS[lang]["home_link_dpo"]),
+                    ("/schema/swagger", TEXTS[lang]["home_link_api"]),
+                ],
             },
         )
 
