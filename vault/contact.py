@@ -34,7 +34,7 @@ def normalise_email(value: str) -> str:
             value.strip(), check_deliverability=False, allow_smtputf8=True
         )
     except email_validator.EmailNotValidError as exc:
-        raise ContactValidationError({"email": "is not a valid e-mail address"}) from exc
+        raise ContactValidationError({"email": "is not a valid e-mail address"}) from None
     return info.normalized.lower()
 
 
@@ -43,7 +43,7 @@ def normalise_phone(value: str, region: str = DEFAULT_PHONE_REGION) -> str:
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException as exc:
-        raise ContactValidationError({"phone": "is not a phone number"}) from exc
+        raise ContactValidationError({"phone": "is not a phone number"}) from None
     if not phonenumbers.is_valid_number(number):
         raise ContactValidationError({"phone": "is not a valid phone number"})
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

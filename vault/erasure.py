@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -264,63 +264,3 @@ async def read_retained(
             }
         )
     return out
-
-
-async def rewrap_retained(ctx: VaultContext, actor: Actor, *, batch: int = 500) -> int:
-    """Re-wrap the keys of retained rows not under the active KEK (for `tresor keys rotate`).
-
-    `vault.keys.rewrap_all` re-wraps subjects' DEKs only; a KEK version must not be retired
-    while `retained_versions_in_use` still reports it.
-    """
-    total = 0
-    while True:
-        active = ctx.kek.active_version()
-        async with ctx.transaction() as conn:
-            rows = (
-                await conn.execute(
-                    select(
-                        retained_fields.c.id,
-                        retained_fields.c.kek_version,
-                        retained_fields.c.wrapped_key,
-                    )
-                    .where(retained_fields.c.wrapped_key.is_not(None))
-                    .where(retained_fields.c.kek_version != active)
-                    .limit(batch)
-                )
-            ).all()
-            done = 0
-            for r in rows:
-                version, blob = ctx.deks.rewrap(retained_key_id(r.id), r.kek_version, r.wrapped_key)
-                result = await conn.execute(
-                    update(retained_fields)
-                    .where(retained_fields.c.id == r.id)
-                    .where(retained_fields.c.kek_version == r.kek_version)
-                    .where(retained_fields.c.wrapped_key == r.wrapped_key)
-                    .values(kek_version=version, wrapped_key=blob)
-                )
-                done += result.rowcount
-            if rows:
-                await audit.record(
-                    conn,
-                    at=ctx.clock.now(),
-                    actor=actor,
-                    action=AuditAction.KEYS_REWRAP,
-                    decision=Decision.ALLOW,
-                    detail={"count": done, "to_version": active, "keys": "retained"},
-                )
-        total += done
-        if not rows:
-            return total
-
-
-async def retained_versions_in_use(ctx: VaultContext) -> dict[int, int]:
-    """KEK version -> number of unshredded retained rows whose key it wraps."""
-    async with ctx.transaction() as conn:
-        rows = (
-            await conn.execute(
-                select(retained_fields.c.kek_version, func.count())
-                .where(retained_fields.c.wrapped_key.is_not(None))
-                .group_by(retained_fields.c.kek_version)
-            )
-        ).all()
-    return {int(v): int(n) for v, n in rows}

@@ -37,10 +37,10 @@ from vault import requests as dsar
 from vault.clock import as_utc
 from vault.consents import Evidence, record_basis
 from vault.context import VaultContext
-from vault.erasure import erase_subject, rewrap_retained, retained_versions_in_use
+from vault.erasure import erase_subject
 from vault.errors import Conflict, NotFound
 from vault.export import build_export
-from vault.keys import rotate
+from vault.keys import retained_versions_in_use, rewrap_retained, rotate
 from vault.lookup import LookupDenied, LookupNotFound
 from vault.retention import run_retention
 from vault.storage.tables import audit_events, consent_history, dsar_requests
