@@ -29,11 +29,13 @@ from api.controllers.consents import ConsentController
 from api.controllers.contacts import ContactController
 from api.controllers.reports import ReportController
 from api.controllers.dpo_console import DpoConsoleController
+from api.controllers.followups import FollowupController
 from api.controllers.health import HealthController
 from api.controllers.bulk import BulkLookupController
 from api.controllers.lookup import LookupController
 from api.controllers.pages import ConfirmController, PageController
 from api.controllers.requests import ExportController, RequestController
+from api.controllers.preferences import PreferenceController
 from api.controllers.privacy import PrivacyController
 from api.controllers.selfservice import SelfServiceController, SelfSessionController
 from api.controllers.subjects import SubjectController
@@ -95,6 +97,10 @@ def openapi_config() -> OpenAPIConfig:
                 "consent statistics, chain integrity, consent proof, record of processing",
             ),
             Tag(
+                name="follow-ups",
+                description="Contacts the customer asked for, kept inside their due window",
+            ),
+            Tag(
                 name="self-service",
                 description="The privacy centre for data subjects: sign in with a mailed "
                 "code, see and manage one's own data",
@@ -153,8 +159,10 @@ def create_app(
             ConfirmController,
             SubjectController,
             ConsentController,
+            PreferenceController,
             LookupController,
             ContactController,
+            FollowupController,
             ReportController,
             BulkLookupController,
             ClientController,

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vault.audit import Actor
-from vault.context import VaultContext
+from vault.context import VaultContext, open_kek_provider
 from vault.crypto import KeyringError, LocalKeyring
 from vault.errors import VaultError
 from vault.policies import PolicyError, load_catalogue
@@ -92,7 +92,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     _load_policies(settings)
-    LocalKeyring(settings.keyring_path)
+    kek = open_kek_provider(settings)  # fail before serving: keyring file, token, PIN
+    getattr(kek, "close", lambda: None)()
     print(f"Tresor serving on http://{host}:{port}/  (API docs: http://{host}:{port}/schema/swagger)")
     print(f"database: {_describe_db(settings)}; outbox: {settings.outbox_dir}", flush=True)
     options = {"host": host, "port": port, "log_level": "warning", "access_log": False,
@@ -177,16 +178,33 @@ def cmd_keys_retire(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_keys_status(settings: Settings, args: argparse.Namespace) -> int:
-    from vault.keys import versions_in_use
+    from vault.keys import retained_versions_in_use, versions_in_use
 
-    async def job(ctx: VaultContext) -> tuple[int, list[int], dict[int, int]]:
-        return ctx.kek.active_version(), ctx.kek.versions(), await versions_in_use(ctx)
+    async def job(ctx: VaultContext) -> tuple[int, list[tuple[int, str]], dict, dict]:
+        where = getattr(ctx.kek, "location", None)  # PKCS#11: token or keyring file
+        versions = [(v, f" [{where(v)}]" if where else "") for v in ctx.kek.versions()]
+        used, retained = await versions_in_use(ctx), await retained_versions_in_use(ctx)
+        return ctx.kek.active_version(), versions, used, retained
 
-    active, versions, used = _run(settings, job)
-    for v in versions:
+    active, versions, used, retained = _run(settings, job)
+    for v, place in versions:
         mark = " (active)" if v == active else ""
-        print(f"KEK v{v}{mark}: {used.get(v, 0)} DEKs")
+        kept = f", {retained[v]} retained-field keys" if retained.get(v) else ""
+        print(f"KEK v{v}{place}{mark}: {used.get(v, 0)} DEKs{kept}")
     return 0
+
+
+def cmd_keys_migrate_to_pkcs11(settings: Settings, args: argparse.Namespace) -> int:
+    from vault.keys import migrate_to_pkcs11
+
+    report = _run(settings, lambda ctx: migrate_to_pkcs11(ctx, _admin()))
+    state = "created" if report.created else "already on the token"
+    print(
+        f"KEK version {report.token_version} on the PKCS#11 token active ({state}); "
+        f"re-wrapped {report.rewrapped} keys; {report.remaining_local} still under "
+        "keyring-file versions"
+    )
+    return 0 if report.remaining_local == 0 else 1
 
 
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
@@ -326,6 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_keys_retire)
     s = k.add_parser("status", help="KEK versions and how many DEKs each wraps")
     s.set_defaults(func=cmd_keys_status)
+    s = k.add_parser(
+        "migrate-to-pkcs11",
+        help="create the first KEK on the PKCS#11 token and re-wrap every key under it "
+        "(resumable; needs TRESOR_KEK_PROVIDER=pkcs11)",
+    )
+    s.set_defaults(func=cmd_keys_migrate_to_pkcs11)
 
     a = sub.add_parser("audit", help="audit trail").add_subparsers(dest="audit", required=True)
     s = a.add_parser("verify", help="check the whole chain and every checkpoint signature")
@@ -366,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: invalid {kind}: {exc}", file=sys.stderr)
         return 2
     except KeyringError as exc:
-        print(f"error: {exc} (run `tresor init` first?)", file=sys.stderr)
+        hint = "" if settings.keyring_path.exists() else " (run `tresor init` first?)"
+        print(f"error: {exc}{hint}", file=sys.stderr)
         return 2
     except VaultError as exc:
         detail = "; ".join(f"{k} {v}" for k, v in getattr(exc, "errors", {}).items())

@@ -364,6 +364,8 @@ TEXTS["de"].update(
         "dpo_key_label": "API-Schlüssel (dpo)",
         "dpo_signin_submit": "Anmelden",
         "dpo_signin_wrong": "Der Schlüssel ist ungültig oder widerrufen.",
+        "dpo_signin_rate_limited": "Zu viele fehlgeschlagene Anmeldungen von dieser Adresse. "
+        "Bitte versuchen Sie es in einer Minute erneut.",
         "dpo_signin_role": "Dieser Schlüssel gehört nicht zur Rolle „dpo“.",
         "dpo_signed_out": "Sie sind abgemeldet.",
         "dpo_session_expired": "Ihre Anmeldung ist abgelaufen. Bitte melden Sie sich erneut an.",
@@ -551,6 +553,8 @@ TEXTS["en"].update(
         "dpo_key_label": "API key (dpo)",
         "dpo_signin_submit": "Sign in",
         "dpo_signin_wrong": "The key is not valid or has been revoked.",
+        "dpo_signin_rate_limited": "Too many failed sign-ins from this address. "
+        "Please try again in a minute.",
         "dpo_signin_role": "This key does not belong to the role “dpo”.",
         "dpo_signed_out": "You are signed out.",
         "dpo_session_expired": "Your session has ended. Please sign in again.",
@@ -703,5 +707,209 @@ TEXTS["en"].update(
         "dpo_error_unavailable": "The service is temporarily unavailable. Please try again in a "
         "moment.",
         "dpo_back": "Back to the console",
+    }
+)
+
+# Agreed follow-ups (vault.followups): the customer's own view and the DPO console.
+TEXTS["de"].update(
+    {
+        "pc_fu_heading": "Vereinbarte Rückmeldungen",
+        "pc_fu_intro": "Kontakte, um die Sie uns gebeten haben (z. B. einen Rückruf), mit dem "
+        "vereinbarten Zeitraum. Offene können Sie absagen; danach nutzen wir sie nicht mehr.",
+        "pc_fu_link": "Meine vereinbarten Rückmeldungen ansehen und absagen",
+        "pc_fu_empty": "Es sind keine Rückmeldungen vereinbart.",
+        "pc_fu_col_about": "Worum es geht",
+        "pc_fu_col_channel": "Kanal",
+        "pc_fu_col_window": "Zeitraum",
+        "pc_fu_col_where": "Vereinbart bei",
+        "pc_fu_cancel": "Absagen",
+        "pc_fu_cancel_label": "Rückmeldung zu „{title}“ absagen",
+        "done_followup_cancelled": "Die Rückmeldung ist abgesagt. Wir nutzen sie nicht mehr.",
+        "fu_status_open": "offen",
+        "fu_status_kept": "erfolgt",
+        "fu_status_missed": "versäumt",
+        "fu_status_cancelled": "abgesagt",
+        "fu_channel_email": "E-Mail",
+        "fu_channel_letter": "Brief",
+        "fu_channel_sms": "SMS",
+        "fu_channel_phone": "Telefon",
+        "fu_note_callback_requested": "Rückruf erbeten",
+        "fu_note_contract_question": "Frage zum Vertrag",
+        "fu_note_order_question": "Frage zur Bestellung",
+        "fu_note_billing_question": "Frage zur Rechnung",
+        "fu_note_offer_requested": "Angebot erbeten",
+        "fu_note_complaint": "Reklamation",
+        "fu_note_appointment": "Termin",
+        "dpo_nav_followups": "Rückmeldungen",
+        "dpo_fu_heading": "Überfällige vereinbarte Rückmeldungen",
+        "dpo_fu_intro": "Kontakte, um die Kunden gebeten haben und deren Zeitraum ungenutzt "
+        "verstrichen ist (neueste zuerst). Pseudonym: Kunden-IDs, keine Kontaktdaten.",
+        "dpo_fu_none": "Keine überfälligen Rückmeldungen.",
+        "dpo_fu_col_window": "Zeitraum",
+        "dpo_fu_col_subject": "Kunden-ID",
+        "dpo_fu_col_purpose": "Zweck",
+        "dpo_fu_col_channel": "Kanal",
+        "dpo_fu_col_touchpoint": "Vereinbart bei",
+        "dpo_fu_col_by": "Erfasst von",
+        "dpo_fu_by_touchpoint": "Vereinbarte Rückmeldungen je Kontaktpunkt",
+        "dpo_fu_kept": "eingehalten",
+        "dpo_fu_missed": "versäumt",
+        "dpo_fu_cancelled": "abgesagt",
+    }
+)
+
+TEXTS["en"].update(
+    {
+        "pc_fu_heading": "Agreed follow-ups",
+        "pc_fu_intro": "Contacts you asked us for (such as a call-back), with the agreed time "
+        "window. You can cancel open ones; we will not use them after that.",
+        "pc_fu_link": "See and cancel my agreed follow-ups",
+        "pc_fu_empty": "No follow-ups are agreed.",
+        "pc_fu_col_about": "About",
+        "pc_fu_col_channel": "Channel",
+        "pc_fu_col_window": "Time window",
+        "pc_fu_col_where": "Agreed at",
+        "pc_fu_cancel": "Cancel",
+        "pc_fu_cancel_label": "Cancel the follow-up about “{title}”",
+        "done_followup_cancelled": "The follow-up is cancelled. We will not use it.",
+        "fu_status_open": "open",
+        "fu_status_kept": "done",
+        "fu_status_missed": "missed",
+        "fu_status_cancelled": "cancelled",
+        "fu_channel_email": "e-mail",
+        "fu_channel_letter": "letter",
+        "fu_channel_sms": "SMS",
+        "fu_channel_phone": "phone",
+        "fu_note_callback_requested": "call-back requested",
+        "fu_note_contract_question": "question about the contract",
+        "fu_note_order_question": "question about an order",
+        "fu_note_billing_question": "question about an invoice",
+        "fu_note_offer_requested": "offer requested",
+        "fu_note_complaint": "complaint",
+        "fu_note_appointment": "appointment",
+        "dpo_nav_followups": "Follow-ups",
+        "dpo_fu_heading": "Overdue agreed follow-ups",
+        "dpo_fu_intro": "Contacts customers asked for whose time window passed unused (latest "
+        "first). Pseudonymous: subject ids, no contact data.",
+        "dpo_fu_none": "No overdue follow-ups.",
+        "dpo_fu_col_window": "Time window",
+        "dpo_fu_col_subject": "Subject id",
+        "dpo_fu_col_purpose": "Purpose",
+        "dpo_fu_col_channel": "Channel",
+        "dpo_fu_col_touchpoint": "Agreed at",
+        "dpo_fu_col_by": "Recorded by",
+        "dpo_fu_by_touchpoint": "Agreed follow-ups per touchpoint",
+        "dpo_fu_kept": "kept",
+        "dpo_fu_missed": "missed",
+        "dpo_fu_cancelled": "cancelled",
+    }
+)
+
+# -- contact preferences in the privacy centre (vault.preferences) ---------------------------------
+
+TEXTS["de"].update(
+    {
+        "pc_pref_heading": "Wie und wann wir Sie kontaktieren",
+        "pc_pref_link": "Bevorzugte Kanäle, Ruhezeiten und Ihr eigenes Kontaktlimit einstellen",
+        "pc_pref_intro": "Sie bestimmen, über welchen Kanal wir Sie bevorzugt erreichen, wann "
+        "wir Sie nicht stören dürfen und wie viele Kontakte im Monat Sie höchstens wünschen. "
+        "Warnungen bei Sicherheitsvorfällen und Rückrufen erreichen Sie trotzdem.",
+        "pc_pref_timezone": "Ihre Zeitzone",
+        "pc_pref_channels_heading": "Bevorzugter Kanal je Art der Nachricht",
+        "pc_pref_none": "keine Vorgabe",
+        "pc_pref_quiet_heading": "Ruhezeiten je Kanal",
+        "pc_pref_quiet_help": "Von–bis in Ihrer Zeitzone; über Mitternacht ist möglich "
+        "(z. B. 22:00–07:00). Angekreuzte Tage sind ganz ruhig.",
+        "pc_pref_from": "von",
+        "pc_pref_to": "bis",
+        "pc_pref_cap_heading": "Ihr eigenes Monatslimit",
+        "pc_pref_cap_help": "In Kontaktpunkten, höchstens {basket} (unser Limit für alle "
+        "Marken). Ihr Limit kann unseres nur senken. Leer lassen: kein eigenes Limit.",
+        "pc_pref_cap": "Punkte im Monat",
+        "pc_pref_save": "Einstellungen speichern",
+        "pc_pref_saved": "Ihre Einstellungen sind gespeichert.",
+        "pc_pref_invalid": "Bitte prüfen Sie Ihre Angaben; nichts wurde geändert:",
+        "pc_pref_history": "Bisherige Änderungen",
+        "pc_pref_back": "Zurück zum Datenschutz-Center",
+        "pc_pref_type_service": "Service",
+        "pc_pref_type_editorial": "Redaktionell (z. B. Newsletter)",
+        "pc_pref_type_commercial": "Angebote",
+        "pc_pref_type_calamity": "Warnungen und Rückrufe",
+        "pc_pref_channel_email": "E-Mail",
+        "pc_pref_channel_letter": "Brief",
+        "pc_pref_channel_sms": "SMS",
+        "pc_pref_channel_phone": "Telefon",
+        "pc_pref_day_mon": "Mo",
+        "pc_pref_day_tue": "Di",
+        "pc_pref_day_wed": "Mi",
+        "pc_pref_day_thu": "Do",
+        "pc_pref_day_fri": "Fr",
+        "pc_pref_day_sat": "Sa",
+        "pc_pref_day_sun": "So",
+        "pc_pref_err_timezone": "Zeitzone unbekannt",
+        "pc_pref_err_quiet": "Ruhezeit unvollständig oder ungültig",
+        "pc_pref_err_cap": "Das Limit darf nicht über unserem Monatslimit liegen und nicht "
+        "negativ sein (höchstens eine Nachkommastelle)",
+        "pc_pref_err_other": "Angabe ungültig",
+        "pc_pref_source_self_service": "von Ihnen im Datenschutz-Center",
+        "pc_pref_source_client": "auf Ihren Wunsch durch unseren Service",
+        "dpo_pref_heading": "Kontaktwünsche der Kunden",
+        "dpo_pref_share": "{n} von {total} Kunden ({percent} %) haben eigene Kontaktwünsche "
+        "eingestellt. Abgelehnte Kontakte in diesem Monat:",
+        "dpo_pref_reason_contact_quiet_hours": "Ruhezeit des Kunden",
+        "dpo_pref_reason_contact_cap_reached": "eigenes Monatslimit erreicht",
+    }
+)
+TEXTS["en"].update(
+    {
+        "pc_pref_heading": "How and when we contact you",
+        "pc_pref_link": "Set preferred channels, quiet hours and your own contact limit",
+        "pc_pref_intro": "You decide which channel we should prefer, when we must not disturb "
+        "you, and how many contacts a month you want at most. Notices about security "
+        "incidents and recalls still reach you.",
+        "pc_pref_timezone": "Your time zone",
+        "pc_pref_channels_heading": "Preferred channel per kind of message",
+        "pc_pref_none": "no preference",
+        "pc_pref_quiet_heading": "Quiet hours per channel",
+        "pc_pref_quiet_help": "From–to in your time zone; may span midnight (e.g. "
+        "22:00–07:00). Ticked days are quiet all day.",
+        "pc_pref_from": "from",
+        "pc_pref_to": "to",
+        "pc_pref_cap_heading": "Your own monthly limit",
+        "pc_pref_cap_help": "In contact points, at most {basket} (our limit across all "
+        "brands). Your limit can only lower ours. Leave empty for no own limit.",
+        "pc_pref_cap": "Points a month",
+        "pc_pref_save": "Save settings",
+        "pc_pref_saved": "Your settings are saved.",
+        "pc_pref_invalid": "Please check your entries; nothing was changed:",
+        "pc_pref_history": "Earlier changes",
+        "pc_pref_back": "Back to the privacy centre",
+        "pc_pref_type_service": "Service",
+        "pc_pref_type_editorial": "Editorial (e.g. newsletter)",
+        "pc_pref_type_commercial": "Offers",
+        "pc_pref_type_calamity": "Warnings and recalls",
+        "pc_pref_channel_email": "E-mail",
+        "pc_pref_channel_letter": "Letter",
+        "pc_pref_channel_sms": "SMS",
+        "pc_pref_channel_phone": "Phone",
+        "pc_pref_day_mon": "Mon",
+        "pc_pref_day_tue": "Tue",
+        "pc_pref_day_wed": "Wed",
+        "pc_pref_day_thu": "Thu",
+        "pc_pref_day_fri": "Fri",
+        "pc_pref_day_sat": "Sat",
+        "pc_pref_day_sun": "Sun",
+        "pc_pref_err_timezone": "unknown time zone",
+        "pc_pref_err_quiet": "quiet hours incomplete or invalid",
+        "pc_pref_err_cap": "the limit must not exceed our monthly limit nor be negative (at "
+        "most one decimal)",
+        "pc_pref_err_other": "invalid entry",
+        "pc_pref_source_self_service": "by you in the privacy centre",
+        "pc_pref_source_client": "by our service on your instruction",
+        "dpo_pref_heading": "Customers' contact preferences",
+        "dpo_pref_share": "{n} of {total} customers ({percent} %) have set their own contact "
+        "preferences. Contacts refused this month:",
+        "dpo_pref_reason_contact_quiet_hours": "customer's quiet hours",
+        "dpo_pref_reason_contact_cap_reached": "customer's own monthly limit reached",
     }
 )

@@ -18,6 +18,7 @@ from litestar.exceptions import (
 )
 
 from api.logging import ensure_request_id
+from vault.crypto import KeyringError
 from vault.errors import (
     AccessDenied,
     Conflict,
@@ -142,6 +143,14 @@ def _vault(request: Request[Any, Any, Any], exc: VaultError) -> Response[Any]:
     return problem(request, 400, str(exc))
 
 
+def _keyring(request: Request[Any, Any, Any], exc: KeyringError) -> Response[Any]:
+    """The keyring could not be read outside a transaction (e.g. wrapping a new subject's
+    key): the same 503 as any other unavailable dependency; nothing was stored."""
+    error = Unavailable("keyring is unavailable; nothing was changed or revealed")
+    error.__cause__ = exc
+    return _vault(request, error)
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.error("unhandled_error", error=type(exc).__name__)
     return problem(request, 500, "An internal error occurred; nothing was revealed.")
@@ -150,6 +159,7 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
 exception_handlers: dict[Any, Any] = {
     HTTPException: _http,
     VaultError: _vault,
+    KeyringError: _keyring,
     Exception: _unexpected,
 }
 

@@ -142,14 +142,18 @@ WordId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-
 
 class ContactIn(Struct, forbid_unknown_fields=True):
     """An outbound contact the looked-up data is for: revealing the data reserves its
-    contact-pressure points. `channel` and `type` default to the purpose's and must match it
-    when given; `brand` and `priority` come from policies/contact-pressure.toml."""
+    contact-pressure points. `channel` and `type` default to the purpose's; a given `channel`
+    must be one of the purpose's channels, a given `type` its type; `brand` and `priority`
+    come from policies/contact-pressure.toml."""
 
     brand: WordId
     channel: ContactChannel | None = None
     type: ContactType | None = None
     priority: WordId = "normal"
     touchpoint: Short | None = None
+    #: An agreed follow-up this contact keeps (`POST /v1/followups`): inside its window
+    #: it is allowed even with a full basket and costs no points; single lookups only.
+    followup: Uuid | None = None
 
 
 class ContactReservationOut(Struct):
@@ -172,6 +176,8 @@ class ContactRecordIn(Struct, forbid_unknown_fields=True):
     priority: WordId = "normal"
     touchpoint: Short | None = None
     purpose: Short | None = None
+    #: An agreed follow-up this contact keeps (needs its `purpose`); costs no points.
+    followup: Uuid | None = None
 
 
 class ContactRecorded(Struct):
@@ -204,6 +210,74 @@ class LookupResponse(Struct, omit_defaults=True):
     fields: dict[str, Any]
     basis: BasisOut
     contact: ContactReservationOut | None = None
+    #: The customer's preferred channel for the contact's communication type, when the
+    #: purpose allows several channels and the preferred one is among them.
+    preferred_channel: ContactChannel | None = None
+
+
+TimeOfDay = Annotated[
+    str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, 24-hour")
+]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class QuietTimesIn(Struct, forbid_unknown_fields=True):
+    """Quiet times of one channel in the customer's time zone: a daily window (`start` after
+    `end` spans midnight, e.g. 22:00-07:00) and/or whole weekdays."""
+
+    start: TimeOfDay | None = None
+    end: TimeOfDay | None = None
+    days: Annotated[list[Weekday], Meta(max_length=7)] = msgspec.field(default_factory=list)
+
+
+class PreferencesIn(Struct, forbid_unknown_fields=True):
+    """The customer's contact preferences, replacing the previous ones as a whole.
+    `monthly_cap_points` can only lower the company basket: a higher value is rejected."""
+
+    timezone: Annotated[str, Meta(min_length=1, max_length=64, description="IANA time zone")]
+    preferred_channels: dict[ContactType, ContactChannel] = msgspec.field(default_factory=dict)
+    quiet: dict[ContactChannel, QuietTimesIn] = msgspec.field(default_factory=dict)
+    monthly_cap_points: Annotated[float, Meta(ge=0, le=100000)] | None = None
+
+
+class PreferencesUpdate(PreferencesIn, forbid_unknown_fields=True):
+    """Preferences set by a writer client on the customer's instruction, with evidence of
+    that instruction (like a consent: touchpoint from the catalogue, notice, method)."""
+
+    evidence: EvidenceIn | None = None
+
+
+class QuietTimesOut(Struct):
+    start: str | None
+    end: str | None
+    days: list[str]
+
+
+class PreferenceHistoryOut(Struct):
+    version: int
+    at: datetime
+    actor: str
+    source: str
+    touchpoint: str | None
+    method: str | None
+    notice_version: str | None
+    language: str | None
+    preferences: dict[str, Any]
+
+
+class PreferencesOut(Struct):
+    """The customer's preferences (`version` 0 and no time zone: never set) and their
+    history, newest first; `basket_points` is the company basket the own cap may lower."""
+
+    subject_id: str
+    version: int
+    timezone: str | None
+    preferred_channels: dict[str, str]
+    quiet: dict[str, QuietTimesOut]
+    monthly_cap_points: float | None
+    basket_points: float
+    updated_at: datetime | None
+    history: list[PreferenceHistoryOut]
 
 
 class ClientCreate(Struct, forbid_unknown_fields=True):
@@ -710,6 +784,9 @@ class DryRunRequest(Struct, forbid_unknown_fields=True):
     emails: BatchIdentifiers | None = None
     phones: BatchIdentifiers | None = None
     external_refs: BatchIdentifiers | None = None
+    #: The contact the campaign would make: the counts then include basket, calamity and
+    #: the customers' own limits (rehearsed, nothing is reserved).
+    contact: ContactIn | None = None
 
 
 class DryRunResponse(Struct):
@@ -740,3 +817,93 @@ class ContactReportOut(Struct):
     customers_contacted: int
     customers_near_limit: int
     customers_at_limit: int
+    #: Agreed follow-ups settled in the month per touchpoint where they were agreed.
+    followups_by_touchpoint: list[FollowupBucketOut] = msgspec.field(default_factory=list)
+    #: Customers' own contact preferences: how many state any, and the month's denials by
+    #: preference reason (`contact_quiet_hours`, `contact_cap_reached`).
+    preferences: PreferenceStatsOut | None = None
+
+
+class PreferenceStatsOut(Struct):
+    customers: int
+    customers_with_preferences: int
+    share: float
+    denials_by_reason: dict[str, int]
+
+
+FollowupNote = Literal[
+    "callback_requested",
+    "contract_question",
+    "order_question",
+    "billing_question",
+    "offer_requested",
+    "complaint",
+    "appointment",
+]
+AwareDateTime = Annotated[datetime, Meta(tz=True, description="date and time with a time zone")]
+
+
+class FollowupCreate(Struct, forbid_unknown_fields=True):
+    """A contact the customer asked for. `channel` and `type` default to the purpose's;
+    `touchpoint` is where it was agreed; `note` is a kind, never free text."""
+
+    subject_id: Uuid
+    purpose: Short
+    brand: WordId
+    touchpoint: Short
+    due_from: AwareDateTime
+    due_until: AwareDateTime
+    channel: ContactChannel | None = None
+    type: ContactType | None = None
+    note: FollowupNote | None = None
+
+
+class FollowupOut(Struct):
+    """An agreed follow-up; `status` is open, kept, missed (window passed unused) or
+    cancelled (by the customer)."""
+
+    id: str
+    subject_id: str
+    purpose: str
+    channel: str
+    type: str
+    brand: str
+    touchpoint: str
+    note: str | None
+    due_from: datetime
+    due_until: datetime
+    status: str
+    created_at: datetime
+    closed_at: datetime | None
+
+
+class FollowupPageOut(Struct):
+    items: list[FollowupOut]
+    next_cursor: str | None
+
+
+class SelfFollowup(Struct):
+    """One of my agreed follow-ups; `cancellable` while it is open."""
+
+    id: str
+    purpose: str
+    title: PurposeTitle
+    channel: str
+    type: str
+    touchpoint: str
+    note: str | None
+    due_from: datetime
+    due_until: datetime
+    status: str
+    cancellable: bool
+
+
+class SelfFollowupList(Struct):
+    items: list[SelfFollowup]
+
+
+class FollowupBucketOut(Struct):
+    key: str
+    kept: int
+    missed: int
+    cancelled: int

@@ -36,7 +36,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.lookup import BIN, PG_ADMIN, _admin, free_port, stop, wait_up  # noqa: E402
+from bench.lookup import BIN, PG_ADMIN, PROFILE_DIR, _admin, free_port, stop, wait_up  # noqa: E402
 from bench.seed import seed_sync  # noqa: E402
 from vault import bulk  # noqa: E402
 from vault.context import VaultContext  # noqa: E402
@@ -143,8 +143,11 @@ def main() -> None:
 
         port = free_port()
         log = open(work / "serve.log", "wb")
-        proc = subprocess.Popen([tresor, "serve", "--port", str(port)], env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+        command = [tresor, "serve", "--port", str(port)]
+        if PROFILE_DIR:
+            command = [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "200",
+                       "-o", str(Path(PROFILE_DIR) / "bulk-postgresql.txt"), "--", *command]
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             try:
                 wait_up(f"http://127.0.0.1:{port}/health")

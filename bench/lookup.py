@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -40,6 +41,8 @@ from vault.settings import Settings  # noqa: E402
 from vault.storage.db import make_engine  # noqa: E402
 
 BIN = Path(sys.executable).parent
+#: TRESOR_BENCH_PROFILE=dir: record the server with py-spy (pip install py-spy) into dir.
+PROFILE_DIR = os.environ.get("TRESOR_BENCH_PROFILE", "")
 PG_ADMIN = os.environ.get(
     "TRESOR_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
@@ -85,7 +88,8 @@ def run_wrk(port: int, env: dict[str, str], duration: int, connections: int) -> 
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
+    # SIGINT: uvicorn shuts down cleanly, and py-spy (when profiling) writes its file.
+    proc.send_signal(signal.SIGINT)
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
@@ -120,8 +124,12 @@ def bench_db(kind: str, n: int, duration: int, connections: int) -> dict[str, ob
     result: dict[str, object] = {"subjects": n, "seed_seconds": round(seed_seconds, 1)}
     port = free_port()
     log = open(work / "serve.log", "wb")
-    proc = subprocess.Popen([tresor, "serve", "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    command = [tresor, "serve", "--port", str(port)]
+    if PROFILE_DIR:
+        # py-spy samples the server during the measured run (collapsed stacks per database).
+        command = [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "200",
+                   "-o", str(Path(PROFILE_DIR) / f"lookup-{kind}.txt"), "--", *command]
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         try:
             wait_up(f"http://127.0.0.1:{port}/health")

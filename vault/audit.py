@@ -77,6 +77,22 @@ class AuditAction(StrEnum):
     DPO_REQUEST_LIST = "dpo:request:list"
     DPO_SESSION_START = "dpo:session:start"
     DPO_SESSION_END = "dpo:session:end"
+    # Contact preferences (vault.preferences): changes and reads, by the customer or a
+    # writer client on the customer's instruction.
+    SUBJECT_PREFERENCES_SET = "subject:preferences:set"
+    CLIENT_PREFERENCES_SET = "client:preferences:set"
+    SUBJECT_PREFERENCES_READ = "subject:preferences:read"
+    CLIENT_PREFERENCES_READ = "client:preferences:read"
+    # Agreed follow-ups (vault.followups): recorded by a client, used by a lookup or
+    # contact, cancelled by the customer, missed when the window passed unused.
+    FOLLOWUP_CREATE = "client:followup:create"
+    FOLLOWUP_USE = "client:followup:use"
+    FOLLOWUP_READ = "client:followup:read"
+    FOLLOWUP_LIST = "client:followup:list"
+    SUBJECT_FOLLOWUP_CANCEL = "subject:followup:cancel"
+    SELF_FOLLOWUP_READ = "subject:followup:read"
+    DPO_FOLLOWUP_LIST = "dpo:followup:list"
+    SYSTEM_FOLLOWUP_MISS = "system:followup:miss"
 
 
 class Decision(StrEnum):
@@ -102,8 +118,7 @@ SYSTEM = Actor("system", "tresor")
 _INSERT = insert(audit_events)
 
 
-async def record(
-    conn: AsyncConnection,
+def event_row(
     *,
     at: datetime,
     actor: Actor,
@@ -114,23 +129,43 @@ async def record(
     fields: list[str] | tuple[str, ...] | None = None,
     reason: str | None = None,
     consent_id: str | None = None,
-    detail: dict[str, object] | None = None,
-) -> None:
-    """Append one event in the caller's transaction. Raises if it cannot be written."""
-    await conn.execute(
-        _INSERT,
-        dict(
-            at=at,
-            request_id=actor.request_id,
-            actor_type=actor.type,
-            actor_id=actor.id,
-            action=str(action),
-            subject_id=subject_id,
-            purpose=purpose,
-            fields=",".join(fields) if fields else None,
-            decision=str(decision),
-            reason=reason,
-            consent_id=consent_id,
-            detail=json.dumps(detail, sort_keys=True) if detail else None,
-        ),
+    detail: dict[str, object] | str | None = None,
+) -> dict[str, object]:
+    """One event as the column values `audit_events` stores (sealing columns stay empty)."""
+    return dict(
+        at=at,
+        request_id=actor.request_id,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        action=str(action),
+        subject_id=subject_id,
+        purpose=purpose,
+        fields=",".join(fields) if fields else None,
+        decision=str(decision),
+        reason=reason,
+        consent_id=consent_id,
+        # A caller may pass the detail pre-serialised (bulk lines share most of it).
+        detail=None
+        if not detail
+        else detail
+        if isinstance(detail, str)
+        else json.dumps(detail, sort_keys=True),
     )
+
+
+#: The columns an appended event fills, in `event_row` order.
+EVENT_COLUMNS = (
+    "at", "request_id", "actor_type", "actor_id", "action", "subject_id", "purpose",
+    "fields", "decision", "reason", "consent_id", "detail",
+)
+
+
+async def record(conn: AsyncConnection, **event: object) -> None:
+    """Append one event (see `event_row` for the arguments) in the caller's transaction.
+    Raises if it cannot be written."""
+    await conn.execute(_INSERT, event_row(**event))  # type: ignore[arg-type]
+
+
+async def record_row(conn: AsyncConnection, row: dict[str, object]) -> None:
+    """Append an event built with `event_row` in the caller's transaction."""
+    await conn.execute(_INSERT, row)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import re
 import uuid
@@ -40,11 +41,13 @@ from vault.audit import Actor, AuditAction, Decision
 from vault.clock import as_utc
 from vault.context import VaultContext
 from vault.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
+from vault.crypto import KeyringError
 from vault.errors import InvalidInput, Unavailable
 from vault.lookup import IDENTIFIER_KINDS, LookupDenied, deny_message
 from vault.policies import Purpose
 from vault.storage.tables import consents, subjects
-from vault.subjects import INDEXED, decrypt_fields, identifier_digest
+from vault.storage.pg_direct import Compiled
+from vault.subjects import INDEXED, RowView, decrypt_fields, identifier_digest
 
 #: Identifiers per transaction (one SELECT, one multi-row audit INSERT, one commit).
 CHUNK = 500
@@ -52,12 +55,15 @@ CHUNK = 500
 MAX_IDENTIFIERS = 10_000
 INVALID_IDENTIFIER = "invalid_identifier"
 NO_CONTACT_DATA = "no_contact_data"
+#: A subject named twice in one batch that reserves contacts: only its first line counts.
+DUPLICATE_IDENTIFIER = "duplicate_identifier"
 #: Which stored field an outbound contact over a channel needs.
 CHANNEL_FIELD = {"email": "email", "sms": "phone", "phone": "phone", "letter": "postal_address"}
 
 _STATUS = {
     DenyReason.SUBJECT_NOT_FOUND: 404,
     INVALID_IDENTIFIER: 422,
+    DUPLICATE_IDENTIFIER: 409,
 }
 _encode = msgspec.json.Encoder().encode
 _AUDIT_INSERT = audit._INSERT  # prebuilt once; executemany with one parameter set per line
@@ -81,14 +87,24 @@ async def _reserve_chunk(
     contact: pressure.ContactSpec,
     outcomes: list[_Outcome],
     now: datetime,
+    reserved_before: set[str] | None = None,
 ) -> list[_Outcome]:
     """Reserve the contact's points for every allowed line, in the chunk's transaction; a
     full basket or a calamity cool-down turns the line into a denial. Reservations are made
-    in subject-id order, so concurrent batches lock budget rows in the same order."""
+    in subject-id order, so concurrent batches lock budget rows in the same order.
+
+    One contact per subject and batch: a subject named again (the same identifier twice)
+    is denied `duplicate_identifier` instead of paying twice; `reserved_before` carries
+    the subjects already handled by earlier chunks of the batch."""
     assert contact.channel is not None and contact.type is not None
     out = list(outcomes)
+    seen = reserved_before if reserved_before is not None else set()
     allowed = sorted((o.row.id, j) for j, o in enumerate(outcomes) if o.allow is not None)
     for subject_id, j in allowed:
+        if subject_id in seen:
+            out[j] = _Outcome(DUPLICATE_IDENTIFIER, outcomes[j].row)
+            continue
+        seen.add(subject_id)
         got = await pressure.reserve(
             conn, ctx, subject_id=subject_id, channel=contact.channel, type=contact.type,
             brand=contact.brand, priority=contact.priority, now=now, purpose=purpose.id,
@@ -179,6 +195,14 @@ def _statement(ctx: VaultContext, kind: str, *, with_data: bool) -> Select[Any]:
     return _STATEMENTS[(kind, with_data, ctx.engine.dialect.name == "postgresql")]
 
 
+#: The PostgreSQL statements compiled once for the raw asyncpg pool.
+_DIRECT_STATEMENTS = {
+    (kind, with_data): Compiled(_STATEMENTS[(kind, with_data, True)])
+    for kind in IDENTIFIER_KINDS
+    for with_data in (True, False)
+}
+
+
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -207,19 +231,38 @@ def _keys(ctx: VaultContext, kind: str, values: Sequence[str]) -> list[str | Non
     return out
 
 
-async def _decide_chunk(
-    conn: AsyncConnection,
-    stmt: Select[Any],
+async def _fetch(
+    ctx: VaultContext,
+    conn: AsyncConnection | None,
+    kind: str,
+    purpose: Purpose,
+    keys: list[str | None],
+    *,
+    with_data: bool,
+) -> list[Any]:
+    """The chunk's subjects joined with their records for the purpose (rows index by column
+    name). Without `conn`: one autocommit read on the raw PostgreSQL pool."""
+    wanted = list({k for k in keys if k is not None})
+    if not wanted:
+        return []
+    params = {"purpose": purpose.id, "keys": wanted}
+    if conn is None:
+        assert ctx.direct is not None
+        return await ctx.direct.fetch(_DIRECT_STATEMENTS[(kind, with_data)], params)
+    return list((await conn.execute(_statement(ctx, kind, with_data=with_data), params)).mappings())
+
+
+def _decide_chunk(
+    rows: list[Any],
     purpose: Purpose,
     fields: tuple[str, ...],
     keys: list[str | None],
     now: datetime,
 ) -> list[_Outcome]:
-    wanted = list({k for k in keys if k is not None})
+    """The single lookup's decision for every identifier of the chunk (pure)."""
     by_key: dict[str, list[Any]] = {}
-    if wanted:
-        for r in (await conn.execute(stmt, {"purpose": purpose.id, "keys": wanted})).all():
-            by_key.setdefault(r.k, []).append(r)
+    for r in rows:
+        by_key.setdefault(r["k"], []).append(r)
     decided: dict[str, _Outcome] = {}
     out: list[_Outcome] = []
     for key in keys:
@@ -228,53 +271,27 @@ async def _decide_chunk(
             continue
         hit = decided.get(key)
         if hit is None:
-            rows = by_key.get(key)
-            if not rows:
+            hits = by_key.get(key)
+            if not hits:
                 hit = _Outcome(DenyReason.SUBJECT_NOT_FOUND)
-            elif len({r.id for r in rows}) > 1:
+            elif any(r["id"] != hits[0]["id"] for r in hits):
                 hit = _Outcome(DenyReason.AMBIGUOUS_IDENTIFIER)
             else:
                 facts = [
-                    BasisFacts(r.b_id, r.b_basis, r.b_status, r.b_expires_at, r.b_deadline)
-                    for r in rows
-                    if r.b_id is not None
+                    BasisFacts(r["b_id"], r["b_basis"], r["b_status"], r["b_expires_at"],
+                               r["b_deadline"])
+                    for r in hits
+                    if r["b_id"] is not None
                 ]
-                verdict = decide(purpose, fields, rows[0].status, facts, now)
+                row = RowView(hits[0])
+                verdict = decide(purpose, fields, row.status, facts, now)
                 if isinstance(verdict, Allow):
-                    hit = _Outcome(None, rows[0], verdict)
+                    hit = _Outcome(None, row, verdict)
                 else:
-                    hit = _Outcome(verdict.reason, rows[0])
+                    hit = _Outcome(verdict.reason, row)
             decided[key] = hit
         out.append(hit)
     return out
-
-
-def _event(
-    now: datetime,
-    actor: Actor,
-    purpose: str,
-    *,
-    decision: Decision,
-    subject_id: str | None,
-    fields: Sequence[str] | None,
-    reason: str | None,
-    consent_id: str | None,
-    detail: dict[str, object] | str,
-) -> dict[str, Any]:
-    return {
-        "at": now,
-        "request_id": actor.request_id,
-        "actor_type": actor.type,
-        "actor_id": actor.id,
-        "action": str(AuditAction.LOOKUP),
-        "subject_id": subject_id,
-        "purpose": purpose,
-        "fields": ",".join(fields) if fields else None,
-        "decision": str(decision),
-        "reason": reason,
-        "consent_id": consent_id,
-        "detail": detail if isinstance(detail, str) else json.dumps(detail, sort_keys=True),
-    }
 
 
 def _batch_detail(actor: Actor, kind: str, i: int) -> dict[str, object]:
@@ -300,9 +317,9 @@ async def _deny_whole_batch(
             await conn.execute(
                 _AUDIT_INSERT,
                 [
-                    _event(
-                        now, actor, purpose_label, decision=Decision.DENY, subject_id=sid,
-                        fields=requested, reason=reason, consent_id=None,
+                    audit.event_row(
+                        at=now, actor=actor, action=AuditAction.LOOKUP, decision=Decision.DENY,
+                        subject_id=sid, purpose=purpose_label, fields=requested, reason=reason,
                         detail=_batch_detail(actor, kind, start + j),
                     )
                     for j, sid in enumerate(ids)
@@ -358,7 +375,7 @@ async def resolve_batch(
         )
         raise LookupDenied(checked.reason, deny_message(checked.reason))
     assert purpose is not None
-    stmt = _statement(ctx, identifier_kind, with_data=True)
+    reserved_subjects: set[str] = set()  # one contact per subject and batch
     detail_prefix = '{"batch": %s, "by": %s, "i": ' % (
         json.dumps(actor.request_id), json.dumps(identifier_kind)
     )
@@ -367,8 +384,8 @@ async def resolve_batch(
         chunk = identifiers[start : start + chunk_size]
         return asyncio.ensure_future(
             _resolve_chunk(
-                ctx, actor, purpose, checked, requested, identifier_kind, stmt, chunk, start,
-                now, detail_prefix, contact,
+                ctx, actor, purpose, checked, requested, identifier_kind, chunk, start,
+                now, detail_prefix, contact, reserved_subjects,
             )
         )
 
@@ -413,70 +430,110 @@ async def _resolve_chunk(
     fields: tuple[str, ...],
     requested: list[str] | None,
     kind: str,
-    stmt: Select[Any],
     chunk: Sequence[str],
     start: int,
     now: datetime,
     detail_prefix: str,
     contact: pressure.ContactSpec | None = None,
+    reserved_subjects: set[str] | None = None,
 ) -> bytes:
     keys = _keys(ctx, kind, chunk)
-    lines: list[dict[str, Any]] = []
-    async with ctx.transaction() as conn:
-        outcomes = await _decide_chunk(conn, stmt, purpose, fields, keys, now)
-        reserved: dict[int, pressure.Reservation] = {}
-        if contact is not None:
-            outcomes = await _reserve_chunk(conn, ctx, actor, purpose, contact, outcomes, now)
-            reserved = {j: o.reservation for j, o in enumerate(outcomes) if o.reservation}
-        events = []
-        for j, o in enumerate(outcomes):
-            i = start + j
-            if contact is None:
-                detail: Any = detail_prefix + str(i) + "}"  # == json.dumps(..., sort_keys=True)
-            else:
-                detail = _batch_detail(actor, kind, i)
-                detail["contact"] = _contact_detail(contact, reserved.get(j))
-            if o.allow is not None:
-                row, basis = o.row, o.allow.basis
-                data = decrypt_fields(ctx, row, o.allow.fields)
-                revealed = sorted(data)
-                events.append(
-                    _event(
-                        now, actor, purpose.id, decision=Decision.ALLOW, subject_id=row.id,
-                        fields=revealed, reason=None, consent_id=basis.id, detail=detail,
-                    )
+    if contact is None and ctx.audit_batcher is not None:
+        # PostgreSQL without reservations: one autocommit read and one multi-row event
+        # insert (its own commit) on the raw pool; nothing needs a transaction around both.
+        rows = await _fetch(ctx, None, kind, purpose, keys, with_data=True)
+        outcomes = _decide_chunk(rows, purpose, fields, keys, now)
+        events, lines = _chunk_lines(
+            ctx, actor, purpose, requested, kind, keys, start, outcomes, {}, None,
+            detail_prefix, now,
+        )
+        await ctx.audit_batcher.append_many(events)
+    else:
+        async with ctx.transaction() as conn:
+            rows = await _fetch(ctx, conn, kind, purpose, keys, with_data=True)
+            outcomes = _decide_chunk(rows, purpose, fields, keys, now)
+            reserved: dict[int, pressure.Reservation] = {}
+            if contact is not None:
+                outcomes = await _reserve_chunk(
+                    conn, ctx, actor, purpose, contact, outcomes, now, reserved_subjects
                 )
-                expires = as_utc(basis.expires_at)
-                line: dict[str, Any] = {
-                    "i": i,
-                    "subject_id": row.id,
-                    "fields": data,
-                    "basis": {
-                        "id": basis.id,
-                        "type": basis.basis,
-                        "expires_at": expires.isoformat() if expires else None,
-                    },
-                }
-                r = reserved.get(j)
-                if r is not None:
-                    line["contact"] = {
-                        "id": r.contact_id, "month": r.month, "points": r.points,
-                        "used": r.used, "basket": r.basket,
-                    }
-                lines.append(line)
-            else:
-                reason = str(o.reason)
-                sid = o.row.id if o.row is not None else (keys[j] if kind == "subject_id" else None)
-                events.append(
-                    _event(
-                        now, actor, purpose.id, decision=Decision.DENY, subject_id=sid,
-                        fields=requested, reason=reason, consent_id=None, detail=detail,
-                    )
-                )
-                lines.append({"i": i, "reason": reason, "status": _STATUS.get(reason, 403)})
-        await conn.execute(_AUDIT_INSERT, events)
+                reserved = {j: o.reservation for j, o in enumerate(outcomes) if o.reservation}
+            events, lines = _chunk_lines(
+                ctx, actor, purpose, requested, kind, keys, start, outcomes, reserved, contact,
+                detail_prefix, now,
+            )
+            await conn.execute(_AUDIT_INSERT, events)
     # Committed: only now may this chunk's lines (data and denials) leave.
     return b"".join(_encode(line) + b"\n" for line in lines)
+
+
+def _chunk_lines(
+    ctx: VaultContext,
+    actor: Actor,
+    purpose: Purpose,
+    requested: list[str] | None,
+    kind: str,
+    keys: list[str | None],
+    start: int,
+    outcomes: list[_Outcome],
+    reserved: dict[int, pressure.Reservation],
+    contact: pressure.ContactSpec | None,
+    detail_prefix: str,
+    now: datetime,
+) -> tuple[list[dict[str, object]], list[dict[str, Any]]]:
+    """Decrypt what is allowed; one audit event and one NDJSON line per identifier."""
+    events: list[dict[str, object]] = []
+    lines: list[dict[str, Any]] = []
+    for j, o in enumerate(outcomes):
+        i = start + j
+        if contact is None:
+            detail: Any = detail_prefix + str(i) + "}"  # == json.dumps(..., sort_keys=True)
+        else:
+            detail = _batch_detail(actor, kind, i)
+            detail["contact"] = _contact_detail(contact, reserved.get(j))
+        if o.allow is not None:
+            row, basis = o.row, o.allow.basis
+            try:
+                data = decrypt_fields(ctx, row, o.allow.fields)
+            except KeyringError as exc:
+                raise Unavailable("keyring is unavailable; nothing was revealed") from exc
+            events.append(
+                audit.event_row(
+                    at=now, actor=actor, action=AuditAction.LOOKUP, decision=Decision.ALLOW,
+                    subject_id=row.id, purpose=purpose.id, fields=sorted(data),
+                    consent_id=basis.id, detail=detail,
+                )
+            )
+            expires = as_utc(basis.expires_at)
+            line: dict[str, Any] = {
+                "i": i,
+                "subject_id": row.id,
+                "fields": data,
+                "basis": {
+                    "id": basis.id,
+                    "type": basis.basis,
+                    "expires_at": expires.isoformat() if expires else None,
+                },
+            }
+            r = reserved.get(j)
+            if r is not None:
+                line["contact"] = {
+                    "id": r.contact_id, "month": r.month, "points": r.points,
+                    "used": r.used, "basket": r.basket,
+                }
+            lines.append(line)
+        else:
+            reason = str(o.reason)
+            sid = o.row.id if o.row is not None else (keys[j] if kind == "subject_id" else None)
+            events.append(
+                audit.event_row(
+                    at=now, actor=actor, action=AuditAction.LOOKUP, decision=Decision.DENY,
+                    subject_id=sid, purpose=purpose.id, fields=requested, reason=reason,
+                    detail=detail,
+                )
+            )
+            lines.append({"i": i, "reason": reason, "status": _STATUS.get(reason, 403)})
+    return events, lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,62 +552,104 @@ async def dry_run(
     identifier_kind: str,
     identifiers: Sequence[str],
     channel: str | None = None,
+    contact: pressure.ContactSpec | None = None,
 ) -> DryRunResult:
     """Count who could be reached now for the purpose (and over `channel`), by reason.
 
     Same decision as the batch; a subject allowed but without the contact field the channel
-    needs counts as `no_contact_data`. No ciphertext is selected, nothing is decrypted; one
-    audit event with the counts (no identifiers) commits before the answer leaves.
+    needs counts as `no_contact_data`. With `contact`, the reachable ones are also put
+    through the contact's reservation (basket, calamity cool-down, the customer's own rules)
+    in a transaction that is always rolled back, so the counts include those denials and
+    nothing is reserved. No ciphertext is selected, nothing is decrypted; one audit event
+    with the counts (no identifiers) commits before the answer leaves.
     """
     _validate(identifier_kind, identifiers, None)
     purpose = ctx.catalogue.get(purpose_id)
-    if channel is not None and purpose is not None and channel != purpose.channel.value:
+    if contact is not None:
+        if channel is not None and contact.channel is None:
+            contact = dataclasses.replace(contact, channel=channel)
+        contact = contact.resolve(ctx, purpose)  # raises InvalidInput
+        if channel is not None and contact.channel != channel:
+            raise InvalidInput(
+                "channel and contact disagree", {"contact.channel": f"must be {channel}"}
+            )
+        channel = contact.channel
+    if channel is not None and purpose is not None and channel not in _channels(purpose):
         raise InvalidInput(
             "channel does not match the purpose",
-            {"channel": f"the purpose {purpose_id} contacts over {purpose.channel.value}"},
+            {"channel": f"the purpose {purpose_id} contacts over "
+                        + " or ".join(sorted(_channels(purpose)))},
         )
     checked = check_request(purpose, purpose_id, client_purposes, None)
     now = ctx.clock.now()
-    counts: Counter[str] = Counter()
-    reachable = 0
-    async with ctx.transaction() as conn:
-        if isinstance(checked, Deny):
+    label = purpose_id if purpose is not None else "<unknown>"
+    if isinstance(checked, Deny):
+        async with ctx.transaction() as conn:
             await audit.record(
                 conn, at=now, actor=actor, action=AuditAction.AUDIENCE_DRY_RUN,
-                decision=Decision.DENY,
-                purpose=purpose_id if purpose is not None else "<unknown>",
-                reason=checked.reason,
+                decision=Decision.DENY, purpose=label, reason=checked.reason,
                 detail={"by": identifier_kind, "total": len(identifiers)},
             )
-            outcome: Any = checked
+        raise LookupDenied(checked.reason, deny_message(checked.reason))
+    assert purpose is not None
+    channel = channel or _channels(purpose)[0]
+    counts: Counter[str] = Counter()
+    reachable: list[str] = []
+    need = f"has_{CHANNEL_FIELD[channel]}"
+    async with ctx.rehearsal() as conn:
+        for start in range(0, len(identifiers), CHUNK):
+            keys = _keys(ctx, identifier_kind, identifiers[start : start + CHUNK])
+            rows = await _fetch(ctx, conn, identifier_kind, purpose, keys, with_data=False)
+            for o in _decide_chunk(rows, purpose, checked, keys, now):
+                if o.allow is None:
+                    counts[str(o.reason)] += 1
+                elif not getattr(o.row, need):
+                    counts[NO_CONTACT_DATA] += 1
+                else:
+                    reachable.append(o.row.id)
+        if contact is not None:
+            assert contact.type is not None
+            # Rehearse every reservation (rolled back below): what the batch would meet.
+            seen: set[str] = set()
+            for subject_id in sorted(reachable):
+                if subject_id in seen:
+                    counts[DUPLICATE_IDENTIFIER] += 1
+                    continue
+                seen.add(subject_id)
+                got = await pressure.reserve(
+                    conn, ctx, subject_id=subject_id, channel=channel, type=contact.type,
+                    brand=contact.brand, priority=contact.priority, now=now, purpose=purpose.id,
+                    touchpoint=contact.touchpoint, client=actor.id, request_id=actor.request_id,
+                )
+                if isinstance(got, Deny):
+                    counts[str(got.reason)] += 1
+            reachable_count = len(identifiers) - sum(counts.values())
         else:
-            assert purpose is not None
-            need = f"has_{CHANNEL_FIELD[purpose.channel.value]}"
-            stmt = _statement(ctx, identifier_kind, with_data=False)
-            for start in range(0, len(identifiers), CHUNK):
-                keys = _keys(ctx, identifier_kind, identifiers[start : start + CHUNK])
-                for o in await _decide_chunk(conn, stmt, purpose, checked, keys, now):
-                    if o.allow is None:
-                        counts[str(o.reason)] += 1
-                    elif not getattr(o.row, need):
-                        counts[NO_CONTACT_DATA] += 1
-                    else:
-                        reachable += 1
-            outcome = DryRunResult(len(identifiers), reachable, dict(sorted(counts.items())))
-            await audit.record(
-                conn, at=now, actor=actor, action=AuditAction.AUDIENCE_DRY_RUN,
-                decision=Decision.ALLOW, purpose=purpose_id,
-                detail={
-                    "by": identifier_kind,
-                    "channel": purpose.channel.value,
-                    "total": outcome.total,
-                    "reachable": outcome.reachable,
-                    "unreachable": outcome.unreachable,
-                },
-            )
-    if isinstance(outcome, Deny):
-        raise LookupDenied(outcome.reason, deny_message(outcome.reason))
+            reachable_count = len(reachable)
+    outcome = DryRunResult(len(identifiers), reachable_count, dict(sorted(counts.items())))
+    detail: dict[str, object] = {
+        "by": identifier_kind,
+        "channel": channel,
+        "total": outcome.total,
+        "reachable": outcome.reachable,
+        "unreachable": outcome.unreachable,
+    }
+    if contact is not None:
+        detail["contact"] = _contact_detail(contact, None)
+    async with ctx.transaction() as conn:
+        await audit.record(
+            conn, at=now, actor=actor, action=AuditAction.AUDIENCE_DRY_RUN,
+            decision=Decision.ALLOW, purpose=purpose_id, detail=detail,
+        )
     return outcome
+
+
+def _channels(purpose: Purpose) -> list[str]:
+    """The channels a purpose may contact over (its first is the default)."""
+    many = getattr(purpose, "channels", None)
+    if many:
+        return [getattr(c, "value", c) for c in many]
+    return [purpose.channel.value]
 
 
 __all__ = [

@@ -31,6 +31,7 @@ from vault.policies import LawfulBasis, Purpose
 from vault.rights import is_direct_marketing
 from vault.storage.tables import consent_history, consents, subjects
 from vault.subjects import SubjectStatus, decrypt_fields, load_subject
+from vault.touchpoints import TouchpointCatalogue
 
 COLLECTION_METHODS = (
     "web_form",
@@ -92,7 +93,9 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _validate_evidence(purpose: Purpose, evidence: Evidence | None) -> None:
+def _validate_evidence(
+    purpose: Purpose, evidence: Evidence | None, touchpoints: TouchpointCatalogue
+) -> None:
     if purpose.lawful_basis is not LawfulBasis.CONSENT:
         return
     if evidence is None:
@@ -102,6 +105,10 @@ def _validate_evidence(purpose: Purpose, evidence: Evidence | None) -> None:
         value = getattr(evidence, name)
         if not value or not value.strip() or len(value) > 100:
             errors[f"evidence.{name}"] = "must be 1 to 100 characters"
+    if "evidence.touchpoint" not in errors and evidence.touchpoint not in touchpoints:
+        # The catalogue (policies/touchpoints.toml) is the only vocabulary, so the proof and
+        # the contact reports name the same places.
+        errors["evidence.touchpoint"] = "is not in the touchpoint catalogue"
     if evidence.method not in COLLECTION_METHODS:
         errors["evidence.method"] = "must be one of " + ", ".join(COLLECTION_METHODS)
     if evidence.language not in LANGUAGES:
@@ -165,7 +172,7 @@ async def record_basis(
     purpose = ctx.catalogue.get(purpose_id)
     if purpose is None:
         raise InvalidInput("unknown purpose", {"purpose": "is not in the purpose catalogue"})
-    _validate_evidence(purpose, evidence)
+    _validate_evidence(purpose, evidence, ctx.touchpoints)
     now = ctx.clock.now()
     if expires_at is not None:
         expires_at = as_utc(expires_at)

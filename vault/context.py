@@ -7,9 +7,13 @@ can share one PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -22,8 +26,13 @@ from vault.mail import Mailer, make_mailer
 from vault.policies import PurposeCatalogue, load_catalogue
 from vault.pressure import PressureRules, load_rules
 from vault.settings import Settings
+from vault.audit_batch import AuditBatcher
 from vault.storage.db import make_engine
+from vault.storage.pg_direct import DirectPool
 from vault.touchpoints import TouchpointCatalogue, load_touchpoints
+
+if TYPE_CHECKING:
+    from vault.crypto.pkcs11_provider import Pkcs11KekProvider
 
 
 @dataclass
@@ -39,6 +48,19 @@ class VaultContext:
     clock: Clock
     pressure_rules: PressureRules
     touchpoints: TouchpointCatalogue
+    #: PostgreSQL only: the raw asyncpg pool of the hot paths and its audit group commit
+    #: (`vault.storage.pg_direct`, `vault.audit_batch`); None on SQLite.
+    direct: DirectPool | None = field(default=None)
+    audit_batcher: AuditBatcher | None = field(default=None)
+    _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = field(
+        default_factory=weakref.WeakKeyDictionary, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        if self.direct is None and self.engine.dialect.name == "postgresql":
+            url = self.engine.url.render_as_string(hide_password=False)
+            self.direct = DirectPool(url, max_size=max(4, self.settings.db_pool_size // 2))
+            self.audit_batcher = AuditBatcher(self.direct)
 
     @classmethod
     def open(
@@ -53,7 +75,7 @@ class VaultContext:
         catalogue = load_catalogue(settings.policies_dir)
         pressure_rules = load_rules(settings.policies_dir)
         touchpoints = load_touchpoints(settings.policies_dir)
-        keyring = LocalKeyring(settings.keyring_path)
+        keyring = open_kek_provider(settings)
         return cls(
             settings=settings,
             engine=engine
@@ -76,9 +98,46 @@ class VaultContext:
         The transaction commits when the block exits normally, so a caller returns data only
         after the audit event written inside it is durable.
         """
+        gate = self._write_gate()
         try:
-            async with self.engine.begin() as conn:
-                yield conn
+            if gate is None:
+                async with self.engine.begin() as conn:
+                    yield conn
+            else:
+                async with gate, self.engine.begin() as conn:
+                    yield conn
+        except SQLAlchemyError as exc:
+            raise Unavailable("storage is unavailable; nothing was changed or revealed") from exc
+        except KeyringError as exc:
+            raise Unavailable("keyring is unavailable; nothing was changed or revealed") from exc
+        except OSError as exc:
+            raise Unavailable("storage is unavailable; nothing was changed or revealed") from exc
+
+    def _write_gate(self) -> asyncio.Lock | None:
+        """SQLite only: transactions of this process queue here for SQLite's single write
+        lock (`BEGIN IMMEDIATE`) instead of polling it through the busy handler, whose
+        growing sleeps (up to 100 ms each) made the tail latency under concurrency seconds
+        long. Other processes still meet at the busy handler. One lock per event loop."""
+        if self.engine.dialect.name != "sqlite":
+            return None
+        loop = asyncio.get_running_loop()
+        gate = self._gates.get(loop)
+        if gate is None:
+            gate = self._gates[loop] = asyncio.Lock()
+        return gate
+
+    @asynccontextmanager
+    async def rehearsal(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that is always rolled back: run the real writes (reservations) to
+        learn their outcome, keep nothing. Errors map like `transaction`."""
+        gate = self._write_gate() or contextlib.nullcontext()
+        try:
+            async with gate, self.engine.connect() as conn:
+                trans = await conn.begin()
+                try:
+                    yield conn
+                finally:
+                    await trans.rollback()
         except SQLAlchemyError as exc:
             raise Unavailable("storage is unavailable; nothing was changed or revealed") from exc
         except KeyringError as exc:
@@ -87,4 +146,40 @@ class VaultContext:
             raise Unavailable("storage is unavailable; nothing was changed or revealed") from exc
 
     async def close(self) -> None:
+        if self.audit_batcher is not None:
+            await self.audit_batcher.drain()
+        if self.direct is not None:
+            await self.direct.close()
         await self.engine.dispose()
+        close_kek = getattr(self.kek, "close", None)
+        if close_kek is not None:
+            close_kek()  # a PKCS#11 session; the local keyring holds nothing open
+
+
+def open_kek_provider(settings: Settings) -> LocalKeyring | Pkcs11KekProvider:
+    """The KEK provider TRESOR_KEK_PROVIDER names; raises `KeyringError` if it won't open."""
+    if settings.kek_provider == "local":
+        try:
+            return LocalKeyring(settings.keyring_path)
+        except KeyringError as exc:
+            from vault.crypto.pkcs11_provider import keks_moved_to_token
+
+            if keks_moved_to_token(settings.keyring_path):
+                raise KeyringError(
+                    "the keyring file holds no KEK: they live on a PKCS#11 token since the "
+                    "migration; set TRESOR_KEK_PROVIDER=pkcs11 and the TRESOR_PKCS11_* settings"
+                ) from exc
+            raise
+    if settings.kek_provider == "pkcs11":
+        from vault.crypto.pkcs11_provider import Pkcs11KekProvider, read_pin
+
+        return Pkcs11KekProvider.open(
+            keyring_path=settings.keyring_path,
+            module=settings.pkcs11_module,
+            token_label=settings.pkcs11_token,
+            pin=read_pin(settings.pkcs11_pin, settings.pkcs11_pin_file),
+        )
+    raise KeyringError(
+        f"unknown TRESOR_KEK_PROVIDER {settings.kek_provider!r}: use `local` (the keyring "
+        "file) or `pkcs11` (a PKCS#11 token)"
+    )

@@ -31,6 +31,13 @@ class DenyReason(StrEnum):
     BASIS_ENDED = "basis_ended"
     CONTACT_BUDGET_EXHAUSTED = "contact_budget_exhausted"
     CONTACT_BLOCKED_BY_CALAMITY = "contact_blocked_by_calamity"
+    #: The customer's own preferences (vault.preferences): quiet hours, own monthly cap.
+    CONTACT_QUIET_HOURS = "contact_quiet_hours"
+    CONTACT_CAP_REACHED = "contact_cap_reached"
+    #: An agreed follow-up (vault.followups) named by the contact: outside its due window,
+    #: or not usable (unknown, another subject's, cancelled or already used).
+    FOLLOWUP_NOT_IN_WINDOW = "followup_not_in_window"
+    FOLLOWUP_NOT_USABLE = "followup_not_usable"
 
 
 class BasisStatus(StrEnum):

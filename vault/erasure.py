@@ -16,6 +16,22 @@ after erasure denies with `subject_erased`, for the legal-obligation purpose too
 statutory retention is an obligation to keep the records for a tax audit, not to keep
 writing to the person. Retained data is readable only through the audited export (DPO and,
 for Art. 15, the subject) — see `read_retained`.
+
+Contact preferences and agreed follow-ups are **deleted**, rows and history alike (not
+reduced). They say when, how and how often the person may be reached (time zone, quiet
+hours, preferred channels, own cap; due windows, channel, purpose, touchpoint), and after
+an erasure nobody may contact the person any more, so no purpose is left for them. The
+preference history does not need to stay for accountability: the audit trail already
+proves each change (`*:preferences:set` with version, the *names* of the changed parts,
+touchpoint and method, actor and time) without any value; the history's only additions are
+exactly those values and the sealed evidence, which is erasable personal data. A history
+reduced to timestamps would duplicate the audit trail and keep rows whose columns
+(`timezone`, `preferences`) cannot be NULL. Follow-ups are deleted whatever their status,
+not merely cancelled: a window is itself a statement about when the person can be reached.
+(The append-only `client:followup:create` audit event still names the window it was made
+with.)
+The erasure's audit event counts what went (no values), and the monthly follow-up report
+no longer counts the erased subject's follow-ups.
 """
 
 from __future__ import annotations
@@ -26,7 +42,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -38,11 +54,15 @@ from vault.context import VaultContext
 from vault.crypto import open_field, seal_field
 from vault.decision import BasisFacts, BasisStatus, effective_status
 from vault.errors import Conflict
+from vault.followups import FollowupStatus
 from vault.policies import LawfulBasis, Purpose
 from vault.rights import action_for, end_live_bases
 from vault.storage.tables import (
     consents,
+    contact_preference_history,
+    contact_preferences,
     dsar_requests,
+    followups,
     retained_fields,
     self_service_challenges,
     self_service_sessions,
@@ -183,6 +203,32 @@ async def erase_in(
         .where(self_service_sessions.c.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+    # Preferences (with their history and sealed evidence) and follow-ups say when and how
+    # the person may be contacted: deleted, not reduced (see the module docstring).
+    preference_history = (
+        await conn.execute(
+            delete(contact_preference_history).where(
+                contact_preference_history.c.subject_id == subject_id
+            )
+        )
+    ).rowcount
+    preference_rows = (
+        await conn.execute(
+            delete(contact_preferences).where(contact_preferences.c.subject_id == subject_id)
+        )
+    ).rowcount
+    open_followups = (
+        await conn.execute(
+            select(func.count())
+            .select_from(followups)
+            .where(followups.c.subject_id == subject_id)
+            .where(followups.c.status == FollowupStatus.OPEN.value)
+            .where(followups.c.due_until > now)
+        )
+    ).scalar_one()
+    deleted_followups = (
+        await conn.execute(delete(followups).where(followups.c.subject_id == subject_id))
+    ).rowcount
     present = [f for f in CONTACT_FIELDS if getattr(row, f"{f}_ct") is not None]
     shredded: dict[str, Any] = {f"{f}_ct": None for f in CONTACT_FIELDS}
     shredded.update({column: None for column in INDEXED.values()})
@@ -211,6 +257,11 @@ async def erase_in(
             "ended_bases": len(ended),
             "kept_purposes": kept,
             "retained_until": until.isoformat() if until else None,
+            # Counts only: what went, never what it said.
+            "preferences_deleted": bool(preference_rows),
+            "preference_history_deleted": int(preference_history),
+            "followups_deleted": int(deleted_followups),
+            "open_followups_cancelled": int(open_followups),
         },
     )
     ctx.deks.forget(subject_id)

@@ -8,12 +8,20 @@ from the audit trail), the sources (touchpoints of the consents and the systems 
 the data), the subject's rights, and the subject's requests. After an erasure it holds what
 was kept under Art. 17(3)(b) and when that is shredded.
 
+It also holds the subject's own contact preferences (preferred channels, quiet hours, time
+zone, own cap), every change of them (when, by whom, from which touchpoint, what changed
+and the preferences after it — not the sealed IP address and user agent of the
+instruction), and the agreed follow-ups (window, channel, purpose, touchpoint, status).
+An erased subject has none of these any more (`vault.erasure` deletes them): the sections
+are empty.
+
 Reading for an export is audited like any access (`subject:export:read` when the subject
 reads its own, `dpo:export:read` otherwise), in the same transaction as the read.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -29,9 +37,18 @@ from vault.contact import CONTACT_FIELDS
 from vault.context import VaultContext
 from vault.decision import BasisFacts, effective_status
 from vault.erasure import read_retained
+from vault.followups import effective_status as followup_status
+from vault.preferences import load as load_preferences
 from vault.requests import TYPE_TITLES
 from vault.rights import action_for
-from vault.storage.tables import audit_events, consent_history, consents, dsar_requests
+from vault.storage.tables import (
+    audit_events,
+    consent_history,
+    consents,
+    contact_preference_history,
+    dsar_requests,
+    followups,
+)
 from vault.subjects import decrypt_fields, load_subject
 
 FORMAT = "tresor.export/1"
@@ -55,6 +72,24 @@ CATEGORY_TITLES: dict[str, dict[str, str]] = {
         "de": "Protokoll der Zugriffe auf Ihre Daten",
         "en": "Log of the accesses to your data",
     },
+    "contact_preferences": {
+        "de": "Ihre Kontaktwünsche (bevorzugte Kanäle, Ruhezeiten, Zeitzone, eigenes Limit) "
+        "und ihre Änderungen",
+        "en": "Your contact preferences (preferred channels, quiet hours, time zone, own cap) "
+        "and their changes",
+    },
+    "followups": {
+        "de": "Vereinbarte Rückmeldungen (Zeitraum, Kanal, Anlass)",
+        "en": "Agreed follow-ups (time window, channel, occasion)",
+    },
+}
+
+#: Names of the parts of a preferences document, as the audit trail names them.
+_PREFERENCE_PARTS = {
+    "timezone": "timezone",
+    "preferred_channels": "preferred_channels",
+    "quiet": "quiet",
+    "monthly_cap_points": "monthly_cap",
 }
 
 LAWFUL_BASIS_TITLES: dict[str, dict[str, str]] = {
@@ -215,6 +250,93 @@ def _purpose_entry(ctx: VaultContext, purpose_id: str) -> dict[str, Any]:
     }
 
 
+def _changed_parts(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The parts a change touched, named like the audit trail names them."""
+    return [name for key, name in _PREFERENCE_PARTS.items() if before.get(key) != after.get(key)]
+
+
+async def _preferences_in(
+    conn: AsyncConnection, sid: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The subject's current preferences ({} when never set) and every change, oldest first.
+
+    The sealed evidence (IP address, user agent) and the request id are left out."""
+    current = await load_preferences(conn, sid)
+    now_doc: dict[str, Any] = {}
+    if current is not None:
+        now_doc = {
+            **current.to_json(),
+            "version": current.version,
+            "updated_at": current.updated_at,
+        }
+    rows = (
+        await conn.execute(
+            select(contact_preference_history)
+            .where(contact_preference_history.c.subject_id == sid)
+            .order_by(contact_preference_history.c.id)
+        )
+    ).all()
+    history = []
+    before: dict[str, Any] = {"preferred_channels": {}, "quiet": {}}
+    for h in rows:
+        after = dict(json.loads(h.preferences))
+        history.append(
+            {
+                "version": h.version,
+                "at": h.at,
+                "source": h.source,
+                "actor": h.actor,
+                "touchpoint": h.touchpoint,
+                "method": h.method,
+                "notice_version": h.notice_version,
+                "language": h.language,
+                "changed": _changed_parts(before, after),
+                "preferences": after,
+            }
+        )
+        before = after
+    return now_doc, history
+
+
+async def _followups_in(
+    ctx: VaultContext, conn: AsyncConnection, sid: str, now: datetime
+) -> list[dict[str, Any]]:
+    """The subject's agreed follow-ups, earliest window first, with the status in force now."""
+    rows = (
+        await conn.execute(
+            select(followups)
+            .where(followups.c.subject_id == sid)
+            .order_by(followups.c.due_from, followups.c.id)
+        )
+    ).all()
+    out = []
+    for f in rows:
+        purpose = ctx.catalogue.get(f.purpose)
+        due_until = as_utc(f.due_until)
+        assert due_until is not None
+        out.append(
+            {
+                "id": f.id,
+                "purpose": f.purpose,
+                "purpose_title": (
+                    {"de": purpose.title_de, "en": purpose.title_en} if purpose else None
+                ),
+                "channel": f.channel,
+                "communication_type": f.type,
+                "brand": f.brand,
+                "touchpoint": f.touchpoint,
+                "note": f.note,
+                "due_from": f.due_from,
+                "due_until": due_until,
+                "status": str(followup_status(f.status, due_until, now)),
+                "created_at": f.created_at,
+                "recorded_by": f.created_by,
+                "closed_at": f.closed_at,
+            }
+        )
+    return out
+
+
 async def collect_in(
     ctx: VaultContext, conn: AsyncConnection, subject: Row, now: datetime
 ) -> dict[str, Any]:
@@ -357,6 +479,9 @@ async def collect_in(
         for r in request_rows
     ]
 
+    preferences, preference_history = await _preferences_in(conn, sid)
+    agreed_followups = await _followups_in(ctx, conn, sid, now)
+
     purpose_ids = sorted({c.purpose for c in basis_rows} | {r["purpose"] for r in retained})
     purposes = [_purpose_entry(ctx, p) for p in purpose_ids]
     category_keys = [f for f in CONTACT_FIELDS if f in contact]
@@ -368,6 +493,10 @@ async def collect_in(
         category_keys.append("consent_evidence")
     if recipients:
         category_keys.append("access_log")
+    if preferences or preference_history:
+        category_keys.append("contact_preferences")
+    if agreed_followups:
+        category_keys.append("followups")
     doc = {
         "format": FORMAT,
         "generated_at": now,
@@ -398,6 +527,9 @@ async def collect_in(
         "rights": RIGHTS,
         "automated_decision_making": AUTOMATED_DECISIONS,
         "requests": requests,
+        "contact_preferences": preferences,
+        "contact_preference_history": preference_history,
+        "followups": agreed_followups,
         "art15_index": ART_15_INDEX,
     }
     return _jsonable(doc)  # type: ignore[no-any-return]
@@ -425,6 +557,8 @@ async def build_export(ctx: VaultContext, actor: Actor, subject_id: str) -> dict
                 "consents": len(doc["consents"]),
                 "recipients": len(doc["recipients"]),
                 "retained": len(doc["retention"]["retained_after_erasure"]),
+                "preference_changes": len(doc["contact_preference_history"]),
+                "followups": len(doc["followups"]),
             },
         )
     return doc

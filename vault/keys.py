@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy import Table, func, select, update
 
 from vault import audit, erasure
 from vault.audit import Actor, AuditAction, Decision
 from vault.context import VaultContext
-from vault.crypto import LocalKeyring
+from vault.crypto.keyring import KekProvider
+from vault.errors import InvalidInput
 from vault.storage.tables import retained_fields, subjects
 
 
@@ -25,6 +27,31 @@ class RotationReport:
     new_version: int
     rewrapped: int
     remaining: int
+
+
+@runtime_checkable
+class ManagedKekProvider(KekProvider, Protocol):
+    """A provider Tresor can add versions to and retire versions from (local keyring file,
+    PKCS#11 token)."""
+
+    def add_version(self) -> int: ...
+
+    def retire_versions(self, keep: set[int]) -> list[int]: ...
+
+
+def _managed(ctx: VaultContext) -> ManagedKekProvider:
+    if not isinstance(ctx.kek, ManagedKekProvider):
+        raise TypeError(f"{type(ctx.kek).__name__} does not support adding or retiring versions")
+    return ctx.kek
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationReport:
+    token_version: int
+    created: bool
+    rewrapped: int
+    #: subject DEKs and retained-field keys still under a version in the keyring file
+    remaining_local: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +145,7 @@ async def retained_versions_in_use(ctx: VaultContext) -> dict[int, int]:
 
 async def rotate(ctx: VaultContext, actor: Actor) -> RotationReport:
     """Add a KEK version, make it active, and re-wrap every DEK under it."""
-    keyring = ctx.kek
-    if not isinstance(keyring, LocalKeyring):
-        raise TypeError("rotation is implemented for the local keyring provider")
+    keyring = _managed(ctx)
     new_version = keyring.add_version()
     async with ctx.transaction() as conn:
         await audit.record(
@@ -143,9 +168,7 @@ async def rotate(ctx: VaultContext, actor: Actor) -> RotationReport:
 
 async def retire_unused(ctx: VaultContext, actor: Actor) -> list[int]:
     """Remove KEK versions that no stored DEK is wrapped under any more."""
-    keyring = ctx.kek
-    if not isinstance(keyring, LocalKeyring):
-        raise TypeError("retiring is implemented for the local keyring provider")
+    keyring = _managed(ctx)
     in_use = set((await versions_in_use(ctx)).keys())
     in_use |= set((await retained_versions_in_use(ctx)).keys())
     removed = keyring.retire_versions(keep=in_use)
@@ -160,3 +183,43 @@ async def retire_unused(ctx: VaultContext, actor: Actor) -> list[int]:
                 detail={"retired": removed},
             )
     return removed
+
+
+async def migrate_to_pkcs11(ctx: VaultContext, actor: Actor) -> MigrationReport:
+    """Move every DEK and retained-field key from the keyring file onto the PKCS#11 token.
+
+    Creates the first KEK on the token (audited like a rotation) unless one is there, then
+    re-wraps in the same guarded batches as a rotation. Resumable: after a crash, running it
+    again continues where it stopped; every row stays readable throughout.
+    """
+    from vault.crypto.pkcs11_provider import Pkcs11KekProvider
+
+    kek = ctx.kek
+    if not isinstance(kek, Pkcs11KekProvider):
+        raise InvalidInput(
+            "migrating to PKCS#11 needs TRESOR_KEK_PROVIDER=pkcs11 and the token settings"
+        )
+    on_token = kek.token_versions()
+    created = not on_token
+    version = kek.add_version() if created else max(on_token)
+    if created:
+        async with ctx.transaction() as conn:
+            await audit.record(
+                conn,
+                at=ctx.clock.now(),
+                actor=actor,
+                action=AuditAction.KEYS_ROTATE,
+                decision=Decision.ALLOW,
+                detail={"new_version": version, "provider": "pkcs11", "migration": True},
+            )
+    rewrapped = await rewrap_all(ctx, actor) + await rewrap_retained(ctx, actor)
+    local = set(kek.local_versions())
+    remaining = sum(
+        n
+        for counts in (await versions_in_use(ctx), await retained_versions_in_use(ctx))
+        for v, n in counts.items()
+        if v in local
+    )
+    return MigrationReport(
+        token_version=version, created=created, rewrapped=rewrapped, remaining_local=remaining
+    )

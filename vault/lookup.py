@@ -18,11 +18,14 @@ from sqlalchemy import Select, and_, bindparam, select
 from vault import audit, pressure
 from vault.audit import Actor, AuditAction, Decision
 from vault.clock import as_utc
+from vault.contact import CONTACT_FIELDS
 from vault.context import VaultContext
 from vault.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
-from vault.errors import AccessDenied, InvalidInput, NotFound
+from vault.crypto import KeyringError
+from vault.errors import AccessDenied, InvalidInput, NotFound, Unavailable
+from vault.storage.pg_direct import Compiled
 from vault.storage.tables import consents, subjects
-from vault.subjects import INDEXED, decrypt_fields, identifier_digest
+from vault.subjects import INDEXED, RowView, decrypt_fields, identifier_digest
 
 IDENTIFIER_KINDS = ("subject_id", "email", "phone", "external_ref")
 
@@ -64,6 +67,12 @@ _MESSAGES = {
     DenyReason.CONTACT_BLOCKED_BY_CALAMITY: (
         "a calamity message was sent recently; other contacts wait for the cool-down"
     ),
+    DenyReason.CONTACT_QUIET_HOURS: "the customer asked not to be contacted on this channel now",
+    DenyReason.CONTACT_CAP_REACHED: "the customer's own contact limit for this month is reached",
+    DenyReason.FOLLOWUP_NOT_IN_WINDOW: "the agreed follow-up is not due now (outside its window)",
+    DenyReason.FOLLOWUP_NOT_USABLE: (
+        "the agreed follow-up cannot be used for this contact (unknown, cancelled or used)"
+    ),
 }
 
 
@@ -102,79 +111,58 @@ async def lookup(
     if contact is not None:
         contact = contact.resolve(ctx, purpose)  # raises InvalidInput
     now = ctx.clock.now()
-    requested = list(fields) if fields is not None else None
+    event = _Events(
+        actor,
+        identifier_kind,
+        # An unknown purpose string is client input and could carry anything.
+        purpose_id if purpose is not None else "<unknown>",
+        list(fields) if fields is not None else None,
+        contact,
+        now,
+    )
+    known_subject = identifier if identifier_kind == "subject_id" else None
+    params = {"purpose": purpose_id, "ident": identifier if digest is None else digest}
 
-    async with ctx.transaction() as conn:
-
-        async def _audit(
-            decision: Decision,
-            *,
-            subject_id: str | None,
-            reason: str | None = None,
-            revealed: Sequence[str] | None = None,
-            consent_id: str | None = None,
-            reserved: pressure.Reservation | None = None,
-        ) -> None:
-            detail: dict[str, object] = {"by": identifier_kind}
-            if contact is not None:
-                detail["contact"] = {
-                    "brand": contact.brand,
-                    "channel": contact.channel,
-                    "type": contact.type,
-                    "priority": contact.priority,
-                }
-                if reserved is not None:
-                    detail["contact"]["id"] = reserved.contact_id  # type: ignore[index]
-                    detail["contact"]["points"] = reserved.points  # type: ignore[index]
-            await audit.record(
-                conn,
-                at=now,
-                actor=actor,
-                action=AuditAction.LOOKUP,
-                decision=decision,
-                subject_id=subject_id,
-                # An unknown purpose string is client input and could carry anything.
-                purpose=purpose_id if purpose is not None else "<unknown>",
-                fields=revealed if revealed is not None else requested,
-                reason=reason,
-                consent_id=consent_id,
-                detail=detail,
-            )
-
-        known_subject = identifier if identifier_kind == "subject_id" else None
+    outcome: Any
+    if ctx.audit_batcher is not None and contact is None:
+        # PostgreSQL hot path: one autocommit read, and the event in a shared commit
+        # (`vault.audit_batch`); the data leaves only once that commit returned.
+        assert ctx.direct is not None
         if isinstance(checked, Deny):
-            await _audit(Decision.DENY, subject_id=_safe_id(known_subject), reason=checked.reason)
-            outcome: Any = checked
+            outcome = checked
+            await ctx.audit_batcher.append(event.deny(_safe_id(known_subject), checked.reason))
         else:
             assert purpose is not None
-            params = {"purpose": purpose_id, "ident": identifier if digest is None else digest}
-            rows = (await conn.execute(_SUBJECT_WITH_BASES[identifier_kind], params)).all()
-            subject_ids = {r.id for r in rows}
-            if not rows:
-                await _audit(
-                    Decision.DENY,
-                    subject_id=_safe_id(known_subject),
-                    reason=DenyReason.SUBJECT_NOT_FOUND,
-                )
-                outcome = None
-            elif len(subject_ids) > 1:
-                await _audit(Decision.DENY, subject_id=None, reason=DenyReason.AMBIGUOUS_IDENTIFIER)
-                outcome = Deny(DenyReason.AMBIGUOUS_IDENTIFIER)
+            rows = await ctx.direct.fetch(_DIRECT_SUBJECT_WITH_BASES[identifier_kind], params)
+            verdict, subject = _judge(rows, purpose, checked, known_subject, now)
+            if isinstance(verdict, Allow):
+                outcome = _reveal(ctx, subject, purpose_id, verdict, None)
+                await ctx.audit_batcher.append(event.allow(outcome, verdict))
             else:
-                row = rows[0]
-                facts = [
-                    BasisFacts(r.b_id, r.b_basis, r.b_status, r.b_expires_at, r.b_deadline)
-                    for r in rows
-                    if r.b_id is not None
-                ]
-                outcome = decide(purpose, checked, row.status, facts, now)
+                outcome = verdict
+                await ctx.audit_batcher.append(
+                    event.deny(subject.id if subject is not None else None, verdict.reason,
+                               fallback=known_subject)
+                )
+    else:
+        async with ctx.transaction() as conn:
+            if isinstance(checked, Deny):
+                outcome = checked
+                await audit.record_row(conn, event.deny(_safe_id(known_subject), checked.reason))
+            else:
+                assert purpose is not None
+                rows = (
+                    await conn.execute(_SUBJECT_WITH_BASES[identifier_kind], params)
+                ).mappings().all()
+                verdict, subject = _judge(rows, purpose, checked, known_subject, now)
                 reserved: pressure.Reservation | None = None
-                if isinstance(outcome, Allow) and contact is not None:
+                if isinstance(verdict, Allow) and contact is not None:
+                    assert subject is not None
                     assert contact.channel is not None and contact.type is not None
                     held = await pressure.reserve(
                         conn,
                         ctx,
-                        subject_id=row.id,
+                        subject_id=subject.id,
                         channel=contact.channel,
                         type=contact.type,
                         brand=contact.brand,
@@ -184,37 +172,137 @@ async def lookup(
                         touchpoint=contact.touchpoint,
                         client=actor.id,
                         request_id=actor.request_id,
+                        followup=contact.followup,
                     )
                     if isinstance(held, Deny):
-                        outcome = held
+                        verdict = held
                     else:
                         reserved = held
-                if isinstance(outcome, Allow):
-                    data = decrypt_fields(ctx, row, outcome.fields)
-                    await _audit(
-                        Decision.ALLOW,
-                        subject_id=row.id,
-                        revealed=sorted(data),
-                        consent_id=outcome.basis.id,
-                        reserved=reserved,
-                    )
-                    outcome = LookupResult(
-                        subject_id=row.id,
-                        purpose=purpose_id,
-                        fields=data,
-                        basis_id=outcome.basis.id,
-                        basis_type=outcome.basis.basis,
-                        basis_expires_at=as_utc(outcome.basis.expires_at),
-                        contact=reserved,
-                    )
+                if isinstance(verdict, Allow):
+                    outcome = _reveal(ctx, subject, purpose_id, verdict, reserved)
+                    await audit.record_row(conn, event.allow(outcome, verdict))
                 else:
-                    await _audit(Decision.DENY, subject_id=row.id, reason=outcome.reason)
-    # The transaction has committed: only now may data (or a denial) leave.
+                    outcome = verdict
+                    await audit.record_row(
+                        conn,
+                        event.deny(subject.id if subject is not None else None, verdict.reason,
+                                   fallback=known_subject),
+                    )
+    # The event has committed: only now may data (or a denial) leave.
     if isinstance(outcome, LookupResult):
         return outcome
-    if outcome is None:
+    if outcome.reason is DenyReason.SUBJECT_NOT_FOUND:
         raise LookupNotFound("no subject matches the identifier")
     raise LookupDenied(outcome.reason, deny_message(outcome.reason))
+
+
+class _Events:
+    """Builds the lookup's audit event; ids, purpose and field names only, never values."""
+
+    __slots__ = ("actor", "purpose", "requested", "detail", "now")
+
+    def __init__(
+        self,
+        actor: Actor,
+        identifier_kind: str,
+        purpose: str,
+        requested: list[str] | None,
+        contact: pressure.ContactSpec | None,
+        now: datetime,
+    ) -> None:
+        self.actor = actor
+        self.purpose = purpose
+        self.requested = requested
+        detail: dict[str, Any] = {"by": identifier_kind}
+        if contact is not None:
+            detail["contact"] = {
+                "brand": contact.brand,
+                "channel": contact.channel,
+                "type": contact.type,
+                "priority": contact.priority,
+            }
+        self.detail = detail
+        self.now = now
+
+    def deny(
+        self, subject_id: str | None, reason: str, *, fallback: str | None = None
+    ) -> dict[str, object]:
+        """A denial (or miss); a subject id only when one was resolved or is well formed."""
+        if subject_id is None and reason not in (DenyReason.AMBIGUOUS_IDENTIFIER,):
+            subject_id = _safe_id(fallback)
+        return audit.event_row(
+            at=self.now,
+            actor=self.actor,
+            action=AuditAction.LOOKUP,
+            decision=Decision.DENY,
+            subject_id=subject_id,
+            purpose=self.purpose,
+            fields=self.requested,
+            reason=reason,
+            detail=self.detail,
+        )
+
+    def allow(self, result: LookupResult, verdict: Allow) -> dict[str, object]:
+        detail = self.detail
+        if result.contact is not None:
+            detail = {**detail, "contact": {
+                **detail["contact"],  # type: ignore[dict-item]
+                "id": result.contact.contact_id,
+                "points": result.contact.points,
+            }}
+        return audit.event_row(
+            at=self.now,
+            actor=self.actor,
+            action=AuditAction.LOOKUP,
+            decision=Decision.ALLOW,
+            subject_id=result.subject_id,
+            purpose=self.purpose,
+            fields=sorted(result.fields),
+            consent_id=verdict.basis.id,
+            detail=detail,
+        )
+
+
+def _judge(
+    rows: Sequence[Any], purpose: Any, checked: Any, known_subject: str | None, now: datetime
+) -> tuple[Allow | Deny, Any]:
+    """The decision for the rows one identifier matched (pure): not found, ambiguous, or
+    `decide()` over the subject's records for the purpose. Returns the subject row too."""
+    if not rows:
+        return Deny(DenyReason.SUBJECT_NOT_FOUND), None
+    first = rows[0]
+    if any(r["id"] != first["id"] for r in rows):
+        return Deny(DenyReason.AMBIGUOUS_IDENTIFIER), None
+    facts = [
+        BasisFacts(r["b_id"], r["b_basis"], r["b_status"], r["b_expires_at"], r["b_deadline"])
+        for r in rows
+        if r["b_id"] is not None
+    ]
+    subject = RowView(first)
+    return decide(purpose, checked, subject.status, facts, now), subject
+
+
+def _reveal(
+    ctx: VaultContext,
+    subject: Any,
+    purpose_id: str,
+    verdict: Allow,
+    reserved: pressure.Reservation | None,
+) -> LookupResult:
+    """Decrypt the allowed fields; a keyring that cannot unwrap the key is `Unavailable`."""
+    try:
+        data = decrypt_fields(ctx, subject, verdict.fields)
+    except KeyringError as exc:
+        raise Unavailable("keyring is unavailable; nothing was changed or revealed") from exc
+    return LookupResult(
+        subject_id=subject.id,
+        purpose=purpose_id,
+        fields=data,
+        basis_id=verdict.basis.id,
+        basis_type=verdict.basis.basis,
+        basis_expires_at=as_utc(verdict.basis.expires_at),
+        contact=reserved,
+    )
 
 
 def _build_subject_with_bases(where: Any) -> Select[Any]:
@@ -223,7 +311,7 @@ def _build_subject_with_bases(where: Any) -> Select[Any]:
     )
     return (
         select(
-            subjects,
+            *(subjects.c[name] for name in _SUBJECT_COLUMNS),
             consents.c.id.label("b_id"),
             consents.c.basis.label("b_basis"),
             consents.c.status.label("b_status"),
@@ -237,6 +325,12 @@ def _build_subject_with_bases(where: Any) -> Select[Any]:
     )
 
 
+#: The subject columns a lookup needs: the decision and the sealed fields with their key.
+_SUBJECT_COLUMNS = (
+    "id", "status", "kek_version", "wrapped_dek", "dek_version",
+    *(f"{field}_ct" for field in CONTACT_FIELDS),
+)
+
 #: One round trip: the subject row(s) joined with their records for the purpose, newest
 #: record first (a subject without records comes back once with NULL record columns).
 #: Built once per identifier kind; only parameters change per lookup.
@@ -246,6 +340,12 @@ _SUBJECT_WITH_BASES = {
         kind: _build_subject_with_bases(getattr(subjects.c, column) == bindparam("ident"))
         for kind, column in INDEXED.items()
     },
+}
+
+
+#: The same statements compiled once for the raw asyncpg pool (`vault.storage.pg_direct`).
+_DIRECT_SUBJECT_WITH_BASES = {
+    kind: Compiled(statement) for kind, statement in _SUBJECT_WITH_BASES.items()
 }
 
 

@@ -1,7 +1,11 @@
-"""Mail the vault sends itself (double opt-in confirmations), behind one interface.
+"""Mail the vault sends itself (double opt-in confirmations, request-extension notices,
+self-service sign-in codes), behind one interface.
 
 Production uses SMTP; the embedded default writes `.eml` files into the outbox directory of
-the data dir, which is also how tests read confirmation links.
+the data dir, which is also how tests read confirmation links. Nothing is queued in the
+vault: `send` either hands the message over or raises `Unavailable`, and callers answer 503
+rather than acknowledge a mail that did not leave. `check` asks whether the mailer would
+take a message now, for callers that must answer before they send (sign-in codes).
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ from vault.errors import Unavailable
 class Mailer(Protocol):
     async def send(self, message: EmailMessage) -> None:
         """Deliver (or durably queue) a message; raise `Unavailable` when that fails."""
+        ...
+
+    async def check(self) -> None:
+        """Raise `Unavailable` unless a message could be handed over right now."""
         ...
 
 
@@ -49,6 +57,17 @@ class FileOutbox:
         except OSError as exc:
             raise Unavailable("mail outbox is not writable") from exc
 
+    def _probe(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not os.access(self.directory, os.W_OK | os.X_OK):
+            raise PermissionError(self.directory.name)
+
+    async def check(self) -> None:
+        try:
+            await asyncio.to_thread(self._probe)
+        except OSError as exc:
+            raise Unavailable("mail outbox is not writable") from exc
+
 
 class SmtpMailer:
     """Sends through an SMTP server named by a URL: smtp[s]://user:pass@host:port."""
@@ -63,7 +82,9 @@ class SmtpMailer:
         self._user = unquote(parsed.username) if parsed.username else None
         self._password = unquote(parsed.password) if parsed.password else None
 
-    def _send(self, message: EmailMessage) -> None:
+    def _session(self, message: EmailMessage | None) -> None:
+        """One SMTP session: connect, STARTTLS when offered, log in; then send `message`,
+        or, without one, only NOOP (the probe behind `check`)."""
         cls = smtplib.SMTP_SSL if self._ssl else smtplib.SMTP
         with cls(self._host, self._port, timeout=10) as smtp:
             if not self._ssl:
@@ -72,11 +93,25 @@ class SmtpMailer:
                     smtp.starttls()
             if self._user:
                 smtp.login(self._user, self._password or "")
-            smtp.send_message(message)
+            if message is None:
+                code, _ = smtp.noop()
+                if code != 250:
+                    raise smtplib.SMTPResponseException(code, b"NOOP refused")
+            else:
+                smtp.send_message(message)
+
+    def _send(self, message: EmailMessage) -> None:
+        self._session(message)
 
     async def send(self, message: EmailMessage) -> None:
         try:
             await asyncio.to_thread(self._send, message)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise Unavailable("mail server is not reachable") from exc
+
+    async def check(self) -> None:
+        try:
+            await asyncio.to_thread(self._session, None)
         except (OSError, smtplib.SMTPException) as exc:
             raise Unavailable("mail server is not reachable") from exc
 

@@ -58,6 +58,13 @@ class Purpose:
     explicit_consent: bool
     retention_after_end: timedelta
     data_use: str
+    #: Every channel a contact for this purpose may use, `channel` (the default) first;
+    #: from the optional `channels` key, else just `channel`.
+    channels: tuple[Channel, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.channels:
+            object.__setattr__(self, "channels", (self.channel,))
 
     def title(self, language: str) -> str:
         return self.title_de if language == "de" else self.title_en
@@ -92,6 +99,14 @@ _OPTIONAL = {
     "description": dict,
     "default_duration_days": int,
     "explicit_consent": bool,
+    "channels": list,
+}
+#: The contact field a channel needs: a purpose may only list channels it can reach.
+CHANNEL_FIELD = {
+    Channel.EMAIL: "email",
+    Channel.LETTER: "postal_address",
+    Channel.SMS: "phone",
+    Channel.PHONE: "phone",
 }
 
 
@@ -164,6 +179,20 @@ def _parse_purpose(raw: dict, where: str) -> Purpose:
     bad = [f for f in fields if f not in CONTACT_FIELDS]
     if bad:
         raise fail(f"unknown field(s) {', '.join(bad)}; known: {', '.join(CONTACT_FIELDS)}")
+    channels = [channel]
+    for value in raw.get("channels", [channel.value]):
+        try:
+            extra = Channel(value)
+        except ValueError:
+            raise fail(
+                f"channels: '{value}' is not one of " + ", ".join(c.value for c in Channel)
+            ) from None
+        if extra not in channels:
+            if CHANNEL_FIELD[extra] not in fields:
+                raise fail(f"channels: '{extra.value}' needs the field '{CHANNEL_FIELD[extra]}'")
+            channels.append(extra)
+    if "channels" in raw and channel.value not in raw["channels"]:
+        raise fail(f"channels must include the purpose's channel '{channel.value}'")
     duration = raw.get("default_duration_days")
     if duration is not None and duration <= 0:
         raise fail("default_duration_days must be positive")
@@ -171,6 +200,8 @@ def _parse_purpose(raw: dict, where: str) -> Purpose:
         raise fail("consent purposes need default_duration_days")
     if raw["double_opt_in"] and (basis is not LawfulBasis.CONSENT or channel is not Channel.EMAIL):
         raise fail("double_opt_in only applies to consent purposes on the email channel")
+    if raw["double_opt_in"] and len(channels) > 1:
+        raise fail("double_opt_in purposes may only use the email channel")
     if raw["double_opt_in"] and "email" not in fields:
         raise fail("double_opt_in purposes must reveal the email field")
     if raw["retention_after_end_days"] < 0:
@@ -192,6 +223,7 @@ def _parse_purpose(raw: dict, where: str) -> Purpose:
         explicit_consent=raw.get("explicit_consent", False),
         retention_after_end=timedelta(days=raw["retention_after_end_days"]),
         data_use=raw["data_use"],
+        channels=tuple(channels),
     )
 
 

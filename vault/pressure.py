@@ -97,6 +97,9 @@ class ContactSpec:
     type: str | None = None
     priority: str = "normal"
     touchpoint: str | None = None
+    #: An agreed follow-up (vault.followups) this contact keeps: inside its window it is
+    #: allowed without counting against the basket.
+    followup: str | None = None
 
     def resolve(self, ctx: Any, purpose: Any) -> ContactSpec:
         """Fill channel and type from the purpose, check consistency and known values;
@@ -106,8 +109,10 @@ class ContactSpec:
         if purpose is not None:
             if channel is None:
                 channel = purpose.channel.value
-            elif channel != purpose.channel.value:
-                errors["contact.channel"] = f"the purpose is for channel '{purpose.channel.value}'"
+            elif channel not in {c.value for c in purpose.channels}:
+                errors["contact.channel"] = "the purpose is for channel(s) " + ", ".join(
+                    f"'{c.value}'" for c in purpose.channels
+                )
             if type is None:
                 type = purpose.communication_type.value
             elif type != purpose.communication_type.value:
@@ -125,7 +130,9 @@ class ContactSpec:
         assert channel is not None and type is not None
         rules: PressureRules = ctx.pressure_rules
         rules.validate_contact(channel=channel, type=type, brand=self.brand, priority=self.priority)
-        return ContactSpec(self.brand, channel, type, self.priority, self.touchpoint)
+        return ContactSpec(
+            self.brand, channel, type, self.priority, self.touchpoint, self.followup
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +145,9 @@ class Reservation:
     points: float
     used: float
     basket: float
+    #: The customer's preferred channel for the contact's type, when the purpose allows
+    #: several channels and the preferred one is among them (vault.preferences).
+    preferred_channel: str | None = None
 
 
 # ---------------------------------------------------------------------------- loading
@@ -315,6 +325,7 @@ async def reserve(
     touchpoint: str | None = None,
     client: str | None = None,
     request_id: str | None = None,
+    followup: str | None = None,
 ) -> Reservation | Deny:
     """Atomically reserve the points of one outbound contact in the caller's transaction,
     or deny it (`contact_blocked_by_calamity`, `contact_budget_exhausted`).
@@ -325,6 +336,16 @@ async def reserve(
     """
     rules: PressureRules = ctx.pressure_rules
     rules.validate_contact(channel=channel, type=type, brand=brand, priority=priority)
+    if followup is not None:
+        # A contact the customer asked for: its own window decides (not the basket, the
+        # cool-down or quiet hours), it costs no points, and it can be used once.
+        from vault import followups
+
+        return await followups.use(
+            conn, ctx, followup_id=followup, subject_id=subject_id, channel=channel,
+            type=type, brand=brand, priority=priority, now=now, purpose=purpose,
+            touchpoint=touchpoint, client=client, request_id=request_id,
+        )  # fmt: skip
     prio = rules.priorities[priority]
     month = rules.month_of(now)
     cost = rules.cost_tenths(type, channel)
@@ -367,6 +388,24 @@ async def reserve(
         if used + cost > rules.basket_tenths + prio.overdraft_tenths:
             return Deny(DenyReason.CONTACT_BUDGET_EXHAUSTED)
 
+    # The customer's own preferences (quiet hours, own cap) on top of the company rules.
+    from vault import preferences
+
+    verdict = await preferences.check_reservation(
+        conn,
+        ctx,
+        subject_id=subject_id,
+        channel=channel,
+        type=type,
+        purpose=purpose,
+        cap_exempt=prio.unlimited or type in rules.basket_exempt_types,
+        used_tenths=used,
+        cost_tenths=cost,
+        now=now,
+    )
+    if verdict.deny is not None:
+        return Deny(verdict.deny)
+
     new_used = (
         await conn.execute(
             update(contact_budgets)
@@ -400,6 +439,7 @@ async def reserve(
         points=cost / 10,
         used=new_used / 10,
         basket=rules.basket_points,
+        preferred_channel=verdict.preferred_channel,
     )
 
 
@@ -450,6 +490,7 @@ async def record_contact(
                 touchpoint=spec.touchpoint,
                 client=actor.id,
                 request_id=actor.request_id,
+                followup=spec.followup,
             )
         detail: dict[str, object] = {
             "brand": spec.brand,

@@ -13,6 +13,10 @@ from typing import Any
 from sqlalchemy import case, func, select
 
 from vault.errors import InvalidInput
+from vault.followups import FollowupBucket
+from vault.followups import report as followup_report
+from vault.preferences import PreferenceReport
+from vault.preferences import report as preference_report
 from vault.storage.tables import contact_budgets, contacts
 
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -40,6 +44,12 @@ class ContactReport:
     customers_contacted: int
     customers_near_limit: int
     customers_at_limit: int
+    #: Agreed follow-ups settled in the month, per touchpoint where they were agreed:
+    #: kept (used inside the window), missed (window passed unused), cancelled.
+    followups_by_touchpoint: tuple[FollowupBucket, ...] = ()
+    #: Customers' own preferences: share of customers with any, and the month's denials
+    #: by preference reason (vault.preferences).
+    preferences: PreferenceReport | None = None
 
 
 def _buckets(rows: Any) -> dict[str, tuple[int, int]]:
@@ -95,6 +105,8 @@ async def contact_report(ctx: Any, month: str | None = None) -> ContactReport:
                 .where(contact_budgets.c.month == month, contact_budgets.c.used_tenths > 0)
             )
         ).one()
+        followup_buckets = await followup_report(conn, ctx, month)
+        preference_stats = await preference_report(conn, ctx, month)
     phases: dict[str, tuple[int, int]] = {}
     for tp, (n, tenths) in by_tp.items():
         known = ctx.touchpoints.get(tp)
@@ -116,4 +128,6 @@ async def contact_report(ctx: Any, month: str | None = None) -> ContactReport:
         customers_contacted=int(row[0] or 0),
         customers_near_limit=int(row[2] or 0),
         customers_at_limit=int(row[1] or 0),
+        followups_by_touchpoint=tuple(followup_buckets),
+        preferences=preference_stats,
     )

@@ -10,7 +10,8 @@ One run, against the injected clock:
    legal-obligation basis whose retention still runs does not hold the rest back: its
    fields move to `retained_fields` until *end of that basis + its retention*, and
    everything else goes now (data minimisation);
-4. retained fields past `retain_until` are shredded (key and ciphertext deleted).
+4. retained fields past `retain_until` are shredded (key and ciphertext deleted);
+5. agreed follow-ups whose window passed unused are stored as `missed` (vault.followups).
 
 Each change writes history and an audit event in the transaction that makes it, and every
 update is guarded by the state it read, so concurrent runs on several `serve` processes
@@ -34,7 +35,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
-from vault import audit, selfservice
+from vault import audit, followups, selfservice
 from vault.audit import SYSTEM, Actor, AuditAction, Decision
 from vault.clock import as_utc
 from vault.context import VaultContext
@@ -69,6 +70,8 @@ class RetentionReport:
     without_basis: int = 0
     #: spent self-service codes and ended sessions deleted (data minimisation)
     purged_sign_ins: int = 0
+    #: agreed follow-ups whose window passed unused, now stored as missed
+    missed_followups: int = 0
 
 
 async def _end_by_time(
@@ -311,6 +314,7 @@ async def run_retention(
     erased, with_retained, skipped = await _erase_due(ctx, actor, now, batch)
     shredded = await _shred_retained(ctx, actor, now, batch)
     purged_codes, purged_sessions = await selfservice.purge_expired(ctx)
+    missed_followups = await followups.mark_missed(ctx, actor, batch=batch)
     async with ctx.transaction() as conn:
         without_basis = (
             await conn.execute(
@@ -329,4 +333,5 @@ async def run_retention(
         skipped=skipped,
         without_basis=int(without_basis),
         purged_sign_ins=purged_codes + purged_sessions,
+        missed_followups=missed_followups,
     )

@@ -4,8 +4,10 @@ A customer proves control of a stored address by a one-time code mailed to the s
 *stored* e-mail address; a correct code opens a short-lived session. The outcome a caller
 sees never depends on whether the address exists (no enumeration): the same queries run,
 a challenge row is written either way, and the mail leaves on a background task, so
-neither its cost nor its failure shows in the answer. Rate limits per address and per client
-IP are counted from the database (multi-node safe). Codes and session tokens are stored
+its cost does not show in the answer. Before answering, the mailer is probed (`check`) for
+known and unknown addresses alike: while it is down every caller gets the same 503 and
+nothing is written, so no code is promised that cannot leave. Rate limits per address and
+per client IP are counted from the database (multi-node safe). Codes and session tokens are stored
 only as HMACs under a server key; addresses and IPs only as keyed digests. Every step is
 audited pseudonymously (subject id when known, never the address).
 """
@@ -232,8 +234,9 @@ async def start_challenge(
     Returns the same way whether or not a subject matches; raises `InvalidInput` only for a
     malformed address (which says nothing about existence) and `RateLimited` when the
     address or the client IP asked too often within the last hour (counted alike for known
-    and unknown addresses). For `kind="phone"` the code still goes to the stored e-mail
-    address; a subject without one receives nothing.
+    and unknown addresses), and `Unavailable` when the mailer cannot take mail now (probed
+    alike for known and unknown addresses; nothing is written). For `kind="phone"` the code
+    still goes to the stored e-mail address; a subject without one receives nothing.
     """
     digest = _digest(ctx, kind, value)
     ip_hash = _keyed(ctx, "ip", client_ip or "unknown")
@@ -294,6 +297,9 @@ async def start_challenge(
                 detail={"kind": kind},
             )
         else:
+            # For every address alike, known or not: a 202 must not promise a code the
+            # mailer cannot take now. `Unavailable` rolls back; nothing is written.
+            await ctx.mailer.check()
             await conn.execute(
                 insert(challenges).values(
                     id=challenge_id,

@@ -61,6 +61,18 @@ class Settings:
     otp_per_ip_hour: int = 20
     #: TRESOR_SELF_SESSION_MINUTES: lifetime of a self-service session (privacy centre).
     self_session_minutes: int = 15
+    #: TRESOR_KEK_PROVIDER: where the key-encryption keys live: `local` (the keyring file)
+    #: or `pkcs11` (a PKCS#11 token; see docs/pkcs11.md).
+    kek_provider: str = "local"
+    #: TRESOR_PKCS11_MODULE: the PKCS#11 library of the HSM (default: Debian's SoftHSM2).
+    pkcs11_module: Path = Path("/usr/lib/softhsm/libsofthsm2.so")
+    #: TRESOR_PKCS11_TOKEN: label of the token holding the KEKs.
+    pkcs11_token: str = ""
+    #: TRESOR_PKCS11_PIN_FILE: file (mode 0600) holding the token's user PIN; preferred
+    #: over TRESOR_PKCS11_PIN, which leaks into the process environment.
+    pkcs11_pin_file: Path | None = None
+    #: TRESOR_PKCS11_PIN: the token's user PIN, when no PIN file is set. Never logged.
+    pkcs11_pin: str = field(default="", repr=False)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -112,4 +124,11 @@ class Settings:
             otp_per_address_hour=int(e.get("TRESOR_OTP_PER_ADDRESS_HOUR", "5")),
             otp_per_ip_hour=int(e.get("TRESOR_OTP_PER_IP_HOUR", "20")),
             self_session_minutes=int(e.get("TRESOR_SELF_SESSION_MINUTES", "15")),
+            kek_provider=e.get("TRESOR_KEK_PROVIDER", "local").strip().lower(),
+            pkcs11_module=Path(e.get("TRESOR_PKCS11_MODULE", "/usr/lib/softhsm/libsofthsm2.so")),
+            pkcs11_token=e.get("TRESOR_PKCS11_TOKEN", ""),
+            pkcs11_pin_file=Path(e["TRESOR_PKCS11_PIN_FILE"])
+            if e.get("TRESOR_PKCS11_PIN_FILE")
+            else None,
+            pkcs11_pin=e.get("TRESOR_PKCS11_PIN", ""),
         )

@@ -177,6 +177,19 @@ async def rectify_contact(
     return sorted(fields)
 
 
+class RowView:
+    """Attribute access over a row that indexes by column name (an asyncpg record, a
+    SQLAlchemy row mapping), so `decrypt_fields` reads both alike."""
+
+    __slots__ = ("_row",)
+
+    def __init__(self, row: Any) -> None:
+        self._row = row
+
+    def __getattr__(self, name: str) -> Any:
+        return self._row[name]
+
+
 def decrypt_fields(ctx: VaultContext, row: Row, wanted: tuple[str, ...]) -> dict[str, Any]:
     """Plaintext of the wanted fields that the subject has; absent fields are left out."""
     dek = ctx.deks.dek(row.id, row.kek_version, row.wrapped_dek)

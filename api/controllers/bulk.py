@@ -85,6 +85,11 @@ class BulkLookupController(Controller):
         self, request: Request[Any, Any, Any], data: JSONBody[BatchLookupRequest], vault: Vault
     ) -> Stream:
         kind, values = _identifiers(data)
+        if data.contact is not None and data.contact.followup is not None:
+            raise InvalidInput(  # one follow-up is for one customer: single lookups only
+                "a follow-up cannot be used by a batch",
+                {"contact.followup": "use a single lookup"},
+            )
         client: ClientInfo = request.user
         lines = bulk.resolve_batch(
             vault,
@@ -109,6 +114,8 @@ class BulkLookupController(Controller):
             "Give a purpose, optionally its channel, and exactly one identifier list (at most "
             "10,000). Counts the subjects the batch lookup would reveal data for and that hold "
             "the contact field the channel needs (`reachable`), and the others by reason. "
+            "With `contact`, the reservations are rehearsed too (basket, calamity cool-down, "
+            "the customers' own rules; one contact per subject) and rolled back. "
             "Reveals no contact data and decrypts nothing; audited as one event with the "
             "counts."
         ),
@@ -130,6 +137,7 @@ class BulkLookupController(Controller):
             identifier_kind=kind,
             identifiers=values,
             channel=data.channel,
+            contact=contact_spec(data.contact),
         )
         return DryRunResponse(
             total=result.total, reachable=result.reachable, unreachable=result.unreachable

@@ -52,6 +52,7 @@ class ContactController(Controller):
                 type=data.type,
                 priority=data.priority,
                 touchpoint=data.touchpoint,
+                followup=data.followup,
             ),
             purpose=data.purpose,
         )

@@ -45,13 +45,21 @@ from sqlalchemy import select
 
 from api.deps import Vault
 from api.i18n import TEXTS, pick_language
-from vault import audit, audit_chain, audit_query, consent_proof, pressure_report, ropa
+from vault import (
+    audit,
+    audit_chain,
+    audit_query,
+    consent_proof,
+    followups,
+    pressure_report,
+    ropa,
+)
 from vault.audit import Actor, AuditAction, Decision
 from vault.audit_query import AuditFilter
 from vault.clients import ClientInfo, Role
 from vault.clock import as_utc
 from vault.context import VaultContext
-from vault.errors import InvalidInput, NotFound, Unavailable, VaultError
+from vault.errors import InvalidInput, NotFound, RateLimited, Unavailable, VaultError
 from vault.storage.tables import clients
 
 SESSION_COOKIE = "tresor_dpo"
@@ -589,9 +597,23 @@ class DpoConsoleController(Controller):
         key = _form_text(form.get("api_key"), 200)
         nxt = _form_text(form.get("next"), 500)
         authenticator = request.app.state.authenticator
-        client: ClientInfo | None = await authenticator.authenticate(key) if key else None
+        # The same per-address brake on failed keys as the bearer-key API
+        # (TRESOR_FAILED_AUTH_LIMIT): the console must not be a way around it.
+        limiter = request.app.state.failed_auth
+        ip = request.client.host if request.client else "unknown"
+        retry_after: int | None = None
+        try:
+            limiter.check(ip)
+        except RateLimited as exc:
+            retry_after = exc.retry_after
+        client: ClientInfo | None = (
+            await authenticator.authenticate(key) if key and retry_after is None else None
+        )
         error = None
-        if client is None:
+        if retry_after is not None:
+            error = t["dpo_signin_rate_limited"]
+        elif client is None:
+            limiter.failed(ip)
             # Unknown keys are not audited (nobody to attribute them to, and a flood of
             # guesses must not grow the trail); the log line carries no key material.
             log.warning("dpo_signin_refused", reason="invalid_key")
@@ -612,8 +634,9 @@ class DpoConsoleController(Controller):
                 request,
                 "dpo_signin.html",
                 "dpo_signin_heading",
-                status=401,
-                headers={"WWW-Authenticate": 'Cookie realm="tresor-dpo"'},
+                status=401 if retry_after is None else 429,
+                headers={"WWW-Authenticate": 'Cookie realm="tresor-dpo"'}
+                | ({"Retry-After": str(retry_after)} if retry_after is not None else {}),
                 signin_text=t["dpo_signin_text"].format(
                     hours=int(SESSION_TTL.total_seconds() // 3600)
                 ),
@@ -871,6 +894,28 @@ class DpoConsoleController(Controller):
             (t["dpo_contacts_near"], report.customers_near_limit),
             (t["dpo_contacts_at"], report.customers_at_limit),
         ]
+        fu_rows = [(touchpoint_label(b.key), b) for b in report.followups_by_touchpoint]
+        followups_chart = stacked_bars_svg(
+            "followups-chart",
+            t["dpo_fu_by_touchpoint"],
+            [label for label, _ in fu_rows],
+            [
+                (t["dpo_fu_kept"], "#166534", [b.kept for _, b in fu_rows]),
+                (t["dpo_fu_missed"], "#b91c1c", [b.missed for _, b in fu_rows]),
+                (t["dpo_fu_cancelled"], "#6b7280", [b.cancelled for _, b in fu_rows]),
+            ],
+        )
+        prefs = report.preferences
+        pref_rows = [
+            (t[f"dpo_pref_reason_{reason}"], n)
+            for reason, n in (prefs.denials_by_reason.items() if prefs else ())
+        ]
+        pref_chart = stacked_bars_svg(
+            "preferences-chart",
+            t["dpo_pref_heading"],
+            [label for label, _ in pref_rows],
+            [(t["dpo_col_count"], "#7c3aed", [n for _, n in pref_rows])],
+        )
         limits_chart = stacked_bars_svg(
             "limits-chart",
             t["dpo_contacts_limits"],
@@ -893,6 +938,46 @@ class DpoConsoleController(Controller):
             sections=sections,
             limits=limits,
             limits_chart=limits_chart,
+            followup_rows=fu_rows,
+            followups_chart=followups_chart,
+            preference_rows=pref_rows,
+            preferences_chart=pref_chart,
+            preference_share=(
+                t["dpo_pref_share"].format(
+                    n=prefs.customers_with_preferences,
+                    total=prefs.customers,
+                    percent=f"{prefs.share * 100:.1f}",
+                )
+                if prefs
+                else ""
+            ),
+        )
+
+    @get("/followups", operation_id="dpoFollowups")
+    async def followups_page(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
+        """Overdue agreed follow-ups: windows that passed without the contact the customer
+        asked for (pseudonymous: subject ids, no contact data); the read is audited."""
+        session = await require_session(request, vault)
+        lang = pick_language(request)
+        items = await followups.overdue(vault, _actor(request, session))
+
+        def purpose_title(purpose_id: str) -> str:
+            purpose = vault.catalogue.get(purpose_id)
+            return purpose.title(lang) if purpose else purpose_id
+
+        def touchpoint_label(key: str) -> str:
+            tp = vault.touchpoints.get(key)
+            return tp.name(lang) if tp else key
+
+        return page(
+            request,
+            "dpo_followups.html",
+            "dpo_fu_heading",
+            session=session,
+            section="followups",
+            items=items,
+            purpose_title=purpose_title,
+            touchpoint_label=touchpoint_label,
         )
 
     @get("/chain", operation_id="dpoChain")

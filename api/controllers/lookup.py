@@ -36,6 +36,7 @@ def contact_spec(contact: ContactIn | None) -> pressure.ContactSpec | None:
         type=contact.type,
         priority=contact.priority,
         touchpoint=contact.touchpoint,
+        followup=contact.followup,
     )
 
 
@@ -53,7 +54,9 @@ class LookupController(Controller):
             "covers, with that basis. Denials are 403 with a `reason` code. With `contact`, "
             "revealing the data reserves the contact's points in the customer's monthly "
             "basket, or the lookup is denied `contact_budget_exhausted` / "
-            "`contact_blocked_by_calamity`."
+            "`contact_blocked_by_calamity`, or by the customer's own preferences "
+            "`contact_quiet_hours` / `contact_cap_reached`. `preferred_channel` names the "
+            "customer's preferred channel when the purpose allows several."
         ),
         status_code=200,
         guards=[requires(Role.LOOKUP, Role.DPO)],
@@ -100,4 +103,5 @@ class LookupController(Controller):
             else ContactReservationOut(
                 id=r.contact_id, month=r.month, points=r.points, used=r.used, basket=r.basket
             ),
+            preferred_channel=r.preferred_channel if r is not None else None,
         )

@@ -27,6 +27,9 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from api.controllers.preferences import form_document as preference_form
+from api.controllers.preferences import form_errors as preference_errors
+from api.controllers.preferences import page_context as preference_page
 from api.controllers.selfservice import (
     client_ip,
     create_my_request,
@@ -38,7 +41,7 @@ from api.deps import Vault
 from api.export_view import render_html
 from api.i18n import TEXTS, pick_language
 from api.schemas import UUID_PATTERN
-from vault import selfservice
+from vault import followups, preferences, selfservice
 from vault.clock import as_utc
 from vault.errors import (
     Conflict,
@@ -400,6 +403,52 @@ class PrivacyController(Controller):
         )
         return _to_privacy(request, "withdrawn", "#consents")
 
+    @get("/followups", operation_id="privacyFollowups")
+    async def followups_page(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
+        """My agreed follow-ups; missed ones are marked, open ones can be cancelled."""
+        subject_id = await _require(request, vault)
+        lang = pick_language(request)
+        t = TEXTS[lang]
+        items = await followups.for_subject(
+            vault, selfservice.subject_actor(request_id_of(request)), subject_id
+        )
+
+        def purpose_title(purpose_id: str) -> str:
+            purpose = vault.catalogue.get(purpose_id)
+            return purpose.title(lang) if purpose else purpose_id
+
+        def touchpoint_name(touchpoint_id: str) -> str:
+            tp = vault.touchpoints.get(touchpoint_id)
+            return tp.name(lang) if tp else touchpoint_id
+
+        done = request.query_params.get("done")
+        return _page(
+            request,
+            "privacy_followups.html",
+            "pc_fu_heading",
+            items=items,
+            purpose_title=purpose_title,
+            touchpoint_name=touchpoint_name,
+            notice=t["done_followup_cancelled"] if done == "cancelled" else None,
+        )
+
+    @post(
+        "/followups/{followup_id:str}/cancel",
+        operation_id="privacyCancelFollowup",
+        status_code=303,
+    )
+    async def cancel_followup(
+        self, request: Request[Any, Any, Any], vault: Vault, followup_id: FromPath[str]
+    ) -> Redirect:
+        subject_id = await _require(request, vault)
+        if not _valid_uuid(followup_id):
+            raise NotFound("no such follow-up")
+        await followups.cancel_by_subject(
+            vault, selfservice.subject_actor(request_id_of(request)), subject_id, followup_id
+        )
+        lang = pick_language(request)
+        return Redirect(path=f"/privacy/followups?lang={lang}&done=cancelled", status_code=303)
+
     @get("/erase", operation_id="privacyEraseConfirm")
     async def erase_confirm(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
         await _require(request, vault)
@@ -451,6 +500,56 @@ class PrivacyController(Controller):
             media_type="application/json",
             headers={"Content-Disposition": 'attachment; filename="tresor-export.json"'},
         )
+
+
+    @get("/preferences", operation_id="privacyPreferences")
+    async def preferences_page(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
+        subject_id = await _require(request, vault)
+        view = await preferences.get_preferences(
+            vault, selfservice.subject_actor(request_id_of(request)), subject_id
+        )
+        t = TEXTS[pick_language(request)]
+        saved = request.query_params.get("done") == "saved"
+        return _page(
+            request,
+            "privacy_preferences.html",
+            "pc_pref_heading",
+            notice=t["pc_pref_saved"] if saved else None,
+            errors=[],
+            **preference_page(vault, view, None),
+        )
+
+    @post("/preferences", operation_id="privacyPreferencesSave", status_code=303)
+    async def preferences_save(
+        self, request: Request[Any, Any, Any], vault: Vault
+    ) -> Response[Any]:
+        subject_id = await _require(request, vault)
+        lang = pick_language(request)
+        actor = selfservice.subject_actor(request_id_of(request))
+        doc = preference_form(await request.form())
+        try:
+            await preferences.set_preferences(
+                vault,
+                actor,
+                subject_id,
+                doc,
+                source="self_service",
+                evidence=preferences.self_service_evidence(
+                    lang, ip=client_ip(request), ua=request.headers.get("user-agent")
+                ),
+            )
+        except InvalidInput as exc:
+            view = await preferences.get_preferences(vault, actor, subject_id)
+            return _page(
+                request,
+                "privacy_preferences.html",
+                "pc_pref_heading",
+                status=422,
+                error=TEXTS[lang]["pc_pref_invalid"],
+                errors=preference_errors(exc.errors, TEXTS[lang]),
+                **preference_page(vault, view, doc),
+            )
+        return Redirect(path=f"/privacy/preferences?lang={lang}&done=saved", status_code=303)
 
 
 def _valid_uuid(value: str) -> bool:

@@ -9,7 +9,12 @@ from api.auth import requires
 from api.controllers.audit import query, reject_unknown_query
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
-from api.schemas import ContactBucketOut, ContactReportOut
+from api.schemas import (
+    ContactBucketOut,
+    ContactReportOut,
+    FollowupBucketOut,
+    PreferenceStatsOut,
+)
 from vault import pressure_report
 from vault.clients import Role
 
@@ -31,6 +36,18 @@ def report_out(r: pressure_report.ContactReport) -> ContactReportOut:
         customers_contacted=r.customers_contacted,
         customers_near_limit=r.customers_near_limit,
         customers_at_limit=r.customers_at_limit,
+        followups_by_touchpoint=[
+            FollowupBucketOut(key=f.key, kept=f.kept, missed=f.missed, cancelled=f.cancelled)
+            for f in r.followups_by_touchpoint
+        ],
+        preferences=None
+        if r.preferences is None
+        else PreferenceStatsOut(
+            customers=r.preferences.customers,
+            customers_with_preferences=r.preferences.customers_with_preferences,
+            share=round(r.preferences.share, 4),
+            denials_by_reason=r.preferences.denials_by_reason,
+        ),
     )
 
 

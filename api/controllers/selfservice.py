@@ -8,19 +8,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, delete, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
 from api.deps import Vault
+from api.i18n import pick_language
 from api.openapi_docs import PUBLIC, problems
 from api.schemas import (
+    PreferencesIn,
+    PreferencesOut,
     Problem,
     PurposeTitle,
     SelfAccess,
     SelfConsent,
     SelfContact,
+    SelfFollowup,
+    SelfFollowupList,
     SelfOverview,
     SelfRequest,
     SelfRequestCreate,
@@ -31,7 +36,7 @@ from api.schemas import (
     Uuid,
     uuid_path,
 )
-from vault import export, selfservice
+from vault import export, followups, preferences, selfservice
 from vault import requests as dsar
 from vault.context import VaultContext
 from vault.errors import InvalidInput, NotFound, Unauthenticated
@@ -113,6 +118,26 @@ def consent_json(c: ConsentView) -> SelfConsent:
         expires_at=c.expires_at,
         withdrawn_at=c.withdrawn_at,
         withdrawable=c.withdrawable,
+    )
+
+
+def followup_json(vault: VaultContext, f: followups.Followup) -> SelfFollowup:
+    purpose = vault.catalogue.get(f.purpose)
+    return SelfFollowup(
+        id=f.id,
+        purpose=f.purpose,
+        title=PurposeTitle(
+            de=purpose.title("de") if purpose else f.purpose,
+            en=purpose.title("en") if purpose else f.purpose,
+        ),
+        channel=f.channel,
+        type=f.type,
+        touchpoint=f.touchpoint,
+        note=f.note,
+        due_from=f.due_from,
+        due_until=f.due_until,
+        status=f.status,
+        cancellable=f.cancellable,
     )
 
 
@@ -350,6 +375,96 @@ class SelfServiceController(Controller):
         request_id: Uuid = uuid_path("The request's id"),
     ) -> SelfRequest:
         return request_json(await my_request(vault, me, request_id))
+
+    @get(
+        "/preferences",
+        operation_id="selfGetPreferences",
+        summary="My contact preferences and their history",
+        security=SELF_SESSION,
+        responses=self_problems(400, 401, 403, 404, 503),
+    )
+    async def get_preferences(
+        self, request: Request[Any, Any, Any], vault: Vault, me: Me
+    ) -> PreferencesOut:
+        from api.controllers.preferences import preferences_out
+
+        view = await preferences.get_preferences(
+            vault, selfservice.subject_actor(request_id_of(request)), me
+        )
+        return preferences_out(vault, view)
+
+    @put(
+        "/preferences",
+        operation_id="selfSetPreferences",
+        summary="Set my contact preferences: preferred channels, quiet hours and days, own cap",
+        description=(
+            "Replaces the preferences as a whole. Quiet times are in the given IANA time "
+            "zone; `monthly_cap_points` can only lower the company basket (a higher value is "
+            "rejected with 422 and nothing changes). Every change is kept and audited."
+        ),
+        status_code=200,
+        security=SELF_SESSION,
+        responses=self_problems(400, 401, 403, 404, 409, 413, 422, 503),
+    )
+    async def set_preferences(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[PreferencesIn],
+        vault: Vault,
+        me: Me,
+    ) -> PreferencesOut:
+        from api.controllers.preferences import preferences_out, preferences_raw
+
+        view = await preferences.set_preferences(
+            vault,
+            selfservice.subject_actor(request_id_of(request)),
+            me,
+            preferences_raw(data),
+            source="self_service",
+            evidence=preferences.self_service_evidence(
+                pick_language(request),
+                method="app",
+                ip=client_ip(request),
+                ua=request.headers.get("user-agent"),
+            ),
+        )
+        return preferences_out(vault, view)
+
+    @get(
+        "/followups",
+        operation_id="selfListFollowups",
+        summary="My agreed follow-ups (call-backs and the like), with their status",
+        description="`missed` means the window passed unused; open ones can be cancelled.",
+        security=SELF_SESSION,
+        responses=self_problems(400, 401, 403, 404, 503),
+    )
+    async def list_followups(
+        self, request: Request[Any, Any, Any], vault: Vault, me: Me
+    ) -> SelfFollowupList:
+        items = await followups.for_subject(
+            vault, selfservice.subject_actor(request_id_of(request)), me
+        )
+        return SelfFollowupList(items=[followup_json(vault, f) for f in items])
+
+    @post(
+        "/followups/{followup_id:str}/cancel",
+        operation_id="selfCancelFollowup",
+        summary="Cancel one of my open follow-ups; it can no longer be used",
+        status_code=200,
+        security=SELF_SESSION,
+        responses=self_problems(400, 401, 403, 404, 409, 503),
+    )
+    async def cancel_followup(
+        self,
+        request: Request[Any, Any, Any],
+        vault: Vault,
+        me: Me,
+        followup_id: Uuid = uuid_path("The follow-up's id"),
+    ) -> SelfFollowup:
+        cancelled = await followups.cancel_by_subject(
+            vault, selfservice.subject_actor(request_id_of(request)), me, followup_id
+        )
+        return followup_json(vault, cancelled)
 
     @get(
         "/export",

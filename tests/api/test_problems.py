@@ -92,6 +92,10 @@ def _bad_requests(sid: str) -> list[tuple[str, str, str, dict[str, Any], int | t
         ("bad evidence method", "POST", f"/v1/subjects/{sid}/consents",
          {"json": {"purpose": "newsletter.email",
                    "evidence": {**NEWSLETTER_EVIDENCE, "method": "telepathy"}}}, 422),
+        ("evidence touchpoint not in the catalogue", "POST", f"/v1/subjects/{sid}/consents",
+         {"json": {"purpose": "newsletter.email",
+                   "evidence": {**NEWSLETTER_EVIDENCE, "touchpoint": "shop.counter.berlin"}}},
+         422),
         ("expiry in the past", "POST", f"/v1/subjects/{sid}/consents",
          {"json": {"purpose": "order.delivery", "reference": "o-1",
                    "expires_at": "2001-01-01T00:00:00Z"}}, 422),
@@ -171,6 +175,28 @@ async def test_bad_lookups_are_problems_that_change_nothing(vault):
             assert r.status_code == expected, (label, r.text)
             assert_problem(r)
             assert not _echoed(r.text, SECRET_VALUES), (label, r.text)
+        assert await row_counts(vault) == before
+
+
+async def test_unknown_evidence_touchpoint_names_the_field_and_stores_nothing(vault):
+    """A consent whose evidence names a touchpoint outside the catalogue is a 422 problem
+    naming `evidence.touchpoint`, and no consent, history or audit row appears."""
+    writer = await client_key(vault, "crm", "writer")
+    async with api(vault) as http:
+        sid = (await http.post("/v1/subjects", json=person(12), headers=bearer(writer))).json()[
+            "subject_id"
+        ]
+        before = await row_counts(vault)
+        r = await http.post(
+            f"/v1/subjects/{sid}/consents",
+            json={"purpose": "newsletter.email",
+                  "evidence": {**NEWSLETTER_EVIDENCE, "touchpoint": "shop.counter.berlin"}},
+            headers=bearer(writer),
+        )
+        body = assert_problem(r, 422)
+        assert body["errors"] == [
+            {"field": "evidence.touchpoint", "message": "is not in the touchpoint catalogue"}
+        ]
         assert await row_counts(vault) == before
 
 

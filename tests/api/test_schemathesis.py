@@ -58,6 +58,7 @@ CHECKS = [
 ROLE_BY_PATH = (
     ("/v1/lookup", "lookup"),
     ("/v1/contacts", "writer"),
+    ("/v1/followups", "writer"),
     ("/v1/reports", "dpo"),
     ("/v1/clients", "admin"),
     ("/v1/requests", "dpo"),

@@ -5,7 +5,8 @@ balancer would. The load alternates between them; meanwhile a probe samples whic
 holds the sealer's advisory lock and maps it to the server process that owns the socket, so
 the test sees both sealers really running (and taking turns). After SIGTERM (a clean
 shutdown seals everything), every lookup answered has exactly one audit event, the chain
-positions run 1..N without a gap or a fork, and `tresor audit verify` passes.
+positions run 1..N without a gap or a fork, `tresor audit verify` passes, and the contact
+lookups aimed at two customers from both nodes never overspend their basket.
 """
 
 from __future__ import annotations
@@ -190,7 +191,11 @@ async def _drive(bases: list[str], keys: dict[str, str]) -> dict[str, Any]:
         async def one_lookup(n: int) -> None:
             server = n % 2
             roll = rng.random()
-            if roll < 0.6:
+            if roll < 0.6 and n % 3 == 0:
+                # An outbound letter (3 points) for one of two customers, from both nodes.
+                body = {"purpose": "order.delivery", "subject_id": contracted[n % 2],
+                        "contact": {"brand": ("tresor", "tresor_outlet")[n % 2]}}
+            elif roll < 0.6:
                 body = {"purpose": "order.delivery", "subject_id": rng.choice(contracted)}
             elif roll < 0.75:
                 body = {"purpose": "order.delivery", "subject_id": rng.choice(bare)}
@@ -241,7 +246,7 @@ async def _database_facts(url: str) -> dict[str, Any]:
     from sqlalchemy import func, select
 
     from vault.storage.db import make_engine
-    from vault.storage.tables import audit_checkpoints, audit_events
+    from vault.storage.tables import audit_checkpoints, audit_events, contact_budgets, contacts
 
     engine = make_engine(url)
     try:
@@ -255,9 +260,23 @@ async def _database_facts(url: str) -> dict[str, Any]:
             checkpoints = (
                 await conn.execute(select(func.count()).select_from(audit_checkpoints))
             ).scalar_one()
+            budgets = {
+                (r.subject_id, r.month): r.used_tenths
+                for r in await conn.execute(select(contact_budgets))
+            }
+            spent = {
+                (r.subject_id, r.month): r.total
+                for r in await conn.execute(
+                    select(
+                        contacts.c.subject_id,
+                        contacts.c.month,
+                        func.sum(contacts.c.points_tenths).label("total"),
+                    ).group_by(contacts.c.subject_id, contacts.c.month)
+                )
+            }
     finally:
         await engine.dispose()
-    return {"rows": rows, "checkpoints": checkpoints}
+    return {"rows": rows, "checkpoints": checkpoints, "budgets": budgets, "spent": spent}
 
 
 def test_two_servers_on_one_postgres_lose_nothing_and_never_fork(postgres, tmp_path):
@@ -340,6 +359,17 @@ def test_two_servers_on_one_postgres_lose_nothing_and_never_fork(postgres, tmp_p
     assert probe.samples > 100
     assert probe.both_at_once == 0
     assert probe.holders["A"] > 0 and probe.holders["B"] > 0, probe.holders
+
+    # No overspend: each basket month's counter equals the points of its contacts and stays
+    # within the basket (all contacts here have the `normal` priority: no overdraft).
+    from vault.pressure import load_rules
+
+    rules = load_rules(POLICIES)
+    limit = rules.basket_tenths + rules.priorities["normal"].overdraft_tenths
+    assert len(facts["budgets"]) == 2 and facts["budgets"].keys() == facts["spent"].keys()
+    for month_key, used in facts["budgets"].items():
+        assert used == facts["spent"][month_key] <= limit, (month_key, used)
+        assert used > limit - 30, "the basket was filled, not just refused"
 
     out = cli("audit", "verify", check=False)
     assert out.returncode == 0, out.stderr

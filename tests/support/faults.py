@@ -1,4 +1,5 @@
-"""Fault injection: a TCP proxy in front of PostgreSQL that a test can cut and restore.
+"""Fault injection: a TCP proxy in front of PostgreSQL that a test can cut and restore, and
+a tiny SMTP server that a test can stop and start.
 
 Cutting closes every open connection and refuses new ones, as a crashed or unreachable
 database would; restoring lets connections through again.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 
 class CuttableProxy:
@@ -52,3 +54,75 @@ class CuttableProxy:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+
+class TinySmtp:
+    """A minimal SMTP server on a fixed local port that a test can stop and start again.
+
+    It speaks just enough SMTP for `smtplib` (EHLO/HELO, MAIL, RCPT, DATA, NOOP, RSET,
+    QUIT, no STARTTLS, no AUTH) and keeps every message it accepted in `messages`. Stopped,
+    the port refuses connections, as a mail server that is down would.
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        import threading
+
+        self.port = port
+        self.messages: list[bytes] = []
+        self._lock = threading.Lock()
+        self._server: Any = None
+        self._thread: Any = None
+
+    def start(self) -> None:
+        import socketserver
+        import threading
+
+        owner = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def reply(self, line: str) -> None:
+                self.wfile.write(line.encode() + b"\r\n")
+                self.wfile.flush()
+
+            def handle(self) -> None:
+                self.reply("220 tiny-smtp ready")
+                while line := self.rfile.readline():
+                    verb = line.decode("latin-1").strip().split(" ", 1)[0].upper()
+                    if verb == "EHLO":
+                        self.wfile.write(b"250-tiny-smtp\r\n250 8BITMIME\r\n")
+                        self.wfile.flush()
+                    elif verb in ("HELO", "MAIL", "RCPT", "NOOP", "RSET"):
+                        self.reply("250 OK")
+                    elif verb == "DATA":
+                        self.reply("354 end with <CRLF>.<CRLF>")
+                        body = bytearray()
+                        while (chunk := self.rfile.readline()) not in (b".\r\n", b".\n", b""):
+                            body += chunk[1:] if chunk.startswith(b"..") else chunk
+                        with owner._lock:
+                            owner.messages.append(bytes(body))
+                        self.reply("250 queued")
+                    elif verb == "QUIT":
+                        self.reply("221 bye")
+                        return
+                    else:
+                        self.reply("502 not implemented")
+
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+        self._server = Server(("127.0.0.1", self.port), Handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=5)
+            self._server = None
+
+    def received(self) -> list[bytes]:
+        with self._lock:
+            return list(self.messages)

@@ -194,7 +194,9 @@ async def test_dry_run_counts_match_batch_and_reveal_nothing(vault):
     with pytest.raises(InvalidInput):
         await bulk.dry_run(
             vault, SHOP, ALLOWED, purpose_id="order.delivery", identifier_kind="subject_id",
-            identifiers=values, channel="sms" if channel != "sms" else "email",
+            identifiers=values,
+            channel=next(c for c in ("email", "letter", "sms", "phone")
+                         if c not in {x.value for x in vault.catalogue.get("order.delivery").channels}),
         )
 
 
@@ -229,35 +231,96 @@ async def test_ten_thousand_streams_chunk_by_chunk(vault):
     assert len(await _lookup_events(vault)) == bulk.MAX_IDENTIFIERS
 
 
-async def test_contact_reservation_per_line_until_the_basket_is_full(vault):
+async def _fill_basket(vault, subject_id: str) -> int:
+    """Record contacts for a subject until its basket refuses one; returns how many fit."""
+    from vault.errors import AccessDenied
+    from vault.pressure import ContactSpec, record_contact
+
+    n = 0
+    while True:
+        try:
+            await record_contact(vault, SHOP, subject_id=subject_id,
+                                 spec=ContactSpec(brand="tresor", channel="letter", type="service"),
+                                 purpose="order.delivery")
+        except AccessDenied:
+            return n
+        n += 1
+
+
+async def _contact_rows(vault) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from vault.storage.tables import contact_budgets, contacts
+
+    async with vault.engine.connect() as conn:
+        rows = [dict(r._mapping) for r in (await conn.execute(select(contacts))).all()]
+        budgets = [dict(r._mapping) for r in (await conn.execute(select(contact_budgets))).all()]
+    return rows + budgets
+
+
+async def test_contact_reservation_per_line_one_per_subject_denied_when_full(vault):
+    """Each revealed line reserves its contact, a full basket denies its line, and a subject
+    named twice pays once: its second line is `duplicate_identifier` (also across chunks)."""
     from vault.pressure import ContactSpec
 
     pop = await _population(vault)
-    sid = pop["ids"][0]
-    values = [sid] * 12
+    a, b, c = pop["ids"][:3]
+    assert await _fill_basket(vault, a) > 0
+    values = [a, b, c, b]
     out: list[dict[str, Any]] = []
     async for blob in bulk.resolve_batch(
         vault, SHOP, ALLOWED, purpose_id="order.delivery", identifier_kind="subject_id",
-        identifiers=values, contact=ContactSpec(brand="tresor"), chunk_size=5,
+        identifiers=values, contact=ContactSpec(brand="tresor"), chunk_size=2,
     ):
         out.extend(json.loads(x) for x in blob.decode().splitlines())
-    assert [line["i"] for line in out] == list(range(12))
-    allowed = [line for line in out if "fields" in line]
-    denied = [line for line in out if "reason" in line]
-    assert allowed and denied and out[: len(allowed)] == allowed  # allowed until full
-    assert {(d["reason"], d["status"]) for d in denied} == {("contact_budget_exhausted", 403)}
-    used = [line["contact"]["used"] for line in allowed]
-    assert used == sorted(used) and used[-1] <= allowed[0]["contact"]["basket"]
-    assert used[-1] + allowed[0]["contact"]["points"] > allowed[0]["contact"]["basket"]
+    assert [line["i"] for line in out] == [0, 1, 2, 3]
+    assert (out[0]["reason"], out[0]["status"]) == ("contact_budget_exhausted", 403)
+    assert "fields" in out[1] and "fields" in out[2]
+    assert out[1]["contact"]["id"] != out[2]["contact"]["id"]
+    assert out[1]["contact"]["used"] == out[1]["contact"]["points"]  # a fresh basket
+    assert (out[3]["reason"], out[3]["status"]) == ("duplicate_identifier", 409)
     events = await _lookup_events(vault)
-    assert len(events) == 12
+    assert len(events) == 4
     for e in events:
         detail = json.loads(e["detail"])
         line = out[detail["i"]]
         assert detail["contact"]["brand"] == "tresor"
         if "fields" in line:
-            assert detail["contact"]["id"] == line["contact"]["id"]
+            assert e["decision"] == "allow" and detail["contact"]["id"] == line["contact"]["id"]
         else:
-            assert e["reason"] == "contact_budget_exhausted" and "id" not in detail["contact"]
+            assert e["reason"] == line["reason"] and "id" not in detail["contact"]
     # the same decisions as the single lookup: a denied line reveals nothing
-    assert not any(pop["people"][0]["phone"] in json.dumps(d) for d in denied)
+    assert not any(pop["people"][0]["phone"] in json.dumps(line) for line in (out[0], out[3]))
+
+
+async def test_dry_run_with_contact_counts_basket_denials_and_reserves_nothing(vault):
+    """With a contact the dry run rehearses the reservations: full baskets and duplicates
+    count as unreachable, and no contact or budget row is left behind."""
+    from vault.pressure import ContactSpec
+
+    pop = await _population(vault)
+    a, b, c = pop["ids"][:3]
+    await _fill_basket(vault, a)
+    before = await _contact_rows(vault)
+    values = [a, b, c, b, pop["ids"][4]]
+    result = await bulk.dry_run(
+        vault, SHOP, ALLOWED, purpose_id="order.delivery", identifier_kind="subject_id",
+        identifiers=values, contact=ContactSpec(brand="tresor"),
+    )
+    assert result.total == 5 and result.reachable == 2
+    assert result.unreachable == {
+        "contact_budget_exhausted": 1, "duplicate_identifier": 1, "no_consent": 1,
+    }
+    assert await _contact_rows(vault) == before
+    dry = [e for e in await audit_rows(vault) if e["action"] == AuditAction.AUDIENCE_DRY_RUN]
+    assert len(dry) == 1
+    detail = json.loads(dry[0]["detail"])
+    assert detail["contact"]["brand"] == "tresor" and detail["reachable"] == 2
+    # The same batch then really reaches exactly those two.
+    out: list[dict[str, Any]] = []
+    async for blob in bulk.resolve_batch(
+        vault, SHOP, ALLOWED, purpose_id="order.delivery", identifier_kind="subject_id",
+        identifiers=values, contact=ContactSpec(brand="tresor"),
+    ):
+        out.extend(json.loads(x) for x in blob.decode().splitlines())
+    assert sum(1 for line in out if "fields" in line) == result.reachable

@@ -118,6 +118,24 @@ async def test_bad_evidence_fields_are_all_reported(vault):
     }
 
 
+async def test_touchpoint_outside_the_catalogue_is_refused(vault):
+    """Evidence naming a touchpoint not in policies/touchpoints.toml is refused naming the field, and nothing is stored or audited."""
+    sid = await _subject(vault)
+    before = await _count(vault, audit_events)
+    for unknown in ("shop.counter.berlin", "web.<b>form</b>", "Shop.Counter"):
+        with pytest.raises(InvalidInput) as info:
+            await record_basis(
+                vault, WRITER, sid, "newsletter.email", evidence=replace(NEWS, touchpoint=unknown)
+            )
+        assert set(info.value.errors) == {"evidence.touchpoint"}
+        assert "catalogue" in info.value.errors["evidence.touchpoint"]
+    assert await _count(vault, consents) == 0
+    assert await _count(vault, consent_history) == 0
+    assert await _count(vault, audit_events) == before
+    rec = await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS)
+    assert rec.status == "pending_confirmation"  # the catalogue's ids pass
+
+
 async def test_phone_offers_need_explicit_consent(vault):
     """offers.phone without evidence.explicit=true is refused (UWG §7); with it, it is granted."""
     sid = await _subject(vault)

@@ -33,6 +33,7 @@ from tests.support.privacy import (
     found_canaries,
     raw_database_bytes,
 )
+from vault import followups, preferences
 from vault import requests as dsar
 from vault.clock import as_utc
 from vault.consents import Evidence, record_basis
@@ -43,7 +44,14 @@ from vault.export import build_export
 from vault.keys import retained_versions_in_use, rewrap_retained, rotate
 from vault.lookup import LookupDenied, LookupNotFound
 from vault.retention import run_retention
-from vault.storage.tables import audit_events, consent_history, dsar_requests
+from vault.storage.tables import (
+    audit_events,
+    consent_history,
+    contact_preference_history,
+    contact_preferences,
+    dsar_requests,
+)
+from vault.storage.tables import followups as followups_table
 from vault.subjects import rectify_contact
 
 SUBJECT_COLUMNS_GONE = (
@@ -304,3 +312,108 @@ async def test_database_holds_no_ciphertext_digest_or_plaintext_of_the_erased_su
     (kept,) = await retained_rows(vault, sid)
     assert bytes(kept.fields_ct) in dump or bytes(kept.fields_ct).hex().encode() in dump
     assert json.dumps(CANARY["postal_address"]).encode() not in dump
+
+
+# ---------------------------------------------------------------- preferences and follow-ups
+
+PREFERENCE_TABLES = (contact_preferences, contact_preference_history, followups_table)
+FOLLOWUP_PURPOSES = frozenset({"account.service", "order.delivery"})
+
+
+async def _preferences_and_followups(vault, clock, sid, zone):
+    """Two preference changes (the first with sealed IP and user agent), one open and one
+    cancelled follow-up; returns the two follow-ups."""
+    raw = {
+        "timezone": zone,
+        "preferred_channels": {"commercial": "letter"},
+        "quiet": {"phone": {"start": "21:00", "end": "07:30", "days": ["sun"]}},
+        "monthly_cap_points": 7.5,
+    }
+    evidence = Evidence(
+        "hotline.inbound", "recorded_call", "prefs-2026-11", "de",
+        ip=CANARY_IP, user_agent=CANARY_AGENT,
+    )
+    await preferences.set_preferences(vault, WRITER, sid, raw, source="client", evidence=evidence)
+    await preferences.set_preferences(
+        vault, WRITER, sid, {**raw, "monthly_cap_points": 4}, source="client", evidence=evidence
+    )
+    made = []
+    for days in (2, 3):
+        start = clock.now() + timedelta(days=days)
+        made.append(
+            await followups.create(
+                vault, WRITER, FOLLOWUP_PURPOSES, subject_id=sid, purpose="account.service",
+                brand="tresor", touchpoint="hotline.inbound", note="callback_requested",
+                due_from=start, due_until=start + timedelta(hours=3),
+            )
+        )
+    await followups.cancel_by_subject(vault, SELF, sid, made[1].id)
+    return made
+
+
+async def _rows_of(vault, sid):
+    return [r for t in PREFERENCE_TABLES for r in await rows(vault, t, t.c.subject_id == sid)]
+
+
+async def test_erasure_deletes_preferences_their_history_and_followups(vault, clock):
+    """Erasure deletes the subject's preference row, every history row with its sealed
+    evidence and every follow-up (open or closed), leaves another subject's alone, counts
+    what went in its audit event without a value, and lookups still deny `subject_erased`."""
+    sid, _ = await new_subject(vault, 14)
+    other, _ = await new_subject(vault, 15)
+    await contract(vault, sid)
+    await _preferences_and_followups(vault, clock, sid, "Pacific/Chatham")
+    theirs = await _preferences_and_followups(vault, clock, other, "America/Halifax")
+    sealed = [r.evidence_ct for r in await rows(
+        vault, contact_preference_history, contact_preference_history.c.subject_id == sid
+    )]
+    assert len(sealed) == 2 and all(sealed)
+    assert len(await _rows_of(vault, sid)) == 1 + 2 + 2
+    dump = await raw_database_bytes(vault)
+    assert b"Pacific/Chatham" in dump and all(
+        bytes(b) in dump or bytes(b).hex().encode() in dump for b in sealed
+    )
+
+    await erase_subject(vault, DPO, sid)
+
+    assert await _rows_of(vault, sid) == []
+    (kept_prefs,) = await rows(vault, contact_preferences)
+    assert kept_prefs.subject_id == other and kept_prefs.timezone == "America/Halifax"
+    assert len(await rows(vault, contact_preference_history)) == 2
+    assert {f.id for f in await rows(vault, followups_table)} == {f.id for f in theirs}
+    dump = await raw_database_bytes(vault)
+    assert b"Pacific/Chatham" not in dump and b"America/Halifax" in dump
+    for blob in sealed:
+        assert bytes(blob) not in dump and bytes(blob).hex().encode() not in dump
+    (event,) = await rows(vault, audit_events, audit_events.c.action == "dpo:subject:erase")
+    detail = json.loads(event.detail)
+    assert detail["preferences_deleted"] is True
+    assert detail["preference_history_deleted"] == 2
+    assert (detail["followups_deleted"], detail["open_followups_cancelled"]) == (2, 1)
+    assert "Chatham" not in event.detail and "21:00" not in event.detail
+    with pytest.raises(LookupDenied) as denied:
+        await look(vault, "order.delivery", "subject_id", sid)
+    assert denied.value.reason == "subject_erased"
+    doc = await build_export(vault, DPO, sid)
+    assert (doc["contact_preferences"], doc["contact_preference_history"], doc["followups"]) == (
+        {}, [], []
+    )
+
+
+async def test_retention_erasure_deletes_preferences_and_followups_too(vault, clock):
+    """The sweeper's automatic erasure (same `erase_in`) also deletes the preferences, their
+    history and the follow-ups once the last basis has outlived its retention."""
+    from vault.consents import withdraw
+
+    sid, _ = await new_subject(vault, 16)
+    deal = await contract(vault, sid)
+    await _preferences_and_followups(vault, clock, sid, "Pacific/Chatham")
+    await withdraw(vault, WRITER, sid, deal.id)
+    clock.advance(timedelta(days=91))
+    assert len(await _rows_of(vault, sid)) == 5
+    report = await run_retention(vault)
+    assert report.erased == 1 and (await subject_row(vault, sid)).status == "erased"
+    assert await _rows_of(vault, sid) == []
+    with pytest.raises(LookupDenied) as denied:
+        await look(vault, "order.delivery", "subject_id", sid)
+    assert denied.value.reason == "subject_erased"

@@ -23,8 +23,11 @@ from tests.support.dsar import (
     rows,
 )
 from tests.support.factories import WRITER
+from tests.support.privacy import CANARY_AGENT, CANARY_IP
+from vault import followups, preferences
 from vault import requests as dsar
 from vault.audit import Actor
+from vault.consents import Evidence
 from vault.erasure import erase_subject
 from vault.errors import NotFound
 from vault.export import ART_15_INDEX, build_export
@@ -176,3 +179,133 @@ async def test_export_of_an_unknown_subject_is_not_found(vault):
     with pytest.raises(NotFound):
         await build_export(vault, DPO, "00000000-0000-4000-8000-000000000000")
     assert "dpo:export:read" not in await actions(vault)
+
+
+
+# ---------------------------------------------------------------- preferences and follow-ups
+
+FOLLOWUP_PURPOSES = frozenset({"account.service", "order.delivery"})
+QUIET = {"phone": {"start": "21:00", "end": "07:30", "days": ["sun"]}}
+
+
+async def _preferences_and_followups(vault, clock, sid, zone):
+    """A client-made change (with sealed IP and user agent), then a self-service one; an open
+    follow-up and a cancelled one. Returns the two follow-ups."""
+    from vault.selfservice import subject_actor
+
+    raw = {"timezone": zone, "preferred_channels": {"commercial": "letter"}, "quiet": QUIET,
+           "monthly_cap_points": 7.5}
+    await preferences.set_preferences(
+        vault, WRITER, sid, raw, source="client",
+        evidence=Evidence("hotline.inbound", "recorded_call", "prefs-2026-11", "de",
+                          ip=CANARY_IP, user_agent=CANARY_AGENT),
+    )
+    clock.advance(timedelta(minutes=30))
+    await preferences.set_preferences(
+        vault, subject_actor(), sid, {**raw, "monthly_cap_points": 4}, source="self_service",
+        evidence=preferences.self_service_evidence("en", ip=CANARY_IP, ua=CANARY_AGENT),
+    )
+    made = []
+    for days, purpose in ((2, "account.service"), (3, "order.delivery")):
+        start = clock.now() + timedelta(days=days)
+        made.append(
+            await followups.create(
+                vault, WRITER, FOLLOWUP_PURPOSES, subject_id=sid, purpose=purpose,
+                brand="tresor", touchpoint="hotline.inbound", note="contract_question",
+                due_from=start, due_until=start + timedelta(hours=3),
+            )
+        )
+    await followups.cancel_by_subject(vault, SELF, sid, made[1].id)
+    return made
+
+
+async def test_export_holds_preferences_their_history_and_followups(vault, clock):
+    """The export shows the current preferences, each change with time, source, touchpoint and
+    the changed parts (never the sealed IP or user agent), and every follow-up with window,
+    channel, purpose, touchpoint and the status in force; nothing of another subject's."""
+    sid, _ = await new_subject(vault, 21)
+    other, _ = await new_subject(vault, 22)
+    open_one, cancelled = await _preferences_and_followups(vault, clock, sid, "Pacific/Chatham")
+    theirs = await _preferences_and_followups(vault, clock, other, "America/Halifax")
+    doc = await build_export(vault, DPO, sid)
+
+    assert doc["contact_preferences"] == {
+        "timezone": "Pacific/Chatham",
+        "preferred_channels": {"commercial": "letter"},
+        "quiet": QUIET,
+        "monthly_cap_points": 4.0,
+        "version": 2,
+        "updated_at": "2026-11-23T10:30:00+00:00",
+    }
+    first, second = doc["contact_preference_history"]
+    assert (first["version"], first["source"]) == (1, "client")
+    assert first["at"] == "2026-11-23T10:00:00+00:00"
+    assert first["touchpoint"] == "hotline.inbound" and first["method"] == "recorded_call"
+    assert first["changed"] == ["timezone", "preferred_channels", "quiet", "monthly_cap"]
+    assert first["preferences"]["monthly_cap_points"] == 7.5
+    assert (second["version"], second["source"], second["touchpoint"]) == (
+        2, "self_service", "web.privacy_centre"
+    )
+    assert second["changed"] == ["monthly_cap"]
+
+    got = {f["id"]: f for f in doc["followups"]}
+    assert list(got) == [open_one.id, cancelled.id]
+    assert got[open_one.id]["status"] == "open" and got[cancelled.id]["status"] == "cancelled"
+    assert got[open_one.id]["due_from"] == "2026-11-25T10:30:00+00:00"
+    assert got[open_one.id]["due_until"] == "2026-11-25T13:30:00+00:00"
+    assert got[open_one.id]["channel"] == "email"
+    assert got[open_one.id]["purpose"] == "account.service"
+    assert got[open_one.id]["touchpoint"] == "hotline.inbound"
+    assert got[open_one.id]["note"] == "contract_question"
+    assert got[open_one.id]["purpose_title"]["de"] and got[open_one.id]["purpose_title"]["en"]
+    assert {"contact_preferences", "followups"} <= {c["category"] for c in doc["categories"]}
+
+    text = json.dumps(doc)
+    assert CANARY_IP not in text and CANARY_AGENT not in text and "evidence_ct" not in text
+    assert "America/Halifax" not in text and other not in text
+    assert not any(f.id in text for f in theirs)
+
+    clock.advance(timedelta(days=3))  # the open one's window has passed unused
+    later = await build_export(vault, DPO, sid)
+    assert [f["status"] for f in later["followups"]] == ["missed", "cancelled"]
+    (event, _) = await rows(vault, audit_events, audit_events.c.action == "dpo:export:read",
+                            order=audit_events.c.seq)
+    assert json.loads(event.detail)["preference_changes"] == 2
+    assert json.loads(event.detail)["followups"] == 2
+
+
+async def test_export_without_preferences_or_followups_has_empty_sections(vault, clock):
+    """A subject who never set preferences nor agreed a follow-up gets empty sections and no
+    such category, even while another subject has both."""
+    sid, _ = await new_subject(vault, 23)
+    other, _ = await new_subject(vault, 24)
+    await _preferences_and_followups(vault, clock, other, "America/Halifax")
+    doc = await build_export(vault, DPO, sid)
+    assert doc["contact_preferences"] == {}
+    assert doc["contact_preference_history"] == [] and doc["followups"] == []
+    assert not {"contact_preferences", "followups"} & {c["category"] for c in doc["categories"]}
+    assert "America/Halifax" not in json.dumps(doc) and other not in json.dumps(doc)
+
+
+async def test_readable_export_shows_preferences_and_followups_in_german_and_english(vault, clock):
+    """The HTML rendering has a preferences and a follow-up section with German and English
+    labels and the values, and says plainly when there are none."""
+    from api.export_view import render_export_html
+
+    sid, _ = await new_subject(vault, 25)
+    bare, _ = await new_subject(vault, 26)
+    await _preferences_and_followups(vault, clock, sid, "Pacific/Chatham")
+    doc = await build_export(vault, DPO, sid)
+    de, en = render_export_html(doc, "de"), render_export_html(doc, "en")
+    for html in (de, en):
+        assert "Pacific/Chatham" in html and "21:00–07:30" in html
+        assert "2026-11-25 10:30 UTC – 2026-11-25 13:30 UTC" in html
+    assert "Ihre Kontaktwünsche" in de and "Vereinbarte Rückmeldungen" in de
+    assert "Angebote: Brief" in de and "4,0 Punkte im Monat" in de and "abgesagt" in de
+    assert "Frage zum Vertrag" in de and "von Ihnen im Datenschutz-Center" in de
+    assert "Your contact preferences" in en and "Agreed follow-ups" in en
+    assert "Offers: Letter" in en and "4.0 points a month" in en and "cancelled" in en
+    assert "question about the contract" in en and "by you in the privacy centre" in en
+    empty = render_export_html(await build_export(vault, DPO, bare), "en")
+    assert "You have not set any contact preferences." in empty
+    assert "No follow-ups are agreed." in empty

@@ -169,12 +169,12 @@ class LocalKeyring:
         return version, _aead.seal(kek, dek, _wrap_aad(subject_id, version))  # type: ignore[arg-type]
 
     def unwrap(self, subject_id: str, version: int, blob: bytes) -> bytes:
+        # A stat per unwrap (a DEK-cache miss): while the file is unreadable no further DEK
+        # is opened (KeyringError, a 503 upstream), and a rotated file is picked up.
+        self.refresh()
         kek = self._keks.get(version)
         if kek is None:
-            self.refresh()
-            kek = self._keks.get(version)
-            if kek is None:
-                raise DecryptionError()
+            raise DecryptionError()
         return _aead.open_(kek, blob, _wrap_aad(subject_id, version))  # type: ignore[arg-type]
 
     # -- administration ----------------------------------------------------------------

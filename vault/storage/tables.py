@@ -282,6 +282,84 @@ class ContactRecord(Base):
     )
 
 
+class ContactPreference(Base):
+    """A customer's own contact preferences (issue 7): preferred channel per communication
+    type, quiet hours and days per channel in the customer's time zone, and an own monthly
+    cap that can only lower the company basket. `channels` and `quiet` hold JSON."""
+
+    __tablename__ = "contact_preferences"
+
+    subject_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    channels: Mapped[str] = mapped_column(Text)
+    quiet: Mapped[str] = mapped_column(Text)
+    #: In tenths of a point, like the basket; NULL = no own cap.
+    monthly_cap_tenths: Mapped[int | None] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(TZ)
+
+
+class ContactPreferenceHistory(Base):
+    """Append-only history of every preference change, with its evidence (like a consent)."""
+
+    __tablename__ = "contact_preference_history"
+
+    id: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
+    subject_id: Mapped[str] = mapped_column(String(36))
+    version: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(TZ)
+    actor: Mapped[str] = mapped_column(String(120))
+    source: Mapped[str] = mapped_column(String(16))
+    touchpoint: Mapped[str | None] = mapped_column(String(100))
+    method: Mapped[str | None] = mapped_column(String(50))
+    notice_version: Mapped[str | None] = mapped_column(String(100))
+    notice_text_hash: Mapped[str | None] = mapped_column(String(100))
+    language: Mapped[str | None] = mapped_column(String(8))
+    #: IP address and user agent of the instruction, sealed under the subject's DEK.
+    evidence_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: The complete preferences after the change (JSON).
+    preferences: Mapped[str] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_contact_preference_history_subject_id_at", "subject_id", "at"),
+    )
+
+
+class Followup(Base):
+    """A contact the customer asked for (an agreed follow-up, issue 7): who may call or
+    write about what, in which due window; used once by a lookup or contact inside the
+    window without counting against the basket. No free text: `note` is a kind from a
+    fixed list (free text could carry contact data)."""
+
+    __tablename__ = "followups"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(100))
+    channel: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(16))
+    brand: Mapped[str] = mapped_column(String(64))
+    #: Where it was agreed (touchpoint catalogue).
+    touchpoint: Mapped[str] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(String(32))
+    due_from: Mapped[datetime] = mapped_column(TZ)
+    due_until: Mapped[datetime] = mapped_column(TZ)
+    #: open, kept, missed, cancelled (an open one past `due_until` is missed).
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    created_by: Mapped[str] = mapped_column(String(120))
+    closed_at: Mapped[datetime | None] = mapped_column(TZ)
+    closed_by: Mapped[str | None] = mapped_column(String(120))
+    #: The contact record (0 points) that kept it.
+    contact_id: Mapped[str | None] = mapped_column(String(36))
+
+    __table_args__ = (
+        Index("ix_followups_status_due_from", "status", "due_from"),
+        Index("ix_followups_status_due_until", "status", "due_until"),
+    )
+
+
 subjects = Subject.__table__
 consents = Consent.__table__
 consent_history = ConsentHistory.__table__
@@ -295,4 +373,7 @@ self_service_sessions = SelfServiceSession.__table__
 audit_checkpoints = AuditCheckpoint.__table__
 contact_budgets = ContactBudget.__table__
 contacts = ContactRecord.__table__
+contact_preferences = ContactPreference.__table__
+contact_preference_history = ContactPreferenceHistory.__table__
+followups = Followup.__table__
 metadata = Base.metadata

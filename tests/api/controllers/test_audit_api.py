@@ -306,8 +306,8 @@ async def test_hostile_evidence_is_escaped_in_the_printable_proof(vault):
             json={
                 "purpose": "offers.sms",
                 "evidence": {
-                    "touchpoint": "web.<b>form</b>", "method": "web_form",
-                    "notice_version": "2026-10", "language": "de", "explicit": True,
+                    "touchpoint": "web.checkout", "method": "web_form",
+                    "notice_version": "2026-10 <b>form</b>", "language": "de", "explicit": True,
                     "user_agent": hostile,
                 },
             },
@@ -319,5 +319,5 @@ async def test_hostile_evidence_is_escaped_in_the_printable_proof(vault):
         )
     assert r.status_code == 200
     assert "<script>" not in r.text and "<img" not in r.text and "<b>form" not in r.text
-    assert "&lt;script&gt;" in r.text and "web.&lt;b&gt;form&lt;/b&gt;" in r.text
+    assert "&lt;script&gt;" in r.text and "2026-10 &lt;b&gt;form&lt;/b&gt;" in r.text
     assert "script-src" not in r.headers["content-security-policy"]  # default-src 'none'

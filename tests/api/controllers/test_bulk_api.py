@@ -106,7 +106,7 @@ async def test_dry_run_counts_without_contact_data(vault):
         }
         for p in people:
             assert p["name"] not in r.text and p["postal_address"]["street"] not in r.text
-        wrong = {**body, "channel": "sms"}
+        wrong = {**body, "channel": "email"}  # order.delivery never goes by e-mail
         assert_problem(await http.post("/v1/lookup/dry-run", json=wrong, headers=bearer(shop)), 422)
         other = {**body, "purpose": "newsletter.email", "channel": None}
         r = await http.post("/v1/lookup/dry-run", json=other, headers=bearer(shop))
@@ -117,6 +117,7 @@ async def test_dry_run_counts_without_contact_data(vault):
 
 
 async def test_batch_with_contact_reserves_points(vault):
+    """Each revealed line reserves its own contact; a subject named twice pays only once."""
     people, ids = await _subjects(vault, 2)
     shop = await client_key(vault, "shop", "lookup", ["order.delivery"])
     body = {"purpose": "order.delivery", "subject_ids": [ids[0], ids[1], ids[0]],
@@ -126,7 +127,9 @@ async def test_batch_with_contact_reserves_points(vault):
         assert r.status_code == 200, r.text
         lines = [json.loads(x) for x in r.text.splitlines()]
         assert [x["i"] for x in lines] == [0, 1, 2]
-        assert lines[0]["contact"]["used"] < lines[2]["contact"]["used"]
-        assert lines[2]["contact"]["id"] != lines[0]["contact"]["id"]
+        assert lines[1]["reason"] == "no_consent"  # _subjects: the second has no basis
+        assert lines[0]["contact"]["used"] == lines[0]["contact"]["points"]
+        assert (lines[2]["reason"], lines[2]["status"]) == ("duplicate_identifier", 409)
+        assert "fields" not in lines[2]
         bad = {**body, "contact": {"brand": "no_such_brand"}}
         assert_problem(await http.post("/v1/lookup/batch", json=bad, headers=bearer(shop)), 422)

@@ -1,0 +1,130 @@
+"""A raw asyncpg pool beside SQLAlchemy's, for the hot paths on PostgreSQL.
+
+Profiling `bench/lookup.py` showed SQLAlchemy's execution layer (greenlet hand-offs,
+statement compilation caches, result processing) and the BEGIN/COMMIT round trips costing
+more CPU than the lookup's own work. The hot paths (single lookup without a contact, bulk
+resolution) therefore run single autocommit statements on this pool. Their statements are
+still *built* with SQLAlchemy Core and compiled once for asyncpg, so the SQL lives in one
+place for both databases.
+
+Connections here never hold session state (no transactions, advisory locks, temp tables or
+LISTEN), so the pool skips asyncpg's reset round trip on release.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import asyncpg
+from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
+from sqlalchemy.engine import make_url
+from sqlalchemy.sql import ClauseElement
+
+from vault.errors import Unavailable
+
+#: What a lost, refused or failing database looks like from asyncpg.
+STORAGE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+_DIALECT = asyncpg_dialect.dialect()
+
+
+class Compiled:
+    """A SQLAlchemy Core statement compiled once for asyncpg: SQL text plus the order in
+    which named parameters become `$n` arguments (literal defaults such as LIMIT kept)."""
+
+    __slots__ = ("sql", "_names", "_defaults")
+
+    def __init__(self, statement: ClauseElement) -> None:
+        compiled = statement.compile(dialect=_DIALECT)
+        self.sql = str(compiled)
+        self._names: tuple[str, ...] = tuple(compiled.positiontup or ())
+        self._defaults = dict(compiled.params)
+
+    def args(self, params: Mapping[str, Any]) -> list[Any]:
+        merged = {**self._defaults, **params}
+        return [merged[name] for name in self._names]
+
+
+async def _no_reset(_conn: asyncpg.Connection) -> None:
+    """Nothing to reset: see the module docstring."""
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The libpq-style DSN asyncpg wants, from the SQLAlchemy URL the vault is configured with."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class DirectPool:
+    """A lazily opened asyncpg pool, bound to the event loop that first used it.
+
+    Storage failures surface as `Unavailable` so callers fail closed exactly like the
+    SQLAlchemy path (`VaultContext.transaction`).
+    """
+
+    def __init__(self, url: str, *, max_size: int = 20) -> None:
+        self._dsn = asyncpg_dsn(url)
+        self._max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._opening: asyncio.Lock | None = None
+
+    async def pool(self) -> asyncpg.Pool:
+        loop = asyncio.get_running_loop()
+        if self._pool is not None and self._loop is loop:
+            return self._pool
+        if self._loop is not loop:
+            # A new event loop (tests, CLI): the old pool's sockets belong to the old loop.
+            self._abandon()
+            self._pool, self._loop, self._opening = None, loop, asyncio.Lock()
+        assert self._opening is not None
+        async with self._opening:
+            if self._pool is None:
+                try:
+                    self._pool = await asyncpg.create_pool(
+                        self._dsn,
+                        min_size=1,
+                        max_size=self._max_size,
+                        reset=_no_reset,
+                        timeout=5.0,
+                        command_timeout=15.0,
+                    )
+                except STORAGE_ERRORS as exc:
+                    raise Unavailable(
+                        "storage is unavailable; nothing was changed or revealed"
+                    ) from exc
+        return self._pool
+
+    async def fetch(self, statement: Compiled, params: Mapping[str, Any]) -> list[asyncpg.Record]:
+        pool = await self.pool()
+        try:
+            return await pool.fetch(statement.sql, *statement.args(params))
+        except STORAGE_ERRORS as exc:
+            raise Unavailable("storage is unavailable; nothing was changed or revealed") from exc
+
+    async def execute(self, sql: str, args: Sequence[Any]) -> None:
+        """One autocommit statement: durable when this returns."""
+        pool = await self.pool()
+        try:
+            await pool.execute(sql, *args)
+        except STORAGE_ERRORS as exc:
+            raise Unavailable("storage is unavailable; nothing was changed or revealed") from exc
+
+    def _abandon(self) -> None:
+        """Drop a pool whose event loop is gone (its sockets cannot be closed politely)."""
+        if self._pool is not None:
+            with contextlib.suppress(Exception):
+                self._pool.terminate()
+        self._pool = None
+
+    async def close(self) -> None:
+        if self._pool is not None and self._loop is asyncio.get_running_loop():
+            await self._pool.close()
+        self._abandon()
