@@ -97,7 +97,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def bench_db(kind: str, n: int, duration: int, connections: int) -> dict[str, object]:
+def bench_db(
+    kind: str, n: int, duration: int, connections: int, workers: int = 1
+) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix=f"tresor-bench-{kind}-"))
     env = {**os.environ, "TRESOR_DATA_DIR": str(work / "data"),
            "TRESOR_POLICIES": str(ROOT / "policies"), "TRESOR_LOG_LEVEL": "WARNING"}
@@ -121,10 +123,10 @@ def bench_db(kind: str, n: int, duration: int, connections: int) -> dict[str, ob
     ids_file.write_text("\n".join(ids) + "\n")
     wrk_env = {**env, "BENCH_IDS": str(ids_file), "BENCH_KEY": key}
 
-    result: dict[str, object] = {"subjects": n, "seed_seconds": round(seed_seconds, 1)}
+    result: dict[str, object] = {"subjects": n, "workers": workers, "seed_seconds": round(seed_seconds, 1)}
     port = free_port()
     log = open(work / "serve.log", "wb")
-    command = [tresor, "serve", "--port", str(port)]
+    command = [tresor, "serve", "--port", str(port), "--workers", str(workers)]
     if PROFILE_DIR:
         # py-spy samples the server during the measured run (collapsed stacks per database).
         command = [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "200",
@@ -145,6 +147,7 @@ def bench_db(kind: str, n: int, duration: int, connections: int) -> dict[str, ob
     port = free_port()
     proc = subprocess.Popen(
         [str(BIN / "uvicorn"), "bench.baseline_app:app", "--port", str(port),
+         "--workers", str(workers),
          "--log-level", "warning", "--no-access-log"],
         env={**env, "BENCH_DB_URL": db_url}, cwd=ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -168,11 +171,13 @@ def main() -> None:
     p.add_argument("--subjects", type=int, default=100_000)
     p.add_argument("--duration", type=int, default=15)
     p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes, the same number for Tresor and the baseline")
     p.add_argument("--db", default="postgresql,sqlite")
     args = p.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install wrk")
-    out = {kind: bench_db(kind, args.subjects, args.duration, args.connections)
+    out = {kind: bench_db(kind, args.subjects, args.duration, args.connections, args.workers)
            for kind in args.db.split(",")}
     print(json.dumps(out, indent=2))
 

@@ -62,6 +62,7 @@ EVENT_COLUMNS = (
 )
 
 
+_AT = EVENT_COLUMNS.index("at")
 #: Built once: `json.dumps` with options constructs an encoder per call.
 _CANONICAL = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
@@ -74,10 +75,10 @@ def canonical_event(row: Any) -> bytes:
     if isinstance(row, RowView):
         row = row._row
     by_name = getattr(row, "_mapping", row)
-    values = [
-        as_utc(v).isoformat() if isinstance(v, datetime) else v  # type: ignore[union-attr]
-        for v in (by_name[name] for name in EVENT_COLUMNS)
-    ]
+    values = [by_name[name] for name in EVENT_COLUMNS]
+    at = values[_AT]  # the only timestamp among the columns
+    if isinstance(at, datetime):
+        values[_AT] = as_utc(at).isoformat()  # type: ignore[union-attr]
     return _CANONICAL.encode(values).encode()
 
 
@@ -118,6 +119,15 @@ class SealReport:
     waiting_for_gap: bool
 
 
+#: The chain head: the sealed event with the highest sequence number (the chain visits
+#: events in increasing `seq`, so this is also the highest position; found backwards along
+#: the primary key, past the few unsealed events at the end).
+_HEAD = (
+    select(audit_events.c.chain_pos, audit_events.c.chain_mac, audit_events.c.seq)
+    .where(audit_events.c.chain_pos.is_not(None))
+    .order_by(audit_events.c.seq.desc())
+    .limit(1)
+)
 #: The unsealed events after the chain head, in sequence order.
 _UNSEALED = (
     select(audit_events)
@@ -161,10 +171,7 @@ async def seal_pending(
             return SealReport(0, -1, None, False)
         head = (
             await conn.execute(
-                select(audit_events.c.chain_pos, audit_events.c.chain_mac, audit_events.c.seq)
-                .where(audit_events.c.chain_pos.is_not(None))
-                .order_by(audit_events.c.chain_pos.desc())
-                .limit(1)
+                _HEAD
             )
         ).first()
         position, previous, last_seq = (head[0], head[1], head[2]) if head else (0, GENESIS, 0)
@@ -283,10 +290,7 @@ async def seal_all(
         if await _try_lock(conn):
             head = (
                 await conn.execute(
-                    select(audit_events.c.chain_pos, audit_events.c.chain_mac, audit_events.c.seq)
-                    .where(audit_events.c.chain_pos.is_not(None))
-                    .order_by(audit_events.c.chain_pos.desc())
-                    .limit(1)
+                    _HEAD
                 )
             ).first()
             if head is not None:
@@ -316,14 +320,16 @@ class VerifyReport:
 
 
 async def _chain_rows(conn: AsyncConnection, page: int) -> AsyncIterator[Any]:
-    """All sealed events in chain order, read in keyset pages (memory stays flat)."""
+    """All sealed events in sequence order (the chain's order: `verify_chain` checks the
+    positions run 1, 2, 3, ... along it), read in keyset pages on the primary key, so
+    memory stays flat and no index on `chain_pos` is needed."""
     after = 0
     while True:
         rows = (
             await conn.execute(
                 select(audit_events)
-                .where(audit_events.c.chain_pos > after)
-                .order_by(audit_events.c.chain_pos)
+                .where(audit_events.c.seq > after, audit_events.c.chain_pos.is_not(None))
+                .order_by(audit_events.c.seq)
                 .limit(page)
             )
         ).all()
@@ -331,7 +337,7 @@ async def _chain_rows(conn: AsyncConnection, page: int) -> AsyncIterator[Any]:
             return
         for row in rows:
             yield row
-        after = rows[-1].chain_pos
+        after = rows[-1].seq
 
 
 async def verify_chain(
@@ -412,13 +418,17 @@ async def verify_chain(
 
 
 async def unsealed_count(ctx: VaultContext) -> int:
+    """Events appended after the chain head (the sealer's backlog), counted along the
+    primary key. Rows slipped in *behind* the head are `verify_chain`'s business."""
     async with ctx.transaction() as conn:
+        head = (await conn.execute(_HEAD)).first()
+        after = head[2] if head is not None else 0
         return int(
             (
                 await conn.execute(
                     select(func.count())
                     .select_from(audit_events)
-                    .where(audit_events.c.chain_pos.is_(None))
+                    .where(audit_events.c.seq > after)
                 )
             ).scalar_one()
         )

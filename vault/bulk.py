@@ -20,6 +20,7 @@ it is audited as one event with the counts.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import json
@@ -66,6 +67,7 @@ _STATUS = {
     DUPLICATE_IDENTIFIER: 409,
 }
 _encode = msgspec.json.Encoder().encode
+_encode_lines = msgspec.json.Encoder().encode_lines  # NDJSON: one line per item
 _AUDIT_INSERT = audit._INSERT  # prebuilt once; executemany with one parameter set per line
 
 
@@ -389,18 +391,23 @@ async def resolve_batch(
             )
         )
 
-    # One chunk ahead: the next chunk's transaction runs while this chunk's lines are sent.
-    # It starts only after this chunk committed, so at most one transaction is open at a time
-    # and at most two chunks are in memory.
-    starts = range(0, len(identifiers), chunk_size)
-    pending: asyncio.Task[bytes] | None = start_chunk(0)
+    # Chunks ahead: while this chunk's lines are sent, the next chunks are read, decided,
+    # decrypted and audited, so the database's round trips overlap with this process's
+    # work (in-process, 30,000 records: 13.4k/s with one chunk ahead, 15.4k/s with two).
+    # Lines leave in input order, each chunk's only after its own commit. With contacts
+    # one chunk at a time, so reservations follow the input order ("a subject's first
+    # line counts") and at most one reserving transaction is open per batch.
+    ahead = 2 if contact is None else 1
+    starts = list(range(0, len(identifiers), chunk_size))
+    pending: collections.deque[asyncio.Task[bytes]] = collections.deque(
+        start_chunk(s) for s in starts[:ahead]
+    )
+    following = iter(starts[ahead:])
     try:
         for start in starts:
-            assert pending is not None
             try:
-                lines = await pending
+                lines = await pending.popleft()
             except Unavailable:
-                pending = None
                 if start == 0:
                     raise
                 yield _encode(
@@ -413,14 +420,16 @@ async def resolve_batch(
                     }
                 ) + b"\n"
                 return
-            nxt = start + chunk_size
-            pending = start_chunk(nxt) if nxt < len(identifiers) else None
+            nxt = next(following, None)
+            if nxt is not None:
+                pending.append(start_chunk(nxt))
             yield lines
     finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
+        for task in pending:
+            if not task.done():
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await pending
+                await task
 
 
 async def _resolve_chunk(
@@ -464,7 +473,7 @@ async def _resolve_chunk(
             )
             await conn.execute(_AUDIT_INSERT, events)
     # Committed: only now may this chunk's lines (data and denials) leave.
-    return b"".join(_encode(line) + b"\n" for line in lines)
+    return _encode_lines(lines)
 
 
 def _chunk_lines(

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
@@ -192,15 +193,24 @@ class RowView:
 
 def decrypt_fields(ctx: VaultContext, row: Row, wanted: tuple[str, ...]) -> dict[str, Any]:
     """Plaintext of the wanted fields that the subject has; absent fields are left out."""
-    dek = ctx.deks.dek(row.id, row.kek_version, row.wrapped_dek)
+    # By column name: a RowView's record, a SQLAlchemy row's mapping, or a row that
+    # already indexes by name (row mapping, asyncpg record, dict).
+    cols = row._row if isinstance(row, RowView) else getattr(row, "_mapping", row)
+    subject_id, dek_version = cols["id"], cols["dek_version"]
+    dek = ctx.deks.dek(subject_id, cols["kek_version"], cols["wrapped_dek"])
     out: dict[str, Any] = {}
     for field in wanted:
-        blob = getattr(row, f"{field}_ct")
+        blob = cols[_SEALED_COLUMN[field]]
         if blob is None:
             continue
-        text = open_field(dek, row.id, field, row.dek_version, blob)
-        out[field] = json.loads(text) if field == "postal_address" else text
+        text = open_field(dek, subject_id, field, dek_version, blob)
+        out[field] = _decode_json(text) if field == "postal_address" else text
     return out
+
+
+#: Column of each field's ciphertext; the address is sealed as JSON.
+_SEALED_COLUMN = {field: f"{field}_ct" for field in CONTACT_FIELDS}
+_decode_json = msgspec.json.Decoder().decode
 
 
 def identifier_digest(ctx: VaultContext, kind: str, value: str) -> str:
