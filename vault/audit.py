@@ -8,6 +8,7 @@ pseudonymous: subject ids, purpose ids and field *names*, never field values.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -169,3 +170,8 @@ async def record(conn: AsyncConnection, **event: object) -> None:
 async def record_row(conn: AsyncConnection, row: dict[str, object]) -> None:
     """Append an event built with `event_row` in the caller's transaction."""
     await conn.execute(_INSERT, row)
+
+
+async def record_rows(conn: AsyncConnection, rows: Sequence[dict[str, object]]) -> None:
+    """Append many events built with `event_row` in the caller's transaction."""
+    await conn.execute(_INSERT, list(rows))

@@ -1,6 +1,6 @@
 """Group commit for audit events: concurrent requests share one INSERT and one commit.
 
-On the PostgreSQL hot path every lookup must have its event durable before its data leaves.
+On the hot path every lookup must have its event durable before its data leaves.
 Writing each event in its own transaction costs a round trip and a WAL flush per request;
 here, requests hand their event to the batcher and wait. One flusher at a time writes every
 event queued so far with a single multi-row `INSERT ... SELECT FROM unnest(...)` (one
@@ -18,9 +18,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from collections.abc import Awaitable, Callable
+
 from vault.audit import EVENT_COLUMNS
 from vault.errors import Unavailable
 from vault.storage.pg_direct import DirectPool
+
+#: Writes a list of event rows durably (one commit), or raises.
+EventWriter = Callable[[Sequence[dict[str, object]]], Awaitable[None]]
 
 #: Column types for the unnest arrays, in `EVENT_COLUMNS` order.
 _TYPES = ("timestamptz",) + ("text",) * (len(EVENT_COLUMNS) - 1)
@@ -36,11 +41,20 @@ def columns_of(rows: Sequence[dict[str, object]]) -> list[list[object]]:
     return [[row[name] for row in rows] for name in EVENT_COLUMNS]
 
 
+def postgres_writer(direct: DirectPool) -> EventWriter:
+    """One autocommit `INSERT ... SELECT FROM unnest(...)` on the raw pool."""
+
+    async def write(rows: Sequence[dict[str, object]]) -> None:
+        await direct.execute(INSERT_EVENTS, columns_of(rows))
+
+    return write
+
+
 class AuditBatcher:
     """Appends audit events for many concurrent requests with shared commits."""
 
-    def __init__(self, direct: DirectPool, *, max_batch: int = 1000) -> None:
-        self._direct = direct
+    def __init__(self, write: EventWriter, *, max_batch: int = 1000) -> None:
+        self._write = write
         self._max_batch = max_batch
         self._queue: list[tuple[dict[str, object], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -59,7 +73,7 @@ class AuditBatcher:
     async def append_many(self, rows: Sequence[dict[str, object]]) -> None:
         """Write a caller's own batch (bulk resolution) in one statement, durable on return."""
         if rows:
-            await self._direct.execute(INSERT_EVENTS, columns_of(rows))
+            await self._write(rows)
 
     async def _flush(self) -> None:
         while self._queue:
@@ -67,7 +81,7 @@ class AuditBatcher:
             del self._queue[: self._max_batch]
             try:
                 self.flushes += 1
-                await self._direct.execute(INSERT_EVENTS, columns_of([row for row, _ in batch]))
+                await self._write([row for row, _ in batch])
             except BaseException as exc:
                 failure = exc if isinstance(exc, Unavailable) else Unavailable(
                     "the audit trail is unavailable; nothing was revealed"

@@ -47,7 +47,6 @@ from vault.errors import InvalidInput, Unavailable
 from vault.lookup import IDENTIFIER_KINDS, LookupDenied, deny_message
 from vault.policies import Purpose
 from vault.storage.tables import consents, subjects
-from vault.storage.pg_direct import Compiled
 from vault.subjects import INDEXED, RowView, decrypt_fields, identifier_digest
 
 #: Identifiers per transaction (one SELECT, one multi-row audit INSERT, one commit).
@@ -197,14 +196,6 @@ def _statement(ctx: VaultContext, kind: str, *, with_data: bool) -> Select[Any]:
     return _STATEMENTS[(kind, with_data, ctx.engine.dialect.name == "postgresql")]
 
 
-#: The PostgreSQL statements compiled once for the raw asyncpg pool.
-_DIRECT_STATEMENTS = {
-    (kind, with_data): Compiled(_STATEMENTS[(kind, with_data, True)])
-    for kind in IDENTIFIER_KINDS
-    for with_data in (True, False)
-}
-
-
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -249,8 +240,7 @@ async def _fetch(
         return []
     params = {"purpose": purpose.id, "keys": wanted}
     if conn is None:
-        assert ctx.direct is not None
-        return await ctx.direct.fetch(_DIRECT_STATEMENTS[(kind, with_data)], params)
+        return await ctx.read_rows(_statement(ctx, kind, with_data=with_data), params)
     return list((await conn.execute(_statement(ctx, kind, with_data=with_data), params)).mappings())
 
 
@@ -401,9 +391,9 @@ async def resolve_batch(
     # (in-process, 30,000 records: 13.4k/s with one chunk ahead, 15.4k/s with two). Each
     # chunk commits only after the one before it committed (`after`), so a chunk that
     # cannot commit stops every later one: nothing after it is audited as revealed.
-    # Lines leave in input order, each chunk's only after its own commit. With contacts,
-    # and on SQLite (one writer anyway), one chunk at a time: reservations follow the
-    # input order ("a subject's first line counts"), one transaction is open per batch.
+    # Lines leave in input order, each chunk's only after its own commit. With contacts
+    # one chunk at a time: reservations follow the input order ("a subject's first line
+    # counts") and one reserving transaction is open per batch.
     ahead = 2 if contact is None and ctx.audit_batcher is not None else 1
     starts = list(range(0, len(identifiers), chunk_size))
     pending: collections.deque[asyncio.Task[bytes]] = collections.deque(

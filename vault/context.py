@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -26,9 +27,10 @@ from vault.mail import Mailer, make_mailer
 from vault.policies import PurposeCatalogue, load_catalogue
 from vault.pressure import PressureRules, load_rules
 from vault.settings import Settings
-from vault.audit_batch import AuditBatcher
-from vault.storage.db import make_engine
-from vault.storage.pg_direct import DirectPool
+from vault.audit import record_rows
+from vault.audit_batch import AuditBatcher, postgres_writer
+from vault.storage.db import make_engine, make_read_engine
+from vault.storage.pg_direct import Compiled, DirectPool
 from vault.touchpoints import TouchpointCatalogue, load_touchpoints
 
 if TYPE_CHECKING:
@@ -56,11 +58,41 @@ class VaultContext:
         default_factory=weakref.WeakKeyDictionary, repr=False
     )
 
+    #: SQLite only: a second engine whose transactions are plain (deferred) read
+    #: snapshots beside the single writer (WAL), for the hot paths' reads.
+    read_engine: AsyncEngine | None = field(default=None)
+    _compiled: dict[int, Compiled] = field(default_factory=dict, repr=False)
+
     def __post_init__(self) -> None:
+        url = self.engine.url.render_as_string(hide_password=False)
         if self.direct is None and self.engine.dialect.name == "postgresql":
-            url = self.engine.url.render_as_string(hide_password=False)
             self.direct = DirectPool(url, max_size=max(4, self.settings.db_pool_size // 2))
-            self.audit_batcher = AuditBatcher(self.direct)
+            self.audit_batcher = AuditBatcher(postgres_writer(self.direct))
+        elif self.engine.dialect.name == "sqlite" and self.read_engine is None:
+            self.read_engine = make_read_engine(url)
+            self.audit_batcher = AuditBatcher(self._write_events)
+
+    async def _write_events(self, rows: Sequence[dict[str, object]]) -> None:
+        """SQLite's group commit: one write transaction (one fsync) for the whole batch."""
+        async with self.transaction() as conn:
+            await record_rows(conn, rows)
+
+    async def read_rows(self, statement: Select[Any], params: dict[str, Any]) -> list[Any]:
+        """Run a read-only statement outside any write transaction; rows index by column
+        name. PostgreSQL: one autocommit statement on the raw pool (compiled once per
+        statement); SQLite: a read snapshot on the read engine. Storage errors are
+        `Unavailable`."""
+        if self.direct is not None:
+            compiled = self._compiled.get(id(statement))
+            if compiled is None:
+                compiled = self._compiled[id(statement)] = Compiled(statement)
+            return await self.direct.fetch(compiled, params)
+        assert self.read_engine is not None
+        try:
+            async with self.read_engine.connect() as conn:
+                return list((await conn.execute(statement, params)).mappings())
+        except (SQLAlchemyError, OSError) as exc:
+            raise Unavailable("storage is unavailable; nothing was changed or revealed") from exc
 
     @classmethod
     def open(
@@ -150,6 +182,8 @@ class VaultContext:
             await self.audit_batcher.drain()
         if self.direct is not None:
             await self.direct.close()
+        if self.read_engine is not None:
+            await self.read_engine.dispose()
         await self.engine.dispose()
         close_kek = getattr(self.kek, "close", None)
         if close_kek is not None:

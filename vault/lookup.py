@@ -23,7 +23,6 @@ from vault.context import VaultContext
 from vault.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
 from vault.crypto import KeyringError
 from vault.errors import AccessDenied, InvalidInput, NotFound, Unavailable
-from vault.storage.pg_direct import Compiled
 from vault.storage.tables import consents, subjects
 from vault.subjects import INDEXED, RowView, decrypt_fields, identifier_digest
 
@@ -125,15 +124,15 @@ async def lookup(
 
     outcome: Any
     if ctx.audit_batcher is not None and contact is None:
-        # PostgreSQL hot path: one autocommit read, and the event in a shared commit
-        # (`vault.audit_batch`); the data leaves only once that commit returned.
-        assert ctx.direct is not None
+        # Hot path: one read outside any write transaction (`VaultContext.read_rows`), and
+        # the event in a shared commit (`vault.audit_batch`); the data leaves only once
+        # that commit returned.
         if isinstance(checked, Deny):
             outcome = checked
             await ctx.audit_batcher.append(event.deny(_safe_id(known_subject), checked.reason))
         else:
             assert purpose is not None
-            rows = await ctx.direct.fetch(_DIRECT_SUBJECT_WITH_BASES[identifier_kind], params)
+            rows = await ctx.read_rows(_SUBJECT_WITH_BASES[identifier_kind], params)
             verdict, subject = _judge(rows, purpose, checked, known_subject, now)
             if isinstance(verdict, Allow):
                 outcome = _reveal(ctx, subject, purpose_id, verdict, None)
@@ -340,12 +339,6 @@ _SUBJECT_WITH_BASES = {
         kind: _build_subject_with_bases(getattr(subjects.c, column) == bindparam("ident"))
         for kind, column in INDEXED.items()
     },
-}
-
-
-#: The same statements compiled once for the raw asyncpg pool (`vault.storage.pg_direct`).
-_DIRECT_SUBJECT_WITH_BASES = {
-    kind: Compiled(statement) for kind, statement in _SUBJECT_WITH_BASES.items()
 }
 
 

@@ -1,8 +1,5 @@
-"""Group commit of audit events on PostgreSQL: shared commits, never data before the event.
-
-The batcher exists only where the raw asyncpg hot path runs (PostgreSQL); on SQLite every
-lookup writes its event in its own transaction, which tests/vault/test_lookup.py covers.
-"""
+"""Group commit of audit events on both databases: shared commits, never data before the
+event, a failed batch fails every waiter, a cancelled waiter's event still lands."""
 
 from __future__ import annotations
 
@@ -25,14 +22,6 @@ from vault.subjects import create_subject
 
 SHOP = Actor("client", "shop", "req-batch")
 PURPOSES = frozenset({"order.delivery"})
-
-
-@pytest.fixture
-def db_url(request: pytest.FixtureRequest) -> str:
-    """PostgreSQL only: the batcher is part of its hot path."""
-    pg = request.getfixturevalue("postgres")
-    asyncio.run(pg.truncate())
-    return pg.url
 
 
 def _row(n: int) -> dict[str, object]:
@@ -71,16 +60,16 @@ async def test_concurrent_events_share_commits_and_all_land(vault):
 async def test_lookup_waits_for_its_event_before_returning_data(vault, monkeypatch):
     """A lookup's data does not come back while its event's INSERT is still in flight."""
     sid = await _customer(vault, 1)
-    assert vault.direct is not None
+    assert vault.audit_batcher is not None
     gate, entered = asyncio.Event(), asyncio.Event()
-    real_execute = vault.direct.execute
+    real_write = vault.audit_batcher._write
 
-    async def slow_execute(sql, args):
+    async def slow_write(rows):
         entered.set()
         await gate.wait()
-        await real_execute(sql, args)
+        await real_write(rows)
 
-    monkeypatch.setattr(vault.direct, "execute", slow_execute)
+    monkeypatch.setattr(vault.audit_batcher, "_write", slow_write)
     task = asyncio.ensure_future(
         lookup(vault, SHOP, PURPOSES, purpose_id="order.delivery", identifier_kind="subject_id",
                identifier=sid)
@@ -117,15 +106,15 @@ async def test_failed_batch_fails_every_waiter_and_reveals_nothing(vault):
 
 async def test_a_cancelled_waiter_still_leaves_its_event(vault, monkeypatch):
     """Cancelling a request while its event is queued does not take the event back."""
-    assert vault.direct is not None and vault.audit_batcher is not None
+    assert vault.audit_batcher is not None
     gate = asyncio.Event()
-    real_execute = vault.direct.execute
+    real_write = vault.audit_batcher._write
 
-    async def slow_execute(sql, args):
+    async def slow_write(rows):
         await gate.wait()
-        await real_execute(sql, args)
+        await real_write(rows)
 
-    monkeypatch.setattr(vault.direct, "execute", slow_execute)
+    monkeypatch.setattr(vault.audit_batcher, "_write", slow_write)
     task = asyncio.ensure_future(vault.audit_batcher.append(_row(1)))
     await asyncio.sleep(0.05)
     task.cancel()

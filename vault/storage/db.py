@@ -53,6 +53,28 @@ def make_engine(url: str, *, pool_size: int = 40) -> AsyncEngine:
     )
 
 
+def make_read_engine(url: str) -> AsyncEngine:
+    """SQLite: an engine for read snapshots beside the writer. Same pragmas, but its
+    transactions begin deferred (a WAL read snapshot, no write lock), so the hot paths'
+    reads do not queue behind writes; their audit events go through the group commit."""
+    engine = create_async_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA query_only=ON")  # this engine never writes
+        cur.close()
+        dbapi_conn.isolation_level = None
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
 def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
