@@ -61,7 +61,7 @@ class VaultContext:
     #: SQLite only: a second engine whose transactions are plain (deferred) read
     #: snapshots beside the single writer (WAL), for the hot paths' reads.
     read_engine: AsyncEngine | None = field(default=None)
-    _compiled: dict[int, Compiled] = field(default_factory=dict, repr=False)
+    _compiled: dict[int, tuple[Select[Any], Compiled]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         url = self.engine.url.render_as_string(hide_password=False)
@@ -83,10 +83,11 @@ class VaultContext:
         statement); SQLite: a read snapshot on the read engine. Storage errors are
         `Unavailable`."""
         if self.direct is not None:
-            compiled = self._compiled.get(id(statement))
-            if compiled is None:
-                compiled = self._compiled[id(statement)] = Compiled(statement)
-            return await self.direct.fetch(compiled, params)
+            # Keyed by identity; the entry keeps the statement alive, so its id is not reused.
+            entry = self._compiled.get(id(statement))
+            if entry is None or entry[0] is not statement:
+                entry = self._compiled[id(statement)] = (statement, Compiled(statement))
+            return await self.direct.fetch(entry[1], params)
         assert self.read_engine is not None
         try:
             async with self.read_engine.connect() as conn:
