@@ -7,6 +7,7 @@ settings at start-up, so a bad purpose catalogue or an unreadable keyring stops 
 from __future__ import annotations
 
 import gc
+import time
 
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from api.controllers.privacy import PrivacyController
 from api.controllers.selfservice import SelfServiceController, SelfSessionController
 from api.controllers.subjects import SubjectController
 from api.logging import RequestIdMiddleware, before_send, configure_logging
+from api import metrics
 from api.metrics import metrics_endpoint
 from api.problems import exception_handlers
 from vault import audit_chain
@@ -220,12 +222,27 @@ def _tune_gc_for_serving() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
+def sealer_round(ctx: VaultContext, *, measure_every: float = 5.0) -> Any:
+    """One sealer round for the periodic job, reported to /metrics; the backlog is counted
+    at most every `measure_every` seconds (one indexed count, no write lock)."""
+    next_count = 0.0
+
+    async def run() -> None:
+        nonlocal next_count
+        report = await audit_chain.seal_pending(ctx)
+        unsealed = None
+        if time.monotonic() >= next_count:
+            next_count = time.monotonic() + measure_every
+            unsealed = await audit_chain.unsealed_count(ctx)
+        metrics.observe_seal(report.sealed, report.head_position >= 0, unsealed)
+
+    return run
+
+
 def background_jobs_for(ctx: VaultContext) -> list[PeriodicJob]:
     """The periodic jobs every `tresor serve` process runs."""
     jobs = [
-        PeriodicJob(
-            "audit-sealer", ctx.settings.seal_interval, lambda: audit_chain.seal_pending(ctx)
-        ),
+        PeriodicJob("audit-sealer", ctx.settings.seal_interval, sealer_round(ctx)),
     ]
     if ctx.settings.retention_interval > 0:
         jobs.append(

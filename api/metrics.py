@@ -16,6 +16,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -37,6 +38,32 @@ LOOKUPS = Counter(
     "Purpose-checked lookups by outcome (each also has an audit event)",
     ["purpose", "decision", "reason"],
 )
+
+
+AUDIT_SEALED = Counter(
+    "tresor_audit_sealed_events_total", "Audit events this process chained into the MAC chain"
+)
+AUDIT_UNSEALED = Gauge(
+    "tresor_audit_unsealed_events",
+    "Audit events appended after the chain head and not sealed yet (the sealer's backlog)",
+    multiprocess_mode="livemax",
+)
+AUDIT_LAST_SEAL = Gauge(
+    "tresor_audit_last_seal_timestamp_seconds",
+    "When this process last completed a sealing round (it held the sealer lock)",
+    multiprocess_mode="livemax",
+)
+
+
+def observe_seal(sealed: int, completed: bool, unsealed: int | None) -> None:
+    """After a sealer round: events sealed, whether the round ran (held the lock), and the
+    backlog when it was measured."""
+    if sealed:
+        AUDIT_SEALED.inc(sealed)
+    if completed:
+        AUDIT_LAST_SEAL.set(time.time())
+    if unsealed is not None:
+        AUDIT_UNSEALED.set(unsealed)
 
 
 def observe_response(method: str, route: str, status: int, started: float | None) -> None:

@@ -128,6 +128,13 @@ _HEAD = (
     .order_by(audit_events.c.seq.desc())
     .limit(1)
 )
+#: How many events follow the chain head (all of them unsealed, by construction).
+_BACKLOG = select(
+    func.count().label("backlog")
+).where(
+    audit_events.c.seq
+    > func.coalesce(_HEAD.with_only_columns(audit_events.c.seq).scalar_subquery(), 0)
+)
 #: The unsealed events after the chain head, in sequence order.
 _UNSEALED = (
     select(audit_events)
@@ -419,16 +426,7 @@ async def verify_chain(
 
 async def unsealed_count(ctx: VaultContext) -> int:
     """Events appended after the chain head (the sealer's backlog), counted along the
-    primary key. Rows slipped in *behind* the head are `verify_chain`'s business."""
-    async with ctx.transaction() as conn:
-        head = (await conn.execute(_HEAD)).first()
-        after = head[2] if head is not None else 0
-        return int(
-            (
-                await conn.execute(
-                    select(func.count())
-                    .select_from(audit_events)
-                    .where(audit_events.c.seq > after)
-                )
-            ).scalar_one()
-        )
+    primary key in one read that takes no write lock. Rows slipped in *behind* the head
+    are `verify_chain`'s business."""
+    rows = await ctx.read_rows(_BACKLOG, {})
+    return int(rows[0]["backlog"])

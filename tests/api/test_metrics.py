@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.support.factories import api, bearer, client_key, person
+from vault import audit_chain
 
 
 async def test_metrics_count_requests_by_route_template_without_personal_data(vault):
@@ -57,3 +58,31 @@ async def test_lookup_decisions_are_counted_by_purpose_and_reason(vault):
     assert count("deny", "no_consent") == before_deny + 1
     assert count("allow", "") == before_allow + 1
     assert sid not in text and p["email"] not in text
+
+
+async def test_sealer_rounds_report_sealed_events_backlog_and_last_round(vault):
+    """The sealer job exports how many events it sealed, the backlog it left, and when it
+    last ran, so an alert can notice a node-less or stuck sealer."""
+    from prometheus_client import REGISTRY
+
+    from api.app import sealer_round
+
+    def sample(name: str) -> float:
+        return REGISTRY.get_sample_value(name) or 0.0
+
+    writer = await client_key(vault, "crm", "writer")
+    async with api(vault) as http:
+        for n in range(3):
+            r = await http.post("/v1/subjects", json=person(60 + n), headers=bearer(writer))
+            assert r.status_code == 201
+    before = sample("tresor_audit_sealed_events_total")
+    unsealed_before = await audit_chain.unsealed_count(vault)
+    assert unsealed_before >= 3  # the creations and the client setup wait for the sealer
+    run = sealer_round(vault)
+    await run()
+    assert sample("tresor_audit_sealed_events_total") == before + unsealed_before
+    assert sample("tresor_audit_unsealed_events") == 0
+    assert sample("tresor_audit_last_seal_timestamp_seconds") > 0
+    async with api(vault) as http:
+        text = (await http.get("/metrics")).text
+    assert "tresor_audit_unsealed_events 0.0" in text
