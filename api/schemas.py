@@ -768,6 +768,8 @@ class BatchLine(Struct, omit_defaults=True):
     fields: dict[str, Any] | None = None
     basis: BasisOut | None = None
     contact: ContactReservationOut | None = None
+    #: As in the single lookup: the customer's preferred channel for the contact's type.
+    preferred_channel: ContactChannel | None = None
     reason: str | None = None
     status: int | None = None
     error: str | None = None

@@ -534,6 +534,8 @@ def _chunk_lines(
                     "id": r.contact_id, "month": r.month, "points": r.points,
                     "used": r.used, "basket": r.basket,
                 }
+                if r.preferred_channel is not None:  # as in the single lookup's answer
+                    line["preferred_channel"] = r.preferred_channel
             lines.append(line)
         else:
             reason = str(o.reason)

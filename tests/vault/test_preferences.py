@@ -394,6 +394,26 @@ async def test_preferred_channel_is_answered_when_the_purpose_allows_several(vau
     assert calamity.contact.preferred_channel is None
 
 
+async def test_batch_lines_answer_the_preferred_channel_like_the_single_lookup(vault):
+    """A batch with a contact names each customer's preferred channel on their line."""
+    import json
+
+    from vault import bulk
+
+    sid, other = await _subject(vault, 7), await _subject(vault, 8)
+    for s in (sid, other):
+        await consents.record_basis(vault, WRITER, s, "order.delivery", reference="Auftrag")
+    await _set(vault, sid, {"timezone": "Europe/Berlin", "preferred_channels": {"service": "sms"}})
+    lines = []
+    async for blob in bulk.resolve_batch(
+        vault, LOOKUP, ALL_PURPOSES, purpose_id="order.delivery", identifier_kind="subject_id",
+        identifiers=[sid, other], contact=ContactSpec(brand="tresor"),
+    ):
+        lines.extend(json.loads(x) for x in blob.decode().splitlines())
+    assert lines[0]["preferred_channel"] == "sms" and "fields" in lines[0]
+    assert "preferred_channel" not in lines[1] and "fields" in lines[1]
+
+
 async def test_a_contact_may_name_any_channel_of_its_purpose_only(vault):
     """order.delivery accepts phone; e-mail is not among its channels and is rejected."""
     sid = await _subject(vault)
