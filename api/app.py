@@ -138,6 +138,7 @@ def create_app(
             app.state.jobs = background_jobs_for(ctx)
             for job in app.state.jobs:
                 job.start()
+        if vault is None:  # serving (`tresor serve`), not a test's app
             _tune_gc_for_serving()
 
     async def close_vault(app: Litestar) -> None:

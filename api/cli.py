@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import json
 import os
 import shutil
+import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +28,9 @@ from vault.pressure import load_rules
 from vault.touchpoints import load_touchpoints
 from vault.settings import Settings
 from vault.storage.db import upgrade
+
+#: Read by api/asgi.py in worker processes: whether each worker runs the periodic jobs.
+INLINE_JOBS_ENV = "TRESOR_INLINE_JOBS"
 
 
 def _admin() -> Actor:
@@ -85,30 +90,103 @@ def _describe_db(settings: Settings) -> str:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
+    import subprocess
 
-    from api.app import create_app
+    import uvicorn
 
     host = args.host or settings.host
     port = args.port or settings.port
     _load_policies(settings)
     kek = open_kek_provider(settings)  # fail before serving: keyring file, token, PIN
     getattr(kek, "close", lambda: None)()
+    # Where the periodic jobs (sealer, retention) run: see api/jobs_process.py. SQLite keeps
+    # them inline: one process holding its single write lock is what the embedded default
+    # does best, and a second writer process would only queue behind it.
+    jobs = args.jobs or ("inline" if settings.is_sqlite else "process")
     print(f"Tresor serving on http://{host}:{port}/  (API docs: http://{host}:{port}/schema/swagger)")
     print(f"database: {_describe_db(settings)}; outbox: {settings.outbox_dir}", flush=True)
     options = {"host": host, "port": port, "log_level": "warning", "access_log": False,
                "proxy_headers": False}
-    if args.workers > 1:
-        # Worker processes import the app by name and read the same environment; metrics
-        # are aggregated across them through prometheus-client's multiprocess directory.
+    if args.workers > 1 or jobs == "process":
+        # Several processes: metrics are aggregated across them through prometheus-client's
+        # multiprocess directory, which must be set before prometheus-client is imported.
         metrics_dir = settings.data_dir / "metrics"
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True, mode=0o700)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-        print(f"workers: {args.workers}", flush=True)
-        uvicorn.run("api.asgi:app", workers=args.workers, **options)
-    else:
-        uvicorn.run(create_app(settings), **options)
+    os.environ[INLINE_JOBS_ENV] = "1" if jobs == "inline" else "0"
+    from api.app import create_app
+
+    helper = None
+    if jobs == "process":
+        helper = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "jobs", "--parent-pid", str(os.getpid())]
+        )
+        print(f"jobs: sealer and retention in process {helper.pid}", flush=True)
+    stopped_by: list[int] = []
+    try:
+        with _signals_end_serving(stopped_by):
+            if args.workers > 1:
+                # Worker processes import the app by name (api/asgi.py) and read the same
+                # environment, INLINE_JOBS_ENV included.
+                print(f"workers: {args.workers}", flush=True)
+                uvicorn.run("api.asgi:app", workers=args.workers, **options)
+            else:
+                uvicorn.run(create_app(settings, background_jobs=jobs == "inline"), **options)
+    finally:
+        if helper is not None:
+            _stop_child(helper)
+    for sig in stopped_by:
+        # End the way uvicorn would have: killed by the signal that stopped the server.
+        signal.signal(sig, signal.SIG_DFL)
+        signal.raise_signal(sig)
+    return 0
+
+
+class _StopServing(BaseException):
+    def __init__(self, sig: int) -> None:
+        self.sig = sig
+
+
+@contextlib.contextmanager
+def _signals_end_serving(stopped_by: list[int]) -> Iterator[None]:
+    """After a graceful shutdown uvicorn re-raises the signal that caused it, which would
+    end this process before it stopped its jobs process. Handlers installed here turn that
+    re-raise into an exception, so the caller cleans up and then re-raises it itself."""
+
+    def handler(sig: int, _frame: Any) -> None:
+        raise _StopServing(sig)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    except _StopServing as stop:
+        stopped_by.append(stop.sig)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _stop_child(proc: Any, timeout: float = 30.0) -> None:
+    """SIGTERM (the jobs process seals what is pending, then exits), SIGKILL after `timeout`."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
+    from api.jobs_process import NICENESS, run_jobs
+    from api.logging import configure_logging
+
+    configure_logging(settings.log_level)
+    os.nice(NICENESS)
+    _load_policies(settings)
+    asyncio.run(run_jobs(settings, parent_pid=args.parent_pid))
     return 0
 
 
@@ -311,11 +389,18 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="serve the API and web pages")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
+    s.add_argument("--workers", type=int, default=1, help="HTTP worker processes")
     s.add_argument(
-        "--workers", type=int, default=1, help="worker processes (each runs the sealer; "
-        "on PostgreSQL one seals at a time)"
+        "--jobs", choices=["process", "inline", "off"],
+        help="where the periodic jobs (audit sealer, retention) run: a process of their own "
+        "(default on PostgreSQL), inside each worker (default on SQLite), or not on this node "
+        "(another node runs `tresor jobs`)",
     )
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("jobs", help="run the periodic jobs (audit sealer, retention) only")
+    s.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_jobs)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
     s = db.add_parser("upgrade", help="apply Alembic migrations")

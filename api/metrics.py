@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from litestar import Response, get
 from prometheus_client import (
@@ -66,14 +67,33 @@ def observe_seal(sealed: int, completed: bool, unsealed: int | None) -> None:
         AUDIT_UNSEALED.set(unsealed)
 
 
+#: Labelled children by (method, route, status): `labels()` takes a lock and builds keys on
+#: every call; routes are templates, so this stays as small as the route table.
+_RESPONSE_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def observe_response(method: str, route: str, status: int, started: float | None) -> None:
-    REQUESTS.labels(method, route, str(status)).inc()
+    key = (method, route, status)
+    children = _RESPONSE_CHILDREN.get(key)
+    if children is None:
+        children = _RESPONSE_CHILDREN[key] = (
+            REQUESTS.labels(method, route, str(status)), LATENCY.labels(route)
+        )
+    children[0].inc()
     if started is not None:
-        LATENCY.labels(route).observe(time.perf_counter() - started)
+        children[1].observe(time.perf_counter() - started)
+
+
+_LOOKUP_CHILDREN: dict[tuple[str, str, str], Any] = {}
 
 
 def observe_lookup(purpose: str | None, decision: str, reason: str = "") -> None:
-    LOOKUPS.labels(purpose or "<unknown>", decision, reason).inc()
+    """`purpose` is a catalogue id or None (callers never pass client input here)."""
+    key = (purpose or "<unknown>", decision, reason)
+    child = _LOOKUP_CHILDREN.get(key)
+    if child is None:
+        child = _LOOKUP_CHILDREN[key] = LOOKUPS.labels(*key)
+    child.inc()
 
 
 def _exposition() -> bytes:

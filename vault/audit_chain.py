@@ -21,7 +21,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import json
+import msgspec
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -63,8 +63,11 @@ EVENT_COLUMNS = (
 
 
 _AT = EVENT_COLUMNS.index("at")
-#: Built once: `json.dumps` with options constructs an encoder per call.
-_CANONICAL = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+#: The chain's canonical encoding is compact JSON of a list of strings, integers and nulls,
+#: UTF-8, nothing escaped but what JSON requires: `json.JSONEncoder(separators=(",", ":"),
+#: ensure_ascii=False)` wrote it first; msgspec writes the same bytes about ten times faster
+#: (tests/vault/test_audit_chain.py proves the two agree, so existing chains still verify).
+_CANONICAL = msgspec.json.Encoder()
 
 
 def canonical_event(row: Any) -> bytes:
@@ -79,7 +82,7 @@ def canonical_event(row: Any) -> bytes:
     at = values[_AT]  # the only timestamp among the columns
     if isinstance(at, datetime):
         values[_AT] = as_utc(at).isoformat()  # type: ignore[union-attr]
-    return _CANONICAL.encode(values).encode()
+    return _CANONICAL.encode(values)
 
 
 def chain_mac(key: bytes, previous: str, position: int, row: Any) -> str:
@@ -198,7 +201,10 @@ async def seal_pending(
         updates: list[dict[str, Any]] = []
         waiting = False
         expected = last_seq + 1
-        for row in rows:
+        for n, row in enumerate(rows, 1):
+            if n % 500 == 0:
+                # Inline sealing (SQLite) shares the event loop with requests: let them run.
+                await asyncio.sleep(0)
             if row.seq != expected and as_utc(row.at) > now - grace:  # type: ignore[operator]
                 waiting = True  # a lower sequence number may still commit
                 break

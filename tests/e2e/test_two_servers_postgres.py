@@ -44,19 +44,29 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _socket_ports(pid: int) -> set[int]:
-    """Local TCP ports of the sockets process `pid` holds open (Linux /proc)."""
-    inodes: set[str] = set()
+def _family(pid: int) -> list[int]:
+    """`pid` and its child processes (the node's jobs process, which runs its sealer)."""
     try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
-        return set()
+        children = []
+    return [pid, *(int(c) for c in children)]
+
+
+def _socket_ports(pid: int) -> set[int]:
+    """Local TCP ports of the sockets process `pid` and its children hold open (Linux /proc)."""
+    inodes: set[str] = set()
+    for member in _family(pid):
+        try:
+            for fd in os.listdir(f"/proc/{member}/fd"):
+                try:
+                    target = os.readlink(f"/proc/{member}/fd/{fd}")
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
     ports: set[int] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
