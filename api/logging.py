@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import sys
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -60,7 +60,7 @@ def ensure_request_id(scope: Scope) -> str:
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")
                 break
-        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _REQUEST_ID_RE.match(incoming) else secrets.token_hex(16)
         state["request_id"] = request_id
     return str(request_id)
 

@@ -7,6 +7,7 @@ is one HMAC plus an indexed lookup (a password KDF would cost ~100 ms per reques
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import re
@@ -147,21 +148,41 @@ class ClientAuthenticator:
 
     The cache only saves the client-row read: entries expire after `ttl` seconds, which
     bounds how long a revoked key keeps working on a node that verified it just before.
+    When an entry expires under load, the concurrent requests with that key share one read
+    (a single flight) instead of each opening a transaction of its own.
     """
 
     def __init__(self, ctx: VaultContext, ttl: float) -> None:
         self._ctx = ctx
         self._ttl = ttl
         self._cache: dict[str, tuple[float, ClientInfo]] = {}
+        self._reading: dict[str, asyncio.Task[ClientInfo | None]] = {}
 
     async def authenticate(self, key: str) -> ClientInfo | None:
         if not key.startswith(KEY_PREFIX) or len(key) > 200:
             return None
         digest = key_hash(self._ctx, key)
         hit = self._cache.get(digest)
-        now = time.monotonic()
-        if hit is not None and now - hit[0] < self._ttl:
+        if hit is not None and time.monotonic() - hit[0] < self._ttl:
             return hit[1]
+        reading = self._reading.get(digest)
+        if reading is None:
+            # The read is a task of its own: a waiting request that is cancelled (client
+            # gone) does not cancel it for the others.
+            reading = self._reading[digest] = asyncio.get_running_loop().create_task(
+                self._read(digest)
+            )
+            reading.add_done_callback(lambda t: self._finished(digest, t))
+        return await asyncio.shield(reading)
+
+    def _finished(self, digest: str, task: asyncio.Task[ClientInfo | None]) -> None:
+        if self._reading.get(digest) is task:
+            del self._reading[digest]
+        if not task.cancelled():
+            task.exception()  # retrieved here; every waiter re-raises it
+
+    async def _read(self, digest: str) -> ClientInfo | None:
+        now = time.monotonic()
         async with self._ctx.transaction() as conn:
             row = (
                 await conn.execute(select(clients).where(clients.c.key_hash == digest))

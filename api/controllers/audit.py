@@ -14,7 +14,7 @@ from litestar.openapi.spec import OpenAPIMediaType
 from litestar.openapi.spec import OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import Parameter
 
-from api.auth import actor_of, requires
+from api.auth import actor_of, roles
 from api.controllers.dpo_console import render_proof
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
@@ -308,7 +308,7 @@ class AuditController(Controller):
     before_request = reject_unknown_query
     path = "/v1/audit"
     tags = ["audit"]
-    guards = [requires(Role.DPO)]
+    opt = roles(Role.DPO)
 
     @get(
         "/",
@@ -430,7 +430,7 @@ class DpoConsentController(Controller):
     before_request = reject_unknown_query
     path = "/v1/consents"
     tags = ["audit"]
-    guards = [requires(Role.DPO)]
+    opt = roles(Role.DPO)
 
     @get(
         "/{consent_id:str}/proof",
@@ -494,7 +494,7 @@ class RopaController(Controller):
     before_request = reject_unknown_query
     path = "/v1/ropa"
     tags = ["audit"]
-    guards = [requires(Role.DPO)]
+    opt = roles(Role.DPO)
 
     @get(
         "/",

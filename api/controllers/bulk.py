@@ -10,7 +10,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 from litestar.response import Stream
 
-from api.auth import actor_of, requires
+from api.auth import actor_of, roles
 from api.controllers.lookup import contact_spec
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
@@ -54,6 +54,7 @@ class BulkLookupController(Controller):
 
     @post(
         "/batch",
+        opt=roles(Role.LOOKUP, Role.DPO),
         operation_id="lookupBatch",
         summary="Resolve contact data for up to 10,000 identifiers (NDJSON stream, audited)",
         description=(
@@ -69,7 +70,6 @@ class BulkLookupController(Controller):
             "`from_i`). A purpose check that fails for the whole batch is a 403 problem."
         ),
         status_code=200,
-        guards=[requires(Role.LOOKUP, Role.DPO)],
         request_max_body_size=BULK_MAX_BODY_BYTES,
         responses={
             200: ResponseSpec(
@@ -108,6 +108,7 @@ class BulkLookupController(Controller):
 
     @post(
         "/dry-run",
+        opt=roles(Role.LOOKUP, Role.DPO),
         operation_id="lookupDryRun",
         summary="Audience dry run: how many of these subjects are reachable now, and why not",
         description=(
@@ -120,7 +121,6 @@ class BulkLookupController(Controller):
             "counts."
         ),
         status_code=200,
-        guards=[requires(Role.LOOKUP, Role.DPO)],
         request_max_body_size=BULK_MAX_BODY_BYTES,
         responses=problems(*AUTHED, 413, 422),
     )

@@ -8,7 +8,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import JSONBody, Parameter
 
 from api.deps import Vault
-from api.auth import actor_of, requires
+from api.auth import actor_of, roles
 from api.openapi_docs import AUTHED, problems
 from api.schemas import ClientCreate, ClientCreated, ClientList, ClientOut
 from vault import clients
@@ -28,7 +28,7 @@ def client_out(info: ClientInfo) -> ClientOut:
 class ClientController(Controller):
     path = "/v1/clients"
     tags = ["administration"]
-    guards = [requires(Role.ADMIN)]
+    opt = roles(Role.ADMIN)
 
     @post(
         "/",

@@ -8,7 +8,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import JSONBody
 
 from api.deps import Vault
-from api.auth import actor_of, requires
+from api.auth import actor_of, roles
 from api.openapi_docs import AUTHED, problems
 from api.schemas import (
     ConsentCreate,
@@ -49,6 +49,7 @@ class ConsentController(Controller):
 
     @post(
         "/",
+        opt=roles(Role.WRITER),
         operation_id="recordConsent",
         summary="Record a consent (with evidence) or another lawful basis for a purpose",
         description=(
@@ -56,7 +57,6 @@ class ConsentController(Controller):
             "confirmation link to the subject's stored e-mail address."
         ),
         status_code=201,
-        guards=[requires(Role.WRITER)],
         responses=problems(*AUTHED, 404, 409, 413, 422),
     )
     async def record(
@@ -97,9 +97,9 @@ class ConsentController(Controller):
 
     @get(
         "/",
+        opt=roles(Role.WRITER, Role.DPO),
         operation_id="listConsents",
         summary="All consents and bases of a subject, newest first, each with its history",
-        guards=[requires(Role.WRITER, Role.DPO)],
         responses=problems(*AUTHED, 404),
     )
     async def list_(
@@ -113,10 +113,10 @@ class ConsentController(Controller):
 
     @post(
         "/{consent_id:str}/withdraw",
+        opt=roles(Role.WRITER, Role.DPO),
         operation_id="withdrawConsent",
         summary="Withdraw a consent (or end another basis), effective immediately",
         status_code=200,
-        guards=[requires(Role.WRITER, Role.DPO)],
         responses=problems(*AUTHED, 404, 409),
     )
     async def withdraw(

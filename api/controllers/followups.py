@@ -10,7 +10,7 @@ from typing import Any
 from litestar import Controller, Request, get, post
 from litestar.params import JSONBody, Parameter
 
-from api.auth import actor_of, requires
+from api.auth import actor_of, roles
 from api.controllers.audit import query, reject_unknown_query
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
@@ -69,8 +69,7 @@ class FollowupController(Controller):
             "allowed even with a full basket, without counting against it; once."
         ),
         status_code=201,
-        guards=[requires(Role.WRITER)],
-        opt=query(),
+        opt={**query(), **roles(Role.WRITER)},
         responses=problems(*AUTHED, 404, 409, 413, 422),
     )
     async def create(
@@ -101,8 +100,7 @@ class FollowupController(Controller):
             "Open follow-ups whose window starts before `due_before` (default: now) and has "
             "not ended; only for purposes this client may use. Paginated with `cursor`."
         ),
-        guards=[requires(Role.WRITER, Role.LOOKUP)],
-        opt=query("due_before", "limit", "cursor"),
+        opt={**query("due_before", "limit", "cursor"), **roles(Role.WRITER, Role.LOOKUP)},
         responses=problems(*AUTHED, 422),
     )
     async def list_due(
@@ -136,8 +134,7 @@ class FollowupController(Controller):
         "/{followup_id:str}",
         operation_id="getFollowup",
         summary="One follow-up, for a purpose this client may use",
-        guards=[requires(Role.WRITER, Role.LOOKUP)],
-        opt=query(),
+        opt={**query(), **roles(Role.WRITER, Role.LOOKUP)},
         responses=problems(*AUTHED, 404),
     )
     async def get_one(

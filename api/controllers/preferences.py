@@ -9,7 +9,7 @@ import msgspec
 from litestar import Controller, Request, get, put
 from litestar.params import JSONBody
 
-from api.auth import actor_of, requires
+from api.auth import actor_of, roles
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
 from api.schemas import (
@@ -70,9 +70,9 @@ class PreferenceController(Controller):
 
     @get(
         "/",
+        opt=roles(Role.WRITER, Role.DPO),
         operation_id="getPreferences",
         summary="A customer's contact preferences and their history (audited read)",
-        guards=[requires(Role.WRITER, Role.DPO)],
         responses=problems(*AUTHED, 404),
     )
     async def get_(
@@ -86,6 +86,7 @@ class PreferenceController(Controller):
 
     @put(
         "/",
+        opt=roles(Role.WRITER),
         operation_id="setPreferences",
         summary="Replace a customer's contact preferences on the customer's instruction",
         description=(
@@ -96,7 +97,6 @@ class PreferenceController(Controller):
             "change is kept in the history and audited."
         ),
         status_code=200,
-        guards=[requires(Role.WRITER)],
         responses=problems(*AUTHED, 404, 409, 413, 422),
     )
     async def set_(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Controller, get
 from litestar.params import Parameter
 
-from api.auth import requires
+from api.auth import roles
 from api.controllers.audit import query, reject_unknown_query
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
@@ -54,7 +54,7 @@ def report_out(r: pressure_report.ContactReport) -> ContactReportOut:
 class ReportController(Controller):
     path = "/v1/reports"
     tags = ["contact pressure"]
-    guards = [requires(Role.DPO)]
+    opt = roles(Role.DPO)
     before_request = reject_unknown_query
 
     @get(

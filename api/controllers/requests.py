@@ -15,7 +15,7 @@ from litestar.exceptions import ValidationException
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Schema
 from litestar.params import JSONBody, Parameter, QueryParameter
 
-from api.auth import actor_of, requires
+from api.auth import actor_of, roles
 from api.deps import Vault
 from api.export_view import render_export_html
 from api.i18n import pick_language
@@ -74,7 +74,7 @@ async def reject_unknown_query(request: Request[Any, Any, Any]) -> None:
 class RequestController(Controller):
     path = "/v1/requests"
     tags = ["requests"]
-    guards = [requires(Role.DPO)]
+    opt = roles(Role.DPO)
     before_request = reject_unknown_query
 
     @post(
@@ -268,7 +268,7 @@ class _JsonOrHtmlOperation(Operation):
 class ExportController(Controller):
     path = "/v1/subjects/{subject_id:str}/export"
     tags = ["requests"]
-    guards = [requires(Role.DPO)]
+    opt = roles(Role.DPO)
     before_request = reject_unknown_query
 
     @get(

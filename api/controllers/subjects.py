@@ -9,7 +9,7 @@ from litestar import Controller, Request, patch, post
 from litestar.params import JSONBody
 
 from api.deps import Vault
-from api.auth import actor_of, requires
+from api.auth import actor_of, roles
 from api.openapi_docs import AUTHED, problems
 from api.schemas import ContactPatch, ContactPatched, SubjectCreate, SubjectCreated, Uuid, uuid_path
 from vault import subjects
@@ -30,7 +30,7 @@ def _present(struct: msgspec.Struct) -> dict[str, Any]:
 class SubjectController(Controller):
     path = "/v1/subjects"
     tags = ["subjects"]
-    guards = [requires(Role.WRITER)]
+    opt = roles(Role.WRITER)
 
     @post(
         "/",

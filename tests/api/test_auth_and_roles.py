@@ -205,3 +205,22 @@ async def test_admin_manages_clients_and_the_key_is_shown_once(vault):
         ("admin:client:create", "ops"),
         ("admin:client:revoke", "ops"),
     ]
+
+
+def test_every_route_that_needs_a_key_names_the_roles_that_may_call_it():
+    """Default deny by review: a new authenticated route without `roles(...)` fails here."""
+    from api.app import create_app
+    from api.auth import ROLES
+    from vault.settings import Settings
+
+    app = create_app(Settings(), configure_logs=False)
+    unguarded = [
+        (route.path, sorted(handler.http_methods))
+        for route in app.routes
+        for handler in getattr(route, "route_handlers", [])
+        if not route.path.startswith("/schema")
+        and handler.http_methods != {"OPTIONS"}
+        and not handler.opt.get("exclude_from_auth")
+        and not handler.opt.get(ROLES)
+    ]
+    assert unguarded == []

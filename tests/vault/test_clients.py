@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from typing import Any
@@ -83,6 +84,39 @@ async def test_authenticator_rejects_a_wrong_key(vault, mangle):
     """A changed, truncated, extended, overlong or empty key is rejected."""
     _, key = await create_client(vault, ADMIN, "shop", "lookup", ["order.delivery"])
     assert await ClientAuthenticator(vault, ttl=0).authenticate(mangle(key)) is None
+
+
+async def test_concurrent_requests_with_an_expired_entry_share_one_read(vault, monkeypatch):
+    """Thirty requests with the same key while no cache entry is fresh make one read, and
+    the next request after it (ttl 0) reads again."""
+    _, key = await create_client(vault, ADMIN, "shop", "lookup", ["order.delivery"])
+    auth = ClientAuthenticator(vault, ttl=0)
+    reads = 0
+    real_read = ClientAuthenticator._read
+
+    async def counted(self: ClientAuthenticator, digest: str) -> Any:
+        nonlocal reads
+        reads += 1
+        return await real_read(self, digest)
+
+    monkeypatch.setattr(ClientAuthenticator, "_read", counted)
+    infos = await asyncio.gather(*(auth.authenticate(key) for _ in range(30)))
+    assert reads == 1 and {i.name for i in infos if i is not None} == {"shop"}
+    assert all(i is not None for i in infos)
+    assert (await auth.authenticate(key)) is not None and reads == 2
+
+
+async def test_a_cancelled_request_does_not_fail_the_others_waiting_on_its_read(vault):
+    """The shared read belongs to no single request: cancelling the first leaves it running."""
+    _, key = await create_client(vault, ADMIN, "shop", "lookup", ["order.delivery"])
+    auth = ClientAuthenticator(vault, ttl=0)
+    first = asyncio.ensure_future(auth.authenticate(key))
+    second = asyncio.ensure_future(auth.authenticate(key))
+    await asyncio.sleep(0)
+    first.cancel()
+    info = await second
+    assert info is not None and info.name == "shop"
+    assert first.cancelled()
 
 
 async def test_revoked_key_is_rejected(vault, clock):
