@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -52,6 +53,26 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process `pid` so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _other_cpu(server_pid: int) -> dict[str, float]:
+    """CPU seconds so far of PostgreSQL's processes, the server's jobs process and this
+    client, to see who the 2 cores went to."""
+    postgres = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    postgres += cpu_seconds(int(entry.name))
+            except OSError:
+                continue
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "postgresql": postgres,
+        "jobs": sum(cpu_seconds(int(c)) for c in children),
+        "client": usage.ru_utime + usage.ru_stime,
+    }
 
 
 def peak_rss_kib(pid: int) -> int:
@@ -177,10 +198,12 @@ def main() -> None:
                 raise
             rss_idle = peak_rss_kib(proc.pid)
             cpu_before = cpu_seconds(proc.pid)
+            others_before = _other_cpu(proc.pid)
             started = time.perf_counter()
             resolved = asyncio.run(_resolve(port, key, ids, args.batch, args.concurrency))
             batch_seconds = time.perf_counter() - started
             server_cpu = cpu_seconds(proc.pid) - cpu_before
+            others = {k: round(v - others_before[k], 2) for k, v in _other_cpu(proc.pid).items()}
             rss_peak = peak_rss_kib(proc.pid)
             # The sealer (its own process, lower priority) chains the events after the fact;
             # how far behind it was when the last line arrived is part of the picture.
@@ -206,6 +229,8 @@ def main() -> None:
                 "audited_records_per_s": round(batch_rps),
                 # Below 1.0: the server waited (on PostgreSQL, or for a CPU) part of the time.
                 "server_cpu_share": round(server_cpu / batch_seconds, 2),
+                # CPU seconds each party spent during the batch run (2 cores in all).
+                "cpu_seconds": {"server": round(server_cpu, 2), **others},
             },
             "server_rss_kib": {"after_start": rss_idle, "peak_VmHWM": rss_peak},
             "audit_chain_sealed_seconds_after_batch": sealed_after,

@@ -138,10 +138,12 @@ _BACKLOG = select(
     audit_events.c.seq
     > func.coalesce(_HEAD.with_only_columns(audit_events.c.seq).scalar_subquery(), 0)
 )
-#: The unsealed events after the chain head, in sequence order.
+#: The unsealed events after the chain head, in sequence order. Sealing goes in `seq`
+#: order, so everything after the head is unsealed: no filter on `chain_pos`, which made
+#: PostgreSQL's planner scan and sort the whole table each round (70 ms at 240,000 events)
+#: instead of walking the primary key from the head (3 ms).
 _UNSEALED = (
     select(audit_events)
-    .where(audit_events.c.chain_pos.is_(None))
     .where(audit_events.c.seq > bindparam("last_seq"))
     .order_by(audit_events.c.seq)
     .limit(bindparam("batch"))

@@ -388,13 +388,14 @@ async def resolve_batch(
 
     # Chunks ahead: while this chunk's lines are sent, the next chunks are read, decided
     # and decrypted, so the database's round trips overlap with this process's work
-    # (in-process, 30,000 records: 13.4k/s with one chunk ahead, 15.4k/s with two). Each
+    # (in-process, 30,000 records: 13.4k/s with one chunk ahead, 15.4k/s with two;
+    # bench/bulk.py, 100,000 records: ratio 0.33-0.37 with two, 0.39-0.45 with four). Each
     # chunk commits only after the one before it committed (`after`), so a chunk that
     # cannot commit stops every later one: nothing after it is audited as revealed.
     # Lines leave in input order, each chunk's only after its own commit. With contacts
     # one chunk at a time: reservations follow the input order ("a subject's first line
     # counts") and one reserving transaction is open per batch.
-    ahead = 2 if contact is None and ctx.audit_batcher is not None else 1
+    ahead = 4 if contact is None and ctx.audit_batcher is not None else 1
     starts = list(range(0, len(identifiers), chunk_size))
     pending: collections.deque[asyncio.Task[bytes]] = collections.deque(
         start_chunk(s) for s in starts[:ahead]

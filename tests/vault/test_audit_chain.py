@@ -193,3 +193,32 @@ def test_canonical_encoding_matches_the_encoding_existing_chains_were_sealed_wit
     row = dict(zip(audit_chain.EVENT_COLUMNS, values + [None] * len(audit_chain.EVENT_COLUMNS)))
     expected = _JSON_REFERENCE.encode([row[c] for c in audit_chain.EVENT_COLUMNS]).encode()
     assert audit_chain.canonical_event(row) == expected
+
+
+async def test_the_sealer_reads_its_batch_along_the_primary_key_on_postgresql(vault):
+    """In the steady state (nearly everything sealed, fresh statistics, a short unsealed
+    tail) fetching the tail is an index range scan from the head, not a scan and sort of
+    the whole table, which a filter on `chain_pos` made it (70 ms a round at 240,000
+    events, every 0.2 s)."""
+    if vault.engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL planner question")
+    row = {"at": vault.clock.now(), "actor_type": "client", "actor_id": "shop",
+           "action": "client:contact:lookup", "decision": "allow"}
+    async with vault.transaction() as conn:
+        await conn.execute(insert(audit_events), [row] * 40_000)
+    for _ in range(8):
+        await audit_chain.seal_pending(vault, grace=NOW, batch=4_900)
+    async with vault.engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.exec_driver_sql("ANALYZE audit_events")
+        head = (await conn.execute(audit_chain._HEAD)).first()
+        plan = "\n".join(
+            r[0]
+            for r in await conn.exec_driver_sql(
+                "EXPLAIN " + audit_chain._UNSEALED_PG.sql,
+                tuple(audit_chain._UNSEALED_PG.args({"last_seq": head.seq, "batch": 5000})),
+            )
+        )
+    assert head.chain_pos == 39_200
+    assert "Seq Scan" not in plan and "Index Cond: (seq > " in plan, plan
+    assert (await audit_chain.seal_pending(vault, grace=NOW)).sealed == 800

@@ -117,6 +117,19 @@ class DirectPool:
         except STORAGE_ERRORS as exc:
             raise Unavailable("storage is unavailable; nothing was changed or revealed") from exc
 
+    async def copy_records(
+        self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]]
+    ) -> None:
+        """Binary COPY of `records` into `table`: one autocommit statement, durable when
+        this returns."""
+        pool = await self.pool()
+        try:
+            await pool.copy_records_to_table(
+                table, records=records, columns=list(columns), timeout=15.0
+            )
+        except STORAGE_ERRORS as exc:
+            raise Unavailable("storage is unavailable; nothing was changed or revealed") from exc
+
     def _abandon(self) -> None:
         """Drop a pool whose event loop is gone (its sockets cannot be closed politely)."""
         if self._pool is not None:
