@@ -13,6 +13,7 @@ from sqlalchemy import delete, insert, select, update
 from tests.support.factories import WRITER, person
 from vault import audit_chain
 from vault.audit import Actor, AuditAction, Decision, record
+from vault.context import VaultContext
 from vault.storage.tables import audit_checkpoints, audit_events
 from vault.subjects import create_subject
 
@@ -222,3 +223,43 @@ async def test_the_sealer_reads_its_batch_along_the_primary_key_on_postgresql(va
     assert head.chain_pos == 39_200
     assert "Seq Scan" not in plan and "Index Cond: (seq > " in plan, plan
     assert (await audit_chain.seal_pending(vault, grace=NOW)).sealed == 800
+
+
+async def test_a_sealer_whose_remembered_head_was_overtaken_continues_from_the_real_head(
+    vault, settings
+):
+    """Two processes take turns sealing one database: each remembers the head it wrote,
+    notices when the other moved it on, and the chain stays one line without a fork."""
+    other = VaultContext.open(settings, clock=vault.clock)
+    try:
+        await _events(vault, 4)
+        assert (await audit_chain.seal_pending(vault, grace=NOW)).head_position == 4
+        await _events(vault, 3)
+        assert (await audit_chain.seal_pending(other, grace=NOW)).head_position == 7
+        await _events(vault, 2)
+        assert (await audit_chain.seal_pending(vault, grace=NOW)).head_position == 9
+    finally:
+        await other.close()
+    report = await audit_chain.verify_chain(vault)
+    assert report.ok and report.verified == 9, report
+
+
+async def test_a_sealing_round_that_rolled_back_is_not_remembered_as_the_head(
+    vault, monkeypatch
+):
+    """If the round's transaction fails after the MACs were computed, the next round starts
+    from the head in the database, not from the one the failed round would have written."""
+    await _events(vault, 3)
+    await audit_chain.seal_pending(vault, grace=NOW)
+    await _events(vault, 3)
+
+    async def broken(*_args, **_kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(audit_chain, "_maybe_checkpoint", broken)
+    with pytest.raises(RuntimeError):
+        await audit_chain.seal_pending(vault, grace=NOW)
+    monkeypatch.undo()
+    assert (await audit_chain.seal_pending(vault, grace=NOW)).head_position == 6
+    report = await audit_chain.verify_chain(vault)
+    assert report.ok and report.verified == 6 and report.unsealed == 0, report
