@@ -90,8 +90,6 @@ def _describe_db(settings: Settings) -> str:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    import subprocess
-
     import uvicorn
 
     host = args.host or settings.host
@@ -117,12 +115,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     os.environ[INLINE_JOBS_ENV] = "1" if jobs == "inline" else "0"
     from api.app import create_app
 
-    helper = None
-    if jobs == "process":
-        helper = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "jobs", "--parent-pid", str(os.getpid())]
-        )
-        print(f"jobs: sealer and retention in process {helper.pid}", flush=True)
+    helper = _JobsProcess() if jobs == "process" else None
     stopped_by: list[int] = []
     try:
         with _signals_end_serving(stopped_by):
@@ -135,7 +128,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
                 uvicorn.run(create_app(settings, background_jobs=jobs == "inline"), **options)
     finally:
         if helper is not None:
-            _stop_child(helper)
+            helper.stop()
     for sig in stopped_by:
         # End the way uvicorn would have: killed by the signal that stopped the server.
         signal.signal(sig, signal.SIG_DFL)
@@ -167,16 +160,56 @@ def _signals_end_serving(stopped_by: list[int]) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _stop_child(proc: Any, timeout: float = 30.0) -> None:
-    """SIGTERM (the jobs process seals what is pending, then exits), SIGKILL after `timeout`."""
-    import subprocess
+class _JobsProcess:
+    """The `tresor jobs` child of `serve`, started again (after a second) if it ever ends
+    while the server runs, so a node never silently stops sealing."""
 
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    def __init__(self) -> None:
+        import threading
+
+        self._stopping = threading.Event()
+        self.proc = self._start()
+        self._watch = threading.Thread(target=self._supervise, name="tresor-jobs", daemon=True)
+        self._watch.start()
+
+    def _start(self) -> Any:
+        import subprocess
+
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "jobs", "--parent-pid", str(os.getpid())]
+        )
+        print(f"jobs: sealer and retention in process {proc.pid}", flush=True)
+        return proc
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            code = self.proc.wait()
+            if self._stopping.wait(1.0):
+                return
+            print(f"jobs: process {self.proc.pid} ended ({code}); starting it again", flush=True)
+            _forget_metrics_of(self.proc.pid)
+            self.proc = self._start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM (the jobs process seals what is pending, then exits), SIGKILL after
+        `timeout`."""
+        import subprocess
+
+        self._stopping.set()
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _forget_metrics_of(pid: int) -> None:
+    """A dead process's live gauges must not count any more (prometheus multiprocess)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
 
 
 def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:

@@ -66,7 +66,8 @@ def _other_cpu(server_pid: int) -> dict[str, float]:
                     postgres += cpu_seconds(int(entry.name))
             except OSError:
                 continue
-    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    children = [c for task in Path(f"/proc/{server_pid}/task").iterdir()
+                for c in (task / "children").read_text().split()]
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "postgresql": postgres,

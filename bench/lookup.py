@@ -1,11 +1,12 @@
 """Benchmark of the hot path: POST /v1/lookup against a baseline in the same run.
 
 For each database it initialises a fresh Tresor (keyring + migrations), seeds N subjects
-with a contract basis through the vault's own crypto, starts `tresor serve`, drives
-`POST /v1/lookup` with wrk (32 connections, random subject ids), then drives the baseline
+with a contract basis through the vault's own crypto, drives the baseline
 (bench/baseline_app.py: one row by primary key, raw asyncpg / aiosqlite, no checks, no
-audit) with the same script, and prints one JSON object with requests per second, p50 and
-p99 of both and `ratio` = lookup / baseline.
+audit) with wrk (32 connections, random subject ids), then starts `tresor serve` and drives
+`POST /v1/lookup` with the same script, each phase on a settled database (VACUUM ANALYZE,
+CHECKPOINT), and prints one JSON object with requests per second, p50 and p99 of both and
+`ratio` = lookup / baseline.
 
 Usage: .venv/bin/python bench/lookup.py [--subjects 100000] [--duration 15] [--db postgresql,sqlite]
 Needs wrk (Debian package `wrk`) and, for PostgreSQL, the server in TRESOR_BENCH_PG_URL

@@ -21,9 +21,12 @@ from vault.settings import Settings
 
 
 def _children(pid: int) -> list[int]:
-    """Child pids of `pid` (Linux /proc)."""
-    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    return [int(c) for c in text.split()]
+    """Child pids of `pid`, started by any of its threads (Linux /proc)."""
+    return sorted(
+        int(c)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for c in (task / "children").read_text().split()
+    )
 
 
 def _cmdline(pid: int) -> list[str]:
@@ -131,3 +134,22 @@ def test_jobs_option_overrides_the_default(tmp_path: Path, postgres, mode: str):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+
+
+def test_a_jobs_process_that_dies_is_started_again(tmp_path: Path, postgres):
+    """Killing the jobs process while the server runs: `serve` starts a new one, which
+    seals what was appended meanwhile."""
+    asyncio.run(postgres.truncate())
+    extra = {"TRESOR_DATABASE_URL": postgres.url, "TRESOR_SEAL_INTERVAL": "0.05",
+             "TRESOR_RETENTION_INTERVAL": "0"}
+    with serve(tmp_path, **extra) as served:
+        assert served.proc is not None
+        (first,) = _children(served.proc.pid)
+        os.kill(first, signal.SIGKILL)
+        assert _wait_for(lambda: _children(served.proc.pid) not in ([], [first]))
+        writer = served.client("crm", "writer")
+        status, _ = served.call(
+            "POST", "/v1/subjects", writer, {"name": "Kundin", "email": "kundin@beispiel.de"}
+        )
+        assert status == 201
+        assert _wait_for(lambda: _unsealed(served.data_dir, postgres.url) == 0)

@@ -46,11 +46,13 @@ def _free_port() -> int:
 
 def _family(pid: int) -> list[int]:
     """`pid` and its child processes (the node's jobs process, which runs its sealer)."""
+    children: list[int] = []
     try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children += [int(c) for c in (task / "children").read_text().split()]
     except OSError:
-        children = []
-    return [pid, *(int(c) for c in children)]
+        pass
+    return [pid, *children]
 
 
 def _socket_ports(pid: int) -> set[int]:
