@@ -138,20 +138,22 @@ def _key_column(kind: str) -> Any:
     return subjects.c.id if kind == "subject_id" else getattr(subjects.c, INDEXED[kind])
 
 
-def _build(kind: str, *, with_data: bool, array: bool) -> Select[Any]:
+def _build(kind: str, data: tuple[str, ...] | None, *, array: bool) -> Select[Any]:
     on = and_(consents.c.subject_id == subjects.c.id, consents.c.purpose == bindparam("purpose"))
     key = _key_column(kind)
     head: list[Any] = (
-        # What deciding and decrypting need: no timestamps or digests to parse per row.
+        # What deciding and decrypting need, and only the sealed fields the request may
+        # reveal: ciphertexts of other fields never leave the database (and are not read,
+        # sent or decoded for nothing).
         [
             subjects.c.id,
             subjects.c.status,
             subjects.c.kek_version,
             subjects.c.wrapped_dek,
             subjects.c.dek_version,
-            *(c for c in subjects.c if c.name.endswith("_ct")),
+            *(getattr(subjects.c, f"{f}_ct") for f in data),
         ]
-        if with_data
+        if data is not None
         else [
             subjects.c.id,
             subjects.c.status,
@@ -183,17 +185,20 @@ def _build(kind: str, *, with_data: bool, array: bool) -> Select[Any]:
     )
 
 
-#: Built once per identifier kind; only parameters change per chunk.
-_STATEMENTS = {
-    (kind, with_data, array): _build(kind, with_data=with_data, array=array)
-    for kind in IDENTIFIER_KINDS
-    for with_data in (True, False)
-    for array in (True, False)
-}
+#: Built once per identifier kind and set of fields (at most 2^5 sets: the key is sorted);
+#: only parameters change per chunk.
+_STATEMENTS: dict[tuple[str, tuple[str, ...] | None, bool], Select[Any]] = {}
 
 
-def _statement(ctx: VaultContext, kind: str, *, with_data: bool) -> Select[Any]:
-    return _STATEMENTS[(kind, with_data, ctx.engine.dialect.name == "postgresql")]
+def _statement(ctx: VaultContext, kind: str, data: tuple[str, ...] | None) -> Select[Any]:
+    """The chunk read: with `data`, the sealed columns of those fields; None: only whether
+    the subject has each channel's field (dry run)."""
+    key = (kind, tuple(sorted(data)) if data is not None else None,
+           ctx.engine.dialect.name == "postgresql")
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        statement = _STATEMENTS[key] = _build(key[0], key[1], array=key[2])
+    return statement
 
 
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -231,7 +236,7 @@ async def _fetch(
     purpose: Purpose,
     keys: list[str | None],
     *,
-    with_data: bool,
+    data: tuple[str, ...] | None,
 ) -> list[Any]:
     """The chunk's subjects joined with their records for the purpose (rows index by column
     name). Without `conn`: one autocommit read on the raw PostgreSQL pool."""
@@ -240,8 +245,8 @@ async def _fetch(
         return []
     params = {"purpose": purpose.id, "keys": wanted}
     if conn is None:
-        return await ctx.read_rows(_statement(ctx, kind, with_data=with_data), params)
-    return list((await conn.execute(_statement(ctx, kind, with_data=with_data), params)).mappings())
+        return await ctx.read_rows(_statement(ctx, kind, data), params)
+    return list((await conn.execute(_statement(ctx, kind, data), params)).mappings())
 
 
 def _decide_chunk(
@@ -450,7 +455,7 @@ async def _resolve_chunk(
     if contact is None and ctx.audit_batcher is not None:
         # PostgreSQL without reservations: one autocommit read and one multi-row event
         # insert (its own commit) on the raw pool; nothing needs a transaction around both.
-        rows = await _fetch(ctx, None, kind, purpose, keys, with_data=True)
+        rows = await _fetch(ctx, None, kind, purpose, keys, data=fields)
         outcomes = _decide_chunk(rows, purpose, fields, keys, now)
         events, lines = _chunk_lines(
             ctx, actor, purpose, requested, kind, keys, start, outcomes, {}, None,
@@ -464,7 +469,7 @@ async def _resolve_chunk(
         await ctx.audit_batcher.append_many(events)
     else:
         async with ctx.transaction() as conn:
-            rows = await _fetch(ctx, conn, kind, purpose, keys, with_data=True)
+            rows = await _fetch(ctx, conn, kind, purpose, keys, data=fields)
             outcomes = _decide_chunk(rows, purpose, fields, keys, now)
             reserved: dict[int, pressure.Reservation] = {}
             if contact is not None:
@@ -615,7 +620,7 @@ async def dry_run(
     async with ctx.rehearsal() as conn:
         for start in range(0, len(identifiers), CHUNK):
             keys = _keys(ctx, identifier_kind, identifiers[start : start + CHUNK])
-            rows = await _fetch(ctx, conn, identifier_kind, purpose, keys, with_data=False)
+            rows = await _fetch(ctx, conn, identifier_kind, purpose, keys, data=None)
             for o in _decide_chunk(rows, purpose, checked, keys, now):
                 if o.allow is None:
                     counts[str(o.reason)] += 1

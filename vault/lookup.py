@@ -132,7 +132,7 @@ async def lookup(
             await ctx.audit_batcher.append(event.deny(_safe_id(known_subject), checked.reason))
         else:
             assert purpose is not None
-            rows = await ctx.read_rows(_SUBJECT_WITH_BASES[identifier_kind], params)
+            rows = await ctx.read_rows(_subject_with_bases(identifier_kind, checked), params)
             verdict, subject = _judge(rows, purpose, checked, known_subject, now)
             if isinstance(verdict, Allow):
                 outcome = _reveal(ctx, subject, purpose_id, verdict, None)
@@ -151,7 +151,7 @@ async def lookup(
             else:
                 assert purpose is not None
                 rows = (
-                    await conn.execute(_SUBJECT_WITH_BASES[identifier_kind], params)
+                    await conn.execute(_subject_with_bases(identifier_kind, checked), params)
                 ).mappings().all()
                 verdict, subject = _judge(rows, purpose, checked, known_subject, now)
                 reserved: pressure.Reservation | None = None
@@ -304,13 +304,14 @@ def _reveal(
     )
 
 
-def _build_subject_with_bases(where: Any) -> Select[Any]:
+def _build_subject_with_bases(where: Any, fields: tuple[str, ...]) -> Select[Any]:
     on = and_(
         consents.c.subject_id == subjects.c.id, consents.c.purpose == bindparam("purpose")
     )
     return (
         select(
             *(subjects.c[name] for name in _SUBJECT_COLUMNS),
+            *(subjects.c[f"{field}_ct"] for field in fields),
             consents.c.id.label("b_id"),
             consents.c.basis.label("b_basis"),
             consents.c.status.label("b_status"),
@@ -324,22 +325,28 @@ def _build_subject_with_bases(where: Any) -> Select[Any]:
     )
 
 
-#: The subject columns a lookup needs: the decision and the sealed fields with their key.
-_SUBJECT_COLUMNS = (
-    "id", "status", "kek_version", "wrapped_dek", "dek_version",
-    *(f"{field}_ct" for field in CONTACT_FIELDS),
-)
+#: The subject columns a lookup needs for the decision and the key; of the sealed fields
+#: only those the request may reveal are read (ciphertexts of the others stay in the
+#: database).
+_SUBJECT_COLUMNS = ("id", "status", "kek_version", "wrapped_dek", "dek_version")
 
+_WHERE = {
+    "subject_id": subjects.c.id == bindparam("ident"),
+    **{kind: getattr(subjects.c, column) == bindparam("ident") for kind, column in INDEXED.items()},
+}
 #: One round trip: the subject row(s) joined with their records for the purpose, newest
 #: record first (a subject without records comes back once with NULL record columns).
-#: Built once per identifier kind; only parameters change per lookup.
-_SUBJECT_WITH_BASES = {
-    "subject_id": _build_subject_with_bases(subjects.c.id == bindparam("ident")),
-    **{
-        kind: _build_subject_with_bases(getattr(subjects.c, column) == bindparam("ident"))
-        for kind, column in INDEXED.items()
-    },
-}
+#: Built once per identifier kind and set of fields (sorted: at most 2^5 per kind); only
+#: parameters change per lookup.
+_STATEMENTS: dict[tuple[str, tuple[str, ...]], Select[Any]] = {}
+
+
+def _subject_with_bases(kind: str, fields: tuple[str, ...]) -> Select[Any]:
+    key = (kind, tuple(sorted(fields)))
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        statement = _STATEMENTS[key] = _build_subject_with_bases(_WHERE[kind], key[1])
+    return statement
 
 
 def _safe_id(value: str | None) -> str | None:

@@ -86,6 +86,24 @@ async def test_mixed_batch_in_order_each_line_audited(vault):
     assert {e["subject_id"] for e in events if e["reason"] == "invalid_identifier"} == {None}
 
 
+async def test_chunk_reads_fetch_only_the_ciphertexts_of_revealable_fields(vault, monkeypatch):
+    """Each chunk's read brings the sealed columns of the fields asked for and no others."""
+    pop = await _population(vault)
+    seen: list[set[str]] = []
+    read_rows = vault.read_rows
+
+    async def spy(statement, params):  # type: ignore[no-untyped-def]
+        rows = await read_rows(statement, params)
+        seen.extend(set(dict(r._mapping if hasattr(r, "_mapping") else r)) for r in rows)
+        return rows
+
+    monkeypatch.setattr(vault, "read_rows", spy)
+    lines = await _lines(vault, "subject_id", pop["ids"][:3], fields=["name"])
+    assert [set(line["fields"]) for line in lines] == [{"name"}] * 3
+    assert len(seen) == 3
+    assert all({c for c in cols if c.endswith("_ct")} == {"name_ct"} for cols in seen)
+
+
 async def test_by_email_never_echoes_identifier_and_flags_malformed(vault):
     pop = await _population(vault)
     emails = [p["email"] for p in pop["people"]] + ["kein-at-zeichen", "fremd@example.org"]

@@ -117,6 +117,28 @@ async def test_fields_narrow_the_answer(vault):
     assert event.fields == "phone"
 
 
+async def test_only_the_ciphertexts_of_revealable_fields_are_read(vault, monkeypatch):
+    """Data minimisation below the decision: the read fetches the sealed columns of the
+    fields asked for (within the purpose) and no others, on both databases."""
+    _, sid, _ = await _customer(vault, 7)
+    seen: list[set[str]] = []
+    read_rows = vault.read_rows
+
+    async def spy(statement, params):  # type: ignore[no-untyped-def]
+        rows = await read_rows(statement, params)
+        seen.extend({k for k in dict(r._mapping if hasattr(r, "_mapping") else r)} for r in rows)
+        return rows
+
+    monkeypatch.setattr(vault, "read_rows", spy)
+    await _lookup(vault, "order.delivery", "subject_id", sid, fields=["phone", "name"])
+    assert seen and all({c for c in cols if c.endswith("_ct")} == {"phone_ct", "name_ct"}
+                        for cols in seen)
+    seen.clear()
+    await _lookup(vault, "order.delivery", "subject_id", sid)
+    assert seen and all({c for c in cols if c.endswith("_ct")}
+                        == {"phone_ct", "name_ct", "postal_address_ct"} for cols in seen)
+
+
 async def test_field_outside_the_purpose_is_denied(vault):
     """Asking order.delivery for the e-mail is field_not_covered, audited with the requested fields."""
     _, sid, _ = await _customer(vault, 6)
