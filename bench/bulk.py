@@ -123,9 +123,10 @@ async def _resolve(port: int, key: str, ids: list[str], batch: int, concurrency:
 async def _baseline(settings: Settings, ids: list[str], fields: tuple[str, ...]) -> float:
     """Read and decrypt the same rows in the same chunking: no checks, no audit, no HTTP."""
     ctx = VaultContext.open(settings)
-    # The columns the batch reads for deciding and decrypting, selected the same way.
+    # The columns the batch reads for deciding and decrypting (the sealed columns of the
+    # purpose's fields only, as the batch does), selected the same way.
     columns = [subjects.c.id, subjects.c.status, subjects.c.kek_version, subjects.c.wrapped_dek,
-               subjects.c.dek_version, *(c for c in subjects.c if c.name.endswith("_ct"))]
+               subjects.c.dek_version, *(subjects.c[f"{f}_ct"] for f in fields)]
     stmt = select(*columns).where(subjects.c.id == any_(bindparam("ids", type_=ARRAY(String))))
     try:
         started = time.perf_counter()

@@ -63,6 +63,7 @@ EVENT_COLUMNS = (
 
 
 _AT = EVENT_COLUMNS.index("at")
+assert EVENT_COLUMNS[0] == "seq"  # the sealer reads records by position
 #: The chain's canonical encoding is compact JSON of a list of strings, integers and nulls,
 #: UTF-8, nothing escaped but what JSON requires: `json.JSONEncoder(separators=(",", ":"),
 #: ensure_ascii=False)` wrote it first; msgspec writes the same bytes about ten times faster
@@ -78,7 +79,12 @@ def canonical_event(row: Any) -> bytes:
     if isinstance(row, RowView):
         row = row._row
     by_name = getattr(row, "_mapping", row)
-    values = [by_name[name] for name in EVENT_COLUMNS]
+    return _canonical_values([by_name[name] for name in EVENT_COLUMNS])
+
+
+def _canonical_values(values: list[Any]) -> bytes:
+    """`canonical_event` of the event's column values in `EVENT_COLUMNS` order (a fresh
+    list: its timestamp is replaced in place)."""
     at = values[_AT]  # the only timestamp among the columns
     if isinstance(at, datetime):
         values[_AT] = as_utc(at).isoformat()  # type: ignore[union-attr]
@@ -86,7 +92,11 @@ def canonical_event(row: Any) -> bytes:
 
 
 def chain_mac(key: bytes, previous: str, position: int, row: Any) -> str:
-    msg = f"{previous}|{position}|".encode() + canonical_event(row)
+    return _mac(key, previous, position, canonical_event(row))
+
+
+def _mac(key: bytes, previous: str, position: int, canonical: bytes) -> str:
+    msg = f"{previous}|{position}|".encode() + canonical
     return hmac.digest(key, msg, "sha256").hex()  # one-shot C path; same as hmac.new(...)
 
 
@@ -143,7 +153,7 @@ _BACKLOG = select(
 #: PostgreSQL's planner scan and sort the whole table each round (70 ms at 240,000 events)
 #: instead of walking the primary key from the head (3 ms).
 _UNSEALED = (
-    select(audit_events)
+    select(*(audit_events.c[name] for name in EVENT_COLUMNS))
     .where(audit_events.c.seq > bindparam("last_seq"))
     .order_by(audit_events.c.seq)
     .limit(bindparam("batch"))
@@ -220,48 +230,50 @@ async def seal_pending(
             # more than the MACs (see vault/storage/pg_direct.py).
             driver = (await conn.get_raw_connection()).driver_connection
             assert driver is not None
-            rows: Any = [
-                RowView(r) for r in await driver.fetch(_UNSEALED_PG.sql, *_UNSEALED_PG.args(params))
-            ]
+            # Records of EVENT_COLUMNS (seq first): the MAC input by position, no name lookups.
+            rows: Any = await driver.fetch(_UNSEALED_PG.sql, *_UNSEALED_PG.args(params))
         else:
             rows = (await conn.execute(_UNSEALED, params)).all()
-        updates: list[dict[str, Any]] = []
+        seqs: list[int] = []
+        positions: list[int] = []
+        macs: list[str] = []
         waiting = False
         expected = last_seq + 1
         for n, row in enumerate(rows, 1):
             if n % 500 == 0:
                 # Inline sealing (SQLite) shares the event loop with requests: let them run.
                 await asyncio.sleep(0)
-            if row.seq != expected and as_utc(row.at) > now - grace:  # type: ignore[operator]
+            seq = row[0]
+            if seq != expected and as_utc(row[_AT]) > now - grace:  # type: ignore[operator]
                 waiting = True  # a lower sequence number may still commit
                 break
             position += 1
-            previous = chain_mac(key, previous, position, row)
-            updates.append({"k_seq": row.seq, "k_pos": position, "k_mac": previous})
-            expected = row.seq + 1
-        if updates and driver is not None:
+            previous = _mac(key, previous, position, _canonical_values(list(row)))
+            seqs.append(seq)
+            positions.append(position)
+            macs.append(previous)
+            expected = seq + 1
+        if seqs and driver is not None:
             # One statement for the whole batch instead of one UPDATE per event.
-            await driver.execute(
-                _SEAL_PG,
-                [u["k_seq"] for u in updates],
-                [u["k_pos"] for u in updates],
-                [u["k_mac"] for u in updates],
-            )
-        elif updates:
+            await driver.execute(_SEAL_PG, seqs, positions, macs)
+        elif seqs:
             await conn.execute(
                 update(audit_events)
                 .where(audit_events.c.seq == bindparam("k_seq"))
                 .values(chain_pos=bindparam("k_pos"), chain_mac=bindparam("k_mac")),
-                updates,
+                [
+                    {"k_seq": q, "k_pos": p, "k_mac": m}
+                    for q, p, m in zip(seqs, positions, macs, strict=True)
+                ],
             )
         checkpoint = None
-        if updates:
-            _LAST_HEAD[id(ctx.engine)] = (position, previous, updates[-1]["k_seq"])
+        if seqs:
+            _LAST_HEAD[id(ctx.engine)] = (position, previous, seqs[-1])
             checkpoint = await _maybe_checkpoint(
-                ctx, conn, position, updates[-1]["k_seq"], previous, now,
+                ctx, conn, position, seqs[-1], previous, now,
                 every=checkpoint_every, interval=checkpoint_interval,
             )
-    return SealReport(len(updates), position, checkpoint, waiting)
+    return SealReport(len(seqs), position, checkpoint, waiting)
 
 
 async def _maybe_checkpoint(
