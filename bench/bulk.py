@@ -135,7 +135,7 @@ async def _baseline(settings: Settings, ids: list[str], fields: tuple[str, ...])
             async with ctx.engine.connect() as conn:
                 rows = (await conn.execute(stmt, {"ids": ids[start : start + bulk.CHUNK]})).all()
             for row in rows:
-                decrypt_fields(ctx, row, fields)
+                decrypt_fields(ctx, row, fields, cache_key=False)  # as the batch does
                 n += 1
         seconds = time.perf_counter() - started
     finally:

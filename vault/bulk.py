@@ -513,7 +513,7 @@ def _chunk_lines(
         if o.allow is not None:
             row, basis = o.row, o.allow.basis
             try:
-                data = decrypt_fields(ctx, row, o.allow.fields)
+                data = decrypt_fields(ctx, row, o.allow.fields, cache_key=False)
             except KeyringError as exc:
                 raise Unavailable("keyring is unavailable; nothing was revealed") from exc
             events.append(

@@ -191,13 +191,18 @@ class RowView:
         return self._row[name]
 
 
-def decrypt_fields(ctx: VaultContext, row: Row, wanted: tuple[str, ...]) -> dict[str, Any]:
-    """Plaintext of the wanted fields that the subject has; absent fields are left out."""
+def decrypt_fields(
+    ctx: VaultContext, row: Row, wanted: tuple[str, ...], *, cache_key: bool = True
+) -> dict[str, Any]:
+    """Plaintext of the wanted fields that the subject has; absent fields are left out.
+
+    `cache_key=False` (bulk resolution) leaves the unwrapped key out of the DEK cache: a
+    batch of 10,000 subjects would otherwise push out the keys single lookups reuse."""
     # By column name: a RowView's record, a SQLAlchemy row's mapping, or a row that
     # already indexes by name (row mapping, asyncpg record, dict).
     cols = row._row if isinstance(row, RowView) else getattr(row, "_mapping", row)
     subject_id, dek_version = cols["id"], cols["dek_version"]
-    dek = ctx.deks.dek(subject_id, cols["kek_version"], cols["wrapped_dek"])
+    dek = ctx.deks.dek(subject_id, cols["kek_version"], cols["wrapped_dek"], remember=cache_key)
     out: dict[str, Any] = {}
     for field in wanted:
         blob = cols[_SEALED_COLUMN[field]]

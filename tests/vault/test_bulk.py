@@ -104,6 +104,17 @@ async def test_chunk_reads_fetch_only_the_ciphertexts_of_revealable_fields(vault
     assert all({c for c in cols if c.endswith("_ct")} == {"name_ct"} for cols in seen)
 
 
+async def test_a_batch_leaves_the_key_cache_to_single_lookups(vault):
+    """Keys unwrapped for a batch are not cached: 10,000 of them would push out the keys
+    single lookups reuse."""
+    pop = await _population(vault)
+    for sid in pop["ids"]:
+        vault.deks.forget(sid)
+    lines = await _lines(vault, "subject_id", pop["ids"][:3])
+    assert all("fields" in line for line in lines)
+    assert len(vault.deks._cache) == 0
+
+
 async def test_by_email_never_echoes_identifier_and_flags_malformed(vault):
     pop = await _population(vault)
     emails = [p["email"] for p in pop["people"]] + ["kein-at-zeichen", "fremd@example.org"]

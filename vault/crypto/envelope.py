@@ -35,8 +35,13 @@ class DekManager:
         self._remember((subject_id, version, wrapped), aead)
         return aead, version, wrapped
 
-    def dek(self, subject_id: str, kek_version: int, wrapped: bytes) -> AESGCM:
-        """The cipher for a stored wrapped DEK; raises `DecryptionError` if it won't unwrap."""
+    def dek(
+        self, subject_id: str, kek_version: int, wrapped: bytes, *, remember: bool = True
+    ) -> AESGCM:
+        """The cipher for a stored wrapped DEK; raises `DecryptionError` if it won't unwrap.
+
+        A cached key is used either way; `remember=False` only keeps a newly unwrapped one
+        out of the cache."""
         key = (subject_id, kek_version, bytes(wrapped))
         with self._lock:
             aead = self._cache.get(key)
@@ -44,7 +49,8 @@ class DekManager:
                 self._cache.move_to_end(key)
                 return aead
         aead = _aead.cipher(self._provider.unwrap(subject_id, kek_version, bytes(wrapped)))
-        self._remember(key, aead)
+        if remember:
+            self._remember(key, aead)
         return aead
 
     def rewrap(self, subject_id: str, kek_version: int, wrapped: bytes) -> tuple[int, bytes]:
