@@ -64,6 +64,13 @@ def _unsealed(data_dir: Path, url: str) -> int:
     return asyncio.run(count())
 
 
+def _on_postgres(postgres) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """An emptied test database and a fast sealer, as settings for `serve`."""
+    asyncio.run(postgres.truncate())
+    return {"TRESOR_DATABASE_URL": postgres.url, "TRESOR_SEAL_INTERVAL": "0.05",
+            "TRESOR_RETENTION_INTERVAL": "0"}
+
+
 def _healthy(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as resp:
@@ -77,10 +84,7 @@ def test_on_postgresql_a_niced_jobs_process_seals_and_dies_with_a_killed_server(
 ):
     """The server's only child is `tresor jobs` at nice +10; it seals what the server
     appended, and after SIGKILL of the server it seals the rest and exits by itself."""
-    asyncio.run(postgres.truncate())
-    extra = {"TRESOR_DATABASE_URL": postgres.url, "TRESOR_SEAL_INTERVAL": "0.05",
-             "TRESOR_RETENTION_INTERVAL": "0"}
-    with serve(tmp_path, **extra) as served:
+    with serve(tmp_path, **_on_postgres(postgres)) as served:
         assert served.proc is not None
         (jobs,) = _children(served.proc.pid)
         assert _cmdline(jobs)[-4:-2] == ["api.cli", "jobs"]
@@ -139,10 +143,7 @@ def test_jobs_option_overrides_the_default(tmp_path: Path, postgres, mode: str):
 def test_a_jobs_process_that_dies_is_started_again(tmp_path: Path, postgres):
     """Killing the jobs process while the server runs: `serve` starts a new one, which
     seals what was appended meanwhile."""
-    asyncio.run(postgres.truncate())
-    extra = {"TRESOR_DATABASE_URL": postgres.url, "TRESOR_SEAL_INTERVAL": "0.05",
-             "TRESOR_RETENTION_INTERVAL": "0"}
-    with serve(tmp_path, **extra) as served:
+    with serve(tmp_path, **_on_postgres(postgres)) as served:
         assert served.proc is not None
         (first,) = _children(served.proc.pid)
         os.kill(first, signal.SIGKILL)
