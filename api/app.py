@@ -114,6 +114,21 @@ def openapi_config() -> OpenAPIConfig:
     )
 
 
+#: Paths the API-key middleware skips: public pages and documents, and the privacy centre
+#: and DPO console, which sign in with their own sessions. No API key, so no role check.
+NO_API_KEY_PATHS = (
+    "^/schema",
+    "^/health$",
+    "^/metrics$",
+    "^/ready$",
+    "^/$",
+    "^/confirm/",
+    "^/self/",
+    "^/privacy",
+    "^/dpo",
+)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -143,11 +158,8 @@ def create_app(
 
     async def close_vault(app: Litestar) -> None:
         await selfservice.wait_for_mail()  # sign-in codes already promised go out
-        for job in getattr(app.state, "jobs", []):
-            await job.stop()
         if getattr(app.state, "jobs", []):
-            # A clean shutdown seals everything this node appended.
-            await audit_chain.seal_all(app.state.vault, max_wait_seconds=12.0)
+            await stop_jobs(app.state.vault, app.state.jobs)
         if getattr(app.state, "owns_vault", False):
             await app.state.vault.close()
 
@@ -184,17 +196,7 @@ def create_app(
             RequestIdMiddleware,
             DefineMiddleware(
                 BearerKeyMiddleware,
-                exclude=[
-                    "^/schema",
-                    "^/health$",
-                    "^/metrics$",
-                    "^/ready$",
-                    "^/$",
-                    "^/confirm/",
-                    "^/self/",
-                    "^/privacy",
-                    "^/dpo",
-                ],
+                exclude=list(NO_API_KEY_PATHS),
                 exclude_from_auth_key="exclude_from_auth",
             ),
         ],
@@ -238,6 +240,14 @@ def sealer_round(ctx: VaultContext, *, measure_every: float = 5.0) -> Any:
         metrics.observe_seal(report.sealed, report.head_position >= 0, unsealed)
 
     return run
+
+
+async def stop_jobs(ctx: VaultContext, jobs: list[PeriodicJob]) -> None:
+    """Stop the periodic jobs after their current run, then seal everything appended so far
+    (a clean shutdown, inline or in the jobs process, leaves nothing unsealed)."""
+    for job in jobs:
+        await job.stop()
+    await audit_chain.seal_all(ctx, max_wait_seconds=12.0)
 
 
 def background_jobs_for(ctx: VaultContext) -> list[PeriodicJob]:

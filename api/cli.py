@@ -168,6 +168,7 @@ class _JobsProcess:
         import threading
 
         self._stopping = threading.Event()
+        self._lock = threading.Lock()  # a restart and `stop` never interleave
         self.proc = self._start()
         self._watch = threading.Thread(target=self._supervise, name="tresor-jobs", daemon=True)
         self._watch.start()
@@ -186,16 +187,21 @@ class _JobsProcess:
             code = self.proc.wait()
             if self._stopping.wait(1.0):
                 return
-            print(f"jobs: process {self.proc.pid} ended ({code}); starting it again", flush=True)
-            _forget_metrics_of(self.proc.pid)
-            self.proc = self._start()
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                print(f"jobs: process {self.proc.pid} ended ({code}); starting it again",
+                      flush=True)
+                _forget_metrics_of(self.proc.pid)
+                self.proc = self._start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM (the jobs process seals what is pending, then exits), SIGKILL after
         `timeout`."""
         import subprocess
 
-        self._stopping.set()
+        with self._lock:
+            self._stopping.set()
         self.proc.terminate()
         try:
             self.proc.wait(timeout=timeout)

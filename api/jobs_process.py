@@ -25,8 +25,7 @@ import signal
 
 import structlog
 
-from api.app import background_jobs_for
-from vault import audit_chain
+from api.app import background_jobs_for, stop_jobs
 from vault.context import VaultContext
 from vault.settings import Settings
 
@@ -56,11 +55,8 @@ async def run_jobs(settings: Settings, *, parent_pid: int | None = None) -> None
                 log.warning("jobs_parent_gone")
                 break
     finally:
-        for job in jobs:
-            await job.stop()
-        # Like a clean shutdown of an inline sealer: chain everything appended so far.
         try:
-            await audit_chain.seal_all(ctx, max_wait_seconds=12.0)
+            await stop_jobs(ctx, jobs)
         except Exception as exc:  # noqa: BLE001 - the next sealer picks the backlog up
             log.error("final_seal_failed", error=type(exc).__name__)
         await ctx.close()

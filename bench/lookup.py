@@ -66,12 +66,14 @@ def wait_up(url: str, timeout: float = 30) -> None:
     raise RuntimeError(f"server at {url} did not come up")
 
 
-async def _admin(sql: str) -> None:
-    engine = make_engine(PG_ADMIN)
+async def _admin(*statements: str, url: str = PG_ADMIN) -> None:
+    """Statements outside a transaction (CREATE DATABASE, VACUUM, CHECKPOINT)."""
+    engine = make_engine(url)
     try:
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(sql))
+            for sql in statements:
+                await conn.execute(text(sql))
     finally:
         await engine.dispose()
 
@@ -93,17 +95,7 @@ def settle(kind: str, settings: Settings) -> None:
     if kind != "postgresql":
         return
 
-    async def run() -> None:
-        engine = make_engine(settings.effective_database_url)
-        try:
-            async with engine.connect() as conn:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await conn.execute(text("VACUUM ANALYZE"))
-                await conn.execute(text("CHECKPOINT"))
-        finally:
-            await engine.dispose()
-
-    asyncio.run(run())
+    asyncio.run(_admin("VACUUM ANALYZE", "CHECKPOINT", url=settings.effective_database_url))
     time.sleep(1)
 
 
