@@ -31,13 +31,13 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import Select, bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.clock import as_utc
 from vault.context import VaultContext
 from vault.storage.pg_direct import Compiled
-from vault.storage.tables import audit_checkpoints, audit_events
+from vault.storage.tables import audit_checkpoints, audit_events, audit_seals
 from vault.subjects import RowView
 
 GENESIS = "0" * 64
@@ -132,13 +132,12 @@ class SealReport:
     waiting_for_gap: bool
 
 
-#: The chain head: the sealed event with the highest sequence number (the chain visits
-#: events in increasing `seq`, so this is also the highest position; found backwards along
-#: the primary key, past the few unsealed events at the end).
+#: The chain head: the seal with the highest sequence number (the chain visits events in
+#: increasing `seq`, so this is also the highest position), the last entry of the seal
+#: table's primary key.
 _HEAD = (
-    select(audit_events.c.chain_pos, audit_events.c.chain_mac, audit_events.c.seq)
-    .where(audit_events.c.chain_pos.is_not(None))
-    .order_by(audit_events.c.seq.desc())
+    select(audit_seals.c.chain_pos, audit_seals.c.chain_mac, audit_seals.c.seq)
+    .order_by(audit_seals.c.seq.desc())
     .limit(1)
 )
 #: How many events follow the chain head (all of them unsealed, by construction).
@@ -146,12 +145,9 @@ _BACKLOG = select(
     func.count().label("backlog")
 ).where(
     audit_events.c.seq
-    > func.coalesce(_HEAD.with_only_columns(audit_events.c.seq).scalar_subquery(), 0)
+    > func.coalesce(select(func.max(audit_seals.c.seq)).scalar_subquery(), 0)
 )
-#: The unsealed events after the chain head, in sequence order. Sealing goes in `seq`
-#: order, so everything after the head is unsealed: no filter on `chain_pos`, which made
-#: PostgreSQL's planner scan and sort the whole table each round (70 ms at 240,000 events)
-#: instead of walking the primary key from the head (3 ms).
+#: The unsealed events after the chain head, in sequence order, along the primary key.
 _UNSEALED = (
     select(*(audit_events.c[name] for name in EVENT_COLUMNS))
     .where(audit_events.c.seq > bindparam("last_seq"))
@@ -159,38 +155,21 @@ _UNSEALED = (
     .limit(bindparam("batch"))
 )
 _UNSEALED_PG = Compiled(_UNSEALED)
-_SEAL_PG = (
-    "UPDATE audit_events AS e SET chain_pos = v.pos, chain_mac = v.mac "
-    "FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS v(seq, pos, mac) "
-    "WHERE e.seq = v.seq"
-)
+_SEAL_COLUMNS = ["seq", "chain_pos", "chain_mac"]
+#: Events with their seal (chain_pos and chain_mac are NULL for an unsealed event), for
+#: readers that show or export whether an event is sealed.
+EVENTS_WITH_SEALS = audit_events.outerjoin(audit_seals, audit_seals.c.seq == audit_events.c.seq)
 
 
-#: The head each process's sealer last wrote, by engine. Confirmed with one probe along the
-#: primary key instead of `_HEAD`'s walk back over the unsealed backlog (49 ms a round at
-#: a backlog of 190,000 events). Another node's sealer may have moved the head on, or the
-#: row may have been tampered with: then the probe does not match and `_HEAD` decides.
-_LAST_HEAD: dict[int, tuple[int, str, int]] = {}
-_HEAD_PROBE = (
-    select(audit_events.c.seq, audit_events.c.chain_pos, audit_events.c.chain_mac)
-    .where(audit_events.c.seq >= bindparam("seq"))
-    .order_by(audit_events.c.seq)
-    .limit(2)
-)
+def select_events_with_seals() -> Select[Any]:
+    """`SELECT` of every event column plus `chain_pos` and `chain_mac` from its seal."""
+    return select(audit_events, audit_seals.c.chain_pos, audit_seals.c.chain_mac).select_from(
+        EVENTS_WITH_SEALS
+    )
 
 
-async def _chain_head(conn: AsyncConnection, ctx: VaultContext) -> tuple[int, str, int] | None:
+async def _chain_head(conn: AsyncConnection) -> tuple[int, str, int] | None:
     """(position, mac, seq) of the chain head, or None for an empty chain."""
-    cached = _LAST_HEAD.get(id(ctx.engine))
-    if cached is not None:
-        position, mac, seq = cached
-        probe = (await conn.execute(_HEAD_PROBE, {"seq": seq})).all()
-        if (
-            probe
-            and (probe[0].seq, probe[0].chain_pos, probe[0].chain_mac) == (seq, position, mac)
-            and (len(probe) == 1 or probe[1].chain_pos is None)
-        ):
-            return cached
     head = (await conn.execute(_HEAD)).first()
     return (head[0], head[1], head[2]) if head is not None else None
 
@@ -220,7 +199,7 @@ async def seal_pending(
     async with ctx.transaction() as conn:
         if not await _try_lock(conn):
             return SealReport(0, -1, None, False)
-        head = await _chain_head(conn, ctx)
+        head = await _chain_head(conn)
         position, previous, last_seq = head if head is not None else (0, GENESIS, 0)
         params = {"last_seq": last_seq, "batch": batch}
         driver = None
@@ -254,21 +233,20 @@ async def seal_pending(
             macs.append(previous)
             expected = seq + 1
         if seqs and driver is not None:
-            # One statement for the whole batch instead of one UPDATE per event.
-            await driver.execute(_SEAL_PG, seqs, positions, macs)
+            # One binary COPY of narrow rows for the whole batch, in this transaction.
+            await driver.copy_records_to_table(
+                "audit_seals", records=zip(seqs, positions, macs), columns=_SEAL_COLUMNS
+            )
         elif seqs:
             await conn.execute(
-                update(audit_events)
-                .where(audit_events.c.seq == bindparam("k_seq"))
-                .values(chain_pos=bindparam("k_pos"), chain_mac=bindparam("k_mac")),
+                insert(audit_seals),
                 [
-                    {"k_seq": q, "k_pos": p, "k_mac": m}
+                    {"seq": q, "chain_pos": p, "chain_mac": m}
                     for q, p, m in zip(seqs, positions, macs, strict=True)
                 ],
             )
         checkpoint = None
         if seqs:
-            _LAST_HEAD[id(ctx.engine)] = (position, previous, seqs[-1])
             checkpoint = await _maybe_checkpoint(
                 ctx, conn, position, seqs[-1], previous, now,
                 every=checkpoint_every, interval=checkpoint_interval,
@@ -380,8 +358,11 @@ async def _chain_rows(conn: AsyncConnection, page: int) -> AsyncIterator[Any]:
     while True:
         rows = (
             await conn.execute(
-                select(audit_events)
-                .where(audit_events.c.seq > after, audit_events.c.chain_pos.is_not(None))
+                select(audit_events, audit_seals.c.chain_pos, audit_seals.c.chain_mac)
+                .select_from(
+                    audit_events.join(audit_seals, audit_seals.c.seq == audit_events.c.seq)
+                )
+                .where(audit_events.c.seq > after)
                 .order_by(audit_events.c.seq)
                 .limit(page)
             )
@@ -458,7 +439,8 @@ async def verify_chain(
         unsealed = (
             await conn.execute(
                 select(audit_events.c.seq)
-                .where(audit_events.c.chain_pos.is_(None))
+                .select_from(EVENTS_WITH_SEALS)
+                .where(audit_seals.c.seq.is_(None))
                 .order_by(audit_events.c.seq)
             )
         ).scalars().all()

@@ -9,9 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
-from vault.audit_chain import EVENT_COLUMNS
+from vault.audit_chain import EVENT_COLUMNS, select_events_with_seals
 from vault.clock import as_utc
 from vault.context import VaultContext
 from vault.storage.tables import audit_events
@@ -30,7 +28,7 @@ async def iter_events(
     """Events with since <= at < until in sequence order, read in keyset pages."""
     after = 0
     while True:
-        stmt = select(audit_events).where(audit_events.c.seq > after)
+        stmt = select_events_with_seals().where(audit_events.c.seq > after)
         if since is not None:
             stmt = stmt.where(audit_events.c.at >= since)
         if until is not None:

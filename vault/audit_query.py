@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault import audit
 from vault.audit import Actor, AuditAction, Decision
+from vault.audit_chain import select_events_with_seals
 from vault.clock import as_utc
 from vault.context import VaultContext
 from vault.errors import InvalidInput
@@ -217,7 +218,7 @@ async def search(
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput("limit out of range", {"limit": f"must be 1 to {MAX_LIMIT}"})
     before = decode_cursor(cursor) if cursor is not None else None
-    stmt = select(audit_events).where(*_conditions(f))
+    stmt = select_events_with_seals().where(*_conditions(f))
     if before is not None:
         stmt = stmt.where(audit_events.c.seq < before)
     stmt = stmt.order_by(audit_events.c.seq.desc()).limit(limit + 1)

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from vault import audit
 from vault.audit import Actor, AuditAction, Decision
+from vault.audit_chain import select_events_with_seals
 from vault.audit_query import AuditItem, audit_item
 from vault.clock import as_utc
 from vault.consents import evidence_secrets
@@ -126,7 +127,7 @@ async def consent_proof(ctx: VaultContext, actor: Actor, consent_id: str) -> Con
         ).all()
         events = (
             await conn.execute(
-                select(audit_events)
+                select_events_with_seals()
                 .where(audit_events.c.consent_id == consent_id)
                 .order_by(audit_events.c.seq)
             )

@@ -258,14 +258,18 @@ async def _database_facts(url: str) -> dict[str, Any]:
     from sqlalchemy import func, select
 
     from vault.storage.db import make_engine
-    from vault.storage.tables import audit_checkpoints, audit_events, contact_budgets, contacts
+    from vault import audit_chain
+    from vault.storage.tables import (
+        audit_checkpoints, audit_events, audit_seals, contact_budgets, contacts,
+    )
 
     engine = make_engine(url)
     try:
         async with engine.connect() as conn:
             rows = (
                 await conn.execute(
-                    select(audit_events.c.seq, audit_events.c.chain_pos, audit_events.c.action)
+                    select(audit_events.c.seq, audit_seals.c.chain_pos, audit_events.c.action)
+                    .select_from(audit_chain.EVENTS_WITH_SEALS)
                     .order_by(audit_events.c.seq)
                 )
             ).all()

@@ -28,9 +28,10 @@ from sqlalchemy import func, select
 from tests.conftest import POLICIES
 from tests.support.factories import person
 from tests.support.server import free_port
+from vault import audit_chain
 from vault.pressure import load_rules
 from vault.storage.db import make_engine
-from vault.storage.tables import audit_events, contact_budgets, contacts
+from vault.storage.tables import audit_events, audit_seals, contact_budgets, contacts
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -181,8 +182,8 @@ async def _database_facts(url: str) -> dict[str, Any]:
             ).all()
             unsealed = (
                 await conn.execute(
-                    select(func.count()).select_from(audit_events)
-                    .where(audit_events.c.chain_pos.is_(None))
+                    select(func.count()).select_from(audit_chain.EVENTS_WITH_SEALS)
+                    .where(audit_seals.c.seq.is_(None))
                 )
             ).scalar_one()
             budgets = {

@@ -14,7 +14,7 @@ from tests.support.factories import WRITER, person
 from vault import audit_chain
 from vault.audit import Actor, AuditAction, Decision, record
 from vault.context import VaultContext
-from vault.storage.tables import audit_checkpoints, audit_events
+from vault.storage.tables import audit_checkpoints, audit_events, audit_seals
 from vault.subjects import create_subject
 
 NOW = timedelta(0)
@@ -71,7 +71,7 @@ async def _seq_at(vault, position: int) -> int:
     async with vault.engine.connect() as conn:
         return (
             await conn.execute(
-                select(audit_events.c.seq).where(audit_events.c.chain_pos == position)
+                select(audit_seals.c.seq).where(audit_seals.c.chain_pos == position)
             )
         ).scalar_one()
 
@@ -132,16 +132,45 @@ async def test_a_forged_sealed_row_in_the_middle_is_caught(vault):
     """Shifting positions to slip a row into the chain fails without the audit key."""
     await _sealed(vault, 10)
     seq5 = await _seq_at(vault, 5)
-    await _tamper(vault, update(audit_events).where(audit_events.c.chain_pos == 5).values(chain_mac="f" * 64))
+    await _tamper(vault, update(audit_seals).where(audit_seals.c.chain_pos == 5).values(chain_mac="f" * 64))
     report = await audit_chain.verify_chain(vault)
     assert not report.ok and report.broken_seq == seq5
+
+
+async def test_a_deleted_seal_is_caught_at_its_event(vault):
+    """Removing one event's seal (to edit the event unseen) leaves a hole in the positions,
+    named by the next sealed event."""
+    await _sealed(vault, 10)
+    after = await _seq_at(vault, 6)
+    await _tamper(vault, delete(audit_seals).where(audit_seals.c.chain_pos == 5))
+    report = await audit_chain.verify_chain(vault)
+    assert not report.ok and report.broken_seq == after and "missing" in report.problem
+
+
+async def test_sealing_appends_seals_and_leaves_the_events_as_written(vault):
+    """The sealer writes one seal row per event and never rewrites an event: the events'
+    columns are byte for byte what the request appended."""
+    await _events(vault, 6)
+    async with vault.engine.connect() as conn:
+        before = (await conn.execute(select(audit_events).order_by(audit_events.c.seq))).all()
+    await audit_chain.seal_all(vault, grace=NOW)
+    async with vault.engine.connect() as conn:
+        after = (await conn.execute(select(audit_events).order_by(audit_events.c.seq))).all()
+        seals = (await conn.execute(select(audit_seals).order_by(audit_seals.c.seq))).all()
+    assert after == before
+    assert [(s.seq, s.chain_pos) for s in seals] == [(e.seq, i) for i, e in enumerate(before, 1)]
 
 
 async def test_a_truncated_tail_behind_a_checkpoint_is_caught(vault):
     """Deleting the newest sealed events under a signed checkpoint is reported as truncation."""
     await _sealed(vault, 12)
     last_seq = await _seq_at(vault, 12)
-    await _tamper(vault, delete(audit_events).where(audit_events.c.chain_pos >= 10))
+    await _tamper(
+        vault,
+        delete(audit_events).where(
+            audit_events.c.seq.in_(select(audit_seals.c.seq).where(audit_seals.c.chain_pos >= 10))
+        ),
+    )
     report = await audit_chain.verify_chain(vault)
     assert not report.ok and report.broken_seq == last_seq and "truncated" in report.problem
 
@@ -228,8 +257,8 @@ async def test_the_sealer_reads_its_batch_along_the_primary_key_on_postgresql(va
 async def test_a_sealer_whose_remembered_head_was_overtaken_continues_from_the_real_head(
     vault, settings
 ):
-    """Two processes take turns sealing one database: each remembers the head it wrote,
-    notices when the other moved it on, and the chain stays one line without a fork."""
+    """Two processes take turns sealing one database: each continues from the head the
+    other wrote, and the chain stays one line without a fork."""
     other = VaultContext.open(settings, clock=vault.clock)
     try:
         await _events(vault, 4)

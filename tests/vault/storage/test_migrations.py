@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
+from tests.conftest import POLICIES
+from vault import audit_chain
+from vault.audit import Actor, AuditAction, Decision, record
+from vault.context import VaultContext
+from vault.crypto import LocalKeyring
+from vault.settings import Settings
 from vault.storage.db import alembic_config, make_engine, upgrade
 from vault.storage.tables import metadata
 
@@ -73,3 +81,67 @@ def test_downgrade_to_base_and_upgrade_again_on_postgresql(postgres):
         _down_and_up(url)
     finally:
         asyncio.run(postgres._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _record_and_seal(settings: Settings, n: int) -> None:
+    ctx = VaultContext.open(settings)
+    try:
+        for i in range(n):
+            async with ctx.transaction() as conn:
+                await record(
+                    conn, at=ctx.clock.now(), actor=Actor("client", "shop", f"req-{i}"),
+                    action=AuditAction.LOOKUP, decision=Decision.ALLOW,
+                    subject_id="0f0e0d0c-0b0a-4908-8706-050403020100", purpose="order.delivery",
+                    fields=["email"],
+                )
+        await audit_chain.seal_all(ctx, grace=timedelta(0))
+    finally:
+        await ctx.close()
+
+
+async def _verify(settings: Settings) -> audit_chain.VerifyReport:
+    ctx = VaultContext.open(settings)
+    try:
+        return await audit_chain.verify_chain(ctx)
+    finally:
+        await ctx.close()
+
+
+async def _event_positions(url: str) -> list[int | None]:
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text("SELECT chain_pos FROM audit_events ORDER BY seq"))
+            return [r[0] for r in rows]
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_seals_survive_moving_between_the_event_columns_and_their_own_table(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+):
+    """Going down to 0009 puts every seal back into its event's columns and coming up to
+    0010 moves them into `audit_seals` again: a chain sealed on either layout verifies."""
+    if backend == "sqlite":
+        url, drop = f"sqlite+aiosqlite:///{tmp_path / 'chain.sqlite3'}", None
+    else:
+        postgres = request.getfixturevalue("postgres")
+        name = f"tresor_migr_{uuid.uuid4().hex[:10]}"
+        asyncio.run(postgres._admin(f'CREATE DATABASE "{name}"'))
+        url = make_url(postgres.url).set(database=name).render_as_string(hide_password=False)
+        drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    try:
+        upgrade(url)
+        settings = Settings(data_dir=tmp_path, database_url=url, policies_dir=POLICIES)
+        LocalKeyring.create(settings.keyring_path)
+        asyncio.run(_record_and_seal(settings, 5))
+        cfg = alembic_config(url)
+        command.downgrade(cfg, "0009")
+        assert asyncio.run(_event_positions(url)) == [1, 2, 3, 4, 5]
+        command.upgrade(cfg, "head")
+        report = asyncio.run(_verify(settings))
+        assert report.ok and report.verified == 5 and report.unsealed == 0, report
+    finally:
+        if drop is not None:
+            asyncio.run(request.getfixturevalue("postgres")._admin(drop))
