@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from sqlalchemy import String, Select, and_, any_, bindparam, select
@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault import audit, pressure
 from vault.audit import Actor, AuditAction, Decision
+from vault.audit_batch import EventRecord
 from vault.clock import as_utc
 from vault.context import VaultContext
 from vault.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
@@ -75,9 +76,9 @@ _encode_lines = msgspec.json.Encoder().encode_lines  # NDJSON: one line per item
 _AUDIT_INSERT = audit._INSERT  # prebuilt once; executemany with one parameter set per line
 
 
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    """The decision for one identifier: allow (row + Allow) or a deny reason."""
+class _Outcome(NamedTuple):
+    """The decision for one identifier: allow (row + Allow) or a deny reason. A named tuple:
+    one is built per identifier, and a tuple is cheaper to make than a frozen dataclass."""
 
     reason: str | None
     row: Any = None
@@ -264,36 +265,47 @@ def _decide_chunk(
     """The single lookup's decision for every identifier of the chunk (pure)."""
     by_key: dict[str, list[Any]] = {}
     for r in rows:
-        by_key.setdefault(r["k"], []).append(r)
+        k = r["k"]
+        hits = by_key.get(k)
+        if hits is None:
+            by_key[k] = [r]
+        else:
+            hits.append(r)
     decided: dict[str, _Outcome] = {}
     out: list[_Outcome] = []
     for key in keys:
         if key is None:
-            out.append(_Outcome(INVALID_IDENTIFIER))
+            out.append(_INVALID)
             continue
         hit = decided.get(key)
         if hit is None:
             hits = by_key.get(key)
             if not hits:
-                hit = _Outcome(DenyReason.SUBJECT_NOT_FOUND)
-            elif any(r["id"] != hits[0]["id"] for r in hits):
-                hit = _Outcome(DenyReason.AMBIGUOUS_IDENTIFIER)
+                hit = _NOT_FOUND
+            elif len(hits) > 1 and any(r["id"] != hits[0]["id"] for r in hits):
+                hit = _AMBIGUOUS
             else:
+                first = hits[0]
                 facts = [
                     BasisFacts(r["b_id"], r["b_basis"], r["b_status"], r["b_expires_at"],
                                r["b_deadline"])
                     for r in hits
                     if r["b_id"] is not None
                 ]
-                row = RowView(hits[0])
-                verdict = decide(purpose, fields, row.status, facts, now)
+                verdict = decide(purpose, fields, first["status"], facts, now)
                 if isinstance(verdict, Allow):
-                    hit = _Outcome(None, row, verdict)
+                    hit = _Outcome(None, RowView(first), verdict)
                 else:
-                    hit = _Outcome(verdict.reason, row)
+                    hit = _Outcome(verdict.reason, RowView(first))
             decided[key] = hit
         out.append(hit)
     return out
+
+
+#: Outcomes without a subject are the same every time (immutable): built once.
+_INVALID = _Outcome(INVALID_IDENTIFIER)
+_NOT_FOUND = _Outcome(DenyReason.SUBJECT_NOT_FOUND)
+_AMBIGUOUS = _Outcome(DenyReason.AMBIGUOUS_IDENTIFIER)
 
 
 def _batch_detail(actor: Actor, kind: str, i: int) -> dict[str, object]:
@@ -561,9 +573,20 @@ async def _resolve_chunk(
             ctx, actor, purpose, requested, kind, keys, start, outcomes, reserved, contact,
             detail_prefix, now,
         )
-        await conn.execute(_AUDIT_INSERT, events)
+        await conn.execute(
+            _AUDIT_INSERT, [dict(zip(_RECORD_ORDER, e, strict=True)) for e in events]
+        )
     # Committed: only now may this chunk's lines (data and denials) leave.
     return _encode_lines(lines)
+
+
+#: `_chunk_lines` builds event records positionally, in this order (see `audit.event_row`).
+_RECORD_ORDER = (
+    "at", "request_id", "actor_type", "actor_id", "action", "subject_id", "purpose",
+    "fields", "decision", "reason", "consent_id", "detail",
+)
+assert audit.EVENT_COLUMNS == _RECORD_ORDER
+_LOOKUP, _ALLOW, _DENY = str(AuditAction.LOOKUP), str(Decision.ALLOW), str(Decision.DENY)
 
 
 def _chunk_lines(
@@ -579,30 +602,31 @@ def _chunk_lines(
     contact: pressure.ContactSpec | None,
     detail_prefix: str,
     now: datetime,
-) -> tuple[list[dict[str, object]], list[dict[str, Any]]]:
-    """Decrypt what is allowed; one audit event and one NDJSON line per identifier."""
-    events: list[dict[str, object]] = []
+) -> tuple[list[EventRecord], list[dict[str, Any]]]:
+    """Decrypt what is allowed; one audit event (a record, as `audit.event_row` would make
+    it) and one NDJSON line per identifier."""
+    events: list[EventRecord] = []
     lines: list[dict[str, Any]] = []
+    rid, atype, aid, pid = actor.request_id, actor.type, actor.id, purpose.id
+    denied_fields = ",".join(requested) if requested else None
     for j, o in enumerate(outcomes):
         i = start + j
         if contact is None:
-            detail: Any = detail_prefix + str(i) + "}"  # == json.dumps(..., sort_keys=True)
+            detail = detail_prefix + str(i) + "}"  # == json.dumps(..., sort_keys=True)
         else:
-            detail = _batch_detail(actor, kind, i)
-            detail["contact"] = _contact_detail(contact, reserved.get(j))
+            full = _batch_detail(actor, kind, i)
+            full["contact"] = _contact_detail(contact, reserved.get(j))
+            detail = json.dumps(full, sort_keys=True)
         if o.allow is not None:
             row, basis = o.row, o.allow.basis
             try:
                 data = decrypt_fields(ctx, row, o.allow.fields, cache_key=False)
             except KeyringError as exc:
                 raise Unavailable("keyring is unavailable; nothing was revealed") from exc
-            events.append(
-                audit.event_row(
-                    at=now, actor=actor, action=AuditAction.LOOKUP, decision=Decision.ALLOW,
-                    subject_id=row.id, purpose=purpose.id, fields=sorted(data),
-                    consent_id=basis.id, detail=detail,
-                )
-            )
+            events.append((
+                now, rid, atype, aid, _LOOKUP, row.id, pid, ",".join(sorted(data)) or None,
+                _ALLOW, None, basis.id, detail,
+            ))
             expires = as_utc(basis.expires_at)
             line: dict[str, Any] = {
                 "i": i,
@@ -626,13 +650,10 @@ def _chunk_lines(
         else:
             reason = str(o.reason)
             sid = o.row.id if o.row is not None else (keys[j] if kind == "subject_id" else None)
-            events.append(
-                audit.event_row(
-                    at=now, actor=actor, action=AuditAction.LOOKUP, decision=Decision.DENY,
-                    subject_id=sid, purpose=purpose.id, fields=requested, reason=reason,
-                    detail=detail,
-                )
-            )
+            events.append((
+                now, rid, atype, aid, _LOOKUP, sid, pid, denied_fields, _DENY, reason, None,
+                detail,
+            ))
             lines.append({"i": i, "reason": reason, "status": _STATUS.get(reason, 403)})
     return events, lines
 

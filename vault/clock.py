@@ -48,6 +48,9 @@ def as_utc(value: datetime | None) -> datetime | None:
     """
     if value is None:
         return None
-    if value.tzinfo is None:
+    tz = value.tzinfo
+    if tz is UTC:  # what asyncpg hands back: nothing to convert (no new object)
+        return value
+    if tz is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)

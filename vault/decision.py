@@ -66,7 +66,7 @@ class BasisFacts:
 
 def effective_status(facts: BasisFacts, now: datetime) -> BasisStatus:
     """The status in force at `now`: a granted consent past its expiry is expired, etc."""
-    status = BasisStatus(facts.status)
+    status = _STATUSES.get(facts.status) or BasisStatus(facts.status)  # dict: no enum call
     expires_at = as_utc(facts.expires_at)
     if status in (BasisStatus.GRANTED, BasisStatus.ACTIVE) and expires_at and now >= expires_at:
         return BasisStatus.EXPIRED
@@ -74,6 +74,9 @@ def effective_status(facts: BasisFacts, now: datetime) -> BasisStatus:
     if status is BasisStatus.PENDING_CONFIRMATION and deadline and now >= deadline:
         return BasisStatus.LAPSED
     return status
+
+
+_STATUSES = {status.value: status for status in BasisStatus}
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +132,11 @@ def decide(
         return Deny(DenyReason.SUBJECT_RESTRICTED)
     if subject_status not in ("active", "restricted"):
         return Deny(DenyReason.SUBJECT_RESTRICTED)
-    relevant = [b for b in bases if b.basis == purpose.lawful_basis.value]
+    wanted = purpose.lawful_basis  # a StrEnum: equal to its stored string
     newest_reason: DenyReason | None = None
-    for facts in relevant:
+    for facts in bases:
+        if facts.basis != wanted:
+            continue
         status = effective_status(facts, now)
         if status in (BasisStatus.GRANTED, BasisStatus.ACTIVE):
             return Allow(fields=fields, basis=facts)

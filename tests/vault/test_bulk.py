@@ -12,8 +12,9 @@ from bench.seed import seed
 from tests.support.factories import WRITER, person
 from tests.support.privacy import audit_rows, execute_ddl, is_sqlite
 from tests.vault.test_audit_fail_closed import PG_OFF, PG_ON, SQLITE_OFF, SQLITE_ON
-from vault import bulk
-from vault.audit import Actor, AuditAction
+from vault import audit, bulk
+from vault.audit import Actor, AuditAction, Decision
+from vault.clock import as_utc
 from vault.consents import record_basis, withdraw
 from vault.errors import InvalidInput, Unavailable
 from vault.lookup import LookupDenied
@@ -84,6 +85,35 @@ async def test_mixed_batch_in_order_each_line_audited(vault):
             assert e["consent_id"] == line["basis"]["id"]
     # the invalid value never reaches the trail; a well-formed unknown id does
     assert {e["subject_id"] for e in events if e["reason"] == "invalid_identifier"} == {None}
+
+
+async def test_each_event_is_what_event_row_makes_for_its_line(vault):
+    """The event records bulk resolution builds column by column are exactly the events
+    `audit.event_row` makes for the same outcome, allowed and denied."""
+    pop = await _population(vault)
+    ids = pop["ids"]
+    values = [ids[0], UNKNOWN_ID, ids[4], "not-a-uuid", ids[3], ids[1]]
+    asked = ["phone", "name"]
+    lines = await _lines(vault, "subject_id", values, fields=asked, chunk_size=2)
+    events = await _lookup_events(vault)
+    assert len(events) == len(values)
+    for e in events:
+        i = json.loads(e["detail"])["i"]
+        line = lines[i]
+        common = {"at": vault.clock.now(), "actor": SHOP, "action": AuditAction.LOOKUP,
+                  "purpose": "order.delivery",
+                  "detail": {"batch": SHOP.request_id, "by": "subject_id", "i": i}}
+        if "fields" in line:
+            expected = audit.event_row(
+                **common, decision=Decision.ALLOW, subject_id=line["subject_id"],
+                fields=sorted(line["fields"]), consent_id=line["basis"]["id"],
+            )
+        else:
+            expected = audit.event_row(
+                **common, decision=Decision.DENY, fields=asked, reason=line["reason"],
+                subject_id=None if line["reason"] == "invalid_identifier" else values[i],
+            )
+        assert {**{k: e[k] for k in expected}, "at": as_utc(e["at"])} == expected
 
 
 async def test_chunk_reads_fetch_only_the_ciphertexts_of_revealable_fields(vault, monkeypatch):
