@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from tests.support.factories import NEWSLETTER_EVIDENCE, api, bearer, client_key, outbox_links
 from tests.support.privacy import (
@@ -25,6 +26,7 @@ from tests.support.privacy import (
     found_canaries,
     raw_database_bytes,
 )
+from vault.storage.tables import consents
 
 LOOKUP = "client:contact:lookup"
 
@@ -253,6 +255,14 @@ async def test_no_canary_reaches_logs_audit_storage_or_errors(vault, log_stream,
     for e in lookups:
         assert e["actor_type"] in ("client", "dpo")
         assert e["subject_id"] is None or len(e["subject_id"]) == 36
+
+    # every event that names a consent names that consent's subject: the consent proof
+    # finds a consent's events through the subject's index (consent_id is not indexed)
+    async with vault.engine.connect() as conn:
+        owner = dict((await conn.execute(select(consents.c.id, consents.c.subject_id))).all())
+    naming = [e for e in events if e["consent_id"] is not None]
+    assert len({e["action"] for e in naming}) >= 5, {e["action"] for e in naming}
+    assert [e for e in naming if e["subject_id"] != owner.get(e["consent_id"])] == []
 
     # (c) the database at rest (last: it disposes the engine's connections)
     raw = await raw_database_bytes(vault)

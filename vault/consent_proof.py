@@ -128,6 +128,9 @@ async def consent_proof(ctx: VaultContext, actor: Actor, consent_id: str) -> Con
         events = (
             await conn.execute(
                 select_events_with_seals()
+                # By the subject's index: every event naming a consent names its subject
+                # (consent_id itself is not indexed, migration 0011).
+                .where(audit_events.c.subject_id == row.subject_id)
                 .where(audit_events.c.consent_id == consent_id)
                 .order_by(audit_events.c.seq)
             )
