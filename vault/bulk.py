@@ -50,7 +50,7 @@ from vault.errors import InvalidInput, Unavailable
 from vault.lookup import IDENTIFIER_KINDS, LookupDenied, deny_message
 from vault.policies import Purpose
 from vault.storage.tables import consents, subjects
-from vault.subjects import INDEXED, RowView, decrypt_fields, identifier_digest
+from vault.subjects import INDEXED, decrypt_fields, identifier_digest
 
 #: Identifiers per transaction (one SELECT, one multi-row audit INSERT, one commit).
 CHUNK = 500
@@ -81,6 +81,7 @@ class _Outcome(NamedTuple):
     one is built per identifier, and a tuple is cheaper to make than a frozen dataclass."""
 
     reason: str | None
+    #: The subject's row as read (an asyncpg record or a row mapping: indexes by column name).
     row: Any = None
     allow: Allow | None = None
     reservation: pressure.Reservation | None = None
@@ -106,7 +107,7 @@ async def _reserve_chunk(
     assert contact.channel is not None and contact.type is not None
     out = list(outcomes)
     seen = reserved_before if reserved_before is not None else set()
-    allowed = sorted((o.row.id, j) for j, o in enumerate(outcomes) if o.allow is not None)
+    allowed = sorted((o.row["id"], j) for j, o in enumerate(outcomes) if o.allow is not None)
     for subject_id, j in allowed:
         if subject_id in seen:
             out[j] = _Outcome(DUPLICATE_IDENTIFIER, outcomes[j].row)
@@ -294,9 +295,9 @@ def _decide_chunk(
                 ]
                 verdict = decide(purpose, fields, first["status"], facts, now)
                 if isinstance(verdict, Allow):
-                    hit = _Outcome(None, RowView(first), verdict)
+                    hit = _Outcome(None, first, verdict)
                 else:
-                    hit = _Outcome(verdict.reason, RowView(first))
+                    hit = _Outcome(verdict.reason, first)
             decided[key] = hit
         out.append(hit)
     return out
@@ -609,6 +610,7 @@ def _chunk_lines(
     lines: list[dict[str, Any]] = []
     rid, atype, aid, pid = actor.request_id, actor.type, actor.id, purpose.id
     denied_fields = ",".join(requested) if requested else None
+    every_field: tuple[tuple[str, ...], str] | None = None  # (fields, as the event lists them)
     for j, o in enumerate(outcomes):
         i = start + j
         if contact is None:
@@ -618,19 +620,26 @@ def _chunk_lines(
             full["contact"] = _contact_detail(contact, reserved.get(j))
             detail = json.dumps(full, sort_keys=True)
         if o.allow is not None:
-            row, basis = o.row, o.allow.basis
+            row, basis, allowed = o.row, o.allow.basis, o.allow.fields
             try:
-                data = decrypt_fields(ctx, row, o.allow.fields, cache_key=False)
+                data = decrypt_fields(ctx, row, allowed, cache_key=False)
             except KeyringError as exc:
                 raise Unavailable("keyring is unavailable; nothing was revealed") from exc
+            if len(data) == len(allowed):  # the usual case: the subject has every field
+                if every_field is None or every_field[0] is not allowed:
+                    every_field = (allowed, ",".join(sorted(allowed)))
+                listed: str | None = every_field[1]
+            else:
+                listed = ",".join(sorted(data)) or None
+            subject_id = row["id"]
             events.append((
-                now, rid, atype, aid, _LOOKUP, row.id, pid, ",".join(sorted(data)) or None,
-                _ALLOW, None, basis.id, detail,
+                now, rid, atype, aid, _LOOKUP, subject_id, pid, listed, _ALLOW, None, basis.id,
+                detail,
             ))
             expires = as_utc(basis.expires_at)
             line: dict[str, Any] = {
                 "i": i,
-                "subject_id": row.id,
+                "subject_id": subject_id,
                 "fields": data,
                 "basis": {
                     "id": basis.id,
@@ -649,7 +658,7 @@ def _chunk_lines(
             lines.append(line)
         else:
             reason = str(o.reason)
-            sid = o.row.id if o.row is not None else (keys[j] if kind == "subject_id" else None)
+            sid = o.row["id"] if o.row is not None else (keys[j] if kind == "subject_id" else None)
             events.append((
                 now, rid, atype, aid, _LOOKUP, sid, pid, denied_fields, _DENY, reason, None,
                 detail,
@@ -725,10 +734,10 @@ async def dry_run(
             for o in _decide_chunk(rows, purpose, checked, keys, now):
                 if o.allow is None:
                     counts[str(o.reason)] += 1
-                elif not getattr(o.row, need):
+                elif not o.row[need]:
                     counts[NO_CONTACT_DATA] += 1
                 else:
-                    reachable.append(o.row.id)
+                    reachable.append(o.row["id"])
         if contact is not None:
             assert contact.type is not None
             # Rehearse every reservation (rolled back below): what the batch would meet.
