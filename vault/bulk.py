@@ -357,6 +357,23 @@ def _validate(kind: str, values: Sequence[str], fields: Sequence[str] | None) ->
         raise InvalidInput("fields must not be empty", {"fields": "name at least one field"})
 
 
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """What every chunk of one bulk request shares."""
+
+    ctx: VaultContext
+    actor: Actor
+    purpose: Purpose
+    #: The fields lines may reveal (checked against the purpose).
+    fields: tuple[str, ...]
+    #: The fields as asked for (None: the purpose's); denied events list them.
+    requested: list[str] | None
+    kind: str
+    now: datetime
+    #: Every line's audit detail up to its index: `{"batch": ..., "by": ..., "i": `.
+    detail_prefix: str
+
+
 async def resolve_batch(
     ctx: VaultContext,
     actor: Actor,
@@ -390,20 +407,16 @@ async def resolve_batch(
         )
         raise LookupDenied(checked.reason, deny_message(checked.reason))
     assert purpose is not None
-    detail_prefix = '{"batch": %s, "by": %s, "i": ' % (
-        json.dumps(actor.request_id), json.dumps(identifier_kind)
+    batch = _Batch(
+        ctx, actor, purpose, checked, requested, identifier_kind, now,
+        '{"batch": %s, "by": %s, "i": ' % (
+            json.dumps(actor.request_id), json.dumps(identifier_kind)
+        ),
     )
-    starts = range(0, len(identifiers), chunk_size)
     if contact is None and ctx.audit_batcher is not None:
-        stream = _stream_group_committed(
-            ctx, actor, purpose, checked, requested, identifier_kind, identifiers, starts,
-            chunk_size, now, detail_prefix,
-        )
+        stream = _stream_group_committed(batch, identifiers, chunk_size)
     else:
-        stream = _stream_in_transactions(
-            ctx, actor, purpose, checked, requested, identifier_kind, identifiers, starts,
-            chunk_size, now, detail_prefix, contact,
-        )
+        stream = _stream_in_transactions(batch, identifiers, chunk_size, contact)
     async for item in stream:
         yield item
 
@@ -420,17 +433,7 @@ def _unavailable_line(from_i: int) -> bytes:
 
 
 async def _stream_group_committed(
-    ctx: VaultContext,
-    actor: Actor,
-    purpose: Purpose,
-    fields: tuple[str, ...],
-    requested: list[str] | None,
-    kind: str,
-    identifiers: Sequence[str],
-    starts: range,
-    chunk_size: int,
-    now: datetime,
-    detail_prefix: str,
+    batch: _Batch, identifiers: Sequence[str], chunk_size: int
 ) -> AsyncIterator[bytes]:
     """Without contacts: chunks are read, decided and decrypted ahead (`AHEAD` at a time,
     each one autocommit read), and committed by this generator in input order, every
@@ -448,7 +451,7 @@ async def _stream_group_committed(
     pending: collections.deque[tuple[int, asyncio.Task[tuple[list[Any], bytes]]]] = (
         collections.deque()
     )
-    following = iter(starts)
+    following = iter(range(0, len(identifiers), chunk_size))
 
     def refill() -> None:
         while len(pending) < AHEAD:
@@ -456,9 +459,7 @@ async def _stream_group_committed(
             if start is None:
                 return
             chunk = identifiers[start : start + chunk_size]
-            pending.append((start, asyncio.ensure_future(_prepare_chunk(
-                ctx, actor, purpose, fields, requested, kind, chunk, start, now, detail_prefix,
-            ))))
+            pending.append((start, asyncio.ensure_future(_prepare_chunk(batch, chunk, start))))
 
     refill()
     try:
@@ -470,7 +471,7 @@ async def _stream_group_committed(
                 while pending and pending[0][1].done():
                     group.append(pending.popleft()[1].result())  # raises what it raised
                 refill()  # the next chunks are prepared while this group commits
-                await ctx.audit_batcher.append_many(  # type: ignore[union-attr]
+                await batch.ctx.audit_batcher.append_many(  # type: ignore[union-attr]
                     [event for events, _ in group for event in events]
                 )
             except Unavailable:
@@ -489,41 +490,22 @@ async def _stream_group_committed(
 
 
 async def _prepare_chunk(
-    ctx: VaultContext,
-    actor: Actor,
-    purpose: Purpose,
-    fields: tuple[str, ...],
-    requested: list[str] | None,
-    kind: str,
-    chunk: Sequence[str],
-    start: int,
-    now: datetime,
-    detail_prefix: str,
+    batch: _Batch, chunk: Sequence[str], start: int
 ) -> tuple[list[Any], bytes]:
     """Read (one autocommit statement), decide and decrypt one chunk: its audit events and
     its encoded lines, which may leave only once the events are committed."""
-    keys = _keys(ctx, kind, chunk)
-    rows = await _fetch(ctx, None, kind, purpose, keys, data=fields)
-    outcomes = _decide_chunk(rows, purpose, fields, keys, now)
-    events, lines = _chunk_lines(
-        ctx, actor, purpose, requested, kind, keys, start, outcomes, {}, None, detail_prefix,
-        now,
-    )
+    b = batch
+    keys = _keys(b.ctx, b.kind, chunk)
+    rows = await _fetch(b.ctx, None, b.kind, b.purpose, keys, data=b.fields)
+    outcomes = _decide_chunk(rows, b.purpose, b.fields, keys, b.now)
+    events, lines = _chunk_lines(b, keys, start, outcomes, {}, None)
     return events, _encode_lines(lines)
 
 
 async def _stream_in_transactions(
-    ctx: VaultContext,
-    actor: Actor,
-    purpose: Purpose,
-    fields: tuple[str, ...],
-    requested: list[str] | None,
-    kind: str,
+    batch: _Batch,
     identifiers: Sequence[str],
-    starts: range,
     chunk_size: int,
-    now: datetime,
-    detail_prefix: str,
     contact: pressure.ContactSpec | None,
 ) -> AsyncIterator[bytes]:
     """With contacts (or without a group commit): one transaction per chunk, one chunk at
@@ -531,13 +513,10 @@ async def _stream_in_transactions(
     order ("a subject's first line counts") and one reserving transaction is open per
     batch."""
     reserved_subjects: set[str] = set()  # one contact per subject and batch
-    for start in starts:
+    for start in range(0, len(identifiers), chunk_size):
         chunk = identifiers[start : start + chunk_size]
         try:
-            lines = await _resolve_chunk(
-                ctx, actor, purpose, fields, requested, kind, chunk, start, now,
-                detail_prefix, contact, reserved_subjects,
-            )
+            lines = await _resolve_chunk(batch, chunk, start, contact, reserved_subjects)
         except Unavailable:
             if start == 0:
                 raise
@@ -547,33 +526,24 @@ async def _stream_in_transactions(
 
 
 async def _resolve_chunk(
-    ctx: VaultContext,
-    actor: Actor,
-    purpose: Purpose,
-    fields: tuple[str, ...],
-    requested: list[str] | None,
-    kind: str,
+    batch: _Batch,
     chunk: Sequence[str],
     start: int,
-    now: datetime,
-    detail_prefix: str,
     contact: pressure.ContactSpec | None,
     reserved_subjects: set[str],
 ) -> bytes:
-    keys = _keys(ctx, kind, chunk)
-    async with ctx.transaction() as conn:
-        rows = await _fetch(ctx, conn, kind, purpose, keys, data=fields)
-        outcomes = _decide_chunk(rows, purpose, fields, keys, now)
+    b = batch
+    keys = _keys(b.ctx, b.kind, chunk)
+    async with b.ctx.transaction() as conn:
+        rows = await _fetch(b.ctx, conn, b.kind, b.purpose, keys, data=b.fields)
+        outcomes = _decide_chunk(rows, b.purpose, b.fields, keys, b.now)
         reserved: dict[int, pressure.Reservation] = {}
         if contact is not None:
             outcomes = await _reserve_chunk(
-                conn, ctx, actor, purpose, contact, outcomes, now, reserved_subjects
+                conn, b.ctx, b.actor, b.purpose, contact, outcomes, b.now, reserved_subjects
             )
             reserved = {j: o.reservation for j, o in enumerate(outcomes) if o.reservation}
-        events, lines = _chunk_lines(
-            ctx, actor, purpose, requested, kind, keys, start, outcomes, reserved, contact,
-            detail_prefix, now,
-        )
+        events, lines = _chunk_lines(b, keys, start, outcomes, reserved, contact)
         await conn.execute(
             _AUDIT_INSERT, [dict(zip(_RECORD_ORDER, e, strict=True)) for e in events]
         )
@@ -591,21 +561,17 @@ _LOOKUP, _ALLOW, _DENY = str(AuditAction.LOOKUP), str(Decision.ALLOW), str(Decis
 
 
 def _chunk_lines(
-    ctx: VaultContext,
-    actor: Actor,
-    purpose: Purpose,
-    requested: list[str] | None,
-    kind: str,
+    batch: _Batch,
     keys: list[str | None],
     start: int,
     outcomes: list[_Outcome],
     reserved: dict[int, pressure.Reservation],
     contact: pressure.ContactSpec | None,
-    detail_prefix: str,
-    now: datetime,
 ) -> tuple[list[EventRecord], list[dict[str, Any]]]:
     """Decrypt what is allowed; one audit event (a record, as `audit.event_row` would make
     it) and one NDJSON line per identifier."""
+    ctx, actor, purpose, kind, now = batch.ctx, batch.actor, batch.purpose, batch.kind, batch.now
+    requested, detail_prefix = batch.requested, batch.detail_prefix
     events: list[EventRecord] = []
     lines: list[dict[str, Any]] = []
     rid, atype, aid, pid = actor.request_id, actor.type, actor.id, purpose.id
