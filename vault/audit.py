@@ -159,6 +159,10 @@ EVENT_COLUMNS = (
     "at", "request_id", "actor_type", "actor_id", "action", "subject_id", "purpose",
     "fields", "decision", "reason", "consent_id", "detail",
 )
+#: An event as a tuple of its column values in `EVENT_COLUMNS` order: the shape binary COPY
+#: takes, and what bulk resolution builds directly (a dict per event, converted later, was
+#: a tenth of its CPU).
+EventRecord = tuple[object, ...]
 
 
 async def record(conn: AsyncConnection, **event: object) -> None:
@@ -172,6 +176,7 @@ async def record_row(conn: AsyncConnection, row: dict[str, object]) -> None:
     await conn.execute(_INSERT, row)
 
 
-async def record_rows(conn: AsyncConnection, rows: Sequence[dict[str, object]]) -> None:
-    """Append many events built with `event_row` in the caller's transaction."""
-    await conn.execute(_INSERT, list(rows))
+async def record_records(conn: AsyncConnection, records: Sequence[EventRecord]) -> None:
+    """Append many events given as records (`EVENT_COLUMNS` order) in the caller's
+    transaction."""
+    await conn.execute(_INSERT, [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in records])

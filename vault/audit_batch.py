@@ -18,14 +18,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
-from vault.audit import EVENT_COLUMNS
+from vault.audit import EVENT_COLUMNS, EventRecord
 from vault.errors import Unavailable
 from vault.storage.pg_direct import DirectPool
 
-#: An event as a tuple of its column values in `EVENT_COLUMNS` order: the shape binary COPY
-#: takes, and what bulk resolution builds directly (a dict per event, converted later, was
-#: a tenth of its CPU).
-EventRecord = tuple[object, ...]
 #: Writes a list of event records durably (one commit), or raises.
 EventWriter = Callable[[Sequence[EventRecord]], Awaitable[None]]
 

@@ -40,8 +40,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault import audit, pressure
-from vault.audit import Actor, AuditAction, Decision
-from vault.audit_batch import EventRecord
+from vault.audit import Actor, AuditAction, Decision, EventRecord
 from vault.clock import as_utc
 from vault.context import VaultContext
 from vault.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
@@ -52,7 +51,7 @@ from vault.policies import Purpose
 from vault.storage.tables import consents, subjects
 from vault.subjects import INDEXED, decrypt_fields, identifier_digest
 
-#: Identifiers per transaction (one SELECT, one multi-row audit INSERT, one commit).
+#: Identifiers per read (one SELECT each); with contacts also per transaction.
 CHUNK = 500
 #: Chunks read, decided and decrypted ahead of the commits (without contacts); memory
 #: holds at most this many chunks, however large the batch.
@@ -544,19 +543,13 @@ async def _resolve_chunk(
             )
             reserved = {j: o.reservation for j, o in enumerate(outcomes) if o.reservation}
         events, lines = _chunk_lines(b, keys, start, outcomes, reserved, contact)
-        await conn.execute(
-            _AUDIT_INSERT, [dict(zip(_RECORD_ORDER, e, strict=True)) for e in events]
-        )
+        await audit.record_records(conn, events)
     # Committed: only now may this chunk's lines (data and denials) leave.
     return _encode_lines(lines)
 
 
-#: `_chunk_lines` builds event records positionally, in this order (see `audit.event_row`).
-_RECORD_ORDER = (
-    "at", "request_id", "actor_type", "actor_id", "action", "subject_id", "purpose",
-    "fields", "decision", "reason", "consent_id", "detail",
-)
-assert audit.EVENT_COLUMNS == _RECORD_ORDER
+#: `_chunk_lines` builds event records positionally, in `audit.EVENT_COLUMNS` order
+#: (tests/vault/test_bulk.py compares every one with what `audit.event_row` makes).
 _LOOKUP, _ALLOW, _DENY = str(AuditAction.LOOKUP), str(Decision.ALLOW), str(Decision.DENY)
 
 

@@ -27,8 +27,8 @@ from vault.mail import Mailer, make_mailer
 from vault.policies import PurposeCatalogue, load_catalogue
 from vault.pressure import PressureRules, load_rules
 from vault.settings import Settings
-from vault.audit import EVENT_COLUMNS, record_rows
-from vault.audit_batch import AuditBatcher, EventRecord, postgres_writer
+from vault.audit import EventRecord, record_records
+from vault.audit_batch import AuditBatcher, postgres_writer
 from vault.storage.db import make_engine, make_read_engine
 from vault.storage.pg_direct import Compiled, DirectPool
 from vault.touchpoints import TouchpointCatalogue, load_touchpoints
@@ -75,7 +75,7 @@ class VaultContext:
     async def _write_events(self, records: Sequence[EventRecord]) -> None:
         """SQLite's group commit: one write transaction (one fsync) for the whole batch."""
         async with self.transaction() as conn:
-            await record_rows(conn, [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in records])
+            await record_records(conn, records)
 
     async def read_rows(self, statement: Select[Any], params: dict[str, Any]) -> list[Any]:
         """Run a read-only statement outside any write transaction; rows index by column
