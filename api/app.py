@@ -40,12 +40,19 @@ from api.controllers.pages import ConfirmController, PageController
 from api.controllers.requests import ExportController, RequestController
 from api.controllers.preferences import PreferenceController
 from api.controllers.privacy import PrivacyController
-from api.controllers.selfservice import SelfServiceController, SelfSessionController
+from api.controllers.identity_changes import IdentityChangeController
+from api.controllers.selfservice import (
+    SelfIdentityController,
+    SelfServiceController,
+    SelfSessionController,
+)
 from api.controllers.subjects import SubjectController
 from api.logging import RequestIdMiddleware, before_send, configure_logging
 from api import metrics
 from api.metrics import metrics_endpoint
 from api.problems import exception_handlers
+from api.request_body import DepthLimitedRequest
+from api.security_headers import add_security_headers
 from vault import audit_chain
 from vault import selfservice
 from vault.clients import ClientAuthenticator
@@ -174,6 +181,7 @@ def create_app(
             PrivacyController,
             SelfSessionController,
             SelfServiceController,
+            SelfIdentityController,
             ConfirmController,
             SubjectController,
             ConsentController,
@@ -185,6 +193,7 @@ def create_app(
             BulkLookupController,
             ClientController,
             RequestController,
+            IdentityChangeController,
             ExportController,
             AuditController,
             DpoConsentController,
@@ -201,12 +210,13 @@ def create_app(
             ),
         ],
         exception_handlers=exception_handlers,
-        before_send=[before_send],
+        before_send=[before_send, add_security_headers],
         on_startup=[open_vault],
         on_shutdown=[close_vault],
         openapi_config=openapi_config(),
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         request_max_body_size=MAX_BODY_BYTES,
+        request_class=DepthLimitedRequest,
         debug=False,
     )
 
@@ -227,12 +237,14 @@ def _tune_gc_for_serving() -> None:
 
 def sealer_round(ctx: VaultContext, *, measure_every: float = 5.0) -> Any:
     """One sealer round for the periodic job, reported to /metrics; the backlog is counted
-    at most every `measure_every` seconds (one indexed count, no write lock)."""
+    at most every `measure_every` seconds (one indexed count, no write lock). The sealer
+    also checkpoints a head that stayed uncovered for `TRESOR_AUDIT_CHECKPOINT_SECONDS`."""
     next_count = 0.0
+    sealer = audit_chain.Sealer(ctx)
 
     async def run() -> None:
         nonlocal next_count
-        report = await audit_chain.seal_pending(ctx)
+        report = await sealer.round()
         unsealed = None
         if time.monotonic() >= next_count:
             next_count = time.monotonic() + measure_every

@@ -7,6 +7,7 @@ Default deny: every route needs a valid key unless its handler opts out with
 from __future__ import annotations
 
 import time
+import uuid
 from collections import deque
 from typing import Any
 
@@ -14,8 +15,10 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
-from vault.audit import Actor
+from vault import audit
+from vault.audit import Actor, AuditAction, Decision
 from vault.clients import ClientAuthenticator, ClientInfo, Role
+from vault.context import VaultContext
 from vault.errors import RateLimited
 
 
@@ -75,10 +78,69 @@ class BearerKeyMiddleware(AbstractAuthenticationMiddleware):
             raise NotAuthorizedException("the API key is not valid")
         allowed = connection.scope["route_handler"].opt.get(ROLES)
         if allowed is not None and client.role not in allowed:
+            await audit_role_denial(connection, client)
             raise PermissionDeniedException(
                 "this operation needs the role " + " or ".join(sorted(r.value for r in allowed))
             )
         return AuthenticationResult(user=client, auth=None)
+
+
+async def audit_role_denial(
+    connection: ASGIConnection[Any, Any, Any, Any], client: ClientInfo
+) -> None:
+    """Put a role refusal on record before the 403 leaves: every attempt to reach contact
+    data or a DPO view is an audit event, also one that never got past the role check.
+
+    The event names the client, the route template and operation (never the raw path, which
+    is client input), and the subject when the route names a well-formed one, so the
+    attempt shows in that subject's trail. Fail closed: if the event cannot be written this
+    raises `Unavailable` and the answer is a 503, not an unrecorded 403. The request is
+    refused either way; a 503 is also what every other request gets while the audit trail
+    is down, and an answer whose event is missing would be the one exception to "no event,
+    no outcome".
+    """
+    ctx: VaultContext = connection.app.state.vault
+    scope = connection.scope
+    handler = scope["route_handler"]
+    operation = handler.operation_id if isinstance(handler.operation_id, str) else None
+    subject = (scope.get("path_params") or {}).get("subject_id")
+    row = audit.event_row(
+        at=ctx.clock.now(),
+        actor=Actor(
+            type=client.actor_type,
+            id=client.name,
+            request_id=scope.get("state", {}).get("request_id"),
+        ),
+        action=AuditAction.ACCESS_DENIED,
+        decision=Decision.DENY,
+        subject_id=_subject_id(subject),
+        reason=ROLE_NOT_ALLOWED,
+        detail={
+            "method": scope.get("method"),
+            "route": scope.get("path_template"),
+            "operation": operation or handler.handler_name,
+            "role": client.role.value,
+        },
+    )
+    if ctx.audit_batcher is not None:
+        await ctx.audit_batcher.append(row)  # the shared commit of the hot paths
+    else:
+        async with ctx.transaction() as conn:
+            await audit.record_row(conn, row)
+
+
+def _subject_id(value: Any) -> str | None:
+    """A well-formed subject id from the path, canonical; anything else stays out."""
+    if not isinstance(value, str | uuid.UUID):
+        return None
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        return None
+
+
+#: The reason of a role refusal in the audit trail.
+ROLE_NOT_ALLOWED = "role_not_allowed"
 
 
 #: Route option (`opt`) naming the roles that may call a route; see `roles`.

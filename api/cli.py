@@ -17,6 +17,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from vault.audit import Actor
@@ -334,21 +335,56 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     public = None
     if args.public_key:
         public = load_pem_public_key(open(args.public_key, "rb").read())
+    anchor = Path(args.checkpoints) if args.checkpoints else settings.audit_checkpoint_path
     started = time.perf_counter()
-    report = _run(settings, lambda ctx: audit_chain.verify_chain(ctx, public_key=public))
+    report = _run(
+        settings,
+        lambda ctx: audit_chain.verify_chain(ctx, public_key=public, checkpoint_file=anchor),
+    )
     seconds = time.perf_counter() - started
     rate = report.verified / seconds if seconds > 0 else 0.0
     if not report.ok:
+        where = f"at seq {report.broken_seq}" if report.broken_seq is not None else f"({anchor})"
         print(
-            f"BROKEN at seq {report.broken_seq}: {report.problem} "
+            f"BROKEN {where}: {report.problem} "
             f"({report.verified} events verified before it)",
             file=sys.stderr,
         )
         return 1
     print(
         f"OK: {report.verified} events verified, {report.checkpoints} signed checkpoints, "
-        f"{report.unsealed} not sealed yet ({seconds:.2f} s, {rate:,.0f} events/s)"
+        f"{report.unsealed} not sealed yet ({seconds:.2f} s, {rate:,.0f} events/s); "
+        + _anchor_summary(report.checkpoint_file, anchor)
     )
+    return 0
+
+
+def _anchor_summary(found: Any, path: Path) -> str:
+    """What the checkpoint file outside the database contributed to the verification."""
+    if found is None or not found.exists:
+        return f"no checkpoint file at {path}: nothing outside the database compared"
+    if found.newest is None:
+        return f"checkpoint file {path} is empty"
+    return (
+        f"checkpoint file {path}: newest of {found.lines} checkpoints (position "
+        f"{found.newest.chain_pos}) matches"
+    )
+
+
+def cmd_audit_witness(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the newest signed checkpoint in the database as one checkpoint-file line, for
+    a witness outside this system (cron: `tresor audit witness | ssh witness 'cat >>
+    tresor.jsonl'`); `tresor audit verify --checkpoints` checks the chain against it."""
+    from vault import audit_chain
+
+    async def job(ctx: VaultContext) -> Any:
+        return await audit_chain.newest_checkpoint(ctx)
+
+    checkpoint = _run(settings, job)
+    if checkpoint is None:
+        print("error: no checkpoint yet (run `tresor audit seal`)", file=sys.stderr)
+        return 1
+    sys.stdout.write(checkpoint.line().decode())
     return 0
 
 
@@ -412,7 +448,9 @@ def cmd_retention_run(settings: Settings, args: argparse.Namespace) -> int:
         f"opt-ins; erased {report.erased} subjects ({report.erased_with_retained} keeping "
         f"legal-obligation fields); shredded {report.shredded} retained field sets; "
         f"skipped {report.skipped} (restricted, open request or unknown purpose); "
-        f"{report.without_basis} subjects without any basis left alone"
+        f"{report.without_basis} subjects without any basis left alone; "
+        f"deleted {report.pruned_mails} outbox mails; brought {report.upgraded_rows} rows "
+        f"from before migration 0013 up to date"
     )
     return 0
 
@@ -478,7 +516,16 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("audit", help="audit trail").add_subparsers(dest="audit", required=True)
     s = a.add_parser("verify", help="check the whole chain and every checkpoint signature")
     s.add_argument("--public-key", help="verify checkpoints with this exported PEM key")
+    s.add_argument(
+        "--checkpoints",
+        help="checkpoint file to compare the chain with (default: TRESOR_AUDIT_CHECKPOINT_FILE "
+        "or audit-checkpoints.jsonl in the data dir; e.g. a witness's copy)",
+    )
     s.set_defaults(func=cmd_audit_verify)
+    s = a.add_parser(
+        "witness", help="print the newest signed checkpoint as one line, for an outside witness"
+    )
+    s.set_defaults(func=cmd_audit_witness)
     s = a.add_parser("seal", help="seal every pending event now")
     s.set_defaults(func=cmd_audit_seal)
     s = a.add_parser("public-key", help="print the checkpoint verification key (PEM)")

@@ -913,3 +913,79 @@ TEXTS["en"].update(
         "dpo_pref_reason_contact_cap_reached": "customer's own monthly limit reached",
     }
 )
+
+
+# -- identity changes: restricted sessions and the link in the notice (security finding 1) -----
+
+TEXTS["de"].update(
+    {
+        "pc_identity_restricted_heading": "Ihre E-Mail-Adresse wurde kürzlich geändert",
+        "pc_identity_restricted_text": "Zu Ihrem Schutz zeigt das Datenschutz-Center bei einer "
+        "Anmeldung über die neue E-Mail-Adresse keine Kontaktdaten an, und Auskunft, Löschung, "
+        "Widerruf und andere Änderungen sind gesperrt, bis die Änderung bestätigt ist: über den "
+        "Link, den wir an die bisherige Adresse geschickt haben, durch unser Datenschutzteam, "
+        "oder von selbst am {until}.",
+        "pc_identity_restricted_objected": "Der Änderung Ihrer E-Mail-Adresse wurde von der "
+        "bisherigen Adresse aus widersprochen. Bis unser Datenschutzteam den Vorgang geprüft "
+        "hat, zeigt das Datenschutz-Center über diese Adresse keine Kontaktdaten an und "
+        "Auskunft, Löschung, Widerruf und andere Änderungen sind gesperrt.",
+        "pc_identity_hidden": "Ausgeblendet, bis die Änderung der E-Mail-Adresse bestätigt ist.",
+        "pc_identity_refused_title": "Gesperrt, bis die Änderung bestätigt ist",
+        "pc_identity_heading": "Änderung Ihrer Kontaktdaten",
+        "pc_identity_intro": "Am {at} wurde {what} Ihres Kundenkontos geändert. Waren Sie das?",
+        "pc_identity_what_email": "die E-Mail-Adresse",
+        "pc_identity_what_phone": "die Telefonnummer",
+        "pc_identity_what_email_phone": "die E-Mail-Adresse und die Telefonnummer",
+        "pc_identity_confirm": "Ja, das war ich – Änderung bestätigen",
+        "pc_identity_object": "Das war ich nicht",
+        "pc_identity_object_hint": "Dann beenden wir alle Anmeldungen im Datenschutz-Center, die "
+        "neue Adresse bleibt gesperrt, und unser Datenschutzteam prüft den Vorgang.",
+        "pc_identity_confirmed_title": "Änderung bestätigt",
+        "pc_identity_confirmed_text": "Vielen Dank. Die Änderung ist bestätigt.",
+        "pc_identity_objected_title": "Widerspruch erhalten",
+        "pc_identity_objected_text": "Wir haben alle Anmeldungen im Datenschutz-Center beendet; "
+        "die neue Adresse bleibt gesperrt. Unser Datenschutzteam prüft den Vorgang und meldet "
+        "sich bei Ihnen.",
+        "pc_identity_invalid_title": "Link ungültig",
+        "pc_identity_invalid_text": "Dieser Link ist unbekannt, abgelaufen oder wurde bereits "
+        "verwendet. Bitte wenden Sie sich an unser Datenschutzteam.",
+        "pc_identity_conflict_text": "Diese Änderung kann nur unser Datenschutzteam bestätigen, "
+        "weil eine frühere Änderung der Adresse noch offen ist.",
+    }
+)
+
+TEXTS["en"].update(
+    {
+        "pc_identity_restricted_heading": "Your e-mail address was changed recently",
+        "pc_identity_restricted_text": "For your protection, the privacy centre shows no "
+        "contact data to a sign-in through the new e-mail address, and export, erasure, "
+        "withdrawal and other changes are locked until the change is confirmed: through the "
+        "link we sent to the previous address, by our data protection team, or by itself on "
+        "{until}.",
+        "pc_identity_restricted_objected": "The change of your e-mail address was objected to "
+        "from the previous address. Until our data protection team has looked into it, the "
+        "privacy centre shows no contact data through this address, and export, erasure, "
+        "withdrawal and other changes are locked.",
+        "pc_identity_hidden": "Hidden until the change of the e-mail address is confirmed.",
+        "pc_identity_refused_title": "Locked until the change is confirmed",
+        "pc_identity_heading": "A change of your contact details",
+        "pc_identity_intro": "On {at}, {what} of your customer account was changed. Was this you?",
+        "pc_identity_what_email": "the e-mail address",
+        "pc_identity_what_phone": "the phone number",
+        "pc_identity_what_email_phone": "the e-mail address and the phone number",
+        "pc_identity_confirm": "Yes, this was me – confirm the change",
+        "pc_identity_object": "This was not me",
+        "pc_identity_object_hint": "We then end every sign-in to the privacy centre, the new "
+        "address stays locked, and our data protection team looks into it.",
+        "pc_identity_confirmed_title": "Change confirmed",
+        "pc_identity_confirmed_text": "Thank you. The change is confirmed.",
+        "pc_identity_objected_title": "Objection received",
+        "pc_identity_objected_text": "We have ended every sign-in to the privacy centre; the new "
+        "address stays locked. Our data protection team looks into it and gets back to you.",
+        "pc_identity_invalid_title": "Invalid link",
+        "pc_identity_invalid_text": "This link is unknown, has expired or was used already. "
+        "Please contact our data protection team.",
+        "pc_identity_conflict_text": "Only our data protection team can confirm this change, "
+        "because an earlier change of the address is still open.",
+    }
+)

@@ -11,6 +11,10 @@ database come first and the sealer falls behind, then catches up when the burst 
 backlog is on /metrics (`tresor_audit_unsealed_events`); a backlog that keeps growing means
 the node needs more CPU, not that events are lost (they are durable before any response).
 
+Whichever process holds the sealer lock also signs the checkpoints (at least every
+`TRESOR_AUDIT_CHECKPOINT_SECONDS` while events come) and appends them to the checkpoint file
+outside the database, so this process needs write access to `TRESOR_AUDIT_CHECKPOINT_FILE`.
+
 The process ends with its parent, also when the parent was killed with SIGKILL: it polls its
 parent pid and, once that changed, stops its jobs and seals what it can, so a crashed node
 leaves no orphan sealing against the database.

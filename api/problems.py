@@ -6,6 +6,7 @@ type only and answered with a generic 500, so no message can leak contact data.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import structlog
@@ -14,14 +15,17 @@ from litestar.exceptions import (
     HTTPException,
     NotAuthorizedException,
     PermissionDeniedException,
+    SerializationException,
     ValidationException,
 )
 
 from api.logging import ensure_request_id
-from vault.crypto import KeyringError
+from api.validation_errors import describe, json_syntax
+from vault.crypto import IntegrityCheckFailed, KeyringError
 from vault.errors import (
     AccessDenied,
     Conflict,
+    IntegrityFailure,
     InvalidInput,
     NotFound,
     RateLimited,
@@ -31,6 +35,8 @@ from vault.errors import (
 )
 
 PROBLEM = "application/problem+json"
+#: A detail from an HTTP exception is shown only in this shape: words, no quoted anything.
+_SAFE_DETAIL = re.compile(r"^[A-Za-z][^'\"`]{0,200}$")
 log = structlog.get_logger("tresor.errors")
 
 _TITLES = {
@@ -70,15 +76,9 @@ def problem(
 
 
 def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    errors = []
-    for item in exc.extra or []:
-        if isinstance(item, dict):
-            errors.append(
-                {
-                    "field": str(item.get("key") or item.get("source") or "body"),
-                    "message": str(item.get("message", "is invalid")),
-                }
-            )
+    """400 naming the fields and rules; `describe` drops every submitted value (enum
+    values, unknown field and parameter names) from the messages."""
+    errors = describe(request, list(exc.extra or [])) if isinstance(exc.extra, list) else []
     return problem(
         request,
         400,
@@ -92,10 +92,20 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     if isinstance(exc, ValidationException):
         return _validation(request, exc)
     status = exc.status_code
+    if status == 400 and isinstance(exc.__cause__, SerializationException):
+        return problem(  # the body is not JSON: where, never what
+            request,
+            400,
+            "The request body is not valid JSON; nothing was changed.",
+            type_="urn:tresor:problem:validation",
+            errors=[{"field": "body", "message": json_syntax(str(exc.__cause__))}],
+        )
     headers = dict(exc.headers or {})
     if isinstance(exc, NotAuthorizedException):
         headers.setdefault("WWW-Authenticate", 'Bearer realm="tresor"')
-    detail = exc.detail if isinstance(exc.detail, str) and status < 500 else _TITLES.get(status, "Error")
+    detail = exc.detail if isinstance(exc.detail, str) and status < 500 else ""
+    if not _SAFE_DETAIL.match(detail):  # e.g. Litestar's "Invalid content-length: '…'"
+        detail = _TITLES.get(status, "Error")
     return problem(request, status, detail, headers=headers or None)
 
 
@@ -131,6 +141,8 @@ def _vault(request: Request[Any, Any, Any], exc: VaultError) -> Response[Any]:
             headers={"WWW-Authenticate": 'Bearer realm="tresor-self"'},
             reason=exc.reason,
         )
+    if isinstance(exc, IntegrityFailure):
+        return _integrity(request)
     if isinstance(exc, Unavailable):
         log.error("unavailable", error=type(exc.__cause__).__name__ if exc.__cause__ else None)
         return problem(
@@ -151,6 +163,22 @@ def _keyring(request: Request[Any, Any, Any], exc: KeyringError) -> Response[Any
     return _vault(request, error)
 
 
+def _integrity(request: Request[Any, Any, Any], *_: Any) -> Response[Any]:
+    """Stored data failed an integrity check (`vault.integrity`): a 500, because the
+    database holds what the vault did not write and no retry or other input helps; the
+    answer names no value and not which check failed. Operators find it in the log line and
+    the audit trail (reason `integrity_error`). A check failing outside the audited reads
+    (e.g. while re-sealing for a write) gets the same answer; nothing was changed."""
+    log.error("integrity_error")
+    return problem(
+        request,
+        500,
+        str(IntegrityFailure()),
+        type_="urn:tresor:problem:integrity-error",
+        reason=IntegrityFailure.reason,
+    )
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.error("unhandled_error", error=type(exc).__name__)
     return problem(request, 500, "An internal error occurred; nothing was revealed.")
@@ -160,6 +188,7 @@ exception_handlers: dict[Any, Any] = {
     HTTPException: _http,
     VaultError: _vault,
     KeyringError: _keyring,
+    IntegrityCheckFailed: _integrity,
     Exception: _unexpected,
 }
 

@@ -167,16 +167,17 @@ class ContactReservationOut(Struct):
 
 
 class ContactRecordIn(Struct, forbid_unknown_fields=True):
-    """A contact made without a lookup (e.g. at the shop counter or by the call centre)."""
+    """A contact made without a lookup (e.g. at the shop counter or by the call centre),
+    for a `purpose` the client may use; channel and type must fit the purpose."""
 
     subject_id: Uuid
     brand: WordId
     channel: ContactChannel
     type: ContactType
+    purpose: Short
     priority: WordId = "normal"
     touchpoint: Short | None = None
-    purpose: Short | None = None
-    #: An agreed follow-up this contact keeps (needs its `purpose`); costs no points.
+    #: An agreed follow-up this contact keeps (for its purpose); costs no points.
     followup: Uuid | None = None
 
 
@@ -418,6 +419,22 @@ class SelfRequest(Struct):
     overdue: bool = False
 
 
+class LocalText(Struct):
+    de: str
+    en: str
+
+
+class SelfRestriction(Struct):
+    """Why this session shows no contact data and may not act on the account: it was
+    opened through an e-mail address whose change is not confirmed yet. `until` is when
+    the cooling-off ends (null while an objection to the change stands)."""
+
+    reason: str
+    changed_at: datetime
+    until: datetime | None
+    message: LocalText
+
+
 class SelfOverview(Struct):
     subject_id: str
     status: str
@@ -425,6 +442,46 @@ class SelfOverview(Struct):
     consents: list[SelfConsent]
     access_log: list[SelfAccess]
     requests: list[SelfRequest]
+    restriction: SelfRestriction | None = None
+
+
+class IdentityTokenIn(Struct, forbid_unknown_fields=True):
+    """The token from the link in the notice mailed to the previous address."""
+
+    token: Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+class SelfIdentityChange(Struct):
+    """The change(s) the link was about, after confirming or objecting."""
+
+    status: str
+    fields: list[str]
+    changed_at: datetime
+    cooling_off_until: datetime
+
+
+IdentityChangeStatusName = Literal["pending", "effective", "confirmed", "objected"]
+
+
+class IdentityChangeOut(Struct):
+    """A change of an identifying address, for the DPO. `pending`: in its cooling-off;
+    `effective`: the cooling-off passed unanswered; `objected`: the previous address said
+    it was not them (see `request_id`)."""
+
+    change_id: str
+    subject_id: str
+    kind: str
+    status: str
+    changed_at: datetime
+    changed_by: str
+    cooling_off_until: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None
+    request_id: str | None
+
+
+class IdentityChangeList(Struct):
+    items: list[IdentityChangeOut]
 
 
 class SelfRequestCreate(Struct, forbid_unknown_fields=True):
@@ -792,9 +849,15 @@ class DryRunRequest(Struct, forbid_unknown_fields=True):
 
 
 class DryRunResponse(Struct):
+    """Counts for groups only: a bucket (the reachable ones, or one reason) with fewer
+    members than `min_audience` is not shown; its members are counted in `suppressed`
+    (`reachable` is null then)."""
+
     total: int
-    reachable: int
+    reachable: int | None
     unreachable: dict[str, int]
+    suppressed: int
+    min_audience: int
 
 
 class ContactBucketOut(Struct):

@@ -151,7 +151,8 @@ async def _baseline(settings: Settings, ids: list[str], fields: tuple[str, ...])
     # The columns the batch reads for deciding and decrypting (the sealed columns of the
     # purpose's fields only, as the batch does), selected the same way.
     columns = [subjects.c.id, subjects.c.status, subjects.c.kek_version, subjects.c.wrapped_dek,
-               subjects.c.dek_version, *(subjects.c[f"{f}_ct"] for f in fields)]
+               subjects.c.dek_version, subjects.c.contact_revision,
+               *(subjects.c[f"{f}_ct"] for f in fields)]
     stmt = select(*columns).where(subjects.c.id == any_(bindparam("ids", type_=ARRAY(String))))
     try:
         started = time.perf_counter()

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from vault.consents import sealed_texts
 from vault.context import VaultContext
 from vault.subjects import sealed_columns, normalise_contact
 from vault.storage.tables import consents, subjects
@@ -45,19 +46,21 @@ async def seed(ctx: VaultContext, n: int, *, purpose: str = "order.delivery", ba
                     "kek_version": kek_version,
                     "wrapped_dek": wrapped,
                     "dek_version": 1,
+                    "contact_revision": 1,
                     "created_at": now,
                     "updated_at": now,
-                    **sealed_columns(ctx, sid, dek, 1, fields),
+                    **sealed_columns(ctx, sid, dek, 1, fields, revision=1),
                 }
             )
+            basis_id = str(uuid.uuid4())
             bases.append(
                 {
-                    "id": str(uuid.uuid4()),
+                    "id": basis_id,
                     "subject_id": sid,
                     "purpose": purpose,
                     "basis": "contract",
                     "status": "active",
-                    "reference": f"order {i}",
+                    **sealed_texts(dek, sid, 1, basis_id, reference=f"order {i}"),
                     "created_at": now,
                     "granted_at": now,
                 }

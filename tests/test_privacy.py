@@ -266,9 +266,50 @@ async def test_no_canary_reaches_logs_audit_storage_or_errors(vault, log_stream,
 
     # (c) the database at rest (last: it disposes the engine's connections)
     raw = await raw_database_bytes(vault)
-    assert b"Auftrag 2026-4711" in raw, "the dump holds the rows (a plaintext reference)"
+    assert b"order.delivery" in raw, "positive control: the dump holds the consent rows"
+    assert b"Auftrag 2026-4711" not in raw, "a basis's reference is sealed at rest"
     assert not found_canaries(raw), found_canaries(raw)
     # Positive control of the search itself: the confirmation mail does carry the address.
     (mail,) = vault.settings.outbox_dir.glob("*.eml")
     hits = found_canaries(mail.read_bytes())
     assert any(hit.startswith("canary.zx81q@example.org") for hit in hits), hits
+
+
+#: Free text stored next to a subject: a basis's reference and a consent's notice version.
+FREE_TEXT = ("Vertrag Freitext-Qx7 Erika", "Hinweis Freitext-Qx7 Fassung")
+
+
+async def test_free_text_is_sealed_at_rest_and_gone_after_erasure(vault):
+    """A basis's reference and a consent's notice version are shown to whom may see them
+    (consent listing, consent proof) but are never plaintext in the database (SQLite file +
+    WAL, or pg_dump), and after the subject's erasure nothing of them remains."""
+    from vault.audit import Actor
+    from vault.consent_proof import consent_proof
+    from vault.consents import Evidence, list_bases, record_basis
+    from vault.erasure import erase_subject
+    from vault.subjects import create_subject
+
+    writer, dpo = Actor("client", "crm"), Actor("dpo", "dpo-office")
+    sid = await create_subject(vault, writer, CANARY)
+    contract = await record_basis(vault, writer, sid, "order.delivery", reference=FREE_TEXT[0])
+    consent = await record_basis(
+        vault, writer, sid, "offers.sms",
+        evidence=Evidence(touchpoint="shop.counter", method="signature",
+                          notice_version=FREE_TEXT[1], language="de", explicit=True),
+    )
+    listed = {b.id: b for b in await list_bases(vault, dpo, sid)}
+    assert listed[contract.id].reference == FREE_TEXT[0]
+    assert listed[consent.id].evidence["notice_version"] == FREE_TEXT[1]
+    proof = await consent_proof(vault, dpo, consent.id)
+    assert proof.evidence.notice_version == FREE_TEXT[1]
+    raw = await raw_database_bytes(vault)
+    assert b"order.delivery" in raw, "positive control: the dump holds the consent rows"
+    assert not found_canaries(raw, FREE_TEXT), "sealed at rest"
+
+    await erase_subject(vault, dpo, sid)
+    proof = await consent_proof(vault, dpo, consent.id)
+    assert proof.evidence.notice_version is None
+    assert (await consent_proof(vault, dpo, contract.id)).reference is None
+    raw = await raw_database_bytes(vault)
+    assert not found_canaries(raw, FREE_TEXT), found_canaries(raw, FREE_TEXT)
+    assert not found_canaries(raw), found_canaries(raw)

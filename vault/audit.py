@@ -94,6 +94,24 @@ class AuditAction(StrEnum):
     SELF_FOLLOWUP_READ = "subject:followup:read"
     DPO_FOLLOWUP_LIST = "dpo:followup:list"
     SYSTEM_FOLLOWUP_MISS = "system:followup:miss"
+    # Identity-relevant: a change of an identifying address (e-mail, phone) and what
+    # follows from it (vault.identity): the notice to the old address, its confirmation or
+    # objection, a DPO's approval, and what a session through the new address was refused.
+    IDENTITY_CHANGE = "client:identity:change"
+    DPO_IDENTITY_CHANGE = "dpo:identity:change"
+    IDENTITY_NOTICE_MAIL = "system:identity:notice_mail"
+    SUBJECT_IDENTITY_CONFIRM = "subject:identity:confirm"
+    SUBJECT_IDENTITY_OBJECT = "subject:identity:object"
+    DPO_IDENTITY_APPROVE = "dpo:identity:approve"
+    DPO_IDENTITY_LIST = "dpo:identity:list"
+    SELF_IDENTITY_REFUSED = "subject:identity:refused"
+    #: Too many wrong sign-in codes for one subject: its sign-in is locked for a while.
+    SYSTEM_SESSION_LOCKOUT = "system:session:lockout"
+    #: A client refused by its role (api/auth.py): the attempt is on record even though
+    #: nothing was considered; detail names the route template and operation.
+    ACCESS_DENIED = "client:access:denied"
+    #: The DPO read a contact-pressure report (API or console), like the other DPO views.
+    DPO_CONTACT_REPORT = "dpo:contact_report:read"
 
 
 class Decision(StrEnum):

@@ -13,6 +13,14 @@ hole for ever. The sealer therefore seals in sequence order up to the first hole
 for it; a hole older than `grace` is taken to be a rollback and skipped. The chain thus
 visits events in strictly increasing sequence order, which `verify` checks: a row slipped in
 behind the sealed part later is reported as inserted.
+
+Checkpoints in the database alone do not stop a database writer from deleting the newest
+events together with their seals and checkpoint rows. So every signed checkpoint is also
+appended to a file outside the database (`TRESOR_AUDIT_CHECKPOINT_FILE`, by default
+`audit-checkpoints.jsonl` in the data dir), at least every `TRESOR_AUDIT_CHECKPOINT_SECONDS`
+while events are sealed, and `verify` fails when the chain is shorter than, or differs
+from, the newest checkpoint there. A checkpoint is appended only while the chain still
+contains the file's last one, so a rewritten trail never gets a checkpoint that agrees.
 """
 
 from __future__ import annotations
@@ -22,11 +30,15 @@ import base64
 import hashlib
 import hmac
 import msgspec
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import structlog
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -41,6 +53,7 @@ from vault.storage.tables import audit_checkpoints, audit_events, audit_seals
 from vault.subjects import RowView
 
 GENESIS = "0" * 64
+log = structlog.get_logger("tresor.audit")
 #: How long a hole in the sequence may stay open before it counts as a rolled-back event.
 DEFAULT_GRACE = timedelta(seconds=10)
 #: Any fixed 64-bit number; names the lock that makes one sealer run at a time on PostgreSQL.
@@ -125,11 +138,208 @@ def key_id(public: Ed25519PublicKey) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A signed statement "the chain had `head` at `chain_pos` (event `seq`) at `at`"."""
+
+    chain_pos: int
+    seq: int
+    head: str
+    at: datetime
+    key_id: str
+    signature: str
+
+    def message(self) -> bytes:
+        return _checkpoint_message(self.chain_pos, self.seq, self.head, self.at)
+
+    def line(self) -> bytes:
+        """One line of the checkpoint file: compact JSON, ids and digests only."""
+        return _CANONICAL.encode(
+            {
+                "v": 1,
+                "chain_pos": self.chain_pos,
+                "seq": self.seq,
+                "head": self.head,
+                "at": as_utc(self.at).isoformat(),  # type: ignore[union-attr]
+                "key_id": self.key_id,
+                "signature": self.signature,
+            }
+        ) + b"\n"
+
+    @classmethod
+    def parse(cls, line: bytes) -> Checkpoint:
+        """A line of the checkpoint file; `ValueError` for anything else."""
+        try:
+            raw = msgspec.json.decode(line, type=_CheckpointLine)
+            return cls(
+                raw.chain_pos, raw.seq, raw.head, datetime.fromisoformat(raw.at),
+                raw.key_id, raw.signature,
+            )
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise ValueError("not a checkpoint line") from exc
+
+    def signed_by(self, public: Ed25519PublicKey) -> bool:
+        try:
+            public.verify(base64.b64decode(self.signature, validate=True), self.message())
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+class _CheckpointLine(msgspec.Struct, forbid_unknown_fields=True):
+    v: int
+    chain_pos: int
+    seq: int
+    head: str
+    at: str
+    key_id: str
+    signature: str
+
+
+# -- the checkpoint file outside the database -----------------------------------------------
+
+
+def append_checkpoint_line(path: Path, checkpoint: Checkpoint) -> None:
+    """Append one checkpoint line and fsync it. `O_APPEND` keeps concurrent writers (nodes
+    sharing the file) from interleaving inside a line; a new file gets mode 0600 and its
+    directory entry is synced too. A previous line cut short by a crash is closed first."""
+    created = not path.exists()
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        size = os.fstat(fd).st_size
+        line = checkpoint.line()
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if created:
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+def last_checkpoint_line(path: Path) -> Checkpoint | None:
+    """The file's last checkpoint (read from its tail), None for a missing or empty file;
+    `ValueError` when the last line is not a checkpoint."""
+    try:
+        with path.open("rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - 4096))
+            tail = f.read()
+    except FileNotFoundError:
+        return None
+    lines = [line for line in tail.split(b"\n") if line.strip()]
+    return Checkpoint.parse(lines[-1]) if lines else None
+
+
+@dataclass
+class CheckpointFile:
+    """What `verify` found in the checkpoint file: its newest checkpoint (by position),
+    how many lines it has, and the first line that is not a checkpoint."""
+
+    path: Path
+    exists: bool = False
+    lines: int = 0
+    newest: Checkpoint | None = None
+    bad_line: int | None = None
+
+
+def read_checkpoint_file(path: Path) -> CheckpointFile:
+    """Stream the file once, keeping only the newest checkpoint (memory stays flat)."""
+    found = CheckpointFile(path)
+    try:
+        f = path.open("rb")
+    except FileNotFoundError:
+        return found
+    found.exists = True
+    with f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            found.lines += 1
+            try:
+                checkpoint = Checkpoint.parse(line)
+            except ValueError:
+                found.bad_line = found.bad_line or number
+                continue
+            if found.newest is None or checkpoint.chain_pos > found.newest.chain_pos:
+                found.newest = checkpoint
+    return found
+
+
+_SEAL_OF = select(audit_seals.c.chain_pos, audit_seals.c.chain_mac).where(
+    audit_seals.c.seq == bindparam("seq")
+)
+
+
+async def _chain_contains(ctx: VaultContext, checkpoint: Checkpoint) -> bool:
+    """Whether the chain in the database still has the checkpoint's head at its position
+    (one read along the seal table's primary key)."""
+    rows = await ctx.read_rows(_SEAL_OF, {"seq": checkpoint.seq})
+    return bool(rows) and (rows[0]["chain_pos"], rows[0]["chain_mac"]) == (
+        checkpoint.chain_pos, checkpoint.head,
+    )
+
+
+def _too_soon(ctx: VaultContext, previous: Checkpoint, checkpoint: Checkpoint) -> bool:
+    interval = timedelta(seconds=ctx.settings.checkpoint_seconds)
+    gap = as_utc(checkpoint.at) - as_utc(previous.at)  # type: ignore[operator]
+    return bool(gap < interval)
+
+
+async def anchor_checkpoint(
+    ctx: VaultContext, checkpoint: Checkpoint, *, force: bool = False
+) -> bool:
+    """Append a committed checkpoint to the checkpoint file; True when the file covers its
+    position afterwards.
+
+    Unless `force`d, at most one line per `TRESOR_AUDIT_CHECKPOINT_SECONDS`: under load the
+    database gets a checkpoint every thousand events, the file (an fsync each) need not;
+    the sealer anchors the head once a burst is over (`Sealer`). Refused (logged as
+    `audit_checkpoint_diverged`, positions only) while the chain no longer contains the
+    file's last checkpoint: after a rewrite or truncation of the trail, or a restore from a
+    backup, the file keeps naming the old head and `verify` keeps failing until an operator
+    has looked (docs/operations.md). A failed write is logged by error type.
+    """
+    path = ctx.settings.audit_checkpoint_path
+    try:
+        previous = await asyncio.to_thread(last_checkpoint_line, path)
+    except ValueError:
+        previous = None  # a damaged last line: `verify` names it; keep anchoring
+        log.error("audit_checkpoint_file_unreadable")
+    except OSError as exc:
+        log.error("audit_checkpoint_file_failed", error=type(exc).__name__)
+        return False
+    if not force and previous is not None and _too_soon(ctx, previous, checkpoint):
+        return False
+    if previous is not None and not await _chain_contains(ctx, previous):
+        log.error(
+            "audit_checkpoint_diverged",
+            file_position=previous.chain_pos, file_seq=previous.seq,
+            position=checkpoint.chain_pos,
+        )
+        return False
+    if previous is not None and previous.chain_pos >= checkpoint.chain_pos:
+        return True  # already covered (another node sharing the file was first)
+    try:
+        await asyncio.to_thread(append_checkpoint_line, path, checkpoint)
+    except OSError as exc:
+        log.error("audit_checkpoint_file_failed", error=type(exc).__name__)
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
 class SealReport:
     sealed: int
     head_position: int
     checkpoint: int | None
     waiting_for_gap: bool
+    #: Whether the checkpoint also went into the checkpoint file.
+    anchored: bool = False
 
 
 #: The chain head: the seal with the highest sequence number (the chain visits events in
@@ -187,13 +397,16 @@ async def seal_pending(
     batch: int = 5000,
     grace: timedelta = DEFAULT_GRACE,
     checkpoint_every: int = 1000,
-    checkpoint_interval: timedelta = timedelta(seconds=60),
+    checkpoint_interval: timedelta | None = None,
 ) -> SealReport:
     """Seal up to `batch` events in one transaction; returns what was done.
 
-    Writes a signed checkpoint when `checkpoint_every` events or `checkpoint_interval` have
-    passed since the last one (and something new was sealed).
+    Writes a signed checkpoint when `checkpoint_every` events or `checkpoint_interval`
+    (default `TRESOR_AUDIT_CHECKPOINT_SECONDS`) have passed since the last one (and
+    something new was sealed), and after the commit appends it to the checkpoint file.
     """
+    if checkpoint_interval is None:
+        checkpoint_interval = timedelta(seconds=ctx.settings.checkpoint_seconds)
     now = ctx.clock.now()
     key = ctx.secrets.audit_key
     async with ctx.transaction() as conn:
@@ -245,13 +458,18 @@ async def seal_pending(
                     for q, p, m in zip(seqs, positions, macs, strict=True)
                 ],
             )
-        checkpoint = None
+        signed = None
         if seqs:
-            checkpoint = await _maybe_checkpoint(
+            signed = await _maybe_checkpoint(
                 ctx, conn, position, seqs[-1], previous, now,
                 every=checkpoint_every, interval=checkpoint_interval,
             )
-    return SealReport(len(seqs), position, checkpoint, waiting)
+    anchored = False
+    if signed is not None:  # committed: only now may it leave the database
+        anchored = await anchor_checkpoint(ctx, signed)
+    return SealReport(
+        len(seqs), position, signed.chain_pos if signed else None, waiting, anchored
+    )
 
 
 async def _maybe_checkpoint(
@@ -265,14 +483,10 @@ async def _maybe_checkpoint(
     every: int,
     interval: timedelta,
     force: bool = False,
-) -> int | None:
-    last = (
-        await conn.execute(
-            select(audit_checkpoints.c.chain_pos, audit_checkpoints.c.at)
-            .order_by(audit_checkpoints.c.chain_pos.desc())
-            .limit(1)
-        )
-    ).first()
+) -> Checkpoint | None:
+    """Sign and store a checkpoint of the head at `position` when one is due; the caller
+    anchors it in the checkpoint file after its transaction committed."""
+    last = await _last_checkpoint(conn)
     if last is not None and last.chain_pos >= position:
         return None
     due = (
@@ -283,19 +497,108 @@ async def _maybe_checkpoint(
     )
     if not due:
         return None
+    return await _sign_checkpoint(ctx, conn, position, seq, head, now)
+
+
+async def _last_checkpoint(conn: AsyncConnection) -> Any:
+    """(chain_pos, at) of the newest checkpoint in the database, or None."""
+    return (
+        await conn.execute(
+            select(audit_checkpoints.c.chain_pos, audit_checkpoints.c.at)
+            .order_by(audit_checkpoints.c.chain_pos.desc())
+            .limit(1)
+        )
+    ).first()
+
+
+async def _sign_checkpoint(
+    ctx: VaultContext, conn: AsyncConnection, position: int, seq: int, head: str, now: datetime
+) -> Checkpoint:
     private = _signing_key(ctx)
     signature = private.sign(_checkpoint_message(position, seq, head, now))
+    checkpoint = Checkpoint(
+        position, seq, head, now, key_id(private.public_key()),
+        base64.b64encode(signature).decode(),
+    )
     await conn.execute(
         insert(audit_checkpoints).values(
             chain_pos=position,
             seq=seq,
             head=head,
             at=now,
-            key_id=key_id(private.public_key()),
-            signature=base64.b64encode(signature).decode(),
+            key_id=checkpoint.key_id,
+            signature=checkpoint.signature,
         )
     )
-    return position
+    return checkpoint
+
+
+async def checkpoint_head(ctx: VaultContext) -> bool:
+    """Make a signed checkpoint cover the chain head, in the database (unless one does
+    already) and in the checkpoint file; True when both cover it afterwards (False: another
+    node's sealer holds the lock, or the file could not take it)."""
+    async with ctx.transaction() as conn:
+        if not await _try_lock(conn):
+            return False
+        head = await _chain_head(conn)
+        if head is None:
+            return True
+        last = await _newest_checkpoint(conn)
+        if last is not None and last.chain_pos >= head[0]:
+            signed = last
+        else:
+            signed = await _sign_checkpoint(
+                ctx, conn, head[0], head[2], head[1], ctx.clock.now()
+            )
+    return await anchor_checkpoint(ctx, signed, force=True)
+
+
+async def newest_checkpoint(ctx: VaultContext) -> Checkpoint | None:
+    """The newest signed checkpoint in the database, as it would stand in the file."""
+    async with ctx.transaction() as conn:
+        return await _newest_checkpoint(conn)
+
+
+async def _newest_checkpoint(conn: AsyncConnection) -> Checkpoint | None:
+    row = (
+        await conn.execute(
+            select(audit_checkpoints).order_by(audit_checkpoints.c.chain_pos.desc()).limit(1)
+        )
+    ).first()
+    if row is None:
+        return None
+    return Checkpoint(row.chain_pos, row.seq, row.head, row.at, row.key_id, row.signature)
+
+
+class Sealer:
+    """The periodic sealer's rounds, with the checkpoint cadence of a quiet trail.
+
+    `seal_pending` checkpoints (and anchors in the file) while events keep coming; when
+    they stop, the last ones sealed would stay outside the file until the next event, free
+    to be deleted unnoticed. So once a round has sealed events the file does not cover,
+    the head is checkpointed and anchored `TRESOR_AUDIT_CHECKPOINT_SECONDS` later even if
+    nothing more comes (and retried at that pace if the file refuses it). What this
+    remembers is only a hint: `checkpoint_head` asks the database and the file.
+    """
+
+    def __init__(self, ctx: VaultContext) -> None:
+        self.ctx = ctx
+        self._due: datetime | None = None
+        self._fresh = True
+
+    async def round(self) -> SealReport:
+        report = await seal_pending(self.ctx)
+        now = self.ctx.clock.now()
+        if self._fresh:  # a head left uncovered before a restart is due at once
+            self._fresh, self._due = False, now
+        interval = timedelta(seconds=self.ctx.settings.checkpoint_seconds)
+        if report.anchored:
+            self._due = None
+        elif report.sealed and self._due is None:
+            self._due = now + interval
+        elif not report.sealed and self._due is not None and now >= self._due:
+            self._due = None if await checkpoint_head(self.ctx) else now + interval
+        return report
 
 
 async def seal_all(
@@ -317,18 +620,7 @@ async def seal_all(
             await asyncio.sleep(0.2)
             continue
         break
-    async with ctx.transaction() as conn:
-        if await _try_lock(conn):
-            head = (
-                await conn.execute(
-                    _HEAD
-                )
-            ).first()
-            if head is not None:
-                await _maybe_checkpoint(
-                    ctx, conn, head[0], head[2], head[1], ctx.clock.now(),
-                    every=1, interval=timedelta(0), force=True,
-                )
+    await checkpoint_head(ctx)
     return total
 
 
@@ -344,6 +636,8 @@ class VerifyReport:
     broken_seq: int | None = None
     problem: str | None = None
     problems: list[str] = field(default_factory=list)
+    #: What the checkpoint file outside the database held (None: not read).
+    checkpoint_file: CheckpointFile | None = None
 
     @property
     def ok(self) -> bool:
@@ -374,13 +668,42 @@ async def _chain_rows(conn: AsyncConnection, page: int) -> AsyncIterator[Any]:
         after = rows[-1].seq
 
 
+def _check_file(report: VerifyReport, found: CheckpointFile, public: Ed25519PublicKey) -> bool:
+    """The checkpoint file itself: every line a checkpoint, the newest one signed."""
+    report.checkpoint_file = found
+    if found.bad_line is not None:
+        report.problem = f"line {found.bad_line} of the checkpoint file is not a checkpoint"
+        return False
+    newest = found.newest
+    if newest is not None and not newest.signed_by(public):
+        report.broken_seq = newest.seq
+        report.problem = (
+            f"the checkpoint file's newest checkpoint (position {newest.chain_pos}) has a "
+            "bad signature"
+        )
+        return False
+    return True
+
+
 async def verify_chain(
-    ctx: VaultContext, *, public_key: Ed25519PublicKey | None = None, page: int = 10_000
+    ctx: VaultContext,
+    *,
+    public_key: Ed25519PublicKey | None = None,
+    page: int = 10_000,
+    checkpoint_file: Path | None = None,
 ) -> VerifyReport:
-    """Check every MAC, the order, every checkpoint signature, and the tail."""
+    """Check every MAC, the order, every checkpoint signature, and the tail, in the
+    database and against the newest checkpoint in the checkpoint file (default: the
+    configured one; a missing file is reported, not failed)."""
     report = VerifyReport()
     key = ctx.secrets.audit_key
     public = public_key or _signing_key(ctx).public_key()
+    found = await asyncio.to_thread(
+        read_checkpoint_file, checkpoint_file or ctx.settings.audit_checkpoint_path
+    )
+    if not _check_file(report, found, public):
+        return report
+    outside = found.newest
     async with ctx.transaction() as conn:
         checkpoints = {
             c.chain_pos: c
@@ -421,6 +744,15 @@ async def verify_chain(
                 report.broken_seq = row.seq
                 report.problem = f"checkpoint at position {row.chain_pos} disagrees with the chain"
                 return report
+            if outside is not None and row.chain_pos == outside.chain_pos and (
+                outside.head != mac or outside.seq != row.seq
+            ):
+                report.broken_seq = row.seq
+                report.problem = (
+                    f"chain position {row.chain_pos} differs from the signed checkpoint in "
+                    "the checkpoint file (trail rewritten)"
+                )
+                return report
             if cp is not None:
                 report.last_checkpoint_position = cp.chain_pos
             previous, last_seq = mac, row.seq
@@ -436,6 +768,13 @@ async def verify_chain(
                     f"covers position {top} (events truncated)"
                 )
                 return report
+        if outside is not None and outside.chain_pos >= expected_pos:
+            report.broken_seq = outside.seq
+            report.problem = (
+                f"chain ends at position {expected_pos - 1} but the checkpoint file's signed "
+                f"checkpoint covers position {outside.chain_pos} (events truncated)"
+            )
+            return report
         unsealed = (
             await conn.execute(
                 select(audit_events.c.seq)

@@ -14,9 +14,15 @@ Lines never echo the identifier: they carry its index `i` in the request. With a
 every line that would reveal data first reserves the contact's points (`vault.pressure`) in
 the chunk's transaction, or is denied like the single lookup.
 
+Stored data is checked like the single lookup checks it, before any reservation: a row found
+by e-mail, phone or customer number must hold that value, and every ciphertext must open at
+the row's revision. A line that fails is `{"i", "reason": "integrity_error", "status": 500}`,
+audited as a denial; the other lines are not affected.
+
 `dry_run` answers "how many of these subjects could be reached now for this purpose, and why
-not the others", from the same decision, without selecting or decrypting any ciphertext;
-it is audited as one event with the counts.
+not the others", from the same decision, without selecting or decrypting any ciphertext,
+for groups only (a minimum audience, small buckets suppressed); it is audited as one event
+with the counts and one event per subject concerned.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from vault.audit import Actor, AuditAction, Decision, EventRecord
 from vault.clock import as_utc
 from vault.context import VaultContext
 from vault.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
-from vault.crypto import KeyringError
+from vault.crypto import IntegrityCheckFailed, KeyringError
 from vault.errors import InvalidInput, Unavailable
 from vault.lookup import IDENTIFIER_KINDS, LookupDenied, deny_message
 from vault.policies import Purpose
@@ -69,6 +75,7 @@ _STATUS = {
     DenyReason.SUBJECT_NOT_FOUND: 404,
     INVALID_IDENTIFIER: 422,
     DUPLICATE_IDENTIFIER: 409,
+    DenyReason.INTEGRITY_ERROR: 500,
 }
 _encode = msgspec.json.Encoder().encode
 _encode_lines = msgspec.json.Encoder().encode_lines  # NDJSON: one line per item
@@ -84,6 +91,8 @@ class _Outcome(NamedTuple):
     row: Any = None
     allow: Allow | None = None
     reservation: pressure.Reservation | None = None
+    #: The allowed fields, decrypted (and the row checked) before any reservation.
+    data: dict[str, Any] | None = None
 
 
 async def _reserve_chunk(
@@ -120,7 +129,7 @@ async def _reserve_chunk(
         if isinstance(got, Deny):
             out[j] = _Outcome(got.reason, outcomes[j].row)
         else:
-            out[j] = _Outcome(None, outcomes[j].row, outcomes[j].allow, got)
+            out[j] = outcomes[j]._replace(reservation=got)
     return out
 
 
@@ -157,7 +166,11 @@ def _build(kind: str, data: tuple[str, ...] | None, *, array: bool) -> Select[An
             subjects.c.kek_version,
             subjects.c.wrapped_dek,
             subjects.c.dek_version,
-            *(getattr(subjects.c, f"{f}_ct") for f in data),
+            subjects.c.contact_revision,
+            # The identifier's own ciphertext too (by e-mail, phone, customer number), to
+            # check each row against the index it was found by (`_Opener`).
+            *(getattr(subjects.c, f"{f}_ct")
+              for f in sorted({*data, kind} if kind in INDEXED else data)),
         ]
         if data is not None
         else [
@@ -255,14 +268,42 @@ async def _fetch(
     return list((await conn.execute(_statement(ctx, kind, data), params)).mappings())
 
 
+class _Opener:
+    """Opens what a chunk's decisions need from one subject row, as the single lookup
+    does (`vault.lookup._open`): the fields an allowed line reveals, and for a row found by
+    a blind index that identifier, to re-derive its index (denied lines too). Keys are left
+    out of the DEK cache."""
+
+    __slots__ = ("ctx", "kind")
+
+    def __init__(self, ctx: VaultContext, kind: str) -> None:
+        self.ctx, self.kind = ctx, kind
+
+    def __call__(self, row: Any, key: str, allow: Allow | None) -> _Outcome:
+        if allow is None and self.kind == "subject_id":
+            return _Outcome(None, row)
+        try:
+            data = decrypt_fields(
+                self.ctx, row, allow.fields if allow is not None else (), cache_key=False,
+                found_by=None if self.kind == "subject_id" else (self.kind, key),
+            )
+        except IntegrityCheckFailed:
+            return _Outcome(DenyReason.INTEGRITY_ERROR, row)
+        except KeyringError as exc:
+            raise Unavailable("keyring is unavailable; nothing was revealed") from exc
+        return _Outcome(None, row, allow, None, data if allow is not None else None)
+
+
 def _decide_chunk(
     rows: list[Any],
     purpose: Purpose,
     fields: tuple[str, ...],
     keys: list[str | None],
     now: datetime,
+    opener: _Opener | None = None,
 ) -> list[_Outcome]:
-    """The single lookup's decision for every identifier of the chunk (pure)."""
+    """The single lookup's decision for every identifier of the chunk (pure without an
+    `opener`: the dry run decides without decrypting anything)."""
     by_key: dict[str, list[Any]] = {}
     for r in rows:
         k = r["k"]
@@ -293,8 +334,12 @@ def _decide_chunk(
                     if r["b_id"] is not None
                 ]
                 verdict = decide(purpose, fields, first["status"], facts, now)
-                if isinstance(verdict, Allow):
-                    hit = _Outcome(None, first, verdict)
+                allow = verdict if isinstance(verdict, Allow) else None
+                opened = opener(first, key, allow) if opener is not None else None
+                if opened is not None and opened.reason is not None:
+                    hit = opened  # the stored data failed its check: no decision about it
+                elif allow is not None:
+                    hit = opened or _Outcome(None, first, allow)
                 else:
                     hit = _Outcome(verdict.reason, first)
             decided[key] = hit
@@ -397,6 +442,7 @@ async def resolve_batch(
     checked = check_request(purpose, purpose_id, client_purposes, fields)
     if contact is not None:
         contact = contact.resolve(ctx, purpose)  # raises InvalidInput
+        checked = pressure.check_grant(ctx, actor.id, client_purposes, contact, checked)
     now = ctx.clock.now()
     requested = list(fields) if fields is not None else None
     if isinstance(checked, Deny):
@@ -496,7 +542,7 @@ async def _prepare_chunk(
     b = batch
     keys = _keys(b.ctx, b.kind, chunk)
     rows = await _fetch(b.ctx, None, b.kind, b.purpose, keys, data=b.fields)
-    outcomes = _decide_chunk(rows, b.purpose, b.fields, keys, b.now)
+    outcomes = _decide_chunk(rows, b.purpose, b.fields, keys, b.now, _Opener(b.ctx, b.kind))
     events, lines = _chunk_lines(b, keys, start, outcomes, {}, None)
     return events, _encode_lines(lines)
 
@@ -535,7 +581,9 @@ async def _resolve_chunk(
     keys = _keys(b.ctx, b.kind, chunk)
     async with b.ctx.transaction() as conn:
         rows = await _fetch(b.ctx, conn, b.kind, b.purpose, keys, data=b.fields)
-        outcomes = _decide_chunk(rows, b.purpose, b.fields, keys, b.now)
+        outcomes = _decide_chunk(
+            rows, b.purpose, b.fields, keys, b.now, _Opener(b.ctx, b.kind)
+        )
         reserved: dict[int, pressure.Reservation] = {}
         if contact is not None:
             outcomes = await _reserve_chunk(
@@ -561,9 +609,9 @@ def _chunk_lines(
     reserved: dict[int, pressure.Reservation],
     contact: pressure.ContactSpec | None,
 ) -> tuple[list[EventRecord], list[dict[str, Any]]]:
-    """Decrypt what is allowed; one audit event (a record, as `audit.event_row` would make
-    it) and one NDJSON line per identifier."""
-    ctx, actor, purpose, kind, now = batch.ctx, batch.actor, batch.purpose, batch.kind, batch.now
+    """One audit event (a record, as `audit.event_row` would make it) and one NDJSON line
+    per identifier, from the decided (and, where allowed, decrypted) outcomes."""
+    actor, purpose, kind, now = batch.actor, batch.purpose, batch.kind, batch.now
     requested, detail_prefix = batch.requested, batch.detail_prefix
     events: list[EventRecord] = []
     lines: list[dict[str, Any]] = []
@@ -579,11 +627,8 @@ def _chunk_lines(
             full["contact"] = _contact_detail(contact, reserved.get(j))
             detail = json.dumps(full, sort_keys=True)
         if o.allow is not None:
-            row, basis, allowed = o.row, o.allow.basis, o.allow.fields
-            try:
-                data = decrypt_fields(ctx, row, allowed, cache_key=False)
-            except KeyringError as exc:
-                raise Unavailable("keyring is unavailable; nothing was revealed") from exc
+            row, basis, allowed, data = o.row, o.allow.basis, o.allow.fields, o.data
+            assert data is not None  # decrypted by `_decide_chunk`'s opener
             if len(data) == len(allowed):  # the usual case: the subject has every field
                 if every_field is None or every_field[0] is not allowed:
                     every_field = (allowed, ",".join(sorted(allowed)))
@@ -628,9 +673,25 @@ def _chunk_lines(
 
 @dataclass(frozen=True, slots=True)
 class DryRunResult:
+    """A dry run's answer, for groups only: a bucket (the reachable ones, or one reason)
+    with fewer members than `min_audience` is left out and its members are counted in
+    `suppressed` (`reachable` is None then)."""
+
     total: int
-    reachable: int
+    reachable: int | None
     unreachable: dict[str, int]
+    suppressed: int
+    min_audience: int
+
+
+@dataclass(slots=True)
+class _Tally:
+    """A dry run's raw outcome: per identifier (`counts` by reason, `reachable`) and per
+    subject an identifier matched (its outcome, None = reachable; the first one counts)."""
+
+    counts: Counter[str] = dataclasses.field(default_factory=Counter)
+    reachable: int = 0
+    subjects: dict[str, str | None] = dataclasses.field(default_factory=dict)
 
 
 async def dry_run(
@@ -644,14 +705,26 @@ async def dry_run(
     channel: str | None = None,
     contact: pressure.ContactSpec | None = None,
 ) -> DryRunResult:
-    """Count who could be reached now for the purpose (and over `channel`), by reason.
+    """Count who could be reached now for the purpose (and over `channel`), by reason, for
+    an audience, never for one person.
 
     Same decision as the batch; a subject allowed but without the contact field the channel
     needs counts as `no_contact_data`. With `contact`, the reachable ones are also put
     through the contact's reservation (basket, calamity cool-down, the customer's own rules)
-    in a transaction that is always rolled back, so the counts include those denials and
-    nothing is reserved. No ciphertext is selected, nothing is decrypted; one audit event
-    with the counts (no identifiers) commits before the answer leaves.
+    in a savepoint that is always rolled back, so the counts include those denials and
+    nothing is reserved. No ciphertext is selected, nothing is decrypted.
+
+    Why group answers only (security finding 3): the counts of a one-person audience are
+    that person's status. So the audience must hold `dry_run_min_audience`
+    (policies/contact-pressure.toml) distinct known subjects, else `LookupDenied`
+    `audience_too_small`; counted by subject, so padding with unknown, malformed or repeated
+    identifiers does not help. A bucket smaller than that is not shown (`DryRunResult`), so
+    a real audience plus one address of interest does not name that person's reason. What
+    suppression cannot stop (a caller who knows every other member's status learns by
+    difference whether one more is reachable) is why every subject concerned gets an audit
+    event of its own: its id, the purpose and its outcome, never the identifier. The
+    reads, the rehearsal and all events are one transaction: the answer leaves only once
+    the events committed.
     """
     _validate(identifier_kind, identifiers, None)
     purpose = ctx.catalogue.get(purpose_id)
@@ -671,6 +744,7 @@ async def dry_run(
                         + " or ".join(sorted(_channels(purpose)))},
         )
     checked = check_request(purpose, purpose_id, client_purposes, None)
+    checked = pressure.check_grant(ctx, actor.id, client_purposes, contact, checked)
     now = ctx.clock.now()
     label = purpose_id if purpose is not None else "<unknown>"
     if isinstance(checked, Deny):
@@ -683,55 +757,137 @@ async def dry_run(
         raise LookupDenied(checked.reason, deny_message(checked.reason))
     assert purpose is not None
     channel = channel or _channels(purpose)[0]
-    counts: Counter[str] = Counter()
-    reachable: list[str] = []
-    need = f"has_{CHANNEL_FIELD[channel]}"
-    async with ctx.rehearsal() as conn:
-        for start in range(0, len(identifiers), CHUNK):
-            keys = _keys(ctx, identifier_kind, identifiers[start : start + CHUNK])
-            rows = await _fetch(ctx, conn, identifier_kind, purpose, keys, data=None)
-            for o in _decide_chunk(rows, purpose, checked, keys, now):
-                if o.allow is None:
-                    counts[str(o.reason)] += 1
-                elif not o.row[need]:
-                    counts[NO_CONTACT_DATA] += 1
-                else:
-                    reachable.append(o.row["id"])
-        if contact is not None:
-            assert contact.type is not None
-            # Rehearse every reservation (rolled back below): what the batch would meet.
-            seen: set[str] = set()
-            for subject_id in sorted(reachable):
-                if subject_id in seen:
-                    counts[DUPLICATE_IDENTIFIER] += 1
-                    continue
-                seen.add(subject_id)
-                got = await pressure.reserve(
-                    conn, ctx, subject_id=subject_id, channel=channel, type=contact.type,
-                    brand=contact.brand, priority=contact.priority, now=now, purpose=purpose.id,
-                    touchpoint=contact.touchpoint, client=actor.id, request_id=actor.request_id,
-                )
-                if isinstance(got, Deny):
-                    counts[str(got.reason)] += 1
-            reachable_count = len(identifiers) - sum(counts.values())
-        else:
-            reachable_count = len(reachable)
-    outcome = DryRunResult(len(identifiers), reachable_count, dict(sorted(counts.items())))
-    detail: dict[str, object] = {
-        "by": identifier_kind,
-        "channel": channel,
-        "total": outcome.total,
-        "reachable": outcome.reachable,
-        "unreachable": outcome.unreachable,
-    }
+    k = ctx.pressure_rules.dry_run_min_audience
+    detail: dict[str, object] = {"by": identifier_kind, "channel": channel}
     if contact is not None:
         detail["contact"] = _contact_detail(contact, None)
     async with ctx.transaction() as conn:
-        await audit.record(
-            conn, at=now, actor=actor, action=AuditAction.AUDIENCE_DRY_RUN,
-            decision=Decision.ALLOW, purpose=purpose_id, detail=detail,
+        tally = await _tally(
+            conn, ctx, actor, purpose, checked, identifier_kind, identifiers, channel, contact,
+            now,
+        )  # fmt: skip
+        too_small = len(tally.subjects) < k
+        await conn.execute(
+            _AUDIT_INSERT,
+            _dry_run_events(actor, purpose_id, detail, tally, len(identifiers), k, now),
         )
-    return outcome
+    if too_small:
+        raise LookupDenied(
+            DenyReason.AUDIENCE_TOO_SMALL,
+            f"a dry run answers only for at least {k} distinct known subjects and this "
+            "audience has fewer; nothing about its members is answered",
+        )
+    return _group_answer(len(identifiers), tally, k)
+
+
+async def _tally(
+    conn: AsyncConnection,
+    ctx: VaultContext,
+    actor: Actor,
+    purpose: Purpose,
+    fields: tuple[str, ...],
+    kind: str,
+    identifiers: Sequence[str],
+    channel: str,
+    contact: pressure.ContactSpec | None,
+    now: datetime,
+) -> _Tally:
+    """Decide every identifier from the chunk reads (no ciphertext); with `contact`,
+    rehearse each reachable subject's reservation in a savepoint that is rolled back."""
+    tally = _Tally()
+    reachable: list[str] = []
+    matched: set[str] = set()
+    need = f"has_{CHANNEL_FIELD[channel]}"
+    for start in range(0, len(identifiers), CHUNK):
+        keys = _keys(ctx, kind, identifiers[start : start + CHUNK])
+        rows = await _fetch(ctx, conn, kind, purpose, keys, data=None)
+        matched.update(r["id"] for r in rows)
+        for o in _decide_chunk(rows, purpose, fields, keys, now):
+            if o.allow is None:
+                tally.counts[str(o.reason)] += 1
+                if o.row is not None:
+                    tally.subjects.setdefault(o.row["id"], str(o.reason))
+            elif not o.row[need]:
+                tally.counts[NO_CONTACT_DATA] += 1
+                tally.subjects.setdefault(o.row["id"], NO_CONTACT_DATA)
+            else:
+                reachable.append(o.row["id"])
+                tally.subjects.setdefault(o.row["id"], None)
+    for subject_id in sorted(matched - tally.subjects.keys()):  # matched only ambiguously
+        tally.subjects[subject_id] = str(DenyReason.AMBIGUOUS_IDENTIFIER)
+    if contact is None:
+        tally.reachable = len(reachable)
+        return tally
+    assert contact.type is not None
+    rehearsal = await conn.begin_nested()
+    try:
+        seen: set[str] = set()
+        for subject_id in sorted(reachable):
+            if subject_id in seen:
+                tally.counts[DUPLICATE_IDENTIFIER] += 1
+                continue
+            seen.add(subject_id)
+            got = await pressure.reserve(
+                conn, ctx, subject_id=subject_id, channel=channel, type=contact.type,
+                brand=contact.brand, priority=contact.priority, now=now, purpose=purpose.id,
+                touchpoint=contact.touchpoint, client=actor.id, request_id=actor.request_id,
+            )
+            if isinstance(got, Deny):
+                tally.counts[str(got.reason)] += 1
+                tally.subjects[subject_id] = str(got.reason)
+    finally:
+        await rehearsal.rollback()  # what the batch would meet; nothing is kept
+    tally.reachable = len(identifiers) - sum(tally.counts.values())
+    return tally
+
+
+def _dry_run_events(
+    actor: Actor,
+    purpose_id: str,
+    detail: dict[str, object],
+    tally: _Tally,
+    total: int,
+    k: int,
+    now: datetime,
+) -> list[dict[str, object]]:
+    """The summary event (raw counts, for the DPO) and one event per subject concerned
+    (its outcome; `audience_too_small` for all when the run is refused). Ids only."""
+    too_small = len(tally.subjects) < k
+    refused = str(DenyReason.AUDIENCE_TOO_SMALL) if too_small else None
+    summary = {
+        **detail,
+        "total": total,
+        "subjects": len(tally.subjects),
+        "reachable": tally.reachable,
+        "unreachable": dict(sorted(tally.counts.items())),
+        "min_audience": k,
+    }
+    events = [
+        audit.event_row(
+            at=now, actor=actor, action=AuditAction.AUDIENCE_DRY_RUN,
+            decision=Decision.DENY if too_small else Decision.ALLOW, purpose=purpose_id,
+            reason=refused, detail=summary,
+        )
+    ]
+    shared = json.dumps(detail, sort_keys=True)
+    for subject_id, reason in tally.subjects.items():
+        outcome = refused or reason
+        events.append(
+            audit.event_row(
+                at=now, actor=actor, action=AuditAction.AUDIENCE_DRY_RUN,
+                decision=Decision.DENY if outcome else Decision.ALLOW, subject_id=subject_id,
+                purpose=purpose_id, reason=outcome, detail=shared,
+            )
+        )
+    return events
+
+
+def _group_answer(total: int, tally: _Tally, k: int) -> DryRunResult:
+    """Only buckets of at least `k` members; the others are counted in `suppressed`."""
+    shown = {reason: n for reason, n in sorted(tally.counts.items()) if n >= k}
+    reachable = tally.reachable if tally.reachable >= k else None
+    suppressed = total - sum(shown.values()) - (reachable or 0)
+    return DryRunResult(total, reachable, shown, suppressed, k)
 
 
 def _channels(purpose: Purpose) -> list[str]:

@@ -5,7 +5,9 @@ The evidence includes the IP address and user agent of the grant, which are stor
 under the subject's key: the DPO needs them to prove the consent, so the proof opens them,
 and that read is audited (`dpo:consent:proof`) in the same transaction, before anything
 leaves the vault. After an erasure the sealed evidence is gone (crypto-shredded); the proof
-then says so.
+then says so. The record's free text (reference, notice version) is sealed the same way and
+gone after an erasure too. Sealed data that fails to open is an audited refusal
+(`vault.integrity`), never a proof built on it.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from vault.audit import Actor, AuditAction, Decision
 from vault.audit_chain import select_events_with_seals
 from vault.audit_query import AuditItem, audit_item
 from vault.clock import as_utc
-from vault.consents import evidence_secrets
+from vault.consents import evidence_secrets, open_texts
 from vault.context import VaultContext
 from vault.decision import BasisFacts, effective_status
 from vault.errors import InvalidInput, NotFound
+from vault.integrity import audited_read
 from vault.storage.tables import (
     audit_checkpoints,
     audit_events,
@@ -111,10 +114,12 @@ async def consent_proof(ctx: VaultContext, actor: Actor, consent_id: str) -> Con
     if len(consent_id) != 36 or not set(consent_id) <= _UUID_CHARS:
         raise InvalidInput("bad consent id", {"consent_id": "must be a UUID"})
     now = ctx.clock.now()
-    async with ctx.transaction() as conn:
+    async with audited_read(ctx, actor, AuditAction.DPO_CONSENT_PROOF, at=now) as read:
+        conn = read.conn
         row = (await conn.execute(select(consents).where(consents.c.id == consent_id))).first()
         if row is None:
             raise NotFound("no such consent")
+        read.about(subject_id=row.subject_id, purpose=row.purpose, consent_id=consent_id)
         subject = (
             await conn.execute(select(subjects).where(subjects.c.id == row.subject_id))
         ).first()
@@ -140,6 +145,7 @@ async def consent_proof(ctx: VaultContext, actor: Actor, consent_id: str) -> Con
                 select(audit_checkpoints).order_by(audit_checkpoints.c.chain_pos.desc()).limit(1)
             )
         ).first()
+        texts = open_texts(ctx, subject, row)
         secrets: dict[str, Any] = {}
         if row.evidence_ct is not None and subject is not None and subject.wrapped_dek is not None:
             sealed_state = "opened"
@@ -192,7 +198,7 @@ async def consent_proof(ctx: VaultContext, actor: Actor, consent_id: str) -> Con
         basis=row.basis,
         status=str(effective_status(facts, now)),
         stored_status=row.status,
-        reference=row.reference,
+        reference=texts["reference"],
         created_at=as_utc(row.created_at),  # type: ignore[arg-type]
         granted_at=as_utc(row.granted_at),
         expires_at=as_utc(row.expires_at),
@@ -202,7 +208,7 @@ async def consent_proof(ctx: VaultContext, actor: Actor, consent_id: str) -> Con
         evidence=ProofEvidence(
             touchpoint=row.touchpoint,
             method=row.method,
-            notice_version=row.notice_version,
+            notice_version=texts["notice_version"],
             notice_text_hash=row.notice_text_hash,
             language=row.language,
             collected_by=row.collected_by,

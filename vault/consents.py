@@ -3,6 +3,12 @@
 Every change appends to `consent_history` and writes an audit event in the same
 transaction. Consent evidence is kept as proof (GDPR Art. 7(1)); the IP address and user
 agent of a grant are personal data and stored only sealed under the subject's DEK.
+
+So is the free text of a record: a basis's `reference` (a contract number, an order: what
+the client typed) and a consent's `notice_version`. They are sealed under the subject's DEK,
+bound to (subject, column, consent id), so they are unreadable after the erasure destroys
+the key (which also clears them). Rows written before migration 0013 hold them in plaintext
+until the retention sweep seals them (`seal_legacy_texts`); `open_texts` reads both forms.
 """
 
 from __future__ import annotations
@@ -17,16 +23,17 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault import audit
 from vault.audit import Actor, AuditAction, Decision
 from vault.clock import as_utc
 from vault.context import VaultContext
-from vault.crypto import open_field, seal_field
+from vault.crypto import IntegrityCheckFailed, open_field, seal_field
 from vault.decision import BasisFacts, BasisStatus, effective_status
 from vault.errors import Conflict, InvalidInput, NotFound
+from vault.integrity import audited_read
 from vault.policies import LawfulBasis, Purpose
 from vault.rights import is_direct_marketing
 from vault.storage.tables import consent_history, consents, subjects
@@ -215,6 +222,14 @@ async def record_basis(
             )
             objection_cleared = True
         dek = ctx.deks.dek(subject_id, row.kek_version, row.wrapped_dek)
+        texts = sealed_texts(
+            dek,
+            subject_id,
+            row.dek_version,
+            consent_id,
+            reference=reference.strip() if reference else None,
+            notice_version=evidence.notice_version if evidence else None,
+        )
         evidence_ct = None
         if evidence is not None and (evidence.ip or evidence.user_agent):
             sealed = json.dumps({"ip": evidence.ip, "user_agent": evidence.user_agent})
@@ -258,7 +273,6 @@ async def record_basis(
                 purpose=purpose_id,
                 basis=purpose.lawful_basis.value,
                 status=status,
-                reference=reference.strip() if reference else None,
                 created_at=now,
                 granted_at=now if status is not BasisStatus.PENDING_CONFIRMATION else None,
                 expires_at=expires_at,
@@ -266,11 +280,11 @@ async def record_basis(
                 confirm_token_hash=_token_hash(token) if token else None,
                 touchpoint=evidence.touchpoint if evidence else None,
                 method=evidence.method if evidence else None,
-                notice_version=evidence.notice_version if evidence else None,
                 notice_text_hash=evidence.notice_text_hash if evidence else None,
                 language=evidence.language if evidence else None,
                 collected_by=actor.id,
                 evidence_ct=evidence_ct,
+                **texts,
             )
         )
         await _history(
@@ -509,12 +523,14 @@ async def withdraw(
     return await get_basis(ctx, subject_id, consent_id)
 
 
-def _record(ctx: VaultContext, row: Any, subject: Any, history: list[Any]) -> BasisRecord:
+def _record(
+    ctx: VaultContext, row: Any, texts: dict[str, str | None], history: list[Any]
+) -> BasisRecord:
     now = ctx.clock.now()
     evidence: dict[str, Any] = {
         "touchpoint": row.touchpoint,
         "method": row.method,
-        "notice_version": row.notice_version,
+        "notice_version": texts["notice_version"],
         "notice_text_hash": row.notice_text_hash,
         "language": row.language,
         "collected_by": row.collected_by,
@@ -525,7 +541,7 @@ def _record(ctx: VaultContext, row: Any, subject: Any, history: list[Any]) -> Ba
         purpose=row.purpose,
         basis=row.basis,
         status=str(effective_status(_facts(row), now)),
-        reference=row.reference,
+        reference=texts["reference"],
         created_at=as_utc(row.created_at),  # type: ignore[arg-type]
         granted_at=as_utc(row.granted_at),
         expires_at=as_utc(row.expires_at),
@@ -548,14 +564,20 @@ def _record(ctx: VaultContext, row: Any, subject: Any, history: list[Any]) -> Ba
 async def list_bases(
     ctx: VaultContext, actor: Actor, subject_id: str, *, consent_id: str | None = None
 ) -> list[BasisRecord]:
-    """Every basis record of a subject, newest first, each with its history. Audited."""
+    """Every basis record of a subject, newest first, each with its history. Audited; a
+    sealed text that fails to open is an audited `IntegrityFailure`."""
     now = ctx.clock.now()
-    async with ctx.transaction() as conn:
+    async with audited_read(
+        ctx, actor, AuditAction.CONSENT_LIST, at=now, subject_id=subject_id,
+        consent_id=consent_id,
+    ) as read:
+        conn = read.conn
         subject = await load_subject(conn, subject_id)
         stmt = select(consents).where(consents.c.subject_id == subject_id)
         if consent_id is not None:
             stmt = stmt.where(consents.c.id == consent_id)
         rows = (await conn.execute(stmt.order_by(consents.c.created_at.desc()))).all()
+        texts = {r.id: open_texts(ctx, subject, r) for r in rows}
         hist = (
             await conn.execute(
                 select(consent_history)
@@ -576,7 +598,7 @@ async def list_bases(
     by_consent: dict[str, list[Any]] = {}
     for h in hist:
         by_consent.setdefault(h.consent_id, []).append(h)
-    return [_record(ctx, r, subject, by_consent.get(r.id, [])) for r in rows]
+    return [_record(ctx, r, texts[r.id], by_consent.get(r.id, [])) for r in rows]
 
 
 async def get_basis(ctx: VaultContext, subject_id: str, consent_id: str) -> BasisRecord:
@@ -584,6 +606,104 @@ async def get_basis(ctx: VaultContext, subject_id: str, consent_id: str) -> Basi
     if not records:
         raise NotFound("no such consent for this subject")
     return records[0]
+
+
+#: Free-text columns of a basis record, each sealed into `<column>_ct` (migration 0013).
+SEALED_TEXTS = ("reference", "notice_version")
+
+
+def _text_field(column: str, consent_id: str) -> str:
+    """The name a sealed text is bound to: its column and its row."""
+    return f"consents.{column}:{consent_id}"
+
+
+def sealed_texts(
+    dek: Any, subject_id: str, dek_version: int, consent_id: str, **texts: str | None
+) -> dict[str, Any]:
+    """`<column>_ct` values for a basis record's free text (None stays None); the plaintext
+    columns are left empty."""
+    return {
+        f"{column}_ct": None
+        if text is None
+        else seal_field(dek, subject_id, _text_field(column, consent_id), dek_version, text)
+        for column, text in texts.items()
+    }
+
+
+def open_texts(ctx: VaultContext, subject: Any, row: Any) -> dict[str, str | None]:
+    """A basis record's free text: opened from its sealed column, or, in a row written
+    before migration 0013 and not yet sealed by the sweep, its plaintext column. None once
+    erased. Raises `DecryptionError` if a sealed text does not open."""
+    out: dict[str, str | None] = {}
+    dek = None
+    for column in SEALED_TEXTS:
+        blob = getattr(row, f"{column}_ct")
+        if blob is None:
+            out[column] = getattr(row, column)
+            continue
+        if subject is None or subject.wrapped_dek is None:
+            out[column] = None  # the key is destroyed: nothing can be opened any more
+            continue
+        if dek is None:
+            dek = ctx.deks.dek(subject.id, subject.kek_version, subject.wrapped_dek)
+        out[column] = open_field(
+            dek, row.subject_id, _text_field(column, row.id), subject.dek_version, blob
+        )
+    return out
+
+
+async def seal_legacy_texts(ctx: VaultContext, *, batch: int = 500) -> int:
+    """Seal the plaintext free text of basis records written before migration 0013 under
+    their subject's key, and empty the plaintext columns; returns how many rows. (Erased
+    subjects' rows were cleared by the erasure.) A data migration that needs the keyring,
+    so the retention sweep runs it rather than Alembic. Each update is guarded by the
+    plaintext it read, so concurrent sweeps never double-write; a row whose subject key does
+    not open is left as it is (its reads fail closed) and the sweep goes on."""
+    total = 0
+    legacy = or_(consents.c.reference.is_not(None), consents.c.notice_version.is_not(None))
+    after = ""
+    while True:
+        async with ctx.transaction() as conn:
+            rows = (
+                await conn.execute(
+                    select(
+                        consents.c.id, consents.c.subject_id, consents.c.reference,
+                        consents.c.notice_version, subjects.c.kek_version,
+                        subjects.c.wrapped_dek, subjects.c.dek_version,
+                    )
+                    .join(subjects, subjects.c.id == consents.c.subject_id)
+                    .where(legacy)
+                    .where(subjects.c.wrapped_dek.is_not(None))
+                    .where(consents.c.id > after)
+                    .order_by(consents.c.id)
+                    .limit(batch)
+                )
+            ).all()
+            for r in rows:
+                plain = {c: getattr(r, c) for c in SEALED_TEXTS if getattr(r, c) is not None}
+                try:
+                    dek = ctx.deks.dek(r.subject_id, r.kek_version, r.wrapped_dek)
+                except IntegrityCheckFailed:
+                    continue
+                done = await conn.execute(
+                    update(consents)
+                    .where(consents.c.id == r.id)
+                    .where(_same(consents.c.reference, r.reference))
+                    .where(_same(consents.c.notice_version, r.notice_version))
+                    .values(
+                        reference=None,
+                        notice_version=None,
+                        **sealed_texts(dek, r.subject_id, r.dek_version, r.id, **plain),
+                    )
+                )
+                total += done.rowcount
+        if len(rows) < batch:
+            return total
+        after = rows[-1].id
+
+
+def _same(column: Any, value: str | None) -> Any:
+    return column.is_(None) if value is None else column == value
 
 
 async def evidence_secrets(

@@ -109,6 +109,7 @@ class VaultContext:
         pressure_rules = load_rules(settings.policies_dir)
         touchpoints = load_touchpoints(settings.policies_dir)
         keyring = open_kek_provider(settings)
+        clock = clock or SystemClock()
         return cls(
             settings=settings,
             engine=engine
@@ -118,8 +119,9 @@ class VaultContext:
             secrets=keyring.secrets,
             deks=DekManager(keyring, settings.dek_cache_size),
             indexer=BlindIndexer(keyring.secrets.index_key),
-            mailer=mailer or make_mailer(settings.smtp_url, settings.outbox_dir),
-            clock=clock or SystemClock(),
+            # The file outbox names its files by the vault's clock, which its pruning uses.
+            mailer=mailer or make_mailer(settings.smtp_url, settings.outbox_dir, clock),
+            clock=clock,
             pressure_rules=pressure_rules,
             touchpoints=touchpoints,
         )

@@ -38,6 +38,16 @@ class DenyReason(StrEnum):
     #: or not usable (unknown, another subject's, cancelled or already used).
     FOLLOWUP_NOT_IN_WINDOW = "followup_not_in_window"
     FOLLOWUP_NOT_USABLE = "followup_not_usable"
+    #: A contact of a type (calamity) or priority the client was not granted
+    #: (policies/contact-pressure.toml): refused, never silently downgraded.
+    CONTACT_TYPE_NOT_GRANTED = "contact_type_not_granted"
+    CONTACT_PRIORITY_NOT_GRANTED = "contact_priority_not_granted"
+    #: An audience dry run with fewer distinct known subjects than the policy's minimum:
+    #: it would answer for (nearly) one person (vault.bulk.dry_run).
+    AUDIENCE_TOO_SMALL = "audience_too_small"
+    #: Stored data failed an integrity check (a ciphertext would not open, a blind-index
+    #: entry on the wrong row): refused and audited, answered 500 (`vault.integrity`).
+    INTEGRITY_ERROR = "integrity_error"
 
 
 class BasisStatus(StrEnum):

@@ -2,7 +2,8 @@
 
 Erasing a subject destroys its wrapped DEK and deletes every ciphertext and blind-index
 digest of it, so whatever a backup still holds can no longer be decrypted or matched. Every
-basis ends. Audit events stay: they are pseudonymous.
+basis ends, and loses its free text (reference, notice version: sealed under the DEK, or
+plaintext in rows from before migration 0013). Audit events stay: they are pseudonymous.
 
 Fields a live legal-obligation purpose needs (e.g. the invoice address under §147 AO) must
 outlive the erasure. They are re-sealed, before the DEK goes, under a new random key of
@@ -63,6 +64,7 @@ from vault.storage.tables import (
     contact_preferences,
     dsar_requests,
     followups,
+    identity_changes,
     retained_fields,
     self_service_challenges,
     self_service_sessions,
@@ -178,11 +180,20 @@ async def erase_in(
         until = retain_until if until is None else max(until, retain_until)
 
     ended = await end_live_bases(conn, actor=actor, subject_id=subject_id, now=now, event="erased")
-    # Evidence secrets and payloads were sealed under the DEK: delete them with it.
+    # Evidence secrets, free text and payloads were sealed under the DEK: delete them with
+    # it. The free text of rows from before migration 0013 may still be plaintext: it goes
+    # too (a reference or notice name can say anything about the person).
     await conn.execute(
         update(consents)
         .where(consents.c.subject_id == subject_id)
-        .values(evidence_ct=None, confirm_token_hash=None)
+        .values(
+            evidence_ct=None,
+            confirm_token_hash=None,
+            reference=None,
+            reference_ct=None,
+            notice_version=None,
+            notice_version_ct=None,
+        )
     )
     await conn.execute(
         update(dsar_requests)
@@ -197,6 +208,10 @@ async def erase_in(
             challenge_match, self_service_challenges.c.identifier_digest.in_(digests)
         )
     await conn.execute(delete(self_service_challenges).where(challenge_match))
+    # Identity changes hold the old and new addresses' blind-index digests: they go too.
+    await conn.execute(
+        delete(identity_changes).where(identity_changes.c.subject_id == subject_id)
+    )
     await conn.execute(
         update(self_service_sessions)
         .where(self_service_sessions.c.subject_id == subject_id)

@@ -46,6 +46,18 @@ class Unavailable(VaultError):
     code = "unavailable"
 
 
+class IntegrityFailure(VaultError):
+    """Stored data failed an integrity check (a ciphertext would not open, a blind-index
+    entry sits on the wrong row): nothing was revealed and the refusal has been audited as
+    a denial with `reason`. The message never says which check failed or on what value."""
+
+    code = "integrity_error"
+    reason = "integrity_error"
+
+    def __init__(self) -> None:
+        super().__init__("stored data failed an integrity check; nothing was revealed")
+
+
 class RateLimited(VaultError):
     """Too many attempts in a window; `retry_after` says in how many seconds to try again."""
 

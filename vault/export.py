@@ -16,7 +16,9 @@ An erased subject has none of these any more (`vault.erasure` deletes them): the
 are empty.
 
 Reading for an export is audited like any access (`subject:export:read` when the subject
-reads its own, `dpo:export:read` otherwise), in the same transaction as the read.
+reads its own, `dpo:export:read` otherwise), in the same transaction as the read. Sealed
+data that fails to open makes the whole export an audited refusal (`vault.integrity`): an
+export with a part silently missing would misinform the subject.
 """
 
 from __future__ import annotations
@@ -32,12 +34,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault import audit
 from vault.audit import Actor, AuditAction, Decision
 from vault.clock import as_utc
-from vault.consents import evidence_secrets
+from vault.consents import evidence_secrets, open_texts
 from vault.contact import CONTACT_FIELDS
 from vault.context import VaultContext
 from vault.decision import BasisFacts, effective_status
 from vault.erasure import read_retained
 from vault.followups import effective_status as followup_status
+from vault.integrity import audited_read
 from vault.preferences import load as load_preferences
 from vault.requests import TYPE_TITLES
 from vault.rights import action_for
@@ -373,10 +376,11 @@ async def collect_in(
     any_secret = False
     for c in basis_rows:
         facts = BasisFacts(c.id, c.basis, c.status, c.expires_at, c.confirm_deadline)
+        texts = open_texts(ctx, subject, c)
         evidence = {
             "touchpoint": c.touchpoint,
             "method": c.method,
-            "notice_version": c.notice_version,
+            "notice_version": texts["notice_version"],
             "notice_text_hash": c.notice_text_hash,
             "language": c.language,
             "collected_by": c.collected_by,
@@ -390,7 +394,7 @@ async def collect_in(
                 "purpose": c.purpose,
                 "basis": c.basis,
                 "status": str(effective_status(facts, now)),
-                "reference": c.reference,
+                "reference": texts["reference"],
                 "created_at": c.created_at,
                 "granted_at": c.granted_at,
                 "expires_at": c.expires_at,
@@ -542,14 +546,16 @@ async def build_export(ctx: VaultContext, actor: Actor, subject_id: str) -> dict
     data, only what was kept under Art. 17(3)(b) (and its shredding date).
     """
     now = ctx.clock.now()
-    async with ctx.transaction() as conn:
+    action = action_for(actor, "export:read")
+    async with audited_read(ctx, actor, action, at=now, subject_id=subject_id) as read:
+        conn = read.conn
         subject = await load_subject(conn, subject_id)
         doc = await collect_in(ctx, conn, subject, now)
         await audit.record(
             conn,
             at=now,
             actor=actor,
-            action=action_for(actor, "export:read"),
+            action=action,
             decision=Decision.ALLOW,
             subject_id=subject_id,
             fields=[c["category"] for c in doc["categories"] if c["category"] in CONTACT_FIELDS],

@@ -3,6 +3,12 @@
 One transaction reads the subject row and its basis records for the purpose, decides,
 decrypts only the allowed fields, and appends the audit event; data leaves this function
 only after that transaction committed. If the event cannot be written, nothing is revealed.
+
+Stored data is checked before anything is reserved or revealed: a row found by e-mail,
+phone or customer number must hold that value (its blind index is re-derived from the
+decrypted field, which is not revealed unless the purpose allows it), and every ciphertext
+must open at the row's revision. A failed check is a denial like any other, with the reason
+`integrity_error`, audited in the same way; the caller gets `IntegrityFailure` (a 500).
 """
 
 from __future__ import annotations
@@ -21,8 +27,8 @@ from vault.clock import as_utc
 from vault.contact import CONTACT_FIELDS
 from vault.context import VaultContext
 from vault.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
-from vault.crypto import KeyringError
-from vault.errors import AccessDenied, InvalidInput, NotFound, Unavailable
+from vault.crypto import IntegrityCheckFailed, KeyringError
+from vault.errors import AccessDenied, IntegrityFailure, InvalidInput, NotFound, Unavailable
 from vault.storage.tables import consents, subjects
 from vault.subjects import INDEXED, RowView, decrypt_fields, identifier_digest
 
@@ -72,6 +78,8 @@ _MESSAGES = {
     DenyReason.FOLLOWUP_NOT_USABLE: (
         "the agreed follow-up cannot be used for this contact (unknown, cancelled or used)"
     ),
+    DenyReason.CONTACT_TYPE_NOT_GRANTED: "this client may not announce calamity contacts",
+    DenyReason.CONTACT_PRIORITY_NOT_GRANTED: "this client was not granted the contact's priority",
 }
 
 
@@ -109,6 +117,7 @@ async def lookup(
     checked = check_request(purpose, purpose_id, client_purposes, fields)
     if contact is not None:
         contact = contact.resolve(ctx, purpose)  # raises InvalidInput
+        checked = pressure.check_grant(ctx, actor.id, client_purposes, contact, checked)
     now = ctx.clock.now()
     event = _Events(
         actor,
@@ -121,6 +130,7 @@ async def lookup(
     )
     known_subject = identifier if identifier_kind == "subject_id" else None
     params = {"purpose": purpose_id, "ident": identifier if digest is None else digest}
+    found_by = None if digest is None else (identifier_kind, digest)
 
     outcome: Any
     if ctx.audit_batcher is not None and contact is None:
@@ -134,8 +144,9 @@ async def lookup(
             assert purpose is not None
             rows = await ctx.read_rows(_subject_with_bases(identifier_kind, checked), params)
             verdict, subject = _judge(rows, purpose, checked, known_subject, now)
+            verdict, data = _open(ctx, subject, verdict, found_by)
             if isinstance(verdict, Allow):
-                outcome = _reveal(ctx, subject, purpose_id, verdict, None)
+                outcome = _result(subject, purpose_id, verdict, data, None)
                 await ctx.audit_batcher.append(event.allow(outcome, verdict))
             else:
                 outcome = verdict
@@ -154,6 +165,7 @@ async def lookup(
                     await conn.execute(_subject_with_bases(identifier_kind, checked), params)
                 ).mappings().all()
                 verdict, subject = _judge(rows, purpose, checked, known_subject, now)
+                verdict, data = _open(ctx, subject, verdict, found_by)
                 reserved: pressure.Reservation | None = None
                 if isinstance(verdict, Allow) and contact is not None:
                     assert subject is not None
@@ -178,7 +190,7 @@ async def lookup(
                     else:
                         reserved = held
                 if isinstance(verdict, Allow):
-                    outcome = _reveal(ctx, subject, purpose_id, verdict, reserved)
+                    outcome = _result(subject, purpose_id, verdict, data, reserved)
                     await audit.record_row(conn, event.allow(outcome, verdict))
                 else:
                     outcome = verdict
@@ -192,6 +204,8 @@ async def lookup(
         return outcome
     if outcome.reason is DenyReason.SUBJECT_NOT_FOUND:
         raise LookupNotFound("no subject matches the identifier")
+    if outcome.reason is DenyReason.INTEGRITY_ERROR:
+        raise IntegrityFailure()
     raise LookupDenied(outcome.reason, deny_message(outcome.reason))
 
 
@@ -281,18 +295,35 @@ def _judge(
     return decide(purpose, checked, subject.status, facts, now), subject
 
 
-def _reveal(
-    ctx: VaultContext,
+def _open(
+    ctx: VaultContext, subject: Any, verdict: Allow | Deny, found_by: tuple[str, str] | None
+) -> tuple[Allow | Deny, dict[str, Any] | None]:
+    """Check the stored data before anything is reserved or revealed: decrypt the fields an
+    `Allow` reveals and, for a row found by a blind index, re-derive that index from the
+    decrypted identifier (also for a denial: which denial a row gives is about that row).
+    A failed check replaces the verdict with an `integrity_error` denial; a keyring that
+    cannot unwrap the key is `Unavailable`."""
+    wanted = verdict.fields if isinstance(verdict, Allow) else None
+    if subject is None or (found_by is None and wanted is None):
+        return verdict, None
+    try:
+        data = decrypt_fields(ctx, subject, wanted or (), found_by=found_by)
+    except IntegrityCheckFailed:
+        return Deny(DenyReason.INTEGRITY_ERROR), None
+    except KeyringError as exc:
+        raise Unavailable("keyring is unavailable; nothing was changed or revealed") from exc
+    return verdict, data if wanted is not None else None
+
+
+def _result(
     subject: Any,
     purpose_id: str,
     verdict: Allow,
+    data: dict[str, Any] | None,
     reserved: pressure.Reservation | None,
 ) -> LookupResult:
-    """Decrypt the allowed fields; a keyring that cannot unwrap the key is `Unavailable`."""
-    try:
-        data = decrypt_fields(ctx, subject, verdict.fields)
-    except KeyringError as exc:
-        raise Unavailable("keyring is unavailable; nothing was changed or revealed") from exc
+    """The answer for an allowed lookup, from the fields `_open` decrypted."""
+    assert data is not None
     return LookupResult(
         subject_id=subject.id,
         purpose=purpose_id,
@@ -325,10 +356,13 @@ def _build_subject_with_bases(where: Any, fields: tuple[str, ...]) -> Select[Any
     )
 
 
-#: The subject columns a lookup needs for the decision and the key; of the sealed fields
-#: only those the request may reveal are read (ciphertexts of the others stay in the
-#: database).
-_SUBJECT_COLUMNS = ("id", "status", "kek_version", "wrapped_dek", "dek_version")
+#: The subject columns a lookup needs for the decision, the key and the revision its
+#: ciphertexts are sealed at; of the sealed fields only those the request may reveal (and
+#: the identifier it was found by, to check it) are read (ciphertexts of the others stay in
+#: the database).
+_SUBJECT_COLUMNS = (
+    "id", "status", "kek_version", "wrapped_dek", "dek_version", "contact_revision",
+)
 
 _WHERE = {
     "subject_id": subjects.c.id == bindparam("ident"),
@@ -342,7 +376,9 @@ _STATEMENTS: dict[tuple[str, tuple[str, ...]], Select[Any]] = {}
 
 
 def _subject_with_bases(kind: str, fields: tuple[str, ...]) -> Select[Any]:
-    key = (kind, tuple(sorted(fields)))
+    # A lookup by an indexed identifier also reads that field's ciphertext, to check the
+    # row against the index it was found by (`_open`); it is revealed only if allowed.
+    key = (kind, tuple(sorted({*fields, kind} if kind in INDEXED else fields)))
     statement = _STATEMENTS.get(key)
     if statement is None:
         statement = _STATEMENTS[key] = _build_subject_with_bases(_WHERE[kind], key[1])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import tomllib
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.decision import Deny, DenyReason
 from vault.errors import InvalidInput
-from vault.policies import Channel, CommunicationType, PolicyError
+from vault.policies import Channel, CommunicationType, PolicyError, load_catalogue
 from vault.storage.tables import contact_budgets, contacts
 
 TYPES = tuple(t.value for t in CommunicationType)
@@ -33,11 +34,32 @@ CHANNELS = tuple(c.value for c in Channel)
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
+#: Who may claim a priority above `normal` or announce a calamity when the rules name
+#: nobody: the clients allowed the purpose for safety and recall notices.
+DEFAULT_GRANT_PURPOSES = frozenset({"incident.notice"})
+#: Fewest distinct known subjects an audience dry run answers for (`vault.bulk.dry_run`).
+DEFAULT_DRY_RUN_MIN_AUDIENCE = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Who may use something the basket does not stop: API clients by name, or every
+    client allowed one of `purposes`. Priorities are granted, not claimed."""
+
+    clients: frozenset[str]
+    purposes: frozenset[str]
+
+    def allows(self, client: str, client_purposes: frozenset[str]) -> bool:
+        return client in self.clients or not self.purposes.isdisjoint(client_purposes)
+
+
 @dataclass(frozen=True, slots=True)
 class Priority:
     name: str
     overdraft_tenths: int
     unlimited: bool
+    #: None: everyone may use it (only `normal`).
+    grant: Grant | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +81,12 @@ class PressureRules:
     channel_factors: dict[str, float]
     brands: dict[str, Brand]
     priorities: dict[str, Priority]
+    #: Who may announce a contact of type `calamity` (it passes a full basket and starts
+    #: the cool-down that blocks everybody else's contacts).
+    calamity_grant: Grant = Grant(frozenset(), DEFAULT_GRANT_PURPOSES)
+    #: An audience dry run needs this many distinct known subjects, and buckets with fewer
+    #: members are not shown (`vault.bulk.dry_run`).
+    dry_run_min_audience: int = DEFAULT_DRY_RUN_MIN_AUDIENCE
 
     @property
     def basket_points(self) -> float:
@@ -85,6 +113,20 @@ class PressureRules:
             errors["contact.priority"] = "must be one of " + ", ".join(self.priorities)
         if errors:
             raise InvalidInput("the contact names unknown values", errors)
+
+    def grant_denial(
+        self, *, client: str, client_purposes: frozenset[str], type: str, priority: str
+    ) -> Deny | None:
+        """Deny a contact whose type or priority the client was not granted (None: fine).
+        Values must be valid (`validate_contact`); an unknown priority is denied."""
+        if type == CommunicationType.CALAMITY.value and not self.calamity_grant.allows(
+            client, client_purposes
+        ):
+            return Deny(DenyReason.CONTACT_TYPE_NOT_GRANTED)
+        prio = self.priorities.get(priority)
+        if prio is None or not (prio.grant is None or prio.grant.allows(client, client_purposes)):
+            return Deny(DenyReason.CONTACT_PRIORITY_NOT_GRANTED)
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +177,27 @@ class ContactSpec:
         )
 
 
+def check_grant(
+    ctx: Any,
+    client: str,
+    client_purposes: frozenset[str],
+    contact: ContactSpec | None,
+    checked: Deny | tuple[str, ...],
+) -> Deny | tuple[str, ...]:
+    """`checked` (a purpose check's result), or a `Deny` when the resolved `contact`'s type
+    or priority is not granted to the client: priorities are granted, not claimed (used by
+    the lookup, the batch, the dry run and recorded contacts alike)."""
+    if contact is None or isinstance(checked, Deny):
+        return checked
+    assert contact.type is not None
+    rules: PressureRules = ctx.pressure_rules
+    denial = rules.grant_denial(
+        client=client, client_purposes=client_purposes, type=contact.type,
+        priority=contact.priority,
+    )  # fmt: skip
+    return denial or checked
+
+
 @dataclass(frozen=True, slots=True)
 class Reservation:
     """Points reserved for one contact; `used`/`basket` are this month's totals after it."""
@@ -165,8 +228,41 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def parse_rules(text: str, source: str = "contact-pressure.toml") -> PressureRules:
-    """Parse and validate the rules; raises `PolicyError` naming source and line."""
+_CLIENT_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")  # as vault.clients names them
+_PURPOSE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_GRANT_KEYS = frozenset({"granted_clients", "granted_purposes"})
+
+
+def _parse_grant(
+    raw: dict[str, Any], where: str, known_purposes: Collection[str] | None
+) -> Grant | str:
+    """The grant of a [priority.<name>] or [calamity] table, or what is wrong with it.
+    Without either key: the clients allowed `incident.notice` (DEFAULT_GRANT_PURPOSES)."""
+    if not _GRANT_KEYS & set(raw):
+        return Grant(frozenset(), DEFAULT_GRANT_PURPOSES)
+    clients = raw.get("granted_clients", [])
+    purposes = raw.get("granted_purposes", [])
+    if not isinstance(clients, list) or not all(
+        isinstance(c, str) and _CLIENT_RE.match(c) for c in clients
+    ):
+        return f"{where}: granted_clients must list API client names"
+    if not isinstance(purposes, list) or not all(
+        isinstance(p, str) and _PURPOSE_RE.match(p) for p in purposes
+    ):
+        return f"{where}: granted_purposes must list purpose ids"
+    unknown = sorted(set(purposes) - set(known_purposes)) if known_purposes is not None else []
+    if unknown:
+        return f"{where}: granted_purposes names unknown purpose(s) {unknown}"
+    return Grant(frozenset(clients), frozenset(purposes))
+
+
+def parse_rules(
+    text: str,
+    source: str = "contact-pressure.toml",
+    known_purposes: Collection[str] | None = None,
+) -> PressureRules:
+    """Parse and validate the rules; raises `PolicyError` naming source and line.
+    `known_purposes` (the catalogue's ids), when given, must hold every granted purpose."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -181,7 +277,7 @@ def parse_rules(text: str, source: str = "contact-pressure.toml") -> PressureRul
     allowed = {
         "version", "timezone", "basket_points", "calamity_cooldown_hours",
         "cooldown_exempt_types", "basket_exempt_types", "points", "channel_factors",
-        "brand", "priority",
+        "brand", "priority", "calamity", "dry_run_min_audience",
     }  # fmt: skip
     extra = set(doc) - allowed
     if extra:
@@ -203,6 +299,10 @@ def parse_rules(text: str, source: str = "contact-pressure.toml") -> PressureRul
     hours = doc.get("calamity_cooldown_hours", 0)
     if not _number(hours) or hours < 0:
         raise fail(key_line("calamity_cooldown_hours"), "calamity_cooldown_hours must be >= 0")
+    min_audience = doc.get("dry_run_min_audience", DEFAULT_DRY_RUN_MIN_AUDIENCE)
+    if not isinstance(min_audience, int) or isinstance(min_audience, bool) or min_audience < 2:
+        # 1 would answer for one person again (security finding 3).
+        raise fail(key_line("dry_run_min_audience"), "dry_run_min_audience must be an integer >= 2")
 
     points = doc.get("points")
     if not isinstance(points, dict):
@@ -266,7 +366,7 @@ def parse_rules(text: str, source: str = "contact-pressure.toml") -> PressureRul
         pattern = r"^\s*\[priority\." + re.escape(pname) + r"\]"
         if not isinstance(raw, dict) or not _ID_RE.match(pname):
             raise fail(pattern, f"priority '{pname}' must be a [priority.<word>] table")
-        if set(raw) - {"overdraft_points", "unlimited"}:
+        if set(raw) - {"overdraft_points", "unlimited", *_GRANT_KEYS}:
             raise fail(pattern, f"priority '{pname}': unknown key(s)")
         overdraft = raw.get("overdraft_points", 0)
         unlimited = raw.get("unlimited", False)
@@ -274,7 +374,23 @@ def parse_rules(text: str, source: str = "contact-pressure.toml") -> PressureRul
             raise fail(pattern, f"priority '{pname}': overdraft_points must be >= 0")
         if not isinstance(unlimited, bool):
             raise fail(pattern, f"priority '{pname}': unlimited must be true or false")
-        priorities[pname] = Priority(pname, round(overdraft * 10), unlimited)
+        grant: Grant | str | None = None
+        if pname == "normal":
+            if _GRANT_KEYS & set(raw):
+                raise fail(pattern, "priority 'normal' is every client's: no granted_* keys")
+        else:
+            grant = _parse_grant(raw, f"priority '{pname}'", known_purposes)
+            if isinstance(grant, str):
+                raise fail(pattern, grant)
+        priorities[pname] = Priority(pname, round(overdraft * 10), unlimited, grant)
+
+    raw_calamity = doc.get("calamity", {})
+    calamity_pattern = r"^\s*\[calamity\]"
+    if not isinstance(raw_calamity, dict) or set(raw_calamity) - _GRANT_KEYS:
+        raise fail(calamity_pattern, "[calamity] takes only granted_clients and granted_purposes")
+    calamity_grant = _parse_grant(raw_calamity, "calamity", known_purposes)
+    if isinstance(calamity_grant, str):
+        raise fail(calamity_pattern, calamity_grant)
 
     return PressureRules(
         version=version,
@@ -287,16 +403,20 @@ def parse_rules(text: str, source: str = "contact-pressure.toml") -> PressureRul
         channel_factors={c: float(factors[c]) for c in CHANNELS},
         brands=brands,
         priorities=priorities,
+        calamity_grant=calamity_grant,
+        dry_run_min_audience=min_audience,
     )
 
 
 def load_rules(policies_dir: Path) -> PressureRules:
+    """The rules of `policies_dir`; granted purposes are checked against the purpose
+    catalogue beside them (a typo would silently grant nobody)."""
     path = policies_dir / "contact-pressure.toml"
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read contact-pressure rules: {exc.strerror}") from exc
-    return parse_rules(text, str(path))
+    return parse_rules(text, str(path), set(load_catalogue(policies_dir).purposes))
 
 
 # ---------------------------------------------------------------------------- reserving
@@ -449,72 +569,90 @@ async def reserve(
 async def record_contact(
     ctx: Any,
     actor: Any,
+    client_purposes: frozenset[str],
     *,
     subject_id: str,
     spec: ContactSpec,
-    purpose: str | None = None,
+    purpose_id: str,
 ) -> Reservation:
-    """Record a contact made without a lookup: reserve its points like a lookup would, and
-    audit the outcome in the same transaction. Raises `NotFound`, `InvalidInput`, or
-    `AccessDenied` (committed denial event) with the reason."""
+    """Record a contact made without a lookup, under the checks a lookup makes: the purpose
+    must be the client's (`check_request`), the contact must fit it, its type and priority
+    must be granted to the client, and the subject's basis and status decide (the lookup's
+    `_judge`); then its points are reserved (`reserve`). Every outcome is audited in the
+    same transaction.
+
+    Why all of that: a recorded contact spends the customer's basket and a calamity blocks
+    every other client for the cool-down, so recording one is as consequential as the
+    lookup it replaces. Raises `InvalidInput`, `LookupNotFound` (unknown subject, the
+    lookup's 404) or `LookupDenied` with the reason; both after their event committed.
+    """
     from vault import audit
     from vault.audit import AuditAction, Decision
-    from vault.errors import AccessDenied, NotFound
-    from vault.storage.tables import subjects
+    from vault.decision import Allow, check_request
+    from vault.lookup import (
+        LookupDenied,
+        LookupNotFound,
+        _judge,
+        _safe_id,
+        _subject_with_bases,
+        deny_message,
+    )
 
-    if purpose is not None and purpose not in ctx.catalogue:
-        raise InvalidInput("unknown purpose", {"purpose": "is not in the purpose catalogue"})
-    spec = spec.resolve(ctx, None)
+    purpose = ctx.catalogue.get(purpose_id)
+    checked = check_request(purpose, purpose_id, client_purposes, None)
+    # Known values always (422 for garbage); the fit to the purpose only for a purpose
+    # the client may use, so a refused purpose is a 403 on record rather than a hint.
+    spec = spec.resolve(ctx, None if isinstance(checked, Deny) else purpose)
     assert spec.channel is not None and spec.type is not None
+    checked = check_grant(ctx, actor.id, client_purposes, spec, checked)
     now = ctx.clock.now()
+    outcome: Reservation | Deny
     async with ctx.transaction() as conn:
-        status = (
-            await conn.execute(select(subjects.c.status).where(subjects.c.id == subject_id))
-        ).scalar_one_or_none()
-        if status is None:
-            raise NotFound("no such subject")
-        outcome: Reservation | Deny
-        if status == "erased":
-            outcome = Deny(DenyReason.SUBJECT_ERASED)
+        if isinstance(checked, Deny):
+            outcome = checked
         else:
-            outcome = await reserve(
-                conn,
-                ctx,
-                subject_id=subject_id,
-                channel=spec.channel,
-                type=spec.type,
-                brand=spec.brand,
-                priority=spec.priority,
-                now=now,
-                purpose=purpose,
-                touchpoint=spec.touchpoint,
-                client=actor.id,
-                request_id=actor.request_id,
+            rows = (
+                await conn.execute(
+                    _subject_with_bases("subject_id", ()),
+                    {"purpose": purpose_id, "ident": subject_id},
+                )
+            ).mappings().all()
+            verdict, _ = _judge(rows, purpose, checked, subject_id, now)
+            outcome = verdict if not isinstance(verdict, Allow) else await reserve(
+                conn, ctx, subject_id=subject_id, channel=spec.channel, type=spec.type,
+                brand=spec.brand, priority=spec.priority, now=now, purpose=purpose_id,
+                touchpoint=spec.touchpoint, client=actor.id, request_id=actor.request_id,
                 followup=spec.followup,
-            )
-        detail: dict[str, object] = {
-            "brand": spec.brand,
-            "channel": spec.channel,
-            "type": spec.type,
-            "priority": spec.priority,
-            "touchpoint": spec.touchpoint,
-        }
-        if isinstance(outcome, Reservation):
-            detail["id"] = outcome.contact_id
-            detail["points"] = outcome.points
+            )  # fmt: skip
         await audit.record(
             conn,
             at=now,
             actor=actor,
             action=AuditAction.CONTACT_RECORD,
             decision=Decision.ALLOW if isinstance(outcome, Reservation) else Decision.DENY,
-            subject_id=subject_id,
-            purpose=purpose,
+            subject_id=_safe_id(subject_id),
+            # An unknown purpose string is client input and could carry anything.
+            purpose=purpose_id if purpose is not None else "<unknown>",
             reason=outcome.reason if isinstance(outcome, Deny) else None,
-            detail={"contact": detail},
+            detail={"contact": _record_detail(spec, outcome)},
         )
-    if isinstance(outcome, Deny):
-        from vault.lookup import deny_message
+    if isinstance(outcome, Reservation):
+        return outcome
+    if outcome.reason is DenyReason.SUBJECT_NOT_FOUND:
+        raise LookupNotFound("no subject matches the identifier")
+    raise LookupDenied(outcome.reason, deny_message(outcome.reason))
 
-        raise AccessDenied(outcome.reason, deny_message(outcome.reason))
-    return outcome
+
+def _record_detail(spec: ContactSpec, outcome: Reservation | Deny) -> dict[str, object]:
+    """The recorded contact as the audit trail keeps it (validated values only)."""
+    detail: dict[str, object] = {
+        "brand": spec.brand,
+        "channel": spec.channel,
+        "type": spec.type,
+        "priority": spec.priority,
+        "touchpoint": spec.touchpoint,
+    }
+    if isinstance(outcome, Reservation):
+        detail["id"] = outcome.contact_id
+        detail["points"] = outcome.points
+    return detail

@@ -1,7 +1,9 @@
 """Contact-pressure reports: contacts per touchpoint, phase, brand and channel in a basket
 month, and how many customers are near (>= 80 %) or at their monthly limit.
 
-Aggregates only: no subject ids and no contact data leave this module.
+Aggregates only: no subject ids and no contact data leave this module. Every read is a
+DPO view and audited like the others, in the same transaction as the read: no event, no
+report.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import case, func, select
 
+from vault import audit
+from vault.audit import Actor, AuditAction, Decision
 from vault.errors import InvalidInput
 from vault.followups import FollowupBucket
 from vault.followups import report as followup_report
@@ -63,8 +67,9 @@ def _sorted(counts: dict[str, tuple[int, int]]) -> list[Bucket]:
     ]
 
 
-async def contact_report(ctx: Any, month: str | None = None) -> ContactReport:
-    """The report for `month` (YYYY-MM; default: the current basket month)."""
+async def contact_report(ctx: Any, actor: Actor, month: str | None = None) -> ContactReport:
+    """The report for `month` (YYYY-MM; default: the current basket month), read by
+    `actor` (the API client or the console's DPO) and audited with the month."""
     rules = ctx.pressure_rules
     if month is None:
         month = rules.month_of(ctx.clock.now())
@@ -107,6 +112,14 @@ async def contact_report(ctx: Any, month: str | None = None) -> ContactReport:
         ).one()
         followup_buckets = await followup_report(conn, ctx, month)
         preference_stats = await preference_report(conn, ctx, month)
+        await audit.record(
+            conn,
+            at=ctx.clock.now(),
+            actor=actor,
+            action=AuditAction.DPO_CONTACT_REPORT,
+            decision=Decision.ALLOW,
+            detail={"month": month},
+        )
     phases: dict[str, tuple[int, int]] = {}
     for tp, (n, tenths) in by_tp.items():
         known = ctx.touchpoints.get(tp)

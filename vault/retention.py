@@ -11,7 +11,13 @@ One run, against the injected clock:
    fields move to `retained_fields` until *end of that basis + its retention*, and
    everything else goes now (data minimisation);
 4. retained fields past `retain_until` are shredded (key and ciphertext deleted);
-5. agreed follow-ups whose window passed unused are stored as `missed` (vault.followups).
+5. agreed follow-ups whose window passed unused are stored as `missed` (vault.followups);
+6. mails of the file outbox (development only) older than `TRESOR_OUTBOX_HOURS` are
+   deleted: they hold addresses, codes and links in plaintext;
+7. rows written before migration 0013 are brought up to date, which needs the keyring and
+   so cannot happen in the migration: a basis's plaintext reference and notice version are
+   sealed under the subject's key, and contact fields sealed without a revision are
+   re-sealed at revision 1 (`vault.subjects.upgrade_legacy_revisions`).
 
 Each change writes history and an audit event in the transaction that makes it, and every
 update is guarded by the state it read, so concurrent runs on several `serve` processes
@@ -30,7 +36,7 @@ Deliberately left alone (and counted in the report):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -38,9 +44,11 @@ from sqlalchemy import func, insert, select, update
 from vault import audit, followups, selfservice
 from vault.audit import SYSTEM, Actor, AuditAction, Decision
 from vault.clock import as_utc
+from vault.consents import seal_legacy_texts
 from vault.context import VaultContext
 from vault.decision import BasisStatus
 from vault.erasure import erase_in, retained_key_id
+from vault.mail import FileOutbox
 from vault.policies import LawfulBasis, Purpose
 from vault.requests import OPEN
 from vault.rights import LIVE_STATUSES
@@ -51,7 +59,7 @@ from vault.storage.tables import (
     retained_fields,
     subjects,
 )
-from vault.subjects import SubjectStatus
+from vault.subjects import SubjectStatus, upgrade_legacy_revisions
 
 BATCH = 500
 
@@ -72,6 +80,11 @@ class RetentionReport:
     purged_sign_ins: int = 0
     #: agreed follow-ups whose window passed unused, now stored as missed
     missed_followups: int = 0
+    #: mails deleted from the file outbox (older than TRESOR_OUTBOX_HOURS)
+    pruned_mails: int = 0
+    #: rows from before migration 0013 brought up to date: bases whose free text was
+    #: sealed, subjects whose contact fields were re-sealed with a revision
+    upgraded_rows: int = 0
 
 
 async def _end_by_time(
@@ -315,6 +328,11 @@ async def run_retention(
     shredded = await _shred_retained(ctx, actor, now, batch)
     purged_codes, purged_sessions = await selfservice.purge_expired(ctx)
     missed_followups = await followups.mark_missed(ctx, actor, batch=batch)
+    pruned_mails = 0
+    if isinstance(ctx.mailer, FileOutbox) and ctx.settings.outbox_hours > 0:
+        pruned_mails = await ctx.mailer.prune(timedelta(hours=ctx.settings.outbox_hours))
+    upgraded = await seal_legacy_texts(ctx, batch=batch)
+    upgraded += await upgrade_legacy_revisions(ctx, batch=batch)
     async with ctx.transaction() as conn:
         without_basis = (
             await conn.execute(
@@ -334,4 +352,6 @@ async def run_retention(
         without_basis=int(without_basis),
         purged_sign_ins=purged_codes + purged_sessions,
         missed_followups=missed_followups,
+        pruned_mails=pruned_mails,
+        upgraded_rows=upgraded,
     )

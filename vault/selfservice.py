@@ -10,6 +10,11 @@ nothing is written, so no code is promised that cannot leave. Rate limits per ad
 per client IP are counted from the database (multi-node safe). Codes and session tokens are stored
 only as HMACs under a server key; addresses and IPs only as keyed digests. Every step is
 audited pseudonymously (subject id when known, never the address).
+
+Per customer, across its addresses, codes are limited and wrong codes lead to an
+escalating lockout (`vault.signin_limits`). A session opened through an e-mail address
+whose change is not yet confirmed is restricted (`vault.identity`): `session_subject`
+refuses it, `session_info` and `my_data` serve only the reduced overview.
 """
 
 from __future__ import annotations
@@ -29,12 +34,20 @@ from typing import Any
 import structlog
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 
-from vault import audit, consents
+from vault import audit, consents, identity, signin_limits
 from vault.audit import Actor, AuditAction, Decision
 from vault.clock import as_utc
 from vault.context import VaultContext
 from vault.decision import BasisStatus, BasisFacts, effective_status
-from vault.errors import Conflict, InvalidInput, NotFound, RateLimited, Unauthenticated
+from vault.errors import (
+    AccessDenied,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+)
+from vault.integrity import audited_read
 from vault.policies import LawfulBasis
 from vault.storage.tables import (
     audit_events,
@@ -117,6 +130,8 @@ class SelfView:
     contact: dict[str, Any]
     consents: list[ConsentView] = field(default_factory=list)
     access_log: list[AccessEntry] = field(default_factory=list)
+    #: Set for a session through an unconfirmed new e-mail address: contact data hidden.
+    restriction: identity.Restriction | None = None
 
 
 # -- keyed digests ---------------------------------------------------------------------------
@@ -221,6 +236,17 @@ def _retry_after(count: int, oldest: datetime | None, limit: int, now: datetime)
     return max(1, int((oldest + RATE_WINDOW - now).total_seconds()) + 1)
 
 
+def _withheld(
+    settings: Any, subject_id: str | None, sent: int, locked: datetime | None
+) -> str | None:
+    """Why no code may be made for this request (the answer stays the same), or None."""
+    if locked is not None:
+        return "locked_out"
+    if subject_id is not None and sent >= settings.otp_per_subject_hour:
+        return "subject_rate_limited"
+    return None
+
+
 async def start_challenge(
     ctx: VaultContext,
     *,
@@ -237,6 +263,10 @@ async def start_challenge(
     and unknown addresses), and `Unavailable` when the mailer cannot take mail now (probed
     alike for known and unknown addresses; nothing is written). For `kind="phone"` the code
     still goes to the stored e-mail address; a subject without one receives nothing.
+
+    Per customer (`vault.signin_limits`): past `otp_per_subject_hour` codes an hour over
+    all its addresses, or while its sign-in is locked after wrong codes, the answer is the
+    same but no code is made or sent (the challenge row is written without one).
     """
     digest = _digest(ctx, kind, value)
     ip_hash = _keyed(ctx, "ip", client_ip or "unknown")
@@ -276,6 +306,9 @@ async def start_challenge(
         ).all()
         subject = rows[0] if len(rows) == 1 else None
         subject_id = subject.id if subject is not None else None
+        # Run alike for unknown addresses (keyed by the digest; counting nothing).
+        sent_to_subject = await signin_limits.codes_sent_in(conn, subject_id, since)
+        locked = await signin_limits.locked_until_in(conn, subject_id or digest, now)
         waits = [
             w
             for w in (
@@ -300,12 +333,13 @@ async def start_challenge(
             # For every address alike, known or not: a 202 must not promise a code the
             # mailer cannot take now. `Unavailable` rolls back; nothing is written.
             await ctx.mailer.check()
+            withheld = _withheld(settings, subject_id, sent_to_subject, locked)
             await conn.execute(
                 insert(challenges).values(
                     id=challenge_id,
                     identifier_digest=digest,
                     subject_id=subject_id,
-                    code_hash=code_hash,
+                    code_hash=None if withheld else code_hash,
                     client_ip_hash=ip_hash,
                     created_at=now,
                     expires_at=expires_at,
@@ -320,6 +354,8 @@ async def start_challenge(
             message = code_mail(ctx, address or _NOWHERE, code, expires_at)
             if subject is None:
                 reason = "ambiguous_identifier" if rows else "subject_not_found"
+            elif withheld:
+                reason = withheld
             elif address is None:
                 reason = "no_email_address"
             else:
@@ -359,7 +395,9 @@ async def verify_code(
     `settings.otp_max_attempts` attempts. A wrong, expired, used-up or unknown code all
     raise the same `Unauthenticated`. A correct code is consumed, together with the other
     live codes of the address. `client_ip` is accepted for symmetry with `start_challenge`;
-    attempt limits per code, and code limits per address and IP, bound guessing.
+    attempt limits per code, code limits per address, IP and customer, and the customer's
+    escalating lockout after wrong codes (`vault.signin_limits`) bound guessing: while
+    locked, even a right code gets the same error, and wrong ones are not counted.
     """
     del client_ip
     digest = _digest(ctx, kind, value)
@@ -395,6 +433,10 @@ async def verify_code(
             if same and well_formed and row.subject_id:
                 matched = row
         known = next((r.subject_id for r in tried if r.subject_id), None)
+        lock_key = known or digest  # an unknown address locks alike (by its digest)
+        locked = await signin_limits.locked_until_in(conn, lock_key, now)
+        if locked is not None:
+            matched = None
         if matched is not None:
             consumed = await conn.execute(
                 update(challenges)
@@ -427,9 +469,13 @@ async def verify_code(
                     created_at=now,
                     expires_at=session_expires,
                     revoked_at=None,
+                    channel=kind,
                 )
             )
             opened = matched.subject_id
+            await signin_limits.clear_in(conn, lock_key)
+        elif tried and locked is None:
+            await _count_wrong_code(conn, settings, lock_key, known, now, request_id)
         await audit.record(
             conn,
             at=now,
@@ -437,7 +483,8 @@ async def verify_code(
             action=AuditAction.SELF_SESSION_VERIFY,
             decision=Decision.ALLOW if opened else Decision.DENY,
             subject_id=opened or known,
-            reason=None if opened else "invalid_code",
+            # The caller hears "invalid_code" either way; the trail says why.
+            reason=None if opened else ("locked_out" if locked else "invalid_code"),
             detail={"kind": kind},
         )
     if opened is None:
@@ -445,13 +492,49 @@ async def verify_code(
     return SessionToken(token=token, subject_id=opened, expires_at=session_expires)
 
 
+async def _count_wrong_code(
+    conn: Any,
+    settings: Any,
+    lock_key: str,
+    subject_id: str | None,
+    now: datetime,
+    request_id: str | None,
+) -> None:
+    """One wrong code against a live code; when it starts a lock, that is audited."""
+    started = await signin_limits.register_failure_in(conn, settings, lock_key, now)
+    if started is not None:
+        until, level = started
+        await audit.record(
+            conn,
+            at=now,
+            actor=Actor("system", "tresor", request_id),
+            action=AuditAction.SYSTEM_SESSION_LOCKOUT,
+            decision=Decision.DENY,
+            subject_id=subject_id,
+            reason="too_many_wrong_codes",
+            detail={"until": until.isoformat(), "level": level},
+        )
+
+
 # -- sessions ----------------------------------------------------------------------------------
 
 _SESSION_MESSAGE = "the session is unknown, has expired or was ended; please sign in again"
 
 
-async def session_subject(ctx: VaultContext, token: str) -> str:
-    """The subject id of a live session, or `Unauthenticated` (one error for every reason)."""
+@dataclass(frozen=True, slots=True)
+class SelfSession:
+    """A live session: whose, opened with which identifier, and whether it is restricted
+    (opened through an e-mail address whose change is not confirmed, `vault.identity`)."""
+
+    subject_id: str
+    channel: str | None
+    restriction: identity.Restriction | None
+
+
+async def session_info(ctx: VaultContext, token: str) -> SelfSession:
+    """The live session of `token`, restricted or not, or `Unauthenticated` (one error for
+    every reason). Only for what a restricted session may still do (the reduced overview,
+    sign-out); everything else asks `session_subject`, which refuses restricted sessions."""
     if not token or len(token) > _TOKEN_MAX:
         raise Unauthenticated(_SESSION_MESSAGE, "invalid_session")
     now = ctx.clock.now()
@@ -462,20 +545,66 @@ async def session_subject(ctx: VaultContext, token: str) -> str:
                     sessions.c.subject_id,
                     sessions.c.expires_at,
                     sessions.c.revoked_at,
+                    sessions.c.channel,
                     subjects.c.status,
+                    subjects.c.email_bidx,
                 )
                 .select_from(sessions.outerjoin(subjects, subjects.c.id == sessions.c.subject_id))
                 .where(sessions.c.token_hash == _keyed(ctx, "session", token))
             )
         ).first()
-    if (
-        row is None
-        or row.revoked_at is not None
-        or (as_utc(row.expires_at) or now) <= now
-        or row.status in (None, SubjectStatus.ERASED)
-    ):
-        raise Unauthenticated(_SESSION_MESSAGE, "invalid_session")
-    return str(row.subject_id)
+        if (
+            row is None
+            or row.revoked_at is not None
+            or (as_utc(row.expires_at) or now) <= now
+            or row.status in (None, SubjectStatus.ERASED)
+        ):
+            raise Unauthenticated(_SESSION_MESSAGE, "invalid_session")
+        # The code went to the e-mail address stored now: changing it ends every session.
+        restriction = await identity.restriction_in(conn, row.subject_id, row.email_bidx, now)
+    return SelfSession(str(row.subject_id), row.channel, restriction)
+
+
+_RESTRICTED_MESSAGE = (
+    "the e-mail address of this account was changed recently and the change is not "
+    "confirmed yet: until it is, this session shows no contact data and cannot act on the "
+    "account (confirm it with the link sent to the previous address, or ask the data "
+    "protection team)"
+)
+
+
+async def session_subject(
+    ctx: VaultContext,
+    token: str,
+    *,
+    operation: str = "self_service",
+    request_id: str | None = None,
+) -> str:
+    """The subject id of a live, unrestricted session, or `Unauthenticated`. Default deny:
+    a restricted session gets `AccessDenied` (reason `identity_change_unconfirmed`), and
+    the refused `operation` is audited like any other attempt on the account."""
+    session = await session_info(ctx, token)
+    if session.restriction is not None:
+        await refuse_restricted(ctx, session.subject_id, operation, request_id)
+    return session.subject_id
+
+
+async def refuse_restricted(
+    ctx: VaultContext, subject_id: str, operation: str, request_id: str | None = None
+) -> None:
+    """Audit the refusal of `operation` to a restricted session, then raise `AccessDenied`."""
+    async with ctx.transaction() as conn:
+        await audit.record(
+            conn,
+            at=ctx.clock.now(),
+            actor=subject_actor(request_id),
+            action=AuditAction.SELF_IDENTITY_REFUSED,
+            decision=Decision.DENY,
+            subject_id=subject_id,
+            reason=identity.REFUSED_REASON,
+            detail={"operation": operation[:64]},
+        )
+    raise AccessDenied(identity.REFUSED_REASON, _RESTRICTED_MESSAGE)
 
 
 async def end_session(ctx: VaultContext, token: str, request_id: str | None = None) -> None:
@@ -507,6 +636,7 @@ async def end_session(ctx: VaultContext, token: str, request_id: str | None = No
 async def purge_expired(ctx: VaultContext) -> tuple[int, int]:
     """Delete the challenges that neither verify nor count for a rate limit any more, and the
     sessions that have expired or were ended (data minimisation). Returns both counts.
+    Sign-in lockout rows that neither lock nor count any more go too (not counted).
     Meant for the periodic retention sweep; safe to run on several nodes at once."""
     now = ctx.clock.now()
     async with ctx.transaction() as conn:
@@ -520,6 +650,7 @@ async def purge_expired(ctx: VaultContext) -> tuple[int, int]:
                 or_(sessions.c.expires_at <= now, sessions.c.revoked_at.is_not(None))
             )
         )
+        await signin_limits.purge_in(conn, now)
     return int(gone_challenges.rowcount or 0), int(gone_sessions.rowcount or 0)
 
 
@@ -565,16 +696,29 @@ def _access_entry(ctx: VaultContext, row: Any) -> AccessEntry:
     )
 
 
-async def my_data(ctx: VaultContext, actor: Actor, subject_id: str) -> SelfView:
+async def my_data(
+    ctx: VaultContext,
+    actor: Actor,
+    subject_id: str,
+    *,
+    restriction: identity.Restriction | None = None,
+) -> SelfView:
     """Everything the privacy centre shows a signed-in subject: contact data, consents with
     where and when they were given, and who read the contact data (allowed or denied
-    lookups, from the audit trail). Audited as a self-read in the same transaction."""
+    lookups, from the audit trail). Audited as a self-read in the same transaction.
+
+    For a session under `restriction` (opened through an e-mail address whose change is
+    not confirmed, `vault.identity`) only the consents' titles and statuses: no contact
+    value is decrypted, and neither the access log nor anything else is read."""
     now = ctx.clock.now()
-    async with ctx.transaction() as conn:
+    async with audited_read(
+        ctx, actor, AuditAction.SELF_CONTACT_READ, at=now, subject_id=subject_id
+    ) as read:  # data that fails its integrity check: an audited refusal (vault.integrity)
+        conn = read.conn
         subject = await load_subject(conn, subject_id)
         if subject.status == SubjectStatus.ERASED:
             raise NotFound("the subject's data was erased")
-        contact = decrypt_fields(ctx, subject, _READ_FIELDS)
+        contact = {} if restriction else decrypt_fields(ctx, subject, _READ_FIELDS)
         rows = (
             await conn.execute(
                 select(consents_table)
@@ -583,7 +727,7 @@ async def my_data(ctx: VaultContext, actor: Actor, subject_id: str) -> SelfView:
                 .order_by(consents_table.c.created_at.desc())
             )
         ).all()
-        reads = (
+        reads = [] if restriction else (
             await conn.execute(
                 select(audit_events)
                 .where(audit_events.c.subject_id == subject_id)
@@ -600,6 +744,7 @@ async def my_data(ctx: VaultContext, actor: Actor, subject_id: str) -> SelfView:
             decision=Decision.ALLOW,
             subject_id=subject_id,
             fields=sorted(contact),
+            detail={"restricted": restriction.reason} if restriction else None,
         )
     return SelfView(
         subject_id=subject_id,
@@ -607,6 +752,7 @@ async def my_data(ctx: VaultContext, actor: Actor, subject_id: str) -> SelfView:
         contact=contact,
         consents=[_consent_view(ctx, r, now) for r in rows],
         access_log=[_access_entry(ctx, r) for r in reads],
+        restriction=restriction,
     )
 
 
@@ -641,12 +787,15 @@ __all__ = [
     "AccessEntry",
     "ConsentView",
     "KINDS",
+    "SelfSession",
     "SelfView",
     "SessionToken",
     "code_mail",
     "end_session",
     "my_data",
     "purge_expired",
+    "refuse_restricted",
+    "session_info",
     "session_subject",
     "start_challenge",
     "subject_actor",

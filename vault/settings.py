@@ -24,6 +24,10 @@ class Settings:
     smtp_url: str = ""
     #: TRESOR_MAIL_FROM: sender address of mails the vault sends (double opt-in).
     mail_from: str = "tresor@localhost"
+    #: TRESOR_OUTBOX_HOURS: how long the file outbox (development only, without SMTP)
+    #: keeps a mail before the retention sweep deletes it: mails hold addresses, codes
+    #: and confirmation links. 0 keeps them until deleted by hand.
+    outbox_hours: float = 24.0
     #: TRESOR_PUBLIC_URL: base URL customers reach the vault under (links in mails).
     public_url: str = "http://127.0.0.1:8000"
     #: TRESOR_HOST / TRESOR_PORT: where `tresor serve` listens.
@@ -39,6 +43,14 @@ class Settings:
     #: TRESOR_SEAL_INTERVAL: seconds between audit sealer runs in `serve` (bounds how long
     #: an event stays unsealed under normal load).
     seal_interval: float = 0.2
+    #: TRESOR_AUDIT_CHECKPOINT_SECONDS: longest time between signed checkpoints of the audit
+    #: chain while events are being sealed; bounds how many of the newest events could be
+    #: deleted with their seals unnoticed by `tresor audit verify`.
+    checkpoint_seconds: float = 10.0
+    #: TRESOR_AUDIT_CHECKPOINT_FILE: the append-only file outside the database that receives
+    #: every signed checkpoint (mode 0600); empty means `audit-checkpoints.jsonl` in the
+    #: data dir.
+    checkpoint_file: Path | None = None
     #: TRESOR_DB_POOL_SIZE: database connections per process (PostgreSQL); keep it at or
     #: above the concurrency a process serves, or requests queue for connections.
     db_pool_size: int = 40
@@ -59,6 +71,20 @@ class Settings:
     otp_per_address_hour: int = 5
     #: TRESOR_OTP_PER_IP_HOUR: codes one client IP address may request per hour.
     otp_per_ip_hour: int = 20
+    #: TRESOR_OTP_PER_SUBJECT_HOUR: codes one customer receives per hour across all its
+    #: addresses (e-mail and phone together); further requests are answered alike but send
+    #: nothing, so the answer does not tell that two addresses belong to one customer.
+    otp_per_subject_hour: int = 5
+    #: TRESOR_OTP_LOCKOUT_FAILURES: wrong codes for one customer (all addresses together)
+    #: after which its sign-in is locked for the next of `otp_lockout_minutes`.
+    otp_lockout_failures: int = 10
+    #: TRESOR_OTP_LOCKOUT_MINUTES: the escalating lock periods, comma-separated; the last
+    #: one repeats. A successful sign-in or a day without a wrong code starts over.
+    otp_lockout_minutes: tuple[int, ...] = (15, 60, 1440)
+    #: TRESOR_IDENTITY_COOLING_OFF_DAYS: how long after a change of the identifying e-mail
+    #: address a privacy-centre session through the new address stays restricted, unless
+    #: the old address or a DPO confirms the change first.
+    identity_cooling_off_days: int = 7
     #: TRESOR_SELF_SESSION_MINUTES: lifetime of a self-service session (privacy centre).
     self_session_minutes: int = 15
     #: TRESOR_KEK_PROVIDER: where the key-encryption keys live: `local` (the keyring file)
@@ -78,6 +104,10 @@ class Settings:
     @property
     def keyring_path(self) -> Path:
         return self.data_dir / "keyring.json"
+
+    @property
+    def audit_checkpoint_path(self) -> Path:
+        return self.checkpoint_file or self.data_dir / "audit-checkpoints.jsonl"
 
     @property
     def outbox_dir(self) -> Path:
@@ -108,6 +138,7 @@ class Settings:
             policies_dir=Path(e.get("TRESOR_POLICIES", "./policies")),
             smtp_url=e.get("TRESOR_SMTP_URL", ""),
             mail_from=e.get("TRESOR_MAIL_FROM", "tresor@localhost"),
+            outbox_hours=float(e.get("TRESOR_OUTBOX_HOURS", "24")),
             public_url=e.get("TRESOR_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
             host=e.get("TRESOR_HOST", "127.0.0.1"),
             port=int(e.get("TRESOR_PORT", "8000")),
@@ -115,6 +146,10 @@ class Settings:
             dek_cache_size=int(e.get("TRESOR_DEK_CACHE", "10000")),
             client_cache_seconds=float(e.get("TRESOR_CLIENT_CACHE_SECONDS", "2")),
             seal_interval=float(e.get("TRESOR_SEAL_INTERVAL", "0.2")),
+            checkpoint_seconds=float(e.get("TRESOR_AUDIT_CHECKPOINT_SECONDS", "10")),
+            checkpoint_file=Path(e["TRESOR_AUDIT_CHECKPOINT_FILE"])
+            if e.get("TRESOR_AUDIT_CHECKPOINT_FILE")
+            else None,
             db_pool_size=int(e.get("TRESOR_DB_POOL_SIZE", "40")),
             failed_auth_limit=int(e.get("TRESOR_FAILED_AUTH_LIMIT", "30")),
             log_level=e.get("TRESOR_LOG_LEVEL", "INFO").upper(),
@@ -123,6 +158,12 @@ class Settings:
             otp_max_attempts=int(e.get("TRESOR_OTP_ATTEMPTS", "5")),
             otp_per_address_hour=int(e.get("TRESOR_OTP_PER_ADDRESS_HOUR", "5")),
             otp_per_ip_hour=int(e.get("TRESOR_OTP_PER_IP_HOUR", "20")),
+            otp_per_subject_hour=int(e.get("TRESOR_OTP_PER_SUBJECT_HOUR", "5")),
+            otp_lockout_failures=int(e.get("TRESOR_OTP_LOCKOUT_FAILURES", "10")),
+            otp_lockout_minutes=_minutes_list(
+                e.get("TRESOR_OTP_LOCKOUT_MINUTES", "15,60,1440"), "TRESOR_OTP_LOCKOUT_MINUTES"
+            ),
+            identity_cooling_off_days=int(e.get("TRESOR_IDENTITY_COOLING_OFF_DAYS", "7")),
             self_session_minutes=int(e.get("TRESOR_SELF_SESSION_MINUTES", "15")),
             kek_provider=e.get("TRESOR_KEK_PROVIDER", "local").strip().lower(),
             pkcs11_module=Path(e.get("TRESOR_PKCS11_MODULE", "/usr/lib/softhsm/libsofthsm2.so")),
@@ -132,3 +173,14 @@ class Settings:
             else None,
             pkcs11_pin=e.get("TRESOR_PKCS11_PIN", ""),
         )
+
+
+def _minutes_list(text: str, name: str) -> tuple[int, ...]:
+    """A comma-separated list of positive whole minutes, e.g. "15,60,1440"."""
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        values = ()
+    if not values or any(v <= 0 for v in values):
+        raise ValueError(f"{name} must list positive whole minutes, e.g. 15,60,1440")
+    return values

@@ -2,6 +2,11 @@
 
 A subject row carries its wrapped DEK, one ciphertext per field and blind-index digests for
 the identifying fields. Plaintext exists only in memory, between decrypt and response.
+
+Every write of contact data raises the row's `contact_revision` and seals *every* field at
+the new revision (`vault.crypto.fields`), so no older ciphertext of any field opens again.
+A row found by a blind index must hold the value it indexes: `decrypt_fields(found_by=...)`
+re-derives the index from the decrypted value and refuses a mismatch.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -17,7 +23,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vault import audit
+from vault import audit, identity
 from vault.audit import Actor, AuditAction, Decision
 from vault.contact import (
     CONTACT_FIELDS,
@@ -29,7 +35,7 @@ from vault.contact import (
     normalise_postal_address,
 )
 from vault.context import VaultContext
-from vault.crypto import open_field, seal_field
+from vault.crypto import IndexMismatch, IntegrityCheckFailed, open_field, seal_field
 from vault.errors import Conflict, InvalidInput, NotFound, Unavailable
 from vault.storage.tables import subjects
 
@@ -83,16 +89,47 @@ def _is_external_ref_conflict(exc: Unavailable) -> bool:
 
 
 def sealed_columns(
-    ctx: VaultContext, subject_id: str, dek: Any, dek_version: int, fields: dict[str, str | None]
+    ctx: VaultContext,
+    subject_id: str,
+    dek: Any,
+    dek_version: int,
+    fields: dict[str, str | None],
+    *,
+    revision: int,
+    index: bool = True,
 ) -> dict[str, Any]:
+    """Column values for the given canonical field texts (None clears a field), sealed at
+    `revision`, which the caller stores as the row's `contact_revision` in the same write;
+    with `index`, the blind-index digests of the identifying fields too."""
     values: dict[str, Any] = {}
     for field, text in fields.items():
         values[f"{field}_ct"] = (
-            None if text is None else seal_field(dek, subject_id, field, dek_version, text)
+            None
+            if text is None
+            else seal_field(dek, subject_id, field, dek_version, text, revision=revision)
         )
-        if field in INDEXED:
+        if index and field in INDEXED:
             values[INDEXED[field]] = None if text is None else ctx.indexer.digest(field, text)
     return values
+
+
+def resealed_columns(
+    ctx: VaultContext, row: Any, dek: Any, changes: dict[str, str | None]
+) -> dict[str, Any]:
+    """Column values for a write of contact data: the changed fields (with their blind
+    indexes) and every other stored field re-sealed at the next revision, plus that
+    revision. Raises `IntegrityCheckFailed` if a stored field does not open (nothing is
+    re-sealed over tampered data)."""
+    revision = row.contact_revision + 1
+    kept = _open_texts(
+        ctx, getattr(row, "_mapping", row), tuple(f for f in CONTACT_FIELDS if f not in changes),
+        dek=dek,
+    )
+    return {
+        "contact_revision": revision,
+        **sealed_columns(ctx, row.id, dek, row.dek_version, kept, revision=revision, index=False),
+        **sealed_columns(ctx, row.id, dek, row.dek_version, changes, revision=revision),
+    }
 
 
 async def create_subject(ctx: VaultContext, actor: Actor, data: Mapping[str, Any]) -> str:
@@ -109,9 +146,10 @@ async def create_subject(ctx: VaultContext, actor: Actor, data: Mapping[str, Any
         "kek_version": kek_version,
         "wrapped_dek": wrapped,
         "dek_version": 1,
+        "contact_revision": 1,
         "created_at": now,
         "updated_at": now,
-        **sealed_columns(ctx, subject_id, dek, 1, fields),
+        **sealed_columns(ctx, subject_id, dek, 1, fields, revision=1),
     }
     try:
         async with ctx.transaction() as conn:
@@ -156,7 +194,7 @@ async def rectify_contact(
             if row.status == SubjectStatus.ERASED:
                 raise Conflict("the subject was erased")
             dek = ctx.deks.dek(subject_id, row.kek_version, row.wrapped_dek)
-            values = sealed_columns(ctx, subject_id, dek, row.dek_version, fields)
+            values = resealed_columns(ctx, row, dek, fields)
             await conn.execute(
                 update(subjects)
                 .where(subjects.c.id == subject_id)
@@ -171,11 +209,28 @@ async def rectify_contact(
                 subject_id=subject_id,
                 fields=sorted(fields),
             )
+            await _record_identity_change(ctx, conn, actor, row, fields, now)
     except Unavailable as exc:
         if _is_external_ref_conflict(exc):
             raise Conflict("a subject with this external_ref already exists") from None
         raise
     return sorted(fields)
+
+
+async def _record_identity_change(
+    ctx: VaultContext,
+    conn: AsyncConnection,
+    actor: Actor,
+    before: Row,
+    fields: dict[str, str | None],
+    now: datetime,
+) -> None:
+    """A changed e-mail address or phone number must not hand over the account
+    (`vault.identity`): recorded, sessions ended, and the old e-mail address told, in the
+    rectification's transaction. `before` is the row as it was, so it opens the old address."""
+    if identity.changed_kinds(ctx, before, fields):
+        old = decrypt_fields(ctx, before, ("email",)).get("email")
+        await identity.record_in(ctx, conn, actor, before, fields, now, notice_to=old)
 
 
 class RowView:
@@ -192,30 +247,106 @@ class RowView:
 
 
 def decrypt_fields(
-    ctx: VaultContext, row: Row, wanted: tuple[str, ...], *, cache_key: bool = True
+    ctx: VaultContext,
+    row: Row,
+    wanted: tuple[str, ...],
+    *,
+    cache_key: bool = True,
+    found_by: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """Plaintext of the wanted fields that the subject has; absent fields are left out.
+
+    `found_by=(kind, digest)`: the row was found by that blind-index digest, so it must hold
+    the value the digest indexes. The field is opened (revealed only if wanted), its index
+    re-derived and compared; a row without that field or key fails too. Raises
+    `IntegrityCheckFailed` (a ciphertext that does not open, or `IndexMismatch`).
 
     `cache_key=False` (bulk resolution) leaves the unwrapped key out of the DEK cache: a
     batch of 10,000 subjects would otherwise push out the keys single lookups reuse."""
     # By column name: a RowView's record, a SQLAlchemy row's mapping, or a row that
     # already indexes by name (row mapping, asyncpg record, dict).
     cols = row._row if isinstance(row, RowView) else getattr(row, "_mapping", row)
-    subject_id, dek_version = cols["id"], cols["dek_version"]
-    dek = ctx.deks.dek(subject_id, cols["kek_version"], cols["wrapped_dek"], remember=cache_key)
+    if found_by is None:
+        texts = _open_texts(ctx, cols, wanted, cache_key=cache_key)
+    else:
+        kind, digest = found_by
+        if cols["wrapped_dek"] is None or cols[_SEALED_COLUMN[kind]] is None:
+            raise IndexMismatch()  # an index entry on a row without that value
+        opened = wanted if kind in wanted else (*wanted, kind)
+        texts = _open_texts(ctx, cols, opened, cache_key=cache_key)
+        ctx.indexer.verify(kind, texts[kind], digest)
+        if kind not in wanted:
+            del texts[kind]
+    if "postal_address" in texts:
+        texts["postal_address"] = _decode_json(texts["postal_address"])
+    return texts
+
+
+def _open_texts(
+    ctx: VaultContext,
+    cols: Any,
+    wanted: tuple[str, ...],
+    *,
+    cache_key: bool = True,
+    dek: Any = None,
+) -> dict[str, Any]:
+    """The stored canonical text of each wanted field the row has, opened at the row's
+    revision (the address as its JSON text)."""
+    subject_id, dek_version, revision = cols["id"], cols["dek_version"], cols["contact_revision"]
+    if dek is None:
+        dek = ctx.deks.dek(
+            subject_id, cols["kek_version"], cols["wrapped_dek"], remember=cache_key
+        )
     out: dict[str, Any] = {}
     for field in wanted:
         blob = cols[_SEALED_COLUMN[field]]
-        if blob is None:
-            continue
-        text = open_field(dek, subject_id, field, dek_version, blob)
-        out[field] = _decode_json(text) if field == "postal_address" else text
+        if blob is not None:
+            out[field] = open_field(dek, subject_id, field, dek_version, blob, revision=revision)
     return out
 
 
 #: Column of each field's ciphertext; the address is sealed as JSON.
 _SEALED_COLUMN = {field: f"{field}_ct" for field in CONTACT_FIELDS}
 _decode_json = msgspec.json.Decoder().decode
+
+
+async def upgrade_legacy_revisions(ctx: VaultContext, *, batch: int = 500) -> int:
+    """Re-seal the contact fields of subjects written before migration 0013 (revision 0, no
+    revision in the associated data) at revision 1, so that an older ciphertext put back
+    fails for them too; returns how many subjects. The values and blind indexes stay as
+    they are. Needs the keyring, so the retention sweep runs it rather than Alembic; each
+    row is locked and re-checked, so concurrent sweeps never double-write. A row whose
+    data does not open is left as it is (its reads fail closed) and the sweep goes on."""
+    total = 0
+    after = ""
+    while True:
+        async with ctx.transaction() as conn:
+            ids = (
+                await conn.execute(
+                    select(subjects.c.id)
+                    .where(subjects.c.contact_revision == 0)
+                    .where(subjects.c.wrapped_dek.is_not(None))
+                    .where(subjects.c.id > after)
+                    .order_by(subjects.c.id)
+                    .limit(batch)
+                )
+            ).scalars().all()
+            for subject_id in ids:
+                row = await load_subject(conn, subject_id, for_update=True)
+                if row.contact_revision != 0 or row.wrapped_dek is None:
+                    continue
+                try:
+                    dek = ctx.deks.dek(subject_id, row.kek_version, row.wrapped_dek)
+                    values = resealed_columns(ctx, row, dek, {})
+                except IntegrityCheckFailed:
+                    continue
+                await conn.execute(
+                    update(subjects).where(subjects.c.id == subject_id).values(**values)
+                )
+                total += 1
+        if len(ids) < batch:
+            return total
+        after = ids[-1]
 
 
 def identifier_digest(ctx: VaultContext, kind: str, value: str) -> str:

@@ -441,7 +441,7 @@ class DpoConsentController(Controller):
             "JSON by default; `format=html` (or `Accept: text/html`) answers a printable page. "
             "Opening the sealed evidence is audited as `dpo:consent:proof`."
         ),
-        responses=problems(*AUTHED, 404),
+        responses=problems(*AUTHED, 404, 500),
         operation_class=JsonOrHtmlOperation,
     )
     async def proof(

@@ -61,8 +61,9 @@ class BulkLookupController(Controller):
             "Give a purpose and exactly one of subject_ids, emails, phones, external_refs "
             "(at most 10,000). The answer streams one NDJSON line per identifier, in input "
             "order, carrying its index `i` (never the identifier): the allowed fields and "
-            "basis, or a `reason` with `status` 403 (denied), 404 (no subject) or 422 "
-            "(malformed identifier). With `contact`, each revealed line reserves the contact's "
+            "basis, or a `reason` with `status` 403 (denied), 404 (no subject), 422 "
+            "(malformed identifier) or 500 (`integrity_error`: the stored data failed its "
+            "integrity check; nothing revealed). With `contact`, each revealed line reserves the contact's "
             "points (returned in `contact`) or is denied `contact_budget_exhausted` / "
             "`contact_blocked_by_calamity`. Every line is audited in the transaction of its chunk; "
             "a chunk's lines leave only after that transaction committed. If a later chunk "
@@ -117,8 +118,12 @@ class BulkLookupController(Controller):
             "the contact field the channel needs (`reachable`), and the others by reason. "
             "With `contact`, the reservations are rehearsed too (basket, calamity cool-down, "
             "the customers' own rules; one contact per subject) and rolled back. "
-            "Reveals no contact data and decrypts nothing; audited as one event with the "
-            "counts."
+            "Answers for groups only: fewer distinct known subjects than `min_audience` "
+            "(policy `dry_run_min_audience`, default 10) is a 403 `audience_too_small`, and "
+            "a bucket with fewer members than that is not shown but counted in "
+            "`suppressed` (`reachable` is null then). Reveals no contact data and decrypts "
+            "nothing; audited as one event with the counts and one event per subject "
+            "concerned (its id, never the identifier), committed before the answer."
         ),
         status_code=200,
         request_max_body_size=BULK_MAX_BODY_BYTES,
@@ -140,5 +145,9 @@ class BulkLookupController(Controller):
             contact=contact_spec(data.contact),
         )
         return DryRunResponse(
-            total=result.total, reachable=result.reachable, unreachable=result.unreachable
+            total=result.total,
+            reachable=result.reachable,
+            unreachable=result.unreachable,
+            suppressed=result.suppressed,
+            min_audience=result.min_audience,
         )

@@ -100,7 +100,7 @@ class ConsentController(Controller):
         opt=roles(Role.WRITER, Role.DPO),
         operation_id="listConsents",
         summary="All consents and bases of a subject, newest first, each with its history",
-        responses=problems(*AUTHED, 404),
+        responses=problems(*AUTHED, 404, 500),
     )
     async def list_(
         self,

@@ -12,7 +12,7 @@ from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
 from api.schemas import ContactRecorded, ContactRecordIn, ContactReservationOut
 from vault import pressure
-from vault.clients import Role
+from vault.clients import ClientInfo, Role
 
 
 def reservation_out(r: pressure.Reservation) -> ContactReservationOut:
@@ -32,9 +32,14 @@ class ContactController(Controller):
         summary="Record an outbound contact made without a lookup (reserves its points)",
         description=(
             "Counts the contact against the customer's monthly basket of contact points "
-            "(shared by all brands) under the same rules as a lookup with `contact`. "
-            "403 with reason `contact_budget_exhausted` or `contact_blocked_by_calamity` "
-            "when the rules refuse it; the outcome is audited either way."
+            "(shared by all brands) under the same rules and checks as a lookup with "
+            "`contact`: the `purpose` must be one the client may use and the contact's "
+            "channel and type must fit it (422), the subject's basis for it and its "
+            "restriction decide (403 with the lookup's reason), a `calamity` type or a "
+            "priority other than `normal` must be granted to the client "
+            "(`contact_type_not_granted`, `contact_priority_not_granted`), and the basket "
+            "may refuse it (`contact_budget_exhausted`, `contact_blocked_by_calamity`, ...). "
+            "An unknown subject is a 404 `subject_not_found`. Every outcome is audited."
         ),
         status_code=201,
         responses=problems(*AUTHED, 404, 413, 422),
@@ -42,9 +47,11 @@ class ContactController(Controller):
     async def record(
         self, request: Request[Any, Any, Any], data: JSONBody[ContactRecordIn], vault: Vault
     ) -> ContactRecorded:
+        client: ClientInfo = request.user
         reserved = await pressure.record_contact(
             vault,
             actor_of(request),
+            client.purposes,
             subject_id=data.subject_id,
             spec=pressure.ContactSpec(
                 brand=data.brand,
@@ -54,6 +61,6 @@ class ContactController(Controller):
                 touchpoint=data.touchpoint,
                 followup=data.followup,
             ),
-            purpose=data.purpose,
+            purpose_id=data.purpose,
         )
         return ContactRecorded(subject_id=data.subject_id, contact=reservation_out(reserved))

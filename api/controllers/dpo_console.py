@@ -33,8 +33,7 @@ from urllib.parse import urlencode
 import structlog
 from litestar import Controller, Request, Response, get, post
 from litestar.config.csrf import CSRFConfig
-from litestar.datastructures import Cookie, ResponseHeader
-from litestar.datastructures.headers import CacheControlHeader
+from litestar.datastructures import Cookie
 from litestar.exceptions import HTTPException, PermissionDeniedException
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.params import FromPath
@@ -71,21 +70,6 @@ _NEXT_RE = re.compile(r"^/dpo/[A-Za-z0-9/_.:-]*(\?[A-Za-z0-9_.:%&=+-]*)?$")
 _UUID_RE = re.compile(r"^[0-9a-f-]{36}$")
 log = structlog.get_logger("tresor.dpo")
 
-SECURITY_HEADERS = [
-    ResponseHeader(name="X-Frame-Options", value="DENY"),
-    ResponseHeader(
-        name="Content-Security-Policy",
-        value=(
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-        ),
-    ),
-    ResponseHeader(name="Referrer-Policy", value="no-referrer"),
-    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
-]
-#: The same headers as a dict, for pages rendered outside this controller (the API's
-#: printable consent proof).
-PAGE_HEADERS = {h.name: str(h.value) for h in SECURITY_HEADERS} | {"Cache-Control": "no-store"}
 
 #: Action tags offered as suggestions in the search form.
 SUGGESTED_ACTIONS = ("lookup", "client:contact:lookup", "consent", "withdraw", "erase", "dpo")
@@ -341,7 +325,6 @@ def render_proof(
         "dpo_proof.html",
         "dpo_proof_title",
         session=session,
-        headers=PAGE_HEADERS,
         section="audit",
         proof=proof,
     )
@@ -555,8 +538,6 @@ class DpoConsoleController(Controller):
     opt = {"exclude_from_auth": True}
     include_in_schema = False
     middleware = [DpoCsrfMiddleware]
-    cache_control = CacheControlHeader(no_store=True)
-    response_headers = SECURITY_HEADERS
     exception_handlers = {
         HTTPException: page_error,
         VaultError: page_error,
@@ -851,12 +832,15 @@ class DpoConsoleController(Controller):
     @get("/contacts", operation_id="dpoContacts")
     async def contacts_page(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
         """Contact pressure of a month: bars per touchpoint, phase, brand and channel, and
-        how many customers are near or at their limit (aggregates only)."""
+        how many customers are near or at their limit (aggregates only); the read is
+        audited like the console's other pages (in the report's transaction)."""
         session = await require_session(request, vault)
         lang = pick_language(request)
         t = TEXTS[lang]
         month = request.query_params.get("month") or None
-        report = await pressure_report.contact_report(vault, month)  # InvalidInput: 422 page
+        report = await pressure_report.contact_report(  # InvalidInput: 422 page
+            vault, _actor(request, session), month
+        )
 
         def touchpoint_label(key: str) -> str:
             tp = vault.touchpoints.get(key)

@@ -21,7 +21,7 @@ from api.schemas import (
 from vault import lookup as lookup_service
 from vault import pressure
 from vault.clients import ClientInfo, Role
-from vault.errors import InvalidInput
+from vault.errors import IntegrityFailure, InvalidInput
 
 _KINDS = ("subject_id", "email", "phone", "external_ref")
 
@@ -57,10 +57,13 @@ class LookupController(Controller):
             "basket, or the lookup is denied `contact_budget_exhausted` / "
             "`contact_blocked_by_calamity`, or by the customer's own preferences "
             "`contact_quiet_hours` / `contact_cap_reached`. `preferred_channel` names the "
-            "customer's preferred channel when the purpose allows several."
+            "customer's preferred channel when the purpose allows several. Stored data that "
+            "fails its integrity check (a ciphertext that does not open, a blind-index entry "
+            "on another subject's row) is a 500 with `reason` `integrity_error`, audited as a "
+            "denial; nothing is revealed or reserved."
         ),
         status_code=200,
-        responses=problems(*AUTHED, 404, 409, 413, 422),
+        responses=problems(*AUTHED, 404, 409, 413, 422, 500),
     )
     async def lookup(
         self, request: Request[Any, Any, Any], data: JSONBody[LookupRequest], vault: Vault
@@ -86,7 +89,9 @@ class LookupController(Controller):
                 fields=data.fields,
                 contact=contact,
             )
-        except (lookup_service.LookupDenied, lookup_service.LookupNotFound) as exc:
+        except (
+            lookup_service.LookupDenied, lookup_service.LookupNotFound, IntegrityFailure
+        ) as exc:
             metrics.observe_lookup(known, "deny", str(exc.reason))
             raise
         metrics.observe_lookup(known, "allow")

@@ -19,8 +19,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.config.csrf import CSRFConfig
-from litestar.datastructures import Cookie, ResponseHeader
-from litestar.datastructures.headers import CacheControlHeader
+from litestar.datastructures import Cookie
 from litestar.exceptions import HTTPException, PermissionDeniedException
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.params import FromPath
@@ -31,6 +30,9 @@ from api.controllers.preferences import form_document as preference_form
 from api.controllers.preferences import form_errors as preference_errors
 from api.controllers.preferences import page_context as preference_page
 from api.controllers.selfservice import (
+    link_actor,
+    operation_of,
+    restriction_text,
     client_ip,
     create_my_request,
     my_export,
@@ -41,9 +43,10 @@ from api.deps import Vault
 from api.export_view import render_html
 from api.i18n import TEXTS, pick_language
 from api.schemas import UUID_PATTERN
-from vault import followups, preferences, selfservice
+from vault import followups, identity, preferences, selfservice
 from vault.clock import as_utc
 from vault.errors import (
+    AccessDenied,
     Conflict,
     InvalidInput,
     NotFound,
@@ -60,19 +63,6 @@ CONTACT_FIELDS = ("name", "email", "phone", "postal_address", "external_ref")
 FORM_REQUEST_TYPES = ("rectification", "restriction", "objection", "erasure")
 _DONE = ("withdrawn", "requested", "signed_out", "erased", "expired")
 _ADDRESS_PARTS = ("street", "postal_code", "city", "country")
-
-SECURITY_HEADERS = [
-    ResponseHeader(name="X-Frame-Options", value="DENY"),
-    ResponseHeader(
-        name="Content-Security-Policy",
-        value=(
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
-            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-        ),
-    ),
-    ResponseHeader(name="Referrer-Policy", value="no-referrer"),
-    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
-]
 
 
 def csrf_secret(client_key: bytes) -> str:
@@ -188,12 +178,15 @@ def _to_privacy(
     return Redirect(path=f"/privacy{query}{anchor}", status_code=303, cookies=cookies or [])
 
 
-async def _signed_in(request: Request[Any, Any, Any], vault: Any) -> str | None:
+async def _signed_in(
+    request: Request[Any, Any, Any], vault: Any
+) -> selfservice.SelfSession | None:
+    """The live session of the cookie, restricted or not (only the overview takes one)."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
     try:
-        return await selfservice.session_subject(vault, token)
+        return await selfservice.session_info(vault, token)
     except Unauthenticated:
         return None
 
@@ -242,6 +235,10 @@ def page_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
         return _message(request, 403, "pc_error_csrf_title", t["pc_error_csrf_text"])
     if isinstance(exc, Unauthenticated):
         return _to_privacy(request, "expired")
+    if isinstance(exc, AccessDenied) and exc.reason == identity.REFUSED_REASON:
+        return _message(
+            request, 403, "pc_identity_refused_title", t["pc_identity_restricted_heading"]
+        )
     if isinstance(exc, NotFound):
         return _message(request, 404, "pc_not_found_title", t["pc_not_found_text"])
     if isinstance(exc, Conflict):
@@ -282,8 +279,6 @@ class PrivacyController(Controller):
     opt = {"exclude_from_auth": True}
     include_in_schema = False
     middleware = [PrivacyCsrfMiddleware]
-    cache_control = CacheControlHeader(no_store=True)
-    response_headers = SECURITY_HEADERS
     exception_handlers = {HTTPException: page_error, VaultError: page_error}
 
     @get("/", operation_id="privacyCentre")
@@ -292,16 +287,20 @@ class PrivacyController(Controller):
         t = TEXTS[lang]
         done = request.query_params.get("done")
         notice = t[f"done_{done}"] if done in _DONE else None
-        subject_id = await _signed_in(request, vault)
-        if subject_id is None:
+        session = await _signed_in(request, vault)
+        if session is None:
             cookies = (
                 [clear_session_cookie(request)] if request.cookies.get(SESSION_COOKIE) else None
             )
             return _signin_page(request, notice=notice, cookies=cookies)
         view = await selfservice.my_data(
-            vault, selfservice.subject_actor(request_id_of(request)), subject_id
+            vault,
+            selfservice.subject_actor(request_id_of(request)),
+            session.subject_id,
+            restriction=session.restriction,
         )
-        records = await my_requests(vault, subject_id)
+        records = [] if view.restriction else await my_requests(vault, session.subject_id)
+        restricted = restriction_text(lang, view.restriction) if view.restriction else None
         error = t["pc_rectify_empty"] if request.query_params.get("error") == "empty" else None
         return _page(
             request,
@@ -312,6 +311,7 @@ class PrivacyController(Controller):
             fields=CONTACT_FIELDS,
             notice=notice,
             error=error,
+            restricted=restricted,
             session_minutes=vault.settings.self_session_minutes,
         )
 
@@ -501,6 +501,58 @@ class PrivacyController(Controller):
             headers={"Content-Disposition": 'attachment; filename="tresor-export.json"'},
         )
 
+    @get("/identity/{token:str}", operation_id="privacyIdentityChange")
+    async def identity_page(
+        self, request: Request[Any, Any, Any], vault: Vault, token: FromPath[str]
+    ) -> Template:
+        """The link in the notice to the previous address: what changed, and two buttons.
+        Opening it changes nothing (mail scanners open links); the buttons post."""
+        lang = pick_language(request)
+        t = TEXTS[lang]
+        try:
+            notice = await identity.peek_notice(vault, token)
+        except NotFound:
+            return _message(
+                request, 404, "pc_identity_invalid_title", t["pc_identity_invalid_text"]
+            )
+        what = t["pc_identity_what_" + "_".join(notice.kinds)]
+        return _page(
+            request,
+            "privacy_identity.html",
+            "pc_identity_heading",
+            intro=t["pc_identity_intro"].format(at=_fmt(lang)(notice.changed_at), what=what),
+            token=token,
+        )
+
+    @post("/identity/{token:str}/confirm", operation_id="privacyIdentityConfirm", status_code=200)
+    async def identity_confirm(
+        self, request: Request[Any, Any, Any], vault: Vault, token: FromPath[str]
+    ) -> Template:
+        t = TEXTS[pick_language(request)]
+        try:
+            await identity.confirm_by_token(vault, link_actor(request), token)
+        except NotFound:
+            return _message(
+                request, 410, "pc_identity_invalid_title", t["pc_identity_invalid_text"]
+            )
+        except Conflict:
+            return _message(request, 409, "pc_error_title", t["pc_identity_conflict_text"])
+        return _message(
+            request, 200, "pc_identity_confirmed_title", t["pc_identity_confirmed_text"]
+        )
+
+    @post("/identity/{token:str}/object", operation_id="privacyIdentityObject", status_code=200)
+    async def identity_object(
+        self, request: Request[Any, Any, Any], vault: Vault, token: FromPath[str]
+    ) -> Template:
+        t = TEXTS[pick_language(request)]
+        try:
+            await identity.object_by_token(vault, link_actor(request), token)
+        except NotFound:
+            return _message(
+                request, 410, "pc_identity_invalid_title", t["pc_identity_invalid_text"]
+            )
+        return _message(request, 200, "pc_identity_objected_title", t["pc_identity_objected_text"])
 
     @get("/preferences", operation_id="privacyPreferences")
     async def preferences_page(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
@@ -557,10 +609,13 @@ def _valid_uuid(value: str) -> bool:
 
 
 async def _require(request: Request[Any, Any, Any], vault: Any) -> str:
+    """The subject of the cookie's session; a restricted session is refused (audited)."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise Unauthenticated("sign in first", "invalid_session")
-    return await selfservice.session_subject(vault, token)
+    return await selfservice.session_subject(
+        vault, token, operation=operation_of(request), request_id=request_id_of(request)
+    )
 
 
 __all__ = ["PrivacyController", "PrivacyCsrfMiddleware"]

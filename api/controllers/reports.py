@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get
+from typing import Any
+
+from litestar import Controller, Request, get
 from litestar.params import Parameter
 
-from api.auth import roles
+from api.auth import actor_of, roles
 from api.controllers.audit import query, reject_unknown_query
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
@@ -63,13 +65,15 @@ class ReportController(Controller):
         summary="Contacts per touchpoint, phase, brand and channel; customers near or at limit",
         description=(
             "For one basket month (default: the current one). Near the limit means at least "
-            "80 % of the monthly basket used; at the limit means the basket is full."
+            "80 % of the monthly basket used; at the limit means the basket is full. Each "
+            "read is audited (with the month) before the report is returned."
         ),
         opt=query("month"),
         responses=problems(*AUTHED, 422),
     )
     async def contacts(
         self,
+        request: Request[Any, Any, Any],
         vault: Vault,
         month: str | None = Parameter(
             required=False,
@@ -78,4 +82,4 @@ class ReportController(Controller):
             description="basket month, YYYY-MM",
         ),
     ) -> ContactReportOut:
-        return report_out(await pressure_report.contact_report(vault, month))
+        return report_out(await pressure_report.contact_report(vault, actor_of(request), month))

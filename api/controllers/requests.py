@@ -281,7 +281,7 @@ class ExportController(Controller):
             "when), sources, rights and requests. HTML (German or English, `lang` or "
             "Accept-Language) with `Accept: text/html` or `?format=html`. The read is audited."
         ),
-        responses=problems(*AUTHED, 404),
+        responses=problems(*AUTHED, 404, 500),
         operation_class=_JsonOrHtmlOperation,
         opt={"query": frozenset({"format", "lang"})},
     )

@@ -14,9 +14,11 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
 from api.deps import Vault
-from api.i18n import pick_language
+from api.i18n import TEXTS, pick_language
 from api.openapi_docs import PUBLIC, problems
 from api.schemas import (
+    IdentityTokenIn,
+    LocalText,
     PreferencesIn,
     PreferencesOut,
     Problem,
@@ -26,9 +28,11 @@ from api.schemas import (
     SelfContact,
     SelfFollowup,
     SelfFollowupList,
+    SelfIdentityChange,
     SelfOverview,
     SelfRequest,
     SelfRequestCreate,
+    SelfRestriction,
     SelfSessionAccepted,
     SelfSessionStart,
     SelfSessionToken,
@@ -36,12 +40,14 @@ from api.schemas import (
     Uuid,
     uuid_path,
 )
-from vault import export, followups, preferences, selfservice
+from vault import export, followups, identity, preferences, selfservice
 from vault import requests as dsar
+from vault.audit import Actor
 from vault.context import VaultContext
 from vault.errors import InvalidInput, NotFound, Unauthenticated
+from vault.identity import ChangeRecord, Restriction
 from vault.requests import RequestRecord
-from vault.selfservice import AccessEntry, ConsentView
+from vault.selfservice import AccessEntry, ConsentView, SelfSession
 
 #: `security` of operations that need the self-service session token.
 SELF_SESSION: list[dict[str, list[str]]] = [{"SelfSession": []}]
@@ -97,12 +103,55 @@ def bearer_token(request: Request[Any, Any, Any]) -> str:
     return token.strip()
 
 
+def operation_of(request: Request[Any, Any, Any]) -> str:
+    """The operation a request asked for, as named in audit events (never a value)."""
+    name = getattr(request.route_handler, "operation_id", None)
+    return name if isinstance(name, str) else request.route_handler.handler_name
+
+
 async def provide_me(request: Request[Any, Any, Any], vault: Vault) -> str:
-    """The subject id behind the request's self-service bearer token (or 401)."""
-    return await selfservice.session_subject(vault, bearer_token(request))
+    """The subject id behind the request's self-service bearer token (or 401). Default
+    deny: a session restricted by an unconfirmed change of the e-mail address gets a 403
+    (`identity_change_unconfirmed`), audited; only the overview and sign-out take one."""
+    return await selfservice.session_subject(
+        vault,
+        bearer_token(request),
+        operation=operation_of(request),
+        request_id=request_id_of(request),
+    )
+
+
+async def provide_session(request: Request[Any, Any, Any], vault: Vault) -> SelfSession:
+    """The live session behind the bearer token, restricted or not (or 401)."""
+    return await selfservice.session_info(vault, bearer_token(request))
 
 
 Me = NamedDependency[str]
+Session = NamedDependency[SelfSession]
+
+
+def restriction_text(lang: str, restriction: Restriction) -> str:
+    """Why contact data is hidden and actions are refused, and what ends it."""
+    t = TEXTS[lang]
+    if restriction.until is None:
+        return t["pc_identity_restricted_objected"]
+    pattern = "%d.%m.%Y, %H:%M UTC" if lang == "de" else "%Y-%m-%d %H:%M UTC"
+    when = restriction.until.strftime(pattern)
+    return t["pc_identity_restricted_text"].format(until=when)
+
+
+def restriction_json(restriction: Restriction | None) -> SelfRestriction | None:
+    """Why the overview hides the contact data, with the customer-facing text (de, en)."""
+    if restriction is None:
+        return None
+    return SelfRestriction(
+        reason=restriction.reason,
+        changed_at=restriction.changed_at,
+        until=restriction.until,
+        message=LocalText(
+            de=restriction_text("de", restriction), en=restriction_text("en", restriction)
+        ),
+    )
 
 
 def consent_json(c: ConsentView) -> SelfConsent:
@@ -283,7 +332,7 @@ class SelfSessionController(Controller):
     )
     async def end(self, request: Request[Any, Any, Any], vault: Vault) -> None:
         token = bearer_token(request)
-        await selfservice.session_subject(vault, token)
+        await selfservice.session_info(vault, token)  # a restricted session may sign out
         await selfservice.end_session(vault, token, request_id_of(request))
 
 
@@ -291,21 +340,30 @@ class SelfServiceController(Controller):
     path = "/self/v1"
     tags = ["self-service"]
     opt = {"exclude_from_auth": True}
-    dependencies = {"me": Provide(provide_me)}
+    dependencies = {"me": Provide(provide_me), "session": Provide(provide_session)}
 
     @get(
         "/me",
         operation_id="selfOverview",
         summary="My contact data, my consents, who accessed my data, and my requests",
-        description="Reading one's own data is audited like any other access.",
+        description=(
+            "Reading one's own data is audited like any other access. A session opened "
+            "through an e-mail address whose change is not confirmed yet gets `restriction` "
+            "and only the consents: no contact data, access log or requests."
+        ),
         security=SELF_SESSION,
-        responses=self_problems(400, 401, 403, 404, 503),
+        responses=self_problems(400, 401, 403, 404, 500, 503),
     )
-    async def me_(self, request: Request[Any, Any, Any], vault: Vault, me: Me) -> SelfOverview:
+    async def me_(
+        self, request: Request[Any, Any, Any], vault: Vault, session: Session
+    ) -> SelfOverview:
         view = await selfservice.my_data(
-            vault, selfservice.subject_actor(request_id_of(request)), me
+            vault,
+            selfservice.subject_actor(request_id_of(request)),
+            session.subject_id,
+            restriction=session.restriction,
         )
-        records = await my_requests(vault, me)
+        records = [] if view.restriction else await my_requests(vault, session.subject_id)
         return SelfOverview(
             subject_id=view.subject_id,
             status=view.status,
@@ -313,6 +371,7 @@ class SelfServiceController(Controller):
             consents=[consent_json(c) for c in view.consents],
             access_log=[access_json(a) for a in view.access_log],
             requests=[request_json(r) for r in records],
+            restriction=restriction_json(view.restriction),
         )
 
     @post(
@@ -471,9 +530,69 @@ class SelfServiceController(Controller):
         operation_id="selfExport",
         summary="My data as one machine-readable document (Art. 15, Art. 20)",
         security=SELF_SESSION,
-        responses=self_problems(400, 401, 403, 404, 503),
+        responses=self_problems(400, 401, 403, 404, 500, 503),
     )
     async def export(
         self, request: Request[Any, Any, Any], vault: Vault, me: Me
     ) -> dict[str, Any]:
         return await my_export(vault, request, me)
+
+
+def link_actor(request: Request[Any, Any, Any]) -> Actor:
+    """Whoever holds the link mailed to the previous address (the old owner, presumably)."""
+    return Actor("subject", "identity-notice-link", request_id_of(request))
+
+
+def identity_change_json(records: list[ChangeRecord]) -> SelfIdentityChange:
+    return SelfIdentityChange(
+        status=records[0].status,
+        fields=[r.kind for r in records],
+        changed_at=records[0].changed_at,
+        cooling_off_until=records[0].cooling_off_until,
+    )
+
+
+class SelfIdentityController(Controller):
+    """The link in the notice mailed to the previous address after a change of the e-mail
+    address or phone number, for apps (the page is /privacy/identity/{token})."""
+
+    path = "/self/v1/identity-changes"
+    tags = ["self-service"]
+    opt = {"exclude_from_auth": True}
+
+    @post(
+        "/confirm",
+        operation_id="selfConfirmIdentityChange",
+        summary="Confirm a change of my e-mail address or phone number (token from the notice)",
+        description=(
+            "Sessions through the new e-mail address are then no longer restricted. Refused "
+            "(409) while an earlier change of the address is still open: a DPO decides then."
+        ),
+        status_code=200,
+        security=PUBLIC,
+        responses=self_problems(400, 404, 409, 413, 503),
+    )
+    async def confirm(
+        self, request: Request[Any, Any, Any], data: JSONBody[IdentityTokenIn], vault: Vault
+    ) -> SelfIdentityChange:
+        records = await identity.confirm_by_token(vault, link_actor(request), data.token)
+        return identity_change_json(records)
+
+    @post(
+        "/object",
+        operation_id="selfObjectIdentityChange",
+        summary="This was not me: object to a change of my e-mail address or phone number",
+        description=(
+            "Ends every privacy-centre session of the customer, keeps sessions through the "
+            "disputed address restricted until a DPO decides, and opens a restriction "
+            "request (Art. 18(1)(a) GDPR, accuracy contested) in the DPO's queue."
+        ),
+        status_code=200,
+        security=PUBLIC,
+        responses=self_problems(400, 404, 409, 413, 503),
+    )
+    async def object_(
+        self, request: Request[Any, Any, Any], data: JSONBody[IdentityTokenIn], vault: Vault
+    ) -> SelfIdentityChange:
+        records = await identity.object_by_token(vault, link_actor(request), data.token)
+        return identity_change_json(records)

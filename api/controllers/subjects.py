@@ -50,6 +50,13 @@ class SubjectController(Controller):
         "/{subject_id:str}/contact",
         operation_id="rectifyContact",
         summary="Rectify (replace or remove) contact fields of a subject",
+        description=(
+            "A changed e-mail address or phone number is an identity change: it ends the "
+            "customer's privacy-centre sessions, is mailed to the previous e-mail address "
+            "(503 and nothing changes when that mail cannot be handed over) and, for a "
+            "cooling-off period, gives a session through the new e-mail address no contact "
+            "data and no actions unless the previous address or a DPO confirms it."
+        ),
         responses=problems(*AUTHED, 404, 409, 413, 422),
     )
     async def rectify(

@@ -251,3 +251,69 @@ def test_clients_list_and_revoke(cli_env: Settings, capsys):
     assert "no active client named shop" in capsys.readouterr().err
     actions = [a for _, _, a in _audit_actors(cli_env)]
     assert actions.count("admin:client:revoke") == 1
+
+
+# --- audit verify against the checkpoint file -------------------------------------------------
+
+
+def _append_events(settings: Settings, n: int) -> None:
+    from vault.audit import Actor, AuditAction, Decision, record
+
+    async def go() -> None:
+        ctx = VaultContext.open(settings)
+        try:
+            for i in range(n):
+                async with ctx.transaction() as conn:
+                    await record(
+                        conn, at=ctx.clock.now(), actor=Actor("client", "shop", f"r-{i}"),
+                        action=AuditAction.LOOKUP, decision=Decision.DENY, reason="no_consent",
+                    )
+        finally:
+            await ctx.close()
+
+    asyncio.run(go())
+
+
+def _truncate_after(settings: Settings, position: int) -> None:
+    """A database writer deletes the newest events, their seals and checkpoint rows."""
+    from sqlalchemy import delete
+
+    from vault.storage.tables import audit_checkpoints, audit_seals
+
+    async def go() -> None:
+        ctx = VaultContext.open(settings)
+        try:
+            async with ctx.engine.begin() as conn:
+                newer = select(audit_seals.c.seq).where(audit_seals.c.chain_pos > position)
+                await conn.execute(delete(audit_events).where(audit_events.c.seq.in_(newer)))
+                await conn.execute(delete(audit_seals).where(audit_seals.c.chain_pos > position))
+                await conn.execute(
+                    delete(audit_checkpoints).where(audit_checkpoints.c.chain_pos > position)
+                )
+        finally:
+            await ctx.close()
+
+    asyncio.run(go())
+
+
+def test_audit_verify_names_the_position_of_a_truncated_tail(cli_env: Settings, capsys, tmp_path):
+    """After the newest events were deleted with their seals and checkpoint rows, `tresor
+    audit verify` exits 1 naming the position the checkpoint file still covers; a witness
+    copy made by `tresor audit witness` catches it as well."""
+    _append_events(cli_env, 4)
+    assert main(["audit", "seal"]) == 0
+    _append_events(cli_env, 3)
+    assert main(["audit", "seal"]) == 0
+    capsys.readouterr()
+    assert main(["audit", "witness"]) == 0
+    witness = tmp_path / "witness.jsonl"
+    witness.write_text(capsys.readouterr().out)
+    assert main(["audit", "verify"]) == 0
+    assert "(position 7) matches" in capsys.readouterr().out
+    _truncate_after(cli_env, 4)
+    assert main(["audit", "verify"]) == 1
+    err = capsys.readouterr().err
+    assert "position 7" in err and "truncated" in err, err
+    cli_env.audit_checkpoint_path.unlink()
+    assert main(["audit", "verify", "--checkpoints", str(witness)]) == 1
+    assert "position 7" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from typing import Any
 
 import pytest
@@ -268,3 +269,73 @@ async def test_body_size_limit_is_64_kib(vault, size):
         )
         assert_problem(r, 413 if size > 64 * 1024 else 400)
         assert await row_counts(vault) == before
+
+
+#: (kind, role, method, path, httpx kwargs): one invalid field of each kind a validation
+#: message could quote back, across several endpoints; `{m}` is replaced by the marker.
+_ECHO_CASES = [
+    ("enum in the body", "admin", "POST", "/v1/clients", {"json": {"name": "x", "role": "{m}"}}),
+    ("enum in a list", "lookup", "POST", "/v1/lookup",
+     {"json": {"purpose": "order.delivery", "subject_id": "s", "fields": ["{m}"]}}),
+    ("enum of a request type", "dpo", "POST", "/v1/requests",
+     {"json": {"subject_id": "00000000-0000-4000-8000-000000000000", "type": "{m}",
+               "channel": "letter"}}),
+    ("enum in the query", "dpo", "GET", "/v1/requests?type={m}", {}),
+    ("enum in another query", "dpo", "GET", "/v1/audit/stats?bucket={m}", {}),
+    ("integer in the query", "dpo", "GET", "/v1/requests?limit={m}", {}),
+    ("date-time in the query", "dpo", "GET", "/v1/audit?since={m}", {}),
+    ("wrong type", "writer", "POST", "/v1/subjects", {"json": {"name": ["{m}"]}}),
+    ("pattern", "admin", "POST", "/v1/clients", {"json": {"name": "{m} x", "role": "writer"}}),
+    ("length", "writer", "POST", "/v1/subjects", {"json": {"name": "{m}" * 40}}),
+    ("unknown field", "writer", "POST", "/v1/subjects", {"json": {"name": "x", "{m}": 1}}),
+    ("unknown nested field", "writer", "POST", "/v1/subjects",
+     {"json": {"name": "x", "postal_address": {"{m}": "y"}}}),
+    ("unknown field in a payload", "dpo", "POST", "/v1/requests",
+     {"json": {"subject_id": "00000000-0000-4000-8000-000000000000", "type": "erasure",
+               "channel": "letter", "payload": {"{m}": 1}}}),
+    ("unknown query parameter", "dpo", "GET", "/v1/requests?{m}=1", {}),
+    ("unknown field, public endpoint", None, "POST", "/v1/consents/confirm",
+     {"json": {"token": "t", "{m}": 1}}),
+    ("unknown field, sign-in", None, "POST", "/self/v1/session", {"json": {"{m}": "x"}}),
+    ("path parameter", "dpo", "GET", "/v1/requests/{m}", {}),
+    ("malformed JSON", "writer", "POST", "/v1/subjects",
+     {"content": '{"name": "{m}" "email"', "headers": {"content-type": "application/json"}}),
+    ("unterminated JSON", "writer", "POST", "/v1/subjects",
+     {"content": '{"name": "{m}', "headers": {"content-type": "application/json"}}),
+    ("bad escape in JSON", "writer", "POST", "/v1/subjects",
+     {"content": '{"name": "{m}\\q"}', "headers": {"content-type": "application/json"}}),
+]
+
+
+def _with_marker(value: Any, marker: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{m}", marker)
+    if isinstance(value, list):
+        return [_with_marker(v, marker) for v in value]
+    if isinstance(value, dict):
+        return {_with_marker(k, marker): _with_marker(v, marker) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize(("kind", "role", "method", "path", "kwargs"), _ECHO_CASES,
+                         ids=[c[0] for c in _ECHO_CASES])
+async def test_validation_errors_never_quote_the_submitted_value(
+    vault, log_stream, kind, role, method, path, kwargs
+):
+    """Whatever kind of field is invalid (enum, type, pattern, length, unknown field or
+    query parameter, path parameter, JSON syntax), the 400 problem names fields and rules
+    but the submitted marker appears nowhere in the response or the logs."""
+    marker = f"Zq{zlib.crc32(kind.encode()) % 10_000:04d}Mark"
+    keys = {"admin": ("ops", []), "dpo": ("dpo-1", []), "writer": ("crm", []),
+            "lookup": ("shop", ["order.delivery"])}
+    headers = dict(kwargs.get("headers", {}))
+    if role:
+        name, purposes = keys[role]
+        headers.update(bearer(await client_key(vault, name, role, purposes)))
+    request = {k: _with_marker(v, marker) for k, v in kwargs.items() if k != "headers"}
+    async with api(vault) as http:
+        r = await http.request(method, _with_marker(path, marker), headers=headers, **request)
+    assert_problem(r, 400)
+    assert marker.lower() not in r.text.lower(), (kind, r.text)
+    assert marker.lower() not in json.dumps(dict(r.headers)).lower(), kind
+    assert marker.lower() not in log_stream.getvalue().lower(), kind

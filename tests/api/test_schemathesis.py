@@ -62,6 +62,7 @@ ROLE_BY_PATH = (
     ("/v1/reports", "dpo"),
     ("/v1/clients", "admin"),
     ("/v1/requests", "dpo"),
+    ("/v1/identity-changes", "dpo"),
     ("/v1/audit", "dpo"),
     ("/v1/ropa", "dpo"),
     ("/v1/consents/", "dpo"),

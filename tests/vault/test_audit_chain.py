@@ -292,3 +292,170 @@ async def test_a_sealing_round_that_rolled_back_is_not_remembered_as_the_head(
     assert (await audit_chain.seal_pending(vault, grace=NOW)).head_position == 6
     report = await audit_chain.verify_chain(vault)
     assert report.ok and report.verified == 6 and report.unsealed == 0, report
+
+
+async def _truncate_after(vault, position: int) -> None:
+    """What a database writer can do: delete the newest events, their seals and the
+    checkpoints that cover them, leaving an older checkpoint as the apparent head."""
+    newer = select(audit_seals.c.seq).where(audit_seals.c.chain_pos > position)
+    await _tamper(vault, delete(audit_events).where(audit_events.c.seq.in_(newer)))
+    await _tamper(vault, delete(audit_seals).where(audit_seals.c.chain_pos > position))
+    await _tamper(vault, delete(audit_checkpoints).where(audit_checkpoints.c.chain_pos > position))
+
+
+async def test_truncation_after_the_last_checkpoint_in_the_database_is_caught(vault):
+    """Deleting the newest events, their seals and their checkpoint rows passes every check
+    inside the database, but the signed checkpoint in the file outside it still names the
+    old head: verify fails at that position."""
+    await _sealed(vault, 5)
+    await _sealed(vault, 4)
+    newest_seq = await _seq_at(vault, 9)
+    await _truncate_after(vault, 5)
+    report = await audit_chain.verify_chain(vault)
+    assert not report.ok, report
+    assert report.broken_seq == newest_seq
+    assert "position 9" in report.problem and "truncated" in report.problem, report.problem
+
+
+async def test_a_rewritten_trail_resealed_by_the_sealer_is_caught(vault):
+    """A database writer replaces the whole trail with fresh events, more than before, and
+    the honest sealer chains them: every check inside the database passes, but the chain
+    disagrees with the checkpoint file, and the sealer appends nothing that would agree."""
+    await _sealed(vault, 6)
+    path = vault.settings.audit_checkpoint_path
+    before = path.read_bytes()
+    old_head = audit_chain.last_checkpoint_line(path)
+    for table in (audit_checkpoints, audit_seals, audit_events):
+        await _tamper(vault, delete(table))
+    for i in range(10):
+        async with vault.transaction() as conn:
+            await record(
+                conn, at=vault.clock.now(), actor=Actor("client", "forger", f"f-{i}"),
+                action=AuditAction.LOOKUP, decision=Decision.DENY, reason="no_consent",
+            )
+    await audit_chain.seal_all(vault, grace=NOW)
+    assert path.read_bytes() == before
+    report = await audit_chain.verify_chain(vault)
+    assert not report.ok
+    assert f"position {old_head.chain_pos} differs" in report.problem, report.problem
+
+
+async def test_the_checkpoint_file_holds_signed_lines_only_its_owner_reads(vault):
+    """Each checkpoint is one JSON line of ids and digests in a file of mode 0600, signed
+    with the key auditors hold, and the newest names the chain head."""
+    await _sealed(vault, 3)
+    await _sealed(vault, 2)
+    path = vault.settings.audit_checkpoint_path
+    assert path.stat().st_mode & 0o777 == 0o600
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 2
+    assert set(json.loads(lines[-1])) == {
+        "v", "chain_pos", "seq", "head", "at", "key_id", "signature"
+    }
+    newest = audit_chain.Checkpoint.parse(lines[-1])
+    public = audit_chain._signing_key(vault).public_key()
+    assert newest.chain_pos == 5 and newest.signed_by(public)
+    report = await audit_chain.verify_chain(vault)
+    assert report.ok and report.checkpoint_file.newest == newest
+
+
+async def test_a_forged_line_in_the_checkpoint_file_is_caught(vault):
+    """A newest line whose signature does not verify (or a line that is no checkpoint at
+    all) fails verification instead of being trusted or skipped."""
+    await _sealed(vault, 3)
+    path = vault.settings.audit_checkpoint_path
+    good = audit_chain.Checkpoint.parse(path.read_bytes().splitlines()[-1])
+    forged = audit_chain.Checkpoint(
+        good.chain_pos + 5, good.seq + 5, "f" * 64, good.at, good.key_id, good.signature
+    )
+    with path.open("ab") as f:
+        f.write(forged.line())
+    report = await audit_chain.verify_chain(vault)
+    assert not report.ok and "bad signature" in report.problem
+    path.write_bytes(good.line() + b"not json\n")
+    report = await audit_chain.verify_chain(vault)
+    assert not report.ok and "line 2" in report.problem
+
+
+async def test_without_a_checkpoint_file_verify_reports_it_and_passes(vault, tmp_path):
+    """A missing file (a node that never sealed, or a file kept elsewhere) is not a broken
+    chain; the report says nothing outside the database was compared."""
+    await _sealed(vault, 3)
+    report = await audit_chain.verify_chain(vault, checkpoint_file=tmp_path / "none.jsonl")
+    assert report.ok and not report.checkpoint_file.exists
+
+
+async def test_a_quiet_head_is_checkpointed_within_the_interval(vault, clock):
+    """Events sealed shortly after a checkpoint, with nothing following them, are covered by
+    a checkpoint in the file once the interval has passed: the sealer does not wait for
+    the next event."""
+    sealer = audit_chain.Sealer(vault)
+    await _events(vault, 3)
+    assert (await sealer.round()).checkpoint == 3
+    clock.advance(timedelta(seconds=4))
+    await _events(vault, 2)
+    report = await sealer.round()
+    assert report.sealed == 2 and report.checkpoint is None
+    path = vault.settings.audit_checkpoint_path
+    clock.advance(timedelta(seconds=5))
+    await sealer.round()
+    assert audit_chain.last_checkpoint_line(path).chain_pos == 3
+    clock.advance(timedelta(seconds=6))
+    await sealer.round()
+    assert audit_chain.last_checkpoint_line(path).chain_pos == 5
+
+
+async def test_events_keep_arriving_checkpoints_follow_every_interval(vault, clock):
+    """While events arrive on every round, a checkpoint is written as soon as the interval
+    has passed since the last one, not only every thousand events."""
+    await _events(vault, 1)
+    await audit_chain.seal_pending(vault, grace=NOW)
+    written = []
+    for _ in range(25):
+        clock.advance(timedelta(seconds=1))
+        await _events(vault, 1)
+        report = await audit_chain.seal_pending(vault, grace=NOW)
+        written += [report.checkpoint] if report.checkpoint else []
+    assert written == [11, 21]
+
+
+async def test_a_round_that_rolled_back_appends_nothing_to_the_file(vault, monkeypatch):
+    """The file receives a checkpoint only after its transaction committed: a round that
+    fails after signing leaves the file as it was."""
+    await _sealed(vault, 2)
+    path = vault.settings.audit_checkpoint_path
+    before = path.read_bytes()
+    await _events(vault, 2)
+    real = audit_chain._maybe_checkpoint
+
+    async def sign_then_fail(*args, **kwargs):
+        await real(*args, **{**kwargs, "force": True})
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(audit_chain, "_maybe_checkpoint", sign_then_fail)
+    with pytest.raises(RuntimeError):
+        await audit_chain.seal_pending(vault, grace=NOW)
+    assert path.read_bytes() == before
+
+
+def _file_positions(vault) -> list[int]:
+    lines = vault.settings.audit_checkpoint_path.read_bytes().splitlines()
+    return [audit_chain.Checkpoint.parse(line).chain_pos for line in lines]
+
+
+async def test_a_burst_anchors_once_per_interval_and_its_head_when_it_ends(vault, clock):
+    """Under load the database gets a checkpoint every `checkpoint_every` events, the file
+    at most one line per interval (one fsync, not one per thousand events); when the burst
+    is over, the sealer anchors the head in the file within the interval."""
+    sealer = audit_chain.Sealer(vault)
+    await _events(vault, 12)
+    written = []
+    for _ in range(6):
+        report = await audit_chain.seal_pending(vault, grace=NOW, batch=2, checkpoint_every=2)
+        written.append(report.checkpoint)
+    assert written == [2, 4, 6, 8, 10, 12]
+    assert _file_positions(vault) == [2]
+    clock.advance(timedelta(seconds=11))
+    await sealer.round()
+    assert _file_positions(vault) == [2, 12]
+    assert (await audit_chain.verify_chain(vault)).ok

@@ -3,6 +3,7 @@ input order, mixed outcomes, no identifier echoed, limits, fail closed per chunk
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -226,7 +227,21 @@ async def test_fails_closed_per_chunk(vault):
     assert len(await _lookup_events(vault)) == committed
 
 
+def _counting_only(vault) -> None:
+    """The dry run's counting without its group threshold (policy minimum 2, here 1), to
+    compare its counts with the batch on a small population; the threshold and the
+    suppression are tested in tests/api/controllers/test_dry_run_api.py."""
+    vault.pressure_rules = dataclasses.replace(vault.pressure_rules, dry_run_min_audience=1)
+
+
+async def _dry_summaries(vault) -> list[dict[str, Any]]:
+    """The dry runs' summary events (the per-subject ones carry a subject id)."""
+    return [e for e in await audit_rows(vault)
+            if e["action"] == AuditAction.AUDIENCE_DRY_RUN and e["subject_id"] is None]
+
+
 async def test_dry_run_counts_match_batch_and_reveal_nothing(vault):
+    _counting_only(vault)
     pop = await _population(vault)
     no_mail = await create_subject(vault, WRITER, {"phone": "+4930555123", "name": "Ohne Mail"})
     await record_basis(vault, WRITER, no_mail, "order.delivery", reference="order")
@@ -247,9 +262,8 @@ async def test_dry_run_counts_match_batch_and_reveal_nothing(vault):
         if reason:
             reasons[reason] = reasons.get(reason, 0) + 1
     assert result.unreachable == reasons
-    events = await audit_rows(vault)
-    dry = [e for e in events if e["action"] == AuditAction.AUDIENCE_DRY_RUN]
-    assert len(dry) == 1 and dry[0]["subject_id"] is None
+    dry = await _dry_summaries(vault)
+    assert len(dry) == 1
     detail = json.loads(dry[0]["detail"])
     assert detail["reachable"] == result.reachable and detail["total"] == len(values)
     for v in pop["ids"]:
@@ -304,9 +318,9 @@ async def _fill_basket(vault, subject_id: str) -> int:
     n = 0
     while True:
         try:
-            await record_contact(vault, SHOP, subject_id=subject_id,
+            await record_contact(vault, SHOP, ALLOWED, subject_id=subject_id,
                                  spec=ContactSpec(brand="tresor", channel="letter", type="service"),
-                                 purpose="order.delivery")
+                                 purpose_id="order.delivery")
         except AccessDenied:
             return n
         n += 1
@@ -363,6 +377,7 @@ async def test_dry_run_with_contact_counts_basket_denials_and_reserves_nothing(v
     count as unreachable, and no contact or budget row is left behind."""
     from vault.pressure import ContactSpec
 
+    _counting_only(vault)
     pop = await _population(vault)
     a, b, c = pop["ids"][:3]
     await _fill_basket(vault, a)
@@ -377,7 +392,7 @@ async def test_dry_run_with_contact_counts_basket_denials_and_reserves_nothing(v
         "contact_budget_exhausted": 1, "duplicate_identifier": 1, "no_consent": 1,
     }
     assert await _contact_rows(vault) == before
-    dry = [e for e in await audit_rows(vault) if e["action"] == AuditAction.AUDIENCE_DRY_RUN]
+    dry = await _dry_summaries(vault)
     assert len(dry) == 1
     detail = json.loads(dry[0]["detail"])
     assert detail["contact"]["brand"] == "tresor" and detail["reachable"] == 2

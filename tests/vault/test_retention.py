@@ -244,3 +244,88 @@ def test_retention_interval_setting(interval):
 
     assert Settings.from_env({}).retention_interval == 3600.0
     assert Settings.from_env({"TRESOR_RETENTION_INTERVAL": str(interval)}).retention_interval == interval
+
+
+# ------------------------------------------------- rows written before migration 0013
+
+
+async def _as_before_0013(vault, sid: str, consent_id: str, reference: str) -> None:
+    """Rewrite a subject and one of its bases as migration 0013 found them: contact fields
+    sealed without a revision (revision 0), the basis's reference in plaintext."""
+    from sqlalchemy import select, update
+
+    from vault.storage.tables import consents, subjects
+    from vault.subjects import _open_texts, sealed_columns
+
+    async with vault.engine.begin() as conn:
+        row = (await conn.execute(select(subjects).where(subjects.c.id == sid))).one()
+        dek = vault.deks.dek(sid, row.kek_version, row.wrapped_dek)
+        texts = _open_texts(vault, row._mapping, ("email", "phone", "name", "postal_address",
+                                                  "external_ref"))
+        await conn.execute(
+            update(subjects).where(subjects.c.id == sid).values(
+                contact_revision=0,
+                **sealed_columns(vault, sid, dek, row.dek_version, texts, revision=0),
+            )
+        )
+        await conn.execute(
+            update(consents).where(consents.c.id == consent_id)
+            .values(reference=reference, reference_ct=None)
+        )
+
+
+async def test_rows_from_before_0013_read_and_are_brought_up_to_date(vault):
+    """Contact fields without a revision and a plaintext reference still read as they are;
+    one sweep re-seals the fields at revision 1 (an older ciphertext then fails) and seals
+    the reference; the data reads the same afterwards and a second sweep has nothing to do."""
+    from vault.consents import list_bases
+    from vault.errors import IntegrityFailure
+    from vault.lookup import lookup
+
+    sid, p = await new_subject(vault, 31)
+    basis = await contract(vault, sid)
+    await _as_before_0013(vault, sid, basis.id, "Altvertrag 31")
+    legacy = await subject_row(vault, sid)
+    assert legacy.contact_revision == 0
+
+    async def read() -> tuple[dict, str | None]:
+        out = await lookup(vault, WRITER, frozenset({"order.delivery"}),
+                           purpose_id="order.delivery", identifier_kind="phone",
+                           identifier=p["phone"])
+        (listed,) = await list_bases(vault, DPO, sid)
+        return out.fields, listed.reference
+
+    fields, reference = await read()
+    assert fields["name"] == p["name"] and reference == "Altvertrag 31"
+    report = await run_retention(vault)
+    assert report.upgraded_rows == 2
+    row = await subject_row(vault, sid)
+    (stored,) = await consent_rows(vault, sid)
+    assert row.contact_revision == 1 and row.phone_bidx == legacy.phone_bidx
+    assert stored.reference is None and stored.reference_ct is not None
+    assert await read() == (fields, "Altvertrag 31")
+    assert (await run_retention(vault)).upgraded_rows == 0
+    from sqlalchemy import update
+
+    from vault.storage.tables import subjects
+
+    async with vault.engine.begin() as conn:  # the revision-0 ciphertext put back
+        await conn.execute(
+            update(subjects).where(subjects.c.id == sid).values(name_ct=legacy.name_ct)
+        )
+    with pytest.raises(IntegrityFailure):
+        await read()
+
+
+async def test_erasure_clears_plaintext_free_text_of_rows_from_before_0013(vault):
+    """A basis's reference still in plaintext (a row from before migration 0013, not yet
+    sealed by a sweep) is cleared by the subject's erasure, like the sealed form."""
+    from vault.erasure import erase_subject
+
+    sid, _ = await new_subject(vault, 32)
+    basis = await contract(vault, sid)
+    await _as_before_0013(vault, sid, basis.id, "Altvertrag 32")
+    await erase_subject(vault, DPO, sid)
+    (stored,) = await consent_rows(vault, sid)
+    assert (stored.reference, stored.reference_ct) == (None, None)
+    assert (stored.notice_version, stored.notice_version_ct) == (None, None)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from vault.crypto.errors import IndexMismatch
+
 
 class BlindIndexer:
     def __init__(self, index_key: bytes) -> None:
@@ -21,3 +23,10 @@ class BlindIndexer:
         """Hex digest for a normalised value of the given kind (email, phone, external_ref)."""
         msg = f"{kind}\x00{normalised_value}".encode()
         return hmac.new(self._key, msg, hashlib.sha256).hexdigest()
+
+    def verify(self, kind: str, normalised_value: str, digest: str) -> None:
+        """Raise `IndexMismatch` unless `digest` is the index of this value: a row found by
+        a digest must hold the value it indexes (an entry moved onto another subject's row
+        fails here). Constant time, like every comparison of secrets."""
+        if not hmac.compare_digest(self.digest(kind, normalised_value), digest):
+            raise IndexMismatch()

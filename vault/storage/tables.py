@@ -44,6 +44,10 @@ class Subject(Base):
     kek_version: Mapped[int | None] = mapped_column(Integer)
     wrapped_dek: Mapped[bytes | None] = mapped_column(LargeBinary)
     dek_version: Mapped[int] = mapped_column(Integer, default=1)
+    #: Write counter of the contact fields, bound into their ciphertexts' associated data
+    #: (`vault.crypto.fields`): an older ciphertext put back no longer opens. 0 = sealed
+    #: before migration 0013 (no revision in the associated data).
+    contact_revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     email_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
     phone_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
     name_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -71,7 +75,11 @@ class Consent(Base):
     purpose: Mapped[str] = mapped_column(String(100))
     basis: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(32))
+    #: Plaintext only in rows written before migration 0013; newer rows seal it in
+    #: `reference_ct` (the retention sweep seals old rows, erasure clears both).
     reference: Mapped[str | None] = mapped_column(String(200))
+    #: Free text (e.g. a contract number) sealed under the subject's DEK (migration 0013).
+    reference_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(TZ)
     granted_at: Mapped[datetime | None] = mapped_column(TZ)
     expires_at: Mapped[datetime | None] = mapped_column(TZ)
@@ -80,7 +88,10 @@ class Consent(Base):
     confirm_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     touchpoint: Mapped[str | None] = mapped_column(String(100))
     method: Mapped[str | None] = mapped_column(String(50))
+    #: Plaintext only in rows written before migration 0013, like `reference`.
     notice_version: Mapped[str | None] = mapped_column(String(100))
+    #: The notice version (free text) sealed under the subject's DEK (migration 0013).
+    notice_version_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
     notice_text_hash: Mapped[str | None] = mapped_column(String(100))
     language: Mapped[str | None] = mapped_column(String(8))
     collected_by: Mapped[str | None] = mapped_column(String(100))
@@ -246,7 +257,8 @@ class SelfServiceChallenge(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     identifier_digest: Mapped[str] = mapped_column(String(64), index=True)
-    subject_id: Mapped[str | None] = mapped_column(String(36))
+    #: Indexed (migration 0012): codes are also limited per subject, across its addresses.
+    subject_id: Mapped[str | None] = mapped_column(String(36), index=True)
     code_hash: Mapped[str | None] = mapped_column(String(64))
     client_ip_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(TZ, index=True)
@@ -265,6 +277,57 @@ class SelfServiceSession(Base):
     created_at: Mapped[datetime] = mapped_column(TZ)
     expires_at: Mapped[datetime] = mapped_column(TZ)
     revoked_at: Mapped[datetime | None] = mapped_column(TZ)
+    #: The identifier the subject signed in with (`email` or `phone`; migration 0012). The
+    #: code itself always went to the stored e-mail address, and any change of that address
+    #: ends every session, so a live session was opened through the address stored now.
+    channel: Mapped[str | None] = mapped_column(String(16))
+
+
+class SelfServiceLockout(Base):
+    """Wrong sign-in codes of one subject, across all its addresses, and the escalating
+    lock they led to (security finding 7). No address, only the pseudonymous id."""
+
+    __tablename__ = "self_service_lockouts"
+
+    #: The subject's id; for an address that belongs to no subject, its digest, so that an
+    #: unknown address costs the same work and gets the same answers as a known one.
+    lock_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: Wrong codes since the last lock, the last successful sign-in or a quiet day.
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    #: How many locks in a row (1: the first period, 2: the second, ...).
+    level: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(TZ)
+    last_failure_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+class IdentityChange(Base):
+    """A change of an identifying address (e-mail or phone) of a subject (security finding
+    1). Holds keyed digests (the blind index) of the old and new value, never plaintext,
+    and the HMAC of the token mailed to the old address to confirm or object. While
+    `pending` inside its cooling-off, or `objected`, sessions through the new e-mail
+    address are restricted (`vault.identity`)."""
+
+    __tablename__ = "identity_changes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    #: 1, 2, ... per subject, assigned under the subject's row lock: the order of changes
+    #: made within one clock tick (the earliest open change names the trusted address).
+    ordinal: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    old_digest: Mapped[str | None] = mapped_column(String(64))
+    new_digest: Mapped[str | None] = mapped_column(String(64))
+    changed_at: Mapped[datetime] = mapped_column(TZ)
+    changed_by: Mapped[str] = mapped_column(String(120))
+    cooling_off_until: Mapped[datetime] = mapped_column(TZ)
+    #: pending, confirmed or objected.
+    status: Mapped[str] = mapped_column(String(16))
+    #: HMAC of the token in the notice; one notice (one token) may cover two changes.
+    token_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(TZ)
+    resolved_by: Mapped[str | None] = mapped_column(String(120))
+    #: The restriction request an objection opened for the DPO.
+    request_id: Mapped[str | None] = mapped_column(String(36))
 
 
 class ContactBudget(Base):
@@ -396,6 +459,8 @@ dsar_requests = DsarRequest.__table__
 dsar_request_history = DsarRequestHistory.__table__
 self_service_challenges = SelfServiceChallenge.__table__
 self_service_sessions = SelfServiceSession.__table__
+self_service_lockouts = SelfServiceLockout.__table__
+identity_changes = IdentityChange.__table__
 audit_checkpoints = AuditCheckpoint.__table__
 contact_budgets = ContactBudget.__table__
 contacts = ContactRecord.__table__

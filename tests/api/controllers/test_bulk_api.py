@@ -93,6 +93,11 @@ async def test_batch_of_ten_thousand_fits_the_body_limit(vault):
 
 
 async def test_dry_run_counts_without_contact_data(vault):
+    """Counts by reason without contact data (the group threshold lowered to 1 here; it is
+    tested in test_dry_run_api.py); a wrong channel is 422, a foreign purpose 403."""
+    import dataclasses
+
+    vault.pressure_rules = dataclasses.replace(vault.pressure_rules, dry_run_min_audience=1)
     people, ids = await _subjects(vault, 3)
     shop = await client_key(vault, "shop", "lookup", ["order.delivery"])
     body = {"purpose": "order.delivery", "channel": "letter",
@@ -103,6 +108,7 @@ async def test_dry_run_counts_without_contact_data(vault):
         assert r.json() == {
             "total": 5, "reachable": 2,
             "unreachable": {"invalid_identifier": 1, "no_consent": 1, "subject_not_found": 1},
+            "suppressed": 0, "min_audience": 1,
         }
         for p in people:
             assert p["name"] not in r.text and p["postal_address"]["street"] not in r.text
@@ -111,7 +117,8 @@ async def test_dry_run_counts_without_contact_data(vault):
         other = {**body, "purpose": "newsletter.email", "channel": None}
         r = await http.post("/v1/lookup/dry-run", json=other, headers=bearer(shop))
         assert assert_problem(r, 403)["reason"] == "purpose_not_allowed"
-    events = [e for e in await audit_rows(vault) if e["action"] == AuditAction.AUDIENCE_DRY_RUN]
+    events = [e for e in await audit_rows(vault)
+              if e["action"] == AuditAction.AUDIENCE_DRY_RUN and e["subject_id"] is None]
     assert [e["decision"] for e in events] == ["allow", "deny"]
     assert not [e for e in await audit_rows(vault) if e["action"] == AuditAction.LOOKUP]
 

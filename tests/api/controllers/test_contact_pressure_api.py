@@ -9,7 +9,15 @@ import json
 
 from sqlalchemy import func, select
 
-from tests.support.factories import NEWSLETTER_EVIDENCE, api, bearer, client_key, outbox_links, person
+from tests.support.factories import (
+    NEWSLETTER_EVIDENCE,
+    WRITER,
+    api,
+    bearer,
+    client_key,
+    outbox_links,
+    person,
+)
 from vault.storage.tables import audit_events, contact_budgets, contacts
 
 
@@ -115,24 +123,40 @@ async def test_contact_must_fit_the_purpose_and_the_rules(vault):
 
 
 async def test_post_contacts_records_and_refuses_with_the_reason(vault):
-    writer = await client_key(vault, "crm", "writer")
-    callcentre = await client_key(vault, "callcentre", "lookup", ["offers.phone"])
+    """Service calls for the delivery contract fill the basket (6 points each) until one is
+    refused; `critical` is refused to a client without the grant and passes for the call
+    centre, which holds incident.notice; wrong role, unknown subject and touchpoint are
+    refused; every recorded outcome is audited."""
+    writer = await client_key(vault, "crm", "writer", ["order.delivery"])
+    callcentre = await client_key(vault, "callcentre", "lookup",
+                                  ["order.delivery", "incident.notice"])
     dpo = await client_key(vault, "dpo", "dpo")
     async with api(vault) as http:
         sid = (await http.post("/v1/subjects", json=person(33), headers=bearer(writer))).json()[
             "subject_id"
         ]
+        r = await http.post(
+            f"/v1/subjects/{sid}/consents",
+            json={"purpose": "order.delivery", "reference": "order 4711"},
+            headers=bearer(writer),
+        )
+        assert r.status_code == 201, r.text
         call = {"subject_id": sid, "brand": "tresor_finance", "channel": "phone",
-                "type": "service", "touchpoint": "callcentre.outbound"}
+                "type": "service", "touchpoint": "callcentre.outbound",
+                "purpose": "order.delivery"}
         r = await http.post("/v1/contacts", json=call, headers=bearer(callcentre))
         assert r.status_code == 201, r.text
         assert r.json()["contact"]["points"] == 6
-        big = {**call, "type": "commercial"}  # 30 points
-        r = await http.post("/v1/contacts", json=big, headers=bearer(writer))
+        for used in (12, 18, 24):
+            r = await http.post("/v1/contacts", json=call, headers=bearer(writer))
+            assert r.status_code == 201 and r.json()["contact"]["used"] == used, r.text
+        r = await http.post("/v1/contacts", json=call, headers=bearer(writer))  # 30 > 25
         assert r.status_code == 403 and r.json()["reason"] == "contact_budget_exhausted"
-        r = await http.post("/v1/contacts", json={**big, "priority": "critical"},
-                            headers=bearer(writer))
-        assert r.status_code == 201 and r.json()["contact"]["used"] == 36
+        critical = {**call, "priority": "critical"}
+        r = await http.post("/v1/contacts", json=critical, headers=bearer(writer))
+        assert r.status_code == 403 and r.json()["reason"] == "contact_priority_not_granted"
+        r = await http.post("/v1/contacts", json=critical, headers=bearer(callcentre))
+        assert r.status_code == 201 and r.json()["contact"]["used"] == 30
         r = await http.post("/v1/contacts", json=call, headers=bearer(dpo))
         assert r.status_code == 403
         r = await http.post(
@@ -151,7 +175,11 @@ async def test_post_contacts_records_and_refuses_with_the_reason(vault):
             .order_by(audit_events.c.seq)
         )).all()
     assert [tuple(e) for e in events] == [
-        ("allow", None), ("deny", "contact_budget_exhausted"), ("allow", None),
+        *[("allow", None)] * 4,
+        ("deny", "contact_budget_exhausted"),
+        ("deny", "contact_priority_not_granted"),
+        ("allow", None),
+        ("deny", "subject_not_found"),
     ]
 
 
@@ -179,8 +207,22 @@ async def test_no_overspend_under_concurrency(vault):
     assert used == total == 200 and n == 2
 
 
+async def _confirmed(vault, sid: str, purpose: str) -> None:
+    """A double opt-in consent, confirmed through the mailed link."""
+    from tests.support.dsar import NEWS
+    from vault.audit import Actor
+    from vault.consents import confirm, record_basis
+
+    await record_basis(vault, WRITER, sid, purpose, evidence=NEWS)
+    token = outbox_links(vault.settings.outbox_dir)[-1]
+    await confirm(vault, token, Actor("subject", "confirmation-link"))
+
+
 async def test_report_counts_contacts_by_touchpoint_phase_brand_channel_and_limits(vault, clock):
-    writer = await client_key(vault, "crm", "writer")
+    from tests.support.dsar import contract, sms_offers
+
+    writer = await client_key(vault, "crm", "writer",
+                              ["offers.email", "offers.sms", "newsletter.email", "order.delivery"])
     dpo = await client_key(vault, "dpo", "dpo")
     async with api(vault) as http:
         sids = [
@@ -189,18 +231,24 @@ async def test_report_counts_contacts_by_touchpoint_phase_brand_channel_and_limi
             ]
             for i in range(3)
         ]
+        await _confirmed(vault, sids[0], "offers.email")
+        await sms_offers(vault, sids[1])
+        await _confirmed(vault, sids[1], "newsletter.email")
+        await contract(vault, sids[2])
 
-        async def contact(sid, **kw):
+        async def contact(sid, purpose="offers.email", **kw):
             body = {"subject_id": sid, "brand": "tresor", "channel": "email",
-                    "type": "commercial", **kw}
+                    "type": "commercial", "purpose": purpose, **kw}
             r = await http.post("/v1/contacts", json=body, headers=bearer(writer))
             assert r.status_code == 201, r.text
 
         await contact(sids[0], touchpoint="email.newsletter")
         await contact(sids[0], brand="tresor_outlet", touchpoint="email.newsletter")  # 20: near
-        await contact(sids[1], channel="sms", touchpoint="sms.notification")
-        await contact(sids[1], type="editorial", touchpoint="email.newsletter")  # 25: at limit
-        await contact(sids[2], type="service", channel="letter", touchpoint="letter.mailing")
+        await contact(sids[1], "offers.sms", channel="sms", touchpoint="sms.notification")
+        await contact(sids[1], "newsletter.email", type="editorial",
+                      touchpoint="email.newsletter")  # 25: at limit
+        await contact(sids[2], "order.delivery", type="service", channel="letter",
+                      touchpoint="letter.mailing")
         r = await http.get("/v1/reports/contacts", headers=bearer(dpo))
         assert r.status_code == 200, r.text
         rep = r.json()
@@ -228,17 +276,19 @@ async def test_report_counts_contacts_by_touchpoint_phase_brand_channel_and_limi
 async def test_dpo_console_shows_contact_pressure_as_inline_svg_charts(vault):
     import re
 
-    writer = await client_key(vault, "crm", "writer")
+    writer = await client_key(vault, "crm", "writer", ["offers.email"])
     dpo = await client_key(vault, "dpo", "dpo")
     async with api(vault) as http:
         sid = (await http.post("/v1/subjects", json=person(50), headers=bearer(writer))).json()[
             "subject_id"
         ]
+        await _confirmed(vault, sid, "offers.email")
         for brand in ("tresor", "tresor_outlet"):
             r = await http.post(
                 "/v1/contacts",
                 json={"subject_id": sid, "brand": brand, "channel": "email",
-                      "type": "commercial", "touchpoint": "email.newsletter"},
+                      "type": "commercial", "touchpoint": "email.newsletter",
+                      "purpose": "offers.email"},
                 headers=bearer(writer),
             )
             assert r.status_code == 201

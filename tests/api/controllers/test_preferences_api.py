@@ -237,10 +237,12 @@ async def test_dpo_console_shows_preference_share_and_denials(vault):
             headers=bearer(writer),
         )
         assert r.status_code == 200, r.text
+        campaigns = await client_key(vault, "campaigns", "writer", ["offers.sms"])
         r = await http.post(
             "/v1/contacts",
-            json={"subject_id": sid, "brand": "tresor", "channel": "email", "type": "commercial"},
-            headers=bearer(writer),
+            json={"subject_id": sid, "brand": "tresor", "channel": "sms", "type": "commercial",
+                  "purpose": "offers.sms"},
+            headers=bearer(campaigns),
         )
         assert r.status_code == 403 and r.json()["reason"] == "contact_cap_reached"
         signin = await http.get("/dpo/signin?lang=en")

@@ -103,3 +103,23 @@ def test_error_message_never_carries_the_value_or_context(dek: AESGCM, blob: byt
     text = f"{info.value!s} {info.value!r}"
     for secret in (VALUE, SID, OTHER_SID, "phone", "email"):
         assert secret not in text
+
+
+def test_a_revision_opens_only_at_that_revision(dek: AESGCM) -> None:
+    """A field sealed at revision 3 opens at 3 only: not at 2, 4 or without a revision (0),
+    so an older ciphertext put back under a newer row revision fails."""
+    blob = seal_field(dek, SID, "email", 1, VALUE, revision=3)
+    assert open_field(dek, SID, "email", 1, blob, revision=3) == VALUE
+    for other in (0, 2, 4):
+        with pytest.raises(DecryptionError, match=f"^{MESSAGE}$"):
+            open_field(dek, SID, "email", 1, blob, revision=other)
+
+
+def test_revision_zero_is_the_format_without_a_revision(dek: AESGCM, blob: bytes) -> None:
+    """Ciphertexts sealed before revisions existed (revision 0) still open at 0 and at no
+    other revision; a negative revision is refused outright."""
+    assert open_field(dek, SID, "email", 1, blob, revision=0) == VALUE
+    with pytest.raises(DecryptionError):
+        open_field(dek, SID, "email", 1, blob, revision=1)
+    with pytest.raises(ValueError):
+        seal_field(dek, SID, "email", 1, VALUE, revision=-1)

@@ -69,3 +69,20 @@ def test_short_index_key_rejected(length: int) -> None:
 def test_longer_index_key_accepted() -> None:
     """A 64-byte index key is accepted."""
     assert len(BlindIndexer(os.urandom(64)).digest("phone", "+49301234567")) == 64
+
+
+def test_verify_accepts_the_value_an_index_belongs_to_and_refuses_another(
+    indexer: BlindIndexer,
+) -> None:
+    """`verify` passes for the value a digest was made from and raises the opaque
+    IndexMismatch for any other value or kind, naming neither."""
+    from vault.crypto import IndexMismatch, IntegrityCheckFailed
+
+    digest = indexer.digest("email", "max.muster@example.org")
+    indexer.verify("email", "max.muster@example.org", digest)
+    for kind, value in (("email", "moritz.muster@example.org"),
+                        ("external_ref", "max.muster@example.org")):
+        with pytest.raises(IndexMismatch) as info:
+            indexer.verify(kind, value, digest)
+        assert isinstance(info.value, IntegrityCheckFailed)
+        assert "muster" not in str(info.value)
