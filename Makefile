@@ -3,8 +3,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Message catalogues (gettext, Babel): api/locale/<lang>/LC_MESSAGES/messages.po
+LOCALES := api/locale
+CATALOGUES := $(wildcard $(LOCALES)/*/LC_MESSAGES/messages.po)
+COMPILED := $(CATALOGUES:.po=.mo)
+PYBABEL := PYTHONPATH=. $(BIN)/pybabel
 
-.PHONY: run test install openapi clean
+.PHONY: run test install openapi clean messages-extract messages-update messages-compile
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,15 +17,32 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) $(COMPILED)
+
+## Compile each catalogue whose .po changed (the app compiles a stale or missing .mo in memory).
+$(LOCALES)/%/LC_MESSAGES/messages.mo: $(LOCALES)/%/LC_MESSAGES/messages.po $(STAMP)
+	$(PYBABEL) compile --statistics -d $(LOCALES) -D messages -l $*
+
+messages-compile: $(COMPILED)
+
+## List every message id the code uses in api/locale/messages.pot (templates, _() and
+## TEXTS reads, the id families of api/i18n.py; see babel.cfg).
+messages-extract: $(STAMP)
+	$(PYBABEL) extract -F babel.cfg --no-location --sort-output --omit-header \
+		--project Tresor -o $(LOCALES)/messages.pot .
+
+## Add new ids to both catalogues (empty, to translate: the catalogue test fails until then).
+messages-update: messages-extract
+	$(PYBABEL) update -i $(LOCALES)/messages.pot -d $(LOCALES) -D messages \
+		--no-fuzzy-matching --width 100
 
 ## Initialise the embedded default (SQLite + local keyring in ./tresor-data) and serve.
-run: $(STAMP)
+run: $(STAMP) $(COMPILED)
 	$(BIN)/tresor init --if-missing
 	$(BIN)/tresor serve
 
 ## Run the whole test suite (SQLite always; PostgreSQL when reachable, required under CI=true).
-test: $(STAMP)
+test: $(STAMP) $(COMPILED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Regenerate the committed OpenAPI document.
@@ -28,4 +50,4 @@ openapi: $(STAMP)
 	$(BIN)/tresor openapi > openapi/openapi.json
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache $(COMPILED)

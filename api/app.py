@@ -25,6 +25,7 @@ from litestar.serialization import encode_json
 from litestar.template.config import TemplateConfig
 
 from api.auth import BearerKeyMiddleware, FailedAuthLimiter
+from api import i18n
 from api.background import PeriodicJob
 from api.controllers.audit import AuditController, DpoConsentController, RopaController
 from api.controllers.clients import ClientController
@@ -214,7 +215,10 @@ def create_app(
         on_startup=[open_vault],
         on_shutdown=[close_vault],
         openapi_config=openapi_config(),
-        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
+        # Jinja2 with the i18n extension: `_()` in the pages translates into the page's `lang`.
+        template_config=TemplateConfig(
+            instance=JinjaTemplateEngine.from_environment(i18n.jinja_environment(TEMPLATES))
+        ),
         request_max_body_size=MAX_BODY_BYTES,
         request_class=DepthLimitedRequest,
         debug=False,

@@ -1,51 +1,93 @@
-"""Texts shown to customers, in German and English, and the choice between them."""
+"""Texts shown to customers and DPOs, in German and English, through gettext catalogues.
+
+The texts live in Babel message catalogues, `api/locale/{de,en}/LC_MESSAGES/messages.po`;
+`make messages-extract | messages-update | messages-compile` run pybabel over them (see the
+README). Templates call `_("id")`, `ngettext("id", "id", n)` and `text_for("prefix_", value)`
+(Jinja2's i18n extension, bound per render to the page's `lang`); Python code reads
+`TEXTS[lang]["id"]` or calls `gettext`/`ngettext` here.
+
+Message ids are symbolic keys (`pc_title`), not English sentences, because pages compose ids
+from domain values (`"status_" + status`), because one English word needs different German
+ones in different places ("Cancel": "Abbrechen", "Absagen"), and because a corrected English
+sentence must not orphan its German translation. English is therefore a translation like
+German, and both catalogues translate every id (tests/api/test_i18n_catalogues.py).
+
+Dates and numbers are formatted with Babel (CLDR) here, so that every page says them the same
+way in each language.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from io import BytesIO
+from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
+from babel import Locale, dates, numbers
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+from jinja2 import Environment, FileSystemLoader, pass_context
+from jinja2.runtime import Context
 from litestar import Request
 
-LANGUAGES = ("de", "en")
+from vault.audit import Decision
+from vault.contact import CONTACT_FIELDS
+from vault.decision import BasisStatus, DenyReason
+from vault.followups import NOTE_KINDS, FollowupStatus
+from vault.policies import Channel, CommunicationType, LawfulBasis
+from vault.preferences import DAYS, SOURCES
+from vault.requests import RequestStatus, RequestType
+from vault.selfservice import ACCESS_KINDS
 
-TEXTS: dict[str, dict[str, str]] = {
-    "de": {
-        "confirm_title": "Einwilligung bestätigen",
-        "confirm_intro": "Bitte bestätigen Sie, dass wir Sie für diesen Zweck kontaktieren dürfen:",
-        "confirm_button": "Ja, ich bin einverstanden",
-        "confirm_hint": "Sie können Ihre Einwilligung jederzeit widerrufen.",
-        "confirmed_title": "Vielen Dank!",
-        "confirmed_text": "Ihre Einwilligung ist bestätigt.",
-        "invalid_title": "Link ungültig",
-        "invalid_text": "Dieser Bestätigungslink ist unbekannt, abgelaufen oder wurde bereits verwendet.",
-        "unavailable_title": "Vorübergehend nicht erreichbar",
-        "unavailable_text": "Bitte versuchen Sie es in einigen Minuten erneut.",
-        "home_title": "Tresor – Datenschutz-Tresor für Kontaktdaten",
-        "home_text": "Dieser Dienst verwahrt Kontaktdaten verschlüsselt und gibt sie nur für erlaubte Zwecke heraus.",
-        "language": "Sprache",
-        "home_link_privacy": "Datenschutz-Center für Kundinnen und Kunden",
-        "home_link_dpo": "Konsole für Datenschutzbeauftragte",
-        "home_link_api": "API-Dokumentation (OpenAPI)",
-    },
-    "en": {
-        "confirm_title": "Confirm your consent",
-        "confirm_intro": "Please confirm that we may contact you for this purpose:",
-        "confirm_button": "Yes, I agree",
-        "confirm_hint": "You can withdraw your consent at any time.",
-        "confirmed_title": "Thank you!",
-        "confirmed_text": "Your consent is confirmed.",
-        "invalid_title": "Invalid link",
-        "invalid_text": "This confirmation link is unknown, has expired or was already used.",
-        "unavailable_title": "Temporarily unavailable",
-        "unavailable_text": "Please try again in a few minutes.",
-        "home_title": "Tresor – privacy vault for contact data",
-        "home_text": "This service keeps contact data encrypted and reveals it only for permitted purposes.",
-        "language": "Language",
-        "home_link_privacy": "Privacy centre for customers",
-        "home_link_dpo": "Console for data-protection officers",
-        "home_link_api": "API documentation (OpenAPI)",
-    },
-}
+LANGUAGES = ("de", "en")
+DEFAULT_LANGUAGE = "de"
+DOMAIN = "messages"
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+
+#: The CLDR locale behind each language: plural rules, number symbols, date patterns.
+LOCALES: Mapping[str, Locale] = MappingProxyType(
+    {"de": Locale.parse("de_DE"), "en": Locale.parse("en")}
+)
+
+#: Ids that pages and controllers compose from a prefix and a domain value, e.g.
+#: `text_for("status_", consent.status)` or `t[f"done_{done}"]`. Extraction
+#: (api/i18n_extract.py) expands them, so `make messages-update` keeps them, and the catalogue
+#: test proves that every value has a text in both languages.
+FAMILIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "basis_": tuple(LawfulBasis),
+        "status_": tuple(BasisStatus),
+        "rtype_": tuple(RequestType),
+        "rstatus_": tuple(RequestStatus),
+        "decision_": tuple(Decision),
+        "access_": tuple(dict.fromkeys(ACCESS_KINDS.values())),  # the privacy centre's log
+        "decision_audience_check_": tuple(Decision),
+        "decision_contact_record_": tuple(Decision),
+        "dpo_": tuple(Decision),
+        "field_": (*CONTACT_FIELDS, "street", "postal_code", "city", "country"),
+        "fu_note_": tuple(NOTE_KINDS),
+        "fu_status_": tuple(FollowupStatus),
+        "fu_channel_": tuple(Channel),
+        "pc_pref_type_": tuple(CommunicationType),
+        "pc_pref_channel_": tuple(Channel),
+        "pc_pref_day_": tuple(DAYS),
+        "pc_pref_source_": tuple(SOURCES),
+        "pc_identity_what_": ("email", "phone", "email_phone"),  # vault.identity kinds, joined
+        "done_": ("withdrawn", "requested", "signed_out", "erased", "expired"),  # ?done= notices
+        "dpo_contacts_by_": ("touchpoint", "phase", "brand", "channel"),
+        "dpo_pref_reason_": (DenyReason.CONTACT_QUIET_HOURS, DenyReason.CONTACT_CAP_REACHED),
+        "dpo_proof_sealed_": ("opened", "none", "shredded"),  # ConsentProof.sealed_evidence
+    }
+)
+
+
+def N_(msgid: str) -> str:  # noqa: N802 (gettext's name for it)
+    """Marks an id that is translated later (passed on, then read through `TEXTS`), so that
+    extraction sees it; returns it unchanged."""
+    return msgid
 
 
 def pick_language(request: Request[Any, Any, Any]) -> str:
@@ -58,934 +100,183 @@ def pick_language(request: Request[Any, Any, Any]) -> str:
         code = part.split(";")[0].strip().lower()[:2]
         if code in LANGUAGES:
             return code
-    return "de"
+    return DEFAULT_LANGUAGE
 
 
-# -- privacy centre (/privacy) -------------------------------------------------------------------
+# -- catalogues ---------------------------------------------------------------------------------
 
-TEXTS["de"].update(
-    {
-        "pc_title": "Datenschutz-Center",
-        "pc_intro": "Hier sehen Sie, was wir über Sie gespeichert haben und wer darauf zugegriffen hat, "
-        "und Sie können Einwilligungen widerrufen und Ihre Rechte nach der DSGVO ausüben.",
-        "pc_signin_heading": "Anmelden",
-        "pc_signin_text": "Geben Sie Ihre E-Mail-Adresse oder Telefonnummer ein. Wenn wir sie kennen, "
-        "schicken wir Ihnen einen Code an die bei uns gespeicherte E-Mail-Adresse.",
-        "pc_kind_legend": "Womit möchten Sie sich anmelden?",
-        "pc_kind_email": "E-Mail-Adresse",
-        "pc_kind_phone": "Telefonnummer",
-        "pc_value_label": "E-Mail-Adresse oder Telefonnummer",
-        "pc_send_code": "Code anfordern",
-        "pc_code_heading": "Code eingeben",
-        "pc_code_text": "Wenn die Angabe zu einem Kundenkonto gehört, haben wir Ihnen einen Code an die "
-        "bei uns gespeicherte E-Mail-Adresse geschickt. Er ist {minutes} Minuten gültig.",
-        "pc_code_label": "Code aus der E-Mail (6 Ziffern)",
-        "pc_code_submit": "Anmelden",
-        "pc_code_again": "Neuen Code anfordern",
-        "pc_code_wrong": "Der Code ist falsch, abgelaufen oder wurde zu oft falsch eingegeben.",
-        "pc_rate_limited": "Es wurden zu viele Codes angefordert. Bitte versuchen Sie es in {minutes} Minuten erneut.",
-        "pc_invalid_address": "Bitte prüfen Sie die Eingabe: Das ist keine gültige E-Mail-Adresse oder Telefonnummer.",
-        "pc_signed_in_as": "Angemeldet",
-        "pc_sign_out": "Abmelden",
-        "pc_session_hint": "Aus Sicherheitsgründen endet die Anmeldung nach {minutes} Minuten.",
-        "pc_contact_heading": "Meine Kontaktdaten",
-        "pc_contact_empty": "Es sind keine Kontaktdaten gespeichert.",
-        "field_email": "E-Mail-Adresse",
-        "field_phone": "Telefonnummer",
-        "field_name": "Name",
-        "field_postal_address": "Postanschrift",
-        "field_external_ref": "Kundennummer",
-        "field_street": "Straße und Hausnummer",
-        "field_postal_code": "Postleitzahl",
-        "field_city": "Ort",
-        "field_country": "Land (zweistelliger Code, z. B. DE)",
-        "pc_consents_heading": "Meine Einwilligungen und Verarbeitungsgrundlagen",
-        "pc_consents_empty": "Es sind keine Einwilligungen gespeichert.",
-        "pc_col_purpose": "Zweck",
-        "pc_col_basis": "Grundlage",
-        "pc_col_status": "Status",
-        "pc_col_where": "Wo erteilt",
-        "pc_col_given": "Wann erteilt",
-        "pc_col_expires": "Gültig bis",
-        "pc_col_action": "Aktion",
-        "pc_withdraw": "Widerrufen",
-        "pc_withdraw_label": "Einwilligung widerrufen: {title}",
-        "pc_no_expiry": "unbefristet",
-        "basis_consent": "Einwilligung",
-        "basis_contract": "Vertrag",
-        "basis_legal_obligation": "Gesetzliche Pflicht",
-        "basis_legitimate_interest": "Berechtigtes Interesse",
-        "status_granted": "erteilt",
-        "status_active": "aktiv",
-        "status_pending_confirmation": "wartet auf Bestätigung",
-        "status_withdrawn": "widerrufen",
-        "status_ended": "beendet",
-        "status_expired": "abgelaufen",
-        "status_lapsed": "nicht bestätigt",
-        "status_superseded": "ersetzt",
-        "pc_access_heading": "Wer hat auf meine Daten zugegriffen?",
-        "pc_access_text": "Jeder Zugriff unserer Systeme auf Ihre Kontaktdaten wird protokolliert, auch abgelehnte.",
-        "pc_access_empty": "Bisher hat kein System auf Ihre Kontaktdaten zugegriffen.",
-        "pc_col_when": "Wann",
-        "pc_col_system": "System",
-        "pc_col_fields": "Daten",
-        "pc_col_decision": "Ergebnis",
-        "decision_allow": "herausgegeben",
-        "decision_deny": "abgelehnt",
-        "pc_rights_heading": "Meine Rechte ausüben",
-        "pc_export_heading": "Auskunft und Datenkopie",
-        "pc_export_text": "Alle Daten, die wir über Sie haben, als Datei (JSON) oder zum Lesen.",
-        "pc_export_download": "Datenkopie herunterladen (JSON)",
-        "pc_export_view": "Auskunft ansehen",
-        "pc_rectify_heading": "Daten berichtigen",
-        "pc_rectify_text": "Tragen Sie nur ein, was sich ändern soll. Wir prüfen die Änderung und setzen sie um.",
-        "pc_rectify_submit": "Berichtigung beantragen",
-        "pc_rectify_empty": "Bitte geben Sie mindestens einen neuen Wert an.",
-        "pc_new": "Neu: {field}",
-        "pc_restrict_heading": "Verarbeitung einschränken",
-        "pc_restrict_text": "Ihre Daten werden dann nur noch gespeichert und nur für gesetzliche Pflichten verwendet.",
-        "pc_restrict_submit": "Einschränkung beantragen",
-        "pc_object_heading": "Widerspruch gegen Direktwerbung",
-        "pc_object_text": "Wir verwenden Ihre Daten ab sofort nicht mehr für Werbung.",
-        "pc_object_submit": "Widerspruch einlegen",
-        "pc_erase_heading": "Daten löschen",
-        "pc_erase_text": "Wir löschen Ihre Daten endgültig, soweit keine gesetzliche Aufbewahrungspflicht besteht.",
-        "pc_erase_start": "Löschung beantragen …",
-        "pc_erase_confirm_heading": "Wirklich alle Daten löschen?",
-        "pc_erase_confirm_text": "Die Löschung kann nicht rückgängig gemacht werden. Einwilligungen enden, "
-        "und Sie erhalten danach keine Nachrichten mehr von uns. Daten, die wir gesetzlich aufbewahren "
-        "müssen (z. B. Rechnungen), werden gesperrt und nach Ablauf der Frist gelöscht.",
-        "pc_erase_confirm_check": "Ja, ich möchte, dass meine Daten gelöscht werden.",
-        "pc_erase_confirm_submit": "Endgültig löschen",
-        "pc_cancel": "Abbrechen",
-        "pc_requests_heading": "Meine Anträge",
-        "pc_requests_empty": "Sie haben noch keine Anträge gestellt.",
-        "pc_col_type": "Antrag",
-        "pc_col_received": "Eingegangen",
-        "pc_col_due": "Frist",
-        "pc_overdue": "überfällig",
-        "rtype_access": "Auskunft",
-        "rtype_portability": "Datenübertragung",
-        "rtype_rectification": "Berichtigung",
-        "rtype_restriction": "Einschränkung",
-        "rtype_objection": "Widerspruch",
-        "rtype_erasure": "Löschung",
-        "rtype_consent_withdrawal": "Widerruf",
-        "rstatus_received": "eingegangen",
-        "rstatus_identity_verification": "Identitätsprüfung",
-        "rstatus_in_review": "in Prüfung",
-        "rstatus_in_progress": "in Bearbeitung",
-        "rstatus_completed": "erledigt",
-        "rstatus_partially_completed": "teilweise erledigt",
-        "rstatus_rejected": "abgelehnt",
-        "done_withdrawn": "Ihre Einwilligung ist widerrufen. Das gilt ab sofort.",
-        "done_requested": "Ihr Antrag ist eingegangen.",
-        "done_signed_out": "Sie sind abgemeldet.",
-        "done_erased": "Ihre Daten wurden gelöscht. Sie sind abgemeldet.",
-        "done_expired": "Ihre Anmeldung ist abgelaufen. Bitte melden Sie sich erneut an.",
-        "pc_error_conflict": "Das ist im aktuellen Zustand nicht möglich.",
-        "pc_error_csrf_title": "Formular abgelaufen",
-        "pc_error_csrf_text": "Das Formular ist abgelaufen oder stammt nicht von dieser Seite. Bitte laden "
-        "Sie die Seite neu und versuchen Sie es noch einmal.",
-        "pc_error_title": "Das hat nicht geklappt",
-        "pc_back": "Zurück zum Datenschutz-Center",
-        "pc_export_heading_full": "Auskunft über Ihre Daten (Art. 15 DSGVO)",
-        "pc_export_json": "Als Datei (JSON) herunterladen",
-        "pc_not_found_title": "Nicht gefunden",
-        "pc_not_found_text": "Das gibt es in Ihrem Datenschutz-Center nicht (mehr).",
-    }
+
+def catalogue_path(lang: str) -> Path:
+    """The `.po` file of a language (the source; the `.mo` beside it is compiled from it)."""
+    return LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+def load_translations(lang: str) -> Translations:
+    """The language's translations: the compiled `.mo` when it is at least as new as its
+    `.po` (`make messages-compile`, run by `make run` and `make test`), else the `.po`
+    compiled in memory. A stale `.mo` (a `.po` edited and not compiled) or a missing one
+    (a fresh clone run without make, an installed wheel) would otherwise show old texts or
+    bare ids; a `.po` that does not parse stops the start (fail closed)."""
+    po = catalogue_path(lang)
+    mo = po.with_suffix(".mo")
+    if mo.is_file() and mo.stat().st_mtime >= po.stat().st_mtime:
+        with mo.open("rb") as fp:
+            return Translations(fp, domain=DOMAIN)
+    with po.open("rb") as fp:
+        catalogue = read_po(fp, locale=lang, domain=DOMAIN, abort_invalid=True)
+    compiled = BytesIO()
+    write_mo(compiled, catalogue)  # like `pybabel compile`: fuzzy entries are left out
+    compiled.seek(0)
+    return Translations(compiled, domain=DOMAIN)
+
+
+def _as_mapping(translations: Translations) -> Mapping[str, str]:
+    """Every id of a catalogue with its text; an id with plural forms reads as its plural
+    form (`TEXTS[lang]["pc_session_hint"]` keeps working for code that formats a count
+    without `ngettext`). `_catalog` is GNUTranslations' table, the only way to list ids."""
+    texts: dict[str, str] = {}
+    for key in translations._catalog:
+        msgid = key[0] if isinstance(key, tuple) else key
+        if msgid:  # "" is the catalogue's header
+            texts[msgid] = (
+                translations.ngettext(msgid, msgid, 2)
+                if isinstance(key, tuple)
+                else translations.gettext(msgid)
+            )
+    return MappingProxyType(texts)
+
+
+TRANSLATIONS: Mapping[str, Translations] = MappingProxyType(
+    {lang: load_translations(lang) for lang in LANGUAGES}
 )
 
-TEXTS["en"].update(
+#: `TEXTS[lang][id]`: the catalogue of a language as a read-only mapping. An unknown id
+#: raises KeyError, as the dictionaries did before the catalogues.
+TEXTS: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {lang: _as_mapping(TRANSLATIONS[lang]) for lang in LANGUAGES}
+)
+
+
+def _known(lang: str | None) -> str:
+    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE  # type: ignore[return-value]
+
+
+def gettext(lang: str, msgid: str) -> str:
+    """The text of `msgid` in `lang` (an unknown id comes back as itself, like gettext)."""
+    return TRANSLATIONS[_known(lang)].gettext(msgid)
+
+
+def ngettext(lang: str, singular: str, plural: str, n: int) -> str:
+    """The form of a counted text for `n` by the language's plural rule (`Plural-Forms`)."""
+    return TRANSLATIONS[_known(lang)].ngettext(singular, plural, n)
+
+
+def text_for(lang: str, prefix: str, value: Any) -> str:
+    """The label of a domain value (`prefix` + value, see FAMILIES), or the value itself when
+    the catalogue has none, so an unforeseen value shows as what it is, not as an id."""
+    msgid = f"{prefix}{value}"
+    return TEXTS[_known(lang)].get(msgid, "" if value is None else str(value))
+
+
+# -- dates and numbers (Babel, CLDR) -------------------------------------------------------------
+
+
+def _cldr_patterns(locale: Locale) -> dict[str, str]:
+    """The locale's own medium date and short/medium time, joined by its date-time pattern."""
+    date = locale.date_formats["medium"].pattern
+    join = str(locale.datetime_formats["medium"])
+    return {
+        "date": date,
+        "minutes": join.replace("{1}", date).replace("{0}", locale.time_formats["short"].pattern),
+        "seconds": join.replace("{1}", date).replace("{0}", locale.time_formats["medium"].pattern),
+    }
+
+
+#: Date and time patterns (CLDR syntax) per language and style. German uses the locale's own
+#: patterns (05.03.2026, 14:07). English keeps ISO 8601 order (2026-03-05 14:07), unambiguous
+#: for readers anywhere, where CLDR's "en" would be US style (Mar 5, 2026, 2:07 PM). The chart
+#: styles label time buckets on the DPO console (`hour`, `day`) and their axes (`*_axis`).
+DATE_PATTERNS: Mapping[str, Mapping[str, str]] = MappingProxyType(
     {
-        "pc_title": "Privacy centre",
-        "pc_intro": "See what we store about you and who accessed it, withdraw consents, and "
-        "exercise your rights under the GDPR.",
-        "pc_signin_heading": "Sign in",
-        "pc_signin_text": "Enter your e-mail address or phone number. If we know it, we send a code "
-        "to the e-mail address we have on file.",
-        "pc_kind_legend": "How do you want to sign in?",
-        "pc_kind_email": "E-mail address",
-        "pc_kind_phone": "Phone number",
-        "pc_value_label": "E-mail address or phone number",
-        "pc_send_code": "Send me a code",
-        "pc_code_heading": "Enter your code",
-        "pc_code_text": "If this belongs to a customer account, we have sent a code to the e-mail "
-        "address we have on file. It is valid for {minutes} minutes.",
-        "pc_code_label": "Code from the e-mail (6 digits)",
-        "pc_code_submit": "Sign in",
-        "pc_code_again": "Ask for a new code",
-        "pc_code_wrong": "The code is wrong, has expired or was entered wrongly too often.",
-        "pc_rate_limited": "Too many codes were requested. Please try again in {minutes} minutes.",
-        "pc_invalid_address": "Please check your entry: this is not a valid e-mail address or phone number.",
-        "pc_signed_in_as": "Signed in",
-        "pc_sign_out": "Sign out",
-        "pc_session_hint": "For your security, the session ends after {minutes} minutes.",
-        "pc_contact_heading": "My contact data",
-        "pc_contact_empty": "No contact data is stored.",
-        "field_email": "E-mail address",
-        "field_phone": "Phone number",
-        "field_name": "Name",
-        "field_postal_address": "Postal address",
-        "field_external_ref": "Customer number",
-        "field_street": "Street and number",
-        "field_postal_code": "Postal code",
-        "field_city": "City",
-        "field_country": "Country (two-letter code, e.g. DE)",
-        "pc_consents_heading": "My consents and other lawful bases",
-        "pc_consents_empty": "No consents are stored.",
-        "pc_col_purpose": "Purpose",
-        "pc_col_basis": "Basis",
-        "pc_col_status": "Status",
-        "pc_col_where": "Where given",
-        "pc_col_given": "When given",
-        "pc_col_expires": "Valid until",
-        "pc_col_action": "Action",
-        "pc_withdraw": "Withdraw",
-        "pc_withdraw_label": "Withdraw consent: {title}",
-        "pc_no_expiry": "no expiry",
-        "basis_consent": "Consent",
-        "basis_contract": "Contract",
-        "basis_legal_obligation": "Legal obligation",
-        "basis_legitimate_interest": "Legitimate interest",
-        "status_granted": "granted",
-        "status_active": "active",
-        "status_pending_confirmation": "awaiting confirmation",
-        "status_withdrawn": "withdrawn",
-        "status_ended": "ended",
-        "status_expired": "expired",
-        "status_lapsed": "not confirmed",
-        "status_superseded": "superseded",
-        "pc_access_heading": "Who accessed my data?",
-        "pc_access_text": "Every access of our systems to your contact data is logged, refused ones too.",
-        "pc_access_empty": "No system has accessed your contact data yet.",
-        "pc_col_when": "When",
-        "pc_col_system": "System",
-        "pc_col_fields": "Data",
-        "pc_col_decision": "Outcome",
-        "decision_allow": "released",
-        "decision_deny": "refused",
-        "pc_rights_heading": "Exercise my rights",
-        "pc_export_heading": "Access and a copy of my data",
-        "pc_export_text": "Everything we hold about you, as a file (JSON) or to read.",
-        "pc_export_download": "Download a copy (JSON)",
-        "pc_export_view": "View the access report",
-        "pc_rectify_heading": "Correct my data",
-        "pc_rectify_text": "Fill in only what should change. We check the change and apply it.",
-        "pc_rectify_submit": "Request correction",
-        "pc_rectify_empty": "Please give at least one new value.",
-        "pc_new": "New: {field}",
-        "pc_restrict_heading": "Restrict processing",
-        "pc_restrict_text": "Your data is then only stored, and used only for legal obligations.",
-        "pc_restrict_submit": "Request restriction",
-        "pc_object_heading": "Object to direct marketing",
-        "pc_object_text": "We stop using your data for marketing at once.",
-        "pc_object_submit": "Object",
-        "pc_erase_heading": "Erase my data",
-        "pc_erase_text": "We erase your data for good, except what the law requires us to keep.",
-        "pc_erase_start": "Request erasure …",
-        "pc_erase_confirm_heading": "Really erase all your data?",
-        "pc_erase_confirm_text": "Erasure cannot be undone. Your consents end, and you will not hear "
-        "from us again. Data we must keep by law (e.g. invoices) is locked and erased when the "
-        "retention period ends.",
-        "pc_erase_confirm_check": "Yes, I want my data to be erased.",
-        "pc_erase_confirm_submit": "Erase for good",
-        "pc_cancel": "Cancel",
-        "pc_requests_heading": "My requests",
-        "pc_requests_empty": "You have not made any requests yet.",
-        "pc_col_type": "Request",
-        "pc_col_received": "Received",
-        "pc_col_due": "Deadline",
-        "pc_overdue": "overdue",
-        "rtype_access": "Access",
-        "rtype_portability": "Data portability",
-        "rtype_rectification": "Rectification",
-        "rtype_restriction": "Restriction",
-        "rtype_objection": "Objection",
-        "rtype_erasure": "Erasure",
-        "rtype_consent_withdrawal": "Consent withdrawal",
-        "rstatus_received": "received",
-        "rstatus_identity_verification": "identity check",
-        "rstatus_in_review": "in review",
-        "rstatus_in_progress": "in progress",
-        "rstatus_completed": "completed",
-        "rstatus_partially_completed": "partially completed",
-        "rstatus_rejected": "rejected",
-        "done_withdrawn": "Your consent is withdrawn, effective now.",
-        "done_requested": "Your request has been received.",
-        "done_signed_out": "You are signed out.",
-        "done_erased": "Your data has been erased. You are signed out.",
-        "done_expired": "Your session has ended. Please sign in again.",
-        "pc_error_conflict": "This is not possible in the current state.",
-        "pc_error_csrf_title": "Form expired",
-        "pc_error_csrf_text": "The form has expired or did not come from this page. Please reload "
-        "the page and try again.",
-        "pc_error_title": "That did not work",
-        "pc_back": "Back to the privacy centre",
-        "pc_export_heading_full": "Access report about your data (Art. 15 GDPR)",
-        "pc_export_json": "Download as a file (JSON)",
-        "pc_not_found_title": "Not found",
-        "pc_not_found_text": "This does not exist (any more) in your privacy centre.",
+        "de": {
+            **_cldr_patterns(LOCALES["de"]),
+            "hour": "dd.MM. HH:00",
+            "day": "dd.MM.y",
+            "hour_axis": "dd.MM. HH 'h'",
+            "day_axis": "dd.MM.",
+        },
+        "en": {
+            "date": "yyyy-MM-dd",
+            "minutes": "yyyy-MM-dd HH:mm",
+            "seconds": "yyyy-MM-dd HH:mm:ss",
+            "hour": "MM-dd HH:00",
+            "day": "yyyy-MM-dd",
+            "hour_axis": "MM-dd HH:00",
+            "day_axis": "MM-dd",
+        },
     }
 )
 
 
-# -- data-protection officer's console (/dpo) -----------------------------------------------------
-
-TEXTS["de"].update(
-    {
-        "dpo_title": "Datenschutz-Konsole",
-        "dpo_skip": "Zum Inhalt springen",
-        "dpo_nav": "Bereiche der Konsole",
-        "dpo_nav_audit": "Protokoll",
-        "dpo_nav_requests": "Anträge",
-        "dpo_nav_stats": "Statistik",
-        "dpo_nav_contacts": "Kontaktdruck",
-        "dpo_contacts_heading": "Kontaktdruck",
-        "dpo_contacts_intro": "Kontakte im Monat {month} (Kontaktkorb {basket} Punkte je Kunde und Monat, alle Marken gemeinsam): {total} Kontakte, {points} Punkte.",
-        "dpo_contacts_month": "Monat (JJJJ-MM)",
-        "dpo_contacts_limits": "Kunden nahe am oder im Limit",
-        "dpo_contacts_below": "unter 80 %",
-        "dpo_contacts_near": "ab 80 %",
-        "dpo_contacts_at": "Korb voll",
-        "dpo_contacts_by_touchpoint": "Kontakte je Kontaktpunkt",
-        "dpo_contacts_by_phase": "Kontakte je Phase",
-        "dpo_contacts_by_brand": "Kontakte je Marke",
-        "dpo_contacts_by_channel": "Kontakte je Kanal",
-        "dpo_col_key": "Wert",
-        "dpo_col_points": "Punkte",
-        "dpo_nav_chain": "Integrität",
-        "dpo_nav_ropa": "Verarbeitungsverzeichnis",
-        "dpo_signed_in_as": "Angemeldet als",
-        "dpo_sign_out": "Abmelden",
-        "dpo_signin_heading": "Anmeldung für Datenschutzbeauftragte",
-        "dpo_signin_text": "Melden Sie sich mit Ihrem API-Schlüssel der Rolle „dpo“ an. Die Anmeldung "
-        "gilt {hours} Stunden; jeder Zugriff in der Konsole wird protokolliert.",
-        "dpo_key_label": "API-Schlüssel (dpo)",
-        "dpo_signin_submit": "Anmelden",
-        "dpo_signin_wrong": "Der Schlüssel ist ungültig oder widerrufen.",
-        "dpo_signin_rate_limited": "Zu viele fehlgeschlagene Anmeldungen von dieser Adresse. "
-        "Bitte versuchen Sie es in einer Minute erneut.",
-        "dpo_signin_role": "Dieser Schlüssel gehört nicht zur Rolle „dpo“.",
-        "dpo_signed_out": "Sie sind abgemeldet.",
-        "dpo_session_expired": "Ihre Anmeldung ist abgelaufen. Bitte melden Sie sich erneut an.",
-        "dpo_audit_heading": "Protokoll durchsuchen",
-        "dpo_audit_intro": "Wer hat wann was wozu gelesen oder geändert? Alle Felder sind optional. "
-        "Zeiten in UTC.",
-        "dpo_filter_subject": "Personen-ID (subject_id)",
-        "dpo_filter_client": "System (Client-Name)",
-        "dpo_filter_purpose": "Zweck",
-        "dpo_filter_action": "Aktion (z. B. lookup oder client:contact:lookup)",
-        "dpo_filter_decision": "Entscheidung",
-        "dpo_filter_since": "Von (UTC)",
-        "dpo_filter_until": "Bis (UTC, ausschließlich)",
-        "dpo_filter_limit": "Treffer pro Seite",
-        "dpo_any": "alle",
-        "dpo_search": "Suchen",
-        "dpo_reset": "Zurücksetzen",
-        "dpo_results": "Treffer (neueste zuerst)",
-        "dpo_no_results": "Keine Einträge gefunden.",
-        "dpo_next_page": "Nächste Seite",
-        "dpo_first_page": "Erste Seite",
-        "dpo_col_seq": "Nr.",
-        "dpo_col_at": "Zeit (UTC)",
-        "dpo_col_actor": "Wer",
-        "dpo_col_action": "Aktion",
-        "dpo_col_subject": "Person",
-        "dpo_col_purpose": "Zweck",
-        "dpo_col_fields": "Felder",
-        "dpo_col_decision": "Entscheidung",
-        "dpo_col_reason": "Grund",
-        "dpo_col_consent": "Einwilligung",
-        "dpo_col_sealed": "Versiegelt",
-        "dpo_yes": "ja",
-        "dpo_no": "nein",
-        "dpo_allow": "erlaubt",
-        "dpo_deny": "verweigert",
-        "dpo_open_proof": "Nachweis öffnen",
-        "dpo_filter_by_subject": "Alle Einträge zu dieser Person",
-        "dpo_invalid_filter": "Bitte prüfen Sie die Suchfelder:",
-        "dpo_requests_heading": "Anträge betroffener Personen",
-        "dpo_requests_intro": "Überfällige zuerst, dann nach Frist. Die Frist beträgt einen Monat ab "
-        "Eingang (Art. 12 Abs. 3 DSGVO), verlängerbar um zwei Monate.",
-        "dpo_requests_empty": "Keine offenen Anträge.",
-        "dpo_requests_show_closed": "Auch erledigte Anträge zeigen",
-        "dpo_requests_show_open": "Nur offene Anträge zeigen",
-        "dpo_col_request": "Antrag",
-        "dpo_col_type": "Art",
-        "dpo_col_status": "Status",
-        "dpo_col_channel": "Eingang über",
-        "dpo_col_received": "Eingegangen",
-        "dpo_col_due": "Frist",
-        "dpo_overdue": "überfällig",
-        "dpo_extended": "verlängert",
-        "dpo_stats_heading": "Statistik",
-        "dpo_stats_intro": "Zugriffe auf Kontaktdaten und Einwilligungen im gewählten Zeitraum (UTC).",
-        "dpo_bucket": "Einteilung",
-        "dpo_bucket_day": "nach Tagen",
-        "dpo_bucket_hour": "nach Stunden",
-        "dpo_show": "Anzeigen",
-        "dpo_access_heading": "Zugriffe (Lookups)",
-        "dpo_access_total": "{total} Zugriffe: {allowed} erlaubt, {denied} verweigert",
-        "dpo_access_chart": "Zugriffe pro Zeitabschnitt: erlaubt und verweigert",
-        "dpo_reads_heading": "Zugriffe nach System und Zweck",
-        "dpo_col_client": "System",
-        "dpo_col_allowed": "erlaubt",
-        "dpo_col_denied": "verweigert",
-        "dpo_col_total": "gesamt",
-        "dpo_denials_heading": "Verweigerungen nach Grund",
-        "dpo_col_count": "Anzahl",
-        "dpo_consents_heading": "Einwilligungen je Zweck",
-        "dpo_consent_chart": "Einwilligungen für {purpose}: erteilt, widerrufen und abgelaufen pro Zeitabschnitt",
-        "dpo_granted": "erteilt",
-        "dpo_withdrawn": "widerrufen",
-        "dpo_expired": "abgelaufen",
-        "dpo_chart_data": "Zahlen als Tabelle",
-        "dpo_col_period": "Zeitabschnitt",
-        "dpo_none": "keine",
-        "dpo_chain_heading": "Integrität des Protokolls",
-        "dpo_chain_intro": "Die Kette aller versiegelten Einträge und jede Signatur der Prüfpunkte "
-        "wurden soeben vollständig geprüft.",
-        "dpo_chain_ok": "Unverändert: Die Prüfung hat keine Abweichung gefunden.",
-        "dpo_chain_broken": "Abweichung gefunden bei Eintrag Nr. {seq}.",
-        "dpo_chain_verified": "Geprüfte Einträge",
-        "dpo_chain_unsealed": "Noch nicht versiegelt",
-        "dpo_chain_checkpoints": "Signierte Prüfpunkte",
-        "dpo_chain_last_verified": "Letzter geprüfter Prüfpunkt (Position)",
-        "dpo_chain_last_checkpoint": "Letzter Prüfpunkt",
-        "dpo_chain_checkpoint_value": "Position {position}, Eintrag Nr. {seq}, {at}",
-        "dpo_chain_key": "Schlüssel-ID",
-        "dpo_chain_checked_at": "Geprüft um",
-        "dpo_chain_problem": "Befund",
-        "dpo_chain_public_key": "Öffentlicher Schlüssel zur Prüfung der Signaturen (Ed25519)",
-        "dpo_proof_title": "Einwilligungsnachweis",
-        "dpo_proof_intro": "Nachweis nach Art. 7 Abs. 1 DSGVO, erstellt am {at} von {by}.",
-        "dpo_proof_consent": "Einwilligung",
-        "dpo_proof_consent_id": "Kennung",
-        "dpo_proof_subject": "Person (subject_id)",
-        "dpo_proof_subject_status": "Status der Person",
-        "dpo_proof_purpose": "Zweck",
-        "dpo_proof_basis": "Rechtsgrundlage",
-        "dpo_proof_status": "Status",
-        "dpo_proof_reference": "Referenz",
-        "dpo_proof_created": "Erfasst",
-        "dpo_proof_granted": "Erteilt",
-        "dpo_proof_expires": "Gültig bis",
-        "dpo_proof_withdrawn": "Widerrufen",
-        "dpo_proof_doi": "Double-Opt-in",
-        "dpo_proof_evidence": "Nachweis der Erteilung",
-        "dpo_proof_touchpoint": "Kontaktpunkt",
-        "dpo_proof_method": "Verfahren",
-        "dpo_proof_notice": "Version des Einwilligungstextes",
-        "dpo_proof_notice_hash": "Prüfsumme des Textes",
-        "dpo_proof_language": "Sprache",
-        "dpo_proof_collected_by": "Erfasst durch",
-        "dpo_proof_ip": "IP-Adresse",
-        "dpo_proof_ua": "Browser (User-Agent)",
-        "dpo_proof_sealed_opened": "IP-Adresse und User-Agent wurden für diesen Nachweis entschlüsselt; "
-        "das ist protokolliert.",
-        "dpo_proof_sealed_none": "Es wurden keine IP-Adresse und kein User-Agent erfasst.",
-        "dpo_proof_sealed_shredded": "Die Daten der Person wurden gelöscht; IP-Adresse und User-Agent "
-        "sind nicht mehr lesbar.",
-        "dpo_proof_history": "Verlauf",
-        "dpo_col_event": "Ereignis",
-        "dpo_proof_events": "Protokolleinträge zu dieser Einwilligung",
-        "dpo_proof_checkpoint": "Letzter signierter Prüfpunkt",
-        "dpo_proof_checkpoint_text": "Position {position}, Eintrag Nr. {seq}, {at}, Schlüssel {key_id}",
-        "dpo_proof_signature": "Signatur (Ed25519, Base64)",
-        "dpo_proof_head": "Kettenkopf (HMAC-SHA256)",
-        "dpo_print": "Drucken",
-        "dpo_ropa_heading": "Verzeichnis von Verarbeitungstätigkeiten (Art. 30 DSGVO)",
-        "dpo_ropa_intro": "Automatisch erzeugt aus dem Zweckkatalog (Version {version}), den "
-        "angebundenen Systemen und dem Protokoll; Stand {at}.",
-        "dpo_ropa_basis": "Rechtsgrundlage",
-        "dpo_ropa_data": "Kategorien personenbezogener Daten",
-        "dpo_ropa_subjects": "Kategorien betroffener Personen",
-        "dpo_ropa_subject_customers": "Kundinnen und Kunden (auch Interessenten)",
-        "dpo_ropa_recipients": "Empfänger (berechtigte Systeme)",
-        "dpo_ropa_observed": "Tatsächliche Empfänger laut Protokoll",
-        "dpo_ropa_reads": "{reads} Zugriffe, zuletzt {at}",
-        "dpo_ropa_retention": "Löschfrist",
-        "dpo_ropa_retention_text": "{days} Tage nach Ende der Rechtsgrundlage",
-        "dpo_ropa_consent_days": "Einwilligung gilt standardmäßig {days} Tage",
-        "dpo_ropa_channel": "Kanal und Art der Kommunikation",
-        "dpo_ropa_data_use": "Datennutzung (fideslang)",
-        "dpo_ropa_measures": "Technische und organisatorische Maßnahmen (Art. 32 DSGVO)",
-        "dpo_error_title": "Das hat nicht geklappt",
-        "dpo_error_csrf": "Das Formular ist abgelaufen oder stammt nicht von dieser Seite. Bitte laden "
-        "Sie die Seite neu.",
-        "dpo_error_not_found": "Nicht gefunden.",
-        "dpo_error_unavailable": "Der Dienst ist vorübergehend nicht erreichbar. Bitte versuchen Sie es "
-        "gleich noch einmal.",
-        "dpo_back": "Zurück zur Konsole",
-    }
-)
-
-TEXTS["en"].update(
-    {
-        "dpo_title": "Data-protection console",
-        "dpo_skip": "Skip to content",
-        "dpo_nav": "Console sections",
-        "dpo_nav_audit": "Audit trail",
-        "dpo_nav_requests": "Requests",
-        "dpo_nav_stats": "Statistics",
-        "dpo_nav_contacts": "Contact pressure",
-        "dpo_contacts_heading": "Contact pressure",
-        "dpo_contacts_intro": "Contacts in {month} (basket of {basket} points per customer and month, shared by all brands): {total} contacts, {points} points.",
-        "dpo_contacts_month": "Month (YYYY-MM)",
-        "dpo_contacts_limits": "Customers near or at their limit",
-        "dpo_contacts_below": "below 80 %",
-        "dpo_contacts_near": "80 % or more",
-        "dpo_contacts_at": "basket full",
-        "dpo_contacts_by_touchpoint": "Contacts per touchpoint",
-        "dpo_contacts_by_phase": "Contacts per phase",
-        "dpo_contacts_by_brand": "Contacts per brand",
-        "dpo_contacts_by_channel": "Contacts per channel",
-        "dpo_col_key": "Value",
-        "dpo_col_points": "Points",
-        "dpo_nav_chain": "Integrity",
-        "dpo_nav_ropa": "Record of processing",
-        "dpo_signed_in_as": "Signed in as",
-        "dpo_sign_out": "Sign out",
-        "dpo_signin_heading": "Sign-in for data-protection officers",
-        "dpo_signin_text": "Sign in with your API key of the role “dpo”. The session lasts {hours} "
-        "hours; everything you look at in the console is audited.",
-        "dpo_key_label": "API key (dpo)",
-        "dpo_signin_submit": "Sign in",
-        "dpo_signin_wrong": "The key is not valid or has been revoked.",
-        "dpo_signin_rate_limited": "Too many failed sign-ins from this address. "
-        "Please try again in a minute.",
-        "dpo_signin_role": "This key does not belong to the role “dpo”.",
-        "dpo_signed_out": "You are signed out.",
-        "dpo_session_expired": "Your session has ended. Please sign in again.",
-        "dpo_audit_heading": "Search the audit trail",
-        "dpo_audit_intro": "Who read or changed what, when, and why? Every field is optional. "
-        "Times in UTC.",
-        "dpo_filter_subject": "Subject id",
-        "dpo_filter_client": "System (client name)",
-        "dpo_filter_purpose": "Purpose",
-        "dpo_filter_action": "Action (e.g. lookup or client:contact:lookup)",
-        "dpo_filter_decision": "Decision",
-        "dpo_filter_since": "From (UTC)",
-        "dpo_filter_until": "Until (UTC, exclusive)",
-        "dpo_filter_limit": "Results per page",
-        "dpo_any": "any",
-        "dpo_search": "Search",
-        "dpo_reset": "Reset",
-        "dpo_results": "Results (newest first)",
-        "dpo_no_results": "No events found.",
-        "dpo_next_page": "Next page",
-        "dpo_first_page": "First page",
-        "dpo_col_seq": "No.",
-        "dpo_col_at": "Time (UTC)",
-        "dpo_col_actor": "Who",
-        "dpo_col_action": "Action",
-        "dpo_col_subject": "Subject",
-        "dpo_col_purpose": "Purpose",
-        "dpo_col_fields": "Fields",
-        "dpo_col_decision": "Decision",
-        "dpo_col_reason": "Reason",
-        "dpo_col_consent": "Consent",
-        "dpo_col_sealed": "Sealed",
-        "dpo_yes": "yes",
-        "dpo_no": "no",
-        "dpo_allow": "allowed",
-        "dpo_deny": "denied",
-        "dpo_open_proof": "Open proof",
-        "dpo_filter_by_subject": "All events about this subject",
-        "dpo_invalid_filter": "Please check the search fields:",
-        "dpo_requests_heading": "Data-subject requests",
-        "dpo_requests_intro": "Overdue first, then by deadline. The deadline is one month from "
-        "receipt (Art. 12(3) GDPR), extendable by two months.",
-        "dpo_requests_empty": "No open requests.",
-        "dpo_requests_show_closed": "Show closed requests too",
-        "dpo_requests_show_open": "Show open requests only",
-        "dpo_col_request": "Request",
-        "dpo_col_type": "Type",
-        "dpo_col_status": "Status",
-        "dpo_col_channel": "Received via",
-        "dpo_col_received": "Received",
-        "dpo_col_due": "Deadline",
-        "dpo_overdue": "overdue",
-        "dpo_extended": "extended",
-        "dpo_stats_heading": "Statistics",
-        "dpo_stats_intro": "Reads of contact data and consents in the chosen period (UTC).",
-        "dpo_bucket": "Grouping",
-        "dpo_bucket_day": "by day",
-        "dpo_bucket_hour": "by hour",
-        "dpo_show": "Show",
-        "dpo_access_heading": "Reads (lookups)",
-        "dpo_access_total": "{total} reads: {allowed} allowed, {denied} denied",
-        "dpo_access_chart": "Reads per period: allowed and denied",
-        "dpo_reads_heading": "Reads per system and purpose",
-        "dpo_col_client": "System",
-        "dpo_col_allowed": "allowed",
-        "dpo_col_denied": "denied",
-        "dpo_col_total": "total",
-        "dpo_denials_heading": "Denials by reason",
-        "dpo_col_count": "Count",
-        "dpo_consents_heading": "Consents per purpose",
-        "dpo_consent_chart": "Consents for {purpose}: granted, withdrawn and expired per period",
-        "dpo_granted": "granted",
-        "dpo_withdrawn": "withdrawn",
-        "dpo_expired": "expired",
-        "dpo_chart_data": "Numbers as a table",
-        "dpo_col_period": "Period",
-        "dpo_none": "none",
-        "dpo_chain_heading": "Integrity of the audit trail",
-        "dpo_chain_intro": "The chain of all sealed events and every checkpoint signature were just "
-        "verified in full.",
-        "dpo_chain_ok": "Intact: the verification found no discrepancy.",
-        "dpo_chain_broken": "Discrepancy found at event no. {seq}.",
-        "dpo_chain_verified": "Events verified",
-        "dpo_chain_unsealed": "Not sealed yet",
-        "dpo_chain_checkpoints": "Signed checkpoints",
-        "dpo_chain_last_verified": "Last verified checkpoint (position)",
-        "dpo_chain_last_checkpoint": "Last checkpoint",
-        "dpo_chain_checkpoint_value": "position {position}, event no. {seq}, {at}",
-        "dpo_chain_key": "Key id",
-        "dpo_chain_checked_at": "Verified at",
-        "dpo_chain_problem": "Finding",
-        "dpo_chain_public_key": "Public key to verify the signatures (Ed25519)",
-        "dpo_proof_title": "Proof of consent",
-        "dpo_proof_intro": "Proof under Art. 7(1) GDPR, generated on {at} by {by}.",
-        "dpo_proof_consent": "Consent",
-        "dpo_proof_consent_id": "Id",
-        "dpo_proof_subject": "Subject (subject_id)",
-        "dpo_proof_subject_status": "Subject status",
-        "dpo_proof_purpose": "Purpose",
-        "dpo_proof_basis": "Lawful basis",
-        "dpo_proof_status": "Status",
-        "dpo_proof_reference": "Reference",
-        "dpo_proof_created": "Recorded",
-        "dpo_proof_granted": "Granted",
-        "dpo_proof_expires": "Valid until",
-        "dpo_proof_withdrawn": "Withdrawn",
-        "dpo_proof_doi": "Double opt-in",
-        "dpo_proof_evidence": "Evidence of the grant",
-        "dpo_proof_touchpoint": "Touchpoint",
-        "dpo_proof_method": "Method",
-        "dpo_proof_notice": "Version of the consent notice",
-        "dpo_proof_notice_hash": "Checksum of the notice",
-        "dpo_proof_language": "Language",
-        "dpo_proof_collected_by": "Collected by",
-        "dpo_proof_ip": "IP address",
-        "dpo_proof_ua": "Browser (user agent)",
-        "dpo_proof_sealed_opened": "IP address and user agent were decrypted for this proof; this is "
-        "audited.",
-        "dpo_proof_sealed_none": "No IP address or user agent was recorded.",
-        "dpo_proof_sealed_shredded": "The subject's data was erased; IP address and user agent can no "
-        "longer be read.",
-        "dpo_proof_history": "History",
-        "dpo_col_event": "Event",
-        "dpo_proof_events": "Audit events about this consent",
-        "dpo_proof_checkpoint": "Latest signed checkpoint",
-        "dpo_proof_checkpoint_text": "position {position}, event no. {seq}, {at}, key {key_id}",
-        "dpo_proof_signature": "Signature (Ed25519, base64)",
-        "dpo_proof_head": "Chain head (HMAC-SHA256)",
-        "dpo_print": "Print",
-        "dpo_ropa_heading": "Record of processing activities (Art. 30 GDPR)",
-        "dpo_ropa_intro": "Generated from the purpose catalogue (version {version}), the connected "
-        "systems and the audit trail; as of {at}.",
-        "dpo_ropa_basis": "Lawful basis",
-        "dpo_ropa_data": "Categories of personal data",
-        "dpo_ropa_subjects": "Categories of data subjects",
-        "dpo_ropa_subject_customers": "customers (and prospects)",
-        "dpo_ropa_recipients": "Recipients (systems allowed)",
-        "dpo_ropa_observed": "Actual recipients according to the audit trail",
-        "dpo_ropa_reads": "{reads} reads, last on {at}",
-        "dpo_ropa_retention": "Retention",
-        "dpo_ropa_retention_text": "{days} days after the lawful basis ends",
-        "dpo_ropa_consent_days": "consent lasts {days} days by default",
-        "dpo_ropa_channel": "Channel and type of communication",
-        "dpo_ropa_data_use": "Data use (fideslang)",
-        "dpo_ropa_measures": "Technical and organisational measures (Art. 32 GDPR)",
-        "dpo_error_title": "That did not work",
-        "dpo_error_csrf": "The form has expired or did not come from this page. Please reload the "
-        "page.",
-        "dpo_error_not_found": "Not found.",
-        "dpo_error_unavailable": "The service is temporarily unavailable. Please try again in a "
-        "moment.",
-        "dpo_back": "Back to the console",
-    }
-)
-
-# Agreed follow-ups (vault.followups): the customer's own view and the DPO console.
-TEXTS["de"].update(
-    {
-        "pc_fu_heading": "Vereinbarte Rückmeldungen",
-        "pc_fu_intro": "Kontakte, um die Sie uns gebeten haben (z. B. einen Rückruf), mit dem "
-        "vereinbarten Zeitraum. Offene können Sie absagen; danach nutzen wir sie nicht mehr.",
-        "pc_fu_link": "Meine vereinbarten Rückmeldungen ansehen und absagen",
-        "pc_fu_empty": "Es sind keine Rückmeldungen vereinbart.",
-        "pc_fu_col_about": "Worum es geht",
-        "pc_fu_col_channel": "Kanal",
-        "pc_fu_col_window": "Zeitraum",
-        "pc_fu_col_where": "Vereinbart bei",
-        "pc_fu_cancel": "Absagen",
-        "pc_fu_cancel_label": "Rückmeldung zu „{title}“ absagen",
-        "done_followup_cancelled": "Die Rückmeldung ist abgesagt. Wir nutzen sie nicht mehr.",
-        "fu_status_open": "offen",
-        "fu_status_kept": "erfolgt",
-        "fu_status_missed": "versäumt",
-        "fu_status_cancelled": "abgesagt",
-        "fu_channel_email": "E-Mail",
-        "fu_channel_letter": "Brief",
-        "fu_channel_sms": "SMS",
-        "fu_channel_phone": "Telefon",
-        "fu_note_callback_requested": "Rückruf erbeten",
-        "fu_note_contract_question": "Frage zum Vertrag",
-        "fu_note_order_question": "Frage zur Bestellung",
-        "fu_note_billing_question": "Frage zur Rechnung",
-        "fu_note_offer_requested": "Angebot erbeten",
-        "fu_note_complaint": "Reklamation",
-        "fu_note_appointment": "Termin",
-        "dpo_nav_followups": "Rückmeldungen",
-        "dpo_fu_heading": "Überfällige vereinbarte Rückmeldungen",
-        "dpo_fu_intro": "Kontakte, um die Kunden gebeten haben und deren Zeitraum ungenutzt "
-        "verstrichen ist (neueste zuerst). Pseudonym: Kunden-IDs, keine Kontaktdaten.",
-        "dpo_fu_none": "Keine überfälligen Rückmeldungen.",
-        "dpo_fu_col_window": "Zeitraum",
-        "dpo_fu_col_subject": "Kunden-ID",
-        "dpo_fu_col_purpose": "Zweck",
-        "dpo_fu_col_channel": "Kanal",
-        "dpo_fu_col_touchpoint": "Vereinbart bei",
-        "dpo_fu_col_by": "Erfasst von",
-        "dpo_fu_by_touchpoint": "Vereinbarte Rückmeldungen je Kontaktpunkt",
-        "dpo_fu_kept": "eingehalten",
-        "dpo_fu_missed": "versäumt",
-        "dpo_fu_cancelled": "abgesagt",
-    }
-)
-
-TEXTS["en"].update(
-    {
-        "pc_fu_heading": "Agreed follow-ups",
-        "pc_fu_intro": "Contacts you asked us for (such as a call-back), with the agreed time "
-        "window. You can cancel open ones; we will not use them after that.",
-        "pc_fu_link": "See and cancel my agreed follow-ups",
-        "pc_fu_empty": "No follow-ups are agreed.",
-        "pc_fu_col_about": "About",
-        "pc_fu_col_channel": "Channel",
-        "pc_fu_col_window": "Time window",
-        "pc_fu_col_where": "Agreed at",
-        "pc_fu_cancel": "Cancel",
-        "pc_fu_cancel_label": "Cancel the follow-up about “{title}”",
-        "done_followup_cancelled": "The follow-up is cancelled. We will not use it.",
-        "fu_status_open": "open",
-        "fu_status_kept": "done",
-        "fu_status_missed": "missed",
-        "fu_status_cancelled": "cancelled",
-        "fu_channel_email": "e-mail",
-        "fu_channel_letter": "letter",
-        "fu_channel_sms": "SMS",
-        "fu_channel_phone": "phone",
-        "fu_note_callback_requested": "call-back requested",
-        "fu_note_contract_question": "question about the contract",
-        "fu_note_order_question": "question about an order",
-        "fu_note_billing_question": "question about an invoice",
-        "fu_note_offer_requested": "offer requested",
-        "fu_note_complaint": "complaint",
-        "fu_note_appointment": "appointment",
-        "dpo_nav_followups": "Follow-ups",
-        "dpo_fu_heading": "Overdue agreed follow-ups",
-        "dpo_fu_intro": "Contacts customers asked for whose time window passed unused (latest "
-        "first). Pseudonymous: subject ids, no contact data.",
-        "dpo_fu_none": "No overdue follow-ups.",
-        "dpo_fu_col_window": "Time window",
-        "dpo_fu_col_subject": "Subject id",
-        "dpo_fu_col_purpose": "Purpose",
-        "dpo_fu_col_channel": "Channel",
-        "dpo_fu_col_touchpoint": "Agreed at",
-        "dpo_fu_col_by": "Recorded by",
-        "dpo_fu_by_touchpoint": "Agreed follow-ups per touchpoint",
-        "dpo_fu_kept": "kept",
-        "dpo_fu_missed": "missed",
-        "dpo_fu_cancelled": "cancelled",
-    }
-)
-
-# -- contact preferences in the privacy centre (vault.preferences) ---------------------------------
-
-TEXTS["de"].update(
-    {
-        "pc_pref_heading": "Wie und wann wir Sie kontaktieren",
-        "pc_pref_link": "Bevorzugte Kanäle, Ruhezeiten und Ihr eigenes Kontaktlimit einstellen",
-        "pc_pref_intro": "Sie bestimmen, über welchen Kanal wir Sie bevorzugt erreichen, wann "
-        "wir Sie nicht stören dürfen und wie viele Kontakte im Monat Sie höchstens wünschen. "
-        "Warnungen bei Sicherheitsvorfällen und Rückrufen erreichen Sie trotzdem.",
-        "pc_pref_timezone": "Ihre Zeitzone",
-        "pc_pref_channels_heading": "Bevorzugter Kanal je Art der Nachricht",
-        "pc_pref_none": "keine Vorgabe",
-        "pc_pref_quiet_heading": "Ruhezeiten je Kanal",
-        "pc_pref_quiet_help": "Von–bis in Ihrer Zeitzone; über Mitternacht ist möglich "
-        "(z. B. 22:00–07:00). Angekreuzte Tage sind ganz ruhig.",
-        "pc_pref_from": "von",
-        "pc_pref_to": "bis",
-        "pc_pref_cap_heading": "Ihr eigenes Monatslimit",
-        "pc_pref_cap_help": "In Kontaktpunkten, höchstens {basket} (unser Limit für alle "
-        "Marken). Ihr Limit kann unseres nur senken. Leer lassen: kein eigenes Limit.",
-        "pc_pref_cap": "Punkte im Monat",
-        "pc_pref_save": "Einstellungen speichern",
-        "pc_pref_saved": "Ihre Einstellungen sind gespeichert.",
-        "pc_pref_invalid": "Bitte prüfen Sie Ihre Angaben; nichts wurde geändert:",
-        "pc_pref_history": "Bisherige Änderungen",
-        "pc_pref_back": "Zurück zum Datenschutz-Center",
-        "pc_pref_type_service": "Service",
-        "pc_pref_type_editorial": "Redaktionell (z. B. Newsletter)",
-        "pc_pref_type_commercial": "Angebote",
-        "pc_pref_type_calamity": "Warnungen und Rückrufe",
-        "pc_pref_channel_email": "E-Mail",
-        "pc_pref_channel_letter": "Brief",
-        "pc_pref_channel_sms": "SMS",
-        "pc_pref_channel_phone": "Telefon",
-        "pc_pref_day_mon": "Mo",
-        "pc_pref_day_tue": "Di",
-        "pc_pref_day_wed": "Mi",
-        "pc_pref_day_thu": "Do",
-        "pc_pref_day_fri": "Fr",
-        "pc_pref_day_sat": "Sa",
-        "pc_pref_day_sun": "So",
-        "pc_pref_err_timezone": "Zeitzone unbekannt",
-        "pc_pref_err_quiet": "Ruhezeit unvollständig oder ungültig",
-        "pc_pref_err_cap": "Das Limit darf nicht über unserem Monatslimit liegen und nicht "
-        "negativ sein (höchstens eine Nachkommastelle)",
-        "pc_pref_err_other": "Angabe ungültig",
-        "pc_pref_source_self_service": "von Ihnen im Datenschutz-Center",
-        "pc_pref_source_client": "auf Ihren Wunsch durch unseren Service",
-        "dpo_pref_heading": "Kontaktwünsche der Kunden",
-        "dpo_pref_share": "{n} von {total} Kunden ({percent} %) haben eigene Kontaktwünsche "
-        "eingestellt. Abgelehnte Kontakte in diesem Monat:",
-        "dpo_pref_reason_contact_quiet_hours": "Ruhezeit des Kunden",
-        "dpo_pref_reason_contact_cap_reached": "eigenes Monatslimit erreicht",
-    }
-)
-TEXTS["en"].update(
-    {
-        "pc_pref_heading": "How and when we contact you",
-        "pc_pref_link": "Set preferred channels, quiet hours and your own contact limit",
-        "pc_pref_intro": "You decide which channel we should prefer, when we must not disturb "
-        "you, and how many contacts a month you want at most. Notices about security "
-        "incidents and recalls still reach you.",
-        "pc_pref_timezone": "Your time zone",
-        "pc_pref_channels_heading": "Preferred channel per kind of message",
-        "pc_pref_none": "no preference",
-        "pc_pref_quiet_heading": "Quiet hours per channel",
-        "pc_pref_quiet_help": "From–to in your time zone; may span midnight (e.g. "
-        "22:00–07:00). Ticked days are quiet all day.",
-        "pc_pref_from": "from",
-        "pc_pref_to": "to",
-        "pc_pref_cap_heading": "Your own monthly limit",
-        "pc_pref_cap_help": "In contact points, at most {basket} (our limit across all "
-        "brands). Your limit can only lower ours. Leave empty for no own limit.",
-        "pc_pref_cap": "Points a month",
-        "pc_pref_save": "Save settings",
-        "pc_pref_saved": "Your settings are saved.",
-        "pc_pref_invalid": "Please check your entries; nothing was changed:",
-        "pc_pref_history": "Earlier changes",
-        "pc_pref_back": "Back to the privacy centre",
-        "pc_pref_type_service": "Service",
-        "pc_pref_type_editorial": "Editorial (e.g. newsletter)",
-        "pc_pref_type_commercial": "Offers",
-        "pc_pref_type_calamity": "Warnings and recalls",
-        "pc_pref_channel_email": "E-mail",
-        "pc_pref_channel_letter": "Letter",
-        "pc_pref_channel_sms": "SMS",
-        "pc_pref_channel_phone": "Phone",
-        "pc_pref_day_mon": "Mon",
-        "pc_pref_day_tue": "Tue",
-        "pc_pref_day_wed": "Wed",
-        "pc_pref_day_thu": "Thu",
-        "pc_pref_day_fri": "Fri",
-        "pc_pref_day_sat": "Sat",
-        "pc_pref_day_sun": "Sun",
-        "pc_pref_err_timezone": "unknown time zone",
-        "pc_pref_err_quiet": "quiet hours incomplete or invalid",
-        "pc_pref_err_cap": "the limit must not exceed our monthly limit nor be negative (at "
-        "most one decimal)",
-        "pc_pref_err_other": "invalid entry",
-        "pc_pref_source_self_service": "by you in the privacy centre",
-        "pc_pref_source_client": "by our service on your instruction",
-        "dpo_pref_heading": "Customers' contact preferences",
-        "dpo_pref_share": "{n} of {total} customers ({percent} %) have set their own contact "
-        "preferences. Contacts refused this month:",
-        "dpo_pref_reason_contact_quiet_hours": "customer's quiet hours",
-        "dpo_pref_reason_contact_cap_reached": "customer's own monthly limit reached",
-    }
-)
+def format_datetime(
+    value: datetime, lang: str, style: str = "minutes", *, utc: bool = False
+) -> str:
+    """A UTC time as the language writes it (`style` from DATE_PATTERNS); `utc` appends the
+    zone for pages whose readers may sit in another one."""
+    lang = _known(lang)
+    text = dates.format_datetime(
+        value, DATE_PATTERNS[lang][style], tzinfo=UTC, locale=LOCALES[lang]
+    )
+    return f"{text} UTC" if utc else text
 
 
-# -- identity changes: restricted sessions and the link in the notice (security finding 1) -----
+def format_number(value: float | int, lang: str, decimals: int | None = None) -> str:
+    """A number with the language's separators (1.234,5 / 1,234.5); `decimals` fixes the
+    fraction digits (a share in percent: 12,5), else the locale's default applies."""
+    lang = _known(lang)
+    pattern = None if decimals is None else "#,##0" + ("." + "0" * decimals if decimals else "")
+    return numbers.format_decimal(value, format=pattern, locale=LOCALES[lang])
 
-TEXTS["de"].update(
-    {
-        "pc_identity_restricted_heading": "Ihre E-Mail-Adresse wurde kürzlich geändert",
-        "pc_identity_restricted_text": "Zu Ihrem Schutz zeigt das Datenschutz-Center bei einer "
-        "Anmeldung über die neue E-Mail-Adresse keine Kontaktdaten an, und Auskunft, Löschung, "
-        "Widerruf und andere Änderungen sind gesperrt, bis die Änderung bestätigt ist: über den "
-        "Link, den wir an die bisherige Adresse geschickt haben, durch unser Datenschutzteam, "
-        "oder von selbst am {until}.",
-        "pc_identity_restricted_objected": "Der Änderung Ihrer E-Mail-Adresse wurde von der "
-        "bisherigen Adresse aus widersprochen. Bis unser Datenschutzteam den Vorgang geprüft "
-        "hat, zeigt das Datenschutz-Center über diese Adresse keine Kontaktdaten an und "
-        "Auskunft, Löschung, Widerruf und andere Änderungen sind gesperrt.",
-        "pc_identity_hidden": "Ausgeblendet, bis die Änderung der E-Mail-Adresse bestätigt ist.",
-        "pc_identity_refused_title": "Gesperrt, bis die Änderung bestätigt ist",
-        "pc_identity_heading": "Änderung Ihrer Kontaktdaten",
-        "pc_identity_intro": "Am {at} wurde {what} Ihres Kundenkontos geändert. Waren Sie das?",
-        "pc_identity_what_email": "die E-Mail-Adresse",
-        "pc_identity_what_phone": "die Telefonnummer",
-        "pc_identity_what_email_phone": "die E-Mail-Adresse und die Telefonnummer",
-        "pc_identity_confirm": "Ja, das war ich – Änderung bestätigen",
-        "pc_identity_object": "Das war ich nicht",
-        "pc_identity_object_hint": "Dann beenden wir alle Anmeldungen im Datenschutz-Center, die "
-        "neue Adresse bleibt gesperrt, und unser Datenschutzteam prüft den Vorgang.",
-        "pc_identity_confirmed_title": "Änderung bestätigt",
-        "pc_identity_confirmed_text": "Vielen Dank. Die Änderung ist bestätigt.",
-        "pc_identity_objected_title": "Widerspruch erhalten",
-        "pc_identity_objected_text": "Wir haben alle Anmeldungen im Datenschutz-Center beendet; "
-        "die neue Adresse bleibt gesperrt. Unser Datenschutzteam prüft den Vorgang und meldet "
-        "sich bei Ihnen.",
-        "pc_identity_invalid_title": "Link ungültig",
-        "pc_identity_invalid_text": "Dieser Link ist unbekannt, abgelaufen oder wurde bereits "
-        "verwendet. Bitte wenden Sie sich an unser Datenschutzteam.",
-        "pc_identity_conflict_text": "Diese Änderung kann nur unser Datenschutzteam bestätigen, "
-        "weil eine frühere Änderung der Adresse noch offen ist.",
-    }
-)
 
-TEXTS["en"].update(
-    {
-        "pc_identity_restricted_heading": "Your e-mail address was changed recently",
-        "pc_identity_restricted_text": "For your protection, the privacy centre shows no "
-        "contact data to a sign-in through the new e-mail address, and export, erasure, "
-        "withdrawal and other changes are locked until the change is confirmed: through the "
-        "link we sent to the previous address, by our data protection team, or by itself on "
-        "{until}.",
-        "pc_identity_restricted_objected": "The change of your e-mail address was objected to "
-        "from the previous address. Until our data protection team has looked into it, the "
-        "privacy centre shows no contact data through this address, and export, erasure, "
-        "withdrawal and other changes are locked.",
-        "pc_identity_hidden": "Hidden until the change of the e-mail address is confirmed.",
-        "pc_identity_refused_title": "Locked until the change is confirmed",
-        "pc_identity_heading": "A change of your contact details",
-        "pc_identity_intro": "On {at}, {what} of your customer account was changed. Was this you?",
-        "pc_identity_what_email": "the e-mail address",
-        "pc_identity_what_phone": "the phone number",
-        "pc_identity_what_email_phone": "the e-mail address and the phone number",
-        "pc_identity_confirm": "Yes, this was me – confirm the change",
-        "pc_identity_object": "This was not me",
-        "pc_identity_object_hint": "We then end every sign-in to the privacy centre, the new "
-        "address stays locked, and our data protection team looks into it.",
-        "pc_identity_confirmed_title": "Change confirmed",
-        "pc_identity_confirmed_text": "Thank you. The change is confirmed.",
-        "pc_identity_objected_title": "Objection received",
-        "pc_identity_objected_text": "We have ended every sign-in to the privacy centre; the new "
-        "address stays locked. Our data protection team looks into it and gets back to you.",
-        "pc_identity_invalid_title": "Invalid link",
-        "pc_identity_invalid_text": "This link is unknown, has expired or was used already. "
-        "Please contact our data protection team.",
-        "pc_identity_conflict_text": "Only our data protection team can confirm this change, "
-        "because an earlier change of the address is still open.",
-    }
-)
+# -- Jinja2 --------------------------------------------------------------------------------------
+
+
+def _render_lang(context: Context) -> str:
+    """The language of the page being rendered: every page context carries `lang`."""
+    return _known(context.get("lang"))
+
+
+@pass_context
+def _jinja_gettext(context: Context, msgid: str) -> str:
+    return gettext(_render_lang(context), msgid)
+
+
+@pass_context
+def _jinja_ngettext(context: Context, singular: str, plural: str, n: int) -> str:
+    return ngettext(_render_lang(context), singular, plural, n)
+
+
+@pass_context
+def _jinja_text_for(context: Context, prefix: str, value: Any) -> str:
+    return text_for(_render_lang(context), prefix, value)
+
+
+@pass_context
+def _jinja_num(context: Context, value: float | int, decimals: int | None = None) -> str:
+    return format_number(value, _render_lang(context), decimals)
+
+
+def jinja_environment(directory: Path) -> Environment:
+    """The template environment of the pages: autoescaping as Litestar's default, plus
+    `jinja2.ext.i18n` whose `_`/`gettext`/`ngettext` translate into the language of the
+    page being rendered. The callables read `lang` from the render context, so concurrent
+    requests in different languages never share an installed translation."""
+    env = Environment(
+        loader=FileSystemLoader(directory), autoescape=True, extensions=["jinja2.ext.i18n"]
+    )
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=_jinja_gettext, ngettext=_jinja_ngettext, newstyle=False
+    )
+    env.globals["text_for"] = _jinja_text_for
+    env.globals["num"] = _jinja_num
+    return env

@@ -393,7 +393,10 @@ class SelfConsent(Struct):
 
 
 class SelfAccess(Struct):
-    """One read of the subject's contact data by an internal system, allowed or denied."""
+    """One access of an internal system to the subject's data, allowed or denied: `kind`
+    says what it was (`lookup`, `audience_check`: counted in a dry run, `contact_record`,
+    `consents_read`, `preferences_read`, `followup_read`, `refused`: refused by role),
+    `label` says it to the customer, naming the client and no value."""
 
     at: datetime
     client: str
@@ -402,6 +405,8 @@ class SelfAccess(Struct):
     fields: list[str]
     decision: str
     reason: str | None
+    kind: str
+    label: LocalText
 
 
 class SelfRequest(Struct):

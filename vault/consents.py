@@ -31,9 +31,9 @@ from vault.audit import Actor, AuditAction, Decision
 from vault.clock import as_utc
 from vault.context import VaultContext
 from vault.crypto import IntegrityCheckFailed, open_field, seal_field
-from vault.decision import BasisFacts, BasisStatus, effective_status
+from vault.decision import BasisFacts, BasisStatus, DenyReason, effective_status
 from vault.errors import Conflict, InvalidInput, NotFound
-from vault.integrity import audited_read
+from vault.integrity import audited_attempt, audited_read
 from vault.policies import LawfulBasis, Purpose
 from vault.rights import is_direct_marketing
 from vault.storage.tables import consent_history, consents, subjects
@@ -204,16 +204,28 @@ async def record_basis(
     else:
         status = BasisStatus.ACTIVE
     deadline = now + timedelta(hours=ctx.settings.double_opt_in_hours) if token else None
+    action = (
+        AuditAction.CONSENT_GRANT
+        if purpose.lawful_basis is LawfulBasis.CONSENT
+        else AuditAction.BASIS_RECORD
+    )
 
-    async with ctx.transaction() as conn:
+    # A refusal (unknown or erased subject, an objection) is audited (finding 6).
+    async with audited_attempt(
+        ctx, actor, action, at=now, subject_id=subject_id, purpose=purpose_id,
+        not_found=DenyReason.SUBJECT_NOT_FOUND.value,
+    ) as attempt:
+        conn = attempt.conn
         row = await load_subject(conn, subject_id, for_update=True)
         if row.status == SubjectStatus.ERASED:
+            attempt.reason = DenyReason.SUBJECT_ERASED.value
             raise Conflict("the subject was erased")
         # Art. 21(3): after an objection, marketing needs a fresh explicit opt-in by the
         # subject, which lifts the objection.
         objection_cleared = False
         if row.marketing_objection_at is not None and is_direct_marketing(purpose):
             if evidence is None or not evidence.explicit:
+                attempt.reason = "marketing_objection"
                 raise Conflict("the subject objected to direct marketing")
             await conn.execute(
                 update(subjects)
@@ -301,11 +313,7 @@ async def record_basis(
             conn,
             at=now,
             actor=actor,
-            action=(
-                AuditAction.CONSENT_GRANT
-                if purpose.lawful_basis is LawfulBasis.CONSENT
-                else AuditAction.BASIS_RECORD
-            ),
+            action=action,
             decision=Decision.ALLOW,
             subject_id=subject_id,
             purpose=purpose_id,
@@ -467,9 +475,17 @@ async def confirm(ctx: VaultContext, token: str, actor: Actor) -> BasisRecord:
 async def withdraw(
     ctx: VaultContext, actor: Actor, subject_id: str, consent_id: str
 ) -> BasisRecord:
-    """Withdraw a consent (or end another basis) at once (GDPR Art. 7(3))."""
+    """Withdraw a consent (or end another basis) at once (GDPR Art. 7(3)). A refusal (an
+    unknown consent, one no longer in force) is audited (finding 6)."""
     now = ctx.clock.now()
-    async with ctx.transaction() as conn:
+    action = (
+        AuditAction.SUBJECT_CONSENT_WITHDRAW if actor.type == "subject"
+        else AuditAction.CONSENT_WITHDRAW
+    )
+    async with audited_attempt(
+        ctx, actor, action, at=now, subject_id=subject_id, not_found="consent_not_found"
+    ) as attempt:
+        conn = attempt.conn
         row = (
             await conn.execute(
                 select(consents)
@@ -480,12 +496,14 @@ async def withdraw(
         ).first()
         if row is None:
             raise NotFound("no such consent for this subject")
+        attempt.about(subject_id=subject_id, purpose=row.purpose)
         current = effective_status(_facts(row), now)
         if current not in (
             BasisStatus.GRANTED,
             BasisStatus.ACTIVE,
             BasisStatus.PENDING_CONFIRMATION,
         ):
+            attempt.reason = "consent_not_in_force"
             raise Conflict(f"the consent is {current.value}; nothing to withdraw")
         new_status = (
             BasisStatus.WITHDRAWN if row.basis == LawfulBasis.CONSENT.value else BasisStatus.ENDED
@@ -509,11 +527,7 @@ async def withdraw(
             conn,
             at=now,
             actor=actor,
-            action=(
-                AuditAction.SUBJECT_CONSENT_WITHDRAW
-                if actor.type == "subject"
-                else AuditAction.CONSENT_WITHDRAW
-            ),
+            action=action,
             decision=Decision.ALLOW,
             subject_id=subject_id,
             purpose=row.purpose,
@@ -569,7 +583,7 @@ async def list_bases(
     now = ctx.clock.now()
     async with audited_read(
         ctx, actor, AuditAction.CONSENT_LIST, at=now, subject_id=subject_id,
-        consent_id=consent_id,
+        consent_id=consent_id, not_found=DenyReason.SUBJECT_NOT_FOUND.value,
     ) as read:
         conn = read.conn
         subject = await load_subject(conn, subject_id)

@@ -436,9 +436,9 @@ async def collect_in(
     systems = []
     for e in events:
         fields = e.fields.split(",") if e.fields else []
+        if e.decision != Decision.ALLOW:
+            continue  # a denied read revealed nothing; a refused write changed nothing
         if e.action == AuditAction.LOOKUP:
-            if e.decision != Decision.ALLOW:
-                continue
             recipients.append(
                 {
                     "client": e.actor_id,

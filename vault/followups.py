@@ -37,6 +37,7 @@ from vault.audit import SYSTEM, Actor, AuditAction, Decision
 from vault.clock import as_utc
 from vault.decision import Deny, DenyReason
 from vault.errors import AccessDenied, Conflict, InvalidInput, NotFound
+from vault.integrity import audited_attempt
 from vault.storage.tables import contact_budgets, contacts, followups, subjects
 
 
@@ -205,12 +206,19 @@ async def create(
             errors.update({k.removeprefix("contact."): v for k, v in exc.errors.items()})
     if errors or window is None or spec is None:
         raise InvalidInput("the follow-up does not fit", errors)
-    if purpose not in client_purposes:
-        raise AccessDenied(DenyReason.PURPOSE_NOT_ALLOWED, "this client may not use this purpose")
     assert spec.channel is not None and spec.type is not None
     start, end = window
     followup_id = str(uuid.uuid4())
-    async with ctx.transaction() as conn:
+    # A refusal from here on is the client's attempt on the subject: audited (finding 6).
+    async with audited_attempt(
+        ctx, actor, AuditAction.FOLLOWUP_CREATE, at=now, subject_id=subject_id,
+        purpose=purpose, not_found=DenyReason.SUBJECT_NOT_FOUND.value,
+    ) as attempt:
+        if purpose not in client_purposes:
+            raise AccessDenied(
+                DenyReason.PURPOSE_NOT_ALLOWED, "this client may not use this purpose"
+            )
+        conn = attempt.conn
         status = (
             # Locked (PostgreSQL), so an erasure running now cannot delete the subject's
             # follow-ups before this one is written and leave it behind.
@@ -221,6 +229,9 @@ async def create(
         if status is None:
             raise NotFound("no such subject")
         if status != "active":
+            attempt.reason = (
+                DenyReason.SUBJECT_ERASED if status == "erased" else DenyReason.SUBJECT_RESTRICTED
+            ).value
             raise Conflict("the subject is erased or its processing is restricted")
         values = dict(
             id=followup_id,
@@ -416,15 +427,22 @@ async def _why_not(
 async def get(
     ctx: Any, actor: Actor, client_purposes: frozenset[str], followup_id: str
 ) -> Followup:
-    """One follow-up for a purpose the client may use (else `NotFound`); audited."""
+    """One follow-up for a purpose the client may use (else `NotFound`); audited, a refusal
+    too (with the subject and purpose of another purpose's follow-up, and the reason
+    `purpose_not_allowed` the client does not hear)."""
     now = ctx.clock.now()
     if not is_valid_id(followup_id):
         raise NotFound("no such follow-up")
-    async with ctx.transaction() as conn:
+    async with audited_attempt(ctx, actor, AuditAction.FOLLOWUP_READ, at=now) as attempt:
+        conn = attempt.conn
         row = (
             await conn.execute(select(followups).where(followups.c.id == followup_id))
         ).first()
-        if row is None or row.purpose not in client_purposes:
+        if row is None:
+            raise NotFound("no such follow-up")
+        if row.purpose not in client_purposes:  # the same 404 as an unknown id
+            attempt.about(subject_id=row.subject_id, purpose=row.purpose)
+            attempt.reason = DenyReason.PURPOSE_NOT_ALLOWED.value
             raise NotFound("no such follow-up")
         await audit.record(
             conn,

@@ -165,7 +165,7 @@ def changed_kinds(ctx: VaultContext, before: Row, fields: Mapping[str, str | Non
 
 async def end_sessions_in(conn: AsyncConnection, subject_id: str, now: datetime) -> int:
     """End every live self-service session of the subject (rows revoked: every node sees
-    it) and void its unused sign-in codes, which went to the address as it was."""
+    it) and void its unused sign-in codes and links, which went to the address as it was."""
     ended = await conn.execute(
         update(sessions)
         .where(sessions.c.subject_id == subject_id)

@@ -53,6 +53,7 @@ from vault.context import VaultContext
 from vault.crypto import seal_field
 from vault.decision import DenyReason
 from vault.errors import Conflict, InvalidInput
+from vault.integrity import audited_attempt
 from vault.policies import Channel, CommunicationType
 from vault.storage.tables import contact_preference_history, contact_preferences
 from vault.subjects import SubjectStatus, load_subject
@@ -446,9 +447,20 @@ async def set_preferences(
     _validate_evidence(evidence, ctx)
     assert evidence is not None
     now = ctx.clock.now()
-    async with ctx.transaction() as conn:
+    action = (
+        AuditAction.SUBJECT_PREFERENCES_SET
+        if source == "self_service"
+        else AuditAction.CLIENT_PREFERENCES_SET
+    )
+    # A refusal (unknown or erased subject) is audited too (finding 6).
+    async with audited_attempt(
+        ctx, actor, action, at=now, subject_id=subject_id,
+        not_found=DenyReason.SUBJECT_NOT_FOUND.value,
+    ) as attempt:
+        conn = attempt.conn
         subject = await load_subject(conn, subject_id, for_update=True)
         if subject.status == SubjectStatus.ERASED:
+            attempt.reason = DenyReason.SUBJECT_ERASED.value
             raise Conflict("the subject was erased")
         old = await load(conn, subject_id)
         version = (old.version if old is not None else 0) + 1
@@ -499,11 +511,7 @@ async def set_preferences(
             conn,
             at=now,
             actor=actor,
-            action=(
-                AuditAction.SUBJECT_PREFERENCES_SET
-                if source == "self_service"
-                else AuditAction.CLIENT_PREFERENCES_SET
-            ),
+            action=action,
             decision=Decision.ALLOW,
             subject_id=subject_id,
             # Names of the changed parts and catalogue ids only: no values, no free text.
@@ -552,20 +560,25 @@ async def _view(conn: AsyncConnection, subject_id: str) -> PreferencesView:
 
 async def get_preferences(ctx: VaultContext, actor: Actor, subject_id: str) -> PreferencesView:
     """The subject's preferences (None when never set) and their history, newest first.
-    The read is audited."""
+    The read is audited, a refused one (unknown subject) too."""
     now = ctx.clock.now()
-    async with ctx.transaction() as conn:
+    action = (
+        AuditAction.SUBJECT_PREFERENCES_READ
+        if actor.type == "subject"
+        else AuditAction.CLIENT_PREFERENCES_READ
+    )
+    async with audited_attempt(
+        ctx, actor, action, at=now, subject_id=subject_id,
+        not_found=DenyReason.SUBJECT_NOT_FOUND.value,
+    ) as attempt:
+        conn = attempt.conn
         await load_subject(conn, subject_id)
         view = await _view(conn, subject_id)
         await audit.record(
             conn,
             at=now,
             actor=actor,
-            action=(
-                AuditAction.SUBJECT_PREFERENCES_READ
-                if actor.type == "subject"
-                else AuditAction.CLIENT_PREFERENCES_READ
-            ),
+            action=action,
             decision=Decision.ALLOW,
             subject_id=subject_id,
         )

@@ -12,9 +12,15 @@ only as HMACs under a server key; addresses and IPs only as keyed digests. Every
 audited pseudonymously (subject id when known, never the address).
 
 Per customer, across its addresses, codes are limited and wrong codes lead to an
-escalating lockout (`vault.signin_limits`). A session opened through an e-mail address
-whose change is not yet confirmed is restricted (`vault.identity`): `session_subject`
-refuses it, `session_info` and `my_data` serve only the reduced overview.
+escalating lockout (`vault.signin_limits`). The lock keeps guessers out, but anyone can
+cause it, so it must not keep the customer out: while it holds, a request mails a one-time
+sign-in *link* to the stored e-mail address instead of a code (`open_link_session`). Its
+token has 256 bits, so it needs neither an attempt limit nor a lock; it is short-lived
+(`otp_minutes`), single use, stored only as an HMAC, and void once the address changes.
+Requests for known and unknown addresses still run the same statements and get the same
+answer. A session opened through an e-mail address whose change is not yet confirmed
+(by code or by link) is restricted (`vault.identity`): `session_subject` refuses it,
+`session_info` and `my_data` serve only the reduced overview.
 """
 
 from __future__ import annotations
@@ -63,6 +69,20 @@ CODE_DIGITS = 6
 RATE_WINDOW = timedelta(hours=1)
 #: How many access-log entries the subject's view shows (newest first).
 ACCESS_LOG_LIMIT = 200
+#: What the subject's access log lists, by audit action, and the kind it shows (labels:
+#: api/i18n.py `access_<kind>`). Default deny: an action not named here is not listed.
+#: Lookups by anyone (as always); the rest only when a client did it, since a DPO's work
+#: and the subject's own reads are not accesses by an internal system. A follow-up's use
+#: is listed through the lookup or recorded contact that used it.
+ACCESS_KINDS = {
+    AuditAction.LOOKUP: "lookup",
+    AuditAction.AUDIENCE_DRY_RUN: "audience_check",
+    AuditAction.CONTACT_RECORD: "contact_record",
+    AuditAction.CONSENT_LIST: "consents_read",
+    AuditAction.CLIENT_PREFERENCES_READ: "preferences_read",
+    AuditAction.FOLLOWUP_READ: "followup_read",
+    AuditAction.ACCESS_DENIED: "refused",
+}
 _CODE_RE = re.compile(rf"^[0-9]{{{CODE_DIGITS}}}$")
 _NOWHERE = "nobody@invalid"
 _TOKEN_MAX = 200
@@ -107,7 +127,9 @@ class ConsentView:
 
 @dataclass(frozen=True, slots=True)
 class AccessEntry:
-    """One read of the subject's contact data by an internal system (from the audit trail)."""
+    """One access of an internal system to the subject's data (from the audit trail): a
+    lookup, being counted in an audience check, a recorded contact, ... (`kind`, one of
+    `ACCESS_KINDS`' values)."""
 
     at: datetime
     client: str
@@ -118,6 +140,7 @@ class AccessEntry:
     fields: list[str]
     decision: str
     reason: str | None
+    kind: str = "lookup"
 
     def title(self, language: str) -> str | None:
         return self.title_de if language == "de" else self.title_en
@@ -145,6 +168,10 @@ def _keyed(ctx: VaultContext, label: str, value: str) -> str:
 
 def _code_hash(ctx: VaultContext, challenge_id: str, code: str) -> str:
     return _keyed(ctx, "otp", f"{challenge_id}\x00{code}")
+
+
+def _link_hash(ctx: VaultContext, token: str) -> str:
+    return _keyed(ctx, "link", token)
 
 
 def _new_code() -> str:
@@ -226,6 +253,55 @@ def code_mail(ctx: VaultContext, address: str, code: str, expires_at: datetime) 
     return msg
 
 
+_LINK_SUBJECT = "Ihr Anmeldelink / Your sign-in link"
+_LINK_BODY = (
+    "Guten Tag,\n\n"
+    "für Ihr Kundenkonto wurden zu oft falsche Codes eingegeben. Zu Ihrem Schutz ist die "
+    "Anmeldung mit Code deshalb bis {locked_de} UTC gesperrt. Sie selbst melden sich "
+    "stattdessen mit diesem Link im Datenschutz-Center an:\n\n    {link}\n\n"
+    "Er ist {minutes} Minuten gültig (bis {until_de} UTC) und nur einmal verwendbar. Geben "
+    "Sie ihn niemandem weiter. Wenn Sie keine Anmeldung angefordert haben, ignorieren Sie "
+    "diese E-Mail: Ohne diesen Link kann sich niemand anmelden.\n\n"
+    "-----\n\n"
+    "Hello,\n\n"
+    "wrong codes were entered for your customer account too often. For your protection, "
+    "signing in with a code is therefore locked until {locked_en} UTC. You can sign in to "
+    "the privacy centre with this link instead:\n\n    {link}\n\n"
+    "It is valid for {minutes} minutes (until {until_en} UTC) and works once. Do not share "
+    "it with anyone. If you did not ask to sign in, simply ignore this e-mail: nobody can "
+    "sign in without this link.\n"
+)
+
+
+def link_path(token: str) -> str:
+    """The privacy-centre page a sign-in link opens (a page with a button: mail scanners
+    open links, so opening it changes nothing)."""
+    return f"/privacy/sign-in-link/{token}"
+
+
+def link_mail(
+    ctx: VaultContext, address: str, token: str, expires_at: datetime, locked_until: datetime
+) -> EmailMessage:
+    """The bilingual (German, English) mail carrying a one-time sign-in link, sent instead
+    of a code while sign-in by code is locked."""
+    msg = EmailMessage()
+    msg["From"] = ctx.settings.mail_from
+    msg["To"] = address
+    msg["Subject"] = _LINK_SUBJECT
+    msg.set_content(
+        _LINK_BODY.format(
+            link=f"{ctx.settings.public_url}{link_path(token)}",
+            minutes=ctx.settings.otp_minutes,
+            until_de=expires_at.strftime("%d.%m.%Y, %H:%M"),
+            until_en=expires_at.strftime("%Y-%m-%d %H:%M"),
+            locked_de=locked_until.strftime("%d.%m.%Y, %H:%M"),
+            locked_en=locked_until.strftime("%Y-%m-%d %H:%M"),
+        )
+    )
+    msg["Content-Language"] = "de, en"
+    return msg
+
+
 # -- challenges --------------------------------------------------------------------------------
 
 
@@ -236,12 +312,10 @@ def _retry_after(count: int, oldest: datetime | None, limit: int, now: datetime)
     return max(1, int((oldest + RATE_WINDOW - now).total_seconds()) + 1)
 
 
-def _withheld(
-    settings: Any, subject_id: str | None, sent: int, locked: datetime | None
-) -> str | None:
-    """Why no code may be made for this request (the answer stays the same), or None."""
-    if locked is not None:
-        return "locked_out"
+def _withheld(settings: Any, subject_id: str | None, sent: int) -> str | None:
+    """Why no code may be made for this request (the answer stays the same), or None.
+    Links (while sign-in by code is locked) are not counted against the customer's hourly
+    codes, or a guesser could use those up; they are limited per address and per IP."""
     if subject_id is not None and sent >= settings.otp_per_subject_hour:
         return "subject_rate_limited"
     return None
@@ -265,8 +339,10 @@ async def start_challenge(
     still goes to the stored e-mail address; a subject without one receives nothing.
 
     Per customer (`vault.signin_limits`): past `otp_per_subject_hour` codes an hour over
-    all its addresses, or while its sign-in is locked after wrong codes, the answer is the
-    same but no code is made or sent (the challenge row is written without one).
+    all its addresses the answer is the same but no code is made or sent (the challenge row
+    is written without one). While its sign-in is locked after wrong codes, the row holds
+    a one-time sign-in link instead of a code, and the link is mailed (`link_mail`); an
+    unknown address locked alike gets the same row and no mail.
     """
     digest = _digest(ctx, kind, value)
     ip_hash = _keyed(ctx, "ip", client_ip or "unknown")
@@ -276,6 +352,8 @@ async def start_challenge(
     challenge_id = str(uuid.uuid4())
     code = _new_code()
     code_hash = _code_hash(ctx, challenge_id, code)  # also for unknown addresses: same work
+    link_token = secrets.token_urlsafe(32)
+    link_hash = _link_hash(ctx, link_token)
     expires_at = now + timedelta(minutes=settings.otp_minutes)
     actor = subject_actor(request_id)
     message: EmailMessage | None = None
@@ -333,13 +411,16 @@ async def start_challenge(
             # For every address alike, known or not: a 202 must not promise a code the
             # mailer cannot take now. `Unavailable` rolls back; nothing is written.
             await ctx.mailer.check()
-            withheld = _withheld(settings, subject_id, sent_to_subject, locked)
+            # While code sign-in is locked, a link is the customer's way in instead.
+            by_link = locked is not None
+            withheld = None if by_link else _withheld(settings, subject_id, sent_to_subject)
             await conn.execute(
                 insert(challenges).values(
                     id=challenge_id,
                     identifier_digest=digest,
                     subject_id=subject_id,
-                    code_hash=None if withheld else code_hash,
+                    code_hash=None if withheld or by_link else code_hash,
+                    link_hash=link_hash if by_link else None,
                     client_ip_hash=ip_hash,
                     created_at=now,
                     expires_at=expires_at,
@@ -351,7 +432,11 @@ async def start_challenge(
             if subject is not None:
                 address = decrypt_fields(ctx, subject, ("email",)).get("email")
             # Built in every case, so known and unknown addresses cost the same.
-            message = code_mail(ctx, address or _NOWHERE, code, expires_at)
+            if by_link:
+                assert locked is not None
+                message = link_mail(ctx, address or _NOWHERE, link_token, expires_at, locked)
+            else:
+                message = code_mail(ctx, address or _NOWHERE, code, expires_at)
             if subject is None:
                 reason = "ambiguous_identifier" if rows else "subject_not_found"
             elif withheld:
@@ -369,7 +454,7 @@ async def start_challenge(
                 subject_id=subject_id,
                 fields=["email"] if reason is None else None,
                 reason=reason,
-                detail={"kind": kind},
+                detail={"kind": kind, "sent": "link"} if by_link else {"kind": kind},
             )
             if reason is not None:
                 message = None
@@ -514,6 +599,115 @@ async def _count_wrong_code(
             reason="too_many_wrong_codes",
             detail={"until": until.isoformat(), "level": level},
         )
+
+
+# -- sign-in links ----------------------------------------------------------------------------
+
+_LINK_MESSAGE = "the sign-in link is unknown, has expired or was used already"
+
+
+def _live_link(ctx: VaultContext, token: str, now: datetime) -> Any:
+    """The condition of a link that may still open a session: known, unused, not expired,
+    and mailed to a customer (a link row for an unknown address is never usable)."""
+    return and_(
+        challenges.c.link_hash == _link_hash(ctx, token),
+        challenges.c.consumed_at.is_(None),
+        challenges.c.expires_at > now,
+        challenges.c.subject_id.is_not(None),
+    )
+
+
+def _link_shape(token: str) -> bool:
+    return isinstance(token, str) and 0 < len(token) <= _TOKEN_MAX
+
+
+async def link_usable(ctx: VaultContext, token: str) -> bool:
+    """Whether the link could open a session now (for its page, which changes nothing)."""
+    if not _link_shape(token):
+        return False
+    async with ctx.transaction() as conn:
+        row = (
+            await conn.execute(
+                select(challenges.c.id).where(_live_link(ctx, token, ctx.clock.now()))
+            )
+        ).first()
+    return row is not None
+
+
+async def open_link_session(
+    ctx: VaultContext, token: str, *, request_id: str | None = None
+) -> SessionToken:
+    """Exchange a sign-in link (mailed while sign-in by code is locked) for a session.
+
+    The link is consumed by one guarded UPDATE, so of two parallel uses one wins; an
+    unknown, expired, used or voided link (a change of the e-mail address voids it, as it
+    voids codes) and an erased customer all raise the same `Unauthenticated`. Audited like
+    a code sign-in (`subject:session:verify`, detail `kind=link`). The session is an
+    ordinary one: restricted through an unconfirmed new address (`session_info`). The
+    lock on codes stays: it is the guesser's, and the customer no longer depends on it;
+    clearing it would hand the guesser a fresh count at the lowest level."""
+    now = ctx.clock.now()
+    session_token = secrets.token_urlsafe(32)
+    session_expires = now + timedelta(minutes=ctx.settings.self_session_minutes)
+    opened: str | None = None
+    named: str | None = None
+    async with ctx.transaction() as conn:
+        row = None
+        if _link_shape(token):
+            row = (
+                await conn.execute(
+                    update(challenges)
+                    .where(_live_link(ctx, token, now))
+                    .values(consumed_at=now)
+                    .returning(challenges.c.subject_id)
+                )
+            ).first()
+            if row is None:  # name the customer of a used or expired link in the trail
+                named = (
+                    await conn.execute(
+                        select(challenges.c.subject_id).where(
+                            challenges.c.link_hash == _link_hash(ctx, token)
+                        )
+                    )
+                ).scalar_one_or_none()
+        if row is not None:
+            named = row.subject_id
+            status = (
+                await conn.execute(select(subjects.c.status).where(subjects.c.id == named))
+            ).scalar_one_or_none()
+            if status not in (None, SubjectStatus.ERASED):
+                opened = named
+        if opened is not None:
+            # One sign-in voids the other codes and links mailed for the customer.
+            await conn.execute(
+                update(challenges)
+                .where(challenges.c.subject_id == opened)
+                .where(challenges.c.consumed_at.is_(None))
+                .values(consumed_at=now)
+            )
+            await conn.execute(
+                insert(sessions).values(
+                    token_hash=_keyed(ctx, "session", session_token),
+                    subject_id=opened,
+                    created_at=now,
+                    expires_at=session_expires,
+                    revoked_at=None,
+                    channel="link",
+                )
+            )
+        await audit.record(
+            conn,
+            at=now,
+            actor=subject_actor(request_id),
+            action=AuditAction.SELF_SESSION_VERIFY,
+            decision=Decision.ALLOW if opened else Decision.DENY,
+            subject_id=named,
+            reason=None if opened else "invalid_link",
+            detail={"kind": "link"},
+        )
+    if opened is None:
+        raise Unauthenticated(_LINK_MESSAGE, "invalid_link")
+    return SessionToken(token=session_token, subject_id=opened, expires_at=session_expires)
 
 
 # -- sessions ----------------------------------------------------------------------------------
@@ -681,6 +875,15 @@ def _consent_view(ctx: VaultContext, row: Any, now: datetime) -> ConsentView:
     )
 
 
+_LISTED_ACCESS = or_(
+    audit_events.c.action == str(AuditAction.LOOKUP),
+    and_(
+        audit_events.c.action.in_([str(a) for a in ACCESS_KINDS if a != AuditAction.LOOKUP]),
+        audit_events.c.actor_type == "client",
+    ),
+)
+
+
 def _access_entry(ctx: VaultContext, row: Any) -> AccessEntry:
     purpose = ctx.catalogue.get(row.purpose) if row.purpose else None
     return AccessEntry(
@@ -693,6 +896,7 @@ def _access_entry(ctx: VaultContext, row: Any) -> AccessEntry:
         fields=[f for f in (row.fields or "").split(",") if f],
         decision=row.decision,
         reason=row.reason,
+        kind=ACCESS_KINDS[AuditAction(row.action)],
     )
 
 
@@ -704,8 +908,9 @@ async def my_data(
     restriction: identity.Restriction | None = None,
 ) -> SelfView:
     """Everything the privacy centre shows a signed-in subject: contact data, consents with
-    where and when they were given, and who read the contact data (allowed or denied
-    lookups, from the audit trail). Audited as a self-read in the same transaction.
+    where and when they were given, and which internal system accessed the data (allowed
+    or denied, from the audit trail: `ACCESS_KINDS`). Audited as a self-read in the same
+    transaction.
 
     For a session under `restriction` (opened through an e-mail address whose change is
     not confirmed, `vault.identity`) only the consents' titles and statuses: no contact
@@ -731,7 +936,7 @@ async def my_data(
             await conn.execute(
                 select(audit_events)
                 .where(audit_events.c.subject_id == subject_id)
-                .where(audit_events.c.action == str(AuditAction.LOOKUP))
+                .where(_LISTED_ACCESS)
                 .order_by(audit_events.c.seq.desc())
                 .limit(ACCESS_LOG_LIMIT)
             )
@@ -783,6 +988,7 @@ async def withdraw_consent(
 
 
 __all__ = [
+    "ACCESS_KINDS",
     "ACCESS_LOG_LIMIT",
     "AccessEntry",
     "ConsentView",
@@ -792,7 +998,11 @@ __all__ = [
     "SessionToken",
     "code_mail",
     "end_session",
+    "link_mail",
+    "link_path",
+    "link_usable",
     "my_data",
+    "open_link_session",
     "purge_expired",
     "refuse_restricted",
     "session_info",

@@ -12,8 +12,14 @@ every node sees the same numbers:
   `otp_lockout_minutes` (15 min), after the next as many for the second (1 h), then the
   third (24 h), which repeats. While locked, no code is sent and even a right code is
   refused with the ordinary wrong-code error; wrong codes then do not count, so guessing
-  on does not prolong the lock. A successful sign-in, or a day without a wrong code after
-  the lock ended, starts over.
+  on does not prolong the lock. A successful sign-in by code, or a day without a wrong
+  code after the lock ended, starts over.
+
+Anyone who knows an address can cause the lock, so it must not keep the customer out: while
+it holds, a code request mails a one-time sign-in link to the stored e-mail address instead
+(`vault.selfservice.open_link_session`). A guesser never sees that mailbox, and the link's
+256-bit token needs no attempt limit. Signing in by link leaves the lock (and its level) in
+place: the lock is the guesser's, and clearing it would give the guesser a fresh count.
 
 Enumeration: the lock is keyed by the subject id, or, for an address that belongs to no
 subject, by the address's digest. Known and unknown addresses thus run the same statements,

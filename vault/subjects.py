@@ -36,7 +36,9 @@ from vault.contact import (
 )
 from vault.context import VaultContext
 from vault.crypto import IndexMismatch, IntegrityCheckFailed, open_field, seal_field
+from vault.decision import DenyReason
 from vault.errors import Conflict, InvalidInput, NotFound, Unavailable
+from vault.integrity import audited_attempt
 from vault.storage.tables import subjects
 
 #: Blind-indexed identifier fields and their index columns.
@@ -183,15 +185,25 @@ async def load_subject(conn: AsyncConnection, subject_id: str, *, for_update: bo
 async def rectify_contact(
     ctx: VaultContext, actor: Actor, subject_id: str, changes: Mapping[str, Any]
 ) -> list[str]:
-    """Replace (or clear, with None) the given fields; returns the changed field names."""
+    """Replace (or clear, with None) the given fields; returns the changed field names.
+
+    A refusal (unknown subject, erased subject, a stored field that does not open, so
+    nothing is re-sealed over tampered data) is rolled back and then audited as a denial of
+    `client:contact:rectify` in a transaction of its own (`vault.integrity.audited_attempt`);
+    a failed check is raised as `IntegrityFailure`."""
     fields = normalise_contact(changes)
     if not fields:
         raise InvalidInput("no field to change", {"body": "is empty"})
     now = ctx.clock.now()
     try:
-        async with ctx.transaction() as conn:
+        async with audited_attempt(
+            ctx, actor, AuditAction.CONTACT_RECTIFY, at=now, subject_id=subject_id,
+            fields=sorted(fields), not_found=DenyReason.SUBJECT_NOT_FOUND.value,
+        ) as attempt:
+            conn = attempt.conn
             row = await load_subject(conn, subject_id, for_update=True)
             if row.status == SubjectStatus.ERASED:
+                attempt.reason = DenyReason.SUBJECT_ERASED.value
                 raise Conflict("the subject was erased")
             dek = ctx.deks.dek(subject_id, row.kek_version, row.wrapped_dek)
             values = resealed_columns(ctx, row, dek, fields)

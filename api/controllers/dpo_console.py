@@ -43,7 +43,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import select
 
 from api.deps import Vault
-from api.i18n import TEXTS, pick_language
+from api.i18n import TEXTS, N_, format_datetime, format_number, pick_language
 from vault import (
     audit,
     audit_chain,
@@ -229,22 +229,20 @@ def clear_session_cookie(request: Request[Any, Any, Any]) -> Cookie:
 
 
 def fmt_for(lang: str):  # type: ignore[no-untyped-def]
+    """Times on the console to the second (audit work), dates as the language writes them."""
+
     def fmt(value: datetime | None, date_only: bool = False) -> str:
         value = as_utc(value)
         if value is None:
             return "–"
-        if lang == "de":
-            return value.strftime("%d.%m.%Y" if date_only else "%d.%m.%Y %H:%M:%S")
-        return value.strftime("%Y-%m-%d" if date_only else "%Y-%m-%d %H:%M:%S")
+        return format_datetime(value, lang, "date" if date_only else "seconds")
 
     return fmt
 
 
 def _period_for(lang: str, bucket: str):  # type: ignore[no-untyped-def]
     def period(start: datetime) -> str:
-        if bucket == "hour":
-            return start.strftime("%d.%m. %H:00" if lang == "de" else "%m-%d %H:00")
-        return start.strftime("%d.%m.%Y" if lang == "de" else "%Y-%m-%d")
+        return format_datetime(start, lang, "hour" if bucket == "hour" else "day")
 
     return period
 
@@ -253,9 +251,7 @@ def _axis_for(lang: str, bucket: str):  # type: ignore[no-untyped-def]
     """Short labels for a chart's time axis."""
 
     def axis(start: datetime) -> str:
-        if bucket == "hour":
-            return start.strftime("%d.%m. %H h" if lang == "de" else "%m-%d %H:00")
-        return start.strftime("%d.%m." if lang == "de" else "%m-%d")
+        return format_datetime(start, lang, "hour_axis" if bucket == "hour" else "day_axis")
 
     return axis
 
@@ -334,7 +330,7 @@ def _message(
     request: Request[Any, Any, Any],
     status: int,
     text_key: str,
-    heading_key: str = "dpo_error_title",
+    heading_key: str = N_("dpo_error_title"),
 ) -> Template:
     t = TEXTS[pick_language(request)]
     return page(
@@ -387,20 +383,20 @@ def page_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
     if isinstance(exc, SignInRequired):
         return _to_signin(request, expired=exc.expired)
     if isinstance(exc, PermissionDeniedException):
-        return _message(request, 403, "dpo_error_csrf")
+        return _message(request, 403, N_("dpo_error_csrf"))
     if isinstance(exc, NotFound):
-        return _message(request, 404, "dpo_error_not_found")
+        return _message(request, 404, N_("dpo_error_not_found"))
     if isinstance(exc, HTTPException) and exc.status_code == 404:
-        return _message(request, 404, "dpo_error_not_found")
+        return _message(request, 404, N_("dpo_error_not_found"))
     if isinstance(exc, Unavailable):
         log.error("unavailable", error=type(exc.__cause__).__name__ if exc.__cause__ else None)
-        return _message(request, 503, "dpo_error_unavailable")
+        return _message(request, 503, N_("dpo_error_unavailable"))
     if isinstance(exc, HTTPException) and exc.status_code < 500:
-        return _message(request, exc.status_code, "dpo_error_not_found")
+        return _message(request, exc.status_code, N_("dpo_error_not_found"))
     if isinstance(exc, VaultError):
-        return _message(request, 400, "dpo_error_not_found")
+        return _message(request, 400, N_("dpo_error_not_found"))
     log.error("unhandled_error", error=type(exc).__name__)
-    return _message(request, 500, "dpo_error_unavailable")
+    return _message(request, 500, N_("dpo_error_unavailable"))
 
 
 def _form_text(value: Any, limit: int) -> str:
@@ -820,7 +816,9 @@ class DpoConsoleController(Controller):
             form=form,
             access=access,
             access_total=t["dpo_access_total"].format(
-                total=access.total, allowed=access.allowed, denied=access.denied
+                total=format_number(access.total, lang),
+                allowed=format_number(access.allowed, lang),
+                denied=format_number(access.denied, lang),
             ),
             access_chart=access_chart,
             consent_charts=charts,
@@ -915,9 +913,9 @@ class DpoConsoleController(Controller):
             report=report,
             intro=t["dpo_contacts_intro"].format(
                 month=report.month,
-                basket=f"{report.basket:g}",
-                total=report.total_contacts,
-                points=f"{report.total_points:g}",
+                basket=format_number(report.basket, lang),
+                total=format_number(report.total_contacts, lang),
+                points=format_number(report.total_points, lang),
             ),
             sections=sections,
             limits=limits,
@@ -928,9 +926,9 @@ class DpoConsoleController(Controller):
             preferences_chart=pref_chart,
             preference_share=(
                 t["dpo_pref_share"].format(
-                    n=prefs.customers_with_preferences,
-                    total=prefs.customers,
-                    percent=f"{prefs.share * 100:.1f}",
+                    n=format_number(prefs.customers_with_preferences, lang),
+                    total=format_number(prefs.customers, lang),
+                    percent=format_number(prefs.share * 100, lang, 1),
                 )
                 if prefs
                 else ""

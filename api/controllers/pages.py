@@ -10,7 +10,7 @@ from litestar.response import Template
 
 from api.deps import Vault
 from api.auth import actor_of
-from api.i18n import TEXTS, pick_language
+from api.i18n import TEXTS, N_, pick_language
 from api.openapi_docs import PUBLIC, problems
 from api.schemas import ConfirmRequest, ConsentOut
 from api.controllers.consents import consent_out
@@ -28,16 +28,25 @@ def _subject_actor(request: Request[Any, Any, Any]) -> Actor:
     )
 
 
+#: The title and text of each message page.
+_MESSAGES = {
+    "invalid": (N_("invalid_title"), N_("invalid_text")),
+    "unavailable": (N_("unavailable_title"), N_("unavailable_text")),
+    "confirmed": (N_("confirmed_title"), N_("confirmed_text")),
+}
+
+
 def _message(lang: str, key: str, status: int = 200) -> Template:
     t = TEXTS[lang]
+    title, text = _MESSAGES[key]
     return Template(
         template_name="message.html",
         context={
             "lang": lang,
             "t": t,
-            "title": t[f"{key}_title"],
-            "heading": t[f"{key}_title"],
-            "text": t[f"{key}_text"],
+            "title": t[title],
+            "heading": t[title],
+            "text": t[text],
         },
         status_code=status,
     )

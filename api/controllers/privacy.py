@@ -30,6 +30,8 @@ from api.controllers.preferences import form_document as preference_form
 from api.controllers.preferences import form_errors as preference_errors
 from api.controllers.preferences import page_context as preference_page
 from api.controllers.selfservice import (
+    access_label,
+    access_outcome,
     link_actor,
     operation_of,
     restriction_text,
@@ -41,7 +43,7 @@ from api.controllers.selfservice import (
 )
 from api.deps import Vault
 from api.export_view import render_html
-from api.i18n import TEXTS, pick_language
+from api.i18n import TEXTS, N_, format_datetime, pick_language
 from api.schemas import UUID_PATTERN
 from vault import followups, identity, preferences, selfservice
 from vault.clock import as_utc
@@ -105,9 +107,7 @@ def _fmt(lang: str):  # type: ignore[no-untyped-def]
         value = as_utc(value)
         if value is None:
             return "–"
-        if lang == "de":
-            return value.strftime("%d.%m.%Y" if date_only else "%d.%m.%Y, %H:%M UTC")
-        return value.strftime("%Y-%m-%d" if date_only else "%Y-%m-%d %H:%M UTC")
+        return format_datetime(value, lang, "date" if date_only else "minutes", utc=not date_only)
 
     return fmt
 
@@ -232,22 +232,22 @@ def page_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
     """Errors on the pages are pages too (the JSON API keeps problem+json)."""
     t = TEXTS[pick_language(request)]
     if isinstance(exc, PermissionDeniedException):
-        return _message(request, 403, "pc_error_csrf_title", t["pc_error_csrf_text"])
+        return _message(request, 403, N_("pc_error_csrf_title"), t["pc_error_csrf_text"])
     if isinstance(exc, Unauthenticated):
         return _to_privacy(request, "expired")
     if isinstance(exc, AccessDenied) and exc.reason == identity.REFUSED_REASON:
         return _message(
-            request, 403, "pc_identity_refused_title", t["pc_identity_restricted_heading"]
+            request, 403, N_("pc_identity_refused_title"), t["pc_identity_restricted_heading"]
         )
     if isinstance(exc, NotFound):
-        return _message(request, 404, "pc_not_found_title", t["pc_not_found_text"])
+        return _message(request, 404, N_("pc_not_found_title"), t["pc_not_found_text"])
     if isinstance(exc, Conflict):
-        return _message(request, 409, "pc_error_title", t["pc_error_conflict"])
+        return _message(request, 409, N_("pc_error_title"), t["pc_error_conflict"])
     if isinstance(exc, InvalidInput):
-        return _message(request, 422, "pc_error_title", t["pc_error_conflict"])
+        return _message(request, 422, N_("pc_error_title"), t["pc_error_conflict"])
     if isinstance(exc, HTTPException) and exc.status_code < 500:
-        return _message(request, exc.status_code, "pc_error_title", t["pc_error_conflict"])
-    return _message(request, 503, "unavailable_title", t["unavailable_text"])
+        return _message(request, exc.status_code, N_("pc_error_title"), t["pc_error_conflict"])
+    return _message(request, 503, N_("unavailable_title"), t["unavailable_text"])
 
 
 def _form_value(form: Any, name: str, limit: int = 320) -> str:
@@ -313,6 +313,8 @@ class PrivacyController(Controller):
             error=error,
             restricted=restricted,
             session_minutes=vault.settings.self_session_minutes,
+            access_label=lambda entry: access_label(lang, entry),
+            access_outcome=lambda entry: access_outcome(lang, entry),
         )
 
     @post("/sign-in", operation_id="privacySignIn", status_code=200)
@@ -513,7 +515,7 @@ class PrivacyController(Controller):
             notice = await identity.peek_notice(vault, token)
         except NotFound:
             return _message(
-                request, 404, "pc_identity_invalid_title", t["pc_identity_invalid_text"]
+                request, 404, N_("pc_identity_invalid_title"), t["pc_identity_invalid_text"]
             )
         what = t["pc_identity_what_" + "_".join(notice.kinds)]
         return _page(
@@ -533,12 +535,12 @@ class PrivacyController(Controller):
             await identity.confirm_by_token(vault, link_actor(request), token)
         except NotFound:
             return _message(
-                request, 410, "pc_identity_invalid_title", t["pc_identity_invalid_text"]
+                request, 410, N_("pc_identity_invalid_title"), t["pc_identity_invalid_text"]
             )
         except Conflict:
-            return _message(request, 409, "pc_error_title", t["pc_identity_conflict_text"])
+            return _message(request, 409, N_("pc_error_title"), t["pc_identity_conflict_text"])
         return _message(
-            request, 200, "pc_identity_confirmed_title", t["pc_identity_confirmed_text"]
+            request, 200, N_("pc_identity_confirmed_title"), t["pc_identity_confirmed_text"]
         )
 
     @post("/identity/{token:str}/object", operation_id="privacyIdentityObject", status_code=200)
@@ -550,9 +552,36 @@ class PrivacyController(Controller):
             await identity.object_by_token(vault, link_actor(request), token)
         except NotFound:
             return _message(
-                request, 410, "pc_identity_invalid_title", t["pc_identity_invalid_text"]
+                request, 410, N_("pc_identity_invalid_title"), t["pc_identity_invalid_text"]
             )
-        return _message(request, 200, "pc_identity_objected_title", t["pc_identity_objected_text"])
+        return _message(
+            request, 200, N_("pc_identity_objected_title"), t["pc_identity_objected_text"]
+        )
+
+    @get("/sign-in-link/{token:str}", operation_id="privacySignInLink")
+    async def sign_in_link_page(
+        self, request: Request[Any, Any, Any], vault: Vault, token: FromPath[str]
+    ) -> Template:
+        """The link mailed while sign-in by code is locked: a page with one button. Opening
+        it changes nothing (mail scanners open links); the button posts, CSRF-protected."""
+        if not await selfservice.link_usable(vault, token):
+            t = TEXTS[pick_language(request)]
+            return _message(request, 404, N_("pc_link_invalid_title"), t["pc_link_invalid_text"])
+        return _page(request, "privacy_link.html", N_("pc_link_heading"), token=token)
+
+    @post("/sign-in-link/{token:str}", operation_id="privacySignInByLink", status_code=303)
+    async def sign_in_by_link(
+        self, request: Request[Any, Any, Any], vault: Vault, token: FromPath[str]
+    ) -> Response[Any]:
+        try:
+            session = await selfservice.open_link_session(
+                vault, token, request_id=request_id_of(request)
+            )
+        except Unauthenticated:
+            t = TEXTS[pick_language(request)]
+            return _message(request, 410, N_("pc_link_invalid_title"), t["pc_link_invalid_text"])
+        max_age = vault.settings.self_session_minutes * 60
+        return _to_privacy(request, cookies=[session_cookie(request, session.token, max_age)])
 
     @get("/preferences", operation_id="privacyPreferences")
     async def preferences_page(self, request: Request[Any, Any, Any], vault: Vault) -> Template:

@@ -14,7 +14,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
 from api.deps import Vault
-from api.i18n import TEXTS, pick_language
+from api.i18n import TEXTS, format_datetime, pick_language
 from api.openapi_docs import PUBLIC, problems
 from api.schemas import (
     IdentityTokenIn,
@@ -61,7 +61,8 @@ _SELF_DESCRIPTIONS = {
 
 ACCEPTED_DETAIL = (
     "If the address belongs to a customer, a code has been sent to the e-mail address we "
-    "have on file. It is valid for a few minutes."
+    "have on file. It is valid for a few minutes. While sign-in by code is locked after "
+    "too many wrong codes, that mail carries a one-time sign-in link instead."
 )
 
 
@@ -135,8 +136,7 @@ def restriction_text(lang: str, restriction: Restriction) -> str:
     t = TEXTS[lang]
     if restriction.until is None:
         return t["pc_identity_restricted_objected"]
-    pattern = "%d.%m.%Y, %H:%M UTC" if lang == "de" else "%Y-%m-%d %H:%M UTC"
-    when = restriction.until.strftime(pattern)
+    when = format_datetime(restriction.until, lang, utc=True)
     return t["pc_identity_restricted_text"].format(until=when)
 
 
@@ -190,6 +190,20 @@ def followup_json(vault: VaultContext, f: followups.Followup) -> SelfFollowup:
     )
 
 
+def access_label(lang: str, entry: AccessEntry) -> str:
+    """What the access was, for the customer: its kind, naming the client, never a value."""
+    return TEXTS[lang]["access_" + entry.kind].format(client=entry.client)
+
+
+def access_outcome(lang: str, entry: AccessEntry) -> str:
+    """The outcome in the kind's words where "released" would be wrong (an audience check
+    released nothing: it counted the customer as reachable or not)."""
+    t = TEXTS[lang]
+    return t.get(f"decision_{entry.kind}_{entry.decision}") or t.get(
+        "decision_" + entry.decision, entry.decision
+    )
+
+
 def access_json(a: AccessEntry) -> SelfAccess:
     return SelfAccess(
         at=a.at,
@@ -199,6 +213,8 @@ def access_json(a: AccessEntry) -> SelfAccess:
         fields=a.fields,
         decision=a.decision,
         reason=a.reason,
+        kind=a.kind,
+        label=LocalText(de=access_label("de", a), en=access_label("en", a)),
     )
 
 
@@ -274,7 +290,9 @@ class SelfSessionController(Controller):
         description=(
             "Give exactly one of `email` or `phone`. If a customer has that address, a code "
             "is mailed to the e-mail address the vault has on file (also for `phone`). The "
-            "answer is the same either way. Limited per address and per client IP (429)."
+            "answer is the same either way. Limited per address and per client IP (429). "
+            "While the customer's sign-in by code is locked after too many wrong codes, the "
+            "mail carries a one-time sign-in link to the privacy centre instead of a code."
         ),
         status_code=202,
         security=PUBLIC,

@@ -55,9 +55,10 @@ class SubjectController(Controller):
             "customer's privacy-centre sessions, is mailed to the previous e-mail address "
             "(503 and nothing changes when that mail cannot be handed over) and, for a "
             "cooling-off period, gives a session through the new e-mail address no contact "
-            "data and no actions unless the previous address or a DPO confirms it."
+            "data and no actions unless the previous address or a DPO confirms it. A stored "
+            "field that fails its integrity check is not re-sealed: 500, audited."
         ),
-        responses=problems(*AUTHED, 404, 409, 413, 422),
+        responses=problems(*AUTHED, 404, 409, 413, 422, 500),
     )
     async def rectify(
         self,

@@ -309,3 +309,28 @@ async def test_readable_export_shows_preferences_and_followups_in_german_and_eng
     empty = render_export_html(await build_export(vault, DPO, bare), "en")
     assert "You have not set any contact preferences." in empty
     assert "No follow-ups are agreed." in empty
+
+
+async def test_export_sources_leave_out_a_refused_rectification(vault, clock):
+    """A rectification refused over a field that did not open (its denial is on record) is
+    not a source of the data: once the field is whole again, the export names the system
+    that stored the data and no "rectified"."""
+    from sqlalchemy import select, update
+
+    from vault.errors import IntegrityFailure
+    from vault.storage.tables import subjects
+    from vault.subjects import rectify_contact
+
+    sid, *_ = await _rich_subject(vault, clock)
+    async with vault.engine.begin() as conn:
+        good = (await conn.execute(select(subjects.c.name_ct).where(subjects.c.id == sid)))
+        good = good.scalar_one()
+        bad = good[:-1] + bytes([good[-1] ^ 1])
+        await conn.execute(update(subjects).where(subjects.c.id == sid).values(name_ct=bad))
+    with pytest.raises(IntegrityFailure):
+        await rectify_contact(vault, WRITER, sid, {"phone": "+49305555555"})
+    async with vault.engine.begin() as conn:
+        await conn.execute(update(subjects).where(subjects.c.id == sid).values(name_ct=good))
+    doc = await build_export(vault, DPO, sid)
+    kinds = [s["kind"] for s in doc["sources"] if "kind" in s]
+    assert "rectified" not in kinds and "stored" in kinds

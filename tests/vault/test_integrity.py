@@ -259,13 +259,41 @@ async def test_a_write_does_not_launder_a_replayed_ciphertext(vault):
     """A rectification re-seals the other fields only if they open at the current revision:
     over a replayed older ciphertext it refuses and changes nothing, so the old value never
     becomes valid under a new revision."""
-    from vault.crypto import IntegrityCheckFailed
-
     _, sid = await _customer(vault, 421)
     old = (await _row(vault, sid)).name_ct
     await rectify_contact(vault, WRITER, sid, {"phone": "+49301111111"})
     await _write(vault, sid, name_ct=old)
     before = await _row(vault, sid)
-    with pytest.raises(IntegrityCheckFailed):
-        await rectify_contact(vault, WRITER, sid, {"phone": "+49302222222"})
+    await _refused(rectify_contact(vault, WRITER, sid, {"phone": "+49302222222"}))
     assert await _row(vault, sid) == before
+
+
+async def test_a_refused_rectification_is_an_audited_denial(vault):
+    """A rectification that meets a field that does not open is refused with the vault's
+    integrity failure, and the refusal is on record: a committed `client:contact:rectify`
+    denial with reason `integrity_error` naming the subject and the fields asked for."""
+    _, sid = await _customer(vault, 422)
+    await _write(vault, sid, name_ct=_flip((await _row(vault, sid)).name_ct))
+    before = await _row(vault, sid)
+    await _refused(rectify_contact(vault, WRITER, sid, {"phone": "+49303333333"}))
+    assert await _row(vault, sid) == before
+    (event,) = await _integrity_events(vault, AuditAction.CONTACT_RECTIFY)
+    assert (event["subject_id"], event["decision"], event["fields"]) == (sid, "deny", "phone")
+    assert event["actor_id"] == WRITER.id and "+49303333333" not in json.dumps(event, default=str)
+
+
+async def test_a_refused_rectification_fails_closed_without_its_denial(vault):
+    """When the denial cannot be written either, the rectification still changes nothing
+    and the caller hears that the vault is unavailable, not a success."""
+    from tests.vault.test_audit_fail_closed import audit_down
+    from vault.errors import Unavailable
+
+    _, sid = await _customer(vault, 423)
+    await _write(vault, sid, name_ct=_flip((await _row(vault, sid)).name_ct))
+    before = await _row(vault, sid)
+    events = len(await audit_rows(vault))
+    async with audit_down(vault):
+        with pytest.raises(Unavailable):
+            await rectify_contact(vault, WRITER, sid, {"phone": "+49303333333"})
+    assert await _row(vault, sid) == before
+    assert len(await audit_rows(vault)) == events

@@ -154,10 +154,16 @@ async def test_rectify_external_ref_to_a_taken_one_is_a_conflict(vault):
 
 
 async def test_rectify_unknown_subject_is_not_found(vault):
-    """Rectifying a subject that does not exist is NotFound and writes no audit event."""
+    """Rectifying a subject that does not exist is NotFound, and the refused attempt is on
+    record as one denial (`subject_not_found`) naming the field, never its value."""
+    sid = str(uuid.uuid4())
     with pytest.raises(NotFound):
-        await rectify_contact(vault, WRITER, str(uuid.uuid4()), {"name": "Erika Mustermann"})
-    assert await _audit(vault) == []
+        await rectify_contact(vault, WRITER, sid, {"name": "Erika Mustermann"})
+    (event,) = await _audit(vault)
+    assert (event.action, event.subject_id, event.decision, event.reason, event.fields) == (
+        "client:contact:rectify", sid, "deny", "subject_not_found", "name"
+    )
+    assert "Erika" not in repr(tuple(event))
 
 
 async def test_rectify_with_nothing_to_change_is_refused(vault):

@@ -260,6 +260,9 @@ class SelfServiceChallenge(Base):
     #: Indexed (migration 0012): codes are also limited per subject, across its addresses.
     subject_id: Mapped[str | None] = mapped_column(String(36), index=True)
     code_hash: Mapped[str | None] = mapped_column(String(64))
+    #: HMAC of the one-time sign-in link mailed instead of a code while the customer's
+    #: code sign-in is locked (migration 0014; `vault.selfservice.open_link_session`).
+    link_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
     client_ip_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(TZ, index=True)
     expires_at: Mapped[datetime] = mapped_column(TZ)

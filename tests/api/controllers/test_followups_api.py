@@ -136,7 +136,8 @@ async def test_parallel_lookups_use_one_followup_exactly_once(vault, clock):
 
 async def test_bad_input_is_problem_json_and_changes_nothing(vault, clock):
     """Malformed or rule-breaking follow-ups, a foreign purpose, a wrong role, a bad follow-up
-    id in a lookup and a follow-up in a batch are refused as problem+json; nothing is stored."""
+    id in a lookup and a follow-up in a batch are refused as problem+json; nothing is stored,
+    and only the refused attempts on a subject or by role are on record."""
     async with api(vault) as http:
         writer, shop, sid, _, _ = await _setup(vault, http, clock, 804)
         rows, events = await _count(vault, followups), await _count(vault, audit_events)
@@ -173,8 +174,9 @@ async def test_bad_input_is_problem_json_and_changes_nothing(vault, clock):
         assert_problem(await http.get("/v1/followups?cursor=bm9wZW5vcGVub3Bl",
                                       headers=bearer(shop)), 422)
     assert await _count(vault, followups) == rows
-    # Only the wrong role's refusal is on record (api/auth.py audits role refusals).
-    assert await _count(vault, audit_events) == events + 1
+    # On record: the foreign purpose (403), the unknown subject (404) and the wrong role's
+    # refusal (api/auth.py); malformed input reached no subject and is not an attempt.
+    assert await _count(vault, audit_events) == events + 3
 
 
 async def test_listing_due_followups_is_limited_to_the_clients_purposes(vault, clock):
@@ -283,3 +285,49 @@ async def test_overdue_followups_show_in_the_dpo_console_and_the_report(vault, c
     dump = " ".join(str(tuple(r)) for r in rows)
     for value in (p["email"], p["phone"], p["name"], p["postal_address"]["street"]):
         assert value not in dump
+
+
+async def _denials(vault, action: str) -> list[tuple]:
+    async with vault.engine.connect() as conn:
+        rows = (await conn.execute(
+            select(audit_events.c.subject_id, audit_events.c.purpose, audit_events.c.reason,
+                   audit_events.c.actor_id)
+            .where(audit_events.c.action == action, audit_events.c.decision == "deny")
+            .order_by(audit_events.c.seq)
+        )).all()
+    return [tuple(r) for r in rows]
+
+
+async def test_refused_followup_attempts_are_audited(vault, clock):
+    """A follow-up for a purpose the client does not hold (403), for an unknown subject (404)
+    or an erased one (409), and reading a follow-up of another client's purpose or an unknown
+    one (404), each leave a committed denial naming the reason; nothing is stored."""
+    from vault.audit import Actor
+    from vault.erasure import erase_subject
+
+    unknown = "00000000-0000-4000-8000-000000000000"
+    async with api(vault) as http:
+        writer, shop, sid, _, f = await _setup(vault, http, clock, 808)
+        gone, _ = await seed_subject(vault, 809)
+        await erase_subject(vault, Actor("dpo", "dpo-office"), gone)
+        rows = await _count(vault, followups)
+        for body, status in (
+            ({**_body(sid, clock), "purpose": "offers.phone"}, 403),
+            (_body(unknown, clock), 404),
+            (_body(gone, clock), 409),
+        ):
+            r = await http.post("/v1/followups", json=body, headers=bearer(writer))
+            assert_problem(r, status)
+        other = await client_key(vault, "newsletter", "lookup", ["newsletter.email"])
+        assert_problem(await http.get(f"/v1/followups/{f['id']}", headers=bearer(other)), 404)
+        assert_problem(await http.get(f"/v1/followups/{unknown}", headers=bearer(other)), 404)
+    assert await _count(vault, followups) == rows
+    assert await _denials(vault, "client:followup:create") == [
+        (sid, "offers.phone", "purpose_not_allowed", "crm"),
+        (unknown, "order.delivery", "subject_not_found", "crm"),
+        (gone, "order.delivery", "subject_erased", "crm"),
+    ]
+    assert await _denials(vault, "client:followup:read") == [
+        (sid, "order.delivery", "purpose_not_allowed", "newsletter"),
+        (None, None, "not_found", "newsletter"),
+    ]

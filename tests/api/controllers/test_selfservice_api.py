@@ -297,3 +297,59 @@ async def test_no_address_reaches_logs_or_the_audit_trail(vault, log_stream):
     for event in await audit_rows(vault):
         text = " | ".join(str(v) for v in event.values())
         assert not found_canaries(text), (found_canaries(text), event)
+
+
+async def test_the_access_log_shows_every_client_access_with_a_label(vault):
+    """Besides lookups, the customer's access log (JSON and page, German and English) shows
+    being counted in a client's audience check, a contact a client recorded, a client
+    reading the consents or preferences, and a client's attempt its role does not allow,
+    each labelled with the client and no value; a DPO's reads and the customer's own are
+    not listed."""
+    import re
+
+    from tests.support.self_service import Page, page_sign_in
+
+    sid, p = await seed_subject(vault, 230)
+    news = await client_key(vault, "news", "lookup", ["order.delivery"])
+    campaigns = await client_key(vault, "campaigns", "writer", ["offers.sms"])
+    dpo = await client_key(vault, "dpo-office", "dpo")
+    contact = {"subject_id": sid, "brand": "tresor", "channel": "sms", "type": "commercial",
+               "purpose": "offers.sms"}
+    async with api(vault) as http:
+        for method, path, body, key, status in (
+            ("POST", "/v1/lookup/dry-run",
+             {"purpose": "order.delivery", "emails": [p["email"]]}, news, 403),
+            ("POST", "/v1/contacts", contact, campaigns, 201),
+            ("GET", f"/v1/subjects/{sid}/consents", None, campaigns, 200),
+            ("GET", f"/v1/subjects/{sid}/preferences", None, campaigns, 200),
+            ("GET", f"/v1/subjects/{sid}/consents", None, dpo, 200),
+            ("GET", f"/v1/subjects/{sid}/consents", None, news, 403),
+        ):
+            r = await http.request(method, path, json=body, headers=bearer(key))
+            assert r.status_code == status, (path, r.text)
+        auth = await api_sign_in(http, vault, p["email"])
+        await http.get("/self/v1/me", headers=auth)  # the customer's own read: not listed
+        me = (await http.get("/self/v1/me", headers=auth)).json()
+        await page_sign_in(http, vault, p["email"], lang="en")
+        pages = {lang: (await http.get(f"/privacy?lang={lang}")).text for lang in ("de", "en")}
+    log = [(a["kind"], a["client"], a["decision"], a["fields"]) for a in me["access_log"]]
+    assert log == [
+        ("refused", "news", "deny", []),
+        ("preferences_read", "campaigns", "allow", []),
+        ("consents_read", "campaigns", "allow", []),
+        ("contact_record", "campaigns", "allow", []),
+        ("audience_check", "news", "deny", []),
+    ]
+    check = me["access_log"][-1]
+    assert check["label"] == {
+        "de": "in einer Zielgruppenprüfung von news mitgezählt",
+        "en": "counted in an audience check by news",
+    }
+    assert check["purpose"] == "order.delivery"
+    for lang, text in (("de", "in einer Zielgruppenprüfung von news mitgezählt"),
+                       ("en", "counted in an audience check by news")):
+        section = re.search(r'<section aria-labelledby="access-heading".*?</section>',
+                            pages[lang], re.S)
+        assert section and text in section.group(0)
+        assert "dpo-office" not in section.group(0) and p["email"] not in section.group(0)
+        assert Page(pages[lang]).lang == lang
