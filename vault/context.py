@@ -24,14 +24,14 @@ from vault.crypto import BlindIndexer, DekManager, KeyringError, LocalKeyring
 from vault.crypto.keyring import KekProvider, ServerSecrets
 from vault.errors import Unavailable
 from vault.mail import Mailer, make_mailer
-from vault.policies import PurposeCatalogue, load_catalogue
-from vault.pressure import PressureRules, load_rules
+from vault.catalogue.purposes import PurposeCatalogue, load_catalogue
+from vault.catalogue.contact_pressure import PressureRules, load_rules
 from vault.settings import Settings
-from vault.audit import EventRecord, record_records
-from vault.audit_batch import AuditBatcher, postgres_writer
+from vault.audit.events import EventRecord, record_records
+from vault.audit.batch import AuditBatcher, postgres_writer
 from vault.storage.db import make_engine, make_read_engine
 from vault.storage.pg_direct import Compiled, DirectPool
-from vault.touchpoints import TouchpointCatalogue, load_touchpoints
+from vault.catalogue.touchpoints import TouchpointCatalogue, load_touchpoints
 
 if TYPE_CHECKING:
     from vault.crypto.pkcs11_provider import Pkcs11KekProvider

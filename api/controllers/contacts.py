@@ -11,8 +11,8 @@ from api.auth import actor_of, roles
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
 from api.schemas import ContactRecorded, ContactRecordIn, ContactReservationOut
-from vault import pressure
-from vault.clients import ClientInfo, Role
+from vault.catalogue import contact_pressure as pressure
+from vault.admin.clients import ClientInfo, Role
 
 
 def reservation_out(r: pressure.Reservation) -> ContactReservationOut:

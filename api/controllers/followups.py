@@ -15,8 +15,8 @@ from api.controllers.audit import query, reject_unknown_query
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
 from api.schemas import FollowupCreate, FollowupOut, FollowupPageOut, Uuid, uuid_path
-from vault import followups
-from vault.clients import ClientInfo, Role
+from vault.outreach import followups
+from vault.admin.clients import ClientInfo, Role
 from vault.errors import InvalidInput
 
 

@@ -20,9 +20,9 @@ from api.schemas import (
     UUID_PATTERN,
     uuid_path,
 )
-from vault import identity
-from vault.clients import Role
-from vault.identity import ChangeRecord
+from vault.subjects import identity
+from vault.admin.clients import Role
+from vault.subjects.identity import ChangeRecord
 
 
 def change_out(record: ChangeRecord) -> IdentityChangeOut:

@@ -18,9 +18,9 @@ from api.schemas import (
     LookupRequest,
     LookupResponse,
 )
-from vault import lookup as lookup_service
-from vault import pressure
-from vault.clients import ClientInfo, Role
+from vault.subjects import lookup as lookup_service
+from vault.catalogue import contact_pressure as pressure
+from vault.admin.clients import ClientInfo, Role
 from vault.errors import IntegrityFailure, InvalidInput
 
 _KINDS = ("subject_id", "email", "phone", "external_ref")

@@ -43,7 +43,10 @@ from api.deps import Vault
 from api.export_view import render_html
 from api.i18n import TEXTS, pick_language
 from api.schemas import UUID_PATTERN
-from vault import followups, identity, preferences, selfservice
+from vault.outreach import followups
+from vault.subjects import identity
+from vault.outreach import preferences
+from vault.rights import selfservice
 from vault.clock import as_utc
 from vault.errors import (
     AccessDenied,

@@ -10,7 +10,7 @@ from tests.support.dsar import contract, new_subject
 from tests.support.factories import api, bearer, client_key
 from tests.support.privacy import assert_problem, audit_rows
 from tests.vault.test_audit_fail_closed import audit_down
-from vault.audit import AuditAction
+from vault.audit.events import AuditAction
 
 DENIED = str(AuditAction.ACCESS_DENIED)
 

@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import select
 
 from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
-from vault import lookup as lookup_mod
-from vault.audit import Actor
-from vault.consents import Evidence, confirm, record_basis
+from vault.subjects import lookup as lookup_mod
+from vault.audit.events import Actor
+from vault.bases.consents import Evidence, confirm, record_basis
 from vault.context import VaultContext
 from vault.storage.tables import (
     audit_events,
@@ -23,7 +23,7 @@ from vault.storage.tables import (
     retained_fields,
     subjects,
 )
-from vault.subjects import create_subject
+from vault.subjects.store import create_subject
 
 DPO = Actor("dpo", "dpo-anna")
 SELF = Actor("subject", "self-service")

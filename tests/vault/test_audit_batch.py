@@ -10,15 +10,15 @@ from sqlalchemy import func, select
 
 from tests.support.factories import WRITER, person
 from tests.vault.test_audit_fail_closed import audit_down
-from vault import audit
-from vault.audit import Actor, AuditAction, Decision
-from vault.audit_batch import AuditBatcher
+from vault.audit import events as audit
+from vault.audit.events import Actor, AuditAction, Decision
+from vault.audit.batch import AuditBatcher
 from vault.clock import SystemClock
-from vault.consents import record_basis
+from vault.bases.consents import record_basis
 from vault.errors import Unavailable
-from vault.lookup import lookup
+from vault.subjects.lookup import lookup
 from vault.storage.tables import audit_events
-from vault.subjects import create_subject
+from vault.subjects.store import create_subject
 
 SHOP = Actor("client", "shop", "req-batch")
 PURPOSES = frozenset({"order.delivery"})

@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select, update
 
 from tests.support.factories import WRITER, person
-from vault import audit_chain
-from vault.audit import Actor, AuditAction, Decision, record
+from vault.audit import chain as audit_chain
+from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.context import VaultContext
 from vault.storage.tables import audit_checkpoints, audit_events, audit_seals
-from vault.subjects import create_subject
+from vault.subjects.store import create_subject
 
 NOW = timedelta(0)
 

@@ -10,14 +10,15 @@ import pytest
 from sqlalchemy import select
 
 from tests.support.factories import WRITER, person
-from vault import audit_chain, audit_query
-from vault.audit import Actor, AuditAction, Decision, record
-from vault.audit_query import AuditFilter
-from vault.consents import Evidence, record_basis, withdraw
+from vault.audit import chain as audit_chain
+from vault.audit import query as audit_query
+from vault.audit.events import Actor, AuditAction, Decision, record
+from vault.audit.query import AuditFilter
+from vault.bases.consents import Evidence, record_basis, withdraw
 from vault.errors import InvalidInput
-from vault.lookup import LookupDenied, LookupNotFound, lookup
+from vault.subjects.lookup import LookupDenied, LookupNotFound, lookup
 from vault.storage.tables import audit_events
-from vault.subjects import create_subject
+from vault.subjects.store import create_subject
 
 DPO = Actor("dpo", "datenschutz", "req-dpo")
 SHOP = Actor("client", "shop", "req-shop")

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.support.factories import ADMIN
-from vault.audit import AuditAction
-from vault.clients import (
+from vault.audit.events import AuditAction
+from vault.admin.clients import (
     KEY_PREFIX,
     ClientAuthenticator,
     Role,

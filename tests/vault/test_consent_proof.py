@@ -9,14 +9,14 @@ import pytest
 from sqlalchemy import select
 
 from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
-from vault import audit_chain
-from vault.audit import Actor, AuditAction
-from vault.consent_proof import consent_proof
-from vault.consents import Evidence, confirm, record_basis, withdraw
+from vault.audit import chain as audit_chain
+from vault.audit.events import Actor, AuditAction
+from vault.bases.consent_proof import consent_proof
+from vault.bases.consents import Evidence, confirm, record_basis, withdraw
 from vault.errors import InvalidInput, NotFound
-from vault.lookup import lookup
+from vault.subjects.lookup import lookup
 from vault.storage.tables import audit_events
-from vault.subjects import create_subject
+from vault.subjects.store import create_subject
 
 DPO = Actor("dpo", "datenschutz", "req-dpo")
 IP = "198.51.100.23"
@@ -101,7 +101,7 @@ async def test_a_contract_basis_has_no_sealed_evidence(vault):
 
 async def test_after_erasure_the_evidence_is_shredded(vault):
     """Once the subject is erased the proof reports the sealed evidence as shredded."""
-    from vault.erasure import erase_subject
+    from vault.rights.erasure import erase_subject
 
     _, sid, cid = await _newsletter(vault)
     await erase_subject(vault, Actor("dpo", "datenschutz"), sid)

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import func, select, update
 
 from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
-from vault.audit import Actor, AuditAction
-from vault.consents import (
+from vault.audit.events import Actor, AuditAction
+from vault.bases.consents import (
     Evidence,
     confirm,
     evidence_secrets,
@@ -23,10 +23,10 @@ from vault.consents import (
     record_basis,
     withdraw,
 )
-from vault.decision import BasisStatus
+from vault.subjects.decision import BasisStatus
 from vault.errors import Conflict, InvalidInput, NotFound, Unavailable
 from vault.storage.tables import audit_events, consent_history, consents, subjects
-from vault.subjects import create_subject
+from vault.subjects.store import create_subject
 
 NEWS = Evidence(**NEWSLETTER_EVIDENCE)
 EXPLICIT = Evidence(

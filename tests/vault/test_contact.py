@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vault.contact import (
+from vault.subjects.contact import (
     ContactValidationError,
     PostalAddress,
     normalise_email,

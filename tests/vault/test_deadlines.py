@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from vault.deadlines import (
+from vault.rights.deadlines import (
     MAX_EXTENSION_MONTHS,
     add_calendar_months,
     due_date,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vault.decision import (
+from vault.subjects.decision import (
     Allow,
     BasisFacts,
     BasisStatus,
@@ -19,7 +19,7 @@ from vault.decision import (
     decide,
     effective_status,
 )
-from vault.policies import LawfulBasis, load_catalogue
+from vault.catalogue.purposes import LawfulBasis, load_catalogue
 
 CATALOGUE = load_catalogue(Path(__file__).resolve().parents[2] / "policies")
 NEWSLETTER = CATALOGUE.purposes["newsletter.email"]

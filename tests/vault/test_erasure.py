@@ -33,17 +33,18 @@ from tests.support.privacy import (
     found_canaries,
     raw_database_bytes,
 )
-from vault import followups, preferences
-from vault import requests as dsar
+from vault.outreach import followups
+from vault.outreach import preferences
+from vault.rights import requests as dsar
 from vault.clock import as_utc
-from vault.consents import Evidence, record_basis
+from vault.bases.consents import Evidence, record_basis
 from vault.context import VaultContext
-from vault.erasure import erase_subject
+from vault.rights.erasure import erase_subject
 from vault.errors import Conflict, NotFound
-from vault.export import build_export
-from vault.keys import retained_versions_in_use, rewrap_retained, rotate
-from vault.lookup import LookupDenied, LookupNotFound
-from vault.retention import run_retention
+from vault.rights.export import build_export
+from vault.admin.keys import retained_versions_in_use, rewrap_retained, rotate
+from vault.subjects.lookup import LookupDenied, LookupNotFound
+from vault.rights.retention import run_retention
 from vault.storage.tables import (
     audit_events,
     consent_history,
@@ -52,7 +53,7 @@ from vault.storage.tables import (
     dsar_requests,
 )
 from vault.storage.tables import followups as followups_table
-from vault.subjects import rectify_contact
+from vault.subjects.store import rectify_contact
 
 SUBJECT_COLUMNS_GONE = (
     "wrapped_dek",
@@ -205,7 +206,7 @@ async def test_ended_legal_obligation_keeps_nothing(vault):
     """Only a legal-obligation basis in force keeps fields; an ended one keeps nothing."""
     sid, _ = await new_subject(vault, 8)
     basis = await invoice(vault, sid)
-    from vault.consents import withdraw
+    from vault.bases.consents import withdraw
 
     await withdraw(vault, WRITER, sid, basis.id)
     result = await erase_subject(vault, DPO, sid)
@@ -403,7 +404,7 @@ async def test_erasure_deletes_preferences_their_history_and_followups(vault, cl
 async def test_retention_erasure_deletes_preferences_and_followups_too(vault, clock):
     """The sweeper's automatic erasure (same `erase_in`) also deletes the preferences, their
     history and the follow-ups once the last basis has outlived its retention."""
-    from vault.consents import withdraw
+    from vault.bases.consents import withdraw
 
     sid, _ = await new_subject(vault, 16)
     deal = await contract(vault, sid)

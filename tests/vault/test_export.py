@@ -24,14 +24,15 @@ from tests.support.dsar import (
 )
 from tests.support.factories import WRITER
 from tests.support.privacy import CANARY_AGENT, CANARY_IP
-from vault import followups, preferences
-from vault import requests as dsar
-from vault.audit import Actor
-from vault.consents import Evidence
-from vault.erasure import erase_subject
+from vault.outreach import followups
+from vault.outreach import preferences
+from vault.rights import requests as dsar
+from vault.audit.events import Actor
+from vault.bases.consents import Evidence
+from vault.rights.erasure import erase_subject
 from vault.errors import NotFound
-from vault.export import ART_15_INDEX, build_export
-from vault.lookup import LookupDenied
+from vault.rights.export import ART_15_INDEX, build_export
+from vault.subjects.lookup import LookupDenied
 from vault.storage.tables import audit_events
 
 ART_15_LETTERS = ("a", "b", "c", "d", "e", "f", "g", "h")
@@ -191,7 +192,7 @@ QUIET = {"phone": {"start": "21:00", "end": "07:30", "days": ["sun"]}}
 async def _preferences_and_followups(vault, clock, sid, zone):
     """A client-made change (with sealed IP and user agent), then a self-service one; an open
     follow-up and a cancelled one. Returns the two follow-ups."""
-    from vault.selfservice import subject_actor
+    from vault.rights.selfservice import subject_actor
 
     raw = {"timezone": zone, "preferred_channels": {"commercial": "letter"}, "quiet": QUIET,
            "monthly_cap_points": 7.5}

@@ -13,15 +13,15 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.support.factories import WRITER, person
-from vault import followups
-from vault.audit import Actor
-from vault.decision import Deny, DenyReason
+from vault.outreach import followups
+from vault.audit.events import Actor
+from vault.subjects.decision import Deny, DenyReason
 from vault.errors import AccessDenied, Conflict, InvalidInput, NotFound
-from vault.pressure import Reservation, reserve
-from vault.retention import run_retention
+from vault.catalogue.contact_pressure import Reservation, reserve
+from vault.rights.retention import run_retention
 from vault.storage.tables import audit_events, contact_budgets, contacts
 from vault.storage.tables import followups as followups_table
-from vault.subjects import create_subject
+from vault.subjects.store import create_subject
 
 CRM_PURPOSES = frozenset({"account.service", "order.delivery"})
 SELF = Actor("subject", "self-service")
@@ -123,7 +123,7 @@ async def test_client_needs_the_purpose_and_the_subject_must_be_active(vault, cl
     assert err.value.reason == DenyReason.PURPOSE_NOT_ALLOWED
     with pytest.raises(NotFound):
         await _followup(vault, clock, "00000000-0000-4000-8000-000000000000")
-    from vault.erasure import erase_subject
+    from vault.rights.erasure import erase_subject
 
     await erase_subject(vault, WRITER, sid)
     with pytest.raises(Conflict):

@@ -12,8 +12,10 @@ from sqlalchemy import select
 from tests.support.factories import WRITER
 from tests.support.privacy import audit_rows
 from tests.support.self_service import mails, seed_subject, sign_in
-from vault import identity, selfservice, subjects
-from vault.audit import Actor
+from vault.subjects import identity
+from vault.rights import selfservice
+from vault.subjects import store as subjects
+from vault.audit.events import Actor
 from vault.errors import AccessDenied, Conflict, NotFound, Unauthenticated, Unavailable
 from vault.storage.tables import identity_changes, self_service_sessions
 
@@ -181,7 +183,7 @@ async def test_the_link_is_single_use_and_expires(vault, clock):
 
 async def test_erasure_deletes_the_change_rows(vault):
     """Erasing the subject deletes its identity changes (they hold address digests)."""
-    from vault import requests as dsar
+    from vault.rights import requests as dsar
 
     sid, _ = await seed_subject(vault, 509, external_ref=None)
     await subjects.rectify_contact(vault, WRITER, sid, {"email": "x.509@example.net"})

@@ -13,14 +13,15 @@ from sqlalchemy import select, update
 
 from tests.support.factories import WRITER, person
 from tests.support.privacy import audit_rows
-from vault import bulk, export
-from vault.audit import Actor, AuditAction
-from vault.consents import record_basis
+from vault.subjects import bulk
+from vault.rights import export
+from vault.audit.events import Actor, AuditAction
+from vault.bases.consents import record_basis
 from vault.errors import VaultError
-from vault.lookup import lookup
-from vault.pressure import ContactSpec
+from vault.subjects.lookup import lookup
+from vault.catalogue.contact_pressure import ContactSpec
 from vault.storage.tables import contact_budgets, contacts, subjects
-from vault.subjects import create_subject, rectify_contact
+from vault.subjects.store import create_subject, rectify_contact
 
 SHOP = Actor("client", "shop", "req-integrity")
 DPO = Actor("dpo", "dpo-office", "req-dpo")
@@ -204,7 +205,7 @@ async def test_export_of_tampered_data_is_an_audited_denial(vault):
 
 async def test_privacy_centre_read_of_tampered_data_is_an_audited_denial(vault):
     """The privacy centre's own-data view of a tampered subject is refused and audited."""
-    from vault import selfservice
+    from vault.rights import selfservice
 
     _, sid = await _customer(vault, 416)
     await _write(vault, sid, email_ct=_flip((await _row(vault, sid)).email_ct))
@@ -242,7 +243,7 @@ async def test_lookup_by_index_checks_without_revealing_the_identifier(vault):
 async def test_an_index_entry_on_an_erased_row_is_an_integrity_failure(vault):
     """An erased subject has no index entries and no key: an entry put onto its row is
     refused as an integrity failure, not answered `subject_erased`."""
-    from vault.erasure import erase_subject
+    from vault.rights.erasure import erase_subject
 
     a, sid_a = await _customer(vault, 419)
     _, sid_b = await _customer(vault, 420)

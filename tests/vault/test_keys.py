@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.support.factories import ADMIN, WRITER, api, bearer, client_key, person
-from vault.audit import AuditAction
-from vault.consents import record_basis
+from vault.audit.events import AuditAction
+from vault.bases.consents import record_basis
 from vault.context import VaultContext
-from vault.keys import retire_unused, rewrap_all, rotate, versions_in_use
+from vault.admin.keys import retire_unused, rewrap_all, rotate, versions_in_use
 from vault.storage.tables import audit_events, subjects
-from vault.subjects import create_subject, decrypt_fields, load_subject
+from vault.subjects.store import create_subject, decrypt_fields, load_subject
 
 FIELDS = ("email", "phone", "name", "postal_address", "external_ref")
 SEALED = tuple(f"{f}_ct" for f in FIELDS) + ("email_bidx", "phone_bidx", "external_ref_bidx")

@@ -15,13 +15,13 @@ from sqlalchemy import select
 from tests.support.dsar import DPO, contract, invoice, look, new_subject, retained_rows
 from tests.support.factories import ADMIN
 from tests.support.softhsm import SoftToken, activate, init_token
-from vault.audit import AuditAction
+from vault.audit.events import AuditAction
 from vault.clock import FrozenClock
 from vault.context import VaultContext
 from vault.crypto import DecryptionError, KeyringError, LocalKeyring
-from vault.erasure import erase_subject
-from vault.export import build_export
-from vault.keys import (
+from vault.rights.erasure import erase_subject
+from vault.rights.export import build_export
+from vault.admin.keys import (
     migrate_to_pkcs11,
     retained_versions_in_use,
     retire_unused,

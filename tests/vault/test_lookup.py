@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
-from vault.audit import Actor, AuditAction
-from vault.consents import Evidence, confirm, record_basis, withdraw
-from vault.decision import DenyReason
+from vault.audit.events import Actor, AuditAction
+from vault.bases.consents import Evidence, confirm, record_basis, withdraw
+from vault.subjects.decision import DenyReason
 from vault.errors import InvalidInput
-from vault.lookup import LookupDenied, LookupNotFound, lookup
+from vault.subjects.lookup import LookupDenied, LookupNotFound, lookup
 from vault.storage.tables import audit_events, subjects
-from vault.subjects import create_subject
+from vault.subjects.store import create_subject
 
 SHOP = Actor("client", "shop", "req-1")
 ALL = frozenset(

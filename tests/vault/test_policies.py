@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from vault.policies import (
+from vault.catalogue.purposes import (
     Channel,
     CommunicationType,
     LawfulBasis,

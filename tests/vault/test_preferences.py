@@ -15,14 +15,16 @@ from sqlalchemy import func, select
 from tests.support.factories import WRITER
 from tests.support.privacy import CANARY_AGENT, CANARY_IP, audit_rows, raw_database_bytes
 from tests.support.self_service import seed_subject
-from vault import consents, lookup, preferences
-from vault.audit import Actor, AuditAction
-from vault.consents import Evidence
-from vault.decision import Deny, DenyReason
+from vault.bases import consents
+from vault.subjects import lookup
+from vault.outreach import preferences
+from vault.audit.events import Actor, AuditAction
+from vault.bases.consents import Evidence
+from vault.subjects.decision import Deny, DenyReason
 from vault.errors import Conflict, InvalidInput
-from vault.lookup import LookupDenied
-from vault.preferences import Preferences, QuietRule, check_contact, parse
-from vault.pressure import ContactSpec, Reservation, parse_rules, reserve
+from vault.subjects.lookup import LookupDenied
+from vault.outreach.preferences import Preferences, QuietRule, check_contact, parse
+from vault.catalogue.contact_pressure import ContactSpec, Reservation, parse_rules, reserve
 from vault.storage.tables import contact_budgets, contact_preference_history, contact_preferences
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -264,7 +266,7 @@ async def test_every_change_is_kept_in_history_and_audited_without_values(vault)
 
 async def test_self_service_changes_are_audited_as_the_subjects_own(vault):
     """A change from the privacy centre is recorded with the self-service source and evidence."""
-    from vault.selfservice import subject_actor
+    from vault.rights.selfservice import subject_actor
 
     sid = await _subject(vault)
     view = await _set(
@@ -295,7 +297,7 @@ async def test_bad_input_changes_nothing_and_writes_no_event(vault):
 
 async def test_an_erased_subject_cannot_get_preferences(vault):
     """Setting preferences for an erased subject is a conflict and stores nothing."""
-    from vault.erasure import erase_subject
+    from vault.rights.erasure import erase_subject
 
     sid = await _subject(vault)
     await erase_subject(vault, Actor("dpo", "tests"), sid)
@@ -398,7 +400,7 @@ async def test_batch_lines_answer_the_preferred_channel_like_the_single_lookup(v
     """A batch with a contact names each customer's preferred channel on their line."""
     import json
 
-    from vault import bulk
+    from vault.subjects import bulk
 
     sid, other = await _subject(vault, 7), await _subject(vault, 8)
     for s in (sid, other):
@@ -445,7 +447,7 @@ CATALOGUE_TEXT = (POLICIES / "purposes.toml").read_text(encoding="utf-8")
 
 def test_purposes_list_several_channels_backwards_compatibly():
     """Without `channels` a purpose has just its `channel`; with it, every listed one."""
-    from vault.policies import parse_catalogue
+    from vault.catalogue.purposes import parse_catalogue
 
     cat = parse_catalogue(CATALOGUE_TEXT)
     assert [c.value for c in cat.get("offers.sms").channels] == ["sms"]
@@ -465,7 +467,7 @@ def test_purposes_list_several_channels_backwards_compatibly():
 )
 def test_bad_channel_lists_stop_the_start(old, new, message):
     """A channel the purpose cannot reach, or a list without the default, is refused."""
-    from vault.policies import PolicyError, parse_catalogue
+    from vault.catalogue.purposes import PolicyError, parse_catalogue
 
     text = CATALOGUE_TEXT.replace(old, new, 1)
     assert text != CATALOGUE_TEXT
@@ -476,7 +478,7 @@ def test_bad_channel_lists_stop_the_start(old, new, message):
 
 def test_double_opt_in_purposes_stay_on_email_only():
     """A double opt-in purpose may not list further channels (its proof is for e-mail)."""
-    from vault.policies import PolicyError, parse_catalogue
+    from vault.catalogue.purposes import PolicyError, parse_catalogue
 
     old = 'fields = ["email", "name"]\nchannel = "email"\ncommunication_type = "editorial"'
     assert old in CATALOGUE_TEXT

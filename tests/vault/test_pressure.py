@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.support.factories import WRITER, person
-from vault.decision import Deny, DenyReason
+from vault.subjects.decision import Deny, DenyReason
 from vault.errors import InvalidInput
-from vault.policies import PolicyError
-from vault.pressure import Reservation, parse_rules, reserve
+from vault.catalogue.purposes import PolicyError
+from vault.catalogue.contact_pressure import Reservation, parse_rules, reserve
 from vault.storage.tables import contact_budgets, contacts
-from vault.subjects import create_subject
-from vault.touchpoints import parse_touchpoints
+from vault.subjects.store import create_subject
+from vault.catalogue.touchpoints import parse_touchpoints
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 RULES_TEXT = (POLICIES / "contact-pressure.toml").read_text(encoding="utf-8")

@@ -14,11 +14,12 @@ import pytest
 
 from tests.support.dsar import contract, new_subject, rows
 from tests.support.privacy import audit_rows
-from vault import bulk, lookup
-from vault.audit import Actor, AuditAction
+from vault.subjects import bulk
+from vault.subjects import lookup
+from vault.audit.events import Actor, AuditAction
 from vault.errors import AccessDenied
-from vault.policies import PolicyError
-from vault.pressure import ContactSpec, Grant, load_rules, parse_rules, reserve
+from vault.catalogue.purposes import PolicyError
+from vault.catalogue.contact_pressure import ContactSpec, Grant, load_rules, parse_rules, reserve
 from vault.storage.tables import contacts
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"

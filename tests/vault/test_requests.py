@@ -24,9 +24,9 @@ from tests.support.dsar import (
     trail_text,
 )
 from tests.support.factories import WRITER
-from vault import requests as dsar
+from vault.rights import requests as dsar
 from vault.errors import Conflict, InvalidInput, NotFound, Unavailable
-from vault.lookup import LookupDenied
+from vault.subjects.lookup import LookupDenied
 from vault.storage.tables import audit_events, dsar_requests
 
 

@@ -22,14 +22,14 @@ from tests.support.dsar import (
     subject_row,
 )
 from tests.support.factories import WRITER, outbox_links
-from vault import requests as dsar
-from vault.audit import Actor
+from vault.rights import requests as dsar
+from vault.audit.events import Actor
 from vault.clock import as_utc
-from vault.consents import Evidence, confirm, record_basis
-from vault.erasure import erase_subject
+from vault.bases.consents import Evidence, confirm, record_basis
+from vault.rights.erasure import erase_subject
 from vault.errors import Conflict, NotFound
-from vault.lookup import LookupDenied
-from vault.restriction import lift_restriction, object_to_marketing, restrict
+from vault.subjects.lookup import LookupDenied
+from vault.rights.restriction import lift_restriction, object_to_marketing, restrict
 from vault.storage.tables import consent_history
 
 

@@ -23,14 +23,14 @@ from tests.support.dsar import (
     subject_row,
 )
 from tests.support.factories import WRITER, person
-from vault import requests as dsar
-from vault.consents import record_basis, withdraw
+from vault.rights import requests as dsar
+from vault.bases.consents import record_basis, withdraw
 from vault.context import VaultContext
 from vault.crypto import LocalKeyring
-from vault.restriction import restrict
-from vault.retention import RetentionReport, run_retention
+from vault.rights.restriction import restrict
+from vault.rights.retention import RetentionReport, run_retention
 from vault.storage.tables import consent_history
-from vault.subjects import create_subject
+from vault.subjects.store import create_subject
 
 DAY = timedelta(days=1)
 
@@ -255,7 +255,7 @@ async def _as_before_0013(vault, sid: str, consent_id: str, reference: str) -> N
     from sqlalchemy import select, update
 
     from vault.storage.tables import consents, subjects
-    from vault.subjects import _open_texts, sealed_columns
+    from vault.subjects.store import _open_texts, sealed_columns
 
     async with vault.engine.begin() as conn:
         row = (await conn.execute(select(subjects).where(subjects.c.id == sid))).one()
@@ -278,9 +278,9 @@ async def test_rows_from_before_0013_read_and_are_brought_up_to_date(vault):
     """Contact fields without a revision and a plaintext reference still read as they are;
     one sweep re-seals the fields at revision 1 (an older ciphertext then fails) and seals
     the reference; the data reads the same afterwards and a second sweep has nothing to do."""
-    from vault.consents import list_bases
+    from vault.bases.consents import list_bases
     from vault.errors import IntegrityFailure
-    from vault.lookup import lookup
+    from vault.subjects.lookup import lookup
 
     sid, p = await new_subject(vault, 31)
     basis = await contract(vault, sid)
@@ -320,7 +320,7 @@ async def test_rows_from_before_0013_read_and_are_brought_up_to_date(vault):
 async def test_erasure_clears_plaintext_free_text_of_rows_from_before_0013(vault):
     """A basis's reference still in plaintext (a row from before migration 0013, not yet
     sealed by a sweep) is cleared by the subject's erasure, like the sealed form."""
-    from vault.erasure import erase_subject
+    from vault.rights.erasure import erase_subject
 
     sid, _ = await new_subject(vault, 32)
     basis = await contract(vault, sid)

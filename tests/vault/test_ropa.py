@@ -7,13 +7,13 @@ import json
 from sqlalchemy import select
 
 from tests.support.factories import ADMIN, WRITER, client_key, person
-from vault.audit import Actor, AuditAction
-from vault.clients import revoke_client
-from vault.consents import record_basis
-from vault.lookup import LookupDenied, lookup
-from vault.ropa import SECURITY_MEASURES, record_of_processing
+from vault.audit.events import Actor, AuditAction
+from vault.admin.clients import revoke_client
+from vault.bases.consents import record_basis
+from vault.subjects.lookup import LookupDenied, lookup
+from vault.audit.ropa import SECURITY_MEASURES, record_of_processing
 from vault.storage.tables import audit_events
-from vault.subjects import create_subject
+from vault.subjects.store import create_subject
 
 DPO = Actor("dpo", "datenschutz", "req-dpo")
 

@@ -17,12 +17,14 @@ from tests.support.self_service import (
     seed_subject,
     sign_in,
 )
-from vault import lookup, selfservice, subjects
-from vault.audit import Actor
-from vault.clients import ClientAuthenticator
+from vault.subjects import lookup
+from vault.rights import selfservice
+from vault.subjects import store as subjects
+from vault.audit.events import Actor
+from vault.admin.clients import ClientAuthenticator
 from vault.errors import Conflict, InvalidInput, NotFound, RateLimited, Unauthenticated
-from vault.lookup import LookupDenied
-from vault.selfservice import subject_actor
+from vault.subjects.lookup import LookupDenied
+from vault.rights.selfservice import subject_actor
 from vault.storage.tables import self_service_challenges, self_service_sessions
 
 
@@ -307,7 +309,7 @@ async def test_the_audit_trail_names_subjects_never_addresses(vault):
 
 async def test_an_erased_subject_cannot_sign_in_or_keep_a_session(vault):
     """After erasure the session ends and the address no longer receives codes."""
-    from vault import requests as dsar
+    from vault.rights import requests as dsar
 
     sid, p = await seed_subject(vault, 114, external_ref=None)
     session = await sign_in(vault, p["email"])

@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.privacy import audit_rows
 from tests.support.self_service import TEST_IP, code_mails, latest_code, seed_subject
-from vault import selfservice
+from vault.rights import selfservice
 from vault.clock import as_utc
 from vault.errors import RateLimited, Unauthenticated
 

@@ -7,7 +7,7 @@ import json
 
 from tests.support.factories import api
 from tests.support.self_service import code_mails, seed_subject
-from vault import selfservice
+from vault.rights import selfservice
 
 UNKNOWN = {"email": "niemand.701@example.org"}
 
