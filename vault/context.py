@@ -13,7 +13,7 @@ import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from vault.clock import Clock, SystemClock
 from vault.crypto import BlindIndexer, DekManager, KeyringError, LocalKeyring
 from vault.crypto.keyring import KekProvider, ServerSecrets
+from vault.crypto.pkcs11_provider import Pkcs11KekProvider, keks_moved_to_token, read_pin
 from vault.errors import Unavailable
 from vault.mail import Mailer, make_mailer
 from vault.catalogue.purposes import PurposeCatalogue, load_catalogue
@@ -32,9 +33,6 @@ from vault.audit.batch import AuditBatcher, postgres_writer
 from vault.storage.db import make_engine, make_read_engine
 from vault.storage.pg_direct import Compiled, DirectPool
 from vault.catalogue.touchpoints import TouchpointCatalogue, load_touchpoints
-
-if TYPE_CHECKING:
-    from vault.crypto.pkcs11_provider import Pkcs11KekProvider
 
 
 @dataclass
@@ -199,8 +197,6 @@ def open_kek_provider(settings: Settings) -> LocalKeyring | Pkcs11KekProvider:
         try:
             return LocalKeyring(settings.keyring_path)
         except KeyringError as exc:
-            from vault.crypto.pkcs11_provider import keks_moved_to_token
-
             if keks_moved_to_token(settings.keyring_path):
                 raise KeyringError(
                     "the keyring file holds no KEK: they live on a PKCS#11 token since the "
@@ -208,8 +204,6 @@ def open_kek_provider(settings: Settings) -> LocalKeyring | Pkcs11KekProvider:
                 ) from exc
             raise
     if settings.kek_provider == "pkcs11":
-        from vault.crypto.pkcs11_provider import Pkcs11KekProvider, read_pin
-
         return Pkcs11KekProvider.open(
             keyring_path=settings.keyring_path,
             module=settings.pkcs11_module,

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -24,9 +25,11 @@ from sqlalchemy.exc import IntegrityError
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
-from vault.context import VaultContext
 from vault.errors import Conflict, InvalidInput, NotFound, Unavailable
 from vault.storage.tables import clients
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
 
 KEY_PREFIX = "tresor_"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")

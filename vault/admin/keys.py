@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sqlalchemy import Table, func, select, update
 
 from vault.audit import events as audit
-from vault.rights import erasure
 from vault.audit.events import Actor, AuditAction, Decision
-from vault.context import VaultContext
+from vault.crypto import retained_key_id
 from vault.crypto.keyring import KekProvider
+from vault.crypto.pkcs11_provider import Pkcs11KekProvider
 from vault.errors import InvalidInput
 from vault.storage.tables import retained_fields, subjects
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +71,7 @@ class _WrappedKeys:
 _SUBJECT_DEKS = _WrappedKeys(subjects, "wrapped_dek", lambda row_id: row_id, {})
 #: Keys of fields kept after erasure (Art. 17(3)); a KEK version they need must not retire.
 _RETAINED_KEYS = _WrappedKeys(
-    retained_fields, "wrapped_key", erasure.retained_key_id, {"keys": "retained"}
+    retained_fields, "wrapped_key", retained_key_id, {"keys": "retained"}
 )
 
 
@@ -193,8 +196,6 @@ async def migrate_to_pkcs11(ctx: VaultContext, actor: Actor) -> MigrationReport:
     re-wraps in the same guarded batches as a rotation. Resumable: after a crash, running it
     again continues where it stopped; every row stays readable throughout.
     """
-    from vault.crypto.pkcs11_provider import Pkcs11KekProvider
-
     kek = ctx.kek
     if not isinstance(kek, Pkcs11KekProvider):
         raise InvalidInput(

@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -47,10 +47,12 @@ from sqlalchemy import Select, bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.clock import as_utc
-from vault.context import VaultContext
 from vault.storage.pg_direct import Compiled
 from vault.storage.tables import audit_checkpoints, audit_events, audit_seals
-from vault.subjects.store import RowView
+from vault.storage.rows import RowView
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
 
 GENESIS = "0" * 64
 log = structlog.get_logger("tresor.audit")

@@ -133,6 +133,26 @@ class Actor:
 
 
 SYSTEM = Actor("system", "tresor")
+
+
+def source_of(actor: Actor) -> str:
+    """The audit source of an actor: the subject itself, the system, or staff (dpo)."""
+    if actor.type in ("subject", "system"):
+        return actor.type
+    return "dpo"
+
+
+def action_for(actor: Actor, what: str) -> AuditAction:
+    """The `source:subject:action` member for `what` (e.g. "subject:erase") and this actor;
+    staff's (or else the system's) member where the source has none of its own."""
+    for source in (source_of(actor), "dpo", "system"):
+        try:
+            return AuditAction(f"{source}:{what}")
+        except ValueError:
+            continue
+    raise ValueError(f"no audit action for {what}")
+
+
 #: Built once: constructing `insert().values(...)` per call costs more CPU than the insert.
 _INSERT = insert(audit_events)
 

@@ -7,12 +7,14 @@ import io
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vault.audit.chain import EVENT_COLUMNS, select_events_with_seals
 from vault.clock import as_utc
-from vault.context import VaultContext
 from vault.storage.tables import audit_events
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
 
 #: The sealed event columns, then the chain columns that let an auditor re-check the seals.
 EXPORT_COLUMNS = (*EVENT_COLUMNS, "chain_pos", "chain_mac")

@@ -16,7 +16,7 @@ import base64
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,9 +25,11 @@ from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.audit.chain import select_events_with_seals
 from vault.clock import as_utc
-from vault.context import VaultContext
 from vault.errors import InvalidInput
 from vault.storage.tables import audit_events, consents
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100

@@ -13,15 +13,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
-from vault.context import VaultContext
 from vault.catalogue.purposes import LawfulBasis, Purpose
 from vault.storage.tables import audit_events, clients
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
 
 ARTICLE = {
     LawfulBasis.CONSENT: "Art. 6(1)(a) GDPR",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -24,7 +24,6 @@ from vault.audit.chain import select_events_with_seals
 from vault.audit.query import AuditItem, audit_item
 from vault.clock import as_utc
 from vault.bases.consents import evidence_secrets, open_texts
-from vault.context import VaultContext
 from vault.subjects.decision import BasisFacts, effective_status
 from vault.errors import InvalidInput, NotFound
 from vault.subjects.integrity import audited_read
@@ -35,6 +34,9 @@ from vault.storage.tables import (
     consents,
     subjects,
 )
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
 
 _UUID_CHARS = frozenset("0123456789abcdef-")
 

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -29,16 +29,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
-from vault.context import VaultContext
 from vault.crypto import IntegrityCheckFailed, open_field, seal_field
 from vault.subjects.decision import BasisFacts, BasisStatus, effective_status
 from vault.errors import Conflict, InvalidInput, NotFound
 from vault.subjects.integrity import audited_read
-from vault.catalogue.purposes import LawfulBasis, Purpose
-from vault.bases.ending import is_direct_marketing
+from vault.catalogue.purposes import LawfulBasis, Purpose, is_direct_marketing
 from vault.storage.tables import consent_history, consents, subjects
 from vault.subjects.store import SubjectStatus, decrypt_fields, load_subject
 from vault.catalogue.touchpoints import TouchpointCatalogue
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
 
 COLLECTION_METHODS = (
     "web_form",

@@ -1,6 +1,9 @@
-"""Shared pieces of the data-subject rights (requests, erasure, restriction, objection,
-export, retention): which audit action a source gets, what counts as direct marketing, and
-ending a subject's live lawful bases with history, inside the caller's transaction."""
+"""Ending a subject's live lawful bases, with history, inside the caller's transaction.
+
+What the data-subject rights (objection, erasure, a request to withdraw consent) do to the
+bases the subject has: a consent becomes `withdrawn`, any other basis `ended`, and each
+change is a `consent_history` row. `LIVE_STATUSES` names the statuses that may still permit
+processing (the retention sweep reads it too)."""
 
 from __future__ import annotations
 
@@ -12,37 +15,13 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vault.audit.events import Actor, AuditAction
+from vault.audit.events import Actor
+from vault.catalogue.purposes import LawfulBasis
 from vault.subjects.decision import BasisFacts, BasisStatus, effective_status
-from vault.catalogue.purposes import CommunicationType, LawfulBasis, Purpose
 from vault.storage.tables import consent_history, consents
 
 #: Stored statuses of a basis that may still permit processing.
 LIVE_STATUSES = (BasisStatus.GRANTED, BasisStatus.ACTIVE, BasisStatus.PENDING_CONFIRMATION)
-#: Communication types that are direct marketing (Art. 21(2)): editorial and commercial.
-MARKETING_TYPES = frozenset({CommunicationType.COMMERCIAL, CommunicationType.EDITORIAL})
-
-
-def is_direct_marketing(purpose: Purpose) -> bool:
-    return purpose.communication_type in MARKETING_TYPES
-
-
-def source_of(actor: Actor) -> str:
-    """The audit source of an actor: the subject itself, the system, or staff (dpo)."""
-    if actor.type in ("subject", "system"):
-        return actor.type
-    return "dpo"
-
-
-def action_for(actor: Actor, what: str) -> AuditAction:
-    """The `source:subject:action` member for `what` (e.g. "subject:erase") and this actor;
-    staff's (or else the system's) member where the source has none of its own."""
-    for source in (source_of(actor), "dpo", "system"):
-        try:
-            return AuditAction(f"{source}:{what}")
-        except ValueError:
-            continue
-    raise ValueError(f"no audit action for {what}")
 
 
 @dataclass(frozen=True, slots=True)

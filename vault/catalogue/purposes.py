@@ -14,7 +14,10 @@ from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from vault.subjects.contact import CONTACT_FIELDS
+
+#: The contact fields a subject can have and a purpose can reveal (`vault.subjects.store`
+#: seals each one into its own column).
+CONTACT_FIELDS = ("email", "phone", "name", "postal_address", "external_ref")
 
 
 class LawfulBasis(StrEnum):
@@ -68,6 +71,15 @@ class Purpose:
 
     def title(self, language: str) -> str:
         return self.title_de if language == "de" else self.title_en
+
+
+#: Communication types that are direct marketing (Art. 21(2)): editorial and commercial.
+MARKETING_TYPES = frozenset({CommunicationType.COMMERCIAL, CommunicationType.EDITORIAL})
+
+
+def is_direct_marketing(purpose: Purpose) -> bool:
+    """Whether an objection to direct marketing (Art. 21(2)-(3)) ends this purpose's bases."""
+    return purpose.communication_type in MARKETING_TYPES
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ it and a blind-index entry on the wrong row (`IndexMismatch`) are both `Integrit
 """
 
 from vault.crypto.blind_index import BlindIndexer
-from vault.crypto.envelope import DekManager
+from vault.crypto.envelope import DekManager, retained_key_id
 from vault.crypto.errors import (
     DecryptionError,
     IndexMismatch,
@@ -27,5 +27,6 @@ __all__ = [
     "LocalKeyring",
     "ServerSecrets",
     "open_field",
+    "retained_key_id",
     "seal_field",
 ]

@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from sqlalchemy import func, insert, select, update
@@ -49,13 +49,15 @@ from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
 from vault.bases.consents import COLLECTION_METHODS, LANGUAGES, Evidence
-from vault.context import VaultContext
 from vault.crypto import seal_field
 from vault.subjects.decision import DenyReason
 from vault.errors import Conflict, InvalidInput
 from vault.catalogue.purposes import Channel, CommunicationType
 from vault.storage.tables import contact_preference_history, contact_preferences
 from vault.subjects.store import SubjectStatus, load_subject
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 TYPES = tuple(t.value for t in CommunicationType)

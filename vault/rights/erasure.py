@@ -41,23 +41,22 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
-from vault.audit.events import Actor, AuditAction, Decision
+from vault.audit.events import Actor, AuditAction, Decision, action_for
 from vault.clock import as_utc
-from vault.subjects.contact import CONTACT_FIELDS
-from vault.context import VaultContext
-from vault.crypto import open_field, seal_field
+from vault.catalogue.purposes import CONTACT_FIELDS
+from vault.crypto import open_field, retained_key_id, seal_field
 from vault.subjects.decision import BasisFacts, BasisStatus, effective_status
 from vault.errors import Conflict
 from vault.outreach.followups import FollowupStatus
 from vault.catalogue.purposes import LawfulBasis, Purpose
-from vault.bases.ending import action_for, end_live_bases
+from vault.bases.ending import end_live_bases
 from vault.storage.tables import (
     consents,
     contact_preference_history,
@@ -72,6 +71,9 @@ from vault.storage.tables import (
 )
 from vault.subjects.store import INDEXED, SubjectStatus, decrypt_fields, load_subject
 
+if TYPE_CHECKING:
+    from vault.context import VaultContext
+
 #: The legal ground named when data outlives an erasure.
 ART_17_3_B = "Art. 17(3)(b) GDPR (compliance with a legal obligation)"
 
@@ -80,11 +82,6 @@ ART_17_3_B = "Art. 17(3)(b) GDPR (compliance with a legal obligation)"
 class ErasureResult:
     kept_purposes: list[str]
     retained_until: datetime | None
-
-
-def retained_key_id(row_id: str) -> str:
-    """The identity a retained row's own key is wrapped under (the KEK binds it)."""
-    return f"retained:{row_id}"
 
 
 def _retained_field_name(row_id: str, purpose_id: str) -> str:

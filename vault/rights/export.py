@@ -25,25 +25,23 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
-from vault.audit.events import Actor, AuditAction, Decision
+from vault.audit.events import Actor, AuditAction, Decision, action_for
 from vault.clock import as_utc
 from vault.bases.consents import evidence_secrets, open_texts
-from vault.subjects.contact import CONTACT_FIELDS
-from vault.context import VaultContext
+from vault.catalogue.purposes import CONTACT_FIELDS
 from vault.subjects.decision import BasisFacts, effective_status
 from vault.rights.erasure import read_retained
 from vault.outreach.followups import effective_status as followup_status
 from vault.subjects.integrity import audited_read
 from vault.outreach.preferences import load as load_preferences
 from vault.rights.requests import TYPE_TITLES
-from vault.bases.ending import action_for
 from vault.storage.tables import (
     audit_events,
     consent_history,
@@ -53,6 +51,9 @@ from vault.storage.tables import (
     followups,
 )
 from vault.subjects.store import decrypt_fields, load_subject
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
 
 FORMAT = "tresor.export/1"
 

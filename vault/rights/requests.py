@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, insert, select, update
 from sqlalchemy.engine import Row
@@ -38,18 +38,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.subjects import store as subjects
-from vault.audit.events import Actor, Decision
+from vault.audit.events import Actor, Decision, action_for
 from vault.clock import as_utc
-from vault.context import VaultContext
 from vault.crypto import open_field, seal_field
 from vault.rights.deadlines import due_date, extended_due, extension_refusal, is_overdue
 from vault.rights.erasure import erase_in, partial_reason
 from vault.errors import Conflict, InvalidInput, NotFound
 from vault.catalogue.purposes import LawfulBasis
 from vault.rights.restriction import object_in, restrict_in
-from vault.bases.ending import action_for, end_live_bases
+from vault.bases.ending import end_live_bases
 from vault.storage.tables import dsar_request_history, dsar_requests
 from vault.subjects.store import SubjectStatus, decrypt_fields, load_subject
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
 
 
 class RequestType(StrEnum):

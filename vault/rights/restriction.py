@@ -14,18 +14,22 @@ clears the objection.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
-from vault.audit.events import Actor, AuditAction, Decision
-from vault.context import VaultContext
+from vault.audit.events import Actor, AuditAction, Decision, action_for
 from vault.errors import Conflict
-from vault.bases.ending import EndedBasis, action_for, end_live_bases, is_direct_marketing
+from vault.bases.ending import EndedBasis, end_live_bases
+from vault.catalogue.purposes import is_direct_marketing
 from vault.storage.tables import subjects
 from vault.subjects.store import SubjectStatus, load_subject
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
 
 
 async def restrict_in(conn: AsyncConnection, actor: Actor, row: Row, now: datetime) -> bool:

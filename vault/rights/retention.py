@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select, update
 
@@ -47,9 +47,9 @@ from vault.rights import selfservice
 from vault.audit.events import SYSTEM, Actor, AuditAction, Decision
 from vault.clock import as_utc
 from vault.bases.consents import seal_legacy_texts
-from vault.context import VaultContext
 from vault.subjects.decision import BasisStatus
-from vault.rights.erasure import erase_in, retained_key_id
+from vault.crypto import retained_key_id
+from vault.rights.erasure import erase_in
 from vault.mail import FileOutbox
 from vault.catalogue.purposes import LawfulBasis, Purpose
 from vault.rights.requests import OPEN
@@ -62,6 +62,9 @@ from vault.storage.tables import (
     subjects,
 )
 from vault.subjects.store import SubjectStatus, upgrade_legacy_revisions
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
 
 BATCH = 500
 

@@ -29,7 +29,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import and_, delete, func, insert, or_, select, update
@@ -40,7 +40,6 @@ from vault.subjects import identity
 from vault.rights import signin_limits
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
-from vault.context import VaultContext
 from vault.subjects.decision import BasisStatus, BasisFacts, effective_status
 from vault.errors import (
     AccessDenied,
@@ -60,6 +59,9 @@ from vault.storage.tables import (
     subjects,
 )
 from vault.subjects.store import INDEXED, SubjectStatus, decrypt_fields, identifier_digest, load_subject
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
 
 KINDS = ("email", "phone")
 CODE_DIGITS = 6

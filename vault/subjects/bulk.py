@@ -38,7 +38,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 from sqlalchemy import String, Select, and_, any_, bindparam, select
@@ -49,7 +49,6 @@ from vault.audit import events as audit
 from vault.catalogue import contact_pressure as pressure
 from vault.audit.events import Actor, AuditAction, Decision, EventRecord
 from vault.clock import as_utc
-from vault.context import VaultContext
 from vault.subjects.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
 from vault.crypto import IntegrityCheckFailed, KeyringError
 from vault.errors import InvalidInput, Unavailable
@@ -57,6 +56,9 @@ from vault.subjects.lookup import IDENTIFIER_KINDS, LookupDenied, deny_message
 from vault.catalogue.purposes import Purpose
 from vault.storage.tables import consents, subjects
 from vault.subjects.store import INDEXED, decrypt_fields, identifier_digest
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
 
 #: Identifiers per read (one SELECT each); with contacts also per transaction.
 CHUNK = 500

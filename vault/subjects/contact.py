@@ -13,9 +13,6 @@ from dataclasses import dataclass
 import email_validator
 import phonenumbers
 
-CONTACT_FIELDS = ("email", "phone", "name", "postal_address", "external_ref")
-#: Fields that can identify a subject in a lookup.
-IDENTIFIER_FIELDS = ("email", "phone", "external_ref")
 DEFAULT_PHONE_REGION = "DE"
 
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Row
@@ -48,11 +48,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
-from vault.context import VaultContext
 from vault.errors import Conflict, InvalidInput, NotFound
 from vault.storage.tables import identity_changes as changes
 from vault.storage.tables import self_service_challenges as challenges
 from vault.storage.tables import self_service_sessions as sessions
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
 
 #: The identifying addresses whose change is an identity change.
 KINDS = ("email", "phone")

@@ -17,15 +17,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
-from vault.context import VaultContext
 from vault.crypto import IntegrityCheckFailed
 from vault.subjects.decision import DenyReason
 from vault.errors import IntegrityFailure
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
 
 
 class AuditedRead:

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, and_, bindparam, select
 
@@ -25,13 +25,15 @@ from vault.audit import events as audit
 from vault.catalogue import contact_pressure as pressure
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
-from vault.subjects.contact import CONTACT_FIELDS
-from vault.context import VaultContext
 from vault.subjects.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
 from vault.crypto import IntegrityCheckFailed, KeyringError
 from vault.errors import AccessDenied, IntegrityFailure, InvalidInput, NotFound, Unavailable
 from vault.storage.tables import consents, subjects
-from vault.subjects.store import INDEXED, RowView, decrypt_fields, identifier_digest
+from vault.storage.rows import RowView
+from vault.subjects.store import INDEXED, decrypt_fields, identifier_digest
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
 
 IDENTIFIER_KINDS = ("subject_id", "email", "phone", "external_ref")
 

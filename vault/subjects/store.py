@@ -15,7 +15,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy import insert, select, update
@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.audit import events as audit
 from vault.subjects import identity
 from vault.audit.events import Actor, AuditAction, Decision
+from vault.catalogue.purposes import CONTACT_FIELDS
 from vault.subjects.contact import (
-    CONTACT_FIELDS,
     ContactValidationError,
     normalise_email,
     normalise_external_ref,
@@ -35,10 +35,13 @@ from vault.subjects.contact import (
     normalise_phone,
     normalise_postal_address,
 )
-from vault.context import VaultContext
 from vault.crypto import IndexMismatch, IntegrityCheckFailed, open_field, seal_field
 from vault.errors import Conflict, InvalidInput, NotFound, Unavailable
+from vault.storage.rows import RowView
 from vault.storage.tables import subjects
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
 
 #: Blind-indexed identifier fields and their index columns.
 INDEXED = {"email": "email_bidx", "phone": "phone_bidx", "external_ref": "external_ref_bidx"}
@@ -232,19 +235,6 @@ async def _record_identity_change(
     if identity.changed_kinds(ctx, before, fields):
         old = decrypt_fields(ctx, before, ("email",)).get("email")
         await identity.record_in(ctx, conn, actor, before, fields, now, notice_to=old)
-
-
-class RowView:
-    """Attribute access over a row that indexes by column name (an asyncpg record, a
-    SQLAlchemy row mapping), so `decrypt_fields` reads both alike."""
-
-    __slots__ = ("_row",)
-
-    def __init__(self, row: Any) -> None:
-        self._row = row
-
-    def __getattr__(self, name: str) -> Any:
-        return self._row[name]
 
 
 def decrypt_fields(
