@@ -24,9 +24,8 @@ from vault.audit.events import Actor
 from vault.context import VaultContext, open_kek_provider
 from vault.crypto import KeyringError, LocalKeyring
 from vault.errors import VaultError
-from vault.catalogue.purposes import PolicyError, load_catalogue
-from vault.catalogue.contact_pressure import load_rules
-from vault.catalogue.touchpoints import load_touchpoints
+from vault.catalogue.loader import load_policies
+from vault.catalogue.source import PolicyError
 from vault.settings import Settings
 from vault.storage.db import upgrade
 
@@ -55,9 +54,7 @@ def _run(settings: Settings, job: Callable[[VaultContext], Awaitable[Any]]) -> A
 
 def _load_policies(settings: Settings) -> None:
     """Purpose catalogue, contact-pressure rules, touchpoints: raises `PolicyError`."""
-    load_catalogue(settings.policies_dir)
-    load_rules(settings.policies_dir)
-    load_touchpoints(settings.policies_dir)
+    load_policies(settings.policies_dir)
 
 
 def cmd_init(settings: Settings, args: argparse.Namespace) -> int:

@@ -44,6 +44,7 @@ from api.export_view import render_html
 from api.i18n import TEXTS, pick_language
 from api.schemas import UUID_PATTERN
 from vault.outreach import followups
+from vault.rights import identity_objection
 from vault.subjects import identity
 from vault.outreach import preferences
 from vault.rights import selfservice
@@ -550,7 +551,7 @@ class PrivacyController(Controller):
     ) -> Template:
         t = TEXTS[pick_language(request)]
         try:
-            await identity.object_by_token(vault, link_actor(request), token)
+            await identity_objection.object_by_token(vault, link_actor(request), token)
         except NotFound:
             return _message(
                 request, 410, "pc_identity_invalid_title", t["pc_identity_invalid_text"]

@@ -42,6 +42,7 @@ from api.schemas import (
 )
 from vault.rights import export
 from vault.outreach import followups
+from vault.rights import identity_objection
 from vault.subjects import identity
 from vault.outreach import preferences
 from vault.rights import selfservice
@@ -598,5 +599,5 @@ class SelfIdentityController(Controller):
     async def object_(
         self, request: Request[Any, Any, Any], data: JSONBody[IdentityTokenIn], vault: Vault
     ) -> SelfIdentityChange:
-        records = await identity.object_by_token(vault, link_actor(request), data.token)
+        records = await identity_objection.object_by_token(vault, link_actor(request), data.token)
         return identity_change_json(records)

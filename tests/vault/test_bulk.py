@@ -314,7 +314,7 @@ async def test_ten_thousand_streams_in_pieces_of_whole_chunks(vault):
 async def _fill_basket(vault, subject_id: str) -> int:
     """Record contacts for a subject until its basket refuses one; returns how many fit."""
     from vault.errors import AccessDenied
-    from vault.catalogue.contact_pressure import ContactSpec, record_contact
+    from vault.outreach.basket import ContactSpec, record_contact
 
     n = 0
     while True:
@@ -341,7 +341,7 @@ async def _contact_rows(vault) -> list[dict[str, Any]]:
 async def test_contact_reservation_per_line_one_per_subject_denied_when_full(vault):
     """Each revealed line reserves its contact, a full basket denies its line, and a subject
     named twice pays once: its second line is `duplicate_identifier` (also across chunks)."""
-    from vault.catalogue.contact_pressure import ContactSpec
+    from vault.outreach.basket import ContactSpec
 
     pop = await _population(vault)
     a, b, c = pop["ids"][:3]
@@ -376,7 +376,7 @@ async def test_contact_reservation_per_line_one_per_subject_denied_when_full(vau
 async def test_dry_run_with_contact_counts_basket_denials_and_reserves_nothing(vault):
     """With a contact the dry run rehearses the reservations: full baskets and duplicates
     count as unreachable, and no contact or budget row is left behind."""
-    from vault.catalogue.contact_pressure import ContactSpec
+    from vault.outreach.basket import ContactSpec
 
     _counting_only(vault)
     pop = await _population(vault)

@@ -17,7 +17,7 @@ from vault.outreach import followups
 from vault.audit.events import Actor
 from vault.subjects.decision import Deny, DenyReason
 from vault.errors import AccessDenied, Conflict, InvalidInput, NotFound
-from vault.catalogue.contact_pressure import Reservation, reserve
+from vault.outreach.basket import Reservation, reserve
 from vault.rights.retention import run_retention
 from vault.storage.tables import audit_events, contact_budgets, contacts
 from vault.storage.tables import followups as followups_table

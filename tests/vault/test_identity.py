@@ -12,6 +12,7 @@ from sqlalchemy import select
 from tests.support.factories import WRITER
 from tests.support.privacy import audit_rows
 from tests.support.self_service import mails, seed_subject, sign_in
+from vault.rights import identity_objection
 from vault.subjects import identity
 from vault.rights import selfservice
 from vault.subjects import store as subjects
@@ -173,12 +174,12 @@ async def test_the_link_is_single_use_and_expires(vault, clock):
     assert done.status == "confirmed" and done.resolved_by == LINK.label
     for used in (token, "unknown", "x" * 500):
         with pytest.raises(NotFound):
-            await identity.object_by_token(vault, LINK, used)
+            await identity_objection.object_by_token(vault, LINK, used)
     await subjects.rectify_contact(vault, WRITER, sid, {"email": "y.508@example.net"})
     late = await _token_to(vault, "x.508@example.net")
     clock.advance(timedelta(days=30))
     with pytest.raises(NotFound):
-        await identity.object_by_token(vault, LINK, late)
+        await identity_objection.object_by_token(vault, LINK, late)
 
 
 async def test_erasure_deletes_the_change_rows(vault):

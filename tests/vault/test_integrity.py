@@ -19,7 +19,7 @@ from vault.audit.events import Actor, AuditAction
 from vault.bases.consents import record_basis
 from vault.errors import VaultError
 from vault.subjects.lookup import lookup
-from vault.catalogue.contact_pressure import ContactSpec
+from vault.outreach.basket import ContactSpec
 from vault.storage.tables import contact_budgets, contacts, subjects
 from vault.subjects.store import create_subject, rectify_contact
 

@@ -24,7 +24,8 @@ from vault.subjects.decision import Deny, DenyReason
 from vault.errors import Conflict, InvalidInput
 from vault.subjects.lookup import LookupDenied
 from vault.outreach.preferences import Preferences, QuietRule, check_contact, parse
-from vault.catalogue.contact_pressure import ContactSpec, Reservation, parse_rules, reserve
+from vault.catalogue.contact_pressure import parse_rules
+from vault.outreach.basket import ContactSpec, Reservation, reserve
 from vault.storage.tables import contact_budgets, contact_preference_history, contact_preferences
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"

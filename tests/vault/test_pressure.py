@@ -13,7 +13,8 @@ from tests.support.factories import WRITER, person
 from vault.subjects.decision import Deny, DenyReason
 from vault.errors import InvalidInput
 from vault.catalogue.purposes import PolicyError
-from vault.catalogue.contact_pressure import Reservation, parse_rules, reserve
+from vault.catalogue.contact_pressure import parse_rules
+from vault.outreach.basket import Reservation, reserve
 from vault.storage.tables import contact_budgets, contacts
 from vault.subjects.store import create_subject
 from vault.catalogue.touchpoints import parse_touchpoints

@@ -6,6 +6,7 @@ instead of passing a full basket. Both databases for the storage tests."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -19,7 +20,8 @@ from vault.subjects import lookup
 from vault.audit.events import Actor, AuditAction
 from vault.errors import AccessDenied
 from vault.catalogue.purposes import PolicyError
-from vault.catalogue.contact_pressure import ContactSpec, Grant, load_rules, parse_rules, reserve
+from vault.catalogue.contact_pressure import Grant, load_rules, parse_rules
+from vault.outreach.basket import ContactSpec, grant_denial, reserve
 from vault.storage.tables import contacts
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -80,7 +82,7 @@ def test_grants_default_to_incident_notice_and_name_clients():
         rules.priorities["critical"], grant=Grant(frozenset({"alerts"}), frozenset())
     )
     rules = dataclasses.replace(rules, priorities={**rules.priorities, "critical": named})
-    check = rules.grant_denial
+    check = functools.partial(grant_denial, rules)
     nothing = frozenset()
     assert check(client="alerts", client_purposes=nothing, type="service",
                  priority="critical") is None

@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vault.audit import chain as audit_chain
 from vault.audit import events as audit
-from vault.audit.events import Actor, AuditAction, Decision
 from vault.audit.chain import select_events_with_seals
+from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
 from vault.errors import InvalidInput
-from vault.storage.tables import audit_events, consents
+from vault.storage.tables import audit_checkpoints, audit_events, consents
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -545,9 +546,6 @@ class ChainStatus:
 
 async def chain_status(ctx: VaultContext, actor: Actor) -> ChainStatus:
     """Verify the whole chain (every MAC and checkpoint signature) and report. Audited."""
-    from vault.audit import chain as audit_chain
-    from vault.storage.tables import audit_checkpoints
-
     report = await audit_chain.verify_chain(ctx)
     now = ctx.clock.now()
     async with ctx.transaction() as conn:

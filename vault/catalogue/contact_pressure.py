@@ -1,18 +1,17 @@
-"""Contact pressure: one monthly basket of contact points per customer, across all brands.
+"""The contact-pressure rules: one monthly basket of contact points per customer, across
+all brands, and who may pass it.
 
 Rules come from `policies/contact-pressure.toml`, validated at start like the purpose
-catalogue (a bad file stops the start with a message naming the line). `reserve` runs in
-the caller's transaction: it locks the subject's counter row for the basket month, checks
-the calamity cool-down and the basket, and either records the contact and adds its points,
-or returns a `Deny`. The row lock (PostgreSQL) or the serialised write transaction (SQLite,
-`BEGIN IMMEDIATE`) makes the check-and-add atomic, so concurrent contacts never overspend.
+catalogue (a bad file stops the start with a `PolicyError` naming the line): basket size
+and time zone, points per communication type, channel factors, brands, priorities and the
+calamity cool-down, and who is granted the priorities and calamities that pass a full
+basket. `fit_contact` checks one announced contact against them and its purpose. Spending
+the basket is the outreach area's (`vault.outreach.basket`).
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
-import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,14 +19,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from vault.subjects.decision import Deny, DenyReason
+from vault.catalogue.purposes import (
+    Channel,
+    CommunicationType,
+    Purpose,
+    PurposeCatalogue,
+    load_catalogue,
+)
+from vault.catalogue.source import PolicyError, line_of, parse_toml, read_file
+from vault.catalogue.touchpoints import TouchpointCatalogue
 from vault.errors import InvalidInput
-from vault.catalogue.purposes import Channel, CommunicationType, PolicyError, load_catalogue
-from vault.storage.tables import contact_budgets, contacts
 
 TYPES = tuple(t.value for t in CommunicationType)
 CHANNELS = tuple(c.value for c in Channel)
@@ -37,7 +38,7 @@ _ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 #: Who may claim a priority above `normal` or announce a calamity when the rules name
 #: nobody: the clients allowed the purpose for safety and recall notices.
 DEFAULT_GRANT_PURPOSES = frozenset({"incident.notice"})
-#: Fewest distinct known subjects an audience dry run answers for (`vault.bulk.dry_run`).
+#: Fewest distinct known subjects an audience dry run answers for (`vault.subjects.bulk.dry_run`).
 DEFAULT_DRY_RUN_MIN_AUDIENCE = 10
 
 
@@ -85,7 +86,7 @@ class PressureRules:
     #: the cool-down that blocks everybody else's contacts).
     calamity_grant: Grant = Grant(frozenset(), DEFAULT_GRANT_PURPOSES)
     #: An audience dry run needs this many distinct known subjects, and buckets with fewer
-    #: members are not shown (`vault.bulk.dry_run`).
+    #: members are not shown (`vault.subjects.bulk.dry_run`).
     dry_run_min_audience: int = DEFAULT_DRY_RUN_MIN_AUDIENCE
 
     @property
@@ -114,121 +115,56 @@ class PressureRules:
         if errors:
             raise InvalidInput("the contact names unknown values", errors)
 
-    def grant_denial(
-        self, *, client: str, client_purposes: frozenset[str], type: str, priority: str
-    ) -> Deny | None:
-        """Deny a contact whose type or priority the client was not granted (None: fine).
-        Values must be valid (`validate_contact`); an unknown priority is denied."""
-        if type == CommunicationType.CALAMITY.value and not self.calamity_grant.allows(
-            client, client_purposes
-        ):
-            return Deny(DenyReason.CONTACT_TYPE_NOT_GRANTED)
-        prio = self.priorities.get(priority)
-        if prio is None or not (prio.grant is None or prio.grant.allows(client, client_purposes)):
-            return Deny(DenyReason.CONTACT_PRIORITY_NOT_GRANTED)
-        return None
 
-
-@dataclass(frozen=True, slots=True)
-class ContactSpec:
-    """An outbound contact as a client names it; channel and type default to the
-    purpose's (and must match it when given)."""
-
-    brand: str
-    channel: str | None = None
-    type: str | None = None
-    priority: str = "normal"
-    touchpoint: str | None = None
-    #: An agreed follow-up (vault.followups) this contact keeps: inside its window it is
-    #: allowed without counting against the basket.
-    followup: str | None = None
-
-    def resolve(self, ctx: Any, purpose: Any) -> ContactSpec:
-        """Fill channel and type from the purpose, check consistency and known values;
-        raises `InvalidInput`."""
-        errors: dict[str, str] = {}
-        channel, type = self.channel, self.type
-        if purpose is not None:
-            if channel is None:
-                channel = purpose.channel.value
-            elif channel not in {c.value for c in purpose.channels}:
-                errors["contact.channel"] = "the purpose is for channel(s) " + ", ".join(
-                    f"'{c.value}'" for c in purpose.channels
-                )
-            if type is None:
-                type = purpose.communication_type.value
-            elif type != purpose.communication_type.value:
-                errors["contact.type"] = (
-                    f"the purpose is for communication type '{purpose.communication_type.value}'"
-                )
+def fit_contact(
+    rules: PressureRules,
+    touchpoints: TouchpointCatalogue,
+    purpose: Purpose | None,
+    *,
+    brand: str,
+    channel: str | None,
+    type: str | None,
+    priority: str,
+    touchpoint: str | None,
+) -> tuple[str, str]:
+    """The channel and type of an announced contact: from the purpose where not given, and
+    checked against it (given ones must be the purpose's), the touchpoint catalogue and the
+    rules' known values. Raises `InvalidInput` naming each `contact.*` that does not fit."""
+    errors: dict[str, str] = {}
+    if purpose is not None:
         if channel is None:
-            errors.setdefault("contact.channel", "is required")
+            channel = purpose.channel.value
+        elif channel not in {c.value for c in purpose.channels}:
+            errors["contact.channel"] = "the purpose is for channel(s) " + ", ".join(
+                f"'{c.value}'" for c in purpose.channels
+            )
         if type is None:
-            errors.setdefault("contact.type", "is required")
-        if self.touchpoint is not None and self.touchpoint not in ctx.touchpoints:
-            errors["contact.touchpoint"] = "is not in the touchpoint catalogue"
-        if errors:
-            raise InvalidInput("the contact does not fit", errors)
-        assert channel is not None and type is not None
-        rules: PressureRules = ctx.pressure_rules
-        rules.validate_contact(channel=channel, type=type, brand=self.brand, priority=self.priority)
-        return ContactSpec(
-            self.brand, channel, type, self.priority, self.touchpoint, self.followup
-        )
-
-
-def check_grant(
-    ctx: Any,
-    client: str,
-    client_purposes: frozenset[str],
-    contact: ContactSpec | None,
-    checked: Deny | tuple[str, ...],
-) -> Deny | tuple[str, ...]:
-    """`checked` (a purpose check's result), or a `Deny` when the resolved `contact`'s type
-    or priority is not granted to the client: priorities are granted, not claimed (used by
-    the lookup, the batch, the dry run and recorded contacts alike)."""
-    if contact is None or isinstance(checked, Deny):
-        return checked
-    assert contact.type is not None
-    rules: PressureRules = ctx.pressure_rules
-    denial = rules.grant_denial(
-        client=client, client_purposes=client_purposes, type=contact.type,
-        priority=contact.priority,
-    )  # fmt: skip
-    return denial or checked
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """Points reserved for one contact; `used`/`basket` are this month's totals after it."""
-
-    contact_id: str
-    subject_id: str
-    month: str
-    points: float
-    used: float
-    basket: float
-    #: The customer's preferred channel for the contact's type, when the purpose allows
-    #: several channels and the preferred one is among them (vault.preferences).
-    preferred_channel: str | None = None
+            type = purpose.communication_type.value
+        elif type != purpose.communication_type.value:
+            errors["contact.type"] = (
+                f"the purpose is for communication type '{purpose.communication_type.value}'"
+            )
+    if channel is None:
+        errors.setdefault("contact.channel", "is required")
+    if type is None:
+        errors.setdefault("contact.type", "is required")
+    if touchpoint is not None and touchpoint not in touchpoints:
+        errors["contact.touchpoint"] = "is not in the touchpoint catalogue"
+    if errors:
+        raise InvalidInput("the contact does not fit", errors)
+    assert channel is not None and type is not None
+    rules.validate_contact(channel=channel, type=type, brand=brand, priority=priority)
+    return channel, type
 
 
 # ---------------------------------------------------------------------------- loading
-
-
-def _line_of(text: str, pattern: str) -> int:
-    rx = re.compile(pattern)
-    for n, line in enumerate(text.splitlines(), 1):
-        if rx.search(line):
-            return n
-    return 1
 
 
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-_CLIENT_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")  # as vault.clients names them
+_CLIENT_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")  # as vault.admin.clients names them
 _PURPOSE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _GRANT_KEYS = frozenset({"granted_clients", "granted_purposes"})
 
@@ -263,13 +199,10 @@ def parse_rules(
 ) -> PressureRules:
     """Parse and validate the rules; raises `PolicyError` naming source and line.
     `known_purposes` (the catalogue's ids), when given, must hold every granted purpose."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"{source}: not valid TOML: {exc}") from exc
+    doc = parse_toml(text, source)
 
     def fail(pattern: str, msg: str) -> PolicyError:
-        return PolicyError(f"{source}: line {_line_of(text, pattern)}: {msg}")
+        return PolicyError(f"{source}: line {line_of(text, pattern) or 1}: {msg}")
 
     def key_line(key: str) -> str:
         return r"^\s*" + re.escape(key) + r"\s*="
@@ -408,251 +341,10 @@ def parse_rules(
     )
 
 
-def load_rules(policies_dir: Path) -> PressureRules:
+def load_rules(policies_dir: Path, catalogue: PurposeCatalogue | None = None) -> PressureRules:
     """The rules of `policies_dir`; granted purposes are checked against the purpose
-    catalogue beside them (a typo would silently grant nobody)."""
-    path = policies_dir / "contact-pressure.toml"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot read contact-pressure rules: {exc.strerror}") from exc
-    return parse_rules(text, str(path), set(load_catalogue(policies_dir).purposes))
-
-
-# ---------------------------------------------------------------------------- reserving
-
-
-def _insert_budget_row(dialect: str) -> Any:
-    table = contact_budgets
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(
-            index_elements=["subject_id", "month"]
-        )
-    return sqlite.insert(table).on_conflict_do_nothing(index_elements=["subject_id", "month"])
-
-
-async def reserve(
-    conn: AsyncConnection,
-    ctx: Any,
-    *,
-    subject_id: str,
-    channel: str,
-    type: str,
-    brand: str,
-    priority: str,
-    now: datetime,
-    purpose: str | None = None,
-    touchpoint: str | None = None,
-    client: str | None = None,
-    request_id: str | None = None,
-    followup: str | None = None,
-) -> Reservation | Deny:
-    """Atomically reserve the points of one outbound contact in the caller's transaction,
-    or deny it (`contact_blocked_by_calamity`, `contact_budget_exhausted`).
-
-    On success a `contacts` row is written and the month's counter raised; the caller's
-    commit makes both durable (a rollback releases the points). Raises `InvalidInput` for
-    unknown channel, type, brand or priority.
-    """
-    rules: PressureRules = ctx.pressure_rules
-    rules.validate_contact(channel=channel, type=type, brand=brand, priority=priority)
-    if followup is not None:
-        # A contact the customer asked for: its own window decides (not the basket, the
-        # cool-down or quiet hours), it costs no points, and it can be used once.
-        from vault.outreach import followups
-
-        return await followups.use(
-            conn, ctx, followup_id=followup, subject_id=subject_id, channel=channel,
-            type=type, brand=brand, priority=priority, now=now, purpose=purpose,
-            touchpoint=touchpoint, client=client, request_id=request_id,
-        )  # fmt: skip
-    prio = rules.priorities[priority]
-    month = rules.month_of(now)
-    cost = rules.cost_tenths(type, channel)
-
-    # Make sure the counter row exists, then lock it: every reservation for this subject
-    # and month queues here, so the checks below see all committed contacts.
-    await conn.execute(
-        _insert_budget_row(conn.dialect.name),
-        {"subject_id": subject_id, "month": month, "used_tenths": 0, "updated_at": now},
-    )
-    used = (
-        await conn.execute(
-            select(contact_budgets.c.used_tenths)
-            .where(contact_budgets.c.subject_id == subject_id, contact_budgets.c.month == month)
-            .with_for_update()
-        )
-    ).scalar_one()
-
-    if (
-        rules.cooldown
-        and not prio.unlimited
-        and type not in rules.cooldown_exempt_types
-    ):
-        last_calamity = (
-            await conn.execute(
-                select(func.count())
-                .select_from(contacts)
-                .where(
-                    contacts.c.subject_id == subject_id,
-                    contacts.c.type == CommunicationType.CALAMITY.value,
-                    contacts.c.at > now - rules.cooldown,
-                    contacts.c.at <= now,
-                )
-            )
-        ).scalar_one()
-        if last_calamity:
-            return Deny(DenyReason.CONTACT_BLOCKED_BY_CALAMITY)
-
-    if not prio.unlimited and type not in rules.basket_exempt_types:
-        if used + cost > rules.basket_tenths + prio.overdraft_tenths:
-            return Deny(DenyReason.CONTACT_BUDGET_EXHAUSTED)
-
-    # The customer's own preferences (quiet hours, own cap) on top of the company rules.
-    from vault.outreach import preferences
-
-    verdict = await preferences.check_reservation(
-        conn,
-        ctx,
-        subject_id=subject_id,
-        channel=channel,
-        type=type,
-        purpose=purpose,
-        cap_exempt=prio.unlimited or type in rules.basket_exempt_types,
-        used_tenths=used,
-        cost_tenths=cost,
-        now=now,
-    )
-    if verdict.deny is not None:
-        return Deny(verdict.deny)
-
-    new_used = (
-        await conn.execute(
-            update(contact_budgets)
-            .where(contact_budgets.c.subject_id == subject_id, contact_budgets.c.month == month)
-            .values(used_tenths=contact_budgets.c.used_tenths + cost, updated_at=now)
-            .returning(contact_budgets.c.used_tenths)
-        )
-    ).scalar_one()
-    contact_id = str(uuid.uuid4())
-    await conn.execute(
-        insert(contacts).values(
-            id=contact_id,
-            subject_id=subject_id,
-            at=now,
-            month=month,
-            brand=brand,
-            channel=channel,
-            type=type,
-            priority=priority,
-            points_tenths=cost,
-            touchpoint=touchpoint,
-            purpose=purpose,
-            client=client,
-            request_id=request_id,
-        )
-    )
-    return Reservation(
-        contact_id=contact_id,
-        subject_id=subject_id,
-        month=month,
-        points=cost / 10,
-        used=new_used / 10,
-        basket=rules.basket_points,
-        preferred_channel=verdict.preferred_channel,
-    )
-
-
-# ---------------------------------------------------------------------------- recording
-
-
-async def record_contact(
-    ctx: Any,
-    actor: Any,
-    client_purposes: frozenset[str],
-    *,
-    subject_id: str,
-    spec: ContactSpec,
-    purpose_id: str,
-) -> Reservation:
-    """Record a contact made without a lookup, under the checks a lookup makes: the purpose
-    must be the client's (`check_request`), the contact must fit it, its type and priority
-    must be granted to the client, and the subject's basis and status decide (the lookup's
-    `_judge`); then its points are reserved (`reserve`). Every outcome is audited in the
-    same transaction.
-
-    Why all of that: a recorded contact spends the customer's basket and a calamity blocks
-    every other client for the cool-down, so recording one is as consequential as the
-    lookup it replaces. Raises `InvalidInput`, `LookupNotFound` (unknown subject, the
-    lookup's 404) or `LookupDenied` with the reason; both after their event committed.
-    """
-    from vault.audit import events as audit
-    from vault.audit.events import AuditAction, Decision
-    from vault.subjects.decision import Allow, check_request
-    from vault.subjects.lookup import (
-        LookupDenied,
-        LookupNotFound,
-        _judge,
-        _safe_id,
-        _subject_with_bases,
-        deny_message,
-    )
-
-    purpose = ctx.catalogue.get(purpose_id)
-    checked = check_request(purpose, purpose_id, client_purposes, None)
-    # Known values always (422 for garbage); the fit to the purpose only for a purpose
-    # the client may use, so a refused purpose is a 403 on record rather than a hint.
-    spec = spec.resolve(ctx, None if isinstance(checked, Deny) else purpose)
-    assert spec.channel is not None and spec.type is not None
-    checked = check_grant(ctx, actor.id, client_purposes, spec, checked)
-    now = ctx.clock.now()
-    outcome: Reservation | Deny
-    async with ctx.transaction() as conn:
-        if isinstance(checked, Deny):
-            outcome = checked
-        else:
-            rows = (
-                await conn.execute(
-                    _subject_with_bases("subject_id", ()),
-                    {"purpose": purpose_id, "ident": subject_id},
-                )
-            ).mappings().all()
-            verdict, _ = _judge(rows, purpose, checked, subject_id, now)
-            outcome = verdict if not isinstance(verdict, Allow) else await reserve(
-                conn, ctx, subject_id=subject_id, channel=spec.channel, type=spec.type,
-                brand=spec.brand, priority=spec.priority, now=now, purpose=purpose_id,
-                touchpoint=spec.touchpoint, client=actor.id, request_id=actor.request_id,
-                followup=spec.followup,
-            )  # fmt: skip
-        await audit.record(
-            conn,
-            at=now,
-            actor=actor,
-            action=AuditAction.CONTACT_RECORD,
-            decision=Decision.ALLOW if isinstance(outcome, Reservation) else Decision.DENY,
-            subject_id=_safe_id(subject_id),
-            # An unknown purpose string is client input and could carry anything.
-            purpose=purpose_id if purpose is not None else "<unknown>",
-            reason=outcome.reason if isinstance(outcome, Deny) else None,
-            detail={"contact": _record_detail(spec, outcome)},
-        )
-    if isinstance(outcome, Reservation):
-        return outcome
-    if outcome.reason is DenyReason.SUBJECT_NOT_FOUND:
-        raise LookupNotFound("no subject matches the identifier")
-    raise LookupDenied(outcome.reason, deny_message(outcome.reason))
-
-
-def _record_detail(spec: ContactSpec, outcome: Reservation | Deny) -> dict[str, object]:
-    """The recorded contact as the audit trail keeps it (validated values only)."""
-    detail: dict[str, object] = {
-        "brand": spec.brand,
-        "channel": spec.channel,
-        "type": spec.type,
-        "priority": spec.priority,
-        "touchpoint": spec.touchpoint,
-    }
-    if isinstance(outcome, Reservation):
-        detail["id"] = outcome.contact_id
-        detail["points"] = outcome.points
-    return detail
+    catalogue beside them (`catalogue`, when already loaded), since a typo would silently
+    grant nobody."""
+    text, path = read_file(policies_dir, "contact-pressure.toml", "contact-pressure rules")
+    purposes = catalogue if catalogue is not None else load_catalogue(policies_dir)
+    return parse_rules(text, path, set(purposes.purposes))

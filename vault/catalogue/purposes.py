@@ -1,18 +1,19 @@
 """The purpose catalogue: which purposes exist, on which lawful basis, revealing which fields.
 
 Loaded once from `policies/purposes.toml` at start and validated strictly; a bad file stops
-the start with a message naming the purpose, the key and the line. Anything not in the
-catalogue is denied.
+the start with a message naming the purpose, the key and the line (`source.PolicyError`).
+Anything not in the catalogue is denied.
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
+
+from vault.catalogue.source import PolicyError, parse_toml, read_file, table_line
 
 
 #: The contact fields a subject can have and a purpose can reveal (`vault.subjects.store`
@@ -39,10 +40,6 @@ class CommunicationType(StrEnum):
     EDITORIAL = "editorial"
     COMMERCIAL = "commercial"
     CALAMITY = "calamity"
-
-
-class PolicyError(Exception):
-    """The purpose catalogue is invalid; the message names where."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,25 +117,6 @@ CHANNEL_FIELD = {
     Channel.SMS: "phone",
     Channel.PHONE: "phone",
 }
-
-
-def _line_of(text: str, purpose_id: str | None, index: int) -> int:
-    """Best-effort line number of the index-th [[purpose]] table's id line (or its header).
-
-    The search stays inside that table, so a duplicate id points at the duplicate.
-    """
-    lines = text.splitlines()
-    headers = [n for n, line in enumerate(lines, 1) if line.strip() == "[[purpose]]"]
-    start, end = 1, len(lines) + 1
-    if index < len(headers):
-        start = headers[index]
-        end = headers[index + 1] if index + 1 < len(headers) else end
-    if purpose_id:
-        pat = re.compile(r'^\s*id\s*=\s*["\']' + re.escape(purpose_id) + r'["\']')
-        for n in range(start, end):
-            if pat.match(lines[n - 1]):
-                return n
-    return start
 
 
 def _parse_purpose(raw: dict, where: str) -> Purpose:
@@ -241,10 +219,7 @@ def _parse_purpose(raw: dict, where: str) -> Purpose:
 
 def parse_catalogue(text: str, source: str = "purposes.toml") -> PurposeCatalogue:
     """Parse and validate catalogue text; raises `PolicyError` naming source and line."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"{source}: not valid TOML: {exc}") from exc
+    doc = parse_toml(text, source)
     version = doc.get("version")
     if not isinstance(version, str) or not version:
         raise PolicyError(f"{source}: line 1: top-level 'version' (a string) is required")
@@ -259,7 +234,8 @@ def parse_catalogue(text: str, source: str = "purposes.toml") -> PurposeCatalogu
         if not isinstance(raw, dict):
             raise PolicyError(f"{source}: purpose {index + 1} must be a [[purpose]] table")
         pid = raw.get("id") if isinstance(raw.get("id"), str) else None
-        where = f"{source}: line {_line_of(text, pid, index)}: purpose '{pid or index + 1}'"
+        line = table_line(text, "purpose", index, pid)
+        where = f"{source}: line {line}: purpose '{pid or index + 1}'"
         purpose = _parse_purpose(raw, where)
         if purpose.id in purposes:
             raise PolicyError(f"{where}: duplicate id")
@@ -268,9 +244,5 @@ def parse_catalogue(text: str, source: str = "purposes.toml") -> PurposeCatalogu
 
 
 def load_catalogue(policies_dir: Path) -> PurposeCatalogue:
-    path = policies_dir / "purposes.toml"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot read purpose catalogue: {exc.strerror}") from exc
-    return parse_catalogue(text, str(path))
+    """`policies_dir/purposes.toml`, parsed and validated; raises `PolicyError`."""
+    return parse_catalogue(*read_file(policies_dir, "purposes.toml", "purpose catalogue"))

@@ -1,17 +1,16 @@
 """The touchpoint catalogue: where consents are given and contacts happen.
 
 Loaded from `policies/touchpoints.toml` at start and validated strictly; a bad file stops
-the start with a message naming the line.
+the start with a message naming the line (`source.PolicyError`).
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from vault.catalogue.purposes import PolicyError
+from vault.catalogue.source import PolicyError, parse_toml, read_file, table_line
 
 MODES = ("online", "offline")
 PHASES = ("pre_sales", "sales", "after_sales")
@@ -45,27 +44,9 @@ class TouchpointCatalogue:
         return touchpoint_id in self.touchpoints
 
 
-def _line_of(text: str, index: int, tid: str | None) -> int:
-    lines = text.splitlines()
-    headers = [n for n, line in enumerate(lines, 1) if line.strip() == "[[touchpoint]]"]
-    start, end = 1, len(lines) + 1
-    if index < len(headers):
-        start = headers[index]
-        end = headers[index + 1] if index + 1 < len(headers) else end
-    if tid:
-        pat = re.compile(r'^\s*id\s*=\s*["\']' + re.escape(tid) + r'["\']')
-        for n in range(start, end):
-            if pat.match(lines[n - 1]):
-                return n
-    return start
-
-
 def parse_touchpoints(text: str, source: str = "touchpoints.toml") -> TouchpointCatalogue:
     """Parse and validate; raises `PolicyError` naming source and line."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"{source}: not valid TOML: {exc}") from exc
+    doc = parse_toml(text, source)
     version = doc.get("version")
     if not isinstance(version, str) or not version:
         raise PolicyError(f"{source}: line 1: top-level 'version' (a string) is required")
@@ -78,7 +59,8 @@ def parse_touchpoints(text: str, source: str = "touchpoints.toml") -> Touchpoint
     out: dict[str, Touchpoint] = {}
     for index, raw in enumerate(entries):
         tid = raw.get("id") if isinstance(raw.get("id"), str) else None
-        where = f"{source}: line {_line_of(text, index, tid)}: touchpoint '{tid or index + 1}'"
+        line = table_line(text, "touchpoint", index, tid)
+        where = f"{source}: line {line}: touchpoint '{tid or index + 1}'"
         missing = _KEYS - set(raw)
         if missing:
             raise PolicyError(f"{where}: missing required key '{sorted(missing)[0]}'")
@@ -110,9 +92,7 @@ def parse_touchpoints(text: str, source: str = "touchpoints.toml") -> Touchpoint
 
 
 def load_touchpoints(policies_dir: Path) -> TouchpointCatalogue:
-    path = policies_dir / "touchpoints.toml"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot read touchpoint catalogue: {exc.strerror}") from exc
-    return parse_touchpoints(text, str(path))
+    """`policies_dir/touchpoints.toml`, parsed and validated; raises `PolicyError`."""
+    return parse_touchpoints(
+        *read_file(policies_dir, "touchpoints.toml", "touchpoint catalogue")
+    )

@@ -4,11 +4,12 @@ window and the touchpoint where it was agreed.
 
 Inside its window, a lookup or recorded contact that names the follow-up is allowed even
 when the customer's basket is full, and does not count against it: the contact is recorded
-with 0 points and the basket counter is not touched. The follow-up is used once: a guarded
-`UPDATE ... WHERE status = 'open'` in the caller's transaction turns it `kept`, so of two
-parallel lookups exactly one wins (PostgreSQL re-checks the row after the first commits;
-SQLite serialises writers). Outside its window, or when cancelled, already used, or for
-another subject, purpose or channel, the contact is denied with a reason.
+with 0 points and the basket counter is not touched (`vault.outreach.basket.use_followup`,
+which spends it). The follow-up is used once: a guarded `UPDATE ... WHERE status = 'open'`
+in the caller's transaction turns it `kept`, so of two parallel lookups exactly one wins
+(PostgreSQL re-checks the row after the first commits; SQLite serialises writers). Outside
+its window, or when cancelled, already used, or for another subject, purpose or channel,
+the contact is denied with a reason.
 
 Statuses: `open`, `kept`, `cancelled` (by the customer), `missed` (the window passed
 unused: derived at read time, and stored by the retention sweep, see `mark_missed`).
@@ -26,7 +27,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, insert, or_, select, update
@@ -35,9 +36,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.audit import events as audit
 from vault.audit.events import SYSTEM, Actor, AuditAction, Decision
 from vault.clock import as_utc
-from vault.subjects.decision import Deny, DenyReason
+from vault.catalogue.contact_pressure import fit_contact
+from vault.subjects.decision import DenyReason
 from vault.errors import AccessDenied, Conflict, InvalidInput, NotFound
-from vault.storage.tables import contact_budgets, contacts, followups, subjects
+from vault.storage.tables import followups, subjects
 
 
 class FollowupStatus(StrEnum):
@@ -143,6 +145,14 @@ def _from_row(row: Any, now: datetime) -> Followup:
 # ---------------------------------------------------------------------------- creating
 
 
+class _Contact(NamedTuple):
+    """The contact a follow-up promises, fitted to its purpose (`fit_contact`)."""
+
+    brand: str
+    channel: str
+    type: str
+
+
 def _validate_window(
     due_from: datetime | None, due_until: datetime | None, now: datetime, errors: dict[str, str]
 ) -> tuple[datetime, datetime] | None:
@@ -185,8 +195,6 @@ async def create(
     """Record a follow-up the customer asked for. Raises `InvalidInput` (nothing stored),
     `AccessDenied` (`purpose_not_allowed`: the client may not use the purpose), `NotFound`
     (no such subject) or `Conflict` (the subject is erased or restricted)."""
-    from vault.catalogue.contact_pressure import ContactSpec
-
     now = ctx.clock.now()
     errors: dict[str, str] = {}
     purpose_ = ctx.catalogue.get(purpose)
@@ -197,10 +205,13 @@ async def create(
     if touchpoint not in ctx.touchpoints:
         errors["touchpoint"] = "is not in the touchpoint catalogue"
     window = _validate_window(due_from, due_until, now, errors)
-    spec: ContactSpec | None = None
+    spec: _Contact | None = None
     if purpose_ is not None:
         try:
-            spec = ContactSpec(brand=brand, channel=channel, type=type).resolve(ctx, purpose_)
+            spec = _Contact(brand, *fit_contact(
+                ctx.pressure_rules, ctx.touchpoints, purpose_, brand=brand, channel=channel,
+                type=type, priority="normal", touchpoint=None,
+            ))  # fmt: skip
         except InvalidInput as exc:
             errors.update({k.removeprefix("contact."): v for k, v in exc.errors.items()})
     if errors or window is None or spec is None:
@@ -270,144 +281,6 @@ class _Row:
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.__dict__.update(values)
-
-
-# ---------------------------------------------------------------------------- using
-
-
-async def use(
-    conn: AsyncConnection,
-    ctx: Any,
-    *,
-    followup_id: str,
-    subject_id: str,
-    channel: str,
-    type: str,
-    brand: str,
-    priority: str,
-    now: datetime,
-    purpose: str | None,
-    touchpoint: str | None,
-    client: str | None,
-    request_id: str | None,
-) -> Any:
-    """Use a follow-up for one outbound contact, in the caller's transaction (called by
-    `vault.pressure.reserve`): a `Reservation` of 0 points that leaves the basket counter
-    alone, or `Deny` (`followup_not_in_window`, `followup_not_usable`). Audited either way."""
-    from vault.catalogue.contact_pressure import Reservation
-
-    rules = ctx.pressure_rules
-    month = rules.month_of(now)
-    contact_id = str(uuid.uuid4())
-    actor = Actor("client", client or "unknown", request_id)
-    kept = 0
-    if is_valid_id(followup_id):
-        result = await conn.execute(
-            update(followups)
-            .where(
-                followups.c.id == followup_id,
-                followups.c.subject_id == subject_id,
-                followups.c.status == FollowupStatus.OPEN.value,
-                followups.c.purpose == purpose,
-                followups.c.channel == channel,
-                followups.c.due_from <= now,
-                followups.c.due_until > now,
-            )
-            .values(
-                status=FollowupStatus.KEPT.value,
-                closed_at=now,
-                closed_by=actor.label,
-                contact_id=contact_id,
-            )
-        )
-        kept = result.rowcount
-    safe_id = followup_id if is_valid_id(followup_id) else None
-    if kept != 1:
-        reason = await _why_not(conn, safe_id, subject_id, channel, purpose, now)
-        await audit.record(
-            conn,
-            at=now,
-            actor=actor,
-            action=AuditAction.FOLLOWUP_USE,
-            decision=Decision.DENY,
-            subject_id=subject_id,
-            purpose=purpose,
-            reason=reason,
-            detail={"followup": {"id": safe_id, "channel": channel, "type": type}},
-        )
-        return Deny(reason)
-    await conn.execute(
-        insert(contacts).values(
-            id=contact_id,
-            subject_id=subject_id,
-            at=now,
-            month=month,
-            brand=brand,
-            channel=channel,
-            type=type,
-            priority=priority,
-            points_tenths=0,
-            touchpoint=touchpoint,
-            purpose=purpose,
-            client=client,
-            request_id=request_id,
-        )
-    )
-    used = (
-        await conn.execute(
-            select(contact_budgets.c.used_tenths).where(
-                contact_budgets.c.subject_id == subject_id, contact_budgets.c.month == month
-            )
-        )
-    ).scalar_one_or_none()
-    await audit.record(
-        conn,
-        at=now,
-        actor=actor,
-        action=AuditAction.FOLLOWUP_USE,
-        decision=Decision.ALLOW,
-        subject_id=subject_id,
-        purpose=purpose,
-        detail={
-            "followup": {"id": followup_id, "channel": channel, "type": type},
-            "contact": {"id": contact_id, "points": 0},
-        },
-    )
-    return Reservation(
-        contact_id=contact_id,
-        subject_id=subject_id,
-        month=month,
-        points=0.0,
-        used=(used or 0) / 10,
-        basket=rules.basket_points,
-    )
-
-
-async def _why_not(
-    conn: AsyncConnection,
-    followup_id: str | None,
-    subject_id: str,
-    channel: str,
-    purpose: str | None,
-    now: datetime,
-) -> DenyReason:
-    """Why a follow-up could not be used: outside its window, or not usable at all (unknown,
-    someone else's, another purpose or channel, cancelled or already used). An unknown id
-    and another subject's id give the same answer."""
-    if followup_id is None:
-        return DenyReason.FOLLOWUP_NOT_USABLE
-    row = (
-        await conn.execute(select(followups).where(followups.c.id == followup_id))
-    ).first()
-    if (
-        row is None
-        or row.subject_id != subject_id
-        or row.purpose != purpose
-        or row.channel != channel
-        or row.status in (FollowupStatus.KEPT, FollowupStatus.CANCELLED)
-    ):
-        return DenyReason.FOLLOWUP_NOT_USABLE
-    return DenyReason.FOLLOWUP_NOT_IN_WINDOW
 
 
 # ---------------------------------------------------------------------------- reading

@@ -42,7 +42,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, available_timezones
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
@@ -53,7 +53,12 @@ from vault.crypto import seal_field
 from vault.subjects.decision import DenyReason
 from vault.errors import Conflict, InvalidInput
 from vault.catalogue.purposes import Channel, CommunicationType
-from vault.storage.tables import contact_preference_history, contact_preferences
+from vault.storage.tables import (
+    audit_events,
+    contact_preference_history,
+    contact_preferences,
+    subjects,
+)
 from vault.subjects.store import SubjectStatus, load_subject
 
 if TYPE_CHECKING:
@@ -629,10 +634,6 @@ async def report(conn: AsyncConnection, ctx: Any, month: str) -> PreferenceRepor
     """Counts only (no subject ids): customers not erased, those with any preference, and
     the month's denials by `contact_quiet_hours` / `contact_cap_reached` (from the audit
     trail, so lookups, batch lookups and recorded contacts all count)."""
-    from sqlalchemy import and_, or_
-
-    from vault.storage.tables import audit_events, subjects
-
     customers = (
         await conn.execute(
             select(func.count()).select_from(subjects).where(subjects.c.status != "erased")

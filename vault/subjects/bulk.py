@@ -11,7 +11,7 @@ write as there are (`_stream_group_committed`); with contacts each chunk is one
 transaction. Memory is bounded by `AHEAD` chunks, however large the batch.
 
 Lines never echo the identifier: they carry its index `i` in the request. With a `contact`,
-every line that would reveal data first reserves the contact's points (`vault.pressure`) in
+every line that would reveal data first reserves the contact's points (`OutboundContact`) in
 the chunk's transaction, or is denied like the single lookup.
 
 Stored data is checked like the single lookup checks it, before any reservation: a row found
@@ -46,7 +46,6 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
-from vault.catalogue import contact_pressure as pressure
 from vault.audit.events import Actor, AuditAction, Decision, EventRecord
 from vault.clock import as_utc
 from vault.subjects.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
@@ -55,6 +54,7 @@ from vault.errors import InvalidInput, Unavailable
 from vault.subjects.lookup import IDENTIFIER_KINDS, LookupDenied, deny_message
 from vault.catalogue.purposes import Purpose
 from vault.storage.tables import consents, subjects
+from vault.subjects.outbound import OutboundContact, Reservation
 from vault.subjects.store import INDEXED, decrypt_fields, identifier_digest
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class _Outcome(NamedTuple):
     #: The subject's row as read (an asyncpg record or a row mapping: indexes by column name).
     row: Any = None
     allow: Allow | None = None
-    reservation: pressure.Reservation | None = None
+    reservation: Reservation | None = None
     #: The allowed fields, decrypted (and the row checked) before any reservation.
     data: dict[str, Any] | None = None
 
@@ -103,7 +103,7 @@ async def _reserve_chunk(
     ctx: VaultContext,
     actor: Actor,
     purpose: Purpose,
-    contact: pressure.ContactSpec,
+    contact: OutboundContact,
     outcomes: list[_Outcome],
     now: datetime,
     reserved_before: set[str] | None = None,
@@ -115,7 +115,6 @@ async def _reserve_chunk(
     One contact per subject and batch: a subject named again (the same identifier twice)
     is denied `duplicate_identifier` instead of paying twice; `reserved_before` carries
     the subjects already handled by earlier chunks of the batch."""
-    assert contact.channel is not None and contact.type is not None
     out = list(outcomes)
     seen = reserved_before if reserved_before is not None else set()
     allowed = sorted((o.row["id"], j) for j, o in enumerate(outcomes) if o.allow is not None)
@@ -124,10 +123,9 @@ async def _reserve_chunk(
             out[j] = _Outcome(DUPLICATE_IDENTIFIER, outcomes[j].row)
             continue
         seen.add(subject_id)
-        got = await pressure.reserve(
-            conn, ctx, subject_id=subject_id, channel=contact.channel, type=contact.type,
-            brand=contact.brand, priority=contact.priority, now=now, purpose=purpose.id,
-            touchpoint=contact.touchpoint, client=actor.id, request_id=actor.request_id,
+        got = await contact.reserve(
+            conn, ctx, subject_id=subject_id, purpose_id=purpose.id, actor=actor, now=now,
+            with_followup=False,
         )
         if isinstance(got, Deny):
             out[j] = _Outcome(got.reason, outcomes[j].row)
@@ -137,7 +135,7 @@ async def _reserve_chunk(
 
 
 def _contact_detail(
-    contact: pressure.ContactSpec, reserved: pressure.Reservation | None
+    contact: OutboundContact, reserved: Reservation | None
 ) -> dict[str, object]:
     """The same shape as the single lookup's audit detail for a contact."""
     out: dict[str, object] = {
@@ -430,7 +428,7 @@ async def resolve_batch(
     identifier_kind: str,
     identifiers: Sequence[str],
     fields: Sequence[str] | None = None,
-    contact: pressure.ContactSpec | None = None,
+    contact: OutboundContact | None = None,
     chunk_size: int = CHUNK,
 ) -> AsyncIterator[bytes]:
     """Yield NDJSON, one or more chunks' lines per item, each only after its audit committed.
@@ -445,7 +443,7 @@ async def resolve_batch(
     checked = check_request(purpose, purpose_id, client_purposes, fields)
     if contact is not None:
         contact = contact.resolve(ctx, purpose)  # raises InvalidInput
-        checked = pressure.check_grant(ctx, actor.id, client_purposes, contact, checked)
+        checked = contact.check_grant(ctx, actor.id, client_purposes, checked)
     now = ctx.clock.now()
     requested = list(fields) if fields is not None else None
     if isinstance(checked, Deny):
@@ -554,7 +552,7 @@ async def _stream_in_transactions(
     batch: _Batch,
     identifiers: Sequence[str],
     chunk_size: int,
-    contact: pressure.ContactSpec | None,
+    contact: OutboundContact | None,
 ) -> AsyncIterator[bytes]:
     """With contacts (or without a group commit): one transaction per chunk, one chunk at
     a time. Read, reservations and events commit together, reservations follow the input
@@ -577,7 +575,7 @@ async def _resolve_chunk(
     batch: _Batch,
     chunk: Sequence[str],
     start: int,
-    contact: pressure.ContactSpec | None,
+    contact: OutboundContact | None,
     reserved_subjects: set[str],
 ) -> bytes:
     b = batch
@@ -587,7 +585,7 @@ async def _resolve_chunk(
         outcomes = _decide_chunk(
             rows, b.purpose, b.fields, keys, b.now, _Opener(b.ctx, b.kind)
         )
-        reserved: dict[int, pressure.Reservation] = {}
+        reserved: dict[int, Reservation] = {}
         if contact is not None:
             outcomes = await _reserve_chunk(
                 conn, b.ctx, b.actor, b.purpose, contact, outcomes, b.now, reserved_subjects
@@ -609,8 +607,8 @@ def _chunk_lines(
     keys: list[str | None],
     start: int,
     outcomes: list[_Outcome],
-    reserved: dict[int, pressure.Reservation],
-    contact: pressure.ContactSpec | None,
+    reserved: dict[int, Reservation],
+    contact: OutboundContact | None,
 ) -> tuple[list[EventRecord], list[dict[str, Any]]]:
     """One audit event (a record, as `audit.event_row` would make it) and one NDJSON line
     per identifier, from the decided (and, where allowed, decrypted) outcomes."""
@@ -706,7 +704,7 @@ async def dry_run(
     identifier_kind: str,
     identifiers: Sequence[str],
     channel: str | None = None,
-    contact: pressure.ContactSpec | None = None,
+    contact: OutboundContact | None = None,
 ) -> DryRunResult:
     """Count who could be reached now for the purpose (and over `channel`), by reason, for
     an audience, never for one person.
@@ -747,7 +745,8 @@ async def dry_run(
                         + " or ".join(sorted(_channels(purpose)))},
         )
     checked = check_request(purpose, purpose_id, client_purposes, None)
-    checked = pressure.check_grant(ctx, actor.id, client_purposes, contact, checked)
+    if contact is not None:
+        checked = contact.check_grant(ctx, actor.id, client_purposes, checked)
     now = ctx.clock.now()
     label = purpose_id if purpose is not None else "<unknown>"
     if isinstance(checked, Deny):
@@ -792,7 +791,7 @@ async def _tally(
     kind: str,
     identifiers: Sequence[str],
     channel: str,
-    contact: pressure.ContactSpec | None,
+    contact: OutboundContact | None,
     now: datetime,
 ) -> _Tally:
     """Decide every identifier from the chunk reads (no ciphertext); with `contact`,
@@ -830,10 +829,9 @@ async def _tally(
                 tally.counts[DUPLICATE_IDENTIFIER] += 1
                 continue
             seen.add(subject_id)
-            got = await pressure.reserve(
-                conn, ctx, subject_id=subject_id, channel=channel, type=contact.type,
-                brand=contact.brand, priority=contact.priority, now=now, purpose=purpose.id,
-                touchpoint=contact.touchpoint, client=actor.id, request_id=actor.request_id,
+            got = await contact.reserve(  # its channel is `channel` (resolved above)
+                conn, ctx, subject_id=subject_id, purpose_id=purpose.id, actor=actor, now=now,
+                with_followup=False,
             )
             if isinstance(got, Deny):
                 tally.counts[str(got.reason)] += 1

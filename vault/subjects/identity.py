@@ -22,6 +22,8 @@ The change is settled by the old address's link (confirm), a DPO's approval, or 
 of the cooling-off. An objection from the old address ends every session, marks the change
 objected (sessions through the disputed address stay restricted until a DPO approves it)
 and opens a restriction request (Art. 18(1)(a): accuracy contested) in the DPO's queue.
+The request belongs to the rights area, above this one: `vault.rights.identity_objection`
+runs the objection (`record_objection`, then the request, then `attach_request`).
 
 Phone changes are recorded, told and end sessions alike, but restrict no session: sign-in
 codes always go to the e-mail address, so a session proves control of that, not of the
@@ -463,12 +465,15 @@ async def confirm_by_token(ctx: VaultContext, actor: Actor, token: str) -> list[
     return await _records(ctx, ids)
 
 
-async def object_by_token(ctx: VaultContext, actor: Actor, token: str) -> list[ChangeRecord]:
-    """The old address objects ("this was not me"): every session ends, the changes are
-    marked objected (sessions through the disputed address stay restricted until a DPO
-    approves), and a restriction request (Art. 18(1)(a), accuracy contested) goes into the
-    DPO's queue. The first transaction is the protection; the request is opened after it,
-    and a retry of the same link completes a request that failed to open."""
+async def record_objection(
+    ctx: VaultContext, actor: Actor, token: str
+) -> tuple[str, list[str]]:
+    """The old address objects ("this was not me"), the protection half: every session
+    ends and the changes are marked objected (sessions through the disputed address stay
+    restricted until a DPO approves). Returns the subject and the objected changes still
+    without their restriction request, which `vault.rights.identity_objection` opens next
+    (a retry of the same link gets them again, so a request that failed to open is
+    completed); `NotFound` for a link that is unknown, expired, or used up."""
     now = ctx.clock.now()
     async with ctx.transaction() as conn:
         rows = await _by_token(conn, ctx, token)
@@ -492,25 +497,20 @@ async def object_by_token(ctx: VaultContext, actor: Actor, token: str) -> list[C
             ids = [r.id for r in usable]
         if not usable:
             raise NotFound(_UNUSABLE)
-    await _open_request(ctx, actor, usable[0].subject_id, ids)
-    return await _records(ctx, ids)
+    return usable[0].subject_id, ids
 
 
-async def _open_request(
-    ctx: VaultContext, actor: Actor, subject_id: str, change_ids: list[str]
-) -> None:
-    # Imported here: vault.requests depends on vault.subjects, which records changes here.
-    from vault.rights import requests as dsar
-
-    record = await dsar.create_request(
-        ctx, actor, subject_id=subject_id, type="restriction", channel="email"
-    )
+async def attach_request(
+    ctx: VaultContext, change_ids: list[str], request_id: str
+) -> list[ChangeRecord]:
+    """Link objected changes to the request opened for them; their link stops working."""
     async with ctx.transaction() as conn:
         await conn.execute(
             update(changes)
             .where(changes.c.id.in_(change_ids))
-            .values(request_id=record.id, token_hash=None)
+            .values(request_id=request_id, token_hash=None)
         )
+    return await _records(ctx, change_ids)
 
 
 async def _settle(
@@ -629,13 +629,14 @@ __all__ = [
     "NoticeView",
     "Restriction",
     "approve",
+    "attach_request",
     "changed_kinds",
     "confirm_by_token",
     "end_sessions_in",
     "list_changes",
     "notice_mail",
-    "object_by_token",
     "peek_notice",
     "record_in",
+    "record_objection",
     "restriction_in",
 ]

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Select, and_, bindparam, select
 
 from vault.audit import events as audit
-from vault.catalogue import contact_pressure as pressure
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
 from vault.subjects.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
@@ -30,6 +29,7 @@ from vault.crypto import IntegrityCheckFailed, KeyringError
 from vault.errors import AccessDenied, IntegrityFailure, InvalidInput, NotFound, Unavailable
 from vault.storage.tables import consents, subjects
 from vault.storage.rows import RowView
+from vault.subjects.outbound import OutboundContact, Reservation
 from vault.subjects.store import INDEXED, decrypt_fields, identifier_digest
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ class LookupResult:
     basis_id: str
     basis_type: str
     basis_expires_at: datetime | None
-    contact: pressure.Reservation | None = None
+    contact: Reservation | None = None
 
 
 class LookupDenied(AccessDenied):
@@ -99,13 +99,13 @@ async def lookup(
     identifier_kind: str,
     identifier: str,
     fields: Sequence[str] | None = None,
-    contact: pressure.ContactSpec | None = None,
+    contact: OutboundContact | None = None,
 ) -> LookupResult:
     """Resolve contact data for a purpose, or raise `LookupDenied` / `LookupNotFound`.
 
     With `contact`, revealing the data also reserves the contact's points in the same
-    transaction (see `vault.pressure.reserve`); a full basket or a calamity cool-down denies
-    the lookup. Raises `Unavailable` (nothing revealed) when storage or the audit write fails.
+    transaction (`OutboundContact.reserve`, the basket of `vault.outreach.basket`); a full
+    basket or a calamity cool-down denies the lookup. Raises `Unavailable` (nothing revealed) when storage or the audit write fails.
     """
     if identifier_kind not in IDENTIFIER_KINDS:
         raise InvalidInput(
@@ -120,7 +120,7 @@ async def lookup(
     checked = check_request(purpose, purpose_id, client_purposes, fields)
     if contact is not None:
         contact = contact.resolve(ctx, purpose)  # raises InvalidInput
-        checked = pressure.check_grant(ctx, actor.id, client_purposes, contact, checked)
+        checked = contact.check_grant(ctx, actor.id, client_purposes, checked)
     now = ctx.clock.now()
     event = _Events(
         actor,
@@ -169,24 +169,12 @@ async def lookup(
                 ).mappings().all()
                 verdict, subject = _judge(rows, purpose, checked, known_subject, now)
                 verdict, data = _open(ctx, subject, verdict, found_by)
-                reserved: pressure.Reservation | None = None
+                reserved: Reservation | None = None
                 if isinstance(verdict, Allow) and contact is not None:
                     assert subject is not None
-                    assert contact.channel is not None and contact.type is not None
-                    held = await pressure.reserve(
-                        conn,
-                        ctx,
-                        subject_id=subject.id,
-                        channel=contact.channel,
-                        type=contact.type,
-                        brand=contact.brand,
-                        priority=contact.priority,
+                    held = await contact.reserve(
+                        conn, ctx, subject_id=subject.id, purpose_id=purpose_id, actor=actor,
                         now=now,
-                        purpose=purpose_id,
-                        touchpoint=contact.touchpoint,
-                        client=actor.id,
-                        request_id=actor.request_id,
-                        followup=contact.followup,
                     )
                     if isinstance(held, Deny):
                         verdict = held
@@ -223,7 +211,7 @@ class _Events:
         identifier_kind: str,
         purpose: str,
         requested: list[str] | None,
-        contact: pressure.ContactSpec | None,
+        contact: OutboundContact | None,
         now: datetime,
     ) -> None:
         self.actor = actor
@@ -323,7 +311,7 @@ def _result(
     purpose_id: str,
     verdict: Allow,
     data: dict[str, Any] | None,
-    reserved: pressure.Reservation | None,
+    reserved: Reservation | None,
 ) -> LookupResult:
     """The answer for an allowed lookup, from the fields `_open` decrypted."""
     assert data is not None
