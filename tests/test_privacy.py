@@ -286,7 +286,7 @@ async def test_free_text_is_sealed_at_rest_and_gone_after_erasure(vault):
     from vault.audit.events import Actor
     from vault.bases.consent_proof import consent_proof
     from vault.bases.consents import Evidence, list_bases, record_basis
-    from vault.rights.erasure import erase_subject
+    from tests.support.dsar import erase
     from vault.subjects.store import create_subject
 
     writer, dpo = Actor("client", "crm"), Actor("dpo", "dpo-office")
@@ -306,7 +306,7 @@ async def test_free_text_is_sealed_at_rest_and_gone_after_erasure(vault):
     assert b"order.delivery" in raw, "positive control: the dump holds the consent rows"
     assert not found_canaries(raw, FREE_TEXT), "sealed at rest"
 
-    await erase_subject(vault, dpo, sid)
+    await erase(vault, dpo, sid)
     proof = await consent_proof(vault, dpo, consent.id)
     assert proof.evidence.notice_version is None
     assert (await consent_proof(vault, dpo, contract.id)).reference is None

@@ -101,10 +101,10 @@ async def test_a_contract_basis_has_no_sealed_evidence(vault):
 
 async def test_after_erasure_the_evidence_is_shredded(vault):
     """Once the subject is erased the proof reports the sealed evidence as shredded."""
-    from vault.rights.erasure import erase_subject
+    from tests.support.dsar import erase
 
     _, sid, cid = await _newsletter(vault)
-    await erase_subject(vault, Actor("dpo", "datenschutz"), sid)
+    await erase(vault, Actor("dpo", "datenschutz"), sid)
     proof = await consent_proof(vault, DPO, cid)
     assert proof.evidence.sealed_evidence == "shredded"
     assert proof.evidence.ip is None and proof.subject_status == "erased"

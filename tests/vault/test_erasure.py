@@ -39,7 +39,7 @@ from vault.rights import requests as dsar
 from vault.clock import as_utc
 from vault.bases.consents import Evidence, record_basis
 from vault.context import VaultContext
-from vault.rights.erasure import erase_subject
+from tests.support.dsar import erase
 from vault.errors import Conflict, NotFound
 from vault.rights.export import build_export
 from vault.admin.keys import retained_versions_in_use, rewrap_retained, rotate
@@ -77,7 +77,7 @@ async def test_erasure_destroys_key_ciphertexts_and_blind_indexes(vault, clock):
     await contract(vault, sid)
     before = await subject_row(vault, sid)
     assert all(getattr(before, c) is not None for c in SUBJECT_COLUMNS_GONE)
-    result = await erase_subject(vault, DPO, sid)
+    result = await erase(vault, DPO, sid)
     assert result.kept_purposes == [] and result.retained_until is None
     row = await subject_row(vault, sid)
     assert row.status == "erased" and as_utc(row.erased_at) == clock.now()
@@ -93,7 +93,7 @@ async def test_lookups_after_erasure_deny_by_id_and_find_nothing_by_address(vaul
     await contract(vault, sid)
     await newsletter(vault, sid)
     assert (await look(vault, "order.delivery", "subject_id", sid)).fields
-    await erase_subject(vault, DPO, sid)
+    await erase(vault, DPO, sid)
     with pytest.raises(LookupDenied) as denied:
         await look(vault, "order.delivery", "subject_id", sid)
     assert denied.value.reason == "subject_erased"
@@ -108,7 +108,7 @@ async def test_every_basis_ends_and_evidence_secrets_are_deleted(vault):
     sid, _ = await new_subject(vault, 3)
     news = await newsletter(vault, sid, NEWS_WITH_SECRETS)
     deal = await contract(vault, sid)
-    await erase_subject(vault, DPO, sid)
+    await erase(vault, DPO, sid)
     by_id = {r.id: r for r in await consent_rows(vault, sid)}
     assert by_id[news.id].status == "withdrawn" and by_id[deal.id].status == "ended"
     assert all(r.evidence_ct is None and r.confirm_token_hash is None for r in by_id.values())
@@ -123,7 +123,7 @@ async def test_erasure_is_audited_and_earlier_events_stay(vault):
     await contract(vault, sid)
     await look(vault, "order.delivery", "subject_id", sid)
     before = len(await rows(vault, audit_events))
-    await erase_subject(vault, SELF, sid)
+    await erase(vault, SELF, sid)
     events = await rows(vault, audit_events, order=audit_events.c.seq)
     assert len(events) == before + 1
     assert events[-1].action == "subject:subject:erase" and events[-1].subject_id == sid
@@ -133,11 +133,11 @@ async def test_erasure_is_audited_and_earlier_events_stay(vault):
 async def test_erasing_twice_conflicts_and_unknown_subject_is_not_found(vault):
     """A second erasure is a Conflict; an unknown subject is NotFound; writes are refused."""
     sid, _ = await new_subject(vault, 5)
-    await erase_subject(vault, DPO, sid)
+    await erase(vault, DPO, sid)
     with pytest.raises(Conflict):
-        await erase_subject(vault, DPO, sid)
+        await erase(vault, DPO, sid)
     with pytest.raises(NotFound):
-        await erase_subject(vault, DPO, "00000000-0000-4000-8000-000000000000")
+        await erase(vault, DPO, "00000000-0000-4000-8000-000000000000")
     with pytest.raises(Conflict):
         await rectify_contact(vault, WRITER, sid, {"name": "Wieder da"})
     with pytest.raises(Conflict):
@@ -150,7 +150,7 @@ async def test_invoice_fields_survive_erasure_under_their_own_key(vault, clock):
     sid, data = await new_subject(vault, 6)
     await invoice(vault, sid)
     await newsletter(vault, sid)
-    result = await erase_subject(vault, DPO, sid)
+    result = await erase(vault, DPO, sid)
     assert result.kept_purposes == ["invoice.postal"]
     assert result.retained_until == clock.now() + TEN_YEARS
     (kept,) = await retained_rows(vault, sid)
@@ -186,7 +186,7 @@ async def test_retained_fields_are_shredded_by_the_retention_run_after_retain_un
     ciphertext; the export then shows the shredding date and no fields."""
     sid, _ = await new_subject(vault, 7)
     await invoice(vault, sid)
-    await erase_subject(vault, DPO, sid)
+    await erase(vault, DPO, sid)
     clock.advance(TEN_YEARS - timedelta(minutes=1))
     assert (await run_retention(vault)).shredded == 0
     assert (await retained_rows(vault, sid))[0].wrapped_key is not None
@@ -209,7 +209,7 @@ async def test_ended_legal_obligation_keeps_nothing(vault):
     from vault.bases.consents import withdraw
 
     await withdraw(vault, WRITER, sid, basis.id)
-    result = await erase_subject(vault, DPO, sid)
+    result = await erase(vault, DPO, sid)
     assert result.kept_purposes == [] and await retained_rows(vault, sid) == []
 
 
@@ -251,7 +251,7 @@ async def test_pending_request_payloads_are_deleted_with_the_key(vault):
         channel="letter",
         payload={"changes": {"name": "Anders Geschrieben"}},
     )
-    await erase_subject(vault, DPO, sid)
+    await erase(vault, DPO, sid)
     assert all(r.payload_ct is None for r in await rows(vault, dsar_requests))
 
 
@@ -260,7 +260,7 @@ async def test_kek_rotation_rewraps_retained_keys_too(vault, clock):
     too, and retiring cannot remove a version a retained key still needs."""
     sid, data = await new_subject(vault, 12)
     await invoice(vault, sid)
-    await erase_subject(vault, DPO, sid)
+    await erase(vault, DPO, sid)
     assert await retained_versions_in_use(vault) == {1: 1}
     report = await rotate(vault, DPO)
     assert report.remaining == 0 and report.rewrapped >= 1
@@ -301,7 +301,7 @@ async def test_database_holds_no_ciphertext_digest_or_plaintext_of_the_erased_su
     for blob in secrets:
         assert bytes(blob) in dump or bytes(blob).hex().encode() in dump
     assert all(d.encode() in dump for d in digests)
-    await erase_subject(vault, DPO, sid)
+    await erase(vault, DPO, sid)
     dump = await raw_database_bytes(vault)
     for blob in secrets:
         assert bytes(blob) not in dump
@@ -375,7 +375,7 @@ async def test_erasure_deletes_preferences_their_history_and_followups(vault, cl
         bytes(b) in dump or bytes(b).hex().encode() in dump for b in sealed
     )
 
-    await erase_subject(vault, DPO, sid)
+    await erase(vault, DPO, sid)
 
     assert await _rows_of(vault, sid) == []
     (kept_prefs,) = await rows(vault, contact_preferences)

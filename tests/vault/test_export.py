@@ -29,7 +29,7 @@ from vault.outreach import preferences
 from vault.rights import requests as dsar
 from vault.audit.events import Actor
 from vault.bases.consents import Evidence
-from vault.rights.erasure import erase_subject
+from tests.support.dsar import erase
 from vault.errors import NotFound
 from vault.rights.export import ART_15_INDEX, build_export
 from vault.subjects.lookup import LookupDenied
@@ -162,7 +162,7 @@ async def test_export_of_an_erased_subject_holds_only_the_retained_data(vault):
     sid, data = await new_subject(vault, 2)
     await invoice(vault, sid)
     await newsletter(vault, sid, NEWS_WITH_SECRETS)
-    await erase_subject(vault, DPO, sid)
+    await erase(vault, DPO, sid)
     doc = await build_export(vault, DPO, sid)
     assert doc["subject"]["status"] == "erased" and doc["subject"]["erased_at"]
     assert doc["contact_data"] == {}

@@ -123,9 +123,9 @@ async def test_client_needs_the_purpose_and_the_subject_must_be_active(vault, cl
     assert err.value.reason == DenyReason.PURPOSE_NOT_ALLOWED
     with pytest.raises(NotFound):
         await _followup(vault, clock, "00000000-0000-4000-8000-000000000000")
-    from vault.rights.erasure import erase_subject
+    from tests.support.dsar import erase
 
-    await erase_subject(vault, WRITER, sid)
+    await erase(vault, WRITER, sid)
     with pytest.raises(Conflict):
         await _followup(vault, clock, sid)
 

@@ -19,7 +19,7 @@ from vault.audit.events import AuditAction
 from vault.clock import FrozenClock
 from vault.context import VaultContext
 from vault.crypto import DecryptionError, KeyringError, LocalKeyring
-from vault.rights.erasure import erase_subject
+from tests.support.dsar import erase
 from vault.rights.export import build_export
 from vault.admin.keys import (
     migrate_to_pkcs11,
@@ -129,7 +129,7 @@ async def test_migration_rewraps_every_dek_and_retained_key_then_local_keys_reti
     people = await _people(local_vault, range(100, 112))
     erased, erased_data = await new_subject(local_vault, 150)
     await invoice(local_vault, erased)
-    await erase_subject(local_vault, DPO, erased)
+    await erase(local_vault, DPO, erased)
     local_vault.kek.add_version()  # type: ignore[attr-defined]  # local v1 and v2 in use
     people |= await _people(local_vault, range(112, 115))
     assert await versions_in_use(local_vault) == {1: 12, 2: 3}

@@ -298,10 +298,10 @@ async def test_bad_input_changes_nothing_and_writes_no_event(vault):
 
 async def test_an_erased_subject_cannot_get_preferences(vault):
     """Setting preferences for an erased subject is a conflict and stores nothing."""
-    from vault.rights.erasure import erase_subject
+    from tests.support.dsar import erase
 
     sid = await _subject(vault)
-    await erase_subject(vault, Actor("dpo", "tests"), sid)
+    await erase(vault, Actor("dpo", "tests"), sid)
     with pytest.raises(Conflict):
         await _set(vault, sid, {"timezone": "Europe/Berlin"})
     assert await _pref_rows(vault) == (0, 0)

@@ -26,10 +26,11 @@ from vault.rights import requests as dsar
 from vault.audit.events import Actor
 from vault.clock import as_utc
 from vault.bases.consents import Evidence, confirm, record_basis
-from vault.rights.erasure import erase_subject
+from tests.support.dsar import erase
 from vault.errors import Conflict, NotFound
 from vault.subjects.lookup import LookupDenied
-from vault.rights.restriction import lift_restriction, object_to_marketing, restrict
+from tests.support.dsar import object_to_marketing
+from vault.rights.restriction import lift_restriction, restrict
 from vault.storage.tables import consent_history
 
 
@@ -71,7 +72,7 @@ async def test_restriction_of_unknown_or_erased_subjects(vault):
     with pytest.raises(NotFound):
         await restrict(vault, DPO, "00000000-0000-4000-8000-000000000000")
     sid, _ = await new_subject(vault, 3)
-    await erase_subject(vault, DPO, sid)
+    await erase(vault, DPO, sid)
     with pytest.raises(Conflict):
         await restrict(vault, DPO, sid)
     with pytest.raises(Conflict):

@@ -320,12 +320,12 @@ async def test_rows_from_before_0013_read_and_are_brought_up_to_date(vault):
 async def test_erasure_clears_plaintext_free_text_of_rows_from_before_0013(vault):
     """A basis's reference still in plaintext (a row from before migration 0013, not yet
     sealed by a sweep) is cleared by the subject's erasure, like the sealed form."""
-    from vault.rights.erasure import erase_subject
+    from tests.support.dsar import erase
 
     sid, _ = await new_subject(vault, 32)
     basis = await contract(vault, sid)
     await _as_before_0013(vault, sid, basis.id, "Altvertrag 32")
-    await erase_subject(vault, DPO, sid)
+    await erase(vault, DPO, sid)
     (stored,) = await consent_rows(vault, sid)
     assert (stored.reference, stored.reference_ct) == (None, None)
     assert (stored.notice_version, stored.notice_version_ct) == (None, None)

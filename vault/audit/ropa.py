@@ -33,14 +33,6 @@ ARTICLE = {
     LawfulBasis.LEGITIMATE_INTEREST: "Art. 6(1)(f) GDPR",
 }
 
-FIELD_LABELS = {
-    "email": ("E-Mail-Adresse", "e-mail address"),
-    "phone": ("Telefonnummer", "phone number"),
-    "name": ("Name", "name"),
-    "postal_address": ("Postanschrift", "postal address"),
-    "external_ref": ("Kundennummer", "customer number"),
-}
-
 SUBJECT_CATEGORIES = (
     ("customers", "Kundinnen und Kunden (auch Interessenten)", "customers (and prospects)"),
 )

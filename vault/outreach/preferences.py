@@ -73,7 +73,6 @@ SOURCES = ("self_service", "client")
 SELF_SERVICE_NOTICE = "privacy-centre-preferences-2026-11"
 SELF_SERVICE_TOUCHPOINT = "web.privacy_centre"
 _TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
-PARTS = ("timezone", "preferred_channels", "quiet", "monthly_cap")
 
 
 @lru_cache(maxsize=1)

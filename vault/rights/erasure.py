@@ -48,7 +48,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
-from vault.audit.events import Actor, AuditAction, Decision, action_for
+from vault.audit.events import Actor, Decision, action_for
 from vault.clock import as_utc
 from vault.catalogue.purposes import CONTACT_FIELDS
 from vault.crypto import open_field, retained_key_id, seal_field
@@ -69,7 +69,7 @@ from vault.storage.tables import (
     self_service_sessions,
     subjects,
 )
-from vault.subjects.store import INDEXED, SubjectStatus, decrypt_fields, load_subject
+from vault.subjects.store import INDEXED, SubjectStatus, decrypt_fields
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -278,19 +278,6 @@ async def erase_in(
     )
     ctx.deks.forget(subject_id)
     return ErasureResult(kept_purposes=kept, retained_until=until)
-
-
-async def erase_subject(ctx: VaultContext, actor: Actor, subject_id: str) -> ErasureResult:
-    """Crypto-shred a subject; fields of live legal-obligation purposes are kept apart.
-
-    Raises `NotFound` for an unknown subject, `Conflict` if it was already erased.
-    """
-    now = ctx.clock.now()
-    async with ctx.transaction() as conn:
-        row = await load_subject(conn, subject_id, for_update=True)
-        result = await erase_in(ctx, conn, actor, row, now)
-    ctx.deks.forget(subject_id)
-    return result
 
 
 async def read_retained(

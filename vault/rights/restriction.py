@@ -124,13 +124,3 @@ async def object_in(
     )
     return ended
 
-
-async def object_to_marketing(
-    ctx: VaultContext, actor: Actor, subject_id: str
-) -> list[EndedBasis]:
-    """Object to direct marketing (Art. 21(2)): ends every marketing basis at once and
-    blocks new ones until a fresh explicit opt-in. Returns the bases it ended."""
-    now = ctx.clock.now()
-    async with ctx.transaction() as conn:
-        row = await load_subject(conn, subject_id, for_update=True)
-        return await object_in(ctx, conn, actor, row, now)

@@ -30,7 +30,7 @@ def normalise_email(value: str) -> str:
         info = email_validator.validate_email(
             value.strip(), check_deliverability=False, allow_smtputf8=True
         )
-    except email_validator.EmailNotValidError as exc:
+    except email_validator.EmailNotValidError:
         raise ContactValidationError({"email": "is not a valid e-mail address"}) from None
     return info.normalized.lower()
 
@@ -39,7 +39,7 @@ def normalise_phone(value: str, region: str = DEFAULT_PHONE_REGION) -> str:
     """E.164 form of a phone number; national numbers are read as German by default."""
     try:
         number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException as exc:
+    except phonenumbers.NumberParseException:
         raise ContactValidationError({"phone": "is not a phone number"}) from None
     if not phonenumbers.is_valid_number(number):
         raise ContactValidationError({"phone": "is not a valid phone number"})
