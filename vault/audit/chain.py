@@ -82,7 +82,7 @@ assert EVENT_COLUMNS[0] == "seq"  # the sealer reads records by position
 #: The chain's canonical encoding is compact JSON of a list of strings, integers and nulls,
 #: UTF-8, nothing escaped but what JSON requires: `json.JSONEncoder(separators=(",", ":"),
 #: ensure_ascii=False)` wrote it first; msgspec writes the same bytes about ten times faster
-#: (tests/vault/test_audit_chain.py proves the two agree, so existing chains still verify).
+#: (tests/vault/audit/test_chain.py proves the two agree, so existing chains still verify).
 _CANONICAL = msgspec.json.Encoder()
 
 

@@ -598,7 +598,7 @@ async def _resolve_chunk(
 
 
 #: `_chunk_lines` builds event records positionally, in `audit.EVENT_COLUMNS` order
-#: (tests/vault/test_bulk.py compares every one with what `audit.event_row` makes).
+#: (tests/vault/subjects/test_bulk.py compares every one with what `audit.event_row` makes).
 _LOOKUP, _ALLOW, _DENY = str(AuditAction.LOOKUP), str(Decision.ALLOW), str(Decision.DENY)
 
 

@@ -12,7 +12,7 @@ import pytest
 from bench.seed import seed
 from tests.support.factories import WRITER, person
 from tests.support.privacy import audit_rows, execute_ddl, is_sqlite
-from tests.vault.test_audit_fail_closed import PG_OFF, PG_ON, SQLITE_OFF, SQLITE_ON
+from tests.support.faults import PG_OFF, PG_ON, SQLITE_OFF, SQLITE_ON
 from vault.audit import events as audit
 from vault.subjects import bulk
 from vault.audit.events import Actor, AuditAction, Decision

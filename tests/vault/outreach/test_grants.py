@@ -24,7 +24,7 @@ from vault.catalogue.contact_pressure import Grant, load_rules, parse_rules
 from vault.outreach.basket import ContactSpec, grant_denial, reserve
 from vault.storage.tables import contacts
 
-POLICIES = Path(__file__).resolve().parents[2] / "policies"
+POLICIES = Path(__file__).resolve().parents[3] / "policies"
 RULES_TEXT = (POLICIES / "contact-pressure.toml").read_text(encoding="utf-8")
 SHOP = Actor("client", "shop", "req-grants-1")
 DELIVERY = frozenset({"order.delivery"})

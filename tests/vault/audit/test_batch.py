@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.support.factories import WRITER, person
-from tests.vault.test_audit_fail_closed import audit_down
+from tests.support.faults import audit_down
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.audit.batch import AuditBatcher

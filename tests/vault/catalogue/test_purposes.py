@@ -20,7 +20,7 @@ from vault.catalogue.purposes import (
     parse_catalogue,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 POLICIES = ROOT / "policies"
 REQUIRED_IDS = {
     "account.service",

@@ -3,47 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from tests.support.factories import NEWSLETTER_EVIDENCE, api, bearer, client_key, person
+from tests.support.faults import audit_down
 from tests.support.privacy import (
     assert_problem,
     audit_rows,
     consent_statuses,
-    execute_ddl,
-    is_sqlite,
     row_counts,
 )
-
-SQLITE_ON = (
-    "CREATE TRIGGER audit_fail BEFORE INSERT ON audit_events "
-    "BEGIN SELECT RAISE(ABORT, 'audit down'); END;"
-)
-SQLITE_OFF = ("DROP TRIGGER IF EXISTS audit_fail",)
-PG_ON = (
-    "CREATE OR REPLACE FUNCTION tresor_test_audit_fail() RETURNS trigger AS $$ "
-    "BEGIN RAISE EXCEPTION 'audit down'; END; $$ LANGUAGE plpgsql",
-    "CREATE TRIGGER audit_fail BEFORE INSERT ON audit_events "
-    "FOR EACH ROW EXECUTE FUNCTION tresor_test_audit_fail()",
-)
-PG_OFF = (
-    "DROP TRIGGER IF EXISTS audit_fail ON audit_events",
-    "DROP FUNCTION IF EXISTS tresor_test_audit_fail()",
-)
-
-
-@asynccontextmanager
-async def audit_down(vault) -> AsyncIterator[None]:
-    """Every INSERT into audit_events fails while inside the block (a database trigger)."""
-    sqlite = is_sqlite(vault)
-    await execute_ddl(vault, *((SQLITE_ON,) if sqlite else PG_ON))
-    try:
-        yield
-    finally:
-        # Always removed: the PostgreSQL database is shared by the whole session.
-        await execute_ddl(vault, *(SQLITE_OFF if sqlite else PG_OFF))
-
 
 def _values(p: dict) -> list[str]:
     addr = p["postal_address"]

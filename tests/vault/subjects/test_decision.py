@@ -21,7 +21,7 @@ from vault.subjects.decision import (
 )
 from vault.catalogue.purposes import LawfulBasis, load_catalogue
 
-CATALOGUE = load_catalogue(Path(__file__).resolve().parents[2] / "policies")
+CATALOGUE = load_catalogue(Path(__file__).resolve().parents[3] / "policies")
 NEWSLETTER = CATALOGUE.purposes["newsletter.email"]
 OFFERS_SMS = CATALOGUE.purposes["offers.sms"]
 DELIVERY = CATALOGUE.purposes["order.delivery"]

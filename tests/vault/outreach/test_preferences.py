@@ -28,7 +28,7 @@ from vault.catalogue.contact_pressure import parse_rules
 from vault.outreach.basket import ContactSpec, Reservation, reserve
 from vault.storage.tables import contact_budgets, contact_preference_history, contact_preferences
 
-POLICIES = Path(__file__).resolve().parents[2] / "policies"
+POLICIES = Path(__file__).resolve().parents[3] / "policies"
 RULES = parse_rules((POLICIES / "contact-pressure.toml").read_text(encoding="utf-8"))
 LOOKUP = Actor("client", "shop")
 EVIDENCE = Evidence(
