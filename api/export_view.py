@@ -1,6 +1,6 @@
 """The readable rendering of the Art. 15 / Art. 20 export, in German or English.
 
-The domain builds the document (`vault.export.build_export`); this module only turns it
+The domain builds the document (`vault.rights.export.build_export`); this module only turns it
 into HTML with the autoescaping Jinja template `api/templates/export.html`, so every value
 from the document (names, addresses, reasons) is escaped.
 """

@@ -55,7 +55,7 @@ class VaultContext:
     pressure_rules: PressureRules
     touchpoints: TouchpointCatalogue
     #: PostgreSQL only: the raw asyncpg pool of the hot paths and its audit group commit
-    #: (`vault.storage.pg_direct`, `vault.audit_batch`); None on SQLite.
+    #: (`vault.storage.pg_direct`, `vault.audit.batch`); None on SQLite.
     direct: DirectPool | None = field(default=None)
     audit_batcher: AuditBatcher | None = field(default=None)
     _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = field(

@@ -1,6 +1,6 @@
 """Agreed follow-ups: a writer records a contact the customer asked for; clients list what
 is due for their purposes. A lookup or `POST /v1/contacts` naming the follow-up in
-`contact.followup` keeps it (see vault.followups)."""
+`contact.followup` keeps it (see vault.outreach.followups)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Changes of identifying addresses, for the DPO: list them (objected ones are the DPO's to
 resolve) and approve one, which lifts the restriction it puts on privacy-centre sessions
-through the new address (`vault.identity`)."""
+through the new address (`vault.subjects.identity`)."""
 
 from __future__ import annotations
 

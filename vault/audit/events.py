@@ -78,13 +78,13 @@ class AuditAction(StrEnum):
     DPO_REQUEST_LIST = "dpo:request:list"
     DPO_SESSION_START = "dpo:session:start"
     DPO_SESSION_END = "dpo:session:end"
-    # Contact preferences (vault.preferences): changes and reads, by the customer or a
+    # Contact preferences (vault.outreach.preferences): changes and reads, by the customer or a
     # writer client on the customer's instruction.
     SUBJECT_PREFERENCES_SET = "subject:preferences:set"
     CLIENT_PREFERENCES_SET = "client:preferences:set"
     SUBJECT_PREFERENCES_READ = "subject:preferences:read"
     CLIENT_PREFERENCES_READ = "client:preferences:read"
-    # Agreed follow-ups (vault.followups): recorded by a client, used by a lookup or
+    # Agreed follow-ups (vault.outreach.followups): recorded by a client, used by a lookup or
     # contact, cancelled by the customer, missed when the window passed unused.
     FOLLOWUP_CREATE = "client:followup:create"
     FOLLOWUP_USE = "client:followup:use"
@@ -95,7 +95,7 @@ class AuditAction(StrEnum):
     DPO_FOLLOWUP_LIST = "dpo:followup:list"
     SYSTEM_FOLLOWUP_MISS = "system:followup:miss"
     # Identity-relevant: a change of an identifying address (e-mail, phone) and what
-    # follows from it (vault.identity): the notice to the old address, its confirmation or
+    # follows from it (vault.subjects.identity): the notice to the old address, its confirmation or
     # objection, a DPO's approval, and what a session through the new address was refused.
     IDENTITY_CHANGE = "client:identity:change"
     DPO_IDENTITY_CHANGE = "dpo:identity:change"

@@ -7,7 +7,7 @@ and that read is audited (`dpo:consent:proof`) in the same transaction, before a
 leaves the vault. After an erasure the sealed evidence is gone (crypto-shredded); the proof
 then says so. The record's free text (reference, notice version) is sealed the same way and
 gone after an erasure too. Sealed data that fails to open is an audited refusal
-(`vault.integrity`), never a proof built on it.
+(`vault.subjects.integrity`), never a proof built on it.
 """
 
 from __future__ import annotations

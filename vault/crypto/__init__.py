@@ -3,6 +3,8 @@
 Raw primitives live in `_aead` and are private to this package; nothing outside `vault.crypto`
 imports them. Every failure to open a ciphertext raises the same opaque `DecryptionError`;
 it and a blind-index entry on the wrong row (`IndexMismatch`) are both `IntegrityCheckFailed`.
+
+Infrastructure: imports no other area and nothing of the kernel, so every area may use it.
 """
 
 from vault.crypto.blind_index import BlindIndexer

@@ -16,7 +16,7 @@ Three kinds of preference, all per customer and across all brands:
   check at reservation applies the cap *in addition to* the basket, so even a cap left above
   a later-lowered basket can never let a contact through that the basket refuses.
 
-Enforcement (`check_reservation`) runs inside `vault.pressure.reserve`, after the company
+Enforcement (`check_reservation`) runs inside `vault.outreach.basket.reserve`, after the company
 checks, in the same transaction and under the same row lock. Exemptions follow the company
 rules: calamity notices ignore quiet hours; the own cap exempts exactly the contacts the
 basket exempts (`basket_exempt_types`, e.g. calamity, and `unlimited` priorities), so a
@@ -335,7 +335,7 @@ async def check_reservation(
     cost_tenths: int,
     now: datetime,
 ) -> Verdict:
-    """Called by `vault.pressure.reserve` (under the budget row lock, after the company
+    """Called by `vault.outreach.basket.reserve` (under the budget row lock, after the company
     checks): one primary-key read of the subject's preferences, then `check_contact`."""
     prefs = await load(conn, subject_id)
     if prefs is None:

@@ -52,7 +52,7 @@ class ContactReport:
     #: kept (used inside the window), missed (window passed unused), cancelled.
     followups_by_touchpoint: tuple[FollowupBucket, ...] = ()
     #: Customers' own preferences: share of customers with any, and the month's denials
-    #: by preference reason (vault.preferences).
+    #: by preference reason (vault.outreach.preferences).
     preferences: PreferenceReport | None = None
 
 

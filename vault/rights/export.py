@@ -12,12 +12,12 @@ It also holds the subject's own contact preferences (preferred channels, quiet h
 zone, own cap), every change of them (when, by whom, from which touchpoint, what changed
 and the preferences after it — not the sealed IP address and user agent of the
 instruction), and the agreed follow-ups (window, channel, purpose, touchpoint, status).
-An erased subject has none of these any more (`vault.erasure` deletes them): the sections
+An erased subject has none of these any more (`vault.rights.erasure` deletes them): the sections
 are empty.
 
 Reading for an export is audited like any access (`subject:export:read` when the subject
 reads its own, `dpo:export:read` otherwise), in the same transaction as the read. Sealed
-data that fails to open makes the whole export an audited refusal (`vault.integrity`): an
+data that fails to open makes the whole export an audited refusal (`vault.subjects.integrity`): an
 export with a part silently missing would misinform the subject.
 """
 

@@ -12,7 +12,7 @@ closed as completed, partially completed (an erasure that had to keep data under
 
 A request created with `verified=True` (identity already proven, e.g. by the self-service
 one-time code) is carried out at once, except a rectification, which waits in review for a
-DPO. The deadline is one calendar month from receipt (`vault.deadlines`), extendable once,
+DPO. The deadline is one calendar month from receipt (`vault.rights.deadlines`), extendable once,
 within the first month, by up to two months, with notice to the subject.
 
 Every change writes an append-only `dsar_request_history` row and an audit event in the

@@ -1,12 +1,12 @@
 """Restriction of processing (Art. 18) and objection to direct marketing (Art. 21(2)-(3)).
 
 A restricted subject's data is only stored: every purpose-checked lookup denies with
-`subject_restricted`, except for legal-obligation purposes (`vault.decision.decide`).
+`subject_restricted`, except for legal-obligation purposes (`vault.subjects.decision.decide`).
 
 An objection to direct marketing is immediate and absolute: every basis of an editorial or
 commercial purpose ends at once (consents `withdrawn`, other bases `ended`, history
 `objection`) and `subjects.marketing_objection_at` is set. From then on
-`vault.consents.record_basis` refuses new marketing bases for the subject, unless the
+`vault.bases.consents.record_basis` refuses new marketing bases for the subject, unless the
 evidence shows a fresh explicit opt-in by the subject itself (`explicit=True`), which
 clears the objection.
 """

@@ -6,12 +6,12 @@ One run, against the injected clock:
 2. double opt-ins still pending past `confirm_deadline` are stored as `lapsed` (their
    confirmation link dies with them);
 3. subjects whose every basis has ended longer ago than its purpose's
-   `retention_after_end` are erased by crypto-shredding (`vault.erasure`). A
+   `retention_after_end` are erased by crypto-shredding (`vault.rights.erasure`). A
    legal-obligation basis whose retention still runs does not hold the rest back: its
    fields move to `retained_fields` until *end of that basis + its retention*, and
    everything else goes now (data minimisation);
 4. retained fields past `retain_until` are shredded (key and ciphertext deleted);
-5. agreed follow-ups whose window passed unused are stored as `missed` (vault.followups);
+5. agreed follow-ups whose window passed unused are stored as `missed` (vault.outreach.followups);
 6. mails of the file outbox (development only) older than `TRESOR_OUTBOX_HOURS` are
    deleted: they hold addresses, codes and links in plaintext;
 7. rows written before migration 0013 are brought up to date, which needs the keyring and

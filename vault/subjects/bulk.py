@@ -271,7 +271,7 @@ async def _fetch(
 
 class _Opener:
     """Opens what a chunk's decisions need from one subject row, as the single lookup
-    does (`vault.lookup._open`): the fields an allowed line reveals, and for a row found by
+    does (`vault.subjects.lookup._open`): the fields an allowed line reveals, and for a row found by
     a blind index that identifier, to re-derive its index (denied lines too). Keys are left
     out of the DEK cache."""
 

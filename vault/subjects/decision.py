@@ -31,10 +31,10 @@ class DenyReason(StrEnum):
     BASIS_ENDED = "basis_ended"
     CONTACT_BUDGET_EXHAUSTED = "contact_budget_exhausted"
     CONTACT_BLOCKED_BY_CALAMITY = "contact_blocked_by_calamity"
-    #: The customer's own preferences (vault.preferences): quiet hours, own monthly cap.
+    #: The customer's own preferences (vault.outreach.preferences): quiet hours, own monthly cap.
     CONTACT_QUIET_HOURS = "contact_quiet_hours"
     CONTACT_CAP_REACHED = "contact_cap_reached"
-    #: An agreed follow-up (vault.followups) named by the contact: outside its due window,
+    #: An agreed follow-up (vault.outreach.followups) named by the contact: outside its due window,
     #: or not usable (unknown, another subject's, cancelled or already used).
     FOLLOWUP_NOT_IN_WINDOW = "followup_not_in_window"
     FOLLOWUP_NOT_USABLE = "followup_not_usable"
@@ -43,10 +43,10 @@ class DenyReason(StrEnum):
     CONTACT_TYPE_NOT_GRANTED = "contact_type_not_granted"
     CONTACT_PRIORITY_NOT_GRANTED = "contact_priority_not_granted"
     #: An audience dry run with fewer distinct known subjects than the policy's minimum:
-    #: it would answer for (nearly) one person (vault.bulk.dry_run).
+    #: it would answer for (nearly) one person (vault.subjects.bulk.dry_run).
     AUDIENCE_TOO_SMALL = "audience_too_small"
     #: Stored data failed an integrity check (a ciphertext would not open, a blind-index
-    #: entry on the wrong row): refused and audited, answered 500 (`vault.integrity`).
+    #: entry on the wrong row): refused and audited, answered 500 (`vault.subjects.integrity`).
     INTEGRITY_ERROR = "integrity_error"
 
 

@@ -138,7 +138,7 @@ async def lookup(
     outcome: Any
     if ctx.audit_batcher is not None and contact is None:
         # Hot path: one read outside any write transaction (`VaultContext.read_rows`), and
-        # the event in a shared commit (`vault.audit_batch`); the data leaves only once
+        # the event in a shared commit (`vault.audit.batch`); the data leaves only once
         # that commit returned.
         if isinstance(checked, Deny):
             outcome = checked
