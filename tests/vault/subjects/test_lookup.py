@@ -312,3 +312,64 @@ async def test_every_lookup_writes_exactly_one_audit_event(vault, clock):
             text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
             assert p["name"] not in text and p["phone"] not in text
             assert p["external_ref"] not in text and "K-00000000" not in text
+
+
+# --- an announced contact, through the interface the lookup declares --------------------
+
+
+class _Held:
+    """A reservation as `OutboundContact.reserve` reports one."""
+
+    contact_id, month, points, used, basket, preferred_channel = "c-1", "2026-11", 2.0, 2.0, 25.0, None
+
+
+class _Contact:
+    """An `OutboundContact` that is not the basket's: it records what the lookup asked of it
+    and answers `outcome` to the reservation."""
+
+    brand, channel, type, priority, touchpoint = "tresor", "letter", "service", "normal", None
+
+    def __init__(self, outcome: Any) -> None:
+        self.outcome = outcome
+        self.calls: list[tuple[str, Any]] = []
+
+    def resolve(self, ctx, purpose):
+        self.calls.append(("resolve", purpose.id))
+        return self
+
+    def check_grant(self, ctx, client, client_purposes, checked):
+        self.calls.append(("check_grant", client))
+        return checked
+
+    async def reserve(self, conn, ctx, *, subject_id, purpose_id, actor, now, with_followup=True):
+        self.calls.append(("reserve", (subject_id, purpose_id, actor.id, with_followup)))
+        return self.outcome
+
+
+async def test_a_contact_is_reserved_through_the_lookups_own_interface(vault):
+    """The lookup reserves an announced contact only through `OutboundContact` (any
+    implementation, not the basket's class): it resolves and grant-checks it first, reserves
+    it for the allowed subject in the read's transaction, and reveals the data with that
+    reservation, or denies with the reservation's reason and reveals nothing."""
+    from vault.subjects.decision import Deny
+
+    p, sid, _ = await _customer(vault, 61)
+    held = _Contact(_Held())
+    result = await lookup(
+        vault, SHOP, ALL, purpose_id="order.delivery", identifier_kind="subject_id",
+        identifier=sid, contact=held,
+    )
+    assert result.fields["name"] == p["name"] and result.contact is held.outcome
+    assert held.calls == [
+        ("resolve", "order.delivery"), ("check_grant", "shop"),
+        ("reserve", (sid, "order.delivery", "shop", True)),
+    ]
+    full = _Contact(Deny(DenyReason.CONTACT_BUDGET_EXHAUSTED))
+    with pytest.raises(LookupDenied) as denied:
+        await lookup(
+            vault, SHOP, ALL, purpose_id="order.delivery", identifier_kind="subject_id",
+            identifier=sid, contact=full,
+        )
+    assert denied.value.reason == "contact_budget_exhausted"
+    last = (await _events(vault))[-1]
+    assert (last.decision, last.reason, last.fields) == ("deny", "contact_budget_exhausted", None)
