@@ -171,7 +171,9 @@ async def erase(vault: VaultContext, actor: Actor, subject_id: str) -> ErasureRe
     return result
 
 
-async def object_to_marketing(vault: VaultContext, actor: Actor, subject_id: str) -> list[EndedBasis]:
+async def object_to_marketing(
+    vault: VaultContext, actor: Actor, subject_id: str
+) -> list[EndedBasis]:
     """The subject objects to direct marketing at once: `object_in` on its locked row in a
     transaction of its own, as an approved objection request runs it."""
     now = vault.clock.now()

@@ -111,7 +111,9 @@ def test_one_loader_reads_every_policy_file_and_checks_grants_against_its_catalo
         ("contact-pressure.toml", "basket_points = 25", "basket_points = -1", "basket_points"),
     ],
 )
-def test_the_loader_stops_at_the_first_bad_file_naming_file_and_line(tmp_path, name, old, new, what):
+def test_the_loader_stops_at_the_first_bad_file_naming_file_and_line(
+    tmp_path, name, old, new, what
+):
     """Whichever file is wrong, `load_policies` raises one `PolicyError` that starts with
     the file's path and names a line (a renamed purpose breaks the rules' grant of it)."""
     bad = tmp_path / "policies"
