@@ -105,7 +105,8 @@ async def lookup(
 
     With `contact`, revealing the data also reserves the contact's points in the same
     transaction (`OutboundContact.reserve`, the basket of `vault.outreach.basket`); a full
-    basket or a calamity cool-down denies the lookup. Raises `Unavailable` (nothing revealed) when storage or the audit write fails.
+    basket or a calamity cool-down denies the lookup. Raises `Unavailable` (nothing
+    revealed) when storage or the audit write fails.
     """
     if identifier_kind not in IDENTIFIER_KINDS:
         raise InvalidInput(

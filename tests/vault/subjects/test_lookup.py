@@ -320,7 +320,8 @@ async def test_every_lookup_writes_exactly_one_audit_event(vault, clock):
 class _Held:
     """A reservation as `OutboundContact.reserve` reports one."""
 
-    contact_id, month, points, used, basket, preferred_channel = "c-1", "2026-11", 2.0, 2.0, 25.0, None
+    contact_id, month, preferred_channel = "c-1", "2026-11", None
+    points, used, basket = 2.0, 2.0, 25.0
 
 
 class _Contact:
