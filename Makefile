@@ -41,8 +41,10 @@ run: $(STAMP) $(COMPILED)
 	$(BIN)/tresor init --if-missing
 	$(BIN)/tresor serve
 
-## Run the whole test suite (SQLite always; PostgreSQL when reachable, required under CI=true).
+## Check the import contracts (pyproject.toml, docs/architecture.md), then run the whole test
+## suite (SQLite always; PostgreSQL when reachable, required under CI=true).
 test: $(STAMP) $(COMPILED)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Regenerate the committed OpenAPI document.

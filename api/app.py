@@ -54,9 +54,9 @@ from api.metrics import metrics_endpoint
 from api.problems import exception_handlers
 from api.request_body import DepthLimitedRequest
 from api.security_headers import add_security_headers
-from vault import audit_chain
-from vault import selfservice
-from vault.clients import ClientAuthenticator
+from vault.audit import chain as audit_chain
+from vault.rights import selfservice
+from vault.admin.clients import ClientAuthenticator
 from vault.context import VaultContext
 from vault.settings import Settings
 
@@ -282,7 +282,7 @@ async def _retention(ctx: VaultContext) -> None:
     """One retention sweep; its counts go to the log (no ids, no data)."""
     from dataclasses import asdict
 
-    from vault.retention import run_retention
+    from vault.rights.retention import run_retention
 
     report = await run_retention(ctx)
     structlog.get_logger("tresor.retention").info("retention_run", **asdict(report))

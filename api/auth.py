@@ -15,9 +15,9 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
-from vault import audit
-from vault.audit import Actor, AuditAction, Decision
-from vault.clients import ClientAuthenticator, ClientInfo, Role
+from vault.audit import events as audit
+from vault.audit.events import Actor, AuditAction, Decision
+from vault.admin.clients import ClientAuthenticator, ClientInfo, Role
 from vault.context import VaultContext
 from vault.errors import RateLimited
 

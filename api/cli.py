@@ -20,13 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from vault.audit import Actor
+from vault.audit.events import Actor
 from vault.context import VaultContext, open_kek_provider
 from vault.crypto import KeyringError, LocalKeyring
 from vault.errors import VaultError
-from vault.policies import PolicyError, load_catalogue
-from vault.pressure import load_rules
-from vault.touchpoints import load_touchpoints
+from vault.catalogue.loader import load_policies
+from vault.catalogue.source import PolicyError
 from vault.settings import Settings
 from vault.storage.db import upgrade
 
@@ -55,9 +54,7 @@ def _run(settings: Settings, job: Callable[[VaultContext], Awaitable[Any]]) -> A
 
 def _load_policies(settings: Settings) -> None:
     """Purpose catalogue, contact-pressure rules, touchpoints: raises `PolicyError`."""
-    load_catalogue(settings.policies_dir)
-    load_rules(settings.policies_dir)
-    load_touchpoints(settings.policies_dir)
+    load_policies(settings.policies_dir)
 
 
 def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
@@ -247,7 +244,7 @@ def cmd_openapi(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_clients_create(settings: Settings, args: argparse.Namespace) -> int:
-    from vault.clients import create_client
+    from vault.admin.clients import create_client
 
     info, key = _run(
         settings, lambda ctx: create_client(ctx, _admin(), args.name, args.role, args.purpose)
@@ -260,7 +257,7 @@ def cmd_clients_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_clients_list(settings: Settings, args: argparse.Namespace) -> int:
-    from vault.clients import list_clients
+    from vault.admin.clients import list_clients
 
     for c in _run(settings, list_clients):
         state = f"revoked {c.revoked_at:%Y-%m-%d}" if c.revoked_at else "active"
@@ -269,7 +266,7 @@ def cmd_clients_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_clients_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    from vault.clients import revoke_client
+    from vault.admin.clients import revoke_client
 
     _run(settings, lambda ctx: revoke_client(ctx, _admin(), args.name))
     print(f"revoked client {args.name}")
@@ -277,7 +274,7 @@ def cmd_clients_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
-    from vault.keys import rotate
+    from vault.admin.keys import rotate
 
     report = _run(settings, lambda ctx: rotate(ctx, _admin()))
     print(
@@ -288,7 +285,7 @@ def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_keys_retire(settings: Settings, args: argparse.Namespace) -> int:
-    from vault.keys import retire_unused
+    from vault.admin.keys import retire_unused
 
     removed = _run(settings, lambda ctx: retire_unused(ctx, _admin()))
     print("retired KEK versions: " + (", ".join(map(str, removed)) or "none"))
@@ -296,7 +293,7 @@ def cmd_keys_retire(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_keys_status(settings: Settings, args: argparse.Namespace) -> int:
-    from vault.keys import retained_versions_in_use, versions_in_use
+    from vault.admin.keys import retained_versions_in_use, versions_in_use
 
     async def job(ctx: VaultContext) -> tuple[int, list[tuple[int, str]], dict, dict]:
         where = getattr(ctx.kek, "location", None)  # PKCS#11: token or keyring file
@@ -313,7 +310,7 @@ def cmd_keys_status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_keys_migrate_to_pkcs11(settings: Settings, args: argparse.Namespace) -> int:
-    from vault.keys import migrate_to_pkcs11
+    from vault.admin.keys import migrate_to_pkcs11
 
     report = _run(settings, lambda ctx: migrate_to_pkcs11(ctx, _admin()))
     state = "created" if report.created else "already on the token"
@@ -330,7 +327,7 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
 
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-    from vault import audit_chain
+    from vault.audit import chain as audit_chain
 
     public = None
     if args.public_key:
@@ -375,7 +372,7 @@ def cmd_audit_witness(settings: Settings, args: argparse.Namespace) -> int:
     """Print the newest signed checkpoint in the database as one checkpoint-file line, for
     a witness outside this system (cron: `tresor audit witness | ssh witness 'cat >>
     tresor.jsonl'`); `tresor audit verify --checkpoints` checks the chain against it."""
-    from vault import audit_chain
+    from vault.audit import chain as audit_chain
 
     async def job(ctx: VaultContext) -> Any:
         return await audit_chain.newest_checkpoint(ctx)
@@ -389,7 +386,7 @@ def cmd_audit_witness(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_audit_seal(settings: Settings, args: argparse.Namespace) -> int:
-    from vault import audit_chain
+    from vault.audit import chain as audit_chain
 
     sealed = _run(settings, lambda ctx: audit_chain.seal_all(ctx, max_wait_seconds=12.0))
     print(f"sealed {sealed} events")
@@ -397,7 +394,7 @@ def cmd_audit_seal(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_audit_public_key(settings: Settings, args: argparse.Namespace) -> int:
-    from vault import audit_chain
+    from vault.audit import chain as audit_chain
 
     async def job(ctx: VaultContext) -> str:
         return audit_chain.public_key_pem(ctx)
@@ -414,7 +411,7 @@ def _parse_time(value: str | None) -> datetime | None:
 
 
 def cmd_audit_export(settings: Settings, args: argparse.Namespace) -> int:
-    from vault import audit_export
+    from vault.audit import export as audit_export
 
     since, until = _parse_time(args.since), _parse_time(args.until)
     out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
@@ -440,7 +437,7 @@ def cmd_audit_export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_retention_run(settings: Settings, args: argparse.Namespace) -> int:
-    from vault.retention import run_retention
+    from vault.rights.retention import run_retention
 
     report = _run(settings, run_retention)
     print(

@@ -1,6 +1,6 @@
 """The readable rendering of the Art. 15 / Art. 20 export, in German or English.
 
-The domain builds the document (`vault.export.build_export`); this module only turns it
+The domain builds the document (`vault.rights.export.build_export`); this module only turns it
 into HTML with the autoescaping Jinja template `api/templates/export.html`, so every value
 from the document (names, addresses, reasons) is escaped.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from vault.export import CATEGORY_TITLES
+from vault.rights.export import CATEGORY_TITLES
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 

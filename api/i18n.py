@@ -33,14 +33,14 @@ from jinja2 import Environment, FileSystemLoader, pass_context
 from jinja2.runtime import Context
 from litestar import Request
 
-from vault.audit import Decision
-from vault.contact import CONTACT_FIELDS
-from vault.decision import BasisStatus, DenyReason
-from vault.followups import NOTE_KINDS, FollowupStatus
-from vault.policies import Channel, CommunicationType, LawfulBasis
-from vault.preferences import DAYS, SOURCES
-from vault.requests import RequestStatus, RequestType
-from vault.selfservice import ACCESS_KINDS
+from vault.audit.events import Decision
+from vault.catalogue.purposes import CONTACT_FIELDS
+from vault.subjects.decision import BasisStatus, DenyReason
+from vault.outreach.followups import NOTE_KINDS, FollowupStatus
+from vault.catalogue.purposes import Channel, CommunicationType, LawfulBasis
+from vault.outreach.preferences import DAYS, SOURCES
+from vault.rights.requests import RequestStatus, RequestType
+from vault.rights.selfservice import ACCESS_KINDS
 
 LANGUAGES = ("de", "en")
 DEFAULT_LANGUAGE = "de"
@@ -75,7 +75,7 @@ FAMILIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "pc_pref_channel_": tuple(Channel),
         "pc_pref_day_": tuple(DAYS),
         "pc_pref_source_": tuple(SOURCES),
-        "pc_identity_what_": ("email", "phone", "email_phone"),  # vault.identity kinds, joined
+        "pc_identity_what_": ("email", "phone", "email_phone"),  # vault.subjects.identity kinds, joined
         "done_": ("withdrawn", "requested", "signed_out", "erased", "expired"),  # ?done= notices
         "dpo_contacts_by_": ("touchpoint", "phase", "brand", "channel"),
         "dpo_pref_reason_": (DenyReason.CONTACT_QUIET_HOURS, DenyReason.CONTACT_CAP_REACHED),

@@ -164,7 +164,7 @@ def _keyring(request: Request[Any, Any, Any], exc: KeyringError) -> Response[Any
 
 
 def _integrity(request: Request[Any, Any, Any], *_: Any) -> Response[Any]:
-    """Stored data failed an integrity check (`vault.integrity`): a 500, because the
+    """Stored data failed an integrity check (`vault.subjects.integrity`): a 500, because the
     database holds what the vault did not write and no retry or other input helps; the
     answer names no value and not which check failed. Operators find it in the log line and
     the audit trail (reason `integrity_error`). A check failing outside the audited reads

@@ -42,12 +42,12 @@ from bench.lookup import (  # noqa: E402
     BIN, PG_ADMIN, PROFILE_DIR, _admin, free_port, settle, stop, wait_up,
 )
 from bench.seed import seed_sync  # noqa: E402
-from vault import bulk  # noqa: E402
-from vault import audit_chain  # noqa: E402
+from vault.subjects import bulk  # noqa: E402
+from vault.audit import chain as audit_chain  # noqa: E402
 from vault.context import VaultContext  # noqa: E402
 from vault.settings import Settings  # noqa: E402
 from vault.storage.tables import subjects  # noqa: E402
-from vault.subjects import decrypt_fields  # noqa: E402
+from vault.subjects.store import decrypt_fields  # noqa: E402
 
 PURPOSE = "order.delivery"
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from vault.consents import sealed_texts
+from vault.bases.consents import sealed_texts
 from vault.context import VaultContext
-from vault.subjects import sealed_columns, normalise_contact
+from vault.subjects.store import sealed_columns, normalise_contact
 from vault.storage.tables import consents, subjects
 
 

@@ -283,11 +283,11 @@ async def test_free_text_is_sealed_at_rest_and_gone_after_erasure(vault):
     """A basis's reference and a consent's notice version are shown to whom may see them
     (consent listing, consent proof) but are never plaintext in the database (SQLite file +
     WAL, or pg_dump), and after the subject's erasure nothing of them remains."""
-    from vault.audit import Actor
-    from vault.consent_proof import consent_proof
-    from vault.consents import Evidence, list_bases, record_basis
-    from vault.erasure import erase_subject
-    from vault.subjects import create_subject
+    from vault.audit.events import Actor
+    from vault.bases.consent_proof import consent_proof
+    from vault.bases.consents import Evidence, list_bases, record_basis
+    from tests.support.dsar import erase
+    from vault.subjects.store import create_subject
 
     writer, dpo = Actor("client", "crm"), Actor("dpo", "dpo-office")
     sid = await create_subject(vault, writer, CANARY)
@@ -306,7 +306,7 @@ async def test_free_text_is_sealed_at_rest_and_gone_after_erasure(vault):
     assert b"order.delivery" in raw, "positive control: the dump holds the consent rows"
     assert not found_canaries(raw, FREE_TEXT), "sealed at rest"
 
-    await erase_subject(vault, dpo, sid)
+    await erase(vault, dpo, sid)
     proof = await consent_proof(vault, dpo, consent.id)
     assert proof.evidence.notice_version is None
     assert (await consent_proof(vault, dpo, contract.id)).reference is None

@@ -3,6 +3,11 @@
 Everything stateful that matters lives in the database; what sits here is configuration,
 immutable policy and caches (unwrapped DEKs, verified clients), so any number of processes
 can share one PostgreSQL.
+
+This is the composition root: it may import every area (it builds the catalogues, the
+keyring, the engines, the audit group commit). The areas take a `VaultContext` as an
+argument and name the class only under `TYPE_CHECKING`, so no area depends on it at run
+time and the layering (docs/architecture.md) has no cycle through it.
 """
 
 from __future__ import annotations
@@ -13,28 +18,27 @@ import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from vault.audit.batch import AuditBatcher, postgres_writer
+from vault.audit.events import EventRecord, record_records
+from vault.catalogue.contact_pressure import PressureRules
+from vault.catalogue.loader import load_policies
+from vault.catalogue.purposes import PurposeCatalogue
+from vault.catalogue.touchpoints import TouchpointCatalogue
 from vault.clock import Clock, SystemClock
 from vault.crypto import BlindIndexer, DekManager, KeyringError, LocalKeyring
 from vault.crypto.keyring import KekProvider, ServerSecrets
+from vault.crypto.pkcs11_provider import Pkcs11KekProvider, keks_moved_to_token, read_pin
 from vault.errors import Unavailable
 from vault.mail import Mailer, make_mailer
-from vault.policies import PurposeCatalogue, load_catalogue
-from vault.pressure import PressureRules, load_rules
 from vault.settings import Settings
-from vault.audit import EventRecord, record_records
-from vault.audit_batch import AuditBatcher, postgres_writer
 from vault.storage.db import make_engine, make_read_engine
 from vault.storage.pg_direct import Compiled, DirectPool
-from vault.touchpoints import TouchpointCatalogue, load_touchpoints
-
-if TYPE_CHECKING:
-    from vault.crypto.pkcs11_provider import Pkcs11KekProvider
 
 
 @dataclass
@@ -51,7 +55,7 @@ class VaultContext:
     pressure_rules: PressureRules
     touchpoints: TouchpointCatalogue
     #: PostgreSQL only: the raw asyncpg pool of the hot paths and its audit group commit
-    #: (`vault.storage.pg_direct`, `vault.audit_batch`); None on SQLite.
+    #: (`vault.storage.pg_direct`, `vault.audit.batch`); None on SQLite.
     direct: DirectPool | None = field(default=None)
     audit_batcher: AuditBatcher | None = field(default=None)
     _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = field(
@@ -105,16 +109,14 @@ class VaultContext:
         engine: AsyncEngine | None = None,
     ) -> VaultContext:
         """Load policies and keys and build the engine; raises on a bad catalogue or keyring."""
-        catalogue = load_catalogue(settings.policies_dir)
-        pressure_rules = load_rules(settings.policies_dir)
-        touchpoints = load_touchpoints(settings.policies_dir)
+        policies = load_policies(settings.policies_dir)
         keyring = open_kek_provider(settings)
         clock = clock or SystemClock()
         return cls(
             settings=settings,
             engine=engine
             or make_engine(settings.effective_database_url, pool_size=settings.db_pool_size),
-            catalogue=catalogue,
+            catalogue=policies.purposes,
             kek=keyring,
             secrets=keyring.secrets,
             deks=DekManager(keyring, settings.dek_cache_size),
@@ -122,8 +124,8 @@ class VaultContext:
             # The file outbox names its files by the vault's clock, which its pruning uses.
             mailer=mailer or make_mailer(settings.smtp_url, settings.outbox_dir, clock),
             clock=clock,
-            pressure_rules=pressure_rules,
-            touchpoints=touchpoints,
+            pressure_rules=policies.pressure_rules,
+            touchpoints=policies.touchpoints,
         )
 
     @asynccontextmanager
@@ -199,8 +201,6 @@ def open_kek_provider(settings: Settings) -> LocalKeyring | Pkcs11KekProvider:
         try:
             return LocalKeyring(settings.keyring_path)
         except KeyringError as exc:
-            from vault.crypto.pkcs11_provider import keks_moved_to_token
-
             if keks_moved_to_token(settings.keyring_path):
                 raise KeyringError(
                     "the keyring file holds no KEK: they live on a PKCS#11 token since the "
@@ -208,8 +208,6 @@ def open_kek_provider(settings: Settings) -> LocalKeyring | Pkcs11KekProvider:
                 ) from exc
             raise
     if settings.kek_provider == "pkcs11":
-        from vault.crypto.pkcs11_provider import Pkcs11KekProvider, read_pin
-
         return Pkcs11KekProvider.open(
             keyring_path=settings.keyring_path,
             module=settings.pkcs11_module,

@@ -44,9 +44,12 @@ from api.schemas import (
     Uuid,
     uuid_path,
 )
-from vault import audit_chain, audit_query, consent_proof, ropa
-from vault.audit_query import AuditFilter, AuditItem
-from vault.clients import Role
+from vault.audit import chain as audit_chain
+from vault.audit import query as audit_query
+from vault.bases import consent_proof
+from vault.audit import ropa
+from vault.audit.query import AuditFilter, AuditItem
+from vault.admin.clients import Role
 from vault.errors import InvalidInput
 
 CLIENT_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"

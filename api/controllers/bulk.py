@@ -15,8 +15,8 @@ from api.controllers.lookup import contact_spec
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
 from api.schemas import BatchLine, BatchLookupRequest, DryRunRequest, DryRunResponse
-from vault import bulk
-from vault.clients import ClientInfo, Role
+from vault.subjects import bulk
+from vault.admin.clients import ClientInfo, Role
 from vault.errors import InvalidInput
 
 #: Request field -> identifier kind.

@@ -11,8 +11,8 @@ from api.deps import Vault
 from api.auth import actor_of, roles
 from api.openapi_docs import AUTHED, problems
 from api.schemas import ClientCreate, ClientCreated, ClientList, ClientOut
-from vault import clients
-from vault.clients import ClientInfo, Role
+from vault.admin import clients
+from vault.admin.clients import ClientInfo, Role
 
 
 def client_out(info: ClientInfo) -> ClientOut:

@@ -20,9 +20,9 @@ from api.schemas import (
     Uuid,
     uuid_path,
 )
-from vault import consents
-from vault.clients import Role
-from vault.consents import BasisRecord, Evidence
+from vault.bases import consents
+from vault.admin.clients import Role
+from vault.bases.consents import BasisRecord, Evidence
 
 
 def consent_out(record: BasisRecord) -> ConsentOut:

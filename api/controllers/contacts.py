@@ -11,11 +11,11 @@ from api.auth import actor_of, roles
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
 from api.schemas import ContactRecorded, ContactRecordIn, ContactReservationOut
-from vault import pressure
-from vault.clients import ClientInfo, Role
+from vault.outreach import basket
+from vault.admin.clients import ClientInfo, Role
 
 
-def reservation_out(r: pressure.Reservation) -> ContactReservationOut:
+def reservation_out(r: basket.Reservation) -> ContactReservationOut:
     return ContactReservationOut(
         id=r.contact_id, month=r.month, points=r.points, used=r.used, basket=r.basket
     )
@@ -48,12 +48,12 @@ class ContactController(Controller):
         self, request: Request[Any, Any, Any], data: JSONBody[ContactRecordIn], vault: Vault
     ) -> ContactRecorded:
         client: ClientInfo = request.user
-        reserved = await pressure.record_contact(
+        reserved = await basket.record_contact(
             vault,
             actor_of(request),
             client.purposes,
             subject_id=data.subject_id,
-            spec=pressure.ContactSpec(
+            spec=basket.ContactSpec(
                 brand=data.brand,
                 channel=data.channel,
                 type=data.type,

@@ -44,18 +44,16 @@ from sqlalchemy import select
 
 from api.deps import Vault
 from api.i18n import TEXTS, N_, format_datetime, format_number, pick_language
-from vault import (
-    audit,
-    audit_chain,
-    audit_query,
-    consent_proof,
-    followups,
-    pressure_report,
-    ropa,
-)
-from vault.audit import Actor, AuditAction, Decision
-from vault.audit_query import AuditFilter
-from vault.clients import ClientInfo, Role
+from vault.audit import chain as audit_chain
+from vault.audit import events as audit
+from vault.audit import query as audit_query
+from vault.audit import ropa
+from vault.bases import consent_proof
+from vault.outreach import followups
+from vault.outreach import report as pressure_report
+from vault.audit.events import Actor, AuditAction, Decision
+from vault.audit.query import AuditFilter
+from vault.admin.clients import ClientInfo, Role
 from vault.clock import as_utc
 from vault.context import VaultContext
 from vault.errors import InvalidInput, NotFound, RateLimited, Unavailable, VaultError
@@ -715,7 +713,7 @@ class DpoConsoleController(Controller):
 
     @get("/requests", operation_id="dpoRequests")
     async def requests_page(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
-        from vault.requests import list_requests
+        from vault.rights.requests import list_requests
 
         session = await require_session(request, vault)
         show_closed = request.query_params.get("closed") == "1"

@@ -1,6 +1,6 @@
 """Agreed follow-ups: a writer records a contact the customer asked for; clients list what
 is due for their purposes. A lookup or `POST /v1/contacts` naming the follow-up in
-`contact.followup` keeps it (see vault.followups)."""
+`contact.followup` keeps it (see vault.outreach.followups)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from api.controllers.audit import query, reject_unknown_query
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
 from api.schemas import FollowupCreate, FollowupOut, FollowupPageOut, Uuid, uuid_path
-from vault import followups
-from vault.clients import ClientInfo, Role
+from vault.outreach import followups
+from vault.admin.clients import ClientInfo, Role
 from vault.errors import InvalidInput
 
 

@@ -1,6 +1,6 @@
 """Changes of identifying addresses, for the DPO: list them (objected ones are the DPO's to
 resolve) and approve one, which lifts the restriction it puts on privacy-centre sessions
-through the new address (`vault.identity`)."""
+through the new address (`vault.subjects.identity`)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from api.schemas import (
     UUID_PATTERN,
     uuid_path,
 )
-from vault import identity
-from vault.clients import Role
-from vault.identity import ChangeRecord
+from vault.subjects import identity
+from vault.admin.clients import Role
+from vault.subjects.identity import ChangeRecord
 
 
 def change_out(record: ChangeRecord) -> IdentityChangeOut:

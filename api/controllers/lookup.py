@@ -18,19 +18,19 @@ from api.schemas import (
     LookupRequest,
     LookupResponse,
 )
-from vault import lookup as lookup_service
-from vault import pressure
-from vault.clients import ClientInfo, Role
+from vault.subjects import lookup as lookup_service
+from vault.outreach import basket
+from vault.admin.clients import ClientInfo, Role
 from vault.errors import IntegrityFailure, InvalidInput
 
 _KINDS = ("subject_id", "email", "phone", "external_ref")
 
 
-def contact_spec(contact: ContactIn | None) -> pressure.ContactSpec | None:
+def contact_spec(contact: ContactIn | None) -> basket.ContactSpec | None:
     """The outbound contact a lookup announces, as the domain's reservation request."""
     if contact is None:
         return None
-    return pressure.ContactSpec(
+    return basket.ContactSpec(
         brand=contact.brand,
         channel=contact.channel,
         type=contact.type,

@@ -14,9 +14,9 @@ from api.i18n import TEXTS, N_, pick_language
 from api.openapi_docs import PUBLIC, problems
 from api.schemas import ConfirmRequest, ConsentOut
 from api.controllers.consents import consent_out
-from vault import consents
-from vault.audit import Actor
-from vault.decision import BasisStatus
+from vault.bases import consents
+from vault.audit.events import Actor
+from vault.subjects.decision import BasisStatus
 from vault.errors import Conflict, NotFound, Unavailable
 
 Token = Parameter(description="Confirmation token from the mailed link", max_length=100)

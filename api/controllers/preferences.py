@@ -21,11 +21,11 @@ from api.schemas import (
     Uuid,
     uuid_path,
 )
-from vault import preferences
-from vault.clients import Role
-from vault.consents import Evidence
+from vault.outreach import preferences
+from vault.admin.clients import Role
+from vault.bases.consents import Evidence
 from vault.context import VaultContext
-from vault.preferences import PreferencesView
+from vault.outreach.preferences import PreferencesView
 
 
 def preferences_raw(data: PreferencesIn) -> dict[str, Any]:

@@ -45,7 +45,11 @@ from api.deps import Vault
 from api.export_view import render_html
 from api.i18n import TEXTS, N_, format_datetime, pick_language
 from api.schemas import UUID_PATTERN
-from vault import followups, identity, preferences, selfservice
+from vault.outreach import followups
+from vault.rights import identity_objection
+from vault.subjects import identity
+from vault.outreach import preferences
+from vault.rights import selfservice
 from vault.clock import as_utc
 from vault.errors import (
     AccessDenied,
@@ -549,7 +553,7 @@ class PrivacyController(Controller):
     ) -> Template:
         t = TEXTS[pick_language(request)]
         try:
-            await identity.object_by_token(vault, link_actor(request), token)
+            await identity_objection.object_by_token(vault, link_actor(request), token)
         except NotFound:
             return _message(
                 request, 410, N_("pc_identity_invalid_title"), t["pc_identity_invalid_text"]

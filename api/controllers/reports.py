@@ -17,8 +17,8 @@ from api.schemas import (
     FollowupBucketOut,
     PreferenceStatsOut,
 )
-from vault import pressure_report
-from vault.clients import Role
+from vault.outreach import report as pressure_report
+from vault.admin.clients import Role
 
 
 def report_out(r: pressure_report.ContactReport) -> ContactReportOut:

@@ -32,10 +32,10 @@ from api.schemas import (
     RequestTypeName,
     uuid_path,
 )
-from vault import export
-from vault import requests as dsar
-from vault.clients import Role
-from vault.requests import RequestRecord
+from vault.rights import export
+from vault.rights import requests as dsar
+from vault.admin.clients import Role
+from vault.rights.requests import RequestRecord
 
 RequestId = uuid_path("The request's id")
 

@@ -40,14 +40,19 @@ from api.schemas import (
     Uuid,
     uuid_path,
 )
-from vault import export, followups, identity, preferences, selfservice
-from vault import requests as dsar
-from vault.audit import Actor
+from vault.rights import export
+from vault.outreach import followups
+from vault.rights import identity_objection
+from vault.subjects import identity
+from vault.outreach import preferences
+from vault.rights import selfservice
+from vault.rights import requests as dsar
+from vault.audit.events import Actor
 from vault.context import VaultContext
 from vault.errors import InvalidInput, NotFound, Unauthenticated
-from vault.identity import ChangeRecord, Restriction
-from vault.requests import RequestRecord
-from vault.selfservice import AccessEntry, ConsentView, SelfSession
+from vault.subjects.identity import ChangeRecord, Restriction
+from vault.rights.requests import RequestRecord
+from vault.rights.selfservice import AccessEntry, ConsentView, SelfSession
 
 #: `security` of operations that need the self-service session token.
 SELF_SESSION: list[dict[str, list[str]]] = [{"SelfSession": []}]
@@ -612,5 +617,5 @@ class SelfIdentityController(Controller):
     async def object_(
         self, request: Request[Any, Any, Any], data: JSONBody[IdentityTokenIn], vault: Vault
     ) -> SelfIdentityChange:
-        records = await identity.object_by_token(vault, link_actor(request), data.token)
+        records = await identity_objection.object_by_token(vault, link_actor(request), data.token)
         return identity_change_json(records)

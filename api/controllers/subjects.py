@@ -12,8 +12,8 @@ from api.deps import Vault
 from api.auth import actor_of, roles
 from api.openapi_docs import AUTHED, problems
 from api.schemas import ContactPatch, ContactPatched, SubjectCreate, SubjectCreated, Uuid, uuid_path
-from vault import subjects
-from vault.clients import Role
+from vault.subjects import store as subjects
+from vault.admin.clients import Role
 
 
 def _present(struct: msgspec.Struct) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from api.controllers.bulk import BULK_MAX_BODY_BYTES
 from tests.support.factories import api, bearer, client_key, person
 from tests.support.privacy import assert_problem
 from tests.support.self_service import code_mails, seed_subject
-from vault import selfservice
+from vault.rights import selfservice
 from vault.context import VaultContext
 from vault.storage.tables import (
     audit_events,

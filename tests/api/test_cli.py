@@ -17,7 +17,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import select
 
 from api.cli import main
-from vault.clients import ClientAuthenticator
+from vault.admin.clients import ClientAuthenticator
 from vault.context import VaultContext
 from vault.crypto import LocalKeyring
 from vault.settings import Settings
@@ -257,7 +257,7 @@ def test_clients_list_and_revoke(cli_env: Settings, capsys):
 
 
 def _append_events(settings: Settings, n: int) -> None:
-    from vault.audit import Actor, AuditAction, Decision, record
+    from vault.audit.events import Actor, AuditAction, Decision, record
 
     async def go() -> None:
         ctx = VaultContext.open(settings)

@@ -15,7 +15,7 @@ import pytest
 from tests.support.factories import api, bearer, person
 from vault.context import VaultContext
 from vault.settings import Settings
-from vault.subjects import decrypt_fields, load_subject
+from vault.subjects.store import decrypt_fields, load_subject
 
 ROOT = Path(__file__).resolve().parents[2]
 TRESOR = Path(sys.executable).parent / "tresor"

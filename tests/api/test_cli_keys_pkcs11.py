@@ -17,7 +17,7 @@ from tests.support.server import serve
 from tests.support.softhsm import SoftToken, activate, init_token
 from vault.context import VaultContext
 from vault.settings import Settings
-from vault.subjects import decrypt_fields, load_subject
+from vault.subjects.store import decrypt_fields, load_subject
 
 ROOT = Path(__file__).resolve().parents[2]
 TRESOR = Path(sys.executable).parent / "tresor"

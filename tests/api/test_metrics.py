@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.support.factories import api, bearer, client_key, person
-from vault import audit_chain
+from vault.audit import chain as audit_chain
 
 
 async def test_metrics_count_requests_by_route_template_without_personal_data(vault):

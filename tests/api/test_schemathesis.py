@@ -36,7 +36,7 @@ from sqlalchemy import update
 
 from api.app import create_app
 from tests.support.factories import client_key
-from vault.clients import KEY_PREFIX, key_hash
+from vault.admin.clients import KEY_PREFIX, key_hash
 from vault.context import VaultContext
 from vault.crypto import LocalKeyring
 from vault.settings import Settings

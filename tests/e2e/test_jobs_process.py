@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import POLICIES
 from tests.support.server import TRESOR, free_port, serve
-from vault import audit_chain
+from vault.audit import chain as audit_chain
 from vault.context import VaultContext
 from vault.settings import Settings
 

@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from tests.conftest import POLICIES
-from vault.audit_chain import SEALER_LOCK_ID
+from vault.audit.chain import SEALER_LOCK_ID
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -258,7 +258,7 @@ async def _database_facts(url: str) -> dict[str, Any]:
     from sqlalchemy import func, select
 
     from vault.storage.db import make_engine
-    from vault import audit_chain
+    from vault.audit import chain as audit_chain
     from vault.storage.tables import (
         audit_checkpoints, audit_events, audit_seals, contact_budgets, contacts,
     )
@@ -378,7 +378,7 @@ def test_two_servers_on_one_postgres_lose_nothing_and_never_fork(postgres, tmp_p
 
     # No overspend: each basket month's counter equals the points of its contacts and stays
     # within the basket (all contacts here have the `normal` priority: no overdraft).
-    from vault.pressure import load_rules
+    from vault.catalogue.contact_pressure import load_rules
 
     rules = load_rules(POLICIES)
     limit = rules.basket_tenths + rules.priorities["normal"].overdraft_tenths

@@ -28,8 +28,8 @@ from sqlalchemy import func, select
 from tests.conftest import POLICIES
 from tests.support.factories import person
 from tests.support.server import free_port
-from vault import audit_chain
-from vault.pressure import load_rules
+from vault.audit import chain as audit_chain
+from vault.catalogue.contact_pressure import load_rules
 from vault.storage.db import make_engine
 from vault.storage.tables import audit_events, audit_seals, contact_budgets, contacts
 

@@ -10,10 +10,13 @@ from typing import Any
 from sqlalchemy import select
 
 from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
-from vault import lookup as lookup_mod
-from vault.audit import Actor
-from vault.consents import Evidence, confirm, record_basis
+from vault.subjects import lookup as lookup_mod
+from vault.audit.events import Actor
+from vault.bases.consents import Evidence, confirm, record_basis
+from vault.bases.ending import EndedBasis
 from vault.context import VaultContext
+from vault.rights.erasure import ErasureResult, erase_in
+from vault.rights.restriction import object_in
 from vault.storage.tables import (
     audit_events,
     consent_history,
@@ -23,7 +26,7 @@ from vault.storage.tables import (
     retained_fields,
     subjects,
 )
-from vault.subjects import create_subject
+from vault.subjects.store import create_subject, load_subject
 
 DPO = Actor("dpo", "dpo-anna")
 SELF = Actor("subject", "self-service")
@@ -153,3 +156,27 @@ def plaintext_values(data: dict[str, Any]) -> list[str]:
         else:
             out.append(value)
     return [v for v in out if v and len(v) >= 5]
+
+
+async def erase(vault: VaultContext, actor: Actor, subject_id: str) -> ErasureResult:
+    """Erase a subject at once: `erase_in` on its locked row in a transaction of its own,
+    the step the request workflow, the privacy centre and the retention sweep each run
+    inside theirs (and the DEK forgotten again after the commit, as they do). `NotFound`
+    for an unknown subject, `Conflict` for one already erased."""
+    now = vault.clock.now()
+    async with vault.transaction() as conn:
+        row = await load_subject(conn, subject_id, for_update=True)
+        result = await erase_in(vault, conn, actor, row, now)
+    vault.deks.forget(subject_id)
+    return result
+
+
+async def object_to_marketing(
+    vault: VaultContext, actor: Actor, subject_id: str
+) -> list[EndedBasis]:
+    """The subject objects to direct marketing at once: `object_in` on its locked row in a
+    transaction of its own, as an approved objection request runs it."""
+    now = vault.clock.now()
+    async with vault.transaction() as conn:
+        row = await load_subject(conn, subject_id, for_update=True)
+        return await object_in(vault, conn, actor, row, now)

@@ -1,5 +1,5 @@
-"""Fault injection: a TCP proxy in front of PostgreSQL that a test can cut and restore, and
-a tiny SMTP server that a test can stop and start.
+"""Fault injection: a TCP proxy in front of PostgreSQL that a test can cut and restore, a
+tiny SMTP server that a test can stop and start, and an audit trail that refuses writes.
 
 Cutting closes every open connection and refuses new ones, as a crashed or unreachable
 database would; restoring lets connections through again.
@@ -9,7 +9,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
+
+from tests.support.privacy import execute_ddl, is_sqlite
+
+SQLITE_ON = (
+    "CREATE TRIGGER audit_fail BEFORE INSERT ON audit_events "
+    "BEGIN SELECT RAISE(ABORT, 'audit down'); END;"
+)
+SQLITE_OFF = ("DROP TRIGGER IF EXISTS audit_fail",)
+PG_ON = (
+    "CREATE OR REPLACE FUNCTION tresor_test_audit_fail() RETURNS trigger AS $$ "
+    "BEGIN RAISE EXCEPTION 'audit down'; END; $$ LANGUAGE plpgsql",
+    "CREATE TRIGGER audit_fail BEFORE INSERT ON audit_events "
+    "FOR EACH ROW EXECUTE FUNCTION tresor_test_audit_fail()",
+)
+PG_OFF = (
+    "DROP TRIGGER IF EXISTS audit_fail ON audit_events",
+    "DROP FUNCTION IF EXISTS tresor_test_audit_fail()",
+)
+
+
+@asynccontextmanager
+async def audit_down(vault) -> AsyncIterator[None]:
+    """Every INSERT into audit_events fails while inside the block (a database trigger)."""
+    sqlite = is_sqlite(vault)
+    await execute_ddl(vault, *((SQLITE_ON,) if sqlite else PG_ON))
+    try:
+        yield
+    finally:
+        # Always removed: the PostgreSQL database is shared by the whole session.
+        await execute_ddl(vault, *(SQLITE_OFF if sqlite else PG_OFF))
 
 
 class CuttableProxy:

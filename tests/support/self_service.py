@@ -12,8 +12,10 @@ from typing import Any
 import httpx
 
 from tests.support.factories import WRITER, person
-from vault import consents, selfservice, subjects
-from vault.consents import Evidence
+from vault.bases import consents
+from vault.rights import selfservice
+from vault.subjects import store as subjects
+from vault.bases.consents import Evidence
 from vault.context import VaultContext
 
 TEST_IP = "203.0.113.9"

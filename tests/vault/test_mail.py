@@ -7,7 +7,7 @@ from datetime import timedelta
 from email.message import EmailMessage
 
 from vault.mail import FileOutbox
-from vault.retention import run_retention
+from vault.rights.retention import run_retention
 
 
 def _mail(n: int) -> EmailMessage:

@@ -16,6 +16,13 @@ from vault.crypto import _aead
 from vault.crypto.keyring import KekProvider
 
 
+def retained_key_id(row_id: str) -> str:
+    """The identity a retained row's own key is wrapped under (the KEK binds it): not a
+    subject id, so it can never unwrap as a subject's DEK or the other way round. Used by
+    the erasure that creates the key, the sweep that shreds it and the KEK rotation."""
+    return f"retained:{row_id}"
+
+
 class DekManager:
     def __init__(self, provider: KekProvider, cache_size: int = 10_000) -> None:
         self._provider = provider

@@ -528,7 +528,7 @@ class Pkcs11KekProvider:
             return self._keyring.unwrap(subject_id, version, blob)
         return self._token.unwrap(subject_id, version, blob)
 
-    # -- administration (vault.keys) ---------------------------------------------------
+    # -- administration (vault.admin.keys) ---------------------------------------------------
     def add_version(self) -> int:
         """A new KEK generated on the token, numbered after every local and token version."""
         local, on_token = self._split()

@@ -308,7 +308,7 @@ class IdentityChange(Base):
     1). Holds keyed digests (the blind index) of the old and new value, never plaintext,
     and the HMAC of the token mailed to the old address to confirm or object. While
     `pending` inside its cooling-off, or `objected`, sessions through the new e-mail
-    address are restricted (`vault.identity`)."""
+    address are restricted (`vault.subjects.identity`)."""
 
     __tablename__ = "identity_changes"
 

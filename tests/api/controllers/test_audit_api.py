@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.support.factories import NEWSLETTER_EVIDENCE, api, bearer, client_key, outbox_links, person
-from vault import audit_chain
+from vault.audit import chain as audit_chain
 from vault.storage.tables import audit_events
 
 IP = "192.0.2.44"

@@ -6,9 +6,9 @@ import json
 
 from tests.support.factories import WRITER, api, bearer, client_key, person
 from tests.support.privacy import assert_problem, audit_rows
-from vault.audit import AuditAction
-from vault.consents import record_basis
-from vault.subjects import create_subject
+from vault.audit.events import AuditAction
+from vault.bases.consents import record_basis
+from vault.subjects.store import create_subject
 
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 

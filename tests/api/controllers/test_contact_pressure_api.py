@@ -210,8 +210,8 @@ async def test_no_overspend_under_concurrency(vault):
 async def _confirmed(vault, sid: str, purpose: str) -> None:
     """A double opt-in consent, confirmed through the mailed link."""
     from tests.support.dsar import NEWS
-    from vault.audit import Actor
-    from vault.consents import confirm, record_basis
+    from vault.audit.events import Actor
+    from vault.bases.consents import confirm, record_basis
 
     await record_basis(vault, WRITER, sid, purpose, evidence=NEWS)
     token = outbox_links(vault.settings.outbox_dir)[-1]

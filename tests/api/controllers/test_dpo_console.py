@@ -20,10 +20,10 @@ from tests.support.factories import (
     outbox_links,
     person,
 )
-from vault import audit_chain
-from vault.audit import Actor
-from vault.clients import revoke_client
-from vault.requests import create_request
+from vault.audit import chain as audit_chain
+from vault.audit.events import Actor
+from vault.admin.clients import revoke_client
+from vault.rights.requests import create_request
 from vault.storage.tables import audit_events
 
 IP = "192.0.2.77"

@@ -12,10 +12,10 @@ import json
 from tests.support.dsar import DPO, NEWS, contract, new_subject
 from tests.support.factories import WRITER, api, bearer, client_key
 from tests.support.privacy import assert_problem, audit_rows
-from tests.vault.test_audit_fail_closed import audit_down
-from vault.audit import AuditAction
-from vault.consents import record_basis
-from vault.restriction import restrict
+from tests.support.faults import audit_down
+from vault.audit.events import AuditAction
+from vault.bases.consents import record_basis
+from vault.rights.restriction import restrict
 
 DRY = str(AuditAction.AUDIENCE_DRY_RUN)
 

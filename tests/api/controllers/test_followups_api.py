@@ -302,14 +302,14 @@ async def test_refused_followup_attempts_are_audited(vault, clock):
     """A follow-up for a purpose the client does not hold (403), for an unknown subject (404)
     or an erased one (409), and reading a follow-up of another client's purpose or an unknown
     one (404), each leave a committed denial naming the reason; nothing is stored."""
-    from vault.audit import Actor
-    from vault.erasure import erase_subject
+    from tests.support.dsar import erase
+    from vault.audit.events import Actor
 
     unknown = "00000000-0000-4000-8000-000000000000"
     async with api(vault) as http:
         writer, shop, sid, _, f = await _setup(vault, http, clock, 808)
         gone, _ = await seed_subject(vault, 809)
-        await erase_subject(vault, Actor("dpo", "dpo-office"), gone)
+        await erase(vault, Actor("dpo", "dpo-office"), gone)
         rows = await _count(vault, followups)
         for body, status in (
             ({**_body(sid, clock), "purpose": "offers.phone"}, 403),

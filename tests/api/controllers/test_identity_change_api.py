@@ -10,7 +10,7 @@ from sqlalchemy import select
 from tests.support.factories import api, bearer, client_key
 from tests.support.privacy import assert_problem, audit_rows, consent_statuses
 from tests.support.self_service import api_sign_in, mails, seed_subject
-from vault import selfservice
+from vault.rights import selfservice
 from vault.storage.tables import dsar_requests, subjects
 
 MALLORY = "mallory.writer@example.net"

@@ -9,9 +9,9 @@ from sqlalchemy import select, update
 
 from tests.support.factories import WRITER, api, bearer, client_key, person
 from tests.support.privacy import assert_problem, audit_rows
-from vault.consents import record_basis
+from vault.bases.consents import record_basis
 from vault.storage.tables import subjects
-from vault.subjects import create_subject
+from vault.subjects.store import create_subject
 
 INTEGRITY = "urn:tresor:problem:integrity-error"
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from tests.support.factories import api, bearer, client_key
 from tests.support.self_service import Page, mails, page_sign_in, seed_subject
-from vault import selfservice
+from vault.rights import selfservice
 from vault.storage.tables import dsar_requests, identity_changes, subjects
 
 MALLORY = "mallory.pages@example.net"

@@ -14,7 +14,7 @@ from api.app import create_app
 from tests.support.factories import api, bearer, client_key
 from tests.support.privacy import consent_statuses
 from tests.support.self_service import Page, code_mails, page_sign_in, seed_subject
-from vault import selfservice
+from vault.rights import selfservice
 from vault.storage.tables import dsar_requests, self_service_challenges, subjects
 
 

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from tests.support.factories import api, bearer, client_key
 from tests.support.privacy import assert_problem, row_counts
 from tests.support.self_service import seed_subject
-from vault.audit import Actor
-from vault.erasure import erase_subject
+from tests.support.dsar import erase
+from vault.audit.events import Actor
 from vault.storage.tables import audit_events
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
@@ -43,7 +43,7 @@ async def test_refused_attempts_on_subjects_consents_and_preferences_are_audited
     withdrawing an unknown consent (404) each leave one committed denial; no row changes."""
     sid, p = await seed_subject(vault, 861)
     gone, _ = await seed_subject(vault, 862)
-    await erase_subject(vault, Actor("dpo", "dpo-office"), gone)
+    await erase(vault, Actor("dpo", "dpo-office"), gone)
     writer = await client_key(vault, "crm", "writer")
     basis = {"purpose": "order.delivery", "reference": "Bestellung 861"}
     before = await row_counts(vault)

@@ -10,8 +10,8 @@ import re
 
 from tests.support.factories import api, bearer, client_key
 from tests.support.privacy import assert_problem, audit_rows
-from tests.vault.test_audit_fail_closed import audit_down
-from vault.audit import AuditAction
+from tests.support.faults import audit_down
+from vault.audit.events import AuditAction
 
 REPORT = str(AuditAction.DPO_CONTACT_REPORT)
 

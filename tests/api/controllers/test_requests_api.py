@@ -254,7 +254,7 @@ async def test_periodic_retention_job_runs_and_survives_failures(vault, clock, l
     """The serve-time retention job sweeps every interval; a failing run is logged by error
     type only and retried at the next interval."""
     from api.app import background_jobs_for
-    from vault import retention
+    from vault.rights import retention
 
     vault.settings = replace(vault.settings, retention_interval=0.05)
     sid, _ = await new_subject(vault, 9)

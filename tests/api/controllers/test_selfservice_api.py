@@ -15,7 +15,7 @@ from tests.support.privacy import (
     found_canaries,
 )
 from tests.support.self_service import api_sign_in, code_mails, latest_code, seed_subject
-from vault import selfservice
+from vault.rights import selfservice
 
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 

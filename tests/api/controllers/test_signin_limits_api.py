@@ -8,7 +8,7 @@ import re
 
 from tests.support.factories import api
 from tests.support.self_service import Page, code_mails, mails, seed_subject
-from vault import selfservice
+from vault.rights import selfservice
 
 UNKNOWN = {"email": "niemand.701@example.org"}
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from vault.contact import normalise_email, normalise_phone
+from vault.subjects.contact import normalise_email, normalise_phone
 from vault.crypto import BlindIndexer
 
 KEY = bytes(range(32))

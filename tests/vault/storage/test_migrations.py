@@ -15,8 +15,8 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
 from tests.conftest import POLICIES
-from vault import audit_chain
-from vault.audit import Actor, AuditAction, Decision, record
+from vault.audit import chain as audit_chain
+from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.context import VaultContext
 from vault.crypto import LocalKeyring
 from vault.settings import Settings

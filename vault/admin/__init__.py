@@ -1,0 +1,8 @@
+"""Administration: who may call the vault, and the keys that wrap every subject's key.
+
+Owns the API clients with their roles, purposes and keys (`clients`) and the key-encryption
+keys: rotation, re-wrapping, retirement and the move onto a PKCS#11 token (`keys`).
+
+May use audit (every change is an event), crypto, storage and the kernel; it needs no other
+area. Independent of rights.
+"""

@@ -1,0 +1,201 @@
+"""API clients: internal systems and people, each with one role and an API key.
+
+Keys are 256-bit random strings shown once; the database holds only HMAC-SHA256 of the key
+under a server secret, so a leaked table cannot be used to authenticate, and verification
+is one HMAC plus an indexed lookup (a password KDF would cost ~100 ms per request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import re
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from vault.audit import events as audit
+from vault.audit.events import Actor, AuditAction, Decision
+from vault.clock import as_utc
+from vault.errors import Conflict, InvalidInput, NotFound, Unavailable
+from vault.storage.tables import clients
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
+
+KEY_PREFIX = "tresor_"
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+
+
+class Role(StrEnum):
+    WRITER = "writer"
+    LOOKUP = "lookup"
+    DPO = "dpo"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    id: str
+    name: str
+    role: Role
+    purposes: frozenset[str]
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def actor_type(self) -> str:
+        return "dpo" if self.role is Role.DPO else "client"
+
+
+def key_hash(ctx: VaultContext, key: str) -> str:
+    return hmac.digest(ctx.secrets.client_key, key.encode(), "sha256").hex()  # one-shot C path
+
+
+def _info(row) -> ClientInfo:  # type: ignore[no-untyped-def]
+    return ClientInfo(
+        id=row.id,
+        name=row.name,
+        role=Role(row.role),
+        purposes=frozenset(json.loads(row.purposes)),
+        created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+        revoked_at=as_utc(row.revoked_at),
+    )
+
+
+async def create_client(
+    ctx: VaultContext, actor: Actor, name: str, role: str, purposes: list[str]
+) -> tuple[ClientInfo, str]:
+    """Create a client; returns it and its API key (which is never stored or shown again)."""
+    if not _NAME_RE.match(name):
+        raise InvalidInput("bad client name", {"name": "lower-case letters, digits, . _ -"})
+    try:
+        role_ = Role(role)
+    except ValueError:
+        raise InvalidInput("bad role", {"role": "one of " + ", ".join(r.value for r in Role)}) from None
+    unknown = [p for p in purposes if p not in ctx.catalogue]
+    if unknown:
+        raise InvalidInput("unknown purpose", {"purpose": "not in catalogue: " + ", ".join(unknown)})
+    if role_ is Role.LOOKUP and not purposes:
+        raise InvalidInput(
+            "a lookup client needs at least one purpose", {"purpose": "name one with --purpose"}
+        )
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    now = ctx.clock.now()
+    client_id = str(uuid.uuid4())
+    try:
+        async with ctx.transaction() as conn:
+            await conn.execute(
+                insert(clients).values(
+                    id=client_id,
+                    name=name,
+                    role=role_.value,
+                    purposes=json.dumps(sorted(set(purposes))),
+                    key_hash=key_hash(ctx, key),
+                    created_at=now,
+                )
+            )
+            await audit.record(
+                conn,
+                at=now,
+                actor=actor,
+                action=AuditAction.CLIENT_CREATE,
+                decision=Decision.ALLOW,
+                detail={"client": name, "role": role_.value, "purposes": sorted(set(purposes))},
+            )
+    except Unavailable as exc:
+        if isinstance(exc.__cause__, IntegrityError) and "name" in str(exc.__cause__.orig):
+            raise Conflict(f"a client named {name} already exists") from None
+        raise
+    info = ClientInfo(client_id, name, role_, frozenset(purposes), now, None)
+    return info, key
+
+
+async def list_clients(ctx: VaultContext) -> list[ClientInfo]:
+    async with ctx.transaction() as conn:
+        rows = (await conn.execute(select(clients).order_by(clients.c.name))).all()
+    return [_info(r) for r in rows]
+
+
+async def revoke_client(ctx: VaultContext, actor: Actor, name: str) -> None:
+    now = ctx.clock.now()
+    async with ctx.transaction() as conn:
+        result = await conn.execute(
+            update(clients)
+            .where(clients.c.name == name)
+            .where(clients.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        if result.rowcount != 1:
+            raise NotFound(f"no active client named {name}")
+        await audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action=AuditAction.CLIENT_REVOKE,
+            decision=Decision.ALLOW,
+            detail={"client": name},
+        )
+
+
+class ClientAuthenticator:
+    """Verifies bearer keys with a short-lived cache of verified clients.
+
+    The cache only saves the client-row read: entries expire after `ttl` seconds, which
+    bounds how long a revoked key keeps working on a node that verified it just before.
+    When an entry expires under load, the concurrent requests with that key share one read
+    (a single flight) instead of each opening a transaction of its own.
+    """
+
+    def __init__(self, ctx: VaultContext, ttl: float) -> None:
+        self._ctx = ctx
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, ClientInfo]] = {}
+        self._reading: dict[str, asyncio.Task[ClientInfo | None]] = {}
+
+    async def authenticate(self, key: str) -> ClientInfo | None:
+        if not key.startswith(KEY_PREFIX) or len(key) > 200:
+            return None
+        digest = key_hash(self._ctx, key)
+        hit = self._cache.get(digest)
+        if hit is not None and time.monotonic() - hit[0] < self._ttl:
+            return hit[1]
+        reading = self._reading.get(digest)
+        if reading is None:
+            # The read is a task of its own: a waiting request that is cancelled (client
+            # gone) does not cancel it for the others.
+            reading = self._reading[digest] = asyncio.get_running_loop().create_task(
+                self._read(digest)
+            )
+            reading.add_done_callback(lambda t: self._finished(digest, t))
+        return await asyncio.shield(reading)
+
+    def _finished(self, digest: str, task: asyncio.Task[ClientInfo | None]) -> None:
+        if self._reading.get(digest) is task:
+            del self._reading[digest]
+        if not task.cancelled():
+            task.exception()  # retrieved here; every waiter re-raises it
+
+    async def _read(self, digest: str) -> ClientInfo | None:
+        now = time.monotonic()
+        async with self._ctx.transaction() as conn:
+            row = (
+                await conn.execute(select(clients).where(clients.c.key_hash == digest))
+            ).first()
+        # Constant-time comparison of the stored digest, on top of the indexed lookup.
+        if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at:
+            self._cache.pop(digest, None)
+            return None
+        info = _info(row)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (now, info)
+        return info

@@ -1,0 +1,227 @@
+"""KEK rotation: add a version, re-wrap every DEK online, retire versions nothing uses.
+
+Re-wrapping runs in small batches, each its own short transaction guarded by the old
+(version, blob) pair, so a server keeps serving throughout and a concurrent change to a
+subject (erasure, another rotation) is never overwritten. Field ciphertexts do not change:
+only the wrapping of each subject's DEK does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from sqlalchemy import Table, func, select, update
+
+from vault.audit import events as audit
+from vault.audit.events import Actor, AuditAction, Decision
+from vault.crypto import retained_key_id
+from vault.crypto.keyring import KekProvider
+from vault.crypto.pkcs11_provider import Pkcs11KekProvider
+from vault.errors import InvalidInput
+from vault.storage.tables import retained_fields, subjects
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
+
+
+@dataclass(frozen=True, slots=True)
+class RotationReport:
+    new_version: int
+    rewrapped: int
+    remaining: int
+
+
+@runtime_checkable
+class ManagedKekProvider(KekProvider, Protocol):
+    """A provider Tresor can add versions to and retire versions from (local keyring file,
+    PKCS#11 token)."""
+
+    def add_version(self) -> int: ...
+
+    def retire_versions(self, keep: set[int]) -> list[int]: ...
+
+
+def _managed(ctx: VaultContext) -> ManagedKekProvider:
+    if not isinstance(ctx.kek, ManagedKekProvider):
+        raise TypeError(f"{type(ctx.kek).__name__} does not support adding or retiring versions")
+    return ctx.kek
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationReport:
+    token_version: int
+    created: bool
+    rewrapped: int
+    #: subject DEKs and retained-field keys still under a version in the keyring file
+    remaining_local: int
+
+
+@dataclass(frozen=True, slots=True)
+class _WrappedKeys:
+    """A table whose rows hold a key wrapped by the KEK, and what each wrap is bound to."""
+
+    table: Table
+    key_column: str
+    wrap_id: Callable[[str], str]
+    audit_detail: dict[str, str]
+
+
+_SUBJECT_DEKS = _WrappedKeys(subjects, "wrapped_dek", lambda row_id: row_id, {})
+#: Keys of fields kept after erasure (Art. 17(3)); a KEK version they need must not retire.
+_RETAINED_KEYS = _WrappedKeys(
+    retained_fields, "wrapped_key", retained_key_id, {"keys": "retained"}
+)
+
+
+async def _rewrap(ctx: VaultContext, actor: Actor, keys: _WrappedKeys, batch: int) -> int:
+    table, key = keys.table, keys.table.c[keys.key_column]
+    total = 0
+    while True:
+        active = ctx.kek.active_version()
+        async with ctx.transaction() as conn:
+            rows = (
+                await conn.execute(
+                    select(table.c.id, table.c.kek_version, key.label("blob"))
+                    .where(key.is_not(None))
+                    .where(table.c.kek_version != active)
+                    .limit(batch)
+                )
+            ).all()
+            done = 0
+            for row in rows:
+                version, blob = ctx.deks.rewrap(keys.wrap_id(row.id), row.kek_version, row.blob)
+                result = await conn.execute(
+                    update(table)
+                    .where(table.c.id == row.id)
+                    .where(table.c.kek_version == row.kek_version)
+                    .where(key == row.blob)
+                    .values({"kek_version": version, keys.key_column: blob})
+                )
+                done += result.rowcount
+            if rows:
+                await audit.record(
+                    conn,
+                    at=ctx.clock.now(),
+                    actor=actor,
+                    action=AuditAction.KEYS_REWRAP,
+                    decision=Decision.ALLOW,
+                    detail={"count": done, "to_version": active, **keys.audit_detail},
+                )
+        total += done
+        if not rows:
+            return total
+
+
+async def _versions(ctx: VaultContext, keys: _WrappedKeys) -> dict[int, int]:
+    table, key = keys.table, keys.table.c[keys.key_column]
+    async with ctx.transaction() as conn:
+        rows = (
+            await conn.execute(
+                select(table.c.kek_version, func.count())
+                .where(key.is_not(None))
+                .group_by(table.c.kek_version)
+            )
+        ).all()
+    return {int(v): int(n) for v, n in rows}
+
+
+async def rewrap_all(ctx: VaultContext, actor: Actor, *, batch: int = 500) -> int:
+    """Re-wrap every subject DEK not under the active KEK version; returns how many."""
+    return await _rewrap(ctx, actor, _SUBJECT_DEKS, batch)
+
+
+async def rewrap_retained(ctx: VaultContext, actor: Actor, *, batch: int = 500) -> int:
+    """Re-wrap the keys of retained (Art. 17(3)) fields not under the active KEK version."""
+    return await _rewrap(ctx, actor, _RETAINED_KEYS, batch)
+
+
+async def versions_in_use(ctx: VaultContext) -> dict[int, int]:
+    """KEK version -> number of subject DEKs it wraps."""
+    return await _versions(ctx, _SUBJECT_DEKS)
+
+
+async def retained_versions_in_use(ctx: VaultContext) -> dict[int, int]:
+    """KEK version -> number of unshredded retained-field keys it wraps."""
+    return await _versions(ctx, _RETAINED_KEYS)
+
+
+async def rotate(ctx: VaultContext, actor: Actor) -> RotationReport:
+    """Add a KEK version, make it active, and re-wrap every DEK under it."""
+    keyring = _managed(ctx)
+    new_version = keyring.add_version()
+    async with ctx.transaction() as conn:
+        await audit.record(
+            conn,
+            at=ctx.clock.now(),
+            actor=actor,
+            action=AuditAction.KEYS_ROTATE,
+            decision=Decision.ALLOW,
+            detail={"new_version": new_version},
+        )
+    rewrapped = await rewrap_all(ctx, actor)
+    # Keys of fields retained after erasure (Art. 17(3)) are wrapped by the KEK too.
+    rewrapped += await rewrap_retained(ctx, actor)
+    in_use = await versions_in_use(ctx)
+    for version, count in (await retained_versions_in_use(ctx)).items():
+        in_use[version] = in_use.get(version, 0) + count
+    remaining = sum(n for v, n in in_use.items() if v != new_version)
+    return RotationReport(new_version=new_version, rewrapped=rewrapped, remaining=remaining)
+
+
+async def retire_unused(ctx: VaultContext, actor: Actor) -> list[int]:
+    """Remove KEK versions that no stored DEK is wrapped under any more."""
+    keyring = _managed(ctx)
+    in_use = set((await versions_in_use(ctx)).keys())
+    in_use |= set((await retained_versions_in_use(ctx)).keys())
+    removed = keyring.retire_versions(keep=in_use)
+    if removed:
+        async with ctx.transaction() as conn:
+            await audit.record(
+                conn,
+                at=ctx.clock.now(),
+                actor=actor,
+                action=AuditAction.KEYS_RETIRE,
+                decision=Decision.ALLOW,
+                detail={"retired": removed},
+            )
+    return removed
+
+
+async def migrate_to_pkcs11(ctx: VaultContext, actor: Actor) -> MigrationReport:
+    """Move every DEK and retained-field key from the keyring file onto the PKCS#11 token.
+
+    Creates the first KEK on the token (audited like a rotation) unless one is there, then
+    re-wraps in the same guarded batches as a rotation. Resumable: after a crash, running it
+    again continues where it stopped; every row stays readable throughout.
+    """
+    kek = ctx.kek
+    if not isinstance(kek, Pkcs11KekProvider):
+        raise InvalidInput(
+            "migrating to PKCS#11 needs TRESOR_KEK_PROVIDER=pkcs11 and the token settings"
+        )
+    on_token = kek.token_versions()
+    created = not on_token
+    version = kek.add_version() if created else max(on_token)
+    if created:
+        async with ctx.transaction() as conn:
+            await audit.record(
+                conn,
+                at=ctx.clock.now(),
+                actor=actor,
+                action=AuditAction.KEYS_ROTATE,
+                decision=Decision.ALLOW,
+                detail={"new_version": version, "provider": "pkcs11", "migration": True},
+            )
+    rewrapped = await rewrap_all(ctx, actor) + await rewrap_retained(ctx, actor)
+    local = set(kek.local_versions())
+    remaining = sum(
+        n
+        for counts in (await versions_in_use(ctx), await retained_versions_in_use(ctx))
+        for v, n in counts.items()
+        if v in local
+    )
+    return MigrationReport(
+        token_version=version, created=created, rewrapped=rewrapped, remaining_local=remaining
+    )

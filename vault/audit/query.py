@@ -1,0 +1,583 @@
+"""The data-protection officer's view of the audit trail: search, access and consent statistics.
+
+Every read here is itself audited, in the same transaction as the read: the DPO's search
+writes its event before the results leave the vault, so an audit read that cannot be
+recorded reveals nothing (fail closed, like the lookup). Filters are validated strictly
+(ids, names and tags only), so nothing a DPO types into a filter can put contact data into
+the event that records the search.
+
+Searches run newest first with a keyset cursor on the sequence number: pages never overlap
+or skip, also while new events arrive (they sort in front of the first page).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vault.audit import chain as audit_chain
+from vault.audit import events as audit
+from vault.audit.chain import select_events_with_seals
+from vault.audit.events import Actor, AuditAction, Decision
+from vault.clock import as_utc
+from vault.errors import InvalidInput
+from vault.storage.tables import audit_checkpoints, audit_events, consents
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 100
+#: A statistics query may span at most this many time buckets.
+MAX_BUCKETS = 2000
+BUCKETS = ("day", "hour")
+
+_SUBJECT_RE = re.compile(r"^[0-9a-f-]{36}$")
+_CLIENT_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+_PURPOSE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_ACTION_RE = re.compile(r"^[a-z_]{1,40}(:[a-z_]{1,40}){0,2}$")
+_CURSOR_RE = re.compile(r"^c1\.([A-Za-z0-9_-]{1,24})$")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """What to search for; every field optional. `action` is a full `source:subject:action`
+    tag or its last part(s), so `lookup` finds `client:contact:lookup`."""
+
+    subject_id: str | None = None
+    client: str | None = None
+    purpose: str | None = None
+    action: str | None = None
+    decision: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def as_detail(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for name in ("subject_id", "client", "purpose", "action", "decision"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value.isoformat()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class AuditItem:
+    seq: int
+    at: datetime
+    actor_type: str
+    actor_id: str
+    action: str
+    subject_id: str | None
+    purpose: str | None
+    fields: list[str]
+    decision: str
+    reason: str | None
+    consent_id: str | None
+    request_id: str | None
+    sealed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    items: list[AuditItem]
+    next_cursor: str | None
+
+
+# -- validation -------------------------------------------------------------------------------
+
+
+def _utc(value: datetime | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise InvalidInput(f"{name} needs a timezone", {name: "add Z or an offset"})
+    try:
+        utc = value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        utc = None
+    if utc is None or not 1970 <= utc.year <= 9000:
+        raise InvalidInput(f"{name} is out of range", {name: "must lie between 1970 and 9000"})
+    return utc
+
+
+def validate_filter(f: AuditFilter) -> AuditFilter:
+    """The filter with times in UTC; `InvalidInput` naming each bad field (never its value)."""
+    errors: dict[str, str] = {}
+    if f.subject_id is not None and not _SUBJECT_RE.match(f.subject_id):
+        errors["subject_id"] = "must be a subject id (UUID)"
+    if f.client is not None and not _CLIENT_RE.match(f.client):
+        errors["client"] = "must be a client name (lower-case letters, digits, . _ -)"
+    if f.purpose is not None and (len(f.purpose) > 100 or not _PURPOSE_RE.match(f.purpose)):
+        errors["purpose"] = "must be a purpose id such as newsletter.email"
+    if f.action is not None and (len(f.action) > 64 or not _ACTION_RE.match(f.action)):
+        errors["action"] = "must be an action tag such as client:contact:lookup, or lookup"
+    if f.decision is not None and f.decision not in (Decision.ALLOW, Decision.DENY):
+        errors["decision"] = "must be allow or deny"
+    if errors:
+        raise InvalidInput("invalid audit filter", errors)
+    since = _utc(f.since, "since")
+    until = _utc(f.until, "until")
+    if since is not None and until is not None and since >= until:
+        raise InvalidInput("empty time range", {"until": "must lie after since"})
+    return AuditFilter(f.subject_id, f.client, f.purpose, f.action, f.decision, since, until)
+
+
+def encode_cursor(seq: int) -> str:
+    raw = base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
+    return f"c1.{raw}"
+
+
+def decode_cursor(cursor: str) -> int:
+    """The sequence number a cursor continues below; `InvalidInput` for anything else."""
+    bad = InvalidInput("invalid cursor", {"cursor": "use the next_cursor of a previous page"})
+    m = _CURSOR_RE.match(cursor or "")
+    if not m:
+        raise bad
+    try:
+        text = base64.urlsafe_b64decode(m.group(1) + "=" * (-len(m.group(1)) % 4)).decode()
+    except ValueError:
+        raise bad from None
+    if not text.isdigit() or len(text) > 19:
+        raise bad
+    return int(text)
+
+
+def action_condition(action: str) -> ColumnElement[bool]:
+    """A full tag matches exactly; one or two trailing parts match the tag's end."""
+    if action.count(":") == 2:
+        return audit_events.c.action == action
+    return or_(
+        audit_events.c.action == action,
+        audit_events.c.action.endswith(":" + action, autoescape=True),
+    )
+
+
+def _conditions(f: AuditFilter) -> list[ColumnElement[bool]]:
+    c = audit_events.c
+    out: list[ColumnElement[bool]] = []
+    if f.subject_id is not None:
+        out.append(c.subject_id == f.subject_id)
+    if f.client is not None:
+        out.append(c.actor_id == f.client)
+    if f.purpose is not None:
+        out.append(c.purpose == f.purpose)
+    if f.action is not None:
+        out.append(action_condition(f.action))
+    if f.decision is not None:
+        out.append(c.decision == f.decision)
+    if f.since is not None:
+        out.append(c.at >= f.since)
+    if f.until is not None:
+        out.append(c.at < f.until)
+    return out
+
+
+def audit_item(row: Any) -> AuditItem:
+    return AuditItem(
+        seq=row.seq,
+        at=as_utc(row.at),  # type: ignore[arg-type]
+        actor_type=row.actor_type,
+        actor_id=row.actor_id,
+        action=row.action,
+        subject_id=row.subject_id,
+        purpose=row.purpose,
+        fields=row.fields.split(",") if row.fields else [],
+        decision=row.decision,
+        reason=row.reason,
+        consent_id=row.consent_id,
+        request_id=row.request_id,
+        sealed=row.chain_pos is not None,
+    )
+
+
+# -- search -----------------------------------------------------------------------------------
+
+
+async def search(
+    ctx: VaultContext,
+    actor: Actor,
+    filters: AuditFilter,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> AuditPage:
+    """One page of matching events, newest first, and the cursor of the next page (or None).
+
+    Writes a `dpo:audit:search` event (with the filters, never contact data) in the same
+    transaction, so the results are returned only once that event is committed.
+    """
+    f = validate_filter(filters)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput("limit out of range", {"limit": f"must be 1 to {MAX_LIMIT}"})
+    before = decode_cursor(cursor) if cursor is not None else None
+    stmt = select_events_with_seals().where(*_conditions(f))
+    if before is not None:
+        stmt = stmt.where(audit_events.c.seq < before)
+    stmt = stmt.order_by(audit_events.c.seq.desc()).limit(limit + 1)
+    async with ctx.transaction() as conn:
+        rows = (await conn.execute(stmt)).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        detail: dict[str, Any] = {"filters": f.as_detail(), "returned": len(rows)}
+        if before is not None:
+            detail["page_below_seq"] = before
+        await audit.record(
+            conn,
+            at=ctx.clock.now(),
+            actor=actor,
+            action=AuditAction.DPO_AUDIT_SEARCH,
+            decision=Decision.ALLOW,
+            subject_id=f.subject_id,
+            purpose=f.purpose,
+            detail=detail,
+        )
+    items = [audit_item(r) for r in rows]
+    next_cursor = encode_cursor(items[-1].seq) if more and items else None
+    return AuditPage(items=items, next_cursor=next_cursor)
+
+
+# -- time buckets -----------------------------------------------------------------------------
+
+
+def bucket_key(conn: AsyncConnection, column: Any, bucket: str) -> Any:
+    """A SQL expression naming the UTC day (`YYYY-MM-DD`) or hour (`YYYY-MM-DD HH`) of a
+    timestamp, the same text on both databases. SQLite keeps UTC timestamps as ISO text, so
+    a prefix of it is the bucket; PostgreSQL formats the instant in UTC."""
+    if conn.dialect.name == "postgresql":
+        pattern = "YYYY-MM-DD" if bucket == "day" else "YYYY-MM-DD HH24"
+        return func.to_char(func.timezone("UTC", column), pattern)
+    return func.substr(column, 1, 10 if bucket == "day" else 13)
+
+
+def _bucket_start(key: str, bucket: str) -> datetime:
+    if bucket == "day":
+        return datetime.strptime(key[:10], "%Y-%m-%d").replace(tzinfo=UTC)
+    return datetime.strptime(key[:13].replace("T", " "), "%Y-%m-%d %H").replace(tzinfo=UTC)
+
+
+def _floor(at: datetime, bucket: str) -> datetime:
+    at = at.replace(minute=0, second=0, microsecond=0)
+    return at.replace(hour=0) if bucket == "day" else at
+
+
+def _step(bucket: str) -> timedelta:
+    return timedelta(days=1) if bucket == "day" else timedelta(hours=1)
+
+
+def time_range(
+    now: datetime, since: datetime | None, until: datetime | None, bucket: str
+) -> tuple[datetime, datetime, list[datetime]]:
+    """Validated range (default: the last 30 days by day, the last 48 hours by hour, up to
+    the end of the current day or hour) and the start of every bucket in it, oldest first."""
+    if bucket not in BUCKETS:
+        raise InvalidInput("unknown bucket", {"bucket": "must be day or hour"})
+    # By default up to the end of the current bucket, so that today (this hour) is complete.
+    until_ = _utc(until, "until") or _floor(now, bucket) + _step(bucket)
+    since_ = _utc(since, "since") or (
+        until_ - (timedelta(days=30) if bucket == "day" else timedelta(hours=48))
+    )
+    if since_ >= until_:
+        raise InvalidInput("empty time range", {"until": "must lie after since"})
+    starts: list[datetime] = []
+    at = _floor(since_, bucket)
+    while at < until_:
+        starts.append(at)
+        if len(starts) > MAX_BUCKETS:
+            raise InvalidInput(
+                "time range too long", {"since": f"at most {MAX_BUCKETS} {bucket}s per query"}
+            )
+        at += _step(bucket)
+    return since_, until_, starts
+
+
+# -- access statistics ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClientPurposeReads:
+    client: str
+    purpose: str | None
+    allowed: int
+    denied: int
+
+    @property
+    def total(self) -> int:
+        return self.allowed + self.denied
+
+
+@dataclass(frozen=True, slots=True)
+class ReasonCount:
+    reason: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class BucketCount:
+    start: datetime
+    allowed: int = 0
+    denied: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.allowed + self.denied
+
+
+@dataclass(frozen=True, slots=True)
+class AccessStats:
+    """Lookups (reads of contact data, allowed and denied) in [since, until)."""
+
+    since: datetime
+    until: datetime
+    bucket: str
+    allowed: int
+    denied: int
+    by_client_purpose: list[ClientPurposeReads]
+    denials_by_reason: list[ReasonCount]
+    series: list[BucketCount]
+
+    @property
+    def total(self) -> int:
+        return self.allowed + self.denied
+
+
+async def access_stats(
+    ctx: VaultContext,
+    actor: Actor,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    bucket: str = "day",
+) -> AccessStats:
+    """Reads per client and purpose, denials by reason, and counts per time bucket. Audited."""
+    now = ctx.clock.now()
+    since_, until_, starts = time_range(now, since, until, bucket)
+    c = audit_events.c
+    scope = and_(c.action == str(AuditAction.LOOKUP), c.at >= since_, c.at < until_)
+    async with ctx.transaction() as conn:
+        per_client = (
+            await conn.execute(
+                select(c.actor_id, c.purpose, c.decision, func.count())
+                .where(scope)
+                .group_by(c.actor_id, c.purpose, c.decision)
+            )
+        ).all()
+        reasons = (
+            await conn.execute(
+                select(c.reason, func.count())
+                .where(scope, c.decision == str(Decision.DENY))
+                .group_by(c.reason)
+            )
+        ).all()
+        key = bucket_key(conn, c.at, bucket).label("bucket")
+        per_bucket = (
+            await conn.execute(
+                select(key, c.decision, func.count()).where(scope).group_by(key, c.decision)
+            )
+        ).all()
+        await audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action=AuditAction.DPO_AUDIT_STATS,
+            decision=Decision.ALLOW,
+            detail={"since": since_.isoformat(), "until": until_.isoformat(), "bucket": bucket},
+        )
+    pairs: dict[tuple[str, str | None], list[int]] = {}
+    for client, purpose, decision, n in per_client:
+        slot = pairs.setdefault((client, purpose), [0, 0])
+        slot[0 if decision == Decision.ALLOW else 1] += int(n)
+    by_pair = [
+        ClientPurposeReads(client, purpose, a, d)
+        for (client, purpose), (a, d) in sorted(
+            pairs.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0][0], kv[0][1] or "")
+        )
+    ]
+    series_map: dict[datetime, list[int]] = {s: [0, 0] for s in starts}
+    for key_text, decision, n in per_bucket:
+        start = _bucket_start(str(key_text), bucket)
+        slot = series_map.setdefault(start, [0, 0])
+        slot[0 if decision == Decision.ALLOW else 1] += int(n)
+    return AccessStats(
+        since=since_,
+        until=until_,
+        bucket=bucket,
+        allowed=sum(p.allowed for p in by_pair),
+        denied=sum(p.denied for p in by_pair),
+        by_client_purpose=by_pair,
+        denials_by_reason=sorted(
+            (ReasonCount(r or "unspecified", int(n)) for r, n in reasons),
+            key=lambda rc: (-rc.count, rc.reason),
+        ),
+        series=[BucketCount(s, a, d) for s, (a, d) in sorted(series_map.items())],
+    )
+
+
+# -- consent statistics -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentBucket:
+    start: datetime
+    granted: int = 0
+    withdrawn: int = 0
+    expired: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PurposeConsentStats:
+    purpose: str
+    granted: int
+    withdrawn: int
+    expired: int
+    series: list[ConsentBucket] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentStats:
+    """Consents (lawful basis `consent`) granted, withdrawn and expired per purpose."""
+
+    since: datetime
+    until: datetime
+    bucket: str
+    purposes: list[PurposeConsentStats]
+
+
+async def consent_stats(
+    ctx: VaultContext,
+    actor: Actor,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    bucket: str = "day",
+) -> ConsentStats:
+    """Per purpose and time bucket: consents granted (confirmed, for double opt-in),
+    withdrawn, and expired (their expiry passed while they were still granted). Audited.
+
+    Every consent purpose of the catalogue is listed, also with zero counts.
+    """
+    now = ctx.clock.now()
+    since_, until_, starts = time_range(now, since, until, bucket)
+    c = consents.c
+    is_consent = c.basis == "consent"
+    counts: dict[str, dict[datetime, list[int]]] = {}
+    async with ctx.transaction() as conn:
+        for index, column, extra in (
+            (0, c.granted_at, None),
+            (1, c.withdrawn_at, c.status == "withdrawn"),
+            (2, c.expires_at, c.status.in_(("granted", "expired"))),
+        ):
+            key = bucket_key(conn, column, bucket).label("bucket")
+            conds = [is_consent, column >= since_, column < until_]
+            if index == 2:
+                conds.append(column <= now)
+            if extra is not None:
+                conds.append(extra)
+            rows = (
+                await conn.execute(
+                    select(c.purpose, key, func.count()).where(*conds).group_by(c.purpose, key)
+                )
+            ).all()
+            for purpose, key_text, n in rows:
+                start = _bucket_start(str(key_text), bucket)
+                slot = counts.setdefault(purpose, {}).setdefault(start, [0, 0, 0])
+                slot[index] += int(n)
+        await audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action=AuditAction.DPO_CONSENT_STATS,
+            decision=Decision.ALLOW,
+            detail={"since": since_.isoformat(), "until": until_.isoformat(), "bucket": bucket},
+        )
+    purpose_ids = sorted(
+        {p.id for p in ctx.catalogue.purposes.values() if p.lawful_basis.value == "consent"}
+        | set(counts)
+    )
+    out: list[PurposeConsentStats] = []
+    for pid in purpose_ids:
+        per = counts.get(pid, {})
+        series = [
+            ConsentBucket(s, *per.get(s, [0, 0, 0]))
+            for s in sorted(set(starts) | set(per))
+        ]
+        out.append(
+            PurposeConsentStats(
+                purpose=pid,
+                granted=sum(b.granted for b in series),
+                withdrawn=sum(b.withdrawn for b in series),
+                expired=sum(b.expired for b in series),
+                series=series,
+            )
+        )
+    return ConsentStats(since=since_, until=until_, bucket=bucket, purposes=out)
+
+
+# -- chain status -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChainStatus:
+    """The outcome of a full verification of the chain, and the newest signed checkpoint."""
+
+    ok: bool
+    verified: int
+    unsealed: int
+    checkpoints: int
+    last_verified_checkpoint: int | None
+    broken_seq: int | None
+    problem: str | None
+    last_checkpoint_position: int | None
+    last_checkpoint_seq: int | None
+    last_checkpoint_at: datetime | None
+    key_id: str | None
+    checked_at: datetime
+
+
+async def chain_status(ctx: VaultContext, actor: Actor) -> ChainStatus:
+    """Verify the whole chain (every MAC and checkpoint signature) and report. Audited."""
+    report = await audit_chain.verify_chain(ctx)
+    now = ctx.clock.now()
+    async with ctx.transaction() as conn:
+        last = (
+            await conn.execute(
+                select(audit_checkpoints).order_by(audit_checkpoints.c.chain_pos.desc()).limit(1)
+            )
+        ).first()
+        await audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action=AuditAction.DPO_AUDIT_CHAIN,
+            decision=Decision.ALLOW,
+            detail={
+                "ok": report.ok,
+                "verified": report.verified,
+                "unsealed": report.unsealed,
+            }
+            | ({"broken_seq": report.broken_seq} if report.broken_seq is not None else {}),
+        )
+    return ChainStatus(
+        ok=report.ok,
+        verified=report.verified,
+        unsealed=report.unsealed,
+        checkpoints=report.checkpoints,
+        last_verified_checkpoint=report.last_checkpoint_position,
+        broken_seq=report.broken_seq,
+        problem=report.problem,
+        last_checkpoint_position=last.chain_pos if last else None,
+        last_checkpoint_seq=last.seq if last else None,
+        last_checkpoint_at=as_utc(last.at) if last else None,
+        key_id=last.key_id if last else None,
+        checked_at=now,
+    )

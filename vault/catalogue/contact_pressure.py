@@ -1,0 +1,350 @@
+"""The contact-pressure rules: one monthly basket of contact points per customer, across
+all brands, and who may pass it.
+
+Rules come from `policies/contact-pressure.toml`, validated at start like the purpose
+catalogue (a bad file stops the start with a `PolicyError` naming the line): basket size
+and time zone, points per communication type, channel factors, brands, priorities and the
+calamity cool-down, and who is granted the priorities and calamities that pass a full
+basket. `fit_contact` checks one announced contact against them and its purpose. Spending
+the basket is the outreach area's (`vault.outreach.basket`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from vault.catalogue.purposes import (
+    Channel,
+    CommunicationType,
+    Purpose,
+    PurposeCatalogue,
+    load_catalogue,
+)
+from vault.catalogue.source import PolicyError, line_of, parse_toml, read_file
+from vault.catalogue.touchpoints import TouchpointCatalogue
+from vault.errors import InvalidInput
+
+TYPES = tuple(t.value for t in CommunicationType)
+CHANNELS = tuple(c.value for c in Channel)
+_ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+#: Who may claim a priority above `normal` or announce a calamity when the rules name
+#: nobody: the clients allowed the purpose for safety and recall notices.
+DEFAULT_GRANT_PURPOSES = frozenset({"incident.notice"})
+#: Fewest distinct known subjects an audience dry run answers for (`vault.subjects.bulk.dry_run`).
+DEFAULT_DRY_RUN_MIN_AUDIENCE = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Who may use something the basket does not stop: API clients by name, or every
+    client allowed one of `purposes`. Priorities are granted, not claimed."""
+
+    clients: frozenset[str]
+    purposes: frozenset[str]
+
+    def allows(self, client: str, client_purposes: frozenset[str]) -> bool:
+        return client in self.clients or not self.purposes.isdisjoint(client_purposes)
+
+
+@dataclass(frozen=True, slots=True)
+class Priority:
+    name: str
+    overdraft_tenths: int
+    unlimited: bool
+    #: None: everyone may use it (only `normal`).
+    grant: Grant | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Brand:
+    id: str
+    name_de: str
+    name_en: str
+
+
+@dataclass(frozen=True, slots=True)
+class PressureRules:
+    version: str
+    timezone: str
+    basket_tenths: int
+    cooldown: timedelta
+    cooldown_exempt_types: frozenset[str]
+    basket_exempt_types: frozenset[str]
+    points: dict[str, int]
+    channel_factors: dict[str, float]
+    brands: dict[str, Brand]
+    priorities: dict[str, Priority]
+    #: Who may announce a contact of type `calamity` (it passes a full basket and starts
+    #: the cool-down that blocks everybody else's contacts).
+    calamity_grant: Grant = Grant(frozenset(), DEFAULT_GRANT_PURPOSES)
+    #: An audience dry run needs this many distinct known subjects, and buckets with fewer
+    #: members are not shown (`vault.subjects.bulk.dry_run`).
+    dry_run_min_audience: int = DEFAULT_DRY_RUN_MIN_AUDIENCE
+
+    @property
+    def basket_points(self) -> float:
+        return self.basket_tenths / 10
+
+    def cost_tenths(self, type: str, channel: str) -> int:
+        """Points of one contact, in tenths: points per type times channel factor."""
+        return round(self.points[type] * self.channel_factors[channel] * 10)
+
+    def month_of(self, now: datetime) -> str:
+        """The basket month (YYYY-MM) of an instant, in the configured time zone."""
+        return now.astimezone(ZoneInfo(self.timezone)).strftime("%Y-%m")
+
+    def validate_contact(self, *, channel: str, type: str, brand: str, priority: str) -> None:
+        """Raise `InvalidInput` naming each unknown value."""
+        errors: dict[str, str] = {}
+        if channel not in self.channel_factors:
+            errors["contact.channel"] = "must be one of " + ", ".join(self.channel_factors)
+        if type not in self.points:
+            errors["contact.type"] = "must be one of " + ", ".join(self.points)
+        if brand not in self.brands:
+            errors["contact.brand"] = "must be one of " + ", ".join(self.brands)
+        if priority not in self.priorities:
+            errors["contact.priority"] = "must be one of " + ", ".join(self.priorities)
+        if errors:
+            raise InvalidInput("the contact names unknown values", errors)
+
+
+def fit_contact(
+    rules: PressureRules,
+    touchpoints: TouchpointCatalogue,
+    purpose: Purpose | None,
+    *,
+    brand: str,
+    channel: str | None,
+    type: str | None,
+    priority: str,
+    touchpoint: str | None,
+) -> tuple[str, str]:
+    """The channel and type of an announced contact: from the purpose where not given, and
+    checked against it (given ones must be the purpose's), the touchpoint catalogue and the
+    rules' known values. Raises `InvalidInput` naming each `contact.*` that does not fit."""
+    errors: dict[str, str] = {}
+    if purpose is not None:
+        if channel is None:
+            channel = purpose.channel.value
+        elif channel not in {c.value for c in purpose.channels}:
+            errors["contact.channel"] = "the purpose is for channel(s) " + ", ".join(
+                f"'{c.value}'" for c in purpose.channels
+            )
+        if type is None:
+            type = purpose.communication_type.value
+        elif type != purpose.communication_type.value:
+            errors["contact.type"] = (
+                f"the purpose is for communication type '{purpose.communication_type.value}'"
+            )
+    if channel is None:
+        errors.setdefault("contact.channel", "is required")
+    if type is None:
+        errors.setdefault("contact.type", "is required")
+    if touchpoint is not None and touchpoint not in touchpoints:
+        errors["contact.touchpoint"] = "is not in the touchpoint catalogue"
+    if errors:
+        raise InvalidInput("the contact does not fit", errors)
+    assert channel is not None and type is not None
+    rules.validate_contact(channel=channel, type=type, brand=brand, priority=priority)
+    return channel, type
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_CLIENT_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")  # as vault.admin.clients names them
+_PURPOSE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_GRANT_KEYS = frozenset({"granted_clients", "granted_purposes"})
+
+
+def _parse_grant(
+    raw: dict[str, Any], where: str, known_purposes: Collection[str] | None
+) -> Grant | str:
+    """The grant of a [priority.<name>] or [calamity] table, or what is wrong with it.
+    Without either key: the clients allowed `incident.notice` (DEFAULT_GRANT_PURPOSES)."""
+    if not _GRANT_KEYS & set(raw):
+        return Grant(frozenset(), DEFAULT_GRANT_PURPOSES)
+    clients = raw.get("granted_clients", [])
+    purposes = raw.get("granted_purposes", [])
+    if not isinstance(clients, list) or not all(
+        isinstance(c, str) and _CLIENT_RE.match(c) for c in clients
+    ):
+        return f"{where}: granted_clients must list API client names"
+    if not isinstance(purposes, list) or not all(
+        isinstance(p, str) and _PURPOSE_RE.match(p) for p in purposes
+    ):
+        return f"{where}: granted_purposes must list purpose ids"
+    unknown = sorted(set(purposes) - set(known_purposes)) if known_purposes is not None else []
+    if unknown:
+        return f"{where}: granted_purposes names unknown purpose(s) {unknown}"
+    return Grant(frozenset(clients), frozenset(purposes))
+
+
+def parse_rules(
+    text: str,
+    source: str = "contact-pressure.toml",
+    known_purposes: Collection[str] | None = None,
+) -> PressureRules:
+    """Parse and validate the rules; raises `PolicyError` naming source and line.
+    `known_purposes` (the catalogue's ids), when given, must hold every granted purpose."""
+    doc = parse_toml(text, source)
+
+    def fail(pattern: str, msg: str) -> PolicyError:
+        return PolicyError(f"{source}: line {line_of(text, pattern) or 1}: {msg}")
+
+    def key_line(key: str) -> str:
+        return r"^\s*" + re.escape(key) + r"\s*="
+
+    allowed = {
+        "version", "timezone", "basket_points", "calamity_cooldown_hours",
+        "cooldown_exempt_types", "basket_exempt_types", "points", "channel_factors",
+        "brand", "priority", "calamity", "dry_run_min_audience",
+    }  # fmt: skip
+    extra = set(doc) - allowed
+    if extra:
+        name = sorted(extra)[0]
+        raise fail(key_line(name) + r"|\[+" + re.escape(name), f"unknown key '{name}'")
+    version = doc.get("version")
+    if not isinstance(version, str) or not version:
+        raise PolicyError(f"{source}: line 1: top-level 'version' (a string) is required")
+    tz = doc.get("timezone", "UTC")
+    try:
+        ZoneInfo(tz) if isinstance(tz, str) else None
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = None
+    if not isinstance(tz, str):
+        raise fail(key_line("timezone"), "timezone must be an IANA time zone, e.g. 'UTC'")
+    basket = doc.get("basket_points")
+    if not _number(basket) or basket <= 0:
+        raise fail(key_line("basket_points"), "basket_points must be a positive number")
+    hours = doc.get("calamity_cooldown_hours", 0)
+    if not _number(hours) or hours < 0:
+        raise fail(key_line("calamity_cooldown_hours"), "calamity_cooldown_hours must be >= 0")
+    min_audience = doc.get("dry_run_min_audience", DEFAULT_DRY_RUN_MIN_AUDIENCE)
+    if not isinstance(min_audience, int) or isinstance(min_audience, bool) or min_audience < 2:
+        # 1 would answer for one person again (security finding 3).
+        raise fail(key_line("dry_run_min_audience"), "dry_run_min_audience must be an integer >= 2")
+
+    points = doc.get("points")
+    if not isinstance(points, dict):
+        raise PolicyError(f"{source}: a [points] table is required")
+    for t in TYPES:
+        if t not in points:
+            raise fail(r"^\s*\[points\]", f"points: missing communication type '{t}'")
+    for t, v in points.items():
+        if t not in TYPES:
+            raise fail(key_line(t), f"points: unknown communication type '{t}'")
+        if not _number(v) or v < 0:
+            raise fail(key_line(t), f"points.{t} must be a number >= 0")
+    factors = doc.get("channel_factors")
+    if not isinstance(factors, dict):
+        raise PolicyError(f"{source}: a [channel_factors] table is required")
+    for c in CHANNELS:
+        if c not in factors:
+            raise fail(r"^\s*\[channel_factors\]", f"channel_factors: missing channel '{c}'")
+    for c, v in factors.items():
+        if c not in CHANNELS:
+            raise fail(key_line(c), f"channel_factors: unknown channel '{c}'")
+        if not _number(v) or v <= 0:
+            raise fail(key_line(c), f"channel_factors.{c} must be a positive number")
+
+    type_sets: dict[str, frozenset[str]] = {}
+    for key in ("cooldown_exempt_types", "basket_exempt_types"):
+        value = doc.get(key, [])
+        if not isinstance(value, list) or any(v not in TYPES for v in value):
+            raise fail(key_line(key), f"{key} must list communication types of {TYPES}")
+        type_sets[key] = frozenset(value)
+
+    brands: dict[str, Brand] = {}
+    raw_brands = doc.get("brand")
+    if not isinstance(raw_brands, list) or not raw_brands:
+        raise PolicyError(f"{source}: at least one [[brand]] table is required")
+    for index, raw in enumerate(raw_brands):
+        bid = raw.get("id") if isinstance(raw, dict) else None
+        pattern = (
+            r"^\s*id\s*=\s*[\"']" + re.escape(bid) + r"[\"']"
+            if isinstance(bid, str)
+            else r"^\s*\[\[brand\]\]"
+        )
+        if not isinstance(bid, str) or not _ID_RE.match(bid):
+            raise fail(pattern, f"brand {index + 1}: id must be a lower-case word")
+        if set(raw) - {"id", "name"}:
+            raise fail(pattern, f"brand '{bid}': unknown key(s) {sorted(set(raw) - {'id', 'name'})}")
+        name = raw.get("name")
+        if not isinstance(name, dict) or not all(
+            isinstance(name.get(lang), str) and name[lang].strip() for lang in ("de", "en")
+        ):
+            raise fail(pattern, f"brand '{bid}': name.de and name.en are required")
+        if bid in brands:
+            raise fail(pattern, f"brand '{bid}': duplicate id")
+        brands[bid] = Brand(bid, name["de"].strip(), name["en"].strip())
+
+    priorities: dict[str, Priority] = {}
+    raw_prios = doc.get("priority")
+    if not isinstance(raw_prios, dict) or "normal" not in raw_prios:
+        raise PolicyError(f"{source}: a [priority.normal] table is required")
+    for pname, raw in raw_prios.items():
+        pattern = r"^\s*\[priority\." + re.escape(pname) + r"\]"
+        if not isinstance(raw, dict) or not _ID_RE.match(pname):
+            raise fail(pattern, f"priority '{pname}' must be a [priority.<word>] table")
+        if set(raw) - {"overdraft_points", "unlimited", *_GRANT_KEYS}:
+            raise fail(pattern, f"priority '{pname}': unknown key(s)")
+        overdraft = raw.get("overdraft_points", 0)
+        unlimited = raw.get("unlimited", False)
+        if not _number(overdraft) or overdraft < 0:
+            raise fail(pattern, f"priority '{pname}': overdraft_points must be >= 0")
+        if not isinstance(unlimited, bool):
+            raise fail(pattern, f"priority '{pname}': unlimited must be true or false")
+        grant: Grant | str | None = None
+        if pname == "normal":
+            if _GRANT_KEYS & set(raw):
+                raise fail(pattern, "priority 'normal' is every client's: no granted_* keys")
+        else:
+            grant = _parse_grant(raw, f"priority '{pname}'", known_purposes)
+            if isinstance(grant, str):
+                raise fail(pattern, grant)
+        priorities[pname] = Priority(pname, round(overdraft * 10), unlimited, grant)
+
+    raw_calamity = doc.get("calamity", {})
+    calamity_pattern = r"^\s*\[calamity\]"
+    if not isinstance(raw_calamity, dict) or set(raw_calamity) - _GRANT_KEYS:
+        raise fail(calamity_pattern, "[calamity] takes only granted_clients and granted_purposes")
+    calamity_grant = _parse_grant(raw_calamity, "calamity", known_purposes)
+    if isinstance(calamity_grant, str):
+        raise fail(calamity_pattern, calamity_grant)
+
+    return PressureRules(
+        version=version,
+        timezone=tz,
+        basket_tenths=round(basket * 10),
+        cooldown=timedelta(hours=hours),
+        cooldown_exempt_types=type_sets["cooldown_exempt_types"],
+        basket_exempt_types=type_sets["basket_exempt_types"],
+        points={t: points[t] for t in TYPES},
+        channel_factors={c: float(factors[c]) for c in CHANNELS},
+        brands=brands,
+        priorities=priorities,
+        calamity_grant=calamity_grant,
+        dry_run_min_audience=min_audience,
+    )
+
+
+def load_rules(policies_dir: Path, catalogue: PurposeCatalogue | None = None) -> PressureRules:
+    """The rules of `policies_dir`; granted purposes are checked against the purpose
+    catalogue beside them (`catalogue`, when already loaded), since a typo would silently
+    grant nobody."""
+    text, path = read_file(policies_dir, "contact-pressure.toml", "contact-pressure rules")
+    purposes = catalogue if catalogue is not None else load_catalogue(policies_dir)
+    return parse_rules(text, path, set(purposes.purposes))

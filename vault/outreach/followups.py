@@ -1,0 +1,600 @@
+"""Agreed follow-ups: a contact the customer asked for ("call me back on Tuesday after
+17:00 about my contract"), recorded by a writer client with its channel, purpose, due
+window and the touchpoint where it was agreed.
+
+Inside its window, a lookup or recorded contact that names the follow-up is allowed even
+when the customer's basket is full, and does not count against it: the contact is recorded
+with 0 points and the basket counter is not touched (`vault.outreach.basket.use_followup`,
+which spends it). The follow-up is used once: a guarded `UPDATE ... WHERE status = 'open'`
+in the caller's transaction turns it `kept`, so of two parallel lookups exactly one wins
+(PostgreSQL re-checks the row after the first commits; SQLite serialises writers). Outside
+its window, or when cancelled, already used, or for another subject, purpose or channel,
+the contact is denied with a reason.
+
+Statuses: `open`, `kept`, `cancelled` (by the customer), `missed` (the window passed
+unused: derived at read time, and stored by the retention sweep, see `mark_missed`).
+There is no free text anywhere: `note` is a kind from `NOTE_KINDS`, because free text could
+carry contact data. Every create, use (allowed or denied), cancel and miss is audited in the
+transaction that makes it; reads by clients, the DPO and the customer are audited too.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vault.audit import events as audit
+from vault.audit.events import SYSTEM, Actor, AuditAction, Decision
+from vault.clock import as_utc
+from vault.catalogue.contact_pressure import fit_contact
+from vault.subjects.decision import DenyReason
+from vault.errors import AccessDenied, Conflict, InvalidInput, NotFound
+from vault.subjects.integrity import audited_attempt
+from vault.storage.tables import followups, subjects
+
+
+class FollowupStatus(StrEnum):
+    OPEN = "open"
+    KEPT = "kept"
+    MISSED = "missed"
+    CANCELLED = "cancelled"
+
+
+#: What the contact is about, as a kind (never free text). Labels: api/i18n.py `fu_note_*`.
+NOTE_KINDS = (
+    "callback_requested",
+    "contract_question",
+    "order_question",
+    "billing_question",
+    "offer_requested",
+    "complaint",
+    "appointment",
+)
+#: How far ahead a follow-up may be agreed, and how long its window may be.
+MAX_HORIZON = timedelta(days=366)
+MAX_WINDOW = timedelta(days=31)
+#: A window may start this much before "now" (clocks of clients differ a little).
+CLOCK_SKEW = timedelta(minutes=5)
+MAX_PAGE = 200
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_CURSOR_RE = re.compile(r"^[A-Za-z0-9_-]{10,200}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Followup:
+    id: str
+    subject_id: str
+    purpose: str
+    channel: str
+    type: str
+    brand: str
+    touchpoint: str
+    note: str | None
+    due_from: datetime
+    due_until: datetime
+    #: The status in force now: an open follow-up past its window is `missed`.
+    status: str
+    created_at: datetime
+    created_by: str
+    closed_at: datetime | None
+    contact_id: str | None
+
+    @property
+    def cancellable(self) -> bool:
+        return self.status == FollowupStatus.OPEN
+
+
+@dataclass(frozen=True, slots=True)
+class FollowupPage:
+    items: list[Followup]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FollowupBucket:
+    """Follow-ups settled in a month, per touchpoint where they were agreed."""
+
+    key: str
+    kept: int
+    missed: int
+    cancelled: int
+
+
+def effective_status(status: str, due_until: datetime, now: datetime) -> str:
+    """An open follow-up whose window has passed is missed, whether or not the sweep ran."""
+    if status == FollowupStatus.OPEN and now >= due_until:
+        return FollowupStatus.MISSED.value
+    return status
+
+
+def is_valid_id(value: str | None) -> bool:
+    return bool(value) and bool(_UUID_RE.match(value or ""))
+
+
+def _from_row(row: Any, now: datetime) -> Followup:
+    due_until = as_utc(row.due_until)
+    assert due_until is not None
+    return Followup(
+        id=row.id,
+        subject_id=row.subject_id,
+        purpose=row.purpose,
+        channel=row.channel,
+        type=row.type,
+        brand=row.brand,
+        touchpoint=row.touchpoint,
+        note=row.note,
+        due_from=as_utc(row.due_from),  # type: ignore[arg-type]
+        due_until=due_until,
+        status=effective_status(row.status, due_until, now),
+        created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+        created_by=row.created_by,
+        closed_at=as_utc(row.closed_at),
+        contact_id=row.contact_id,
+    )
+
+
+# ---------------------------------------------------------------------------- creating
+
+
+class _Contact(NamedTuple):
+    """The contact a follow-up promises, fitted to its purpose (`fit_contact`)."""
+
+    brand: str
+    channel: str
+    type: str
+
+
+def _validate_window(
+    due_from: datetime | None, due_until: datetime | None, now: datetime, errors: dict[str, str]
+) -> tuple[datetime, datetime] | None:
+    if due_from is None or due_from.tzinfo is None:
+        errors["due_from"] = "must be a date and time with a time zone"
+    if due_until is None or due_until.tzinfo is None:
+        errors["due_until"] = "must be a date and time with a time zone"
+    if "due_from" in errors or "due_until" in errors:
+        return None
+    start, end = as_utc(due_from), as_utc(due_until)
+    assert start is not None and end is not None
+    if end <= start:
+        errors["due_until"] = "must be after due_from"
+    elif end - start > MAX_WINDOW:
+        errors["due_until"] = f"the window may be at most {MAX_WINDOW.days} days long"
+    if end <= now:
+        errors["due_until"] = "must be in the future"
+    if start < now - CLOCK_SKEW:
+        errors["due_from"] = "must not be in the past"
+    if start > now + MAX_HORIZON:
+        errors["due_from"] = f"must be within {MAX_HORIZON.days} days"
+    return start, end
+
+
+async def create(
+    ctx: Any,
+    actor: Actor,
+    client_purposes: frozenset[str],
+    *,
+    subject_id: str,
+    purpose: str,
+    brand: str,
+    touchpoint: str,
+    due_from: datetime,
+    due_until: datetime,
+    channel: str | None = None,
+    type: str | None = None,
+    note: str | None = None,
+) -> Followup:
+    """Record a follow-up the customer asked for. Raises `InvalidInput` (nothing stored),
+    `AccessDenied` (`purpose_not_allowed`: the client may not use the purpose), `NotFound`
+    (no such subject) or `Conflict` (the subject is erased or restricted)."""
+    now = ctx.clock.now()
+    errors: dict[str, str] = {}
+    purpose_ = ctx.catalogue.get(purpose)
+    if purpose_ is None:
+        errors["purpose"] = "is not in the purpose catalogue"
+    if note is not None and note not in NOTE_KINDS:
+        errors["note"] = "must be one of " + ", ".join(NOTE_KINDS)
+    if touchpoint not in ctx.touchpoints:
+        errors["touchpoint"] = "is not in the touchpoint catalogue"
+    window = _validate_window(due_from, due_until, now, errors)
+    spec: _Contact | None = None
+    if purpose_ is not None:
+        try:
+            spec = _Contact(brand, *fit_contact(
+                ctx.pressure_rules, ctx.touchpoints, purpose_, brand=brand, channel=channel,
+                type=type, priority="normal", touchpoint=None,
+            ))  # fmt: skip
+        except InvalidInput as exc:
+            errors.update({k.removeprefix("contact."): v for k, v in exc.errors.items()})
+    if errors or window is None or spec is None:
+        raise InvalidInput("the follow-up does not fit", errors)
+    assert spec.channel is not None and spec.type is not None
+    start, end = window
+    followup_id = str(uuid.uuid4())
+    # A refusal from here on is the client's attempt on the subject: audited (finding 6).
+    async with audited_attempt(
+        ctx, actor, AuditAction.FOLLOWUP_CREATE, at=now, subject_id=subject_id,
+        purpose=purpose, not_found=DenyReason.SUBJECT_NOT_FOUND.value,
+    ) as attempt:
+        if purpose not in client_purposes:
+            raise AccessDenied(
+                DenyReason.PURPOSE_NOT_ALLOWED, "this client may not use this purpose"
+            )
+        conn = attempt.conn
+        status = (
+            # Locked (PostgreSQL), so an erasure running now cannot delete the subject's
+            # follow-ups before this one is written and leave it behind.
+            await conn.execute(
+                select(subjects.c.status).where(subjects.c.id == subject_id).with_for_update()
+            )
+        ).scalar_one_or_none()
+        if status is None:
+            raise NotFound("no such subject")
+        if status != "active":
+            attempt.reason = (
+                DenyReason.SUBJECT_ERASED if status == "erased" else DenyReason.SUBJECT_RESTRICTED
+            ).value
+            raise Conflict("the subject is erased or its processing is restricted")
+        values = dict(
+            id=followup_id,
+            subject_id=subject_id,
+            purpose=purpose,
+            channel=spec.channel,
+            type=spec.type,
+            brand=spec.brand,
+            touchpoint=touchpoint,
+            note=note,
+            due_from=start,
+            due_until=end,
+            status=FollowupStatus.OPEN.value,
+            created_at=now,
+            created_by=actor.id,
+            closed_at=None,
+            closed_by=None,
+            contact_id=None,
+        )
+        await conn.execute(insert(followups).values(**values))
+        await audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action=AuditAction.FOLLOWUP_CREATE,
+            decision=Decision.ALLOW,
+            subject_id=subject_id,
+            purpose=purpose,
+            detail={
+                "followup": {
+                    "id": followup_id,
+                    "channel": spec.channel,
+                    "type": spec.type,
+                    "brand": spec.brand,
+                    "touchpoint": touchpoint,
+                    "note": note,
+                    "due_from": start.isoformat(),
+                    "due_until": end.isoformat(),
+                }
+            },
+        )
+    return _from_row(_Row(values), now)
+
+
+class _Row:
+    """Attribute access over the values just inserted (the shape of a result row)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+async def get(
+    ctx: Any, actor: Actor, client_purposes: frozenset[str], followup_id: str
+) -> Followup:
+    """One follow-up for a purpose the client may use (else `NotFound`); audited, a refusal
+    too (with the subject and purpose of another purpose's follow-up, and the reason
+    `purpose_not_allowed` the client does not hear)."""
+    now = ctx.clock.now()
+    if not is_valid_id(followup_id):
+        raise NotFound("no such follow-up")
+    async with audited_attempt(ctx, actor, AuditAction.FOLLOWUP_READ, at=now) as attempt:
+        conn = attempt.conn
+        row = (
+            await conn.execute(select(followups).where(followups.c.id == followup_id))
+        ).first()
+        if row is None:
+            raise NotFound("no such follow-up")
+        if row.purpose not in client_purposes:  # the same 404 as an unknown id
+            attempt.about(subject_id=row.subject_id, purpose=row.purpose)
+            attempt.reason = DenyReason.PURPOSE_NOT_ALLOWED.value
+            raise NotFound("no such follow-up")
+        await audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action=AuditAction.FOLLOWUP_READ,
+            decision=Decision.ALLOW,
+            subject_id=row.subject_id,
+            purpose=row.purpose,
+            detail={"followup": {"id": followup_id}},
+        )
+    return _from_row(row, now)
+
+
+def _encode_cursor(due_from: datetime, followup_id: str) -> str:
+    raw = json.dumps([due_from.isoformat(), followup_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    bad = InvalidInput("invalid cursor", {"cursor": "use the next_cursor of a previous page"})
+    if not _CURSOR_RE.match(cursor):
+        raise bad
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, fid = json.loads(raw)
+        due_from = as_utc(datetime.fromisoformat(at))
+    except (ValueError, TypeError):
+        raise bad from None
+    if due_from is None or not isinstance(fid, str) or not is_valid_id(fid):
+        raise bad
+    return due_from, fid
+
+
+async def list_due(
+    ctx: Any,
+    actor: Actor,
+    client_purposes: frozenset[str],
+    *,
+    due_before: datetime | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> FollowupPage:
+    """Open follow-ups for the client's purposes whose window starts before `due_before`
+    (default: now) and has not ended, earliest first, one bounded page at a time."""
+    now = ctx.clock.now()
+    if due_before is not None and due_before.tzinfo is None:
+        raise InvalidInput("bad due_before", {"due_before": "needs a time zone"})
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput("bad limit", {"limit": f"must be 1 to {MAX_PAGE}"})
+    before = as_utc(due_before) if due_before is not None else now
+    after = _decode_cursor(cursor) if cursor is not None else None
+    purposes = sorted(client_purposes)
+    query = (
+        select(followups)
+        .where(
+            followups.c.status == FollowupStatus.OPEN.value,
+            followups.c.purpose.in_(purposes),
+            followups.c.due_from < before,
+            followups.c.due_until > now,
+        )
+        .order_by(followups.c.due_from, followups.c.id)
+        .limit(limit + 1)
+    )
+    if after is not None:
+        query = query.where(
+            or_(
+                followups.c.due_from > after[0],
+                and_(followups.c.due_from == after[0], followups.c.id > after[1]),
+            )
+        )
+    async with ctx.transaction() as conn:
+        rows = (await conn.execute(query)).all() if purposes else []
+        await audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action=AuditAction.FOLLOWUP_LIST,
+            decision=Decision.ALLOW,
+            detail={"due_before": before.isoformat(), "count": min(len(rows), limit)},
+        )
+    items = [_from_row(r, now) for r in rows[:limit]]
+    more = len(rows) > limit
+    return FollowupPage(
+        items=items,
+        next_cursor=_encode_cursor(items[-1].due_from, items[-1].id) if more else None,
+    )
+
+
+async def for_subject(ctx: Any, actor: Actor, subject_id: str, limit: int = 200) -> list[Followup]:
+    """The customer's own follow-ups, the latest window first (bounded); audited."""
+    now = ctx.clock.now()
+    async with ctx.transaction() as conn:
+        rows = (
+            await conn.execute(
+                select(followups)
+                .where(followups.c.subject_id == subject_id)
+                .order_by(followups.c.due_until.desc(), followups.c.id)
+                .limit(limit)
+            )
+        ).all()
+        await audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action=AuditAction.SELF_FOLLOWUP_READ,
+            decision=Decision.ALLOW,
+            subject_id=subject_id,
+            detail={"count": len(rows)},
+        )
+    return [_from_row(r, now) for r in rows]
+
+
+async def overdue(ctx: Any, actor: Actor, limit: int = 500) -> list[Followup]:
+    """Missed follow-ups (window passed unused, swept or not), the latest first, for the
+    DPO; audited."""
+    now = ctx.clock.now()
+    async with ctx.transaction() as conn:
+        rows = (
+            await conn.execute(
+                select(followups)
+                .where(_missed_at(now))
+                .order_by(followups.c.due_until.desc(), followups.c.id)
+                .limit(limit)
+            )
+        ).all()
+        await audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action=AuditAction.DPO_FOLLOWUP_LIST,
+            decision=Decision.ALLOW,
+            detail={"overdue": len(rows)},
+        )
+    return [_from_row(r, now) for r in rows]
+
+
+def _missed_at(now: datetime) -> Any:
+    return or_(
+        followups.c.status == FollowupStatus.MISSED.value,
+        and_(followups.c.status == FollowupStatus.OPEN.value, followups.c.due_until <= now),
+    )
+
+
+# ---------------------------------------------------------------------------- changing
+
+
+async def cancel_by_subject(
+    ctx: Any, actor: Actor, subject_id: str, followup_id: str
+) -> Followup:
+    """The customer cancels one of their open follow-ups; audited. Someone else's or an
+    unknown id is `NotFound`; one that is no longer open is `Conflict`."""
+    now = ctx.clock.now()
+    if not is_valid_id(followup_id):
+        raise NotFound("no such follow-up")
+    async with ctx.transaction() as conn:
+        result = await conn.execute(
+            update(followups)
+            .where(
+                followups.c.id == followup_id,
+                followups.c.subject_id == subject_id,
+                followups.c.status == FollowupStatus.OPEN.value,
+                followups.c.due_until > now,
+            )
+            .values(status=FollowupStatus.CANCELLED.value, closed_at=now, closed_by=actor.label)
+        )
+        row = (
+            await conn.execute(
+                select(followups).where(
+                    followups.c.id == followup_id, followups.c.subject_id == subject_id
+                )
+            )
+        ).first()
+        if row is None:
+            raise NotFound("no such follow-up")
+        if result.rowcount != 1:
+            raise Conflict("only an open follow-up can be cancelled")
+        await audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action=AuditAction.SUBJECT_FOLLOWUP_CANCEL,
+            decision=Decision.ALLOW,
+            subject_id=subject_id,
+            purpose=row.purpose,
+            detail={"followup": {"id": followup_id}},
+        )
+    return _from_row(row, now)
+
+
+async def mark_missed(ctx: Any, actor: Actor = SYSTEM, *, batch: int = 500) -> int:
+    """Store `missed` for open follow-ups whose window has passed (the retention sweep),
+    one audit event each, in batches; guarded by the status read, so concurrent sweeps on
+    several nodes never double-write."""
+    now = ctx.clock.now()
+    total = 0
+    while True:
+        async with ctx.transaction() as conn:
+            rows = (
+                await conn.execute(
+                    select(followups.c.id, followups.c.subject_id, followups.c.purpose)
+                    .where(
+                        followups.c.status == FollowupStatus.OPEN.value,
+                        followups.c.due_until <= now,
+                    )
+                    .order_by(followups.c.id)
+                    .limit(batch)
+                )
+            ).all()
+            done = 0
+            for row in rows:
+                result = await conn.execute(
+                    update(followups)
+                    .where(
+                        followups.c.id == row.id,
+                        followups.c.status == FollowupStatus.OPEN.value,
+                    )
+                    .values(status=FollowupStatus.MISSED.value, closed_at=now, closed_by=actor.label)
+                )
+                if result.rowcount != 1:
+                    continue
+                done += 1
+                await audit.record(
+                    conn,
+                    at=now,
+                    actor=actor,
+                    action=AuditAction.SYSTEM_FOLLOWUP_MISS,
+                    decision=Decision.ALLOW,
+                    subject_id=row.subject_id,
+                    purpose=row.purpose,
+                    detail={"followup": {"id": row.id}},
+                )
+        total += done
+        if len(rows) < batch:
+            return total
+
+
+# ---------------------------------------------------------------------------- reporting
+
+
+def month_range(month: str, timezone: str) -> tuple[datetime, datetime]:
+    """The instants [start, end) of a basket month (YYYY-MM) in the rules' time zone."""
+    year, mon = int(month[:4]), int(month[5:7])
+    zone = ZoneInfo(timezone)
+    if not 1 <= year <= 9998:
+        # A month datetime cannot hold (and no follow-up can fall in): an empty range.
+        empty = datetime(2000, 1, 1, tzinfo=UTC)
+        return empty, empty
+    start = datetime(year, mon, 1, tzinfo=zone)
+    end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=zone)
+    return as_utc(start), as_utc(end)  # type: ignore[return-value]
+
+
+async def report(conn: AsyncConnection, ctx: Any, month: str) -> list[FollowupBucket]:
+    """Follow-ups settled in `month`, per touchpoint where they were agreed: kept and
+    cancelled by when that happened, missed by the end of the window (swept or not)."""
+    now = ctx.clock.now()
+    start, end = month_range(month, ctx.pressure_rules.timezone)
+    closed_in = and_(followups.c.closed_at >= start, followups.c.closed_at < end)
+    ended_in = and_(
+        followups.c.due_until >= start, followups.c.due_until < end, _missed_at(now)
+    )
+
+    kept_c = and_(followups.c.status == FollowupStatus.KEPT.value, closed_in)
+    cancelled_c = and_(followups.c.status == FollowupStatus.CANCELLED.value, closed_in)
+    rows = (
+        await conn.execute(
+            select(
+                followups.c.touchpoint,
+                func.sum(case((kept_c, 1), else_=0)),
+                func.sum(case((ended_in, 1), else_=0)),
+                func.sum(case((cancelled_c, 1), else_=0)),
+            )
+            .where(or_(closed_in, ended_in))
+            .group_by(followups.c.touchpoint)
+        )
+    ).all()
+    buckets = [
+        FollowupBucket(r[0], int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in rows
+    ]
+    buckets = [b for b in buckets if b.kept or b.missed or b.cancelled]
+    return sorted(buckets, key=lambda b: (-(b.kept + b.missed + b.cancelled), b.key))

@@ -1,0 +1,692 @@
+"""The customer's own contact preferences: how, when and how often they may be contacted.
+
+Three kinds of preference, all per customer and across all brands:
+
+* a **preferred channel** per communication type (e.g. commercial: e-mail). It does not
+  forbid other channels; a lookup whose purpose allows several channels tells the client
+  the preferred one (`preferred_channel` in the answer).
+* **quiet hours and quiet days** per channel, in the customer's IANA time zone: a daily
+  window ``start``-``end`` (``start > end`` spans midnight, e.g. 22:00-07:00) and whole
+  weekdays. Times are wall-clock times in that zone, so they follow daylight-saving
+  changes: a window 02:30-03:30 in Europe/Berlin is quiet from 03:00 on the day the clocks
+  skip 02:00-03:00, and quiet for both 02:30s on the day they repeat.
+* an **own monthly cap** in points, measured like the company basket (same points, same
+  basket month). It can only ever lower the basket: a cap above the basket is rejected when
+  set (`InvalidInput`; clamping would record something the customer never said), and the
+  check at reservation applies the cap *in addition to* the basket, so even a cap left above
+  a later-lowered basket can never let a contact through that the basket refuses.
+
+Enforcement (`check_reservation`) runs inside `vault.outreach.basket.reserve`, after the company
+checks, in the same transaction and under the same row lock. Exemptions follow the company
+rules: calamity notices ignore quiet hours; the own cap exempts exactly the contacts the
+basket exempts (`basket_exempt_types`, e.g. calamity, and `unlimited` priorities), so a
+recall warning still reaches the customer. Quiet hours hold for every other contact, also
+for `unlimited` priorities: the company may override its own basket, not the customer's
+night.
+
+Changes come from the customer in the privacy centre or from a writer client on the
+customer's instruction, with evidence like a consent (touchpoint from the catalogue, notice
+version, method, language; IP and user agent sealed under the subject's DEK). Every change
+appends a history row and an audit event in the same transaction. Preferences hold no
+contact data and no free text; audit events carry only the names of the changed parts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, available_timezones
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vault.audit import events as audit
+from vault.audit.events import Actor, AuditAction, Decision
+from vault.clock import as_utc
+from vault.bases.consents import COLLECTION_METHODS, LANGUAGES, Evidence
+from vault.crypto import seal_field
+from vault.subjects.decision import DenyReason
+from vault.errors import Conflict, InvalidInput
+from vault.subjects.integrity import audited_attempt
+from vault.catalogue.purposes import Channel, CommunicationType
+from vault.storage.tables import (
+    audit_events,
+    contact_preference_history,
+    contact_preferences,
+    subjects,
+)
+from vault.subjects.store import SubjectStatus, load_subject
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+TYPES = tuple(t.value for t in CommunicationType)
+CHANNELS = tuple(c.value for c in Channel)
+#: Who changed the preferences: the customer in the privacy centre, or a writer client.
+SOURCES = ("self_service", "client")
+#: Wording version of the privacy-centre preferences form (evidence of self-service changes).
+SELF_SERVICE_NOTICE = "privacy-centre-preferences-2026-11"
+SELF_SERVICE_TOUCHPOINT = "web.privacy_centre"
+_TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def valid_zone(name: object) -> bool:
+    """An IANA zone name the system knows (not a path, not `localtime`)."""
+    if not isinstance(name, str) or not name or len(name) > 64:
+        return False
+    return name in _zones()
+
+
+def zone_names() -> list[str]:
+    """All valid zone names, sorted (for the privacy-centre form)."""
+    regional = {z for z in _zones() if "/" in z and not z.startswith(("Etc/", "posix", "right"))}
+    return sorted(regional | ({"UTC"} & _zones()))
+
+
+# ---------------------------------------------------------------------------- the values
+
+
+@dataclass(frozen=True, slots=True)
+class QuietRule:
+    """Quiet times of one channel: a daily window (`start` < `end`, or spanning midnight
+    when `start` > `end`) and whole weekdays (0 = Monday)."""
+
+    start: time | None = None
+    end: time | None = None
+    days: frozenset[int] = frozenset()
+
+    def quiet_at(self, local: datetime) -> bool:
+        """Whether the wall-clock time `local` (already in the customer's zone) is quiet."""
+        if local.weekday() in self.days:
+            return True
+        if self.start is None or self.end is None:
+            return False
+        t = local.time().replace(tzinfo=None)
+        if self.start < self.end:
+            return self.start <= t < self.end
+        return t >= self.start or t < self.end
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "start": self.start.strftime("%H:%M") if self.start else None,
+            "end": self.end.strftime("%H:%M") if self.end else None,
+            "days": [DAYS[d] for d in sorted(self.days)],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    timezone: str
+    preferred_channels: dict[str, str] = field(default_factory=dict)
+    quiet: dict[str, QuietRule] = field(default_factory=dict)
+    #: In tenths of a point, like the basket; None = no own cap.
+    monthly_cap_tenths: int | None = None
+    version: int = 0
+    updated_at: datetime | None = None
+
+    @property
+    def monthly_cap_points(self) -> float | None:
+        return None if self.monthly_cap_tenths is None else self.monthly_cap_tenths / 10
+
+    @property
+    def is_set(self) -> bool:
+        """Whether the customer states any preference at all (for the reports)."""
+        return bool(self.preferred_channels or self.quiet or self.monthly_cap_tenths is not None)
+
+    def quiet_now(self, channel: str, now: datetime) -> bool:
+        rule = self.quiet.get(channel)
+        if rule is None:
+            return False
+        return rule.quiet_at(now.astimezone(ZoneInfo(self.timezone)))
+
+    def preferred_for(self, type: str, allowed: tuple[str, ...]) -> str | None:
+        """The preferred channel for a type, if the purpose allows several and it is one."""
+        preferred = self.preferred_channels.get(type)
+        if preferred is None or len(allowed) < 2 or preferred not in allowed:
+            return None
+        return preferred
+
+    def to_json(self) -> dict[str, Any]:
+        """The canonical document (API answers and history rows)."""
+        return {
+            "timezone": self.timezone,
+            "preferred_channels": dict(sorted(self.preferred_channels.items())),
+            "quiet": {c: r.to_json() for c, r in sorted(self.quiet.items())},
+            "monthly_cap_points": self.monthly_cap_points,
+        }
+
+
+def _parse_time(value: object, key: str, errors: dict[str, str]) -> time | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _TIME_RE.match(value):
+        errors[key] = "must be a time HH:MM (00:00 to 23:59)"
+        return None
+    return time(int(value[:2]), int(value[3:]))
+
+
+def parse(raw: Mapping[str, Any], rules: Any) -> Preferences:
+    """Validate a preferences document against the contact-pressure rules; raises
+    `InvalidInput` naming every bad part. Error texts never echo the input."""
+    errors: dict[str, str] = {}
+    unknown = set(raw) - {"timezone", "preferred_channels", "quiet", "monthly_cap_points"}
+    if unknown:
+        errors["preferences"] = (
+            "unknown key(s): only timezone, preferred_channels, quiet, monthly_cap_points"
+        )
+    tz = raw.get("timezone")
+    if not valid_zone(tz):
+        errors["timezone"] = "must be an IANA time zone, e.g. Europe/Berlin"
+    types, channels = tuple(rules.points), tuple(rules.channel_factors)
+
+    preferred: dict[str, str] = {}
+    raw_pref = raw.get("preferred_channels") or {}
+    if not isinstance(raw_pref, Mapping):
+        errors["preferred_channels"] = "must map communication types to channels"
+    else:
+        for t, c in raw_pref.items():
+            if t not in types:
+                errors["preferred_channels"] = "keys must be one of " + ", ".join(types)
+            elif c not in channels:
+                errors[f"preferred_channels.{t}"] = "must be one of " + ", ".join(channels)
+            else:
+                preferred[t] = c
+
+    quiet: dict[str, QuietRule] = {}
+    raw_quiet = raw.get("quiet") or {}
+    if not isinstance(raw_quiet, Mapping):
+        errors["quiet"] = "must map channels to quiet times"
+    else:
+        for c, spec in raw_quiet.items():
+            if c not in channels:
+                errors["quiet"] = "keys must be one of " + ", ".join(channels)
+                continue
+            if not isinstance(spec, Mapping) or set(spec) - {"start", "end", "days"}:
+                errors[f"quiet.{c}"] = "must be an object with start, end and days"
+                continue
+            start = _parse_time(spec.get("start"), f"quiet.{c}.start", errors)
+            end = _parse_time(spec.get("end"), f"quiet.{c}.end", errors)
+            if (spec.get("start") is None) != (spec.get("end") is None):
+                errors[f"quiet.{c}"] = "give both start and end, or neither"
+            elif start is not None and start == end:
+                errors[f"quiet.{c}"] = "start and end must differ (use days for whole days)"
+            days = spec.get("days") or []
+            if not isinstance(days, list) or any(d not in DAYS for d in days):
+                errors[f"quiet.{c}.days"] = "must list days of " + ", ".join(DAYS)
+                days = []
+            rule = QuietRule(start, end, frozenset(DAYS.index(d) for d in days))
+            if rule.start is not None or rule.days:
+                quiet[c] = rule
+
+    cap_tenths: int | None = None
+    cap = raw.get("monthly_cap_points")
+    if cap is not None:
+        if not isinstance(cap, int | float) or isinstance(cap, bool) or cap != cap:
+            errors["monthly_cap_points"] = "must be a number of points or null"
+        elif cap < 0:
+            errors["monthly_cap_points"] = "must not be negative"
+        elif abs(cap * 10 - round(cap * 10)) > 1e-6:
+            errors["monthly_cap_points"] = "may have at most one decimal"
+        elif round(cap * 10) > rules.basket_tenths:
+            errors["monthly_cap_points"] = (
+                f"must not exceed the company basket of {rules.basket_points:g} points a "
+                "month: an own cap can only lower it"
+            )
+        else:
+            cap_tenths = round(cap * 10)
+    if errors:
+        raise InvalidInput("the contact preferences are invalid", errors)
+    assert isinstance(tz, str)
+    return Preferences(tz, preferred, quiet, cap_tenths)
+
+
+def _from_row(row: Any) -> Preferences:
+    doc = {
+        "timezone": row.timezone,
+        "preferred_channels": json.loads(row.channels),
+        "quiet": json.loads(row.quiet),
+    }
+    quiet = {
+        c: QuietRule(
+            time.fromisoformat(r["start"]) if r.get("start") else None,
+            time.fromisoformat(r["end"]) if r.get("end") else None,
+            frozenset(DAYS.index(d) for d in r.get("days", [])),
+        )
+        for c, r in doc["quiet"].items()
+    }
+    return Preferences(
+        timezone=doc["timezone"],
+        preferred_channels=dict(doc["preferred_channels"]),
+        quiet=quiet,
+        monthly_cap_tenths=row.monthly_cap_tenths,
+        version=row.version,
+        updated_at=as_utc(row.updated_at),
+    )
+
+
+async def load(conn: AsyncConnection, subject_id: str) -> Preferences | None:
+    row = (
+        await conn.execute(
+            select(contact_preferences).where(contact_preferences.c.subject_id == subject_id)
+        )
+    ).first()
+    return None if row is None else _from_row(row)
+
+
+# ---------------------------------------------------------------------------- enforcement
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The preference check of one outbound contact: a deny reason, or none, and the
+    preferred channel to report."""
+
+    deny: DenyReason | None = None
+    preferred_channel: str | None = None
+
+
+def check_contact(
+    prefs: Preferences | None,
+    *,
+    channel: str,
+    type: str,
+    cap_exempt: bool,
+    used_tenths: int,
+    cost_tenths: int,
+    now: datetime,
+    allowed_channels: tuple[str, ...] = (),
+) -> Verdict:
+    """The pure preference decision (no I/O). Quiet hours hold for every type but calamity;
+    the own cap holds for what the basket holds (`cap_exempt` is the basket's exemption)."""
+    if prefs is None:
+        return Verdict()
+    preferred = prefs.preferred_for(type, allowed_channels)
+    if type != CommunicationType.CALAMITY.value and prefs.quiet_now(channel, now):
+        return Verdict(DenyReason.CONTACT_QUIET_HOURS, preferred)
+    if (
+        not cap_exempt
+        and prefs.monthly_cap_tenths is not None
+        and used_tenths + cost_tenths > prefs.monthly_cap_tenths
+    ):
+        return Verdict(DenyReason.CONTACT_CAP_REACHED, preferred)
+    return Verdict(None, preferred)
+
+
+async def check_reservation(
+    conn: AsyncConnection,
+    ctx: Any,
+    *,
+    subject_id: str,
+    channel: str,
+    type: str,
+    purpose: str | None,
+    cap_exempt: bool,
+    used_tenths: int,
+    cost_tenths: int,
+    now: datetime,
+) -> Verdict:
+    """Called by `vault.outreach.basket.reserve` (under the budget row lock, after the company
+    checks): one primary-key read of the subject's preferences, then `check_contact`."""
+    prefs = await load(conn, subject_id)
+    if prefs is None:
+        return Verdict()
+    p = ctx.catalogue.get(purpose) if purpose is not None else None
+    allowed = tuple(c.value for c in p.channels) if p is not None else ()
+    return check_contact(
+        prefs,
+        channel=channel,
+        type=type,
+        cap_exempt=cap_exempt,
+        used_tenths=used_tenths,
+        cost_tenths=cost_tenths,
+        now=now,
+        allowed_channels=allowed,
+    )
+
+
+# ---------------------------------------------------------------------------- changing
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    version: int
+    at: datetime
+    actor: str
+    source: str
+    touchpoint: str | None
+    method: str | None
+    notice_version: str | None
+    language: str | None
+    preferences: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PreferencesView:
+    subject_id: str
+    preferences: Preferences | None
+    history: list[HistoryEntry] = field(default_factory=list)
+
+
+def _validate_evidence(evidence: Evidence | None, ctx: Any) -> None:
+    if evidence is None:
+        raise InvalidInput(
+            "a change on the customer's instruction needs evidence",
+            {"evidence": "is required"},
+        )
+    errors: dict[str, str] = {}
+    if evidence.touchpoint not in ctx.touchpoints:
+        errors["evidence.touchpoint"] = "is not in the touchpoint catalogue"
+    if evidence.method not in COLLECTION_METHODS:
+        errors["evidence.method"] = "must be one of " + ", ".join(COLLECTION_METHODS)
+    if not isinstance(evidence.notice_version, str) or not 1 <= len(
+        evidence.notice_version.strip()
+    ) <= 100:
+        errors["evidence.notice_version"] = "must be 1 to 100 characters"
+    if evidence.language not in LANGUAGES:
+        errors["evidence.language"] = "must be one of " + ", ".join(LANGUAGES)
+    if evidence.notice_text_hash is not None and not re.fullmatch(
+        r"(sha256:)?[0-9a-f]{64}", evidence.notice_text_hash
+    ):
+        errors["evidence.notice_text_hash"] = "must be a hex SHA-256 digest"
+    if evidence.ip is not None and len(evidence.ip) > 64:
+        errors["evidence.ip"] = "is too long"
+    if evidence.user_agent is not None and len(evidence.user_agent) > 512:
+        errors["evidence.user_agent"] = "is too long"
+    if errors:
+        raise InvalidInput("the evidence of the instruction is invalid", errors)
+
+
+def self_service_evidence(
+    language: str, *, method: str = "web_form", ip: str | None = None, ua: str | None = None
+) -> Evidence:
+    """Evidence of a change the customer made in the privacy centre."""
+    return Evidence(
+        touchpoint=SELF_SERVICE_TOUCHPOINT,
+        method=method,
+        notice_version=SELF_SERVICE_NOTICE,
+        language=language if language in LANGUAGES else "de",
+        ip=ip[:64] if ip else None,
+        user_agent=ua[:512] if ua else None,
+    )
+
+
+def _changed(old: Preferences | None, new: Preferences) -> list[str]:
+    before = old.to_json() if old is not None else {"preferred_channels": {}, "quiet": {}}
+    after = new.to_json()
+    names = {
+        "timezone": "timezone",
+        "preferred_channels": "preferred_channels",
+        "quiet": "quiet",
+        "monthly_cap_points": "monthly_cap",
+    }
+    return [names[k] for k in after if before.get(k) != after[k]]
+
+
+async def set_preferences(
+    ctx: VaultContext,
+    actor: Actor,
+    subject_id: str,
+    raw: Mapping[str, Any],
+    *,
+    source: str,
+    evidence: Evidence | None,
+) -> PreferencesView:
+    """Replace the subject's preferences with `raw` (validated by `parse`), keep the change
+    in the history with its evidence, and audit it, all in one transaction.
+
+    Raises `InvalidInput` (nothing changed), `NotFound`, or `Conflict` for an erased
+    subject."""
+    if source not in SOURCES:
+        raise ValueError(source)
+    new = parse(raw, ctx.pressure_rules)
+    _validate_evidence(evidence, ctx)
+    assert evidence is not None
+    now = ctx.clock.now()
+    action = (
+        AuditAction.SUBJECT_PREFERENCES_SET
+        if source == "self_service"
+        else AuditAction.CLIENT_PREFERENCES_SET
+    )
+    # A refusal (unknown or erased subject) is audited too (finding 6).
+    async with audited_attempt(
+        ctx, actor, action, at=now, subject_id=subject_id,
+        not_found=DenyReason.SUBJECT_NOT_FOUND.value,
+    ) as attempt:
+        conn = attempt.conn
+        subject = await load_subject(conn, subject_id, for_update=True)
+        if subject.status == SubjectStatus.ERASED:
+            attempt.reason = DenyReason.SUBJECT_ERASED.value
+            raise Conflict("the subject was erased")
+        old = await load(conn, subject_id)
+        version = (old.version if old is not None else 0) + 1
+        values = {
+            "timezone": new.timezone,
+            "channels": json.dumps(new.to_json()["preferred_channels"]),
+            "quiet": json.dumps(new.to_json()["quiet"]),
+            "monthly_cap_tenths": new.monthly_cap_tenths,
+            "version": version,
+            "updated_at": now,
+        }
+        if old is None:
+            await conn.execute(insert(contact_preferences).values(subject_id=subject_id, **values))
+        else:
+            await conn.execute(
+                update(contact_preferences)
+                .where(contact_preferences.c.subject_id == subject_id)
+                .values(**values)
+            )
+        evidence_ct = None
+        if evidence.ip or evidence.user_agent:
+            dek = ctx.deks.dek(subject_id, subject.kek_version, subject.wrapped_dek)
+            evidence_ct = seal_field(
+                dek,
+                subject_id,
+                f"preference_evidence:{version}",
+                subject.dek_version,
+                json.dumps({"ip": evidence.ip, "user_agent": evidence.user_agent}),
+            )
+        await conn.execute(
+            insert(contact_preference_history).values(
+                subject_id=subject_id,
+                version=version,
+                at=now,
+                actor=actor.label,
+                source=source,
+                touchpoint=evidence.touchpoint,
+                method=evidence.method,
+                notice_version=evidence.notice_version.strip(),
+                notice_text_hash=evidence.notice_text_hash,
+                language=evidence.language,
+                evidence_ct=evidence_ct,
+                preferences=json.dumps(new.to_json()),
+                request_id=actor.request_id,
+            )
+        )
+        await audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action=action,
+            decision=Decision.ALLOW,
+            subject_id=subject_id,
+            # Names of the changed parts and catalogue ids only: no values, no free text.
+            detail={
+                "preferences": {
+                    "version": version,
+                    "changed": _changed(old, new),
+                    "touchpoint": evidence.touchpoint,
+                    "method": evidence.method,
+                }
+            },
+        )
+        view = await _view(conn, subject_id)
+    return view
+
+
+async def _view(conn: AsyncConnection, subject_id: str) -> PreferencesView:
+    prefs = await load(conn, subject_id)
+    rows = (
+        await conn.execute(
+            select(contact_preference_history)
+            .where(contact_preference_history.c.subject_id == subject_id)
+            .order_by(contact_preference_history.c.id.desc())
+            .limit(100)
+        )
+    ).all()
+    return PreferencesView(
+        subject_id=subject_id,
+        preferences=prefs,
+        history=[
+            HistoryEntry(
+                version=r.version,
+                at=as_utc(r.at),  # type: ignore[arg-type]
+                actor=r.actor,
+                source=r.source,
+                touchpoint=r.touchpoint,
+                method=r.method,
+                notice_version=r.notice_version,
+                language=r.language,
+                preferences=json.loads(r.preferences),
+            )
+            for r in rows
+        ],
+    )
+
+
+async def get_preferences(ctx: VaultContext, actor: Actor, subject_id: str) -> PreferencesView:
+    """The subject's preferences (None when never set) and their history, newest first.
+    The read is audited, a refused one (unknown subject) too."""
+    now = ctx.clock.now()
+    action = (
+        AuditAction.SUBJECT_PREFERENCES_READ
+        if actor.type == "subject"
+        else AuditAction.CLIENT_PREFERENCES_READ
+    )
+    async with audited_attempt(
+        ctx, actor, action, at=now, subject_id=subject_id,
+        not_found=DenyReason.SUBJECT_NOT_FOUND.value,
+    ) as attempt:
+        conn = attempt.conn
+        await load_subject(conn, subject_id)
+        view = await _view(conn, subject_id)
+        await audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action=action,
+            decision=Decision.ALLOW,
+            subject_id=subject_id,
+        )
+    return view
+
+
+__all__ = [
+    "CHANNELS",
+    "DAYS",
+    "HistoryEntry",
+    "Preferences",
+    "PreferencesView",
+    "QuietRule",
+    "Verdict",
+    "check_contact",
+    "check_reservation",
+    "get_preferences",
+    "load",
+    "parse",
+    "self_service_evidence",
+    "set_preferences",
+    "valid_zone",
+    "zone_names",
+]
+
+
+# ---------------------------------------------------------------------------- reporting
+
+
+@dataclass(frozen=True, slots=True)
+class PreferenceReport:
+    """Aggregates for the contact report: how many customers state preferences, and how
+    many outbound contacts the preferences refused in the month, by reason."""
+
+    customers: int
+    customers_with_preferences: int
+    denials_by_reason: dict[str, int]
+
+    @property
+    def share(self) -> float:
+        return self.customers_with_preferences / self.customers if self.customers else 0.0
+
+
+def _month_bounds(month: str, zone: str) -> tuple[datetime, datetime] | None:
+    """The month's first and next month's first instant in UTC; None for a month the
+    calendar cannot hold (year 0, year 9999's December), which then has no events."""
+    year, mon = int(month[:4]), int(month[5:7])
+    tz = ZoneInfo(zone)
+    try:
+        start = datetime(year, mon, 1, tzinfo=tz)
+        end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=tz)
+        # Stored instants are UTC; compare like with like (SQLite compares text).
+        return start.astimezone(UTC), end.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+async def report(conn: AsyncConnection, ctx: Any, month: str) -> PreferenceReport:
+    """Counts only (no subject ids): customers not erased, those with any preference, and
+    the month's denials by `contact_quiet_hours` / `contact_cap_reached` (from the audit
+    trail, so lookups, batch lookups and recorded contacts all count)."""
+    customers = (
+        await conn.execute(
+            select(func.count()).select_from(subjects).where(subjects.c.status != "erased")
+        )
+    ).scalar_one()
+    with_prefs = (
+        await conn.execute(
+            select(func.count())
+            .select_from(
+                contact_preferences.join(
+                    subjects, subjects.c.id == contact_preferences.c.subject_id
+                )
+            )
+            .where(
+                subjects.c.status != "erased",
+                or_(
+                    contact_preferences.c.channels != "{}",
+                    contact_preferences.c.quiet != "{}",
+                    contact_preferences.c.monthly_cap_tenths.is_not(None),
+                ),
+            )
+        )
+    ).scalar_one()
+    reasons = (DenyReason.CONTACT_QUIET_HOURS.value, DenyReason.CONTACT_CAP_REACHED.value)
+    denials = {r: 0 for r in reasons}
+    bounds = _month_bounds(month, ctx.pressure_rules.timezone)
+    if bounds is None:
+        return PreferenceReport(int(customers), int(with_prefs), denials)
+    start, end = bounds
+    rows = (
+        await conn.execute(
+            select(audit_events.c.reason, func.count())
+            .where(
+                and_(
+                    audit_events.c.at >= start,
+                    audit_events.c.at < end,
+                    audit_events.c.reason.in_(reasons),
+                )
+            )
+            .group_by(audit_events.c.reason)
+        )
+    ).all()
+    denials.update({r[0]: int(r[1]) for r in rows})
+    return PreferenceReport(int(customers), int(with_prefs), denials)

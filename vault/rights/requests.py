@@ -1,0 +1,888 @@
+"""Data-subject requests (GDPR Art. 12-22): the workflow against the legal deadlines.
+
+A request is received (from self-service, or by letter, phone, e-mail or in person on the
+subject's behalf), its identity verified, reviewed, approved — which carries it out — and
+closed as completed, partially completed (an erasure that had to keep data under Art.
+17(3)(b), with the reason) or rejected (with the reason).
+
+    received ──────────────┐   (no subject matched yet)
+    identity_verification ─┴─verify─▶ in_review ─approve─▶ in_progress ─▶ completed
+                                                                      └─▶ partially_completed
+    any open status ─reject─▶ rejected;   in_review / in_progress ─complete─▶ completed
+
+A request created with `verified=True` (identity already proven, e.g. by the self-service
+one-time code) is carried out at once, except a rectification, which waits in review for a
+DPO. The deadline is one calendar month from receipt (`vault.rights.deadlines`), extendable once,
+within the first month, by up to two months, with notice to the subject.
+
+Every change writes an append-only `dsar_request_history` row and an audit event in the
+same transaction. What the subject asked for (the payload: corrected contact data, which
+consents to withdraw) may be personal data: it is sealed under the subject's DEK and never
+written to history or audit.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, case, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vault.audit import events as audit
+from vault.subjects import store as subjects
+from vault.audit.events import Actor, Decision, action_for
+from vault.clock import as_utc
+from vault.crypto import open_field, seal_field
+from vault.rights.deadlines import due_date, extended_due, extension_refusal, is_overdue
+from vault.rights.erasure import erase_in, partial_reason
+from vault.errors import Conflict, InvalidInput, NotFound
+from vault.catalogue.purposes import LawfulBasis
+from vault.rights.restriction import object_in, restrict_in
+from vault.bases.ending import end_live_bases
+from vault.storage.tables import dsar_request_history, dsar_requests
+from vault.subjects.store import SubjectStatus, decrypt_fields, load_subject
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
+
+
+class RequestType(StrEnum):
+    ACCESS = "access"
+    PORTABILITY = "portability"
+    RECTIFICATION = "rectification"
+    RESTRICTION = "restriction"
+    OBJECTION = "objection"
+    ERASURE = "erasure"
+    CONSENT_WITHDRAWAL = "consent_withdrawal"
+
+
+class RequestStatus(StrEnum):
+    RECEIVED = "received"
+    IDENTITY_VERIFICATION = "identity_verification"
+    IN_REVIEW = "in_review"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    PARTIALLY_COMPLETED = "partially_completed"
+    REJECTED = "rejected"
+
+
+class RequestChannel(StrEnum):
+    SELF_SERVICE = "self_service"
+    LETTER = "letter"
+    PHONE = "phone"
+    EMAIL = "email"
+    IN_PERSON = "in_person"
+
+
+CLOSED = frozenset(
+    {RequestStatus.COMPLETED, RequestStatus.PARTIALLY_COMPLETED, RequestStatus.REJECTED}
+)
+OPEN = frozenset(RequestStatus) - CLOSED
+
+#: Titles of the request types for the subject (German, English).
+TYPE_TITLES: dict[str, tuple[str, str]] = {
+    RequestType.ACCESS: ("Auskunft (Art. 15 DSGVO)", "access (Art. 15 GDPR)"),
+    RequestType.PORTABILITY: (
+        "Datenübertragbarkeit (Art. 20 DSGVO)",
+        "data portability (Art. 20 GDPR)",
+    ),
+    RequestType.RECTIFICATION: ("Berichtigung (Art. 16 DSGVO)", "rectification (Art. 16 GDPR)"),
+    RequestType.RESTRICTION: (
+        "Einschränkung der Verarbeitung (Art. 18 DSGVO)",
+        "restriction of processing (Art. 18 GDPR)",
+    ),
+    RequestType.OBJECTION: (
+        "Widerspruch gegen Direktwerbung (Art. 21 DSGVO)",
+        "objection to direct marketing (Art. 21 GDPR)",
+    ),
+    RequestType.ERASURE: ("Löschung (Art. 17 DSGVO)", "erasure (Art. 17 GDPR)"),
+    RequestType.CONSENT_WITHDRAWAL: (
+        "Widerruf einer Einwilligung (Art. 7 Abs. 3 DSGVO)",
+        "withdrawal of consent (Art. 7(3) GDPR)",
+    ),
+}
+
+MAX_TEXT = 1000
+MAX_PAYLOAD_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    id: str
+    subject_id: str | None
+    type: str
+    status: str
+    channel: str
+    received_at: datetime
+    due_at: datetime
+    extended_at: datetime | None
+    extension_reason: str | None
+    verified_at: datetime | None
+    completed_at: datetime | None
+    outcome_reason: str | None
+    overdue: bool
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def closed(self) -> bool:
+        return self.status in CLOSED
+
+
+# -- validation -------------------------------------------------------------------------
+
+
+def _enum(kind: type[StrEnum], value: object, name: str) -> Any:
+    try:
+        return kind(value)  # type: ignore[call-arg]
+    except ValueError:
+        raise InvalidInput(
+            f"unknown {name}", {name: "must be one of " + ", ".join(m.value for m in kind)}
+        ) from None
+
+
+def _text(value: object, name: str, *, required: bool = True) -> str | None:
+    """Free text of a DPO (reasons, notes): 1 to 1000 characters, no control characters."""
+    if not required and (value is None or (isinstance(value, str) and not value.strip())):
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{name} is required", {name: "must not be empty"})
+    text = unicodedata.normalize("NFC", value).strip()
+    if len(text) > MAX_TEXT:
+        raise InvalidInput(f"{name} is too long", {name: f"must be at most {MAX_TEXT} characters"})
+    if any(unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\n\t" for ch in text):
+        raise InvalidInput(f"{name} is invalid", {name: "contains control characters"})
+    return text
+
+
+def _validate_payload(
+    ctx: VaultContext, type_: RequestType, payload: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The payload a request type takes, checked; None when it takes none."""
+    if payload is not None and not isinstance(payload, dict):
+        raise InvalidInput("payload must be an object", {"payload": "must be an object"})
+    if type_ is RequestType.RECTIFICATION:
+        changes = (payload or {}).get("changes")
+        if set(payload or {}) - {"changes"} or not isinstance(changes, dict) or not changes:
+            raise InvalidInput(
+                "a rectification names the corrected data",
+                {"payload.changes": "must map at least one contact field to its new value"},
+            )
+        try:
+            subjects.normalise_contact(changes)  # same rules as PATCH /contact; raises InvalidInput
+        except InvalidInput as exc:
+            raise InvalidInput(
+                "the corrected data is invalid",
+                {f"payload.changes.{k}": v for k, v in exc.errors.items()},
+            ) from None
+        out: dict[str, Any] = {"changes": changes}
+    elif type_ is RequestType.CONSENT_WITHDRAWAL:
+        out = {}
+        for key, check in (("consent_ids", _is_uuid), ("purposes", ctx.catalogue.__contains__)):
+            value = (payload or {}).get(key)
+            if value is None:
+                continue
+            if (
+                not isinstance(value, list)
+                or not value
+                or len(value) > 100
+                or not all(isinstance(v, str) and check(v) for v in value)
+            ):
+                what = "consent ids" if key == "consent_ids" else "purpose ids of the catalogue"
+                raise InvalidInput(
+                    "the consents to withdraw are invalid",
+                    {f"payload.{key}": f"must be a list of 1 to 100 {what}"},
+                )
+            out[key] = sorted(set(value))
+        if set(payload or {}) - {"consent_ids", "purposes"}:
+            raise InvalidInput(
+                "unknown payload member",
+                {"payload": "takes only consent_ids and purposes (none: every consent)"},
+            )
+    else:
+        if payload:
+            raise InvalidInput(
+                f"a {type_.value} request takes no payload", {"payload": "must be empty"}
+            )
+        return None
+    if len(json.dumps(out, ensure_ascii=False).encode()) > MAX_PAYLOAD_BYTES:
+        raise InvalidInput("payload is too large", {"payload": "must be at most 16 KiB"})
+    return out or None
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value.lower() and len(value) == 36
+    except ValueError:
+        return False
+
+
+def _payload_field(request_id: str) -> str:
+    return f"dsar_payload:{request_id}"
+
+
+def _seal_payload(ctx: VaultContext, subject: Row, request_id: str, payload: dict[str, Any]) -> bytes:
+    dek = ctx.deks.dek(subject.id, subject.kek_version, subject.wrapped_dek)
+    return seal_field(
+        dek, subject.id, _payload_field(request_id), subject.dek_version, json.dumps(payload)
+    )
+
+
+def _open_payload(ctx: VaultContext, subject: Row, req: Row) -> dict[str, Any] | None:
+    if req.payload_ct is None or subject.wrapped_dek is None:
+        return None
+    dek = ctx.deks.dek(subject.id, subject.kek_version, subject.wrapped_dek)
+    text = open_field(dek, subject.id, _payload_field(req.id), subject.dek_version, req.payload_ct)
+    return dict(json.loads(text))
+
+
+# -- storage helpers --------------------------------------------------------------------
+
+
+async def _load(conn: AsyncConnection, request_id: str, *, for_update: bool = False) -> Row:
+    if not isinstance(request_id, str) or len(request_id) > 36:
+        raise NotFound("no such request")
+    stmt = select(dsar_requests).where(dsar_requests.c.id == request_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = (await conn.execute(stmt)).first()
+    if row is None:
+        raise NotFound("no such request")
+    return row
+
+
+async def _history(
+    conn: AsyncConnection,
+    request_id: str,
+    *,
+    at: datetime,
+    event: str,
+    status: str,
+    actor: Actor,
+    note: str | None = None,
+) -> None:
+    await conn.execute(
+        insert(dsar_request_history).values(
+            request_id=request_id,
+            at=at,
+            event=event,
+            status=str(status),
+            actor=actor.label,
+            note=note,
+        )
+    )
+
+
+async def _set(
+    conn: AsyncConnection, request_id: str, now: datetime, **values: Any
+) -> None:
+    await conn.execute(
+        update(dsar_requests)
+        .where(dsar_requests.c.id == request_id)
+        .values(updated_at=now, **values)
+    )
+
+
+async def _audit(
+    conn: AsyncConnection,
+    actor: Actor,
+    what: str,
+    req: Row | dict[str, Any],
+    now: datetime,
+    status: str,
+    **detail: Any,
+) -> None:
+    get = req.get if isinstance(req, dict) else lambda k: getattr(req, k)
+    await audit.record(
+        conn,
+        at=now,
+        actor=actor,
+        action=action_for(actor, f"request:{what}"),
+        decision=Decision.ALLOW,
+        subject_id=get("subject_id"),
+        detail={"request_id": get("id"), "type": get("type"), "status": str(status), **detail},
+    )
+
+
+def _record(row: Row, history: list[Row], now: datetime) -> RequestRecord:
+    due = as_utc(row.due_at)
+    assert due is not None
+    return RequestRecord(
+        id=row.id,
+        subject_id=row.subject_id,
+        type=row.type,
+        status=row.status,
+        channel=row.channel,
+        received_at=as_utc(row.received_at),  # type: ignore[arg-type]
+        due_at=due,
+        extended_at=as_utc(row.extended_at),
+        extension_reason=row.extension_reason,
+        verified_at=as_utc(row.verified_at),
+        completed_at=as_utc(row.completed_at),
+        outcome_reason=row.outcome_reason,
+        overdue=is_overdue(due, row.status in CLOSED, now),
+        history=[
+            {
+                "at": as_utc(h.at),
+                "event": h.event,
+                "status": h.status,
+                "actor": h.actor,
+                "note": h.note,
+            }
+            for h in history
+        ],
+    )
+
+
+# -- carrying a request out -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    status: RequestStatus
+    reason: str
+    erased: bool = False
+
+
+async def _execute_in(
+    ctx: VaultContext,
+    conn: AsyncConnection,
+    actor: Actor,
+    req: Row | dict[str, Any],
+    subject: Row,
+    now: datetime,
+) -> _Outcome:
+    """Carry out every type but rectification inside the caller's transaction."""
+    get = req.get if isinstance(req, dict) else lambda k: getattr(req, k)
+    type_ = RequestType(get("type"))
+    if type_ in (RequestType.ACCESS, RequestType.PORTABILITY):
+        article = "Art. 15" if type_ is RequestType.ACCESS else "Art. 20"
+        return _Outcome(
+            RequestStatus.COMPLETED,
+            f"the export ({article} GDPR) is available to the subject and the DPO",
+        )
+    if type_ is RequestType.RESTRICTION:
+        changed = await restrict_in(conn, actor, subject, now)
+        return _Outcome(
+            RequestStatus.COMPLETED,
+            "processing restricted (Art. 18 GDPR)"
+            if changed
+            else "processing was already restricted (Art. 18 GDPR)",
+        )
+    if type_ is RequestType.OBJECTION:
+        ended = await object_in(ctx, conn, actor, subject, now)
+        return _Outcome(
+            RequestStatus.COMPLETED,
+            f"objection to direct marketing recorded (Art. 21(3) GDPR); "
+            f"{len(ended)} marketing basis record(s) ended",
+        )
+    if type_ is RequestType.ERASURE:
+        result = await erase_in(ctx, conn, actor, subject, now)
+        partial = partial_reason(result)
+        if partial:
+            return _Outcome(RequestStatus.PARTIALLY_COMPLETED, partial, erased=True)
+        return _Outcome(
+            RequestStatus.COMPLETED, "erased by crypto-shredding (Art. 17(1) GDPR)", erased=True
+        )
+    if type_ is RequestType.CONSENT_WITHDRAWAL:
+        if subject.status == SubjectStatus.ERASED:
+            raise Conflict("the subject was erased")
+        if isinstance(req, dict):
+            wanted = req.get("payload")
+        else:
+            wanted = _open_payload(ctx, subject, req)
+        ids = set((wanted or {}).get("consent_ids") or [])
+        purposes = set((wanted or {}).get("purposes") or [])
+
+        def chosen(row: Any) -> bool:
+            if row.basis != LawfulBasis.CONSENT.value:
+                return False  # a contract or legal obligation is not withdrawn by consent
+            if ids and row.id not in ids:
+                return False
+            return not purposes or row.purpose in purposes
+
+        ended = await end_live_bases(
+            conn, actor=actor, subject_id=subject.id, now=now, event="withdrawn", which=chosen
+        )
+        for e in ended:
+            await audit.record(
+                conn,
+                at=now,
+                actor=actor,
+                action=action_for(actor, "consent:withdraw"),
+                decision=Decision.ALLOW,
+                subject_id=subject.id,
+                purpose=e.purpose,
+                consent_id=e.id,
+                detail={"status": e.status, "request_id": get("id")},
+            )
+        return _Outcome(
+            RequestStatus.COMPLETED, f"{len(ended)} consent(s) withdrawn (Art. 7(3) GDPR)"
+        )
+    raise Conflict(f"a {type_.value} request is carried out by a DPO")  # rectification
+
+
+async def _finish(
+    conn: AsyncConnection, actor: Actor, request_id: str, outcome: _Outcome, now: datetime
+) -> None:
+    await _set(
+        conn,
+        request_id,
+        now,
+        status=str(outcome.status),
+        completed_at=now,
+        outcome_reason=outcome.reason,
+    )
+    await _history(
+        conn,
+        request_id,
+        at=now,
+        event=str(outcome.status),
+        status=outcome.status,
+        actor=actor,
+        note=outcome.reason,
+    )
+
+
+# -- public API -------------------------------------------------------------------------
+
+
+async def create_request(
+    ctx: VaultContext,
+    actor: Actor,
+    *,
+    subject_id: str | None,
+    type: str,  # noqa: A002 - the request's type, as in the API
+    channel: str,
+    payload: dict[str, Any] | None = None,
+    verified: bool = False,
+) -> RequestRecord:
+    """Record a request received now, due one calendar month later.
+
+    `verified=True` means the subject's identity is already proven (self-service one-time
+    code): the request is carried out at once and closes as completed or partially
+    completed; a rectification instead waits in review for a DPO.
+    """
+    type_ = _enum(RequestType, type, "type")
+    channel_ = _enum(RequestChannel, channel, "channel")
+    clean = _validate_payload(ctx, type_, payload)
+    if subject_id is None and (verified or clean):
+        raise InvalidInput(
+            "the request must name its subject",
+            {"subject_id": "is required for a verified request or one with a payload"},
+        )
+    now = ctx.clock.now()
+    request_id = str(uuid.uuid4())
+    erased = False
+    async with ctx.transaction() as conn:
+        subject = None
+        if subject_id is not None:
+            subject = await load_subject(conn, subject_id, for_update=True)
+            if subject.status == SubjectStatus.ERASED and type_ not in (
+                RequestType.ACCESS,
+                RequestType.PORTABILITY,
+            ):
+                raise Conflict("the subject was erased")
+        if verified:
+            status = (
+                RequestStatus.IN_REVIEW
+                if type_ is RequestType.RECTIFICATION
+                else RequestStatus.IN_PROGRESS
+            )
+        elif subject_id is None:
+            status = RequestStatus.RECEIVED
+        else:
+            status = RequestStatus.IDENTITY_VERIFICATION
+        values = {
+            "id": request_id,
+            "subject_id": subject_id,
+            "type": type_.value,
+            "status": status.value,
+            "channel": channel_.value,
+            "received_at": now,
+            "due_at": due_date(now),
+            "verified_at": now if verified else None,
+            "payload_ct": (
+                _seal_payload(ctx, subject, request_id, clean) if clean and subject else None
+            ),
+            "created_by": actor.label,
+            "updated_at": now,
+        }
+        await conn.execute(insert(dsar_requests).values(**values))
+        await _history(
+            conn,
+            request_id,
+            at=now,
+            event="received",
+            status=RequestStatus.RECEIVED if verified else status,
+            actor=actor,
+            note=f"channel {channel_.value}",
+        )
+        final: RequestStatus = status
+        if verified:
+            await _history(
+                conn,
+                request_id,
+                at=now,
+                event="verified",
+                status=status,
+                actor=actor,
+                note="identity proven at receipt",
+            )
+            if status is RequestStatus.IN_PROGRESS:
+                assert subject is not None
+                outcome = await _execute_in(
+                    ctx, conn, actor, {**values, "payload": clean}, subject, now
+                )
+                await _finish(conn, actor, request_id, outcome, now)
+                final, erased = outcome.status, outcome.erased
+        await _audit(conn, actor, "create", values, now, final, channel=channel_.value)
+    if erased and subject_id:
+        ctx.deks.forget(subject_id)
+    return await get_request(ctx, request_id)
+
+
+async def get_request(ctx: VaultContext, request_id: str) -> RequestRecord:
+    """One request with its history; `NotFound` for an unknown id."""
+    async with ctx.transaction() as conn:
+        row = await _load(conn, request_id)
+        history = (
+            await conn.execute(
+                select(dsar_request_history)
+                .where(dsar_request_history.c.request_id == request_id)
+                .order_by(dsar_request_history.c.id)
+            )
+        ).all()
+    return _record(row, list(history), ctx.clock.now())
+
+
+async def list_requests(
+    ctx: VaultContext,
+    *,
+    subject_id: str | None = None,
+    type: str | None = None,  # noqa: A002
+    status: str | None = None,
+    due_before: datetime | None = None,
+    limit: int = 100,
+) -> list[RequestRecord]:
+    """Requests matching the filters: overdue ones first, then by due date ascending.
+
+    Items carry no history (`get_request` has it).
+    """
+    if not isinstance(limit, int) or limit < 1 or limit > 1000:
+        raise InvalidInput("limit out of range", {"limit": "must be 1 to 1000"})
+    now = ctx.clock.now()
+    stmt = select(dsar_requests)
+    if subject_id is not None:
+        stmt = stmt.where(dsar_requests.c.subject_id == subject_id)
+    if type is not None:
+        stmt = stmt.where(dsar_requests.c.type == _enum(RequestType, type, "type").value)
+    if status is not None:
+        stmt = stmt.where(dsar_requests.c.status == _enum(RequestStatus, status, "status").value)
+    if due_before is not None:
+        if due_before.tzinfo is None:
+            raise InvalidInput("due_before needs a timezone", {"due_before": "add Z or an offset"})
+        stmt = stmt.where(dsar_requests.c.due_at < as_utc(due_before))
+    overdue = and_(
+        dsar_requests.c.status.not_in([s.value for s in CLOSED]), dsar_requests.c.due_at < now
+    )
+    stmt = stmt.order_by(
+        case((overdue, 0), else_=1), dsar_requests.c.due_at, dsar_requests.c.id
+    ).limit(limit)
+    async with ctx.transaction() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [_record(r, [], now) for r in rows]
+
+
+async def verify(ctx: VaultContext, actor: Actor, request_id: str) -> RequestRecord:
+    """The subject's identity is verified: the request moves to review."""
+    now = ctx.clock.now()
+    async with ctx.transaction() as conn:
+        req = await _load(conn, request_id, for_update=True)
+        if req.status not in (RequestStatus.RECEIVED, RequestStatus.IDENTITY_VERIFICATION):
+            raise Conflict(f"the request is {req.status}; only a new request can be verified")
+        if req.subject_id is None:
+            raise Conflict("the request is not linked to a subject whose identity to verify")
+        await _set(conn, request_id, now, status=RequestStatus.IN_REVIEW.value, verified_at=now)
+        await _history(
+            conn, request_id, at=now, event="verified", status=RequestStatus.IN_REVIEW, actor=actor
+        )
+        await _audit(conn, actor, "verify", req, now, RequestStatus.IN_REVIEW)
+    return await get_request(ctx, request_id)
+
+
+async def approve(ctx: VaultContext, actor: Actor, request_id: str) -> RequestRecord:
+    """Approve a reviewed request and carry it out; it closes as completed or partially
+    completed. A request left in progress (e.g. by a failed rectification) may be retried."""
+    now = ctx.clock.now()
+    changes: dict[str, Any] | None = None
+    async with ctx.transaction() as conn:
+        req = await _load(conn, request_id, for_update=True)
+        if req.status not in (RequestStatus.IN_REVIEW, RequestStatus.IN_PROGRESS):
+            raise Conflict(
+                f"the request is {req.status}; only a verified request in review can be approved"
+            )
+        if req.subject_id is None:
+            raise Conflict("the request is not linked to a subject")
+        subject = await load_subject(conn, req.subject_id, for_update=True)
+        if req.type == RequestType.RECTIFICATION:
+            if subject.status == SubjectStatus.ERASED:
+                raise Conflict("the subject was erased")
+            payload = _open_payload(ctx, subject, req)
+            if not payload or not payload.get("changes"):
+                raise Conflict("the request holds no corrected data")
+            changes = payload["changes"]
+        else:
+            await _history(
+                conn,
+                request_id,
+                at=now,
+                event="approved",
+                status=RequestStatus.IN_PROGRESS,
+                actor=actor,
+            )
+            outcome = await _execute_in(ctx, conn, actor, req, subject, now)
+            await _finish(conn, actor, request_id, outcome, now)
+            await _audit(conn, actor, "approve", req, now, outcome.status)
+    if changes is not None:
+        # Applied through the subjects API in its own (audited) transaction, then closed.
+        # Should closing fail, the request stays open and approving again is idempotent.
+        changed = await subjects.rectify_contact(ctx, actor, req.subject_id, changes)
+        outcome = _Outcome(
+            RequestStatus.COMPLETED, "rectified (Art. 16 GDPR): " + ", ".join(changed)
+        )
+        async with ctx.transaction() as conn:
+            req = await _load(conn, request_id, for_update=True)
+            if req.status in OPEN:
+                await _history(
+                    conn,
+                    request_id,
+                    at=now,
+                    event="approved",
+                    status=RequestStatus.IN_PROGRESS,
+                    actor=actor,
+                )
+                await _finish(conn, actor, request_id, outcome, now)
+                await _audit(conn, actor, "approve", req, now, outcome.status)
+    elif req.type == RequestType.ERASURE:
+        ctx.deks.forget(req.subject_id)
+    return await get_request(ctx, request_id)
+
+
+async def reject(ctx: VaultContext, actor: Actor, request_id: str, reason: str) -> RequestRecord:
+    """Reject an open request, with the reason the subject is told."""
+    text = _text(reason, "reason")
+    now = ctx.clock.now()
+    async with ctx.transaction() as conn:
+        req = await _load(conn, request_id, for_update=True)
+        if req.status in CLOSED:
+            raise Conflict(f"the request is already {req.status}")
+        await _set(
+            conn,
+            request_id,
+            now,
+            status=RequestStatus.REJECTED.value,
+            completed_at=now,
+            outcome_reason=text,
+        )
+        await _history(
+            conn,
+            request_id,
+            at=now,
+            event="rejected",
+            status=RequestStatus.REJECTED,
+            actor=actor,
+            note=text,
+        )
+        await _audit(conn, actor, "reject", req, now, RequestStatus.REJECTED)
+    return await get_request(ctx, request_id)
+
+
+async def extend(
+    ctx: VaultContext, actor: Actor, request_id: str, reason: str, *, months: int = 2
+) -> RequestRecord:
+    """Extend the deadline once, within the first month, by up to two months (Art. 12(3)).
+
+    The subject is told by mail (German and English, the new date and the reason) when an
+    e-mail address is stored; the mail goes out before the change commits, so a failing
+    mailer extends nothing. Without an address the history says the notice is still due.
+    """
+    text = _text(reason, "reason")
+    if not isinstance(months, int) or isinstance(months, bool):
+        raise InvalidInput("months must be 1 or 2", {"months": "must be 1 or 2"})
+    now = ctx.clock.now()
+    async with ctx.transaction() as conn:
+        req = await _load(conn, request_id, for_update=True)
+        if req.status in CLOSED:
+            raise Conflict(f"the request is already {req.status}")
+        received = as_utc(req.received_at)
+        assert received is not None
+        refusal = extension_refusal(received, as_utc(req.extended_at), now, months)
+        if refusal and months in (1, 2):
+            raise Conflict(refusal)
+        if refusal:
+            raise InvalidInput("months must be 1 or 2", {"months": refusal})
+        new_due = extended_due(received, months)
+        await _set(
+            conn,
+            request_id,
+            now,
+            due_at=new_due,
+            extended_at=now,
+            extension_reason=text,
+        )
+        await _history(
+            conn,
+            request_id,
+            at=now,
+            event="extended",
+            status=req.status,
+            actor=actor,
+            note=f"due {new_due.isoformat()}: {text}",
+        )
+        await _audit(conn, actor, "extend", req, now, req.status, due_at=new_due.isoformat())
+        address = None
+        if req.subject_id is not None:
+            subject = await load_subject(conn, req.subject_id)
+            if subject.wrapped_dek is not None:
+                address = decrypt_fields(ctx, subject, ("email",)).get("email")
+        if address:
+            await audit.record(
+                conn,
+                at=now,
+                actor=audit.SYSTEM,
+                action=audit.AuditAction.REQUEST_EXTENSION_MAIL,
+                decision=Decision.ALLOW,
+                subject_id=req.subject_id,
+                fields=["email"],
+                detail={"request_id": request_id},
+            )
+            await _history(
+                conn,
+                request_id,
+                at=now,
+                event="notice_mailed",
+                status=req.status,
+                actor=audit.SYSTEM,
+                note="the subject was told the new date and the reason by e-mail",
+            )
+            await ctx.mailer.send(
+                extension_mail(ctx, address, request_id, req.type, received, new_due, text)
+            )
+        else:
+            await _history(
+                conn,
+                request_id,
+                at=now,
+                event="notice_pending",
+                status=req.status,
+                actor=audit.SYSTEM,
+                note="no e-mail address stored: tell the subject by letter within the first month",
+            )
+    return await get_request(ctx, request_id)
+
+
+async def complete(
+    ctx: VaultContext, actor: Actor, request_id: str, note: str | None = None
+) -> RequestRecord:
+    """Close a request a DPO carried out by other means (e.g. answered by letter)."""
+    text = _text(note, "note", required=False)
+    now = ctx.clock.now()
+    async with ctx.transaction() as conn:
+        req = await _load(conn, request_id, for_update=True)
+        allowed = req.status in (RequestStatus.IN_REVIEW, RequestStatus.IN_PROGRESS) or (
+            req.status == RequestStatus.RECEIVED and req.subject_id is None
+        )
+        if not allowed:
+            raise Conflict(
+                f"the request is {req.status}; only a verified open request can be completed"
+            )
+        await _set(
+            conn,
+            request_id,
+            now,
+            status=RequestStatus.COMPLETED.value,
+            completed_at=now,
+            outcome_reason=text or req.outcome_reason,
+        )
+        await _history(
+            conn,
+            request_id,
+            at=now,
+            event="completed",
+            status=RequestStatus.COMPLETED,
+            actor=actor,
+            note=text,
+        )
+        await _audit(conn, actor, "complete", req, now, RequestStatus.COMPLETED)
+    return await get_request(ctx, request_id)
+
+
+# -- the extension notice ---------------------------------------------------------------
+
+_EXTENSION_SUBJECT = (
+    "Ihre Datenschutz-Anfrage: Frist verlängert / Your privacy request: deadline extended"
+)
+_EXTENSION_BODY = """(English below)
+
+Guten Tag,
+
+Ihre Anfrage – {type_de} – vom {received_de} können wir nicht innerhalb eines Monats
+abschließen. Nach Art. 12 Abs. 3 DSGVO verlängern wir die Frist: Sie erhalten unsere
+Antwort spätestens am {due_de}.
+
+Grund: {reason}
+
+Ihre Vorgangsnummer: {request_id}
+
+----------------------------------------------------------------------
+
+Hello,
+
+we cannot complete your request – {type_en} – of {received_en} within one month. Under
+Art. 12(3) GDPR we extend the deadline: you will receive our answer by {due_en} at the
+latest.
+
+Reason: {reason}
+
+Your reference: {request_id}
+"""
+
+
+def extension_mail(
+    ctx: VaultContext,
+    address: str,
+    request_id: str,
+    type_: str,
+    received_at: datetime,
+    due_at: datetime,
+    reason: str,
+) -> EmailMessage:
+    """The notice of an extension, in German and English, with the new date and reason."""
+    type_de, type_en = TYPE_TITLES.get(type_, (type_, type_))
+    msg = EmailMessage()
+    msg["From"] = ctx.settings.mail_from
+    msg["To"] = address
+    msg["Subject"] = _EXTENSION_SUBJECT
+    msg.set_content(
+        _EXTENSION_BODY.format(
+            type_de=type_de,
+            type_en=type_en,
+            received_de=received_at.strftime("%d.%m.%Y"),
+            received_en=received_at.strftime("%Y-%m-%d"),
+            due_de=due_at.strftime("%d.%m.%Y"),
+            due_en=due_at.strftime("%Y-%m-%d"),
+            reason=reason,
+            request_id=request_id,
+        )
+    )
+    # After set_content, which clears the Content-* headers set before it.
+    msg["Content-Language"] = "de, en"
+    return msg

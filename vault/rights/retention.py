@@ -1,0 +1,362 @@
+"""The retention sweeper: `tresor retention run`, and periodically inside `tresor serve`.
+
+One run, against the injected clock:
+
+1. consents and other bases past `expires_at` are stored as `expired`;
+2. double opt-ins still pending past `confirm_deadline` are stored as `lapsed` (their
+   confirmation link dies with them);
+3. subjects whose every basis has ended longer ago than its purpose's
+   `retention_after_end` are erased by crypto-shredding (`vault.rights.erasure`). A
+   legal-obligation basis whose retention still runs does not hold the rest back: its
+   fields move to `retained_fields` until *end of that basis + its retention*, and
+   everything else goes now (data minimisation);
+4. retained fields past `retain_until` are shredded (key and ciphertext deleted);
+5. agreed follow-ups whose window passed unused are stored as `missed` (vault.outreach.followups);
+6. mails of the file outbox (development only) older than `TRESOR_OUTBOX_HOURS` are
+   deleted: they hold addresses, codes and links in plaintext;
+7. rows written before migration 0013 are brought up to date, which needs the keyring and
+   so cannot happen in the migration: a basis's plaintext reference and notice version are
+   sealed under the subject's key, and contact fields sealed without a revision are
+   re-sealed at revision 1 (`vault.subjects.upgrade_legacy_revisions`).
+
+Each change writes history and an audit event in the transaction that makes it, and every
+update is guarded by the state it read, so concurrent runs on several `serve` processes
+sharing one PostgreSQL never double-write.
+
+Deliberately left alone (and counted in the report):
+
+* subjects with no basis at all: there is no purpose whose end starts a retention period
+  (e.g. a subject stored a moment before its first consent is recorded); a DPO decides;
+* restricted subjects (Art. 18: the subject may need the data kept, e.g. for legal claims);
+* subjects with an open data-subject request (it must be answered first);
+* subjects with a basis whose purpose is no longer in the catalogue (its retention is
+  unknown, and erasure cannot be undone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, insert, select, update
+
+from vault.audit import events as audit
+from vault.outreach import followups
+from vault.rights import selfservice
+from vault.audit.events import SYSTEM, Actor, AuditAction, Decision
+from vault.clock import as_utc
+from vault.bases.consents import seal_legacy_texts
+from vault.subjects.decision import BasisStatus
+from vault.crypto import retained_key_id
+from vault.rights.erasure import erase_in
+from vault.mail import FileOutbox
+from vault.catalogue.purposes import LawfulBasis, Purpose
+from vault.rights.requests import OPEN
+from vault.bases.ending import LIVE_STATUSES
+from vault.storage.tables import (
+    consent_history,
+    consents,
+    dsar_requests,
+    retained_fields,
+    subjects,
+)
+from vault.subjects.store import SubjectStatus, upgrade_legacy_revisions
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
+
+BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionReport:
+    expired: int = 0
+    lapsed: int = 0
+    erased: int = 0
+    #: of the erased subjects, how many kept legal-obligation fields apart
+    erased_with_retained: int = 0
+    shredded: int = 0
+    #: due for erasure but left alone: restricted, open request, or unknown purpose
+    skipped: int = 0
+    #: active subjects without any basis (never erased by the sweeper)
+    without_basis: int = 0
+    #: spent self-service codes and ended sessions deleted (data minimisation)
+    purged_sign_ins: int = 0
+    #: agreed follow-ups whose window passed unused, now stored as missed
+    missed_followups: int = 0
+    #: mails deleted from the file outbox (older than TRESOR_OUTBOX_HOURS)
+    pruned_mails: int = 0
+    #: rows from before migration 0013 brought up to date: bases whose free text was
+    #: sealed, subjects whose contact fields were re-sealed with a revision
+    upgraded_rows: int = 0
+
+
+async def _end_by_time(
+    ctx: VaultContext,
+    actor: Actor,
+    now: datetime,
+    *,
+    from_status: list[str],
+    time_column: Any,
+    to_status: BasisStatus,
+    action: AuditAction,
+    batch: int,
+) -> int:
+    total = 0
+    while True:
+        async with ctx.transaction() as conn:
+            rows = (
+                await conn.execute(
+                    select(
+                        consents.c.id,
+                        consents.c.subject_id,
+                        consents.c.purpose,
+                        consents.c.status,
+                        consents.c.expires_at,
+                    )
+                    .where(consents.c.status.in_(from_status))
+                    .where(time_column.is_not(None))
+                    .where(time_column <= now)
+                    .order_by(consents.c.id)
+                    .limit(batch)
+                )
+            ).all()
+            for r in rows:
+                result = await conn.execute(
+                    update(consents)
+                    .where(consents.c.id == r.id)
+                    .where(consents.c.status == r.status)
+                    .values(status=str(to_status), confirm_token_hash=None)
+                )
+                if result.rowcount != 1:
+                    continue
+                await conn.execute(
+                    insert(consent_history).values(
+                        consent_id=r.id,
+                        subject_id=r.subject_id,
+                        at=now,
+                        event=str(to_status),
+                        status=str(to_status),
+                        actor=actor.label,
+                        expires_at=r.expires_at,
+                    )
+                )
+                await audit.record(
+                    conn,
+                    at=now,
+                    actor=actor,
+                    action=action,
+                    decision=Decision.ALLOW,
+                    subject_id=r.subject_id,
+                    purpose=r.purpose,
+                    consent_id=r.id,
+                )
+                total += 1
+        if len(rows) < batch:
+            return total
+
+
+def _ended_at(row: Any) -> datetime:
+    """When a basis that is no longer live ended."""
+    if row.status in (BasisStatus.WITHDRAWN, BasisStatus.ENDED) and row.withdrawn_at:
+        return as_utc(row.withdrawn_at)  # type: ignore[return-value]
+    if row.status == BasisStatus.EXPIRED and row.expires_at:
+        return as_utc(row.expires_at)  # type: ignore[return-value]
+    if row.status == BasisStatus.LAPSED and row.confirm_deadline:
+        return as_utc(row.confirm_deadline)  # type: ignore[return-value]
+    return as_utc(row.withdrawn_at or row.expires_at or row.created_at)  # type: ignore[return-value]
+
+
+def erasure_plan(
+    ctx: VaultContext, bases: list[Any], now: datetime
+) -> tuple[str, list[tuple[Purpose, datetime]]]:
+    """Decide for one subject's basis rows: ("erase", what to keep until when), "wait",
+    "no_basis" or "unknown_purpose"."""
+    keep: dict[str, tuple[Purpose, datetime]] = {}
+    considered = 0
+    for row in bases:
+        if row.status == BasisStatus.SUPERSEDED:
+            continue  # a newer record of the same purpose governs
+        if row.status in LIVE_STATUSES:
+            return "wait", []
+        purpose = ctx.catalogue.get(row.purpose)
+        if purpose is None:
+            return "unknown_purpose", []
+        considered += 1
+        until = _ended_at(row) + purpose.retention_after_end
+        if until <= now:
+            continue
+        if purpose.lawful_basis is not LawfulBasis.LEGAL_OBLIGATION:
+            return "wait", []
+        if purpose.id not in keep or keep[purpose.id][1] < until:
+            keep[purpose.id] = (purpose, until)
+    if considered == 0:
+        return "no_basis", []
+    return "erase", [keep[k] for k in sorted(keep)]
+
+
+async def _erase_due(ctx: VaultContext, actor: Actor, now: datetime, batch: int) -> tuple[int, int, int]:
+    erased = with_retained = skipped = 0
+    any_basis = select(consents.c.id).where(consents.c.subject_id == subjects.c.id).exists()
+    live_basis = (
+        select(consents.c.id)
+        .where(consents.c.subject_id == subjects.c.id)
+        .where(consents.c.status.in_([str(s) for s in LIVE_STATUSES]))
+        .exists()
+    )
+    after = ""
+    while True:
+        async with ctx.transaction() as conn:
+            ids = (
+                await conn.execute(
+                    select(subjects.c.id)
+                    .where(subjects.c.status.in_([SubjectStatus.ACTIVE, SubjectStatus.RESTRICTED]))
+                    .where(any_basis)
+                    .where(~live_basis)
+                    .where(subjects.c.id > after)
+                    .order_by(subjects.c.id)
+                    .limit(batch)
+                )
+            ).scalars().all()
+        for subject_id in ids:
+            erasing = False
+            async with ctx.transaction() as conn:
+                row = (
+                    await conn.execute(
+                        select(subjects).where(subjects.c.id == subject_id).with_for_update()
+                    )
+                ).first()
+                if row is None or row.status == SubjectStatus.ERASED:
+                    continue
+                bases = (
+                    await conn.execute(
+                        select(consents).where(consents.c.subject_id == subject_id)
+                    )
+                ).all()
+                verdict, keep = erasure_plan(ctx, list(bases), now)
+                if verdict == "unknown_purpose":
+                    skipped += 1
+                    continue
+                if verdict != "erase":
+                    continue
+                if row.status == SubjectStatus.RESTRICTED:
+                    skipped += 1
+                    continue
+                open_request = (
+                    await conn.execute(
+                        select(dsar_requests.c.id)
+                        .where(dsar_requests.c.subject_id == subject_id)
+                        .where(dsar_requests.c.status.in_([s.value for s in OPEN]))
+                        .limit(1)
+                    )
+                ).first()
+                if open_request is not None:
+                    skipped += 1
+                    continue
+                result = await erase_in(ctx, conn, actor, row, now, keep=keep)
+                erasing = True
+                erased += 1
+                with_retained += 1 if result.kept_purposes else 0
+            if erasing:
+                ctx.deks.forget(subject_id)
+        if len(ids) < batch:
+            return erased, with_retained, skipped
+        after = ids[-1]
+
+
+async def _shred_retained(ctx: VaultContext, actor: Actor, now: datetime, batch: int) -> int:
+    total = 0
+    while True:
+        async with ctx.transaction() as conn:
+            rows = (
+                await conn.execute(
+                    select(retained_fields.c.id, retained_fields.c.subject_id, retained_fields.c.purpose)
+                    .where(retained_fields.c.shredded_at.is_(None))
+                    .where(retained_fields.c.retain_until <= now)
+                    .order_by(retained_fields.c.id)
+                    .limit(batch)
+                )
+            ).all()
+            for r in rows:
+                result = await conn.execute(
+                    update(retained_fields)
+                    .where(retained_fields.c.id == r.id)
+                    .where(retained_fields.c.shredded_at.is_(None))
+                    .values(wrapped_key=None, fields_ct=None, kek_version=None, shredded_at=now)
+                )
+                if result.rowcount != 1:
+                    continue
+                await audit.record(
+                    conn,
+                    at=now,
+                    actor=actor,
+                    action=AuditAction.SYSTEM_RETAINED_SHRED,
+                    decision=Decision.ALLOW,
+                    subject_id=r.subject_id,
+                    purpose=r.purpose,
+                    detail={"retained_id": r.id},
+                )
+                total += 1
+        for r in rows:
+            ctx.deks.forget(retained_key_id(r.id))
+        if len(rows) < batch:
+            return total
+
+
+async def run_retention(
+    ctx: VaultContext, actor: Actor = SYSTEM, *, batch: int = BATCH
+) -> RetentionReport:
+    """One sweep (see the module docstring); returns what it did."""
+    now = ctx.clock.now()
+    expired = await _end_by_time(
+        ctx,
+        actor,
+        now,
+        from_status=[BasisStatus.GRANTED, BasisStatus.ACTIVE],
+        time_column=consents.c.expires_at,
+        to_status=BasisStatus.EXPIRED,
+        action=AuditAction.SYSTEM_CONSENT_EXPIRE,
+        batch=batch,
+    )
+    lapsed = await _end_by_time(
+        ctx,
+        actor,
+        now,
+        from_status=[BasisStatus.PENDING_CONFIRMATION],
+        time_column=consents.c.confirm_deadline,
+        to_status=BasisStatus.LAPSED,
+        action=AuditAction.SYSTEM_CONSENT_LAPSE,
+        batch=batch,
+    )
+    erased, with_retained, skipped = await _erase_due(ctx, actor, now, batch)
+    shredded = await _shred_retained(ctx, actor, now, batch)
+    purged_codes, purged_sessions = await selfservice.purge_expired(ctx)
+    missed_followups = await followups.mark_missed(ctx, actor, batch=batch)
+    pruned_mails = 0
+    if isinstance(ctx.mailer, FileOutbox) and ctx.settings.outbox_hours > 0:
+        pruned_mails = await ctx.mailer.prune(timedelta(hours=ctx.settings.outbox_hours))
+    upgraded = await seal_legacy_texts(ctx, batch=batch)
+    upgraded += await upgrade_legacy_revisions(ctx, batch=batch)
+    async with ctx.transaction() as conn:
+        without_basis = (
+            await conn.execute(
+                select(func.count())
+                .select_from(subjects)
+                .where(subjects.c.status == SubjectStatus.ACTIVE)
+                .where(~select(consents.c.id).where(consents.c.subject_id == subjects.c.id).exists())
+            )
+        ).scalar_one()
+    return RetentionReport(
+        expired=expired,
+        lapsed=lapsed,
+        erased=erased,
+        erased_with_retained=with_retained,
+        shredded=shredded,
+        skipped=skipped,
+        without_basis=int(without_basis),
+        purged_sign_ins=purged_codes + purged_sessions,
+        missed_followups=missed_followups,
+        pruned_mails=pruned_mails,
+        upgraded_rows=upgraded,
+    )

@@ -1,0 +1,157 @@
+"""The purpose check as data: given the facts, allow with a basis or deny with a reason.
+
+A pure function with no I/O and the time passed in, so every reason code is tested directly.
+Default deny: only a basis that is in force right now, for a purpose in the catalogue that
+the client may use, covering every requested field, allows a read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from vault.clock import as_utc
+from vault.catalogue.purposes import LawfulBasis, Purpose
+
+
+class DenyReason(StrEnum):
+    UNKNOWN_PURPOSE = "unknown_purpose"
+    PURPOSE_NOT_ALLOWED = "purpose_not_allowed"
+    FIELD_NOT_COVERED = "field_not_covered"
+    SUBJECT_NOT_FOUND = "subject_not_found"
+    AMBIGUOUS_IDENTIFIER = "ambiguous_identifier"
+    SUBJECT_ERASED = "subject_erased"
+    SUBJECT_RESTRICTED = "subject_restricted"
+    NO_CONSENT = "no_consent"
+    CONSENT_UNCONFIRMED = "consent_unconfirmed"
+    CONSENT_EXPIRED = "consent_expired"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    BASIS_ENDED = "basis_ended"
+    CONTACT_BUDGET_EXHAUSTED = "contact_budget_exhausted"
+    CONTACT_BLOCKED_BY_CALAMITY = "contact_blocked_by_calamity"
+    #: The customer's own preferences (vault.outreach.preferences): quiet hours, own monthly cap.
+    CONTACT_QUIET_HOURS = "contact_quiet_hours"
+    CONTACT_CAP_REACHED = "contact_cap_reached"
+    #: An agreed follow-up (vault.outreach.followups) named by the contact: outside its due window,
+    #: or not usable (unknown, another subject's, cancelled or already used).
+    FOLLOWUP_NOT_IN_WINDOW = "followup_not_in_window"
+    FOLLOWUP_NOT_USABLE = "followup_not_usable"
+    #: A contact of a type (calamity) or priority the client was not granted
+    #: (policies/contact-pressure.toml): refused, never silently downgraded.
+    CONTACT_TYPE_NOT_GRANTED = "contact_type_not_granted"
+    CONTACT_PRIORITY_NOT_GRANTED = "contact_priority_not_granted"
+    #: An audience dry run with fewer distinct known subjects than the policy's minimum:
+    #: it would answer for (nearly) one person (vault.subjects.bulk.dry_run).
+    AUDIENCE_TOO_SMALL = "audience_too_small"
+    #: Stored data failed an integrity check (a ciphertext would not open, a blind-index
+    #: entry on the wrong row): refused and audited, answered 500 (`vault.subjects.integrity`).
+    INTEGRITY_ERROR = "integrity_error"
+
+
+class BasisStatus(StrEnum):
+    """Stored statuses of a lawful-basis record (`expired` and `lapsed` are derived)."""
+
+    PENDING_CONFIRMATION = "pending_confirmation"
+    GRANTED = "granted"
+    ACTIVE = "active"  # contract, legal obligation, legitimate interest
+    WITHDRAWN = "withdrawn"
+    ENDED = "ended"
+    SUPERSEDED = "superseded"
+    EXPIRED = "expired"
+    LAPSED = "lapsed"
+
+
+@dataclass(frozen=True, slots=True)
+class BasisFacts:
+    """What the decision needs to know about one stored basis record."""
+
+    id: str
+    basis: str
+    status: str
+    expires_at: datetime | None
+    confirm_deadline: datetime | None
+
+
+def effective_status(facts: BasisFacts, now: datetime) -> BasisStatus:
+    """The status in force at `now`: a granted consent past its expiry is expired, etc."""
+    status = _STATUSES.get(facts.status) or BasisStatus(facts.status)  # dict: no enum call
+    expires_at = as_utc(facts.expires_at)
+    if status in (BasisStatus.GRANTED, BasisStatus.ACTIVE) and expires_at and now >= expires_at:
+        return BasisStatus.EXPIRED
+    deadline = as_utc(facts.confirm_deadline)
+    if status is BasisStatus.PENDING_CONFIRMATION and deadline and now >= deadline:
+        return BasisStatus.LAPSED
+    return status
+
+
+_STATUSES = {status.value: status for status in BasisStatus}
+
+
+@dataclass(frozen=True, slots=True)
+class Allow:
+    fields: tuple[str, ...]
+    basis: BasisFacts
+
+
+@dataclass(frozen=True, slots=True)
+class Deny:
+    reason: DenyReason
+
+
+_REASON_FOR_STATUS = {
+    BasisStatus.WITHDRAWN: DenyReason.CONSENT_WITHDRAWN,
+    BasisStatus.EXPIRED: DenyReason.CONSENT_EXPIRED,
+    BasisStatus.PENDING_CONFIRMATION: DenyReason.CONSENT_UNCONFIRMED,
+    BasisStatus.LAPSED: DenyReason.CONSENT_UNCONFIRMED,
+    BasisStatus.ENDED: DenyReason.BASIS_ENDED,
+}
+
+
+def check_request(
+    purpose: Purpose | None,
+    purpose_id: str,
+    client_purposes: frozenset[str],
+    requested_fields: Sequence[str] | None,
+) -> Deny | tuple[str, ...]:
+    """Checks that need no subject: purpose known, allowed to this client, fields covered."""
+    if purpose is None:
+        return Deny(DenyReason.UNKNOWN_PURPOSE)
+    if purpose_id not in client_purposes:
+        return Deny(DenyReason.PURPOSE_NOT_ALLOWED)
+    if requested_fields is None:
+        return purpose.fields
+    if any(f not in purpose.fields for f in requested_fields):
+        return Deny(DenyReason.FIELD_NOT_COVERED)
+    return tuple(dict.fromkeys(requested_fields))
+
+
+def decide(
+    purpose: Purpose,
+    fields: tuple[str, ...],
+    subject_status: str,
+    bases: Sequence[BasisFacts],
+    now: datetime,
+) -> Allow | Deny:
+    """Decide a read for one subject. `bases` are that subject's records for the purpose,
+    newest first."""
+    if subject_status == "erased":
+        return Deny(DenyReason.SUBJECT_ERASED)
+    if subject_status == "restricted" and purpose.lawful_basis is not LawfulBasis.LEGAL_OBLIGATION:
+        return Deny(DenyReason.SUBJECT_RESTRICTED)
+    if subject_status not in ("active", "restricted"):
+        return Deny(DenyReason.SUBJECT_RESTRICTED)
+    wanted = purpose.lawful_basis  # a StrEnum: equal to its stored string
+    newest_reason: DenyReason | None = None
+    for facts in bases:
+        if facts.basis != wanted:
+            continue
+        status = effective_status(facts, now)
+        if status in (BasisStatus.GRANTED, BasisStatus.ACTIVE):
+            return Allow(fields=fields, basis=facts)
+        if status is BasisStatus.SUPERSEDED:
+            continue
+        if newest_reason is None:
+            newest_reason = _REASON_FOR_STATUS.get(status, DenyReason.NO_CONSENT)
+    return Deny(newest_reason or DenyReason.NO_CONSENT)
