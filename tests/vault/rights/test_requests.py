@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -158,6 +159,54 @@ async def test_illegal_transitions_raise_conflict(vault):
     ):
         with pytest.raises(Conflict):
             await move
+
+
+@pytest.mark.parametrize(
+    ("status", "action", "message"),
+    [
+        ("in_review", "verify", "the request is in_review; only a new request can be verified"),
+        (
+            "identity_verification",
+            "approve",
+            "the request is identity_verification; only a verified request in review can be approved",
+        ),
+        (
+            "identity_verification",
+            "complete",
+            "the request is identity_verification; only a verified open request can be completed",
+        ),
+        ("rejected", "reject", "the request is already rejected"),
+        ("completed", "extend", "the request is already completed"),
+    ],
+)
+def test_a_move_missing_from_the_table_is_a_conflict_with_its_message(status, action, message):
+    """`transition` refuses a (status, action) pair the table lacks with the action's message."""
+    with pytest.raises(Conflict) as exc:
+        dsar.transition(status, dsar.RequestAction(action))
+    assert str(exc.value) == message
+
+
+def test_closed_requests_are_final_and_every_open_one_can_still_close():
+    """No move leaves a closed status, and from every open status some path closes the request."""
+    moves = dsar.TRANSITIONS
+    assert not [pair for pair in moves if pair[0] in dsar.CLOSED]
+    for start in dsar.OPEN:
+        seen, todo = {start}, [start]
+        while todo:
+            here = todo.pop()
+            for (status, _), after in moves.items():
+                if status == here and after not in seen:
+                    seen.add(after)
+                    todo.append(after)
+        assert seen & dsar.CLOSED, start
+
+
+def test_the_documented_workflow_table_is_the_code_table():
+    """docs/architecture.md shows exactly the table `transition` consults."""
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "architecture.md").read_text()
+    start, end = "<!-- request-transitions:start -->\n", "<!-- request-transitions:end -->"
+    documented = doc.split(start, 1)[1].split(end, 1)[0]
+    assert documented == dsar.transition_table_markdown()
 
 
 async def test_unknown_request_id_is_not_found(vault):
