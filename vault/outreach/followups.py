@@ -40,6 +40,7 @@ from vault.catalogue.contact_pressure import fit_contact
 from vault.subjects.decision import DenyReason
 from vault.errors import AccessDenied, Conflict, InvalidInput, NotFound
 from vault.subjects.integrity import audited_attempt
+from vault.storage.rows import canonical_id
 from vault.storage.tables import followups, subjects
 
 
@@ -66,7 +67,6 @@ MAX_WINDOW = timedelta(days=31)
 #: A window may start this much before "now" (clocks of clients differ a little).
 CLOCK_SKEW = timedelta(minutes=5)
 MAX_PAGE = 200
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _CURSOR_RE = re.compile(r"^[A-Za-z0-9_-]{10,200}$")
 
 
@@ -118,7 +118,8 @@ def effective_status(status: str, due_until: datetime, now: datetime) -> str:
 
 
 def is_valid_id(value: str | None) -> bool:
-    return bool(value) and bool(_UUID_RE.match(value or ""))
+    """A follow-up id exactly as stored (the rows are looked up by it unchanged)."""
+    return value is not None and canonical_id(value) == value
 
 
 def _from_row(row: Any, now: datetime) -> Followup:

@@ -51,6 +51,7 @@ from vault.errors import Conflict, InvalidInput, NotFound
 from vault.catalogue.purposes import LawfulBasis
 from vault.rights.restriction import object_in, restrict_in
 from vault.bases.ending import end_live_bases
+from vault.storage.rows import canonical_id
 from vault.storage.tables import dsar_request_history, dsar_requests
 from vault.subjects.store import SubjectStatus, decrypt_fields, load_subject
 
@@ -287,7 +288,7 @@ def _validate_payload(
         out: dict[str, Any] = {"changes": changes}
     elif type_ is RequestType.CONSENT_WITHDRAWAL:
         out = {}
-        for key, check in (("consent_ids", _is_uuid), ("purposes", ctx.catalogue.__contains__)):
+        for key, check in (("consent_ids", _is_id), ("purposes", ctx.catalogue.__contains__)):
             value = (payload or {}).get(key)
             if value is None:
                 continue
@@ -319,11 +320,9 @@ def _validate_payload(
     return out or None
 
 
-def _is_uuid(value: str) -> bool:
-    try:
-        return str(uuid.UUID(value)) == value.lower() and len(value) == 36
-    except ValueError:
-        return False
+def _is_id(value: str) -> bool:
+    """A consent id as stored: the withdrawal matches the rows by it unchanged."""
+    return canonical_id(value) == value
 
 
 def _payload_field(request_id: str) -> str:

@@ -32,8 +32,6 @@ import collections
 import contextlib
 import dataclasses
 import json
-import re
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -53,6 +51,7 @@ from vault.crypto import IntegrityCheckFailed, KeyringError
 from vault.errors import InvalidInput, Unavailable
 from vault.subjects.lookup import IDENTIFIER_KINDS, LookupDenied, deny_message
 from vault.catalogue.purposes import Purpose
+from vault.storage.rows import canonical_id
 from vault.storage.tables import consents, subjects
 from vault.subjects.outbound import OutboundContact, Reservation
 from vault.subjects.store import INDEXED, decrypt_fields, identifier_digest
@@ -221,19 +220,9 @@ def _statement(ctx: VaultContext, kind: str, data: tuple[str, ...] | None) -> Se
     return statement
 
 
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
 def _safe_id(value: str) -> str | None:
     """A well-formed subject id in canonical form, else None (never arbitrary input)."""
-    if len(value) != 36:
-        return None
-    if _CANONICAL_UUID.fullmatch(value):  # the common case, without building a UUID
-        return value
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return None
+    return canonical_id(value)
 
 
 def _keys(ctx: VaultContext, kind: str, values: Sequence[str]) -> list[str | None]:

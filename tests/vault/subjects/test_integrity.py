@@ -286,7 +286,7 @@ async def test_a_refused_rectification_is_an_audited_denial(vault):
 async def test_a_refused_rectification_fails_closed_without_its_denial(vault):
     """When the denial cannot be written either, the rectification still changes nothing
     and the caller hears that the vault is unavailable, not a success."""
-    from tests.vault.test_audit_fail_closed import audit_down
+    from tests.support.faults import audit_down
     from vault.errors import Unavailable
 
     _, sid = await _customer(vault, 423)
