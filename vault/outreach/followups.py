@@ -25,10 +25,9 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -557,24 +556,14 @@ async def mark_missed(ctx: Any, actor: Actor = SYSTEM, *, batch: int = 500) -> i
 # ---------------------------------------------------------------------------- reporting
 
 
-def month_range(month: str, timezone: str) -> tuple[datetime, datetime]:
-    """The instants [start, end) of a basket month (YYYY-MM) in the rules' time zone."""
-    year, mon = int(month[:4]), int(month[5:7])
-    zone = ZoneInfo(timezone)
-    if not 1 <= year <= 9998:
-        # A month datetime cannot hold (and no follow-up can fall in): an empty range.
-        empty = datetime(2000, 1, 1, tzinfo=UTC)
-        return empty, empty
-    start = datetime(year, mon, 1, tzinfo=zone)
-    end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=zone)
-    return as_utc(start), as_utc(end)  # type: ignore[return-value]
-
-
 async def report(conn: AsyncConnection, ctx: Any, month: str) -> list[FollowupBucket]:
     """Follow-ups settled in `month`, per touchpoint where they were agreed: kept and
     cancelled by when that happened, missed by the end of the window (swept or not)."""
     now = ctx.clock.now()
-    start, end = month_range(month, ctx.pressure_rules.timezone)
+    bounds = ctx.pressure_rules.month_bounds(month)
+    if bounds is None:
+        return []  # a month the calendar cannot hold: no follow-up falls in it
+    start, end = bounds
     closed_in = and_(followups.c.closed_at >= start, followups.c.closed_at < end)
     ended_in = and_(
         followups.c.due_until >= start, followups.c.due_until < end, _missed_at(now)

@@ -290,8 +290,3 @@ async def test_every_create_use_and_denial_is_audited_without_plaintext(vault, c
         assert value not in dump
 
 
-@pytest.mark.parametrize("month", ["0000-01", "9999-12"])
-def test_report_month_outside_the_calendar_is_an_empty_range(month):
-    """A month datetime cannot represent (year 0, December 9999) yields an empty range, not a crash."""
-    start, end = followups.month_range(month, "Europe/Berlin")
-    assert start == end
