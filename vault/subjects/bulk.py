@@ -477,8 +477,8 @@ async def _stream_group_committed(
     Why: the commits are the serial part of a batch (a chunk's lines may leave only after
     its events are durable, and a chunk must not commit after an earlier one failed, or
     the trail would record lines that never left). One write per chunk put 200 statements
-    for 100,000 identifiers in a row, each waiting for the one before
-    (bench/bulk.py: 2.3 s of a 3.2 s run); grouping the chunks that are ready makes
+    for 100,000 identifiers in a row, each waiting for the one before, and they dominated
+    the run (docs/performance.md); grouping the chunks that are ready makes
     that chain as short as the preparing allows, while reads and decryption overlap it.
     A group commits whole or not at all; when it cannot, nothing of it or after it is
     revealed and the stream ends with an error line naming its first index.
