@@ -22,9 +22,11 @@ from vault.storage.tables import metadata
 config = context.config
 target_metadata = metadata
 
-#: The advisory lock every migrator of this database takes (any fixed key would do).
-MIGRATION_LOCK = "SELECT pg_advisory_lock(hashtext('tresor:migrations'))"
-MIGRATION_UNLOCK = "SELECT pg_advisory_unlock(hashtext('tresor:migrations'))"
+#: The advisory lock every migrator of this database takes: "tresor" and 2 (the audit
+#: sealer's is "tresor" and 1, `vault.audit.chain.SEALER_LOCK_ID`).
+MIGRATION_LOCK_ID = 0x7472_6573_6F72_0002
+MIGRATION_LOCK = f"SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"
+MIGRATION_UNLOCK = f"SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"
 
 
 def _lock(connection) -> None:  # type: ignore[no-untyped-def]

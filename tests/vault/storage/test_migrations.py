@@ -26,6 +26,8 @@ from vault.storage.db import alembic_config, make_engine, upgrade
 from vault.storage.tables import metadata
 
 TABLES = {t.name for t in metadata.sorted_tables}
+#: migrations/env.py's lock (not importable: alembic runs that file, it is not a module).
+MIGRATION_LOCK_ID = 0x7472_6573_6F72_0002
 
 
 async def _diff(url: str) -> list:
@@ -98,7 +100,7 @@ def test_a_second_migrator_waits_for_the_migration_lock_on_postgresql(postgres):
         holder = loop.run_until_complete(
             asyncpg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
         )
-        loop.run_until_complete(holder.execute("SELECT pg_advisory_lock(hashtext('tresor:migrations'))"))
+        loop.run_until_complete(holder.execute(f"SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"))
         migrator = threading.Thread(target=upgrade, args=(url.render_as_string(hide_password=False),))
         migrator.start()
         waiting = 0
@@ -110,7 +112,7 @@ def test_a_second_migrator_waits_for_the_migration_lock_on_postgresql(postgres):
                 break
             time.sleep(0.1)
         assert waiting == 1 and migrator.is_alive()
-        loop.run_until_complete(holder.execute("SELECT pg_advisory_unlock(hashtext('tresor:migrations'))"))
+        loop.run_until_complete(holder.execute(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"))
         migrator.join(120)
         assert not migrator.is_alive()
         assert TABLES <= asyncio.run(_tables(url.render_as_string(hide_password=False)))
