@@ -320,7 +320,7 @@ async def test_export_sources_leave_out_a_refused_rectification(vault, clock):
 
     from vault.errors import IntegrityFailure
     from vault.storage.tables import subjects
-    from vault.subjects import rectify_contact
+    from vault.subjects.store import rectify_contact
 
     sid, *_ = await _rich_subject(vault, clock)
     async with vault.engine.begin() as conn:
