@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import time
+from importlib import metadata
 
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ from vault.settings import Settings
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_BODY_BYTES = 64 * 1024
-VERSION = "0.1.0"
+VERSION = metadata.version("tresor")  # pyproject.toml's, the one version string
 
 
 def openapi_config() -> OpenAPIConfig:

@@ -1,7 +1,12 @@
 """Alembic environment: runs migrations over the vault's async engine.
 
-Lock and statement timeouts on PostgreSQL keep a migration from queueing behind live traffic
-forever; a migration that cannot get its lock fails fast and can be retried.
+On PostgreSQL, one migrator at a time: a session-level advisory lock serialises two
+`tresor db upgrade` (or `init`) runs, so the second waits (up to the statement timeout) and
+then finds the schema current instead of racing the first. Lock and statement timeouts keep
+a migration from queueing behind live traffic forever; a migration that cannot get its lock
+fails fast and can be retried. They are set for the session, not the transaction, so they
+also hold in the autocommit blocks that build indexes `CONCURRENTLY`
+(`vault.storage.db.create_index_concurrently`).
 """
 
 from __future__ import annotations
@@ -17,19 +22,40 @@ from vault.storage.tables import metadata
 config = context.config
 target_metadata = metadata
 
+#: The advisory lock every migrator of this database takes: "tresor" and 2 (the audit
+#: sealer's is "tresor" and 1, `vault.audit.chain.SEALER_LOCK_ID`).
+MIGRATION_LOCK_ID = 0x7472_6573_6F72_0002
+MIGRATION_LOCK = f"SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"
+MIGRATION_UNLOCK = f"SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"
+
+
+def _lock(connection) -> None:  # type: ignore[no-untyped-def]
+    """Wait for the migration lock (bounded by the statement timeout, as no lock timeout is
+    set yet), then fail fast on any table lock live traffic holds. Committed at once, so
+    alembic begins its own transaction; the lock and the settings stay with the session."""
+    connection.exec_driver_sql("SET statement_timeout = '120s'")
+    connection.exec_driver_sql(MIGRATION_LOCK)
+    connection.exec_driver_sql("SET lock_timeout = '5s'")
+    connection.commit()
+
 
 def _configure_and_run(connection) -> None:  # type: ignore[no-untyped-def]
-    context.configure(
-        connection=connection,
-        target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
-        compare_type=True,
-    )
-    with context.begin_transaction():
-        if connection.dialect.name == "postgresql":
-            connection.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
-            connection.exec_driver_sql("SET LOCAL statement_timeout = '120s'")
-        context.run_migrations()
+    postgres = connection.dialect.name == "postgresql"
+    if postgres:
+        _lock(connection)
+    try:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        if postgres:
+            connection.exec_driver_sql(MIGRATION_UNLOCK)
+            connection.commit()
 
 
 async def _run_async() -> None:

@@ -10,6 +10,22 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def bundled(name: str) -> Path:
+    """`migrations` or `policies` as Tresor ships them: the copy an installed wheel carries
+    in `vault/_bundled/` (setup.py puts it there), else the repository's top-level one."""
+    shipped = _PACKAGE / "_bundled" / name
+    return shipped if shipped.is_dir() else _PACKAGE.parent / name
+
+
+def default_policies_dir() -> Path:
+    """`./policies` when the working directory has one (as before), else the default
+    policies that ship with Tresor, so an installed wheel serves without a checkout."""
+    local = Path("./policies")
+    return local if local.is_dir() else bundled("policies")
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -17,8 +33,9 @@ class Settings:
     data_dir: Path = Path("./tresor-data")
     #: TRESOR_DATABASE_URL: SQLAlchemy async URL; empty means SQLite in the data dir.
     database_url: str = ""
-    #: TRESOR_POLICIES: directory holding purposes.toml (and later contact-pressure rules).
-    policies_dir: Path = Path("./policies")
+    #: TRESOR_POLICIES: directory holding purposes.toml, contact-pressure.toml and
+    #: touchpoints.toml; unset, `./policies` if there is one, else the shipped defaults.
+    policies_dir: Path = field(default_factory=default_policies_dir)
     #: TRESOR_SMTP_URL: smtp://user:pass@host:port for real mail; empty writes .eml files
     #: into the outbox directory of the data dir.
     smtp_url: str = ""
@@ -135,7 +152,9 @@ class Settings:
         return cls(
             data_dir=Path(e.get("TRESOR_DATA_DIR", "./tresor-data")),
             database_url=e.get("TRESOR_DATABASE_URL", ""),
-            policies_dir=Path(e.get("TRESOR_POLICIES", "./policies")),
+            policies_dir=Path(e["TRESOR_POLICIES"])
+            if e.get("TRESOR_POLICIES")
+            else default_policies_dir(),
             smtp_url=e.get("TRESOR_SMTP_URL", ""),
             mail_from=e.get("TRESOR_MAIL_FROM", "tresor@localhost"),
             outbox_hours=float(e.get("TRESOR_OUTBOX_HOURS", "24")),

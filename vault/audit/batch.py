@@ -33,9 +33,9 @@ def record_of(row: dict[str, object]) -> EventRecord:
 
 def postgres_writer(direct: DirectPool) -> EventWriter:
     """One binary `COPY audit_events FROM STDIN` on the raw pool: a single autocommit
-    statement, so durable when it returns. Measured against the multi-row
-    `INSERT ... SELECT FROM unnest(...)` it replaced: 14 instead of 20 µs of database time
-    per event (the executor's per-row work for the unnest is gone; index upkeep remains)."""
+    statement, so durable when it returns. Cheaper per event than the multi-row
+    `INSERT ... SELECT FROM unnest(...)` it replaced: the executor's per-row work for the
+    unnest is gone; index upkeep remains (figures: docs/performance.md)."""
 
     async def write(records: Sequence[EventRecord]) -> None:
         await direct.copy_records("audit_events", EVENT_COLUMNS, records)

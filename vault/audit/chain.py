@@ -81,8 +81,9 @@ _AT = EVENT_COLUMNS.index("at")
 assert EVENT_COLUMNS[0] == "seq"  # the sealer reads records by position
 #: The chain's canonical encoding is compact JSON of a list of strings, integers and nulls,
 #: UTF-8, nothing escaped but what JSON requires: `json.JSONEncoder(separators=(",", ":"),
-#: ensure_ascii=False)` wrote it first; msgspec writes the same bytes about ten times faster
-#: (tests/vault/audit/test_chain.py proves the two agree, so existing chains still verify).
+#: ensure_ascii=False)` wrote it first; msgspec writes the same bytes faster
+#: (docs/performance.md; tests/vault/audit/test_chain.py proves the two agree, so existing
+#: chains still verify).
 _CANONICAL = msgspec.json.Encoder()
 
 

@@ -27,6 +27,7 @@ from vault.bases.consents import evidence_secrets, open_texts
 from vault.subjects.decision import BasisFacts, effective_status
 from vault.errors import InvalidInput, NotFound
 from vault.subjects.integrity import audited_read
+from vault.storage.rows import canonical_id
 from vault.storage.tables import (
     audit_checkpoints,
     audit_events,
@@ -38,7 +39,6 @@ from vault.storage.tables import (
 if TYPE_CHECKING:
     from vault.context import VaultContext
 
-_UUID_CHARS = frozenset("0123456789abcdef-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +113,7 @@ class ConsentProof:
 
 async def consent_proof(ctx: VaultContext, actor: Actor, consent_id: str) -> ConsentProof:
     """Everything that proves (or disproves) one consent; `NotFound` for an unknown id."""
-    if len(consent_id) != 36 or not set(consent_id) <= _UUID_CHARS:
+    if canonical_id(consent_id) != consent_id:
         raise InvalidInput("bad consent id", {"consent_id": "must be a UUID"})
     now = ctx.clock.now()
     async with audited_read(ctx, actor, AuditAction.DPO_CONSENT_PROOF, at=now) as read:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -100,6 +100,20 @@ class PressureRules:
     def month_of(self, now: datetime) -> str:
         """The basket month (YYYY-MM) of an instant, in the configured time zone."""
         return now.astimezone(ZoneInfo(self.timezone)).strftime("%Y-%m")
+
+    def month_bounds(self, month: str) -> tuple[datetime, datetime] | None:
+        """The instants [start, end) of a basket month (YYYY-MM) in UTC, as stored instants
+        are compared (SQLite compares text); None for a month the calendar cannot hold in
+        UTC (year 0, January of year 1 east of UTC, December 9999), in which nothing falls.
+        """
+        year, mon = int(month[:4]), int(month[5:7])
+        zone = ZoneInfo(self.timezone)
+        try:
+            start = datetime(year, mon, 1, tzinfo=zone)
+            end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=zone)
+            return start.astimezone(UTC), end.astimezone(UTC)
+        except (ValueError, OverflowError):
+            return None
 
     def validate_contact(self, *, channel: str, type: str, brand: str, priority: str) -> None:
         """Raise `InvalidInput` naming each unknown value."""

@@ -24,7 +24,8 @@ def new_key() -> bytes:
 
 
 def cipher(key: bytes) -> AESGCM:
-    """Build the AEAD object once; callers that seal often keep it (saves ~0.5 µs a call)."""
+    """Build the AEAD object once; callers that seal often keep it, as building it costs
+    more than a short seal (docs/performance.md)."""
     if len(key) != KEY_LEN:
         raise ValueError("AES-256-GCM needs a 32-byte key")
     return AESGCM(key)

@@ -25,10 +25,9 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -40,6 +39,7 @@ from vault.catalogue.contact_pressure import fit_contact
 from vault.subjects.decision import DenyReason
 from vault.errors import AccessDenied, Conflict, InvalidInput, NotFound
 from vault.subjects.integrity import audited_attempt
+from vault.storage.rows import canonical_id
 from vault.storage.tables import followups, subjects
 
 
@@ -66,7 +66,6 @@ MAX_WINDOW = timedelta(days=31)
 #: A window may start this much before "now" (clocks of clients differ a little).
 CLOCK_SKEW = timedelta(minutes=5)
 MAX_PAGE = 200
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _CURSOR_RE = re.compile(r"^[A-Za-z0-9_-]{10,200}$")
 
 
@@ -118,7 +117,8 @@ def effective_status(status: str, due_until: datetime, now: datetime) -> str:
 
 
 def is_valid_id(value: str | None) -> bool:
-    return bool(value) and bool(_UUID_RE.match(value or ""))
+    """A follow-up id exactly as stored (the rows are looked up by it unchanged)."""
+    return value is not None and canonical_id(value) == value
 
 
 def _from_row(row: Any, now: datetime) -> Followup:
@@ -556,24 +556,14 @@ async def mark_missed(ctx: Any, actor: Actor = SYSTEM, *, batch: int = 500) -> i
 # ---------------------------------------------------------------------------- reporting
 
 
-def month_range(month: str, timezone: str) -> tuple[datetime, datetime]:
-    """The instants [start, end) of a basket month (YYYY-MM) in the rules' time zone."""
-    year, mon = int(month[:4]), int(month[5:7])
-    zone = ZoneInfo(timezone)
-    if not 1 <= year <= 9998:
-        # A month datetime cannot hold (and no follow-up can fall in): an empty range.
-        empty = datetime(2000, 1, 1, tzinfo=UTC)
-        return empty, empty
-    start = datetime(year, mon, 1, tzinfo=zone)
-    end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=zone)
-    return as_utc(start), as_utc(end)  # type: ignore[return-value]
-
-
 async def report(conn: AsyncConnection, ctx: Any, month: str) -> list[FollowupBucket]:
     """Follow-ups settled in `month`, per touchpoint where they were agreed: kept and
     cancelled by when that happened, missed by the end of the window (swept or not)."""
     now = ctx.clock.now()
-    start, end = month_range(month, ctx.pressure_rules.timezone)
+    bounds = ctx.pressure_rules.month_bounds(month)
+    if bounds is None:
+        return []  # a month the calendar cannot hold: no follow-up falls in it
+    start, end = bounds
     closed_in = and_(followups.c.closed_at >= start, followups.c.closed_at < end)
     ended_in = and_(
         followups.c.due_until >= start, followups.c.due_until < end, _missed_at(now)

@@ -37,7 +37,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import datetime, time
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, available_timezones
@@ -628,20 +628,6 @@ class PreferenceReport:
         return self.customers_with_preferences / self.customers if self.customers else 0.0
 
 
-def _month_bounds(month: str, zone: str) -> tuple[datetime, datetime] | None:
-    """The month's first and next month's first instant in UTC; None for a month the
-    calendar cannot hold (year 0, year 9999's December), which then has no events."""
-    year, mon = int(month[:4]), int(month[5:7])
-    tz = ZoneInfo(zone)
-    try:
-        start = datetime(year, mon, 1, tzinfo=tz)
-        end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=tz)
-        # Stored instants are UTC; compare like with like (SQLite compares text).
-        return start.astimezone(UTC), end.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
-
-
 async def report(conn: AsyncConnection, ctx: Any, month: str) -> PreferenceReport:
     """Counts only (no subject ids): customers not erased, those with any preference, and
     the month's denials by `contact_quiet_hours` / `contact_cap_reached` (from the audit
@@ -671,7 +657,7 @@ async def report(conn: AsyncConnection, ctx: Any, month: str) -> PreferenceRepor
     ).scalar_one()
     reasons = (DenyReason.CONTACT_QUIET_HOURS.value, DenyReason.CONTACT_CAP_REACHED.value)
     denials = {r: 0 for r in reasons}
-    bounds = _month_bounds(month, ctx.pressure_rules.timezone)
+    bounds = ctx.pressure_rules.month_bounds(month)
     if bounds is None:
         return PreferenceReport(int(customers), int(with_prefs), denials)
     start, end = bounds

@@ -10,6 +10,8 @@ closed as completed, partially completed (an erasure that had to keep data under
                                                                       └─▶ partially_completed
     any open status ─reject─▶ rejected;   in_review / in_progress ─complete─▶ completed
 
+The sketch is a reading aid; `TRANSITIONS` below is the rule every operation consults.
+
 A request created with `verified=True` (identity already proven, e.g. by the self-service
 one-time code) is carried out at once, except a rectification, which waits in review for a
 DPO. The deadline is one calendar month from receipt (`vault.rights.deadlines`), extendable once,
@@ -26,10 +28,12 @@ from __future__ import annotations
 import json
 import unicodedata
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from enum import StrEnum
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, insert, select, update
@@ -47,6 +51,7 @@ from vault.errors import Conflict, InvalidInput, NotFound
 from vault.catalogue.purposes import LawfulBasis
 from vault.rights.restriction import object_in, restrict_in
 from vault.bases.ending import end_live_bases
+from vault.storage.rows import canonical_id
 from vault.storage.tables import dsar_request_history, dsar_requests
 from vault.subjects.store import SubjectStatus, decrypt_fields, load_subject
 
@@ -86,6 +91,104 @@ CLOSED = frozenset(
     {RequestStatus.COMPLETED, RequestStatus.PARTIALLY_COMPLETED, RequestStatus.REJECTED}
 )
 OPEN = frozenset(RequestStatus) - CLOSED
+
+
+class RequestAction(StrEnum):
+    """What moves a request: a DPO's decision, or the outcome of carrying it out."""
+
+    VERIFY = "verify"
+    APPROVE = "approve"
+    CARRIED_OUT = "carried_out"
+    CARRIED_OUT_PARTIALLY = "carried_out_partially"
+    COMPLETE = "complete"
+    REJECT = "reject"
+    EXTEND = "extend"
+
+
+_S = RequestStatus
+_A = RequestAction
+
+#: The workflow: (status, action) → the status after it. A pair not listed is refused with
+#: `Conflict`. Every transition consults this table (`transition`), and
+#: docs/architecture.md shows it (`transition_table_markdown`; a test keeps the two equal).
+#: Guards on the subject (a request without one cannot be verified, approved, or completed
+#: unless it is still `received`) are checked beside it, in the operation.
+TRANSITIONS: Mapping[tuple[RequestStatus, RequestAction], RequestStatus] = MappingProxyType(
+    {
+        (_S.RECEIVED, _A.VERIFY): _S.IN_REVIEW,
+        (_S.IDENTITY_VERIFICATION, _A.VERIFY): _S.IN_REVIEW,
+        (_S.IN_REVIEW, _A.APPROVE): _S.IN_PROGRESS,
+        # A request left in progress (a failed rectification) may be approved again.
+        (_S.IN_PROGRESS, _A.APPROVE): _S.IN_PROGRESS,
+        (_S.IN_PROGRESS, _A.CARRIED_OUT): _S.COMPLETED,
+        (_S.IN_PROGRESS, _A.CARRIED_OUT_PARTIALLY): _S.PARTIALLY_COMPLETED,
+        # Carried out by other means (e.g. answered by letter); `received` only without a
+        # subject (nothing about the requester is stored).
+        (_S.RECEIVED, _A.COMPLETE): _S.COMPLETED,
+        (_S.IN_REVIEW, _A.COMPLETE): _S.COMPLETED,
+        (_S.IN_PROGRESS, _A.COMPLETE): _S.COMPLETED,
+        **{(status, _A.REJECT): _S.REJECTED for status in _S if status not in CLOSED},
+        # The deadline moves; the status stays.
+        **{(status, _A.EXTEND): status for status in _S if status not in CLOSED},
+    }
+)
+
+#: The `Conflict` message of a refused action; `{status}` is the request's status.
+_REFUSALS: Mapping[RequestAction, str] = MappingProxyType(
+    {
+        _A.VERIFY: "the request is {status}; only a new request can be verified",
+        _A.APPROVE: "the request is {status}; only a verified request in review can be approved",
+        _A.CARRIED_OUT: "the request is {status}; only a request in progress is carried out",
+        _A.CARRIED_OUT_PARTIALLY: (
+            "the request is {status}; only a request in progress is carried out"
+        ),
+        _A.COMPLETE: "the request is {status}; only a verified open request can be completed",
+        _A.REJECT: "the request is already {status}",
+        _A.EXTEND: "the request is already {status}",
+    }
+)
+
+
+def transition(status: str, action: RequestAction) -> RequestStatus:
+    """The status `action` leads to from `status`, or `Conflict` if the table has no such
+    move: the one place that decides which moves the workflow allows."""
+    new = TRANSITIONS.get((RequestStatus(status), action))
+    if new is None:
+        raise Conflict(_REFUSALS[action].format(status=status))
+    return new
+
+
+def initial_status(*, has_subject: bool, verified: bool, type_: RequestType) -> RequestStatus:
+    """The status a new request starts in.
+
+    Unverified, it waits for its identity check (`received` while no subject is matched).
+    Verified at receipt, it has passed `verify` already and, but for a rectification (which
+    a DPO reviews), `approve` too: it is carried out at once.
+    """
+    if not verified:
+        return RequestStatus.IDENTITY_VERIFICATION if has_subject else RequestStatus.RECEIVED
+    reviewed = transition(RequestStatus.RECEIVED, RequestAction.VERIFY)
+    if type_ is RequestType.RECTIFICATION:
+        return reviewed
+    return transition(reviewed, RequestAction.APPROVE)
+
+
+def transition_table_markdown() -> str:
+    """The workflow table as Markdown, one row per status, one column per action."""
+    actions = list(RequestAction)
+    lines = [
+        "| status | " + " | ".join(f"`{a}`" for a in actions) + " |",
+        "|---" * (len(actions) + 1) + "|",
+    ]
+    for status in RequestStatus:
+        cells = [_cell(TRANSITIONS.get((status, a))) for a in actions]
+        lines.append(f"| `{status}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(status: RequestStatus | None) -> str:
+    return "–" if status is None else f"`{status}`"
+
 
 #: Titles of the request types for the subject (German, English).
 TYPE_TITLES: dict[str, tuple[str, str]] = {
@@ -185,7 +288,7 @@ def _validate_payload(
         out: dict[str, Any] = {"changes": changes}
     elif type_ is RequestType.CONSENT_WITHDRAWAL:
         out = {}
-        for key, check in (("consent_ids", _is_uuid), ("purposes", ctx.catalogue.__contains__)):
+        for key, check in (("consent_ids", _is_id), ("purposes", ctx.catalogue.__contains__)):
             value = (payload or {}).get(key)
             if value is None:
                 continue
@@ -217,18 +320,18 @@ def _validate_payload(
     return out or None
 
 
-def _is_uuid(value: str) -> bool:
-    try:
-        return str(uuid.UUID(value)) == value.lower() and len(value) == 36
-    except ValueError:
-        return False
+def _is_id(value: str) -> bool:
+    """A consent id as stored: the withdrawal matches the rows by it unchanged."""
+    return canonical_id(value) == value
 
 
 def _payload_field(request_id: str) -> str:
     return f"dsar_payload:{request_id}"
 
 
-def _seal_payload(ctx: VaultContext, subject: Row, request_id: str, payload: dict[str, Any]) -> bytes:
+def _seal_payload(
+    ctx: VaultContext, subject: Row, request_id: str, payload: dict[str, Any]
+) -> bytes:
     dek = ctx.deks.dek(subject.id, subject.kek_version, subject.wrapped_dek)
     return seal_field(
         dek, subject.id, _payload_field(request_id), subject.dek_version, json.dumps(payload)
@@ -346,9 +449,15 @@ def _record(row: Row, history: list[Row], now: datetime) -> RequestRecord:
 
 @dataclass(frozen=True, slots=True)
 class _Outcome:
-    status: RequestStatus
+    """How carrying a request out ended: `CARRIED_OUT` or `CARRIED_OUT_PARTIALLY`."""
+
+    action: RequestAction
     reason: str
     erased: bool = False
+
+    @property
+    def status(self) -> RequestStatus:
+        return transition(RequestStatus.IN_PROGRESS, self.action)
 
 
 async def _execute_in(
@@ -365,13 +474,13 @@ async def _execute_in(
     if type_ in (RequestType.ACCESS, RequestType.PORTABILITY):
         article = "Art. 15" if type_ is RequestType.ACCESS else "Art. 20"
         return _Outcome(
-            RequestStatus.COMPLETED,
+            RequestAction.CARRIED_OUT,
             f"the export ({article} GDPR) is available to the subject and the DPO",
         )
     if type_ is RequestType.RESTRICTION:
         changed = await restrict_in(conn, actor, subject, now)
         return _Outcome(
-            RequestStatus.COMPLETED,
+            RequestAction.CARRIED_OUT,
             "processing restricted (Art. 18 GDPR)"
             if changed
             else "processing was already restricted (Art. 18 GDPR)",
@@ -379,7 +488,7 @@ async def _execute_in(
     if type_ is RequestType.OBJECTION:
         ended = await object_in(ctx, conn, actor, subject, now)
         return _Outcome(
-            RequestStatus.COMPLETED,
+            RequestAction.CARRIED_OUT,
             f"objection to direct marketing recorded (Art. 21(3) GDPR); "
             f"{len(ended)} marketing basis record(s) ended",
         )
@@ -387,9 +496,9 @@ async def _execute_in(
         result = await erase_in(ctx, conn, actor, subject, now)
         partial = partial_reason(result)
         if partial:
-            return _Outcome(RequestStatus.PARTIALLY_COMPLETED, partial, erased=True)
+            return _Outcome(RequestAction.CARRIED_OUT_PARTIALLY, partial, erased=True)
         return _Outcome(
-            RequestStatus.COMPLETED, "erased by crypto-shredding (Art. 17(1) GDPR)", erased=True
+            RequestAction.CARRIED_OUT, "erased by crypto-shredding (Art. 17(1) GDPR)", erased=True
         )
     if type_ is RequestType.CONSENT_WITHDRAWAL:
         if subject.status == SubjectStatus.ERASED:
@@ -424,7 +533,7 @@ async def _execute_in(
                 detail={"status": e.status, "request_id": get("id")},
             )
         return _Outcome(
-            RequestStatus.COMPLETED, f"{len(ended)} consent(s) withdrawn (Art. 7(3) GDPR)"
+            RequestAction.CARRIED_OUT, f"{len(ended)} consent(s) withdrawn (Art. 7(3) GDPR)"
         )
     raise Conflict(f"a {type_.value} request is carried out by a DPO")  # rectification
 
@@ -490,16 +599,9 @@ async def create_request(
                 RequestType.PORTABILITY,
             ):
                 raise Conflict("the subject was erased")
-        if verified:
-            status = (
-                RequestStatus.IN_REVIEW
-                if type_ is RequestType.RECTIFICATION
-                else RequestStatus.IN_PROGRESS
-            )
-        elif subject_id is None:
-            status = RequestStatus.RECEIVED
-        else:
-            status = RequestStatus.IDENTITY_VERIFICATION
+        status = initial_status(
+            has_subject=subject_id is not None, verified=verified, type_=type_
+        )
         values = {
             "id": request_id,
             "subject_id": subject_id,
@@ -606,15 +708,12 @@ async def verify(ctx: VaultContext, actor: Actor, request_id: str) -> RequestRec
     now = ctx.clock.now()
     async with ctx.transaction() as conn:
         req = await _load(conn, request_id, for_update=True)
-        if req.status not in (RequestStatus.RECEIVED, RequestStatus.IDENTITY_VERIFICATION):
-            raise Conflict(f"the request is {req.status}; only a new request can be verified")
+        status = transition(req.status, RequestAction.VERIFY)
         if req.subject_id is None:
             raise Conflict("the request is not linked to a subject whose identity to verify")
-        await _set(conn, request_id, now, status=RequestStatus.IN_REVIEW.value, verified_at=now)
-        await _history(
-            conn, request_id, at=now, event="verified", status=RequestStatus.IN_REVIEW, actor=actor
-        )
-        await _audit(conn, actor, "verify", req, now, RequestStatus.IN_REVIEW)
+        await _set(conn, request_id, now, status=status.value, verified_at=now)
+        await _history(conn, request_id, at=now, event="verified", status=status, actor=actor)
+        await _audit(conn, actor, "verify", req, now, status)
     return await get_request(ctx, request_id)
 
 
@@ -625,10 +724,7 @@ async def approve(ctx: VaultContext, actor: Actor, request_id: str) -> RequestRe
     changes: dict[str, Any] | None = None
     async with ctx.transaction() as conn:
         req = await _load(conn, request_id, for_update=True)
-        if req.status not in (RequestStatus.IN_REVIEW, RequestStatus.IN_PROGRESS):
-            raise Conflict(
-                f"the request is {req.status}; only a verified request in review can be approved"
-            )
+        status = transition(req.status, RequestAction.APPROVE)
         if req.subject_id is None:
             raise Conflict("the request is not linked to a subject")
         subject = await load_subject(conn, req.subject_id, for_update=True)
@@ -641,12 +737,7 @@ async def approve(ctx: VaultContext, actor: Actor, request_id: str) -> RequestRe
             changes = payload["changes"]
         else:
             await _history(
-                conn,
-                request_id,
-                at=now,
-                event="approved",
-                status=RequestStatus.IN_PROGRESS,
-                actor=actor,
+                conn, request_id, at=now, event="approved", status=status, actor=actor
             )
             outcome = await _execute_in(ctx, conn, actor, req, subject, now)
             await _finish(conn, actor, request_id, outcome, now)
@@ -656,18 +747,14 @@ async def approve(ctx: VaultContext, actor: Actor, request_id: str) -> RequestRe
         # Should closing fail, the request stays open and approving again is idempotent.
         changed = await subjects.rectify_contact(ctx, actor, req.subject_id, changes)
         outcome = _Outcome(
-            RequestStatus.COMPLETED, "rectified (Art. 16 GDPR): " + ", ".join(changed)
+            RequestAction.CARRIED_OUT, "rectified (Art. 16 GDPR): " + ", ".join(changed)
         )
         async with ctx.transaction() as conn:
             req = await _load(conn, request_id, for_update=True)
             if req.status in OPEN:
+                status = transition(req.status, RequestAction.APPROVE)
                 await _history(
-                    conn,
-                    request_id,
-                    at=now,
-                    event="approved",
-                    status=RequestStatus.IN_PROGRESS,
-                    actor=actor,
+                    conn, request_id, at=now, event="approved", status=status, actor=actor
                 )
                 await _finish(conn, actor, request_id, outcome, now)
                 await _audit(conn, actor, "approve", req, now, outcome.status)
@@ -682,26 +769,14 @@ async def reject(ctx: VaultContext, actor: Actor, request_id: str, reason: str) 
     now = ctx.clock.now()
     async with ctx.transaction() as conn:
         req = await _load(conn, request_id, for_update=True)
-        if req.status in CLOSED:
-            raise Conflict(f"the request is already {req.status}")
+        status = transition(req.status, RequestAction.REJECT)
         await _set(
-            conn,
-            request_id,
-            now,
-            status=RequestStatus.REJECTED.value,
-            completed_at=now,
-            outcome_reason=text,
+            conn, request_id, now, status=status.value, completed_at=now, outcome_reason=text
         )
         await _history(
-            conn,
-            request_id,
-            at=now,
-            event="rejected",
-            status=RequestStatus.REJECTED,
-            actor=actor,
-            note=text,
+            conn, request_id, at=now, event="rejected", status=status, actor=actor, note=text
         )
-        await _audit(conn, actor, "reject", req, now, RequestStatus.REJECTED)
+        await _audit(conn, actor, "reject", req, now, status)
     return await get_request(ctx, request_id)
 
 
@@ -720,8 +795,7 @@ async def extend(
     now = ctx.clock.now()
     async with ctx.transaction() as conn:
         req = await _load(conn, request_id, for_update=True)
-        if req.status in CLOSED:
-            raise Conflict(f"the request is already {req.status}")
+        transition(req.status, RequestAction.EXTEND)
         received = as_utc(req.received_at)
         assert received is not None
         refusal = extension_refusal(received, as_utc(req.extended_at), now, months)
@@ -797,31 +871,22 @@ async def complete(
     now = ctx.clock.now()
     async with ctx.transaction() as conn:
         req = await _load(conn, request_id, for_update=True)
-        allowed = req.status in (RequestStatus.IN_REVIEW, RequestStatus.IN_PROGRESS) or (
-            req.status == RequestStatus.RECEIVED and req.subject_id is None
-        )
-        if not allowed:
-            raise Conflict(
-                f"the request is {req.status}; only a verified open request can be completed"
-            )
+        status = transition(req.status, RequestAction.COMPLETE)
+        if req.status == RequestStatus.RECEIVED and req.subject_id is not None:
+            # Matched to a subject but unverified: the identity check comes first.
+            raise Conflict(_REFUSALS[RequestAction.COMPLETE].format(status=req.status))
         await _set(
             conn,
             request_id,
             now,
-            status=RequestStatus.COMPLETED.value,
+            status=status.value,
             completed_at=now,
             outcome_reason=text or req.outcome_reason,
         )
         await _history(
-            conn,
-            request_id,
-            at=now,
-            event="completed",
-            status=RequestStatus.COMPLETED,
-            actor=actor,
-            note=text,
+            conn, request_id, at=now, event="completed", status=status, actor=actor, note=text
         )
-        await _audit(conn, actor, "complete", req, now, RequestStatus.COMPLETED)
+        await _audit(conn, actor, "complete", req, now, status)
     return await get_request(ctx, request_id)
 
 

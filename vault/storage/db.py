@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from alembic import command
+from alembic import command, op
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+from vault.settings import bundled
+
+#: The repository's migrations/, or the copy an installed wheel carries.
+MIGRATIONS_DIR = bundled("migrations")
 
 
 def make_engine(url: str, *, pool_size: int = 40) -> AsyncEngine:
@@ -85,3 +86,21 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str, revision: str = "head") -> None:
     """Apply migrations up to `revision` (synchronously; call from a thread in async code)."""
     command.upgrade(alembic_config(url), revision)
+
+
+def create_index_concurrently(name: str, table: str, columns: list[str], **kw: object) -> None:
+    """For migrations: build an index without blocking writes to a live table.
+
+    On PostgreSQL the index is built `CONCURRENTLY`, which cannot run in a transaction: the
+    migration's transaction is committed first and the build runs in an autocommit block
+    (the session's lock and statement timeouts from migrations/env.py still apply; the
+    migrations before it stay committed should it fail). A failed concurrent build leaves an
+    INVALID index: drop it before retrying. SQLite builds it as usual, inside the
+    transaction. Call it as the only, or last, step of a migration.
+    """
+    context = op.get_context()
+    if context.dialect.name != "postgresql":
+        op.create_index(name, table, columns, **kw)
+        return
+    with context.autocommit_block():
+        op.create_index(name, table, columns, postgresql_concurrently=True, **kw)

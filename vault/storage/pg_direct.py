@@ -1,8 +1,8 @@
 """A raw asyncpg pool beside SQLAlchemy's, for the hot paths on PostgreSQL.
 
-Profiling `bench/lookup.py` showed SQLAlchemy's execution layer (greenlet hand-offs,
-statement compilation caches, result processing) and the BEGIN/COMMIT round trips costing
-more CPU than the lookup's own work. The hot paths (single lookup without a contact, bulk
+SQLAlchemy's execution layer (greenlet hand-offs, statement compilation caches, result
+processing) and the BEGIN/COMMIT round trips cost more CPU than the lookup's own work
+(docs/performance.md). The hot paths (single lookup without a contact, bulk
 resolution) therefore run single autocommit statements on this pool. Their statements are
 still *built* with SQLAlchemy Core and compiled once for asyncpg, so the SQL lives in one
 place for both databases.

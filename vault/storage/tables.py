@@ -164,9 +164,9 @@ class AuditSeal(Base):
     sealer (off the request path) and never updated.
 
     A table of its own rather than two columns of `audit_events` (migration 0010): sealing
-    appends narrow rows by COPY instead of updating every event a second time, which cost
-    PostgreSQL about 10 µs per event (a new row version, WAL for all of it, vacuum later)
-    against about 2 µs for the append. The chain runs in `seq` order, so the head is the
+    appends narrow rows by COPY instead of updating every event a second time, which costs
+    PostgreSQL a new row version, WAL for all of it and vacuum later, several times the
+    append (docs/performance.md). The chain runs in `seq` order, so the head is the
     last row of this table's primary key."""
 
     __tablename__ = "audit_seals"

@@ -32,8 +32,6 @@ import collections
 import contextlib
 import dataclasses
 import json
-import re
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -53,6 +51,7 @@ from vault.crypto import IntegrityCheckFailed, KeyringError
 from vault.errors import InvalidInput, Unavailable
 from vault.subjects.lookup import IDENTIFIER_KINDS, LookupDenied, deny_message
 from vault.catalogue.purposes import Purpose
+from vault.storage.rows import canonical_id
 from vault.storage.tables import consents, subjects
 from vault.subjects.outbound import OutboundContact, Reservation
 from vault.subjects.store import INDEXED, decrypt_fields, identifier_digest
@@ -221,19 +220,9 @@ def _statement(ctx: VaultContext, kind: str, data: tuple[str, ...] | None) -> Se
     return statement
 
 
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
 def _safe_id(value: str) -> str | None:
     """A well-formed subject id in canonical form, else None (never arbitrary input)."""
-    if len(value) != 36:
-        return None
-    if _CANONICAL_UUID.fullmatch(value):  # the common case, without building a UUID
-        return value
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return None
+    return canonical_id(value)
 
 
 def _keys(ctx: VaultContext, kind: str, values: Sequence[str]) -> list[str | None]:
@@ -488,8 +477,8 @@ async def _stream_group_committed(
     Why: the commits are the serial part of a batch (a chunk's lines may leave only after
     its events are durable, and a chunk must not commit after an earlier one failed, or
     the trail would record lines that never left). One write per chunk put 200 statements
-    for 100,000 identifiers in a row, each waiting for the one before
-    (bench/bulk.py: 2.3 s of a 3.2 s run); grouping the chunks that are ready makes
+    for 100,000 identifiers in a row, each waiting for the one before, and they dominated
+    the run (docs/performance.md); grouping the chunks that are ready makes
     that chain as short as the preparing allows, while reads and decryption overlap it.
     A group commits whole or not at all; when it cannot, nothing of it or after it is
     revealed and the stream ends with an error line naming its first index.

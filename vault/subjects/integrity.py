@@ -20,7 +20,6 @@ record like its successes (security finding 6).
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -31,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.crypto import IntegrityCheckFailed
+from vault.storage.rows import canonical_id
 from vault.subjects.decision import DenyReason
 from vault.errors import AccessDenied, Conflict, IntegrityFailure, NotFound, VaultError
 
@@ -106,7 +106,6 @@ async def audited_read(
         raise refused
 
 
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 class AuditedAttempt:
@@ -167,7 +166,7 @@ async def audited_attempt(
     the denial cannot be written, that error (`Unavailable`) is raised instead; nothing
     changed either way. The success's own event is the block's to write. A `subject_id`
     that is not a UUID is client input (it could carry anything) and is not named."""
-    if subject_id is not None and not _UUID_RE.match(subject_id):
+    if subject_id is not None and canonical_id(subject_id) != subject_id:
         subject_id = None
     attempt: AuditedAttempt | None = None
     try:

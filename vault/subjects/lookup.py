@@ -13,7 +13,6 @@ must open at the row's revision. A failed check is a denial like any other, with
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +27,7 @@ from vault.subjects.decision import Allow, BasisFacts, Deny, DenyReason, check_r
 from vault.crypto import IntegrityCheckFailed, KeyringError
 from vault.errors import AccessDenied, IntegrityFailure, InvalidInput, NotFound, Unavailable
 from vault.storage.tables import consents, subjects
-from vault.storage.rows import RowView
+from vault.storage.rows import RowView, canonical_id
 from vault.subjects.outbound import OutboundContact, Reservation
 from vault.subjects.store import INDEXED, decrypt_fields, identifier_digest
 
@@ -379,9 +378,4 @@ def _subject_with_bases(kind: str, fields: tuple[str, ...]) -> Select[Any]:
 
 def _safe_id(value: str | None) -> str | None:
     """Only a well-formed subject id goes into the audit trail, never arbitrary input."""
-    if value is None or len(value) != 36:
-        return None
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return None
+    return canonical_id(value)

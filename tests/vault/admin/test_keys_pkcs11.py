@@ -20,6 +20,7 @@ from vault.clock import FrozenClock
 from vault.context import VaultContext
 from vault.crypto import DecryptionError, KeyringError, LocalKeyring
 from tests.support.dsar import erase
+from tests.support.db import audit_trail
 from vault.rights.export import build_export
 from vault.admin.keys import (
     migrate_to_pkcs11,
@@ -30,7 +31,7 @@ from vault.admin.keys import (
     versions_in_use,
 )
 from vault.settings import Settings
-from vault.storage.tables import audit_events, subjects
+from vault.storage.tables import subjects
 
 DELIVERY = ("name", "phone", "postal_address")
 
@@ -78,15 +79,7 @@ async def _blobs(vault: VaultContext) -> dict[str, tuple[int, bytes]]:
 
 
 async def _events(vault: VaultContext, action: AuditAction) -> list[dict[str, Any]]:
-    async with vault.engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(audit_events)
-                .where(audit_events.c.action == str(action))
-                .order_by(audit_events.c.seq)
-            )
-        ).all()
-    return [json.loads(r.detail) for r in rows]
+    return [json.loads(r.detail) for r in await audit_trail(vault, action)]
 
 
 async def test_rotate_on_pkcs11_rewraps_every_dek_and_lookups_stay_correct(

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import func, select
 
 from tests.support.factories import WRITER, person
 from tests.support.faults import audit_down
+from tests.support.db import count_rows
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.audit.batch import AuditBatcher
@@ -36,11 +36,6 @@ def _row(n: int) -> dict[str, object]:
     )
 
 
-async def _count(vault) -> int:
-    async with vault.engine.connect() as conn:
-        return (await conn.execute(select(func.count()).select_from(audit_events))).scalar_one()
-
-
 async def _customer(vault, seed: int) -> str:
     sid = await create_subject(vault, WRITER, person(seed))
     await record_basis(vault, WRITER, sid, "order.delivery", reference=f"Auftrag {seed}")
@@ -53,7 +48,7 @@ async def test_concurrent_events_share_commits_and_all_land(vault):
     assert isinstance(batcher, AuditBatcher)
     before = batcher.flushes
     await asyncio.gather(*(batcher.append(_row(n)) for n in range(64)))
-    assert await _count(vault) == 64
+    assert await count_rows(vault, audit_events) == 64
     assert 1 <= batcher.flushes - before < 64
 
 
@@ -85,7 +80,7 @@ async def test_lookup_waits_for_its_event_before_returning_data(vault, monkeypat
 async def test_failed_batch_fails_every_waiter_and_reveals_nothing(vault):
     """When the shared INSERT fails, every lookup in the batch gets Unavailable, none data."""
     ids = [await _customer(vault, n) for n in range(5)]
-    before = await _count(vault)
+    before = await count_rows(vault, audit_events)
     async with audit_down(vault):
         outcomes = await asyncio.gather(
             *(
@@ -96,12 +91,12 @@ async def test_failed_batch_fails_every_waiter_and_reveals_nothing(vault):
             return_exceptions=True,
         )
     assert all(isinstance(o, Unavailable) for o in outcomes), outcomes
-    assert await _count(vault) == before
+    assert await count_rows(vault, audit_events) == before
     # The trail is back: the next lookup works and is recorded.
     out = await lookup(vault, SHOP, PURPOSES, purpose_id="order.delivery",
                        identifier_kind="subject_id", identifier=ids[0])
     assert out.subject_id == ids[0]
-    assert await _count(vault) == before + 1
+    assert await count_rows(vault, audit_events) == before + 1
 
 
 async def test_a_cancelled_waiter_still_leaves_its_event(vault, monkeypatch):
@@ -122,4 +117,4 @@ async def test_a_cancelled_waiter_still_leaves_its_event(vault, monkeypatch):
     with pytest.raises(asyncio.CancelledError):
         await task
     await vault.audit_batcher.drain()
-    assert await _count(vault) == 1
+    assert await count_rows(vault, audit_events) == 1

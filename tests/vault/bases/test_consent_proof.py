@@ -6,26 +6,20 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 
 from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
+from tests.support.db import audit_trail
 from vault.audit import chain as audit_chain
 from vault.audit.events import Actor, AuditAction
 from vault.bases.consent_proof import consent_proof
 from vault.bases.consents import Evidence, confirm, record_basis, withdraw
 from vault.errors import InvalidInput, NotFound
 from vault.subjects.lookup import lookup
-from vault.storage.tables import audit_events
 from vault.subjects.store import create_subject
 
 DPO = Actor("dpo", "datenschutz", "req-dpo")
 IP = "198.51.100.23"
 UA = "Mozilla/5.0 (Windows NT 10.0) Chrome/131.0"
-
-
-async def _events(vault):
-    async with vault.engine.connect() as conn:
-        return list((await conn.execute(select(audit_events).order_by(audit_events.c.seq))).all())
 
 
 async def _newsletter(vault, seed: int = 1):
@@ -76,7 +70,7 @@ async def test_opening_the_evidence_is_audited_without_the_values(vault):
     """The proof writes dpo:consent:proof naming what was opened, never the IP or user agent."""
     _, sid, cid = await _newsletter(vault)
     await consent_proof(vault, DPO, cid)
-    events = await _events(vault)
+    events = await audit_trail(vault)
     mine = [x for x in events if x.action == AuditAction.DPO_CONSENT_PROOF]
     assert len(mine) == 1
     x = mine[0]
@@ -116,4 +110,4 @@ async def test_unknown_and_malformed_consent_ids(vault):
         await consent_proof(vault, DPO, "00000000-0000-4000-8000-000000000000")
     with pytest.raises(InvalidInput):
         await consent_proof(vault, DPO, "erika@example.org")
-    assert not [x for x in await _events(vault) if x.action == AuditAction.DPO_CONSENT_PROOF]
+    assert not [x for x in await audit_trail(vault) if x.action == AuditAction.DPO_CONSENT_PROOF]

@@ -10,9 +10,10 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
+from tests.support.db import count_rows
 from vault.audit.events import Actor, AuditAction
 from vault.bases.consents import (
     Evidence,
@@ -45,11 +46,6 @@ async def _subject(vault, seed: int = 1, **overrides: Any) -> str:
 async def _rows(vault, table, *order) -> list[Any]:
     async with vault.engine.connect() as conn:
         return (await conn.execute(select(table).order_by(*order))).all()
-
-
-async def _count(vault, table) -> int:
-    async with vault.engine.connect() as conn:
-        return (await conn.execute(select(func.count()).select_from(table))).scalar_one()
 
 
 async def _basis(vault, sid: str, consent_id: str):
@@ -93,7 +89,7 @@ async def test_expiry_not_in_the_future_is_refused(vault, clock, offset):
             vault, WRITER, sid, "offers.sms", evidence=EXPLICIT, expires_at=clock.now() + offset
         )
     assert "expires_at" in info.value.errors
-    assert await _count(vault, consents) == 0
+    assert await count_rows(vault, consents) == 0
 
 
 @pytest.mark.parametrize("purpose", ["newsletter.email", "offers.sms", "offers.email"])
@@ -103,7 +99,7 @@ async def test_consent_without_evidence_is_refused(vault, purpose):
     with pytest.raises(InvalidInput) as info:
         await record_basis(vault, WRITER, sid, purpose)
     assert "evidence" in info.value.errors
-    assert await _count(vault, consents) == 0
+    assert await count_rows(vault, consents) == 0
 
 
 async def test_bad_evidence_fields_are_all_reported(vault):
@@ -121,7 +117,7 @@ async def test_bad_evidence_fields_are_all_reported(vault):
 async def test_touchpoint_outside_the_catalogue_is_refused(vault):
     """Evidence naming a touchpoint not in policies/touchpoints.toml is refused naming the field, and nothing is stored or audited."""
     sid = await _subject(vault)
-    before = await _count(vault, audit_events)
+    before = await count_rows(vault, audit_events)
     for unknown in ("shop.counter.berlin", "web.<b>form</b>", "Shop.Counter"):
         with pytest.raises(InvalidInput) as info:
             await record_basis(
@@ -129,9 +125,9 @@ async def test_touchpoint_outside_the_catalogue_is_refused(vault):
             )
         assert set(info.value.errors) == {"evidence.touchpoint"}
         assert "catalogue" in info.value.errors["evidence.touchpoint"]
-    assert await _count(vault, consents) == 0
-    assert await _count(vault, consent_history) == 0
-    assert await _count(vault, audit_events) == before
+    assert await count_rows(vault, consents) == 0
+    assert await count_rows(vault, consent_history) == 0
+    assert await count_rows(vault, audit_events) == before
     rec = await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS)
     assert rec.status == "pending_confirmation"  # the catalogue's ids pass
 
@@ -143,7 +139,7 @@ async def test_phone_offers_need_explicit_consent(vault):
     with pytest.raises(InvalidInput) as info:
         await record_basis(vault, WRITER, sid, "offers.phone", evidence=implicit)
     assert "evidence.explicit" in info.value.errors
-    assert await _count(vault, consents) == 0
+    assert await count_rows(vault, consents) == 0
     rec = await record_basis(vault, WRITER, sid, "offers.phone", evidence=EXPLICIT)
     assert rec.status == "granted"
 
@@ -309,8 +305,8 @@ async def test_double_opt_in_without_email_is_refused_and_nothing_is_stored(vaul
     with pytest.raises(InvalidInput) as info:
         await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS)
     assert "purpose" in info.value.errors
-    assert await _count(vault, consents) == 0
-    assert await _count(vault, consent_history) == 0
+    assert await count_rows(vault, consents) == 0
+    assert await count_rows(vault, consent_history) == 0
     assert [e.action for e in await _rows(vault, audit_events, audit_events.c.seq)] == [
         AuditAction.SUBJECT_CREATE
     ]
@@ -328,9 +324,9 @@ async def test_failing_mailer_leaves_no_consent(vault):
     vault.mailer = _BrokenMailer()
     with pytest.raises(Unavailable):
         await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS)
-    assert await _count(vault, consents) == 0
-    assert await _count(vault, consent_history) == 0
-    assert await _count(vault, audit_events) == 1  # only the subject's creation
+    assert await count_rows(vault, consents) == 0
+    assert await count_rows(vault, consent_history) == 0
+    assert await count_rows(vault, audit_events) == 1  # only the subject's creation
 
 
 async def test_failing_mailer_does_not_supersede_the_live_consent(vault, clock):

@@ -41,6 +41,23 @@ def test_month_follows_the_configured_time_zone():
     assert rules.month_of(datetime(2026, 11, 30, 23, 30, tzinfo=UTC)) == "2026-12"
 
 
+def test_month_bounds_are_the_months_instants_in_utc():
+    """A Berlin basket month runs from its first midnight in Berlin to the next month's, in UTC."""
+    rules = parse_rules(RULES_TEXT.replace('timezone = "UTC"', 'timezone = "Europe/Berlin"'))
+    assert rules.month_bounds("2026-12") == (
+        datetime(2026, 11, 30, 23, tzinfo=UTC),
+        datetime(2026, 12, 31, 23, tzinfo=UTC),
+    )
+
+
+@pytest.mark.parametrize("month", ["0000-01", "0001-01", "9999-12"])
+def test_a_month_outside_the_calendar_has_no_bounds(month):
+    """A month whose bounds UTC cannot hold (year 0, January of year 1 in Berlin, December
+    9999) has none, for every report alike, instead of crashing one of them."""
+    rules = parse_rules(RULES_TEXT.replace('timezone = "UTC"', 'timezone = "Europe/Berlin"'))
+    assert rules.month_bounds(month) is None
+
+
 @pytest.mark.parametrize(
     ("old", "new", "message", "marker"),
     [

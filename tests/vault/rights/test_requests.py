@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -24,10 +25,11 @@ from tests.support.dsar import (
     trail_text,
 )
 from tests.support.factories import WRITER
+from tests.support.db import audit_trail
 from vault.rights import requests as dsar
 from vault.errors import Conflict, InvalidInput, NotFound, Unavailable
 from vault.subjects.lookup import LookupDenied
-from vault.storage.tables import audit_events, dsar_requests
+from vault.storage.tables import dsar_requests
 
 
 def _mails(vault) -> list[email.message.EmailMessage]:
@@ -35,10 +37,6 @@ def _mails(vault) -> list[email.message.EmailMessage]:
     for path in sorted(vault.settings.outbox_dir.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns):
         out.append(email.message_from_bytes(path.read_bytes(), policy=email.policy.default))
     return out
-
-
-async def _events(vault, action: str) -> list:
-    return await rows(vault, audit_events, audit_events.c.action == action)
 
 
 # --- creating ------------------------------------------------------------------------
@@ -54,7 +52,7 @@ async def test_created_request_is_due_one_calendar_month_later(vault, clock):
     assert record.overdue is False
     assert [h["event"] for h in record.history] == ["received"]
     assert record.history[0]["actor"] == "dpo:dpo-anna"
-    (event,) = await _events(vault, "dpo:request:create")
+    (event,) = await audit_trail(vault, "dpo:request:create")
     assert event.subject_id == sid and record.id in event.detail
 
 
@@ -132,7 +130,7 @@ async def test_verify_then_approve_carries_out_a_restriction(vault):
         await look(vault, "order.delivery", "subject_id", sid)
     assert denied.value.reason == "subject_restricted"
     for action in ("dpo:request:verify", "dpo:request:approve", "dpo:subject:restrict"):
-        assert await _events(vault, action), action
+        assert await audit_trail(vault, action), action
 
 
 async def test_illegal_transitions_raise_conflict(vault):
@@ -158,6 +156,54 @@ async def test_illegal_transitions_raise_conflict(vault):
     ):
         with pytest.raises(Conflict):
             await move
+
+
+@pytest.mark.parametrize(
+    ("status", "action", "message"),
+    [
+        ("in_review", "verify", "the request is in_review; only a new request can be verified"),
+        (
+            "identity_verification",
+            "approve",
+            "the request is identity_verification; only a verified request in review can be approved",
+        ),
+        (
+            "identity_verification",
+            "complete",
+            "the request is identity_verification; only a verified open request can be completed",
+        ),
+        ("rejected", "reject", "the request is already rejected"),
+        ("completed", "extend", "the request is already completed"),
+    ],
+)
+def test_a_move_missing_from_the_table_is_a_conflict_with_its_message(status, action, message):
+    """`transition` refuses a (status, action) pair the table lacks with the action's message."""
+    with pytest.raises(Conflict) as exc:
+        dsar.transition(status, dsar.RequestAction(action))
+    assert str(exc.value) == message
+
+
+def test_closed_requests_are_final_and_every_open_one_can_still_close():
+    """No move leaves a closed status, and from every open status some path closes the request."""
+    moves = dsar.TRANSITIONS
+    assert not [pair for pair in moves if pair[0] in dsar.CLOSED]
+    for start in dsar.OPEN:
+        seen, todo = {start}, [start]
+        while todo:
+            here = todo.pop()
+            for (status, _), after in moves.items():
+                if status == here and after not in seen:
+                    seen.add(after)
+                    todo.append(after)
+        assert seen & dsar.CLOSED, start
+
+
+def test_the_documented_workflow_table_is_the_code_table():
+    """docs/architecture.md shows exactly the table `transition` consults."""
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "architecture.md").read_text()
+    start, end = "<!-- request-transitions:start -->\n", "<!-- request-transitions:end -->"
+    documented = doc.split(start, 1)[1].split(end, 1)[0]
+    assert documented == dsar.transition_table_markdown()
 
 
 async def test_unknown_request_id_is_not_found(vault):
@@ -217,7 +263,7 @@ async def test_extension_within_the_first_month_mails_the_subject_in_german_and_
     assert body.count(reason) == 2
     assert "Art. 12 Abs. 3 DSGVO" in body and "Art. 12(3) GDPR" in body
     assert mail["Content-Language"] == "de, en"
-    assert await _events(vault, "system:request:extension_mail")
+    assert await audit_trail(vault, "system:request:extension_mail")
     with pytest.raises(Conflict, match="only once"):
         await dsar.extend(vault, DPO, record.id, "once more")
 
@@ -332,9 +378,9 @@ async def test_verified_consent_withdrawal_runs_at_once(vault):
     with pytest.raises(LookupDenied) as denied:
         await look(vault, "newsletter.email", "email", data["email"])
     assert denied.value.reason == "consent_withdrawn"
-    (event,) = await _events(vault, "subject:request:create")
+    (event,) = await audit_trail(vault, "subject:request:create")
     assert '"status": "completed"' in event.detail
-    assert await _events(vault, "subject:consent:withdraw")
+    assert await audit_trail(vault, "subject:consent:withdraw")
 
 
 async def test_verified_withdrawal_without_payload_ends_every_consent_but_not_contracts(vault):
@@ -467,5 +513,5 @@ async def test_writer_clients_record_as_staff_source(vault):
     """Any non-subject, non-system actor is recorded under the dpo source."""
     sid, _ = await new_subject(vault, 22)
     await dsar.create_request(vault, WRITER, subject_id=sid, type="access", channel="phone")
-    (event,) = await _events(vault, "dpo:request:create")
+    (event,) = await audit_trail(vault, "dpo:request:create")
     assert event.actor_type == "client" and event.actor_id == "crm"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +26,8 @@ from vault.storage.db import alembic_config, make_engine, upgrade
 from vault.storage.tables import metadata
 
 TABLES = {t.name for t in metadata.sorted_tables}
+#: migrations/env.py's lock (not importable: alembic runs that file, it is not a module).
+MIGRATION_LOCK_ID = 0x7472_6573_6F72_0002
 
 
 async def _diff(url: str) -> list:
@@ -80,6 +84,41 @@ def test_downgrade_to_base_and_upgrade_again_on_postgresql(postgres):
         upgrade(url)
         _down_and_up(url)
     finally:
+        asyncio.run(postgres._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_a_second_migrator_waits_for_the_migration_lock_on_postgresql(postgres):
+    """While another session holds the migration advisory lock, `upgrade` waits for it and
+    then migrates once it is released."""
+    import asyncpg
+
+    name = f"tresor_migr_{uuid.uuid4().hex[:10]}"
+    asyncio.run(postgres._admin(f'CREATE DATABASE "{name}"'))
+    loop = asyncio.new_event_loop()
+    try:
+        url = make_url(postgres.url).set(database=name)
+        holder = loop.run_until_complete(
+            asyncpg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
+        )
+        loop.run_until_complete(holder.execute(f"SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"))
+        migrator = threading.Thread(target=upgrade, args=(url.render_as_string(hide_password=False),))
+        migrator.start()
+        waiting = 0
+        for _ in range(100):
+            waiting = loop.run_until_complete(
+                holder.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            )
+            if waiting or not migrator.is_alive():
+                break
+            time.sleep(0.1)
+        assert waiting == 1 and migrator.is_alive()
+        loop.run_until_complete(holder.execute(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"))
+        migrator.join(120)
+        assert not migrator.is_alive()
+        assert TABLES <= asyncio.run(_tables(url.render_as_string(hide_password=False)))
+        loop.run_until_complete(holder.close())
+    finally:
+        loop.close()
         asyncio.run(postgres._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 

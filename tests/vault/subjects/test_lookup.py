@@ -7,15 +7,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
+from tests.support.db import audit_trail
 from vault.audit.events import Actor, AuditAction
 from vault.bases.consents import Evidence, confirm, record_basis, withdraw
 from vault.subjects.decision import DenyReason
 from vault.errors import InvalidInput
 from vault.subjects.lookup import LookupDenied, LookupNotFound, lookup
-from vault.storage.tables import audit_events, subjects
+from vault.storage.tables import subjects
 from vault.subjects.store import create_subject
 
 SHOP = Actor("client", "shop", "req-1")
@@ -39,12 +40,6 @@ async def _denied(vault, purpose: str, kind: str, value: str, **kw) -> str:
     with pytest.raises(LookupDenied) as info:
         await _lookup(vault, purpose, kind, value, **kw)
     return info.value.reason
-
-
-async def _events(vault) -> list[Any]:
-    async with vault.engine.connect() as conn:
-        rows = (await conn.execute(select(audit_events).order_by(audit_events.c.seq))).all()
-    return [r for r in rows if r.action == AuditAction.LOOKUP]
 
 
 async def _customer(vault, seed: int) -> tuple[dict[str, Any], str, str]:
@@ -102,7 +97,7 @@ async def test_invalid_identifier_is_refused_before_anything_is_read(vault):
         await _lookup(vault, "order.delivery", "iban", "DE89370400440532013000")
     with pytest.raises(InvalidInput):
         await _lookup(vault, "order.delivery", "subject_id", str(uuid.uuid4()), fields=[])
-    assert await _events(vault) == []
+    assert await audit_trail(vault, AuditAction.LOOKUP) == []
 
 
 # --- fields ----------------------------------------------------------------------------
@@ -113,7 +108,7 @@ async def test_fields_narrow_the_answer(vault):
     p, sid, _ = await _customer(vault, 5)
     out = await _lookup(vault, "order.delivery", "subject_id", sid, fields=["phone"])
     assert out.fields == {"phone": p["phone"]}
-    (event,) = await _events(vault)
+    (event,) = await audit_trail(vault, AuditAction.LOOKUP)
     assert event.fields == "phone"
 
 
@@ -145,7 +140,7 @@ async def test_field_outside_the_purpose_is_denied(vault):
     assert await _denied(vault, "order.delivery", "subject_id", sid, fields=["email"]) == (
         DenyReason.FIELD_NOT_COVERED
     )
-    (event,) = await _events(vault)
+    (event,) = await audit_trail(vault, AuditAction.LOOKUP)
     assert (event.decision, event.reason, event.fields) == ("deny", "field_not_covered", "email")
 
 
@@ -155,7 +150,7 @@ async def test_missing_fields_are_left_out(vault):
     await record_basis(vault, WRITER, sid, "order.delivery", reference="Bestellung 7")
     out = await _lookup(vault, "order.delivery", "subject_id", sid)
     assert out.fields == {"name": "Erika Mustermann"}
-    (event,) = await _events(vault)
+    (event,) = await audit_trail(vault, AuditAction.LOOKUP)
     assert event.fields == "name"
 
 
@@ -235,7 +230,7 @@ async def test_purpose_not_allowed_to_the_client(vault):
         vault, "order.delivery", "subject_id", sid, allowed=frozenset({"newsletter.email"})
     )
     assert reason == DenyReason.PURPOSE_NOT_ALLOWED
-    (event,) = await _events(vault)
+    (event,) = await audit_trail(vault, AuditAction.LOOKUP)
     assert event.subject_id == sid and event.purpose == "order.delivery"
 
 
@@ -246,7 +241,7 @@ async def test_unknown_purpose_is_audited_as_unknown(vault):
     assert await _denied(vault, raw, "subject_id", sid, allowed=ALL | {raw}) == (
         DenyReason.UNKNOWN_PURPOSE
     )
-    (event,) = await _events(vault)
+    (event,) = await audit_trail(vault, AuditAction.LOOKUP)
     assert event.purpose == "<unknown>" and event.reason == "unknown_purpose"
     assert all(p["email"] not in str(v) for v in event._mapping.values())
 
@@ -264,7 +259,7 @@ async def test_subject_not_found_is_raised_and_audited(vault):
         await _lookup(vault, "order.delivery", "subject_id", missing)
     with pytest.raises(LookupNotFound):
         await _lookup(vault, "order.delivery", "subject_id", "niemand@example.org")
-    events = await _events(vault)
+    events = await audit_trail(vault, AuditAction.LOOKUP)
     assert [(e.decision, e.reason) for e in events] == [("deny", "subject_not_found")] * 3
     assert [e.subject_id for e in events] == [None, missing, None]
     assert all("niemand" not in str(v) for e in events for v in e._mapping.values())
@@ -277,7 +272,7 @@ async def test_shared_phone_is_ambiguous(vault):
     assert await _denied(vault, "order.delivery", "phone", a["phone"]) == (
         DenyReason.AMBIGUOUS_IDENTIFIER
     )
-    (event,) = await _events(vault)
+    (event,) = await audit_trail(vault, AuditAction.LOOKUP)
     assert (event.decision, event.reason, event.subject_id) == (
         "deny", "ambiguous_identifier", None,
     )
@@ -295,7 +290,7 @@ async def test_every_lookup_writes_exactly_one_audit_event(vault, clock):
     with pytest.raises(LookupNotFound):
         await _lookup(vault, "order.delivery", "external_ref", "K-00000000")
 
-    allowed, denied, missing = await _events(vault)
+    allowed, denied, missing = await audit_trail(vault, AuditAction.LOOKUP)
     assert (allowed.decision, allowed.reason, allowed.consent_id) == ("allow", None, basis_id)
     assert (allowed.subject_id, allowed.purpose, allowed.fields) == (sid, "order.delivery", "name,phone")
     assert (allowed.actor_type, allowed.actor_id, allowed.request_id) == ("client", "shop", "req-1")
@@ -372,5 +367,5 @@ async def test_a_contact_is_reserved_through_the_lookups_own_interface(vault):
             identifier=sid, contact=full,
         )
     assert denied.value.reason == "contact_budget_exhausted"
-    last = (await _events(vault))[-1]
+    last = (await audit_trail(vault, AuditAction.LOOKUP))[-1]
     assert (last.decision, last.reason, last.fields) == ("deny", "contact_budget_exhausted", None)
