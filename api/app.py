@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
@@ -24,7 +24,13 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.serialization import encode_json
 from litestar.template.config import TemplateConfig
 
-from api.auth import BearerKeyMiddleware, FailedAuthLimiter
+from api.auth import (
+    PUBLIC_ROUTE,
+    BearerKeyMiddleware,
+    FailedAuthLimiter,
+    check_every_route_guarded,
+    public,
+)
 from api import i18n
 from api.background import PeriodicJob
 from api.controllers.audit import AuditController, DpoConsentController, RopaController
@@ -74,6 +80,10 @@ def openapi_config() -> OpenAPIConfig:
             "only through the purpose-checked lookup; every access is audited."
         ),
         path="/schema",
+        # The API documents take no key: their router carries the one public marker.
+        openapi_router=Router(
+            "/schema", route_handlers=[], include_in_schema=False, opt=public()
+        ),
         render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         components=Components(
             security_schemes={
@@ -122,19 +132,33 @@ def openapi_config() -> OpenAPIConfig:
     )
 
 
-#: Paths the API-key middleware skips: public pages and documents, and the privacy centre
-#: and DPO console, which sign in with their own sessions. No API key, so no role check.
-NO_API_KEY_PATHS = (
-    "^/schema",
-    "^/health$",
-    "^/metrics$",
-    "^/ready$",
-    "^/$",
-    "^/confirm/",
-    "^/self/",
-    "^/privacy",
-    "^/dpo",
-)
+#: Every route of the app; each names its roles or is marked public (`api.auth`).
+ROUTE_HANDLERS: list[Any] = [
+    metrics_endpoint,
+    HealthController,
+    PageController,
+    PrivacyController,
+    SelfSessionController,
+    SelfServiceController,
+    SelfIdentityController,
+    ConfirmController,
+    SubjectController,
+    ConsentController,
+    PreferenceController,
+    LookupController,
+    ContactController,
+    FollowupController,
+    ReportController,
+    BulkLookupController,
+    ClientController,
+    RequestController,
+    IdentityChangeController,
+    ExportController,
+    AuditController,
+    DpoConsentController,
+    RopaController,
+    DpoConsoleController,
+]
 
 
 def create_app(
@@ -174,41 +198,12 @@ def create_app(
     async def provide_vault(state: State) -> VaultContext:
         return state.vault  # type: ignore[no-any-return]
 
-    return Litestar(
-        route_handlers=[
-            metrics_endpoint,
-            HealthController,
-            PageController,
-            PrivacyController,
-            SelfSessionController,
-            SelfServiceController,
-            SelfIdentityController,
-            ConfirmController,
-            SubjectController,
-            ConsentController,
-            PreferenceController,
-            LookupController,
-            ContactController,
-            FollowupController,
-            ReportController,
-            BulkLookupController,
-            ClientController,
-            RequestController,
-            IdentityChangeController,
-            ExportController,
-            AuditController,
-            DpoConsentController,
-            RopaController,
-            DpoConsoleController,
-        ],
+    app = Litestar(
+        route_handlers=ROUTE_HANDLERS,
         dependencies={"vault": Provide(provide_vault)},
         middleware=[
             RequestIdMiddleware,
-            DefineMiddleware(
-                BearerKeyMiddleware,
-                exclude=list(NO_API_KEY_PATHS),
-                exclude_from_auth_key="exclude_from_auth",
-            ),
+            DefineMiddleware(BearerKeyMiddleware, exclude_from_auth_key=PUBLIC_ROUTE),
         ],
         exception_handlers=exception_handlers,
         before_send=[before_send, add_security_headers],
@@ -223,6 +218,8 @@ def create_app(
         request_class=DepthLimitedRequest,
         debug=False,
     )
+    check_every_route_guarded(app)  # default deny: refuse to start with an unguarded route
+    return app
 
 
 def _tune_gc_for_serving() -> None:

@@ -1,7 +1,8 @@
 """Bearer API-key authentication and role checks.
 
-Default deny: every route needs a valid key unless its handler opts out with
-`opt={"public": True}` (health, confirmation pages, the OpenAPI document).
+Default deny by construction: every route either names the roles that may call it
+(`opt=roles(...)`) or is marked `opt=public()`, the one way past the API key; `create_app`
+refuses to build an app with a route that has neither (`check_every_route_guarded`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
@@ -20,6 +21,9 @@ from vault.audit.events import Actor, AuditAction, Decision
 from vault.admin.clients import ClientAuthenticator, ClientInfo, Role
 from vault.context import VaultContext
 from vault.errors import RateLimited
+
+if TYPE_CHECKING:
+    from litestar import Litestar
 
 
 class FailedAuthLimiter:
@@ -156,6 +160,48 @@ def roles(*allowed: Role) -> dict[str, frozenset[Role]]:
     or a handler (`opt=roles(...)`); a handler's setting replaces its controller's.
     """
     return {ROLES: frozenset(allowed)}
+
+
+#: Route option (`opt`) marking a route that takes no API key; see `public`.
+PUBLIC_ROUTE = "public"
+
+
+def public() -> dict[str, bool]:
+    """Route option: no API key. For the public pages and documents (health, confirmation
+    pages, the OpenAPI document), and for the privacy centre, the self-service API and the
+    DPO console, which check their own session in the handler instead.
+
+    The only way past `BearerKeyMiddleware`: there is no list of excluded paths beside it,
+    so whether a route is public is read off the route itself.
+    """
+    return {PUBLIC_ROUTE: True}
+
+
+class UnguardedRoute(RuntimeError):
+    """A route names no roles and is not marked public (or is both): the app must not start."""
+
+
+def check_every_route_guarded(app: Litestar) -> None:
+    """Refuse an app with a route that has neither `roles(...)` nor `public()`.
+
+    Without this, a handler that forgot its `opt` would be served to every valid API key
+    (the middleware checks roles only when a route names them). A route that is both is
+    refused as well: the middleware skips public routes, so its roles would be checked by
+    nothing. Litestar's generated OPTIONS handlers are left out; the middleware answers
+    OPTIONS without a key and they reveal only the allowed methods.
+    """
+    bad = [
+        f"{method} {route.path}"
+        for route in app.routes
+        for handler in getattr(route, "route_handlers", None) or [route.route_handler]
+        if (methods := getattr(handler, "http_methods", {"ASGI"})) != {"OPTIONS"}
+        and bool(handler.opt.get(PUBLIC_ROUTE)) == isinstance(handler.opt.get(ROLES), frozenset)
+        for method in sorted(methods)
+    ]
+    if bad:
+        raise UnguardedRoute(
+            "every route needs roles(...) or public(), exactly one: " + ", ".join(bad)
+        )
 
 
 def actor_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Actor:

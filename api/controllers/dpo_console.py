@@ -42,6 +42,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
+from api.auth import public
 from api.deps import Vault
 from api.i18n import TEXTS, N_, format_datetime, format_number, pick_language
 from vault.audit import chain as audit_chain
@@ -529,7 +530,7 @@ def lines_svg(
 
 class DpoConsoleController(Controller):
     path = "/dpo"
-    opt = {"exclude_from_auth": True}
+    opt = public()
     include_in_schema = False
     middleware = [DpoCsrfMiddleware]
     exception_handlers = {

@@ -6,6 +6,7 @@ from litestar import Controller, Response, get
 from litestar.openapi.datastructures import ResponseSpec
 from sqlalchemy import text
 
+from api.auth import public
 from api.deps import Vault
 from api.openapi_docs import PUBLIC
 from api.schemas import Health
@@ -14,7 +15,7 @@ from vault.crypto import KeyringError
 
 class HealthController(Controller):
     tags = ["operations"]
-    opt = {"exclude_from_auth": True}
+    opt = public()
 
     @get("/health", operation_id="health", summary="The process is up", security=PUBLIC)
     async def health(self) -> Health:

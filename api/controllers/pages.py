@@ -9,7 +9,7 @@ from litestar.params import JSONBody, Parameter
 from litestar.response import Template
 
 from api.deps import Vault
-from api.auth import actor_of
+from api.auth import actor_of, public
 from api.i18n import TEXTS, N_, pick_language
 from api.openapi_docs import PUBLIC, problems
 from api.schemas import ConfirmRequest, ConsentOut
@@ -54,7 +54,7 @@ def _message(lang: str, key: str, status: int = 200) -> Template:
 
 class PageController(Controller):
     tags = ["pages"]
-    opt = {"exclude_from_auth": True}
+    opt = public()
     include_in_schema = False
 
     @get("/", operation_id="home")
@@ -119,7 +119,7 @@ class PageController(Controller):
 class ConfirmController(Controller):
     path = "/v1/consents/confirm"
     tags = ["consents"]
-    opt = {"exclude_from_auth": True}
+    opt = public()
 
     @post(
         "/",

@@ -41,6 +41,7 @@ from api.controllers.selfservice import (
     my_requests,
     request_id_of,
 )
+from api.auth import public
 from api.deps import Vault
 from api.export_view import render_html
 from api.i18n import TEXTS, N_, format_datetime, pick_language
@@ -280,7 +281,7 @@ def rectification_payload(form: Any) -> dict[str, Any] | None:
 
 class PrivacyController(Controller):
     path = "/privacy"
-    opt = {"exclude_from_auth": True}
+    opt = public()
     include_in_schema = False
     middleware = [PrivacyCsrfMiddleware]
     exception_handlers = {HTTPException: page_error, VaultError: page_error}

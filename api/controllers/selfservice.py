@@ -13,6 +13,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
+from api.auth import public
 from api.deps import Vault
 from api.i18n import TEXTS, format_datetime, pick_language
 from api.openapi_docs import PUBLIC, problems
@@ -286,7 +287,7 @@ async def my_export(
 class SelfSessionController(Controller):
     path = "/self/v1/session"
     tags = ["self-service"]
-    opt = {"exclude_from_auth": True}
+    opt = public()
 
     @post(
         "/",
@@ -362,7 +363,7 @@ class SelfSessionController(Controller):
 class SelfServiceController(Controller):
     path = "/self/v1"
     tags = ["self-service"]
-    opt = {"exclude_from_auth": True}
+    opt = public()
     dependencies = {"me": Provide(provide_me), "session": Provide(provide_session)}
 
     @get(
@@ -581,7 +582,7 @@ class SelfIdentityController(Controller):
 
     path = "/self/v1/identity-changes"
     tags = ["self-service"]
-    opt = {"exclude_from_auth": True}
+    opt = public()
 
     @post(
         "/confirm",
