@@ -34,7 +34,6 @@ import structlog
 from litestar import Controller, Request, Response, get, post
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import Cookie
-from litestar.exceptions import HTTPException, PermissionDeniedException
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
@@ -42,8 +41,10 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
+from api import errors
 from api.auth import public
 from api.deps import Vault
+from api.problems import every_error
 from api.i18n import TEXTS, N_, format_datetime, format_number, pick_language
 from vault.audit import chain as audit_chain
 from vault.audit import events as audit
@@ -57,7 +58,7 @@ from vault.audit.query import AuditFilter
 from vault.admin.clients import ClientInfo, Role
 from vault.clock import as_utc
 from vault.context import VaultContext
-from vault.errors import InvalidInput, NotFound, RateLimited, Unavailable, VaultError
+from vault.errors import InvalidInput, NotFound, RateLimited
 from vault.storage.tables import clients
 
 SESSION_COOKIE = "tresor_dpo"
@@ -329,7 +330,8 @@ def _message(
     request: Request[Any, Any, Any],
     status: int,
     text_key: str,
-    heading_key: str = N_("dpo_error_title"),
+    heading_key: str = N_("error_title"),
+    headers: dict[str, str] | None = None,
 ) -> Template:
     t = TEXTS[pick_language(request)]
     return page(
@@ -339,6 +341,7 @@ def _message(
         status=status,
         heading=t[heading_key],
         text=t[text_key],
+        headers=headers,
     )
 
 
@@ -378,24 +381,13 @@ async def require_session(request: Request[Any, Any, Any], vault: VaultContext) 
 
 
 def page_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """Errors on the console are pages (the JSON API keeps problem+json)."""
+    """Errors on the console are pages, with the status and text of the one error table
+    (`api.errors`); a missing or ended session goes to the sign-in page instead."""
     if isinstance(exc, SignInRequired):
         return _to_signin(request, expired=exc.expired)
-    if isinstance(exc, PermissionDeniedException):
-        return _message(request, 403, N_("dpo_error_csrf"))
-    if isinstance(exc, NotFound):
-        return _message(request, 404, N_("dpo_error_not_found"))
-    if isinstance(exc, HTTPException) and exc.status_code == 404:
-        return _message(request, 404, N_("dpo_error_not_found"))
-    if isinstance(exc, Unavailable):
-        log.error("unavailable", error=type(exc.__cause__).__name__ if exc.__cause__ else None)
-        return _message(request, 503, N_("dpo_error_unavailable"))
-    if isinstance(exc, HTTPException) and exc.status_code < 500:
-        return _message(request, exc.status_code, N_("dpo_error_not_found"))
-    if isinstance(exc, VaultError):
-        return _message(request, 400, N_("dpo_error_not_found"))
-    log.error("unhandled_error", error=type(exc).__name__)
-    return _message(request, 500, N_("dpo_error_unavailable"))
+    row = errors.page_row(exc)
+    errors.log_answer(exc, row)
+    return _message(request, row.status, row.text, row.title, errors.headers_for(exc, row))
 
 
 def _form_text(value: Any, limit: int) -> str:
@@ -533,11 +525,7 @@ class DpoConsoleController(Controller):
     opt = public()
     include_in_schema = False
     middleware = [DpoCsrfMiddleware]
-    exception_handlers = {
-        HTTPException: page_error,
-        VaultError: page_error,
-        SignInRequired: page_error,
-    }
+    exception_handlers = every_error(page_error)
 
     @get("/", operation_id="dpoHome")
     async def home(self, request: Request[Any, Any, Any], vault: Vault) -> Redirect:

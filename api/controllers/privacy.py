@@ -20,7 +20,6 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import Cookie
-from litestar.exceptions import HTTPException, PermissionDeniedException
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
@@ -41,9 +40,11 @@ from api.controllers.selfservice import (
     my_requests,
     request_id_of,
 )
+from api import errors
 from api.auth import public
 from api.deps import Vault
 from api.export_view import render_html
+from api.problems import every_error
 from api.i18n import TEXTS, N_, format_datetime, pick_language
 from api.schemas import UUID_PATTERN
 from vault.outreach import followups
@@ -59,7 +60,6 @@ from vault.errors import (
     NotFound,
     RateLimited,
     Unauthenticated,
-    VaultError,
 )
 
 SESSION_COOKIE = "tresor_self"
@@ -221,7 +221,13 @@ def _signin_page(
     )
 
 
-def _message(request: Request[Any, Any, Any], status: int, heading_key: str, text: str) -> Template:
+def _message(
+    request: Request[Any, Any, Any],
+    status: int,
+    heading_key: str,
+    text: str,
+    headers: dict[str, str] | None = None,
+) -> Template:
     lang = pick_language(request)
     return _page(
         request,
@@ -230,29 +236,23 @@ def _message(request: Request[Any, Any, Any], status: int, heading_key: str, tex
         status=status,
         heading=TEXTS[lang][heading_key],
         text=text,
+        headers=headers,
     )
 
 
 def page_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """Errors on the pages are pages too (the JSON API keeps problem+json)."""
+    """Errors on the pages are pages too, with the status and text of the one error table
+    (`api.errors`); an ended session goes back to the sign-in instead."""
     t = TEXTS[pick_language(request)]
-    if isinstance(exc, PermissionDeniedException):
-        return _message(request, 403, N_("pc_error_csrf_title"), t["pc_error_csrf_text"])
     if isinstance(exc, Unauthenticated):
         return _to_privacy(request, "expired")
     if isinstance(exc, AccessDenied) and exc.reason == identity.REFUSED_REASON:
         return _message(
             request, 403, N_("pc_identity_refused_title"), t["pc_identity_restricted_heading"]
         )
-    if isinstance(exc, NotFound):
-        return _message(request, 404, N_("pc_not_found_title"), t["pc_not_found_text"])
-    if isinstance(exc, Conflict):
-        return _message(request, 409, N_("pc_error_title"), t["pc_error_conflict"])
-    if isinstance(exc, InvalidInput):
-        return _message(request, 422, N_("pc_error_title"), t["pc_error_conflict"])
-    if isinstance(exc, HTTPException) and exc.status_code < 500:
-        return _message(request, exc.status_code, N_("pc_error_title"), t["pc_error_conflict"])
-    return _message(request, 503, N_("unavailable_title"), t["unavailable_text"])
+    row = errors.page_row(exc)
+    errors.log_answer(exc, row)
+    return _message(request, row.status, row.title, t[row.text], errors.headers_for(exc, row))
 
 
 def _form_value(form: Any, name: str, limit: int = 320) -> str:
@@ -284,7 +284,7 @@ class PrivacyController(Controller):
     opt = public()
     include_in_schema = False
     middleware = [PrivacyCsrfMiddleware]
-    exception_handlers = {HTTPException: page_error, VaultError: page_error}
+    exception_handlers = every_error(page_error)
 
     @get("/", operation_id="privacyCentre")
     async def overview(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
