@@ -59,7 +59,7 @@ from api import metrics
 from api.metrics import metrics_endpoint
 from api.problems import exception_handlers
 from api.request_body import DepthLimitedRequest
-from api.security_headers import add_security_headers
+from api.web.headers import add_security_headers
 from vault.audit import chain as audit_chain
 from vault.rights import selfservice
 from vault.admin.clients import ClientAuthenticator

@@ -132,11 +132,4 @@ exception_handlers: dict[Any, Any] = {
 
 
 
-def every_error(handler: Any) -> dict[Any, Any]:
-    """Exception handlers sending every error the app answers to `handler`, for a surface
-    that answers with pages. Litestar takes the most specific class over all layers, so a
-    controller's `Exception` alone would lose to the app's `HTTPException` handler."""
-    return dict.fromkeys(exception_handlers, handler)
-
-
-__all__ = ["PROBLEM", "every_error", "exception_handlers", "problem", "PermissionDeniedException"]
+__all__ = ["PROBLEM", "exception_handlers", "problem", "PermissionDeniedException"]

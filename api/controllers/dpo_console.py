@@ -20,8 +20,6 @@ each with a table of its numbers for screen readers.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import re
 import secrets
@@ -32,19 +30,18 @@ from urllib.parse import urlencode
 
 import structlog
 from litestar import Controller, Request, Response, get, post
-from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import Cookie
-from litestar.middleware.csrf import CSRFMiddleware
+from litestar.middleware import DefineMiddleware
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
-from litestar.types import ASGIApp, Receive, Scope, Send
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
-from api import errors
+from api.web import cookies as web_cookies
+from api.web import dates
+from api.web.errors import error_page, every_error
 from api.auth import public
 from api.deps import Vault
-from api.problems import every_error
 from api.i18n import TEXTS, N_, format_datetime, format_number, pick_language
 from vault.audit import chain as audit_chain
 from vault.audit import events as audit
@@ -61,9 +58,14 @@ from vault.context import VaultContext
 from vault.errors import InvalidInput, NotFound, RateLimited
 from vault.storage.tables import clients
 
-SESSION_COOKIE = "tresor_dpo"
-CSRF_COOKIE = "tresor_dpo_csrf"
-COOKIE_PATH = "/dpo"
+#: The console's cookies and CSRF secret (api/web/cookies.py).
+SURFACE = web_cookies.Surface(
+    path="/dpo",
+    session_cookie="tresor_dpo",
+    csrf_cookie="tresor_dpo_csrf",
+    csrf_label=b"tresor.dpo.csrf.v1",
+)
+SESSION_COOKIE = SURFACE.session_cookie
 SESSION_TTL = timedelta(hours=4)
 _TOKEN_RE = re.compile(r"^v1\.([A-Za-z0-9_-]{10,600})\.([0-9a-f]{64})$")
 _NEXT_RE = re.compile(r"^/dpo/[A-Za-z0-9/_.:-]*(\?[A-Za-z0-9_.:%&=+-]*)?$")
@@ -78,13 +80,9 @@ SUGGESTED_ACTIONS = ("lookup", "client:contact:lookup", "consent", "withdraw", "
 # -- keys derived from the keyring --------------------------------------------------------------
 
 
-def _derive(ctx: VaultContext, label: bytes) -> bytes:
-    return hmac.new(ctx.secrets.client_key, label, hashlib.sha256).digest()
-
-
-def csrf_secret(ctx: VaultContext) -> str:
-    """The CSRF signing secret: the same on every node sharing the keyring."""
-    return _derive(ctx, b"tresor.dpo.csrf.v1").hex()
+def _session_key(ctx: VaultContext) -> bytes:
+    """The key that signs console session tokens, derived from the keyring's server key."""
+    return web_cookies.derive(ctx.secrets.client_key, b"tresor.dpo.session.v1")
 
 
 # -- the session token --------------------------------------------------------------------------
@@ -119,10 +117,10 @@ def issue_session(ctx: VaultContext, client: ClientInfo) -> tuple[str, DpoSessio
             separators=(",", ":"),
         ).encode()
     )
-    mac = hmac.new(_derive(ctx, b"tresor.dpo.session.v1"), payload.encode(), hashlib.sha256)
+    mac = web_cookies.sign(_session_key(ctx), payload)
     expires_at = datetime.fromtimestamp(int(expires.timestamp()), UTC)
     session = DpoSession(client.id, client.name, expires_at)
-    return f"v1.{payload}.{mac.hexdigest()}", session
+    return f"v1.{payload}.{mac}", session
 
 
 def read_session(ctx: VaultContext, token: str | None) -> DpoSession | None:
@@ -131,8 +129,7 @@ def read_session(ctx: VaultContext, token: str | None) -> DpoSession | None:
     if not m:
         return None
     payload, mac = m.group(1), m.group(2)
-    want = hmac.new(_derive(ctx, b"tresor.dpo.session.v1"), payload.encode(), hashlib.sha256)
-    if not hmac.compare_digest(want.hexdigest(), mac):
+    if not web_cookies.signed_by(_session_key(ctx), payload, mac):
         return None
     try:
         claims = json.loads(_unb64(payload))
@@ -167,77 +164,19 @@ async def active_dpo(ctx: VaultContext, session: DpoSession) -> bool:
 # -- middleware, cookies, helpers ----------------------------------------------------------------
 
 
-def _is_secure(request: Request[Any, Any, Any] | None, scope: Scope | None = None) -> bool:
-    scheme = request.url.scheme if request is not None else (scope or {}).get("scheme")
-    if scheme == "https":
-        return True
-    app = (request.scope if request is not None else scope or {}).get("litestar_app")
-    vault = getattr(getattr(app, "state", None), "vault", None)
-    return bool(vault and vault.settings.public_url.startswith("https://"))
-
-
-class DpoCsrfMiddleware:
-    """Litestar's `CSRFMiddleware` for the console, built on first use (the keyring, and so
-    the secret, is loaded at start-up), with a Secure cookie over TLS."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self._inner: dict[bool, CSRFMiddleware] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        secure = _is_secure(None, scope)
-        inner = self._inner.get(secure)
-        if inner is None:
-            vault = scope["litestar_app"].state.vault
-            inner = CSRFMiddleware(
-                self.app,
-                CSRFConfig(
-                    secret=csrf_secret(vault),
-                    cookie_name=CSRF_COOKIE,
-                    cookie_path=COOKIE_PATH,
-                    cookie_secure=secure,
-                    cookie_httponly=True,
-                    cookie_samesite="strict",
-                ),
-            )
-            self._inner[secure] = inner
-        await inner(scope, receive, send)
-
-
 def session_cookie(request: Request[Any, Any, Any], token: str) -> Cookie:
-    return Cookie(
-        key=SESSION_COOKIE,
-        value=token,
-        path=COOKIE_PATH,
-        max_age=int(SESSION_TTL.total_seconds()),
-        httponly=True,
-        samesite="strict",
-        secure=_is_secure(request),
+    return web_cookies.session_cookie(
+        request, SURFACE, token, int(SESSION_TTL.total_seconds())
     )
 
 
 def clear_session_cookie(request: Request[Any, Any, Any]) -> Cookie:
-    return Cookie(
-        key=SESSION_COOKIE,
-        value="",
-        path=COOKIE_PATH,
-        max_age=0,
-        httponly=True,
-        samesite="strict",
-        secure=_is_secure(request),
-    )
+    return web_cookies.clear_session_cookie(request, SURFACE)
 
 
 def fmt_for(lang: str):  # type: ignore[no-untyped-def]
     """Times on the console to the second (audit work), dates as the language writes them."""
-
-    def fmt(value: datetime | None, date_only: bool = False) -> str:
-        value = as_utc(value)
-        if value is None:
-            return "–"
-        return format_datetime(value, lang, "date" if date_only else "seconds")
-
-    return fmt
+    return dates.formatter(lang, "seconds")
 
 
 def _period_for(lang: str, bucket: str):  # type: ignore[no-untyped-def]
@@ -381,13 +320,21 @@ async def require_session(request: Request[Any, Any, Any], vault: VaultContext) 
 
 
 def page_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """Errors on the console are pages, with the status and text of the one error table
-    (`api.errors`); a missing or ended session goes to the sign-in page instead."""
+    """Errors on the console are pages (`api.web.errors`); a missing or ended session goes
+    to the sign-in page instead."""
     if isinstance(exc, SignInRequired):
         return _to_signin(request, expired=exc.expired)
-    row = errors.page_row(exc)
-    errors.log_answer(exc, row)
-    return _message(request, row.status, row.text, row.title, errors.headers_for(exc, row))
+    return error_page(request, exc, _message_page)
+
+
+def _message_page(
+    request: Request[Any, Any, Any],
+    status: int,
+    heading_key: str,
+    text_key: str,
+    headers: dict[str, str] | None,
+) -> Template:
+    return _message(request, status, text_key, heading_key, headers)
 
 
 def _form_text(value: Any, limit: int) -> str:
@@ -524,7 +471,7 @@ class DpoConsoleController(Controller):
     path = "/dpo"
     opt = public()
     include_in_schema = False
-    middleware = [DpoCsrfMiddleware]
+    middleware = [DefineMiddleware(web_cookies.CsrfMiddleware, surface=SURFACE)]
     exception_handlers = every_error(page_error)
 
     @get("/", operation_id="dpoHome")

@@ -10,20 +10,15 @@ only, so API clients elsewhere are unaffected. Pages are never cached and never 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-from datetime import datetime
 from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import Cookie
-from litestar.middleware.csrf import CSRFMiddleware
+from litestar.middleware import DefineMiddleware
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
-from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.controllers.preferences import form_document as preference_form
 from api.controllers.preferences import form_errors as preference_errors
@@ -40,19 +35,19 @@ from api.controllers.selfservice import (
     my_requests,
     request_id_of,
 )
-from api import errors
+from api.web import cookies as web_cookies
+from api.web import dates
+from api.web.errors import error_page, every_error
 from api.auth import public
 from api.deps import Vault
 from api.export_view import render_html
-from api.problems import every_error
-from api.i18n import TEXTS, N_, format_datetime, pick_language
+from api.i18n import TEXTS, N_, pick_language
 from api.schemas import UUID_PATTERN
 from vault.outreach import followups
 from vault.rights import identity_objection
 from vault.subjects import identity
 from vault.outreach import preferences
 from vault.rights import selfservice
-from vault.clock import as_utc
 from vault.errors import (
     AccessDenied,
     Conflict,
@@ -62,9 +57,14 @@ from vault.errors import (
     Unauthenticated,
 )
 
-SESSION_COOKIE = "tresor_self"
-CSRF_COOKIE = "tresor_csrf"
-COOKIE_PATH = "/privacy"
+#: The privacy centre's cookies and CSRF secret (api/web/cookies.py).
+SURFACE = web_cookies.Surface(
+    path="/privacy",
+    session_cookie="tresor_self",
+    csrf_cookie="tresor_csrf",
+    csrf_label=b"tresor.privacy.csrf.v1",
+)
+SESSION_COOKIE = SURFACE.session_cookie
 CONTACT_FIELDS = ("name", "email", "phone", "postal_address", "external_ref")
 #: Request types the page forms may ask for (export is a download, not a form).
 FORM_REQUEST_TYPES = ("rectification", "restriction", "objection", "erasure")
@@ -72,83 +72,17 @@ _DONE = ("withdrawn", "requested", "signed_out", "erased", "expired")
 _ADDRESS_PARTS = ("street", "postal_code", "city", "country")
 
 
-def csrf_secret(client_key: bytes) -> str:
-    """The CSRF signing secret, derived from the keyring's server key: the same on every
-    node that shares the keyring, so a form served by one node posts to any other."""
-    return hmac.new(client_key, b"tresor.privacy.csrf.v1", hashlib.sha256).hexdigest()
-
-
-class PrivacyCsrfMiddleware:
-    """Litestar's `CSRFMiddleware` for the privacy pages, built on first use (the keyring,
-    and so the secret, is loaded at application start-up), with a Secure cookie when the
-    request came over TLS."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self._inner: dict[bool, CSRFMiddleware] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        vault = scope["litestar_app"].state.vault
-        secure = scope.get("scheme") == "https" or _public_https(vault)
-        inner = self._inner.get(secure)
-        if inner is None:
-            inner = CSRFMiddleware(
-                self.app,
-                CSRFConfig(
-                    secret=csrf_secret(vault.secrets.client_key),
-                    cookie_name=CSRF_COOKIE,
-                    cookie_path=COOKIE_PATH,
-                    cookie_secure=secure,
-                    cookie_httponly=True,
-                    cookie_samesite="strict",
-                ),
-            )
-            self._inner[secure] = inner
-        await inner(scope, receive, send)
-
-
 def _fmt(lang: str):  # type: ignore[no-untyped-def]
-    def fmt(value: datetime | None, date_only: bool = False) -> str:
-        value = as_utc(value)
-        if value is None:
-            return "–"
-        return format_datetime(value, lang, "date" if date_only else "minutes", utc=not date_only)
-
-    return fmt
-
-
-def _public_https(vault: Any) -> bool:
-    """Served behind a TLS-terminating proxy: the public URL says https."""
-    return str(vault.settings.public_url).startswith("https://")
-
-
-def _is_https(request: Request[Any, Any, Any]) -> bool:
-    """Cookies are Secure when the request came over TLS, or the public URL is https."""
-    return request.url.scheme == "https" or _public_https(request.app.state.vault)
+    """Times to the minute and marked UTC: customers may read them anywhere."""
+    return dates.formatter(lang, "minutes", utc=True)
 
 
 def session_cookie(request: Request[Any, Any, Any], token: str, max_age: int) -> Cookie:
-    return Cookie(
-        key=SESSION_COOKIE,
-        value=token,
-        path=COOKIE_PATH,
-        max_age=max_age,
-        httponly=True,
-        samesite="strict",
-        secure=_is_https(request),
-    )
+    return web_cookies.session_cookie(request, SURFACE, token, max_age)
 
 
 def clear_session_cookie(request: Request[Any, Any, Any]) -> Cookie:
-    return Cookie(
-        key=SESSION_COOKIE,
-        value="",
-        path=COOKIE_PATH,
-        max_age=0,
-        httponly=True,
-        samesite="strict",
-        secure=_is_https(request),
-    )
+    return web_cookies.clear_session_cookie(request, SURFACE)
 
 
 def _page(
@@ -241,8 +175,8 @@ def _message(
 
 
 def page_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """Errors on the pages are pages too, with the status and text of the one error table
-    (`api.errors`); an ended session goes back to the sign-in instead."""
+    """Errors on the pages are pages too (`api.web.errors`); an ended session goes back to
+    the sign-in, a sign-in locked by a recent identity change says why."""
     t = TEXTS[pick_language(request)]
     if isinstance(exc, Unauthenticated):
         return _to_privacy(request, "expired")
@@ -250,9 +184,17 @@ def page_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
         return _message(
             request, 403, N_("pc_identity_refused_title"), t["pc_identity_restricted_heading"]
         )
-    row = errors.page_row(exc)
-    errors.log_answer(exc, row)
-    return _message(request, row.status, row.title, t[row.text], errors.headers_for(exc, row))
+    return error_page(request, exc, _message_page)
+
+
+def _message_page(
+    request: Request[Any, Any, Any],
+    status: int,
+    heading_key: str,
+    text_key: str,
+    headers: dict[str, str] | None,
+) -> Template:
+    return _message(request, status, heading_key, TEXTS[pick_language(request)][text_key], headers)
 
 
 def _form_value(form: Any, name: str, limit: int = 320) -> str:
@@ -283,7 +225,7 @@ class PrivacyController(Controller):
     path = "/privacy"
     opt = public()
     include_in_schema = False
-    middleware = [PrivacyCsrfMiddleware]
+    middleware = [DefineMiddleware(web_cookies.CsrfMiddleware, surface=SURFACE)]
     exception_handlers = every_error(page_error)
 
     @get("/", operation_id="privacyCentre")
@@ -652,4 +594,4 @@ async def _require(request: Request[Any, Any, Any], vault: Any) -> str:
     )
 
 
-__all__ = ["PrivacyController", "PrivacyCsrfMiddleware"]
+__all__ = ["PrivacyController"]
