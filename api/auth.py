@@ -16,9 +16,13 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
-from vault.audit import events as audit
-from vault.audit.events import Actor, AuditAction, Decision
-from vault.admin.clients import ClientAuthenticator, ClientInfo, Role
+from vault.audit.events import Actor
+from vault.admin.clients import (
+    ClientAuthenticator,
+    ClientInfo,
+    Role,
+    record_role_denial,
+)
 from vault.context import VaultContext
 from vault.errors import RateLimited
 
@@ -108,17 +112,11 @@ async def audit_role_denial(
     handler = scope["route_handler"]
     operation = handler.operation_id if isinstance(handler.operation_id, str) else None
     subject = (scope.get("path_params") or {}).get("subject_id")
-    row = audit.event_row(
-        at=ctx.clock.now(),
-        actor=Actor(
-            type=client.actor_type,
-            id=client.name,
-            request_id=scope.get("state", {}).get("request_id"),
-        ),
-        action=AuditAction.ACCESS_DENIED,
-        decision=Decision.DENY,
+    await record_role_denial(
+        ctx,
+        client,
+        request_id=scope.get("state", {}).get("request_id"),
         subject_id=_subject_id(subject),
-        reason=ROLE_NOT_ALLOWED,
         detail={
             "method": scope.get("method"),
             "route": scope.get("path_template"),
@@ -126,11 +124,6 @@ async def audit_role_denial(
             "role": client.role.value,
         },
     )
-    if ctx.audit_batcher is not None:
-        await ctx.audit_batcher.append(row)  # the shared commit of the hot paths
-    else:
-        async with ctx.transaction() as conn:
-            await audit.record_row(conn, row)
 
 
 def _subject_id(value: Any) -> str | None:
@@ -141,10 +134,6 @@ def _subject_id(value: Any) -> str | None:
         return str(uuid.UUID(str(value)))
     except ValueError:
         return None
-
-
-#: The reason of a role refusal in the audit trail.
-ROLE_NOT_ALLOWED = "role_not_allowed"
 
 
 #: Route option (`opt`) naming the roles that may call a route; see `roles`.

@@ -35,7 +35,6 @@ from litestar.middleware import DefineMiddleware
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from markupsafe import Markup, escape
-from sqlalchemy import select
 
 from api.web import cookies as web_cookies
 from api.web import dates
@@ -44,19 +43,25 @@ from api.auth import public
 from api.deps import Vault
 from api.i18n import TEXTS, N_, format_datetime, format_number, pick_language
 from vault.audit import chain as audit_chain
-from vault.audit import events as audit
 from vault.audit import query as audit_query
 from vault.audit import ropa
 from vault.bases import consent_proof
 from vault.outreach import followups
 from vault.outreach import report as pressure_report
-from vault.audit.events import Actor, AuditAction, Decision
+from vault.audit.events import Actor
 from vault.audit.query import AuditFilter
-from vault.admin.clients import ClientInfo, Role
+from vault.admin.clients import (
+    ClientInfo,
+    Role,
+    active_client,
+    list_clients,
+    record_console_sign_in,
+    record_console_sign_out,
+)
 from vault.clock import as_utc
 from vault.context import VaultContext
 from vault.errors import InvalidInput, NotFound, RateLimited
-from vault.storage.tables import clients
+from vault.rights.requests import request_queue
 
 #: The console's cookies and CSRF secret (api/web/cookies.py).
 SURFACE = web_cookies.Surface(
@@ -145,20 +150,8 @@ def read_session(ctx: VaultContext, token: str | None) -> DpoSession | None:
 
 async def active_dpo(ctx: VaultContext, session: DpoSession) -> bool:
     """The session's client still exists, is not revoked and still has the role dpo."""
-    async with ctx.transaction() as conn:
-        row = (
-            await conn.execute(
-                select(clients.c.name, clients.c.role, clients.c.revoked_at).where(
-                    clients.c.id == session.client_id
-                )
-            )
-        ).first()
-    return (
-        row is not None
-        and row.revoked_at is None
-        and row.role == Role.DPO.value
-        and row.name == session.name
-    )
+    client = await active_client(ctx, session.client_id)
+    return client is not None and client.role is Role.DPO and client.name == session.name
 
 
 # -- middleware, cookies, helpers ----------------------------------------------------------------
@@ -530,15 +523,7 @@ class DpoConsoleController(Controller):
             log.warning("dpo_signin_refused", reason="invalid_key")
             error = t["dpo_signin_wrong"]
         elif client.role is not Role.DPO:
-            async with vault.transaction() as conn:
-                await audit.record(
-                    conn,
-                    at=vault.clock.now(),
-                    actor=Actor(client.actor_type, client.name, _request_id(request)),
-                    action=AuditAction.DPO_SESSION_START,
-                    decision=Decision.DENY,
-                    reason="role_not_allowed",
-                )
+            await record_console_sign_in(vault, client, _request_id(request), None)
             error = t["dpo_signin_role"]
         if error is not None or client is None:
             return page(
@@ -555,15 +540,7 @@ class DpoConsoleController(Controller):
                 error=error,
             )
         token, session = issue_session(vault, client)
-        async with vault.transaction() as conn:
-            await audit.record(
-                conn,
-                at=vault.clock.now(),
-                actor=_actor(request, session),
-                action=AuditAction.DPO_SESSION_START,
-                decision=Decision.ALLOW,
-                detail={"expires_at": session.expires_at.isoformat()},
-            )
+        await record_console_sign_in(vault, client, _request_id(request), session.expires_at)
         target = nxt if _NEXT_RE.match(nxt) else f"/dpo/audit?lang={lang}"
         return Redirect(path=target, status_code=303, cookies=[session_cookie(request, token)])
 
@@ -571,14 +548,7 @@ class DpoConsoleController(Controller):
     async def signout(self, request: Request[Any, Any, Any], vault: Vault) -> Redirect:
         session = await current_session(request, vault)
         if session is not None:
-            async with vault.transaction() as conn:
-                await audit.record(
-                    conn,
-                    at=vault.clock.now(),
-                    actor=_actor(request, session),
-                    action=AuditAction.DPO_SESSION_END,
-                    decision=Decision.ALLOW,
-                )
+            await record_console_sign_out(vault, _actor(request, session))
         lang = pick_language(request)
         return Redirect(
             path=f"/dpo/signin?lang={lang}&done=signed_out",
@@ -638,10 +608,7 @@ class DpoConsoleController(Controller):
             status = 422
             context["error"] = t["dpo_invalid_filter"]
             context["error_fields"] = sorted(exc.errors.items())
-        async with vault.transaction() as conn:
-            context["client_names"] = list(
-                (await conn.execute(select(clients.c.name).order_by(clients.c.name))).scalars()
-            )
+        context["client_names"] = [c.name for c in await list_clients(vault)]
         return page(
             request, "dpo_audit.html", "dpo_audit_heading", session=session, status=status,
             **context,
@@ -649,23 +616,9 @@ class DpoConsoleController(Controller):
 
     @get("/requests", operation_id="dpoRequests")
     async def requests_page(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
-        from vault.rights.requests import list_requests
-
         session = await require_session(request, vault)
         show_closed = request.query_params.get("closed") == "1"
-        # Recorded first: if the event cannot be written, the queue is not shown.
-        async with vault.transaction() as conn:
-            await audit.record(
-                conn,
-                at=vault.clock.now(),
-                actor=_actor(request, session),
-                action=AuditAction.DPO_REQUEST_LIST,
-                decision=Decision.ALLOW,
-                detail={"closed": show_closed},
-            )
-        records = await list_requests(vault, limit=1000)
-        if not show_closed:
-            records = [r for r in records if not r.closed]
+        records = await request_queue(vault, _actor(request, session), closed=show_closed)
         return page(
             request,
             "dpo_requests.html",

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from litestar import Controller, Response, get
 from litestar.openapi.datastructures import ResponseSpec
-from sqlalchemy import text
 
 from api.auth import public
 from api.deps import Vault
 from api.openapi_docs import PUBLIC
 from api.schemas import Health
 from vault.crypto import KeyringError
+from vault.storage.db import ping
 
 
 class HealthController(Controller):
@@ -37,8 +37,7 @@ class HealthController(Controller):
     async def ready(self, vault: Vault) -> Response[Health]:
         checks: dict[str, str] = {}
         try:
-            async with vault.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            await ping(vault.engine)
             checks["database"] = "ok"
         except Exception:  # noqa: BLE001 - any failure means not ready
             checks["database"] = "unavailable"
