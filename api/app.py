@@ -38,7 +38,6 @@ from api.controllers.clients import ClientController
 from api.controllers.consents import ConsentController
 from api.controllers.contacts import ContactController
 from api.controllers.reports import ReportController
-from api.controllers.dpo_console import DpoConsoleController
 from api.controllers.followups import FollowupController
 from api.controllers.health import HealthController
 from api.controllers.bulk import BulkLookupController
@@ -54,6 +53,7 @@ from api.controllers.selfservice import (
     SelfSessionController,
 )
 from api.controllers.subjects import SubjectController
+from api.dpo import CONTROLLERS as DPO_CONTROLLERS
 from api.logging import RequestIdMiddleware, before_send, configure_logging
 from api import metrics
 from api.metrics import metrics_endpoint
@@ -157,7 +157,7 @@ ROUTE_HANDLERS: list[Any] = [
     AuditController,
     DpoConsentController,
     RopaController,
-    DpoConsoleController,
+    *DPO_CONTROLLERS,
 ]
 
 

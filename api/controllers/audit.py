@@ -15,7 +15,7 @@ from litestar.openapi.spec import OpenAPIResponse, OpenAPIType, Operation, Schem
 from litestar.params import Parameter
 
 from api.auth import actor_of, roles
-from api.controllers.dpo_console import render_proof
+from api.dpo.pages import render_proof
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
 from api.schemas import (

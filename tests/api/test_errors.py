@@ -7,7 +7,8 @@ import pytest
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.testing import RequestFactory
 
-from api.controllers import dpo_console, privacy
+from api.controllers import privacy
+from api.dpo import pages as dpo_pages
 from api.problems import exception_handlers
 from vault.crypto import IntegrityCheckFailed, KeyringError
 from vault.errors import (
@@ -54,10 +55,10 @@ def test_every_surface_answers_a_domain_error_with_the_same_status(exc, status):
     centre a rate limit or a denial with 503)."""
     assert _json_status(exc) == status
     assert _page(privacy, exc, "/privacy").status_code == status
-    assert _page(dpo_console, exc, "/dpo/audit").status_code == status
+    assert _page(dpo_pages, exc, "/dpo/audit").status_code == status
 
 
-@pytest.mark.parametrize("surface", [privacy, dpo_console], ids=["privacy", "dpo"])
+@pytest.mark.parametrize("surface", [privacy, dpo_pages], ids=["privacy", "dpo"])
 def test_pages_say_the_same_for_the_same_refusal(surface):
     """A CSRF refusal and an unknown thing get the table's heading on both surfaces, and a
     rate limit keeps its Retry-After on a page too."""
@@ -69,12 +70,12 @@ def test_pages_say_the_same_for_the_same_refusal(surface):
     assert page.headers["Retry-After"] == "7"
 
 
-@pytest.mark.parametrize("surface", [privacy, dpo_console], ids=["privacy", "dpo"])
+@pytest.mark.parametrize("surface", [privacy, dpo_pages], ids=["privacy", "dpo"])
 def test_a_page_never_falls_back_to_problem_json(surface):
     """The page surfaces register a handler for every class the app answers, so an
     unexpected failure on a page is a page (it used to be problem+json on /privacy)."""
     controller = (
-        privacy.PrivacyController if surface is privacy else dpo_console.DpoConsoleController
+        privacy.PrivacyController if surface is privacy else dpo_pages.DpoPages
     )
     assert set(controller.exception_handlers) == set(exception_handlers)
     assert {controller.exception_handlers[t] for t in exception_handlers} == {surface.page_error}

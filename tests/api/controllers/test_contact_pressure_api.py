@@ -307,4 +307,4 @@ async def test_dpo_console_shows_contact_pressure_as_inline_svg_charts(vault):
         de = await http.get("/dpo/contacts?lang=de&month=2026-10")
         assert de.status_code == 200 and "Kontakte je Marke" in de.text
         bad = await http.get("/dpo/contacts?lang=en&month=2026-13")
-        assert bad.status_code == 400  # the console answers bad input with a 400 page
+        assert bad.status_code == 422  # bad input: a 422 page, as the API answers (api/errors.py)

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 
 from litestar.testing import RequestFactory
 
-from api.controllers import dpo_console, privacy
+from api.controllers import privacy
+from api.dpo import session as dpo_session
 from api.web import cookies
 
 
@@ -23,7 +24,7 @@ def _request(scheme: str = "http", public_url: str = "http://localhost"):  # typ
 def test_both_surfaces_set_the_same_protections_on_their_session_cookie():
     """HttpOnly, SameSite=Strict, scoped to the surface's path, and Secure over TLS or behind
     an https public URL; clearing expires the cookie on the same path."""
-    for surface in (privacy.SURFACE, dpo_console.SURFACE):
+    for surface in (privacy.SURFACE, dpo_session.SURFACE):
         plain = cookies.session_cookie(_request(), surface, "tok", 60)
         assert (plain.httponly, plain.samesite, plain.path, plain.secure) == (
             True, "strict", surface.path, False,
@@ -39,7 +40,7 @@ def test_each_surface_has_its_own_csrf_secret_and_a_signature_is_bound_to_its_ke
     """A token of one surface is no token of the other (the secrets are derived under
     different labels), and a signed payload fails under another key or once changed."""
     key = b"k" * 32
-    secrets = {cookies.csrf_secret(key, s) for s in (privacy.SURFACE, dpo_console.SURFACE)}
+    secrets = {cookies.csrf_secret(key, s) for s in (privacy.SURFACE, dpo_session.SURFACE)}
     assert len(secrets) == 2
     mac = cookies.sign(key, "payload")
     assert cookies.signed_by(key, "payload", mac)
