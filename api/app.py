@@ -33,26 +33,26 @@ from api.auth import (
 )
 from api import i18n
 from api.background import PeriodicJob
-from api.controllers.audit import AuditController, DpoConsentController, RopaController
-from api.controllers.clients import ClientController
-from api.controllers.consents import ConsentController
-from api.controllers.contacts import ContactController
-from api.controllers.reports import ReportController
-from api.controllers.followups import FollowupController
-from api.controllers.health import HealthController
-from api.controllers.bulk import BulkLookupController
-from api.controllers.lookup import LookupController
-from api.controllers.pages import ConfirmController, PageController
-from api.controllers.requests import ExportController, RequestController
-from api.controllers.preferences import PreferenceController
-from api.controllers.privacy import PrivacyController
-from api.controllers.identity_changes import IdentityChangeController
-from api.controllers.selfservice import (
+from api.audit.trail import AuditController, DpoConsentController, RopaController
+from api.admin.clients import ClientController
+from api.bases.consents import ConsentController
+from api.outreach.contacts import ContactController
+from api.outreach.reports import ReportController
+from api.outreach.followups import FollowupController
+from api.operations.health import HealthController
+from api.subjects.bulk import BulkLookupController
+from api.subjects.lookup import LookupController
+from api.bases.confirm_pages import ConfirmController, PageController
+from api.rights.requests import ExportController, RequestController
+from api.outreach.preferences import PreferenceController
+from api.privacy.pages import PrivacyController
+from api.subjects.identity_changes import IdentityChangeController
+from api.rights.selfservice import (
     SelfIdentityController,
     SelfServiceController,
     SelfSessionController,
 )
-from api.controllers.subjects import SubjectController
+from api.subjects.subjects import SubjectController
 from api.dpo import CONTROLLERS as DPO_CONTROLLERS
 from api.logging import RequestIdMiddleware, before_send, configure_logging
 from api import metrics

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from litestar.testing import RequestFactory
 
-from api.controllers import privacy
+from api.privacy import pages as privacy
 from api.dpo import session as dpo_session
 from api.web import cookies
 

@@ -10,7 +10,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import Parameter
 
 from api.auth import actor_of, roles
-from api.controllers.requests import reject_unknown_query
+from api.rights.requests import reject_unknown_query
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
 from api.schemas import (

@@ -11,7 +11,7 @@ from litestar.params import JSONBody
 from litestar.response import Stream
 
 from api.auth import actor_of, roles
-from api.controllers.lookup import contact_spec
+from api.subjects.lookup import contact_spec
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
 from api.schemas import BatchLine, BatchLookupRequest, DryRunRequest, DryRunResponse

@@ -13,7 +13,7 @@ from api.auth import actor_of, public
 from api.i18n import TEXTS, N_, pick_language
 from api.openapi_docs import PUBLIC, problems
 from api.schemas import ConfirmRequest, ConsentOut
-from api.controllers.consents import consent_out
+from api.bases.consents import consent_out
 from vault.bases import consents
 from vault.audit.events import Actor
 from vault.subjects.decision import BasisStatus

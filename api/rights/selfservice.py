@@ -469,7 +469,7 @@ class SelfServiceController(Controller):
     async def get_preferences(
         self, request: Request[Any, Any, Any], vault: Vault, me: Me
     ) -> PreferencesOut:
-        from api.controllers.preferences import preferences_out
+        from api.outreach.preferences import preferences_out
 
         view = await preferences.get_preferences(
             vault, selfservice.subject_actor(request_id_of(request)), me
@@ -496,7 +496,7 @@ class SelfServiceController(Controller):
         vault: Vault,
         me: Me,
     ) -> PreferencesOut:
-        from api.controllers.preferences import preferences_out, preferences_raw
+        from api.outreach.preferences import preferences_out, preferences_raw
 
         view = await preferences.set_preferences(
             vault,

@@ -20,10 +20,10 @@ from litestar.middleware import DefineMiddleware
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from api.controllers.preferences import form_document as preference_form
-from api.controllers.preferences import form_errors as preference_errors
-from api.controllers.preferences import page_context as preference_page
-from api.controllers.selfservice import (
+from api.outreach.preferences import form_document as preference_form
+from api.outreach.preferences import form_errors as preference_errors
+from api.outreach.preferences import page_context as preference_page
+from api.rights.selfservice import (
     access_label,
     access_outcome,
     link_actor,

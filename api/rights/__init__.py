@@ -1,0 +1,3 @@
+"""The routes of the rights area (`vault.rights`): data-subject requests and the export for
+the DPO (`requests`), and the self-service JSON API at /self/v1 (`selfservice`).
+"""
