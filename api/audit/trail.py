@@ -18,7 +18,7 @@ from api.auth import actor_of, roles
 from api.dpo.pages import render_proof
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
-from api.schemas import (
+from api.audit.schemas import (
     AccessBucketOut,
     AccessReadsOut,
     AccessStatsOut,
@@ -30,20 +30,19 @@ from api.schemas import (
     ConsentProofOut,
     ConsentStatsOut,
     DenialCountOut,
-    HistoryEntry,
     ProofCheckpointOut,
     ProofEvidenceOut,
     ProofPurposeOut,
     PurposeConsentStatsOut,
-    PurposeTitle,
     RopaActivityOut,
     RopaMeasureOut,
     RopaObservedRecipientOut,
     RopaOut,
     RopaRecipientOut,
-    Uuid,
-    uuid_path,
 )
+from api.bases.schemas import HistoryEntry
+from api.rights.schemas import PurposeTitle
+from api.schemas import Uuid, uuid_path
 from vault.audit import chain as audit_chain
 from vault.audit import query as audit_query
 from vault.bases import consent_proof

@@ -12,7 +12,7 @@ from api.deps import Vault
 from api.auth import actor_of, public
 from api.i18n import TEXTS, N_, pick_language
 from api.openapi_docs import PUBLIC, problems
-from api.schemas import ConfirmRequest, ConsentOut
+from api.bases.schemas import ConfirmRequest, ConsentOut
 from api.bases.consents import consent_out
 from vault.bases import consents
 from vault.audit.events import Actor

@@ -10,16 +10,15 @@ from litestar.params import JSONBody
 from api.deps import Vault
 from api.auth import actor_of, roles
 from api.openapi_docs import AUTHED, problems
-from api.schemas import (
+from api.bases.schemas import (
     ConsentCreate,
     ConsentCreated,
     ConsentList,
     ConsentOut,
     EvidenceOut,
     HistoryEntry,
-    Uuid,
-    uuid_path,
 )
+from api.schemas import Uuid, uuid_path
 from vault.bases import consents
 from vault.admin.clients import Role
 from vault.bases.consents import BasisRecord, Evidence

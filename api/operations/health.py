@@ -8,7 +8,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from api.auth import public
 from api.deps import Vault
 from api.openapi_docs import PUBLIC
-from api.schemas import Health
+from api.operations.schemas import Health
 from vault.crypto import KeyringError
 from vault.storage.db import ping
 

@@ -10,7 +10,8 @@ from litestar.params import JSONBody
 from api.auth import actor_of, roles
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
-from api.schemas import ContactRecorded, ContactRecordIn, ContactReservationOut
+from api.outreach.schemas import ContactRecorded, ContactRecordIn
+from api.subjects.schemas import ContactReservationOut
 from vault.outreach import basket
 from vault.admin.clients import ClientInfo, Role
 

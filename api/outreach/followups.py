@@ -14,7 +14,8 @@ from api.auth import actor_of, roles
 from api.audit.trail import query, reject_unknown_query
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
-from api.schemas import FollowupCreate, FollowupOut, FollowupPageOut, Uuid, uuid_path
+from api.outreach.schemas import FollowupCreate, FollowupOut, FollowupPageOut
+from api.schemas import Uuid, uuid_path
 from vault.outreach import followups
 from vault.admin.clients import ClientInfo, Role
 from vault.errors import InvalidInput

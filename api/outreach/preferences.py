@@ -12,15 +12,14 @@ from litestar.params import JSONBody
 from api.auth import actor_of, roles
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
-from api.schemas import (
+from api.outreach.schemas import (
     PreferenceHistoryOut,
     PreferencesIn,
     PreferencesOut,
     PreferencesUpdate,
     QuietTimesOut,
-    Uuid,
-    uuid_path,
 )
+from api.schemas import Uuid, uuid_path
 from vault.outreach import preferences
 from vault.admin.clients import Role
 from vault.bases.consents import Evidence

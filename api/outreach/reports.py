@@ -11,7 +11,7 @@ from api.auth import actor_of, roles
 from api.audit.trail import query, reject_unknown_query
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
-from api.schemas import (
+from api.outreach.schemas import (
     ContactBucketOut,
     ContactReportOut,
     FollowupBucketOut,

@@ -20,7 +20,7 @@ from api.deps import Vault
 from api.export_view import render_export_html
 from api.i18n import pick_language
 from api.openapi_docs import AUTHED, problems
-from api.schemas import (
+from api.rights.schemas import (
     RequestComplete,
     RequestCreate,
     RequestExtend,
@@ -30,8 +30,8 @@ from api.schemas import (
     RequestReason,
     RequestStatusName,
     RequestTypeName,
-    uuid_path,
 )
+from api.schemas import uuid_path
 from vault.rights import export
 from vault.rights import requests as dsar
 from vault.admin.clients import Role

@@ -17,18 +17,14 @@ from api.auth import public
 from api.deps import Vault
 from api.i18n import TEXTS, format_datetime, pick_language
 from api.openapi_docs import PUBLIC, problems
-from api.schemas import (
+from api.outreach.schemas import PreferencesIn, PreferencesOut, SelfFollowup, SelfFollowupList
+from api.rights.schemas import (
     IdentityTokenIn,
     LocalText,
-    PreferencesIn,
-    PreferencesOut,
-    Problem,
     PurposeTitle,
     SelfAccess,
     SelfConsent,
     SelfContact,
-    SelfFollowup,
-    SelfFollowupList,
     SelfIdentityChange,
     SelfOverview,
     SelfRequest,
@@ -38,9 +34,8 @@ from api.schemas import (
     SelfSessionStart,
     SelfSessionToken,
     SelfSessionVerify,
-    Uuid,
-    uuid_path,
 )
+from api.schemas import Problem, Uuid, uuid_path
 from vault.rights import export
 from vault.outreach import followups
 from vault.rights import identity_objection

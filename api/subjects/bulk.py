@@ -14,7 +14,7 @@ from api.auth import actor_of, roles
 from api.subjects.lookup import contact_spec
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
-from api.schemas import BatchLine, BatchLookupRequest, DryRunRequest, DryRunResponse
+from api.subjects.schemas import BatchLine, BatchLookupRequest, DryRunRequest, DryRunResponse
 from vault.subjects import bulk
 from vault.admin.clients import ClientInfo, Role
 from vault.errors import InvalidInput

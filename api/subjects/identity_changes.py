@@ -13,13 +13,8 @@ from api.auth import actor_of, roles
 from api.rights.requests import reject_unknown_query
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
-from api.schemas import (
-    IdentityChangeList,
-    IdentityChangeOut,
-    IdentityChangeStatusName,
-    UUID_PATTERN,
-    uuid_path,
-)
+from api.schemas import UUID_PATTERN, uuid_path
+from api.subjects.schemas import IdentityChangeList, IdentityChangeOut, IdentityChangeStatusName
 from vault.subjects import identity
 from vault.admin.clients import Role
 from vault.subjects.identity import ChangeRecord

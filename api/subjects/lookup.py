@@ -11,7 +11,7 @@ from api import metrics
 from api.auth import actor_of, roles
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
-from api.schemas import (
+from api.subjects.schemas import (
     BasisOut,
     ContactIn,
     ContactReservationOut,

@@ -11,7 +11,8 @@ from litestar.params import JSONBody
 from api.deps import Vault
 from api.auth import actor_of, roles
 from api.openapi_docs import AUTHED, problems
-from api.schemas import ContactPatch, ContactPatched, SubjectCreate, SubjectCreated, Uuid, uuid_path
+from api.schemas import Uuid, uuid_path
+from api.subjects.schemas import ContactPatch, ContactPatched, SubjectCreate, SubjectCreated
 from vault.subjects import store as subjects
 from vault.admin.clients import Role
 
