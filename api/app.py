@@ -45,7 +45,7 @@ from api.subjects.lookup import LookupController
 from api.bases.confirm_pages import ConfirmController, PageController
 from api.rights.requests import ExportController, RequestController
 from api.outreach.preferences import PreferenceController
-from api.privacy.pages import PrivacyController
+from api.privacy import CONTROLLERS as PRIVACY_CONTROLLERS
 from api.subjects.identity_changes import IdentityChangeController
 from api.rights.selfservice import (
     SelfIdentityController,
@@ -137,7 +137,7 @@ ROUTE_HANDLERS: list[Any] = [
     metrics_endpoint,
     HealthController,
     PageController,
-    PrivacyController,
+    *PRIVACY_CONTROLLERS,
     SelfSessionController,
     SelfServiceController,
     SelfIdentityController,

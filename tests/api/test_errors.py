@@ -75,7 +75,7 @@ def test_a_page_never_falls_back_to_problem_json(surface):
     """The page surfaces register a handler for every class the app answers, so an
     unexpected failure on a page is a page (it used to be problem+json on /privacy)."""
     controller = (
-        privacy.PrivacyController if surface is privacy else dpo_pages.DpoPages
+        privacy.PrivacyPages if surface is privacy else dpo_pages.DpoPages
     )
     assert set(controller.exception_handlers) == set(exception_handlers)
     assert {controller.exception_handlers[t] for t in exception_handlers} == {surface.page_error}
