@@ -11,7 +11,7 @@ from litestar.response import Template
 from api.deps import Vault
 from api.i18n import N_, TEXTS, pick_language
 from api.privacy.pages import PrivacyPages, fmt_for, message, render
-from api.rights.selfservice import (
+from api.rights.self_views import (
     link_actor,
 )
 from vault.errors import (

@@ -28,7 +28,7 @@ from api.privacy.pages import (
     to_privacy,
     valid_uuid,
 )
-from api.rights.selfservice import (
+from api.rights.self_views import (
     access_label,
     access_outcome,
     create_my_request,

@@ -23,7 +23,7 @@ from litestar.response import Redirect, Template
 
 from api.auth import public
 from api.i18n import N_, TEXTS, pick_language
-from api.rights.selfservice import (
+from api.rights.self_views import (
     operation_of,
     request_id_of,
 )

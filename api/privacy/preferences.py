@@ -13,7 +13,7 @@ from api.outreach.preferences import form_document as preference_form
 from api.outreach.preferences import form_errors as preference_errors
 from api.outreach.preferences import page_context as preference_page
 from api.privacy.pages import PrivacyPages, render, require_session
-from api.rights.selfservice import (
+from api.rights.self_views import (
     client_ip,
     request_id_of,
 )

@@ -21,7 +21,7 @@ from api.privacy.pages import (
     signin_page,
     to_privacy,
 )
-from api.rights.selfservice import (
+from api.rights.self_views import (
     client_ip,
     request_id_of,
 )
