@@ -33,7 +33,8 @@ from api.auth import (
 )
 from api import i18n
 from api.background import PeriodicJob
-from api.audit.trail import AuditController, DpoConsentController, RopaController
+from api.audit.documents import DpoConsentController, RopaController
+from api.audit.trail import AuditController
 from api.admin.clients import ClientController
 from api.bases.consents import ConsentController
 from api.outreach.contacts import ContactController
