@@ -8,10 +8,10 @@ from pathlib import Path
 
 API = Path(__file__).resolve().parents[2] / "api"
 
-#: Imports that mean SQL or a hand-written audit event. `tresor`'s CLI only parses a
+#: Imports that mean SQL or a hand-written audit event. `tresor serve` only parses a
 #: database URL with SQLAlchemy's `make_url`, which runs no statement.
 FORBIDDEN_MODULES = ("sqlalchemy", "vault.storage.tables")
-ALLOWED = {("cli.py", "sqlalchemy.engine")}
+ALLOWED = {("serving.py", "sqlalchemy.engine")}
 AUDIT_WRITERS = {"record", "record_row", "record_records", "event_row"}
 
 
