@@ -25,12 +25,13 @@ from api.audit.schemas import (
     RopaOut,
     RopaRecipientOut,
 )
-from api.audit.trail import Bucket, event_out, parse_time, query, reject_unknown_query, time_param
+from api.audit.trail import Bucket, event_out, parse_time, time_param
 from api.auth import actor_of, roles
 from api.bases.schemas import HistoryEntry
 from api.deps import Vault
 from api.dpo.pages import render_proof
 from api.openapi_docs import AUTHED, problems
+from api.query_params import query, reject_unknown_query
 from api.rights.schemas import PurposeTitle
 from api.schemas import Uuid, uuid_path
 from vault.admin.clients import Role

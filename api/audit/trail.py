@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 from litestar import Controller, MediaType, Request, get
-from litestar.exceptions import ValidationException
 from litestar.params import Parameter
 
 from api.audit.schemas import (
@@ -24,6 +23,7 @@ from api.audit.schemas import (
 from api.auth import actor_of, roles
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
+from api.query_params import query, reject_unknown_query
 from vault.admin.clients import Role
 from vault.audit import chain as audit_chain
 from vault.audit import query as audit_query
@@ -125,26 +125,6 @@ def chain_out(s: audit_query.ChainStatus) -> ChainStatusOut:
             else None
         ),
     )
-
-
-async def reject_unknown_query(request: Request[Any, Any, Any]) -> None:
-    """Unknown query parameters are refused (400), not ignored: a mistyped filter on an
-    audit search would otherwise silently widen the result to everything."""
-    allowed: frozenset[str] = request.route_handler.opt.get("query", frozenset())
-    unknown = sorted(k for k in request.query_params if k not in allowed)
-    if unknown:
-        raise ValidationException(
-            "unknown query parameter",
-            extra=[
-                {"key": k[:40], "message": "is not a parameter of this operation"}
-                for k in unknown
-            ],
-        )
-
-
-def query(*names: str) -> dict[str, Any]:
-    """Handler `opt` naming the query parameters the handler takes."""
-    return {"query": frozenset(names)}
 
 
 class AuditController(Controller):

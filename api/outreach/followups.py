@@ -11,7 +11,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import JSONBody, Parameter
 
 from api.auth import actor_of, roles
-from api.audit.trail import query, reject_unknown_query
+from api.query_params import query, reject_unknown_query
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
 from api.outreach.schemas import FollowupCreate, FollowupOut, FollowupPageOut

@@ -8,7 +8,7 @@ from litestar import Controller, Request, get
 from litestar.params import Parameter
 
 from api.auth import actor_of, roles
-from api.audit.trail import query, reject_unknown_query
+from api.query_params import query, reject_unknown_query
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
 from api.outreach.schemas import (

@@ -17,6 +17,7 @@ from litestar.params import JSONBody, Parameter, QueryParameter
 
 from api.auth import actor_of, roles
 from api.deps import Vault
+from api.query_params import query, reject_unknown_query
 from api.export_view import render_export_html
 from api.i18n import pick_language
 from api.openapi_docs import AUTHED, problems
@@ -59,18 +60,6 @@ def request_out(record: RequestRecord) -> RequestOut:
     )
 
 
-async def reject_unknown_query(request: Request[Any, Any, Any]) -> None:
-    """Unknown query parameters are refused (400), not ignored: a mistyped filter would
-    otherwise silently widen the list to everything."""
-    allowed: frozenset[str] = request.route_handler.opt.get("query", frozenset())
-    unknown = sorted(k for k in request.query_params if k not in allowed)
-    if unknown:
-        raise ValidationException(
-            "unknown query parameter",
-            extra=[{"key": k[:40], "message": "is not a parameter of this operation"} for k in unknown],
-        )
-
-
 class RequestController(Controller):
     path = "/v1/requests"
     tags = ["requests"]
@@ -107,7 +96,7 @@ class RequestController(Controller):
         operation_id="listRequests",
         summary="Requests against their deadlines: overdue first, then by due date",
         responses=problems(*AUTHED, 422),
-        opt={"query": frozenset({"type", "status", "due_before", "subject_id", "limit"})},
+        opt=query("type", "status", "due_before", "subject_id", "limit"),
     )
     async def list_(
         self,
@@ -283,7 +272,7 @@ class ExportController(Controller):
         ),
         responses=problems(*AUTHED, 404, 500),
         operation_class=_JsonOrHtmlOperation,
-        opt={"query": frozenset({"format", "lang"})},
+        opt=query("format", "lang"),
     )
     async def export(
         self,

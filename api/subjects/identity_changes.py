@@ -10,7 +10,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import Parameter
 
 from api.auth import actor_of, roles
-from api.rights.requests import reject_unknown_query
+from api.query_params import query, reject_unknown_query
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
 from api.schemas import UUID_PATTERN, uuid_path
@@ -50,7 +50,7 @@ class IdentityChangeController(Controller):
             "new address stay restricted until a DPO approves the change. The read is audited."
         ),
         responses=problems(*AUTHED, 422),
-        opt={"query": frozenset({"subject_id", "status", "limit"})},
+        opt=query("subject_id", "status", "limit"),
     )
     async def list_(
         self,
