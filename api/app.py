@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
@@ -25,36 +25,43 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.serialization import encode_json
 from litestar.template.config import TemplateConfig
 
-from api.auth import BearerKeyMiddleware, FailedAuthLimiter
+from api.auth import (
+    PUBLIC_ROUTE,
+    BearerKeyMiddleware,
+    FailedAuthLimiter,
+    check_every_route_guarded,
+    public,
+)
 from api import i18n
 from api.background import PeriodicJob
-from api.controllers.audit import AuditController, DpoConsentController, RopaController
-from api.controllers.clients import ClientController
-from api.controllers.consents import ConsentController
-from api.controllers.contacts import ContactController
-from api.controllers.reports import ReportController
-from api.controllers.dpo_console import DpoConsoleController
-from api.controllers.followups import FollowupController
-from api.controllers.health import HealthController
-from api.controllers.bulk import BulkLookupController
-from api.controllers.lookup import LookupController
-from api.controllers.pages import ConfirmController, PageController
-from api.controllers.requests import ExportController, RequestController
-from api.controllers.preferences import PreferenceController
-from api.controllers.privacy import PrivacyController
-from api.controllers.identity_changes import IdentityChangeController
-from api.controllers.selfservice import (
+from api.audit.documents import DpoConsentController, RopaController
+from api.audit.trail import AuditController
+from api.admin.clients import ClientController
+from api.bases.consents import ConsentController
+from api.outreach.contacts import ContactController
+from api.outreach.reports import ReportController
+from api.outreach.followups import FollowupController
+from api.operations.health import HealthController
+from api.subjects.bulk import BulkLookupController
+from api.subjects.lookup import LookupController
+from api.bases.confirm_pages import ConfirmController, PageController
+from api.rights.requests import ExportController, RequestController
+from api.outreach.preferences import PreferenceController
+from api.privacy import CONTROLLERS as PRIVACY_CONTROLLERS
+from api.subjects.identity_changes import IdentityChangeController
+from api.rights.selfservice import (
     SelfIdentityController,
     SelfServiceController,
     SelfSessionController,
 )
-from api.controllers.subjects import SubjectController
+from api.subjects.subjects import SubjectController
+from api.dpo import CONTROLLERS as DPO_CONTROLLERS
 from api.logging import RequestIdMiddleware, before_send, configure_logging
 from api import metrics
 from api.metrics import metrics_endpoint
 from api.problems import exception_handlers
 from api.request_body import DepthLimitedRequest
-from api.security_headers import add_security_headers
+from api.web.headers import add_security_headers
 from vault.audit import chain as audit_chain
 from vault.rights import selfservice
 from vault.admin.clients import ClientAuthenticator
@@ -75,6 +82,10 @@ def openapi_config() -> OpenAPIConfig:
             "only through the purpose-checked lookup; every access is audited."
         ),
         path="/schema",
+        # The API documents take no key: their router carries the one public marker.
+        openapi_router=Router(
+            "/schema", route_handlers=[], include_in_schema=False, opt=public()
+        ),
         render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         components=Components(
             security_schemes={
@@ -123,19 +134,33 @@ def openapi_config() -> OpenAPIConfig:
     )
 
 
-#: Paths the API-key middleware skips: public pages and documents, and the privacy centre
-#: and DPO console, which sign in with their own sessions. No API key, so no role check.
-NO_API_KEY_PATHS = (
-    "^/schema",
-    "^/health$",
-    "^/metrics$",
-    "^/ready$",
-    "^/$",
-    "^/confirm/",
-    "^/self/",
-    "^/privacy",
-    "^/dpo",
-)
+#: Every route of the app; each names its roles or is marked public (`api.auth`).
+ROUTE_HANDLERS: list[Any] = [
+    metrics_endpoint,
+    HealthController,
+    PageController,
+    *PRIVACY_CONTROLLERS,
+    SelfSessionController,
+    SelfServiceController,
+    SelfIdentityController,
+    ConfirmController,
+    SubjectController,
+    ConsentController,
+    PreferenceController,
+    LookupController,
+    ContactController,
+    FollowupController,
+    ReportController,
+    BulkLookupController,
+    ClientController,
+    RequestController,
+    IdentityChangeController,
+    ExportController,
+    AuditController,
+    DpoConsentController,
+    RopaController,
+    *DPO_CONTROLLERS,
+]
 
 
 def create_app(
@@ -175,41 +200,12 @@ def create_app(
     async def provide_vault(state: State) -> VaultContext:
         return state.vault  # type: ignore[no-any-return]
 
-    return Litestar(
-        route_handlers=[
-            metrics_endpoint,
-            HealthController,
-            PageController,
-            PrivacyController,
-            SelfSessionController,
-            SelfServiceController,
-            SelfIdentityController,
-            ConfirmController,
-            SubjectController,
-            ConsentController,
-            PreferenceController,
-            LookupController,
-            ContactController,
-            FollowupController,
-            ReportController,
-            BulkLookupController,
-            ClientController,
-            RequestController,
-            IdentityChangeController,
-            ExportController,
-            AuditController,
-            DpoConsentController,
-            RopaController,
-            DpoConsoleController,
-        ],
+    app = Litestar(
+        route_handlers=ROUTE_HANDLERS,
         dependencies={"vault": Provide(provide_vault)},
         middleware=[
             RequestIdMiddleware,
-            DefineMiddleware(
-                BearerKeyMiddleware,
-                exclude=list(NO_API_KEY_PATHS),
-                exclude_from_auth_key="exclude_from_auth",
-            ),
+            DefineMiddleware(BearerKeyMiddleware, exclude_from_auth_key=PUBLIC_ROUTE),
         ],
         exception_handlers=exception_handlers,
         before_send=[before_send, add_security_headers],
@@ -224,6 +220,8 @@ def create_app(
         request_class=DepthLimitedRequest,
         debug=False,
     )
+    check_every_route_guarded(app)  # default deny: refuse to start with an unguarded route
+    return app
 
 
 def _tune_gc_for_serving() -> None:

@@ -1,7 +1,8 @@
 """Bearer API-key authentication and role checks.
 
-Default deny: every route needs a valid key unless its handler opts out with
-`opt={"public": True}` (health, confirmation pages, the OpenAPI document).
+Default deny by construction: every route either names the roles that may call it
+(`opt=roles(...)`) or is marked `opt=public()`, the one way past the API key; `create_app`
+refuses to build an app with a route that has neither (`check_every_route_guarded`).
 """
 
 from __future__ import annotations
@@ -9,17 +10,24 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
-from vault.audit import events as audit
-from vault.audit.events import Actor, AuditAction, Decision
-from vault.admin.clients import ClientAuthenticator, ClientInfo, Role
+from vault.audit.events import Actor
+from vault.admin.clients import (
+    ClientAuthenticator,
+    ClientInfo,
+    Role,
+    record_role_denial,
+)
 from vault.context import VaultContext
 from vault.errors import RateLimited
+
+if TYPE_CHECKING:
+    from litestar import Litestar
 
 
 class FailedAuthLimiter:
@@ -104,17 +112,11 @@ async def audit_role_denial(
     handler = scope["route_handler"]
     operation = handler.operation_id if isinstance(handler.operation_id, str) else None
     subject = (scope.get("path_params") or {}).get("subject_id")
-    row = audit.event_row(
-        at=ctx.clock.now(),
-        actor=Actor(
-            type=client.actor_type,
-            id=client.name,
-            request_id=scope.get("state", {}).get("request_id"),
-        ),
-        action=AuditAction.ACCESS_DENIED,
-        decision=Decision.DENY,
+    await record_role_denial(
+        ctx,
+        client,
+        request_id=scope.get("state", {}).get("request_id"),
         subject_id=_subject_id(subject),
-        reason=ROLE_NOT_ALLOWED,
         detail={
             "method": scope.get("method"),
             "route": scope.get("path_template"),
@@ -122,11 +124,6 @@ async def audit_role_denial(
             "role": client.role.value,
         },
     )
-    if ctx.audit_batcher is not None:
-        await ctx.audit_batcher.append(row)  # the shared commit of the hot paths
-    else:
-        async with ctx.transaction() as conn:
-            await audit.record_row(conn, row)
 
 
 def _subject_id(value: Any) -> str | None:
@@ -137,10 +134,6 @@ def _subject_id(value: Any) -> str | None:
         return str(uuid.UUID(str(value)))
     except ValueError:
         return None
-
-
-#: The reason of a role refusal in the audit trail.
-ROLE_NOT_ALLOWED = "role_not_allowed"
 
 
 #: Route option (`opt`) naming the roles that may call a route; see `roles`.
@@ -156,6 +149,48 @@ def roles(*allowed: Role) -> dict[str, frozenset[Role]]:
     or a handler (`opt=roles(...)`); a handler's setting replaces its controller's.
     """
     return {ROLES: frozenset(allowed)}
+
+
+#: Route option (`opt`) marking a route that takes no API key; see `public`.
+PUBLIC_ROUTE = "public"
+
+
+def public() -> dict[str, bool]:
+    """Route option: no API key. For the public pages and documents (health, confirmation
+    pages, the OpenAPI document), and for the privacy centre, the self-service API and the
+    DPO console, which check their own session in the handler instead.
+
+    The only way past `BearerKeyMiddleware`: there is no list of excluded paths beside it,
+    so whether a route is public is read off the route itself.
+    """
+    return {PUBLIC_ROUTE: True}
+
+
+class UnguardedRoute(RuntimeError):
+    """A route names no roles and is not marked public (or is both): the app must not start."""
+
+
+def check_every_route_guarded(app: Litestar) -> None:
+    """Refuse an app with a route that has neither `roles(...)` nor `public()`.
+
+    Without this, a handler that forgot its `opt` would be served to every valid API key
+    (the middleware checks roles only when a route names them). A route that is both is
+    refused as well: the middleware skips public routes, so its roles would be checked by
+    nothing. Litestar's generated OPTIONS handlers are left out; the middleware answers
+    OPTIONS without a key and they reveal only the allowed methods.
+    """
+    bad = [
+        f"{method} {route.path}"
+        for route in app.routes
+        for handler in getattr(route, "route_handlers", None) or [route.route_handler]
+        if (methods := getattr(handler, "http_methods", {"ASGI"})) != {"OPTIONS"}
+        and bool(handler.opt.get(PUBLIC_ROUTE)) == isinstance(handler.opt.get(ROLES), frozenset)
+        for method in sorted(methods)
+    ]
+    if bad:
+        raise UnguardedRoute(
+            "every route needs roles(...) or public(), exactly one: " + ", ".join(bad)
+        )
 
 
 def actor_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Actor:

@@ -8,29 +8,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import getpass
 import json
 import os
-import shutil
-import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from api.serving import cmd_jobs, cmd_serve, describe_db, load_policies_of
 from vault.audit.events import Actor
-from vault.context import VaultContext, open_kek_provider
+from vault.catalogue.source import PolicyError
+from vault.context import VaultContext
 from vault.crypto import KeyringError, LocalKeyring
 from vault.errors import VaultError
-from vault.catalogue.loader import load_policies
-from vault.catalogue.source import PolicyError
 from vault.settings import Settings
 from vault.storage.db import upgrade
-
-#: Read by api/asgi.py in worker processes: whether each worker runs the periodic jobs.
-INLINE_JOBS_ENV = "TRESOR_INLINE_JOBS"
 
 
 def _admin() -> Actor:
@@ -52,13 +46,8 @@ def _run(settings: Settings, job: Callable[[VaultContext], Awaitable[Any]]) -> A
     return asyncio.run(main())
 
 
-def _load_policies(settings: Settings) -> None:
-    """Purpose catalogue, contact-pressure rules, touchpoints: raises `PolicyError`."""
-    load_policies(settings.policies_dir)
-
-
 def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
-    _load_policies(settings)  # fail before creating anything
+    load_policies_of(settings)  # fail before creating anything
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if settings.keyring_path.exists():
         if not args.if_missing:
@@ -74,156 +63,8 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
         print(f"keyring: {settings.keyring_path} (created, mode 0600)")
     settings.outbox_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     upgrade(settings.effective_database_url)
-    print(f"database: {_describe_db(settings)} (migrated to head)")
+    print(f"database: {describe_db(settings)} (migrated to head)")
     print(f"outbox: {settings.outbox_dir}")
-    return 0
-
-
-def _describe_db(settings: Settings) -> str:
-    if settings.is_sqlite:
-        return str(settings.sqlite_path)
-    from sqlalchemy.engine import make_url
-
-    return make_url(settings.effective_database_url).render_as_string(hide_password=True)
-
-
-def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
-    host = args.host or settings.host
-    port = args.port or settings.port
-    _load_policies(settings)
-    kek = open_kek_provider(settings)  # fail before serving: keyring file, token, PIN
-    getattr(kek, "close", lambda: None)()
-    # Where the periodic jobs (sealer, retention) run: see api/jobs_process.py. SQLite keeps
-    # them inline: one process holding its single write lock is what the embedded default
-    # does best, and a second writer process would only queue behind it.
-    jobs = args.jobs or ("inline" if settings.is_sqlite else "process")
-    print(f"Tresor serving on http://{host}:{port}/  (API docs: http://{host}:{port}/schema/swagger)")
-    print(f"database: {_describe_db(settings)}; outbox: {settings.outbox_dir}", flush=True)
-    options = {"host": host, "port": port, "log_level": "warning", "access_log": False,
-               "proxy_headers": False}
-    if args.workers > 1 or jobs == "process":
-        # Several processes: metrics are aggregated across them through prometheus-client's
-        # multiprocess directory, which must be set before prometheus-client is imported.
-        metrics_dir = settings.data_dir / "metrics"
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        metrics_dir.mkdir(parents=True, mode=0o700)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    os.environ[INLINE_JOBS_ENV] = "1" if jobs == "inline" else "0"
-    from api.app import create_app
-
-    helper = _JobsProcess() if jobs == "process" else None
-    stopped_by: list[int] = []
-    try:
-        with _signals_end_serving(stopped_by):
-            if args.workers > 1:
-                # Worker processes import the app by name (api/asgi.py) and read the same
-                # environment, INLINE_JOBS_ENV included.
-                print(f"workers: {args.workers}", flush=True)
-                uvicorn.run("api.asgi:app", workers=args.workers, **options)
-            else:
-                uvicorn.run(create_app(settings, background_jobs=jobs == "inline"), **options)
-    finally:
-        if helper is not None:
-            helper.stop()
-    for sig in stopped_by:
-        # End the way uvicorn would have: killed by the signal that stopped the server.
-        signal.signal(sig, signal.SIG_DFL)
-        signal.raise_signal(sig)
-    return 0
-
-
-class _StopServing(BaseException):
-    def __init__(self, sig: int) -> None:
-        self.sig = sig
-
-
-@contextlib.contextmanager
-def _signals_end_serving(stopped_by: list[int]) -> Iterator[None]:
-    """After a graceful shutdown uvicorn re-raises the signal that caused it, which would
-    end this process before it stopped its jobs process. Handlers installed here turn that
-    re-raise into an exception, so the caller cleans up and then re-raises it itself."""
-
-    def handler(sig: int, _frame: Any) -> None:
-        raise _StopServing(sig)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    except _StopServing as stop:
-        stopped_by.append(stop.sig)
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-class _JobsProcess:
-    """The `tresor jobs` child of `serve`, started again (after a second) if it ever ends
-    while the server runs, so a node never silently stops sealing."""
-
-    def __init__(self) -> None:
-        import threading
-
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()  # a restart and `stop` never interleave
-        self.proc = self._start()
-        self._watch = threading.Thread(target=self._supervise, name="tresor-jobs", daemon=True)
-        self._watch.start()
-
-    def _start(self) -> Any:
-        import subprocess
-
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "jobs", "--parent-pid", str(os.getpid())]
-        )
-        print(f"jobs: sealer and retention in process {proc.pid}", flush=True)
-        return proc
-
-    def _supervise(self) -> None:
-        while not self._stopping.is_set():
-            code = self.proc.wait()
-            if self._stopping.wait(1.0):
-                return
-            with self._lock:
-                if self._stopping.is_set():
-                    return
-                print(f"jobs: process {self.proc.pid} ended ({code}); starting it again",
-                      flush=True)
-                _forget_metrics_of(self.proc.pid)
-                self.proc = self._start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM (the jobs process seals what is pending, then exits), SIGKILL after
-        `timeout`."""
-        import subprocess
-
-        with self._lock:
-            self._stopping.set()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def _forget_metrics_of(pid: int) -> None:
-    """A dead process's live gauges must not count any more (prometheus multiprocess)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid)
-
-
-def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
-    from api.jobs_process import NICENESS, run_jobs
-    from api.logging import configure_logging
-
-    configure_logging(settings.log_level)
-    os.nice(NICENESS)
-    _load_policies(settings)
-    asyncio.run(run_jobs(settings, parent_pid=args.parent_pid))
     return 0
 
 
@@ -232,7 +73,7 @@ def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
         # The embedded SQLite file lives in the data dir, which may not exist yet.
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     upgrade(settings.effective_database_url, args.revision)
-    print(f"database: {_describe_db(settings)} (migrated to {args.revision})")
+    print(f"database: {describe_db(settings)} (migrated to {args.revision})")
     return 0
 
 

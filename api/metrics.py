@@ -23,6 +23,7 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess
 
+from api.auth import public
 from api.openapi_docs import PUBLIC
 
 REQUESTS = Counter(
@@ -109,7 +110,7 @@ def _exposition() -> bytes:
     operation_id="metrics",
     summary="Prometheus metrics (no personal data in any label)",
     tags=["operations"],
-    opt={"exclude_from_auth": True},
+    opt=public(),
     security=PUBLIC,
     media_type=CONTENT_TYPE_LATEST,
     sync_to_thread=False,

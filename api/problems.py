@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import structlog
 from litestar import Request, Response
 from litestar.exceptions import (
     HTTPException,
@@ -19,25 +18,15 @@ from litestar.exceptions import (
     ValidationException,
 )
 
+from api import errors
 from api.logging import ensure_request_id
 from api.validation_errors import describe, json_syntax
 from vault.crypto import IntegrityCheckFailed, KeyringError
-from vault.errors import (
-    AccessDenied,
-    Conflict,
-    IntegrityFailure,
-    InvalidInput,
-    NotFound,
-    RateLimited,
-    Unauthenticated,
-    Unavailable,
-    VaultError,
-)
+from vault.errors import InvalidInput, VaultError
 
 PROBLEM = "application/problem+json"
 #: A detail from an HTTP exception is shown only in this shape: words, no quoted anything.
 _SAFE_DETAIL = re.compile(r"^[A-Za-z][^'\"`]{0,200}$")
-log = structlog.get_logger("tresor.errors")
 
 _TITLES = {
     400: "Bad request",
@@ -109,87 +98,38 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return problem(request, status, detail, headers=headers or None)
 
 
-def _vault(request: Request[Any, Any, Any], exc: VaultError) -> Response[Any]:
-    reason = getattr(exc, "reason", None)
+def _domain(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A domain error (or a keyring or integrity failure) answered by its row of the one
+    error table, `api.errors.ERRORS`; `InvalidInput` lists the fields and rules."""
+    row = errors.row_for(exc)
+    errors.log_answer(exc, row)
+    fields = None
     if isinstance(exc, InvalidInput):
-        errors = [{"field": k, "message": v} for k, v in sorted(exc.errors.items())]
-        return problem(
-            request, 422, str(exc), type_="urn:tresor:problem:invalid-input", errors=errors
-        )
-    if isinstance(exc, AccessDenied):
-        return problem(
-            request, 403, str(exc), type_=f"urn:tresor:problem:denied:{reason}", reason=reason
-        )
-    if isinstance(exc, NotFound):
-        return problem(request, 404, str(exc), type_="urn:tresor:problem:not-found", reason=reason)
-    if isinstance(exc, Conflict):
-        return problem(request, 409, str(exc), type_="urn:tresor:problem:conflict")
-    if isinstance(exc, RateLimited):
-        return problem(
-            request,
-            429,
-            str(exc),
-            type_="urn:tresor:problem:rate-limited",
-            headers={"Retry-After": str(exc.retry_after)},
-        )
-    if isinstance(exc, Unauthenticated):
-        return problem(
-            request,
-            401,
-            str(exc),
-            type_=f"urn:tresor:problem:unauthenticated:{exc.reason}",
-            headers={"WWW-Authenticate": 'Bearer realm="tresor-self"'},
-            reason=exc.reason,
-        )
-    if isinstance(exc, IntegrityFailure):
-        return _integrity(request)
-    if isinstance(exc, Unavailable):
-        log.error("unavailable", error=type(exc.__cause__).__name__ if exc.__cause__ else None)
-        return problem(
-            request,
-            503,
-            str(exc),
-            type_="urn:tresor:problem:unavailable",
-            headers={"Retry-After": "1"},
-        )
-    return problem(request, 400, str(exc))
-
-
-def _keyring(request: Request[Any, Any, Any], exc: KeyringError) -> Response[Any]:
-    """The keyring could not be read outside a transaction (e.g. wrapping a new subject's
-    key): the same 503 as any other unavailable dependency; nothing was stored."""
-    error = Unavailable("keyring is unavailable; nothing was changed or revealed")
-    error.__cause__ = exc
-    return _vault(request, error)
-
-
-def _integrity(request: Request[Any, Any, Any], *_: Any) -> Response[Any]:
-    """Stored data failed an integrity check (`vault.subjects.integrity`): a 500, because the
-    database holds what the vault did not write and no retry or other input helps; the
-    answer names no value and not which check failed. Operators find it in the log line and
-    the audit trail (reason `integrity_error`). A check failing outside the audited reads
-    (e.g. while re-sealing for a write) gets the same answer; nothing was changed."""
-    log.error("integrity_error")
+        fields = [{"field": k, "message": v} for k, v in sorted(exc.errors.items())]
     return problem(
         request,
-        500,
-        str(IntegrityFailure()),
-        type_="urn:tresor:problem:integrity-error",
-        reason=IntegrityFailure.reason,
+        row.status,
+        errors.detail_of(exc, row),
+        type_=errors.problem_type(exc, row),
+        headers=errors.headers_for(exc, row),
+        errors=fields,
+        reason=errors.reason_of(exc, row),
     )
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.error("unhandled_error", error=type(exc).__name__)
-    return problem(request, 500, "An internal error occurred; nothing was revealed.")
+    errors.log_answer(exc, errors.INTERNAL)
+    return problem(request, 500, errors.detail_of(exc, errors.INTERNAL))
 
 
 exception_handlers: dict[Any, Any] = {
     HTTPException: _http,
-    VaultError: _vault,
-    KeyringError: _keyring,
-    IntegrityCheckFailed: _integrity,
+    VaultError: _domain,
+    KeyringError: _domain,
+    IntegrityCheckFailed: _domain,
     Exception: _unexpected,
 }
+
+
 
 __all__ = ["PROBLEM", "exception_handlers", "problem", "PermissionDeniedException"]

@@ -5,6 +5,7 @@ type marker, and one version; installed from the wheel alone, `tresor init` and
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -21,11 +22,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built from a copy of the source tree: a build in the checkout would leave `build/`
+    behind, whose stale modules a later build would ship."""
     out = tmp_path_factory.mktemp("wheel")
+    src = tmp_path_factory.mktemp("src")
+    shutil.copytree(
+        ROOT, src, dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "*.egg-info", "__pycache__", "tresor-data",
+            ".pytest_cache", ".hypothesis", ".import_linter_cache",
+        ),
+    )
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(ROOT), "-w", str(out)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(src), "-w", str(out)],
         check=True,
-        cwd=ROOT,
+        cwd=src,
         capture_output=True,
     )
     (built,) = out.glob("tresor-*.whl")

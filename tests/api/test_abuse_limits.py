@@ -12,7 +12,7 @@ import httpx
 from sqlalchemy import func, select
 
 from api.app import MAX_BODY_BYTES
-from api.controllers.bulk import BULK_MAX_BODY_BYTES
+from api.subjects.bulk import BULK_MAX_BODY_BYTES
 from tests.support.factories import api, bearer, client_key, person
 from tests.support.privacy import assert_problem
 from tests.support.self_service import code_mails, seed_subject

@@ -207,25 +207,53 @@ async def test_admin_manages_clients_and_the_key_is_shown_once(vault):
     ]
 
 
-def test_every_route_that_needs_a_key_names_the_roles_that_may_call_it():
-    """Default deny by review: an authenticated route without `roles(...)` fails here, and
-    so do roles on a route the API-key middleware skips (nothing would check them)."""
-    import re
-
-    from api.app import NO_API_KEY_PATHS, create_app
-    from api.auth import ROLES
+def _app_with(monkeypatch, handler):
+    """`create_app` with one more route handler beside the real ones."""
+    import api.app
     from vault.settings import Settings
 
-    app = create_app(Settings(), configure_logs=False)
-    unguarded, unchecked = [], []
-    for route in app.routes:
-        skipped = any(re.search(p, route.path) for p in NO_API_KEY_PATHS)
-        for handler in getattr(route, "route_handlers", []):
-            if handler.http_methods == {"OPTIONS"}:
-                continue
-            keyless = skipped or handler.opt.get("exclude_from_auth")
-            if keyless and handler.opt.get(ROLES):
-                unchecked.append(route.path)
-            elif not keyless and not handler.opt.get(ROLES):
-                unguarded.append((route.path, sorted(handler.http_methods)))
-    assert unguarded == [] and unchecked == []
+    monkeypatch.setattr(api.app, "ROUTE_HANDLERS", [*api.app.ROUTE_HANDLERS, handler])
+    return api.app.create_app(Settings(), configure_logs=False)
+
+
+def test_the_app_refuses_to_start_with_a_route_that_has_neither_roles_nor_public(monkeypatch):
+    """Default deny by construction: a route that names no roles and is not marked public
+    stops `create_app`, and the message names the route."""
+    import pytest
+    from litestar import get
+
+    from api.auth import UnguardedRoute
+
+    @get("/v1/forgotten", operation_id="forgotten", sync_to_thread=False)
+    def forgotten() -> str:
+        return "x"
+
+    with pytest.raises(UnguardedRoute, match="GET /v1/forgotten"):
+        _app_with(monkeypatch, forgotten)
+
+
+def test_the_app_refuses_to_start_with_a_public_route_that_also_names_roles(monkeypatch):
+    """A public route skips the API key, so roles on it would be checked by nothing: that
+    contradiction stops `create_app` too."""
+    import pytest
+    from litestar import get
+
+    from api.auth import UnguardedRoute, public, roles
+    from vault.admin.clients import Role
+
+    @get("/v1/both", operation_id="both", opt={**public(), **roles(Role.DPO)},
+         sync_to_thread=False)
+    def both() -> str:
+        return "x"
+
+    with pytest.raises(UnguardedRoute, match="GET /v1/both"):
+        _app_with(monkeypatch, both)
+
+
+async def test_a_route_marked_public_is_served_without_a_key_and_others_are_not(vault):
+    """The one public marker is the only way past the API key: the OpenAPI document (its
+    router is marked public) and /health answer without a key, an API route does not."""
+    async with api(vault) as http:
+        assert (await http.get("/schema/openapi.json")).status_code == 200
+        assert (await http.get("/health")).status_code == 200
+        assert_problem(await http.get("/v1/audit"), 401)

@@ -199,3 +199,75 @@ class ClientAuthenticator:
             self._cache.clear()
         self._cache[digest] = (now, info)
         return info
+
+
+async def active_client(ctx: VaultContext, client_id: str) -> ClientInfo | None:
+    """The client with this id unless it was revoked: a DPO console session stays valid only
+    while its client does (and still has the role it signed in with)."""
+    async with ctx.transaction() as conn:
+        row = (await conn.execute(select(clients).where(clients.c.id == client_id))).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    return _info(row)
+
+
+#: The reason of a refusal for a missing role in the audit trail.
+ROLE_NOT_ALLOWED = "role_not_allowed"
+
+
+async def record_console_sign_in(
+    ctx: VaultContext, client: ClientInfo, request_id: str | None, expires_at: datetime | None
+) -> None:
+    """Put a DPO console sign-in with a valid key on record: allowed (with the session's
+    expiry) for a DPO, denied `role_not_allowed` for any other role. Raises if the event
+    cannot be written, so no session is issued without it."""
+    allowed = client.role is Role.DPO
+    async with ctx.transaction() as conn:
+        await audit.record(
+            conn,
+            at=ctx.clock.now(),
+            actor=Actor(client.actor_type, client.name, request_id),
+            action=AuditAction.DPO_SESSION_START,
+            decision=Decision.ALLOW if allowed else Decision.DENY,
+            reason=None if allowed else ROLE_NOT_ALLOWED,
+            detail={"expires_at": expires_at.isoformat()} if allowed and expires_at else None,
+        )
+
+
+async def record_console_sign_out(ctx: VaultContext, actor: Actor) -> None:
+    """Put the end of a DPO console session on record."""
+    async with ctx.transaction() as conn:
+        await audit.record(
+            conn,
+            at=ctx.clock.now(),
+            actor=actor,
+            action=AuditAction.DPO_SESSION_END,
+            decision=Decision.ALLOW,
+        )
+
+
+async def record_role_denial(
+    ctx: VaultContext,
+    client: ClientInfo,
+    request_id: str | None,
+    subject_id: str | None,
+    detail: dict[str, object],
+) -> None:
+    """Put a refusal for a missing role on record before the 403 leaves (`detail` names the
+    method, route template, operation and role, never the raw path). Fail closed: raises
+    `Unavailable` if the event cannot be written, so the refusal is a 503, not an unrecorded
+    403. Goes through the group commit where the hot paths share one."""
+    row = audit.event_row(
+        at=ctx.clock.now(),
+        actor=Actor(type=client.actor_type, id=client.name, request_id=request_id),
+        action=AuditAction.ACCESS_DENIED,
+        decision=Decision.DENY,
+        subject_id=subject_id,
+        reason=ROLE_NOT_ALLOWED,
+        detail=detail,
+    )
+    if ctx.audit_batcher is not None:
+        await ctx.audit_batcher.append(row)
+    else:
+        async with ctx.transaction() as conn:
+            await audit.record_row(conn, row)

@@ -951,3 +951,22 @@ def extension_mail(
     # After set_content, which clears the Content-* headers set before it.
     msg["Content-Language"] = "de, en"
     return msg
+
+
+# -- the DPO's queue ---------------------------------------------------------------------------
+
+
+async def request_queue(ctx: VaultContext, actor: Actor, *, closed: bool) -> list[RequestRecord]:
+    """The requests the DPO console lists (open ones only unless `closed`), recorded first:
+    if the event cannot be written, the queue is not shown."""
+    async with ctx.transaction() as conn:
+        await audit.record(
+            conn,
+            at=ctx.clock.now(),
+            actor=actor,
+            action=audit.AuditAction.DPO_REQUEST_LIST,
+            decision=Decision.ALLOW,
+            detail={"closed": closed},
+        )
+    records = await list_requests(ctx, limit=1000)
+    return records if closed else [r for r in records if not r.closed]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import command, op
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from vault.settings import bundled
@@ -104,3 +104,9 @@ def create_index_concurrently(name: str, table: str, columns: list[str], **kw: o
         return
     with context.autocommit_block():
         op.create_index(name, table, columns, postgresql_concurrently=True, **kw)
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """One round trip to the database (readiness); raises whatever the driver raises."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))

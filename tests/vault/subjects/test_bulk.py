@@ -231,7 +231,7 @@ async def test_fails_closed_per_chunk(vault):
 def _counting_only(vault) -> None:
     """The dry run's counting without its group threshold (policy minimum 2, here 1), to
     compare its counts with the batch on a small population; the threshold and the
-    suppression are tested in tests/api/controllers/test_dry_run_api.py."""
+    suppression are tested in tests/api/subjects/test_dry_run_api.py."""
     vault.pressure_rules = dataclasses.replace(vault.pressure_rules, dry_run_min_audience=1)
 
 

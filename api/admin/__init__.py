@@ -1,0 +1,2 @@
+"""The routes of the admin area (`vault.admin`): API clients (`clients`).
+"""

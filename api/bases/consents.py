@@ -1,0 +1,129 @@
+"""Consents and other lawful bases of a subject: record, list with history, withdraw."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.params import JSONBody
+
+from api.deps import Vault
+from api.auth import actor_of, roles
+from api.openapi_docs import AUTHED, problems
+from api.bases.schemas import (
+    ConsentCreate,
+    ConsentCreated,
+    ConsentList,
+    ConsentOut,
+    EvidenceOut,
+    HistoryEntry,
+)
+from api.schemas import Uuid, uuid_path
+from vault.bases import consents
+from vault.admin.clients import Role
+from vault.bases.consents import BasisRecord, Evidence
+
+
+def consent_out(record: BasisRecord) -> ConsentOut:
+    return ConsentOut(
+        consent_id=record.id,
+        subject_id=record.subject_id,
+        purpose=record.purpose,
+        basis=record.basis,
+        status=record.status,
+        reference=record.reference,
+        created_at=record.created_at,
+        granted_at=record.granted_at,
+        expires_at=record.expires_at,
+        withdrawn_at=record.withdrawn_at,
+        confirm_deadline=record.confirm_deadline,
+        evidence=EvidenceOut(**record.evidence),
+        history=[HistoryEntry(**h) for h in record.history],
+    )
+
+
+class ConsentController(Controller):
+    path = "/v1/subjects/{subject_id:str}/consents"
+    tags = ["consents"]
+
+    @post(
+        "/",
+        opt=roles(Role.WRITER),
+        operation_id="recordConsent",
+        summary="Record a consent (with evidence) or another lawful basis for a purpose",
+        description=(
+            "Double opt-in purposes start as `pending_confirmation`; the vault mails the "
+            "confirmation link to the subject's stored e-mail address."
+        ),
+        status_code=201,
+        responses=problems(*AUTHED, 404, 409, 413, 422),
+    )
+    async def record(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[ConsentCreate],
+        vault: Vault,
+        subject_id: Uuid = uuid_path("The subject's pseudonymous id"),
+    ) -> ConsentCreated:
+        evidence = None
+        if data.evidence is not None:
+            e = data.evidence
+            evidence = Evidence(
+                touchpoint=e.touchpoint,
+                method=e.method,
+                notice_version=e.notice_version,
+                language=e.language,
+                notice_text_hash=e.notice_text_hash,
+                explicit=e.explicit,
+                ip=e.ip,
+                user_agent=e.user_agent,
+            )
+        record = await consents.record_basis(
+            vault,
+            actor_of(request),
+            subject_id,
+            data.purpose,
+            evidence=evidence,
+            expires_at=data.expires_at,
+            reference=data.reference,
+        )
+        return ConsentCreated(
+            consent_id=record.id,
+            status=record.status,
+            expires_at=record.expires_at,
+            basis=record.basis,
+        )
+
+    @get(
+        "/",
+        opt=roles(Role.WRITER, Role.DPO),
+        operation_id="listConsents",
+        summary="All consents and bases of a subject, newest first, each with its history",
+        responses=problems(*AUTHED, 404, 500),
+    )
+    async def list_(
+        self,
+        request: Request[Any, Any, Any],
+        vault: Vault,
+        subject_id: Uuid = uuid_path("The subject's pseudonymous id"),
+    ) -> ConsentList:
+        records = await consents.list_bases(vault, actor_of(request), subject_id)
+        return ConsentList(items=[consent_out(r) for r in records])
+
+    @post(
+        "/{consent_id:str}/withdraw",
+        opt=roles(Role.WRITER, Role.DPO),
+        operation_id="withdrawConsent",
+        summary="Withdraw a consent (or end another basis), effective immediately",
+        status_code=200,
+        responses=problems(*AUTHED, 404, 409),
+    )
+    async def withdraw(
+        self,
+        request: Request[Any, Any, Any],
+        vault: Vault,
+        subject_id: Uuid = uuid_path("The subject's pseudonymous id"),
+        consent_id: Uuid = uuid_path("The consent's id"),
+    ) -> ConsentOut:
+        record = await consents.withdraw(vault, actor_of(request), subject_id, consent_id)
+        return consent_out(record)

@@ -1,0 +1,76 @@
+"""Bodies of the bases area's routes: consents, their evidence and history, confirmation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from msgspec import Meta, Struct
+
+from api.schemas import Short, Text200
+
+
+class EvidenceIn(Struct, forbid_unknown_fields=True):
+    touchpoint: Short
+    method: Short
+    notice_version: Short
+    language: Annotated[str, Meta(min_length=2, max_length=2)]
+    notice_text_hash: Annotated[str, Meta(max_length=71)] | None = None
+    explicit: bool = False
+    ip: Annotated[str, Meta(max_length=64)] | None = None
+    user_agent: Annotated[str, Meta(max_length=512)] | None = None
+
+
+class ConsentCreate(Struct, forbid_unknown_fields=True):
+    purpose: Short
+    expires_at: datetime | None = None
+    evidence: EvidenceIn | None = None
+    reference: Text200 | None = None
+
+
+class ConsentCreated(Struct):
+    consent_id: str
+    status: str
+    expires_at: datetime | None
+    basis: str
+
+
+class EvidenceOut(Struct):
+    touchpoint: str | None = None
+    method: str | None = None
+    notice_version: str | None = None
+    notice_text_hash: str | None = None
+    language: str | None = None
+    collected_by: str | None = None
+
+
+class HistoryEntry(Struct):
+    at: datetime
+    event: str
+    status: str
+    actor: str
+    expires_at: datetime | None = None
+
+
+class ConsentOut(Struct):
+    consent_id: str
+    subject_id: str
+    purpose: str
+    basis: str
+    status: str
+    reference: str | None
+    created_at: datetime
+    granted_at: datetime | None
+    expires_at: datetime | None
+    withdrawn_at: datetime | None
+    confirm_deadline: datetime | None
+    evidence: EvidenceOut
+    history: list[HistoryEntry]
+
+
+class ConsentList(Struct):
+    items: list[ConsentOut]
+
+
+class ConfirmRequest(Struct, forbid_unknown_fields=True):
+    token: Annotated[str, Meta(min_length=1, max_length=100)]

@@ -1,1 +1,0 @@
-"""HTTP controllers: thin, one per area; domain work happens in `vault/`."""

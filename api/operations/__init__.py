@@ -1,0 +1,2 @@
+"""Health and readiness (`health`); the metrics endpoint is `api.metrics`.
+"""

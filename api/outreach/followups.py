@@ -1,0 +1,150 @@
+"""Agreed follow-ups: a writer records a contact the customer asked for; clients list what
+is due for their purposes. A lookup or `POST /v1/contacts` naming the follow-up in
+`contact.followup` keeps it (see vault.outreach.followups)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.params import JSONBody, Parameter
+
+from api.auth import actor_of, roles
+from api.query_params import query, reject_unknown_query
+from api.deps import Vault
+from api.openapi_docs import AUTHED, problems
+from api.outreach.schemas import FollowupCreate, FollowupOut, FollowupPageOut
+from api.schemas import Uuid, uuid_path
+from vault.outreach import followups
+from vault.admin.clients import ClientInfo, Role
+from vault.errors import InvalidInput
+
+
+#: RFC 3339 date-time with a time zone; anything else is a 400 before any domain code runs.
+AWARE_DATETIME = (
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|z|[+-]\d{2}:\d{2})$"
+)
+
+
+def _aware(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise InvalidInput("bad due_before", {"due_before": "not a date and time"}) from None
+
+
+def followup_out(f: followups.Followup) -> FollowupOut:
+    return FollowupOut(
+        id=f.id,
+        subject_id=f.subject_id,
+        purpose=f.purpose,
+        channel=f.channel,
+        type=f.type,
+        brand=f.brand,
+        touchpoint=f.touchpoint,
+        note=f.note,
+        due_from=f.due_from,
+        due_until=f.due_until,
+        status=f.status,
+        created_at=f.created_at,
+        closed_at=f.closed_at,
+    )
+
+
+class FollowupController(Controller):
+    path = "/v1/followups"
+    tags = ["follow-ups"]
+    before_request = reject_unknown_query
+
+    @post(
+        "/",
+        operation_id="createFollowup",
+        summary="Record a contact the customer asked for, with its due window",
+        description=(
+            "The client must be allowed the purpose. The window (`due_from` < `due_until`, "
+            "at most 31 days, ending in the future, starting within a year) is when a "
+            "lookup or recorded contact naming the follow-up in `contact.followup` is "
+            "allowed even with a full basket, without counting against it; once."
+        ),
+        status_code=201,
+        opt={**query(), **roles(Role.WRITER)},
+        responses=problems(*AUTHED, 404, 409, 413, 422),
+    )
+    async def create(
+        self, request: Request[Any, Any, Any], data: JSONBody[FollowupCreate], vault: Vault
+    ) -> FollowupOut:
+        client: ClientInfo = request.user
+        created = await followups.create(
+            vault,
+            actor_of(request),
+            client.purposes,
+            subject_id=data.subject_id,
+            purpose=data.purpose,
+            brand=data.brand,
+            touchpoint=data.touchpoint,
+            due_from=data.due_from,
+            due_until=data.due_until,
+            channel=data.channel,
+            type=data.type,
+            note=data.note,
+        )
+        return followup_out(created)
+
+    @get(
+        "/",
+        operation_id="listDueFollowups",
+        summary="Open follow-ups for this client's purposes due before a time, earliest first",
+        description=(
+            "Open follow-ups whose window starts before `due_before` (default: now) and has "
+            "not ended; only for purposes this client may use. Paginated with `cursor`."
+        ),
+        opt={**query("due_before", "limit", "cursor"), **roles(Role.WRITER, Role.LOOKUP)},
+        responses=problems(*AUTHED, 422),
+    )
+    async def list_due(
+        self,
+        request: Request[Any, Any, Any],
+        vault: Vault,
+        due_before: str | None = Parameter(
+            required=False,
+            pattern=AWARE_DATETIME,
+            max_length=40,
+            description="date and time with a time zone (RFC 3339), e.g. 2026-11-24T17:00:00Z",
+            schema_extra={"format": "date-time"},
+        ),
+        limit: int = Parameter(default=50, ge=1, le=followups.MAX_PAGE),
+        cursor: str | None = Parameter(required=False, max_length=200),
+    ) -> FollowupPageOut:
+        client: ClientInfo = request.user
+        page = await followups.list_due(
+            vault,
+            actor_of(request),
+            client.purposes,
+            due_before=_aware(due_before),
+            limit=limit,
+            cursor=cursor,
+        )
+        return FollowupPageOut(
+            items=[followup_out(f) for f in page.items], next_cursor=page.next_cursor
+        )
+
+    @get(
+        "/{followup_id:str}",
+        operation_id="getFollowup",
+        summary="One follow-up, for a purpose this client may use",
+        opt={**query(), **roles(Role.WRITER, Role.LOOKUP)},
+        responses=problems(*AUTHED, 404),
+    )
+    async def get_one(
+        self,
+        request: Request[Any, Any, Any],
+        vault: Vault,
+        followup_id: Uuid = uuid_path("The follow-up's id"),
+    ) -> FollowupOut:
+        client: ClientInfo = request.user
+        return followup_out(
+            await followups.get(vault, actor_of(request), client.purposes, followup_id)
+        )

@@ -1,0 +1,218 @@
+"""Bodies of the outreach area's routes: recorded contacts, preferences, follow-ups and
+the contact report.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from api.bases.schemas import EvidenceIn
+from api.rights.schemas import PurposeTitle
+from api.schemas import ContactChannel, ContactType, Short, Uuid, WordId
+from api.subjects.schemas import ContactReservationOut
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+TimeOfDay = Annotated[
+    str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, 24-hour")
+]
+
+
+class ContactRecordIn(Struct, forbid_unknown_fields=True):
+    """A contact made without a lookup (e.g. at the shop counter or by the call centre),
+    for a `purpose` the client may use; channel and type must fit the purpose."""
+
+    subject_id: Uuid
+    brand: WordId
+    channel: ContactChannel
+    type: ContactType
+    purpose: Short
+    priority: WordId = "normal"
+    touchpoint: Short | None = None
+    #: An agreed follow-up this contact keeps (for its purpose); costs no points.
+    followup: Uuid | None = None
+
+
+class ContactRecorded(Struct):
+    subject_id: str
+    contact: ContactReservationOut
+
+
+class QuietTimesIn(Struct, forbid_unknown_fields=True):
+    """Quiet times of one channel in the customer's time zone: a daily window (`start` after
+    `end` spans midnight, e.g. 22:00-07:00) and/or whole weekdays."""
+
+    start: TimeOfDay | None = None
+    end: TimeOfDay | None = None
+    days: Annotated[list[Weekday], Meta(max_length=7)] = msgspec.field(default_factory=list)
+
+
+class PreferencesIn(Struct, forbid_unknown_fields=True):
+    """The customer's contact preferences, replacing the previous ones as a whole.
+    `monthly_cap_points` can only lower the company basket: a higher value is rejected."""
+
+    timezone: Annotated[str, Meta(min_length=1, max_length=64, description="IANA time zone")]
+    preferred_channels: dict[ContactType, ContactChannel] = msgspec.field(default_factory=dict)
+    quiet: dict[ContactChannel, QuietTimesIn] = msgspec.field(default_factory=dict)
+    monthly_cap_points: Annotated[float, Meta(ge=0, le=100000)] | None = None
+
+
+class PreferencesUpdate(PreferencesIn, forbid_unknown_fields=True):
+    """Preferences set by a writer client on the customer's instruction, with evidence of
+    that instruction (like a consent: touchpoint from the catalogue, notice, method)."""
+
+    evidence: EvidenceIn | None = None
+
+
+class QuietTimesOut(Struct):
+    start: str | None
+    end: str | None
+    days: list[str]
+
+
+class PreferenceHistoryOut(Struct):
+    version: int
+    at: datetime
+    actor: str
+    source: str
+    touchpoint: str | None
+    method: str | None
+    notice_version: str | None
+    language: str | None
+    preferences: dict[str, Any]
+
+
+class PreferencesOut(Struct):
+    """The customer's preferences (`version` 0 and no time zone: never set) and their
+    history, newest first; `basket_points` is the company basket the own cap may lower."""
+
+    subject_id: str
+    version: int
+    timezone: str | None
+    preferred_channels: dict[str, str]
+    quiet: dict[str, QuietTimesOut]
+    monthly_cap_points: float | None
+    basket_points: float
+    updated_at: datetime | None
+    history: list[PreferenceHistoryOut]
+
+
+class ContactBucketOut(Struct):
+    key: str
+    contacts: int
+    points: float
+
+
+class ContactReportOut(Struct):
+    """Contacts of one basket month by touchpoint, phase, brand, channel and type, and how
+    many customers are near (>= 80 %) or at their monthly limit. Aggregates only."""
+
+    month: str
+    basket: float
+    total_contacts: int
+    total_points: float
+    by_touchpoint: list[ContactBucketOut]
+    by_phase: list[ContactBucketOut]
+    by_brand: list[ContactBucketOut]
+    by_channel: list[ContactBucketOut]
+    by_type: list[ContactBucketOut]
+    customers_contacted: int
+    customers_near_limit: int
+    customers_at_limit: int
+    #: Agreed follow-ups settled in the month per touchpoint where they were agreed.
+    followups_by_touchpoint: list[FollowupBucketOut] = msgspec.field(default_factory=list)
+    #: Customers' own contact preferences: how many state any, and the month's denials by
+    #: preference reason (`contact_quiet_hours`, `contact_cap_reached`).
+    preferences: PreferenceStatsOut | None = None
+
+
+class PreferenceStatsOut(Struct):
+    customers: int
+    customers_with_preferences: int
+    share: float
+    denials_by_reason: dict[str, int]
+
+
+FollowupNote = Literal[
+    "callback_requested",
+    "contract_question",
+    "order_question",
+    "billing_question",
+    "offer_requested",
+    "complaint",
+    "appointment",
+]
+
+
+AwareDateTime = Annotated[datetime, Meta(tz=True, description="date and time with a time zone")]
+
+
+class FollowupCreate(Struct, forbid_unknown_fields=True):
+    """A contact the customer asked for. `channel` and `type` default to the purpose's;
+    `touchpoint` is where it was agreed; `note` is a kind, never free text."""
+
+    subject_id: Uuid
+    purpose: Short
+    brand: WordId
+    touchpoint: Short
+    due_from: AwareDateTime
+    due_until: AwareDateTime
+    channel: ContactChannel | None = None
+    type: ContactType | None = None
+    note: FollowupNote | None = None
+
+
+class FollowupOut(Struct):
+    """An agreed follow-up; `status` is open, kept, missed (window passed unused) or
+    cancelled (by the customer)."""
+
+    id: str
+    subject_id: str
+    purpose: str
+    channel: str
+    type: str
+    brand: str
+    touchpoint: str
+    note: str | None
+    due_from: datetime
+    due_until: datetime
+    status: str
+    created_at: datetime
+    closed_at: datetime | None
+
+
+class FollowupPageOut(Struct):
+    items: list[FollowupOut]
+    next_cursor: str | None
+
+
+class SelfFollowup(Struct):
+    """One of my agreed follow-ups; `cancellable` while it is open."""
+
+    id: str
+    purpose: str
+    title: PurposeTitle
+    channel: str
+    type: str
+    touchpoint: str
+    note: str | None
+    due_from: datetime
+    due_until: datetime
+    status: str
+    cancellable: bool
+
+
+class SelfFollowupList(Struct):
+    items: list[SelfFollowup]
+
+
+class FollowupBucketOut(Struct):
+    key: str
+    kept: int
+    missed: int
+    cancelled: int

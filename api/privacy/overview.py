@@ -1,0 +1,199 @@
+"""The overview of one's data and consents, requests, follow-ups and the export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+
+from api.deps import Vault
+from api.export_view import render_html
+from api.i18n import TEXTS, pick_language
+from api.privacy.pages import (
+    CONTACT_FIELDS,
+    DONE_NOTICES,
+    FORM_REQUEST_TYPES,
+    SESSION_COOKIE,
+    PrivacyPages,
+    clear_session_cookie,
+    form_value,
+    rectification_payload,
+    render,
+    require_session,
+    signed_in,
+    signin_page,
+    to_privacy,
+    valid_uuid,
+)
+from api.rights.self_views import (
+    access_label,
+    access_outcome,
+    create_my_request,
+    my_export,
+    my_requests,
+    request_id_of,
+    restriction_text,
+)
+from vault.errors import (
+    InvalidInput,
+    NotFound,
+)
+from vault.outreach import followups
+from vault.rights import selfservice
+
+#: The privacy centre's cookies and CSRF secret (api/web/cookies.py).
+
+
+class PrivacyOverviewPages(PrivacyPages):
+    """The overview of one's data and consents, requests, follow-ups and the export."""
+
+    @get("/", operation_id="privacyCentre")
+    async def overview(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
+        lang = pick_language(request)
+        t = TEXTS[lang]
+        done = request.query_params.get("done")
+        notice = t[f"done_{done}"] if done in DONE_NOTICES else None
+        session = await signed_in(request, vault)
+        if session is None:
+            cookies = (
+                [clear_session_cookie(request)] if request.cookies.get(SESSION_COOKIE) else None
+            )
+            return signin_page(request, notice=notice, cookies=cookies)
+        view = await selfservice.my_data(
+            vault,
+            selfservice.subject_actor(request_id_of(request)),
+            session.subject_id,
+            restriction=session.restriction,
+        )
+        records = [] if view.restriction else await my_requests(vault, session.subject_id)
+        restricted = restriction_text(lang, view.restriction) if view.restriction else None
+        error = t["pc_rectify_empty"] if request.query_params.get("error") == "empty" else None
+        return render(
+            request,
+            "privacy_overview.html",
+            "pc_title",
+            view=view,
+            requests=records,
+            fields=CONTACT_FIELDS,
+            notice=notice,
+            error=error,
+            restricted=restricted,
+            session_minutes=vault.settings.self_session_minutes,
+            access_label=lambda entry: access_label(lang, entry),
+            access_outcome=lambda entry: access_outcome(lang, entry),
+        )
+
+    @post(
+        "/consents/{consent_id:str}/withdraw", operation_id="privacyWithdraw", status_code=303
+    )
+    async def withdraw(
+        self, request: Request[Any, Any, Any], vault: Vault, consent_id: FromPath[str]
+    ) -> Redirect:
+        subject_id = await require_session(request, vault)
+        if not valid_uuid(consent_id):
+            raise NotFound("no such consent")
+        await selfservice.withdraw_consent(
+            vault, selfservice.subject_actor(request_id_of(request)), subject_id, consent_id
+        )
+        return to_privacy(request, "withdrawn", "#consents")
+
+    @get("/followups", operation_id="privacyFollowups")
+    async def followups_page(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
+        """My agreed follow-ups; missed ones are marked, open ones can be cancelled."""
+        subject_id = await require_session(request, vault)
+        lang = pick_language(request)
+        t = TEXTS[lang]
+        items = await followups.for_subject(
+            vault, selfservice.subject_actor(request_id_of(request)), subject_id
+        )
+
+        def purpose_title(purpose_id: str) -> str:
+            purpose = vault.catalogue.get(purpose_id)
+            return purpose.title(lang) if purpose else purpose_id
+
+        def touchpoint_name(touchpoint_id: str) -> str:
+            tp = vault.touchpoints.get(touchpoint_id)
+            return tp.name(lang) if tp else touchpoint_id
+
+        done = request.query_params.get("done")
+        return render(
+            request,
+            "privacy_followups.html",
+            "pc_fu_heading",
+            items=items,
+            purpose_title=purpose_title,
+            touchpoint_name=touchpoint_name,
+            notice=t["done_followup_cancelled"] if done == "cancelled" else None,
+        )
+
+    @post(
+        "/followups/{followup_id:str}/cancel",
+        operation_id="privacyCancelFollowup",
+        status_code=303,
+    )
+    async def cancel_followup(
+        self, request: Request[Any, Any, Any], vault: Vault, followup_id: FromPath[str]
+    ) -> Redirect:
+        subject_id = await require_session(request, vault)
+        if not valid_uuid(followup_id):
+            raise NotFound("no such follow-up")
+        await followups.cancel_by_subject(
+            vault, selfservice.subject_actor(request_id_of(request)), subject_id, followup_id
+        )
+        lang = pick_language(request)
+        return Redirect(path=f"/privacy/followups?lang={lang}&done=cancelled", status_code=303)
+
+    @get("/erase", operation_id="privacyEraseConfirm")
+    async def erase_confirm(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
+        await require_session(request, vault)
+        return render(request, "privacy_erase.html", "pc_erase_confirm_heading")
+
+    @post("/requests", operation_id="privacyRequest", status_code=303)
+    async def make_request(self, request: Request[Any, Any, Any], vault: Vault) -> Response[Any]:
+        subject_id = await require_session(request, vault)
+        form = await request.form()
+        type_ = form_value(form, "type", 40)
+        if type_ not in FORM_REQUEST_TYPES:
+            raise InvalidInput("unknown request type", {"type": "is not offered here"})
+        payload: dict[str, Any] | None = None
+        if type_ == "erasure" and form_value(form, "confirm", 5) != "yes":
+            return render(request, "privacy_erase.html", "pc_erase_confirm_heading", status=200)
+        if type_ == "rectification":
+            payload = rectification_payload(form)
+            if not payload:
+                lang = pick_language(request)
+                return Redirect(path=f"/privacy?lang={lang}&error=empty#rights", status_code=303)
+        await create_my_request(vault, request, subject_id, type_, payload)
+        if type_ == "erasure":
+            token = request.cookies.get(SESSION_COOKIE)
+            if token:
+                await selfservice.end_session(vault, token, request_id_of(request))
+            return to_privacy(request, "erased", cookies=[clear_session_cookie(request)])
+        return to_privacy(request, "requested", "#requests")
+
+    @get("/export", operation_id="privacyExportPage")
+    async def export_page(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
+        subject_id = await require_session(request, vault)
+        document = msgspec.to_builtins(await my_export(vault, request, subject_id))
+        return render(
+            request,
+            "privacy_export.html",
+            "pc_export_heading_full",
+            export=document,
+            rendered=render_html(document, pick_language(request)),
+        )
+
+    @get("/export.json", operation_id="privacyExportDownload")
+    async def export_download(
+        self, request: Request[Any, Any, Any], vault: Vault
+    ) -> Response[bytes]:
+        subject_id = await require_session(request, vault)
+        document = await my_export(vault, request, subject_id)
+        return Response(
+            content=msgspec.json.format(msgspec.json.encode(document), indent=2),
+            media_type="application/json",
+            headers={"Content-Disposition": 'attachment; filename="tresor-export.json"'},
+        )

@@ -1,0 +1,252 @@
+"""Bodies of the rights area's routes: the self-service API (/self/v1) and the DPO's
+request workflow.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from api.schemas import EmailText, PhoneText, Short, Uuid
+from api.subjects.schemas import ContactPatch
+
+SelfRequestType = Literal[
+    "access",
+    "portability",
+    "rectification",
+    "restriction",
+    "objection",
+    "erasure",
+    "consent_withdrawal",
+]
+
+
+class SelfSessionStart(Struct, forbid_unknown_fields=True):
+    """Exactly one of `email` or `phone`: the address the vault knows the customer by."""
+
+    email: EmailText | None = None
+    phone: PhoneText | None = None
+
+
+class SelfSessionAccepted(Struct):
+    status: str
+    detail: str
+
+
+class SelfSessionVerify(Struct, forbid_unknown_fields=True):
+    """The same address as in the start call, and the code from the mail."""
+
+    code: Annotated[str, Meta(min_length=1, max_length=20)]
+    email: EmailText | None = None
+    phone: PhoneText | None = None
+
+
+class SelfSessionToken(Struct):
+    token: str
+    token_type: str
+    expires_at: datetime
+
+
+class PurposeTitle(Struct):
+    de: str
+    en: str
+
+
+class SelfContact(Struct):
+    email: str | None = None
+    phone: str | None = None
+    name: str | None = None
+    postal_address: dict[str, str] | None = None
+    external_ref: str | None = None
+
+
+class SelfConsent(Struct):
+    consent_id: str
+    purpose: str
+    title: PurposeTitle
+    basis: str
+    status: str
+    touchpoint: str | None
+    method: str | None
+    given_at: datetime | None
+    expires_at: datetime | None
+    withdrawn_at: datetime | None
+    withdrawable: bool
+
+
+class SelfAccess(Struct):
+    """One access of an internal system to the subject's data, allowed or denied: `kind`
+    says what it was (`lookup`, `audience_check`: counted in a dry run, `contact_record`,
+    `consents_read`, `preferences_read`, `followup_read`, `refused`: refused by role),
+    `label` says it to the customer, naming the client and no value."""
+
+    at: datetime
+    client: str
+    purpose: str | None
+    title: PurposeTitle | None
+    fields: list[str]
+    decision: str
+    reason: str | None
+    kind: str
+    label: LocalText
+
+
+class SelfRequest(Struct):
+    request_id: str
+    type: str
+    status: str
+    channel: str
+    received_at: datetime
+    due_at: datetime
+    extended_at: datetime | None = None
+    extension_reason: str | None = None
+    verified_at: datetime | None = None
+    completed_at: datetime | None = None
+    outcome_reason: str | None = None
+    overdue: bool = False
+
+
+class LocalText(Struct):
+    de: str
+    en: str
+
+
+class SelfRestriction(Struct):
+    """Why this session shows no contact data and may not act on the account: it was
+    opened through an e-mail address whose change is not confirmed yet. `until` is when
+    the cooling-off ends (null while an objection to the change stands)."""
+
+    reason: str
+    changed_at: datetime
+    until: datetime | None
+    message: LocalText
+
+
+class SelfOverview(Struct):
+    subject_id: str
+    status: str
+    contact: SelfContact
+    consents: list[SelfConsent]
+    access_log: list[SelfAccess]
+    requests: list[SelfRequest]
+    restriction: SelfRestriction | None = None
+
+
+class IdentityTokenIn(Struct, forbid_unknown_fields=True):
+    """The token from the link in the notice mailed to the previous address."""
+
+    token: Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+class SelfIdentityChange(Struct):
+    """The change(s) the link was about, after confirming or objecting."""
+
+    status: str
+    fields: list[str]
+    changed_at: datetime
+    cooling_off_until: datetime
+
+
+class SelfRequestCreate(Struct, forbid_unknown_fields=True):
+    """A request the verified subject makes. Only two types take a `payload`:
+    rectification `{"changes": {"name": "…", …}}` and consent withdrawal
+    `{"consent_ids": [...]}` or `{"purposes": [...]}` (none: every consent)."""
+
+    type: SelfRequestType
+    payload: dict[str, Any] | None = None
+
+
+RequestTypeName = Literal[
+    "access",
+    "portability",
+    "rectification",
+    "restriction",
+    "objection",
+    "erasure",
+    "consent_withdrawal",
+]
+
+
+RequestStatusName = Literal[
+    "received",
+    "identity_verification",
+    "in_review",
+    "in_progress",
+    "completed",
+    "partially_completed",
+    "rejected",
+]
+
+
+RequestChannelName = Literal["self_service", "letter", "phone", "email", "in_person"]
+
+
+ReasonText = Annotated[str, Meta(min_length=1, max_length=1000)]
+
+
+class RequestPayload(Struct, forbid_unknown_fields=True):
+    """What the subject asked for. Rectification: `changes` (the corrected contact data;
+    `null` removes a field). Consent withdrawal: `consent_ids` and/or `purposes` (neither:
+    every consent). Other types take no payload. Stored sealed; never in audit or history."""
+
+    changes: ContactPatch | UnsetType = UNSET
+    consent_ids: Annotated[list[Uuid], Meta(min_length=1, max_length=100)] | UnsetType = UNSET
+    purposes: Annotated[list[Short], Meta(min_length=1, max_length=50)] | UnsetType = UNSET
+
+
+class RequestCreate(Struct, forbid_unknown_fields=True):
+    """A request received on the subject's behalf (letter, phone, e-mail, in person)."""
+
+    subject_id: Uuid
+    type: RequestTypeName
+    channel: RequestChannelName
+    payload: RequestPayload | None = None
+
+
+class RequestHistoryOut(Struct):
+    at: datetime
+    event: str
+    status: str
+    actor: str
+    note: str | None = None
+
+
+class RequestOut(Struct):
+    request_id: str
+    subject_id: str | None
+    type: str
+    status: str
+    channel: str
+    received_at: datetime
+    due_at: datetime
+    overdue: bool
+    extended_at: datetime | None = None
+    extension_reason: str | None = None
+    verified_at: datetime | None = None
+    completed_at: datetime | None = None
+    outcome_reason: str | None = None
+    history: list[RequestHistoryOut] = msgspec.field(default_factory=list)
+
+
+class RequestList(Struct):
+    """Overdue open requests first, then by due date ascending (items carry no history)."""
+
+    items: list[RequestOut]
+
+
+class RequestReason(Struct, forbid_unknown_fields=True):
+    reason: ReasonText
+
+
+class RequestExtend(Struct, forbid_unknown_fields=True):
+    """Extend once, within the first month after receipt, by 1 or 2 months (Art. 12(3))."""
+
+    reason: ReasonText
+    months: Literal[1, 2] = 2
+
+
+class RequestComplete(Struct, forbid_unknown_fields=True):
+    note: ReasonText | None = None

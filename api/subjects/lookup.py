@@ -1,0 +1,112 @@
+"""The purpose-checked lookup: the only way any client reads contact data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, post
+from litestar.params import JSONBody
+
+from api import metrics
+from api.auth import actor_of, roles
+from api.deps import Vault
+from api.openapi_docs import AUTHED, problems
+from api.subjects.schemas import (
+    BasisOut,
+    ContactIn,
+    ContactReservationOut,
+    LookupRequest,
+    LookupResponse,
+)
+from vault.subjects import lookup as lookup_service
+from vault.outreach import basket
+from vault.admin.clients import ClientInfo, Role
+from vault.errors import IntegrityFailure, InvalidInput
+
+_KINDS = ("subject_id", "email", "phone", "external_ref")
+
+
+def contact_spec(contact: ContactIn | None) -> basket.ContactSpec | None:
+    """The outbound contact a lookup announces, as the domain's reservation request."""
+    if contact is None:
+        return None
+    return basket.ContactSpec(
+        brand=contact.brand,
+        channel=contact.channel,
+        type=contact.type,
+        priority=contact.priority,
+        touchpoint=contact.touchpoint,
+        followup=contact.followup,
+    )
+
+
+class LookupController(Controller):
+    path = "/v1/lookup"
+    tags = ["lookup"]
+
+    @post(
+        "/",
+        opt=roles(Role.LOOKUP, Role.DPO),
+        operation_id="lookup",
+        summary="Resolve contact data for a named purpose (audited, allowed or denied)",
+        description=(
+            "Give a purpose and exactly one of subject_id, email, phone, external_ref. "
+            "Returns only the fields the purpose allows and the subject's lawful basis "
+            "covers, with that basis. Denials are 403 with a `reason` code. With `contact`, "
+            "revealing the data reserves the contact's points in the customer's monthly "
+            "basket, or the lookup is denied `contact_budget_exhausted` / "
+            "`contact_blocked_by_calamity`, or by the customer's own preferences "
+            "`contact_quiet_hours` / `contact_cap_reached`. `preferred_channel` names the "
+            "customer's preferred channel when the purpose allows several. Stored data that "
+            "fails its integrity check (a ciphertext that does not open, a blind-index entry "
+            "on another subject's row) is a 500 with `reason` `integrity_error`, audited as a "
+            "denial; nothing is revealed or reserved."
+        ),
+        status_code=200,
+        responses=problems(*AUTHED, 404, 409, 413, 422, 500),
+    )
+    async def lookup(
+        self, request: Request[Any, Any, Any], data: JSONBody[LookupRequest], vault: Vault
+    ) -> LookupResponse:
+        given = [(k, getattr(data, k)) for k in _KINDS if getattr(data, k) is not None]
+        if len(given) != 1:
+            raise InvalidInput(
+                "name exactly one identifier",
+                {"identifier": "give exactly one of " + ", ".join(_KINDS)},
+            )
+        kind, value = given[0]
+        client: ClientInfo = request.user
+        contact = contact_spec(data.contact)
+        known = data.purpose if data.purpose in vault.catalogue else None
+        try:
+            result = await lookup_service.lookup(
+                vault,
+                actor_of(request),
+                client.purposes,
+                purpose_id=data.purpose,
+                identifier_kind=kind,
+                identifier=value,
+                fields=data.fields,
+                contact=contact,
+            )
+        except (
+            lookup_service.LookupDenied, lookup_service.LookupNotFound, IntegrityFailure
+        ) as exc:
+            metrics.observe_lookup(known, "deny", str(exc.reason))
+            raise
+        metrics.observe_lookup(known, "allow")
+        r = result.contact
+        return LookupResponse(
+            subject_id=result.subject_id,
+            purpose=result.purpose,
+            fields=result.fields,
+            basis=BasisOut(
+                id=result.basis_id, type=result.basis_type, expires_at=result.basis_expires_at
+            ),
+            contact=None
+            if r is None
+            else ContactReservationOut(
+                id=r.contact_id, month=r.month, points=r.points, used=r.used, basket=r.basket
+            ),
+            preferred_channel=r.preferred_channel if r is not None else None,
+        )

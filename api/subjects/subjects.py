@@ -1,0 +1,74 @@
+"""Subjects: create and rectify contact data. There is deliberately no unpurposed read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, patch, post
+from litestar.params import JSONBody
+
+from api.deps import Vault
+from api.auth import actor_of, roles
+from api.openapi_docs import AUTHED, problems
+from api.schemas import Uuid, uuid_path
+from api.subjects.schemas import ContactPatch, ContactPatched, SubjectCreate, SubjectCreated
+from vault.subjects import store as subjects
+from vault.admin.clients import Role
+
+
+def _present(struct: msgspec.Struct) -> dict[str, Any]:
+    """Fields the client actually sent (None included: it clears a field on PATCH)."""
+    out: dict[str, Any] = {}
+    for name in struct.__struct_fields__:
+        value = getattr(struct, name)
+        if value is msgspec.UNSET:
+            continue
+        out[name] = msgspec.to_builtins(value) if isinstance(value, msgspec.Struct) else value
+    return out
+
+
+class SubjectController(Controller):
+    path = "/v1/subjects"
+    tags = ["subjects"]
+    opt = roles(Role.WRITER)
+
+    @post(
+        "/",
+        operation_id="createSubject",
+        summary="Store a new subject's contact data (encrypted per field)",
+        status_code=201,
+        responses=problems(*AUTHED, 409, 413, 422),
+    )
+    async def create(
+        self, request: Request[Any, Any, Any], data: JSONBody[SubjectCreate], vault: Vault
+    ) -> SubjectCreated:
+        given = {k: v for k, v in _present(data).items() if v is not None}
+        subject_id = await subjects.create_subject(vault, actor_of(request), given)
+        return SubjectCreated(subject_id=subject_id)
+
+    @patch(
+        "/{subject_id:str}/contact",
+        operation_id="rectifyContact",
+        summary="Rectify (replace or remove) contact fields of a subject",
+        description=(
+            "A changed e-mail address or phone number is an identity change: it ends the "
+            "customer's privacy-centre sessions, is mailed to the previous e-mail address "
+            "(503 and nothing changes when that mail cannot be handed over) and, for a "
+            "cooling-off period, gives a session through the new e-mail address no contact "
+            "data and no actions unless the previous address or a DPO confirms it. A stored "
+            "field that fails its integrity check is not re-sealed: 500, audited."
+        ),
+        responses=problems(*AUTHED, 404, 409, 413, 422, 500),
+    )
+    async def rectify(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[ContactPatch],
+        vault: Vault,
+        subject_id: Uuid = uuid_path("The subject's pseudonymous id"),
+    ) -> ContactPatched:
+        changed = await subjects.rectify_contact(
+            vault, actor_of(request), subject_id, _present(data)
+        )
+        return ContactPatched(subject_id=subject_id, changed=changed)

@@ -1,0 +1,28 @@
+"""Times on the browser pages, as each language writes them (Babel patterns in `api.i18n`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from api.i18n import format_datetime
+from vault.clock import as_utc
+
+#: What a page shows for a time that is not set.
+NO_TIME = "–"
+
+
+def formatter(lang: str, style: str, *, utc: bool = False) -> Callable[..., str]:
+    """The `fmt(value, date_only=False)` a template gets: times in `style` (the privacy
+    centre to the minute and marked UTC for customers anywhere, the console to the second
+    for audit work), dates alone as the language writes them."""
+
+    def fmt(value: datetime | None, date_only: bool = False) -> str:
+        value = as_utc(value)
+        if value is None:
+            return NO_TIME
+        if date_only:
+            return format_datetime(value, lang, "date")
+        return format_datetime(value, lang, style, utc=utc)
+
+    return fmt

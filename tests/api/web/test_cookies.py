@@ -1,0 +1,48 @@
+"""The shared cookie and CSRF plumbing (api/web/cookies.py) of the privacy centre and the
+DPO console."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from litestar.testing import RequestFactory
+
+from api.privacy import pages as privacy
+from api.dpo import session as dpo_session
+from api.web import cookies
+
+
+def _request(scheme: str = "http", public_url: str = "http://localhost"):  # type: ignore[no-untyped-def]
+    app = SimpleNamespace(state=SimpleNamespace(vault=SimpleNamespace(
+        settings=SimpleNamespace(public_url=public_url))))
+    request = RequestFactory().get("/privacy")
+    request.scope["scheme"] = scheme
+    request.scope["litestar_app"] = app  # type: ignore[typeddict-unknown-key]
+    return request
+
+
+def test_both_surfaces_set_the_same_protections_on_their_session_cookie():
+    """HttpOnly, SameSite=Strict, scoped to the surface's path, and Secure over TLS or behind
+    an https public URL; clearing expires the cookie on the same path."""
+    for surface in (privacy.SURFACE, dpo_session.SURFACE):
+        plain = cookies.session_cookie(_request(), surface, "tok", 60)
+        assert (plain.httponly, plain.samesite, plain.path, plain.secure) == (
+            True, "strict", surface.path, False,
+        )
+        assert cookies.session_cookie(_request("https"), surface, "tok", 60).secure
+        proxied = _request(public_url="https://privacy.example")
+        assert cookies.session_cookie(proxied, surface, "tok", 60).secure
+        cleared = cookies.clear_session_cookie(_request(), surface)
+        assert (cleared.value, cleared.max_age, cleared.path) == ("", 0, surface.path)
+
+
+def test_each_surface_has_its_own_csrf_secret_and_a_signature_is_bound_to_its_key():
+    """A token of one surface is no token of the other (the secrets are derived under
+    different labels), and a signed payload fails under another key or once changed."""
+    key = b"k" * 32
+    secrets = {cookies.csrf_secret(key, s) for s in (privacy.SURFACE, dpo_session.SURFACE)}
+    assert len(secrets) == 2
+    mac = cookies.sign(key, "payload")
+    assert cookies.signed_by(key, "payload", mac)
+    assert not cookies.signed_by(b"x" * 32, "payload", mac)
+    assert not cookies.signed_by(key, "payloae", mac)
