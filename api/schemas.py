@@ -28,7 +28,7 @@ EmailText = Annotated[str, Meta(min_length=3, max_length=320)]
 PhoneText = Annotated[str, Meta(min_length=3, max_length=40)]
 
 
-UUID_PATTERN = r"^[0-9a-f-]{36}$"
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
 Uuid = Annotated[str, Meta(min_length=36, max_length=36, pattern=UUID_PATTERN)]
