@@ -83,9 +83,7 @@ def openapi_config() -> OpenAPIConfig:
         ),
         path="/schema",
         # The API documents take no key: their router carries the one public marker.
-        openapi_router=Router(
-            "/schema", route_handlers=[], include_in_schema=False, opt=public()
-        ),
+        openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt=public()),
         render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         components=Components(
             security_schemes={

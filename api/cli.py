@@ -184,8 +184,7 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     if not report.ok:
         where = f"at seq {report.broken_seq}" if report.broken_seq is not None else f"({anchor})"
         print(
-            f"BROKEN {where}: {report.problem} "
-            f"({report.verified} events verified before it)",
+            f"BROKEN {where}: {report.problem} ({report.verified} events verified before it)",
             file=sys.stderr,
         )
         return 1
@@ -306,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int)
     s.add_argument("--workers", type=int, default=1, help="HTTP worker processes")
     s.add_argument(
-        "--jobs", choices=["process", "inline", "off"],
+        "--jobs",
+        choices=["process", "inline", "off"],
         help="where the periodic jobs (audit sealer, retention) run: a process of their own "
         "(default on PostgreSQL), inside each worker (default on SQLite), or not on this node "
         "(another node runs `tresor jobs`)",

@@ -75,7 +75,11 @@ FAMILIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "pc_pref_channel_": tuple(Channel),
         "pc_pref_day_": tuple(DAYS),
         "pc_pref_source_": tuple(SOURCES),
-        "pc_identity_what_": ("email", "phone", "email_phone"),  # vault.subjects.identity kinds, joined
+        "pc_identity_what_": (
+            "email",
+            "phone",
+            "email_phone",
+        ),  # vault.subjects.identity kinds, joined
         "done_": ("withdrawn", "requested", "signed_out", "erased", "expired"),  # ?done= notices
         "dpo_contacts_by_": ("touchpoint", "phase", "brand", "channel"),
         "dpo_pref_reason_": (DenyReason.CONTACT_QUIET_HOURS, DenyReason.CONTACT_CAP_REACHED),

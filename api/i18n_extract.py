@@ -35,7 +35,10 @@ def python_texts(
     text mapping: `t["id"]`, `t.get("id", ...)`, `TEXTS[lang]["id"]`."""
     source = fileobj.read()
     yield from extract_python(
-        BytesIO(source), keywords, comment_tags, options  # type: ignore[arg-type]
+        BytesIO(source),
+        keywords,
+        comment_tags,
+        options,  # type: ignore[arg-type]
     )
     for node in ast.walk(ast.parse(source)):
         msgid = _mapping_read(node)

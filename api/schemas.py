@@ -40,9 +40,7 @@ def uuid_path(description: str) -> Any:
     any string reaches the database and the OpenAPI document shows no pattern)."""
     from litestar.params import Parameter
 
-    return Parameter(
-        description=description, min_length=36, max_length=36, pattern=UUID_PATTERN
-    )
+    return Parameter(description=description, min_length=36, max_length=36, pattern=UUID_PATTERN)
 
 
 ContactChannel = Literal["email", "letter", "sms", "phone"]

@@ -39,7 +39,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.lookup import (  # noqa: E402
-    BIN, PG_ADMIN, PROFILE_DIR, _admin, free_port, settle, stop, wait_up,
+    BIN,
+    PG_ADMIN,
+    PROFILE_DIR,
+    _admin,
+    free_port,
+    settle,
+    stop,
+    wait_up,
 )
 from bench.seed import seed_sync  # noqa: E402
 from vault.subjects import bulk  # noqa: E402
@@ -78,8 +85,11 @@ def _other_cpu(server_pid: int) -> dict[str, float]:
 
 
 def _jobs_pids(server_pid: int) -> list[int]:
-    return [int(c) for task in Path(f"/proc/{server_pid}/task").iterdir()
-            for c in (task / "children").read_text().split()]
+    return [
+        int(c)
+        for task in Path(f"/proc/{server_pid}/task").iterdir()
+        for c in (task / "children").read_text().split()
+    ]
 
 
 def wait_jobs_idle(server_pid: int, limit: float = 120.0) -> float:
@@ -150,9 +160,15 @@ async def _baseline(settings: Settings, ids: list[str], fields: tuple[str, ...])
     ctx = VaultContext.open(settings)
     # The columns the batch reads for deciding and decrypting (the sealed columns of the
     # purpose's fields only, as the batch does), selected the same way.
-    columns = [subjects.c.id, subjects.c.status, subjects.c.kek_version, subjects.c.wrapped_dek,
-               subjects.c.dek_version, subjects.c.contact_revision,
-               *(subjects.c[f"{f}_ct"] for f in fields)]
+    columns = [
+        subjects.c.id,
+        subjects.c.status,
+        subjects.c.kek_version,
+        subjects.c.wrapped_dek,
+        subjects.c.dek_version,
+        subjects.c.contact_revision,
+        *(subjects.c[f"{f}_ct"] for f in fields),
+    ]
     stmt = select(*columns).where(subjects.c.id == any_(bindparam("ids", type_=ARRAY(String))))
     try:
         started = time.perf_counter()
@@ -192,8 +208,12 @@ def main() -> None:
     args = p.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tresor-bench-bulk-"))
-    env = {**os.environ, "TRESOR_DATA_DIR": str(work / "data"),
-           "TRESOR_POLICIES": str(ROOT / "policies"), "TRESOR_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "TRESOR_DATA_DIR": str(work / "data"),
+        "TRESOR_POLICIES": str(ROOT / "policies"),
+        "TRESOR_LOG_LEVEL": "WARNING",
+    }
     asyncio.run(_admin("DROP DATABASE IF EXISTS tresor_bench WITH (FORCE)"))
     asyncio.run(_admin("CREATE DATABASE tresor_bench"))
     env["TRESOR_DATABASE_URL"] = (
@@ -202,10 +222,17 @@ def main() -> None:
     tresor = str(BIN / "tresor")
     try:
         subprocess.run([tresor, "init"], env=env, check=True, capture_output=True)
-        key = subprocess.run(
-            [tresor, "clients", "create", "bench", "--role", "lookup", "--purpose", PURPOSE],
-            env=env, check=True, capture_output=True, text=True,
-        ).stdout.strip().splitlines()[-1]
+        key = (
+            subprocess.run(
+                [tresor, "clients", "create", "bench", "--role", "lookup", "--purpose", PURPOSE],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         settings = Settings.from_env(env)
         started = time.perf_counter()
         ids = seed_sync(lambda: VaultContext.open(settings), args.subjects)
@@ -216,8 +243,18 @@ def main() -> None:
         log = open(work / "serve.log", "wb")
         command = [tresor, "serve", "--port", str(port)]
         if PROFILE_DIR:
-            command = [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "200",
-                       "-o", str(Path(PROFILE_DIR) / "bulk-postgresql.txt"), "--", *command]
+            command = [
+                str(BIN / "py-spy"),
+                "record",
+                "--format",
+                "raw",
+                "--rate",
+                "200",
+                "-o",
+                str(Path(PROFILE_DIR) / "bulk-postgresql.txt"),
+                "--",
+                *command,
+            ]
         proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             try:

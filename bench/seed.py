@@ -30,7 +30,9 @@ def _person(i: int) -> dict[str, Any]:
     }
 
 
-async def seed(ctx: VaultContext, n: int, *, purpose: str = "order.delivery", batch: int = 2000) -> list[str]:
+async def seed(
+    ctx: VaultContext, n: int, *, purpose: str = "order.delivery", batch: int = 2000
+) -> list[str]:
     ids: list[str] = []
     now = ctx.clock.now()
     for start in range(0, n, batch):

@@ -137,7 +137,14 @@ class AuditController(Controller):
         "/",
         operation_id="searchAudit",
         opt=query(
-            "subject_id", "client", "purpose", "action", "decision", "since", "until", "limit",
+            "subject_id",
+            "client",
+            "purpose",
+            "action",
+            "decision",
+            "since",
+            "until",
+            "limit",
             "cursor",
         ),
         summary="Search the audit trail (newest first, cursor paging); the search is audited",
@@ -155,19 +162,28 @@ class AuditController(Controller):
         request: Request[Any, Any, Any],
         vault: Vault,
         subject_id: str | None = Parameter(
-            required=False, min_length=36, max_length=36,
-            pattern=UUID_PATTERN, description="Only events about this subject",
+            required=False,
+            min_length=36,
+            max_length=36,
+            pattern=UUID_PATTERN,
+            description="Only events about this subject",
         ),
         client: str | None = Parameter(
-            required=False, max_length=100, pattern=CLIENT_PATTERN,
+            required=False,
+            max_length=100,
+            pattern=CLIENT_PATTERN,
             description="Only events by this client (its name)",
         ),
         purpose: str | None = Parameter(
-            required=False, max_length=100, pattern=PURPOSE_PATTERN,
+            required=False,
+            max_length=100,
+            pattern=PURPOSE_PATTERN,
             description="Only events naming this purpose",
         ),
         action: str | None = Parameter(
-            required=False, max_length=64, pattern=ACTION_PATTERN,
+            required=False,
+            max_length=64,
+            pattern=ACTION_PATTERN,
             description="An action tag or its last part(s), e.g. `lookup`",
         ),
         decision: Literal["allow", "deny"] | None = Parameter(
@@ -176,11 +192,15 @@ class AuditController(Controller):
         since: str | None = time_param("Events at or after this time (with offset)"),
         until: str | None = time_param("Events before this time (with offset)"),
         limit: int = Parameter(
-            default=audit_query.DEFAULT_LIMIT, ge=1, le=audit_query.MAX_LIMIT,
+            default=audit_query.DEFAULT_LIMIT,
+            ge=1,
+            le=audit_query.MAX_LIMIT,
             description="Page size (1 to 500)",
         ),
         cursor: str | None = Parameter(
-            required=False, max_length=40, pattern=CURSOR_PATTERN,
+            required=False,
+            max_length=40,
+            pattern=CURSOR_PATTERN,
             description="`next_cursor` of the previous page",
         ),
     ) -> AuditPageOut:
@@ -188,8 +208,13 @@ class AuditController(Controller):
             vault,
             actor_of(request),
             AuditFilter(
-                subject_id, client, purpose, action, decision,
-                parse_time(since, "since"), parse_time(until, "until"),
+                subject_id,
+                client,
+                purpose,
+                action,
+                decision,
+                parse_time(since, "since"),
+                parse_time(until, "until"),
             ),
             limit=limit,
             cursor=cursor,
@@ -247,5 +272,3 @@ class AuditController(Controller):
     )
     async def public_key(self, vault: Vault) -> str:
         return audit_chain.public_key_pem(vault)
-
-

@@ -23,9 +23,7 @@ Token = Parameter(description="Confirmation token from the mailed link", max_len
 
 
 def _subject_actor(request: Request[Any, Any, Any]) -> Actor:
-    return Actor(
-        "subject", "confirmation-link", request.scope.get("state", {}).get("request_id")
-    )
+    return Actor("subject", "confirmation-link", request.scope.get("state", {}).get("request_id"))
 
 
 #: The title and text of each message page.

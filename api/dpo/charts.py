@@ -35,9 +35,7 @@ def _axes(chart_id: str, title: str, n: int, top: int, labels: list[str]) -> lis
             f'<line x1="{_L}" y1="{y:.1f}" x2="{_W - _R}" y2="{y:.1f}" stroke="#e5e7eb"/>'
             f'<text x="{_L - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#4b5563">{value}</text>'
         )
-    out.append(
-        f'<line x1="{_L}" y1="{_T + ph}" x2="{_W - _R}" y2="{_T + ph}" stroke="#6b7280"/>'
-    )
+    out.append(f'<line x1="{_L}" y1="{_T + ph}" x2="{_W - _R}" y2="{_T + ph}" stroke="#6b7280"/>')
     if n:
         picks = sorted({round(i * (n - 1) / 5) for i in range(6)}) if n > 6 else range(n)
         slot = pw / n

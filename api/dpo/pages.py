@@ -135,7 +135,6 @@ def _message(
     )
 
 
-
 def page_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Errors on the console are pages (`api.web.errors`); a missing or ended session goes
     to the sign-in page instead."""
@@ -171,8 +170,6 @@ def parse_local(value: str, name: str) -> datetime | None:
 
 def local_value(value: datetime | None) -> str:
     return as_utc(value).strftime("%Y-%m-%dT%H:%M") if value else ""  # type: ignore[union-attr]
-
-
 
 
 class DpoPages(Controller):

@@ -93,7 +93,11 @@ class DpoTrailPages(DpoPages):
             context["error_fields"] = sorted(exc.errors.items())
         context["client_names"] = [c.name for c in await list_clients(vault)]
         return page(
-            request, "dpo_audit.html", "dpo_audit_heading", session=session, status=status,
+            request,
+            "dpo_audit.html",
+            "dpo_audit_heading",
+            session=session,
+            status=status,
             **context,
         )
 

@@ -22,9 +22,7 @@ from vault.errors import InvalidInput
 
 
 #: RFC 3339 date-time with a time zone; anything else is a 400 before any domain code runs.
-AWARE_DATETIME = (
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|z|[+-]\d{2}:\d{2})$"
-)
+AWARE_DATETIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|z|[+-]\d{2}:\d{2})$"
 
 
 def _aware(value: str | None) -> datetime | None:

@@ -178,15 +178,21 @@ def form_errors(errors: dict[str, str], texts: dict[str, str]) -> list[str]:
     return out
 
 
-def page_context(vault: VaultContext, view: PreferencesView, doc: dict[str, Any] | None) -> dict[str, Any]:
+def page_context(
+    vault: VaultContext, view: PreferencesView, doc: dict[str, Any] | None
+) -> dict[str, Any]:
     """What `privacy_preferences.html` needs: the document to show (the stored one, or the
     rejected input), the vocabularies and the history."""
     if doc is None:
         doc = (
             view.preferences.to_json()
             if view.preferences is not None
-            else {"timezone": "Europe/Berlin", "preferred_channels": {}, "quiet": {},
-                  "monthly_cap_points": None}
+            else {
+                "timezone": "Europe/Berlin",
+                "preferred_channels": {},
+                "quiet": {},
+                "monthly_cap_points": None,
+            }
         )
     cap = doc.get("monthly_cap_points")
     zones = preferences.zone_names()

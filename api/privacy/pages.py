@@ -100,9 +100,7 @@ def to_privacy(
     return Redirect(path=f"/privacy{query}{anchor}", status_code=303, cookies=cookies or [])
 
 
-async def signed_in(
-    request: Request[Any, Any, Any], vault: Any
-) -> selfservice.SelfSession | None:
+async def signed_in(request: Request[Any, Any, Any], vault: Any) -> selfservice.SelfSession | None:
     """The live session of the cookie, restricted or not (only the overview takes one)."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:

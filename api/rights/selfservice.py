@@ -334,9 +334,7 @@ class SelfServiceController(Controller):
         security=SELF_SESSION,
         responses=self_problems(400, 401, 403, 404, 500, 503),
     )
-    async def export(
-        self, request: Request[Any, Any, Any], vault: Vault, me: Me
-    ) -> dict[str, Any]:
+    async def export(self, request: Request[Any, Any, Any], vault: Vault, me: Me) -> dict[str, Any]:
         return await my_export(vault, request, me)
 
 

@@ -90,7 +90,9 @@ class LookupController(Controller):
                 contact=contact,
             )
         except (
-            lookup_service.LookupDenied, lookup_service.LookupNotFound, IntegrityFailure
+            lookup_service.LookupDenied,
+            lookup_service.LookupNotFound,
+            IntegrityFailure,
         ) as exc:
             metrics.observe_lookup(known, "deny", str(exc.reason))
             raise

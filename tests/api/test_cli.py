@@ -46,7 +46,11 @@ def _run(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.Com
     """Run `tresor ARGS`; a command that is still running at the timeout (e.g. serving) is killed and fails the test."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.cli", *args],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -80,7 +84,9 @@ def test_init_with_a_broken_catalogue_creates_nothing(tmp_path: Path):
     bad = tmp_path / "policies"
     bad.mkdir()
     text = (POLICIES / "purposes.toml").read_text(encoding="utf-8")
-    (bad / "purposes.toml").write_text(text.replace('lawful_basis = "contract"', 'lawful_basis = "handshake"', 1))
+    (bad / "purposes.toml").write_text(
+        text.replace('lawful_basis = "contract"', 'lawful_basis = "handshake"', 1)
+    )
     data = tmp_path / "data"
     result = _run(_env(data, bad), "init")
     assert result.returncode == 2
@@ -176,8 +182,17 @@ def _audit_actors(settings: Settings) -> list[tuple[str, str, str]]:
 
 def test_clients_create_prints_the_key_last(cli_env: Settings, capsys):
     """`tresor clients create` prints a working API key as its last line and audits the admin at the CLI."""
-    argv = ["clients", "create", "shop", "--role", "lookup",
-            "--purpose", "order.delivery", "--purpose", "invoice.postal"]
+    argv = [
+        "clients",
+        "create",
+        "shop",
+        "--role",
+        "lookup",
+        "--purpose",
+        "order.delivery",
+        "--purpose",
+        "invoice.postal",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "created client shop (role lookup, purposes invoice.postal,order.delivery)"
@@ -227,7 +242,9 @@ def test_clients_create_duplicate_name_fails(cli_env: Settings, capsys):
 
 def test_clients_list_and_revoke(cli_env: Settings, capsys):
     """`clients list` shows every client sorted by name; `clients revoke` ends a key at once and twice is an error."""
-    assert main(["clients", "create", "shop", "--role", "lookup", "--purpose", "order.delivery"]) == 0
+    assert (
+        main(["clients", "create", "shop", "--role", "lookup", "--purpose", "order.delivery"]) == 0
+    )
     shop_key = capsys.readouterr().out.splitlines()[-1]
     assert main(["clients", "create", "crm", "--role", "writer"]) == 0
     capsys.readouterr()
@@ -265,8 +282,12 @@ def _append_events(settings: Settings, n: int) -> None:
             for i in range(n):
                 async with ctx.transaction() as conn:
                     await record(
-                        conn, at=ctx.clock.now(), actor=Actor("client", "shop", f"r-{i}"),
-                        action=AuditAction.LOOKUP, decision=Decision.DENY, reason="no_consent",
+                        conn,
+                        at=ctx.clock.now(),
+                        actor=Actor("client", "shop", f"r-{i}"),
+                        action=AuditAction.LOOKUP,
+                        decision=Decision.DENY,
+                        reason="no_consent",
                     )
         finally:
             await ctx.close()

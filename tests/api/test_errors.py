@@ -74,8 +74,6 @@ def test_pages_say_the_same_for_the_same_refusal(surface):
 def test_a_page_never_falls_back_to_problem_json(surface):
     """The page surfaces register a handler for every class the app answers, so an
     unexpected failure on a page is a page (it used to be problem+json on /privacy)."""
-    controller = (
-        privacy.PrivacyPages if surface is privacy else dpo_pages.DpoPages
-    )
+    controller = privacy.PrivacyPages if surface is privacy else dpo_pages.DpoPages
     assert set(controller.exception_handlers) == set(exception_handlers)
     assert {controller.exception_handlers[t] for t in exception_handlers} == {surface.page_error}

@@ -58,5 +58,3 @@ def chromium_page(timeout_ms: int = 10_000, locale: str = "de-DE") -> Iterator[A
             context.close()
         finally:
             browser.close()
-
-

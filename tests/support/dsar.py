@@ -56,7 +56,9 @@ ALL_PURPOSES = frozenset(
 SHOP = Actor("client", "shop")
 
 
-async def new_subject(vault: VaultContext, seed: int, **overrides: Any) -> tuple[str, dict[str, Any]]:
+async def new_subject(
+    vault: VaultContext, seed: int, **overrides: Any
+) -> tuple[str, dict[str, Any]]:
     data = {**person(seed), **overrides}
     data = {k: v for k, v in data.items() if v is not None}
     return await create_subject(vault, WRITER, data), data
@@ -67,7 +69,9 @@ async def contract(vault: VaultContext, sid: str, purpose: str = "order.delivery
 
 
 async def invoice(vault: VaultContext, sid: str, **kw: Any):
-    return await record_basis(vault, WRITER, sid, "invoice.postal", reference="invoice 2026-17", **kw)
+    return await record_basis(
+        vault, WRITER, sid, "invoice.postal", reference="invoice 2026-17", **kw
+    )
 
 
 async def newsletter(vault: VaultContext, sid: str, evidence: Evidence = NEWS):

@@ -89,7 +89,6 @@ async def api_sign_in(http: httpx.AsyncClient, vault: VaultContext, address: str
     return {"Authorization": f"Bearer {r.json()['token']}"}
 
 
-
 class Page(HTMLParser):
     """The parts of a privacy page the tests check: forms, controls, labels, language."""
 

@@ -156,17 +156,20 @@ class Checkpoint:
 
     def line(self) -> bytes:
         """One line of the checkpoint file: compact JSON, ids and digests only."""
-        return _CANONICAL.encode(
-            {
-                "v": 1,
-                "chain_pos": self.chain_pos,
-                "seq": self.seq,
-                "head": self.head,
-                "at": as_utc(self.at).isoformat(),  # type: ignore[union-attr]
-                "key_id": self.key_id,
-                "signature": self.signature,
-            }
-        ) + b"\n"
+        return (
+            _CANONICAL.encode(
+                {
+                    "v": 1,
+                    "chain_pos": self.chain_pos,
+                    "seq": self.seq,
+                    "head": self.head,
+                    "at": as_utc(self.at).isoformat(),  # type: ignore[union-attr]
+                    "key_id": self.key_id,
+                    "signature": self.signature,
+                }
+            )
+            + b"\n"
+        )
 
     @classmethod
     def parse(cls, line: bytes) -> Checkpoint:
@@ -174,8 +177,12 @@ class Checkpoint:
         try:
             raw = msgspec.json.decode(line, type=_CheckpointLine)
             return cls(
-                raw.chain_pos, raw.seq, raw.head, datetime.fromisoformat(raw.at),
-                raw.key_id, raw.signature,
+                raw.chain_pos,
+                raw.seq,
+                raw.head,
+                datetime.fromisoformat(raw.at),
+                raw.key_id,
+                raw.signature,
             )
         except (msgspec.DecodeError, ValueError) as exc:
             raise ValueError("not a checkpoint line") from exc
@@ -283,7 +290,8 @@ async def _chain_contains(ctx: VaultContext, checkpoint: Checkpoint) -> bool:
     (one read along the seal table's primary key)."""
     rows = await ctx.read_rows(_SEAL_OF, {"seq": checkpoint.seq})
     return bool(rows) and (rows[0]["chain_pos"], rows[0]["chain_mac"]) == (
-        checkpoint.chain_pos, checkpoint.head,
+        checkpoint.chain_pos,
+        checkpoint.head,
     )
 
 
@@ -321,7 +329,8 @@ async def anchor_checkpoint(
     if previous is not None and not await _chain_contains(ctx, previous):
         log.error(
             "audit_checkpoint_diverged",
-            file_position=previous.chain_pos, file_seq=previous.seq,
+            file_position=previous.chain_pos,
+            file_seq=previous.seq,
             position=checkpoint.chain_pos,
         )
         return False
@@ -354,11 +363,8 @@ _HEAD = (
     .limit(1)
 )
 #: How many events follow the chain head (all of them unsealed, by construction).
-_BACKLOG = select(
-    func.count().label("backlog")
-).where(
-    audit_events.c.seq
-    > func.coalesce(select(func.max(audit_seals.c.seq)).scalar_subquery(), 0)
+_BACKLOG = select(func.count().label("backlog")).where(
+    audit_events.c.seq > func.coalesce(select(func.max(audit_seals.c.seq)).scalar_subquery(), 0)
 )
 #: The unsealed events after the chain head, in sequence order, along the primary key.
 _UNSEALED = (
@@ -464,15 +470,19 @@ async def seal_pending(
         signed = None
         if seqs:
             signed = await _maybe_checkpoint(
-                ctx, conn, position, seqs[-1], previous, now,
-                every=checkpoint_every, interval=checkpoint_interval,
+                ctx,
+                conn,
+                position,
+                seqs[-1],
+                previous,
+                now,
+                every=checkpoint_every,
+                interval=checkpoint_interval,
             )
     anchored = False
     if signed is not None:  # committed: only now may it leave the database
         anchored = await anchor_checkpoint(ctx, signed)
-    return SealReport(
-        len(seqs), position, signed.chain_pos if signed else None, waiting, anchored
-    )
+    return SealReport(len(seqs), position, signed.chain_pos if signed else None, waiting, anchored)
 
 
 async def _maybe_checkpoint(
@@ -520,7 +530,11 @@ async def _sign_checkpoint(
     private = _signing_key(ctx)
     signature = private.sign(_checkpoint_message(position, seq, head, now))
     checkpoint = Checkpoint(
-        position, seq, head, now, key_id(private.public_key()),
+        position,
+        seq,
+        head,
+        now,
+        key_id(private.public_key()),
         base64.b64encode(signature).decode(),
     )
     await conn.execute(
@@ -550,9 +564,7 @@ async def checkpoint_head(ctx: VaultContext) -> bool:
         if last is not None and last.chain_pos >= head[0]:
             signed = last
         else:
-            signed = await _sign_checkpoint(
-                ctx, conn, head[0], head[2], head[1], ctx.clock.now()
-            )
+            signed = await _sign_checkpoint(ctx, conn, head[0], head[2], head[1], ctx.clock.now())
     return await anchor_checkpoint(ctx, signed, force=True)
 
 
@@ -711,7 +723,9 @@ async def verify_chain(
         checkpoints = {
             c.chain_pos: c
             for c in (
-                await conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.chain_pos))
+                await conn.execute(
+                    select(audit_checkpoints).order_by(audit_checkpoints.c.chain_pos)
+                )
             ).all()
         }
         report.checkpoints = len(checkpoints)
@@ -747,8 +761,10 @@ async def verify_chain(
                 report.broken_seq = row.seq
                 report.problem = f"checkpoint at position {row.chain_pos} disagrees with the chain"
                 return report
-            if outside is not None and row.chain_pos == outside.chain_pos and (
-                outside.head != mac or outside.seq != row.seq
+            if (
+                outside is not None
+                and row.chain_pos == outside.chain_pos
+                and (outside.head != mac or outside.seq != row.seq)
             ):
                 report.broken_seq = row.seq
                 report.problem = (
@@ -779,13 +795,17 @@ async def verify_chain(
             )
             return report
         unsealed = (
-            await conn.execute(
-                select(audit_events.c.seq)
-                .select_from(EVENTS_WITH_SEALS)
-                .where(audit_seals.c.seq.is_(None))
-                .order_by(audit_events.c.seq)
+            (
+                await conn.execute(
+                    select(audit_events.c.seq)
+                    .select_from(EVENTS_WITH_SEALS)
+                    .where(audit_seals.c.seq.is_(None))
+                    .order_by(audit_events.c.seq)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         report.unsealed = len(unsealed)
         behind = [s for s in unsealed if s < last_seq]
         if behind:

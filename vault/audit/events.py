@@ -194,8 +194,18 @@ def event_row(
 
 #: The columns an appended event fills, in `event_row` order.
 EVENT_COLUMNS = (
-    "at", "request_id", "actor_type", "actor_id", "action", "subject_id", "purpose",
-    "fields", "decision", "reason", "consent_id", "detail",
+    "at",
+    "request_id",
+    "actor_type",
+    "actor_id",
+    "action",
+    "subject_id",
+    "purpose",
+    "fields",
+    "decision",
+    "reason",
+    "consent_id",
+    "detail",
 )
 #: An event as a tuple of its column values in `EVENT_COLUMNS` order: the shape binary COPY
 #: takes, and what bulk resolution builds directly (a dict per event, converted later, was

@@ -507,10 +507,7 @@ async def consent_stats(
     out: list[PurposeConsentStats] = []
     for pid in purpose_ids:
         per = counts.get(pid, {})
-        series = [
-            ConsentBucket(s, *per.get(s, [0, 0, 0]))
-            for s in sorted(set(starts) | set(per))
-        ]
+        series = [ConsentBucket(s, *per.get(s, [0, 0, 0])) for s in sorted(set(starts) | set(per))]
         out.append(
             PurposeConsentStats(
                 purpose=pid,

@@ -115,8 +115,7 @@ SECURITY_MEASURES: tuple[Measure, ...] = (
         "no_pii_in_logs",
         "Klartext-Kontaktdaten erscheinen nie in Logs, Protokolleinträgen, Fehlermeldungen, "
         "URLs oder Metriken.",
-        "Plaintext contact data never reaches logs, audit events, error messages, URLs or "
-        "metrics.",
+        "Plaintext contact data never reaches logs, audit events, error messages, URLs or metrics.",
     ),
     Measure(
         "consent_proof",

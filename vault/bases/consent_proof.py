@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from vault.context import VaultContext
 
 
-
 @dataclass(frozen=True, slots=True)
 class ProofEvidence:
     touchpoint: str | None

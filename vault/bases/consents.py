@@ -213,7 +213,12 @@ async def record_basis(
 
     # A refusal (unknown or erased subject, an objection) is audited (finding 6).
     async with audited_attempt(
-        ctx, actor, action, at=now, subject_id=subject_id, purpose=purpose_id,
+        ctx,
+        actor,
+        action,
+        at=now,
+        subject_id=subject_id,
+        purpose=purpose_id,
         not_found=DenyReason.SUBJECT_NOT_FOUND.value,
     ) as attempt:
         conn = attempt.conn
@@ -480,7 +485,8 @@ async def withdraw(
     unknown consent, one no longer in force) is audited (finding 6)."""
     now = ctx.clock.now()
     action = (
-        AuditAction.SUBJECT_CONSENT_WITHDRAW if actor.type == "subject"
+        AuditAction.SUBJECT_CONSENT_WITHDRAW
+        if actor.type == "subject"
         else AuditAction.CONSENT_WITHDRAW
     )
     async with audited_attempt(
@@ -583,8 +589,13 @@ async def list_bases(
     sealed text that fails to open is an audited `IntegrityFailure`."""
     now = ctx.clock.now()
     async with audited_read(
-        ctx, actor, AuditAction.CONSENT_LIST, at=now, subject_id=subject_id,
-        consent_id=consent_id, not_found=DenyReason.SUBJECT_NOT_FOUND.value,
+        ctx,
+        actor,
+        AuditAction.CONSENT_LIST,
+        at=now,
+        subject_id=subject_id,
+        consent_id=consent_id,
+        not_found=DenyReason.SUBJECT_NOT_FOUND.value,
     ) as read:
         conn = read.conn
         subject = await load_subject(conn, subject_id)
@@ -682,9 +693,13 @@ async def seal_legacy_texts(ctx: VaultContext, *, batch: int = 500) -> int:
             rows = (
                 await conn.execute(
                     select(
-                        consents.c.id, consents.c.subject_id, consents.c.reference,
-                        consents.c.notice_version, subjects.c.kek_version,
-                        subjects.c.wrapped_dek, subjects.c.dek_version,
+                        consents.c.id,
+                        consents.c.subject_id,
+                        consents.c.reference,
+                        consents.c.notice_version,
+                        subjects.c.kek_version,
+                        subjects.c.wrapped_dek,
+                        subjects.c.dek_version,
                     )
                     .join(subjects, subjects.c.id == consents.c.subject_id)
                     .where(legacy)

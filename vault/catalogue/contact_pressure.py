@@ -295,7 +295,9 @@ def parse_rules(
         if not isinstance(bid, str) or not _ID_RE.match(bid):
             raise fail(pattern, f"brand {index + 1}: id must be a lower-case word")
         if set(raw) - {"id", "name"}:
-            raise fail(pattern, f"brand '{bid}': unknown key(s) {sorted(set(raw) - {'id', 'name'})}")
+            raise fail(
+                pattern, f"brand '{bid}': unknown key(s) {sorted(set(raw) - {'id', 'name'})}"
+            )
         name = raw.get("name")
         if not isinstance(name, dict) or not all(
             isinstance(name.get(lang), str) and name[lang].strip() for lang in ("de", "en")

@@ -316,9 +316,7 @@ class Pkcs11Token:
             version = max(keys)
             nonce = os.urandom(_NONCE_LEN)
             params = GCMParams(nonce, _wrap_aad(subject_id, version), _TAG_BITS)
-            sealed = keys[version].encrypt(
-                dek, mechanism=Mechanism.AES_GCM, mechanism_param=params
-            )
+            sealed = keys[version].encrypt(dek, mechanism=Mechanism.AES_GCM, mechanism_param=params)
             return version, _FORMAT + nonce + bytes(sealed)
 
         return self._link.run(op)

@@ -68,9 +68,7 @@ class ContactSpec:
             channel=self.channel, type=self.type, priority=self.priority,
             touchpoint=self.touchpoint,
         )  # fmt: skip
-        return ContactSpec(
-            self.brand, channel, type, self.priority, self.touchpoint, self.followup
-        )
+        return ContactSpec(self.brand, channel, type, self.priority, self.touchpoint, self.followup)
 
     def check_grant(
         self,
@@ -121,7 +119,11 @@ class Reservation:
 
 
 def grant_denial(
-    rules: PressureRules, *, client: str, client_purposes: frozenset[str], type: str,
+    rules: PressureRules,
+    *,
+    client: str,
+    client_purposes: frozenset[str],
+    type: str,
     priority: str,
 ) -> Deny | None:
     """Deny a contact whose type or priority the client was not granted (None: fine).
@@ -220,11 +222,7 @@ async def reserve(
         )
     ).scalar_one()
 
-    if (
-        rules.cooldown
-        and not prio.unlimited
-        and type not in rules.cooldown_exempt_types
-    ):
+    if rules.cooldown and not prio.unlimited and type not in rules.cooldown_exempt_types:
         last_calamity = (
             await conn.execute(
                 select(func.count())
@@ -424,9 +422,7 @@ async def _why_not(
     and another subject's id give the same answer."""
     if followup_id is None:
         return DenyReason.FOLLOWUP_NOT_USABLE
-    row = (
-        await conn.execute(select(followups).where(followups.c.id == followup_id))
-    ).first()
+    row = (await conn.execute(select(followups).where(followups.c.id == followup_id))).first()
     if (
         row is None
         or row.subject_id != subject_id
@@ -475,11 +471,15 @@ async def record_contact(
             outcome = checked
         else:
             rows = (
-                await conn.execute(
-                    _subject_with_bases("subject_id", ()),
-                    {"purpose": purpose_id, "ident": subject_id},
+                (
+                    await conn.execute(
+                        _subject_with_bases("subject_id", ()),
+                        {"purpose": purpose_id, "ident": subject_id},
+                    )
                 )
-            ).mappings().all()
+                .mappings()
+                .all()
+            )
             verdict, _ = _judge(rows, purpose, checked, subject_id, now)
             outcome = verdict if not isinstance(verdict, Allow) else await reserve(
                 conn, ctx, subject_id=subject_id, channel=spec.channel, type=spec.type,

@@ -222,8 +222,13 @@ async def create(
     followup_id = str(uuid.uuid4())
     # A refusal from here on is the client's attempt on the subject: audited (finding 6).
     async with audited_attempt(
-        ctx, actor, AuditAction.FOLLOWUP_CREATE, at=now, subject_id=subject_id,
-        purpose=purpose, not_found=DenyReason.SUBJECT_NOT_FOUND.value,
+        ctx,
+        actor,
+        AuditAction.FOLLOWUP_CREATE,
+        at=now,
+        subject_id=subject_id,
+        purpose=purpose,
+        not_found=DenyReason.SUBJECT_NOT_FOUND.value,
     ) as attempt:
         if purpose not in client_purposes:
             raise AccessDenied(
@@ -308,9 +313,7 @@ async def get(
         raise NotFound("no such follow-up")
     async with audited_attempt(ctx, actor, AuditAction.FOLLOWUP_READ, at=now) as attempt:
         conn = attempt.conn
-        row = (
-            await conn.execute(select(followups).where(followups.c.id == followup_id))
-        ).first()
+        row = (await conn.execute(select(followups).where(followups.c.id == followup_id))).first()
         if row is None:
             raise NotFound("no such follow-up")
         if row.purpose not in client_purposes:  # the same 404 as an unknown id
@@ -463,9 +466,7 @@ def _missed_at(now: datetime) -> Any:
 # ---------------------------------------------------------------------------- changing
 
 
-async def cancel_by_subject(
-    ctx: Any, actor: Actor, subject_id: str, followup_id: str
-) -> Followup:
+async def cancel_by_subject(ctx: Any, actor: Actor, subject_id: str, followup_id: str) -> Followup:
     """The customer cancels one of their open follow-ups; audited. Someone else's or an
     unknown id is `NotFound`; one that is no longer open is `Conflict`."""
     now = ctx.clock.now()
@@ -533,7 +534,9 @@ async def mark_missed(ctx: Any, actor: Actor = SYSTEM, *, batch: int = 500) -> i
                         followups.c.id == row.id,
                         followups.c.status == FollowupStatus.OPEN.value,
                     )
-                    .values(status=FollowupStatus.MISSED.value, closed_at=now, closed_by=actor.label)
+                    .values(
+                        status=FollowupStatus.MISSED.value, closed_at=now, closed_by=actor.label
+                    )
                 )
                 if result.rowcount != 1:
                     continue
@@ -565,9 +568,7 @@ async def report(conn: AsyncConnection, ctx: Any, month: str) -> list[FollowupBu
         return []  # a month the calendar cannot hold: no follow-up falls in it
     start, end = bounds
     closed_in = and_(followups.c.closed_at >= start, followups.c.closed_at < end)
-    ended_in = and_(
-        followups.c.due_until >= start, followups.c.due_until < end, _missed_at(now)
-    )
+    ended_in = and_(followups.c.due_until >= start, followups.c.due_until < end, _missed_at(now))
 
     kept_c = and_(followups.c.status == FollowupStatus.KEPT.value, closed_in)
     cancelled_c = and_(followups.c.status == FollowupStatus.CANCELLED.value, closed_in)
@@ -583,8 +584,6 @@ async def report(conn: AsyncConnection, ctx: Any, month: str) -> list[FollowupBu
             .group_by(followups.c.touchpoint)
         )
     ).all()
-    buckets = [
-        FollowupBucket(r[0], int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in rows
-    ]
+    buckets = [FollowupBucket(r[0], int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in rows]
     buckets = [b for b in buckets if b.kept or b.missed or b.cancelled]
     return sorted(buckets, key=lambda b: (-(b.kept + b.missed + b.cancelled), b.key))

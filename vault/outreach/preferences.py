@@ -389,9 +389,10 @@ def _validate_evidence(evidence: Evidence | None, ctx: Any) -> None:
         errors["evidence.touchpoint"] = "is not in the touchpoint catalogue"
     if evidence.method not in COLLECTION_METHODS:
         errors["evidence.method"] = "must be one of " + ", ".join(COLLECTION_METHODS)
-    if not isinstance(evidence.notice_version, str) or not 1 <= len(
-        evidence.notice_version.strip()
-    ) <= 100:
+    if (
+        not isinstance(evidence.notice_version, str)
+        or not 1 <= len(evidence.notice_version.strip()) <= 100
+    ):
         errors["evidence.notice_version"] = "must be 1 to 100 characters"
     if evidence.language not in LANGUAGES:
         errors["evidence.language"] = "must be one of " + ", ".join(LANGUAGES)
@@ -460,7 +461,11 @@ async def set_preferences(
     )
     # A refusal (unknown or erased subject) is audited too (finding 6).
     async with audited_attempt(
-        ctx, actor, action, at=now, subject_id=subject_id,
+        ctx,
+        actor,
+        action,
+        at=now,
+        subject_id=subject_id,
         not_found=DenyReason.SUBJECT_NOT_FOUND.value,
     ) as attempt:
         conn = attempt.conn
@@ -574,7 +579,11 @@ async def get_preferences(ctx: VaultContext, actor: Actor, subject_id: str) -> P
         else AuditAction.CLIENT_PREFERENCES_READ
     )
     async with audited_attempt(
-        ctx, actor, action, at=now, subject_id=subject_id,
+        ctx,
+        actor,
+        action,
+        at=now,
+        subject_id=subject_id,
         not_found=DenyReason.SUBJECT_NOT_FOUND.value,
     ) as attempt:
         conn = attempt.conn

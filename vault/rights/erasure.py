@@ -206,9 +206,7 @@ async def erase_in(
         )
     await conn.execute(delete(self_service_challenges).where(challenge_match))
     # Identity changes hold the old and new addresses' blind-index digests: they go too.
-    await conn.execute(
-        delete(identity_changes).where(identity_changes.c.subject_id == subject_id)
-    )
+    await conn.execute(delete(identity_changes).where(identity_changes.c.subject_id == subject_id))
     await conn.execute(
         update(self_service_sessions)
         .where(self_service_sessions.c.subject_id == subject_id)
@@ -300,7 +298,9 @@ async def read_retained(
         if r.wrapped_key is not None and r.fields_ct is not None and r.kek_version is not None:
             key_id = retained_key_id(r.id)
             aead = ctx.deks.dek(key_id, r.kek_version, r.wrapped_key)
-            text = open_field(aead, subject_id, _retained_field_name(r.id, r.purpose), 1, r.fields_ct)
+            text = open_field(
+                aead, subject_id, _retained_field_name(r.id, r.purpose), 1, r.fields_ct
+            )
             ctx.deks.forget(key_id)
             fields = dict(json.loads(text))
         out.append(

@@ -97,8 +97,14 @@ _PREFERENCE_PARTS = {
 }
 
 LAWFUL_BASIS_TITLES: dict[str, dict[str, str]] = {
-    "consent": {"de": "Einwilligung (Art. 6 Abs. 1 lit. a DSGVO)", "en": "Consent (Art. 6(1)(a) GDPR)"},
-    "contract": {"de": "Vertrag (Art. 6 Abs. 1 lit. b DSGVO)", "en": "Contract (Art. 6(1)(b) GDPR)"},
+    "consent": {
+        "de": "Einwilligung (Art. 6 Abs. 1 lit. a DSGVO)",
+        "en": "Consent (Art. 6(1)(a) GDPR)",
+    },
+    "contract": {
+        "de": "Vertrag (Art. 6 Abs. 1 lit. b DSGVO)",
+        "en": "Contract (Art. 6(1)(b) GDPR)",
+    },
     "legal_obligation": {
         "de": "Rechtliche Verpflichtung (Art. 6 Abs. 1 lit. c DSGVO)",
         "en": "Legal obligation (Art. 6(1)(c) GDPR)",
@@ -183,7 +189,10 @@ RIGHTS: list[dict[str, Any]] = [
     {
         "right": "complaint",
         "article": "Art. 77",
-        "title": {"de": "Beschwerde bei einer Aufsichtsbehörde", "en": "Complaint to a supervisory authority"},
+        "title": {
+            "de": "Beschwerde bei einer Aufsichtsbehörde",
+            "en": "Complaint to a supervisory authority",
+        },
         "text": {
             "de": "Sie können sich bei einer Datenschutz-Aufsichtsbehörde beschweren, "
             "insbesondere in dem Land, in dem Sie leben oder arbeiten.",

@@ -383,9 +383,7 @@ async def _history(
     )
 
 
-async def _set(
-    conn: AsyncConnection, request_id: str, now: datetime, **values: Any
-) -> None:
+async def _set(conn: AsyncConnection, request_id: str, now: datetime, **values: Any) -> None:
     await conn.execute(
         update(dsar_requests)
         .where(dsar_requests.c.id == request_id)
@@ -599,9 +597,7 @@ async def create_request(
                 RequestType.PORTABILITY,
             ):
                 raise Conflict("the subject was erased")
-        status = initial_status(
-            has_subject=subject_id is not None, verified=verified, type_=type_
-        )
+        status = initial_status(has_subject=subject_id is not None, verified=verified, type_=type_)
         values = {
             "id": request_id,
             "subject_id": subject_id,
@@ -736,9 +732,7 @@ async def approve(ctx: VaultContext, actor: Actor, request_id: str) -> RequestRe
                 raise Conflict("the request holds no corrected data")
             changes = payload["changes"]
         else:
-            await _history(
-                conn, request_id, at=now, event="approved", status=status, actor=actor
-            )
+            await _history(conn, request_id, at=now, event="approved", status=status, actor=actor)
             outcome = await _execute_in(ctx, conn, actor, req, subject, now)
             await _finish(conn, actor, request_id, outcome, now)
             await _audit(conn, actor, "approve", req, now, outcome.status)

@@ -123,4 +123,3 @@ async def object_in(
         },
     )
     return ended
-

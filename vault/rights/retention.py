@@ -196,7 +196,9 @@ def erasure_plan(
     return "erase", [keep[k] for k in sorted(keep)]
 
 
-async def _erase_due(ctx: VaultContext, actor: Actor, now: datetime, batch: int) -> tuple[int, int, int]:
+async def _erase_due(
+    ctx: VaultContext, actor: Actor, now: datetime, batch: int
+) -> tuple[int, int, int]:
     erased = with_retained = skipped = 0
     any_basis = select(consents.c.id).where(consents.c.subject_id == subjects.c.id).exists()
     live_basis = (
@@ -209,16 +211,22 @@ async def _erase_due(ctx: VaultContext, actor: Actor, now: datetime, batch: int)
     while True:
         async with ctx.transaction() as conn:
             ids = (
-                await conn.execute(
-                    select(subjects.c.id)
-                    .where(subjects.c.status.in_([SubjectStatus.ACTIVE, SubjectStatus.RESTRICTED]))
-                    .where(any_basis)
-                    .where(~live_basis)
-                    .where(subjects.c.id > after)
-                    .order_by(subjects.c.id)
-                    .limit(batch)
+                (
+                    await conn.execute(
+                        select(subjects.c.id)
+                        .where(
+                            subjects.c.status.in_([SubjectStatus.ACTIVE, SubjectStatus.RESTRICTED])
+                        )
+                        .where(any_basis)
+                        .where(~live_basis)
+                        .where(subjects.c.id > after)
+                        .order_by(subjects.c.id)
+                        .limit(batch)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         for subject_id in ids:
             erasing = False
             async with ctx.transaction() as conn:
@@ -230,9 +238,7 @@ async def _erase_due(ctx: VaultContext, actor: Actor, now: datetime, batch: int)
                 if row is None or row.status == SubjectStatus.ERASED:
                     continue
                 bases = (
-                    await conn.execute(
-                        select(consents).where(consents.c.subject_id == subject_id)
-                    )
+                    await conn.execute(select(consents).where(consents.c.subject_id == subject_id))
                 ).all()
                 verdict, keep = erasure_plan(ctx, list(bases), now)
                 if verdict == "unknown_purpose":
@@ -271,7 +277,11 @@ async def _shred_retained(ctx: VaultContext, actor: Actor, now: datetime, batch:
         async with ctx.transaction() as conn:
             rows = (
                 await conn.execute(
-                    select(retained_fields.c.id, retained_fields.c.subject_id, retained_fields.c.purpose)
+                    select(
+                        retained_fields.c.id,
+                        retained_fields.c.subject_id,
+                        retained_fields.c.purpose,
+                    )
                     .where(retained_fields.c.shredded_at.is_(None))
                     .where(retained_fields.c.retain_until <= now)
                     .order_by(retained_fields.c.id)
@@ -344,7 +354,9 @@ async def run_retention(
                 select(func.count())
                 .select_from(subjects)
                 .where(subjects.c.status == SubjectStatus.ACTIVE)
-                .where(~select(consents.c.id).where(consents.c.subject_id == subjects.c.id).exists())
+                .where(
+                    ~select(consents.c.id).where(consents.c.subject_id == subjects.c.id).exists()
+                )
             )
         ).scalar_one()
     return RetentionReport(

@@ -64,7 +64,13 @@ from vault.storage.tables import (
     self_service_sessions as sessions,
     subjects,
 )
-from vault.subjects.store import INDEXED, SubjectStatus, decrypt_fields, identifier_digest, load_subject
+from vault.subjects.store import (
+    INDEXED,
+    SubjectStatus,
+    decrypt_fields,
+    identifier_digest,
+    load_subject,
+)
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -937,15 +943,19 @@ async def my_data(
                 .order_by(consents_table.c.created_at.desc())
             )
         ).all()
-        reads = [] if restriction else (
-            await conn.execute(
-                select(audit_events)
-                .where(audit_events.c.subject_id == subject_id)
-                .where(_LISTED_ACCESS)
-                .order_by(audit_events.c.seq.desc())
-                .limit(ACCESS_LOG_LIMIT)
-            )
-        ).all()
+        reads = (
+            []
+            if restriction
+            else (
+                await conn.execute(
+                    select(audit_events)
+                    .where(audit_events.c.subject_id == subject_id)
+                    .where(_LISTED_ACCESS)
+                    .order_by(audit_events.c.seq.desc())
+                    .limit(ACCESS_LOG_LIMIT)
+                )
+            ).all()
+        )
         await audit.record(
             conn,
             at=now,
@@ -1018,4 +1028,3 @@ __all__ = [
     "wait_for_mail",
     "withdraw_consent",
 ]
-

@@ -50,7 +50,7 @@ def make_engine(url: str, *, pool_size: int = 40) -> AsyncEngine:
         # Overflow connections are closed on return, so a pool smaller than the load means
         # a TCP (and TLS) handshake per request; keep the steady state inside pool_size.
         max_overflow=pool_size // 4,
-        pool_recycle=1800
+        pool_recycle=1800,
     )
 
 

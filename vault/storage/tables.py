@@ -412,9 +412,7 @@ class ContactPreferenceHistory(Base):
     preferences: Mapped[str] = mapped_column(Text)
     request_id: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (
-        Index("ix_contact_preference_history_subject_id_at", "subject_id", "at"),
-    )
+    __table_args__ = (Index("ix_contact_preference_history_subject_id_at", "subject_id", "at"),)
 
 
 class Followup(Base):

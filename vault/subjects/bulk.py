@@ -123,7 +123,12 @@ async def _reserve_chunk(
             continue
         seen.add(subject_id)
         got = await contact.reserve(
-            conn, ctx, subject_id=subject_id, purpose_id=purpose.id, actor=actor, now=now,
+            conn,
+            ctx,
+            subject_id=subject_id,
+            purpose_id=purpose.id,
+            actor=actor,
+            now=now,
             with_followup=False,
         )
         if isinstance(got, Deny):
@@ -133,9 +138,7 @@ async def _reserve_chunk(
     return out
 
 
-def _contact_detail(
-    contact: OutboundContact, reserved: Reservation | None
-) -> dict[str, object]:
+def _contact_detail(contact: OutboundContact, reserved: Reservation | None) -> dict[str, object]:
     """The same shape as the single lookup's audit detail for a contact."""
     out: dict[str, object] = {
         "brand": contact.brand,
@@ -169,8 +172,10 @@ def _build(kind: str, data: tuple[str, ...] | None, *, array: bool) -> Select[An
             subjects.c.contact_revision,
             # The identifier's own ciphertext too (by e-mail, phone, customer number), to
             # check each row against the index it was found by (`_Opener`).
-            *(getattr(subjects.c, f"{f}_ct")
-              for f in sorted({*data, kind} if kind in INDEXED else data)),
+            *(
+                getattr(subjects.c, f"{f}_ct")
+                for f in sorted({*data, kind} if kind in INDEXED else data)
+            ),
         ]
         if data is not None
         else [
@@ -212,8 +217,11 @@ _STATEMENTS: dict[tuple[str, tuple[str, ...] | None, bool], Select[Any]] = {}
 def _statement(ctx: VaultContext, kind: str, data: tuple[str, ...] | None) -> Select[Any]:
     """The chunk read: with `data`, the sealed columns of those fields; None: only whether
     the subject has each channel's field (dry run)."""
-    key = (kind, tuple(sorted(data)) if data is not None else None,
-           ctx.engine.dialect.name == "postgresql")
+    key = (
+        kind,
+        tuple(sorted(data)) if data is not None else None,
+        ctx.engine.dialect.name == "postgresql",
+    )
     statement = _STATEMENTS.get(key)
     if statement is None:
         statement = _STATEMENTS[key] = _build(key[0], key[1], array=key[2])
@@ -274,7 +282,10 @@ class _Opener:
             return _Outcome(None, row)
         try:
             data = decrypt_fields(
-                self.ctx, row, allow.fields if allow is not None else (), cache_key=False,
+                self.ctx,
+                row,
+                allow.fields if allow is not None else (),
+                cache_key=False,
                 found_by=None if self.kind == "subject_id" else (self.kind, key),
             )
         except IntegrityCheckFailed:
@@ -318,8 +329,9 @@ def _decide_chunk(
             else:
                 first = hits[0]
                 facts = [
-                    BasisFacts(r["b_id"], r["b_basis"], r["b_status"], r["b_expires_at"],
-                               r["b_deadline"])
+                    BasisFacts(
+                        r["b_id"], r["b_basis"], r["b_status"], r["b_expires_at"], r["b_deadline"]
+                    )
                     for r in hits
                     if r["b_id"] is not None
                 ]
@@ -367,8 +379,14 @@ async def _deny_whole_batch(
                 _AUDIT_INSERT,
                 [
                     audit.event_row(
-                        at=now, actor=actor, action=AuditAction.LOOKUP, decision=Decision.DENY,
-                        subject_id=sid, purpose=purpose_label, fields=requested, reason=reason,
+                        at=now,
+                        actor=actor,
+                        action=AuditAction.LOOKUP,
+                        decision=Decision.DENY,
+                        subject_id=sid,
+                        purpose=purpose_label,
+                        fields=requested,
+                        reason=reason,
                         detail=_batch_detail(actor, kind, start + j),
                     )
                     for j, sid in enumerate(ids)
@@ -443,10 +461,15 @@ async def resolve_batch(
         raise LookupDenied(checked.reason, deny_message(checked.reason))
     assert purpose is not None
     batch = _Batch(
-        ctx, actor, purpose, checked, requested, identifier_kind, now,
-        '{"batch": %s, "by": %s, "i": ' % (
-            json.dumps(actor.request_id), json.dumps(identifier_kind)
-        ),
+        ctx,
+        actor,
+        purpose,
+        checked,
+        requested,
+        identifier_kind,
+        now,
+        '{"batch": %s, "by": %s, "i": '
+        % (json.dumps(actor.request_id), json.dumps(identifier_kind)),
     )
     if contact is None and ctx.audit_batcher is not None:
         stream = _stream_group_committed(batch, identifiers, chunk_size)
@@ -457,14 +480,17 @@ async def resolve_batch(
 
 
 def _unavailable_line(from_i: int) -> bytes:
-    return _encode(
-        {
-            "error": "unavailable",
-            "status": 503,
-            "detail": "storage or audit trail unavailable; nothing from this line on was revealed",
-            "from_i": from_i,
-        }
-    ) + b"\n"
+    return (
+        _encode(
+            {
+                "error": "unavailable",
+                "status": 503,
+                "detail": "storage or audit trail unavailable; nothing from this line on was revealed",
+                "from_i": from_i,
+            }
+        )
+        + b"\n"
+    )
 
 
 async def _stream_group_committed(
@@ -571,9 +597,7 @@ async def _resolve_chunk(
     keys = _keys(b.ctx, b.kind, chunk)
     async with b.ctx.transaction() as conn:
         rows = await _fetch(b.ctx, conn, b.kind, b.purpose, keys, data=b.fields)
-        outcomes = _decide_chunk(
-            rows, b.purpose, b.fields, keys, b.now, _Opener(b.ctx, b.kind)
-        )
+        outcomes = _decide_chunk(rows, b.purpose, b.fields, keys, b.now, _Opener(b.ctx, b.kind))
         reserved: dict[int, Reservation] = {}
         if contact is not None:
             outcomes = await _reserve_chunk(
@@ -626,10 +650,22 @@ def _chunk_lines(
             else:
                 listed = ",".join(sorted(data)) or None
             subject_id = row["id"]
-            events.append((
-                now, rid, atype, aid, _LOOKUP, subject_id, pid, listed, _ALLOW, None, basis.id,
-                detail,
-            ))
+            events.append(
+                (
+                    now,
+                    rid,
+                    atype,
+                    aid,
+                    _LOOKUP,
+                    subject_id,
+                    pid,
+                    listed,
+                    _ALLOW,
+                    None,
+                    basis.id,
+                    detail,
+                )
+            )
             expires = as_utc(basis.expires_at)
             line: dict[str, Any] = {
                 "i": i,
@@ -644,8 +680,11 @@ def _chunk_lines(
             r = reserved.get(j)
             if r is not None:
                 line["contact"] = {
-                    "id": r.contact_id, "month": r.month, "points": r.points,
-                    "used": r.used, "basket": r.basket,
+                    "id": r.contact_id,
+                    "month": r.month,
+                    "points": r.points,
+                    "used": r.used,
+                    "basket": r.basket,
                 }
                 if r.preferred_channel is not None:  # as in the single lookup's answer
                     line["preferred_channel"] = r.preferred_channel
@@ -653,10 +692,22 @@ def _chunk_lines(
         else:
             reason = str(o.reason)
             sid = o.row["id"] if o.row is not None else (keys[j] if kind == "subject_id" else None)
-            events.append((
-                now, rid, atype, aid, _LOOKUP, sid, pid, denied_fields, _DENY, reason, None,
-                detail,
-            ))
+            events.append(
+                (
+                    now,
+                    rid,
+                    atype,
+                    aid,
+                    _LOOKUP,
+                    sid,
+                    pid,
+                    denied_fields,
+                    _DENY,
+                    reason,
+                    None,
+                    detail,
+                )
+            )
             lines.append({"i": i, "reason": reason, "status": _STATUS.get(reason, 403)})
     return events, lines
 
@@ -730,8 +781,10 @@ async def dry_run(
     if channel is not None and purpose is not None and channel not in _channels(purpose):
         raise InvalidInput(
             "channel does not match the purpose",
-            {"channel": f"the purpose {purpose_id} contacts over "
-                        + " or ".join(sorted(_channels(purpose)))},
+            {
+                "channel": f"the purpose {purpose_id} contacts over "
+                + " or ".join(sorted(_channels(purpose)))
+            },
         )
     checked = check_request(purpose, purpose_id, client_purposes, None)
     if contact is not None:
@@ -741,8 +794,13 @@ async def dry_run(
     if isinstance(checked, Deny):
         async with ctx.transaction() as conn:
             await audit.record(
-                conn, at=now, actor=actor, action=AuditAction.AUDIENCE_DRY_RUN,
-                decision=Decision.DENY, purpose=label, reason=checked.reason,
+                conn,
+                at=now,
+                actor=actor,
+                action=AuditAction.AUDIENCE_DRY_RUN,
+                decision=Decision.DENY,
+                purpose=label,
+                reason=checked.reason,
                 detail={"by": identifier_kind, "total": len(identifiers)},
             )
         raise LookupDenied(checked.reason, deny_message(checked.reason))
@@ -819,7 +877,12 @@ async def _tally(
                 continue
             seen.add(subject_id)
             got = await contact.reserve(  # its channel is `channel` (resolved above)
-                conn, ctx, subject_id=subject_id, purpose_id=purpose.id, actor=actor, now=now,
+                conn,
+                ctx,
+                subject_id=subject_id,
+                purpose_id=purpose.id,
+                actor=actor,
+                now=now,
                 with_followup=False,
             )
             if isinstance(got, Deny):
@@ -854,9 +917,13 @@ def _dry_run_events(
     }
     events = [
         audit.event_row(
-            at=now, actor=actor, action=AuditAction.AUDIENCE_DRY_RUN,
-            decision=Decision.DENY if too_small else Decision.ALLOW, purpose=purpose_id,
-            reason=refused, detail=summary,
+            at=now,
+            actor=actor,
+            action=AuditAction.AUDIENCE_DRY_RUN,
+            decision=Decision.DENY if too_small else Decision.ALLOW,
+            purpose=purpose_id,
+            reason=refused,
+            detail=summary,
         )
     ]
     shared = json.dumps(detail, sort_keys=True)
@@ -864,9 +931,14 @@ def _dry_run_events(
         outcome = refused or reason
         events.append(
             audit.event_row(
-                at=now, actor=actor, action=AuditAction.AUDIENCE_DRY_RUN,
-                decision=Decision.DENY if outcome else Decision.ALLOW, subject_id=subject_id,
-                purpose=purpose_id, reason=outcome, detail=shared,
+                at=now,
+                actor=actor,
+                action=AuditAction.AUDIENCE_DRY_RUN,
+                decision=Decision.DENY if outcome else Decision.ALLOW,
+                subject_id=subject_id,
+                purpose=purpose_id,
+                reason=outcome,
+                detail=shared,
             )
         )
     return events

@@ -403,8 +403,7 @@ def _usable(rows: Sequence[Row], now: datetime) -> list[Row]:
     return [
         r
         for r in rows
-        if r.status == ChangeStatus.PENDING
-        and _as_utc(r.changed_at) + LINK_VALIDITY > now
+        if r.status == ChangeStatus.PENDING and _as_utc(r.changed_at) + LINK_VALIDITY > now
     ]
 
 
@@ -465,9 +464,7 @@ async def confirm_by_token(ctx: VaultContext, actor: Actor, token: str) -> list[
     return await _records(ctx, ids)
 
 
-async def record_objection(
-    ctx: VaultContext, actor: Actor, token: str
-) -> tuple[str, list[str]]:
+async def record_objection(ctx: VaultContext, actor: Actor, token: str) -> tuple[str, list[str]]:
     """The old address objects ("this was not me"), the protection half: every session
     ends and the changes are marked objected (sessions through the disputed address stay
     restricted until a DPO approves). Returns the subject and the objected changes still

@@ -106,8 +106,6 @@ async def audited_read(
         raise refused
 
 
-
-
 class AuditedAttempt:
     """The connection of an `audited_attempt`, and what its denial event would name. A
     block sets `reason` (and `about(...)` the subject it found) before it raises a refusal

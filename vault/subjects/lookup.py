@@ -154,8 +154,11 @@ async def lookup(
             else:
                 outcome = verdict
                 await ctx.audit_batcher.append(
-                    event.deny(subject.id if subject is not None else None, verdict.reason,
-                               fallback=known_subject)
+                    event.deny(
+                        subject.id if subject is not None else None,
+                        verdict.reason,
+                        fallback=known_subject,
+                    )
                 )
     else:
         async with ctx.transaction() as conn:
@@ -165,15 +168,21 @@ async def lookup(
             else:
                 assert purpose is not None
                 rows = (
-                    await conn.execute(_subject_with_bases(identifier_kind, checked), params)
-                ).mappings().all()
+                    (await conn.execute(_subject_with_bases(identifier_kind, checked), params))
+                    .mappings()
+                    .all()
+                )
                 verdict, subject = _judge(rows, purpose, checked, known_subject, now)
                 verdict, data = _open(ctx, subject, verdict, found_by)
                 reserved: Reservation | None = None
                 if isinstance(verdict, Allow) and contact is not None:
                     assert subject is not None
                     held = await contact.reserve(
-                        conn, ctx, subject_id=subject.id, purpose_id=purpose_id, actor=actor,
+                        conn,
+                        ctx,
+                        subject_id=subject.id,
+                        purpose_id=purpose_id,
+                        actor=actor,
                         now=now,
                     )
                     if isinstance(held, Deny):
@@ -187,8 +196,11 @@ async def lookup(
                     outcome = verdict
                     await audit.record_row(
                         conn,
-                        event.deny(subject.id if subject is not None else None, verdict.reason,
-                                   fallback=known_subject),
+                        event.deny(
+                            subject.id if subject is not None else None,
+                            verdict.reason,
+                            fallback=known_subject,
+                        ),
                     )
     # The event has committed: only now may data (or a denial) leave.
     if isinstance(outcome, LookupResult):
@@ -249,11 +261,14 @@ class _Events:
     def allow(self, result: LookupResult, verdict: Allow) -> dict[str, object]:
         detail = self.detail
         if result.contact is not None:
-            detail = {**detail, "contact": {
-                **detail["contact"],  # type: ignore[dict-item]
-                "id": result.contact.contact_id,
-                "points": result.contact.points,
-            }}
+            detail = {
+                **detail,
+                "contact": {
+                    **detail["contact"],  # type: ignore[dict-item]
+                    "id": result.contact.contact_id,
+                    "points": result.contact.points,
+                },
+            }
         return audit.event_row(
             at=self.now,
             actor=self.actor,
@@ -327,9 +342,7 @@ def _result(
 
 
 def _build_subject_with_bases(where: Any, fields: tuple[str, ...]) -> Select[Any]:
-    on = and_(
-        consents.c.subject_id == subjects.c.id, consents.c.purpose == bindparam("purpose")
-    )
+    on = and_(consents.c.subject_id == subjects.c.id, consents.c.purpose == bindparam("purpose"))
     return (
         select(
             *(subjects.c[name] for name in _SUBJECT_COLUMNS),
@@ -352,7 +365,12 @@ def _build_subject_with_bases(where: Any, fields: tuple[str, ...]) -> Select[Any
 #: the identifier it was found by, to check it) are read (ciphertexts of the others stay in
 #: the database).
 _SUBJECT_COLUMNS = (
-    "id", "status", "kek_version", "wrapped_dek", "dek_version", "contact_revision",
+    "id",
+    "status",
+    "kek_version",
+    "wrapped_dek",
+    "dek_version",
+    "contact_revision",
 )
 
 _WHERE = {

@@ -128,7 +128,9 @@ def resealed_columns(
     re-sealed over tampered data)."""
     revision = row.contact_revision + 1
     kept = _open_texts(
-        ctx, getattr(row, "_mapping", row), tuple(f for f in CONTACT_FIELDS if f not in changes),
+        ctx,
+        getattr(row, "_mapping", row),
+        tuple(f for f in CONTACT_FIELDS if f not in changes),
         dek=dek,
     )
     return {
@@ -201,8 +203,13 @@ async def rectify_contact(
     now = ctx.clock.now()
     try:
         async with audited_attempt(
-            ctx, actor, AuditAction.CONTACT_RECTIFY, at=now, subject_id=subject_id,
-            fields=sorted(fields), not_found=DenyReason.SUBJECT_NOT_FOUND.value,
+            ctx,
+            actor,
+            AuditAction.CONTACT_RECTIFY,
+            at=now,
+            subject_id=subject_id,
+            fields=sorted(fields),
+            not_found=DenyReason.SUBJECT_NOT_FOUND.value,
         ) as attempt:
             conn = attempt.conn
             row = await load_subject(conn, subject_id, for_update=True)
@@ -212,9 +219,7 @@ async def rectify_contact(
             dek = ctx.deks.dek(subject_id, row.kek_version, row.wrapped_dek)
             values = resealed_columns(ctx, row, dek, fields)
             await conn.execute(
-                update(subjects)
-                .where(subjects.c.id == subject_id)
-                .values(updated_at=now, **values)
+                update(subjects).where(subjects.c.id == subject_id).values(updated_at=now, **values)
             )
             await audit.record(
                 conn,
@@ -297,9 +302,7 @@ def _open_texts(
     revision (the address as its JSON text)."""
     subject_id, dek_version, revision = cols["id"], cols["dek_version"], cols["contact_revision"]
     if dek is None:
-        dek = ctx.deks.dek(
-            subject_id, cols["kek_version"], cols["wrapped_dek"], remember=cache_key
-        )
+        dek = ctx.deks.dek(subject_id, cols["kek_version"], cols["wrapped_dek"], remember=cache_key)
     out: dict[str, Any] = {}
     for field in wanted:
         blob = cols[_SEALED_COLUMN[field]]
@@ -325,15 +328,19 @@ async def upgrade_legacy_revisions(ctx: VaultContext, *, batch: int = 500) -> in
     while True:
         async with ctx.transaction() as conn:
             ids = (
-                await conn.execute(
-                    select(subjects.c.id)
-                    .where(subjects.c.contact_revision == 0)
-                    .where(subjects.c.wrapped_dek.is_not(None))
-                    .where(subjects.c.id > after)
-                    .order_by(subjects.c.id)
-                    .limit(batch)
+                (
+                    await conn.execute(
+                        select(subjects.c.id)
+                        .where(subjects.c.contact_revision == 0)
+                        .where(subjects.c.wrapped_dek.is_not(None))
+                        .where(subjects.c.id > after)
+                        .order_by(subjects.c.id)
+                        .limit(batch)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             for subject_id in ids:
                 row = await load_subject(conn, subject_id, for_update=True)
                 if row.contact_revision != 0 or row.wrapped_dek is None:

@@ -27,9 +27,7 @@ async def _denials(vault) -> list[tuple]:
     async with vault.engine.connect() as conn:
         rows = (
             await conn.execute(
-                select(
-                    audit_events.c.action, audit_events.c.subject_id, audit_events.c.reason
-                )
+                select(audit_events.c.action, audit_events.c.subject_id, audit_events.c.reason)
                 .where(audit_events.c.decision == "deny", audit_events.c.actor_id == "crm")
                 .order_by(audit_events.c.seq)
             )

@@ -13,8 +13,11 @@ from api.web import cookies
 
 
 def _request(scheme: str = "http", public_url: str = "http://localhost"):  # type: ignore[no-untyped-def]
-    app = SimpleNamespace(state=SimpleNamespace(vault=SimpleNamespace(
-        settings=SimpleNamespace(public_url=public_url))))
+    app = SimpleNamespace(
+        state=SimpleNamespace(
+            vault=SimpleNamespace(settings=SimpleNamespace(public_url=public_url))
+        )
+    )
     request = RequestFactory().get("/privacy")
     request.scope["scheme"] = scheme
     request.scope["litestar_app"] = app  # type: ignore[typeddict-unknown-key]
@@ -27,7 +30,10 @@ def test_both_surfaces_set_the_same_protections_on_their_session_cookie():
     for surface in (privacy.SURFACE, dpo_session.SURFACE):
         plain = cookies.session_cookie(_request(), surface, "tok", 60)
         assert (plain.httponly, plain.samesite, plain.path, plain.secure) == (
-            True, "strict", surface.path, False,
+            True,
+            "strict",
+            surface.path,
+            False,
         )
         assert cookies.session_cookie(_request("https"), surface, "tok", 60).secure
         proxied = _request(public_url="https://privacy.example")

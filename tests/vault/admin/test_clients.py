@@ -33,7 +33,11 @@ async def test_create_returns_a_prefixed_high_entropy_key(vault, clock):
     """A new client gets a "tresor_" key with 256 random bits, and its info names role and purposes."""
     info, key = await create_client(vault, ADMIN, "shop", "lookup", ["order.delivery"])
     assert key.startswith(KEY_PREFIX) and len(key) >= len(KEY_PREFIX) + 43
-    assert (info.name, info.role, info.purposes) == ("shop", Role.LOOKUP, frozenset({"order.delivery"}))
+    assert (info.name, info.role, info.purposes) == (
+        "shop",
+        Role.LOOKUP,
+        frozenset({"order.delivery"}),
+    )
     assert info.created_at == clock.now() and info.revoked_at is None
     _, other = await create_client(vault, ADMIN, "crm", "writer", [])
     assert other != key
@@ -45,7 +49,7 @@ async def test_only_the_keys_hmac_is_stored(vault):
     (row,) = await _client_rows(vault)
     expected = hmac.new(vault.secrets.client_key, key.encode(), hashlib.sha256).hexdigest()
     assert row.key_hash == expected
-    secret_part = key[len(KEY_PREFIX):]
+    secret_part = key[len(KEY_PREFIX) :]
     for value in row._mapping.values():
         assert secret_part not in str(value)
     assert row.key_hash != hashlib.sha256(key.encode()).hexdigest()
@@ -58,12 +62,14 @@ async def test_creation_is_audited_without_the_key(vault):
         (event,) = (await conn.execute(select(audit_events))).all()
     assert event.action == AuditAction.CLIENT_CREATE and event.actor_type == "admin"
     assert '"client": "shop"' in event.detail
-    assert all(key[len(KEY_PREFIX):] not in str(v) for v in event._mapping.values())
+    assert all(key[len(KEY_PREFIX) :] not in str(v) for v in event._mapping.values())
 
 
 async def test_authenticator_accepts_the_key(vault):
     """The issued key authenticates as its client with its role and purposes."""
-    _, key = await create_client(vault, ADMIN, "shop", "lookup", ["order.delivery", "invoice.postal"])
+    _, key = await create_client(
+        vault, ADMIN, "shop", "lookup", ["order.delivery", "invoice.postal"]
+    )
     info = await ClientAuthenticator(vault, ttl=0).authenticate(key)
     assert info is not None and info.name == "shop" and info.role is Role.LOOKUP
     assert info.purposes == frozenset({"order.delivery", "invoice.postal"})
@@ -74,7 +80,7 @@ async def test_authenticator_accepts_the_key(vault):
     "mangle",
     [
         lambda k: k[:-1] + ("A" if k[-1] != "A" else "B"),
-        lambda k: k[len(KEY_PREFIX):],
+        lambda k: k[len(KEY_PREFIX) :],
         lambda k: k + "x",
         lambda k: KEY_PREFIX + "x" * 300,
         lambda k: "",
@@ -154,7 +160,9 @@ async def test_unknown_purpose_is_refused(vault):
     assert await _client_rows(vault) == []
 
 
-@pytest.mark.parametrize(("name", "role"), [("Shop", "lookup"), ("-shop", "lookup"), ("", "writer"), ("shop", "root")])
+@pytest.mark.parametrize(
+    ("name", "role"), [("Shop", "lookup"), ("-shop", "lookup"), ("", "writer"), ("shop", "root")]
+)
 async def test_bad_name_or_role_is_refused(vault, name, role):
     """Client names must be lower-case slugs and roles one of writer, lookup, dpo, admin."""
     with pytest.raises(InvalidInput):
@@ -175,5 +183,9 @@ async def test_list_clients_is_sorted_by_name(vault):
     await create_client(vault, ADMIN, "crm", "writer", [])
     await create_client(vault, ADMIN, "dsb", "dpo", [])
     listed = await list_clients(vault)
-    assert [(c.name, c.role.value) for c in listed] == [("crm", "writer"), ("dsb", "dpo"), ("shop", "lookup")]
+    assert [(c.name, c.role.value) for c in listed] == [
+        ("crm", "writer"),
+        ("dsb", "dpo"),
+        ("shop", "lookup"),
+    ]
     assert listed[1].actor_type == "dpo"

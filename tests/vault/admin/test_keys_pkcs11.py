@@ -142,8 +142,9 @@ async def test_migration_rewraps_every_dek_and_retained_key_then_local_keys_reti
         (kept,) = await retained_rows(vault, erased)
         vault.deks.forget(f"retained:{kept.id}")
         export = await build_export(vault, DPO, erased)
-        assert export["retention"]["retained_after_erasure"][0]["fields"]["name"] == (
-            erased_data["name"]
+        assert (
+            export["retention"]["retained_after_erasure"][0]["fields"]["name"]
+            == (erased_data["name"])
         )
         assert await _events(vault, AuditAction.KEYS_ROTATE) == [
             {"new_version": 3, "provider": "pkcs11", "migration": True}

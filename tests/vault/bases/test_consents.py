@@ -31,8 +31,11 @@ from vault.subjects.store import create_subject
 
 NEWS = Evidence(**NEWSLETTER_EVIDENCE)
 EXPLICIT = Evidence(
-    touchpoint="hotline.inbound", method="recorded_call", notice_version="2026-10",
-    language="de", explicit=True,
+    touchpoint="hotline.inbound",
+    method="recorded_call",
+    notice_version="2026-10",
+    language="de",
+    explicit=True,
 )
 SUBJECT = Actor("subject", "confirmation-link")
 IP = "203.0.113.77"
@@ -105,12 +108,20 @@ async def test_consent_without_evidence_is_refused(vault, purpose):
 async def test_bad_evidence_fields_are_all_reported(vault):
     """Evidence with a blank touchpoint, unknown method, unknown language and bad hash is refused field by field."""
     sid = await _subject(vault)
-    bad = Evidence(touchpoint=" ", method="telepathy", notice_version="v1", language="fr",
-                   notice_text_hash="md5:abc")
+    bad = Evidence(
+        touchpoint=" ",
+        method="telepathy",
+        notice_version="v1",
+        language="fr",
+        notice_text_hash="md5:abc",
+    )
     with pytest.raises(InvalidInput) as info:
         await record_basis(vault, WRITER, sid, "newsletter.email", evidence=bad)
     assert set(info.value.errors) == {
-        "evidence.touchpoint", "evidence.method", "evidence.language", "evidence.notice_text_hash",
+        "evidence.touchpoint",
+        "evidence.method",
+        "evidence.language",
+        "evidence.notice_text_hash",
     }
 
 
@@ -155,7 +166,10 @@ async def test_unknown_subject_is_not_found(vault):
     """Recording a basis for a subject that does not exist is NotFound."""
     with pytest.raises(NotFound):
         await record_basis(
-            vault, WRITER, "00000000-0000-4000-8000-000000000000", "order.delivery",
+            vault,
+            WRITER,
+            "00000000-0000-4000-8000-000000000000",
+            "order.delivery",
             reference="Bestellung 1",
         )
 
@@ -232,7 +246,10 @@ async def test_double_opt_in_mails_the_link_and_confirm_grants(vault, clock):
     assert f"{vault.settings.public_url}/confirm/{token}" in body
     assert "Newsletter per E-Mail" in mail["Subject"]
 
-    assert await peek_confirmation(vault, token) == ("newsletter.email", BasisStatus.PENDING_CONFIRMATION)
+    assert await peek_confirmation(vault, token) == (
+        "newsletter.email",
+        BasisStatus.PENDING_CONFIRMATION,
+    )
     clock.advance(timedelta(hours=2))
     done = await confirm(vault, token, SUBJECT)
     assert done.id == rec.id and done.status == "granted"
@@ -250,7 +267,9 @@ async def test_confirmation_keeps_an_explicit_expiry(vault, clock):
     """A double opt-in consent with an expiry the client named keeps exactly that expiry when confirmed late."""
     sid = await _subject(vault)
     until = clock.now() + timedelta(days=40)
-    rec = await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS, expires_at=until)
+    rec = await record_basis(
+        vault, WRITER, sid, "newsletter.email", evidence=NEWS, expires_at=until
+    )
     (token,) = outbox_links(vault.settings.outbox_dir)
     clock.advance(timedelta(hours=30))
     assert (await confirm(vault, token, SUBJECT)).expires_at == until
@@ -424,8 +443,11 @@ async def test_list_bases_gives_history_in_order_with_actors(vault, clock):
         ("withdrawn", "withdrawn", "dpo:anna"),
     ]
     assert [h["at"] for h in history] == sorted(h["at"] for h in history)
-    listed = [e for e in await _rows(vault, audit_events, audit_events.c.seq)
-              if e.action == AuditAction.CONSENT_LIST]
+    listed = [
+        e
+        for e in await _rows(vault, audit_events, audit_events.c.seq)
+        if e.action == AuditAction.CONSENT_LIST
+    ]
     assert len(listed) == 1 and listed[0].actor_id == "anna"
 
 
@@ -487,7 +509,10 @@ async def test_ip_and_user_agent_are_stored_only_sealed(vault):
     assert row.evidence_ct
     for blob in _blobs(row):
         assert not any(s in blob for s in secrets)
-    for table, order in ((consent_history, consent_history.c.id), (audit_events, audit_events.c.seq)):
+    for table, order in (
+        (consent_history, consent_history.c.id),
+        (audit_events, audit_events.c.seq),
+    ):
         for other in await _rows(vault, table, order):
             for blob in _blobs(other):
                 assert not any(s in blob for s in secrets)
@@ -497,7 +522,8 @@ async def test_ip_and_user_agent_are_stored_only_sealed(vault):
     async with vault.engine.connect() as conn:
         subject = (await conn.execute(select(subjects).where(subjects.c.id == sid))).one()
         assert await evidence_secrets(vault, conn, subject, row) == {
-            "ip": IP, "user_agent": USER_AGENT,
+            "ip": IP,
+            "user_agent": USER_AGENT,
         }
 
 

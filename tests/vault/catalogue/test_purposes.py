@@ -159,19 +159,73 @@ def test_broken_toml_names_file_and_line():
 @pytest.mark.parametrize(
     ("old", "new", "words"),
     [
-        pytest.param('data_use = "marketing.communications.email"', "", ["data_use", "missing"], id="missing-key"),
-        pytest.param("retention_after_end_days = 30", 'retention_after_end_days = "30"', ["retention_after_end_days", "int"], id="wrong-type"),
-        pytest.param("double_opt_in = true", "double_opt_in = 1", ["double_opt_in", "bool"], id="int-for-bool"),
-        pytest.param('lawful_basis = "consent"', 'lawful_basis = "vibes"', ["lawful_basis", "vibes"], id="unknown-basis"),
-        pytest.param('channel = "email"', 'channel = "fax"', ["channel", "fax"], id="unknown-channel"),
-        pytest.param('communication_type = "editorial"', 'communication_type = "spam"', ["communication_type", "spam"], id="unknown-type"),
-        pytest.param('fields = ["email"]', 'fields = ["email", "iban"]', ["field", "iban"], id="unknown-field"),
-        pytest.param('channel = "email"', 'channel = "sms"', ["double_opt_in"], id="double-opt-in-on-sms"),
-        pytest.param("default_duration_days = 365", "", ["default_duration_days"], id="consent-without-duration"),
-        pytest.param("default_duration_days = 365", "default_duration_days = 0", ["default_duration_days"], id="zero-duration"),
-        pytest.param("double_opt_in = true", "double_opt_in = true\ncolour = \"red\"", ["colour", "unknown"], id="unknown-key"),
+        pytest.param(
+            'data_use = "marketing.communications.email"',
+            "",
+            ["data_use", "missing"],
+            id="missing-key",
+        ),
+        pytest.param(
+            "retention_after_end_days = 30",
+            'retention_after_end_days = "30"',
+            ["retention_after_end_days", "int"],
+            id="wrong-type",
+        ),
+        pytest.param(
+            "double_opt_in = true",
+            "double_opt_in = 1",
+            ["double_opt_in", "bool"],
+            id="int-for-bool",
+        ),
+        pytest.param(
+            'lawful_basis = "consent"',
+            'lawful_basis = "vibes"',
+            ["lawful_basis", "vibes"],
+            id="unknown-basis",
+        ),
+        pytest.param(
+            'channel = "email"', 'channel = "fax"', ["channel", "fax"], id="unknown-channel"
+        ),
+        pytest.param(
+            'communication_type = "editorial"',
+            'communication_type = "spam"',
+            ["communication_type", "spam"],
+            id="unknown-type",
+        ),
+        pytest.param(
+            'fields = ["email"]',
+            'fields = ["email", "iban"]',
+            ["field", "iban"],
+            id="unknown-field",
+        ),
+        pytest.param(
+            'channel = "email"', 'channel = "sms"', ["double_opt_in"], id="double-opt-in-on-sms"
+        ),
+        pytest.param(
+            "default_duration_days = 365",
+            "",
+            ["default_duration_days"],
+            id="consent-without-duration",
+        ),
+        pytest.param(
+            "default_duration_days = 365",
+            "default_duration_days = 0",
+            ["default_duration_days"],
+            id="zero-duration",
+        ),
+        pytest.param(
+            "double_opt_in = true",
+            'double_opt_in = true\ncolour = "red"',
+            ["colour", "unknown"],
+            id="unknown-key",
+        ),
         pytest.param('fields = ["email"]', "fields = []", ["fields"], id="empty-fields"),
-        pytest.param('data_use = "marketing.communications.email"', 'data_use = "Marketing Stuff"', ["data_use"], id="bad-data-use"),
+        pytest.param(
+            'data_use = "marketing.communications.email"',
+            'data_use = "Marketing Stuff"',
+            ["data_use"],
+            id="bad-data-use",
+        ),
     ],
 )
 def test_invalid_purpose_names_file_line_purpose_and_key(old: str, new: str, words: list[str]):
@@ -249,7 +303,11 @@ def test_serve_stops_on_a_broken_catalogue(tmp_path: Path):
     env.update(TRESOR_DATA_DIR=str(tmp_path / "data"), TRESOR_POLICIES=str(POLICIES))
     init = subprocess.run(
         [sys.executable, "-m", "api.cli", "init"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert init.returncode == 0, init.stderr
 
@@ -260,7 +318,11 @@ def test_serve_stops_on_a_broken_catalogue(tmp_path: Path):
     env["TRESOR_POLICIES"] = str(bad)
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(_free_port())],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         out, err = proc.communicate(timeout=30)

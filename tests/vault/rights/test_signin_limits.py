@@ -225,8 +225,11 @@ async def test_a_locked_customer_signs_in_with_the_mailed_link_once(vault):
         await _verify(vault, "email", p["email"], right)
     async with vault.engine.connect() as conn:
         assert await signin_limits.locked_until_in(conn, sid, vault.clock.now()) is not None
-    events = [(e["action"], e["decision"], e["reason"], e["subject_id"])
-              for e in await audit_rows(vault) if "link" in (e["detail"] or "")]
+    events = [
+        (e["action"], e["decision"], e["reason"], e["subject_id"])
+        for e in await audit_rows(vault)
+        if "link" in (e["detail"] or "")
+    ]
     assert events == [
         ("subject:session:start", "allow", None, sid),
         ("subject:session:verify", "allow", None, sid),

@@ -101,12 +101,16 @@ def test_a_second_migrator_waits_for_the_migration_lock_on_postgresql(postgres):
             asyncpg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
         )
         loop.run_until_complete(holder.execute(f"SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"))
-        migrator = threading.Thread(target=upgrade, args=(url.render_as_string(hide_password=False),))
+        migrator = threading.Thread(
+            target=upgrade, args=(url.render_as_string(hide_password=False),)
+        )
         migrator.start()
         waiting = 0
         for _ in range(100):
             waiting = loop.run_until_complete(
-                holder.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                holder.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                )
             )
             if waiting or not migrator.is_alive():
                 break
@@ -128,9 +132,13 @@ async def _record_and_seal(settings: Settings, n: int) -> None:
         for i in range(n):
             async with ctx.transaction() as conn:
                 await record(
-                    conn, at=ctx.clock.now(), actor=Actor("client", "shop", f"req-{i}"),
-                    action=AuditAction.LOOKUP, decision=Decision.ALLOW,
-                    subject_id="0f0e0d0c-0b0a-4908-8706-050403020100", purpose="order.delivery",
+                    conn,
+                    at=ctx.clock.now(),
+                    actor=Actor("client", "shop", f"req-{i}"),
+                    action=AuditAction.LOOKUP,
+                    decision=Decision.ALLOW,
+                    subject_id="0f0e0d0c-0b0a-4908-8706-050403020100",
+                    purpose="order.delivery",
                     fields=["email"],
                 )
         await audit_chain.seal_all(ctx, grace=timedelta(0))

@@ -43,7 +43,16 @@ def test_email_is_trimmed_and_lower_cased(raw: str, expected: str):
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "   ", "max.mustermann", "max@", "@example.de", "max@@example.de", "max mustermann@example.de", "max@localhost"],
+    [
+        "",
+        "   ",
+        "max.mustermann",
+        "max@",
+        "@example.de",
+        "max@@example.de",
+        "max mustermann@example.de",
+        "max@localhost",
+    ],
 )
 def test_invalid_email_is_rejected_without_echo(raw: str):
     """An invalid e-mail is rejected under the field name `email`, without repeating the value."""
@@ -135,7 +144,9 @@ def test_external_ref_is_trimmed_and_limited():
 
 def test_postal_address_is_cleaned_and_country_upper_cased():
     """A valid address is trimmed, its country code upper-cased, and an addition kept."""
-    addr = normalise_postal_address({**ADDRESS, "street": " Hauptstraße 5 ", "addition": "c/o Meier"})
+    addr = normalise_postal_address(
+        {**ADDRESS, "street": " Hauptstraße 5 ", "addition": "c/o Meier"}
+    )
     assert addr == PostalAddress("Hauptstraße 5", "10115", "Berlin", "DE", "c/o Meier")
     assert addr.to_dict()["addition"] == "c/o Meier"
     assert "addition" not in normalise_postal_address(ADDRESS).to_dict()

@@ -189,8 +189,12 @@ async def test_erasure_deletes_the_change_rows(vault):
     sid, _ = await seed_subject(vault, 509, external_ref=None)
     await subjects.rectify_contact(vault, WRITER, sid, {"email": "x.509@example.net"})
     await dsar.create_request(
-        vault, selfservice.subject_actor(), subject_id=sid, type="erasure",
-        channel="self_service", verified=True,
+        vault,
+        selfservice.subject_actor(),
+        subject_id=sid,
+        type="erasure",
+        channel="self_service",
+        verified=True,
     )
     assert await _rows(vault) == []
     async with vault.engine.connect() as conn:

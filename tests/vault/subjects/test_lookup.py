@@ -24,14 +24,22 @@ ALL = frozenset(
     {"order.delivery", "newsletter.email", "offers.sms", "invoice.postal", "account.service"}
 )
 EXPLICIT = Evidence(
-    touchpoint="shop.counter", method="signature", notice_version="2026-10", language="de",
+    touchpoint="shop.counter",
+    method="signature",
+    notice_version="2026-10",
+    language="de",
     explicit=True,
 )
 
 
 async def _lookup(vault, purpose: str, kind: str, value: str, *, fields=None, allowed=ALL):
     return await lookup(
-        vault, SHOP, allowed, purpose_id=purpose, identifier_kind=kind, identifier=value,
+        vault,
+        SHOP,
+        allowed,
+        purpose_id=purpose,
+        identifier_kind=kind,
+        identifier=value,
         fields=fields,
     )
 
@@ -59,7 +67,9 @@ async def test_lookup_by_subject_id_returns_the_purpose_fields_and_basis(vault):
     out = await _lookup(vault, "order.delivery", "subject_id", sid)
     assert out.subject_id == sid and out.purpose == "order.delivery"
     assert out.fields == {
-        "name": p["name"], "postal_address": p["postal_address"], "phone": p["phone"],
+        "name": p["name"],
+        "postal_address": p["postal_address"],
+        "phone": p["phone"],
     }
     assert (out.basis_id, out.basis_type, out.basis_expires_at) == (basis_id, "contract", None)
 
@@ -86,7 +96,9 @@ async def test_lookup_by_phone_in_national_format(vault):
 async def test_lookup_by_external_ref(vault):
     """A customer number finds its subject."""
     p, sid, _ = await _customer(vault, 4)
-    assert (await _lookup(vault, "order.delivery", "external_ref", p["external_ref"])).subject_id == sid
+    assert (
+        await _lookup(vault, "order.delivery", "external_ref", p["external_ref"])
+    ).subject_id == sid
 
 
 async def test_invalid_identifier_is_refused_before_anything_is_read(vault):
@@ -126,12 +138,15 @@ async def test_only_the_ciphertexts_of_revealable_fields_are_read(vault, monkeyp
 
     monkeypatch.setattr(vault, "read_rows", spy)
     await _lookup(vault, "order.delivery", "subject_id", sid, fields=["phone", "name"])
-    assert seen and all({c for c in cols if c.endswith("_ct")} == {"phone_ct", "name_ct"}
-                        for cols in seen)
+    assert seen and all(
+        {c for c in cols if c.endswith("_ct")} == {"phone_ct", "name_ct"} for cols in seen
+    )
     seen.clear()
     await _lookup(vault, "order.delivery", "subject_id", sid)
-    assert seen and all({c for c in cols if c.endswith("_ct")}
-                        == {"phone_ct", "name_ct", "postal_address_ct"} for cols in seen)
+    assert seen and all(
+        {c for c in cols if c.endswith("_ct")} == {"phone_ct", "name_ct", "postal_address_ct"}
+        for cols in seen
+    )
 
 
 async def test_field_outside_the_purpose_is_denied(vault):
@@ -162,7 +177,11 @@ async def test_expiry_is_decided_at_read_time(vault, clock):
     p = person(8)
     sid = await create_subject(vault, WRITER, p)
     await record_basis(
-        vault, WRITER, sid, "offers.sms", evidence=EXPLICIT,
+        vault,
+        WRITER,
+        sid,
+        "offers.sms",
+        evidence=EXPLICIT,
         expires_at=clock.now() + timedelta(days=10),
     )
     clock.advance(timedelta(days=10, microseconds=-1))
@@ -184,7 +203,9 @@ async def test_double_opt_in_is_unconfirmed_until_confirmed(vault):
     """A pending newsletter consent is consent_unconfirmed; after confirmation the e-mail is revealed."""
     p = person(10)
     sid = await create_subject(vault, WRITER, p)
-    await record_basis(vault, WRITER, sid, "newsletter.email", evidence=Evidence(**NEWSLETTER_EVIDENCE))
+    await record_basis(
+        vault, WRITER, sid, "newsletter.email", evidence=Evidence(**NEWSLETTER_EVIDENCE)
+    )
     assert await _denied(vault, "newsletter.email", "email", p["email"]) == (
         DenyReason.CONSENT_UNCONFIRMED
     )
@@ -274,7 +295,9 @@ async def test_shared_phone_is_ambiguous(vault):
     )
     (event,) = await audit_trail(vault, AuditAction.LOOKUP)
     assert (event.decision, event.reason, event.subject_id) == (
-        "deny", "ambiguous_identifier", None,
+        "deny",
+        "ambiguous_identifier",
+        None,
     )
 
 
@@ -284,7 +307,9 @@ async def test_shared_phone_is_ambiguous(vault):
 async def test_every_lookup_writes_exactly_one_audit_event(vault, clock):
     """Allowed, denied and not-found lookups each write one event with decision, reason, consent and fields."""
     p, sid, basis_id = await _customer(vault, 19)
-    await _lookup(vault, "order.delivery", "external_ref", p["external_ref"], fields=["name", "phone"])
+    await _lookup(
+        vault, "order.delivery", "external_ref", p["external_ref"], fields=["name", "phone"]
+    )
     with pytest.raises(LookupDenied):
         await _lookup(vault, "offers.sms", "subject_id", sid, fields=["phone"])
     with pytest.raises(LookupNotFound):
@@ -292,7 +317,11 @@ async def test_every_lookup_writes_exactly_one_audit_event(vault, clock):
 
     allowed, denied, missing = await audit_trail(vault, AuditAction.LOOKUP)
     assert (allowed.decision, allowed.reason, allowed.consent_id) == ("allow", None, basis_id)
-    assert (allowed.subject_id, allowed.purpose, allowed.fields) == (sid, "order.delivery", "name,phone")
+    assert (allowed.subject_id, allowed.purpose, allowed.fields) == (
+        sid,
+        "order.delivery",
+        "name,phone",
+    )
     assert (allowed.actor_type, allowed.actor_id, allowed.request_id) == ("client", "shop", "req-1")
     assert allowed.at is not None and '"by": "external_ref"' in allowed.detail
 
@@ -300,7 +329,9 @@ async def test_every_lookup_writes_exactly_one_audit_event(vault, clock):
     assert (denied.subject_id, denied.purpose, denied.fields) == (sid, "offers.sms", "phone")
 
     assert (missing.decision, missing.reason, missing.subject_id) == (
-        "deny", "subject_not_found", None,
+        "deny",
+        "subject_not_found",
+        None,
     )
     for event in (allowed, denied, missing):
         for value in event._mapping.values():
@@ -352,19 +383,30 @@ async def test_a_contact_is_reserved_through_the_lookups_own_interface(vault):
     p, sid, _ = await _customer(vault, 61)
     held = _Contact(_Held())
     result = await lookup(
-        vault, SHOP, ALL, purpose_id="order.delivery", identifier_kind="subject_id",
-        identifier=sid, contact=held,
+        vault,
+        SHOP,
+        ALL,
+        purpose_id="order.delivery",
+        identifier_kind="subject_id",
+        identifier=sid,
+        contact=held,
     )
     assert result.fields["name"] == p["name"] and result.contact is held.outcome
     assert held.calls == [
-        ("resolve", "order.delivery"), ("check_grant", "shop"),
+        ("resolve", "order.delivery"),
+        ("check_grant", "shop"),
         ("reserve", (sid, "order.delivery", "shop", True)),
     ]
     full = _Contact(Deny(DenyReason.CONTACT_BUDGET_EXHAUSTED))
     with pytest.raises(LookupDenied) as denied:
         await lookup(
-            vault, SHOP, ALL, purpose_id="order.delivery", identifier_kind="subject_id",
-            identifier=sid, contact=full,
+            vault,
+            SHOP,
+            ALL,
+            purpose_id="order.delivery",
+            identifier_kind="subject_id",
+            identifier=sid,
+            contact=full,
         )
     assert denied.value.reason == "contact_budget_exhausted"
     last = (await audit_trail(vault, AuditAction.LOOKUP))[-1]

@@ -132,8 +132,12 @@ async def test_rectify_moves_the_blind_index(vault):
 
     async def by_email(address: str):
         return await lookup(
-            vault, WRITER, ACCOUNT, purpose_id="account.service",
-            identifier_kind="email", identifier=address,
+            vault,
+            WRITER,
+            ACCOUNT,
+            purpose_id="account.service",
+            identifier_kind="email",
+            identifier=address,
         )
 
     with pytest.raises(LookupNotFound):
@@ -161,7 +165,11 @@ async def test_rectify_unknown_subject_is_not_found(vault):
         await rectify_contact(vault, WRITER, sid, {"name": "Erika Mustermann"})
     (event,) = await _audit(vault)
     assert (event.action, event.subject_id, event.decision, event.reason, event.fields) == (
-        "client:contact:rectify", sid, "deny", "subject_not_found", "name"
+        "client:contact:rectify",
+        sid,
+        "deny",
+        "subject_not_found",
+        "name",
     )
     assert "Erika" not in repr(tuple(event))
 
