@@ -16,13 +16,13 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
-from vault.audit.events import Actor
 from vault.admin.clients import (
     ClientAuthenticator,
     ClientInfo,
     Role,
     record_role_denial,
 )
+from vault.audit.events import Actor
 from vault.context import VaultContext
 from vault.errors import RateLimited
 

@@ -34,13 +34,12 @@ from jinja2.runtime import Context
 from litestar import Request
 
 from vault.audit.events import Decision
-from vault.catalogue.purposes import CONTACT_FIELDS
-from vault.subjects.decision import BasisStatus, DenyReason
+from vault.catalogue.purposes import CONTACT_FIELDS, Channel, CommunicationType, LawfulBasis
 from vault.outreach.followups import NOTE_KINDS, FollowupStatus
-from vault.catalogue.purposes import Channel, CommunicationType, LawfulBasis
 from vault.outreach.preferences import DAYS, SOURCES
 from vault.rights.requests import RequestStatus, RequestType
 from vault.rights.selfservice import ACCESS_KINDS
+from vault.subjects.decision import BasisStatus, DenyReason
 
 LANGUAGES = ("de", "en")
 DEFAULT_LANGUAGE = "de"

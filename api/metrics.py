@@ -20,8 +20,8 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
-from prometheus_client import multiprocess
 
 from api.auth import public
 from api.openapi_docs import PUBLIC

@@ -49,11 +49,11 @@ from bench.lookup import (  # noqa: E402
     wait_up,
 )
 from bench.seed import seed_sync  # noqa: E402
-from vault.subjects import bulk  # noqa: E402
 from vault.audit import chain as audit_chain  # noqa: E402
 from vault.context import VaultContext  # noqa: E402
 from vault.settings import Settings  # noqa: E402
 from vault.storage.tables import subjects  # noqa: E402
+from vault.subjects import bulk  # noqa: E402
 from vault.subjects.store import decrypt_fields  # noqa: E402
 
 PURPOSE = "order.delivery"

@@ -11,8 +11,8 @@ from sqlalchemy import insert
 
 from vault.bases.consents import sealed_texts
 from vault.context import VaultContext
-from vault.subjects.store import sealed_columns, normalise_contact
 from vault.storage.tables import consents, subjects
+from vault.subjects.store import normalise_contact, sealed_columns
 
 
 def _person(i: int) -> dict[str, Any]:

@@ -359,10 +359,10 @@ async def test_free_text_is_sealed_at_rest_and_gone_after_erasure(vault):
     """A basis's reference and a consent's notice version are shown to whom may see them
     (consent listing, consent proof) but are never plaintext in the database (SQLite file +
     WAL, or pg_dump), and after the subject's erasure nothing of them remains."""
+    from tests.support.dsar import erase
     from vault.audit.events import Actor
     from vault.bases.consent_proof import consent_proof
     from vault.bases.consents import Evidence, list_bases, record_basis
-    from tests.support.dsar import erase
     from vault.subjects.store import create_subject
 
     writer, dpo = Actor("client", "crm"), Actor("dpo", "dpo-office")

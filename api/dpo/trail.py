@@ -31,7 +31,6 @@ from vault.audit.query import AuditFilter
 from vault.bases import consent_proof
 from vault.errors import InvalidInput, NotFound
 
-
 #: Action tags offered as suggestions in the search form.
 SUGGESTED_ACTIONS = ("lookup", "client:contact:lookup", "consent", "withdraw", "erase", "dpo")
 

@@ -20,10 +20,10 @@ from api.outreach.schemas import (
     QuietTimesOut,
 )
 from api.schemas import Uuid, uuid_path
-from vault.outreach import preferences
 from vault.admin.clients import Role
 from vault.bases.consents import Evidence
 from vault.context import VaultContext
+from vault.outreach import preferences
 from vault.outreach.preferences import PreferencesView
 
 

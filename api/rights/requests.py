@@ -17,10 +17,10 @@ from litestar.params import JSONBody, Parameter, QueryParameter
 
 from api.auth import actor_of, roles
 from api.deps import Vault
-from api.query_params import query, reject_unknown_query
 from api.export_view import render_export_html
 from api.i18n import pick_language
 from api.openapi_docs import AUTHED, problems
+from api.query_params import query, reject_unknown_query
 from api.rights.schemas import (
     RequestComplete,
     RequestCreate,
@@ -33,9 +33,9 @@ from api.rights.schemas import (
     RequestTypeName,
 )
 from api.schemas import uuid_path
+from vault.admin.clients import Role
 from vault.rights import export
 from vault.rights import requests as dsar
-from vault.admin.clients import Role
 from vault.rights.requests import RequestRecord
 
 RequestId = uuid_path("The request's id")

@@ -11,13 +11,13 @@ from litestar.params import JSONBody
 from litestar.response import Stream
 
 from api.auth import actor_of, roles
-from api.subjects.lookup import contact_spec
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
+from api.subjects.lookup import contact_spec
 from api.subjects.schemas import BatchLine, BatchLookupRequest, DryRunRequest, DryRunResponse
-from vault.subjects import bulk
 from vault.admin.clients import ClientInfo, Role
 from vault.errors import InvalidInput
+from vault.subjects import bulk
 
 #: Request field -> identifier kind.
 _LISTS = {

@@ -14,7 +14,6 @@ Create Date: 2026-11-23 17:10:00
 
 from alembic import op
 
-
 revision = "0008"
 down_revision = "0007"
 branch_labels = None

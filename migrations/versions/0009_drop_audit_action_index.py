@@ -13,7 +13,6 @@ Create Date: 2026-11-30 06:00:00
 
 from alembic import op
 
-
 revision = "0009"
 down_revision = "0008"
 branch_labels = None

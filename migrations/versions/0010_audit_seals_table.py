@@ -16,7 +16,6 @@ Create Date: 2026-11-30 08:00:00
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "0010"
 down_revision = "0009"
 branch_labels = None

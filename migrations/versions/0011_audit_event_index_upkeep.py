@@ -15,7 +15,6 @@ Create Date: 2026-11-30 09:00:00
 
 from alembic import op
 
-
 revision = "0011"
 down_revision = "0010"
 branch_labels = None

@@ -16,8 +16,8 @@ from api.subjects.bulk import BULK_MAX_BODY_BYTES
 from tests.support.factories import api, bearer, client_key, person
 from tests.support.privacy import assert_problem
 from tests.support.self_service import code_mails, seed_subject
-from vault.rights import selfservice
 from vault.context import VaultContext
+from vault.rights import selfservice
 from vault.storage.tables import (
     audit_events,
     contact_budgets,

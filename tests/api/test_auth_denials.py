@@ -8,8 +8,8 @@ import json
 
 from tests.support.dsar import contract, new_subject
 from tests.support.factories import api, bearer, client_key
-from tests.support.privacy import assert_problem, audit_rows
 from tests.support.faults import audit_down
+from tests.support.privacy import assert_problem, audit_rows
 from vault.audit.events import AuditAction
 
 DENIED = str(AuditAction.ACCESS_DENIED)

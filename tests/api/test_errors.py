@@ -7,8 +7,8 @@ import pytest
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.testing import RequestFactory
 
-from api.privacy import pages as privacy
 from api.dpo import pages as dpo_pages
+from api.privacy import pages as privacy
 from api.problems import exception_handlers
 from vault.crypto import IntegrityCheckFailed, KeyringError
 from vault.errors import (

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings as hypothesis_settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from litestar import Litestar
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (

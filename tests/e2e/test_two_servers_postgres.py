@@ -261,8 +261,8 @@ async def _dpo_counts(base: str, dpo_key: str) -> int:
 async def _database_facts(url: str) -> dict[str, Any]:
     from sqlalchemy import func, select
 
-    from vault.storage.db import make_engine
     from vault.audit import chain as audit_chain
+    from vault.storage.db import make_engine
     from vault.storage.tables import (
         audit_checkpoints,
         audit_events,

@@ -11,8 +11,8 @@ import httpx
 from faker import Faker
 
 from api.app import create_app
-from vault.audit.events import Actor
 from vault.admin.clients import create_client
+from vault.audit.events import Actor
 from vault.context import VaultContext
 
 fake = Faker("de_DE")

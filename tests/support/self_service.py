@@ -13,10 +13,10 @@ import httpx
 
 from tests.support.factories import WRITER, person
 from vault.bases import consents
-from vault.rights import selfservice
-from vault.subjects import store as subjects
 from vault.bases.consents import Evidence
 from vault.context import VaultContext
+from vault.rights import selfservice
+from vault.subjects import store as subjects
 
 TEST_IP = "203.0.113.9"
 SMS_EVIDENCE = Evidence(

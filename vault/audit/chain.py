@@ -29,7 +29,6 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import msgspec
 import os
 import time
 from collections.abc import AsyncIterator
@@ -38,8 +37,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import structlog
-
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -48,8 +47,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.clock import as_utc
 from vault.storage.pg_direct import Compiled
-from vault.storage.tables import audit_checkpoints, audit_events, audit_seals
 from vault.storage.rows import RowView
+from vault.storage.tables import audit_checkpoints, audit_events, audit_seals
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
-from vault.clock import as_utc
 from vault.catalogue.purposes import LawfulBasis, Purpose
+from vault.clock import as_utc
 from vault.storage.tables import audit_events, clients
 
 if TYPE_CHECKING:

@@ -19,14 +19,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from vault.audit import events as audit
-from vault.audit.events import Actor, AuditAction, Decision
 from vault.audit.chain import select_events_with_seals
+from vault.audit.events import Actor, AuditAction, Decision
 from vault.audit.query import AuditItem, audit_item
-from vault.clock import as_utc
 from vault.bases.consents import evidence_secrets, open_texts
-from vault.subjects.decision import BasisFacts, effective_status
+from vault.clock import as_utc
 from vault.errors import InvalidInput, NotFound
-from vault.subjects.integrity import audited_read
 from vault.storage.rows import canonical_id
 from vault.storage.tables import (
     audit_checkpoints,
@@ -35,6 +33,8 @@ from vault.storage.tables import (
     consents,
     subjects,
 )
+from vault.subjects.decision import BasisFacts, effective_status
+from vault.subjects.integrity import audited_read
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

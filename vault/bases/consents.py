@@ -28,15 +28,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
+from vault.catalogue.purposes import LawfulBasis, Purpose, is_direct_marketing
+from vault.catalogue.touchpoints import TouchpointCatalogue
 from vault.clock import as_utc
 from vault.crypto import IntegrityCheckFailed, open_field, seal_field
-from vault.subjects.decision import BasisFacts, BasisStatus, DenyReason, effective_status
 from vault.errors import Conflict, InvalidInput, NotFound
-from vault.subjects.integrity import audited_attempt, audited_read
-from vault.catalogue.purposes import LawfulBasis, Purpose, is_direct_marketing
 from vault.storage.tables import consent_history, consents, subjects
+from vault.subjects.decision import BasisFacts, BasisStatus, DenyReason, effective_status
+from vault.subjects.integrity import audited_attempt, audited_read
 from vault.subjects.store import SubjectStatus, decrypt_fields, load_subject
-from vault.catalogue.touchpoints import TouchpointCatalogue
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit.events import Actor
 from vault.catalogue.purposes import LawfulBasis
-from vault.subjects.decision import BasisFacts, BasisStatus, effective_status
 from vault.storage.tables import consent_history, consents
+from vault.subjects.decision import BasisFacts, BasisStatus, effective_status
 
 #: Stored statuses of a basis that may still permit processing.
 LIVE_STATUSES = (BasisStatus.GRANTED, BasisStatus.ACTIVE, BasisStatus.PENDING_CONFIRMATION)

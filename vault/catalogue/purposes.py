@@ -15,7 +15,6 @@ from pathlib import Path
 
 from vault.catalogue.source import PolicyError, parse_toml, read_file, table_line
 
-
 #: The contact fields a subject can have and a purpose can reveal (`vault.subjects.store`
 #: seals each one into its own column).
 CONTACT_FIELDS = ("email", "phone", "name", "postal_address", "external_ref")

@@ -34,13 +34,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.audit.events import SYSTEM, Actor, AuditAction, Decision
-from vault.clock import as_utc
 from vault.catalogue.contact_pressure import fit_contact
-from vault.subjects.decision import DenyReason
+from vault.clock import as_utc
 from vault.errors import AccessDenied, Conflict, InvalidInput, NotFound
-from vault.subjects.integrity import audited_attempt
 from vault.storage.rows import canonical_id
 from vault.storage.tables import followups, subjects
+from vault.subjects.decision import DenyReason
+from vault.subjects.integrity import audited_attempt
 
 
 class FollowupStatus(StrEnum):

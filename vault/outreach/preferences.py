@@ -47,19 +47,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
-from vault.clock import as_utc
 from vault.bases.consents import COLLECTION_METHODS, LANGUAGES, Evidence
-from vault.crypto import seal_field
-from vault.subjects.decision import DenyReason
-from vault.errors import Conflict, InvalidInput
-from vault.subjects.integrity import audited_attempt
 from vault.catalogue.purposes import Channel, CommunicationType
+from vault.clock import as_utc
+from vault.crypto import seal_field
+from vault.errors import Conflict, InvalidInput
 from vault.storage.tables import (
     audit_events,
     contact_preference_history,
     contact_preferences,
     subjects,
 )
+from vault.subjects.decision import DenyReason
+from vault.subjects.integrity import audited_attempt
 from vault.subjects.store import SubjectStatus, load_subject
 
 if TYPE_CHECKING:

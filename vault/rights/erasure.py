@@ -49,14 +49,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, Decision, action_for
+from vault.bases.ending import end_live_bases
+from vault.catalogue.purposes import CONTACT_FIELDS, LawfulBasis, Purpose
 from vault.clock import as_utc
-from vault.catalogue.purposes import CONTACT_FIELDS
 from vault.crypto import open_field, retained_key_id, seal_field
-from vault.subjects.decision import BasisFacts, BasisStatus, effective_status
 from vault.errors import Conflict
 from vault.outreach.followups import FollowupStatus
-from vault.catalogue.purposes import LawfulBasis, Purpose
-from vault.bases.ending import end_live_bases
 from vault.storage.tables import (
     consents,
     contact_preference_history,
@@ -69,6 +67,7 @@ from vault.storage.tables import (
     self_service_sessions,
     subjects,
 )
+from vault.subjects.decision import BasisFacts, BasisStatus, effective_status
 from vault.subjects.store import INDEXED, SubjectStatus, decrypt_fields
 
 if TYPE_CHECKING:

@@ -33,14 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision, action_for
-from vault.clock import as_utc
 from vault.bases.consents import evidence_secrets, open_texts
 from vault.catalogue.purposes import CONTACT_FIELDS
-from vault.subjects.decision import BasisFacts, effective_status
-from vault.rights.erasure import read_retained
+from vault.clock import as_utc
 from vault.outreach.followups import effective_status as followup_status
-from vault.subjects.integrity import audited_read
 from vault.outreach.preferences import load as load_preferences
+from vault.rights.erasure import read_retained
 from vault.rights.requests import TYPE_TITLES
 from vault.storage.tables import (
     audit_events,
@@ -50,6 +48,8 @@ from vault.storage.tables import (
     dsar_requests,
     followups,
 )
+from vault.subjects.decision import BasisFacts, effective_status
+from vault.subjects.integrity import audited_read
 from vault.subjects.store import decrypt_fields, load_subject
 
 if TYPE_CHECKING:

@@ -41,18 +41,18 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
-from vault.subjects import store as subjects
 from vault.audit.events import Actor, Decision, action_for
+from vault.bases.ending import end_live_bases
+from vault.catalogue.purposes import LawfulBasis
 from vault.clock import as_utc
 from vault.crypto import open_field, seal_field
+from vault.errors import Conflict, InvalidInput, NotFound
 from vault.rights.deadlines import due_date, extended_due, extension_refusal, is_overdue
 from vault.rights.erasure import erase_in, partial_reason
-from vault.errors import Conflict, InvalidInput, NotFound
-from vault.catalogue.purposes import LawfulBasis
 from vault.rights.restriction import object_in, restrict_in
-from vault.bases.ending import end_live_bases
 from vault.storage.rows import canonical_id
 from vault.storage.tables import dsar_request_history, dsar_requests
+from vault.subjects import store as subjects
 from vault.subjects.store import SubjectStatus, decrypt_fields, load_subject
 
 if TYPE_CHECKING:

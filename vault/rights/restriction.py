@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision, action_for
-from vault.errors import Conflict
 from vault.bases.ending import EndedBasis, end_live_bases
 from vault.catalogue.purposes import is_direct_marketing
+from vault.errors import Conflict
 from vault.storage.tables import subjects
 from vault.subjects.store import SubjectStatus, load_subject
 

@@ -42,18 +42,17 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, insert, select, update
 
 from vault.audit import events as audit
+from vault.audit.events import SYSTEM, Actor, AuditAction, Decision
+from vault.bases.consents import seal_legacy_texts
+from vault.bases.ending import LIVE_STATUSES
+from vault.catalogue.purposes import LawfulBasis, Purpose
+from vault.clock import as_utc
+from vault.crypto import retained_key_id
+from vault.mail import FileOutbox
 from vault.outreach import followups
 from vault.rights import selfservice
-from vault.audit.events import SYSTEM, Actor, AuditAction, Decision
-from vault.clock import as_utc
-from vault.bases.consents import seal_legacy_texts
-from vault.subjects.decision import BasisStatus
-from vault.crypto import retained_key_id
 from vault.rights.erasure import erase_in
-from vault.mail import FileOutbox
-from vault.catalogue.purposes import LawfulBasis, Purpose
 from vault.rights.requests import OPEN
-from vault.bases.ending import LIVE_STATUSES
 from vault.storage.tables import (
     consent_history,
     consents,
@@ -61,6 +60,7 @@ from vault.storage.tables import (
     retained_fields,
     subjects,
 )
+from vault.subjects.decision import BasisStatus
 from vault.subjects.store import SubjectStatus, upgrade_legacy_revisions
 
 if TYPE_CHECKING:

@@ -41,12 +41,10 @@ import structlog
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 
 from vault.audit import events as audit
-from vault.bases import consents
-from vault.subjects import identity
-from vault.rights import signin_limits
 from vault.audit.events import Actor, AuditAction, Decision
+from vault.bases import consents
+from vault.catalogue.purposes import LawfulBasis
 from vault.clock import as_utc
-from vault.subjects.decision import BasisStatus, BasisFacts, effective_status
 from vault.errors import (
     AccessDenied,
     Conflict,
@@ -55,15 +53,23 @@ from vault.errors import (
     RateLimited,
     Unauthenticated,
 )
-from vault.subjects.integrity import audited_read
-from vault.catalogue.purposes import LawfulBasis
+from vault.rights import signin_limits
 from vault.storage.tables import (
     audit_events,
-    consents as consents_table,
-    self_service_challenges as challenges,
-    self_service_sessions as sessions,
     subjects,
 )
+from vault.storage.tables import (
+    consents as consents_table,
+)
+from vault.storage.tables import (
+    self_service_challenges as challenges,
+)
+from vault.storage.tables import (
+    self_service_sessions as sessions,
+)
+from vault.subjects import identity
+from vault.subjects.decision import BasisFacts, BasisStatus, effective_status
+from vault.subjects.integrity import audited_read
 from vault.subjects.store import (
     INDEXED,
     SubjectStatus,

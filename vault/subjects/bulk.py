@@ -39,20 +39,20 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
-from sqlalchemy import String, Select, and_, any_, bindparam, select
+from sqlalchemy import Select, String, and_, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision, EventRecord
+from vault.catalogue.purposes import Purpose
 from vault.clock import as_utc
-from vault.subjects.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
 from vault.crypto import IntegrityCheckFailed, KeyringError
 from vault.errors import InvalidInput, Unavailable
-from vault.subjects.lookup import IDENTIFIER_KINDS, LookupDenied, deny_message
-from vault.catalogue.purposes import Purpose
 from vault.storage.rows import canonical_id
 from vault.storage.tables import consents, subjects
+from vault.subjects.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
+from vault.subjects.lookup import IDENTIFIER_KINDS, LookupDenied, deny_message
 from vault.subjects.outbound import OutboundContact, Reservation
 from vault.subjects.store import INDEXED, decrypt_fields, identifier_digest
 

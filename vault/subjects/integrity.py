@@ -30,9 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.crypto import IntegrityCheckFailed
+from vault.errors import AccessDenied, Conflict, IntegrityFailure, NotFound, VaultError
 from vault.storage.rows import canonical_id
 from vault.subjects.decision import DenyReason
-from vault.errors import AccessDenied, Conflict, IntegrityFailure, NotFound, VaultError
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

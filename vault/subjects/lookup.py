@@ -23,11 +23,11 @@ from sqlalchemy import Select, and_, bindparam, select
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
-from vault.subjects.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
 from vault.crypto import IntegrityCheckFailed, KeyringError
 from vault.errors import AccessDenied, IntegrityFailure, InvalidInput, NotFound, Unavailable
-from vault.storage.tables import consents, subjects
 from vault.storage.rows import RowView, canonical_id
+from vault.storage.tables import consents, subjects
+from vault.subjects.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
 from vault.subjects.outbound import OutboundContact, Reservation
 from vault.subjects.store import INDEXED, decrypt_fields, identifier_digest
 

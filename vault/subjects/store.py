@@ -24,9 +24,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
-from vault.subjects import identity
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.catalogue.purposes import CONTACT_FIELDS
+from vault.crypto import IndexMismatch, IntegrityCheckFailed, open_field, seal_field
+from vault.errors import Conflict, InvalidInput, NotFound, Unavailable
+from vault.storage.rows import RowView
+from vault.storage.tables import subjects
+from vault.subjects import identity
 from vault.subjects.contact import (
     ContactValidationError,
     normalise_email,
@@ -35,12 +39,8 @@ from vault.subjects.contact import (
     normalise_phone,
     normalise_postal_address,
 )
-from vault.crypto import IndexMismatch, IntegrityCheckFailed, open_field, seal_field
 from vault.subjects.decision import DenyReason
-from vault.errors import Conflict, InvalidInput, NotFound, Unavailable
 from vault.subjects.integrity import audited_attempt
-from vault.storage.rows import RowView
-from vault.storage.tables import subjects
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

@@ -20,9 +20,9 @@ from tests.support.factories import (
     outbox_links,
     person,
 )
+from vault.admin.clients import revoke_client
 from vault.audit import chain as audit_chain
 from vault.audit.events import Actor
-from vault.admin.clients import revoke_client
 from vault.rights.requests import create_request
 from vault.storage.tables import audit_events
 

@@ -9,8 +9,8 @@ import json
 import re
 
 from tests.support.factories import api, bearer, client_key
-from tests.support.privacy import assert_problem, audit_rows
 from tests.support.faults import audit_down
+from tests.support.privacy import assert_problem, audit_rows
 from vault.audit.events import AuditAction
 
 REPORT = str(AuditAction.DPO_CONTACT_REPORT)

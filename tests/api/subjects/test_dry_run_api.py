@@ -11,8 +11,8 @@ import json
 
 from tests.support.dsar import DPO, NEWS, contract, new_subject
 from tests.support.factories import WRITER, api, bearer, client_key
-from tests.support.privacy import assert_problem, audit_rows
 from tests.support.faults import audit_down
+from tests.support.privacy import assert_problem, audit_rows
 from vault.audit.events import AuditAction
 from vault.bases.consents import record_basis
 from vault.rights.restriction import restrict

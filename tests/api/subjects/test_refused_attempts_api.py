@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from tests.support.dsar import erase
 from tests.support.factories import api, bearer, client_key
 from tests.support.privacy import assert_problem, row_counts
 from tests.support.self_service import seed_subject
-from tests.support.dsar import erase
 from vault.audit.events import Actor
 from vault.storage.tables import audit_events
 

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 from litestar.testing import RequestFactory
 
-from api.privacy import pages as privacy
 from api.dpo import session as dpo_session
+from api.privacy import pages as privacy
 from api.web import cookies
 
 

@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import select
 
 from tests.support.factories import ADMIN
-from vault.audit.events import AuditAction
 from vault.admin.clients import (
     KEY_PREFIX,
     ClientAuthenticator,
@@ -20,6 +19,7 @@ from vault.admin.clients import (
     list_clients,
     revoke_client,
 )
+from vault.audit.events import AuditAction
 from vault.errors import Conflict, InvalidInput, NotFound
 from vault.storage.tables import audit_events, clients
 

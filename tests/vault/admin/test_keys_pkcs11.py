@@ -12,16 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.support.dsar import DPO, contract, invoice, look, new_subject, retained_rows
+from tests.support.db import audit_trail
+from tests.support.dsar import DPO, contract, erase, invoice, look, new_subject, retained_rows
 from tests.support.factories import ADMIN
 from tests.support.softhsm import SoftToken, activate, init_token
-from vault.audit.events import AuditAction
-from vault.clock import FrozenClock
-from vault.context import VaultContext
-from vault.crypto import DecryptionError, KeyringError, LocalKeyring
-from tests.support.dsar import erase
-from tests.support.db import audit_trail
-from vault.rights.export import build_export
 from vault.admin.keys import (
     migrate_to_pkcs11,
     retained_versions_in_use,
@@ -30,6 +24,11 @@ from vault.admin.keys import (
     rotate,
     versions_in_use,
 )
+from vault.audit.events import AuditAction
+from vault.clock import FrozenClock
+from vault.context import VaultContext
+from vault.crypto import DecryptionError, KeyringError, LocalKeyring
+from vault.rights.export import build_export
 from vault.settings import Settings
 from vault.storage.tables import subjects
 

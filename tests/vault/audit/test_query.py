@@ -16,8 +16,8 @@ from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.audit.query import AuditFilter
 from vault.bases.consents import Evidence, record_basis, withdraw
 from vault.errors import InvalidInput
-from vault.subjects.lookup import LookupDenied, LookupNotFound, lookup
 from vault.storage.tables import audit_events
+from vault.subjects.lookup import LookupDenied, LookupNotFound, lookup
 from vault.subjects.store import create_subject
 
 DPO = Actor("dpo", "datenschutz", "req-dpo")

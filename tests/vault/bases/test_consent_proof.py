@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
 from tests.support.db import audit_trail
+from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
 from vault.audit import chain as audit_chain
 from vault.audit.events import Actor, AuditAction
 from vault.bases.consent_proof import consent_proof

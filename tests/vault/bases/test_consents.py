@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
 from tests.support.db import count_rows
+from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
 from vault.audit.events import Actor, AuditAction
 from vault.bases.consents import (
     Evidence,
@@ -24,9 +24,9 @@ from vault.bases.consents import (
     record_basis,
     withdraw,
 )
-from vault.subjects.decision import BasisStatus
 from vault.errors import Conflict, InvalidInput, NotFound, Unavailable
 from vault.storage.tables import audit_events, consent_history, consents, subjects
+from vault.subjects.decision import BasisStatus
 from vault.subjects.store import create_subject
 
 NEWS = Evidence(**NEWSLETTER_EVIDENCE)

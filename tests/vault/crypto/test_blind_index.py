@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from vault.subjects.contact import normalise_email, normalise_phone
 from vault.crypto import BlindIndexer
+from vault.subjects.contact import normalise_email, normalise_phone
 
 KEY = bytes(range(32))
 

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.support.factories import WRITER, person
-from vault.subjects.decision import Deny, DenyReason
 from vault.errors import InvalidInput
 from vault.outreach.basket import Reservation, reserve
 from vault.storage.tables import contact_budgets, contacts
+from vault.subjects.decision import Deny, DenyReason
 from vault.subjects.store import create_subject
 
 

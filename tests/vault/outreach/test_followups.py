@@ -12,16 +12,16 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from tests.support.factories import WRITER, person
 from tests.support.db import audit_trail
-from vault.outreach import followups
+from tests.support.factories import WRITER, person
 from vault.audit.events import Actor
-from vault.subjects.decision import Deny, DenyReason
 from vault.errors import AccessDenied, Conflict, InvalidInput, NotFound
+from vault.outreach import followups
 from vault.outreach.basket import Reservation, reserve
 from vault.rights.retention import run_retention
 from vault.storage.tables import audit_events, contact_budgets, contacts
 from vault.storage.tables import followups as followups_table
+from vault.subjects.decision import Deny, DenyReason
 from vault.subjects.store import create_subject
 
 CRM_PURPOSES = frozenset({"account.service", "order.delivery"})

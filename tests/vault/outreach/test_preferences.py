@@ -5,28 +5,30 @@ exemptions, history and audit of every change, and bad input changing nothing.""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from tests.support.factories import WRITER
 from tests.support.privacy import CANARY_AGENT, CANARY_IP, audit_rows, raw_database_bytes
 from tests.support.self_service import seed_subject
-from vault.bases import consents
-from vault.subjects import lookup
-from vault.outreach import preferences
 from vault.audit.events import Actor, AuditAction
+from vault.bases import consents
 from vault.bases.consents import Evidence
-from vault.subjects.decision import Deny, DenyReason
-from vault.errors import Conflict, InvalidInput
-from vault.subjects.lookup import LookupDenied
-from vault.outreach.preferences import Preferences, QuietRule, check_contact, parse
 from vault.catalogue.contact_pressure import parse_rules
+from vault.errors import Conflict, InvalidInput
+from vault.outreach import preferences
 from vault.outreach.basket import ContactSpec, Reservation, reserve
+from vault.outreach.preferences import Preferences, check_contact, parse
 from vault.storage.tables import contact_budgets, contact_preference_history, contact_preferences
+from vault.subjects import lookup
+from vault.subjects.decision import Deny, DenyReason
+from vault.subjects.lookup import LookupDenied
 
 POLICIES = Path(__file__).resolve().parents[3] / "policies"
 RULES = parse_rules((POLICIES / "contact-pressure.toml").read_text(encoding="utf-8"))

@@ -16,6 +16,7 @@ from tests.support.dsar import (
     actions,
     consent_rows,
     contract,
+    erase,
     invoice,
     look,
     new_subject,
@@ -33,17 +34,14 @@ from tests.support.privacy import (
     found_canaries,
     raw_database_bytes,
 )
-from vault.outreach import followups
-from vault.outreach import preferences
-from vault.rights import requests as dsar
-from vault.clock import as_utc
-from vault.bases.consents import Evidence, record_basis
-from vault.context import VaultContext
-from tests.support.dsar import erase
-from vault.errors import Conflict, NotFound
-from vault.rights.export import build_export
 from vault.admin.keys import retained_versions_in_use, rewrap_retained, rotate
-from vault.subjects.lookup import LookupDenied, LookupNotFound
+from vault.bases.consents import Evidence, record_basis
+from vault.clock import as_utc
+from vault.context import VaultContext
+from vault.errors import Conflict, NotFound
+from vault.outreach import followups, preferences
+from vault.rights import requests as dsar
+from vault.rights.export import build_export
 from vault.rights.retention import run_retention
 from vault.storage.tables import (
     audit_events,
@@ -53,6 +51,7 @@ from vault.storage.tables import (
     dsar_requests,
 )
 from vault.storage.tables import followups as followups_table
+from vault.subjects.lookup import LookupDenied, LookupNotFound
 from vault.subjects.store import rectify_contact
 
 SUBJECT_COLUMNS_GONE = (

@@ -16,6 +16,7 @@ from tests.support.dsar import (
     WEB_UA,
     actions,
     contract,
+    erase,
     invoice,
     look,
     new_subject,
@@ -24,16 +25,14 @@ from tests.support.dsar import (
 )
 from tests.support.factories import WRITER
 from tests.support.privacy import CANARY_AGENT, CANARY_IP
-from vault.outreach import followups
-from vault.outreach import preferences
-from vault.rights import requests as dsar
 from vault.audit.events import Actor
 from vault.bases.consents import Evidence
-from tests.support.dsar import erase
 from vault.errors import NotFound
+from vault.outreach import followups, preferences
+from vault.rights import requests as dsar
 from vault.rights.export import ART_15_INDEX, build_export
-from vault.subjects.lookup import LookupDenied
 from vault.storage.tables import audit_events
+from vault.subjects.lookup import LookupDenied
 
 ART_15_LETTERS = ("a", "b", "c", "d", "e", "f", "g", "h")
 

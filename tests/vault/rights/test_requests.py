@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.db import audit_trail
 from tests.support.dsar import (
     DPO,
     SELF,
-    contract,
     consent_rows,
+    contract,
     look,
     new_subject,
     newsletter,
@@ -25,11 +26,10 @@ from tests.support.dsar import (
     trail_text,
 )
 from tests.support.factories import WRITER
-from tests.support.db import audit_trail
-from vault.rights import requests as dsar
 from vault.errors import Conflict, InvalidInput, NotFound, Unavailable
-from vault.subjects.lookup import LookupDenied
+from vault.rights import requests as dsar
 from vault.storage.tables import dsar_requests
+from vault.subjects.lookup import LookupDenied
 
 
 def _mails(vault) -> list[email.message.EmailMessage]:

@@ -13,25 +13,25 @@ from tests.support.dsar import (
     actions,
     consent_rows,
     contract,
+    erase,
     invoice,
     look,
     new_subject,
     newsletter,
+    object_to_marketing,
     rows,
     sms_offers,
     subject_row,
 )
 from tests.support.factories import WRITER, outbox_links
-from vault.rights import requests as dsar
 from vault.audit.events import Actor
-from vault.clock import as_utc
 from vault.bases.consents import Evidence, confirm, record_basis
-from tests.support.dsar import erase
+from vault.clock import as_utc
 from vault.errors import Conflict, NotFound
-from vault.subjects.lookup import LookupDenied
-from tests.support.dsar import object_to_marketing
+from vault.rights import requests as dsar
 from vault.rights.restriction import lift_restriction, restrict
 from vault.storage.tables import consent_history
+from vault.subjects.lookup import LookupDenied
 
 
 async def test_restricted_subject_is_denied_except_for_the_legal_obligation(vault):

@@ -23,10 +23,10 @@ from tests.support.dsar import (
     subject_row,
 )
 from tests.support.factories import WRITER, person
-from vault.rights import requests as dsar
 from vault.bases.consents import record_basis, withdraw
 from vault.context import VaultContext
 from vault.crypto import LocalKeyring
+from vault.rights import requests as dsar
 from vault.rights.restriction import restrict
 from vault.rights.retention import RetentionReport, run_retention
 from vault.storage.tables import consent_history

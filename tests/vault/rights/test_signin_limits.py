@@ -15,11 +15,11 @@ from sqlalchemy import event, select
 from tests.support.factories import WRITER
 from tests.support.privacy import audit_rows
 from tests.support.self_service import TEST_IP, code_mails, latest_code, mails, seed_subject
-from vault.rights import selfservice, signin_limits
-from vault.subjects import store as subjects
 from vault.clock import as_utc
 from vault.errors import AccessDenied, RateLimited, Unauthenticated
+from vault.rights import selfservice, signin_limits
 from vault.storage.tables import self_service_challenges, self_service_sessions
+from vault.subjects import store as subjects
 
 _LINK = re.compile(r"/privacy/sign-in-link/([A-Za-z0-9_-]+)")
 

@@ -11,14 +11,14 @@ import pytest
 
 from bench.seed import seed
 from tests.support.factories import WRITER, person
-from tests.support.privacy import audit_rows, execute_ddl, is_sqlite
 from tests.support.faults import PG_OFF, PG_ON, SQLITE_OFF, SQLITE_ON
+from tests.support.privacy import audit_rows, execute_ddl, is_sqlite
 from vault.audit import events as audit
-from vault.subjects import bulk
 from vault.audit.events import Actor, AuditAction, Decision
-from vault.clock import as_utc
 from vault.bases.consents import record_basis, withdraw
+from vault.clock import as_utc
 from vault.errors import InvalidInput, Unavailable
+from vault.subjects import bulk
 from vault.subjects.lookup import LookupDenied
 from vault.subjects.store import create_subject
 

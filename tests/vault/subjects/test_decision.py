@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vault.catalogue.purposes import LawfulBasis, load_catalogue
 from vault.subjects.decision import (
     Allow,
     BasisFacts,
@@ -19,7 +20,6 @@ from vault.subjects.decision import (
     decide,
     effective_status,
 )
-from vault.catalogue.purposes import LawfulBasis, load_catalogue
 
 CATALOGUE = load_catalogue(Path(__file__).resolve().parents[3] / "policies")
 NEWSLETTER = CATALOGUE.purposes["newsletter.email"]

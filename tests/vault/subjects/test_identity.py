@@ -12,13 +12,12 @@ from sqlalchemy import select
 from tests.support.factories import WRITER
 from tests.support.privacy import audit_rows
 from tests.support.self_service import mails, seed_subject, sign_in
-from vault.rights import identity_objection
-from vault.subjects import identity
-from vault.rights import selfservice
-from vault.subjects import store as subjects
 from vault.audit.events import Actor
 from vault.errors import AccessDenied, Conflict, NotFound, Unauthenticated, Unavailable
+from vault.rights import identity_objection, selfservice
 from vault.storage.tables import identity_changes, self_service_sessions
+from vault.subjects import identity
+from vault.subjects import store as subjects
 
 LINK = Actor("subject", "identity-notice-link")
 DPO = Actor("dpo", "dpo")

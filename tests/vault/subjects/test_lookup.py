@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
 from tests.support.db import audit_trail
+from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
 from vault.audit.events import Actor, AuditAction
 from vault.bases.consents import Evidence, confirm, record_basis, withdraw
-from vault.subjects.decision import DenyReason
 from vault.errors import InvalidInput
-from vault.subjects.lookup import LookupDenied, LookupNotFound, lookup
 from vault.storage.tables import subjects
+from vault.subjects.decision import DenyReason
+from vault.subjects.lookup import LookupDenied, LookupNotFound, lookup
 from vault.subjects.store import create_subject
 
 SHOP = Actor("client", "shop", "req-1")
