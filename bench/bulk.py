@@ -1,15 +1,15 @@
 """Benchmark of bulk resolution: POST /v1/lookup/batch against a baseline in the same run.
 
-Initialises a fresh Tresor on PostgreSQL (keyring + migrations), seeds N subjects with a
-contract basis for `order.delivery` through the vault's own crypto (bench/seed.py), settles
-the database (VACUUM ANALYZE, CHECKPOINT), starts `tresor serve`, waits until its jobs
-process is done with the retention sweep it starts with, and resolves every subject through the real HTTP endpoint in batches of
-10,000 subject ids, consuming the NDJSON stream line by line (every line checked to be an
-allowed answer). Then the baseline: the same rows, fetched in the same chunking (500 ids per
-`SELECT ... WHERE id IN (...)`) in this process with the vault's crypto, decrypting the same
-fields, with no purpose check, no audit, no HTTP, no JSON. Prints one JSON object: audited
-records per second, the server's peak RSS (VmHWM of the `tresor serve` process), the
-baseline's records per second and `ratio` = batch / baseline.
+Initialises a fresh Tresor on PostgreSQL (keyring + migrations), seeds N subjects with a contract
+basis for `order.delivery` through the vault's own crypto (bench/seed.py), settles the database
+(VACUUM ANALYZE, CHECKPOINT), starts `tresor serve`, waits until its jobs process is done with the
+retention sweep it starts with, and resolves every subject through the real HTTP endpoint in batches
+of 10,000 subject ids, consuming the NDJSON stream line by line (every line checked to be an allowed
+answer). Then the baseline: the same rows, fetched in the same chunking (500 ids per `SELECT ...
+WHERE id IN (...)`) in this process with the vault's crypto, decrypting the same fields, with no
+purpose check, no audit, no HTTP, no JSON. Prints one JSON object: audited records per second, the
+server's peak RSS (VmHWM of the `tresor serve` process), the baseline's records per second and
+`ratio` = batch / baseline.
 
 Usage: .venv/bin/python bench/bulk.py [--subjects 100000] [--batch 10000] [--concurrency 1]
 PostgreSQL from TRESOR_BENCH_PG_URL (default postgresql+asyncpg://postgres@127.0.0.1:5432/test;

@@ -20,8 +20,9 @@ def make_engine(url: str, *, pool_size: int = 40) -> AsyncEngine:
     keys on, and real transactions: the sqlite3 driver would otherwise only BEGIN before the
     first write, so a lookup's read and its audit insert would not be one transaction.
     `BEGIN IMMEDIATE` takes the write lock up front, which serialises transactions (SQLite
-    has one writer anyway) and avoids SQLITE_BUSY when a read transaction upgrades to write. PostgreSQL: a pool large enough that
-    requests do not queue for connections at the expected concurrency.
+    has one writer anyway) and avoids SQLITE_BUSY when a read transaction upgrades to write.
+    PostgreSQL: a pool large enough that requests do not queue for connections at the expected
+    concurrency.
     """
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})

@@ -485,7 +485,9 @@ def _unavailable_line(from_i: int) -> bytes:
             {
                 "error": "unavailable",
                 "status": 503,
-                "detail": "storage or audit trail unavailable; nothing from this line on was revealed",
+                "detail": (
+                    "storage or audit trail unavailable; nothing from this line on was revealed"
+                ),
                 "from_i": from_i,
             }
         )

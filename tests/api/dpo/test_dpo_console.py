@@ -329,7 +329,8 @@ async def test_statistics_page_draws_inline_svg_charts(vault):
 
 
 async def test_chain_and_ropa_pages(vault):
-    """The chain page reports the verification and the last checkpoint; the RoPA page lists purposes."""
+    """The chain page reports the verification and the last checkpoint; the RoPA page lists
+    purposes."""
     async with api(vault) as http:
         w = await _world(vault, http)
         await audit_chain.seal_all(vault, grace=timedelta(0))

@@ -102,7 +102,8 @@ async def test_lookup_keeps_the_followup_inside_its_window_even_with_a_full_bask
 
 
 async def test_post_contacts_keeps_a_followup_and_needs_its_purpose(vault, clock):
-    """A recorded contact naming the follow-up and its purpose keeps it at 0 points; without the purpose the request is malformed (a recorded contact always names its purpose)."""
+    """A recorded contact naming the follow-up and its purpose keeps it at 0 points; without the
+    purpose the request is malformed (a recorded contact always names its purpose)."""
     async with api(vault) as http:
         writer, _, sid, _, f = await _setup(vault, http, clock, 802)
         clock.set(clock.now() + timedelta(hours=24))
@@ -226,7 +227,8 @@ async def test_listing_due_followups_is_limited_to_the_clients_purposes(vault, c
 
 
 async def test_customer_sees_and_cancels_then_the_followup_is_refused(vault, clock):
-    """The customer lists their follow-ups (JSON) and cancels one (audited); a lookup with it is then followup_not_usable."""
+    """The customer lists their follow-ups (JSON) and cancels one (audited); a lookup with it is
+    then followup_not_usable."""
     async with api(vault) as http:
         _, shop, sid, p, f = await _setup(vault, http, clock, 806)
         me = await api_sign_in(http, vault, p["email"])
@@ -257,7 +259,8 @@ async def test_customer_sees_and_cancels_then_the_followup_is_refused(vault, clo
 
 
 async def test_privacy_page_lists_and_cancels_with_csrf(vault, clock):
-    """The privacy centre shows the follow-up in German and English; the cancel form needs the CSRF token and then cancels."""
+    """The privacy centre shows the follow-up in German and English; the cancel form needs the CSRF
+    token and then cancels."""
     async with api(vault) as http:
         _, _, _, p, f = await _setup(vault, http, clock, 807)
         await page_sign_in(http, vault, p["email"])

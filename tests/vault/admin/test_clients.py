@@ -1,4 +1,5 @@
-"""API clients on both databases: keys shown once and stored as HMAC, authentication, revocation, validation."""
+"""API clients on both databases: keys shown once and stored as HMAC, authentication, revocation,
+validation."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ async def _client_rows(vault) -> list[Any]:
 
 
 async def test_create_returns_a_prefixed_high_entropy_key(vault, clock):
-    """A new client gets a "tresor_" key with 256 random bits, and its info names role and purposes."""
+    """A new client gets a "tresor_" key with 256 random bits, and its info names role and
+    purposes."""
     info, key = await create_client(vault, ADMIN, "shop", "lookup", ["order.delivery"])
     assert key.startswith(KEY_PREFIX) and len(key) >= len(KEY_PREFIX) + 43
     assert (info.name, info.role, info.purposes) == (
@@ -44,7 +46,8 @@ async def test_create_returns_a_prefixed_high_entropy_key(vault, clock):
 
 
 async def test_only_the_keys_hmac_is_stored(vault):
-    """The clients table holds HMAC-SHA256 of the key under the server secret, never the key itself."""
+    """The clients table holds HMAC-SHA256 of the key under the server secret, never the key
+    itself."""
     _, key = await create_client(vault, ADMIN, "shop", "lookup", ["order.delivery"])
     (row,) = await _client_rows(vault)
     expected = hmac.new(vault.secrets.client_key, key.encode(), hashlib.sha256).hexdigest()
@@ -126,7 +129,8 @@ async def test_a_cancelled_request_does_not_fail_the_others_waiting_on_its_read(
 
 
 async def test_revoked_key_is_rejected(vault, clock):
-    """After revocation the key no longer authenticates (cache ttl 0) and the client is listed as revoked."""
+    """After revocation the key no longer authenticates (cache ttl 0) and the client is listed as
+    revoked."""
     _, key = await create_client(vault, ADMIN, "shop", "lookup", ["order.delivery"])
     auth = ClientAuthenticator(vault, ttl=0)
     assert await auth.authenticate(key) is not None

@@ -42,7 +42,8 @@ async def _sealed(vault, n: int = 20) -> None:
 
 
 async def test_sealing_chains_every_event_and_verify_passes(vault):
-    """All events get consecutive positions, a signed checkpoint covers the head, verify is clean."""
+    """All events get consecutive positions, a signed checkpoint covers the head, verify is
+    clean."""
     await create_subject(vault, WRITER, person(1))
     await _sealed(vault, 30)
     report = await audit_chain.verify_chain(vault)
@@ -197,7 +198,8 @@ async def test_a_forged_checkpoint_signature_is_caught(vault):
 
 
 async def test_a_young_gap_holds_sealing_back_until_grace_passes(vault, clock):
-    """A missing sequence number younger than the grace period stops sealing; later it is skipped."""
+    """A missing sequence number younger than the grace period stops sealing; later it is
+    skipped."""
     await _events(vault, 6)
     await _tamper(vault, delete(audit_events).where(audit_events.c.seq == 4))
     report = await audit_chain.seal_pending(vault, grace=timedelta(seconds=10))

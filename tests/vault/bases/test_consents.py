@@ -1,4 +1,5 @@
-"""Consents and other lawful bases on both databases: expiry, evidence, double opt-in, withdrawal, history."""
+"""Consents and other lawful bases on both databases: expiry, evidence, double opt-in, withdrawal,
+history."""
 
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ async def _basis(vault, sid: str, consent_id: str):
 
 
 async def test_consent_defaults_to_the_purpose_duration(vault, clock):
-    """A consent without its own expiry is granted at once and expires after the purpose's default duration."""
+    """A consent without its own expiry is granted at once and expires after the purpose's default
+    duration."""
     sid = await _subject(vault)
     rec = await record_basis(vault, WRITER, sid, "offers.sms", evidence=EXPLICIT)
     assert rec.status == "granted" and rec.basis == "consent"
@@ -106,7 +108,8 @@ async def test_consent_without_evidence_is_refused(vault, purpose):
 
 
 async def test_bad_evidence_fields_are_all_reported(vault):
-    """Evidence with a blank touchpoint, unknown method, unknown language and bad hash is refused field by field."""
+    """Evidence with a blank touchpoint, unknown method, unknown language and bad hash is refused
+    field by field."""
     sid = await _subject(vault)
     bad = Evidence(
         touchpoint=" ",
@@ -126,7 +129,8 @@ async def test_bad_evidence_fields_are_all_reported(vault):
 
 
 async def test_touchpoint_outside_the_catalogue_is_refused(vault):
-    """Evidence naming a touchpoint not in policies/touchpoints.toml is refused naming the field, and nothing is stored or audited."""
+    """Evidence naming a touchpoint not in policies/touchpoints.toml is refused naming the field,
+    and nothing is stored or audited."""
     sid = await _subject(vault)
     before = await count_rows(vault, audit_events)
     for unknown in ("shop.counter.berlin", "web.<b>form</b>", "Shop.Counter"):
@@ -188,7 +192,8 @@ async def test_erased_subject_gets_no_new_basis(vault):
 
 @pytest.mark.parametrize("reference", [None, "", "   ", "x" * 201])
 async def test_contract_basis_needs_a_reference(vault, reference):
-    """A contract basis without a 1-200 character reference (e.g. the contract number) is refused."""
+    """A contract basis without a 1-200 character reference (e.g. the contract number) is
+    refused."""
     sid = await _subject(vault)
     with pytest.raises(InvalidInput) as info:
         await record_basis(vault, WRITER, sid, "order.delivery", reference=reference)
@@ -231,7 +236,8 @@ def _outbox(vault) -> list[EmailMessage]:
 
 
 async def test_double_opt_in_mails_the_link_and_confirm_grants(vault, clock):
-    """A newsletter consent is pending, mails a link to the subject's address, and confirming it grants the consent for the full duration."""
+    """A newsletter consent is pending, mails a link to the subject's address, and confirming it
+    grants the consent for the full duration."""
     p = person(3)
     sid = await create_subject(vault, WRITER, {**p, "email": p["email"].upper()})
     rec = await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS)
@@ -264,7 +270,8 @@ async def test_double_opt_in_mails_the_link_and_confirm_grants(vault, clock):
 
 
 async def test_confirmation_keeps_an_explicit_expiry(vault, clock):
-    """A double opt-in consent with an expiry the client named keeps exactly that expiry when confirmed late."""
+    """A double opt-in consent with an expiry the client named keeps exactly that expiry when
+    confirmed late."""
     sid = await _subject(vault)
     until = clock.now() + timedelta(days=40)
     rec = await record_basis(
@@ -319,7 +326,8 @@ async def test_unknown_or_malformed_token_is_not_found(vault, token):
 
 
 async def test_double_opt_in_without_email_is_refused_and_nothing_is_stored(vault):
-    """A double opt-in consent for a subject without e-mail is refused, with no consent, history, audit event or mail left."""
+    """A double opt-in consent for a subject without e-mail is refused, with no consent, history,
+    audit event or mail left."""
     sid = await create_subject(vault, WRITER, {"name": "Erika Mustermann", "phone": "030 12345678"})
     with pytest.raises(InvalidInput) as info:
         await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS)
@@ -405,7 +413,8 @@ async def test_withdrawal_of_another_subjects_consent_is_not_found(vault):
 
 
 async def test_new_grant_supersedes_the_earlier_live_one(vault, clock):
-    """A new grant for the same purpose supersedes the earlier live record, visible in its history."""
+    """A new grant for the same purpose supersedes the earlier live record, visible in its
+    history."""
     sid = await _subject(vault)
     old = await record_basis(vault, WRITER, sid, "offers.sms", evidence=EXPLICIT)
     clock.advance(timedelta(days=1))
@@ -422,7 +431,8 @@ async def test_new_grant_supersedes_the_earlier_live_one(vault, clock):
 
 
 async def test_list_bases_gives_history_in_order_with_actors(vault, clock):
-    """list_bases returns records newest first, each with its history in order and the acting party."""
+    """list_bases returns records newest first, each with its history in order and the acting
+    party."""
     sid = await _subject(vault)
     doi = await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS)
     (token,) = outbox_links(vault.settings.outbox_dir)
@@ -499,7 +509,8 @@ def _blobs(row: Any, skip: tuple[str, ...] = ()) -> list[bytes]:
 
 
 async def test_ip_and_user_agent_are_stored_only_sealed(vault):
-    """The grant's IP address and user agent exist only inside evidence_ct and open again with the subject's key."""
+    """The grant's IP address and user agent exist only inside evidence_ct and open again with the
+    subject's key."""
     sid = await _subject(vault)
     evidence = replace(NEWS, ip=IP, user_agent=USER_AGENT)
     rec = await record_basis(vault, WRITER, sid, "newsletter.email", evidence=evidence)

@@ -1,4 +1,5 @@
-"""The purpose catalogue: the starter policies, and every way a bad file is refused with its line."""
+"""The purpose catalogue: the starter policies, and every way a bad file is refused with its
+line."""
 
 from __future__ import annotations
 
@@ -94,7 +95,8 @@ def test_starter_catalogue_has_exactly_the_required_purposes():
 
 @pytest.mark.parametrize("purpose_id", sorted(REQUIRED_IDS))
 def test_every_starter_purpose_is_complete(purpose_id: str):
-    """Each starter purpose has German and English titles, a basis, fields, channel, type, retention and data use."""
+    """Each starter purpose has German and English titles, a basis, fields, channel, type, retention
+    and data use."""
     p = load_catalogue(POLICIES).purposes[purpose_id]
     assert p.title("de") and p.title("en") and p.title_de != p.title_en
     assert isinstance(p.lawful_basis, LawfulBasis)
@@ -229,7 +231,8 @@ def test_broken_toml_names_file_and_line():
     ],
 )
 def test_invalid_purpose_names_file_line_purpose_and_key(old: str, new: str, words: list[str]):
-    """Each invalid purpose is refused with a message naming the file, the purpose's line, the purpose and the key."""
+    """Each invalid purpose is refused with a message naming the file, the purpose's line, the
+    purpose and the key."""
     msg = _error(_replace_in_second(old, new))
     assert "/etc/tresor/purposes.toml" in msg
     assert f"line {SECOND_ID_LINE}:" in msg
@@ -246,7 +249,8 @@ def test_double_opt_in_on_a_contract_is_refused():
 
 
 def test_duplicate_id_names_the_second_occurrence():
-    """A duplicate purpose id is refused, pointing at the line of the duplicate, not the original."""
+    """A duplicate purpose id is refused, pointing at the line of the duplicate, not the
+    original."""
     text = GOOD.replace('id = "news.email"', 'id = "shop.service"')
     msg = _error(text)
     assert "duplicate" in msg and "shop.service" in msg
@@ -298,7 +302,8 @@ def _free_port() -> int:
 
 
 def test_serve_stops_on_a_broken_catalogue(tmp_path: Path):
-    """`tresor serve` with a broken purposes.toml exits non-zero at once, naming the catalogue error and its line."""
+    """`tresor serve` with a broken purposes.toml exits non-zero at once, naming the catalogue error
+    and its line."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRESOR_")}
     env.update(TRESOR_DATA_DIR=str(tmp_path / "data"), TRESOR_POLICIES=str(POLICIES))
     init = subprocess.run(

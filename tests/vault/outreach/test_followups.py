@@ -115,7 +115,8 @@ async def test_create_stores_an_open_followup_with_the_purposes_channel_and_type
 async def test_bad_input_is_refused_naming_the_field_and_nothing_is_stored(
     vault, clock, change, field
 ):
-    """Each broken rule raises InvalidInput naming its field, and no follow-up or event is stored."""
+    """Each broken rule raises InvalidInput naming its field, and no follow-up or event is
+    stored."""
     sid = await create_subject(vault, WRITER, person(702))
     with pytest.raises(InvalidInput) as err:
         await _followup(vault, clock, sid, **change)
@@ -126,7 +127,8 @@ async def test_bad_input_is_refused_naming_the_field_and_nothing_is_stored(
 
 
 async def test_client_needs_the_purpose_and_the_subject_must_be_active(vault, clock):
-    """A purpose the client may not use is purpose_not_allowed; an unknown subject 404; an erased one 409."""
+    """A purpose the client may not use is purpose_not_allowed; an unknown subject 404; an erased
+    one 409."""
     sid = await create_subject(vault, WRITER, person(703))
     with pytest.raises(AccessDenied) as err:
         await _followup(vault, clock, sid, purposes=frozenset({"order.delivery"}))
@@ -174,7 +176,8 @@ async def test_allowed_inside_the_window_with_a_full_basket_and_the_counter_unch
     ],
 )
 async def test_refused_before_and_after_the_window(vault, clock, at, reason):
-    """Outside [due_from, due_until) the contact is denied followup_not_in_window and nothing is recorded."""
+    """Outside [due_from, due_until) the contact is denied followup_not_in_window and nothing is
+    recorded."""
     sid = await create_subject(vault, WRITER, person(705))
     f = await _followup(vault, clock, sid)
     clock.set(clock.now() + at)
@@ -187,7 +190,8 @@ async def test_refused_before_and_after_the_window(vault, clock, at, reason):
 
 
 async def test_not_usable_for_another_subject_channel_purpose_or_an_unknown_id(vault, clock):
-    """Another subject's follow-up, another channel or purpose, or an unknown id are followup_not_usable."""
+    """Another subject's follow-up, another channel or purpose, or an unknown id are
+    followup_not_usable."""
     sid = await create_subject(vault, WRITER, person(706))
     other = await create_subject(vault, WRITER, person(707))
     f = await _followup(vault, clock, sid)
@@ -204,7 +208,8 @@ async def test_not_usable_for_another_subject_channel_purpose_or_an_unknown_id(v
 
 
 async def test_cancelled_by_the_customer_then_refused(vault, clock):
-    """The customer cancels an open follow-up (audited); using it afterwards is followup_not_usable, cancelling again a conflict."""
+    """The customer cancels an open follow-up (audited); using it afterwards is followup_not_usable,
+    cancelling again a conflict."""
     sid = await create_subject(vault, WRITER, person(708))
     other = await create_subject(vault, WRITER, person(709))
     f = await _followup(vault, clock, sid)
@@ -223,7 +228,8 @@ async def test_cancelled_by_the_customer_then_refused(vault, clock):
 
 
 async def test_listing_by_due_before_is_limited_to_the_clients_purposes_and_pages(vault, clock):
-    """Only open follow-ups of the client's purposes starting before due_before are listed, earliest first, in pages."""
+    """Only open follow-ups of the client's purposes starting before due_before are listed, earliest
+    first, in pages."""
     sid = await create_subject(vault, WRITER, person(710))
     early = [await _followup(vault, clock, sid, **_window(clock, 2 + i)) for i in range(3)]
     late = await _followup(vault, clock, sid, **_window(clock, 72))
@@ -254,7 +260,8 @@ async def test_listing_by_due_before_is_limited_to_the_clients_purposes_and_page
 
 
 async def test_missed_after_the_window_computed_and_stored_by_the_sweep(vault, clock):
-    """An unused follow-up is missed once its window ends; the retention sweep stores it once, audited, and the report counts it."""
+    """An unused follow-up is missed once its window ends; the retention sweep stores it once,
+    audited, and the report counts it."""
     sid = await create_subject(vault, WRITER, person(711))
     f = await _followup(vault, clock, sid, touchpoint="shop.counter")
     kept = await _followup(vault, clock, sid)
@@ -277,7 +284,8 @@ async def test_missed_after_the_window_computed_and_stored_by_the_sweep(vault, c
 
 
 async def test_every_create_use_and_denial_is_audited_without_plaintext(vault, clock):
-    """Create and each use, allowed or denied, write an event with ids and reason only, never contact data."""
+    """Create and each use, allowed or denied, write an event with ids and reason only, never
+    contact data."""
     p = person(712)
     sid = await create_subject(vault, WRITER, p)
     f = await _followup(vault, clock, sid)

@@ -46,7 +46,8 @@ DELIVERY = frozenset({"order.delivery"})
         ),
         (
             'granted_clients = []\ngranted_purposes = ["incident.notice"]\n\n# critical',
-            'granted_clients = ["Shop Floor"]\ngranted_purposes = ["incident.notice"]\n\n# critical',
+            'granted_clients = ["Shop Floor"]\n'
+            'granted_purposes = ["incident.notice"]\n\n# critical',
             "priority 'high': granted_clients must list API client names",
             "[priority.high]",
         ),

@@ -189,7 +189,8 @@ async def test_illegal_transitions_raise_conflict(vault):
         (
             "identity_verification",
             "approve",
-            "the request is identity_verification; only a verified request in review can be approved",
+            "the request is identity_verification; "
+            "only a verified request in review can be approved",
         ),
         (
             "identity_verification",

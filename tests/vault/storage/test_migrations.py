@@ -54,7 +54,8 @@ async def _tables(url: str) -> set[str]:
 
 
 def test_models_and_migrations_agree(db_url: str):
-    """A database built by the migrations has exactly the schema the models describe (empty autogenerate diff)."""
+    """A database built by the migrations has exactly the schema the models describe (empty
+    autogenerate diff)."""
     assert asyncio.run(_diff(db_url)) == []
 
 
@@ -68,7 +69,8 @@ def _down_and_up(url: str) -> None:
 
 
 def test_downgrade_to_base_and_upgrade_again_on_sqlite(tmp_path: Path):
-    """On a fresh SQLite file the migrations go up, all the way down, and up again to the model schema."""
+    """On a fresh SQLite file the migrations go up, all the way down, and up again to the model
+    schema."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.sqlite3'}"
     upgrade(url)
     assert TABLES <= asyncio.run(_tables(url))
@@ -76,7 +78,8 @@ def test_downgrade_to_base_and_upgrade_again_on_sqlite(tmp_path: Path):
 
 
 def test_downgrade_to_base_and_upgrade_again_on_postgresql(postgres):
-    """On a fresh PostgreSQL database the migrations go up, all the way down, and up again to the model schema."""
+    """On a fresh PostgreSQL database the migrations go up, all the way down, and up again to the
+    model schema."""
     name = f"tresor_migr_{uuid.uuid4().hex[:10]}"
     asyncio.run(postgres._admin(f'CREATE DATABASE "{name}"'))
     try:

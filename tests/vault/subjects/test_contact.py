@@ -118,7 +118,8 @@ def test_name_is_trimmed_and_nfc_normalised():
     ],
 )
 def test_bad_name_is_rejected_without_echo(raw: str, rule: str):
-    """Empty names, control/format characters and names over 200 characters are rejected, without the value."""
+    """Empty names, control/format characters and names over 200 characters are rejected, without
+    the value."""
     with pytest.raises(ContactValidationError) as info:
         normalise_name(raw)
     assert rule in info.value.errors["name"]
@@ -161,7 +162,8 @@ def test_country_must_be_an_alpha2_code(country: str):
 
 
 def test_every_bad_address_part_is_reported_at_once():
-    """Missing, non-text, too long and control-character parts are all reported, by sub-field name."""
+    """Missing, non-text, too long and control-character parts are all reported, by sub-field
+    name."""
     with pytest.raises(ContactValidationError) as info:
         normalise_postal_address(
             {"street": "Geheimweg\r\n1", "postal_code": 10115, "city": "B" * 101, "country": "DE"}

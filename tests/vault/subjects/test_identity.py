@@ -1,5 +1,5 @@
-"""Identity changes (vault.subjects.identity): recorded, told to the old address, ending sessions and
-restricting sessions through an unconfirmed new e-mail address, on both databases."""
+"""Identity changes (vault.subjects.identity): recorded, told to the old address, ending sessions
+and restricting sessions through an unconfirmed new e-mail address, on both databases."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The purpose-checked lookup on both databases: identifiers, narrowing, time, denials, and its audit event."""
+"""The purpose-checked lookup on both databases: identifiers, narrowing, time, denials, and its
+audit event."""
 
 from __future__ import annotations
 
@@ -102,7 +103,8 @@ async def test_lookup_by_external_ref(vault):
 
 
 async def test_invalid_identifier_is_refused_before_anything_is_read(vault):
-    """A malformed e-mail or an unknown identifier kind is InvalidInput and is not a lookup event."""
+    """A malformed e-mail or an unknown identifier kind is InvalidInput and is not a lookup
+    event."""
     with pytest.raises(InvalidInput):
         await _lookup(vault, "order.delivery", "email", "not-an-address")
     with pytest.raises(InvalidInput):
@@ -150,7 +152,8 @@ async def test_only_the_ciphertexts_of_revealable_fields_are_read(vault, monkeyp
 
 
 async def test_field_outside_the_purpose_is_denied(vault):
-    """Asking order.delivery for the e-mail is field_not_covered, audited with the requested fields."""
+    """Asking order.delivery for the e-mail is field_not_covered, audited with the requested
+    fields."""
     _, sid, _ = await _customer(vault, 6)
     assert await _denied(vault, "order.delivery", "subject_id", sid, fields=["email"]) == (
         DenyReason.FIELD_NOT_COVERED
@@ -173,7 +176,8 @@ async def test_missing_fields_are_left_out(vault):
 
 
 async def test_expiry_is_decided_at_read_time(vault, clock):
-    """A consent allows until its expiry on the injected clock, and is consent_expired from then on."""
+    """A consent allows until its expiry on the injected clock, and is consent_expired from then
+    on."""
     p = person(8)
     sid = await create_subject(vault, WRITER, p)
     await record_basis(
@@ -200,7 +204,8 @@ async def test_withdrawal_is_effective_at_once(vault, clock):
 
 
 async def test_double_opt_in_is_unconfirmed_until_confirmed(vault):
-    """A pending newsletter consent is consent_unconfirmed; after confirmation the e-mail is revealed."""
+    """A pending newsletter consent is consent_unconfirmed; after confirmation the e-mail is
+    revealed."""
     p = person(10)
     sid = await create_subject(vault, WRITER, p)
     await record_basis(
@@ -221,7 +226,8 @@ async def test_no_basis_is_no_consent(vault):
 
 
 async def test_restricted_subject_is_denied_except_for_legal_obligations(vault):
-    """A restricted subject is subject_restricted for a contract purpose but still readable for invoices."""
+    """A restricted subject is subject_restricted for a contract purpose but still readable for
+    invoices."""
     _, sid, _ = await _customer(vault, 12)
     await record_basis(vault, WRITER, sid, "invoice.postal", reference="Rechnung 12")
     async with vault.engine.begin() as conn:
@@ -256,7 +262,8 @@ async def test_purpose_not_allowed_to_the_client(vault):
 
 
 async def test_unknown_purpose_is_audited_as_unknown(vault):
-    """An unknown purpose is denied and audited as "<unknown>", never as the raw string the client sent."""
+    """An unknown purpose is denied and audited as "<unknown>", never as the raw string the client
+    sent."""
     p, sid, _ = await _customer(vault, 15)
     raw = f"leak.{p['email']}"
     assert await _denied(vault, raw, "subject_id", sid, allowed=ALL | {raw}) == (
@@ -271,7 +278,8 @@ async def test_unknown_purpose_is_audited_as_unknown(vault):
 
 
 async def test_subject_not_found_is_raised_and_audited(vault):
-    """No match raises LookupNotFound and writes a deny event with reason subject_not_found and no identifier."""
+    """No match raises LookupNotFound and writes a deny event with reason subject_not_found and no
+    identifier."""
     await _customer(vault, 16)
     with pytest.raises(LookupNotFound):
         await _lookup(vault, "order.delivery", "email", "niemand@example.org")
@@ -287,7 +295,8 @@ async def test_subject_not_found_is_raised_and_audited(vault):
 
 
 async def test_shared_phone_is_ambiguous(vault):
-    """Two subjects sharing a phone number make a phone lookup ambiguous_identifier, revealing neither."""
+    """Two subjects sharing a phone number make a phone lookup ambiguous_identifier, revealing
+    neither."""
     a, _, _ = await _customer(vault, 17)
     await create_subject(vault, WRITER, {**person(18), "phone": a["phone"]})
     assert await _denied(vault, "order.delivery", "phone", a["phone"]) == (
@@ -305,7 +314,8 @@ async def test_shared_phone_is_ambiguous(vault):
 
 
 async def test_every_lookup_writes_exactly_one_audit_event(vault, clock):
-    """Allowed, denied and not-found lookups each write one event with decision, reason, consent and fields."""
+    """Allowed, denied and not-found lookups each write one event with decision, reason, consent and
+    fields."""
     p, sid, basis_id = await _customer(vault, 19)
     await _lookup(
         vault, "order.delivery", "external_ref", p["external_ref"], fields=["name", "phone"]
