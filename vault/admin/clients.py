@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -60,13 +60,13 @@ def key_hash(ctx: VaultContext, key: str) -> str:
     return hmac.digest(ctx.secrets.client_key, key.encode(), "sha256").hex()  # one-shot C path
 
 
-def _info(row) -> ClientInfo:  # type: ignore[no-untyped-def]
+def _info(row: Any) -> ClientInfo:
     return ClientInfo(
         id=row.id,
         name=row.name,
         role=Role(row.role),
         purposes=frozenset(json.loads(row.purposes)),
-        created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+        created_at=as_utc(row.created_at),
         revoked_at=as_utc(row.revoked_at),
     )
 

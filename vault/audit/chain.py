@@ -102,7 +102,7 @@ def _canonical_values(values: list[Any]) -> bytes:
     list: its timestamp is replaced in place)."""
     at = values[_AT]  # the only timestamp among the columns
     if isinstance(at, datetime):
-        values[_AT] = as_utc(at).isoformat()  # type: ignore[union-attr]
+        values[_AT] = as_utc(at).isoformat()
     return _CANONICAL.encode(values)
 
 
@@ -116,7 +116,7 @@ def _mac(key: bytes, previous: str, position: int, canonical: bytes) -> str:
 
 
 def _checkpoint_message(position: int, seq: int, head: str, at: datetime) -> bytes:
-    stamp = as_utc(at).isoformat()  # type: ignore[union-attr]
+    stamp = as_utc(at).isoformat()
     return f"tresor-audit-checkpoint|v1|{position}|{seq}|{head}|{stamp}".encode()
 
 
@@ -162,7 +162,7 @@ class Checkpoint:
                     "chain_pos": self.chain_pos,
                     "seq": self.seq,
                     "head": self.head,
-                    "at": as_utc(self.at).isoformat(),  # type: ignore[union-attr]
+                    "at": as_utc(self.at).isoformat(),
                     "key_id": self.key_id,
                     "signature": self.signature,
                 }
@@ -296,7 +296,7 @@ async def _chain_contains(ctx: VaultContext, checkpoint: Checkpoint) -> bool:
 
 def _too_soon(ctx: VaultContext, previous: Checkpoint, checkpoint: Checkpoint) -> bool:
     interval = timedelta(seconds=ctx.settings.checkpoint_seconds)
-    gap = as_utc(checkpoint.at) - as_utc(previous.at)  # type: ignore[operator]
+    gap = as_utc(checkpoint.at) - as_utc(previous.at)
     return bool(gap < interval)
 
 
@@ -444,7 +444,7 @@ async def seal_pending(
                 # Inline sealing (SQLite) shares the event loop with requests: let them run.
                 await asyncio.sleep(0)
             seq = row[0]
-            if seq != expected and as_utc(row[_AT]) > now - grace:  # type: ignore[operator]
+            if seq != expected and as_utc(row[_AT]) > now - grace:
                 waiting = True  # a lower sequence number may still commit
                 break
             position += 1
@@ -505,7 +505,7 @@ async def _maybe_checkpoint(
         force
         or last is None
         or position - last.chain_pos >= every
-        or now - as_utc(last.at) >= interval  # type: ignore[operator]
+        or now - as_utc(last.at) >= interval
     )
     if not due:
         return None
@@ -728,15 +728,15 @@ async def verify_chain(
             ).all()
         }
         report.checkpoints = len(checkpoints)
-        for cp in checkpoints.values():
+        for stored in checkpoints.values():
             try:
                 public.verify(
-                    base64.b64decode(cp.signature),
-                    _checkpoint_message(cp.chain_pos, cp.seq, cp.head, cp.at),
+                    base64.b64decode(stored.signature),
+                    _checkpoint_message(stored.chain_pos, stored.seq, stored.head, stored.at),
                 )
             except (InvalidSignature, ValueError):
-                report.broken_seq = cp.seq
-                report.problem = f"checkpoint at position {cp.chain_pos} has a bad signature"
+                report.broken_seq = stored.seq
+                report.problem = f"checkpoint at position {stored.chain_pos} has a bad signature"
                 return report
         previous, expected_pos, last_seq = GENESIS, 1, 0
         async for row in _chain_rows(conn, page):

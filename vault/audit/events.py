@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -213,10 +214,10 @@ EVENT_COLUMNS = (
 EventRecord = tuple[object, ...]
 
 
-async def record(conn: AsyncConnection, **event: object) -> None:
+async def record(conn: AsyncConnection, **event: Any) -> None:
     """Append one event (see `event_row` for the arguments) in the caller's transaction.
     Raises if it cannot be written."""
-    await conn.execute(_INSERT, event_row(**event))  # type: ignore[arg-type]
+    await conn.execute(_INSERT, event_row(**event))
 
 
 async def record_row(conn: AsyncConnection, row: dict[str, object]) -> None:

@@ -186,7 +186,7 @@ def _conditions(f: AuditFilter) -> list[ColumnElement[bool]]:
 def audit_item(row: Any) -> AuditItem:
     return AuditItem(
         seq=row.seq,
-        at=as_utc(row.at),  # type: ignore[arg-type]
+        at=as_utc(row.at),
         actor_type=row.actor_type,
         actor_id=row.actor_id,
         action=row.action,

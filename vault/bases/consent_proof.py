@@ -200,7 +200,7 @@ async def consent_proof(ctx: VaultContext, actor: Actor, consent_id: str) -> Con
         status=str(effective_status(facts, now)),
         stored_status=row.status,
         reference=texts["reference"],
-        created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+        created_at=as_utc(row.created_at),
         granted_at=as_utc(row.granted_at),
         expires_at=as_utc(row.expires_at),
         withdrawn_at=as_utc(row.withdrawn_at),
@@ -219,7 +219,7 @@ async def consent_proof(ctx: VaultContext, actor: Actor, consent_id: str) -> Con
         ),
         history=[
             ProofHistory(
-                at=as_utc(h.at),  # type: ignore[arg-type]
+                at=as_utc(h.at),
                 event=h.event,
                 status=h.status,
                 actor=h.actor,
@@ -233,7 +233,7 @@ async def consent_proof(ctx: VaultContext, actor: Actor, consent_id: str) -> Con
                 position=checkpoint.chain_pos,
                 seq=checkpoint.seq,
                 head=checkpoint.head,
-                at=as_utc(checkpoint.at),  # type: ignore[arg-type]
+                at=as_utc(checkpoint.at),
                 key_id=checkpoint.key_id,
                 signature=checkpoint.signature,
             )

@@ -563,7 +563,7 @@ def _record(
         basis=row.basis,
         status=str(effective_status(_facts(row), now)),
         reference=texts["reference"],
-        created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+        created_at=as_utc(row.created_at),
         granted_at=as_utc(row.granted_at),
         expires_at=as_utc(row.expires_at),
         withdrawn_at=as_utc(row.withdrawn_at),

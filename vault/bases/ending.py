@@ -64,6 +64,7 @@ async def end_live_bases(
         facts = BasisFacts(row.id, row.basis, row.status, row.expires_at, row.confirm_deadline)
         current = effective_status(facts, now)
         values: dict[str, Any] = {"confirm_token_hash": None}
+        new_status: BasisStatus
         if current in (BasisStatus.EXPIRED, BasisStatus.LAPSED):
             new_status, why = current, str(current)
         else:

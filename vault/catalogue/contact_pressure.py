@@ -16,7 +16,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vault.catalogue.purposes import (
@@ -174,7 +174,7 @@ def fit_contact(
 # ---------------------------------------------------------------------------- loading
 
 
-def _number(value: Any) -> bool:
+def _number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -323,14 +323,15 @@ def parse_rules(
             raise fail(pattern, f"priority '{pname}': overdraft_points must be >= 0")
         if not isinstance(unlimited, bool):
             raise fail(pattern, f"priority '{pname}': unlimited must be true or false")
-        grant: Grant | str | None = None
+        grant: Grant | None = None
         if pname == "normal":
             if _GRANT_KEYS & set(raw):
                 raise fail(pattern, "priority 'normal' is every client's: no granted_* keys")
         else:
-            grant = _parse_grant(raw, f"priority '{pname}'", known_purposes)
-            if isinstance(grant, str):
-                raise fail(pattern, grant)
+            parsed = _parse_grant(raw, f"priority '{pname}'", known_purposes)
+            if isinstance(parsed, str):
+                raise fail(pattern, parsed)
+            grant = parsed
         priorities[pname] = Priority(pname, round(overdraft * 10), unlimited, grant)
 
     raw_calamity = doc.get("calamity", {})

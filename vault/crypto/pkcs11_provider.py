@@ -441,7 +441,7 @@ def keks_moved_to_token(path: Path) -> bool:
     """Whether a keyring file is one whose KEKs all retired after a migration to a token."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        return doc.get("keks") == {} and doc.get("active_kek") == 0
+        return isinstance(doc, dict) and doc.get("keks") == {} and doc.get("active_kek") == 0
     except (OSError, ValueError, AttributeError):
         return False
 

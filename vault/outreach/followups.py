@@ -133,10 +133,10 @@ def _from_row(row: Any, now: datetime) -> Followup:
         brand=row.brand,
         touchpoint=row.touchpoint,
         note=row.note,
-        due_from=as_utc(row.due_from),  # type: ignore[arg-type]
+        due_from=as_utc(row.due_from),
         due_until=due_until,
         status=effective_status(row.status, due_until, now),
-        created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+        created_at=as_utc(row.created_at),
         created_by=row.created_by,
         closed_at=as_utc(row.closed_at),
         contact_id=row.contact_id,

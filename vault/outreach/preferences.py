@@ -555,7 +555,7 @@ async def _view(conn: AsyncConnection, subject_id: str) -> PreferencesView:
         history=[
             HistoryEntry(
                 version=r.version,
-                at=as_utc(r.at),  # type: ignore[arg-type]
+                at=as_utc(r.at),
                 actor=r.actor,
                 source=r.source,
                 touchpoint=r.touchpoint,

@@ -125,7 +125,7 @@ async def erase_in(
     ctx: VaultContext,
     conn: AsyncConnection,
     actor: Actor,
-    row: Row,
+    row: Row[Any],
     now: datetime,
     *,
     keep: list[tuple[Purpose, datetime]] | None = None,

@@ -227,7 +227,7 @@ ART_15_INDEX = {
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
-        return as_utc(value).isoformat()  # type: ignore[union-attr]
+        return as_utc(value).isoformat()
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -351,7 +351,7 @@ async def _followups_in(
 
 
 async def collect_in(
-    ctx: VaultContext, conn: AsyncConnection, subject: Row, now: datetime
+    ctx: VaultContext, conn: AsyncConnection, subject: Row[Any], now: datetime
 ) -> dict[str, Any]:
     """Assemble the export inside the caller's transaction (which must audit the read)."""
     sid = subject.id
@@ -546,7 +546,8 @@ async def collect_in(
         "followups": agreed_followups,
         "art15_index": ART_15_INDEX,
     }
-    return _jsonable(doc)  # type: ignore[no-any-return]
+    jsonable: dict[str, Any] = _jsonable(doc)  # a dict stays a dict
+    return jsonable
 
 
 async def build_export(ctx: VaultContext, actor: Actor, subject_id: str) -> dict[str, Any]:

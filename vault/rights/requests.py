@@ -28,13 +28,13 @@ from __future__ import annotations
 import json
 import unicodedata
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from enum import StrEnum
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from sqlalchemy import and_, case, insert, select, update
 from sqlalchemy.engine import Row
@@ -243,12 +243,20 @@ class RequestRecord:
 
 
 def _enum(kind: type[StrEnum], value: object, name: str) -> Any:
-    try:
-        return kind(value)  # type: ignore[call-arg]
-    except ValueError:
-        raise InvalidInput(
-            f"unknown {name}", {name: "must be one of " + ", ".join(m.value for m in kind)}
-        ) from None
+    if isinstance(value, str):  # the members' values are text: nothing else can match
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    raise InvalidInput(
+        f"unknown {name}", {name: "must be one of " + ", ".join(m.value for m in kind)}
+    )
+
+
+@overload
+def _text(value: object, name: str, *, required: Literal[True] = True) -> str: ...
+@overload
+def _text(value: object, name: str, *, required: bool) -> str | None: ...
 
 
 def _text(value: object, name: str, *, required: bool = True) -> str | None:
@@ -330,7 +338,7 @@ def _payload_field(request_id: str) -> str:
 
 
 def _seal_payload(
-    ctx: VaultContext, subject: Row, request_id: str, payload: dict[str, Any]
+    ctx: VaultContext, subject: Row[Any], request_id: str, payload: dict[str, Any]
 ) -> bytes:
     dek = ctx.deks.dek(subject.id, subject.kek_version, subject.wrapped_dek)
     return seal_field(
@@ -338,7 +346,7 @@ def _seal_payload(
     )
 
 
-def _open_payload(ctx: VaultContext, subject: Row, req: Row) -> dict[str, Any] | None:
+def _open_payload(ctx: VaultContext, subject: Row[Any], req: Row[Any]) -> dict[str, Any] | None:
     if req.payload_ct is None or subject.wrapped_dek is None:
         return None
     dek = ctx.deks.dek(subject.id, subject.kek_version, subject.wrapped_dek)
@@ -349,7 +357,7 @@ def _open_payload(ctx: VaultContext, subject: Row, req: Row) -> dict[str, Any] |
 # -- storage helpers --------------------------------------------------------------------
 
 
-async def _load(conn: AsyncConnection, request_id: str, *, for_update: bool = False) -> Row:
+async def _load(conn: AsyncConnection, request_id: str, *, for_update: bool = False) -> Row[Any]:
     if not isinstance(request_id, str) or len(request_id) > 36:
         raise NotFound("no such request")
     stmt = select(dsar_requests).where(dsar_requests.c.id == request_id)
@@ -395,12 +403,12 @@ async def _audit(
     conn: AsyncConnection,
     actor: Actor,
     what: str,
-    req: Row | dict[str, Any],
+    req: Row[Any] | dict[str, Any],
     now: datetime,
     status: str,
     **detail: Any,
 ) -> None:
-    get = req.get if isinstance(req, dict) else lambda k: getattr(req, k)
+    get: Callable[[str], Any] = req.get if isinstance(req, dict) else lambda k: getattr(req, k)
     await audit.record(
         conn,
         at=now,
@@ -412,7 +420,7 @@ async def _audit(
     )
 
 
-def _record(row: Row, history: list[Row], now: datetime) -> RequestRecord:
+def _record(row: Row[Any], history: list[Row[Any]], now: datetime) -> RequestRecord:
     due = as_utc(row.due_at)
     assert due is not None
     return RequestRecord(
@@ -421,7 +429,7 @@ def _record(row: Row, history: list[Row], now: datetime) -> RequestRecord:
         type=row.type,
         status=row.status,
         channel=row.channel,
-        received_at=as_utc(row.received_at),  # type: ignore[arg-type]
+        received_at=as_utc(row.received_at),
         due_at=due,
         extended_at=as_utc(row.extended_at),
         extension_reason=row.extension_reason,
@@ -462,12 +470,12 @@ async def _execute_in(
     ctx: VaultContext,
     conn: AsyncConnection,
     actor: Actor,
-    req: Row | dict[str, Any],
-    subject: Row,
+    req: Row[Any] | dict[str, Any],
+    subject: Row[Any],
     now: datetime,
 ) -> _Outcome:
     """Carry out every type but rectification inside the caller's transaction."""
-    get = req.get if isinstance(req, dict) else lambda k: getattr(req, k)
+    get: Callable[[str], Any] = req.get if isinstance(req, dict) else lambda k: getattr(req, k)
     type_ = RequestType(get("type"))
     if type_ in (RequestType.ACCESS, RequestType.PORTABILITY):
         article = "Art. 15" if type_ is RequestType.ACCESS else "Art. 20"

@@ -159,13 +159,16 @@ async def _end_by_time(
 
 def _ended_at(row: Any) -> datetime:
     """When a basis that is no longer live ended."""
+    ended: datetime  # a basis row always has created_at, so one of these is set
     if row.status in (BasisStatus.WITHDRAWN, BasisStatus.ENDED) and row.withdrawn_at:
-        return as_utc(row.withdrawn_at)  # type: ignore[return-value]
-    if row.status == BasisStatus.EXPIRED and row.expires_at:
-        return as_utc(row.expires_at)  # type: ignore[return-value]
-    if row.status == BasisStatus.LAPSED and row.confirm_deadline:
-        return as_utc(row.confirm_deadline)  # type: ignore[return-value]
-    return as_utc(row.withdrawn_at or row.expires_at or row.created_at)  # type: ignore[return-value]
+        ended = row.withdrawn_at
+    elif row.status == BasisStatus.EXPIRED and row.expires_at:
+        ended = row.expires_at
+    elif row.status == BasisStatus.LAPSED and row.confirm_deadline:
+        ended = row.confirm_deadline
+    else:
+        ended = row.withdrawn_at or row.expires_at or row.created_at
+    return as_utc(ended)
 
 
 def erasure_plan(

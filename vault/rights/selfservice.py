@@ -904,7 +904,7 @@ _LISTED_ACCESS = or_(
 def _access_entry(ctx: VaultContext, row: Any) -> AccessEntry:
     purpose = ctx.catalogue.get(row.purpose) if row.purpose else None
     return AccessEntry(
-        at=as_utc(row.at),  # type: ignore[arg-type]
+        at=as_utc(row.at),
         client=row.actor_id,
         actor_type=row.actor_type,
         purpose=row.purpose,

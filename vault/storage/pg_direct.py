@@ -22,6 +22,7 @@ import asyncpg
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from vault.errors import Unavailable
 
@@ -33,7 +34,8 @@ STORAGE_ERRORS: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
 )
 
-_DIALECT = asyncpg_dialect.dialect()
+# SQLAlchemy's PGDialect_asyncpg.__init__ carries no annotations.
+_DIALECT = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
 
 
 class Compiled:
@@ -44,6 +46,8 @@ class Compiled:
 
     def __init__(self, statement: ClauseElement) -> None:
         compiled = statement.compile(dialect=_DIALECT)
+        if not isinstance(compiled, SQLCompiler):  # DDL compiles differently: not for here
+            raise TypeError(f"not a DML or SELECT statement: {type(statement).__name__}")
         self.sql = str(compiled)
         self._names: tuple[str, ...] = tuple(compiled.positiontup or ())
         self._defaults = dict(compiled.params)

@@ -57,6 +57,7 @@ from vault.subjects.outbound import OutboundContact, Reservation
 from vault.subjects.store import INDEXED, decrypt_fields, identifier_digest
 
 if TYPE_CHECKING:
+    from vault.audit.batch import AuditBatcher
     from vault.context import VaultContext
 
 #: Identifiers per read (one SELECT each); with contacts also per transaction.
@@ -340,8 +341,8 @@ def _decide_chunk(
                 opened = opener(first, key, allow) if opener is not None else None
                 if opened is not None and opened.reason is not None:
                     hit = opened  # the stored data failed its check: no decision about it
-                elif allow is not None:
-                    hit = opened or _Outcome(None, first, allow)
+                elif isinstance(verdict, Allow):
+                    hit = opened or _Outcome(None, first, verdict)
                 else:
                     hit = _Outcome(verdict.reason, first)
             decided[key] = hit
@@ -472,7 +473,7 @@ async def resolve_batch(
         % (json.dumps(actor.request_id), json.dumps(identifier_kind)),
     )
     if contact is None and ctx.audit_batcher is not None:
-        stream = _stream_group_committed(batch, identifiers, chunk_size)
+        stream = _stream_group_committed(batch, ctx.audit_batcher, identifiers, chunk_size)
     else:
         stream = _stream_in_transactions(batch, identifiers, chunk_size, contact)
     async for item in stream:
@@ -496,7 +497,7 @@ def _unavailable_line(from_i: int) -> bytes:
 
 
 async def _stream_group_committed(
-    batch: _Batch, identifiers: Sequence[str], chunk_size: int
+    batch: _Batch, batcher: AuditBatcher, identifiers: Sequence[str], chunk_size: int
 ) -> AsyncIterator[bytes]:
     """Without contacts: chunks are read, decided and decrypted ahead (`AHEAD` at a time,
     each one autocommit read), and committed by this generator in input order, every
@@ -534,9 +535,7 @@ async def _stream_group_committed(
                 while pending and pending[0][1].done():
                     group.append(pending.popleft()[1].result())  # raises what it raised
                 refill()  # the next chunks are prepared while this group commits
-                await batch.ctx.audit_batcher.append_many(  # type: ignore[union-attr]
-                    [event for events, _ in group for event in events]
-                )
+                await batcher.append_many([event for events, _ in group for event in events])
             except Unavailable:
                 if first == 0:
                     raise

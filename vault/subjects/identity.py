@@ -153,7 +153,9 @@ def _record(row: Any, now: datetime) -> ChangeRecord:
     )
 
 
-def changed_kinds(ctx: VaultContext, before: Row, fields: Mapping[str, str | None]) -> list[str]:
+def changed_kinds(
+    ctx: VaultContext, before: Row[Any], fields: Mapping[str, str | None]
+) -> list[str]:
     """The identifying fields `fields` (canonical texts, None clears) really change: the
     same address written again is no change."""
     out = []
@@ -192,7 +194,7 @@ async def record_in(
     ctx: VaultContext,
     conn: AsyncConnection,
     actor: Actor,
-    before: Row,
+    before: Row[Any],
     fields: Mapping[str, str | None],
     now: datetime,
     *,
@@ -383,7 +385,7 @@ async def restriction_in(
 # -- the link in the notice ------------------------------------------------------------------
 
 
-async def _by_token(conn: AsyncConnection, ctx: VaultContext, token: str) -> list[Row]:
+async def _by_token(conn: AsyncConnection, ctx: VaultContext, token: str) -> list[Row[Any]]:
     if not isinstance(token, str) or not token or len(token) > _TOKEN_MAX:
         return []
     return list(
@@ -398,7 +400,7 @@ async def _by_token(conn: AsyncConnection, ctx: VaultContext, token: str) -> lis
     )
 
 
-def _usable(rows: Sequence[Row], now: datetime) -> list[Row]:
+def _usable(rows: Sequence[Row[Any]], now: datetime) -> list[Row[Any]]:
     """The changes a link may still confirm or object to: pending, link not expired."""
     return [
         r

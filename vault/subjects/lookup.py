@@ -264,7 +264,7 @@ class _Events:
             detail = {
                 **detail,
                 "contact": {
-                    **detail["contact"],  # type: ignore[dict-item]
+                    **detail["contact"],
                     "id": result.contact.contact_id,
                     "points": result.contact.points,
                 },

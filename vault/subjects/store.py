@@ -99,7 +99,7 @@ def sealed_columns(
     subject_id: str,
     dek: Any,
     dek_version: int,
-    fields: dict[str, str | None],
+    fields: Mapping[str, str | None],
     *,
     revision: int,
     index: bool = True,
@@ -178,7 +178,9 @@ async def create_subject(ctx: VaultContext, actor: Actor, data: Mapping[str, Any
     return subject_id
 
 
-async def load_subject(conn: AsyncConnection, subject_id: str, *, for_update: bool = False) -> Row:
+async def load_subject(
+    conn: AsyncConnection, subject_id: str, *, for_update: bool = False
+) -> Row[Any]:
     stmt = select(subjects).where(subjects.c.id == subject_id)
     if for_update:
         stmt = stmt.with_for_update()
@@ -242,7 +244,7 @@ async def _record_identity_change(
     ctx: VaultContext,
     conn: AsyncConnection,
     actor: Actor,
-    before: Row,
+    before: Row[Any],
     fields: dict[str, str | None],
     now: datetime,
 ) -> None:
@@ -256,7 +258,7 @@ async def _record_identity_change(
 
 def decrypt_fields(
     ctx: VaultContext,
-    row: Row,
+    row: Row[Any] | RowView | Mapping[str, Any],
     wanted: tuple[str, ...],
     *,
     cache_key: bool = True,
@@ -273,7 +275,13 @@ def decrypt_fields(
     batch of 10,000 subjects would otherwise push out the keys single lookups reuse."""
     # By column name: a RowView's record, a SQLAlchemy row's mapping, or a row that
     # already indexes by name (row mapping, asyncpg record, dict).
-    cols = row._row if isinstance(row, RowView) else getattr(row, "_mapping", row)
+    cols: Mapping[Any, Any]  # by column name (a RowMapping also takes Column keys)
+    if isinstance(row, RowView):
+        cols = row._row
+    elif isinstance(row, Row):
+        cols = row._mapping
+    else:
+        cols = row
     if found_by is None:
         texts = _open_texts(ctx, cols, wanted, cache_key=cache_key)
     else:
