@@ -194,7 +194,7 @@ def create_app(
             await app.state.vault.close()
 
     async def provide_vault(state: State) -> VaultContext:
-        return state.vault  # type: ignore[no-any-return]
+        return state.vault
 
     app = Litestar(
         route_handlers=ROUTE_HANDLERS,

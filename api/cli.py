@@ -166,13 +166,18 @@ def cmd_keys_migrate_to_pkcs11(settings: Settings, args: argparse.Namespace) -> 
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     import time
 
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
     from vault.audit import chain as audit_chain
 
     public = None
     if args.public_key:
-        public = load_pem_public_key(open(args.public_key, "rb").read())
+        loaded = load_pem_public_key(open(args.public_key, "rb").read())
+        if not isinstance(loaded, Ed25519PublicKey):  # checkpoints are signed with Ed25519
+            print(f"error: {args.public_key} is not an Ed25519 public key", file=sys.stderr)
+            return 2
+        public = loaded
     anchor = Path(args.checkpoints) if args.checkpoints else settings.audit_checkpoint_path
     started = time.perf_counter()
     report = _run(

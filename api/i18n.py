@@ -161,7 +161,7 @@ TEXTS: Mapping[str, Mapping[str, str]] = MappingProxyType(
 
 
 def _known(lang: str | None) -> str:
-    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE  # type: ignore[return-value]
+    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
 
 
 def gettext(lang: str, msgid: str) -> str:
@@ -277,6 +277,7 @@ def jinja_environment(directory: Path) -> Environment:
     env = Environment(
         loader=FileSystemLoader(directory), autoescape=True, extensions=["jinja2.ext.i18n"]
     )
+    # Why the ignore below: jinja2.ext.i18n adds this method to the Environment at runtime
     env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext=_jinja_gettext, ngettext=_jinja_ngettext, newstyle=False
     )

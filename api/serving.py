@@ -50,7 +50,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         f"Tresor serving on http://{host}:{port}/  (API docs: http://{host}:{port}/schema/swagger)"
     )
     print(f"database: {describe_db(settings)}; outbox: {settings.outbox_dir}", flush=True)
-    options = {
+    options: dict[str, Any] = {
         "host": host,
         "port": port,
         "log_level": "warning",

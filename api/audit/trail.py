@@ -91,7 +91,7 @@ def access_stats_out(s: audit_query.AccessStats) -> AccessStatsOut:
     return AccessStatsOut(
         since=s.since,
         until=s.until,
-        bucket=s.bucket,  # type: ignore[arg-type]
+        bucket=s.bucket,  # type: ignore[arg-type]  # the vault checks it is one of audit_query.BUCKETS, the values of this Literal
         total=s.total,
         allowed=s.allowed,
         denied=s.denied,
@@ -117,6 +117,7 @@ def chain_out(s: audit_query.ChainStatus) -> ChainStatusOut:
         last_checkpoint=(
             CheckpointOut(
                 position=s.last_checkpoint_position,
+                # Why the ignore below: seq and at are set with the position, checked below
                 seq=s.last_checkpoint_seq,  # type: ignore[arg-type]
                 at=s.last_checkpoint_at,  # type: ignore[arg-type]
                 key_id=s.key_id or "",
@@ -128,7 +129,7 @@ def chain_out(s: audit_query.ChainStatus) -> ChainStatusOut:
 
 
 class AuditController(Controller):
-    before_request = reject_unknown_query
+    before_request = staticmethod(reject_unknown_query)
     path = "/v1/audit"
     tags = ["audit"]
     opt = roles(Role.DPO)

@@ -54,7 +54,7 @@ def followup_out(f: followups.Followup) -> FollowupOut:
 class FollowupController(Controller):
     path = "/v1/followups"
     tags = ["follow-ups"]
-    before_request = reject_unknown_query
+    before_request = staticmethod(reject_unknown_query)
 
     @post(
         "/",

@@ -3,6 +3,7 @@ and the JSON shapes the privacy centre shares (`/self/v1/preferences`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -159,7 +160,7 @@ def form_document(form: Any) -> dict[str, Any]:
     return doc
 
 
-def form_errors(errors: dict[str, str], texts: dict[str, str]) -> list[str]:
+def form_errors(errors: Mapping[str, str], texts: Mapping[str, str]) -> list[str]:
     """Customer-facing messages for the domain's field errors (never echoing input)."""
     out: list[str] = []
     for key in errors:

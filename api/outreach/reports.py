@@ -57,7 +57,7 @@ class ReportController(Controller):
     path = "/v1/reports"
     tags = ["contact pressure"]
     opt = roles(Role.DPO)
-    before_request = reject_unknown_query
+    before_request = staticmethod(reject_unknown_query)
 
     @get(
         "/contacts",

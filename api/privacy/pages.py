@@ -55,7 +55,7 @@ DONE_NOTICES = ("withdrawn", "requested", "signed_out", "erased", "expired")
 _ADDRESS_PARTS = ("street", "postal_code", "city", "country")
 
 
-def fmt_for(lang: str):  # type: ignore[no-untyped-def]
+def fmt_for(lang: str):
     """Times to the minute and marked UTC: customers may read them anywhere."""
     return dates.formatter(lang, "minutes", utc=True)
 

@@ -39,7 +39,7 @@ class IdentityChangeController(Controller):
     path = "/v1/identity-changes"
     tags = ["requests"]
     opt = roles(Role.DPO)
-    before_request = reject_unknown_query
+    before_request = staticmethod(reject_unknown_query)
 
     @get(
         "/",

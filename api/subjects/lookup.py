@@ -11,6 +11,7 @@ from api import metrics
 from api.auth import actor_of, roles
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
+from api.schemas import contact_channel
 from api.subjects.schemas import (
     BasisOut,
     ContactIn,
@@ -110,5 +111,5 @@ class LookupController(Controller):
             else ContactReservationOut(
                 id=r.contact_id, month=r.month, points=r.points, used=r.used, basket=r.basket
             ),
-            preferred_channel=r.preferred_channel if r is not None else None,
+            preferred_channel=contact_channel(r.preferred_channel) if r is not None else None,
         )

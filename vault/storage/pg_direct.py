@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
-from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -34,8 +33,9 @@ STORAGE_ERRORS: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
 )
 
-# SQLAlchemy's PGDialect_asyncpg.__init__ carries no annotations.
-_DIALECT = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
+# The asyncpg dialect, instantiated through the typed `Dialect` interface (the class's
+# own __init__ carries no annotations).
+_DIALECT = make_url("postgresql+asyncpg://").get_dialect()()
 
 
 class Compiled:
