@@ -46,6 +46,7 @@ from sqlalchemy import Select, bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.clock import as_utc
+from vault.errors import InvariantViolation
 from vault.storage.pg_direct import Compiled
 from vault.storage.rows import RowView
 from vault.storage.tables import audit_checkpoints, audit_events, audit_seals
@@ -77,7 +78,10 @@ EVENT_COLUMNS = (
 
 
 _AT = EVENT_COLUMNS.index("at")
-assert EVENT_COLUMNS[0] == "seq"  # the sealer reads records by position
+if EVENT_COLUMNS[0] != "seq":
+    raise InvariantViolation(
+        "expected EVENT_COLUMNS[0] == 'seq': the sealer reads records by position"
+    )
 #: The chain's canonical encoding is compact JSON of a list of strings, integers and nulls,
 #: UTF-8, nothing escaped but what JSON requires: `json.JSONEncoder(separators=(",", ":"),
 #: ensure_ascii=False)` wrote it first; msgspec writes the same bytes faster
@@ -429,7 +433,8 @@ async def seal_pending(
             # transaction: SQLAlchemy's per-row result and per-parameter-set processing cost
             # more than the MACs (see vault/storage/pg_direct.py).
             driver = (await conn.get_raw_connection()).driver_connection
-            assert driver is not None
+            if driver is None:
+                raise InvariantViolation("the raw PostgreSQL connection has no driver connection")
             # Records of EVENT_COLUMNS (seq first): the MAC input by position, no name lookups.
             rows: Any = await driver.fetch(_UNSEALED_PG.sql, *_UNSEALED_PG.args(params))
         else:
@@ -456,7 +461,9 @@ async def seal_pending(
         if seqs and driver is not None:
             # One binary COPY of narrow rows for the whole batch, in this transaction.
             await driver.copy_records_to_table(
-                "audit_seals", records=zip(seqs, positions, macs), columns=_SEAL_COLUMNS
+                "audit_seals",
+                records=zip(seqs, positions, macs, strict=True),
+                columns=_SEAL_COLUMNS,
             )
         elif seqs:
             await conn.execute(

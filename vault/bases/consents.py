@@ -32,7 +32,7 @@ from vault.catalogue.purposes import LawfulBasis, Purpose, is_direct_marketing
 from vault.catalogue.touchpoints import TouchpointCatalogue
 from vault.clock import as_utc
 from vault.crypto import IntegrityCheckFailed, open_field, seal_field
-from vault.errors import Conflict, InvalidInput, NotFound
+from vault.errors import Conflict, InvalidInput, InvariantViolation, NotFound
 from vault.storage.tables import consent_history, consents, subjects
 from vault.subjects.decision import BasisFacts, BasisStatus, DenyReason, effective_status
 from vault.subjects.integrity import audited_attempt, audited_read
@@ -435,7 +435,8 @@ async def confirm(ctx: VaultContext, token: str, actor: Actor) -> BasisRecord:
         purpose = ctx.catalogue.get(row.purpose)
         expires_at = as_utc(row.expires_at)
         created = as_utc(row.created_at)
-        assert created is not None
+        if created is None:
+            raise InvariantViolation("created is unset")
         if (
             purpose is not None
             and purpose.default_duration

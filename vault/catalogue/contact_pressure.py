@@ -28,7 +28,7 @@ from vault.catalogue.purposes import (
 )
 from vault.catalogue.source import PolicyError, line_of, parse_toml, read_file
 from vault.catalogue.touchpoints import TouchpointCatalogue
-from vault.errors import InvalidInput
+from vault.errors import InvalidInput, InvariantViolation
 
 TYPES = tuple(t.value for t in CommunicationType)
 CHANNELS = tuple(c.value for c in Channel)
@@ -166,7 +166,8 @@ def fit_contact(
         errors["contact.touchpoint"] = "is not in the touchpoint catalogue"
     if errors:
         raise InvalidInput("the contact does not fit", errors)
-    assert channel is not None and type is not None
+    if channel is None or type is None:
+        raise InvariantViolation("channel or type is unset")
     rules.validate_contact(channel=channel, type=type, brand=brand, priority=priority)
     return channel, type
 

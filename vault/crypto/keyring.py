@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from vault.crypto import _aead
 from vault.crypto.errors import DecryptionError, KeyringError
+from vault.errors import InvariantViolation
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -161,7 +162,8 @@ class LocalKeyring:
 
     @property
     def secrets(self) -> ServerSecrets:
-        assert self._secrets is not None
+        if self._secrets is None:
+            raise InvariantViolation("self._secrets is unset")
         return self._secrets
 
     # -- KekProvider -------------------------------------------------------------------
@@ -214,7 +216,8 @@ class LocalKeyring:
                     doc["signing_key"] = _b64(secrets.token_bytes(32))
                     _write_atomically(self._path, doc)
                 self._load()
-        assert self.secrets.signing_key is not None
+        if self.secrets.signing_key is None:
+            raise InvariantViolation("self.secrets.signing_key is unset")
         return self.secrets.signing_key
 
     def retire_versions(self, keep: set[int]) -> list[int]:

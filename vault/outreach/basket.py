@@ -29,6 +29,7 @@ from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.catalogue.contact_pressure import PressureRules, fit_contact
 from vault.catalogue.purposes import CommunicationType, Purpose
+from vault.errors import InvariantViolation
 from vault.outreach import preferences
 from vault.outreach.followups import FollowupStatus, is_valid_id
 from vault.storage.tables import contact_budgets, contacts, followups
@@ -94,7 +95,8 @@ class ContactSpec:
         """`reserve` this (resolved) contact for one subject, made by `actor`, in the
         caller's transaction; the follow-up it names only `with_followup` (a batch never
         keeps one: a follow-up is for one customer)."""
-        assert self.channel is not None and self.type is not None
+        if self.channel is None or self.type is None:
+            raise InvariantViolation("self.channel or self.type is unset")
         return await reserve(
             conn, ctx, subject_id=subject_id, channel=self.channel, type=self.type,
             brand=self.brand, priority=self.priority, now=now, purpose=purpose_id,
@@ -151,7 +153,8 @@ def check_grant(
     the lookup, the batch, the dry run and recorded contacts alike)."""
     if contact is None or isinstance(checked, Deny):
         return checked
-    assert contact.type is not None
+    if contact.type is None:
+        raise InvariantViolation("contact.type is unset")
     denial = grant_denial(
         ctx.pressure_rules, client=client, client_purposes=client_purposes, type=contact.type,
         priority=contact.priority,
@@ -462,7 +465,8 @@ async def record_contact(
     # Known values always (422 for garbage); the fit to the purpose only for a purpose
     # the client may use, so a refused purpose is a 403 on record rather than a hint.
     spec = spec.resolve(ctx, None if isinstance(checked, Deny) else purpose)
-    assert spec.channel is not None and spec.type is not None
+    if spec.channel is None or spec.type is None:
+        raise InvariantViolation("spec.channel or spec.type is unset")
     checked = check_grant(ctx, actor.id, client_purposes, spec, checked)
     now = ctx.clock.now()
     outcome: Reservation | Deny

@@ -36,7 +36,7 @@ from vault.audit import events as audit
 from vault.audit.events import SYSTEM, Actor, AuditAction, Decision
 from vault.catalogue.contact_pressure import fit_contact
 from vault.clock import as_utc
-from vault.errors import AccessDenied, Conflict, InvalidInput, NotFound
+from vault.errors import AccessDenied, Conflict, InvalidInput, InvariantViolation, NotFound
 from vault.storage.rows import canonical_id
 from vault.storage.tables import followups, subjects
 from vault.subjects.decision import DenyReason
@@ -123,7 +123,8 @@ def is_valid_id(value: str | None) -> bool:
 
 def _from_row(row: Any, now: datetime) -> Followup:
     due_until = as_utc(row.due_until)
-    assert due_until is not None
+    if due_until is None:
+        raise InvariantViolation("due_until is unset")
     return Followup(
         id=row.id,
         subject_id=row.subject_id,
@@ -164,7 +165,8 @@ def _validate_window(
     if "due_from" in errors or "due_until" in errors:
         return None
     start, end = as_utc(due_from), as_utc(due_until)
-    assert start is not None and end is not None
+    if start is None or end is None:
+        raise InvariantViolation("start or end is unset")
     if end <= start:
         errors["due_until"] = "must be after due_from"
     elif end - start > MAX_WINDOW:
@@ -217,7 +219,8 @@ async def create(
             errors.update({k.removeprefix("contact."): v for k, v in exc.errors.items()})
     if errors or window is None or spec is None:
         raise InvalidInput("the follow-up does not fit", errors)
-    assert spec.channel is not None and spec.type is not None
+    if spec.channel is None or spec.type is None:
+        raise InvariantViolation("spec.channel or spec.type is unset")
     start, end = window
     followup_id = str(uuid.uuid4())
     # A refusal from here on is the client's attempt on the subject: audited (finding 6).

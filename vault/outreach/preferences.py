@@ -51,7 +51,7 @@ from vault.bases.consents import COLLECTION_METHODS, LANGUAGES, Evidence
 from vault.catalogue.purposes import Channel, CommunicationType
 from vault.clock import as_utc
 from vault.crypto import seal_field
-from vault.errors import Conflict, InvalidInput
+from vault.errors import Conflict, InvalidInput, InvariantViolation
 from vault.storage.tables import (
     audit_events,
     contact_preference_history,
@@ -247,7 +247,8 @@ def parse(raw: Mapping[str, Any], rules: Any) -> Preferences:
             cap_tenths = round(cap * 10)
     if errors:
         raise InvalidInput("the contact preferences are invalid", errors)
-    assert isinstance(tz, str)
+    if not isinstance(tz, str):
+        raise InvariantViolation("expected isinstance(tz, str)")
     return Preferences(tz, preferred, quiet, cap_tenths)
 
 
@@ -452,7 +453,8 @@ async def set_preferences(
         raise ValueError(source)
     new = parse(raw, ctx.pressure_rules)
     _validate_evidence(evidence, ctx)
-    assert evidence is not None
+    if evidence is None:
+        raise InvariantViolation("evidence is unset")
     now = ctx.clock.now()
     action = (
         AuditAction.SUBJECT_PREFERENCES_SET

@@ -36,6 +36,7 @@ from vault.audit.events import Actor, AuditAction, Decision, action_for
 from vault.bases.consents import evidence_secrets, open_texts
 from vault.catalogue.purposes import CONTACT_FIELDS
 from vault.clock import as_utc
+from vault.errors import InvariantViolation
 from vault.outreach.followups import effective_status as followup_status
 from vault.outreach.preferences import load as load_preferences
 from vault.rights.erasure import read_retained
@@ -326,7 +327,8 @@ async def _followups_in(
     for f in rows:
         purpose = ctx.catalogue.get(f.purpose)
         due_until = as_utc(f.due_until)
-        assert due_until is not None
+        if due_until is None:
+            raise InvariantViolation("due_until is unset")
         out.append(
             {
                 "id": f.id,
@@ -480,7 +482,9 @@ async def collect_in(
         {
             "id": r.id,
             "type": r.type,
-            "title": dict(zip(("de", "en"), TYPE_TITLES.get(r.type, (r.type, r.type)))),
+            "title": dict(
+                zip(("de", "en"), TYPE_TITLES.get(r.type, (r.type, r.type)), strict=True)
+            ),
             "status": r.status,
             "channel": r.channel,
             "received_at": r.received_at,

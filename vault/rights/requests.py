@@ -46,7 +46,7 @@ from vault.bases.ending import end_live_bases
 from vault.catalogue.purposes import LawfulBasis
 from vault.clock import as_utc
 from vault.crypto import open_field, seal_field
-from vault.errors import Conflict, InvalidInput, NotFound
+from vault.errors import Conflict, InvalidInput, InvariantViolation, NotFound
 from vault.rights.deadlines import due_date, extended_due, extension_refusal, is_overdue
 from vault.rights.erasure import erase_in, partial_reason
 from vault.rights.restriction import object_in, restrict_in
@@ -422,7 +422,8 @@ async def _audit(
 
 def _record(row: Row[Any], history: list[Row[Any]], now: datetime) -> RequestRecord:
     due = as_utc(row.due_at)
-    assert due is not None
+    if due is None:
+        raise InvariantViolation("due is unset")
     return RequestRecord(
         id=row.id,
         subject_id=row.subject_id,
@@ -643,7 +644,8 @@ async def create_request(
                 note="identity proven at receipt",
             )
             if status is RequestStatus.IN_PROGRESS:
-                assert subject is not None
+                if subject is None:
+                    raise InvariantViolation("subject is unset")
                 outcome = await _execute_in(
                     ctx, conn, actor, {**values, "payload": clean}, subject, now
                 )
@@ -799,7 +801,8 @@ async def extend(
         req = await _load(conn, request_id, for_update=True)
         transition(req.status, RequestAction.EXTEND)
         received = as_utc(req.received_at)
-        assert received is not None
+        if received is None:
+            raise InvariantViolation("received is unset")
         refusal = extension_refusal(received, as_utc(req.extended_at), now, months)
         if refusal and months in (1, 2):
             raise Conflict(refusal)

@@ -49,6 +49,7 @@ from vault.errors import (
     AccessDenied,
     Conflict,
     InvalidInput,
+    InvariantViolation,
     NotFound,
     RateLimited,
     Unauthenticated,
@@ -450,7 +451,8 @@ async def start_challenge(
                 address = decrypt_fields(ctx, subject, ("email",)).get("email")
             # Built in every case, so known and unknown addresses cost the same.
             if by_link:
-                assert locked is not None
+                if locked is None:
+                    raise InvariantViolation("locked is unset")
                 message = link_mail(ctx, address or _NOWHERE, link_token, expires_at, locked)
             else:
                 message = code_mail(ctx, address or _NOWHERE, code, expires_at)

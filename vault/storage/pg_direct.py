@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from vault.errors import Unavailable
+from vault.errors import InvariantViolation, Unavailable
 
 #: What a lost, refused or failing database looks like from asyncpg.
 STORAGE_ERRORS: tuple[type[BaseException], ...] = (
@@ -88,7 +88,8 @@ class DirectPool:
             # A new event loop (tests, CLI): the old pool's sockets belong to the old loop.
             self._abandon()
             self._pool, self._loop, self._opening = None, loop, asyncio.Lock()
-        assert self._opening is not None
+        if self._opening is None:
+            raise InvariantViolation("self._opening is unset")
         async with self._opening:
             if self._pool is None:
                 try:

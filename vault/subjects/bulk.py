@@ -48,7 +48,7 @@ from vault.audit.events import Actor, AuditAction, Decision, EventRecord
 from vault.catalogue.purposes import Purpose
 from vault.clock import as_utc
 from vault.crypto import IntegrityCheckFailed, KeyringError
-from vault.errors import InvalidInput, Unavailable
+from vault.errors import InvalidInput, InvariantViolation, Unavailable
 from vault.storage.rows import canonical_id
 from vault.storage.tables import consents, subjects
 from vault.subjects.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
@@ -460,7 +460,8 @@ async def resolve_batch(
             ctx, actor, label, identifier_kind, identifiers, requested, checked.reason, now
         )
         raise LookupDenied(checked.reason, deny_message(checked.reason))
-    assert purpose is not None
+    if purpose is None:
+        raise InvariantViolation("purpose is unset")
     batch = _Batch(
         ctx,
         actor,
@@ -469,8 +470,11 @@ async def resolve_batch(
         requested,
         identifier_kind,
         now,
-        '{"batch": %s, "by": %s, "i": '
-        % (json.dumps(actor.request_id), json.dumps(identifier_kind)),
+        '{"batch": '
+        + json.dumps(actor.request_id)
+        + ', "by": '
+        + json.dumps(identifier_kind)
+        + ', "i": ',
     )
     if contact is None and ctx.audit_batcher is not None:
         stream = _stream_group_committed(batch, ctx.audit_batcher, identifiers, chunk_size)
@@ -643,7 +647,8 @@ def _chunk_lines(
             detail = json.dumps(full, sort_keys=True)
         if o.allow is not None:
             row, basis, allowed, data = o.row, o.allow.basis, o.allow.fields, o.data
-            assert data is not None  # decrypted by `_decide_chunk`'s opener
+            if data is None:
+                raise InvariantViolation("data is unset: decrypted by `_decide_chunk`'s opener")
             if len(data) == len(allowed):  # the usual case: the subject has every field
                 if every_field is None or every_field[0] is not allowed:
                     every_field = (allowed, ",".join(sorted(allowed)))
@@ -805,7 +810,8 @@ async def dry_run(
                 detail={"by": identifier_kind, "total": len(identifiers)},
             )
         raise LookupDenied(checked.reason, deny_message(checked.reason))
-    assert purpose is not None
+    if purpose is None:
+        raise InvariantViolation("purpose is unset")
     channel = channel or _channels(purpose)[0]
     k = ctx.pressure_rules.dry_run_min_audience
     detail: dict[str, object] = {"by": identifier_kind, "channel": channel}
@@ -868,7 +874,8 @@ async def _tally(
     if contact is None:
         tally.reachable = len(reachable)
         return tally
-    assert contact.type is not None
+    if contact.type is None:
+        raise InvariantViolation("contact.type is unset")
     rehearsal = await conn.begin_nested()
     try:
         seen: set[str] = set()

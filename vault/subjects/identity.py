@@ -50,7 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
-from vault.errors import Conflict, InvalidInput, NotFound
+from vault.errors import Conflict, InvalidInput, InvariantViolation, NotFound
 from vault.storage.tables import identity_changes as changes
 from vault.storage.tables import self_service_challenges as challenges
 from vault.storage.tables import self_service_sessions as sessions
@@ -122,7 +122,8 @@ def _token_hash(ctx: VaultContext, token: str) -> str:
 def _as_utc(value: datetime | None) -> datetime:
     """A stored, non-null time as an aware UTC datetime (SQLite returns naive ones)."""
     out = as_utc(value)
-    assert out is not None
+    if out is None:
+        raise InvariantViolation("out is unset")
     return out
 
 

@@ -30,7 +30,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.crypto import IntegrityCheckFailed
-from vault.errors import AccessDenied, Conflict, IntegrityFailure, NotFound, VaultError
+from vault.errors import (
+    AccessDenied,
+    Conflict,
+    IntegrityFailure,
+    InvariantViolation,
+    NotFound,
+    VaultError,
+)
 from vault.storage.rows import canonical_id
 from vault.subjects.decision import DenyReason
 
@@ -172,7 +179,8 @@ async def audited_attempt(
             attempt = AuditedAttempt(conn, subject_id, purpose, fields, not_found)
             yield attempt
     except (IntegrityCheckFailed, AccessDenied, NotFound, Conflict) as exc:
-        assert attempt is not None  # only the block raises these
+        if attempt is None:
+            raise InvariantViolation("attempt is unset: only the block raises these") from exc
         async with ctx.transaction() as conn:
             await audit.record(
                 conn,

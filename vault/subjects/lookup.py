@@ -24,7 +24,14 @@ from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
 from vault.crypto import IntegrityCheckFailed, KeyringError
-from vault.errors import AccessDenied, IntegrityFailure, InvalidInput, NotFound, Unavailable
+from vault.errors import (
+    AccessDenied,
+    IntegrityFailure,
+    InvalidInput,
+    InvariantViolation,
+    NotFound,
+    Unavailable,
+)
 from vault.storage.rows import RowView, canonical_id
 from vault.storage.tables import consents, subjects
 from vault.subjects.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
@@ -144,7 +151,8 @@ async def lookup(
             outcome = checked
             await ctx.audit_batcher.append(event.deny(_safe_id(known_subject), checked.reason))
         else:
-            assert purpose is not None
+            if purpose is None:
+                raise InvariantViolation("purpose is unset")
             rows = await ctx.read_rows(_subject_with_bases(identifier_kind, checked), params)
             verdict, subject = _judge(rows, purpose, checked, known_subject, now)
             verdict, data = _open(ctx, subject, verdict, found_by)
@@ -166,7 +174,8 @@ async def lookup(
                 outcome = checked
                 await audit.record_row(conn, event.deny(_safe_id(known_subject), checked.reason))
             else:
-                assert purpose is not None
+                if purpose is None:
+                    raise InvariantViolation("purpose is unset")
                 rows = (
                     (await conn.execute(_subject_with_bases(identifier_kind, checked), params))
                     .mappings()
@@ -176,7 +185,8 @@ async def lookup(
                 verdict, data = _open(ctx, subject, verdict, found_by)
                 reserved: Reservation | None = None
                 if isinstance(verdict, Allow) and contact is not None:
-                    assert subject is not None
+                    if subject is None:
+                        raise InvariantViolation("subject is unset")
                     held = await contact.reserve(
                         conn,
                         ctx,
@@ -329,7 +339,8 @@ def _result(
     reserved: Reservation | None,
 ) -> LookupResult:
     """The answer for an allowed lookup, from the fields `_open` decrypted."""
-    assert data is not None
+    if data is None:
+        raise InvariantViolation("data is unset")
     return LookupResult(
         subject_id=subject.id,
         purpose=purpose_id,

@@ -27,7 +27,7 @@ from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.catalogue.purposes import CONTACT_FIELDS
 from vault.crypto import IndexMismatch, IntegrityCheckFailed, open_field, seal_field
-from vault.errors import Conflict, InvalidInput, NotFound, Unavailable
+from vault.errors import Conflict, InvalidInput, InvariantViolation, NotFound, Unavailable
 from vault.storage.rows import RowView
 from vault.storage.tables import subjects
 from vault.subjects import identity
@@ -370,5 +370,6 @@ async def upgrade_legacy_revisions(ctx: VaultContext, *, batch: int = 500) -> in
 def identifier_digest(ctx: VaultContext, kind: str, value: str) -> str:
     """Blind-index digest of a lookup identifier, normalised like stored values."""
     normalised = normalise_contact({kind: value})[kind]
-    assert normalised is not None
+    if normalised is None:
+        raise InvariantViolation("normalised is unset")
     return ctx.indexer.digest(kind, normalised)
