@@ -62,7 +62,8 @@ def jinja_texts(
     mapping that older templates still pass (`t.id`, `t["id"]`)."""
     source = fileobj.read()
     yield from babel_extract(BytesIO(source), list(keywords), list(comment_tags), dict(options))
-    tree = Environment(extensions=["jinja2.ext.i18n"]).parse(source.decode("utf-8"))
+    env = Environment(extensions=["jinja2.ext.i18n"], autoescape=True)  # as the app renders
+    tree = env.parse(source.decode("utf-8"))
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         msgid = _template_read(node) if isinstance(node, nodes.Getattr | nodes.Getitem) else None
         if msgid:

@@ -128,7 +128,7 @@ class _JobsProcess:
     def _start(self) -> Any:
         import subprocess
 
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv (this interpreter, our module), no shell
             [sys.executable, "-m", "api.cli", "jobs", "--parent-pid", str(os.getpid())]
         )
         print(f"jobs: sealer and retention in process {proc.pid}", flush=True)

@@ -121,7 +121,9 @@ class SelfSessionController(Controller):
             request_id=request_id_of(request),
         )
         return SelfSessionToken(
-            token=session.token, token_type="Bearer", expires_at=session.expires_at
+            token=session.token,
+            token_type="Bearer",  # noqa: S106 - the OAuth 2.0 token type, not a secret
+            expires_at=session.expires_at,
         )
 
     @delete(
