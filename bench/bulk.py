@@ -182,7 +182,8 @@ async def _baseline(settings: Settings, ids: list[str], fields: tuple[str, ...])
         seconds = time.perf_counter() - started
     finally:
         await ctx.close()
-    assert n == len(ids), (n, len(ids))
+    if n != len(ids):
+        raise SystemExit(f"baseline decrypted {n} of {len(ids)} subjects")
     return seconds
 
 
@@ -279,7 +280,8 @@ def main() -> None:
             stop(proc)
 
         purpose = VaultContext.open(settings).catalogue.get(PURPOSE)
-        assert purpose is not None
+        if purpose is None:
+            raise SystemExit(f"the catalogue lacks {PURPOSE}")
         base_seconds = asyncio.run(_baseline(settings, ids, purpose.fields))
         batch_rps = resolved / batch_seconds
         base_rps = len(ids) / base_seconds

@@ -157,7 +157,7 @@ async def _drive(base: str, keys: dict[str, str]) -> dict[str, Any]:
             else:
                 body = {
                     "purpose": "order.delivery",
-                    "subject_id": "00000000-0000-4000-8000-%012d" % n,
+                    "subject_id": f"00000000-0000-4000-8000-{n:012d}",
                 }
             return lookup(body)
 

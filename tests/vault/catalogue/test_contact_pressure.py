@@ -98,7 +98,7 @@ def test_bad_rules_stop_the_start_naming_the_line(old, new, message, marker):
     assert text != RULES_TEXT
     with pytest.raises(PolicyError) as err:
         parse_rules(text, "contact-pressure.toml")
-    line = next(n for n, l in enumerate(text.splitlines(), 1) if l.startswith(marker))
+    line = next(n for n, ln in enumerate(text.splitlines(), 1) if ln.startswith(marker))
     assert message in str(err.value)
     assert f"contact-pressure.toml: line {line}:" in str(err.value)
 
@@ -109,7 +109,7 @@ def test_touchpoints_load_and_bad_entries_name_the_line():
     assert counter is not None and counter.mode == "offline" and counter.phase == "sales"
     assert "web.newsletter_form" in cat and "hotline.inbound" in cat
     bad = TOUCHPOINTS_TEXT.replace('phase = "sales"', 'phase = "someday"', 1)
-    line = next(n for n, l in enumerate(bad.splitlines(), 1) if 'id = "web.checkout"' in l)
+    line = next(n for n, ln in enumerate(bad.splitlines(), 1) if 'id = "web.checkout"' in ln)
     with pytest.raises(PolicyError, match=rf"touchpoints.toml: line {line}: .*phase 'someday'"):
         parse_touchpoints(bad, "touchpoints.toml")
 

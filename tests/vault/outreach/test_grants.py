@@ -71,7 +71,7 @@ def test_bad_grants_and_minimum_stop_the_start_naming_the_line(old, new, message
     assert text != RULES_TEXT
     with pytest.raises(PolicyError) as err:
         parse_rules(text, "contact-pressure.toml")
-    line = next(n for n, l in enumerate(text.splitlines(), 1) if l.startswith(marker))
+    line = next(n for n, ln in enumerate(text.splitlines(), 1) if ln.startswith(marker))
     assert message in str(err.value)
     assert f"contact-pressure.toml: line {line}:" in str(err.value)
 

@@ -102,10 +102,10 @@ async def test_the_lockout_escalates_from_fifteen_minutes_to_an_hour_to_a_day(va
         assert await _mailed(vault) == sent, f"a code was mailed during the {minutes}-min lock"
         clock.advance(timedelta(hours=1, seconds=1))  # the lock is over, the code windows too
     periods = []
-    for event in await _lockouts(vault):
-        detail = json.loads(event["detail"])
+    for lockout in await _lockouts(vault):
+        detail = json.loads(lockout["detail"])
         until = datetime.fromisoformat(detail["until"])
-        periods.append((detail["level"], until - as_utc(event["at"])))
+        periods.append((detail["level"], until - as_utc(lockout["at"])))
     assert periods == [(n, timedelta(minutes=m)) for n, m in ((1, 15), (2, 60), (3, 1440))]
     await _start(vault, "email", p["email"])
     assert (await _verify(vault, "email", p["email"], await latest_code(vault))).subject_id == sid
