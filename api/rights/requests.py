@@ -108,14 +108,13 @@ class RequestController(Controller):
         self,
         vault: Vault,
         type_: Annotated[
-            RequestTypeName | None, QueryParameter(name="type", required=False, default=None)
+            RequestTypeName | None, QueryParameter(name="type", required=False)
         ] = None,
         status: RequestStatusName | None = Parameter(required=False, default=None),
         due_before: Annotated[
             str | None,
             QueryParameter(
                 required=False,
-                default=None,
                 format="date-time",
                 max_length=64,
                 description="Only requests due before this time (RFC 3339, with offset)",
@@ -292,7 +291,7 @@ class ExportController(Controller):
         subject_id: str = uuid_path("The subject's pseudonymous id"),
         format_: Annotated[
             Literal["json", "html"] | None,
-            QueryParameter(name="format", required=False, default=None),
+            QueryParameter(name="format", required=False),
         ] = None,
         lang: Literal["de", "en"] | None = Parameter(required=False, default=None),
     ) -> Response[dict[str, Any]]:
