@@ -44,6 +44,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
+from vault.audit.batch import AuditBatcher
 from vault.audit.events import Actor, AuditAction, Decision, EventRecord
 from vault.catalogue.purposes import Purpose
 from vault.clock import as_utc
@@ -57,7 +58,6 @@ from vault.subjects.outbound import OutboundContact, Reservation
 from vault.subjects.store import INDEXED, decrypt_fields, identifier_digest
 
 if TYPE_CHECKING:
-    from vault.audit.batch import AuditBatcher
     from vault.context import VaultContext
 
 #: Identifiers per read (one SELECT each); with contacts also per transaction.
