@@ -38,7 +38,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.lookup import (  # noqa: E402
+from bench.lookup import (  # noqa: E402 - imported after the sys.path setup above
     BIN,
     PG_ADMIN,
     PROFILE_DIR,
@@ -48,13 +48,13 @@ from bench.lookup import (  # noqa: E402
     stop,
     wait_up,
 )
-from bench.seed import seed_sync  # noqa: E402
-from vault.audit import chain as audit_chain  # noqa: E402
-from vault.context import VaultContext  # noqa: E402
-from vault.settings import Settings  # noqa: E402
-from vault.storage.tables import subjects  # noqa: E402
-from vault.subjects import bulk  # noqa: E402
-from vault.subjects.store import decrypt_fields  # noqa: E402
+from bench.seed import seed_sync  # noqa: E402 - imported after the sys.path setup above
+from vault.audit import chain as audit_chain  # noqa: E402 - imported after the sys.path setup above
+from vault.context import VaultContext  # noqa: E402 - imported after the sys.path setup above
+from vault.settings import Settings  # noqa: E402 - imported after the sys.path setup above
+from vault.storage.tables import subjects  # noqa: E402 - imported after the sys.path setup above
+from vault.subjects import bulk  # noqa: E402 - imported after the sys.path setup above
+from vault.subjects.store import decrypt_fields  # noqa: E402 - imported after the sys.path setup above
 
 PURPOSE = "order.delivery"
 

@@ -36,10 +36,10 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.seed import seed_sync  # noqa: E402
-from vault.context import VaultContext  # noqa: E402
-from vault.settings import Settings  # noqa: E402
-from vault.storage.db import make_engine  # noqa: E402
+from bench.seed import seed_sync  # noqa: E402 - imported after the sys.path setup above
+from vault.context import VaultContext  # noqa: E402 - imported after the sys.path setup above
+from vault.settings import Settings  # noqa: E402 - imported after the sys.path setup above
+from vault.storage.db import make_engine  # noqa: E402 - imported after the sys.path setup above
 
 BIN = Path(sys.executable).parent
 #: TRESOR_BENCH_PROFILE=dir: record the server with py-spy (pip install py-spy) into dir.
@@ -232,7 +232,7 @@ def bench_db(
         stop(proc)
 
     lookup, baseline = result["lookup"], result["baseline"]
-    result["ratio"] = round(lookup["rps"] / baseline["rps"], 3)  # type: ignore[index]
+    result["ratio"] = round(lookup["rps"] / baseline["rps"], 3)
     if kind == "postgresql":
         asyncio.run(_admin("DROP DATABASE IF EXISTS tresor_bench WITH (FORCE)"))
     shutil.rmtree(work, ignore_errors=True)

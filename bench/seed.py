@@ -75,7 +75,7 @@ async def seed(
     return ids
 
 
-def seed_sync(ctx_factory, n: int) -> list[str]:  # type: ignore[no-untyped-def]
+def seed_sync(ctx_factory, n: int) -> list[str]:
     async def main() -> list[str]:
         ctx = ctx_factory()
         try:

@@ -202,7 +202,7 @@ class DpoConsentController(Controller):
         request: Request[Any, Any, Any],
         vault: Vault,
         consent_id: Uuid = uuid_path("The consent's id"),
-        format: Literal["json", "html"] | None = Parameter(  # noqa: A002
+        format: Literal["json", "html"] | None = Parameter(  # noqa: A002 - the query parameter's name
             required=False, description="`html` for a printable page"
         ),
         lang: Literal["de", "en"] | None = Parameter(

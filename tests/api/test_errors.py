@@ -44,7 +44,7 @@ def _json_status(exc: Exception) -> int:
     return handler(request, exc).status_code
 
 
-def _page(surface, exc: Exception, path: str):  # type: ignore[no-untyped-def]
+def _page(surface, exc: Exception, path: str):
     return surface.page_error(RequestFactory().get(path, headers={"accept-language": "en"}), exc)
 
 

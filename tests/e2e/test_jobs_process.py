@@ -42,7 +42,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _wait_for(condition, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+def _wait_for(condition, timeout: float = 20.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -64,7 +64,7 @@ def _unsealed(data_dir: Path, url: str) -> int:
     return asyncio.run(count())
 
 
-def _on_postgres(postgres) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _on_postgres(postgres) -> dict[str, str]:
     """An emptied test database and a fast sealer, as settings for `serve`."""
     asyncio.run(postgres.truncate())
     return {

@@ -39,7 +39,7 @@ async def _counts(url: str) -> dict[str, int]:
 
 
 def _parsed(raw: bytes) -> email.message.EmailMessage:
-    return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
+    return email.message_from_bytes(raw, policy=email.policy.default)
 
 
 def _wait_for_mail(smtp: TinySmtp, count: int, timeout: float = 10.0) -> list[bytes]:

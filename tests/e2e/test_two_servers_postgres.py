@@ -129,7 +129,7 @@ class LockProbe:
                         if port and port > 0 and port in _socket_ports(pid):
                             self.holders[name] += 1
                 await asyncio.sleep(0.002)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
             self.error = exc
         finally:
             await conn.close()
@@ -326,7 +326,7 @@ def test_two_servers_on_one_postgres_lose_nothing_and_never_fork(postgres, tmp_p
         return out
 
     cli("init")
-    key = lambda *a: cli("clients", "create", *a).stdout.strip().splitlines()[-1]  # noqa: E731
+    key = lambda *a: cli("clients", "create", *a).stdout.strip().splitlines()[-1]  # noqa: E731 - a one-line helper
     keys = {
         "writer": key("crm", "--role", "writer"),
         "shop": key("shop", "--role", "lookup", "--purpose", "order.delivery"),

@@ -247,7 +247,7 @@ def test_two_workers_serve_audit_every_lookup_and_never_overspend(postgres, tmp_
         return subprocess.run([TRESOR, *args], env=env, capture_output=True, text=True, timeout=60)
 
     assert cli("init").returncode == 0
-    key = lambda *a: cli("clients", "create", *a).stdout.strip().splitlines()[-1]  # noqa: E731
+    key = lambda *a: cli("clients", "create", *a).stdout.strip().splitlines()[-1]  # noqa: E731 - a one-line helper
     keys = {
         "writer": key("crm", "--role", "writer"),
         "shop": key(

@@ -34,7 +34,7 @@ def mails(outbox: Path) -> list[email.message.EmailMessage]:
     out = []
     for path in sorted(outbox.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns):
         out.append(email.message_from_bytes(path.read_bytes(), policy=email.policy.default))
-    return out  # type: ignore[return-value]
+    return out
 
 
 def code_mails(outbox: Path) -> list[email.message.EmailMessage]:
@@ -138,7 +138,7 @@ class Page(HTMLParser):
         tokens = {f["fields"].get("_csrf_token") for f in self.forms}
         tokens.discard(None)
         assert len(tokens) == 1, tokens
-        return tokens.pop()  # type: ignore[return-value]
+        return tokens.pop()
 
 
 async def page_sign_in(

@@ -675,7 +675,7 @@ async def list_requests(
     ctx: VaultContext,
     *,
     subject_id: str | None = None,
-    type: str | None = None,  # noqa: A002
+    type: str | None = None,  # noqa: A002 - the request's type, as in the API
     status: str | None = None,
     due_before: datetime | None = None,
     limit: int = 100,

@@ -152,7 +152,7 @@ async def test_extend_reject_and_complete_over_http(vault, clock):
     sid, _ = await new_subject(vault, 4)
     async with api(vault) as http:
         h = bearer(dpo)
-        new = lambda t: http.post(  # noqa: E731
+        new = lambda t: http.post(  # noqa: E731 - a one-line helper
             "/v1/requests", json={"subject_id": sid, "type": t, "channel": "email"}, headers=h
         )
         a = (await new("access")).json()["request_id"]
@@ -365,6 +365,6 @@ def test_retention_job_is_off_with_interval_zero(settings):
     from api.app import background_jobs_for
 
     ctx = SimpleNamespace(settings=replace(settings, retention_interval=0.0))
-    assert "retention" not in [j.name for j in background_jobs_for(ctx)]  # type: ignore[arg-type]
+    assert "retention" not in [j.name for j in background_jobs_for(ctx)]
     ctx = SimpleNamespace(settings=settings)
-    assert "retention" in [j.name for j in background_jobs_for(ctx)]  # type: ignore[arg-type]
+    assert "retention" in [j.name for j in background_jobs_for(ctx)]

@@ -12,7 +12,7 @@ from api.privacy import pages as privacy
 from api.web import cookies
 
 
-def _request(scheme: str = "http", public_url: str = "http://localhost"):  # type: ignore[no-untyped-def]
+def _request(scheme: str = "http", public_url: str = "http://localhost"):
     app = SimpleNamespace(
         state=SimpleNamespace(
             vault=SimpleNamespace(settings=SimpleNamespace(public_url=public_url))
@@ -20,7 +20,7 @@ def _request(scheme: str = "http", public_url: str = "http://localhost"):  # typ
     )
     request = RequestFactory().get("/privacy")
     request.scope["scheme"] = scheme
-    request.scope["litestar_app"] = app  # type: ignore[typeddict-unknown-key]
+    request.scope["litestar_app"] = app
     return request
 
 

@@ -287,7 +287,7 @@ async def test_locked_known_and_unknown_addresses_run_the_same_statements(vault)
             await _verify(vault, "email", unknown, f"{i:06d}")
     seen: list[str] = []
 
-    def record(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+    def record(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001 - SQLAlchemy's event signature
         seen.append(statement)
 
     statements = {}

@@ -35,7 +35,7 @@ async def _diff(url: str) -> list:
     try:
         async with engine.connect() as conn:
 
-            def compare(sync_conn):  # type: ignore[no-untyped-def]
+            def compare(sync_conn):
                 ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True})
                 return compare_metadata(ctx, metadata)
 

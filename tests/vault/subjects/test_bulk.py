@@ -150,7 +150,7 @@ async def test_chunk_reads_fetch_only_the_ciphertexts_of_revealable_fields(vault
     seen: list[set[str]] = []
     read_rows = vault.read_rows
 
-    async def spy(statement, params):  # type: ignore[no-untyped-def]
+    async def spy(statement, params):
         rows = await read_rows(statement, params)
         seen.extend(set(dict(r._mapping if hasattr(r, "_mapping") else r)) for r in rows)
         return rows

@@ -147,7 +147,7 @@ async def test_no_notice_no_change(vault):
     address, the sessions and the change rows stay as they were."""
 
     class Broken:
-        async def send(self, message):  # noqa: ANN001
+        async def send(self, message):  # noqa: ANN001 - the mailer's send, stubbed
             raise Unavailable("mail server is not reachable")
 
         async def check(self) -> None:

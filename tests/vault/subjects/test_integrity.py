@@ -54,7 +54,7 @@ async def _lookup(vault, kind: str, value: str, purpose: str = "account.service"
     )
 
 
-async def _refused(call) -> VaultError:  # type: ignore[no-untyped-def]
+async def _refused(call) -> VaultError:
     """The call raises the vault's integrity failure, which carries no value."""
     with pytest.raises(VaultError) as info:
         await call

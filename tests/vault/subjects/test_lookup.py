@@ -133,7 +133,7 @@ async def test_only_the_ciphertexts_of_revealable_fields_are_read(vault, monkeyp
     seen: list[set[str]] = []
     read_rows = vault.read_rows
 
-    async def spy(statement, params):  # type: ignore[no-untyped-def]
+    async def spy(statement, params):
         rows = await read_rows(statement, params)
         seen.extend({k for k in dict(r._mapping if hasattr(r, "_mapping") else r)} for r in rows)
         return rows
