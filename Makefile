@@ -41,9 +41,16 @@ run: $(STAMP) $(COMPILED)
 	$(BIN)/tresor init --if-missing
 	$(BIN)/tresor serve
 
-## Check the import contracts (pyproject.toml, docs/architecture.md), then run the whole test
-## suite (SQLite always; PostgreSQL when reachable, required under CI=true).
+## Lint (ruff: the rule set in pyproject.toml, and the formatting), type-check (vault/ strictly,
+## it ships py.typed; api/ in ordinary mode), check the import contracts (pyproject.toml,
+## docs/architecture.md), then run the whole test suite (SQLite always; PostgreSQL when
+## reachable, required under CI=true).
+LINTED := vault api tests bench migrations setup.py
 test: $(STAMP) $(COMPILED)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy --strict vault
+	$(BIN)/mypy api
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import time
 from importlib import metadata
-
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,10 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.serialization import encode_json
 from litestar.template.config import TemplateConfig
 
+from api import i18n, metrics
+from api.admin.clients import ClientController
+from api.audit.documents import DpoConsentController, RopaController
+from api.audit.trail import AuditController
 from api.auth import (
     PUBLIC_ROUTE,
     BearerKeyMiddleware,
@@ -32,40 +35,35 @@ from api.auth import (
     check_every_route_guarded,
     public,
 )
-from api import i18n
 from api.background import PeriodicJob
-from api.audit.documents import DpoConsentController, RopaController
-from api.audit.trail import AuditController
-from api.admin.clients import ClientController
-from api.bases.consents import ConsentController
-from api.outreach.contacts import ContactController
-from api.outreach.reports import ReportController
-from api.outreach.followups import FollowupController
-from api.operations.health import HealthController
-from api.subjects.bulk import BulkLookupController
-from api.subjects.lookup import LookupController
 from api.bases.confirm_pages import ConfirmController, PageController
-from api.rights.requests import ExportController, RequestController
+from api.bases.consents import ConsentController
+from api.dpo import CONTROLLERS as DPO_CONTROLLERS
+from api.logging import RequestIdMiddleware, before_send, configure_logging
+from api.metrics import metrics_endpoint
+from api.operations.health import HealthController
+from api.outreach.contacts import ContactController
+from api.outreach.followups import FollowupController
 from api.outreach.preferences import PreferenceController
+from api.outreach.reports import ReportController
 from api.privacy import CONTROLLERS as PRIVACY_CONTROLLERS
-from api.subjects.identity_changes import IdentityChangeController
+from api.problems import exception_handlers
+from api.request_body import DepthLimitedRequest
+from api.rights.requests import ExportController, RequestController
 from api.rights.selfservice import (
     SelfIdentityController,
     SelfServiceController,
     SelfSessionController,
 )
+from api.subjects.bulk import BulkLookupController
+from api.subjects.identity_changes import IdentityChangeController
+from api.subjects.lookup import LookupController
 from api.subjects.subjects import SubjectController
-from api.dpo import CONTROLLERS as DPO_CONTROLLERS
-from api.logging import RequestIdMiddleware, before_send, configure_logging
-from api import metrics
-from api.metrics import metrics_endpoint
-from api.problems import exception_handlers
-from api.request_body import DepthLimitedRequest
 from api.web.headers import add_security_headers
-from vault.audit import chain as audit_chain
-from vault.rights import selfservice
 from vault.admin.clients import ClientAuthenticator
+from vault.audit import chain as audit_chain
 from vault.context import VaultContext
+from vault.rights import selfservice
 from vault.settings import Settings
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -83,9 +81,7 @@ def openapi_config() -> OpenAPIConfig:
         ),
         path="/schema",
         # The API documents take no key: their router carries the one public marker.
-        openapi_router=Router(
-            "/schema", route_handlers=[], include_in_schema=False, opt=public()
-        ),
+        openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt=public()),
         render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         components=Components(
             security_schemes={
@@ -198,7 +194,7 @@ def create_app(
             await app.state.vault.close()
 
     async def provide_vault(state: State) -> VaultContext:
-        return state.vault  # type: ignore[no-any-return]
+        return state.vault
 
     app = Litestar(
         route_handlers=ROUTE_HANDLERS,

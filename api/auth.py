@@ -15,14 +15,15 @@ from typing import TYPE_CHECKING, Any
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.routes import HTTPRoute
 
-from vault.audit.events import Actor
 from vault.admin.clients import (
     ClientAuthenticator,
     ClientInfo,
     Role,
     record_role_denial,
 )
+from vault.audit.events import Actor
 from vault.context import VaultContext
 from vault.errors import RateLimited
 
@@ -110,7 +111,8 @@ async def audit_role_denial(
     ctx: VaultContext = connection.app.state.vault
     scope = connection.scope
     handler = scope["route_handler"]
-    operation = handler.operation_id if isinstance(handler.operation_id, str) else None
+    operation_id = getattr(handler, "operation_id", None)  # HTTP handlers have one
+    operation = operation_id if isinstance(operation_id, str) else None
     subject = (scope.get("path_params") or {}).get("subject_id")
     await record_role_denial(
         ctx,
@@ -182,7 +184,9 @@ def check_every_route_guarded(app: Litestar) -> None:
     bad = [
         f"{method} {route.path}"
         for route in app.routes
-        for handler in getattr(route, "route_handlers", None) or [route.route_handler]
+        for handler in (
+            route.route_handlers if isinstance(route, HTTPRoute) else [route.route_handler]
+        )
         if (methods := getattr(handler, "http_methods", {"ASGI"})) != {"OPTIONS"}
         and bool(handler.opt.get(PUBLIC_ROUTE)) == isinstance(handler.opt.get(ROLES), frozenset)
         for method in sorted(methods)

@@ -166,13 +166,18 @@ def cmd_keys_migrate_to_pkcs11(settings: Settings, args: argparse.Namespace) -> 
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     import time
 
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
     from vault.audit import chain as audit_chain
 
     public = None
     if args.public_key:
-        public = load_pem_public_key(open(args.public_key, "rb").read())
+        loaded = load_pem_public_key(open(args.public_key, "rb").read())
+        if not isinstance(loaded, Ed25519PublicKey):  # checkpoints are signed with Ed25519
+            print(f"error: {args.public_key} is not an Ed25519 public key", file=sys.stderr)
+            return 2
+        public = loaded
     anchor = Path(args.checkpoints) if args.checkpoints else settings.audit_checkpoint_path
     started = time.perf_counter()
     report = _run(
@@ -184,8 +189,7 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     if not report.ok:
         where = f"at seq {report.broken_seq}" if report.broken_seq is not None else f"({anchor})"
         print(
-            f"BROKEN {where}: {report.problem} "
-            f"({report.verified} events verified before it)",
+            f"BROKEN {where}: {report.problem} ({report.verified} events verified before it)",
             file=sys.stderr,
         )
         return 1
@@ -306,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int)
     s.add_argument("--workers", type=int, default=1, help="HTTP worker processes")
     s.add_argument(
-        "--jobs", choices=["process", "inline", "off"],
+        "--jobs",
+        choices=["process", "inline", "off"],
         help="where the periodic jobs (audit sealer, retention) run: a process of their own "
         "(default on PostgreSQL), inside each worker (default on SQLite), or not on this node "
         "(another node runs `tresor jobs`)",

@@ -34,13 +34,12 @@ from jinja2.runtime import Context
 from litestar import Request
 
 from vault.audit.events import Decision
-from vault.catalogue.purposes import CONTACT_FIELDS
-from vault.subjects.decision import BasisStatus, DenyReason
+from vault.catalogue.purposes import CONTACT_FIELDS, Channel, CommunicationType, LawfulBasis
 from vault.outreach.followups import NOTE_KINDS, FollowupStatus
-from vault.catalogue.purposes import Channel, CommunicationType, LawfulBasis
 from vault.outreach.preferences import DAYS, SOURCES
 from vault.rights.requests import RequestStatus, RequestType
 from vault.rights.selfservice import ACCESS_KINDS
+from vault.subjects.decision import BasisStatus, DenyReason
 
 LANGUAGES = ("de", "en")
 DEFAULT_LANGUAGE = "de"
@@ -75,7 +74,11 @@ FAMILIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "pc_pref_channel_": tuple(Channel),
         "pc_pref_day_": tuple(DAYS),
         "pc_pref_source_": tuple(SOURCES),
-        "pc_identity_what_": ("email", "phone", "email_phone"),  # vault.subjects.identity kinds, joined
+        "pc_identity_what_": (
+            "email",
+            "phone",
+            "email_phone",
+        ),  # vault.subjects.identity kinds, joined
         "done_": ("withdrawn", "requested", "signed_out", "erased", "expired"),  # ?done= notices
         "dpo_contacts_by_": ("touchpoint", "phase", "brand", "channel"),
         "dpo_pref_reason_": (DenyReason.CONTACT_QUIET_HOURS, DenyReason.CONTACT_CAP_REACHED),
@@ -158,7 +161,7 @@ TEXTS: Mapping[str, Mapping[str, str]] = MappingProxyType(
 
 
 def _known(lang: str | None) -> str:
-    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE  # type: ignore[return-value]
+    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
 
 
 def gettext(lang: str, msgid: str) -> str:
@@ -274,6 +277,7 @@ def jinja_environment(directory: Path) -> Environment:
     env = Environment(
         loader=FileSystemLoader(directory), autoescape=True, extensions=["jinja2.ext.i18n"]
     )
+    # Why the ignore below: jinja2.ext.i18n adds this method to the Environment at runtime
     env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext=_jinja_gettext, ngettext=_jinja_ngettext, newstyle=False
     )

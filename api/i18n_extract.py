@@ -22,7 +22,9 @@ from jinja2.ext import babel_extract
 #: Names that hold a language's texts in the controllers: `t = TEXTS[lang]`, `texts`.
 TEXT_MAPPINGS = frozenset({"t", "texts"})
 
-Extracted = tuple[int, str, Any, list[str]]
+#: (line, function name, message id or the ids of a plural, comments), as Babel's own
+#: extractors yield them: Babel types the last two inexactly, so they stay open here.
+Extracted = tuple[int, str | tuple[str, ...], Any, Any]
 
 
 def python_texts(
@@ -35,9 +37,16 @@ def python_texts(
     text mapping: `t["id"]`, `t.get("id", ...)`, `TEXTS[lang]["id"]`."""
     source = fileobj.read()
     yield from extract_python(
-        BytesIO(source), keywords, comment_tags, options  # type: ignore[arg-type]
+        BytesIO(source),
+        keywords,
+        comment_tags,
+        # Why the ignore below: Babel types this as its private _PyOptions TypedDict; pybabel
+        # passes the plain mapping of babel.cfg's options
+        options,  # type: ignore[arg-type]
     )
     for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.expr):  # the reads are expressions (they have a line)
+            continue
         msgid = _mapping_read(node)
         if msgid:
             yield node.lineno, "_", msgid, []
@@ -52,10 +61,11 @@ def jinja_texts(
     """Jinja2's extraction (`_()`, `ngettext()`, `{% trans %}`) plus reads of the `t`
     mapping that older templates still pass (`t.id`, `t["id"]`)."""
     source = fileobj.read()
-    yield from babel_extract(BytesIO(source), keywords, comment_tags, dict(options))
-    tree = Environment(extensions=["jinja2.ext.i18n"]).parse(source.decode("utf-8"))
+    yield from babel_extract(BytesIO(source), list(keywords), list(comment_tags), dict(options))
+    env = Environment(extensions=["jinja2.ext.i18n"], autoescape=True)  # as the app renders
+    tree = env.parse(source.decode("utf-8"))
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        msgid = _template_read(node)
+        msgid = _template_read(node) if isinstance(node, nodes.Getattr | nodes.Getitem) else None
         if msgid:
             yield node.lineno, "_", msgid, []
 

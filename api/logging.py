@@ -110,5 +110,6 @@ async def before_send(message: Message, scope: Scope) -> None:
             ms=round((time.perf_counter() - started) * 1000, 2) if started else None,
         )
         metrics.observe_response(str(scope.get("method")), route, message["status"], started)
-        headers = message.setdefault("headers", [])
+        headers = list(message.get("headers", []))
         headers.append((b"x-request-id", request_id.encode()))
+        message["headers"] = headers

@@ -20,15 +20,13 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
-from prometheus_client import multiprocess
 
 from api.auth import public
 from api.openapi_docs import PUBLIC
 
-REQUESTS = Counter(
-    "tresor_http_requests_total", "HTTP responses", ["method", "route", "status"]
-)
+REQUESTS = Counter("tresor_http_requests_total", "HTTP responses", ["method", "route", "status"])
 LATENCY = Histogram(
     "tresor_http_request_seconds",
     "Time to the first response byte",
@@ -78,7 +76,8 @@ def observe_response(method: str, route: str, status: int, started: float | None
     children = _RESPONSE_CHILDREN.get(key)
     if children is None:
         children = _RESPONSE_CHILDREN[key] = (
-            REQUESTS.labels(method, route, str(status)), LATENCY.labels(route)
+            REQUESTS.labels(method, route, str(status)),
+            LATENCY.labels(route),
         )
     children[0].inc()
     if started is not None:

@@ -131,5 +131,4 @@ exception_handlers: dict[Any, Any] = {
 }
 
 
-
 __all__ = ["PROBLEM", "exception_handlers", "problem", "PermissionDeniedException"]

@@ -19,8 +19,7 @@ async def reject_unknown_query(request: Request[Any, Any, Any]) -> None:
         raise ValidationException(
             "unknown query parameter",
             extra=[
-                {"key": k[:40], "message": "is not a parameter of this operation"}
-                for k in unknown
+                {"key": k[:40], "message": "is not a parameter of this operation"} for k in unknown
             ],
         )
 

@@ -46,10 +46,17 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # them inline: one process holding its single write lock is what the embedded default
     # does best, and a second writer process would only queue behind it.
     jobs = args.jobs or ("inline" if settings.is_sqlite else "process")
-    print(f"Tresor serving on http://{host}:{port}/  (API docs: http://{host}:{port}/schema/swagger)")
+    print(
+        f"Tresor serving on http://{host}:{port}/  (API docs: http://{host}:{port}/schema/swagger)"
+    )
     print(f"database: {describe_db(settings)}; outbox: {settings.outbox_dir}", flush=True)
-    options = {"host": host, "port": port, "log_level": "warning", "access_log": False,
-               "proxy_headers": False}
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "warning",
+        "access_log": False,
+        "proxy_headers": False,
+    }
     if args.workers > 1 or jobs == "process":
         # Several processes: metrics are aggregated across them through prometheus-client's
         # multiprocess directory, which must be set before prometheus-client is imported.
@@ -121,7 +128,7 @@ class _JobsProcess:
     def _start(self) -> Any:
         import subprocess
 
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv (this interpreter, our module), no shell
             [sys.executable, "-m", "api.cli", "jobs", "--parent-pid", str(os.getpid())]
         )
         print(f"jobs: sealer and retention in process {proc.pid}", flush=True)
@@ -135,8 +142,9 @@ class _JobsProcess:
             with self._lock:
                 if self._stopping.is_set():
                     return
-                print(f"jobs: process {self.proc.pid} ended ({code}); starting it again",
-                      flush=True)
+                print(
+                    f"jobs: process {self.proc.pid} ended ({code}); starting it again", flush=True
+                )
                 _forget_metrics_of(self.proc.pid)
                 self.proc = self._start()
 

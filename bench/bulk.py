@@ -1,15 +1,15 @@
 """Benchmark of bulk resolution: POST /v1/lookup/batch against a baseline in the same run.
 
-Initialises a fresh Tresor on PostgreSQL (keyring + migrations), seeds N subjects with a
-contract basis for `order.delivery` through the vault's own crypto (bench/seed.py), settles
-the database (VACUUM ANALYZE, CHECKPOINT), starts `tresor serve`, waits until its jobs
-process is done with the retention sweep it starts with, and resolves every subject through the real HTTP endpoint in batches of
-10,000 subject ids, consuming the NDJSON stream line by line (every line checked to be an
-allowed answer). Then the baseline: the same rows, fetched in the same chunking (500 ids per
-`SELECT ... WHERE id IN (...)`) in this process with the vault's crypto, decrypting the same
-fields, with no purpose check, no audit, no HTTP, no JSON. Prints one JSON object: audited
-records per second, the server's peak RSS (VmHWM of the `tresor serve` process), the
-baseline's records per second and `ratio` = batch / baseline.
+Initialises a fresh Tresor on PostgreSQL (keyring + migrations), seeds N subjects with a contract
+basis for `order.delivery` through the vault's own crypto (bench/seed.py), settles the database
+(VACUUM ANALYZE, CHECKPOINT), starts `tresor serve`, waits until its jobs process is done with the
+retention sweep it starts with, and resolves every subject through the real HTTP endpoint in batches
+of 10,000 subject ids, consuming the NDJSON stream line by line (every line checked to be an allowed
+answer). Then the baseline: the same rows, fetched in the same chunking (500 ids per `SELECT ...
+WHERE id IN (...)`) in this process with the vault's crypto, decrypting the same fields, with no
+purpose check, no audit, no HTTP, no JSON. Prints one JSON object: audited records per second, the
+server's peak RSS (VmHWM of the `tresor serve` process), the baseline's records per second and
+`ratio` = batch / baseline.
 
 Usage: .venv/bin/python bench/bulk.py [--subjects 100000] [--batch 10000] [--concurrency 1]
 PostgreSQL from TRESOR_BENCH_PG_URL (default postgresql+asyncpg://postgres@127.0.0.1:5432/test;
@@ -38,16 +38,23 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.lookup import (  # noqa: E402
-    BIN, PG_ADMIN, PROFILE_DIR, _admin, free_port, settle, stop, wait_up,
+from bench.lookup import (  # noqa: E402 - imported after the sys.path setup above
+    BIN,
+    PG_ADMIN,
+    PROFILE_DIR,
+    _admin,
+    free_port,
+    settle,
+    stop,
+    wait_up,
 )
-from bench.seed import seed_sync  # noqa: E402
-from vault.subjects import bulk  # noqa: E402
-from vault.audit import chain as audit_chain  # noqa: E402
-from vault.context import VaultContext  # noqa: E402
-from vault.settings import Settings  # noqa: E402
-from vault.storage.tables import subjects  # noqa: E402
-from vault.subjects.store import decrypt_fields  # noqa: E402
+from bench.seed import seed_sync  # noqa: E402 - imported after the sys.path setup above
+from vault.audit import chain as audit_chain  # noqa: E402 - imported after the sys.path setup above
+from vault.context import VaultContext  # noqa: E402 - imported after the sys.path setup above
+from vault.settings import Settings  # noqa: E402 - imported after the sys.path setup above
+from vault.storage.tables import subjects  # noqa: E402 - imported after the sys.path setup above
+from vault.subjects import bulk  # noqa: E402 - imported after the sys.path setup above
+from vault.subjects.store import decrypt_fields  # noqa: E402 - imported after the sys.path setup above
 
 PURPOSE = "order.delivery"
 
@@ -78,8 +85,11 @@ def _other_cpu(server_pid: int) -> dict[str, float]:
 
 
 def _jobs_pids(server_pid: int) -> list[int]:
-    return [int(c) for task in Path(f"/proc/{server_pid}/task").iterdir()
-            for c in (task / "children").read_text().split()]
+    return [
+        int(c)
+        for task in Path(f"/proc/{server_pid}/task").iterdir()
+        for c in (task / "children").read_text().split()
+    ]
 
 
 def wait_jobs_idle(server_pid: int, limit: float = 120.0) -> float:
@@ -150,9 +160,15 @@ async def _baseline(settings: Settings, ids: list[str], fields: tuple[str, ...])
     ctx = VaultContext.open(settings)
     # The columns the batch reads for deciding and decrypting (the sealed columns of the
     # purpose's fields only, as the batch does), selected the same way.
-    columns = [subjects.c.id, subjects.c.status, subjects.c.kek_version, subjects.c.wrapped_dek,
-               subjects.c.dek_version, subjects.c.contact_revision,
-               *(subjects.c[f"{f}_ct"] for f in fields)]
+    columns = [
+        subjects.c.id,
+        subjects.c.status,
+        subjects.c.kek_version,
+        subjects.c.wrapped_dek,
+        subjects.c.dek_version,
+        subjects.c.contact_revision,
+        *(subjects.c[f"{f}_ct"] for f in fields),
+    ]
     stmt = select(*columns).where(subjects.c.id == any_(bindparam("ids", type_=ARRAY(String))))
     try:
         started = time.perf_counter()
@@ -166,7 +182,8 @@ async def _baseline(settings: Settings, ids: list[str], fields: tuple[str, ...])
         seconds = time.perf_counter() - started
     finally:
         await ctx.close()
-    assert n == len(ids), (n, len(ids))
+    if n != len(ids):
+        raise SystemExit(f"baseline decrypted {n} of {len(ids)} subjects")
     return seconds
 
 
@@ -192,8 +209,12 @@ def main() -> None:
     args = p.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tresor-bench-bulk-"))
-    env = {**os.environ, "TRESOR_DATA_DIR": str(work / "data"),
-           "TRESOR_POLICIES": str(ROOT / "policies"), "TRESOR_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "TRESOR_DATA_DIR": str(work / "data"),
+        "TRESOR_POLICIES": str(ROOT / "policies"),
+        "TRESOR_LOG_LEVEL": "WARNING",
+    }
     asyncio.run(_admin("DROP DATABASE IF EXISTS tresor_bench WITH (FORCE)"))
     asyncio.run(_admin("CREATE DATABASE tresor_bench"))
     env["TRESOR_DATABASE_URL"] = (
@@ -202,10 +223,17 @@ def main() -> None:
     tresor = str(BIN / "tresor")
     try:
         subprocess.run([tresor, "init"], env=env, check=True, capture_output=True)
-        key = subprocess.run(
-            [tresor, "clients", "create", "bench", "--role", "lookup", "--purpose", PURPOSE],
-            env=env, check=True, capture_output=True, text=True,
-        ).stdout.strip().splitlines()[-1]
+        key = (
+            subprocess.run(
+                [tresor, "clients", "create", "bench", "--role", "lookup", "--purpose", PURPOSE],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         settings = Settings.from_env(env)
         started = time.perf_counter()
         ids = seed_sync(lambda: VaultContext.open(settings), args.subjects)
@@ -216,8 +244,18 @@ def main() -> None:
         log = open(work / "serve.log", "wb")
         command = [tresor, "serve", "--port", str(port)]
         if PROFILE_DIR:
-            command = [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "200",
-                       "-o", str(Path(PROFILE_DIR) / "bulk-postgresql.txt"), "--", *command]
+            command = [
+                str(BIN / "py-spy"),
+                "record",
+                "--format",
+                "raw",
+                "--rate",
+                "200",
+                "-o",
+                str(Path(PROFILE_DIR) / "bulk-postgresql.txt"),
+                "--",
+                *command,
+            ]
         proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             try:
@@ -242,7 +280,8 @@ def main() -> None:
             stop(proc)
 
         purpose = VaultContext.open(settings).catalogue.get(PURPOSE)
-        assert purpose is not None
+        if purpose is None:
+            raise SystemExit(f"the catalogue lacks {PURPOSE}")
         base_seconds = asyncio.run(_baseline(settings, ids, purpose.fields))
         batch_rps = resolved / batch_seconds
         base_rps = len(ids) / base_seconds

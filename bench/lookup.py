@@ -36,10 +36,10 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.seed import seed_sync  # noqa: E402
-from vault.context import VaultContext  # noqa: E402
-from vault.settings import Settings  # noqa: E402
-from vault.storage.db import make_engine  # noqa: E402
+from bench.seed import seed_sync  # noqa: E402 - imported after the sys.path setup above
+from vault.context import VaultContext  # noqa: E402 - imported after the sys.path setup above
+from vault.settings import Settings  # noqa: E402 - imported after the sys.path setup above
+from vault.storage.db import make_engine  # noqa: E402 - imported after the sys.path setup above
 
 BIN = Path(sys.executable).parent
 #: TRESOR_BENCH_PROFILE=dir: record the server with py-spy (pip install py-spy) into dir.
@@ -81,13 +81,23 @@ async def _admin(*statements: str, url: str = PG_ADMIN) -> None:
 def run_wrk(port: int, env: dict[str, str], duration: int, connections: int) -> dict[str, float]:
     out = subprocess.run(
         [
-            "wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "5s",
-            "-s", str(ROOT / "bench" / "lookup.lua"), f"http://127.0.0.1:{port}",
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(ROOT / "bench" / "lookup.lua"),
+            f"http://127.0.0.1:{port}",
         ],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     line = next(x for x in out.splitlines() if x.startswith("WRKJSON "))
-    return json.loads(line[len("WRKJSON "):])
+    return json.loads(line[len("WRKJSON ") :])
 
 
 def settle(kind: str, settings: Settings) -> None:
@@ -113,20 +123,42 @@ def bench_db(
     kind: str, n: int, duration: int, connections: int, workers: int = 1
 ) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix=f"tresor-bench-{kind}-"))
-    env = {**os.environ, "TRESOR_DATA_DIR": str(work / "data"),
-           "TRESOR_POLICIES": str(ROOT / "policies"), "TRESOR_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "TRESOR_DATA_DIR": str(work / "data"),
+        "TRESOR_POLICIES": str(ROOT / "policies"),
+        "TRESOR_LOG_LEVEL": "WARNING",
+    }
     if kind == "postgresql":
-        asyncio.run(_admin('DROP DATABASE IF EXISTS tresor_bench WITH (FORCE)'))
-        asyncio.run(_admin('CREATE DATABASE tresor_bench'))
-        env["TRESOR_DATABASE_URL"] = make_url(PG_ADMIN).set(database="tresor_bench").render_as_string(hide_password=False)
+        asyncio.run(_admin("DROP DATABASE IF EXISTS tresor_bench WITH (FORCE)"))
+        asyncio.run(_admin("CREATE DATABASE tresor_bench"))
+        env["TRESOR_DATABASE_URL"] = (
+            make_url(PG_ADMIN).set(database="tresor_bench").render_as_string(hide_password=False)
+        )
     else:
         env.pop("TRESOR_DATABASE_URL", None)
     tresor = str(BIN / "tresor")
     subprocess.run([tresor, "init"], env=env, check=True, capture_output=True)
-    key = subprocess.run(
-        [tresor, "clients", "create", "bench", "--role", "lookup", "--purpose", "order.delivery"],
-        env=env, check=True, capture_output=True, text=True,
-    ).stdout.strip().splitlines()[-1]
+    key = (
+        subprocess.run(
+            [
+                tresor,
+                "clients",
+                "create",
+                "bench",
+                "--role",
+                "lookup",
+                "--purpose",
+                "order.delivery",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     settings = Settings.from_env(env)
     started = time.perf_counter()
     ids = seed_sync(lambda: VaultContext.open(settings), n)
@@ -135,7 +167,11 @@ def bench_db(
     ids_file.write_text("\n".join(ids) + "\n")
     wrk_env = {**env, "BENCH_IDS": str(ids_file), "BENCH_KEY": key}
 
-    result: dict[str, object] = {"subjects": n, "workers": workers, "seed_seconds": round(seed_seconds, 1)}
+    result: dict[str, object] = {
+        "subjects": n,
+        "workers": workers,
+        "seed_seconds": round(seed_seconds, 1),
+    }
     # The baseline runs first, on the freshly seeded database, and each phase starts from a
     # settled database (checkpoint, analyze): the lookup phase writes audit rows, whose
     # flushing and autovacuum would otherwise slow a baseline measured after it.
@@ -143,11 +179,21 @@ def bench_db(
     db_url = settings.effective_database_url
     port = free_port()
     proc = subprocess.Popen(
-        [str(BIN / "uvicorn"), "bench.baseline_app:app", "--port", str(port),
-         "--workers", str(workers),
-         "--log-level", "warning", "--no-access-log"],
-        env={**env, "BENCH_DB_URL": db_url}, cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(BIN / "uvicorn"),
+            "bench.baseline_app:app",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env={**env, "BENCH_DB_URL": db_url},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         time.sleep(1.5)
@@ -161,8 +207,18 @@ def bench_db(
     command = [tresor, "serve", "--port", str(port), "--workers", str(workers)]
     if PROFILE_DIR:
         # py-spy samples the server during the measured run (collapsed stacks per database).
-        command = [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "200",
-                   "-o", str(Path(PROFILE_DIR) / f"lookup-{kind}.txt"), "--", *command]
+        command = [
+            str(BIN / "py-spy"),
+            "record",
+            "--format",
+            "raw",
+            "--rate",
+            "200",
+            "-o",
+            str(Path(PROFILE_DIR) / f"lookup-{kind}.txt"),
+            "--",
+            *command,
+        ]
     proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         try:
@@ -176,9 +232,9 @@ def bench_db(
         stop(proc)
 
     lookup, baseline = result["lookup"], result["baseline"]
-    result["ratio"] = round(lookup["rps"] / baseline["rps"], 3)  # type: ignore[index]
+    result["ratio"] = round(lookup["rps"] / baseline["rps"], 3)
     if kind == "postgresql":
-        asyncio.run(_admin('DROP DATABASE IF EXISTS tresor_bench WITH (FORCE)'))
+        asyncio.run(_admin("DROP DATABASE IF EXISTS tresor_bench WITH (FORCE)"))
     shutil.rmtree(work, ignore_errors=True)
     return result
 
@@ -188,14 +244,20 @@ def main() -> None:
     p.add_argument("--subjects", type=int, default=100_000)
     p.add_argument("--duration", type=int, default=15)
     p.add_argument("--connections", type=int, default=32)
-    p.add_argument("--workers", type=int, default=1,
-                   help="server processes, the same number for Tresor and the baseline")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes, the same number for Tresor and the baseline",
+    )
     p.add_argument("--db", default="postgresql,sqlite")
     args = p.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install wrk")
-    out = {kind: bench_db(kind, args.subjects, args.duration, args.connections, args.workers)
-           for kind in args.db.split(",")}
+    out = {
+        kind: bench_db(kind, args.subjects, args.duration, args.connections, args.workers)
+        for kind in args.db.split(",")
+    }
     print(json.dumps(out, indent=2))
 
 

@@ -11,8 +11,8 @@ from sqlalchemy import insert
 
 from vault.bases.consents import sealed_texts
 from vault.context import VaultContext
-from vault.subjects.store import sealed_columns, normalise_contact
 from vault.storage.tables import consents, subjects
+from vault.subjects.store import normalise_contact, sealed_columns
 
 
 def _person(i: int) -> dict[str, Any]:
@@ -30,7 +30,9 @@ def _person(i: int) -> dict[str, Any]:
     }
 
 
-async def seed(ctx: VaultContext, n: int, *, purpose: str = "order.delivery", batch: int = 2000) -> list[str]:
+async def seed(
+    ctx: VaultContext, n: int, *, purpose: str = "order.delivery", batch: int = 2000
+) -> list[str]:
     ids: list[str] = []
     now = ctx.clock.now()
     for start in range(0, n, batch):
@@ -73,7 +75,7 @@ async def seed(ctx: VaultContext, n: int, *, purpose: str = "order.delivery", ba
     return ids
 
 
-def seed_sync(ctx_factory, n: int) -> list[str]:  # type: ignore[no-untyped-def]
+def seed_sync(ctx_factory, n: int) -> list[str]:
     async def main() -> list[str]:
         ctx = ctx_factory()
         try:

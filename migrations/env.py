@@ -29,7 +29,7 @@ MIGRATION_LOCK = f"SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"
 MIGRATION_UNLOCK = f"SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"
 
 
-def _lock(connection) -> None:  # type: ignore[no-untyped-def]
+def _lock(connection) -> None:
     """Wait for the migration lock (bounded by the statement timeout, as no lock timeout is
     set yet), then fail fast on any table lock live traffic holds. Committed at once, so
     alembic begins its own transaction; the lock and the settings stay with the session."""
@@ -39,7 +39,7 @@ def _lock(connection) -> None:  # type: ignore[no-untyped-def]
     connection.commit()
 
 
-def _configure_and_run(connection) -> None:  # type: ignore[no-untyped-def]
+def _configure_and_run(connection) -> None:
     postgres = connection.dialect.name == "postgresql"
     if postgres:
         _lock(connection)

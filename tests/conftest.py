@@ -30,9 +30,7 @@ from vault.storage.tables import metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"
-PG_URL = os.environ.get(
-    "TRESOR_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
+PG_URL = os.environ.get("TRESOR_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_HINT = (
     "PostgreSQL not reachable at {url}: the PostgreSQL half of the storage tests is skipped. "
@@ -68,8 +66,8 @@ class _Postgres:
             return
         name = f"tresor_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         asyncio.run(self._admin(f'CREATE DATABASE "{name}"'))
-        self.url = make_url(self._admin_url).set(database=name).render_as_string(
-            hide_password=False
+        self.url = (
+            make_url(self._admin_url).set(database=name).render_as_string(hide_password=False)
         )
         upgrade(self.url)
 

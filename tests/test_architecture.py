@@ -29,7 +29,11 @@ def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(root)}
     return subprocess.run(
         [str(LINT_IMPORTS), "--config", str(root / "pyproject.toml"), "--no-cache"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=120,
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -54,27 +58,33 @@ def tree_copy(tmp_path: Path) -> Path:
 #: One added line (or module) per kind of violation, and the contract it breaks.
 VIOLATIONS = {
     "vault imports api": (
-        "vault/rights/export.py", "import api.problems\n",
+        "vault/rights/export.py",
+        "import api.problems\n",
         "api uses vault; vault never imports api BROKEN",
     ),
     "a lower area imports a higher one": (
-        "vault/subjects/store.py", "from vault.outreach import basket\n",
+        "vault/subjects/store.py",
+        "from vault.outreach import basket\n",
         "vault.subjects is not allowed to import vault.outreach",
     ),
     "the catalogue imports the audit trail": (
-        "vault/catalogue/purposes.py", "from vault.audit import events\n",
+        "vault/catalogue/purposes.py",
+        "from vault.audit import events\n",
         "vault.catalogue is not allowed to import vault.audit",
     ),
     "crypto imports storage": (
-        "vault/crypto/fields.py", "from vault.storage import tables\n",
+        "vault/crypto/fields.py",
+        "from vault.storage import tables\n",
         "vault.crypto is not allowed to import vault.storage",
     ),
     "an area imports the composition root at run time": (
-        "vault/bases/consents.py", "from vault.context import VaultContext as _Root\n",
+        "vault/bases/consents.py",
+        "from vault.context import VaultContext as _Root\n",
         "vault.bases is not allowed to import vault.context",
     ),
     "a cycle inside an area": (
-        "vault/subjects/store.py", "from vault.subjects import lookup\n",
+        "vault/subjects/store.py",
+        "from vault.subjects import lookup\n",
         "No cycles are allowed in vault.subjects",
     ),
     "a function-local import of a higher area": (

@@ -27,10 +27,19 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     src = tmp_path_factory.mktemp("src")
     shutil.copytree(
-        ROOT, src, dirs_exist_ok=True,
+        ROOT,
+        src,
+        dirs_exist_ok=True,
         ignore=shutil.ignore_patterns(
-            ".git", ".venv", "build", "*.egg-info", "__pycache__", "tresor-data",
-            ".pytest_cache", ".hypothesis", ".import_linter_cache",
+            ".git",
+            ".venv",
+            "build",
+            "*.egg-info",
+            "__pycache__",
+            "tresor-data",
+            ".pytest_cache",
+            ".hypothesis",
+            ".import_linter_cache",
         ),
     )
     subprocess.run(
@@ -56,8 +65,11 @@ def test_the_wheel_carries_migrations_policies_and_the_type_marker(wheel: Path):
     so is py.typed."""
     names = set(zipfile.ZipFile(wheel).namelist())
     for directory in ("migrations", "policies"):
-        shipped = {n.removeprefix(f"vault/_bundled/{directory}/") for n in names
-                   if n.startswith(f"vault/_bundled/{directory}/")}
+        shipped = {
+            n.removeprefix(f"vault/_bundled/{directory}/")
+            for n in names
+            if n.startswith(f"vault/_bundled/{directory}/")
+        }
         assert shipped == _tracked(directory), directory
     assert "vault/py.typed" in names
     assert not [n for n in names if n.startswith(("tests/", "migrations/", "policies/"))]
@@ -100,9 +112,7 @@ def test_tresor_init_and_db_upgrade_run_from_the_installed_wheel(wheel: Path, tm
     zipfile.ZipFile(wheel).extractall(site)
     work = tmp_path / "work"
     work.mkdir()
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("TRESOR_", "PYTHON"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRESOR_", "PYTHON"))}
     env.update(PYTHONPATH=str(site), TRESOR_DATA_DIR=str(work / "data"))
     cli = "import sys, api.cli, vault; print(vault.__file__); sys.exit(api.cli.main())"
     for argv in (["init"], ["db", "upgrade"]):

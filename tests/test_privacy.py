@@ -133,15 +133,26 @@ async def _run_every_flow(vault, http: httpx.AsyncClient, rec: Recorder) -> None
     denied = [
         (shop, {"purpose": "newsletter.email", "email": email}, 403, "purpose_not_allowed"),
         (callcenter, {"purpose": "offers.sms", "phone": "+493098765432"}, 403, "no_consent"),
-        (shop, {"purpose": "order.delivery", "external_ref": ref, "fields": ["email"]},
-         403, "field_not_covered"),
+        (
+            shop,
+            {"purpose": "order.delivery", "external_ref": ref, "fields": ["email"]},
+            403,
+            "field_not_covered",
+        ),
         (shop, {"purpose": "canary.zx81q@example.org", "email": email}, 403, "unknown_purpose"),
-        (mailer, {"purpose": "newsletter.email", "email": "canary.zx81q+other@example.org"},
-         404, "subject_not_found"),
-        (callcenter, {"purpose": "offers.phone", "phone": "+49 30 98765439"},
-         404, "subject_not_found"),
-        (shop, {"purpose": "order.delivery", "external_ref": ref + "-2"},
-         404, "subject_not_found"),
+        (
+            mailer,
+            {"purpose": "newsletter.email", "email": "canary.zx81q+other@example.org"},
+            404,
+            "subject_not_found",
+        ),
+        (
+            callcenter,
+            {"purpose": "offers.phone", "phone": "+49 30 98765439"},
+            404,
+            "subject_not_found",
+        ),
+        (shop, {"purpose": "order.delivery", "external_ref": ref + "-2"}, 404, "subject_not_found"),
         (dpo, {"purpose": "order.delivery", "email": email}, 403, "purpose_not_allowed"),
     ]
     for key, body, status, reason in denied:
@@ -150,9 +161,7 @@ async def _run_every_flow(vault, http: httpx.AsyncClient, rec: Recorder) -> None
     # -- withdrawal, then the same lookup is denied; consents listed by writer and DPO -----
     r = await call("POST", f"/v1/subjects/{sid}/consents/{newsletter_id}/withdraw", writer)
     assert r.status_code == 200 and r.json()["status"] == "withdrawn", r.text
-    await lookup(
-        mailer, {"purpose": "newsletter.email", "email": email}, 403, "consent_withdrawn"
-    )
+    await lookup(mailer, {"purpose": "newsletter.email", "email": email}, 403, "consent_withdrawn")
     for key in (writer, dpo):
         r = await call("GET", f"/v1/subjects/{sid}/consents", key)
         assert r.status_code == 200 and len(r.json()["items"]) == 3, r.text
@@ -163,41 +172,108 @@ async def _run_every_flow(vault, http: httpx.AsyncClient, rec: Recorder) -> None
     bad: list[tuple[str, str, str | None, dict[str, Any], int]] = [
         ("POST", "/v1/subjects", writer, {"json": {**CANARY, "external_ref": "CANARY-ZX81Q"}}, 409),
         ("POST", "/v1/subjects", writer, {"json": {**new, "phone": "+1 98765432"}}, 422),
-        ("POST", "/v1/subjects", writer,
-         {"json": {**new, "email": "canary.zx81q@@example.org"}}, 422),
+        (
+            "POST",
+            "/v1/subjects",
+            writer,
+            {"json": {**new, "email": "canary.zx81q@@example.org"}},
+            422,
+        ),
         ("POST", "/v1/subjects", writer, {"json": {**new, "notes": "Kanarienvogel Zx81q"}}, 400),
-        ("POST", "/v1/subjects", writer,
-         {"json": {**new, "name": "Kanarienvogel Zx81q " * 12}}, 400),
-        ("POST", "/v1/subjects", writer,
-         {"content": json.dumps(new).encode()[:-9],
-          "headers": {"content-type": "application/json"}}, 400),
-        ("POST", "/v1/subjects", writer,
-         {"json": {**new, "postal_address": {"street": "Canarystraße 77"}}}, 400),
+        (
+            "POST",
+            "/v1/subjects",
+            writer,
+            {"json": {**new, "name": "Kanarienvogel Zx81q " * 12}},
+            400,
+        ),
+        (
+            "POST",
+            "/v1/subjects",
+            writer,
+            {
+                "content": json.dumps(new).encode()[:-9],
+                "headers": {"content-type": "application/json"},
+            },
+            400,
+        ),
+        (
+            "POST",
+            "/v1/subjects",
+            writer,
+            {"json": {**new, "postal_address": {"street": "Canarystraße 77"}}},
+            400,
+        ),
         ("POST", "/v1/subjects", writer, {"json": {**new, "phone": 3098765432}}, 400),
         ("PATCH", f"/v1/subjects/{sid}/contact", writer, {"json": {"email": "canary.zx81q@"}}, 422),
         ("PATCH", f"/v1/subjects/{sid}/contact", writer, {"json": {"phone": "Kanarienvogel"}}, 422),
         ("GET", "/v1/subjects/canary.zx81q@example.org/consents", writer, {}, 400),
         ("PATCH", "/v1/subjects/CANARY-ZX81Q/contact", writer, {"json": {"name": "x"}}, 400),
         ("GET", "/v1/lookup/canary.zx81q@example.org", shop, {}, 404),
-        ("POST", f"/v1/subjects/{sid}/consents", writer,
-         {"json": {"purpose": "offers.phone",
-                   "evidence": {**evidence, "ip": CANARY_IP * 6, "explicit": True}}}, 400),
-        ("POST", f"/v1/subjects/{sid}/consents", writer,
-         {"json": {"purpose": "offers.phone", "evidence": evidence}}, 422),
-        ("POST", "/v1/lookup", shop,
-         {"json": {"purpose": "order.delivery", "email": email, "phone": CANARY["phone"]}}, 422),
-        ("POST", "/v1/lookup", shop,
-         {"json": {"purpose": "order.delivery", "email": "canary.zx81q@@example.org"}}, 422),
-        ("POST", "/v1/lookup", shop,
-         {"json": {"purpose": "order.delivery", "phone": "Kanarienvogel Zx81q"}}, 422),
-        ("POST", "/v1/lookup", shop,
-         {"json": {"purpose": "order.delivery", "external_ref": ref, "name": "Kanarienvogel"}},
-         400),
-        ("POST", "/v1/lookup", None,
-         {"json": {"purpose": "order.delivery", "email": CANARY["email"]}}, 401),
-        ("POST", "/v1/lookup", None,
-         {"json": {"purpose": "order.delivery", "email": CANARY["email"]},
-          "headers": {"Authorization": "Bearer canary.zx81q@example.org"}}, 401),
+        (
+            "POST",
+            f"/v1/subjects/{sid}/consents",
+            writer,
+            {
+                "json": {
+                    "purpose": "offers.phone",
+                    "evidence": {**evidence, "ip": CANARY_IP * 6, "explicit": True},
+                }
+            },
+            400,
+        ),
+        (
+            "POST",
+            f"/v1/subjects/{sid}/consents",
+            writer,
+            {"json": {"purpose": "offers.phone", "evidence": evidence}},
+            422,
+        ),
+        (
+            "POST",
+            "/v1/lookup",
+            shop,
+            {"json": {"purpose": "order.delivery", "email": email, "phone": CANARY["phone"]}},
+            422,
+        ),
+        (
+            "POST",
+            "/v1/lookup",
+            shop,
+            {"json": {"purpose": "order.delivery", "email": "canary.zx81q@@example.org"}},
+            422,
+        ),
+        (
+            "POST",
+            "/v1/lookup",
+            shop,
+            {"json": {"purpose": "order.delivery", "phone": "Kanarienvogel Zx81q"}},
+            422,
+        ),
+        (
+            "POST",
+            "/v1/lookup",
+            shop,
+            {"json": {"purpose": "order.delivery", "external_ref": ref, "name": "Kanarienvogel"}},
+            400,
+        ),
+        (
+            "POST",
+            "/v1/lookup",
+            None,
+            {"json": {"purpose": "order.delivery", "email": CANARY["email"]}},
+            401,
+        ),
+        (
+            "POST",
+            "/v1/lookup",
+            None,
+            {
+                "json": {"purpose": "order.delivery", "email": CANARY["email"]},
+                "headers": {"Authorization": "Bearer canary.zx81q@example.org"},
+            },
+            401,
+        ),
         ("POST", "/v1/consents/confirm", None, {"json": {"token": "CANARY-ZX81Q" * 3}}, 404),
         ("GET", "/confirm/canary.zx81q@example.org", None, {}, 404),
     ]
@@ -283,19 +359,27 @@ async def test_free_text_is_sealed_at_rest_and_gone_after_erasure(vault):
     """A basis's reference and a consent's notice version are shown to whom may see them
     (consent listing, consent proof) but are never plaintext in the database (SQLite file +
     WAL, or pg_dump), and after the subject's erasure nothing of them remains."""
+    from tests.support.dsar import erase
     from vault.audit.events import Actor
     from vault.bases.consent_proof import consent_proof
     from vault.bases.consents import Evidence, list_bases, record_basis
-    from tests.support.dsar import erase
     from vault.subjects.store import create_subject
 
     writer, dpo = Actor("client", "crm"), Actor("dpo", "dpo-office")
     sid = await create_subject(vault, writer, CANARY)
     contract = await record_basis(vault, writer, sid, "order.delivery", reference=FREE_TEXT[0])
     consent = await record_basis(
-        vault, writer, sid, "offers.sms",
-        evidence=Evidence(touchpoint="shop.counter", method="signature",
-                          notice_version=FREE_TEXT[1], language="de", explicit=True),
+        vault,
+        writer,
+        sid,
+        "offers.sms",
+        evidence=Evidence(
+            touchpoint="shop.counter",
+            method="signature",
+            notice_version=FREE_TEXT[1],
+            language="de",
+            explicit=True,
+        ),
     )
     listed = {b.id: b for b in await list_bases(vault, dpo, sid)}
     assert listed[contract.id].reference == FREE_TEXT[0]

@@ -7,7 +7,7 @@ tests move time instead of sleeping.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, overload
 
 
 class Clock(Protocol):
@@ -39,6 +39,14 @@ class FrozenClock:
 
     def advance(self, delta: timedelta) -> None:
         self._at = self._at + delta
+
+
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+@overload
+def as_utc(value: datetime | None) -> datetime | None: ...
 
 
 def as_utc(value: datetime | None) -> datetime | None:

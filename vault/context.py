@@ -34,7 +34,7 @@ from vault.clock import Clock, SystemClock
 from vault.crypto import BlindIndexer, DekManager, KeyringError, LocalKeyring
 from vault.crypto.keyring import KekProvider, ServerSecrets
 from vault.crypto.pkcs11_provider import Pkcs11KekProvider, keks_moved_to_token, read_pin
-from vault.errors import Unavailable
+from vault.errors import InvariantViolation, Unavailable
 from vault.mail import Mailer, make_mailer
 from vault.settings import Settings
 from vault.storage.db import make_engine, make_read_engine
@@ -92,7 +92,8 @@ class VaultContext:
             if entry is None or entry[0] is not statement:
                 entry = self._compiled[id(statement)] = (statement, Compiled(statement))
             return await self.direct.fetch(entry[1], params)
-        assert self.read_engine is not None
+        if self.read_engine is None:
+            raise InvariantViolation("self.read_engine is unset")
         try:
             async with self.read_engine.connect() as conn:
                 return list((await conn.execute(statement, params)).mappings())

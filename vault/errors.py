@@ -78,3 +78,9 @@ class Unauthenticated(VaultError):
     def __init__(self, message: str, reason: str = "invalid_credentials") -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class InvariantViolation(RuntimeError):
+    """A state the code rules out was found (a defect, never bad input): raised where an
+    `assert` would vanish under `python -O`. Not a VaultError, so the API answers it as
+    any unexpected error (500) and nothing is committed."""

@@ -104,9 +104,7 @@ def _written_at(path: Path) -> datetime:
     """When a mail was written, by the clock (from its name); a file without a stamp in
     its name (written by an older version) by its modification time."""
     try:
-        return datetime.strptime(path.name.lstrip(".").split("-", 1)[0], _STAMP).replace(
-            tzinfo=UTC
-        )
+        return datetime.strptime(path.name.lstrip(".").split("-", 1)[0], _STAMP).replace(tzinfo=UTC)
     except ValueError:
         return datetime.fromtimestamp(path.stat().st_mtime, UTC)
 

@@ -1,2 +1,1 @@
-"""The routes of the admin area (`vault.admin`): API clients (`clients`).
-"""
+"""The routes of the admin area (`vault.admin`): API clients (`clients`)."""

@@ -7,10 +7,10 @@ from typing import Any
 from litestar import Controller, Request, get, post
 from litestar.params import JSONBody, Parameter
 
-from api.deps import Vault
-from api.auth import actor_of, roles
-from api.openapi_docs import AUTHED, problems
 from api.admin.schemas import ClientCreate, ClientCreated, ClientList, ClientOut
+from api.auth import actor_of, roles
+from api.deps import Vault
+from api.openapi_docs import AUTHED, problems
 from vault.admin import clients
 from vault.admin.clients import ClientInfo, Role
 

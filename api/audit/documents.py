@@ -44,7 +44,7 @@ def consent_stats_out(s: audit_query.ConsentStats) -> ConsentStatsOut:
     return ConsentStatsOut(
         since=s.since,
         until=s.until,
-        bucket=s.bucket,  # type: ignore[arg-type]
+        bucket=s.bucket,  # type: ignore[arg-type]  # the vault checks it is one of audit_query.BUCKETS, the values of this Literal
         purposes=[
             PurposeConsentStatsOut(
                 purpose=p.purpose,
@@ -72,6 +72,7 @@ def proof_out(p: consent_proof.ConsentProof) -> ConsentProofOut:
         created_at=p.created_at,
         subject_status=p.subject_status,
         evidence=ProofEvidenceOut(
+            # Why the ignore below: the vault sets only "opened", "none" or "shredded"
             sealed_evidence=e.sealed_evidence,  # type: ignore[arg-type]
             touchpoint=e.touchpoint,
             method=e.method,
@@ -179,7 +180,7 @@ class JsonOrHtmlOperation(Operation):
 
 
 class DpoConsentController(Controller):
-    before_request = reject_unknown_query
+    before_request = staticmethod(reject_unknown_query)
     path = "/v1/consents"
     tags = ["audit"]
     opt = roles(Role.DPO)
@@ -201,7 +202,7 @@ class DpoConsentController(Controller):
         request: Request[Any, Any, Any],
         vault: Vault,
         consent_id: Uuid = uuid_path("The consent's id"),
-        format: Literal["json", "html"] | None = Parameter(  # noqa: A002
+        format: Literal["json", "html"] | None = Parameter(  # noqa: A002 - the query parameter's name
             required=False, description="`html` for a printable page"
         ),
         lang: Literal["de", "en"] | None = Parameter(
@@ -210,6 +211,8 @@ class DpoConsentController(Controller):
     ) -> Response[ConsentProofOut]:
         proof = await consent_proof.consent_proof(vault, actor_of(request), consent_id)
         if wants_html(request, format):
+            # Why the ignore below: the HTML variant is a template; the return annotation
+            # describes the JSON body for the OpenAPI document.
             return render_proof(request, proof)  # type: ignore[return-value]
         return Response(proof_out(proof), headers={"Cache-Control": "no-store"})
 
@@ -243,7 +246,7 @@ class DpoConsentController(Controller):
 
 
 class RopaController(Controller):
-    before_request = reject_unknown_query
+    before_request = staticmethod(reject_unknown_query)
     path = "/v1/ropa"
     tags = ["audit"]
     opt = roles(Role.DPO)

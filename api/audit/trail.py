@@ -91,7 +91,7 @@ def access_stats_out(s: audit_query.AccessStats) -> AccessStatsOut:
     return AccessStatsOut(
         since=s.since,
         until=s.until,
-        bucket=s.bucket,  # type: ignore[arg-type]
+        bucket=s.bucket,  # type: ignore[arg-type]  # the vault checks it is one of audit_query.BUCKETS, the values of this Literal
         total=s.total,
         allowed=s.allowed,
         denied=s.denied,
@@ -117,6 +117,7 @@ def chain_out(s: audit_query.ChainStatus) -> ChainStatusOut:
         last_checkpoint=(
             CheckpointOut(
                 position=s.last_checkpoint_position,
+                # Why the ignore below: seq and at are set with the position, checked below
                 seq=s.last_checkpoint_seq,  # type: ignore[arg-type]
                 at=s.last_checkpoint_at,  # type: ignore[arg-type]
                 key_id=s.key_id or "",
@@ -128,7 +129,7 @@ def chain_out(s: audit_query.ChainStatus) -> ChainStatusOut:
 
 
 class AuditController(Controller):
-    before_request = reject_unknown_query
+    before_request = staticmethod(reject_unknown_query)
     path = "/v1/audit"
     tags = ["audit"]
     opt = roles(Role.DPO)
@@ -137,7 +138,14 @@ class AuditController(Controller):
         "/",
         operation_id="searchAudit",
         opt=query(
-            "subject_id", "client", "purpose", "action", "decision", "since", "until", "limit",
+            "subject_id",
+            "client",
+            "purpose",
+            "action",
+            "decision",
+            "since",
+            "until",
+            "limit",
             "cursor",
         ),
         summary="Search the audit trail (newest first, cursor paging); the search is audited",
@@ -155,19 +163,28 @@ class AuditController(Controller):
         request: Request[Any, Any, Any],
         vault: Vault,
         subject_id: str | None = Parameter(
-            required=False, min_length=36, max_length=36,
-            pattern=UUID_PATTERN, description="Only events about this subject",
+            required=False,
+            min_length=36,
+            max_length=36,
+            pattern=UUID_PATTERN,
+            description="Only events about this subject",
         ),
         client: str | None = Parameter(
-            required=False, max_length=100, pattern=CLIENT_PATTERN,
+            required=False,
+            max_length=100,
+            pattern=CLIENT_PATTERN,
             description="Only events by this client (its name)",
         ),
         purpose: str | None = Parameter(
-            required=False, max_length=100, pattern=PURPOSE_PATTERN,
+            required=False,
+            max_length=100,
+            pattern=PURPOSE_PATTERN,
             description="Only events naming this purpose",
         ),
         action: str | None = Parameter(
-            required=False, max_length=64, pattern=ACTION_PATTERN,
+            required=False,
+            max_length=64,
+            pattern=ACTION_PATTERN,
             description="An action tag or its last part(s), e.g. `lookup`",
         ),
         decision: Literal["allow", "deny"] | None = Parameter(
@@ -176,11 +193,15 @@ class AuditController(Controller):
         since: str | None = time_param("Events at or after this time (with offset)"),
         until: str | None = time_param("Events before this time (with offset)"),
         limit: int = Parameter(
-            default=audit_query.DEFAULT_LIMIT, ge=1, le=audit_query.MAX_LIMIT,
+            default=audit_query.DEFAULT_LIMIT,
+            ge=1,
+            le=audit_query.MAX_LIMIT,
             description="Page size (1 to 500)",
         ),
         cursor: str | None = Parameter(
-            required=False, max_length=40, pattern=CURSOR_PATTERN,
+            required=False,
+            max_length=40,
+            pattern=CURSOR_PATTERN,
             description="`next_cursor` of the previous page",
         ),
     ) -> AuditPageOut:
@@ -188,8 +209,13 @@ class AuditController(Controller):
             vault,
             actor_of(request),
             AuditFilter(
-                subject_id, client, purpose, action, decision,
-                parse_time(since, "since"), parse_time(until, "until"),
+                subject_id,
+                client,
+                purpose,
+                action,
+                decision,
+                parse_time(since, "since"),
+                parse_time(until, "until"),
             ),
             limit=limit,
             cursor=cursor,
@@ -247,5 +273,3 @@ class AuditController(Controller):
     )
     async def public_key(self, vault: Vault) -> str:
         return audit_chain.public_key_pem(vault)
-
-

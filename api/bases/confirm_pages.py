@@ -8,24 +8,22 @@ from litestar import Controller, Request, get, post
 from litestar.params import JSONBody, Parameter
 from litestar.response import Template
 
-from api.deps import Vault
 from api.auth import actor_of, public
-from api.i18n import TEXTS, N_, pick_language
-from api.openapi_docs import PUBLIC, problems
-from api.bases.schemas import ConfirmRequest, ConsentOut
 from api.bases.consents import consent_out
-from vault.bases import consents
+from api.bases.schemas import ConfirmRequest, ConsentOut
+from api.deps import Vault
+from api.i18n import N_, TEXTS, pick_language
+from api.openapi_docs import PUBLIC, problems
 from vault.audit.events import Actor
-from vault.subjects.decision import BasisStatus
+from vault.bases import consents
 from vault.errors import Conflict, NotFound, Unavailable
+from vault.subjects.decision import BasisStatus
 
 Token = Parameter(description="Confirmation token from the mailed link", max_length=100)
 
 
 def _subject_actor(request: Request[Any, Any, Any]) -> Actor:
-    return Actor(
-        "subject", "confirmation-link", request.scope.get("state", {}).get("request_id")
-    )
+    return Actor("subject", "confirmation-link", request.scope.get("state", {}).get("request_id"))
 
 
 #: The title and text of each message page.

@@ -7,9 +7,7 @@ from typing import Any
 from litestar import Controller, Request, get, post
 from litestar.params import JSONBody
 
-from api.deps import Vault
 from api.auth import actor_of, roles
-from api.openapi_docs import AUTHED, problems
 from api.bases.schemas import (
     ConsentCreate,
     ConsentCreated,
@@ -18,9 +16,11 @@ from api.bases.schemas import (
     EvidenceOut,
     HistoryEntry,
 )
+from api.deps import Vault
+from api.openapi_docs import AUTHED, problems
 from api.schemas import Uuid, uuid_path
-from vault.bases import consents
 from vault.admin.clients import Role
+from vault.bases import consents
 from vault.bases.consents import BasisRecord, Evidence
 
 

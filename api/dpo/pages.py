@@ -25,19 +25,19 @@ from vault.clock import as_utc
 from vault.errors import InvalidInput
 
 
-def fmt_for(lang: str):  # type: ignore[no-untyped-def]
+def fmt_for(lang: str):
     """Times on the console to the second (audit work), dates as the language writes them."""
     return dates.formatter(lang, "seconds")
 
 
-def period_for(lang: str, bucket: str):  # type: ignore[no-untyped-def]
+def period_for(lang: str, bucket: str):
     def period(start: datetime) -> str:
         return format_datetime(start, lang, "hour" if bucket == "hour" else "day")
 
     return period
 
 
-def axis_for(lang: str, bucket: str):  # type: ignore[no-untyped-def]
+def axis_for(lang: str, bucket: str):
     """Short labels for a chart's time axis."""
 
     def axis(start: datetime) -> str:
@@ -59,7 +59,7 @@ def search_url(lang: str, **params: Any) -> str:
     return "/dpo/audit?" + urlencode(query)
 
 
-def _lang_url(request: Request[Any, Any, Any]):  # type: ignore[no-untyped-def]
+def _lang_url(request: Request[Any, Any, Any]):
     def lang_url(code: str) -> str:
         items = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
         return request.url.path + "?" + urlencode([*items, ("lang", code)])
@@ -135,7 +135,6 @@ def _message(
     )
 
 
-
 def page_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Errors on the console are pages (`api.web.errors`); a missing or ended session goes
     to the sign-in page instead."""
@@ -170,9 +169,7 @@ def parse_local(value: str, name: str) -> datetime | None:
 
 
 def local_value(value: datetime | None) -> str:
-    return as_utc(value).strftime("%Y-%m-%dT%H:%M") if value else ""  # type: ignore[union-attr]
-
-
+    return as_utc(value).strftime("%Y-%m-%dT%H:%M") if value else ""
 
 
 class DpoPages(Controller):

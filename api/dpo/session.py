@@ -45,8 +45,6 @@ UUID_RE = re.compile(r"^[0-9a-f-]{36}$")
 log = structlog.get_logger("tresor.dpo")
 
 
-
-
 # -- keys derived from the keyring --------------------------------------------------------------
 
 
@@ -123,14 +121,11 @@ async def active_dpo(ctx: VaultContext, session: DpoSession) -> bool:
 
 
 def session_cookie(request: Request[Any, Any, Any], token: str) -> Cookie:
-    return web_cookies.session_cookie(
-        request, SURFACE, token, int(SESSION_TTL.total_seconds())
-    )
+    return web_cookies.session_cookie(request, SURFACE, token, int(SESSION_TTL.total_seconds()))
 
 
 def clear_session_cookie(request: Request[Any, Any, Any]) -> Cookie:
     return web_cookies.clear_session_cookie(request, SURFACE)
-
 
 
 def to_signin(request: Request[Any, Any, Any], *, expired: bool = False) -> Redirect:

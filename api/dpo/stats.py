@@ -34,7 +34,8 @@ class DpoStatsPages(DpoPages):
         lang = pick_language(request)
         t = TEXTS[lang]
         q = request.query_params
-        bucket = q.get("bucket") if q.get("bucket") in audit_query.BUCKETS else "day"
+        requested = q.get("bucket")
+        bucket = requested if requested is not None and requested in audit_query.BUCKETS else "day"
         form = {
             "since": form_text(q.get("since"), 40),
             "until": form_text(q.get("until"), 40),

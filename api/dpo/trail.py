@@ -31,7 +31,6 @@ from vault.audit.query import AuditFilter
 from vault.bases import consent_proof
 from vault.errors import InvalidInput, NotFound
 
-
 #: Action tags offered as suggestions in the search form.
 SUGGESTED_ACTIONS = ("lookup", "client:contact:lookup", "consent", "withdraw", "erase", "dpo")
 
@@ -93,7 +92,11 @@ class DpoTrailPages(DpoPages):
             context["error_fields"] = sorted(exc.errors.items())
         context["client_names"] = [c.name for c in await list_clients(vault)]
         return page(
-            request, "dpo_audit.html", "dpo_audit_heading", session=session, status=status,
+            request,
+            "dpo_audit.html",
+            "dpo_audit_heading",
+            session=session,
+            status=status,
             **context,
         )
 

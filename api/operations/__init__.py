@@ -1,2 +1,1 @@
-"""Health and readiness (`health`); the metrics endpoint is `api.metrics`.
-"""
+"""Health and readiness (`health`); the metrics endpoint is `api.metrics`."""

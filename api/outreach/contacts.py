@@ -12,8 +12,8 @@ from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
 from api.outreach.schemas import ContactRecorded, ContactRecordIn
 from api.subjects.schemas import ContactReservationOut
-from vault.outreach import basket
 from vault.admin.clients import ClientInfo, Role
+from vault.outreach import basket
 
 
 def reservation_out(r: basket.Reservation) -> ContactReservationOut:

@@ -11,20 +11,17 @@ from litestar import Controller, Request, get, post
 from litestar.params import JSONBody, Parameter
 
 from api.auth import actor_of, roles
-from api.query_params import query, reject_unknown_query
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
 from api.outreach.schemas import FollowupCreate, FollowupOut, FollowupPageOut
+from api.query_params import query, reject_unknown_query
 from api.schemas import Uuid, uuid_path
-from vault.outreach import followups
 from vault.admin.clients import ClientInfo, Role
 from vault.errors import InvalidInput
-
+from vault.outreach import followups
 
 #: RFC 3339 date-time with a time zone; anything else is a 400 before any domain code runs.
-AWARE_DATETIME = (
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|z|[+-]\d{2}:\d{2})$"
-)
+AWARE_DATETIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|z|[+-]\d{2}:\d{2})$"
 
 
 def _aware(value: str | None) -> datetime | None:
@@ -57,7 +54,7 @@ def followup_out(f: followups.Followup) -> FollowupOut:
 class FollowupController(Controller):
     path = "/v1/followups"
     tags = ["follow-ups"]
-    before_request = reject_unknown_query
+    before_request = staticmethod(reject_unknown_query)
 
     @post(
         "/",

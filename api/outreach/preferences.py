@@ -3,6 +3,7 @@ and the JSON shapes the privacy centre shares (`/self/v1/preferences`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -20,10 +21,10 @@ from api.outreach.schemas import (
     QuietTimesOut,
 )
 from api.schemas import Uuid, uuid_path
-from vault.outreach import preferences
 from vault.admin.clients import Role
 from vault.bases.consents import Evidence
 from vault.context import VaultContext
+from vault.outreach import preferences
 from vault.outreach.preferences import PreferencesView
 
 
@@ -159,7 +160,7 @@ def form_document(form: Any) -> dict[str, Any]:
     return doc
 
 
-def form_errors(errors: dict[str, str], texts: dict[str, str]) -> list[str]:
+def form_errors(errors: Mapping[str, str], texts: Mapping[str, str]) -> list[str]:
     """Customer-facing messages for the domain's field errors (never echoing input)."""
     out: list[str] = []
     for key in errors:
@@ -178,15 +179,21 @@ def form_errors(errors: dict[str, str], texts: dict[str, str]) -> list[str]:
     return out
 
 
-def page_context(vault: VaultContext, view: PreferencesView, doc: dict[str, Any] | None) -> dict[str, Any]:
+def page_context(
+    vault: VaultContext, view: PreferencesView, doc: dict[str, Any] | None
+) -> dict[str, Any]:
     """What `privacy_preferences.html` needs: the document to show (the stored one, or the
     rejected input), the vocabularies and the history."""
     if doc is None:
         doc = (
             view.preferences.to_json()
             if view.preferences is not None
-            else {"timezone": "Europe/Berlin", "preferred_channels": {}, "quiet": {},
-                  "monthly_cap_points": None}
+            else {
+                "timezone": "Europe/Berlin",
+                "preferred_channels": {},
+                "quiet": {},
+                "monthly_cap_points": None,
+            }
         )
     cap = doc.get("monthly_cap_points")
     zones = preferences.zone_names()

@@ -8,7 +8,6 @@ from litestar import Controller, Request, get
 from litestar.params import Parameter
 
 from api.auth import actor_of, roles
-from api.query_params import query, reject_unknown_query
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
 from api.outreach.schemas import (
@@ -17,8 +16,9 @@ from api.outreach.schemas import (
     FollowupBucketOut,
     PreferenceStatsOut,
 )
-from vault.outreach import report as pressure_report
+from api.query_params import query, reject_unknown_query
 from vault.admin.clients import Role
+from vault.outreach import report as pressure_report
 
 
 def report_out(r: pressure_report.ContactReport) -> ContactReportOut:
@@ -57,7 +57,7 @@ class ReportController(Controller):
     path = "/v1/reports"
     tags = ["contact pressure"]
     opt = roles(Role.DPO)
-    before_request = reject_unknown_query
+    before_request = staticmethod(reject_unknown_query)
 
     @get(
         "/contacts",

@@ -86,9 +86,7 @@ class PrivacyOverviewPages(PrivacyPages):
             access_outcome=lambda entry: access_outcome(lang, entry),
         )
 
-    @post(
-        "/consents/{consent_id:str}/withdraw", operation_id="privacyWithdraw", status_code=303
-    )
+    @post("/consents/{consent_id:str}/withdraw", operation_id="privacyWithdraw", status_code=303)
     async def withdraw(
         self, request: Request[Any, Any, Any], vault: Vault, consent_id: FromPath[str]
     ) -> Redirect:

@@ -55,7 +55,7 @@ DONE_NOTICES = ("withdrawn", "requested", "signed_out", "erased", "expired")
 _ADDRESS_PARTS = ("street", "postal_code", "city", "country")
 
 
-def fmt_for(lang: str):  # type: ignore[no-untyped-def]
+def fmt_for(lang: str):
     """Times to the minute and marked UTC: customers may read them anywhere."""
     return dates.formatter(lang, "minutes", utc=True)
 
@@ -100,9 +100,7 @@ def to_privacy(
     return Redirect(path=f"/privacy{query}{anchor}", status_code=303, cookies=cookies or [])
 
 
-async def signed_in(
-    request: Request[Any, Any, Any], vault: Any
-) -> selfservice.SelfSession | None:
+async def signed_in(request: Request[Any, Any, Any], vault: Any) -> selfservice.SelfSession | None:
     """The live session of the cookie, restricted or not (only the overview takes one)."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:

@@ -6,21 +6,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.enums import MediaType
 from litestar.exceptions import ValidationException
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Schema
+from litestar.openapi.spec import (
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Schema,
+)
 from litestar.params import JSONBody, Parameter, QueryParameter
 
 from api.auth import actor_of, roles
 from api.deps import Vault
-from api.query_params import query, reject_unknown_query
 from api.export_view import render_export_html
 from api.i18n import pick_language
 from api.openapi_docs import AUTHED, problems
+from api.query_params import query, reject_unknown_query
 from api.rights.schemas import (
     RequestComplete,
     RequestCreate,
@@ -33,9 +39,9 @@ from api.rights.schemas import (
     RequestTypeName,
 )
 from api.schemas import uuid_path
+from vault.admin.clients import Role
 from vault.rights import export
 from vault.rights import requests as dsar
-from vault.admin.clients import Role
 from vault.rights.requests import RequestRecord
 
 RequestId = uuid_path("The request's id")
@@ -64,7 +70,7 @@ class RequestController(Controller):
     path = "/v1/requests"
     tags = ["requests"]
     opt = roles(Role.DPO)
-    before_request = reject_unknown_query
+    before_request = staticmethod(reject_unknown_query)
 
     @post(
         "/",
@@ -101,15 +107,19 @@ class RequestController(Controller):
     async def list_(
         self,
         vault: Vault,
-        type_: RequestTypeName | None = QueryParameter(name="type", required=False, default=None),
+        type_: Annotated[
+            RequestTypeName | None, QueryParameter(name="type", required=False)
+        ] = None,
         status: RequestStatusName | None = Parameter(required=False, default=None),
-        due_before: str | None = QueryParameter(
-            required=False,
-            default=None,
-            format="date-time",
-            max_length=64,
-            description="Only requests due before this time (RFC 3339, with offset)",
-        ),
+        due_before: Annotated[
+            str | None,
+            QueryParameter(
+                required=False,
+                format="date-time",
+                max_length=64,
+                description="Only requests due before this time (RFC 3339, with offset)",
+            ),
+        ] = None,
         subject_id: str | None = Parameter(
             required=False, default=None, min_length=36, max_length=36, pattern=r"^[0-9a-f-]{36}$"
         ),
@@ -250,7 +260,7 @@ class _JsonOrHtmlOperation(Operation):
 
     def __post_init__(self) -> None:
         ok = (self.responses or {}).get("200")
-        if ok is not None and ok.content is not None:
+        if isinstance(ok, OpenAPIResponse) and ok.content is not None:
             ok.content["text/html"] = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
 
 
@@ -258,7 +268,7 @@ class ExportController(Controller):
     path = "/v1/subjects/{subject_id:str}/export"
     tags = ["requests"]
     opt = roles(Role.DPO)
-    before_request = reject_unknown_query
+    before_request = staticmethod(reject_unknown_query)
 
     @get(
         "/",
@@ -279,9 +289,10 @@ class ExportController(Controller):
         request: Request[Any, Any, Any],
         vault: Vault,
         subject_id: str = uuid_path("The subject's pseudonymous id"),
-        format_: Literal["json", "html"] | None = QueryParameter(
-            name="format", required=False, default=None
-        ),
+        format_: Annotated[
+            Literal["json", "html"] | None,
+            QueryParameter(name="format", required=False),
+        ] = None,
         lang: Literal["de", "en"] | None = Parameter(required=False, default=None),
     ) -> Response[dict[str, Any]]:
         wants_html = format_ == "html" or (
@@ -292,5 +303,7 @@ class ExportController(Controller):
         doc = await export.build_export(vault, actor_of(request), subject_id)
         if wants_html:
             html = render_export_html(doc, lang or pick_language(request))
+            # Why the ignore below: the HTML variant has a text body; the return annotation
+            # describes the JSON body for the OpenAPI document.
             return Response(html, media_type=MediaType.HTML)  # type: ignore[arg-type]
         return Response(doc, media_type=MediaType.JSON)

@@ -121,7 +121,9 @@ class SelfSessionController(Controller):
             request_id=request_id_of(request),
         )
         return SelfSessionToken(
-            token=session.token, token_type="Bearer", expires_at=session.expires_at
+            token=session.token,
+            token_type="Bearer",  # noqa: S106 - the OAuth 2.0 token type, not a secret
+            expires_at=session.expires_at,
         )
 
     @delete(
@@ -334,9 +336,7 @@ class SelfServiceController(Controller):
         security=SELF_SESSION,
         responses=self_problems(400, 401, 403, 404, 500, 503),
     )
-    async def export(
-        self, request: Request[Any, Any, Any], vault: Vault, me: Me
-    ) -> dict[str, Any]:
+    async def export(self, request: Request[Any, Any, Any], vault: Vault, me: Me) -> dict[str, Any]:
         return await my_export(vault, request, me)
 
 

@@ -11,13 +11,13 @@ from litestar.params import JSONBody
 from litestar.response import Stream
 
 from api.auth import actor_of, roles
-from api.subjects.lookup import contact_spec
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
+from api.subjects.lookup import contact_spec
 from api.subjects.schemas import BatchLine, BatchLookupRequest, DryRunRequest, DryRunResponse
-from vault.subjects import bulk
 from vault.admin.clients import ClientInfo, Role
 from vault.errors import InvalidInput
+from vault.subjects import bulk
 
 #: Request field -> identifier kind.
 _LISTS = {
@@ -63,7 +63,8 @@ class BulkLookupController(Controller):
             "order, carrying its index `i` (never the identifier): the allowed fields and "
             "basis, or a `reason` with `status` 403 (denied), 404 (no subject), 422 "
             "(malformed identifier) or 500 (`integrity_error`: the stored data failed its "
-            "integrity check; nothing revealed). With `contact`, each revealed line reserves the contact's "
+            "integrity check; nothing revealed). With `contact`, each revealed line reserves "
+            "the contact's "
             "points (returned in `contact`) or is denied `contact_budget_exhausted` / "
             "`contact_blocked_by_calamity`. Every line is audited in the transaction of its chunk; "
             "a chunk's lines leave only after that transaction committed. If a later chunk "

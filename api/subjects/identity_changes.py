@@ -10,13 +10,13 @@ from litestar import Controller, Request, get, post
 from litestar.params import Parameter
 
 from api.auth import actor_of, roles
-from api.query_params import query, reject_unknown_query
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
+from api.query_params import query, reject_unknown_query
 from api.schemas import UUID_PATTERN, uuid_path
 from api.subjects.schemas import IdentityChangeList, IdentityChangeOut, IdentityChangeStatusName
-from vault.subjects import identity
 from vault.admin.clients import Role
+from vault.subjects import identity
 from vault.subjects.identity import ChangeRecord
 
 
@@ -39,7 +39,7 @@ class IdentityChangeController(Controller):
     path = "/v1/identity-changes"
     tags = ["requests"]
     opt = roles(Role.DPO)
-    before_request = reject_unknown_query
+    before_request = staticmethod(reject_unknown_query)
 
     @get(
         "/",

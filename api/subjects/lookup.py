@@ -11,6 +11,7 @@ from api import metrics
 from api.auth import actor_of, roles
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
+from api.schemas import contact_channel
 from api.subjects.schemas import (
     BasisOut,
     ContactIn,
@@ -18,10 +19,10 @@ from api.subjects.schemas import (
     LookupRequest,
     LookupResponse,
 )
-from vault.subjects import lookup as lookup_service
-from vault.outreach import basket
 from vault.admin.clients import ClientInfo, Role
 from vault.errors import IntegrityFailure, InvalidInput
+from vault.outreach import basket
+from vault.subjects import lookup as lookup_service
 
 _KINDS = ("subject_id", "email", "phone", "external_ref")
 
@@ -90,7 +91,9 @@ class LookupController(Controller):
                 contact=contact,
             )
         except (
-            lookup_service.LookupDenied, lookup_service.LookupNotFound, IntegrityFailure
+            lookup_service.LookupDenied,
+            lookup_service.LookupNotFound,
+            IntegrityFailure,
         ) as exc:
             metrics.observe_lookup(known, "deny", str(exc.reason))
             raise
@@ -108,5 +111,5 @@ class LookupController(Controller):
             else ContactReservationOut(
                 id=r.contact_id, month=r.month, points=r.points, used=r.used, basket=r.basket
             ),
-            preferred_channel=r.preferred_channel if r is not None else None,
+            preferred_channel=contact_channel(r.preferred_channel) if r is not None else None,
         )

@@ -8,13 +8,13 @@ import msgspec
 from litestar import Controller, Request, patch, post
 from litestar.params import JSONBody
 
-from api.deps import Vault
 from api.auth import actor_of, roles
+from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
 from api.schemas import Uuid, uuid_path
 from api.subjects.schemas import ContactPatch, ContactPatched, SubjectCreate, SubjectCreated
-from vault.subjects import store as subjects
 from vault.admin.clients import Role
+from vault.subjects import store as subjects
 
 
 def _present(struct: msgspec.Struct) -> dict[str, Any]:

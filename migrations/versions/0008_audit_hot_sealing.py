@@ -11,25 +11,25 @@ Revision ID: 0008
 Revises: 0007
 Create Date: 2026-11-23 17:10:00
 """
+
 from alembic import op
 
-
-revision = '0008'
-down_revision = '0007'
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('audit_events', schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f('uq_audit_events_chain_pos'), type_='unique')
-    if op.get_bind().dialect.name == 'postgresql':
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("uq_audit_events_chain_pos"), type_="unique")
+    if op.get_bind().dialect.name == "postgresql":
         # Applies to pages written from now on; existing pages get it at the next rewrite.
-        op.execute('ALTER TABLE audit_events SET (fillfactor = 75)')
+        op.execute("ALTER TABLE audit_events SET (fillfactor = 75)")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == 'postgresql':
-        op.execute('ALTER TABLE audit_events RESET (fillfactor)')
-    with op.batch_alter_table('audit_events', schema=None) as batch_op:
-        batch_op.create_unique_constraint(batch_op.f('uq_audit_events_chain_pos'), ['chain_pos'])
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER TABLE audit_events RESET (fillfactor)")
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.create_unique_constraint(batch_op.f("uq_audit_events_chain_pos"), ["chain_pos"])

@@ -12,44 +12,44 @@ Revision ID: 0010
 Revises: 0009
 Create Date: 2026-11-30 08:00:00
 """
+
 import sqlalchemy as sa
 from alembic import op
 
-
-revision = '0010'
-down_revision = '0009'
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
     op.create_table(
-        'audit_seals',
-        sa.Column('seq', sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column('chain_pos', sa.BigInteger(), nullable=False),
-        sa.Column('chain_mac', sa.String(length=64), nullable=False),
-        sa.PrimaryKeyConstraint('seq', name=op.f('pk_audit_seals')),
+        "audit_seals",
+        sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("chain_pos", sa.BigInteger(), nullable=False),
+        sa.Column("chain_mac", sa.String(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_audit_seals")),
     )
     op.execute(
-        'INSERT INTO audit_seals (seq, chain_pos, chain_mac) '
-        'SELECT seq, chain_pos, chain_mac FROM audit_events WHERE chain_pos IS NOT NULL'
+        "INSERT INTO audit_seals (seq, chain_pos, chain_mac) "
+        "SELECT seq, chain_pos, chain_mac FROM audit_events WHERE chain_pos IS NOT NULL"
     )
-    with op.batch_alter_table('audit_events', schema=None) as batch_op:
-        batch_op.drop_column('chain_mac')
-        batch_op.drop_column('chain_pos')
-    if op.get_bind().dialect.name == 'postgresql':
-        op.execute('ALTER TABLE audit_events RESET (fillfactor)')
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.drop_column("chain_mac")
+        batch_op.drop_column("chain_pos")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER TABLE audit_events RESET (fillfactor)")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == 'postgresql':
-        op.execute('ALTER TABLE audit_events SET (fillfactor = 75)')
-    with op.batch_alter_table('audit_events', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('chain_pos', sa.BigInteger(), nullable=True))
-        batch_op.add_column(sa.Column('chain_mac', sa.String(length=64), nullable=True))
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER TABLE audit_events SET (fillfactor = 75)")
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("chain_pos", sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column("chain_mac", sa.String(length=64), nullable=True))
     op.execute(
-        'UPDATE audit_events SET '
-        'chain_pos = (SELECT s.chain_pos FROM audit_seals s WHERE s.seq = audit_events.seq), '
-        'chain_mac = (SELECT s.chain_mac FROM audit_seals s WHERE s.seq = audit_events.seq)'
+        "UPDATE audit_events SET "
+        "chain_pos = (SELECT s.chain_pos FROM audit_seals s WHERE s.seq = audit_events.seq), "
+        "chain_mac = (SELECT s.chain_mac FROM audit_seals s WHERE s.seq = audit_events.seq)"
     )
-    op.drop_table('audit_seals')
+    op.drop_table("audit_seals")

@@ -12,28 +12,28 @@ Revision ID: 0011
 Revises: 0010
 Create Date: 2026-11-30 09:00:00
 """
+
 from alembic import op
 
-
-revision = '0011'
-down_revision = '0010'
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('audit_events', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_audit_events_consent_id'))
-        batch_op.drop_index(batch_op.f('ix_audit_events_at'))
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_audit_events_consent_id"))
+        batch_op.drop_index(batch_op.f("ix_audit_events_at"))
         batch_op.create_index(
-            batch_op.f('ix_audit_events_at'), ['at'], unique=False, postgresql_using='brin'
+            batch_op.f("ix_audit_events_at"), ["at"], unique=False, postgresql_using="brin"
         )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('audit_events', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_audit_events_at'))
-        batch_op.create_index(batch_op.f('ix_audit_events_at'), ['at'], unique=False)
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_audit_events_at"))
+        batch_op.create_index(batch_op.f("ix_audit_events_at"), ["at"], unique=False)
         batch_op.create_index(
-            batch_op.f('ix_audit_events_consent_id'), ['consent_id'], unique=False
+            batch_op.f("ix_audit_events_consent_id"), ["consent_id"], unique=False
         )

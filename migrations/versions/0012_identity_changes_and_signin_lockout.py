@@ -16,76 +16,77 @@ Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-04 14:00:00
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 
-
-revision = '0012'
-down_revision = '0011'
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
     op.create_table(
-        'identity_changes',
-        sa.Column('id', sa.String(length=36), nullable=False),
-        sa.Column('subject_id', sa.String(length=36), nullable=False),
-        sa.Column('ordinal', sa.Integer(), nullable=False),
-        sa.Column('kind', sa.String(length=16), nullable=False),
-        sa.Column('old_digest', sa.String(length=64), nullable=True),
-        sa.Column('new_digest', sa.String(length=64), nullable=True),
-        sa.Column('changed_at', sa.DateTime(timezone=True), nullable=False),
-        sa.Column('changed_by', sa.String(length=120), nullable=False),
-        sa.Column('cooling_off_until', sa.DateTime(timezone=True), nullable=False),
-        sa.Column('status', sa.String(length=16), nullable=False),
-        sa.Column('token_hash', sa.String(length=64), nullable=True),
-        sa.Column('resolved_at', sa.DateTime(timezone=True), nullable=True),
-        sa.Column('resolved_by', sa.String(length=120), nullable=True),
-        sa.Column('request_id', sa.String(length=36), nullable=True),
+        "identity_changes",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("subject_id", sa.String(length=36), nullable=False),
+        sa.Column("ordinal", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("old_digest", sa.String(length=64), nullable=True),
+        sa.Column("new_digest", sa.String(length=64), nullable=True),
+        sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("changed_by", sa.String(length=120), nullable=False),
+        sa.Column("cooling_off_until", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=True),
+        sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("resolved_by", sa.String(length=120), nullable=True),
+        sa.Column("request_id", sa.String(length=36), nullable=True),
         sa.ForeignKeyConstraint(
-            ['subject_id'], ['subjects.id'],
-            name=op.f('fk_identity_changes_subject_id_subjects'),
+            ["subject_id"],
+            ["subjects.id"],
+            name=op.f("fk_identity_changes_subject_id_subjects"),
         ),
-        sa.PrimaryKeyConstraint('id', name=op.f('pk_identity_changes')),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_identity_changes")),
     )
-    with op.batch_alter_table('identity_changes', schema=None) as batch_op:
+    with op.batch_alter_table("identity_changes", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f('ix_identity_changes_subject_id'), ['subject_id'], unique=False
+            batch_op.f("ix_identity_changes_subject_id"), ["subject_id"], unique=False
         )
         batch_op.create_index(
-            batch_op.f('ix_identity_changes_token_hash'), ['token_hash'], unique=False
+            batch_op.f("ix_identity_changes_token_hash"), ["token_hash"], unique=False
         )
 
     op.create_table(
-        'self_service_lockouts',
-        sa.Column('lock_key', sa.String(length=64), nullable=False),
-        sa.Column('failures', sa.Integer(), nullable=False),
-        sa.Column('level', sa.Integer(), nullable=False),
-        sa.Column('locked_until', sa.DateTime(timezone=True), nullable=True),
-        sa.Column('last_failure_at', sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint('lock_key', name=op.f('pk_self_service_lockouts')),
+        "self_service_lockouts",
+        sa.Column("lock_key", sa.String(length=64), nullable=False),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.Column("level", sa.Integer(), nullable=False),
+        sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_failure_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("lock_key", name=op.f("pk_self_service_lockouts")),
     )
 
-    with op.batch_alter_table('self_service_sessions', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('channel', sa.String(length=16), nullable=True))
+    with op.batch_alter_table("self_service_sessions", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("channel", sa.String(length=16), nullable=True))
 
-    with op.batch_alter_table('self_service_challenges', schema=None) as batch_op:
+    with op.batch_alter_table("self_service_challenges", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f('ix_self_service_challenges_subject_id'), ['subject_id'], unique=False
+            batch_op.f("ix_self_service_challenges_subject_id"), ["subject_id"], unique=False
         )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('self_service_challenges', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_self_service_challenges_subject_id'))
+    with op.batch_alter_table("self_service_challenges", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_self_service_challenges_subject_id"))
 
-    with op.batch_alter_table('self_service_sessions', schema=None) as batch_op:
-        batch_op.drop_column('channel')
+    with op.batch_alter_table("self_service_sessions", schema=None) as batch_op:
+        batch_op.drop_column("channel")
 
-    op.drop_table('self_service_lockouts')
+    op.drop_table("self_service_lockouts")
 
-    with op.batch_alter_table('identity_changes', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_identity_changes_token_hash'))
-        batch_op.drop_index(batch_op.f('ix_identity_changes_subject_id'))
-    op.drop_table('identity_changes')
+    with op.batch_alter_table("identity_changes", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_identity_changes_token_hash"))
+        batch_op.drop_index(batch_op.f("ix_identity_changes_subject_id"))
+    op.drop_table("identity_changes")

@@ -25,29 +25,29 @@ Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-04 14:00:00
 """
+
 import sqlalchemy as sa
 from alembic import op
 
-
-revision = '0013'
-down_revision = '0012'
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('subjects', schema=None) as batch_op:
+    with op.batch_alter_table("subjects", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column('contact_revision', sa.Integer(), server_default='0', nullable=False)
+            sa.Column("contact_revision", sa.Integer(), server_default="0", nullable=False)
         )
-    with op.batch_alter_table('consents', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('reference_ct', sa.LargeBinary(), nullable=True))
-        batch_op.add_column(sa.Column('notice_version_ct', sa.LargeBinary(), nullable=True))
+    with op.batch_alter_table("consents", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("reference_ct", sa.LargeBinary(), nullable=True))
+        batch_op.add_column(sa.Column("notice_version_ct", sa.LargeBinary(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('consents', schema=None) as batch_op:
-        batch_op.drop_column('notice_version_ct')
-        batch_op.drop_column('reference_ct')
-    with op.batch_alter_table('subjects', schema=None) as batch_op:
-        batch_op.drop_column('contact_revision')
+    with op.batch_alter_table("consents", schema=None) as batch_op:
+        batch_op.drop_column("notice_version_ct")
+        batch_op.drop_column("reference_ct")
+    with op.batch_alter_table("subjects", schema=None) as batch_op:
+        batch_op.drop_column("contact_revision")

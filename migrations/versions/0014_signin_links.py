@@ -15,25 +15,25 @@ Revision ID: 0014
 Revises: 0013
 Create Date: 2026-12-05 10:00:00
 """
+
 import sqlalchemy as sa
 from alembic import op
 
-
-revision = '0014'
-down_revision = '0013'
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('self_service_challenges', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('link_hash', sa.String(length=64), nullable=True))
+    with op.batch_alter_table("self_service_challenges", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("link_hash", sa.String(length=64), nullable=True))
         batch_op.create_index(
-            batch_op.f('ix_self_service_challenges_link_hash'), ['link_hash'], unique=True
+            batch_op.f("ix_self_service_challenges_link_hash"), ["link_hash"], unique=True
         )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('self_service_challenges', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_self_service_challenges_link_hash'))
-        batch_op.drop_column('link_hash')
+    with op.batch_alter_table("self_service_challenges", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_self_service_challenges_link_hash"))
+        batch_op.drop_column("link_hash")

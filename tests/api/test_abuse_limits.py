@@ -16,8 +16,8 @@ from api.subjects.bulk import BULK_MAX_BODY_BYTES
 from tests.support.factories import api, bearer, client_key, person
 from tests.support.privacy import assert_problem
 from tests.support.self_service import code_mails, seed_subject
-from vault.rights import selfservice
 from vault.context import VaultContext
+from vault.rights import selfservice
 from vault.storage.tables import (
     audit_events,
     contact_budgets,
@@ -54,14 +54,19 @@ async def test_over_large_bodies_get_413_everywhere_and_change_nothing(vault):
     json_type = {"content-type": "application/json"}
     async with api(vault) as http:
         before = await _rows(vault)
-        single = _padded({"purpose": "order.delivery", "subject_id": UNKNOWN_ID}, MAX_BODY_BYTES + 1)
+        single = _padded(
+            {"purpose": "order.delivery", "subject_id": UNKNOWN_ID}, MAX_BODY_BYTES + 1
+        )
         r = await http.post("/v1/lookup", content=single, headers={**bearer(shop), **json_type})
         assert_problem(r, 413)
         sign_in = _padded({"email": "erika@example.org"}, MAX_BODY_BYTES + 1)
         r = await http.post("/self/v1/session", content=sign_in, headers=json_type)
         assert_problem(r, 413)
-        batch = {"purpose": "order.delivery", "subject_ids": [UNKNOWN_ID],
-                 "contact": {"brand": "tresor"}}
+        batch = {
+            "purpose": "order.delivery",
+            "subject_ids": [UNKNOWN_ID],
+            "contact": {"brand": "tresor"},
+        }
         r = await http.post(
             "/v1/lookup/batch",
             content=_padded(batch, BULK_MAX_BODY_BYTES + 1),
@@ -88,14 +93,22 @@ async def test_batches_over_ten_thousand_get_400_naming_the_list_and_change_noth
     async with api(vault) as http:
         before = await _rows(vault)
         for path, body in (
-            ("/v1/lookup/batch", {"purpose": "order.delivery", "subject_ids": too_many,
-                                  "contact": {"brand": "tresor"}}),
+            (
+                "/v1/lookup/batch",
+                {
+                    "purpose": "order.delivery",
+                    "subject_ids": too_many,
+                    "contact": {"brand": "tresor"},
+                },
+            ),
             ("/v1/lookup/dry-run", {"purpose": "order.delivery", "subject_ids": too_many}),
         ):
             r = await http.post(path, json=body, headers=bearer(shop))
             problem = assert_problem(r, 400)
-            assert any("subject_ids" in e["field"] or "subject_ids" in e["message"]
-                       for e in problem.get("errors", [])), problem
+            assert any(
+                "subject_ids" in e["field"] or "subject_ids" in e["message"]
+                for e in problem.get("errors", [])
+            ), problem
         assert await _rows(vault) == before
         r = await http.post(
             "/v1/lookup/dry-run",
@@ -149,7 +162,8 @@ async def test_failed_auth_limit_is_a_429_that_changes_nothing(vault):
         assert body["type"] == "urn:tresor:problem:rate-limited"
         assert 1 <= int(r.headers["retry-after"]) <= 61
         r = await http.post(
-            "/v1/lookup", json={"purpose": "order.delivery", "subject_id": UNKNOWN_ID},
+            "/v1/lookup",
+            json={"purpose": "order.delivery", "subject_id": UNKNOWN_ID},
             headers=bearer(shop),
         )
         assert_problem(r, 429)

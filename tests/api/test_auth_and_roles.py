@@ -76,11 +76,19 @@ async def test_roles_are_enforced(vault):
         denied = [
             (shop, "POST", "/v1/subjects", {"json": person(23)}),
             (shop, "PATCH", f"/v1/subjects/{sid}/contact", {"json": {"name": "Neu"}}),
-            (shop, "POST", f"/v1/subjects/{sid}/consents",
-             {"json": {"purpose": "order.delivery", "reference": "o-1"}}),
+            (
+                shop,
+                "POST",
+                f"/v1/subjects/{sid}/consents",
+                {"json": {"purpose": "order.delivery", "reference": "o-1"}},
+            ),
             (shop, "GET", f"/v1/subjects/{sid}/consents", {}),
-            (writer, "POST", "/v1/lookup",
-             {"json": {"purpose": "order.delivery", "subject_id": sid}}),
+            (
+                writer,
+                "POST",
+                "/v1/lookup",
+                {"json": {"purpose": "order.delivery", "subject_id": sid}},
+            ),
             (dpo, "POST", "/v1/subjects", {"json": person(24)}),
             (writer, "GET", "/v1/clients", {}),
             (shop, "POST", "/v1/clients", {"json": {"name": "evil", "role": "admin"}}),
@@ -241,8 +249,7 @@ def test_the_app_refuses_to_start_with_a_public_route_that_also_names_roles(monk
     from api.auth import UnguardedRoute, public, roles
     from vault.admin.clients import Role
 
-    @get("/v1/both", operation_id="both", opt={**public(), **roles(Role.DPO)},
-         sync_to_thread=False)
+    @get("/v1/both", operation_id="both", opt={**public(), **roles(Role.DPO)}, sync_to_thread=False)
     def both() -> str:
         return "x"
 

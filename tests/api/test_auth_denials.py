@@ -8,8 +8,8 @@ import json
 
 from tests.support.dsar import contract, new_subject
 from tests.support.factories import api, bearer, client_key
-from tests.support.privacy import assert_problem, audit_rows
 from tests.support.faults import audit_down
+from tests.support.privacy import assert_problem, audit_rows
 from vault.audit.events import AuditAction
 
 DENIED = str(AuditAction.ACCESS_DENIED)
@@ -27,18 +27,27 @@ async def test_a_role_refusal_is_audited_with_client_route_and_reason(vault):
     await contract(vault, sid)
     writer = await client_key(vault, "crm", "writer", ["order.delivery"])
     async with api(vault) as http:
-        r = await http.post("/v1/lookup", json={"purpose": "order.delivery", "email": p["email"]},
-                            headers={**bearer(writer), "X-Request-ID": "role-denied-1"})
+        r = await http.post(
+            "/v1/lookup",
+            json={"purpose": "order.delivery", "email": p["email"]},
+            headers={**bearer(writer), "X-Request-ID": "role-denied-1"},
+        )
         assert "role" in assert_problem(r, 403)["detail"]
         r = await http.get(f"/v1/subjects/{sid}/export", headers=bearer(writer))
         assert_problem(r, 403)
     first, second = await _denials(vault)
     assert (first["actor_type"], first["actor_id"], first["decision"], first["reason"]) == (
-        "client", "crm", "deny", "role_not_allowed",
+        "client",
+        "crm",
+        "deny",
+        "role_not_allowed",
     )
     assert first["request_id"] == "role-denied-1" and first["subject_id"] is None
     assert json.loads(first["detail"]) == {
-        "method": "POST", "route": "/v1/lookup", "operation": "lookup", "role": "writer",
+        "method": "POST",
+        "route": "/v1/lookup",
+        "operation": "lookup",
+        "role": "writer",
     }
     assert second["subject_id"] == sid
     assert json.loads(second["detail"])["route"] == "/v1/subjects/{subject_id}/export"

@@ -1,4 +1,5 @@
-"""The `tresor` command: start-up failures, db upgrade, openapi, and clients create / list / revoke."""
+"""The `tresor` command: start-up failures, db upgrade, openapi, and clients create / list /
+revoke."""
 
 from __future__ import annotations
 
@@ -43,10 +44,15 @@ def _free_port() -> int:
 
 
 def _run(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run `tresor ARGS`; a command that is still running at the timeout (e.g. serving) is killed and fails the test."""
+    """Run `tresor ARGS`; a command that is still running at the timeout (e.g. serving) is killed
+    and fails the test."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.cli", *args],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -59,7 +65,8 @@ def _run(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.Com
 
 @pytest.fixture
 def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str) -> Settings:
-    """Environment for in-process `tresor` calls against a migrated database (both backends) with a keyring."""
+    """Environment for in-process `tresor` calls against a migrated database (both backends) with a
+    keyring."""
     for key in [k for k in os.environ if k.startswith("TRESOR_")]:
         monkeypatch.delenv(key)
     data = tmp_path / "cli-data"
@@ -76,11 +83,14 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str) -> Set
 
 
 def test_init_with_a_broken_catalogue_creates_nothing(tmp_path: Path):
-    """`tresor init` with an invalid purpose catalogue exits 2 naming it and creates no data dir or keyring."""
+    """`tresor init` with an invalid purpose catalogue exits 2 naming it and creates no data dir or
+    keyring."""
     bad = tmp_path / "policies"
     bad.mkdir()
     text = (POLICIES / "purposes.toml").read_text(encoding="utf-8")
-    (bad / "purposes.toml").write_text(text.replace('lawful_basis = "contract"', 'lawful_basis = "handshake"', 1))
+    (bad / "purposes.toml").write_text(
+        text.replace('lawful_basis = "contract"', 'lawful_basis = "handshake"', 1)
+    )
     data = tmp_path / "data"
     result = _run(_env(data, bad), "init")
     assert result.returncode == 2
@@ -111,7 +121,8 @@ def test_serve_with_a_missing_catalogue_stops(tmp_path: Path):
 
 
 def test_db_upgrade_creates_the_schema_in_a_fresh_data_dir(tmp_path: Path):
-    """`tresor db upgrade` creates the embedded SQLite database (and its data dir) at head, and is idempotent."""
+    """`tresor db upgrade` creates the embedded SQLite database (and its data dir) at head, and is
+    idempotent."""
     data = tmp_path / "data"
     env = _env(data)
     first = _run(env, "db", "upgrade")
@@ -175,9 +186,19 @@ def _audit_actors(settings: Settings) -> list[tuple[str, str, str]]:
 
 
 def test_clients_create_prints_the_key_last(cli_env: Settings, capsys):
-    """`tresor clients create` prints a working API key as its last line and audits the admin at the CLI."""
-    argv = ["clients", "create", "shop", "--role", "lookup",
-            "--purpose", "order.delivery", "--purpose", "invoice.postal"]
+    """`tresor clients create` prints a working API key as its last line and audits the admin at the
+    CLI."""
+    argv = [
+        "clients",
+        "create",
+        "shop",
+        "--role",
+        "lookup",
+        "--purpose",
+        "order.delivery",
+        "--purpose",
+        "invoice.postal",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "created client shop (role lookup, purposes invoice.postal,order.delivery)"
@@ -199,7 +220,8 @@ def test_clients_create_prints_the_key_last(cli_env: Settings, capsys):
     ],
 )
 def test_clients_create_refuses_bad_input(cli_env: Settings, capsys, argv, message):
-    """A lookup client without purpose, an unknown purpose or a bad name exits 1 with the reason and stores nothing."""
+    """A lookup client without purpose, an unknown purpose or a bad name exits 1 with the reason and
+    stores nothing."""
     assert main(argv) == 1
     captured = capsys.readouterr()
     assert captured.err.startswith("error: ") and message in captured.err
@@ -226,8 +248,11 @@ def test_clients_create_duplicate_name_fails(cli_env: Settings, capsys):
 
 
 def test_clients_list_and_revoke(cli_env: Settings, capsys):
-    """`clients list` shows every client sorted by name; `clients revoke` ends a key at once and twice is an error."""
-    assert main(["clients", "create", "shop", "--role", "lookup", "--purpose", "order.delivery"]) == 0
+    """`clients list` shows every client sorted by name; `clients revoke` ends a key at once and
+    twice is an error."""
+    assert (
+        main(["clients", "create", "shop", "--role", "lookup", "--purpose", "order.delivery"]) == 0
+    )
     shop_key = capsys.readouterr().out.splitlines()[-1]
     assert main(["clients", "create", "crm", "--role", "writer"]) == 0
     capsys.readouterr()
@@ -265,8 +290,12 @@ def _append_events(settings: Settings, n: int) -> None:
             for i in range(n):
                 async with ctx.transaction() as conn:
                     await record(
-                        conn, at=ctx.clock.now(), actor=Actor("client", "shop", f"r-{i}"),
-                        action=AuditAction.LOOKUP, decision=Decision.DENY, reason="no_consent",
+                        conn,
+                        at=ctx.clock.now(),
+                        actor=Actor("client", "shop", f"r-{i}"),
+                        action=AuditAction.LOOKUP,
+                        decision=Decision.DENY,
+                        reason="no_consent",
                     )
         finally:
             await ctx.close()

@@ -76,9 +76,7 @@ async def _read(env: dict[str, str], sids: list[str]) -> dict[str, Any]:
         await ctx.close()
 
 
-def test_migrate_rotate_retire_on_the_token(
-    db_url: str, tmp_path: Path, token: SoftToken
-) -> None:
+def test_migrate_rotate_retire_on_the_token(db_url: str, tmp_path: Path, token: SoftToken) -> None:
     """From a local keyring: migrate moves every DEK to the first token KEK (and is idempotent),
     rotate adds a second token KEK, retire drops the local and the old token version, and
     the data reads the same; the local provider alone can then open nothing."""
@@ -151,7 +149,9 @@ def test_serve_on_the_token_wraps_new_subjects_there(tmp_path: Path, token: Soft
             created.append(body["subject_id"])
         for seed, sid in zip((1, 2, 3), created, strict=True):
             status, _ = served.call(
-                "POST", f"/v1/subjects/{sid}/consents", writer,
+                "POST",
+                f"/v1/subjects/{sid}/consents",
+                writer,
                 {"purpose": "order.delivery", "reference": f"order {seed}"},
             )
             assert status == 201

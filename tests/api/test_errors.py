@@ -7,8 +7,8 @@ import pytest
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.testing import RequestFactory
 
-from api.privacy import pages as privacy
 from api.dpo import pages as dpo_pages
+from api.privacy import pages as privacy
 from api.problems import exception_handlers
 from vault.crypto import IntegrityCheckFailed, KeyringError
 from vault.errors import (
@@ -44,7 +44,7 @@ def _json_status(exc: Exception) -> int:
     return handler(request, exc).status_code
 
 
-def _page(surface, exc: Exception, path: str):  # type: ignore[no-untyped-def]
+def _page(surface, exc: Exception, path: str):
     return surface.page_error(RequestFactory().get(path, headers={"accept-language": "en"}), exc)
 
 
@@ -74,8 +74,6 @@ def test_pages_say_the_same_for_the_same_refusal(surface):
 def test_a_page_never_falls_back_to_problem_json(surface):
     """The page surfaces register a handler for every class the app answers, so an
     unexpected failure on a page is a page (it used to be problem+json on /privacy)."""
-    controller = (
-        privacy.PrivacyPages if surface is privacy else dpo_pages.DpoPages
-    )
+    controller = privacy.PrivacyPages if surface is privacy else dpo_pages.DpoPages
     assert set(controller.exception_handlers) == set(exception_handlers)
     assert {controller.exception_handlers[t] for t in exception_handlers} == {surface.page_error}

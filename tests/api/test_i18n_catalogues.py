@@ -50,7 +50,7 @@ def untranslated(ids: dict[str, list[str]]) -> dict[str, list[str]]:
     }
 
 
-def catalogue(lang: str):  # type: ignore[no-untyped-def]
+def catalogue(lang: str):
     with i18n.catalogue_path(lang).open("rb") as fp:
         return read_po(fp, locale=lang, abort_invalid=True)
 
@@ -115,7 +115,7 @@ def test_every_family_prefix_a_template_composes_is_declared():
     env = i18n.jinja_environment(TEMPLATES)
     prefixes = set()
     for name in env.list_templates():
-        tree = env.parse(env.loader.get_source(env, name)[0])  # type: ignore[union-attr]
+        tree = env.parse(env.loader.get_source(env, name)[0])
         for call in tree.find_all(nodes.Call):
             if isinstance(call.node, nodes.Name) and call.node.name == "text_for":
                 prefix = call.args[0]

@@ -26,8 +26,9 @@ def _offences(path: Path, root: Path = API) -> list[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             modules = [node.module]
             if node.module == "vault.audit.events":
-                found += [f"{name}: imports {a.name}" for a in node.names
-                          if a.name in AUDIT_WRITERS]
+                found += [
+                    f"{name}: imports {a.name}" for a in node.names if a.name in AUDIT_WRITERS
+                ]
         for module in modules:
             if module.startswith(FORBIDDEN_MODULES) and (name, module) not in ALLOWED:
                 found.append(f"{name}: imports {module}")

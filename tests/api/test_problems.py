@@ -36,108 +36,311 @@ def _bad_requests(sid: str) -> list[tuple[str, str, str, dict[str, Any], int | t
     """(label, method, path, httpx kwargs, expected status) for each kind of bad input."""
     good = dict(SECRET_VALUES)
     return [
-        ("malformed JSON", "POST", "/v1/subjects",
-         {"content": b'{"email": "geheim.echo.7731@example.net", "name": ',
-          "headers": {"content-type": "application/json"}}, 400),
-        ("not JSON at all", "POST", "/v1/subjects",
-         {"content": b"email=geheim.echo.7731@example.net",
-          "headers": {"content-type": "application/json"}}, 400),
+        (
+            "malformed JSON",
+            "POST",
+            "/v1/subjects",
+            {
+                "content": b'{"email": "geheim.echo.7731@example.net", "name": ',
+                "headers": {"content-type": "application/json"},
+            },
+            400,
+        ),
+        (
+            "not JSON at all",
+            "POST",
+            "/v1/subjects",
+            {
+                "content": b"email=geheim.echo.7731@example.net",
+                "headers": {"content-type": "application/json"},
+            },
+            400,
+        ),
         ("wrong type", "POST", "/v1/subjects", {"json": {**good, "phone": 4940555123}}, 400),
-        ("wrong type nested", "POST", "/v1/subjects",
-         {"json": {**good, "postal_address": "Hauptstraße 1, 20095 Hamburg"}}, 400),
+        (
+            "wrong type nested",
+            "POST",
+            "/v1/subjects",
+            {"json": {**good, "postal_address": "Hauptstraße 1, 20095 Hamburg"}},
+            400,
+        ),
         ("unknown field", "POST", "/v1/subjects", {"json": {**good, "shoe_size": 44}}, 400),
-        ("over-long name", "POST", "/v1/subjects",
-         {"json": {**good, "name": "Echo Geheimnisträger " * 20}}, 400),
-        ("over-long email", "POST", "/v1/subjects",
-         {"json": {**good, "email": "g" * 320 + "@example.net"}}, 400),
-        ("invalid e-mail", "POST", "/v1/subjects",
-         {"json": {**good, "email": "geheim.echo.7731(at)example.net"}}, 422),
+        (
+            "over-long name",
+            "POST",
+            "/v1/subjects",
+            {"json": {**good, "name": "Echo Geheimnisträger " * 20}},
+            400,
+        ),
+        (
+            "over-long email",
+            "POST",
+            "/v1/subjects",
+            {"json": {**good, "email": "g" * 320 + "@example.net"}},
+            400,
+        ),
+        (
+            "invalid e-mail",
+            "POST",
+            "/v1/subjects",
+            {"json": {**good, "email": "geheim.echo.7731(at)example.net"}},
+            422,
+        ),
         ("invalid phone", "POST", "/v1/subjects", {"json": {**good, "phone": "+49 40 5"}}, 422),
-        ("phone letters", "POST", "/v1/subjects",
-         {"json": {**good, "phone": "Echo Geheimnisträger"}}, 422),
-        ("missing postal fields", "POST", "/v1/subjects",
-         {"json": {**good, "postal_address": {"street": "Hauptstraße 1", "city": "Hamburg"}}},
-         400),
-        ("blank postal field", "POST", "/v1/subjects",
-         {"json": {**good, "postal_address": {"street": "  ", "postal_code": "20095",
-                                               "city": "Hamburg", "country": "DE"}}}, 422),
-        ("bad country", "POST", "/v1/subjects",
-         {"json": {**good, "postal_address": {"street": "Hauptstraße 1", "postal_code": "20095",
-                                               "city": "Hamburg", "country": "4x"}}}, 422),
-        ("control characters", "POST", "/v1/subjects",
-         {"json": {**good, "name": "Echo\u0000Geheimnisträger"}}, 422),
-        ("body over 64 KiB", "POST", "/v1/subjects",
-         {"json": {**good, "padding": "x" * (70 * 1024)}}, 413),
+        (
+            "phone letters",
+            "POST",
+            "/v1/subjects",
+            {"json": {**good, "phone": "Echo Geheimnisträger"}},
+            422,
+        ),
+        (
+            "missing postal fields",
+            "POST",
+            "/v1/subjects",
+            {"json": {**good, "postal_address": {"street": "Hauptstraße 1", "city": "Hamburg"}}},
+            400,
+        ),
+        (
+            "blank postal field",
+            "POST",
+            "/v1/subjects",
+            {
+                "json": {
+                    **good,
+                    "postal_address": {
+                        "street": "  ",
+                        "postal_code": "20095",
+                        "city": "Hamburg",
+                        "country": "DE",
+                    },
+                }
+            },
+            422,
+        ),
+        (
+            "bad country",
+            "POST",
+            "/v1/subjects",
+            {
+                "json": {
+                    **good,
+                    "postal_address": {
+                        "street": "Hauptstraße 1",
+                        "postal_code": "20095",
+                        "city": "Hamburg",
+                        "country": "4x",
+                    },
+                }
+            },
+            422,
+        ),
+        (
+            "control characters",
+            "POST",
+            "/v1/subjects",
+            {"json": {**good, "name": "Echo\u0000Geheimnisträger"}},
+            422,
+        ),
+        (
+            "body over 64 KiB",
+            "POST",
+            "/v1/subjects",
+            {"json": {**good, "padding": "x" * (70 * 1024)}},
+            413,
+        ),
         ("empty object", "POST", "/v1/subjects", {"json": {}}, 422),
         ("all null", "POST", "/v1/subjects", {"json": {"email": None, "name": None}}, 422),
-        ("empty body", "POST", "/v1/subjects",
-         {"content": b"", "headers": {"content-type": "application/json"}}, 400),
+        (
+            "empty body",
+            "POST",
+            "/v1/subjects",
+            {"content": b"", "headers": {"content-type": "application/json"}},
+            400,
+        ),
         ("JSON array body", "POST", "/v1/subjects", {"json": [good]}, 400),
-        ("rectify invalid e-mail", "PATCH", f"/v1/subjects/{sid}/contact",
-         {"json": {"email": "geheim.echo.7731@"}}, 422),
+        (
+            "rectify invalid e-mail",
+            "PATCH",
+            f"/v1/subjects/{sid}/contact",
+            {"json": {"email": "geheim.echo.7731@"}},
+            422,
+        ),
         ("rectify nothing", "PATCH", f"/v1/subjects/{sid}/contact", {"json": {}}, 422),
-        ("rectify unknown subject", "PATCH",
-         "/v1/subjects/00000000-0000-4000-8000-000000000000/contact",
-         {"json": {"name": "Echo Geheimnisträger"}}, 404),
-        ("invalid subject_id path", "PATCH", "/v1/subjects/not-a-uuid/contact",
-         {"json": {"name": "Echo Geheimnisträger"}}, 400),
-        ("e-mail as subject_id path", "GET",
-         "/v1/subjects/geheim.echo.7731@example.net/consents", {}, 400),
-        ("unknown purpose", "POST", f"/v1/subjects/{sid}/consents",
-         {"json": {"purpose": "no.such.purpose", "reference": "x"}}, 422),
-        ("consent without evidence", "POST", f"/v1/subjects/{sid}/consents",
-         {"json": {"purpose": "offers.phone"}}, 422),
-        ("phone consent not explicit", "POST", f"/v1/subjects/{sid}/consents",
-         {"json": {"purpose": "offers.phone",
-                   "evidence": {**NEWSLETTER_EVIDENCE, "ip": "198.51.100.9"}}}, 422),
-        ("bad evidence method", "POST", f"/v1/subjects/{sid}/consents",
-         {"json": {"purpose": "newsletter.email",
-                   "evidence": {**NEWSLETTER_EVIDENCE, "method": "telepathy"}}}, 422),
-        ("evidence touchpoint not in the catalogue", "POST", f"/v1/subjects/{sid}/consents",
-         {"json": {"purpose": "newsletter.email",
-                   "evidence": {**NEWSLETTER_EVIDENCE, "touchpoint": "shop.counter.berlin"}}},
-         422),
-        ("expiry in the past", "POST", f"/v1/subjects/{sid}/consents",
-         {"json": {"purpose": "order.delivery", "reference": "o-1",
-                   "expires_at": "2001-01-01T00:00:00Z"}}, 422),
-        ("contract without reference", "POST", f"/v1/subjects/{sid}/consents",
-         {"json": {"purpose": "order.delivery"}}, 422),
-        ("consent on unknown subject", "POST",
-         "/v1/subjects/00000000-0000-4000-8000-000000000000/consents",
-         {"json": {"purpose": "order.delivery", "reference": "o-1"}}, 404),
-        ("withdraw unknown consent", "POST",
-         f"/v1/subjects/{sid}/consents/00000000-0000-4000-8000-000000000000/withdraw", {}, 404),
+        (
+            "rectify unknown subject",
+            "PATCH",
+            "/v1/subjects/00000000-0000-4000-8000-000000000000/contact",
+            {"json": {"name": "Echo Geheimnisträger"}},
+            404,
+        ),
+        (
+            "invalid subject_id path",
+            "PATCH",
+            "/v1/subjects/not-a-uuid/contact",
+            {"json": {"name": "Echo Geheimnisträger"}},
+            400,
+        ),
+        (
+            "e-mail as subject_id path",
+            "GET",
+            "/v1/subjects/geheim.echo.7731@example.net/consents",
+            {},
+            400,
+        ),
+        (
+            "unknown purpose",
+            "POST",
+            f"/v1/subjects/{sid}/consents",
+            {"json": {"purpose": "no.such.purpose", "reference": "x"}},
+            422,
+        ),
+        (
+            "consent without evidence",
+            "POST",
+            f"/v1/subjects/{sid}/consents",
+            {"json": {"purpose": "offers.phone"}},
+            422,
+        ),
+        (
+            "phone consent not explicit",
+            "POST",
+            f"/v1/subjects/{sid}/consents",
+            {
+                "json": {
+                    "purpose": "offers.phone",
+                    "evidence": {**NEWSLETTER_EVIDENCE, "ip": "198.51.100.9"},
+                }
+            },
+            422,
+        ),
+        (
+            "bad evidence method",
+            "POST",
+            f"/v1/subjects/{sid}/consents",
+            {
+                "json": {
+                    "purpose": "newsletter.email",
+                    "evidence": {**NEWSLETTER_EVIDENCE, "method": "telepathy"},
+                }
+            },
+            422,
+        ),
+        (
+            "evidence touchpoint not in the catalogue",
+            "POST",
+            f"/v1/subjects/{sid}/consents",
+            {
+                "json": {
+                    "purpose": "newsletter.email",
+                    "evidence": {**NEWSLETTER_EVIDENCE, "touchpoint": "shop.counter.berlin"},
+                }
+            },
+            422,
+        ),
+        (
+            "expiry in the past",
+            "POST",
+            f"/v1/subjects/{sid}/consents",
+            {
+                "json": {
+                    "purpose": "order.delivery",
+                    "reference": "o-1",
+                    "expires_at": "2001-01-01T00:00:00Z",
+                }
+            },
+            422,
+        ),
+        (
+            "contract without reference",
+            "POST",
+            f"/v1/subjects/{sid}/consents",
+            {"json": {"purpose": "order.delivery"}},
+            422,
+        ),
+        (
+            "consent on unknown subject",
+            "POST",
+            "/v1/subjects/00000000-0000-4000-8000-000000000000/consents",
+            {"json": {"purpose": "order.delivery", "reference": "o-1"}},
+            404,
+        ),
+        (
+            "withdraw unknown consent",
+            "POST",
+            f"/v1/subjects/{sid}/consents/00000000-0000-4000-8000-000000000000/withdraw",
+            {},
+            404,
+        ),
         ("withdraw bad consent id", "POST", f"/v1/subjects/{sid}/consents/123/withdraw", {}, 400),
-        ("confirm unknown token", "POST", "/v1/consents/confirm",
-         {"json": {"token": "A" * 43}}, 404),
+        (
+            "confirm unknown token",
+            "POST",
+            "/v1/consents/confirm",
+            {"json": {"token": "A" * 43}},
+            404,
+        ),
         ("confirm without token", "POST", "/v1/consents/confirm", {"json": {}}, 400),
-        ("client with bad name", "POST", "/v1/clients",
-         {"json": {"name": "Geheim Echo", "role": "writer"}}, 400),
-        ("client with bad role", "POST", "/v1/clients",
-         {"json": {"name": "geheim", "role": "superuser"}}, 400),
-        ("client with unknown purpose", "POST", "/v1/clients",
-         {"json": {"name": "geheim", "role": "lookup", "purposes": ["no.such.purpose"]}}, 422),
+        (
+            "client with bad name",
+            "POST",
+            "/v1/clients",
+            {"json": {"name": "Geheim Echo", "role": "writer"}},
+            400,
+        ),
+        (
+            "client with bad role",
+            "POST",
+            "/v1/clients",
+            {"json": {"name": "geheim", "role": "superuser"}},
+            400,
+        ),
+        (
+            "client with unknown purpose",
+            "POST",
+            "/v1/clients",
+            {"json": {"name": "geheim", "role": "lookup", "purposes": ["no.such.purpose"]}},
+            422,
+        ),
         ("revoke unknown client", "POST", "/v1/clients/nobody-here/revoke", {}, 404),
     ]
 
 
 def _lookup_requests() -> list[tuple[str, dict[str, Any], int]]:
     return [
-        ("two identifiers",
-         {"purpose": "order.delivery", "email": SECRET_VALUES["email"],
-          "phone": SECRET_VALUES["phone"]}, 422),
+        (
+            "two identifiers",
+            {
+                "purpose": "order.delivery",
+                "email": SECRET_VALUES["email"],
+                "phone": SECRET_VALUES["phone"],
+            },
+            422,
+        ),
         ("no identifier", {"purpose": "order.delivery"}, 422),
-        ("invalid e-mail identifier",
-         {"purpose": "order.delivery", "email": "geheim.echo.7731-at-example.net"}, 422),
+        (
+            "invalid e-mail identifier",
+            {"purpose": "order.delivery", "email": "geheim.echo.7731-at-example.net"},
+            422,
+        ),
         ("invalid phone identifier", {"purpose": "order.delivery", "phone": "0000"}, 422),
-        ("unknown field", {"purpose": "order.delivery", "email": SECRET_VALUES["email"],
-                           "fields": ["shoe_size"]}, 400),
-        ("empty fields", {"purpose": "order.delivery", "email": SECRET_VALUES["email"],
-                          "fields": []}, 400),
+        (
+            "unknown field",
+            {"purpose": "order.delivery", "email": SECRET_VALUES["email"], "fields": ["shoe_size"]},
+            400,
+        ),
+        (
+            "empty fields",
+            {"purpose": "order.delivery", "email": SECRET_VALUES["email"], "fields": []},
+            400,
+        ),
         ("missing purpose", {"email": SECRET_VALUES["email"]}, 400),
         ("wrong type", {"purpose": "order.delivery", "external_ref": 12345}, 400),
-        ("unknown member", {"purpose": "order.delivery", "email": SECRET_VALUES["email"],
-                            "reason": "curiosity"}, 400),
+        (
+            "unknown member",
+            {"purpose": "order.delivery", "email": SECRET_VALUES["email"], "reason": "curiosity"},
+            400,
+        ),
         ("unknown purpose", {"purpose": "no.such.purpose", "email": SECRET_VALUES["email"]}, 403),
     ]
 
@@ -190,8 +393,10 @@ async def test_unknown_evidence_touchpoint_names_the_field_and_stores_nothing(va
         before = await row_counts(vault)
         r = await http.post(
             f"/v1/subjects/{sid}/consents",
-            json={"purpose": "newsletter.email",
-                  "evidence": {**NEWSLETTER_EVIDENCE, "touchpoint": "shop.counter.berlin"}},
+            json={
+                "purpose": "newsletter.email",
+                "evidence": {**NEWSLETTER_EVIDENCE, "touchpoint": "shop.counter.berlin"},
+            },
             headers=bearer(writer),
         )
         body = assert_problem(r, 422)
@@ -275,11 +480,26 @@ async def test_body_size_limit_is_64_kib(vault, size):
 #: message could quote back, across several endpoints; `{m}` is replaced by the marker.
 _ECHO_CASES = [
     ("enum in the body", "admin", "POST", "/v1/clients", {"json": {"name": "x", "role": "{m}"}}),
-    ("enum in a list", "lookup", "POST", "/v1/lookup",
-     {"json": {"purpose": "order.delivery", "subject_id": "s", "fields": ["{m}"]}}),
-    ("enum of a request type", "dpo", "POST", "/v1/requests",
-     {"json": {"subject_id": "00000000-0000-4000-8000-000000000000", "type": "{m}",
-               "channel": "letter"}}),
+    (
+        "enum in a list",
+        "lookup",
+        "POST",
+        "/v1/lookup",
+        {"json": {"purpose": "order.delivery", "subject_id": "s", "fields": ["{m}"]}},
+    ),
+    (
+        "enum of a request type",
+        "dpo",
+        "POST",
+        "/v1/requests",
+        {
+            "json": {
+                "subject_id": "00000000-0000-4000-8000-000000000000",
+                "type": "{m}",
+                "channel": "letter",
+            }
+        },
+    ),
     ("enum in the query", "dpo", "GET", "/v1/requests?type={m}", {}),
     ("enum in another query", "dpo", "GET", "/v1/audit/stats?bucket={m}", {}),
     ("integer in the query", "dpo", "GET", "/v1/requests?limit={m}", {}),
@@ -288,22 +508,58 @@ _ECHO_CASES = [
     ("pattern", "admin", "POST", "/v1/clients", {"json": {"name": "{m} x", "role": "writer"}}),
     ("length", "writer", "POST", "/v1/subjects", {"json": {"name": "{m}" * 40}}),
     ("unknown field", "writer", "POST", "/v1/subjects", {"json": {"name": "x", "{m}": 1}}),
-    ("unknown nested field", "writer", "POST", "/v1/subjects",
-     {"json": {"name": "x", "postal_address": {"{m}": "y"}}}),
-    ("unknown field in a payload", "dpo", "POST", "/v1/requests",
-     {"json": {"subject_id": "00000000-0000-4000-8000-000000000000", "type": "erasure",
-               "channel": "letter", "payload": {"{m}": 1}}}),
+    (
+        "unknown nested field",
+        "writer",
+        "POST",
+        "/v1/subjects",
+        {"json": {"name": "x", "postal_address": {"{m}": "y"}}},
+    ),
+    (
+        "unknown field in a payload",
+        "dpo",
+        "POST",
+        "/v1/requests",
+        {
+            "json": {
+                "subject_id": "00000000-0000-4000-8000-000000000000",
+                "type": "erasure",
+                "channel": "letter",
+                "payload": {"{m}": 1},
+            }
+        },
+    ),
     ("unknown query parameter", "dpo", "GET", "/v1/requests?{m}=1", {}),
-    ("unknown field, public endpoint", None, "POST", "/v1/consents/confirm",
-     {"json": {"token": "t", "{m}": 1}}),
+    (
+        "unknown field, public endpoint",
+        None,
+        "POST",
+        "/v1/consents/confirm",
+        {"json": {"token": "t", "{m}": 1}},
+    ),
     ("unknown field, sign-in", None, "POST", "/self/v1/session", {"json": {"{m}": "x"}}),
     ("path parameter", "dpo", "GET", "/v1/requests/{m}", {}),
-    ("malformed JSON", "writer", "POST", "/v1/subjects",
-     {"content": '{"name": "{m}" "email"', "headers": {"content-type": "application/json"}}),
-    ("unterminated JSON", "writer", "POST", "/v1/subjects",
-     {"content": '{"name": "{m}', "headers": {"content-type": "application/json"}}),
-    ("bad escape in JSON", "writer", "POST", "/v1/subjects",
-     {"content": '{"name": "{m}\\q"}', "headers": {"content-type": "application/json"}}),
+    (
+        "malformed JSON",
+        "writer",
+        "POST",
+        "/v1/subjects",
+        {"content": '{"name": "{m}" "email"', "headers": {"content-type": "application/json"}},
+    ),
+    (
+        "unterminated JSON",
+        "writer",
+        "POST",
+        "/v1/subjects",
+        {"content": '{"name": "{m}', "headers": {"content-type": "application/json"}},
+    ),
+    (
+        "bad escape in JSON",
+        "writer",
+        "POST",
+        "/v1/subjects",
+        {"content": '{"name": "{m}\\q"}', "headers": {"content-type": "application/json"}},
+    ),
 ]
 
 
@@ -317,8 +573,9 @@ def _with_marker(value: Any, marker: str) -> Any:
     return value
 
 
-@pytest.mark.parametrize(("kind", "role", "method", "path", "kwargs"), _ECHO_CASES,
-                         ids=[c[0] for c in _ECHO_CASES])
+@pytest.mark.parametrize(
+    ("kind", "role", "method", "path", "kwargs"), _ECHO_CASES, ids=[c[0] for c in _ECHO_CASES]
+)
 async def test_validation_errors_never_quote_the_submitted_value(
     vault, log_stream, kind, role, method, path, kwargs
 ):
@@ -326,8 +583,12 @@ async def test_validation_errors_never_quote_the_submitted_value(
     query parameter, path parameter, JSON syntax), the 400 problem names fields and rules
     but the submitted marker appears nowhere in the response or the logs."""
     marker = f"Zq{zlib.crc32(kind.encode()) % 10_000:04d}Mark"
-    keys = {"admin": ("ops", []), "dpo": ("dpo-1", []), "writer": ("crm", []),
-            "lookup": ("shop", ["order.delivery"])}
+    keys = {
+        "admin": ("ops", []),
+        "dpo": ("dpo-1", []),
+        "writer": ("crm", []),
+        "lookup": ("shop", ["order.delivery"]),
+    }
     headers = dict(kwargs.get("headers", {}))
     if role:
         name, purposes = keys[role]

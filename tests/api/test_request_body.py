@@ -71,8 +71,10 @@ async def test_nesting_at_the_limit_reaches_ordinary_validation(vault):
 
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ax,:'),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.text(alphabet='[]{}"\\b'), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(alphabet='[]{}"\\b'), inner, max_size=3)
+    ),
     max_leaves=30,
 )
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings as hypothesis_settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from litestar import Litestar
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -165,11 +166,11 @@ class RoleKeyAuth:
     schemathesis (rather than adding the header to each call) lets it leave the key out of
     the cases where it tests a missing Authorization header on purpose."""
 
-    def get(self, case, ctx):  # type: ignore[no-untyped-def]
+    def get(self, case, ctx):
         role = _role_for(case.path)
         return None if role is None else KEYS[role]
 
-    def set(self, case, data, ctx):  # type: ignore[no-untyped-def]
+    def set(self, case, data, ctx):
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
 
 

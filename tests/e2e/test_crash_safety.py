@@ -27,7 +27,9 @@ def _load(served, writer: str, stop: threading.Event, acked: list[tuple[str, str
         ref = f"K-{uuid.uuid4().hex[:12]}"
         try:
             status, body = served.call(
-                "POST", "/v1/subjects", writer,
+                "POST",
+                "/v1/subjects",
+                writer,
                 {"name": "Lasttest Kundin", "external_ref": ref, "email": f"{ref}@example.org"},
             )
         except OSError:
@@ -36,7 +38,9 @@ def _load(served, writer: str, stop: threading.Event, acked: list[tuple[str, str
             acked.append(("subject", body["subject_id"]))
             try:
                 status, body2 = served.call(
-                    "POST", f"/v1/subjects/{body['subject_id']}/consents", writer,
+                    "POST",
+                    f"/v1/subjects/{body['subject_id']}/consents",
+                    writer,
                     {"purpose": "order.delivery", "reference": ref},
                 )
             except OSError:
@@ -53,13 +57,15 @@ async def _check(settings: Settings, acked: list[tuple[str, str]]) -> None:
             consent_ids = set((await conn.execute(select(consents.c.id))).scalars())
             created = (
                 await conn.execute(
-                    select(func.count()).select_from(audit_events)
+                    select(func.count())
+                    .select_from(audit_events)
                     .where(audit_events.c.action == "client:subject:create")
                 )
             ).scalar_one()
             granted = (
                 await conn.execute(
-                    select(func.count()).select_from(audit_events)
+                    select(func.count())
+                    .select_from(audit_events)
                     .where(audit_events.c.action == "client:basis:record")
                 )
             ).scalar_one()

@@ -49,7 +49,9 @@ async def test_cut_database_gives_503_reveals_nothing_and_recovers(postgres, tmp
             )
             assert r.status_code == 201
             query = {"purpose": "order.delivery", "subject_id": sid}
-            assert (await http.post("/v1/lookup", json=query, headers=bearer(shop))).status_code == 200
+            assert (
+                await http.post("/v1/lookup", json=query, headers=bearer(shop))
+            ).status_code == 200
 
             proxy.cut()
             r = await http.post("/v1/lookup", json=query, headers=bearer(shop))

@@ -33,19 +33,27 @@ def _seed(served: Served) -> dict[str, str]:
     gateway = served.client("sms-gateway", "lookup", "offers.sms")
     dpo = served.client("datenschutz", "dpo")
     status, body = served.call(
-        "POST", "/v1/subjects", writer,
+        "POST",
+        "/v1/subjects",
+        writer,
         {"email": "jana.schulz@example.org", "phone": "+49 30 5550142", "name": "Jana Schulz"},
     )
     assert status == 201, body
     sid = body["subject_id"]
     status, body = served.call(
-        "POST", f"/v1/subjects/{sid}/consents", writer,
+        "POST",
+        f"/v1/subjects/{sid}/consents",
+        writer,
         {
             "purpose": "offers.sms",
             "evidence": {
-                "touchpoint": "shop.counter", "method": "signature",
-                "notice_version": "2026-10-sms", "language": "de", "explicit": True,
-                "ip": IP, "user_agent": UA,
+                "touchpoint": "shop.counter",
+                "method": "signature",
+                "notice_version": "2026-10-sms",
+                "language": "de",
+                "explicit": True,
+                "ip": IP,
+                "user_agent": UA,
             },
         },
     )

@@ -42,7 +42,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _wait_for(condition, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+def _wait_for(condition, timeout: float = 20.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -64,11 +64,14 @@ def _unsealed(data_dir: Path, url: str) -> int:
     return asyncio.run(count())
 
 
-def _on_postgres(postgres) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _on_postgres(postgres) -> dict[str, str]:
     """An emptied test database and a fast sealer, as settings for `serve`."""
     asyncio.run(postgres.truncate())
-    return {"TRESOR_DATABASE_URL": postgres.url, "TRESOR_SEAL_INTERVAL": "0.05",
-            "TRESOR_RETENTION_INTERVAL": "0"}
+    return {
+        "TRESOR_DATABASE_URL": postgres.url,
+        "TRESOR_SEAL_INTERVAL": "0.05",
+        "TRESOR_RETENTION_INTERVAL": "0",
+    }
 
 
 def _healthy(port: int) -> bool:
@@ -126,12 +129,20 @@ def test_on_sqlite_the_jobs_run_inside_the_server(tmp_path: Path):
 def test_jobs_option_overrides_the_default(tmp_path: Path, postgres, mode: str):
     """`--jobs inline|off` starts no jobs process, even on PostgreSQL."""
     asyncio.run(postgres.truncate())
-    env = {**os.environ, "TRESOR_DATA_DIR": str(tmp_path / "data"),
-           "TRESOR_POLICIES": str(POLICIES), "TRESOR_DATABASE_URL": postgres.url}
+    env = {
+        **os.environ,
+        "TRESOR_DATA_DIR": str(tmp_path / "data"),
+        "TRESOR_POLICIES": str(POLICIES),
+        "TRESOR_DATABASE_URL": postgres.url,
+    }
     subprocess.run([TRESOR, "init"], env=env, check=True, capture_output=True)
     port = free_port()
-    proc = subprocess.Popen([TRESOR, "serve", "--port", str(port), "--jobs", mode], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [TRESOR, "serve", "--port", str(port), "--jobs", mode],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         assert _wait_for(lambda: _healthy(port), timeout=30)
         assert _children(proc.pid) == []

@@ -60,7 +60,9 @@ def test_unreadable_keyring_gives_503_reveals_nothing_and_recovers(postgres, tmp
         assert status == 201, body
         sid = body["subject_id"]
         status, body = served.call(
-            "POST", f"/v1/subjects/{sid}/consents", writer,
+            "POST",
+            f"/v1/subjects/{sid}/consents",
+            writer,
             {"purpose": "order.delivery", "reference": "Bestellung 71"},
         )
         assert status == 201, body

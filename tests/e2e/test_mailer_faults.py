@@ -39,7 +39,7 @@ async def _counts(url: str) -> dict[str, int]:
 
 
 def _parsed(raw: bytes) -> email.message.EmailMessage:
-    return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
+    return email.message_from_bytes(raw, policy=email.policy.default)
 
 
 def _wait_for_mail(smtp: TinySmtp, count: int, timeout: float = 10.0) -> list[bytes]:
@@ -86,7 +86,9 @@ def test_mailer_down_gives_503_loses_nothing_and_recovers(postgres, tmp_path):
             assert status == 201, body
             sid = body["subject_id"]
             status, body = served.call(
-                "POST", "/v1/requests", dpo,
+                "POST",
+                "/v1/requests",
+                dpo,
                 {"subject_id": sid, "type": "access", "channel": "letter"},
             )
             assert status == 201, body
@@ -111,13 +113,21 @@ def test_mailer_down_gives_503_loses_nothing_and_recovers(postgres, tmp_path):
                 )
                 _assert_unavailable(served, status, headers, body, secrets)
                 answers.append(
-                    (status, headers.get("retry-after"), body["type"], body["title"], body["detail"])
+                    (
+                        status,
+                        headers.get("retry-after"),
+                        body["type"],
+                        body["title"],
+                        body["detail"],
+                    )
                 )
             assert answers[0] == answers[1]
 
             # Request extension: the notice cannot be mailed, so the deadline stays.
             status, headers, body = served.call_with_headers(
-                "POST", f"/v1/requests/{request_id}/extend", dpo,
+                "POST",
+                f"/v1/requests/{request_id}/extend",
+                dpo,
                 {"reason": "Umfangreiche Datenbestände", "months": 2},
             )
             _assert_unavailable(served, status, headers, body, secrets)
@@ -125,7 +135,8 @@ def test_mailer_down_gives_503_loses_nothing_and_recovers(postgres, tmp_path):
             assert asyncio.run(_counts(postgres.url)) == before  # nothing written, not even audit
             assert smtp.received() == []
             assert served.call("GET", f"/v1/subjects/{sid}/consents", writer) == (
-                200, {"items": []}
+                200,
+                {"items": []},
             )
             status, body = served.call("GET", f"/v1/requests/{request_id}", dpo)
             assert status == 200 and body["due_at"] == due_before
@@ -150,13 +161,17 @@ def test_mailer_down_gives_503_loses_nothing_and_recovers(postgres, tmp_path):
             match = _CODE_RE.search(str(code_mail["Subject"]))
             assert match
             status, body = served.call(
-                "POST", "/self/v1/session/verify", None,
+                "POST",
+                "/self/v1/session/verify",
+                None,
                 {"email": p["email"], "code": match.group(1)},
             )
             assert status == 200 and body["token"], body
 
             status, body = served.call(
-                "POST", f"/v1/requests/{request_id}/extend", dpo,
+                "POST",
+                f"/v1/requests/{request_id}/extend",
+                dpo,
                 {"reason": "Umfangreiche Datenbestände", "months": 2},
             )
             assert status == 200 and body["due_at"] != due_before, body

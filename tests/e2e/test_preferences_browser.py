@@ -34,7 +34,9 @@ def test_quiet_hours_and_own_cap_set_in_the_browser_are_honoured_by_lookups(tmp_
                 "name": "Max Präferenz",
                 "phone": "0221 4711001",
                 "postal_address": {
-                    "street": "Domkloster 5", "postal_code": "50667", "city": "Köln",
+                    "street": "Domkloster 5",
+                    "postal_code": "50667",
+                    "city": "Köln",
                     "country": "DE",
                 },
             },
@@ -42,7 +44,9 @@ def test_quiet_hours_and_own_cap_set_in_the_browser_are_honoured_by_lookups(tmp_
         assert status == 201, body
         sid = body["subject_id"]
         status, body = tresor.call(
-            "POST", f"/v1/subjects/{sid}/consents", writer,
+            "POST",
+            f"/v1/subjects/{sid}/consents",
+            writer,
             {"purpose": "order.delivery", "reference": "order 1"},
         )
         assert status == 201, body
@@ -75,12 +79,18 @@ def test_quiet_hours_and_own_cap_set_in_the_browser_are_honoured_by_lookups(tmp_
             assert page.locator("#pref-cap").input_value() == "5.0"
             assert page.locator("#pref-history li").count() == 1
 
-        sms = {"purpose": "order.delivery", "subject_id": sid,
-               "contact": {"brand": "tresor", "channel": "sms"}}
+        sms = {
+            "purpose": "order.delivery",
+            "subject_id": sid,
+            "contact": {"brand": "tresor", "channel": "sms"},
+        }
         status, body = tresor.call("POST", "/v1/lookup", shop, sms)
         assert status == 403 and body["reason"] == "contact_quiet_hours", body
-        letter = {"purpose": "order.delivery", "subject_id": sid,
-                  "contact": {"brand": "tresor", "channel": "letter"}}
+        letter = {
+            "purpose": "order.delivery",
+            "subject_id": sid,
+            "contact": {"brand": "tresor", "channel": "letter"},
+        }
         status, body = tresor.call("POST", "/v1/lookup", shop, letter)
         assert status == 200 and body["contact"]["points"] == 3, body
         status, body = tresor.call("POST", "/v1/lookup", shop, letter)

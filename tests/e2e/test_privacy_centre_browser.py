@@ -35,7 +35,9 @@ def test_a_customer_walks_the_privacy_centre_in_a_browser(tmp_path: Path):
                 "name": "Erika Mustermann",
                 "phone": "0221 4711000",
                 "postal_address": {
-                    "street": "Domkloster 4", "postal_code": "50667", "city": "Köln",
+                    "street": "Domkloster 4",
+                    "postal_code": "50667",
+                    "city": "Köln",
                     "country": "DE",
                 },
             },

@@ -33,7 +33,10 @@ def test_a_user_stores_and_resolves_contact_data_with_the_served_binary(served):
             "name": "Erika Mustermann",
             "phone": "0221 4711000",
             "postal_address": {
-                "street": "Domkloster 4", "postal_code": "50667", "city": "Köln", "country": "DE"
+                "street": "Domkloster 4",
+                "postal_code": "50667",
+                "city": "Köln",
+                "country": "DE",
             },
         },
     )
@@ -44,7 +47,9 @@ def test_a_user_stores_and_resolves_contact_data_with_the_served_binary(served):
     )
     assert status == 403 and body["reason"] == "no_consent"
     status, _ = served.call(
-        "POST", f"/v1/subjects/{sid}/consents", writer,
+        "POST",
+        f"/v1/subjects/{sid}/consents",
+        writer,
         {"purpose": "order.delivery", "reference": "Bestellung 100234"},
     )
     assert status == 201

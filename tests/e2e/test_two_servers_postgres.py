@@ -129,7 +129,7 @@ class LockProbe:
                         if port and port > 0 and port in _socket_ports(pid):
                             self.holders[name] += 1
                 await asyncio.sleep(0.002)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
             self.error = exc
         finally:
             await conn.close()
@@ -169,9 +169,7 @@ async def _drive(bases: list[str], keys: dict[str, str]) -> dict[str, Any]:
     from tests.support.factories import person
 
     clients = [
-        httpx.AsyncClient(
-            base_url=b, timeout=15, limits=httpx.Limits(max_connections=CONCURRENCY)
-        )
+        httpx.AsyncClient(base_url=b, timeout=15, limits=httpx.Limits(max_connections=CONCURRENCY))
         for b in bases
     ]
     writer = {"Authorization": f"Bearer {keys['writer']}"}
@@ -205,8 +203,11 @@ async def _drive(bases: list[str], keys: dict[str, str]) -> dict[str, Any]:
             roll = rng.random()
             if roll < 0.6 and n % 3 == 0:
                 # An outbound letter (3 points) for one of two customers, from both nodes.
-                body = {"purpose": "order.delivery", "subject_id": contracted[n % 2],
-                        "contact": {"brand": ("tresor", "tresor_outlet")[n % 2]}}
+                body = {
+                    "purpose": "order.delivery",
+                    "subject_id": contracted[n % 2],
+                    "contact": {"brand": ("tresor", "tresor_outlet")[n % 2]},
+                }
             elif roll < 0.6:
                 body = {"purpose": "order.delivery", "subject_id": rng.choice(contracted)}
             elif roll < 0.75:
@@ -214,7 +215,10 @@ async def _drive(bases: list[str], keys: dict[str, str]) -> dict[str, Any]:
             elif roll < 0.9:
                 body = {"purpose": "account.service", "subject_id": rng.choice(contracted)}
             else:
-                body = {"purpose": "order.delivery", "subject_id": "00000000-0000-4000-8000-%012d" % n}
+                body = {
+                    "purpose": "order.delivery",
+                    "subject_id": f"00000000-0000-4000-8000-{n:012d}",
+                }
             async with gate:
                 r = await clients[server].post("/v1/lookup", json=body, headers=shop)
             assert r.status_code in (200, 403, 404), r.text
@@ -257,10 +261,14 @@ async def _dpo_counts(base: str, dpo_key: str) -> int:
 async def _database_facts(url: str) -> dict[str, Any]:
     from sqlalchemy import func, select
 
-    from vault.storage.db import make_engine
     from vault.audit import chain as audit_chain
+    from vault.storage.db import make_engine
     from vault.storage.tables import (
-        audit_checkpoints, audit_events, audit_seals, contact_budgets, contacts,
+        audit_checkpoints,
+        audit_events,
+        audit_seals,
+        contact_budgets,
+        contacts,
     )
 
     engine = make_engine(url)
@@ -318,7 +326,7 @@ def test_two_servers_on_one_postgres_lose_nothing_and_never_fork(postgres, tmp_p
         return out
 
     cli("init")
-    key = lambda *a: cli("clients", "create", *a).stdout.strip().splitlines()[-1]  # noqa: E731
+    key = lambda *a: cli("clients", "create", *a).stdout.strip().splitlines()[-1]  # noqa: E731 - a one-line helper
     keys = {
         "writer": key("crm", "--role", "writer"),
         "shop": key("shop", "--role", "lookup", "--purpose", "order.delivery"),
@@ -341,6 +349,7 @@ def test_two_servers_on_one_postgres_lose_nothing_and_never_fork(postgres, tmp_p
         {procs[0].pid: "A", procs[1].pid: "B"},
     )
     try:
+
         async def up() -> None:
             await asyncio.gather(*(_wait_healthy(b, p) for b, p in zip(bases, procs, strict=True)))
 
@@ -389,5 +398,7 @@ def test_two_servers_on_one_postgres_lose_nothing_and_never_fork(postgres, tmp_p
 
     out = cli("audit", "verify", check=False)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith(f"OK: {len(rows)} events verified") and " 0 not sealed" in out.stdout
+    assert (
+        out.stdout.startswith(f"OK: {len(rows)} events verified") and " 0 not sealed" in out.stdout
+    )
     assert time.monotonic() - started < 60

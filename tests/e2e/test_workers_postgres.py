@@ -43,8 +43,11 @@ PLAIN_LOOKUPS = 240
 CREATIONS = 30
 LOOKUP_ACTION = "client:contact:lookup"
 SMS_EVIDENCE = {
-    "touchpoint": "shop.counter", "method": "signature", "notice_version": "2026-10",
-    "language": "de", "explicit": True,
+    "touchpoint": "shop.counter",
+    "method": "signature",
+    "notice_version": "2026-10",
+    "language": "de",
+    "explicit": True,
 }
 
 
@@ -134,19 +137,28 @@ async def _drive(base: str, keys: dict[str, str]) -> dict[str, Any]:
         def contact_lookup(n: int) -> Any:
             purpose = "order.delivery" if n % 3 else "account.service"  # 3 and 2 points
             brand = ("tresor", "tresor_outlet", "tresor_finance")[n % 3]
-            return lookup({"purpose": purpose, "subject_id": hot[n % HOT_SUBJECTS],
-                           "contact": {"brand": brand}})
+            return lookup(
+                {
+                    "purpose": purpose,
+                    "subject_id": hot[n % HOT_SUBJECTS],
+                    "contact": {"brand": brand},
+                }
+            )
 
         def plain_lookup(n: int) -> Any:
             roll = rng.random()
             if roll < 0.8:
-                body = {"purpose": rng.choice(["order.delivery", "account.service"]),
-                        "subject_id": rng.choice(seeded)}
+                body = {
+                    "purpose": rng.choice(["order.delivery", "account.service"]),
+                    "subject_id": rng.choice(seeded),
+                }
             elif roll < 0.9:
                 body = {"purpose": "offers.sms", "subject_id": rng.choice(seeded)}  # no consent
             else:
-                body = {"purpose": "order.delivery",
-                        "subject_id": "00000000-0000-4000-8000-%012d" % n}
+                body = {
+                    "purpose": "order.delivery",
+                    "subject_id": f"00000000-0000-4000-8000-{n:012d}",
+                }
             return lookup(body)
 
         async def creation_and_grant(n: int) -> None:
@@ -182,7 +194,8 @@ async def _database_facts(url: str) -> dict[str, Any]:
             ).all()
             unsealed = (
                 await conn.execute(
-                    select(func.count()).select_from(audit_chain.EVENTS_WITH_SEALS)
+                    select(func.count())
+                    .select_from(audit_chain.EVENTS_WITH_SEALS)
                     .where(audit_seals.c.seq.is_(None))
                 )
             ).scalar_one()
@@ -234,18 +247,30 @@ def test_two_workers_serve_audit_every_lookup_and_never_overspend(postgres, tmp_
         return subprocess.run([TRESOR, *args], env=env, capture_output=True, text=True, timeout=60)
 
     assert cli("init").returncode == 0
-    key = lambda *a: cli("clients", "create", *a).stdout.strip().splitlines()[-1]  # noqa: E731
+    key = lambda *a: cli("clients", "create", *a).stdout.strip().splitlines()[-1]  # noqa: E731 - a one-line helper
     keys = {
         "writer": key("crm", "--role", "writer"),
-        "shop": key("shop", "--role", "lookup", "--purpose", "order.delivery",
-                    "--purpose", "account.service", "--purpose", "offers.sms"),
+        "shop": key(
+            "shop",
+            "--role",
+            "lookup",
+            "--purpose",
+            "order.delivery",
+            "--purpose",
+            "account.service",
+            "--purpose",
+            "offers.sms",
+        ),
     }
     port = free_port()
     log_path = tmp_path / "serve.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [TRESOR, "serve", "--port", str(port), "--workers", "2"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         try:
             base = f"http://127.0.0.1:{port}"

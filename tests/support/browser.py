@@ -34,7 +34,7 @@ def require_browser() -> None:
             "(or point TRESOR_TEST_CHROMIUM at a Chromium binary)"
         )
     try:
-        import playwright.sync_api  # noqa: F401
+        import playwright.sync_api  # noqa: F401 - only checks that it is installed
     except ImportError:
         missing.append("Playwright for Python is missing: run `.venv/bin/pip install -e '.[test]'`")
     if missing:
@@ -58,5 +58,3 @@ def chromium_page(timeout_ms: int = 10_000, locale: str = "de-DE") -> Iterator[A
             context.close()
         finally:
             browser.close()
-
-

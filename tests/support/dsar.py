@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import select
 
 from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
-from vault.subjects import lookup as lookup_mod
 from vault.audit.events import Actor
 from vault.bases.consents import Evidence, confirm, record_basis
 from vault.bases.ending import EndedBasis
@@ -26,6 +25,7 @@ from vault.storage.tables import (
     retained_fields,
     subjects,
 )
+from vault.subjects import lookup as lookup_mod
 from vault.subjects.store import create_subject, load_subject
 
 DPO = Actor("dpo", "dpo-anna")
@@ -56,7 +56,9 @@ ALL_PURPOSES = frozenset(
 SHOP = Actor("client", "shop")
 
 
-async def new_subject(vault: VaultContext, seed: int, **overrides: Any) -> tuple[str, dict[str, Any]]:
+async def new_subject(
+    vault: VaultContext, seed: int, **overrides: Any
+) -> tuple[str, dict[str, Any]]:
     data = {**person(seed), **overrides}
     data = {k: v for k, v in data.items() if v is not None}
     return await create_subject(vault, WRITER, data), data
@@ -67,7 +69,9 @@ async def contract(vault: VaultContext, sid: str, purpose: str = "order.delivery
 
 
 async def invoice(vault: VaultContext, sid: str, **kw: Any):
-    return await record_basis(vault, WRITER, sid, "invoice.postal", reference="invoice 2026-17", **kw)
+    return await record_basis(
+        vault, WRITER, sid, "invoice.postal", reference="invoice 2026-17", **kw
+    )
 
 
 async def newsletter(vault: VaultContext, sid: str, evidence: Evidence = NEWS):

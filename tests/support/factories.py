@@ -11,8 +11,8 @@ import httpx
 from faker import Faker
 
 from api.app import create_app
-from vault.audit.events import Actor
 from vault.admin.clients import create_client
+from vault.audit.events import Actor
 from vault.context import VaultContext
 
 fake = Faker("de_DE")
@@ -68,7 +68,9 @@ async def api(vault: VaultContext) -> AsyncIterator[httpx.AsyncClient]:
         await hook(app)
     transport = httpx.ASGITransport(app=app)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver.local"
+        ) as client:
             yield client
     finally:
         for hook in app.on_shutdown:

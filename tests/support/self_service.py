@@ -13,10 +13,10 @@ import httpx
 
 from tests.support.factories import WRITER, person
 from vault.bases import consents
-from vault.rights import selfservice
-from vault.subjects import store as subjects
 from vault.bases.consents import Evidence
 from vault.context import VaultContext
+from vault.rights import selfservice
+from vault.subjects import store as subjects
 
 TEST_IP = "203.0.113.9"
 SMS_EVIDENCE = Evidence(
@@ -34,7 +34,7 @@ def mails(outbox: Path) -> list[email.message.EmailMessage]:
     out = []
     for path in sorted(outbox.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns):
         out.append(email.message_from_bytes(path.read_bytes(), policy=email.policy.default))
-    return out  # type: ignore[return-value]
+    return out
 
 
 def code_mails(outbox: Path) -> list[email.message.EmailMessage]:
@@ -89,7 +89,6 @@ async def api_sign_in(http: httpx.AsyncClient, vault: VaultContext, address: str
     return {"Authorization": f"Bearer {r.json()['token']}"}
 
 
-
 class Page(HTMLParser):
     """The parts of a privacy page the tests check: forms, controls, labels, language."""
 
@@ -139,7 +138,7 @@ class Page(HTMLParser):
         tokens = {f["fields"].get("_csrf_token") for f in self.forms}
         tokens.discard(None)
         assert len(tokens) == 1, tokens
-        return tokens.pop()  # type: ignore[return-value]
+        return tokens.pop()
 
 
 async def page_sign_in(

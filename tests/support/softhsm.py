@@ -80,8 +80,17 @@ def init_token(directory: Path, label: str = "tresor-test") -> SoftToken:
     )
     pin, so_pin = secrets.token_hex(8), secrets.token_hex(8)
     subprocess.run(
-        ["softhsm2-util", "--init-token", "--free", "--label", label,
-         "--so-pin", so_pin, "--pin", pin],
+        [
+            "softhsm2-util",
+            "--init-token",
+            "--free",
+            "--label",
+            label,
+            "--so-pin",
+            so_pin,
+            "--pin",
+            pin,
+        ],
         env={**os.environ, "SOFTHSM2_CONF": str(conf)},
         check=True,
         capture_output=True,

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -60,13 +60,13 @@ def key_hash(ctx: VaultContext, key: str) -> str:
     return hmac.digest(ctx.secrets.client_key, key.encode(), "sha256").hex()  # one-shot C path
 
 
-def _info(row) -> ClientInfo:  # type: ignore[no-untyped-def]
+def _info(row: Any) -> ClientInfo:
     return ClientInfo(
         id=row.id,
         name=row.name,
         role=Role(row.role),
         purposes=frozenset(json.loads(row.purposes)),
-        created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+        created_at=as_utc(row.created_at),
         revoked_at=as_utc(row.revoked_at),
     )
 
@@ -80,10 +80,14 @@ async def create_client(
     try:
         role_ = Role(role)
     except ValueError:
-        raise InvalidInput("bad role", {"role": "one of " + ", ".join(r.value for r in Role)}) from None
+        raise InvalidInput(
+            "bad role", {"role": "one of " + ", ".join(r.value for r in Role)}
+        ) from None
     unknown = [p for p in purposes if p not in ctx.catalogue]
     if unknown:
-        raise InvalidInput("unknown purpose", {"purpose": "not in catalogue: " + ", ".join(unknown)})
+        raise InvalidInput(
+            "unknown purpose", {"purpose": "not in catalogue: " + ", ".join(unknown)}
+        )
     if role_ is Role.LOOKUP and not purposes:
         raise InvalidInput(
             "a lookup client needs at least one purpose", {"purpose": "name one with --purpose"}
@@ -187,9 +191,7 @@ class ClientAuthenticator:
     async def _read(self, digest: str) -> ClientInfo | None:
         now = time.monotonic()
         async with self._ctx.transaction() as conn:
-            row = (
-                await conn.execute(select(clients).where(clients.c.key_hash == digest))
-            ).first()
+            row = (await conn.execute(select(clients).where(clients.c.key_hash == digest))).first()
         # Constant-time comparison of the stored digest, on top of the indexed lookup.
         if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at:
             self._cache.pop(digest, None)

@@ -70,9 +70,7 @@ class _WrappedKeys:
 
 _SUBJECT_DEKS = _WrappedKeys(subjects, "wrapped_dek", lambda row_id: row_id, {})
 #: Keys of fields kept after erasure (Art. 17(3)); a KEK version they need must not retire.
-_RETAINED_KEYS = _WrappedKeys(
-    retained_fields, "wrapped_key", retained_key_id, {"keys": "retained"}
-)
+_RETAINED_KEYS = _WrappedKeys(retained_fields, "wrapped_key", retained_key_id, {"keys": "retained"})
 
 
 async def _rewrap(ctx: VaultContext, actor: Actor, keys: _WrappedKeys, batch: int) -> int:

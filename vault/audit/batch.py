@@ -77,8 +77,10 @@ class AuditBatcher:
                 self.flushes += 1
                 await self._write([record for record, _ in batch])
             except BaseException as exc:
-                failure = exc if isinstance(exc, Unavailable) else Unavailable(
-                    "the audit trail is unavailable; nothing was revealed"
+                failure = (
+                    exc
+                    if isinstance(exc, Unavailable)
+                    else Unavailable("the audit trail is unavailable; nothing was revealed")
                 )
                 for _, done in batch:
                     if not done.done():

@@ -29,7 +29,6 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import msgspec
 import os
 import time
 from collections.abc import AsyncIterator
@@ -38,8 +37,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import structlog
-
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -47,9 +46,10 @@ from sqlalchemy import Select, bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.clock import as_utc
+from vault.errors import InvariantViolation
 from vault.storage.pg_direct import Compiled
-from vault.storage.tables import audit_checkpoints, audit_events, audit_seals
 from vault.storage.rows import RowView
+from vault.storage.tables import audit_checkpoints, audit_events, audit_seals
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -78,7 +78,10 @@ EVENT_COLUMNS = (
 
 
 _AT = EVENT_COLUMNS.index("at")
-assert EVENT_COLUMNS[0] == "seq"  # the sealer reads records by position
+if EVENT_COLUMNS[0] != "seq":
+    raise InvariantViolation(
+        "expected EVENT_COLUMNS[0] == 'seq': the sealer reads records by position"
+    )
 #: The chain's canonical encoding is compact JSON of a list of strings, integers and nulls,
 #: UTF-8, nothing escaped but what JSON requires: `json.JSONEncoder(separators=(",", ":"),
 #: ensure_ascii=False)` wrote it first; msgspec writes the same bytes faster
@@ -103,7 +106,7 @@ def _canonical_values(values: list[Any]) -> bytes:
     list: its timestamp is replaced in place)."""
     at = values[_AT]  # the only timestamp among the columns
     if isinstance(at, datetime):
-        values[_AT] = as_utc(at).isoformat()  # type: ignore[union-attr]
+        values[_AT] = as_utc(at).isoformat()
     return _CANONICAL.encode(values)
 
 
@@ -117,7 +120,7 @@ def _mac(key: bytes, previous: str, position: int, canonical: bytes) -> str:
 
 
 def _checkpoint_message(position: int, seq: int, head: str, at: datetime) -> bytes:
-    stamp = as_utc(at).isoformat()  # type: ignore[union-attr]
+    stamp = as_utc(at).isoformat()
     return f"tresor-audit-checkpoint|v1|{position}|{seq}|{head}|{stamp}".encode()
 
 
@@ -156,17 +159,20 @@ class Checkpoint:
 
     def line(self) -> bytes:
         """One line of the checkpoint file: compact JSON, ids and digests only."""
-        return _CANONICAL.encode(
-            {
-                "v": 1,
-                "chain_pos": self.chain_pos,
-                "seq": self.seq,
-                "head": self.head,
-                "at": as_utc(self.at).isoformat(),  # type: ignore[union-attr]
-                "key_id": self.key_id,
-                "signature": self.signature,
-            }
-        ) + b"\n"
+        return (
+            _CANONICAL.encode(
+                {
+                    "v": 1,
+                    "chain_pos": self.chain_pos,
+                    "seq": self.seq,
+                    "head": self.head,
+                    "at": as_utc(self.at).isoformat(),
+                    "key_id": self.key_id,
+                    "signature": self.signature,
+                }
+            )
+            + b"\n"
+        )
 
     @classmethod
     def parse(cls, line: bytes) -> Checkpoint:
@@ -174,8 +180,12 @@ class Checkpoint:
         try:
             raw = msgspec.json.decode(line, type=_CheckpointLine)
             return cls(
-                raw.chain_pos, raw.seq, raw.head, datetime.fromisoformat(raw.at),
-                raw.key_id, raw.signature,
+                raw.chain_pos,
+                raw.seq,
+                raw.head,
+                datetime.fromisoformat(raw.at),
+                raw.key_id,
+                raw.signature,
             )
         except (msgspec.DecodeError, ValueError) as exc:
             raise ValueError("not a checkpoint line") from exc
@@ -283,13 +293,14 @@ async def _chain_contains(ctx: VaultContext, checkpoint: Checkpoint) -> bool:
     (one read along the seal table's primary key)."""
     rows = await ctx.read_rows(_SEAL_OF, {"seq": checkpoint.seq})
     return bool(rows) and (rows[0]["chain_pos"], rows[0]["chain_mac"]) == (
-        checkpoint.chain_pos, checkpoint.head,
+        checkpoint.chain_pos,
+        checkpoint.head,
     )
 
 
 def _too_soon(ctx: VaultContext, previous: Checkpoint, checkpoint: Checkpoint) -> bool:
     interval = timedelta(seconds=ctx.settings.checkpoint_seconds)
-    gap = as_utc(checkpoint.at) - as_utc(previous.at)  # type: ignore[operator]
+    gap = as_utc(checkpoint.at) - as_utc(previous.at)
     return bool(gap < interval)
 
 
@@ -321,7 +332,8 @@ async def anchor_checkpoint(
     if previous is not None and not await _chain_contains(ctx, previous):
         log.error(
             "audit_checkpoint_diverged",
-            file_position=previous.chain_pos, file_seq=previous.seq,
+            file_position=previous.chain_pos,
+            file_seq=previous.seq,
             position=checkpoint.chain_pos,
         )
         return False
@@ -354,11 +366,8 @@ _HEAD = (
     .limit(1)
 )
 #: How many events follow the chain head (all of them unsealed, by construction).
-_BACKLOG = select(
-    func.count().label("backlog")
-).where(
-    audit_events.c.seq
-    > func.coalesce(select(func.max(audit_seals.c.seq)).scalar_subquery(), 0)
+_BACKLOG = select(func.count().label("backlog")).where(
+    audit_events.c.seq > func.coalesce(select(func.max(audit_seals.c.seq)).scalar_subquery(), 0)
 )
 #: The unsealed events after the chain head, in sequence order, along the primary key.
 _UNSEALED = (
@@ -424,7 +433,8 @@ async def seal_pending(
             # transaction: SQLAlchemy's per-row result and per-parameter-set processing cost
             # more than the MACs (see vault/storage/pg_direct.py).
             driver = (await conn.get_raw_connection()).driver_connection
-            assert driver is not None
+            if driver is None:
+                raise InvariantViolation("the raw PostgreSQL connection has no driver connection")
             # Records of EVENT_COLUMNS (seq first): the MAC input by position, no name lookups.
             rows: Any = await driver.fetch(_UNSEALED_PG.sql, *_UNSEALED_PG.args(params))
         else:
@@ -439,7 +449,7 @@ async def seal_pending(
                 # Inline sealing (SQLite) shares the event loop with requests: let them run.
                 await asyncio.sleep(0)
             seq = row[0]
-            if seq != expected and as_utc(row[_AT]) > now - grace:  # type: ignore[operator]
+            if seq != expected and as_utc(row[_AT]) > now - grace:
                 waiting = True  # a lower sequence number may still commit
                 break
             position += 1
@@ -451,7 +461,9 @@ async def seal_pending(
         if seqs and driver is not None:
             # One binary COPY of narrow rows for the whole batch, in this transaction.
             await driver.copy_records_to_table(
-                "audit_seals", records=zip(seqs, positions, macs), columns=_SEAL_COLUMNS
+                "audit_seals",
+                records=zip(seqs, positions, macs, strict=True),
+                columns=_SEAL_COLUMNS,
             )
         elif seqs:
             await conn.execute(
@@ -464,15 +476,19 @@ async def seal_pending(
         signed = None
         if seqs:
             signed = await _maybe_checkpoint(
-                ctx, conn, position, seqs[-1], previous, now,
-                every=checkpoint_every, interval=checkpoint_interval,
+                ctx,
+                conn,
+                position,
+                seqs[-1],
+                previous,
+                now,
+                every=checkpoint_every,
+                interval=checkpoint_interval,
             )
     anchored = False
     if signed is not None:  # committed: only now may it leave the database
         anchored = await anchor_checkpoint(ctx, signed)
-    return SealReport(
-        len(seqs), position, signed.chain_pos if signed else None, waiting, anchored
-    )
+    return SealReport(len(seqs), position, signed.chain_pos if signed else None, waiting, anchored)
 
 
 async def _maybe_checkpoint(
@@ -496,7 +512,7 @@ async def _maybe_checkpoint(
         force
         or last is None
         or position - last.chain_pos >= every
-        or now - as_utc(last.at) >= interval  # type: ignore[operator]
+        or now - as_utc(last.at) >= interval
     )
     if not due:
         return None
@@ -520,7 +536,11 @@ async def _sign_checkpoint(
     private = _signing_key(ctx)
     signature = private.sign(_checkpoint_message(position, seq, head, now))
     checkpoint = Checkpoint(
-        position, seq, head, now, key_id(private.public_key()),
+        position,
+        seq,
+        head,
+        now,
+        key_id(private.public_key()),
         base64.b64encode(signature).decode(),
     )
     await conn.execute(
@@ -550,9 +570,7 @@ async def checkpoint_head(ctx: VaultContext) -> bool:
         if last is not None and last.chain_pos >= head[0]:
             signed = last
         else:
-            signed = await _sign_checkpoint(
-                ctx, conn, head[0], head[2], head[1], ctx.clock.now()
-            )
+            signed = await _sign_checkpoint(ctx, conn, head[0], head[2], head[1], ctx.clock.now())
     return await anchor_checkpoint(ctx, signed, force=True)
 
 
@@ -711,19 +729,21 @@ async def verify_chain(
         checkpoints = {
             c.chain_pos: c
             for c in (
-                await conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.chain_pos))
+                await conn.execute(
+                    select(audit_checkpoints).order_by(audit_checkpoints.c.chain_pos)
+                )
             ).all()
         }
         report.checkpoints = len(checkpoints)
-        for cp in checkpoints.values():
+        for stored in checkpoints.values():
             try:
                 public.verify(
-                    base64.b64decode(cp.signature),
-                    _checkpoint_message(cp.chain_pos, cp.seq, cp.head, cp.at),
+                    base64.b64decode(stored.signature),
+                    _checkpoint_message(stored.chain_pos, stored.seq, stored.head, stored.at),
                 )
             except (InvalidSignature, ValueError):
-                report.broken_seq = cp.seq
-                report.problem = f"checkpoint at position {cp.chain_pos} has a bad signature"
+                report.broken_seq = stored.seq
+                report.problem = f"checkpoint at position {stored.chain_pos} has a bad signature"
                 return report
         previous, expected_pos, last_seq = GENESIS, 1, 0
         async for row in _chain_rows(conn, page):
@@ -747,8 +767,10 @@ async def verify_chain(
                 report.broken_seq = row.seq
                 report.problem = f"checkpoint at position {row.chain_pos} disagrees with the chain"
                 return report
-            if outside is not None and row.chain_pos == outside.chain_pos and (
-                outside.head != mac or outside.seq != row.seq
+            if (
+                outside is not None
+                and row.chain_pos == outside.chain_pos
+                and (outside.head != mac or outside.seq != row.seq)
             ):
                 report.broken_seq = row.seq
                 report.problem = (
@@ -779,13 +801,17 @@ async def verify_chain(
             )
             return report
         unsealed = (
-            await conn.execute(
-                select(audit_events.c.seq)
-                .select_from(EVENTS_WITH_SEALS)
-                .where(audit_seals.c.seq.is_(None))
-                .order_by(audit_events.c.seq)
+            (
+                await conn.execute(
+                    select(audit_events.c.seq)
+                    .select_from(EVENTS_WITH_SEALS)
+                    .where(audit_seals.c.seq.is_(None))
+                    .order_by(audit_events.c.seq)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         report.unsealed = len(unsealed)
         behind = [s for s in unsealed if s < last_seq]
         if behind:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -194,8 +195,18 @@ def event_row(
 
 #: The columns an appended event fills, in `event_row` order.
 EVENT_COLUMNS = (
-    "at", "request_id", "actor_type", "actor_id", "action", "subject_id", "purpose",
-    "fields", "decision", "reason", "consent_id", "detail",
+    "at",
+    "request_id",
+    "actor_type",
+    "actor_id",
+    "action",
+    "subject_id",
+    "purpose",
+    "fields",
+    "decision",
+    "reason",
+    "consent_id",
+    "detail",
 )
 #: An event as a tuple of its column values in `EVENT_COLUMNS` order: the shape binary COPY
 #: takes, and what bulk resolution builds directly (a dict per event, converted later, was
@@ -203,10 +214,10 @@ EVENT_COLUMNS = (
 EventRecord = tuple[object, ...]
 
 
-async def record(conn: AsyncConnection, **event: object) -> None:
+async def record(conn: AsyncConnection, **event: Any) -> None:
     """Append one event (see `event_row` for the arguments) in the caller's transaction.
     Raises if it cannot be written."""
-    await conn.execute(_INSERT, event_row(**event))  # type: ignore[arg-type]
+    await conn.execute(_INSERT, event_row(**event))
 
 
 async def record_row(conn: AsyncConnection, row: dict[str, object]) -> None:

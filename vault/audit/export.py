@@ -41,7 +41,7 @@ async def iter_events(
             return
         for row in rows:
             item = {name: getattr(row, name) for name in EXPORT_COLUMNS}
-            item["at"] = as_utc(item["at"]).isoformat()  # type: ignore[union-attr]
+            item["at"] = as_utc(item["at"]).isoformat()
             yield item
         after = rows[-1].seq
 

@@ -186,7 +186,7 @@ def _conditions(f: AuditFilter) -> list[ColumnElement[bool]]:
 def audit_item(row: Any) -> AuditItem:
     return AuditItem(
         seq=row.seq,
-        at=as_utc(row.at),  # type: ignore[arg-type]
+        at=as_utc(row.at),
         actor_type=row.actor_type,
         actor_id=row.actor_id,
         action=row.action,
@@ -507,10 +507,7 @@ async def consent_stats(
     out: list[PurposeConsentStats] = []
     for pid in purpose_ids:
         per = counts.get(pid, {})
-        series = [
-            ConsentBucket(s, *per.get(s, [0, 0, 0]))
-            for s in sorted(set(starts) | set(per))
-        ]
+        series = [ConsentBucket(s, *per.get(s, [0, 0, 0])) for s in sorted(set(starts) | set(per))]
         out.append(
             PurposeConsentStats(
                 purpose=pid,

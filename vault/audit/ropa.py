@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
-from vault.clock import as_utc
 from vault.catalogue.purposes import LawfulBasis, Purpose
+from vault.clock import as_utc
 from vault.storage.tables import audit_events, clients
 
 if TYPE_CHECKING:
@@ -115,8 +115,7 @@ SECURITY_MEASURES: tuple[Measure, ...] = (
         "no_pii_in_logs",
         "Klartext-Kontaktdaten erscheinen nie in Logs, Protokolleinträgen, Fehlermeldungen, "
         "URLs oder Metriken.",
-        "Plaintext contact data never reaches logs, audit events, error messages, URLs or "
-        "metrics.",
+        "Plaintext contact data never reaches logs, audit events, error messages, URLs or metrics.",
     ),
     Measure(
         "consent_proof",

@@ -19,14 +19,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from vault.audit import events as audit
-from vault.audit.events import Actor, AuditAction, Decision
 from vault.audit.chain import select_events_with_seals
+from vault.audit.events import Actor, AuditAction, Decision
 from vault.audit.query import AuditItem, audit_item
-from vault.clock import as_utc
 from vault.bases.consents import evidence_secrets, open_texts
-from vault.subjects.decision import BasisFacts, effective_status
+from vault.clock import as_utc
 from vault.errors import InvalidInput, NotFound
-from vault.subjects.integrity import audited_read
 from vault.storage.rows import canonical_id
 from vault.storage.tables import (
     audit_checkpoints,
@@ -35,10 +33,11 @@ from vault.storage.tables import (
     consents,
     subjects,
 )
+from vault.subjects.decision import BasisFacts, effective_status
+from vault.subjects.integrity import audited_read
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +200,7 @@ async def consent_proof(ctx: VaultContext, actor: Actor, consent_id: str) -> Con
         status=str(effective_status(facts, now)),
         stored_status=row.status,
         reference=texts["reference"],
-        created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+        created_at=as_utc(row.created_at),
         granted_at=as_utc(row.granted_at),
         expires_at=as_utc(row.expires_at),
         withdrawn_at=as_utc(row.withdrawn_at),
@@ -220,7 +219,7 @@ async def consent_proof(ctx: VaultContext, actor: Actor, consent_id: str) -> Con
         ),
         history=[
             ProofHistory(
-                at=as_utc(h.at),  # type: ignore[arg-type]
+                at=as_utc(h.at),
                 event=h.event,
                 status=h.status,
                 actor=h.actor,
@@ -234,7 +233,7 @@ async def consent_proof(ctx: VaultContext, actor: Actor, consent_id: str) -> Con
                 position=checkpoint.chain_pos,
                 seq=checkpoint.seq,
                 head=checkpoint.head,
-                at=as_utc(checkpoint.at),  # type: ignore[arg-type]
+                at=as_utc(checkpoint.at),
                 key_id=checkpoint.key_id,
                 signature=checkpoint.signature,
             )

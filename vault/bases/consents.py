@@ -28,15 +28,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
+from vault.catalogue.purposes import LawfulBasis, Purpose, is_direct_marketing
+from vault.catalogue.touchpoints import TouchpointCatalogue
 from vault.clock import as_utc
 from vault.crypto import IntegrityCheckFailed, open_field, seal_field
-from vault.subjects.decision import BasisFacts, BasisStatus, DenyReason, effective_status
-from vault.errors import Conflict, InvalidInput, NotFound
-from vault.subjects.integrity import audited_attempt, audited_read
-from vault.catalogue.purposes import LawfulBasis, Purpose, is_direct_marketing
+from vault.errors import Conflict, InvalidInput, InvariantViolation, NotFound
 from vault.storage.tables import consent_history, consents, subjects
+from vault.subjects.decision import BasisFacts, BasisStatus, DenyReason, effective_status
+from vault.subjects.integrity import audited_attempt, audited_read
 from vault.subjects.store import SubjectStatus, decrypt_fields, load_subject
-from vault.catalogue.touchpoints import TouchpointCatalogue
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -213,7 +213,12 @@ async def record_basis(
 
     # A refusal (unknown or erased subject, an objection) is audited (finding 6).
     async with audited_attempt(
-        ctx, actor, action, at=now, subject_id=subject_id, purpose=purpose_id,
+        ctx,
+        actor,
+        action,
+        at=now,
+        subject_id=subject_id,
+        purpose=purpose_id,
         not_found=DenyReason.SUBJECT_NOT_FOUND.value,
     ) as attempt:
         conn = attempt.conn
@@ -430,7 +435,8 @@ async def confirm(ctx: VaultContext, token: str, actor: Actor) -> BasisRecord:
         purpose = ctx.catalogue.get(row.purpose)
         expires_at = as_utc(row.expires_at)
         created = as_utc(row.created_at)
-        assert created is not None
+        if created is None:
+            raise InvariantViolation("created is unset")
         if (
             purpose is not None
             and purpose.default_duration
@@ -480,7 +486,8 @@ async def withdraw(
     unknown consent, one no longer in force) is audited (finding 6)."""
     now = ctx.clock.now()
     action = (
-        AuditAction.SUBJECT_CONSENT_WITHDRAW if actor.type == "subject"
+        AuditAction.SUBJECT_CONSENT_WITHDRAW
+        if actor.type == "subject"
         else AuditAction.CONSENT_WITHDRAW
     )
     async with audited_attempt(
@@ -557,7 +564,7 @@ def _record(
         basis=row.basis,
         status=str(effective_status(_facts(row), now)),
         reference=texts["reference"],
-        created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+        created_at=as_utc(row.created_at),
         granted_at=as_utc(row.granted_at),
         expires_at=as_utc(row.expires_at),
         withdrawn_at=as_utc(row.withdrawn_at),
@@ -583,8 +590,13 @@ async def list_bases(
     sealed text that fails to open is an audited `IntegrityFailure`."""
     now = ctx.clock.now()
     async with audited_read(
-        ctx, actor, AuditAction.CONSENT_LIST, at=now, subject_id=subject_id,
-        consent_id=consent_id, not_found=DenyReason.SUBJECT_NOT_FOUND.value,
+        ctx,
+        actor,
+        AuditAction.CONSENT_LIST,
+        at=now,
+        subject_id=subject_id,
+        consent_id=consent_id,
+        not_found=DenyReason.SUBJECT_NOT_FOUND.value,
     ) as read:
         conn = read.conn
         subject = await load_subject(conn, subject_id)
@@ -682,9 +694,13 @@ async def seal_legacy_texts(ctx: VaultContext, *, batch: int = 500) -> int:
             rows = (
                 await conn.execute(
                     select(
-                        consents.c.id, consents.c.subject_id, consents.c.reference,
-                        consents.c.notice_version, subjects.c.kek_version,
-                        subjects.c.wrapped_dek, subjects.c.dek_version,
+                        consents.c.id,
+                        consents.c.subject_id,
+                        consents.c.reference,
+                        consents.c.notice_version,
+                        subjects.c.kek_version,
+                        subjects.c.wrapped_dek,
+                        subjects.c.dek_version,
                     )
                     .join(subjects, subjects.c.id == consents.c.subject_id)
                     .where(legacy)

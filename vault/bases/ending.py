@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit.events import Actor
 from vault.catalogue.purposes import LawfulBasis
-from vault.subjects.decision import BasisFacts, BasisStatus, effective_status
 from vault.storage.tables import consent_history, consents
+from vault.subjects.decision import BasisFacts, BasisStatus, effective_status
 
 #: Stored statuses of a basis that may still permit processing.
 LIVE_STATUSES = (BasisStatus.GRANTED, BasisStatus.ACTIVE, BasisStatus.PENDING_CONFIRMATION)
@@ -64,6 +64,7 @@ async def end_live_bases(
         facts = BasisFacts(row.id, row.basis, row.status, row.expires_at, row.confirm_deadline)
         current = effective_status(facts, now)
         values: dict[str, Any] = {"confirm_token_hash": None}
+        new_status: BasisStatus
         if current in (BasisStatus.EXPIRED, BasisStatus.LAPSED):
             new_status, why = current, str(current)
         else:

@@ -16,7 +16,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vault.catalogue.purposes import (
@@ -28,7 +28,7 @@ from vault.catalogue.purposes import (
 )
 from vault.catalogue.source import PolicyError, line_of, parse_toml, read_file
 from vault.catalogue.touchpoints import TouchpointCatalogue
-from vault.errors import InvalidInput
+from vault.errors import InvalidInput, InvariantViolation
 
 TYPES = tuple(t.value for t in CommunicationType)
 CHANNELS = tuple(c.value for c in Channel)
@@ -166,7 +166,8 @@ def fit_contact(
         errors["contact.touchpoint"] = "is not in the touchpoint catalogue"
     if errors:
         raise InvalidInput("the contact does not fit", errors)
-    assert channel is not None and type is not None
+    if channel is None or type is None:
+        raise InvariantViolation("channel or type is unset")
     rules.validate_contact(channel=channel, type=type, brand=brand, priority=priority)
     return channel, type
 
@@ -174,7 +175,7 @@ def fit_contact(
 # ---------------------------------------------------------------------------- loading
 
 
-def _number(value: Any) -> bool:
+def _number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -295,7 +296,9 @@ def parse_rules(
         if not isinstance(bid, str) or not _ID_RE.match(bid):
             raise fail(pattern, f"brand {index + 1}: id must be a lower-case word")
         if set(raw) - {"id", "name"}:
-            raise fail(pattern, f"brand '{bid}': unknown key(s) {sorted(set(raw) - {'id', 'name'})}")
+            raise fail(
+                pattern, f"brand '{bid}': unknown key(s) {sorted(set(raw) - {'id', 'name'})}"
+            )
         name = raw.get("name")
         if not isinstance(name, dict) or not all(
             isinstance(name.get(lang), str) and name[lang].strip() for lang in ("de", "en")
@@ -321,14 +324,15 @@ def parse_rules(
             raise fail(pattern, f"priority '{pname}': overdraft_points must be >= 0")
         if not isinstance(unlimited, bool):
             raise fail(pattern, f"priority '{pname}': unlimited must be true or false")
-        grant: Grant | str | None = None
+        grant: Grant | None = None
         if pname == "normal":
             if _GRANT_KEYS & set(raw):
                 raise fail(pattern, "priority 'normal' is every client's: no granted_* keys")
         else:
-            grant = _parse_grant(raw, f"priority '{pname}'", known_purposes)
-            if isinstance(grant, str):
-                raise fail(pattern, grant)
+            parsed = _parse_grant(raw, f"priority '{pname}'", known_purposes)
+            if isinstance(parsed, str):
+                raise fail(pattern, parsed)
+            grant = parsed
         priorities[pname] = Priority(pname, round(overdraft * 10), unlimited, grant)
 
     raw_calamity = doc.get("calamity", {})

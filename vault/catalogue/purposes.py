@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from vault.catalogue.source import PolicyError, parse_toml, read_file, table_line
-
 
 #: The contact fields a subject can have and a purpose can reveal (`vault.subjects.store`
 #: seals each one into its own column).
@@ -119,7 +119,7 @@ CHANNEL_FIELD = {
 }
 
 
-def _parse_purpose(raw: dict, where: str) -> Purpose:
+def _parse_purpose(raw: dict[str, Any], where: str) -> Purpose:
     def fail(msg: str) -> PolicyError:
         return PolicyError(f"{where}: {msg}")
 

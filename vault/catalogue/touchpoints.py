@@ -93,6 +93,4 @@ def parse_touchpoints(text: str, source: str = "touchpoints.toml") -> Touchpoint
 
 def load_touchpoints(policies_dir: Path) -> TouchpointCatalogue:
     """`policies_dir/touchpoints.toml`, parsed and validated; raises `PolicyError`."""
-    return parse_touchpoints(
-        *read_file(policies_dir, "touchpoints.toml", "touchpoint catalogue")
-    )
+    return parse_touchpoints(*read_file(policies_dir, "touchpoints.toml", "touchpoint catalogue"))

@@ -17,10 +17,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from vault.crypto import _aead
 from vault.crypto.errors import DecryptionError, KeyringError
+from vault.errors import InvariantViolation
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 
 class KekProvider(Protocol):
@@ -81,7 +85,7 @@ class LocalKeyring:
         self._path = path
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
-        self._keks: dict[int, object] = {}
+        self._keks: dict[int, AESGCM] = {}
         self._active = 0
         self._secrets: ServerSecrets | None = None
         self._load()
@@ -106,14 +110,14 @@ class LocalKeyring:
         return cls(path)
 
     # -- reading ----------------------------------------------------------------------
-    def _read_doc(self) -> dict:
+    def _read_doc(self) -> dict[str, Any]:
         try:
             raw = self._path.read_text(encoding="utf-8")
         except OSError as exc:
             raise KeyringError(f"keyring {self._path} is not readable: {exc.strerror}") from exc
         try:
             doc = json.loads(raw)
-            if doc.get("format") != self.FORMAT:
+            if not isinstance(doc, dict) or doc.get("format") != self.FORMAT:
                 raise ValueError("unknown format")
             int(doc["active_kek"])
             dict(doc["keks"])
@@ -158,7 +162,8 @@ class LocalKeyring:
 
     @property
     def secrets(self) -> ServerSecrets:
-        assert self._secrets is not None
+        if self._secrets is None:
+            raise InvariantViolation("self._secrets is unset")
         return self._secrets
 
     # -- KekProvider -------------------------------------------------------------------
@@ -174,7 +179,7 @@ class LocalKeyring:
         self.refresh()
         version = self._active
         kek = self._keks[version]
-        return version, _aead.seal(kek, dek, _wrap_aad(subject_id, version))  # type: ignore[arg-type]
+        return version, _aead.seal(kek, dek, _wrap_aad(subject_id, version))
 
     def unwrap(self, subject_id: str, version: int, blob: bytes) -> bytes:
         # A stat per unwrap (a DEK-cache miss), at most one per `UNWRAP_RECHECK` seconds:
@@ -188,7 +193,7 @@ class LocalKeyring:
         kek = self._keks.get(version)
         if kek is None:
             raise DecryptionError()
-        return _aead.open_(kek, blob, _wrap_aad(subject_id, version))  # type: ignore[arg-type]
+        return _aead.open_(kek, blob, _wrap_aad(subject_id, version))
 
     # -- administration ----------------------------------------------------------------
     def add_version(self) -> int:
@@ -211,7 +216,8 @@ class LocalKeyring:
                     doc["signing_key"] = _b64(secrets.token_bytes(32))
                     _write_atomically(self._path, doc)
                 self._load()
-        assert self.secrets.signing_key is not None
+        if self.secrets.signing_key is None:
+            raise InvariantViolation("self.secrets.signing_key is unset")
         return self.secrets.signing_key
 
     def retire_versions(self, keep: set[int]) -> list[int]:
@@ -228,7 +234,7 @@ class LocalKeyring:
         return removed
 
 
-def _write_atomically(path: Path, doc: dict, *, exclusive: bool = False) -> None:
+def _write_atomically(path: Path, doc: dict[str, Any], *, exclusive: bool = False) -> None:
     """Write JSON to a 0600 temp file beside `path`, fsync, then rename over it."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

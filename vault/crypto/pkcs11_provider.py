@@ -316,9 +316,7 @@ class Pkcs11Token:
             version = max(keys)
             nonce = os.urandom(_NONCE_LEN)
             params = GCMParams(nonce, _wrap_aad(subject_id, version), _TAG_BITS)
-            sealed = keys[version].encrypt(
-                dek, mechanism=Mechanism.AES_GCM, mechanism_param=params
-            )
+            sealed = keys[version].encrypt(dek, mechanism=Mechanism.AES_GCM, mechanism_param=params)
             return version, _FORMAT + nonce + bytes(sealed)
 
         return self._link.run(op)
@@ -443,7 +441,7 @@ def keks_moved_to_token(path: Path) -> bool:
     """Whether a keyring file is one whose KEKs all retired after a migration to a token."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        return doc.get("keks") == {} and doc.get("active_kek") == 0
+        return isinstance(doc, dict) and doc.get("keks") == {} and doc.get("active_kek") == 0
     except (OSError, ValueError, AttributeError):
         return False
 

@@ -29,6 +29,7 @@ from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.catalogue.contact_pressure import PressureRules, fit_contact
 from vault.catalogue.purposes import CommunicationType, Purpose
+from vault.errors import InvariantViolation
 from vault.outreach import preferences
 from vault.outreach.followups import FollowupStatus, is_valid_id
 from vault.storage.tables import contact_budgets, contacts, followups
@@ -68,9 +69,7 @@ class ContactSpec:
             channel=self.channel, type=self.type, priority=self.priority,
             touchpoint=self.touchpoint,
         )  # fmt: skip
-        return ContactSpec(
-            self.brand, channel, type, self.priority, self.touchpoint, self.followup
-        )
+        return ContactSpec(self.brand, channel, type, self.priority, self.touchpoint, self.followup)
 
     def check_grant(
         self,
@@ -96,7 +95,8 @@ class ContactSpec:
         """`reserve` this (resolved) contact for one subject, made by `actor`, in the
         caller's transaction; the follow-up it names only `with_followup` (a batch never
         keeps one: a follow-up is for one customer)."""
-        assert self.channel is not None and self.type is not None
+        if self.channel is None or self.type is None:
+            raise InvariantViolation("self.channel or self.type is unset")
         return await reserve(
             conn, ctx, subject_id=subject_id, channel=self.channel, type=self.type,
             brand=self.brand, priority=self.priority, now=now, purpose=purpose_id,
@@ -121,7 +121,11 @@ class Reservation:
 
 
 def grant_denial(
-    rules: PressureRules, *, client: str, client_purposes: frozenset[str], type: str,
+    rules: PressureRules,
+    *,
+    client: str,
+    client_purposes: frozenset[str],
+    type: str,
     priority: str,
 ) -> Deny | None:
     """Deny a contact whose type or priority the client was not granted (None: fine).
@@ -149,7 +153,8 @@ def check_grant(
     the lookup, the batch, the dry run and recorded contacts alike)."""
     if contact is None or isinstance(checked, Deny):
         return checked
-    assert contact.type is not None
+    if contact.type is None:
+        raise InvariantViolation("contact.type is unset")
     denial = grant_denial(
         ctx.pressure_rules, client=client, client_purposes=client_purposes, type=contact.type,
         priority=contact.priority,
@@ -220,11 +225,7 @@ async def reserve(
         )
     ).scalar_one()
 
-    if (
-        rules.cooldown
-        and not prio.unlimited
-        and type not in rules.cooldown_exempt_types
-    ):
+    if rules.cooldown and not prio.unlimited and type not in rules.cooldown_exempt_types:
         last_calamity = (
             await conn.execute(
                 select(func.count())
@@ -424,9 +425,7 @@ async def _why_not(
     and another subject's id give the same answer."""
     if followup_id is None:
         return DenyReason.FOLLOWUP_NOT_USABLE
-    row = (
-        await conn.execute(select(followups).where(followups.c.id == followup_id))
-    ).first()
+    row = (await conn.execute(select(followups).where(followups.c.id == followup_id))).first()
     if (
         row is None
         or row.subject_id != subject_id
@@ -466,7 +465,8 @@ async def record_contact(
     # Known values always (422 for garbage); the fit to the purpose only for a purpose
     # the client may use, so a refused purpose is a 403 on record rather than a hint.
     spec = spec.resolve(ctx, None if isinstance(checked, Deny) else purpose)
-    assert spec.channel is not None and spec.type is not None
+    if spec.channel is None or spec.type is None:
+        raise InvariantViolation("spec.channel or spec.type is unset")
     checked = check_grant(ctx, actor.id, client_purposes, spec, checked)
     now = ctx.clock.now()
     outcome: Reservation | Deny
@@ -475,11 +475,15 @@ async def record_contact(
             outcome = checked
         else:
             rows = (
-                await conn.execute(
-                    _subject_with_bases("subject_id", ()),
-                    {"purpose": purpose_id, "ident": subject_id},
+                (
+                    await conn.execute(
+                        _subject_with_bases("subject_id", ()),
+                        {"purpose": purpose_id, "ident": subject_id},
+                    )
                 )
-            ).mappings().all()
+                .mappings()
+                .all()
+            )
             verdict, _ = _judge(rows, purpose, checked, subject_id, now)
             outcome = verdict if not isinstance(verdict, Allow) else await reserve(
                 conn, ctx, subject_id=subject_id, channel=spec.channel, type=spec.type,

@@ -34,13 +34,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.audit.events import SYSTEM, Actor, AuditAction, Decision
-from vault.clock import as_utc
 from vault.catalogue.contact_pressure import fit_contact
-from vault.subjects.decision import DenyReason
-from vault.errors import AccessDenied, Conflict, InvalidInput, NotFound
-from vault.subjects.integrity import audited_attempt
+from vault.clock import as_utc
+from vault.errors import AccessDenied, Conflict, InvalidInput, InvariantViolation, NotFound
 from vault.storage.rows import canonical_id
 from vault.storage.tables import followups, subjects
+from vault.subjects.decision import DenyReason
+from vault.subjects.integrity import audited_attempt
 
 
 class FollowupStatus(StrEnum):
@@ -123,7 +123,8 @@ def is_valid_id(value: str | None) -> bool:
 
 def _from_row(row: Any, now: datetime) -> Followup:
     due_until = as_utc(row.due_until)
-    assert due_until is not None
+    if due_until is None:
+        raise InvariantViolation("due_until is unset")
     return Followup(
         id=row.id,
         subject_id=row.subject_id,
@@ -133,10 +134,10 @@ def _from_row(row: Any, now: datetime) -> Followup:
         brand=row.brand,
         touchpoint=row.touchpoint,
         note=row.note,
-        due_from=as_utc(row.due_from),  # type: ignore[arg-type]
+        due_from=as_utc(row.due_from),
         due_until=due_until,
         status=effective_status(row.status, due_until, now),
-        created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+        created_at=as_utc(row.created_at),
         created_by=row.created_by,
         closed_at=as_utc(row.closed_at),
         contact_id=row.contact_id,
@@ -164,7 +165,8 @@ def _validate_window(
     if "due_from" in errors or "due_until" in errors:
         return None
     start, end = as_utc(due_from), as_utc(due_until)
-    assert start is not None and end is not None
+    if start is None or end is None:
+        raise InvariantViolation("start or end is unset")
     if end <= start:
         errors["due_until"] = "must be after due_from"
     elif end - start > MAX_WINDOW:
@@ -217,13 +219,19 @@ async def create(
             errors.update({k.removeprefix("contact."): v for k, v in exc.errors.items()})
     if errors or window is None or spec is None:
         raise InvalidInput("the follow-up does not fit", errors)
-    assert spec.channel is not None and spec.type is not None
+    if spec.channel is None or spec.type is None:
+        raise InvariantViolation("spec.channel or spec.type is unset")
     start, end = window
     followup_id = str(uuid.uuid4())
     # A refusal from here on is the client's attempt on the subject: audited (finding 6).
     async with audited_attempt(
-        ctx, actor, AuditAction.FOLLOWUP_CREATE, at=now, subject_id=subject_id,
-        purpose=purpose, not_found=DenyReason.SUBJECT_NOT_FOUND.value,
+        ctx,
+        actor,
+        AuditAction.FOLLOWUP_CREATE,
+        at=now,
+        subject_id=subject_id,
+        purpose=purpose,
+        not_found=DenyReason.SUBJECT_NOT_FOUND.value,
     ) as attempt:
         if purpose not in client_purposes:
             raise AccessDenied(
@@ -308,9 +316,7 @@ async def get(
         raise NotFound("no such follow-up")
     async with audited_attempt(ctx, actor, AuditAction.FOLLOWUP_READ, at=now) as attempt:
         conn = attempt.conn
-        row = (
-            await conn.execute(select(followups).where(followups.c.id == followup_id))
-        ).first()
+        row = (await conn.execute(select(followups).where(followups.c.id == followup_id))).first()
         if row is None:
             raise NotFound("no such follow-up")
         if row.purpose not in client_purposes:  # the same 404 as an unknown id
@@ -463,9 +469,7 @@ def _missed_at(now: datetime) -> Any:
 # ---------------------------------------------------------------------------- changing
 
 
-async def cancel_by_subject(
-    ctx: Any, actor: Actor, subject_id: str, followup_id: str
-) -> Followup:
+async def cancel_by_subject(ctx: Any, actor: Actor, subject_id: str, followup_id: str) -> Followup:
     """The customer cancels one of their open follow-ups; audited. Someone else's or an
     unknown id is `NotFound`; one that is no longer open is `Conflict`."""
     now = ctx.clock.now()
@@ -533,7 +537,9 @@ async def mark_missed(ctx: Any, actor: Actor = SYSTEM, *, batch: int = 500) -> i
                         followups.c.id == row.id,
                         followups.c.status == FollowupStatus.OPEN.value,
                     )
-                    .values(status=FollowupStatus.MISSED.value, closed_at=now, closed_by=actor.label)
+                    .values(
+                        status=FollowupStatus.MISSED.value, closed_at=now, closed_by=actor.label
+                    )
                 )
                 if result.rowcount != 1:
                     continue
@@ -565,9 +571,7 @@ async def report(conn: AsyncConnection, ctx: Any, month: str) -> list[FollowupBu
         return []  # a month the calendar cannot hold: no follow-up falls in it
     start, end = bounds
     closed_in = and_(followups.c.closed_at >= start, followups.c.closed_at < end)
-    ended_in = and_(
-        followups.c.due_until >= start, followups.c.due_until < end, _missed_at(now)
-    )
+    ended_in = and_(followups.c.due_until >= start, followups.c.due_until < end, _missed_at(now))
 
     kept_c = and_(followups.c.status == FollowupStatus.KEPT.value, closed_in)
     cancelled_c = and_(followups.c.status == FollowupStatus.CANCELLED.value, closed_in)
@@ -583,8 +587,6 @@ async def report(conn: AsyncConnection, ctx: Any, month: str) -> list[FollowupBu
             .group_by(followups.c.touchpoint)
         )
     ).all()
-    buckets = [
-        FollowupBucket(r[0], int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in rows
-    ]
+    buckets = [FollowupBucket(r[0], int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in rows]
     buckets = [b for b in buckets if b.kept or b.missed or b.cancelled]
     return sorted(buckets, key=lambda b: (-(b.kept + b.missed + b.cancelled), b.key))

@@ -47,19 +47,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
-from vault.clock import as_utc
 from vault.bases.consents import COLLECTION_METHODS, LANGUAGES, Evidence
-from vault.crypto import seal_field
-from vault.subjects.decision import DenyReason
-from vault.errors import Conflict, InvalidInput
-from vault.subjects.integrity import audited_attempt
 from vault.catalogue.purposes import Channel, CommunicationType
+from vault.clock import as_utc
+from vault.crypto import seal_field
+from vault.errors import Conflict, InvalidInput, InvariantViolation
 from vault.storage.tables import (
     audit_events,
     contact_preference_history,
     contact_preferences,
     subjects,
 )
+from vault.subjects.decision import DenyReason
+from vault.subjects.integrity import audited_attempt
 from vault.subjects.store import SubjectStatus, load_subject
 
 if TYPE_CHECKING:
@@ -247,7 +247,8 @@ def parse(raw: Mapping[str, Any], rules: Any) -> Preferences:
             cap_tenths = round(cap * 10)
     if errors:
         raise InvalidInput("the contact preferences are invalid", errors)
-    assert isinstance(tz, str)
+    if not isinstance(tz, str):
+        raise InvariantViolation("expected isinstance(tz, str)")
     return Preferences(tz, preferred, quiet, cap_tenths)
 
 
@@ -389,9 +390,10 @@ def _validate_evidence(evidence: Evidence | None, ctx: Any) -> None:
         errors["evidence.touchpoint"] = "is not in the touchpoint catalogue"
     if evidence.method not in COLLECTION_METHODS:
         errors["evidence.method"] = "must be one of " + ", ".join(COLLECTION_METHODS)
-    if not isinstance(evidence.notice_version, str) or not 1 <= len(
-        evidence.notice_version.strip()
-    ) <= 100:
+    if (
+        not isinstance(evidence.notice_version, str)
+        or not 1 <= len(evidence.notice_version.strip()) <= 100
+    ):
         errors["evidence.notice_version"] = "must be 1 to 100 characters"
     if evidence.language not in LANGUAGES:
         errors["evidence.language"] = "must be one of " + ", ".join(LANGUAGES)
@@ -451,7 +453,8 @@ async def set_preferences(
         raise ValueError(source)
     new = parse(raw, ctx.pressure_rules)
     _validate_evidence(evidence, ctx)
-    assert evidence is not None
+    if evidence is None:
+        raise InvariantViolation("evidence is unset")
     now = ctx.clock.now()
     action = (
         AuditAction.SUBJECT_PREFERENCES_SET
@@ -460,7 +463,11 @@ async def set_preferences(
     )
     # A refusal (unknown or erased subject) is audited too (finding 6).
     async with audited_attempt(
-        ctx, actor, action, at=now, subject_id=subject_id,
+        ctx,
+        actor,
+        action,
+        at=now,
+        subject_id=subject_id,
         not_found=DenyReason.SUBJECT_NOT_FOUND.value,
     ) as attempt:
         conn = attempt.conn
@@ -550,7 +557,7 @@ async def _view(conn: AsyncConnection, subject_id: str) -> PreferencesView:
         history=[
             HistoryEntry(
                 version=r.version,
-                at=as_utc(r.at),  # type: ignore[arg-type]
+                at=as_utc(r.at),
                 actor=r.actor,
                 source=r.source,
                 touchpoint=r.touchpoint,
@@ -574,7 +581,11 @@ async def get_preferences(ctx: VaultContext, actor: Actor, subject_id: str) -> P
         else AuditAction.CLIENT_PREFERENCES_READ
     )
     async with audited_attempt(
-        ctx, actor, action, at=now, subject_id=subject_id,
+        ctx,
+        actor,
+        action,
+        at=now,
+        subject_id=subject_id,
         not_found=DenyReason.SUBJECT_NOT_FOUND.value,
     ) as attempt:
         conn = attempt.conn

@@ -77,6 +77,7 @@ async def contact_report(ctx: Any, actor: Actor, month: str | None = None) -> Co
         raise InvalidInput("bad month", {"month": "must be YYYY-MM"})
     basket = rules.basket_tenths
     async with ctx.transaction() as conn:
+
         async def group(column: Any) -> dict[str, tuple[int, int]]:
             rows = await conn.execute(
                 select(column, func.count(), func.sum(contacts.c.points_tenths))

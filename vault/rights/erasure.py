@@ -49,14 +49,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, Decision, action_for
+from vault.bases.ending import end_live_bases
+from vault.catalogue.purposes import CONTACT_FIELDS, LawfulBasis, Purpose
 from vault.clock import as_utc
-from vault.catalogue.purposes import CONTACT_FIELDS
 from vault.crypto import open_field, retained_key_id, seal_field
-from vault.subjects.decision import BasisFacts, BasisStatus, effective_status
 from vault.errors import Conflict
 from vault.outreach.followups import FollowupStatus
-from vault.catalogue.purposes import LawfulBasis, Purpose
-from vault.bases.ending import end_live_bases
 from vault.storage.tables import (
     consents,
     contact_preference_history,
@@ -69,6 +67,7 @@ from vault.storage.tables import (
     self_service_sessions,
     subjects,
 )
+from vault.subjects.decision import BasisFacts, BasisStatus, effective_status
 from vault.subjects.store import INDEXED, SubjectStatus, decrypt_fields
 
 if TYPE_CHECKING:
@@ -126,7 +125,7 @@ async def erase_in(
     ctx: VaultContext,
     conn: AsyncConnection,
     actor: Actor,
-    row: Row,
+    row: Row[Any],
     now: datetime,
     *,
     keep: list[tuple[Purpose, datetime]] | None = None,
@@ -206,9 +205,7 @@ async def erase_in(
         )
     await conn.execute(delete(self_service_challenges).where(challenge_match))
     # Identity changes hold the old and new addresses' blind-index digests: they go too.
-    await conn.execute(
-        delete(identity_changes).where(identity_changes.c.subject_id == subject_id)
-    )
+    await conn.execute(delete(identity_changes).where(identity_changes.c.subject_id == subject_id))
     await conn.execute(
         update(self_service_sessions)
         .where(self_service_sessions.c.subject_id == subject_id)
@@ -300,7 +297,9 @@ async def read_retained(
         if r.wrapped_key is not None and r.fields_ct is not None and r.kek_version is not None:
             key_id = retained_key_id(r.id)
             aead = ctx.deks.dek(key_id, r.kek_version, r.wrapped_key)
-            text = open_field(aead, subject_id, _retained_field_name(r.id, r.purpose), 1, r.fields_ct)
+            text = open_field(
+                aead, subject_id, _retained_field_name(r.id, r.purpose), 1, r.fields_ct
+            )
             ctx.deks.forget(key_id)
             fields = dict(json.loads(text))
         out.append(

@@ -33,14 +33,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision, action_for
-from vault.clock import as_utc
 from vault.bases.consents import evidence_secrets, open_texts
 from vault.catalogue.purposes import CONTACT_FIELDS
-from vault.subjects.decision import BasisFacts, effective_status
-from vault.rights.erasure import read_retained
+from vault.clock import as_utc
+from vault.errors import InvariantViolation
 from vault.outreach.followups import effective_status as followup_status
-from vault.subjects.integrity import audited_read
 from vault.outreach.preferences import load as load_preferences
+from vault.rights.erasure import read_retained
 from vault.rights.requests import TYPE_TITLES
 from vault.storage.tables import (
     audit_events,
@@ -50,6 +49,8 @@ from vault.storage.tables import (
     dsar_requests,
     followups,
 )
+from vault.subjects.decision import BasisFacts, effective_status
+from vault.subjects.integrity import audited_read
 from vault.subjects.store import decrypt_fields, load_subject
 
 if TYPE_CHECKING:
@@ -97,8 +98,14 @@ _PREFERENCE_PARTS = {
 }
 
 LAWFUL_BASIS_TITLES: dict[str, dict[str, str]] = {
-    "consent": {"de": "Einwilligung (Art. 6 Abs. 1 lit. a DSGVO)", "en": "Consent (Art. 6(1)(a) GDPR)"},
-    "contract": {"de": "Vertrag (Art. 6 Abs. 1 lit. b DSGVO)", "en": "Contract (Art. 6(1)(b) GDPR)"},
+    "consent": {
+        "de": "Einwilligung (Art. 6 Abs. 1 lit. a DSGVO)",
+        "en": "Consent (Art. 6(1)(a) GDPR)",
+    },
+    "contract": {
+        "de": "Vertrag (Art. 6 Abs. 1 lit. b DSGVO)",
+        "en": "Contract (Art. 6(1)(b) GDPR)",
+    },
     "legal_obligation": {
         "de": "Rechtliche Verpflichtung (Art. 6 Abs. 1 lit. c DSGVO)",
         "en": "Legal obligation (Art. 6(1)(c) GDPR)",
@@ -183,7 +190,10 @@ RIGHTS: list[dict[str, Any]] = [
     {
         "right": "complaint",
         "article": "Art. 77",
-        "title": {"de": "Beschwerde bei einer Aufsichtsbehörde", "en": "Complaint to a supervisory authority"},
+        "title": {
+            "de": "Beschwerde bei einer Aufsichtsbehörde",
+            "en": "Complaint to a supervisory authority",
+        },
         "text": {
             "de": "Sie können sich bei einer Datenschutz-Aufsichtsbehörde beschweren, "
             "insbesondere in dem Land, in dem Sie leben oder arbeiten.",
@@ -218,7 +228,7 @@ ART_15_INDEX = {
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
-        return as_utc(value).isoformat()  # type: ignore[union-attr]
+        return as_utc(value).isoformat()
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -317,7 +327,8 @@ async def _followups_in(
     for f in rows:
         purpose = ctx.catalogue.get(f.purpose)
         due_until = as_utc(f.due_until)
-        assert due_until is not None
+        if due_until is None:
+            raise InvariantViolation("due_until is unset")
         out.append(
             {
                 "id": f.id,
@@ -342,7 +353,7 @@ async def _followups_in(
 
 
 async def collect_in(
-    ctx: VaultContext, conn: AsyncConnection, subject: Row, now: datetime
+    ctx: VaultContext, conn: AsyncConnection, subject: Row[Any], now: datetime
 ) -> dict[str, Any]:
     """Assemble the export inside the caller's transaction (which must audit the read)."""
     sid = subject.id
@@ -471,7 +482,9 @@ async def collect_in(
         {
             "id": r.id,
             "type": r.type,
-            "title": dict(zip(("de", "en"), TYPE_TITLES.get(r.type, (r.type, r.type)))),
+            "title": dict(
+                zip(("de", "en"), TYPE_TITLES.get(r.type, (r.type, r.type)), strict=True)
+            ),
             "status": r.status,
             "channel": r.channel,
             "received_at": r.received_at,
@@ -537,7 +550,8 @@ async def collect_in(
         "followups": agreed_followups,
         "art15_index": ART_15_INDEX,
     }
-    return _jsonable(doc)  # type: ignore[no-any-return]
+    jsonable: dict[str, Any] = _jsonable(doc)  # a dict stays a dict
+    return jsonable
 
 
 async def build_export(ctx: VaultContext, actor: Actor, subject_id: str) -> dict[str, Any]:

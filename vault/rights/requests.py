@@ -28,31 +28,31 @@ from __future__ import annotations
 import json
 import unicodedata
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from enum import StrEnum
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from sqlalchemy import and_, case, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
-from vault.subjects import store as subjects
 from vault.audit.events import Actor, Decision, action_for
+from vault.bases.ending import end_live_bases
+from vault.catalogue.purposes import LawfulBasis
 from vault.clock import as_utc
 from vault.crypto import open_field, seal_field
+from vault.errors import Conflict, InvalidInput, InvariantViolation, NotFound
 from vault.rights.deadlines import due_date, extended_due, extension_refusal, is_overdue
 from vault.rights.erasure import erase_in, partial_reason
-from vault.errors import Conflict, InvalidInput, NotFound
-from vault.catalogue.purposes import LawfulBasis
 from vault.rights.restriction import object_in, restrict_in
-from vault.bases.ending import end_live_bases
 from vault.storage.rows import canonical_id
 from vault.storage.tables import dsar_request_history, dsar_requests
+from vault.subjects import store as subjects
 from vault.subjects.store import SubjectStatus, decrypt_fields, load_subject
 
 if TYPE_CHECKING:
@@ -243,12 +243,20 @@ class RequestRecord:
 
 
 def _enum(kind: type[StrEnum], value: object, name: str) -> Any:
-    try:
-        return kind(value)  # type: ignore[call-arg]
-    except ValueError:
-        raise InvalidInput(
-            f"unknown {name}", {name: "must be one of " + ", ".join(m.value for m in kind)}
-        ) from None
+    if isinstance(value, str):  # the members' values are text: nothing else can match
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    raise InvalidInput(
+        f"unknown {name}", {name: "must be one of " + ", ".join(m.value for m in kind)}
+    )
+
+
+@overload
+def _text(value: object, name: str, *, required: Literal[True] = True) -> str: ...
+@overload
+def _text(value: object, name: str, *, required: bool) -> str | None: ...
 
 
 def _text(value: object, name: str, *, required: bool = True) -> str | None:
@@ -330,7 +338,7 @@ def _payload_field(request_id: str) -> str:
 
 
 def _seal_payload(
-    ctx: VaultContext, subject: Row, request_id: str, payload: dict[str, Any]
+    ctx: VaultContext, subject: Row[Any], request_id: str, payload: dict[str, Any]
 ) -> bytes:
     dek = ctx.deks.dek(subject.id, subject.kek_version, subject.wrapped_dek)
     return seal_field(
@@ -338,7 +346,7 @@ def _seal_payload(
     )
 
 
-def _open_payload(ctx: VaultContext, subject: Row, req: Row) -> dict[str, Any] | None:
+def _open_payload(ctx: VaultContext, subject: Row[Any], req: Row[Any]) -> dict[str, Any] | None:
     if req.payload_ct is None or subject.wrapped_dek is None:
         return None
     dek = ctx.deks.dek(subject.id, subject.kek_version, subject.wrapped_dek)
@@ -349,7 +357,7 @@ def _open_payload(ctx: VaultContext, subject: Row, req: Row) -> dict[str, Any] |
 # -- storage helpers --------------------------------------------------------------------
 
 
-async def _load(conn: AsyncConnection, request_id: str, *, for_update: bool = False) -> Row:
+async def _load(conn: AsyncConnection, request_id: str, *, for_update: bool = False) -> Row[Any]:
     if not isinstance(request_id, str) or len(request_id) > 36:
         raise NotFound("no such request")
     stmt = select(dsar_requests).where(dsar_requests.c.id == request_id)
@@ -383,9 +391,7 @@ async def _history(
     )
 
 
-async def _set(
-    conn: AsyncConnection, request_id: str, now: datetime, **values: Any
-) -> None:
+async def _set(conn: AsyncConnection, request_id: str, now: datetime, **values: Any) -> None:
     await conn.execute(
         update(dsar_requests)
         .where(dsar_requests.c.id == request_id)
@@ -397,12 +403,12 @@ async def _audit(
     conn: AsyncConnection,
     actor: Actor,
     what: str,
-    req: Row | dict[str, Any],
+    req: Row[Any] | dict[str, Any],
     now: datetime,
     status: str,
     **detail: Any,
 ) -> None:
-    get = req.get if isinstance(req, dict) else lambda k: getattr(req, k)
+    get: Callable[[str], Any] = req.get if isinstance(req, dict) else lambda k: getattr(req, k)
     await audit.record(
         conn,
         at=now,
@@ -414,16 +420,17 @@ async def _audit(
     )
 
 
-def _record(row: Row, history: list[Row], now: datetime) -> RequestRecord:
+def _record(row: Row[Any], history: list[Row[Any]], now: datetime) -> RequestRecord:
     due = as_utc(row.due_at)
-    assert due is not None
+    if due is None:
+        raise InvariantViolation("due is unset")
     return RequestRecord(
         id=row.id,
         subject_id=row.subject_id,
         type=row.type,
         status=row.status,
         channel=row.channel,
-        received_at=as_utc(row.received_at),  # type: ignore[arg-type]
+        received_at=as_utc(row.received_at),
         due_at=due,
         extended_at=as_utc(row.extended_at),
         extension_reason=row.extension_reason,
@@ -464,12 +471,12 @@ async def _execute_in(
     ctx: VaultContext,
     conn: AsyncConnection,
     actor: Actor,
-    req: Row | dict[str, Any],
-    subject: Row,
+    req: Row[Any] | dict[str, Any],
+    subject: Row[Any],
     now: datetime,
 ) -> _Outcome:
     """Carry out every type but rectification inside the caller's transaction."""
-    get = req.get if isinstance(req, dict) else lambda k: getattr(req, k)
+    get: Callable[[str], Any] = req.get if isinstance(req, dict) else lambda k: getattr(req, k)
     type_ = RequestType(get("type"))
     if type_ in (RequestType.ACCESS, RequestType.PORTABILITY):
         article = "Art. 15" if type_ is RequestType.ACCESS else "Art. 20"
@@ -599,9 +606,7 @@ async def create_request(
                 RequestType.PORTABILITY,
             ):
                 raise Conflict("the subject was erased")
-        status = initial_status(
-            has_subject=subject_id is not None, verified=verified, type_=type_
-        )
+        status = initial_status(has_subject=subject_id is not None, verified=verified, type_=type_)
         values = {
             "id": request_id,
             "subject_id": subject_id,
@@ -639,7 +644,8 @@ async def create_request(
                 note="identity proven at receipt",
             )
             if status is RequestStatus.IN_PROGRESS:
-                assert subject is not None
+                if subject is None:
+                    raise InvariantViolation("subject is unset")
                 outcome = await _execute_in(
                     ctx, conn, actor, {**values, "payload": clean}, subject, now
                 )
@@ -669,7 +675,7 @@ async def list_requests(
     ctx: VaultContext,
     *,
     subject_id: str | None = None,
-    type: str | None = None,  # noqa: A002
+    type: str | None = None,  # noqa: A002 - the request's type, as in the API
     status: str | None = None,
     due_before: datetime | None = None,
     limit: int = 100,
@@ -736,9 +742,7 @@ async def approve(ctx: VaultContext, actor: Actor, request_id: str) -> RequestRe
                 raise Conflict("the request holds no corrected data")
             changes = payload["changes"]
         else:
-            await _history(
-                conn, request_id, at=now, event="approved", status=status, actor=actor
-            )
+            await _history(conn, request_id, at=now, event="approved", status=status, actor=actor)
             outcome = await _execute_in(ctx, conn, actor, req, subject, now)
             await _finish(conn, actor, request_id, outcome, now)
             await _audit(conn, actor, "approve", req, now, outcome.status)
@@ -797,7 +801,8 @@ async def extend(
         req = await _load(conn, request_id, for_update=True)
         transition(req.status, RequestAction.EXTEND)
         received = as_utc(req.received_at)
-        assert received is not None
+        if received is None:
+            raise InvariantViolation("received is unset")
         refusal = extension_refusal(received, as_utc(req.extended_at), now, months)
         if refusal and months in (1, 2):
             raise Conflict(refusal)

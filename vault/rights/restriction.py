@@ -14,7 +14,7 @@ clears the objection.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 from sqlalchemy.engine import Row
@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision, action_for
-from vault.errors import Conflict
 from vault.bases.ending import EndedBasis, end_live_bases
 from vault.catalogue.purposes import is_direct_marketing
+from vault.errors import Conflict
 from vault.storage.tables import subjects
 from vault.subjects.store import SubjectStatus, load_subject
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from vault.context import VaultContext
 
 
-async def restrict_in(conn: AsyncConnection, actor: Actor, row: Row, now: datetime) -> bool:
+async def restrict_in(conn: AsyncConnection, actor: Actor, row: Row[Any], now: datetime) -> bool:
     """Restrict the subject inside the caller's transaction; False if it already was."""
     if row.status == SubjectStatus.ERASED:
         raise Conflict("the subject was erased")
@@ -92,14 +92,14 @@ async def lift_restriction(ctx: VaultContext, actor: Actor, subject_id: str) -> 
 
 
 async def object_in(
-    ctx: VaultContext, conn: AsyncConnection, actor: Actor, row: Row, now: datetime
+    ctx: VaultContext, conn: AsyncConnection, actor: Actor, row: Row[Any], now: datetime
 ) -> list[EndedBasis]:
     """Record an objection to direct marketing inside the caller's transaction."""
     if row.status == SubjectStatus.ERASED:
         raise Conflict("the subject was erased")
 
-    def marketing(basis_row: object) -> bool:
-        purpose = ctx.catalogue.get(basis_row.purpose)  # type: ignore[attr-defined]
+    def marketing(basis_row: Any) -> bool:
+        purpose = ctx.catalogue.get(basis_row.purpose)
         return purpose is not None and is_direct_marketing(purpose)
 
     ended = await end_live_bases(
@@ -123,4 +123,3 @@ async def object_in(
         },
     )
     return ended
-

@@ -42,18 +42,17 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, insert, select, update
 
 from vault.audit import events as audit
+from vault.audit.events import SYSTEM, Actor, AuditAction, Decision
+from vault.bases.consents import seal_legacy_texts
+from vault.bases.ending import LIVE_STATUSES
+from vault.catalogue.purposes import LawfulBasis, Purpose
+from vault.clock import as_utc
+from vault.crypto import retained_key_id
+from vault.mail import FileOutbox
 from vault.outreach import followups
 from vault.rights import selfservice
-from vault.audit.events import SYSTEM, Actor, AuditAction, Decision
-from vault.clock import as_utc
-from vault.bases.consents import seal_legacy_texts
-from vault.subjects.decision import BasisStatus
-from vault.crypto import retained_key_id
 from vault.rights.erasure import erase_in
-from vault.mail import FileOutbox
-from vault.catalogue.purposes import LawfulBasis, Purpose
 from vault.rights.requests import OPEN
-from vault.bases.ending import LIVE_STATUSES
 from vault.storage.tables import (
     consent_history,
     consents,
@@ -61,6 +60,7 @@ from vault.storage.tables import (
     retained_fields,
     subjects,
 )
+from vault.subjects.decision import BasisStatus
 from vault.subjects.store import SubjectStatus, upgrade_legacy_revisions
 
 if TYPE_CHECKING:
@@ -159,13 +159,16 @@ async def _end_by_time(
 
 def _ended_at(row: Any) -> datetime:
     """When a basis that is no longer live ended."""
+    ended: datetime  # a basis row always has created_at, so one of these is set
     if row.status in (BasisStatus.WITHDRAWN, BasisStatus.ENDED) and row.withdrawn_at:
-        return as_utc(row.withdrawn_at)  # type: ignore[return-value]
-    if row.status == BasisStatus.EXPIRED and row.expires_at:
-        return as_utc(row.expires_at)  # type: ignore[return-value]
-    if row.status == BasisStatus.LAPSED and row.confirm_deadline:
-        return as_utc(row.confirm_deadline)  # type: ignore[return-value]
-    return as_utc(row.withdrawn_at or row.expires_at or row.created_at)  # type: ignore[return-value]
+        ended = row.withdrawn_at
+    elif row.status == BasisStatus.EXPIRED and row.expires_at:
+        ended = row.expires_at
+    elif row.status == BasisStatus.LAPSED and row.confirm_deadline:
+        ended = row.confirm_deadline
+    else:
+        ended = row.withdrawn_at or row.expires_at or row.created_at
+    return as_utc(ended)
 
 
 def erasure_plan(
@@ -196,7 +199,9 @@ def erasure_plan(
     return "erase", [keep[k] for k in sorted(keep)]
 
 
-async def _erase_due(ctx: VaultContext, actor: Actor, now: datetime, batch: int) -> tuple[int, int, int]:
+async def _erase_due(
+    ctx: VaultContext, actor: Actor, now: datetime, batch: int
+) -> tuple[int, int, int]:
     erased = with_retained = skipped = 0
     any_basis = select(consents.c.id).where(consents.c.subject_id == subjects.c.id).exists()
     live_basis = (
@@ -209,16 +214,22 @@ async def _erase_due(ctx: VaultContext, actor: Actor, now: datetime, batch: int)
     while True:
         async with ctx.transaction() as conn:
             ids = (
-                await conn.execute(
-                    select(subjects.c.id)
-                    .where(subjects.c.status.in_([SubjectStatus.ACTIVE, SubjectStatus.RESTRICTED]))
-                    .where(any_basis)
-                    .where(~live_basis)
-                    .where(subjects.c.id > after)
-                    .order_by(subjects.c.id)
-                    .limit(batch)
+                (
+                    await conn.execute(
+                        select(subjects.c.id)
+                        .where(
+                            subjects.c.status.in_([SubjectStatus.ACTIVE, SubjectStatus.RESTRICTED])
+                        )
+                        .where(any_basis)
+                        .where(~live_basis)
+                        .where(subjects.c.id > after)
+                        .order_by(subjects.c.id)
+                        .limit(batch)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         for subject_id in ids:
             erasing = False
             async with ctx.transaction() as conn:
@@ -230,9 +241,7 @@ async def _erase_due(ctx: VaultContext, actor: Actor, now: datetime, batch: int)
                 if row is None or row.status == SubjectStatus.ERASED:
                     continue
                 bases = (
-                    await conn.execute(
-                        select(consents).where(consents.c.subject_id == subject_id)
-                    )
+                    await conn.execute(select(consents).where(consents.c.subject_id == subject_id))
                 ).all()
                 verdict, keep = erasure_plan(ctx, list(bases), now)
                 if verdict == "unknown_purpose":
@@ -271,7 +280,11 @@ async def _shred_retained(ctx: VaultContext, actor: Actor, now: datetime, batch:
         async with ctx.transaction() as conn:
             rows = (
                 await conn.execute(
-                    select(retained_fields.c.id, retained_fields.c.subject_id, retained_fields.c.purpose)
+                    select(
+                        retained_fields.c.id,
+                        retained_fields.c.subject_id,
+                        retained_fields.c.purpose,
+                    )
                     .where(retained_fields.c.shredded_at.is_(None))
                     .where(retained_fields.c.retain_until <= now)
                     .order_by(retained_fields.c.id)
@@ -344,7 +357,9 @@ async def run_retention(
                 select(func.count())
                 .select_from(subjects)
                 .where(subjects.c.status == SubjectStatus.ACTIVE)
-                .where(~select(consents.c.id).where(consents.c.subject_id == subjects.c.id).exists())
+                .where(
+                    ~select(consents.c.id).where(consents.c.subject_id == subjects.c.id).exists()
+                )
             )
         ).scalar_one()
     return RetentionReport(

@@ -41,30 +41,43 @@ import structlog
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 
 from vault.audit import events as audit
-from vault.bases import consents
-from vault.subjects import identity
-from vault.rights import signin_limits
 from vault.audit.events import Actor, AuditAction, Decision
+from vault.bases import consents
+from vault.catalogue.purposes import LawfulBasis
 from vault.clock import as_utc
-from vault.subjects.decision import BasisStatus, BasisFacts, effective_status
 from vault.errors import (
     AccessDenied,
     Conflict,
     InvalidInput,
+    InvariantViolation,
     NotFound,
     RateLimited,
     Unauthenticated,
 )
-from vault.subjects.integrity import audited_read
-from vault.catalogue.purposes import LawfulBasis
+from vault.rights import signin_limits
 from vault.storage.tables import (
     audit_events,
-    consents as consents_table,
-    self_service_challenges as challenges,
-    self_service_sessions as sessions,
     subjects,
 )
-from vault.subjects.store import INDEXED, SubjectStatus, decrypt_fields, identifier_digest, load_subject
+from vault.storage.tables import (
+    consents as consents_table,
+)
+from vault.storage.tables import (
+    self_service_challenges as challenges,
+)
+from vault.storage.tables import (
+    self_service_sessions as sessions,
+)
+from vault.subjects import identity
+from vault.subjects.decision import BasisFacts, BasisStatus, effective_status
+from vault.subjects.integrity import audited_read
+from vault.subjects.store import (
+    INDEXED,
+    SubjectStatus,
+    decrypt_fields,
+    identifier_digest,
+    load_subject,
+)
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -438,7 +451,8 @@ async def start_challenge(
                 address = decrypt_fields(ctx, subject, ("email",)).get("email")
             # Built in every case, so known and unknown addresses cost the same.
             if by_link:
-                assert locked is not None
+                if locked is None:
+                    raise InvariantViolation("locked is unset")
                 message = link_mail(ctx, address or _NOWHERE, link_token, expires_at, locked)
             else:
                 message = code_mail(ctx, address or _NOWHERE, code, expires_at)
@@ -892,7 +906,7 @@ _LISTED_ACCESS = or_(
 def _access_entry(ctx: VaultContext, row: Any) -> AccessEntry:
     purpose = ctx.catalogue.get(row.purpose) if row.purpose else None
     return AccessEntry(
-        at=as_utc(row.at),  # type: ignore[arg-type]
+        at=as_utc(row.at),
         client=row.actor_id,
         actor_type=row.actor_type,
         purpose=row.purpose,
@@ -937,15 +951,19 @@ async def my_data(
                 .order_by(consents_table.c.created_at.desc())
             )
         ).all()
-        reads = [] if restriction else (
-            await conn.execute(
-                select(audit_events)
-                .where(audit_events.c.subject_id == subject_id)
-                .where(_LISTED_ACCESS)
-                .order_by(audit_events.c.seq.desc())
-                .limit(ACCESS_LOG_LIMIT)
-            )
-        ).all()
+        reads = (
+            []
+            if restriction
+            else (
+                await conn.execute(
+                    select(audit_events)
+                    .where(audit_events.c.subject_id == subject_id)
+                    .where(_LISTED_ACCESS)
+                    .order_by(audit_events.c.seq.desc())
+                    .limit(ACCESS_LOG_LIMIT)
+                )
+            ).all()
+        )
         await audit.record(
             conn,
             at=now,
@@ -1018,4 +1036,3 @@ __all__ = [
     "wait_for_mail",
     "withdraw_consent",
 ]
-

@@ -95,9 +95,7 @@ async def register_failure_in(
     so concurrent wrong codes on several nodes are each counted once."""
     await conn.execute(_ensure_row(conn.dialect.name).values(lock_key=key))
     row = (
-        await conn.execute(
-            select(lockouts).where(lockouts.c.lock_key == key).with_for_update()
-        )
+        await conn.execute(select(lockouts).where(lockouts.c.lock_key == key).with_for_update())
     ).one()
     failures, level = row.failures, row.level
     last = max(
@@ -117,9 +115,7 @@ async def register_failure_in(
     await conn.execute(
         update(lockouts)
         .where(lockouts.c.lock_key == key)
-        .values(
-            failures=failures, level=level, locked_until=locked_until, last_failure_at=now
-        )
+        .values(failures=failures, level=level, locked_until=locked_until, last_failure_at=now)
     )
     return started
 

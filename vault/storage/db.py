@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import command, op
 from alembic.config import Config
 from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from vault.settings import bundled
@@ -20,14 +23,15 @@ def make_engine(url: str, *, pool_size: int = 40) -> AsyncEngine:
     keys on, and real transactions: the sqlite3 driver would otherwise only BEGIN before the
     first write, so a lookup's read and its audit insert would not be one transaction.
     `BEGIN IMMEDIATE` takes the write lock up front, which serialises transactions (SQLite
-    has one writer anyway) and avoids SQLITE_BUSY when a read transaction upgrades to write. PostgreSQL: a pool large enough that
-    requests do not queue for connections at the expected concurrency.
+    has one writer anyway) and avoids SQLITE_BUSY when a read transaction upgrades to write.
+    PostgreSQL: a pool large enough that requests do not queue for connections at the expected
+    concurrency.
     """
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
@@ -40,7 +44,7 @@ def make_engine(url: str, *, pool_size: int = 40) -> AsyncEngine:
             dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, below
 
         @event.listens_for(engine.sync_engine, "begin")
-        def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
+        def _sqlite_begin(conn: Connection) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
@@ -50,7 +54,7 @@ def make_engine(url: str, *, pool_size: int = 40) -> AsyncEngine:
         # Overflow connections are closed on return, so a pool smaller than the load means
         # a TCP (and TLS) handshake per request; keep the steady state inside pool_size.
         max_overflow=pool_size // 4,
-        pool_recycle=1800
+        pool_recycle=1800,
     )
 
 
@@ -61,7 +65,7 @@ def make_read_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(url, connect_args={"timeout": 30})
 
     @event.listens_for(engine.sync_engine, "connect")
-    def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
@@ -70,7 +74,7 @@ def make_read_engine(url: str) -> AsyncEngine:
         dbapi_conn.isolation_level = None
 
     @event.listens_for(engine.sync_engine, "begin")
-    def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
+    def _sqlite_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")
 
     return engine
@@ -88,7 +92,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
-def create_index_concurrently(name: str, table: str, columns: list[str], **kw: object) -> None:
+def create_index_concurrently(name: str, table: str, columns: list[str], **kw: Any) -> None:
     """For migrations: build an index without blocking writes to a live table.
 
     On PostgreSQL the index is built `CONCURRENTLY`, which cannot run in a transaction: the

@@ -19,11 +19,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
-from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
-from vault.errors import Unavailable
+from vault.errors import InvariantViolation, Unavailable
 
 #: What a lost, refused or failing database looks like from asyncpg.
 STORAGE_ERRORS: tuple[type[BaseException], ...] = (
@@ -33,7 +33,9 @@ STORAGE_ERRORS: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
 )
 
-_DIALECT = asyncpg_dialect.dialect()
+# The asyncpg dialect, instantiated through the typed `Dialect` interface (the class's
+# own __init__ carries no annotations).
+_DIALECT = make_url("postgresql+asyncpg://").get_dialect()()
 
 
 class Compiled:
@@ -44,6 +46,8 @@ class Compiled:
 
     def __init__(self, statement: ClauseElement) -> None:
         compiled = statement.compile(dialect=_DIALECT)
+        if not isinstance(compiled, SQLCompiler):  # DDL compiles differently: not for here
+            raise TypeError(f"not a DML or SELECT statement: {type(statement).__name__}")
         self.sql = str(compiled)
         self._names: tuple[str, ...] = tuple(compiled.positiontup or ())
         self._defaults = dict(compiled.params)
@@ -84,7 +88,8 @@ class DirectPool:
             # A new event loop (tests, CLI): the old pool's sockets belong to the old loop.
             self._abandon()
             self._pool, self._loop, self._opening = None, loop, asyncio.Lock()
-        assert self._opening is not None
+        if self._opening is None:
+            raise InvariantViolation("self._opening is unset")
         async with self._opening:
             if self._pool is None:
                 try:

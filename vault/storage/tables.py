@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -13,6 +14,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -32,6 +34,10 @@ SEQ = BigInteger().with_variant(Integer(), "sqlite")
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+    # Every model here is mapped to a plain Table (no __table__ = select(...) mappings), so
+    # the module-level tables below are typed as Table, which insert/update/delete accept;
+    # SQLAlchemy types `__table__` as the wider FromClause.
+    __table__: ClassVar[Table]
 
 
 class Subject(Base):
@@ -412,9 +418,7 @@ class ContactPreferenceHistory(Base):
     preferences: Mapped[str] = mapped_column(Text)
     request_id: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (
-        Index("ix_contact_preference_history_subject_id_at", "subject_id", "at"),
-    )
+    __table_args__ = (Index("ix_contact_preference_history_subject_id_at", "subject_id", "at"),)
 
 
 class Followup(Base):

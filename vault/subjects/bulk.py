@@ -39,20 +39,21 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
-from sqlalchemy import String, Select, and_, any_, bindparam, select
+from sqlalchemy import Select, String, and_, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
+from vault.audit.batch import AuditBatcher
 from vault.audit.events import Actor, AuditAction, Decision, EventRecord
-from vault.clock import as_utc
-from vault.subjects.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
-from vault.crypto import IntegrityCheckFailed, KeyringError
-from vault.errors import InvalidInput, Unavailable
-from vault.subjects.lookup import IDENTIFIER_KINDS, LookupDenied, deny_message
 from vault.catalogue.purposes import Purpose
+from vault.clock import as_utc
+from vault.crypto import IntegrityCheckFailed, KeyringError
+from vault.errors import InvalidInput, InvariantViolation, Unavailable
 from vault.storage.rows import canonical_id
 from vault.storage.tables import consents, subjects
+from vault.subjects.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
+from vault.subjects.lookup import IDENTIFIER_KINDS, LookupDenied, deny_message
 from vault.subjects.outbound import OutboundContact, Reservation
 from vault.subjects.store import INDEXED, decrypt_fields, identifier_digest
 
@@ -123,7 +124,12 @@ async def _reserve_chunk(
             continue
         seen.add(subject_id)
         got = await contact.reserve(
-            conn, ctx, subject_id=subject_id, purpose_id=purpose.id, actor=actor, now=now,
+            conn,
+            ctx,
+            subject_id=subject_id,
+            purpose_id=purpose.id,
+            actor=actor,
+            now=now,
             with_followup=False,
         )
         if isinstance(got, Deny):
@@ -133,9 +139,7 @@ async def _reserve_chunk(
     return out
 
 
-def _contact_detail(
-    contact: OutboundContact, reserved: Reservation | None
-) -> dict[str, object]:
+def _contact_detail(contact: OutboundContact, reserved: Reservation | None) -> dict[str, object]:
     """The same shape as the single lookup's audit detail for a contact."""
     out: dict[str, object] = {
         "brand": contact.brand,
@@ -169,8 +173,10 @@ def _build(kind: str, data: tuple[str, ...] | None, *, array: bool) -> Select[An
             subjects.c.contact_revision,
             # The identifier's own ciphertext too (by e-mail, phone, customer number), to
             # check each row against the index it was found by (`_Opener`).
-            *(getattr(subjects.c, f"{f}_ct")
-              for f in sorted({*data, kind} if kind in INDEXED else data)),
+            *(
+                getattr(subjects.c, f"{f}_ct")
+                for f in sorted({*data, kind} if kind in INDEXED else data)
+            ),
         ]
         if data is not None
         else [
@@ -212,8 +218,11 @@ _STATEMENTS: dict[tuple[str, tuple[str, ...] | None, bool], Select[Any]] = {}
 def _statement(ctx: VaultContext, kind: str, data: tuple[str, ...] | None) -> Select[Any]:
     """The chunk read: with `data`, the sealed columns of those fields; None: only whether
     the subject has each channel's field (dry run)."""
-    key = (kind, tuple(sorted(data)) if data is not None else None,
-           ctx.engine.dialect.name == "postgresql")
+    key = (
+        kind,
+        tuple(sorted(data)) if data is not None else None,
+        ctx.engine.dialect.name == "postgresql",
+    )
     statement = _STATEMENTS.get(key)
     if statement is None:
         statement = _STATEMENTS[key] = _build(key[0], key[1], array=key[2])
@@ -274,7 +283,10 @@ class _Opener:
             return _Outcome(None, row)
         try:
             data = decrypt_fields(
-                self.ctx, row, allow.fields if allow is not None else (), cache_key=False,
+                self.ctx,
+                row,
+                allow.fields if allow is not None else (),
+                cache_key=False,
                 found_by=None if self.kind == "subject_id" else (self.kind, key),
             )
         except IntegrityCheckFailed:
@@ -318,8 +330,9 @@ def _decide_chunk(
             else:
                 first = hits[0]
                 facts = [
-                    BasisFacts(r["b_id"], r["b_basis"], r["b_status"], r["b_expires_at"],
-                               r["b_deadline"])
+                    BasisFacts(
+                        r["b_id"], r["b_basis"], r["b_status"], r["b_expires_at"], r["b_deadline"]
+                    )
                     for r in hits
                     if r["b_id"] is not None
                 ]
@@ -328,8 +341,8 @@ def _decide_chunk(
                 opened = opener(first, key, allow) if opener is not None else None
                 if opened is not None and opened.reason is not None:
                     hit = opened  # the stored data failed its check: no decision about it
-                elif allow is not None:
-                    hit = opened or _Outcome(None, first, allow)
+                elif isinstance(verdict, Allow):
+                    hit = opened or _Outcome(None, first, verdict)
                 else:
                     hit = _Outcome(verdict.reason, first)
             decided[key] = hit
@@ -367,8 +380,14 @@ async def _deny_whole_batch(
                 _AUDIT_INSERT,
                 [
                     audit.event_row(
-                        at=now, actor=actor, action=AuditAction.LOOKUP, decision=Decision.DENY,
-                        subject_id=sid, purpose=purpose_label, fields=requested, reason=reason,
+                        at=now,
+                        actor=actor,
+                        action=AuditAction.LOOKUP,
+                        decision=Decision.DENY,
+                        subject_id=sid,
+                        purpose=purpose_label,
+                        fields=requested,
+                        reason=reason,
                         detail=_batch_detail(actor, kind, start + j),
                     )
                     for j, sid in enumerate(ids)
@@ -441,15 +460,24 @@ async def resolve_batch(
             ctx, actor, label, identifier_kind, identifiers, requested, checked.reason, now
         )
         raise LookupDenied(checked.reason, deny_message(checked.reason))
-    assert purpose is not None
+    if purpose is None:
+        raise InvariantViolation("purpose is unset")
     batch = _Batch(
-        ctx, actor, purpose, checked, requested, identifier_kind, now,
-        '{"batch": %s, "by": %s, "i": ' % (
-            json.dumps(actor.request_id), json.dumps(identifier_kind)
-        ),
+        ctx,
+        actor,
+        purpose,
+        checked,
+        requested,
+        identifier_kind,
+        now,
+        '{"batch": '
+        + json.dumps(actor.request_id)
+        + ', "by": '
+        + json.dumps(identifier_kind)
+        + ', "i": ',
     )
     if contact is None and ctx.audit_batcher is not None:
-        stream = _stream_group_committed(batch, identifiers, chunk_size)
+        stream = _stream_group_committed(batch, ctx.audit_batcher, identifiers, chunk_size)
     else:
         stream = _stream_in_transactions(batch, identifiers, chunk_size, contact)
     async for item in stream:
@@ -457,18 +485,23 @@ async def resolve_batch(
 
 
 def _unavailable_line(from_i: int) -> bytes:
-    return _encode(
-        {
-            "error": "unavailable",
-            "status": 503,
-            "detail": "storage or audit trail unavailable; nothing from this line on was revealed",
-            "from_i": from_i,
-        }
-    ) + b"\n"
+    return (
+        _encode(
+            {
+                "error": "unavailable",
+                "status": 503,
+                "detail": (
+                    "storage or audit trail unavailable; nothing from this line on was revealed"
+                ),
+                "from_i": from_i,
+            }
+        )
+        + b"\n"
+    )
 
 
 async def _stream_group_committed(
-    batch: _Batch, identifiers: Sequence[str], chunk_size: int
+    batch: _Batch, batcher: AuditBatcher, identifiers: Sequence[str], chunk_size: int
 ) -> AsyncIterator[bytes]:
     """Without contacts: chunks are read, decided and decrypted ahead (`AHEAD` at a time,
     each one autocommit read), and committed by this generator in input order, every
@@ -506,9 +539,7 @@ async def _stream_group_committed(
                 while pending and pending[0][1].done():
                     group.append(pending.popleft()[1].result())  # raises what it raised
                 refill()  # the next chunks are prepared while this group commits
-                await batch.ctx.audit_batcher.append_many(  # type: ignore[union-attr]
-                    [event for events, _ in group for event in events]
-                )
+                await batcher.append_many([event for events, _ in group for event in events])
             except Unavailable:
                 if first == 0:
                     raise
@@ -571,9 +602,7 @@ async def _resolve_chunk(
     keys = _keys(b.ctx, b.kind, chunk)
     async with b.ctx.transaction() as conn:
         rows = await _fetch(b.ctx, conn, b.kind, b.purpose, keys, data=b.fields)
-        outcomes = _decide_chunk(
-            rows, b.purpose, b.fields, keys, b.now, _Opener(b.ctx, b.kind)
-        )
+        outcomes = _decide_chunk(rows, b.purpose, b.fields, keys, b.now, _Opener(b.ctx, b.kind))
         reserved: dict[int, Reservation] = {}
         if contact is not None:
             outcomes = await _reserve_chunk(
@@ -618,7 +647,8 @@ def _chunk_lines(
             detail = json.dumps(full, sort_keys=True)
         if o.allow is not None:
             row, basis, allowed, data = o.row, o.allow.basis, o.allow.fields, o.data
-            assert data is not None  # decrypted by `_decide_chunk`'s opener
+            if data is None:
+                raise InvariantViolation("data is unset: decrypted by `_decide_chunk`'s opener")
             if len(data) == len(allowed):  # the usual case: the subject has every field
                 if every_field is None or every_field[0] is not allowed:
                     every_field = (allowed, ",".join(sorted(allowed)))
@@ -626,10 +656,22 @@ def _chunk_lines(
             else:
                 listed = ",".join(sorted(data)) or None
             subject_id = row["id"]
-            events.append((
-                now, rid, atype, aid, _LOOKUP, subject_id, pid, listed, _ALLOW, None, basis.id,
-                detail,
-            ))
+            events.append(
+                (
+                    now,
+                    rid,
+                    atype,
+                    aid,
+                    _LOOKUP,
+                    subject_id,
+                    pid,
+                    listed,
+                    _ALLOW,
+                    None,
+                    basis.id,
+                    detail,
+                )
+            )
             expires = as_utc(basis.expires_at)
             line: dict[str, Any] = {
                 "i": i,
@@ -644,8 +686,11 @@ def _chunk_lines(
             r = reserved.get(j)
             if r is not None:
                 line["contact"] = {
-                    "id": r.contact_id, "month": r.month, "points": r.points,
-                    "used": r.used, "basket": r.basket,
+                    "id": r.contact_id,
+                    "month": r.month,
+                    "points": r.points,
+                    "used": r.used,
+                    "basket": r.basket,
                 }
                 if r.preferred_channel is not None:  # as in the single lookup's answer
                     line["preferred_channel"] = r.preferred_channel
@@ -653,10 +698,22 @@ def _chunk_lines(
         else:
             reason = str(o.reason)
             sid = o.row["id"] if o.row is not None else (keys[j] if kind == "subject_id" else None)
-            events.append((
-                now, rid, atype, aid, _LOOKUP, sid, pid, denied_fields, _DENY, reason, None,
-                detail,
-            ))
+            events.append(
+                (
+                    now,
+                    rid,
+                    atype,
+                    aid,
+                    _LOOKUP,
+                    sid,
+                    pid,
+                    denied_fields,
+                    _DENY,
+                    reason,
+                    None,
+                    detail,
+                )
+            )
             lines.append({"i": i, "reason": reason, "status": _STATUS.get(reason, 403)})
     return events, lines
 
@@ -730,8 +787,10 @@ async def dry_run(
     if channel is not None and purpose is not None and channel not in _channels(purpose):
         raise InvalidInput(
             "channel does not match the purpose",
-            {"channel": f"the purpose {purpose_id} contacts over "
-                        + " or ".join(sorted(_channels(purpose)))},
+            {
+                "channel": f"the purpose {purpose_id} contacts over "
+                + " or ".join(sorted(_channels(purpose)))
+            },
         )
     checked = check_request(purpose, purpose_id, client_purposes, None)
     if contact is not None:
@@ -741,12 +800,18 @@ async def dry_run(
     if isinstance(checked, Deny):
         async with ctx.transaction() as conn:
             await audit.record(
-                conn, at=now, actor=actor, action=AuditAction.AUDIENCE_DRY_RUN,
-                decision=Decision.DENY, purpose=label, reason=checked.reason,
+                conn,
+                at=now,
+                actor=actor,
+                action=AuditAction.AUDIENCE_DRY_RUN,
+                decision=Decision.DENY,
+                purpose=label,
+                reason=checked.reason,
                 detail={"by": identifier_kind, "total": len(identifiers)},
             )
         raise LookupDenied(checked.reason, deny_message(checked.reason))
-    assert purpose is not None
+    if purpose is None:
+        raise InvariantViolation("purpose is unset")
     channel = channel or _channels(purpose)[0]
     k = ctx.pressure_rules.dry_run_min_audience
     detail: dict[str, object] = {"by": identifier_kind, "channel": channel}
@@ -809,7 +874,8 @@ async def _tally(
     if contact is None:
         tally.reachable = len(reachable)
         return tally
-    assert contact.type is not None
+    if contact.type is None:
+        raise InvariantViolation("contact.type is unset")
     rehearsal = await conn.begin_nested()
     try:
         seen: set[str] = set()
@@ -819,7 +885,12 @@ async def _tally(
                 continue
             seen.add(subject_id)
             got = await contact.reserve(  # its channel is `channel` (resolved above)
-                conn, ctx, subject_id=subject_id, purpose_id=purpose.id, actor=actor, now=now,
+                conn,
+                ctx,
+                subject_id=subject_id,
+                purpose_id=purpose.id,
+                actor=actor,
+                now=now,
                 with_followup=False,
             )
             if isinstance(got, Deny):
@@ -854,9 +925,13 @@ def _dry_run_events(
     }
     events = [
         audit.event_row(
-            at=now, actor=actor, action=AuditAction.AUDIENCE_DRY_RUN,
-            decision=Decision.DENY if too_small else Decision.ALLOW, purpose=purpose_id,
-            reason=refused, detail=summary,
+            at=now,
+            actor=actor,
+            action=AuditAction.AUDIENCE_DRY_RUN,
+            decision=Decision.DENY if too_small else Decision.ALLOW,
+            purpose=purpose_id,
+            reason=refused,
+            detail=summary,
         )
     ]
     shared = json.dumps(detail, sort_keys=True)
@@ -864,9 +939,14 @@ def _dry_run_events(
         outcome = refused or reason
         events.append(
             audit.event_row(
-                at=now, actor=actor, action=AuditAction.AUDIENCE_DRY_RUN,
-                decision=Decision.DENY if outcome else Decision.ALLOW, subject_id=subject_id,
-                purpose=purpose_id, reason=outcome, detail=shared,
+                at=now,
+                actor=actor,
+                action=AuditAction.AUDIENCE_DRY_RUN,
+                decision=Decision.DENY if outcome else Decision.ALLOW,
+                subject_id=subject_id,
+                purpose=purpose_id,
+                reason=outcome,
+                detail=shared,
             )
         )
     return events

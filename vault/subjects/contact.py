@@ -106,7 +106,11 @@ def normalise_postal_address(value: dict[str, object]) -> PostalAddress:
         errors["postal_address.addition"] = "must be text"
     if errors:
         raise ContactValidationError(errors)
-    add = _clean_text("postal_address.addition", addition, 200) if addition else None
+    add = (
+        _clean_text("postal_address.addition", addition, 200)
+        if isinstance(addition, str) and addition
+        else None
+    )
     return PostalAddress(
         street=parts["street"],
         postal_code=parts["postal_code"],

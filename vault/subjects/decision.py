@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from vault.clock import as_utc
 from vault.catalogue.purposes import LawfulBasis, Purpose
+from vault.clock import as_utc
 
 
 class DenyReason(StrEnum):

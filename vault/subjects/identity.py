@@ -50,7 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
-from vault.errors import Conflict, InvalidInput, NotFound
+from vault.errors import Conflict, InvalidInput, InvariantViolation, NotFound
 from vault.storage.tables import identity_changes as changes
 from vault.storage.tables import self_service_challenges as challenges
 from vault.storage.tables import self_service_sessions as sessions
@@ -122,7 +122,8 @@ def _token_hash(ctx: VaultContext, token: str) -> str:
 def _as_utc(value: datetime | None) -> datetime:
     """A stored, non-null time as an aware UTC datetime (SQLite returns naive ones)."""
     out = as_utc(value)
-    assert out is not None
+    if out is None:
+        raise InvariantViolation("out is unset")
     return out
 
 
@@ -153,7 +154,9 @@ def _record(row: Any, now: datetime) -> ChangeRecord:
     )
 
 
-def changed_kinds(ctx: VaultContext, before: Row, fields: Mapping[str, str | None]) -> list[str]:
+def changed_kinds(
+    ctx: VaultContext, before: Row[Any], fields: Mapping[str, str | None]
+) -> list[str]:
     """The identifying fields `fields` (canonical texts, None clears) really change: the
     same address written again is no change."""
     out = []
@@ -192,7 +195,7 @@ async def record_in(
     ctx: VaultContext,
     conn: AsyncConnection,
     actor: Actor,
-    before: Row,
+    before: Row[Any],
     fields: Mapping[str, str | None],
     now: datetime,
     *,
@@ -383,7 +386,7 @@ async def restriction_in(
 # -- the link in the notice ------------------------------------------------------------------
 
 
-async def _by_token(conn: AsyncConnection, ctx: VaultContext, token: str) -> list[Row]:
+async def _by_token(conn: AsyncConnection, ctx: VaultContext, token: str) -> list[Row[Any]]:
     if not isinstance(token, str) or not token or len(token) > _TOKEN_MAX:
         return []
     return list(
@@ -398,13 +401,12 @@ async def _by_token(conn: AsyncConnection, ctx: VaultContext, token: str) -> lis
     )
 
 
-def _usable(rows: Sequence[Row], now: datetime) -> list[Row]:
+def _usable(rows: Sequence[Row[Any]], now: datetime) -> list[Row[Any]]:
     """The changes a link may still confirm or object to: pending, link not expired."""
     return [
         r
         for r in rows
-        if r.status == ChangeStatus.PENDING
-        and _as_utc(r.changed_at) + LINK_VALIDITY > now
+        if r.status == ChangeStatus.PENDING and _as_utc(r.changed_at) + LINK_VALIDITY > now
     ]
 
 
@@ -465,9 +467,7 @@ async def confirm_by_token(ctx: VaultContext, actor: Actor, token: str) -> list[
     return await _records(ctx, ids)
 
 
-async def record_objection(
-    ctx: VaultContext, actor: Actor, token: str
-) -> tuple[str, list[str]]:
+async def record_objection(ctx: VaultContext, actor: Actor, token: str) -> tuple[str, list[str]]:
     """The old address objects ("this was not me"), the protection half: every session
     ends and the changes are marked objected (sessions through the disputed address stay
     restricted until a DPO approves). Returns the subject and the objected changes still

@@ -30,9 +30,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.crypto import IntegrityCheckFailed
+from vault.errors import (
+    AccessDenied,
+    Conflict,
+    IntegrityFailure,
+    InvariantViolation,
+    NotFound,
+    VaultError,
+)
 from vault.storage.rows import canonical_id
 from vault.subjects.decision import DenyReason
-from vault.errors import AccessDenied, Conflict, IntegrityFailure, NotFound, VaultError
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -106,8 +113,6 @@ async def audited_read(
         raise refused
 
 
-
-
 class AuditedAttempt:
     """The connection of an `audited_attempt`, and what its denial event would name. A
     block sets `reason` (and `about(...)` the subject it found) before it raises a refusal
@@ -174,7 +179,8 @@ async def audited_attempt(
             attempt = AuditedAttempt(conn, subject_id, purpose, fields, not_found)
             yield attempt
     except (IntegrityCheckFailed, AccessDenied, NotFound, Conflict) as exc:
-        assert attempt is not None  # only the block raises these
+        if attempt is None:
+            raise InvariantViolation("attempt is unset: only the block raises these") from exc
         async with ctx.transaction() as conn:
             await audit.record(
                 conn,

@@ -23,11 +23,18 @@ from sqlalchemy import Select, and_, bindparam, select
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
-from vault.subjects.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
 from vault.crypto import IntegrityCheckFailed, KeyringError
-from vault.errors import AccessDenied, IntegrityFailure, InvalidInput, NotFound, Unavailable
-from vault.storage.tables import consents, subjects
+from vault.errors import (
+    AccessDenied,
+    IntegrityFailure,
+    InvalidInput,
+    InvariantViolation,
+    NotFound,
+    Unavailable,
+)
 from vault.storage.rows import RowView, canonical_id
+from vault.storage.tables import consents, subjects
+from vault.subjects.decision import Allow, BasisFacts, Deny, DenyReason, check_request, decide
 from vault.subjects.outbound import OutboundContact, Reservation
 from vault.subjects.store import INDEXED, decrypt_fields, identifier_digest
 
@@ -144,7 +151,8 @@ async def lookup(
             outcome = checked
             await ctx.audit_batcher.append(event.deny(_safe_id(known_subject), checked.reason))
         else:
-            assert purpose is not None
+            if purpose is None:
+                raise InvariantViolation("purpose is unset")
             rows = await ctx.read_rows(_subject_with_bases(identifier_kind, checked), params)
             verdict, subject = _judge(rows, purpose, checked, known_subject, now)
             verdict, data = _open(ctx, subject, verdict, found_by)
@@ -154,8 +162,11 @@ async def lookup(
             else:
                 outcome = verdict
                 await ctx.audit_batcher.append(
-                    event.deny(subject.id if subject is not None else None, verdict.reason,
-                               fallback=known_subject)
+                    event.deny(
+                        subject.id if subject is not None else None,
+                        verdict.reason,
+                        fallback=known_subject,
+                    )
                 )
     else:
         async with ctx.transaction() as conn:
@@ -163,17 +174,25 @@ async def lookup(
                 outcome = checked
                 await audit.record_row(conn, event.deny(_safe_id(known_subject), checked.reason))
             else:
-                assert purpose is not None
+                if purpose is None:
+                    raise InvariantViolation("purpose is unset")
                 rows = (
-                    await conn.execute(_subject_with_bases(identifier_kind, checked), params)
-                ).mappings().all()
+                    (await conn.execute(_subject_with_bases(identifier_kind, checked), params))
+                    .mappings()
+                    .all()
+                )
                 verdict, subject = _judge(rows, purpose, checked, known_subject, now)
                 verdict, data = _open(ctx, subject, verdict, found_by)
                 reserved: Reservation | None = None
                 if isinstance(verdict, Allow) and contact is not None:
-                    assert subject is not None
+                    if subject is None:
+                        raise InvariantViolation("subject is unset")
                     held = await contact.reserve(
-                        conn, ctx, subject_id=subject.id, purpose_id=purpose_id, actor=actor,
+                        conn,
+                        ctx,
+                        subject_id=subject.id,
+                        purpose_id=purpose_id,
+                        actor=actor,
                         now=now,
                     )
                     if isinstance(held, Deny):
@@ -187,8 +206,11 @@ async def lookup(
                     outcome = verdict
                     await audit.record_row(
                         conn,
-                        event.deny(subject.id if subject is not None else None, verdict.reason,
-                                   fallback=known_subject),
+                        event.deny(
+                            subject.id if subject is not None else None,
+                            verdict.reason,
+                            fallback=known_subject,
+                        ),
                     )
     # The event has committed: only now may data (or a denial) leave.
     if isinstance(outcome, LookupResult):
@@ -249,11 +271,14 @@ class _Events:
     def allow(self, result: LookupResult, verdict: Allow) -> dict[str, object]:
         detail = self.detail
         if result.contact is not None:
-            detail = {**detail, "contact": {
-                **detail["contact"],  # type: ignore[dict-item]
-                "id": result.contact.contact_id,
-                "points": result.contact.points,
-            }}
+            detail = {
+                **detail,
+                "contact": {
+                    **detail["contact"],
+                    "id": result.contact.contact_id,
+                    "points": result.contact.points,
+                },
+            }
         return audit.event_row(
             at=self.now,
             actor=self.actor,
@@ -314,7 +339,8 @@ def _result(
     reserved: Reservation | None,
 ) -> LookupResult:
     """The answer for an allowed lookup, from the fields `_open` decrypted."""
-    assert data is not None
+    if data is None:
+        raise InvariantViolation("data is unset")
     return LookupResult(
         subject_id=subject.id,
         purpose=purpose_id,
@@ -327,9 +353,7 @@ def _result(
 
 
 def _build_subject_with_bases(where: Any, fields: tuple[str, ...]) -> Select[Any]:
-    on = and_(
-        consents.c.subject_id == subjects.c.id, consents.c.purpose == bindparam("purpose")
-    )
+    on = and_(consents.c.subject_id == subjects.c.id, consents.c.purpose == bindparam("purpose"))
     return (
         select(
             *(subjects.c[name] for name in _SUBJECT_COLUMNS),
@@ -352,7 +376,12 @@ def _build_subject_with_bases(where: Any, fields: tuple[str, ...]) -> Select[Any
 #: the identifier it was found by, to check it) are read (ciphertexts of the others stay in
 #: the database).
 _SUBJECT_COLUMNS = (
-    "id", "status", "kek_version", "wrapped_dek", "dek_version", "contact_revision",
+    "id",
+    "status",
+    "kek_version",
+    "wrapped_dek",
+    "dek_version",
+    "contact_revision",
 )
 
 _WHERE = {

@@ -13,7 +13,7 @@ request. No import goes upwards, and the basket's rules stay in one place.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -51,6 +51,10 @@ class Reservation(Protocol):
 class OutboundContact(Protocol):
     """A contact as a client announces it (brand, channel, type, priority, touchpoint);
     channel and type are filled in by `resolve`."""
+
+    # Implementations are dataclasses: bulk resolution fills in a channel named beside the
+    # contact with `dataclasses.replace`, which takes only dataclass instances.
+    __dataclass_fields__: ClassVar[dict[str, Any]]
 
     @property
     def brand(self) -> str: ...

@@ -24,9 +24,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
-from vault.subjects import identity
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.catalogue.purposes import CONTACT_FIELDS
+from vault.crypto import IndexMismatch, IntegrityCheckFailed, open_field, seal_field
+from vault.errors import Conflict, InvalidInput, InvariantViolation, NotFound, Unavailable
+from vault.storage.rows import RowView
+from vault.storage.tables import subjects
+from vault.subjects import identity
 from vault.subjects.contact import (
     ContactValidationError,
     normalise_email,
@@ -35,12 +39,8 @@ from vault.subjects.contact import (
     normalise_phone,
     normalise_postal_address,
 )
-from vault.crypto import IndexMismatch, IntegrityCheckFailed, open_field, seal_field
 from vault.subjects.decision import DenyReason
-from vault.errors import Conflict, InvalidInput, NotFound, Unavailable
 from vault.subjects.integrity import audited_attempt
-from vault.storage.rows import RowView
-from vault.storage.tables import subjects
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -99,7 +99,7 @@ def sealed_columns(
     subject_id: str,
     dek: Any,
     dek_version: int,
-    fields: dict[str, str | None],
+    fields: Mapping[str, str | None],
     *,
     revision: int,
     index: bool = True,
@@ -128,7 +128,9 @@ def resealed_columns(
     re-sealed over tampered data)."""
     revision = row.contact_revision + 1
     kept = _open_texts(
-        ctx, getattr(row, "_mapping", row), tuple(f for f in CONTACT_FIELDS if f not in changes),
+        ctx,
+        getattr(row, "_mapping", row),
+        tuple(f for f in CONTACT_FIELDS if f not in changes),
         dek=dek,
     )
     return {
@@ -176,7 +178,9 @@ async def create_subject(ctx: VaultContext, actor: Actor, data: Mapping[str, Any
     return subject_id
 
 
-async def load_subject(conn: AsyncConnection, subject_id: str, *, for_update: bool = False) -> Row:
+async def load_subject(
+    conn: AsyncConnection, subject_id: str, *, for_update: bool = False
+) -> Row[Any]:
     stmt = select(subjects).where(subjects.c.id == subject_id)
     if for_update:
         stmt = stmt.with_for_update()
@@ -201,8 +205,13 @@ async def rectify_contact(
     now = ctx.clock.now()
     try:
         async with audited_attempt(
-            ctx, actor, AuditAction.CONTACT_RECTIFY, at=now, subject_id=subject_id,
-            fields=sorted(fields), not_found=DenyReason.SUBJECT_NOT_FOUND.value,
+            ctx,
+            actor,
+            AuditAction.CONTACT_RECTIFY,
+            at=now,
+            subject_id=subject_id,
+            fields=sorted(fields),
+            not_found=DenyReason.SUBJECT_NOT_FOUND.value,
         ) as attempt:
             conn = attempt.conn
             row = await load_subject(conn, subject_id, for_update=True)
@@ -212,9 +221,7 @@ async def rectify_contact(
             dek = ctx.deks.dek(subject_id, row.kek_version, row.wrapped_dek)
             values = resealed_columns(ctx, row, dek, fields)
             await conn.execute(
-                update(subjects)
-                .where(subjects.c.id == subject_id)
-                .values(updated_at=now, **values)
+                update(subjects).where(subjects.c.id == subject_id).values(updated_at=now, **values)
             )
             await audit.record(
                 conn,
@@ -237,7 +244,7 @@ async def _record_identity_change(
     ctx: VaultContext,
     conn: AsyncConnection,
     actor: Actor,
-    before: Row,
+    before: Row[Any],
     fields: dict[str, str | None],
     now: datetime,
 ) -> None:
@@ -251,7 +258,7 @@ async def _record_identity_change(
 
 def decrypt_fields(
     ctx: VaultContext,
-    row: Row,
+    row: Row[Any] | RowView | Mapping[str, Any],
     wanted: tuple[str, ...],
     *,
     cache_key: bool = True,
@@ -268,7 +275,13 @@ def decrypt_fields(
     batch of 10,000 subjects would otherwise push out the keys single lookups reuse."""
     # By column name: a RowView's record, a SQLAlchemy row's mapping, or a row that
     # already indexes by name (row mapping, asyncpg record, dict).
-    cols = row._row if isinstance(row, RowView) else getattr(row, "_mapping", row)
+    cols: Mapping[Any, Any]  # by column name (a RowMapping also takes Column keys)
+    if isinstance(row, RowView):
+        cols = row._row
+    elif isinstance(row, Row):
+        cols = row._mapping
+    else:
+        cols = row
     if found_by is None:
         texts = _open_texts(ctx, cols, wanted, cache_key=cache_key)
     else:
@@ -297,9 +310,7 @@ def _open_texts(
     revision (the address as its JSON text)."""
     subject_id, dek_version, revision = cols["id"], cols["dek_version"], cols["contact_revision"]
     if dek is None:
-        dek = ctx.deks.dek(
-            subject_id, cols["kek_version"], cols["wrapped_dek"], remember=cache_key
-        )
+        dek = ctx.deks.dek(subject_id, cols["kek_version"], cols["wrapped_dek"], remember=cache_key)
     out: dict[str, Any] = {}
     for field in wanted:
         blob = cols[_SEALED_COLUMN[field]]
@@ -325,15 +336,19 @@ async def upgrade_legacy_revisions(ctx: VaultContext, *, batch: int = 500) -> in
     while True:
         async with ctx.transaction() as conn:
             ids = (
-                await conn.execute(
-                    select(subjects.c.id)
-                    .where(subjects.c.contact_revision == 0)
-                    .where(subjects.c.wrapped_dek.is_not(None))
-                    .where(subjects.c.id > after)
-                    .order_by(subjects.c.id)
-                    .limit(batch)
+                (
+                    await conn.execute(
+                        select(subjects.c.id)
+                        .where(subjects.c.contact_revision == 0)
+                        .where(subjects.c.wrapped_dek.is_not(None))
+                        .where(subjects.c.id > after)
+                        .order_by(subjects.c.id)
+                        .limit(batch)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             for subject_id in ids:
                 row = await load_subject(conn, subject_id, for_update=True)
                 if row.contact_revision != 0 or row.wrapped_dek is None:
@@ -355,5 +370,6 @@ async def upgrade_legacy_revisions(ctx: VaultContext, *, batch: int = 500) -> in
 def identifier_digest(ctx: VaultContext, kind: str, value: str) -> str:
     """Blind-index digest of a lookup identifier, normalised like stored values."""
     normalised = normalise_contact({kind: value})[kind]
-    assert normalised is not None
+    if normalised is None:
+        raise InvariantViolation("normalised is unset")
     return ctx.indexer.digest(kind, normalised)

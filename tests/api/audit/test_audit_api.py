@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.support.factories import NEWSLETTER_EVIDENCE, api, bearer, client_key, outbox_links, person
+from tests.support.factories import (
+    NEWSLETTER_EVIDENCE,
+    api,
+    bearer,
+    client_key,
+    outbox_links,
+    person,
+)
 from vault.audit import chain as audit_chain
 from vault.storage.tables import audit_events
 
@@ -79,8 +86,19 @@ async def test_search_by_subject_shows_the_reads_with_client_purpose_and_fields(
     assert allowed["action"] == "client:contact:lookup" and allowed["actor_type"] == "client"
     assert sorted(allowed["fields"]) == ["email", "name"] and allowed["consent_id"] == w["cid"]
     assert set(allowed) == {
-        "seq", "at", "actor_type", "actor_id", "action", "subject_id", "purpose", "fields",
-        "decision", "reason", "consent_id", "request_id", "sealed",
+        "seq",
+        "at",
+        "actor_type",
+        "actor_id",
+        "action",
+        "subject_id",
+        "purpose",
+        "fields",
+        "decision",
+        "reason",
+        "consent_id",
+        "request_id",
+        "sealed",
     }
     assert allowed["sealed"] is False and allowed["request_id"]
 
@@ -148,14 +166,24 @@ async def test_stats_over_http(vault, clock):
         w = await _world(vault, http)
         r = await http.get(
             "/v1/audit/stats",
-            params={"bucket": "hour", "since": "2026-11-23T08:00:00Z", "until": "2026-11-23T12:00:00+00:00"},
+            params={
+                "bucket": "hour",
+                "since": "2026-11-23T08:00:00Z",
+                "until": "2026-11-23T12:00:00+00:00",
+            },
             headers=bearer(w["dpo"]),
         )
         assert r.status_code == 200, r.text
         s = r.json()
         assert (s["total"], s["allowed"], s["denied"], s["bucket"]) == (3, 2, 1, "hour")
         assert s["by_client_purpose"] == [
-            {"client": "mailer", "purpose": "newsletter.email", "allowed": 2, "denied": 0, "total": 2},
+            {
+                "client": "mailer",
+                "purpose": "newsletter.email",
+                "allowed": 2,
+                "denied": 0,
+                "total": 2,
+            },
             {"client": "mailer", "purpose": "offers.email", "allowed": 0, "denied": 1, "total": 1},
         ]
         assert s["denials_by_reason"] == [{"reason": "purpose_not_allowed", "count": 1}]
@@ -199,8 +227,11 @@ async def test_consent_proof_as_json(vault):
     assert p["evidence"]["touchpoint"] == "web.newsletter_form"
     assert [h["event"] for h in p["history"]] == ["confirmation_requested", "confirmed"]
     assert [e["action"] for e in p["events"]] == [
-        "client:consent:grant", "system:consent:confirmation_mail", "subject:consent:confirm",
-        "client:contact:lookup", "client:contact:lookup",
+        "client:consent:grant",
+        "system:consent:confirmation_mail",
+        "subject:consent:confirm",
+        "client:contact:lookup",
+        "client:contact:lookup",
     ]
     assert p["purpose"]["title"]["de"] == "Newsletter per E-Mail"
 
@@ -210,7 +241,8 @@ async def test_consent_proof_as_printable_html(vault):
     async with api(vault) as http:
         w = await _world(vault, http)
         r = await http.get(
-            f"/v1/consents/{w['cid']}/proof", params={"format": "html", "lang": "en"},
+            f"/v1/consents/{w['cid']}/proof",
+            params={"format": "html", "lang": "en"},
             headers=bearer(w["dpo"]),
         )
         assert r.status_code == 200, r.text
@@ -224,7 +256,9 @@ async def test_consent_proof_as_printable_html(vault):
             f"/v1/consents/{w['cid']}/proof",
             headers={**bearer(w["dpo"]), "Accept": "text/html", "Accept-Language": "de"},
         )
-        assert r.headers["content-type"].startswith("text/html") and "Einwilligungsnachweis" in r.text
+        assert (
+            r.headers["content-type"].startswith("text/html") and "Einwilligungsnachweis" in r.text
+        )
 
 
 async def test_consent_proof_unknown_is_404(vault):
@@ -252,14 +286,20 @@ async def test_ropa_over_http(vault):
     assert news["observed_recipients"][0]["reads"] == 2
     assert news["legal_reference"] == "Art. 6(1)(a) GDPR"
     assert {m["id"] for m in body["security_measures"]} >= {
-        "field_encryption", "blind_index", "api_keys_and_roles", "audit_trail", "tamper_evidence",
+        "field_encryption",
+        "blind_index",
+        "api_keys_and_roles",
+        "audit_trail",
+        "tamper_evidence",
     }
 
 
 @pytest.mark.parametrize("role", ["writer", "lookup", "admin"])
 async def test_other_roles_are_forbidden(vault, role):
     """Only the dpo role reads the audit API; other roles get 403 and nothing is revealed."""
-    key = await client_key(vault, f"not-dpo-{role}", role, ["order.delivery"] if role == "lookup" else [])
+    key = await client_key(
+        vault, f"not-dpo-{role}", role, ["order.delivery"] if role == "lookup" else []
+    )
     async with api(vault) as http:
         for path in (*DPO_PATHS, "/v1/consents/00000000-0000-4000-8000-000000000000/proof"):
             r = await http.get(path, headers=bearer(key))
@@ -274,15 +314,25 @@ async def test_every_dpo_read_is_audited_without_contact_data(vault):
     async with api(vault) as http:
         w = await _world(vault, http)
         before = len(await _events(vault))
-        for path in ("/v1/audit", "/v1/audit/stats", "/v1/audit/chain", "/v1/consents/stats", "/v1/ropa",
-                     f"/v1/consents/{w['cid']}/proof"):
+        for path in (
+            "/v1/audit",
+            "/v1/audit/stats",
+            "/v1/audit/chain",
+            "/v1/consents/stats",
+            "/v1/ropa",
+            f"/v1/consents/{w['cid']}/proof",
+        ):
             r = await http.get(path, headers=bearer(w["dpo"]))
             assert r.status_code == 200, (path, r.text)
     events = await _events(vault)
     mine = events[before:]
     assert [e.action for e in mine] == [
-        "dpo:audit:search", "dpo:audit:stats", "dpo:audit:chain", "dpo:consent:stats",
-        "dpo:ropa:read", "dpo:consent:proof",
+        "dpo:audit:search",
+        "dpo:audit:stats",
+        "dpo:audit:chain",
+        "dpo:consent:stats",
+        "dpo:ropa:read",
+        "dpo:consent:proof",
     ]
     assert {(e.actor_type, e.actor_id) for e in mine} == {("dpo", "datenschutz")}
     assert all(e.request_id for e in mine)
@@ -306,8 +356,11 @@ async def test_hostile_evidence_is_escaped_in_the_printable_proof(vault):
             json={
                 "purpose": "offers.sms",
                 "evidence": {
-                    "touchpoint": "web.checkout", "method": "web_form",
-                    "notice_version": "2026-10 <b>form</b>", "language": "de", "explicit": True,
+                    "touchpoint": "web.checkout",
+                    "method": "web_form",
+                    "notice_version": "2026-10 <b>form</b>",
+                    "language": "de",
+                    "explicit": True,
                     "user_agent": hostile,
                 },
             },

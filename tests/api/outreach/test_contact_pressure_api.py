@@ -62,13 +62,18 @@ async def test_lookup_with_contact_reserves_points_then_denies_when_the_basket_i
         r = await http.post("/v1/lookup", json=plain, headers=bearer(shop))
         assert r.status_code == 200 and "contact" not in r.json()
     async with vault.engine.connect() as conn:
-        events = (await conn.execute(
-            select(audit_events.c.decision, audit_events.c.reason, audit_events.c.detail)
-            .where(audit_events.c.action == "client:contact:lookup")
-            .order_by(audit_events.c.seq)
-        )).all()
+        events = (
+            await conn.execute(
+                select(audit_events.c.decision, audit_events.c.reason, audit_events.c.detail)
+                .where(audit_events.c.action == "client:contact:lookup")
+                .order_by(audit_events.c.seq)
+            )
+        ).all()
     assert [(e.decision, e.reason) for e in events] == [
-        ("allow", None), ("allow", None), ("deny", "contact_budget_exhausted"), ("allow", None),
+        ("allow", None),
+        ("allow", None),
+        ("deny", "contact_budget_exhausted"),
+        ("allow", None),
     ]
     assert json.loads(events[2].detail)["contact"]["brand"] == "tresor_outlet"
 
@@ -88,12 +93,14 @@ async def test_contact_must_fit_the_purpose_and_the_rules(vault):
         q = {"purpose": "order.delivery", "subject_id": sid}
         # order.delivery allows letter, SMS and phone (purposes.toml `channels`), not e-mail.
         r = await http.post(
-            "/v1/lookup", json={**q, "contact": {"brand": "tresor", "channel": "email"}},
+            "/v1/lookup",
+            json={**q, "contact": {"brand": "tresor", "channel": "email"}},
             headers=bearer(shop),
         )
         assert r.status_code == 422 and "contact.channel" in _error_fields(r.json())
         r = await http.post(
-            "/v1/lookup", json={**q, "contact": {"brand": "acme", "priority": "urgent"}},
+            "/v1/lookup",
+            json={**q, "contact": {"brand": "acme", "priority": "urgent"}},
             headers=bearer(shop),
         )
         assert r.status_code == 422
@@ -103,8 +110,11 @@ async def test_contact_must_fit_the_purpose_and_the_rules(vault):
         ).json()["subject_id"]
         r = await http.post(  # denied by the purpose check: no points are reserved
             "/v1/lookup",
-            json={"purpose": "order.delivery", "subject_id": stranger,
-                  "contact": {"brand": "tresor"}},
+            json={
+                "purpose": "order.delivery",
+                "subject_id": stranger,
+                "contact": {"brand": "tresor"},
+            },
             headers=bearer(shop),
         )
         assert r.status_code == 403 and r.json()["reason"] == "no_consent"
@@ -118,7 +128,10 @@ async def test_contact_must_fit_the_purpose_and_the_rules(vault):
     async with vault.engine.connect() as conn:
         row = (await conn.execute(select(contacts))).one()
     assert (row.channel, row.type, row.touchpoint, row.purpose) == (
-        "letter", "service", "letter.mailing", "order.delivery",
+        "letter",
+        "service",
+        "letter.mailing",
+        "order.delivery",
     )
 
 
@@ -128,8 +141,9 @@ async def test_post_contacts_records_and_refuses_with_the_reason(vault):
     centre, which holds incident.notice; wrong role, unknown subject and touchpoint are
     refused; every recorded outcome is audited."""
     writer = await client_key(vault, "crm", "writer", ["order.delivery"])
-    callcentre = await client_key(vault, "callcentre", "lookup",
-                                  ["order.delivery", "incident.notice"])
+    callcentre = await client_key(
+        vault, "callcentre", "lookup", ["order.delivery", "incident.notice"]
+    )
     dpo = await client_key(vault, "dpo", "dpo")
     async with api(vault) as http:
         sid = (await http.post("/v1/subjects", json=person(33), headers=bearer(writer))).json()[
@@ -141,9 +155,14 @@ async def test_post_contacts_records_and_refuses_with_the_reason(vault):
             headers=bearer(writer),
         )
         assert r.status_code == 201, r.text
-        call = {"subject_id": sid, "brand": "tresor_finance", "channel": "phone",
-                "type": "service", "touchpoint": "callcentre.outbound",
-                "purpose": "order.delivery"}
+        call = {
+            "subject_id": sid,
+            "brand": "tresor_finance",
+            "channel": "phone",
+            "type": "service",
+            "touchpoint": "callcentre.outbound",
+            "purpose": "order.delivery",
+        }
         r = await http.post("/v1/contacts", json=call, headers=bearer(callcentre))
         assert r.status_code == 201, r.text
         assert r.json()["contact"]["points"] == 6
@@ -165,15 +184,18 @@ async def test_post_contacts_records_and_refuses_with_the_reason(vault):
             headers=bearer(writer),
         )
         assert r.status_code == 404
-        r = await http.post("/v1/contacts", json={**call, "touchpoint": "moon.base"},
-                            headers=bearer(writer))
+        r = await http.post(
+            "/v1/contacts", json={**call, "touchpoint": "moon.base"}, headers=bearer(writer)
+        )
         assert r.status_code == 422 and "contact.touchpoint" in _error_fields(r.json())
     async with vault.engine.connect() as conn:
-        events = (await conn.execute(
-            select(audit_events.c.decision, audit_events.c.reason)
-            .where(audit_events.c.action == "client:contact:record")
-            .order_by(audit_events.c.seq)
-        )).all()
+        events = (
+            await conn.execute(
+                select(audit_events.c.decision, audit_events.c.reason)
+                .where(audit_events.c.action == "client:contact:record")
+                .order_by(audit_events.c.seq)
+            )
+        ).all()
     assert [tuple(e) for e in events] == [
         *[("allow", None)] * 4,
         ("deny", "contact_budget_exhausted"),
@@ -221,8 +243,9 @@ async def _confirmed(vault, sid: str, purpose: str) -> None:
 async def test_report_counts_contacts_by_touchpoint_phase_brand_channel_and_limits(vault, clock):
     from tests.support.dsar import contract, sms_offers
 
-    writer = await client_key(vault, "crm", "writer",
-                              ["offers.email", "offers.sms", "newsletter.email", "order.delivery"])
+    writer = await client_key(
+        vault, "crm", "writer", ["offers.email", "offers.sms", "newsletter.email", "order.delivery"]
+    )
     dpo = await client_key(vault, "dpo", "dpo")
     async with api(vault) as http:
         sids = [
@@ -237,34 +260,52 @@ async def test_report_counts_contacts_by_touchpoint_phase_brand_channel_and_limi
         await contract(vault, sids[2])
 
         async def contact(sid, purpose="offers.email", **kw):
-            body = {"subject_id": sid, "brand": "tresor", "channel": "email",
-                    "type": "commercial", "purpose": purpose, **kw}
+            body = {
+                "subject_id": sid,
+                "brand": "tresor",
+                "channel": "email",
+                "type": "commercial",
+                "purpose": purpose,
+                **kw,
+            }
             r = await http.post("/v1/contacts", json=body, headers=bearer(writer))
             assert r.status_code == 201, r.text
 
         await contact(sids[0], touchpoint="email.newsletter")
         await contact(sids[0], brand="tresor_outlet", touchpoint="email.newsletter")  # 20: near
         await contact(sids[1], "offers.sms", channel="sms", touchpoint="sms.notification")
-        await contact(sids[1], "newsletter.email", type="editorial",
-                      touchpoint="email.newsletter")  # 25: at limit
-        await contact(sids[2], "order.delivery", type="service", channel="letter",
-                      touchpoint="letter.mailing")
+        await contact(
+            sids[1], "newsletter.email", type="editorial", touchpoint="email.newsletter"
+        )  # 25: at limit
+        await contact(
+            sids[2], "order.delivery", type="service", channel="letter", touchpoint="letter.mailing"
+        )
         r = await http.get("/v1/reports/contacts", headers=bearer(dpo))
         assert r.status_code == 200, r.text
         rep = r.json()
         assert (rep["month"], rep["basket"], rep["total_contacts"], rep["total_points"]) == (
-            "2026-11", 25, 5, 48,
+            "2026-11",
+            25,
+            5,
+            48,
         )
-        by = {k: {b["key"]: (b["contacts"], b["points"]) for b in rep[k]}
-              for k in ("by_touchpoint", "by_phase", "by_brand", "by_channel")}
+        by = {
+            k: {b["key"]: (b["contacts"], b["points"]) for b in rep[k]}
+            for k in ("by_touchpoint", "by_phase", "by_brand", "by_channel")
+        }
         assert by["by_touchpoint"] == {
-            "email.newsletter": (3, 25), "sms.notification": (1, 20), "letter.mailing": (1, 3),
+            "email.newsletter": (3, 25),
+            "sms.notification": (1, 20),
+            "letter.mailing": (1, 3),
         }
         assert by["by_phase"] == {"pre_sales": (4, 28), "after_sales": (1, 20)}
         assert by["by_brand"] == {"tresor": (4, 38), "tresor_outlet": (1, 10)}
         assert by["by_channel"] == {"email": (3, 25), "sms": (1, 20), "letter": (1, 3)}
-        assert (rep["customers_contacted"], rep["customers_near_limit"],
-                rep["customers_at_limit"]) == (3, 1, 1)
+        assert (
+            rep["customers_contacted"],
+            rep["customers_near_limit"],
+            rep["customers_at_limit"],
+        ) == (3, 1, 1)
         r = await http.get("/v1/reports/contacts?month=2026-10", headers=bearer(dpo))
         assert r.status_code == 200 and r.json()["total_contacts"] == 0
         r = await http.get("/v1/reports/contacts?month=2026-13", headers=bearer(dpo))
@@ -286,9 +327,14 @@ async def test_dpo_console_shows_contact_pressure_as_inline_svg_charts(vault):
         for brand in ("tresor", "tresor_outlet"):
             r = await http.post(
                 "/v1/contacts",
-                json={"subject_id": sid, "brand": brand, "channel": "email",
-                      "type": "commercial", "touchpoint": "email.newsletter",
-                      "purpose": "offers.email"},
+                json={
+                    "subject_id": sid,
+                    "brand": brand,
+                    "channel": "email",
+                    "type": "commercial",
+                    "touchpoint": "email.newsletter",
+                    "purpose": "offers.email",
+                },
                 headers=bearer(writer),
             )
             assert r.status_code == 201

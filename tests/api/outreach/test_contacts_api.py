@@ -43,8 +43,14 @@ async def test_a_client_cannot_record_a_contact_for_a_purpose_it_is_not_granted(
     await sms_offers(vault, sid)
     shop = await client_key(vault, "shop", "lookup", ["order.delivery"])
     campaigns = await client_key(vault, "campaigns", "lookup", ["offers.sms"])
-    attack = {"subject_id": sid, "brand": "tresor", "channel": "phone", "type": "calamity",
-              "priority": "critical", "purpose": "offers.sms"}
+    attack = {
+        "subject_id": sid,
+        "brand": "tresor",
+        "channel": "phone",
+        "type": "calamity",
+        "priority": "critical",
+        "purpose": "offers.sms",
+    }
     async with api(vault) as http:
         r = await http.post("/v1/contacts", json=attack, headers=bearer(shop))
         assert assert_problem(r, 403)["reason"] == "purpose_not_allowed", r.text
@@ -55,7 +61,11 @@ async def test_a_client_cannot_record_a_contact_for_a_purpose_it_is_not_granted(
         assert r.json()["contact"]["used"] == 20
     (event,) = await _record_events(vault)
     assert (event.decision, event.reason, event.subject_id, event.purpose, event.actor_id) == (
-        "deny", "purpose_not_allowed", sid, "offers.sms", "shop",
+        "deny",
+        "purpose_not_allowed",
+        sid,
+        "offers.sms",
+        "shop",
     )
 
 
@@ -68,16 +78,23 @@ async def test_the_subjects_basis_and_restriction_decide_like_a_lookup(vault):
     await contract(vault, restricted)
     await restrict(vault, DPO, restricted)
     crm = await client_key(vault, "crm", "writer", ["order.delivery"])
-    call = {"subject_id": sid, "brand": "tresor", "channel": "phone", "type": "service",
-            "purpose": "order.delivery"}
+    call = {
+        "subject_id": sid,
+        "brand": "tresor",
+        "channel": "phone",
+        "type": "service",
+        "purpose": "order.delivery",
+    }
     async with api(vault) as http:
         r = await http.post("/v1/contacts", json=call, headers=bearer(crm))
         assert assert_problem(r, 403)["reason"] == "no_consent"
-        r = await http.post("/v1/contacts", json={**call, "subject_id": restricted},
-                            headers=bearer(crm))
+        r = await http.post(
+            "/v1/contacts", json={**call, "subject_id": restricted}, headers=bearer(crm)
+        )
         assert assert_problem(r, 403)["reason"] == "subject_restricted"
-        r = await http.post("/v1/contacts", json={**call, "purpose": "moon.landing"},
-                            headers=bearer(crm))
+        r = await http.post(
+            "/v1/contacts", json={**call, "purpose": "moon.landing"}, headers=bearer(crm)
+        )
         assert assert_problem(r, 403)["reason"] == "unknown_purpose"
         assert await _contact_count(vault) == 0
         await contract(vault, sid)
@@ -100,14 +117,22 @@ async def test_the_contact_must_fit_the_purpose(vault):
     sid, _ = await new_subject(vault, 904)
     await contract(vault, sid)
     crm = await client_key(vault, "crm", "writer", ["order.delivery"])
-    call = {"subject_id": sid, "brand": "tresor", "channel": "letter", "type": "service",
-            "purpose": "order.delivery"}
+    call = {
+        "subject_id": sid,
+        "brand": "tresor",
+        "channel": "letter",
+        "type": "service",
+        "purpose": "order.delivery",
+    }
     async with api(vault) as http:
         for wrong in ({"type": "commercial"}, {"channel": "email"}, {"type": "calamity"}):
             r = await http.post("/v1/contacts", json={**call, **wrong}, headers=bearer(crm))
             assert_problem(r, 422)
-        r = await http.post("/v1/contacts", json={k: v for k, v in call.items() if k != "purpose"},
-                            headers=bearer(crm))
+        r = await http.post(
+            "/v1/contacts",
+            json={k: v for k, v in call.items() if k != "purpose"},
+            headers=bearer(crm),
+        )
         assert_problem(r, 400)  # the purpose is required
     assert await _contact_count(vault) == 0 and await _record_events(vault) == []
 
@@ -122,20 +147,32 @@ async def test_priorities_and_calamities_are_granted_not_claimed(vault):
     await contract(vault, sid, "incident.notice")
     crm = await client_key(vault, "crm", "writer", ["order.delivery"])
     alerts = await client_key(vault, "alerts", "writer", ["order.delivery", "incident.notice"])
-    call = {"subject_id": sid, "brand": "tresor", "channel": "phone", "type": "service",
-            "purpose": "order.delivery"}
+    call = {
+        "subject_id": sid,
+        "brand": "tresor",
+        "channel": "phone",
+        "type": "service",
+        "purpose": "order.delivery",
+    }
     async with api(vault) as http:
         for priority in ("critical", "high"):
-            r = await http.post("/v1/contacts", json={**call, "priority": priority},
-                                headers=bearer(crm))
+            r = await http.post(
+                "/v1/contacts", json={**call, "priority": priority}, headers=bearer(crm)
+            )
             body = assert_problem(r, 403)
             assert body["reason"] == "contact_priority_not_granted", body
         assert await _contact_count(vault) == 0
-        r = await http.post("/v1/contacts", json={**call, "priority": "critical"},
-                            headers=bearer(alerts))
+        r = await http.post(
+            "/v1/contacts", json={**call, "priority": "critical"}, headers=bearer(alerts)
+        )
         assert r.status_code == 201, r.text
-        alarm = {"subject_id": sid, "brand": "tresor", "channel": "sms", "type": "calamity",
-                 "purpose": "incident.notice"}
+        alarm = {
+            "subject_id": sid,
+            "brand": "tresor",
+            "channel": "sms",
+            "type": "calamity",
+            "purpose": "incident.notice",
+        }
         r = await http.post("/v1/contacts", json=alarm, headers=bearer(alerts))
         assert r.status_code == 201, r.text
     events = await _record_events(vault)
@@ -152,8 +189,13 @@ async def test_an_unknown_subject_is_an_audited_not_found_like_a_lookup(vault):
     """An unknown subject id answers 404 with reason subject_not_found (the lookup's shape)
     and writes a denial event naming the id; nothing is reserved."""
     crm = await client_key(vault, "crm", "writer", ["order.delivery"])
-    call = {"subject_id": UNKNOWN_ID, "brand": "tresor", "channel": "letter",
-            "type": "service", "purpose": "order.delivery"}
+    call = {
+        "subject_id": UNKNOWN_ID,
+        "brand": "tresor",
+        "channel": "letter",
+        "type": "service",
+        "purpose": "order.delivery",
+    }
     async with api(vault) as http:
         r = await http.post("/v1/contacts", json=call, headers=bearer(crm))
         body = assert_problem(r, 404)
@@ -161,7 +203,9 @@ async def test_an_unknown_subject_is_an_audited_not_found_like_a_lookup(vault):
         assert body["type"] == "urn:tresor:problem:not-found"
     (event,) = await _record_events(vault)
     assert (event.decision, event.reason, event.subject_id) == (
-        "deny", "subject_not_found", UNKNOWN_ID,
+        "deny",
+        "subject_not_found",
+        UNKNOWN_ID,
     )
     async with vault.engine.connect() as conn:
         budgets = select(func.count()).select_from(contact_budgets)

@@ -58,13 +58,21 @@ async def test_lookup_keeps_the_followup_inside_its_window_even_with_a_full_bask
         campaigns = await client_key(vault, "campaigns", "writer", ["offers.sms"])
         r = await http.post(  # 20 of 25 points: commercial SMS, consented (seed_subject)
             "/v1/contacts",
-            json={"subject_id": sid, "brand": "tresor", "channel": "sms",
-                  "type": "commercial", "purpose": "offers.sms"},
+            json={
+                "subject_id": sid,
+                "brand": "tresor",
+                "channel": "sms",
+                "type": "commercial",
+                "purpose": "offers.sms",
+            },
             headers=bearer(campaigns),
         )
         assert r.status_code == 201, r.text
-        q = {"purpose": "order.delivery", "subject_id": sid,
-             "contact": {"brand": "tresor", "followup": f["id"]}}
+        q = {
+            "purpose": "order.delivery",
+            "subject_id": sid,
+            "contact": {"brand": "tresor", "followup": f["id"]},
+        }
         r = await http.post("/v1/lookup", json=q, headers=bearer(shop))
         assert r.status_code == 403 and r.json()["reason"] == "followup_not_in_window"
         assert p["name"] not in r.text
@@ -87,23 +95,30 @@ async def test_lookup_keeps_the_followup_inside_its_window_even_with_a_full_bask
     async with vault.engine.connect() as conn:
         used = (await conn.execute(select(contact_budgets.c.used_tenths))).scalar_one()
         kept = (await conn.execute(select(followups.c.contact_id))).scalar_one()
-        points = (await conn.execute(
-            select(contacts.c.points_tenths).where(contacts.c.id == kept)
-        )).scalar_one()
+        points = (
+            await conn.execute(select(contacts.c.points_tenths).where(contacts.c.id == kept))
+        ).scalar_one()
     assert (used, points) == (230, 0)
 
 
 async def test_post_contacts_keeps_a_followup_and_needs_its_purpose(vault, clock):
-    """A recorded contact naming the follow-up and its purpose keeps it at 0 points; without the purpose the request is malformed (a recorded contact always names its purpose)."""
+    """A recorded contact naming the follow-up and its purpose keeps it at 0 points; without the
+    purpose the request is malformed (a recorded contact always names its purpose)."""
     async with api(vault) as http:
         writer, _, sid, _, f = await _setup(vault, http, clock, 802)
         clock.set(clock.now() + timedelta(hours=24))
-        call = {"subject_id": sid, "brand": "tresor", "channel": "letter", "type": "service",
-                "followup": f["id"]}
+        call = {
+            "subject_id": sid,
+            "brand": "tresor",
+            "channel": "letter",
+            "type": "service",
+            "followup": f["id"],
+        }
         r = await http.post("/v1/contacts", json=call, headers=bearer(writer))
         assert r.status_code == 400, r.text
-        r = await http.post("/v1/contacts", json={**call, "purpose": "order.delivery"},
-                            headers=bearer(writer))
+        r = await http.post(
+            "/v1/contacts", json={**call, "purpose": "order.delivery"}, headers=bearer(writer)
+        )
         assert r.status_code == 201, r.text
         assert r.json()["contact"]["points"] == 0 and r.json()["contact"]["used"] == 0
 
@@ -114,8 +129,11 @@ async def test_parallel_lookups_use_one_followup_exactly_once(vault, clock):
     async with api(vault) as http:
         _, shop, sid, _, f = await _setup(vault, http, clock, 803)
         clock.set(clock.now() + timedelta(hours=30))
-        q = {"purpose": "order.delivery", "subject_id": sid,
-             "contact": {"brand": "tresor", "followup": f["id"]}}
+        q = {
+            "purpose": "order.delivery",
+            "subject_id": sid,
+            "contact": {"brand": "tresor", "followup": f["id"]},
+        }
         responses = await asyncio.gather(
             *(http.post("/v1/lookup", json=q, headers=bearer(shop)) for _ in range(20))
         )
@@ -126,11 +144,13 @@ async def test_parallel_lookups_use_one_followup_exactly_once(vault, clock):
     }
     assert await _count(vault, contacts) == 1
     async with vault.engine.connect() as conn:
-        uses = (await conn.execute(
-            select(audit_events.c.decision, func.count())
-            .where(audit_events.c.action == "client:followup:use")
-            .group_by(audit_events.c.decision)
-        )).all()
+        uses = (
+            await conn.execute(
+                select(audit_events.c.decision, func.count())
+                .where(audit_events.c.action == "client:followup:use")
+                .group_by(audit_events.c.decision)
+            )
+        ).all()
     assert dict(uses) == {"allow": 1, "deny": 19}
 
 
@@ -160,19 +180,25 @@ async def test_bad_input_is_problem_json_and_changes_nothing(vault, clock):
         assert_problem(
             await http.post("/v1/followups", json=_body(sid, clock), headers=bearer(shop)), 403
         )
-        q = {"purpose": "order.delivery", "subject_id": sid,
-             "contact": {"brand": "tresor", "followup": "not-a-follow-up"}}
+        q = {
+            "purpose": "order.delivery",
+            "subject_id": sid,
+            "contact": {"brand": "tresor", "followup": "not-a-follow-up"},
+        }
         assert_problem(await http.post("/v1/lookup", json=q, headers=bearer(shop)), 400)
-        batch = {"purpose": "order.delivery", "subject_ids": [sid],
-                 "contact": {"brand": "tresor",
-                             "followup": "00000000-0000-4000-8000-000000000000"}}
+        batch = {
+            "purpose": "order.delivery",
+            "subject_ids": [sid],
+            "contact": {"brand": "tresor", "followup": "00000000-0000-4000-8000-000000000000"},
+        }
         assert_problem(await http.post("/v1/lookup/batch", json=batch, headers=bearer(shop)))
         assert_problem(
             await http.get("/v1/followups?due_before=tomorrow", headers=bearer(shop)), 400
         )
         assert_problem(await http.get("/v1/followups?status=open", headers=bearer(shop)), 400)
-        assert_problem(await http.get("/v1/followups?cursor=bm9wZW5vcGVub3Bl",
-                                      headers=bearer(shop)), 422)
+        assert_problem(
+            await http.get("/v1/followups?cursor=bm9wZW5vcGVub3Bl", headers=bearer(shop)), 422
+        )
     assert await _count(vault, followups) == rows
     # On record: the foreign purpose (403), the unknown subject (404) and the wrong role's
     # refusal (api/auth.py); malformed input reached no subject and is not an attempt.
@@ -191,8 +217,9 @@ async def test_listing_due_followups_is_limited_to_the_clients_purposes(vault, c
         r = await http.get("/v1/followups", params={"due_before": due}, headers=bearer(shop))
         assert r.status_code == 200, r.text
         assert [i["id"] for i in r.json()["items"]] == [f["id"]]
-        r = await http.get("/v1/followups", params={"due_before": due, "limit": 1},
-                           headers=bearer(writer))
+        r = await http.get(
+            "/v1/followups", params={"due_before": due, "limit": 1}, headers=bearer(writer)
+        )
         assert [i["id"] for i in r.json()["items"]] == [f["id"]]
         r = await http.get("/v1/followups", params={"due_before": due}, headers=bearer(other))
         assert r.json()["items"] == []
@@ -200,7 +227,8 @@ async def test_listing_due_followups_is_limited_to_the_clients_purposes(vault, c
 
 
 async def test_customer_sees_and_cancels_then_the_followup_is_refused(vault, clock):
-    """The customer lists their follow-ups (JSON) and cancels one (audited); a lookup with it is then followup_not_usable."""
+    """The customer lists their follow-ups (JSON) and cancels one (audited); a lookup with it is
+    then followup_not_usable."""
     async with api(vault) as http:
         _, shop, sid, p, f = await _setup(vault, http, clock, 806)
         me = await api_sign_in(http, vault, p["email"])
@@ -214,19 +242,25 @@ async def test_customer_sees_and_cancels_then_the_followup_is_refused(vault, clo
         assert_problem(await http.post(f"/self/v1/followups/{f['id']}/cancel", headers=me), 409)
         assert_problem(await http.post(f"/self/v1/followups/{f['id']}/cancel"), 401)
         clock.set(clock.now() + timedelta(hours=25))
-        q = {"purpose": "order.delivery", "subject_id": sid,
-             "contact": {"brand": "tresor", "followup": f["id"]}}
+        q = {
+            "purpose": "order.delivery",
+            "subject_id": sid,
+            "contact": {"brand": "tresor", "followup": f["id"]},
+        }
         r = await http.post("/v1/lookup", json=q, headers=bearer(shop))
         assert r.status_code == 403 and r.json()["reason"] == "followup_not_usable"
     async with vault.engine.connect() as conn:
-        (event,) = (await conn.execute(
-            select(audit_events).where(audit_events.c.action == "subject:followup:cancel")
-        )).all()
+        (event,) = (
+            await conn.execute(
+                select(audit_events).where(audit_events.c.action == "subject:followup:cancel")
+            )
+        ).all()
     assert event.subject_id == sid and json.loads(event.detail)["followup"]["id"] == f["id"]
 
 
 async def test_privacy_page_lists_and_cancels_with_csrf(vault, clock):
-    """The privacy centre shows the follow-up in German and English; the cancel form needs the CSRF token and then cancels."""
+    """The privacy centre shows the follow-up in German and English; the cancel form needs the CSRF
+    token and then cancels."""
     async with api(vault) as http:
         _, _, _, p, f = await _setup(vault, http, clock, 807)
         await page_sign_in(http, vault, p["email"])
@@ -255,23 +289,31 @@ async def test_overdue_followups_show_in_the_dpo_console_and_the_report(vault, c
     async with api(vault) as http:
         writer, shop, sid, p, missed = await _setup(vault, http, clock, 808)
         kept = await http.post(
-            "/v1/followups", json=_body(sid, clock, touchpoint="shop.counter"),
+            "/v1/followups",
+            json=_body(sid, clock, touchpoint="shop.counter"),
             headers=bearer(writer),
         )
         clock.set(clock.now() + timedelta(hours=25))
-        q = {"purpose": "order.delivery", "subject_id": sid,
-             "contact": {"brand": "tresor", "followup": kept.json()["id"]}}
+        q = {
+            "purpose": "order.delivery",
+            "subject_id": sid,
+            "contact": {"brand": "tresor", "followup": kept.json()["id"]},
+        }
         assert (await http.post("/v1/lookup", json=q, headers=bearer(shop))).status_code == 200
         clock.set(clock.now() + timedelta(days=1))
         r = await http.get("/v1/reports/contacts", headers=bearer(dpo))
         assert r.status_code == 200, r.text
-        assert {(b["key"], b["kept"], b["missed"]) for b in r.json()["followups_by_touchpoint"]} == {
-            ("shop.counter", 1, 0), ("hotline.inbound", 0, 1),
+        assert {
+            (b["key"], b["kept"], b["missed"]) for b in r.json()["followups_by_touchpoint"]
+        } == {
+            ("shop.counter", 1, 0),
+            ("hotline.inbound", 0, 1),
         }
         page = await http.get("/dpo/signin?lang=en")
         token = html.unescape(_CSRF.search(page.text).group(1))
-        r = await http.post("/dpo/signin?lang=en",
-                            data={"api_key": dpo, "_csrf_token": token, "next": ""})
+        r = await http.post(
+            "/dpo/signin?lang=en", data={"api_key": dpo, "_csrf_token": token, "next": ""}
+        )
         assert r.status_code == 303
         r = await http.get("/dpo/followups?lang=en")
         assert r.status_code == 200 and "Overdue agreed follow-ups" in r.text
@@ -289,12 +331,18 @@ async def test_overdue_followups_show_in_the_dpo_console_and_the_report(vault, c
 
 async def _denials(vault, action: str) -> list[tuple]:
     async with vault.engine.connect() as conn:
-        rows = (await conn.execute(
-            select(audit_events.c.subject_id, audit_events.c.purpose, audit_events.c.reason,
-                   audit_events.c.actor_id)
-            .where(audit_events.c.action == action, audit_events.c.decision == "deny")
-            .order_by(audit_events.c.seq)
-        )).all()
+        rows = (
+            await conn.execute(
+                select(
+                    audit_events.c.subject_id,
+                    audit_events.c.purpose,
+                    audit_events.c.reason,
+                    audit_events.c.actor_id,
+                )
+                .where(audit_events.c.action == action, audit_events.c.decision == "deny")
+                .order_by(audit_events.c.seq)
+            )
+        ).all()
     return [tuple(r) for r in rows]
 
 

@@ -10,11 +10,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from tests.support.factories import api, bearer, client_key
+from tests.support.factories import WRITER, api, bearer, client_key
 from tests.support.privacy import CANARY, assert_problem, audit_rows, found_canaries
 from tests.support.self_service import Page, api_sign_in, page_sign_in, seed_subject
 from vault.bases import consents
-from tests.support.factories import WRITER
 from vault.storage.tables import contact_preference_history, contact_preferences
 
 EVIDENCE = {
@@ -119,7 +118,11 @@ async def test_lookup_answers_preferred_channel_and_honours_quiet_hours_and_cap(
         "monthly_cap_points": 5,
         "evidence": EVIDENCE,
     }
-    q = {"purpose": "order.delivery", "subject_id": sid, "contact": {"brand": "tresor", "channel": "sms"}}
+    q = {
+        "purpose": "order.delivery",
+        "subject_id": sid,
+        "contact": {"brand": "tresor", "channel": "sms"},
+    }
     async with api(vault) as http:
         r = await http.put(f"/v1/subjects/{sid}/preferences", json=body, headers=bearer(writer))
         assert r.status_code == 200, r.text
@@ -188,8 +191,13 @@ async def test_privacy_centre_form_saves_preferences_and_rejects_a_higher_cap(va
         assert 'href="/privacy/preferences?lang=de"' in overview.text
         page = Page((await http.get("/privacy/preferences?lang=en")).text)
         form = page.form("/privacy/preferences")
-        fields = {**form["fields"], "timezone": "Europe/Berlin", "quiet_phone_start": "20:00",
-                  "quiet_phone_end": "09:00", "monthly_cap_points": "30"}
+        fields = {
+            **form["fields"],
+            "timezone": "Europe/Berlin",
+            "quiet_phone_start": "20:00",
+            "quiet_phone_end": "09:00",
+            "monthly_cap_points": "30",
+        }
         r = await http.post(form["action"], data=fields)
         assert r.status_code == 422 and "nothing was changed" in r.text
         assert await _counts(vault) == (0, 0)
@@ -240,8 +248,13 @@ async def test_dpo_console_shows_preference_share_and_denials(vault):
         campaigns = await client_key(vault, "campaigns", "writer", ["offers.sms"])
         r = await http.post(
             "/v1/contacts",
-            json={"subject_id": sid, "brand": "tresor", "channel": "sms", "type": "commercial",
-                  "purpose": "offers.sms"},
+            json={
+                "subject_id": sid,
+                "brand": "tresor",
+                "channel": "sms",
+                "type": "commercial",
+                "purpose": "offers.sms",
+            },
             headers=bearer(campaigns),
         )
         assert r.status_code == 403 and r.json()["reason"] == "contact_cap_reached"
@@ -252,6 +265,8 @@ async def test_dpo_console_shows_preference_share_and_denials(vault):
         page = await http.get("/dpo/contacts?lang=en")
     assert page.status_code == 200, page.text
     assert "1 of 1 customers (100.0 %)" in page.text
-    row = re.search(r"customer&#39;s own monthly limit reached</td><td class=\"num\">(\d+)", page.text)
+    row = re.search(
+        r"customer&#39;s own monthly limit reached</td><td class=\"num\">(\d+)", page.text
+    )
     assert row and row.group(1) == "1"
     assert 'id="preferences-chart"' in page.text

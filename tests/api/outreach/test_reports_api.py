@@ -9,8 +9,8 @@ import json
 import re
 
 from tests.support.factories import api, bearer, client_key
-from tests.support.privacy import assert_problem, audit_rows
 from tests.support.faults import audit_down
+from tests.support.privacy import assert_problem, audit_rows
 from vault.audit.events import AuditAction
 
 REPORT = str(AuditAction.DPO_CONTACT_REPORT)
@@ -27,8 +27,10 @@ async def test_the_api_report_read_is_audited_and_fails_closed(vault):
     async with api(vault) as http:
         r = await http.get("/v1/reports/contacts", headers=bearer(dpo))
         assert r.status_code == 200, r.text
-        r = await http.get("/v1/reports/contacts?month=2026-10",
-                           headers={**bearer(dpo), "X-Request-ID": "report-read-2"})
+        r = await http.get(
+            "/v1/reports/contacts?month=2026-10",
+            headers={**bearer(dpo), "X-Request-ID": "report-read-2"},
+        )
         assert r.status_code == 200, r.text
         async with audit_down(vault):
             r = await http.get("/v1/reports/contacts", headers=bearer(dpo))
@@ -36,7 +38,8 @@ async def test_the_api_report_read_is_audited_and_fails_closed(vault):
         assert "total_contacts" not in r.text
     events = await _report_events(vault)
     assert [(e["actor_type"], e["actor_id"], e["decision"]) for e in events] == [
-        ("dpo", "dpo", "allow"), ("dpo", "dpo", "allow"),
+        ("dpo", "dpo", "allow"),
+        ("dpo", "dpo", "allow"),
     ]
     assert [json.loads(e["detail"])["month"] for e in events] == ["2026-11", "2026-10"]
     assert events[1]["request_id"] == "report-read-2"

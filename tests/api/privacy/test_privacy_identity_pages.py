@@ -25,8 +25,11 @@ async def _redirect(http, vault, sid: str) -> None:
 
 async def _link(vault, to: str) -> str:
     await selfservice.wait_for_mail()
-    (notice,) = [m for m in mails(vault.settings.outbox_dir) if m["To"] == to.lower()
-                 and "/privacy/identity/" in m.get_content()]
+    (notice,) = [
+        m
+        for m in mails(vault.settings.outbox_dir)
+        if m["To"] == to.lower() and "/privacy/identity/" in m.get_content()
+    ]
     return re.findall(r"(/privacy/identity/[A-Za-z0-9_-]+)", notice.get_content())[0]
 
 
@@ -53,8 +56,11 @@ async def test_the_restricted_overview_hides_contact_data_and_says_why(vault):
             ("GET", "/privacy/export.json", None),
             ("GET", "/privacy/preferences", None),
             ("GET", "/privacy/erase", None),
-            ("POST", "/privacy/requests",
-             {"_csrf_token": csrf, "type": "erasure", "confirm": "yes"}),
+            (
+                "POST",
+                "/privacy/requests",
+                {"_csrf_token": csrf, "type": "erasure", "confirm": "yes"},
+            ),
         ):
             r = await http.request(method, path, data=data)
             assert r.status_code == 403, (path, r.status_code)

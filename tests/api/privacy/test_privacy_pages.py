@@ -174,15 +174,19 @@ async def test_the_overview_shows_data_consents_access_log_and_requests(vault):
     shop = await client_key(vault, "shop", "lookup", ["order.delivery"])
     async with api(vault) as http:
         r = await http.post(
-            "/v1/lookup", json={"purpose": "order.delivery", "subject_id": sid},
+            "/v1/lookup",
+            json={"purpose": "order.delivery", "subject_id": sid},
             headers=bearer(shop),
         )
         assert r.status_code == 200
         await page_sign_in(http, vault, p["email"], lang="en")
         r = await http.post(
             "/privacy/requests?lang=en",
-            data={"_csrf_token": Page((await http.get("/privacy")).text).csrf(),
-                  "type": "rectification", "name": "Erika Neu"},
+            data={
+                "_csrf_token": Page((await http.get("/privacy")).text).csrf(),
+                "type": "rectification",
+                "name": "Erika Neu",
+            },
         )
         assert r.status_code == 303 and "done=requested" in r.headers["location"]
         r = await http.get("/privacy?lang=en")
@@ -230,8 +234,10 @@ async def test_someone_elses_consent_cannot_be_withdrawn_from_the_page(vault):
         from vault.storage.tables import consents
 
         theirs = (
-            await conn.execute(select(consents.c.id).where(consents.c.subject_id == other_sid))
-        ).scalars().all()
+            (await conn.execute(select(consents.c.id).where(consents.c.subject_id == other_sid)))
+            .scalars()
+            .all()
+        )
     async with api(vault) as http:
         await page_sign_in(http, vault, p["email"])
         token = Page((await http.get("/privacy")).text).csrf()
@@ -263,12 +269,14 @@ async def test_erasure_takes_a_confirmation_step_and_then_reveals_nothing(vault)
         page = await http.get(r.headers["location"])
         assert "Ihre Daten wurden gelöscht" in page.text and 'action="/privacy/sign-in' in page.text
         r = await http.post(
-            "/v1/lookup", json={"purpose": "order.delivery", "subject_id": sid},
+            "/v1/lookup",
+            json={"purpose": "order.delivery", "subject_id": sid},
             headers=bearer(shop),
         )
         assert r.status_code == 403 and r.json()["reason"] == "subject_erased"
         r = await http.post(
-            "/v1/lookup", json={"purpose": "order.delivery", "email": p["email"]},
+            "/v1/lookup",
+            json={"purpose": "order.delivery", "email": p["email"]},
             headers=bearer(shop),
         )
         assert r.status_code == 404

@@ -44,9 +44,14 @@ async def test_dpo_creates_verifies_and_approves_an_erasure_over_http(vault):
         assert r.status_code == 200, r.text
         done = r.json()
         assert done["status"] == "partially_completed"
-        assert "Art. 17(3)(b)" in done["outcome_reason"] and "invoice.postal" in done["outcome_reason"]
+        assert (
+            "Art. 17(3)(b)" in done["outcome_reason"] and "invoice.postal" in done["outcome_reason"]
+        )
         assert [h["event"] for h in done["history"]] == [
-            "received", "verified", "approved", "partially_completed",
+            "received",
+            "verified",
+            "approved",
+            "partially_completed",
         ]
         r = await http.get(f"/v1/requests/{rid}", headers=bearer(dpo))
         assert r.status_code == 200 and r.json()["status"] == "partially_completed"
@@ -81,21 +86,35 @@ async def test_errors_are_problem_json_and_change_nothing(vault):
         assert_problem(await http.get(f"/v1/requests/{MISSING}", headers=h), 404)
         assert_problem(await http.get("/v1/requests/not-a-uuid", headers=h), 400)
         assert_problem(
-            await http.post("/v1/requests", json={"subject_id": MISSING, "type": "access", "channel": "letter"}, headers=h),
+            await http.post(
+                "/v1/requests",
+                json={"subject_id": MISSING, "type": "access", "channel": "letter"},
+                headers=h,
+            ),
             404,
         )
         assert_problem(
-            await http.post("/v1/requests", json={"subject_id": sid, "type": "deletion", "channel": "letter"}, headers=h),
+            await http.post(
+                "/v1/requests",
+                json={"subject_id": sid, "type": "deletion", "channel": "letter"},
+                headers=h,
+            ),
             400,
         )
         r = await http.post(
-            "/v1/requests", json={"subject_id": sid, "type": "rectification", "channel": "letter"}, headers=h
+            "/v1/requests",
+            json={"subject_id": sid, "type": "rectification", "channel": "letter"},
+            headers=h,
         )
         assert assert_problem(r, 422)["errors"][0]["field"] == "payload.changes"
         r = await http.post(
             "/v1/requests",
-            json={"subject_id": sid, "type": "rectification", "channel": "letter",
-                  "payload": {"changes": {"email": "not-an-address"}}},
+            json={
+                "subject_id": sid,
+                "type": "rectification",
+                "channel": "letter",
+                "payload": {"changes": {"email": "not-an-address"}},
+            },
             headers=h,
         )
         assert assert_problem(r, 422)["errors"][0]["field"] == "payload.changes.email"
@@ -103,17 +122,26 @@ async def test_errors_are_problem_json_and_change_nothing(vault):
         assert_problem(await http.get("/v1/requests?status=done", headers=h), 400)
         assert_problem(await http.get("/v1/requests?stauts=completed", headers=h), 400)
         assert_problem(await http.get("/v1/requests?due_before=12345", headers=h), 400)
-        assert_problem(await http.get("/v1/requests?due_before=2027-01-01T00:00:00", headers=h), 400)
+        assert_problem(
+            await http.get("/v1/requests?due_before=2027-01-01T00:00:00", headers=h), 400
+        )
         assert_problem(await http.get(f"/v1/subjects/{sid}/export?fromat=html", headers=h), 400)
         assert (await http.get("/v1/requests", headers=h)).json() == {"items": []}
         r = await http.post(
-            "/v1/requests", json={"subject_id": sid, "type": "access", "channel": "letter"}, headers=h
+            "/v1/requests",
+            json={"subject_id": sid, "type": "access", "channel": "letter"},
+            headers=h,
         )
         rid = r.json()["request_id"]
         assert_problem(await http.post(f"/v1/requests/{rid}/reject", json={}, headers=h), 400)
-        assert_problem(await http.post(f"/v1/requests/{rid}/reject", json={"reason": "  "}, headers=h), 422)
         assert_problem(
-            await http.post(f"/v1/requests/{rid}/extend", json={"reason": "x", "months": 3}, headers=h), 400
+            await http.post(f"/v1/requests/{rid}/reject", json={"reason": "  "}, headers=h), 422
+        )
+        assert_problem(
+            await http.post(
+                f"/v1/requests/{rid}/extend", json={"reason": "x", "months": 3}, headers=h
+            ),
+            400,
         )
 
 
@@ -124,13 +152,15 @@ async def test_extend_reject_and_complete_over_http(vault, clock):
     sid, _ = await new_subject(vault, 4)
     async with api(vault) as http:
         h = bearer(dpo)
-        new = lambda t: http.post(  # noqa: E731
+        new = lambda t: http.post(  # noqa: E731 - a one-line helper
             "/v1/requests", json={"subject_id": sid, "type": t, "channel": "email"}, headers=h
         )
         a = (await new("access")).json()["request_id"]
         b = (await new("objection")).json()["request_id"]
         clock.advance(timedelta(days=3))
-        r = await http.post(f"/v1/requests/{a}/extend", json={"reason": "many systems involved"}, headers=h)
+        r = await http.post(
+            f"/v1/requests/{a}/extend", json={"reason": "many systems involved"}, headers=h
+        )
         assert r.status_code == 200, r.text
         assert r.json()["due_at"] == "2027-02-23T10:00:00Z"
         assert r.json()["extension_reason"] == "many systems involved"
@@ -138,8 +168,12 @@ async def test_extend_reject_and_complete_over_http(vault, clock):
         assert_problem(
             await http.post(f"/v1/requests/{a}/extend", json={"reason": "again"}, headers=h), 409
         )
-        r = await http.post(f"/v1/requests/{b}/reject", json={"reason": "identity not proven"}, headers=h)
-        assert r.json()["status"] == "rejected" and r.json()["outcome_reason"] == "identity not proven"
+        r = await http.post(
+            f"/v1/requests/{b}/reject", json={"reason": "identity not proven"}, headers=h
+        )
+        assert (
+            r.json()["status"] == "rejected" and r.json()["outcome_reason"] == "identity not proven"
+        )
         await http.post(f"/v1/requests/{a}/verify", headers=h)
         r = await http.post(f"/v1/requests/{a}/complete", headers=h)
         assert r.status_code == 200 and r.json()["status"] == "completed"
@@ -151,9 +185,21 @@ async def test_list_is_overdue_first_with_due_dates_and_filters(vault, clock):
     sid, _ = await new_subject(vault, 5)
     async with api(vault) as http:
         h = bearer(dpo)
-        old = (await http.post("/v1/requests", json={"subject_id": sid, "type": "access", "channel": "letter"}, headers=h)).json()
+        old = (
+            await http.post(
+                "/v1/requests",
+                json={"subject_id": sid, "type": "access", "channel": "letter"},
+                headers=h,
+            )
+        ).json()
         clock.advance(timedelta(days=20))
-        young = (await http.post("/v1/requests", json={"subject_id": sid, "type": "erasure", "channel": "phone"}, headers=h)).json()
+        young = (
+            await http.post(
+                "/v1/requests",
+                json={"subject_id": sid, "type": "erasure", "channel": "phone"},
+                headers=h,
+            )
+        ).json()
         clock.advance(timedelta(days=15))
         items = (await http.get("/v1/requests", headers=h)).json()["items"]
         assert [(i["request_id"], i["overdue"]) for i in items] == [
@@ -163,9 +209,15 @@ async def test_list_is_overdue_first_with_due_dates_and_filters(vault, clock):
         assert all("due_at" in i for i in items)
         only = (await http.get("/v1/requests?type=erasure", headers=h)).json()["items"]
         assert [i["request_id"] for i in only] == [young["request_id"]]
-        due = (await http.get("/v1/requests", params={"due_before": "2026-12-24T00:00:00Z"}, headers=h)).json()
+        due = (
+            await http.get("/v1/requests", params={"due_before": "2026-12-24T00:00:00Z"}, headers=h)
+        ).json()
         assert [i["request_id"] for i in due["items"]] == [old["request_id"]]
-        mine = (await http.get(f"/v1/requests?subject_id={sid}&status=identity_verification&limit=1", headers=h)).json()
+        mine = (
+            await http.get(
+                f"/v1/requests?subject_id={sid}&status=identity_verification&limit=1", headers=h
+            )
+        ).json()
         assert len(mine["items"]) == 1
 
 
@@ -177,8 +229,12 @@ async def test_rectification_payload_over_http(vault):
         h = bearer(dpo)
         r = await http.post(
             "/v1/requests",
-            json={"subject_id": sid, "type": "rectification", "channel": "letter",
-                  "payload": {"changes": {"name": "Erika Neu", "phone": None}}},
+            json={
+                "subject_id": sid,
+                "type": "rectification",
+                "channel": "letter",
+                "payload": {"changes": {"name": "Erika Neu", "phone": None}},
+            },
             headers=h,
         )
         assert r.status_code == 201, r.text
@@ -198,8 +254,12 @@ async def test_consent_withdrawal_request_names_consents_over_http(vault):
         h = bearer(dpo)
         r = await http.post(
             "/v1/requests",
-            json={"subject_id": sid, "type": "consent_withdrawal", "channel": "phone",
-                  "payload": {"consent_ids": [sms.id]}},
+            json={
+                "subject_id": sid,
+                "type": "consent_withdrawal",
+                "channel": "phone",
+                "payload": {"consent_ids": [sms.id]},
+            },
             headers=h,
         )
         rid = r.json()["request_id"]
@@ -223,8 +283,14 @@ async def test_export_as_json_and_as_escaped_html(vault):
         doc = r.json()
         assert doc["contact_data"]["name"] == data["name"]
         assert set(doc["art15_index"]) == {
-            "a_purposes", "b_categories", "c_recipients", "d_retention", "e_rights",
-            "f_complaint", "g_sources", "h_automated_decisions",
+            "a_purposes",
+            "b_categories",
+            "c_recipients",
+            "d_retention",
+            "e_rights",
+            "f_complaint",
+            "g_sources",
+            "h_automated_decisions",
         }
         r = await http.get(f"/v1/subjects/{sid}/export?format=html&lang=en", headers=h)
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
@@ -244,13 +310,17 @@ async def test_export_as_json_and_as_escaped_html(vault):
 
         count = (
             await conn.execute(
-                select(func.count()).select_from(audit_events).where(audit_events.c.action == "dpo:export:read")
+                select(func.count())
+                .select_from(audit_events)
+                .where(audit_events.c.action == "dpo:export:read")
             )
         ).scalar_one()
     assert count == 3
 
 
-async def test_periodic_retention_job_runs_and_survives_failures(vault, clock, log_stream, monkeypatch):
+async def test_periodic_retention_job_runs_and_survives_failures(
+    vault, clock, log_stream, monkeypatch
+):
     """The serve-time retention job sweeps every interval; a failing run is logged by error
     type only and retried at the next interval."""
     from api.app import background_jobs_for
@@ -295,7 +365,6 @@ def test_retention_job_is_off_with_interval_zero(settings):
     from api.app import background_jobs_for
 
     ctx = SimpleNamespace(settings=replace(settings, retention_interval=0.0))
-    assert "retention" not in [j.name for j in background_jobs_for(ctx)]  # type: ignore[arg-type]
+    assert "retention" not in [j.name for j in background_jobs_for(ctx)]
     ctx = SimpleNamespace(settings=settings)
-    assert "retention" in [j.name for j in background_jobs_for(ctx)]  # type: ignore[arg-type]
-
+    assert "retention" in [j.name for j in background_jobs_for(ctx)]

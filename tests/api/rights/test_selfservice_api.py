@@ -34,9 +34,7 @@ async def test_starting_a_session_never_reveals_whether_the_address_exists(vault
                 started = time.perf_counter()
                 r = await http.post("/self/v1/session", json={"email": address})
                 timings[label].append(time.perf_counter() - started)
-                headers = {
-                    h: v for h, v in r.headers.items() if h not in ("x-request-id", "date")
-                }
+                headers = {h: v for h, v in r.headers.items() if h not in ("x-request-id", "date")}
                 answers.add((r.status_code, r.text, tuple(sorted(headers.items()))))
     assert len(answers) == 1, answers
     status, body, _ = answers.pop()
@@ -313,12 +311,22 @@ async def test_the_access_log_shows_every_client_access_with_a_label(vault):
     news = await client_key(vault, "news", "lookup", ["order.delivery"])
     campaigns = await client_key(vault, "campaigns", "writer", ["offers.sms"])
     dpo = await client_key(vault, "dpo-office", "dpo")
-    contact = {"subject_id": sid, "brand": "tresor", "channel": "sms", "type": "commercial",
-               "purpose": "offers.sms"}
+    contact = {
+        "subject_id": sid,
+        "brand": "tresor",
+        "channel": "sms",
+        "type": "commercial",
+        "purpose": "offers.sms",
+    }
     async with api(vault) as http:
         for method, path, body, key, status in (
-            ("POST", "/v1/lookup/dry-run",
-             {"purpose": "order.delivery", "emails": [p["email"]]}, news, 403),
+            (
+                "POST",
+                "/v1/lookup/dry-run",
+                {"purpose": "order.delivery", "emails": [p["email"]]},
+                news,
+                403,
+            ),
             ("POST", "/v1/contacts", contact, campaigns, 201),
             ("GET", f"/v1/subjects/{sid}/consents", None, campaigns, 200),
             ("GET", f"/v1/subjects/{sid}/preferences", None, campaigns, 200),
@@ -346,10 +354,13 @@ async def test_the_access_log_shows_every_client_access_with_a_label(vault):
         "en": "counted in an audience check by news",
     }
     assert check["purpose"] == "order.delivery"
-    for lang, text in (("de", "in einer Zielgruppenprüfung von news mitgezählt"),
-                       ("en", "counted in an audience check by news")):
-        section = re.search(r'<section aria-labelledby="access-heading".*?</section>',
-                            pages[lang], re.S)
+    for lang, text in (
+        ("de", "in einer Zielgruppenprüfung von news mitgezählt"),
+        ("en", "counted in an audience check by news"),
+    ):
+        section = re.search(
+            r'<section aria-labelledby="access-heading".*?</section>', pages[lang], re.S
+        )
         assert section and text in section.group(0)
         assert "dpo-office" not in section.group(0) and p["email"] not in section.group(0)
         assert Page(pages[lang]).lang == lang

@@ -29,9 +29,7 @@ async def test_batch_streams_ndjson_lines_in_order(vault):
         "phones": [people[1]["phone"], "kein-telefon", people[2]["phone"], people[0]["phone"]],
     }
     async with api(vault) as http:
-        async with http.stream(
-            "POST", "/v1/lookup/batch", json=body, headers=bearer(shop)
-        ) as r:
+        async with http.stream("POST", "/v1/lookup/batch", json=body, headers=bearer(shop)) as r:
             assert r.status_code == 200
             assert r.headers["content-type"].startswith("application/x-ndjson")
             lines = [json.loads(x) async for x in r.aiter_lines() if x]
@@ -69,7 +67,8 @@ async def test_batch_rejections_before_streaming(vault):
         assert assert_problem(r, 403)["reason"] == "purpose_not_allowed"
     events = [e for e in await audit_rows(vault) if e["action"] == AuditAction.LOOKUP]
     assert [(e["reason"], e["subject_id"]) for e in events] == [
-        ("purpose_not_allowed", UNKNOWN_ID), ("purpose_not_allowed", None)
+        ("purpose_not_allowed", UNKNOWN_ID),
+        ("purpose_not_allowed", None),
     ]
 
 
@@ -78,15 +77,20 @@ async def test_batch_of_ten_thousand_fits_the_body_limit(vault):
     emails = [f"kundin.mit.langem.namen.{k:05d}@beispiel-versandhandel.de" for k in range(10_000)]
     async with api(vault) as http:
         async with http.stream(
-            "POST", "/v1/lookup/batch", json={"purpose": "order.delivery", "emails": emails},
+            "POST",
+            "/v1/lookup/batch",
+            json={"purpose": "order.delivery", "emails": emails},
             headers=bearer(shop),
         ) as r:
             assert r.status_code == 200
             count = 0
             async for line in r.aiter_lines():
                 if line:
-                    assert json.loads(line) == {"i": count, "reason": "subject_not_found",
-                                                "status": 404}
+                    assert json.loads(line) == {
+                        "i": count,
+                        "reason": "subject_not_found",
+                        "status": 404,
+                    }
                     count += 1
     assert count == 10_000
     assert "beispiel-versandhandel" not in json.dumps(await audit_rows(vault), default=str)
@@ -100,15 +104,20 @@ async def test_dry_run_counts_without_contact_data(vault):
     vault.pressure_rules = dataclasses.replace(vault.pressure_rules, dry_run_min_audience=1)
     people, ids = await _subjects(vault, 3)
     shop = await client_key(vault, "shop", "lookup", ["order.delivery"])
-    body = {"purpose": "order.delivery", "channel": "letter",
-            "subject_ids": [*ids, UNKNOWN_ID, "nope"]}
+    body = {
+        "purpose": "order.delivery",
+        "channel": "letter",
+        "subject_ids": [*ids, UNKNOWN_ID, "nope"],
+    }
     async with api(vault) as http:
         r = await http.post("/v1/lookup/dry-run", json=body, headers=bearer(shop))
         assert r.status_code == 200, r.text
         assert r.json() == {
-            "total": 5, "reachable": 2,
+            "total": 5,
+            "reachable": 2,
             "unreachable": {"invalid_identifier": 1, "no_consent": 1, "subject_not_found": 1},
-            "suppressed": 0, "min_audience": 1,
+            "suppressed": 0,
+            "min_audience": 1,
         }
         for p in people:
             assert p["name"] not in r.text and p["postal_address"]["street"] not in r.text
@@ -117,8 +126,11 @@ async def test_dry_run_counts_without_contact_data(vault):
         other = {**body, "purpose": "newsletter.email", "channel": None}
         r = await http.post("/v1/lookup/dry-run", json=other, headers=bearer(shop))
         assert assert_problem(r, 403)["reason"] == "purpose_not_allowed"
-    events = [e for e in await audit_rows(vault)
-              if e["action"] == AuditAction.AUDIENCE_DRY_RUN and e["subject_id"] is None]
+    events = [
+        e
+        for e in await audit_rows(vault)
+        if e["action"] == AuditAction.AUDIENCE_DRY_RUN and e["subject_id"] is None
+    ]
     assert [e["decision"] for e in events] == ["allow", "deny"]
     assert not [e for e in await audit_rows(vault) if e["action"] == AuditAction.LOOKUP]
 
@@ -127,8 +139,11 @@ async def test_batch_with_contact_reserves_points(vault):
     """Each revealed line reserves its own contact; a subject named twice pays only once."""
     people, ids = await _subjects(vault, 2)
     shop = await client_key(vault, "shop", "lookup", ["order.delivery"])
-    body = {"purpose": "order.delivery", "subject_ids": [ids[0], ids[1], ids[0]],
-            "contact": {"brand": "tresor"}}
+    body = {
+        "purpose": "order.delivery",
+        "subject_ids": [ids[0], ids[1], ids[0]],
+        "contact": {"brand": "tresor"},
+    }
     async with api(vault) as http:
         r = await http.post("/v1/lookup/batch", json=body, headers=bearer(shop))
         assert r.status_code == 200, r.text

@@ -11,8 +11,8 @@ import json
 
 from tests.support.dsar import DPO, NEWS, contract, new_subject
 from tests.support.factories import WRITER, api, bearer, client_key
-from tests.support.privacy import assert_problem, audit_rows
 from tests.support.faults import audit_down
+from tests.support.privacy import assert_problem, audit_rows
 from vault.audit.events import AuditAction
 from vault.bases.consents import record_basis
 from vault.rights.restriction import restrict
@@ -43,15 +43,18 @@ async def test_one_address_gets_no_answer_about_that_person(vault):
     await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS)  # unconfirmed
     shop = await client_key(vault, "news", "lookup", ["newsletter.email"])
     async with api(vault) as http:
-        r = await http.post("/v1/lookup/dry-run",
-                            json={"purpose": "newsletter.email", "emails": [p["email"]]},
-                            headers=bearer(shop))
+        r = await http.post(
+            "/v1/lookup/dry-run",
+            json={"purpose": "newsletter.email", "emails": [p["email"]]},
+            headers=bearer(shop),
+        )
     body = assert_problem(r, 403)
     assert body["reason"] == "audience_too_small", body
     assert "consent_unconfirmed" not in r.text and p["email"] not in r.text
     events = await _dry_events(vault)
     assert sorted((e["subject_id"] or "", e["decision"], e["reason"]) for e in events) == [
-        ("", "deny", "audience_too_small"), (sid, "deny", "audience_too_small"),
+        ("", "deny", "audience_too_small"),
+        (sid, "deny", "audience_too_small"),
     ]
     assert p["email"].lower() not in json.dumps(events, default=str).lower()
 
@@ -65,9 +68,11 @@ async def test_padding_with_unknown_addresses_or_duplicates_does_not_reach_the_t
     padded = [f"nobody{k}@nicht-vorhanden.de" for k in range(9)] + [p["email"]]
     async with api(vault) as http:
         for emails in (padded, [p["email"]] * 10, [p["email"].upper()] + [p["email"]] * 12):
-            r = await http.post("/v1/lookup/dry-run",
-                                json={"purpose": "order.delivery", "emails": emails},
-                                headers=bearer(shop))
+            r = await http.post(
+                "/v1/lookup/dry-run",
+                json={"purpose": "order.delivery", "emails": emails},
+                headers=bearer(shop),
+            )
             assert assert_problem(r, 403)["reason"] == "audience_too_small", r.text
             assert "reachable" not in r.json()
 
@@ -82,24 +87,29 @@ async def test_small_buckets_are_suppressed_and_every_subject_is_audited(vault):
     shop = await client_key(vault, "shop", "lookup", ["order.delivery"])
     emails = [p["email"] for p in people] + ["nobody@nicht-vorhanden.de"]
     async with api(vault) as http:
-        r = await http.post("/v1/lookup/dry-run",
-                            json={"purpose": "order.delivery", "emails": emails},
-                            headers=bearer(shop))
+        r = await http.post(
+            "/v1/lookup/dry-run",
+            json={"purpose": "order.delivery", "emails": emails},
+            headers=bearer(shop),
+        )
     assert r.status_code == 200, r.text
     assert r.json() == {
-        "total": 13, "reachable": 11, "unreachable": {}, "suppressed": 2, "min_audience": 10,
+        "total": 13,
+        "reachable": 11,
+        "unreachable": {},
+        "suppressed": 2,
+        "min_audience": 10,
     }
     events = await _dry_events(vault)
-    per_subject = {
-        e["subject_id"]: (e["decision"], e["reason"]) for e in events if e["subject_id"]
-    }
+    per_subject = {e["subject_id"]: (e["decision"], e["reason"]) for e in events if e["subject_id"]}
     assert per_subject == {
         ids[0]: ("deny", "subject_restricted"),
         **{sid: ("allow", None) for sid in ids[1:]},
     }
     (summary,) = [e for e in events if e["subject_id"] is None]
     assert json.loads(summary["detail"])["unreachable"] == {
-        "subject_not_found": 1, "subject_restricted": 1,
+        "subject_not_found": 1,
+        "subject_restricted": 1,
     }
     trail = json.dumps(events, default=str).lower()
     assert not [p["email"] for p in people if p["email"].lower() in trail]
@@ -112,13 +122,17 @@ async def test_the_answer_leaves_only_after_every_event_committed(vault):
     shop = await client_key(vault, "shop", "lookup", ["order.delivery"])
     async with api(vault) as http:
         async with audit_down(vault):
-            r = await http.post("/v1/lookup/dry-run",
-                                json={"purpose": "order.delivery", "subject_ids": ids},
-                                headers=bearer(shop))
+            r = await http.post(
+                "/v1/lookup/dry-run",
+                json={"purpose": "order.delivery", "subject_ids": ids},
+                headers=bearer(shop),
+            )
         assert_problem(r, 503)
         assert "reachable" not in r.text
-        r = await http.post("/v1/lookup/dry-run",
-                            json={"purpose": "order.delivery", "subject_ids": ids},
-                            headers=bearer(shop))
+        r = await http.post(
+            "/v1/lookup/dry-run",
+            json={"purpose": "order.delivery", "subject_ids": ids},
+            headers=bearer(shop),
+        )
         assert r.status_code == 200 and r.json()["reachable"] == 10
     assert len(await _dry_events(vault)) == 11  # only the committed run: 10 + the summary

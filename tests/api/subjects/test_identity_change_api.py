@@ -31,7 +31,8 @@ def _notice_token(vault, to: str) -> str:
     import re
 
     found = [
-        m for m in mails(vault.settings.outbox_dir)
+        m
+        for m in mails(vault.settings.outbox_dir)
         if m["To"] == to and "/privacy/identity/" in m.get_content()
     ]
     assert found, f"no identity-change notice went to {to}"
@@ -63,11 +64,20 @@ async def test_a_writer_who_redirects_the_email_gets_no_account(vault):
             ("POST", f"/self/v1/consents/{sms['consent_id']}/withdraw", None),
             *[
                 ("POST", "/self/v1/requests", {"type": t})
-                for t in ("erasure", "restriction", "objection", "access", "portability",
-                          "consent_withdrawal")
+                for t in (
+                    "erasure",
+                    "restriction",
+                    "objection",
+                    "access",
+                    "portability",
+                    "consent_withdrawal",
+                )
             ],
-            ("POST", "/self/v1/requests",
-             {"type": "rectification", "payload": {"changes": {"name": "Mallory"}}}),
+            (
+                "POST",
+                "/self/v1/requests",
+                {"type": "rectification", "payload": {"changes": {"name": "Mallory"}}},
+            ),
         ]
         for method, path, body in attempts:
             r = await http.request(method, path, headers=auth, json=body)

@@ -38,7 +38,9 @@ async def _tampered_pair(vault) -> tuple[dict, dict, str, str]:
 
 def _leaks(text: str, *people: dict) -> list[str]:
     return [
-        v for p in people for v in (p["name"], p["phone"], p["external_ref"], p["email"])
+        v
+        for p in people
+        for v in (p["name"], p["phone"], p["external_ref"], p["email"])
         if v in text
     ]
 
@@ -88,13 +90,12 @@ async def test_export_of_tampered_data_is_a_500_problem(vault):
     sid = await create_subject(vault, WRITER, p)
     async with vault.engine.begin() as conn:
         blob = bytearray(
-            (await conn.execute(select(subjects.c.name_ct).where(subjects.c.id == sid)))
-            .scalar_one()
+            (
+                await conn.execute(select(subjects.c.name_ct).where(subjects.c.id == sid))
+            ).scalar_one()
         )
         blob[-1] ^= 1
-        await conn.execute(
-            update(subjects).where(subjects.c.id == sid).values(name_ct=bytes(blob))
-        )
+        await conn.execute(update(subjects).where(subjects.c.id == sid).values(name_ct=bytes(blob)))
     dpo = await client_key(vault, "dpo-office", "dpo")
     async with api(vault) as http:
         r = await http.get(f"/v1/subjects/{sid}/export", headers=bearer(dpo))

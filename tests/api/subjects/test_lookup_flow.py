@@ -6,7 +6,14 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from tests.support.factories import NEWSLETTER_EVIDENCE, api, bearer, client_key, outbox_links, person
+from tests.support.factories import (
+    NEWSLETTER_EVIDENCE,
+    api,
+    bearer,
+    client_key,
+    outbox_links,
+    person,
+)
 from vault.storage.tables import audit_events
 
 
@@ -85,9 +92,9 @@ async def test_every_lookup_writes_one_audit_event(vault):
     writer = await client_key(vault, "crm", "writer")
     shop = await client_key(vault, "shop", "lookup", ["order.delivery"])
     async with api(vault) as http:
-        sid = (
-            await http.post("/v1/subjects", json=person(3), headers=bearer(writer))
-        ).json()["subject_id"]
+        sid = (await http.post("/v1/subjects", json=person(3), headers=bearer(writer))).json()[
+            "subject_id"
+        ]
         before = await _audit_count(vault)
         statuses = []
         for q in (
@@ -95,6 +102,8 @@ async def test_every_lookup_writes_one_audit_event(vault):
             {"purpose": "offers.phone", "subject_id": sid},
             {"purpose": "order.delivery", "email": "niemand@example.org"},
         ):
-            statuses.append((await http.post("/v1/lookup", json=q, headers=bearer(shop))).status_code)
+            statuses.append(
+                (await http.post("/v1/lookup", json=q, headers=bearer(shop))).status_code
+            )
     assert statuses == [403, 403, 404]
     assert await _audit_count(vault) == before + 3

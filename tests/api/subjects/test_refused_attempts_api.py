@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from tests.support.dsar import erase
 from tests.support.factories import api, bearer, client_key
 from tests.support.privacy import assert_problem, row_counts
 from tests.support.self_service import seed_subject
-from tests.support.dsar import erase
 from vault.audit.events import Actor
 from vault.storage.tables import audit_events
 
@@ -27,9 +27,7 @@ async def _denials(vault) -> list[tuple]:
     async with vault.engine.connect() as conn:
         rows = (
             await conn.execute(
-                select(
-                    audit_events.c.action, audit_events.c.subject_id, audit_events.c.reason
-                )
+                select(audit_events.c.action, audit_events.c.subject_id, audit_events.c.reason)
                 .where(audit_events.c.decision == "deny", audit_events.c.actor_id == "crm")
                 .order_by(audit_events.c.seq)
             )

@@ -7,17 +7,20 @@ from types import SimpleNamespace
 
 from litestar.testing import RequestFactory
 
-from api.privacy import pages as privacy
 from api.dpo import session as dpo_session
+from api.privacy import pages as privacy
 from api.web import cookies
 
 
-def _request(scheme: str = "http", public_url: str = "http://localhost"):  # type: ignore[no-untyped-def]
-    app = SimpleNamespace(state=SimpleNamespace(vault=SimpleNamespace(
-        settings=SimpleNamespace(public_url=public_url))))
+def _request(scheme: str = "http", public_url: str = "http://localhost"):
+    app = SimpleNamespace(
+        state=SimpleNamespace(
+            vault=SimpleNamespace(settings=SimpleNamespace(public_url=public_url))
+        )
+    )
     request = RequestFactory().get("/privacy")
     request.scope["scheme"] = scheme
-    request.scope["litestar_app"] = app  # type: ignore[typeddict-unknown-key]
+    request.scope["litestar_app"] = app
     return request
 
 
@@ -27,7 +30,10 @@ def test_both_surfaces_set_the_same_protections_on_their_session_cookie():
     for surface in (privacy.SURFACE, dpo_session.SURFACE):
         plain = cookies.session_cookie(_request(), surface, "tok", 60)
         assert (plain.httponly, plain.samesite, plain.path, plain.secure) == (
-            True, "strict", surface.path, False,
+            True,
+            "strict",
+            surface.path,
+            False,
         )
         assert cookies.session_cookie(_request("https"), surface, "tok", 60).secure
         proxied = _request(public_url="https://privacy.example")

@@ -62,15 +62,24 @@ async def _world(vault, http: httpx.AsyncClient) -> dict[str, Any]:
     assert r2.status_code == 201, r2.text
     (token,) = outbox_links(vault.settings.outbox_dir)
     return {
-        "p": p, "sid": sid, "cid": r.json()["consent_id"], "token": token,
-        "writer": writer, "dpo": dpo,
+        "p": p,
+        "sid": sid,
+        "cid": r.json()["consent_id"],
+        "token": token,
+        "writer": writer,
+        "dpo": dpo,
     }
 
 
 def _concrete(path: str, world: dict[str, Any]) -> str:
     values = {
-        "token": world["token"], "subject_id": world["sid"], "consent_id": world["cid"],
-        "request_id": ZERO, "followup_id": ZERO, "name": "crm", "path": "swagger",
+        "token": world["token"],
+        "subject_id": world["sid"],
+        "consent_id": world["cid"],
+        "request_id": ZERO,
+        "followup_id": ZERO,
+        "name": "crm",
+        "path": "swagger",
     }
     return _PARAM.sub(lambda m: values.get(m.group(1), ZERO), path)
 
@@ -108,7 +117,8 @@ async def test_pages_and_contact_data_answers_carry_the_headers(vault):
         page = await http.get(f"/confirm/{world['token']}")
         assert page.status_code == 200 and "<form" in page.text
         found = await http.post(
-            "/v1/lookup", json={"purpose": "order.delivery", "subject_id": world["sid"]},
+            "/v1/lookup",
+            json={"purpose": "order.delivery", "subject_id": world["sid"]},
             headers=bearer(lookup),
         )
         assert found.status_code == 200 and found.json()["fields"], found.text
@@ -142,6 +152,11 @@ async def test_each_security_header_is_sent_once(vault):
             assert r.status_code == 200, (path, r.text[:200])
             assert_security_headers(r)
             names = [k.lower() for k, _ in r.headers.raw]
-            for name in (b"cache-control", b"content-security-policy", b"x-frame-options",
-                         b"x-content-type-options", b"referrer-policy"):
+            for name in (
+                b"cache-control",
+                b"content-security-policy",
+                b"x-frame-options",
+                b"x-content-type-options",
+                b"referrer-policy",
+            ):
                 assert names.count(name) <= 1, (path, name, r.headers.raw)

@@ -1,4 +1,5 @@
-"""API clients on both databases: keys shown once and stored as HMAC, authentication, revocation, validation."""
+"""API clients on both databases: keys shown once and stored as HMAC, authentication, revocation,
+validation."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pytest
 from sqlalchemy import select
 
 from tests.support.factories import ADMIN
-from vault.audit.events import AuditAction
 from vault.admin.clients import (
     KEY_PREFIX,
     ClientAuthenticator,
@@ -20,6 +20,7 @@ from vault.admin.clients import (
     list_clients,
     revoke_client,
 )
+from vault.audit.events import AuditAction
 from vault.errors import Conflict, InvalidInput, NotFound
 from vault.storage.tables import audit_events, clients
 
@@ -30,22 +31,28 @@ async def _client_rows(vault) -> list[Any]:
 
 
 async def test_create_returns_a_prefixed_high_entropy_key(vault, clock):
-    """A new client gets a "tresor_" key with 256 random bits, and its info names role and purposes."""
+    """A new client gets a "tresor_" key with 256 random bits, and its info names role and
+    purposes."""
     info, key = await create_client(vault, ADMIN, "shop", "lookup", ["order.delivery"])
     assert key.startswith(KEY_PREFIX) and len(key) >= len(KEY_PREFIX) + 43
-    assert (info.name, info.role, info.purposes) == ("shop", Role.LOOKUP, frozenset({"order.delivery"}))
+    assert (info.name, info.role, info.purposes) == (
+        "shop",
+        Role.LOOKUP,
+        frozenset({"order.delivery"}),
+    )
     assert info.created_at == clock.now() and info.revoked_at is None
     _, other = await create_client(vault, ADMIN, "crm", "writer", [])
     assert other != key
 
 
 async def test_only_the_keys_hmac_is_stored(vault):
-    """The clients table holds HMAC-SHA256 of the key under the server secret, never the key itself."""
+    """The clients table holds HMAC-SHA256 of the key under the server secret, never the key
+    itself."""
     _, key = await create_client(vault, ADMIN, "shop", "lookup", ["order.delivery"])
     (row,) = await _client_rows(vault)
     expected = hmac.new(vault.secrets.client_key, key.encode(), hashlib.sha256).hexdigest()
     assert row.key_hash == expected
-    secret_part = key[len(KEY_PREFIX):]
+    secret_part = key[len(KEY_PREFIX) :]
     for value in row._mapping.values():
         assert secret_part not in str(value)
     assert row.key_hash != hashlib.sha256(key.encode()).hexdigest()
@@ -58,12 +65,14 @@ async def test_creation_is_audited_without_the_key(vault):
         (event,) = (await conn.execute(select(audit_events))).all()
     assert event.action == AuditAction.CLIENT_CREATE and event.actor_type == "admin"
     assert '"client": "shop"' in event.detail
-    assert all(key[len(KEY_PREFIX):] not in str(v) for v in event._mapping.values())
+    assert all(key[len(KEY_PREFIX) :] not in str(v) for v in event._mapping.values())
 
 
 async def test_authenticator_accepts_the_key(vault):
     """The issued key authenticates as its client with its role and purposes."""
-    _, key = await create_client(vault, ADMIN, "shop", "lookup", ["order.delivery", "invoice.postal"])
+    _, key = await create_client(
+        vault, ADMIN, "shop", "lookup", ["order.delivery", "invoice.postal"]
+    )
     info = await ClientAuthenticator(vault, ttl=0).authenticate(key)
     assert info is not None and info.name == "shop" and info.role is Role.LOOKUP
     assert info.purposes == frozenset({"order.delivery", "invoice.postal"})
@@ -74,7 +83,7 @@ async def test_authenticator_accepts_the_key(vault):
     "mangle",
     [
         lambda k: k[:-1] + ("A" if k[-1] != "A" else "B"),
-        lambda k: k[len(KEY_PREFIX):],
+        lambda k: k[len(KEY_PREFIX) :],
         lambda k: k + "x",
         lambda k: KEY_PREFIX + "x" * 300,
         lambda k: "",
@@ -120,7 +129,8 @@ async def test_a_cancelled_request_does_not_fail_the_others_waiting_on_its_read(
 
 
 async def test_revoked_key_is_rejected(vault, clock):
-    """After revocation the key no longer authenticates (cache ttl 0) and the client is listed as revoked."""
+    """After revocation the key no longer authenticates (cache ttl 0) and the client is listed as
+    revoked."""
     _, key = await create_client(vault, ADMIN, "shop", "lookup", ["order.delivery"])
     auth = ClientAuthenticator(vault, ttl=0)
     assert await auth.authenticate(key) is not None
@@ -154,7 +164,9 @@ async def test_unknown_purpose_is_refused(vault):
     assert await _client_rows(vault) == []
 
 
-@pytest.mark.parametrize(("name", "role"), [("Shop", "lookup"), ("-shop", "lookup"), ("", "writer"), ("shop", "root")])
+@pytest.mark.parametrize(
+    ("name", "role"), [("Shop", "lookup"), ("-shop", "lookup"), ("", "writer"), ("shop", "root")]
+)
 async def test_bad_name_or_role_is_refused(vault, name, role):
     """Client names must be lower-case slugs and roles one of writer, lookup, dpo, admin."""
     with pytest.raises(InvalidInput):
@@ -175,5 +187,9 @@ async def test_list_clients_is_sorted_by_name(vault):
     await create_client(vault, ADMIN, "crm", "writer", [])
     await create_client(vault, ADMIN, "dsb", "dpo", [])
     listed = await list_clients(vault)
-    assert [(c.name, c.role.value) for c in listed] == [("crm", "writer"), ("dsb", "dpo"), ("shop", "lookup")]
+    assert [(c.name, c.role.value) for c in listed] == [
+        ("crm", "writer"),
+        ("dsb", "dpo"),
+        ("shop", "lookup"),
+    ]
     assert listed[1].actor_type == "dpo"

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.support.factories import ADMIN, WRITER, api, bearer, client_key, person
+from vault.admin.keys import retire_unused, rewrap_all, rotate, versions_in_use
 from vault.audit.events import AuditAction
 from vault.bases.consents import record_basis
 from vault.context import VaultContext
-from vault.admin.keys import retire_unused, rewrap_all, rotate, versions_in_use
 from vault.storage.tables import audit_events, subjects
 from vault.subjects.store import create_subject, decrypt_fields, load_subject
 

@@ -12,16 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.support.dsar import DPO, contract, invoice, look, new_subject, retained_rows
+from tests.support.db import audit_trail
+from tests.support.dsar import DPO, contract, erase, invoice, look, new_subject, retained_rows
 from tests.support.factories import ADMIN
 from tests.support.softhsm import SoftToken, activate, init_token
-from vault.audit.events import AuditAction
-from vault.clock import FrozenClock
-from vault.context import VaultContext
-from vault.crypto import DecryptionError, KeyringError, LocalKeyring
-from tests.support.dsar import erase
-from tests.support.db import audit_trail
-from vault.rights.export import build_export
 from vault.admin.keys import (
     migrate_to_pkcs11,
     retained_versions_in_use,
@@ -30,6 +24,11 @@ from vault.admin.keys import (
     rotate,
     versions_in_use,
 )
+from vault.audit.events import AuditAction
+from vault.clock import FrozenClock
+from vault.context import VaultContext
+from vault.crypto import DecryptionError, KeyringError, LocalKeyring
+from vault.rights.export import build_export
 from vault.settings import Settings
 from vault.storage.tables import subjects
 
@@ -102,7 +101,7 @@ async def test_rotate_on_pkcs11_rewraps_every_dek_and_lookups_stay_correct(
         assert await versions_in_use(vault) == {3: 20}
         after = await _blobs(vault)
         assert all(after[sid][1] != before[sid][1] for sid in people)
-        assert vault.kek.location(3) == "pkcs11"  # type: ignore[attr-defined]
+        assert vault.kek.location(3) == "pkcs11"
         await _lookups(vault, people)
         new_sid, _ = await new_subject(vault, 99)
         assert (await _blobs(vault))[new_sid][0] == 3
@@ -123,7 +122,7 @@ async def test_migration_rewraps_every_dek_and_retained_key_then_local_keys_reti
     erased, erased_data = await new_subject(local_vault, 150)
     await invoice(local_vault, erased)
     await erase(local_vault, DPO, erased)
-    local_vault.kek.add_version()  # type: ignore[attr-defined]  # local v1 and v2 in use
+    local_vault.kek.add_version()  # local v1 and v2 in use
     people |= await _people(local_vault, range(112, 115))
     assert await versions_in_use(local_vault) == {1: 12, 2: 3}
     assert await retained_versions_in_use(local_vault) == {1: 1}
@@ -142,8 +141,9 @@ async def test_migration_rewraps_every_dek_and_retained_key_then_local_keys_reti
         (kept,) = await retained_rows(vault, erased)
         vault.deks.forget(f"retained:{kept.id}")
         export = await build_export(vault, DPO, erased)
-        assert export["retention"]["retained_after_erasure"][0]["fields"]["name"] == (
-            erased_data["name"]
+        assert (
+            export["retention"]["retained_after_erasure"][0]["fields"]["name"]
+            == (erased_data["name"])
         )
         assert await _events(vault, AuditAction.KEYS_ROTATE) == [
             {"new_version": 3, "provider": "pkcs11", "migration": True}
@@ -212,7 +212,7 @@ async def test_a_migration_interrupted_midway_keeps_every_row_readable_and_resum
         assert (report.token_version, report.created) == (2, False)
         assert (report.rewrapped, report.remaining_local) == (23, 0)
         assert await versions_in_use(resumed) == {2: 30}
-        assert resumed.kek.versions() == [1, 2]  # type: ignore[attr-defined]
+        assert resumed.kek.versions() == [1, 2]
         await _lookups(resumed, people)
     finally:
         await resumed.close()

@@ -7,17 +7,17 @@ import asyncio
 
 import pytest
 
+from tests.support.db import count_rows
 from tests.support.factories import WRITER, person
 from tests.support.faults import audit_down
-from tests.support.db import count_rows
 from vault.audit import events as audit
-from vault.audit.events import Actor, AuditAction, Decision
 from vault.audit.batch import AuditBatcher
-from vault.clock import SystemClock
+from vault.audit.events import Actor, AuditAction, Decision
 from vault.bases.consents import record_basis
+from vault.clock import SystemClock
 from vault.errors import Unavailable
-from vault.subjects.lookup import lookup
 from vault.storage.tables import audit_events
+from vault.subjects.lookup import lookup
 from vault.subjects.store import create_subject
 
 SHOP = Actor("client", "shop", "req-batch")
@@ -66,8 +66,14 @@ async def test_lookup_waits_for_its_event_before_returning_data(vault, monkeypat
 
     monkeypatch.setattr(vault.audit_batcher, "_write", slow_write)
     task = asyncio.ensure_future(
-        lookup(vault, SHOP, PURPOSES, purpose_id="order.delivery", identifier_kind="subject_id",
-               identifier=sid)
+        lookup(
+            vault,
+            SHOP,
+            PURPOSES,
+            purpose_id="order.delivery",
+            identifier_kind="subject_id",
+            identifier=sid,
+        )
     )
     await asyncio.wait_for(entered.wait(), 5)
     await asyncio.sleep(0.05)
@@ -84,8 +90,14 @@ async def test_failed_batch_fails_every_waiter_and_reveals_nothing(vault):
     async with audit_down(vault):
         outcomes = await asyncio.gather(
             *(
-                lookup(vault, SHOP, PURPOSES, purpose_id="order.delivery",
-                       identifier_kind="subject_id", identifier=sid)
+                lookup(
+                    vault,
+                    SHOP,
+                    PURPOSES,
+                    purpose_id="order.delivery",
+                    identifier_kind="subject_id",
+                    identifier=sid,
+                )
                 for sid in ids
             ),
             return_exceptions=True,
@@ -93,8 +105,14 @@ async def test_failed_batch_fails_every_waiter_and_reveals_nothing(vault):
     assert all(isinstance(o, Unavailable) for o in outcomes), outcomes
     assert await count_rows(vault, audit_events) == before
     # The trail is back: the next lookup works and is recorded.
-    out = await lookup(vault, SHOP, PURPOSES, purpose_id="order.delivery",
-                       identifier_kind="subject_id", identifier=ids[0])
+    out = await lookup(
+        vault,
+        SHOP,
+        PURPOSES,
+        purpose_id="order.delivery",
+        identifier_kind="subject_id",
+        identifier=ids[0],
+    )
     assert out.subject_id == ids[0]
     assert await count_rows(vault, audit_events) == before + 1
 

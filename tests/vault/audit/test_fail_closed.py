@@ -13,6 +13,7 @@ from tests.support.privacy import (
     row_counts,
 )
 
+
 def _values(p: dict) -> list[str]:
     addr = p["postal_address"]
     return [p["email"], p["phone"], p["name"], p["external_ref"], addr["street"], addr["city"]]
@@ -98,10 +99,16 @@ async def test_writes_fail_closed_and_change_nothing(vault):
         calls = [
             ("POST", "/v1/subjects", {"json": other}),
             ("PATCH", f"/v1/subjects/{sid}/contact", {"json": {"name": other["name"]}}),
-            ("POST", f"/v1/subjects/{sid}/consents",
-             {"json": {"purpose": "order.delivery", "reference": "order 1"}}),
-            ("POST", f"/v1/subjects/{sid}/consents",
-             {"json": {"purpose": "newsletter.email", "evidence": NEWSLETTER_EVIDENCE}}),
+            (
+                "POST",
+                f"/v1/subjects/{sid}/consents",
+                {"json": {"purpose": "order.delivery", "reference": "order 1"}},
+            ),
+            (
+                "POST",
+                f"/v1/subjects/{sid}/consents",
+                {"json": {"purpose": "newsletter.email", "evidence": NEWSLETTER_EVIDENCE}},
+            ),
             ("POST", f"/v1/subjects/{sid}/consents/{consent_id}/withdraw", {}),
         ]
         async with audit_down(vault):

@@ -16,16 +16,21 @@ from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.audit.query import AuditFilter
 from vault.bases.consents import Evidence, record_basis, withdraw
 from vault.errors import InvalidInput
-from vault.subjects.lookup import LookupDenied, LookupNotFound, lookup
 from vault.storage.tables import audit_events
+from vault.subjects.lookup import LookupDenied, LookupNotFound, lookup
 from vault.subjects.store import create_subject
 
 DPO = Actor("dpo", "datenschutz", "req-dpo")
 SHOP = Actor("client", "shop", "req-shop")
 CRM = Actor("client", "crm", "req-crm")
 EXPLICIT = Evidence(
-    touchpoint="shop.counter", method="signature", notice_version="2026-10", language="de",
-    explicit=True, ip="203.0.113.7", user_agent="Mozilla/5.0 (X11; Linux) Firefox/140.0",
+    touchpoint="shop.counter",
+    method="signature",
+    notice_version="2026-10",
+    language="de",
+    explicit=True,
+    ip="203.0.113.7",
+    user_agent="Mozilla/5.0 (X11; Linux) Firefox/140.0",
 )
 
 
@@ -118,9 +123,13 @@ async def test_cursor_pages_cover_every_event_once(vault, clock):
     for i in range(23):
         async with vault.transaction() as conn:
             await record(
-                conn, at=clock.now(), actor=SHOP, action=AuditAction.LOOKUP,
+                conn,
+                at=clock.now(),
+                actor=SHOP,
+                action=AuditAction.LOOKUP,
                 decision=Decision.ALLOW if i % 4 else Decision.DENY,
-                subject_id="0f0e0d0c-0b0a-4908-8706-050403020100", purpose="order.delivery",
+                subject_id="0f0e0d0c-0b0a-4908-8706-050403020100",
+                purpose="order.delivery",
                 reason=None if i % 4 else "no_consent",
             )
     everything = [e.seq for e in await _all_events(vault) if e.action == AuditAction.LOOKUP]
@@ -234,7 +243,8 @@ async def test_access_stats_add_up(vault, clock):
     }
     assert stats.by_client_purpose[0].client == "shop" and stats.by_client_purpose[0].total == 3
     assert {r.reason: r.count for r in stats.denials_by_reason} == {
-        "no_consent": 1, "purpose_not_allowed": 1,
+        "no_consent": 1,
+        "purpose_not_allowed": 1,
     }
     assert [b.start.hour for b in stats.series] == [9, 10, 11, 12, 13]
     assert [(b.allowed, b.denied) for b in stats.series] == [(0, 0), (3, 2), (0, 0), (1, 0), (0, 0)]
@@ -254,7 +264,10 @@ async def test_access_stats_refuse_bad_ranges(vault):
         await audit_query.access_stats(vault, DPO, bucket="week")
     with pytest.raises(InvalidInput):
         await audit_query.access_stats(
-            vault, DPO, since=datetime(2026, 1, 2, tzinfo=UTC), until=datetime(2026, 1, 1, tzinfo=UTC)
+            vault,
+            DPO,
+            since=datetime(2026, 1, 2, tzinfo=UTC),
+            until=datetime(2026, 1, 1, tzinfo=UTC),
         )
     with pytest.raises(InvalidInput):
         await audit_query.access_stats(
@@ -267,7 +280,11 @@ async def test_consent_stats_count_grants_withdrawals_and_expiries(vault, clock)
     sids = [await create_subject(vault, WRITER, person(10 + i)) for i in range(3)]
     first = await record_basis(vault, WRITER, sids[0], "offers.sms", evidence=EXPLICIT)
     await record_basis(
-        vault, WRITER, sids[1], "offers.sms", evidence=EXPLICIT,
+        vault,
+        WRITER,
+        sids[1],
+        "offers.sms",
+        evidence=EXPLICIT,
         expires_at=clock.now() + timedelta(days=2, hours=1),
     )
     await record_basis(vault, WRITER, sids[2], "offers.phone", evidence=EXPLICIT)

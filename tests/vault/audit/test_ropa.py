@@ -7,12 +7,12 @@ import json
 from sqlalchemy import select
 
 from tests.support.factories import ADMIN, WRITER, client_key, person
-from vault.audit.events import Actor, AuditAction
 from vault.admin.clients import revoke_client
-from vault.bases.consents import record_basis
-from vault.subjects.lookup import LookupDenied, lookup
+from vault.audit.events import Actor, AuditAction
 from vault.audit.ropa import SECURITY_MEASURES, record_of_processing
+from vault.bases.consents import record_basis
 from vault.storage.tables import audit_events
+from vault.subjects.lookup import LookupDenied, lookup
 from vault.subjects.store import create_subject
 
 DPO = Actor("dpo", "datenschutz", "req-dpo")
@@ -58,17 +58,30 @@ async def test_recipients_are_allowed_clients_and_clients_seen_reading(vault):
     await record_basis(vault, WRITER, sid, "order.delivery", reference="Bestellung 1")
     shop = Actor("client", "shop")
     for _ in range(2):
-        await lookup(vault, shop, frozenset({"order.delivery"}), purpose_id="order.delivery",
-                     identifier_kind="subject_id", identifier=sid)
+        await lookup(
+            vault,
+            shop,
+            frozenset({"order.delivery"}),
+            purpose_id="order.delivery",
+            identifier_kind="subject_id",
+            identifier=sid,
+        )
     try:
-        await lookup(vault, Actor("client", "billing"), frozenset({"offers.sms"}),
-                     purpose_id="offers.sms", identifier_kind="subject_id", identifier=sid)
+        await lookup(
+            vault,
+            Actor("client", "billing"),
+            frozenset({"offers.sms"}),
+            purpose_id="offers.sms",
+            identifier_kind="subject_id",
+            identifier=sid,
+        )
     except LookupDenied:
         pass
     record = await record_of_processing(vault, DPO)
     by = {a.purpose: a for a in record.activities}
     assert [(r.client, r.role) for r in by["order.delivery"].recipients] == [
-        ("carrier", "lookup"), ("shop", "lookup"),
+        ("carrier", "lookup"),
+        ("shop", "lookup"),
     ]
     assert [(r.client, r.role) for r in by["offers.sms"].recipients] == [("shop", "lookup")]
     observed = by["order.delivery"].observed_recipients

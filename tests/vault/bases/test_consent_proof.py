@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
 from tests.support.db import audit_trail
+from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
 from vault.audit import chain as audit_chain
 from vault.audit.events import Actor, AuditAction
 from vault.bases.consent_proof import consent_proof
@@ -31,8 +31,12 @@ async def _newsletter(vault, seed: int = 1):
     token = outbox_links(vault.settings.outbox_dir)[-1]
     await confirm(vault, token, Actor("subject", "confirmation-link"))
     await lookup(
-        vault, Actor("client", "newsletter-tool", "r-1"), frozenset({"newsletter.email"}),
-        purpose_id="newsletter.email", identifier_kind="subject_id", identifier=sid,
+        vault,
+        Actor("client", "newsletter-tool", "r-1"),
+        frozenset({"newsletter.email"}),
+        purpose_id="newsletter.email",
+        identifier_kind="subject_id",
+        identifier=sid,
     )
     return p, sid, basis.id
 
@@ -51,15 +55,21 @@ async def test_proof_carries_evidence_history_and_every_event(vault, clock):
     assert proof.purpose.catalogue_version == vault.catalogue.version
     e = proof.evidence
     assert (e.touchpoint, e.method, e.notice_version, e.language) == (
-        "web.newsletter_form", "web_form", "2026-10", "de",
+        "web.newsletter_form",
+        "web_form",
+        "2026-10",
+        "de",
     )
     assert (e.ip, e.user_agent, e.sealed_evidence) == (IP, UA, "opened")
     assert e.collected_by == "crm"
     assert [h.event for h in proof.history] == ["confirmation_requested", "confirmed", "withdrawn"]
     actions = [x.action for x in proof.events]
     assert actions == [
-        "client:consent:grant", "system:consent:confirmation_mail", "subject:consent:confirm",
-        "client:contact:lookup", "client:consent:withdraw",
+        "client:consent:grant",
+        "system:consent:confirmation_mail",
+        "subject:consent:confirm",
+        "client:contact:lookup",
+        "client:consent:withdraw",
     ]
     assert all(x.consent_id == cid and x.sealed for x in proof.events)
     assert proof.checkpoint is not None and proof.checkpoint.seq >= proof.events[-1].seq
@@ -75,7 +85,11 @@ async def test_opening_the_evidence_is_audited_without_the_values(vault):
     assert len(mine) == 1
     x = mine[0]
     assert (x.actor_type, x.actor_id, x.subject_id, x.consent_id, x.purpose) == (
-        "dpo", "datenschutz", sid, cid, "newsletter.email",
+        "dpo",
+        "datenschutz",
+        sid,
+        cid,
+        "newsletter.email",
     )
     assert json.loads(x.detail) == {"evidence_opened": ["ip", "user_agent"], "events": 4}
     text = json.dumps([[str(v) for v in e] for e in events])

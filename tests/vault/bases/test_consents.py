@@ -1,4 +1,5 @@
-"""Consents and other lawful bases on both databases: expiry, evidence, double opt-in, withdrawal, history."""
+"""Consents and other lawful bases on both databases: expiry, evidence, double opt-in, withdrawal,
+history."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
 from tests.support.db import count_rows
+from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
 from vault.audit.events import Actor, AuditAction
 from vault.bases.consents import (
     Evidence,
@@ -24,15 +25,18 @@ from vault.bases.consents import (
     record_basis,
     withdraw,
 )
-from vault.subjects.decision import BasisStatus
 from vault.errors import Conflict, InvalidInput, NotFound, Unavailable
 from vault.storage.tables import audit_events, consent_history, consents, subjects
+from vault.subjects.decision import BasisStatus
 from vault.subjects.store import create_subject
 
 NEWS = Evidence(**NEWSLETTER_EVIDENCE)
 EXPLICIT = Evidence(
-    touchpoint="hotline.inbound", method="recorded_call", notice_version="2026-10",
-    language="de", explicit=True,
+    touchpoint="hotline.inbound",
+    method="recorded_call",
+    notice_version="2026-10",
+    language="de",
+    explicit=True,
 )
 SUBJECT = Actor("subject", "confirmation-link")
 IP = "203.0.113.77"
@@ -57,7 +61,8 @@ async def _basis(vault, sid: str, consent_id: str):
 
 
 async def test_consent_defaults_to_the_purpose_duration(vault, clock):
-    """A consent without its own expiry is granted at once and expires after the purpose's default duration."""
+    """A consent without its own expiry is granted at once and expires after the purpose's default
+    duration."""
     sid = await _subject(vault)
     rec = await record_basis(vault, WRITER, sid, "offers.sms", evidence=EXPLICIT)
     assert rec.status == "granted" and rec.basis == "consent"
@@ -103,19 +108,29 @@ async def test_consent_without_evidence_is_refused(vault, purpose):
 
 
 async def test_bad_evidence_fields_are_all_reported(vault):
-    """Evidence with a blank touchpoint, unknown method, unknown language and bad hash is refused field by field."""
+    """Evidence with a blank touchpoint, unknown method, unknown language and bad hash is refused
+    field by field."""
     sid = await _subject(vault)
-    bad = Evidence(touchpoint=" ", method="telepathy", notice_version="v1", language="fr",
-                   notice_text_hash="md5:abc")
+    bad = Evidence(
+        touchpoint=" ",
+        method="telepathy",
+        notice_version="v1",
+        language="fr",
+        notice_text_hash="md5:abc",
+    )
     with pytest.raises(InvalidInput) as info:
         await record_basis(vault, WRITER, sid, "newsletter.email", evidence=bad)
     assert set(info.value.errors) == {
-        "evidence.touchpoint", "evidence.method", "evidence.language", "evidence.notice_text_hash",
+        "evidence.touchpoint",
+        "evidence.method",
+        "evidence.language",
+        "evidence.notice_text_hash",
     }
 
 
 async def test_touchpoint_outside_the_catalogue_is_refused(vault):
-    """Evidence naming a touchpoint not in policies/touchpoints.toml is refused naming the field, and nothing is stored or audited."""
+    """Evidence naming a touchpoint not in policies/touchpoints.toml is refused naming the field,
+    and nothing is stored or audited."""
     sid = await _subject(vault)
     before = await count_rows(vault, audit_events)
     for unknown in ("shop.counter.berlin", "web.<b>form</b>", "Shop.Counter"):
@@ -155,7 +170,10 @@ async def test_unknown_subject_is_not_found(vault):
     """Recording a basis for a subject that does not exist is NotFound."""
     with pytest.raises(NotFound):
         await record_basis(
-            vault, WRITER, "00000000-0000-4000-8000-000000000000", "order.delivery",
+            vault,
+            WRITER,
+            "00000000-0000-4000-8000-000000000000",
+            "order.delivery",
             reference="Bestellung 1",
         )
 
@@ -174,7 +192,8 @@ async def test_erased_subject_gets_no_new_basis(vault):
 
 @pytest.mark.parametrize("reference", [None, "", "   ", "x" * 201])
 async def test_contract_basis_needs_a_reference(vault, reference):
-    """A contract basis without a 1-200 character reference (e.g. the contract number) is refused."""
+    """A contract basis without a 1-200 character reference (e.g. the contract number) is
+    refused."""
     sid = await _subject(vault)
     with pytest.raises(InvalidInput) as info:
         await record_basis(vault, WRITER, sid, "order.delivery", reference=reference)
@@ -217,7 +236,8 @@ def _outbox(vault) -> list[EmailMessage]:
 
 
 async def test_double_opt_in_mails_the_link_and_confirm_grants(vault, clock):
-    """A newsletter consent is pending, mails a link to the subject's address, and confirming it grants the consent for the full duration."""
+    """A newsletter consent is pending, mails a link to the subject's address, and confirming it
+    grants the consent for the full duration."""
     p = person(3)
     sid = await create_subject(vault, WRITER, {**p, "email": p["email"].upper()})
     rec = await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS)
@@ -232,7 +252,10 @@ async def test_double_opt_in_mails_the_link_and_confirm_grants(vault, clock):
     assert f"{vault.settings.public_url}/confirm/{token}" in body
     assert "Newsletter per E-Mail" in mail["Subject"]
 
-    assert await peek_confirmation(vault, token) == ("newsletter.email", BasisStatus.PENDING_CONFIRMATION)
+    assert await peek_confirmation(vault, token) == (
+        "newsletter.email",
+        BasisStatus.PENDING_CONFIRMATION,
+    )
     clock.advance(timedelta(hours=2))
     done = await confirm(vault, token, SUBJECT)
     assert done.id == rec.id and done.status == "granted"
@@ -247,10 +270,13 @@ async def test_double_opt_in_mails_the_link_and_confirm_grants(vault, clock):
 
 
 async def test_confirmation_keeps_an_explicit_expiry(vault, clock):
-    """A double opt-in consent with an expiry the client named keeps exactly that expiry when confirmed late."""
+    """A double opt-in consent with an expiry the client named keeps exactly that expiry when
+    confirmed late."""
     sid = await _subject(vault)
     until = clock.now() + timedelta(days=40)
-    rec = await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS, expires_at=until)
+    rec = await record_basis(
+        vault, WRITER, sid, "newsletter.email", evidence=NEWS, expires_at=until
+    )
     (token,) = outbox_links(vault.settings.outbox_dir)
     clock.advance(timedelta(hours=30))
     assert (await confirm(vault, token, SUBJECT)).expires_at == until
@@ -300,7 +326,8 @@ async def test_unknown_or_malformed_token_is_not_found(vault, token):
 
 
 async def test_double_opt_in_without_email_is_refused_and_nothing_is_stored(vault):
-    """A double opt-in consent for a subject without e-mail is refused, with no consent, history, audit event or mail left."""
+    """A double opt-in consent for a subject without e-mail is refused, with no consent, history,
+    audit event or mail left."""
     sid = await create_subject(vault, WRITER, {"name": "Erika Mustermann", "phone": "030 12345678"})
     with pytest.raises(InvalidInput) as info:
         await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS)
@@ -386,7 +413,8 @@ async def test_withdrawal_of_another_subjects_consent_is_not_found(vault):
 
 
 async def test_new_grant_supersedes_the_earlier_live_one(vault, clock):
-    """A new grant for the same purpose supersedes the earlier live record, visible in its history."""
+    """A new grant for the same purpose supersedes the earlier live record, visible in its
+    history."""
     sid = await _subject(vault)
     old = await record_basis(vault, WRITER, sid, "offers.sms", evidence=EXPLICIT)
     clock.advance(timedelta(days=1))
@@ -403,7 +431,8 @@ async def test_new_grant_supersedes_the_earlier_live_one(vault, clock):
 
 
 async def test_list_bases_gives_history_in_order_with_actors(vault, clock):
-    """list_bases returns records newest first, each with its history in order and the acting party."""
+    """list_bases returns records newest first, each with its history in order and the acting
+    party."""
     sid = await _subject(vault)
     doi = await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS)
     (token,) = outbox_links(vault.settings.outbox_dir)
@@ -424,8 +453,11 @@ async def test_list_bases_gives_history_in_order_with_actors(vault, clock):
         ("withdrawn", "withdrawn", "dpo:anna"),
     ]
     assert [h["at"] for h in history] == sorted(h["at"] for h in history)
-    listed = [e for e in await _rows(vault, audit_events, audit_events.c.seq)
-              if e.action == AuditAction.CONSENT_LIST]
+    listed = [
+        e
+        for e in await _rows(vault, audit_events, audit_events.c.seq)
+        if e.action == AuditAction.CONSENT_LIST
+    ]
     assert len(listed) == 1 and listed[0].actor_id == "anna"
 
 
@@ -477,7 +509,8 @@ def _blobs(row: Any, skip: tuple[str, ...] = ()) -> list[bytes]:
 
 
 async def test_ip_and_user_agent_are_stored_only_sealed(vault):
-    """The grant's IP address and user agent exist only inside evidence_ct and open again with the subject's key."""
+    """The grant's IP address and user agent exist only inside evidence_ct and open again with the
+    subject's key."""
     sid = await _subject(vault)
     evidence = replace(NEWS, ip=IP, user_agent=USER_AGENT)
     rec = await record_basis(vault, WRITER, sid, "newsletter.email", evidence=evidence)
@@ -487,7 +520,10 @@ async def test_ip_and_user_agent_are_stored_only_sealed(vault):
     assert row.evidence_ct
     for blob in _blobs(row):
         assert not any(s in blob for s in secrets)
-    for table, order in ((consent_history, consent_history.c.id), (audit_events, audit_events.c.seq)):
+    for table, order in (
+        (consent_history, consent_history.c.id),
+        (audit_events, audit_events.c.seq),
+    ):
         for other in await _rows(vault, table, order):
             for blob in _blobs(other):
                 assert not any(s in blob for s in secrets)
@@ -497,7 +533,8 @@ async def test_ip_and_user_agent_are_stored_only_sealed(vault):
     async with vault.engine.connect() as conn:
         subject = (await conn.execute(select(subjects).where(subjects.c.id == sid))).one()
         assert await evidence_secrets(vault, conn, subject, row) == {
-            "ip": IP, "user_agent": USER_AGENT,
+            "ip": IP,
+            "user_agent": USER_AGENT,
         }
 
 

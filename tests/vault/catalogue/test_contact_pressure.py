@@ -27,7 +27,10 @@ def test_points_are_type_times_channel_in_tenths():
     rules = parse_rules(RULES_TEXT)
     assert rules.basket_points == 25
     assert [rules.cost_tenths("commercial", c) for c in ("email", "letter", "sms", "phone")] == [
-        100, 150, 200, 300,
+        100,
+        150,
+        200,
+        300,
     ]
     assert rules.cost_tenths("service", "letter") == 30
     assert rules.cost_tenths("calamity", "email") == 200
@@ -62,11 +65,31 @@ def test_a_month_outside_the_calendar_has_no_bounds(month):
     ("old", "new", "message", "marker"),
     [
         ("letter = 1.5", "letter = -1", "channel_factors.letter must be a positive", "letter = -1"),
-        ("commercial = 10", 'commercial = "ten"', "points.commercial must be a number", "commercial ="),
-        ("basket_points = 25", "basket_points = 0", "basket_points must be a positive", "basket_points ="),
-        ("overdraft_points = 10", "overdraft_points = -3", "overdraft_points must be >= 0", "[priority.high]"),
+        (
+            "commercial = 10",
+            'commercial = "ten"',
+            "points.commercial must be a number",
+            "commercial =",
+        ),
+        (
+            "basket_points = 25",
+            "basket_points = 0",
+            "basket_points must be a positive",
+            "basket_points =",
+        ),
+        (
+            "overdraft_points = 10",
+            "overdraft_points = -3",
+            "overdraft_points must be >= 0",
+            "[priority.high]",
+        ),
         ('timezone = "UTC"', 'timezone = "Mars/Olympus"', "timezone must be an IANA", "timezone ="),
-        ('id = "tresor_outlet"', 'id = "Tresor Outlet"', "id must be a lower-case word", 'id = "Tresor Outlet"'),
+        (
+            'id = "tresor_outlet"',
+            'id = "Tresor Outlet"',
+            "id must be a lower-case word",
+            'id = "Tresor Outlet"',
+        ),
         ("sms = 2\n", "sms = 2\npager = 9\n", "unknown channel 'pager'", "pager = 9"),
     ],
 )
@@ -75,7 +98,7 @@ def test_bad_rules_stop_the_start_naming_the_line(old, new, message, marker):
     assert text != RULES_TEXT
     with pytest.raises(PolicyError) as err:
         parse_rules(text, "contact-pressure.toml")
-    line = next(n for n, l in enumerate(text.splitlines(), 1) if l.startswith(marker))
+    line = next(n for n, ln in enumerate(text.splitlines(), 1) if ln.startswith(marker))
     assert message in str(err.value)
     assert f"contact-pressure.toml: line {line}:" in str(err.value)
 
@@ -86,7 +109,7 @@ def test_touchpoints_load_and_bad_entries_name_the_line():
     assert counter is not None and counter.mode == "offline" and counter.phase == "sales"
     assert "web.newsletter_form" in cat and "hotline.inbound" in cat
     bad = TOUCHPOINTS_TEXT.replace('phase = "sales"', 'phase = "someday"', 1)
-    line = next(n for n, l in enumerate(bad.splitlines(), 1) if 'id = "web.checkout"' in l)
+    line = next(n for n, ln in enumerate(bad.splitlines(), 1) if 'id = "web.checkout"' in ln)
     with pytest.raises(PolicyError, match=rf"touchpoints.toml: line {line}: .*phase 'someday'"):
         parse_touchpoints(bad, "touchpoints.toml")
 
@@ -101,8 +124,12 @@ def test_init_stops_on_broken_contact_pressure_rules_naming_the_line(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRESOR_")}
     env.update(TRESOR_DATA_DIR=str(tmp_path / "data"), TRESOR_POLICIES=str(bad))
     result = subprocess.run(
-        [sys.executable, "-m", "api.cli", "init"], cwd=POLICIES.parent, env=env,
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "api.cli", "init"],
+        cwd=POLICIES.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "invalid contact-pressure rules" in result.stderr

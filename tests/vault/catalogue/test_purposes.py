@@ -1,4 +1,5 @@
-"""The purpose catalogue: the starter policies, and every way a bad file is refused with its line."""
+"""The purpose catalogue: the starter policies, and every way a bad file is refused with its
+line."""
 
 from __future__ import annotations
 
@@ -94,7 +95,8 @@ def test_starter_catalogue_has_exactly_the_required_purposes():
 
 @pytest.mark.parametrize("purpose_id", sorted(REQUIRED_IDS))
 def test_every_starter_purpose_is_complete(purpose_id: str):
-    """Each starter purpose has German and English titles, a basis, fields, channel, type, retention and data use."""
+    """Each starter purpose has German and English titles, a basis, fields, channel, type, retention
+    and data use."""
     p = load_catalogue(POLICIES).purposes[purpose_id]
     assert p.title("de") and p.title("en") and p.title_de != p.title_en
     assert isinstance(p.lawful_basis, LawfulBasis)
@@ -159,23 +161,78 @@ def test_broken_toml_names_file_and_line():
 @pytest.mark.parametrize(
     ("old", "new", "words"),
     [
-        pytest.param('data_use = "marketing.communications.email"', "", ["data_use", "missing"], id="missing-key"),
-        pytest.param("retention_after_end_days = 30", 'retention_after_end_days = "30"', ["retention_after_end_days", "int"], id="wrong-type"),
-        pytest.param("double_opt_in = true", "double_opt_in = 1", ["double_opt_in", "bool"], id="int-for-bool"),
-        pytest.param('lawful_basis = "consent"', 'lawful_basis = "vibes"', ["lawful_basis", "vibes"], id="unknown-basis"),
-        pytest.param('channel = "email"', 'channel = "fax"', ["channel", "fax"], id="unknown-channel"),
-        pytest.param('communication_type = "editorial"', 'communication_type = "spam"', ["communication_type", "spam"], id="unknown-type"),
-        pytest.param('fields = ["email"]', 'fields = ["email", "iban"]', ["field", "iban"], id="unknown-field"),
-        pytest.param('channel = "email"', 'channel = "sms"', ["double_opt_in"], id="double-opt-in-on-sms"),
-        pytest.param("default_duration_days = 365", "", ["default_duration_days"], id="consent-without-duration"),
-        pytest.param("default_duration_days = 365", "default_duration_days = 0", ["default_duration_days"], id="zero-duration"),
-        pytest.param("double_opt_in = true", "double_opt_in = true\ncolour = \"red\"", ["colour", "unknown"], id="unknown-key"),
+        pytest.param(
+            'data_use = "marketing.communications.email"',
+            "",
+            ["data_use", "missing"],
+            id="missing-key",
+        ),
+        pytest.param(
+            "retention_after_end_days = 30",
+            'retention_after_end_days = "30"',
+            ["retention_after_end_days", "int"],
+            id="wrong-type",
+        ),
+        pytest.param(
+            "double_opt_in = true",
+            "double_opt_in = 1",
+            ["double_opt_in", "bool"],
+            id="int-for-bool",
+        ),
+        pytest.param(
+            'lawful_basis = "consent"',
+            'lawful_basis = "vibes"',
+            ["lawful_basis", "vibes"],
+            id="unknown-basis",
+        ),
+        pytest.param(
+            'channel = "email"', 'channel = "fax"', ["channel", "fax"], id="unknown-channel"
+        ),
+        pytest.param(
+            'communication_type = "editorial"',
+            'communication_type = "spam"',
+            ["communication_type", "spam"],
+            id="unknown-type",
+        ),
+        pytest.param(
+            'fields = ["email"]',
+            'fields = ["email", "iban"]',
+            ["field", "iban"],
+            id="unknown-field",
+        ),
+        pytest.param(
+            'channel = "email"', 'channel = "sms"', ["double_opt_in"], id="double-opt-in-on-sms"
+        ),
+        pytest.param(
+            "default_duration_days = 365",
+            "",
+            ["default_duration_days"],
+            id="consent-without-duration",
+        ),
+        pytest.param(
+            "default_duration_days = 365",
+            "default_duration_days = 0",
+            ["default_duration_days"],
+            id="zero-duration",
+        ),
+        pytest.param(
+            "double_opt_in = true",
+            'double_opt_in = true\ncolour = "red"',
+            ["colour", "unknown"],
+            id="unknown-key",
+        ),
         pytest.param('fields = ["email"]', "fields = []", ["fields"], id="empty-fields"),
-        pytest.param('data_use = "marketing.communications.email"', 'data_use = "Marketing Stuff"', ["data_use"], id="bad-data-use"),
+        pytest.param(
+            'data_use = "marketing.communications.email"',
+            'data_use = "Marketing Stuff"',
+            ["data_use"],
+            id="bad-data-use",
+        ),
     ],
 )
 def test_invalid_purpose_names_file_line_purpose_and_key(old: str, new: str, words: list[str]):
-    """Each invalid purpose is refused with a message naming the file, the purpose's line, the purpose and the key."""
+    """Each invalid purpose is refused with a message naming the file, the purpose's line, the
+    purpose and the key."""
     msg = _error(_replace_in_second(old, new))
     assert "/etc/tresor/purposes.toml" in msg
     assert f"line {SECOND_ID_LINE}:" in msg
@@ -192,7 +249,8 @@ def test_double_opt_in_on_a_contract_is_refused():
 
 
 def test_duplicate_id_names_the_second_occurrence():
-    """A duplicate purpose id is refused, pointing at the line of the duplicate, not the original."""
+    """A duplicate purpose id is refused, pointing at the line of the duplicate, not the
+    original."""
     text = GOOD.replace('id = "news.email"', 'id = "shop.service"')
     msg = _error(text)
     assert "duplicate" in msg and "shop.service" in msg
@@ -244,12 +302,17 @@ def _free_port() -> int:
 
 
 def test_serve_stops_on_a_broken_catalogue(tmp_path: Path):
-    """`tresor serve` with a broken purposes.toml exits non-zero at once, naming the catalogue error and its line."""
+    """`tresor serve` with a broken purposes.toml exits non-zero at once, naming the catalogue error
+    and its line."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRESOR_")}
     env.update(TRESOR_DATA_DIR=str(tmp_path / "data"), TRESOR_POLICIES=str(POLICIES))
     init = subprocess.run(
         [sys.executable, "-m", "api.cli", "init"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert init.returncode == 0, init.stderr
 
@@ -260,7 +323,11 @@ def test_serve_stops_on_a_broken_catalogue(tmp_path: Path):
     env["TRESOR_POLICIES"] = str(bad)
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(_free_port())],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         out, err = proc.communicate(timeout=30)

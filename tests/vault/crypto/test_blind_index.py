@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from vault.subjects.contact import normalise_email, normalise_phone
 from vault.crypto import BlindIndexer
+from vault.subjects.contact import normalise_email, normalise_phone
 
 KEY = bytes(range(32))
 
@@ -80,8 +80,10 @@ def test_verify_accepts_the_value_an_index_belongs_to_and_refuses_another(
 
     digest = indexer.digest("email", "max.muster@example.org")
     indexer.verify("email", "max.muster@example.org", digest)
-    for kind, value in (("email", "moritz.muster@example.org"),
-                        ("external_ref", "max.muster@example.org")):
+    for kind, value in (
+        ("email", "moritz.muster@example.org"),
+        ("external_ref", "max.muster@example.org"),
+    ):
         with pytest.raises(IndexMismatch) as info:
             indexer.verify(kind, value, digest)
         assert isinstance(info.value, IntegrityCheckFailed)

@@ -39,8 +39,8 @@ def _session(token: SoftToken):
     """A session of the test itself (not the provider's) on the token."""
     import pkcs11
 
-    return pkcs11.lib(str(MODULE)).get_token(token_label=token.label).open(
-        rw=True, user_pin=token.pin
+    return (
+        pkcs11.lib(str(MODULE)).get_token(token_label=token.label).open(rw=True, user_pin=token.pin)
     )
 
 

@@ -9,19 +9,26 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.support.factories import WRITER, person
-from vault.subjects.decision import Deny, DenyReason
 from vault.errors import InvalidInput
 from vault.outreach.basket import Reservation, reserve
 from vault.storage.tables import contact_budgets, contacts
+from vault.subjects.decision import Deny, DenyReason
 from vault.subjects.store import create_subject
 
 
-async def _reserve(vault, sid, type="commercial", channel="email", brand="tresor",
-                   priority="normal", at=None):
+async def _reserve(
+    vault, sid, type="commercial", channel="email", brand="tresor", priority="normal", at=None
+):
     async with vault.transaction() as conn:
         return await reserve(
-            conn, vault, subject_id=sid, channel=channel, type=type, brand=brand,
-            priority=priority, now=at or vault.clock.now(),
+            conn,
+            vault,
+            subject_id=sid,
+            channel=channel,
+            type=type,
+            brand=brand,
+            priority=priority,
+            now=at or vault.clock.now(),
         )
 
 
@@ -102,8 +109,11 @@ async def test_the_month_rolls_over_by_the_clock(vault, clock):
     december = _ok(await _reserve(vault, sid, channel="letter"))
     assert (december.month, december.used) == ("2026-12", 15)
     async with vault.engine.connect() as conn:
-        rows = (await conn.execute(
-            select(contact_budgets.c.month, contact_budgets.c.used_tenths)
-            .order_by(contact_budgets.c.month)
-        )).all()
+        rows = (
+            await conn.execute(
+                select(contact_budgets.c.month, contact_budgets.c.used_tenths).order_by(
+                    contact_budgets.c.month
+                )
+            )
+        ).all()
     assert [tuple(r) for r in rows] == [("2026-11", 200), ("2026-12", 150)]

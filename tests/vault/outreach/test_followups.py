@@ -12,16 +12,16 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from tests.support.factories import WRITER, person
 from tests.support.db import audit_trail
-from vault.outreach import followups
+from tests.support.factories import WRITER, person
 from vault.audit.events import Actor
-from vault.subjects.decision import Deny, DenyReason
 from vault.errors import AccessDenied, Conflict, InvalidInput, NotFound
+from vault.outreach import followups
 from vault.outreach.basket import Reservation, reserve
 from vault.rights.retention import run_retention
 from vault.storage.tables import audit_events, contact_budgets, contacts
 from vault.storage.tables import followups as followups_table
+from vault.subjects.decision import Deny, DenyReason
 from vault.subjects.store import create_subject
 
 CRM_PURPOSES = frozenset({"account.service", "order.delivery"})
@@ -46,12 +46,21 @@ async def _followup(vault, clock, sid, purposes=CRM_PURPOSES, **kw) -> followups
     return await followups.create(vault, WRITER, purposes, **args)
 
 
-async def _reserve(vault, sid, *, followup=None, type="service", channel="email",
-                   purpose="account.service"):
+async def _reserve(
+    vault, sid, *, followup=None, type="service", channel="email", purpose="account.service"
+):
     async with vault.transaction() as conn:
         return await reserve(
-            conn, vault, subject_id=sid, channel=channel, type=type, brand="tresor",
-            priority="normal", now=vault.clock.now(), purpose=purpose, client="crm",
+            conn,
+            vault,
+            subject_id=sid,
+            channel=channel,
+            type=type,
+            brand="tresor",
+            priority="normal",
+            now=vault.clock.now(),
+            purpose=purpose,
+            client="crm",
             followup=followup,
         )
 
@@ -65,13 +74,17 @@ async def _used_tenths(vault, sid) -> int | None:
         ).scalar_one_or_none()
 
 
-
 async def test_create_stores_an_open_followup_with_the_purposes_channel_and_type(vault, clock):
     """A follow-up takes channel and type from its purpose, stores the window in UTC and is open."""
     sid = await create_subject(vault, WRITER, person(701))
     berlin = datetime(2026, 11, 24, 18, 0, tzinfo=UTC).astimezone(ZoneInfo("Europe/Berlin"))
     f = await _followup(vault, clock, sid, due_from=berlin, due_until=berlin + timedelta(hours=2))
-    assert (f.channel, f.type, f.status, f.note) == ("email", "service", "open", "contract_question")
+    assert (f.channel, f.type, f.status, f.note) == (
+        "email",
+        "service",
+        "open",
+        "contract_question",
+    )
     assert f.due_from == datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
     got = await followups.get(vault, WRITER, CRM_PURPOSES, f.id)
     assert got.due_from == f.due_from and got.due_until == f.due_until and got.status == "open"
@@ -88,8 +101,13 @@ async def test_create_stores_an_open_followup_with_the_purposes_channel_and_type
         ({"brand": "acme"}, "brand"),
         ({"due_until": datetime(2026, 11, 24, 9, 0, tzinfo=UTC)}, "due_until"),  # before from
         ({"due_from": datetime(2026, 11, 22, 9, 0, tzinfo=UTC)}, "due_from"),  # in the past
-        ({"due_from": datetime(2027, 12, 1, 9, 0, tzinfo=UTC),
-          "due_until": datetime(2027, 12, 1, 12, 0, tzinfo=UTC)}, "due_from"),  # too far ahead
+        (
+            {
+                "due_from": datetime(2027, 12, 1, 9, 0, tzinfo=UTC),
+                "due_until": datetime(2027, 12, 1, 12, 0, tzinfo=UTC),
+            },
+            "due_from",
+        ),  # too far ahead
         ({"due_until": datetime(2027, 1, 30, 9, 0, tzinfo=UTC)}, "due_until"),  # window > 31 days
         ({"due_from": datetime(2026, 11, 24, 9, 0)}, "due_from"),  # no time zone
     ],
@@ -97,7 +115,8 @@ async def test_create_stores_an_open_followup_with_the_purposes_channel_and_type
 async def test_bad_input_is_refused_naming_the_field_and_nothing_is_stored(
     vault, clock, change, field
 ):
-    """Each broken rule raises InvalidInput naming its field, and no follow-up or event is stored."""
+    """Each broken rule raises InvalidInput naming its field, and no follow-up or event is
+    stored."""
     sid = await create_subject(vault, WRITER, person(702))
     with pytest.raises(InvalidInput) as err:
         await _followup(vault, clock, sid, **change)
@@ -108,7 +127,8 @@ async def test_bad_input_is_refused_naming_the_field_and_nothing_is_stored(
 
 
 async def test_client_needs_the_purpose_and_the_subject_must_be_active(vault, clock):
-    """A purpose the client may not use is purpose_not_allowed; an unknown subject 404; an erased one 409."""
+    """A purpose the client may not use is purpose_not_allowed; an unknown subject 404; an erased
+    one 409."""
     sid = await create_subject(vault, WRITER, person(703))
     with pytest.raises(AccessDenied) as err:
         await _followup(vault, clock, sid, purposes=frozenset({"order.delivery"}))
@@ -122,9 +142,7 @@ async def test_client_needs_the_purpose_and_the_subject_must_be_active(vault, cl
         await _followup(vault, clock, sid)
 
 
-async def test_allowed_inside_the_window_with_a_full_basket_and_the_counter_unchanged(
-    vault, clock
-):
+async def test_allowed_inside_the_window_with_a_full_basket_and_the_counter_unchanged(vault, clock):
     """With the basket full, a contact naming the follow-up inside its window is allowed at 0
     points, leaves the counter alone, and the follow-up becomes kept."""
     sid = await create_subject(vault, WRITER, person(704))
@@ -158,7 +176,8 @@ async def test_allowed_inside_the_window_with_a_full_basket_and_the_counter_unch
     ],
 )
 async def test_refused_before_and_after_the_window(vault, clock, at, reason):
-    """Outside [due_from, due_until) the contact is denied followup_not_in_window and nothing is recorded."""
+    """Outside [due_from, due_until) the contact is denied followup_not_in_window and nothing is
+    recorded."""
     sid = await create_subject(vault, WRITER, person(705))
     f = await _followup(vault, clock, sid)
     clock.set(clock.now() + at)
@@ -171,7 +190,8 @@ async def test_refused_before_and_after_the_window(vault, clock, at, reason):
 
 
 async def test_not_usable_for_another_subject_channel_purpose_or_an_unknown_id(vault, clock):
-    """Another subject's follow-up, another channel or purpose, or an unknown id are followup_not_usable."""
+    """Another subject's follow-up, another channel or purpose, or an unknown id are
+    followup_not_usable."""
     sid = await create_subject(vault, WRITER, person(706))
     other = await create_subject(vault, WRITER, person(707))
     f = await _followup(vault, clock, sid)
@@ -188,7 +208,8 @@ async def test_not_usable_for_another_subject_channel_purpose_or_an_unknown_id(v
 
 
 async def test_cancelled_by_the_customer_then_refused(vault, clock):
-    """The customer cancels an open follow-up (audited); using it afterwards is followup_not_usable, cancelling again a conflict."""
+    """The customer cancels an open follow-up (audited); using it afterwards is followup_not_usable,
+    cancelling again a conflict."""
     sid = await create_subject(vault, WRITER, person(708))
     other = await create_subject(vault, WRITER, person(709))
     f = await _followup(vault, clock, sid)
@@ -207,7 +228,8 @@ async def test_cancelled_by_the_customer_then_refused(vault, clock):
 
 
 async def test_listing_by_due_before_is_limited_to_the_clients_purposes_and_pages(vault, clock):
-    """Only open follow-ups of the client's purposes starting before due_before are listed, earliest first, in pages."""
+    """Only open follow-ups of the client's purposes starting before due_before are listed, earliest
+    first, in pages."""
     sid = await create_subject(vault, WRITER, person(710))
     early = [await _followup(vault, clock, sid, **_window(clock, 2 + i)) for i in range(3)]
     late = await _followup(vault, clock, sid, **_window(clock, 72))
@@ -226,7 +248,10 @@ async def test_listing_by_due_before_is_limited_to_the_clients_purposes_and_page
     assert late.id not in {f.id for f in both.items}
     assert (await followups.list_due(vault, WRITER, frozenset(), due_before=cutoff)).items == []
     await followups.cancel_by_subject(vault, SELF, sid, early[0].id)
-    ids = {f.id for f in (await followups.list_due(vault, WRITER, CRM_PURPOSES, due_before=cutoff)).items}
+    ids = {
+        f.id
+        for f in (await followups.list_due(vault, WRITER, CRM_PURPOSES, due_before=cutoff)).items
+    }
     assert early[0].id not in ids
     with pytest.raises(InvalidInput):
         await followups.list_due(vault, WRITER, CRM_PURPOSES, cursor="bm90LWEtY3Vyc29y")
@@ -235,7 +260,8 @@ async def test_listing_by_due_before_is_limited_to_the_clients_purposes_and_page
 
 
 async def test_missed_after_the_window_computed_and_stored_by_the_sweep(vault, clock):
-    """An unused follow-up is missed once its window ends; the retention sweep stores it once, audited, and the report counts it."""
+    """An unused follow-up is missed once its window ends; the retention sweep stores it once,
+    audited, and the report counts it."""
     sid = await create_subject(vault, WRITER, person(711))
     f = await _followup(vault, clock, sid, touchpoint="shop.counter")
     kept = await _followup(vault, clock, sid)
@@ -258,7 +284,8 @@ async def test_missed_after_the_window_computed_and_stored_by_the_sweep(vault, c
 
 
 async def test_every_create_use_and_denial_is_audited_without_plaintext(vault, clock):
-    """Create and each use, allowed or denied, write an event with ids and reason only, never contact data."""
+    """Create and each use, allowed or denied, write an event with ids and reason only, never
+    contact data."""
     p = person(712)
     sid = await create_subject(vault, WRITER, p)
     f = await _followup(vault, clock, sid)
@@ -268,17 +295,18 @@ async def test_every_create_use_and_denial_is_audited_without_plaintext(vault, c
     assert isinstance(got, Reservation)
     (created,) = await audit_trail(vault, "client:followup:create")
     assert (created.subject_id, created.purpose, created.decision) == (
-        sid, "account.service", "allow",
+        sid,
+        "account.service",
+        "allow",
     )
     assert json.loads(created.detail)["followup"]["id"] == f.id
     uses = await audit_trail(vault, "client:followup:use")
     assert [(e.decision, e.reason) for e in uses] == [
-        ("deny", "followup_not_in_window"), ("allow", None),
+        ("deny", "followup_not_in_window"),
+        ("allow", None),
     ]
     assert json.loads(uses[1].detail)["contact"] == {"id": got.contact_id, "points": 0}
     async with vault.engine.connect() as conn:
         dump = " ".join(str(tuple(r)) for r in (await conn.execute(select(audit_events))).all())
     for value in (p["email"], p["phone"], p["name"], p["postal_address"]["street"]):
         assert value not in dump
-
-

@@ -15,14 +15,13 @@ import pytest
 
 from tests.support.dsar import contract, new_subject, rows
 from tests.support.privacy import audit_rows
-from vault.subjects import bulk
-from vault.subjects import lookup
 from vault.audit.events import Actor, AuditAction
-from vault.errors import AccessDenied
-from vault.catalogue.purposes import PolicyError
 from vault.catalogue.contact_pressure import Grant, load_rules, parse_rules
+from vault.catalogue.purposes import PolicyError
+from vault.errors import AccessDenied
 from vault.outreach.basket import ContactSpec, grant_denial, reserve
 from vault.storage.tables import contacts
+from vault.subjects import bulk, lookup
 
 POLICIES = Path(__file__).resolve().parents[3] / "policies"
 RULES_TEXT = (POLICIES / "contact-pressure.toml").read_text(encoding="utf-8")
@@ -33,18 +32,37 @@ DELIVERY = frozenset({"order.delivery"})
 @pytest.mark.parametrize(
     ("old", "new", "message", "marker"),
     [
-        ("dry_run_min_audience = 10", "dry_run_min_audience = 1",
-         "dry_run_min_audience must be an integer >= 2", "dry_run_min_audience ="),
-        ("dry_run_min_audience = 10", 'dry_run_min_audience = "ten"',
-         "dry_run_min_audience must be an integer >= 2", "dry_run_min_audience ="),
-        ('granted_clients = []\ngranted_purposes = ["incident.notice"]\n\n# critical',
-         'granted_clients = ["Shop Floor"]\ngranted_purposes = ["incident.notice"]\n\n# critical',
-         "priority 'high': granted_clients must list API client names", "[priority.high]"),
-        ("[priority.normal]\noverdraft_points = 0",
-         '[priority.normal]\noverdraft_points = 0\ngranted_clients = ["shop"]',
-         "priority 'normal' is every client's", "[priority.normal]"),
-        ("[calamity]\ngranted_clients = []", "[calamity]\ngranted_clients = []\nwho = 1",
-         "[calamity] takes only granted_clients and granted_purposes", "[calamity]"),
+        (
+            "dry_run_min_audience = 10",
+            "dry_run_min_audience = 1",
+            "dry_run_min_audience must be an integer >= 2",
+            "dry_run_min_audience =",
+        ),
+        (
+            "dry_run_min_audience = 10",
+            'dry_run_min_audience = "ten"',
+            "dry_run_min_audience must be an integer >= 2",
+            "dry_run_min_audience =",
+        ),
+        (
+            'granted_clients = []\ngranted_purposes = ["incident.notice"]\n\n# critical',
+            'granted_clients = ["Shop Floor"]\n'
+            'granted_purposes = ["incident.notice"]\n\n# critical',
+            "priority 'high': granted_clients must list API client names",
+            "[priority.high]",
+        ),
+        (
+            "[priority.normal]\noverdraft_points = 0",
+            '[priority.normal]\noverdraft_points = 0\ngranted_clients = ["shop"]',
+            "priority 'normal' is every client's",
+            "[priority.normal]",
+        ),
+        (
+            "[calamity]\ngranted_clients = []",
+            "[calamity]\ngranted_clients = []\nwho = 1",
+            "[calamity] takes only granted_clients and granted_purposes",
+            "[calamity]",
+        ),
     ],
 )
 def test_bad_grants_and_minimum_stop_the_start_naming_the_line(old, new, message, marker):
@@ -53,7 +71,7 @@ def test_bad_grants_and_minimum_stop_the_start_naming_the_line(old, new, message
     assert text != RULES_TEXT
     with pytest.raises(PolicyError) as err:
         parse_rules(text, "contact-pressure.toml")
-    line = next(n for n, l in enumerate(text.splitlines(), 1) if l.startswith(marker))
+    line = next(n for n, ln in enumerate(text.splitlines(), 1) if ln.startswith(marker))
     assert message in str(err.value)
     assert f"contact-pressure.toml: line {line}:" in str(err.value)
 
@@ -74,7 +92,8 @@ def test_grants_default_to_incident_notice_and_name_clients():
     granted regardless of its purposes; normal is everyone's."""
     text = RULES_TEXT.replace(
         'granted_clients = []\ngranted_purposes = ["incident.notice"]\n\n# critical',
-        "\n# critical", 1,
+        "\n# critical",
+        1,
     )
     rules = parse_rules(text)
     assert rules.priorities["high"].grant == Grant(frozenset(), frozenset({"incident.notice"}))
@@ -84,14 +103,23 @@ def test_grants_default_to_incident_notice_and_name_clients():
     rules = dataclasses.replace(rules, priorities={**rules.priorities, "critical": named})
     check = functools.partial(grant_denial, rules)
     nothing = frozenset()
-    assert check(client="alerts", client_purposes=nothing, type="service",
-                 priority="critical") is None
-    assert check(client="shop", client_purposes=frozenset({"incident.notice"}), type="service",
-                 priority="critical").reason == "contact_priority_not_granted"
-    assert check(client="shop", client_purposes=nothing, type="service",
-                 priority="normal") is None
-    assert check(client="shop", client_purposes=DELIVERY, type="calamity",
-                 priority="normal").reason == "contact_type_not_granted"
+    assert (
+        check(client="alerts", client_purposes=nothing, type="service", priority="critical") is None
+    )
+    assert (
+        check(
+            client="shop",
+            client_purposes=frozenset({"incident.notice"}),
+            type="service",
+            priority="critical",
+        ).reason
+        == "contact_priority_not_granted"
+    )
+    assert check(client="shop", client_purposes=nothing, type="service", priority="normal") is None
+    assert (
+        check(client="shop", client_purposes=DELIVERY, type="calamity", priority="normal").reason
+        == "contact_type_not_granted"
+    )
 
 
 async def _full_basket(vault) -> str:
@@ -99,11 +127,27 @@ async def _full_basket(vault) -> str:
     sid, _ = await new_subject(vault, 991)
     await contract(vault, sid)
     async with vault.transaction() as conn:
-        got = await reserve(conn, vault, subject_id=sid, channel="letter", type="commercial",
-                            brand="tresor", priority="high", now=vault.clock.now())
+        got = await reserve(
+            conn,
+            vault,
+            subject_id=sid,
+            channel="letter",
+            type="commercial",
+            brand="tresor",
+            priority="high",
+            now=vault.clock.now(),
+        )
         assert got.used == 15
-        got = await reserve(conn, vault, subject_id=sid, channel="email", type="commercial",
-                            brand="tresor", priority="normal", now=vault.clock.now())
+        got = await reserve(
+            conn,
+            vault,
+            subject_id=sid,
+            channel="email",
+            type="commercial",
+            brand="tresor",
+            priority="normal",
+            now=vault.clock.now(),
+        )
         assert got.used == 25
     return sid
 
@@ -115,14 +159,21 @@ async def test_a_lookup_cannot_claim_a_priority_to_pass_a_full_basket(vault):
     sid = await _full_basket(vault)
     with pytest.raises(AccessDenied) as err:
         await lookup.lookup(
-            vault, SHOP, DELIVERY, purpose_id="order.delivery", identifier_kind="subject_id",
-            identifier=sid, contact=ContactSpec(brand="tresor", priority="critical"),
+            vault,
+            SHOP,
+            DELIVERY,
+            purpose_id="order.delivery",
+            identifier_kind="subject_id",
+            identifier=sid,
+            contact=ContactSpec(brand="tresor", priority="critical"),
         )
     assert err.value.reason == "contact_priority_not_granted"
     assert len(await rows(vault, contacts)) == 2
     (event,) = [e for e in await audit_rows(vault) if e["action"] == AuditAction.LOOKUP]
     assert (event["decision"], event["reason"], event["subject_id"]) == (
-        "deny", "contact_priority_not_granted", sid,
+        "deny",
+        "contact_priority_not_granted",
+        sid,
     )
     assert json.loads(event["detail"])["contact"]["priority"] == "critical"
 
@@ -132,8 +183,13 @@ async def test_a_batch_cannot_claim_a_priority_either(vault):
     sid = await _full_basket(vault)
     with pytest.raises(AccessDenied) as err:
         async for _ in bulk.resolve_batch(
-            vault, SHOP, DELIVERY, purpose_id="order.delivery", identifier_kind="subject_id",
-            identifiers=[sid, sid], contact=ContactSpec(brand="tresor", priority="high"),
+            vault,
+            SHOP,
+            DELIVERY,
+            purpose_id="order.delivery",
+            identifier_kind="subject_id",
+            identifiers=[sid, sid],
+            contact=ContactSpec(brand="tresor", priority="high"),
         ):
             pass
     assert err.value.reason == "contact_priority_not_granted"

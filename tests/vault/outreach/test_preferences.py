@@ -5,28 +5,30 @@ exemptions, history and audit of every change, and bad input changing nothing.""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from tests.support.factories import WRITER
 from tests.support.privacy import CANARY_AGENT, CANARY_IP, audit_rows, raw_database_bytes
 from tests.support.self_service import seed_subject
-from vault.bases import consents
-from vault.subjects import lookup
-from vault.outreach import preferences
 from vault.audit.events import Actor, AuditAction
+from vault.bases import consents
 from vault.bases.consents import Evidence
-from vault.subjects.decision import Deny, DenyReason
-from vault.errors import Conflict, InvalidInput
-from vault.subjects.lookup import LookupDenied
-from vault.outreach.preferences import Preferences, QuietRule, check_contact, parse
 from vault.catalogue.contact_pressure import parse_rules
+from vault.errors import Conflict, InvalidInput
+from vault.outreach import preferences
 from vault.outreach.basket import ContactSpec, Reservation, reserve
+from vault.outreach.preferences import Preferences, check_contact, parse
 from vault.storage.tables import contact_budgets, contact_preference_history, contact_preferences
+from vault.subjects import lookup
+from vault.subjects.decision import Deny, DenyReason
+from vault.subjects.lookup import LookupDenied
 
 POLICIES = Path(__file__).resolve().parents[3] / "policies"
 RULES = parse_rules((POLICIES / "contact-pressure.toml").read_text(encoding="utf-8"))
@@ -122,8 +124,11 @@ def test_quiet_days_are_calendar_days_in_the_customers_zone():
 def test_calamity_ignores_quiet_hours_and_the_own_cap_follows_the_basket_exemption():
     """A calamity notice passes inside quiet hours; a commercial contact does not."""
     p = parse(
-        {"timezone": "UTC", "quiet": {"email": {"start": "00:00", "end": "23:59"}},
-         "monthly_cap_points": 0},
+        {
+            "timezone": "UTC",
+            "quiet": {"email": {"start": "00:00", "end": "23:59"}},
+            "monthly_cap_points": 0,
+        },
         RULES,
     )
     now = _utc(2026, 11, 23, 12, 0)
@@ -144,16 +149,24 @@ def test_calamity_ignores_quiet_hours_and_the_own_cap_follows_the_basket_exempti
         ({"timezone": "Mars/Olympus"}, "timezone"),
         ({"timezone": "../../etc/passwd"}, "timezone"),
         ({"timezone": "Europe/Berlin", "quiet": {"pager": {"days": ["sun"]}}}, "quiet"),
-        ({"timezone": "Europe/Berlin", "quiet": {"sms": {"start": "25:00", "end": "07:00"}}},
-         "quiet.sms.start"),
+        (
+            {"timezone": "Europe/Berlin", "quiet": {"sms": {"start": "25:00", "end": "07:00"}}},
+            "quiet.sms.start",
+        ),
         ({"timezone": "Europe/Berlin", "quiet": {"sms": {"start": "22:00"}}}, "quiet.sms"),
-        ({"timezone": "Europe/Berlin", "quiet": {"sms": {"start": "22:00", "end": "22:00"}}},
-         "quiet.sms"),
+        (
+            {"timezone": "Europe/Berlin", "quiet": {"sms": {"start": "22:00", "end": "22:00"}}},
+            "quiet.sms",
+        ),
         ({"timezone": "Europe/Berlin", "quiet": {"sms": {"days": ["someday"]}}}, "quiet.sms.days"),
-        ({"timezone": "Europe/Berlin", "preferred_channels": {"spam": "email"}},
-         "preferred_channels"),
-        ({"timezone": "Europe/Berlin", "preferred_channels": {"service": "pigeon"}},
-         "preferred_channels.service"),
+        (
+            {"timezone": "Europe/Berlin", "preferred_channels": {"spam": "email"}},
+            "preferred_channels",
+        ),
+        (
+            {"timezone": "Europe/Berlin", "preferred_channels": {"service": "pigeon"}},
+            "preferred_channels.service",
+        ),
         ({"timezone": "Europe/Berlin", "monthly_cap_points": 25.1}, "monthly_cap_points"),
         ({"timezone": "Europe/Berlin", "monthly_cap_points": -1}, "monthly_cap_points"),
         ({"timezone": "Europe/Berlin", "monthly_cap_points": 1.25}, "monthly_cap_points"),
@@ -200,8 +213,13 @@ def test_the_own_cap_only_ever_lowers_what_a_month_can_hold(
     for cost in costs:
         basket_ok = used_with + cost <= basket_tenths + overdraft
         verdict = check_contact(
-            prefs, channel="email", type="commercial", cap_exempt=False,
-            used_tenths=used_with, cost_tenths=cost, now=now,
+            prefs,
+            channel="email",
+            type="commercial",
+            cap_exempt=False,
+            used_tenths=used_with,
+            cost_tenths=cost,
+            now=now,
         )
         if basket_ok and verdict.deny is None:
             used_with += cost
@@ -229,8 +247,13 @@ async def _set(vault, sid, raw, evidence=EVIDENCE, actor=WRITER, source="client"
 async def _lookup(vault, sid, purpose="order.delivery", **contact):
     spec = ContactSpec(brand="tresor", **contact)
     return await lookup.lookup(
-        vault, LOOKUP, ALL_PURPOSES, purpose_id=purpose, identifier_kind="subject_id",
-        identifier=sid, contact=spec,
+        vault,
+        LOOKUP,
+        ALL_PURPOSES,
+        purpose_id=purpose,
+        identifier_kind="subject_id",
+        identifier=sid,
+        contact=spec,
     )
 
 
@@ -247,17 +270,31 @@ async def test_every_change_is_kept_in_history_and_audited_without_values(vault)
     """Two changes give versions 1 and 2, two history rows with evidence, and two audit
     events naming only the changed parts."""
     sid = await _subject(vault)
-    await _set(vault, sid, {"timezone": "Europe/Berlin", "quiet": {"phone": {"start": "20:00", "end": "08:00"}}})
-    view = await _set(vault, sid, {"timezone": "Europe/Berlin", "monthly_cap_points": 12.5,
-                                   "quiet": {"phone": {"start": "20:00", "end": "08:00"}}})
+    await _set(
+        vault,
+        sid,
+        {"timezone": "Europe/Berlin", "quiet": {"phone": {"start": "20:00", "end": "08:00"}}},
+    )
+    view = await _set(
+        vault,
+        sid,
+        {
+            "timezone": "Europe/Berlin",
+            "monthly_cap_points": 12.5,
+            "quiet": {"phone": {"start": "20:00", "end": "08:00"}},
+        },
+    )
     assert view.preferences is not None and view.preferences.version == 2
     assert view.preferences.monthly_cap_tenths == 125
     assert [h.version for h in view.history] == [2, 1]
     assert view.history[0].touchpoint == "hotline.inbound"
     assert view.history[0].preferences["monthly_cap_points"] == 12.5
-    events = [e for e in await audit_rows(vault) if e["action"] == AuditAction.CLIENT_PREFERENCES_SET]
+    events = [
+        e for e in await audit_rows(vault) if e["action"] == AuditAction.CLIENT_PREFERENCES_SET
+    ]
     assert [json.loads(e["detail"])["preferences"]["changed"] for e in events] == [
-        ["timezone", "quiet"], ["monthly_cap"],
+        ["timezone", "quiet"],
+        ["monthly_cap"],
     ]
     for e in events:
         assert e["subject_id"] == sid and e["actor_id"] == "crm"
@@ -271,8 +308,12 @@ async def test_self_service_changes_are_audited_as_the_subjects_own(vault):
 
     sid = await _subject(vault)
     view = await _set(
-        vault, sid, {"timezone": "Asia/Tokyo", "preferred_channels": {"calamity": "sms"}},
-        evidence=preferences.self_service_evidence("en"), actor=subject_actor(), source="self_service",
+        vault,
+        sid,
+        {"timezone": "Asia/Tokyo", "preferred_channels": {"calamity": "sms"}},
+        evidence=preferences.self_service_evidence("en"),
+        actor=subject_actor(),
+        source="self_service",
     )
     assert view.history[0].source == "self_service"
     assert view.history[0].touchpoint == "web.privacy_centre"
@@ -310,9 +351,19 @@ async def test_an_erased_subject_cannot_get_preferences(vault):
 async def test_sealed_evidence_keeps_ip_and_user_agent_out_of_storage(vault):
     """The IP and user agent of an instruction are stored only sealed under the subject's DEK."""
     sid = await _subject(vault)
-    await _set(vault, sid, {"timezone": "Europe/Berlin"}, evidence=Evidence(
-        "hotline.inbound", "recorded_call", "v1", "de", ip=CANARY_IP, user_agent=CANARY_AGENT,
-    ))
+    await _set(
+        vault,
+        sid,
+        {"timezone": "Europe/Berlin"},
+        evidence=Evidence(
+            "hotline.inbound",
+            "recorded_call",
+            "v1",
+            "de",
+            ip=CANARY_IP,
+            user_agent=CANARY_AGENT,
+        ),
+    )
     raw = await raw_database_bytes(vault)
     assert CANARY_IP.encode() not in raw and CANARY_AGENT.encode() not in raw
 
@@ -324,7 +375,11 @@ async def test_lookup_inside_quiet_hours_is_denied_and_outside_allowed(vault, cl
     """An SMS delivery notice at 23:00 Berlin is denied contact_quiet_hours (audited), at
     09:00 allowed; nothing is reserved for the denied one."""
     sid = await _subject(vault)
-    await _set(vault, sid, {"timezone": "Europe/Berlin", "quiet": {"sms": {"start": "22:00", "end": "07:00"}}})
+    await _set(
+        vault,
+        sid,
+        {"timezone": "Europe/Berlin", "quiet": {"sms": {"start": "22:00", "end": "07:00"}}},
+    )
     clock.set(_utc(2026, 11, 23, 22, 0))  # 23:00 CET
     with pytest.raises(LookupDenied) as err:
         await _lookup(vault, sid, channel="sms")
@@ -332,7 +387,9 @@ async def test_lookup_inside_quiet_hours_is_denied_and_outside_allowed(vault, cl
     last = (await audit_rows(vault))[-1]
     assert last["decision"] == "deny" and last["reason"] == "contact_quiet_hours"
     async with vault.engine.connect() as conn:
-        used = (await conn.execute(select(func.coalesce(func.sum(contact_budgets.c.used_tenths), 0)))).scalar_one()
+        used = (
+            await conn.execute(select(func.coalesce(func.sum(contact_budgets.c.used_tenths), 0)))
+        ).scalar_one()
     assert used == 0
     # The letter channel has no quiet hours; the same instant passes.
     assert (await _lookup(vault, sid, channel="letter")).contact is not None
@@ -343,8 +400,15 @@ async def test_lookup_inside_quiet_hours_is_denied_and_outside_allowed(vault, cl
 async def test_calamity_notice_passes_quiet_hours_and_own_cap(vault, clock):
     """A recall warning reaches the customer inside quiet hours and with an own cap of 0."""
     sid = await _subject(vault)
-    await _set(vault, sid, {"timezone": "UTC", "monthly_cap_points": 0,
-                            "quiet": {"email": {"start": "00:00", "end": "23:59"}}})
+    await _set(
+        vault,
+        sid,
+        {
+            "timezone": "UTC",
+            "monthly_cap_points": 0,
+            "quiet": {"email": {"start": "00:00", "end": "23:59"}},
+        },
+    )
     clock.set(_utc(2026, 11, 23, 12, 0))
     result = await _lookup(vault, sid, purpose="incident.notice")
     assert result.contact is not None and result.contact.points == 20
@@ -375,11 +439,29 @@ async def test_own_cap_never_lets_a_contact_pass_that_the_basket_refuses(vault):
     await _set(vault, sid, {"timezone": "UTC", "monthly_cap_points": 25})
     async with vault.transaction() as conn:
         for _ in range(2):
-            assert isinstance(await reserve(conn, vault, subject_id=sid, channel="email", type="commercial",
-                                            brand="tresor", priority="normal", now=vault.clock.now()),
-                              Reservation)
-        outcome = await reserve(conn, vault, subject_id=sid, channel="email", type="commercial",
-                                brand="tresor", priority="normal", now=vault.clock.now())
+            assert isinstance(
+                await reserve(
+                    conn,
+                    vault,
+                    subject_id=sid,
+                    channel="email",
+                    type="commercial",
+                    brand="tresor",
+                    priority="normal",
+                    now=vault.clock.now(),
+                ),
+                Reservation,
+            )
+        outcome = await reserve(
+            conn,
+            vault,
+            subject_id=sid,
+            channel="email",
+            type="commercial",
+            brand="tresor",
+            priority="normal",
+            now=vault.clock.now(),
+        )
     assert isinstance(outcome, Deny) and outcome.reason is DenyReason.CONTACT_BUDGET_EXHAUSTED
 
 
@@ -387,8 +469,14 @@ async def test_preferred_channel_is_answered_when_the_purpose_allows_several(vau
     """order.delivery allows letter, SMS and phone: the customer's preferred service channel
     comes back; a one-channel purpose and an unset type carry none."""
     sid = await _subject(vault)
-    await _set(vault, sid, {"timezone": "Europe/Berlin",
-                            "preferred_channels": {"service": "sms", "commercial": "email"}})
+    await _set(
+        vault,
+        sid,
+        {
+            "timezone": "Europe/Berlin",
+            "preferred_channels": {"service": "sms", "commercial": "email"},
+        },
+    )
     result = await _lookup(vault, sid)
     assert result.contact.preferred_channel == "sms"
     sms = await _lookup(vault, sid, purpose="offers.sms")  # one channel only
@@ -409,8 +497,13 @@ async def test_batch_lines_answer_the_preferred_channel_like_the_single_lookup(v
     await _set(vault, sid, {"timezone": "Europe/Berlin", "preferred_channels": {"service": "sms"}})
     lines = []
     async for blob in bulk.resolve_batch(
-        vault, LOOKUP, ALL_PURPOSES, purpose_id="order.delivery", identifier_kind="subject_id",
-        identifiers=[sid, other], contact=ContactSpec(brand="tresor"),
+        vault,
+        LOOKUP,
+        ALL_PURPOSES,
+        purpose_id="order.delivery",
+        identifier_kind="subject_id",
+        identifiers=[sid, other],
+        contact=ContactSpec(brand="tresor"),
     ):
         lines.extend(json.loads(x) for x in blob.decode().splitlines())
     assert lines[0]["preferred_channel"] == "sms" and "fields" in lines[0]
@@ -430,7 +523,11 @@ async def test_quiet_hours_follow_dst_at_lookup(vault, clock):
     """06:30 local is quiet under 22:00-07:00 both before and after the March change in
     Berlin, though the UTC instants differ by an hour."""
     sid = await _subject(vault)
-    await _set(vault, sid, {"timezone": "Europe/Berlin", "quiet": {"phone": {"start": "22:00", "end": "07:00"}}})
+    await _set(
+        vault,
+        sid,
+        {"timezone": "Europe/Berlin", "quiet": {"phone": {"start": "22:00", "end": "07:00"}}},
+    )
     for instant in (_utc(2026, 3, 28, 5, 30), _utc(2026, 3, 29, 4, 30)):
         clock.set(instant)
         with pytest.raises(LookupDenied) as err:
@@ -458,12 +555,21 @@ def test_purposes_list_several_channels_backwards_compatibly():
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ('channels = ["letter", "sms", "phone"]', 'channels = ["letter", "email"]',
-         "channels: 'email' needs the field 'email'"),
-        ('channels = ["letter", "sms", "phone"]', 'channels = ["sms", "phone"]',
-         "channels must include the purpose's channel 'letter'"),
-        ('channels = ["letter", "sms", "phone"]', 'channels = ["letter", "pigeon"]',
-         "channels: 'pigeon' is not one of"),
+        (
+            'channels = ["letter", "sms", "phone"]',
+            'channels = ["letter", "email"]',
+            "channels: 'email' needs the field 'email'",
+        ),
+        (
+            'channels = ["letter", "sms", "phone"]',
+            'channels = ["sms", "phone"]',
+            "channels must include the purpose's channel 'letter'",
+        ),
+        (
+            'channels = ["letter", "sms", "phone"]',
+            'channels = ["letter", "pigeon"]',
+            "channels: 'pigeon' is not one of",
+        ),
     ],
 )
 def test_bad_channel_lists_stop_the_start(old, new, message):
@@ -484,8 +590,10 @@ def test_double_opt_in_purposes_stay_on_email_only():
     old = 'fields = ["email", "name"]\nchannel = "email"\ncommunication_type = "editorial"'
     assert old in CATALOGUE_TEXT
     text = CATALOGUE_TEXT.replace(
-        old, 'fields = ["email", "name", "phone"]\nchannel = "email"\n'
-        'channels = ["email", "sms"]\ncommunication_type = "editorial"', 1,
+        old,
+        'fields = ["email", "name", "phone"]\nchannel = "email"\n'
+        'channels = ["email", "sms"]\ncommunication_type = "editorial"',
+        1,
     )
     with pytest.raises(PolicyError, match="double_opt_in purposes may only use the email"):
         parse_catalogue(text)
@@ -497,5 +605,6 @@ async def test_report_survives_months_at_the_edge_of_the_calendar(vault, month):
     async with vault.transaction() as conn:
         report = await preferences.report(conn, vault, month)
     assert report.denials_by_reason == {
-        "contact_quiet_hours": 0, "contact_cap_reached": 0,
+        "contact_quiet_hours": 0,
+        "contact_cap_reached": 0,
     }

@@ -16,6 +16,7 @@ from tests.support.dsar import (
     actions,
     consent_rows,
     contract,
+    erase,
     invoice,
     look,
     new_subject,
@@ -33,17 +34,14 @@ from tests.support.privacy import (
     found_canaries,
     raw_database_bytes,
 )
-from vault.outreach import followups
-from vault.outreach import preferences
-from vault.rights import requests as dsar
-from vault.clock import as_utc
-from vault.bases.consents import Evidence, record_basis
-from vault.context import VaultContext
-from tests.support.dsar import erase
-from vault.errors import Conflict, NotFound
-from vault.rights.export import build_export
 from vault.admin.keys import retained_versions_in_use, rewrap_retained, rotate
-from vault.subjects.lookup import LookupDenied, LookupNotFound
+from vault.bases.consents import Evidence, record_basis
+from vault.clock import as_utc
+from vault.context import VaultContext
+from vault.errors import Conflict, NotFound
+from vault.outreach import followups, preferences
+from vault.rights import requests as dsar
+from vault.rights.export import build_export
 from vault.rights.retention import run_retention
 from vault.storage.tables import (
     audit_events,
@@ -53,6 +51,7 @@ from vault.storage.tables import (
     dsar_requests,
 )
 from vault.storage.tables import followups as followups_table
+from vault.subjects.lookup import LookupDenied, LookupNotFound
 from vault.subjects.store import rectify_contact
 
 SUBJECT_COLUMNS_GONE = (
@@ -154,7 +153,9 @@ async def test_invoice_fields_survive_erasure_under_their_own_key(vault, clock):
     assert result.kept_purposes == ["invoice.postal"]
     assert result.retained_until == clock.now() + TEN_YEARS
     (kept,) = await retained_rows(vault, sid)
-    assert kept.wrapped_key and kept.fields_ct and kept.kek_version == 1 and kept.shredded_at is None
+    assert (
+        kept.wrapped_key and kept.fields_ct and kept.kek_version == 1 and kept.shredded_at is None
+    )
     assert (await subject_row(vault, sid)).wrapped_dek is None
     for needle in (data["name"], data["postal_address"]["street"], data["external_ref"]):
         assert needle.encode() not in kept.fields_ct
@@ -290,10 +291,14 @@ async def test_database_holds_no_ciphertext_digest_or_plaintext_of_the_erased_su
         payload={"changes": {"name": "Kanarienvogel Umbenannt"}},
     )
     before = await subject_row(vault, sid)
-    secrets = [
-        getattr(before, f"{f}_ct")
-        for f in ("email", "phone", "name", "postal_address", "external_ref")
-    ] + [before.wrapped_dek] + [r.evidence_ct for r in await consent_rows(vault, sid) if r.evidence_ct]
+    secrets = (
+        [
+            getattr(before, f"{f}_ct")
+            for f in ("email", "phone", "name", "postal_address", "external_ref")
+        ]
+        + [before.wrapped_dek]
+        + [r.evidence_ct for r in await consent_rows(vault, sid) if r.evidence_ct]
+    )
     secrets += [r.payload_ct for r in await rows(vault, dsar_requests)]
     digests = [before.email_bidx, before.phone_bidx, before.external_ref_bidx]
     # The search finds them before the erasure (so its silence afterwards means something).
@@ -331,8 +336,12 @@ async def _preferences_and_followups(vault, clock, sid, zone):
         "monthly_cap_points": 7.5,
     }
     evidence = Evidence(
-        "hotline.inbound", "recorded_call", "prefs-2026-11", "de",
-        ip=CANARY_IP, user_agent=CANARY_AGENT,
+        "hotline.inbound",
+        "recorded_call",
+        "prefs-2026-11",
+        "de",
+        ip=CANARY_IP,
+        user_agent=CANARY_AGENT,
     )
     await preferences.set_preferences(vault, WRITER, sid, raw, source="client", evidence=evidence)
     await preferences.set_preferences(
@@ -343,9 +352,16 @@ async def _preferences_and_followups(vault, clock, sid, zone):
         start = clock.now() + timedelta(days=days)
         made.append(
             await followups.create(
-                vault, WRITER, FOLLOWUP_PURPOSES, subject_id=sid, purpose="account.service",
-                brand="tresor", touchpoint="hotline.inbound", note="callback_requested",
-                due_from=start, due_until=start + timedelta(hours=3),
+                vault,
+                WRITER,
+                FOLLOWUP_PURPOSES,
+                subject_id=sid,
+                purpose="account.service",
+                brand="tresor",
+                touchpoint="hotline.inbound",
+                note="callback_requested",
+                due_from=start,
+                due_until=start + timedelta(hours=3),
             )
         )
     await followups.cancel_by_subject(vault, SELF, sid, made[1].id)
@@ -365,9 +381,12 @@ async def test_erasure_deletes_preferences_their_history_and_followups(vault, cl
     await contract(vault, sid)
     await _preferences_and_followups(vault, clock, sid, "Pacific/Chatham")
     theirs = await _preferences_and_followups(vault, clock, other, "America/Halifax")
-    sealed = [r.evidence_ct for r in await rows(
-        vault, contact_preference_history, contact_preference_history.c.subject_id == sid
-    )]
+    sealed = [
+        r.evidence_ct
+        for r in await rows(
+            vault, contact_preference_history, contact_preference_history.c.subject_id == sid
+        )
+    ]
     assert len(sealed) == 2 and all(sealed)
     assert len(await _rows_of(vault, sid)) == 1 + 2 + 2
     dump = await raw_database_bytes(vault)
@@ -397,7 +416,9 @@ async def test_erasure_deletes_preferences_their_history_and_followups(vault, cl
     assert denied.value.reason == "subject_erased"
     doc = await build_export(vault, DPO, sid)
     assert (doc["contact_preferences"], doc["contact_preference_history"], doc["followups"]) == (
-        {}, [], []
+        {},
+        [],
+        [],
     )
 
 

@@ -16,6 +16,7 @@ from tests.support.dsar import (
     WEB_UA,
     actions,
     contract,
+    erase,
     invoice,
     look,
     new_subject,
@@ -24,16 +25,14 @@ from tests.support.dsar import (
 )
 from tests.support.factories import WRITER
 from tests.support.privacy import CANARY_AGENT, CANARY_IP
-from vault.outreach import followups
-from vault.outreach import preferences
-from vault.rights import requests as dsar
 from vault.audit.events import Actor
 from vault.bases.consents import Evidence
-from tests.support.dsar import erase
 from vault.errors import NotFound
+from vault.outreach import followups, preferences
+from vault.rights import requests as dsar
 from vault.rights.export import ART_15_INDEX, build_export
-from vault.subjects.lookup import LookupDenied
 from vault.storage.tables import audit_events
+from vault.subjects.lookup import LookupDenied
 
 ART_15_LETTERS = ("a", "b", "c", "d", "e", "f", "g", "h")
 
@@ -45,7 +44,9 @@ async def _rich_subject(vault, clock):
     clock.advance(timedelta(hours=2))
     await look(vault, "order.delivery", "subject_id", sid, Actor("client", "shop"))
     clock.advance(timedelta(hours=1))
-    await look(vault, "newsletter.email", "email", data["email"], Actor("client", "newsletter-tool"))
+    await look(
+        vault, "newsletter.email", "email", data["email"], Actor("client", "newsletter-tool")
+    )
     with pytest.raises(LookupDenied):
         await look(vault, "offers.sms", "subject_id", sid, Actor("client", "sms-gateway"))
     await dsar.create_request(vault, DPO, subject_id=sid, type="access", channel="letter")
@@ -60,16 +61,34 @@ async def test_export_holds_every_item_of_article_15(vault, clock):
     index = doc["art15_index"]
     assert index == ART_15_INDEX
     assert [k[0] for k in index] == list(ART_15_LETTERS)
-    for key in ("purposes", "categories", "recipients", "retention", "rights", "sources",
-                "automated_decision_making"):
+    for key in (
+        "purposes",
+        "categories",
+        "recipients",
+        "retention",
+        "rights",
+        "sources",
+        "automated_decision_making",
+    ):
         assert doc[key], key
     assert any(r["right"] == "complaint" and r["article"] == "Art. 77" for r in doc["rights"])
     assert {r["right"] for r in doc["rights"]} >= {
-        "access", "rectification", "erasure", "restriction", "portability", "objection",
-        "withdraw_consent", "complaint",
+        "access",
+        "rectification",
+        "erasure",
+        "restriction",
+        "portability",
+        "objection",
+        "withdraw_consent",
+        "complaint",
     }
     for right in doc["rights"]:
-        assert right["title"]["de"] and right["title"]["en"] and right["text"]["de"] and right["text"]["en"]
+        assert (
+            right["title"]["de"]
+            and right["title"]["en"]
+            and right["text"]["de"]
+            and right["text"]["en"]
+        )
     assert doc["automated_decision_making"]["exists"] is False
     json.dumps(doc)  # machine-readable as it is (Art. 20)
 
@@ -89,11 +108,22 @@ async def test_export_contact_data_consents_evidence_and_history(vault, clock):
     assert by_id[news.id]["evidence"]["ip"] == WEB_IP
     assert by_id[news.id]["evidence"]["user_agent"] == WEB_UA
     assert by_id[news.id]["evidence"]["touchpoint"] == "web.newsletter_form"
-    assert [h["event"] for h in by_id[news.id]["history"]] == ["confirmation_requested", "confirmed"]
+    assert [h["event"] for h in by_id[news.id]["history"]] == [
+        "confirmation_requested",
+        "confirmed",
+    ]
     assert by_id[deal.id]["basis"] == "contract" and by_id[deal.id]["reference"] == "order 4711"
     categories = {c["category"] for c in doc["categories"]}
-    assert categories >= {"email", "phone", "name", "postal_address", "external_ref",
-                          "consents", "consent_evidence", "access_log"}
+    assert categories >= {
+        "email",
+        "phone",
+        "name",
+        "postal_address",
+        "external_ref",
+        "consents",
+        "consent_evidence",
+        "access_log",
+    }
     assert all(c["de"] and c["en"] for c in doc["categories"])
 
 
@@ -182,7 +212,6 @@ async def test_export_of_an_unknown_subject_is_not_found(vault):
     assert "dpo:export:read" not in await actions(vault)
 
 
-
 # ---------------------------------------------------------------- preferences and follow-ups
 
 FOLLOWUP_PURPOSES = frozenset({"account.service", "order.delivery"})
@@ -194,16 +223,34 @@ async def _preferences_and_followups(vault, clock, sid, zone):
     follow-up and a cancelled one. Returns the two follow-ups."""
     from vault.rights.selfservice import subject_actor
 
-    raw = {"timezone": zone, "preferred_channels": {"commercial": "letter"}, "quiet": QUIET,
-           "monthly_cap_points": 7.5}
+    raw = {
+        "timezone": zone,
+        "preferred_channels": {"commercial": "letter"},
+        "quiet": QUIET,
+        "monthly_cap_points": 7.5,
+    }
     await preferences.set_preferences(
-        vault, WRITER, sid, raw, source="client",
-        evidence=Evidence("hotline.inbound", "recorded_call", "prefs-2026-11", "de",
-                          ip=CANARY_IP, user_agent=CANARY_AGENT),
+        vault,
+        WRITER,
+        sid,
+        raw,
+        source="client",
+        evidence=Evidence(
+            "hotline.inbound",
+            "recorded_call",
+            "prefs-2026-11",
+            "de",
+            ip=CANARY_IP,
+            user_agent=CANARY_AGENT,
+        ),
     )
     clock.advance(timedelta(minutes=30))
     await preferences.set_preferences(
-        vault, subject_actor(), sid, {**raw, "monthly_cap_points": 4}, source="self_service",
+        vault,
+        subject_actor(),
+        sid,
+        {**raw, "monthly_cap_points": 4},
+        source="self_service",
         evidence=preferences.self_service_evidence("en", ip=CANARY_IP, ua=CANARY_AGENT),
     )
     made = []
@@ -211,9 +258,16 @@ async def _preferences_and_followups(vault, clock, sid, zone):
         start = clock.now() + timedelta(days=days)
         made.append(
             await followups.create(
-                vault, WRITER, FOLLOWUP_PURPOSES, subject_id=sid, purpose=purpose,
-                brand="tresor", touchpoint="hotline.inbound", note="contract_question",
-                due_from=start, due_until=start + timedelta(hours=3),
+                vault,
+                WRITER,
+                FOLLOWUP_PURPOSES,
+                subject_id=sid,
+                purpose=purpose,
+                brand="tresor",
+                touchpoint="hotline.inbound",
+                note="contract_question",
+                due_from=start,
+                due_until=start + timedelta(hours=3),
             )
         )
     await followups.cancel_by_subject(vault, SELF, sid, made[1].id)
@@ -245,7 +299,9 @@ async def test_export_holds_preferences_their_history_and_followups(vault, clock
     assert first["changed"] == ["timezone", "preferred_channels", "quiet", "monthly_cap"]
     assert first["preferences"]["monthly_cap_points"] == 7.5
     assert (second["version"], second["source"], second["touchpoint"]) == (
-        2, "self_service", "web.privacy_centre"
+        2,
+        "self_service",
+        "web.privacy_centre",
     )
     assert second["changed"] == ["monthly_cap"]
 
@@ -269,8 +325,9 @@ async def test_export_holds_preferences_their_history_and_followups(vault, clock
     clock.advance(timedelta(days=3))  # the open one's window has passed unused
     later = await build_export(vault, DPO, sid)
     assert [f["status"] for f in later["followups"]] == ["missed", "cancelled"]
-    (event, _) = await rows(vault, audit_events, audit_events.c.action == "dpo:export:read",
-                            order=audit_events.c.seq)
+    (event, _) = await rows(
+        vault, audit_events, audit_events.c.action == "dpo:export:read", order=audit_events.c.seq
+    )
     assert json.loads(event.detail)["preference_changes"] == 2
     assert json.loads(event.detail)["followups"] == 2
 
@@ -324,7 +381,7 @@ async def test_export_sources_leave_out_a_refused_rectification(vault, clock):
 
     sid, *_ = await _rich_subject(vault, clock)
     async with vault.engine.begin() as conn:
-        good = (await conn.execute(select(subjects.c.name_ct).where(subjects.c.id == sid)))
+        good = await conn.execute(select(subjects.c.name_ct).where(subjects.c.id == sid))
         good = good.scalar_one()
         bad = good[:-1] + bytes([good[-1] ^ 1])
         await conn.execute(update(subjects).where(subjects.c.id == sid).values(name_ct=bad))

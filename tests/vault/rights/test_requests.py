@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.db import audit_trail
 from tests.support.dsar import (
     DPO,
     SELF,
-    contract,
     consent_rows,
+    contract,
     look,
     new_subject,
     newsletter,
@@ -25,11 +26,10 @@ from tests.support.dsar import (
     trail_text,
 )
 from tests.support.factories import WRITER
-from tests.support.db import audit_trail
-from vault.rights import requests as dsar
 from vault.errors import Conflict, InvalidInput, NotFound, Unavailable
-from vault.subjects.lookup import LookupDenied
+from vault.rights import requests as dsar
 from vault.storage.tables import dsar_requests
+from vault.subjects.lookup import LookupDenied
 
 
 def _mails(vault) -> list[email.message.EmailMessage]:
@@ -81,11 +81,23 @@ async def test_request_without_subject_is_received_and_can_only_be_completed_or_
         ({"type": "deletion", "channel": "letter"}, "type"),
         ({"type": "access", "channel": "fax"}, "channel"),
         ({"type": "rectification", "channel": "letter"}, "payload.changes"),
-        ({"type": "rectification", "channel": "letter", "payload": {"changes": {"email": "x"}}}, "payload.changes.email"),
-        ({"type": "rectification", "channel": "letter", "payload": {"changes": {"iban": "DE"}}}, "payload.changes.iban"),
+        (
+            {"type": "rectification", "channel": "letter", "payload": {"changes": {"email": "x"}}},
+            "payload.changes.email",
+        ),
+        (
+            {"type": "rectification", "channel": "letter", "payload": {"changes": {"iban": "DE"}}},
+            "payload.changes.iban",
+        ),
         ({"type": "erasure", "channel": "letter", "payload": {"why": "x"}}, "payload"),
-        ({"type": "consent_withdrawal", "channel": "email", "payload": {"purposes": ["nope.x"]}}, "payload.purposes"),
-        ({"type": "consent_withdrawal", "channel": "email", "payload": {"consent_ids": ["1"]}}, "payload.consent_ids"),
+        (
+            {"type": "consent_withdrawal", "channel": "email", "payload": {"purposes": ["nope.x"]}},
+            "payload.purposes",
+        ),
+        (
+            {"type": "consent_withdrawal", "channel": "email", "payload": {"consent_ids": ["1"]}},
+            "payload.consent_ids",
+        ),
     ],
 )
 async def test_bad_input_is_refused_and_stores_nothing(vault, kwargs, field):
@@ -101,10 +113,16 @@ async def test_unknown_subject_and_erased_subject(vault):
     """A request for an unknown subject is NotFound; an erased subject takes only access."""
     with pytest.raises(NotFound):
         await dsar.create_request(
-            vault, DPO, subject_id="00000000-0000-4000-8000-000000000000", type="access", channel="letter"
+            vault,
+            DPO,
+            subject_id="00000000-0000-4000-8000-000000000000",
+            type="access",
+            channel="letter",
         )
     sid, _ = await new_subject(vault, 4)
-    await dsar.create_request(vault, SELF, subject_id=sid, type="erasure", channel="self_service", verified=True)
+    await dsar.create_request(
+        vault, SELF, subject_id=sid, type="erasure", channel="self_service", verified=True
+    )
     with pytest.raises(Conflict):
         await dsar.create_request(vault, DPO, subject_id=sid, type="restriction", channel="letter")
     access = await dsar.create_request(vault, DPO, subject_id=sid, type="access", channel="letter")
@@ -118,7 +136,9 @@ async def test_verify_then_approve_carries_out_a_restriction(vault):
     """verify → in_review, approve → restriction applied and request completed, all audited."""
     sid, _ = await new_subject(vault, 5)
     await contract(vault, sid)
-    record = await dsar.create_request(vault, DPO, subject_id=sid, type="restriction", channel="phone")
+    record = await dsar.create_request(
+        vault, DPO, subject_id=sid, type="restriction", channel="phone"
+    )
     record = await dsar.verify(vault, DPO, record.id)
     assert record.status == "in_review" and record.verified_at is not None
     record = await dsar.approve(vault, DPO, record.id)
@@ -136,7 +156,9 @@ async def test_verify_then_approve_carries_out_a_restriction(vault):
 async def test_illegal_transitions_raise_conflict(vault):
     """Approving before verification, verifying twice and acting on a closed request conflict."""
     sid, _ = await new_subject(vault, 6)
-    record = await dsar.create_request(vault, DPO, subject_id=sid, type="objection", channel="email")
+    record = await dsar.create_request(
+        vault, DPO, subject_id=sid, type="objection", channel="email"
+    )
     with pytest.raises(Conflict):
         await dsar.approve(vault, DPO, record.id)
     with pytest.raises(Conflict):
@@ -144,7 +166,9 @@ async def test_illegal_transitions_raise_conflict(vault):
     await dsar.verify(vault, DPO, record.id)
     with pytest.raises(Conflict):
         await dsar.verify(vault, DPO, record.id)
-    rejected = await dsar.reject(vault, DPO, record.id, "the signature on the letter does not match")
+    rejected = await dsar.reject(
+        vault, DPO, record.id, "the signature on the letter does not match"
+    )
     assert rejected.status == "rejected"
     assert rejected.outcome_reason == "the signature on the letter does not match"
     for move in (
@@ -165,7 +189,8 @@ async def test_illegal_transitions_raise_conflict(vault):
         (
             "identity_verification",
             "approve",
-            "the request is identity_verification; only a verified request in review can be approved",
+            "the request is identity_verification; "
+            "only a verified request in review can be approved",
         ),
         (
             "identity_verification",
@@ -246,7 +271,9 @@ async def test_complete_closes_a_reviewed_request_with_a_note(vault):
 # --- extension -----------------------------------------------------------------------
 
 
-async def test_extension_within_the_first_month_mails_the_subject_in_german_and_english(vault, clock):
+async def test_extension_within_the_first_month_mails_the_subject_in_german_and_english(
+    vault, clock
+):
     """Extending adds two months from receipt, once, and mails the new date and the reason."""
     sid, data = await new_subject(vault, 9)
     record = await dsar.create_request(vault, DPO, subject_id=sid, type="access", channel="letter")
@@ -317,12 +344,16 @@ async def test_overdue_requests_come_first_then_by_due_date(vault, clock):
     sid, _ = await new_subject(vault, 13)
     first = await dsar.create_request(vault, DPO, subject_id=sid, type="access", channel="letter")
     clock.advance(timedelta(days=5))
-    closed = await dsar.create_request(vault, DPO, subject_id=sid, type="objection", channel="letter")
+    closed = await dsar.create_request(
+        vault, DPO, subject_id=sid, type="objection", channel="letter"
+    )
     await dsar.reject(vault, DPO, closed.id, "withdrawn by the customer")
     clock.advance(timedelta(days=5))
     second = await dsar.create_request(vault, DPO, subject_id=sid, type="erasure", channel="phone")
     clock.advance(timedelta(days=20))
-    fresh = await dsar.create_request(vault, DPO, subject_id=sid, type="restriction", channel="email")
+    fresh = await dsar.create_request(
+        vault, DPO, subject_id=sid, type="restriction", channel="email"
+    )
     clock.advance(timedelta(days=7))  # first (due day 31) and second (due day 41)?: first only
     listed = await dsar.list_requests(vault)
     assert [r.id for r in listed] == [first.id, closed.id, second.id, fresh.id]
@@ -390,7 +421,12 @@ async def test_verified_withdrawal_without_payload_ends_every_consent_but_not_co
     await sms_offers(vault, sid)
     deal = await contract(vault, sid)
     record = await dsar.create_request(
-        vault, SELF, subject_id=sid, type="consent_withdrawal", channel="self_service", verified=True
+        vault,
+        SELF,
+        subject_id=sid,
+        type="consent_withdrawal",
+        channel="self_service",
+        verified=True,
     )
     assert "2 consent" in (record.outcome_reason or "")
     statuses = {r.id: r.status for r in await consent_rows(vault, sid)}
@@ -434,7 +470,12 @@ async def test_rectification_is_applied_on_approval_and_its_payload_stays_sealed
     sid, _ = await new_subject(vault, 19)
     await contract(vault, sid)
     new_phone = "+49 30 55501234"
-    new_address = {"street": "Korrekturweg 12", "postal_code": "10117", "city": "Berlin", "country": "DE"}
+    new_address = {
+        "street": "Korrekturweg 12",
+        "postal_code": "10117",
+        "city": "Berlin",
+        "country": "DE",
+    }
     record = await dsar.create_request(
         vault,
         DPO,

@@ -13,25 +13,25 @@ from tests.support.dsar import (
     actions,
     consent_rows,
     contract,
+    erase,
     invoice,
     look,
     new_subject,
     newsletter,
+    object_to_marketing,
     rows,
     sms_offers,
     subject_row,
 )
 from tests.support.factories import WRITER, outbox_links
-from vault.rights import requests as dsar
 from vault.audit.events import Actor
-from vault.clock import as_utc
 from vault.bases.consents import Evidence, confirm, record_basis
-from tests.support.dsar import erase
+from vault.clock import as_utc
 from vault.errors import Conflict, NotFound
-from vault.subjects.lookup import LookupDenied
-from tests.support.dsar import object_to_marketing
+from vault.rights import requests as dsar
 from vault.rights.restriction import lift_restriction, restrict
 from vault.storage.tables import consent_history
+from vault.subjects.lookup import LookupDenied
 
 
 async def test_restricted_subject_is_denied_except_for_the_legal_obligation(vault):
@@ -90,7 +90,12 @@ async def test_objection_ends_every_marketing_basis_at_once_and_keeps_the_rest(v
     ended = await object_to_marketing(vault, SELF, sid)
     assert {e.id for e in ended} == {news.id, sms.id}
     statuses = {r.id: r.status for r in await consent_rows(vault, sid)}
-    assert statuses == {news.id: "withdrawn", sms.id: "withdrawn", deal.id: "active", notice.id: "active"}
+    assert statuses == {
+        news.id: "withdrawn",
+        sms.id: "withdrawn",
+        deal.id: "active",
+        notice.id: "active",
+    }
     assert as_utc((await subject_row(vault, sid)).marketing_objection_at) == clock.now()
     history = await rows(vault, consent_history, consent_history.c.event == "objection")
     assert {h.consent_id for h in history} == {news.id, sms.id}
@@ -131,7 +136,9 @@ async def test_after_objection_new_marketing_needs_a_fresh_explicit_opt_in(vault
     assert record.status == "pending_confirmation"
     assert (await subject_row(vault, sid)).marketing_objection_at is None
     # The objection is lifted: further marketing bases need no special evidence.
-    assert (await record_basis(vault, WRITER, sid, "offers.sms", evidence=EXPLICIT)).status == "granted"
+    assert (
+        await record_basis(vault, WRITER, sid, "offers.sms", evidence=EXPLICIT)
+    ).status == "granted"
 
 
 async def test_objection_request_is_carried_out_immediately_for_a_verified_subject(vault):
@@ -150,7 +157,9 @@ async def test_restriction_request_on_an_already_restricted_subject_completes(va
     """Approving a restriction request for a subject already restricted completes and says so."""
     sid, _ = await new_subject(vault, 8)
     await restrict(vault, DPO, sid)
-    record = await dsar.create_request(vault, DPO, subject_id=sid, type="restriction", channel="letter")
+    record = await dsar.create_request(
+        vault, DPO, subject_id=sid, type="restriction", channel="letter"
+    )
     await dsar.verify(vault, DPO, record.id)
     done = await dsar.approve(vault, DPO, record.id)
     assert done.status == "completed" and "already restricted" in (done.outcome_reason or "")

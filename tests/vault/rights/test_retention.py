@@ -23,10 +23,10 @@ from tests.support.dsar import (
     subject_row,
 )
 from tests.support.factories import WRITER, person
-from vault.rights import requests as dsar
 from vault.bases.consents import record_basis, withdraw
 from vault.context import VaultContext
 from vault.crypto import LocalKeyring
+from vault.rights import requests as dsar
 from vault.rights.restriction import restrict
 from vault.rights.retention import RetentionReport, run_retention
 from vault.storage.tables import consent_history
@@ -125,7 +125,9 @@ async def test_restricted_subjects_and_open_requests_are_skipped(vault, clock):
         deal = await contract(vault, sid)
         await withdraw(vault, WRITER, sid, deal.id)
     await restrict(vault, DPO, restricted)
-    request = await dsar.create_request(vault, DPO, subject_id=asking, type="access", channel="letter")
+    request = await dsar.create_request(
+        vault, DPO, subject_id=asking, type="access", channel="letter"
+    )
     clock.advance(91 * DAY)
     report = await run_retention(vault)
     assert report.erased == 0 and report.skipped == 2
@@ -216,8 +218,14 @@ def test_cli_retention_run_prints_counts(settings, monkeypatch, capsys):
         ctx = VaultContext.open(settings)
         try:
             sid = await create_subject(ctx, WRITER, person(40))
-            await record_basis(ctx, WRITER, sid, "order.delivery", reference="o-1",
-                               expires_at=ctx.clock.now() + DAY)
+            await record_basis(
+                ctx,
+                WRITER,
+                sid,
+                "order.delivery",
+                reference="o-1",
+                expires_at=ctx.clock.now() + DAY,
+            )
             async with ctx.engine.begin() as conn:  # as if a day had passed
                 await conn.execute(
                     update(consents).values(expires_at=ctx.clock.now() - timedelta(seconds=1))
@@ -243,7 +251,10 @@ def test_retention_interval_setting(interval):
     from vault.settings import Settings
 
     assert Settings.from_env({}).retention_interval == 3600.0
-    assert Settings.from_env({"TRESOR_RETENTION_INTERVAL": str(interval)}).retention_interval == interval
+    assert (
+        Settings.from_env({"TRESOR_RETENTION_INTERVAL": str(interval)}).retention_interval
+        == interval
+    )
 
 
 # ------------------------------------------------- rows written before migration 0013
@@ -260,16 +271,20 @@ async def _as_before_0013(vault, sid: str, consent_id: str, reference: str) -> N
     async with vault.engine.begin() as conn:
         row = (await conn.execute(select(subjects).where(subjects.c.id == sid))).one()
         dek = vault.deks.dek(sid, row.kek_version, row.wrapped_dek)
-        texts = _open_texts(vault, row._mapping, ("email", "phone", "name", "postal_address",
-                                                  "external_ref"))
+        texts = _open_texts(
+            vault, row._mapping, ("email", "phone", "name", "postal_address", "external_ref")
+        )
         await conn.execute(
-            update(subjects).where(subjects.c.id == sid).values(
+            update(subjects)
+            .where(subjects.c.id == sid)
+            .values(
                 contact_revision=0,
                 **sealed_columns(vault, sid, dek, row.dek_version, texts, revision=0),
             )
         )
         await conn.execute(
-            update(consents).where(consents.c.id == consent_id)
+            update(consents)
+            .where(consents.c.id == consent_id)
             .values(reference=reference, reference_ct=None)
         )
 
@@ -289,9 +304,14 @@ async def test_rows_from_before_0013_read_and_are_brought_up_to_date(vault):
     assert legacy.contact_revision == 0
 
     async def read() -> tuple[dict, str | None]:
-        out = await lookup(vault, WRITER, frozenset({"order.delivery"}),
-                           purpose_id="order.delivery", identifier_kind="phone",
-                           identifier=p["phone"])
+        out = await lookup(
+            vault,
+            WRITER,
+            frozenset({"order.delivery"}),
+            purpose_id="order.delivery",
+            identifier_kind="phone",
+            identifier=p["phone"],
+        )
         (listed,) = await list_bases(vault, DPO, sid)
         return out.fields, listed.reference
 

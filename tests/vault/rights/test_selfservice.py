@@ -17,15 +17,15 @@ from tests.support.self_service import (
     seed_subject,
     sign_in,
 )
-from vault.subjects import lookup
-from vault.rights import selfservice
-from vault.subjects import store as subjects
-from vault.audit.events import Actor
 from vault.admin.clients import ClientAuthenticator
+from vault.audit.events import Actor
 from vault.errors import Conflict, InvalidInput, NotFound, RateLimited, Unauthenticated
-from vault.subjects.lookup import LookupDenied
+from vault.rights import selfservice
 from vault.rights.selfservice import subject_actor
 from vault.storage.tables import self_service_challenges, self_service_sessions
+from vault.subjects import lookup
+from vault.subjects import store as subjects
+from vault.subjects.lookup import LookupDenied
 
 
 async def _start(vault, address: str, kind: str = "email", ip: str = TEST_IP) -> None:
@@ -223,13 +223,21 @@ async def test_my_data_shows_contact_consents_and_access_log_and_is_audited(vaul
     assert info is not None
     actor = Actor("client", "shop")
     await lookup.lookup(
-        vault, actor, info.purposes, purpose_id="order.delivery",
-        identifier_kind="subject_id", identifier=sid,
+        vault,
+        actor,
+        info.purposes,
+        purpose_id="order.delivery",
+        identifier_kind="subject_id",
+        identifier=sid,
     )
     with pytest.raises(LookupDenied):
         await lookup.lookup(
-            vault, actor, info.purposes, purpose_id="offers.email",
-            identifier_kind="subject_id", identifier=sid,
+            vault,
+            actor,
+            info.purposes,
+            purpose_id="offers.email",
+            identifier_kind="subject_id",
+            identifier=sid,
         )
     view = await selfservice.my_data(vault, subject_actor("req-1"), sid)
     assert view.contact["email"] == p["email"].lower()
@@ -274,8 +282,12 @@ async def test_withdrawing_is_limited_to_own_consents_and_effective_at_once(vaul
 
     with pytest.raises(LookupDenied) as denied:
         await lookup.lookup(
-            vault, Actor("client", "sms"), frozenset({"offers.sms"}),
-            purpose_id="offers.sms", identifier_kind="subject_id", identifier=sid,
+            vault,
+            Actor("client", "sms"),
+            frozenset({"offers.sms"}),
+            purpose_id="offers.sms",
+            identifier_kind="subject_id",
+            identifier=sid,
         )
     assert denied.value.reason == "consent_withdrawn"
     theirs_after = await selfservice.my_data(vault, subject_actor(), other_sid)
@@ -314,7 +326,11 @@ async def test_an_erased_subject_cannot_sign_in_or_keep_a_session(vault):
     sid, p = await seed_subject(vault, 114, external_ref=None)
     session = await sign_in(vault, p["email"])
     await dsar.create_request(
-        vault, subject_actor(), subject_id=sid, type="erasure", channel="self_service",
+        vault,
+        subject_actor(),
+        subject_id=sid,
+        type="erasure",
+        channel="self_service",
         verified=True,
     )
     with pytest.raises(Unauthenticated):

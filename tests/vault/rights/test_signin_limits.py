@@ -15,11 +15,11 @@ from sqlalchemy import event, select
 from tests.support.factories import WRITER
 from tests.support.privacy import audit_rows
 from tests.support.self_service import TEST_IP, code_mails, latest_code, mails, seed_subject
-from vault.rights import selfservice, signin_limits
-from vault.subjects import store as subjects
 from vault.clock import as_utc
 from vault.errors import AccessDenied, RateLimited, Unauthenticated
+from vault.rights import selfservice, signin_limits
 from vault.storage.tables import self_service_challenges, self_service_sessions
+from vault.subjects import store as subjects
 
 _LINK = re.compile(r"/privacy/sign-in-link/([A-Za-z0-9_-]+)")
 
@@ -102,10 +102,10 @@ async def test_the_lockout_escalates_from_fifteen_minutes_to_an_hour_to_a_day(va
         assert await _mailed(vault) == sent, f"a code was mailed during the {minutes}-min lock"
         clock.advance(timedelta(hours=1, seconds=1))  # the lock is over, the code windows too
     periods = []
-    for event in await _lockouts(vault):
-        detail = json.loads(event["detail"])
+    for lockout in await _lockouts(vault):
+        detail = json.loads(lockout["detail"])
         until = datetime.fromisoformat(detail["until"])
-        periods.append((detail["level"], until - as_utc(event["at"])))
+        periods.append((detail["level"], until - as_utc(lockout["at"])))
     assert periods == [(n, timedelta(minutes=m)) for n, m in ((1, 15), (2, 60), (3, 1440))]
     await _start(vault, "email", p["email"])
     assert (await _verify(vault, "email", p["email"], await latest_code(vault))).subject_id == sid
@@ -225,8 +225,11 @@ async def test_a_locked_customer_signs_in_with_the_mailed_link_once(vault):
         await _verify(vault, "email", p["email"], right)
     async with vault.engine.connect() as conn:
         assert await signin_limits.locked_until_in(conn, sid, vault.clock.now()) is not None
-    events = [(e["action"], e["decision"], e["reason"], e["subject_id"])
-              for e in await audit_rows(vault) if "link" in (e["detail"] or "")]
+    events = [
+        (e["action"], e["decision"], e["reason"], e["subject_id"])
+        for e in await audit_rows(vault)
+        if "link" in (e["detail"] or "")
+    ]
     assert events == [
         ("subject:session:start", "allow", None, sid),
         ("subject:session:verify", "allow", None, sid),
@@ -284,7 +287,7 @@ async def test_locked_known_and_unknown_addresses_run_the_same_statements(vault)
             await _verify(vault, "email", unknown, f"{i:06d}")
     seen: list[str] = []
 
-    def record(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+    def record(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001 - SQLAlchemy's event signature
         seen.append(statement)
 
     statements = {}

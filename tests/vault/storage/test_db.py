@@ -22,9 +22,7 @@ async def _migrate_and_inspect(url: str, table: str, statements: list[str]) -> l
         async with engine.connect() as conn:
 
             def migrate(sync_conn: sa.Connection) -> list[str]:
-                event.listen(
-                    sync_conn, "before_cursor_execute", lambda *a: statements.append(a[2])
-                )
+                event.listen(sync_conn, "before_cursor_execute", lambda *a: statements.append(a[2]))
                 ctx = MigrationContext.configure(sync_conn)
                 with Operations.context(ctx), ctx.begin_transaction():
                     op.create_table(table, sa.Column("v", sa.Integer))

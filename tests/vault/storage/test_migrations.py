@@ -35,7 +35,7 @@ async def _diff(url: str) -> list:
     try:
         async with engine.connect() as conn:
 
-            def compare(sync_conn):  # type: ignore[no-untyped-def]
+            def compare(sync_conn):
                 ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True})
                 return compare_metadata(ctx, metadata)
 
@@ -54,7 +54,8 @@ async def _tables(url: str) -> set[str]:
 
 
 def test_models_and_migrations_agree(db_url: str):
-    """A database built by the migrations has exactly the schema the models describe (empty autogenerate diff)."""
+    """A database built by the migrations has exactly the schema the models describe (empty
+    autogenerate diff)."""
     assert asyncio.run(_diff(db_url)) == []
 
 
@@ -68,7 +69,8 @@ def _down_and_up(url: str) -> None:
 
 
 def test_downgrade_to_base_and_upgrade_again_on_sqlite(tmp_path: Path):
-    """On a fresh SQLite file the migrations go up, all the way down, and up again to the model schema."""
+    """On a fresh SQLite file the migrations go up, all the way down, and up again to the model
+    schema."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.sqlite3'}"
     upgrade(url)
     assert TABLES <= asyncio.run(_tables(url))
@@ -76,7 +78,8 @@ def test_downgrade_to_base_and_upgrade_again_on_sqlite(tmp_path: Path):
 
 
 def test_downgrade_to_base_and_upgrade_again_on_postgresql(postgres):
-    """On a fresh PostgreSQL database the migrations go up, all the way down, and up again to the model schema."""
+    """On a fresh PostgreSQL database the migrations go up, all the way down, and up again to the
+    model schema."""
     name = f"tresor_migr_{uuid.uuid4().hex[:10]}"
     asyncio.run(postgres._admin(f'CREATE DATABASE "{name}"'))
     try:
@@ -101,12 +104,16 @@ def test_a_second_migrator_waits_for_the_migration_lock_on_postgresql(postgres):
             asyncpg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
         )
         loop.run_until_complete(holder.execute(f"SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"))
-        migrator = threading.Thread(target=upgrade, args=(url.render_as_string(hide_password=False),))
+        migrator = threading.Thread(
+            target=upgrade, args=(url.render_as_string(hide_password=False),)
+        )
         migrator.start()
         waiting = 0
         for _ in range(100):
             waiting = loop.run_until_complete(
-                holder.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                holder.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                )
             )
             if waiting or not migrator.is_alive():
                 break
@@ -128,9 +135,13 @@ async def _record_and_seal(settings: Settings, n: int) -> None:
         for i in range(n):
             async with ctx.transaction() as conn:
                 await record(
-                    conn, at=ctx.clock.now(), actor=Actor("client", "shop", f"req-{i}"),
-                    action=AuditAction.LOOKUP, decision=Decision.ALLOW,
-                    subject_id="0f0e0d0c-0b0a-4908-8706-050403020100", purpose="order.delivery",
+                    conn,
+                    at=ctx.clock.now(),
+                    actor=Actor("client", "shop", f"req-{i}"),
+                    action=AuditAction.LOOKUP,
+                    decision=Decision.ALLOW,
+                    subject_id="0f0e0d0c-0b0a-4908-8706-050403020100",
+                    purpose="order.delivery",
                     fields=["email"],
                 )
         await audit_chain.seal_all(ctx, grace=timedelta(0))

@@ -11,14 +11,14 @@ import pytest
 
 from bench.seed import seed
 from tests.support.factories import WRITER, person
-from tests.support.privacy import audit_rows, execute_ddl, is_sqlite
 from tests.support.faults import PG_OFF, PG_ON, SQLITE_OFF, SQLITE_ON
+from tests.support.privacy import audit_rows, execute_ddl, is_sqlite
 from vault.audit import events as audit
-from vault.subjects import bulk
 from vault.audit.events import Actor, AuditAction, Decision
-from vault.clock import as_utc
 from vault.bases.consents import record_basis, withdraw
+from vault.clock import as_utc
 from vault.errors import InvalidInput, Unavailable
+from vault.subjects import bulk
 from vault.subjects.lookup import LookupDenied
 from vault.subjects.store import create_subject
 
@@ -27,12 +27,26 @@ ALLOWED = frozenset({"order.delivery", "newsletter.email"})
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 
 
-async def _lines(vault, kind: str, values: list[str], *, purpose="order.delivery", fields=None,
-                 allowed=ALLOWED, chunk_size: int = bulk.CHUNK) -> list[dict[str, Any]]:
+async def _lines(
+    vault,
+    kind: str,
+    values: list[str],
+    *,
+    purpose="order.delivery",
+    fields=None,
+    allowed=ALLOWED,
+    chunk_size: int = bulk.CHUNK,
+) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     async for blob in bulk.resolve_batch(
-        vault, SHOP, allowed, purpose_id=purpose, identifier_kind=kind, identifiers=values,
-        fields=fields, chunk_size=chunk_size,
+        vault,
+        SHOP,
+        allowed,
+        purpose_id=purpose,
+        identifier_kind=kind,
+        identifiers=values,
+        fields=fields,
+        chunk_size=chunk_size,
     ):
         out.extend(json.loads(x) for x in blob.decode().splitlines())
     return out
@@ -63,9 +77,11 @@ async def test_mixed_batch_in_order_each_line_audited(vault):
     by_i = {line["i"]: line for line in lines}
     for i in (0, 4, 6, 7):
         assert by_i[i]["subject_id"] == values[i]
-        assert set(by_i[i]["fields"]) == {"name", "postal_address", "phone", "email"} & set(
-            by_i[i]["fields"]
-        ) and by_i[i]["fields"]
+        assert (
+            set(by_i[i]["fields"])
+            == {"name", "postal_address", "phone", "email"} & set(by_i[i]["fields"])
+            and by_i[i]["fields"]
+        )
         assert by_i[i]["basis"]["type"] == "contract"
     assert by_i[0]["fields"]["phone"] == pop["people"][0]["phone"]
     assert (by_i[1]["reason"], by_i[1]["status"]) == ("subject_not_found", 404)
@@ -102,17 +118,27 @@ async def test_each_event_is_what_event_row_makes_for_its_line(vault):
     for e in events:
         i = json.loads(e["detail"])["i"]
         line = lines[i]
-        common = {"at": vault.clock.now(), "actor": SHOP, "action": AuditAction.LOOKUP,
-                  "purpose": "order.delivery",
-                  "detail": {"batch": SHOP.request_id, "by": "subject_id", "i": i}}
+        common = {
+            "at": vault.clock.now(),
+            "actor": SHOP,
+            "action": AuditAction.LOOKUP,
+            "purpose": "order.delivery",
+            "detail": {"batch": SHOP.request_id, "by": "subject_id", "i": i},
+        }
         if "fields" in line:
             expected = audit.event_row(
-                **common, decision=Decision.ALLOW, subject_id=line["subject_id"],
-                fields=sorted(line["fields"]), consent_id=line["basis"]["id"],
+                **common,
+                decision=Decision.ALLOW,
+                subject_id=line["subject_id"],
+                fields=sorted(line["fields"]),
+                consent_id=line["basis"]["id"],
             )
         else:
             expected = audit.event_row(
-                **common, decision=Decision.DENY, fields=asked, reason=line["reason"],
+                **common,
+                decision=Decision.DENY,
+                fields=asked,
+                reason=line["reason"],
                 subject_id=None if line["reason"] == "invalid_identifier" else values[i],
             )
         assert {**{k: e[k] for k in expected}, "at": as_utc(e["at"])} == expected
@@ -124,7 +150,7 @@ async def test_chunk_reads_fetch_only_the_ciphertexts_of_revealable_fields(vault
     seen: list[set[str]] = []
     read_rows = vault.read_rows
 
-    async def spy(statement, params):  # type: ignore[no-untyped-def]
+    async def spy(statement, params):
         rows = await read_rows(statement, params)
         seen.extend(set(dict(r._mapping if hasattr(r, "_mapping") else r)) for r in rows)
         return rows
@@ -197,8 +223,13 @@ async def test_fails_closed_per_chunk(vault):
     # most `AHEAD` of them, so the outage always meets a later one.
     ids = pop["ids"][:3] * (bulk.AHEAD + 2)
     gen = bulk.resolve_batch(
-        vault, SHOP, ALLOWED, purpose_id="order.delivery", identifier_kind="subject_id",
-        identifiers=ids, chunk_size=3,
+        vault,
+        SHOP,
+        ALLOWED,
+        purpose_id="order.delivery",
+        identifier_kind="subject_id",
+        identifiers=ids,
+        chunk_size=3,
     )
     first = [json.loads(x) for x in (await gen.__anext__()).decode().splitlines()]
     # The first item is every chunk that was ready at the first commit: whole chunks, in order.
@@ -237,8 +268,11 @@ def _counting_only(vault) -> None:
 
 async def _dry_summaries(vault) -> list[dict[str, Any]]:
     """The dry runs' summary events (the per-subject ones carry a subject id)."""
-    return [e for e in await audit_rows(vault)
-            if e["action"] == AuditAction.AUDIENCE_DRY_RUN and e["subject_id"] is None]
+    return [
+        e
+        for e in await audit_rows(vault)
+        if e["action"] == AuditAction.AUDIENCE_DRY_RUN and e["subject_id"] is None
+    ]
 
 
 async def test_dry_run_counts_match_batch_and_reveal_nothing(vault):
@@ -249,7 +283,11 @@ async def test_dry_run_counts_match_batch_and_reveal_nothing(vault):
     values = [*pop["ids"], UNKNOWN_ID, "bad", pop["ids"][0], no_mail]
     lines = await _lines(vault, "subject_id", values)
     result = await bulk.dry_run(
-        vault, SHOP, ALLOWED, purpose_id="order.delivery", identifier_kind="subject_id",
+        vault,
+        SHOP,
+        ALLOWED,
+        purpose_id="order.delivery",
+        identifier_kind="subject_id",
         identifiers=values,
     )
     channel = vault.catalogue.get("order.delivery").channel.value
@@ -271,18 +309,29 @@ async def test_dry_run_counts_match_batch_and_reveal_nothing(vault):
         assert v not in dry[0]["detail"]
     with pytest.raises(InvalidInput):
         await bulk.dry_run(
-            vault, SHOP, ALLOWED, purpose_id="order.delivery", identifier_kind="subject_id",
+            vault,
+            SHOP,
+            ALLOWED,
+            purpose_id="order.delivery",
+            identifier_kind="subject_id",
             identifiers=values,
-            channel=next(c for c in ("email", "letter", "sms", "phone")
-                         if c not in {x.value for x in vault.catalogue.get("order.delivery").channels}),
+            channel=next(
+                c
+                for c in ("email", "letter", "sms", "phone")
+                if c not in {x.value for x in vault.catalogue.get("order.delivery").channels}
+            ),
         )
 
 
 async def test_dry_run_purpose_not_allowed(vault):
     with pytest.raises(LookupDenied):
         await bulk.dry_run(
-            vault, SHOP, frozenset(), purpose_id="order.delivery",
-            identifier_kind="subject_id", identifiers=[UNKNOWN_ID],
+            vault,
+            SHOP,
+            frozenset(),
+            purpose_id="order.delivery",
+            identifier_kind="subject_id",
+            identifiers=[UNKNOWN_ID],
         )
     events = [e for e in await audit_rows(vault) if e["action"] == AuditAction.AUDIENCE_DRY_RUN]
     assert [(e["decision"], e["reason"]) for e in events] == [("deny", "purpose_not_allowed")]
@@ -298,7 +347,11 @@ async def test_ten_thousand_streams_in_pieces_of_whole_chunks(vault):
     items = 0
     seen = 0
     async for blob in bulk.resolve_batch(
-        vault, SHOP, ALLOWED, purpose_id="order.delivery", identifier_kind="subject_id",
+        vault,
+        SHOP,
+        ALLOWED,
+        purpose_id="order.delivery",
+        identifier_kind="subject_id",
         identifiers=values,
     ):
         lines = blob.decode().splitlines()
@@ -307,7 +360,9 @@ async def test_ten_thousand_streams_in_pieces_of_whole_chunks(vault):
         assert first["i"] == seen and "fields" in first
         seen += len(lines)
         items += 1
-    assert seen == bulk.MAX_IDENTIFIERS and items >= bulk.MAX_IDENTIFIERS // (bulk.AHEAD * bulk.CHUNK)
+    assert seen == bulk.MAX_IDENTIFIERS and items >= bulk.MAX_IDENTIFIERS // (
+        bulk.AHEAD * bulk.CHUNK
+    )
     assert len(await _lookup_events(vault)) == bulk.MAX_IDENTIFIERS
 
 
@@ -319,9 +374,14 @@ async def _fill_basket(vault, subject_id: str) -> int:
     n = 0
     while True:
         try:
-            await record_contact(vault, SHOP, ALLOWED, subject_id=subject_id,
-                                 spec=ContactSpec(brand="tresor", channel="letter", type="service"),
-                                 purpose_id="order.delivery")
+            await record_contact(
+                vault,
+                SHOP,
+                ALLOWED,
+                subject_id=subject_id,
+                spec=ContactSpec(brand="tresor", channel="letter", type="service"),
+                purpose_id="order.delivery",
+            )
         except AccessDenied:
             return n
         n += 1
@@ -349,8 +409,14 @@ async def test_contact_reservation_per_line_one_per_subject_denied_when_full(vau
     values = [a, b, c, b]
     out: list[dict[str, Any]] = []
     async for blob in bulk.resolve_batch(
-        vault, SHOP, ALLOWED, purpose_id="order.delivery", identifier_kind="subject_id",
-        identifiers=values, contact=ContactSpec(brand="tresor"), chunk_size=2,
+        vault,
+        SHOP,
+        ALLOWED,
+        purpose_id="order.delivery",
+        identifier_kind="subject_id",
+        identifiers=values,
+        contact=ContactSpec(brand="tresor"),
+        chunk_size=2,
     ):
         out.extend(json.loads(x) for x in blob.decode().splitlines())
     assert [line["i"] for line in out] == [0, 1, 2, 3]
@@ -385,12 +451,19 @@ async def test_dry_run_with_contact_counts_basket_denials_and_reserves_nothing(v
     before = await _contact_rows(vault)
     values = [a, b, c, b, pop["ids"][4]]
     result = await bulk.dry_run(
-        vault, SHOP, ALLOWED, purpose_id="order.delivery", identifier_kind="subject_id",
-        identifiers=values, contact=ContactSpec(brand="tresor"),
+        vault,
+        SHOP,
+        ALLOWED,
+        purpose_id="order.delivery",
+        identifier_kind="subject_id",
+        identifiers=values,
+        contact=ContactSpec(brand="tresor"),
     )
     assert result.total == 5 and result.reachable == 2
     assert result.unreachable == {
-        "contact_budget_exhausted": 1, "duplicate_identifier": 1, "no_consent": 1,
+        "contact_budget_exhausted": 1,
+        "duplicate_identifier": 1,
+        "no_consent": 1,
     }
     assert await _contact_rows(vault) == before
     dry = await _dry_summaries(vault)
@@ -400,8 +473,13 @@ async def test_dry_run_with_contact_counts_basket_denials_and_reserves_nothing(v
     # The same batch then really reaches exactly those two.
     out: list[dict[str, Any]] = []
     async for blob in bulk.resolve_batch(
-        vault, SHOP, ALLOWED, purpose_id="order.delivery", identifier_kind="subject_id",
-        identifiers=values, contact=ContactSpec(brand="tresor"),
+        vault,
+        SHOP,
+        ALLOWED,
+        purpose_id="order.delivery",
+        identifier_kind="subject_id",
+        identifiers=values,
+        contact=ContactSpec(brand="tresor"),
     ):
         out.extend(json.loads(x) for x in blob.decode().splitlines())
     assert sum(1 for line in out if "fields" in line) == result.reachable

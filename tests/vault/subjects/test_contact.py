@@ -43,7 +43,16 @@ def test_email_is_trimmed_and_lower_cased(raw: str, expected: str):
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "   ", "max.mustermann", "max@", "@example.de", "max@@example.de", "max mustermann@example.de", "max@localhost"],
+    [
+        "",
+        "   ",
+        "max.mustermann",
+        "max@",
+        "@example.de",
+        "max@@example.de",
+        "max mustermann@example.de",
+        "max@localhost",
+    ],
 )
 def test_invalid_email_is_rejected_without_echo(raw: str):
     """An invalid e-mail is rejected under the field name `email`, without repeating the value."""
@@ -109,7 +118,8 @@ def test_name_is_trimmed_and_nfc_normalised():
     ],
 )
 def test_bad_name_is_rejected_without_echo(raw: str, rule: str):
-    """Empty names, control/format characters and names over 200 characters are rejected, without the value."""
+    """Empty names, control/format characters and names over 200 characters are rejected, without
+    the value."""
     with pytest.raises(ContactValidationError) as info:
         normalise_name(raw)
     assert rule in info.value.errors["name"]
@@ -135,7 +145,9 @@ def test_external_ref_is_trimmed_and_limited():
 
 def test_postal_address_is_cleaned_and_country_upper_cased():
     """A valid address is trimmed, its country code upper-cased, and an addition kept."""
-    addr = normalise_postal_address({**ADDRESS, "street": " Hauptstraße 5 ", "addition": "c/o Meier"})
+    addr = normalise_postal_address(
+        {**ADDRESS, "street": " Hauptstraße 5 ", "addition": "c/o Meier"}
+    )
     assert addr == PostalAddress("Hauptstraße 5", "10115", "Berlin", "DE", "c/o Meier")
     assert addr.to_dict()["addition"] == "c/o Meier"
     assert "addition" not in normalise_postal_address(ADDRESS).to_dict()
@@ -150,7 +162,8 @@ def test_country_must_be_an_alpha2_code(country: str):
 
 
 def test_every_bad_address_part_is_reported_at_once():
-    """Missing, non-text, too long and control-character parts are all reported, by sub-field name."""
+    """Missing, non-text, too long and control-character parts are all reported, by sub-field
+    name."""
     with pytest.raises(ContactValidationError) as info:
         normalise_postal_address(
             {"street": "Geheimweg\r\n1", "postal_code": 10115, "city": "B" * 101, "country": "DE"}

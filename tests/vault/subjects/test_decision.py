@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vault.catalogue.purposes import LawfulBasis, load_catalogue
 from vault.subjects.decision import (
     Allow,
     BasisFacts,
@@ -19,7 +20,6 @@ from vault.subjects.decision import (
     decide,
     effective_status,
 )
-from vault.catalogue.purposes import LawfulBasis, load_catalogue
 
 CATALOGUE = load_catalogue(Path(__file__).resolve().parents[3] / "policies")
 NEWSLETTER = CATALOGUE.purposes["newsletter.email"]
@@ -52,7 +52,8 @@ def reason(outcome: Allow | Deny) -> DenyReason:
 
 
 def test_unknown_purpose_is_denied():
-    """A purpose missing from the catalogue is denied as unknown_purpose, whatever the client holds."""
+    """A purpose missing from the catalogue is denied as unknown_purpose, whatever the client
+    holds."""
     assert check_request(None, "made.up", ALL | {"made.up"}, None) == Deny(
         DenyReason.UNKNOWN_PURPOSE
     )
@@ -65,7 +66,8 @@ def test_purpose_the_client_may_not_use_is_denied():
 
 
 def test_field_outside_the_purpose_is_denied():
-    """Asking for a field the purpose does not reveal is field_not_covered, even mixed with covered ones."""
+    """Asking for a field the purpose does not reveal is field_not_covered, even mixed with covered
+    ones."""
     out = check_request(NEWSLETTER, "newsletter.email", ALL, ["email", "phone"])
     assert out == Deny(DenyReason.FIELD_NOT_COVERED)
 
@@ -139,7 +141,8 @@ def test_pending_confirmation_is_unconfirmed():
 
 
 def test_lapsed_confirmation_is_unconfirmed():
-    """A pending consent whose confirmation deadline passed is lapsed and still consent_unconfirmed."""
+    """A pending consent whose confirmation deadline passed is lapsed and still
+    consent_unconfirmed."""
     basis = facts("pending_confirmation", confirm_deadline=NOW)
     assert effective_status(basis, NOW) is BasisStatus.LAPSED
     assert reason(decide(NEWSLETTER, ("email",), "active", [basis], NOW)) is (
@@ -267,7 +270,8 @@ def _live(b: BasisFacts) -> bool:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_basis_facts(), max_size=6))
 def test_decide_allows_iff_some_record_is_live(bases: list[BasisFacts]):
-    """For any basis history, decide allows exactly when some matching record is granted/active and unexpired, and names the first such."""
+    """For any basis history, decide allows exactly when some matching record is granted/active and
+    unexpired, and names the first such."""
     out = decide(NEWSLETTER, ("email",), "active", bases, NOW)
     live = [b for b in bases if _live(b)]
     if live:

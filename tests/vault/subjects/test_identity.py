@@ -1,5 +1,5 @@
-"""Identity changes (vault.subjects.identity): recorded, told to the old address, ending sessions and
-restricting sessions through an unconfirmed new e-mail address, on both databases."""
+"""Identity changes (vault.subjects.identity): recorded, told to the old address, ending sessions
+and restricting sessions through an unconfirmed new e-mail address, on both databases."""
 
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ from sqlalchemy import select
 from tests.support.factories import WRITER
 from tests.support.privacy import audit_rows
 from tests.support.self_service import mails, seed_subject, sign_in
-from vault.rights import identity_objection
-from vault.subjects import identity
-from vault.rights import selfservice
-from vault.subjects import store as subjects
 from vault.audit.events import Actor
 from vault.errors import AccessDenied, Conflict, NotFound, Unauthenticated, Unavailable
+from vault.rights import identity_objection, selfservice
 from vault.storage.tables import identity_changes, self_service_sessions
+from vault.subjects import identity
+from vault.subjects import store as subjects
 
 LINK = Actor("subject", "identity-notice-link")
 DPO = Actor("dpo", "dpo")
@@ -148,7 +147,7 @@ async def test_no_notice_no_change(vault):
     address, the sessions and the change rows stay as they were."""
 
     class Broken:
-        async def send(self, message):  # noqa: ANN001
+        async def send(self, message):  # noqa: ANN001 - the mailer's send, stubbed
             raise Unavailable("mail server is not reachable")
 
         async def check(self) -> None:
@@ -189,8 +188,12 @@ async def test_erasure_deletes_the_change_rows(vault):
     sid, _ = await seed_subject(vault, 509, external_ref=None)
     await subjects.rectify_contact(vault, WRITER, sid, {"email": "x.509@example.net"})
     await dsar.create_request(
-        vault, selfservice.subject_actor(), subject_id=sid, type="erasure",
-        channel="self_service", verified=True,
+        vault,
+        selfservice.subject_actor(),
+        subject_id=sid,
+        type="erasure",
+        channel="self_service",
+        verified=True,
     )
     assert await _rows(vault) == []
     async with vault.engine.connect() as conn:

@@ -13,14 +13,14 @@ from sqlalchemy import select, update
 
 from tests.support.factories import WRITER, person
 from tests.support.privacy import audit_rows
-from vault.subjects import bulk
-from vault.rights import export
 from vault.audit.events import Actor, AuditAction
 from vault.bases.consents import record_basis
 from vault.errors import VaultError
-from vault.subjects.lookup import lookup
 from vault.outreach.basket import ContactSpec
+from vault.rights import export
 from vault.storage.tables import contact_budgets, contacts, subjects
+from vault.subjects import bulk
+from vault.subjects.lookup import lookup
 from vault.subjects.store import create_subject, rectify_contact
 
 SHOP = Actor("client", "shop", "req-integrity")
@@ -54,7 +54,7 @@ async def _lookup(vault, kind: str, value: str, purpose: str = "account.service"
     )
 
 
-async def _refused(call) -> VaultError:  # type: ignore[no-untyped-def]
+async def _refused(call) -> VaultError:
     """The call raises the vault's integrity failure, which carries no value."""
     with pytest.raises(VaultError) as info:
         await call
@@ -64,7 +64,8 @@ async def _refused(call) -> VaultError:  # type: ignore[no-untyped-def]
 
 async def _integrity_events(vault, action: str = AuditAction.LOOKUP) -> list[dict[str, Any]]:
     return [
-        e for e in await audit_rows(vault)
+        e
+        for e in await audit_rows(vault)
         if e["action"] == action and e["reason"] == "integrity_error"
     ]
 
@@ -126,8 +127,13 @@ async def test_moved_index_with_a_contact_reserves_nothing(vault):
     await _write(vault, sid_a, external_ref_bidx=None)
     await _write(vault, sid_b, external_ref_bidx=digest_a)
     await _refused(
-        _lookup(vault, "external_ref", a["external_ref"], "order.delivery",
-                contact=ContactSpec(brand="tresor"))
+        _lookup(
+            vault,
+            "external_ref",
+            a["external_ref"],
+            "order.delivery",
+            contact=ContactSpec(brand="tresor"),
+        )
     )
     async with vault.engine.connect() as conn:
         assert (await conn.execute(select(contacts))).all() == []
@@ -149,7 +155,11 @@ async def test_tampered_ciphertext_is_an_audited_denial(vault):
 async def _batch(vault, kind: str, values: list[str]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     async for blob in bulk.resolve_batch(
-        vault, SHOP, ALLOWED, purpose_id="account.service", identifier_kind=kind,
+        vault,
+        SHOP,
+        ALLOWED,
+        purpose_id="account.service",
+        identifier_kind=kind,
         identifiers=values,
     ):
         out.extend(json.loads(x) for x in blob.decode().splitlines())
@@ -165,8 +175,12 @@ async def test_bulk_refuses_moved_index_and_tampered_ciphertext_per_line(vault):
     c, sid_c = await _customer(vault, 411)
     d, sid_d = await _customer(vault, 412)
     await _write(vault, sid_a, email_bidx=None)
-    await _write(vault, sid_b, email_bidx=(await _row(vault, sid_a)).email_bidx or
-                 vault.indexer.digest("email", a["email"]))
+    await _write(
+        vault,
+        sid_b,
+        email_bidx=(await _row(vault, sid_a)).email_bidx
+        or vault.indexer.digest("email", a["email"]),
+    )
     await _write(vault, sid_d, name_ct=_flip((await _row(vault, sid_d)).name_ct))
     lines = await _batch(vault, "email", [a["email"], c["email"], d["email"]])
     assert [line.get("reason") for line in lines] == ["integrity_error", None, "integrity_error"]

@@ -1,4 +1,5 @@
-"""The purpose-checked lookup on both databases: identifiers, narrowing, time, denials, and its audit event."""
+"""The purpose-checked lookup on both databases: identifiers, narrowing, time, denials, and its
+audit event."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
 from tests.support.db import audit_trail
+from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
 from vault.audit.events import Actor, AuditAction
 from vault.bases.consents import Evidence, confirm, record_basis, withdraw
-from vault.subjects.decision import DenyReason
 from vault.errors import InvalidInput
-from vault.subjects.lookup import LookupDenied, LookupNotFound, lookup
 from vault.storage.tables import subjects
+from vault.subjects.decision import DenyReason
+from vault.subjects.lookup import LookupDenied, LookupNotFound, lookup
 from vault.subjects.store import create_subject
 
 SHOP = Actor("client", "shop", "req-1")
@@ -24,14 +25,22 @@ ALL = frozenset(
     {"order.delivery", "newsletter.email", "offers.sms", "invoice.postal", "account.service"}
 )
 EXPLICIT = Evidence(
-    touchpoint="shop.counter", method="signature", notice_version="2026-10", language="de",
+    touchpoint="shop.counter",
+    method="signature",
+    notice_version="2026-10",
+    language="de",
     explicit=True,
 )
 
 
 async def _lookup(vault, purpose: str, kind: str, value: str, *, fields=None, allowed=ALL):
     return await lookup(
-        vault, SHOP, allowed, purpose_id=purpose, identifier_kind=kind, identifier=value,
+        vault,
+        SHOP,
+        allowed,
+        purpose_id=purpose,
+        identifier_kind=kind,
+        identifier=value,
         fields=fields,
     )
 
@@ -59,7 +68,9 @@ async def test_lookup_by_subject_id_returns_the_purpose_fields_and_basis(vault):
     out = await _lookup(vault, "order.delivery", "subject_id", sid)
     assert out.subject_id == sid and out.purpose == "order.delivery"
     assert out.fields == {
-        "name": p["name"], "postal_address": p["postal_address"], "phone": p["phone"],
+        "name": p["name"],
+        "postal_address": p["postal_address"],
+        "phone": p["phone"],
     }
     assert (out.basis_id, out.basis_type, out.basis_expires_at) == (basis_id, "contract", None)
 
@@ -86,11 +97,14 @@ async def test_lookup_by_phone_in_national_format(vault):
 async def test_lookup_by_external_ref(vault):
     """A customer number finds its subject."""
     p, sid, _ = await _customer(vault, 4)
-    assert (await _lookup(vault, "order.delivery", "external_ref", p["external_ref"])).subject_id == sid
+    assert (
+        await _lookup(vault, "order.delivery", "external_ref", p["external_ref"])
+    ).subject_id == sid
 
 
 async def test_invalid_identifier_is_refused_before_anything_is_read(vault):
-    """A malformed e-mail or an unknown identifier kind is InvalidInput and is not a lookup event."""
+    """A malformed e-mail or an unknown identifier kind is InvalidInput and is not a lookup
+    event."""
     with pytest.raises(InvalidInput):
         await _lookup(vault, "order.delivery", "email", "not-an-address")
     with pytest.raises(InvalidInput):
@@ -119,23 +133,27 @@ async def test_only_the_ciphertexts_of_revealable_fields_are_read(vault, monkeyp
     seen: list[set[str]] = []
     read_rows = vault.read_rows
 
-    async def spy(statement, params):  # type: ignore[no-untyped-def]
+    async def spy(statement, params):
         rows = await read_rows(statement, params)
         seen.extend({k for k in dict(r._mapping if hasattr(r, "_mapping") else r)} for r in rows)
         return rows
 
     monkeypatch.setattr(vault, "read_rows", spy)
     await _lookup(vault, "order.delivery", "subject_id", sid, fields=["phone", "name"])
-    assert seen and all({c for c in cols if c.endswith("_ct")} == {"phone_ct", "name_ct"}
-                        for cols in seen)
+    assert seen and all(
+        {c for c in cols if c.endswith("_ct")} == {"phone_ct", "name_ct"} for cols in seen
+    )
     seen.clear()
     await _lookup(vault, "order.delivery", "subject_id", sid)
-    assert seen and all({c for c in cols if c.endswith("_ct")}
-                        == {"phone_ct", "name_ct", "postal_address_ct"} for cols in seen)
+    assert seen and all(
+        {c for c in cols if c.endswith("_ct")} == {"phone_ct", "name_ct", "postal_address_ct"}
+        for cols in seen
+    )
 
 
 async def test_field_outside_the_purpose_is_denied(vault):
-    """Asking order.delivery for the e-mail is field_not_covered, audited with the requested fields."""
+    """Asking order.delivery for the e-mail is field_not_covered, audited with the requested
+    fields."""
     _, sid, _ = await _customer(vault, 6)
     assert await _denied(vault, "order.delivery", "subject_id", sid, fields=["email"]) == (
         DenyReason.FIELD_NOT_COVERED
@@ -158,11 +176,16 @@ async def test_missing_fields_are_left_out(vault):
 
 
 async def test_expiry_is_decided_at_read_time(vault, clock):
-    """A consent allows until its expiry on the injected clock, and is consent_expired from then on."""
+    """A consent allows until its expiry on the injected clock, and is consent_expired from then
+    on."""
     p = person(8)
     sid = await create_subject(vault, WRITER, p)
     await record_basis(
-        vault, WRITER, sid, "offers.sms", evidence=EXPLICIT,
+        vault,
+        WRITER,
+        sid,
+        "offers.sms",
+        evidence=EXPLICIT,
         expires_at=clock.now() + timedelta(days=10),
     )
     clock.advance(timedelta(days=10, microseconds=-1))
@@ -181,10 +204,13 @@ async def test_withdrawal_is_effective_at_once(vault, clock):
 
 
 async def test_double_opt_in_is_unconfirmed_until_confirmed(vault):
-    """A pending newsletter consent is consent_unconfirmed; after confirmation the e-mail is revealed."""
+    """A pending newsletter consent is consent_unconfirmed; after confirmation the e-mail is
+    revealed."""
     p = person(10)
     sid = await create_subject(vault, WRITER, p)
-    await record_basis(vault, WRITER, sid, "newsletter.email", evidence=Evidence(**NEWSLETTER_EVIDENCE))
+    await record_basis(
+        vault, WRITER, sid, "newsletter.email", evidence=Evidence(**NEWSLETTER_EVIDENCE)
+    )
     assert await _denied(vault, "newsletter.email", "email", p["email"]) == (
         DenyReason.CONSENT_UNCONFIRMED
     )
@@ -200,7 +226,8 @@ async def test_no_basis_is_no_consent(vault):
 
 
 async def test_restricted_subject_is_denied_except_for_legal_obligations(vault):
-    """A restricted subject is subject_restricted for a contract purpose but still readable for invoices."""
+    """A restricted subject is subject_restricted for a contract purpose but still readable for
+    invoices."""
     _, sid, _ = await _customer(vault, 12)
     await record_basis(vault, WRITER, sid, "invoice.postal", reference="Rechnung 12")
     async with vault.engine.begin() as conn:
@@ -235,7 +262,8 @@ async def test_purpose_not_allowed_to_the_client(vault):
 
 
 async def test_unknown_purpose_is_audited_as_unknown(vault):
-    """An unknown purpose is denied and audited as "<unknown>", never as the raw string the client sent."""
+    """An unknown purpose is denied and audited as "<unknown>", never as the raw string the client
+    sent."""
     p, sid, _ = await _customer(vault, 15)
     raw = f"leak.{p['email']}"
     assert await _denied(vault, raw, "subject_id", sid, allowed=ALL | {raw}) == (
@@ -250,7 +278,8 @@ async def test_unknown_purpose_is_audited_as_unknown(vault):
 
 
 async def test_subject_not_found_is_raised_and_audited(vault):
-    """No match raises LookupNotFound and writes a deny event with reason subject_not_found and no identifier."""
+    """No match raises LookupNotFound and writes a deny event with reason subject_not_found and no
+    identifier."""
     await _customer(vault, 16)
     with pytest.raises(LookupNotFound):
         await _lookup(vault, "order.delivery", "email", "niemand@example.org")
@@ -266,7 +295,8 @@ async def test_subject_not_found_is_raised_and_audited(vault):
 
 
 async def test_shared_phone_is_ambiguous(vault):
-    """Two subjects sharing a phone number make a phone lookup ambiguous_identifier, revealing neither."""
+    """Two subjects sharing a phone number make a phone lookup ambiguous_identifier, revealing
+    neither."""
     a, _, _ = await _customer(vault, 17)
     await create_subject(vault, WRITER, {**person(18), "phone": a["phone"]})
     assert await _denied(vault, "order.delivery", "phone", a["phone"]) == (
@@ -274,7 +304,9 @@ async def test_shared_phone_is_ambiguous(vault):
     )
     (event,) = await audit_trail(vault, AuditAction.LOOKUP)
     assert (event.decision, event.reason, event.subject_id) == (
-        "deny", "ambiguous_identifier", None,
+        "deny",
+        "ambiguous_identifier",
+        None,
     )
 
 
@@ -282,9 +314,12 @@ async def test_shared_phone_is_ambiguous(vault):
 
 
 async def test_every_lookup_writes_exactly_one_audit_event(vault, clock):
-    """Allowed, denied and not-found lookups each write one event with decision, reason, consent and fields."""
+    """Allowed, denied and not-found lookups each write one event with decision, reason, consent and
+    fields."""
     p, sid, basis_id = await _customer(vault, 19)
-    await _lookup(vault, "order.delivery", "external_ref", p["external_ref"], fields=["name", "phone"])
+    await _lookup(
+        vault, "order.delivery", "external_ref", p["external_ref"], fields=["name", "phone"]
+    )
     with pytest.raises(LookupDenied):
         await _lookup(vault, "offers.sms", "subject_id", sid, fields=["phone"])
     with pytest.raises(LookupNotFound):
@@ -292,7 +327,11 @@ async def test_every_lookup_writes_exactly_one_audit_event(vault, clock):
 
     allowed, denied, missing = await audit_trail(vault, AuditAction.LOOKUP)
     assert (allowed.decision, allowed.reason, allowed.consent_id) == ("allow", None, basis_id)
-    assert (allowed.subject_id, allowed.purpose, allowed.fields) == (sid, "order.delivery", "name,phone")
+    assert (allowed.subject_id, allowed.purpose, allowed.fields) == (
+        sid,
+        "order.delivery",
+        "name,phone",
+    )
     assert (allowed.actor_type, allowed.actor_id, allowed.request_id) == ("client", "shop", "req-1")
     assert allowed.at is not None and '"by": "external_ref"' in allowed.detail
 
@@ -300,7 +339,9 @@ async def test_every_lookup_writes_exactly_one_audit_event(vault, clock):
     assert (denied.subject_id, denied.purpose, denied.fields) == (sid, "offers.sms", "phone")
 
     assert (missing.decision, missing.reason, missing.subject_id) == (
-        "deny", "subject_not_found", None,
+        "deny",
+        "subject_not_found",
+        None,
     )
     for event in (allowed, denied, missing):
         for value in event._mapping.values():
@@ -352,19 +393,30 @@ async def test_a_contact_is_reserved_through_the_lookups_own_interface(vault):
     p, sid, _ = await _customer(vault, 61)
     held = _Contact(_Held())
     result = await lookup(
-        vault, SHOP, ALL, purpose_id="order.delivery", identifier_kind="subject_id",
-        identifier=sid, contact=held,
+        vault,
+        SHOP,
+        ALL,
+        purpose_id="order.delivery",
+        identifier_kind="subject_id",
+        identifier=sid,
+        contact=held,
     )
     assert result.fields["name"] == p["name"] and result.contact is held.outcome
     assert held.calls == [
-        ("resolve", "order.delivery"), ("check_grant", "shop"),
+        ("resolve", "order.delivery"),
+        ("check_grant", "shop"),
         ("reserve", (sid, "order.delivery", "shop", True)),
     ]
     full = _Contact(Deny(DenyReason.CONTACT_BUDGET_EXHAUSTED))
     with pytest.raises(LookupDenied) as denied:
         await lookup(
-            vault, SHOP, ALL, purpose_id="order.delivery", identifier_kind="subject_id",
-            identifier=sid, contact=full,
+            vault,
+            SHOP,
+            ALL,
+            purpose_id="order.delivery",
+            identifier_kind="subject_id",
+            identifier=sid,
+            contact=full,
         )
     assert denied.value.reason == "contact_budget_exhausted"
     last = (await audit_trail(vault, AuditAction.LOOKUP))[-1]

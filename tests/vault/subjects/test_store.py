@@ -13,8 +13,8 @@ from tests.support.factories import WRITER, person
 from vault.audit.events import AuditAction
 from vault.bases.consents import record_basis
 from vault.errors import Conflict, InvalidInput, NotFound
-from vault.subjects.lookup import LookupNotFound, lookup
 from vault.storage.tables import audit_events, subjects
+from vault.subjects.lookup import LookupNotFound, lookup
 from vault.subjects.store import create_subject, decrypt_fields, rectify_contact
 
 ACCOUNT = frozenset({"account.service", "order.delivery"})
@@ -48,7 +48,8 @@ def _column_bytes(row: Any) -> list[bytes]:
 
 
 async def test_create_stores_only_ciphertext(vault):
-    """A created subject's row holds ciphertexts and digests; no column contains a plaintext value."""
+    """A created subject's row holds ciphertexts and digests; no column contains a plaintext
+    value."""
     p = person(11)
     sid = await create_subject(vault, WRITER, p)
     row = await _row(vault, sid)
@@ -61,7 +62,8 @@ async def test_create_stores_only_ciphertext(vault):
 
 
 async def test_created_subject_decrypts_to_normalised_values(vault):
-    """The sealed fields open to the normalised input: lower-cased e-mail, E.164 phone, address object."""
+    """The sealed fields open to the normalised input: lower-cased e-mail, E.164 phone, address
+    object."""
     p = person(12)
     p["email"] = "  " + p["email"].upper() + " "
     p["phone"] = "030 " + p["phone"][5:]
@@ -124,7 +126,8 @@ async def test_rectify_replaces_and_clears_fields(vault):
 
 
 async def test_rectify_moves_the_blind_index(vault):
-    """After rectifying the e-mail, lookup by the old address finds nothing and by the new one finds the subject."""
+    """After rectifying the e-mail, lookup by the old address finds nothing and by the new one finds
+    the subject."""
     p = person(16)
     sid = await create_subject(vault, WRITER, p)
     await record_basis(vault, WRITER, sid, "account.service", reference="Vertrag 1")
@@ -132,8 +135,12 @@ async def test_rectify_moves_the_blind_index(vault):
 
     async def by_email(address: str):
         return await lookup(
-            vault, WRITER, ACCOUNT, purpose_id="account.service",
-            identifier_kind="email", identifier=address,
+            vault,
+            WRITER,
+            ACCOUNT,
+            purpose_id="account.service",
+            identifier_kind="email",
+            identifier=address,
         )
 
     with pytest.raises(LookupNotFound):
@@ -161,7 +168,11 @@ async def test_rectify_unknown_subject_is_not_found(vault):
         await rectify_contact(vault, WRITER, sid, {"name": "Erika Mustermann"})
     (event,) = await _audit(vault)
     assert (event.action, event.subject_id, event.decision, event.reason, event.fields) == (
-        "client:contact:rectify", sid, "deny", "subject_not_found", "name"
+        "client:contact:rectify",
+        sid,
+        "deny",
+        "subject_not_found",
+        "name",
     )
     assert "Erika" not in repr(tuple(event))
 
