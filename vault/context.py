@@ -13,7 +13,6 @@ time and the layering (docs/architecture.md) has no cycle through it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -163,25 +162,6 @@ class VaultContext:
         if gate is None:
             gate = self._gates[loop] = asyncio.Lock()
         return gate
-
-    @asynccontextmanager
-    async def rehearsal(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction that is always rolled back: run the real writes (reservations) to
-        learn their outcome, keep nothing. Errors map like `transaction`."""
-        gate = self._write_gate() or contextlib.nullcontext()
-        try:
-            async with gate, self.engine.connect() as conn:
-                trans = await conn.begin()
-                try:
-                    yield conn
-                finally:
-                    await trans.rollback()
-        except SQLAlchemyError as exc:
-            raise Unavailable("storage is unavailable; nothing was changed or revealed") from exc
-        except KeyringError as exc:
-            raise Unavailable("keyring is unavailable; nothing was changed or revealed") from exc
-        except OSError as exc:
-            raise Unavailable("storage is unavailable; nothing was changed or revealed") from exc
 
     async def close(self) -> None:
         if self.audit_batcher is not None:
