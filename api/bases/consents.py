@@ -15,13 +15,14 @@ from api.bases.schemas import (
     ConsentOut,
     EvidenceOut,
     HistoryEntry,
+    evidence_of,
 )
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
 from api.schemas import Uuid, uuid_path
 from vault.admin.clients import Role
 from vault.bases import consents
-from vault.bases.consents import BasisRecord, Evidence
+from vault.bases.consents import BasisRecord
 
 
 def consent_out(record: BasisRecord) -> ConsentOut:
@@ -65,19 +66,7 @@ class ConsentController(Controller):
         vault: Vault,
         subject_id: Uuid = uuid_path("The subject's pseudonymous id"),
     ) -> ConsentCreated:
-        evidence = None
-        if data.evidence is not None:
-            e = data.evidence
-            evidence = Evidence(
-                touchpoint=e.touchpoint,
-                method=e.method,
-                notice_version=e.notice_version,
-                language=e.language,
-                notice_text_hash=e.notice_text_hash,
-                explicit=e.explicit,
-                ip=e.ip,
-                user_agent=e.user_agent,
-            )
+        evidence = evidence_of(data.evidence)
         record = await consents.record_basis(
             vault,
             actor_of(request),

@@ -8,6 +8,7 @@ from typing import Annotated
 from msgspec import Meta, Struct
 
 from api.schemas import Short, Text200
+from vault.bases.consents import Evidence
 
 
 class EvidenceIn(Struct, forbid_unknown_fields=True):
@@ -19,6 +20,22 @@ class EvidenceIn(Struct, forbid_unknown_fields=True):
     explicit: bool = False
     ip: Annotated[str, Meta(max_length=64)] | None = None
     user_agent: Annotated[str, Meta(max_length=512)] | None = None
+
+
+def evidence_of(e: EvidenceIn | None) -> Evidence | None:
+    """The vault's evidence record from the request body (consents and preferences alike)."""
+    if e is None:
+        return None
+    return Evidence(
+        touchpoint=e.touchpoint,
+        method=e.method,
+        notice_version=e.notice_version,
+        language=e.language,
+        notice_text_hash=e.notice_text_hash,
+        explicit=e.explicit,
+        ip=e.ip,
+        user_agent=e.user_agent,
+    )
 
 
 class ConsentCreate(Struct, forbid_unknown_fields=True):

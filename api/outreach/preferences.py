@@ -11,6 +11,7 @@ from litestar import Controller, Request, get, put
 from litestar.params import JSONBody
 
 from api.auth import actor_of, roles
+from api.bases.schemas import evidence_of
 from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
 from api.outreach.schemas import (
@@ -22,7 +23,6 @@ from api.outreach.schemas import (
 )
 from api.schemas import Uuid, uuid_path
 from vault.admin.clients import Role
-from vault.bases.consents import Evidence
 from vault.context import VaultContext
 from vault.outreach import preferences
 from vault.outreach.preferences import PreferencesView
@@ -106,19 +106,7 @@ class PreferenceController(Controller):
         vault: Vault,
         subject_id: Uuid = uuid_path("The subject's pseudonymous id"),
     ) -> PreferencesOut:
-        evidence = None
-        if data.evidence is not None:
-            e = data.evidence
-            evidence = Evidence(
-                touchpoint=e.touchpoint,
-                method=e.method,
-                notice_version=e.notice_version,
-                language=e.language,
-                notice_text_hash=e.notice_text_hash,
-                explicit=e.explicit,
-                ip=e.ip,
-                user_agent=e.user_agent,
-            )
+        evidence = evidence_of(data.evidence)
         view = await preferences.set_preferences(
             vault,
             actor_of(request),

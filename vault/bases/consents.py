@@ -36,7 +36,7 @@ from vault.errors import Conflict, InvalidInput, InvariantViolation, NotFound
 from vault.storage.tables import consent_history, consents, subjects
 from vault.subjects.decision import BasisFacts, BasisStatus, DenyReason, effective_status
 from vault.subjects.integrity import audited_attempt, audited_read
-from vault.subjects.store import SubjectStatus, decrypt_fields, load_subject
+from vault.subjects.store import decrypt_fields, load_live_subject, load_subject
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -222,10 +222,7 @@ async def record_basis(
         not_found=DenyReason.SUBJECT_NOT_FOUND.value,
     ) as attempt:
         conn = attempt.conn
-        row = await load_subject(conn, subject_id, for_update=True)
-        if row.status == SubjectStatus.ERASED:
-            attempt.reason = DenyReason.SUBJECT_ERASED.value
-            raise Conflict("the subject was erased")
+        row = await load_live_subject(attempt, subject_id)
         # Art. 21(3): after an objection, marketing needs a fresh explicit opt-in by the
         # subject, which lifts the objection.
         objection_cleared = False

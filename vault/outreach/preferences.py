@@ -51,7 +51,7 @@ from vault.bases.consents import COLLECTION_METHODS, LANGUAGES, Evidence
 from vault.catalogue.purposes import Channel, CommunicationType
 from vault.clock import as_utc
 from vault.crypto import seal_field
-from vault.errors import Conflict, InvalidInput, InvariantViolation
+from vault.errors import InvalidInput, InvariantViolation
 from vault.storage.tables import (
     audit_events,
     contact_preference_history,
@@ -60,7 +60,7 @@ from vault.storage.tables import (
 )
 from vault.subjects.decision import DenyReason
 from vault.subjects.integrity import audited_attempt
-from vault.subjects.store import SubjectStatus, load_subject
+from vault.subjects.store import load_live_subject, load_subject
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -471,10 +471,7 @@ async def set_preferences(
         not_found=DenyReason.SUBJECT_NOT_FOUND.value,
     ) as attempt:
         conn = attempt.conn
-        subject = await load_subject(conn, subject_id, for_update=True)
-        if subject.status == SubjectStatus.ERASED:
-            attempt.reason = DenyReason.SUBJECT_ERASED.value
-            raise Conflict("the subject was erased")
+        subject = await load_live_subject(attempt, subject_id)
         old = await load(conn, subject_id)
         version = (old.version if old is not None else 0) + 1
         values = {

@@ -40,7 +40,7 @@ from vault.subjects.contact import (
     normalise_postal_address,
 )
 from vault.subjects.decision import DenyReason
-from vault.subjects.integrity import audited_attempt
+from vault.subjects.integrity import AuditedAttempt, audited_attempt
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -190,6 +190,16 @@ async def load_subject(
     return row
 
 
+async def load_live_subject(attempt: AuditedAttempt, subject_id: str) -> Row[Any]:
+    """The subject's row, locked for a change inside an audited attempt: an unknown subject
+    is `NotFound`, an erased one a `Conflict` recorded as `subject_erased` (finding 6)."""
+    row = await load_subject(attempt.conn, subject_id, for_update=True)
+    if row.status == SubjectStatus.ERASED:
+        attempt.reason = DenyReason.SUBJECT_ERASED.value
+        raise Conflict("the subject was erased")
+    return row
+
+
 async def rectify_contact(
     ctx: VaultContext, actor: Actor, subject_id: str, changes: Mapping[str, Any]
 ) -> list[str]:
@@ -214,10 +224,7 @@ async def rectify_contact(
             not_found=DenyReason.SUBJECT_NOT_FOUND.value,
         ) as attempt:
             conn = attempt.conn
-            row = await load_subject(conn, subject_id, for_update=True)
-            if row.status == SubjectStatus.ERASED:
-                attempt.reason = DenyReason.SUBJECT_ERASED.value
-                raise Conflict("the subject was erased")
+            row = await load_live_subject(attempt, subject_id)
             dek = ctx.deks.dek(subject_id, row.kek_version, row.wrapped_dek)
             values = resealed_columns(ctx, row, dek, fields)
             await conn.execute(
