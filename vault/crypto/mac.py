@@ -1,0 +1,43 @@
+"""Keyed MACs: HMAC-SHA256 under one key per use, compared in constant time.
+
+Every keyed digest Tresor stores or checks (API-key hashes, one-time codes, sign-in and
+notice links, session cookies, the audit chain, blind indexes) goes through `Mac`, so the
+algorithm, the encoding (lower-case hex) and the comparison are chosen once. A `Mac` is
+built from a key made for its use: `DerivedKeys.mac(label)` for the uses of the server
+secret, or an independent random secret (`index_key`, `audit_key`).
+"""
+
+from __future__ import annotations
+
+import hmac
+
+#: Shorter keys than the digest weaken HMAC-SHA256; every key Tresor makes has 32 bytes.
+MIN_KEY_BYTES = 32
+
+
+class Mac:
+    """HMAC-SHA256 under one key; `digest` gives 64 hex characters."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < MIN_KEY_BYTES:
+            raise ValueError(f"a MAC key must be at least {MIN_KEY_BYTES} bytes")
+        self._key = key
+
+    def __repr__(self) -> str:
+        return "Mac(<key>)"  # never the key, not even in a traceback
+
+    def digest(self, message: bytes) -> str:
+        """The MAC of `message` as lower-case hex (the one-shot C path of `hmac`)."""
+        return hmac.digest(self._key, message, "sha256").hex()
+
+    def verify(self, message: bytes, digest: str) -> bool:
+        """Whether `digest` is the MAC of `message`, compared in constant time."""
+        return same_digest(self.digest(message), digest)
+
+
+def same_digest(a: str, b: str) -> bool:
+    """Constant-time equality of two digests (hex strings), for digests computed elsewhere:
+    a stored hash against a fresh one, or two blind indexes."""
+    return hmac.compare_digest(a.encode(), b.encode())
