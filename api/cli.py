@@ -166,18 +166,16 @@ def cmd_keys_migrate_to_pkcs11(settings: Settings, args: argparse.Namespace) -> 
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     import time
 
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
     from vault.audit import chain as audit_chain
+    from vault.crypto import VerifyKey
 
     public = None
     if args.public_key:
-        loaded = load_pem_public_key(open(args.public_key, "rb").read())
-        if not isinstance(loaded, Ed25519PublicKey):  # checkpoints are signed with Ed25519
+        try:  # checkpoints are signed with Ed25519
+            public = VerifyKey.from_pem(Path(args.public_key).read_bytes())
+        except ValueError:
             print(f"error: {args.public_key} is not an Ed25519 public key", file=sys.stderr)
             return 2
-        public = loaded
     anchor = Path(args.checkpoints) if args.checkpoints else settings.audit_checkpoint_path
     started = time.perf_counter()
     report = _run(

@@ -30,7 +30,7 @@ from vault.catalogue.loader import load_policies
 from vault.catalogue.purposes import PurposeCatalogue
 from vault.catalogue.touchpoints import TouchpointCatalogue
 from vault.clock import Clock, SystemClock
-from vault.crypto import BlindIndexer, DekManager, KeyringError, LocalKeyring
+from vault.crypto import BlindIndexer, DekManager, DerivedKeys, KeyringError, LocalKeyring
 from vault.crypto.keyring import KekProvider, ServerSecrets
 from vault.crypto.pkcs11_provider import Pkcs11KekProvider, keks_moved_to_token, read_pin
 from vault.errors import InvariantViolation, Unavailable
@@ -49,6 +49,8 @@ class VaultContext:
     secrets: ServerSecrets
     deks: DekManager
     indexer: BlindIndexer
+    #: The keys derived by label from the server secret (`vault.crypto.derive`).
+    keys: DerivedKeys
     mailer: Mailer
     clock: Clock
     pressure_rules: PressureRules
@@ -121,6 +123,7 @@ class VaultContext:
             secrets=keyring.secrets,
             deks=DekManager(keyring, settings.dek_cache_size),
             indexer=BlindIndexer(keyring.secrets.index_key),
+            keys=DerivedKeys(keyring.secrets.client_key),
             # The file outbox names its files by the vault's clock, which its pruning uses.
             mailer=mailer or make_mailer(settings.smtp_url, settings.outbox_dir, clock),
             clock=clock,

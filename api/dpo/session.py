@@ -30,12 +30,13 @@ from vault.admin.clients import (
     active_client,
 )
 from vault.context import VaultContext
+from vault.crypto import KeyLabel, Mac
 
 SURFACE = web_cookies.Surface(
     path="/dpo",
     session_cookie="tresor_dpo",
     csrf_cookie="tresor_dpo_csrf",
-    csrf_label=b"tresor.dpo.csrf.v1",
+    csrf_label=KeyLabel.DPO_CSRF,
 )
 SESSION_COOKIE = SURFACE.session_cookie
 SESSION_TTL = timedelta(hours=4)
@@ -48,9 +49,11 @@ log = structlog.get_logger("tresor.dpo")
 # -- keys derived from the keyring --------------------------------------------------------------
 
 
-def _session_key(ctx: VaultContext) -> bytes:
-    """The key that signs console session tokens, derived from the keyring's server key."""
-    return web_cookies.derive(ctx.secrets.client_key, b"tresor.dpo.session.v1")
+def _session_mac(ctx: VaultContext) -> Mac:
+    """The MAC of console session tokens, under a key derived from the keyring's server key
+    for them alone. Sessions signed before the derivation end at the upgrade (they last
+    hours): the DPO signs in again."""
+    return ctx.keys.mac(KeyLabel.DPO_SESSION)
 
 
 # -- the session token --------------------------------------------------------------------------
@@ -85,7 +88,7 @@ def issue_session(ctx: VaultContext, client: ClientInfo) -> tuple[str, DpoSessio
             separators=(",", ":"),
         ).encode()
     )
-    mac = web_cookies.sign(_session_key(ctx), payload)
+    mac = _session_mac(ctx).digest(payload.encode())
     expires_at = datetime.fromtimestamp(int(expires.timestamp()), UTC)
     session = DpoSession(client.id, client.name, expires_at)
     return f"v1.{payload}.{mac}", session
@@ -97,7 +100,7 @@ def read_session(ctx: VaultContext, token: str | None) -> DpoSession | None:
     if not m:
         return None
     payload, mac = m.group(1), m.group(2)
-    if not web_cookies.signed_by(_session_key(ctx), payload, mac):
+    if not _session_mac(ctx).verify(payload.encode(), mac):
         return None
     try:
         claims = json.loads(_unb64(payload))

@@ -31,6 +31,7 @@ from api.schemas import UUID_PATTERN
 from api.web import cookies as web_cookies
 from api.web import dates
 from api.web.errors import error_page, every_error
+from vault.crypto import KeyLabel
 from vault.errors import (
     AccessDenied,
     Unauthenticated,
@@ -45,7 +46,7 @@ SURFACE = web_cookies.Surface(
     path="/privacy",
     session_cookie="tresor_self",
     csrf_cookie="tresor_csrf",
-    csrf_label=b"tresor.privacy.csrf.v1",
+    csrf_label=KeyLabel.PRIVACY_CSRF,
 )
 SESSION_COOKIE = SURFACE.session_cookie
 CONTACT_FIELDS = ("name", "email", "phone", "postal_address", "external_ref")

@@ -2,14 +2,13 @@
 
 Both surfaces keep their session in an HttpOnly, SameSite=Strict cookie scoped to their
 path, and check every form post with Litestar's double-submit `CSRFMiddleware`. Secrets are
-derived from the keyring's server key by label (never one key for two MACs), so every node
-sharing the keyring accepts a cookie or a form another node issued.
+derived from the keyring's server key by label (`vault.crypto.KeyLabel`, HKDF; never one
+key for two MACs), so every node sharing the keyring accepts a cookie or a form another
+node issued.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,8 @@ from litestar.datastructures import Cookie
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from vault.crypto import DerivedKeys, KeyLabel
+
 
 @dataclass(frozen=True, slots=True)
 class Surface:
@@ -27,29 +28,14 @@ class Surface:
     path: str
     session_cookie: str
     csrf_cookie: str
-    #: The label the CSRF secret is derived under (`derive`).
-    csrf_label: bytes
+    #: The label the CSRF secret is derived under.
+    csrf_label: KeyLabel
 
 
-def derive(client_key: bytes, label: bytes) -> bytes:
-    """A key for one use, derived from the keyring's server key by its label."""
-    return hmac.new(client_key, label, hashlib.sha256).digest()
-
-
-def sign(key: bytes, payload: str) -> str:
-    """The MAC of a signed cookie's payload (hex)."""
-    return hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
-
-
-def signed_by(key: bytes, payload: str, mac: str) -> bool:
-    """Whether `mac` is the payload's MAC under `key` (compared in constant time)."""
-    return hmac.compare_digest(sign(key, payload), mac)
-
-
-def csrf_secret(client_key: bytes, surface: Surface) -> str:
+def csrf_secret(keys: DerivedKeys, surface: Surface) -> str:
     """The surface's CSRF signing secret: the same on every node sharing the keyring, so a
     form served by one node posts to any other."""
-    return derive(client_key, surface.csrf_label).hex()
+    return keys.key(surface.csrf_label).hex()
 
 
 def is_secure(scope: Scope) -> bool:
@@ -102,7 +88,7 @@ class CsrfMiddleware:
             inner = CSRFMiddleware(
                 self.app,
                 CSRFConfig(
-                    secret=csrf_secret(vault.secrets.client_key, self.surface),
+                    secret=csrf_secret(vault.keys, self.surface),
                     cookie_name=self.surface.csrf_cookie,
                     cookie_path=self.surface.path,
                     cookie_secure=secure,

@@ -1,14 +1,19 @@
 """API clients: internal systems and people, each with one role and an API key.
 
 Keys are 256-bit random strings shown once; the database holds only HMAC-SHA256 of the key
-under a server secret, so a leaked table cannot be used to authenticate, and verification
-is one HMAC plus an indexed lookup (a password KDF would cost ~100 ms per request).
+under a key derived from the server secret for this use alone (`KeyLabel.API_KEY_HASH`), so
+a leaked table cannot be used to authenticate, and verification is one HMAC plus an indexed
+lookup (a password KDF would be slow on every request, and a 256-bit random key needs none).
+
+Hashes stored before the derivation (migration 0015 marks them `key_hash_version` 1) were
+made under the raw server secret. They cannot be recomputed, since the keys are not stored,
+so a key is looked up under both hashes and its row re-hashed under the derived key on its
+first successful use.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import re
 import secrets
@@ -19,12 +24,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
+from vault.crypto import KeyLabel, same_digest
 from vault.errors import Conflict, InvalidInput, NotFound, Unavailable
 from vault.storage.tables import clients
 
@@ -32,6 +40,11 @@ if TYPE_CHECKING:
     from vault.context import VaultContext
 
 KEY_PREFIX = "tresor_"
+#: `clients.key_hash_version`: 1 under the raw server secret (before 0015), 2 under the
+#: derived `KeyLabel.API_KEY_HASH` key.
+LEGACY_HASH = 1
+CURRENT_HASH = 2
+log = structlog.get_logger("tresor.admin")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 
 
@@ -57,7 +70,26 @@ class ClientInfo:
 
 
 def key_hash(ctx: VaultContext, key: str) -> str:
-    return hmac.digest(ctx.secrets.client_key, key.encode(), "sha256").hex()  # one-shot C path
+    """The stored form of an API key (`CURRENT_HASH`)."""
+    return ctx.keys.mac(KeyLabel.API_KEY_HASH).digest(key.encode())
+
+
+def legacy_key_hash(ctx: VaultContext, key: str) -> str:
+    """The form a key was stored in before 0015 (`LEGACY_HASH`): only to recognise it."""
+    return ctx.keys.legacy_mac().digest(key.encode())
+
+
+def _matching(rows: list[Any], digest: str, legacy: str) -> Any:
+    """The row a key's two hashes name, each compared in constant time against the hash of
+    the row's own version (a legacy hash never passes as a current one, nor the reverse)."""
+    found = None
+    for row in rows:
+        expected = digest if row.key_hash_version == CURRENT_HASH else legacy
+        if row.key_hash_version in (CURRENT_HASH, LEGACY_HASH) and same_digest(
+            row.key_hash, expected
+        ):
+            found = row
+    return found
 
 
 def _info(row: Any) -> ClientInfo:
@@ -104,6 +136,7 @@ async def create_client(
                     role=role_.value,
                     purposes=json.dumps(sorted(set(purposes))),
                     key_hash=key_hash(ctx, key),
+                    key_hash_version=CURRENT_HASH,
                     created_at=now,
                 )
             )
@@ -177,7 +210,7 @@ class ClientAuthenticator:
             # The read is a task of its own: a waiting request that is cancelled (client
             # gone) does not cancel it for the others.
             reading = self._reading[digest] = asyncio.get_running_loop().create_task(
-                self._read(digest)
+                self._read(digest, legacy_key_hash(self._ctx, key))
             )
             reading.add_done_callback(lambda t: self._finished(digest, t))
         return await asyncio.shield(reading)
@@ -188,19 +221,36 @@ class ClientAuthenticator:
         if not task.cancelled():
             task.exception()  # retrieved here; every waiter re-raises it
 
-    async def _read(self, digest: str) -> ClientInfo | None:
+    async def _read(self, digest: str, legacy: str) -> ClientInfo | None:
         now = time.monotonic()
         async with self._ctx.transaction() as conn:
-            row = (await conn.execute(select(clients).where(clients.c.key_hash == digest))).first()
-        # Constant-time comparison of the stored digest, on top of the indexed lookup.
-        if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at:
-            self._cache.pop(digest, None)
-            return None
+            rows = (
+                await conn.execute(select(clients).where(clients.c.key_hash.in_((digest, legacy))))
+            ).all()
+            # Constant-time comparison of the stored digest, on top of the indexed lookup.
+            row = _matching(list(rows), digest, legacy)
+            if row is None or row.revoked_at:
+                self._cache.pop(digest, None)
+                return None
+            if row.key_hash_version == LEGACY_HASH:
+                await _rehash(conn, row.id, legacy, digest)
         info = _info(row)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[digest] = (now, info)
         return info
+
+
+async def _rehash(conn: AsyncConnection, client_id: str, legacy: str, digest: str) -> None:
+    """Store a legacy-hashed key under the derived key, now that its holder has shown it.
+    Conditional on the old hash, so a node that re-hashed it first is left alone."""
+    done = await conn.execute(
+        update(clients)
+        .where(clients.c.id == client_id, clients.c.key_hash == legacy)
+        .values(key_hash=digest, key_hash_version=CURRENT_HASH)
+    )
+    if done.rowcount:
+        log.info("api key re-hashed under the derived key", client_id=client_id)
 
 
 async def active_client(ctx: VaultContext, client_id: str) -> ClientInfo | None:

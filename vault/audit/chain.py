@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import hmac
 import os
 import time
 from collections.abc import AsyncIterator
@@ -39,13 +37,11 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import Select, bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.clock import as_utc
+from vault.crypto import Mac, Signer, VerifyKey, same_digest
 from vault.errors import InvariantViolation
 from vault.storage.pg_direct import Compiled
 from vault.storage.rows import RowView
@@ -110,13 +106,18 @@ def _canonical_values(values: list[Any]) -> bytes:
     return _CANONICAL.encode(values)
 
 
-def chain_mac(key: bytes, previous: str, position: int, row: Any) -> str:
+def _chain_key(ctx: VaultContext) -> Mac:
+    """The chain's MAC: under `audit_key`, a random secret of the keyring that serves this
+    one MAC (not derived from the server secret: that would change every stored seal)."""
+    return Mac(ctx.secrets.audit_key)
+
+
+def chain_mac(key: Mac, previous: str, position: int, row: Any) -> str:
     return _mac(key, previous, position, canonical_event(row))
 
 
-def _mac(key: bytes, previous: str, position: int, canonical: bytes) -> str:
-    msg = f"{previous}|{position}|".encode() + canonical
-    return hmac.digest(key, msg, "sha256").hex()  # one-shot C path; same as hmac.new(...)
+def _mac(key: Mac, previous: str, position: int, canonical: bytes) -> str:
+    return key.digest(f"{previous}|{position}|".encode() + canonical)
 
 
 def _checkpoint_message(position: int, seq: int, head: str, at: datetime) -> bytes:
@@ -124,23 +125,17 @@ def _checkpoint_message(position: int, seq: int, head: str, at: datetime) -> byt
     return f"tresor-audit-checkpoint|v1|{position}|{seq}|{head}|{stamp}".encode()
 
 
-def _signing_key(ctx: VaultContext) -> Ed25519PrivateKey:
+def _signing_key(ctx: VaultContext) -> Signer:
     ensure = getattr(ctx.kek, "ensure_signing_key", None)
     raw = ensure() if ensure is not None else ctx.secrets.signing_key
     if raw is None:
         raise RuntimeError("no checkpoint signing key in the keyring")
-    return Ed25519PrivateKey.from_private_bytes(raw)
+    return Signer(raw)
 
 
 def public_key_pem(ctx: VaultContext) -> str:
     """The checkpoint verification key, for auditors outside the vault."""
-    public = _signing_key(ctx).public_key()
-    return public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
-
-
-def key_id(public: Ed25519PublicKey) -> str:
-    raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
+    return _signing_key(ctx).verify_key.pem()
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,12 +185,17 @@ class Checkpoint:
         except (msgspec.DecodeError, ValueError) as exc:
             raise ValueError("not a checkpoint line") from exc
 
-    def signed_by(self, public: Ed25519PublicKey) -> bool:
-        try:
-            public.verify(base64.b64decode(self.signature, validate=True), self.message())
-        except (InvalidSignature, ValueError):
-            return False
-        return True
+    def signed_by(self, public: VerifyKey) -> bool:
+        return _signed(public, self.signature, self.message())
+
+
+def _signed(public: VerifyKey, signature: str, message: bytes) -> bool:
+    """Whether the base64 `signature` is `public`'s signature of `message`."""
+    try:
+        raw = base64.b64decode(signature, validate=True)
+    except ValueError:
+        return False
+    return public.verify(raw, message)
 
 
 class _CheckpointLine(msgspec.Struct, forbid_unknown_fields=True):
@@ -420,7 +420,7 @@ async def seal_pending(
     if checkpoint_interval is None:
         checkpoint_interval = timedelta(seconds=ctx.settings.checkpoint_seconds)
     now = ctx.clock.now()
-    key = ctx.secrets.audit_key
+    key = _chain_key(ctx)
     async with ctx.transaction() as conn:
         if not await _try_lock(conn):
             return SealReport(0, -1, None, False)
@@ -540,7 +540,7 @@ async def _sign_checkpoint(
         seq,
         head,
         now,
-        key_id(private.public_key()),
+        private.verify_key.key_id,
         base64.b64encode(signature).decode(),
     )
     await conn.execute(
@@ -689,7 +689,7 @@ async def _chain_rows(conn: AsyncConnection, page: int) -> AsyncIterator[Any]:
         after = rows[-1].seq
 
 
-def _check_file(report: VerifyReport, found: CheckpointFile, public: Ed25519PublicKey) -> bool:
+def _check_file(report: VerifyReport, found: CheckpointFile, public: VerifyKey) -> bool:
     """The checkpoint file itself: every line a checkpoint, the newest one signed."""
     report.checkpoint_file = found
     if found.bad_line is not None:
@@ -709,7 +709,7 @@ def _check_file(report: VerifyReport, found: CheckpointFile, public: Ed25519Publ
 async def verify_chain(
     ctx: VaultContext,
     *,
-    public_key: Ed25519PublicKey | None = None,
+    public_key: VerifyKey | None = None,
     page: int = 10_000,
     checkpoint_file: Path | None = None,
 ) -> VerifyReport:
@@ -717,8 +717,8 @@ async def verify_chain(
     database and against the newest checkpoint in the checkpoint file (default: the
     configured one; a missing file is reported, not failed)."""
     report = VerifyReport()
-    key = ctx.secrets.audit_key
-    public = public_key or _signing_key(ctx).public_key()
+    key = _chain_key(ctx)
+    public = public_key or _signing_key(ctx).verify_key
     found = await asyncio.to_thread(
         read_checkpoint_file, checkpoint_file or ctx.settings.audit_checkpoint_path
     )
@@ -736,12 +736,8 @@ async def verify_chain(
         }
         report.checkpoints = len(checkpoints)
         for stored in checkpoints.values():
-            try:
-                public.verify(
-                    base64.b64decode(stored.signature),
-                    _checkpoint_message(stored.chain_pos, stored.seq, stored.head, stored.at),
-                )
-            except (InvalidSignature, ValueError):
+            message = _checkpoint_message(stored.chain_pos, stored.seq, stored.head, stored.at)
+            if not _signed(public, stored.signature, message):
                 report.broken_seq = stored.seq
                 report.problem = f"checkpoint at position {stored.chain_pos} has a bad signature"
                 return report
@@ -758,7 +754,7 @@ async def verify_chain(
                 report.problem = f"event seq {row.seq} is out of order (after seq {last_seq})"
                 return report
             mac = chain_mac(key, previous, row.chain_pos, row)
-            if not hmac.compare_digest(mac, row.chain_mac or ""):
+            if not same_digest(mac, row.chain_mac or ""):
                 report.broken_seq = row.seq
                 report.problem = f"event seq {row.seq} does not match its seal (altered or moved)"
                 return report

@@ -26,8 +26,6 @@ answer. A session opened through an e-mail address whose change is not yet confi
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import re
 import secrets
 import uuid
@@ -45,6 +43,7 @@ from vault.audit.events import Actor, AuditAction, Decision
 from vault.bases import consents
 from vault.catalogue.purposes import LawfulBasis
 from vault.clock import as_utc
+from vault.crypto import KeyLabel, same_digest
 from vault.errors import (
     AccessDenied,
     Conflict,
@@ -178,18 +177,28 @@ class SelfView:
 # -- keyed digests ---------------------------------------------------------------------------
 
 
-def _keyed(ctx: VaultContext, label: str, value: str) -> str:
-    """HMAC-SHA256 under the server key, domain-separated by `label`; 64 hex characters."""
-    msg = f"tresor.self.{label}.v1\x00{value}".encode()
-    return hmac.new(ctx.secrets.client_key, msg, hashlib.sha256).hexdigest()
+# Codes, links, sessions and rate-limited addresses are hashed under a key derived for each
+# alone. All of them live minutes (a client address counts for an hour), so there is no
+# legacy key: a code, link or session from just before an upgrade fails and the customer
+# asks again; the per-address request count starts afresh.
+
+
+def _keyed(ctx: VaultContext, label: KeyLabel, value: str) -> str:
+    """HMAC-SHA256 of `value` under `label`'s key; 64 hex characters."""
+    return ctx.keys.mac(label).digest(value.encode())
 
 
 def _code_hash(ctx: VaultContext, challenge_id: str, code: str) -> str:
-    return _keyed(ctx, "otp", f"{challenge_id}\x00{code}")
+    """A one-time code's hash, bound to its challenge."""
+    return _keyed(ctx, KeyLabel.SELF_SERVICE_CODE, f"{challenge_id}\x00{code}")
 
 
 def _link_hash(ctx: VaultContext, token: str) -> str:
-    return _keyed(ctx, "link", token)
+    return _keyed(ctx, KeyLabel.SELF_SERVICE_LINK, token)
+
+
+def _session_hash(ctx: VaultContext, token: str) -> str:
+    return _keyed(ctx, KeyLabel.SELF_SERVICE_SESSION, token)
 
 
 def _new_code() -> str:
@@ -363,7 +372,7 @@ async def start_challenge(
     unknown address locked alike gets the same row and no mail.
     """
     digest = _digest(ctx, kind, value)
-    ip_hash = _keyed(ctx, "ip", client_ip or "unknown")
+    ip_hash = _keyed(ctx, KeyLabel.SELF_SERVICE_IP, client_ip or "unknown")
     settings = ctx.settings
     now = ctx.clock.now()
     since = now - RATE_WINDOW
@@ -533,7 +542,7 @@ async def verify_code(
         well_formed = bool(_CODE_RE.match(given))
         for row in tried:
             # Every candidate is hashed and compared in constant time, match or not.
-            same = hmac.compare_digest(row.code_hash or "", _code_hash(ctx, row.id, given))
+            same = same_digest(row.code_hash or "", _code_hash(ctx, row.id, given))
             if same and well_formed and row.subject_id:
                 matched = row
         known = next((r.subject_id for r in tried if r.subject_id), None)
@@ -568,7 +577,7 @@ async def verify_code(
             )
             await conn.execute(
                 insert(sessions).values(
-                    token_hash=_keyed(ctx, "session", token),
+                    token_hash=_session_hash(ctx, token),
                     subject_id=matched.subject_id,
                     created_at=now,
                     expires_at=session_expires,
@@ -706,7 +715,7 @@ async def open_link_session(
             )
             await conn.execute(
                 insert(sessions).values(
-                    token_hash=_keyed(ctx, "session", session_token),
+                    token_hash=_session_hash(ctx, session_token),
                     subject_id=opened,
                     created_at=now,
                     expires_at=session_expires,
@@ -763,7 +772,7 @@ async def session_info(ctx: VaultContext, token: str) -> SelfSession:
                     subjects.c.email_bidx,
                 )
                 .select_from(sessions.outerjoin(subjects, subjects.c.id == sessions.c.subject_id))
-                .where(sessions.c.token_hash == _keyed(ctx, "session", token))
+                .where(sessions.c.token_hash == _session_hash(ctx, token))
             )
         ).first()
         if (
@@ -829,7 +838,7 @@ async def end_session(ctx: VaultContext, token: str, request_id: str | None = No
         ended = (
             await conn.execute(
                 update(sessions)
-                .where(sessions.c.token_hash == _keyed(ctx, "session", token))
+                .where(sessions.c.token_hash == _session_hash(ctx, token))
                 .where(sessions.c.revoked_at.is_(None))
                 .values(revoked_at=now)
                 .returning(sessions.c.subject_id)

@@ -132,6 +132,9 @@ class Client(Base):
     role: Mapped[str] = mapped_column(String(16))
     purposes: Mapped[str] = mapped_column(Text, default="[]")
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: How `key_hash` was made (`vault.admin.clients`): rows from before migration 0015
+    #: are 1 (the server default), new ones 2, and a 1 becomes 2 on the key's next use.
+    key_hash_version: Mapped[int] = mapped_column(Integer, default=2, server_default="1")
     created_at: Mapped[datetime] = mapped_column(TZ)
     revoked_at: Mapped[datetime | None] = mapped_column(TZ)
 

@@ -32,8 +32,6 @@ phone.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
@@ -50,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
+from vault.crypto import KeyLabel, same_digest
 from vault.errors import Conflict, InvalidInput, InvariantViolation, NotFound
 from vault.storage.tables import identity_changes as changes
 from vault.storage.tables import self_service_challenges as challenges
@@ -115,8 +114,16 @@ class NoticeView:
 
 
 def _token_hash(ctx: VaultContext, token: str) -> str:
+    """HMAC of a notice link's token, under the key derived for notice links."""
+    return ctx.keys.mac(KeyLabel.IDENTITY_NOTICE).digest(token.encode())
+
+
+def _legacy_token_hash(ctx: VaultContext, token: str) -> str:
+    """The hash a notice mailed before the keys were derived was stored under (the raw
+    server secret). Such a link stays usable for `LINK_VALIDITY` after it was sent, so it is
+    still looked up; this can go once every release has run that long."""
     msg = f"tresor.identity.notice.v1\x00{token}".encode()
-    return hmac.new(ctx.secrets.client_key, msg, hashlib.sha256).hexdigest()
+    return ctx.keys.legacy_mac().digest(msg)
 
 
 def _as_utc(value: datetime | None) -> datetime:
@@ -374,7 +381,7 @@ async def restriction_in(
         return None
     trusted = still_open[0].old_digest
     if trusted is not None and email_digest is not None:
-        if hmac.compare_digest(trusted, email_digest):
+        if same_digest(trusted, email_digest):
             return None
     objected = any(r.status == ChangeStatus.OBJECTED for r in still_open)
     return Restriction(
@@ -393,7 +400,11 @@ async def _by_token(conn: AsyncConnection, ctx: VaultContext, token: str) -> lis
         (
             await conn.execute(
                 select(changes)
-                .where(changes.c.token_hash == _token_hash(ctx, token))
+                .where(
+                    changes.c.token_hash.in_(
+                        (_token_hash(ctx, token), _legacy_token_hash(ctx, token))
+                    )
+                )
                 .order_by(changes.c.ordinal)
                 .with_for_update()
             )

@@ -9,18 +9,22 @@ import hmac
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.support.factories import ADMIN
 from vault.admin.clients import (
+    CURRENT_HASH,
     KEY_PREFIX,
+    LEGACY_HASH,
     ClientAuthenticator,
     Role,
     create_client,
+    key_hash,
     list_clients,
     revoke_client,
 )
 from vault.audit.events import AuditAction
+from vault.crypto import KeyLabel, derive_key
 from vault.errors import Conflict, InvalidInput, NotFound
 from vault.storage.tables import audit_events, clients
 
@@ -46,16 +50,80 @@ async def test_create_returns_a_prefixed_high_entropy_key(vault, clock):
 
 
 async def test_only_the_keys_hmac_is_stored(vault):
-    """The clients table holds HMAC-SHA256 of the key under the server secret, never the key
-    itself."""
+    """The clients table holds HMAC-SHA256 of the key under the key derived for API-key
+    hashes (version 2), not under the raw server secret, and never the key itself."""
     _, key = await create_client(vault, ADMIN, "shop", "lookup", ["order.delivery"])
     (row,) = await _client_rows(vault)
-    expected = hmac.new(vault.secrets.client_key, key.encode(), hashlib.sha256).hexdigest()
-    assert row.key_hash == expected
+    derived = derive_key(vault.secrets.client_key, KeyLabel.API_KEY_HASH)
+    expected = hmac.new(derived, key.encode(), hashlib.sha256).hexdigest()
+    assert row.key_hash == expected and row.key_hash_version == CURRENT_HASH
+    legacy = hmac.new(vault.secrets.client_key, key.encode(), hashlib.sha256).hexdigest()
+    assert row.key_hash != legacy
     secret_part = key[len(KEY_PREFIX) :]
     for value in row._mapping.values():
         assert secret_part not in str(value)
     assert row.key_hash != hashlib.sha256(key.encode()).hexdigest()
+
+
+async def _store_as_before_0015(vault, name: str, key: str, version: int = LEGACY_HASH) -> None:
+    """Put the client's key hash back as the code before the derivation stored it: HMAC
+    under the raw server secret."""
+    legacy = hmac.new(vault.secrets.client_key, key.encode(), hashlib.sha256).hexdigest()
+    async with vault.transaction() as conn:
+        await conn.execute(
+            update(clients)
+            .where(clients.c.name == name)
+            .values(key_hash=legacy, key_hash_version=version)
+        )
+
+
+async def test_a_key_hashed_before_the_derivation_authenticates_and_is_rehashed(vault, log_stream):
+    """A key whose row still holds the legacy hash authenticates once as its client, and that
+    use re-hashes the row under the derived key (version 2), after which it keeps working.
+    The re-hash is logged by client id, with neither the key nor either hash."""
+    _, key = await create_client(vault, ADMIN, "shop", "lookup", ["order.delivery"])
+    await _store_as_before_0015(vault, "shop", key)
+    (before,) = await _client_rows(vault)
+    info = await ClientAuthenticator(vault, ttl=0).authenticate(key)
+    assert info is not None and info.name == "shop"
+    (row,) = await _client_rows(vault)
+    assert row.key_hash_version == CURRENT_HASH and row.key_hash == key_hash(vault, key)
+    logs = log_stream.getvalue()
+    assert "re-hashed" in logs and info.id in logs
+    for secret in (key[len(KEY_PREFIX) :], before.key_hash, row.key_hash):
+        assert secret not in logs
+    again = await ClientAuthenticator(vault, ttl=0).authenticate(key)
+    assert again is not None and again.id == info.id
+
+
+async def test_a_hash_is_checked_only_under_its_own_version(vault):
+    """A legacy hash marked as version 2 does not authenticate (nor would a derived one
+    marked 1): the version decides which key the stored hash is compared under."""
+    _, key = await create_client(vault, ADMIN, "shop", "lookup", ["order.delivery"])
+    await _store_as_before_0015(vault, "shop", key, version=CURRENT_HASH)
+    assert await ClientAuthenticator(vault, ttl=0).authenticate(key) is None
+    async with vault.transaction() as conn:
+        await conn.execute(
+            update(clients).values(key_hash=key_hash(vault, key), key_hash_version=LEGACY_HASH)
+        )
+    assert await ClientAuthenticator(vault, ttl=0).authenticate(key) is None
+
+
+async def test_a_revoked_legacy_key_is_refused_and_left_as_it_was(vault, clock):
+    """Revocation wins over the upgrade: a revoked client's legacy key is refused and its
+    row not re-hashed; a wrong key does not touch a legacy row either."""
+    info, key = await create_client(vault, ADMIN, "shop", "lookup", ["order.delivery"])
+    _, other = await create_client(vault, ADMIN, "crm", "writer", [])
+    await _store_as_before_0015(vault, "shop", key)
+    await _store_as_before_0015(vault, "crm", other)
+    await revoke_client(vault, ADMIN, "shop")
+    auth = ClientAuthenticator(vault, ttl=0)
+    assert await auth.authenticate(key) is None
+    assert await auth.authenticate(other[:-2] + "xx") is None
+    assert {r.name: r.key_hash_version for r in await _client_rows(vault)} == {
+        "shop": LEGACY_HASH,
+        "crm": LEGACY_HASH,
+    }
 
 
 async def test_creation_is_audited_without_the_key(vault):
@@ -103,10 +171,10 @@ async def test_concurrent_requests_with_an_expired_entry_share_one_read(vault, m
     reads = 0
     real_read = ClientAuthenticator._read
 
-    async def counted(self: ClientAuthenticator, digest: str) -> Any:
+    async def counted(self: ClientAuthenticator, digest: str, legacy: str) -> Any:
         nonlocal reads
         reads += 1
-        return await real_read(self, digest)
+        return await real_read(self, digest, legacy)
 
     monkeypatch.setattr(ClientAuthenticator, "_read", counted)
     infos = await asyncio.gather(*(auth.authenticate(key) for _ in range(30)))

@@ -380,7 +380,7 @@ async def test_the_checkpoint_file_holds_signed_lines_only_its_owner_reads(vault
         "signature",
     }
     newest = audit_chain.Checkpoint.parse(lines[-1])
-    public = audit_chain._signing_key(vault).public_key()
+    public = audit_chain._signing_key(vault).verify_key
     assert newest.chain_pos == 5 and newest.signed_by(public)
     report = await audit_chain.verify_chain(vault)
     assert report.ok and report.checkpoint_file.newest == newest

@@ -3,16 +3,19 @@ and restricting sessions through an unconfirmed new e-mail address, on both data
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.support.factories import WRITER
 from tests.support.privacy import audit_rows
 from tests.support.self_service import mails, seed_subject, sign_in
 from vault.audit.events import Actor
+from vault.crypto import KeyLabel, derive_key
 from vault.errors import AccessDenied, Conflict, NotFound, Unauthenticated, Unavailable
 from vault.rights import identity_objection, selfservice
 from vault.storage.tables import identity_changes, self_service_sessions
@@ -179,6 +182,28 @@ async def test_the_link_is_single_use_and_expires(vault, clock):
     clock.advance(timedelta(days=30))
     with pytest.raises(NotFound):
         await identity_objection.object_by_token(vault, LINK, late)
+
+
+async def test_a_notice_mailed_before_the_key_derivation_still_opens(vault):
+    """A link whose hash was stored under the raw server secret (before the keys were
+    derived by label) is still found and confirms its change; a new notice's hash is made
+    under the derived key, not the raw secret."""
+    sid, p = await seed_subject(vault, 509)
+    await subjects.rectify_contact(vault, WRITER, sid, {"email": "x.509@example.net"})
+    token = await _token_to(vault, p["email"])
+    (row,) = await _rows(vault)
+    legacy = hmac.new(
+        vault.secrets.client_key, f"tresor.identity.notice.v1\x00{token}".encode(), hashlib.sha256
+    ).hexdigest()
+    derived = derive_key(vault.secrets.client_key, KeyLabel.IDENTITY_NOTICE)
+    assert row.token_hash == hmac.new(derived, token.encode(), hashlib.sha256).hexdigest()
+    async with vault.transaction() as conn:
+        await conn.execute(update(identity_changes).values(token_hash=legacy))
+    assert (await identity.peek_notice(vault, token)).subject_id == sid
+    (done,) = await identity.confirm_by_token(vault, LINK, token)
+    assert done.status == "confirmed"
+    with pytest.raises(NotFound):
+        await identity.peek_notice(vault, token)
 
 
 async def test_erasure_deletes_the_change_rows(vault):
