@@ -3,9 +3,10 @@
 `lint-imports` checks the import-linter contracts in pyproject.toml (`make test` runs it
 before pytest; these tests run it too, so the suite fails on a violation). A copy of the
 packages with one bad import added shows that each kind of violation does break a
-contract. Two rules import-linter cannot see are checked on the syntax tree: no module
-imports another area inside a function, and `if TYPE_CHECKING:` (whose imports the
-contracts leave out) names nothing but the composition root.
+contract. Three rules import-linter cannot see are checked on the syntax tree: no module
+imports another area inside a function, `if TYPE_CHECKING:` (whose imports the
+contracts leave out) names nothing but the composition root, and nothing outside
+vault/crypto imports `hmac` or `cryptography` (one crypto surface, issue 14 item 11).
 """
 
 from __future__ import annotations
@@ -191,3 +192,75 @@ def test_type_checking_imports_name_only_the_composition_root():
     ]
     assert VAULT_MODULES
     assert not slipped, slipped
+
+
+#: Modules outside vault/crypto may not import these: keyed MACs and signatures go through
+#: `vault.crypto` (`Mac` under a derived key, `Signer` / `VerifyKey`).
+CRYPTO_ONLY = ("hmac", "cryptography")
+CHECKED_FOR_CRYPTO = sorted(
+    p
+    for package in ("vault", "api")
+    for p in (ROOT / package).rglob("*.py")
+    if not p.is_relative_to(ROOT / "vault" / "crypto")
+)
+
+
+def crypto_outside_vault_crypto(source: str) -> list[str]:
+    """Each import of `hmac` or `cryptography` (any submodule, at any depth of the module)
+    in `source`, and each call of `hmac.new` / `hmac.digest` however `hmac` was reached."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("new", "digest", "compare_digest")
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "hmac"
+        ):
+            names = ["hmac." + node.func.attr]
+        found += [f"line {node.lineno}: {n}" for n in names if n.split(".")[0] in CRYPTO_ONLY]
+    return found
+
+
+def test_only_vault_crypto_uses_hmac_or_the_cryptography_library():
+    """One crypto surface: no module of vault/ or api/ outside vault/crypto imports `hmac`
+    or `cryptography` (hazmat included) or calls `hmac.new` / `hmac.digest`."""
+    offending = {
+        str(path.relative_to(ROOT)): hits
+        for path in CHECKED_FOR_CRYPTO
+        if (hits := crypto_outside_vault_crypto(path.read_text(encoding="utf-8")))
+    }
+    assert len(CHECKED_FOR_CRYPTO) > 100
+    assert not offending, offending
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import hmac\n",
+        "import hashlib, hmac as h\n",
+        "from hmac import compare_digest\n",
+        "from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey\n",
+        "def f():\n    import cryptography.hazmat.primitives.hashes\n",
+        "from cryptography import fernet\n",
+        "x = hmac.new(k, m, 'sha256')\n",
+        "x = hmac.digest(k, m, 'sha256')\n",
+    ],
+)
+def test_the_crypto_rule_catches_each_way_round_it(source: str):
+    """Each way of reaching `hmac` or `cryptography` outside vault/crypto (plain, aliased,
+    from-import, a function-local import, a call through a name bound elsewhere) is
+    reported."""
+    assert crypto_outside_vault_crypto(source)
+
+
+def test_the_crypto_rule_leaves_the_safe_surface_alone():
+    """Importing `vault.crypto` and hashing without a key (`hashlib`) are allowed."""
+    assert not crypto_outside_vault_crypto(
+        "import hashlib\nfrom vault.crypto import Mac, KeyLabel\nfrom vault import crypto\n"
+    )
