@@ -346,3 +346,36 @@ def test_audit_verify_names_the_position_of_a_truncated_tail(cli_env: Settings, 
     cli_env.audit_checkpoint_path.unlink()
     assert main(["audit", "verify", "--checkpoints", str(witness)]) == 1
     assert "position 7" in capsys.readouterr().err
+
+
+def test_audit_verify_checks_with_an_exported_public_key_only(cli_env: Settings, capsys, tmp_path):
+    """`tresor audit verify --public-key` passes with the key `tresor audit public-key`
+    exported, fails (1) with another Ed25519 key, and refuses (2) a file that is no Ed25519
+    public key, naming the file."""
+    from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from vault.crypto import Signer
+
+    _append_events(cli_env, 3)
+    assert main(["audit", "seal"]) == 0
+    capsys.readouterr()
+    assert main(["audit", "public-key"]) == 0
+    ours = tmp_path / "ours.pem"
+    ours.write_text(capsys.readouterr().out)
+    assert main(["audit", "verify", "--public-key", str(ours)]) == 0
+    other = tmp_path / "other.pem"
+    other.write_text(Signer(bytes(range(32))).verify_key.pem())
+    assert main(["audit", "verify", "--public-key", str(other)]) == 1
+    assert "bad signature" in capsys.readouterr().err
+    ec = tmp_path / "ec.pem"
+    ec.write_bytes(
+        generate_private_key(SECP256R1())
+        .public_key()
+        .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
+    assert main(["audit", "verify", "--public-key", str(ec)]) == 2
+    assert f"{ec} is not an Ed25519 public key" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a key")
+    assert main(["audit", "verify", "--public-key", str(garbage)]) == 2
