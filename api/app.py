@@ -159,6 +159,12 @@ ROUTE_HANDLERS: list[Any] = [
 ]
 
 
+def _own_jobs(settings: Settings, vault: VaultContext | None) -> bool:
+    """Whether the app runs the periodic jobs when not told: only with a vault of its own
+    (serving, not a test's app), and only where `Settings.inline_jobs` says so."""
+    return vault is None and settings.inline_jobs
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -167,7 +173,8 @@ def create_app(
     background_jobs: bool | None = None,
 ) -> Litestar:
     """The app. Background jobs (audit sealer, ...) run by default only when the app opens
-    its own vault (`tresor serve`); tests that inject a vault drive the jobs themselves."""
+    its own vault (`tresor serve`) and `Settings.inline_jobs` allows; tests that inject a
+    vault drive the jobs themselves."""
     settings = settings or (vault.settings if vault else Settings.from_env())
     if configure_logs:
         configure_logging(settings.log_level)
@@ -179,7 +186,7 @@ def create_app(
         app.state.failed_auth = FailedAuthLimiter(limit=settings.failed_auth_limit)
         app.state.owns_vault = vault is None
         app.state.jobs = []
-        if background_jobs if background_jobs is not None else vault is None:
+        if background_jobs if background_jobs is not None else _own_jobs(settings, vault):
             app.state.jobs = background_jobs_for(ctx)
             for job in app.state.jobs:
                 job.start()

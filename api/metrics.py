@@ -8,11 +8,11 @@ prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by `serve`)
 
 from __future__ import annotations
 
-import os
 import time
+from pathlib import Path
 from typing import Any
 
-from litestar import Response, get
+from litestar import Request, Response, get
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -96,8 +96,8 @@ def observe_lookup(purpose: str | None, decision: str, reason: str = "") -> None
     child.inc()
 
 
-def _exposition() -> bytes:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+def _exposition(multiproc_dir: Path | None) -> bytes:
+    if multiproc_dir is not None:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry)
@@ -114,5 +114,6 @@ def _exposition() -> bytes:
     media_type=CONTENT_TYPE_LATEST,
     sync_to_thread=False,
 )
-def metrics_endpoint() -> Response[bytes]:
-    return Response(_exposition(), media_type=CONTENT_TYPE_LATEST)
+def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
+    settings = request.app.state.vault.settings
+    return Response(_exposition(settings.metrics_multiproc_dir), media_type=CONTENT_TYPE_LATEST)

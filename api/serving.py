@@ -6,18 +6,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from vault.catalogue.loader import load_policies
 from vault.context import open_kek_provider
 from vault.settings import Settings
 
-#: Read by api/asgi.py in worker processes: whether each worker runs the periodic jobs.
+#: Set for the worker processes, which read it as `Settings.inline_jobs`: whether each
+#: worker runs the periodic jobs.
 INLINE_JOBS_ENV = "TRESOR_INLINE_JOBS"
 
 
@@ -57,6 +60,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         "access_log": False,
         "proxy_headers": False,
     }
+    metrics_dir = settings.metrics_multiproc_dir
     if args.workers > 1 or jobs == "process":
         # Several processes: metrics are aggregated across them through prometheus-client's
         # multiprocess directory, which must be set before prometheus-client is imported.
@@ -64,10 +68,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True, mode=0o700)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        # This process serves /metrics too (with one worker): it aggregates the same way.
+        settings = dataclasses.replace(settings, metrics_multiproc_dir=metrics_dir)
     os.environ[INLINE_JOBS_ENV] = "1" if jobs == "inline" else "0"
     from api.app import create_app
 
-    helper = _JobsProcess() if jobs == "process" else None
+    helper = _JobsProcess(metrics_dir) if jobs == "process" else None
     stopped_by: list[int] = []
     try:
         with _signals_end_serving(stopped_by):
@@ -116,9 +122,10 @@ class _JobsProcess:
     """The `tresor jobs` child of `serve`, started again (after a second) if it ever ends
     while the server runs, so a node never silently stops sealing."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics_dir: Path | None) -> None:
         import threading
 
+        self._metrics_dir = metrics_dir
         self._stopping = threading.Event()
         self._lock = threading.Lock()  # a restart and `stop` never interleave
         self.proc = self._start()
@@ -145,7 +152,7 @@ class _JobsProcess:
                 print(
                     f"jobs: process {self.proc.pid} ended ({code}); starting it again", flush=True
                 )
-                _forget_metrics_of(self.proc.pid)
+                _forget_metrics_of(self.proc.pid, self._metrics_dir)
                 self.proc = self._start()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -163,9 +170,9 @@ class _JobsProcess:
             self.proc.wait()
 
 
-def _forget_metrics_of(pid: int) -> None:
+def _forget_metrics_of(pid: int, metrics_dir: Path | None) -> None:
     """A dead process's live gauges must not count any more (prometheus multiprocess)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if metrics_dir is not None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(pid)

@@ -116,6 +116,14 @@ class Settings:
     pkcs11_pin_file: Path | None = None
     #: TRESOR_PKCS11_PIN: the token's user PIN, when no PIN file is set. Never logged.
     pkcs11_pin: str = field(default="", repr=False)
+    #: TRESOR_INLINE_JOBS: "1" (the default) or "0": whether an app that opens its own
+    #: vault runs the periodic jobs (sealer, retention) in its own process. `tresor serve`
+    #: sets it for the worker processes it starts, which read their settings anew.
+    inline_jobs: bool = True
+    #: PROMETHEUS_MULTIPROC_DIR: prometheus-client's directory for the metrics of several
+    #: processes (the library reads it too); `tresor serve` sets it when it starts more
+    #: than one process. Unset: the metrics of this process only.
+    metrics_multiproc_dir: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -191,6 +199,10 @@ class Settings:
             if e.get("TRESOR_PKCS11_PIN_FILE")
             else None,
             pkcs11_pin=e.get("TRESOR_PKCS11_PIN", ""),
+            inline_jobs=e.get("TRESOR_INLINE_JOBS", "1") == "1",
+            metrics_multiproc_dir=Path(e["PROMETHEUS_MULTIPROC_DIR"])
+            if e.get("PROMETHEUS_MULTIPROC_DIR")
+            else None,
         )
 
 

@@ -379,3 +379,20 @@ def test_audit_verify_checks_with_an_exported_public_key_only(cli_env: Settings,
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a key")
     assert main(["audit", "verify", "--public-key", str(garbage)]) == 2
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_an_app_with_its_own_vault_runs_the_jobs_as_the_settings_say(
+    cli_env: Settings, inline: bool
+):
+    """The app `api.asgi` builds in each worker runs the periodic jobs itself only while
+    `Settings.inline_jobs` (TRESOR_INLINE_JOBS) is true."""
+    import dataclasses
+
+    from litestar.testing import TestClient
+
+    from api.app import create_app
+
+    app = create_app(dataclasses.replace(cli_env, inline_jobs=inline), configure_logs=False)
+    with TestClient(app):
+        assert bool(app.state.jobs) is inline
