@@ -234,7 +234,8 @@ def _tune_gc_for_serving() -> None:
     process: `gc.freeze()` moves it out of the collector's reach. A request allocates
     thousands of short-lived objects; with CPython's default young-generation threshold
     (700) that meant a collection every few requests and full collections that showed up in
-    the lookup benchmark's p99. The raised thresholds trade a few MB for that.
+    the lookup benchmark's tail latency. The raised thresholds trade some memory for that
+    (docs/performance.md).
     """
     gc.collect()
     gc.freeze()

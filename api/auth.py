@@ -146,8 +146,8 @@ def roles(*allowed: Role) -> dict[str, frozenset[Role]]:
     """Route option: the authenticated client must hold one of `allowed` (else 403).
 
     Checked by `BearerKeyMiddleware` right after authentication rather than by a Litestar
-    guard: Litestar copies the route handler for every guard call, which the lookup
-    benchmark's profile showed at 3 % of a request. Set on a controller (`opt = roles(...)`)
+    guard: Litestar copies the route handler for every guard call, a cost the lookup
+    benchmark's profile showed (docs/performance.md). Set on a controller (`opt = roles(...)`)
     or a handler (`opt=roles(...)`); a handler's setting replaces its controller's.
     """
     return {ROLES: frozenset(allowed)}

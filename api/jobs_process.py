@@ -1,8 +1,8 @@
 """`tresor jobs`: the periodic jobs (audit sealer, retention) in a process of their own.
 
-Sealing is CPU-bound (one MAC per event) and used to run on the request workers' event loop.
-Profiling `bench/bulk.py` put it at a sixth of the serving process's CPU, and a round of a
-few thousand events stalled every request in flight for tens of milliseconds. On PostgreSQL
+Sealing is CPU-bound (one MAC per event) and used to run on the request workers' event loop,
+where it took a large share of the serving process's CPU and a round of a few thousand
+events stalled every request in flight (docs/performance.md). On PostgreSQL
 `tresor serve` therefore starts this process beside its HTTP workers (`--jobs process`, the
 default there): the workers only append events, this process chains them.
 

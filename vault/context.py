@@ -156,8 +156,8 @@ class VaultContext:
     def _write_gate(self) -> asyncio.Lock | None:
         """SQLite only: transactions of this process queue here for SQLite's single write
         lock (`BEGIN IMMEDIATE`) instead of polling it through the busy handler, whose
-        growing sleeps (up to 100 ms each) made the tail latency under concurrency seconds
-        long. Other processes still meet at the busy handler. One lock per event loop."""
+        growing sleeps made the tail latency under concurrency long (docs/performance.md).
+        Other processes still meet at the busy handler. One lock per event loop."""
         if self.engine.dialect.name != "sqlite":
             return None
         loop = asyncio.get_running_loop()

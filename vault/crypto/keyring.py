@@ -185,7 +185,8 @@ class LocalKeyring:
         # A stat per unwrap (a DEK-cache miss), at most one per `UNWRAP_RECHECK` seconds:
         # while the file is unreadable no further DEK is opened (KeyringError, a 503
         # upstream), and a rotated file is picked up. Bulk resolution unwraps hundreds of
-        # keys per chunk; a stat each was 8 % of its CPU.
+        # keys per chunk, where a stat each was a measurable share of its CPU
+        # (docs/performance.md).
         now = time.monotonic()
         if now >= self._fresh_until:
             self.refresh()
