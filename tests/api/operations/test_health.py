@@ -62,15 +62,3 @@ async def test_ready_fails_on_a_corrupt_keyring_and_recovers(vault):
             keyring.write_bytes(original)
         r = await http.get("/ready")
         assert r.status_code == 200, r.text
-
-
-async def test_home_page_links_the_privacy_centre_console_and_api_docs(vault):
-    """The landing page points customers, DPOs and developers to their entry points (de, en)."""
-    from tests.support.factories import api
-
-    async with api(vault) as http:
-        de = await http.get("/")
-        en = await http.get("/?lang=en")
-    assert de.status_code == 200 and 'href="/privacy?lang=de"' in de.text
-    assert "Datenschutz-Center" in de.text
-    assert 'href="/dpo?lang=en"' in en.text and "API documentation" in en.text
