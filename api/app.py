@@ -61,6 +61,7 @@ from api.subjects.identity_changes import IdentityChangeController
 from api.subjects.lookup import LookupController
 from api.subjects.subjects import SubjectController
 from api.web.headers import add_security_headers
+from vault.admin.certificates import CertificateAuthenticator
 from vault.admin.clients import ClientAuthenticator
 from vault.audit import chain as audit_chain
 from vault.context import VaultContext
@@ -179,6 +180,7 @@ def create_app(
         app.state.authenticator = ClientAuthenticator(ctx, settings.client_cache_seconds)
         app.state.failed_auth = FailedAuthLimiter(limit=settings.failed_auth_limit)
         app.state.oidc = oidc_client(ctx)
+        app.state.certificates = CertificateAuthenticator(ctx, settings.client_cache_seconds)
         app.state.owns_vault = vault is None
         app.state.jobs = []
         if background_jobs if background_jobs is not None else vault is None:

@@ -1,4 +1,4 @@
-"""server-side sessions for both browser surfaces, and console sign-in attempts
+"""server-side sessions for both browser surfaces, console sign-in attempts, client certificates
 
 Issue 15 item 4: a DPO's console cookie stayed valid for hours after sign-out (it was a
 signed token). Privacy-centre and console sessions are now rows of one table,
@@ -10,6 +10,9 @@ copied (kind `privacy`, last seen at creation), so live customer sessions surviv
 
 `console_signins` holds one row per console sign-in attempt (account and address as keyed
 digests only) for the per-account and per-address limits shared by every node.
+
+Issue 15 item 6: `clients.cert_subject` (unique, nullable) names the client certificate
+subject that authenticates a client over mutual TLS (`tresor clients cert`).
 
 Downgrading copies the privacy-centre sessions back; console sessions end (the old console
 cookie was a signed token that no session row backed).
@@ -77,8 +80,16 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_console_signins_account_hash"), ["account_hash"])
         batch_op.create_index(batch_op.f("ix_console_signins_address_hash"), ["address_hash"])
 
+    with op.batch_alter_table("clients", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("cert_subject", sa.String(length=500), nullable=True))
+        batch_op.create_unique_constraint(batch_op.f("uq_clients_cert_subject"), ["cert_subject"])
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("clients", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("uq_clients_cert_subject"), type_="unique")
+        batch_op.drop_column("cert_subject")
+
     with op.batch_alter_table("console_signins", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_console_signins_address_hash"))
         batch_op.drop_index(batch_op.f("ix_console_signins_account_hash"))

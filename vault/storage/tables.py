@@ -135,6 +135,9 @@ class Client(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(TZ)
     revoked_at: Mapped[datetime | None] = mapped_column(TZ)
+    #: The subject (RFC 4514, normalised) of the client certificate that authenticates this
+    #: client over mutual TLS instead of its key (migration 0017; `vault.admin.certificates`).
+    cert_subject: Mapped[str | None] = mapped_column(String(500), unique=True)
 
 
 class AuditEvent(Base):
