@@ -1,12 +1,15 @@
 """Self-service identity and the subject's own view: one-time codes, sessions, "my data".
 
 A customer proves control of a stored address by a one-time code mailed to the subject's
-*stored* e-mail address; a correct code opens a short-lived session. The outcome a caller
-sees never depends on whether the address exists (no enumeration): the same queries run,
-a challenge row is written either way, and the mail leaves on a background task, so
-its cost does not show in the answer. Before answering, the mailer is probed (`check`) for
-known and unknown addresses alike: while it is down every caller gets the same 503 and
-nothing is written, so no code is promised that cannot leave. Rate limits per address and
+*stored* e-mail address; a correct code opens a session (a `web_sessions` row,
+`vault.storage.sessions`: it ends after TRESOR_SESSION_IDLE_MINUTES without a request or
+TRESOR_SELF_SESSION_MINUTES in all, at sign-out, erasure or a change of the address).
+The outcome a caller sees never depends on whether the address exists (no enumeration): the
+same queries run, a challenge row is written either way, and the mail leaves on a background
+task, so its cost does not show in the answer. Before answering, the mailer is probed
+(`check`) for known and unknown addresses alike: while it is down every caller gets the same
+503 and nothing is written, so no code is promised that cannot leave. Rate limits per
+address and
 per client IP are counted from the database (multi-node safe). Codes and session tokens are stored
 only as HMACs under a server key; addresses and IPs only as keyed digests. Every step is
 audited pseudonymously (subject id when known, never the address).
