@@ -9,10 +9,9 @@ same queries run, a challenge row is written either way, and the mail leaves on 
 task, so its cost does not show in the answer. Before answering, the mailer is probed
 (`check`) for known and unknown addresses alike: while it is down every caller gets the same
 503 and nothing is written, so no code is promised that cannot leave. Rate limits per
-address and
-per client IP are counted from the database (multi-node safe). Codes and session tokens are stored
-only as HMACs under a server key; addresses and IPs only as keyed digests. Every step is
-audited pseudonymously (subject id when known, never the address).
+address and per client IP are counted from the database (multi-node safe). Codes and session
+tokens are stored only as HMACs under a server key; addresses and IPs only as keyed digests.
+Every step is audited pseudonymously (subject id when known, never the address).
 
 Per customer, across its addresses, codes are limited and wrong codes lead to an
 escalating lockout (`vault.signin_limits`). The lock keeps guessers out, but anyone can
