@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -14,40 +12,13 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from api.app import create_app
 from tests.support.factories import ADMIN, client_key
+from tests.support.nodes import node, second_node
 from vault.admin.clients import revoke_client
 from vault.context import VaultContext
 from vault.storage.tables import audit_events, web_sessions
 
 _CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
-
-
-@asynccontextmanager
-async def node(ctx: VaultContext) -> AsyncIterator[httpx.AsyncClient]:
-    """One app instance (a node) on `ctx`; several share the database and the keyring."""
-    app = create_app(vault=ctx, configure_logs=False)
-    for hook in app.on_startup:
-        await hook(app)
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver.local"
-        ) as http:
-            yield http
-    finally:
-        for hook in app.on_shutdown:
-            await hook(app)
-
-
-@asynccontextmanager
-async def second_node(vault: VaultContext) -> AsyncIterator[httpx.AsyncClient]:
-    """Another node: its own context (engine, caches) on the same database and keyring."""
-    other = VaultContext.open(vault.settings, clock=vault.clock)
-    try:
-        async with node(other) as http:
-            yield http
-    finally:
-        await other.close()
 
 
 def _csrf(page: httpx.Response) -> str:
