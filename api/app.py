@@ -39,6 +39,7 @@ from api.background import PeriodicJob
 from api.bases.confirm_pages import ConfirmController, PageController
 from api.bases.consents import ConsentController
 from api.dpo import CONTROLLERS as DPO_CONTROLLERS
+from api.dpo.sso import oidc_client
 from api.logging import RequestIdMiddleware, before_send, configure_logging
 from api.metrics import metrics_endpoint
 from api.operations.health import HealthController
@@ -60,6 +61,7 @@ from api.subjects.identity_changes import IdentityChangeController
 from api.subjects.lookup import LookupController
 from api.subjects.subjects import SubjectController
 from api.web.headers import add_security_headers
+from vault.admin.certificates import CertificateAuthenticator
 from vault.admin.clients import ClientAuthenticator
 from vault.audit import chain as audit_chain
 from vault.context import VaultContext
@@ -184,6 +186,8 @@ def create_app(
         app.state.vault = ctx
         app.state.authenticator = ClientAuthenticator(ctx, settings.client_cache_seconds)
         app.state.failed_auth = FailedAuthLimiter(limit=settings.failed_auth_limit)
+        app.state.oidc = oidc_client(ctx)
+        app.state.certificates = CertificateAuthenticator(ctx, settings.client_cache_seconds)
         app.state.owns_vault = vault is None
         app.state.jobs = []
         if background_jobs if background_jobs is not None else _own_jobs(settings, vault):
@@ -197,6 +201,8 @@ def create_app(
         await selfservice.wait_for_mail()  # sign-in codes already promised go out
         if getattr(app.state, "jobs", []):
             await stop_jobs(app.state.vault, app.state.jobs)
+        if getattr(app.state, "oidc", None) is not None:
+            await app.state.oidc.close()
         if getattr(app.state, "owns_vault", False):
             await app.state.vault.close()
 

@@ -17,6 +17,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.routes import HTTPRoute
 
+from api.client_certs import certificate_client
 from vault.admin.clients import (
     ClientAuthenticator,
     ClientInfo,
@@ -76,15 +77,19 @@ class BearerKeyMiddleware(AbstractAuthenticationMiddleware):
         ip = connection.client.host if connection.client else "unknown"
         limiter.check(ip)
         header = connection.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            limiter.failed(ip)
-            raise NotAuthorizedException("a bearer API key is required")
-        authenticator: ClientAuthenticator = connection.app.state.authenticator
-        client = await authenticator.authenticate(key.strip())
+        # Without a key, a client certificate the TLS layer verified may name the client
+        # (`tresor serve --client-ca`; api/client_certs.py).
+        client = None if header else await certificate_client(connection)
         if client is None:
-            limiter.failed(ip)
-            raise NotAuthorizedException("the API key is not valid")
+            scheme, _, key = header.partition(" ")
+            if scheme.lower() != "bearer" or not key.strip():
+                limiter.failed(ip)
+                raise NotAuthorizedException("a bearer API key is required")
+            authenticator: ClientAuthenticator = connection.app.state.authenticator
+            client = await authenticator.authenticate(key.strip())
+            if client is None:
+                limiter.failed(ip)
+                raise NotAuthorizedException("the API key is not valid")
         allowed = connection.scope["route_handler"].opt.get(ROLES)
         if allowed is not None and client.role not in allowed:
             await audit_role_denial(connection, client)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from api.serving import cmd_jobs, cmd_serve, describe_db, load_policies_of
+from api.serving import TlsOptionsError, cmd_jobs, cmd_serve, describe_db, load_policies_of
 from vault.audit.events import Actor
 from vault.catalogue.source import PolicyError
 from vault.context import VaultContext
@@ -111,6 +111,15 @@ def cmd_clients_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
     _run(settings, lambda ctx: revoke_client(ctx, _admin(), args.name))
     print(f"revoked client {args.name}")
+    return 0
+
+
+def cmd_clients_cert(settings: Settings, args: argparse.Namespace) -> int:
+    from vault.admin.certificates import bind_certificate
+
+    subject = None if args.unbind else args.subject
+    bound = _run(settings, lambda ctx: bind_certificate(ctx, _admin(), args.name, subject))
+    print(f"client {args.name}: " + (f"certificate subject {bound}" if bound else "no certificate"))
     return 0
 
 
@@ -314,6 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default on PostgreSQL), inside each worker (default on SQLite), or not on this node "
         "(another node runs `tresor jobs`)",
     )
+    s.add_argument("--tls-cert", help="serve TLS with this certificate (PEM, chain first)")
+    s.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    s.add_argument(
+        "--client-ca",
+        help="verify client certificates against this CA (PEM); a verified certificate bound "
+        "with `tresor clients cert` authenticates its client without a key",
+    )
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("jobs", help="run the periodic jobs (audit sealer, retention) only")
@@ -339,6 +355,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = cl.add_parser("revoke", help="revoke a client's key")
     s.add_argument("name")
     s.set_defaults(func=cmd_clients_revoke)
+    s = cl.add_parser("cert", help="bind a client certificate subject to a client (mTLS)")
+    s.add_argument("name")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument(
+        "--subject", help='the certificate subject, RFC 4514, e.g. "CN=billing,O=Example"'
+    )
+    g.add_argument("--unbind", action="store_true", help="remove the client's certificate binding")
+    s.set_defaults(func=cmd_clients_cert)
 
     k = sub.add_parser("keys", help="key management").add_subparsers(dest="keys", required=True)
     s = k.add_parser("rotate", help="add a KEK version and re-wrap every DEK (online)")
@@ -400,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
         elif "touchpoints" in str(exc):
             kind = "touchpoint catalogue"
         print(f"error: invalid {kind}: {exc}", file=sys.stderr)
+        return 2
+    except TlsOptionsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyringError as exc:
         hint = "" if settings.keyring_path.exists() else " (run `tresor init` first?)"

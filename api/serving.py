@@ -42,6 +42,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.host
     port = args.port or settings.port
+    tls = tls_options(args)  # before anything else: a TLS mistake must not serve plain HTTP
     load_policies_of(settings)
     kek = open_kek_provider(settings)  # fail before serving: keyring file, token, PIN
     getattr(kek, "close", lambda: None)()
@@ -49,8 +50,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # them inline: one process holding its single write lock is what the embedded default
     # does best, and a second writer process would only queue behind it.
     jobs = args.jobs or ("inline" if settings.is_sqlite else "process")
+    scheme = "https" if tls else "http"
     print(
-        f"Tresor serving on http://{host}:{port}/  (API docs: http://{host}:{port}/schema/swagger)"
+        f"Tresor serving on {scheme}://{host}:{port}/  "
+        f"(API docs: {scheme}://{host}:{port}/schema/swagger)"
     )
     print(f"database: {describe_db(settings)}; outbox: {settings.outbox_dir}", flush=True)
     options: dict[str, Any] = {
@@ -59,6 +62,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         "log_level": "warning",
         "access_log": False,
         "proxy_headers": False,
+        **tls,
     }
     metrics_dir = settings.metrics_multiproc_dir
     if args.workers > 1 or jobs == "process":
@@ -92,6 +96,39 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         signal.signal(sig, signal.SIG_DFL)
         signal.raise_signal(sig)
     return 0
+
+
+class TlsOptionsError(ValueError):
+    """`--tls-key` or `--client-ca` without `--tls-cert`, or a file that is not there."""
+
+
+def tls_options(args: argparse.Namespace) -> dict[str, Any]:
+    """uvicorn's TLS settings from `--tls-cert`, `--tls-key` and `--client-ca`: TLS with the
+    certificate and key; with a client CA, client certificates are asked for (optional, so
+    key-holding systems and browsers still connect), verified against it, and a verified
+    one's subject can name an API client (`api.client_certs`)."""
+    cert = getattr(args, "tls_cert", None)
+    key = getattr(args, "tls_key", None)
+    ca = getattr(args, "client_ca", None)
+    if not cert:
+        if key or ca:
+            raise TlsOptionsError("--tls-key and --client-ca need --tls-cert")
+        return {}
+    for path in (cert, key, ca):
+        if path and not os.path.isfile(path):
+            raise TlsOptionsError(f"no such file: {path}")
+    options: dict[str, Any] = {"ssl_certfile": cert, "ssl_keyfile": key or None}
+    if ca:
+        import ssl
+
+        from api.client_certs import TlsHttpProtocol
+
+        options |= {
+            "ssl_ca_certs": ca,
+            "ssl_cert_reqs": ssl.CERT_OPTIONAL,
+            "http": TlsHttpProtocol,
+        }
+    return options
 
 
 class _StopServing(BaseException):

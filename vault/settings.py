@@ -102,8 +102,33 @@ class Settings:
     #: address a privacy-centre session through the new address stays restricted, unless
     #: the old address or a DPO confirms the change first.
     identity_cooling_off_days: int = 7
-    #: TRESOR_SELF_SESSION_MINUTES: lifetime of a self-service session (privacy centre).
-    self_session_minutes: int = 15
+    #: TRESOR_SELF_SESSION_MINUTES: absolute lifetime of a privacy-centre session.
+    self_session_minutes: int = 60
+    #: TRESOR_SESSION_IDLE_MINUTES: a privacy-centre or console session without a request
+    #: for this long ends (idle timeout, both surfaces).
+    session_idle_minutes: int = 15
+    #: TRESOR_CONSOLE_SESSION_HOURS: absolute lifetime of a DPO console session.
+    console_session_hours: float = 8.0
+    #: TRESOR_CONSOLE_SIGNIN_PER_ACCOUNT / _PER_ADDRESS: console sign-ins allowed per 15
+    #: minutes for one account (DPO client or single sign-on user) and from one address,
+    #: counting failed ones; the rest are refused with 429 until the window moves on.
+    console_signin_per_account: int = 10
+    console_signin_per_address: int = 30
+    #: TRESOR_OIDC_ISSUER: the organisation's OpenID provider (its discovery document is
+    #: at `<issuer>/.well-known/openid-configuration`); empty: no single sign-on.
+    oidc_issuer: str = ""
+    #: TRESOR_OIDC_CLIENT_ID / TRESOR_OIDC_CLIENT_SECRET: Tresor's registration there.
+    oidc_client_id: str = ""
+    oidc_client_secret: str = field(default="", repr=False)
+    #: TRESOR_OIDC_ROLE_CLAIM / TRESOR_OIDC_DPO_VALUE: the ID-token claim (a string or a
+    #: list of strings) that must contain this value for the user to get the role dpo.
+    oidc_role_claim: str = "groups"
+    oidc_dpo_value: str = "dpo"
+    #: TRESOR_OIDC_SCOPES: the scopes asked for (space-separated; `openid` always first):
+    #: whichever makes the provider put the role claim into the ID token.
+    oidc_scopes: str = "openid"
+    #: TRESOR_OIDC_NAME: the organisation's name on the console's sign-in button.
+    oidc_name: str = "SSO"
     #: TRESOR_KEK_PROVIDER: where the key-encryption keys live: `local` (the keyring file)
     #: or `pkcs11` (a PKCS#11 token; see docs/pkcs11.md).
     kek_provider: str = "local"
@@ -191,7 +216,18 @@ class Settings:
                 e.get("TRESOR_OTP_LOCKOUT_MINUTES", "15,60,1440"), "TRESOR_OTP_LOCKOUT_MINUTES"
             ),
             identity_cooling_off_days=int(e.get("TRESOR_IDENTITY_COOLING_OFF_DAYS", "7")),
-            self_session_minutes=int(e.get("TRESOR_SELF_SESSION_MINUTES", "15")),
+            self_session_minutes=int(e.get("TRESOR_SELF_SESSION_MINUTES", "60")),
+            session_idle_minutes=int(e.get("TRESOR_SESSION_IDLE_MINUTES", "15")),
+            console_session_hours=float(e.get("TRESOR_CONSOLE_SESSION_HOURS", "8")),
+            console_signin_per_account=int(e.get("TRESOR_CONSOLE_SIGNIN_PER_ACCOUNT", "10")),
+            console_signin_per_address=int(e.get("TRESOR_CONSOLE_SIGNIN_PER_ADDRESS", "30")),
+            oidc_issuer=e.get("TRESOR_OIDC_ISSUER", "").strip().rstrip("/"),
+            oidc_client_id=e.get("TRESOR_OIDC_CLIENT_ID", "").strip(),
+            oidc_client_secret=e.get("TRESOR_OIDC_CLIENT_SECRET", ""),
+            oidc_role_claim=e.get("TRESOR_OIDC_ROLE_CLAIM", "groups").strip() or "groups",
+            oidc_dpo_value=e.get("TRESOR_OIDC_DPO_VALUE", "dpo").strip() or "dpo",
+            oidc_scopes=_scopes(e.get("TRESOR_OIDC_SCOPES", "openid")),
+            oidc_name=e.get("TRESOR_OIDC_NAME", "SSO").strip() or "SSO",
             kek_provider=e.get("TRESOR_KEK_PROVIDER", "local").strip().lower(),
             pkcs11_module=Path(e.get("TRESOR_PKCS11_MODULE", "/usr/lib/softhsm/libsofthsm2.so")),
             pkcs11_token=e.get("TRESOR_PKCS11_TOKEN", ""),
@@ -204,6 +240,12 @@ class Settings:
             if e.get("PROMETHEUS_MULTIPROC_DIR")
             else None,
         )
+
+
+def _scopes(text: str) -> str:
+    """The OIDC scopes as one space-separated string, `openid` first and once."""
+    rest = [s for s in text.replace(",", " ").split() if s != "openid"]
+    return " ".join(["openid", *dict.fromkeys(rest)])
 
 
 def _minutes_list(text: str, name: str) -> tuple[int, ...]:

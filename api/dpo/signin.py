@@ -1,30 +1,28 @@
-"""Signing in and out of the console with a DPO's API key."""
+"""Signing in and out of the console with a DPO's API key (single sign-on: `api.dpo.sso`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.response import Redirect
 
 from api.deps import Vault
-from api.dpo.pages import DpoPages, dpo_actor, form_text, page, request_id_of
+from api.dpo.pages import DpoPages, form_text, page, request_id_of
 from api.dpo.session import (
     NEXT_RE,
-    SESSION_TTL,
+    SESSION_COOKIE,
     clear_session_cookie,
+    client_address,
     current_session,
-    issue_session,
     log,
     session_cookie,
+    session_ttl,
 )
 from api.i18n import TEXTS, pick_language
-from vault.admin.clients import (
-    ClientInfo,
-    Role,
-    record_console_sign_in,
-    record_console_sign_out,
-)
+from vault.admin import console_sessions
+from vault.admin.clients import Role
 from vault.errors import RateLimited
 
 
@@ -52,9 +50,10 @@ class DpoSignInPages(DpoPages):
             request,
             "dpo_signin.html",
             "dpo_signin_heading",
-            signin_text=t["dpo_signin_text"].format(hours=int(SESSION_TTL.total_seconds() // 3600)),
+            signin_text=signin_text(t, vault),
             next=nxt if NEXT_RE.match(nxt) else "",
             notice=t["dpo_signed_out"] if out else (t["dpo_session_expired"] if expired else None),
+            **sso_offer(vault),
         )
 
     @post("/signin", operation_id="dpoSignIn", status_code=303)
@@ -64,58 +63,87 @@ class DpoSignInPages(DpoPages):
         t = TEXTS[lang]
         key = form_text(form.get("api_key"), 200)
         nxt = form_text(form.get("next"), 500)
+        rid = request_id_of(request)
+        address = client_address(request)
         authenticator = request.app.state.authenticator
         # The same per-address brake on failed keys as the bearer-key API
         # (TRESOR_FAILED_AUTH_LIMIT): the console must not be a way around it.
         limiter = request.app.state.failed_auth
-        ip = request.client.host if request.client else "unknown"
-        retry_after: int | None = None
         try:
-            limiter.check(ip)
-        except RateLimited as exc:
-            retry_after = exc.retry_after
-        client: ClientInfo | None = (
-            await authenticator.authenticate(key) if key and retry_after is None else None
-        )
-        error = None
-        if retry_after is not None:
-            error = t["dpo_signin_rate_limited"]
-        elif client is None:
-            limiter.failed(ip)
-            # Unknown keys are not audited (nobody to attribute them to, and a flood of
-            # guesses must not grow the trail); the log line carries no key material.
-            log.warning("dpo_signin_refused", reason="invalid_key")
-            error = t["dpo_signin_wrong"]
-        elif client.role is not Role.DPO:
-            await record_console_sign_in(vault, client, request_id_of(request), None)
-            error = t["dpo_signin_role"]
-        if error is not None or client is None:
-            return page(
-                request,
-                "dpo_signin.html",
-                "dpo_signin_heading",
-                status=401 if retry_after is None else 429,
-                headers={"WWW-Authenticate": 'Cookie realm="tresor-dpo"'}
-                | ({"Retry-After": str(retry_after)} if retry_after is not None else {}),
-                signin_text=t["dpo_signin_text"].format(
-                    hours=int(SESSION_TTL.total_seconds() // 3600)
-                ),
-                next=nxt if NEXT_RE.match(nxt) else "",
-                error=error,
+            limiter.check(address)
+            # The console's own limits, per address and (below) per account, shared by
+            # every node through the database; a refusal is audited.
+            await console_sessions.check_signin_allowed(vault, address, rid)
+            client = await authenticator.authenticate(key) if key else None
+            if client is None:
+                limiter.failed(address)
+                # Audited without a name (nobody to attribute a wrong key to); the log line
+                # and the trail carry no key material.
+                log.warning("dpo_signin_refused", reason="invalid_key")
+                await console_sessions.refuse_signin(vault, address, rid)
+                return self._refused(request, nxt, t["dpo_signin_wrong"], vault)
+            if client.role is not Role.DPO:
+                await console_sessions.refuse_signin(vault, address, rid, client=client)
+                return self._refused(request, nxt, t["dpo_signin_role"], vault)
+            await console_sessions.check_signin_allowed(
+                vault, address, rid, account=client.id, name=client.name
             )
-        token, session = issue_session(vault, client)
-        await record_console_sign_in(vault, client, request_id_of(request), session.expires_at)
+        except RateLimited as exc:
+            return self._refused(
+                request, nxt, t["dpo_signin_rate_limited"], vault, retry_after=exc.retry_after
+            )
+        token, _ = await console_sessions.open_session(vault, address, rid, client=client)
         target = nxt if NEXT_RE.match(nxt) else f"/dpo/audit?lang={lang}"
-        return Redirect(path=target, status_code=303, cookies=[session_cookie(request, token)])
+        return Redirect(
+            path=target, status_code=303, cookies=[session_cookie(request, token, vault)]
+        )
+
+    @staticmethod
+    def _refused(
+        request: Request[Any, Any, Any],
+        nxt: str,
+        error: str,
+        vault: Vault,
+        *,
+        retry_after: int | None = None,
+    ) -> Response[Any]:
+        """The sign-in page again with the error: 401, or 429 with Retry-After."""
+        t = TEXTS[pick_language(request)]
+        return page(
+            request,
+            "dpo_signin.html",
+            "dpo_signin_heading",
+            status=401 if retry_after is None else 429,
+            headers={"WWW-Authenticate": 'Cookie realm="tresor-dpo"'}
+            | ({"Retry-After": str(retry_after)} if retry_after is not None else {}),
+            signin_text=signin_text(t, vault),
+            next=nxt if NEXT_RE.match(nxt) else "",
+            error=error,
+            **sso_offer(vault),
+        )
 
     @post("/signout", operation_id="dpoSignOut", status_code=303)
     async def signout(self, request: Request[Any, Any, Any], vault: Vault) -> Redirect:
-        session = await current_session(request, vault)
-        if session is not None:
-            await record_console_sign_out(vault, dpo_actor(request, session))
+        await console_sessions.end_session(
+            vault, request.cookies.get(SESSION_COOKIE), request_id_of(request)
+        )
         lang = pick_language(request)
         return Redirect(
             path=f"/dpo/signin?lang={lang}&done=signed_out",
             status_code=303,
             cookies=[clear_session_cookie(request)],
         )
+
+
+def signin_text(t: Mapping[str, str], vault: Vault) -> str:
+    """The sign-in page's explanation, naming the session's absolute lifetime in hours."""
+    hours = session_ttl(vault).total_seconds() / 3600
+    return t["dpo_signin_text"].format(hours=f"{hours:g}", idle=vault.settings.session_idle_minutes)
+
+
+def sso_offer(vault: Vault) -> dict[str, Any]:
+    """What the sign-in page needs to offer single sign-on (nothing when not configured)."""
+    settings = vault.settings
+    if not (settings.oidc_issuer and settings.oidc_client_id):
+        return {"sso_name": None}
+    return {"sso_name": settings.oidc_name}

@@ -81,7 +81,7 @@ class PrivacyOverviewPages(PrivacyPages):
             notice=notice,
             error=error,
             restricted=restricted,
-            session_minutes=vault.settings.self_session_minutes,
+            session_minutes=vault.settings.session_idle_minutes,
             access_label=lambda entry: access_label(lang, entry),
             access_outcome=lambda entry: access_outcome(lang, entry),
         )

@@ -158,11 +158,29 @@ def test_a_stale_compiled_catalogue_is_not_used(tmp_path, monkeypatch):
 def test_counted_texts_take_the_plural_form_of_the_language():
     """One minute is „1 Minute“ / "1 minute", more are „Minuten“ / "minutes"."""
     hint = "pc_session_hint"
-    assert i18n.ngettext("de", hint, hint, 1).format(minutes=1).endswith("nach 1 Minute.")
-    assert i18n.ngettext("de", hint, hint, 15).format(minutes=15).endswith("nach 15 Minuten.")
-    assert i18n.ngettext("en", hint, hint, 1).format(minutes=1).endswith("after 1 minute.")
-    assert i18n.ngettext("en", hint, hint, 15).format(minutes=15).endswith("after 15 minutes.")
-    assert i18n.TEXTS["en"][hint].endswith("{minutes} minutes.")  # mapping reads: plural form
+    assert (
+        i18n.ngettext("de", hint, hint, 1)
+        .format(minutes=1)
+        .endswith("nach 1 Minute ohne Aktivität.")
+    )
+    assert (
+        i18n.ngettext("de", hint, hint, 15)
+        .format(minutes=15)
+        .endswith("nach 15 Minuten ohne Aktivität.")
+    )
+    assert (
+        i18n.ngettext("en", hint, hint, 1)
+        .format(minutes=1)
+        .endswith("after 1 minute without activity.")
+    )
+    assert (
+        i18n.ngettext("en", hint, hint, 15)
+        .format(minutes=15)
+        .endswith("after 15 minutes without activity.")
+    )
+    assert i18n.TEXTS["en"][hint].endswith(
+        "{minutes} minutes without activity."
+    )  # mapping reads: plural form
 
 
 def test_dates_and_numbers_are_formatted_per_language():

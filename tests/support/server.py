@@ -99,9 +99,9 @@ class Served:
 
 
 @contextmanager
-def serve(tmp_path: Path, **extra_env: str) -> Iterator[Served]:
-    """`tresor init` and `tresor serve` on a free port with SQLite in `tmp_path/data`
-    (plus any TRESOR_* settings given as keyword arguments)."""
+def serve(tmp_path: Path, port: int | None = None, **extra_env: str) -> Iterator[Served]:
+    """`tresor init` and `tresor serve` on `port` (else a free one) with SQLite in
+    `tmp_path/data` (plus any TRESOR_* settings given as keyword arguments)."""
     data_dir = tmp_path / "data"
     env = {**os.environ, "TRESOR_DATA_DIR": str(data_dir), "TRESOR_POLICIES": str(POLICIES)}
     env.pop("TRESOR_DATABASE_URL", None)
@@ -113,7 +113,7 @@ def serve(tmp_path: Path, **extra_env: str) -> Iterator[Served]:
         return out.stdout
 
     cli("init", "--if-missing")  # a restart keeps the keyring
-    port = free_port()
+    port = port or free_port()
     log_path = tmp_path / "serve.log"
     log = log_path.open("a")
     proc = subprocess.Popen(

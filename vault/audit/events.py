@@ -113,6 +113,8 @@ class AuditAction(StrEnum):
     ACCESS_DENIED = "client:access:denied"
     #: The DPO read a contact-pressure report (API or console), like the other DPO views.
     DPO_CONTACT_REPORT = "dpo:contact_report:read"
+    #: An admin bound a client certificate subject to an API client (or unbound it).
+    CLIENT_CERTIFICATE = "admin:client:certificate"
 
 
 class Decision(StrEnum):

@@ -43,6 +43,8 @@ class KeyLabel(StrEnum):
     DPO_SESSION = "tresor/v1/dpo-session"
     DPO_CSRF = "tresor/v1/dpo-csrf"
     PRIVACY_CSRF = "tresor/v1/privacy-csrf"
+    CONSOLE_SIGNIN = "tresor/v1/console-signin"
+    SSO_FLOW = "tresor/v1/sso-flow"
 
 
 def derive_key(secret: bytes, label: KeyLabel, length: int = KEY_BYTES) -> bytes:

@@ -55,6 +55,7 @@ from vault.clock import as_utc
 from vault.crypto import open_field, retained_key_id, seal_field
 from vault.errors import Conflict
 from vault.outreach.followups import FollowupStatus
+from vault.storage import sessions as web_sessions
 from vault.storage.tables import (
     consents,
     contact_preference_history,
@@ -64,7 +65,6 @@ from vault.storage.tables import (
     identity_changes,
     retained_fields,
     self_service_challenges,
-    self_service_sessions,
     subjects,
 )
 from vault.subjects.decision import BasisFacts, BasisStatus, effective_status
@@ -206,12 +206,7 @@ async def erase_in(
     await conn.execute(delete(self_service_challenges).where(challenge_match))
     # Identity changes hold the old and new addresses' blind-index digests: they go too.
     await conn.execute(delete(identity_changes).where(identity_changes.c.subject_id == subject_id))
-    await conn.execute(
-        update(self_service_sessions)
-        .where(self_service_sessions.c.subject_id == subject_id)
-        .where(self_service_sessions.c.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+    await web_sessions.end_subject_sessions_in(conn, subject_id, now, web_sessions.Ended.ERASED)
     # Preferences (with their history and sealed evidence) and follow-ups say when and how
     # the person may be contacted: deleted, not reduced (see the module docstring).
     preference_history = (

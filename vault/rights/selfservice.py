@@ -1,15 +1,17 @@
 """Self-service identity and the subject's own view: one-time codes, sessions, "my data".
 
 A customer proves control of a stored address by a one-time code mailed to the subject's
-*stored* e-mail address; a correct code opens a short-lived session. The outcome a caller
-sees never depends on whether the address exists (no enumeration): the same queries run,
-a challenge row is written either way, and the mail leaves on a background task, so
-its cost does not show in the answer. Before answering, the mailer is probed (`check`) for
-known and unknown addresses alike: while it is down every caller gets the same 503 and
-nothing is written, so no code is promised that cannot leave. Rate limits per address and
-per client IP are counted from the database (multi-node safe). Codes and session tokens are stored
-only as HMACs under a server key; addresses and IPs only as keyed digests. Every step is
-audited pseudonymously (subject id when known, never the address).
+*stored* e-mail address; a correct code opens a session (a `web_sessions` row,
+`vault.storage.sessions`: it ends after TRESOR_SESSION_IDLE_MINUTES without a request or
+TRESOR_SELF_SESSION_MINUTES in all, at sign-out, erasure or a change of the address).
+The outcome a caller sees never depends on whether the address exists (no enumeration): the
+same queries run, a challenge row is written either way, and the mail leaves on a background
+task, so its cost does not show in the answer. Before answering, the mailer is probed
+(`check`) for known and unknown addresses alike: while it is down every caller gets the same
+503 and nothing is written, so no code is promised that cannot leave. Rate limits per
+address and per client IP are counted from the database (multi-node safe). Codes and session
+tokens are stored only as HMACs under a server key; addresses and IPs only as keyed digests.
+Every step is audited pseudonymously (subject id when known, never the address).
 
 Per customer, across its addresses, codes are limited and wrong codes lead to an
 escalating lockout (`vault.signin_limits`). The lock keeps guessers out, but anyone can
@@ -54,6 +56,7 @@ from vault.errors import (
     Unauthenticated,
 )
 from vault.rights import signin_limits
+from vault.storage import sessions as web
 from vault.storage.tables import (
     audit_events,
     subjects,
@@ -65,7 +68,7 @@ from vault.storage.tables import (
     self_service_challenges as challenges,
 )
 from vault.storage.tables import (
-    self_service_sessions as sessions,
+    web_sessions as sessions,
 )
 from vault.subjects import identity
 from vault.subjects.decision import BasisFacts, BasisStatus, effective_status
@@ -518,8 +521,8 @@ async def verify_code(
     now = ctx.clock.now()
     settings = ctx.settings
     actor = subject_actor(request_id)
-    token = secrets.token_urlsafe(32)
-    session_expires = now + timedelta(minutes=settings.self_session_minutes)
+    token = web.new_token()
+    session_expires = now
     opened: str | None = None
 
     async with ctx.transaction() as conn:
@@ -575,15 +578,14 @@ async def verify_code(
                 .where(challenges.c.consumed_at.is_(None))
                 .values(consumed_at=now)
             )
-            await conn.execute(
-                insert(sessions).values(
-                    token_hash=_session_hash(ctx, token),
-                    subject_id=matched.subject_id,
-                    created_at=now,
-                    expires_at=session_expires,
-                    revoked_at=None,
-                    channel=kind,
-                )
+            session_expires = await web.open_in(
+                conn,
+                digest=_session_hash(ctx, token),
+                kind=web.Kind.PRIVACY,
+                now=now,
+                lifetime=session_lifetime(settings),
+                subject_id=matched.subject_id,
+                channel=kind,
             )
             opened = matched.subject_id
             await signin_limits.clear_in(conn, lock_key)
@@ -675,8 +677,8 @@ async def open_link_session(
     lock on codes stays: it is the guesser's, and the customer no longer depends on it;
     clearing it would hand the guesser a fresh count at the lowest level."""
     now = ctx.clock.now()
-    session_token = secrets.token_urlsafe(32)
-    session_expires = now + timedelta(minutes=ctx.settings.self_session_minutes)
+    session_token = web.new_token()
+    session_expires = now
     opened: str | None = None
     named: str | None = None
     async with ctx.transaction() as conn:
@@ -713,15 +715,14 @@ async def open_link_session(
                 .where(challenges.c.consumed_at.is_(None))
                 .values(consumed_at=now)
             )
-            await conn.execute(
-                insert(sessions).values(
-                    token_hash=_session_hash(ctx, session_token),
-                    subject_id=opened,
-                    created_at=now,
-                    expires_at=session_expires,
-                    revoked_at=None,
-                    channel="link",
-                )
+            session_expires = await web.open_in(
+                conn,
+                digest=_session_hash(ctx, session_token),
+                kind=web.Kind.PRIVACY,
+                now=now,
+                lifetime=session_lifetime(ctx.settings),
+                subject_id=opened,
+                channel="link",
             )
         await audit.record(
             conn,
@@ -753,38 +754,56 @@ class SelfSession:
     restriction: identity.Restriction | None
 
 
+def session_lifetime(settings: Any) -> web.Lifetime:
+    """A privacy-centre session's lifetime: the idle timeout (TRESOR_SESSION_IDLE_MINUTES)
+    and the absolute one (TRESOR_SELF_SESSION_MINUTES)."""
+    return web.Lifetime(
+        idle=timedelta(minutes=settings.session_idle_minutes),
+        absolute=timedelta(minutes=settings.self_session_minutes),
+    )
+
+
 async def session_info(ctx: VaultContext, token: str) -> SelfSession:
     """The live session of `token`, restricted or not, or `Unauthenticated` (one error for
     every reason). Only for what a restricted session may still do (the reduced overview,
-    sign-out); everything else asks `session_subject`, which refuses restricted sessions."""
-    if not token or len(token) > _TOKEN_MAX:
+    sign-out); everything else asks `session_subject`, which refuses restricted sessions.
+
+    One indexed read of the session row (with its subject); a session found idle or past
+    its expiry is marked ended with the reason, a live one has its activity recorded."""
+    if not web.well_formed(token):
         raise Unauthenticated(_SESSION_MESSAGE, "invalid_session")
     now = ctx.clock.now()
+    digest = _session_hash(ctx, token)
     async with ctx.transaction() as conn:
         row = (
             await conn.execute(
                 select(
                     sessions.c.subject_id,
                     sessions.c.expires_at,
-                    sessions.c.revoked_at,
+                    sessions.c.last_seen_at,
+                    sessions.c.ended_at,
+                    sessions.c.ended_why,
                     sessions.c.channel,
                     subjects.c.status,
                     subjects.c.email_bidx,
                 )
                 .select_from(sessions.outerjoin(subjects, subjects.c.id == sessions.c.subject_id))
-                .where(sessions.c.token_hash == _session_hash(ctx, token))
+                .where(sessions.c.token_hash == digest)
+                .where(sessions.c.kind == web.Kind.PRIVACY.value)
             )
         ).first()
-        if (
-            row is None
-            or row.revoked_at is not None
-            or (as_utc(row.expires_at) or now) <= now
-            or row.status in (None, SubjectStatus.ERASED)
-        ):
-            raise Unauthenticated(_SESSION_MESSAGE, "invalid_session")
-        # The code went to the e-mail address stored now: changing it ends every session.
-        restriction = await identity.restriction_in(conn, row.subject_id, row.email_bidx, now)
-    return SelfSession(str(row.subject_id), row.channel, restriction)
+        why = None if row is None else web.lapsed(row, now, session_lifetime(ctx.settings))
+        if row is not None and why is None and row.status in (None, SubjectStatus.ERASED):
+            why = web.Ended.ERASED
+        if row is not None and why is None:
+            await web.touch_in(conn, digest, row.last_seen_at, now)
+            # The code went to the e-mail address stored now: changing it ends every session.
+            restriction = await identity.restriction_in(conn, row.subject_id, row.email_bidx, now)
+            return SelfSession(str(row.subject_id), row.channel, restriction)
+        if row is not None and why is not None and row.ended_at is None:
+            # Marked ended with its reason (committed; the refusal is raised outside).
+            await web.end_in(conn, digest, now, why)
+    raise Unauthenticated(_SESSION_MESSAGE, "invalid_session")
 
 
 _RESTRICTED_MESSAGE = (
@@ -831,20 +850,12 @@ async def refuse_restricted(
 
 async def end_session(ctx: VaultContext, token: str, request_id: str | None = None) -> None:
     """End a session (sign-out). Idempotent: an unknown or ended token is no error."""
-    if not token or len(token) > _TOKEN_MAX:
+    if not web.well_formed(token):
         return
     now = ctx.clock.now()
     async with ctx.transaction() as conn:
-        ended = (
-            await conn.execute(
-                update(sessions)
-                .where(sessions.c.token_hash == _session_hash(ctx, token))
-                .where(sessions.c.revoked_at.is_(None))
-                .values(revoked_at=now)
-                .returning(sessions.c.subject_id)
-            )
-        ).first()
-        if ended is not None:
+        ended = await web.end_in(conn, _session_hash(ctx, token), now, web.Ended.SIGNED_OUT)
+        if ended is not None and ended.kind == web.Kind.PRIVACY.value:
             await audit.record(
                 conn,
                 at=now,
@@ -867,13 +878,12 @@ async def purge_expired(ctx: VaultContext) -> tuple[int, int]:
             .where(challenges.c.created_at <= now - RATE_WINDOW)
             .where(challenges.c.expires_at <= now)
         )
-        gone_sessions = await conn.execute(
-            delete(sessions).where(
-                or_(sessions.c.expires_at <= now, sessions.c.revoked_at.is_not(None))
-            )
+        # Both surfaces' sessions share the table: an ended one goes, whoever opened it.
+        gone_sessions = await web.purge_in(
+            conn, now, timedelta(minutes=ctx.settings.session_idle_minutes)
         )
         await signin_limits.purge_in(conn, now)
-    return int(gone_challenges.rowcount or 0), int(gone_sessions.rowcount or 0)
+    return int(gone_challenges.rowcount or 0), gone_sessions
 
 
 # -- the subject's own view --------------------------------------------------------------------

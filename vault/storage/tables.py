@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -137,6 +138,9 @@ class Client(Base):
     key_hash_version: Mapped[int] = mapped_column(Integer, default=2, server_default="1")
     created_at: Mapped[datetime] = mapped_column(TZ)
     revoked_at: Mapped[datetime | None] = mapped_column(TZ)
+    #: The subject (RFC 4514, normalised) of the client certificate that authenticates this
+    #: client over mutual TLS instead of its key (migration 0017; `vault.admin.certificates`).
+    cert_subject: Mapped[str | None] = mapped_column(String(500), unique=True)
 
 
 class AuditEvent(Base):
@@ -279,20 +283,47 @@ class SelfServiceChallenge(Base):
     consumed_at: Mapped[datetime | None] = mapped_column(TZ)
 
 
-class SelfServiceSession(Base):
-    """A short-lived session of a verified subject (token stored only as a hash)."""
+class WebSession(Base):
+    """A server-side browser session: a privacy-centre (`kind` "privacy", a subject) or a
+    DPO-console session (`kind` "console", an API client). The cookie carries a random id;
+    only its keyed digest is stored. A session is live while it is not ended, its absolute
+    expiry is ahead and it was seen within the idle timeout; every request reads this one row
+    by its primary key, so an ending written by one node holds on every node at once."""
 
-    __tablename__ = "self_service_sessions"
+    __tablename__ = "web_sessions"
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    subject_id: Mapped[str] = mapped_column(String(36), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    subject_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    client_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    #: A console session's actor on the trail: the client's name, or `sso:<subject>` for
+    #: a DPO signed in through the organisation's identity provider (no client row).
+    account: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(TZ)
+    last_seen_at: Mapped[datetime] = mapped_column(TZ)
+    #: The absolute expiry, whatever the activity.
     expires_at: Mapped[datetime] = mapped_column(TZ)
-    revoked_at: Mapped[datetime | None] = mapped_column(TZ)
+    ended_at: Mapped[datetime | None] = mapped_column(TZ)
+    #: Why it ended: signed_out, idle, expired, revoked, erased, identity_changed.
+    ended_why: Mapped[str | None] = mapped_column(String(32))
     #: The identifier the subject signed in with (`email` or `phone`; migration 0012). The
     #: code itself always went to the stored e-mail address, and any change of that address
     #: ends every session, so a live session was opened through the address stored now.
     channel: Mapped[str | None] = mapped_column(String(16))
+
+
+class ConsoleSignIn(Base):
+    """One attempt to sign in to the DPO console, ok or not, for its rate limits across
+    nodes: the account (client id or single sign-on subject) and the address only as keyed
+    digests. Purged with the sessions once it no longer counts."""
+
+    __tablename__ = "console_signins"
+
+    id: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(TZ, index=True)
+    account_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    address_hash: Mapped[str] = mapped_column(String(64), index=True)
+    ok: Mapped[bool] = mapped_column(Boolean)
 
 
 class SelfServiceLockout(Base):
@@ -468,7 +499,8 @@ retained_fields = RetainedFields.__table__
 dsar_requests = DsarRequest.__table__
 dsar_request_history = DsarRequestHistory.__table__
 self_service_challenges = SelfServiceChallenge.__table__
-self_service_sessions = SelfServiceSession.__table__
+web_sessions = WebSession.__table__
+console_signins = ConsoleSignIn.__table__
 self_service_lockouts = SelfServiceLockout.__table__
 identity_changes = IdentityChange.__table__
 audit_checkpoints = AuditCheckpoint.__table__

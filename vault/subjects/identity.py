@@ -50,9 +50,9 @@ from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
 from vault.crypto import KeyLabel, same_digest
 from vault.errors import Conflict, InvalidInput, InvariantViolation, NotFound
+from vault.storage import sessions as web_sessions
 from vault.storage.tables import identity_changes as changes
 from vault.storage.tables import self_service_challenges as challenges
-from vault.storage.tables import self_service_sessions as sessions
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -180,11 +180,8 @@ def changed_kinds(
 async def end_sessions_in(conn: AsyncConnection, subject_id: str, now: datetime) -> int:
     """End every live self-service session of the subject (rows revoked: every node sees
     it) and void its unused sign-in codes and links, which went to the address as it was."""
-    ended = await conn.execute(
-        update(sessions)
-        .where(sessions.c.subject_id == subject_id)
-        .where(sessions.c.revoked_at.is_(None))
-        .values(revoked_at=now)
+    ended = await web_sessions.end_subject_sessions_in(
+        conn, subject_id, now, web_sessions.Ended.IDENTITY_CHANGED
     )
     await conn.execute(
         update(challenges)
@@ -192,7 +189,7 @@ async def end_sessions_in(conn: AsyncConnection, subject_id: str, now: datetime)
         .where(challenges.c.consumed_at.is_(None))
         .values(consumed_at=now)
     )
-    return int(ended.rowcount or 0)
+    return ended
 
 
 # -- recording a change ----------------------------------------------------------------------

@@ -82,8 +82,8 @@ async def test_every_control_is_labelled_and_every_form_carries_a_csrf_token(vau
 
 
 async def test_sign_in_sets_a_short_lived_strict_http_only_cookie(vault):
-    """The session cookie is HttpOnly, SameSite=Strict, scoped to /privacy, lives fifteen
-    minutes, and is Secure only when served over TLS; the CSRF cookie is strict too."""
+    """The session cookie is HttpOnly, SameSite=Strict, scoped to /privacy, lives at most the
+    session's absolute hour, and is Secure only over TLS; the CSRF cookie is strict too."""
     _, p = await seed_subject(vault, 301)
     async with api(vault) as http:
         first = await http.get("/privacy")
@@ -92,7 +92,7 @@ async def test_sign_in_sets_a_short_lived_strict_http_only_cookie(vault):
         r = await page_sign_in(http, vault, p["email"])
         cookie = _set_cookie(r, "tresor_self")
         flags = _flags(cookie)
-        assert {"httponly", "samesite=strict", "path=/privacy", "max-age=900"} <= flags
+        assert {"httponly", "samesite=strict", "path=/privacy", "max-age=3600"} <= flags
         assert "secure" not in flags
         assert r.headers["location"] == "/privacy?lang=de"
         token = cookie.split(";")[0].split("=", 1)[1]

@@ -52,6 +52,8 @@ def test_the_labels_are_fixed():
         "DPO_SESSION": "tresor/v1/dpo-session",
         "DPO_CSRF": "tresor/v1/dpo-csrf",
         "PRIVACY_CSRF": "tresor/v1/privacy-csrf",
+        "CONSOLE_SIGNIN": "tresor/v1/console-signin",
+        "SSO_FLOW": "tresor/v1/sso-flow",
     }
 
 

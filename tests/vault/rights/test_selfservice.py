@@ -22,7 +22,7 @@ from vault.audit.events import Actor
 from vault.errors import Conflict, InvalidInput, NotFound, RateLimited, Unauthenticated
 from vault.rights import selfservice
 from vault.rights.selfservice import subject_actor
-from vault.storage.tables import self_service_challenges, self_service_sessions
+from vault.storage.tables import self_service_challenges, web_sessions
 from vault.subjects import lookup
 from vault.subjects import store as subjects
 from vault.subjects.lookup import LookupDenied
@@ -54,7 +54,7 @@ async def test_a_known_address_gets_a_code_that_opens_a_session(vault):
     assert "Ihr Code" in body and "your code" in body
     session = await _verify(vault, p["email"], code_of(mail))
     assert session.subject_id == sid
-    assert session.expires_at == vault.clock.now() + timedelta(minutes=15)
+    assert session.expires_at == vault.clock.now() + timedelta(minutes=60)
     assert await selfservice.session_subject(vault, session.token) == sid
 
 
@@ -180,15 +180,24 @@ async def test_codes_per_client_ip_are_limited_to_twenty_an_hour(vault, clock):
     await _start(vault, "kunde98@example.org", ip="192.0.2.1")
 
 
-async def test_a_session_expires_and_can_be_ended(vault, clock):
-    """A session lasts fifteen minutes; sign-out ends it at once; garbage is refused."""
+async def test_a_session_ends_after_fifteen_idle_minutes_and_can_be_ended(vault, clock):
+    """Each request keeps a session alive for fifteen more minutes; fifteen without one end
+    it for good; sign-out ends it at once; garbage is refused."""
     sid, p = await seed_subject(vault, 108)
     session = await sign_in(vault, p["email"])
     clock.advance(timedelta(minutes=14, seconds=59))
     assert await selfservice.session_subject(vault, session.token) == sid
-    clock.advance(timedelta(seconds=1))
+    clock.advance(timedelta(minutes=14, seconds=59))
+    assert await selfservice.session_subject(vault, session.token) == sid
+    clock.advance(timedelta(minutes=15))
     with pytest.raises(Unauthenticated):
         await selfservice.session_subject(vault, session.token)
+    clock.advance(timedelta(minutes=-1))  # an ended session stays ended
+    with pytest.raises(Unauthenticated):
+        await selfservice.session_subject(vault, session.token)
+    async with vault.engine.connect() as conn:
+        row = (await conn.execute(select(web_sessions))).one()
+    assert (row.kind, row.ended_why) == ("privacy", "idle")
 
     other = await sign_in(vault, p["email"])
     await selfservice.end_session(vault, other.token)
@@ -196,6 +205,21 @@ async def test_a_session_expires_and_can_be_ended(vault, clock):
     for token in (other.token, "", "x" * 500, "nonsense"):
         with pytest.raises(Unauthenticated):
             await selfservice.session_subject(vault, token)
+
+
+async def test_a_session_ends_after_its_absolute_hour_however_active(vault, clock):
+    """A privacy-centre session in use ends after TRESOR_SELF_SESSION_MINUTES (an hour)."""
+    sid, p = await seed_subject(vault, 110)
+    session = await sign_in(vault, p["email"])
+    for _ in range(5):
+        clock.advance(timedelta(minutes=11))
+        assert await selfservice.session_subject(vault, session.token) == sid
+    clock.advance(timedelta(minutes=5))
+    with pytest.raises(Unauthenticated):
+        await selfservice.session_subject(vault, session.token)
+    async with vault.engine.connect() as conn:
+        row = (await conn.execute(select(web_sessions))).one()
+    assert row.ended_why == "expired"
 
 
 async def test_codes_and_tokens_are_stored_only_as_keyed_hashes(vault):
@@ -207,7 +231,7 @@ async def test_codes_and_tokens_are_stored_only_as_keyed_hashes(vault):
     async with vault.engine.connect() as conn:
         stored = [
             *map(tuple, (await conn.execute(select(self_service_challenges))).all()),
-            *map(tuple, (await conn.execute(select(self_service_sessions))).all()),
+            *map(tuple, (await conn.execute(select(web_sessions))).all()),
         ]
     text = repr(stored)
     for secret in (code, session.token, p["email"], p["email"].lower(), TEST_IP):

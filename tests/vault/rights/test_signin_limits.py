@@ -18,7 +18,7 @@ from tests.support.self_service import TEST_IP, code_mails, latest_code, mails, 
 from vault.clock import as_utc
 from vault.errors import AccessDenied, RateLimited, Unauthenticated
 from vault.rights import selfservice, signin_limits
-from vault.storage.tables import self_service_challenges, self_service_sessions
+from vault.storage.tables import self_service_challenges, web_sessions
 from vault.subjects import store as subjects
 
 _LINK = re.compile(r"/privacy/sign-in-link/([A-Za-z0-9_-]+)")
@@ -255,7 +255,7 @@ async def test_a_link_is_short_lived_and_ends_with_an_address_change(vault, cloc
         with pytest.raises(Unauthenticated):
             await selfservice.open_link_session(vault, token)
     async with vault.engine.connect() as conn:
-        assert (await conn.execute(select(self_service_sessions))).all() == []
+        assert (await conn.execute(select(web_sessions))).all() == []
 
 
 async def test_a_link_session_through_an_unconfirmed_new_address_is_restricted(vault):
@@ -314,7 +314,7 @@ async def test_a_link_token_is_stored_only_as_a_keyed_hash(vault):
     async with vault.engine.connect() as conn:
         stored = [
             *(await conn.execute(select(self_service_challenges))).all(),
-            *(await conn.execute(select(self_service_sessions))).all(),
+            *(await conn.execute(select(web_sessions))).all(),
         ]
     text = repr(stored) + repr(await audit_rows(vault))
     assert token not in text and session.token not in text

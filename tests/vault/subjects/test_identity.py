@@ -18,7 +18,7 @@ from vault.audit.events import Actor
 from vault.crypto import KeyLabel, derive_key
 from vault.errors import AccessDenied, Conflict, NotFound, Unauthenticated, Unavailable
 from vault.rights import identity_objection, selfservice
-from vault.storage.tables import identity_changes, self_service_sessions
+from vault.storage.tables import identity_changes, web_sessions
 from vault.subjects import identity
 from vault.subjects import store as subjects
 
@@ -223,8 +223,6 @@ async def test_erasure_deletes_the_change_rows(vault):
     assert await _rows(vault) == []
     async with vault.engine.connect() as conn:
         live = (
-            await conn.execute(
-                select(self_service_sessions).where(self_service_sessions.c.revoked_at.is_(None))
-            )
+            await conn.execute(select(web_sessions).where(web_sessions.c.ended_at.is_(None)))
         ).all()
     assert live == []
