@@ -13,13 +13,13 @@ from bench.seed import seed
 from tests.support.factories import WRITER, person
 from tests.support.faults import PG_OFF, PG_ON, SQLITE_OFF, SQLITE_ON
 from tests.support.privacy import audit_rows, execute_ddl, is_sqlite
+from vault.access import bulk, dry_run, statements
+from vault.access.lookup import LookupDenied
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.bases.consents import record_basis, withdraw
 from vault.clock import as_utc
 from vault.errors import InvalidInput, Unavailable
-from vault.subjects import bulk
-from vault.subjects.lookup import LookupDenied
 from vault.subjects.store import create_subject
 
 SHOP = Actor("client", "shop", "req-batch-1")
@@ -148,14 +148,14 @@ async def test_chunk_reads_fetch_only_the_ciphertexts_of_revealable_fields(vault
     """Each chunk's read brings the sealed columns of the fields asked for and no others."""
     pop = await _population(vault)
     seen: list[set[str]] = []
-    read_rows = vault.read_rows
+    read_rows = vault.reads.rows
 
     async def spy(statement, params):
         rows = await read_rows(statement, params)
         seen.extend(set(dict(r._mapping if hasattr(r, "_mapping") else r)) for r in rows)
         return rows
 
-    monkeypatch.setattr(vault, "read_rows", spy)
+    monkeypatch.setattr(vault.reads, "rows", spy)
     lines = await _lines(vault, "subject_id", pop["ids"][:3], fields=["name"])
     assert [set(line["fields"]) for line in lines] == [{"name"}] * 3
     assert len(seen) == 3
@@ -282,7 +282,7 @@ async def test_dry_run_counts_match_batch_and_reveal_nothing(vault):
     await record_basis(vault, WRITER, no_mail, "order.delivery", reference="order")
     values = [*pop["ids"], UNKNOWN_ID, "bad", pop["ids"][0], no_mail]
     lines = await _lines(vault, "subject_id", values)
-    result = await bulk.dry_run(
+    result = await dry_run.dry_run(
         vault,
         SHOP,
         ALLOWED,
@@ -291,7 +291,7 @@ async def test_dry_run_counts_match_batch_and_reveal_nothing(vault):
         identifiers=values,
     )
     channel = vault.catalogue.get("order.delivery").channel.value
-    need = bulk.CHANNEL_FIELD[channel]
+    need = statements.CHANNEL_FIELD[channel]
     expected_reach = sum(1 for line in lines if need in line.get("fields", {}))
     assert result.total == len(values)
     assert result.reachable == expected_reach
@@ -308,7 +308,7 @@ async def test_dry_run_counts_match_batch_and_reveal_nothing(vault):
     for v in pop["ids"]:
         assert v not in dry[0]["detail"]
     with pytest.raises(InvalidInput):
-        await bulk.dry_run(
+        await dry_run.dry_run(
             vault,
             SHOP,
             ALLOWED,
@@ -325,7 +325,7 @@ async def test_dry_run_counts_match_batch_and_reveal_nothing(vault):
 
 async def test_dry_run_purpose_not_allowed(vault):
     with pytest.raises(LookupDenied):
-        await bulk.dry_run(
+        await dry_run.dry_run(
             vault,
             SHOP,
             frozenset(),
@@ -450,7 +450,7 @@ async def test_dry_run_with_contact_counts_basket_denials_and_reserves_nothing(v
     await _fill_basket(vault, a)
     before = await _contact_rows(vault)
     values = [a, b, c, b, pop["ids"][4]]
-    result = await bulk.dry_run(
+    result = await dry_run.dry_run(
         vault,
         SHOP,
         ALLOWED,
