@@ -1,10 +1,10 @@
 """Audit: the one way a lookup's events are built, for a single lookup and a batch line.
 
 One event per identifier, allowed or denied, as a record in `audit.EVENT_COLUMNS` order
-(what `audit.event_row` would make; tests/vault/access/test_events.py compares them). Ids,
-the purpose and field names only, never a value or the identifier itself: a line of a batch
-is named by its index `i`, a denial without a resolved subject carries a subject id only
-when the input was a well-formed one.
+(what `audit.event_row` would make; tests/vault/access/test_bulk.py and
+test_batch_equals_single.py compare them). Ids, the purpose and field names only, never a
+value or the identifier itself: a line of a batch is named by its index `i`, a denial
+without a resolved subject carries a subject id only when the input was a well-formed one.
 """
 
 from __future__ import annotations

@@ -212,8 +212,8 @@ async def judge_subject(
     if canonical_id(subject_id) != subject_id:
         return Deny(DenyReason.SUBJECT_NOT_FOUND)
     rows = await reads.rows(
-        subject_read("subject_id", (), array=reads.arrays),
-        {"purpose": purpose.id, "keys": [subject_id]},
+        subject_read("subject_id", (), array=reads.arrays, one=True),
+        {"purpose": purpose.id, "key": subject_id},
     )
     if not rows:
         return Deny(DenyReason.SUBJECT_NOT_FOUND)

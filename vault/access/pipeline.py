@@ -30,7 +30,7 @@ from vault.access.statements import subject_read
 from vault.audit.events import Actor, EventRecord
 from vault.catalogue.purposes import Purpose
 from vault.errors import InvalidInput
-from vault.storage.ports import ReadPort, TransactionReads
+from vault.storage.ports import ReadPort, Row, TransactionReads
 from vault.storage.rows import canonical_id
 from vault.subjects.decision import Deny
 from vault.subjects.outbound import OutboundContact
@@ -74,14 +74,17 @@ async def read_and_decide(
 ) -> list[Outcome]:
     """Read the chunk (one statement), decide every key and reveal what is allowed."""
     wanted = list({k for k in keys if k is not None})
-    rows = (
-        await reads.rows(
+    rows: Sequence[Row] = []
+    if len(wanted) == 1:  # a single lookup, or a chunk naming one subject
+        rows = await reads.rows(
+            subject_read(req.kind, req.fields, array=reads.arrays, one=True),
+            {"purpose": req.purpose.id, "key": wanted[0]},
+        )
+    elif wanted:
+        rows = await reads.rows(
             subject_read(req.kind, req.fields, array=reads.arrays),
             {"purpose": req.purpose.id, "keys": wanted},
         )
-        if wanted
-        else []
-    )
     outcomes = decide_keys(rows, req.purpose, req.fields, keys, req.now)
     return await req.opener.reveal(outcomes, keys)
 
