@@ -61,6 +61,8 @@ class VaultContext:
     #: write transaction). Set by `__post_init__`.
     reads: ReadPort = field(init=False, repr=False)
     audit_batcher: AuditBatcher = field(init=False, repr=False)
+    #: Whether the database takes one writer at a time (SQLite): see `_write_gate`.
+    _serialised: bool = field(init=False, repr=False, default=False)
     _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = field(
         default_factory=weakref.WeakKeyDictionary, repr=False
     )
