@@ -37,6 +37,18 @@ def contact_detail(contact: OutboundContact, reserved: Reservation | None) -> di
     return out
 
 
+_SINGLE_DETAIL: dict[str, str] = {}
+
+
+def _single_detail(kind: str) -> str:
+    """A single lookup's detail without a contact, `{"by": kind}`: the same few strings for
+    every lookup, so encoded once per kind (the hot path pays a dict lookup, not a dump)."""
+    detail = _SINGLE_DETAIL.get(kind)
+    if detail is None:
+        detail = _SINGLE_DETAIL[kind] = json.dumps({"by": kind})
+    return detail
+
+
 class LookupEvents:
     """The events of one request: a single lookup (`batch=False`, detail `{"by"}`) or a
     batch (detail `{"batch", "by", "i"}`), each with the announced contact if any."""
@@ -62,7 +74,7 @@ class LookupEvents:
         self._fixed = (
             '{"batch": ' + json.dumps(actor.request_id) + ', "by": ' + json.dumps(kind) + ', "i": '
             if batch
-            else json.dumps({"by": kind})
+            else _single_detail(kind)
         )
 
     def _detail(self, i: int, reserved: Reservation | None) -> str:

@@ -127,9 +127,12 @@ async def lookup(
         )
     if fields is not None and not fields:
         raise InvalidInput("fields must not be empty", {"fields": "name at least one field"})
+    # A denial without a resolved subject records the input only if it is a subject id.
+    fallback: list[str | None] = [None]
     if identifier_kind == "subject_id":
         # Only an id in its stored form can match; anything else is a miss, never a read.
-        key = identifier if canonical_id(identifier) == identifier else None
+        fallback[0] = canonical_id(identifier)
+        key = identifier if fallback[0] == identifier else None
     else:
         key = identifier_digest(ctx, identifier_kind, identifier)  # raises InvalidInput
     purpose = ctx.catalogue.get(purpose_id)
@@ -148,8 +151,6 @@ async def lookup(
         contact,
         batch=False,
     )
-    # A denial without a resolved subject records the input only if it is a subject id.
-    fallback = [canonical_id(identifier) if identifier_kind == "subject_id" else None]
 
     outcome: Outcome
     if isinstance(checked, Deny) or key is None:
