@@ -49,11 +49,11 @@ from bench.lookup import (  # noqa: E402 - imported after the sys.path setup abo
     wait_up,
 )
 from bench.seed import seed_sync  # noqa: E402 - imported after the sys.path setup above
+from vault.access import bulk  # noqa: E402 - imported after the sys.path setup above
 from vault.audit import chain as audit_chain  # noqa: E402 - imported after the sys.path setup above
 from vault.context import VaultContext  # noqa: E402 - imported after the sys.path setup above
 from vault.settings import Settings  # noqa: E402 - imported after the sys.path setup above
 from vault.storage.tables import subjects  # noqa: E402 - imported after the sys.path setup above
-from vault.subjects import bulk  # noqa: E402 - imported after the sys.path setup above
 from vault.subjects.store import decrypt_fields  # noqa: E402 - imported after the sys.path setup above
 
 PURPOSE = "order.delivery"

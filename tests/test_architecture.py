@@ -84,14 +84,19 @@ VIOLATIONS = {
         "vault.bases is not allowed to import vault.context",
     ),
     "a cycle inside an area": (
-        "vault/subjects/store.py",
-        "from vault.subjects import lookup\n",
-        "No cycles are allowed in vault.subjects",
+        "vault/access/judge.py",
+        "from vault.access import lookup\n",
+        "No cycles are allowed in vault.access",
     ),
     "a function-local import of a higher area": (
-        "vault/subjects/lookup.py",
+        "vault/access/lookup.py",
         "\n\ndef _dodge() -> object:\n    from vault.outreach import basket\n\n    return basket\n",
-        "vault.subjects is not allowed to import vault.outreach",
+        "vault.access is not allowed to import vault.outreach",
+    ),
+    "the subjects import the access pipeline above them": (
+        "vault/subjects/store.py",
+        "from vault.access import judge\n",
+        "vault.subjects is not allowed to import vault.access",
     ),
 }
 

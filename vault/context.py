@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vault.audit.batch import AuditBatcher, postgres_writer
@@ -33,11 +32,13 @@ from vault.clock import Clock, SystemClock
 from vault.crypto import BlindIndexer, DekManager, DerivedKeys, KeyringError, LocalKeyring
 from vault.crypto.keyring import KekProvider, ServerSecrets
 from vault.crypto.pkcs11_provider import Pkcs11KekProvider, keks_moved_to_token, read_pin
-from vault.errors import InvariantViolation, Unavailable
+from vault.errors import Unavailable
 from vault.mail import Mailer, make_mailer
 from vault.settings import Settings
-from vault.storage.db import make_engine, make_read_engine
-from vault.storage.pg_direct import Compiled, DirectPool
+from vault.storage.db import make_engine
+from vault.storage.dialect import serialises_writers
+from vault.storage.errors import STORAGE_ERRORS, UNAVAILABLE
+from vault.storage.ports import ReadPort, open_hot_storage
 
 
 @dataclass
@@ -55,51 +56,36 @@ class VaultContext:
     clock: Clock
     pressure_rules: PressureRules
     touchpoints: TouchpointCatalogue
-    #: PostgreSQL only: the raw asyncpg pool of the hot paths and its audit group commit
-    #: (`vault.storage.pg_direct`, `vault.audit.batch`); None on SQLite.
-    direct: DirectPool | None = field(default=None)
-    audit_batcher: AuditBatcher | None = field(default=None)
+    #: The hot paths' storage ports, chosen once from the engine here (the composition
+    #: root): `reads` runs a read outside any write transaction (the raw asyncpg pool on
+    #: PostgreSQL, a read snapshot on SQLite: `vault.storage.ports`), `audit_batcher` is the
+    #: audit group commit (`vault.audit.batch`: one COPY on the raw pool, or one SQLite
+    #: write transaction). Set by `__post_init__`.
+    reads: ReadPort = field(init=False, repr=False)
+    audit_batcher: AuditBatcher = field(init=False, repr=False)
+    #: Whether the database takes one writer at a time (SQLite): see `_write_gate`.
+    _serialised: bool = field(init=False, repr=False, default=False)
     _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = field(
         default_factory=weakref.WeakKeyDictionary, repr=False
     )
 
-    #: SQLite only: a second engine whose transactions are plain (deferred) read
-    #: snapshots beside the single writer (WAL), for the hot paths' reads.
-    read_engine: AsyncEngine | None = field(default=None)
-    _compiled: dict[int, tuple[Select[Any], Compiled]] = field(default_factory=dict, repr=False)
-
     def __post_init__(self) -> None:
-        url = self.engine.url.render_as_string(hide_password=False)
-        if self.direct is None and self.engine.dialect.name == "postgresql":
-            self.direct = DirectPool(url, max_size=max(4, self.settings.db_pool_size // 2))
-            self.audit_batcher = AuditBatcher(postgres_writer(self.direct))
-        elif self.engine.dialect.name == "sqlite" and self.read_engine is None:
-            self.read_engine = make_read_engine(url)
-            self.audit_batcher = AuditBatcher(self._write_events)
+        hot = open_hot_storage(self.engine, self.settings.db_pool_size)
+        self.reads = hot.reads
+        writer = postgres_writer(hot.copy) if hot.copy is not None else self._write_events
+        self.audit_batcher = AuditBatcher(writer)
+        self._serialised = serialises_writers(self.engine)
 
     async def _write_events(self, records: Sequence[EventRecord]) -> None:
-        """SQLite's group commit: one write transaction (one fsync) for the whole batch."""
+        """Group commit without a COPY pool (SQLite): one write transaction (one fsync)
+        for the whole batch."""
         async with self.transaction() as conn:
             await record_records(conn, records)
 
     async def read_rows(self, statement: Select[Any], params: dict[str, Any]) -> list[Any]:
-        """Run a read-only statement outside any write transaction; rows index by column
-        name. PostgreSQL: one autocommit statement on the raw pool (compiled once per
-        statement); SQLite: a read snapshot on the read engine. Storage errors are
-        `Unavailable`."""
-        if self.direct is not None:
-            # Keyed by identity; the entry keeps the statement alive, so its id is not reused.
-            entry = self._compiled.get(id(statement))
-            if entry is None or entry[0] is not statement:
-                entry = self._compiled[id(statement)] = (statement, Compiled(statement))
-            return await self.direct.fetch(entry[1], params)
-        if self.read_engine is None:
-            raise InvariantViolation("self.read_engine is unset")
-        try:
-            async with self.read_engine.connect() as conn:
-                return list((await conn.execute(statement, params)).mappings())
-        except (SQLAlchemyError, OSError) as exc:
-            raise Unavailable("storage is unavailable; nothing was changed or revealed") from exc
+        """Run a read-only statement outside any write transaction (`reads`); rows index by
+        column name. Storage errors are `Unavailable`."""
+        return list(await self.reads.rows(statement, params))
 
     @classmethod
     def open(
@@ -146,19 +132,17 @@ class VaultContext:
             else:
                 async with gate, self.engine.begin() as conn:
                     yield conn
-        except SQLAlchemyError as exc:
-            raise Unavailable("storage is unavailable; nothing was changed or revealed") from exc
+        except STORAGE_ERRORS as exc:
+            raise Unavailable(UNAVAILABLE) from exc
         except KeyringError as exc:
             raise Unavailable("keyring is unavailable; nothing was changed or revealed") from exc
-        except OSError as exc:
-            raise Unavailable("storage is unavailable; nothing was changed or revealed") from exc
 
     def _write_gate(self) -> asyncio.Lock | None:
         """SQLite only: transactions of this process queue here for SQLite's single write
         lock (`BEGIN IMMEDIATE`) instead of polling it through the busy handler, whose
         growing sleeps made the tail latency under concurrency long (docs/performance.md).
         Other processes still meet at the busy handler. One lock per event loop."""
-        if self.engine.dialect.name != "sqlite":
+        if not self._serialised:
             return None
         loop = asyncio.get_running_loop()
         gate = self._gates.get(loop)
@@ -167,12 +151,8 @@ class VaultContext:
         return gate
 
     async def close(self) -> None:
-        if self.audit_batcher is not None:
-            await self.audit_batcher.drain()
-        if self.direct is not None:
-            await self.direct.close()
-        if self.read_engine is not None:
-            await self.read_engine.dispose()
+        await self.audit_batcher.drain()
+        await self.reads.close()
         await self.engine.dispose()
         close_kek = getattr(self.kek, "close", None)
         if close_kek is not None:

@@ -15,9 +15,9 @@ from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
 from api.subjects.lookup import contact_spec
 from api.subjects.schemas import BatchLine, BatchLookupRequest, DryRunRequest, DryRunResponse
+from vault.access import bulk, dry_run
 from vault.admin.clients import ClientInfo, Role
 from vault.errors import InvalidInput
-from vault.subjects import bulk
 
 #: Request field -> identifier kind.
 _LISTS = {
@@ -135,7 +135,7 @@ class BulkLookupController(Controller):
     ) -> DryRunResponse:
         kind, values = _identifiers(data)
         client: ClientInfo = request.user
-        result = await bulk.dry_run(
+        result = await dry_run.dry_run(
             vault,
             actor_of(request),
             client.purposes,

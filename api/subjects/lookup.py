@@ -19,10 +19,10 @@ from api.subjects.schemas import (
     LookupRequest,
     LookupResponse,
 )
+from vault.access import lookup as lookup_service
 from vault.admin.clients import ClientInfo, Role
 from vault.errors import IntegrityFailure, InvalidInput
 from vault.outreach import basket
-from vault.subjects import lookup as lookup_service
 
 _KINDS = ("subject_id", "email", "phone", "external_ref")
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
+from vault.access import lookup as lookup_mod
 from vault.audit.events import Actor
 from vault.bases.consents import Evidence, confirm, record_basis
 from vault.bases.ending import EndedBasis
@@ -25,7 +26,6 @@ from vault.storage.tables import (
     retained_fields,
     subjects,
 )
-from vault.subjects import lookup as lookup_mod
 from vault.subjects.store import create_subject, load_subject
 
 DPO = Actor("dpo", "dpo-anna")

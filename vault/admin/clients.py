@@ -318,8 +318,4 @@ async def record_role_denial(
         reason=ROLE_NOT_ALLOWED,
         detail=detail,
     )
-    if ctx.audit_batcher is not None:
-        await ctx.audit_batcher.append(row)
-    else:
-        async with ctx.transaction() as conn:
-            await audit.record_row(conn, row)
+    await ctx.audit_batcher.append(row)

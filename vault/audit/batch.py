@@ -55,10 +55,15 @@ class AuditBatcher:
         self.flushes = 0
 
     async def append(self, row: dict[str, object]) -> None:
-        """Return once the event is durable; raise `Unavailable` if it could not be written."""
+        """Return once the event (an `event_row`) is durable; raise `Unavailable` if it
+        could not be written."""
+        await self.append_record(record_of(row))
+
+    async def append_record(self, record: EventRecord) -> None:
+        """`append` for an event given as a record (`EVENT_COLUMNS` order)."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        self._queue.append((record_of(row), done))
+        self._queue.append((record, done))
         if self._flusher is None or self._flusher.done():
             self._flusher = loop.create_task(self._flush())
         await asyncio.shield(done)

@@ -37,14 +37,14 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
-from sqlalchemy import Select, bindparam, func, insert, select, text
+from sqlalchemy import Select, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.clock import as_utc
 from vault.crypto import Mac, Signer, VerifyKey, same_digest
 from vault.errors import InvariantViolation
+from vault.storage.dialect import asyncpg_connection, try_advisory_xact_lock
 from vault.storage.pg_direct import Compiled
-from vault.storage.rows import RowView
 from vault.storage.tables import audit_checkpoints, audit_events, audit_seals
 
 if TYPE_CHECKING:
@@ -90,9 +90,7 @@ def canonical_event(row: Any) -> bytes:
     """The bytes the MAC covers: every column of the event except the chain columns.
 
     `row` is anything that yields columns by name: a dict, an asyncpg record, a SQLAlchemy
-    row (through its mapping) or a `RowView`."""
-    if isinstance(row, RowView):
-        row = row._row
+    row (through its mapping)."""
     by_name = getattr(row, "_mapping", row)
     return _canonical_values([by_name[name] for name in EVENT_COLUMNS])
 
@@ -397,10 +395,8 @@ async def _chain_head(conn: AsyncConnection) -> tuple[int, str, int] | None:
 
 
 async def _try_lock(conn: AsyncConnection) -> bool:
-    if conn.dialect.name != "postgresql":
-        return True  # SQLite transactions are serialised (BEGIN IMMEDIATE)
-    got = await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SEALER_LOCK_ID})
-    return bool(got.scalar())
+    """One sealer at a time (SQLite's write transactions are serialised already)."""
+    return await try_advisory_xact_lock(conn, SEALER_LOCK_ID)
 
 
 async def seal_pending(
@@ -427,14 +423,11 @@ async def seal_pending(
         head = await _chain_head(conn)
         position, previous, last_seq = head if head is not None else (0, GENESIS, 0)
         params = {"last_seq": last_seq, "batch": batch}
-        driver = None
-        if conn.dialect.name == "postgresql":
-            # The hot loop of sealing runs on the driver connection, inside this same
-            # transaction: SQLAlchemy's per-row result and per-parameter-set processing cost
-            # more than the MACs (see vault/storage/pg_direct.py).
-            driver = (await conn.get_raw_connection()).driver_connection
-            if driver is None:
-                raise InvariantViolation("the raw PostgreSQL connection has no driver connection")
+        # The hot loop of sealing runs on the driver connection (PostgreSQL), inside this
+        # same transaction: SQLAlchemy's per-row result and per-parameter-set processing
+        # cost more than the MACs (see vault/storage/pg_direct.py).
+        driver = await asyncpg_connection(conn)
+        if driver is not None:
             # Records of EVENT_COLUMNS (seq first): the MAC input by position, no name lookups.
             rows: Any = await driver.fetch(_UNSEALED_PG.sql, *_UNSEALED_PG.args(params))
         else:

@@ -27,6 +27,7 @@ from vault.audit.chain import select_events_with_seals
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
 from vault.errors import InvalidInput
+from vault.storage.dialect import utc_bucket
 from vault.storage.tables import audit_checkpoints, audit_events, consents
 
 if TYPE_CHECKING:
@@ -254,10 +255,7 @@ def bucket_key(conn: AsyncConnection, column: Any, bucket: str) -> Any:
     """A SQL expression naming the UTC day (`YYYY-MM-DD`) or hour (`YYYY-MM-DD HH`) of a
     timestamp, the same text on both databases. SQLite keeps UTC timestamps as ISO text, so
     a prefix of it is the bucket; PostgreSQL formats the instant in UTC."""
-    if conn.dialect.name == "postgresql":
-        pattern = "YYYY-MM-DD" if bucket == "day" else "YYYY-MM-DD HH24"
-        return func.to_char(func.timezone("UTC", column), pattern)
-    return func.substr(column, 1, 10 if bucket == "day" else 13)
+    return utc_bucket(conn, column, bucket)
 
 
 def _bucket_start(key: str, bucket: str) -> datetime:

@@ -38,7 +38,7 @@ _ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 #: Who may claim a priority above `normal` or announce a calamity when the rules name
 #: nobody: the clients allowed the purpose for safety and recall notices.
 DEFAULT_GRANT_PURPOSES = frozenset({"incident.notice"})
-#: Fewest distinct known subjects an audience dry run answers for (`vault.subjects.bulk.dry_run`).
+#: Fewest distinct known subjects an audience dry run answers for (`vault.access.dry_run.dry_run`).
 DEFAULT_DRY_RUN_MIN_AUDIENCE = 10
 
 
@@ -86,7 +86,7 @@ class PressureRules:
     #: the cool-down that blocks everybody else's contacts).
     calamity_grant: Grant = Grant(frozenset(), DEFAULT_GRANT_PURPOSES)
     #: An audience dry run needs this many distinct known subjects, and buckets with fewer
-    #: members are not shown (`vault.subjects.bulk.dry_run`).
+    #: members are not shown (`vault.access.dry_run.dry_run`).
     dry_run_min_audience: int = DEFAULT_DRY_RUN_MIN_AUDIENCE
 
     @property

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vault.crypto import _aead
+from vault.crypto.errors import IntegrityCheckFailed
 from vault.crypto.keyring import KekProvider
 
 
@@ -33,6 +34,27 @@ class DekManager:
     @property
     def provider(self) -> KekProvider:
         return self._provider
+
+    @property
+    def blocking(self) -> bool:
+        """Whether an unwrap blocks its thread for long (a PKCS#11 token: `blocking` on the
+        provider), so async callers run unwraps in a worker thread (`unwrap_many`). The
+        local keyring's AES key unwrap takes microseconds and runs inline."""
+        return bool(getattr(self._provider, "blocking", False))
+
+    def unwrap_many(
+        self, keys: list[tuple[str, int, bytes]], *, remember: bool = True
+    ) -> list[AESGCM | None]:
+        """`dek` for each (subject id, KEK version, wrapped blob), None for a blob that
+        does not unwrap (`DecryptionError`): one call for a worker thread
+        (`asyncio.to_thread`) to unwrap a whole chunk's keys off the event loop."""
+        out: list[AESGCM | None] = []
+        for subject_id, version, wrapped in keys:
+            try:
+                out.append(self.dek(subject_id, version, wrapped, remember=remember))
+            except IntegrityCheckFailed:
+                out.append(None)
+        return out
 
     def new_dek(self, subject_id: str) -> tuple[AESGCM, int, bytes]:
         """A fresh DEK for a subject: (cipher, kek_version, wrapped blob)."""

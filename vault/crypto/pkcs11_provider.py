@@ -450,6 +450,11 @@ def keks_moved_to_token(path: Path) -> bool:
 class Pkcs11KekProvider:
     """KEK provider on a PKCS#11 token, still unwrapping local versions until they retire."""
 
+    #: An unwrap is a call into the token's module (a round trip to an HSM in production)
+    #: that holds the calling thread: async callers run it off the event loop
+    #: (`DekManager.blocking`, `vault.access.reveal`).
+    blocking = True
+
     def __init__(self, token: Pkcs11Token, keyring: _KeyringFile) -> None:
         self._token = token
         self._keyring = keyring

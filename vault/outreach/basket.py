@@ -22,9 +22,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vault.access.lookup import LookupDenied, LookupNotFound, deny_message, judge_subject
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.catalogue.contact_pressure import PressureRules, fit_contact
@@ -32,16 +32,11 @@ from vault.catalogue.purposes import CommunicationType, Purpose
 from vault.errors import InvariantViolation
 from vault.outreach import preferences
 from vault.outreach.followups import FollowupStatus, is_valid_id
+from vault.storage.dialect import insert_ignoring_conflict
+from vault.storage.ports import TransactionReads
+from vault.storage.rows import canonical_id
 from vault.storage.tables import contact_budgets, contacts, followups
 from vault.subjects.decision import Allow, Deny, DenyReason, check_request
-from vault.subjects.lookup import (
-    LookupDenied,
-    LookupNotFound,
-    _judge,
-    _safe_id,
-    _subject_with_bases,
-    deny_message,
-)
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -165,13 +160,8 @@ def check_grant(
 # ---------------------------------------------------------------------------- reserving
 
 
-def _insert_budget_row(dialect: str) -> Any:
-    table = contact_budgets
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(
-            index_elements=["subject_id", "month"]
-        )
-    return sqlite.insert(table).on_conflict_do_nothing(index_elements=["subject_id", "month"])
+def _insert_budget_row(conn: AsyncConnection) -> Any:
+    return insert_ignoring_conflict(conn, contact_budgets, ["subject_id", "month"])
 
 
 async def reserve(
@@ -214,7 +204,7 @@ async def reserve(
     # Make sure the counter row exists, then lock it: every reservation for this subject
     # and month queues here, so the checks below see all committed contacts.
     await conn.execute(
-        _insert_budget_row(conn.dialect.name),
+        _insert_budget_row(conn),
         {"subject_id": subject_id, "month": month, "used_tenths": 0, "updated_at": now},
     )
     used = (
@@ -452,7 +442,7 @@ async def record_contact(
     """Record a contact made without a lookup, under the checks a lookup makes: the purpose
     must be the client's (`check_request`), the contact must fit it, its type and priority
     must be granted to the client, and the subject's basis and status decide (the lookup's
-    `_judge`); then its points are reserved (`reserve`). Every outcome is audited in the
+    `judge_subject`); then its points are reserved (`reserve`). Every outcome is audited in the
     same transaction.
 
     Why all of that: a recorded contact spends the customer's basket and a calamity blocks
@@ -474,17 +464,9 @@ async def record_contact(
         if isinstance(checked, Deny):
             outcome = checked
         else:
-            rows = (
-                (
-                    await conn.execute(
-                        _subject_with_bases("subject_id", ()),
-                        {"purpose": purpose_id, "ident": subject_id},
-                    )
-                )
-                .mappings()
-                .all()
-            )
-            verdict, _ = _judge(rows, purpose, checked, subject_id, now)
+            if purpose is None:
+                raise InvariantViolation("purpose is unset")
+            verdict = await judge_subject(TransactionReads(conn), purpose, checked, subject_id, now)
             outcome = verdict if not isinstance(verdict, Allow) else await reserve(
                 conn, ctx, subject_id=subject_id, channel=spec.channel, type=spec.type,
                 brand=spec.brand, priority=spec.priority, now=now, purpose=purpose_id,
@@ -497,7 +479,7 @@ async def record_contact(
             actor=actor,
             action=AuditAction.CONTACT_RECORD,
             decision=Decision.ALLOW if isinstance(outcome, Reservation) else Decision.DENY,
-            subject_id=_safe_id(subject_id),
+            subject_id=canonical_id(subject_id),
             # An unknown purpose string is client input and could carry anything.
             purpose=purpose_id if purpose is not None else "<unknown>",
             reason=outcome.reason if isinstance(outcome, Deny) else None,

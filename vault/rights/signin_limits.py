@@ -32,11 +32,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.clock import as_utc
 from vault.settings import Settings
+from vault.storage.dialect import insert_ignoring_conflict
 from vault.storage.tables import self_service_challenges as challenges
 from vault.storage.tables import self_service_lockouts as lockouts
 
@@ -73,13 +73,8 @@ async def locked_until_in(conn: AsyncConnection, key: str, now: datetime) -> dat
     return until if until is not None and until > now else None
 
 
-def _ensure_row(dialect: str) -> Any:
-    table = postgresql if dialect == "postgresql" else sqlite
-    return (
-        table.insert(lockouts)
-        .values(failures=0, level=0)
-        .on_conflict_do_nothing(index_elements=["lock_key"])
-    )
+def _ensure_row(conn: AsyncConnection) -> Any:
+    return insert_ignoring_conflict(conn, lockouts, ["lock_key"]).values(failures=0, level=0)
 
 
 def _period(settings: Settings, level: int) -> timedelta:
@@ -93,7 +88,7 @@ async def register_failure_in(
     """Count one wrong code for `key` inside the caller's transaction; returns (lock end,
     level) when this failure started a lock, else None. The row is locked while counted,
     so concurrent wrong codes on several nodes are each counted once."""
-    await conn.execute(_ensure_row(conn.dialect.name).values(lock_key=key))
+    await conn.execute(_ensure_row(conn).values(lock_key=key))
     row = (
         await conn.execute(select(lockouts).where(lockouts.c.lock_key == key).with_for_update())
     ).one()

@@ -1,5 +1,10 @@
-"""Storage: SQLAlchemy table definitions, the engine factory, and the rows of the browser
-sessions both web surfaces share (`sessions`).
+"""Storage: SQLAlchemy table definitions, the engine factory, the storage ports, and the rows
+of the browser sessions both web surfaces share (`sessions`).
+
+The ports (`ports`: `ReadPort` with its asyncpg and SQLAlchemy adapters, picked once at
+start-up), the statements that differ per database (`dialect`) and the one mapping of
+storage failures to `Unavailable` (`errors`) live here: no other area asks which database
+it runs on.
 
 The schema changes only through Alembic migrations in `migrations/`; a test proves that these
 models and the migrations agree on SQLite and PostgreSQL.

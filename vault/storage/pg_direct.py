@@ -24,14 +24,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from vault.errors import InvariantViolation, Unavailable
-
-#: What a lost, refused or failing database looks like from asyncpg.
-STORAGE_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    OSError,
-    asyncio.TimeoutError,
-)
+from vault.storage.errors import STORAGE_ERRORS, UNAVAILABLE, storage_unavailable
 
 # The asyncpg dialect, instantiated through the typed `Dialect` interface (the class's
 # own __init__ carries no annotations).
@@ -92,7 +85,7 @@ class DirectPool:
             raise InvariantViolation("self._opening is unset")
         async with self._opening:
             if self._pool is None:
-                try:
+                with storage_unavailable():
                     self._pool = await asyncpg.create_pool(
                         self._dsn,
                         min_size=1,
@@ -101,26 +94,20 @@ class DirectPool:
                         timeout=5.0,
                         command_timeout=15.0,
                     )
-                except STORAGE_ERRORS as exc:
-                    raise Unavailable(
-                        "storage is unavailable; nothing was changed or revealed"
-                    ) from exc
         return self._pool
 
     async def fetch(self, statement: Compiled, params: Mapping[str, Any]) -> list[asyncpg.Record]:
         pool = await self.pool()
         try:
             return await pool.fetch(statement.sql, *statement.args(params))
-        except STORAGE_ERRORS as exc:
-            raise Unavailable("storage is unavailable; nothing was changed or revealed") from exc
+        except STORAGE_ERRORS as exc:  # the hot path: no context manager per read
+            raise Unavailable(UNAVAILABLE) from exc
 
     async def execute(self, sql: str, args: Sequence[Any]) -> None:
         """One autocommit statement: durable when this returns."""
         pool = await self.pool()
-        try:
+        with storage_unavailable():
             await pool.execute(sql, *args)
-        except STORAGE_ERRORS as exc:
-            raise Unavailable("storage is unavailable; nothing was changed or revealed") from exc
 
     async def copy_records(
         self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]]
@@ -128,12 +115,10 @@ class DirectPool:
         """Binary COPY of `records` into `table`: one autocommit statement, durable when
         this returns."""
         pool = await self.pool()
-        try:
+        with storage_unavailable():
             await pool.copy_records_to_table(
                 table, records=records, columns=list(columns), timeout=15.0
             )
-        except STORAGE_ERRORS as exc:
-            raise Unavailable("storage is unavailable; nothing was changed or revealed") from exc
 
     def _abandon(self) -> None:
         """Drop a pool whose event loop is gone (its sockets cannot be closed politely)."""

@@ -1,14 +1,12 @@
-"""Rows read outside SQLAlchemy's ORM layer, seen alike.
+"""Ids as rows store them: the one check of an id that arrives as input.
 
-The hot paths read rows as asyncpg records (`vault.storage.pg_direct`) or SQLAlchemy row
-mappings; both index by column name. `RowView` gives them attribute access, so code that
-reads a row (decrypting a subject, canonicalising an audit event) need not know which.
+(Rows themselves need no adapter: every storage `ReadPort` returns rows that index by
+column name, `vault.storage.ports.Row`.)
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -22,16 +20,3 @@ def canonical_id(value: object) -> str | None:
         return None
     lowered = value.lower()
     return lowered if _UUID.fullmatch(lowered) else None
-
-
-class RowView:
-    """Attribute access over a row that indexes by column name (an asyncpg record, a
-    SQLAlchemy row mapping), so `decrypt_fields` reads both alike."""
-
-    __slots__ = ("_row",)
-
-    def __init__(self, row: Any) -> None:
-        self._row = row
-
-    def __getattr__(self, name: str) -> Any:
-        return self._row[name]

@@ -43,7 +43,7 @@ class DenyReason(StrEnum):
     CONTACT_TYPE_NOT_GRANTED = "contact_type_not_granted"
     CONTACT_PRIORITY_NOT_GRANTED = "contact_priority_not_granted"
     #: An audience dry run with fewer distinct known subjects than the policy's minimum:
-    #: it would answer for (nearly) one person (vault.subjects.bulk.dry_run).
+    #: it would answer for (nearly) one person (vault.access.dry_run.dry_run).
     AUDIENCE_TOO_SMALL = "audience_too_small"
     #: Stored data failed an integrity check (a ciphertext would not open, a blind-index
     #: entry on the wrong row): refused and audited, answered 500 (`vault.subjects.integrity`).

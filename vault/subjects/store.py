@@ -28,7 +28,7 @@ from vault.audit.events import Actor, AuditAction, Decision
 from vault.catalogue.purposes import CONTACT_FIELDS
 from vault.crypto import IndexMismatch, IntegrityCheckFailed, open_field, seal_field
 from vault.errors import Conflict, InvalidInput, InvariantViolation, NotFound, Unavailable
-from vault.storage.rows import RowView
+from vault.storage.ports import Row as ByName
 from vault.storage.tables import subjects
 from vault.subjects import identity
 from vault.subjects.contact import (
@@ -265,11 +265,12 @@ async def _record_identity_change(
 
 def decrypt_fields(
     ctx: VaultContext,
-    row: Row[Any] | RowView | Mapping[str, Any],
+    row: Row[Any] | Mapping[str, Any] | ByName,
     wanted: tuple[str, ...],
     *,
     cache_key: bool = True,
     found_by: tuple[str, str] | None = None,
+    dek: Any = None,
 ) -> dict[str, Any]:
     """Plaintext of the wanted fields that the subject has; absent fields are left out.
 
@@ -279,24 +280,24 @@ def decrypt_fields(
     `IntegrityCheckFailed` (a ciphertext that does not open, or `IndexMismatch`).
 
     `cache_key=False` (bulk resolution) leaves the unwrapped key out of the DEK cache: a
-    batch of 10,000 subjects would otherwise push out the keys single lookups reuse."""
-    # By column name: a RowView's record, a SQLAlchemy row's mapping, or a row that
-    # already indexes by name (row mapping, asyncpg record, dict).
-    cols: Mapping[Any, Any]  # by column name (a RowMapping also takes Column keys)
-    if isinstance(row, RowView):
-        cols = row._row
-    elif isinstance(row, Row):
+    batch of 10,000 subjects would otherwise push out the keys single lookups reuse.
+
+    `dek`: the row's cipher, unwrapped already (off the event loop, `vault.access.reveal`)."""
+    # By column name: a SQLAlchemy row's mapping, or a row that already indexes by name
+    # (row mapping, asyncpg record, dict: what a storage `ReadPort` returns).
+    cols: Any  # by column name (a RowMapping also takes Column keys)
+    if isinstance(row, Row):
         cols = row._mapping
     else:
         cols = row
     if found_by is None:
-        texts = _open_texts(ctx, cols, wanted, cache_key=cache_key)
+        texts = _open_texts(ctx, cols, wanted, cache_key=cache_key, dek=dek)
     else:
         kind, digest = found_by
         if cols["wrapped_dek"] is None or cols[_SEALED_COLUMN[kind]] is None:
             raise IndexMismatch()  # an index entry on a row without that value
         opened = wanted if kind in wanted else (*wanted, kind)
-        texts = _open_texts(ctx, cols, opened, cache_key=cache_key)
+        texts = _open_texts(ctx, cols, opened, cache_key=cache_key, dek=dek)
         ctx.indexer.verify(kind, texts[kind], digest)
         if kind not in wanted:
             del texts[kind]

@@ -10,6 +10,7 @@ import pytest
 from tests.support.db import count_rows
 from tests.support.factories import WRITER, person
 from tests.support.faults import audit_down
+from vault.access.lookup import lookup
 from vault.audit import events as audit
 from vault.audit.batch import AuditBatcher
 from vault.audit.events import Actor, AuditAction, Decision
@@ -17,7 +18,6 @@ from vault.bases.consents import record_basis
 from vault.clock import SystemClock
 from vault.errors import Unavailable
 from vault.storage.tables import audit_events
-from vault.subjects.lookup import lookup
 from vault.subjects.store import create_subject
 
 SHOP = Actor("client", "shop", "req-batch")

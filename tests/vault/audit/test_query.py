@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.support.factories import WRITER, person
+from vault.access.lookup import LookupDenied, LookupNotFound, lookup
 from vault.audit import chain as audit_chain
 from vault.audit import query as audit_query
 from vault.audit.events import Actor, AuditAction, Decision, record
@@ -17,7 +18,6 @@ from vault.audit.query import AuditFilter
 from vault.bases.consents import Evidence, record_basis, withdraw
 from vault.errors import InvalidInput
 from vault.storage.tables import audit_events
-from vault.subjects.lookup import LookupDenied, LookupNotFound, lookup
 from vault.subjects.store import create_subject
 
 DPO = Actor("dpo", "datenschutz", "req-dpo")

@@ -7,12 +7,12 @@ import json
 from sqlalchemy import select
 
 from tests.support.factories import ADMIN, WRITER, client_key, person
+from vault.access.lookup import LookupDenied, lookup
 from vault.admin.clients import revoke_client
 from vault.audit.events import Actor, AuditAction
 from vault.audit.ropa import SECURITY_MEASURES, record_of_processing
 from vault.bases.consents import record_basis
 from vault.storage.tables import audit_events
-from vault.subjects.lookup import LookupDenied, lookup
 from vault.subjects.store import create_subject
 
 DPO = Actor("dpo", "datenschutz", "req-dpo")

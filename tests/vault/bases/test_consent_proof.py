@@ -9,12 +9,12 @@ import pytest
 
 from tests.support.db import audit_trail
 from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
+from vault.access.lookup import lookup
 from vault.audit import chain as audit_chain
 from vault.audit.events import Actor, AuditAction
 from vault.bases.consent_proof import consent_proof
 from vault.bases.consents import Evidence, confirm, record_basis, withdraw
 from vault.errors import InvalidInput, NotFound
-from vault.subjects.lookup import lookup
 from vault.subjects.store import create_subject
 
 DPO = Actor("dpo", "datenschutz", "req-dpo")

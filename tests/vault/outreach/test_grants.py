@@ -15,13 +15,13 @@ import pytest
 
 from tests.support.dsar import contract, new_subject, rows
 from tests.support.privacy import audit_rows
+from vault.access import bulk, lookup
 from vault.audit.events import Actor, AuditAction
 from vault.catalogue.contact_pressure import Grant, load_rules, parse_rules
 from vault.catalogue.purposes import PolicyError
 from vault.errors import AccessDenied
 from vault.outreach.basket import ContactSpec, grant_denial, reserve
 from vault.storage.tables import contacts
-from vault.subjects import bulk, lookup
 
 POLICIES = Path(__file__).resolve().parents[3] / "policies"
 RULES_TEXT = (POLICIES / "contact-pressure.toml").read_text(encoding="utf-8")

@@ -17,6 +17,8 @@ from sqlalchemy import func, select
 from tests.support.factories import WRITER
 from tests.support.privacy import CANARY_AGENT, CANARY_IP, audit_rows, raw_database_bytes
 from tests.support.self_service import seed_subject
+from vault.access import lookup
+from vault.access.lookup import LookupDenied
 from vault.audit.events import Actor, AuditAction
 from vault.bases import consents
 from vault.bases.consents import Evidence
@@ -26,9 +28,7 @@ from vault.outreach import preferences
 from vault.outreach.basket import ContactSpec, Reservation, reserve
 from vault.outreach.preferences import Preferences, check_contact, parse
 from vault.storage.tables import contact_budgets, contact_preference_history, contact_preferences
-from vault.subjects import lookup
 from vault.subjects.decision import Deny, DenyReason
-from vault.subjects.lookup import LookupDenied
 
 POLICIES = Path(__file__).resolve().parents[3] / "policies"
 RULES = parse_rules((POLICIES / "contact-pressure.toml").read_text(encoding="utf-8"))
@@ -489,7 +489,7 @@ async def test_batch_lines_answer_the_preferred_channel_like_the_single_lookup(v
     """A batch with a contact names each customer's preferred channel on their line."""
     import json
 
-    from vault.subjects import bulk
+    from vault.access import bulk
 
     sid, other = await _subject(vault, 7), await _subject(vault, 8)
     for s in (sid, other):

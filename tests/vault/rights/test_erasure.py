@@ -34,6 +34,7 @@ from tests.support.privacy import (
     found_canaries,
     raw_database_bytes,
 )
+from vault.access.lookup import LookupDenied, LookupNotFound
 from vault.admin.keys import retained_versions_in_use, rewrap_retained, rotate
 from vault.bases.consents import Evidence, record_basis
 from vault.clock import as_utc
@@ -51,7 +52,6 @@ from vault.storage.tables import (
     dsar_requests,
 )
 from vault.storage.tables import followups as followups_table
-from vault.subjects.lookup import LookupDenied, LookupNotFound
 from vault.subjects.store import rectify_contact
 
 SUBJECT_COLUMNS_GONE = (

@@ -25,6 +25,7 @@ from tests.support.dsar import (
 )
 from tests.support.factories import WRITER
 from tests.support.privacy import CANARY_AGENT, CANARY_IP
+from vault.access.lookup import LookupDenied
 from vault.audit.events import Actor
 from vault.bases.consents import Evidence
 from vault.errors import NotFound
@@ -32,7 +33,6 @@ from vault.outreach import followups, preferences
 from vault.rights import requests as dsar
 from vault.rights.export import ART_15_INDEX, build_export
 from vault.storage.tables import audit_events
-from vault.subjects.lookup import LookupDenied
 
 ART_15_LETTERS = ("a", "b", "c", "d", "e", "f", "g", "h")
 

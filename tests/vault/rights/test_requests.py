@@ -26,10 +26,10 @@ from tests.support.dsar import (
     trail_text,
 )
 from tests.support.factories import WRITER
+from vault.access.lookup import LookupDenied
 from vault.errors import Conflict, InvalidInput, NotFound, Unavailable
 from vault.rights import requests as dsar
 from vault.storage.tables import dsar_requests
-from vault.subjects.lookup import LookupDenied
 
 
 def _mails(vault) -> list[email.message.EmailMessage]:

@@ -24,6 +24,7 @@ from tests.support.dsar import (
     subject_row,
 )
 from tests.support.factories import WRITER, outbox_links
+from vault.access.lookup import LookupDenied
 from vault.audit.events import Actor
 from vault.bases.consents import Evidence, confirm, record_basis
 from vault.clock import as_utc
@@ -31,7 +32,6 @@ from vault.errors import Conflict, NotFound
 from vault.rights import requests as dsar
 from vault.rights.restriction import lift_restriction, restrict
 from vault.storage.tables import consent_history
-from vault.subjects.lookup import LookupDenied
 
 
 async def test_restricted_subject_is_denied_except_for_the_legal_obligation(vault):

@@ -293,9 +293,9 @@ async def test_rows_from_before_0013_read_and_are_brought_up_to_date(vault):
     """Contact fields without a revision and a plaintext reference still read as they are;
     one sweep re-seals the fields at revision 1 (an older ciphertext then fails) and seals
     the reference; the data reads the same afterwards and a second sweep has nothing to do."""
+    from vault.access.lookup import lookup
     from vault.bases.consents import list_bases
     from vault.errors import IntegrityFailure
-    from vault.subjects.lookup import lookup
 
     sid, p = await new_subject(vault, 31)
     basis = await contract(vault, sid)

@@ -17,15 +17,15 @@ from tests.support.self_service import (
     seed_subject,
     sign_in,
 )
+from vault.access import lookup
+from vault.access.lookup import LookupDenied
 from vault.admin.clients import ClientAuthenticator
 from vault.audit.events import Actor
 from vault.errors import Conflict, InvalidInput, NotFound, RateLimited, Unauthenticated
 from vault.rights import selfservice
 from vault.rights.selfservice import subject_actor
 from vault.storage.tables import self_service_challenges, web_sessions
-from vault.subjects import lookup
 from vault.subjects import store as subjects
-from vault.subjects.lookup import LookupDenied
 
 
 async def _start(vault, address: str, kind: str = "email", ip: str = TEST_IP) -> None:

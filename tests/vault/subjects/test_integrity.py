@@ -13,14 +13,14 @@ from sqlalchemy import select, update
 
 from tests.support.factories import WRITER, person
 from tests.support.privacy import audit_rows
+from vault.access import bulk
+from vault.access.lookup import lookup
 from vault.audit.events import Actor, AuditAction
 from vault.bases.consents import record_basis
 from vault.errors import VaultError
 from vault.outreach.basket import ContactSpec
 from vault.rights import export
 from vault.storage.tables import contact_budgets, contacts, subjects
-from vault.subjects import bulk
-from vault.subjects.lookup import lookup
 from vault.subjects.store import create_subject, rectify_contact
 
 SHOP = Actor("client", "shop", "req-integrity")

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import select
 
 from tests.support.factories import WRITER, person
+from vault.access.lookup import LookupNotFound, lookup
 from vault.audit.events import AuditAction
 from vault.bases.consents import record_basis
 from vault.errors import Conflict, InvalidInput, NotFound
 from vault.storage.tables import audit_events, subjects
-from vault.subjects.lookup import LookupNotFound, lookup
 from vault.subjects.store import create_subject, decrypt_fields, rectify_contact
 
 ACCOUNT = frozenset({"account.service", "order.delivery"})

@@ -12,12 +12,12 @@ from sqlalchemy import update
 
 from tests.support.db import audit_trail
 from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
+from vault.access.lookup import LookupDenied, LookupNotFound, lookup
 from vault.audit.events import Actor, AuditAction
 from vault.bases.consents import Evidence, confirm, record_basis, withdraw
 from vault.errors import InvalidInput
 from vault.storage.tables import subjects
 from vault.subjects.decision import DenyReason
-from vault.subjects.lookup import LookupDenied, LookupNotFound, lookup
 from vault.subjects.store import create_subject
 
 SHOP = Actor("client", "shop", "req-1")
@@ -131,14 +131,14 @@ async def test_only_the_ciphertexts_of_revealable_fields_are_read(vault, monkeyp
     fields asked for (within the purpose) and no others, on both databases."""
     _, sid, _ = await _customer(vault, 7)
     seen: list[set[str]] = []
-    read_rows = vault.read_rows
+    read_rows = vault.reads.rows
 
     async def spy(statement, params):
         rows = await read_rows(statement, params)
         seen.extend({k for k in dict(r._mapping if hasattr(r, "_mapping") else r)} for r in rows)
         return rows
 
-    monkeypatch.setattr(vault, "read_rows", spy)
+    monkeypatch.setattr(vault.reads, "rows", spy)
     await _lookup(vault, "order.delivery", "subject_id", sid, fields=["phone", "name"])
     assert seen and all(
         {c for c in cols if c.endswith("_ct")} == {"phone_ct", "name_ct"} for cols in seen

@@ -1,0 +1,82 @@
+"""The statements that differ per database (`vault.storage.dialect`) behave alike on both."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Table, select
+
+from tests.support.privacy import is_sqlite
+from vault.storage import dialect
+from vault.storage.tables import audit_events, self_service_lockouts
+
+
+async def test_insert_ignoring_conflict_keeps_the_first_row(vault):
+    """A second insert of the same key does nothing (no error, the first row stays)."""
+    table: Table = self_service_lockouts
+    async with vault.transaction() as conn:
+        for failures in (3, 7):
+            statement = dialect.insert_ignoring_conflict(conn, table, ["lock_key"])
+            await conn.execute(statement.values(lock_key="k-1", failures=failures, level=0))
+        got = (
+            await conn.execute(select(table.c.failures).where(table.c.lock_key == "k-1"))
+        ).scalar_one()
+    assert got == 3
+
+
+async def test_the_advisory_lock_excludes_a_second_transaction(vault):
+    """PostgreSQL: a second transaction does not get the lock the first holds; SQLite
+    serialises write transactions already, so the lock is always granted."""
+    async with vault.transaction() as first:
+        assert await dialect.try_advisory_xact_lock(first, 4242) is True
+        if is_sqlite(vault):
+            return  # a second writer would wait for the first's BEGIN IMMEDIATE
+        async with vault.engine.begin() as second:
+            assert await dialect.try_advisory_xact_lock(second, 4242) is False
+
+
+@pytest.mark.parametrize(("bucket", "expected"), [("day", "2026-03-04"), ("hour", "2026-03-04 05")])
+async def test_utc_bucket_is_the_same_text_on_both(vault, bucket, expected):
+    """A stored timestamp falls in the same day and hour bucket on both databases."""
+    at = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    async with vault.transaction() as conn:
+        await conn.execute(
+            audit_events.insert().values(
+                at=at, actor_type="system", actor_id="t", action="system:test", decision="allow"
+            )
+        )
+        got = (
+            await conn.execute(select(dialect.utc_bucket(conn, audit_events.c.at, bucket)))
+        ).scalar_one()
+    assert got.replace("T", " ") == expected
+
+
+async def test_only_postgresql_hands_out_its_asyncpg_connection(vault):
+    """The sealing loop's raw connection exists on PostgreSQL only."""
+    async with vault.transaction() as conn:
+        raw = await dialect.asyncpg_connection(conn)
+        assert (raw is None) is is_sqlite(vault)
+        if raw is not None:
+            assert await raw.fetchval("SELECT 1") == 1
+
+
+async def test_only_sqlite_serialises_writers(vault):
+    """The write gate of `VaultContext.transaction` is for SQLite's single writer only."""
+    assert dialect.serialises_writers(vault.engine) is is_sqlite(vault)
+
+
+async def test_key_in_matches_the_keys_it_is_given(vault):
+    """`key_in` matches exactly the bound keys, as an expanding IN (...) or, where the
+    reading side binds arrays (PostgreSQL), as one array parameter."""
+    arrays = [False] if is_sqlite(vault) else [False, True]
+    async with vault.transaction() as conn:
+        for key in ("k-a", "k-b", "k-c"):
+            await conn.execute(self_service_lockouts.insert().values(lock_key=key))
+        for array in arrays:
+            column = self_service_lockouts.c.lock_key
+            rows = await conn.execute(
+                select(column).where(dialect.key_in(column, "keys", array=array)),
+                {"keys": ["k-a", "k-c", "k-z"]},
+            )
+            assert sorted(r[0] for r in rows) == ["k-a", "k-c"]

@@ -1,0 +1,78 @@
+"""The statements that differ between PostgreSQL and SQLite, chosen here and nowhere else.
+
+Areas above storage never ask which database they run on (`dialect.name`): they call these
+functions with the connection they hold and get the statement, expression or lock that
+works there. A third database is one more branch in each function here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+from sqlalchemy import String, Table, any_, bindparam, func, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import ColumnElement
+
+from vault.errors import InvariantViolation
+
+
+def _is_postgresql(conn: AsyncConnection | AsyncEngine) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def insert_ignoring_conflict(
+    conn: AsyncConnection, table: Table, index_elements: Sequence[str]
+) -> Any:
+    """`INSERT ... ON CONFLICT (index_elements) DO NOTHING` for the connection's database."""
+    insert = postgresql.insert if _is_postgresql(conn) else sqlite.insert
+    return insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+
+
+async def try_advisory_xact_lock(conn: AsyncConnection, key: int) -> bool:
+    """A transaction-scoped advisory lock on PostgreSQL (False when another holds it).
+    SQLite's write transactions are serialised already (`BEGIN IMMEDIATE`): always True."""
+    if not _is_postgresql(conn):
+        return True
+    got = await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key})
+    return bool(got.scalar())
+
+
+def utc_bucket(conn: AsyncConnection, column: Any, bucket: str) -> Any:
+    """The UTC day (`YYYY-MM-DD`) or hour (`YYYY-MM-DD HH`) of a timestamp, the same text on
+    both databases. SQLite keeps UTC timestamps as ISO text, so a prefix of it is the
+    bucket; PostgreSQL formats the instant in UTC."""
+    if _is_postgresql(conn):
+        pattern = "YYYY-MM-DD" if bucket == "day" else "YYYY-MM-DD HH24"
+        return func.to_char(func.timezone("UTC", column), pattern)
+    return func.substr(column, 1, 10 if bucket == "day" else 13)
+
+
+def serialises_writers(engine: AsyncEngine) -> bool:
+    """Whether the database takes one writer at a time (SQLite's write lock), so a process
+    should queue its own write transactions before asking for it."""
+    return engine.dialect.name == "sqlite"
+
+
+def key_in(column: ColumnElement[Any], name: str, *, array: bool) -> ColumnElement[bool]:
+    """`column` equals one of the values bound as `name`: one array parameter
+    (`= ANY(:name)`, so a prepared statement is the same for any number of keys) where the
+    reading adapter binds arrays, else an expanding `IN (...)`."""
+    if array:
+        return column == any_(bindparam(name, type_=ARRAY(String)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+async def asyncpg_connection(conn: AsyncConnection) -> asyncpg.Connection | None:
+    """The asyncpg connection under the caller's transaction on PostgreSQL (None elsewhere),
+    for a loop whose SQLAlchemy per-row processing would cost more than its own work (the
+    audit chain's sealing reads and COPYs on it, inside the same transaction)."""
+    if not _is_postgresql(conn):
+        return None
+    driver = (await conn.get_raw_connection()).driver_connection
+    if not isinstance(driver, asyncpg.Connection):
+        raise InvariantViolation("the raw PostgreSQL connection has no asyncpg connection")
+    return driver
