@@ -18,6 +18,7 @@ from api.bases.schemas import (
     evidence_of,
 )
 from api.deps import Vault
+from api.idempotency import IdempotentOperation
 from api.openapi_docs import AUTHED, problems
 from api.schemas import Uuid, uuid_path
 from vault.admin.clients import Role
@@ -51,6 +52,7 @@ class ConsentController(Controller):
         "/",
         opt=roles(Role.WRITER),
         operation_id="recordConsent",
+        operation_class=IdempotentOperation,
         summary="Record a consent (with evidence) or another lawful basis for a purpose",
         description=(
             "Double opt-in purposes start as `pending_confirmation`; the vault mails the "
@@ -103,6 +105,7 @@ class ConsentController(Controller):
         "/{consent_id:str}/withdraw",
         opt=roles(Role.WRITER, Role.DPO),
         operation_id="withdrawConsent",
+        operation_class=IdempotentOperation,
         summary="Withdraw a consent (or end another basis), effective immediately",
         status_code=200,
         responses=problems(*AUTHED, 404, 409),

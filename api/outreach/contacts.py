@@ -9,6 +9,7 @@ from litestar.params import JSONBody
 
 from api.auth import actor_of, roles
 from api.deps import Vault
+from api.idempotency import IdempotentOperation
 from api.openapi_docs import AUTHED, problems
 from api.outreach.schemas import ContactRecorded, ContactRecordIn
 from api.subjects.schemas import ContactReservationOut
@@ -30,6 +31,7 @@ class ContactController(Controller):
         "/",
         opt=roles(Role.WRITER, Role.LOOKUP),
         operation_id="recordContact",
+        operation_class=IdempotentOperation,
         summary="Record an outbound contact made without a lookup (reserves its points)",
         description=(
             "Counts the contact against the customer's monthly basket of contact points "

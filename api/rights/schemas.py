@@ -5,11 +5,12 @@ request workflow.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from api.openapi_schema import exactly_one
 from api.schemas import EmailText, PhoneText, Short, Uuid
 from api.subjects.schemas import ContactPatch
 
@@ -27,6 +28,11 @@ SelfRequestType = Literal[
 class SelfSessionStart(Struct, forbid_unknown_fields=True):
     """Exactly one of `email` or `phone`: the address the vault knows the customer by."""
 
+    __openapi__: ClassVar[dict[str, Any]] = {
+        **exactly_one("email", "phone"),
+        "examples": [{"email": "anna@example.org"}],
+    }
+
     email: EmailText | None = None
     phone: PhoneText | None = None
 
@@ -38,6 +44,11 @@ class SelfSessionAccepted(Struct):
 
 class SelfSessionVerify(Struct, forbid_unknown_fields=True):
     """The same address as in the start call, and the code from the mail."""
+
+    __openapi__: ClassVar[dict[str, Any]] = {
+        **exactly_one("email", "phone"),
+        "examples": [{"email": "anna@example.org", "code": "493817"}],
+    }
 
     code: Annotated[str, Meta(min_length=1, max_length=20)]
     email: EmailText | None = None

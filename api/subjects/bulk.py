@@ -12,6 +12,7 @@ from litestar.response import Stream
 
 from api.auth import actor_of, roles
 from api.deps import Vault
+from api.idempotency import IdempotentOperation
 from api.openapi_docs import AUTHED, problems
 from api.subjects.lookup import contact_spec
 from api.subjects.schemas import BatchLine, BatchLookupRequest, DryRunRequest, DryRunResponse
@@ -56,6 +57,7 @@ class BulkLookupController(Controller):
         "/batch",
         opt=roles(Role.LOOKUP, Role.DPO),
         operation_id="lookupBatch",
+        operation_class=IdempotentOperation,
         summary="Resolve contact data for up to 10,000 identifiers (NDJSON stream, audited)",
         description=(
             "Give a purpose and exactly one of subject_ids, emails, phones, external_refs "

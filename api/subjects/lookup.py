@@ -10,6 +10,7 @@ from litestar.params import JSONBody
 from api import metrics
 from api.auth import actor_of, roles
 from api.deps import Vault
+from api.idempotency import IdempotentOperation
 from api.openapi_docs import AUTHED, problems
 from api.schemas import contact_channel
 from api.subjects.schemas import (
@@ -49,6 +50,7 @@ class LookupController(Controller):
         "/",
         opt=roles(Role.LOOKUP, Role.DPO),
         operation_id="lookup",
+        operation_class=IdempotentOperation,
         summary="Resolve contact data for a named purpose (audited, allowed or denied)",
         description=(
             "Give a purpose and exactly one of subject_id, email, phone, external_ref. "

@@ -5,10 +5,11 @@ identity changes.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from api.openapi_schema import exactly_one
 from api.schemas import (
     ContactChannel,
     ContactType,
@@ -91,6 +92,11 @@ class LookupRequest(Struct, forbid_unknown_fields=True):
     """A purpose plus exactly one identifier; `fields` narrows what is returned;
     `contact` reserves contact-pressure points for an outbound contact."""
 
+    __openapi__: ClassVar[dict[str, Any]] = {
+        **exactly_one("subject_id", "email", "phone", "external_ref"),
+        "examples": [{"purpose": "newsletter", "email": "anna@example.org", "fields": ["email"]}],
+    }
+
     purpose: Short
     subject_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
     email: EmailText | None = None
@@ -149,6 +155,11 @@ BatchIdentifiers = Annotated[list[BatchIdentifier], Meta(min_length=1, max_lengt
 class BatchLookupRequest(Struct, forbid_unknown_fields=True):
     """A purpose plus exactly one list of identifiers (at most 10,000)."""
 
+    __openapi__: ClassVar[dict[str, Any]] = {
+        **exactly_one("subject_ids", "emails", "phones", "external_refs"),
+        "examples": [{"purpose": "newsletter", "emails": ["anna@example.org"]}],
+    }
+
     purpose: Short
     subject_ids: BatchIdentifiers | None = None
     emails: BatchIdentifiers | None = None
@@ -181,6 +192,11 @@ class BatchLine(Struct, omit_defaults=True):
 
 class DryRunRequest(Struct, forbid_unknown_fields=True):
     """A purpose, optionally the channel it is meant for, and exactly one identifier list."""
+
+    __openapi__: ClassVar[dict[str, Any]] = {
+        **exactly_one("subject_ids", "emails", "phones", "external_refs"),
+        "examples": [{"purpose": "newsletter", "channel": "email", "emails": ["anna@example.org"]}],
+    }
 
     purpose: Short
     channel: Literal["email", "letter", "sms", "phone"] | None = None

@@ -10,6 +10,7 @@ from litestar.params import JSONBody
 
 from api.auth import actor_of, roles
 from api.deps import Vault
+from api.idempotency import IdempotentOperation
 from api.openapi_docs import AUTHED, problems
 from api.schemas import Uuid, uuid_path
 from api.subjects.schemas import ContactPatch, ContactPatched, SubjectCreate, SubjectCreated
@@ -36,6 +37,7 @@ class SubjectController(Controller):
     @post(
         "/",
         operation_id="createSubject",
+        operation_class=IdempotentOperation,
         summary="Store a new subject's contact data (encrypted per field)",
         status_code=201,
         responses=problems(*AUTHED, 409, 413, 422),
