@@ -12,8 +12,11 @@ _DESCRIPTIONS = {
     403: "Role or purpose check denied the request (see `reason`)",
     404: "Not found",
     409: "Conflicts with the stored state; nothing changed",
+    412: "`If-Match` names another state than the stored one (`reason` "
+    "precondition_failed): someone changed it since; read it again. Nothing changed",
     413: "Request body larger than 64 KiB; nothing changed",
     422: "A field breaks a domain rule; nothing changed",
+    428: "`If-Match` missing: this update needs the `ETag` of the state it replaces",
     429: "Too many attempts (failed authentications or sign-in codes); see Retry-After",
     500: "Stored data failed an integrity check (`reason` integrity_error): nothing "
     "revealed, the attempt audited",

@@ -22,6 +22,7 @@ from litestar.openapi.spec import (
 from litestar.params import JSONBody, Parameter, QueryParameter
 
 from api.auth import actor_of, roles
+from api.conditional import etag_header, tagged_json
 from api.deps import Vault
 from api.export_view import render_export_html
 from api.i18n import pick_language
@@ -140,11 +141,12 @@ class RequestController(Controller):
     @get(
         "/{request_id:str}",
         operation_id="getRequest",
+        response_headers=etag_header("Of this request: changes with its status and history"),
         summary="One request with its history",
         responses=problems(*AUTHED, 404),
     )
-    async def get_(self, vault: Vault, request_id: str = RequestId) -> RequestOut:
-        return request_out(await dsar.get_request(vault, request_id))
+    async def get_(self, vault: Vault, request_id: str = RequestId) -> Response[RequestOut]:
+        return tagged_json(request_out(await dsar.get_request(vault, request_id)))
 
     @post(
         "/{request_id:str}/verify",

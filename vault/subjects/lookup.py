@@ -53,6 +53,8 @@ class LookupResult:
     basis_type: str
     basis_expires_at: datetime | None
     contact: Reservation | None = None
+    #: The contact data's write counter: the `ETag` a rectification names in `If-Match`.
+    contact_revision: int = 0
 
 
 class LookupDenied(AccessDenied):
@@ -349,6 +351,7 @@ def _result(
         basis_type=verdict.basis.basis,
         basis_expires_at=as_utc(verdict.basis.expires_at),
         contact=reserved,
+        contact_revision=int(subject.contact_revision),
     )
 
 
