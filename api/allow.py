@@ -11,6 +11,7 @@ lists exactly the methods the path serves (and the OpenAPI document names).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 from litestar import Litestar
@@ -18,6 +19,9 @@ from litestar.routes import HTTPRoute
 from litestar.types import Message, Scope
 
 _ALLOW = b"allow"
+#: A route's path names its parameters' types (`{subject_id:str}`); the matched template
+#: in the scope does not.
+_PARAM_TYPE = re.compile(r"\{(\w+):[^}]+\}")
 
 
 def allow_header_hook() -> tuple[
@@ -30,12 +34,14 @@ def allow_header_hook() -> tuple[
     def bind(app: Litestar) -> None:
         for route in app.routes:
             if isinstance(route, HTTPRoute):
-                allowed[route.path] = ", ".join(sorted(route.methods)).encode()
+                allowed[_PARAM_TYPE.sub(r"{\1}", route.path)] = ", ".join(
+                    sorted(route.methods)
+                ).encode()
 
     async def set_allow(message: Message, scope: Scope) -> None:
         if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":
             return
-        methods = allowed.get(scope.get("path_template", ""))  # type: ignore[call-overload]
+        methods = allowed.get(scope.get("path_template", ""))
         if methods is None:
             return
         headers = [(k, v) for k, v in message.get("headers") or [] if k.lower() != _ALLOW]

@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.datastructures import ResponseHeader
-from litestar.enums import MediaType
+from litestar.enums import MediaType, ParamType
 from litestar.openapi.spec import Operation, Parameter, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
@@ -86,7 +86,7 @@ class ConditionalOperation(Operation):
     def __post_init__(self) -> None:
         header = Parameter(
             name="If-Match",
-            param_in="header",  # type: ignore[arg-type]
+            param_in=ParamType.HEADER,
             required=True,
             description=(
                 "The `ETag` of the state this update replaces, as the last answer that "

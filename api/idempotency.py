@@ -30,9 +30,26 @@ from typing import Any
 
 import structlog
 from litestar.connection import ASGIConnection
-from litestar.openapi.spec import OpenAPIHeader, Operation, Parameter, Schema
+from litestar.enums import ParamType
+from litestar.openapi.spec import (
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    Operation,
+    Parameter,
+    Reference,
+    Schema,
+)
 from litestar.openapi.spec.enums import OpenAPIType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseStartEvent,
+    Message,
+    Receive,
+    ReceiveMessage,
+    Scope,
+    Send,
+)
 
 from api.auth import actor_of
 from vault.admin import idempotency
@@ -59,6 +76,14 @@ _DESCRIPTION = (
 )
 
 
+#: What the header adds to an operation's answers.
+_STATUS_NOTES = {
+    "409": "A request with this `Idempotency-Key` is still running; retry later",
+    "422": "A field breaks a domain rule, or the `Idempotency-Key` is malformed or was "
+    "used for another request; nothing changed",
+}
+
+
 @dataclass
 class IdempotentOperation(Operation):
     """An operation that takes `Idempotency-Key` (the middleware acts on its handlers)."""
@@ -66,7 +91,7 @@ class IdempotentOperation(Operation):
     def __post_init__(self) -> None:
         header = Parameter(
             name=HEADER,
-            param_in="header",  # type: ignore[arg-type]
+            param_in=ParamType.HEADER,
             required=False,
             description=_DESCRIPTION,
             schema=Schema(
@@ -78,15 +103,25 @@ class IdempotentOperation(Operation):
             ),
         )
         self.parameters = [*(self.parameters or []), header]
+        for code, note in _STATUS_NOTES.items():
+            if self.responses is not None and code not in self.responses:
+                self.responses[code] = OpenAPIResponse(
+                    description=note,
+                    content={
+                        "application/problem+json": OpenAPIMediaType(
+                            schema=Reference(ref="#/components/schemas/Problem")
+                        )
+                    },
+                )
         for status, response in (self.responses or {}).items():
-            if str(status).startswith("2") and not isinstance(response, type(None)):
-                headers = dict(getattr(response, "headers", None) or {})
+            if status.startswith("2") and isinstance(response, OpenAPIResponse):
+                headers = dict(response.headers or {})
                 headers[REPLAYED] = OpenAPIHeader(
                     description="`true` when this is the stored answer to an earlier "
                     "request with the same `Idempotency-Key`",
                     schema=Schema(type=OpenAPIType.STRING, enum=["true"]),
                 )
-                response.headers = headers  # type: ignore[union-attr]
+                response.headers = headers
 
 
 def parse_key(raw: str) -> str:
@@ -123,14 +158,14 @@ async def _read_body(receive: Receive) -> bytes:
 def _replaying(body: bytes) -> Receive:
     sent = False
 
-    async def receive() -> Message:
+    async def receive() -> ReceiveMessage:
         nonlocal sent
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
         return {"type": "http.disconnect"}
 
-    return receive  # type: ignore[return-value]
+    return receive
 
 
 async def _send_stored(send: Send, stored: idempotency.StoredResponse) -> None:
@@ -203,12 +238,12 @@ class IdempotencyMiddleware:
             await asyncio.sleep(POLL_SECONDS)
 
     async def _run(self, vault: Any, record_id: str, scope: Scope, body: bytes, send: Send) -> None:
-        start: dict[str, Any] = {}
+        started: list[HTTPResponseStartEvent] = []
         chunks: list[bytes] = []
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
-                start.update(message)
+                started.append(message)
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
@@ -217,7 +252,11 @@ class IdempotencyMiddleware:
         except BaseException:
             await idempotency.release(vault, record_id)
             raise
-        status = int(start.get("status", 500))
+        if not started:  # the app sent nothing: nothing was answered, nothing to keep
+            await idempotency.release(vault, record_id)
+            return
+        start = started[0]
+        status = start["status"]
         headers = list(start.get("headers") or [])
         media_type = next((v.decode() for k, v in headers if k.lower() == b"content-type"), "")
         answer = b"".join(chunks)
@@ -232,5 +271,5 @@ class IdempotencyMiddleware:
                 log.warning("idempotency_store_failed", error=type(exc).__name__)
         else:
             await idempotency.release(vault, record_id)
-        await send(start)  # type: ignore[arg-type]
+        await send(start)
         await send({"type": "http.response.body", "body": answer, "more_body": False})

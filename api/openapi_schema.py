@@ -60,10 +60,18 @@ class Vocabulary:
 
 
 def catalogue_vocabularies(policies: Policies) -> tuple[Vocabulary, ...]:
-    """Purposes and touchpoints as the request bodies name them."""
+    """Purposes, touchpoints and brands as the request bodies name them."""
     purposes = {p.id: p.title_en for p in policies.purposes.purposes.values()}
     touchpoints = {t.id: t.name_en for t in policies.touchpoints.touchpoints.values()}
+    brands = {b.id: b.name_en for b in policies.pressure_rules.brands.values()}
+    priorities = {p: p for p in policies.pressure_rules.priorities}
     return (
+        Vocabulary(
+            "priorities (policies/contact-pressure.toml; above `normal` only when granted)",
+            priorities,
+            frozenset({"priority"}),
+        ),
+        Vocabulary("brands (policies/contact-pressure.toml)", brands, frozenset({"brand"})),
         Vocabulary(
             "purposes (policies/purposes.toml)",
             purposes,
@@ -91,6 +99,37 @@ def _restrict(prop: Schema, vocabulary: Vocabulary, *, is_list: bool) -> None:
     prop.description = f"{prop.description} {listed}" if prop.description else listed
 
 
+def at_least_one(*names: str) -> dict[str, Any]:
+    """`anyOf` for "at least one of `names`, not null" (a null counts as absent)."""
+    return {"any_of": exactly_one(*names)["one_of"]}
+
+
+def _item_limits(schema: Schema, info: msgspec.inspect.StructType) -> None:
+    """Length limits of a list's strings, which Litestar leaves out of `items` (msgspec
+    refuses an empty identifier in a batch with a 400, so the document must say so)."""
+    for field in info.fields:
+        kind = field.type
+        if isinstance(kind, msgspec.inspect.UnionType):
+            kind = next((t for t in kind.types if isinstance(t, msgspec.inspect.ListType)), kind)
+        if isinstance(kind, msgspec.inspect.Metadata):
+            kind = kind.type
+        if not isinstance(kind, msgspec.inspect.ListType):
+            continue
+        item = kind.item_type
+        if isinstance(item, msgspec.inspect.Metadata):
+            item = item.type
+        if not isinstance(item, msgspec.inspect.StrType):
+            continue
+        prop = (schema.properties or {}).get(field.encode_name)
+        if not isinstance(prop, Schema):
+            continue
+        for branch in [prop, *(prop.one_of or [])]:
+            if isinstance(branch, Schema) and isinstance(branch.items, Schema):
+                branch.items.min_length = item.min_length
+                branch.items.max_length = item.max_length
+                branch.items.pattern = branch.items.pattern or item.pattern
+
+
 class StrictStructSchemaPlugin(StructSchemaPlugin):
     """Litestar's Struct schema plus `additionalProperties: false`, the catalogues'
     vocabularies on request bodies, and `__openapi__`."""
@@ -105,6 +144,7 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
         if isinstance(info, msgspec.inspect.StructType) and info.forbid_unknown_fields:
             # A request body: refuses what it does not define, and names catalogue entries.
             schema.additional_properties = False
+            _item_limits(schema, info)
             for name, prop in (schema.properties or {}).items():
                 if not isinstance(prop, Schema):
                     continue

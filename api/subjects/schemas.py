@@ -9,7 +9,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from api.openapi_schema import exactly_one
+from api.openapi_schema import at_least_one, exactly_one
 from api.schemas import (
     ContactChannel,
     ContactType,
@@ -29,12 +29,25 @@ class PostalAddressIn(Struct, forbid_unknown_fields=True):
     street: Text200
     postal_code: Annotated[str, Meta(min_length=1, max_length=20)]
     city: Short
-    country: Annotated[str, Meta(min_length=2, max_length=2, description="ISO 3166-1 alpha-2")]
+    country: Annotated[
+        str,
+        Meta(
+            min_length=2,
+            max_length=2,
+            description="ISO 3166-1 alpha-2",
+            extra_json_schema={"extra": {"pattern": "^[A-Za-z]{2}$"}, "examples": ["DE"]},
+        ),
+    ]
     addition: Text200 | None = None
 
 
 class SubjectCreate(Struct, forbid_unknown_fields=True):
     """A new subject's contact data; at least one field."""
+
+    __openapi__: ClassVar[dict[str, Any]] = {
+        **at_least_one("email", "phone", "name", "postal_address", "external_ref"),
+        "examples": [{"email": "anna@example.org", "name": "Anna Beispiel"}],
+    }
 
     email: EmailText | None = None
     phone: PhoneText | None = None
@@ -49,6 +62,11 @@ class SubjectCreated(Struct):
 
 class ContactPatch(Struct, forbid_unknown_fields=True):
     """Rectification: a field given replaces the stored value; `null` removes it."""
+
+    __openapi__: ClassVar[dict[str, Any]] = {
+        "min_properties": 1,
+        "examples": [{"name": "Anna Beispiel-Neu", "phone": None}],
+    }
 
     email: EmailText | None | UnsetType = UNSET
     phone: PhoneText | None | UnsetType = UNSET
