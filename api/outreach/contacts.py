@@ -10,7 +10,7 @@ from litestar.params import JSONBody
 from api.auth import actor_of, roles
 from api.deps import Vault
 from api.idempotency import IdempotentOperation
-from api.openapi_docs import AUTHED, problems
+from api.openapi_docs import AUTHED, READ_DENIALS, problems
 from api.outreach.schemas import ContactRecorded, ContactRecordIn
 from api.subjects.schemas import ContactReservationOut
 from vault.admin.clients import ClientInfo, Role
@@ -45,7 +45,9 @@ class ContactController(Controller):
             "An unknown subject is a 404 `subject_not_found`. Every outcome is audited."
         ),
         status_code=201,
-        responses=problems(*AUTHED, 404, 413, 422),
+        responses=problems(
+            *AUTHED, 404, 413, 422, reasons={403: READ_DENIALS, 404: ("subject_not_found",)}
+        ),
     )
     async def record(
         self, request: Request[Any, Any, Any], data: JSONBody[ContactRecordIn], vault: Vault

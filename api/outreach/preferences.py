@@ -20,7 +20,7 @@ from api.conditional import (
     if_match,
 )
 from api.deps import Vault
-from api.openapi_docs import AUTHED, problems
+from api.openapi_docs import AUTHED, UPDATE_REASONS, problems
 from api.outreach.schemas import (
     PreferenceHistoryOut,
     PreferencesIn,
@@ -113,7 +113,7 @@ class PreferenceController(Controller):
             "set): 428 without it, 412 when they changed since."
         ),
         status_code=200,
-        responses=problems(*AUTHED, 404, 409, 412, 413, 422, 428),
+        responses=problems(*AUTHED, 404, 409, 412, 413, 422, 428, reasons=UPDATE_REASONS),
     )
     async def set_(
         self,

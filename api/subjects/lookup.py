@@ -12,7 +12,7 @@ from api.auth import actor_of, roles
 from api.conditional import CONTACT, etag, etag_header
 from api.deps import Vault
 from api.idempotency import IdempotentOperation
-from api.openapi_docs import AUTHED, problems
+from api.openapi_docs import AUTHED, READ_DENIALS, problems
 from api.schemas import contact_channel
 from api.subjects.schemas import (
     BasisOut,
@@ -70,7 +70,15 @@ class LookupController(Controller):
             "denial; nothing is revealed or reserved."
         ),
         status_code=200,
-        responses=problems(*AUTHED, 404, 409, 413, 422, 500),
+        responses=problems(
+            *AUTHED,
+            404,
+            409,
+            413,
+            422,
+            500,
+            reasons={403: READ_DENIALS, 404: ("subject_not_found",), 500: ("integrity_error",)},
+        ),
     )
     async def lookup(
         self, request: Request[Any, Any, Any], data: JSONBody[LookupRequest], vault: Vault

@@ -18,7 +18,7 @@ from api.conditional import (
 )
 from api.deps import Vault
 from api.idempotency import IdempotentOperation
-from api.openapi_docs import AUTHED, problems
+from api.openapi_docs import AUTHED, UPDATE_REASONS, problems
 from api.schemas import Uuid, uuid_path
 from api.subjects.schemas import ContactPatch, ContactPatched, SubjectCreate, SubjectCreated
 from vault.admin.clients import Role
@@ -78,7 +78,7 @@ class SubjectController(Controller):
             "Requires `If-Match` with the contact's `ETag` (from the lookup, the creation "
             "or the last rectification): 428 without it, 412 when the contact changed since."
         ),
-        responses=problems(*AUTHED, 404, 409, 412, 413, 422, 428, 500),
+        responses=problems(*AUTHED, 404, 409, 412, 413, 422, 428, 500, reasons=UPDATE_REASONS),
     )
     async def rectify(
         self,

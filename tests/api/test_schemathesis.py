@@ -14,6 +14,7 @@ sets `Node._nodeid`, an attribute pytest 9 no longer has.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import secrets
 import shutil
@@ -219,9 +220,13 @@ def _fresh_idempotency_key(case) -> None:
         case.headers = {**headers, "Idempotency-Key": str(uuid.uuid4())}
 
 
+#: Examples per operation: the suite's 30, or the issue's bar (`make schemathesis-100`).
+EXAMPLES = int(os.environ.get("TRESOR_ST_EXAMPLES", "30"))
+
+
 @schema.parametrize()
 @hypothesis_settings(
-    max_examples=30,
+    max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=list(HealthCheck),
     database=None,

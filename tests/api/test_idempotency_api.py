@@ -86,8 +86,9 @@ async def test_twenty_concurrent_retries_reserve_contact_points_once(vault):
 
 
 async def test_a_sequential_retry_replays_without_acting_and_is_audited(vault):
-    """A retry after the first answer gets the same status and body, creates no second
-    subject, and its replay is an audit event."""
+    """A retry after the first answer gets the same status and body (with the security
+    headers every answer has), creates no second subject, and its replay is an audit
+    event."""
     writer = bearer(await client_key(vault, "crm", "writer"))
     body = {"email": "retry@example.org", "name": "Re Try"}
     async with api(vault) as http:
@@ -96,6 +97,7 @@ async def test_a_sequential_retry_replays_without_acting_and_is_audited(vault):
     assert first.status_code == second.status_code == 201
     assert first.json() == second.json()
     assert second.headers["idempotent-replayed"] == "true"
+    assert second.headers["cache-control"] == "no-store"  # a replay is an answer like any
     assert "idempotent-replayed" not in first.headers
     assert await _count(vault, audit_events, audit_events.c.action == "client:subject:create") == 1
     assert (
