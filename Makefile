@@ -9,7 +9,7 @@ CATALOGUES := $(wildcard $(LOCALES)/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGUES:.po=.mo)
 PYBABEL := PYTHONPATH=. $(BIN)/pybabel
 
-.PHONY: run test install openapi clean messages-extract messages-update messages-compile
+.PHONY: run test install openapi clean schemathesis-100 messages-extract messages-update messages-compile
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ test: $(STAMP) $(COMPILED)
 	$(BIN)/mypy api
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Schemathesis with all default checks and 100 examples per operation, every role, both
+## databases (the issue-17 bar; the suite runs 30). Takes several minutes.
+schemathesis-100: $(STAMP) $(COMPILED)
+	TRESOR_ST_EXAMPLES=100 $(BIN)/python -m pytest -q -p no:cacheprovider -rxX \
+		tests/api/test_schemathesis.py
 
 ## Regenerate the committed OpenAPI document.
 openapi: $(STAMP)

@@ -26,6 +26,7 @@ from litestar.template.config import TemplateConfig
 
 from api import i18n, metrics
 from api.admin.clients import ClientController
+from api.allow import allow_header_hook
 from api.audit.documents import DpoConsentController, RopaController
 from api.audit.trail import AuditController
 from api.auth import (
@@ -40,8 +41,10 @@ from api.bases.confirm_pages import ConfirmController, PageController
 from api.bases.consents import ConsentController
 from api.dpo import CONTROLLERS as DPO_CONTROLLERS
 from api.dpo.sso import oidc_client
+from api.idempotency import IdempotencyMiddleware
 from api.logging import RequestIdMiddleware, before_send, configure_logging
 from api.metrics import metrics_endpoint
+from api.openapi_schema import StrictStructSchemaPlugin, catalogue_vocabularies
 from api.operations.health import HealthController
 from api.outreach.contacts import ContactController
 from api.outreach.followups import FollowupController
@@ -64,6 +67,7 @@ from api.web.headers import add_security_headers
 from vault.admin.certificates import CertificateAuthenticator
 from vault.admin.clients import ClientAuthenticator
 from vault.audit import chain as audit_chain
+from vault.catalogue.loader import load_policies
 from vault.context import VaultContext
 from vault.rights import selfservice
 from vault.settings import Settings
@@ -209,15 +213,20 @@ def create_app(
     async def provide_vault(state: State) -> VaultContext:
         return state.vault
 
+    set_allow, bind_allow = allow_header_hook()
     app = Litestar(
         route_handlers=ROUTE_HANDLERS,
         dependencies={"vault": Provide(provide_vault)},
         middleware=[
             RequestIdMiddleware,
             DefineMiddleware(BearerKeyMiddleware, exclude_from_auth_key=PUBLIC_ROUTE),
+            IdempotencyMiddleware,
         ],
         exception_handlers=exception_handlers,
-        before_send=[before_send, add_security_headers],
+        before_send=[before_send, add_security_headers, set_allow],
+        plugins=[
+            StrictStructSchemaPlugin(catalogue_vocabularies(load_policies(settings.policies_dir)))
+        ],
         on_startup=[open_vault],
         on_shutdown=[close_vault],
         openapi_config=openapi_config(),
@@ -229,6 +238,7 @@ def create_app(
         request_class=DepthLimitedRequest,
         debug=False,
     )
+    bind_allow(app)
     check_every_route_guarded(app)  # default deny: refuse to start with an unguarded route
     return app
 

@@ -21,6 +21,8 @@ from vault.errors import (
     IntegrityFailure,
     InvalidInput,
     NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
     RateLimited,
     Unauthenticated,
     Unavailable,
@@ -85,6 +87,24 @@ ERRORS: tuple[tuple[type[Exception], ErrorRow], ...] = (
             N_("error_not_found_text"),
             title=N_("error_not_found_title"),
             reason=True,
+        ),
+    ),
+    (
+        PreconditionRequired,
+        ErrorRow(
+            428,
+            "urn:tresor:problem:precondition-required",
+            N_("error_conflict_text"),
+            reason=PreconditionRequired.reason,
+        ),
+    ),
+    (
+        PreconditionFailed,
+        ErrorRow(
+            412,
+            "urn:tresor:problem:precondition-failed",
+            N_("error_conflict_text"),
+            reason=PreconditionFailed.reason,
         ),
     ),
     (Conflict, ErrorRow(409, "urn:tresor:problem:conflict", N_("error_conflict_text"))),

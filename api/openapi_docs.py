@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from litestar.openapi.datastructures import ResponseSpec
 
 from api.schemas import Problem
+from vault.subjects.decision import DenyReason
 
 _DESCRIPTIONS = {
     400: "Malformed request; nothing changed",
@@ -12,8 +15,11 @@ _DESCRIPTIONS = {
     403: "Role or purpose check denied the request (see `reason`)",
     404: "Not found",
     409: "Conflicts with the stored state; nothing changed",
+    412: "`If-Match` names another state than the stored one (`reason` "
+    "precondition_failed): someone changed it since; read it again. Nothing changed",
     413: "Request body larger than 64 KiB; nothing changed",
     422: "A field breaks a domain rule; nothing changed",
+    428: "`If-Match` missing: this update needs the `ETag` of the state it replaces",
     429: "Too many attempts (failed authentications or sign-in codes); see Retry-After",
     500: "Stored data failed an integrity check (`reason` integrity_error): nothing "
     "revealed, the attempt audited",
@@ -21,11 +27,22 @@ _DESCRIPTIONS = {
 }
 
 
-def problems(*codes: int) -> dict[int, ResponseSpec]:
+def problems(
+    *codes: int, reasons: Mapping[int, Iterable[str]] | None = None
+) -> dict[int, ResponseSpec]:
+    """The problem+json answers of an operation; `reasons` lists, per status, every
+    `reason` the operation may answer with (issue 17: a client must not learn them from
+    the answers)."""
+    reasons = reasons or {}
     return {
         code: ResponseSpec(
             data_container=Problem,
-            description=_DESCRIPTIONS[code],
+            description=_DESCRIPTIONS[code]
+            + (
+                "; `reason` one of: " + ", ".join(f"`{r}`" for r in reasons[code])
+                if code in reasons
+                else ""
+            ),
             media_type="application/problem+json",
             generate_examples=False,
         )
@@ -34,6 +51,25 @@ def problems(*codes: int) -> dict[int, ResponseSpec]:
 
 
 AUTHED = (400, 401, 403, 429, 503)
+
+#: Why a purpose-checked read (lookup, batch line, contact record) is refused with 403.
+READ_DENIALS = tuple(
+    str(r)
+    for r in DenyReason
+    if r
+    not in (
+        DenyReason.SUBJECT_NOT_FOUND,
+        DenyReason.AUDIENCE_TOO_SMALL,
+        DenyReason.INTEGRITY_ERROR,
+    )
+)
+#: The refusals of a conditional update (`api.conditional`) and of a change to an erased
+#: subject.
+UPDATE_REASONS = {
+    404: (str(DenyReason.SUBJECT_NOT_FOUND),),
+    412: ("precondition_failed",),
+    428: ("precondition_required",),
+}
 
 #: `security` of public operations. Litestar drops an empty list, so the operation would
 #: inherit the document-wide API-key requirement; one empty requirement (`[{}]`) declares

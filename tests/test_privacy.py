@@ -65,13 +65,18 @@ async def _run_every_flow(vault, http: httpx.AsyncClient, rec: Recorder) -> None
         return r
 
     # -- store, rectify ------------------------------------------------------------------
-    r = await call("POST", "/v1/subjects", writer, json=CANARY)
+    # With an Idempotency-Key, retried once: the stored answer is sealed (issue 17).
+    keyed = {"headers": {"Idempotency-Key": "privacy-run-create"}}
+    r = await call("POST", "/v1/subjects", writer, json=CANARY, **keyed)
     assert r.status_code == 201, r.text
+    again = await call("POST", "/v1/subjects", writer, json=CANARY, **keyed)
+    assert again.json() == r.json() and again.headers["idempotent-replayed"] == "true"
     sid = r.json()["subject_id"]
     r = await call(
         "PATCH",
         f"/v1/subjects/{sid}/contact",
         writer,
+        headers={"If-Match": r.headers["etag"]},
         json={
             "name": "Kanarienvogel Zx81q-Neu",
             "postal_address": {**CANARY["postal_address"], "street": "Canarystraße 78"},

@@ -20,6 +20,41 @@ class Conflict(VaultError):
     code = "conflict"
 
 
+class PreconditionFailed(Conflict):
+    """The caller's `If-Match` names a state that is no longer the stored one (someone else
+    changed it since the caller read it); nothing was changed."""
+
+    code = "precondition_failed"
+    reason = "precondition_failed"
+
+
+class PreconditionRequired(Conflict):
+    """The caller had to name the state it replaces (`If-Match`) and did not; nothing was
+    changed. Raised by the vault after its own checks, so the refusal is audited like any
+    other on that subject."""
+
+    code = "precondition_required"
+    reason = "precondition_required"
+
+    def __init__(self) -> None:
+        super().__init__("this update needs If-Match with the ETag of the state it replaces")
+
+
+def precondition_refusal(
+    current: int, if_match: frozenset[int] | None
+) -> PreconditionFailed | PreconditionRequired | None:
+    """Why an update with the caller's `If-Match` (the write counters it names; None: no
+    precondition, an empty set: the header was required and missing) may not replace the
+    stored state at `current`, or None when it may."""
+    if if_match is None:
+        return None
+    if not if_match:
+        return PreconditionRequired()
+    if current not in if_match:
+        return PreconditionFailed("the stored state changed since it was read")
+    return None
+
+
 class InvalidInput(VaultError):
     """Input broke a domain rule; `errors` maps a field to what is wrong with it."""
 

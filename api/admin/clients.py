@@ -10,6 +10,7 @@ from litestar.params import JSONBody, Parameter
 from api.admin.schemas import ClientCreate, ClientCreated, ClientList, ClientOut
 from api.auth import actor_of, roles
 from api.deps import Vault
+from api.idempotency import IdempotentOperation
 from api.openapi_docs import AUTHED, problems
 from vault.admin import clients
 from vault.admin.clients import ClientInfo, Role
@@ -33,6 +34,7 @@ class ClientController(Controller):
     @post(
         "/",
         operation_id="createClient",
+        operation_class=IdempotentOperation,
         summary="Create an API client; the key is in this response only",
         status_code=201,
         responses=problems(*AUTHED, 409, 413, 422),
@@ -52,6 +54,7 @@ class ClientController(Controller):
     @post(
         "/{name:str}/revoke",
         operation_id="revokeClient",
+        operation_class=IdempotentOperation,
         summary="Revoke a client's key",
         status_code=204,
         responses=problems(*AUTHED, 404),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody
 
 from api.auth import actor_of, roles
@@ -17,7 +17,9 @@ from api.bases.schemas import (
     HistoryEntry,
     evidence_of,
 )
+from api.conditional import etag_header, tagged_json
 from api.deps import Vault
+from api.idempotency import IdempotentOperation
 from api.openapi_docs import AUTHED, problems
 from api.schemas import Uuid, uuid_path
 from vault.admin.clients import Role
@@ -51,6 +53,7 @@ class ConsentController(Controller):
         "/",
         opt=roles(Role.WRITER),
         operation_id="recordConsent",
+        operation_class=IdempotentOperation,
         summary="Record a consent (with evidence) or another lawful basis for a purpose",
         description=(
             "Double opt-in purposes start as `pending_confirmation`; the vault mails the "
@@ -87,6 +90,7 @@ class ConsentController(Controller):
         "/",
         opt=roles(Role.WRITER, Role.DPO),
         operation_id="listConsents",
+        response_headers=etag_header("Of this list: changes when any consent or basis does"),
         summary="All consents and bases of a subject, newest first, each with its history",
         responses=problems(*AUTHED, 404, 500),
     )
@@ -95,14 +99,15 @@ class ConsentController(Controller):
         request: Request[Any, Any, Any],
         vault: Vault,
         subject_id: Uuid = uuid_path("The subject's pseudonymous id"),
-    ) -> ConsentList:
+    ) -> Response[ConsentList]:
         records = await consents.list_bases(vault, actor_of(request), subject_id)
-        return ConsentList(items=[consent_out(r) for r in records])
+        return tagged_json(ConsentList(items=[consent_out(r) for r in records]))
 
     @post(
         "/{consent_id:str}/withdraw",
         opt=roles(Role.WRITER, Role.DPO),
         operation_id="withdrawConsent",
+        operation_class=IdempotentOperation,
         summary="Withdraw a consent (or end another basis), effective immediately",
         status_code=200,
         responses=problems(*AUTHED, 404, 409),

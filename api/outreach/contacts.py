@@ -9,7 +9,8 @@ from litestar.params import JSONBody
 
 from api.auth import actor_of, roles
 from api.deps import Vault
-from api.openapi_docs import AUTHED, problems
+from api.idempotency import IdempotentOperation
+from api.openapi_docs import AUTHED, READ_DENIALS, problems
 from api.outreach.schemas import ContactRecorded, ContactRecordIn
 from api.subjects.schemas import ContactReservationOut
 from vault.admin.clients import ClientInfo, Role
@@ -30,6 +31,7 @@ class ContactController(Controller):
         "/",
         opt=roles(Role.WRITER, Role.LOOKUP),
         operation_id="recordContact",
+        operation_class=IdempotentOperation,
         summary="Record an outbound contact made without a lookup (reserves its points)",
         description=(
             "Counts the contact against the customer's monthly basket of contact points "
@@ -43,7 +45,9 @@ class ContactController(Controller):
             "An unknown subject is a 404 `subject_not_found`. Every outcome is audited."
         ),
         status_code=201,
-        responses=problems(*AUTHED, 404, 413, 422),
+        responses=problems(
+            *AUTHED, 404, 413, 422, reasons={403: READ_DENIALS, 404: ("subject_not_found",)}
+        ),
     )
     async def record(
         self, request: Request[Any, Any, Any], data: JSONBody[ContactRecordIn], vault: Vault

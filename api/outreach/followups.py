@@ -12,6 +12,7 @@ from litestar.params import JSONBody, Parameter
 
 from api.auth import actor_of, roles
 from api.deps import Vault
+from api.idempotency import IdempotentOperation
 from api.openapi_docs import AUTHED, problems
 from api.outreach.schemas import FollowupCreate, FollowupOut, FollowupPageOut
 from api.query_params import query, reject_unknown_query
@@ -59,6 +60,7 @@ class FollowupController(Controller):
     @post(
         "/",
         operation_id="createFollowup",
+        operation_class=IdempotentOperation,
         summary="Record a contact the customer asked for, with its due window",
         description=(
             "The client must be allowed the purpose. The window (`due_from` < `due_until`, "

@@ -7,13 +7,20 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, get, put
+from litestar import Controller, Request, Response, get, put
 from litestar.params import JSONBody
 
 from api.auth import actor_of, roles
 from api.bases.schemas import evidence_of
+from api.conditional import (
+    PREFERENCES,
+    ConditionalOperation,
+    etag,
+    etag_header,
+    if_match,
+)
 from api.deps import Vault
-from api.openapi_docs import AUTHED, problems
+from api.openapi_docs import AUTHED, UPDATE_REASONS, problems
 from api.outreach.schemas import (
     PreferenceHistoryOut,
     PreferencesIn,
@@ -64,6 +71,10 @@ def preferences_out(vault: VaultContext, view: PreferencesView) -> PreferencesOu
     )
 
 
+def _tagged(out: PreferencesOut) -> Response[PreferencesOut]:
+    return Response(out, headers={"ETag": etag(PREFERENCES, out.version)})
+
+
 class PreferenceController(Controller):
     path = "/v1/subjects/{subject_id:str}/preferences"
     tags = ["preferences"]
@@ -72,6 +83,7 @@ class PreferenceController(Controller):
         "/",
         opt=roles(Role.WRITER, Role.DPO),
         operation_id="getPreferences",
+        response_headers=etag_header("The preferences' state, for `If-Match` on the PUT"),
         summary="A customer's contact preferences and their history (audited read)",
         responses=problems(*AUTHED, 404),
     )
@@ -80,24 +92,28 @@ class PreferenceController(Controller):
         request: Request[Any, Any, Any],
         vault: Vault,
         subject_id: Uuid = uuid_path("The subject's pseudonymous id"),
-    ) -> PreferencesOut:
+    ) -> Response[PreferencesOut]:
         view = await preferences.get_preferences(vault, actor_of(request), subject_id)
-        return preferences_out(vault, view)
+        return _tagged(preferences_out(vault, view))
 
     @put(
         "/",
         opt=roles(Role.WRITER),
         operation_id="setPreferences",
+        operation_class=ConditionalOperation,
+        response_headers=etag_header("The preferences' new state"),
         summary="Replace a customer's contact preferences on the customer's instruction",
         description=(
             "Preferred channel per communication type, quiet hours and days per channel in "
             "the customer's IANA time zone, and an own monthly cap in points. The cap can "
             "only lower the company basket: a value above it is rejected (422) and nothing "
             "changes. `evidence` of the instruction is required, as for a consent. Every "
-            "change is kept in the history and audited."
+            "change is kept in the history and audited. Requires `If-Match` with the "
+            '`ETag` of the GET (or of the last PUT; `"preferences-r0"` while none are '
+            "set): 428 without it, 412 when they changed since."
         ),
         status_code=200,
-        responses=problems(*AUTHED, 404, 409, 413, 422),
+        responses=problems(*AUTHED, 404, 409, 412, 413, 422, 428, reasons=UPDATE_REASONS),
     )
     async def set_(
         self,
@@ -105,7 +121,7 @@ class PreferenceController(Controller):
         data: JSONBody[PreferencesUpdate],
         vault: Vault,
         subject_id: Uuid = uuid_path("The subject's pseudonymous id"),
-    ) -> PreferencesOut:
+    ) -> Response[PreferencesOut]:
         evidence = evidence_of(data.evidence)
         view = await preferences.set_preferences(
             vault,
@@ -114,8 +130,9 @@ class PreferenceController(Controller):
             preferences_raw(data),
             source="client",
             evidence=evidence,
+            if_match=if_match(request, PREFERENCES),
         )
-        return preferences_out(vault, view)
+        return _tagged(preferences_out(vault, view))
 
 
 # ---------------------------------------------------------------------------- web form

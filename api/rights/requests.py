@@ -22,9 +22,11 @@ from litestar.openapi.spec import (
 from litestar.params import JSONBody, Parameter, QueryParameter
 
 from api.auth import actor_of, roles
+from api.conditional import etag_header, tagged_json
 from api.deps import Vault
 from api.export_view import render_export_html
 from api.i18n import pick_language
+from api.idempotency import IdempotentOperation
 from api.openapi_docs import AUTHED, problems
 from api.query_params import query, reject_unknown_query
 from api.rights.schemas import (
@@ -75,6 +77,7 @@ class RequestController(Controller):
     @post(
         "/",
         operation_id="createRequest",
+        operation_class=IdempotentOperation,
         summary="Record a data-subject request received on the customer's behalf",
         description=(
             "Due one calendar month after receipt (Art. 12(3) GDPR). The request starts in "
@@ -138,15 +141,17 @@ class RequestController(Controller):
     @get(
         "/{request_id:str}",
         operation_id="getRequest",
+        response_headers=etag_header("Of this request: changes with its status and history"),
         summary="One request with its history",
         responses=problems(*AUTHED, 404),
     )
-    async def get_(self, vault: Vault, request_id: str = RequestId) -> RequestOut:
-        return request_out(await dsar.get_request(vault, request_id))
+    async def get_(self, vault: Vault, request_id: str = RequestId) -> Response[RequestOut]:
+        return tagged_json(request_out(await dsar.get_request(vault, request_id)))
 
     @post(
         "/{request_id:str}/verify",
         operation_id="verifyRequest",
+        operation_class=IdempotentOperation,
         summary="The requester's identity is verified: the request moves to review",
         status_code=200,
         responses=problems(*AUTHED, 404, 409),
@@ -159,6 +164,7 @@ class RequestController(Controller):
     @post(
         "/{request_id:str}/approve",
         operation_id="approveRequest",
+        operation_class=IdempotentOperation,
         summary="Approve and carry out the request (erasure, restriction, objection, ...)",
         description=(
             "Closes as `completed`, or `partially_completed` when an erasure had to keep data "
@@ -175,6 +181,7 @@ class RequestController(Controller):
     @post(
         "/{request_id:str}/reject",
         operation_id="rejectRequest",
+        operation_class=IdempotentOperation,
         summary="Reject an open request, with the reason",
         status_code=200,
         responses=problems(*AUTHED, 404, 409, 413, 422),
@@ -191,6 +198,7 @@ class RequestController(Controller):
     @post(
         "/{request_id:str}/extend",
         operation_id="extendRequest",
+        operation_class=IdempotentOperation,
         summary="Extend the deadline by up to two months, within the first month, once",
         description=(
             "The subject is told the new date and the reason by e-mail (German and English) "
@@ -214,6 +222,7 @@ class RequestController(Controller):
     @post(
         "/{request_id:str}/complete",
         operation_id="completeRequest",
+        operation_class=IdempotentOperation,
         summary="Close a verified request carried out by other means, with an optional note",
         status_code=200,
         responses=problems(*AUTHED, 404, 409, 413, 422),

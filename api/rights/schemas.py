@@ -5,11 +5,13 @@ request workflow.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import msgspec
+from litestar.openapi.spec import OpenAPIType, Schema
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from api.openapi_schema import exactly_one
 from api.schemas import EmailText, PhoneText, Short, Uuid
 from api.subjects.schemas import ContactPatch
 
@@ -27,6 +29,11 @@ SelfRequestType = Literal[
 class SelfSessionStart(Struct, forbid_unknown_fields=True):
     """Exactly one of `email` or `phone`: the address the vault knows the customer by."""
 
+    __openapi__: ClassVar[dict[str, Any]] = {
+        **exactly_one("email", "phone"),
+        "examples": [{"email": "anna@example.org"}],
+    }
+
     email: EmailText | None = None
     phone: PhoneText | None = None
 
@@ -38,6 +45,11 @@ class SelfSessionAccepted(Struct):
 
 class SelfSessionVerify(Struct, forbid_unknown_fields=True):
     """The same address as in the start call, and the code from the mail."""
+
+    __openapi__: ClassVar[dict[str, Any]] = {
+        **exactly_one("email", "phone"),
+        "examples": [{"email": "anna@example.org", "code": "493817"}],
+    }
 
     code: Annotated[str, Meta(min_length=1, max_length=20)]
     email: EmailText | None = None
@@ -197,8 +209,61 @@ class RequestPayload(Struct, forbid_unknown_fields=True):
     purposes: Annotated[list[Short], Meta(min_length=1, max_length=50)] | UnsetType = UNSET
 
 
+_WITH_PAYLOAD = ("rectification", "consent_withdrawal")
+
+
+def _when_type(types: list[str], payload: Schema, *, required: bool = False) -> Schema:
+    """`if` the request is of one of `types`, `then` its payload is `payload`."""
+    return Schema(
+        schema_if=Schema(properties={"type": Schema(enum=types)}, required=["type"]),
+        then=Schema(properties={"payload": payload}, required=["payload"] if required else None),
+    )
+
+
 class RequestCreate(Struct, forbid_unknown_fields=True):
     """A request received on the subject's behalf (letter, phone, e-mail, in person)."""
+
+    __openapi__: ClassVar[dict[str, Any]] = {
+        # What each type takes as `payload` (`vault.rights.requests._validate_payload`).
+        "all_of": [
+            _when_type(
+                ["rectification"],
+                Schema(
+                    type=OpenAPIType.OBJECT,
+                    required=["changes"],
+                    properties={"changes": Schema()},
+                    additional_properties=False,
+                ),
+                required=True,
+            ),
+            _when_type(
+                ["consent_withdrawal"],
+                Schema(
+                    one_of=[
+                        Schema(type=OpenAPIType.NULL),
+                        Schema(type=OpenAPIType.OBJECT, schema_not=Schema(required=["changes"])),
+                    ]
+                ),
+            ),
+            _when_type(
+                [t for t in get_args(RequestTypeName) if t not in _WITH_PAYLOAD],
+                Schema(
+                    one_of=[
+                        Schema(type=OpenAPIType.NULL),
+                        Schema(type=OpenAPIType.OBJECT, max_properties=0),
+                    ]
+                ),
+            ),
+        ],
+        "examples": [
+            {
+                "subject_id": "6f1c2a8e-3b7d-4f0a-9c1e-2d5b8a7f4e10",
+                "type": "rectification",
+                "channel": "letter",
+                "payload": {"changes": {"name": "Anna Beispiel-Neu"}},
+            }
+        ],
+    }
 
     subject_id: Uuid
     type: RequestTypeName

@@ -12,7 +12,8 @@ from litestar.response import Stream
 
 from api.auth import actor_of, roles
 from api.deps import Vault
-from api.openapi_docs import AUTHED, problems
+from api.idempotency import IdempotentOperation
+from api.openapi_docs import AUTHED, READ_DENIALS, problems
 from api.subjects.lookup import contact_spec
 from api.subjects.schemas import BatchLine, BatchLookupRequest, DryRunRequest, DryRunResponse
 from vault.access import bulk, dry_run
@@ -56,6 +57,7 @@ class BulkLookupController(Controller):
         "/batch",
         opt=roles(Role.LOOKUP, Role.DPO),
         operation_id="lookupBatch",
+        operation_class=IdempotentOperation,
         summary="Resolve contact data for up to 10,000 identifiers (NDJSON stream, audited)",
         description=(
             "Give a purpose and exactly one of subject_ids, emails, phones, external_refs "
@@ -69,7 +71,10 @@ class BulkLookupController(Controller):
             "`contact_blocked_by_calamity`. Every line is audited in the transaction of its chunk; "
             "a chunk's lines leave only after that transaction committed. If a later chunk "
             "cannot be committed the stream ends with an `error` line (status 503, "
-            "`from_i`). A purpose check that fails for the whole batch is a 403 problem."
+            "`from_i`). A purpose check that fails for the whole batch is a 403 problem. "
+            "A line's `reason`: one of "
+            + ", ".join(f"`{r}`" for r in (*READ_DENIALS, "subject_not_found"))
+            + ", `invalid_identifier` (422), `duplicate_identifier` (409), `integrity_error`."
         ),
         status_code=200,
         request_max_body_size=BULK_MAX_BODY_BYTES,
@@ -80,7 +85,9 @@ class BulkLookupController(Controller):
                 media_type=NDJSON,
                 generate_examples=False,
             ),
-            **problems(*AUTHED, 413, 422),
+            **problems(
+                *AUTHED, 413, 422, reasons={403: ("unknown_purpose", "purpose_not_allowed")}
+            ),
         },
     )
     async def batch(
@@ -128,7 +135,12 @@ class BulkLookupController(Controller):
         ),
         status_code=200,
         request_max_body_size=BULK_MAX_BODY_BYTES,
-        responses=problems(*AUTHED, 413, 422),
+        responses=problems(
+            *AUTHED,
+            413,
+            422,
+            reasons={403: ("unknown_purpose", "purpose_not_allowed", "audience_too_small")},
+        ),
     )
     async def dry_run(
         self, request: Request[Any, Any, Any], data: JSONBody[DryRunRequest], vault: Vault

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, post
+from litestar import Controller, Request, Response, post
 from litestar.params import JSONBody
 
 from api import metrics
 from api.auth import actor_of, roles
+from api.conditional import CONTACT, etag, etag_header
 from api.deps import Vault
-from api.openapi_docs import AUTHED, problems
+from api.idempotency import IdempotentOperation
+from api.openapi_docs import AUTHED, READ_DENIALS, problems
 from api.schemas import contact_channel
 from api.subjects.schemas import (
     BasisOut,
@@ -49,6 +51,10 @@ class LookupController(Controller):
         "/",
         opt=roles(Role.LOOKUP, Role.DPO),
         operation_id="lookup",
+        operation_class=IdempotentOperation,
+        response_headers=etag_header(
+            "The subject's contact data state, for `If-Match` on `PATCH .../contact`"
+        ),
         summary="Resolve contact data for a named purpose (audited, allowed or denied)",
         description=(
             "Give a purpose and exactly one of subject_id, email, phone, external_ref. "
@@ -64,11 +70,19 @@ class LookupController(Controller):
             "denial; nothing is revealed or reserved."
         ),
         status_code=200,
-        responses=problems(*AUTHED, 404, 409, 413, 422, 500),
+        responses=problems(
+            *AUTHED,
+            404,
+            409,
+            413,
+            422,
+            500,
+            reasons={403: READ_DENIALS, 404: ("subject_not_found",), 500: ("integrity_error",)},
+        ),
     )
     async def lookup(
         self, request: Request[Any, Any, Any], data: JSONBody[LookupRequest], vault: Vault
-    ) -> LookupResponse:
+    ) -> Response[LookupResponse]:
         given = [(k, getattr(data, k)) for k in _KINDS if getattr(data, k) is not None]
         if len(given) != 1:
             raise InvalidInput(
@@ -99,7 +113,7 @@ class LookupController(Controller):
             raise
         metrics.observe_lookup(known, "allow")
         r = result.contact
-        return LookupResponse(
+        answer = LookupResponse(
             subject_id=result.subject_id,
             purpose=result.purpose,
             fields=result.fields,
@@ -113,3 +127,4 @@ class LookupController(Controller):
             ),
             preferred_channel=contact_channel(r.preferred_channel) if r is not None else None,
         )
+        return Response(answer, headers={"ETag": etag(CONTACT, result.contact_revision)})

@@ -5,10 +5,11 @@ identity changes.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from api.openapi_schema import at_least_one, exactly_one
 from api.schemas import (
     ContactChannel,
     ContactType,
@@ -28,12 +29,25 @@ class PostalAddressIn(Struct, forbid_unknown_fields=True):
     street: Text200
     postal_code: Annotated[str, Meta(min_length=1, max_length=20)]
     city: Short
-    country: Annotated[str, Meta(min_length=2, max_length=2, description="ISO 3166-1 alpha-2")]
+    country: Annotated[
+        str,
+        Meta(
+            min_length=2,
+            max_length=2,
+            description="ISO 3166-1 alpha-2",
+            extra_json_schema={"extra": {"pattern": "^[A-Za-z]{2}$"}, "examples": ["DE"]},
+        ),
+    ]
     addition: Text200 | None = None
 
 
 class SubjectCreate(Struct, forbid_unknown_fields=True):
     """A new subject's contact data; at least one field."""
+
+    __openapi__: ClassVar[dict[str, Any]] = {
+        **at_least_one("email", "phone", "name", "postal_address", "external_ref"),
+        "examples": [{"email": "anna@example.org", "name": "Anna Beispiel"}],
+    }
 
     email: EmailText | None = None
     phone: PhoneText | None = None
@@ -48,6 +62,11 @@ class SubjectCreated(Struct):
 
 class ContactPatch(Struct, forbid_unknown_fields=True):
     """Rectification: a field given replaces the stored value; `null` removes it."""
+
+    __openapi__: ClassVar[dict[str, Any]] = {
+        "min_properties": 1,
+        "examples": [{"name": "Anna Beispiel-Neu", "phone": None}],
+    }
 
     email: EmailText | None | UnsetType = UNSET
     phone: PhoneText | None | UnsetType = UNSET
@@ -90,6 +109,11 @@ class ContactReservationOut(Struct):
 class LookupRequest(Struct, forbid_unknown_fields=True):
     """A purpose plus exactly one identifier; `fields` narrows what is returned;
     `contact` reserves contact-pressure points for an outbound contact."""
+
+    __openapi__: ClassVar[dict[str, Any]] = {
+        **exactly_one("subject_id", "email", "phone", "external_ref"),
+        "examples": [{"purpose": "newsletter", "email": "anna@example.org", "fields": ["email"]}],
+    }
 
     purpose: Short
     subject_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
@@ -149,6 +173,11 @@ BatchIdentifiers = Annotated[list[BatchIdentifier], Meta(min_length=1, max_lengt
 class BatchLookupRequest(Struct, forbid_unknown_fields=True):
     """A purpose plus exactly one list of identifiers (at most 10,000)."""
 
+    __openapi__: ClassVar[dict[str, Any]] = {
+        **exactly_one("subject_ids", "emails", "phones", "external_refs"),
+        "examples": [{"purpose": "newsletter", "emails": ["anna@example.org"]}],
+    }
+
     purpose: Short
     subject_ids: BatchIdentifiers | None = None
     emails: BatchIdentifiers | None = None
@@ -181,6 +210,11 @@ class BatchLine(Struct, omit_defaults=True):
 
 class DryRunRequest(Struct, forbid_unknown_fields=True):
     """A purpose, optionally the channel it is meant for, and exactly one identifier list."""
+
+    __openapi__: ClassVar[dict[str, Any]] = {
+        **exactly_one("subject_ids", "emails", "phones", "external_refs"),
+        "examples": [{"purpose": "newsletter", "channel": "email", "emails": ["anna@example.org"]}],
+    }
 
     purpose: Short
     channel: Literal["email", "letter", "sms", "phone"] | None = None

@@ -88,3 +88,19 @@ def outbox_links(outbox: Path) -> list[str]:
         body = msg.get_payload(decode=True).decode()
         tokens += re.findall(r"/confirm/([A-Za-z0-9_-]+)", body)
     return tokens
+
+
+async def contact_if_match(vault: VaultContext, subject_id: str) -> dict[str, str]:
+    """`If-Match` naming the subject's stored contact state, as a client would have it from
+    its last lookup (tests read the write counter instead of looking the subject up)."""
+    from sqlalchemy import select
+
+    from vault.storage.tables import subjects
+
+    async with vault.engine.connect() as conn:
+        revision = (
+            await conn.execute(
+                select(subjects.c.contact_revision).where(subjects.c.id == subject_id)
+            )
+        ).scalar_one()
+    return {"If-Match": f'"contact-r{revision}"'}

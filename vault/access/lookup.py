@@ -60,6 +60,8 @@ class LookupResult:
     basis_type: str
     basis_expires_at: datetime | None
     contact: Reservation | None = None
+    #: The contact data's write counter: the `ETag` a rectification names in `If-Match`.
+    contact_revision: int = 0
 
 
 class LookupDenied(AccessDenied):
@@ -198,6 +200,7 @@ def _result(outcome: Outcome, purpose_id: str) -> LookupResult:
         basis_type=allow.basis.basis,
         basis_expires_at=as_utc(allow.basis.expires_at),
         contact=outcome.reservation,
+        contact_revision=int(outcome.row["contact_revision"]),
     )
 
 

@@ -108,6 +108,9 @@ class AuditAction(StrEnum):
     SELF_IDENTITY_REFUSED = "subject:identity:refused"
     #: Too many wrong sign-in codes for one subject: its sign-in is locked for a while.
     SYSTEM_SESSION_LOCKOUT = "system:session:lockout"
+    #: A retried POST answered with the stored first answer (`Idempotency-Key`,
+    #: vault.admin.idempotency), or refused because the key was used for another request.
+    IDEMPOTENT_REPLAY = "client:request:replay"
     #: A client refused by its role (api/auth.py): the attempt is on record even though
     #: nothing was considered; detail names the route template and operation.
     ACCESS_DENIED = "client:access:denied"

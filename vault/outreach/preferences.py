@@ -51,7 +51,7 @@ from vault.bases.consents import COLLECTION_METHODS, LANGUAGES, Evidence
 from vault.catalogue.purposes import Channel, CommunicationType
 from vault.clock import as_utc
 from vault.crypto import seal_field
-from vault.errors import InvalidInput, InvariantViolation
+from vault.errors import InvalidInput, InvariantViolation, precondition_refusal
 from vault.storage.tables import (
     audit_events,
     contact_preference_history,
@@ -443,9 +443,15 @@ async def set_preferences(
     *,
     source: str,
     evidence: Evidence | None,
+    if_match: frozenset[int] | None = None,
 ) -> PreferencesView:
     """Replace the subject's preferences with `raw` (validated by `parse`), keep the change
     in the history with its evidence, and audit it, all in one transaction.
+
+    `if_match` (the versions the caller's `If-Match` names; 0 = none set yet; None: no
+    precondition): the change is made only if the stored preferences are at one of them,
+    checked on the locked subject row, else `PreconditionFailed` (`PreconditionRequired`
+    for an empty set: the header was missing), audited as a denial.
 
     Raises `InvalidInput` (nothing changed), `NotFound`, or `Conflict` for an erased
     subject."""
@@ -473,7 +479,12 @@ async def set_preferences(
         conn = attempt.conn
         subject = await load_live_subject(attempt, subject_id)
         old = await load(conn, subject_id)
-        version = (old.version if old is not None else 0) + 1
+        current = old.version if old is not None else 0
+        refusal = precondition_refusal(current, if_match)
+        if refusal is not None:
+            attempt.reason = refusal.reason
+            raise refusal
+        version = current + 1
         values = {
             "timezone": new.timezone,
             "channels": json.dumps(new.to_json()["preferred_channels"]),

@@ -489,6 +489,37 @@ class Followup(Base):
     )
 
 
+class IdempotencyRecord(Base):
+    """One `Idempotency-Key` of one API client (migration 0018): the request it was first
+    used with (a digest of method, path and body), whether that request is still running,
+    and its answer, sealed under a key of its own (the body may hold contact data). Kept
+    24 hours (`expires_at`); the key itself is stored only as a digest."""
+
+    __tablename__ = "idempotency_records"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(36))
+    key_digest: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    #: in_progress (one request is doing the work), done (the answer is stored).
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(TZ)
+    #: An in_progress record whose worker died is taken over after this.
+    locked_until: Mapped[datetime] = mapped_column(TZ)
+    expires_at: Mapped[datetime] = mapped_column(TZ, index=True)
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_type: Mapped[str | None] = mapped_column(String(100))
+    kek_version: Mapped[int | None] = mapped_column(Integer)
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    response_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+    __table_args__ = (
+        Index(
+            "uq_idempotency_records_client_id_key_digest", "client_id", "key_digest", unique=True
+        ),
+    )
+
+
 subjects = Subject.__table__
 consents = Consent.__table__
 consent_history = ConsentHistory.__table__
@@ -509,4 +540,5 @@ contacts = ContactRecord.__table__
 contact_preferences = ContactPreference.__table__
 contact_preference_history = ContactPreferenceHistory.__table__
 followups = Followup.__table__
+idempotency_records = IdempotencyRecord.__table__
 metadata = Base.metadata

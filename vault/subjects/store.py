@@ -27,7 +27,14 @@ from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.catalogue.purposes import CONTACT_FIELDS
 from vault.crypto import IndexMismatch, IntegrityCheckFailed, open_field, seal_field
-from vault.errors import Conflict, InvalidInput, InvariantViolation, NotFound, Unavailable
+from vault.errors import (
+    Conflict,
+    InvalidInput,
+    InvariantViolation,
+    NotFound,
+    Unavailable,
+    precondition_refusal,
+)
 from vault.storage.ports import Row as ByName
 from vault.storage.tables import subjects
 from vault.subjects import identity
@@ -203,7 +210,26 @@ async def load_live_subject(attempt: AuditedAttempt, subject_id: str) -> Row[Any
 async def rectify_contact(
     ctx: VaultContext, actor: Actor, subject_id: str, changes: Mapping[str, Any]
 ) -> list[str]:
-    """Replace (or clear, with None) the given fields; returns the changed field names.
+    """Replace (or clear, with None) the given fields; returns the changed field names
+    (`rectify_contact_if` without a precondition)."""
+    changed, _ = await rectify_contact_if(ctx, actor, subject_id, changes, if_match=None)
+    return changed
+
+
+async def rectify_contact_if(
+    ctx: VaultContext,
+    actor: Actor,
+    subject_id: str,
+    changes: Mapping[str, Any],
+    *,
+    if_match: frozenset[int] | None,
+) -> tuple[list[str], int]:
+    """Replace (or clear, with None) the given fields if the stored contact is still at one
+    of the revisions `if_match` names (the caller's `If-Match`; None: whatever it is; empty:
+    the header was missing, `PreconditionRequired`); returns the changed field names and
+    the new revision. The check runs on the locked row, so of two writers who
+    read the same revision one wins and the other gets `PreconditionFailed` (audited as a
+    denial with reason `precondition_failed`), instead of silently overwriting.
 
     A refusal (unknown subject, erased subject, a stored field that does not open, so
     nothing is re-sealed over tampered data) is rolled back and then audited as a denial of
@@ -225,6 +251,10 @@ async def rectify_contact(
         ) as attempt:
             conn = attempt.conn
             row = await load_live_subject(attempt, subject_id)
+            refusal = precondition_refusal(row.contact_revision, if_match)
+            if refusal is not None:
+                attempt.reason = refusal.reason
+                raise refusal
             dek = ctx.deks.dek(subject_id, row.kek_version, row.wrapped_dek)
             values = resealed_columns(ctx, row, dek, fields)
             await conn.execute(
@@ -244,7 +274,7 @@ async def rectify_contact(
         if _is_external_ref_conflict(exc):
             raise Conflict("a subject with this external_ref already exists") from None
         raise
-    return sorted(fields)
+    return sorted(fields), int(values["contact_revision"])
 
 
 async def _record_identity_change(

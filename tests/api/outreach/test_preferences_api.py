@@ -42,6 +42,11 @@ async def _setup(vault, seed=41, **overrides):
     return sid, data, writer, shop
 
 
+def unset(key: str) -> dict[str, str]:
+    """Headers of a PUT while no preferences are stored: their `ETag` is "preferences-r0"."""
+    return {**bearer(key), "If-Match": '"preferences-r0"'}
+
+
 async def test_writer_sets_preferences_with_evidence_and_reads_them_back(vault):
     """A PUT with evidence answers 200 with version 1 and history; GET returns the same and
     both the change and the read are audited."""
@@ -54,7 +59,7 @@ async def test_writer_sets_preferences_with_evidence_and_reads_them_back(vault):
         "evidence": EVIDENCE,
     }
     async with api(vault) as http:
-        r = await http.put(f"/v1/subjects/{sid}/preferences", json=body, headers=bearer(writer))
+        r = await http.put(f"/v1/subjects/{sid}/preferences", json=body, headers=unset(writer))
         assert r.status_code == 200, r.text
         out = r.json()
         assert out["version"] == 1 and out["basket_points"] == 25
@@ -86,7 +91,7 @@ async def test_bad_input_is_problem_json_and_changes_nothing(vault, change, stat
     body = {"timezone": "Europe/Berlin", "evidence": EVIDENCE, **change}
     before = len(await audit_rows(vault))
     async with api(vault) as http:
-        r = await http.put(f"/v1/subjects/{sid}/preferences", json=body, headers=bearer(writer))
+        r = await http.put(f"/v1/subjects/{sid}/preferences", json=body, headers=unset(writer))
     problem = assert_problem(r, status)
     if field is not None:
         assert field in {e["field"] for e in problem["errors"]}
@@ -101,7 +106,7 @@ async def test_lookup_clients_cannot_set_preferences(vault):
         r = await http.put(
             f"/v1/subjects/{sid}/preferences",
             json={"timezone": "Europe/Berlin", "evidence": EVIDENCE},
-            headers=bearer(shop),
+            headers=unset(shop),
         )
     assert_problem(r, 403)
     assert await _counts(vault) == (0, 0)
@@ -124,7 +129,7 @@ async def test_lookup_answers_preferred_channel_and_honours_quiet_hours_and_cap(
         "contact": {"brand": "tresor", "channel": "sms"},
     }
     async with api(vault) as http:
-        r = await http.put(f"/v1/subjects/{sid}/preferences", json=body, headers=bearer(writer))
+        r = await http.put(f"/v1/subjects/{sid}/preferences", json=body, headers=unset(writer))
         assert r.status_code == 200, r.text
         clock.set(datetime(2026, 11, 23, 14, 0, tzinfo=UTC))  # 23:00 in Tokyo
         r = await http.post("/v1/lookup", json=q, headers=bearer(shop))
@@ -138,11 +143,12 @@ async def test_lookup_answers_preferred_channel_and_honours_quiet_hours_and_cap(
         r = await http.post("/v1/lookup", json=q, headers=bearer(shop))
         assert r.status_code == 403 and r.json()["reason"] == "contact_cap_reached"
         single = {"purpose": "offers.sms", "subject_id": sid, "contact": {"brand": "tresor"}}
-        await http.put(
+        r = await http.put(
             f"/v1/subjects/{sid}/preferences",
             json={**body, "monthly_cap_points": None},
-            headers=bearer(writer),
+            headers={**bearer(writer), "If-Match": '"preferences-r1"'},
         )
+        assert r.status_code == 200, r.text
         r = await http.post("/v1/lookup", json=single, headers=bearer(shop))
         assert r.status_code == 200 and "preferred_channel" not in r.json()
         report = await http.get(
@@ -221,7 +227,7 @@ async def test_no_plaintext_contact_data_in_preference_audit_events(vault):
         r = await http.put(
             f"/v1/subjects/{sid}/preferences",
             json={"timezone": "UTC", "monthly_cap_points": 0, "evidence": EVIDENCE},
-            headers=bearer(writer),
+            headers=unset(writer),
         )
         assert r.status_code == 200, r.text
         q = {"purpose": "order.delivery", "subject_id": sid, "contact": {"brand": "tresor"}}
@@ -242,7 +248,7 @@ async def test_dpo_console_shows_preference_share_and_denials(vault):
         r = await http.put(
             f"/v1/subjects/{sid}/preferences",
             json={"timezone": "UTC", "monthly_cap_points": 0, "evidence": EVIDENCE},
-            headers=bearer(writer),
+            headers=unset(writer),
         )
         assert r.status_code == 200, r.text
         campaigns = await client_key(vault, "campaigns", "writer", ["offers.sms"])

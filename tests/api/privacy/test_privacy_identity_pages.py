@@ -7,7 +7,7 @@ import re
 
 from sqlalchemy import func, select
 
-from tests.support.factories import api, bearer, client_key
+from tests.support.factories import api, bearer, client_key, contact_if_match
 from tests.support.self_service import Page, mails, page_sign_in, seed_subject
 from vault.rights import selfservice
 from vault.storage.tables import dsar_requests, identity_changes, subjects
@@ -18,7 +18,9 @@ MALLORY = "mallory.pages@example.net"
 async def _redirect(http, vault, sid: str) -> None:
     writer = await client_key(vault, "crm", "writer")
     r = await http.patch(
-        f"/v1/subjects/{sid}/contact", json={"email": MALLORY}, headers=bearer(writer)
+        f"/v1/subjects/{sid}/contact",
+        json={"email": MALLORY},
+        headers={**bearer(writer), **await contact_if_match(vault, sid)},
     )
     assert r.status_code == 200, r.text
 

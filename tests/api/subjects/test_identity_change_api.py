@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from tests.support.factories import api, bearer, client_key
+from tests.support.factories import api, bearer, client_key, contact_if_match
 from tests.support.privacy import assert_problem, audit_rows, consent_statuses
 from tests.support.self_service import api_sign_in, mails, seed_subject
 from vault.rights import selfservice
@@ -21,7 +21,9 @@ async def _redirect_email(http, vault, sid: str, address: str = MALLORY) -> None
     """What a writer client can do: point the customer's e-mail at another mailbox."""
     writer = await client_key(vault, f"crm-{address[:6]}", "writer")
     r = await http.patch(
-        f"/v1/subjects/{sid}/contact", json={"email": address}, headers=bearer(writer)
+        f"/v1/subjects/{sid}/contact",
+        json={"email": address},
+        headers={**bearer(writer), **await contact_if_match(vault, sid)},
     )
     assert r.status_code == 200, r.text
 

@@ -215,3 +215,28 @@ async def test_create_and_rectify_write_one_audit_event_each_without_values(vaul
             assert not any(secret in blob for blob in stored), secret
         if event.detail:
             json.loads(event.detail)
+
+
+async def test_of_two_concurrent_rectifications_of_one_revision_one_wins(vault):
+    """Two writers rectify from the same revision at once: the locked row lets one through
+    (revision 2) and refuses the other with `PreconditionFailed`, audited; a missing
+    precondition (an empty set) is `PreconditionRequired`."""
+    import asyncio
+
+    from vault.errors import PreconditionRequired
+    from vault.subjects.store import rectify_contact_if
+
+    sid = await create_subject(vault, WRITER, {"name": "Erika"})
+    outcomes = await asyncio.gather(
+        rectify_contact_if(vault, WRITER, sid, {"name": "Eins"}, if_match=frozenset({1})),
+        rectify_contact_if(vault, WRITER, sid, {"name": "Zwei"}, if_match=frozenset({1})),
+        return_exceptions=True,
+    )
+    assert sorted(type(o).__name__ for o in outcomes) == ["PreconditionFailed", "tuple"]
+    (won,) = [o for o in outcomes if isinstance(o, tuple)]
+    assert won == (["name"], 2)
+    assert (await _row(vault, sid)).contact_revision == 2
+    with pytest.raises(PreconditionRequired):
+        await rectify_contact_if(vault, WRITER, sid, {"name": "Drei"}, if_match=frozenset())
+    denials = [e.reason for e in await _audit(vault) if e.decision == "deny"]
+    assert denials == ["precondition_failed", "precondition_required"]

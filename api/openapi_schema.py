@@ -1,0 +1,156 @@
+"""How a request or response body (a msgspec Struct) is written into the OpenAPI document.
+
+Litestar's own Struct plugin lists properties and `required`, but not what else the server
+enforces. This plugin, registered on the app ahead of Litestar's, adds two things so the
+document says exactly what is accepted (issue 17):
+
+- `additionalProperties: false` for every Struct declared `forbid_unknown_fields=True`:
+  msgspec refuses an unknown field there with a 400, so the document must not allow one;
+- `enum` for the closed vocabularies of the policy catalogues (purposes, touchpoints) on the
+  request properties named after them, with each value's title in the description: the
+  catalogue is the one source, so the document is generated from the policies it serves;
+- a Struct's `__openapi__` class variable (a mapping of `Schema` attribute names to values),
+  for what a Python type cannot say: "exactly one of these identifiers"
+  (`exactly_one(...)`), examples of whole bodies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
+from litestar.openapi.spec import OpenAPIType, Schema
+from litestar.typing import FieldDefinition
+
+from vault.catalogue.loader import Policies
+
+OPENAPI_EXTRA = "__openapi__"
+
+
+def exactly_one(*names: str) -> dict[str, Any]:
+    """`oneOf` for "exactly one of `names`, not null": each branch requires one of them as
+    a non-null value, so a body naming two (or none) matches no branch or two. The server
+    counts a field given as `null` as absent, and so does the schema."""
+    return {
+        "one_of": [
+            Schema(
+                required=[name], properties={name: Schema(schema_not=Schema(type=OpenAPIType.NULL))}
+            )
+            for name in names
+        ]
+    }
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """A closed vocabulary: its values with a title each, and the request properties (a
+    single value, or a list of them) that take one."""
+
+    what: str
+    values: dict[str, str]
+    single: frozenset[str]
+    lists: frozenset[str] = frozenset()
+
+    def describe(self) -> str:
+        return f"One of the {self.what}: " + "; ".join(
+            f"`{k}`: {v}" for k, v in self.values.items()
+        )
+
+
+def catalogue_vocabularies(policies: Policies) -> tuple[Vocabulary, ...]:
+    """Purposes, touchpoints and brands as the request bodies name them."""
+    purposes = {p.id: p.title_en for p in policies.purposes.purposes.values()}
+    touchpoints = {t.id: t.name_en for t in policies.touchpoints.touchpoints.values()}
+    brands = {b.id: b.name_en for b in policies.pressure_rules.brands.values()}
+    priorities = {p: p for p in policies.pressure_rules.priorities}
+    return (
+        Vocabulary(
+            "priorities (policies/contact-pressure.toml; above `normal` only when granted)",
+            priorities,
+            frozenset({"priority"}),
+        ),
+        Vocabulary("brands (policies/contact-pressure.toml)", brands, frozenset({"brand"})),
+        Vocabulary(
+            "purposes (policies/purposes.toml)",
+            purposes,
+            frozenset({"purpose"}),
+            frozenset({"purposes"}),
+        ),
+        Vocabulary(
+            "touchpoints (policies/touchpoints.toml)", touchpoints, frozenset({"touchpoint"})
+        ),
+    )
+
+
+def _restrict(prop: Schema, vocabulary: Vocabulary, *, is_list: bool) -> None:
+    if is_list:
+        arrays = [prop, *(prop.one_of or [])]
+        for branch in arrays:
+            if isinstance(branch, Schema) and isinstance(branch.items, Schema):
+                branch.items.enum = list(vocabulary.values)
+    else:
+        nullable = any(
+            isinstance(s, Schema) and s.type == OpenAPIType.NULL for s in prop.one_of or []
+        )
+        prop.enum = [*vocabulary.values, *([None] if nullable else [])]
+    listed = vocabulary.describe()
+    prop.description = f"{prop.description} {listed}" if prop.description else listed
+
+
+def at_least_one(*names: str) -> dict[str, Any]:
+    """`anyOf` for "at least one of `names`, not null" (a null counts as absent)."""
+    return {"any_of": exactly_one(*names)["one_of"]}
+
+
+def _item_limits(schema: Schema, info: msgspec.inspect.StructType) -> None:
+    """Length limits of a list's strings, which Litestar leaves out of `items` (msgspec
+    refuses an empty identifier in a batch with a 400, so the document must say so)."""
+    for field in info.fields:
+        kind = field.type
+        if isinstance(kind, msgspec.inspect.UnionType):
+            kind = next((t for t in kind.types if isinstance(t, msgspec.inspect.ListType)), kind)
+        if isinstance(kind, msgspec.inspect.Metadata):
+            kind = kind.type
+        if not isinstance(kind, msgspec.inspect.ListType):
+            continue
+        item = kind.item_type
+        if isinstance(item, msgspec.inspect.Metadata):
+            item = item.type
+        if not isinstance(item, msgspec.inspect.StrType):
+            continue
+        prop = (schema.properties or {}).get(field.encode_name)
+        if not isinstance(prop, Schema):
+            continue
+        for branch in [prop, *(prop.one_of or [])]:
+            if isinstance(branch, Schema) and isinstance(branch.items, Schema):
+                branch.items.min_length = item.min_length
+                branch.items.max_length = item.max_length
+                branch.items.pattern = branch.items.pattern or item.pattern
+
+
+class StrictStructSchemaPlugin(StructSchemaPlugin):
+    """Litestar's Struct schema plus `additionalProperties: false`, the catalogues'
+    vocabularies on request bodies, and `__openapi__`."""
+
+    def __init__(self, vocabularies: tuple[Vocabulary, ...] = ()) -> None:
+        self.vocabularies = vocabularies
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        struct = field_definition.type_
+        info = msgspec.inspect.type_info(struct)
+        if isinstance(info, msgspec.inspect.StructType) and info.forbid_unknown_fields:
+            # A request body: refuses what it does not define, and names catalogue entries.
+            schema.additional_properties = False
+            _item_limits(schema, info)
+            for name, prop in (schema.properties or {}).items():
+                if not isinstance(prop, Schema):
+                    continue
+                for vocabulary in self.vocabularies:
+                    if name in vocabulary.single or name in vocabulary.lists:
+                        _restrict(prop, vocabulary, is_list=name in vocabulary.lists)
+        for key, value in getattr(struct, OPENAPI_EXTRA, {}).items():
+            setattr(schema, key, value)
+        return schema
