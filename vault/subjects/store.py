@@ -28,6 +28,7 @@ from vault.audit.events import Actor, AuditAction, Decision
 from vault.catalogue.purposes import CONTACT_FIELDS
 from vault.crypto import IndexMismatch, IntegrityCheckFailed, open_field, seal_field
 from vault.errors import Conflict, InvalidInput, InvariantViolation, NotFound, Unavailable
+from vault.recipients import events as outbox
 from vault.storage.rows import RowView
 from vault.storage.tables import subjects
 from vault.subjects import identity
@@ -238,6 +239,13 @@ async def rectify_contact(
                 decision=Decision.ALLOW,
                 subject_id=subject_id,
                 fields=sorted(fields),
+            )
+            await outbox.emit(
+                conn,
+                outbox.EventType.SUBJECT_RECTIFIED,
+                subject_id=subject_id,
+                fields=fields,
+                at=now,
             )
             await _record_identity_change(ctx, conn, actor, row, fields, now)
     except Unavailable as exc:
