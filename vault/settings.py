@@ -116,6 +116,16 @@ class Settings:
     pkcs11_pin_file: Path | None = None
     #: TRESOR_PKCS11_PIN: the token's user PIN, when no PIN file is set. Never logged.
     pkcs11_pin: str = field(default="", repr=False)
+    #: TRESOR_WEBHOOK_ALLOW_PRIVATE: 1 allows webhook URLs (and host names resolving to
+    #: addresses) in private, link-local or reserved ranges; refused by default (SSRF).
+    webhook_allow_private: bool = False
+    #: TRESOR_NATS_URL: the NATS server (JetStream) of recipients using the nats transport.
+    nats_url: str = "nats://127.0.0.1:4222"
+    #: TRESOR_NOTIFY_INTERVAL: seconds between delivery runs of the jobs process (0: off).
+    notify_interval: float = 0.5
+    #: TRESOR_NOTIFY_MIN_WINDOW_DAYS: a lookup this recent always counts as a receipt of
+    #: the subject's data, even for a purpose whose retention after its end is shorter.
+    notify_min_window_days: int = 30
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -191,6 +201,11 @@ class Settings:
             if e.get("TRESOR_PKCS11_PIN_FILE")
             else None,
             pkcs11_pin=e.get("TRESOR_PKCS11_PIN", ""),
+            webhook_allow_private=e.get("TRESOR_WEBHOOK_ALLOW_PRIVATE", "").lower()
+            in ("1", "true", "yes"),
+            nats_url=e.get("TRESOR_NATS_URL", "nats://127.0.0.1:4222"),
+            notify_interval=float(e.get("TRESOR_NOTIFY_INTERVAL", "0.5")),
+            notify_min_window_days=int(e.get("TRESOR_NOTIFY_MIN_WINDOW_DAYS", "30")),
         )
 
 

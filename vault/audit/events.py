@@ -113,6 +113,16 @@ class AuditAction(StrEnum):
     ACCESS_DENIED = "client:access:denied"
     #: The DPO read a contact-pressure report (API or console), like the other DPO views.
     DPO_CONTACT_REPORT = "dpo:contact_report:read"
+    # Recipients and their notices (issue 16).
+    RECIPIENT_CREATE = "admin:recipient:create"
+    RECIPIENT_SUBSCRIBE = "admin:recipient:subscribe"
+    RECIPIENT_PAUSE = "admin:recipient:pause"
+    RECIPIENT_RESUME = "admin:recipient:resume"
+    RECIPIENT_ROTATE = "admin:recipient:rotate_signing_key"
+    RECIPIENT_REPLAY = "admin:recipient:replay"
+    RECIPIENT_LIST = "admin:recipient:list"
+    DELIVERY_CLOSE = "dpo:delivery:close"
+    NOTIFICATION_ACK = "client:notification:ack"
 
 
 class Decision(StrEnum):
