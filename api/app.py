@@ -48,6 +48,7 @@ from api.outreach.preferences import PreferenceController
 from api.outreach.reports import ReportController
 from api.privacy import CONTROLLERS as PRIVACY_CONTROLLERS
 from api.problems import exception_handlers
+from api.recipients.routes import NotificationController, RecipientController
 from api.request_body import DepthLimitedRequest
 from api.rights.requests import ExportController, RequestController
 from api.rights.selfservice import (
@@ -63,6 +64,7 @@ from api.web.headers import add_security_headers
 from vault.admin.clients import ClientAuthenticator
 from vault.audit import chain as audit_chain
 from vault.context import VaultContext
+from vault.recipients.delivery import Deliverer
 from vault.rights import selfservice
 from vault.settings import Settings
 
@@ -149,6 +151,8 @@ ROUTE_HANDLERS: list[Any] = [
     ReportController,
     BulkLookupController,
     ClientController,
+    RecipientController,
+    NotificationController,
     RequestController,
     IdentityChangeController,
     ExportController,
@@ -269,6 +273,16 @@ def background_jobs_for(ctx: VaultContext) -> list[PeriodicJob]:
     if ctx.settings.retention_interval > 0:
         jobs.append(
             PeriodicJob("retention", ctx.settings.retention_interval, lambda: _retention(ctx))
+        )
+    if ctx.settings.notify_interval > 0:
+        # Recipient notices (issue 16): fan out new domain events and deliver what is due.
+        # In the jobs process on PostgreSQL (claims by row locks, so several nodes share
+        # the work), inside `serve` on SQLite; never on a request's path.
+        deliverer = Deliverer(ctx)
+        jobs.append(
+            PeriodicJob(
+                "notify", ctx.settings.notify_interval, deliverer.run, close=deliverer.close
+            )
         )
     return jobs
 
