@@ -66,6 +66,7 @@ from vault.audit import chain as audit_chain
 from vault.context import VaultContext
 from vault.recipients.delivery import Deliverer
 from vault.rights import selfservice
+from vault.rights.requests import settle_awaiting
 from vault.settings import Settings
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -279,10 +280,14 @@ def background_jobs_for(ctx: VaultContext) -> list[PeriodicJob]:
         # In the jobs process on PostgreSQL (claims by row locks, so several nodes share
         # the work), inside `serve` on SQLite; never on a request's path.
         deliverer = Deliverer(ctx)
+
+        async def notify() -> None:
+            await deliverer.run()
+            # Requests whose recipients have all confirmed close (Art. 19 GDPR).
+            await settle_awaiting(ctx)
+
         jobs.append(
-            PeriodicJob(
-                "notify", ctx.settings.notify_interval, deliverer.run, close=deliverer.close
-            )
+            PeriodicJob("notify", ctx.settings.notify_interval, notify, close=deliverer.close)
         )
     return jobs
 

@@ -175,6 +175,7 @@ RequestStatusName = Literal[
     "identity_verification",
     "in_review",
     "in_progress",
+    "awaiting_recipients",
     "completed",
     "partially_completed",
     "rejected",

@@ -108,7 +108,6 @@ def concerned(
 
 async def fan_out(ctx: VaultContext, *, batch: int = BATCH) -> int:
     """Turn up to `batch` new events into deliveries; returns how many events it took."""
-    now = ctx.clock.now()
     async with ctx.transaction() as conn:
         stmt = (
             select(domain_events)
@@ -119,25 +118,46 @@ async def fan_out(ctx: VaultContext, *, batch: int = BATCH) -> int:
         if conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
         events = (await conn.execute(stmt)).all()
-        if not events:
-            return 0
-        everyone = await _recipients(conn)
-        rows: list[dict[str, Any]] = []
-        for event in events:
-            purposes = json.loads(event.purposes)
-            interested = [r for r in everyone if event.type in r.subscriptions]
-            receipts = await _receipts(ctx, conn, event, purposes) if interested else set()
-            for r in interested:
-                if concerned(r, event.type, purposes, receipts):
-                    rows.append(_delivery(event, r.id, now))
-        if rows:
-            await conn.execute(insert(deliveries), rows)
-        await conn.execute(
-            update(domain_events)
-            .where(domain_events.c.seq.in_([e.seq for e in events]))
-            .values(fanned_out_at=now)
-        )
+        await _fan_out_events(ctx, conn, events)
     return len(events)
+
+
+async def fan_out_subject(ctx: VaultContext, conn: AsyncConnection, subject_id: str) -> int:
+    """Fan out the subject's new events inside the caller's transaction (a request that
+    carried out a change learns at once whom it must wait for); returns the deliveries
+    made. Events another node is fanning out right now are left to it."""
+    stmt = (
+        select(domain_events)
+        .where(domain_events.c.subject_id == subject_id)
+        .where(domain_events.c.fanned_out_at.is_(None))
+        .order_by(domain_events.c.seq)
+    )
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return await _fan_out_events(ctx, conn, (await conn.execute(stmt)).all())
+
+
+async def _fan_out_events(ctx: VaultContext, conn: AsyncConnection, events: Any) -> int:
+    if not events:
+        return 0
+    now = ctx.clock.now()
+    everyone = await _recipients(conn)
+    rows: list[dict[str, Any]] = []
+    for event in events:
+        purposes = json.loads(event.purposes)
+        interested = [r for r in everyone if event.type in r.subscriptions]
+        receipts = await _receipts(ctx, conn, event, purposes) if interested else set()
+        for r in interested:
+            if concerned(r, event.type, purposes, receipts):
+                rows.append(_delivery(event, r.id, now))
+    if rows:
+        await conn.execute(insert(deliveries), rows)
+    await conn.execute(
+        update(domain_events)
+        .where(domain_events.c.seq.in_([e.seq for e in events]))
+        .values(fanned_out_at=now)
+    )
+    return len(rows)
 
 
 def _delivery(event: Any, recipient_id: str, now: datetime) -> dict[str, Any]:
