@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import time
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ from api.web.headers import add_security_headers
 from vault.admin.clients import ClientAuthenticator
 from vault.audit import chain as audit_chain
 from vault.context import VaultContext
-from vault.recipients.delivery import Deliverer
+from vault.recipients.delivery import Deliverer, RunReport
 from vault.rights import selfservice
 from vault.rights.requests import settle_awaiting
 from vault.settings import Settings
@@ -282,9 +283,14 @@ def background_jobs_for(ctx: VaultContext) -> list[PeriodicJob]:
         deliverer = Deliverer(ctx)
 
         async def notify() -> None:
-            await deliverer.run()
+            report = await deliverer.run()
             # Requests whose recipients have all confirmed close (Art. 19 GDPR).
-            await settle_awaiting(ctx)
+            settled = await settle_awaiting(ctx)
+            if report != RunReport() or settled:
+                # Counts only: no ids, no URLs, no payloads.
+                structlog.get_logger("tresor.notify").info(
+                    "notify_run", **asdict(report), requests_settled=settled
+                )
 
         jobs.append(
             PeriodicJob("notify", ctx.settings.notify_interval, notify, close=deliverer.close)
@@ -294,8 +300,6 @@ def background_jobs_for(ctx: VaultContext) -> list[PeriodicJob]:
 
 async def _retention(ctx: VaultContext) -> None:
     """One retention sweep; its counts go to the log (no ids, no data)."""
-    from dataclasses import asdict
-
     from vault.rights.retention import run_retention
 
     report = await run_retention(ctx)
