@@ -123,6 +123,10 @@ class Settings:
     nats_url: str = "nats://127.0.0.1:4222"
     #: TRESOR_NOTIFY_INTERVAL: seconds between delivery runs of the jobs process (0: off).
     notify_interval: float = 0.5
+    #: TRESOR_NOTIFY_RETRY_SECONDS: wait after a notice's first failed delivery; it doubles
+    #: per attempt (with jitter) up to TRESOR_NOTIFY_RETRY_MAX_SECONDS.
+    notify_retry_seconds: float = 5.0
+    notify_retry_max_seconds: float = 3600.0
     #: TRESOR_NOTIFY_MIN_WINDOW_DAYS: a lookup this recent always counts as a receipt of
     #: the subject's data, even for a purpose whose retention after its end is shorter.
     notify_min_window_days: int = 30
@@ -205,6 +209,8 @@ class Settings:
             in ("1", "true", "yes"),
             nats_url=e.get("TRESOR_NATS_URL", "nats://127.0.0.1:4222"),
             notify_interval=float(e.get("TRESOR_NOTIFY_INTERVAL", "0.5")),
+            notify_retry_seconds=float(e.get("TRESOR_NOTIFY_RETRY_SECONDS", "5")),
+            notify_retry_max_seconds=float(e.get("TRESOR_NOTIFY_RETRY_MAX_SECONDS", "3600")),
             notify_min_window_days=int(e.get("TRESOR_NOTIFY_MIN_WINDOW_DAYS", "30")),
         )
 

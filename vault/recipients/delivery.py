@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 #: How long a claimed delivery is reserved for its node (longer than any send).
 LEASE = timedelta(seconds=TIMEOUT * 3)
 GIVE_UP = timedelta(days=3)
-FIRST_RETRY = timedelta(seconds=5)
-MAX_RETRY = timedelta(hours=1)
 BATCH = 500
 #: Sends in flight at once per node.
 CONCURRENCY = 64
@@ -46,10 +44,11 @@ CONCURRENCY = 64
 MAX_PASSES = 1000
 
 
-def backoff(attempts: int) -> timedelta:
-    """The wait after the `attempts`-th failed attempt: doubling from 5 s up to an hour,
-    times a jitter of 0.5 to 1.5 so retries of many deliveries do not arrive together."""
-    base: timedelta = min(FIRST_RETRY * (2 ** max(0, attempts - 1)), MAX_RETRY)
+def backoff(attempts: int, first: float = 5.0, cap: float = 3600.0) -> timedelta:
+    """The wait after the `attempts`-th failed attempt: doubling from `first` seconds up to
+    `cap`, times a jitter of 0.5 to 1.5 so retries of many deliveries do not arrive
+    together (TRESOR_NOTIFY_RETRY_SECONDS, TRESOR_NOTIFY_RETRY_MAX_SECONDS)."""
+    base = timedelta(seconds=min(first * (2 ** min(max(0, attempts - 1), 40)), cap))
     jitter = 0.5 + secrets.randbelow(1001) / 1000
     return base * jitter
 
@@ -231,7 +230,12 @@ class Deliverer:
                     values = {"status": "failed", "last_error": error}
                     failed += 1
                 else:
-                    values = {"next_attempt_at": now + backoff(claim.attempts), "last_error": error}
+                    wait = backoff(
+                        claim.attempts,
+                        ctx.settings.notify_retry_seconds,
+                        ctx.settings.notify_retry_max_seconds,
+                    )
+                    values = {"next_attempt_at": now + wait, "last_error": error}
                     retried += 1
                 await conn.execute(update(deliveries).where(mine).values(**values))
         return delivered, retried, failed
