@@ -325,6 +325,14 @@ async def rotate_secret(
             .where(recipient_secrets.c.valid_until.is_(None))
             .values(valid_until=now + overlap)
         )
+        # Secrets that no longer sign are shredded: nothing can sign with them again, and
+        # their KEK version can retire.
+        await conn.execute(
+            update(recipient_secrets)
+            .where(recipient_secrets.c.recipient_id == row.id)
+            .where(recipient_secrets.c.valid_until <= now)
+            .values(wrapped_key=None, kek_version=None)
+        )
         secret = await _new_secret(ctx, conn, row.id, now)
         await audit.record(
             conn,
