@@ -127,6 +127,9 @@ class Settings:
     #: per attempt (with jitter) up to TRESOR_NOTIFY_RETRY_MAX_SECONDS.
     notify_retry_seconds: float = 5.0
     notify_retry_max_seconds: float = 3600.0
+    #: TRESOR_NOTIFY_TIMEOUT: seconds a receiver has to answer a notice; a claimed notice
+    #: is reserved for three times as long (a crashed node's claims wait that long).
+    notify_timeout_seconds: float = 10.0
     #: TRESOR_NOTIFY_MIN_WINDOW_DAYS: a lookup this recent always counts as a receipt of
     #: the subject's data, even for a purpose whose retention after its end is shorter.
     notify_min_window_days: int = 30
@@ -211,6 +214,7 @@ class Settings:
             notify_interval=float(e.get("TRESOR_NOTIFY_INTERVAL", "0.5")),
             notify_retry_seconds=float(e.get("TRESOR_NOTIFY_RETRY_SECONDS", "5")),
             notify_retry_max_seconds=float(e.get("TRESOR_NOTIFY_RETRY_MAX_SECONDS", "3600")),
+            notify_timeout_seconds=float(e.get("TRESOR_NOTIFY_TIMEOUT", "10")),
             notify_min_window_days=int(e.get("TRESOR_NOTIFY_MIN_WINDOW_DAYS", "30")),
         )
 

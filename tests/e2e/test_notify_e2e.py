@@ -60,7 +60,7 @@ class Dispatch:
         )
 
 
-def _node(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+def _node(settings: Settings, log: Path, **extra: str) -> subprocess.Popen[bytes]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("TRESOR_")},
         "TRESOR_DATA_DIR": str(settings.data_dir),
@@ -71,6 +71,7 @@ def _node(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
         "TRESOR_NOTIFY_RETRY_MAX_SECONDS": "1",
         "TRESOR_RETENTION_INTERVAL": "0",
         "TRESOR_PUBLIC_URL": "http://127.0.0.1:9",
+        **extra,
     }
     with log.open("wb") as out:  # the child keeps its own descriptor
         return subprocess.Popen([TRESOR, "jobs"], env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -186,3 +187,88 @@ async def test_two_nodes_deliver_every_notice_and_nothing_extra(postgres, tmp_pa
         log.read_text() for log in logs
     )
     assert not [v for v in plaintexts if v in text]
+
+
+class Slow:
+    """Each notice takes a while to answer, so a node is killed in the middle of a round."""
+
+    def __init__(self, app: Any, delay: float) -> None:
+        self.app, self.delay, self.requests = app, delay, 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.requests += 1
+            await asyncio.sleep(self.delay)
+        await self.app(scope, receive, send)
+
+
+async def test_a_node_killed_while_delivering_loses_nothing(postgres, tmp_path: Path):
+    """SIGKILL of the only node while notices are in flight: after a new node starts and
+    the killed node's claims run out, every notice has arrived at least once, and the
+    receiver de-duplicated every repeat by its id."""
+    await postgres.truncate()
+    data = tmp_path / "data"
+    data.mkdir()
+    LocalKeyring.create(data / "keyring.json")
+    settings = Settings(
+        data_dir=data, database_url=postgres.url, policies_dir=POLICIES, client_cache_seconds=0
+    )
+    ctx = VaultContext.open(settings)
+    state = ReceiverState(keys=[])
+    slow = Slow(create_receiver(state), 0.05)
+    port = free_port()
+    nodes: list[subprocess.Popen[bytes]] = []
+    try:
+        await create_client(ctx, ADMIN, "mailer", "lookup", sorted(ALL_PURPOSES))
+        _, secret = await registry.create_recipient(
+            ctx,
+            ADMIN,
+            name="mailer",
+            kind="client",
+            transport="webhook",
+            target=f"http://127.0.0.1:{port}/tresor/notices",
+        )
+        assert secret
+        state.keys.append(decode_secret(secret))
+        for i in range(SUBJECTS):
+            sid = await create_subject(ctx, WRITER, person(1700 + i))
+            await record_basis(ctx, WRITER, sid, "order.delivery", reference="order 1")
+            await lookup_mod.lookup(
+                ctx,
+                Actor("client", "mailer"),
+                ALL_PURPOSES,
+                purpose_id="order.delivery",
+                identifier_kind="subject_id",
+                identifier=sid,
+            )
+            await erase(ctx, Actor("dpo", "anna"), sid)
+        async with serving(slow, port):
+            first = _node(settings, tmp_path / "first.log", TRESOR_NOTIFY_TIMEOUT="1")
+            nodes.append(first)
+            deadline = time.monotonic() + 60
+            while len(state.seen) < 5 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=10)
+            _, rows = await _rows(ctx)
+            # Killed mid-way: notices arrived, but not all of them are recorded as delivered.
+            assert state.seen and sum(r.status == "delivered" for r in rows) < len(rows)
+            nodes.append(_node(settings, tmp_path / "second.log", TRESOR_NOTIFY_TIMEOUT="1"))
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                _, rows = await _rows(ctx)
+                if rows and all(r.status == "delivered" for r in rows):
+                    break
+                await asyncio.sleep(0.25)
+        _, rows = await _rows(ctx)
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                node.send_signal(signal.SIGTERM)
+                node.wait(timeout=60)
+        await ctx.close()
+    assert len(rows) == SUBJECTS * 2
+    assert {r.status for r in rows} == {"delivered"}
+    assert state.seen == {r.id for r in rows}  # every notice arrived, each id handled once
+    assert len(state.handled) == len(rows)
+    assert slow.requests > len(rows)  # the killed node's sends were repeated, same ids

@@ -22,24 +22,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import aliased
 
 from vault.clock import as_utc
 from vault.recipients.fanout import fan_out
 from vault.recipients.registry import signing_keys
-from vault.recipients.transports import TIMEOUT, NatsTransport, WebhookTransport
+from vault.recipients.transports import NatsTransport, WebhookTransport
 from vault.storage.recipient_tables import deliveries, domain_events, recipients
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
 
-#: How long a claimed delivery is reserved for its node (longer than any send).
-LEASE = timedelta(seconds=TIMEOUT * 3)
 GIVE_UP = timedelta(days=3)
 BATCH = 500
 #: Sends in flight at once per node.
-CONCURRENCY = 64
+CONCURRENCY = 8
 #: Claim-send-record passes per run at most, so one run ends and the next can fan out.
 MAX_PASSES = 1000
 
@@ -98,8 +96,14 @@ class Deliverer:
 
     def __init__(self, ctx: VaultContext) -> None:
         self._ctx = ctx
-        self.webhooks = WebhookTransport(allow_private=ctx.settings.webhook_allow_private)
-        self.nats = NatsTransport(ctx.settings.nats_url)
+        timeout = ctx.settings.notify_timeout_seconds
+        self.webhooks = WebhookTransport(
+            allow_private=ctx.settings.webhook_allow_private, timeout=timeout
+        )
+        self.nats = NatsTransport(ctx.settings.nats_url, timeout)
+        #: How long a claimed delivery is reserved for its node: longer than any send, so
+        #: two nodes never send it at once; after a crash another node takes it over then.
+        self.lease = timedelta(seconds=timeout * 3)
         self._gate = asyncio.Semaphore(CONCURRENCY)
 
     async def close(self) -> None:
@@ -165,7 +169,7 @@ class Deliverer:
             await conn.execute(
                 update(d)
                 .where(d.c.id.in_([r.id for r in rows]))
-                .values(next_attempt_at=now + LEASE, attempts=d.c.attempts + 1)
+                .values(next_attempt_at=now + self.lease, attempts=d.c.attempts + 1)
             )
             events = {
                 e.seq: e
@@ -209,33 +213,43 @@ class Deliverer:
     async def _record(self, claims: list[_Claim], errors: list[str | None]) -> tuple[int, int, int]:
         ctx = self._ctx
         now = ctx.clock.now()
-        delivered = retried = failed = 0
-        async with ctx.transaction() as conn:
-            for claim, error in zip(claims, errors, strict=True):
-                # Only the claim that is still current writes: a node whose lease ran out
-                # and was overtaken (attempts moved on) leaves the row to the newer claim.
-                mine = and_(
-                    deliveries.c.id == claim.id,
-                    deliveries.c.status == "pending",
-                    deliveries.c.attempts == claim.attempts,
+        done: list[dict[str, Any]] = []
+        retry: list[dict[str, Any]] = []
+        gone: list[dict[str, Any]] = []
+        for claim, error in zip(claims, errors, strict=True):
+            key = {"b_id": claim.id, "b_attempts": claim.attempts, "b_error": error}
+            if error is None:
+                done.append(key)
+            elif now - claim.created_at >= GIVE_UP:
+                gone.append(key)
+            else:
+                wait = backoff(
+                    claim.attempts,
+                    ctx.settings.notify_retry_seconds,
+                    ctx.settings.notify_retry_max_seconds,
                 )
-                if error is None:
-                    values: dict[str, Any] = {
-                        "status": "delivered",
-                        "delivered_at": now,
-                        "last_error": None,
-                    }
-                    delivered += 1
-                elif now - claim.created_at >= GIVE_UP:
-                    values = {"status": "failed", "last_error": error}
-                    failed += 1
-                else:
-                    wait = backoff(
-                        claim.attempts,
-                        ctx.settings.notify_retry_seconds,
-                        ctx.settings.notify_retry_max_seconds,
-                    )
-                    values = {"next_attempt_at": now + wait, "last_error": error}
-                    retried += 1
-                await conn.execute(update(deliveries).where(mine).values(**values))
-        return delivered, retried, failed
+                retry.append(key | {"b_next": now + wait})
+        # Only the claim that is still current writes: a node whose lease ran out and was
+        # overtaken (attempts moved on) leaves the row to the newer claim.
+        mine = update(deliveries).where(
+            deliveries.c.id == bindparam("b_id"),
+            deliveries.c.status == "pending",
+            deliveries.c.attempts == bindparam("b_attempts"),
+        )
+        async with ctx.transaction() as conn:
+            if done:
+                await conn.execute(
+                    mine.values(status="delivered", delivered_at=now, last_error=None), done
+                )
+            if retry:
+                await conn.execute(
+                    mine.values(
+                        next_attempt_at=bindparam("b_next"), last_error=bindparam("b_error")
+                    ),
+                    retry,
+                )
+            if gone:
+                await conn.execute(
+                    mine.values(status="failed", last_error=bindparam("b_error")), gone
+                )
+        return len(done), len(retry), len(gone)

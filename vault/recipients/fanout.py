@@ -67,26 +67,46 @@ def _window(ctx: VaultContext, purpose_id: str) -> timedelta:
 
 
 async def _receipts(
-    ctx: VaultContext, conn: AsyncConnection, event: Any, purposes: list[str]
-) -> set[tuple[str, str]]:
-    """(client name, purpose) pairs that received the subject's data for a purpose of the
-    event within that purpose's window."""
+    ctx: VaultContext, conn: AsyncConnection, events: list[Any]
+) -> dict[int, set[tuple[str, str]]]:
+    """Per event (by seq): the (client name, purpose) pairs that received the subject's
+    data for a purpose of the event within that purpose's window. One query per batch."""
+    wanted = {e.seq: json.loads(e.purposes) for e in events}
+    purposes = sorted({p for ps in wanted.values() for p in ps})
+    out: dict[int, set[tuple[str, str]]] = {e.seq: set() for e in events}
     if not purposes:
-        return set()
-    occurred = as_utc(event.occurred_at)
-    windows = {p: occurred - _window(ctx, p) for p in purposes}
-    rows = (
-        await conn.execute(
-            select(audit_events.c.actor_id, audit_events.c.purpose, audit_events.c.at)
-            .where(audit_events.c.subject_id == event.subject_id)
-            .where(audit_events.c.action == str(AuditAction.LOOKUP))
-            .where(audit_events.c.decision == str(Decision.ALLOW))
-            .where(audit_events.c.actor_type == "client")
-            .where(audit_events.c.purpose.in_(purposes))
-            .where(audit_events.c.at >= min(windows.values()))
-        )
-    ).all()
-    return {(r.actor_id, r.purpose) for r in rows if as_utc(r.at) >= windows[r.purpose]}
+        return out
+    earliest = min(as_utc(e.occurred_at) for e in events) - max(_window(ctx, p) for p in purposes)
+    seen: dict[str, list[tuple[str, str, datetime]]] = defaultdict(list)
+    subject_ids = sorted({e.subject_id for e in events})
+    for i in range(0, len(subject_ids), 1000):
+        rows = (
+            await conn.execute(
+                select(
+                    audit_events.c.subject_id,
+                    audit_events.c.actor_id,
+                    audit_events.c.purpose,
+                    audit_events.c.at,
+                )
+                .where(audit_events.c.subject_id.in_(subject_ids[i : i + 1000]))
+                .where(audit_events.c.action == str(AuditAction.LOOKUP))
+                .where(audit_events.c.decision == str(Decision.ALLOW))
+                .where(audit_events.c.actor_type == "client")
+                .where(audit_events.c.purpose.in_(purposes))
+                .where(audit_events.c.at >= earliest)
+            )
+        ).all()
+        for r in rows:
+            seen[r.subject_id].append((r.actor_id, r.purpose, as_utc(r.at)))
+    for e in events:
+        occurred = as_utc(e.occurred_at)
+        concerned_purposes = set(wanted[e.seq])
+        out[e.seq] = {
+            (actor, purpose)
+            for actor, purpose, at in seen.get(e.subject_id, [])
+            if purpose in concerned_purposes and at >= occurred - _window(ctx, purpose)
+        }
+    return out
 
 
 def concerned(
@@ -143,12 +163,13 @@ async def _fan_out_events(ctx: VaultContext, conn: AsyncConnection, events: Any)
     now = ctx.clock.now()
     everyone = await _recipients(conn)
     rows: list[dict[str, Any]] = []
+    receipts = await _receipts(ctx, conn, list(events)) if everyone else {}
     for event in events:
         purposes = json.loads(event.purposes)
-        interested = [r for r in everyone if event.type in r.subscriptions]
-        receipts = await _receipts(ctx, conn, event, purposes) if interested else set()
-        for r in interested:
-            if concerned(r, event.type, purposes, receipts):
+        for r in everyone:
+            if event.type in r.subscriptions and concerned(
+                r, event.type, purposes, receipts[event.seq]
+            ):
                 rows.append(_delivery(event, r.id, now))
     if rows:
         await conn.execute(insert(deliveries), rows)

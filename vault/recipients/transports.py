@@ -21,22 +21,24 @@ from nats.js.errors import NotFoundError
 from vault.recipients import signing
 from vault.recipients.urls import resolve_allowed
 
-#: Seconds a receiver has to answer; the delivery lease is longer than this.
+#: Seconds a receiver (or JetStream) has to answer by default (TRESOR_NOTIFY_TIMEOUT);
+#: the delivery lease is three times as long.
 TIMEOUT = 10.0
 
 
 class WebhookTransport:
     """One HTTP client (connection pool) per process, used by every delivery."""
 
-    def __init__(self, *, allow_private: bool) -> None:
+    def __init__(self, *, allow_private: bool, timeout: float = TIMEOUT) -> None:
         self._allow_private = allow_private
+        self._timeout = timeout
         self._client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             # No redirects: a 3xx could point the notice somewhere the URL check refused.
             self._client = httpx.AsyncClient(
-                timeout=TIMEOUT,
+                timeout=self._timeout,
                 follow_redirects=False,
                 limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
                 trust_env=False,
@@ -80,8 +82,9 @@ class NatsTransport:
     """One connection to the NATS server per process; a stream per subject prefix, made
     when first needed (`<prefix>.>`; one subject per event type under it)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout: float = TIMEOUT) -> None:
         self._url = url
+        self._timeout = timeout
         self._nc: Any = None
         self._js: Any = None
         self._streams: set[str] = set()
@@ -93,7 +96,7 @@ class NatsTransport:
                 self._nc = await nats.connect(
                     self._url, connect_timeout=5, max_reconnect_attempts=3
                 )
-                self._js = self._nc.jetstream(timeout=TIMEOUT)
+                self._js = self._nc.jetstream(timeout=self._timeout)
                 self._streams.clear()
             return self._js
 
@@ -112,7 +115,10 @@ class NatsTransport:
             js = await self._jetstream()
             await self._ensure_stream(js, prefix)
             await js.publish(
-                f"{prefix}.{event_type}", body, timeout=TIMEOUT, headers={"Nats-Msg-Id": msg_id}
+                f"{prefix}.{event_type}",
+                body,
+                timeout=self._timeout,
+                headers={"Nats-Msg-Id": msg_id},
             )
         except TimeoutError:
             return "nats_timeout"
