@@ -22,10 +22,18 @@ and the cookie, CSRF and error plumbing shared with the privacy centre is `api.w
 """
 
 from api.dpo.outreach import DpoOutreachPages
+from api.dpo.recipients import DpoRecipientPages
 from api.dpo.requests import DpoRequestPages
 from api.dpo.signin import DpoSignInPages
 from api.dpo.stats import DpoStatsPages
 from api.dpo.trail import DpoTrailPages
 
 #: The console's controllers, one per page group, as `api.app` registers them.
-CONTROLLERS = [DpoSignInPages, DpoTrailPages, DpoRequestPages, DpoStatsPages, DpoOutreachPages]
+CONTROLLERS = [
+    DpoSignInPages,
+    DpoTrailPages,
+    DpoRequestPages,
+    DpoStatsPages,
+    DpoOutreachPages,
+    DpoRecipientPages,
+]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
@@ -254,3 +254,84 @@ async def replay(ctx: VaultContext, actor: Actor, name: str, since: datetime) ->
             detail={"recipient": name, "since": since.isoformat(), "count": result.rowcount},
         )
     return int(result.rowcount)
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientState:
+    name: str
+    kind: str
+    transport: str
+    paused: bool
+    counts: dict[str, int]
+
+
+#: A delivered notice not confirmed within this time is overdue in the DPO's view.
+ACK_DUE = timedelta(days=7)
+
+
+async def console_overview(
+    ctx: VaultContext, actor: Actor
+) -> tuple[list[RecipientState], list[Notice], list[Notice]]:
+    """For the DPO console: every recipient with its counts (pending, delivered, failed,
+    acked), the failed notices, and the delivered ones overdue for confirmation; audited."""
+    now = ctx.clock.now()
+    async with ctx.transaction() as conn:
+        states = []
+        for r in (await conn.execute(select(recipients).order_by(recipients.c.name))).all():
+            counts = {"pending": 0, "delivered": 0, "failed": 0, "acked": 0}
+            for status_, n in (
+                await conn.execute(
+                    select(deliveries.c.status, func.count())
+                    .where(deliveries.c.recipient_id == r.id)
+                    .group_by(deliveries.c.status)
+                )
+            ).all():
+                counts[status_] = int(n)
+            counts["acked"] = int(
+                (
+                    await conn.execute(
+                        select(func.count())
+                        .select_from(deliveries)
+                        .where(deliveries.c.recipient_id == r.id)
+                        .where(deliveries.c.acked_at.is_not(None))
+                    )
+                ).scalar_one()
+            )
+            states.append(
+                RecipientState(r.name, r.kind, r.transport, r.paused_at is not None, counts)
+            )
+        failed = [
+            _notice(n)
+            for n in (
+                await conn.execute(
+                    _notice_query()
+                    .where(deliveries.c.status == "failed")
+                    .where(deliveries.c.closed_reason.is_(None))
+                    .order_by(deliveries.c.event_seq.desc())
+                    .limit(200)
+                )
+            ).all()
+        ]
+        overdue = [
+            _notice(n)
+            for n in (
+                await conn.execute(
+                    _notice_query()
+                    .where(deliveries.c.status == "delivered")
+                    .where(deliveries.c.acked_at.is_(None))
+                    .where(deliveries.c.closed_reason.is_(None))
+                    .where(deliveries.c.delivered_at < now - ACK_DUE)
+                    .order_by(deliveries.c.event_seq)
+                    .limit(200)
+                )
+            ).all()
+        ]
+        await audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action=AuditAction.RECIPIENT_LIST,
+            decision=Decision.ALLOW,
+            detail={"recipients": len(states), "failed": len(failed), "overdue": len(overdue)},
+        )
+    return states, failed, overdue
