@@ -10,7 +10,7 @@ from sqlalchemy import select
 from tests.api.dpo.test_dpo_console import _sign_in
 from tests.support.dsar import DPO, contract, new_subject
 from tests.support.factories import api, client_key
-from tests.vault.recipients.helpers import client_recipient, lookup_by
+from tests.support.recipients import client_recipient, lookup_by
 from vault.recipients.delivery import GIVE_UP, Deliverer
 from vault.recipients.fanout import fan_out
 from vault.rights.restriction import lift_restriction, restrict

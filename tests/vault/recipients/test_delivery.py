@@ -14,7 +14,7 @@ import pytest
 from tests.support.dsar import DPO, contract, erase, new_subject, plaintext_values
 from tests.support.factories import ADMIN
 from tests.support.receiver import Faults, serving
-from tests.vault.recipients.helpers import client_recipient, delivered, lookup_by, receiver
+from tests.support.recipients import client_recipient, delivered, lookup_by, receiver
 from vault.admin.clients import create_client
 from vault.recipients import registry
 from vault.recipients.delivery import GIVE_UP, Deliverer, backoff

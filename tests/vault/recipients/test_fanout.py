@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.dsar import DPO, contract, erase, new_subject, newsletter
 from tests.support.factories import ADMIN
-from tests.vault.recipients.helpers import client_recipient, delivered, lookup_by
+from tests.support.recipients import client_recipient, delivered, lookup_by
 from vault.bases.consents import list_bases, withdraw
 from vault.errors import InvalidInput, NotFound
 from vault.recipients import registry

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from tests.support.factories import ADMIN
-from tests.vault.recipients.helpers import client_recipient
+from tests.support.recipients import client_recipient
 from vault.admin.keys import retire_unused, rotate
 from vault.recipients import registry
 from vault.recipients.signing import decode_secret

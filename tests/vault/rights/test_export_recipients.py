@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from api.export_view import render_html
 from tests.support.dsar import DPO, contract, new_subject
-from tests.vault.recipients.helpers import client_recipient, delivered, lookup_by
+from tests.support.recipients import client_recipient, delivered, lookup_by
 from vault.recipients import acks
 from vault.recipients.fanout import fan_out
 from vault.rights.export import build_export

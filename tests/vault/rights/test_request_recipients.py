@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.dsar import DPO, contract, new_subject
-from tests.vault.recipients.helpers import client_recipient, delivered, lookup_by
+from tests.support.recipients import client_recipient, delivered, lookup_by
 from vault.errors import Conflict
 from vault.recipients import acks
 from vault.rights import requests as dsar

@@ -15,7 +15,7 @@ from tests.support.dsar import DPO, contract, erase
 from tests.support.factories import ADMIN, WRITER
 from tests.support.privacy import CANARY, audit_rows, found_canaries
 from tests.support.receiver import Faults, serving
-from tests.vault.recipients.helpers import client_recipient, lookup_by, receiver
+from tests.support.recipients import client_recipient, lookup_by, receiver
 from vault.recipients import registry
 from vault.recipients.delivery import Deliverer
 from vault.recipients.signing import encode_secret

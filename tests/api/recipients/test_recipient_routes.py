@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from tests.support.dsar import DPO, contract, erase, new_subject
 from tests.support.factories import api, bearer, client_key
 from tests.support.privacy import assert_problem
-from tests.vault.recipients.helpers import delivered, lookup_by
+from tests.support.recipients import delivered, lookup_by
 from vault.audit.events import Actor
 from vault.recipients.fanout import fan_out
 from vault.storage.recipient_tables import recipient_subscriptions, recipients
