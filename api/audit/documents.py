@@ -21,6 +21,7 @@ from api.audit.schemas import (
     PurposeConsentStatsOut,
     RopaActivityOut,
     RopaMeasureOut,
+    RopaNotifiedRecipientOut,
     RopaObservedRecipientOut,
     RopaOut,
     RopaRecipientOut,
@@ -145,6 +146,10 @@ def ropa_out(r: ropa.Ropa) -> RopaOut:
                     for x in a.observed_recipients
                 ],
                 retention_after_end_days=a.retention_after_end_days,
+                notified_recipients=[
+                    RopaNotifiedRecipientOut(x.name, x.transport, list(x.event_types))
+                    for x in a.notified_recipients
+                ],
                 channel=a.channel,
                 communication_type=a.communication_type,
                 double_opt_in=a.double_opt_in,

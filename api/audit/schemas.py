@@ -187,6 +187,12 @@ class RopaObservedRecipientOut(Struct):
     last_read_at: datetime | None = None
 
 
+class RopaNotifiedRecipientOut(Struct):
+    name: str
+    transport: str
+    event_types: list[str]
+
+
 class RopaActivityOut(Struct):
     """One processing activity (one purpose) of the Art. 30 record."""
 
@@ -200,6 +206,8 @@ class RopaActivityOut(Struct):
     recipients: list[RopaRecipientOut]
     observed_recipients: list[RopaObservedRecipientOut]
     retention_after_end_days: int
+    #: Recipients told about changes concerning this purpose (Art. 19 GDPR).
+    notified_recipients: list[RopaNotifiedRecipientOut]
     channel: str
     communication_type: str
     double_opt_in: bool

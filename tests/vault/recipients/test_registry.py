@@ -11,7 +11,9 @@ from sqlalchemy import select
 from tests.support.factories import ADMIN
 from tests.support.recipients import client_recipient
 from vault.admin.keys import retire_unused, rotate
+from vault.audit.ropa import record_of_processing
 from vault.recipients import registry
+from vault.recipients.registry import Subscription
 from vault.recipients.signing import decode_secret
 from vault.storage.recipient_tables import recipient_secrets
 
@@ -56,3 +58,21 @@ async def test_a_secret_rotation_overlaps_then_shreds(vault, clock):
     assert sorted(await _keys(vault, "mailer")) == sorted([new, newest])
     rows = await _secret_rows(vault)
     assert sum(1 for r in rows if r.wrapped_key is None) == 1
+
+
+async def test_the_art_30_record_names_the_notified_recipients(vault):
+    """A recipient subscribed for every purpose appears under each purpose's activity with
+    its transport and event types; one narrowed to a purpose only under that one."""
+    await client_recipient(vault, "mailer", URL)
+    await client_recipient(
+        vault,
+        "shop",
+        URL,
+        subscriptions=[Subscription("subject.erased", purpose="order.delivery")],
+    )
+    ropa = await record_of_processing(vault, ADMIN)
+    by_purpose = {a.purpose: a for a in ropa.activities}
+    order = {r.name: r for r in by_purpose["order.delivery"].notified_recipients}
+    assert order["shop"].event_types == ["subject.erased"]
+    assert len(order["mailer"].event_types) == 10 and order["mailer"].transport == "webhook"
+    assert [r.name for r in by_purpose["newsletter.email"].notified_recipients] == ["mailer"]
