@@ -17,6 +17,7 @@ from api.audit.schemas import (
     ConsentStatsOut,
     ProofCheckpointOut,
     ProofEvidenceOut,
+    ProofNoticeOut,
     ProofPurposeOut,
     PurposeConsentStatsOut,
     RopaActivityOut,
@@ -91,6 +92,19 @@ def proof_out(p: consent_proof.ConsentProof) -> ConsentProofOut:
             for h in p.history
         ],
         events=[event_out(x) for x in p.events],
+        recipient_notices=[
+            ProofNoticeOut(
+                recipient=n.recipient,
+                event_type=n.event_type,
+                occurred_at=n.occurred_at,
+                status=n.status,
+                delivered_at=n.delivered_at,
+                confirmed=n.ack_outcome,
+                confirmed_at=n.acked_at,
+                closed_by_dpo=n.closed_reason is not None,
+            )
+            for n in p.notices
+        ],
         generated_at=p.generated_at,
         generated_by=p.generated_by,
         purpose=(

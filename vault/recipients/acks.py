@@ -9,6 +9,7 @@ for: notices about the subject since a time that nobody confirmed or closed.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -171,6 +172,19 @@ async def notices_for_subject(
         stmt = stmt.where(domain_events.c.occurred_at >= since)
     rows = (await conn.execute(stmt.order_by(deliveries.c.event_seq))).all()
     return [_notice(r) for r in rows]
+
+
+async def notices_for_purpose(conn: AsyncConnection, subject_id: str, purpose: str) -> list[Notice]:
+    """The subject's notices of events concerning `purpose` (the consent proof's view)."""
+    rows = (
+        await conn.execute(
+            _notice_query()
+            .add_columns(domain_events.c.purposes)
+            .where(deliveries.c.subject_id == subject_id)
+            .order_by(deliveries.c.event_seq)
+        )
+    ).all()
+    return [_notice(r) for r in rows if purpose in json.loads(r.purposes)]
 
 
 async def required_open(conn: AsyncConnection, subject_id: str, since: datetime) -> int:
