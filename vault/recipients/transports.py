@@ -19,7 +19,7 @@ import nats
 from nats.js.errors import NotFoundError
 
 from vault.recipients import signing
-from vault.recipients.urls import resolve_allowed
+from vault.recipients.urls import needs_resolution, resolve_allowed
 
 #: Seconds a receiver (or JetStream) has to answer by default (TRESOR_NOTIFY_TIMEOUT);
 #: the delivery lease is three times as long.
@@ -50,7 +50,10 @@ class WebhookTransport:
     ) -> str | None:
         if not keys:
             return "no_secret"
-        if not await asyncio.to_thread(resolve_allowed, url, allow_private=self._allow_private):
+        # A host name is resolved off the event loop; an address literal needs no lookup.
+        if needs_resolution(url, allow_private=self._allow_private) and not (
+            await asyncio.to_thread(resolve_allowed, url, allow_private=self._allow_private)
+        ):
             return "private_address"
         headers = signing.headers(keys, msg_id, now, body)
         headers["content-type"] = "application/json"

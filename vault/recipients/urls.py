@@ -67,12 +67,18 @@ def validate_webhook_url(url: str, *, allow_private: bool) -> str:
     return url.strip()
 
 
+def needs_resolution(url: str, *, allow_private: bool) -> bool:
+    """Whether `resolve_allowed` has a name to look up (else it answers True at once)."""
+    host = urlsplit(url).hostname or ""
+    return not (allow_private or _address(host) is not None or host == "localhost")
+
+
 def resolve_allowed(url: str, *, allow_private: bool) -> bool:
     """At delivery: False if the URL's host name resolves to a private address that is not
     allowed (a DNS name may point inside the network after it was validated)."""
-    host = urlsplit(url).hostname or ""
-    if allow_private or _address(host) is not None or host == "localhost":
+    if not needs_resolution(url, allow_private=allow_private):
         return True
+    host = urlsplit(url).hostname or ""
     try:
         infos = socket.getaddrinfo(host, None)
     except OSError:
