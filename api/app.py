@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import time
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ from api.outreach.preferences import PreferenceController
 from api.outreach.reports import ReportController
 from api.privacy import CONTROLLERS as PRIVACY_CONTROLLERS
 from api.problems import exception_handlers
+from api.recipients.routes import NotificationController, RecipientController
 from api.request_body import DepthLimitedRequest
 from api.rights.requests import ExportController, RequestController
 from api.rights.selfservice import (
@@ -69,7 +71,9 @@ from vault.admin.clients import ClientAuthenticator
 from vault.audit import chain as audit_chain
 from vault.catalogue.loader import load_policies
 from vault.context import VaultContext
+from vault.recipients.delivery import Deliverer, RunReport
 from vault.rights import selfservice
+from vault.rights.requests import settle_awaiting
 from vault.settings import Settings
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -155,6 +159,8 @@ ROUTE_HANDLERS: list[Any] = [
     ReportController,
     BulkLookupController,
     ClientController,
+    RecipientController,
+    NotificationController,
     RequestController,
     IdentityChangeController,
     ExportController,
@@ -294,13 +300,30 @@ def background_jobs_for(ctx: VaultContext) -> list[PeriodicJob]:
         jobs.append(
             PeriodicJob("retention", ctx.settings.retention_interval, lambda: _retention(ctx))
         )
+    if ctx.settings.notify_interval > 0:
+        # Recipient notices (issue 16): fan out new domain events and deliver what is due.
+        # In the jobs process on PostgreSQL (claims by row locks, so several nodes share
+        # the work), inside `serve` on SQLite; never on a request's path.
+        deliverer = Deliverer(ctx)
+
+        async def notify() -> None:
+            report = await deliverer.run()
+            # Requests whose recipients have all confirmed close (Art. 19 GDPR).
+            settled = await settle_awaiting(ctx)
+            if report != RunReport() or settled:
+                # Counts only: no ids, no URLs, no payloads.
+                structlog.get_logger("tresor.notify").info(
+                    "notify_run", **asdict(report), requests_settled=settled
+                )
+
+        jobs.append(
+            PeriodicJob("notify", ctx.settings.notify_interval, notify, close=deliverer.close)
+        )
     return jobs
 
 
 async def _retention(ctx: VaultContext) -> None:
     """One retention sweep; its counts go to the log (no ids, no data)."""
-    from dataclasses import asdict
-
     from vault.rights.retention import run_retention
 
     report = await run_retention(ctx)

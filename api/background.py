@@ -18,10 +18,18 @@ log = structlog.get_logger("tresor.background")
 
 
 class PeriodicJob:
-    def __init__(self, name: str, interval: float, run: Callable[[], Awaitable[object]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        interval: float,
+        run: Callable[[], Awaitable[object]],
+        close: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
         self.name = name
         self.interval = interval
         self._run = run
+        #: Releases what the job holds open (connections) once it has stopped.
+        self._close = close
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -51,3 +59,5 @@ class PeriodicJob:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._task = None
+        if self._close is not None:
+            await self._close()

@@ -1,4 +1,4 @@
-"""The `tresor` command: init, serve, db upgrade, openapi, clients, keys.
+"""The `tresor` command: init, serve, db upgrade, openapi, clients, keys, recipients.
 
 Admin actions at the CLI are audited with the actor `admin:cli@<user>`. The new API key of
 `tresor clients create` is the last line of its output, so scripts can take `| tail -1`.
@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from api.recipients import cli as recipients_cli
 from api.serving import TlsOptionsError, cmd_jobs, cmd_serve, describe_db, load_policies_of
 from vault.audit.events import Actor
 from vault.catalogue.source import PolicyError
@@ -407,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s = r.add_parser("run", help="expire, lapse, erase and shred what outlived its retention")
     s.set_defaults(func=cmd_retention_run)
+    recipients_cli.add_parser(sub, _run, _admin)
     return p
 
 

@@ -39,6 +39,9 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
         cache_logger_on_first_use=False,
     )
+    # httpx logs every request's URL at INFO: a recipient's webhook URL may carry a token
+    # of the receiver's in its path, so the notice deliveries' URLs stay out of the logs.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def safe_path(path: str) -> str:

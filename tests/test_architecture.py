@@ -73,6 +73,11 @@ VIOLATIONS = {
         "from vault.audit import events\n",
         "vault.catalogue is not allowed to import vault.audit",
     ),
+    "the recipients' outbox imports the subjects above it": (
+        "vault/recipients/events.py",
+        "from vault.subjects import store\n",
+        "vault.recipients is not allowed to import vault.subjects",
+    ),
     "crypto imports storage": (
         "vault/crypto/fields.py",
         "from vault.storage import tables\n",

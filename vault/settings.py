@@ -149,6 +149,23 @@ class Settings:
     #: processes (the library reads it too); `tresor serve` sets it when it starts more
     #: than one process. Unset: the metrics of this process only.
     metrics_multiproc_dir: Path | None = None
+    #: TRESOR_WEBHOOK_ALLOW_PRIVATE: 1 allows webhook URLs (and host names resolving to
+    #: addresses) in private, link-local or reserved ranges; refused by default (SSRF).
+    webhook_allow_private: bool = False
+    #: TRESOR_NATS_URL: the NATS server (JetStream) of recipients using the nats transport.
+    nats_url: str = "nats://127.0.0.1:4222"
+    #: TRESOR_NOTIFY_INTERVAL: seconds between delivery runs of the jobs process (0: off).
+    notify_interval: float = 0.5
+    #: TRESOR_NOTIFY_RETRY_SECONDS: wait after a notice's first failed delivery; it doubles
+    #: per attempt (with jitter) up to TRESOR_NOTIFY_RETRY_MAX_SECONDS.
+    notify_retry_seconds: float = 5.0
+    notify_retry_max_seconds: float = 3600.0
+    #: TRESOR_NOTIFY_TIMEOUT: seconds a receiver has to answer a notice; a claimed notice
+    #: is reserved for three times as long (a crashed node's claims wait that long).
+    notify_timeout_seconds: float = 10.0
+    #: TRESOR_NOTIFY_MIN_WINDOW_DAYS: a lookup this recent always counts as a receipt of
+    #: the subject's data, even for a purpose whose retention after its end is shorter.
+    notify_min_window_days: int = 30
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -239,6 +256,14 @@ class Settings:
             metrics_multiproc_dir=Path(e["PROMETHEUS_MULTIPROC_DIR"])
             if e.get("PROMETHEUS_MULTIPROC_DIR")
             else None,
+            webhook_allow_private=e.get("TRESOR_WEBHOOK_ALLOW_PRIVATE", "").lower()
+            in ("1", "true", "yes"),
+            nats_url=e.get("TRESOR_NATS_URL", "nats://127.0.0.1:4222"),
+            notify_interval=float(e.get("TRESOR_NOTIFY_INTERVAL", "0.5")),
+            notify_retry_seconds=float(e.get("TRESOR_NOTIFY_RETRY_SECONDS", "5")),
+            notify_retry_max_seconds=float(e.get("TRESOR_NOTIFY_RETRY_MAX_SECONDS", "3600")),
+            notify_timeout_seconds=float(e.get("TRESOR_NOTIFY_TIMEOUT", "10")),
+            notify_min_window_days=int(e.get("TRESOR_NOTIFY_MIN_WINDOW_DAYS", "30")),
         )
 
 

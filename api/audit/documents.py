@@ -17,10 +17,12 @@ from api.audit.schemas import (
     ConsentStatsOut,
     ProofCheckpointOut,
     ProofEvidenceOut,
+    ProofNoticeOut,
     ProofPurposeOut,
     PurposeConsentStatsOut,
     RopaActivityOut,
     RopaMeasureOut,
+    RopaNotifiedRecipientOut,
     RopaObservedRecipientOut,
     RopaOut,
     RopaRecipientOut,
@@ -90,6 +92,19 @@ def proof_out(p: consent_proof.ConsentProof) -> ConsentProofOut:
             for h in p.history
         ],
         events=[event_out(x) for x in p.events],
+        recipient_notices=[
+            ProofNoticeOut(
+                recipient=n.recipient,
+                event_type=n.event_type,
+                occurred_at=n.occurred_at,
+                status=n.status,
+                delivered_at=n.delivered_at,
+                confirmed=n.ack_outcome,
+                confirmed_at=n.acked_at,
+                closed_by_dpo=n.closed_reason is not None,
+            )
+            for n in p.notices
+        ],
         generated_at=p.generated_at,
         generated_by=p.generated_by,
         purpose=(
@@ -145,6 +160,10 @@ def ropa_out(r: ropa.Ropa) -> RopaOut:
                     for x in a.observed_recipients
                 ],
                 retention_after_end_days=a.retention_after_end_days,
+                notified_recipients=[
+                    RopaNotifiedRecipientOut(x.name, x.transport, list(x.event_types))
+                    for x in a.notified_recipients
+                ],
                 channel=a.channel,
                 communication_type=a.communication_type,
                 double_opt_in=a.double_opt_in,

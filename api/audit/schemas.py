@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+import msgspec
 from msgspec import Struct
 
 from api.bases.schemas import HistoryEntry
@@ -153,6 +154,17 @@ class ProofCheckpointOut(Struct):
     signature: str
 
 
+class ProofNoticeOut(Struct):
+    recipient: str
+    event_type: str
+    occurred_at: datetime
+    status: str
+    delivered_at: datetime | None
+    confirmed: str | None
+    confirmed_at: datetime | None
+    closed_by_dpo: bool
+
+
 class ConsentProofOut(Struct):
     consent_id: str
     subject_id: str
@@ -174,6 +186,8 @@ class ConsentProofOut(Struct):
     withdrawn_at: datetime | None = None
     confirm_deadline: datetime | None = None
     checkpoint: ProofCheckpointOut | None = None
+    #: Recipients told about changes of this purpose and how they confirmed (Art. 19).
+    recipient_notices: list[ProofNoticeOut] = msgspec.field(default_factory=list)
 
 
 class RopaRecipientOut(Struct):
@@ -185,6 +199,12 @@ class RopaObservedRecipientOut(Struct):
     client: str
     reads: int
     last_read_at: datetime | None = None
+
+
+class RopaNotifiedRecipientOut(Struct):
+    name: str
+    transport: str
+    event_types: list[str]
 
 
 class RopaActivityOut(Struct):
@@ -200,6 +220,8 @@ class RopaActivityOut(Struct):
     recipients: list[RopaRecipientOut]
     observed_recipients: list[RopaObservedRecipientOut]
     retention_after_end_days: int
+    #: Recipients told about changes concerning this purpose (Art. 19 GDPR).
+    notified_recipients: list[RopaNotifiedRecipientOut]
     channel: str
     communication_type: str
     double_opt_in: bool

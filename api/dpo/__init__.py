@@ -23,6 +23,7 @@ and the cookie, CSRF and error plumbing shared with the privacy centre is `api.w
 """
 
 from api.dpo.outreach import DpoOutreachPages
+from api.dpo.recipients import DpoRecipientPages
 from api.dpo.requests import DpoRequestPages
 from api.dpo.signin import DpoSignInPages
 from api.dpo.sso import DpoSsoPages
@@ -37,4 +38,5 @@ CONTROLLERS = [
     DpoRequestPages,
     DpoStatsPages,
     DpoOutreachPages,
+    DpoRecipientPages,
 ]

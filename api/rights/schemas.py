@@ -187,6 +187,7 @@ RequestStatusName = Literal[
     "identity_verification",
     "in_review",
     "in_progress",
+    "awaiting_recipients",
     "completed",
     "partially_completed",
     "rejected",

@@ -20,6 +20,8 @@ from vault.crypto import retained_key_id
 from vault.crypto.keyring import KekProvider
 from vault.crypto.pkcs11_provider import Pkcs11KekProvider
 from vault.errors import InvalidInput
+from vault.recipients.registry import secret_key_id
+from vault.storage.recipient_tables import recipient_secrets
 from vault.storage.tables import retained_fields, subjects
 
 if TYPE_CHECKING:
@@ -71,6 +73,10 @@ class _WrappedKeys:
 _SUBJECT_DEKS = _WrappedKeys(subjects, "wrapped_dek", lambda row_id: row_id, {})
 #: Keys of fields kept after erasure (Art. 17(3)); a KEK version they need must not retire.
 _RETAINED_KEYS = _WrappedKeys(retained_fields, "wrapped_key", retained_key_id, {"keys": "retained"})
+#: Recipients' webhook signing secrets (issue 16), wrapped by the KEK like a DEK.
+_RECIPIENT_SECRETS = _WrappedKeys(
+    recipient_secrets, "wrapped_key", secret_key_id, {"keys": "recipient_secrets"}
+)
 
 
 async def _rewrap(ctx: VaultContext, actor: Actor, keys: _WrappedKeys, batch: int) -> int:
@@ -131,8 +137,10 @@ async def rewrap_all(ctx: VaultContext, actor: Actor, *, batch: int = 500) -> in
 
 
 async def rewrap_retained(ctx: VaultContext, actor: Actor, *, batch: int = 500) -> int:
-    """Re-wrap the keys of retained (Art. 17(3)) fields not under the active KEK version."""
-    return await _rewrap(ctx, actor, _RETAINED_KEYS, batch)
+    """Re-wrap the keys of retained (Art. 17(3)) fields, and the recipients' signing
+    secrets, not under the active KEK version."""
+    retained = await _rewrap(ctx, actor, _RETAINED_KEYS, batch)
+    return retained + await _rewrap(ctx, actor, _RECIPIENT_SECRETS, batch)
 
 
 async def versions_in_use(ctx: VaultContext) -> dict[int, int]:
@@ -141,8 +149,12 @@ async def versions_in_use(ctx: VaultContext) -> dict[int, int]:
 
 
 async def retained_versions_in_use(ctx: VaultContext) -> dict[int, int]:
-    """KEK version -> number of unshredded retained-field keys it wraps."""
-    return await _versions(ctx, _RETAINED_KEYS)
+    """KEK version -> number of unshredded retained-field keys (and recipients' signing
+    secrets) it wraps."""
+    counts = await _versions(ctx, _RETAINED_KEYS)
+    for version, n in (await _versions(ctx, _RECIPIENT_SECRETS)).items():
+        counts[version] = counts.get(version, 0) + n
+    return counts
 
 
 async def rotate(ctx: VaultContext, actor: Actor) -> RotationReport:

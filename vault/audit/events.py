@@ -118,6 +118,16 @@ class AuditAction(StrEnum):
     DPO_CONTACT_REPORT = "dpo:contact_report:read"
     #: An admin bound a client certificate subject to an API client (or unbound it).
     CLIENT_CERTIFICATE = "admin:client:certificate"
+    # Recipients and their notices (issue 16).
+    RECIPIENT_CREATE = "admin:recipient:create"
+    RECIPIENT_SUBSCRIBE = "admin:recipient:subscribe"
+    RECIPIENT_PAUSE = "admin:recipient:pause"
+    RECIPIENT_RESUME = "admin:recipient:resume"
+    RECIPIENT_ROTATE = "admin:recipient:rotate_signing_key"
+    RECIPIENT_REPLAY = "admin:recipient:replay"
+    RECIPIENT_LIST = "admin:recipient:list"
+    DELIVERY_CLOSE = "dpo:delivery:close"
+    NOTIFICATION_ACK = "client:notification:ack"
 
 
 class Decision(StrEnum):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
@@ -21,6 +21,7 @@ from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.catalogue.purposes import LawfulBasis, Purpose
 from vault.clock import as_utc
+from vault.storage.recipient_tables import recipient_subscriptions, recipients
 from vault.storage.tables import audit_events, clients
 
 if TYPE_CHECKING:
@@ -143,6 +144,15 @@ class ObservedRecipient:
 
 
 @dataclass(frozen=True, slots=True)
+class NotifiedRecipient:
+    """A registered recipient told about changes concerning this purpose (Art. 19)."""
+
+    name: str
+    transport: str
+    event_types: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class Activity:
     purpose: str
     title_de: str
@@ -156,6 +166,7 @@ class Activity:
     recipients: list[Recipient]
     observed_recipients: list[ObservedRecipient]
     retention_after_end_days: int
+    notified_recipients: list[NotifiedRecipient]
     default_consent_days: int | None
     channel: str
     communication_type: str
@@ -176,6 +187,7 @@ def _activity(
     p: Purpose,
     configured: dict[str, list[Recipient]],
     observed: dict[str, list[ObservedRecipient]],
+    notified: dict[str, list[NotifiedRecipient]],
 ) -> Activity:
     return Activity(
         purpose=p.id,
@@ -190,6 +202,7 @@ def _activity(
         recipients=configured.get(p.id, []),
         observed_recipients=observed.get(p.id, []),
         retention_after_end_days=p.retention_after_end.days,
+        notified_recipients=notified.get(p.id, []) + notified.get("*", []),
         default_consent_days=p.default_duration.days if p.default_duration else None,
         channel=p.channel.value,
         communication_type=p.communication_type.value,
@@ -224,6 +237,18 @@ async def record_of_processing(ctx: VaultContext, actor: Actor) -> Ropa:
                 .group_by(audit_events.c.purpose, audit_events.c.actor_id)
             )
         ).all()
+        subscriptions = (
+            await conn.execute(
+                select(
+                    recipients.c.name,
+                    recipients.c.transport,
+                    recipient_subscriptions.c.purpose,
+                    recipient_subscriptions.c.event_type,
+                )
+                .join(recipients, recipients.c.id == recipient_subscriptions.c.recipient_id)
+                .order_by(recipients.c.name, recipient_subscriptions.c.event_type)
+            )
+        ).all()
         await audit.record(
             conn,
             at=now,
@@ -241,8 +266,17 @@ async def record_of_processing(ctx: VaultContext, actor: Actor) -> Ropa:
         observed.setdefault(purpose, []).append(ObservedRecipient(client, int(n), as_utc(last)))
     for items in observed.values():
         items.sort(key=lambda r: (-r.reads, r.client))
+    by_purpose: dict[tuple[str, str], dict[str, Any]] = {}
+    for name, transport, purpose, event_type in subscriptions:
+        entry = by_purpose.setdefault((purpose, name), {"transport": transport, "types": []})
+        entry["types"].append(event_type)
+    notified: dict[str, list[NotifiedRecipient]] = {}
+    for (purpose, name), entry in by_purpose.items():
+        notified.setdefault(purpose, []).append(
+            NotifiedRecipient(name, entry["transport"], entry["types"])
+        )
     activities = [
-        _activity(p, configured, observed)
+        _activity(p, configured, observed, notified)
         for p in sorted(ctx.catalogue.purposes.values(), key=lambda p: p.id)
     ]
     return Ropa(

@@ -12,7 +12,7 @@ gone after an erasure too. Sealed data that fails to open is an audited refusal
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,8 @@ from vault.audit.query import AuditItem, audit_item
 from vault.bases.consents import evidence_secrets, open_texts
 from vault.clock import as_utc
 from vault.errors import InvalidInput, NotFound
+from vault.recipients import acks
+from vault.recipients.acks import Notice
 from vault.storage.rows import canonical_id
 from vault.storage.tables import (
     audit_checkpoints,
@@ -108,6 +110,9 @@ class ConsentProof:
     checkpoint: ProofCheckpoint | None
     generated_at: datetime
     generated_by: str
+    #: Recipients told about changes concerning this purpose, and how they confirmed
+    #: (Art. 19 GDPR).
+    notices: list[Notice] = field(default_factory=list)
 
 
 async def consent_proof(ctx: VaultContext, actor: Actor, consent_id: str) -> ConsentProof:
@@ -141,6 +146,7 @@ async def consent_proof(ctx: VaultContext, actor: Actor, consent_id: str) -> Con
                 .order_by(audit_events.c.seq)
             )
         ).all()
+        notices = await acks.notices_for_purpose(conn, row.subject_id, row.purpose)
         checkpoint = (
             await conn.execute(
                 select(audit_checkpoints).order_by(audit_checkpoints.c.chain_pos.desc()).limit(1)
@@ -242,4 +248,5 @@ async def consent_proof(ctx: VaultContext, actor: Actor, consent_id: str) -> Con
         ),
         generated_at=now,
         generated_by=actor.label,
+        notices=notices,
     )

@@ -33,6 +33,7 @@ from vault.catalogue.touchpoints import TouchpointCatalogue
 from vault.clock import as_utc
 from vault.crypto import IntegrityCheckFailed, open_field, seal_field
 from vault.errors import Conflict, InvalidInput, InvariantViolation, NotFound
+from vault.recipients import events as outbox
 from vault.storage.tables import consent_history, consents, subjects
 from vault.subjects.decision import BasisFacts, BasisStatus, DenyReason, effective_status
 from vault.subjects.integrity import audited_attempt, audited_read
@@ -324,6 +325,14 @@ async def record_basis(
             detail={"status": str(status), "superseded": len(earlier)}
             | ({"objection_cleared": True} if objection_cleared else {}),
         )
+        if status is BasisStatus.GRANTED:
+            await outbox.emit(
+                conn,
+                outbox.EventType.CONSENT_GRANTED,
+                subject_id=subject_id,
+                purposes=[purpose_id],
+                at=now,
+            )
         if token:
             address = decrypt_fields(ctx, row, ("email",)).get("email")
             if address is None:
@@ -473,6 +482,13 @@ async def confirm(ctx: VaultContext, token: str, actor: Actor) -> BasisRecord:
             purpose=row.purpose,
             consent_id=row.id,
         )
+        await outbox.emit(
+            conn,
+            outbox.EventType.CONSENT_GRANTED,
+            subject_id=row.subject_id,
+            purposes=[row.purpose],
+            at=now,
+        )
     return await get_basis(ctx, row.subject_id, row.id)
 
 
@@ -538,6 +554,15 @@ async def withdraw(
             purpose=row.purpose,
             consent_id=consent_id,
             detail={"status": str(new_status)},
+        )
+        await outbox.emit(
+            conn,
+            outbox.EventType.CONSENT_WITHDRAWN
+            if new_status is BasisStatus.WITHDRAWN
+            else outbox.EventType.BASIS_ENDED,
+            subject_id=subject_id,
+            purposes=[row.purpose],
+            at=now,
         )
     return await get_basis(ctx, subject_id, consent_id)
 

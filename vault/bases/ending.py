@@ -17,11 +17,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit.events import Actor
 from vault.catalogue.purposes import LawfulBasis
+from vault.recipients import events as outbox
 from vault.storage.tables import consent_history, consents
 from vault.subjects.decision import BasisFacts, BasisStatus, effective_status
 
 #: Stored statuses of a basis that may still permit processing.
 LIVE_STATUSES = (BasisStatus.GRANTED, BasisStatus.ACTIVE, BasisStatus.PENDING_CONFIRMATION)
+
+
+#: The domain event each way a basis ends is told as (a lapsed double opt-in never
+#: permitted anything, so nobody can have received data under it).
+_EVENT_OF = {
+    BasisStatus.WITHDRAWN: outbox.EventType.CONSENT_WITHDRAWN,
+    BasisStatus.ENDED: outbox.EventType.BASIS_ENDED,
+    BasisStatus.EXPIRED: outbox.EventType.CONSENT_EXPIRED,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,4 +105,9 @@ async def end_live_bases(
             )
         )
         ended.append(EndedBasis(row.id, row.purpose, row.basis, str(new_status)))
+        event_type = _EVENT_OF.get(new_status)
+        if event_type is not None:
+            await outbox.emit(
+                conn, event_type, subject_id=subject_id, purposes=[row.purpose], at=now
+            )
     return ended

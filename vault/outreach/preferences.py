@@ -52,6 +52,7 @@ from vault.catalogue.purposes import Channel, CommunicationType
 from vault.clock import as_utc
 from vault.crypto import seal_field
 from vault.errors import InvalidInput, InvariantViolation, precondition_refusal
+from vault.recipients import events as outbox
 from vault.storage.tables import (
     audit_events,
     contact_preference_history,
@@ -545,6 +546,7 @@ async def set_preferences(
                 }
             },
         )
+        await outbox.emit(conn, outbox.EventType.PREFERENCES_CHANGED, subject_id=subject_id, at=now)
         view = await _view(conn, subject_id)
     return view
 

@@ -55,6 +55,7 @@ from vault.clock import as_utc
 from vault.crypto import open_field, retained_key_id, seal_field
 from vault.errors import Conflict
 from vault.outreach.followups import FollowupStatus
+from vault.recipients import events as outbox
 from vault.storage import sessions as web_sessions
 from vault.storage.tables import (
     consents,
@@ -234,6 +235,7 @@ async def erase_in(
         await conn.execute(delete(followups).where(followups.c.subject_id == subject_id))
     ).rowcount
     present = [f for f in CONTACT_FIELDS if getattr(row, f"{f}_ct") is not None]
+    await outbox.emit(conn, outbox.EventType.SUBJECT_ERASED, subject_id=subject_id, at=now)
     shredded: dict[str, Any] = {f"{f}_ct": None for f in CONTACT_FIELDS}
     shredded.update({column: None for column in INDEXED.values()})
     await conn.execute(

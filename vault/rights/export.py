@@ -39,6 +39,7 @@ from vault.clock import as_utc
 from vault.errors import InvariantViolation
 from vault.outreach.followups import effective_status as followup_status
 from vault.outreach.preferences import load as load_preferences
+from vault.recipients import acks
 from vault.rights.erasure import read_retained
 from vault.rights.requests import TYPE_TITLES
 from vault.storage.tables import (
@@ -241,6 +242,19 @@ def _retention_text(days: int) -> dict[str, str]:
         "de": f"Wir löschen die Daten {days} Tage nach Ende der Rechtsgrundlage.",
         "en": f"We erase the data {days} days after the lawful basis ends.",
     }
+
+
+def _recipient_systems(reads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The systems that read the data, once per (system, purpose): first and last read."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in reads:
+        key = (r["client"], r["purpose"])
+        entry = out.setdefault(
+            key, {"client": r["client"], "purpose": r["purpose"], "first_at": r["at"], "reads": 0}
+        )
+        entry["last_at"] = r["at"]
+        entry["reads"] += 1
+    return list(out.values())
 
 
 def _purpose_entry(ctx: VaultContext, purpose_id: str) -> dict[str, Any]:
@@ -470,6 +484,21 @@ async def collect_in(
                 }
             )
 
+    recipient_systems = _recipient_systems(recipients)
+    notices = [
+        {
+            "recipient": n.recipient,
+            "event": n.event_type,
+            "at": n.occurred_at,
+            "status": n.status,
+            "delivered_at": n.delivered_at,
+            "confirmed": n.ack_outcome,
+            "confirmed_at": n.acked_at,
+            "closed_by_dpo": n.closed_reason is not None,
+        }
+        for n in await acks.notices_for_subject(conn, sid)
+    ]
+
     retained = await read_retained(ctx, conn, sid)
     request_rows = (
         await conn.execute(
@@ -530,6 +559,10 @@ async def collect_in(
         "consents": consent_items,
         "purposes": purposes,
         "recipients": recipients,
+        # Art. 15(1)(c), Art. 19: each system once per purpose, first and last read; and
+        # which of them were told about a change of the customer's mind, and confirmed.
+        "recipient_systems": recipient_systems,
+        "recipient_notices": notices,
         "sources": touchpoints + systems,
         "retention": {
             "purposes": [

@@ -47,6 +47,7 @@ from vault.catalogue.purposes import LawfulBasis
 from vault.clock import as_utc
 from vault.crypto import open_field, seal_field
 from vault.errors import Conflict, InvalidInput, InvariantViolation, NotFound
+from vault.rights import request_recipients as recipients_of
 from vault.rights.deadlines import due_date, extended_due, extension_refusal, is_overdue
 from vault.rights.erasure import erase_in, partial_reason
 from vault.rights.restriction import object_in, restrict_in
@@ -74,6 +75,8 @@ class RequestStatus(StrEnum):
     IDENTITY_VERIFICATION = "identity_verification"
     IN_REVIEW = "in_review"
     IN_PROGRESS = "in_progress"
+    #: Carried out; the recipients told about the change have not all confirmed yet.
+    AWAITING_RECIPIENTS = "awaiting_recipients"
     COMPLETED = "completed"
     PARTIALLY_COMPLETED = "partially_completed"
     REJECTED = "rejected"
@@ -100,6 +103,11 @@ class RequestAction(StrEnum):
     APPROVE = "approve"
     CARRIED_OUT = "carried_out"
     CARRIED_OUT_PARTIALLY = "carried_out_partially"
+    #: Carried out, and recipients were told: the request waits for their confirmations.
+    RECIPIENTS_TOLD = "recipients_told"
+    #: Every recipient told confirmed (or the DPO closed the rest with a reason).
+    RECIPIENTS_CONFIRMED = "recipients_confirmed"
+    RECIPIENTS_CONFIRMED_PARTIALLY = "recipients_confirmed_partially"
     COMPLETE = "complete"
     REJECT = "reject"
     EXTEND = "extend"
@@ -122,6 +130,9 @@ TRANSITIONS: Mapping[tuple[RequestStatus, RequestAction], RequestStatus] = Mappi
         (_S.IN_PROGRESS, _A.APPROVE): _S.IN_PROGRESS,
         (_S.IN_PROGRESS, _A.CARRIED_OUT): _S.COMPLETED,
         (_S.IN_PROGRESS, _A.CARRIED_OUT_PARTIALLY): _S.PARTIALLY_COMPLETED,
+        (_S.IN_PROGRESS, _A.RECIPIENTS_TOLD): _S.AWAITING_RECIPIENTS,
+        (_S.AWAITING_RECIPIENTS, _A.RECIPIENTS_CONFIRMED): _S.COMPLETED,
+        (_S.AWAITING_RECIPIENTS, _A.RECIPIENTS_CONFIRMED_PARTIALLY): _S.PARTIALLY_COMPLETED,
         # Carried out by other means (e.g. answered by letter); `received` only without a
         # subject (nothing about the requester is stored).
         (_S.RECEIVED, _A.COMPLETE): _S.COMPLETED,
@@ -142,6 +153,9 @@ _REFUSALS: Mapping[RequestAction, str] = MappingProxyType(
         _A.CARRIED_OUT_PARTIALLY: (
             "the request is {status}; only a request in progress is carried out"
         ),
+        _A.RECIPIENTS_TOLD: "the request is {status}; only a request in progress is carried out",
+        _A.RECIPIENTS_CONFIRMED: "the request is {status}; it waits for no recipient",
+        _A.RECIPIENTS_CONFIRMED_PARTIALLY: "the request is {status}; it waits for no recipient",
         _A.COMPLETE: "the request is {status}; only a verified open request can be completed",
         _A.REJECT: "the request is already {status}",
         _A.EXTEND: "the request is already {status}",
@@ -546,8 +560,41 @@ async def _execute_in(
 
 
 async def _finish(
-    conn: AsyncConnection, actor: Actor, request_id: str, outcome: _Outcome, now: datetime
-) -> None:
+    ctx: VaultContext,
+    conn: AsyncConnection,
+    actor: Actor,
+    req: Row[Any] | dict[str, Any],
+    outcome: _Outcome,
+    now: datetime,
+) -> RequestStatus:
+    """Close the carried-out request, or, when recipients were told about the change
+    (Art. 19 GDPR), leave it `awaiting_recipients` until they confirm. Returns the status."""
+    get: Callable[[str], Any] = req.get if isinstance(req, dict) else lambda k: getattr(req, k)
+    request_id, subject_id = get("id"), get("subject_id")
+    notices = await recipients_of.notices_since(ctx, conn, subject_id, now) if subject_id else []
+    if notices:
+        status = transition(RequestStatus.IN_PROGRESS, RequestAction.RECIPIENTS_TOLD)
+        await _set(conn, request_id, now, status=str(status), outcome_reason=outcome.reason)
+        # The outcome is kept as the event, so settling knows whether it was partial.
+        await _history(
+            conn,
+            request_id,
+            at=now,
+            event=str(outcome.action),
+            status=status,
+            actor=actor,
+            note=outcome.reason,
+        )
+        await _history(
+            conn,
+            request_id,
+            at=now,
+            event=str(RequestAction.RECIPIENTS_TOLD),
+            status=status,
+            actor=actor,
+            note=recipients_of.told_note(notices),
+        )
+        return status
     await _set(
         conn,
         request_id,
@@ -565,6 +612,7 @@ async def _finish(
         actor=actor,
         note=outcome.reason,
     )
+    return outcome.status
 
 
 # -- public API -------------------------------------------------------------------------
@@ -649,8 +697,8 @@ async def create_request(
                 outcome = await _execute_in(
                     ctx, conn, actor, {**values, "payload": clean}, subject, now
                 )
-                await _finish(conn, actor, request_id, outcome, now)
-                final, erased = outcome.status, outcome.erased
+                final = await _finish(ctx, conn, actor, values, outcome, now)
+                erased = outcome.erased
         await _audit(conn, actor, "create", values, now, final, channel=channel_.value)
     if erased and subject_id:
         ctx.deks.forget(subject_id)
@@ -744,8 +792,8 @@ async def approve(ctx: VaultContext, actor: Actor, request_id: str) -> RequestRe
         else:
             await _history(conn, request_id, at=now, event="approved", status=status, actor=actor)
             outcome = await _execute_in(ctx, conn, actor, req, subject, now)
-            await _finish(conn, actor, request_id, outcome, now)
-            await _audit(conn, actor, "approve", req, now, outcome.status)
+            final = await _finish(ctx, conn, actor, req, outcome, now)
+            await _audit(conn, actor, "approve", req, now, final)
     if changes is not None:
         # Applied through the subjects API in its own (audited) transaction, then closed.
         # Should closing fail, the request stays open and approving again is idempotent.
@@ -760,8 +808,8 @@ async def approve(ctx: VaultContext, actor: Actor, request_id: str) -> RequestRe
                 await _history(
                     conn, request_id, at=now, event="approved", status=status, actor=actor
                 )
-                await _finish(conn, actor, request_id, outcome, now)
-                await _audit(conn, actor, "approve", req, now, outcome.status)
+                final = await _finish(ctx, conn, actor, req, outcome, now)
+                await _audit(conn, actor, "approve", req, now, final)
     elif req.type == RequestType.ERASURE:
         ctx.deks.forget(req.subject_id)
     return await get_request(ctx, request_id)
@@ -893,6 +941,83 @@ async def complete(
         )
         await _audit(conn, actor, "complete", req, now, status)
     return await get_request(ctx, request_id)
+
+
+async def settle(ctx: VaultContext, actor: Actor, request_id: str) -> RequestRecord:
+    """Close a request `awaiting_recipients` once every recipient told confirmed or the DPO
+    closed its notice with a reason; `Conflict` naming how many are still open otherwise.
+    The history records who confirmed how."""
+    now = ctx.clock.now()
+    async with ctx.transaction() as conn:
+        req = await _load(conn, request_id, for_update=True)
+        transition(req.status, RequestAction.RECIPIENTS_CONFIRMED)
+        told = (
+            await conn.execute(
+                select(dsar_request_history.c.at)
+                .where(dsar_request_history.c.request_id == request_id)
+                .where(dsar_request_history.c.event == str(RequestAction.RECIPIENTS_TOLD))
+                .order_by(dsar_request_history.c.id.desc())
+                .limit(1)
+            )
+        ).scalar_one()
+        partial = (
+            await conn.execute(
+                select(dsar_request_history.c.id)
+                .where(dsar_request_history.c.request_id == request_id)
+                .where(dsar_request_history.c.event == str(RequestAction.CARRIED_OUT_PARTIALLY))
+                .limit(1)
+            )
+        ).first() is not None
+        notices = await recipients_of.notices_since(ctx, conn, req.subject_id, as_utc(told))
+        waiting = recipients_of.unconfirmed(notices)
+        if waiting:
+            raise Conflict(
+                f"{len(waiting)} recipient notice(s) are not confirmed yet; the DPO may close "
+                "them with a reason"
+            )
+        action = (
+            RequestAction.RECIPIENTS_CONFIRMED_PARTIALLY
+            if partial
+            else RequestAction.RECIPIENTS_CONFIRMED
+        )
+        status = transition(req.status, action)
+        await _set(conn, request_id, now, status=str(status), completed_at=now)
+        await _history(
+            conn,
+            request_id,
+            at=now,
+            event=str(action),
+            status=status,
+            actor=actor,
+            note=recipients_of.confirmed_note(notices),
+        )
+        await _audit(conn, actor, "complete", req, now, status)
+    return await get_request(ctx, request_id)
+
+
+async def settle_awaiting(ctx: VaultContext, actor: Actor = audit.SYSTEM) -> int:
+    """Close every request whose recipients have all confirmed (run by the notify job);
+    returns how many closed."""
+    async with ctx.transaction() as conn:
+        ids = (
+            (
+                await conn.execute(
+                    select(dsar_requests.c.id).where(
+                        dsar_requests.c.status == str(RequestStatus.AWAITING_RECIPIENTS)
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    closed = 0
+    for request_id in ids:
+        try:
+            await settle(ctx, actor, request_id)
+        except Conflict:
+            continue
+        closed += 1
+    return closed
 
 
 # -- the extension notice ---------------------------------------------------------------

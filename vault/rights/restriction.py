@@ -25,6 +25,7 @@ from vault.audit.events import Actor, AuditAction, Decision, action_for
 from vault.bases.ending import EndedBasis, end_live_bases
 from vault.catalogue.purposes import is_direct_marketing
 from vault.errors import Conflict
+from vault.recipients import events as outbox
 from vault.storage.tables import subjects
 from vault.subjects.store import SubjectStatus, load_subject
 
@@ -51,6 +52,7 @@ async def restrict_in(conn: AsyncConnection, actor: Actor, row: Row[Any], now: d
         decision=Decision.ALLOW,
         subject_id=row.id,
     )
+    await outbox.emit(conn, outbox.EventType.SUBJECT_RESTRICTED, subject_id=row.id, at=now)
     return True
 
 
@@ -89,6 +91,9 @@ async def lift_restriction(ctx: VaultContext, actor: Actor, subject_id: str) -> 
             decision=Decision.ALLOW,
             subject_id=subject_id,
         )
+        await outbox.emit(
+            conn, outbox.EventType.SUBJECT_RESTRICTION_LIFTED, subject_id=subject_id, at=now
+        )
 
 
 async def object_in(
@@ -122,4 +127,16 @@ async def object_in(
             "purposes": sorted({e.purpose for e in ended}),
         },
     )
+    # The purposes objected to: the direct-marketing ones the subject has a basis for.
+    objected = [
+        p for p in await outbox.subject_purposes(conn, row.id) if _is_marketing_purpose(ctx, p)
+    ]
+    await outbox.emit(
+        conn, outbox.EventType.SUBJECT_OBJECTED, subject_id=row.id, purposes=objected, at=now
+    )
     return ended
+
+
+def _is_marketing_purpose(ctx: VaultContext, purpose_id: str) -> bool:
+    purpose = ctx.catalogue.get(purpose_id)
+    return purpose is not None and is_direct_marketing(purpose)

@@ -50,6 +50,7 @@ from vault.clock import as_utc
 from vault.crypto import retained_key_id
 from vault.mail import FileOutbox
 from vault.outreach import followups
+from vault.recipients import events as outbox
 from vault.rights import selfservice
 from vault.rights.erasure import erase_in
 from vault.rights.requests import OPEN
@@ -131,6 +132,14 @@ async def _end_by_time(
                 )
                 if result.rowcount != 1:
                     continue
+                if to_status is BasisStatus.EXPIRED:
+                    await outbox.emit(
+                        conn,
+                        outbox.EventType.CONSENT_EXPIRED,
+                        subject_id=r.subject_id,
+                        purposes=[r.purpose],
+                        at=now,
+                    )
                 await conn.execute(
                     insert(consent_history).values(
                         consent_id=r.id,

@@ -12,3 +12,7 @@ models and the migrations agree on SQLite and PostgreSQL.
 Infrastructure: imports no other area (the kernel's errors and clock only), so every area
 may use it.
 """
+
+# The recipients' tables share `tables.Base`; importing them here puts them into
+# `vault.storage.tables.metadata` for every user (migrations, tests), whatever it imports.
+from vault.storage import recipient_tables as recipient_tables

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-from sqlalchemy import String, Table, any_, bindparam, func, text
+from sqlalchemy import Select, String, Table, any_, bindparam, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -30,6 +30,14 @@ def insert_ignoring_conflict(
     """`INSERT ... ON CONFLICT (index_elements) DO NOTHING` for the connection's database."""
     insert = postgresql.insert if _is_postgresql(conn) else sqlite.insert
     return insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+
+
+def skip_locked(conn: AsyncConnection, stmt: Select[Any], *, of: Any = None) -> Select[Any]:
+    """`stmt ... FOR UPDATE SKIP LOCKED` on PostgreSQL, so several nodes share a queue's rows
+    without waiting for each other; SQLite has one writer at a time and needs no row lock."""
+    if _is_postgresql(conn):
+        return stmt.with_for_update(of=of, skip_locked=True)
+    return stmt
 
 
 async def try_advisory_xact_lock(conn: AsyncConnection, key: int) -> bool:

@@ -35,6 +35,7 @@ from vault.errors import (
     Unavailable,
     precondition_refusal,
 )
+from vault.recipients import events as outbox
 from vault.storage.ports import Row as ByName
 from vault.storage.tables import subjects
 from vault.subjects import identity
@@ -268,6 +269,13 @@ async def rectify_contact_if(
                 decision=Decision.ALLOW,
                 subject_id=subject_id,
                 fields=sorted(fields),
+            )
+            await outbox.emit(
+                conn,
+                outbox.EventType.SUBJECT_RECTIFIED,
+                subject_id=subject_id,
+                fields=fields,
+                at=now,
             )
             await _record_identity_change(ctx, conn, actor, row, fields, now)
     except Unavailable as exc:

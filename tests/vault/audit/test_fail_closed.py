@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 
-from tests.support.factories import NEWSLETTER_EVIDENCE, api, bearer, client_key, person
+from tests.support.factories import (
+    NEWSLETTER_EVIDENCE,
+    api,
+    bearer,
+    client_key,
+    contact_if_match,
+    person,
+)
 from tests.support.faults import audit_down
 from tests.support.privacy import (
     assert_problem,
@@ -27,6 +34,11 @@ def _assert_unavailable(r, p: dict) -> None:
     leaked = [v for v in _values(p) if v.lower() in text]
     assert not leaked, (leaked, r.text)
     assert "audit down" not in text  # no database message either
+
+
+async def _send(http, method: str, path: str, key: str, call: dict):
+    headers = {**bearer(key), **call.get("headers", {})}
+    return await http.request(method, path, headers=headers, json=call.get("json"))
 
 
 async def test_lookup_fails_closed_and_recovers(vault):
@@ -98,7 +110,11 @@ async def test_writes_fail_closed_and_change_nothing(vault):
         other = person(33)
         calls = [
             ("POST", "/v1/subjects", {"json": other}),
-            ("PATCH", f"/v1/subjects/{sid}/contact", {"json": {"name": other["name"]}}),
+            (
+                "PATCH",
+                f"/v1/subjects/{sid}/contact",
+                {"json": {"name": other["name"]}, "headers": await contact_if_match(vault, sid)},
+            ),
             (
                 "POST",
                 f"/v1/subjects/{sid}/consents",
@@ -113,7 +129,7 @@ async def test_writes_fail_closed_and_change_nothing(vault):
         ]
         async with audit_down(vault):
             for method, path, kwargs in calls:
-                r = await http.request(method, path, headers=bearer(writer), **kwargs)
+                r = await _send(http, method, path, writer, kwargs)
                 _assert_unavailable(r, p)
                 _assert_unavailable(r, other)
                 assert await row_counts(vault) == counts, path
@@ -125,7 +141,7 @@ async def test_writes_fail_closed_and_change_nothing(vault):
 
         # Recovery: the same calls now commit.
         for method, path, kwargs in calls:
-            r = await http.request(method, path, headers=bearer(writer), **kwargs)
+            r = await _send(http, method, path, writer, kwargs)
             assert r.status_code in (200, 201), (path, r.text)
         statuses_after = await consent_statuses(vault)
         assert statuses_after[consent_id] == "withdrawn"

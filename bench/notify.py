@@ -1,0 +1,208 @@
+"""Benchmark of recipient notices (issue 16): deliveries per second from commit to the
+receiver's 2xx over loopback, and commit-to-delivery latency at a steady event rate.
+
+Creates a fresh PostgreSQL database, registers 5 client recipients (webhooks to one
+reference receiver, examples/receiver, in a process of its own, verifying every
+signature), writes the audit trail of 5 lookups per subject (so each of the 5 recipients
+received every subject's data), then commits `--erasures` `subject.erased` events in one
+transaction and times until every one of the (erasures x 5) deliveries is `delivered`
+(fan-out from the audit trail included). Then `--rate` events per second for `--seconds`
+seconds, one transaction each, and the p50/p99 of delivered_at - occurred_at. Deliveries run
+in this process (one node); latencies cover every steady-phase delivery. Prints one JSON object.
+
+Usage: .venv/bin/python bench/notify.py [--erasures 10000] [--rate 100] [--seconds 10]
+PostgreSQL from TRESOR_BENCH_PG_URL (a database tresor_bench_notify is created and dropped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.lookup import BIN, PG_ADMIN, _admin, free_port, stop  # noqa: E402 - after sys.path
+from vault.admin.clients import create_client  # noqa: E402 - after sys.path
+from vault.audit.events import SYSTEM, Actor, AuditAction, Decision, event_row  # noqa: E402
+from vault.context import VaultContext  # noqa: E402 - after sys.path
+from vault.crypto import LocalKeyring  # noqa: E402 - after sys.path
+from vault.recipients import registry  # noqa: E402 - after sys.path
+from vault.recipients.delivery import Deliverer  # noqa: E402 - after sys.path
+from vault.settings import Settings  # noqa: E402 - after sys.path
+from vault.storage.db import upgrade  # noqa: E402 - after sys.path
+from vault.storage.recipient_tables import deliveries, domain_events  # noqa: E402
+from vault.storage.tables import audit_events  # noqa: E402 - after sys.path
+
+RECIPIENTS = 5
+PURPOSE = "order.delivery"
+
+
+def _event(subject_id: str, at: datetime) -> dict[str, object]:
+    return {
+        "id": str(uuid.uuid4()),
+        "type": "subject.erased",
+        "subject_id": subject_id,
+        "purposes": json.dumps([PURPOSE]),
+        "fields": None,
+        "occurred_at": at,
+        "fanned_out_at": None,
+    }
+
+
+async def _pending(ctx: VaultContext) -> int:
+    async with ctx.engine.connect() as conn:
+        undelivered = select(func.count()).where(deliveries.c.status != "delivered")
+        unfanned = select(func.count()).where(domain_events.c.fanned_out_at.is_(None))
+        return int((await conn.execute(undelivered)).scalar_one()) + int(
+            (await conn.execute(unfanned)).scalar_one()
+        )
+
+
+async def run(args: argparse.Namespace, url: str, data: Path) -> dict[str, object]:
+    settings = Settings(data_dir=data, database_url=url, client_cache_seconds=0)
+    ctx = VaultContext.open(settings)
+    port = free_port()
+    names = [f"system{i}" for i in range(RECIPIENTS)]
+    secrets = []
+    for name in names:
+        await create_client(ctx, SYSTEM, name, "lookup", [PURPOSE])
+        _, secret = await registry.create_recipient(
+            ctx,
+            SYSTEM,
+            name=name,
+            kind="client",
+            transport="webhook",
+            target=f"http://127.0.0.1:{port}/tresor/notices",
+        )
+        secrets.append(secret or "")
+    env = {**os.environ, "RECEIVER_SECRETS": " ".join(secrets), "PYTHONPATH": str(ROOT)}
+    receiver = subprocess.Popen(
+        [
+            str(BIN / "uvicorn"),
+            "--factory",
+            "examples.receiver.serve:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+    )
+    deliverer = Deliverer(ctx)
+    try:
+        await asyncio.sleep(2)
+        subjects = [str(uuid.uuid4()) for _ in range(args.erasures)]
+        now = datetime.now(UTC)
+        async with ctx.transaction() as conn:
+            rows = [
+                event_row(
+                    at=now,
+                    actor=Actor("client", n),
+                    action=AuditAction.LOOKUP,
+                    decision=Decision.ALLOW,
+                    subject_id=s,
+                    purpose=PURPOSE,
+                )
+                for s in subjects
+                for n in names
+            ]
+            for i in range(0, len(rows), 5000):
+                await conn.execute(insert(audit_events), rows[i : i + 5000])
+        # Throughput: all erasures committed at once, then fanned out and delivered.
+        started = time.monotonic()
+        async with ctx.transaction() as conn:
+            events = [_event(s, datetime.now(UTC)) for s in subjects]
+            for i in range(0, len(events), 5000):
+                await conn.execute(insert(domain_events), events[i : i + 5000])
+        while await _pending(ctx):
+            await deliverer.run(batch=2000)
+        elapsed = time.monotonic() - started
+        total = args.erasures * RECIPIENTS
+        # Latency: a steady rate of events, each its own commit, one node delivering.
+        stop_at = time.monotonic() + args.seconds
+        loop_task = asyncio.create_task(_deliver_loop(ctx, deliverer, stop_at))
+        sent = 0
+        while time.monotonic() < stop_at:
+            async with ctx.transaction() as conn:
+                await conn.execute(
+                    insert(domain_events),
+                    [_event(subjects[sent % len(subjects)], datetime.now(UTC))],
+                )
+            sent += 1
+            await asyncio.sleep(1 / args.rate)
+        await loop_task
+        async with ctx.engine.connect() as conn:
+            lat = sorted(
+                (r.delivered_at - r.occurred_at).total_seconds()
+                for r in (
+                    await conn.execute(
+                        select(deliveries.c.delivered_at, domain_events.c.occurred_at)
+                        .join(domain_events, domain_events.c.seq == deliveries.c.event_seq)
+                        .where(domain_events.c.occurred_at > now)
+                        .where(deliveries.c.delivered_at.is_not(None))
+                        .where(domain_events.c.seq > args.erasures)
+                    )
+                ).all()
+            )
+        return {
+            "erasures": args.erasures,
+            "recipients": RECIPIENTS,
+            "deliveries": total,
+            "seconds": round(elapsed, 2),
+            "deliveries_per_second": round(total / elapsed),
+            "steady_rate_events_per_second": args.rate,
+            "steady_events": sent,
+            "steady_deliveries_measured": len(lat),
+            "latency_p50_ms": round(lat[len(lat) // 2] * 1000, 1) if lat else None,
+            "latency_p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 1) if lat else None,
+        }
+    finally:
+        await deliverer.close()
+        stop(receiver)
+        await ctx.close()
+
+
+async def _deliver_loop(ctx: VaultContext, deliverer: Deliverer, until: float) -> None:
+    """Deliver until the steady phase is over and nothing is left (at most 120 s more)."""
+    while time.monotonic() < until or (await _pending(ctx) and time.monotonic() < until + 120):
+        await deliverer.run(batch=2000)
+        await asyncio.sleep(0.01)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--erasures", type=int, default=10_000)
+    p.add_argument("--rate", type=float, default=100.0)
+    p.add_argument("--seconds", type=float, default=10.0)
+    args = p.parse_args()
+    name = "tresor_bench_notify"
+    url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+    asyncio.run(
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    )
+    try:
+        upgrade(url)
+        with tempfile.TemporaryDirectory() as tmp:
+            data = Path(tmp)
+            LocalKeyring.create(data / "keyring.json")
+            print(json.dumps(asyncio.run(run(args, url, data))))
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+if __name__ == "__main__":
+    main()

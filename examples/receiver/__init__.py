@@ -1,0 +1,1 @@
+"""Reference receiver for Tresor's recipient notices (see README.md here)."""

@@ -1,0 +1,255 @@
+"""Delivering notices: claim due deliveries, send them, record the outcome.
+
+At least once: a claim sets a lease (`next_attempt_at` moves past the send timeout) and
+counts the attempt in one short transaction; the send happens outside any transaction;
+the outcome is written afterwards. A node that dies mid-send leaves the lease to run out,
+and another node sends again with the same id (`webhook-id`, `Nats-Msg-Id`), which the
+receiver de-duplicates. Claims take `FOR UPDATE SKIP LOCKED` on PostgreSQL, so several
+nodes never take the same delivery at once; SQLite has one writer.
+
+Per recipient and subject, notices go in event order: a delivery is not claimed while an
+earlier one for the same recipient and subject is still pending. A failure is retried
+with exponential back-off and jitter; after `GIVE_UP` (3 days) it is `failed`, which the
+DPO sees. A paused recipient's notices wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import aliased
+
+from vault.clock import as_utc
+from vault.recipients.fanout import fan_out
+from vault.recipients.registry import signing_keys
+from vault.recipients.transports import NatsTransport, WebhookTransport
+from vault.storage.dialect import skip_locked
+from vault.storage.recipient_tables import deliveries, domain_events, recipients
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
+
+GIVE_UP = timedelta(days=3)
+BATCH = 500
+#: Sends in flight at once per node.
+CONCURRENCY = 8
+#: Claim-send-record passes per run at most, so one run ends and the next can fan out.
+MAX_PASSES = 1000
+
+
+def backoff(attempts: int, first: float = 5.0, cap: float = 3600.0) -> timedelta:
+    """The wait after the `attempts`-th failed attempt: doubling from `first` seconds up to
+    `cap`, times a jitter of 0.5 to 1.5 so retries of many deliveries do not arrive
+    together (TRESOR_NOTIFY_RETRY_SECONDS, TRESOR_NOTIFY_RETRY_MAX_SECONDS)."""
+    base = timedelta(seconds=min(first * (2 ** min(max(0, attempts - 1), 40)), cap))
+    jitter = 0.5 + secrets.randbelow(1001) / 1000
+    return base * jitter
+
+
+def payload(event: Any, delivery_id: str, public_url: str) -> bytes:
+    """The notice: ids, purposes, field names and times only, never a value."""
+    data: dict[str, Any] = {
+        "notification_id": delivery_id,
+        "event_id": event.id,
+        "subject_id": event.subject_id,
+        "purposes": json.loads(event.purposes),
+        "occurred_at": as_utc(event.occurred_at).isoformat(),
+        "ack_url": f"{public_url}/v1/notifications/{delivery_id}/ack",
+    }
+    if event.fields is not None:
+        data["fields"] = json.loads(event.fields)
+    body = {
+        "type": event.type,
+        "timestamp": as_utc(event.occurred_at).isoformat(),
+        "data": data,
+    }
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    id: str
+    attempts: int
+    created_at: datetime
+    transport: str
+    target: str
+    event_type: str
+    body: bytes
+    keys: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    fanned_out: int = 0
+    delivered: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+class Deliverer:
+    """One per process: the transports (an HTTP pool, a NATS connection) and the loop."""
+
+    def __init__(self, ctx: VaultContext) -> None:
+        self._ctx = ctx
+        timeout = ctx.settings.notify_timeout_seconds
+        self.webhooks = WebhookTransport(
+            allow_private=ctx.settings.webhook_allow_private, timeout=timeout
+        )
+        self.nats = NatsTransport(ctx.settings.nats_url, timeout)
+        #: How long a claimed delivery is reserved for its node: longer than any send, so
+        #: two nodes never send it at once; after a crash another node takes it over then.
+        self.lease = timedelta(seconds=timeout * 3)
+        self._gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def close(self) -> None:
+        await self.webhooks.close()
+        await self.nats.close()
+
+    async def run(self, *, batch: int = BATCH) -> RunReport:
+        """Fan out new events, then deliver due notices until none is left in this round."""
+        fanned = 0
+        while (n := await fan_out(self._ctx, batch=batch)) > 0:
+            fanned += n
+        delivered = retried = failed = 0
+        # A round ends when nothing is due; notices that waited behind an earlier one for
+        # their subject become due as soon as it is delivered, in the next pass.
+        for _ in range(MAX_PASSES):
+            claims = await self._claim(batch)
+            if not claims:
+                break
+            errors = await asyncio.gather(*(self._gated_send(c) for c in claims))
+            d, r, f = await self._record(claims, errors)
+            delivered, retried, failed = delivered + d, retried + r, failed + f
+        return RunReport(fanned, delivered, retried, failed)
+
+    async def _gated_send(self, claim: _Claim) -> str | None:
+        async with self._gate:
+            return await self._send(claim)
+
+    async def _send(self, claim: _Claim) -> str | None:
+        if claim.transport == "nats":
+            return await self.nats.send(claim.target, claim.event_type, claim.id, claim.body)
+        now = int(self._ctx.clock.now().timestamp())
+        return await self.webhooks.send(claim.target, claim.id, claim.body, claim.keys, now)
+
+    async def _claim(self, batch: int) -> list[_Claim]:
+        ctx = self._ctx
+        now = ctx.clock.now()
+        d = deliveries
+        earlier = aliased(deliveries)
+        blocked = (
+            select(earlier.c.id)
+            .where(earlier.c.recipient_id == d.c.recipient_id)
+            .where(earlier.c.subject_id == d.c.subject_id)
+            .where(earlier.c.event_seq < d.c.event_seq)
+            .where(earlier.c.status == "pending")
+            .exists()
+        )
+        stmt = (
+            select(d.c.id, d.c.attempts, d.c.created_at, d.c.event_seq, d.c.recipient_id)
+            .join(recipients, recipients.c.id == d.c.recipient_id)
+            .where(d.c.status == "pending")
+            .where(d.c.next_attempt_at <= now)
+            .where(recipients.c.paused_at.is_(None))
+            .where(~blocked)
+            .order_by(d.c.event_seq)
+            .limit(batch)
+        )
+        async with ctx.transaction() as conn:
+            stmt = skip_locked(conn, stmt, of=d)
+            rows = (await conn.execute(stmt)).all()
+            if not rows:
+                return []
+            await conn.execute(
+                update(d)
+                .where(d.c.id.in_([r.id for r in rows]))
+                .values(next_attempt_at=now + self.lease, attempts=d.c.attempts + 1)
+            )
+            events = {
+                e.seq: e
+                for e in (
+                    await conn.execute(
+                        select(domain_events).where(
+                            domain_events.c.seq.in_({r.event_seq for r in rows})
+                        )
+                    )
+                ).all()
+            }
+            targets = {
+                t.id: t
+                for t in (
+                    await conn.execute(
+                        select(recipients).where(
+                            recipients.c.id.in_({r.recipient_id for r in rows})
+                        )
+                    )
+                ).all()
+            }
+            keys: dict[str, list[bytes]] = {}
+            for rid, t in targets.items():
+                if t.transport == "webhook":
+                    keys[rid] = await signing_keys(ctx, conn, rid, now)
+        public_url = ctx.settings.public_url
+        return [
+            _Claim(
+                id=r.id,
+                attempts=r.attempts + 1,
+                created_at=as_utc(r.created_at),
+                transport=targets[r.recipient_id].transport,
+                target=targets[r.recipient_id].target,
+                event_type=events[r.event_seq].type,
+                body=payload(events[r.event_seq], r.id, public_url),
+                keys=keys.get(r.recipient_id, []),
+            )
+            for r in rows
+        ]
+
+    async def _record(self, claims: list[_Claim], errors: list[str | None]) -> tuple[int, int, int]:
+        ctx = self._ctx
+        now = ctx.clock.now()
+        done: list[dict[str, Any]] = []
+        retry: list[dict[str, Any]] = []
+        gone: list[dict[str, Any]] = []
+        for claim, error in zip(claims, errors, strict=True):
+            key = {"b_id": claim.id, "b_attempts": claim.attempts, "b_error": error}
+            if error is None:
+                done.append(key)
+            elif now - claim.created_at >= GIVE_UP:
+                gone.append(key)
+            else:
+                wait = backoff(
+                    claim.attempts,
+                    ctx.settings.notify_retry_seconds,
+                    ctx.settings.notify_retry_max_seconds,
+                )
+                retry.append(key | {"b_next": now + wait})
+        # Only the claim that is still current writes: a node whose lease ran out and was
+        # overtaken (attempts moved on) leaves the row to the newer claim.
+        mine = update(deliveries).where(
+            deliveries.c.id == bindparam("b_id"),
+            deliveries.c.status == "pending",
+            deliveries.c.attempts == bindparam("b_attempts"),
+        )
+        async with ctx.transaction() as conn:
+            if done:
+                await conn.execute(
+                    mine.values(status="delivered", delivered_at=now, last_error=None), done
+                )
+            if retry:
+                await conn.execute(
+                    mine.values(
+                        next_attempt_at=bindparam("b_next"), last_error=bindparam("b_error")
+                    ),
+                    retry,
+                )
+            if gone:
+                await conn.execute(
+                    mine.values(status="failed", last_error=bindparam("b_error")), gone
+                )
+        return len(done), len(retry), len(gone)
