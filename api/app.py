@@ -61,6 +61,7 @@ from api.subjects.lookup import LookupController
 from api.subjects.subjects import SubjectController
 from api.web.headers import add_security_headers
 from vault.admin.clients import ClientAuthenticator
+from vault.admin.limits import counter_store, purge_counters
 from vault.audit import chain as audit_chain
 from vault.context import VaultContext
 from vault.rights import selfservice
@@ -176,7 +177,10 @@ def create_app(
         ctx = vault or VaultContext.open(settings)
         app.state.vault = ctx
         app.state.authenticator = ClientAuthenticator(ctx, settings.client_cache_seconds)
-        app.state.failed_auth = FailedAuthLimiter(limit=settings.failed_auth_limit)
+        app.state.limits = counter_store(ctx)
+        app.state.failed_auth = FailedAuthLimiter(
+            ctx, app.state.limits, limit=ctx.settings.failed_auth_limit
+        )
         app.state.owns_vault = vault is None
         app.state.jobs = []
         if background_jobs if background_jobs is not None else vault is None:
@@ -190,6 +194,8 @@ def create_app(
         await selfservice.wait_for_mail()  # sign-in codes already promised go out
         if getattr(app.state, "jobs", []):
             await stop_jobs(app.state.vault, app.state.jobs)
+        if getattr(app.state, "limits", None) is not None:
+            await app.state.limits.close()
         if getattr(app.state, "owns_vault", False):
             await app.state.vault.close()
 
@@ -280,7 +286,10 @@ async def _retention(ctx: VaultContext) -> None:
     from vault.rights.retention import run_retention
 
     report = await run_retention(ctx)
-    structlog.get_logger("tresor.retention").info("retention_run", **asdict(report))
+    counters = await purge_counters(ctx, ctx.clock.now())
+    structlog.get_logger("tresor.retention").info(
+        "retention_run", **asdict(report), limit_counters=counters
+    )
 
 
 def openapi_document(app: Litestar | None = None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.response import Redirect
 
+from api.client_address import client_address
 from api.deps import Vault
 from api.dpo.pages import DpoPages, dpo_actor, form_text, page, request_id_of
 from api.dpo.session import (
@@ -66,22 +67,20 @@ class DpoSignInPages(DpoPages):
         nxt = form_text(form.get("next"), 500)
         authenticator = request.app.state.authenticator
         # The same per-address brake on failed keys as the bearer-key API
-        # (TRESOR_FAILED_AUTH_LIMIT): the console must not be a way around it.
+        # (TRESOR_FAILED_AUTH_LIMIT): a valid key is always let in; failures are counted and,
+        # over the limit, answered 429 instead of 401.
         limiter = request.app.state.failed_auth
-        ip = request.client.host if request.client else "unknown"
         retry_after: int | None = None
-        try:
-            limiter.check(ip)
-        except RateLimited as exc:
-            retry_after = exc.retry_after
-        client: ClientInfo | None = (
-            await authenticator.authenticate(key) if key and retry_after is None else None
-        )
+        client: ClientInfo | None = await authenticator.authenticate(key) if key else None
         error = None
+        if client is None:
+            try:
+                await limiter.failed(client_address(request))
+            except RateLimited as exc:
+                retry_after = exc.retry_after
         if retry_after is not None:
             error = t["dpo_signin_rate_limited"]
         elif client is None:
-            limiter.failed(ip)
             # Unknown keys are not audited (nobody to attribute them to, and a flood of
             # guesses must not grow the trail); the log line carries no key material.
             log.warning("dpo_signin_refused", reason="invalid_key")
