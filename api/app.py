@@ -62,6 +62,7 @@ from api.subjects.subjects import SubjectController
 from api.web.headers import add_security_headers
 from vault.admin.clients import ClientAuthenticator
 from vault.admin.limits import counter_store, purge_counters
+from vault.admin.quotas import QuotaGate
 from vault.audit import chain as audit_chain
 from vault.context import VaultContext
 from vault.rights import selfservice
@@ -181,6 +182,7 @@ def create_app(
         app.state.failed_auth = FailedAuthLimiter(
             ctx, app.state.limits, limit=ctx.settings.failed_auth_limit
         )
+        app.state.quotas = QuotaGate(ctx, app.state.limits)
         app.state.owns_vault = vault is None
         app.state.jobs = []
         if background_jobs if background_jobs is not None else vault is None:
@@ -194,6 +196,8 @@ def create_app(
         await selfservice.wait_for_mail()  # sign-in codes already promised go out
         if getattr(app.state, "jobs", []):
             await stop_jobs(app.state.vault, app.state.jobs)
+        if getattr(app.state, "authenticator", None) is not None:
+            await app.state.authenticator.drain()  # the last-use writes still under way
         if getattr(app.state, "limits", None) is not None:
             await app.state.limits.close()
         if getattr(app.state, "owns_vault", False):

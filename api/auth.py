@@ -23,6 +23,7 @@ from vault.admin.clients import (
     record_role_denial,
 )
 from vault.admin.limits import CounterStore, Window, address_key
+from vault.admin.quotas import QuotaGate
 from vault.audit.events import Actor
 from vault.context import VaultContext
 from vault.errors import RateLimited
@@ -99,7 +100,19 @@ class BearerKeyMiddleware(AbstractAuthenticationMiddleware):
             raise PermissionDeniedException(
                 "this operation needs the role " + " or ".join(sorted(r.value for r in allowed))
             )
+        if client.quota.rate:
+            gate: QuotaGate = connection.app.state.quotas
+            await gate.request(client, connection.scope.get("state", {}).get("request_id"))
         return AuthenticationResult(user=client, auth=None)
+
+
+async def take_lookups(connection: ASGIConnection[Any, Any, Any, Any], count: int) -> None:
+    """Count `count` lookups against the client's daily quota before they are made;
+    raises `QuotaExceeded` (429) when the quota cannot cover them all."""
+    client: ClientInfo = connection.user
+    if client.quota.daily_lookups:
+        gate: QuotaGate = connection.app.state.quotas
+        await gate.lookups(client, count, connection.scope.get("state", {}).get("request_id"))
 
 
 async def audit_role_denial(

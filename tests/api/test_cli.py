@@ -258,10 +258,13 @@ def test_clients_list_and_revoke(cli_env: Settings, capsys):
     capsys.readouterr()
 
     assert main(["clients", "list"]) == 0
-    assert capsys.readouterr().out.splitlines() == [
-        "crm\twriter\t-\tactive",
-        "shop\tlookup\torder.delivery\tactive",
+    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [line[:4] for line in lines] == [
+        ["crm", "writer", "-", "active"],
+        ["shop", "lookup", "order.delivery", "active"],
     ]
+    assert [line[5:] for line in lines] == [["used never", "rate -", "lookups/day -"]] * 2
+    assert all(line[4].startswith("key 20") for line in lines)
 
     assert main(["clients", "revoke", "shop"]) == 0
     assert capsys.readouterr().out.strip() == "revoked client shop"
@@ -269,7 +272,7 @@ def test_clients_list_and_revoke(cli_env: Settings, capsys):
 
     assert main(["clients", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "crm\twriter\t-\tactive"
+    assert lines[0].startswith("crm\twriter\t-\tactive\t")
     assert lines[1].startswith("shop\tlookup\torder.delivery\trevoked 20")
 
     assert main(["clients", "revoke", "shop"]) == 1
