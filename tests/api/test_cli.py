@@ -164,9 +164,11 @@ def test_openapi_prints_the_document(capsys):
 def _authenticate(settings: Settings, key: str):
     async def go():
         ctx = VaultContext.open(settings)
+        auth = ClientAuthenticator(ctx, ttl=0)
         try:
-            return await ClientAuthenticator(ctx, ttl=0).authenticate(key)
+            return await auth.authenticate(key)
         finally:
+            await auth.drain()  # the last-use write
             await ctx.close()
 
     return asyncio.run(go())

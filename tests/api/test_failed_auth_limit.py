@@ -148,3 +148,26 @@ async def test_the_redis_backend_shares_the_counter_too(vault):
         assert_problem(await one.get("/v1/clients", headers=bearer("tresor_x")), 429)
         r = await two.post("/v1/subjects", json={"name": "Erika Muster"}, headers=bearer(good))
         assert r.status_code == 201
+
+
+async def test_nothing_of_a_key_or_an_address_reaches_logs_counters_or_metrics(vault, log_stream):
+    """Failed keys and the forwarded client address appear neither in the logs, nor in the
+    shared counter table (a keyed digest of the address only), nor in /metrics."""
+    from sqlalchemy import select
+
+    from vault.storage.tables import limit_counters
+
+    vault.settings = replace(vault.settings, failed_auth_limit=1, trusted_proxies=("10.0.0.0/8",))
+    guess = "tresor_" + "G" * 43
+    async with app_client(vault, peer="10.0.0.1") as http:
+        for _ in range(3):
+            headers = {**bearer(guess), "X-Forwarded-For": "203.0.113.77"}
+            await http.get("/v1/clients", headers=headers)
+        metrics_text = (await http.get("/metrics")).text
+    async with vault.engine.connect() as conn:
+        rows = (await conn.execute(select(limit_counters))).all()
+    assert rows and all(r.key.startswith("auth:") for r in rows)
+    stored = repr(rows)
+    for place in (log_stream.getvalue(), stored, metrics_text):
+        assert guess not in place and "GGGGGGGG" not in place
+        assert "203.0.113.77" not in place

@@ -86,6 +86,8 @@ async def set_quota(
         ):
             raise InvalidInput("bad daily lookups", {"daily_lookups": "0 to 1000000000"})
         values["daily_lookups"] = int(daily_lookups) if daily_lookups else None
+    if not values:
+        raise InvalidInput("nothing to change", {"quota": "name rate and/or daily_lookups"})
     now = ctx.clock.now()
     async with ctx.transaction() as conn:
         result = await conn.execute(
