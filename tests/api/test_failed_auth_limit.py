@@ -171,3 +171,18 @@ async def test_nothing_of_a_key_or_an_address_reaches_logs_counters_or_metrics(v
     for place in (log_stream.getvalue(), stored, metrics_text):
         assert guess not in place and "GGGGGGGG" not in place
         assert "203.0.113.77" not in place
+
+
+async def test_with_the_counter_store_down_a_valid_key_is_served_and_a_failure_is_503(vault):
+    """The brake costs a valid key nothing, so it is served even when the counters cannot
+    be reached; a failed attempt then fails closed with 503 (not an uncounted 401)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    good = await client_key(vault, "crm", "writer")
+    vault.settings = replace(vault.settings, limits_url=f"redis://127.0.0.1:{port}/0")
+    async with app_client(vault) as http:
+        r = await http.post("/v1/subjects", json={"name": "Erika Muster"}, headers=bearer(good))
+        assert r.status_code == 201
+        assert_problem(await http.get("/v1/clients", headers=bearer("tresor_x")), 503)
+        assert_problem(await http.get("/v1/clients"), 401)

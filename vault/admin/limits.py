@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import case, delete
 from sqlalchemy.dialects import postgresql, sqlite
 
+from vault.errors import Unavailable
 from vault.storage.tables import limit_counters
 
 if TYPE_CHECKING:
@@ -101,11 +102,17 @@ class RedisCounters:
         self._redis: Any = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
 
     async def add(self, key: str, window: Window, amount: int) -> int:
+        """Fails closed: an unreachable Redis is `Unavailable` (503), never "not counted"."""
+        from redis.exceptions import RedisError
+
         name = f"tresor:{key}:{window.start}"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incrby(name, amount)
-            pipe.expire(name, window.seconds + 5)
-            count, _ = await pipe.execute()
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incrby(name, amount)
+                pipe.expire(name, window.seconds + 5)
+                count, _ = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise Unavailable("limit counters are unavailable; nothing was changed") from exc
         return int(count)
 
     async def close(self) -> None:

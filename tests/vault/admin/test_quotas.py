@@ -160,3 +160,20 @@ async def test_redis_counters_add_within_a_window(vault):
         assert await store.add(key, Window(1_000_000_080, 60), 1) == 1
     finally:
         await store.close()
+
+
+async def test_an_unreachable_redis_fails_closed(vault):
+    """Counting against a Redis nobody listens on is `Unavailable` (a 503), not a pass."""
+    import socket
+
+    from vault.errors import Unavailable
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = RedisCounters(f"redis://127.0.0.1:{port}/0")
+    try:
+        with pytest.raises(Unavailable):
+            await store.add("test:x", Window(0, 60), 1)
+    finally:
+        await store.close()
