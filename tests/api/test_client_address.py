@@ -161,3 +161,25 @@ async def test_the_app_reads_the_forwarded_address_only_behind_a_trusted_proxy(v
         ]
     await selfservice.wait_for_mail()
     assert codes == [202, 202, 429]
+
+
+def test_nothing_else_in_api_reads_the_peer_address():
+    """Only api/client_address.py reads the ASGI peer: a limit or evidence that read it
+    directly would count every customer behind a load balancer as one."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "api"
+    pattern = re.compile(
+        r"(request|connection)\.client\b(?!_)|\.client\.host"
+        r"|scope\[[\"']client[\"']\]|scope\.get\([\"']client[\"']"
+    )
+    offenders = [
+        f"{path.relative_to(root)}:{n}"
+        for path in root.rglob("*.py")
+        if path.name != "client_address.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert offenders == []
+    assert pattern.search('ip = request.client.host if request.client else "x"')
