@@ -68,6 +68,8 @@ from api.subjects.subjects import SubjectController
 from api.web.headers import add_security_headers
 from vault.admin.certificates import CertificateAuthenticator
 from vault.admin.clients import ClientAuthenticator
+from vault.admin.limits import counter_store, purge_counters
+from vault.admin.quotas import QuotaGate
 from vault.audit import chain as audit_chain
 from vault.catalogue.loader import load_policies
 from vault.context import VaultContext
@@ -195,7 +197,11 @@ def create_app(
         ctx = vault or VaultContext.open(settings)
         app.state.vault = ctx
         app.state.authenticator = ClientAuthenticator(ctx, settings.client_cache_seconds)
-        app.state.failed_auth = FailedAuthLimiter(limit=settings.failed_auth_limit)
+        app.state.limits = counter_store(ctx)
+        app.state.failed_auth = FailedAuthLimiter(
+            ctx, app.state.limits, limit=ctx.settings.failed_auth_limit
+        )
+        app.state.quotas = QuotaGate(ctx, app.state.limits)
         app.state.oidc = oidc_client(ctx)
         app.state.certificates = CertificateAuthenticator(ctx, settings.client_cache_seconds)
         app.state.owns_vault = vault is None
@@ -213,6 +219,10 @@ def create_app(
             await stop_jobs(app.state.vault, app.state.jobs)
         if getattr(app.state, "oidc", None) is not None:
             await app.state.oidc.close()
+        if getattr(app.state, "authenticator", None) is not None:
+            await app.state.authenticator.drain()  # the last-use writes still under way
+        if getattr(app.state, "limits", None) is not None:
+            await app.state.limits.close()
         if getattr(app.state, "owns_vault", False):
             await app.state.vault.close()
 
@@ -327,7 +337,10 @@ async def _retention(ctx: VaultContext) -> None:
     from vault.rights.retention import run_retention
 
     report = await run_retention(ctx)
-    structlog.get_logger("tresor.retention").info("retention_run", **asdict(report))
+    counters = await purge_counters(ctx, ctx.clock.now())
+    structlog.get_logger("tresor.retention").info(
+        "retention_run", **asdict(report), limit_counters=counters
+    )
 
 
 def openapi_document(app: Litestar | None = None) -> dict[str, Any]:

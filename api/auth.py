@@ -7,9 +7,7 @@ refuses to build an app with a route that has neither (`check_every_route_guarde
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from litestar.connection import ASGIConnection
@@ -17,6 +15,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.routes import HTTPRoute
 
+from api.client_address import client_address
 from api.client_certs import certificate_client
 from vault.admin.clients import (
     ClientAuthenticator,
@@ -24,6 +23,8 @@ from vault.admin.clients import (
     Role,
     record_role_denial,
 )
+from vault.admin.limits import CounterStore, Window, address_key
+from vault.admin.quotas import QuotaGate
 from vault.audit.events import Actor
 from vault.context import VaultContext
 from vault.errors import RateLimited
@@ -33,62 +34,71 @@ if TYPE_CHECKING:
 
 
 class FailedAuthLimiter:
-    """Per-process sliding window of failed authentications per client IP.
+    """The brake on failed authentications per client address, shared by all processes.
 
-    Guessing 256-bit keys is hopeless anyway; this keeps a misconfigured or hostile client
-    from turning failures into load (each one costs an HMAC and a database read). State is
-    per process on purpose: it is a brake, not a record, and nothing is lost when it resets.
+    It never blocks a valid key: the key is checked first, and a request whose key is valid
+    is served whatever its address did before (and costs the brake nothing: no counter is
+    read or written). Only a request whose key turns out invalid is counted, in the shared
+    counter store (`vault.admin.limits`), and once an address has had `limit` failures in
+    the current minute its further *failed* attempts get 429 with `Retry-After` instead of
+    401. While an address is known to be over the limit, this process answers its failures
+    without writing the counter again. A request without an `Authorization` header is a
+    plain 401 and not counted: it is no guess.
+
+    Guessing 256-bit keys is hopeless anyway; the brake keeps a misconfigured or hostile
+    client from turning failures into load and shows it a clear 429.
     """
 
-    def __init__(self, limit: int = 30, window: float = 60.0, max_ips: int = 10_000) -> None:
+    def __init__(
+        self, ctx: VaultContext, store: CounterStore, limit: int = 30, window: int = 60
+    ) -> None:
+        self.ctx = ctx
+        self.store = store
         self.limit = limit
         self.window = window
-        self.max_ips = max_ips
-        self._failures: dict[str, deque[float]] = {}
+        self._braked: dict[str, int] = {}  # address key -> end of its window (epoch s)
 
-    def _recent(self, ip: str, now: float) -> deque[float]:
-        times = self._failures.get(ip)
-        if times is None:
-            if len(self._failures) >= self.max_ips:
-                self._failures.clear()
-            times = self._failures[ip] = deque()
-        while times and now - times[0] > self.window:
-            times.popleft()
-        return times
-
-    def check(self, ip: str) -> None:
-        now = time.monotonic()
-        times = self._recent(ip, now)
-        if len(times) >= self.limit:
-            raise RateLimited(
-                "too many failed authentications from this address; try again later",
-                retry_after=int(self.window - (now - times[0])) + 1,
-            )
-
-    def failed(self, ip: str) -> None:
-        self._recent(ip, time.monotonic()).append(time.monotonic())
+    async def failed(self, address: str) -> None:
+        """Count one failed authentication from `address`; raises `RateLimited` when the
+        address is over the limit (then the answer is 429 instead of 401)."""
+        now = self.ctx.clock.now()
+        key = "auth:" + address_key(self.ctx, address)
+        until = self._braked.get(key)
+        epoch = int(now.timestamp())
+        if until is None or until <= epoch:
+            window = Window.at(now, self.window)
+            count = await self.store.add(key, window, 1)
+            if count <= self.limit:
+                return
+            if len(self._braked) >= 10_000:
+                self._braked.clear()
+            until = self._braked[key] = window.start + window.seconds
+        raise RateLimited(
+            "too many failed authentications from this address; try again later",
+            retry_after=max(1, until - epoch),
+        )
 
 
 class BearerKeyMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
-        limiter: FailedAuthLimiter = connection.app.state.failed_auth
-        ip = connection.client.host if connection.client else "unknown"
-        limiter.check(ip)
-        header = connection.headers.get("authorization", "")
-        # Without a key, a client certificate the TLS layer verified may name the client
-        # (`tresor serve --client-ca`; api/client_certs.py).
-        client = None if header else await certificate_client(connection)
-        if client is None:
-            scheme, _, key = header.partition(" ")
-            if scheme.lower() != "bearer" or not key.strip():
-                limiter.failed(ip)
-                raise NotAuthorizedException("a bearer API key is required")
-            authenticator: ClientAuthenticator = connection.app.state.authenticator
-            client = await authenticator.authenticate(key.strip())
+        header = connection.headers.get("authorization")
+        client = None
+        if header is None:
+            # Without a key, a client certificate the TLS layer verified may name the client
+            # (`tresor serve --client-ca`; api/client_certs.py). Neither: 401, not counted.
+            client = await certificate_client(connection)
             if client is None:
-                limiter.failed(ip)
+                raise NotAuthorizedException("a bearer API key is required")
+        else:
+            scheme, _, key = header.partition(" ")
+            authenticator: ClientAuthenticator = connection.app.state.authenticator
+            if scheme.lower() == "bearer" and key.strip():
+                client = await authenticator.authenticate(key.strip())
+            if client is None:
+                limiter: FailedAuthLimiter = connection.app.state.failed_auth
+                await limiter.failed(client_address(connection))
                 raise NotAuthorizedException("the API key is not valid")
         allowed = connection.scope["route_handler"].opt.get(ROLES)
         if allowed is not None and client.role not in allowed:
@@ -96,7 +106,19 @@ class BearerKeyMiddleware(AbstractAuthenticationMiddleware):
             raise PermissionDeniedException(
                 "this operation needs the role " + " or ".join(sorted(r.value for r in allowed))
             )
+        if client.quota.rate:
+            gate: QuotaGate = connection.app.state.quotas
+            await gate.request(client, connection.scope.get("state", {}).get("request_id"))
         return AuthenticationResult(user=client, auth=None)
+
+
+async def take_lookups(connection: ASGIConnection[Any, Any, Any, Any], count: int) -> None:
+    """Count `count` lookups against the client's daily quota before they are made;
+    raises `QuotaExceeded` (429) when the quota cannot cover them all."""
+    client: ClientInfo = connection.user
+    if client.quota.daily_lookups:
+        gate: QuotaGate = connection.app.state.quotas
+        await gate.lookups(client, count, connection.scope.get("state", {}).get("request_id"))
 
 
 async def audit_role_denial(

@@ -7,19 +7,17 @@ Admin actions at the CLI are audited with the actor `admin:cli@<user>`. The new 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import getpass
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from api.cli_clients import add_parsers as add_client_parsers
+from api.cli_support import admin_actor, run_with_vault
 from api.recipients import cli as recipients_cli
 from api.serving import TlsOptionsError, cmd_jobs, cmd_serve, describe_db, load_policies_of
-from vault.audit.events import Actor
 from vault.catalogue.source import PolicyError
 from vault.context import VaultContext
 from vault.crypto import KeyringError, LocalKeyring
@@ -27,24 +25,8 @@ from vault.errors import VaultError
 from vault.settings import Settings
 from vault.storage.db import upgrade
 
-
-def _admin() -> Actor:
-    try:
-        user = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name is not a reason to refuse
-        user = "unknown"
-    return Actor("admin", f"cli@{user}")
-
-
-def _run(settings: Settings, job: Callable[[VaultContext], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        ctx = VaultContext.open(settings)
-        try:
-            return await job(ctx)
-        finally:
-            await ctx.close()
-
-    return asyncio.run(main())
+_admin = admin_actor
+_run = run_with_vault
 
 
 def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
@@ -82,45 +64,6 @@ def cmd_openapi(settings: Settings, args: argparse.Namespace) -> int:
     from api.app import openapi_document
 
     print(json.dumps(openapi_document(), indent=2, sort_keys=True))
-    return 0
-
-
-def cmd_clients_create(settings: Settings, args: argparse.Namespace) -> int:
-    from vault.admin.clients import create_client
-
-    info, key = _run(
-        settings, lambda ctx: create_client(ctx, _admin(), args.name, args.role, args.purpose)
-    )
-    purposes = ",".join(sorted(info.purposes)) or "-"
-    print(f"created client {info.name} (role {info.role.value}, purposes {purposes})")
-    print("API key (shown once; store it in the client's secret store):")
-    print(key)
-    return 0
-
-
-def cmd_clients_list(settings: Settings, args: argparse.Namespace) -> int:
-    from vault.admin.clients import list_clients
-
-    for c in _run(settings, list_clients):
-        state = f"revoked {c.revoked_at:%Y-%m-%d}" if c.revoked_at else "active"
-        print(f"{c.name}\t{c.role.value}\t{','.join(sorted(c.purposes)) or '-'}\t{state}")
-    return 0
-
-
-def cmd_clients_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    from vault.admin.clients import revoke_client
-
-    _run(settings, lambda ctx: revoke_client(ctx, _admin(), args.name))
-    print(f"revoked client {args.name}")
-    return 0
-
-
-def cmd_clients_cert(settings: Settings, args: argparse.Namespace) -> int:
-    from vault.admin.certificates import bind_certificate
-
-    subject = None if args.unbind else args.subject
-    bound = _run(settings, lambda ctx: bind_certificate(ctx, _admin(), args.name, subject))
-    print(f"client {args.name}: " + (f"certificate subject {bound}" if bound else "no certificate"))
     return 0
 
 
@@ -345,25 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("openapi", help="print the OpenAPI document")
     s.set_defaults(func=cmd_openapi)
 
-    cl = sub.add_parser("clients", help="API clients").add_subparsers(dest="clients", required=True)
-    s = cl.add_parser("create", help="create a client and print its key (last line)")
-    s.add_argument("name")
-    s.add_argument("--role", required=True, choices=["writer", "lookup", "dpo", "admin"])
-    s.add_argument("--purpose", action="append", default=[], help="allowed purpose (repeat)")
-    s.set_defaults(func=cmd_clients_create)
-    s = cl.add_parser("list", help="list clients")
-    s.set_defaults(func=cmd_clients_list)
-    s = cl.add_parser("revoke", help="revoke a client's key")
-    s.add_argument("name")
-    s.set_defaults(func=cmd_clients_revoke)
-    s = cl.add_parser("cert", help="bind a client certificate subject to a client (mTLS)")
-    s.add_argument("name")
-    g = s.add_mutually_exclusive_group(required=True)
-    g.add_argument(
-        "--subject", help='the certificate subject, RFC 4514, e.g. "CN=billing,O=Example"'
-    )
-    g.add_argument("--unbind", action="store_true", help="remove the client's certificate binding")
-    s.set_defaults(func=cmd_clients_cert)
+    add_client_parsers(sub)
 
     k = sub.add_parser("keys", help="key management").add_subparsers(dest="keys", required=True)
     s = k.add_parser("rotate", help="add a KEK version and re-wrap every DEK (online)")

@@ -23,6 +23,7 @@ from vault.errors import (
     NotFound,
     PreconditionFailed,
     PreconditionRequired,
+    QuotaExceeded,
     RateLimited,
     Unauthenticated,
     Unavailable,
@@ -201,6 +202,14 @@ def detail_of(exc: Exception, row: ErrorRow) -> str:
 
 def headers_for(exc: Exception, row: ErrorRow) -> dict[str, str] | None:
     """Retry hints and the challenge, the same on a page as in problem+json."""
+    if isinstance(exc, QuotaExceeded):
+        # draft-ietf-httpapi-ratelimit-headers: the policy, and what is left of it now.
+        name = f'"{exc.policy}"'
+        return {
+            "Retry-After": str(exc.retry_after),
+            "RateLimit-Policy": f"{name};q={exc.quota};w={exc.window}",
+            "RateLimit": f"{name};r={exc.remaining};t={exc.retry_after}",
+        }
     if isinstance(exc, RateLimited):
         return {"Retry-After": str(exc.retry_after)}
     if isinstance(exc, Unauthenticated):

@@ -38,6 +38,17 @@ LOOKUPS = Counter(
     "Purpose-checked lookups by outcome (each also has an audit event)",
     ["purpose", "decision", "reason"],
 )
+QUOTA_EXCEEDED = Counter(
+    "tresor_client_quota_exceeded_total",
+    "Requests refused because the client's quota was used up (the first of each window "
+    "also has an audit event)",
+    ["client", "quota"],
+)
+
+
+def observe_quota_exceeded(client: str, quota: str) -> None:
+    """`client` is a client's name (never its key), `quota` `rate` or `daily-lookups`."""
+    QUOTA_EXCEEDED.labels(client, quota).inc()
 
 
 AUDIT_SEALED = Counter(

@@ -20,7 +20,8 @@ _DESCRIPTIONS = {
     413: "Request body larger than 64 KiB; nothing changed",
     422: "A field breaks a domain rule; nothing changed",
     428: "`If-Match` missing: this update needs the `ETag` of the state it replaces",
-    429: "Too many attempts (failed authentications or sign-in codes); see Retry-After",
+    429: "Too many attempts (failed authentications or sign-in codes) or the client's quota "
+    "is used up; see Retry-After (and RateLimit / RateLimit-Policy for a quota)",
     500: "Stored data failed an integrity check (`reason` integrity_error): nothing "
     "revealed, the attempt audited",
     503: "Storage, audit, keyring or mailer unavailable; nothing revealed or changed",

@@ -18,11 +18,11 @@ from litestar.exceptions import (
     ValidationException,
 )
 
-from api import errors
+from api import errors, metrics
 from api.logging import ensure_request_id
 from api.validation_errors import describe, json_syntax
 from vault.crypto import IntegrityCheckFailed, KeyringError
-from vault.errors import InvalidInput, VaultError
+from vault.errors import InvalidInput, QuotaExceeded, VaultError
 
 PROBLEM = "application/problem+json"
 #: A detail from an HTTP exception is shown only in this shape: words, no quoted anything.
@@ -105,6 +105,8 @@ def _domain(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     error table, `api.errors.ERRORS`; `InvalidInput` lists the fields and rules."""
     row = errors.row_for(exc)
     errors.log_answer(exc, row)
+    if isinstance(exc, QuotaExceeded):
+        metrics.observe_quota_exceeded(exc.client, exc.policy)
     fields = None
     if isinstance(exc, InvalidInput):
         fields = [{"field": k, "message": v} for k, v in sorted(exc.errors.items())]

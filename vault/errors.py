@@ -103,6 +103,24 @@ class RateLimited(VaultError):
         self.retry_after = max(1, int(retry_after))
 
 
+class QuotaExceeded(RateLimited):
+    """The client named `client` went over one of its quotas (`policy`: `rate` or
+    `daily-lookups`): `quota` units per `window` seconds, of which `remaining` are left (0
+    or fewer than asked)."""
+
+    code = "quota_exceeded"
+
+    def __init__(
+        self, client: str, policy: str, quota: int, window: int, remaining: int, retry_after: int
+    ) -> None:
+        super().__init__(f"the client's {policy} quota is used up; try again later", retry_after)
+        self.client = client
+        self.policy = policy
+        self.quota = quota
+        self.window = window
+        self.remaining = remaining
+
+
 class Unauthenticated(VaultError):
     """A one-time code or a self-service session was wrong, expired, used up or unknown.
 

@@ -6,6 +6,7 @@ instead of looking at `os.environ` itself, so tests can build one explicitly.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,9 +72,19 @@ class Settings:
     #: TRESOR_DB_POOL_SIZE: database connections per process (PostgreSQL); keep it at or
     #: above the concurrency a process serves, or requests queue for connections.
     db_pool_size: int = 40
-    #: TRESOR_FAILED_AUTH_LIMIT: failed API-key authentications per client IP and minute
-    #: (per process) before further attempts get 429.
+    #: TRESOR_FAILED_AUTH_LIMIT: failed API-key authentications per client address and
+    #: minute, counted across all processes and nodes, before further *failed* attempts
+    #: get 429 (a valid key is always served).
     failed_auth_limit: int = 30
+    #: TRESOR_TRUSTED_PROXIES: comma-separated addresses and CIDR ranges of the load
+    #: balancers and reverse proxies in front of Tresor. Only a request arriving from one of
+    #: them has its client address taken from `Forwarded` / `X-Forwarded-For` and its scheme
+    #: from `X-Forwarded-Proto`; empty (the default) ignores those headers everywhere.
+    #: Kept as canonical CIDR strings (`parse_networks` validated them).
+    trusted_proxies: tuple[str, ...] = ()
+    #: TRESOR_LIMITS_URL: where the shared limit counters live: empty for the database
+    #: (the default), or `redis://host:port/db` for a Redis server all nodes reach.
+    limits_url: str = field(default="", repr=False)
     #: TRESOR_LOG_LEVEL: minimum level of the JSON logs.
     log_level: str = "INFO"
     #: TRESOR_RETENTION_INTERVAL: seconds between retention sweeps inside `tresor serve`
@@ -221,6 +232,10 @@ class Settings:
             else None,
             db_pool_size=int(e.get("TRESOR_DB_POOL_SIZE", "40")),
             failed_auth_limit=int(e.get("TRESOR_FAILED_AUTH_LIMIT", "30")),
+            trusted_proxies=parse_networks(
+                e.get("TRESOR_TRUSTED_PROXIES", ""), "TRESOR_TRUSTED_PROXIES"
+            ),
+            limits_url=_limits_url(e.get("TRESOR_LIMITS_URL", "").strip()),
             log_level=e.get("TRESOR_LOG_LEVEL", "INFO").upper(),
             retention_interval=float(e.get("TRESOR_RETENTION_INTERVAL", "3600")),
             otp_minutes=int(e.get("TRESOR_OTP_MINUTES", "10")),
@@ -282,3 +297,25 @@ def _minutes_list(text: str, name: str) -> tuple[int, ...]:
     if not values or any(v <= 0 for v in values):
         raise ValueError(f"{name} must list positive whole minutes, e.g. 15,60,1440")
     return values
+
+
+def parse_networks(text: str, name: str) -> tuple[str, ...]:
+    """Comma-separated addresses and CIDR ranges ("10.0.0.0/8, 192.0.2.7, ::1"). A bad
+    entry stops the start with an error naming it: a typo here would otherwise silently
+    trust nobody (every customer behind one address) or the wrong network."""
+    out = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(entry, strict=True)))
+        except ValueError as exc:
+            raise ValueError(f"{name}: {entry!r} is not an address or CIDR range ({exc})") from None
+    return tuple(out)
+
+
+def _limits_url(url: str) -> str:
+    """Empty (the database) or a redis:// / rediss:// URL."""
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("TRESOR_LIMITS_URL must be empty (the database) or a redis:// URL")
+    return url

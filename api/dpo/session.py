@@ -50,12 +50,6 @@ def session_ttl(vault: VaultContext) -> timedelta:
     return console_sessions.lifetime(vault).absolute
 
 
-def client_address(request: Request[Any, Any, Any]) -> str:
-    """The address a sign-in came from, for its per-address limit. The one place the
-    console asks; to be pointed at the trusted-proxy aware address once that exists."""
-    return request.client.host if request.client else "unknown"
-
-
 # -- middleware, cookies, helpers ----------------------------------------------------------------
 
 

@@ -8,13 +8,13 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.response import Redirect
 
+from api.client_address import client_address
 from api.deps import Vault
 from api.dpo.pages import DpoPages, form_text, page, request_id_of
 from api.dpo.session import (
     NEXT_RE,
     SESSION_COOKIE,
     clear_session_cookie,
-    client_address,
     current_session,
     log,
     session_cookie,
@@ -67,20 +67,20 @@ class DpoSignInPages(DpoPages):
         address = client_address(request)
         authenticator = request.app.state.authenticator
         # The same per-address brake on failed keys as the bearer-key API
-        # (TRESOR_FAILED_AUTH_LIMIT): the console must not be a way around it.
+        # (TRESOR_FAILED_AUTH_LIMIT): a valid key is always let in; failures are counted and,
+        # over the limit, answered 429 instead of 401.
         limiter = request.app.state.failed_auth
         try:
-            limiter.check(address)
             # The console's own limits, per address and (below) per account, shared by
             # every node through the database; a refusal is audited.
             await console_sessions.check_signin_allowed(vault, address, rid)
             client = await authenticator.authenticate(key) if key else None
             if client is None:
-                limiter.failed(address)
                 # Audited without a name (nobody to attribute a wrong key to); the log line
-                # and the trail carry no key material.
+                # and the trail carry no key material. Over the brake's limit: 429.
                 log.warning("dpo_signin_refused", reason="invalid_key")
                 await console_sessions.refuse_signin(vault, address, rid)
+                await limiter.failed(address)
                 return self._refused(request, nxt, t["dpo_signin_wrong"], vault)
             if client.role is not Role.DPO:
                 await console_sessions.refuse_signin(vault, address, rid, client=client)

@@ -22,9 +22,10 @@ from litestar import Request, Response, get
 from litestar.datastructures import Cookie
 from litestar.response import Redirect
 
+from api.client_address import client_address
 from api.deps import Vault
 from api.dpo.pages import DpoPages, page, request_id_of
-from api.dpo.session import NEXT_RE, client_address, log, session_cookie
+from api.dpo.session import NEXT_RE, log, session_cookie
 from api.i18n import N_, TEXTS, pick_language
 from api.web import cookies as web_cookies
 from api.web.oidc import FLOW_SECONDS, FlowCookie, OidcClient, SsoRejected, has_value

@@ -75,7 +75,7 @@ class RecipientList(Struct):
 
 class RotateIn(Struct, forbid_unknown_fields=True):
     #: How long the previous secret keeps signing too (0 to 30 days).
-    overlap_hours: Annotated[int, Meta(ge=0, le=720)] = 24
+    overlap_hours: Annotated[int, Meta(gt=-1, le=720)] = 24  # gt=-1: Litestar drops a ge of 0
 
 
 class SecretOut(Struct):

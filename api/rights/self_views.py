@@ -9,6 +9,7 @@ from typing import Any
 from litestar import Request
 from litestar.openapi.datastructures import ResponseSpec
 
+from api.client_address import client_address
 from api.deps import Vault
 from api.i18n import TEXTS, format_datetime
 from api.openapi_docs import problems
@@ -75,7 +76,8 @@ def request_id_of(request: Request[Any, Any, Any]) -> str | None:
 
 
 def client_ip(request: Request[Any, Any, Any]) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's address behind trusted proxies (`api.client_address`)."""
+    return client_address(request)
 
 
 def identifier(data: SelfSessionStart | SelfSessionVerify) -> tuple[str, str]:

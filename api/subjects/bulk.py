@@ -10,7 +10,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 from litestar.response import Stream
 
-from api.auth import actor_of, roles
+from api.auth import actor_of, roles, take_lookups
 from api.deps import Vault
 from api.idempotency import IdempotentOperation
 from api.openapi_docs import AUTHED, READ_DENIALS, problems
@@ -100,6 +100,7 @@ class BulkLookupController(Controller):
                 {"contact.followup": "use a single lookup"},
             )
         client: ClientInfo = request.user
+        await take_lookups(request, len(values))
         lines = bulk.resolve_batch(
             vault,
             actor_of(request),

@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, post
 from litestar.params import JSONBody
 
 from api import metrics
-from api.auth import actor_of, roles
+from api.auth import actor_of, roles, take_lookups
 from api.conditional import CONTACT, etag, etag_header
 from api.deps import Vault
 from api.idempotency import IdempotentOperation
@@ -93,6 +93,7 @@ class LookupController(Controller):
         client: ClientInfo = request.user
         contact = contact_spec(data.contact)
         known = data.purpose if data.purpose in vault.catalogue else None
+        await take_lookups(request, 1)
         try:
             result = await lookup_service.lookup(
                 vault,

@@ -164,9 +164,11 @@ def test_openapi_prints_the_document(capsys):
 def _authenticate(settings: Settings, key: str):
     async def go():
         ctx = VaultContext.open(settings)
+        auth = ClientAuthenticator(ctx, ttl=0)
         try:
-            return await ClientAuthenticator(ctx, ttl=0).authenticate(key)
+            return await auth.authenticate(key)
         finally:
+            await auth.drain()  # the last-use write
             await ctx.close()
 
     return asyncio.run(go())
@@ -258,10 +260,13 @@ def test_clients_list_and_revoke(cli_env: Settings, capsys):
     capsys.readouterr()
 
     assert main(["clients", "list"]) == 0
-    assert capsys.readouterr().out.splitlines() == [
-        "crm\twriter\t-\tactive",
-        "shop\tlookup\torder.delivery\tactive",
+    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [line[:4] for line in lines] == [
+        ["crm", "writer", "-", "active"],
+        ["shop", "lookup", "order.delivery", "active"],
     ]
+    assert [line[5:] for line in lines] == [["used never", "rate -", "lookups/day -"]] * 2
+    assert all(line[4].startswith("key 20") for line in lines)
 
     assert main(["clients", "revoke", "shop"]) == 0
     assert capsys.readouterr().out.strip() == "revoked client shop"
@@ -269,7 +274,7 @@ def test_clients_list_and_revoke(cli_env: Settings, capsys):
 
     assert main(["clients", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "crm\twriter\t-\tactive"
+    assert lines[0].startswith("crm\twriter\t-\tactive\t")
     assert lines[1].startswith("shop\tlookup\torder.delivery\trevoked 20")
 
     assert main(["clients", "revoke", "shop"]) == 1

@@ -99,9 +99,12 @@ class Served:
 
 
 @contextmanager
-def serve(tmp_path: Path, port: int | None = None, **extra_env: str) -> Iterator[Served]:
+def serve(
+    tmp_path: Path, port: int | None = None, workers: int = 1, **extra_env: str
+) -> Iterator[Served]:
     """`tresor init` and `tresor serve` on `port` (else a free one) with SQLite in
-    `tmp_path/data` (plus any TRESOR_* settings given as keyword arguments)."""
+    `tmp_path/data` (plus any TRESOR_* settings given as keyword arguments), with `workers`
+    processes."""
     data_dir = tmp_path / "data"
     env = {**os.environ, "TRESOR_DATA_DIR": str(data_dir), "TRESOR_POLICIES": str(POLICIES)}
     env.pop("TRESOR_DATABASE_URL", None)
@@ -117,7 +120,7 @@ def serve(tmp_path: Path, port: int | None = None, **extra_env: str) -> Iterator
     log_path = tmp_path / "serve.log"
     log = log_path.open("a")
     proc = subprocess.Popen(
-        [TRESOR, "serve", "--port", str(port)],
+        [TRESOR, "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

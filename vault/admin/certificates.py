@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
-# `_info` reads a client row the one way the key authenticator does (its own module's name).
 from vault.admin.clients import ClientInfo
-from vault.admin.clients import _info as client_info
+from vault.admin.clients import info_of as client_info
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.crypto.certificates import normal_subject

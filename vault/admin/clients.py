@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -56,6 +56,16 @@ class Role(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Quota:
+    """A client's optional limits: `rate` requests per `window` seconds, `daily_lookups`
+    lookups per UTC day (a batch counts each item). None: no such limit."""
+
+    rate: int | None = None
+    window: int | None = None
+    daily_lookups: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ClientInfo:
     id: str
     name: str
@@ -63,6 +73,12 @@ class ClientInfo:
     purposes: frozenset[str]
     created_at: datetime
     revoked_at: datetime | None
+    quota: Quota = Quota()
+    #: When the current key was issued; the last authenticated use (to the minute).
+    key_created_at: datetime | None = None
+    last_used_at: datetime | None = None
+    #: Until when the key replaced by the last rotation stays valid.
+    previous_key_until: datetime | None = None
 
     @property
     def actor_type(self) -> str:
@@ -92,7 +108,18 @@ def _matching(rows: list[Any], digest: str, legacy: str) -> Any:
     return found
 
 
-def _info(row: Any) -> ClientInfo:
+def _matching_previous(rows: list[Any], digest: str, legacy: str) -> Any:
+    """The row whose key replaced by `rotate-key` is this one (its hash was taken over as
+    it was stored: under the derived key, or the legacy one if the key was not used since
+    the upgrade to 0015)."""
+    for row in rows:
+        held = row.previous_key_hash
+        if held is not None and (same_digest(held, digest) or same_digest(held, legacy)):
+            return row
+    return None
+
+
+def info_of(row: Any) -> ClientInfo:
     return ClientInfo(
         id=row.id,
         name=row.name,
@@ -100,13 +127,23 @@ def _info(row: Any) -> ClientInfo:
         purposes=frozenset(json.loads(row.purposes)),
         created_at=as_utc(row.created_at),
         revoked_at=as_utc(row.revoked_at),
+        quota=Quota(row.rate_limit, row.rate_window, row.daily_lookups),
+        key_created_at=as_utc(row.key_created_at) or as_utc(row.created_at),
+        last_used_at=as_utc(row.last_used_at),
+        previous_key_until=as_utc(row.previous_key_until),
     )
 
 
 async def create_client(
-    ctx: VaultContext, actor: Actor, name: str, role: str, purposes: list[str]
+    ctx: VaultContext,
+    actor: Actor,
+    name: str,
+    role: str,
+    purposes: list[str],
+    quota: Quota = Quota(),
 ) -> tuple[ClientInfo, str]:
-    """Create a client; returns it and its API key (which is never stored or shown again)."""
+    """Create a client (with optional quotas); returns it and its API key (which is never
+    stored or shown again)."""
     if not _NAME_RE.match(name):
         raise InvalidInput("bad client name", {"name": "lower-case letters, digits, . _ -"})
     try:
@@ -138,6 +175,10 @@ async def create_client(
                     key_hash=key_hash(ctx, key),
                     key_hash_version=CURRENT_HASH,
                     created_at=now,
+                    key_created_at=now,
+                    rate_limit=quota.rate,
+                    rate_window=quota.window,
+                    daily_lookups=quota.daily_lookups,
                 )
             )
             await audit.record(
@@ -146,20 +187,32 @@ async def create_client(
                 actor=actor,
                 action=AuditAction.CLIENT_CREATE,
                 decision=Decision.ALLOW,
-                detail={"client": name, "role": role_.value, "purposes": sorted(set(purposes))},
+                detail={
+                    "client": name,
+                    "role": role_.value,
+                    "purposes": sorted(set(purposes)),
+                    **(
+                        {"rate": f"{quota.rate}/{quota.window}s"}
+                        if quota.rate and quota.window
+                        else {}
+                    ),
+                    **({"daily_lookups": quota.daily_lookups} if quota.daily_lookups else {}),
+                },
             )
     except Unavailable as exc:
         if isinstance(exc.__cause__, IntegrityError) and "name" in str(exc.__cause__.orig):
             raise Conflict(f"a client named {name} already exists") from None
         raise
-    info = ClientInfo(client_id, name, role_, frozenset(purposes), now, None)
+    info = ClientInfo(
+        client_id, name, role_, frozenset(purposes), now, None, quota, key_created_at=now
+    )
     return info, key
 
 
 async def list_clients(ctx: VaultContext) -> list[ClientInfo]:
     async with ctx.transaction() as conn:
         rows = (await conn.execute(select(clients).order_by(clients.c.name))).all()
-    return [_info(r) for r in rows]
+    return [info_of(r) for r in rows]
 
 
 async def revoke_client(ctx: VaultContext, actor: Actor, name: str) -> None:
@@ -190,13 +243,20 @@ class ClientAuthenticator:
     bounds how long a revoked key keeps working on a node that verified it just before.
     When an entry expires under load, the concurrent requests with that key share one read
     (a single flight) instead of each opening a transaction of its own.
+
+    A key replaced by `rotate_key` is found by its own column and accepted until its grace
+    ends (by the injected clock, also from the cache). The last use of a client is written
+    in the background, at most once a minute per client on this node, so the hot path
+    never waits for it.
     """
 
     def __init__(self, ctx: VaultContext, ttl: float) -> None:
         self._ctx = ctx
         self._ttl = ttl
-        self._cache: dict[str, tuple[float, ClientInfo]] = {}
-        self._reading: dict[str, asyncio.Task[ClientInfo | None]] = {}
+        self._cache: dict[str, tuple[float, ClientInfo, datetime | None]] = {}
+        self._reading: dict[str, asyncio.Task[tuple[ClientInfo, datetime | None] | None]] = {}
+        self._touched: dict[str, float] = {}
+        self._touching: set[asyncio.Task[None]] = set()
 
     async def authenticate(self, key: str) -> ClientInfo | None:
         if not key.startswith(KEY_PREFIX) or len(key) > 200:
@@ -204,7 +264,9 @@ class ClientAuthenticator:
         digest = key_hash(self._ctx, key)
         hit = self._cache.get(digest)
         if hit is not None and time.monotonic() - hit[0] < self._ttl:
-            return hit[1]
+            if hit[2] is None or self._ctx.clock.now() < hit[2]:
+                self._touch(hit[1].id)
+                return hit[1]
         reading = self._reading.get(digest)
         if reading is None:
             # The read is a task of its own: a waiting request that is cancelled (client
@@ -213,32 +275,94 @@ class ClientAuthenticator:
                 self._read(digest, legacy_key_hash(self._ctx, key))
             )
             reading.add_done_callback(lambda t: self._finished(digest, t))
-        return await asyncio.shield(reading)
+        found = await asyncio.shield(reading)
+        if found is None or (found[1] is not None and self._ctx.clock.now() >= found[1]):
+            return None
+        self._touch(found[0].id)
+        return found[0]
 
-    def _finished(self, digest: str, task: asyncio.Task[ClientInfo | None]) -> None:
+    def _finished(
+        self, digest: str, task: asyncio.Task[tuple[ClientInfo, datetime | None] | None]
+    ) -> None:
         if self._reading.get(digest) is task:
             del self._reading[digest]
         if not task.cancelled():
             task.exception()  # retrieved here; every waiter re-raises it
 
-    async def _read(self, digest: str, legacy: str) -> ClientInfo | None:
+    async def _read(self, digest: str, legacy: str) -> tuple[ClientInfo, datetime | None] | None:
         now = time.monotonic()
+        c = clients.c
         async with self._ctx.transaction() as conn:
             rows = (
-                await conn.execute(select(clients).where(clients.c.key_hash.in_((digest, legacy))))
+                await conn.execute(
+                    select(clients).where(
+                        or_(
+                            c.key_hash.in_((digest, legacy)),
+                            c.previous_key_hash.in_((digest, legacy)),
+                        )
+                    )
+                )
             ).all()
             # Constant-time comparison of the stored digest, on top of the indexed lookup.
             row = _matching(list(rows), digest, legacy)
-            if row is None or row.revoked_at:
-                self._cache.pop(digest, None)
-                return None
-            if row.key_hash_version == LEGACY_HASH:
+            previous = None if row is not None else _matching_previous(list(rows), digest, legacy)
+            if row is not None and not row.revoked_at and row.key_hash_version == LEGACY_HASH:
                 await _rehash(conn, row.id, legacy, digest)
-        info = _info(row)
+        found = row if row is not None else previous
+        if found is None or found.revoked_at:
+            self._cache.pop(digest, None)
+            return None
+        info = info_of(found)
+        until = info.previous_key_until if previous is not None else None
+        if previous is not None and (until is None or self._ctx.clock.now() >= until):
+            self._cache.pop(digest, None)
+            return None
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[digest] = (now, info)
-        return info
+        self._cache[digest] = (now, info, until)
+        return info, until
+
+    def _touch(self, client_id: str) -> None:
+        """Record the client's use in the background, at most once a minute (per node)."""
+        now = time.monotonic()
+        last = self._touched.get(client_id)
+        if last is not None and now - last < LAST_USED_EVERY:
+            return
+        if len(self._touched) > 10_000:
+            self._touched.clear()
+        self._touched[client_id] = now
+        task = asyncio.get_running_loop().create_task(
+            mark_used(self._ctx, client_id, self._ctx.clock.now())
+        )
+        self._touching.add(task)
+        task.add_done_callback(self._touched_done)
+
+    def _touched_done(self, task: asyncio.Task[None]) -> None:
+        self._touching.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # A failed write of the last use loses nothing but a timestamp.
+            log.warning("client_last_used_not_written", error=type(task.exception()).__name__)
+
+    async def drain(self) -> None:
+        """Wait for the pending last-use writes (shutdown, tests)."""
+        while self._touching:
+            await asyncio.gather(*list(self._touching), return_exceptions=True)
+
+
+#: Seconds between two writes of a client's last use by one node.
+LAST_USED_EVERY = 60.0
+
+
+async def mark_used(ctx: VaultContext, client_id: str, at: datetime) -> None:
+    """Set the client's last use to `at` (never backwards)."""
+    c = clients.c
+    async with ctx.transaction() as conn:
+        await conn.execute(
+            update(clients)
+            .where(c.id == client_id)
+            .where(or_(c.last_used_at.is_(None), c.last_used_at < at))
+            .values(last_used_at=at)
+        )
 
 
 async def _rehash(conn: AsyncConnection, client_id: str, legacy: str, digest: str) -> None:
@@ -260,7 +384,7 @@ async def active_client(ctx: VaultContext, client_id: str) -> ClientInfo | None:
         row = (await conn.execute(select(clients).where(clients.c.id == client_id))).first()
     if row is None or row.revoked_at is not None:
         return None
-    return _info(row)
+    return info_of(row)
 
 
 #: The reason of a refusal for a missing role in the audit trail.

@@ -41,6 +41,12 @@ class AuditAction(StrEnum):
     KEYS_RETIRE = "admin:keys:retire"
     CLIENT_CREATE = "admin:client:create"
     CLIENT_REVOKE = "admin:client:revoke"
+    #: A client's quotas changed (`tresor clients update`, admin API).
+    CLIENT_UPDATE = "admin:client:update"
+    #: A new key issued; the old one stays valid for the grace period in the detail.
+    CLIENT_KEY_ROTATE = "admin:client:rotate_key"
+    #: A client went over its request rate or daily lookups: once per quota window.
+    CLIENT_QUOTA_EXCEEDED = "client:quota:exceeded"
     # Data-subject requests (Art. 12-22) and their effects; the source is who acted.
     DPO_REQUEST_CREATE = "dpo:request:create"
     SUBJECT_REQUEST_CREATE = "subject:request:create"

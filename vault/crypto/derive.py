@@ -45,6 +45,7 @@ class KeyLabel(StrEnum):
     PRIVACY_CSRF = "tresor/v1/privacy-csrf"
     CONSOLE_SIGNIN = "tresor/v1/console-signin"
     SSO_FLOW = "tresor/v1/sso-flow"
+    LIMIT_ADDRESS = "tresor/v1/limit-address"
 
 
 def derive_key(secret: bytes, label: KeyLabel, length: int = KEY_BYTES) -> bytes:

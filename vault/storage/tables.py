@@ -141,6 +141,18 @@ class Client(Base):
     #: The subject (RFC 4514, normalised) of the client certificate that authenticates this
     #: client over mutual TLS instead of its key (migration 0017; `vault.admin.certificates`).
     cert_subject: Mapped[str | None] = mapped_column(String(500), unique=True)
+    #: The key replaced by `rotate-key` (its HMAC), valid until `previous_key_until`.
+    previous_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    previous_key_until: Mapped[datetime | None] = mapped_column(TZ)
+    #: When the current key was issued (creation or the last rotation).
+    key_created_at: Mapped[datetime | None] = mapped_column(TZ)
+    #: Last authenticated use of a key, written at most once a minute per client and node.
+    last_used_at: Mapped[datetime | None] = mapped_column(TZ)
+    #: Optional request rate: at most `rate_limit` requests per `rate_window` seconds.
+    rate_limit: Mapped[int | None] = mapped_column(Integer)
+    rate_window: Mapped[int | None] = mapped_column(Integer)
+    #: Optional lookups per UTC day (a batch lookup counts each of its items).
+    daily_lookups: Mapped[int | None] = mapped_column(Integer)
 
 
 class AuditEvent(Base):
@@ -520,6 +532,21 @@ class IdempotencyRecord(Base):
     )
 
 
+class LimitCounter(Base):
+    """One fixed-window counter shared by every process and node: failed authentications
+    per client address, a client's requests or lookups. `key` names the limit and what it
+    counts (an address's keyed digest, a client id), never a key or an address in clear."""
+
+    __tablename__ = "limit_counters"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    #: Start of the window being counted, in seconds since the epoch.
+    window_start: Mapped[int] = mapped_column(BigInteger)
+    count: Mapped[int] = mapped_column(BigInteger)
+    #: When the row may be deleted (the window has ended).
+    expires_at: Mapped[datetime] = mapped_column(TZ, index=True)
+
+
 subjects = Subject.__table__
 consents = Consent.__table__
 consent_history = ConsentHistory.__table__
@@ -541,4 +568,5 @@ contact_preferences = ContactPreference.__table__
 contact_preference_history = ContactPreferenceHistory.__table__
 followups = Followup.__table__
 idempotency_records = IdempotencyRecord.__table__
+limit_counters = LimitCounter.__table__
 metadata = Base.metadata

@@ -30,6 +30,11 @@ async def test_admin_manages_clients_and_the_key_is_shown_once(vault):
             "purposes": ["newsletter.email"],
             "created_at": created["client"]["created_at"],
             "revoked_at": None,
+            "key_created_at": created["client"]["created_at"],
+            "last_used_at": None,
+            "previous_key_valid_until": None,
+            "rate": None,
+            "daily_lookups": None,
         }
 
         r = await http.post(

@@ -54,6 +54,7 @@ def test_the_labels_are_fixed():
         "PRIVACY_CSRF": "tresor/v1/privacy-csrf",
         "CONSOLE_SIGNIN": "tresor/v1/console-signin",
         "SSO_FLOW": "tresor/v1/sso-flow",
+        "LIMIT_ADDRESS": "tresor/v1/limit-address",
     }
 
 

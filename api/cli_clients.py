@@ -1,0 +1,174 @@
+"""`tresor clients ...`: create, list, update quotas, rotate keys, find unused ones, revoke.
+
+Every change is audited with the actor `admin:cli@<user>` (as in `api.cli`). A new key is
+the last line of the output of `create` and `rotate-key`, so scripts can take `| tail -1`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+
+from api.cli_support import admin_actor, run_with_vault
+from vault.admin.certificates import bind_certificate
+from vault.admin.clients import ClientInfo, Quota
+from vault.settings import Settings
+
+
+def _when(at: datetime | None) -> str:
+    return f"{at:%Y-%m-%d %H:%M}" if at else "never"
+
+
+def _quota(args: argparse.Namespace) -> Quota:
+    from vault.admin.quotas import parse_rate
+
+    rate = parse_rate(args.rate) if args.rate else None
+    return Quota(rate[0] if rate else None, rate[1] if rate else None, args.daily_lookups or None)
+
+
+def cmd_create(settings: Settings, args: argparse.Namespace) -> int:
+    from vault.admin.clients import create_client
+
+    quota = _quota(args)
+    info, key = run_with_vault(
+        settings,
+        lambda ctx: create_client(ctx, admin_actor(), args.name, args.role, args.purpose, quota),
+    )
+    purposes = ",".join(sorted(info.purposes)) or "-"
+    print(f"created client {info.name} (role {info.role.value}, purposes {purposes})")
+    print("API key (shown once; store it in the client's secret store):")
+    print(key)
+    return 0
+
+
+def _line(c: ClientInfo) -> str:
+    from vault.admin.quotas import format_rate
+
+    state = f"revoked {c.revoked_at:%Y-%m-%d}" if c.revoked_at else "active"
+    if c.previous_key_until and not c.revoked_at:
+        state += f" (old key until {_when(c.previous_key_until)})"
+    return "\t".join(
+        (
+            c.name,
+            c.role.value,
+            ",".join(sorted(c.purposes)) or "-",
+            state,
+            f"key {_when(c.key_created_at)}",
+            f"used {_when(c.last_used_at)}",
+            f"rate {format_rate(c.quota)}",
+            f"lookups/day {c.quota.daily_lookups or '-'}",
+        )
+    )
+
+
+def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
+    from vault.admin.clients import list_clients
+
+    for c in run_with_vault(settings, list_clients):
+        print(_line(c))
+    return 0
+
+
+def cmd_unused(settings: Settings, args: argparse.Namespace) -> int:
+    from vault.admin.hygiene import unused_clients
+
+    found = run_with_vault(settings, lambda ctx: unused_clients(ctx, args.days))
+    for c in found:
+        print(_line(c))
+    if not found:
+        print(f"no active client left unused for {args.days} days")
+    return 0
+
+
+def cmd_update(settings: Settings, args: argparse.Namespace) -> int:
+    from vault.admin.quotas import parse_rate, set_quota
+
+    if args.rate is None and args.daily_lookups is None:
+        print("error: name --rate and/or --daily-lookups")
+        return 1
+    rate = False if args.rate is None else parse_rate(args.rate)
+    lookups = False if args.daily_lookups is None else (args.daily_lookups or None)
+    run_with_vault(
+        settings,
+        lambda ctx: set_quota(ctx, admin_actor(), args.name, rate=rate, daily_lookups=lookups),
+    )
+    print(f"updated client {args.name}")
+    return 0
+
+
+def cmd_rotate_key(settings: Settings, args: argparse.Namespace) -> int:
+    from vault.admin.hygiene import parse_duration, rotate_key
+
+    grace = parse_duration(args.grace)
+    info, key = run_with_vault(
+        settings, lambda ctx: rotate_key(ctx, admin_actor(), args.name, grace)
+    )
+    until = info.previous_key_until
+    print(
+        f"new key for client {info.name}; the old key "
+        + (f"stays valid until {until:%Y-%m-%d %H:%M} UTC" if until else "no longer works")
+    )
+    print("API key (shown once; store it in the client's secret store):")
+    print(key)
+    return 0
+
+
+def cmd_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from vault.admin.clients import revoke_client
+
+    run_with_vault(settings, lambda ctx: revoke_client(ctx, admin_actor(), args.name))
+    print(f"revoked client {args.name}")
+    return 0
+
+
+def cmd_cert(settings: Settings, args: argparse.Namespace) -> int:
+    subject = None if args.unbind else args.subject
+    bound = run_with_vault(
+        settings, lambda ctx: bind_certificate(ctx, admin_actor(), args.name, subject)
+    )
+    print(f"client {args.name}: " + (f"certificate subject {bound}" if bound else "no certificate"))
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The `clients` command and its subcommands."""
+    cl = sub.add_parser("clients", help="API clients").add_subparsers(dest="clients", required=True)
+    s = cl.add_parser("create", help="create a client and print its key (last line)")
+    s.add_argument("name")
+    s.add_argument("--role", required=True, choices=["writer", "lookup", "dpo", "admin"])
+    s.add_argument("--purpose", action="append", default=[], help="allowed purpose (repeat)")
+    _quota_options(s)
+    s.set_defaults(func=cmd_create)
+    s = cl.add_parser("list", help="list clients with key creation, last use and quotas")
+    s.set_defaults(func=cmd_list)
+    s = cl.add_parser("update", help="change a client's quotas")
+    s.add_argument("name")
+    _quota_options(s)
+    s.set_defaults(func=cmd_update)
+    s = cl.add_parser(
+        "rotate-key", help="issue a new key (last line); the old one works for --grace"
+    )
+    s.add_argument("name")
+    s.add_argument("--grace", default="7d", help="how long the old key stays valid (7d, 12h, 0)")
+    s.set_defaults(func=cmd_rotate_key)
+    s = cl.add_parser("unused", help="list active clients whose key was not used for --days")
+    s.add_argument("--days", type=int, default=90)
+    s.set_defaults(func=cmd_unused)
+    s = cl.add_parser("revoke", help="revoke a client's key")
+    s.add_argument("name")
+    s.set_defaults(func=cmd_revoke)
+    s = cl.add_parser("cert", help="bind a client certificate subject to a client (mTLS)")
+    s.add_argument("name")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument(
+        "--subject", help='the certificate subject, RFC 4514, e.g. "CN=billing,O=Example"'
+    )
+    g.add_argument("--unbind", action="store_true", help="remove the client's certificate binding")
+    s.set_defaults(func=cmd_cert)
+
+
+def _quota_options(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--rate", help="requests per s, m or h across all nodes, e.g. 200/s; off")
+    s.add_argument(
+        "--daily-lookups", type=int, help="lookups per UTC day (a batch counts each); 0: none"
+    )

@@ -1,0 +1,36 @@
+"""What every `tresor` subcommand module shares: the actor the CLI acts as on the audit trail,
+and running one vault job to completion. Its own module so that `api.cli` and the
+subcommand modules (`api.cli_clients`, …) import it at the top, not each other."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from vault.audit.events import Actor
+from vault.context import VaultContext
+from vault.settings import Settings
+
+
+def admin_actor() -> Actor:
+    """The operator at the terminal, as the audit trail names them (`cli@<user>`)."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name is not a reason to refuse
+        user = "unknown"
+    return Actor("admin", f"cli@{user}")
+
+
+def run_with_vault(settings: Settings, job: Callable[[VaultContext], Awaitable[Any]]) -> Any:
+    """Open the vault, run `job` on it, close it, and return what the job returned."""
+
+    async def main() -> Any:
+        ctx = VaultContext.open(settings)
+        try:
+            return await job(ctx)
+        finally:
+            await ctx.close()
+
+    return asyncio.run(main())
