@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from api.progress import INTERRUPTED, CliProgress
 from api.serving import cmd_jobs, cmd_serve, describe_db, load_policies_of
 from vault.audit.events import Actor
 from vault.catalogue.source import PolicyError
@@ -114,13 +115,44 @@ def cmd_clients_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _rewrap_options(settings: Settings, args: argparse.Namespace, progress: Any) -> Any:
+    """Batch size, worker processes and the picklable factory that opens the KEK provider
+    in each worker (the same provider this process uses)."""
+    from functools import partial
+
+    from vault.admin.keys import RewrapOptions
+    from vault.context import open_kek_provider
+
+    return RewrapOptions(
+        batch=args.batch,
+        workers=args.workers or os.cpu_count() or 1,
+        open_kek=partial(open_kek_provider, settings),
+        progress=progress,
+    )
+
+
+def _finish(args: argparse.Namespace, progress: CliProgress, text: str, **extra: Any) -> None:
+    """The human summary, or with `--json` one JSON line (counts and seconds only)."""
+    if getattr(args, "json", False):
+        print(json.dumps(progress.summary(command=args.command_name, **extra), sort_keys=True))
+    else:
+        print(text)
+
+
 def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
     from vault.admin.keys import rotate
 
-    report = _run(settings, lambda ctx: rotate(ctx, _admin()))
-    print(
+    with CliProgress() as progress:
+        options = _rewrap_options(settings, args, progress)
+        report = _run(settings, lambda ctx: rotate(ctx, _admin(), options))
+    _finish(
+        args,
+        progress,
         f"KEK version {report.new_version} active; re-wrapped {report.rewrapped} DEKs; "
-        f"{report.remaining} still under older versions"
+        f"{report.remaining} still under older versions",
+        new_version=report.new_version,
+        rewrapped=report.rewrapped,
+        remaining=report.remaining,
     )
     return 0 if report.remaining == 0 else 1
 
@@ -153,20 +185,26 @@ def cmd_keys_status(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_keys_migrate_to_pkcs11(settings: Settings, args: argparse.Namespace) -> int:
     from vault.admin.keys import migrate_to_pkcs11
 
-    report = _run(settings, lambda ctx: migrate_to_pkcs11(ctx, _admin()))
+    with CliProgress() as progress:
+        options = _rewrap_options(settings, args, progress)
+        report = _run(settings, lambda ctx: migrate_to_pkcs11(ctx, _admin(), options))
     state = "created" if report.created else "already on the token"
-    print(
+    _finish(
+        args,
+        progress,
         f"KEK version {report.token_version} on the PKCS#11 token active ({state}); "
         f"re-wrapped {report.rewrapped} keys; {report.remaining_local} still under "
-        "keyring-file versions"
+        "keyring-file versions",
+        token_version=report.token_version,
+        created=report.created,
+        rewrapped=report.rewrapped,
+        remaining_local=report.remaining_local,
     )
     return 0 if report.remaining_local == 0 else 1
 
 
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
-    import time
-
-    from vault.audit import chain as audit_chain
+    from vault.audit import verify as audit_verify
     from vault.crypto import VerifyKey
 
     public = None
@@ -177,12 +215,19 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
             print(f"error: {args.public_key} is not an Ed25519 public key", file=sys.stderr)
             return 2
     anchor = Path(args.checkpoints) if args.checkpoints else settings.audit_checkpoint_path
-    started = time.perf_counter()
-    report = _run(
-        settings,
-        lambda ctx: audit_chain.verify_chain(ctx, public_key=public, checkpoint_file=anchor),
-    )
-    seconds = time.perf_counter() - started
+    with CliProgress() as progress:
+        report = _run(
+            settings,
+            lambda ctx: audit_verify.verify_chain(
+                ctx,
+                public_key=public,
+                checkpoint_file=anchor,
+                workers=args.workers or os.cpu_count() or 1,
+                since_checkpoint=args.since_checkpoint,
+                progress=progress,
+            ),
+        )
+    seconds = progress.seconds()
     rate = report.verified / seconds if seconds > 0 else 0.0
     if not report.ok:
         where = f"at seq {report.broken_seq}" if report.broken_seq is not None else f"({anchor})"
@@ -190,11 +235,24 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
             f"BROKEN {where}: {report.problem} ({report.verified} events verified before it)",
             file=sys.stderr,
         )
+        if args.json:
+            print(
+                json.dumps(
+                    progress.summary(command="audit verify", ok=False, broken_seq=report.broken_seq)
+                )
+            )
         return 1
-    print(
-        f"OK: {report.verified} events verified, {report.checkpoints} signed checkpoints, "
-        f"{report.unsealed} not sealed yet ({seconds:.2f} s, {rate:,.0f} events/s); "
-        + _anchor_summary(report.checkpoint_file, anchor)
+    since = f" after position {report.started_after}" if report.started_after else ""
+    _finish(
+        args,
+        progress,
+        f"OK: {report.verified} events verified{since}, {report.checkpoints} signed "
+        f"checkpoints, {report.unsealed} not sealed yet ({seconds:.2f} s, {rate:,.0f} "
+        "events/s); " + _anchor_summary(report.checkpoint_file, anchor),
+        ok=True,
+        verified=report.verified,
+        started_after=report.started_after,
+        unsealed=report.unsealed,
     )
     return 0
 
@@ -295,6 +353,24 @@ def cmd_retention_run(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_flag(s: argparse.ArgumentParser) -> None:
+    s.add_argument(
+        "--json", action="store_true", help="print one JSON summary line at the end instead"
+    )
+
+
+def _rewrap_flags(s: argparse.ArgumentParser) -> None:
+    from vault.admin.rewrap import DEFAULT_BATCH
+
+    s.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="keys per transaction")
+    s.add_argument(
+        "--workers",
+        type=int,
+        help="processes re-wrapping in parallel on PostgreSQL (default: one per core)",
+    )
+    _json_flag(s)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tresor", description="Tresor privacy vault")
     sub = p.add_subparsers(dest="command", required=True)
@@ -342,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("keys", help="key management").add_subparsers(dest="keys", required=True)
     s = k.add_parser("rotate", help="add a KEK version and re-wrap every DEK (online)")
-    s.set_defaults(func=cmd_keys_rotate)
+    _rewrap_flags(s)
+    s.set_defaults(func=cmd_keys_rotate, command_name="keys rotate")
     s = k.add_parser("retire", help="remove KEK versions no DEK uses any more")
     s.set_defaults(func=cmd_keys_retire)
     s = k.add_parser("status", help="KEK versions and how many DEKs each wraps")
@@ -352,7 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="create the first KEK on the PKCS#11 token and re-wrap every key under it "
         "(resumable; needs TRESOR_KEK_PROVIDER=pkcs11)",
     )
-    s.set_defaults(func=cmd_keys_migrate_to_pkcs11)
+    _rewrap_flags(s)
+    s.set_defaults(func=cmd_keys_migrate_to_pkcs11, command_name="keys migrate-to-pkcs11")
 
     a = sub.add_parser("audit", help="audit trail").add_subparsers(dest="audit", required=True)
     s = a.add_parser("verify", help="check the whole chain and every checkpoint signature")
@@ -362,7 +440,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="checkpoint file to compare the chain with (default: TRESOR_AUDIT_CHECKPOINT_FILE "
         "or audit-checkpoints.jsonl in the data dir; e.g. a witness's copy)",
     )
-    s.set_defaults(func=cmd_audit_verify)
+    s.add_argument(
+        "--since-checkpoint",
+        action="store_true",
+        help="verify only what follows the newest checkpoint the last successful run "
+        "recorded (audit-verified.json beside the checkpoint file)",
+    )
+    s.add_argument("--workers", type=int, help="processes checking ranges (default: one per core)")
+    _json_flag(s)
+    s.set_defaults(func=cmd_audit_verify, command_name="audit verify")
     s = a.add_parser(
         "witness", help="print the newest signed checkpoint as one line, for an outside witness"
     )
@@ -393,6 +479,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     try:
         return int(args.func(settings, args))
+    except KeyboardInterrupt:
+        # Every batch commits on its own: what is done stays done, the rest is still marked
+        # as to do (a DEK's KEK version, the recorded checkpoint), so a re-run resumes.
+        print(
+            "interrupted: the work committed so far is kept; run the same command again to resume",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
     except PolicyError as exc:
         kind = "purpose catalogue"
         if "contact-pressure" in str(exc):
