@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import stat
 import subprocess
@@ -123,3 +124,28 @@ def test_keys_without_a_keyring_points_to_init(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "run `tresor init` first?" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_rotate_and_verify_print_one_json_summary_with_json(db_url: str, data_dir: Path) -> None:
+    """`--json` makes rotate and verify end with one JSON line of counts and seconds (no
+    identifiers), and `verify --since-checkpoint` starts after the recorded checkpoint."""
+    env = _env(data_dir, db_url)
+    _ok(tresor(env, "init"))
+    key = _ok(tresor(env, "clients", "create", "crm", "--role", "writer")).strip().splitlines()[-1]
+    sids = list(asyncio.run(_create_subjects(env, key, range(3))))
+
+    rotated = json.loads(_ok(tresor(env, "keys", "rotate", "--json")).strip().splitlines()[-1])
+
+    assert rotated["command"] == "keys rotate"
+    assert (rotated["rewrapped"], rotated["remaining"], rotated["done"]) == (3, 0, 3)
+    assert rotated["seconds"] >= 0 and rotated["rate"] >= 0
+    _ok(tresor(env, "audit", "seal"))
+    full = json.loads(_ok(tresor(env, "audit", "verify", "--json")).strip().splitlines()[-1])
+    assert full["ok"] is True and full["verified"] > 0 and full["started_after"] == 0
+    _ok(tresor(env, "audit", "seal"))
+    since = json.loads(
+        _ok(tresor(env, "audit", "verify", "--since-checkpoint", "--json")).splitlines()[-1]
+    )
+    assert since["ok"] is True and since["started_after"] == full["verified"]
+    for line in (rotated, full, since):
+        assert not any(sid in json.dumps(line) for sid in sids)

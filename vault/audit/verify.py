@@ -297,7 +297,7 @@ async def verify_chain(
     recorded = _read_verified(verified_path(ctx)) if since_checkpoint else None
     if recorded is not None and checkpoints.get(recorded[0]) == recorded[1:]:
         seal = await ctx.read_rows(_BEFORE, {"lo": recorded[1]}) if recorded[1] <= top else []
-        if seal and (seal[0]["chain_pos"], seal[0]["chain_mac"], seal[0]["seq"]) == recorded:
+        if seal and (seal[0]["chain_pos"], seal[0]["seq"], seal[0]["chain_mac"]) == recorded:
             start_seq, report.started_after = recorded[1], recorded[0]
     progress.begin("verify audit chain", max(top - start_seq, 0))
     url = ctx.engine.url.render_as_string(hide_password=False)
