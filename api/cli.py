@@ -319,6 +319,7 @@ def cmd_audit_export(settings: Settings, args: argparse.Namespace) -> int:
 
     async def job(ctx: VaultContext) -> int:
         count = 0
+        progress.begin("export audit events", None)
         if args.format == "csv":
             out.write(audit_export.csv_header())
         async for item in audit_export.iter_events(ctx, since=since, until=until):
@@ -326,29 +327,46 @@ def cmd_audit_export(settings: Settings, args: argparse.Namespace) -> int:
                 audit_export.to_csv(item) if args.format == "csv" else audit_export.to_jsonl(item)
             )
             count += 1
+            if count % 1000 == 0:
+                progress.advance(1000)
+        progress.advance(count % 1000)
         return count
 
     try:
-        count = _run(settings, job)
+        with CliProgress() as progress:
+            count = _run(settings, job)
     finally:
         if out is not sys.stdout:
             out.close()
-    print(f"exported {count} events", file=sys.stderr)
+    if args.json:  # stdout may carry the export itself: the summary goes to stderr
+        summary = progress.summary(command="audit export", exported=count)
+        print(json.dumps(summary, sort_keys=True), file=sys.stderr)
+    else:
+        print(f"exported {count} events", file=sys.stderr)
     return 0
 
 
 def cmd_retention_run(settings: Settings, args: argparse.Namespace) -> int:
     from vault.rights.retention import run_retention
 
-    report = _run(settings, run_retention)
-    print(
+    with CliProgress() as progress:
+        report = _run(settings, lambda ctx: run_retention(ctx, progress=progress))
+    _finish(
+        args,
+        progress,
         f"expired {report.expired} consents; lapsed {report.lapsed} unconfirmed double "
         f"opt-ins; erased {report.erased} subjects ({report.erased_with_retained} keeping "
         f"legal-obligation fields); shredded {report.shredded} retained field sets; "
         f"skipped {report.skipped} (restricted, open request or unknown purpose); "
         f"{report.without_basis} subjects without any basis left alone; "
         f"deleted {report.pruned_mails} outbox mails; brought {report.upgraded_rows} rows "
-        f"from before migration 0013 up to date"
+        f"from before migration 0013 up to date",
+        expired=report.expired,
+        lapsed=report.lapsed,
+        erased=report.erased,
+        shredded=report.shredded,
+        skipped=report.skipped,
+        without_basis=report.without_basis,
     )
     return 0
 
@@ -462,13 +480,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--until", help="ISO time, exclusive")
     s.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     s.add_argument("--output", help="file to write (default: stdout)")
+    _json_flag(s)
     s.set_defaults(func=cmd_audit_export)
 
     r = sub.add_parser("retention", help="retention sweeper").add_subparsers(
         dest="retention", required=True
     )
     s = r.add_parser("run", help="expire, lapse, erase and shred what outlived its retention")
-    s.set_defaults(func=cmd_retention_run)
+    _json_flag(s)
+    s.set_defaults(func=cmd_retention_run, command_name="retention run")
     return p
 
 
