@@ -140,11 +140,12 @@ def _finish(args: argparse.Namespace, progress: CliProgress, text: str, **extra:
 
 
 def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
-    from vault.admin.keys import rotate
+    from vault.admin.keys import resume_rotation, rotate
 
+    step = resume_rotation if args.resume else rotate
     with CliProgress() as progress:
         options = _rewrap_options(settings, args, progress)
-        report = _run(settings, lambda ctx: rotate(ctx, _admin(), options))
+        report = _run(settings, lambda ctx: step(ctx, _admin(), options))
     _finish(
         args,
         progress,
@@ -436,6 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("keys", help="key management").add_subparsers(dest="keys", required=True)
     s = k.add_parser("rotate", help="add a KEK version and re-wrap every DEK (online)")
+    s.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish an interrupted rotation under the active version (adds no version)",
+    )
     _rewrap_flags(s)
     s.set_defaults(func=cmd_keys_rotate, command_name="keys rotate")
     s = k.add_parser("retire", help="remove KEK versions no DEK uses any more")

@@ -173,6 +173,47 @@ async def sizes(url: str, n: int, m: int) -> dict[str, float]:
     }
 
 
+async def make_due(url: str, share: float) -> int:
+    """End the contract basis of `share` of the subjects twenty years ago: their retention
+    has run out, so the next sweep erases them."""
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        status = await conn.execute(
+            "UPDATE consents SET status = 'ended', withdrawn_at = now() - interval '20 years' "
+            "WHERE id IN (SELECT id FROM consents ORDER BY id LIMIT "
+            "(SELECT (count(*) * $1)::int FROM consents))",
+            share,
+        )
+        await conn.execute("ANALYZE consents")
+        return int(status.rsplit(" ", 1)[-1])
+    finally:
+        await conn.close()
+
+
+async def audit_search_p99(settings: Settings, ids: list[str], n: int = 200) -> dict[str, float]:
+    """The DPO console's search for one subject's events (first page), `n` random subjects."""
+    import random
+
+    from vault.audit.events import Actor
+    from vault.audit.query import AuditFilter, search
+
+    ctx = VaultContext.open(settings)
+    dpo = Actor("client", "bench-dpo")
+    times = []
+    try:
+        for sid in random.sample(ids, min(n, len(ids))):
+            t0 = time.perf_counter()
+            await search(ctx, dpo, AuditFilter(subject_id=sid))
+            times.append(time.perf_counter() - t0)
+    finally:
+        await ctx.close()
+    times.sort()
+    return {
+        "p50_ms": round(times[len(times) // 2] * 1000, 2),
+        "p99_ms": round(times[int(len(times) * 0.99) - 1] * 1000, 2),
+    }
+
+
 def tresor(env: dict[str, str], *args: str) -> dict[str, Any]:
     """Run a `tresor ... --json` command; its JSON summary line."""
     out = subprocess.run(
@@ -283,6 +324,11 @@ def main() -> None:
         result["rotate"] = tresor(env, "keys", "rotate", "--workers", str(args.workers))
         result["rotate_one_process"] = tresor(env, "keys", "rotate", "--workers", "1")
         result["verify"] = tresor(env, "audit", "verify", "--workers", str(args.workers))
+        result["verify_one_process"] = tresor(env, "audit", "verify", "--workers", "1")
+        result["verify_since_checkpoint"] = tresor(env, "audit", "verify", "--since-checkpoint")
+        result["audit_search_one_subject"] = asyncio.run(audit_search_p99(settings, ids))
+        result["retention_due"] = asyncio.run(make_due(url, 0.01))
+        result["retention"] = tresor(env, "retention", "run")
     finally:
         result["load_average"] = os.getloadavg()
         print(json.dumps(result, indent=2, default=str))

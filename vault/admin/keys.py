@@ -150,14 +150,23 @@ async def rotate(
             decision=Decision.ALLOW,
             detail={"new_version": new_version},
         )
+    return await resume_rotation(ctx, actor, options)
+
+
+async def resume_rotation(
+    ctx: VaultContext, actor: Actor, options: RewrapOptions = _DEFAULT
+) -> RotationReport:
+    """Finish an interrupted rotation: re-wrap what is not yet under the active version,
+    without adding another (each DEK's version is its marker of what is done)."""
+    active = ctx.kek.active_version()
     rewrapped = await rewrap_all(ctx, actor, options)
     # Keys of fields retained after erasure (Art. 17(3)) are wrapped by the KEK too.
     rewrapped += await rewrap_retained(ctx, actor, options)
     in_use = await versions_in_use(ctx)
     for version, count in (await retained_versions_in_use(ctx)).items():
         in_use[version] = in_use.get(version, 0) + count
-    remaining = sum(n for v, n in in_use.items() if v != new_version)
-    return RotationReport(new_version=new_version, rewrapped=rewrapped, remaining=remaining)
+    remaining = sum(n for v, n in in_use.items() if v != active)
+    return RotationReport(new_version=active, rewrapped=rewrapped, remaining=remaining)
 
 
 async def retire_unused(ctx: VaultContext, actor: Actor) -> list[int]:
