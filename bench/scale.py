@@ -181,7 +181,7 @@ async def make_due(url: str, share: float) -> int:
         status = await conn.execute(
             "UPDATE consents SET status = 'ended', withdrawn_at = now() - interval '20 years' "
             "WHERE id IN (SELECT id FROM consents ORDER BY id LIMIT "
-            "(SELECT (count(*) * $1)::int FROM consents))",
+            "(SELECT (count(*) * $1::float8)::int FROM consents))",
             share,
         )
         await conn.execute("ANALYZE consents")

@@ -129,6 +129,7 @@ _PAGE_PG = Compiled(_PAGE)
 async def _check_range(job: _Range, conn: AsyncConnection, tick: Callable[[int], None]) -> Any:
     """Check every sealed event of the range against the seal before it; the first break."""
     start = (await conn.execute(_BEFORE, {"lo": job.lo})).first()
+    await conn.commit()
     previous, expected, last_seq = (
         (start[1], start[0] + 1, start[2]) if start is not None else (GENESIS, 1, 0)
     )
@@ -143,6 +144,8 @@ async def _check_range(job: _Range, conn: AsyncConnection, tick: Callable[[int],
             rows: Any = await driver.fetch(_PAGE_PG.sql, *_PAGE_PG.args(params))
         else:
             rows = (await conn.execute(_PAGE, params)).all()
+        # One short read per page: no snapshot held for a whole range (vacuum, partitions).
+        await conn.commit()
         if not rows:
             break
         for row in rows:
