@@ -16,6 +16,7 @@ events. What lies before it was verified then; a full run checks it again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -126,58 +127,109 @@ _PAGE = (
 _PAGE_PG = Compiled(_PAGE)
 
 
+class _Walk:
+    """The state of one range's walk along the chain: the MAC and position it expects next."""
+
+    def __init__(self, job: _Range, start: Any) -> None:
+        self.key, self.checkpoints, self.outside = job.key, job.checkpoints, job.outside
+        self.previous: str = start[1] if start is not None else GENESIS
+        self.expected: int = start[0] + 1 if start is not None else 1
+        self.last_seq: int = start[2] if start is not None else 0
+        self.verified = 0
+        self.last_cp: int | None = None
+
+    def check(self, rows: Any) -> tuple[int, str] | None:
+        """Check rows in order; (seq, problem) of the first break, None if all hold."""
+        key, checkpoints, outside = self.key, self.checkpoints, self.outside
+        previous, expected, last_seq = self.previous, self.expected, self.last_seq
+        try:
+            for row in rows:
+                seq, position, stored = row[0], row[_N], row[_N + 1]
+                if position != expected:
+                    return (
+                        seq,
+                        f"chain position {expected} is missing (event deleted before seq {seq})",
+                    )
+                if seq <= last_seq:
+                    return seq, f"event seq {seq} is out of order (after seq {last_seq})"
+                mac = _mac(key, previous, position, _canonical_values(list(row[:_N])))
+                if not same_digest(mac, stored or ""):
+                    return seq, f"event seq {seq} does not match its seal (altered or moved)"
+                cp = checkpoints.get(position)
+                if cp is not None:
+                    if cp != (seq, mac):
+                        return seq, f"checkpoint at position {position} disagrees with the chain"
+                    self.last_cp = position
+                if outside is not None and position == outside[0] and outside[1:] != (seq, mac):
+                    return seq, (
+                        f"chain position {position} differs from the signed checkpoint in "
+                        "the checkpoint file (trail rewritten)"
+                    )
+                previous, last_seq, expected = mac, seq, expected + 1
+                self.verified += 1
+            return None
+        finally:
+            self.previous, self.expected, self.last_seq = previous, expected, last_seq
+
+
+#: Rows checked between two yields to the event loop, so the next page's rows arrive
+#: (PostgreSQL: the next page is fetched while this one is checked).
+_SLICE = 2000
+
+
+async def _check_slices(walk: _Walk, rows: Any) -> tuple[int, str] | None:
+    for i in range(0, len(rows), _SLICE):
+        broken = walk.check(rows[i : i + _SLICE])
+        if broken is not None:
+            return broken
+        await asyncio.sleep(0)
+    return None
+
+
 async def _check_range(job: _Range, conn: AsyncConnection, tick: Callable[[int], None]) -> Any:
     """Check every sealed event of the range against the seal before it; the first break."""
     start = (await conn.execute(_BEFORE, {"lo": job.lo})).first()
     await conn.commit()
-    previous, expected, last_seq = (
-        (start[1], start[0] + 1, start[2]) if start is not None else (GENESIS, 1, 0)
-    )
+    walk = _Walk(job, start)
     driver = None
     if conn.dialect.name == "postgresql":
         driver = (await conn.get_raw_connection()).driver_connection
-    verified, last_cp, after, key = 0, None, job.lo, job.key
-    checkpoints, outside = job.checkpoints, job.outside
-    while True:
+
+    async def page(after: int) -> Any:
         params = {"after": after, "hi": job.hi, "page": job.page}
         if driver is not None:
-            rows: Any = await driver.fetch(_PAGE_PG.sql, *_PAGE_PG.args(params))
-        else:
-            rows = (await conn.execute(_PAGE, params)).all()
+            return await driver.fetch(_PAGE_PG.sql, *_PAGE_PG.args(params))
+        rows = (await conn.execute(_PAGE, params)).all()
         # One short read per page: no snapshot held for a whole range (vacuum, partitions).
         await conn.commit()
-        if not rows:
-            break
-        for row in rows:
-            seq, position, stored = row[0], row[_N], row[_N + 1]
-            if position != expected:
-                problem = f"chain position {expected} is missing (event deleted before seq {seq})"
-                return _RangeResult(job.lo, verified, None, (seq, problem), last_cp)
-            if seq <= last_seq:
-                problem = f"event seq {seq} is out of order (after seq {last_seq})"
-                return _RangeResult(job.lo, verified, None, (seq, problem), last_cp)
-            mac = _mac(key, previous, position, _canonical_values(list(row[:_N])))
-            if not same_digest(mac, stored or ""):
-                problem = f"event seq {seq} does not match its seal (altered or moved)"
-                return _RangeResult(job.lo, verified, None, (seq, problem), last_cp)
-            cp = checkpoints.get(position)
-            if cp is not None:
-                if cp != (seq, mac):
-                    problem = f"checkpoint at position {position} disagrees with the chain"
-                    return _RangeResult(job.lo, verified, None, (seq, problem), last_cp)
-                last_cp = position
-            if outside is not None and position == outside[0] and outside[1:] != (seq, mac):
-                problem = (
-                    f"chain position {position} differs from the signed checkpoint in "
-                    "the checkpoint file (trail rewritten)"
-                )
-                return _RangeResult(job.lo, verified, None, (seq, problem), last_cp)
-            previous, last_seq, expected = mac, seq, expected + 1
-            verified += 1
+        return rows
+
+    rows = await page(job.lo)
+    while rows:
+        ahead = None
+        if driver is not None and len(rows) == job.page:
+            ahead = asyncio.ensure_future(page(rows[-1][0]))
+        try:
+            broken = await _check_slices(walk, rows)
+        except BaseException:
+            if ahead is not None:
+                ahead.cancel()
+            raise
+        if broken is not None:
+            if ahead is not None:
+                ahead.cancel()
+                with contextlib.suppress(BaseException):
+                    await ahead
+            return _RangeResult(job.lo, walk.verified, None, broken, walk.last_cp)
         tick(len(rows))
-        after = rows[-1][0]
-    end = (expected - 1, last_seq) if verified else None
-    return _RangeResult(job.lo, verified, end, None, last_cp)
+        if ahead is not None:
+            rows = await ahead
+        elif len(rows) == job.page:
+            rows = await page(rows[-1][0])
+        else:
+            rows = []
+    end = (walk.expected - 1, walk.last_seq) if walk.verified else None
+    return _RangeResult(job.lo, walk.verified, end, None, walk.last_cp)
 
 
 async def _run_range(job: _Range, tick: Callable[[int], None]) -> _RangeResult:
