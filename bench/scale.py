@@ -27,6 +27,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -224,7 +225,16 @@ def tresor(env: dict[str, str], *args: str) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def lookups(env: dict[str, str], ids: list[str], key: str, work: Path, duration: int) -> Any:
+def lookups(
+    env: dict[str, str],
+    ids: list[str],
+    key: str,
+    work: Path,
+    duration: int,
+    during: list[str] | None = None,
+) -> Any:
+    """wrk against `tresor serve` (32 connections, random subjects); with `during`, that
+    `tresor` command runs alongside the measured phase: (wrk result, its JSON summary)."""
     ids_file = work / "ids.txt"
     ids_file.write_text("\n".join(ids) + "\n")
     port = free_port()
@@ -239,9 +249,84 @@ def lookups(env: dict[str, str], ids: list[str], key: str, work: Path, duration:
         wait_up(f"http://127.0.0.1:{port}/health")
         wrk_env = {**env, "BENCH_IDS": str(ids_file), "BENCH_KEY": key}
         run_wrk(port, wrk_env, 3, 32)
-        return run_wrk(port, wrk_env, duration, 32)
+        if during is None:
+            return run_wrk(port, wrk_env, duration, 32)
+        with ThreadPoolExecutor(1) as pool:
+            job = pool.submit(tresor, env, *during)
+            time.sleep(1)  # the command's start-up (imports, a version added) is not its work
+            measured = run_wrk(port, wrk_env, duration, 32)
+            return measured, job.result()
     finally:
         stop(proc)
+
+
+SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
+
+
+def softhsm_rotation(n: int, workers: int, db_name: str) -> dict[str, Any]:
+    """Key operations on a SoftHSM2 token: `n` subjects seeded under the keyring file, moved
+    onto the token (`keys migrate-to-pkcs11`), then rotated on it (`keys rotate`)."""
+    import secrets
+
+    work = Path(tempfile.mkdtemp(prefix="tresor-scale-hsm-"))
+    tokens = work / "tokens"
+    tokens.mkdir()
+    conf = work / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n")
+    pin = secrets.token_hex(8)
+    subprocess.run(
+        ["softhsm2-util", "--init-token", "--free", "--label", "tresor-bench"]
+        + ["--so-pin", secrets.token_hex(8), "--pin", pin],
+        env={**os.environ, "SOFTHSM2_CONF": str(conf)},
+        check=True,
+        capture_output=True,
+    )
+    pin_file = work / "user.pin"
+    pin_file.write_text(pin + "\n")
+    pin_file.chmod(0o600)
+    name = f"{db_name}_hsm"
+    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    asyncio.run(_admin(f"CREATE DATABASE {name}"))
+    url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+    env = {
+        **os.environ,
+        "TRESOR_DATA_DIR": str(work / "data"),
+        "TRESOR_POLICIES": str(ROOT / "policies"),
+        "TRESOR_LOG_LEVEL": "WARNING",
+        "TRESOR_DATABASE_URL": url,
+    }
+    try:
+        subprocess.run([str(BIN / "tresor"), "init"], env=env, check=True, capture_output=True)
+
+        async def seed() -> None:
+            ctx = VaultContext.open(Settings.from_env(env))
+            conn = await asyncpg.connect(asyncpg_dsn(url))
+            try:
+                await seed_subjects(ctx, conn, 0, n, [])
+            finally:
+                await conn.close()
+                await ctx.close()
+
+        asyncio.run(seed())
+        hsm = {
+            **env,
+            "SOFTHSM2_CONF": str(conf),
+            "TRESOR_KEK_PROVIDER": "pkcs11",
+            "TRESOR_PKCS11_MODULE": str(SOFTHSM_MODULE),
+            "TRESOR_PKCS11_TOKEN": "tresor-bench",
+            "TRESOR_PKCS11_PIN_FILE": str(pin_file),
+        }
+        return {
+            "subjects": n,
+            "migrate_to_pkcs11": tresor(
+                hsm, "keys", "migrate-to-pkcs11", "--workers", str(workers)
+            ),
+            "rotate": tresor(hsm, "keys", "rotate", "--workers", str(workers)),
+            "rotate_one_process": tresor(hsm, "keys", "rotate", "--workers", "1"),
+        }
+    finally:
+        asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
@@ -254,7 +339,18 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--db-name", default="tresor_scale")
     p.add_argument("--skip-lookups", action="store_true")
+    p.add_argument(
+        "--softhsm-only",
+        type=int,
+        metavar="N",
+        help="only measure key operations on a SoftHSM2 token with N subjects",
+    )
     args = p.parse_args()
+    if args.softhsm_only:
+        result = softhsm_rotation(args.softhsm_only, args.workers, args.db_name)
+        result["load_average"] = os.getloadavg()
+        print(json.dumps(result, indent=2))
+        return
 
     work = Path(tempfile.mkdtemp(prefix="tresor-scale-"))
     asyncio.run(_admin(f"DROP DATABASE IF EXISTS {args.db_name} WITH (FORCE)"))
@@ -321,14 +417,22 @@ def main() -> None:
         )
     result.update(asyncio.run(sizes(url, args.subjects, args.events)))
     try:
+        if not args.skip_lookups:
+            during = ["keys", "rotate", "--workers", str(args.workers)]
+            wrk, rotated = lookups(env, ids, key, work, args.duration, during)
+            result["lookup_during_rotate"], result["rotate_under_lookups"] = wrk, rotated
+        result["retention_due"] = asyncio.run(make_due(url, 0.01))
+        if args.skip_lookups:
+            result["retention"] = tresor(env, "retention", "run")
+        else:
+            wrk, swept = lookups(env, ids, key, work, args.duration, ["retention", "run"])
+            result["lookup_during_retention"], result["retention"] = wrk, swept
         result["rotate"] = tresor(env, "keys", "rotate", "--workers", str(args.workers))
         result["rotate_one_process"] = tresor(env, "keys", "rotate", "--workers", "1")
         result["verify"] = tresor(env, "audit", "verify", "--workers", str(args.workers))
         result["verify_one_process"] = tresor(env, "audit", "verify", "--workers", "1")
         result["verify_since_checkpoint"] = tresor(env, "audit", "verify", "--since-checkpoint")
         result["audit_search_one_subject"] = asyncio.run(audit_search_p99(settings, ids))
-        result["retention_due"] = asyncio.run(make_due(url, 0.01))
-        result["retention"] = tresor(env, "retention", "run")
     finally:
         result["load_average"] = os.getloadavg()
         print(json.dumps(result, indent=2, default=str))
