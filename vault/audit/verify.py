@@ -90,7 +90,6 @@ class _Range:
     key: Mac
     lo: int
     hi: int
-    checkpoints: Anchors
     outside: tuple[int, int, str] | None
     page: int
 
@@ -103,7 +102,8 @@ class _RangeResult:
     end: tuple[int, int] | None
     #: (seq, problem) of the first break in the range.
     broken: tuple[int, str] | None
-    last_checkpoint_position: int | None
+    #: (position, seq, head) of the range's last checkpoint, checked against the chain.
+    last_checkpoint: tuple[int, int, str] | None
 
 
 _BEFORE = (
@@ -125,18 +125,24 @@ _PAGE = (
     .limit(bindparam("page"))
 )
 _PAGE_PG = Compiled(_PAGE)
+#: The checkpoints at the chain positions of one page (along the unique index on chain_pos).
+_CHECKPOINTS_AT = select(
+    audit_checkpoints.c.chain_pos, audit_checkpoints.c.seq, audit_checkpoints.c.head
+).where(audit_checkpoints.c.chain_pos.between(bindparam("first"), bindparam("last")))
 
 
 class _Walk:
     """The state of one range's walk along the chain: the MAC and position it expects next."""
 
     def __init__(self, job: _Range, start: Any) -> None:
-        self.key, self.checkpoints, self.outside = job.key, job.checkpoints, job.outside
+        self.key, self.outside = job.key, job.outside
+        #: The checkpoints at the positions of the page being checked (a page's worth only).
+        self.checkpoints: Anchors = {}
         self.previous: str = start[1] if start is not None else GENESIS
         self.expected: int = start[0] + 1 if start is not None else 1
         self.last_seq: int = start[2] if start is not None else 0
         self.verified = 0
-        self.last_cp: int | None = None
+        self.last_cp: tuple[int, int, str] | None = None
 
     def check(self, rows: Any) -> tuple[int, str] | None:
         """Check rows in order; (seq, problem) of the first break, None if all hold."""
@@ -159,7 +165,7 @@ class _Walk:
                 if cp is not None:
                     if cp != (seq, mac):
                         return seq, f"checkpoint at position {position} disagrees with the chain"
-                    self.last_cp = position
+                    self.last_cp = (position, seq, mac)
                 if outside is not None and position == outside[0] and outside[1:] != (seq, mac):
                     return seq, (
                         f"chain position {position} differs from the signed checkpoint in "
@@ -204,8 +210,16 @@ async def _check_range(job: _Range, conn: AsyncConnection, tick: Callable[[int],
         await conn.commit()
         return rows
 
+    async def anchors(count: int) -> Anchors:
+        span = {"first": walk.expected, "last": walk.expected + count - 1}
+        found = (await conn.execute(_CHECKPOINTS_AT, span)).all()
+        await conn.commit()
+        return {r.chain_pos: (r.seq, r.head) for r in found}
+
     rows = await page(job.lo)
     while rows:
+        # Before the next page is requested: one statement at a time on the connection.
+        walk.checkpoints = await anchors(len(rows))
         ahead = None
         if driver is not None and len(rows) == job.page:
             ahead = asyncio.ensure_future(page(rows[-1][0]))
@@ -273,6 +287,38 @@ async def _ranges(jobs: list[_Range], workers: int, progress: Progress) -> list[
             return list(await gathered)
 
 
+_TOP = select(func.max(audit_seals.c.seq).label("top"))
+#: Signatures are checked in keyset pages of this many checkpoints (memory stays flat).
+_SIGNATURE_PAGE = 10_000
+
+
+async def _check_signatures(
+    ctx: VaultContext, public: VerifyKey, report: VerifyReport
+) -> tuple[int, int] | None:
+    """Every stored checkpoint's signature, page by page; (position, seq) of the newest.
+    A bad one is recorded in `report`."""
+    newest, after = None, -1
+    query = (
+        select(audit_checkpoints)
+        .where(audit_checkpoints.c.chain_pos > bindparam("after"))
+        .order_by(audit_checkpoints.c.chain_pos)
+        .limit(_SIGNATURE_PAGE)
+    )
+    while True:
+        async with ctx.transaction() as conn:
+            stored = (await conn.execute(query, {"after": after})).all()
+        if not stored:
+            return newest
+        for cp in stored:
+            message = _checkpoint_message(cp.chain_pos, cp.seq, cp.head, cp.at)
+            if not _signed(public, cp.signature, message):
+                report.broken_seq = cp.seq
+                report.problem = f"checkpoint at position {cp.chain_pos} has a bad signature"
+                return newest
+        report.checkpoints += len(stored)
+        newest, after = (stored[-1].chain_pos, stored[-1].seq), stored[-1].chain_pos
+
+
 def _check_file(report: VerifyReport, found: CheckpointFile, public: VerifyKey) -> bool:
     """The checkpoint file itself: every line a checkpoint, the newest one signed."""
     report.checkpoint_file = found
@@ -335,24 +381,21 @@ async def verify_chain(
     if not _check_file(report, found, public):
         return report
     outside = found.newest
-    async with ctx.transaction() as conn:
-        stored = (
-            await conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.chain_pos))
-        ).all()
-        report.checkpoints = len(stored)
-        for cp in stored:
-            message = _checkpoint_message(cp.chain_pos, cp.seq, cp.head, cp.at)
-            if not _signed(public, cp.signature, message):
-                report.broken_seq = cp.seq
-                report.problem = f"checkpoint at position {cp.chain_pos} has a bad signature"
-                return report
-        checkpoints: Anchors = {cp.chain_pos: (cp.seq, cp.head) for cp in stored}
-        top = (await conn.execute(select(func.max(audit_seals.c.seq)))).scalar() or 0
+    newest = await _check_signatures(ctx, public, report)
+    if not report.ok:
+        return report
+    top = int((await ctx.read_rows(_TOP, {}))[0]["top"] or 0)
     start_seq = 0
     recorded = _read_verified(verified_path(ctx)) if since_checkpoint else None
-    if recorded is not None and checkpoints.get(recorded[0]) == recorded[1:]:
+    if recorded is not None:
+        held = await ctx.read_rows(_CHECKPOINTS_AT, {"first": recorded[0], "last": recorded[0]})
         seal = await ctx.read_rows(_BEFORE, {"lo": recorded[1]}) if recorded[1] <= top else []
-        if seal and (seal[0]["chain_pos"], seal[0]["seq"], seal[0]["chain_mac"]) == recorded:
+        if (
+            held
+            and (held[0]["chain_pos"], held[0]["seq"], held[0]["head"]) == recorded
+            and seal
+            and (seal[0]["chain_pos"], seal[0]["seq"], seal[0]["chain_mac"]) == recorded
+        ):
             start_seq, report.started_after = recorded[1], recorded[0]
     progress.begin("verify audit chain", max(top - start_seq, 0))
     url = ctx.engine.url.render_as_string(hide_password=False)
@@ -360,21 +403,23 @@ async def verify_chain(
     parallel = workers > 1 and top - start_seq >= PARALLEL_THRESHOLD
     bounds = split(start_seq, top, workers * 4 if parallel else 1) if top > start_seq else []
     anchor = (outside.chain_pos, outside.seq, outside.head) if outside is not None else None
-    jobs = [_Range(url, key, lo, hi, checkpoints, anchor, page) for lo, hi in bounds]
+    jobs = [_Range(url, key, lo, hi, anchor, page) for lo, hi in bounds]
     results = await _ranges(jobs, workers if parallel else 1, progress)
     end_pos, end_seq = report.started_after, start_seq
+    last_checkpoint = None
     for result in results:
         report.verified += result.verified
-        if result.last_checkpoint_position is not None:
-            report.last_checkpoint_position = result.last_checkpoint_position
+        if result.last_checkpoint is not None:
+            last_checkpoint = result.last_checkpoint
+            report.last_checkpoint_position = last_checkpoint[0]
         if result.broken is not None:
             report.broken_seq, report.problem = result.broken
             return report
         if result.end is not None:
             end_pos, end_seq = result.end
-    if checkpoints and max(checkpoints) > end_pos:
-        top_pos = max(checkpoints)
-        report.broken_seq = checkpoints[top_pos][0]
+    if newest is not None and newest[0] > end_pos:
+        top_pos = newest[0]
+        report.broken_seq = newest[1]
         report.problem = (
             f"chain ends at position {end_pos} but a signed checkpoint "
             f"covers position {top_pos} (events truncated)"
@@ -388,9 +433,8 @@ async def verify_chain(
         )
         return report
     await _unsealed(ctx, report, start_seq, end_seq)
-    if report.ok and checkpoints and report.last_checkpoint_position is not None:
-        position = report.last_checkpoint_position
-        seq, head = checkpoints[position]
+    if report.ok and last_checkpoint is not None:
+        position, seq, head = last_checkpoint
         await asyncio.to_thread(
             _record_verified, verified_path(ctx), position, seq, head, ctx.clock.now()
         )

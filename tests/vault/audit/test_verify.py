@@ -159,3 +159,50 @@ def test_split_covers_the_range_without_overlap() -> None:
         assert ranges[0][0] == lo and ranges[-1][1] == hi
         assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
         assert len(ranges) <= parts
+
+
+async def test_a_rewritten_checkpoint_is_found_with_small_pages(vault: VaultContext) -> None:
+    """A stored checkpoint whose head was rewritten (without the signing key) is reported
+    by its signature while checkpoints are read page by page."""
+    from vault.storage.tables import audit_checkpoints
+
+    await _sealed(vault, 12)
+    await audit_chain.checkpoint_head(vault)
+    async with vault.engine.connect() as conn:
+        cps = (await conn.execute(select(audit_checkpoints.c.chain_pos))).scalars().all()
+    assert cps
+    await _tamper(
+        vault,
+        update(audit_checkpoints)
+        .where(audit_checkpoints.c.chain_pos == cps[-1])
+        .values(head="0" * 64),
+    )
+    report = await audit_verify.verify_chain(vault, page=3)
+    assert not report.ok and "bad signature" in (report.problem or "")
+
+
+async def test_a_signed_checkpoint_that_disagrees_is_named_with_small_pages(
+    vault: VaultContext,
+) -> None:
+    """A validly signed checkpoint whose head is not the chain's, read with the page of
+    events it falls in, is reported at its event's sequence number."""
+    import base64
+
+    from vault.storage.tables import audit_checkpoints
+
+    await _sealed(vault, 12)
+    async with vault.engine.connect() as conn:
+        cp = (await conn.execute(select(audit_checkpoints))).first()
+    assert cp is not None
+    wrong = "f" * 64
+    message = audit_chain._checkpoint_message(cp.chain_pos, cp.seq, wrong, cp.at)
+    signature = base64.b64encode(audit_chain._signing_key(vault).sign(message)).decode()
+    await _tamper(
+        vault,
+        update(audit_checkpoints)
+        .where(audit_checkpoints.c.chain_pos == cp.chain_pos)
+        .values(head=wrong, signature=signature),
+    )
+    report = await audit_verify.verify_chain(vault, page=5)
+    assert not report.ok and report.broken_seq == cp.seq
+    assert "disagrees with the chain" in (report.problem or "")
