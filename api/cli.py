@@ -16,6 +16,7 @@ from typing import Any
 
 from api.cli_clients import add_parsers as add_client_parsers
 from api.cli_support import admin_actor, run_with_vault
+from api.progress import INTERRUPTED, CliProgress
 from api.recipients import cli as recipients_cli
 from api.serving import TlsOptionsError, cmd_jobs, cmd_serve, describe_db, load_policies_of
 from vault.catalogue.source import PolicyError
@@ -67,13 +68,45 @@ def cmd_openapi(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
-    from vault.admin.keys import rotate
+def _rewrap_options(settings: Settings, args: argparse.Namespace, progress: Any) -> Any:
+    """Batch size, worker processes and the picklable factory that opens the KEK provider
+    in each worker (the same provider this process uses)."""
+    from functools import partial
 
-    report = _run(settings, lambda ctx: rotate(ctx, _admin()))
-    print(
+    from vault.admin.keys import RewrapOptions
+    from vault.context import open_kek_provider
+
+    return RewrapOptions(
+        batch=args.batch,
+        workers=args.workers or os.cpu_count() or 1,
+        open_kek=partial(open_kek_provider, settings),
+        progress=progress,
+    )
+
+
+def _finish(args: argparse.Namespace, progress: CliProgress, text: str, **extra: Any) -> None:
+    """The human summary, or with `--json` one JSON line (counts and seconds only)."""
+    if getattr(args, "json", False):
+        print(json.dumps(progress.summary(command=args.command_name, **extra), sort_keys=True))
+    else:
+        print(text)
+
+
+def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    from vault.admin.keys import resume_rotation, rotate
+
+    step = resume_rotation if args.resume else rotate
+    with CliProgress() as progress:
+        options = _rewrap_options(settings, args, progress)
+        report = _run(settings, lambda ctx: step(ctx, _admin(), options))
+    _finish(
+        args,
+        progress,
         f"KEK version {report.new_version} active; re-wrapped {report.rewrapped} DEKs; "
-        f"{report.remaining} still under older versions"
+        f"{report.remaining} still under older versions",
+        new_version=report.new_version,
+        rewrapped=report.rewrapped,
+        remaining=report.remaining,
     )
     return 0 if report.remaining == 0 else 1
 
@@ -106,20 +139,26 @@ def cmd_keys_status(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_keys_migrate_to_pkcs11(settings: Settings, args: argparse.Namespace) -> int:
     from vault.admin.keys import migrate_to_pkcs11
 
-    report = _run(settings, lambda ctx: migrate_to_pkcs11(ctx, _admin()))
+    with CliProgress() as progress:
+        options = _rewrap_options(settings, args, progress)
+        report = _run(settings, lambda ctx: migrate_to_pkcs11(ctx, _admin(), options))
     state = "created" if report.created else "already on the token"
-    print(
+    _finish(
+        args,
+        progress,
         f"KEK version {report.token_version} on the PKCS#11 token active ({state}); "
         f"re-wrapped {report.rewrapped} keys; {report.remaining_local} still under "
-        "keyring-file versions"
+        "keyring-file versions",
+        token_version=report.token_version,
+        created=report.created,
+        rewrapped=report.rewrapped,
+        remaining_local=report.remaining_local,
     )
     return 0 if report.remaining_local == 0 else 1
 
 
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
-    import time
-
-    from vault.audit import chain as audit_chain
+    from vault.audit import verify as audit_verify
     from vault.crypto import VerifyKey
 
     public = None
@@ -130,12 +169,19 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
             print(f"error: {args.public_key} is not an Ed25519 public key", file=sys.stderr)
             return 2
     anchor = Path(args.checkpoints) if args.checkpoints else settings.audit_checkpoint_path
-    started = time.perf_counter()
-    report = _run(
-        settings,
-        lambda ctx: audit_chain.verify_chain(ctx, public_key=public, checkpoint_file=anchor),
-    )
-    seconds = time.perf_counter() - started
+    with CliProgress() as progress:
+        report = _run(
+            settings,
+            lambda ctx: audit_verify.verify_chain(
+                ctx,
+                public_key=public,
+                checkpoint_file=anchor,
+                workers=args.workers or os.cpu_count() or 1,
+                since_checkpoint=args.since_checkpoint,
+                progress=progress,
+            ),
+        )
+    seconds = progress.seconds()
     rate = report.verified / seconds if seconds > 0 else 0.0
     if not report.ok:
         where = f"at seq {report.broken_seq}" if report.broken_seq is not None else f"({anchor})"
@@ -143,11 +189,24 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
             f"BROKEN {where}: {report.problem} ({report.verified} events verified before it)",
             file=sys.stderr,
         )
+        if args.json:
+            print(
+                json.dumps(
+                    progress.summary(command="audit verify", ok=False, broken_seq=report.broken_seq)
+                )
+            )
         return 1
-    print(
-        f"OK: {report.verified} events verified, {report.checkpoints} signed checkpoints, "
-        f"{report.unsealed} not sealed yet ({seconds:.2f} s, {rate:,.0f} events/s); "
-        + _anchor_summary(report.checkpoint_file, anchor)
+    since = f" after position {report.started_after}" if report.started_after else ""
+    _finish(
+        args,
+        progress,
+        f"OK: {report.verified} events verified{since}, {report.checkpoints} signed "
+        f"checkpoints, {report.unsealed} not sealed yet ({seconds:.2f} s, {rate:,.0f} "
+        "events/s); " + _anchor_summary(report.checkpoint_file, anchor),
+        ok=True,
+        verified=report.verified,
+        started_after=report.started_after,
+        unsealed=report.unsealed,
     )
     return 0
 
@@ -214,6 +273,7 @@ def cmd_audit_export(settings: Settings, args: argparse.Namespace) -> int:
 
     async def job(ctx: VaultContext) -> int:
         count = 0
+        progress.begin("export audit events", None)
         if args.format == "csv":
             out.write(audit_export.csv_header())
         async for item in audit_export.iter_events(ctx, since=since, until=until):
@@ -221,31 +281,66 @@ def cmd_audit_export(settings: Settings, args: argparse.Namespace) -> int:
                 audit_export.to_csv(item) if args.format == "csv" else audit_export.to_jsonl(item)
             )
             count += 1
+            if count % 1000 == 0:
+                progress.advance(1000)
+        progress.advance(count % 1000)
         return count
 
     try:
-        count = _run(settings, job)
+        with CliProgress() as progress:
+            count = _run(settings, job)
     finally:
         if out is not sys.stdout:
             out.close()
-    print(f"exported {count} events", file=sys.stderr)
+    if args.json:  # stdout may carry the export itself: the summary goes to stderr
+        summary = progress.summary(command="audit export", exported=count)
+        print(json.dumps(summary, sort_keys=True), file=sys.stderr)
+    else:
+        print(f"exported {count} events", file=sys.stderr)
     return 0
 
 
 def cmd_retention_run(settings: Settings, args: argparse.Namespace) -> int:
     from vault.rights.retention import run_retention
 
-    report = _run(settings, run_retention)
-    print(
+    with CliProgress() as progress:
+        report = _run(settings, lambda ctx: run_retention(ctx, progress=progress))
+    _finish(
+        args,
+        progress,
         f"expired {report.expired} consents; lapsed {report.lapsed} unconfirmed double "
         f"opt-ins; erased {report.erased} subjects ({report.erased_with_retained} keeping "
         f"legal-obligation fields); shredded {report.shredded} retained field sets; "
         f"skipped {report.skipped} (restricted, open request or unknown purpose); "
         f"{report.without_basis} subjects without any basis left alone; "
         f"deleted {report.pruned_mails} outbox mails; brought {report.upgraded_rows} rows "
-        f"from before migration 0013 up to date"
+        f"from before migration 0013 up to date",
+        expired=report.expired,
+        lapsed=report.lapsed,
+        erased=report.erased,
+        shredded=report.shredded,
+        skipped=report.skipped,
+        without_basis=report.without_basis,
     )
     return 0
+
+
+def _json_flag(s: argparse.ArgumentParser) -> None:
+    s.add_argument(
+        "--json", action="store_true", help="print one JSON summary line at the end instead"
+    )
+
+
+def _rewrap_flags(s: argparse.ArgumentParser) -> None:
+    from vault.admin.rewrap import DEFAULT_BATCH
+
+    s.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="keys per transaction")
+    s.add_argument(
+        "--workers",
+        type=int,
+        help="processes re-wrapping in parallel on PostgreSQL (default: one per core)",
+    )
+    _json_flag(s)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -292,7 +387,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("keys", help="key management").add_subparsers(dest="keys", required=True)
     s = k.add_parser("rotate", help="add a KEK version and re-wrap every DEK (online)")
-    s.set_defaults(func=cmd_keys_rotate)
+    s.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish an interrupted rotation under the active version (adds no version)",
+    )
+    _rewrap_flags(s)
+    s.set_defaults(func=cmd_keys_rotate, command_name="keys rotate")
     s = k.add_parser("retire", help="remove KEK versions no DEK uses any more")
     s.set_defaults(func=cmd_keys_retire)
     s = k.add_parser("status", help="KEK versions and how many DEKs each wraps")
@@ -302,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="create the first KEK on the PKCS#11 token and re-wrap every key under it "
         "(resumable; needs TRESOR_KEK_PROVIDER=pkcs11)",
     )
-    s.set_defaults(func=cmd_keys_migrate_to_pkcs11)
+    _rewrap_flags(s)
+    s.set_defaults(func=cmd_keys_migrate_to_pkcs11, command_name="keys migrate-to-pkcs11")
 
     a = sub.add_parser("audit", help="audit trail").add_subparsers(dest="audit", required=True)
     s = a.add_parser("verify", help="check the whole chain and every checkpoint signature")
@@ -312,7 +414,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="checkpoint file to compare the chain with (default: TRESOR_AUDIT_CHECKPOINT_FILE "
         "or audit-checkpoints.jsonl in the data dir; e.g. a witness's copy)",
     )
-    s.set_defaults(func=cmd_audit_verify)
+    s.add_argument(
+        "--since-checkpoint",
+        action="store_true",
+        help="verify only what follows the newest checkpoint the last successful run "
+        "recorded (audit-verified.json beside the checkpoint file)",
+    )
+    s.add_argument("--workers", type=int, help="processes checking ranges (default: one per core)")
+    _json_flag(s)
+    s.set_defaults(func=cmd_audit_verify, command_name="audit verify")
     s = a.add_parser(
         "witness", help="print the newest signed checkpoint as one line, for an outside witness"
     )
@@ -326,13 +436,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--until", help="ISO time, exclusive")
     s.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     s.add_argument("--output", help="file to write (default: stdout)")
+    _json_flag(s)
     s.set_defaults(func=cmd_audit_export)
 
     r = sub.add_parser("retention", help="retention sweeper").add_subparsers(
         dest="retention", required=True
     )
     s = r.add_parser("run", help="expire, lapse, erase and shred what outlived its retention")
-    s.set_defaults(func=cmd_retention_run)
+    _json_flag(s)
+    s.set_defaults(func=cmd_retention_run, command_name="retention run")
     recipients_cli.add_parser(sub, _run, _admin)
     return p
 
@@ -344,6 +456,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     try:
         return int(args.func(settings, args))
+    except KeyboardInterrupt:
+        # Every batch commits on its own: what is done stays done, the rest is still marked
+        # as to do (a DEK's KEK version, the recorded checkpoint), so a re-run resumes.
+        print(
+            "interrupted: the work committed so far is kept; run the same command again to resume",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
     except PolicyError as exc:
         kind = "purpose catalogue"
         if "contact-pressure" in str(exc):

@@ -402,3 +402,33 @@ async def test_free_text_is_sealed_at_rest_and_gone_after_erasure(vault):
     raw = await raw_database_bytes(vault)
     assert not found_canaries(raw, FREE_TEXT), found_canaries(raw, FREE_TEXT)
     assert not found_canaries(raw), found_canaries(raw)
+
+
+async def test_progress_lines_and_the_verified_record_carry_no_contact_data_or_ids(vault):
+    """Rotation, verification and the retention sweep report through the CLI's progress
+    listener: its lines and summary, and the record `--since-checkpoint` reads, hold counts,
+    positions and digests only: no canary spelling, no subject id."""
+    import io
+    import json as _json
+
+    from api.progress import CliProgress
+    from tests.support.factories import ADMIN, WRITER
+    from tests.support.privacy import CANARY, found_canaries
+    from vault.admin.keys import RewrapOptions, rotate
+    from vault.audit import chain as audit_chain
+    from vault.audit import verify as audit_verify
+    from vault.rights.retention import run_retention
+    from vault.subjects.store import create_subject
+
+    sid = await create_subject(vault, WRITER, CANARY)
+    out = io.StringIO()
+    progress = CliProgress(stream=out, tty=False, interval=0.0)
+    await rotate(vault, ADMIN, RewrapOptions(batch=1, progress=progress))
+    await run_retention(vault, progress=progress)
+    await audit_chain.seal_all(vault)
+    assert (await audit_verify.verify_chain(vault, progress=progress)).ok
+    written = out.getvalue() + _json.dumps(progress.summary(command="test"))
+    written += audit_verify.verified_path(vault).read_text()
+    assert "progress task=" in written
+    assert found_canaries(written) == []
+    assert sid not in written

@@ -12,7 +12,7 @@ in words). From the top:
     audit                       events, group commit, chain, query, export, Art. 30
     catalogue                   purposes, touchpoints, contact-pressure rules (TOML)
     crypto | storage | mail     fields and keys | tables and engines | the mailer
-    settings : clock : errors   the shared kernel
+    settings : clock : errors : progress   the shared kernel
 
 `|` separates areas that stay independent of each other.
 """

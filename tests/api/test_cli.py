@@ -401,3 +401,33 @@ def test_an_app_with_its_own_vault_runs_the_jobs_as_the_settings_say(
     app = create_app(dataclasses.replace(cli_env, inline_jobs=inline), configure_logs=False)
     with TestClient(app):
         assert bool(app.state.jobs) is inline
+
+
+def test_retention_and_export_print_a_json_summary_with_json(cli_env: Settings, capsys):
+    """`retention run --json` prints one JSON line of counts; `audit export --json` keeps
+    stdout for the events and puts its summary line on stderr."""
+    _append_events(cli_env, 3)
+    capsys.readouterr()
+    assert main(["retention", "run", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["command"] == "retention run"
+    assert summary["erased"] == 0 and summary["expired"] == 0 and summary["seconds"] >= 0
+    assert main(["audit", "export", "--json"]) == 0
+    out, err = capsys.readouterr()
+    exported = [json.loads(line) for line in out.splitlines()]
+    assert len(exported) >= 3
+    line = json.loads(err.strip().splitlines()[-1])
+    assert line["command"] == "audit export" and line["exported"] == len(exported)
+    assert line["done"] == len(exported)
+
+
+def test_ctrl_c_exits_130_and_says_a_rerun_resumes(cli_env: Settings, capsys, monkeypatch):
+    """An interrupted command exits with 130 and tells the operator to run it again."""
+    import vault.rights.retention as retention
+
+    async def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(retention, "run_retention", interrupted)
+    assert main(["retention", "run"]) == 130
+    assert "run the same command again to resume" in capsys.readouterr().err

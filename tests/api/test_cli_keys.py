@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import stat
 import subprocess
@@ -123,3 +124,108 @@ def test_keys_without_a_keyring_points_to_init(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "run `tresor init` first?" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_rotate_and_verify_print_one_json_summary_with_json(db_url: str, data_dir: Path) -> None:
+    """`--json` makes rotate and verify end with one JSON line of counts and seconds (no
+    identifiers), and `verify --since-checkpoint` starts after the recorded checkpoint."""
+    env = _env(data_dir, db_url)
+    _ok(tresor(env, "init"))
+    key = _ok(tresor(env, "clients", "create", "crm", "--role", "writer")).strip().splitlines()[-1]
+    sids = list(asyncio.run(_create_subjects(env, key, range(3))))
+
+    rotated = json.loads(_ok(tresor(env, "keys", "rotate", "--json")).strip().splitlines()[-1])
+
+    assert rotated["command"] == "keys rotate"
+    assert (rotated["rewrapped"], rotated["remaining"], rotated["done"]) == (3, 0, 3)
+    assert rotated["seconds"] >= 0 and rotated["rate"] >= 0
+    _ok(tresor(env, "audit", "seal"))
+    full = json.loads(_ok(tresor(env, "audit", "verify", "--json")).strip().splitlines()[-1])
+    assert full["ok"] is True and full["verified"] > 0 and full["started_after"] == 0
+    _ok(tresor(env, "audit", "seal"))
+    since = json.loads(
+        _ok(tresor(env, "audit", "verify", "--since-checkpoint", "--json")).splitlines()[-1]
+    )
+    assert since["ok"] is True and since["started_after"] == full["verified"]
+    for line in (rotated, full, since):
+        assert not any(sid in json.dumps(line) for sid in sids)
+
+
+async def _seed_direct(env: dict[str, str], n: int) -> list[str]:
+    """`n` subjects written through the store (faster than over HTTP)."""
+    from tests.support.factories import WRITER
+    from vault.subjects.store import create_subject
+
+    ctx = VaultContext.open(Settings.from_env(env))
+    try:
+        return [await create_subject(ctx, WRITER, person(i)) for i in range(n)]
+    finally:
+        await ctx.close()
+
+
+async def _versions(env: dict[str, str]) -> dict[int, int]:
+    from vault.admin.keys import versions_in_use
+
+    ctx = VaultContext.open(Settings.from_env(env))
+    try:
+        return await versions_in_use(ctx)
+    finally:
+        await ctx.close()
+
+
+async def _rewrap_counts(env: dict[str, str]) -> list[int]:
+    from sqlalchemy import select
+
+    from vault.audit.events import AuditAction
+    from vault.storage.tables import audit_events
+
+    ctx = VaultContext.open(Settings.from_env(env))
+    try:
+        async with ctx.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(audit_events.c.detail).where(
+                        audit_events.c.action == AuditAction.KEYS_REWRAP.value
+                    )
+                )
+            ).all()
+        return [json.loads(r.detail)["count"] for r in rows]
+    finally:
+        await ctx.close()
+
+
+def test_rotate_killed_mid_way_resumes_without_losing_a_dek(db_url: str, data_dir: Path) -> None:
+    """SIGKILL during `keys rotate` leaves every DEK readable under v1 or v2 and audited as
+    far as it got; `keys rotate --resume` re-wraps exactly the rest, none twice."""
+    import signal
+    import time
+
+    env = _env(data_dir, db_url)
+    _ok(tresor(env, "init"))
+    sids = asyncio.run(_seed_direct(env, 300))
+    before = asyncio.run(_read(env, sids))
+    proc = subprocess.Popen(
+        [str(TRESOR), "keys", "rotate", "--batch", "2", "--workers", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not asyncio.run(_rewrap_counts(env)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    at_kill = asyncio.run(_versions(env))
+    assert at_kill.get(1, 0) > 0, f"rotation finished before the kill: {at_kill}"
+    assert sum(at_kill.values()) == 300
+    assert sum(asyncio.run(_rewrap_counts(env))) == at_kill.get(2, 0)
+
+    out = _ok(tresor(env, "keys", "rotate", "--resume"))
+
+    assert f"KEK version 2 active; re-wrapped {at_kill[1]} DEKs; 0 still under" in out
+    assert asyncio.run(_versions(env)) == {2: 300}
+    assert sum(asyncio.run(_rewrap_counts(env))) == 300
+    after = asyncio.run(_read(env, sids))
+    assert {sid: fields for sid, (_, fields) in after.items()} == {
+        sid: fields for sid, (_, fields) in before.items()
+    }

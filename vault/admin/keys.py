@@ -1,7 +1,7 @@
 """KEK rotation: add a version, re-wrap every DEK online, retire versions nothing uses.
 
-Re-wrapping runs in small batches, each its own short transaction guarded by the old
-(version, blob) pair, so a server keeps serving throughout and a concurrent change to a
+Re-wrapping (`vault.admin.rewrap`) runs in batches, each its own short transaction guarded
+by the old (version, blob) pair, so a server keeps serving throughout and a concurrent change to a
 subject (erasure, another rotation) is never overwritten. Field ciphertexts do not change:
 only the wrapping of each subject's DEK does.
 """
@@ -9,20 +9,25 @@ only the wrapping of each subject's DEK does.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import func, select
 
+from vault.admin.rewrap import (
+    DEFAULT_BATCH,
+    RECIPIENT_SECRETS,
+    RETAINED_KEYS,
+    SUBJECT_DEKS,
+    WrappedKeys,
+    rewrap,
+)
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
-from vault.crypto import retained_key_id
 from vault.crypto.keyring import KekProvider
 from vault.crypto.pkcs11_provider import Pkcs11KekProvider
 from vault.errors import InvalidInput
-from vault.recipients.registry import secret_key_id
-from vault.storage.recipient_tables import recipient_secrets
-from vault.storage.tables import retained_fields, subjects
+from vault.progress import NO_PROGRESS, Progress
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -60,65 +65,7 @@ class MigrationReport:
     remaining_local: int
 
 
-@dataclass(frozen=True, slots=True)
-class _WrappedKeys:
-    """A table whose rows hold a key wrapped by the KEK, and what each wrap is bound to."""
-
-    table: Table
-    key_column: str
-    wrap_id: Callable[[str], str]
-    audit_detail: dict[str, str]
-
-
-_SUBJECT_DEKS = _WrappedKeys(subjects, "wrapped_dek", lambda row_id: row_id, {})
-#: Keys of fields kept after erasure (Art. 17(3)); a KEK version they need must not retire.
-_RETAINED_KEYS = _WrappedKeys(retained_fields, "wrapped_key", retained_key_id, {"keys": "retained"})
-#: Recipients' webhook signing secrets (issue 16), wrapped by the KEK like a DEK.
-_RECIPIENT_SECRETS = _WrappedKeys(
-    recipient_secrets, "wrapped_key", secret_key_id, {"keys": "recipient_secrets"}
-)
-
-
-async def _rewrap(ctx: VaultContext, actor: Actor, keys: _WrappedKeys, batch: int) -> int:
-    table, key = keys.table, keys.table.c[keys.key_column]
-    total = 0
-    while True:
-        active = ctx.kek.active_version()
-        async with ctx.transaction() as conn:
-            rows = (
-                await conn.execute(
-                    select(table.c.id, table.c.kek_version, key.label("blob"))
-                    .where(key.is_not(None))
-                    .where(table.c.kek_version != active)
-                    .limit(batch)
-                )
-            ).all()
-            done = 0
-            for row in rows:
-                version, blob = ctx.deks.rewrap(keys.wrap_id(row.id), row.kek_version, row.blob)
-                result = await conn.execute(
-                    update(table)
-                    .where(table.c.id == row.id)
-                    .where(table.c.kek_version == row.kek_version)
-                    .where(key == row.blob)
-                    .values({"kek_version": version, keys.key_column: blob})
-                )
-                done += result.rowcount
-            if rows:
-                await audit.record(
-                    conn,
-                    at=ctx.clock.now(),
-                    actor=actor,
-                    action=AuditAction.KEYS_REWRAP,
-                    decision=Decision.ALLOW,
-                    detail={"count": done, "to_version": active, **keys.audit_detail},
-                )
-        total += done
-        if not rows:
-            return total
-
-
-async def _versions(ctx: VaultContext, keys: _WrappedKeys) -> dict[int, int]:
+async def _versions(ctx: VaultContext, keys: WrappedKeys) -> dict[int, int]:
     table, key = keys.table, keys.table.c[keys.key_column]
     async with ctx.transaction() as conn:
         rows = (
@@ -131,33 +78,79 @@ async def _versions(ctx: VaultContext, keys: _WrappedKeys) -> dict[int, int]:
     return {int(v): int(n) for v, n in rows}
 
 
-async def rewrap_all(ctx: VaultContext, actor: Actor, *, batch: int = 500) -> int:
+@dataclass(frozen=True, slots=True)
+class RewrapOptions:
+    """How a re-wrap runs: rows per batch, worker processes (PostgreSQL), the picklable
+    factory that opens the KEK provider in a worker, and who watches the progress."""
+
+    batch: int = DEFAULT_BATCH
+    workers: int = 1
+    open_kek: Callable[[], KekProvider] | None = None
+    progress: Progress = NO_PROGRESS
+
+
+_DEFAULT = RewrapOptions()
+
+
+async def _rewrap_with(
+    ctx: VaultContext, actor: Actor, keys: WrappedKeys, options: RewrapOptions
+) -> int:
+    return await rewrap(
+        ctx,
+        actor,
+        keys,
+        batch=options.batch,
+        workers=options.workers,
+        open_kek=options.open_kek,
+        progress=options.progress,
+    )
+
+
+async def rewrap_all(
+    ctx: VaultContext,
+    actor: Actor,
+    options: RewrapOptions = _DEFAULT,
+    *,
+    batch: int | None = None,
+) -> int:
     """Re-wrap every subject DEK not under the active KEK version; returns how many."""
-    return await _rewrap(ctx, actor, _SUBJECT_DEKS, batch)
+    if batch is not None:
+        options = replace(options, batch=batch)
+    return await _rewrap_with(ctx, actor, SUBJECT_DEKS, options)
 
 
-async def rewrap_retained(ctx: VaultContext, actor: Actor, *, batch: int = 500) -> int:
+async def rewrap_retained(
+    ctx: VaultContext,
+    actor: Actor,
+    options: RewrapOptions = _DEFAULT,
+    *,
+    batch: int | None = None,
+) -> int:
     """Re-wrap the keys of retained (Art. 17(3)) fields, and the recipients' signing
     secrets, not under the active KEK version."""
-    retained = await _rewrap(ctx, actor, _RETAINED_KEYS, batch)
-    return retained + await _rewrap(ctx, actor, _RECIPIENT_SECRETS, batch)
+    if batch is not None:
+        options = replace(options, batch=batch)
+    retained = await _rewrap_with(ctx, actor, RETAINED_KEYS, options)
+    return retained + await _rewrap_with(ctx, actor, RECIPIENT_SECRETS, options)
 
 
 async def versions_in_use(ctx: VaultContext) -> dict[int, int]:
     """KEK version -> number of subject DEKs it wraps."""
-    return await _versions(ctx, _SUBJECT_DEKS)
+    return await _versions(ctx, SUBJECT_DEKS)
 
 
 async def retained_versions_in_use(ctx: VaultContext) -> dict[int, int]:
     """KEK version -> number of unshredded retained-field keys (and recipients' signing
     secrets) it wraps."""
-    counts = await _versions(ctx, _RETAINED_KEYS)
-    for version, n in (await _versions(ctx, _RECIPIENT_SECRETS)).items():
+    counts = await _versions(ctx, RETAINED_KEYS)
+    for version, n in (await _versions(ctx, RECIPIENT_SECRETS)).items():
         counts[version] = counts.get(version, 0) + n
     return counts
 
 
-async def rotate(ctx: VaultContext, actor: Actor) -> RotationReport:
+async def rotate(
+    ctx: VaultContext, actor: Actor, options: RewrapOptions = _DEFAULT
+) -> RotationReport:
     """Add a KEK version, make it active, and re-wrap every DEK under it."""
     keyring = _managed(ctx)
     new_version = keyring.add_version()
@@ -170,14 +163,23 @@ async def rotate(ctx: VaultContext, actor: Actor) -> RotationReport:
             decision=Decision.ALLOW,
             detail={"new_version": new_version},
         )
-    rewrapped = await rewrap_all(ctx, actor)
+    return await resume_rotation(ctx, actor, options)
+
+
+async def resume_rotation(
+    ctx: VaultContext, actor: Actor, options: RewrapOptions = _DEFAULT
+) -> RotationReport:
+    """Finish an interrupted rotation: re-wrap what is not yet under the active version,
+    without adding another (each DEK's version is its marker of what is done)."""
+    active = ctx.kek.active_version()
+    rewrapped = await rewrap_all(ctx, actor, options)
     # Keys of fields retained after erasure (Art. 17(3)) are wrapped by the KEK too.
-    rewrapped += await rewrap_retained(ctx, actor)
+    rewrapped += await rewrap_retained(ctx, actor, options)
     in_use = await versions_in_use(ctx)
     for version, count in (await retained_versions_in_use(ctx)).items():
         in_use[version] = in_use.get(version, 0) + count
-    remaining = sum(n for v, n in in_use.items() if v != new_version)
-    return RotationReport(new_version=new_version, rewrapped=rewrapped, remaining=remaining)
+    remaining = sum(n for v, n in in_use.items() if v != active)
+    return RotationReport(new_version=active, rewrapped=rewrapped, remaining=remaining)
 
 
 async def retire_unused(ctx: VaultContext, actor: Actor) -> list[int]:
@@ -199,7 +201,9 @@ async def retire_unused(ctx: VaultContext, actor: Actor) -> list[int]:
     return removed
 
 
-async def migrate_to_pkcs11(ctx: VaultContext, actor: Actor) -> MigrationReport:
+async def migrate_to_pkcs11(
+    ctx: VaultContext, actor: Actor, options: RewrapOptions = _DEFAULT
+) -> MigrationReport:
     """Move every DEK and retained-field key from the keyring file onto the PKCS#11 token.
 
     Creates the first KEK on the token (audited like a rotation) unless one is there, then
@@ -224,7 +228,8 @@ async def migrate_to_pkcs11(ctx: VaultContext, actor: Actor) -> MigrationReport:
                 decision=Decision.ALLOW,
                 detail={"new_version": version, "provider": "pkcs11", "migration": True},
             )
-    rewrapped = await rewrap_all(ctx, actor) + await rewrap_retained(ctx, actor)
+    rewrapped = await rewrap_all(ctx, actor, options)
+    rewrapped += await rewrap_retained(ctx, actor, options)
     local = set(kek.local_versions())
     remaining = sum(
         n

@@ -21,10 +21,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import case, delete
-from sqlalchemy.dialects import postgresql, sqlite
 
 from vault.crypto import KeyLabel
 from vault.errors import Unavailable
+from vault.storage.dialect import upsert_insert
 from vault.storage.tables import limit_counters
 
 if TYPE_CHECKING:
@@ -66,8 +66,7 @@ class DatabaseCounters:
 
     async def add(self, key: str, window: Window, amount: int) -> int:
         c = limit_counters.c
-        dialect = postgresql if self._ctx.engine.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(limit_counters).values(
+        stmt = upsert_insert(self._ctx.engine, limit_counters).values(
             key=key,
             window_start=window.start,
             count=amount,

@@ -29,8 +29,7 @@ import asyncio
 import base64
 import os
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,7 +40,7 @@ from sqlalchemy import Select, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.clock import as_utc
-from vault.crypto import Mac, Signer, VerifyKey, same_digest
+from vault.crypto import Mac, Signer, VerifyKey
 from vault.errors import InvariantViolation
 from vault.storage.dialect import asyncpg_connection, try_advisory_xact_lock
 from vault.storage.pg_direct import Compiled
@@ -638,180 +637,9 @@ async def seal_all(
     return total
 
 
-# -- verification --------------------------------------------------------------------------
-
-
-@dataclass
-class VerifyReport:
-    verified: int = 0
-    unsealed: int = 0
-    checkpoints: int = 0
-    last_checkpoint_position: int | None = None
-    broken_seq: int | None = None
-    problem: str | None = None
-    problems: list[str] = field(default_factory=list)
-    #: What the checkpoint file outside the database held (None: not read).
-    checkpoint_file: CheckpointFile | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.broken_seq is None and self.problem is None
-
-
-async def _chain_rows(conn: AsyncConnection, page: int) -> AsyncIterator[Any]:
-    """All sealed events in sequence order (the chain's order: `verify_chain` checks the
-    positions run 1, 2, 3, ... along it), read in keyset pages on the primary key, so
-    memory stays flat and no index on `chain_pos` is needed."""
-    after = 0
-    while True:
-        rows = (
-            await conn.execute(
-                select(audit_events, audit_seals.c.chain_pos, audit_seals.c.chain_mac)
-                .select_from(
-                    audit_events.join(audit_seals, audit_seals.c.seq == audit_events.c.seq)
-                )
-                .where(audit_events.c.seq > after)
-                .order_by(audit_events.c.seq)
-                .limit(page)
-            )
-        ).all()
-        if not rows:
-            return
-        for row in rows:
-            yield row
-        after = rows[-1].seq
-
-
-def _check_file(report: VerifyReport, found: CheckpointFile, public: VerifyKey) -> bool:
-    """The checkpoint file itself: every line a checkpoint, the newest one signed."""
-    report.checkpoint_file = found
-    if found.bad_line is not None:
-        report.problem = f"line {found.bad_line} of the checkpoint file is not a checkpoint"
-        return False
-    newest = found.newest
-    if newest is not None and not newest.signed_by(public):
-        report.broken_seq = newest.seq
-        report.problem = (
-            f"the checkpoint file's newest checkpoint (position {newest.chain_pos}) has a "
-            "bad signature"
-        )
-        return False
-    return True
-
-
-async def verify_chain(
-    ctx: VaultContext,
-    *,
-    public_key: VerifyKey | None = None,
-    page: int = 10_000,
-    checkpoint_file: Path | None = None,
-) -> VerifyReport:
-    """Check every MAC, the order, every checkpoint signature, and the tail, in the
-    database and against the newest checkpoint in the checkpoint file (default: the
-    configured one; a missing file is reported, not failed)."""
-    report = VerifyReport()
-    key = _chain_key(ctx)
-    public = public_key or _signing_key(ctx).verify_key
-    found = await asyncio.to_thread(
-        read_checkpoint_file, checkpoint_file or ctx.settings.audit_checkpoint_path
-    )
-    if not _check_file(report, found, public):
-        return report
-    outside = found.newest
-    async with ctx.transaction() as conn:
-        checkpoints = {
-            c.chain_pos: c
-            for c in (
-                await conn.execute(
-                    select(audit_checkpoints).order_by(audit_checkpoints.c.chain_pos)
-                )
-            ).all()
-        }
-        report.checkpoints = len(checkpoints)
-        for stored in checkpoints.values():
-            message = _checkpoint_message(stored.chain_pos, stored.seq, stored.head, stored.at)
-            if not _signed(public, stored.signature, message):
-                report.broken_seq = stored.seq
-                report.problem = f"checkpoint at position {stored.chain_pos} has a bad signature"
-                return report
-        previous, expected_pos, last_seq = GENESIS, 1, 0
-        async for row in _chain_rows(conn, page):
-            if row.chain_pos != expected_pos:
-                report.broken_seq = row.seq
-                report.problem = (
-                    f"chain position {expected_pos} is missing (event deleted before seq {row.seq})"
-                )
-                return report
-            if row.seq <= last_seq:
-                report.broken_seq = row.seq
-                report.problem = f"event seq {row.seq} is out of order (after seq {last_seq})"
-                return report
-            mac = chain_mac(key, previous, row.chain_pos, row)
-            if not same_digest(mac, row.chain_mac or ""):
-                report.broken_seq = row.seq
-                report.problem = f"event seq {row.seq} does not match its seal (altered or moved)"
-                return report
-            cp = checkpoints.get(row.chain_pos)
-            if cp is not None and (cp.head != mac or cp.seq != row.seq):
-                report.broken_seq = row.seq
-                report.problem = f"checkpoint at position {row.chain_pos} disagrees with the chain"
-                return report
-            if (
-                outside is not None
-                and row.chain_pos == outside.chain_pos
-                and (outside.head != mac or outside.seq != row.seq)
-            ):
-                report.broken_seq = row.seq
-                report.problem = (
-                    f"chain position {row.chain_pos} differs from the signed checkpoint in "
-                    "the checkpoint file (trail rewritten)"
-                )
-                return report
-            if cp is not None:
-                report.last_checkpoint_position = cp.chain_pos
-            previous, last_seq = mac, row.seq
-            expected_pos += 1
-            report.verified += 1
-        if checkpoints:
-            top = max(checkpoints)
-            if top >= expected_pos:
-                cp = checkpoints[top]
-                report.broken_seq = cp.seq
-                report.problem = (
-                    f"chain ends at position {expected_pos - 1} but a signed checkpoint "
-                    f"covers position {top} (events truncated)"
-                )
-                return report
-        if outside is not None and outside.chain_pos >= expected_pos:
-            report.broken_seq = outside.seq
-            report.problem = (
-                f"chain ends at position {expected_pos - 1} but the checkpoint file's signed "
-                f"checkpoint covers position {outside.chain_pos} (events truncated)"
-            )
-            return report
-        unsealed = (
-            (
-                await conn.execute(
-                    select(audit_events.c.seq)
-                    .select_from(EVENTS_WITH_SEALS)
-                    .where(audit_seals.c.seq.is_(None))
-                    .order_by(audit_events.c.seq)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        report.unsealed = len(unsealed)
-        behind = [s for s in unsealed if s < last_seq]
-        if behind:
-            report.broken_seq = behind[0]
-            report.problem = f"event seq {behind[0]} was inserted behind the sealed chain"
-    return report
-
-
 async def unsealed_count(ctx: VaultContext) -> int:
     """Events appended after the chain head (the sealer's backlog), counted along the
     primary key in one read that takes no write lock. Rows slipped in *behind* the head
-    are `verify_chain`'s business."""
+    are `vault.audit.verify`'s business."""
     rows = await ctx.read_rows(_BACKLOG, {})
     return int(rows[0]["backlog"])

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vault.audit import chain as audit_chain
 from vault.audit import events as audit
+from vault.audit import verify as audit_verify
 from vault.audit.chain import select_events_with_seals
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
@@ -541,7 +541,7 @@ class ChainStatus:
 
 async def chain_status(ctx: VaultContext, actor: Actor) -> ChainStatus:
     """Verify the whole chain (every MAC and checkpoint signature) and report. Audited."""
-    report = await audit_chain.verify_chain(ctx)
+    report = await audit_verify.verify_chain(ctx)
     now = ctx.clock.now()
     async with ctx.transaction() as conn:
         last = (

@@ -50,6 +50,7 @@ from vault.clock import as_utc
 from vault.crypto import retained_key_id
 from vault.mail import FileOutbox
 from vault.outreach import followups
+from vault.progress import NO_PROGRESS, Progress
 from vault.recipients import events as outbox
 from vault.rights import selfservice
 from vault.rights.erasure import erase_in
@@ -327,10 +328,17 @@ async def _shred_retained(ctx: VaultContext, actor: Actor, now: datetime, batch:
 
 
 async def run_retention(
-    ctx: VaultContext, actor: Actor = SYSTEM, *, batch: int = BATCH
+    ctx: VaultContext,
+    actor: Actor = SYSTEM,
+    *,
+    batch: int = BATCH,
+    progress: Progress = NO_PROGRESS,
 ) -> RetentionReport:
-    """One sweep (see the module docstring); returns what it did."""
+    """One sweep (see the module docstring); returns what it did. `progress` hears of
+    each phase and of the rows it changed (the sweep commits per batch or subject, so an
+    interrupted sweep is simply run again)."""
     now = ctx.clock.now()
+    progress.begin("expire bases", None)
     expired = await _end_by_time(
         ctx,
         actor,
@@ -341,6 +349,8 @@ async def run_retention(
         action=AuditAction.SYSTEM_CONSENT_EXPIRE,
         batch=batch,
     )
+    progress.advance(expired)
+    progress.begin("lapse double opt-ins", None)
     lapsed = await _end_by_time(
         ctx,
         actor,
@@ -351,8 +361,13 @@ async def run_retention(
         action=AuditAction.SYSTEM_CONSENT_LAPSE,
         batch=batch,
     )
+    progress.advance(lapsed)
+    progress.begin("erase due subjects", None)
     erased, with_retained, skipped = await _erase_due(ctx, actor, now, batch)
+    progress.advance(erased)
+    progress.begin("shred retained fields", None)
     shredded = await _shred_retained(ctx, actor, now, batch)
+    progress.advance(shredded)
     purged_codes, purged_sessions = await selfservice.purge_expired(ctx)
     missed_followups = await followups.mark_missed(ctx, actor, batch=batch)
     pruned_mails = 0

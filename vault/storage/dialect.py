@@ -24,6 +24,19 @@ def _is_postgresql(conn: AsyncConnection | AsyncEngine) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+def upsert_insert(conn: AsyncConnection | AsyncEngine, table: Table) -> Any:
+    """The database's own `INSERT` construct for `table`, with `on_conflict_do_update` and
+    `excluded` (both dialects spell an upsert the same way in SQLAlchemy)."""
+    insert = postgresql.insert if _is_postgresql(conn) else sqlite.insert
+    return insert(table)
+
+
+def takes_array_parameters(conn: AsyncConnection | AsyncEngine) -> bool:
+    """Whether one statement can take a whole batch as array parameters (PostgreSQL's
+    `UPDATE … FROM unnest(…)`); elsewhere a batch is an executemany."""
+    return _is_postgresql(conn)
+
+
 def insert_ignoring_conflict(
     conn: AsyncConnection, table: Table, index_elements: Sequence[str]
 ) -> Any:

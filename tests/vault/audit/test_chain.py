@@ -12,6 +12,7 @@ from sqlalchemy import delete, insert, select, update
 
 from tests.support.factories import WRITER, person
 from vault.audit import chain as audit_chain
+from vault.audit import verify as audit_verify
 from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.context import VaultContext
 from vault.storage.tables import audit_checkpoints, audit_events, audit_seals
@@ -46,7 +47,7 @@ async def test_sealing_chains_every_event_and_verify_passes(vault):
     clean."""
     await create_subject(vault, WRITER, person(1))
     await _sealed(vault, 30)
-    report = await audit_chain.verify_chain(vault)
+    report = await audit_verify.verify_chain(vault)
     assert report.ok, report.problem
     assert report.verified == 31 and report.unsealed == 0
     assert report.checkpoints >= 1 and report.last_checkpoint_position == 31
@@ -56,7 +57,7 @@ async def test_verify_counts_unsealed_events(vault):
     """Events appended after the last seal are reported as not sealed yet, not as broken."""
     await _sealed(vault, 5)
     await _events(vault, 3)
-    report = await audit_chain.verify_chain(vault)
+    report = await audit_verify.verify_chain(vault)
     assert report.ok and report.verified == 5 and report.unsealed == 3
 
 
@@ -64,7 +65,7 @@ async def test_sealing_is_incremental(vault):
     """A second seal continues the chain where the first stopped."""
     await _sealed(vault, 5)
     await _sealed(vault, 7)
-    report = await audit_chain.verify_chain(vault)
+    report = await audit_verify.verify_chain(vault)
     assert report.ok and report.verified == 12
 
 
@@ -87,7 +88,7 @@ async def test_an_edited_event_is_caught_at_its_sequence_number(vault):
     await _tamper(
         vault, update(audit_events).where(audit_events.c.seq == seq).values(purpose="offers.phone")
     )
-    report = await audit_chain.verify_chain(vault)
+    report = await audit_verify.verify_chain(vault)
     assert not report.ok and report.broken_seq == seq
 
 
@@ -97,7 +98,7 @@ async def test_a_deleted_event_is_caught_at_the_next_sequence_number(vault):
     seq = await _seq_at(vault, 9)
     after = await _seq_at(vault, 10)
     await _tamper(vault, delete(audit_events).where(audit_events.c.seq == seq))
-    report = await audit_chain.verify_chain(vault)
+    report = await audit_verify.verify_chain(vault)
     assert not report.ok and report.broken_seq == after and "missing" in report.problem
 
 
@@ -114,7 +115,7 @@ async def test_reordered_events_are_caught(vault):
     await _tamper(
         vault, update(audit_events).where(audit_events.c.seq == b).values(request_id="req-3")
     )
-    report = await audit_chain.verify_chain(vault)
+    report = await audit_verify.verify_chain(vault)
     assert not report.ok and report.broken_seq == a
 
 
@@ -123,7 +124,7 @@ async def test_an_event_inserted_behind_the_chain_is_caught(vault):
     await _events(vault, 5)
     await _tamper(vault, delete(audit_events).where(audit_events.c.seq == 3))
     await audit_chain.seal_all(vault, grace=NOW)
-    report = await audit_chain.verify_chain(vault)
+    report = await audit_verify.verify_chain(vault)
     assert report.ok
     await _tamper(
         vault,
@@ -136,7 +137,7 @@ async def test_an_event_inserted_behind_the_chain_is_caught(vault):
             decision="allow",
         ),
     )
-    report = await audit_chain.verify_chain(vault)
+    report = await audit_verify.verify_chain(vault)
     assert not report.ok and report.broken_seq == 3 and "inserted" in report.problem
 
 
@@ -147,7 +148,7 @@ async def test_a_forged_sealed_row_in_the_middle_is_caught(vault):
     await _tamper(
         vault, update(audit_seals).where(audit_seals.c.chain_pos == 5).values(chain_mac="f" * 64)
     )
-    report = await audit_chain.verify_chain(vault)
+    report = await audit_verify.verify_chain(vault)
     assert not report.ok and report.broken_seq == seq5
 
 
@@ -157,7 +158,7 @@ async def test_a_deleted_seal_is_caught_at_its_event(vault):
     await _sealed(vault, 10)
     after = await _seq_at(vault, 6)
     await _tamper(vault, delete(audit_seals).where(audit_seals.c.chain_pos == 5))
-    report = await audit_chain.verify_chain(vault)
+    report = await audit_verify.verify_chain(vault)
     assert not report.ok and report.broken_seq == after and "missing" in report.problem
 
 
@@ -185,7 +186,7 @@ async def test_a_truncated_tail_behind_a_checkpoint_is_caught(vault):
             audit_events.c.seq.in_(select(audit_seals.c.seq).where(audit_seals.c.chain_pos >= 10))
         ),
     )
-    report = await audit_chain.verify_chain(vault)
+    report = await audit_verify.verify_chain(vault)
     assert not report.ok and report.broken_seq == last_seq and "truncated" in report.problem
 
 
@@ -193,7 +194,7 @@ async def test_a_forged_checkpoint_signature_is_caught(vault):
     """A checkpoint whose head was changed no longer matches its Ed25519 signature."""
     await _sealed(vault, 4)
     await _tamper(vault, update(audit_checkpoints).values(head="0" * 64))
-    report = await audit_chain.verify_chain(vault)
+    report = await audit_verify.verify_chain(vault)
     assert not report.ok and "signature" in report.problem
 
 
@@ -207,13 +208,13 @@ async def test_a_young_gap_holds_sealing_back_until_grace_passes(vault, clock):
     clock.advance(timedelta(seconds=11))
     report = await audit_chain.seal_pending(vault, grace=timedelta(seconds=10))
     assert report.sealed == 2 and not report.waiting_for_gap
-    assert (await audit_chain.verify_chain(vault)).ok
+    assert (await audit_verify.verify_chain(vault)).ok
 
 
 @pytest.mark.parametrize("n", [0])
 async def test_verify_of_an_empty_trail_passes(vault, n):
     """An empty trail verifies with zero events."""
-    report = await audit_chain.verify_chain(vault)
+    report = await audit_verify.verify_chain(vault)
     assert report.ok and report.verified == n
 
 
@@ -288,7 +289,7 @@ async def test_a_sealer_whose_remembered_head_was_overtaken_continues_from_the_r
         assert (await audit_chain.seal_pending(vault, grace=NOW)).head_position == 9
     finally:
         await other.close()
-    report = await audit_chain.verify_chain(vault)
+    report = await audit_verify.verify_chain(vault)
     assert report.ok and report.verified == 9, report
 
 
@@ -307,7 +308,7 @@ async def test_a_sealing_round_that_rolled_back_is_not_remembered_as_the_head(va
         await audit_chain.seal_pending(vault, grace=NOW)
     monkeypatch.undo()
     assert (await audit_chain.seal_pending(vault, grace=NOW)).head_position == 6
-    report = await audit_chain.verify_chain(vault)
+    report = await audit_verify.verify_chain(vault)
     assert report.ok and report.verified == 6 and report.unsealed == 0, report
 
 
@@ -328,7 +329,7 @@ async def test_truncation_after_the_last_checkpoint_in_the_database_is_caught(va
     await _sealed(vault, 4)
     newest_seq = await _seq_at(vault, 9)
     await _truncate_after(vault, 5)
-    report = await audit_chain.verify_chain(vault)
+    report = await audit_verify.verify_chain(vault)
     assert not report.ok, report
     assert report.broken_seq == newest_seq
     assert "position 9" in report.problem and "truncated" in report.problem, report.problem
@@ -356,7 +357,7 @@ async def test_a_rewritten_trail_resealed_by_the_sealer_is_caught(vault):
             )
     await audit_chain.seal_all(vault, grace=NOW)
     assert path.read_bytes() == before
-    report = await audit_chain.verify_chain(vault)
+    report = await audit_verify.verify_chain(vault)
     assert not report.ok
     assert f"position {old_head.chain_pos} differs" in report.problem, report.problem
 
@@ -382,7 +383,7 @@ async def test_the_checkpoint_file_holds_signed_lines_only_its_owner_reads(vault
     newest = audit_chain.Checkpoint.parse(lines[-1])
     public = audit_chain._signing_key(vault).verify_key
     assert newest.chain_pos == 5 and newest.signed_by(public)
-    report = await audit_chain.verify_chain(vault)
+    report = await audit_verify.verify_chain(vault)
     assert report.ok and report.checkpoint_file.newest == newest
 
 
@@ -397,10 +398,10 @@ async def test_a_forged_line_in_the_checkpoint_file_is_caught(vault):
     )
     with path.open("ab") as f:
         f.write(forged.line())
-    report = await audit_chain.verify_chain(vault)
+    report = await audit_verify.verify_chain(vault)
     assert not report.ok and "bad signature" in report.problem
     path.write_bytes(good.line() + b"not json\n")
-    report = await audit_chain.verify_chain(vault)
+    report = await audit_verify.verify_chain(vault)
     assert not report.ok and "line 2" in report.problem
 
 
@@ -408,7 +409,7 @@ async def test_without_a_checkpoint_file_verify_reports_it_and_passes(vault, tmp
     """A missing file (a node that never sealed, or a file kept elsewhere) is not a broken
     chain; the report says nothing outside the database was compared."""
     await _sealed(vault, 3)
-    report = await audit_chain.verify_chain(vault, checkpoint_file=tmp_path / "none.jsonl")
+    report = await audit_verify.verify_chain(vault, checkpoint_file=tmp_path / "none.jsonl")
     assert report.ok and not report.checkpoint_file.exists
 
 
@@ -485,4 +486,4 @@ async def test_a_burst_anchors_once_per_interval_and_its_head_when_it_ends(vault
     clock.advance(timedelta(seconds=11))
     await sealer.round()
     assert _file_positions(vault) == [2, 12]
-    assert (await audit_chain.verify_chain(vault)).ok
+    assert (await audit_verify.verify_chain(vault)).ok

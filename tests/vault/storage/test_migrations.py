@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import POLICIES
 from vault.audit import chain as audit_chain
+from vault.audit import verify as audit_verify
 from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.context import VaultContext
 from vault.crypto import LocalKeyring
@@ -149,10 +150,10 @@ async def _record_and_seal(settings: Settings, n: int) -> None:
         await ctx.close()
 
 
-async def _verify(settings: Settings) -> audit_chain.VerifyReport:
+async def _verify(settings: Settings) -> audit_verify.VerifyReport:
     ctx = VaultContext.open(settings)
     try:
-        return await audit_chain.verify_chain(ctx)
+        return await audit_verify.verify_chain(ctx)
     finally:
         await ctx.close()
 

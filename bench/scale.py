@@ -1,0 +1,444 @@
+"""Scale benchmark: seed N subjects and M audit events fast, then measure what grows.
+
+Seeds (binary COPY) into a PostgreSQL database of its own (`--db-name`, default
+tresor_scale, dropped and created), subjects with a contract basis through the vault's own
+crypto and lookup-like audit events spread over the last months, sealed by the vault's
+sealer; then measures and prints one JSON object (see `measure`): lookup p50/p99 and req/s
+at the small and at the full size, bytes on disk per subject and per event, rotate DEKs/s,
+verify events/s, retention sweep seconds with 1 % of subjects due, the audit search p99 for
+one subject, and the machine's load average.
+
+Usage: .venv/bin/python bench/scale.py [--subjects 1000000] [--events 10000000]
+       [--small 100000] [--duration 10] [--workers 2]
+Needs wrk and the server in TRESOR_BENCH_PG_URL (default
+postgresql+asyncpg://postgres@127.0.0.1:5432/test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from api.progress import CliProgress  # noqa: E402 - imported after the sys.path setup above
+from bench.lookup import (  # noqa: E402
+    BIN,
+    PG_ADMIN,
+    _admin,
+    free_port,
+    run_wrk,
+    settle,
+    stop,
+    wait_up,
+)
+from bench.seed import _person  # noqa: E402
+from vault.audit import chain  # noqa: E402
+from vault.bases.consents import sealed_texts  # noqa: E402
+from vault.context import VaultContext  # noqa: E402
+from vault.settings import Settings  # noqa: E402
+from vault.storage.pg_direct import asyncpg_dsn  # noqa: E402
+from vault.subjects.store import normalise_contact, sealed_columns  # noqa: E402
+
+CHUNK = 5000
+
+
+def _subject_rows(ctx: VaultContext, start: int, stop_at: int) -> Iterator[tuple[dict, dict]]:
+    now = ctx.clock.now()
+    for i in range(start, stop_at):
+        sid = str(uuid.uuid4())
+        dek, kek_version, wrapped = ctx.deks.new_dek(sid)
+        fields = {k: v for k, v in normalise_contact(_person(i)).items() if v is not None}
+        basis_id = str(uuid.uuid4())
+        yield (
+            {
+                "id": sid,
+                "status": "active",
+                "kek_version": kek_version,
+                "wrapped_dek": wrapped,
+                "dek_version": 1,
+                "contact_revision": 1,
+                "created_at": now,
+                "updated_at": now,
+                **sealed_columns(ctx, sid, dek, 1, fields, revision=1),
+            },
+            {
+                "id": basis_id,
+                "subject_id": sid,
+                "purpose": "order.delivery",
+                "basis": "contract",
+                "status": "active",
+                **sealed_texts(dek, sid, 1, basis_id, reference=f"order {i}"),
+                "created_at": now,
+                "granted_at": now,
+            },
+        )
+
+
+async def seed_subjects(
+    ctx: VaultContext, conn: asyncpg.Connection, start: int, stop_at: int, ids: list[str]
+) -> None:
+    """Subjects `start`..`stop_at` with a contract basis, COPY in chunks."""
+    with CliProgress() as progress:
+        progress.begin("seed subjects", stop_at - start)
+        for lo in range(start, stop_at, CHUNK):
+            pairs = list(_subject_rows(ctx, lo, min(stop_at, lo + CHUNK)))
+            for table, rows in (
+                ("subjects", [p[0] for p in pairs]),
+                ("consents", [p[1] for p in pairs]),
+            ):
+                columns = list(rows[0])
+                await conn.copy_records_to_table(
+                    table, records=[tuple(r[c] for c in columns) for r in rows], columns=columns
+                )
+            ids.extend(p[0]["id"] for p in pairs)
+            progress.advance(len(pairs))
+
+
+async def seed_events(
+    ctx: VaultContext, conn: asyncpg.Connection, m: int, ids: list[str], months: int
+) -> None:
+    """`m` lookup events over the last `months` months (time rising with seq), COPY."""
+    columns = [c for c in chain.EVENT_COLUMNS if c != "seq"]
+    now = ctx.clock.now()
+    first = now - timedelta(days=30 * months)
+    step = (now - first) / max(m, 1)
+    with CliProgress() as progress:
+        progress.begin("seed events", m)
+        for lo in range(0, m, 50_000):
+            records = []
+            for i in range(lo, min(m, lo + 50_000)):
+                records.append(
+                    (
+                        first + step * i,
+                        None,
+                        "client",
+                        "bench",
+                        "lookup",
+                        ids[i % len(ids)],
+                        "order.delivery",
+                        "name,phone,postal_address",
+                        "allow",
+                        None,
+                        None,
+                        None,
+                    )
+                )
+            await conn.copy_records_to_table("audit_events", records=records, columns=columns)
+            progress.advance(len(records))
+
+
+async def seal(ctx: VaultContext, m: int) -> float:
+    started = time.perf_counter()
+    with CliProgress() as progress:
+        progress.begin("seal events", m)
+        while True:
+            report = await chain.seal_pending(
+                ctx, batch=50_000, grace=timedelta(0), checkpoint_every=100_000
+            )
+            if not report.sealed:
+                break
+            progress.advance(report.sealed)
+    await chain.checkpoint_head(ctx)
+    return time.perf_counter() - started
+
+
+async def sizes(url: str, n: int, m: int) -> dict[str, float]:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        q = "SELECT pg_total_relation_size($1::regclass)"
+        subj = sum([await conn.fetchval(q, t) for t in ("subjects", "consents")])
+        events = sum([await conn.fetchval(q, t) for t in ("audit_events", "audit_seals")])
+    finally:
+        await conn.close()
+    return {
+        "bytes_per_subject": round(subj / max(n, 1), 1),
+        "bytes_per_event": round(events / max(m, 1), 1),
+    }
+
+
+async def make_due(url: str, share: float) -> int:
+    """End the contract basis of `share` of the subjects twenty years ago: their retention
+    has run out, so the next sweep erases them."""
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        status = await conn.execute(
+            "UPDATE consents SET status = 'ended', withdrawn_at = now() - interval '20 years' "
+            "WHERE id IN (SELECT id FROM consents ORDER BY id LIMIT "
+            "(SELECT (count(*) * $1::float8)::int FROM consents))",
+            share,
+        )
+        await conn.execute("ANALYZE consents")
+        return int(status.rsplit(" ", 1)[-1])
+    finally:
+        await conn.close()
+
+
+async def audit_search_p99(settings: Settings, ids: list[str], n: int = 200) -> dict[str, float]:
+    """The DPO console's search for one subject's events (first page), `n` random subjects."""
+    import random
+
+    from vault.audit.events import Actor
+    from vault.audit.query import AuditFilter, search
+
+    ctx = VaultContext.open(settings)
+    dpo = Actor("client", "bench-dpo")
+    times = []
+    try:
+        for sid in random.sample(ids, min(n, len(ids))):
+            t0 = time.perf_counter()
+            await search(ctx, dpo, AuditFilter(subject_id=sid))
+            times.append(time.perf_counter() - t0)
+    finally:
+        await ctx.close()
+    times.sort()
+    return {
+        "p50_ms": round(times[len(times) // 2] * 1000, 2),
+        "p99_ms": round(times[int(len(times) * 0.99) - 1] * 1000, 2),
+    }
+
+
+def tresor(env: dict[str, str], *args: str) -> dict[str, Any]:
+    """Run a `tresor ... --json` command; its JSON summary line."""
+    out = subprocess.run(
+        [str(BIN / "tresor"), *args, "--json"], env=env, capture_output=True, text=True
+    )
+    if out.returncode not in (0, 1):
+        raise RuntimeError(out.stderr[-2000:])
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def lookups(
+    env: dict[str, str],
+    ids: list[str],
+    key: str,
+    work: Path,
+    duration: int,
+    during: list[str] | None = None,
+) -> Any:
+    """wrk against `tresor serve` (32 connections, random subjects); with `during`, that
+    `tresor` command runs alongside the measured phase: (wrk result, its JSON summary)."""
+    ids_file = work / "ids.txt"
+    ids_file.write_text("\n".join(ids) + "\n")
+    port = free_port()
+    log = open(work / "serve.log", "wb")
+    proc = subprocess.Popen(
+        [str(BIN / "tresor"), "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_up(f"http://127.0.0.1:{port}/health")
+        wrk_env = {**env, "BENCH_IDS": str(ids_file), "BENCH_KEY": key}
+        run_wrk(port, wrk_env, 3, 32)
+        if during is None:
+            return run_wrk(port, wrk_env, duration, 32)
+        with ThreadPoolExecutor(1) as pool:
+            job = pool.submit(tresor, env, *during)
+            time.sleep(1)  # the command's start-up (imports, a version added) is not its work
+            measured = run_wrk(port, wrk_env, duration, 32)
+            return measured, job.result()
+    finally:
+        stop(proc)
+
+
+SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
+
+
+def softhsm_rotation(n: int, workers: int, db_name: str) -> dict[str, Any]:
+    """Key operations on a SoftHSM2 token: `n` subjects seeded under the keyring file, moved
+    onto the token (`keys migrate-to-pkcs11`), then rotated on it (`keys rotate`)."""
+    import secrets
+
+    work = Path(tempfile.mkdtemp(prefix="tresor-scale-hsm-"))
+    tokens = work / "tokens"
+    tokens.mkdir()
+    conf = work / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n")
+    pin = secrets.token_hex(8)
+    subprocess.run(
+        ["softhsm2-util", "--init-token", "--free", "--label", "tresor-bench"]
+        + ["--so-pin", secrets.token_hex(8), "--pin", pin],
+        env={**os.environ, "SOFTHSM2_CONF": str(conf)},
+        check=True,
+        capture_output=True,
+    )
+    pin_file = work / "user.pin"
+    pin_file.write_text(pin + "\n")
+    pin_file.chmod(0o600)
+    name = f"{db_name}_hsm"
+    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    asyncio.run(_admin(f"CREATE DATABASE {name}"))
+    url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+    env = {
+        **os.environ,
+        "TRESOR_DATA_DIR": str(work / "data"),
+        "TRESOR_POLICIES": str(ROOT / "policies"),
+        "TRESOR_LOG_LEVEL": "WARNING",
+        "TRESOR_DATABASE_URL": url,
+    }
+    try:
+        subprocess.run([str(BIN / "tresor"), "init"], env=env, check=True, capture_output=True)
+
+        async def seed() -> None:
+            ctx = VaultContext.open(Settings.from_env(env))
+            conn = await asyncpg.connect(asyncpg_dsn(url))
+            try:
+                await seed_subjects(ctx, conn, 0, n, [])
+            finally:
+                await conn.close()
+                await ctx.close()
+
+        asyncio.run(seed())
+        hsm = {
+            **env,
+            "SOFTHSM2_CONF": str(conf),
+            "TRESOR_KEK_PROVIDER": "pkcs11",
+            "TRESOR_PKCS11_MODULE": str(SOFTHSM_MODULE),
+            "TRESOR_PKCS11_TOKEN": "tresor-bench",
+            "TRESOR_PKCS11_PIN_FILE": str(pin_file),
+        }
+        return {
+            "subjects": n,
+            "migrate_to_pkcs11": tresor(
+                hsm, "keys", "migrate-to-pkcs11", "--workers", str(workers)
+            ),
+            "rotate": tresor(hsm, "keys", "rotate", "--workers", str(workers)),
+            "rotate_one_process": tresor(hsm, "keys", "rotate", "--workers", "1"),
+        }
+    finally:
+        asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--subjects", type=int, default=1_000_000)
+    p.add_argument("--events", type=int, default=10_000_000)
+    p.add_argument("--small", type=int, default=100_000, help="size of the first lookup run")
+    p.add_argument("--months", type=int, default=6, help="months the events are spread over")
+    p.add_argument("--duration", type=int, default=10, help="seconds per lookup run")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--db-name", default="tresor_scale")
+    p.add_argument("--skip-lookups", action="store_true")
+    p.add_argument(
+        "--softhsm-only",
+        type=int,
+        metavar="N",
+        help="only measure key operations on a SoftHSM2 token with N subjects",
+    )
+    args = p.parse_args()
+    if args.softhsm_only:
+        result = softhsm_rotation(args.softhsm_only, args.workers, args.db_name)
+        result["load_average"] = os.getloadavg()
+        print(json.dumps(result, indent=2))
+        return
+
+    work = Path(tempfile.mkdtemp(prefix="tresor-scale-"))
+    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {args.db_name} WITH (FORCE)"))
+    asyncio.run(_admin(f"CREATE DATABASE {args.db_name}"))
+    url = make_url(PG_ADMIN).set(database=args.db_name).render_as_string(hide_password=False)
+    env = {
+        **os.environ,
+        "TRESOR_DATA_DIR": str(work / "data"),
+        "TRESOR_POLICIES": str(ROOT / "policies"),
+        "TRESOR_LOG_LEVEL": "WARNING",
+        "TRESOR_DATABASE_URL": url,
+    }
+    tresor_bin = str(BIN / "tresor")
+    subprocess.run([tresor_bin, "init"], env=env, check=True, capture_output=True)
+    key = (
+        subprocess.run(
+            [tresor_bin, "clients", "create", "bench", "--role", "lookup"]
+            + ["--purpose", "order.delivery"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    settings = Settings.from_env(env)
+    result: dict[str, Any] = {
+        "subjects": args.subjects,
+        "events": args.events,
+        "workers": args.workers,
+        "cores": os.cpu_count(),
+    }
+    ids: list[str] = []
+
+    async def seed_part(start: int, stop_at: int, events: int) -> dict[str, float]:
+        ctx = VaultContext.open(settings)
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            t0 = time.perf_counter()
+            await seed_subjects(ctx, conn, start, stop_at, ids)
+            out = {"subjects_seconds": round(time.perf_counter() - t0, 1)}
+            if events:
+                t0 = time.perf_counter()
+                await seed_events(ctx, conn, events, ids, args.months)
+                out["events_seconds"] = round(time.perf_counter() - t0, 1)
+                out["seal_seconds"] = round(await seal(ctx, events), 1)
+            return out
+        finally:
+            await conn.close()
+            await ctx.close()
+
+    small = min(args.small, args.subjects)
+    result["seed_small"] = asyncio.run(seed_part(0, small, 0))
+    if not args.skip_lookups:
+        settle("postgresql", settings)
+        result["lookup_small"] = lookups(env, ids, key, work, args.duration)
+    result["seed_rest"] = asyncio.run(seed_part(small, args.subjects, args.events))
+    settle("postgresql", settings)
+    if not args.skip_lookups:
+        result["lookup_full"] = lookups(env, ids, key, work, args.duration)
+        result["lookup_ratio"] = round(
+            result["lookup_full"]["rps"] / result["lookup_small"]["rps"], 3
+        )
+    result.update(asyncio.run(sizes(url, args.subjects, args.events)))
+    try:
+        if not args.skip_lookups:
+            during = ["keys", "rotate", "--workers", str(args.workers)]
+            wrk, rotated = lookups(env, ids, key, work, args.duration, during)
+            result["lookup_during_rotate"], result["rotate_under_lookups"] = wrk, rotated
+        result["retention_due"] = asyncio.run(make_due(url, 0.01))
+        if args.skip_lookups:
+            result["retention"] = tresor(env, "retention", "run")
+        else:
+            wrk, swept = lookups(env, ids, key, work, args.duration, ["retention", "run"])
+            result["lookup_during_retention"], result["retention"] = wrk, swept
+        result["rotate"] = tresor(env, "keys", "rotate", "--workers", str(args.workers))
+        result["rotate_one_process"] = tresor(env, "keys", "rotate", "--workers", "1")
+        result["verify"] = tresor(env, "audit", "verify", "--workers", str(args.workers))
+        result["verify_one_process"] = tresor(env, "audit", "verify", "--workers", "1")
+        result["verify_since_checkpoint"] = tresor(env, "audit", "verify", "--since-checkpoint")
+        result["audit_search_one_subject"] = asyncio.run(audit_search_p99(settings, ids))
+    finally:
+        result["load_average"] = os.getloadavg()
+        print(json.dumps(result, indent=2, default=str))
+        asyncio.run(_admin(f"DROP DATABASE IF EXISTS {args.db_name} WITH (FORCE)"))
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Batched re-wrap on both databases: guarded batch writes, resuming after a failure,
+parallel worker processes, progress reports."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tests.support.factories import ADMIN, WRITER, person
+from vault.admin import rewrap as rewrap_module
+from vault.admin.keys import RewrapOptions, rewrap_all, versions_in_use
+from vault.admin.rewrap import SUBJECT_DEKS, split_points
+from vault.audit.events import AuditAction
+from vault.context import VaultContext, open_kek_provider
+from vault.errors import Unavailable
+from vault.storage.tables import audit_events, subjects
+from vault.subjects.store import create_subject, decrypt_fields, load_subject
+
+
+class Recorder:
+    """A `vault.progress.Progress` that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.phases: list[tuple[str, int | None]] = []
+        self.done = 0
+
+    def begin(self, task: str, total: int | None) -> None:
+        self.phases.append((task, total))
+
+    def advance(self, done: int) -> None:
+        self.done += done
+
+
+async def _create(vault: VaultContext, n: int) -> dict[str, str]:
+    """Subject id -> its name, for `n` new subjects."""
+    out = {}
+    for i in range(n):
+        p = person(i)
+        out[await create_subject(vault, WRITER, p)] = p["name"]
+    return out
+
+
+async def _names(vault: VaultContext, sids: list[str]) -> dict[str, str]:
+    out = {}
+    async with vault.transaction() as conn:
+        for sid in sids:
+            out[sid] = decrypt_fields(vault, await load_subject(conn, sid), ("name",))["name"]
+    return out
+
+
+async def _rewrap_counts(vault: VaultContext) -> list[int]:
+    async with vault.transaction() as conn:
+        rows = (
+            await conn.execute(
+                select(audit_events.c.detail)
+                .where(audit_events.c.action == AuditAction.KEYS_REWRAP.value)
+                .order_by(audit_events.c.seq)
+            )
+        ).all()
+    return [json.loads(r.detail)["count"] for r in rows]
+
+
+async def test_failed_batch_leaves_a_state_the_next_run_resumes(
+    vault: VaultContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A storage failure in the third batch keeps the two committed batches, rolls back the
+    third, and a re-run re-wraps exactly the rest; every DEK still opens."""
+    people = await _create(vault, 23)
+    assert vault.kek.add_version() == 2
+    real_write, calls = rewrap_module._write, []
+
+    async def failing(conn: Any, keys: Any, rows: list[Any]) -> int:
+        calls.append(len(rows))
+        done = await real_write(conn, keys, rows)
+        if len(calls) == 3:
+            raise Unavailable("storage is unavailable; nothing was changed or revealed")
+        return done
+
+    monkeypatch.setattr(rewrap_module, "_write", failing)
+    with pytest.raises(Unavailable):
+        await rewrap_all(vault, ADMIN, batch=5)
+    assert await versions_in_use(vault) == {1: 13, 2: 10}
+    assert await _rewrap_counts(vault) == [5, 5]
+
+    monkeypatch.setattr(rewrap_module, "_write", real_write)
+    assert await rewrap_all(vault, ADMIN, batch=5) == 13
+    assert await versions_in_use(vault) == {2: 23}
+    assert await _names(vault, list(people)) == people
+
+
+async def test_batch_write_skips_a_row_changed_since_it_was_read(vault: VaultContext) -> None:
+    """One batched write leaves a row alone whose blob no longer matches what was read,
+    and changes the others (the guard of `UPDATE ... FROM unnest` and of executemany)."""
+    sids = list(await _create(vault, 3))
+    assert vault.kek.add_version() == 2
+    async with vault.transaction() as conn:
+        before = {r.id: r for r in (await conn.execute(select(subjects))).all()}
+    rows = []
+    for sid in sids:
+        old = before[sid]
+        version, blob = vault.deks.rewrap(sid, old.kek_version, old.wrapped_dek)
+        stale = b"stale" if sid == sids[1] else bytes(old.wrapped_dek)
+        rows.append((sid, old.kek_version, stale, version, blob))
+    async with vault.transaction() as conn:
+        assert await rewrap_module._write(conn, SUBJECT_DEKS, rows) == 2
+        after = {r.id: r for r in (await conn.execute(select(subjects))).all()}
+    assert after[sids[1]].wrapped_dek == before[sids[1]].wrapped_dek
+    assert after[sids[1]].kek_version == 1
+    assert {after[sids[0]].kek_version, after[sids[2]].kek_version} == {2}
+
+
+async def test_parallel_workers_rewrap_every_dek_and_report_progress(
+    vault: VaultContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With two workers (processes on PostgreSQL, this process on SQLite) every DEK moves
+    to the new version, each one counted once in the progress and in the audit events."""
+    people = await _create(vault, 40)
+    assert vault.kek.add_version() == 2
+    monkeypatch.setattr(rewrap_module, "PARALLEL_THRESHOLD", 1)
+    recorder = Recorder()
+    options = RewrapOptions(
+        batch=6,
+        workers=2,
+        open_kek=partial(open_kek_provider, vault.settings),
+        progress=recorder,
+    )
+    assert await rewrap_all(vault, ADMIN, options) == 40
+    assert recorder.phases == [("re-wrap subjects", 40)]
+    assert recorder.done == 40
+    assert sum(await _rewrap_counts(vault)) == 40
+    assert await versions_in_use(vault) == {2: 40}
+    assert await _names(vault, list(people)) == people
+    assert await rewrap_all(vault, ADMIN, options) == 0
+
+
+def test_split_points_cover_the_id_space_without_overlap() -> None:
+    """The ranges start at the empty string, end open, and each starts where the last ended."""
+    for workers in (1, 2, 3, 8):
+        ranges = split_points(workers)
+        assert len(ranges) == workers
+        assert ranges[0][0] == "" and ranges[-1][1] is None
+        for (_, end), (start, _) in zip(ranges, ranges[1:], strict=False):
+            assert end == start

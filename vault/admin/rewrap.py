@@ -1,0 +1,337 @@
+"""Re-wrapping every DEK under the active KEK at hardware speed, online and resumable.
+
+One row at a time cost a statement round trip per DEK (3,069 DEKs/s at 100,000 subjects).
+Here a batch of rows is read by keyset page on the primary key outside any write
+transaction, re-wrapped in memory, and written back in one statement (`UPDATE ... FROM
+unnest(...)` on PostgreSQL, one executemany on SQLite) in a short transaction of its own
+together with its audit event (fail closed: no event, no change). Each row's update is
+guarded by its old (version, blob) pair, so a concurrent erasure or rotation is never
+overwritten, and lookups (plain reads) are never blocked by more than one batch's row locks.
+
+Resumable: a row's `kek_version` is its marker. After a crash or Ctrl-C a re-run selects
+only the rows still under another version; no DEK is lost because a blob is replaced only
+in the same statement that records its new version.
+
+Parallel: on PostgreSQL the key space is split into `workers` ranges of the primary key,
+each re-wrapped by a process of its own (its own engine and KEK provider, opened by the
+picklable `open_kek` the caller hands over), so unwrapping, wrapping and the driver's work
+use every core. SQLite has one writer, so it always runs in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from vault.audit import events as audit
+from vault.audit.events import Actor, AuditAction, Decision
+from vault.clock import Clock
+from vault.crypto import retained_key_id
+from vault.crypto.envelope import DekManager
+from vault.crypto.keyring import KekProvider
+from vault.errors import Unavailable
+from vault.progress import NO_PROGRESS, Progress
+from vault.recipients.registry import secret_key_id
+from vault.storage.db import make_engine
+from vault.storage.dialect import serialises_writers, takes_array_parameters
+from vault.storage.recipient_tables import recipient_secrets
+from vault.storage.tables import retained_fields, subjects
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
+
+#: Rows per batch: large enough that a statement's round trip is a small share of its cost,
+#: small enough that one transaction holds its row locks for milliseconds.
+DEFAULT_BATCH = 2000
+#: Below this many rows to re-wrap, starting processes costs more than it saves.
+PARALLEL_THRESHOLD = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class WrappedKeys:
+    """A table whose rows hold a key wrapped by the KEK, and what each wrap is bound to."""
+
+    name: str
+    table: Table
+    key_column: str
+    audit_detail: dict[str, str]
+
+    def wrap_id(self, row_id: str) -> str:
+        if self.table is retained_fields:
+            return retained_key_id(row_id)
+        if self.table is recipient_secrets:
+            return secret_key_id(row_id)
+        return row_id
+
+
+SUBJECT_DEKS = WrappedKeys("subjects", subjects, "wrapped_dek", {})
+#: Keys of fields kept after erasure (Art. 17(3)); a KEK version they need must not retire.
+RETAINED_KEYS = WrappedKeys("retained", retained_fields, "wrapped_key", {"keys": "retained"})
+#: Recipients' webhook signing secrets (issue 16), wrapped by the KEK like a DEK.
+RECIPIENT_SECRETS = WrappedKeys(
+    "recipient_secrets", recipient_secrets, "wrapped_key", {"keys": "recipient_secrets"}
+)
+KINDS = {k.name: k for k in (SUBJECT_DEKS, RETAINED_KEYS, RECIPIENT_SECRETS)}
+
+
+class _Env(Protocol):
+    """What the batch loop needs: `VaultContext` has it, and so has a worker's `_WorkerEnv`."""
+
+    deks: DekManager
+    kek: KekProvider
+    clock: Clock
+
+    def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+
+Read = Callable[[Any, dict[str, Any]], Awaitable[Sequence[Any]]]
+
+
+def _pending(keys: WrappedKeys, hi: str | None) -> Any:
+    table, key = keys.table, keys.table.c[keys.key_column]
+    query = (
+        select(table.c.id, table.c.kek_version, key.label("blob"))
+        .where(key.is_not(None))
+        .where(table.c.kek_version != bindparam("active"))
+        .where(table.c.id > bindparam("after"))
+        .order_by(table.c.id)
+        .limit(bindparam("batch"))
+    )
+    return query.where(table.c.id < bindparam("hi")) if hi is not None else query
+
+
+#: One guarded UPDATE for a whole batch, its rows passed as five arrays (per table).
+def _pg_update(keys: WrappedKeys) -> str:
+    """One guarded batch `UPDATE … FROM unnest(…)` for a table of wrapped keys: a row is
+    written only if it still holds the version and blob that were read (names come from
+    the table definitions in code, never from input)."""
+    table, key = keys.table.name, keys.key_column
+    return (
+        f"UPDATE {table} AS t SET kek_version = v.new_version, {key} = v.new_blob "  # noqa: S608 - identifiers from code
+        "FROM unnest($1::varchar[], $2::int[], $3::bytea[], $4::int[], $5::bytea[]) "
+        "AS v(id, old_version, old_blob, new_version, new_blob) "
+        f"WHERE t.id = v.id AND t.kek_version = v.old_version AND t.{key} = v.old_blob"
+    )
+
+
+async def _write(conn: AsyncConnection, keys: WrappedKeys, rows: list[tuple[Any, ...]]) -> int:
+    """Write one batch of (id, old version, old blob, new version, new blob); how many
+    rows it changed (a row changed meanwhile by someone else is left alone)."""
+    if takes_array_parameters(conn):
+        # Through SQLAlchemy, not the driver connection: the adapter opens the transaction
+        # on its first statement, and a statement sent past it would autocommit.
+        columns = tuple(list(c) for c in zip(*rows, strict=True))
+        result = await conn.exec_driver_sql(_pg_update(keys), columns)
+        return int(result.rowcount)
+    table, key = keys.table, keys.table.c[keys.key_column]
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .where(table.c.kek_version == bindparam("b_old_version"))
+        .where(key == bindparam("b_old_blob"))
+        .values({"kek_version": bindparam("b_version"), keys.key_column: bindparam("b_blob")})
+    )
+    params = [
+        {"b_id": i, "b_old_version": ov, "b_old_blob": ob, "b_version": nv, "b_blob": nb}
+        for i, ov, ob, nv, nb in rows
+    ]
+    result = await conn.execute(statement, params)
+    return int(result.rowcount)
+
+
+async def rewrap_range(
+    env: _Env,
+    read: Read,
+    actor: Actor,
+    keys: WrappedKeys,
+    *,
+    lo: str = "",
+    hi: str | None = None,
+    batch: int = DEFAULT_BATCH,
+    progress: Progress = NO_PROGRESS,
+) -> int:
+    """Re-wrap the keys of `keys.table` with `lo < id < hi` not under the active version,
+    batch by batch; returns how many rows were changed."""
+    query, total, after = _pending(keys, hi), 0, lo
+    while True:
+        active = env.kek.active_version()
+        params: dict[str, Any] = {"active": active, "after": after, "batch": batch}
+        if hi is not None:
+            params["hi"] = hi
+        found = await read(query, params)
+        if not found:
+            return total
+        rows = []
+        for row in found:
+            version, blob = env.deks.rewrap(
+                keys.wrap_id(row["id"]), row["kek_version"], row["blob"]
+            )
+            rows.append((row["id"], row["kek_version"], bytes(row["blob"]), version, blob))
+        async with env.transaction() as conn:
+            done = await _write(conn, keys, rows)
+            await audit.record(
+                conn,
+                at=env.clock.now(),
+                actor=actor,
+                action=AuditAction.KEYS_REWRAP,
+                decision=Decision.ALLOW,
+                detail={"count": done, "to_version": active, **keys.audit_detail},
+            )
+        total += done
+        progress.advance(len(rows))
+        after = found[-1]["id"]
+
+
+async def count_pending(ctx: VaultContext, keys: WrappedKeys) -> int:
+    """How many keys of `keys.table` are not under the active version (the work to do)."""
+    table, key = keys.table, keys.table.c[keys.key_column]
+    query = (
+        select(func.count().label("n"))
+        .select_from(table)
+        .where(key.is_not(None))
+        .where(table.c.kek_version != bindparam("active"))
+    )
+    rows = await ctx.read_rows(query, {"active": ctx.kek.active_version()})
+    return int(rows[0]["n"])
+
+
+def split_points(workers: int) -> list[tuple[str, str | None]]:
+    """`workers` ranges of the id space of random UUIDs, by their first two hex digits;
+    the first starts at the empty string and the last is open, so every id is covered."""
+    cuts = [f"{256 * k // workers:02x}" for k in range(1, workers)]
+    starts = ["", *cuts]
+    ends: list[str | None] = [*cuts, None]
+    return list(zip(starts, ends, strict=True))
+
+
+async def rewrap(
+    ctx: VaultContext,
+    actor: Actor,
+    keys: WrappedKeys,
+    *,
+    batch: int = DEFAULT_BATCH,
+    workers: int = 1,
+    open_kek: Callable[[], KekProvider] | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> int:
+    """Re-wrap every key of `keys.table` not under the active KEK version; how many.
+
+    With `workers` > 1, an `open_kek` factory (picklable) and enough work on PostgreSQL,
+    the ranges of `split_points` run in as many processes; otherwise in this one.
+    """
+    pending = await count_pending(ctx, keys)
+    progress.begin(f"re-wrap {keys.name}", pending)
+    parallel = (
+        workers > 1
+        and open_kek is not None
+        and not serialises_writers(ctx.engine)
+        and pending >= PARALLEL_THRESHOLD
+    )
+    if not parallel or open_kek is None:
+        return await rewrap_range(ctx, ctx.read_rows, actor, keys, batch=batch, progress=progress)
+    url = ctx.engine.url.render_as_string(hide_password=False)
+    spawn = multiprocessing.get_context("spawn")
+    with spawn.Manager() as manager:
+        queue = manager.Queue()
+        with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
+            loop = asyncio.get_running_loop()
+            futures = [
+                loop.run_in_executor(
+                    pool,
+                    _worker,
+                    _Job(url, open_kek, ctx.clock, actor, keys.name, lo, hi, batch),
+                    queue,
+                )
+                for lo, hi in split_points(workers)
+            ]
+            done_all = asyncio.gather(*futures)
+            while not done_all.done():
+                await asyncio.wait([done_all], timeout=0.2)
+                _drain(queue, progress)
+            _drain(queue, progress)
+            return sum(await done_all)
+
+
+def _drain(queue: Any, progress: Progress) -> None:
+    while not queue.empty():
+        progress.advance(int(queue.get_nowait()))
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    url: str
+    open_kek: Callable[[], KekProvider]
+    clock: Clock
+    actor: Actor
+    kind: str
+    lo: str
+    hi: str | None
+    batch: int
+
+
+class _QueueProgress:
+    """A worker's progress, sent to the parent as counts through a queue."""
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+
+    def begin(self, task: str, total: int | None) -> None:
+        return None
+
+    def advance(self, done: int) -> None:
+        self._queue.put(done)
+
+
+@dataclass
+class _WorkerEnv:
+    engine: AsyncEngine
+    deks: DekManager
+    kek: KekProvider
+    clock: Clock
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except (SQLAlchemyError, OSError) as exc:
+            raise Unavailable("storage is unavailable; nothing was changed or revealed") from exc
+
+    async def read(self, query: Any, params: dict[str, Any]) -> Sequence[Any]:
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query, params)).mappings())
+
+
+def _worker(job: _Job, queue: Any) -> int:
+    """One process's share: its own engine and KEK provider, one range of ids."""
+
+    async def main() -> int:
+        kek = job.open_kek()
+        env = _WorkerEnv(make_engine(job.url, pool_size=2), DekManager(kek, 0), kek, job.clock)
+        try:
+            return await rewrap_range(
+                env,
+                env.read,
+                job.actor,
+                KINDS[job.kind],
+                lo=job.lo,
+                hi=job.hi,
+                batch=job.batch,
+                progress=_QueueProgress(queue),
+            )
+        finally:
+            await env.engine.dispose()
+            close = getattr(kek, "close", None)
+            if close is not None:
+                close()
+
+    return asyncio.run(main())
