@@ -18,7 +18,9 @@ from tresor_client._core import OPERATIONS, VERSION
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENT: dict[str, Any] = json.loads((ROOT / "openapi" / "openapi.json").read_text())
 SCHEMAS: dict[str, Any] = DOCUMENT["components"]["schemas"]
-REGENERATE = "update the client, then: python -m tresor_client.contract openapi/openapi.json --write"
+REGENERATE = (
+    "update the client, then: python -m tresor_client.contract openapi/openapi.json --write"
+)
 
 
 def _changed(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
