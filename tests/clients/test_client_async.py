@@ -3,6 +3,8 @@ as an async iterator, a lost answer retried once with the same key, refusals as 
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from tresor_client import (
@@ -98,3 +100,18 @@ async def test_a_lost_answer_is_retried_with_the_same_key_and_done_once(server: 
     assert consent.replayed
     assert len({r.headers["Idempotency-Key"] for r in lossy.sent}) == 1 and len(lossy.sent) == 2
     assert [c.consent_id for c in listed] == [consent.body.consent_id]
+
+
+async def test_twenty_concurrent_tries_with_one_key_record_one_consent(server: Server):
+    """20 tries of one consent at once, one key: one consent, every try gets its answer."""
+    async with AsyncTresor(server.base, server.writer) as crm:
+        subject_id = (await crm.create_subject(SubjectCreate(phone=phone()))).body.subject_id
+        consent = ConsentCreate(purpose="offers.sms", evidence=SMS_EVIDENCE)
+        key = f"checkout-{subject_id}"
+        results = await asyncio.gather(
+            *(crm.record_consent(subject_id, consent, idempotency_key=key) for _ in range(20))
+        )
+        listed = (await crm.list_consents(subject_id)).body.items
+    assert len({r.body.consent_id for r in results}) == 1
+    assert sum(not r.replayed for r in results) == 1
+    assert [c.consent_id for c in listed] == [results[0].body.consent_id]

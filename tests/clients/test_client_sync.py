@@ -132,7 +132,7 @@ def test_rectify_without_etag_is_refused_before_sending(crm: Tresor):
 
 
 def test_preferences_take_the_etag_of_the_read(crm: Tresor):
-    """The read's ETag sets the preferences once; the old ETag then gets a 412."""
+    """The read (its ETag) sets the preferences once; the old ETag then gets a 412."""
     subject_id = _customer(crm, phone())
     read = crm.get_preferences(subject_id)
     assert read.etag == '"preferences-r0"'
@@ -147,7 +147,7 @@ def test_preferences_take_the_etag_of_the_read(crm: Tresor):
             language="de",
         ),
     )
-    written = crm.set_preferences(subject_id, update, if_match=read.etag)
+    written = crm.set_preferences(subject_id, update, if_match=read)  # its etag
     assert (written.body.version, written.body.preferred_channels) == (1, {"commercial": "sms"})
     assert written.etag == '"preferences-r1"'
     with pytest.raises(PreconditionFailed):

@@ -178,11 +178,13 @@ def prepare(
     body: msgspec.Struct | None = None,
     *,
     idempotency_key: str | None = None,
-    if_match: str | None = None,
+    if_match: str | Result[Any] | None = None,
     keyed: bool = True,
     **path: str,
 ) -> Call:
     """The URL path, JSON and headers of a call; an idempotent operation gets a key."""
+    if isinstance(if_match, Result):
+        if_match = if_match.etag
     if operation.conditional and not if_match:
         raise ValueError(f"{operation.operation_id} needs if_match (the ETag of a read)")
     headers = {"Accept": "application/json, application/problem+json"}

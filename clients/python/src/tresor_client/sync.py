@@ -138,11 +138,11 @@ class Tresor:
                 self._unanswered(call, exc)
 
     def rectify_contact(
-        self, subject_id: str, patch: m.ContactPatch, *, if_match: str
+        self, subject_id: str, patch: m.ContactPatch, *, if_match: str | Result[Any]
     ) -> Result[m.ContactPatched]:
         """Change contact fields (`None` removes one) if the contact is still in the state
-        `if_match` names (the `etag` of a lookup, the creation or the last rectification);
-        `PreconditionFailed` when someone changed it since."""
+        `if_match` names: an ETag, or the `Result` of a lookup, the creation or the last
+        rectification (its `etag` is used); `PreconditionFailed` when someone changed it."""
         op = OPERATIONS["rectifyContact"]
         call = core.prepare(op, patch, if_match=if_match, subject_id=subject_id)
         return self._send(call)
@@ -152,9 +152,10 @@ class Tresor:
         return self._send(core.prepare(OPERATIONS["getPreferences"], subject_id=subject_id))
 
     def set_preferences(
-        self, subject_id: str, update: m.PreferencesUpdate, *, if_match: str
+        self, subject_id: str, update: m.PreferencesUpdate, *, if_match: str | Result[Any]
     ) -> Result[m.PreferencesOut]:
-        """Replace the preferences if they are still in the state `if_match` names."""
+        """Replace the preferences if they are still in the state `if_match` names (an ETag,
+        or the `Result` of `get_preferences` or the last `set_preferences`)."""
         op = OPERATIONS["setPreferences"]
         call = core.prepare(op, update, if_match=if_match, subject_id=subject_id)
         return self._send(call)
