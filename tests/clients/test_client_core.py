@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+
 import httpx
 import pytest
 from tresor_client import (
+    AsyncTresor,
     Conflict,
     ContactPatch,
+    DeprecatedOperation,
     RateLimited,
     SubjectCreate,
     Tresor,
@@ -108,3 +112,25 @@ def test_a_path_parameter_cannot_change_the_path(bad: str):
     with pytest.raises(ValueError, match="path parameter"):
         client.list_consents(bad)
     assert requests == []
+
+
+def test_a_deprecated_operation_warns_with_its_sunset():
+    """`Deprecation` on an answer is a DeprecatedOperation warning naming the sunset."""
+    headers = {"Deprecation": "@1798761600", "Sunset": "Sat, 01 Jan 2028 00:00:00 GMT"}
+    client, _, _ = _scripted(httpx.Response(201, json=CREATED, headers=headers))
+    with pytest.warns(DeprecatedOperation, match="createSubject.*Sunset: Sat, 01 Jan 2028"):
+        client.create_subject(SubjectCreate(name="A"))
+
+
+def test_both_clients_offer_the_same_operations():
+    """AsyncTresor has each public method of Tresor, with the same parameters."""
+
+    def methods(cls: type) -> dict[str, list[str]]:
+        return {
+            name: list(inspect.signature(member).parameters)
+            for name, member in vars(cls).items()
+            if callable(member) and not name.startswith("_") and name not in ("close", "aclose")
+        }
+
+    assert methods(Tresor) == methods(AsyncTresor)
+    assert set(methods(Tresor)) >= {"create_subject", "lookup", "lookup_batch", "withdraw_consent"}

@@ -3,7 +3,7 @@ async (`AsyncTresor`) client on httpx, safe retries with `Idempotency-Key`, cond
 updates with `If-Match`, the NDJSON batch as an iterator, problem+json as exceptions."""
 
 from tresor_client._core import VERSION as __version__
-from tresor_client._core import Result, Retry
+from tresor_client._core import DeprecatedOperation, Result, Retry
 from tresor_client.aio import AsyncTresor
 from tresor_client.errors import (
     ApiError,
@@ -29,6 +29,7 @@ __all__ = [
     "AsyncTresor",
     "Conflict",
     "Denied",
+    "DeprecatedOperation",
     "InvalidRequest",
     "NotFound",
     "PreconditionFailed",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import uuid
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -22,7 +23,7 @@ import msgspec
 from tresor_client import models as m
 from tresor_client.errors import ApiError, error_for
 
-__all__ = ["OPERATIONS", "Call", "Operation", "Result", "Retry"]
+__all__ = ["OPERATIONS", "Call", "DeprecatedOperation", "Operation", "Result", "Retry"]
 
 Req = TypeVar("Req", bound=msgspec.Struct)
 Resp = TypeVar("Resp")
@@ -248,10 +249,32 @@ def refusal(status: int, headers: Mapping[str, str], content: bytes) -> ApiError
     return error_for(status, content, headers.get("etag"), retry_after(headers))
 
 
+class DeprecatedOperation(UserWarning):
+    """The server marked the operation deprecated (`Deprecation`, RFC 9745), usually with the
+    day it goes (`Sunset`, RFC 8594) and its successor (`Link: <...>; rel="successor-version"`).
+    A `UserWarning`, so it shows by default: the integrator has until the sunset to move."""
+
+
+def warn_if_deprecated(operation: Operation[Any, Any], headers: Mapping[str, str]) -> None:
+    """Warn once per answer that carries `Deprecation`; the text names only the operation
+    and the headers' values (dates and the successor's link)."""
+    deprecation = headers.get("deprecation")
+    if deprecation is None:
+        return
+    parts = [f"Deprecation: {deprecation}"]
+    parts += [f"{name}: {headers[name]}" for name in ("Sunset", "Link") if name in headers]
+    warnings.warn(
+        f"{operation.operation_id} is deprecated by the server ({'; '.join(parts)})",
+        DeprecatedOperation,
+        stacklevel=4,
+    )
+
+
 def result(
     operation: Operation[Any, Resp], headers: Mapping[str, str], content: bytes
 ) -> Result[Resp]:
     """The decoded answer of a successful call."""
+    warn_if_deprecated(operation, headers)
     body: Any = None
     if operation.response is not None and content:
         body = msgspec.json.decode(content, type=operation.response)

@@ -125,6 +125,7 @@ class AsyncTresor:
                         await response.aread()
                         await self._refused(call, response)
                         continue
+                    core.warn_if_deprecated(call.operation, response.headers)
                     seen = 0
                     async for line in response.aiter_lines():
                         if not line.strip():

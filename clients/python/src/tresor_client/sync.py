@@ -125,6 +125,7 @@ class Tresor:
                         response.read()
                         self._refused(call, response)
                         continue
+                    core.warn_if_deprecated(call.operation, response.headers)
                     seen = 0
                     for line in response.iter_lines():
                         if not line.strip():
