@@ -11,6 +11,7 @@ from tresor_client import (
     Conflict,
     ContactPatch,
     DeprecatedOperation,
+    LookupRequest,
     RateLimited,
     SubjectCreate,
     Tresor,
@@ -134,3 +135,11 @@ def test_both_clients_offer_the_same_operations():
 
     assert methods(Tresor) == methods(AsyncTresor)
     assert set(methods(Tresor)) >= {"create_subject", "lookup", "lookup_batch", "withdraw_consent"}
+
+
+def test_a_lookup_without_idempotency_sends_no_key_and_is_not_retried():
+    """`idempotent=False`: no Idempotency-Key (nothing kept on the server), one try only."""
+    client, requests, _ = _scripted(httpx.Response(503, json=_problem(503)))
+    with pytest.raises(Unavailable):
+        client.lookup(LookupRequest(purpose="offers.sms", subject_id=SID), idempotent=False)
+    assert len(requests) == 1 and "Idempotency-Key" not in requests[0].headers

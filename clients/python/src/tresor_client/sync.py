@@ -89,11 +89,22 @@ class Tresor:
         return self._send(call)
 
     def lookup(
-        self, request: m.LookupRequest, *, idempotency_key: str | None = None
+        self,
+        request: m.LookupRequest,
+        *,
+        idempotent: bool = True,
+        idempotency_key: str | None = None,
     ) -> Result[m.LookupResponse]:
         """Resolve one subject's contact data for a purpose; `etag` is the contact's state
-        (for `rectify_contact`)."""
-        call = core.prepare(OPERATIONS["lookup"], request, idempotency_key=idempotency_key)
+        (for `rectify_contact`).
+
+        With `idempotent` (the default) a lost answer is retried under one key, so a
+        contact reservation is made once; the server then keeps the answer (sealed) for 24
+        hours to replay it. `idempotent=False` sends no key and retries nothing, for a
+        lookup that reserves nothing and should leave no copy of its answer."""
+        call = core.prepare(
+            OPERATIONS["lookup"], request, idempotency_key=idempotency_key, keyed=idempotent
+        )
         return self._send(call)
 
     def lookup_batch(
