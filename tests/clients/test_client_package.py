@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -32,3 +33,16 @@ def test_the_wheel_carries_the_modules_and_py_typed(tmp_path: Path):
         if p.suffix == ".py" or p.name == "py.typed"
     }
     assert source and source <= names
+
+
+def test_the_client_imports_neither_the_server_nor_the_vault():
+    """tresor_client talks HTTP only: no module of it imports `vault` or `api`."""
+    imported: set[str] = set()
+    for path in (CLIENT / "src" / "tresor_client").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+    assert "tresor_client" in imported and "httpx" in imported
+    assert imported & {"vault", "api", "tests"} == set()
