@@ -11,10 +11,12 @@ PYBABEL := PYTHONPATH=. $(BIN)/pybabel
 
 .PHONY: run test install openapi clean schemathesis-100 messages-extract messages-update messages-compile
 
-$(STAMP): pyproject.toml
+## The official Python client (clients/python, its own package) is installed beside the
+## server: its tests (tests/clients) run against a served Tresor.
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test]' -e clients/python
 	touch $(STAMP)
 
 install: $(STAMP) $(COMPILED)
@@ -41,15 +43,16 @@ run: $(STAMP) $(COMPILED)
 	$(BIN)/tresor init --if-missing
 	$(BIN)/tresor serve
 
-## Lint (ruff: the rule set in pyproject.toml, and the formatting), type-check (vault/ strictly,
-## it ships py.typed; api/ in ordinary mode), check the import contracts (pyproject.toml,
-## docs/architecture.md), then run the whole test suite (SQLite always; PostgreSQL when
+## Lint (ruff: the rule set in pyproject.toml, and the formatting), type-check (vault/ and
+## the client strictly, they ship py.typed; api/ in ordinary mode), check the import
+## contracts (pyproject.toml, docs/architecture.md), then run the whole test suite (SQLite always; PostgreSQL when
 ## reachable, required under CI=true).
-LINTED := vault api tests bench migrations setup.py
+LINTED := vault api tests bench migrations setup.py clients/python
 test: $(STAMP) $(COMPILED)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy --strict vault
+	$(BIN)/mypy --strict clients/python/src
 	$(BIN)/mypy api
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
