@@ -84,7 +84,7 @@ VIOLATIONS = {
         "vault.crypto is not allowed to import vault.storage",
     ),
     "an area imports the composition root at run time": (
-        "vault/bases/consents.py",
+        "vault/bases/consents/recording.py",
         "from vault.context import VaultContext as _Root\n",
         "vault.bases is not allowed to import vault.context",
     ),

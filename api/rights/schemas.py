@@ -225,7 +225,7 @@ class RequestCreate(Struct, forbid_unknown_fields=True):
     """A request received on the subject's behalf (letter, phone, e-mail, in person)."""
 
     __openapi__: ClassVar[dict[str, Any]] = {
-        # What each type takes as `payload` (`vault.rights.requests._validate_payload`).
+        # What each type takes as `payload` (`vault.rights.requests.validation.validate_payload`).
         "all_of": [
             _when_type(
                 ["rectification"],

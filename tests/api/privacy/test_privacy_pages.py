@@ -14,6 +14,7 @@ from api.app import create_app
 from tests.support.factories import api, bearer, client_key
 from tests.support.privacy import consent_statuses
 from tests.support.self_service import Page, code_mails, page_sign_in, seed_subject
+from vault.errors import Unauthenticated
 from vault.rights import selfservice
 from vault.storage.tables import dsar_requests, self_service_challenges, subjects
 
@@ -331,7 +332,7 @@ async def test_sign_out_and_expiry_end_the_session(vault, clock):
         sign_out = page.form("/privacy/sign-out")
         r = await http.post(sign_out["action"], data=sign_out["fields"])
         assert r.status_code == 303 and "done=signed_out" in r.headers["location"]
-        with pytest.raises(selfservice.Unauthenticated):
+        with pytest.raises(Unauthenticated):
             await selfservice.session_subject(vault, token)
         # The cookie replayed after sign-out opens nothing.
         http.cookies.set("tresor_self", token, domain="testserver.local", path="/privacy")

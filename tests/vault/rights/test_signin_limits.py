@@ -18,6 +18,7 @@ from tests.support.self_service import TEST_IP, code_mails, latest_code, mails, 
 from vault.clock import as_utc
 from vault.errors import AccessDenied, RateLimited, Unauthenticated
 from vault.rights import selfservice, signin_limits
+from vault.rights.selfservice import challenges
 from vault.storage.tables import self_service_challenges, web_sessions
 from vault.subjects import store as subjects
 
@@ -130,9 +131,9 @@ async def test_an_hour_of_guessing_across_both_channels_is_bounded(vault, clock,
     """An attacker who asks for codes by e-mail and by phone every minute and guesses five
     times on each (skipping the locked periods, the worst case) gets twenty guesses in an
     hour: a code that would be the twenty-first guess is never hit, the twentieth is."""
-    monkeypatch.setattr(selfservice, "_new_code", lambda: "000020")
+    monkeypatch.setattr(challenges, "_new_code", lambda: "000020")
     assert await _attack_for_an_hour(vault, clock, seed=405) is None
-    monkeypatch.setattr(selfservice, "_new_code", lambda: "000019")
+    monkeypatch.setattr(challenges, "_new_code", lambda: "000019")
     assert await _attack_for_an_hour(vault, clock, seed=406) == 19
 
 
