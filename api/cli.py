@@ -88,6 +88,19 @@ def cmd_keys_status(settings: Settings, args: argparse.Namespace) -> int:
         return ctx.kek.active_version(), versions, used, retained
 
     active, versions, used, retained = _run(settings, job)
+    if args.json:
+        rows = [
+            {
+                "version": v,
+                "active": v == active,
+                "location": place.strip(" []") or None,
+                "deks": used.get(v, 0),
+                "retained_field_keys": retained.get(v, 0),
+            }
+            for v, place in versions
+        ]
+        print(json.dumps(rows))
+        return 0
     for v, place in versions:
         mark = " (active)" if v == active else ""
         kept = f", {retained[v]} retained-field keys" if retained.get(v) else ""
@@ -288,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = k.add_parser("retire", help="remove KEK versions no DEK uses any more")
     s.set_defaults(func=cmd_keys_retire)
     s = k.add_parser("status", help="KEK versions and how many DEKs each wraps")
+    s.add_argument("--json", action="store_true", help="print one JSON array")
     s.set_defaults(func=cmd_keys_status)
     s = k.add_parser(
         "migrate-to-pkcs11",

@@ -84,7 +84,7 @@ def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     """The `db` command and its subcommands."""
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
     s = db.add_parser("upgrade", help="apply Alembic migrations up to a revision")

@@ -146,7 +146,7 @@ def _finish(parser: argparse.ArgumentParser, description: str | None) -> None:
         parser.epilog = _environment(parser.prog) or None
     for action in parser._actions:
         if action.help is None and _shows_default(action):
-            action.help = ""  # argparse leaves out the help line of an action without one
+            action.help = "(default: %(default)s)"  # argparse omits an empty help line
         if isinstance(action, argparse._SubParsersAction):
             helps: dict[str, Any] = {a.dest: a.help for a in action._choices_actions}
             for name, child in action.choices.items():
