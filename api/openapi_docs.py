@@ -1,10 +1,27 @@
-"""Shared OpenAPI response declarations, so every documented error is problem+json."""
+"""Shared OpenAPI response declarations, so every documented error is problem+json; and
+the API documents' pages (Swagger UI, ReDoc) served from the package's own files.
+
+The pages must work without internet (an operator's laptop on the vault's network, an
+air-gapped installation): Swagger UI's and ReDoc's standalone bundles are vendored under
+`api/static/` with their licences (the PyPI package `swagger-ui-bundle` ships Swagger UI
+4, which cannot read OpenAPI 3.1) and served under `/schema/assets/`; no page loads
+anything from elsewhere (no CDN, no web fonts, no icon).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
 
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.plugins import (
+    JsonRenderPlugin,
+    OpenAPIRenderPlugin,
+    RedocRenderPlugin,
+    SwaggerRenderPlugin,
+)
+from litestar.static_files import create_static_files_router
 
 from api.schemas import Problem
 from vault.subjects.decision import DenyReason
@@ -76,3 +93,48 @@ UPDATE_REASONS = {
 #: inherit the document-wide API-key requirement; one empty requirement (`[{}]`) declares
 #: "no credentials needed" in OpenAPI terms.
 PUBLIC: list[dict[str, list[str]]] = [{}]
+
+
+_STATIC = Path(__file__).resolve().parent / "static"
+#: Swagger UI (Apache-2.0) from the npm package `swagger-ui-dist`, ReDoc (MIT) from the npm
+#: package `redoc`: the standalone files and their licences, unchanged.
+SWAGGER_DIR = _STATIC / "swagger-ui-5.35.0"
+REDOC_DIR = _STATIC / "redoc-2.5.4"
+_ASSETS = "/schema/assets"
+
+
+def render_plugins() -> list[OpenAPIRenderPlugin]:
+    """`/schema/openapi.json`, `/schema/swagger` and `/schema/redoc`, their scripts and
+    styles from `/schema/assets/`."""
+    swagger = f"{_ASSETS}/swagger-ui"
+    return [
+        JsonRenderPlugin(),
+        SwaggerRenderPlugin(
+            path="/swagger",
+            js_url=f"{swagger}/swagger-ui-bundle.js",
+            css_url=f"{swagger}/swagger-ui.css",
+            standalone_preset_js_url=f"{swagger}/swagger-ui-standalone-preset.js",
+            favicon="",  # Litestar's default icon is on a CDN
+        ),
+        RedocRenderPlugin(
+            path="/redoc",
+            js_url=f"{_ASSETS}/redoc/redoc.standalone.js",
+            google_fonts=False,
+            favicon="",
+        ),
+    ]
+
+
+def asset_routers(**options: Any) -> list[Any]:
+    """The static files behind the documents' pages, relative to the `/schema` router."""
+    return [
+        create_static_files_router(
+            path="/assets/swagger-ui",
+            directories=[SWAGGER_DIR],
+            include_in_schema=False,
+            **options,
+        ),
+        create_static_files_router(
+            path="/assets/redoc", directories=[REDOC_DIR], include_in_schema=False, **options
+        ),
+    ]
