@@ -14,12 +14,23 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from litestar.enums import ParamType
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import (
     JsonRenderPlugin,
     OpenAPIRenderPlugin,
     RedocRenderPlugin,
     SwaggerRenderPlugin,
+)
+from litestar.openapi.spec import (
+    Components,
+    OpenAPI,
+    OpenAPIHeader,
+    OpenAPIResponse,
+    OpenAPIType,
+    Parameter,
+    Reference,
+    Schema,
 )
 from litestar.static_files import create_static_files_router
 
@@ -138,3 +149,45 @@ def asset_routers(**options: Any) -> list[Any]:
             path="/assets/redoc", directories=[REDOC_DIR], include_in_schema=False, **options
         ),
     ]
+
+
+_REQUEST_ID_TEXT = (
+    "Correlates this request with the server's log line and the problem's `instance`: a "
+    "caller's own id (1-64 letters, digits, `.`, `_`, `-`) is kept, anything else replaced "
+    "by a new random one. Never put personal data into it."
+)
+_REQUEST_ID_SCHEMA = Schema(type=OpenAPIType.STRING, pattern="^[A-Za-z0-9._-]{1,64}$")
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+
+
+def document_request_id(document: OpenAPI) -> None:
+    """Every operation takes an optional `X-Request-ID` and every answer carries one
+    (`api.logging` assigns it to each request, problems name it as `instance`)."""
+    components = document.components = document.components or Components()
+    components.headers = {
+        **(components.headers or {}),
+        "X-Request-ID": OpenAPIHeader(description=_REQUEST_ID_TEXT, schema=_REQUEST_ID_SCHEMA),
+    }
+    components.parameters = {
+        **(components.parameters or {}),
+        "X-Request-ID": Parameter(
+            name="X-Request-ID",
+            param_in=ParamType.HEADER,
+            required=False,
+            description=_REQUEST_ID_TEXT,
+            schema=_REQUEST_ID_SCHEMA,
+        ),
+    }
+    parameter = Reference(ref="#/components/parameters/X-Request-ID")
+    header = Reference(ref="#/components/headers/X-Request-ID")
+    for item in (document.paths or {}).values():
+        for method in _METHODS:
+            operation = getattr(item, method, None)
+            if operation is None:
+                continue
+            names = {getattr(p, "name", "").lower() for p in operation.parameters or []}
+            if "x-request-id" not in names:
+                operation.parameters = [*(operation.parameters or []), parameter]
+            for response in (operation.responses or {}).values():
+                if isinstance(response, OpenAPIResponse):
+                    response.headers = {**(response.headers or {}), "X-Request-ID": header}
