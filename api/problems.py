@@ -88,7 +88,7 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
             request,
             400,
             "The request body is not valid JSON; nothing was changed.",
-            type_="urn:tresor:problem:validation",
+            type_="urn:tresor:problem:malformed-json",
             errors=[{"field": "body", "message": json_syntax(str(exc.__cause__))}],
         )
     headers = dict(exc.headers or {})
