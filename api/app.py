@@ -19,13 +19,12 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.serialization import encode_json
 from litestar.template.config import TemplateConfig
 
-from api import i18n, metrics
+from api import i18n, metrics, openapi_docs
 from api.admin.clients import ClientController
 from api.allow import allow_header_hook
 from api.audit.documents import DpoConsentController, RopaController
@@ -93,8 +92,13 @@ def openapi_config() -> OpenAPIConfig:
         ),
         path="/schema",
         # The API documents take no key: their router carries the one public marker.
-        openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt=public()),
-        render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        openapi_router=Router(
+            "/schema",
+            route_handlers=openapi_docs.asset_routers(opt=public()),
+            include_in_schema=False,
+            opt=public(),
+        ),
+        render_plugins=openapi_docs.render_plugins(),
         components=Components(
             security_schemes={
                 "ApiKey": SecurityScheme(
@@ -256,6 +260,7 @@ def create_app(
     )
     bind_allow(app)
     check_every_route_guarded(app)  # default deny: refuse to start with an unguarded route
+    openapi_docs.document_request_id(app.openapi_schema)
     return app
 
 

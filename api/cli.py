@@ -1,4 +1,4 @@
-"""The `tresor` command: init, serve, db upgrade, openapi, clients, keys, recipients.
+"""The `tresor` command: init, serve, db, openapi, clients, keys, audit, recipients.
 
 Admin actions at the CLI are audited with the actor `admin:cli@<user>`. The new API key of
 `tresor clients create` is the last line of its output, so scripts can take `| tail -1`.
@@ -10,20 +10,21 @@ import argparse
 import json
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from api import cli_db, cli_help
 from api.cli_clients import add_parsers as add_client_parsers
-from api.cli_support import admin_actor, run_with_vault
+from api.cli_support import UsageError, admin_actor, run_with_vault
 from api.progress import INTERRUPTED, CliProgress
 from api.recipients import cli as recipients_cli
 from api.serving import TlsOptionsError, cmd_jobs, cmd_serve, describe_db, load_policies_of
 from vault.catalogue.source import PolicyError
 from vault.context import VaultContext
 from vault.crypto import KeyringError, LocalKeyring
-from vault.errors import VaultError
-from vault.settings import Settings
+from vault.errors import InvalidInput, VaultError
+from vault.settings import Settings, SettingsError
 from vault.storage.db import upgrade
 
 _admin = admin_actor
@@ -49,15 +50,6 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
     upgrade(settings.effective_database_url)
     print(f"database: {describe_db(settings)} (migrated to head)")
     print(f"outbox: {settings.outbox_dir}")
-    return 0
-
-
-def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
-    if not settings.database_url:
-        # The embedded SQLite file lives in the data dir, which may not exist yet.
-        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    upgrade(settings.effective_database_url, args.revision)
-    print(f"database: {describe_db(settings)} (migrated to {args.revision})")
     return 0
 
 
@@ -129,6 +121,19 @@ def cmd_keys_status(settings: Settings, args: argparse.Namespace) -> int:
         return ctx.kek.active_version(), versions, used, retained
 
     active, versions, used, retained = _run(settings, job)
+    if args.json:
+        rows = [
+            {
+                "version": v,
+                "active": v == active,
+                "location": place.strip(" []") or None,
+                "deks": used.get(v, 0),
+                "retained_field_keys": retained.get(v, 0),
+            }
+            for v, place in versions
+        ]
+        print(json.dumps(rows))
+        return 0
     for v, place in versions:
         mark = " (active)" if v == active else ""
         kept = f", {retained[v]} retained-field keys" if retained.get(v) else ""
@@ -165,6 +170,8 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     if args.public_key:
         try:  # checkpoints are signed with Ed25519
             public = VerifyKey.from_pem(Path(args.public_key).read_bytes())
+        except OSError as exc:
+            raise UsageError(f"--public-key {args.public_key}: {exc.strerror}") from None
         except ValueError:
             print(f"error: {args.public_key} is not an Ed25519 public key", file=sys.stderr)
             return 2
@@ -258,17 +265,18 @@ def cmd_audit_public_key(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+def _parse_time(value: str | datetime | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return cli_help.iso_time(value)
 
 
 def cmd_audit_export(settings: Settings, args: argparse.Namespace) -> int:
     from vault.audit import export as audit_export
 
     since, until = _parse_time(args.since), _parse_time(args.until)
+    if since and until and since >= until:
+        raise UsageError(f"--since {args.since} is not before --until {args.until}")
     out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
 
     async def job(ctx: VaultContext) -> int:
@@ -344,7 +352,7 @@ def _rewrap_flags(s: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tresor", description="Tresor privacy vault")
+    p = cli_help.TresorParser(prog="tresor", description="Tresor privacy vault")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("init", help="create data dir and keyring, apply migrations")
@@ -375,10 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_jobs)
 
-    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
-    s = db.add_parser("upgrade", help="apply Alembic migrations")
-    s.add_argument("revision", nargs="?", default="head")
-    s.set_defaults(func=cmd_db_upgrade)
+    cli_db.add_parsers(sub)
 
     s = sub.add_parser("openapi", help="print the OpenAPI document")
     s.set_defaults(func=cmd_openapi)
@@ -397,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = k.add_parser("retire", help="remove KEK versions no DEK uses any more")
     s.set_defaults(func=cmd_keys_retire)
     s = k.add_parser("status", help="KEK versions and how many DEKs each wraps")
+    s.add_argument("--json", action="store_true", help="print one JSON array")
     s.set_defaults(func=cmd_keys_status)
     s = k.add_parser(
         "migrate-to-pkcs11",
@@ -432,8 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = a.add_parser("public-key", help="print the checkpoint verification key (PEM)")
     s.set_defaults(func=cmd_audit_public_key)
     s = a.add_parser("export", help="export events by time range")
-    s.add_argument("--since", help="ISO time, inclusive (UTC if no offset)")
-    s.add_argument("--until", help="ISO time, exclusive")
+    s.add_argument("--since", type=cli_help.iso_time, help="ISO time, inclusive (UTC if no offset)")
+    s.add_argument("--until", type=cli_help.iso_time, help="ISO time, exclusive")
     s.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     s.add_argument("--output", help="file to write (default: stdout)")
     _json_flag(s)
@@ -446,14 +452,23 @@ def build_parser() -> argparse.ArgumentParser:
     _json_flag(s)
     s.set_defaults(func=cmd_retention_run, command_name="retention run")
     recipients_cli.add_parser(sub, _run, _admin)
-    return p
+    return cli_help.finish(p)
+
+
+def _say(message: object) -> None:
+    """One `error:` line on stderr, whatever the message holds."""
+    print("error: " + " ".join(str(message).split()), file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Keyring, SQLite file, WAL and outbox are readable by the vault's user only.
     os.umask(0o077)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        _say(exc)
+        return 2
     try:
         return int(args.func(settings, args))
     except KeyboardInterrupt:
@@ -464,6 +479,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return INTERRUPTED
+    except UsageError as exc:
+        _say(exc)
+        return 2
     except PolicyError as exc:
         kind = "purpose catalogue"
         if "contact-pressure" in str(exc):
@@ -481,7 +499,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except VaultError as exc:
         detail = "; ".join(f"{k} {v}" for k, v in getattr(exc, "errors", {}).items())
-        print(f"error: {exc}" + (f" ({detail})" if detail else ""), file=sys.stderr)
+        _say(f"{exc}" + (f" ({detail})" if detail else ""))
+        return 2 if isinstance(exc, InvalidInput) else 1
+    except Exception as exc:  # noqa: BLE001 - the terminal gets one line, never a traceback
+        _say(f"{type(exc).__name__}: {exc}")
         return 1
 
 

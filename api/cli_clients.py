@@ -7,9 +7,12 @@ the last line of the output of `create` and `rotate-key`, so scripts can take `|
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from datetime import datetime
+from typing import Any
 
-from api.cli_support import admin_actor, run_with_vault
+from api.cli_support import UsageError, admin_actor, run_with_vault
 from vault.admin.certificates import bind_certificate
 from vault.admin.clients import ClientInfo, Quota
 from vault.settings import Settings
@@ -61,11 +64,45 @@ def _line(c: ClientInfo) -> str:
     )
 
 
+_HEADER = "name\trole\tpurposes\tstate\tkey\tlast use\trate\tlookups/day"
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
+
+
+def _record(c: ClientInfo) -> dict[str, Any]:
+    """One client for `--json`: what the table shows, as fields (never a key or its hash)."""
+    return {
+        "name": c.name,
+        "role": c.role.value,
+        "purposes": sorted(c.purposes),
+        "revoked_at": _iso(c.revoked_at),
+        "key_created_at": _iso(c.key_created_at),
+        "last_used_at": _iso(c.last_used_at),
+        "previous_key_until": _iso(c.previous_key_until),
+        "rate": c.quota.rate,
+        "window_seconds": c.quota.window,
+        "daily_lookups": c.quota.daily_lookups,
+    }
+
+
+def _table(clients: list[ClientInfo], args: argparse.Namespace) -> None:
+    """`--json`: one JSON array. Else tab-separated lines, with a header line only for a
+    person at a terminal, so `| cut -f1` keeps working."""
+    if args.json:
+        print(json.dumps([_record(c) for c in clients]))
+        return
+    if clients and sys.stdout.isatty():
+        print(_HEADER)
+    for c in clients:
+        print(_line(c))
+
+
 def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
     from vault.admin.clients import list_clients
 
-    for c in run_with_vault(settings, list_clients):
-        print(_line(c))
+    _table(run_with_vault(settings, list_clients), args)
     return 0
 
 
@@ -73,9 +110,8 @@ def cmd_unused(settings: Settings, args: argparse.Namespace) -> int:
     from vault.admin.hygiene import unused_clients
 
     found = run_with_vault(settings, lambda ctx: unused_clients(ctx, args.days))
-    for c in found:
-        print(_line(c))
-    if not found:
+    _table(found, args)
+    if not found and not args.json:
         print(f"no active client left unused for {args.days} days")
     return 0
 
@@ -84,8 +120,7 @@ def cmd_update(settings: Settings, args: argparse.Namespace) -> int:
     from vault.admin.quotas import parse_rate, set_quota
 
     if args.rate is None and args.daily_lookups is None:
-        print("error: name --rate and/or --daily-lookups")
-        return 1
+        raise UsageError("name --rate and/or --daily-lookups")
     rate = False if args.rate is None else parse_rate(args.rate)
     lookups = False if args.daily_lookups is None else (args.daily_lookups or None)
     run_with_vault(
@@ -130,16 +165,17 @@ def cmd_cert(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     """The `clients` command and its subcommands."""
     cl = sub.add_parser("clients", help="API clients").add_subparsers(dest="clients", required=True)
     s = cl.add_parser("create", help="create a client and print its key (last line)")
-    s.add_argument("name")
+    s.add_argument("name", help="the client's unique name (letters, digits, . _ -)")
     s.add_argument("--role", required=True, choices=["writer", "lookup", "dpo", "admin"])
     s.add_argument("--purpose", action="append", default=[], help="allowed purpose (repeat)")
     _quota_options(s)
     s.set_defaults(func=cmd_create)
     s = cl.add_parser("list", help="list clients with key creation, last use and quotas")
+    s.add_argument("--json", action="store_true", help="print one JSON array")
     s.set_defaults(func=cmd_list)
     s = cl.add_parser("update", help="change a client's quotas")
     s.add_argument("name")
@@ -152,7 +188,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     s.add_argument("--grace", default="7d", help="how long the old key stays valid (7d, 12h, 0)")
     s.set_defaults(func=cmd_rotate_key)
     s = cl.add_parser("unused", help="list active clients whose key was not used for --days")
-    s.add_argument("--days", type=int, default=90)
+    s.add_argument("--days", type=int, default=90, help="days without an authenticated use")
+    s.add_argument("--json", action="store_true", help="print one JSON array")
     s.set_defaults(func=cmd_unused)
     s = cl.add_parser("revoke", help="revoke a client's key")
     s.add_argument("name")

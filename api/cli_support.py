@@ -34,3 +34,9 @@ def run_with_vault(settings: Settings, job: Callable[[VaultContext], Awaitable[A
             await ctx.close()
 
     return asyncio.run(main())
+
+
+class UsageError(Exception):
+    """A bad argument found after parsing (a reversed time range, an unknown revision, an
+    unreadable key file): `tresor` prints it as one `error:` line and exits with 2, like
+    argparse does for the arguments it checks itself."""

@@ -134,13 +134,13 @@ ERRORS: tuple[tuple[type[Exception], ErrorRow], ...] = (
             logged="unavailable",
         ),
     ),
-    (VaultError, ErrorRow(400, "about:blank", N_("error_bad_request_text"))),
+    (VaultError, ErrorRow(400, "urn:tresor:problem:bad-request", N_("error_bad_request_text"))),
 )
 
 #: Anything else: a bug or an unexpected failure; the answer reveals nothing about it.
 INTERNAL = ErrorRow(
     500,
-    "about:blank",
+    "urn:tresor:problem:internal",
     N_("error_internal_text"),
     detail="An internal error occurred; nothing was revealed.",
     logged="unhandled_error",
@@ -151,14 +151,43 @@ INTERNAL = ErrorRow(
 HTTP_PAGES: dict[int, ErrorRow] = {
     403: ErrorRow(
         403,
-        "about:blank",
+        "urn:tresor:problem:form-expired",
         N_("error_form_expired_text"),
         title=N_("error_form_expired_title"),
     ),
     404: ErrorRow(
-        404, "about:blank", N_("error_not_found_text"), title=N_("error_not_found_title")
+        404,
+        "urn:tresor:problem:not-found",
+        N_("error_not_found_text"),
+        title=N_("error_not_found_title"),
     ),
 }
+
+
+#: The problem types of the framework's own refusals (routing, methods, media types, body
+#: size, its auth guards), by status: the same `urn:tresor:problem:*` family as the domain
+#: errors, so a client matches one prefix, never `about:blank`.
+HTTP_TYPES: dict[int, str] = {
+    400: "urn:tresor:problem:bad-request",
+    401: "urn:tresor:problem:unauthenticated",
+    403: "urn:tresor:problem:denied",
+    404: "urn:tresor:problem:not-found",
+    405: "urn:tresor:problem:method-not-allowed",
+    406: "urn:tresor:problem:not-acceptable",
+    409: "urn:tresor:problem:conflict",
+    412: "urn:tresor:problem:precondition-failed",
+    413: "urn:tresor:problem:too-large",
+    415: "urn:tresor:problem:unsupported-media-type",
+    428: "urn:tresor:problem:precondition-required",
+    429: "urn:tresor:problem:rate-limited",
+    500: "urn:tresor:problem:internal",
+    503: "urn:tresor:problem:unavailable",
+}
+
+
+def http_type(status: int) -> str:
+    """The problem type of a framework refusal with this status."""
+    return HTTP_TYPES.get(status, f"urn:tresor:problem:http-{status}")
 
 
 def row_for(exc: Exception) -> ErrorRow:
@@ -176,7 +205,7 @@ def page_row(exc: Exception) -> ErrorRow:
         if exc.status_code >= 500:
             return INTERNAL
         return HTTP_PAGES.get(exc.status_code) or ErrorRow(
-            exc.status_code, "about:blank", N_("error_bad_request_text")
+            exc.status_code, http_type(exc.status_code), N_("error_bad_request_text")
         )
     return row_for(exc)
 

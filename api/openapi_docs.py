@@ -1,10 +1,38 @@
-"""Shared OpenAPI response declarations, so every documented error is problem+json."""
+"""Shared OpenAPI response declarations, so every documented error is problem+json; and
+the API documents' pages (Swagger UI, ReDoc) served from the package's own files.
+
+The pages must work without internet (an operator's laptop on the vault's network, an
+air-gapped installation): Swagger UI's and ReDoc's standalone bundles are vendored under
+`api/static/` with their licences (the PyPI package `swagger-ui-bundle` ships Swagger UI
+4, which cannot read OpenAPI 3.1) and served under `/schema/assets/`; no page loads
+anything from elsewhere (no CDN, no web fonts, no icon).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
 
+from litestar.enums import ParamType
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.plugins import (
+    JsonRenderPlugin,
+    OpenAPIRenderPlugin,
+    RedocRenderPlugin,
+    SwaggerRenderPlugin,
+)
+from litestar.openapi.spec import (
+    Components,
+    OpenAPI,
+    OpenAPIHeader,
+    OpenAPIResponse,
+    OpenAPIType,
+    Parameter,
+    Reference,
+    Schema,
+)
+from litestar.static_files import create_static_files_router
 
 from api.schemas import Problem
 from vault.subjects.decision import DenyReason
@@ -76,3 +104,92 @@ UPDATE_REASONS = {
 #: inherit the document-wide API-key requirement; one empty requirement (`[{}]`) declares
 #: "no credentials needed" in OpenAPI terms.
 PUBLIC: list[dict[str, list[str]]] = [{}]
+
+
+_STATIC = Path(__file__).resolve().parent / "static"
+#: Swagger UI (Apache-2.0) from the npm package `swagger-ui-dist`, ReDoc (MIT) from the npm
+#: package `redoc`: the standalone files and their licences, unchanged.
+SWAGGER_DIR = _STATIC / "swagger-ui-5.35.0"
+REDOC_DIR = _STATIC / "redoc-2.5.4"
+_ASSETS = "/schema/assets"
+
+
+def render_plugins() -> list[OpenAPIRenderPlugin]:
+    """`/schema/openapi.json`, `/schema/swagger` and `/schema/redoc`, their scripts and
+    styles from `/schema/assets/`."""
+    swagger = f"{_ASSETS}/swagger-ui"
+    return [
+        JsonRenderPlugin(),
+        SwaggerRenderPlugin(
+            path="/swagger",
+            js_url=f"{swagger}/swagger-ui-bundle.js",
+            css_url=f"{swagger}/swagger-ui.css",
+            standalone_preset_js_url=f"{swagger}/swagger-ui-standalone-preset.js",
+            favicon="",  # Litestar's default icon is on a CDN
+        ),
+        RedocRenderPlugin(
+            path="/redoc",
+            js_url=f"{_ASSETS}/redoc/redoc.standalone.js",
+            google_fonts=False,
+            favicon="",
+        ),
+    ]
+
+
+def asset_routers(**options: Any) -> list[Any]:
+    """The static files behind the documents' pages, relative to the `/schema` router."""
+    return [
+        create_static_files_router(
+            path="/assets/swagger-ui",
+            directories=[SWAGGER_DIR],
+            include_in_schema=False,
+            **options,
+        ),
+        create_static_files_router(
+            path="/assets/redoc", directories=[REDOC_DIR], include_in_schema=False, **options
+        ),
+    ]
+
+
+_REQUEST_ID_TEXT = (
+    "Correlates this request with the server's log line and the problem's `instance`: a "
+    "caller's own id (1-64 letters, digits, `.`, `_`, `-`) is kept, anything else replaced "
+    "by a new random one. Never put personal data into it."
+)
+#: What the server sends back. What it takes is any string: one not of this form is
+#: replaced, not refused, so the parameter declares no pattern.
+_REQUEST_ID_SCHEMA = Schema(type=OpenAPIType.STRING, pattern="^[A-Za-z0-9._-]{1,64}$")
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+
+
+def document_request_id(document: OpenAPI) -> None:
+    """Every operation takes an optional `X-Request-ID` and every answer carries one
+    (`api.logging` assigns it to each request, problems name it as `instance`)."""
+    components = document.components = document.components or Components()
+    components.headers = {
+        **(components.headers or {}),
+        "X-Request-ID": OpenAPIHeader(description=_REQUEST_ID_TEXT, schema=_REQUEST_ID_SCHEMA),
+    }
+    components.parameters = {
+        **(components.parameters or {}),
+        "X-Request-ID": Parameter(
+            name="X-Request-ID",
+            param_in=ParamType.HEADER,
+            required=False,
+            description=_REQUEST_ID_TEXT,
+            schema=Schema(type=OpenAPIType.STRING),
+        ),
+    }
+    parameter = Reference(ref="#/components/parameters/X-Request-ID")
+    header = Reference(ref="#/components/headers/X-Request-ID")
+    for item in (document.paths or {}).values():
+        for method in _METHODS:
+            operation = getattr(item, method, None)
+            if operation is None:
+                continue
+            names = {getattr(p, "name", "").lower() for p in operation.parameters or []}
+            if "x-request-id" not in names:
+                operation.parameters = [*(operation.parameters or []), parameter]
+            for response in (operation.responses or {}).values():
+                if isinstance(response, OpenAPIResponse):
+                    response.headers = {**(response.headers or {}), "X-Request-ID": header}

@@ -51,7 +51,7 @@ def problem(
     status: int,
     detail: str,
     *,
-    type_: str = "about:blank",
+    type_: str,
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> Response[dict[str, Any]]:
@@ -88,7 +88,7 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
             request,
             400,
             "The request body is not valid JSON; nothing was changed.",
-            type_="urn:tresor:problem:validation",
+            type_="urn:tresor:problem:malformed-json",
             errors=[{"field": "body", "message": json_syntax(str(exc.__cause__))}],
         )
     headers = dict(exc.headers or {})
@@ -97,7 +97,7 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     detail = exc.detail if isinstance(exc.detail, str) and status < 500 else ""
     if not _SAFE_DETAIL.match(detail):  # e.g. Litestar's "Invalid content-length: '…'"
         detail = _TITLES.get(status, "Error")
-    return problem(request, status, detail, headers=headers or None)
+    return problem(request, status, detail, type_=errors.http_type(status), headers=headers or None)
 
 
 def _domain(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -123,7 +123,7 @@ def _domain(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     errors.log_answer(exc, errors.INTERNAL)
-    return problem(request, 500, errors.detail_of(exc, errors.INTERNAL))
+    return problem(request, 500, errors.detail_of(exc, errors.INTERNAL), type_=errors.INTERNAL.type)
 
 
 exception_handlers: dict[Any, Any] = {

@@ -10,11 +10,13 @@ import dataclasses
 import os
 import shutil
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from api.cli_support import UsageError
 from vault.catalogue.loader import load_policies
 from vault.context import open_kek_provider
 from vault.settings import Settings
@@ -37,11 +39,25 @@ def describe_db(settings: Settings) -> str:
     return make_url(settings.effective_database_url).render_as_string(hide_password=True)
 
 
+def ensure_port_free(host: str, port: int) -> None:
+    """Bind the address once, as uvicorn will (SO_REUSEADDR), and let go: a busy port is a
+    usage error before anything starts, not a failure after the jobs already ran."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (another server running? "
+            "choose --port or TRESOR_PORT)"
+        ) from None
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     host = args.host or settings.host
     port = args.port or settings.port
+    ensure_port_free(host, port)  # first: nothing may be migrated, swept or announced
     tls = tls_options(args)  # before anything else: a TLS mistake must not serve plain HTTP
     load_policies_of(settings)
     kek = open_kek_provider(settings)  # fail before serving: keyring file, token, PIN

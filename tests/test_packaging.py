@@ -87,6 +87,16 @@ def test_the_wheel_has_every_module_of_vault_and_api(wheel: Path):
     assert modules - names == set()
 
 
+def test_the_wheel_carries_the_api_documents_assets(wheel: Path):
+    """Swagger UI's and ReDoc's vendored files and licences are in the wheel, so an
+    installed Tresor serves its API documents offline too."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    static = ROOT / "api" / "static"
+    vendored = {str(p.relative_to(ROOT)) for p in static.glob("*/*") if p.is_file()}
+    assert vendored and {n for n in vendored if n.endswith("LICENSE")}
+    assert vendored <= names, sorted(vendored - names)
+
+
 def test_one_version_string():
     """The API's version is pyproject.toml's, read from the installed metadata."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())

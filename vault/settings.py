@@ -8,10 +8,79 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
 
 _PACKAGE = Path(__file__).resolve().parent
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_N = TypeVar("_N", int, float)
+_T = TypeVar("_T")
+
+
+class SettingsError(ValueError):
+    """Every bad variable of one environment at once: fixing them one start at a time is
+    what an operator would otherwise do. The message names each variable and the rule it
+    breaks, never the value (a mistyped value may be a secret)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid settings: " + "; ".join(problems))
+
+
+class _Reader:
+    """Reads typed variables through msgspec's conversion (so `8000`, not ` 8k`, is a
+    port) and collects what is wrong instead of stopping at the first mistake."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def _convert(self, name: str, default: _N, kind: type[_N], what: str, maximum: Any) -> _N:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = msgspec.convert(raw, kind, strict=False)
+        except msgspec.ValidationError:
+            value = None
+        if value is None or not 0 <= value <= maximum or value != value:  # NaN too
+            bound = f" from 0 to {maximum}" if maximum != float("inf") else " of 0 or more"
+            self.problems.append(f"{name} must be {what}{bound}")
+            return default
+        return value
+
+    def whole(self, name: str, default: int, *, maximum: int | None = None) -> int:
+        limit: Any = float("inf") if maximum is None else maximum
+        return self._convert(name, default, int, "a whole number", limit)
+
+    def number(self, name: str, default: float) -> float:
+        return self._convert(name, default, float, "a number", float("inf"))
+
+    def choice(
+        self, name: str, default: str, allowed: tuple[str, ...], *, upper: bool = False
+    ) -> str:
+        raw = self.env.get(name, default).strip()
+        value = raw.upper() if upper else raw.lower()
+        if value not in allowed:
+            self.problems.append(f"{name} must be one of {', '.join(allowed)}")
+            return default
+        return value
+
+    def checked(self, default: _T, parse: Callable[..., _T], *args: Any) -> _T:
+        """A value parsed by one of this module's parsers, whose `ValueError` names it."""
+        try:
+            return parse(*args)
+        except ValueError as exc:
+            self.problems.append(str(exc))
+            return default
+
+    def raise_problems(self) -> None:
+        if self.problems:
+            raise SettingsError(self.problems)
 
 
 def bundled(name: str) -> Path:
@@ -210,7 +279,8 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """Build settings from environment variables (or a given mapping, for tests)."""
         e = os.environ if env is None else env
-        return cls(
+        r = _Reader(e)
+        settings = cls(
             data_dir=Path(e.get("TRESOR_DATA_DIR", "./tresor-data")),
             database_url=e.get("TRESOR_DATABASE_URL", ""),
             policies_dir=Path(e["TRESOR_POLICIES"])
@@ -218,41 +288,47 @@ class Settings:
             else default_policies_dir(),
             smtp_url=e.get("TRESOR_SMTP_URL", ""),
             mail_from=e.get("TRESOR_MAIL_FROM", "tresor@localhost"),
-            outbox_hours=float(e.get("TRESOR_OUTBOX_HOURS", "24")),
+            outbox_hours=r.number("TRESOR_OUTBOX_HOURS", 24.0),
             public_url=e.get("TRESOR_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
             host=e.get("TRESOR_HOST", "127.0.0.1"),
-            port=int(e.get("TRESOR_PORT", "8000")),
-            double_opt_in_hours=int(e.get("TRESOR_DOI_HOURS", "72")),
-            dek_cache_size=int(e.get("TRESOR_DEK_CACHE", "10000")),
-            client_cache_seconds=float(e.get("TRESOR_CLIENT_CACHE_SECONDS", "2")),
-            seal_interval=float(e.get("TRESOR_SEAL_INTERVAL", "0.2")),
-            checkpoint_seconds=float(e.get("TRESOR_AUDIT_CHECKPOINT_SECONDS", "10")),
+            port=r.whole("TRESOR_PORT", 8000, maximum=65535),
+            double_opt_in_hours=r.whole("TRESOR_DOI_HOURS", 72),
+            dek_cache_size=r.whole("TRESOR_DEK_CACHE", 10000),
+            client_cache_seconds=r.number("TRESOR_CLIENT_CACHE_SECONDS", 2.0),
+            seal_interval=r.number("TRESOR_SEAL_INTERVAL", 0.2),
+            checkpoint_seconds=r.number("TRESOR_AUDIT_CHECKPOINT_SECONDS", 10.0),
             checkpoint_file=Path(e["TRESOR_AUDIT_CHECKPOINT_FILE"])
             if e.get("TRESOR_AUDIT_CHECKPOINT_FILE")
             else None,
-            db_pool_size=int(e.get("TRESOR_DB_POOL_SIZE", "40")),
-            failed_auth_limit=int(e.get("TRESOR_FAILED_AUTH_LIMIT", "30")),
-            trusted_proxies=parse_networks(
-                e.get("TRESOR_TRUSTED_PROXIES", ""), "TRESOR_TRUSTED_PROXIES"
+            db_pool_size=r.whole("TRESOR_DB_POOL_SIZE", 40),
+            failed_auth_limit=r.whole("TRESOR_FAILED_AUTH_LIMIT", 30),
+            trusted_proxies=r.checked(
+                (),
+                parse_networks,
+                e.get("TRESOR_TRUSTED_PROXIES", ""),
+                "TRESOR_TRUSTED_PROXIES",
             ),
-            limits_url=_limits_url(e.get("TRESOR_LIMITS_URL", "").strip()),
-            log_level=e.get("TRESOR_LOG_LEVEL", "INFO").upper(),
-            retention_interval=float(e.get("TRESOR_RETENTION_INTERVAL", "3600")),
-            otp_minutes=int(e.get("TRESOR_OTP_MINUTES", "10")),
-            otp_max_attempts=int(e.get("TRESOR_OTP_ATTEMPTS", "5")),
-            otp_per_address_hour=int(e.get("TRESOR_OTP_PER_ADDRESS_HOUR", "5")),
-            otp_per_ip_hour=int(e.get("TRESOR_OTP_PER_IP_HOUR", "20")),
-            otp_per_subject_hour=int(e.get("TRESOR_OTP_PER_SUBJECT_HOUR", "5")),
-            otp_lockout_failures=int(e.get("TRESOR_OTP_LOCKOUT_FAILURES", "10")),
-            otp_lockout_minutes=_minutes_list(
-                e.get("TRESOR_OTP_LOCKOUT_MINUTES", "15,60,1440"), "TRESOR_OTP_LOCKOUT_MINUTES"
+            limits_url=r.checked("", _limits_url, e.get("TRESOR_LIMITS_URL", "").strip()),
+            log_level=r.choice("TRESOR_LOG_LEVEL", "INFO", _LOG_LEVELS, upper=True),
+            retention_interval=r.number("TRESOR_RETENTION_INTERVAL", 3600.0),
+            otp_minutes=r.whole("TRESOR_OTP_MINUTES", 10),
+            otp_max_attempts=r.whole("TRESOR_OTP_ATTEMPTS", 5),
+            otp_per_address_hour=r.whole("TRESOR_OTP_PER_ADDRESS_HOUR", 5),
+            otp_per_ip_hour=r.whole("TRESOR_OTP_PER_IP_HOUR", 20),
+            otp_per_subject_hour=r.whole("TRESOR_OTP_PER_SUBJECT_HOUR", 5),
+            otp_lockout_failures=r.whole("TRESOR_OTP_LOCKOUT_FAILURES", 10),
+            otp_lockout_minutes=r.checked(
+                (15, 60, 1440),
+                _minutes_list,
+                e.get("TRESOR_OTP_LOCKOUT_MINUTES", "15,60,1440"),
+                "TRESOR_OTP_LOCKOUT_MINUTES",
             ),
-            identity_cooling_off_days=int(e.get("TRESOR_IDENTITY_COOLING_OFF_DAYS", "7")),
-            self_session_minutes=int(e.get("TRESOR_SELF_SESSION_MINUTES", "60")),
-            session_idle_minutes=int(e.get("TRESOR_SESSION_IDLE_MINUTES", "15")),
-            console_session_hours=float(e.get("TRESOR_CONSOLE_SESSION_HOURS", "8")),
-            console_signin_per_account=int(e.get("TRESOR_CONSOLE_SIGNIN_PER_ACCOUNT", "10")),
-            console_signin_per_address=int(e.get("TRESOR_CONSOLE_SIGNIN_PER_ADDRESS", "30")),
+            identity_cooling_off_days=r.whole("TRESOR_IDENTITY_COOLING_OFF_DAYS", 7),
+            self_session_minutes=r.whole("TRESOR_SELF_SESSION_MINUTES", 60),
+            session_idle_minutes=r.whole("TRESOR_SESSION_IDLE_MINUTES", 15),
+            console_session_hours=r.number("TRESOR_CONSOLE_SESSION_HOURS", 8.0),
+            console_signin_per_account=r.whole("TRESOR_CONSOLE_SIGNIN_PER_ACCOUNT", 10),
+            console_signin_per_address=r.whole("TRESOR_CONSOLE_SIGNIN_PER_ADDRESS", 30),
             oidc_issuer=e.get("TRESOR_OIDC_ISSUER", "").strip().rstrip("/"),
             oidc_client_id=e.get("TRESOR_OIDC_CLIENT_ID", "").strip(),
             oidc_client_secret=e.get("TRESOR_OIDC_CLIENT_SECRET", ""),
@@ -260,7 +336,7 @@ class Settings:
             oidc_dpo_value=e.get("TRESOR_OIDC_DPO_VALUE", "dpo").strip() or "dpo",
             oidc_scopes=_scopes(e.get("TRESOR_OIDC_SCOPES", "openid")),
             oidc_name=e.get("TRESOR_OIDC_NAME", "SSO").strip() or "SSO",
-            kek_provider=e.get("TRESOR_KEK_PROVIDER", "local").strip().lower(),
+            kek_provider=r.choice("TRESOR_KEK_PROVIDER", "local", ("local", "pkcs11")),
             pkcs11_module=Path(e.get("TRESOR_PKCS11_MODULE", "/usr/lib/softhsm/libsofthsm2.so")),
             pkcs11_token=e.get("TRESOR_PKCS11_TOKEN", ""),
             pkcs11_pin_file=Path(e["TRESOR_PKCS11_PIN_FILE"])
@@ -274,12 +350,14 @@ class Settings:
             webhook_allow_private=e.get("TRESOR_WEBHOOK_ALLOW_PRIVATE", "").lower()
             in ("1", "true", "yes"),
             nats_url=e.get("TRESOR_NATS_URL", "nats://127.0.0.1:4222"),
-            notify_interval=float(e.get("TRESOR_NOTIFY_INTERVAL", "0.5")),
-            notify_retry_seconds=float(e.get("TRESOR_NOTIFY_RETRY_SECONDS", "5")),
-            notify_retry_max_seconds=float(e.get("TRESOR_NOTIFY_RETRY_MAX_SECONDS", "3600")),
-            notify_timeout_seconds=float(e.get("TRESOR_NOTIFY_TIMEOUT", "10")),
-            notify_min_window_days=int(e.get("TRESOR_NOTIFY_MIN_WINDOW_DAYS", "30")),
+            notify_interval=r.number("TRESOR_NOTIFY_INTERVAL", 0.5),
+            notify_retry_seconds=r.number("TRESOR_NOTIFY_RETRY_SECONDS", 5.0),
+            notify_retry_max_seconds=r.number("TRESOR_NOTIFY_RETRY_MAX_SECONDS", 3600.0),
+            notify_timeout_seconds=r.number("TRESOR_NOTIFY_TIMEOUT", 10.0),
+            notify_min_window_days=r.whole("TRESOR_NOTIFY_MIN_WINDOW_DAYS", 30),
         )
+        r.raise_problems()
+        return settings
 
 
 def _scopes(text: str) -> str:

@@ -8,10 +8,12 @@ the last line of the output, like a new API key.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
+from api.cli_help import iso_time
 from vault.audit.events import Actor
 from vault.context import VaultContext
 from vault.recipients import acks, registry
@@ -37,6 +39,21 @@ def _print(info: registry.RecipientInfo) -> None:
     print(f"{info.name}\t{info.kind}\t{info.transport}\t{info.target}\t{state}\t{subs}")
 
 
+def _record(info: registry.RecipientInfo) -> dict[str, Any]:
+    """One recipient for `--json` (never its signing secret)."""
+    return {
+        "name": info.name,
+        "kind": info.kind,
+        "transport": info.transport,
+        "target": info.target,
+        "paused_at": info.paused_at.isoformat() if info.paused_at else None,
+        "subscriptions": [
+            {"type": s.event_type, "purpose": s.purpose, "scope": s.scope}
+            for s in info.subscriptions
+        ],
+    }
+
+
 def add_parser(sub: Any, run: Runner, admin: Callable[[], Actor]) -> None:
     """Add `recipients` and its commands to the `tresor` parser."""
 
@@ -60,7 +77,11 @@ def add_parser(sub: Any, run: Runner, admin: Callable[[], Actor]) -> None:
         return 0
 
     def list_(settings: Settings, args: argparse.Namespace) -> int:
-        for info in run(settings, registry.list_recipients):
+        found = run(settings, registry.list_recipients)
+        if args.json:
+            print(json.dumps([_record(info) for info in found]))
+            return 0
+        for info in found:
             _print(info)
         return 0
 
@@ -94,8 +115,7 @@ def add_parser(sub: Any, run: Runner, admin: Callable[[], Actor]) -> None:
         return 0
 
     def replay(settings: Settings, args: argparse.Namespace) -> int:
-        since = datetime.fromisoformat(args.since)
-        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+        since = args.since  # parsed by `iso_time`: UTC when it names no offset
         count = run(settings, lambda ctx: acks.replay(ctx, admin(), args.name, since))
         print(f"queued {count} notices again")
         return 0
@@ -128,6 +148,7 @@ def add_parser(sub: Any, run: Runner, admin: Callable[[], Actor]) -> None:
     )
     s.set_defaults(func=create)
     s = r.add_parser("list", help="list recipients")
+    s.add_argument("--json", action="store_true", help="print one JSON array")
     s.set_defaults(func=list_)
     s = r.add_parser("subscribe", help="replace a recipient's subscriptions")
     s.add_argument("name")
@@ -146,7 +167,9 @@ def add_parser(sub: Any, run: Runner, admin: Callable[[], Actor]) -> None:
     s.set_defaults(func=deliveries)
     s = r.add_parser("replay", help="send a recipient's notices since a time again")
     s.add_argument("name")
-    s.add_argument("--since", required=True, help="ISO time, e.g. 2026-12-01T00:00")
+    s.add_argument(
+        "--since", required=True, type=iso_time, help="ISO time, e.g. 2026-12-01T00:00 (UTC)"
+    )
     s.set_defaults(func=replay)
     s = r.add_parser("deliver", help="fan out and deliver what is due now, once")
     s.set_defaults(func=deliver)

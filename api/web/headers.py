@@ -32,11 +32,12 @@ PAGE_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-#: The Swagger UI page: its bundle and styles from jsDelivr and the inline start-up script.
+#: The Swagger UI and ReDoc pages: their bundles and styles from this server
+#: (`api.openapi_docs`, nothing from elsewhere), the inline start-up script, ReDoc's worker.
 DOCS_CSP = (
-    "default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "img-src 'self' data: https://cdn.jsdelivr.net; connect-src 'self'; "
+    "default-src 'none'; script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; "
+    "connect-src 'self'; worker-src 'self' blob:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 _CSP = b"content-security-policy"

@@ -222,9 +222,9 @@ def test_clients_create_prints_the_key_last(cli_env: Settings, capsys):
     ],
 )
 def test_clients_create_refuses_bad_input(cli_env: Settings, capsys, argv, message):
-    """A lookup client without purpose, an unknown purpose or a bad name exits 1 with the reason and
-    stores nothing."""
-    assert main(argv) == 1
+    """A lookup client without purpose, an unknown purpose or a bad name is a usage error
+    (exit 2) with the reason, and stores nothing."""
+    assert main(argv) == 2
     captured = capsys.readouterr()
     assert captured.err.startswith("error: ") and message in captured.err
     assert "tresor_" not in captured.out

@@ -51,9 +51,9 @@ def test_quotas_are_set_at_creation_changed_by_update_and_listed(cli_env: Settin
     assert capsys.readouterr().out.strip() == "updated client shop"
     assert main(["clients", "list"]) == 0
     assert _lines(capsys)[0][6:] == ["rate 50/m", "lookups/day -"]
-    assert main(["clients", "update", "shop", "--rate", "lots"]) == 1
+    assert main(["clients", "update", "shop", "--rate", "lots"]) == 2
     assert "bad rate" in capsys.readouterr().err
-    assert main(["clients", "update", "shop"]) == 1
+    assert main(["clients", "update", "shop"]) == 2
     actions = [a for _, _, a in _audit_actors(cli_env)]
     assert actions.count("admin:client:update") == 1
 
@@ -74,7 +74,7 @@ def test_rotate_key_prints_the_new_key_last_and_keeps_the_old_for_the_grace(
     assert main(["clients", "rotate-key", "crm", "--grace", "0"]) == 0
     newest = capsys.readouterr().out.splitlines()[-1]
     assert _authenticate(cli_env, new) is None and _authenticate(cli_env, newest) is not None
-    assert main(["clients", "rotate-key", "crm", "--grace", "1y"]) == 1
+    assert main(["clients", "rotate-key", "crm", "--grace", "1y"]) == 2
     assert "bad duration" in capsys.readouterr().err
     actions = [a for _, _, a in _audit_actors(cli_env)]
     assert actions.count("admin:client:rotate_key") == 2

@@ -125,6 +125,7 @@ def assert_problem(response: httpx.Response, status: int | None = None) -> dict[
     for member in ("type", "title", "status", "detail"):
         assert member in body, f"problem lacks {member}: {body}"
     assert body["status"] == response.status_code
+    assert body["type"].startswith("urn:tresor:problem:"), body  # one error shape (issue 20)
     assert isinstance(body["detail"], str) and body["detail"]
     if status is not None:
         assert response.status_code == status, response.text

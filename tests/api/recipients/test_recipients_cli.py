@@ -89,14 +89,14 @@ def test_recipient_commands(cli_env: Settings, capsys: pytest.CaptureFixture[str
     ],
 )
 def test_bad_input_is_an_error(cli_env: Settings, capsys, args: list[str], message: str):
-    """A bad URL, an unknown client or event type ends with status 1, a message naming the
-    problem, and no recipient."""
+    """A bad URL or event type (a usage error, status 2) or an unknown client (status 1)
+    ends with a message naming the problem, and no recipient."""
     assert (
         main(["clients", "create", "mailer", "--role", "lookup", "--purpose", "order.delivery"])
         == 0
     )
     capsys.readouterr()
-    assert main(args) == 1
+    assert main(args) == (1 if message == "no API client" else 2)
     assert message in capsys.readouterr().err
     assert main(["recipients", "list"]) == 0
     assert _out(capsys) == []
