@@ -173,7 +173,7 @@ async def test_the_callback_refuses_what_it_must_not_accept(vault, case, status,
         state = params["state"]
         changes: dict[str, Any] = {}
         if case == "bad_state":
-            state = "x" + state[1:]
+            state = ("y" if state[0] == "x" else "x") + state[1:]  # always another state
         elif case == "no_flow_cookie":
             http.cookies.clear()
         elif case == "bad_nonce":
