@@ -42,7 +42,9 @@ class ContactController(Controller):
             "priority other than `normal` must be granted to the client "
             "(`contact_type_not_granted`, `contact_priority_not_granted`), and the basket "
             "may refuse it (`contact_budget_exhausted`, `contact_blocked_by_calamity`, ...). "
-            "An unknown subject is a 404 `subject_not_found`. Every outcome is audited."
+            "An unknown subject is a 404 `subject_not_found`. A contact the customer "
+            "started (`direction: inbound`, a call or a reply) is recorded at 0 points "
+            "without the basket's checks. Every outcome is audited."
         ),
         status_code=201,
         responses=problems(
@@ -65,6 +67,7 @@ class ContactController(Controller):
                 priority=data.priority,
                 touchpoint=data.touchpoint,
                 followup=data.followup,
+                inbound=data.direction == "inbound",
             ),
             purpose_id=data.purpose,
         )

@@ -513,7 +513,7 @@ async def test_batch_lines_answer_the_preferred_channel_like_the_single_lookup(v
 async def test_a_contact_may_name_any_channel_of_its_purpose_only(vault):
     """order.delivery accepts phone; e-mail is not among its channels and is rejected."""
     sid = await _subject(vault)
-    assert (await _lookup(vault, sid, channel="phone")).contact.points == 6
+    assert (await _lookup(vault, sid, channel="phone")).contact.points == 5
     with pytest.raises(InvalidInput) as err:
         await _lookup(vault, sid, channel="email")
     assert "contact.channel" in err.value.errors
