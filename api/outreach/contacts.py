@@ -12,6 +12,7 @@ from api.deps import Vault
 from api.idempotency import IdempotentOperation
 from api.openapi_docs import AUTHED, READ_DENIALS, problems
 from api.outreach.schemas import ContactRecorded, ContactRecordIn
+from api.schemas import contact_channel
 from api.subjects.schemas import ContactReservationOut
 from vault.admin.clients import ClientInfo, Role
 from vault.outreach import basket
@@ -19,8 +20,9 @@ from vault.outreach import basket
 
 def reservation_out(r: basket.Reservation) -> ContactReservationOut:
     return ContactReservationOut(
-        id=r.contact_id, month=r.month, points=r.points, used=r.used, basket=r.basket
-    )
+        id=r.contact_id, month=r.month, points=r.points, used=r.used, basket=r.basket,
+        channel=contact_channel(r.channel),
+    )  # fmt: skip
 
 
 class ContactController(Controller):

@@ -124,8 +124,13 @@ class LookupController(Controller):
             contact=None
             if r is None
             else ContactReservationOut(
-                id=r.contact_id, month=r.month, points=r.points, used=r.used, basket=r.basket
-            ),
+                id=r.contact_id,
+                month=r.month,
+                points=r.points,
+                used=r.used,
+                basket=r.basket,
+                channel=contact_channel(r.channel),
+            ),  # fmt: skip
             preferred_channel=contact_channel(r.preferred_channel) if r is not None else None,
         )
         return Response(answer, headers={"ETag": etag(CONTACT, result.contact_revision)})

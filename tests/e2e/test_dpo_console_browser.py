@@ -61,7 +61,10 @@ def _seed(served: Served) -> dict[str, str]:
     consent_id = body["consent_id"]
     for _ in range(3):
         status, body = served.call(
-            "POST", "/v1/lookup", gateway, {"purpose": "offers.sms", "subject_id": sid}
+            "POST",
+            "/v1/lookup",
+            gateway,
+            {"purpose": "offers.sms", "subject_id": sid, "contact": {"brand": "tresor"}},
         )
         assert status == 200, body
     status, body = served.call(

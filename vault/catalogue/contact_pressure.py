@@ -379,6 +379,13 @@ def parse_rules(
         service_reserve_tenths=round(reserve * 10) if reserve is not None else None,
     )
     if catalogue is not None:
+        for scoped in catalogue.purposes.values():
+            unknown_brands = sorted(set(scoped.brands) - set(brands))
+            if unknown_brands:
+                raise fail(
+                    r"^\s*\[\[brand\]\]",
+                    f"purpose '{scoped.id}' names brand(s) {unknown_brands} not declared here",
+                )
         unusable = never_passing(rules, catalogue)
         if unusable:
             purpose, channel, cost = unusable[0]

@@ -36,7 +36,7 @@ from vault.storage.dialect import insert_ignoring_conflict
 from vault.storage.ports import TransactionReads
 from vault.storage.rows import canonical_id
 from vault.storage.tables import contact_budgets, contacts, followups
-from vault.subjects.decision import Allow, Deny, DenyReason, check_request
+from vault.subjects.decision import Allow, Deny, DenyReason, check_contact, check_request
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -120,6 +120,9 @@ class Reservation:
     #: The customer's preferred channel for the contact's type, when the purpose allows
     #: several channels and the preferred one is among them (vault.outreach.preferences).
     preferred_channel: str | None = None
+    #: The channel used and charged: the customer's preferred one when the purpose allows
+    #: it, else the announced one (None for a follow-up or an inbound contact).
+    channel: str | None = None
 
 
 def grant_denial(
@@ -255,6 +258,16 @@ async def reserve(
         if last_calamity:
             return Deny(DenyReason.CONTACT_BLOCKED_BY_CALAMITY)
 
+    # The customer's preferred channel for this type, when the purpose allows it, is the
+    # channel used and charged (issue 21): reporting it while charging another was a lie.
+    prefs = await preferences.load(conn, subject_id)
+    known = ctx.catalogue.get(purpose) if purpose is not None else None
+    allowed = tuple(c.value for c in known.channels) if known is not None else ()
+    preferred = prefs.preferred_for(type, allowed) if prefs is not None else None
+    if preferred is not None and preferred != channel:
+        channel = preferred
+        cost = rules.cost_tenths(type, channel)
+
     # Service messages draw from a reserve of their own when the rules keep one: what
     # marketing spent of the basket never blocks them, and they never fill it.
     in_reserve = (
@@ -266,17 +279,15 @@ async def reserve(
             return Deny(DenyReason.CONTACT_BUDGET_EXHAUSTED)
 
     # The customer's own preferences (quiet hours, own cap) on top of the company rules.
-    verdict = await preferences.check_reservation(
-        conn,
-        ctx,
-        subject_id=subject_id,
+    verdict = preferences.check_contact(
+        prefs,
         channel=channel,
         type=type,
-        purpose=purpose,
         cap_exempt=prio.unlimited or type in rules.basket_exempt_types,
         used_tenths=pool,
         cost_tenths=cost,
         now=now,
+        allowed_channels=allowed,
     )
     if verdict.deny is not None:
         return Deny(verdict.deny)
@@ -318,6 +329,7 @@ async def reserve(
         used=new_used / 10,
         basket=rules.limit_tenths(type) / 10,
         preferred_channel=verdict.preferred_channel,
+        channel=channel,
     )
 
 
@@ -540,6 +552,7 @@ async def record_contact(
     if spec.channel is None or spec.type is None:
         raise InvariantViolation("spec.channel or spec.type is unset")
     checked = check_grant(ctx, actor.id, client_purposes, spec, checked)
+    checked = check_contact(purpose, spec.brand, checked)
     now = ctx.clock.now()
     outcome: Reservation | Deny
     async with ctx.transaction() as conn:

@@ -201,3 +201,16 @@ def test_rules_under_which_a_purpose_never_passes_stop_the_start(tmp_path):
     with pytest.raises(PolicyError, match="purpose 'order.delivery' can never pass"):
         load_rules(tmp_path / "policies")
     assert load_rules(POLICIES).service_reserve_tenths == 100
+
+
+def test_a_purpose_scoped_to_an_unknown_brand_stops_the_start(tmp_path):
+    """`brands` on a purpose must name brands of the rules: a typo would cover nobody."""
+    shutil.copytree(POLICIES, tmp_path / "policies")
+    path = tmp_path / "policies" / "purposes.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text.replace('id = "offers.sms"\n', 'id = "offers.sms"\nbrands = ["tresor_fianance"]\n'),
+        encoding="utf-8",
+    )
+    with pytest.raises(PolicyError, match=r"purpose 'offers.sms' names brand\(s\) \['tresor_fian"):
+        load_rules(tmp_path / "policies")
