@@ -12,6 +12,7 @@ from api.deps import Vault
 from api.idempotency import IdempotentOperation
 from api.openapi_docs import AUTHED, READ_DENIALS, problems
 from api.outreach.schemas import ContactRecorded, ContactRecordIn
+from api.schemas import contact_channel
 from api.subjects.schemas import ContactReservationOut
 from vault.admin.clients import ClientInfo, Role
 from vault.outreach import basket
@@ -19,8 +20,9 @@ from vault.outreach import basket
 
 def reservation_out(r: basket.Reservation) -> ContactReservationOut:
     return ContactReservationOut(
-        id=r.contact_id, month=r.month, points=r.points, used=r.used, basket=r.basket
-    )
+        id=r.contact_id, month=r.month, points=r.points, used=r.used, basket=r.basket,
+        channel=contact_channel(r.channel),
+    )  # fmt: skip
 
 
 class ContactController(Controller):
@@ -42,7 +44,9 @@ class ContactController(Controller):
             "priority other than `normal` must be granted to the client "
             "(`contact_type_not_granted`, `contact_priority_not_granted`), and the basket "
             "may refuse it (`contact_budget_exhausted`, `contact_blocked_by_calamity`, ...). "
-            "An unknown subject is a 404 `subject_not_found`. Every outcome is audited."
+            "An unknown subject is a 404 `subject_not_found`. A contact the customer "
+            "started (`direction: inbound`, a call or a reply) is recorded at 0 points "
+            "without the basket's checks. Every outcome is audited."
         ),
         status_code=201,
         responses=problems(
@@ -65,6 +69,7 @@ class ContactController(Controller):
                 priority=data.priority,
                 touchpoint=data.touchpoint,
                 followup=data.followup,
+                inbound=data.direction == "inbound",
             ),
             purpose_id=data.purpose,
         )

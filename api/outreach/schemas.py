@@ -36,6 +36,8 @@ class ContactRecordIn(Struct, forbid_unknown_fields=True):
     touchpoint: Short | None = None
     #: An agreed follow-up this contact keeps (for its purpose); costs no points.
     followup: Uuid | None = None
+    #: `inbound`: the customer started the contact (a call, a reply); recorded at 0 points.
+    direction: Literal["outbound", "inbound"] = "outbound"
 
 
 class ContactRecorded(Struct):

@@ -61,9 +61,14 @@ class LookupController(Controller):
             "Returns only the fields the purpose allows and the subject's lawful basis "
             "covers, with that basis. Denials are 403 with a `reason` code. With `contact`, "
             "revealing the data reserves the contact's points in the customer's monthly "
-            "basket, or the lookup is denied `contact_budget_exhausted` / "
+            "basket (with the customer's preferred channel, where the purpose allows it, as the "
+            "channel charged and returned in `contact.channel`), or the lookup is denied "
+            "`contact_budget_exhausted` / "
             "`contact_blocked_by_calamity`, or by the customer's own preferences "
-            "`contact_quiet_hours` / `contact_cap_reached`. `preferred_channel` names the "
+            "`contact_quiet_hours` / `contact_cap_reached`. A lookup for an editorial or "
+            "commercial purpose (or one marked `contact_required`) must announce its "
+            "`contact` (else `contact_required`); a purpose scoped to brands refuses a contact "
+            "for another brand (`brand_not_covered`). `preferred_channel` names the "
             "customer's preferred channel when the purpose allows several. Stored data that "
             "fails its integrity check (a ciphertext that does not open, a blind-index entry "
             "on another subject's row) is a 500 with `reason` `integrity_error`, audited as a "
@@ -124,8 +129,13 @@ class LookupController(Controller):
             contact=None
             if r is None
             else ContactReservationOut(
-                id=r.contact_id, month=r.month, points=r.points, used=r.used, basket=r.basket
-            ),
+                id=r.contact_id,
+                month=r.month,
+                points=r.points,
+                used=r.used,
+                basket=r.basket,
+                channel=contact_channel(r.channel),
+            ),  # fmt: skip
             preferred_channel=contact_channel(r.preferred_channel) if r is not None else None,
         )
         return Response(answer, headers={"ETag": etag(CONTACT, result.contact_revision)})

@@ -96,14 +96,18 @@ class ContactIn(Struct, forbid_unknown_fields=True):
     followup: Uuid | None = None
 
 
-class ContactReservationOut(Struct):
-    """Points reserved for the contact; `used` and `basket` are this month's totals."""
+class ContactReservationOut(Struct, omit_defaults=True):
+    """Points reserved for the contact; `used` and `basket` are this month's totals of the
+    pool it drew from (the basket, or the service reserve for a service message)."""
 
     id: str
     month: str
     points: float
     used: float
     basket: float
+    #: The channel used and charged: the customer's preferred one when the purpose allows
+    #: it, else the announced one (absent for a follow-up kept or an inbound contact).
+    channel: ContactChannel | None = None
 
 
 class LookupRequest(Struct, forbid_unknown_fields=True):

@@ -50,7 +50,7 @@ def test_a_customer_walks_the_privacy_centre_in_a_browser(tmp_path: Path):
         ):
             status, body = tresor.call("POST", f"/v1/subjects/{sid}/consents", writer, basis)
             assert status == 201, body
-        sms_lookup = {"purpose": "offers.sms", "subject_id": sid}
+        sms_lookup = {"purpose": "offers.sms", "subject_id": sid, "contact": {"brand": "tresor"}}
         status, body = tresor.call("POST", "/v1/lookup", shop, sms_lookup)
         assert status == 200 and body["fields"]["phone"] == "+492214711000", body
 

@@ -6,7 +6,7 @@ holds the sealer's advisory lock and maps it to the server process that owns the
 the test sees both sealers really running (and taking turns). After SIGTERM (a clean
 shutdown seals everything), every lookup answered has exactly one audit event, the chain
 positions run 1..N without a gap or a fork, `tresor audit verify` passes, and the contact
-lookups aimed at two customers from both nodes never overspend their basket.
+lookups aimed at two customers from both nodes never overspend their service reserve.
 """
 
 from __future__ import annotations
@@ -385,16 +385,18 @@ def test_two_servers_on_one_postgres_lose_nothing_and_never_fork(postgres, tmp_p
     assert probe.both_at_once == 0
     assert probe.holders["A"] > 0 and probe.holders["B"] > 0, probe.holders
 
-    # No overspend: each basket month's counter equals the points of its contacts and stays
-    # within the basket (all contacts here have the `normal` priority: no overdraft).
+    # No overspend: the letters are service messages, so each month's contacts stay within
+    # the service reserve (all `normal` priority: no overdraft) and the basket counter they
+    # lock stays at 0.
     from vault.catalogue.contact_pressure import load_rules
 
     rules = load_rules(POLICIES)
-    limit = rules.basket_tenths + rules.priorities["normal"].overdraft_tenths
+    limit = rules.limit_tenths("service") + rules.priorities["normal"].overdraft_tenths
     assert len(facts["budgets"]) == 2 and facts["budgets"].keys() == facts["spent"].keys()
     for month_key, used in facts["budgets"].items():
-        assert used == facts["spent"][month_key] <= limit, (month_key, used)
-        assert used > limit - 30, "the basket was filled, not just refused"
+        spent = facts["spent"][month_key]
+        assert used == 0 and spent <= limit, (month_key, used, spent)
+        assert spent > limit - 30, "the reserve was filled, not just refused"
 
     out = cli("audit", "verify", check=False)
     assert out.returncode == 0, out.stderr

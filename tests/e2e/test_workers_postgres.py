@@ -226,7 +226,7 @@ async def _database_facts(url: str) -> dict[str, Any]:
 
 def test_two_workers_serve_audit_every_lookup_and_never_overspend(postgres, tmp_path):
     """Mixed load on `serve --workers 2`: both workers answer, one audit event per lookup
-    response, budgets equal their contacts and stay within the basket, verify passes."""
+    response, contacts stay within the service reserve, verify passes."""
     started = time.monotonic()
     asyncio.run(postgres.truncate())
     assert postgres.url
@@ -303,16 +303,17 @@ def test_two_workers_serve_audit_every_lookup_and_never_overspend(postgres, tmp_
     # Exactly one audit event for every lookup response (allowed, denied or not found).
     assert facts["per_request"] == {rid: 1 for rid in load["lookup_ids"]}
 
-    # The basket: each month's counter equals its contacts and never exceeds the basket
-    # plus the overdraft of the `normal` priority every contact here used.
+    # The service reserve (every contact here is a service message): each month's contacts
+    # never exceed the reserve plus the overdraft of the `normal` priority they used, and
+    # the basket counter they lock stays untouched (service never fills the basket).
     rules = load_rules(POLICIES)
-    limit = rules.basket_tenths + rules.priorities["normal"].overdraft_tenths
+    limit = rules.limit_tenths("service") + rules.priorities["normal"].overdraft_tenths
     assert facts["budgets"] and facts["budgets"].keys() == facts["spent"].keys()
     for (sid, month), used in facts["budgets"].items():
         total, n = facts["spent"][(sid, month)]
-        assert used == total <= limit, (sid, month, used, total)
+        assert used == 0 and total <= limit, (sid, month, used, total)
         assert n == load["contact_ok"][sid]  # every contact recorded was a 200, and vice versa
-        assert used > limit - 30, "the basket was filled, not just refused"
+        assert total > limit - 30, "the reserve was filled, not just refused"
 
     assert facts["unsealed"] == 0, "a clean shutdown of both workers seals everything"
     out = cli("audit", "verify")

@@ -15,6 +15,7 @@ from vault.audit.events import Actor
 from vault.bases.consents import Evidence, confirm, record_basis
 from vault.bases.ending import EndedBasis
 from vault.context import VaultContext
+from vault.outreach.basket import ContactSpec
 from vault.rights.erasure import ErasureResult, erase_in
 from vault.rights.restriction import object_in
 from vault.storage.tables import (
@@ -115,6 +116,8 @@ async def actions(vault: VaultContext) -> list[str]:
 async def look(
     vault: VaultContext, purpose: str, kind: str, identifier: str, actor: Actor = SHOP
 ) -> Any:
+    """A lookup; for a marketing purpose it announces a tresor contact, as it must."""
+    known = vault.catalogue.get(purpose)
     return await lookup_mod.lookup(
         vault,
         actor,
@@ -122,6 +125,7 @@ async def look(
         purpose_id=purpose,
         identifier_kind=kind,
         identifier=identifier,
+        contact=ContactSpec(brand="tresor") if known and known.needs_contact else None,
     )
 
 

@@ -39,7 +39,7 @@ from vault.audit.batch import AuditBatcher
 from vault.audit.events import Actor, EventRecord
 from vault.clock import as_utc
 from vault.errors import InvalidInput, InvariantViolation, Unavailable
-from vault.subjects.decision import Deny, DenyReason, check_request
+from vault.subjects.decision import Deny, DenyReason, check_contact, check_request
 from vault.subjects.outbound import OutboundContact
 
 if TYPE_CHECKING:
@@ -109,6 +109,7 @@ async def resolve_batch(
     if contact is not None:
         contact = contact.resolve(ctx, purpose)  # raises InvalidInput
         checked = contact.check_grant(ctx, actor.id, client_purposes, checked)
+    checked = check_contact(purpose, contact.brand if contact is not None else None, checked)
     now = ctx.clock.now()
     events = LookupEvents(
         actor,
@@ -288,6 +289,8 @@ def _lines(outcomes: list[Outcome], start: int) -> list[dict[str, Any]]:
                 "used": r.used,
                 "basket": r.basket,
             }
+            if r.channel is not None:  # the channel charged, as in the single lookup's
+                line["contact"]["channel"] = r.channel
             if r.preferred_channel is not None:  # as in the single lookup's answer
                 line["preferred_channel"] = r.preferred_channel
         lines.append(line)

@@ -31,7 +31,7 @@ from vault.audit.events import Actor, AuditAction, Decision
 from vault.catalogue.purposes import Purpose
 from vault.errors import InvalidInput, InvariantViolation
 from vault.storage.ports import TransactionReads
-from vault.subjects.decision import Deny, DenyReason, check_request
+from vault.subjects.decision import Deny, DenyReason, check_contact, check_request
 from vault.subjects.outbound import OutboundContact
 
 if TYPE_CHECKING:
@@ -117,6 +117,7 @@ async def dry_run(
     checked = check_request(purpose, purpose_id, client_purposes, None)
     if contact is not None:
         checked = contact.check_grant(ctx, actor.id, client_purposes, checked)
+        checked = check_contact(purpose, contact.brand, checked, reveals=False)
     now = ctx.clock.now()
     label = purpose_id if purpose is not None else "<unknown>"
     if isinstance(checked, Deny):

@@ -41,7 +41,7 @@ from vault.errors import (
 )
 from vault.storage.ports import ReadPort
 from vault.storage.rows import canonical_id
-from vault.subjects.decision import Allow, Deny, DenyReason, check_request
+from vault.subjects.decision import Allow, Deny, DenyReason, check_contact, check_request
 from vault.subjects.outbound import OutboundContact, Reservation
 from vault.subjects.store import identifier_digest
 
@@ -98,6 +98,10 @@ _MESSAGES = {
     ),
     DenyReason.CONTACT_TYPE_NOT_GRANTED: "this client may not announce calamity contacts",
     DenyReason.CONTACT_PRIORITY_NOT_GRANTED: "this client was not granted the contact's priority",
+    DenyReason.CONTACT_REQUIRED: (
+        "a lookup for a marketing purpose must announce its contact (contact.brand)"
+    ),
+    DenyReason.BRAND_NOT_COVERED: "the purpose's consent does not cover the contact's brand",
 }
 
 
@@ -142,6 +146,7 @@ async def lookup(
     if contact is not None:
         contact = contact.resolve(ctx, purpose)  # raises InvalidInput
         checked = contact.check_grant(ctx, actor.id, client_purposes, checked)
+    checked = check_contact(purpose, contact.brand if contact is not None else None, checked)
     now = ctx.clock.now()
     events = LookupEvents(
         actor,

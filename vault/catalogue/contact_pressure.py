@@ -88,6 +88,17 @@ class PressureRules:
     #: An audience dry run needs this many distinct known subjects, and buckets with fewer
     #: members are not shown (`vault.access.dry_run.dry_run`).
     dry_run_min_audience: int = DEFAULT_DRY_RUN_MIN_AUDIENCE
+    #: Tenths of a point per month that service messages draw from instead of the basket,
+    #: so marketing's use of the basket never blocks a delivery notice; None: service
+    #: messages share the basket.
+    service_reserve_tenths: int | None = None
+
+    def limit_tenths(self, type: str) -> int:
+        """What a contact of `type` may use per month at normal priority: the service
+        reserve for service messages (when configured), else the basket."""
+        if type == CommunicationType.SERVICE.value and self.service_reserve_tenths is not None:
+            return self.service_reserve_tenths
+        return self.basket_tenths
 
     @property
     def basket_points(self) -> float:
@@ -211,9 +222,12 @@ def parse_rules(
     text: str,
     source: str = "contact-pressure.toml",
     known_purposes: Collection[str] | None = None,
+    catalogue: PurposeCatalogue | None = None,
 ) -> PressureRules:
     """Parse and validate the rules; raises `PolicyError` naming source and line.
-    `known_purposes` (the catalogue's ids), when given, must hold every granted purpose."""
+    `known_purposes` (the catalogue's ids), when given, must hold every granted purpose;
+    with `catalogue`, every channel of every purpose must be usable at normal priority in
+    an empty month (`never_passing`), the line named being the channel's factor."""
     doc = parse_toml(text, source)
 
     def fail(pattern: str, msg: str) -> PolicyError:
@@ -225,7 +239,7 @@ def parse_rules(
     allowed = {
         "version", "timezone", "basket_points", "calamity_cooldown_hours",
         "cooldown_exempt_types", "basket_exempt_types", "points", "channel_factors",
-        "brand", "priority", "calamity", "dry_run_min_audience",
+        "brand", "priority", "calamity", "dry_run_min_audience", "service_reserve_points",
     }  # fmt: skip
     extra = set(doc) - allowed
     if extra:
@@ -251,6 +265,12 @@ def parse_rules(
     if not isinstance(min_audience, int) or isinstance(min_audience, bool) or min_audience < 2:
         # 1 would answer for one person again (security finding 3).
         raise fail(key_line("dry_run_min_audience"), "dry_run_min_audience must be an integer >= 2")
+
+    reserve = doc.get("service_reserve_points")
+    if reserve is not None and (not _number(reserve) or reserve <= 0):
+        raise fail(
+            key_line("service_reserve_points"), "service_reserve_points must be a positive number"
+        )
 
     points = doc.get("points")
     if not isinstance(points, dict):
@@ -343,7 +363,7 @@ def parse_rules(
     if isinstance(calamity_grant, str):
         raise fail(calamity_pattern, calamity_grant)
 
-    return PressureRules(
+    rules = PressureRules(
         version=version,
         timezone=tz,
         basket_tenths=round(basket * 10),
@@ -356,7 +376,44 @@ def parse_rules(
         priorities=priorities,
         calamity_grant=calamity_grant,
         dry_run_min_audience=min_audience,
+        service_reserve_tenths=round(reserve * 10) if reserve is not None else None,
     )
+    if catalogue is not None:
+        for scoped in catalogue.purposes.values():
+            unknown_brands = sorted(set(scoped.brands) - set(brands))
+            if unknown_brands:
+                raise fail(
+                    r"^\s*\[\[brand\]\]",
+                    f"purpose '{scoped.id}' names brand(s) {unknown_brands} not declared here",
+                )
+        unusable = never_passing(rules, catalogue)
+        if unusable:
+            purpose, channel, cost = unusable[0]
+            ctype = catalogue.purposes[purpose].communication_type.value
+            raise fail(
+                key_line(channel),
+                f"purpose '{purpose}' can never pass at normal priority: {ctype} by "
+                f"{channel} costs {cost / 10:g} points, more than the "
+                f"{rules.limit_tenths(ctype) / 10:g} a month allows",
+            )
+    return rules
+
+
+def never_passing(rules: PressureRules, catalogue: PurposeCatalogue) -> list[tuple[str, str, int]]:
+    """(purpose, channel, cost in tenths) for every channel of a catalogue purpose whose one
+    contact costs more than its type may use in a month at normal priority: such a purpose
+    could never be used, so the rules are refused at start (issue 21). Types that pass a
+    full basket (`basket_exempt_types`) are never stopped by it."""
+    out: list[tuple[str, str, int]] = []
+    for purpose in catalogue.purposes.values():
+        ctype = purpose.communication_type.value
+        if ctype in rules.basket_exempt_types:
+            continue
+        for channel in purpose.channels:
+            cost = rules.cost_tenths(ctype, channel.value)
+            if cost > rules.limit_tenths(ctype):
+                out.append((purpose.id, channel.value, cost))
+    return out
 
 
 def load_rules(policies_dir: Path, catalogue: PurposeCatalogue | None = None) -> PressureRules:
@@ -365,4 +422,4 @@ def load_rules(policies_dir: Path, catalogue: PurposeCatalogue | None = None) ->
     grant nobody."""
     text, path = read_file(policies_dir, "contact-pressure.toml", "contact-pressure rules")
     purposes = catalogue if catalogue is not None else load_catalogue(policies_dir)
-    return parse_rules(text, path, set(purposes.purposes))
+    return parse_rules(text, path, set(purposes.purposes), purposes)

@@ -61,6 +61,17 @@ class Purpose:
     #: Every channel a contact for this purpose may use, `channel` (the default) first;
     #: from the optional `channels` key, else just `channel`.
     channels: tuple[Channel, ...] = ()
+    #: Marked in the catalogue: a lookup must announce its contact even for a service type.
+    contact_required: bool = False
+    #: The brands (contact-pressure rules' ids) whose contacts the purpose covers; empty:
+    #: every brand. A consent for one brand does not cover another (issue 21).
+    brands: tuple[str, ...] = ()
+
+    @property
+    def needs_contact(self) -> bool:
+        """Whether a lookup must announce its contact (and so always reserve): every
+        editorial and commercial purpose, and any marked `contact_required`."""
+        return self.contact_required or self.communication_type in MARKETING_TYPES
 
     def __post_init__(self) -> None:
         if not self.channels:
@@ -92,6 +103,7 @@ class PurposeCatalogue:
 
 
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_BRAND_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _DATA_USE_RE = re.compile(r"^[a-z_]+(\.[a-z_]+)*$")
 _REQUIRED = {
     "id": str,
@@ -109,6 +121,8 @@ _OPTIONAL = {
     "default_duration_days": int,
     "explicit_consent": bool,
     "channels": list,
+    "contact_required": bool,
+    "brands": list,
 }
 #: The contact field a channel needs: a purpose may only list channels it can reach.
 CHANNEL_FIELD = {
@@ -196,6 +210,11 @@ def _parse_purpose(raw: dict[str, Any], where: str) -> Purpose:
         raise fail("double_opt_in purposes must reveal the email field")
     if raw["retention_after_end_days"] < 0:
         raise fail("retention_after_end_days must not be negative")
+    brands = raw.get("brands", [])
+    if not brands and "brands" in raw:
+        raise fail("brands must name at least one brand (leave it out for every brand)")
+    if not all(isinstance(b, str) and _BRAND_RE.match(b) for b in brands):
+        raise fail("brands must list brand ids of contact-pressure.toml")
     if not _DATA_USE_RE.match(raw["data_use"]):
         raise fail(f"data_use '{raw['data_use']}' is not a fideslang data-use key")
     return Purpose(
@@ -214,6 +233,8 @@ def _parse_purpose(raw: dict[str, Any], where: str) -> Purpose:
         retention_after_end=timedelta(days=raw["retention_after_end_days"]),
         data_use=raw["data_use"],
         channels=tuple(channels),
+        contact_required=raw.get("contact_required", False),
+        brands=tuple(brands),
     )
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.access.lookup import LookupDenied, LookupNotFound, deny_message, judge_subject
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
-from vault.catalogue.contact_pressure import PressureRules, fit_contact
+from vault.catalogue.contact_pressure import DEFAULT_GRANT_PURPOSES, PressureRules, fit_contact
 from vault.catalogue.purposes import CommunicationType, Purpose
 from vault.errors import InvariantViolation
 from vault.outreach import preferences
@@ -36,7 +36,7 @@ from vault.storage.dialect import insert_ignoring_conflict
 from vault.storage.ports import TransactionReads
 from vault.storage.rows import canonical_id
 from vault.storage.tables import contact_budgets, contacts, followups
-from vault.subjects.decision import Allow, Deny, DenyReason, check_request
+from vault.subjects.decision import Allow, Deny, DenyReason, check_contact, check_request
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -55,6 +55,9 @@ class ContactSpec:
     #: An agreed follow-up (vault.outreach.followups) this contact keeps: inside its
     #: window it is allowed without counting against the basket.
     followup: str | None = None
+    #: A contact the customer started (an inbound call, a reply), only ever recorded
+    #: (`record_contact`), never announced by a lookup: 0 points, no basket checks.
+    inbound: bool = False
 
     def resolve(self, ctx: VaultContext, purpose: Purpose | None) -> ContactSpec:
         """Fill channel and type from the purpose, check consistency and known values
@@ -64,7 +67,9 @@ class ContactSpec:
             channel=self.channel, type=self.type, priority=self.priority,
             touchpoint=self.touchpoint,
         )  # fmt: skip
-        return ContactSpec(self.brand, channel, type, self.priority, self.touchpoint, self.followup)
+        return ContactSpec(
+            self.brand, channel, type, self.priority, self.touchpoint, self.followup, self.inbound
+        )
 
     def check_grant(
         self,
@@ -89,7 +94,8 @@ class ContactSpec:
     ) -> Reservation | Deny:
         """`reserve` this (resolved) contact for one subject, made by `actor`, in the
         caller's transaction; the follow-up it names only `with_followup` (a batch never
-        keeps one: a follow-up is for one customer)."""
+        keeps one: a follow-up is for one customer). Always outbound: a lookup that
+        reveals data for a contact reserves it, whatever `inbound` says."""
         if self.channel is None or self.type is None:
             raise InvariantViolation("self.channel or self.type is unset")
         return await reserve(
@@ -102,7 +108,8 @@ class ContactSpec:
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
-    """Points reserved for one contact; `used`/`basket` are this month's totals after it."""
+    """Points reserved for one contact; `used`/`basket` are this month's totals after it,
+    of the pool it drew from: the basket, or the service reserve for a service message."""
 
     contact_id: str
     subject_id: str
@@ -113,6 +120,9 @@ class Reservation:
     #: The customer's preferred channel for the contact's type, when the purpose allows
     #: several channels and the preferred one is among them (vault.outreach.preferences).
     preferred_channel: str | None = None
+    #: The channel used and charged: the customer's preferred one when the purpose allows
+    #: it, else the announced one (None for a follow-up or an inbound contact).
+    channel: str | None = None
 
 
 def grant_denial(
@@ -125,13 +135,18 @@ def grant_denial(
 ) -> Deny | None:
     """Deny a contact whose type or priority the client was not granted (None: fine).
     Values must be valid (`PressureRules.validate_contact`); an unknown priority is
-    denied."""
+    denied, and an unlimited one (`critical`) needs a client allowed `incident.notice`
+    besides its grant."""
     if type == CommunicationType.CALAMITY.value and not rules.calamity_grant.allows(
         client, client_purposes
     ):
         return Deny(DenyReason.CONTACT_TYPE_NOT_GRANTED)
     prio = rules.priorities.get(priority)
     if prio is None or not (prio.grant is None or prio.grant.allows(client, client_purposes)):
+        return Deny(DenyReason.CONTACT_PRIORITY_NOT_GRANTED)
+    if prio.unlimited and not DEFAULT_GRANT_PURPOSES <= client_purposes:
+        # A priority that passes every basket and cool-down is for safety and recall
+        # notices only: a grant by client name alone is not enough (issue 21).
         return Deny(DenyReason.CONTACT_PRIORITY_NOT_GRANTED)
     return None
 
@@ -179,13 +194,15 @@ async def reserve(
     client: str | None = None,
     request_id: str | None = None,
     followup: str | None = None,
+    inbound: bool = False,
 ) -> Reservation | Deny:
     """Atomically reserve the points of one outbound contact in the caller's transaction,
     or deny it (`contact_blocked_by_calamity`, `contact_budget_exhausted`).
 
     On success a `contacts` row is written and the month's counter raised; the caller's
     commit makes both durable (a rollback releases the points). Raises `InvalidInput` for
-    unknown channel, type, brand or priority.
+    unknown channel, type, brand or priority. An `inbound` contact (the customer started
+    it) is recorded at 0 points without any check: nobody was contacted.
     """
     rules: PressureRules = ctx.pressure_rules
     rules.validate_contact(channel=channel, type=type, brand=brand, priority=priority)
@@ -199,6 +216,15 @@ async def reserve(
         )  # fmt: skip
     prio = rules.priorities[priority]
     month = rules.month_of(now)
+    if inbound:
+        return await _record_inbound(
+            conn, rules, subject_id=subject_id, month=month, now=now,
+            values={
+                "brand": brand, "channel": channel, "type": type, "priority": priority,
+                "touchpoint": touchpoint, "purpose": purpose, "client": client,
+                "request_id": request_id,
+            },
+        )  # fmt: skip
     cost = rules.cost_tenths(type, channel)
 
     # Make sure the counter row exists, then lock it: every reservation for this subject
@@ -223,6 +249,7 @@ async def reserve(
                 .where(
                     contacts.c.subject_id == subject_id,
                     contacts.c.type == CommunicationType.CALAMITY.value,
+                    contacts.c.direction == "outbound",
                     contacts.c.at > now - rules.cooldown,
                     contacts.c.at <= now,
                 )
@@ -231,34 +258,51 @@ async def reserve(
         if last_calamity:
             return Deny(DenyReason.CONTACT_BLOCKED_BY_CALAMITY)
 
+    # The customer's preferred channel for this type, when the purpose allows it, is the
+    # channel used and charged (issue 21): reporting it while charging another was a lie.
+    prefs = await preferences.load(conn, subject_id)
+    known = ctx.catalogue.get(purpose) if purpose is not None else None
+    allowed = tuple(c.value for c in known.channels) if known is not None else ()
+    preferred = prefs.preferred_for(type, allowed) if prefs is not None else None
+    if preferred is not None and preferred != channel:
+        channel = preferred
+        cost = rules.cost_tenths(type, channel)
+
+    # Service messages draw from a reserve of their own when the rules keep one: what
+    # marketing spent of the basket never blocks them, and they never fill it.
+    in_reserve = (
+        type == CommunicationType.SERVICE.value and rules.service_reserve_tenths is not None
+    )
+    pool = await _service_used(conn, subject_id, month) if in_reserve else used
     if not prio.unlimited and type not in rules.basket_exempt_types:
-        if used + cost > rules.basket_tenths + prio.overdraft_tenths:
+        if pool + cost > rules.limit_tenths(type) + prio.overdraft_tenths:
             return Deny(DenyReason.CONTACT_BUDGET_EXHAUSTED)
 
     # The customer's own preferences (quiet hours, own cap) on top of the company rules.
-    verdict = await preferences.check_reservation(
-        conn,
-        ctx,
-        subject_id=subject_id,
+    verdict = preferences.check_contact(
+        prefs,
         channel=channel,
         type=type,
-        purpose=purpose,
         cap_exempt=prio.unlimited or type in rules.basket_exempt_types,
-        used_tenths=used,
+        used_tenths=pool,
         cost_tenths=cost,
         now=now,
+        allowed_channels=allowed,
     )
     if verdict.deny is not None:
         return Deny(verdict.deny)
 
-    new_used = (
-        await conn.execute(
-            update(contact_budgets)
-            .where(contact_budgets.c.subject_id == subject_id, contact_budgets.c.month == month)
-            .values(used_tenths=contact_budgets.c.used_tenths + cost, updated_at=now)
-            .returning(contact_budgets.c.used_tenths)
-        )
-    ).scalar_one()
+    if in_reserve:
+        new_used = pool + cost
+    else:
+        new_used = (
+            await conn.execute(
+                update(contact_budgets)
+                .where(contact_budgets.c.subject_id == subject_id, contact_budgets.c.month == month)
+                .values(used_tenths=contact_budgets.c.used_tenths + cost, updated_at=now)
+                .returning(contact_budgets.c.used_tenths)
+            )
+        ).scalar_one()
     contact_id = str(uuid.uuid4())
     await conn.execute(
         insert(contacts).values(
@@ -283,9 +327,59 @@ async def reserve(
         month=month,
         points=cost / 10,
         used=new_used / 10,
-        basket=rules.basket_points,
+        basket=rules.limit_tenths(type) / 10,
         preferred_channel=verdict.preferred_channel,
+        channel=channel,
     )
+
+
+async def _record_inbound(
+    conn: AsyncConnection,
+    rules: PressureRules,
+    *,
+    subject_id: str,
+    month: str,
+    now: datetime,
+    values: dict[str, str | None],
+) -> Reservation:
+    """Record a contact the customer started: 0 points, the basket counter untouched."""
+    contact_id = str(uuid.uuid4())
+    await conn.execute(
+        insert(contacts).values(
+            id=contact_id, subject_id=subject_id, at=now, month=month, points_tenths=0,
+            direction="inbound", **values,
+        )
+    )  # fmt: skip
+    used = (
+        await conn.execute(
+            select(contact_budgets.c.used_tenths).where(
+                contact_budgets.c.subject_id == subject_id, contact_budgets.c.month == month
+            )
+        )
+    ).scalar_one_or_none()
+    return Reservation(
+        contact_id=contact_id,
+        subject_id=subject_id,
+        month=month,
+        points=0.0,
+        used=(used or 0) / 10,
+        basket=rules.basket_points,
+    )
+
+
+async def _service_used(conn: AsyncConnection, subject_id: str, month: str) -> int:
+    """Tenths of the service reserve used this month: the service contacts recorded. Read
+    under the counter row's lock `reserve` holds, so concurrent service messages queue."""
+    total = (
+        await conn.execute(
+            select(func.coalesce(func.sum(contacts.c.points_tenths), 0)).where(
+                contacts.c.subject_id == subject_id,
+                contacts.c.month == month,
+                contacts.c.type == CommunicationType.SERVICE.value,
+            )
+        )
+    ).scalar_one()
+    return int(total)
 
 
 # ---------------------------------------------------------------------------- using
@@ -458,6 +552,7 @@ async def record_contact(
     if spec.channel is None or spec.type is None:
         raise InvariantViolation("spec.channel or spec.type is unset")
     checked = check_grant(ctx, actor.id, client_purposes, spec, checked)
+    checked = check_contact(purpose, spec.brand, checked)
     now = ctx.clock.now()
     outcome: Reservation | Deny
     async with ctx.transaction() as conn:
@@ -471,7 +566,7 @@ async def record_contact(
                 conn, ctx, subject_id=subject_id, channel=spec.channel, type=spec.type,
                 brand=spec.brand, priority=spec.priority, now=now, purpose=purpose_id,
                 touchpoint=spec.touchpoint, client=actor.id, request_id=actor.request_id,
-                followup=spec.followup,
+                followup=spec.followup, inbound=spec.inbound,
             )  # fmt: skip
         await audit.record(
             conn,
@@ -500,6 +595,7 @@ def _record_detail(spec: ContactSpec, outcome: Reservation | Deny) -> dict[str, 
         "type": spec.type,
         "priority": spec.priority,
         "touchpoint": spec.touchpoint,
+        "direction": "inbound" if spec.inbound else "outbound",
     }
     if isinstance(outcome, Reservation):
         detail["id"] = outcome.contact_id

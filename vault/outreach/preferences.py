@@ -16,13 +16,14 @@ Three kinds of preference, all per customer and across all brands:
   check at reservation applies the cap *in addition to* the basket, so even a cap left above
   a later-lowered basket can never let a contact through that the basket refuses.
 
-Enforcement (`check_reservation`) runs inside `vault.outreach.basket.reserve`, after the company
-checks, in the same transaction and under the same row lock. Exemptions follow the company
-rules: calamity notices ignore quiet hours; the own cap exempts exactly the contacts the
-basket exempts (`basket_exempt_types`, e.g. calamity, and `unlimited` priorities), so a
-recall warning still reaches the customer. Quiet hours hold for every other contact, also
-for `unlimited` priorities: the company may override its own basket, not the customer's
-night.
+Enforcement (`check_contact`, on the preferences `load` read) runs inside
+`vault.outreach.basket.reserve`, after the company checks, in the same transaction and under
+the same row lock; the preferred channel, when the purpose allows it, is the one charged.
+Exemptions follow the company rules: calamity notices ignore quiet hours; the own cap
+exempts exactly the contacts the basket exempts (`basket_exempt_types`, e.g. calamity, and
+`unlimited` priorities), so a recall warning still reaches the customer. Quiet hours hold
+for every other contact, also for `unlimited` priorities: the company may override its own
+basket, not the customer's night.
 
 Changes come from the customer in the privacy centre or from a writer client on the
 customer's instruction, with evidence like a consent (touchpoint from the catalogue, notice
@@ -325,38 +326,6 @@ def check_contact(
     return Verdict(None, preferred)
 
 
-async def check_reservation(
-    conn: AsyncConnection,
-    ctx: Any,
-    *,
-    subject_id: str,
-    channel: str,
-    type: str,
-    purpose: str | None,
-    cap_exempt: bool,
-    used_tenths: int,
-    cost_tenths: int,
-    now: datetime,
-) -> Verdict:
-    """Called by `vault.outreach.basket.reserve` (under the budget row lock, after the company
-    checks): one primary-key read of the subject's preferences, then `check_contact`."""
-    prefs = await load(conn, subject_id)
-    if prefs is None:
-        return Verdict()
-    p = ctx.catalogue.get(purpose) if purpose is not None else None
-    allowed = tuple(c.value for c in p.channels) if p is not None else ()
-    return check_contact(
-        prefs,
-        channel=channel,
-        type=type,
-        cap_exempt=cap_exempt,
-        used_tenths=used_tenths,
-        cost_tenths=cost_tenths,
-        now=now,
-        allowed_channels=allowed,
-    )
-
-
 # ---------------------------------------------------------------------------- changing
 
 
@@ -621,7 +590,6 @@ __all__ = [
     "QuietRule",
     "Verdict",
     "check_contact",
-    "check_reservation",
     "get_preferences",
     "load",
     "parse",

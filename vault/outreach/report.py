@@ -111,6 +111,15 @@ async def contact_report(ctx: Any, actor: Actor, month: str | None = None) -> Co
                 .where(contact_budgets.c.month == month, contact_budgets.c.used_tenths > 0)
             )
         ).one()
+        # Service messages draw from their own reserve and leave the basket counter at 0:
+        # "contacted" counts every customer with a contact this month.
+        contacted = (
+            await conn.execute(
+                select(func.count(func.distinct(contacts.c.subject_id))).where(
+                    contacts.c.month == month
+                )
+            )
+        ).scalar_one()
         followup_buckets = await followup_report(conn, ctx, month)
         preference_stats = await preference_report(conn, ctx, month)
         await audit.record(
@@ -139,7 +148,7 @@ async def contact_report(ctx: Any, actor: Actor, month: str | None = None) -> Co
         by_brand=_sorted(by_brand),
         by_channel=_sorted(by_channel),
         by_type=_sorted(by_type),
-        customers_contacted=int(row[0] or 0),
+        customers_contacted=int(contacted or 0),
         customers_near_limit=int(row[2] or 0),
         customers_at_limit=int(row[1] or 0),
         followups_by_touchpoint=tuple(followup_buckets),

@@ -401,7 +401,8 @@ class ContactBudget(Base):
 
 
 class ContactRecord(Base):
-    """One outbound contact that reserved points (append-only)."""
+    """One contact: an outbound one that reserved points, or one the customer started
+    (append-only)."""
 
     __tablename__ = "contacts"
 
@@ -418,6 +419,9 @@ class ContactRecord(Base):
     purpose: Mapped[str | None] = mapped_column(String(100))
     client: Mapped[str | None] = mapped_column(String(120))
     request_id: Mapped[str | None] = mapped_column(String(64))
+    #: "outbound", or "inbound" for a contact the customer started (a call, a reply): 0
+    #: points, and it starts no calamity cool-down (issue 21).
+    direction: Mapped[str] = mapped_column(String(8), default="outbound", server_default="outbound")
 
     __table_args__ = (
         Index("ix_contacts_subject_id_at", "subject_id", "at"),

@@ -45,6 +45,11 @@ class DenyReason(StrEnum):
     #: An audience dry run with fewer distinct known subjects than the policy's minimum:
     #: it would answer for (nearly) one person (vault.access.dry_run.dry_run).
     AUDIENCE_TOO_SMALL = "audience_too_small"
+    #: A revealing read for an editorial or commercial purpose (or one marked
+    #: `contact_required`) that announces no contact: the basket is not voluntary.
+    CONTACT_REQUIRED = "contact_required"
+    #: A contact for a brand the purpose's consent does not cover (`brands` in the catalogue).
+    BRAND_NOT_COVERED = "brand_not_covered"
     #: Stored data failed an integrity check (a ciphertext would not open, a blind-index
     #: entry on the wrong row): refused and audited, answered 500 (`vault.subjects.integrity`).
     INTEGRITY_ERROR = "integrity_error"
@@ -125,6 +130,27 @@ def check_request(
     if any(f not in purpose.fields for f in requested_fields):
         return Deny(DenyReason.FIELD_NOT_COVERED)
     return tuple(dict.fromkeys(requested_fields))
+
+
+def check_contact(
+    purpose: Purpose | None,
+    brand: str | None,
+    checked: Deny | tuple[str, ...],
+    *,
+    reveals: bool = True,
+) -> Deny | tuple[str, ...]:
+    """`checked` (the purpose check's result), or a `Deny` for the contact the read
+    announces: none although the purpose needs one and the read `reveals` data
+    (`contact_required`: marketing contacts always reserve, issue 21), or one for a brand
+    the purpose does not cover (`brand_not_covered`). `brand` is the contact's, None when
+    no contact is announced."""
+    if isinstance(checked, Deny) or purpose is None:
+        return checked
+    if brand is None:
+        return Deny(DenyReason.CONTACT_REQUIRED) if reveals and purpose.needs_contact else checked
+    if purpose.brands and brand not in purpose.brands:
+        return Deny(DenyReason.BRAND_NOT_COVERED)
+    return checked
 
 
 def decide(

@@ -47,6 +47,11 @@ class Reservation(Protocol):
     @property
     def preferred_channel(self) -> str | None: ...
 
+    @property
+    def channel(self) -> str | None:
+        """The channel used and charged (the preferred one when the purpose allows it)."""
+        ...
+
 
 class OutboundContact(Protocol):
     """A contact as a client announces it (brand, channel, type, priority, touchpoint);

@@ -53,7 +53,11 @@ async def test_admin_manages_clients_and_the_key_is_shown_once(vault):
 
         r = await http.post(
             "/v1/lookup",
-            json={"purpose": "newsletter.email", "email": "niemand@example.org"},
+            json={
+                "purpose": "newsletter.email",
+                "email": "niemand@example.org",
+                "contact": {"brand": "tresor"},
+            },
             headers=bearer(key),
         )
         assert r.status_code == 404, r.text  # authenticated, and nobody matches
@@ -69,7 +73,11 @@ async def test_admin_manages_clients_and_the_key_is_shown_once(vault):
 
         r = await http.post(
             "/v1/lookup",
-            json={"purpose": "newsletter.email", "email": "niemand@example.org"},
+            json={
+                "purpose": "newsletter.email",
+                "email": "niemand@example.org",
+                "contact": {"brand": "tresor"},
+            },
             headers=bearer(key),
         )
         assert_problem(r, 401)

@@ -58,7 +58,9 @@ async def _world(vault, http) -> dict[str, Any]:
     assert (await http.post("/v1/consents/confirm", json={"token": token})).status_code == 200
     for purpose in ("newsletter.email", "newsletter.email", "offers.email"):
         await http.post(
-            "/v1/lookup", json={"purpose": purpose, "subject_id": sid}, headers=bearer(mailer)
+            "/v1/lookup",
+            json={"purpose": purpose, "subject_id": sid, "contact": {"brand": "tresor"}},
+            headers=bearer(mailer),
         )
     return {"person": p, "sid": sid, "cid": cid, "writer": writer, "mailer": mailer, "dpo": dpo}
 

@@ -29,7 +29,11 @@ async def test_double_opt_in_through_the_outbox_then_withdrawal(vault, clock):
         )
         assert r.status_code == 201 and r.json()["status"] == "pending_confirmation"
         consent_id = r.json()["consent_id"]
-        q = {"purpose": "newsletter.email", "email": p["email"].upper()}
+        q = {
+            "purpose": "newsletter.email",
+            "email": p["email"].upper(),
+            "contact": {"brand": "tresor"},
+        }
         r = await http.post("/v1/lookup", json=q, headers=bearer(mailer))
         assert r.status_code == 403 and r.json()["reason"] == "consent_unconfirmed"
 

@@ -57,10 +57,11 @@ async def test_lookup_with_contact_reserves_points_then_denies_when_the_basket_i
         r = await http.post("/v1/lookup", json=q, headers=bearer(shop))
         assert r.status_code == 403 and r.json()["reason"] == "contact_budget_exhausted"
         assert "fields" not in r.json() and p["email"] not in r.text
-        # a plain lookup (no contact) is not subject to the basket
+        # a plain lookup (no contact) cannot skip the basket: a marketing purpose needs one
         plain = {"purpose": "offers.email", "subject_id": sid}
         r = await http.post("/v1/lookup", json=plain, headers=bearer(shop))
-        assert r.status_code == 200 and "contact" not in r.json()
+        assert r.status_code == 403 and r.json()["reason"] == "contact_required"
+        assert "fields" not in r.json() and p["email"] not in r.text
     async with vault.engine.connect() as conn:
         events = (
             await conn.execute(
@@ -73,7 +74,7 @@ async def test_lookup_with_contact_reserves_points_then_denies_when_the_basket_i
         ("allow", None),
         ("allow", None),
         ("deny", "contact_budget_exhausted"),
-        ("allow", None),
+        ("deny", "contact_required"),
     ]
     assert json.loads(events[2].detail)["contact"]["brand"] == "tresor_outlet"
 
@@ -136,10 +137,10 @@ async def test_contact_must_fit_the_purpose_and_the_rules(vault):
 
 
 async def test_post_contacts_records_and_refuses_with_the_reason(vault):
-    """Service calls for the delivery contract fill the basket (6 points each) until one is
-    refused; `critical` is refused to a client without the grant and passes for the call
-    centre, which holds incident.notice; wrong role, unknown subject and touchpoint are
-    refused; every recorded outcome is audited."""
+    """Service calls for the delivery contract fill the service reserve (5 points each)
+    until one is refused; `critical` is refused to a client without the grant and passes
+    for the call centre, which holds incident.notice; wrong role, unknown subject and
+    touchpoint are refused; every recorded outcome is audited."""
     writer = await client_key(vault, "crm", "writer", ["order.delivery"])
     callcentre = await client_key(
         vault, "callcentre", "lookup", ["order.delivery", "incident.notice"]
@@ -165,17 +166,17 @@ async def test_post_contacts_records_and_refuses_with_the_reason(vault):
         }
         r = await http.post("/v1/contacts", json=call, headers=bearer(callcentre))
         assert r.status_code == 201, r.text
-        assert r.json()["contact"]["points"] == 6
-        for used in (12, 18, 24):
+        assert r.json()["contact"]["points"] == 5
+        for used in (10,):
             r = await http.post("/v1/contacts", json=call, headers=bearer(writer))
             assert r.status_code == 201 and r.json()["contact"]["used"] == used, r.text
-        r = await http.post("/v1/contacts", json=call, headers=bearer(writer))  # 30 > 25
+        r = await http.post("/v1/contacts", json=call, headers=bearer(writer))  # 15 > 10
         assert r.status_code == 403 and r.json()["reason"] == "contact_budget_exhausted"
         critical = {**call, "priority": "critical"}
         r = await http.post("/v1/contacts", json=critical, headers=bearer(writer))
         assert r.status_code == 403 and r.json()["reason"] == "contact_priority_not_granted"
         r = await http.post("/v1/contacts", json=critical, headers=bearer(callcentre))
-        assert r.status_code == 201 and r.json()["contact"]["used"] == 30
+        assert r.status_code == 201 and r.json()["contact"]["used"] == 15
         r = await http.post("/v1/contacts", json=call, headers=bearer(dpo))
         assert r.status_code == 403
         r = await http.post(
@@ -197,7 +198,7 @@ async def test_post_contacts_records_and_refuses_with_the_reason(vault):
             )
         ).all()
     assert [tuple(e) for e in events] == [
-        *[("allow", None)] * 4,
+        *[("allow", None)] * 2,
         ("deny", "contact_budget_exhausted"),
         ("deny", "contact_priority_not_granted"),
         ("allow", None),

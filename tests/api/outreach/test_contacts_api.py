@@ -100,7 +100,7 @@ async def test_the_subjects_basis_and_restriction_decide_like_a_lookup(vault):
         await contract(vault, sid)
         r = await http.post("/v1/contacts", json=call, headers=bearer(crm))
         assert r.status_code == 201, r.text
-        assert r.json()["contact"]["points"] == 6
+        assert r.json()["contact"]["points"] == 5
     events = await _record_events(vault)
     assert [(e.decision, e.reason, e.subject_id) for e in events] == [
         ("deny", "no_consent", sid),
@@ -210,3 +210,37 @@ async def test_an_unknown_subject_is_an_audited_not_found_like_a_lookup(vault):
     async with vault.engine.connect() as conn:
         budgets = select(func.count()).select_from(contact_budgets)
         assert (await conn.execute(budgets)).scalar_one() == 0
+
+
+async def test_an_inbound_call_is_recorded_at_0_points(vault):
+    """The customer replied: `direction: inbound` is recorded at 0 points (it was charged
+    like an outbound contact before issue 21), stored and audited as inbound."""
+    sid, _ = await new_subject(vault, 905)
+    await sms_offers(vault, sid)
+    crm = await client_key(vault, "crm", "writer", ["offers.sms"])
+    offer = {
+        "subject_id": sid,
+        "brand": "tresor",
+        "channel": "sms",
+        "type": "commercial",
+        "purpose": "offers.sms",
+    }
+    async with api(vault) as http:
+        r = await http.post("/v1/contacts", json=offer, headers=bearer(crm))
+        assert r.status_code == 201, r.text
+        call = {**offer, "direction": "inbound"}  # a reply to the SMS
+        for _ in range(2):
+            r = await http.post("/v1/contacts", json=call, headers=bearer(crm))
+            assert r.status_code == 201, r.text
+            assert (r.json()["contact"]["points"], r.json()["contact"]["used"]) == (0, 20)
+        r = await http.post(
+            "/v1/contacts", json={**call, "direction": "sideways"}, headers=bearer(crm)
+        )
+        assert r.status_code == 400 or r.status_code == 422
+    async with vault.engine.connect() as conn:
+        stored = (await conn.execute(select(contacts.c.direction, contacts.c.points_tenths))).all()
+        used = (await conn.execute(select(contact_budgets.c.used_tenths))).scalar_one()
+    assert sorted(stored) == [("inbound", 0), ("inbound", 0), ("outbound", 200)]
+    assert used == 200
+    details = [json.loads(e.detail)["contact"]["direction"] for e in await _record_events(vault)]
+    assert details == ["outbound", "inbound", "inbound"]

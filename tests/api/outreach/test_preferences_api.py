@@ -113,12 +113,13 @@ async def test_lookup_clients_cannot_set_preferences(vault):
 
 
 async def test_lookup_answers_preferred_channel_and_honours_quiet_hours_and_cap(vault, clock):
-    """The lookup answer names the preferred channel; an SMS inside quiet hours is 403
-    contact_quiet_hours, a second SMS over the own cap 403 contact_cap_reached."""
+    """The lookup answer names the preferred channel, and a call announced to a customer
+    preferring SMS is made and charged as an SMS: inside the SMS quiet hours 403
+    contact_quiet_hours, a second one over the own cap 403 contact_cap_reached."""
     sid, data, writer, shop = await _setup(vault)
     body = {
         "timezone": "Asia/Tokyo",
-        "preferred_channels": {"service": "phone"},
+        "preferred_channels": {"service": "sms"},
         "quiet": {"sms": {"start": "22:00", "end": "07:00"}},
         "monthly_cap_points": 5,
         "evidence": EVIDENCE,
@@ -126,7 +127,7 @@ async def test_lookup_answers_preferred_channel_and_honours_quiet_hours_and_cap(
     q = {
         "purpose": "order.delivery",
         "subject_id": sid,
-        "contact": {"brand": "tresor", "channel": "sms"},
+        "contact": {"brand": "tresor", "channel": "phone"},
     }
     async with api(vault) as http:
         r = await http.put(f"/v1/subjects/{sid}/preferences", json=body, headers=unset(writer))
@@ -138,8 +139,8 @@ async def test_lookup_answers_preferred_channel_and_honours_quiet_hours_and_cap(
         clock.set(datetime(2026, 11, 24, 1, 0, tzinfo=UTC))  # 10:00 in Tokyo
         r = await http.post("/v1/lookup", json=q, headers=bearer(shop))
         assert r.status_code == 200, r.text
-        assert r.json()["preferred_channel"] == "phone"
-        assert r.json()["contact"]["points"] == 4
+        assert r.json()["preferred_channel"] == "sms"
+        assert (r.json()["contact"]["points"], r.json()["contact"]["channel"]) == (4, "sms")
         r = await http.post("/v1/lookup", json=q, headers=bearer(shop))
         assert r.status_code == 403 and r.json()["reason"] == "contact_cap_reached"
         single = {"purpose": "offers.sms", "subject_id": sid, "contact": {"brand": "tresor"}}

@@ -213,7 +213,7 @@ async def test_one_click_withdrawal_is_effective_at_once(vault):
     consent_withdrawn, and the page shows it withdrawn."""
     sid, p = await seed_subject(vault, 305)
     sms = await client_key(vault, "sms-gateway", "lookup", ["offers.sms"])
-    q = {"purpose": "offers.sms", "subject_id": sid}
+    q = {"purpose": "offers.sms", "subject_id": sid, "contact": {"brand": "tresor"}}
     async with api(vault) as http:
         assert (await http.post("/v1/lookup", json=q, headers=bearer(sms))).status_code == 200
         await page_sign_in(http, vault, p["email"])

@@ -201,7 +201,7 @@ async def test_withdrawal_is_effective_at_once_and_only_for_own_consents(vault):
         assert_problem(r, 400)
         assert await consent_statuses(vault) == before
 
-        q = {"purpose": "offers.sms", "subject_id": sid}
+        q = {"purpose": "offers.sms", "subject_id": sid, "contact": {"brand": "tresor"}}
         r = await http.post("/v1/lookup", json=q, headers=bearer(sms_client))
         assert r.status_code == 200
         r = await http.post(f"/self/v1/consents/{my_sms}/withdraw", headers=auth)
@@ -211,7 +211,7 @@ async def test_withdrawal_is_effective_at_once_and_only_for_own_consents(vault):
         assert r.status_code == 403 and r.json()["reason"] == "consent_withdrawn"
         r = await http.post(
             "/v1/lookup",
-            json={"purpose": "offers.sms", "subject_id": other_sid},
+            json={"purpose": "offers.sms", "subject_id": other_sid, "contact": {"brand": "tresor"}},
             headers=bearer(sms_client),
         )
         assert r.status_code == 200

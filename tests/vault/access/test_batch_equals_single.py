@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from tests.support.db import audit_trail
 from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, person
@@ -18,7 +18,8 @@ from vault.access.lookup import LookupDenied, LookupNotFound, lookup
 from vault.audit.events import Actor, AuditAction
 from vault.bases.consents import Evidence, record_basis, withdraw
 from vault.errors import IntegrityFailure
-from vault.storage.tables import subjects
+from vault.outreach.basket import ContactSpec
+from vault.storage.tables import contact_budgets, contacts, subjects
 from vault.subjects.decision import DenyReason
 from vault.subjects.store import create_subject
 
@@ -38,6 +39,12 @@ SAME = ("actor_type", "actor_id", "action", "subject_id", "purpose", "fields", "
         "reason", "consent_id")  # fmt: skip
 
 
+def _contact(vault, purpose: str) -> ContactSpec | None:
+    """The contact a lookup for a marketing purpose must announce (none for the others)."""
+    known = vault.catalogue.get(purpose)
+    return ContactSpec(brand="tresor") if known and known.needs_contact else None
+
+
 async def _single(vault, purpose: str, kind: str, value: str, fields, allowed) -> tuple[Any, ...]:
     try:
         out = await lookup(
@@ -48,6 +55,7 @@ async def _single(vault, purpose: str, kind: str, value: str, fields, allowed) -
             identifier_kind=kind,
             identifier=value,
             fields=fields,
+            contact=_contact(vault, purpose),
         )
     except LookupNotFound:
         return ("deny", str(DenyReason.SUBJECT_NOT_FOUND))
@@ -71,6 +79,7 @@ async def _line(vault, purpose: str, kind: str, value: str, fields, allowed) -> 
             identifier_kind=kind,
             identifiers=[value],
             fields=fields,
+            contact=_contact(vault, purpose),
         ):
             lines.extend(json.loads(x) for x in blob.decode().splitlines())
     except LookupDenied as denied:  # a denial for the whole batch: no line at all
@@ -92,12 +101,24 @@ async def _same(
     answer and the audit event; return the (shared) outcome."""
     single = await _single(vault, purpose, kind, value, fields, allowed)
     single_event = await _last_lookup_event(vault)
+    async with vault.engine.begin() as conn:  # the batch decides on the same, empty basket
+        await conn.execute(delete(contacts))
+        await conn.execute(delete(contact_budgets))
     line = await _line(vault, purpose, kind, value, fields, allowed)
     line_event = await _last_lookup_event(vault)
     assert line == single
     assert {c: line_event[c] for c in SAME} == {c: single_event[c] for c in SAME}
-    assert json.loads(single_event["detail"]) == {"by": kind}
-    assert json.loads(line_event["detail"]) == {"batch": SHOP.request_id, "by": kind, "i": 0}
+    single_detail, line_detail = (
+        json.loads(single_event["detail"]),
+        json.loads(line_event["detail"]),
+    )
+    single_contact, line_contact = (
+        single_detail.pop("contact", None),
+        line_detail.pop("contact", None),
+    )
+    assert (single_contact is None) == (line_contact is None) == (_contact(vault, purpose) is None)
+    assert single_detail == {"by": kind}
+    assert line_detail == {"batch": SHOP.request_id, "by": kind, "i": 0}
     return single
 
 

@@ -3,6 +3,7 @@ audit event."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -12,10 +13,12 @@ from sqlalchemy import update
 
 from tests.support.db import audit_trail
 from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
+from tests.support.privacy import audit_rows
 from vault.access.lookup import LookupDenied, LookupNotFound, lookup
 from vault.audit.events import Actor, AuditAction
 from vault.bases.consents import Evidence, confirm, record_basis, withdraw
 from vault.errors import InvalidInput
+from vault.outreach.basket import ContactSpec
 from vault.storage.tables import subjects
 from vault.subjects.decision import DenyReason
 from vault.subjects.store import create_subject
@@ -34,6 +37,8 @@ EXPLICIT = Evidence(
 
 
 async def _lookup(vault, purpose: str, kind: str, value: str, *, fields=None, allowed=ALL):
+    """A lookup that announces a tresor contact where the purpose needs one (marketing)."""
+    known = vault.catalogue.get(purpose)
     return await lookup(
         vault,
         SHOP,
@@ -42,6 +47,7 @@ async def _lookup(vault, purpose: str, kind: str, value: str, *, fields=None, al
         identifier_kind=kind,
         identifier=value,
         fields=fields,
+        contact=ContactSpec(brand="tresor") if known and known.needs_contact else None,
     )
 
 
@@ -421,3 +427,71 @@ async def test_a_contact_is_reserved_through_the_lookups_own_interface(vault):
     assert denied.value.reason == "contact_budget_exhausted"
     last = (await audit_trail(vault, AuditAction.LOOKUP))[-1]
     assert (last.decision, last.reason, last.fields) == ("deny", "contact_budget_exhausted", None)
+
+
+async def test_a_marketing_lookup_without_a_contact_is_denied_contact_required(vault):
+    """The basket is not voluntary: an offers.sms lookup without `contact` is denied
+    contact_required and audited with nothing revealed; with a contact it reveals and
+    reserves its points."""
+    p = person(61)
+    sid = await create_subject(vault, WRITER, p)
+    await record_basis(vault, WRITER, sid, "offers.sms", evidence=EXPLICIT)
+    with pytest.raises(LookupDenied) as info:
+        await lookup(
+            vault, SHOP, ALL, purpose_id="offers.sms", identifier_kind="subject_id",
+            identifier=sid,
+        )  # fmt: skip
+    assert info.value.reason == DenyReason.CONTACT_REQUIRED
+    events = [e for e in await audit_rows(vault) if e["action"] == AuditAction.LOOKUP]
+    assert [(e["decision"], e["reason"], e["subject_id"]) for e in events] == [
+        ("deny", "contact_required", sid)
+    ]
+    got = await lookup(
+        vault, SHOP, ALL, purpose_id="offers.sms", identifier_kind="subject_id",
+        identifier=sid, contact=ContactSpec(brand="tresor"),
+    )  # fmt: skip
+    assert got.fields["phone"] == p["phone"] and got.contact is not None
+    assert got.contact.points == 20
+
+
+async def test_a_purpose_marked_contact_required_needs_a_contact_too(vault, monkeypatch):
+    """A service purpose marked `contact_required` in the catalogue is denied without one."""
+    _, sid, _ = await _customer(vault, 62)
+    marked = dataclasses.replace(vault.catalogue.purposes["order.delivery"], contact_required=True)
+    monkeypatch.setitem(vault.catalogue.purposes, "order.delivery", marked)
+    with pytest.raises(LookupDenied) as info:
+        await lookup(
+            vault, SHOP, ALL, purpose_id="order.delivery", identifier_kind="subject_id",
+            identifier=sid,
+        )  # fmt: skip
+    assert info.value.reason == DenyReason.CONTACT_REQUIRED
+    got = await lookup(
+        vault, SHOP, ALL, purpose_id="order.delivery", identifier_kind="subject_id",
+        identifier=sid, contact=ContactSpec(brand="tresor"),
+    )  # fmt: skip
+    assert got.contact is not None
+
+
+async def test_a_consent_for_one_brand_does_not_cover_another(vault, monkeypatch):
+    """offers.sms scoped to brands = ["tresor"]: a contact for tresor_finance is denied
+    brand_not_covered (audited, no points), one for tresor passes."""
+    sid = await create_subject(vault, WRITER, person(63))
+    await record_basis(vault, WRITER, sid, "offers.sms", evidence=EXPLICIT)
+    scoped = dataclasses.replace(vault.catalogue.purposes["offers.sms"], brands=("tresor",))
+    monkeypatch.setitem(vault.catalogue.purposes, "offers.sms", scoped)
+
+    async def announce(brand: str):
+        return await lookup(
+            vault, SHOP, ALL, purpose_id="offers.sms", identifier_kind="subject_id",
+            identifier=sid, contact=ContactSpec(brand=brand),
+        )  # fmt: skip
+
+    with pytest.raises(LookupDenied) as info:
+        await announce("tresor_finance")
+    assert info.value.reason == DenyReason.BRAND_NOT_COVERED
+    assert (await announce("tresor")).contact.used == 20
+    events = [e for e in await audit_rows(vault) if e["action"] == AuditAction.LOOKUP]
+    assert [(e["decision"], e["reason"]) for e in events] == [
+        ("deny", "brand_not_covered"),
+        ("allow", None),
+    ]

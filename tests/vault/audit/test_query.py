@@ -17,6 +17,7 @@ from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.audit.query import AuditFilter
 from vault.bases.consents import Evidence, record_basis, withdraw
 from vault.errors import InvalidInput
+from vault.outreach.basket import ContactSpec
 from vault.storage.tables import audit_events
 from vault.subjects.store import create_subject
 
@@ -37,9 +38,12 @@ EXPLICIT = Evidence(
 async def _read(vault, actor: Actor, purpose: str, sid: str, allowed: frozenset[str]) -> str:
     """One lookup by subject id; returns 'allow' or the denial reason."""
     try:
+        known = vault.catalogue.get(purpose)
         await lookup(
-            vault, actor, allowed, purpose_id=purpose, identifier_kind="subject_id", identifier=sid
-        )
+            vault, actor, allowed, purpose_id=purpose, identifier_kind="subject_id",
+            identifier=sid,
+            contact=ContactSpec(brand="tresor") if known and known.needs_contact else None,
+        )  # fmt: skip
     except (LookupDenied, LookupNotFound) as exc:
         return str(exc.reason)
     return "allow"

@@ -15,6 +15,7 @@ from vault.audit.events import Actor, AuditAction
 from vault.bases.consent_proof import consent_proof
 from vault.bases.consents import Evidence, confirm, record_basis, withdraw
 from vault.errors import InvalidInput, NotFound
+from vault.outreach.basket import ContactSpec
 from vault.subjects.store import create_subject
 
 DPO = Actor("dpo", "datenschutz", "req-dpo")
@@ -37,6 +38,7 @@ async def _newsletter(vault, seed: int = 1):
         purpose_id="newsletter.email",
         identifier_kind="subject_id",
         identifier=sid,
+        contact=ContactSpec(brand="tresor"),
     )
     return p, sid, basis.id
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from vault.catalogue.contact_pressure import parse_rules
+from vault.catalogue.contact_pressure import load_rules, parse_rules
 from vault.catalogue.loader import load_policies
 from vault.catalogue.source import PolicyError
 from vault.catalogue.touchpoints import parse_touchpoints
@@ -23,14 +23,14 @@ TOUCHPOINTS_TEXT = (POLICIES / "touchpoints.toml").read_text(encoding="utf-8")
 
 
 def test_points_are_type_times_channel_in_tenths():
-    """commercial e-mail 10, letter 15, SMS 20, phone 30; service by letter 3; basket 25."""
+    """commercial e-mail 10, letter 15, SMS 20, phone 25; service by letter 3; basket 25."""
     rules = parse_rules(RULES_TEXT)
     assert rules.basket_points == 25
     assert [rules.cost_tenths("commercial", c) for c in ("email", "letter", "sms", "phone")] == [
         100,
         150,
         200,
-        300,
+        250,
     ]
     assert rules.cost_tenths("service", "letter") == 30
     assert rules.cost_tenths("calamity", "email") == 200
@@ -180,3 +180,37 @@ def test_a_missing_policy_file_is_a_policy_error_naming_it(tmp_path):
     (bad / "touchpoints.toml").unlink()
     with pytest.raises(PolicyError, match="touchpoints.toml: cannot read touchpoint catalogue"):
         load_policies(bad)
+
+
+def test_rules_under_which_a_purpose_never_passes_stop_the_start(tmp_path):
+    """With phone at factor 3 a commercial call costs 30 of a 25-point basket: offers.phone
+    could never be used, so loading refuses the rules naming the phone factor's line; a
+    service reserve too small for a service message is refused the same way."""
+    shutil.copytree(POLICIES, tmp_path / "policies")
+    path = tmp_path / "policies" / "contact-pressure.toml"
+    text = RULES_TEXT.replace("phone = 2.5\n", "phone = 3\n", 1)
+    path.write_text(text, encoding="utf-8")
+    line = text.splitlines().index("phone = 3") + 1
+    with pytest.raises(PolicyError) as err:
+        load_rules(tmp_path / "policies")
+    assert f"contact-pressure.toml: line {line}: purpose 'offers.phone' can never pass" in str(
+        err.value
+    )
+    text = RULES_TEXT.replace("service_reserve_points = 10", "service_reserve_points = 4", 1)
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError, match="purpose 'order.delivery' can never pass"):
+        load_rules(tmp_path / "policies")
+    assert load_rules(POLICIES).service_reserve_tenths == 100
+
+
+def test_a_purpose_scoped_to_an_unknown_brand_stops_the_start(tmp_path):
+    """`brands` on a purpose must name brands of the rules: a typo would cover nobody."""
+    shutil.copytree(POLICIES, tmp_path / "policies")
+    path = tmp_path / "policies" / "purposes.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text.replace('id = "offers.sms"\n', 'id = "offers.sms"\nbrands = ["tresor_fianance"]\n'),
+        encoding="utf-8",
+    )
+    with pytest.raises(PolicyError, match=r"purpose 'offers.sms' names brand\(s\) \['tresor_fian"):
+        load_rules(tmp_path / "policies")

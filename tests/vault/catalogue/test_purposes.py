@@ -228,6 +228,18 @@ def test_broken_toml_names_file_and_line():
             ["data_use"],
             id="bad-data-use",
         ),
+        pytest.param(
+            'data_use = "marketing.communications.email"',
+            'data_use = "marketing.communications.email"\nbrands = ["Tresor Outlet"]',
+            ["brands"],
+            id="bad-brands",
+        ),
+        pytest.param(
+            'data_use = "marketing.communications.email"',
+            'data_use = "marketing.communications.email"\nbrands = []',
+            ["brands"],
+            id="empty-brands",
+        ),
     ],
 )
 def test_invalid_purpose_names_file_line_purpose_and_key(old: str, new: str, words: list[str]):

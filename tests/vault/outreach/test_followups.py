@@ -149,15 +149,15 @@ async def test_allowed_inside_the_window_with_a_full_basket_and_the_counter_unch
     f = await _followup(vault, clock, sid)
     for _ in range(2):
         assert isinstance(await _reserve(vault, sid, type="commercial", purpose=None), Reservation)
-    assert isinstance(await _reserve(vault, sid), Reservation)  # 22 of 25
+    assert isinstance(await _reserve(vault, sid, type="editorial", purpose=None), Reservation)
     clock.set(f.due_from + timedelta(hours=1))
     full = await _reserve(vault, sid, type="editorial", purpose=None)
     assert isinstance(full, Deny) and full.reason is DenyReason.CONTACT_BUDGET_EXHAUSTED
     before = await _used_tenths(vault, sid)
     got = await _reserve(vault, sid, followup=f.id)
     assert isinstance(got, Reservation), got
-    assert (got.points, got.used) == (0, 22)
-    assert await _used_tenths(vault, sid) == before == 220
+    assert (got.points, got.used) == (0, 25)
+    assert await _used_tenths(vault, sid) == before == 250
     async with vault.engine.connect() as conn:
         row = (await conn.execute(select(contacts).where(contacts.c.id == got.contact_id))).one()
     assert row.points_tenths == 0 and row.purpose == "account.service"

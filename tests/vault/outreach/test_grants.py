@@ -89,7 +89,7 @@ def test_a_granted_purpose_outside_the_catalogue_stops_the_start(tmp_path):
 
 def test_grants_default_to_incident_notice_and_name_clients():
     """Without grant keys a priority is for incident.notice clients; a named client is
-    granted regardless of its purposes; normal is everyone's."""
+    granted `high` regardless of its purposes; normal is everyone's."""
     text = RULES_TEXT.replace(
         'granted_clients = []\ngranted_purposes = ["incident.notice"]\n\n# critical',
         "\n# critical",
@@ -98,20 +98,18 @@ def test_grants_default_to_incident_notice_and_name_clients():
     rules = parse_rules(text)
     assert rules.priorities["high"].grant == Grant(frozenset(), frozenset({"incident.notice"}))
     named = dataclasses.replace(
-        rules.priorities["critical"], grant=Grant(frozenset({"alerts"}), frozenset())
+        rules.priorities["high"], grant=Grant(frozenset({"alerts"}), frozenset())
     )
-    rules = dataclasses.replace(rules, priorities={**rules.priorities, "critical": named})
+    rules = dataclasses.replace(rules, priorities={**rules.priorities, "high": named})
     check = functools.partial(grant_denial, rules)
     nothing = frozenset()
-    assert (
-        check(client="alerts", client_purposes=nothing, type="service", priority="critical") is None
-    )
+    assert check(client="alerts", client_purposes=nothing, type="service", priority="high") is None
     assert (
         check(
             client="shop",
             client_purposes=frozenset({"incident.notice"}),
             type="service",
-            priority="critical",
+            priority="high",
         ).reason
         == "contact_priority_not_granted"
     )
@@ -120,6 +118,21 @@ def test_grants_default_to_incident_notice_and_name_clients():
         check(client="shop", client_purposes=DELIVERY, type="calamity", priority="normal").reason
         == "contact_type_not_granted"
     )
+
+
+def test_critical_needs_incident_notice_even_for_a_named_client():
+    """`critical` passes every basket and cool-down, so naming a client in its grant is not
+    enough: a client without incident.notice is refused, one with it passes."""
+    rules = parse_rules(RULES_TEXT)
+    named = dataclasses.replace(
+        rules.priorities["critical"], grant=Grant(frozenset({"alerts"}), frozenset())
+    )
+    rules = dataclasses.replace(rules, priorities={**rules.priorities, "critical": named})
+    check = functools.partial(grant_denial, rules, type="service", priority="critical")
+    refused = check(client="alerts", client_purposes=DELIVERY)
+    assert refused is not None and refused.reason == "contact_priority_not_granted"
+    incident = frozenset({"incident.notice"})
+    assert check(client="alerts", client_purposes=incident) is None
 
 
 async def _full_basket(vault) -> str:

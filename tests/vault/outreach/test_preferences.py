@@ -27,7 +27,12 @@ from vault.errors import Conflict, InvalidInput
 from vault.outreach import preferences
 from vault.outreach.basket import ContactSpec, Reservation, reserve
 from vault.outreach.preferences import Preferences, check_contact, parse
-from vault.storage.tables import contact_budgets, contact_preference_history, contact_preferences
+from vault.storage.tables import (
+    contact_budgets,
+    contact_preference_history,
+    contact_preferences,
+    contacts,
+)
 from vault.subjects.decision import Deny, DenyReason
 
 POLICIES = Path(__file__).resolve().parents[3] / "policies"
@@ -485,6 +490,27 @@ async def test_preferred_channel_is_answered_when_the_purpose_allows_several(vau
     assert calamity.contact.preferred_channel is None
 
 
+async def test_the_preferred_channel_is_the_channel_charged(vault):
+    """A delivery notice announced by letter (3 points) to a customer preferring SMS is sent,
+    charged and recorded as SMS (4 points), also when the client names the letter; a
+    preference the purpose does not allow leaves the announced channel."""
+    sid = await _subject(vault)
+    prefs = {"service": "sms", "commercial": "email"}
+    await _set(vault, sid, {"timezone": "Europe/Berlin", "preferred_channels": prefs})
+    for announced in (None, "letter"):
+        got = (await _lookup(vault, sid, channel=announced)).contact
+        assert (got.channel, got.points, got.preferred_channel) == ("sms", 4, "sms")
+    offer = (await _lookup(vault, sid, purpose="offers.sms")).contact  # SMS only
+    assert (offer.channel, offer.points) == ("sms", 20)
+    async with vault.engine.connect() as conn:
+        stored = (
+            await conn.execute(
+                select(contacts.c.channel, contacts.c.points_tenths).order_by(contacts.c.at)
+            )
+        ).all()
+    assert sorted(stored) == [("sms", 40), ("sms", 40), ("sms", 200)]
+
+
 async def test_batch_lines_answer_the_preferred_channel_like_the_single_lookup(vault):
     """A batch with a contact names each customer's preferred channel on their line."""
     import json
@@ -513,7 +539,7 @@ async def test_batch_lines_answer_the_preferred_channel_like_the_single_lookup(v
 async def test_a_contact_may_name_any_channel_of_its_purpose_only(vault):
     """order.delivery accepts phone; e-mail is not among its channels and is rejected."""
     sid = await _subject(vault)
-    assert (await _lookup(vault, sid, channel="phone")).contact.points == 6
+    assert (await _lookup(vault, sid, channel="phone")).contact.points == 5
     with pytest.raises(InvalidInput) as err:
         await _lookup(vault, sid, channel="email")
     assert "contact.channel" in err.value.errors

@@ -22,6 +22,7 @@ from vault.access.lookup import LookupDenied
 from vault.admin.clients import ClientAuthenticator
 from vault.audit.events import Actor
 from vault.errors import Conflict, InvalidInput, NotFound, RateLimited, Unauthenticated
+from vault.outreach.basket import ContactSpec
 from vault.rights import selfservice
 from vault.rights.selfservice import subject_actor
 from vault.storage.tables import self_service_challenges, web_sessions
@@ -262,6 +263,7 @@ async def test_my_data_shows_contact_consents_and_access_log_and_is_audited(vaul
             purpose_id="offers.email",
             identifier_kind="subject_id",
             identifier=sid,
+            contact=ContactSpec(brand="tresor"),
         )
     view = await selfservice.my_data(vault, subject_actor("req-1"), sid)
     assert view.contact["email"] == p["email"].lower()
@@ -312,6 +314,7 @@ async def test_withdrawing_is_limited_to_own_consents_and_effective_at_once(vaul
             purpose_id="offers.sms",
             identifier_kind="subject_id",
             identifier=sid,
+            contact=ContactSpec(brand="tresor"),
         )
     assert denied.value.reason == "consent_withdrawn"
     theirs_after = await selfservice.my_data(vault, subject_actor(), other_sid)

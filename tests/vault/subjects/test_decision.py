@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from vault.subjects.decision import (
     BasisStatus,
     Deny,
     DenyReason,
+    check_contact,
     check_request,
     decide,
     effective_status,
@@ -298,3 +300,20 @@ def test_decide_allows_iff_some_record_is_live(bases: list[BasisFacts]):
 def test_each_dead_status_maps_to_its_reason(status: str, expected: DenyReason):
     """Each stored dead status maps to its own reason code."""
     assert reason(decide(NEWSLETTER, ("email",), "active", [facts(status)], NOW)) is expected
+
+
+def test_check_contact_requires_a_contact_for_marketing_and_scopes_brands():
+    """Editorial and commercial reads without a contact are contact_required (a dry run,
+    which reveals nothing, is not); a service read is not; a purpose's `brands` refuse
+    another brand's contact brand_not_covered; an earlier denial stands."""
+    fields = NEWSLETTER.fields
+    assert check_contact(NEWSLETTER, None, fields) == Deny(DenyReason.CONTACT_REQUIRED)
+    assert check_contact(OFFERS_SMS, None, fields) == Deny(DenyReason.CONTACT_REQUIRED)
+    assert check_contact(OFFERS_SMS, None, fields, reveals=False) == fields
+    assert check_contact(DELIVERY, None, fields) == fields
+    assert check_contact(OFFERS_SMS, "tresor_finance", fields) == fields
+    scoped = dataclasses.replace(OFFERS_SMS, brands=("tresor",))
+    assert check_contact(scoped, "tresor_finance", fields) == Deny(DenyReason.BRAND_NOT_COVERED)
+    assert check_contact(scoped, "tresor", fields) == fields
+    earlier = Deny(DenyReason.PURPOSE_NOT_ALLOWED)
+    assert check_contact(scoped, None, earlier) is earlier
