@@ -11,6 +11,7 @@ from tresor_client import (
     AsyncTresor,
     BatchLookupRequest,
     ConsentCreate,
+    ContactIn,
     ContactPatch,
     Denied,
     LookupRequest,
@@ -43,6 +44,10 @@ class LoseFirstAnswer(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+#: offers.sms is a commercial purpose: a lookup announces its contact.
+SMS = ContactIn(brand="tresor", channel="sms", type="commercial")
+
+
 async def test_the_five_things_with_the_async_client(server: Server):
     """Create + consent, lookup, batch (async for), rectify with If-Match, withdraw."""
     number = phone()
@@ -56,12 +61,15 @@ async def test_the_five_things_with_the_async_client(server: Server):
             subject_id, ConsentCreate(purpose="offers.sms", evidence=SMS_EVIDENCE)
         )
         assert consent.body.status == "granted"
+        await crm.record_consent(
+            subject_id, ConsentCreate(purpose="order.delivery", reference="order 1")
+        )
 
-        found = await shop.lookup(LookupRequest(purpose="offers.sms", phone=number))
+        found = await shop.lookup(LookupRequest(purpose="offers.sms", phone=number, contact=SMS))
         assert found.body.subject_id == subject_id and found.etag == created.etag
 
         request = BatchLookupRequest(
-            purpose="offers.sms", subject_ids=[subject_id], fields=["name"]
+            purpose="order.delivery", subject_ids=[subject_id], fields=["name"]
         )
         lines = [line async for line in shop.lookup_batch(request)]
         assert [(x.subject_id, x.fields) for x in lines] == [(subject_id, {"name": "Max Muster"})]
@@ -76,7 +84,9 @@ async def test_the_five_things_with_the_async_client(server: Server):
 
         await crm.withdraw_consent(subject_id, consent.body.consent_id)
         with pytest.raises(Denied) as denied:
-            await shop.lookup(LookupRequest(purpose="offers.sms", subject_id=subject_id))
+            await shop.lookup(
+                LookupRequest(purpose="offers.sms", subject_id=subject_id, contact=SMS)
+            )
         assert denied.value.reason == "consent_withdrawn"
 
 

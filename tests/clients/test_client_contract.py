@@ -99,7 +99,9 @@ def _reachable(name: str, seen: set[str]) -> set[str]:
 
 def _refs(node: object) -> list[str]:
     if isinstance(node, dict):
-        found = [node["$ref"].rsplit("/", 1)[-1]] if "$ref" in node else []
+        ref = node.get("$ref", "")
+        # Schemas only: shared parameters and headers (X-Request-ID) are not models.
+        found = [ref.rsplit("/", 1)[-1]] if ref.startswith("#/components/schemas/") else []
         return found + [r for v in node.values() for r in _refs(v)]
     if isinstance(node, list):
         return [r for v in node for r in _refs(v)]

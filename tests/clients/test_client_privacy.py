@@ -14,6 +14,7 @@ from tresor_client import (
     ApiError,
     BatchLookupRequest,
     ConsentCreate,
+    ContactIn,
     ContactPatch,
     LookupRequest,
     PostalAddressIn,
@@ -73,8 +74,11 @@ def test_no_contact_data_in_urls_logs_or_errors(server: Server, caplog: pytest.L
         created = crm.create_subject(canary)
         sid = created.body.subject_id
         crm.record_consent(sid, ConsentCreate(purpose="offers.sms", evidence=SMS_EVIDENCE))
-        shop.lookup(LookupRequest(purpose="offers.sms", email=CANARY["email"]))
-        list(shop.lookup_batch(BatchLookupRequest(purpose="offers.sms", emails=[CANARY["email"]])))
+        crm.record_consent(sid, ConsentCreate(purpose="order.delivery", reference="order 1"))
+        sms = ContactIn(brand="tresor", channel="sms", type="commercial")
+        shop.lookup(LookupRequest(purpose="offers.sms", email=CANARY["email"], contact=sms))
+        batch = BatchLookupRequest(purpose="order.delivery", emails=[CANARY["email"]])
+        list(shop.lookup_batch(batch))
         with pytest.raises(ApiError) as refused:  # an e-mail the server refuses, quoting none
             crm.rectify_contact(sid, ContactPatch(email="zx81q-at-example"), if_match=created)
         errors.append(refused.value)

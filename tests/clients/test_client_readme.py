@@ -19,7 +19,7 @@ def test_the_five_things_in_the_readme_run_as_written(server: Server):
     """Each block runs; the batch sends the found subject and skips the unknown address,
     the rectification is not stale, and the withdrawal makes the lookup denied."""
     blocks = BLOCKS.findall(README.read_text())
-    assert len(blocks) == 6  # the set-up and the five things
+    assert len(blocks) == 7  # the set-up, the five things and a contract basis
     sent: list[dict[str, Any] | None] = []
     skipped: list[tuple[int | None, str | None]] = []
     namespace: dict[str, Any] = {
@@ -39,7 +39,11 @@ def test_the_five_things_in_the_readme_run_as_written(server: Server):
     assert "name" in namespace["patched"].body.changed  # the lookup's ETag was current
     crm, shop = namespace["crm"], namespace["shop"]
     with pytest.raises(Denied) as denied:
-        shop.lookup(LookupRequest(purpose="offers.sms", subject_id=namespace["subject_id"]))
+        shop.lookup(
+            LookupRequest(
+                purpose="offers.sms", subject_id=namespace["subject_id"], contact=namespace["sms"]
+            )
+        )
     assert denied.value.reason == "consent_withdrawn"
     crm.close()
     shop.close()

@@ -234,6 +234,8 @@ class ContactReservationOut(_Response):
     points: float
     used: float
     basket: float
+    #: The channel charged: the customer's preferred one when the purpose allows it.
+    channel: Channel | None = None
 
 
 class LookupResponse(_Response):
