@@ -3,8 +3,12 @@
 Through SQLAlchemy + aiosqlite a point read cost a connection checkout, a BEGIN and a
 ROLLBACK, greenlet hand-offs and one thread hop per statement (two or three per request);
 the profile of `bench/lookup.py` put most of a lookup's time there (docs/performance.md).
-Here a read is one executor hop: a worker thread runs the statement on its own connection
-(autocommit: a single SELECT is its own WAL read snapshot) and hands back finished rows.
+Here a chunk read (a list of keys, bulk resolution) is one executor hop: a worker thread
+runs the statement on its own connection (autocommit: a single SELECT is its own WAL read
+snapshot) and hands back finished rows. A read without a list (a single lookup by one key,
+tens of microseconds on the mapped file) runs on the event loop's own connection instead:
+the hop cost more than the read, and every hand-off of the GIL between the loop and the
+workers delayed the loop's socket writes (measured: docs/performance.md).
 The statements are still *built* with SQLAlchemy Core and compiled once to SQL text for
 SQLite, with SQLAlchemy's own bind and result processors, so values come back exactly as
 through the engine (a datetime as SQLAlchemy's SQLite type stores and parses it).
@@ -95,6 +99,11 @@ class SqliteStatement:
                     results.append((i, processor))
             self._results = tuple(results)
 
+    @property
+    def chunked(self) -> bool:
+        """Whether a list of keys is bound (a chunk read, whose cost grows with the list)."""
+        return bool(self._expanding)
+
     def _value(self, name: str, value: Any) -> Any:
         processor = self._binds.get(name)
         return value if processor is None or value is None else processor(value)
@@ -168,12 +177,14 @@ class _Connections:
 
 
 class SqliteReads:
-    """SQLite's hot-path `ReadPort`: each read is one hop to a small pool of worker threads,
-    each with its own read-only connection (WAL lets them read beside the writer)."""
+    """SQLite's hot-path `ReadPort`: chunk reads hop to a small pool of worker threads,
+    reads by one key run on the calling thread (`inline`); every thread has its own
+    read-only connection (WAL lets them read beside the writer)."""
 
     arrays = False
 
-    def __init__(self, path: str, *, threads: int = 4) -> None:
+    def __init__(self, path: str, *, threads: int = 4, inline: bool = True) -> None:
+        self._inline = inline
         self._conns = _Connections(path, READ_PRAGMAS)
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="tresor-sqlite-read")
         self._compiled: dict[int, tuple[Select[Any], SqliteStatement]] = {}
@@ -190,9 +201,12 @@ class SqliteReads:
         entry = self._compiled.get(id(statement))
         if entry is None or entry[0] is not statement:
             entry = self._compiled[id(statement)] = (statement, SqliteStatement(statement))
-        loop = asyncio.get_running_loop()
+        compiled = entry[1]
         try:
-            return await loop.run_in_executor(self._executor, self._run, entry[1], params)
+            if not compiled.chunked and self._inline:
+                return self._run(compiled, params)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, self._run, compiled, params)
         except STORAGE_ERRORS as exc:  # the hot path: no context manager per read
             raise Unavailable(UNAVAILABLE) from exc
 

@@ -168,3 +168,16 @@ async def test_a_failed_group_commits_nothing_and_is_unavailable(sqlite_file):
         assert db.execute("SELECT request_id FROM audit_events").fetchall() == [("later",)]
     assert writer._conns._all[0].execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
     await writer.close()
+
+
+async def test_one_key_reads_inline_and_chunks_in_a_worker(sqlite_file):
+    """A read by one key runs on the calling thread's connection, a read of a list of keys
+    on a worker thread's; both answer the same rows."""
+    reads = SqliteReads(sqlite_file, threads=1)
+    one = select(subjects.c.id).where(subjects.c.id == bindparam("key"))
+    many = select(subjects.c.id).where(subjects.c.id.in_(bindparam("keys", expanding=True)))
+    assert await reads.rows(one, {"key": "nobody"}) == []
+    assert len(reads._conns._all) == 1 and reads._conns._local.conn is reads._conns._all[0]
+    assert await reads.rows(many, {"keys": ["nobody", "none"]}) == []
+    assert len(reads._conns._all) == 2  # the worker's own connection
+    await reads.close()
