@@ -401,3 +401,12 @@ def test_an_app_with_its_own_vault_runs_the_jobs_as_the_settings_say(
     app = create_app(dataclasses.replace(cli_env, inline_jobs=inline), configure_logs=False)
     with TestClient(app):
         assert bool(app.state.jobs) is inline
+
+
+def test_serve_help_says_what_workers_do_on_sqlite():
+    """`tresor serve --help` tells that on SQLite more workers share one write lock."""
+    from api.cli import build_parser
+
+    serve = build_parser()._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr]
+    text = " ".join(serve.format_help().split())
+    assert "On SQLite" in text and "one write lock" in text and "not write throughput" in text
