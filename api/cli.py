@@ -362,7 +362,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="serve the API and web pages")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
-    s.add_argument("--workers", type=int, default=1, help="HTTP worker processes")
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="HTTP worker processes. On SQLite each process reads on its own connections "
+        "and commits its own audit groups, but the file has one write lock the processes "
+        "take in turn (waiting up to 30 s, then 503): more workers add read throughput, "
+        "not write throughput, and each runs the periodic jobs inline",
+    )
     s.add_argument(
         "--jobs",
         choices=["process", "inline", "off"],

@@ -1,10 +1,11 @@
 """Benchmark of bulk resolution: POST /v1/lookup/batch against a baseline in the same run.
 
-Initialises a fresh Tresor on PostgreSQL (keyring + migrations), seeds N subjects with a contract
-basis for `order.delivery` through the vault's own crypto (bench/seed.py), settles the database
-(VACUUM ANALYZE, CHECKPOINT), starts `tresor serve`, waits until its jobs process is done with the
-retention sweep it starts with, and resolves every subject through the real HTTP endpoint in batches
-of 10,000 subject ids, consuming the NDJSON stream line by line (every line checked to be an allowed
+Initialises a fresh Tresor on PostgreSQL or SQLite (`--db`; keyring + migrations), seeds N
+subjects with a contract basis for `order.delivery` through the vault's own crypto
+(bench/seed.py), settles the database (PostgreSQL: VACUUM ANALYZE, CHECKPOINT), starts
+`tresor serve`, waits until its jobs process is done with the retention sweep it starts
+with, and resolves every subject through the real HTTP endpoint in batches of 10,000
+subject ids, consuming the NDJSON stream line by line (every line checked to be an allowed
 answer). Then the baseline: the same rows, fetched in the same chunking (500 ids per `SELECT ...
 WHERE id IN (...)`) in this process with the vault's crypto, decrypting the same fields, with no
 purpose check, no audit, no HTTP, no JSON. Prints one JSON object: audited records per second, the
@@ -12,6 +13,7 @@ server's peak RSS (VmHWM of the `tresor serve` process), the baseline's records 
 `ratio` = batch / baseline.
 
 Usage: .venv/bin/python bench/bulk.py [--subjects 100000] [--batch 10000] [--concurrency 1]
+[--db postgresql|sqlite]. SQLite: the embedded file in a temporary data directory.
 PostgreSQL from TRESOR_BENCH_PG_URL (default postgresql+asyncpg://postgres@127.0.0.1:5432/test;
 a database tresor_bench is created and dropped there).
 """
@@ -169,7 +171,11 @@ async def _baseline(settings: Settings, ids: list[str], fields: tuple[str, ...])
         subjects.c.contact_revision,
         *(subjects.c[f"{f}_ct"] for f in fields),
     ]
-    stmt = select(*columns).where(subjects.c.id == any_(bindparam("ids", type_=ARRAY(String))))
+    stmt = select(*columns).where(
+        subjects.c.id == any_(bindparam("ids", type_=ARRAY(String)))
+        if ctx.engine.dialect.name == "postgresql"
+        else subjects.c.id.in_(bindparam("ids", expanding=True))
+    )
     try:
         started = time.perf_counter()
         n = 0
@@ -206,7 +212,9 @@ def main() -> None:
     p.add_argument("--subjects", type=int, default=100_000)
     p.add_argument("--batch", type=int, default=bulk.MAX_IDENTIFIERS)
     p.add_argument("--concurrency", type=int, default=1, help="batches in flight at once")
+    p.add_argument("--db", choices=("postgresql", "sqlite"), default="postgresql")
     args = p.parse_args()
+    pg = args.db == "postgresql"
 
     work = Path(tempfile.mkdtemp(prefix="tresor-bench-bulk-"))
     env = {
@@ -215,11 +223,13 @@ def main() -> None:
         "TRESOR_POLICIES": str(ROOT / "policies"),
         "TRESOR_LOG_LEVEL": "WARNING",
     }
-    asyncio.run(_admin("DROP DATABASE IF EXISTS tresor_bench WITH (FORCE)"))
-    asyncio.run(_admin("CREATE DATABASE tresor_bench"))
-    env["TRESOR_DATABASE_URL"] = (
-        make_url(PG_ADMIN).set(database="tresor_bench").render_as_string(hide_password=False)
-    )
+    env.pop("TRESOR_DATABASE_URL", None)  # SQLite: the file in the data directory
+    if pg:
+        asyncio.run(_admin("DROP DATABASE IF EXISTS tresor_bench WITH (FORCE)"))
+        asyncio.run(_admin("CREATE DATABASE tresor_bench"))
+        env["TRESOR_DATABASE_URL"] = (
+            make_url(PG_ADMIN).set(database="tresor_bench").render_as_string(hide_password=False)
+        )
     tresor = str(BIN / "tresor")
     try:
         subprocess.run([tresor, "init"], env=env, check=True, capture_output=True)
@@ -238,7 +248,7 @@ def main() -> None:
         started = time.perf_counter()
         ids = seed_sync(lambda: VaultContext.open(settings), args.subjects)
         seed_seconds = time.perf_counter() - started
-        settle("postgresql", settings)  # fresh statistics, as autovacuum would leave them
+        settle(args.db, settings)  # fresh statistics, as autovacuum would leave them
 
         port = free_port()
         log = open(work / "serve.log", "wb")
@@ -252,7 +262,7 @@ def main() -> None:
                 "--rate",
                 "200",
                 "-o",
-                str(Path(PROFILE_DIR) / "bulk-postgresql.txt"),
+                str(Path(PROFILE_DIR) / f"bulk-{args.db}.txt"),
                 "--",
                 *command,
             ]
@@ -286,7 +296,7 @@ def main() -> None:
         batch_rps = resolved / batch_seconds
         base_rps = len(ids) / base_seconds
         out = {
-            "database": "postgresql",
+            "database": args.db,
             "subjects": args.subjects,
             "seed_seconds": round(seed_seconds, 1),
             "waited_for_startup_jobs_seconds": jobs_settled,
@@ -315,7 +325,8 @@ def main() -> None:
         }
         print(json.dumps(out, indent=2))
     finally:
-        asyncio.run(_admin("DROP DATABASE IF EXISTS tresor_bench WITH (FORCE)"))
+        if pg:
+            asyncio.run(_admin("DROP DATABASE IF EXISTS tresor_bench WITH (FORCE)"))
         shutil.rmtree(work, ignore_errors=True)
 
 

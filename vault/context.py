@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from vault.audit.batch import AuditBatcher, postgres_writer
+from vault.audit.batch import AuditBatcher, EventWriter, copy_writer
 from vault.audit.events import EventRecord, record_records
 from vault.catalogue.contact_pressure import PressureRules
 from vault.catalogue.loader import load_policies
@@ -38,7 +38,7 @@ from vault.settings import Settings
 from vault.storage.db import make_engine
 from vault.storage.dialect import serialises_writers
 from vault.storage.errors import STORAGE_ERRORS, UNAVAILABLE
-from vault.storage.ports import ReadPort, open_hot_storage
+from vault.storage.ports import HotOptions, HotStorage, ReadPort, open_hot_storage
 
 
 @dataclass
@@ -58,11 +58,13 @@ class VaultContext:
     touchpoints: TouchpointCatalogue
     #: The hot paths' storage ports, chosen once from the engine here (the composition
     #: root): `reads` runs a read outside any write transaction (the raw asyncpg pool on
-    #: PostgreSQL, a read snapshot on SQLite: `vault.storage.ports`), `audit_batcher` is the
-    #: audit group commit (`vault.audit.batch`: one COPY on the raw pool, or one SQLite
-    #: write transaction). Set by `__post_init__`.
+    #: PostgreSQL, plain `sqlite3` connections in worker threads on SQLite:
+    #: `vault.storage.ports`), `audit_batcher` is the audit group commit
+    #: (`vault.audit.batch`: one COPY on the raw pool, or one transaction of SQLite's
+    #: writer thread). Set by `__post_init__`.
     reads: ReadPort = field(init=False, repr=False)
     audit_batcher: AuditBatcher = field(init=False, repr=False)
+    _hot: HotStorage = field(init=False, repr=False)
     #: Whether the database takes one writer at a time (SQLite): see `_write_gate`.
     _serialised: bool = field(init=False, repr=False, default=False)
     _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = field(
@@ -70,11 +72,32 @@ class VaultContext:
     )
 
     def __post_init__(self) -> None:
-        hot = open_hot_storage(self.engine, self.settings.db_pool_size)
+        hot = self._hot = open_hot_storage(
+            self.engine,
+            HotOptions(self.settings.db_pool_size, self.settings.sqlite_synchronous),
+        )
         self.reads = hot.reads
-        writer = postgres_writer(hot.copy) if hot.copy is not None else self._write_events
-        self.audit_batcher = AuditBatcher(writer)
         self._serialised = serialises_writers(self.engine)
+        writer: EventWriter = self._write_events
+        if hot.copy is not None:
+            writer = copy_writer(hot.copy)
+            if self._serialised:
+                writer = self._gated(writer)
+        self.audit_batcher = AuditBatcher(writer)
+
+    def _gated(self, write: EventWriter) -> EventWriter:
+        """SQLite's writer thread takes the process's write gate like every transaction
+        (`_write_gate`), so it queues in order instead of in SQLite's busy handler."""
+
+        async def gated(records: Sequence[EventRecord]) -> None:
+            gate = self._write_gate()
+            if gate is None:
+                await write(records)
+                return
+            async with gate:
+                await write(records)
+
+        return gated
 
     async def _write_events(self, records: Sequence[EventRecord]) -> None:
         """Group commit without a COPY pool (SQLite): one write transaction (one fsync)
@@ -103,7 +126,11 @@ class VaultContext:
         return cls(
             settings=settings,
             engine=engine
-            or make_engine(settings.effective_database_url, pool_size=settings.db_pool_size),
+            or make_engine(
+                settings.effective_database_url,
+                pool_size=settings.db_pool_size,
+                sqlite_synchronous=settings.sqlite_synchronous,
+            ),
             catalogue=policies.purposes,
             kek=keyring,
             secrets=keyring.secrets,
@@ -153,6 +180,8 @@ class VaultContext:
     async def close(self) -> None:
         await self.audit_batcher.drain()
         await self.reads.close()
+        if self._hot.copy is not None:  # on PostgreSQL the reads' pool: closing twice is fine
+            await self._hot.copy.close()
         await self.engine.dispose()
         close_kek = getattr(self.kek, "close", None)
         if close_kek is not None:

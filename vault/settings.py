@@ -141,6 +141,11 @@ class Settings:
     #: TRESOR_DB_POOL_SIZE: database connections per process (PostgreSQL); keep it at or
     #: above the concurrency a process serves, or requests queue for connections.
     db_pool_size: int = 40
+    #: TRESOR_SQLITE_SYNCHRONOUS: `normal` (the default) or `full`: SQLite's
+    #: `PRAGMA synchronous` in WAL mode. `normal` survives a crash of the process; an
+    #: operating-system crash or power loss may undo the last commits since the WAL was
+    #: last synced (README, "SQLite durability"). `full` syncs the WAL at every commit.
+    sqlite_synchronous: str = "normal"
     #: TRESOR_FAILED_AUTH_LIMIT: failed API-key authentications per client address and
     #: minute, counted across all processes and nodes, before further *failed* attempts
     #: get 429 (a valid key is always served).
@@ -301,6 +306,9 @@ class Settings:
             if e.get("TRESOR_AUDIT_CHECKPOINT_FILE")
             else None,
             db_pool_size=r.whole("TRESOR_DB_POOL_SIZE", 40),
+            sqlite_synchronous=r.checked(
+                "normal", _sqlite_synchronous, e.get("TRESOR_SQLITE_SYNCHRONOUS", "")
+            ),
             failed_auth_limit=r.whole("TRESOR_FAILED_AUTH_LIMIT", 30),
             trusted_proxies=r.checked(
                 (),
@@ -390,6 +398,14 @@ def parse_networks(text: str, name: str) -> tuple[str, ...]:
         except ValueError as exc:
             raise ValueError(f"{name}: {entry!r} is not an address or CIDR range ({exc})") from None
     return tuple(out)
+
+
+def _sqlite_synchronous(value: str) -> str:
+    """TRESOR_SQLITE_SYNCHRONOUS: `normal` (also when empty) or `full`, any case."""
+    level = value.strip().lower() or "normal"
+    if level not in ("normal", "full"):
+        raise ValueError("TRESOR_SQLITE_SYNCHRONOUS must be normal or full")
+    return level
 
 
 def _limits_url(url: str) -> str:

@@ -431,3 +431,12 @@ def test_ctrl_c_exits_130_and_says_a_rerun_resumes(cli_env: Settings, capsys, mo
     monkeypatch.setattr(retention, "run_retention", interrupted)
     assert main(["retention", "run"]) == 130
     assert "run the same command again to resume" in capsys.readouterr().err
+
+
+def test_serve_help_says_what_workers_do_on_sqlite():
+    """`tresor serve --help` tells that on SQLite more workers share one write lock."""
+    from api.cli import build_parser
+
+    serve = build_parser()._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr]
+    text = " ".join(serve.format_help().split())
+    assert "On SQLite" in text and "one write lock" in text and "not write throughput" in text

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from vault.audit.events import EVENT_COLUMNS, EventRecord
 from vault.errors import Unavailable
-from vault.storage.pg_direct import DirectPool
+from vault.storage.ports import RecordCopy
 
 #: Writes a list of event records durably (one commit), or raises.
 EventWriter = Callable[[Sequence[EventRecord]], Awaitable[None]]
@@ -31,11 +31,12 @@ def record_of(row: dict[str, object]) -> EventRecord:
     return tuple(row[name] for name in EVENT_COLUMNS)
 
 
-def postgres_writer(direct: DirectPool) -> EventWriter:
-    """One binary `COPY audit_events FROM STDIN` on the raw pool: a single autocommit
-    statement, so durable when it returns. Cheaper per event than the multi-row
+def copy_writer(direct: RecordCopy) -> EventWriter:
+    """PostgreSQL: one binary `COPY audit_events FROM STDIN` on the raw pool, a single
+    autocommit statement, so durable when it returns. Cheaper per event than the multi-row
     `INSERT ... SELECT FROM unnest(...)` it replaced: the executor's per-row work for the
-    unnest is gone; index upkeep remains (figures: docs/performance.md)."""
+    unnest is gone; index upkeep remains (figures: docs/performance.md). SQLite: one
+    `executemany` in one transaction of the writer thread (`vault.storage.sqlite_direct`)."""
 
     async def write(records: Sequence[EventRecord]) -> None:
         await direct.copy_records("audit_events", EVENT_COLUMNS, records)

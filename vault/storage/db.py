@@ -16,7 +16,7 @@ from vault.settings import bundled
 MIGRATIONS_DIR = bundled("migrations")
 
 
-def make_engine(url: str, *, pool_size: int = 40) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 40, sqlite_synchronous: str = "full") -> AsyncEngine:
     """An async engine tuned for the vault's short transactions.
 
     SQLite: WAL, a busy timeout instead of immediate "database is locked" errors, foreign
@@ -24,17 +24,20 @@ def make_engine(url: str, *, pool_size: int = 40) -> AsyncEngine:
     first write, so a lookup's read and its audit insert would not be one transaction.
     `BEGIN IMMEDIATE` takes the write lock up front, which serialises transactions (SQLite
     has one writer anyway) and avoids SQLITE_BUSY when a read transaction upgrades to write.
+    `sqlite_synchronous` (`normal` or `full`, TRESOR_SQLITE_SYNCHRONOUS for the vault;
+    `full` for tools and tests that call this directly) sets `PRAGMA synchronous`.
     PostgreSQL: a pool large enough that requests do not queue for connections at the expected
     concurrency.
     """
     if url.startswith("sqlite"):
+        synchronous = {"normal": "NORMAL", "full": "FULL"}[sqlite_synchronous]
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.execute("PRAGMA foreign_keys=ON")
             # Erased data must not linger in free pages of the file (crypto-shredding
             # covers ciphertexts; this also covers blind indexes and metadata).

@@ -9,6 +9,7 @@ closed the same way whichever path served them.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,12 +18,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from vault.errors import Unavailable
 
-#: Everything that means "storage did not answer or refused": both drivers, the socket, the
+#: Everything that means "storage did not answer or refused": the drivers (plain `sqlite3`
+#: included: `vault.storage.sqlite_direct`), the socket, the
 #: driver's timeouts.
 STORAGE_ERRORS: tuple[type[BaseException], ...] = (
     SQLAlchemyError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    sqlite3.Error,
     OSError,
     asyncio.TimeoutError,
 )

@@ -6,7 +6,11 @@ adapters:
 
 - `AsyncpgReads`: PostgreSQL's hot path, one autocommit statement on the raw asyncpg pool
   (`vault.storage.pg_direct`), each statement compiled once and prepared by asyncpg;
-- `SnapshotReads`: a read snapshot on a SQLAlchemy engine (SQLite's deferred read engine);
+- `SqliteReads`: SQLite's hot path, one hop to a small pool of worker threads with plain
+  `sqlite3` read-only connections (`vault.storage.sqlite_direct`), each statement compiled
+  once to SQL text;
+- `SnapshotReads`: a read snapshot on a SQLAlchemy engine (SQLite without a plain file:
+  memory databases, URLs with options);
 - `TransactionReads`: a statement in the caller's open transaction (a lookup that reserves
   a contact reads, reserves and audits in one transaction).
 
@@ -27,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from vault.storage.db import make_read_engine
 from vault.storage.errors import storage_unavailable
 from vault.storage.pg_direct import Compiled, DirectPool
+from vault.storage.sqlite_direct import SqliteReads, SqliteWriter, database_path
 
 
 class Row(Protocol):
@@ -69,7 +74,8 @@ class AsyncpgReads:
 
 
 class SnapshotReads:
-    """A read snapshot on an engine that never writes (SQLite's deferred read engine)."""
+    """A read snapshot on an engine that never writes (SQLite's deferred read engine, where
+    the plain connections of `SqliteReads` cannot open the database)."""
 
     arrays = False
 
@@ -99,34 +105,57 @@ class TransactionReads:
         """The transaction belongs to the caller."""
 
 
+class RecordCopy(Protocol):
+    """Appends rows in one durable write (the audit group commit): a binary COPY on the
+    raw asyncpg pool, one transaction of SQLite's writer thread."""
+
+    async def copy_records(
+        self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]]
+    ) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class HotStorage:
-    """What the hot paths run on: the read adapter, and the raw pool the audit group commit
-    COPYs into (None: the group commit writes in a transaction of the main engine)."""
+    """What the hot paths run on: the read adapter, and where the audit group commit
+    appends (None: it writes in a transaction of the main engine)."""
 
     reads: ReadPort
-    copy: DirectPool | None = None
+    copy: RecordCopy | None = None
 
 
-def _asyncpg(url: str, pool_size: int) -> HotStorage:
-    direct = DirectPool(url, max_size=max(4, pool_size // 2))
+@dataclass(frozen=True, slots=True)
+class HotOptions:
+    """The settings the adapters take: connections per process (PostgreSQL) and SQLite's
+    `PRAGMA synchronous` for its writer (TRESOR_SQLITE_SYNCHRONOUS)."""
+
+    pool_size: int = 40
+    sqlite_synchronous: str = "normal"
+
+
+def _asyncpg(url: str, options: HotOptions) -> HotStorage:
+    direct = DirectPool(url, max_size=max(4, options.pool_size // 2))
     return HotStorage(AsyncpgReads(direct), direct)
 
 
-def _snapshots(url: str, _pool_size: int) -> HotStorage:
-    return HotStorage(SnapshotReads(make_read_engine(url)))
+def _sqlite(url: str, options: HotOptions) -> HotStorage:
+    path = database_path(url)
+    if path is None:  # a memory database or a URL with options: SQLAlchemy's path
+        return HotStorage(SnapshotReads(make_read_engine(url)))
+    return HotStorage(SqliteReads(path), SqliteWriter(path, synchronous=options.sqlite_synchronous))
 
 
 #: The hot-path adapters per database (`engine.dialect.name`).
-_HOT: dict[str, Callable[[str, int], HotStorage]] = {
+_HOT: dict[str, Callable[[str, HotOptions], HotStorage]] = {
     "postgresql": _asyncpg,
-    "sqlite": _snapshots,
+    "sqlite": _sqlite,
 }
 
 
-def open_hot_storage(engine: AsyncEngine, pool_size: int) -> HotStorage:
+def open_hot_storage(engine: AsyncEngine, options: HotOptions) -> HotStorage:
     """The hot paths' adapters for the engine's database (called once, at start-up)."""
     opener = _HOT.get(engine.dialect.name)
     if opener is None:
         raise LookupError(f"no storage adapter for the database {engine.dialect.name!r}")
-    return opener(engine.url.render_as_string(hide_password=False), pool_size)
+    return opener(engine.url.render_as_string(hide_password=False), options)

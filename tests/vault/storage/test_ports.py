@@ -13,14 +13,16 @@ from tests.support.privacy import is_sqlite
 from vault.errors import Unavailable
 from vault.storage import ports
 from vault.storage.pg_direct import DirectPool
+from vault.storage.sqlite_direct import SqliteReads, SqliteWriter
 from vault.storage.tables import subjects
 
 
 async def test_the_context_picks_the_adapter_of_its_database(vault):
     """PostgreSQL reads on the raw asyncpg pool (arrays bind as one parameter) and the
-    group commit COPYs there; SQLite reads in snapshots of its read engine."""
+    group commit COPYs there; SQLite reads on plain `sqlite3` connections in worker
+    threads (lists bind as IN (...))."""
     if is_sqlite(vault):
-        assert isinstance(vault.reads, ports.SnapshotReads) and vault.reads.arrays is False
+        assert isinstance(vault.reads, SqliteReads) and vault.reads.arrays is False
     else:
         assert isinstance(vault.reads, ports.AsyncpgReads) and vault.reads.arrays is True
         assert isinstance(vault.reads.direct, DirectPool)
@@ -45,4 +47,16 @@ def test_a_database_without_an_adapter_is_refused():
     """A third database needs its adapter in `_HOT`; without one the start-up names it."""
     engine = SimpleNamespace(dialect=SimpleNamespace(name="oracle"), url=None)
     with pytest.raises(LookupError, match="oracle"):
-        ports.open_hot_storage(engine, 4)
+        ports.open_hot_storage(engine, ports.HotOptions(4))
+
+
+def test_sqlite_without_a_plain_file_keeps_snapshot_reads():
+    """A memory database (which plain connections would not share) reads in snapshots of
+    SQLAlchemy's read engine and audits through the main engine; a file gets the plain
+    connections and the writer thread."""
+    memory = create_async_engine("sqlite+aiosqlite://")
+    hot = ports.open_hot_storage(memory, ports.HotOptions(4))
+    assert isinstance(hot.reads, ports.SnapshotReads) and hot.copy is None
+    file = create_async_engine("sqlite+aiosqlite:////tmp/tresor-ports-test.sqlite3")
+    hot = ports.open_hot_storage(file, ports.HotOptions(4))
+    assert isinstance(hot.reads, SqliteReads) and isinstance(hot.copy, SqliteWriter)
