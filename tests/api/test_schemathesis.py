@@ -106,6 +106,8 @@ KNOWN_GAPS = {
     "POST /v1/requests": "phone validity; no control chars in a rectification's changes",
     "POST /v1/recipients": "a webhook URL must be https (http only to loopback) and its host "
     "outside private ranges (SSRF): the transport decides what `target` is",
+    "PUT /v1/recipients/{name}/subscriptions": "scope `all` is refused for a client recipient: "
+    "it depends on the stored recipient's kind, not on the request",
 }
 
 
