@@ -67,7 +67,8 @@ from api.subjects.subjects import SubjectController
 from api.web.headers import add_security_headers
 from vault.admin.certificates import CertificateAuthenticator
 from vault.admin.clients import ClientAuthenticator
-from vault.admin.limits import counter_store, purge_counters
+from vault.admin.housekeeping import purge_transient
+from vault.admin.limits import counter_store
 from vault.admin.quotas import QuotaGate
 from vault.audit import chain as audit_chain
 from vault.catalogue.loader import load_policies
@@ -342,9 +343,9 @@ async def _retention(ctx: VaultContext) -> None:
     from vault.rights.retention import run_retention
 
     report = await run_retention(ctx)
-    counters = await purge_counters(ctx, ctx.clock.now())
+    purged = await purge_transient(ctx)
     structlog.get_logger("tresor.retention").info(
-        "retention_run", **asdict(report), limit_counters=counters
+        "retention_run", **asdict(report), **asdict(purged)
     )
 
 

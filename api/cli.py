@@ -12,7 +12,7 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api import cli_db, cli_help
 from api.cli_clients import add_parsers as add_client_parsers
@@ -26,6 +26,10 @@ from vault.crypto import KeyringError, LocalKeyring
 from vault.errors import InvalidInput, VaultError
 from vault.settings import Settings, SettingsError
 from vault.storage.db import upgrade
+
+if TYPE_CHECKING:
+    from vault.admin.housekeeping import Purged
+    from vault.rights.retention import RetentionReport
 
 _admin = admin_actor
 _run = run_with_vault
@@ -309,10 +313,14 @@ def cmd_audit_export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_retention_run(settings: Settings, args: argparse.Namespace) -> int:
+    from vault.admin.housekeeping import purge_transient
     from vault.rights.retention import run_retention
 
+    async def sweep(ctx: VaultContext) -> tuple[RetentionReport, Purged]:
+        return await run_retention(ctx, progress=progress), await purge_transient(ctx)
+
     with CliProgress() as progress:
-        report = _run(settings, lambda ctx: run_retention(ctx, progress=progress))
+        report, purged = _run(settings, sweep)
     _finish(
         args,
         progress,
@@ -322,13 +330,16 @@ def cmd_retention_run(settings: Settings, args: argparse.Namespace) -> int:
         f"skipped {report.skipped} (restricted, open request or unknown purpose); "
         f"{report.without_basis} subjects without any basis left alone; "
         f"deleted {report.pruned_mails} outbox mails; brought {report.upgraded_rows} rows "
-        f"from before migration 0013 up to date",
+        f"from before migration 0013 up to date; deleted {purged.idempotency_records} "
+        f"expired idempotency records and {purged.limit_counters} ended limit counters",
         expired=report.expired,
         lapsed=report.lapsed,
         erased=report.erased,
         shredded=report.shredded,
         skipped=report.skipped,
         without_basis=report.without_basis,
+        idempotency_records=purged.idempotency_records,
+        limit_counters=purged.limit_counters,
     )
     return 0
 

@@ -17,8 +17,15 @@ too), the key is claimed for the calling API client in the vault
   up to `WAIT_SECONDS`, then gets a 409;
 - the same key with another request: 422, nothing done.
 
-The answer is held back until it is stored, so a batch lookup sent with a key answers its
-NDJSON once complete rather than line by line.
+Lookups and batch lookups (`RepeatableOperation`) keep no answer: a retry with the same key
+and request runs again, so the purpose check, the consents, a restriction or an erasure
+decide anew (a stored answer would hand contact data out past a withdrawal, and outlive an
+erasure). The key then protects what a lookup changes: its contact's basket points are
+reserved once per key and subject (the handler passes `retry_token` to the reservation).
+Their answers stream as without a key.
+
+A stored answer is held back until it is stored. Its `ETag`, if it had one, is stored and
+sent with the replay.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 from litestar.connection import ASGIConnection
@@ -77,6 +84,17 @@ _DESCRIPTION = (
 
 
 #: What the header adds to an operation's answers.
+_REPEAT_DESCRIPTION = (
+    "Optional (draft-ietf-httpapi-idempotency-key-header): a unique value, e.g. a UUID, "
+    "1 to 255 visible ASCII characters. A retry with the same key and the same request "
+    "(method, path, body) within 24 hours runs again: access is decided anew (a consent "
+    "withdrawn, an objection, a restriction or an erasure in between is honoured) and no "
+    "answer is kept, but the contact's points are reserved only once per subject (the "
+    "retry answers the same contact `id`). While the first is still running, 409. The same "
+    "key with another request: 422. Keys are per API client."
+)
+
+
 _STATUS_NOTES = {
     "409": "A request with this `Idempotency-Key` is still running; retry later",
     "422": "A field breaks a domain rule, or the `Idempotency-Key` is malformed or was "
@@ -88,12 +106,15 @@ _STATUS_NOTES = {
 class IdempotentOperation(Operation):
     """An operation that takes `Idempotency-Key` (the middleware acts on its handlers)."""
 
+    #: A stored answer is replayed (False: the operation runs again, `RepeatableOperation`).
+    keeps_answer: ClassVar[bool] = True
+
     def __post_init__(self) -> None:
         header = Parameter(
             name=HEADER,
             param_in=ParamType.HEADER,
             required=False,
-            description=_DESCRIPTION,
+            description=_DESCRIPTION if self.keeps_answer else _REPEAT_DESCRIPTION,
             schema=Schema(
                 type=OpenAPIType.STRING,
                 min_length=1,
@@ -113,6 +134,8 @@ class IdempotentOperation(Operation):
                         )
                     },
                 )
+        if not self.keeps_answer:
+            return
         for status, response in (self.responses or {}).items():
             if status.startswith("2") and isinstance(response, OpenAPIResponse):
                 headers = dict(response.headers or {})
@@ -122,6 +145,14 @@ class IdempotentOperation(Operation):
                     schema=Schema(type=OpenAPIType.STRING, enum=["true"]),
                 )
                 response.headers = headers
+
+
+@dataclass
+class RepeatableOperation(IdempotentOperation):
+    """A read that takes `Idempotency-Key` but keeps no answer: a retry runs again (see the
+    module docstring); the handler passes `retry_token` on to the reservation."""
+
+    keeps_answer: ClassVar[bool] = False
 
 
 def parse_key(raw: str) -> str:
@@ -137,10 +168,30 @@ def parse_key(raw: str) -> str:
     return value
 
 
-def _is_idempotent(scope: Scope) -> bool:
+def _operation_class(scope: Scope) -> type[IdempotentOperation] | None:
     handler = scope.get("route_handler")
     cls = getattr(handler, "operation_class", None)
-    return isinstance(cls, type) and issubclass(cls, IdempotentOperation)
+    if isinstance(cls, type) and issubclass(cls, IdempotentOperation):
+        return cls
+    return None
+
+
+def _header_key(headers: Any) -> str | None:
+    raw = next(
+        (v.decode("latin-1") for k, v in headers if k.lower() == b"idempotency-key"),
+        None,
+    )
+    return None if raw is None else parse_key(raw)
+
+
+def retry_token(request: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The retry token of this request's `Idempotency-Key` (None without one): what a
+    repeatable operation hands to the reservation so a retry reserves nothing twice."""
+    key = _header_key(request.scope["headers"])
+    if key is None:
+        return None
+    client: ClientInfo = request.user
+    return idempotency.retry_token(client.id, key)
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -169,17 +220,14 @@ def _replaying(body: bytes) -> Receive:
 
 
 async def _send_stored(send: Send, stored: idempotency.StoredResponse) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": stored.status,
-            "headers": [
-                (b"content-type", stored.media_type.encode()),
-                (b"content-length", str(len(stored.body)).encode()),
-                (REPLAYED.lower().encode(), b"true"),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", stored.media_type.encode()),
+        (b"content-length", str(len(stored.body)).encode()),
+        (REPLAYED.lower().encode(), b"true"),
+    ]
+    if stored.etag is not None:
+        headers.append((b"etag", stored.etag.encode("latin-1")))
+    await send({"type": "http.response.start", "status": stored.status, "headers": headers})
     await send({"type": "http.response.body", "body": stored.body, "more_body": False})
 
 
@@ -190,17 +238,14 @@ class IdempotencyMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") != "POST" or not _is_idempotent(scope):
+        operation = _operation_class(scope) if scope["type"] == "http" else None
+        if operation is None or scope.get("method") != "POST":
             await self.app(scope, receive, send)
             return
-        raw = next(
-            (v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"idempotency-key"),
-            None,
-        )
-        if raw is None:
+        key = _header_key(scope["headers"])
+        if key is None:
             await self.app(scope, receive, send)
             return
-        key = parse_key(raw)
         body = await _read_body(receive)
         connection: ASGIConnection[Any, Any, Any, Any] = ASGIConnection(scope)
         client: ClientInfo = connection.user
@@ -208,11 +253,16 @@ class IdempotencyMiddleware:
         query = scope.get("query_string", b"").decode("latin-1")
         path = scope["path"] + (f"?{query}" if query else "")
         request_fp = idempotency.fingerprint("POST", path, body)
-        outcome = await self._claim(vault, connection, client, key, request_fp)
+        keeps = operation.keeps_answer
+        outcome = await self._claim(vault, connection, client, key, request_fp, keeps)
         if isinstance(outcome, idempotency.Replay):
             await _send_stored(send, outcome.response)
-            return
-        await self._run(vault, outcome.record_id, scope, body, send)
+        elif isinstance(outcome, idempotency.Repeat):
+            await self.app(scope, _replaying(body), send)
+        elif keeps:
+            await self._run(vault, outcome.record_id, scope, body, send)
+        else:
+            await self._run_again_later(vault, outcome.record_id, scope, body, send)
 
     async def _claim(
         self,
@@ -221,11 +271,14 @@ class IdempotencyMiddleware:
         client: ClientInfo,
         key: str,
         request_fp: str,
-    ) -> idempotency.Claimed | idempotency.Replay:
+        keeps_answer: bool,
+    ) -> idempotency.Claimed | idempotency.Replay | idempotency.Repeat:
         actor = actor_of(connection)
         deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
         while True:
-            outcome = await idempotency.claim(vault, actor, client.id, key, request_fp)
+            outcome = await idempotency.claim(
+                vault, actor, client.id, key, request_fp, keeps_answer=keeps_answer
+            )
             if isinstance(outcome, idempotency.Mismatch):
                 raise InvalidInput(
                     "idempotency key reused",
@@ -236,6 +289,28 @@ class IdempotencyMiddleware:
             if asyncio.get_running_loop().time() >= deadline:
                 raise Conflict("a request with this idempotency key is still running; retry later")
             await asyncio.sleep(POLL_SECONDS)
+
+    async def _run_again_later(
+        self, vault: Any, record_id: str, scope: Scope, body: bytes, send: Send
+    ) -> None:
+        """A repeatable operation's first run: its answer streams through as it comes; the
+        key is kept (without the answer) once a 2xx started, else forgotten."""
+        status: list[int] = []
+
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, _replaying(body), watch)
+        except BaseException:
+            await idempotency.release(vault, record_id)
+            raise
+        if status and 200 <= status[0] < 300:
+            await idempotency.complete(vault, record_id, None)
+        else:
+            await idempotency.release(vault, record_id)
 
     async def _run(self, vault: Any, record_id: str, scope: Scope, body: bytes, send: Send) -> None:
         started: list[HTTPResponseStartEvent] = []
@@ -259,11 +334,12 @@ class IdempotencyMiddleware:
         status = start["status"]
         headers = list(start.get("headers") or [])
         media_type = next((v.decode() for k, v in headers if k.lower() == b"content-type"), "")
+        tag = next((v.decode() for k, v in headers if k.lower() == b"etag"), None)
         answer = b"".join(chunks)
         if 200 <= status < 300:
             try:
                 await idempotency.complete(
-                    vault, record_id, idempotency.StoredResponse(status, media_type, answer)
+                    vault, record_id, idempotency.StoredResponse(status, media_type, answer, tag)
                 )
             except (Unavailable, UnicodeDecodeError) as exc:
                 # The work is done: its answer goes out. A retry within the lease waits,

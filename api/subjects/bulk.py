@@ -12,7 +12,7 @@ from litestar.response import Stream
 
 from api.auth import actor_of, roles, take_lookups
 from api.deps import Vault
-from api.idempotency import IdempotentOperation
+from api.idempotency import RepeatableOperation
 from api.openapi_docs import AUTHED, READ_DENIALS, problems
 from api.subjects.lookup import contact_spec
 from api.subjects.schemas import BatchLine, BatchLookupRequest, DryRunRequest, DryRunResponse
@@ -57,7 +57,7 @@ class BulkLookupController(Controller):
         "/batch",
         opt=roles(Role.LOOKUP, Role.DPO),
         operation_id="lookupBatch",
-        operation_class=IdempotentOperation,
+        operation_class=RepeatableOperation,
         summary="Resolve contact data for up to 10,000 identifiers (NDJSON stream, audited)",
         description=(
             "Give a purpose and exactly one of subject_ids, emails, phones, external_refs "
@@ -112,7 +112,7 @@ class BulkLookupController(Controller):
             identifier_kind=kind,
             identifiers=values,
             fields=data.fields,
-            contact=contact_spec(data.contact),
+            contact=contact_spec(data.contact, request),
         )
         # The first chunk runs before the response starts, so a request the vault refuses
         # as a whole (bad input, purpose denied, storage down) is an ordinary problem+json.
@@ -159,7 +159,7 @@ class BulkLookupController(Controller):
             identifier_kind=kind,
             identifiers=values,
             channel=data.channel,
-            contact=contact_spec(data.contact),
+            contact=contact_spec(data.contact, request),
         )
         return DryRunResponse(
             total=result.total,

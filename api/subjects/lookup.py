@@ -11,7 +11,7 @@ from api import metrics
 from api.auth import actor_of, roles, take_lookups
 from api.conditional import CONTACT, etag, etag_header
 from api.deps import Vault
-from api.idempotency import IdempotentOperation
+from api.idempotency import RepeatableOperation, retry_token
 from api.openapi_docs import AUTHED, READ_DENIALS, problems
 from api.schemas import contact_channel
 from api.subjects.schemas import (
@@ -29,8 +29,11 @@ from vault.outreach import basket
 _KINDS = ("subject_id", "email", "phone", "external_ref")
 
 
-def contact_spec(contact: ContactIn | None) -> basket.ContactSpec | None:
-    """The outbound contact a lookup announces, as the domain's reservation request."""
+def contact_spec(
+    contact: ContactIn | None, request: Request[Any, Any, Any]
+) -> basket.ContactSpec | None:
+    """The outbound contact a lookup announces, as the domain's reservation request; with
+    the request's `Idempotency-Key`, a retry reserves under the same contact ids."""
     if contact is None:
         return None
     return basket.ContactSpec(
@@ -40,6 +43,7 @@ def contact_spec(contact: ContactIn | None) -> basket.ContactSpec | None:
         priority=contact.priority,
         touchpoint=contact.touchpoint,
         followup=contact.followup,
+        retry_token=retry_token(request),
     )
 
 
@@ -51,7 +55,7 @@ class LookupController(Controller):
         "/",
         opt=roles(Role.LOOKUP, Role.DPO),
         operation_id="lookup",
-        operation_class=IdempotentOperation,
+        operation_class=RepeatableOperation,
         response_headers=etag_header(
             "The subject's contact data state, for `If-Match` on `PATCH .../contact`"
         ),
@@ -96,7 +100,7 @@ class LookupController(Controller):
             )
         kind, value = given[0]
         client: ClientInfo = request.user
-        contact = contact_spec(data.contact)
+        contact = contact_spec(data.contact, request)
         known = data.purpose if data.purpose in vault.catalogue else None
         await take_lookups(request, 1)
         try:

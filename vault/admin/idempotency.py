@@ -15,15 +15,27 @@ them), one per (API client, key), kept 24 hours:
 
 Why admin: a key belongs to an API client, the area that owns them.
 
-The stored answer may hold contact data (a lookup's), so its body is sealed with a key of
-its own, wrapped by the KEK under the identity `idempotency:<record id>` (never a subject
-id): the table holds no plaintext, and handing out a stored answer again is audited like
-the read it repeats (fail closed: no event, no answer). The key is stored as a digest: a
-client may pick any string, and it is nobody's business in the database.
+Two kinds of operation use keys:
+
+- **stored answers** (creating a subject, a consent, a request step, a recorded contact):
+  `complete` stores the 2xx answer and a retry gets it back (`Replay`) without acting again.
+  These answers hold ids, statuses and times, never contact data;
+- **repeatable reads** (a lookup, a batch lookup): nothing of the answer is kept
+  (`complete(..., None)`), and a retry is told to run again (`Repeat`). A stored lookup
+  answer was a copy of contact data that a replay handed out past a withdrawal, an
+  objection, a restriction or an erasure made in between, and that an erasure could not
+  shred. Running again decides anew; what the key still protects is the contact's basket
+  points, reserved once per key and subject (`vault.outreach.basket.contact_id_for`, the
+  contact's id derived from the key's `retry_token`: the second reservation finds the first).
+
+The stored answer is sealed with a key of its own all the same, wrapped by the KEK under the
+identity `idempotency:<record id>` (never a subject id), and handing it out again is audited
+(fail closed: no event, no answer). The key is stored as a digest: a client may pick any
+string, and it is nobody's business in the database.
 
 A record whose KEK version is retired before it expires no longer opens: its replay fails
 as an integrity error (500), nothing is done twice. Retire versions at least 24 hours after
-a rotation.
+a rotation. Expired records are deleted by the retention run (`purge_expired`).
 """
 
 from __future__ import annotations
@@ -60,6 +72,8 @@ class StoredResponse:
     status: int
     media_type: str
     body: bytes
+    #: The answer's `ETag` header, if it had one.
+    etag: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +89,12 @@ class Replay:
 
 
 @dataclass(frozen=True, slots=True)
+class Repeat:
+    """The same request was answered before and keeps no answer (a repeatable read): run
+    it again."""
+
+
+@dataclass(frozen=True, slots=True)
 class Busy:
     """The first request with this key is still running."""
 
@@ -84,7 +104,7 @@ class Mismatch:
     """The key was first used for another request (method, path or body)."""
 
 
-Outcome = Claimed | Replay | Busy | Mismatch
+Outcome = Claimed | Replay | Repeat | Busy | Mismatch
 
 
 def key_digest(key: str) -> str:
@@ -98,6 +118,12 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
         h.update(len(part).to_bytes(8, "big"))
         h.update(part)
     return h.hexdigest()
+
+
+def retry_token(client_id: str, key: str) -> str:
+    """What a client's key stands for outside this table: a digest bound to the client, so
+    two clients choosing the same key never share anything."""
+    return hashlib.sha256(f"{client_id}\x00{key}".encode()).hexdigest()
 
 
 def _wrap_id(record_id: str) -> str:
@@ -118,9 +144,18 @@ async def _audit(
 
 
 async def claim(
-    ctx: VaultContext, actor: Actor, client_id: str, key: str, request_fingerprint: str
+    ctx: VaultContext,
+    actor: Actor,
+    client_id: str,
+    key: str,
+    request_fingerprint: str,
+    *,
+    keeps_answer: bool = True,
 ) -> Outcome:
-    """Take the key for this request, or say why not (see the module docstring)."""
+    """Take the key for this request, or say why not (see the module docstring). For an
+    operation that does not keep its answer (`keeps_answer=False`) a finished request is
+    `Repeat`, whatever the record holds: an answer stored before lookups stopped keeping
+    theirs is never handed out."""
     now = ctx.clock.now()
     digest = key_digest(key)
     table = idempotency_records
@@ -157,14 +192,29 @@ async def claim(
             return Mismatch()
         if row.status == IN_PROGRESS:
             return Busy()
+        if not keeps_answer or row.response_ct is None:
+            return Repeat()
         aead = ctx.deks.dek(_wrap_id(row.id), row.kek_version, row.wrapped_key, remember=False)
         body = open_field(aead, row.id, _FIELD, _SEAL_VERSION, row.response_ct)
         await _audit(conn, now, actor, Decision.ALLOW, None)
-    return Replay(StoredResponse(row.response_status, row.response_type, body.encode("utf-8")))
+    return Replay(
+        StoredResponse(
+            row.response_status, row.response_type, body.encode("utf-8"), row.response_etag
+        )
+    )
 
 
-async def complete(ctx: VaultContext, record_id: str, response: StoredResponse) -> None:
-    """Store the answer of the request holding `record_id`, sealed."""
+async def complete(ctx: VaultContext, record_id: str, response: StoredResponse | None) -> None:
+    """Store the answer of the request holding `record_id`, sealed; `None` for an operation
+    that keeps no answer (the key stays taken for this request, a retry runs again)."""
+    if response is None:
+        async with ctx.transaction() as conn:
+            await conn.execute(
+                update(idempotency_records)
+                .where(idempotency_records.c.id == record_id)
+                .values(status=DONE)
+            )
+        return
     aead, kek_version, wrapped = ctx.deks.new_dek(_wrap_id(record_id))
     sealed = seal_field(aead, record_id, _FIELD, _SEAL_VERSION, response.body.decode("utf-8"))
     async with ctx.transaction() as conn:
@@ -175,6 +225,7 @@ async def complete(ctx: VaultContext, record_id: str, response: StoredResponse) 
                 status=DONE,
                 response_status=response.status,
                 response_type=response.media_type,
+                response_etag=response.etag,
                 kek_version=kek_version,
                 wrapped_key=wrapped,
                 response_ct=sealed,

@@ -42,6 +42,18 @@ if TYPE_CHECKING:
     from vault.context import VaultContext
 
 
+#: The namespace of contact ids derived from a retry token (`contact_id_for`).
+_RETRIED_CONTACTS = uuid.UUID("6f1d3c2a-8b4e-5a7f-9c01-2d3e4f5a6b7c")
+
+
+def contact_id_for(retry_token: str, subject_id: str) -> str:
+    """The id of the contact a request with this retry token reserves for this subject: the
+    same on every retry, so a retried lookup finds its first reservation instead of paying
+    again (a name-based UUID, not a secret: the token is already a digest bound to the
+    client)."""
+    return str(uuid.uuid5(_RETRIED_CONTACTS, f"{retry_token}:{subject_id}"))
+
+
 @dataclass(frozen=True, slots=True)
 class ContactSpec:
     """An outbound contact as a client names it; channel and type default to the
@@ -58,6 +70,10 @@ class ContactSpec:
     #: A contact the customer started (an inbound call, a reply), only ever recorded
     #: (`record_contact`), never announced by a lookup: 0 points, no basket checks.
     inbound: bool = False
+    #: The request's retry token (`vault.admin.idempotency.retry_token`, from its
+    #: `Idempotency-Key`): a retried request reserves under the same contact ids, so it
+    #: finds its first reservations instead of paying twice.
+    retry_token: str | None = None
 
     def resolve(self, ctx: VaultContext, purpose: Purpose | None) -> ContactSpec:
         """Fill channel and type from the purpose, check consistency and known values
@@ -68,8 +84,9 @@ class ContactSpec:
             touchpoint=self.touchpoint,
         )  # fmt: skip
         return ContactSpec(
-            self.brand, channel, type, self.priority, self.touchpoint, self.followup, self.inbound
-        )
+            self.brand, channel, type, self.priority, self.touchpoint, self.followup,
+            self.inbound, self.retry_token,
+        )  # fmt: skip
 
     def check_grant(
         self,
@@ -103,6 +120,11 @@ class ContactSpec:
             brand=self.brand, priority=self.priority, now=now, purpose=purpose_id,
             touchpoint=self.touchpoint, client=actor.id, request_id=actor.request_id,
             followup=self.followup if with_followup else None,
+            contact_id=(
+                contact_id_for(self.retry_token, subject_id)
+                if self.retry_token is not None
+                else None
+            ),
         )  # fmt: skip
 
 
@@ -195,9 +217,14 @@ async def reserve(
     request_id: str | None = None,
     followup: str | None = None,
     inbound: bool = False,
+    contact_id: str | None = None,
 ) -> Reservation | Deny:
     """Atomically reserve the points of one outbound contact in the caller's transaction,
     or deny it (`contact_blocked_by_calamity`, `contact_budget_exhausted`).
+
+    `contact_id` names the contact to record (a retried request's, derived from its
+    idempotency key): when that contact was recorded already, it is returned as it was
+    reserved, and nothing is checked or charged again.
 
     On success a `contacts` row is written and the month's counter raised; the caller's
     commit makes both durable (a rollback releases the points). Raises `InvalidInput` for
@@ -206,6 +233,13 @@ async def reserve(
     """
     rules: PressureRules = ctx.pressure_rules
     rules.validate_contact(channel=channel, type=type, brand=brand, priority=priority)
+    if contact_id is not None:
+        earlier = await _reserved_before(
+            conn, ctx, contact_id=contact_id, subject_id=subject_id, purpose=purpose,
+            followup=followup is not None,
+        )  # fmt: skip
+        if earlier is not None:
+            return earlier
     if followup is not None:
         # A contact the customer asked for: its own window decides (not the basket, the
         # cool-down or quiet hours), it costs no points, and it can be used once.
@@ -213,6 +247,7 @@ async def reserve(
             conn, ctx, followup_id=followup, subject_id=subject_id, channel=channel,
             type=type, brand=brand, priority=priority, now=now, purpose=purpose,
             touchpoint=touchpoint, client=client, request_id=request_id,
+            contact_id=contact_id,
         )  # fmt: skip
     prio = rules.priorities[priority]
     month = rules.month_of(now)
@@ -303,7 +338,7 @@ async def reserve(
                 .returning(contact_budgets.c.used_tenths)
             )
         ).scalar_one()
-    contact_id = str(uuid.uuid4())
+    contact_id = contact_id or str(uuid.uuid4())
     await conn.execute(
         insert(contacts).values(
             id=contact_id,
@@ -330,6 +365,59 @@ async def reserve(
         basket=rules.limit_tenths(type) / 10,
         preferred_channel=verdict.preferred_channel,
         channel=channel,
+    )
+
+
+async def _reserved_before(
+    conn: AsyncConnection,
+    ctx: Any,
+    *,
+    contact_id: str,
+    subject_id: str,
+    purpose: str | None,
+    followup: bool,
+) -> Reservation | None:
+    """The reservation a first try of this request made (`reserve`'s `contact_id`), as that
+    try answered it, with this month's totals as they are now; None if there is none."""
+    row = (
+        await conn.execute(
+            select(contacts).where(contacts.c.id == contact_id, contacts.c.subject_id == subject_id)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    rules: PressureRules = ctx.pressure_rules
+    in_reserve = (
+        row.type == CommunicationType.SERVICE.value and rules.service_reserve_tenths is not None
+    )
+    if in_reserve and not followup:
+        used = await _service_used(conn, subject_id, row.month)
+    else:
+        used = (
+            await conn.execute(
+                select(contact_budgets.c.used_tenths).where(
+                    contact_budgets.c.subject_id == subject_id,
+                    contact_budgets.c.month == row.month,
+                )
+            )
+        ).scalar_one_or_none() or 0
+    if followup:  # as `use_followup` answers: 0 points, no channel
+        return Reservation(
+            contact_id=contact_id, subject_id=subject_id, month=row.month, points=0.0,
+            used=used / 10, basket=rules.basket_points,
+        )  # fmt: skip
+    prefs = await preferences.load(conn, subject_id)
+    known = ctx.catalogue.get(purpose) if purpose is not None else None
+    allowed = tuple(c.value for c in known.channels) if known is not None else ()
+    return Reservation(
+        contact_id=contact_id,
+        subject_id=subject_id,
+        month=row.month,
+        points=row.points_tenths / 10,
+        used=used / 10,
+        basket=rules.limit_tenths(row.type) / 10,
+        preferred_channel=prefs.preferred_for(row.type, allowed) if prefs is not None else None,
+        channel=row.channel,
     )
 
 
@@ -400,6 +488,7 @@ async def use_followup(
     touchpoint: str | None,
     client: str | None,
     request_id: str | None,
+    contact_id: str | None = None,
 ) -> Reservation | Deny:
     """Use a follow-up (`vault.outreach.followups`) for one outbound contact, in the
     caller's transaction (called by `reserve`): a `Reservation` of 0 points that leaves the
@@ -411,7 +500,7 @@ async def use_followup(
     the first commits; SQLite serialises writers)."""
     rules = ctx.pressure_rules
     month = rules.month_of(now)
-    contact_id = str(uuid.uuid4())
+    contact_id = contact_id or str(uuid.uuid4())
     actor = Actor("client", client or "unknown", request_id)
     kept = 0
     if is_valid_id(followup_id):

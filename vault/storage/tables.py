@@ -517,7 +517,8 @@ class IdempotencyRecord(Base):
     client_id: Mapped[str] = mapped_column(String(36))
     key_digest: Mapped[str] = mapped_column(String(64))
     fingerprint: Mapped[str] = mapped_column(String(64))
-    #: in_progress (one request is doing the work), done (the answer is stored).
+    #: in_progress (one request is doing the work), done (the answer is stored, or for a
+    #: repeatable read none is: a retry runs again).
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(TZ)
     #: An in_progress record whose worker died is taken over after this.
@@ -525,6 +526,8 @@ class IdempotencyRecord(Base):
     expires_at: Mapped[datetime] = mapped_column(TZ, index=True)
     response_status: Mapped[int | None] = mapped_column(Integer)
     response_type: Mapped[str | None] = mapped_column(String(100))
+    #: The stored answer's `ETag` (a revision tag, never data), sent again with the replay.
+    response_etag: Mapped[str | None] = mapped_column(String(200))
     kek_version: Mapped[int | None] = mapped_column(Integer)
     wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     response_ct: Mapped[bytes | None] = mapped_column(LargeBinary)

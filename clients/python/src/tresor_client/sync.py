@@ -98,10 +98,10 @@ class Tresor:
         """Resolve one subject's contact data for a purpose; `etag` is the contact's state
         (for `rectify_contact`).
 
-        With `idempotent` (the default) a lost answer is retried under one key, so a
-        contact reservation is made once; the server then keeps the answer (sealed) for 24
-        hours to replay it. `idempotent=False` sends no key and retries nothing, for a
-        lookup that reserves nothing and should leave no copy of its answer."""
+        With `idempotent` (the default) a lost answer is retried under one key: the server
+        decides the retry anew (a consent withdrawn in between is honoured) and reserves
+        its contact once. It keeps no copy of a lookup's answer. `idempotent=False` sends
+        no key and retries nothing."""
         call = core.prepare(
             OPERATIONS["lookup"], request, idempotency_key=idempotency_key, keyed=idempotent
         )
@@ -118,9 +118,10 @@ class Tresor:
         first `next()`; leaving the loop early closes the connection).
 
         With `idempotent` (the default) the batch carries an idempotency key and a broken
-        connection is retried, skipping the lines already yielded (the retry gets the same
-        stored answer); the server then sends the answer once it is complete. Without it,
-        the server streams each line as it resolves it, and nothing is retried."""
+        connection is retried, skipping the lines already yielded: the server runs the
+        retry again (each line decided anew, each contact reserved once per subject and
+        key). The server streams each line as it resolves it, with or without a key;
+        without one nothing is retried."""
         call = core.prepare(
             OPERATIONS["lookupBatch"], request, idempotency_key=idempotency_key, keyed=idempotent
         )
