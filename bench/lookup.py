@@ -78,7 +78,13 @@ async def _admin(*statements: str, url: str = PG_ADMIN) -> None:
         await engine.dispose()
 
 
-def run_wrk(port: int, env: dict[str, str], duration: int, connections: int) -> dict[str, float]:
+def run_wrk(
+    port: int,
+    env: dict[str, str],
+    duration: int,
+    connections: int,
+    script: str = "lookup.lua",
+) -> dict[str, float]:
     out = subprocess.run(
         [
             "wrk",
@@ -88,7 +94,7 @@ def run_wrk(port: int, env: dict[str, str], duration: int, connections: int) -> 
             "--timeout",
             "5s",
             "-s",
-            str(ROOT / "bench" / "lookup.lua"),
+            str(ROOT / "bench" / script),
             f"http://127.0.0.1:{port}",
         ],
         env=env,

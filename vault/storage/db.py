@@ -7,10 +7,11 @@ from typing import Any
 from alembic import command, op
 from alembic.config import Config
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from vault.settings import bundled
+from vault.storage.sqlite_inline import connect_inline
 
 #: The repository's migrations/, or the copy an installed wheel carries.
 MIGRATIONS_DIR = bundled("migrations")
@@ -31,7 +32,13 @@ def make_engine(url: str, *, pool_size: int = 40, sqlite_synchronous: str = "ful
     """
     if url.startswith("sqlite"):
         synchronous = {"normal": "NORMAL", "full": "FULL"}[sqlite_synchronous]
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        path = make_url(url).database or ":memory:"
+        # A transaction's steps run on the event loop, its BEGIN and COMMIT on aiosqlite's
+        # thread (`vault.storage.sqlite_inline`).
+        engine = create_async_engine(
+            url,
+            async_creator=lambda: connect_inline(path, commit_inline=synchronous == "NORMAL"),
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
