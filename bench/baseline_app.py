@@ -83,12 +83,8 @@ async def create(request: Request[Any, Any, Any], state: State) -> dict[str, Any
 
 
 @post("/v1/subjects/{subject_id:str}/consents", status_code=201)
-async def consent(
-    subject_id: str, request: Request[Any, Any, Any], state: State
-) -> dict[str, Any]:
+async def consent(subject_id: str, request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
     return {"consent_id": await _insert(state, await request.body())}
 
 
-app = Litestar(
-    route_handlers=[lookup, create, consent], on_startup=[_open], on_shutdown=[_close]
-)
+app = Litestar(route_handlers=[lookup, create, consent], on_startup=[_open], on_shutdown=[_close])
