@@ -68,6 +68,9 @@ class Subject(Base):
     erased_at: Mapped[datetime | None] = mapped_column(TZ)
     #: Objection to direct marketing (Art. 21(2)): blocks new marketing bases until opt-in.
     marketing_objection_at: Mapped[datetime | None] = mapped_column(TZ)
+    #: When the retention sweeper must look at the subject next (migration 0027; stamped
+    #: by `vault.subjects.retention_schedule`); NULL: only a new write can make it due.
+    retention_check_at: Mapped[datetime | None] = mapped_column(TZ, index=True)
 
     __table_args__ = (Index("ix_subjects_kek_version", "kek_version"),)
 
@@ -105,7 +108,12 @@ class Consent(Base):
     #: IP address and user agent of the grant, sealed under the subject's DEK.
     evidence_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
 
-    __table_args__ = (Index("ix_consents_subject_id_purpose", "subject_id", "purpose"),)
+    __table_args__ = (
+        Index("ix_consents_subject_id_purpose", "subject_id", "purpose"),
+        # The retention sweep's expiry and lapse find the bases due by range (migration 0027).
+        Index("ix_consents_status_expires_at", "status", "expires_at"),
+        Index("ix_consents_status_confirm_deadline", "status", "confirm_deadline"),
+    )
 
 
 class ConsentHistory(Base):

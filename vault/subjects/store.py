@@ -165,6 +165,8 @@ async def create_subject(ctx: VaultContext, actor: Actor, data: Mapping[str, Any
         "contact_revision": 1,
         "created_at": now,
         "updated_at": now,
+        # The sweep looks at every new subject once: it may stay without any basis.
+        "retention_check_at": now,
         **sealed_columns(ctx, subject_id, dek, 1, fields, revision=1),
     }
     try:

@@ -1,0 +1,52 @@
+"""retention sweep in O(due subjects) (issue 19 item 6)
+
+- `subjects.retention_check_at` (indexed): the earliest time the retention sweeper must
+  look at the subject, stamped by every write that can make it due
+  (`vault.subjects.retention_schedule`); the sweeper reads only stamped subjects instead of
+  anti-joining every subject with its bases on each run.
+- `consents (status, expires_at)` and `consents (status, confirm_deadline)`: expiry and
+  lapse find the bases due by an index range instead of a scan of every basis.
+
+The upgrade stamps every active or restricted subject without a basis in force, so the
+first sweep after it looks at each of them once (what every sweep did before).
+Downgrading drops the column and the indexes.
+
+Revision ID: 0027
+Revises: 0021
+Create Date: 2026-12-04 19:45:00
+"""
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0027"
+down_revision = "0021"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("subjects", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("retention_check_at", sa.DateTime(timezone=True)))
+        batch_op.create_index("ix_subjects_retention_check_at", ["retention_check_at"])
+    op.create_index("ix_consents_status_expires_at", "consents", ["status", "expires_at"])
+    op.create_index(
+        "ix_consents_status_confirm_deadline", "consents", ["status", "confirm_deadline"]
+    )
+    stamp = sa.text(
+        "UPDATE subjects SET retention_check_at = :now "
+        "WHERE status IN ('active', 'restricted') AND NOT EXISTS ("
+        "SELECT 1 FROM consents WHERE consents.subject_id = subjects.id "
+        "AND consents.status IN ('granted', 'active', 'pending_confirmation'))"
+    ).bindparams(sa.bindparam("now", datetime.now(UTC), type_=sa.DateTime(timezone=True)))
+    op.execute(stamp)
+
+
+def downgrade() -> None:
+    op.drop_index("ix_consents_status_confirm_deadline", table_name="consents")
+    op.drop_index("ix_consents_status_expires_at", table_name="consents")
+    with op.batch_alter_table("subjects", schema=None) as batch_op:
+        batch_op.drop_index("ix_subjects_retention_check_at")
+        batch_op.drop_column("retention_check_at")
