@@ -176,16 +176,24 @@ async def sizes(url: str, n: int, m: int) -> dict[str, float]:
 
 async def make_due(url: str, share: float) -> int:
     """End the contract basis of `share` of the subjects twenty years ago: their retention
-    has run out, so the next sweep erases them."""
+    has run out, so the next sweep erases them. Like the vault's own writers
+    (`vault.subjects.retention_schedule`), ending a basis stamps its subject for the sweep."""
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
-        status = await conn.execute(
-            "UPDATE consents SET status = 'ended', withdrawn_at = now() - interval '20 years' "
-            "WHERE id IN (SELECT id FROM consents ORDER BY id LIMIT "
-            "(SELECT (count(*) * $1::float8)::int FROM consents))",
-            share,
-        )
+        async with conn.transaction():
+            status = await conn.execute(
+                "UPDATE consents SET status = 'ended', "
+                "withdrawn_at = now() - interval '20 years' "
+                "WHERE id IN (SELECT id FROM consents ORDER BY id LIMIT "
+                "(SELECT (count(*) * $1::float8)::int FROM consents))",
+                share,
+            )
+            await conn.execute(
+                "UPDATE subjects SET retention_check_at = now() WHERE id IN "
+                "(SELECT subject_id FROM consents WHERE status = 'ended')"
+            )
         await conn.execute("ANALYZE consents")
+        await conn.execute("ANALYZE subjects")
         return int(status.rsplit(" ", 1)[-1])
     finally:
         await conn.close()

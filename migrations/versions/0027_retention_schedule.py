@@ -1,11 +1,14 @@
 """retention sweep in O(due subjects) (issue 19 item 6)
 
-- `subjects.retention_check_at` (indexed): the earliest time the retention sweeper must
-  look at the subject, stamped by every write that can make it due
-  (`vault.subjects.retention_schedule`); the sweeper reads only stamped subjects instead of
-  anti-joining every subject with its bases on each run.
+- `subjects.retention_check_at` (indexed with `id` for the sweep's keyset): the earliest
+  time the retention sweeper must look at the subject, stamped by every write that can
+  make it due (`vault.subjects.retention_schedule`); the sweeper reads only stamped
+  subjects instead of anti-joining every subject with its bases on each run.
 - `consents (status, expires_at)` and `consents (status, confirm_deadline)`: expiry and
   lapse find the bases due by an index range instead of a scan of every basis.
+- Partial indexes over the rows from before migration 0013 that the retention run brings
+  up to date (`subjects.contact_revision = 0`, plaintext free text in `consents`): found
+  without a scan of every row, and empty once done.
 
 The upgrade stamps every active or restricted subject without a basis in force, so the
 first sweep after it looks at each of them once (what every sweep did before).
@@ -26,11 +29,16 @@ down_revision = "0021"
 branch_labels = None
 depends_on = None
 
+LEGACY = [
+    ("subjects", "ix_subjects_legacy_revision", "contact_revision = 0"),
+    ("consents", "ix_consents_legacy_texts", "reference IS NOT NULL OR notice_version IS NOT NULL"),
+]
+
 
 def upgrade() -> None:
     with op.batch_alter_table("subjects", schema=None) as batch_op:
         batch_op.add_column(sa.Column("retention_check_at", sa.DateTime(timezone=True)))
-        batch_op.create_index("ix_subjects_retention_check_at", ["retention_check_at"])
+        batch_op.create_index("ix_subjects_retention_check_at_id", ["retention_check_at", "id"])
     op.create_index("ix_consents_status_expires_at", "consents", ["status", "expires_at"])
     op.create_index(
         "ix_consents_status_confirm_deadline", "consents", ["status", "confirm_deadline"]
@@ -42,11 +50,17 @@ def upgrade() -> None:
         "AND consents.status IN ('granted', 'active', 'pending_confirmation'))"
     ).bindparams(sa.bindparam("now", datetime.now(UTC), type_=sa.DateTime(timezone=True)))
     op.execute(stamp)
+    for table, name, where in LEGACY:
+        op.create_index(
+            name, table, ["id"], postgresql_where=sa.text(where), sqlite_where=sa.text(where)
+        )
 
 
 def downgrade() -> None:
+    for table, name, _ in LEGACY:
+        op.drop_index(name, table_name=table)
     op.drop_index("ix_consents_status_confirm_deadline", table_name="consents")
     op.drop_index("ix_consents_status_expires_at", table_name="consents")
     with op.batch_alter_table("subjects", schema=None) as batch_op:
-        batch_op.drop_index("ix_subjects_retention_check_at")
+        batch_op.drop_index("ix_subjects_retention_check_at_id")
         batch_op.drop_column("retention_check_at")

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 
 from vault.audit import events as audit
 from vault.audit.events import SYSTEM, Actor, AuditAction, Decision
@@ -248,28 +248,30 @@ async def _erase_due(ctx: VaultContext, actor: Actor, now: datetime, batch: int)
     """Erase the subjects stamped due by `now` whose retention has run out; re-stamp the
     others with when to look again (see `vault.subjects.retention_schedule`)."""
     out = _Erasures()
-    after = ""
+    stamp = subjects.c.retention_check_at
+    listed = stamp <= now
     while True:
         async with ctx.transaction() as conn:
-            ids = (
-                (
-                    await conn.execute(
-                        select(subjects.c.id)
-                        .where(subjects.c.retention_check_at <= now)
-                        .where(subjects.c.id > after)
-                        .order_by(subjects.c.id)
-                        .limit(batch)
-                    )
+            rows = (
+                await conn.execute(
+                    select(subjects.c.id, stamp)
+                    .where(listed)
+                    .order_by(stamp, subjects.c.id)
+                    .limit(batch)
                 )
-                .scalars()
-                .all()
-            )
-        for subject_id in ids:
-            if await _erase_one(ctx, actor, now, subject_id, out):
-                ctx.deks.forget(subject_id)
-        if len(ids) < batch:
+            ).all()
+        for row in rows:
+            if await _erase_one(ctx, actor, now, row.id, out):
+                ctx.deks.forget(row.id)
+        if len(rows) < batch:
             return out
-        after = ids[-1]
+        # Keyset on (stamp, id): the subjects left stamped (skipped) stay behind it.
+        last = rows[-1]
+        after = or_(
+            stamp > last.retention_check_at,
+            and_(stamp == last.retention_check_at, subjects.c.id > last.id),
+        )
+        listed = and_(stamp <= now, after)
 
 
 async def _erase_one(
