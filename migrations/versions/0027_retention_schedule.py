@@ -12,6 +12,7 @@
 
 The upgrade stamps every active or restricted subject without a basis in force, so the
 first sweep after it looks at each of them once (what every sweep did before).
+The indexes are built last, CONCURRENTLY on PostgreSQL (`create_index_concurrently`).
 Downgrading drops the column and the indexes.
 
 Revision ID: 0027
@@ -24,25 +25,31 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
+from vault.storage.db import create_index_concurrently
+
 revision = "0027"
 down_revision = "0021"
 branch_labels = None
 depends_on = None
 
-LEGACY = [
-    ("subjects", "ix_subjects_legacy_revision", "contact_revision = 0"),
-    ("consents", "ix_consents_legacy_texts", "reference IS NOT NULL OR notice_version IS NOT NULL"),
+#: name, table, columns, partial index condition
+INDEXES: list[tuple[str, str, list[str], str | None]] = [
+    ("ix_subjects_retention_check_at_id", "subjects", ["retention_check_at", "id"], None),
+    ("ix_consents_status_expires_at", "consents", ["status", "expires_at"], None),
+    ("ix_consents_status_confirm_deadline", "consents", ["status", "confirm_deadline"], None),
+    ("ix_subjects_legacy_revision", "subjects", ["id"], "contact_revision = 0"),
+    (
+        "ix_consents_legacy_texts",
+        "consents",
+        ["id"],
+        "reference IS NOT NULL OR notice_version IS NOT NULL",
+    ),
 ]
 
 
 def upgrade() -> None:
     with op.batch_alter_table("subjects", schema=None) as batch_op:
         batch_op.add_column(sa.Column("retention_check_at", sa.DateTime(timezone=True)))
-        batch_op.create_index("ix_subjects_retention_check_at_id", ["retention_check_at", "id"])
-    op.create_index("ix_consents_status_expires_at", "consents", ["status", "expires_at"])
-    op.create_index(
-        "ix_consents_status_confirm_deadline", "consents", ["status", "confirm_deadline"]
-    )
     stamp = sa.text(
         "UPDATE subjects SET retention_check_at = :now "
         "WHERE status IN ('active', 'restricted') AND NOT EXISTS ("
@@ -50,17 +57,18 @@ def upgrade() -> None:
         "AND consents.status IN ('granted', 'active', 'pending_confirmation'))"
     ).bindparams(sa.bindparam("now", datetime.now(UTC), type_=sa.DateTime(timezone=True)))
     op.execute(stamp)
-    for table, name, where in LEGACY:
-        op.create_index(
-            name, table, ["id"], postgresql_where=sa.text(where), sqlite_where=sa.text(where)
+    # Last: built CONCURRENTLY on PostgreSQL, lookups and writes go on meanwhile.
+    for name, table, columns, where in INDEXES:
+        kw = (
+            {}
+            if where is None
+            else {"postgresql_where": sa.text(where), "sqlite_where": sa.text(where)}
         )
+        create_index_concurrently(name, table, columns, **kw)
 
 
 def downgrade() -> None:
-    for table, name, _ in LEGACY:
+    for name, table, _, _ in INDEXES:
         op.drop_index(name, table_name=table)
-    op.drop_index("ix_consents_status_confirm_deadline", table_name="consents")
-    op.drop_index("ix_consents_status_expires_at", table_name="consents")
     with op.batch_alter_table("subjects", schema=None) as batch_op:
-        batch_op.drop_index("ix_subjects_retention_check_at_id")
         batch_op.drop_column("retention_check_at")
