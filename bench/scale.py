@@ -261,6 +261,23 @@ async def retention_selection(url: str, runs: int = 5) -> dict[str, Any]:
         await conn.close()
 
 
+async def idle_sweep_seconds(settings: Settings, runs: int = 5) -> float:
+    """Median seconds of `run_retention` in one process when nothing is due (no start-up
+    of the command counted): what every periodic sweep of a settled vault costs."""
+    from vault.rights.retention import run_retention
+
+    ctx = VaultContext.open(settings)
+    try:
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            await run_retention(ctx)
+            times.append(time.perf_counter() - t0)
+        return round(sorted(times)[runs // 2], 4)
+    finally:
+        await ctx.close()
+
+
 async def audit_search_p99(settings: Settings, ids: list[str], n: int = 200) -> dict[str, float]:
     """The DPO console's search for one subject's events (first page), `n` random subjects."""
     import random
@@ -505,6 +522,9 @@ def main() -> None:
             result["lookup_during_retention"], result["retention"] = wrk, swept
         # The steady state: the next sweep finds nothing due; it must not cost O(subjects).
         result["retention_nothing_due"] = tresor(env, "retention", "run")
+        result["retention_nothing_due_in_process_seconds"] = asyncio.run(
+            idle_sweep_seconds(settings)
+        )
         if args.retention_only:
             return
         result["rotate"] = tresor(env, "keys", "rotate", "--workers", str(args.workers))
