@@ -1,21 +1,26 @@
 """The retention run costs O(subjects due), not O(subjects): every statement it sends about
 subjects or their bases finds its rows through an index condition (or a partial index over
-the few rows it is about), never by reading every row, on both databases."""
+the few rows it is about), never by reading every row, on both databases; and it holds no
+lock a lookup waits for."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 
-from tests.support.dsar import NEWS, contract, new_subject, newsletter, sms_offers
+from tests.support.dsar import NEWS, contract, look, new_subject, newsletter, sms_offers
 from tests.support.factories import WRITER
+from vault.access.lookup import LookupDenied
 from vault.bases.consents import record_basis, withdraw
 from vault.context import VaultContext
+from vault.rights import retention
 from vault.rights.retention import run_retention
 
 DAY = timedelta(days=1)
@@ -136,3 +141,41 @@ async def test_a_sweep_with_nothing_due_sends_the_same_statements_at_any_size(va
         sid, _ = await new_subject(vault, seed)
         await contract(vault, sid)
     assert await idle_sweep() == small
+
+
+async def test_lookups_answer_while_an_erasure_of_the_sweep_is_uncommitted(
+    vault, clock, monkeypatch
+):
+    """While the sweep holds its erasure of one subject open (row locked, audit event
+    written, not committed), lookups of another subject and of that very subject answer at
+    once from the committed state: the sweep holds no lock a lookup waits for. PostgreSQL
+    only: SQLite has one writer by design, and a lookup's audit write queues behind any
+    write transaction there."""
+    if vault.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises every writer (one write lock per database file)")
+    due, _ = await new_subject(vault, 30)
+    deal = await contract(vault, due)
+    await withdraw(vault, WRITER, due, deal.id)
+    other, _ = await new_subject(vault, 31)
+    await contract(vault, other)
+    clock.advance(91 * DAY)
+    erasing, release = asyncio.Event(), asyncio.Event()
+    real = retention.erase_in
+
+    async def held_open(*args: Any, **kw: Any) -> Any:
+        result = await real(*args, **kw)
+        erasing.set()
+        await release.wait()
+        return result
+
+    monkeypatch.setattr(retention, "erase_in", held_open)
+    sweep = asyncio.create_task(run_retention(vault))
+    try:
+        await asyncio.wait_for(erasing.wait(), 30)
+        found = await asyncio.wait_for(look(vault, "order.delivery", "subject_id", other), 5)
+        assert found.fields
+        with pytest.raises(LookupDenied):  # its contract has ended: denied, not waiting
+            await asyncio.wait_for(look(vault, "order.delivery", "subject_id", due), 5)
+    finally:
+        release.set()
+    assert (await sweep).erased == 1
