@@ -87,3 +87,32 @@ async def test_replan_applies_a_shortened_retention_at_the_next_run(vault, clock
     assert await replan(vault) == 1
     assert (await run_retention(vault)).erased == 1
     assert (await subject_row(vault, sid)).status == "erased"
+
+
+#: The modules that change a basis's stored status, each stamping the subject where the
+#: basis stops being in force (superseding and confirming leave a basis in force).
+STATUS_WRITERS = {
+    "vault/bases/ending.py",  # stamps (end_live_bases)
+    "vault/bases/consents/withdrawal.py",  # stamps
+    "vault/rights/retention.py",  # stamps on expiry and lapse
+    "vault/bases/consents/recording.py",  # superseded by a new basis in force
+    "vault/bases/consents/confirmation.py",  # pending -> granted
+}
+
+
+def test_only_the_known_writers_change_a_basis_status():
+    """A new module that ends bases without stamping the subject would leave it unerased
+    forever: any `update(consents)` that sets a status outside the known writers fails here
+    (route it through `vault.bases.ending.end_live_bases`, or stamp the subject)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    found = set()
+    for path in (root / "vault").rglob("*.py"):
+        source = path.read_text()
+        for match in re.finditer(r"update\(consents\)(.{0,600}?)\.values\(", source, re.S):
+            tail = source[match.end() : match.end() + 200]
+            if re.match(r"\s*status\s*=", tail) or re.search(r"\bstatus\s*=", tail.split(")")[0]):
+                found.add(str(path.relative_to(root)))
+    assert found == STATUS_WRITERS
