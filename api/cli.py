@@ -314,17 +314,20 @@ def cmd_audit_export(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_retention_run(settings: Settings, args: argparse.Namespace) -> int:
     from vault.admin.housekeeping import purge_transient
-    from vault.rights.retention import run_retention
+    from vault.rights.retention import replan, run_retention
 
-    async def sweep(ctx: VaultContext) -> tuple[RetentionReport, Purged]:
-        return await run_retention(ctx, progress=progress), await purge_transient(ctx)
+    async def sweep(ctx: VaultContext) -> tuple[int, RetentionReport, Purged]:
+        stamped = await replan(ctx, progress=progress) if args.replan else 0
+        report = await run_retention(ctx, progress=progress)
+        return stamped, report, await purge_transient(ctx)
 
     with CliProgress() as progress:
-        report, purged = _run(settings, sweep)
+        replanned, report, purged = _run(settings, sweep)
     _finish(
         args,
         progress,
-        f"expired {report.expired} consents; lapsed {report.lapsed} unconfirmed double "
+        (f"looked at all {replanned} active or restricted subjects again; " if args.replan else "")
+        + f"expired {report.expired} consents; lapsed {report.lapsed} unconfirmed double "
         f"opt-ins; erased {report.erased} subjects ({report.erased_with_retained} keeping "
         f"legal-obligation fields); shredded {report.shredded} retained field sets; "
         f"skipped {report.skipped} (restricted, open request or unknown purpose); "
@@ -340,6 +343,7 @@ def cmd_retention_run(settings: Settings, args: argparse.Namespace) -> int:
         without_basis=report.without_basis,
         idempotency_records=purged.idempotency_records,
         limit_counters=purged.limit_counters,
+        replanned=replanned,
     )
     return 0
 
@@ -468,6 +472,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="retention", required=True
     )
     s = r.add_parser("run", help="expire, lapse, erase and shred what outlived its retention")
+    s.add_argument(
+        "--replan",
+        action="store_true",
+        help="look at every active or restricted subject again, not only those stamped due "
+        "(once, after a purpose's retention_after_end was shortened); O(subjects)",
+    )
     _json_flag(s)
     s.set_defaults(func=cmd_retention_run, command_name="retention run")
     recipients_cli.add_parser(sub, _run, _admin)

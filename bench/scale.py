@@ -5,8 +5,10 @@ tresor_scale, dropped and created), subjects with a contract basis through the v
 crypto and lookup-like audit events spread over the last months, sealed by the vault's
 sealer; then measures and prints one JSON object (see `measure`): lookup p50/p99 and req/s
 at the small and at the full size, bytes on disk per subject and per event, rotate DEKs/s,
-verify events/s, retention sweep seconds with 1 % of subjects due, the audit search p99 for
-one subject, and the machine's load average.
+verify events/s, retention sweep seconds with 1 % of subjects due (and the next sweep's,
+with nothing due; and how long listing the due subjects takes the old way, anti-joins over
+every subject, against the stamps of migration 0027, in the same run), the audit search
+p99 for one subject, and the machine's load average.
 
 Usage: .venv/bin/python bench/scale.py [--subjects 1000000] [--events 10000000]
        [--small 100000] [--duration 10] [--workers 2]
@@ -28,7 +30,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -176,19 +178,104 @@ async def sizes(url: str, n: int, m: int) -> dict[str, float]:
 
 async def make_due(url: str, share: float) -> int:
     """End the contract basis of `share` of the subjects twenty years ago: their retention
-    has run out, so the next sweep erases them."""
+    has run out, so the next sweep erases them. Like the vault's own writers
+    (`vault.subjects.retention_schedule`), ending a basis stamps its subject for the sweep."""
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
-        status = await conn.execute(
-            "UPDATE consents SET status = 'ended', withdrawn_at = now() - interval '20 years' "
-            "WHERE id IN (SELECT id FROM consents ORDER BY id LIMIT "
-            "(SELECT (count(*) * $1::float8)::int FROM consents))",
-            share,
-        )
+        async with conn.transaction():
+            status = await conn.execute(
+                "UPDATE consents SET status = 'ended', "
+                "withdrawn_at = now() - interval '20 years' "
+                "WHERE id IN (SELECT id FROM consents ORDER BY id LIMIT "
+                "(SELECT (count(*) * $1::float8)::int FROM consents))",
+                share,
+            )
+            await conn.execute(
+                "UPDATE subjects SET retention_check_at = now() WHERE id IN "
+                "(SELECT subject_id FROM consents WHERE status = 'ended')"
+            )
         await conn.execute("ANALYZE consents")
+        await conn.execute("ANALYZE subjects")
         return int(status.rsplit(" ", 1)[-1])
     finally:
         await conn.close()
+
+
+#: How the sweep chose the subjects to look at before migration 0027: every subject
+#: anti-joined with its bases, page by page, and the count of subjects without a basis.
+ANTI_JOIN_PAGE = (
+    "SELECT s.id FROM subjects s WHERE s.status IN ('active', 'restricted') "
+    "AND EXISTS (SELECT 1 FROM consents c WHERE c.subject_id = s.id) "
+    "AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.subject_id = s.id "
+    "AND c.status IN ('granted', 'active', 'pending_confirmation')) "
+    "AND s.id > $1 ORDER BY s.id LIMIT 500"
+)
+WITHOUT_BASIS = (
+    "SELECT count(*) FROM subjects s WHERE s.status = 'active' "
+    "AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.subject_id = s.id)"
+)
+#: How it chooses them now: the subjects stamped due, by index.
+STAMPED_PAGE = (
+    "SELECT id, retention_check_at FROM subjects WHERE retention_check_at <= now() "
+    "AND (retention_check_at, id) > ($1, $2) ORDER BY retention_check_at, id LIMIT 500"
+)
+
+
+async def retention_selection(url: str, runs: int = 5) -> dict[str, Any]:
+    """Median seconds to list every subject due, the old way (anti-joins) and the new one
+    (stamps), measured in the same run on the same data: the sweep's cost apart from the
+    erasures themselves, which are O(due) either way."""
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+
+    async def anti_join() -> int:
+        found, after = 0, ""
+        while True:
+            rows = await conn.fetch(ANTI_JOIN_PAGE, after)
+            found += len(rows)
+            if len(rows) < 500:
+                await conn.fetchval(WITHOUT_BASIS)
+                return found
+            after = rows[-1]["id"]
+
+    async def stamped() -> int:
+        found, after = 0, (datetime(1970, 1, 1, tzinfo=UTC), "")
+        while True:
+            rows = await conn.fetch(STAMPED_PAGE, *after)
+            found += len(rows)
+            if len(rows) < 500:
+                return found
+            after = (rows[-1]["retention_check_at"], rows[-1]["id"])
+
+    try:
+        out: dict[str, Any] = {}
+        for name, way in (("anti_join", anti_join), ("stamped", stamped)):
+            times = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                out[f"{name}_found"] = await way()
+                times.append(time.perf_counter() - t0)
+            out[f"{name}_seconds"] = round(sorted(times)[runs // 2], 4)
+        out["ratio"] = round(out["anti_join_seconds"] / max(out["stamped_seconds"], 1e-6), 1)
+        return out
+    finally:
+        await conn.close()
+
+
+async def idle_sweep_seconds(settings: Settings, runs: int = 5) -> float:
+    """Median seconds of `run_retention` in one process when nothing is due (no start-up
+    of the command counted): what every periodic sweep of a settled vault costs."""
+    from vault.rights.retention import run_retention
+
+    ctx = VaultContext.open(settings)
+    try:
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            await run_retention(ctx)
+            times.append(time.perf_counter() - t0)
+        return round(sorted(times)[runs // 2], 4)
+    finally:
+        await ctx.close()
 
 
 async def audit_search_p99(settings: Settings, ids: list[str], n: int = 200) -> dict[str, float]:
@@ -340,6 +427,11 @@ def main() -> None:
     p.add_argument("--db-name", default="tresor_scale")
     p.add_argument("--skip-lookups", action="store_true")
     p.add_argument(
+        "--retention-only",
+        action="store_true",
+        help="after seeding, measure only the retention sweeps (1 %% due, then nothing due)",
+    )
+    p.add_argument(
         "--softhsm-only",
         type=int,
         metavar="N",
@@ -422,11 +514,19 @@ def main() -> None:
             wrk, rotated = lookups(env, ids, key, work, args.duration, during)
             result["lookup_during_rotate"], result["rotate_under_lookups"] = wrk, rotated
         result["retention_due"] = asyncio.run(make_due(url, 0.01))
+        result["retention_selection"] = asyncio.run(retention_selection(url))
         if args.skip_lookups:
             result["retention"] = tresor(env, "retention", "run")
         else:
             wrk, swept = lookups(env, ids, key, work, args.duration, ["retention", "run"])
             result["lookup_during_retention"], result["retention"] = wrk, swept
+        # The steady state: the next sweep finds nothing due; it must not cost O(subjects).
+        result["retention_nothing_due"] = tresor(env, "retention", "run")
+        result["retention_nothing_due_in_process_seconds"] = asyncio.run(
+            idle_sweep_seconds(settings)
+        )
+        if args.retention_only:
+            return
         result["rotate"] = tresor(env, "keys", "rotate", "--workers", str(args.workers))
         result["rotate_one_process"] = tresor(env, "keys", "rotate", "--workers", "1")
         result["verify"] = tresor(env, "audit", "verify", "--workers", str(args.workers))

@@ -19,6 +19,7 @@ from vault.audit.events import Actor
 from vault.catalogue.purposes import LawfulBasis
 from vault.recipients import events as outbox
 from vault.storage.tables import consent_history, consents
+from vault.subjects import retention_schedule
 from vault.subjects.decision import BasisFacts, BasisStatus, effective_status
 
 #: Stored statuses of a basis that may still permit processing.
@@ -110,4 +111,6 @@ async def end_live_bases(
             await outbox.emit(
                 conn, event_type, subject_id=subject_id, purposes=[row.purpose], at=now
             )
+    if ended:
+        await retention_schedule.check_at(conn, subject_id, now)
     return ended

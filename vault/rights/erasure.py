@@ -247,6 +247,7 @@ async def erase_in(
             kek_version=None,
             erased_at=now,
             updated_at=now,
+            retention_check_at=None,  # nothing left for the sweeper to erase
             **shredded,
         )
     )

@@ -6,7 +6,9 @@ One run, against the injected clock:
 2. double opt-ins still pending past `confirm_deadline` are stored as `lapsed` (their
    confirmation link dies with them);
 3. subjects whose every basis has ended longer ago than its purpose's
-   `retention_after_end` are erased by crypto-shredding (`vault.rights.erasure`). A
+   `retention_after_end` are erased by crypto-shredding (`vault.rights.erasure`). Only
+   subjects stamped due by `subjects.retention_check_at` are looked at
+   (`vault.subjects.retention_schedule`), so a run costs O(subjects due), not O(subjects). A
    legal-obligation basis whose retention still runs does not hold the rest back: its
    fields move to `retained_fields` until *end of that basis + its retention*, and
    everything else goes now (data minimisation);
@@ -21,12 +23,15 @@ One run, against the injected clock:
 
 Each change writes history and an audit event in the transaction that makes it, and every
 update is guarded by the state it read, so concurrent runs on several `serve` processes
-sharing one PostgreSQL never double-write.
+sharing one PostgreSQL never double-write. Work goes in batches of `BATCH` rows, each
+batch (and each erasure) its own short transaction: only the subject being erased is
+locked, and lookups (plain reads) never wait for the sweep.
 
 Deliberately left alone (and counted in the report):
 
 * subjects with no basis at all: there is no purpose whose end starts a retention period
-  (e.g. a subject stored a moment before its first consent is recorded); a DPO decides;
+  (e.g. a subject stored a moment before its first consent is recorded); a DPO decides.
+  Each is counted by the first run after it was stored (or after migration 0027);
 * restricted subjects (Art. 18: the subject may need the data kept, e.g. for legal claims);
 * subjects with an open data-subject request (it must be answered first);
 * subjects with a basis whose purpose is no longer in the catalogue (its retention is
@@ -39,7 +44,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, insert, or_, select, update
 
 from vault.audit import events as audit
 from vault.audit.events import SYSTEM, Actor, AuditAction, Decision
@@ -62,6 +67,7 @@ from vault.storage.tables import (
     retained_fields,
     subjects,
 )
+from vault.subjects import retention_schedule
 from vault.subjects.decision import BasisStatus
 from vault.subjects.store import SubjectStatus, upgrade_legacy_revisions
 
@@ -81,7 +87,8 @@ class RetentionReport:
     shredded: int = 0
     #: due for erasure but left alone: restricted, open request, or unknown purpose
     skipped: int = 0
-    #: active subjects without any basis (never erased by the sweeper)
+    #: active subjects found without any basis (never erased by the sweeper); each is
+    #: counted by the first run after it was stored
     without_basis: int = 0
     #: spent self-service codes and ended sessions deleted (data minimisation)
     purged_sign_ins: int = 0
@@ -133,6 +140,7 @@ async def _end_by_time(
                 )
                 if result.rowcount != 1:
                     continue
+                await retention_schedule.check_at(conn, r.subject_id, now)
                 if to_status is BasisStatus.EXPIRED:
                     await outbox.emit(
                         conn,
@@ -209,17 +217,120 @@ def erasure_plan(
     return "erase", [keep[k] for k in sorted(keep)]
 
 
-async def _erase_due(
-    ctx: VaultContext, actor: Actor, now: datetime, batch: int
-) -> tuple[int, int, int]:
-    erased = with_retained = skipped = 0
-    any_basis = select(consents.c.id).where(consents.c.subject_id == subjects.c.id).exists()
-    live_basis = (
-        select(consents.c.id)
-        .where(consents.c.subject_id == subjects.c.id)
-        .where(consents.c.status.in_([str(s) for s in LIVE_STATUSES]))
-        .exists()
-    )
+def next_check(ctx: VaultContext, bases: list[Any], now: datetime) -> datetime | None:
+    """When a subject the sweep must wait for should be looked at again: the first of its
+    retention periods still running ends; None while a basis is in force (its ending
+    stamps the subject anew) or when there is no basis."""
+    first: datetime | None = None
+    for row in bases:
+        if row.status == BasisStatus.SUPERSEDED:
+            continue
+        if row.status in LIVE_STATUSES:
+            return None
+        purpose = ctx.catalogue.get(row.purpose)
+        if purpose is None:
+            continue
+        until = _ended_at(row) + purpose.retention_after_end
+        if until > now and (first is None or until < first):
+            first = until
+    return first
+
+
+@dataclass(slots=True)
+class _Erasures:
+    erased: int = 0
+    with_retained: int = 0
+    skipped: int = 0
+    without_basis: int = 0
+
+
+async def _erase_due(ctx: VaultContext, actor: Actor, now: datetime, batch: int) -> _Erasures:
+    """Erase the subjects stamped due by `now` whose retention has run out; re-stamp the
+    others with when to look again (see `vault.subjects.retention_schedule`)."""
+    out = _Erasures()
+    stamp = subjects.c.retention_check_at
+    listed = stamp <= now
+    while True:
+        async with ctx.transaction() as conn:
+            rows = (
+                await conn.execute(
+                    select(subjects.c.id, stamp)
+                    .where(listed)
+                    .order_by(stamp, subjects.c.id)
+                    .limit(batch)
+                )
+            ).all()
+        for row in rows:
+            if await _erase_one(ctx, actor, now, row.id, out):
+                ctx.deks.forget(row.id)
+        if len(rows) < batch:
+            return out
+        # Keyset on (stamp, id): the subjects left stamped (skipped) stay behind it.
+        last = rows[-1]
+        after = or_(
+            stamp > last.retention_check_at,
+            and_(stamp == last.retention_check_at, subjects.c.id > last.id),
+        )
+        listed = and_(stamp <= now, after)
+
+
+async def _erase_one(
+    ctx: VaultContext, actor: Actor, now: datetime, subject_id: str, out: _Erasures
+) -> bool:
+    """Decide one stamped subject in a transaction of its own; True if it was erased."""
+    async with ctx.transaction() as conn:
+        row = (
+            await conn.execute(
+                select(subjects).where(subjects.c.id == subject_id).with_for_update()
+            )
+        ).first()
+        if row is None or row.retention_check_at is None or as_utc(row.retention_check_at) > now:
+            return False  # re-stamped or erased since it was listed
+        if row.status not in (SubjectStatus.ACTIVE, SubjectStatus.RESTRICTED):
+            await retention_schedule.reschedule(conn, subject_id, None)
+            return False
+        bases = list(
+            (await conn.execute(select(consents).where(consents.c.subject_id == subject_id))).all()
+        )
+        verdict, keep = erasure_plan(ctx, bases, now)
+        if verdict == "unknown_purpose":
+            out.skipped += 1  # stays stamped: looked at again by every run, and counted
+            return False
+        if verdict == "no_basis":
+            out.without_basis += 1 if row.status == SubjectStatus.ACTIVE else 0
+            await retention_schedule.reschedule(conn, subject_id, None)
+            return False
+        if verdict != "erase":
+            await retention_schedule.reschedule(conn, subject_id, next_check(ctx, bases, now))
+            return False
+        if row.status == SubjectStatus.RESTRICTED:
+            out.skipped += 1
+            return False
+        open_request = (
+            await conn.execute(
+                select(dsar_requests.c.id)
+                .where(dsar_requests.c.subject_id == subject_id)
+                .where(dsar_requests.c.status.in_([s.value for s in OPEN]))
+                .limit(1)
+            )
+        ).first()
+        if open_request is not None:
+            out.skipped += 1
+            return False
+        result = await erase_in(ctx, conn, actor, row, now, keep=keep)
+        out.erased += 1
+        out.with_retained += 1 if result.kept_purposes else 0
+        return True
+
+
+async def replan(ctx: VaultContext, *, batch: int = BATCH, progress: Progress = NO_PROGRESS) -> int:
+    """Stamp every active or restricted subject due at once, so the next run looks at each
+    of them again: needed after a purpose's `retention_after_end` was shortened (a stamp
+    for a retention still running was computed with the old length). O(subjects), in
+    batches; returns how many subjects were stamped."""
+    now = ctx.clock.now()
+    progress.begin("stamp subjects for the sweep", None)
+    total = 0
     after = ""
     while True:
         async with ctx.transaction() as conn:
@@ -230,8 +341,6 @@ async def _erase_due(
                         .where(
                             subjects.c.status.in_([SubjectStatus.ACTIVE, SubjectStatus.RESTRICTED])
                         )
-                        .where(any_basis)
-                        .where(~live_basis)
                         .where(subjects.c.id > after)
                         .order_by(subjects.c.id)
                         .limit(batch)
@@ -240,47 +349,22 @@ async def _erase_due(
                 .scalars()
                 .all()
             )
-        for subject_id in ids:
-            erasing = False
-            async with ctx.transaction() as conn:
-                row = (
-                    await conn.execute(
-                        select(subjects).where(subjects.c.id == subject_id).with_for_update()
+            if ids:
+                await conn.execute(
+                    update(subjects)
+                    .where(subjects.c.id.in_(ids))
+                    .where(
+                        or_(
+                            subjects.c.retention_check_at.is_(None),
+                            subjects.c.retention_check_at > now,
+                        )
                     )
-                ).first()
-                if row is None or row.status == SubjectStatus.ERASED:
-                    continue
-                bases = (
-                    await conn.execute(select(consents).where(consents.c.subject_id == subject_id))
-                ).all()
-                verdict, keep = erasure_plan(ctx, list(bases), now)
-                if verdict == "unknown_purpose":
-                    skipped += 1
-                    continue
-                if verdict != "erase":
-                    continue
-                if row.status == SubjectStatus.RESTRICTED:
-                    skipped += 1
-                    continue
-                open_request = (
-                    await conn.execute(
-                        select(dsar_requests.c.id)
-                        .where(dsar_requests.c.subject_id == subject_id)
-                        .where(dsar_requests.c.status.in_([s.value for s in OPEN]))
-                        .limit(1)
-                    )
-                ).first()
-                if open_request is not None:
-                    skipped += 1
-                    continue
-                result = await erase_in(ctx, conn, actor, row, now, keep=keep)
-                erasing = True
-                erased += 1
-                with_retained += 1 if result.kept_purposes else 0
-            if erasing:
-                ctx.deks.forget(subject_id)
+                    .values(retention_check_at=now)
+                )
+        total += len(ids)
+        progress.advance(len(ids))
         if len(ids) < batch:
-            return erased, with_retained, skipped
+            return total
         after = ids[-1]
 
 
@@ -363,8 +447,8 @@ async def run_retention(
     )
     progress.advance(lapsed)
     progress.begin("erase due subjects", None)
-    erased, with_retained, skipped = await _erase_due(ctx, actor, now, batch)
-    progress.advance(erased)
+    erasures = await _erase_due(ctx, actor, now, batch)
+    progress.advance(erasures.erased)
     progress.begin("shred retained fields", None)
     shredded = await _shred_retained(ctx, actor, now, batch)
     progress.advance(shredded)
@@ -375,25 +459,14 @@ async def run_retention(
         pruned_mails = await ctx.mailer.prune(timedelta(hours=ctx.settings.outbox_hours))
     upgraded = await seal_legacy_texts(ctx, batch=batch)
     upgraded += await upgrade_legacy_revisions(ctx, batch=batch)
-    async with ctx.transaction() as conn:
-        without_basis = (
-            await conn.execute(
-                select(func.count())
-                .select_from(subjects)
-                .where(subjects.c.status == SubjectStatus.ACTIVE)
-                .where(
-                    ~select(consents.c.id).where(consents.c.subject_id == subjects.c.id).exists()
-                )
-            )
-        ).scalar_one()
     return RetentionReport(
         expired=expired,
         lapsed=lapsed,
-        erased=erased,
-        erased_with_retained=with_retained,
+        erased=erasures.erased,
+        erased_with_retained=erasures.with_retained,
         shredded=shredded,
-        skipped=skipped,
-        without_basis=int(without_basis),
+        skipped=erasures.skipped,
+        without_basis=erasures.without_basis,
         purged_sign_ins=purged_codes + purged_sessions,
         missed_followups=missed_followups,
         pruned_mails=pruned_mails,

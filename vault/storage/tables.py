@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -29,6 +30,9 @@ NAMING = {
 }
 
 TZ = DateTime(timezone=True)
+#: The partial indexes' conditions (migration 0027), spelt as the queries spell them.
+LEGACY_REVISION = "contact_revision = 0"
+LEGACY_TEXTS = "reference IS NOT NULL OR notice_version IS NOT NULL"
 #: SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 SEQ = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -68,8 +72,23 @@ class Subject(Base):
     erased_at: Mapped[datetime | None] = mapped_column(TZ)
     #: Objection to direct marketing (Art. 21(2)): blocks new marketing bases until opt-in.
     marketing_objection_at: Mapped[datetime | None] = mapped_column(TZ)
+    #: When the retention sweeper must look at the subject next (migration 0027; stamped
+    #: by `vault.subjects.retention_schedule`); NULL: only a new write can make it due.
+    retention_check_at: Mapped[datetime | None] = mapped_column(TZ)
 
-    __table_args__ = (Index("ix_subjects_kek_version", "kek_version"),)
+    __table_args__ = (
+        Index("ix_subjects_kek_version", "kek_version"),
+        # The retention sweep's keyset over the subjects stamped due (migration 0027).
+        Index("ix_subjects_retention_check_at_id", "retention_check_at", "id"),
+        # Rows sealed before migration 0013, found by the retention run without a scan of
+        # every subject (migration 0027; empty once they are brought up to date).
+        Index(
+            "ix_subjects_legacy_revision",
+            "id",
+            postgresql_where=text(LEGACY_REVISION),
+            sqlite_where=text(LEGACY_REVISION),
+        ),
+    )
 
 
 class Consent(Base):
@@ -105,7 +124,19 @@ class Consent(Base):
     #: IP address and user agent of the grant, sealed under the subject's DEK.
     evidence_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
 
-    __table_args__ = (Index("ix_consents_subject_id_purpose", "subject_id", "purpose"),)
+    __table_args__ = (
+        Index("ix_consents_subject_id_purpose", "subject_id", "purpose"),
+        # The retention sweep's expiry and lapse find the bases due by range (migration 0027).
+        Index("ix_consents_status_expires_at", "status", "expires_at"),
+        Index("ix_consents_status_confirm_deadline", "status", "confirm_deadline"),
+        # Free text in plaintext from before migration 0013 (see ix_subjects_legacy_revision).
+        Index(
+            "ix_consents_legacy_texts",
+            "id",
+            postgresql_where=text(LEGACY_TEXTS),
+            sqlite_where=text(LEGACY_TEXTS),
+        ),
+    )
 
 
 class ConsentHistory(Base):

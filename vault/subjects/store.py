@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, literal_column, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -37,7 +37,7 @@ from vault.errors import (
 )
 from vault.recipients import events as outbox
 from vault.storage.ports import Row as ByName
-from vault.storage.tables import subjects
+from vault.storage.tables import LEGACY_REVISION, subjects
 from vault.subjects import identity
 from vault.subjects.contact import (
     ContactValidationError,
@@ -165,6 +165,8 @@ async def create_subject(ctx: VaultContext, actor: Actor, data: Mapping[str, Any
         "contact_revision": 1,
         "created_at": now,
         "updated_at": now,
+        # The sweep looks at every new subject once: it may stay without any basis.
+        "retention_check_at": now,
         **sealed_columns(ctx, subject_id, dek, 1, fields, revision=1),
     }
     try:
@@ -385,7 +387,8 @@ async def upgrade_legacy_revisions(ctx: VaultContext, *, batch: int = 500) -> in
                 (
                     await conn.execute(
                         select(subjects.c.id)
-                        .where(subjects.c.contact_revision == 0)
+                        # spelt as the partial index's condition, so that it is used
+                        .where(literal_column(LEGACY_REVISION))
                         .where(subjects.c.wrapped_dek.is_not(None))
                         .where(subjects.c.id > after)
                         .order_by(subjects.c.id)

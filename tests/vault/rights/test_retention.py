@@ -245,6 +245,36 @@ def test_cli_retention_run_prints_counts(settings, monkeypatch, capsys):
     assert "1 subjects without any basis left alone" in out
 
 
+def test_cli_retention_run_replan_looks_at_every_subject_again(settings, monkeypatch, capsys):
+    """`tresor retention run --replan --json` stamps every active subject, also those the
+    last sweep settled, and says how many in its summary line."""
+    import json
+
+    from api.cli import main
+
+    LocalKeyring.create(settings.keyring_path)
+
+    async def seed() -> None:
+        ctx = VaultContext.open(settings)
+        try:
+            for seed in (42, 43):
+                sid = await create_subject(ctx, WRITER, person(seed))
+                await record_basis(ctx, WRITER, sid, "order.delivery", reference="o-2")
+            await run_retention(ctx)  # both settled: a contract in force, no stamp left
+        finally:
+            await ctx.close()
+
+    asyncio.run(seed())
+    monkeypatch.setenv("TRESOR_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("TRESOR_DATABASE_URL", settings.effective_database_url)
+    monkeypatch.setenv("TRESOR_POLICIES", str(settings.policies_dir))
+    assert main(["retention", "run", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["replanned"] == 0
+    assert main(["retention", "run", "--replan", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert summary["replanned"] == 2 and summary["erased"] == 0
+
+
 @pytest.mark.parametrize("interval", [0.0])
 def test_retention_interval_setting(interval):
     """TRESOR_RETENTION_INTERVAL is read from the environment (default one hour, 0 = off)."""

@@ -18,6 +18,7 @@ from vault.catalogue.purposes import LawfulBasis
 from vault.errors import Conflict, NotFound
 from vault.recipients import events as outbox
 from vault.storage.tables import consents
+from vault.subjects import retention_schedule
 from vault.subjects.decision import BasisStatus, effective_status
 from vault.subjects.integrity import audited_attempt
 
@@ -67,6 +68,7 @@ async def withdraw(
             .where(consents.c.id == consent_id)
             .values(status=new_status, withdrawn_at=now, confirm_token_hash=None)
         )
+        await retention_schedule.check_at(conn, subject_id, now)
         await add_history(
             conn,
             consent_id=consent_id,
