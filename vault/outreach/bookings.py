@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.catalogue.contact_pressure import PressureRules
 from vault.catalogue.purposes import CommunicationType
+from vault.clock import as_utc
 from vault.outreach import preferences
 from vault.storage.dialect import insert_ignoring_conflict
 from vault.storage.tables import campaign_bookings, campaigns, contact_budgets, contacts
@@ -95,16 +96,14 @@ async def use_booking(
     campaign's channel, type and priority and the booked points."""
     rules: PressureRules = ctx.pressure_rules
     month = rules.month_of(now)
-    camp = (
-        await conn.execute(select(campaigns).where(campaigns.c.id == campaign_id))
-    ).first()
+    camp = (await conn.execute(select(campaigns).where(campaigns.c.id == campaign_id))).first()
     if (
         camp is None
         or camp.state != CAMPAIGN_BOOKED
         or camp.purpose != purpose
         or camp.brand != brand
         or camp.month != month
-        or not (camp.window_start <= now < camp.window_end)
+        or not (as_utc(camp.window_start) <= now < as_utc(camp.window_end))
     ):
         return Deny(DenyReason.CAMPAIGN_NOT_BOOKED)
     # The counter row first, like `reserve`: every contact of this customer and month
