@@ -191,11 +191,9 @@ async def _displacements(
     return tuple(Displacement(r[0], r[1], int(r[2])) for r in rows)
 
 
-async def _fits_counts(
-    conn: AsyncConnection, ctx: VaultContext, camp: Campaign, now: datetime
-) -> tuple[int, int, int, int]:
-    """(audience, would book, blocked, no basis) before anything is changed: a member
-    fits when its need is covered by free points plus what it may displace."""
+def fits_condition(ctx: VaultContext, camp: Campaign) -> Any:
+    """SQL condition over `campaign_audience` outer-joined with the members' counter rows:
+    the campaign fits the member's basket with what it may displace."""
     b = campaign_bookings
     displaceable = (
         select(func.coalesce(func.sum(b.c.points_tenths), 0))
@@ -208,8 +206,27 @@ async def _fits_counts(
         )
         .scalar_subquery()
     )
+    return _need(ctx, camp) <= displaceable
+
+
+def members_with_budgets(camp: Campaign) -> Any:
+    """`campaign_audience` outer-joined with its members' counter rows of the month."""
+    return campaign_audience.outerjoin(
+        contact_budgets,
+        and_(
+            contact_budgets.c.subject_id == campaign_audience.c.subject_id,
+            contact_budgets.c.month == camp.month,
+        ),
+    )
+
+
+async def _fits_counts(
+    conn: AsyncConnection, ctx: VaultContext, camp: Campaign, now: datetime
+) -> tuple[int, int, int, int]:
+    """(audience, would book, blocked, no basis) before anything is changed: a member
+    fits when its need is covered by free points plus what it may displace."""
     basis = has_basis(campaign_audience.c.subject_id, camp.purpose, camp.type, now)
-    fits = _need(ctx, camp) <= displaceable
+    fits = fits_condition(ctx, camp)
     row = (
         await conn.execute(
             select(
@@ -264,7 +281,7 @@ async def preview(
         # savepoint, the audit event of the read is committed.
         savepoint = await conn.begin_nested()
         if camp.audience_kind == AudienceKind.BASIS:
-            await _resolve_basis(conn, camp, now)
+            await resolve_basis(conn, camp, now)
         total, booked, blocked, no_basis = await _fits_counts(conn, ctx, camp, now)
         displaced = await _displacements(conn, ctx, camp, now)
         await savepoint.rollback()
@@ -283,7 +300,8 @@ async def _report_read(
     )  # fmt: skip
 
 
-async def _resolve_basis(conn: AsyncConnection, camp: Campaign, now: datetime) -> None:
+async def resolve_basis(conn: AsyncConnection, camp: Campaign, now: datetime) -> None:
+    """Fill a basis campaign's audience with everyone who has a basis for it now."""
     await conn.execute(
         insert_ignoring_conflict(
             conn, campaign_audience, ["campaign_id", "subject_id"]
@@ -304,7 +322,7 @@ async def book(
     async with ctx.transaction() as conn:
         camp = await _prepare(conn, ctx, campaign_id, now)
         if camp.audience_kind == AudienceKind.BASIS:
-            await _resolve_basis(conn, camp, now)
+            await resolve_basis(conn, camp, now)
         outcome = await book_locked(conn, ctx, camp, now, confirm_displacement)
         await audit.record(
             conn, at=now, actor=actor, action=AuditAction.CAMPAIGN_BOOK,

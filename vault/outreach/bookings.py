@@ -6,7 +6,8 @@ turns exactly that hold into a contact instead of reserving anew. It runs in the
 transaction under the same counter-row lock as `vault.outreach.basket.reserve`, so a
 booking is used once and the basket never overspends: the hold moves from
 `booked_tenths` to `used_tenths`. The calamity cool-down and the customer's quiet hours
-still decide (a booking holds points, not the customer's evening).
+and the customer's own preferences (quiet hours, own cap) still decide: a booking holds
+points, not the customer's evening.
 """
 
 from __future__ import annotations
@@ -138,8 +139,9 @@ async def use_booking(
         return Deny(DenyReason.CONTACT_BLOCKED_BY_CALAMITY)
     prefs = await preferences.load(conn, subject_id)
     verdict = preferences.check_contact(
-        prefs, channel=camp.channel, type=camp.type, cap_exempt=True, used_tenths=used,
-        cost_tenths=points, now=now,
+        prefs, channel=camp.channel, type=camp.type,
+        cap_exempt=prio.unlimited or camp.type in rules.basket_exempt_types,
+        used_tenths=used, cost_tenths=points, now=now,
     )  # fmt: skip
     if verdict.deny is not None:
         return Deny(verdict.deny)
