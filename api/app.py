@@ -38,6 +38,7 @@ from api.auth import (
 )
 from api.background import PeriodicJob
 from api.bases.confirm_pages import ConfirmController, PageController
+from api.campaigns.routes import CampaignController
 from api.bases.consents import ConsentController
 from api.dpo import CONTROLLERS as DPO_CONTROLLERS
 from api.dpo.sso import oidc_client
@@ -163,6 +164,7 @@ ROUTE_HANDLERS: list[Any] = [
     ContactController,
     FollowupController,
     ReportController,
+    CampaignController,
     BulkLookupController,
     ClientController,
     RecipientController,

@@ -40,6 +40,7 @@ def contact_spec(contact: ContactIn | None) -> basket.ContactSpec | None:
         priority=contact.priority,
         touchpoint=contact.touchpoint,
         followup=contact.followup,
+        campaign=contact.campaign,
     )
 
 
