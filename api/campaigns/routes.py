@@ -79,7 +79,7 @@ class CampaignController(Controller):
         ),
         status_code=201,
         opt={**query(), **roles(*PLANNERS)},
-        responses=problems(*AUTHED, 422),
+        responses=problems(*AUTHED, 413, 422),
     )
     async def create(
         self, request: Request[Any, Any, Any], data: JSONBody[CampaignIn], vault: Vault
@@ -184,7 +184,7 @@ class CampaignController(Controller):
         ),
         status_code=200,
         opt={**query(), **roles(*PLANNERS)},
-        responses=problems(*AUTHED, 404, 409, 422),
+        responses=problems(*AUTHED, 404, 409, 413, 422),
     )
     async def book(
         self,
