@@ -49,6 +49,7 @@ ROLE_BY_PATH = (
     ("/v1/contacts", "writer"),
     ("/v1/followups", "writer"),
     ("/v1/reports", "dpo"),
+    ("/v1/campaigns", "admin"),
     ("/v1/clients", "admin"),
     ("/v1/recipients", "admin"),
     ("/v1/notifications/{notification_id}/close", "dpo"),
