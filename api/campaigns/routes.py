@@ -146,6 +146,7 @@ class CampaignController(Controller):
         vault: Vault,
         campaign_id: Uuid = uuid_path("The campaign's id"),
     ) -> AudienceOut:
+        await records.get(vault, campaign_id)  # an unknown campaign is a 404 before the file
         pairs = audience.parse_upload(data.file, data.format)
         done = await audience.set_audience(vault, actor_of(request), campaign_id, pairs)
         return AudienceOut(lines=done.lines, members=done.members, unmatched=done.unmatched)

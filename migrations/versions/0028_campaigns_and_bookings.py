@@ -77,6 +77,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_campaign_bookings_campaign_id_status", "campaign_bookings", ["campaign_id", "status"]
     )
+    op.create_index("ix_campaign_bookings_displaced_by", "campaign_bookings", ["displaced_by"])
     op.create_table(
         "plan_months",
         sa.Column("month", sa.String(length=7), nullable=False),
@@ -86,6 +87,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("plan_months")
+    op.drop_index("ix_campaign_bookings_displaced_by", table_name="campaign_bookings")
     op.drop_index("ix_campaign_bookings_campaign_id_status", table_name="campaign_bookings")
     op.drop_index("ix_campaign_bookings_subject_id_month", table_name="campaign_bookings")
     op.drop_table("campaign_bookings")

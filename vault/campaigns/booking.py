@@ -370,44 +370,45 @@ async def book_locked(
     )
     await conn.execute(select(func.count()).select_from(locked))
 
-    # 3. Displace later-served holds where that makes room.
-    displaced = await _displacements(conn, ctx, camp, now)
+    # 3. Displace later-served holds where that makes room: marked in a savepoint (the
+    # window query runs once), counted, and kept only when confirmed.
+    b = campaign_bookings
+    d = _displaceable(ctx, camp, now)
+    savepoint = await conn.begin_nested()
+    await conn.execute(
+        update(b)
+        .where(tuple_(b.c.campaign_id, b.c.subject_id).in_(select(d.c.campaign_id, d.c.subject_id)))
+        .values(status=DISPLACED, displaced_by=camp.id)
+    )
+    mine = (b.c.displaced_by == camp.id, b.c.status == DISPLACED)
+    displaced = tuple(
+        Displacement(r[0], r[1], int(r[2]))
+        for r in await conn.execute(
+            select(b.c.campaign_id, campaigns.c.name, func.count())
+            .join(campaigns, campaigns.c.id == b.c.campaign_id)
+            .where(*mine)
+            .group_by(b.c.campaign_id, campaigns.c.name)
+            .order_by(b.c.campaign_id)
+        )
+    )
     if displaced and not confirm_displacement:
+        await savepoint.rollback()
         total, booked, blocked, no_basis = await _fits_counts(conn, ctx, camp, now)
         raise DisplacementNotConfirmed(BookingOutcome(total, booked, blocked, no_basis, displaced))
-    b = campaign_bookings
+    await savepoint.commit()
     if displaced:
-        d = _displaceable(ctx, camp, now)
-        await conn.execute(
-            update(b)
-            .where(
-                tuple_(b.c.campaign_id, b.c.subject_id).in_(
-                    select(d.c.campaign_id, d.c.subject_id)
-                ),
-            )
-            .values(status=DISPLACED, displaced_by=camp.id)
-        )
         freed = (
-            select(func.sum(b.c.points_tenths))
-            .where(
-                b.c.subject_id == contact_budgets.c.subject_id,
-                b.c.month == month,
-                b.c.displaced_by == camp.id,
-                b.c.status == DISPLACED,
-            )
-            .scalar_subquery()
+            select(b.c.subject_id, func.sum(b.c.points_tenths).label("points"))
+            .where(*mine)
+            .group_by(b.c.subject_id)
+            .subquery()
         )
         await conn.execute(
             update(contact_budgets)
             .where(
-                contact_budgets.c.month == month,
-                contact_budgets.c.subject_id.in_(
-                    select(b.c.subject_id).where(
-                        b.c.displaced_by == camp.id, b.c.status == DISPLACED, b.c.month == month
-                    )
-                ),
+                contact_budgets.c.month == month, contact_budgets.c.subject_id == freed.c.subject_id
             )
-            .values(booked_tenths=contact_budgets.c.booked_tenths - freed, updated_at=now)
+            .values(booked_tenths=contact_budgets.c.booked_tenths - freed.c.points, updated_at=now)
         )
 
     # 4. The campaign's own holds.

@@ -614,6 +614,7 @@ class CampaignBooking(Base):
     __table_args__ = (
         Index("ix_campaign_bookings_subject_id_month", "subject_id", "month"),
         Index("ix_campaign_bookings_campaign_id_status", "campaign_id", "status"),
+        Index("ix_campaign_bookings_displaced_by", "displaced_by"),
     )
 
 
