@@ -33,7 +33,6 @@ from sqlalchemy import (
     func,
     literal,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -127,7 +126,7 @@ def _displaceable(ctx: VaultContext, camp: Campaign, now: datetime) -> Any:
     """Subquery of the holds this campaign would displace: per member with a basis whose
     need is positive, the holds of campaigns served later, latest-served first, as many
     as cover the need, and only where all of them together can."""
-    b = campaign_bookings
+    b = campaign_bookings.alias("held")
     ordering = (b.c.order_key.desc(), b.c.campaign_id.desc())
     need = _need(ctx, camp)
     inner = (
@@ -377,7 +376,7 @@ async def book_locked(
     savepoint = await conn.begin_nested()
     await conn.execute(
         update(b)
-        .where(tuple_(b.c.campaign_id, b.c.subject_id).in_(select(d.c.campaign_id, d.c.subject_id)))
+        .where(b.c.campaign_id == d.c.campaign_id, b.c.subject_id == d.c.subject_id)
         .values(status=DISPLACED, displaced_by=camp.id)
     )
     mine = (b.c.displaced_by == camp.id, b.c.status == DISPLACED)
