@@ -97,6 +97,12 @@ async def _baseline(ctx: VaultContext, campaign_id: str) -> float:
     return time.perf_counter() - started
 
 
+def _check(ok: bool, what: object) -> None:
+    """Stop the run when a step did not do what it is timed for."""
+    if not ok:
+        raise SystemExit(f"unexpected result: {what}")
+
+
 async def _campaign(ctx: VaultContext, name: str, rank: int) -> str:
     camp = await records.create(
         ctx, PLANNER, frozenset(),
@@ -123,24 +129,24 @@ async def run(n: int, url: str, data: Path) -> dict[str, object]:
         t = time.perf_counter()
         outcome = await booking.book(ctx, PLANNER, first)
         timings["book_first"] = time.perf_counter() - t
-        assert outcome.booked == n, outcome
+        _check(outcome.booked == n, outcome)
 
         t = time.perf_counter()
         _, f = await forecast.forecast(ctx, PLANNER, first)
         timings["forecast_first"] = time.perf_counter() - t
-        assert f.reachable == n, f
+        _check(f.reachable == n, f)
 
         baseline = await _baseline(ctx, first)
 
         t = time.perf_counter()
         outcome = await booking.book(ctx, PLANNER, served_first, confirm_displacement=True)
         timings["book_displacing"] = time.perf_counter() - t
-        assert outcome.booked == n and outcome.displaced[0].count == n, outcome
+        _check(outcome.booked == n and outcome.displaced[0].count == n, outcome)
 
         t = time.perf_counter()
         _, f = await forecast.forecast(ctx, PLANNER, first)
         timings["forecast_displaced"] = time.perf_counter() - t
-        assert f.blocked_by_basket == n, f
+        _check(f.blocked_by_basket == n, f)
     finally:
         await ctx.close()
     return {
