@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.catalogue.contact_pressure import PressureRules
@@ -25,7 +25,13 @@ from vault.catalogue.purposes import CommunicationType
 from vault.clock import as_utc
 from vault.outreach import preferences
 from vault.storage.dialect import insert_ignoring_conflict
-from vault.storage.tables import campaign_bookings, campaigns, contact_budgets, contacts
+from vault.storage.tables import (
+    campaign_audience,
+    campaign_bookings,
+    campaigns,
+    contact_budgets,
+    contacts,
+)
 from vault.subjects.decision import Deny, DenyReason
 
 #: Campaign states and booking statuses shared with `vault.campaigns` (which sits above).
@@ -186,3 +192,40 @@ async def use_booking(
         basket=(rules.limit_tenths(camp.type) + prio.overdraft_tenths) / 10,
         channel=camp.channel,
     )
+
+
+async def forget_subject(conn: AsyncConnection, subject_id: str, now: datetime) -> int:
+    """On erasure: give back what campaigns held in the subject's baskets and drop the
+    subject from every campaign's audience and bookings (`vault.rights.erasure`, in its
+    transaction). Returns how many holds were released."""
+    held = (
+        await conn.execute(
+            select(campaign_bookings.c.month, func.sum(campaign_bookings.c.points_tenths))
+            .where(
+                campaign_bookings.c.subject_id == subject_id,
+                campaign_bookings.c.status == BOOKING_HELD,
+            )
+            .group_by(campaign_bookings.c.month)
+        )
+    ).all()
+    for month, points in held:
+        await conn.execute(
+            update(contact_budgets)
+            .where(contact_budgets.c.subject_id == subject_id, contact_budgets.c.month == month)
+            .values(booked_tenths=contact_budgets.c.booked_tenths - points, updated_at=now)
+        )
+    released = (
+        await conn.execute(
+            delete(campaign_bookings).where(
+                campaign_bookings.c.subject_id == subject_id,
+                campaign_bookings.c.status == BOOKING_HELD,
+            )
+        )
+    ).rowcount
+    await conn.execute(
+        delete(campaign_bookings).where(campaign_bookings.c.subject_id == subject_id)
+    )
+    await conn.execute(
+        delete(campaign_audience).where(campaign_audience.c.subject_id == subject_id)
+    )
+    return int(released)

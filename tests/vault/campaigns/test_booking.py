@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from tests.support.dsar import erase
 from tests.support.factories import WRITER, person
 from vault.audit.events import Actor, AuditAction
 from vault.bases.consents import Evidence, record_basis
@@ -179,3 +180,21 @@ async def test_twenty_way_concurrency_keeps_priority_and_the_basket(vault):
     assert sum(isinstance(r, Reservation) and r.points == 20 for r in results) == sum(
         1 for sid in sids if holds[(high, sid)] == "booked" or holds[(low, sid)] == "booked"
     )
+
+
+async def test_erasure_releases_the_holds_and_leaves_the_audience(vault):
+    """Erasing a booked member gives its held points back and removes it from the
+    campaign's audience and bookings; the other members' holds stay."""
+    keep, gone = await _customers(vault, 2)
+    camp = await _campaign(vault, "Two", 1, [keep, gone])
+    await booking.book(vault, MARKETER, camp)
+    await erase(vault, Actor("dpo", "dpo"), gone)
+    holds = await _holds(vault)
+    assert holds == {(camp, keep): "booked"}
+    async with vault.engine.connect() as conn:
+        booked = dict(
+            (await conn.execute(
+                select(contact_budgets.c.subject_id, contact_budgets.c.booked_tenths)
+            )).all()
+        )  # fmt: skip
+    assert booked == {keep: 200, gone: 0}
