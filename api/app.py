@@ -39,6 +39,7 @@ from api.auth import (
 from api.background import PeriodicJob
 from api.bases.confirm_pages import ConfirmController, PageController
 from api.bases.consents import ConsentController
+from api.campaigns.routes import CampaignController
 from api.dpo import CONTROLLERS as DPO_CONTROLLERS
 from api.dpo.sso import oidc_client
 from api.idempotency import IdempotencyMiddleware
@@ -164,6 +165,7 @@ ROUTE_HANDLERS: list[Any] = [
     ContactController,
     FollowupController,
     ReportController,
+    CampaignController,
     BulkLookupController,
     ClientController,
     RecipientController,

@@ -170,7 +170,9 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     cl = sub.add_parser("clients", help="API clients").add_subparsers(dest="clients", required=True)
     s = cl.add_parser("create", help="create a client and print its key (last line)")
     s.add_argument("name", help="the client's unique name (letters, digits, . _ -)")
-    s.add_argument("--role", required=True, choices=["writer", "lookup", "dpo", "admin"])
+    s.add_argument(
+        "--role", required=True, choices=["writer", "lookup", "dpo", "admin", "marketing"]
+    )
     s.add_argument("--purpose", action="append", default=[], help="allowed purpose (repeat)")
     _quota_options(s)
     s.set_defaults(func=cmd_create)

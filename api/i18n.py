@@ -34,6 +34,7 @@ from jinja2.runtime import Context
 from litestar import Request
 
 from vault.audit.events import Decision
+from vault.campaigns.records import CampaignState
 from vault.catalogue.purposes import CONTACT_FIELDS, Channel, CommunicationType, LawfulBasis
 from vault.outreach.followups import NOTE_KINDS, FollowupStatus
 from vault.outreach.preferences import DAYS, SOURCES
@@ -81,6 +82,7 @@ FAMILIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         ),  # vault.subjects.identity kinds, joined
         "done_": ("withdrawn", "requested", "signed_out", "erased", "expired"),  # ?done= notices
         "dpo_contacts_by_": ("touchpoint", "phase", "brand", "channel"),
+        "dpo_campaign_state_": tuple(CampaignState),
         "dpo_pref_reason_": (DenyReason.CONTACT_QUIET_HOURS, DenyReason.CONTACT_CAP_REACHED),
         "dpo_proof_sealed_": ("opened", "none", "shredded"),  # ConsentProof.sealed_evidence
     }

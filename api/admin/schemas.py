@@ -27,7 +27,7 @@ class ClientCreate(Struct, forbid_unknown_fields=True):
     }
 
     name: Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
-    role: Literal["writer", "lookup", "dpo", "admin"]
+    role: Literal["writer", "lookup", "dpo", "admin", "marketing"]
     purposes: Annotated[list[Short], Meta(max_length=50)] = msgspec.field(default_factory=list)
     rate: Rate | None = None
     daily_lookups: DailyLookups | None = None

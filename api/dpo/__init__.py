@@ -22,6 +22,7 @@ controller extending `pages.DpoPages`; the session cookie is `session`, the char
 and the cookie, CSRF and error plumbing shared with the privacy centre is `api.web`.
 """
 
+from api.dpo.campaigns import DpoCampaignPages
 from api.dpo.outreach import DpoOutreachPages
 from api.dpo.recipients import DpoRecipientPages
 from api.dpo.requests import DpoRequestPages
@@ -38,5 +39,6 @@ CONTROLLERS = [
     DpoRequestPages,
     DpoStatsPages,
     DpoOutreachPages,
+    DpoCampaignPages,
     DpoRecipientPages,
 ]

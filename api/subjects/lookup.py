@@ -44,6 +44,7 @@ def contact_spec(
         touchpoint=contact.touchpoint,
         followup=contact.followup,
         retry_token=retry_token(request),
+        campaign=contact.campaign,
     )
 
 

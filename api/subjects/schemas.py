@@ -94,6 +94,9 @@ class ContactIn(Struct, forbid_unknown_fields=True):
     #: An agreed follow-up this contact keeps (`POST /v1/followups`): inside its window
     #: it is allowed even with a full basket and costs no points; single lookups only.
     followup: Uuid | None = None
+    #: A booked campaign this contact is sent for (`POST /v1/campaigns`): the contact uses
+    #: the points its booking holds for the customer (`campaign_not_booked` if none).
+    campaign: Uuid | None = None
 
 
 class ContactReservationOut(Struct, omit_defaults=True):

@@ -49,6 +49,7 @@ ROLE_BY_PATH = (
     ("/v1/contacts", "writer"),
     ("/v1/followups", "writer"),
     ("/v1/reports", "dpo"),
+    ("/v1/campaigns", "admin"),
     ("/v1/clients", "admin"),
     ("/v1/recipients", "admin"),
     ("/v1/notifications/{notification_id}/close", "dpo"),
@@ -94,6 +95,8 @@ KNOWN_GAPS = {
     "POST /v1/subjects/{subject_id}/consents": "expiry in the future; evidence per basis",
     "POST /v1/lookup/dry-run": "the channel must be one of the named purpose's channels",
     "POST /v1/contacts": "channel and type must fit the named purpose",
+    "POST /v1/campaigns": "channel and type must fit the named purpose; a send window within "
+    "one basket month",
     "POST /v1/lookup/batch": "a contact's channel and type must fit the named purpose",
     "POST /v1/requests/{request_id}/extend": "free text without Unicode control/format chars",
     "POST /v1/requests/{request_id}/reject": "free text without Unicode control/format chars",

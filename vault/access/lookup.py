@@ -102,6 +102,7 @@ _MESSAGES = {
         "a lookup for a marketing purpose must announce its contact (contact.brand)"
     ),
     DenyReason.BRAND_NOT_COVERED: "the purpose's consent does not cover the contact's brand",
+    DenyReason.CAMPAIGN_NOT_BOOKED: "the campaign holds no booking for this customer now",
 }
 
 

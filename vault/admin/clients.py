@@ -53,6 +53,9 @@ class Role(StrEnum):
     LOOKUP = "lookup"
     DPO = "dpo"
     ADMIN = "admin"
+    #: Plans campaigns and reads their forecasts: counts only, never a contact value or a
+    #: subject-level row (issue 21).
+    MARKETING = "marketing"
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,6 +134,16 @@ class AuditAction(StrEnum):
     RECIPIENT_LIST = "admin:recipient:list"
     DELIVERY_CLOSE = "dpo:delivery:close"
     NOTIFICATION_ACK = "client:notification:ack"
+    # Campaigns and their bookings (issue 21): counts and campaign ids, never a subject.
+    CAMPAIGN_CREATE = "client:campaign:create"
+    CAMPAIGN_AUDIENCE = "client:campaign:audience"
+    CAMPAIGN_BOOK = "client:campaign:book"
+    #: A booking of higher priority took points a campaign had booked (with the count).
+    CAMPAIGN_DISPLACED = "client:campaign:displaced"
+    CAMPAIGN_CANCEL = "client:campaign:cancel"
+    CAMPAIGN_SENT = "client:campaign:sent"
+    #: A campaign forecast or booking preview read (a report, audited like DPO reads).
+    CAMPAIGN_REPORT = "client:campaign_report:read"
 
 
 class Decision(StrEnum):

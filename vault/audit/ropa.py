@@ -89,11 +89,12 @@ SECURITY_MEASURES: tuple[Measure, ...] = (
     Measure(
         "api_keys_and_roles",
         "Interne Systeme melden sich mit API-Schlüsseln hoher Entropie an (gespeichert nur als "
-        "HMAC-SHA256, Vergleich in konstanter Zeit); Rollen writer, lookup, dpo und admin "
-        "trennen die Befugnisse, Lesezugriffe sind auf erlaubte Zwecke je System beschränkt.",
+        "HMAC-SHA256, Vergleich in konstanter Zeit); Rollen writer, lookup, dpo, admin und "
+        "marketing trennen die Befugnisse, Lesezugriffe sind auf erlaubte Zwecke je System "
+        "beschränkt.",
         "Internal systems authenticate with high-entropy API keys (stored only as HMAC-SHA256, "
-        "compared in constant time); the roles writer, lookup, dpo and admin separate duties, "
-        "and reads are limited to each system's allowed purposes.",
+        "compared in constant time); the roles writer, lookup, dpo, admin and marketing "
+        "separate duties, and reads are limited to each system's allowed purposes.",
     ),
     Measure(
         "audit_trail",

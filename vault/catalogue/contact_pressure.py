@@ -40,6 +40,9 @@ _ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 DEFAULT_GRANT_PURPOSES = frozenset({"incident.notice"})
 #: Fewest distinct known subjects an audience dry run answers for (`vault.access.dry_run.dry_run`).
 DEFAULT_DRY_RUN_MIN_AUDIENCE = 10
+#: Smallest count the `marketing` role's campaign reports show as a number (k); fewer is
+#: shown as "< k", so no report singles out a customer (issue 21).
+DEFAULT_REPORT_MIN_COUNT = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,16 @@ class PressureRules:
     #: so marketing's use of the basket never blocks a delivery notice; None: service
     #: messages share the basket.
     service_reserve_tenths: int | None = None
+    #: k: counts below it are shown as "< k" in marketing reports (`vault.campaigns.masking`).
+    report_min_count: int = DEFAULT_REPORT_MIN_COUNT
+
+    def precedence(self, priority: str) -> int:
+        """Arbitration level of a priority: 0 is served first. Unlimited priorities come
+        first, then by overdraft (more overdraft, more important), then by name."""
+        ordered = sorted(
+            self.priorities.values(), key=lambda p: (not p.unlimited, -p.overdraft_tenths, p.name)
+        )
+        return [p.name for p in ordered].index(priority)
 
     def limit_tenths(self, type: str) -> int:
         """What a contact of `type` may use per month at normal priority: the service
@@ -240,6 +253,7 @@ def parse_rules(
         "version", "timezone", "basket_points", "calamity_cooldown_hours",
         "cooldown_exempt_types", "basket_exempt_types", "points", "channel_factors",
         "brand", "priority", "calamity", "dry_run_min_audience", "service_reserve_points",
+        "report_min_count",
     }  # fmt: skip
     extra = set(doc) - allowed
     if extra:
@@ -265,6 +279,9 @@ def parse_rules(
     if not isinstance(min_audience, int) or isinstance(min_audience, bool) or min_audience < 2:
         # 1 would answer for one person again (security finding 3).
         raise fail(key_line("dry_run_min_audience"), "dry_run_min_audience must be an integer >= 2")
+    min_count = doc.get("report_min_count", DEFAULT_REPORT_MIN_COUNT)
+    if not isinstance(min_count, int) or isinstance(min_count, bool) or min_count < 2:
+        raise fail(key_line("report_min_count"), "report_min_count must be an integer >= 2")
 
     reserve = doc.get("service_reserve_points")
     if reserve is not None and (not _number(reserve) or reserve <= 0):
@@ -376,6 +393,7 @@ def parse_rules(
         priorities=priorities,
         calamity_grant=calamity_grant,
         dry_run_min_audience=min_audience,
+        report_min_count=min_count,
         service_reserve_tenths=round(reserve * 10) if reserve is not None else None,
     )
     if catalogue is not None:

@@ -30,7 +30,7 @@ from vault.audit.events import Actor, AuditAction, Decision
 from vault.catalogue.contact_pressure import DEFAULT_GRANT_PURPOSES, PressureRules, fit_contact
 from vault.catalogue.purposes import CommunicationType, Purpose
 from vault.errors import InvariantViolation
-from vault.outreach import preferences
+from vault.outreach import bookings, preferences
 from vault.outreach.followups import FollowupStatus, is_valid_id
 from vault.storage.dialect import insert_ignoring_conflict
 from vault.storage.ports import TransactionReads
@@ -74,6 +74,9 @@ class ContactSpec:
     #: `Idempotency-Key`): a retried request reserves under the same contact ids, so it
     #: finds its first reservations instead of paying twice.
     retry_token: str | None = None
+    #: A booked campaign (vault.campaigns) this contact is sent for: it uses the points the
+    #: booking holds instead of reserving anew (`vault.outreach.bookings.use_booking`).
+    campaign: str | None = None
 
     def resolve(self, ctx: VaultContext, purpose: Purpose | None) -> ContactSpec:
         """Fill channel and type from the purpose, check consistency and known values
@@ -85,7 +88,7 @@ class ContactSpec:
         )  # fmt: skip
         return ContactSpec(
             self.brand, channel, type, self.priority, self.touchpoint, self.followup,
-            self.inbound, self.retry_token,
+            self.inbound, self.retry_token, self.campaign,
         )  # fmt: skip
 
     def check_grant(
@@ -119,7 +122,7 @@ class ContactSpec:
             conn, ctx, subject_id=subject_id, channel=self.channel, type=self.type,
             brand=self.brand, priority=self.priority, now=now, purpose=purpose_id,
             touchpoint=self.touchpoint, client=actor.id, request_id=actor.request_id,
-            followup=self.followup if with_followup else None,
+            followup=self.followup if with_followup else None, campaign=self.campaign,
             contact_id=(
                 contact_id_for(self.retry_token, subject_id)
                 if self.retry_token is not None
@@ -217,6 +220,7 @@ async def reserve(
     request_id: str | None = None,
     followup: str | None = None,
     inbound: bool = False,
+    campaign: str | None = None,
     contact_id: str | None = None,
 ) -> Reservation | Deny:
     """Atomically reserve the points of one outbound contact in the caller's transaction,
@@ -249,6 +253,19 @@ async def reserve(
             touchpoint=touchpoint, client=client, request_id=request_id,
             contact_id=contact_id,
         )  # fmt: skip
+    if campaign is not None and not inbound:
+        # A campaign's contact spends the points its booking holds (issue 21).
+        made = await bookings.use_booking(
+            conn, ctx, campaign_id=campaign, subject_id=subject_id, brand=brand, now=now,
+            purpose=purpose, touchpoint=touchpoint, client=client, request_id=request_id,
+            contact_id=contact_id,
+        )  # fmt: skip
+        if isinstance(made, Deny):
+            return made
+        return Reservation(
+            made.contact_id, made.subject_id, made.month, made.points, made.used,
+            made.basket, channel=made.channel,
+        )  # fmt: skip
     prio = rules.priorities[priority]
     month = rules.month_of(now)
     if inbound:
@@ -268,30 +285,18 @@ async def reserve(
         _insert_budget_row(conn),
         {"subject_id": subject_id, "month": month, "used_tenths": 0, "updated_at": now},
     )
-    used = (
+    used, booked = (
         await conn.execute(
-            select(contact_budgets.c.used_tenths)
+            select(contact_budgets.c.used_tenths, contact_budgets.c.booked_tenths)
             .where(contact_budgets.c.subject_id == subject_id, contact_budgets.c.month == month)
             .with_for_update()
         )
-    ).scalar_one()
+    ).one()
 
-    if rules.cooldown and not prio.unlimited and type not in rules.cooldown_exempt_types:
-        last_calamity = (
-            await conn.execute(
-                select(func.count())
-                .select_from(contacts)
-                .where(
-                    contacts.c.subject_id == subject_id,
-                    contacts.c.type == CommunicationType.CALAMITY.value,
-                    contacts.c.direction == "outbound",
-                    contacts.c.at > now - rules.cooldown,
-                    contacts.c.at <= now,
-                )
-            )
-        ).scalar_one()
-        if last_calamity:
-            return Deny(DenyReason.CONTACT_BLOCKED_BY_CALAMITY)
+    if await bookings.in_calamity_cooldown(
+        conn, rules, subject_id=subject_id, type=type, unlimited=prio.unlimited, now=now
+    ):
+        return Deny(DenyReason.CONTACT_BLOCKED_BY_CALAMITY)
 
     # The customer's preferred channel for this type, when the purpose allows it, is the
     # channel used and charged (issue 21): reporting it while charging another was a lie.
@@ -309,8 +314,11 @@ async def reserve(
         type == CommunicationType.SERVICE.value and rules.service_reserve_tenths is not None
     )
     pool = await _service_used(conn, subject_id, month) if in_reserve else used
+    # Outside a booking only points nobody booked may be spent (issue 21): what campaigns
+    # booked for this month counts as used here.
+    held = 0 if in_reserve else booked
     if not prio.unlimited and type not in rules.basket_exempt_types:
-        if pool + cost > rules.limit_tenths(type) + prio.overdraft_tenths:
+        if pool + held + cost > rules.limit_tenths(type) + prio.overdraft_tenths:
             return Deny(DenyReason.CONTACT_BUDGET_EXHAUSTED)
 
     # The customer's own preferences (quiet hours, own cap) on top of the company rules.
@@ -319,7 +327,7 @@ async def reserve(
         channel=channel,
         type=type,
         cap_exempt=prio.unlimited or type in rules.basket_exempt_types,
-        used_tenths=pool,
+        used_tenths=pool + held,
         cost_tenths=cost,
         now=now,
         allowed_channels=allowed,

@@ -278,6 +278,11 @@ def _from_row(row: Any) -> Preferences:
     )
 
 
+def from_row(row: Any) -> Preferences:
+    """A stored `contact_preferences` row as `Preferences` (campaign forecasts read many)."""
+    return _from_row(row)
+
+
 async def load(conn: AsyncConnection, subject_id: str) -> Preferences | None:
     row = (
         await conn.execute(

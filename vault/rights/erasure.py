@@ -54,6 +54,7 @@ from vault.catalogue.purposes import CONTACT_FIELDS, LawfulBasis, Purpose
 from vault.clock import as_utc
 from vault.crypto import open_field, retained_key_id, seal_field
 from vault.errors import Conflict
+from vault.outreach.bookings import forget_subject
 from vault.outreach.followups import FollowupStatus
 from vault.recipients import events as outbox
 from vault.storage import sessions as web_sessions
@@ -234,6 +235,7 @@ async def erase_in(
     deleted_followups = (
         await conn.execute(delete(followups).where(followups.c.subject_id == subject_id))
     ).rowcount
+    released_holds = await forget_subject(conn, subject_id, now)
     present = [f for f in CONTACT_FIELDS if getattr(row, f"{f}_ct") is not None]
     await outbox.emit(conn, outbox.EventType.SUBJECT_ERASED, subject_id=subject_id, at=now)
     shredded: dict[str, Any] = {f"{f}_ct": None for f in CONTACT_FIELDS}
@@ -269,6 +271,7 @@ async def erase_in(
             "preference_history_deleted": int(preference_history),
             "followups_deleted": int(deleted_followups),
             "open_followups_cancelled": int(open_followups),
+            "campaign_holds_released": released_holds,
         },
     )
     ctx.deks.forget(subject_id)

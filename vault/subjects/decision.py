@@ -50,6 +50,10 @@ class DenyReason(StrEnum):
     CONTACT_REQUIRED = "contact_required"
     #: A contact for a brand the purpose's consent does not cover (`brands` in the catalogue).
     BRAND_NOT_COVERED = "brand_not_covered"
+    #: A contact naming a campaign (`contact.campaign`) that holds no booking for this
+    #: customer now: unknown, not booked, another purpose or brand, outside its window,
+    #: or the booking was displaced, blocked or already used.
+    CAMPAIGN_NOT_BOOKED = "campaign_not_booked"
     #: Stored data failed an integrity check (a ciphertext would not open, a blind-index
     #: entry on the wrong row): refused and audited, answered 500 (`vault.subjects.integrity`).
     INTEGRITY_ERROR = "integrity_error"

@@ -117,6 +117,8 @@ class ContactIn(_Request):
     touchpoint: str | None | UnsetType = UNSET
     priority: str | UnsetType = UNSET
     followup: str | None | UnsetType = UNSET
+    #: A booked campaign whose hold in the customer's basket this contact spends.
+    campaign: str | None | UnsetType = UNSET
 
 
 class LookupRequest(_Request):

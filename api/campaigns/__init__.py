@@ -1,0 +1,1 @@
+"""Routes of campaigns, their bookings and forecasts (issue 21)."""

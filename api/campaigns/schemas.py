@@ -1,0 +1,118 @@
+"""Bodies of the campaign routes. Counts in forecasts and booking answers are numbers, or
+"< k" below the policy's `report_min_count`: no answer singles out a customer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from msgspec import Meta, Struct
+
+from api.outreach.schemas import AwareDateTime
+from api.schemas import ContactChannel, ContactType, Short, Text200, WordId
+
+#: A count, or "< k" when it is below the reporting threshold k.
+MaskedCount = Annotated[
+    int | str, Meta(description='a count, or "< k" when fewer than k (report_min_count)')
+]
+
+
+class CampaignIn(Struct, forbid_unknown_fields=True):
+    """A campaign to plan. `channel` and `type` default to the purpose's and must fit it;
+    `priority` is one of the rules' (above `normal` only when granted to the caller) and
+    `rank` orders campaigns within one priority (1 is served first). The send window must
+    lie within one basket month. `audience`: `list` (upload members with `PUT
+    .../audience`) or `basis` (everyone with a basis for the purpose when booked)."""
+
+    name: Text200
+    brand: WordId
+    purpose: Short
+    window_start: AwareDateTime
+    window_end: AwareDateTime
+    channel: ContactChannel | None = None
+    type: ContactType | None = None
+    priority: WordId = "normal"
+    rank: Annotated[int, Meta(ge=1, le=9999)] = 1
+    touchpoint: Short | None = None
+    audience: Literal["list", "basis"] = "list"
+
+
+class CampaignOut(Struct):
+    id: str
+    name: str
+    brand: str
+    type: str
+    channel: str
+    priority: str
+    rank: int
+    purpose: str
+    touchpoint: str | None
+    window_start: str
+    window_end: str
+    month: str
+    audience: str
+    owner: str
+    state: Literal["draft", "booked", "sent", "cancelled"]
+
+
+class CampaignListOut(Struct):
+    items: list[CampaignOut]
+
+
+class AudienceIn(Struct, forbid_unknown_fields=True):
+    """An audience file's text: NDJSON (one `{"subject_id": ...}` or `{"external_ref": ...}`
+    per line) or CSV (header `subject_id` or `external_ref`, one value per row)."""
+
+    format: Literal["ndjson", "csv"]
+    file: Annotated[str, Meta(min_length=1, max_length=64_000_000)]
+
+
+class AudienceOut(Struct):
+    """Counts of an upload; values are never echoed."""
+
+    lines: int
+    members: int
+    unmatched: int
+
+
+class DisplacementOut(Struct):
+    campaign: str
+    name: str
+    count: MaskedCount
+
+
+class BookingOut(Struct):
+    """What a booking did (or, from the preview, would do)."""
+
+    campaign: str
+    audience: MaskedCount
+    booked: MaskedCount
+    blocked_by_basket: MaskedCount
+    missing_basis: MaskedCount
+    displaced: list[DisplacementOut]
+
+
+class BookIn(Struct, forbid_unknown_fields=True):
+    """`confirm_displacement`: book even though bookings of campaigns served later are
+    displaced (see the preview); without it such a booking is refused with 409."""
+
+    confirm_displacement: bool = False
+
+
+class ReleasedOut(Struct):
+    campaign: str
+    state: Literal["cancelled", "sent"]
+    released: MaskedCount
+
+
+class ForecastOut(Struct):
+    """Of the campaign's audience: reachable, or the first reason it is not."""
+
+    campaign: str
+    state: str
+    audience: MaskedCount
+    reachable: MaskedCount
+    blocked_by_basket: MaskedCount
+    blocked_by_preferences: MaskedCount
+    blocked_by_quiet_hours: MaskedCount
+    missing_basis: MaskedCount
+    min_count: int

@@ -1,0 +1,189 @@
+"""Benchmark of campaign planning (issue 21): booking a campaign for N customers and
+forecasting it, in customers per second, against a baseline measured in the same run.
+
+Creates a fresh PostgreSQL database with N customers who consented to SMS offers (rows
+written set-based; no contact data is needed to plan), then times, each over all N:
+
+- `book_first`: booking a campaign whose audience is "everyone with a basis" (resolving
+  the audience, locking and creating the counter rows, inserting the holds);
+- `forecast_first`: its forecast;
+- `book_displacing`: booking a campaign served first that displaces the first one's holds
+  everywhere (the window function and the displacement updates), confirmed;
+- `forecast_displaced`: the displaced campaign's forecast.
+
+The baseline is the irreducible write of a booking done by hand in the same database:
+copying N audience rows into a scratch table and adding points to N counter rows in one
+UPDATE. Each step prints customers/s and its time as a ratio of the baseline's. Goal
+(issue 21): ≥ 50,000 customers/s for booking and forecasting on PostgreSQL.
+
+Usage: .venv/bin/python bench/plan.py [--subjects 1000000]
+PostgreSQL from TRESOR_BENCH_PG_URL (a database tresor_bench_plan is created and dropped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.lookup import PG_ADMIN, _admin  # noqa: E402 - after sys.path
+from vault.audit.events import Actor  # noqa: E402 - after sys.path
+from vault.campaigns import booking, forecast, records  # noqa: E402 - after sys.path
+from vault.clock import FrozenClock  # noqa: E402 - after sys.path
+from vault.context import VaultContext  # noqa: E402 - after sys.path
+from vault.crypto import LocalKeyring  # noqa: E402 - after sys.path
+from vault.settings import Settings  # noqa: E402 - after sys.path
+from vault.storage.db import upgrade  # noqa: E402 - after sys.path
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+PLANNER = Actor("client", "bench-planner")
+
+
+async def _seed(ctx: VaultContext, n: int) -> None:
+    """N active customers with a granted consent for offers.sms, set-based."""
+    async with ctx.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO subjects (id, status, dek_version, contact_revision, created_at,"
+                " updated_at) SELECT gen_random_uuid()::text, 'active', 1, 0, :now, :now"
+                " FROM generate_series(1, :n)"
+            ),
+            {"n": n, "now": NOW},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO consents (id, subject_id, purpose, basis, status, created_at,"
+                " granted_at) SELECT gen_random_uuid()::text, id, 'offers.sms', 'consent',"
+                " 'granted', :now, :now FROM subjects"
+            ),
+            {"now": NOW},
+        )
+    await _admin("VACUUM ANALYZE", url=str(ctx.settings.database_url))
+
+
+async def _baseline(ctx: VaultContext, campaign_id: str) -> float:
+    """The irreducible writes of a booking, by hand: N rows copied, N counters raised."""
+    started = time.perf_counter()
+    async with ctx.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "CREATE TEMP TABLE scratch ON COMMIT DROP AS SELECT subject_id FROM"
+                " campaign_audience WHERE campaign_id = :c"
+            ),
+            {"c": campaign_id},
+        )
+        await conn.execute(
+            text(
+                "UPDATE contact_budgets SET booked_tenths = booked_tenths + 1 WHERE"
+                " subject_id IN (SELECT subject_id FROM scratch)"
+            )
+        )
+        await conn.execute(text("UPDATE contact_budgets SET booked_tenths = booked_tenths - 1"))
+        raise_rollback = conn.get_transaction()
+        if raise_rollback is not None:
+            await raise_rollback.rollback()
+    return time.perf_counter() - started
+
+
+def _check(ok: bool, what: object) -> None:
+    """Stop the run when a step did not do what it is timed for."""
+    if not ok:
+        raise SystemExit(f"unexpected result: {what}")
+
+
+async def _campaign(ctx: VaultContext, name: str, rank: int) -> str:
+    camp = await records.create(
+        ctx, PLANNER, frozenset(),
+        records.CampaignDraft(
+            name=name, brand="tresor", purpose="offers.sms", rank=rank,
+            window_start=NOW, window_end=NOW + timedelta(days=2),
+            audience_kind=records.AudienceKind.BASIS,
+        ),
+    )  # fmt: skip
+    return camp.id
+
+
+async def run(n: int, url: str, data: Path) -> dict[str, object]:
+    settings = Settings(data_dir=data, database_url=url, client_cache_seconds=0)
+    ctx = VaultContext.open(settings, clock=FrozenClock(NOW))
+    try:
+        started = time.perf_counter()
+        await _seed(ctx, n)
+        seeded = time.perf_counter() - started
+        first = await _campaign(ctx, "first", 2)
+        served_first = await _campaign(ctx, "served first", 1)
+        timings: dict[str, float] = {}
+
+        t = time.perf_counter()
+        outcome = await booking.book(ctx, PLANNER, first)
+        timings["book_first"] = time.perf_counter() - t
+        _check(outcome.booked == n, outcome)
+
+        t = time.perf_counter()
+        _, f = await forecast.forecast(ctx, PLANNER, first)
+        timings["forecast_first"] = time.perf_counter() - t
+        _check(f.reachable == n, f)
+
+        baseline = await _baseline(ctx, first)
+
+        t = time.perf_counter()
+        outcome = await booking.book(ctx, PLANNER, served_first, confirm_displacement=True)
+        timings["book_displacing"] = time.perf_counter() - t
+        _check(outcome.booked == n and outcome.displaced[0].count == n, outcome)
+
+        t = time.perf_counter()
+        _, f = await forecast.forecast(ctx, PLANNER, first)
+        timings["forecast_displaced"] = time.perf_counter() - t
+        _check(f.blocked_by_basket == n, f)
+    finally:
+        await ctx.close()
+    return {
+        "subjects": n,
+        "seed_s": round(seeded, 2),
+        "baseline_s": round(baseline, 3),
+        "baseline_customers_per_s": round(n / baseline),
+        **{
+            name: {
+                "seconds": round(s, 3),
+                "customers_per_s": round(n / s),
+                "ratio_to_baseline": round(s / baseline, 2),
+            }
+            for name, s in timings.items()
+        },
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--subjects", type=int, default=1_000_000)
+    args = p.parse_args()
+    name = "tresor_bench_plan"
+    url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+    asyncio.run(
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    )
+    try:
+        upgrade(url)
+        with tempfile.TemporaryDirectory() as tmp:
+            data = Path(tmp)
+            LocalKeyring.create(data / "keyring.json")
+            print(json.dumps(asyncio.run(run(args.subjects, url, data))))
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,526 @@
+"""Booking a campaign: holding its points in every audience member's basket, by priority.
+
+Set-based, a handful of statements for any audience size (no loop per customer), in one
+transaction:
+
+1. the basket month's `plan_months` row is locked: bookings, cancellations and sends of
+   one month never interleave;
+2. the members' counter rows are created if missing and locked (the same rows a contact
+   locks in `vault.outreach.basket.reserve`), so no contact spends between the check and
+   the hold;
+3. where a member's free points (basket − used − booked) are too few, bookings of
+   campaigns served later (`order_key` greater) are displaced, the latest-served first,
+   just as many as needed, and only where that makes room;
+4. the campaign's hold is inserted per member — `booked`, or `blocked` (no room even
+   after displacing), or `no_basis` — and the held points added to `booked_tenths`.
+
+Whatever the order of booking, the campaign served first keeps its points; whatever the
+order of sending, a contact outside a booking only ever gets unbooked points. A
+displacement must be confirmed: `preview` tells the counts per displaced campaign first,
+and `book` refuses (`DisplacementNotConfirmed`) when there is any and it was not
+confirmed. Each displaced campaign gets an audit event with its count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    and_,
+    case,
+    func,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vault.audit import events as audit
+from vault.audit.events import Actor, AuditAction, Decision
+from vault.campaigns.audience import basis_members, has_basis
+from vault.campaigns.records import (
+    AudienceKind,
+    Campaign,
+    CampaignState,
+    CampaignStateConflict,
+    load,
+)
+from vault.errors import Conflict
+from vault.storage.dialect import insert_ignoring_conflict
+from vault.storage.tables import (
+    campaign_audience,
+    campaign_bookings,
+    campaigns,
+    contact_budgets,
+    plan_months,
+)
+
+if TYPE_CHECKING:
+    from vault.context import VaultContext
+
+#: Booking statuses (see `vault.storage.tables.CampaignBooking`).
+BOOKED = "booked"
+USED = "used"
+DISPLACED = "displaced"
+BLOCKED = "blocked"
+NO_BASIS = "no_basis"
+RELEASED = "released"
+#: A limit no basket reaches: unlimited priorities always fit.
+_UNLIMITED = 2**30
+
+
+@dataclass(frozen=True, slots=True)
+class Displacement:
+    campaign_id: str
+    name: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookingOutcome:
+    """What a booking did (or, from `preview`, would do): counts only."""
+
+    audience: int
+    booked: int
+    blocked: int
+    no_basis: int
+    displaced: tuple[Displacement, ...]
+
+
+class DisplacementNotConfirmed(Conflict):
+    """Booking would displace other campaigns' bookings and that was not confirmed."""
+
+    def __init__(self, outcome: BookingOutcome) -> None:
+        super().__init__("booking would displace other campaigns; preview and confirm")
+        self.outcome = outcome
+
+
+def limit_tenths(ctx: VaultContext, camp: Campaign) -> int:
+    """What a member's basket may hold with this campaign: the type's limit plus the
+    priority's overdraft (unlimited priorities: no limit)."""
+    rules = ctx.pressure_rules
+    prio = rules.priorities[camp.priority]
+    if prio.unlimited or camp.type in rules.basket_exempt_types:
+        return _UNLIMITED
+    return rules.limit_tenths(camp.type) + prio.overdraft_tenths
+
+
+def cost_tenths(ctx: VaultContext, camp: Campaign) -> int:
+    return ctx.pressure_rules.cost_tenths(camp.type, camp.channel)
+
+
+def _members(camp: Campaign) -> Any:
+    return select(campaign_audience.c.subject_id).where(campaign_audience.c.campaign_id == camp.id)
+
+
+def _need(ctx: VaultContext, camp: Campaign) -> Any:
+    """Per member: tenths missing for this campaign (≤ 0: it fits without displacing)."""
+    used = func.coalesce(contact_budgets.c.used_tenths, 0)
+    booked = func.coalesce(contact_budgets.c.booked_tenths, 0)
+    return used + booked + cost_tenths(ctx, camp) - limit_tenths(ctx, camp)
+
+
+def _displaceable(ctx: VaultContext, camp: Campaign, now: datetime) -> Any:
+    """Subquery of the holds this campaign would displace: per member with a basis whose
+    need is positive, the holds of campaigns served later, latest-served first, as many
+    as cover the need, and only where all of them together can."""
+    b = campaign_bookings.alias("held")
+    ordering = (b.c.order_key.desc(), b.c.campaign_id.desc())
+    need = _need(ctx, camp)
+    inner = (
+        select(
+            b.c.campaign_id,
+            b.c.subject_id,
+            b.c.points_tenths,
+            need.label("need"),
+            func.sum(b.c.points_tenths)
+            .over(partition_by=b.c.subject_id, order_by=ordering)
+            .label("upto"),
+            func.sum(b.c.points_tenths).over(partition_by=b.c.subject_id).label("total"),
+        )
+        .select_from(
+            b.join(
+                campaign_audience,
+                and_(
+                    campaign_audience.c.subject_id == b.c.subject_id,
+                    campaign_audience.c.campaign_id == camp.id,
+                ),
+            ).outerjoin(
+                contact_budgets,
+                and_(
+                    contact_budgets.c.subject_id == b.c.subject_id,
+                    contact_budgets.c.month == camp.month,
+                ),
+            )
+        )
+        .where(
+            b.c.month == camp.month,
+            b.c.status == BOOKED,
+            b.c.order_key > camp.order_key,
+            b.c.campaign_id != camp.id,
+            has_basis(b.c.subject_id, camp.purpose, camp.type, now),
+        )
+        .subquery()
+    )
+    # A hold is displaced when the holds served before it (in displacement order) do not
+    # yet cover the need: upto - points < need.
+    return (
+        select(inner.c.campaign_id, inner.c.subject_id, inner.c.points_tenths)
+        .where(
+            inner.c.need > 0,
+            inner.c.total >= inner.c.need,
+            inner.c.upto - inner.c.points_tenths < inner.c.need,
+        )
+        .subquery()
+    )
+
+
+async def _displacements(
+    conn: AsyncConnection, ctx: VaultContext, camp: Campaign, now: datetime
+) -> tuple[Displacement, ...]:
+    d = _displaceable(ctx, camp, now)
+    rows = await conn.execute(
+        select(d.c.campaign_id, campaigns.c.name, func.count())
+        .select_from(d.join(campaigns, campaigns.c.id == d.c.campaign_id))
+        .group_by(d.c.campaign_id, campaigns.c.name)
+        .order_by(d.c.campaign_id)
+    )
+    return tuple(Displacement(r[0], r[1], int(r[2])) for r in rows)
+
+
+def fits_condition(ctx: VaultContext, camp: Campaign) -> Any:
+    """SQL condition over `campaign_audience` outer-joined with the members' counter rows:
+    the campaign fits the member's basket with what it may displace."""
+    b = campaign_bookings
+    displaceable = (
+        select(func.coalesce(func.sum(b.c.points_tenths), 0))
+        .where(
+            b.c.subject_id == campaign_audience.c.subject_id,
+            b.c.month == camp.month,
+            b.c.status == BOOKED,
+            b.c.order_key > camp.order_key,
+            b.c.campaign_id != camp.id,
+        )
+        .scalar_subquery()
+    )
+    return _need(ctx, camp) <= displaceable
+
+
+def members_with_budgets(camp: Campaign) -> Any:
+    """`campaign_audience` outer-joined with its members' counter rows of the month."""
+    return campaign_audience.outerjoin(
+        contact_budgets,
+        and_(
+            contact_budgets.c.subject_id == campaign_audience.c.subject_id,
+            contact_budgets.c.month == camp.month,
+        ),
+    )
+
+
+async def _fits_counts(
+    conn: AsyncConnection, ctx: VaultContext, camp: Campaign, now: datetime
+) -> tuple[int, int, int, int]:
+    """(audience, would book, blocked, no basis) before anything is changed: a member
+    fits when its need is covered by free points plus what it may displace."""
+    basis = has_basis(campaign_audience.c.subject_id, camp.purpose, camp.type, now)
+    fits = fits_condition(ctx, camp)
+    row = (
+        await conn.execute(
+            select(
+                func.count(),
+                func.sum(case((and_(basis, fits), 1), else_=0)),
+                func.sum(case((and_(basis, ~fits), 1), else_=0)),
+            )
+            .select_from(
+                campaign_audience.outerjoin(
+                    contact_budgets,
+                    and_(
+                        contact_budgets.c.subject_id == campaign_audience.c.subject_id,
+                        contact_budgets.c.month == camp.month,
+                    ),
+                )
+            )
+            .where(campaign_audience.c.campaign_id == camp.id)
+        )
+    ).one()
+    total, booked, blocked = int(row[0]), int(row[1] or 0), int(row[2] or 0)
+    return total, booked, blocked, total - booked - blocked
+
+
+async def _lock_month(conn: AsyncConnection, month: str) -> None:
+    await conn.execute(insert_ignoring_conflict(conn, plan_months, ["month"]), {"month": month})
+    await conn.execute(
+        select(plan_months.c.month).where(plan_months.c.month == month).with_for_update()
+    )
+
+
+async def _prepare(
+    conn: AsyncConnection, ctx: VaultContext, campaign_id: str, now: datetime
+) -> Campaign:
+    """Lock the month and the campaign; a basis audience is (re)resolved now."""
+    camp = await load(conn, campaign_id)
+    await _lock_month(conn, camp.month)
+    camp = await load(conn, campaign_id, lock=True)
+    if camp.state != CampaignState.DRAFT:
+        raise CampaignStateConflict(f"the campaign is {camp.state}, not a draft")
+    return camp
+
+
+async def preview(
+    ctx: VaultContext, actor: Actor, campaign_id: str
+) -> tuple[Campaign, BookingOutcome]:
+    """What booking would do now, counts only, nothing changed; audited as a report read.
+    A basis audience is counted as it would be resolved."""
+    now = ctx.clock.now()
+    async with ctx.transaction() as conn:
+        camp = await _prepare(conn, ctx, campaign_id, now)
+        # Nothing of the preview stays: a resolved basis audience is rolled back with the
+        # savepoint, the audit event of the read is committed.
+        savepoint = await conn.begin_nested()
+        if camp.audience_kind == AudienceKind.BASIS:
+            await resolve_basis(conn, camp, now)
+        total, booked, blocked, no_basis = await _fits_counts(conn, ctx, camp, now)
+        displaced = await _displacements(conn, ctx, camp, now)
+        await savepoint.rollback()
+        outcome = BookingOutcome(total, booked, blocked, no_basis, displaced)
+        await _report_read(conn, actor, camp, now, "preview")
+    return camp, outcome
+
+
+async def _report_read(
+    conn: AsyncConnection, actor: Actor, camp: Campaign, now: datetime, what: str
+) -> None:
+    await audit.record(
+        conn, at=now, actor=actor, action=AuditAction.CAMPAIGN_REPORT,
+        decision=Decision.ALLOW, purpose=camp.purpose,
+        detail={"campaign": {"id": camp.id, "report": what}},
+    )  # fmt: skip
+
+
+async def resolve_basis(conn: AsyncConnection, camp: Campaign, now: datetime) -> None:
+    """Fill a basis campaign's audience with everyone who has a basis for it now."""
+    await conn.execute(
+        insert_ignoring_conflict(
+            conn, campaign_audience, ["campaign_id", "subject_id"]
+        ).from_select(
+            ["campaign_id", "subject_id"],
+            basis_members(camp.id, camp.purpose, camp.type, now),
+        )
+    )
+
+
+async def book(
+    ctx: VaultContext, actor: Actor, campaign_id: str, *, confirm_displacement: bool = False
+) -> BookingOutcome:
+    """Book a draft campaign (see the module's steps); the campaign becomes `booked`.
+    Raises `CampaignNotFound`, `CampaignStateConflict`, or `DisplacementNotConfirmed`
+    (nothing changed) when it would displace bookings and that was not confirmed."""
+    now = ctx.clock.now()
+    async with ctx.transaction() as conn:
+        camp = await _prepare(conn, ctx, campaign_id, now)
+        if camp.audience_kind == AudienceKind.BASIS:
+            await resolve_basis(conn, camp, now)
+        outcome = await book_locked(conn, ctx, camp, now, confirm_displacement)
+        await audit.record(
+            conn, at=now, actor=actor, action=AuditAction.CAMPAIGN_BOOK,
+            decision=Decision.ALLOW, purpose=camp.purpose,
+            detail={"campaign": {"id": camp.id, "month": camp.month,
+                                 "audience": outcome.audience, "booked": outcome.booked,
+                                 "blocked": outcome.blocked, "no_basis": outcome.no_basis}},
+        )  # fmt: skip
+        for d in outcome.displaced:
+            await audit.record(
+                conn, at=now, actor=actor, action=AuditAction.CAMPAIGN_DISPLACED,
+                decision=Decision.ALLOW,
+                detail={"campaign": {"id": d.campaign_id, "displaced_by": camp.id,
+                                     "count": d.count}},
+            )  # fmt: skip
+    return outcome
+
+
+async def book_locked(
+    conn: AsyncConnection,
+    ctx: VaultContext,
+    camp: Campaign,
+    now: datetime,
+    confirm_displacement: bool,
+) -> BookingOutcome:
+    """Steps 2–4 of the module docstring, in the caller's transaction, with the month and
+    campaign locked (`_prepare`)."""
+    month = camp.month
+    # 2. Counter rows exist and are locked, in one order, before anything is read.
+    await conn.execute(
+        insert_ignoring_conflict(conn, contact_budgets, ["subject_id", "month"]).from_select(
+            ["subject_id", "month", "used_tenths", "booked_tenths", "updated_at"],
+            select(
+                campaign_audience.c.subject_id, literal(month), literal(0), literal(0),
+                literal(now, contact_budgets.c.updated_at.type),
+            ).where(campaign_audience.c.campaign_id == camp.id),
+        )
+    )  # fmt: skip
+    locked = (
+        select(contact_budgets.c.subject_id)
+        .where(contact_budgets.c.month == month, contact_budgets.c.subject_id.in_(_members(camp)))
+        .order_by(contact_budgets.c.subject_id)
+        .with_for_update()
+        .subquery()
+    )
+    await conn.execute(select(func.count()).select_from(locked))
+
+    # 3. Displace later-served holds where that makes room: marked in a savepoint (the
+    # window query runs once), counted, and kept only when confirmed.
+    b = campaign_bookings
+    d = _displaceable(ctx, camp, now)
+    savepoint = await conn.begin_nested()
+    await conn.execute(
+        update(b)
+        .where(b.c.campaign_id == d.c.campaign_id, b.c.subject_id == d.c.subject_id)
+        .values(status=DISPLACED, displaced_by=camp.id)
+    )
+    mine = (b.c.displaced_by == camp.id, b.c.status == DISPLACED)
+    displaced = tuple(
+        Displacement(r[0], r[1], int(r[2]))
+        for r in await conn.execute(
+            select(b.c.campaign_id, campaigns.c.name, func.count())
+            .join(campaigns, campaigns.c.id == b.c.campaign_id)
+            .where(*mine)
+            .group_by(b.c.campaign_id, campaigns.c.name)
+            .order_by(b.c.campaign_id)
+        )
+    )
+    if displaced and not confirm_displacement:
+        await savepoint.rollback()
+        total, booked, blocked, no_basis = await _fits_counts(conn, ctx, camp, now)
+        raise DisplacementNotConfirmed(BookingOutcome(total, booked, blocked, no_basis, displaced))
+    await savepoint.commit()
+    if displaced:
+        freed = (
+            select(b.c.subject_id, func.sum(b.c.points_tenths).label("points"))
+            .where(*mine)
+            .group_by(b.c.subject_id)
+            .subquery()
+        )
+        await conn.execute(
+            update(contact_budgets)
+            .where(
+                contact_budgets.c.month == month, contact_budgets.c.subject_id == freed.c.subject_id
+            )
+            .values(booked_tenths=contact_budgets.c.booked_tenths - freed.c.points, updated_at=now)
+        )
+
+    # 4. The campaign's own holds.
+    cost = cost_tenths(ctx, camp)
+    basis = has_basis(campaign_audience.c.subject_id, camp.purpose, camp.type, now)
+    status = case(
+        (~basis, literal(NO_BASIS)),
+        (_need(ctx, camp) <= 0, literal(BOOKED)),
+        else_=literal(BLOCKED),
+    )
+    await conn.execute(
+        b.insert().from_select(
+            ["campaign_id", "subject_id", "month", "points_tenths", "order_key", "status"],
+            select(
+                campaign_audience.c.campaign_id, campaign_audience.c.subject_id,
+                literal(month), literal(cost), literal(camp.order_key), status,
+            )
+            .select_from(
+                campaign_audience.join(
+                    contact_budgets,
+                    and_(
+                        contact_budgets.c.subject_id == campaign_audience.c.subject_id,
+                        contact_budgets.c.month == month,
+                    ),
+                )
+            )
+            .where(campaign_audience.c.campaign_id == camp.id),
+        )
+    )  # fmt: skip
+    await conn.execute(
+        update(contact_budgets)
+        .where(
+            contact_budgets.c.month == month,
+            contact_budgets.c.subject_id.in_(
+                select(b.c.subject_id).where(b.c.campaign_id == camp.id, b.c.status == BOOKED)
+            ),
+        )
+        .values(booked_tenths=contact_budgets.c.booked_tenths + cost, updated_at=now)
+    )
+    await conn.execute(
+        update(campaigns)
+        .where(campaigns.c.id == camp.id)
+        .values(state=str(CampaignState.BOOKED), updated_at=now)
+    )
+    counts = await status_counts(conn, camp.id)
+    return BookingOutcome(
+        audience=sum(counts.values()),
+        booked=counts.get(BOOKED, 0),
+        blocked=counts.get(BLOCKED, 0),
+        no_basis=counts.get(NO_BASIS, 0),
+        displaced=displaced,
+    )
+
+
+async def status_counts(conn: AsyncConnection, campaign_id: str) -> dict[str, int]:
+    """Holds of a campaign per status."""
+    b = campaign_bookings
+    rows = await conn.execute(
+        select(b.c.status, func.count()).where(b.c.campaign_id == campaign_id).group_by(b.c.status)
+    )
+    return {r[0]: int(r[1]) for r in rows}
+
+
+async def _release(
+    ctx: VaultContext, actor: Actor, campaign_id: str, to: CampaignState, allowed: tuple[str, ...]
+) -> int:
+    """Give back the campaign's unused holds and move it to state `to`; returns how many
+    holds were released."""
+    now = ctx.clock.now()
+    b = campaign_bookings
+    async with ctx.transaction() as conn:
+        camp = await load(conn, campaign_id)
+        await _lock_month(conn, camp.month)
+        camp = await load(conn, campaign_id, lock=True)
+        if camp.state not in allowed:
+            raise CampaignStateConflict(f"the campaign is {camp.state}")
+        held = select(b.c.subject_id).where(b.c.campaign_id == camp.id, b.c.status == BOOKED)
+        await conn.execute(
+            update(contact_budgets)
+            .where(contact_budgets.c.month == camp.month, contact_budgets.c.subject_id.in_(held))
+            .values(
+                booked_tenths=contact_budgets.c.booked_tenths - cost_tenths(ctx, camp),
+                updated_at=now,
+            )
+        )
+        released = (
+            await conn.execute(
+                update(b)
+                .where(b.c.campaign_id == camp.id, b.c.status == BOOKED)
+                .values(status=RELEASED)
+            )
+        ).rowcount
+        await conn.execute(
+            update(campaigns).where(campaigns.c.id == camp.id).values(state=str(to), updated_at=now)
+        )
+        await audit.record(
+            conn, at=now, actor=actor,
+            action=AuditAction.CAMPAIGN_CANCEL if to == CampaignState.CANCELLED
+            else AuditAction.CAMPAIGN_SENT,
+            decision=Decision.ALLOW, purpose=camp.purpose,
+            detail={"campaign": {"id": camp.id, "released": released}},
+        )  # fmt: skip
+    return int(released)
+
+
+async def cancel(ctx: VaultContext, actor: Actor, campaign_id: str) -> int:
+    """Cancel a draft or booked campaign, releasing its holds."""
+    return await _release(
+        ctx, actor, campaign_id, CampaignState.CANCELLED,
+        (CampaignState.DRAFT, CampaignState.BOOKED),
+    )  # fmt: skip
+
+
+async def mark_sent(ctx: VaultContext, actor: Actor, campaign_id: str) -> int:
+    """Close a booked campaign as sent: holds no contact used are released."""
+    return await _release(ctx, actor, campaign_id, CampaignState.SENT, (CampaignState.BOOKED,))
