@@ -26,7 +26,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "TRESOR_PKCS11_PIN_FILE": ("pkcs11_pin_file", "file holding the token's user PIN"),
     "TRESOR_HOST": ("host", "address `serve` listens on"),
     "TRESOR_PORT": ("port", "port `serve` listens on"),
-    "TRESOR_PUBLIC_URL": ("public_url", "base URL customers reach (links in mails)"),
+    "TRESOR_PUBLIC_URL": ("public_url", "base URL in mail links; unset: where serve listens"),
     "TRESOR_SMTP_URL": ("smtp_url", "smtp://user:pass@host:port; empty: .eml files in the outbox"),
     "TRESOR_MAIL_FROM": ("mail_from", "sender of the vault's mails"),
     "TRESOR_LOG_LEVEL": ("log_level", "minimum level of the JSON logs"),
