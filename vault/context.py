@@ -138,7 +138,8 @@ class VaultContext:
             indexer=BlindIndexer(keyring.secrets.index_key),
             keys=DerivedKeys(keyring.secrets.client_key),
             # The file outbox names its files by the vault's clock, which its pruning uses.
-            mailer=mailer or make_mailer(settings.smtp_url, settings.outbox_dir, clock),
+            mailer=mailer
+            or make_mailer(settings.smtp_url, settings.outbox_dir, clock, settings.smtp_tls),
             clock=clock,
             pressure_rules=policies.pressure_rules,
             touchpoints=policies.touchpoints,

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 import msgspec
 
@@ -109,6 +110,10 @@ class Settings:
     #: TRESOR_SMTP_URL: smtp://user:pass@host:port for real mail; empty writes .eml files
     #: into the outbox directory of the data dir.
     smtp_url: str = ""
+    #: TRESOR_SMTP_TLS: `starttls` (required: a server that does not offer it gets no
+    #: mail), `tls` (TLS from the first byte, port 465) or `none`. Unset: `tls` for an
+    #: smtps:// URL, `none` for a server on loopback, else `starttls`.
+    smtp_tls: str = "none"
     #: TRESOR_MAIL_FROM: sender address of mails the vault sends (double opt-in).
     mail_from: str = "tresor@localhost"
     #: TRESOR_OUTBOX_HOURS: how long the file outbox (development only, without SMTP)
@@ -298,6 +303,11 @@ class Settings:
             if e.get("TRESOR_POLICIES")
             else default_policies_dir(),
             smtp_url=e.get("TRESOR_SMTP_URL", ""),
+            smtp_tls=r.choice(
+                "TRESOR_SMTP_TLS",
+                default_smtp_tls(e.get("TRESOR_SMTP_URL", "")),
+                ("starttls", "tls", "none"),
+            ),
             mail_from=e.get("TRESOR_MAIL_FROM", "tresor@localhost"),
             outbox_hours=r.number("TRESOR_OUTBOX_HOURS", 24.0),
             public_url=(
@@ -377,6 +387,20 @@ class Settings:
         )
         r.raise_problems()
         return settings
+
+
+def default_smtp_tls(smtp_url: str) -> str:
+    """TLS unless the mail server is this machine: `tls` for smtps://, `none` for a
+    loopback host (a local relay), `starttls` (required) for any other."""
+    parsed = urlparse(smtp_url)
+    if parsed.scheme == "smtps":
+        return "tls"
+    host = parsed.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    return "none" if loopback or not host else "starttls"
 
 
 def listening_url(scheme: str, host: str, port: int) -> str:
