@@ -33,6 +33,7 @@ import re
 import secrets
 import smtplib
 import ssl
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
@@ -52,15 +53,23 @@ _KEPT = ("From", "To", "Cc", "Reply-To", "Subject", "Auto-Submitted")
 _URL = re.compile(r"https?://[^\s<>\"']+")
 
 
-def as_sent(message: EmailMessage, now: datetime) -> EmailMessage:
-    """The message as it leaves: `Date`, `Message-ID`, and the text with its HTML rendering
-    as alternatives in the message's language. A message that is already multipart is
+#: The lines a mail ends with, in a language: who sends it and how to reach the DPO
+#: (`ControllerSettings.mail_footer`, policies/controller.toml).
+Footer = Callable[[str], str]
+
+
+def as_sent(message: EmailMessage, now: datetime, footer: Footer | None = None) -> EmailMessage:
+    """The message as it leaves: `Date`, `Message-ID`, and the text (ending with the
+    footer in the message's language, after the "-- " signature line) with its HTML
+    rendering as alternatives in that language. A message that is already multipart is
     only dated and given an id."""
     if message.is_multipart():
         sent = message
     else:
-        text = message.get_content()
         language = str(message.get("Content-Language") or "")
+        text = message.get_content()
+        if footer is not None:
+            text = f"{text.rstrip()}\n\n-- \n{footer(language)}\n"
         sent = EmailMessage()
         for name in _KEPT:
             if message[name] is not None:
@@ -122,9 +131,12 @@ class FileOutbox:
     """Writes each message as an .eml file, atomically, into a directory (development
     only; see the module docstring)."""
 
-    def __init__(self, directory: Path, clock: Clock | None = None) -> None:
+    def __init__(
+        self, directory: Path, clock: Clock | None = None, footer: Footer | None = None
+    ) -> None:
         self.directory = directory
         self.clock = clock or SystemClock()
+        self.footer = footer
 
     def _write(self, message: EmailMessage) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -142,7 +154,7 @@ class FileOutbox:
 
     async def send(self, message: EmailMessage) -> None:
         try:
-            await asyncio.to_thread(self._write, as_sent(message, self.clock.now()))
+            await asyncio.to_thread(self._write, as_sent(message, self.clock.now(), self.footer))
         except OSError as exc:
             raise Unavailable("mail outbox is not writable") from exc
 
@@ -189,7 +201,13 @@ class SmtpMailer:
     """Sends through an SMTP server named by a URL: smtp[s]://user:pass@host:port, with the
     TLS mode of `TRESOR_SMTP_TLS` (see the module docstring)."""
 
-    def __init__(self, url: str, tls: str = "starttls", clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        tls: str = "starttls",
+        clock: Clock | None = None,
+        footer: Footer | None = None,
+    ) -> None:
         parsed = urlparse(url)
         if parsed.scheme not in ("smtp", "smtps") or not parsed.hostname:
             raise ValueError("TRESOR_SMTP_URL must look like smtp://user:pass@host:port")
@@ -201,6 +219,7 @@ class SmtpMailer:
         self._user = unquote(parsed.username) if parsed.username else None
         self._password = unquote(parsed.password) if parsed.password else None
         self.clock = clock or SystemClock()
+        self.footer = footer
 
     def _connect(self) -> smtplib.SMTP:
         if self._tls == "tls":
@@ -235,7 +254,7 @@ class SmtpMailer:
 
     async def send(self, message: EmailMessage) -> None:
         try:
-            await asyncio.to_thread(self._send, as_sent(message, self.clock.now()))
+            await asyncio.to_thread(self._send, as_sent(message, self.clock.now(), self.footer))
         except (OSError, smtplib.SMTPException) as exc:
             raise Unavailable("mail server is not reachable") from exc
 
@@ -247,6 +266,12 @@ class SmtpMailer:
 
 
 def make_mailer(
-    smtp_url: str, outbox: Path, clock: Clock | None = None, tls: str = "starttls"
+    smtp_url: str,
+    outbox: Path,
+    clock: Clock | None = None,
+    tls: str = "starttls",
+    footer: Footer | None = None,
 ) -> Mailer:
-    return SmtpMailer(smtp_url, tls, clock) if smtp_url else FileOutbox(outbox, clock)
+    if smtp_url:
+        return SmtpMailer(smtp_url, tls, clock, footer)
+    return FileOutbox(outbox, clock, footer)
