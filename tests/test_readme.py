@@ -34,12 +34,15 @@ def _answers(stdout: str) -> list[dict[str, Any]]:
     return found
 
 
-@pytest.mark.skipif(shutil.which("jq") is None or shutil.which("curl") is None, reason="curl, jq")
 def test_the_quickstart_blocks_run_as_pasted(tmp_path: Path):
     """The blocks create the clients, a customer, a contract basis and a double opt-in
     consent, confirm it from the mailed link (which points at the served port), look the
     customer up for both purposes, record a contact and rectify the name, each answer a
     success."""
+    missing = [tool for tool in ("bash", "curl", "jq") if shutil.which(tool) is None]
+    if missing and os.environ.get("CI") != "true":
+        pytest.skip(f"the README's blocks need {', '.join(missing)}")
+    assert not missing, f"CI runs the README's blocks: install {', '.join(missing)}"
     blocks = SH_BLOCK.findall(README.read_text())
     assert len(blocks) >= 6, "the quickstart's blocks are ```sh blocks"
     work = tmp_path / "elsewhere"  # the shell's folder: .venv as in a checkout, no policies
