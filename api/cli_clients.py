@@ -1,7 +1,9 @@
 """`tresor clients ...`: create, list, update quotas, rotate keys, find unused ones, revoke.
 
 Every change is audited with the actor `admin:cli@<user>` (as in `api.cli`). A new key is
-the last line of the output of `create` and `rotate-key`, so scripts can take `| tail -1`.
+the last line of the output of `create` and `rotate-key`, so scripts can take `| tail -1`;
+with `--quiet` it is the only line, so a shell can set a variable from it
+(`CRM=$(tresor clients create crm --role writer --quiet)`, as the README does).
 """
 
 from __future__ import annotations
@@ -38,10 +40,18 @@ def cmd_create(settings: Settings, args: argparse.Namespace) -> int:
         lambda ctx: create_client(ctx, admin_actor(), args.name, args.role, args.purpose, quota),
     )
     purposes = ",".join(sorted(info.purposes)) or "-"
-    print(f"created client {info.name} (role {info.role.value}, purposes {purposes})")
-    print("API key (shown once; store it in the client's secret store):")
-    print(key)
+    _print_key(
+        args, key, f"created client {info.name} (role {info.role.value}, purposes {purposes})"
+    )
     return 0
+
+
+def _print_key(args: argparse.Namespace, key: str, summary: str) -> None:
+    """The summary, the warning and the key; with `--quiet` the key alone."""
+    if not args.quiet:
+        print(summary)
+        print("API key (shown once; store it in the client's secret store):")
+    print(key)
 
 
 def _line(c: ClientInfo) -> str:
@@ -139,12 +149,12 @@ def cmd_rotate_key(settings: Settings, args: argparse.Namespace) -> int:
         settings, lambda ctx: rotate_key(ctx, admin_actor(), args.name, grace)
     )
     until = info.previous_key_until
-    print(
+    _print_key(
+        args,
+        key,
         f"new key for client {info.name}; the old key "
-        + (f"stays valid until {until:%Y-%m-%d %H:%M} UTC" if until else "no longer works")
+        + (f"stays valid until {until:%Y-%m-%d %H:%M} UTC" if until else "no longer works"),
     )
-    print("API key (shown once; store it in the client's secret store):")
-    print(key)
     return 0
 
 
@@ -175,6 +185,9 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     )
     s.add_argument("--purpose", action="append", default=[], help="allowed purpose (repeat)")
     _quota_options(s)
+    s.add_argument(
+        "--quiet", action="store_true", help="print only the key (for KEY=$(tresor ...))"
+    )
     s.set_defaults(func=cmd_create)
     s = cl.add_parser("list", help="list clients with key creation, last use and quotas")
     s.add_argument("--json", action="store_true", help="print one JSON array")
@@ -188,6 +201,9 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     )
     s.add_argument("name")
     s.add_argument("--grace", default="7d", help="how long the old key stays valid (7d, 12h, 0)")
+    s.add_argument(
+        "--quiet", action="store_true", help="print only the key (for KEY=$(tresor ...))"
+    )
     s.set_defaults(func=cmd_rotate_key)
     s = cl.add_parser("unused", help="list active clients whose key was not used for --days")
     s.add_argument("--days", type=int, default=90, help="days without an authenticated use")

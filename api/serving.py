@@ -19,7 +19,7 @@ from typing import Any
 from api.cli_support import UsageError
 from vault.catalogue.loader import load_policies
 from vault.context import open_kek_provider
-from vault.settings import Settings
+from vault.settings import Settings, listening_url
 
 #: Set for the worker processes, which read it as `Settings.inline_jobs`: whether each
 #: worker runs the periodic jobs.
@@ -67,6 +67,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # does best, and a second writer process would only queue behind it.
     jobs = args.jobs or ("inline" if settings.is_sqlite else "process")
     scheme = "https" if tls else "http"
+    if not settings.public_url_set:
+        # Mail links point where this server listens; the worker and jobs processes read
+        # the environment, so it carries the address to them.
+        settings = dataclasses.replace(settings, public_url=listening_url(scheme, host, port))
+        os.environ["TRESOR_PUBLIC_URL"] = settings.public_url
     print(
         f"Tresor serving on {scheme}://{host}:{port}/  "
         f"(API docs: {scheme}://{host}:{port}/schema/swagger)"

@@ -42,14 +42,38 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ".import_linter_cache",
         ),
     )
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(src), "-w", str(out)],
         check=True,
         cwd=src,
         capture_output=True,
+        text=True,
     )
+    assert _build_warnings(done.stderr) == [], done.stderr
     (built,) = out.glob("tresor-*.whl")
     return built
+
+
+def _build_warnings(stderr: str) -> list[str]:
+    """The warnings of setuptools (deprecations, packages left out, editable notes) in a
+    build's output; pip's own notes about the machine's package index are not ours."""
+    return [line for line in stderr.splitlines() if "Warning" in line or "!!" in line]
+
+
+def test_an_editable_install_prints_no_warnings(tmp_path: Path):
+    """`make install`'s step, `pip install -e .`, builds without a single setuptools
+    warning (no deprecated licence table, no data directory taken for a package, no
+    editable import hook), in a fresh virtual environment."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    done = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--no-deps", "-q", "-e", str(ROOT)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert _build_warnings(done.stderr) == [], done.stderr
 
 
 def _tracked(directory: str) -> set[str]:

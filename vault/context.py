@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from vault.audit.batch import AuditBatcher, EventWriter, copy_writer
 from vault.audit.events import EventRecord, record_records
 from vault.catalogue.contact_pressure import PressureRules
+from vault.catalogue.controller import ControllerSettings
 from vault.catalogue.loader import load_policies
 from vault.catalogue.purposes import PurposeCatalogue
 from vault.catalogue.touchpoints import TouchpointCatalogue
@@ -56,6 +57,8 @@ class VaultContext:
     clock: Clock
     pressure_rules: PressureRules
     touchpoints: TouchpointCatalogue
+    #: The controller, its DPO and third-country transfers (`policies/controller.toml`).
+    controller: ControllerSettings
     #: The hot paths' storage ports, chosen once from the engine here (the composition
     #: root): `reads` runs a read outside any write transaction (the raw asyncpg pool on
     #: PostgreSQL, plain `sqlite3` connections in worker threads on SQLite:
@@ -138,10 +141,18 @@ class VaultContext:
             indexer=BlindIndexer(keyring.secrets.index_key),
             keys=DerivedKeys(keyring.secrets.client_key),
             # The file outbox names its files by the vault's clock, which its pruning uses.
-            mailer=mailer or make_mailer(settings.smtp_url, settings.outbox_dir, clock),
+            mailer=mailer
+            or make_mailer(
+                settings.smtp_url,
+                settings.outbox_dir,
+                clock,
+                settings.smtp_tls,
+                footer=policies.controller.mail_footer,
+            ),
             clock=clock,
             pressure_rules=policies.pressure_rules,
             touchpoints=policies.touchpoints,
+            controller=policies.controller,
         )
 
     @asynccontextmanager

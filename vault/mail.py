@@ -11,16 +11,32 @@ Nothing is queued in the vault: `send` either hands the message over or raises
 `Unavailable`, and callers answer 503 rather than acknowledge a mail that did not leave.
 `check` asks whether the mailer would take a message now, for callers that must answer
 before they send (sign-in codes).
+
+Every mail leaves as a real sender's would (`as_sent`): with `Date` (the vault's clock) and
+a `Message-ID` in the sender's domain, as `multipart/alternative` of the plain text the
+caller wrote and an HTML rendering of it (`lang` from the mail's `Content-Language`, links
+as links). The text part is 7bit when it is ASCII (lines may run to RFC 5322's 998
+characters, so a link is never cut by a soft line break), else quoted-printable.
+
+SMTP is encrypted unless the server is this machine (`TRESOR_SMTP_TLS`, default by
+`vault.settings.default_smtp_tls`): `starttls` is required, not "when offered", so a server
+(or someone in the path) that does not offer it gets no mail; certificates are verified
+against the system's CAs (`SSL_CERT_FILE` names others).
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import os
+import re
 import secrets
 import smtplib
+import ssl
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
@@ -30,6 +46,75 @@ from vault.errors import Unavailable
 
 #: How a file outbox's file names carry the (clock) time they were written at.
 _STAMP = "%Y%m%dT%H%M%S%fZ"
+
+
+#: Headers of a caller's message that the sent one keeps (the content headers are rebuilt).
+_KEPT = ("From", "To", "Cc", "Reply-To", "Subject", "Auto-Submitted")
+_URL = re.compile(r"https?://[^\s<>\"']+")
+
+
+#: The lines a mail ends with, in a language: who sends it and how to reach the DPO
+#: (`ControllerSettings.mail_footer`, policies/controller.toml).
+Footer = Callable[[str], str]
+
+
+def as_sent(message: EmailMessage, now: datetime, footer: Footer | None = None) -> EmailMessage:
+    """The message as it leaves: `Date`, `Message-ID`, and the text (ending with the
+    footer in the message's language, after the "-- " signature line) with its HTML
+    rendering as alternatives in that language. A message that is already multipart is
+    only dated and given an id."""
+    if message.is_multipart():
+        sent = message
+    else:
+        language = str(message.get("Content-Language") or "")
+        text = message.get_content()
+        if footer is not None:
+            text = f"{text.rstrip()}\n\n-- \n{footer(language)}\n"
+        sent = EmailMessage()
+        for name in _KEPT:
+            if message[name] is not None:
+                sent[name] = message[name]
+        cte = "7bit" if text.isascii() and all(len(x) <= 998 for x in text.splitlines()) else None
+        if cte:
+            sent.set_content(text, cte=cte)
+        else:
+            sent.set_content(text)
+        sent.add_alternative(_html(text, language, str(message["Subject"] or "")), subtype="html")
+        if language:
+            sent["Content-Language"] = language
+    if sent["Date"] is None:
+        sent["Date"] = format_datetime(now.astimezone(UTC))
+    if sent["Message-ID"] is None:
+        domain = parseaddr(str(sent["From"] or ""))[1].rpartition("@")[2] or "localhost"
+        sent["Message-ID"] = make_msgid(domain=domain)
+    return sent
+
+
+def _html(text: str, language: str, subject: str) -> str:
+    """The plain text as a small HTML document: a paragraph per block, its lines kept,
+    addresses as links; everything escaped."""
+
+    def line(raw: str) -> str:
+        out, last = [], 0
+        for match in _URL.finditer(raw):
+            out.append(html.escape(raw[last : match.start()]))
+            url = html.escape(match.group(0))
+            out.append(f'<a href="{url}">{url}</a>')
+            last = match.end()
+        out.append(html.escape(raw[last:]))
+        return "".join(out).strip()
+
+    paragraphs = [
+        "<br>\n".join(line(x) for x in block.splitlines())
+        for block in re.split(r"\n\s*\n", text.strip())
+    ]
+    body = "\n".join(f"<p>{p}</p>" for p in paragraphs)
+    lang = f' lang="{html.escape(language)}"' if language else ""
+    return (
+        f'<!DOCTYPE html>\n<html{lang}>\n<head><meta charset="utf-8">'
+        f"<title>{html.escape(subject)}</title></head>\n"
+        f'<body style="font-family: sans-serif; line-height: 1.5">\n{body}\n</body>\n</html>\n'
+    )
 
 
 class Mailer(Protocol):
@@ -46,9 +131,12 @@ class FileOutbox:
     """Writes each message as an .eml file, atomically, into a directory (development
     only; see the module docstring)."""
 
-    def __init__(self, directory: Path, clock: Clock | None = None) -> None:
+    def __init__(
+        self, directory: Path, clock: Clock | None = None, footer: Footer | None = None
+    ) -> None:
         self.directory = directory
         self.clock = clock or SystemClock()
+        self.footer = footer
 
     def _write(self, message: EmailMessage) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -66,7 +154,7 @@ class FileOutbox:
 
     async def send(self, message: EmailMessage) -> None:
         try:
-            await asyncio.to_thread(self._write, message)
+            await asyncio.to_thread(self._write, as_sent(message, self.clock.now(), self.footer))
         except OSError as exc:
             raise Unavailable("mail outbox is not writable") from exc
 
@@ -110,27 +198,48 @@ def _written_at(path: Path) -> datetime:
 
 
 class SmtpMailer:
-    """Sends through an SMTP server named by a URL: smtp[s]://user:pass@host:port."""
+    """Sends through an SMTP server named by a URL: smtp[s]://user:pass@host:port, with the
+    TLS mode of `TRESOR_SMTP_TLS` (see the module docstring)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        tls: str = "starttls",
+        clock: Clock | None = None,
+        footer: Footer | None = None,
+    ) -> None:
         parsed = urlparse(url)
         if parsed.scheme not in ("smtp", "smtps") or not parsed.hostname:
             raise ValueError("TRESOR_SMTP_URL must look like smtp://user:pass@host:port")
-        self._ssl = parsed.scheme == "smtps"
+        if tls not in ("starttls", "tls", "none"):
+            raise ValueError("TRESOR_SMTP_TLS must be starttls, tls or none")
+        self._tls = tls
         self._host = parsed.hostname
-        self._port = parsed.port or (465 if self._ssl else 25)
+        self._port = parsed.port or (465 if tls == "tls" else 25)
         self._user = unquote(parsed.username) if parsed.username else None
         self._password = unquote(parsed.password) if parsed.password else None
+        self.clock = clock or SystemClock()
+        self.footer = footer
+
+    def _connect(self) -> smtplib.SMTP:
+        if self._tls == "tls":
+            return smtplib.SMTP_SSL(
+                self._host, self._port, timeout=10, context=ssl.create_default_context()
+            )
+        smtp = smtplib.SMTP(self._host, self._port, timeout=10)
+        if self._tls == "starttls":
+            smtp.ehlo()
+            if not smtp.has_extn("starttls"):
+                smtp.close()
+                raise smtplib.SMTPNotSupportedError("the mail server offers no STARTTLS")
+            smtp.starttls(context=ssl.create_default_context())
+            smtp.ehlo()
+        return smtp
 
     def _session(self, message: EmailMessage | None) -> None:
-        """One SMTP session: connect, STARTTLS when offered, log in; then send `message`,
-        or, without one, only NOOP (the probe behind `check`)."""
-        cls = smtplib.SMTP_SSL if self._ssl else smtplib.SMTP
-        with cls(self._host, self._port, timeout=10) as smtp:
-            if not self._ssl:
-                smtp.ehlo()
-                if smtp.has_extn("starttls"):
-                    smtp.starttls()
+        """One SMTP session: connect (with the TLS mode), log in; then send `message`, or,
+        without one, only NOOP (the probe behind `check`)."""
+        with self._connect() as smtp:
             if self._user:
                 smtp.login(self._user, self._password or "")
             if message is None:
@@ -145,7 +254,7 @@ class SmtpMailer:
 
     async def send(self, message: EmailMessage) -> None:
         try:
-            await asyncio.to_thread(self._send, message)
+            await asyncio.to_thread(self._send, as_sent(message, self.clock.now(), self.footer))
         except (OSError, smtplib.SMTPException) as exc:
             raise Unavailable("mail server is not reachable") from exc
 
@@ -156,5 +265,13 @@ class SmtpMailer:
             raise Unavailable("mail server is not reachable") from exc
 
 
-def make_mailer(smtp_url: str, outbox: Path, clock: Clock | None = None) -> Mailer:
-    return SmtpMailer(smtp_url) if smtp_url else FileOutbox(outbox, clock)
+def make_mailer(
+    smtp_url: str,
+    outbox: Path,
+    clock: Clock | None = None,
+    tls: str = "starttls",
+    footer: Footer | None = None,
+) -> Mailer:
+    if smtp_url:
+        return SmtpMailer(smtp_url, tls, clock, footer)
+    return FileOutbox(outbox, clock, footer)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 import msgspec
 
@@ -109,14 +110,22 @@ class Settings:
     #: TRESOR_SMTP_URL: smtp://user:pass@host:port for real mail; empty writes .eml files
     #: into the outbox directory of the data dir.
     smtp_url: str = ""
+    #: TRESOR_SMTP_TLS: `starttls` (required: a server that does not offer it gets no
+    #: mail), `tls` (TLS from the first byte, port 465) or `none`. Unset: `tls` for an
+    #: smtps:// URL, `none` for a server on loopback, else `starttls`.
+    smtp_tls: str = "none"
     #: TRESOR_MAIL_FROM: sender address of mails the vault sends (double opt-in).
     mail_from: str = "tresor@localhost"
     #: TRESOR_OUTBOX_HOURS: how long the file outbox (development only, without SMTP)
     #: keeps a mail before the retention sweep deletes it: mails hold addresses, codes
     #: and confirmation links. 0 keeps them until deleted by hand.
     outbox_hours: float = 24.0
-    #: TRESOR_PUBLIC_URL: base URL customers reach the vault under (links in mails).
+    #: TRESOR_PUBLIC_URL: base URL customers reach the vault under (links in mails);
+    #: unset, the address `tresor serve` listens on (`listening_url`).
     public_url: str = "http://127.0.0.1:8000"
+    #: Whether TRESOR_PUBLIC_URL was set; if not, `serve` makes `public_url` follow
+    #: `--host`, `--port` and TLS.
+    public_url_set: bool = False
     #: TRESOR_HOST / TRESOR_PORT: where `tresor serve` listens.
     host: str = "127.0.0.1"
     port: int = 8000
@@ -285,6 +294,8 @@ class Settings:
         """Build settings from environment variables (or a given mapping, for tests)."""
         e = os.environ if env is None else env
         r = _Reader(e)
+        host = e.get("TRESOR_HOST", "127.0.0.1")
+        port = r.whole("TRESOR_PORT", 8000, maximum=65535)
         settings = cls(
             data_dir=Path(e.get("TRESOR_DATA_DIR", "./tresor-data")),
             database_url=e.get("TRESOR_DATABASE_URL", ""),
@@ -292,11 +303,21 @@ class Settings:
             if e.get("TRESOR_POLICIES")
             else default_policies_dir(),
             smtp_url=e.get("TRESOR_SMTP_URL", ""),
+            smtp_tls=r.choice(
+                "TRESOR_SMTP_TLS",
+                default_smtp_tls(e.get("TRESOR_SMTP_URL", "")),
+                ("starttls", "tls", "none"),
+            ),
             mail_from=e.get("TRESOR_MAIL_FROM", "tresor@localhost"),
             outbox_hours=r.number("TRESOR_OUTBOX_HOURS", 24.0),
-            public_url=e.get("TRESOR_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
-            host=e.get("TRESOR_HOST", "127.0.0.1"),
-            port=r.whole("TRESOR_PORT", 8000, maximum=65535),
+            public_url=(
+                e["TRESOR_PUBLIC_URL"].rstrip("/")
+                if e.get("TRESOR_PUBLIC_URL")
+                else listening_url("http", host, port)
+            ),
+            public_url_set=bool(e.get("TRESOR_PUBLIC_URL")),
+            host=host,
+            port=port,
             double_opt_in_hours=r.whole("TRESOR_DOI_HOURS", 72),
             dek_cache_size=r.whole("TRESOR_DEK_CACHE", 10000),
             client_cache_seconds=r.number("TRESOR_CLIENT_CACHE_SECONDS", 2.0),
@@ -366,6 +387,33 @@ class Settings:
         )
         r.raise_problems()
         return settings
+
+
+def default_smtp_tls(smtp_url: str) -> str:
+    """TLS unless the mail server is this machine: `tls` for smtps://, `none` for a
+    loopback host (a local relay), `starttls` (required) for any other."""
+    parsed = urlparse(smtp_url)
+    if parsed.scheme == "smtps":
+        return "tls"
+    host = parsed.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    return "none" if loopback or not host else "starttls"
+
+
+def listening_url(scheme: str, host: str, port: int) -> str:
+    """The base URL of a server listening on `host:port`: what mail links point to unless
+    TRESOR_PUBLIC_URL says otherwise. A wildcard address (all interfaces) is reached on
+    this machine through loopback; serving others needs TRESOR_PUBLIC_URL."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 (naming the wildcard, not binding it)
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}"
 
 
 def _scopes(text: str) -> str:

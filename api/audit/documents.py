@@ -25,7 +25,9 @@ from api.audit.schemas import (
     RopaNotifiedRecipientOut,
     RopaObservedRecipientOut,
     RopaOut,
+    RopaPartyOut,
     RopaRecipientOut,
+    RopaTransferOut,
 )
 from api.audit.trail import Bucket, event_out, parse_time, time_param
 from api.auth import actor_of, roles
@@ -40,6 +42,7 @@ from vault.admin.clients import Role
 from vault.audit import query as audit_query
 from vault.audit import ropa
 from vault.bases import consent_proof
+from vault.catalogue.controller import Party
 
 
 def consent_stats_out(s: audit_query.ConsentStats) -> ConsentStatsOut:
@@ -170,6 +173,10 @@ def ropa_out(r: ropa.Ropa) -> RopaOut:
                 explicit_consent=a.explicit_consent,
                 data_use=a.data_use,
                 default_consent_days=a.default_consent_days,
+                third_country_transfers=[
+                    RopaTransferOut(t.country, t.recipient, t.safeguard, t.safeguard_reference)
+                    for t in a.third_country_transfers
+                ],
             )
             for a in r.activities
         ],
@@ -177,7 +184,14 @@ def ropa_out(r: ropa.Ropa) -> RopaOut:
             RopaMeasureOut(id=m.id, description=PurposeTitle(de=m.de, en=m.en))
             for m in r.security_measures
         ],
+        controller=_party(r.controller),
+        dpo=_party(r.dpo),
+        controller_version=r.controller_version,
     )
+
+
+def _party(p: Party) -> RopaPartyOut:
+    return RopaPartyOut(p.name, p.email, p.address, p.representative)
 
 
 def wants_html(request: Request[Any, Any, Any], fmt: str | None) -> bool:

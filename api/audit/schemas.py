@@ -207,6 +207,27 @@ class RopaNotifiedRecipientOut(Struct):
     event_types: list[str]
 
 
+class RopaTransferOut(Struct):
+    """Data of the purpose going to a third country (Art. 30(1)(e)), and on what basis."""
+
+    #: ISO 3166-1 alpha-2 code of the country outside the EEA.
+    country: str
+    recipient: str
+    #: adequacy_decision (Art. 45), standard_contractual_clauses or binding_corporate_rules
+    #: (Art. 46), derogation (Art. 49).
+    safeguard: str
+    safeguard_reference: str | None = None
+
+
+class RopaPartyOut(Struct):
+    """The controller or its data protection officer, as policies/controller.toml names them."""
+
+    name: str
+    email: str
+    address: str | None = None
+    representative: str | None = None
+
+
 class RopaActivityOut(Struct):
     """One processing activity (one purpose) of the Art. 30 record."""
 
@@ -228,6 +249,8 @@ class RopaActivityOut(Struct):
     explicit_consent: bool
     data_use: str
     default_consent_days: int | None = None
+    #: Transfers of this purpose's data to third countries (Art. 30(1)(e)); empty: none.
+    third_country_transfers: list[RopaTransferOut] = msgspec.field(default_factory=list)
 
 
 class RopaMeasureOut(Struct):
@@ -242,3 +265,7 @@ class RopaOut(Struct):
     generated_at: datetime
     activities: list[RopaActivityOut]
     security_measures: list[RopaMeasureOut]
+    #: The controller (Art. 30(1)(a)) and its data protection officer.
+    controller: RopaPartyOut
+    dpo: RopaPartyOut
+    controller_version: str

@@ -94,3 +94,14 @@ def test_list_shows_last_use_and_unused_lists_idle_keys(cli_env: Settings, capsy
     assert used["crm"].startswith(f"used {datetime.now(UTC):%Y-%m-%d}")
     assert main(["clients", "unused", "--days", "1"]) == 0
     assert capsys.readouterr().out.strip() == "no active client left unused for 1 days"
+
+
+def test_quiet_prints_only_the_key_of_create_and_rotate_key(cli_env: Settings, capsys):
+    """With `--quiet` the output is the key and nothing else, so `KEY=$(tresor clients
+    create ... --quiet)` sets a working key (the README's quickstart does)."""
+    assert main(["clients", "create", "crm", "--role", "writer", "--quiet"]) == 0
+    (key,) = capsys.readouterr().out.splitlines()
+    assert key.startswith("tresor_") and _authenticate(cli_env, key) is not None
+    assert main(["clients", "rotate-key", "crm", "--grace", "0", "--quiet"]) == 0
+    (new,) = capsys.readouterr().out.splitlines()
+    assert _authenticate(cli_env, new) is not None and _authenticate(cli_env, key) is None

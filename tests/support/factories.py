@@ -80,12 +80,13 @@ async def api(vault: VaultContext) -> AsyncIterator[httpx.AsyncClient]:
 def outbox_links(outbox: Path) -> list[str]:
     """Confirmation tokens from the .eml files in the outbox, oldest first."""
     import email
+    import email.policy
     import re
 
     tokens = []
     for path in sorted(outbox.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns):
-        msg = email.message_from_bytes(path.read_bytes())
-        body = msg.get_payload(decode=True).decode()
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        body = msg.get_body(("plain",)).get_content()  # the text part; the HTML repeats it
         tokens += re.findall(r"/confirm/([A-Za-z0-9_-]+)", body)
     return tokens
 

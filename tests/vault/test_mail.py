@@ -3,6 +3,8 @@ with the injected clock; the retention sweep prunes it."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 from datetime import timedelta
 from email.message import EmailMessage
 
@@ -42,3 +44,18 @@ async def test_retention_sweep_prunes_the_outbox(vault, clock):
     clock.advance(timedelta(hours=vault.settings.outbox_hours, seconds=1))
     report = await run_retention(vault)
     assert report.pruned_mails == 1 and list(vault.settings.outbox_dir.glob("*.eml")) == []
+
+
+async def test_every_mail_ends_with_the_controller_and_its_dpo(vault):
+    """The vault's mails are signed with the controller of policies/controller.toml and how
+    to reach its DPO, in the text and the HTML part, in the mail's language."""
+    msg = _mail(4)
+    msg["Content-Language"] = "en"
+    await vault.mailer.send(msg)
+    (path,) = vault.settings.outbox_dir.glob("*.eml")
+    sent = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    text = sent.get_body(("plain",)).get_content()
+    assert text.startswith("Ihr Code: 000004") and "\n-- \n" in text
+    assert vault.controller.controller.name in text
+    assert f"Data protection officer: {vault.controller.dpo.name}" in text
+    assert vault.controller.dpo.email in sent.get_body(("html",)).get_content()

@@ -1,9 +1,12 @@
 """The record of processing activities (GDPR Art. 30(1)), generated, never hand-kept.
 
-One processing activity per purpose of the catalogue: its names, lawful basis, categories
-of data and of data subjects, recipients (the internal systems allowed to read it, and those
-the audit trail shows actually reading it), retention, and the technical and
-organisational security measures (Art. 32) that protect every purpose alike. Generated from
+The controller and its data protection officer (Art. 30(1)(a), from
+`policies/controller.toml`), then one processing activity per purpose of the catalogue: its
+names, lawful basis, categories of data and of data subjects, recipients (the internal
+systems allowed to read it, and those the audit trail shows actually reading it), transfers
+to third countries with their safeguards (Art. 30(1)(e), controller.toml), retention, and
+the technical and organisational security measures (Art. 32) that protect every purpose
+alike. Generated from
 the purpose catalogue, the clients table and the audit trail, so it cannot drift from what
 the vault enforces. Reading it is audited (`dpo:ropa:read`).
 """
@@ -19,6 +22,7 @@ from sqlalchemy import func, select
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
+from vault.catalogue.controller import Party, Transfer
 from vault.catalogue.purposes import LawfulBasis, Purpose
 from vault.clock import as_utc
 from vault.storage.recipient_tables import recipient_subscriptions, recipients
@@ -174,6 +178,7 @@ class Activity:
     double_opt_in: bool
     explicit_consent: bool
     data_use: str
+    third_country_transfers: list[Transfer]
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +187,9 @@ class Ropa:
     generated_at: datetime
     activities: list[Activity]
     security_measures: tuple[Measure, ...]
+    controller: Party
+    dpo: Party
+    controller_version: str
 
 
 def _activity(
@@ -189,6 +197,7 @@ def _activity(
     configured: dict[str, list[Recipient]],
     observed: dict[str, list[ObservedRecipient]],
     notified: dict[str, list[NotifiedRecipient]],
+    transfers: list[Transfer],
 ) -> Activity:
     return Activity(
         purpose=p.id,
@@ -210,6 +219,7 @@ def _activity(
         double_opt_in=p.double_opt_in,
         explicit_consent=p.explicit_consent,
         data_use=p.data_use,
+        third_country_transfers=transfers,
     )
 
 
@@ -277,7 +287,7 @@ async def record_of_processing(ctx: VaultContext, actor: Actor) -> Ropa:
             NotifiedRecipient(name, entry["transport"], entry["types"])
         )
     activities = [
-        _activity(p, configured, observed, notified)
+        _activity(p, configured, observed, notified, ctx.controller.transfers_of(p.id))
         for p in sorted(ctx.catalogue.purposes.values(), key=lambda p: p.id)
     ]
     return Ropa(
@@ -285,4 +295,7 @@ async def record_of_processing(ctx: VaultContext, actor: Actor) -> Ropa:
         generated_at=now,
         activities=activities,
         security_measures=SECURITY_MEASURES,
+        controller=ctx.controller.controller,
+        dpo=ctx.controller.dpo,
+        controller_version=ctx.controller.version,
     )

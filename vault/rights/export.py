@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision, action_for
 from vault.bases.consents import evidence_secrets, open_texts
+from vault.catalogue.controller import Party
 from vault.catalogue.purposes import CONTACT_FIELDS
 from vault.clock import as_utc
 from vault.errors import InvariantViolation
@@ -275,7 +276,29 @@ def _purpose_entry(ctx: VaultContext, purpose_id: str) -> dict[str, Any]:
         "data_use": purpose.data_use,
         "retention_after_end_days": days,
         "retention": _retention_text(days),
+        "third_country_transfers": [
+            {
+                "country": t.country,
+                "recipient": t.recipient,
+                "safeguard": t.safeguard,
+                "safeguard_reference": t.safeguard_reference,
+            }
+            for t in ctx.controller.transfers_of(purpose.id)
+        ],
     }
+
+
+def _controller(ctx: VaultContext) -> dict[str, Any]:
+    """Who is responsible for the data and how to reach its DPO (Art. 13(1)(a), (b): the
+    customer asking what is held should learn whom to ask)."""
+
+    def party(p: Party) -> dict[str, Any]:
+        out = {"name": p.name, "email": p.email, "address": p.address}
+        if p.representative:
+            out["representative"] = p.representative
+        return out
+
+    return {**party(ctx.controller.controller), "dpo": party(ctx.controller.dpo)}
 
 
 def _changed_parts(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
@@ -547,6 +570,7 @@ async def collect_in(
     doc = {
         "format": FORMAT,
         "generated_at": now,
+        "controller": _controller(ctx),
         "subject": {
             "subject_id": sid,
             "status": subject.status,

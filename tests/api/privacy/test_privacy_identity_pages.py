@@ -30,9 +30,11 @@ async def _link(vault, to: str) -> str:
     (notice,) = [
         m
         for m in mails(vault.settings.outbox_dir)
-        if m["To"] == to.lower() and "/privacy/identity/" in m.get_content()
+        if m["To"] == to.lower() and "/privacy/identity/" in m.get_body(("plain",)).get_content()
     ]
-    return re.findall(r"(/privacy/identity/[A-Za-z0-9_-]+)", notice.get_content())[0]
+    return re.findall(
+        r"(/privacy/identity/[A-Za-z0-9_-]+)", notice.get_body(("plain",)).get_content()
+    )[0]
 
 
 async def test_the_restricted_overview_hides_contact_data_and_says_why(vault):

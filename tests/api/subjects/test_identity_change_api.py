@@ -35,10 +35,14 @@ def _notice_token(vault, to: str) -> str:
     found = [
         m
         for m in mails(vault.settings.outbox_dir)
-        if m["To"] == to and "/privacy/identity/" in m.get_content()
+        if m["To"] == to and "/privacy/identity/" in m.get_body(("plain",)).get_content()
     ]
     assert found, f"no identity-change notice went to {to}"
-    (token,) = set(re.findall(r"/privacy/identity/([A-Za-z0-9_-]+)", found[-1].get_content()))
+    (token,) = set(
+        re.findall(
+            r"/privacy/identity/([A-Za-z0-9_-]+)", found[-1].get_body(("plain",)).get_content()
+        )
+    )
     return token
 
 
@@ -106,7 +110,7 @@ async def test_the_customers_session_ends_and_the_old_address_is_told(vault):
     await selfservice.wait_for_mail()
     (notice,) = [m for m in mails(vault.settings.outbox_dir) if "/privacy/identity/" in str(m)]
     assert notice["To"] == p["email"].lower()
-    body = notice.get_content()
+    body = notice.get_body(("plain",)).get_content()
     assert "E-Mail-Adresse" in body and "e-mail address" in body
     assert "Das war ich nicht" in body and "this was not me" in body.lower()
     assert MALLORY not in body and MALLORY not in str(notice["Subject"])

@@ -101,3 +101,16 @@ async def test_reading_the_record_is_audited(vault):
         ).all()
     assert len(rows) == 1 and (rows[0].actor_type, rows[0].actor_id) == ("dpo", "datenschutz")
     assert json.loads(rows[0].detail) == {"catalogue_version": vault.catalogue.version}
+
+
+async def test_the_record_names_the_controller_its_dpo_and_third_country_transfers(vault):
+    """Art. 30(1)(a) and (e): the controller and DPO of policies/controller.toml head the
+    record, and the newsletter's transfer (country, recipient, safeguard) is on its activity
+    while a purpose without one has none."""
+    record = await record_of_processing(vault, DPO)
+    assert record.controller == vault.controller.controller and record.controller.address
+    assert record.dpo == vault.controller.dpo and record.dpo.email
+    by = {a.purpose: a for a in record.activities}
+    (transfer,) = by["newsletter.email"].third_country_transfers
+    assert (transfer.country, transfer.safeguard) == ("US", "adequacy_decision")
+    assert by["order.delivery"].third_country_transfers == []

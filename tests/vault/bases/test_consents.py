@@ -248,7 +248,7 @@ async def test_double_opt_in_mails_the_link_and_confirm_grants(vault, clock):
     assert mail["To"] == p["email"].lower()
     assert mail["From"] == vault.settings.mail_from
     (token,) = outbox_links(vault.settings.outbox_dir)
-    body = mail.get_content()
+    body = mail.get_body(("plain",)).get_content()
     assert f"{vault.settings.public_url}/confirm/{token}" in body
     assert "Newsletter per E-Mail" in mail["Subject"]
 

@@ -392,3 +392,16 @@ async def test_export_sources_leave_out_a_refused_rectification(vault, clock):
     doc = await build_export(vault, DPO, sid)
     kinds = [s["kind"] for s in doc["sources"] if "kind" in s]
     assert "rectified" not in kinds and "stored" in kinds
+
+
+async def test_export_names_the_controller_its_dpo_and_each_purposes_transfers(vault, clock):
+    """The customer learns whom to ask (controller, DPO) and where a purpose's data goes
+    outside the EEA with its safeguard (Art. 15(2)); a purpose without a transfer lists none."""
+    sid, *_ = await _rich_subject(vault, clock)
+    doc = await build_export(vault, DPO, sid)
+    assert doc["controller"]["name"] == vault.controller.controller.name
+    assert doc["controller"]["dpo"]["email"] == vault.controller.dpo.email
+    purposes = {p["id"]: p for p in doc["purposes"]}
+    (transfer,) = purposes["newsletter.email"]["third_country_transfers"]
+    assert transfer["country"] == "US" and transfer["safeguard"] == "adequacy_decision"
+    assert purposes["order.delivery"]["third_country_transfers"] == []

@@ -285,7 +285,7 @@ async def test_extension_within_the_first_month_mails_the_subject_in_german_and_
     assert [h["event"] for h in extended.history][-2:] == ["extended", "notice_mailed"]
     (mail,) = _mails(vault)
     assert mail["To"] == data["email"].lower()
-    body = mail.get_content()
+    body = mail.get_body(("plain",)).get_content()
     assert "23.02.2027" in body and "2027-02-23" in body
     assert body.count(reason) == 2
     assert "Art. 12 Abs. 3 DSGVO" in body and "Art. 12(3) GDPR" in body
