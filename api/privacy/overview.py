@@ -26,6 +26,7 @@ from api.privacy.pages import (
     signed_in,
     signin_page,
     to_privacy,
+    touchpoint_name,
     valid_uuid,
 )
 from api.rights.self_views import (
@@ -41,7 +42,7 @@ from vault.errors import (
     InvalidInput,
     NotFound,
 )
-from vault.outreach import followups
+from vault.outreach import followups, preferences
 from vault.rights import selfservice
 
 #: The privacy centre's cookies and CSRF secret (api/web/cookies.py).
@@ -69,6 +70,7 @@ class PrivacyOverviewPages(PrivacyPages):
             restriction=session.restriction,
         )
         records = [] if view.restriction else await my_requests(vault, session.subject_id)
+        zone = await preferences.display_zone(vault, session.subject_id)
         restricted = restriction_text(lang, view.restriction) if view.restriction else None
         error = t["pc_rectify_empty"] if request.query_params.get("error") == "empty" else None
         return render(
@@ -82,6 +84,8 @@ class PrivacyOverviewPages(PrivacyPages):
             error=error,
             restricted=restricted,
             session_minutes=vault.settings.session_idle_minutes,
+            zone=zone,
+            touchpoint_name=lambda touchpoint_id: touchpoint_name(vault, lang, touchpoint_id),
             access_label=lambda entry: access_label(lang, entry),
             access_outcome=lambda entry: access_outcome(lang, entry),
         )
@@ -112,18 +116,15 @@ class PrivacyOverviewPages(PrivacyPages):
             purpose = vault.catalogue.get(purpose_id)
             return purpose.title(lang) if purpose else purpose_id
 
-        def touchpoint_name(touchpoint_id: str) -> str:
-            tp = vault.touchpoints.get(touchpoint_id)
-            return tp.name(lang) if tp else touchpoint_id
-
         done = request.query_params.get("done")
         return render(
             request,
             "privacy_followups.html",
             "pc_fu_heading",
+            zone=await preferences.display_zone(vault, subject_id),
             items=items,
             purpose_title=purpose_title,
-            touchpoint_name=touchpoint_name,
+            touchpoint_name=lambda touchpoint_id: touchpoint_name(vault, lang, touchpoint_id),
             notice=t["done_followup_cancelled"] if done == "cancelled" else None,
         )
 
@@ -180,6 +181,7 @@ class PrivacyOverviewPages(PrivacyPages):
             request,
             "privacy_export.html",
             "pc_export_heading_full",
+            zone=await preferences.display_zone(vault, subject_id),
             export=document,
             rendered=render_html(document, pick_language(request)),
         )

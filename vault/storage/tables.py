@@ -153,6 +153,9 @@ class Client(Base):
     rate_window: Mapped[int | None] = mapped_column(Integer)
     #: Optional lookups per UTC day (a batch lookup counts each of its items).
     daily_lookups: Mapped[int | None] = mapped_column(Integer)
+    #: What customers read for this client in the privacy centre's access log ("Online-Shop"
+    #: for `shop-backend`); NULL shows the name (migration 0024).
+    display_name: Mapped[str | None] = mapped_column(String(100))
 
 
 class AuditEvent(Base):
