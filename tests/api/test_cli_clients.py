@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -94,3 +95,26 @@ def test_list_shows_last_use_and_unused_lists_idle_keys(cli_env: Settings, capsy
     assert used["crm"].startswith(f"used {datetime.now(UTC):%Y-%m-%d}")
     assert main(["clients", "unused", "--days", "1"]) == 0
     assert capsys.readouterr().out.strip() == "no active client left unused for 1 days"
+
+
+def test_display_name_is_set_at_creation_changed_by_update_and_in_json(cli_env: Settings, capsys):
+    """`--display-name` on `create` and `update` sets what customers read; `list --json`
+    shows it; "" clears it; each update is audited."""
+    assert (
+        main(["clients", "create", "shop", "--role", "writer", "--display-name", "Online-Shop"])
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["clients", "list", "--json"]) == 0
+    assert [c["display_name"] for c in json.loads(capsys.readouterr().out)] == ["Online-Shop"]
+    assert main(["clients", "update", "shop", "--display-name", "Webshop"]) == 0
+    assert capsys.readouterr().out.strip() == "updated client shop"
+    assert main(["clients", "list", "--json"]) == 0
+    assert [c["display_name"] for c in json.loads(capsys.readouterr().out)] == ["Webshop"]
+    assert main(["clients", "update", "shop", "--display-name", ""]) == 0
+    capsys.readouterr()
+    assert main(["clients", "list", "--json"]) == 0
+    assert [c["display_name"] for c in json.loads(capsys.readouterr().out)] == [None]
+    assert main(["clients", "update", "shop", "--display-name", "x" * 101]) == 2
+    actions = [a for _, _, a in _audit_actors(cli_env)]
+    assert actions.count("admin:client:update") == 2
