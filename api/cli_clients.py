@@ -120,9 +120,8 @@ def cmd_unused(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_update(settings: Settings, args: argparse.Namespace) -> int:
-    from vault.admin.quotas import parse_rate, set_quota
-
     from vault.admin.clients import set_display_name
+    from vault.admin.quotas import parse_rate, set_quota
 
     if args.rate is None and args.daily_lookups is None and args.display_name is None:
         raise UsageError("name --rate, --daily-lookups and/or --display-name")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-
 from zoneinfo import ZoneInfo
 
 from api.i18n import format_datetime, format_local_datetime

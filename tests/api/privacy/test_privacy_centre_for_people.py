@@ -102,9 +102,7 @@ async def test_times_follow_the_zone_of_the_customers_preferences(vault):
         explicit=True,
     )
     doc = {"timezone": "America/New_York", "preferred_channels": {}, "quiet": {}}
-    await preferences.set_preferences(
-        vault, WRITER, sid, doc, source="client", evidence=evidence
-    )
+    await preferences.set_preferences(vault, WRITER, sid, doc, source="client", evidence=evidence)
     async with api(vault) as http:
         await page_sign_in(http, vault, p["email"], lang="en")
         en = (await http.get("/privacy?lang=en")).text

@@ -3,6 +3,7 @@ which internal system accessed the data, and withdrawing a consent in one click.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -139,7 +140,7 @@ _LISTED_ACCESS = or_(
 )
 
 
-async def _display_names(conn: AsyncConnection, reads: list[Any]) -> dict[str, str]:
+async def _display_names(conn: AsyncConnection, reads: Sequence[Any]) -> dict[str, str]:
     """The display names of the clients in the access log that have one."""
     names = sorted({row.actor_id for row in reads if row.actor_type == "client"})
     if not names:
