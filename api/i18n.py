@@ -40,6 +40,7 @@ from vault.outreach.followups import NOTE_KINDS, FollowupStatus
 from vault.outreach.preferences import DAYS, SOURCES
 from vault.rights.requests import RequestStatus, RequestType
 from vault.rights.selfservice import ACCESS_KINDS
+from vault.rights.selfservice.giving import DURATION_STEPS
 from vault.subjects.decision import BasisStatus, DenyReason
 
 LANGUAGES = ("de", "en")
@@ -80,10 +81,19 @@ FAMILIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
             "phone",
             "email_phone",
         ),  # vault.subjects.identity kinds, joined
-        "done_": ("withdrawn", "requested", "signed_out", "erased", "expired"),  # ?done= notices
+        "done_": (
+            "withdrawn",
+            "requested",
+            "signed_out",
+            "erased",
+            "expired",
+            "consented",
+            "confirm_sent",
+        ),  # ?done= notices
         "dpo_contacts_by_": ("touchpoint", "phase", "brand", "channel"),
         "dpo_pref_reason_": (DenyReason.CONTACT_QUIET_HOURS, DenyReason.CONTACT_CAP_REACHED),
         "dpo_proof_sealed_": ("opened", "none", "shredded"),  # ConsentProof.sealed_evidence
+        "pc_give_days_": tuple(str(days) for days in DURATION_STEPS),  # consent durations
     }
 )
 

@@ -52,7 +52,15 @@ SESSION_COOKIE = SURFACE.session_cookie
 CONTACT_FIELDS = ("name", "email", "phone", "postal_address", "external_ref")
 #: Request types the page forms may ask for (export is a download, not a form).
 FORM_REQUEST_TYPES = ("rectification", "restriction", "objection", "erasure")
-DONE_NOTICES = ("withdrawn", "requested", "signed_out", "erased", "expired")
+DONE_NOTICES = (
+    "withdrawn",
+    "requested",
+    "signed_out",
+    "erased",
+    "expired",
+    "consented",
+    "confirm_sent",
+)
 _ADDRESS_PARTS = ("street", "postal_code", "city", "country")
 
 
