@@ -38,6 +38,7 @@ def offers(vault: Any, lang: str, view: Any) -> list[dict[str, Any]]:
             "title": purpose.title(lang),
             "description": purpose.description_de if lang == "de" else purpose.description_en,
             "double_opt_in": purpose.double_opt_in,
+            "fields": purpose.fields,
             "durations": [
                 (days, duration_label(lang, days)) for days in selfservice.durations(purpose)
             ],
@@ -64,6 +65,7 @@ class PrivacyConsentPages(PrivacyPages):
             form_value(form, "purpose", 100),
             int(days),
             language=pick_language(request),
+            leave_out=[v for v in form.getall("leave_out", []) if isinstance(v, str)][:10],
             ip=client_ip(request),
             user_agent=request.headers.get("user-agent"),
         )

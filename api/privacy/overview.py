@@ -11,7 +11,7 @@ from litestar.response import Redirect, Template
 
 from api.deps import Vault
 from api.export_view import render_html
-from api.i18n import TEXTS, pick_language
+from api.i18n import TEXTS, pick_language, text_for
 from api.privacy.giving import offers as consent_offers
 from api.privacy.pages import (
     CONTACT_FIELDS,
@@ -86,6 +86,7 @@ class PrivacyOverviewPages(PrivacyPages):
             restricted=restricted,
             session_minutes=vault.settings.session_idle_minutes,
             zone=zone,
+            field_names=lambda names: ", ".join(text_for(lang, "field_", n) for n in names),
             offers=[] if view.restriction else consent_offers(vault, lang, view),
             touchpoint_name=lambda touchpoint_id: touchpoint_name(vault, lang, touchpoint_id),
             access_label=lambda entry: access_label(lang, entry),

@@ -148,3 +148,37 @@ async def test_giving_needs_a_session_and_the_csrf_token(vault):
     assert anonymous.status_code == 303 and "done=expired" in anonymous.headers["location"]
     assert forged.status_code == 403
     assert await consent_statuses(vault) == before
+
+
+async def test_a_field_left_out_here_is_not_revealed_by_the_lookup(vault):
+    """offers.phone without the name: the overview says so, a lookup for the phone alone
+    passes, one that would reveal the name is denied field_not_covered."""
+    sid, p = await seed_subject(vault, 805)
+    caller = await client_key(vault, "callcentre", "lookup", ["offers.phone"])
+    async with api(vault) as http:
+        await page_sign_in(http, vault, p["email"], lang="en")
+        page = Page((await http.get("/privacy?lang=en")).text)
+        r = await http.post(
+            "/privacy/consents?lang=en",
+            data={
+                "_csrf_token": page.csrf(),
+                "purpose": "offers.phone",
+                "days": "365",
+                "leave_out": "name",
+            },
+        )
+        assert r.status_code == 303, r.text
+        overview = (await http.get("/privacy?lang=en")).text
+        base = {"purpose": "offers.phone", "subject_id": sid, "contact": {"brand": "tresor"}}
+        phone = await http.post(
+            "/v1/lookup", json={**base, "fields": ["phone"]}, headers=bearer(caller)
+        )
+        name = await http.post(
+            "/v1/lookup", json={**base, "fields": ["name"]}, headers=bearer(caller)
+        )
+        default = await http.post("/v1/lookup", json=base, headers=bearer(caller))
+    assert 'data-excluded="name">without: Name<' in overview
+    assert phone.status_code == 200 and phone.json()["fields"] == {"phone": p["phone"]}
+    for denied in (name, default):
+        assert denied.status_code == 403 and denied.json()["reason"] == "field_not_covered"
+    assert (await _consent(vault, sid, "offers.phone")).excluded_fields == "name"

@@ -10,6 +10,7 @@ a consent collected anywhere else (`vault.bases.consents.record_basis`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -53,11 +54,13 @@ async def give_consent(
     days: int,
     *,
     language: str,
+    leave_out: Sequence[str] = (),
     ip: str | None = None,
     user_agent: str | None = None,
 ) -> BasisRecord:
     """Record the customer's own consent for `purpose_id` lasting `days` (one of
-    `durations`); audited like every consent. Bad input changes nothing."""
+    `durations`), without the purpose's fields in `leave_out`; audited like every consent.
+    Bad input changes nothing."""
     purpose = ctx.catalogue.get(purpose_id)
     if purpose is None or purpose.lawful_basis is not LawfulBasis.CONSENT:
         raise InvalidInput("not a consent purpose", {"purpose": "is not offered for consent"})
@@ -82,4 +85,5 @@ async def give_consent(
         purpose_id,
         evidence=evidence,
         expires_at=ctx.clock.now() + timedelta(days=days),
+        excluded_fields=list(leave_out),
     )

@@ -62,6 +62,8 @@ class ConsentView:
     #: A consent in force (or awaiting confirmation) can be withdrawn here in one click;
     #: contract and legal-obligation bases end with the contract or by a request.
     withdrawable: bool
+    #: The purpose's fields the customer left out of this consent.
+    excluded: tuple[str, ...] = ()
 
     def title(self, language: str) -> str:
         return self.title_de if language == "de" else self.title_en
@@ -128,6 +130,7 @@ def _consent_view(ctx: VaultContext, row: Any, now: datetime) -> ConsentView:
         withdrawn_at=as_utc(row.withdrawn_at),
         withdrawable=row.basis == LawfulBasis.CONSENT.value
         and status in (BasisStatus.GRANTED, BasisStatus.PENDING_CONFIRMATION),
+        excluded=tuple(row.excluded_fields.split(",")) if row.excluded_fields else (),
     )
 
 
