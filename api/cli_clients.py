@@ -37,7 +37,9 @@ def cmd_create(settings: Settings, args: argparse.Namespace) -> int:
     quota = _quota(args)
     info, key = run_with_vault(
         settings,
-        lambda ctx: create_client(ctx, admin_actor(), args.name, args.role, args.purpose, quota),
+        lambda ctx: create_client(
+            ctx, admin_actor(), args.name, args.role, args.purpose, quota, args.display_name
+        ),
     )
     purposes = ",".join(sorted(info.purposes)) or "-"
     _print_key(
@@ -85,6 +87,7 @@ def _record(c: ClientInfo) -> dict[str, Any]:
     """One client for `--json`: what the table shows, as fields (never a key or its hash)."""
     return {
         "name": c.name,
+        "display_name": c.display_name,
         "role": c.role.value,
         "purposes": sorted(c.purposes),
         "revoked_at": _iso(c.revoked_at),
@@ -127,16 +130,21 @@ def cmd_unused(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_update(settings: Settings, args: argparse.Namespace) -> int:
+    from vault.admin.clients import set_display_name
     from vault.admin.quotas import parse_rate, set_quota
 
-    if args.rate is None and args.daily_lookups is None:
-        raise UsageError("name --rate and/or --daily-lookups")
+    if args.rate is None and args.daily_lookups is None and args.display_name is None:
+        raise UsageError("name --rate, --daily-lookups and/or --display-name")
     rate = False if args.rate is None else parse_rate(args.rate)
     lookups = False if args.daily_lookups is None else (args.daily_lookups or None)
-    run_with_vault(
-        settings,
-        lambda ctx: set_quota(ctx, admin_actor(), args.name, rate=rate, daily_lookups=lookups),
-    )
+
+    async def update(ctx: Any) -> None:
+        if args.display_name is not None:
+            await set_display_name(ctx, admin_actor(), args.name, args.display_name)
+        if args.rate is not None or args.daily_lookups is not None:
+            await set_quota(ctx, admin_actor(), args.name, rate=rate, daily_lookups=lookups)
+
+    run_with_vault(settings, update)
     print(f"updated client {args.name}")
     return 0
 
@@ -188,13 +196,15 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     s.add_argument(
         "--quiet", action="store_true", help="print only the key (for KEY=$(tresor ...))"
     )
+    _display_name_option(s)
     s.set_defaults(func=cmd_create)
     s = cl.add_parser("list", help="list clients with key creation, last use and quotas")
     s.add_argument("--json", action="store_true", help="print one JSON array")
     s.set_defaults(func=cmd_list)
-    s = cl.add_parser("update", help="change a client's quotas")
+    s = cl.add_parser("update", help="change a client's quotas or display name")
     s.add_argument("name")
     _quota_options(s)
+    _display_name_option(s)
     s.set_defaults(func=cmd_update)
     s = cl.add_parser(
         "rotate-key", help="issue a new key (last line); the old one works for --grace"
@@ -226,4 +236,12 @@ def _quota_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--rate", help="requests per s, m or h across all nodes, e.g. 200/s; off")
     s.add_argument(
         "--daily-lookups", type=int, help="lookups per UTC day (a batch counts each); 0: none"
+    )
+
+
+def _display_name_option(s: argparse.ArgumentParser) -> None:
+    s.add_argument(
+        "--display-name",
+        help='what customers read for this system in the privacy centre, e.g. "Online-Shop" '
+        '("" clears it; default: the name)',
     )

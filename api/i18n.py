@@ -24,6 +24,7 @@ from io import BytesIO
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, dates, numbers
 from babel.messages.mofile import write_mo
@@ -40,6 +41,7 @@ from vault.outreach.followups import NOTE_KINDS, FollowupStatus
 from vault.outreach.preferences import DAYS, SOURCES
 from vault.rights.requests import RequestStatus, RequestType
 from vault.rights.selfservice import ACCESS_KINDS
+from vault.rights.selfservice.giving import DURATION_STEPS
 from vault.subjects.decision import BasisStatus, DenyReason
 
 LANGUAGES = ("de", "en")
@@ -80,11 +82,20 @@ FAMILIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
             "phone",
             "email_phone",
         ),  # vault.subjects.identity kinds, joined
-        "done_": ("withdrawn", "requested", "signed_out", "erased", "expired"),  # ?done= notices
+        "done_": (
+            "withdrawn",
+            "requested",
+            "signed_out",
+            "erased",
+            "expired",
+            "consented",
+            "confirm_sent",
+        ),  # ?done= notices
         "dpo_contacts_by_": ("touchpoint", "phase", "brand", "channel"),
         "dpo_campaign_state_": tuple(CampaignState),
         "dpo_pref_reason_": (DenyReason.CONTACT_QUIET_HOURS, DenyReason.CONTACT_CAP_REACHED),
         "dpo_proof_sealed_": ("opened", "none", "shredded"),  # ConsentProof.sealed_evidence
+        "pc_give_days_": tuple(str(days) for days in DURATION_STEPS),  # consent durations
     }
 )
 
@@ -233,6 +244,41 @@ def format_datetime(
         value, DATE_PATTERNS[lang][style], tzinfo=UTC, locale=LOCALES[lang]
     )
     return f"{text} UTC" if utc else text
+
+
+#: The zone a customer's times are shown in when their preferences name none: where the
+#: German pages are read, and UTC for the English ones, whose readers may sit anywhere.
+DEFAULT_ZONES: Mapping[str, str] = MappingProxyType({"de": "Europe/Berlin", "en": "UTC"})
+
+
+def customer_zone(lang: str, preferred: str | None) -> ZoneInfo:
+    """The zone a customer reads times in: their preferences' zone, else the language's
+    default (`DEFAULT_ZONES`). A name the system no longer knows falls back the same way."""
+    for name in (preferred, DEFAULT_ZONES[_known(lang)]):
+        if name:
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return ZoneInfo("UTC")
+
+
+def format_local_datetime(
+    value: datetime, lang: str, zone: ZoneInfo, style: str = "minutes"
+) -> str:
+    """A UTC time in the reader's zone, always labelled with it (MEZ, MESZ, UTC, -0500...),
+    so a time is never read in the wrong zone."""
+    lang = _known(lang)
+    pattern = DATE_PATTERNS[lang][style] + " z"
+    return dates.format_datetime(value, pattern, tzinfo=zone, locale=LOCALES[lang])
+
+
+def country_name(code: str | None, lang: str) -> str:
+    """The name of an ISO 3166 country code in the language (DE: Deutschland, Germany); an
+    unknown code stays as it is."""
+    if not code:
+        return ""
+    return LOCALES[_known(lang)].territories.get(code.upper(), code)
 
 
 def format_number(value: float | int, lang: str, decimals: int | None = None) -> str:

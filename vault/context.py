@@ -36,6 +36,7 @@ from vault.crypto.pkcs11_provider import Pkcs11KekProvider, keks_moved_to_token,
 from vault.errors import Unavailable
 from vault.mail import Mailer, make_mailer
 from vault.settings import Settings
+from vault.sms import FileSmsOutbox, SmsGateway
 from vault.storage.db import make_engine
 from vault.storage.dialect import serialises_writers
 from vault.storage.errors import STORAGE_ERRORS, UNAVAILABLE
@@ -59,6 +60,9 @@ class VaultContext:
     touchpoints: TouchpointCatalogue
     #: The controller, its DPO and third-country transfers (`policies/controller.toml`).
     controller: ControllerSettings
+    #: The SMS gateway (`vault.sms`): sign-in codes for customers known only by a phone
+    #: number. The file outbox in the data dir until a provider is configured.
+    sms: SmsGateway
     #: The hot paths' storage ports, chosen once from the engine here (the composition
     #: root): `reads` runs a read outside any write transaction (the raw asyncpg pool on
     #: PostgreSQL, plain `sqlite3` connections in worker threads on SQLite:
@@ -121,6 +125,7 @@ class VaultContext:
         clock: Clock | None = None,
         mailer: Mailer | None = None,
         engine: AsyncEngine | None = None,
+        sms: SmsGateway | None = None,
     ) -> VaultContext:
         """Load policies and keys and build the engine; raises on a bad catalogue or keyring."""
         policies = load_policies(settings.policies_dir)
@@ -153,6 +158,7 @@ class VaultContext:
             pressure_rules=policies.pressure_rules,
             touchpoints=policies.touchpoints,
             controller=policies.controller,
+            sms=sms or FileSmsOutbox(settings.sms_outbox_dir, clock),
         )
 
     @asynccontextmanager

@@ -275,6 +275,11 @@ class Settings:
         return self.data_dir / "outbox"
 
     @property
+    def sms_outbox_dir(self) -> Path:
+        """The SMS gateway's file outbox (`vault.sms`, development and tests)."""
+        return self.data_dir / "sms-outbox"
+
+    @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "tresor.sqlite3"
 

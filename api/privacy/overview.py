@@ -11,7 +11,8 @@ from litestar.response import Redirect, Template
 
 from api.deps import Vault
 from api.export_view import render_html
-from api.i18n import TEXTS, pick_language
+from api.i18n import TEXTS, pick_language, text_for
+from api.privacy.giving import offers as consent_offers
 from api.privacy.pages import (
     CONTACT_FIELDS,
     DONE_NOTICES,
@@ -26,6 +27,7 @@ from api.privacy.pages import (
     signed_in,
     signin_page,
     to_privacy,
+    touchpoint_name,
     valid_uuid,
 )
 from api.rights.self_views import (
@@ -41,7 +43,7 @@ from vault.errors import (
     InvalidInput,
     NotFound,
 )
-from vault.outreach import followups
+from vault.outreach import followups, preferences
 from vault.rights import selfservice
 
 #: The privacy centre's cookies and CSRF secret (api/web/cookies.py).
@@ -69,6 +71,7 @@ class PrivacyOverviewPages(PrivacyPages):
             restriction=session.restriction,
         )
         records = [] if view.restriction else await my_requests(vault, session.subject_id)
+        zone = await preferences.display_zone(vault, session.subject_id)
         restricted = restriction_text(lang, view.restriction) if view.restriction else None
         error = t["pc_rectify_empty"] if request.query_params.get("error") == "empty" else None
         return render(
@@ -82,6 +85,10 @@ class PrivacyOverviewPages(PrivacyPages):
             error=error,
             restricted=restricted,
             session_minutes=vault.settings.session_idle_minutes,
+            zone=zone,
+            field_names=lambda names: ", ".join(text_for(lang, "field_", n) for n in names),
+            offers=[] if view.restriction else consent_offers(vault, lang, view),
+            touchpoint_name=lambda touchpoint_id: touchpoint_name(vault, lang, touchpoint_id),
             access_label=lambda entry: access_label(lang, entry),
             access_outcome=lambda entry: access_outcome(lang, entry),
         )
@@ -112,18 +119,15 @@ class PrivacyOverviewPages(PrivacyPages):
             purpose = vault.catalogue.get(purpose_id)
             return purpose.title(lang) if purpose else purpose_id
 
-        def touchpoint_name(touchpoint_id: str) -> str:
-            tp = vault.touchpoints.get(touchpoint_id)
-            return tp.name(lang) if tp else touchpoint_id
-
         done = request.query_params.get("done")
         return render(
             request,
             "privacy_followups.html",
             "pc_fu_heading",
+            zone=await preferences.display_zone(vault, subject_id),
             items=items,
             purpose_title=purpose_title,
-            touchpoint_name=touchpoint_name,
+            touchpoint_name=lambda touchpoint_id: touchpoint_name(vault, lang, touchpoint_id),
             notice=t["done_followup_cancelled"] if done == "cancelled" else None,
         )
 
@@ -180,6 +184,7 @@ class PrivacyOverviewPages(PrivacyPages):
             request,
             "privacy_export.html",
             "pc_export_heading_full",
+            zone=await preferences.display_zone(vault, subject_id),
             export=document,
             rendered=render_html(document, pick_language(request)),
         )

@@ -22,7 +22,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.response import Redirect, Template
 
 from api.auth import public
-from api.i18n import N_, TEXTS, pick_language
+from api.i18n import N_, TEXTS, country_name, customer_zone, pick_language
 from api.rights.self_views import (
     operation_of,
     request_id_of,
@@ -52,13 +52,22 @@ SESSION_COOKIE = SURFACE.session_cookie
 CONTACT_FIELDS = ("name", "email", "phone", "postal_address", "external_ref")
 #: Request types the page forms may ask for (export is a download, not a form).
 FORM_REQUEST_TYPES = ("rectification", "restriction", "objection", "erasure")
-DONE_NOTICES = ("withdrawn", "requested", "signed_out", "erased", "expired")
+DONE_NOTICES = (
+    "withdrawn",
+    "requested",
+    "signed_out",
+    "erased",
+    "expired",
+    "consented",
+    "confirm_sent",
+)
 _ADDRESS_PARTS = ("street", "postal_code", "city", "country")
 
 
-def fmt_for(lang: str):
-    """Times to the minute and marked UTC: customers may read them anywhere."""
-    return dates.formatter(lang, "minutes", utc=True)
+def fmt_for(lang: str, zone: str | None = None):
+    """Times to the minute in the customer's zone (`zone` from their preferences, else the
+    language's default: Europe/Berlin for German, UTC for English), always labelled."""
+    return dates.formatter(lang, "minutes", zone=customer_zone(lang, zone))
 
 
 def session_cookie(request: Request[Any, Any, Any], token: str, max_age: int) -> Cookie:
@@ -77,13 +86,23 @@ def render(
     status: int = 200,
     cookies: list[Cookie] | None = None,
     headers: dict[str, str] | None = None,
+    zone: str | None = None,
     **context: Any,
 ) -> Template:
+    """A privacy-centre page; `zone` is the signed-in customer's preferred time zone."""
     lang = pick_language(request)
     t = TEXTS[lang]
     return Template(
         template_name=template,
-        context={"lang": lang, "t": t, "title": t[title_key], "fmt": fmt_for(lang), **context},
+        context={
+            "lang": lang,
+            "t": t,
+            "title": t[title_key],
+            "fmt": fmt_for(lang, zone),
+            "zone_name": customer_zone(lang, zone).key,
+            "country": lambda code: country_name(code, lang),
+            **context,
+        },
         status_code=status,
         cookies=cookies or [],
         headers=headers or {},
@@ -213,6 +232,15 @@ class PrivacyPages(Controller):
     include_in_schema = False
     middleware = [DefineMiddleware(web_cookies.CsrfMiddleware, surface=SURFACE)]
     exception_handlers = every_error(page_error)
+
+
+def touchpoint_name(vault: Any, lang: str, touchpoint_id: str | None) -> str:
+    """Where something was given, by the catalogue's name in the language
+    (policies/touchpoints.toml); an id the catalogue does not know stays as it is."""
+    if not touchpoint_id:
+        return "–"
+    touchpoint = vault.touchpoints.get(touchpoint_id)
+    return touchpoint.name(lang) if touchpoint else touchpoint_id
 
 
 def valid_uuid(value: str) -> bool:

@@ -41,6 +41,7 @@ class PrivacyPreferencePages(PrivacyPages):
             request,
             "privacy_preferences.html",
             "pc_pref_heading",
+            zone=view.preferences.timezone if view.preferences else None,
             notice=t["pc_pref_saved"] if saved else None,
             errors=[],
             **preference_page(vault, view, None),

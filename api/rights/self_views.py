@@ -180,7 +180,7 @@ def followup_json(vault: VaultContext, f: followups.Followup) -> SelfFollowup:
 
 def access_label(lang: str, entry: AccessEntry) -> str:
     """What the access was, for the customer: its kind, naming the client, never a value."""
-    return TEXTS[lang]["access_" + entry.kind].format(client=entry.client)
+    return TEXTS[lang]["access_" + entry.kind].format(client=entry.system)
 
 
 def access_outcome(lang: str, entry: AccessEntry) -> str:

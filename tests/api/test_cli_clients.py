@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -105,3 +106,26 @@ def test_quiet_prints_only_the_key_of_create_and_rotate_key(cli_env: Settings, c
     assert main(["clients", "rotate-key", "crm", "--grace", "0", "--quiet"]) == 0
     (new,) = capsys.readouterr().out.splitlines()
     assert _authenticate(cli_env, new) is not None and _authenticate(cli_env, key) is None
+
+
+def test_display_name_is_set_at_creation_changed_by_update_and_in_json(cli_env: Settings, capsys):
+    """`--display-name` on `create` and `update` sets what customers read; `list --json`
+    shows it; "" clears it; each update is audited."""
+    assert (
+        main(["clients", "create", "shop", "--role", "writer", "--display-name", "Online-Shop"])
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["clients", "list", "--json"]) == 0
+    assert [c["display_name"] for c in json.loads(capsys.readouterr().out)] == ["Online-Shop"]
+    assert main(["clients", "update", "shop", "--display-name", "Webshop"]) == 0
+    assert capsys.readouterr().out.strip() == "updated client shop"
+    assert main(["clients", "list", "--json"]) == 0
+    assert [c["display_name"] for c in json.loads(capsys.readouterr().out)] == ["Webshop"]
+    assert main(["clients", "update", "shop", "--display-name", ""]) == 0
+    capsys.readouterr()
+    assert main(["clients", "list", "--json"]) == 0
+    assert [c["display_name"] for c in json.loads(capsys.readouterr().out)] == [None]
+    assert main(["clients", "update", "shop", "--display-name", "x" * 101]) == 2
+    actions = [a for _, _, a in _audit_actors(cli_env)]
+    assert actions.count("admin:client:update") == 2

@@ -51,7 +51,14 @@ def verdict_of(
     if len(hits) > 1 and any(r["id"] != first["id"] for r in hits):
         return Deny(DenyReason.AMBIGUOUS_IDENTIFIER)
     facts = [
-        BasisFacts(r["b_id"], r["b_basis"], r["b_status"], r["b_expires_at"], r["b_deadline"])
+        BasisFacts(
+            r["b_id"],
+            r["b_basis"],
+            r["b_status"],
+            r["b_expires_at"],
+            r["b_deadline"],
+            r["b_excluded"],
+        )
         for r in hits
         if r["b_id"] is not None
     ]

@@ -46,6 +46,7 @@ LEGACY_HASH = 1
 CURRENT_HASH = 2
 log = structlog.get_logger("tresor.admin")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+DISPLAY_NAME_MAX = 100
 
 
 class Role(StrEnum):
@@ -82,6 +83,8 @@ class ClientInfo:
     last_used_at: datetime | None = None
     #: Until when the key replaced by the last rotation stays valid.
     previous_key_until: datetime | None = None
+    #: What customers read for this client (the privacy centre's access log), if set.
+    display_name: str | None = None
 
     @property
     def actor_type(self) -> str:
@@ -134,7 +137,21 @@ def info_of(row: Any) -> ClientInfo:
         key_created_at=as_utc(row.key_created_at) or as_utc(row.created_at),
         last_used_at=as_utc(row.last_used_at),
         previous_key_until=as_utc(row.previous_key_until),
+        display_name=row.display_name,
     )
+
+
+def checked_display_name(value: str | None) -> str | None:
+    """A display name as stored: trimmed, 1 to 100 printable characters; empty means none."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if len(value) > DISPLAY_NAME_MAX or not value.isprintable():
+        raise InvalidInput(
+            "bad display name",
+            {"display_name": f"at most {DISPLAY_NAME_MAX} printable characters"},
+        )
+    return value
 
 
 async def create_client(
@@ -144,11 +161,13 @@ async def create_client(
     role: str,
     purposes: list[str],
     quota: Quota = Quota(),
+    display_name: str | None = None,
 ) -> tuple[ClientInfo, str]:
-    """Create a client (with optional quotas); returns it and its API key (which is never
-    stored or shown again)."""
+    """Create a client (with optional quotas and the name customers read for it); returns
+    it and its API key (which is never stored or shown again)."""
     if not _NAME_RE.match(name):
         raise InvalidInput("bad client name", {"name": "lower-case letters, digits, . _ -"})
+    display_name = checked_display_name(display_name)
     try:
         role_ = Role(role)
     except ValueError:
@@ -182,6 +201,7 @@ async def create_client(
                     rate_limit=quota.rate,
                     rate_window=quota.window,
                     daily_lookups=quota.daily_lookups,
+                    display_name=display_name,
                 )
             )
             await audit.record(
@@ -200,6 +220,7 @@ async def create_client(
                         else {}
                     ),
                     **({"daily_lookups": quota.daily_lookups} if quota.daily_lookups else {}),
+                    **({"display_name": display_name} if display_name else {}),
                 },
             )
     except Unavailable as exc:
@@ -207,7 +228,15 @@ async def create_client(
             raise Conflict(f"a client named {name} already exists") from None
         raise
     info = ClientInfo(
-        client_id, name, role_, frozenset(purposes), now, None, quota, key_created_at=now
+        client_id,
+        name,
+        role_,
+        frozenset(purposes),
+        now,
+        None,
+        quota,
+        key_created_at=now,
+        display_name=display_name,
     )
     return info, key
 
@@ -216,6 +245,30 @@ async def list_clients(ctx: VaultContext) -> list[ClientInfo]:
     async with ctx.transaction() as conn:
         rows = (await conn.execute(select(clients).order_by(clients.c.name))).all()
     return [info_of(r) for r in rows]
+
+
+async def set_display_name(
+    ctx: VaultContext, actor: Actor, name: str, display_name: str | None
+) -> str | None:
+    """Set (or, with None or "", clear) the name customers read for a client; audited.
+    Returns the stored display name."""
+    stored = checked_display_name(display_name)
+    now = ctx.clock.now()
+    async with ctx.transaction() as conn:
+        result = await conn.execute(
+            update(clients).where(clients.c.name == name).values(display_name=stored)
+        )
+        if result.rowcount != 1:
+            raise NotFound(f"no client named {name}")
+        await audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action=AuditAction.CLIENT_UPDATE,
+            decision=Decision.ALLOW,
+            detail={"client": name, "display_name": stored},
+        )
+    return stored
 
 
 async def revoke_client(ctx: VaultContext, actor: Actor, name: str) -> None:

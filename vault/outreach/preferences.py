@@ -555,6 +555,21 @@ async def _view(conn: AsyncConnection, subject_id: str) -> PreferencesView:
     )
 
 
+async def display_zone(ctx: VaultContext, subject_id: str) -> str | None:
+    """The time zone the subject chose in their preferences (None when never set), for
+    showing them times. Not audited: a zone is no contact data, and the page that shows it
+    audits its own read of the data it shows."""
+    async with ctx.transaction() as conn:
+        zone = (
+            await conn.execute(
+                select(contact_preferences.c.timezone).where(
+                    contact_preferences.c.subject_id == subject_id
+                )
+            )
+        ).scalar()
+    return zone if valid_zone(zone) else None
+
+
 async def get_preferences(ctx: VaultContext, actor: Actor, subject_id: str) -> PreferencesView:
     """The subject's preferences (None when never set) and their history, newest first.
     The read is audited, a refused one (unknown subject) too."""
@@ -595,6 +610,7 @@ __all__ = [
     "QuietRule",
     "Verdict",
     "check_contact",
+    "display_zone",
     "get_preferences",
     "load",
     "parse",

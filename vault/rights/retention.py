@@ -60,6 +60,7 @@ from vault.recipients import events as outbox
 from vault.rights import selfservice
 from vault.rights.erasure import erase_in
 from vault.rights.requests import OPEN
+from vault.sms import FileSmsOutbox
 from vault.storage.tables import (
     consent_history,
     consents,
@@ -457,6 +458,9 @@ async def run_retention(
     pruned_mails = 0
     if isinstance(ctx.mailer, FileOutbox) and ctx.settings.outbox_hours > 0:
         pruned_mails = await ctx.mailer.prune(timedelta(hours=ctx.settings.outbox_hours))
+    if isinstance(ctx.sms, FileSmsOutbox) and ctx.settings.outbox_hours > 0:
+        # Its files hold numbers and codes in plaintext, like the mail outbox's.
+        await ctx.sms.prune(timedelta(hours=ctx.settings.outbox_hours))
     upgraded = await seal_legacy_texts(ctx, batch=batch)
     upgraded += await upgrade_legacy_revisions(ctx, batch=batch)
     return RetentionReport(

@@ -123,6 +123,10 @@ class Consent(Base):
     collected_by: Mapped[str | None] = mapped_column(String(100))
     #: IP address and user agent of the grant, sealed under the subject's DEK.
     evidence_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: Fields of the purpose the customer left out of this consent, comma-separated and
+    #: sorted (NULL: none); a lookup that would reveal one is `field_not_covered`
+    #: (migration 0024).
+    excluded_fields: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (
         Index("ix_consents_subject_id_purpose", "subject_id", "purpose"),
@@ -184,6 +188,9 @@ class Client(Base):
     rate_window: Mapped[int | None] = mapped_column(Integer)
     #: Optional lookups per UTC day (a batch lookup counts each of its items).
     daily_lookups: Mapped[int | None] = mapped_column(Integer)
+    #: What customers read for this client in the privacy centre's access log ("Online-Shop"
+    #: for `shop-backend`); NULL shows the name (migration 0024).
+    display_name: Mapped[str | None] = mapped_column(String(100))
 
 
 class AuditEvent(Base):

@@ -81,6 +81,9 @@ class BasisFacts:
     status: str
     expires_at: datetime | None
     confirm_deadline: datetime | None
+    #: The fields the customer left out of this consent, as stored (comma-separated), or
+    #: None: the basis covers all of its purpose's fields.
+    excluded: str | None = None
 
 
 def effective_status(facts: BasisFacts, now: datetime) -> BasisStatus:
@@ -157,6 +160,14 @@ def check_contact(
     return checked
 
 
+def left_out(excluded: str, fields: tuple[str, ...]) -> bool:
+    """Whether a read of `fields` (asked for, or the purpose's by default) would reveal a
+    field the customer left out (`excluded` as stored): then it is not covered, the same
+    as a field the purpose does not name. Only consents with left-out fields pay for it."""
+    out = excluded.split(",")
+    return any(f in out for f in fields)
+
+
 def decide(
     purpose: Purpose,
     fields: tuple[str, ...],
@@ -179,6 +190,8 @@ def decide(
             continue
         status = effective_status(facts, now)
         if status in (BasisStatus.GRANTED, BasisStatus.ACTIVE):
+            if facts.excluded is not None and left_out(facts.excluded, fields):
+                return Deny(DenyReason.FIELD_NOT_COVERED)
             return Allow(fields=fields, basis=facts)
         if status is BasisStatus.SUPERSEDED:
             continue

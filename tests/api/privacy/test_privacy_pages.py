@@ -195,7 +195,7 @@ async def test_the_overview_shows_data_consents_access_log_and_requests(vault):
     html = r.text
     for value in (p["email"].lower(), p["phone"], p["postal_address"]["city"], p["external_ref"]):
         assert value in html
-    assert "Offers by text message" in html and "shop.counter" in html
+    assert "Offers by text message" in html and ">Shop counter<" in html
     assert "23 Nov 2027" in html or "2027-11-23" in html
     page = Page(html)
     withdraw_forms = [f for f in page.forms if "/withdraw" in f["action"]]

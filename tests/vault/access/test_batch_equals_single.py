@@ -17,7 +17,7 @@ from vault.access import bulk
 from vault.access.lookup import LookupDenied, LookupNotFound, lookup
 from vault.audit.events import Actor, AuditAction
 from vault.bases.consents import Evidence, record_basis, withdraw
-from vault.errors import IntegrityFailure
+from vault.errors import IntegrityFailure, InvalidInput
 from vault.outreach.basket import ContactSpec
 from vault.storage.tables import contact_budgets, contacts, subjects
 from vault.subjects.decision import DenyReason
@@ -160,6 +160,35 @@ async def test_a_consent_with_an_expiry_is_the_same_basis_in_both(vault, clock):
     clock.advance(timedelta(days=3))
     assert await _same(vault, "offers.sms", "phone", p["phone"]) == (
         "deny", str(DenyReason.CONSENT_EXPIRED))  # fmt: skip
+
+
+async def test_a_field_the_customer_left_out_is_not_covered_in_both(vault):
+    """A consent given without the name: asking for the phone alone passes; asking for the
+    name, or for the purpose's default fields (which include it), is field_not_covered, the
+    same in a line as in the single lookup."""
+    p = person(803)
+    sid = await create_subject(vault, WRITER, p)
+    await record_basis(
+        vault, WRITER, sid, "offers.sms", evidence=EXPLICIT, excluded_fields=["name"]
+    )
+    out = await _same(vault, "offers.sms", "phone", p["phone"], fields=["phone"])
+    assert out[0] == "allow" and out[2] == {"phone": p["phone"]}
+    not_covered = ("deny", str(DenyReason.FIELD_NOT_COVERED))
+    assert await _same(vault, "offers.sms", "subject_id", sid, fields=["name"]) == not_covered
+    assert await _same(vault, "offers.sms", "subject_id", sid) == not_covered
+
+
+@pytest.mark.parametrize("left_out", [["email"], ["phone", "name"], ["phone", "phone"]])
+async def test_only_some_of_the_purposes_own_fields_can_be_left_out(vault, left_out):
+    """A field the purpose does not reveal, all of its fields, or a repeated one: refused,
+    nothing recorded."""
+    sid = await create_subject(vault, WRITER, person(804))
+    with pytest.raises(InvalidInput):
+        await record_basis(
+            vault, WRITER, sid, "offers.sms", evidence=EXPLICIT, excluded_fields=left_out
+        )
+    assert await _same(vault, "offers.sms", "subject_id", sid, fields=["phone"]) == (
+        "deny", str(DenyReason.NO_CONSENT))  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", ["subject_id", "email"])

@@ -92,7 +92,8 @@ async def test_a_malformed_address_is_invalid_input(vault):
 
 
 async def test_phone_sign_in_mails_the_code_to_the_stored_email(vault):
-    """Signing in by phone sends the code to the stored e-mail; without one nothing is sent."""
+    """Signing in by phone sends the code to the stored e-mail; without one no mail is sent
+    (the code goes by SMS instead: test_selfservice_sms.py)."""
     sid, p = await seed_subject(vault, 103)
     session = await sign_in(vault, p["phone"], kind="phone")
     assert session.subject_id == sid

@@ -7,6 +7,7 @@ import json
 import re
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -79,6 +80,28 @@ def _validate_evidence(
         raise InvalidInput("consent evidence is invalid", errors)
 
 
+def _left_out(purpose: Purpose, fields: Sequence[str]) -> str | None:
+    """The stored form of the fields left out of a consent (sorted, comma-separated), or
+    None; only a consent can leave out fields, only the purpose's own, never all of them."""
+    if not fields:
+        return None
+    if purpose.lawful_basis is not LawfulBasis.CONSENT:
+        raise InvalidInput(
+            "only a consent can leave out fields", {"excluded_fields": "only for a consent"}
+        )
+    chosen = set(fields)
+    if len(chosen) != len(fields) or not chosen <= set(purpose.fields):
+        raise InvalidInput(
+            "fields to leave out must be the purpose's own, each once",
+            {"excluded_fields": "some of " + ", ".join(purpose.fields)},
+        )
+    if chosen == set(purpose.fields):
+        raise InvalidInput(
+            "a consent cannot leave out every field", {"excluded_fields": "keep at least one"}
+        )
+    return ",".join(sorted(chosen))
+
+
 async def record_basis(
     ctx: VaultContext,
     actor: Actor,
@@ -88,17 +111,21 @@ async def record_basis(
     evidence: Evidence | None = None,
     expires_at: datetime | None = None,
     reference: str | None = None,
+    excluded_fields: Sequence[str] = (),
 ) -> BasisRecord:
     """Record a consent (or contract / legal-obligation / legitimate-interest basis).
 
     A double opt-in purpose starts `pending_confirmation` and the vault mails the
     confirmation link to the subject's stored address; the mail is sent before the
     transaction commits, so a failing mailer leaves nothing half-recorded.
+    `excluded_fields`: fields of the purpose the subject left out of a consent (some, not
+    all); a lookup that would reveal one is then `field_not_covered`.
     """
     purpose = ctx.catalogue.get(purpose_id)
     if purpose is None:
         raise InvalidInput("unknown purpose", {"purpose": "is not in the purpose catalogue"})
     _validate_evidence(purpose, evidence, ctx.touchpoints)
+    excluded = _left_out(purpose, excluded_fields)
     now = ctx.clock.now()
     if expires_at is not None:
         expires_at = as_utc(expires_at)
@@ -217,6 +244,7 @@ async def record_basis(
                 language=evidence.language if evidence else None,
                 collected_by=actor.id,
                 evidence_ct=evidence_ct,
+                excluded_fields=excluded,
                 **texts,
             )
         )
@@ -240,7 +268,8 @@ async def record_basis(
             purpose=purpose_id,
             consent_id=consent_id,
             detail={"status": str(status), "superseded": len(earlier)}
-            | ({"objection_cleared": True} if objection_cleared else {}),
+            | ({"objection_cleared": True} if objection_cleared else {})
+            | ({"left_out": excluded.split(",")} if excluded else {}),
         )
         if status is BasisStatus.GRANTED:
             await outbox.emit(

@@ -32,6 +32,7 @@ helpers the modules share (e.g. `digests.hash_session`) are the package's own.
 
 from vault.rights.selfservice.challenges import start_challenge, verify_code
 from vault.rights.selfservice.digests import KINDS
+from vault.rights.selfservice.giving import durations, give_consent, offerable
 from vault.rights.selfservice.links import link_usable, open_link_session
 from vault.rights.selfservice.mail import code_mail, link_mail, link_path, wait_for_mail
 from vault.rights.selfservice.own_view import (
@@ -55,6 +56,9 @@ from vault.rights.selfservice.sessions import (
 )
 
 __all__ = [
+    "durations",
+    "give_consent",
+    "offerable",
     "ACCESS_KINDS",
     "ACCESS_LOG_LIMIT",
     "AccessEntry",

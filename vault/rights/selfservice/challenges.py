@@ -30,8 +30,16 @@ from vault.rights.selfservice.digests import (
     hash_session,
     keyed_digest,
 )
-from vault.rights.selfservice.mail import code_mail, deliver, deliver_later, link_mail
+from vault.rights.selfservice.mail import (
+    code_mail,
+    code_sms,
+    deliver,
+    deliver_later,
+    link_mail,
+    link_sms,
+)
 from vault.rights.selfservice.sessions import SessionToken, session_lifetime, subject_actor
+from vault.sms import TextMessage
 from vault.storage import sessions as web
 from vault.storage.tables import self_service_challenges as challenges
 from vault.storage.tables import subjects
@@ -86,7 +94,9 @@ async def start_challenge(
     address or the client IP asked too often within the last hour (counted alike for known
     and unknown addresses), and `Unavailable` when the mailer cannot take mail now (probed
     alike for known and unknown addresses; nothing is written). For `kind="phone"` the code
-    still goes to the stored e-mail address; a subject without one receives nothing.
+    goes to the stored e-mail address, or, for a subject without one, by SMS to the stored
+    phone number (`ctx.sms`, probed like the mailer for every phone sign-in, known or not),
+    under the same limits.
 
     Per customer (`vault.signin_limits`): past `otp_per_subject_hour` codes an hour over
     all its addresses the answer is the same but no code is made or sent (the challenge row
@@ -106,7 +116,7 @@ async def start_challenge(
     link_hash = hash_link(ctx, link_token)
     expires_at = now + timedelta(minutes=settings.otp_minutes)
     actor = subject_actor(request_id)
-    message: EmailMessage | None = None
+    message: EmailMessage | TextMessage | None = None
     retry: int | None = None
 
     async with ctx.transaction() as conn:
@@ -161,6 +171,8 @@ async def start_challenge(
             # For every address alike, known or not: a 202 must not promise a code the
             # mailer cannot take now. `Unavailable` rolls back; nothing is written.
             await ctx.mailer.check()
+            if kind == "phone":
+                await ctx.sms.check()
             # While code sign-in is locked, a link is the customer's way in instead.
             by_link = locked is not None
             withheld = None if by_link else _withheld(settings, subject_id, sent_to_subject)
@@ -178,21 +190,28 @@ async def start_challenge(
                     consumed_at=None,
                 )
             )
-            address = None
+            address = number = None
             if subject is not None:
-                address = decrypt_fields(ctx, subject, ("email",)).get("email")
+                stored = decrypt_fields(ctx, subject, ("email", "phone"))
+                address = stored.get("email")
+                # Only a customer without an e-mail address, signing in by phone, gets SMS.
+                number = stored.get("phone") if kind == "phone" and address is None else None
             # Built in every case, so known and unknown addresses cost the same.
             if by_link:
                 if locked is None:
                     raise InvariantViolation("locked is unset")
                 message = link_mail(ctx, address or _NOWHERE, link_token, expires_at, locked)
+                if number is not None:
+                    message = link_sms(ctx, number, link_token, expires_at)
             else:
                 message = code_mail(ctx, address or _NOWHERE, code, expires_at)
+                if number is not None:
+                    message = code_sms(ctx, number, code, expires_at)
             if subject is None:
                 reason = "ambiguous_identifier" if rows else "subject_not_found"
             elif withheld:
                 reason = withheld
-            elif address is None:
+            elif address is None and number is None:
                 reason = "no_email_address"
             else:
                 reason = None
@@ -203,7 +222,7 @@ async def start_challenge(
                 action=AuditAction.SELF_SESSION_START,
                 decision=Decision.ALLOW if reason is None else Decision.DENY,
                 subject_id=subject_id,
-                fields=["email"] if reason is None else None,
+                fields=None if reason is not None else ["phone" if number else "email"],
                 reason=reason,
                 detail={"kind": kind, "sent": "link"} if by_link else {"kind": kind},
             )

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from vault.sms import TextMessage
+
 if TYPE_CHECKING:
     from vault.context import VaultContext
 
@@ -21,10 +23,14 @@ log = structlog.get_logger("tresor.selfservice")
 _PENDING: set[asyncio.Task[None]] = set()
 
 
-async def deliver(ctx: VaultContext, message: EmailMessage) -> None:
-    """Send `message`; a failure is logged (without the address), not raised."""
+async def deliver(ctx: VaultContext, message: EmailMessage | TextMessage) -> None:
+    """Send `message` (a mail, or an SMS through the gateway); a failure is logged
+    (without the address), not raised."""
     try:
-        await ctx.mailer.send(message)
+        if isinstance(message, TextMessage):
+            await ctx.sms.send(message)
+        else:
+            await ctx.mailer.send(message)
     except Exception as exc:  # noqa: BLE001 - the caller has been answered already
         log.error("self_service_code_mail_failed", error=type(exc).__name__)
 
@@ -81,6 +87,27 @@ def code_mail(ctx: VaultContext, address: str, code: str, expires_at: datetime) 
     )
     msg["Content-Language"] = "de, en"
     return msg
+
+
+_SMS_CODE = (
+    "Ihr Code für das Datenschutz-Center: {code} (gültig bis {until} UTC). "
+    "Your code for the privacy centre: {code}. Nicht weitergeben / do not share."
+)
+_SMS_LINK = (
+    "Anmeldung mit Code gesperrt; Ihr Anmeldelink / Sign-in link (bis/until {until} UTC): {link}"
+)
+
+
+def code_sms(ctx: VaultContext, number: str, code: str, expires_at: datetime) -> TextMessage:
+    """The bilingual SMS carrying a one-time code, for a customer without an e-mail
+    address; short enough for one message or two."""
+    return TextMessage(number, _SMS_CODE.format(code=code, until=expires_at.strftime("%H:%M")))
+
+
+def link_sms(ctx: VaultContext, number: str, token: str, expires_at: datetime) -> TextMessage:
+    """The SMS carrying a one-time sign-in link while sign-in by code is locked."""
+    link = f"{ctx.settings.public_url}{link_path(token)}"
+    return TextMessage(number, _SMS_LINK.format(link=link, until=expires_at.strftime("%H:%M")))
 
 
 _LINK_SUBJECT = "Ihr Anmeldelink / Your sign-in link"

@@ -3,11 +3,13 @@ which internal system accessed the data, and withdrawing a consent in one click.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
@@ -15,7 +17,7 @@ from vault.bases import consents
 from vault.catalogue.purposes import LawfulBasis
 from vault.clock import as_utc
 from vault.errors import Conflict, NotFound
-from vault.storage.tables import audit_events
+from vault.storage.tables import audit_events, clients
 from vault.storage.tables import consents as consents_table
 from vault.subjects import identity
 from vault.subjects.decision import BasisFacts, BasisStatus, effective_status
@@ -60,6 +62,8 @@ class ConsentView:
     #: A consent in force (or awaiting confirmation) can be withdrawn here in one click;
     #: contract and legal-obligation bases end with the contract or by a request.
     withdrawable: bool
+    #: The purpose's fields the customer left out of this consent.
+    excluded: tuple[str, ...] = ()
 
     def title(self, language: str) -> str:
         return self.title_de if language == "de" else self.title_en
@@ -81,9 +85,16 @@ class AccessEntry:
     decision: str
     reason: str | None
     kind: str = "lookup"
+    #: The name customers read for the client (`tresor clients ... --display-name`), if set.
+    client_display: str | None = None
 
     def title(self, language: str) -> str | None:
         return self.title_de if language == "de" else self.title_en
+
+    @property
+    def system(self) -> str:
+        """Who accessed the data, as the customer should read it."""
+        return self.client_display or self.client
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +130,7 @@ def _consent_view(ctx: VaultContext, row: Any, now: datetime) -> ConsentView:
         withdrawn_at=as_utc(row.withdrawn_at),
         withdrawable=row.basis == LawfulBasis.CONSENT.value
         and status in (BasisStatus.GRANTED, BasisStatus.PENDING_CONFIRMATION),
+        excluded=tuple(row.excluded_fields.split(",")) if row.excluded_fields else (),
     )
 
 
@@ -131,11 +143,25 @@ _LISTED_ACCESS = or_(
 )
 
 
-def _access_entry(ctx: VaultContext, row: Any) -> AccessEntry:
+async def _display_names(conn: AsyncConnection, reads: Sequence[Any]) -> dict[str, str]:
+    """The display names of the clients in the access log that have one."""
+    names = sorted({row.actor_id for row in reads if row.actor_type == "client"})
+    if not names:
+        return {}
+    rows = await conn.execute(
+        select(clients.c.name, clients.c.display_name)
+        .where(clients.c.name.in_(names))
+        .where(clients.c.display_name.is_not(None))
+    )
+    return {row.name: row.display_name for row in rows}
+
+
+def _access_entry(ctx: VaultContext, row: Any, shown: dict[str, str]) -> AccessEntry:
     purpose = ctx.catalogue.get(row.purpose) if row.purpose else None
     return AccessEntry(
         at=as_utc(row.at),
         client=row.actor_id,
+        client_display=shown.get(row.actor_id) if row.actor_type == "client" else None,
         actor_type=row.actor_type,
         purpose=row.purpose,
         title_de=purpose.title_de if purpose else None,
@@ -192,6 +218,7 @@ async def my_data(
                 )
             ).all()
         )
+        shown = await _display_names(conn, reads)
         await audit.record(
             conn,
             at=now,
@@ -207,7 +234,7 @@ async def my_data(
         status=subject.status,
         contact=contact,
         consents=[_consent_view(ctx, r, now) for r in rows],
-        access_log=[_access_entry(ctx, r) for r in reads],
+        access_log=[_access_entry(ctx, r, shown) for r in reads],
         restriction=restriction,
     )
 
