@@ -22,10 +22,11 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vault.access.lookup import LookupNotFound
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
-from vault.errors import InvalidInput, InvariantViolation, NotFound
+from vault.errors import InvalidInput, InvariantViolation
 from vault.outreach.followups import MAX_PAGE, decode_cursor, encode_cursor
 from vault.storage.tables import contacts, subjects
 from vault.subjects.decision import DenyReason
@@ -95,7 +96,8 @@ async def client_page(
     cursor: str | None = None,
 ) -> ContactHistoryPage:
     """One customer's contacts for the client's purposes, newest first. Raises
-    `InvalidInput` (limit, cursor) or `NotFound` (no such subject, the refusal audited)."""
+    `InvalidInput` (limit, cursor) or `LookupNotFound` (no such subject, the refusal
+    audited)."""
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput("bad limit", {"limit": f"must be 1 to {MAX_PAGE}"})
     after = decode_cursor(cursor) if cursor is not None else None
@@ -113,8 +115,8 @@ async def client_page(
         known = (
             await conn.execute(select(subjects.c.id).where(subjects.c.id == subject_id))
         ).scalar_one_or_none()
-        if known is None:
-            raise NotFound("no such subject")
+        if known is None:  # answered 404 with the reason subject_not_found
+            raise LookupNotFound("no such subject")
         query = _newest_first(subject_id).where(contacts.c.purpose.in_(purposes)).limit(limit + 1)
         if after is not None:
             query = query.where(
