@@ -49,6 +49,7 @@ from api.openapi_schema import StrictStructSchemaPlugin, catalogue_vocabularies
 from api.operations.health import HealthController
 from api.outreach.contacts import ContactController
 from api.outreach.followups import FollowupController
+from api.outreach.history import ContactHistoryController
 from api.outreach.preferences import PreferenceController
 from api.outreach.reports import ReportController
 from api.privacy import CONTROLLERS as PRIVACY_CONTROLLERS
@@ -164,6 +165,7 @@ ROUTE_HANDLERS: list[Any] = [
     LookupController,
     ContactController,
     FollowupController,
+    ContactHistoryController,
     ReportController,
     CampaignController,
     BulkLookupController,

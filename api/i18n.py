@@ -73,6 +73,7 @@ FAMILIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "fu_note_": tuple(NOTE_KINDS),
         "fu_status_": tuple(FollowupStatus),
         "fu_channel_": tuple(Channel),
+        "pc_ch_dir_": ("outbound", "inbound"),  # contacts.direction
         "pc_pref_type_": tuple(CommunicationType),
         "pc_pref_channel_": tuple(Channel),
         "pc_pref_day_": tuple(DAYS),

@@ -153,6 +153,26 @@ FollowupNote = Literal[
 
 AwareDateTime = Annotated[datetime, Meta(tz=True, description="date and time with a time zone")]
 
+#: A client or team name (the shape of a client name), never free text.
+Assignee = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$",
+        description="the client or team that is to make the contact, e.g. crm or service-team",
+    ),
+]
+
+#: How the CRM settled a follow-up it closes (vault.outreach.followup_changes.CLOSE_OUTCOMES).
+FollowupOutcome = Literal[
+    "reached_otherwise",
+    "resolved_in_writing",
+    "customer_called_in",
+    "no_longer_needed",
+    "not_reachable",
+]
+
 
 class FollowupCreate(Struct, forbid_unknown_fields=True):
     """A contact the customer asked for. `channel` and `type` default to the purpose's;
@@ -167,11 +187,27 @@ class FollowupCreate(Struct, forbid_unknown_fields=True):
     channel: ContactChannel | None = None
     type: ContactType | None = None
     note: FollowupNote | None = None
+    assignee: Assignee | None = None
+
+
+class FollowupReschedule(Struct, forbid_unknown_fields=True):
+    """A new window for an open follow-up (the rules of a new one), and optionally who is
+    to make the contact from now on."""
+
+    due_from: AwareDateTime
+    due_until: AwareDateTime
+    assignee: Assignee | None = None
+
+
+class FollowupClose(Struct, forbid_unknown_fields=True):
+    """How an open follow-up was settled without the contact it promised."""
+
+    outcome: FollowupOutcome
 
 
 class FollowupOut(Struct):
-    """An agreed follow-up; `status` is open, kept, missed (window passed unused) or
-    cancelled (by the customer)."""
+    """An agreed follow-up; `status` is open, kept, missed (window passed unused),
+    cancelled (by the customer) or closed (by the CRM, with its `outcome`)."""
 
     id: str
     subject_id: str
@@ -186,6 +222,8 @@ class FollowupOut(Struct):
     status: str
     created_at: datetime
     closed_at: datetime | None
+    assignee: str | None = None
+    outcome: str | None = None
 
 
 class FollowupPageOut(Struct):
@@ -218,3 +256,25 @@ class FollowupBucketOut(Struct):
     kept: int
     missed: int
     cancelled: int
+
+
+class ContactHistoryEntryOut(Struct):
+    """One contact made: `outbound` (it reserved its `points`) or `inbound` (the customer
+    called or replied, 0 points); `client` is the system that recorded it."""
+
+    id: str
+    at: datetime
+    direction: str
+    brand: str
+    channel: str
+    type: str
+    priority: str
+    points: float
+    purpose: str | None
+    touchpoint: str | None
+    client: str | None
+
+
+class ContactHistoryPageOut(Struct):
+    items: list[ContactHistoryEntryOut]
+    next_cursor: str | None

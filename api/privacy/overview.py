@@ -43,7 +43,7 @@ from vault.errors import (
     InvalidInput,
     NotFound,
 )
-from vault.outreach import followups, preferences
+from vault.outreach import followups, history, preferences
 from vault.rights import selfservice
 
 #: The privacy centre's cookies and CSRF secret (api/web/cookies.py).
@@ -107,17 +107,24 @@ class PrivacyOverviewPages(PrivacyPages):
 
     @get("/followups", operation_id="privacyFollowups")
     async def followups_page(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
-        """My agreed follow-ups; missed ones are marked, open ones can be cancelled."""
+        """My agreed follow-ups (missed ones are marked, open ones can be cancelled) and my
+        contact history: who contacted me, how and why."""
         subject_id = await require_session(request, vault)
         lang = pick_language(request)
         t = TEXTS[lang]
-        items = await followups.for_subject(
-            vault, selfservice.subject_actor(request_id_of(request)), subject_id
-        )
+        actor = selfservice.subject_actor(request_id_of(request))
+        items = await followups.for_subject(vault, actor, subject_id)
+        contacts_made = await history.for_subject(vault, actor, subject_id)
 
         def purpose_title(purpose_id: str) -> str:
             purpose = vault.catalogue.get(purpose_id)
             return purpose.title(lang) if purpose else purpose_id
+
+        def brand_name(brand_id: str) -> str:
+            brand = vault.pressure_rules.brands.get(brand_id)
+            if brand is None:
+                return brand_id
+            return brand.name_de if lang == "de" else brand.name_en
 
         done = request.query_params.get("done")
         return render(
@@ -126,6 +133,8 @@ class PrivacyOverviewPages(PrivacyPages):
             "pc_fu_heading",
             zone=await preferences.display_zone(vault, subject_id),
             items=items,
+            contacts_made=contacts_made,
+            brand_name=brand_name,
             purpose_title=purpose_title,
             touchpoint_name=lambda touchpoint_id: touchpoint_name(vault, lang, touchpoint_id),
             notice=t["done_followup_cancelled"] if done == "cancelled" else None,

@@ -92,6 +92,10 @@ KNOWN_GAPS = {
     "GET /v1/audit/stats": "at most 2000 days back from now: relative to the server's clock",
     "GET /v1/consents/stats": "at most 2000 days back from now: relative to the server's clock",
     "POST /v1/followups": "a due window in the future: relative to the server's clock",
+    "POST /v1/followups/{followup_id}/reschedule": "a due window in the future: relative to "
+    "the server's clock",
+    "GET /v1/subjects/{subject_id}/contacts": "an opaque cursor that matches its pattern may "
+    "still not decode",
     "POST /v1/subjects/{subject_id}/consents": "expiry in the future; evidence per basis",
     "POST /v1/lookup/dry-run": "the channel must be one of the named purpose's channels",
     "POST /v1/contacts": "channel and type must fit the named purpose",

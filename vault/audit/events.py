@@ -101,6 +101,13 @@ class AuditAction(StrEnum):
     SELF_FOLLOWUP_READ = "subject:followup:read"
     DPO_FOLLOWUP_LIST = "dpo:followup:list"
     SYSTEM_FOLLOWUP_MISS = "system:followup:miss"
+    # The CRM moves a follow-up's window (or assignee), or closes it with an outcome
+    # (vault.outreach.followup_changes).
+    FOLLOWUP_RESCHEDULE = "client:followup:reschedule"
+    FOLLOWUP_CLOSE = "client:followup:close"
+    # A client reads a customer's contact history (vault.outreach.history).
+    CONTACT_HISTORY_READ = "client:contact_history:read"
+    SELF_CONTACT_HISTORY_READ = "subject:contact_history:read"
     # Identity-relevant: a change of an identifying address (e-mail, phone) and what
     # follows from it (vault.subjects.identity): the notice to the old address, its confirmation or
     # objection, a DPO's approval, and what a session through the new address was refused.

@@ -2,6 +2,12 @@
 
 Loaded from `policies/touchpoints.toml` at start and validated strictly; a bad file stops
 the start with a message naming the line (`source.PolicyError`).
+
+Each touchpoint is also an entry of the managed register the touchpoint method describes
+(issue 21 item 7): how important it is, whether it is active, planned or retired, which
+team owns it, whether the company makes the contact there (direct) or others do (indirect:
+reviews, recommendations, press), and the experience it is meant to give, in a sentence.
+These keys are optional so that older files still load; the shipped file sets them all.
 """
 
 from __future__ import annotations
@@ -16,7 +22,12 @@ MODES = ("online", "offline")
 PHASES = ("pre_sales", "sales", "after_sales")
 TOUCHPOINT_CHANNELS = ("email", "letter", "sms", "phone", "web", "in_person")
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+IMPORTANCES = ("high", "medium", "low")
+STATUSES = ("active", "planned", "retired")
+KINDS = ("direct", "indirect")
 _KEYS = {"id", "name", "mode", "phase", "channel"}
+_REGISTER_KEYS = {"importance", "status", "owner", "kind", "experience"}
+_OWNER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,9 +38,18 @@ class Touchpoint:
     mode: str
     phase: str
     channel: str
+    importance: str = "medium"
+    status: str = "active"
+    owner: str | None = None
+    kind: str = "direct"
+    experience_de: str | None = None
+    experience_en: str | None = None
 
     def name(self, language: str) -> str:
         return self.name_de if language == "de" else self.name_en
+
+    def experience(self, language: str) -> str | None:
+        return self.experience_de if language == "de" else self.experience_en
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +84,7 @@ def parse_touchpoints(text: str, source: str = "touchpoints.toml") -> Touchpoint
         missing = _KEYS - set(raw)
         if missing:
             raise PolicyError(f"{where}: missing required key '{sorted(missing)[0]}'")
-        unknown = set(raw) - _KEYS
+        unknown = set(raw) - _KEYS - _REGISTER_KEYS
         if unknown:
             raise PolicyError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         if tid is None or not _ID_RE.match(tid):
@@ -74,19 +94,44 @@ def parse_touchpoints(text: str, source: str = "touchpoints.toml") -> Touchpoint
             isinstance(name.get(lang), str) and name[lang].strip() for lang in ("de", "en")
         ):
             raise PolicyError(f"{where}: name.de and name.en are required")
+        register = {"importance": "medium", "status": "active", "kind": "direct", **raw}
         for key, allowed in (
             ("mode", MODES),
             ("phase", PHASES),
             ("channel", TOUCHPOINT_CHANNELS),
+            ("importance", IMPORTANCES),
+            ("status", STATUSES),
+            ("kind", KINDS),
         ):
-            if raw[key] not in allowed:
+            if register[key] not in allowed:
                 raise PolicyError(
-                    f"{where}: {key} '{raw[key]}' is not one of " + ", ".join(allowed)
+                    f"{where}: {key} '{register[key]}' is not one of " + ", ".join(allowed)
                 )
+        owner = raw.get("owner")
+        if owner is not None and (not isinstance(owner, str) or not _OWNER_RE.match(owner)):
+            raise PolicyError(f"{where}: owner must be a team name (a-z, 0-9, _ -)")
+        experience = raw.get("experience")
+        if experience is not None and not (
+            isinstance(experience, dict)
+            and set(experience) == {"de", "en"}
+            and all(isinstance(v, str) and v.strip() for v in experience.values())
+        ):
+            raise PolicyError(f"{where}: experience needs de and en, one sentence each")
         if tid in out:
             raise PolicyError(f"{where}: duplicate id")
         out[tid] = Touchpoint(
-            tid, name["de"].strip(), name["en"].strip(), raw["mode"], raw["phase"], raw["channel"]
+            tid,
+            name["de"].strip(),
+            name["en"].strip(),
+            raw["mode"],
+            raw["phase"],
+            raw["channel"],
+            importance=register["importance"],
+            status=register["status"],
+            owner=owner,
+            kind=register["kind"],
+            experience_de=experience["de"].strip() if experience else None,
+            experience_en=experience["en"].strip() if experience else None,
         )
     return TouchpointCatalogue(version=version, touchpoints=out)
 

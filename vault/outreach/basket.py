@@ -602,8 +602,8 @@ async def _why_not(
     now: datetime,
 ) -> DenyReason:
     """Why a follow-up could not be used: outside its window, or not usable at all (unknown,
-    someone else's, another purpose or channel, cancelled or already used). An unknown id
-    and another subject's id give the same answer."""
+    someone else's, another purpose or channel, cancelled, closed by the CRM or already
+    used). An unknown id and another subject's id give the same answer."""
     if followup_id is None:
         return DenyReason.FOLLOWUP_NOT_USABLE
     row = (await conn.execute(select(followups).where(followups.c.id == followup_id))).first()
@@ -612,7 +612,7 @@ async def _why_not(
         or row.subject_id != subject_id
         or row.purpose != purpose
         or row.channel != channel
-        or row.status in (FollowupStatus.KEPT, FollowupStatus.CANCELLED)
+        or row.status in (FollowupStatus.KEPT, FollowupStatus.CANCELLED, FollowupStatus.CLOSED)
     ):
         return DenyReason.FOLLOWUP_NOT_USABLE
     return DenyReason.FOLLOWUP_NOT_IN_WINDOW

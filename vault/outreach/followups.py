@@ -12,7 +12,9 @@ its window, or when cancelled, already used, or for another subject, purpose or 
 the contact is denied with a reason.
 
 Statuses: `open`, `kept`, `cancelled` (by the customer), `missed` (the window passed
-unused: derived at read time, and stored by the retention sweep, see `mark_missed`).
+unused: derived at read time, and stored by the retention sweep, see `mark_missed`),
+`closed` (by the CRM with an outcome, see `vault.outreach.followup_changes`). A follow-up
+may name its `assignee` (a client or team name) so the reminder listing can be filtered.
 There is no free text anywhere: `note` is a kind from `NOTE_KINDS`, because free text could
 carry contact data. Every create, use (allowed or denied), cancel and miss is audited in the
 transaction that makes it; reads by clients, the DPO and the customer are audited too.
@@ -48,6 +50,7 @@ class FollowupStatus(StrEnum):
     KEPT = "kept"
     MISSED = "missed"
     CANCELLED = "cancelled"
+    CLOSED = "closed"
 
 
 #: What the contact is about, as a kind (never free text). Labels: api/i18n.py `fu_note_*`.
@@ -66,6 +69,8 @@ MAX_WINDOW = timedelta(days=31)
 #: A window may start this much before "now" (clocks of clients differ a little).
 CLOCK_SKEW = timedelta(minutes=5)
 MAX_PAGE = 200
+#: A client or team name (the shape of a client name): never free text.
+ASSIGNEE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 _CURSOR_RE = re.compile(r"^[A-Za-z0-9_-]{10,200}$")
 
 
@@ -87,6 +92,8 @@ class Followup:
     created_by: str
     closed_at: datetime | None
     contact_id: str | None
+    assignee: str | None = None
+    outcome: str | None = None
 
     @property
     def cancellable(self) -> bool:
@@ -121,7 +128,7 @@ def is_valid_id(value: str | None) -> bool:
     return value is not None and canonical_id(value) == value
 
 
-def _from_row(row: Any, now: datetime) -> Followup:
+def from_row(row: Any, now: datetime) -> Followup:
     due_until = as_utc(row.due_until)
     if due_until is None:
         raise InvariantViolation("due_until is unset")
@@ -141,6 +148,8 @@ def _from_row(row: Any, now: datetime) -> Followup:
         created_by=row.created_by,
         closed_at=as_utc(row.closed_at),
         contact_id=row.contact_id,
+        assignee=row.assignee,
+        outcome=row.outcome,
     )
 
 
@@ -155,7 +164,7 @@ class _Contact(NamedTuple):
     type: str
 
 
-def _validate_window(
+def validate_window(
     due_from: datetime | None, due_until: datetime | None, now: datetime, errors: dict[str, str]
 ) -> tuple[datetime, datetime] | None:
     if due_from is None or due_from.tzinfo is None:
@@ -194,6 +203,7 @@ async def create(
     channel: str | None = None,
     type: str | None = None,
     note: str | None = None,
+    assignee: str | None = None,
 ) -> Followup:
     """Record a follow-up the customer asked for. Raises `InvalidInput` (nothing stored),
     `AccessDenied` (`purpose_not_allowed`: the client may not use the purpose), `NotFound`
@@ -207,7 +217,9 @@ async def create(
         errors["note"] = "must be one of " + ", ".join(NOTE_KINDS)
     if touchpoint not in ctx.touchpoints:
         errors["touchpoint"] = "is not in the touchpoint catalogue"
-    window = _validate_window(due_from, due_until, now, errors)
+    if assignee is not None and not ASSIGNEE_RE.match(assignee):
+        errors["assignee"] = "must be a client or team name (a-z, 0-9, . _ -)"
+    window = validate_window(due_from, due_until, now, errors)
     spec: _Contact | None = None
     if purpose_ is not None:
         try:
@@ -269,6 +281,8 @@ async def create(
             closed_at=None,
             closed_by=None,
             contact_id=None,
+            assignee=assignee,
+            outcome=None,
         )
         await conn.execute(insert(followups).values(**values))
         await audit.record(
@@ -289,10 +303,11 @@ async def create(
                     "note": note,
                     "due_from": start.isoformat(),
                     "due_until": end.isoformat(),
+                    "assignee": assignee,
                 }
             },
         )
-    return _from_row(_Row(values), now)
+    return from_row(_Row(values), now)
 
 
 class _Row:
@@ -333,15 +348,15 @@ async def get(
             purpose=row.purpose,
             detail={"followup": {"id": followup_id}},
         )
-    return _from_row(row, now)
+    return from_row(row, now)
 
 
-def _encode_cursor(due_from: datetime, followup_id: str) -> str:
+def encode_cursor(due_from: datetime, followup_id: str) -> str:
     raw = json.dumps([due_from.isoformat(), followup_id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
     bad = InvalidInput("invalid cursor", {"cursor": "use the next_cursor of a previous page"})
     if not _CURSOR_RE.match(cursor):
         raise bad
@@ -364,16 +379,20 @@ async def list_due(
     due_before: datetime | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    assignee: str | None = None,
 ) -> FollowupPage:
     """Open follow-ups for the client's purposes whose window starts before `due_before`
-    (default: now) and has not ended, earliest first, one bounded page at a time."""
+    (default: now) and has not ended, earliest first, one bounded page at a time: the
+    reminder list; with `assignee`, only the follow-ups assigned to that client or team."""
     now = ctx.clock.now()
     if due_before is not None and due_before.tzinfo is None:
         raise InvalidInput("bad due_before", {"due_before": "needs a time zone"})
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput("bad limit", {"limit": f"must be 1 to {MAX_PAGE}"})
+    if assignee is not None and not ASSIGNEE_RE.match(assignee):
+        raise InvalidInput("bad assignee", {"assignee": "must be a client or team name"})
     before = as_utc(due_before) if due_before is not None else now
-    after = _decode_cursor(cursor) if cursor is not None else None
+    after = decode_cursor(cursor) if cursor is not None else None
     purposes = sorted(client_purposes)
     query = (
         select(followups)
@@ -386,6 +405,8 @@ async def list_due(
         .order_by(followups.c.due_from, followups.c.id)
         .limit(limit + 1)
     )
+    if assignee is not None:
+        query = query.where(followups.c.assignee == assignee)
     if after is not None:
         query = query.where(
             or_(
@@ -401,13 +422,17 @@ async def list_due(
             actor=actor,
             action=AuditAction.FOLLOWUP_LIST,
             decision=Decision.ALLOW,
-            detail={"due_before": before.isoformat(), "count": min(len(rows), limit)},
+            detail={
+                "due_before": before.isoformat(),
+                "assignee": assignee,
+                "count": min(len(rows), limit),
+            },
         )
-    items = [_from_row(r, now) for r in rows[:limit]]
+    items = [from_row(r, now) for r in rows[:limit]]
     more = len(rows) > limit
     return FollowupPage(
         items=items,
-        next_cursor=_encode_cursor(items[-1].due_from, items[-1].id) if more else None,
+        next_cursor=encode_cursor(items[-1].due_from, items[-1].id) if more else None,
     )
 
 
@@ -432,7 +457,7 @@ async def for_subject(ctx: Any, actor: Actor, subject_id: str, limit: int = 200)
             subject_id=subject_id,
             detail={"count": len(rows)},
         )
-    return [_from_row(r, now) for r in rows]
+    return [from_row(r, now) for r in rows]
 
 
 async def overdue(ctx: Any, actor: Actor, limit: int = 500) -> list[Followup]:
@@ -456,7 +481,7 @@ async def overdue(ctx: Any, actor: Actor, limit: int = 500) -> list[Followup]:
             decision=Decision.ALLOW,
             detail={"overdue": len(rows)},
         )
-    return [_from_row(r, now) for r in rows]
+    return [from_row(r, now) for r in rows]
 
 
 def _missed_at(now: datetime) -> Any:
@@ -507,7 +532,7 @@ async def cancel_by_subject(ctx: Any, actor: Actor, subject_id: str, followup_id
             purpose=row.purpose,
             detail={"followup": {"id": followup_id}},
         )
-    return _from_row(row, now)
+    return from_row(row, now)
 
 
 async def mark_missed(ctx: Any, actor: Actor = SYSTEM, *, batch: int = 500) -> int:

@@ -38,6 +38,7 @@ from vault.catalogue.controller import Party
 from vault.catalogue.purposes import CONTACT_FIELDS
 from vault.clock import as_utc
 from vault.errors import InvariantViolation
+from vault.outreach import history
 from vault.outreach.followups import effective_status as followup_status
 from vault.outreach.preferences import load as load_preferences
 from vault.recipients import acks
@@ -88,6 +89,10 @@ CATEGORY_TITLES: dict[str, dict[str, str]] = {
     "followups": {
         "de": "Vereinbarte Rückmeldungen (Zeitraum, Kanal, Anlass)",
         "en": "Agreed follow-ups (time window, channel, occasion)",
+    },
+    "contact_history": {
+        "de": "Kontaktverlauf: wann wir Sie wie und wozu kontaktiert haben und wann Sie uns",
+        "en": "Contact history: when, how and why we contacted you, and when you contacted us",
     },
 }
 
@@ -384,6 +389,35 @@ async def _followups_in(
                 "created_at": f.created_at,
                 "recorded_by": f.created_by,
                 "closed_at": f.closed_at,
+                "outcome": f.outcome,
+            }
+        )
+    return out
+
+
+async def _contact_history_in(
+    ctx: VaultContext, conn: AsyncConnection, sid: str
+) -> list[dict[str, Any]]:
+    """Every contact made with the subject, outbound and inbound, newest first: who (which
+    system, for which brand), how (channel), why (purpose, kind of message)."""
+    out = []
+    for c in await history.rows_in(conn, sid):
+        purpose = ctx.catalogue.get(c.purpose) if c.purpose else None
+        out.append(
+            {
+                "id": c.id,
+                "at": c.at,
+                "direction": c.direction,
+                "brand": c.brand,
+                "channel": c.channel,
+                "communication_type": c.type,
+                "purpose": c.purpose,
+                "purpose_title": (
+                    {"de": purpose.title_de, "en": purpose.title_en} if purpose else None
+                ),
+                "touchpoint": c.touchpoint,
+                "by": c.client,
+                "points": c.points,
             }
         )
     return out
@@ -551,6 +585,7 @@ async def collect_in(
 
     preferences, preference_history = await _preferences_in(conn, sid)
     agreed_followups = await _followups_in(ctx, conn, sid, now)
+    contact_history = await _contact_history_in(ctx, conn, sid)
 
     purpose_ids = sorted({c.purpose for c in basis_rows} | {r["purpose"] for r in retained})
     purposes = [_purpose_entry(ctx, p) for p in purpose_ids]
@@ -567,6 +602,8 @@ async def collect_in(
         category_keys.append("contact_preferences")
     if agreed_followups:
         category_keys.append("followups")
+    if contact_history:
+        category_keys.append("contact_history")
     doc = {
         "format": FORMAT,
         "generated_at": now,
@@ -605,6 +642,7 @@ async def collect_in(
         "contact_preferences": preferences,
         "contact_preference_history": preference_history,
         "followups": agreed_followups,
+        "contact_history": contact_history,
         "art15_index": ART_15_INDEX,
     }
     jsonable: dict[str, Any] = _jsonable(doc)  # a dict stays a dict
@@ -637,6 +675,7 @@ async def build_export(ctx: VaultContext, actor: Actor, subject_id: str) -> dict
                 "retained": len(doc["retention"]["retained_after_erasure"]),
                 "preference_changes": len(doc["contact_preference_history"]),
                 "followups": len(doc["followups"]),
+                "contacts": len(doc["contact_history"]),
             },
         )
     return doc

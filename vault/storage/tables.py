@@ -539,10 +539,16 @@ class Followup(Base):
     closed_by: Mapped[str | None] = mapped_column(String(120))
     #: The contact record (0 points) that kept it.
     contact_id: Mapped[str | None] = mapped_column(String(36))
+    #: Who is to make the contact: a client or team name (issue 21 item 6); NULL = anyone
+    #: allowed the purpose.
+    assignee: Mapped[str | None] = mapped_column(String(100))
+    #: How the CRM closed it (status `closed`): a kind from `CLOSE_OUTCOMES`, never free text.
+    outcome: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
         Index("ix_followups_status_due_from", "status", "due_from"),
         Index("ix_followups_status_due_until", "status", "due_until"),
+        Index("ix_followups_assignee_status_due_from", "assignee", "status", "due_from"),
     )
 
 

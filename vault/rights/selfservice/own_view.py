@@ -42,6 +42,7 @@ ACCESS_KINDS = {
     AuditAction.CONSENT_LIST: "consents_read",
     AuditAction.CLIENT_PREFERENCES_READ: "preferences_read",
     AuditAction.FOLLOWUP_READ: "followup_read",
+    AuditAction.CONTACT_HISTORY_READ: "contact_history_read",
     AuditAction.ACCESS_DENIED: "refused",
 }
 
