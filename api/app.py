@@ -319,7 +319,7 @@ def background_jobs_for(ctx: VaultContext) -> list[PeriodicJob]:
         # Recipient notices (issue 16): fan out new domain events and deliver what is due.
         # In the jobs process on PostgreSQL (claims by row locks, so several nodes share
         # the work), inside `serve` on SQLite; never on a request's path.
-        deliverer = Deliverer(ctx)
+        deliverer = Deliverer(ctx, observer=metrics.NotificationMetrics())
 
         async def notify() -> None:
             report = await deliverer.run()
