@@ -28,10 +28,12 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import aliased
 
 from vault.clock import as_utc
+from vault.recipients.events import OUTBOX_CHANNEL
 from vault.recipients.fanout import fan_out
 from vault.recipients.registry import signing_keys
 from vault.recipients.transports import NatsTransport, WebhookTransport
 from vault.storage.dialect import skip_locked
+from vault.storage.listen import ChannelListener
 from vault.storage.recipient_tables import deliveries, domain_events, recipients
 
 if TYPE_CHECKING:
@@ -41,7 +43,7 @@ GIVE_UP = timedelta(days=3)
 BATCH = 500
 #: Sends in flight at once per node (each recipient also has its own bound,
 #: `transports.PER_RECIPIENT`).
-CONCURRENCY = 128
+CONCURRENCY = 32
 #: Claim-send-record passes per run at most, so one run ends and the next can fan out.
 MAX_PASSES = 1000
 
@@ -109,6 +111,12 @@ class DeliveryObserver(Protocol):
     def retried(self, recipient: str) -> None: ...
 
     def failed(self, recipient: str) -> None: ...
+
+
+def outbox_listener(ctx: VaultContext) -> ChannelListener:
+    """What wakes the deliverer when a change with domain events commits (PostgreSQL
+    LISTEN/NOTIFY, sent by `events.emit`); polling at the job's interval stays behind it."""
+    return ChannelListener(ctx.engine, OUTBOX_CHANNEL)
 
 
 class Deliverer:

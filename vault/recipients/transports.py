@@ -30,8 +30,11 @@ from vault.recipients.pinned_dns import (
 #: Seconds a receiver (or JetStream) has to answer by default (TRESOR_NOTIFY_TIMEOUT);
 #: the delivery lease is three times as long.
 TIMEOUT = 10.0
-#: Requests in flight (and kept-alive connections) per webhook recipient.
-PER_RECIPIENT = 16
+#: Requests in flight (and kept-alive connections) per webhook recipient. Small on
+#: purpose: httpcore checks every idle connection of a pool on each request, and a few
+#: kept-alive connections already keep a loopback receiver busy (measured: 4 per recipient
+#: cost a third less CPU per request than 16; docs/performance.md).
+PER_RECIPIENT = 4
 
 
 class WebhookTransport:
