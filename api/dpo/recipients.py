@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Request, get, post
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from api.deps import Vault
@@ -54,20 +55,24 @@ class DpoRecipientPages(DpoPages):
         )
 
     @post("/recipients/{name:str}/pause", operation_id="dpoRecipientPause", status_code=303)
-    async def pause(self, request: Request[Any, Any, Any], vault: Vault, name: str) -> Redirect:
+    async def pause(
+        self, request: Request[Any, Any, Any], vault: Vault, name: FromPath[str]
+    ) -> Redirect:
         session = await require_session(request, vault)
         await registry.set_paused(vault, dpo_actor(request, session), name, True)
         return _back(request, "paused")
 
     @post("/recipients/{name:str}/resume", operation_id="dpoRecipientResume", status_code=303)
-    async def resume(self, request: Request[Any, Any, Any], vault: Vault, name: str) -> Redirect:
+    async def resume(
+        self, request: Request[Any, Any, Any], vault: Vault, name: FromPath[str]
+    ) -> Redirect:
         session = await require_session(request, vault)
         await registry.set_paused(vault, dpo_actor(request, session), name, False)
         return _back(request, "resumed")
 
     @post("/recipients/{name:str}/replay", operation_id="dpoRecipientReplay", status_code=303)
     async def replay_from(
-        self, request: Request[Any, Any, Any], vault: Vault, name: str
+        self, request: Request[Any, Any, Any], vault: Vault, name: FromPath[str]
     ) -> Redirect:
         """Queue the recipient's notices of events since the given time again (same ids;
         each keeps its first give-up deadline, see `vault.recipients.acks.replay`)."""
@@ -80,7 +85,9 @@ class DpoRecipientPages(DpoPages):
         return _back(request, "replayed", count=count)
 
     @post("/recipients/{name:str}/rotate", operation_id="dpoRecipientRotate", status_code=200)
-    async def rotate(self, request: Request[Any, Any, Any], vault: Vault, name: str) -> Template:
+    async def rotate(
+        self, request: Request[Any, Any, Any], vault: Vault, name: FromPath[str]
+    ) -> Template:
         """A new signing secret, shown on this answer only (not cached, not in a URL); the
         previous one keeps signing for the default overlap."""
         session = await require_session(request, vault)
@@ -100,7 +107,7 @@ class DpoRecipientPages(DpoPages):
         status_code=303,
     )
     async def close_notice(
-        self, request: Request[Any, Any, Any], vault: Vault, notice_id: str
+        self, request: Request[Any, Any, Any], vault: Vault, notice_id: FromPath[str]
     ) -> Redirect:
         """Close a notice nobody confirmed, with the DPO's reason (1 to 500 characters)."""
         session = await require_session(request, vault)

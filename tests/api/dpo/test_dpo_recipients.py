@@ -151,7 +151,7 @@ async def test_console_actions_pause_replay_rotate_and_close_are_audited(vault, 
 
 async def test_console_actions_need_the_csrf_token_and_good_input(vault, clock):
     """Without the CSRF token nothing changes (403); a missing time, an empty reason or an
-    unknown recipient is an error page and changes nothing."""
+    unknown recipient is an error page (422, 404) and changes nothing."""
     dpo = await client_key(vault, "datenschutz", "dpo")
     await _failed_notice(vault, clock, 63)
     (row,) = await delivered(vault)
@@ -164,12 +164,12 @@ async def test_console_actions_need_the_csrf_token_and_good_input(vault, clock):
         r = await http.post(
             "/dpo/recipients/mailer/replay?lang=en", data={"_csrf_token": token, "since": ""}
         )
-        assert r.status_code == 400
+        assert r.status_code == 422
         r = await http.post(
             f"/dpo/recipients/notices/{row.id}/close?lang=en",
             data={"_csrf_token": token, "reason": "  "},
         )
-        assert r.status_code == 400
+        assert r.status_code == 422
         r = await http.post("/dpo/recipients/nobody/pause?lang=en", data={"_csrf_token": token})
         assert r.status_code == 404
     (after,) = await delivered(vault)
