@@ -116,7 +116,7 @@ class DeliveryObserver(Protocol):
 def outbox_listener(ctx: VaultContext) -> ChannelListener:
     """What wakes the deliverer when a change with domain events commits (PostgreSQL
     LISTEN/NOTIFY, sent by `events.emit`); polling at the job's interval stays behind it."""
-    return ChannelListener(ctx.engine, OUTBOX_CHANNEL)
+    return ChannelListener(lambda: ctx.engine, OUTBOX_CHANNEL)
 
 
 class Deliverer:

@@ -10,6 +10,7 @@ interval: the signal only shortens waits, it never replaces the poll.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -21,7 +22,9 @@ _LISTEN_ERRORS: tuple[type[BaseException], ...] = (*STORAGE_ERRORS, OSError)
 
 
 class ChannelListener:
-    def __init__(self, engine: AsyncEngine, channel: str) -> None:
+    def __init__(self, engine: Callable[[], AsyncEngine], channel: str) -> None:
+        #: Asked for the engine only when listening starts (built before the context's
+        #: engine is first used, like the jobs it wakes).
         self._engine = engine
         self._channel = channel
         self._conn: AsyncConnection | None = None
@@ -39,7 +42,7 @@ class ChannelListener:
             return True
         await self.close()
         try:
-            self._conn = await self._engine.connect()
+            self._conn = await self._engine().connect()
             driver = await asyncpg_connection(self._conn)
             if driver is not None:
                 await driver.add_listener(self._channel, self._notified)
