@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Awaitable
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
@@ -75,7 +76,7 @@ from vault.admin.quotas import QuotaGate
 from vault.audit import chain as audit_chain
 from vault.catalogue.loader import load_policies
 from vault.context import VaultContext
-from vault.recipients.delivery import Deliverer, RunReport
+from vault.recipients.delivery import Deliverer, RunReport, outbox_listener
 from vault.rights import selfservice
 from vault.rights.requests import settle_awaiting
 from vault.settings import Settings
@@ -324,9 +325,13 @@ def background_jobs_for(ctx: VaultContext) -> list[PeriodicJob]:
         # Recipient notices (issue 16): fan out new domain events and deliver what is due.
         # In the jobs process on PostgreSQL (claims by row locks, so several nodes share
         # the work), inside `serve` on SQLite; never on a request's path.
-        deliverer = Deliverer(ctx)
+        deliverer = Deliverer(ctx, observer=metrics.NotificationMetrics())
+        # On PostgreSQL a committed domain event wakes the job at once (LISTEN/NOTIFY);
+        # the interval stays as the poll behind it (and is all SQLite has).
+        wake = outbox_listener(ctx)
 
         async def notify() -> None:
+            await wake.start()
             report = await deliverer.run()
             # Requests whose recipients have all confirmed close (Art. 19 GDPR).
             settled = await settle_awaiting(ctx)
@@ -337,9 +342,20 @@ def background_jobs_for(ctx: VaultContext) -> list[PeriodicJob]:
                 )
 
         jobs.append(
-            PeriodicJob("notify", ctx.settings.notify_interval, notify, close=deliverer.close)
+            PeriodicJob(
+                "notify",
+                ctx.settings.notify_interval,
+                notify,
+                close=lambda: _close_all(deliverer.close(), wake.close()),
+                wake=wake.event,
+            )
         )
     return jobs
+
+
+async def _close_all(*closing: Awaitable[object]) -> None:
+    for close in closing:
+        await close
 
 
 async def _retention(ctx: VaultContext) -> None:

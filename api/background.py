@@ -24,12 +24,16 @@ class PeriodicJob:
         interval: float,
         run: Callable[[], Awaitable[object]],
         close: Callable[[], Awaitable[object]] | None = None,
+        wake: asyncio.Event | None = None,
     ) -> None:
         self.name = name
         self.interval = interval
         self._run = run
         #: Releases what the job holds open (connections) once it has stopped.
         self._close = close
+        #: Set by whoever knows there is work (a commit's notification): the job runs at
+        #: once instead of at the end of its interval, which stays the fallback.
+        self._wake = wake
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -39,12 +43,24 @@ class PeriodicJob:
 
     async def _loop(self) -> None:
         while not self._stopping.is_set():
+            if self._wake is not None:
+                self._wake.clear()  # a signal during the run below makes the next one start
             try:
                 await self._run()
             except Exception as exc:  # noqa: BLE001 - logged and retried next interval
                 log.error("background_job_failed", job=self.name, error=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
+            await self._pause()
+
+    async def _pause(self) -> None:
+        """Until the interval passed, the job is stopping, or it is woken."""
+        waits = [asyncio.ensure_future(self._stopping.wait())]
+        if self._wake is not None:
+            waits.append(asyncio.ensure_future(self._wake.wait()))
+        try:
+            await asyncio.wait(waits, timeout=self.interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def stop(self, timeout: float = 60.0) -> None:
         """Ask the loop to end after its current run and wait for it (cancel only as a last

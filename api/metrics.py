@@ -1,14 +1,16 @@
-"""Prometheus metrics: request counts and latency by route template, lookup decisions.
+"""Prometheus metrics: request counts and latency by route template, lookup decisions,
+recipient notices.
 
-Labels are route templates, methods, status codes, purpose ids from the catalogue and
-reason codes: never a raw path, identifier or any contact data. With several worker
-processes (`tresor serve --workers N`) the counters are aggregated across workers through
-prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by `serve`).
+Labels are route templates, methods, status codes, purpose ids from the catalogue,
+recipient names and reason codes: never a raw path, identifier or any contact data. With
+several worker processes (`tresor serve --workers N`) the counters are aggregated across
+workers through prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by `serve`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,54 @@ def observe_seal(sealed: int, completed: bool, unsealed: int | None) -> None:
         AUDIT_LAST_SEAL.set(time.time())
     if unsealed is not None:
         AUDIT_UNSEALED.set(unsealed)
+
+
+NOTICES_QUEUED = Counter(
+    "tresor_notifications_queued_total",
+    "Recipient notices this process's fan-out created (the jobs process; a request that "
+    "fans out its own change at once is not counted here)",
+    ["recipient"],
+)
+NOTICES_DELIVERED = Counter(
+    "tresor_notifications_delivered_total",
+    "Recipient notices delivered (2xx from the webhook, or the JetStream publish ack)",
+    ["recipient"],
+)
+NOTICES_RETRIED = Counter(
+    "tresor_notifications_retried_total",
+    "Delivery attempts that failed and were scheduled again (back-off)",
+    ["recipient"],
+)
+NOTICES_FAILED = Counter(
+    "tresor_notifications_failed_total",
+    "Recipient notices given up after the retry window (shown to the DPO)",
+    ["recipient"],
+)
+NOTICE_LAG = Histogram(
+    "tresor_notification_lag_seconds",
+    "From the change's commit (the event's time) to the notice's delivery",
+    ["recipient"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0, 3600.0, 86400.0),
+)
+
+
+class NotificationMetrics:
+    """The deliverer's observer (`vault.recipients.delivery.DeliveryObserver`): labels are
+    recipient names, which an admin chose; never a subject id, URL or payload."""
+
+    def queued(self, counts: Mapping[str, int]) -> None:
+        for recipient, n in counts.items():
+            NOTICES_QUEUED.labels(recipient).inc(n)
+
+    def delivered(self, recipient: str, lag_seconds: float) -> None:
+        NOTICES_DELIVERED.labels(recipient).inc()
+        NOTICE_LAG.labels(recipient).observe(max(0.0, lag_seconds))
+
+    def retried(self, recipient: str) -> None:
+        NOTICES_RETRIED.labels(recipient).inc()
+
+    def failed(self, recipient: str) -> None:
+        NOTICES_FAILED.labels(recipient).inc()
 
 
 #: Labelled children by (method, route, status): `labels()` takes a lock and builds keys on

@@ -8,7 +8,10 @@ received every subject's data), then commits `--erasures` `subject.erased` event
 transaction and times until every one of the (erasures x 5) deliveries is `delivered`
 (fan-out from the audit trail included). Then `--rate` events per second for `--seconds`
 seconds, one transaction each, and the p50/p99 of delivered_at - occurred_at. Deliveries run
-in this process (one node); latencies cover every steady-phase delivery. Prints one JSON object.
+in this process (one node); latencies cover every steady-phase delivery. On a shared machine
+the rate follows the load, so the CPU milliseconds per delivery of this process and of the
+receiver are printed too (with the load average): they compare runs better. Prints one JSON
+object.
 
 Usage: .venv/bin/python bench/notify.py [--erasures 10000] [--rate 100] [--seconds 10]
 PostgreSQL from TRESOR_BENCH_PG_URL (a database tresor_bench_notify is created and dropped).
@@ -124,6 +127,7 @@ async def run(args: argparse.Namespace, url: str, data: Path) -> dict[str, objec
                 await conn.execute(insert(audit_events), rows[i : i + 5000])
         # Throughput: all erasures committed at once, then fanned out and delivered.
         started = time.monotonic()
+        cpu_started, receiver_cpu_started = time.process_time(), _cpu_seconds(receiver.pid)
         async with ctx.transaction() as conn:
             events = [_event(s, datetime.now(UTC)) for s in subjects]
             for i in range(0, len(events), 5000):
@@ -131,6 +135,8 @@ async def run(args: argparse.Namespace, url: str, data: Path) -> dict[str, objec
         while await _pending(ctx):
             await deliverer.run(batch=2000)
         elapsed = time.monotonic() - started
+        cpu = time.process_time() - cpu_started
+        receiver_cpu = _cpu_seconds(receiver.pid) - receiver_cpu_started
         total = args.erasures * RECIPIENTS
         # Latency: a steady rate of events, each its own commit, one node delivering.
         stop_at = time.monotonic() + args.seconds
@@ -164,6 +170,11 @@ async def run(args: argparse.Namespace, url: str, data: Path) -> dict[str, objec
             "deliveries": total,
             "seconds": round(elapsed, 2),
             "deliveries_per_second": round(total / elapsed),
+            # CPU per delivery depends far less on what else the machine runs than the rate:
+            # Tresor's side (this process, without PostgreSQL) and the receiver's.
+            "tresor_cpu_ms_per_delivery": round(cpu * 1000 / total, 3),
+            "receiver_cpu_ms_per_delivery": round(receiver_cpu * 1000 / total, 3),
+            "load_average_1m": round(os.getloadavg()[0], 2),
             "steady_rate_events_per_second": args.rate,
             "steady_events": sent,
             "steady_deliveries_measured": len(lat),
@@ -174,6 +185,12 @@ async def run(args: argparse.Namespace, url: str, data: Path) -> dict[str, objec
         await deliverer.close()
         stop(receiver)
         await ctx.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of another process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _deliver_loop(ctx: VaultContext, deliverer: Deliverer, until: float) -> None:

@@ -248,7 +248,13 @@ async def deliveries_of(
 
 async def replay(ctx: VaultContext, actor: Actor, name: str, since: datetime) -> int:
     """Send the recipient's notices of events since `since` again (same ids, so receivers
-    de-duplicate what they already had); returns how many were put back in the queue."""
+    de-duplicate what they already had); returns how many were put back in the queue.
+
+    A replay does not restart the 3-day give-up window: each notice keeps the deadline of
+    its first attempt (`created_at` + `delivery.GIVE_UP`). Inside that window it is retried
+    as before; past it, the replay is one more attempt, and a failure makes it `failed`
+    again at once. So replays are bounded and repeated replays never keep a dead
+    receiver's notices retrying for ever; the DPO sees the outcome of each."""
     now = ctx.clock.now()
     async with ctx.transaction() as conn:
         row = await recipient_row(conn, name, lock=True)
@@ -257,7 +263,7 @@ async def replay(ctx: VaultContext, actor: Actor, name: str, since: datetime) ->
             update(deliveries)
             .where(deliveries.c.recipient_id == row.id)
             .where(deliveries.c.event_seq.in_(seqs))
-            .values(status="pending", next_attempt_at=now, created_at=now, last_error=None)
+            .values(status="pending", next_attempt_at=now, last_error=None)
         )
         await audit.record(
             conn,

@@ -9,8 +9,9 @@ nodes never take the same delivery at once; SQLite has one writer.
 
 Per recipient and subject, notices go in event order: a delivery is not claimed while an
 earlier one for the same recipient and subject is still pending. A failure is retried
-with exponential back-off and jitter; after `GIVE_UP` (3 days) it is `failed`, which the
-DPO sees. A paused recipient's notices wait.
+with exponential back-off and jitter; after `GIVE_UP` (3 days from the notice's creation,
+which a replay keeps: see `acks.replay`) it is `failed`, which the DPO sees. A paused
+recipient's notices wait.
 """
 
 from __future__ import annotations
@@ -18,18 +19,21 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import aliased
 
 from vault.clock import as_utc
+from vault.recipients.events import OUTBOX_CHANNEL
 from vault.recipients.fanout import fan_out
 from vault.recipients.registry import signing_keys
 from vault.recipients.transports import NatsTransport, WebhookTransport
 from vault.storage.dialect import skip_locked
+from vault.storage.listen import ChannelListener
 from vault.storage.recipient_tables import deliveries, domain_events, recipients
 
 if TYPE_CHECKING:
@@ -37,8 +41,9 @@ if TYPE_CHECKING:
 
 GIVE_UP = timedelta(days=3)
 BATCH = 500
-#: Sends in flight at once per node.
-CONCURRENCY = 8
+#: Sends in flight at once per node (each recipient also has its own bound,
+#: `transports.PER_RECIPIENT`).
+CONCURRENCY = 32
 #: Claim-send-record passes per run at most, so one run ends and the next can fan out.
 MAX_PASSES = 1000
 
@@ -77,6 +82,9 @@ class _Claim:
     id: str
     attempts: int
     created_at: datetime
+    occurred_at: datetime
+    recipient_id: str
+    recipient: str
     transport: str
     target: str
     event_type: str
@@ -92,13 +100,40 @@ class RunReport:
     failed: int = 0
 
 
-class Deliverer:
-    """One per process: the transports (an HTTP pool, a NATS connection) and the loop."""
+class DeliveryObserver(Protocol):
+    """What the deliverer tells about its work, per recipient name (never a subject id or
+    any value): the API layer turns it into Prometheus metrics."""
 
-    def __init__(self, ctx: VaultContext) -> None:
+    def queued(self, counts: Mapping[str, int]) -> None: ...
+
+    def delivered(self, recipient: str, lag_seconds: float) -> None: ...
+
+    def retried(self, recipient: str) -> None: ...
+
+    def failed(self, recipient: str) -> None: ...
+
+
+def outbox_listener(ctx: VaultContext) -> ChannelListener:
+    """What wakes the deliverer when a change with domain events commits (PostgreSQL
+    LISTEN/NOTIFY, sent by `events.emit`); polling at the job's interval stays behind it."""
+    return ChannelListener(lambda: ctx.engine, OUTBOX_CHANNEL)
+
+
+class Deliverer:
+    """One per process: the transports (an HTTP pool per recipient, a NATS connection) and
+    the loop."""
+
+    def __init__(
+        self,
+        ctx: VaultContext,
+        *,
+        observer: DeliveryObserver | None = None,
+        webhooks: WebhookTransport | None = None,
+    ) -> None:
         self._ctx = ctx
+        self._observer = observer
         timeout = ctx.settings.notify_timeout_seconds
-        self.webhooks = WebhookTransport(
+        self.webhooks = webhooks or WebhookTransport(
             allow_private=ctx.settings.webhook_allow_private, timeout=timeout
         )
         self.nats = NatsTransport(ctx.settings.nats_url, timeout)
@@ -112,21 +147,31 @@ class Deliverer:
         await self.nats.close()
 
     async def run(self, *, batch: int = BATCH) -> RunReport:
-        """Fan out new events, then deliver due notices until none is left in this round."""
+        """Fan out new events, then deliver due notices until none is left in this round.
+
+        The next batch is claimed while the current one is being sent: a claimed notice
+        stays `pending` (its lease moved `next_attempt_at` on), so it is not claimed twice
+        and still holds back later notices for its recipient and subject. A claim that
+        overlapped sends and found nothing is repeated once those sends are recorded,
+        because they may have released notices that waited behind them."""
+        on_queued = self._observer.queued if self._observer is not None else None
         fanned = 0
-        while (n := await fan_out(self._ctx, batch=batch)) > 0:
+        while (n := await fan_out(self._ctx, batch=batch, on_queued=on_queued)) > 0:
             fanned += n
-        delivered = retried = failed = 0
-        # A round ends when nothing is due; notices that waited behind an earlier one for
-        # their subject become due as soon as it is delivered, in the next pass.
+        totals = [0, 0, 0]
+        claims = await self._claim(batch)
         for _ in range(MAX_PASSES):
-            claims = await self._claim(batch)
             if not claims:
                 break
-            errors = await asyncio.gather(*(self._gated_send(c) for c in claims))
-            d, r, f = await self._record(claims, errors)
-            delivered, retried, failed = delivered + d, retried + r, failed + f
-        return RunReport(fanned, delivered, retried, failed)
+            next_claims = asyncio.ensure_future(self._claim(batch))
+            try:
+                errors = await asyncio.gather(*(self._gated_send(c) for c in claims))
+                counts = await self._record(claims, errors)
+            finally:
+                following = await next_claims
+            totals = [a + b for a, b in zip(totals, counts, strict=True)]
+            claims = following or await self._claim(batch)
+        return RunReport(fanned, *totals)
 
     async def _gated_send(self, claim: _Claim) -> str | None:
         async with self._gate:
@@ -136,7 +181,9 @@ class Deliverer:
         if claim.transport == "nats":
             return await self.nats.send(claim.target, claim.event_type, claim.id, claim.body)
         now = int(self._ctx.clock.now().timestamp())
-        return await self.webhooks.send(claim.target, claim.id, claim.body, claim.keys, now)
+        return await self.webhooks.send(
+            claim.target, claim.id, claim.body, claim.keys, now, recipient=claim.recipient_id
+        )
 
     async def _claim(self, batch: int) -> list[_Claim]:
         ctx = self._ctx
@@ -201,6 +248,9 @@ class Deliverer:
                 id=r.id,
                 attempts=r.attempts + 1,
                 created_at=as_utc(r.created_at),
+                occurred_at=as_utc(events[r.event_seq].occurred_at),
+                recipient_id=r.recipient_id,
+                recipient=targets[r.recipient_id].name,
                 transport=targets[r.recipient_id].transport,
                 target=targets[r.recipient_id].target,
                 event_type=events[r.event_seq].type,
@@ -252,4 +302,22 @@ class Deliverer:
                 await conn.execute(
                     mine.values(status="failed", last_error=bindparam("b_error")), gone
                 )
+        if self._observer is not None:
+            self._observe(self._observer, claims, errors, {k["b_id"] for k in gone}, now)
         return len(done), len(retry), len(gone)
+
+    @staticmethod
+    def _observe(
+        observer: DeliveryObserver,
+        claims: list[_Claim],
+        errors: list[str | None],
+        gone: set[str],
+        now: datetime,
+    ) -> None:
+        for claim, error in zip(claims, errors, strict=True):
+            if error is None:
+                observer.delivered(claim.recipient, (now - claim.occurred_at).total_seconds())
+            elif claim.id in gone:
+                observer.failed(claim.recipient)
+            else:
+                observer.retried(claim.recipient)

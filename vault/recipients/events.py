@@ -17,8 +17,12 @@ from enum import StrEnum
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vault.storage.dialect import notify_at_commit
 from vault.storage.recipient_tables import domain_events
 from vault.storage.tables import consents
+
+#: The PostgreSQL notification channel a committed event signals on (`storage.listen`).
+OUTBOX_CHANNEL = "tresor_outbox"
 
 
 class EventType(StrEnum):
@@ -74,6 +78,8 @@ async def emit(
             fanned_out_at=None,
         )
     )
+    # Wakes the deliverer when this transaction commits (PostgreSQL; SQLite polls).
+    await notify_at_commit(conn, OUTBOX_CHANNEL)
     return event_id
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ BATCH = 500
 @dataclass(frozen=True, slots=True)
 class _Recipient:
     id: str
+    name: str
     kind: str
     client_name: str | None
     #: event type -> [(purpose or "*", scope)]
@@ -56,7 +58,7 @@ async def _recipients(conn: AsyncConnection) -> list[_Recipient]:
     for s in (await conn.execute(select(recipient_subscriptions))).all():
         subs[s.recipient_id][s.event_type].append((s.purpose, s.scope))
     return [
-        _Recipient(r.id, r.kind, r.client_name, dict(subs.get(r.id, {})))
+        _Recipient(r.id, r.name, r.kind, r.client_name, dict(subs.get(r.id, {})))
         for r in (await conn.execute(select(recipients).order_by(recipients.c.id))).all()
     ]
 
@@ -127,8 +129,16 @@ def concerned(
     return False
 
 
-async def fan_out(ctx: VaultContext, *, batch: int = BATCH) -> int:
-    """Turn up to `batch` new events into deliveries; returns how many events it took."""
+#: Told how many deliveries each recipient (by name) got from a fan-out, once committed.
+QueuedHook = Callable[[Mapping[str, int]], None]
+
+
+async def fan_out(
+    ctx: VaultContext, *, batch: int = BATCH, on_queued: QueuedHook | None = None
+) -> int:
+    """Turn up to `batch` new events into deliveries; returns how many events it took.
+    `on_queued` hears the deliveries per recipient name after the commit (metrics)."""
+    queued: Counter[str] = Counter()
     async with ctx.transaction() as conn:
         stmt = (
             select(domain_events)
@@ -138,7 +148,9 @@ async def fan_out(ctx: VaultContext, *, batch: int = BATCH) -> int:
         )
         stmt = skip_locked(conn, stmt)
         events = (await conn.execute(stmt)).all()
-        await _fan_out_events(ctx, conn, events)
+        await _fan_out_events(ctx, conn, events, queued)
+    if on_queued is not None and queued:
+        on_queued(queued)
     return len(events)
 
 
@@ -156,7 +168,9 @@ async def fan_out_subject(ctx: VaultContext, conn: AsyncConnection, subject_id: 
     return await _fan_out_events(ctx, conn, (await conn.execute(stmt)).all())
 
 
-async def _fan_out_events(ctx: VaultContext, conn: AsyncConnection, events: Any) -> int:
+async def _fan_out_events(
+    ctx: VaultContext, conn: AsyncConnection, events: Any, queued: Counter[str] | None = None
+) -> int:
     if not events:
         return 0
     now = ctx.clock.now()
@@ -170,6 +184,8 @@ async def _fan_out_events(ctx: VaultContext, conn: AsyncConnection, events: Any)
                 r, event.type, purposes, receipts[event.seq]
             ):
                 rows.append(_delivery(event, r.id, now))
+                if queued is not None:
+                    queued[r.name] += 1
     if rows:
         await conn.execute(insert(deliveries), rows)
     await conn.execute(

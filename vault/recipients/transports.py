@@ -14,53 +14,102 @@ import asyncio
 import re
 from typing import Any
 
+import httpcore
 import httpx
 import nats
 from nats.js.errors import NotFoundError
 
 from vault.recipients import signing
-from vault.recipients.urls import needs_resolution, resolve_allowed
+from vault.recipients.pinned_dns import (
+    PinnedTransport,
+    PrivateAddressError,
+    Resolver,
+    system_resolver,
+)
 
 #: Seconds a receiver (or JetStream) has to answer by default (TRESOR_NOTIFY_TIMEOUT);
 #: the delivery lease is three times as long.
 TIMEOUT = 10.0
+#: Requests in flight (and kept-alive connections) per webhook recipient. Small on
+#: purpose: httpcore checks every idle connection of a pool on each request, and a few
+#: kept-alive connections already keep a loopback receiver busy (measured: 4 per recipient
+#: cost a third less CPU per request than 16; docs/performance.md).
+PER_RECIPIENT = 4
 
 
 class WebhookTransport:
-    """One HTTP client (connection pool) per process, used by every delivery."""
+    """One HTTP client (a keep-alive connection pool) per recipient, reused by every
+    delivery to it: a slow or failing receiver holds only its own connections, and at most
+    `per_recipient` requests go to one receiver at once. Connections go to the address the
+    private-range check saw (`pinned_dns`)."""
 
-    def __init__(self, *, allow_private: bool, timeout: float = TIMEOUT) -> None:
+    def __init__(
+        self,
+        *,
+        allow_private: bool,
+        timeout: float = TIMEOUT,
+        per_recipient: int = PER_RECIPIENT,
+        resolver: Resolver = system_resolver,
+        inner: httpcore.AsyncNetworkBackend | None = None,
+    ) -> None:
         self._allow_private = allow_private
         self._timeout = timeout
-        self._client: httpx.AsyncClient | None = None
+        self._per_recipient = per_recipient
+        self._resolver = resolver
+        self._inner = inner
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        #: Requests wait here rather than in httpcore's pool, whose queue is scanned on
+        #: every request and connection change (profiled: the largest cost of a send).
+        self._gates: dict[str, asyncio.Semaphore] = {}
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
+    def _http(self, recipient: str) -> httpx.AsyncClient:
+        client = self._clients.get(recipient)
+        if client is None:
+            limits = httpx.Limits(
+                max_connections=self._per_recipient,
+                max_keepalive_connections=self._per_recipient,
+                keepalive_expiry=30.0,
+            )
             # No redirects: a 3xx could point the notice somewhere the URL check refused.
-            self._client = httpx.AsyncClient(
+            client = httpx.AsyncClient(
                 timeout=self._timeout,
                 follow_redirects=False,
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
                 trust_env=False,
+                transport=PinnedTransport(
+                    allow_private=self._allow_private,
+                    limits=limits,
+                    resolver=self._resolver,
+                    inner=self._inner,
+                ),
             )
-        return self._client
+            self._clients[recipient] = client
+            self._gates[recipient] = asyncio.Semaphore(self._per_recipient)
+        return client
 
     async def send(
-        self, url: str, msg_id: str, body: bytes, keys: list[bytes], now: int
+        self,
+        url: str,
+        msg_id: str,
+        body: bytes,
+        keys: list[bytes],
+        now: int,
+        *,
+        recipient: str = "",
     ) -> str | None:
         if not keys:
             return "no_secret"
-        # A host name is resolved off the event loop; an address literal needs no lookup.
-        if needs_resolution(url, allow_private=self._allow_private) and not (
-            await asyncio.to_thread(resolve_allowed, url, allow_private=self._allow_private)
-        ):
-            return "private_address"
         headers = signing.headers(keys, msg_id, now, body)
         headers["content-type"] = "application/json"
+        client = self._http(recipient)
         try:
-            response = await self._http().post(url, content=body, headers=headers)
+            async with self._gates[recipient]:
+                response = await client.post(url, content=body, headers=headers)
         except httpx.TimeoutException:
             return "timeout"
+        except httpx.ConnectError as exc:
+            if isinstance(exc.__cause__, PrivateAddressError):
+                return "private_address"
+            return "connect_error"
         except httpx.HTTPError as exc:
             return _kind(type(exc).__name__)
         if 200 <= response.status_code < 300:
@@ -68,9 +117,9 @@ class WebhookTransport:
         return f"http_{response.status_code}"
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        clients, self._clients, self._gates = list(self._clients.values()), {}, {}
+        for client in clients:
+            await client.aclose()
 
 
 def _kind(name: str) -> str:

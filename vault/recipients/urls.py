@@ -4,14 +4,14 @@ HTTPS only, except plain HTTP to a loopback address (development); no user name 
 password in the URL (it would sit in the database and in logs); a host that is a private,
 link-local, reserved or multicast address is refused unless the operator allows private
 ranges (`TRESOR_WEBHOOK_ALLOW_PRIVATE`), since Tresor often runs inside the network those
-ranges name. Host names are checked as literals here; `resolve_allowed` checks what a name
-resolves to at delivery time, so a name pointing inside is refused then too.
+ranges name. Host names are checked as literals here; `address_allowed` is the same rule for
+what a name resolves to at delivery time (`pinned_dns` resolves once, checks the answers and
+connects to the checked address), so a name pointing inside is refused then too.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import socket
 from urllib.parse import urlsplit
 
 from vault.errors import InvalidInput
@@ -67,20 +67,10 @@ def validate_webhook_url(url: str, *, allow_private: bool) -> str:
     return url.strip()
 
 
-def needs_resolution(url: str, *, allow_private: bool) -> bool:
-    """Whether `resolve_allowed` has a name to look up (else it answers True at once)."""
-    host = urlsplit(url).hostname or ""
-    return not (allow_private or _address(host) is not None or host == "localhost")
-
-
-def resolve_allowed(url: str, *, allow_private: bool) -> bool:
-    """At delivery: False if the URL's host name resolves to a private address that is not
-    allowed (a DNS name may point inside the network after it was validated)."""
-    if not needs_resolution(url, allow_private=allow_private):
-        return True
-    host = urlsplit(url).hostname or ""
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return True  # unresolvable: the delivery itself fails and is retried
-    return not any(_is_private(ipaddress.ip_address(i[4][0])) for i in infos)
+def address_allowed(address: str, *, allow_private: bool) -> bool:
+    """Whether a webhook may connect to this resolved IP address (the private-range rule of
+    `validate_webhook_url`; loopback stays allowed, as for literals)."""
+    addr = _address(address)
+    if addr is None:
+        return False
+    return allow_private or not _is_private(addr)

@@ -97,3 +97,11 @@ async def asyncpg_connection(conn: AsyncConnection) -> asyncpg.Connection | None
     if not isinstance(driver, asyncpg.Connection):
         raise InvariantViolation("the raw PostgreSQL connection has no asyncpg connection")
     return driver
+
+
+async def notify_at_commit(conn: AsyncConnection, channel: str) -> None:
+    """PostgreSQL: `NOTIFY channel` inside the caller's transaction, delivered to listeners
+    when it commits and never on a rollback (several in one transaction arrive as one).
+    SQLite has no such signal: its readers poll."""
+    if _is_postgresql(conn):
+        await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from vault.errors import InvalidInput
-from vault.recipients.urls import resolve_allowed, validate_webhook_url
+from vault.recipients.urls import address_allowed, validate_webhook_url
 
 
 @pytest.mark.parametrize(
@@ -57,18 +57,13 @@ def test_private_ranges_when_allowed():
         validate_webhook_url("http://10.0.0.5/hook", allow_private=True)
 
 
-def test_a_name_resolving_inside_is_refused_at_delivery(monkeypatch: pytest.MonkeyPatch):
-    """A host name that resolves to a private address passes registration but is refused
-    when a notice is sent, unless private ranges are allowed."""
-    import socket
-
-    def fake(host, port, *a, **kw):
-        ip = "10.1.2.3" if host == "inside.example.com" else "93.184.216.34"
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, 0))]
-
-    monkeypatch.setattr(socket, "getaddrinfo", fake)
-    url = "https://inside.example.com/hook"
-    assert validate_webhook_url(url, allow_private=False) == url
-    assert not resolve_allowed(url, allow_private=False)
-    assert resolve_allowed(url, allow_private=True)
-    assert resolve_allowed("https://outside.example.com/hook", allow_private=False)
+def test_resolved_addresses_follow_the_literal_rule():
+    """What a host name resolves to at delivery is judged like a literal in a URL: private,
+    link-local and unspecified addresses refused unless private ranges are allowed; public
+    and loopback addresses allowed; anything that is not an address refused."""
+    for inside in ("10.1.2.3", "192.168.0.7", "169.254.169.254", "fd00::1", "0.0.0.0"):  # noqa: S104 - refused, not bound
+        assert not address_allowed(inside, allow_private=False)
+        assert address_allowed(inside, allow_private=True)
+    for outside in ("93.184.216.34", "2606:2800:220:1::1", "127.0.0.1", "::1"):
+        assert address_allowed(outside, allow_private=False)
+    assert not address_allowed("inside.example.com", allow_private=True)
