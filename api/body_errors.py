@@ -45,7 +45,8 @@ def split_message(message: str, base: str = "") -> tuple[str, str]:
     """msgspec's message without its location, and the location as a JSON Pointer below
     `base`; a dict key's step ends the pointer (its key is client input)."""
     match = _AT.match(message)
-    assert match is not None  # the pattern matches any string
+    if match is None:  # cannot happen: the pattern matches any string
+        return message, base
     where = base
     for step in _STEP.finditer(match.group("path") or ""):
         name, index = step.groups()

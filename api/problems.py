@@ -20,8 +20,8 @@ from litestar.exceptions import (
 
 from api import errors, metrics
 from api.logging import ensure_request_id
-from api.request_body import BodyTooDeep
-from api.validation_errors import body_field, describe, json_syntax
+from api.request_body import BodyTooDeep, empty_body
+from api.validation_errors import body_field, describe, json_syntax, takes_body
 from vault.crypto import IntegrityCheckFailed, KeyringError
 from vault.errors import InvalidInput, QuotaExceeded, VaultError
 
@@ -82,6 +82,14 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
 
 
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if isinstance(exc, ValidationException) and takes_body(request) and empty_body(request):
+        return problem(  # no JSON at all: like malformed JSON, not a validation failure
+            request,
+            400,
+            "The request body is empty; nothing was changed.",
+            type_="urn:tresor:problem:malformed-json",
+            errors=[{"field": "body", "message": "is empty"}],
+        )
     if isinstance(exc, ValidationException):
         return _validation(request, exc)
     if isinstance(exc, BodyTooDeep):  # refused before decoding, like malformed JSON

@@ -72,6 +72,11 @@ def decoded_json(request: Request[Any, Any, Any]) -> Any:
     return ScopeState.from_scope(request.scope).json
 
 
+def empty_body(request: Request[Any, Any, Any]) -> bool:
+    """Whether the request's body was read and held nothing (not JSON at all: a 400)."""
+    return ScopeState.from_scope(request.scope).body == b""
+
+
 class DepthLimitedRequest(Request[Any, Any, Any]):
     """The app's request class: refuses a JSON body nested deeper than `MAX_JSON_DEPTH`
     with a 400 problem+json before it is decoded."""

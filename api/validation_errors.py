@@ -76,6 +76,11 @@ def body_field(request: Request[Any, Any, Any], key: str) -> str:
     return key
 
 
+def takes_body(request: Request[Any, Any, Any]) -> bool:
+    """Whether the operation takes a request body (its handler has a `data` argument)."""
+    return _is_parameter(request, "data")
+
+
 def _is_body(item: dict[str, Any]) -> bool:
     return item.get("source") == "body" or str(item.get("key") or "") in ("data", "body", "")
 

@@ -53,14 +53,14 @@ def test_every_operation_has_an_operation_id(committed):
 
 
 def test_protected_operations_declare_problem_responses(committed):
-    """Every non-public operation documents 400, 401, 403 and 503 as problem+json, and every
+    """Every non-public operation documents 401, 403 and 503 as problem+json, and every
     error response any operation documents is problem+json (readiness aside, which answers
     its Health body)."""
     offenders = []
     for method, path, op in _operations(committed):
         responses = op["responses"]
         if not _is_public(committed, op):
-            for code in ("400", "401", "403", "503"):
+            for code in ("401", "403", "503"):
                 if code not in responses:
                     offenders.append(f"{method} {path}: {code} not documented")
         for code, response in responses.items():
@@ -84,6 +84,20 @@ def test_public_operations_are_the_intended_ones(committed):
     for method, path, op in _operations(committed):
         if path.startswith("/v1/") and f"{method} {path}" not in public:
             assert op.get("security", committed["security"]) == [{"ApiKey": []}], (method, path)
+
+
+def test_validation_failures_are_422_and_only_unreadable_bodies_400(committed):
+    """Every operation with a body or a parameter documents 422 (validation failures); 400
+    (a body that is not JSON) is documented exactly by the operations that take a body."""
+    offenders = []
+    for method, path, op in _operations(committed):
+        responses = op["responses"]
+        params = [p for p in op.get("parameters", []) if "$ref" not in p]
+        if ("requestBody" in op or params) and "422" not in responses:
+            offenders.append(f"{method} {path}: 422 not documented")
+        if ("requestBody" in op) != ("400" in responses):
+            offenders.append(f"{method} {path}: 400 documented without a body or missing")
+    assert not offenders, "\n".join(offenders)
 
 
 def test_operations_with_a_body_document_413(committed):

@@ -136,11 +136,11 @@ async def test_cursor_paging_over_http(vault):
     ],
 )
 async def test_malformed_queries_are_problems(vault, query):
-    """Malformed filters answer 400 problem+json and reveal nothing."""
+    """Malformed filters answer 422 problem+json and reveal nothing."""
     dpo = await client_key(vault, "datenschutz", "dpo")
     async with api(vault) as http:
         r = await http.get("/v1/audit", params=query, headers=bearer(dpo))
-    assert r.status_code == 400, r.text
+    assert r.status_code == 422, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     assert "items" not in r.json()
 
@@ -196,7 +196,7 @@ async def test_stats_over_http(vault, clock):
         news = next(p for p in r.json()["purposes"] if p["purpose"] == "newsletter.email")
         assert (news["granted"], news["withdrawn"], news["expired"]) == (1, 0, 0)
         r = await http.get("/v1/audit/stats", params={"bucket": "week"}, headers=bearer(w["dpo"]))
-        assert r.status_code == 400
+        assert r.status_code == 422
 
 
 async def test_chain_status_and_public_key(vault):
