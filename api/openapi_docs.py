@@ -35,6 +35,7 @@ from litestar.openapi.spec import (
 )
 from litestar.static_files import create_static_files_router
 
+from api.operation_texts import DESCRIPTIONS
 from api.schemas import Problem
 from vault.subjects.decision import DenyReason
 
@@ -163,6 +164,15 @@ _REQUEST_ID_TEXT = (
 #: replaced, not refused, so the parameter declares no pattern.
 _REQUEST_ID_SCHEMA = Schema(type=OpenAPIType.STRING, pattern="^[A-Za-z0-9._-]{1,64}$")
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+
+
+def document_operations(document: OpenAPI) -> None:
+    """The description of each operation whose handler gives none (`api.operation_texts`)."""
+    for item in (document.paths or {}).values():
+        for method in _METHODS:
+            operation = getattr(item, method, None)
+            if operation is not None and not operation.description:
+                operation.description = DESCRIPTIONS.get(operation.operation_id or "")
 
 
 def document_validation_answers(document: OpenAPI) -> None:

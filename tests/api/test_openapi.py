@@ -109,3 +109,34 @@ def test_operations_with_a_body_document_413(committed):
         if "requestBody" in op and "413" not in op["responses"]
     ]
     assert not missing, f"413 not documented for: {missing}"
+
+
+def _undescribed_properties(schema: Any, where: str) -> list[str]:
+    """Properties (at any depth) without a description. The branches of `oneOf`/`anyOf`
+    that only restrict properties (`exactly_one`: "this one is not null") define none."""
+    if not isinstance(schema, dict):
+        return []
+    missing = []
+    for name, prop in (schema.get("properties") or {}).items():
+        if not isinstance(prop, dict) or not prop.get("description"):
+            missing.append(f"{where}.{name}")
+        missing += _undescribed_properties(prop, f"{where}.{name}")
+    for key in ("items", "additionalProperties"):
+        missing += _undescribed_properties(schema.get(key), where)
+    for branch in schema.get("oneOf", []) + schema.get("anyOf", []):
+        if isinstance(branch, dict) and "type" in branch:
+            missing += _undescribed_properties(branch, where)
+    return missing
+
+
+def test_every_operation_and_property_has_a_description(committed):
+    """Each operation and each property of every schema (nested ones too) has a
+    description, so a reader of the document or a generated client learns what it means."""
+    operations = [f"{m} {p}" for m, p, op in _operations(committed) if not op.get("description")]
+    assert not operations, f"operations without a description: {operations}"
+    properties = [
+        missing
+        for name, schema in committed["components"]["schemas"].items()
+        for missing in _undescribed_properties(schema, name)
+    ]
+    assert not properties, f"properties without a description: {properties}"
