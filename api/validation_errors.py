@@ -47,6 +47,8 @@ _INDEX = re.compile(r"\[[^\]]*\]")
 _INJECTED = frozenset({"request", "vault", "scope", "state", "headers", "cookies", "socket"})
 _SOURCES = frozenset({"query", "path", "header", "cookie", "body"})
 _MAX_LISTED = 30
+#: A message quoting a longer pattern (one listing character ranges) names it instead.
+_MAX_MESSAGE = 160
 
 
 def describe(request: Request[Any, Any, Any], items: list[Any]) -> list[dict[str, str]]:
@@ -145,6 +147,8 @@ def _message(message: str, types: list[Any]) -> str:
         names = _field_names(types)
         suffix = f" (allowed: {', '.join(names)})" if names else ""
         return "contains a field this operation does not define" + suffix
+    if message.startswith("Expected `str` matching regex") and len(message) > _MAX_MESSAGE:
+        return "does not match the pattern the document states for it"
     return message if _SAFE.match(message) else "is invalid"
 
 
