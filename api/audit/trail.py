@@ -49,7 +49,8 @@ def time_param(description: str) -> Any:
         required=False,
         max_length=32,
         pattern=TIME_PATTERN,
-        description=description + "; RFC 3339 with offset, e.g. 2026-11-23T10:00:00Z",
+        description=description + "; RFC 3339 with offset, e.g. 2026-11-23T10:00:00Z (a time "
+        "before 1970 or after 9000 is taken as 1970 or 9000: the trail holds nothing beyond)",
         schema_extra={"format": "date-time"},
     )
 

@@ -123,6 +123,13 @@ class AuditPage:
 # -- validation -------------------------------------------------------------------------------
 
 
+#: The instants a time filter can name: the trail has nothing before the first and nothing
+#: after the last, so a time outside them is moved to the nearest one (a range "since the
+#: year 234" is the whole trail), not refused.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def _utc(value: datetime | None, name: str) -> datetime | None:
     if value is None:
         return None
@@ -130,11 +137,9 @@ def _utc(value: datetime | None, name: str) -> datetime | None:
         raise InvalidInput(f"{name} needs a timezone", {name: "add Z or an offset"})
     try:
         utc = value.astimezone(UTC)
-    except (OverflowError, ValueError):
-        utc = None
-    if utc is None or not 1970 <= utc.year <= 9000:
-        raise InvalidInput(f"{name} is out of range", {name: "must lie between 1970 and 9000"})
-    return utc
+    except (OverflowError, ValueError):  # beyond year 1 or 9999 once in UTC
+        return EARLIEST if value.year < 5000 else LATEST
+    return min(max(utc, EARLIEST), LATEST)
 
 
 def validate_filter(f: AuditFilter) -> AuditFilter:
