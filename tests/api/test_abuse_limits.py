@@ -1,5 +1,5 @@
 """Abuse limits: body size, batch size, self-service code requests and failed authentication
-each end in a clear problem+json (413 / 400 / 429 with Retry-After) and change nothing."""
+each end in a clear problem+json (413 / 422 / 429 with Retry-After) and change nothing."""
 
 from __future__ import annotations
 
