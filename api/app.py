@@ -266,6 +266,8 @@ def create_app(
     )
     bind_allow(app)
     check_every_route_guarded(app)  # default deny: refuse to start with an unguarded route
+    openapi_docs.document_operations(app.openapi_schema)
+    openapi_docs.document_validation_answers(app.openapi_schema)
     openapi_docs.document_request_id(app.openapi_schema)
     return app
 

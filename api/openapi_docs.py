@@ -26,6 +26,7 @@ from litestar.openapi.spec import (
     Components,
     OpenAPI,
     OpenAPIHeader,
+    OpenAPIMediaType,
     OpenAPIResponse,
     OpenAPIType,
     Parameter,
@@ -34,11 +35,13 @@ from litestar.openapi.spec import (
 )
 from litestar.static_files import create_static_files_router
 
+from api.operation_texts import DESCRIPTIONS
 from api.schemas import Problem
 from vault.subjects.decision import DenyReason
 
 _DESCRIPTIONS = {
-    400: "Malformed request; nothing changed",
+    400: "The body is not JSON (malformed, empty, or nested deeper than 64 levels); nothing "
+    "changed",
     401: "Missing or invalid API key",
     403: "Role or purpose check denied the request (see `reason`)",
     404: "Not found",
@@ -46,7 +49,8 @@ _DESCRIPTIONS = {
     412: "`If-Match` names another state than the stored one (`reason` "
     "precondition_failed): someone changed it since; read it again. Nothing changed",
     413: "Request body larger than 64 KiB; nothing changed",
-    422: "A field breaks a domain rule; nothing changed",
+    422: "Invalid input: every failing field is listed in `errors`, a body field by its JSON "
+    "Pointer (`/evidence/method`), a parameter by its name; nothing changed",
     428: "`If-Match` missing: this update needs the `ETag` of the state it replaces",
     429: "Too many attempts (failed authentications or sign-in codes) or the client's quota "
     "is used up; see Retry-After (and RateLimit / RateLimit-Policy for a quota)",
@@ -160,6 +164,52 @@ _REQUEST_ID_TEXT = (
 #: replaced, not refused, so the parameter declares no pattern.
 _REQUEST_ID_SCHEMA = Schema(type=OpenAPIType.STRING, pattern="^[A-Za-z0-9._-]{1,64}$")
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+
+
+def document_operations(document: OpenAPI) -> None:
+    """The description of each operation whose handler gives none (`api.operation_texts`)."""
+    for item in (document.paths or {}).values():
+        for method in _METHODS:
+            operation = getattr(item, method, None)
+            if operation is not None and not operation.description:
+                operation.description = DESCRIPTIONS.get(operation.operation_id or "")
+
+
+def document_validation_answers(document: OpenAPI) -> None:
+    """Validation failures are 422 wherever the client sends something the server checks
+    (a body or a parameter); 400 is only a body that is not JSON, so only operations that
+    take a body list it. Declared centrally, so no operation can list one and not the other."""
+    for item in (document.paths or {}).values():
+        for method in _METHODS:
+            operation = getattr(item, method, None)
+            if operation is None:
+                continue
+            responses = operation.responses = operation.responses or {}
+            checked = [
+                p for p in operation.parameters or [] if getattr(p, "name", "") != "X-Request-ID"
+            ]
+            if operation.request_body is None:
+                responses.pop("400", None)
+            else:
+                responses["400"] = _problem_response(400)
+            if operation.request_body is not None or checked or "422" in responses:
+                responses["422"] = _problem_response(422, responses.get("422"))
+
+
+def _problem_response(status: int, declared: Any = None) -> OpenAPIResponse:
+    """The problem+json answer for `status`; the `reason`s an operation declared are kept."""
+    description = _DESCRIPTIONS[status]
+    text = getattr(declared, "description", None) or ""
+    if "; `reason` one of:" in text:
+        description += text[text.index("; `reason` one of:") :]
+    return OpenAPIResponse(
+        description=description,
+        content={
+            "application/problem+json": OpenAPIMediaType(
+                schema=Reference(ref="#/components/schemas/Problem")
+            )
+        },
+    )
 
 
 def document_request_id(document: OpenAPI) -> None:

@@ -9,6 +9,8 @@ document says exactly what is accepted (issue 17):
 - `enum` for the closed vocabularies of the policy catalogues (purposes, touchpoints) on the
   request properties named after them, with each value's title in the description: the
   catalogue is the one source, so the document is generated from the policies it serves;
+- a description for every property (`api.field_glossary`, unless the field has its own)
+  and for the schema itself (the Struct's docstring, first paragraph);
 - a Struct's `__openapi__` class variable (a mapping of `Schema` attribute names to values),
   for what a Python type cannot say: "exactly one of these identifiers"
   (`exactly_one(...)`), examples of whole bodies.
@@ -21,9 +23,10 @@ from typing import Any
 
 import msgspec
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
-from litestar.openapi.spec import OpenAPIType, Schema
+from litestar.openapi.spec import OpenAPIType, Reference, Schema
 from litestar.typing import FieldDefinition
 
+from api import field_glossary
 from vault.catalogue.loader import Policies
 
 OPENAPI_EXTRA = "__openapi__"
@@ -130,6 +133,17 @@ def _item_limits(schema: Schema, info: msgspec.inspect.StructType) -> None:
                 branch.items.pattern = branch.items.pattern or item.pattern
 
 
+def _describe(schema: Schema, struct: type) -> None:
+    """The Struct's docstring (first paragraph) and the glossary's text for each property
+    that has no description of its own."""
+    doc = (struct.__doc__ or "").strip()
+    if doc and not schema.description and doc != (msgspec.Struct.__doc__ or "").strip():
+        schema.description = " ".join(doc.split("\n\n", 1)[0].split())
+    for name, prop in (schema.properties or {}).items():
+        if isinstance(prop, Schema | Reference) and not prop.description:
+            prop.description = field_glossary.describe(struct.__name__, name)
+
+
 class StrictStructSchemaPlugin(StructSchemaPlugin):
     """Litestar's Struct schema plus `additionalProperties: false`, the catalogues'
     vocabularies on request bodies, and `__openapi__`."""
@@ -141,6 +155,7 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
         schema = super().to_openapi_schema(field_definition, schema_creator)
         struct = field_definition.type_
         info = msgspec.inspect.type_info(struct)
+        _describe(schema, struct)
         if isinstance(info, msgspec.inspect.StructType) and info.forbid_unknown_fields:
             # A request body: refuses what it does not define, and names catalogue entries.
             schema.additional_properties = False

@@ -20,7 +20,8 @@ from litestar.exceptions import (
 
 from api import errors, metrics
 from api.logging import ensure_request_id
-from api.validation_errors import describe, json_syntax
+from api.request_body import BodyTooDeep, empty_body
+from api.validation_errors import body_field, describe, json_syntax, takes_body
 from vault.crypto import IntegrityCheckFailed, KeyringError
 from vault.errors import InvalidInput, QuotaExceeded, VaultError
 
@@ -67,21 +68,38 @@ def problem(
 
 
 def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    """400 naming the fields and rules; `describe` drops every submitted value (enum
-    values, unknown field and parameter names) from the messages."""
+    """422 listing every failing field (body fields by JSON Pointer) and its rule;
+    `describe` drops every submitted value (enum values, unknown field and parameter names)
+    from the messages."""
     errors = describe(request, list(exc.extra or [])) if isinstance(exc.extra, list) else []
     return problem(
         request,
-        400,
-        "The request is malformed; nothing was changed.",
+        422,
+        "The request is invalid; nothing was changed.",
         type_="urn:tresor:problem:validation",
         errors=errors or None,
     )
 
 
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if isinstance(exc, ValidationException) and takes_body(request) and empty_body(request):
+        return problem(  # no JSON at all: like malformed JSON, not a validation failure
+            request,
+            400,
+            "The request body is empty; nothing was changed.",
+            type_="urn:tresor:problem:malformed-json",
+            errors=[{"field": "body", "message": "is empty"}],
+        )
     if isinstance(exc, ValidationException):
         return _validation(request, exc)
+    if isinstance(exc, BodyTooDeep):  # refused before decoding, like malformed JSON
+        return problem(
+            request,
+            400,
+            str(exc.detail),
+            type_="urn:tresor:problem:malformed-json",
+            errors=list(exc.extra) if isinstance(exc.extra, list) else None,
+        )
     status = exc.status_code
     if status == 400 and isinstance(exc.__cause__, SerializationException):
         return problem(  # the body is not JSON: where, never what
@@ -109,7 +127,9 @@ def _domain(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         metrics.observe_quota_exceeded(exc.client, exc.policy)
     fields = None
     if isinstance(exc, InvalidInput):
-        fields = [{"field": k, "message": v} for k, v in sorted(exc.errors.items())]
+        fields = [
+            {"field": body_field(request, k), "message": v} for k, v in sorted(exc.errors.items())
+        ]
     return problem(
         request,
         row.status,

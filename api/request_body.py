@@ -4,7 +4,8 @@ msgspec (like the standard library) decodes nested arrays and objects recursivel
 of a few tens of kilobytes nested 32,000 levels deep ends in `RecursionError` and a 500,
 before any handler or validation runs, and on an endpoint that needs no authentication. No
 request body of the API nests deeper than a handful of levels; `MAX_JSON_DEPTH` leaves room
-and refuses the rest with a 400 problem+json.
+and refuses the rest with a 400 problem+json (like malformed JSON: the body is refused before
+it is read as data, so it is not a validation failure, which is a 422).
 
 The check lives in the app's request class, in `Request.json()`, the one call through which
 Litestar decodes every JSON body (`data: JSONBody[...]` and handlers reading the body alike).
@@ -16,8 +17,9 @@ import re
 from typing import Any
 
 from litestar import Request
-from litestar.exceptions import ValidationException
+from litestar.exceptions import ClientException
 from litestar.types import Empty
+from litestar.utils.scope.state import ScopeState
 
 MAX_JSON_DEPTH = 64
 
@@ -58,20 +60,37 @@ def too_deep(raw: bytes, *, limit: int = MAX_JSON_DEPTH) -> bool:
     return json_depth(raw, limit=limit) > limit
 
 
+class BodyTooDeep(ClientException):
+    """A JSON body nested deeper than `MAX_JSON_DEPTH`: 400, answered like malformed JSON."""
+
+    status_code = 400
+
+
+def decoded_json(request: Request[Any, Any, Any]) -> Any:
+    """The request's JSON body as already decoded for its handler, or `Empty` if it was not
+    (read back when a validation error lists every failing field, without decoding twice)."""
+    return ScopeState.from_scope(request.scope).json
+
+
+def empty_body(request: Request[Any, Any, Any]) -> bool:
+    """Whether the request's body was read and held nothing (not JSON at all: a 400)."""
+    return ScopeState.from_scope(request.scope).body == b""
+
+
 class DepthLimitedRequest(Request[Any, Any, Any]):
     """The app's request class: refuses a JSON body nested deeper than `MAX_JSON_DEPTH`
-    with a validation error (400 problem+json) before it is decoded."""
+    with a 400 problem+json before it is decoded."""
 
     __slots__ = ()
 
     async def json(self) -> Any:
         decoded = self._json is not Empty or self._connection_state.json is not Empty
         if not decoded and too_deep(await self.body()):
-            raise ValidationException(
+            raise BodyTooDeep(
                 detail="The request body nests too deeply; nothing was changed.",
                 extra=[
                     {
-                        "key": "body",
+                        "field": "body",
                         "message": f"nests deeper than {MAX_JSON_DEPTH} levels of arrays "
                         "and objects",
                     }

@@ -9,8 +9,12 @@ into proxies' and clients' logs), and client input is where contact data turns u
   schema says, the allowed values or fields;
 - any other message is kept only in a shape known to carry nothing but types, bounds,
   patterns and field names of the schema; anything else becomes "is invalid";
-- a field is named only if the operation defines it (a parameter, or a path into the body's
-  schema); an unknown one is named by where it was: `query`, `body`, `path`, `header`.
+- a field is named only if the operation defines it: a parameter by its name, a part of the
+  body by its JSON Pointer (`/evidence/method`, `/contacts/0/channel`; `""` is the whole
+  body); an unknown parameter is named by where it was (`query`, `path`, `header`), an
+  unknown body field by the object holding it;
+- every failing part of the body is listed, not only the first msgspec met
+  (`api.body_errors`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ from typing import Any
 
 import msgspec.inspect as mi
 from litestar import Request
+from litestar.types import Empty
+
+from api.body_errors import dotted_to_pointer, failing_fields, split_message
+from api.request_body import decoded_json
 
 _ENUM = re.compile(r"^Invalid (?:enum )?value\b")
 _UNKNOWN_FIELD = re.compile(r"^Object contains unknown field\b")
@@ -39,26 +47,87 @@ _INDEX = re.compile(r"\[[^\]]*\]")
 _INJECTED = frozenset({"request", "vault", "scope", "state", "headers", "cookies", "socket"})
 _SOURCES = frozenset({"query", "path", "header", "cookie", "body"})
 _MAX_LISTED = 30
+#: A message quoting a longer pattern (one listing character ranges) names it instead.
+_MAX_MESSAGE = 160
 
 
 def describe(request: Request[Any, Any, Any], items: list[Any]) -> list[dict[str, str]]:
     """Safe `{"field", "message"}` items for the `extra` of a `ValidationException`."""
     schema = _operation_schema(request)
-    out = []
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        key = str(item.get("key") or "")
-        path = "" if key in ("data", "body", "") else _INDEX.sub("", key)
-        types = schema.get(path, [])
-        if path == "":
-            field = "body"
-        elif path in schema:
-            field = _public_name(request, key)
-        else:
-            field = _source(request, item, key)
-        out.append({"field": field, "message": _message(str(item.get("message", "")), types)})
+    items = [item for item in items if isinstance(item, dict)]
+    body = [item for item in items if _is_body(item)]
+    out = [_describe_parameter(request, schema, item) for item in items if not _is_body(item)]
+    failures = _body_failures(request) if body else []
+    if not failures:  # the body's items as the signature reported them
+        failures = [_litestar_body_item(item) for item in body]
+    for where, message in failures:
+        types = schema.get(_schema_path(where), [])
+        out.append({"field": where, "message": _message(message, types)})
     return out
+
+
+def body_field(request: Request[Any, Any, Any], key: str) -> str:
+    """A domain error's field as the answer names it: a body field's dotted path as a JSON
+    Pointer (`evidence.touchpoint` -> `/evidence/touchpoint`), a parameter by its name."""
+    schema = _operation_schema(request)
+    if key in schema and key != "" and not _is_parameter(request, key):
+        return dotted_to_pointer(key)
+    head = key.split(".", 1)[0]
+    if "." in key and head in schema and not _is_parameter(request, head):
+        return dotted_to_pointer(key)
+    return key
+
+
+def takes_body(request: Request[Any, Any, Any]) -> bool:
+    """Whether the operation takes a request body (its handler has a `data` argument)."""
+    return _is_parameter(request, "data")
+
+
+def _is_body(item: dict[str, Any]) -> bool:
+    return item.get("source") == "body" or str(item.get("key") or "") in ("data", "body", "")
+
+
+def _is_parameter(request: Request[Any, Any, Any], name: str) -> bool:
+    try:
+        return name in request.route_handler.parsed_fn_signature.parameters
+    except Exception:  # noqa: BLE001 - no handler resolved
+        return False
+
+
+def _describe_parameter(
+    request: Request[Any, Any, Any], schema: dict[str, list[Any]], item: dict[str, Any]
+) -> dict[str, str]:
+    key = _INDEX.sub("", str(item.get("key") or ""))
+    field = _public_name(request, key) if key in schema else _source(request, item, key)
+    return {"field": field, "message": _message(str(item.get("message", "")), schema.get(key, []))}
+
+
+def _body_failures(request: Request[Any, Any, Any]) -> list[tuple[str, str]]:
+    """Every failing part of the decoded body, converted again against the handler's body
+    type; empty when the body was not decoded or the handler takes none."""
+    raw = decoded_json(request)
+    try:
+        handler = request.route_handler
+        definition = handler.parsed_fn_signature.parameters.get("data")
+        decoder = handler.default_deserializer
+    except Exception:  # noqa: BLE001 - no handler resolved
+        return []
+    if raw is Empty or definition is None:
+        return []
+    return failing_fields(raw, definition.annotation, decoder)
+
+
+def _litestar_body_item(item: dict[str, Any]) -> tuple[str, str]:
+    key = str(item.get("key") or "")
+    path = "" if key in ("data", "body") else key
+    message, _ = split_message(str(item.get("message", "")))
+    return dotted_to_pointer(_INDEX.sub("", path)), message
+
+
+def _schema_path(where: str) -> str:
+    """A JSON Pointer as the dotted schema path `_operation_schema` keys (indexes dropped)."""
+    steps = [s.replace("~1", "/").replace("~0", "~") for s in where.split("/")[1:]]
+    return ".".join(s for s in steps if not s.isdigit())
 
 
 def json_syntax(message: str) -> str:
@@ -78,6 +147,8 @@ def _message(message: str, types: list[Any]) -> str:
         names = _field_names(types)
         suffix = f" (allowed: {', '.join(names)})" if names else ""
         return "contains a field this operation does not define" + suffix
+    if message.startswith("Expected `str` matching regex") and len(message) > _MAX_MESSAGE:
+        return "does not match the pattern the document states for it"
     return message if _SAFE.match(message) else "is invalid"
 
 

@@ -194,13 +194,13 @@ async def _run_every_flow(vault, http: httpx.AsyncClient, rec: Recorder) -> None
             {"json": {**new, "email": "canary.zx81q@@example.org"}},
             422,
         ),
-        ("POST", "/v1/subjects", writer, {"json": {**new, "notes": "Kanarienvogel Zx81q"}}, 400),
+        ("POST", "/v1/subjects", writer, {"json": {**new, "notes": "Kanarienvogel Zx81q"}}, 422),
         (
             "POST",
             "/v1/subjects",
             writer,
             {"json": {**new, "name": "Kanarienvogel Zx81q " * 12}},
-            400,
+            422,
         ),
         (
             "POST",
@@ -217,13 +217,13 @@ async def _run_every_flow(vault, http: httpx.AsyncClient, rec: Recorder) -> None
             "/v1/subjects",
             writer,
             {"json": {**new, "postal_address": {"street": "Canarystraße 77"}}},
-            400,
+            422,
         ),
-        ("POST", "/v1/subjects", writer, {"json": {**new, "phone": 3098765432}}, 400),
+        ("POST", "/v1/subjects", writer, {"json": {**new, "phone": 3098765432}}, 422),
         ("PATCH", f"/v1/subjects/{sid}/contact", writer, {"json": {"email": "canary.zx81q@"}}, 422),
         ("PATCH", f"/v1/subjects/{sid}/contact", writer, {"json": {"phone": "Kanarienvogel"}}, 422),
-        ("GET", "/v1/subjects/canary.zx81q@example.org/consents", writer, {}, 400),
-        ("PATCH", "/v1/subjects/CANARY-ZX81Q/contact", writer, {"json": {"name": "x"}}, 400),
+        ("GET", "/v1/subjects/canary.zx81q@example.org/consents", writer, {}, 422),
+        ("PATCH", "/v1/subjects/CANARY-ZX81Q/contact", writer, {"json": {"name": "x"}}, 422),
         ("GET", "/v1/lookup/canary.zx81q@example.org", shop, {}, 404),
         (
             "POST",
@@ -235,7 +235,7 @@ async def _run_every_flow(vault, http: httpx.AsyncClient, rec: Recorder) -> None
                     "evidence": {**evidence, "ip": CANARY_IP * 6, "explicit": True},
                 }
             },
-            400,
+            422,
         ),
         (
             "POST",
@@ -270,7 +270,7 @@ async def _run_every_flow(vault, http: httpx.AsyncClient, rec: Recorder) -> None
             "/v1/lookup",
             shop,
             {"json": {"purpose": "order.delivery", "external_ref": ref, "name": "Kanarienvogel"}},
-            400,
+            422,
         ),
         (
             "POST",

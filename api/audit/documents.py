@@ -256,7 +256,9 @@ class DpoConsentController(Controller):
         summary="Consents granted, withdrawn and expired per purpose over time; audited",
         description=(
             "Counts consents (lawful basis `consent`) by the UTC day or hour they were "
-            "granted (confirmed, for double opt-in), withdrawn, or expired while granted."
+            "granted (confirmed, for double opt-in), withdrawn, or expired while granted. "
+            "A range longer than 2000 buckets is cut to its last 2000 (the answer's `since` "
+            "says where it starts); an empty or reversed range has none."
         ),
         responses=problems(*AUTHED, 422),
     )

@@ -33,7 +33,8 @@ from vault.errors import InvalidInput
 CLIENT_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 PURPOSE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
 ACTION_PATTERN = r"^[a-z_]{1,40}(:[a-z_]{1,40}){0,2}$"
-CURSOR_PATTERN = r"^c1\.[A-Za-z0-9_-]{1,24}$"
+#: Exactly the cursors that decode (a pattern-valid cursor is never refused).
+CURSOR_PATTERN = audit_query.CURSOR_PATTERN
 UUID_PATTERN = r"^[0-9a-f-]{36}$"
 
 Bucket = Literal["day", "hour"]
@@ -48,7 +49,8 @@ def time_param(description: str) -> Any:
         required=False,
         max_length=32,
         pattern=TIME_PATTERN,
-        description=description + "; RFC 3339 with offset, e.g. 2026-11-23T10:00:00Z",
+        description=description + "; RFC 3339 with offset, e.g. 2026-11-23T10:00:00Z (a time "
+        "before 1970 or after 9000 is taken as 1970 or 9000: the trail holds nothing beyond)",
         schema_extra={"format": "date-time"},
     )
 
@@ -153,8 +155,8 @@ class AuditController(Controller):
             "All filters are optional and combine with AND. `client` is the acting client's "
             "name; `action` is a full `source:subject:action` tag or its last part (so "
             "`lookup` finds `client:contact:lookup`); `since` is inclusive, `until` "
-            "exclusive. Pass the answer's `next_cursor` as `cursor` for the next page; "
-            "it is null on the last page."
+            "exclusive (an empty or reversed range selects nothing). Pass the answer's "
+            "`next_cursor` as `cursor` for the next page; it is null on the last page."
         ),
         responses=problems(*AUTHED, 422),
     )
@@ -230,7 +232,8 @@ class AuditController(Controller):
         description=(
             "Counts lookups (allowed and denied) with since <= at < until; defaults to the "
             "last 30 days by day or the last 48 hours by hour. Buckets are UTC days or hours; "
-            "at most 2000 per query. The read is audited."
+            "a longer range is cut to its last 2000 buckets (the answer's `since` says where "
+            "it starts), an empty or reversed range has none. The read is audited."
         ),
         responses=problems(*AUTHED, 422),
     )

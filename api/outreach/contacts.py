@@ -15,6 +15,7 @@ from api.outreach.schemas import ContactRecorded, ContactRecordIn
 from api.schemas import contact_channel
 from api.subjects.schemas import ContactReservationOut
 from vault.admin.clients import ClientInfo, Role
+from vault.errors import InvalidInput
 from vault.outreach import basket
 
 
@@ -57,7 +58,21 @@ class ContactController(Controller):
         self, request: Request[Any, Any, Any], data: JSONBody[ContactRecordIn], vault: Vault
     ) -> ContactRecorded:
         client: ClientInfo = request.user
-        reserved = await basket.record_contact(
+        try:
+            reserved = await self._record(vault, request, client, data)
+        except InvalidInput as exc:
+            # The vault names the contact's fields as in a lookup's `contact` object; this
+            # body has them at its top level, so the answer names them where they are.
+            raise InvalidInput(
+                str(exc), {k.removeprefix("contact."): v for k, v in exc.errors.items()}
+            ) from None
+        return ContactRecorded(subject_id=data.subject_id, contact=reservation_out(reserved))
+
+    @staticmethod
+    async def _record(
+        vault: Vault, request: Request[Any, Any, Any], client: ClientInfo, data: ContactRecordIn
+    ) -> basket.Reservation:
+        return await basket.record_contact(
             vault,
             actor_of(request),
             client.purposes,
@@ -73,4 +88,3 @@ class ContactController(Controller):
             ),
             purpose_id=data.purpose,
         )
-        return ContactRecorded(subject_id=data.subject_id, contact=reservation_out(reserved))

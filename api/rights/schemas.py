@@ -14,6 +14,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 from api.openapi_schema import exactly_one
 from api.schemas import EmailText, PhoneText, Short, Uuid
 from api.subjects.schemas import ContactPatch
+from vault.rights.requests.validation import FREE_TEXT_PATTERN
 
 SelfRequestType = Literal[
     "access",
@@ -197,7 +198,18 @@ RequestStatusName = Literal[
 RequestChannelName = Literal["self_service", "letter", "phone", "email", "in_person"]
 
 
-ReasonText = Annotated[str, Meta(min_length=1, max_length=1000)]
+#: A DPO's free text: what `clean_text` accepts, stated in the document (no control or
+#: format characters besides line feed and tab, not only white space).
+ReasonText = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=1000,
+        pattern=FREE_TEXT_PATTERN,
+        description="Free text of at most 1000 characters: not only white space, no control "
+        "or format characters besides line feed and tab.",
+    ),
+]
 
 
 class RequestPayload(Struct, forbid_unknown_fields=True):

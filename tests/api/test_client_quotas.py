@@ -96,7 +96,7 @@ async def test_admin_api_sets_quotas_and_rotates_keys_without_leaking_them(
         assert r.status_code == 204
         assert_problem(
             await http.patch("/v1/clients/crm", json={"rate": "fast"}, headers=bearer(admin)),
-            400,
+            422,
         )
         assert_problem(await http.patch("/v1/clients/crm", json={}, headers=bearer(admin)), 422)
         assert_problem(

@@ -53,14 +53,14 @@ def test_every_operation_has_an_operation_id(committed):
 
 
 def test_protected_operations_declare_problem_responses(committed):
-    """Every non-public operation documents 400, 401, 403 and 503 as problem+json, and every
+    """Every non-public operation documents 401, 403 and 503 as problem+json, and every
     error response any operation documents is problem+json (readiness aside, which answers
     its Health body)."""
     offenders = []
     for method, path, op in _operations(committed):
         responses = op["responses"]
         if not _is_public(committed, op):
-            for code in ("400", "401", "403", "503"):
+            for code in ("401", "403", "503"):
                 if code not in responses:
                     offenders.append(f"{method} {path}: {code} not documented")
         for code, response in responses.items():
@@ -86,6 +86,20 @@ def test_public_operations_are_the_intended_ones(committed):
             assert op.get("security", committed["security"]) == [{"ApiKey": []}], (method, path)
 
 
+def test_validation_failures_are_422_and_only_unreadable_bodies_400(committed):
+    """Every operation with a body or a parameter documents 422 (validation failures); 400
+    (a body that is not JSON) is documented exactly by the operations that take a body."""
+    offenders = []
+    for method, path, op in _operations(committed):
+        responses = op["responses"]
+        params = [p for p in op.get("parameters", []) if "$ref" not in p]
+        if ("requestBody" in op or params) and "422" not in responses:
+            offenders.append(f"{method} {path}: 422 not documented")
+        if ("requestBody" in op) != ("400" in responses):
+            offenders.append(f"{method} {path}: 400 documented without a body or missing")
+    assert not offenders, "\n".join(offenders)
+
+
 def test_operations_with_a_body_document_413(committed):
     """Every operation that takes a request body documents the 413 answer of the app-wide
     64 KiB body limit."""
@@ -95,3 +109,34 @@ def test_operations_with_a_body_document_413(committed):
         if "requestBody" in op and "413" not in op["responses"]
     ]
     assert not missing, f"413 not documented for: {missing}"
+
+
+def _undescribed_properties(schema: Any, where: str) -> list[str]:
+    """Properties (at any depth) without a description. The branches of `oneOf`/`anyOf`
+    that only restrict properties (`exactly_one`: "this one is not null") define none."""
+    if not isinstance(schema, dict):
+        return []
+    missing = []
+    for name, prop in (schema.get("properties") or {}).items():
+        if not isinstance(prop, dict) or not prop.get("description"):
+            missing.append(f"{where}.{name}")
+        missing += _undescribed_properties(prop, f"{where}.{name}")
+    for key in ("items", "additionalProperties"):
+        missing += _undescribed_properties(schema.get(key), where)
+    for branch in schema.get("oneOf", []) + schema.get("anyOf", []):
+        if isinstance(branch, dict) and "type" in branch:
+            missing += _undescribed_properties(branch, where)
+    return missing
+
+
+def test_every_operation_and_property_has_a_description(committed):
+    """Each operation and each property of every schema (nested ones too) has a
+    description, so a reader of the document or a generated client learns what it means."""
+    operations = [f"{m} {p}" for m, p, op in _operations(committed) if not op.get("description")]
+    assert not operations, f"operations without a description: {operations}"
+    properties = [
+        missing
+        for name, schema in committed["components"]["schemas"].items()
+        for missing in _undescribed_properties(schema, name)
+    ]
+    assert not properties, f"properties without a description: {properties}"

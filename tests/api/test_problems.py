@@ -56,28 +56,28 @@ def _bad_requests(sid: str) -> list[tuple[str, str, str, dict[str, Any], int | t
             },
             400,
         ),
-        ("wrong type", "POST", "/v1/subjects", {"json": {**good, "phone": 4940555123}}, 400),
+        ("wrong type", "POST", "/v1/subjects", {"json": {**good, "phone": 4940555123}}, 422),
         (
             "wrong type nested",
             "POST",
             "/v1/subjects",
             {"json": {**good, "postal_address": "Hauptstraße 1, 20095 Hamburg"}},
-            400,
+            422,
         ),
-        ("unknown field", "POST", "/v1/subjects", {"json": {**good, "shoe_size": 44}}, 400),
+        ("unknown field", "POST", "/v1/subjects", {"json": {**good, "shoe_size": 44}}, 422),
         (
             "over-long name",
             "POST",
             "/v1/subjects",
             {"json": {**good, "name": "Echo Geheimnisträger " * 20}},
-            400,
+            422,
         ),
         (
             "over-long email",
             "POST",
             "/v1/subjects",
             {"json": {**good, "email": "g" * 320 + "@example.net"}},
-            400,
+            422,
         ),
         (
             "invalid e-mail",
@@ -99,7 +99,7 @@ def _bad_requests(sid: str) -> list[tuple[str, str, str, dict[str, Any], int | t
             "POST",
             "/v1/subjects",
             {"json": {**good, "postal_address": {"street": "Hauptstraße 1", "city": "Hamburg"}}},
-            400,
+            422,
         ),
         (
             "blank postal field",
@@ -158,7 +158,7 @@ def _bad_requests(sid: str) -> list[tuple[str, str, str, dict[str, Any], int | t
             {"content": b"", "headers": {"content-type": "application/json"}},
             400,
         ),
-        ("JSON array body", "POST", "/v1/subjects", {"json": [good]}, 400),
+        ("JSON array body", "POST", "/v1/subjects", {"json": [good]}, 422),
         (
             "rectify invalid e-mail",
             "PATCH",
@@ -179,14 +179,14 @@ def _bad_requests(sid: str) -> list[tuple[str, str, str, dict[str, Any], int | t
             "PATCH",
             "/v1/subjects/not-a-uuid/contact",
             {"json": {"name": "Echo Geheimnisträger"}},
-            400,
+            422,
         ),
         (
             "e-mail as subject_id path",
             "GET",
             "/v1/subjects/geheim.echo.7731@example.net/consents",
             {},
-            400,
+            422,
         ),
         (
             "unknown purpose",
@@ -272,7 +272,7 @@ def _bad_requests(sid: str) -> list[tuple[str, str, str, dict[str, Any], int | t
             {},
             404,
         ),
-        ("withdraw bad consent id", "POST", f"/v1/subjects/{sid}/consents/123/withdraw", {}, 400),
+        ("withdraw bad consent id", "POST", f"/v1/subjects/{sid}/consents/123/withdraw", {}, 422),
         (
             "confirm unknown token",
             "POST",
@@ -280,20 +280,20 @@ def _bad_requests(sid: str) -> list[tuple[str, str, str, dict[str, Any], int | t
             {"json": {"token": "A" * 43}},
             404,
         ),
-        ("confirm without token", "POST", "/v1/consents/confirm", {"json": {}}, 400),
+        ("confirm without token", "POST", "/v1/consents/confirm", {"json": {}}, 422),
         (
             "client with bad name",
             "POST",
             "/v1/clients",
             {"json": {"name": "Geheim Echo", "role": "writer"}},
-            400,
+            422,
         ),
         (
             "client with bad role",
             "POST",
             "/v1/clients",
             {"json": {"name": "geheim", "role": "superuser"}},
-            400,
+            422,
         ),
         (
             "client with unknown purpose",
@@ -327,19 +327,19 @@ def _lookup_requests() -> list[tuple[str, dict[str, Any], int]]:
         (
             "unknown field",
             {"purpose": "order.delivery", "email": SECRET_VALUES["email"], "fields": ["shoe_size"]},
-            400,
+            422,
         ),
         (
             "empty fields",
             {"purpose": "order.delivery", "email": SECRET_VALUES["email"], "fields": []},
-            400,
+            422,
         ),
-        ("missing purpose", {"email": SECRET_VALUES["email"]}, 400),
-        ("wrong type", {"purpose": "order.delivery", "external_ref": 12345}, 400),
+        ("missing purpose", {"email": SECRET_VALUES["email"]}, 422),
+        ("wrong type", {"purpose": "order.delivery", "external_ref": 12345}, 422),
         (
             "unknown member",
             {"purpose": "order.delivery", "email": SECRET_VALUES["email"], "reason": "curiosity"},
-            400,
+            422,
         ),
         ("unknown purpose", {"purpose": "no.such.purpose", "email": SECRET_VALUES["email"]}, 403),
     ]
@@ -401,21 +401,27 @@ async def test_unknown_evidence_touchpoint_names_the_field_and_stores_nothing(va
         )
         body = assert_problem(r, 422)
         assert body["errors"] == [
-            {"field": "evidence.touchpoint", "message": "is not in the touchpoint catalogue"}
+            {"field": "/evidence/touchpoint", "message": "is not in the touchpoint catalogue"}
         ]
         assert await row_counts(vault) == before
 
 
 async def test_bad_input_on_public_confirmation_endpoint_is_a_problem(vault):
-    """The unauthenticated confirmation endpoint answers malformed bodies with problem+json."""
+    """The unauthenticated confirmation endpoint answers bad bodies with problem+json: 400 for
+    a body that is not JSON, 422 for a JSON body that breaks the schema."""
     async with api(vault) as http:
-        for content in (b"{", b'{"token": 5}', b'{"token": ""}', b'{"token": "x", "y": 1}'):
+        for content, status in (
+            (b"{", 400),
+            (b'{"token": 5}', 422),
+            (b'{"token": ""}', 422),
+            (b'{"token": "x", "y": 1}', 422),
+        ):
             r = await http.post(
                 "/v1/consents/confirm",
                 content=content,
                 headers={"content-type": "application/json"},
             )
-            assert_problem(r, 400)
+            assert_problem(r, status)
 
 
 async def test_request_id_is_assigned_and_a_well_formed_one_echoed(vault):
@@ -437,7 +443,7 @@ async def test_request_id_is_assigned_and_a_well_formed_one_echoed(vault):
             json={"bogus": 1},
             headers={**bearer(writer), "X-Request-ID": "trace-0001"},
         )
-        assert r.status_code == 400
+        assert r.status_code == 422
         assert r.headers["x-request-id"] == "trace-0001"
         assert r.json()["instance"] == "trace-0001"
 
@@ -472,7 +478,7 @@ async def test_body_size_limit_is_64_kib(vault, size):
             content=payload,
             headers={**bearer(writer), "content-type": "application/json"},
         )
-        assert_problem(r, 413 if size > 64 * 1024 else 400)
+        assert_problem(r, 413 if size > 64 * 1024 else 422)
         assert await row_counts(vault) == before
 
 
@@ -580,7 +586,8 @@ async def test_validation_errors_never_quote_the_submitted_value(
     vault, log_stream, kind, role, method, path, kwargs
 ):
     """Whatever kind of field is invalid (enum, type, pattern, length, unknown field or
-    query parameter, path parameter, JSON syntax), the 400 problem names fields and rules
+    query parameter, path parameter, JSON syntax), the problem (422, or 400 for a body that
+    is not JSON) names fields and rules
     but the submitted marker appears nowhere in the response or the logs."""
     marker = f"Zq{zlib.crc32(kind.encode()) % 10_000:04d}Mark"
     keys = {
@@ -596,7 +603,7 @@ async def test_validation_errors_never_quote_the_submitted_value(
     request = {k: _with_marker(v, marker) for k, v in kwargs.items() if k != "headers"}
     async with api(vault) as http:
         r = await http.request(method, _with_marker(path, marker), headers=headers, **request)
-    assert_problem(r, 400)
+    assert_problem(r, 400 if "JSON" in kind else 422)
     assert marker.lower() not in r.text.lower(), (kind, r.text)
     assert marker.lower() not in json.dumps(dict(r.headers)).lower(), kind
     assert marker.lower() not in log_stream.getvalue().lower(), kind

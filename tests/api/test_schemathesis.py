@@ -87,10 +87,7 @@ KNOWN_GAPS = {
     "POST /self/v1/session": "phone validity (libphonenumber ranges) is not a pattern",
     "POST /self/v1/session/verify": "phone validity (libphonenumber ranges) is not a pattern",
     "POST /v1/lookup": "phone validity; a contact's channel and type must fit the purpose",
-    "GET /v1/audit": "an opaque cursor that matches its pattern may still not decode",
     "GET /v1/followups": "an opaque cursor that matches its pattern may still not decode",
-    "GET /v1/audit/stats": "at most 2000 days back from now: relative to the server's clock",
-    "GET /v1/consents/stats": "at most 2000 days back from now: relative to the server's clock",
     "POST /v1/followups": "a due window in the future: relative to the server's clock",
     "POST /v1/followups/{followup_id}/reschedule": "a due window in the future: relative to "
     "the server's clock",
@@ -102,9 +99,6 @@ KNOWN_GAPS = {
     "POST /v1/campaigns": "channel and type must fit the named purpose; a send window within "
     "one basket month",
     "POST /v1/lookup/batch": "a contact's channel and type must fit the named purpose",
-    "POST /v1/requests/{request_id}/extend": "free text without Unicode control/format chars",
-    "POST /v1/requests/{request_id}/reject": "free text without Unicode control/format chars",
-    "POST /v1/requests/{request_id}/complete": "free text without Unicode control/format chars",
     "PATCH /v1/subjects/{subject_id}/contact": "phone validity; no control chars in addresses",
     "POST /v1/subjects": "phone validity; no control chars in addresses",
     "PUT /v1/subjects/{subject_id}/preferences": "IANA time zone names (tzdata-dependent)",

@@ -43,7 +43,32 @@ _SUBJECT_RE = re.compile(r"^[0-9a-f-]{36}$")
 _CLIENT_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 _PURPOSE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _ACTION_RE = re.compile(r"^[a-z_]{1,40}(:[a-z_]{1,40}){0,2}$")
-_CURSOR_RE = re.compile(r"^c1\.([A-Za-z0-9_-]{1,24})$")
+
+
+def _cursor_pattern() -> str:
+    """Exactly the cursors `encode_cursor` can write: `c1.` and the unpadded base64url of
+    1 to 18 ASCII digits (24 characters at most). Three digits are four characters, the
+    first two set by the first digit, the third by the second, the fourth by the third; a
+    rest of one or two digits is two or three characters. So the document's pattern says
+    which cursors decode, and no cursor matching it is refused."""
+    digits = [bytes([d]) for d in b"0123456789"]
+
+    def chars(prefix: bytes, size: int, at: int) -> list[str]:
+        out = {base64.urlsafe_b64encode(prefix + d + b"00")[at : at + size] for d in digits}
+        return sorted(c.decode() for c in out)
+
+    first_pair = "|".join(chars(b"", 2, 0))  # the first digit, a second one following
+    third = "".join(chars(b"0", 1, 2))
+    fourth = "".join(chars(b"00", 1, 3))
+    triple = f"(?:{first_pair})[{third}][{fourth}]"
+    one = "|".join(sorted({base64.urlsafe_b64encode(d).decode()[:2] for d in digits}))
+    two = f"(?:{first_pair})[{''.join(chars(b'0', 1, 2))}]"
+    return rf"^c1\.((?:{triple}){{1,6}}|(?:{triple}){{0,5}}(?:{one}|{two}))$"
+
+
+#: The audit trail's page cursor (`CURSOR_PATTERN` is stated in the OpenAPI document).
+CURSOR_PATTERN = _cursor_pattern()
+_CURSOR_RE = re.compile(CURSOR_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +123,13 @@ class AuditPage:
 # -- validation -------------------------------------------------------------------------------
 
 
+#: The instants a time filter can name: the trail has nothing before the first and nothing
+#: after the last, so a time outside them is moved to the nearest one (a range "since the
+#: year 234" is the whole trail), not refused.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def _utc(value: datetime | None, name: str) -> datetime | None:
     if value is None:
         return None
@@ -105,11 +137,9 @@ def _utc(value: datetime | None, name: str) -> datetime | None:
         raise InvalidInput(f"{name} needs a timezone", {name: "add Z or an offset"})
     try:
         utc = value.astimezone(UTC)
-    except (OverflowError, ValueError):
-        utc = None
-    if utc is None or not 1970 <= utc.year <= 9000:
-        raise InvalidInput(f"{name} is out of range", {name: "must lie between 1970 and 9000"})
-    return utc
+    except (OverflowError, ValueError):  # beyond year 1 or 9999 once in UTC
+        return EARLIEST if value.year < 5000 else LATEST
+    return min(max(utc, EARLIEST), LATEST)
 
 
 def validate_filter(f: AuditFilter) -> AuditFilter:
@@ -127,10 +157,10 @@ def validate_filter(f: AuditFilter) -> AuditFilter:
         errors["decision"] = "must be allow or deny"
     if errors:
         raise InvalidInput("invalid audit filter", errors)
+    # An empty or reversed range is not an error: it selects no event (the conditions
+    # `at >= since AND at < until` say so themselves).
     since = _utc(f.since, "since")
     until = _utc(f.until, "until")
-    if since is not None and until is not None and since >= until:
-        raise InvalidInput("empty time range", {"until": "must lie after since"})
     return AuditFilter(f.subject_id, f.client, f.purpose, f.action, f.decision, since, until)
 
 
@@ -277,7 +307,12 @@ def time_range(
     now: datetime, since: datetime | None, until: datetime | None, bucket: str
 ) -> tuple[datetime, datetime, list[datetime]]:
     """Validated range (default: the last 30 days by day, the last 48 hours by hour, up to
-    the end of the current day or hour) and the start of every bucket in it, oldest first."""
+    the end of the current day or hour) and the start of every bucket in it, oldest first.
+
+    An empty or reversed range has no bucket. A range longer than `MAX_BUCKETS` buckets is
+    cut to its last `MAX_BUCKETS` (the answer's `since` says where it starts): whether a
+    range is too long depends on the server's clock when `until` is left out, which no
+    client can check beforehand, so it is answered, not refused."""
     if bucket not in BUCKETS:
         raise InvalidInput("unknown bucket", {"bucket": "must be day or hour"})
     # By default up to the end of the current bucket, so that today (this hour) is complete.
@@ -286,15 +321,15 @@ def time_range(
         until_ - (timedelta(days=30) if bucket == "day" else timedelta(hours=48))
     )
     if since_ >= until_:
-        raise InvalidInput("empty time range", {"until": "must lie after since"})
+        return since_, until_, []
+    last = _floor(until_ - timedelta(microseconds=1), bucket)  # the last bucket's start
+    earliest = last - (MAX_BUCKETS - 1) * _step(bucket)
+    if since_ < earliest:
+        since_ = earliest
     starts: list[datetime] = []
     at = _floor(since_, bucket)
     while at < until_:
         starts.append(at)
-        if len(starts) > MAX_BUCKETS:
-            raise InvalidInput(
-                "time range too long", {"since": f"at most {MAX_BUCKETS} {bucket}s per query"}
-            )
         at += _step(bucket)
     return since_, until_, starts
 

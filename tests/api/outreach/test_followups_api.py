@@ -116,7 +116,7 @@ async def test_post_contacts_keeps_a_followup_and_needs_its_purpose(vault, clock
             "followup": f["id"],
         }
         r = await http.post("/v1/contacts", json=call, headers=bearer(writer))
-        assert r.status_code == 400, r.text
+        assert r.status_code == 422, r.text
         r = await http.post(
             "/v1/contacts", json={**call, "purpose": "order.delivery"}, headers=bearer(writer)
         )
@@ -165,10 +165,10 @@ async def test_bad_input_is_problem_json_and_changes_nothing(vault, clock):
         naive = _body(sid, clock)
         naive["due_from"] = naive["due_from"][:19]
         for body, status in (
-            (naive, 400),  # no time zone
-            ({**_body(sid, clock), "note": "ruft unter 030 1234567 an"}, 400),  # free text
-            ({**_body(sid, clock), "extra": 1}, 400),
-            ({**_body(sid, clock), "subject_id": "x" * 36}, 400),
+            (naive, 422),  # no time zone
+            ({**_body(sid, clock), "note": "ruft unter 030 1234567 an"}, 422),  # free text
+            ({**_body(sid, clock), "extra": 1}, 422),
+            ({**_body(sid, clock), "subject_id": "x" * 36}, 422),
             (_body(sid, clock, start_hours=-48), 422),  # in the past
             ({**_body(sid, clock), "due_until": _body(sid, clock, 1)["due_from"]}, 422),
             ({**_body(sid, clock), "touchpoint": "moon.base"}, 422),
@@ -186,7 +186,7 @@ async def test_bad_input_is_problem_json_and_changes_nothing(vault, clock):
             "subject_id": sid,
             "contact": {"brand": "tresor", "followup": "not-a-follow-up"},
         }
-        assert_problem(await http.post("/v1/lookup", json=q, headers=bearer(shop)), 400)
+        assert_problem(await http.post("/v1/lookup", json=q, headers=bearer(shop)), 422)
         batch = {
             "purpose": "order.delivery",
             "subject_ids": [sid],
@@ -194,9 +194,9 @@ async def test_bad_input_is_problem_json_and_changes_nothing(vault, clock):
         }
         assert_problem(await http.post("/v1/lookup/batch", json=batch, headers=bearer(shop)))
         assert_problem(
-            await http.get("/v1/followups?due_before=tomorrow", headers=bearer(shop)), 400
+            await http.get("/v1/followups?due_before=tomorrow", headers=bearer(shop)), 422
         )
-        assert_problem(await http.get("/v1/followups?status=open", headers=bearer(shop)), 400)
+        assert_problem(await http.get("/v1/followups?status=open", headers=bearer(shop)), 422)
         assert_problem(
             await http.get("/v1/followups?cursor=bm9wZW5vcGVub3Bl", headers=bearer(shop)), 422
         )

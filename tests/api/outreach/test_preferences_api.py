@@ -75,14 +75,14 @@ async def test_writer_sets_preferences_with_evidence_and_reads_them_back(vault):
 @pytest.mark.parametrize(
     ("change", "status", "field"),
     [
-        ({"monthly_cap_points": 30}, 422, "monthly_cap_points"),
-        ({"timezone": "Mars/Olympus"}, 422, "timezone"),
-        ({"evidence": None}, 422, "evidence"),
-        ({"evidence": {**EVIDENCE, "touchpoint": "nowhere"}}, 422, "evidence.touchpoint"),
-        ({"quiet": {"sms": {"start": "22:00"}}}, 422, "quiet.sms"),
-        ({"quiet": {"sms": {"start": "7 pm", "end": "08:00"}}}, 400, None),
-        ({"quiet": {"pager": {"days": ["sun"]}}}, 400, None),
-        ({"colour": "blue"}, 400, None),
+        ({"monthly_cap_points": 30}, 422, "/monthly_cap_points"),
+        ({"timezone": "Mars/Olympus"}, 422, "/timezone"),
+        ({"evidence": None}, 422, "/evidence"),
+        ({"evidence": {**EVIDENCE, "touchpoint": "nowhere"}}, 422, "/evidence/touchpoint"),
+        ({"quiet": {"sms": {"start": "22:00"}}}, 422, "/quiet/sms"),
+        ({"quiet": {"sms": {"start": "7 pm", "end": "08:00"}}}, 422, "/quiet"),
+        ({"quiet": {"pager": {"days": ["sun"]}}}, 422, "/quiet"),
+        ({"colour": "blue"}, 422, ""),
     ],
 )
 async def test_bad_input_is_problem_json_and_changes_nothing(vault, change, status, field):

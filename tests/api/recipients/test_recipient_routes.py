@@ -74,7 +74,7 @@ async def test_bad_registrations_get_problems_and_change_nothing(vault):
             (base | {"target": "ftp://example.com/x"}, 422),
             (base | {"target": "http://example.com/x"}, 422),
             (base | {"target": "https://u:p@example.com/x"}, 422),
-            (base | {"target": URL, "subscriptions": [{"event_type": "subject.gone"}]}, 400),
+            (base | {"target": URL, "subscriptions": [{"event_type": "subject.gone"}]}, 422),
         ):
             r = await http.post("/v1/recipients", headers=bearer(admin), json=body)
             problem = assert_problem(r, status)
@@ -87,7 +87,7 @@ async def test_bad_registrations_get_problems_and_change_nothing(vault):
 
 async def test_only_the_recipient_acknowledges_its_notice(vault):
     """The recipient's own client acknowledges a notice; another client gets a 403 problem
-    and the notice stays unconfirmed; a bad outcome is a 400 problem; both refusals and
+    and the notice stays unconfirmed; a bad outcome is a 422 problem; both refusals and
     the ack are audited."""
     admin = await client_key(vault, "ops", "admin")
     mailer = await client_key(vault, "mailer", "lookup", ["order.delivery"])
@@ -111,7 +111,7 @@ async def test_only_the_recipient_acknowledges_its_notice(vault):
         problem = assert_problem(r, 403)
         assert problem["type"].endswith("not_the_recipient")
         r = await http.post(path, headers=bearer(mailer), json={"outcome": "burnt"})
-        assert_problem(r, 400)
+        assert_problem(r, 422)
         assert (await delivered(vault))[-1].acked_at is None
         r = await http.post(path, headers=bearer(mailer), json={"outcome": "deleted"})
         assert r.status_code == 200, r.text

@@ -198,7 +198,7 @@ async def test_withdrawal_is_effective_at_once_and_only_for_own_consents(vault):
         r = await http.post(f"/self/v1/consents/{contract}/withdraw", headers=auth)
         assert_problem(r, 409)
         r = await http.post("/self/v1/consents/not-a-uuid/withdraw", headers=auth)
-        assert_problem(r, 400)
+        assert_problem(r, 422)
         assert await consent_statuses(vault) == before
 
         q = {"purpose": "offers.sms", "subject_id": sid, "contact": {"brand": "tresor"}}
@@ -237,7 +237,7 @@ async def test_requests_are_created_verified_and_visible_only_to_their_subject(v
         assert r.status_code == 201, r.text
         assert r.json()["status"] == "in_review"
         r = await http.post("/self/v1/requests", json={"type": "deletion"}, headers=auth)
-        assert_problem(r, 400)
+        assert_problem(r, 422)
         r = await http.post(
             "/self/v1/requests", json={"type": "rectification", "payload": {}}, headers=auth
         )

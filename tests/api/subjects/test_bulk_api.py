@@ -54,13 +54,13 @@ async def test_batch_rejections_before_streaming(vault):
         assert_problem(await post("/v1/lookup/batch", json=ok, headers=bearer(writer)), 403)
         assert_problem(await post("/v1/lookup/batch", json=ok), 401)
         too_many = {"purpose": "order.delivery", "subject_ids": [UNKNOWN_ID] * 10_001}
-        assert_problem(await post("/v1/lookup/batch", json=too_many, headers=bearer(shop)), 400)
+        assert_problem(await post("/v1/lookup/batch", json=too_many, headers=bearer(shop)), 422)
         two = {**ok, "emails": ["a@b.de"]}
         assert_problem(await post("/v1/lookup/batch", json=two, headers=bearer(shop)))
         none = {"purpose": "order.delivery"}
         assert_problem(await post("/v1/lookup/batch", json=none, headers=bearer(shop)))
         field = {**ok, "fields": ["iban"]}
-        assert_problem(await post("/v1/lookup/batch", json=field, headers=bearer(shop)), 400)
+        assert_problem(await post("/v1/lookup/batch", json=field, headers=bearer(shop)), 422)
         assert not [e for e in await audit_rows(vault) if e["action"] == AuditAction.LOOKUP]
         denied = {"purpose": "newsletter.email", "subject_ids": [UNKNOWN_ID, "x"]}
         r = await post("/v1/lookup/batch", json=denied, headers=bearer(shop))
