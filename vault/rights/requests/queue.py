@@ -36,6 +36,23 @@ async def get_request(ctx: VaultContext, request_id: str) -> RequestRecord:
     return to_record(row, list(history), ctx.clock.now())
 
 
+async def read_request(ctx: VaultContext, actor: Actor, request_id: str) -> RequestRecord:
+    """One request with its history as the DPO console shows it, recorded first
+    (`dpo:request:read`): if the event cannot be written, nothing is shown."""
+    record = await get_request(ctx, request_id)  # NotFound before anything is recorded
+    async with ctx.transaction() as conn:
+        await audit.record(
+            conn,
+            at=ctx.clock.now(),
+            actor=actor,
+            action=audit.AuditAction.DPO_REQUEST_READ,
+            decision=Decision.ALLOW,
+            subject_id=record.subject_id,
+            detail={"request_id": request_id},
+        )
+    return record
+
+
 async def list_requests(
     ctx: VaultContext,
     *,

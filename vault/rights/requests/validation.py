@@ -5,9 +5,8 @@ changes)."""
 from __future__ import annotations
 
 import json
-import unicodedata
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any
 
 from vault.errors import InvalidInput
 from vault.rights.requests.kinds import RequestType
@@ -18,7 +17,6 @@ if TYPE_CHECKING:
     from vault.context import VaultContext
 
 
-MAX_TEXT = 1000
 MAX_PAYLOAD_BYTES = 16 * 1024
 
 
@@ -32,26 +30,6 @@ def parse_enum(kind: type[StrEnum], value: object, name: str) -> Any:
     raise InvalidInput(
         f"unknown {name}", {name: "must be one of " + ", ".join(m.value for m in kind)}
     )
-
-
-@overload
-def clean_text(value: object, name: str, *, required: Literal[True] = True) -> str: ...
-@overload
-def clean_text(value: object, name: str, *, required: bool) -> str | None: ...
-
-
-def clean_text(value: object, name: str, *, required: bool = True) -> str | None:
-    """Free text of a DPO (reasons, notes): 1 to 1000 characters, no control characters."""
-    if not required and (value is None or (isinstance(value, str) and not value.strip())):
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"{name} is required", {name: "must not be empty"})
-    text = unicodedata.normalize("NFC", value).strip()
-    if len(text) > MAX_TEXT:
-        raise InvalidInput(f"{name} is too long", {name: f"must be at most {MAX_TEXT} characters"})
-    if any(unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\n\t" for ch in text):
-        raise InvalidInput(f"{name} is invalid", {name: "contains control characters"})
-    return text
 
 
 def validate_payload(
