@@ -316,3 +316,16 @@ class RequestExtend(Struct, forbid_unknown_fields=True):
 
 class RequestComplete(Struct, forbid_unknown_fields=True):
     note: ReasonText | None = None
+
+
+class RestrictionLift(Struct, forbid_unknown_fields=True):
+    """Why the restriction ends (Art. 18(3)); the customer is told it by e-mail."""
+
+    reason: ReasonText
+
+
+class RestrictionLifted(Struct):
+    subject_id: str
+    status: Literal["active"]
+    #: Whether the notice went to the stored e-mail address (else tell the customer by letter).
+    customer_mailed: bool
