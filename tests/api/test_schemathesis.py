@@ -59,6 +59,7 @@ ROLE_BY_PATH = (
     ("/v1/ropa", "dpo"),
     ("/v1/consents/", "dpo"),
     ("/v1/subjects/{subject_id}/export", "dpo"),
+    ("/v1/subjects/{subject_id}/restriction", "dpo"),
     ("/v1/subjects", "writer"),
 )
 #: Public operations: no credentials are sent.
@@ -98,6 +99,9 @@ KNOWN_GAPS = {
     "POST /v1/requests/{request_id}/extend": "free text without Unicode control/format chars",
     "POST /v1/requests/{request_id}/reject": "free text without Unicode control/format chars",
     "POST /v1/requests/{request_id}/complete": "free text without Unicode control/format chars",
+    "POST /v1/subjects/{subject_id}/restriction/lift": (
+        "free text without Unicode control/format chars"
+    ),
     "PATCH /v1/subjects/{subject_id}/contact": "phone validity; no control chars in addresses",
     "POST /v1/subjects": "phone validity; no control chars in addresses",
     "PUT /v1/subjects/{subject_id}/preferences": "IANA time zone names (tzdata-dependent)",
