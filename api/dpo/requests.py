@@ -159,6 +159,11 @@ async def _render(
         raise NotFound("no such request")
     record = await dsar.read_request(vault, dpo_actor(request, session), request_id)
     lang = pick_language(request)
+
+    def purpose_title(purpose_id: str) -> str:
+        purpose = vault.catalogue.get(purpose_id)
+        return purpose.title(lang) if purpose else purpose_id
+
     return page(
         request,
         "dpo_request.html",
@@ -169,5 +174,6 @@ async def _render(
         r=record,
         actions=offered_actions(record),
         extension=extension_rules(record, vault.clock.now(), lang),
+        purpose_title=purpose_title,
         **context,
     )

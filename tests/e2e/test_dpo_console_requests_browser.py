@@ -109,7 +109,9 @@ def test_dpo_walks_a_request_from_the_letter_to_completed_and_lifts_the_restrict
         copy = page.locator("#request-facts button.copy").first
         assert copy.get_attribute("data-copy") == seeded["rid"]
         copy.click()
-        page.wait_for_function("document.querySelector('#request-facts button.copy').dataset.copied")
+        page.wait_for_function(
+            "document.querySelector('#request-facts button.copy').dataset.copied"
+        )
 
         # The subject is restricted now: lift it from the subject's page.
         page.get_by_role("link", name="Open subject").click()

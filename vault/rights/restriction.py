@@ -1,4 +1,5 @@
-"""Restriction of processing (Art. 18) and objection to direct marketing (Art. 21(2)-(3)).
+"""Restriction of processing (Art. 18) and objections (Art. 21): to direct marketing
+(Art. 21(2)-(3)) and to processing on legitimate interests (Art. 21(1)).
 
 A restricted subject's data is only stored: every purpose-checked lookup denies with
 `subject_restricted`, except for legal-obligation purposes (`vault.subjects.decision.decide`).
@@ -9,6 +10,12 @@ commercial purpose ends at once (consents `withdrawn`, other bases `ended`, hist
 `vault.bases.consents.record_basis` refuses new marketing bases for the subject, unless the
 evidence shows a fresh explicit opt-in by the subject itself (`explicit=True`), which
 clears the objection.
+
+An objection to processing on legitimate interests (Art. 21(1)) is not absolute: the
+controller may go on where it demonstrates compelling legitimate grounds. It arrives as a
+request (`legitimate_interest_objection`) naming the purposes, which a DPO decides: approved,
+`object_to_legitimate_interest_in` ends those purposes' legitimate-interest bases; rejected,
+the reason records the compelling grounds.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision, action_for
 from vault.bases.ending import EndedBasis, end_live_bases
-from vault.catalogue.purposes import is_direct_marketing
+from vault.catalogue.purposes import LawfulBasis, is_direct_marketing
 from vault.errors import Conflict
 from vault.recipients import events as outbox
 from vault.rights.free_text import clean_text
@@ -205,6 +212,48 @@ async def object_in(
     ]
     await outbox.emit(
         conn, outbox.EventType.SUBJECT_OBJECTED, subject_id=row.id, purposes=objected, at=now
+    )
+    return ended
+
+
+async def object_to_legitimate_interest_in(
+    conn: AsyncConnection, actor: Actor, row: Row[Any], purposes: list[str], now: datetime
+) -> list[EndedBasis]:
+    """Uphold an Art. 21(1) objection inside the caller's transaction: the subject's live
+    legitimate-interest bases of `purposes` end (history `objection`), so lookups for them
+    are denied from now on.
+
+    Called when a DPO approves the objection request, i.e. found no compelling legitimate
+    grounds that override the subject's interests; a DPO who finds such grounds rejects the
+    request with them as the reason instead, and nothing ends.
+    """
+    if row.status == SubjectStatus.ERASED:
+        raise Conflict("the subject was erased")
+    wanted = set(purposes)
+
+    def objected(basis_row: Any) -> bool:
+        return (
+            basis_row.basis == LawfulBasis.LEGITIMATE_INTEREST.value and basis_row.purpose in wanted
+        )
+
+    ended = await end_live_bases(
+        conn, actor=actor, subject_id=row.id, now=now, event="objection", which=objected
+    )
+    await audit.record(
+        conn,
+        at=now,
+        actor=actor,
+        action=action_for(actor, "subject:object"),
+        decision=Decision.ALLOW,
+        subject_id=row.id,
+        detail={
+            "article": "21(1)",
+            "ended": [e.id for e in ended],
+            "purposes": sorted(wanted),
+        },
+    )
+    await outbox.emit(
+        conn, outbox.EventType.SUBJECT_OBJECTED, subject_id=row.id, purposes=sorted(wanted), at=now
     )
     return ended
 

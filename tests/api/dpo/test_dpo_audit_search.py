@@ -57,7 +57,9 @@ async def test_page_views_are_hidden_unless_the_toggle_asks_for_them(vault):
         assert page.status_code == 200
         assert "page views (searches, lists, statistics) are hidden" in page.text
         texts = _rows(page.text)
-        assert texts and all("dpo:audit:search" not in t and "dpo:request:list" not in t for t in texts)
+        assert texts and all(
+            "dpo:audit:search" not in t and "dpo:request:list" not in t for t in texts
+        )
         assert any("dpo:session:start" in t for t in texts)
         page = await http.get("/dpo/audit?lang=en&client=datenschutz&views=1")
         texts = _rows(page.text)

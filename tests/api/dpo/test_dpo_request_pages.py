@@ -16,7 +16,9 @@ from vault.storage.tables import audit_events
 
 async def _actions(vault) -> list[str]:
     async with vault.engine.connect() as conn:
-        rows = (await conn.execute(select(audit_events.c.action).order_by(audit_events.c.seq))).all()
+        rows = (
+            await conn.execute(select(audit_events.c.action).order_by(audit_events.c.seq))
+        ).all()
     return [r.action for r in rows]
 
 
@@ -43,7 +45,7 @@ async def test_queue_links_each_request_to_its_page(vault):
         queue = await http.get("/dpo/requests?lang=en")
         assert f'href="/dpo/requests/{w["rid"]}?lang=en"' in queue.text
         assert f'data-copy="{w["rid"]}"' in queue.text
-        assert f"<code title=\"{w['rid']}\">{w['rid'][:8]}…</code>" in queue.text
+        assert f'<code title="{w["rid"]}">{w["rid"][:8]}…</code>' in queue.text
 
 
 async def test_a_request_walks_from_verification_to_completed_through_the_forms(vault):

@@ -36,9 +36,7 @@ async def test_lift_makes_the_subject_active_mails_the_customer_and_is_audited(v
     dpo = await client_key(vault, "datenschutz", "dpo")
     p = person(5)
     async with api(vault) as http:
-        sid = (await http.post("/v1/subjects", json=p, headers=bearer(writer))).json()[
-            "subject_id"
-        ]
+        sid = (await http.post("/v1/subjects", json=p, headers=bearer(writer))).json()["subject_id"]
         await restrict(vault, DPO, sid)
         r = await http.post(
             f"/v1/subjects/{sid}/restriction/lift",

@@ -8,7 +8,9 @@ import json
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from vault.catalogue.purposes import LawfulBasis
 from vault.errors import InvalidInput
+from vault.rights.free_text import clean_text
 from vault.rights.requests.kinds import RequestType
 from vault.storage.rows import canonical_id
 from vault.subjects import store as subjects
@@ -76,6 +78,8 @@ def validate_payload(
                 "unknown payload member",
                 {"payload": "takes only consent_ids and purposes (none: every consent)"},
             )
+    elif type_ is RequestType.LEGITIMATE_INTEREST_OBJECTION:
+        out = _objection_payload(ctx, payload)
     else:
         if payload:
             raise InvalidInput(
@@ -90,3 +94,31 @@ def validate_payload(
 def _is_id(value: str) -> bool:
     """A consent id as stored: the withdrawal matches the rows by it unchanged."""
     return canonical_id(value) == value
+
+
+def _objection_payload(ctx: VaultContext, payload: dict[str, Any] | None) -> dict[str, Any]:
+    """Art. 21(1): the legitimate-interest purposes objected to (required) and the grounds
+    relating to the subject's particular situation (optional free text, sealed)."""
+    if set(payload or {}) - {"purposes", "grounds"}:
+        raise InvalidInput("unknown payload member", {"payload": "takes only purposes and grounds"})
+    value = (payload or {}).get("purposes")
+    if (
+        not isinstance(value, list)
+        or not value
+        or len(value) > 50
+        or not all(isinstance(v, str) and _legitimate_interest(ctx, v) for v in value)
+    ):
+        raise InvalidInput(
+            "the purposes objected to are invalid",
+            {"payload.purposes": "must list 1 to 50 legitimate-interest purposes of the catalogue"},
+        )
+    out: dict[str, Any] = {"purposes": sorted(set(value))}
+    grounds = clean_text((payload or {}).get("grounds"), "payload.grounds", required=False)
+    if grounds:
+        out["grounds"] = grounds
+    return out
+
+
+def _legitimate_interest(ctx: VaultContext, purpose_id: str) -> bool:
+    purpose = ctx.catalogue.get(purpose_id)
+    return purpose is not None and purpose.lawful_basis is LawfulBasis.LEGITIMATE_INTEREST
