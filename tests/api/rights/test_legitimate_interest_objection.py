@@ -10,11 +10,11 @@ from sqlalchemy import select
 from tests.support.console import post_form, sign_in
 from tests.support.factories import WRITER, api, bearer, client_key, person
 from tests.support.privacy import assert_problem
-from vault.bases import consents
 from vault.audit.events import Actor
+from vault.bases import consents
 from vault.rights.requests import create_request, get_request
-from vault.storage.tables import audit_events, consents as consent_rows
-from vault.storage.tables import dsar_request_history
+from vault.storage.tables import audit_events, dsar_request_history
+from vault.storage.tables import consents as consent_rows
 
 GROUNDS = "I am a witness in a protection programme qx9"
 
