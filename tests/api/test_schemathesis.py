@@ -107,7 +107,10 @@ KNOWN_GAPS = {
     "PUT /v1/subjects/{subject_id}/preferences": "IANA time zone names (tzdata-dependent)",
     "PUT /self/v1/preferences": "IANA time zone names (tzdata-dependent)",
     "POST /self/v1/requests": "phone validity in a rectification's changes",
-    "POST /v1/requests": "phone validity; no control chars in a rectification's changes",
+    "POST /v1/requests": (
+        "phone validity; no control chars in a rectification's changes; an Art. 21(1) "
+        "objection's purposes must be legitimate-interest purposes of the catalogue"
+    ),
     "POST /v1/recipients": "a webhook URL must be https (http only to loopback) and its host "
     "outside private ranges (SSRF): the transport decides what `target` is",
     "PUT /v1/recipients/{name}/subscriptions": "scope `all` is refused for a client recipient: "
