@@ -58,6 +58,7 @@ from api.problems import exception_handlers
 from api.recipients.routes import NotificationController, RecipientController
 from api.request_body import DepthLimitedRequest
 from api.rights.requests import ExportController, RequestController
+from api.rights.restriction import RestrictionController
 from api.rights.selfservice import (
     SelfIdentityController,
     SelfServiceController,
@@ -176,6 +177,7 @@ ROUTE_HANDLERS: list[Any] = [
     RequestController,
     IdentityChangeController,
     ExportController,
+    RestrictionController,
     AuditController,
     DpoConsentController,
     RopaController,

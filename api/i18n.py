@@ -34,7 +34,8 @@ from jinja2 import Environment, FileSystemLoader, pass_context
 from jinja2.runtime import Context
 from litestar import Request
 
-from vault.audit.events import Decision
+from vault.admin.clients import Role
+from vault.audit.events import AuditAction, Decision
 from vault.campaigns.records import CampaignState
 from vault.catalogue.purposes import CONTACT_FIELDS, Channel, CommunicationType, LawfulBasis
 from vault.outreach.followups import NOTE_KINDS, FollowupStatus
@@ -43,6 +44,7 @@ from vault.rights.requests import RequestStatus, RequestType
 from vault.rights.selfservice import ACCESS_KINDS
 from vault.rights.selfservice.giving import DURATION_STEPS
 from vault.subjects.decision import BasisStatus, DenyReason
+from vault.subjects.store import INDEXED
 
 LANGUAGES = ("de", "en")
 DEFAULT_LANGUAGE = "de"
@@ -53,6 +55,9 @@ LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 LOCALES: Mapping[str, Locale] = MappingProxyType(
     {"de": Locale.parse("de_DE"), "en": Locale.parse("en")}
 )
+
+#: The request moves a DPO makes on the console, as its forms name them.
+_DPO_MOVES = ("verify", "approve", "complete", "extend", "reject")
 
 #: Ids that pages and controllers compose from a prefix and a domain value, e.g.
 #: `text_for("status_", consent.status)` or `t[f"done_{done}"]`. Extraction
@@ -97,6 +102,19 @@ FAMILIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "dpo_pref_reason_": (DenyReason.CONTACT_QUIET_HOURS, DenyReason.CONTACT_CAP_REACHED),
         "dpo_proof_sealed_": ("opened", "none", "shredded"),  # ConsentProof.sealed_evidence
         "pc_give_days_": tuple(str(days) for days in DURATION_STEPS),  # consent durations
+        # The console's request page (api/dpo/requests.py): its moves, their help, the
+        # reason fields, the notice after each move and the refusal texts.
+        "dpo_req_act_": _DPO_MOVES,
+        "dpo_req_help_": _DPO_MOVES,
+        "dpo_req_done_": _DPO_MOVES,
+        "dpo_req_reason_": ("reject", "extend", "complete"),
+        "dpo_req_refused_": ("409", "422"),
+        # The console's subject search and overview (api/dpo/subjects.py).
+        "dpo_subject_kind_": tuple(INDEXED),
+        "dpo_subject_status_": ("active", "restricted", "erased"),
+        "dpo_role_": tuple(Role),
+        # Human names of the audit trail's actions (the console's select list and tables).
+        "action_": tuple(AuditAction),
     }
 )
 

@@ -17,18 +17,20 @@ Everything a DPO looks at here is audited by the vault functions behind it, exac
 same reads through the API. Charts are inline SVG drawn on the server (no script, no CDN),
 each with a table of its numbers for screen readers.
 
-One module per page group (`signin`, `trail`, `requests`, `stats`, `outreach`), each a
+One module per page group (`signin`, `trail`, `requests`, `subjects`, `stats`, `outreach`), each a
 controller extending `pages.DpoPages`; the session cookie is `session`, the charts `charts`,
 and the cookie, CSRF and error plumbing shared with the privacy centre is `api.web`.
 """
 
 from api.dpo.campaigns import DpoCampaignPages
+from api.dpo.copy_script import DpoScriptPages
 from api.dpo.outreach import DpoOutreachPages
 from api.dpo.recipients import DpoRecipientPages
 from api.dpo.requests import DpoRequestPages
 from api.dpo.signin import DpoSignInPages
 from api.dpo.sso import DpoSsoPages
 from api.dpo.stats import DpoStatsPages
+from api.dpo.subjects import DpoSubjectPages
 from api.dpo.trail import DpoTrailPages
 
 #: The console's controllers, one per page group, as `api.app` registers them.
@@ -41,4 +43,6 @@ CONTROLLERS = [
     DpoOutreachPages,
     DpoCampaignPages,
     DpoRecipientPages,
+    DpoSubjectPages,
+    DpoScriptPages,
 ]

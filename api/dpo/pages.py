@@ -12,6 +12,7 @@ from litestar import Controller, Request, Response
 from litestar.datastructures import Cookie
 from litestar.middleware import DefineMiddleware
 from litestar.response import Template
+from markupsafe import Markup, escape
 
 from api.auth import public
 from api.dpo.session import SURFACE, DpoSession, SignInRequired, to_signin
@@ -59,6 +60,27 @@ def search_url(lang: str, **params: Any) -> str:
     return "/dpo/audit?" + urlencode(query)
 
 
+def copy_button(value: str, copy_text: str, copied_text: str) -> Markup:
+    """A button that copies the whole `value` (api/dpo/copy_script.py)."""
+    full = escape(value)
+    return Markup(
+        '<button type="button" class="copy secondary" data-copy="{full}" '
+        'data-copied-text="{copied}" aria-label="{label} {full}">{label}</button>'
+    ).format(full=full, copied=escape(copied_text), label=escape(copy_text))
+
+
+def short_id(value: str | None, copy_text: str, copied_text: str) -> Markup:
+    """An id as `<code>` of its first eight characters (the whole id in `title`) and a copy
+    button carrying the whole id, so tables never break an id mid-word."""
+    if not value:
+        return Markup("")
+    return Markup('<span class="sid"><code title="{full}">{short}</code>{button}</span>').format(
+        full=escape(value),
+        short=escape(value[:8]) + ("…" if len(value) > 8 else ""),
+        button=copy_button(value, copy_text, copied_text),
+    )
+
+
 def _lang_url(request: Request[Any, Any, Any]):
     def lang_url(code: str) -> str:
         items = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
@@ -91,6 +113,9 @@ def page(
             "search_url": lambda **kw: search_url(lang, **kw),
             "field_label": lambda f: t.get(f"field_{f}", f),
             "dpo": session.name if session else None,
+            "action_name": lambda a: t.get(f"action_{a}", a),
+            "short_id": lambda v: short_id(v, t["dpo_copy"], t["dpo_copied"]),
+            "copy_button": lambda v: copy_button(v, t["dpo_copy"], t["dpo_copied"]),
             **context,
         },
         status_code=status,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from litestar import Request, get
 from litestar.params import FromPath
-from litestar.response import Template
+from litestar.response import Stream, Template
 
 from api.deps import Vault
 from api.dpo.pages import (
@@ -25,14 +26,46 @@ from vault.admin.clients import (
     list_clients,
 )
 from vault.audit import chain as audit_chain
+from vault.audit import export as audit_export
 from vault.audit import query as audit_query
 from vault.audit import ropa
+from vault.audit.events import AuditAction
 from vault.audit.query import AuditFilter
 from vault.bases import consent_proof
 from vault.errors import InvalidInput, NotFound
 
-#: Action tags offered as suggestions in the search form.
-SUGGESTED_ACTIONS = ("lookup", "client:contact:lookup", "consent", "withdraw", "erase", "dpo")
+#: The query parameters of the search form, each with the longest value it keeps.
+_FORM = {
+    "subject_id": 100,
+    "client": 100,
+    "purpose": 100,
+    "action": 100,
+    "decision": 10,
+    "since": 40,
+    "until": 40,
+}
+#: The export's media types by format.
+_MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/jsonl; charset=utf-8"}
+
+
+def _read_form(q: Any) -> dict[str, str]:
+    form = {name: form_text(q.get(name), limit) for name, limit in _FORM.items()}
+    # The console's own page views are hidden unless the DPO asks for them.
+    form["views"] = "1" if q.get("views") == "1" else ""
+    return form
+
+
+def _filters(form: dict[str, str]) -> AuditFilter:
+    return AuditFilter(
+        subject_id=form["subject_id"] or None,
+        client=form["client"] or None,
+        purpose=form["purpose"] or None,
+        action=form["action"] or None,
+        decision=form["decision"] or None,
+        since=parse_local(form["since"], "since"),
+        until=parse_local(form["until"], "until"),
+        hide_views=form["views"] != "1",
+    )
 
 
 class DpoTrailPages(DpoPages):
@@ -42,24 +75,17 @@ class DpoTrailPages(DpoPages):
     async def audit_page(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
         session = await require_session(request, vault)
         q = request.query_params
-        form = {
-            "subject_id": form_text(q.get("subject_id"), 100),
-            "client": form_text(q.get("client"), 100),
-            "purpose": form_text(q.get("purpose"), 100),
-            "action": form_text(q.get("action"), 100),
-            "decision": form_text(q.get("decision"), 10),
-            "since": form_text(q.get("since"), 40),
-            "until": form_text(q.get("until"), 40),
-            "limit": form_text(q.get("limit"), 4) or "50",
-        }
+        form = _read_form(q)
+        form["limit"] = form_text(q.get("limit"), 4) or "50"
         cursor = form_text(q.get("cursor"), 60) or None
         t = TEXTS[pick_language(request)]
         context: dict[str, Any] = {
             "section": "audit",
             "form": form,
             "purposes": sorted(vault.catalogue.purposes.values(), key=lambda p: p.id),
-            "actions": SUGGESTED_ACTIONS,
-            "client_names": [],
+            "actions": sorted(AuditAction, key=lambda a: t.get(f"action_{a}", a)),
+            "clients": [],
+            "export_urls": {},
             "page": None,
             "cursor": cursor,
             "next_url": None,
@@ -68,15 +94,7 @@ class DpoTrailPages(DpoPages):
         status = 200
         try:
             limit = int(form["limit"]) if form["limit"].isdigit() else -1
-            filters = AuditFilter(
-                subject_id=form["subject_id"] or None,
-                client=form["client"] or None,
-                purpose=form["purpose"] or None,
-                action=form["action"] or None,
-                decision=form["decision"] or None,
-                since=parse_local(form["since"], "since"),
-                until=parse_local(form["until"], "until"),
-            )
+            filters = _filters(form)
             result = await audit_query.search(
                 vault, dpo_actor(request, session), filters, limit=limit, cursor=cursor
             )
@@ -84,13 +102,17 @@ class DpoTrailPages(DpoPages):
             base = {k: v for k, v in form.items() if v}
             lang = pick_language(request)
             context["first_url"] = search_url(lang, **base)
+            context["export_urls"] = {
+                fmt: "/dpo/audit/export?" + urlencode({**base, "format": fmt, "lang": lang})
+                for fmt in audit_export.FORMATS
+            }
             if result.next_cursor:
                 context["next_url"] = search_url(lang, **base, cursor=result.next_cursor)
         except InvalidInput as exc:
             status = 422
             context["error"] = t["dpo_invalid_filter"]
             context["error_fields"] = sorted(exc.errors.items())
-        context["client_names"] = [c.name for c in await list_clients(vault)]
+        context["clients"] = await list_clients(vault)
         return page(
             request,
             "dpo_audit.html",
@@ -98,6 +120,39 @@ class DpoTrailPages(DpoPages):
             session=session,
             status=status,
             **context,
+        )
+
+    @get("/audit/export", operation_id="dpoAuditExport")
+    async def audit_export_file(
+        self, request: Request[Any, Any, Any], vault: Vault
+    ) -> Stream | Template:
+        """The events the search filters match, oldest first, as CSV or JSON Lines (the
+        columns of `tresor audit export`); recorded (`dpo:audit:export`) before it starts."""
+        session = await require_session(request, vault)
+        q = request.query_params
+        form = _read_form(q)
+        fmt = form_text(q.get("format"), 10)
+        try:
+            lines = await audit_export.filtered_export(
+                vault, dpo_actor(request, session), _filters(form), fmt
+            )
+        except InvalidInput as exc:
+            t = TEXTS[pick_language(request)]
+            return page(
+                request,
+                "dpo_message.html",
+                "error_title",
+                session=session,
+                status=422,
+                heading=t["error_title"],
+                text=t["dpo_invalid_filter"],
+                error_fields=sorted(exc.errors.items()),
+            )
+        stamp = vault.clock.now().strftime("%Y%m%dT%H%M%SZ")
+        return Stream(
+            lines,
+            media_type=_MEDIA[fmt],
+            headers={"Content-Disposition": f'attachment; filename="tresor-audit-{stamp}.{fmt}"'},
         )
 
     @get("/chain", operation_id="dpoChain")

@@ -178,6 +178,7 @@ RequestTypeName = Literal[
     "rectification",
     "restriction",
     "objection",
+    "legitimate_interest_objection",
     "erasure",
     "consent_withdrawal",
 ]
@@ -215,14 +216,18 @@ ReasonText = Annotated[
 class RequestPayload(Struct, forbid_unknown_fields=True):
     """What the subject asked for. Rectification: `changes` (the corrected contact data;
     `null` removes a field). Consent withdrawal: `consent_ids` and/or `purposes` (neither:
-    every consent). Other types take no payload. Stored sealed; never in audit or history."""
+    every consent). Objection under Art. 21(1) (`legitimate_interest_objection`): `purposes`
+    (the legitimate-interest purposes objected to) and optional `grounds` (the subject's
+    particular situation). Other types take no payload. Stored sealed; never in audit or
+    history."""
 
     changes: ContactPatch | UnsetType = UNSET
     consent_ids: Annotated[list[Uuid], Meta(min_length=1, max_length=100)] | UnsetType = UNSET
     purposes: Annotated[list[Short], Meta(min_length=1, max_length=50)] | UnsetType = UNSET
+    grounds: ReasonText | UnsetType = UNSET
 
 
-_WITH_PAYLOAD = ("rectification", "consent_withdrawal")
+_WITH_PAYLOAD = ("rectification", "consent_withdrawal", "legitimate_interest_objection")
 
 
 def _when_type(types: list[str], payload: Schema, *, required: bool = False) -> Schema:
@@ -254,9 +259,24 @@ class RequestCreate(Struct, forbid_unknown_fields=True):
                 Schema(
                     one_of=[
                         Schema(type=OpenAPIType.NULL),
-                        Schema(type=OpenAPIType.OBJECT, schema_not=Schema(required=["changes"])),
+                        Schema(
+                            type=OpenAPIType.OBJECT,
+                            schema_not=Schema(
+                                any_of=[Schema(required=["changes"]), Schema(required=["grounds"])]
+                            ),
+                        ),
                     ]
                 ),
+            ),
+            _when_type(
+                ["legitimate_interest_objection"],
+                Schema(
+                    type=OpenAPIType.OBJECT,
+                    required=["purposes"],
+                    properties={"purposes": Schema(), "grounds": Schema()},
+                    additional_properties=False,
+                ),
+                required=True,
             ),
             _when_type(
                 [t for t in get_args(RequestTypeName) if t not in _WITH_PAYLOAD],
@@ -328,3 +348,16 @@ class RequestExtend(Struct, forbid_unknown_fields=True):
 
 class RequestComplete(Struct, forbid_unknown_fields=True):
     note: ReasonText | None = None
+
+
+class RestrictionLift(Struct, forbid_unknown_fields=True):
+    """Why the restriction ends (Art. 18(3)); the customer is told it by e-mail."""
+
+    reason: ReasonText
+
+
+class RestrictionLifted(Struct):
+    subject_id: str
+    status: Literal["active"]
+    #: Whether the notice went to the stored e-mail address (else tell the customer by letter).
+    customer_mailed: bool

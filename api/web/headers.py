@@ -14,6 +14,7 @@ once did) and none sets them itself:
   forms post only here, never framed) and `X-Frame-Options: DENY`. Pages need them most,
   but a redirect between pages or a JSON body opened in a browser tab is no place for
   script or framing either, and one rule for all leaves nothing to decide per response.
+  The DPO console under `/dpo` also runs one script of its own origin (its copy buttons).
   The Swagger UI page under `/schema` is the one page that needs script and styles from
   its CDN; it carries no data and gets a policy that allows exactly that.
 """
@@ -32,6 +33,12 @@ PAGE_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+#: The DPO console: the pages' policy plus scripts from this server only (the copy buttons
+#: of `api.dpo.copy_script`); still no inline script, nothing from elsewhere.
+CONSOLE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 #: The Swagger UI and ReDoc pages: their bundles and styles from this server
 #: (`api.openapi_docs`, nothing from elsewhere), the inline start-up script, ReDoc's worker.
 DOCS_CSP = (
@@ -44,6 +51,7 @@ _CSP = b"content-security-policy"
 _MANAGED = frozenset({NOSNIFF[0], NO_REFERRER[0], NO_STORE[0], DENY_FRAMING[0], _CSP})
 _STRICT = (NOSNIFF, NO_REFERRER, DENY_FRAMING, (_CSP, PAGE_CSP.encode()))
 _PRIVATE = [*_STRICT, NO_STORE]
+_CONSOLE = [NOSNIFF, NO_REFERRER, DENY_FRAMING, (_CSP, CONSOLE_CSP.encode()), NO_STORE]
 _SWAGGER = [NOSNIFF, NO_REFERRER, DENY_FRAMING, (_CSP, DOCS_CSP.encode())]
 
 
@@ -54,6 +62,8 @@ def is_public_document(path: str) -> bool:
 
 def headers_for(path: str, content_type: bytes) -> list[tuple[bytes, bytes]]:
     """The security headers a response to `path` with (lower-cased) `content_type` carries."""
+    if path == "/dpo" or path.startswith("/dpo/"):
+        return _CONSOLE
     if not is_public_document(path):
         return _PRIVATE
     return _SWAGGER if content_type.startswith(b"text/html") else list(_STRICT)

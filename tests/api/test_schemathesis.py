@@ -60,6 +60,7 @@ ROLE_BY_PATH = (
     ("/v1/ropa", "dpo"),
     ("/v1/consents/", "dpo"),
     ("/v1/subjects/{subject_id}/export", "dpo"),
+    ("/v1/subjects/{subject_id}/restriction", "dpo"),
     ("/v1/subjects", "writer"),
 )
 #: Public operations: no credentials are sent.
@@ -99,12 +100,18 @@ KNOWN_GAPS = {
     "POST /v1/campaigns": "channel and type must fit the named purpose; a send window within "
     "one basket month",
     "POST /v1/lookup/batch": "a contact's channel and type must fit the named purpose",
+    "POST /v1/subjects/{subject_id}/restriction/lift": (
+        "free text without Unicode control/format chars"
+    ),
     "PATCH /v1/subjects/{subject_id}/contact": "phone validity; no control chars in addresses",
     "POST /v1/subjects": "phone validity; no control chars in addresses",
     "PUT /v1/subjects/{subject_id}/preferences": "IANA time zone names (tzdata-dependent)",
     "PUT /self/v1/preferences": "IANA time zone names (tzdata-dependent)",
     "POST /self/v1/requests": "phone validity in a rectification's changes",
-    "POST /v1/requests": "phone validity; no control chars in a rectification's changes",
+    "POST /v1/requests": (
+        "phone validity; no control chars in a rectification's changes; an Art. 21(1) "
+        "objection's purposes must be legitimate-interest purposes of the catalogue"
+    ),
     "POST /v1/recipients": "a webhook URL must be https (http only to loopback) and its host "
     "outside private ranges (SSRF): the transport decides what `target` is",
     "PUT /v1/recipients/{name}/subscriptions": "scope `all` is refused for a client recipient: "

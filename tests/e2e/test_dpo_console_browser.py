@@ -104,7 +104,7 @@ def test_dpo_signs_in_finds_a_customers_reads_and_opens_the_consent_proof(served
         assert cookies["tresor_dpo"]["httpOnly"] and cookies["tresor_dpo"]["sameSite"] == "Strict"
 
         page.get_by_label("Subject id").fill(seeded["sid"])
-        page.get_by_label("Action (e.g. lookup or client:contact:lookup)").fill("lookup")
+        page.get_by_label("Action", exact=True).select_option("client:contact:lookup")
         page.get_by_role("button", name="Search").click()
         page.wait_for_url(re.compile(r".*subject_id=.*"))
         rows = page.locator("#audit-results tbody tr")

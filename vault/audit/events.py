@@ -83,6 +83,17 @@ class AuditAction(StrEnum):
     DPO_CONSENT_PROOF = "dpo:consent:proof"
     DPO_ROPA_READ = "dpo:ropa:read"
     DPO_REQUEST_LIST = "dpo:request:list"
+    #: The DPO opened one request with its history (console).
+    DPO_REQUEST_READ = "dpo:request:read"
+    #: The DPO looked a subject up by an identifier's blind index: the event names the kind
+    #: of identifier and the subject found, never the value typed.
+    DPO_SUBJECT_SEARCH = "dpo:subject:search"
+    #: The DPO read a subject's overview (bases, requests, access history; no contact data).
+    DPO_SUBJECT_READ = "dpo:subject:read"
+    #: The DPO exported a filtered range of the audit trail (console, CSV or JSON Lines).
+    DPO_AUDIT_EXPORT = "dpo:audit:export"
+    #: The customer was told by mail that the restriction of their data ends (Art. 18(3)).
+    RESTRICTION_LIFTED_MAIL = "system:subject:restriction_lifted_mail"
     DPO_SESSION_START = "dpo:session:start"
     DPO_SESSION_END = "dpo:session:end"
     # Contact preferences (vault.outreach.preferences): changes and reads, by the customer or a
@@ -151,6 +162,25 @@ class AuditAction(StrEnum):
     CAMPAIGN_SENT = "client:campaign:sent"
     #: A campaign forecast or booking preview read (a report, audited like DPO reads).
     CAMPAIGN_REPORT = "client:campaign_report:read"
+
+
+#: The DPO's own page views: reads of lists, statistics and the trail itself that name no
+#: single subject's data. The console's audit search hides them unless asked
+#: (`AuditFilter.hide_views`); reads of one subject's data stay visible.
+PAGE_VIEWS = frozenset(
+    {
+        AuditAction.DPO_AUDIT_SEARCH,
+        AuditAction.DPO_AUDIT_STATS,
+        AuditAction.DPO_AUDIT_CHAIN,
+        AuditAction.DPO_CONSENT_STATS,
+        AuditAction.DPO_ROPA_READ,
+        AuditAction.DPO_REQUEST_LIST,
+        AuditAction.DPO_REQUEST_READ,
+        AuditAction.DPO_FOLLOWUP_LIST,
+        AuditAction.DPO_IDENTITY_LIST,
+        AuditAction.DPO_CONTACT_REPORT,
+    }
+)
 
 
 class Decision(StrEnum):

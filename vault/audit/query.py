@@ -83,9 +83,11 @@ class AuditFilter:
     decision: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    #: Leave out the DPO's own page views (`events.PAGE_VIEWS`), as the console does by default.
+    hide_views: bool = False
 
     def as_detail(self) -> dict[str, str]:
-        out: dict[str, str] = {}
+        out: dict[str, str] = {"hide_views": "yes"} if self.hide_views else {}
         for name in ("subject_id", "client", "purpose", "action", "decision"):
             value = getattr(self, name)
             if value is not None:
@@ -161,7 +163,9 @@ def validate_filter(f: AuditFilter) -> AuditFilter:
     # `at >= since AND at < until` say so themselves).
     since = _utc(f.since, "since")
     until = _utc(f.until, "until")
-    return AuditFilter(f.subject_id, f.client, f.purpose, f.action, f.decision, since, until)
+    return AuditFilter(
+        f.subject_id, f.client, f.purpose, f.action, f.decision, since, until, f.hide_views
+    )
 
 
 def encode_cursor(seq: int) -> str:
@@ -194,7 +198,7 @@ def action_condition(action: str) -> ColumnElement[bool]:
     )
 
 
-def _conditions(f: AuditFilter) -> list[ColumnElement[bool]]:
+def conditions(f: AuditFilter) -> list[ColumnElement[bool]]:
     c = audit_events.c
     out: list[ColumnElement[bool]] = []
     if f.subject_id is not None:
@@ -211,6 +215,8 @@ def _conditions(f: AuditFilter) -> list[ColumnElement[bool]]:
         out.append(c.at >= f.since)
     if f.until is not None:
         out.append(c.at < f.until)
+    if f.hide_views:
+        out.append(c.action.not_in(sorted(audit.PAGE_VIEWS)))
     return out
 
 
@@ -252,7 +258,7 @@ async def search(
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput("limit out of range", {"limit": f"must be 1 to {MAX_LIMIT}"})
     before = decode_cursor(cursor) if cursor is not None else None
-    stmt = select_events_with_seals().where(*_conditions(f))
+    stmt = select_events_with_seals().where(*conditions(f))
     if before is not None:
         stmt = stmt.where(audit_events.c.seq < before)
     stmt = stmt.order_by(audit_events.c.seq.desc()).limit(limit + 1)

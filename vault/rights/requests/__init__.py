@@ -9,9 +9,10 @@ here are the API; the helpers the modules share (e.g. `store.load_request`) are 
 package's own.
 """
 
+from vault.rights.free_text import MAX_TEXT
 from vault.rights.requests.extension import extend, extension_mail
 from vault.rights.requests.kinds import TYPE_TITLES, RequestChannel, RequestType
-from vault.rights.requests.queue import get_request, list_requests, request_queue
+from vault.rights.requests.queue import get_request, list_requests, read_request, request_queue
 from vault.rights.requests.settlement import settle, settle_awaiting
 from vault.rights.requests.store import RequestRecord
 from vault.rights.requests.transitions import (
@@ -24,7 +25,7 @@ from vault.rights.requests.transitions import (
     transition,
     transition_table_markdown,
 )
-from vault.rights.requests.validation import MAX_PAYLOAD_BYTES, MAX_TEXT
+from vault.rights.requests.validation import MAX_PAYLOAD_BYTES
 from vault.rights.requests.workflow import approve, complete, create_request, reject, verify
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "get_request",
     "initial_status",
     "list_requests",
+    "read_request",
     "reject",
     "request_queue",
     "settle",

@@ -21,7 +21,7 @@ from vault.rights.erasure import erase_in, partial_reason
 from vault.rights.requests.kinds import RequestType
 from vault.rights.requests.store import add_history, open_payload, update_request
 from vault.rights.requests.transitions import RequestAction, RequestStatus, transition
-from vault.rights.restriction import object_in, restrict_in
+from vault.rights.restriction import object_in, object_to_legitimate_interest_in, restrict_in
 from vault.subjects.store import SubjectStatus
 
 if TYPE_CHECKING:
@@ -72,6 +72,17 @@ async def execute_in(
             RequestAction.CARRIED_OUT,
             f"objection to direct marketing recorded (Art. 21(3) GDPR); "
             f"{len(ended)} marketing basis record(s) ended",
+        )
+    if type_ is RequestType.LEGITIMATE_INTEREST_OBJECTION:
+        wanted = req.get("payload") if isinstance(req, dict) else open_payload(ctx, subject, req)
+        objected = list((wanted or {}).get("purposes") or [])
+        if not objected:
+            raise Conflict("the objection names no purpose")
+        ended = await object_to_legitimate_interest_in(conn, actor, subject, objected, now)
+        return Outcome(
+            RequestAction.CARRIED_OUT,
+            "objection upheld, no compelling legitimate grounds (Art. 21(1) GDPR); "
+            f"{len(ended)} legitimate-interest basis record(s) ended",
         )
     if type_ is RequestType.ERASURE:
         result = await erase_in(ctx, conn, actor, subject, now)

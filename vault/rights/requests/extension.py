@@ -12,6 +12,7 @@ from vault.audit.events import Actor, Decision
 from vault.clock import as_utc
 from vault.errors import Conflict, InvalidInput, InvariantViolation
 from vault.rights.deadlines import extended_due, extension_refusal
+from vault.rights.free_text import clean_text
 from vault.rights.requests.kinds import TYPE_TITLES
 from vault.rights.requests.queue import get_request
 from vault.rights.requests.store import (
@@ -22,7 +23,6 @@ from vault.rights.requests.store import (
     update_request,
 )
 from vault.rights.requests.transitions import RequestAction, transition
-from vault.rights.requests.validation import clean_text
 from vault.subjects.store import decrypt_fields, load_subject
 
 if TYPE_CHECKING:

@@ -16,6 +16,9 @@ class RequestType(StrEnum):
     RECTIFICATION = "rectification"
     RESTRICTION = "restriction"
     OBJECTION = "objection"
+    #: Art. 21(1): an objection, on grounds of the subject's particular situation, to
+    #: processing on legitimate interests; a DPO decides whether compelling grounds override.
+    LEGITIMATE_INTEREST_OBJECTION = "legitimate_interest_objection"
     ERASURE = "erasure"
     CONSENT_WITHDRAWAL = "consent_withdrawal"
 
@@ -43,6 +46,10 @@ TYPE_TITLES: dict[str, tuple[str, str]] = {
     RequestType.OBJECTION: (
         "Widerspruch gegen Direktwerbung (Art. 21 DSGVO)",
         "objection to direct marketing (Art. 21 GDPR)",
+    ),
+    RequestType.LEGITIMATE_INTEREST_OBJECTION: (
+        "Widerspruch gegen Verarbeitung aus berechtigtem Interesse (Art. 21 Abs. 1 DSGVO)",
+        "objection to processing on legitimate interests (Art. 21(1) GDPR)",
     ),
     RequestType.ERASURE: ("Löschung (Art. 17 DSGVO)", "erasure (Art. 17 GDPR)"),
     RequestType.CONSENT_WITHDRAWAL: (

@@ -3,6 +3,7 @@ queue, whose listing is audited before it is shown."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -13,10 +14,11 @@ from vault.audit.events import Actor, Decision
 from vault.clock import as_utc
 from vault.errors import InvalidInput
 from vault.rights.requests.kinds import RequestType
-from vault.rights.requests.store import RequestRecord, load_request, to_record
+from vault.rights.requests.store import RequestRecord, load_request, open_payload, to_record
 from vault.rights.requests.transitions import CLOSED, RequestStatus
 from vault.rights.requests.validation import parse_enum
 from vault.storage.tables import dsar_request_history, dsar_requests
+from vault.subjects.store import load_subject
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -34,6 +36,29 @@ async def get_request(ctx: VaultContext, request_id: str) -> RequestRecord:
             )
         ).all()
     return to_record(row, list(history), ctx.clock.now())
+
+
+async def read_request(ctx: VaultContext, actor: Actor, request_id: str) -> RequestRecord:
+    """One request with its history as the DPO console shows it, recorded in the same
+    transaction (`dpo:request:read`): if the event cannot be written, nothing is shown. An
+    Art. 21(1) objection comes with its purposes and grounds opened (`objection`)."""
+    record = await get_request(ctx, request_id)  # NotFound before anything is recorded
+    async with ctx.transaction() as conn:
+        if record.type == RequestType.LEGITIMATE_INTEREST_OBJECTION and record.subject_id:
+            # The DPO decides on the purposes and the subject's grounds: opened for them.
+            subject = await load_subject(conn, record.subject_id)
+            row = await load_request(conn, request_id)
+            record = replace(record, objection=open_payload(ctx, subject, row))
+        await audit.record(
+            conn,
+            at=ctx.clock.now(),
+            actor=actor,
+            action=audit.AuditAction.DPO_REQUEST_READ,
+            decision=Decision.ALLOW,
+            subject_id=record.subject_id,
+            detail={"request_id": request_id},
+        )
+    return record
 
 
 async def list_requests(

@@ -43,6 +43,9 @@ class RequestRecord:
     outcome_reason: str | None
     overdue: bool
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: What the DPO decides on, opened for the console's request page only (`read_request`):
+    #: an Art. 21(1) objection's purposes and grounds. None elsewhere.
+    objection: dict[str, Any] | None = None
 
     @property
     def closed(self) -> bool:

@@ -121,13 +121,14 @@ def initial_status(*, has_subject: bool, verified: bool, type_: RequestType) -> 
     """The status a new request starts in.
 
     Unverified, it waits for its identity check (`received` while no subject is matched).
-    Verified at receipt, it has passed `verify` already and, but for a rectification (which
-    a DPO reviews), `approve` too: it is carried out at once.
+    Verified at receipt, it has passed `verify` already and, but for a rectification or an
+    Art. 21(1) objection (which a DPO reviews: the corrected data, the compelling grounds),
+    `approve` too: it is carried out at once.
     """
     if not verified:
         return RequestStatus.IDENTITY_VERIFICATION if has_subject else RequestStatus.RECEIVED
     reviewed = transition(RequestStatus.RECEIVED, RequestAction.VERIFY)
-    if type_ is RequestType.RECTIFICATION:
+    if type_ in (RequestType.RECTIFICATION, RequestType.LEGITIMATE_INTEREST_OBJECTION):
         return reviewed
     return transition(reviewed, RequestAction.APPROVE)
 

@@ -5,11 +5,12 @@ changes)."""
 from __future__ import annotations
 
 import json
-import unicodedata
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any
 
+from vault.catalogue.purposes import LawfulBasis
 from vault.errors import InvalidInput
+from vault.rights.free_text import clean_text
 from vault.rights.requests.kinds import RequestType
 from vault.storage.rows import canonical_id
 from vault.subjects import store as subjects
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
     from vault.context import VaultContext
 
 
-MAX_TEXT = 1000
 MAX_PAYLOAD_BYTES = 16 * 1024
 
 
@@ -56,26 +56,6 @@ def parse_enum(kind: type[StrEnum], value: object, name: str) -> Any:
     raise InvalidInput(
         f"unknown {name}", {name: "must be one of " + ", ".join(m.value for m in kind)}
     )
-
-
-@overload
-def clean_text(value: object, name: str, *, required: Literal[True] = True) -> str: ...
-@overload
-def clean_text(value: object, name: str, *, required: bool) -> str | None: ...
-
-
-def clean_text(value: object, name: str, *, required: bool = True) -> str | None:
-    """Free text of a DPO (reasons, notes): 1 to 1000 characters, no control characters."""
-    if not required and (value is None or (isinstance(value, str) and not value.strip())):
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"{name} is required", {name: "must not be empty"})
-    text = unicodedata.normalize("NFC", value).strip()
-    if len(text) > MAX_TEXT:
-        raise InvalidInput(f"{name} is too long", {name: f"must be at most {MAX_TEXT} characters"})
-    if any(unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\n\t" for ch in text):
-        raise InvalidInput(f"{name} is invalid", {name: "contains control characters"})
-    return text
 
 
 def validate_payload(
@@ -122,6 +102,8 @@ def validate_payload(
                 "unknown payload member",
                 {"payload": "takes only consent_ids and purposes (none: every consent)"},
             )
+    elif type_ is RequestType.LEGITIMATE_INTEREST_OBJECTION:
+        out = _objection_payload(ctx, payload)
     else:
         if payload:
             raise InvalidInput(
@@ -136,3 +118,31 @@ def validate_payload(
 def _is_id(value: str) -> bool:
     """A consent id as stored: the withdrawal matches the rows by it unchanged."""
     return canonical_id(value) == value
+
+
+def _objection_payload(ctx: VaultContext, payload: dict[str, Any] | None) -> dict[str, Any]:
+    """Art. 21(1): the legitimate-interest purposes objected to (required) and the grounds
+    relating to the subject's particular situation (optional free text, sealed)."""
+    if set(payload or {}) - {"purposes", "grounds"}:
+        raise InvalidInput("unknown payload member", {"payload": "takes only purposes and grounds"})
+    value = (payload or {}).get("purposes")
+    if (
+        not isinstance(value, list)
+        or not value
+        or len(value) > 50
+        or not all(isinstance(v, str) and _legitimate_interest(ctx, v) for v in value)
+    ):
+        raise InvalidInput(
+            "the purposes objected to are invalid",
+            {"payload.purposes": "must list 1 to 50 legitimate-interest purposes of the catalogue"},
+        )
+    out: dict[str, Any] = {"purposes": sorted(set(value))}
+    grounds = clean_text((payload or {}).get("grounds"), "payload.grounds", required=False)
+    if grounds:
+        out["grounds"] = grounds
+    return out
+
+
+def _legitimate_interest(ctx: VaultContext, purpose_id: str) -> bool:
+    purpose = ctx.catalogue.get(purpose_id)
+    return purpose is not None and purpose.lawful_basis is LawfulBasis.LEGITIMATE_INTEREST

@@ -27,6 +27,7 @@ from sqlalchemy import insert
 from vault.audit.events import Actor
 from vault.errors import Conflict, InvalidInput, InvariantViolation
 from vault.rights.deadlines import due_date
+from vault.rights.free_text import clean_text
 from vault.rights.requests.execution import Outcome, execute_in, finish
 from vault.rights.requests.kinds import RequestChannel, RequestType
 from vault.rights.requests.queue import get_request
@@ -47,7 +48,7 @@ from vault.rights.requests.transitions import (
     initial_status,
     transition,
 )
-from vault.rights.requests.validation import clean_text, parse_enum, validate_payload
+from vault.rights.requests.validation import parse_enum, validate_payload
 from vault.storage.tables import dsar_requests
 from vault.subjects import store as subjects
 from vault.subjects.store import SubjectStatus, load_subject
