@@ -10,7 +10,7 @@ Issue 20 item 7: a customer giving a consent may leave out fields the purpose wo
 existing consent keeps covering all of its purpose's fields).
 
 Revision ID: 0024
-Revises: 0021
+Revises: 0028
 Create Date: 2026-12-04 19:50:00
 """
 

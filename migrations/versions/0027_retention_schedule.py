@@ -16,7 +16,7 @@ The indexes are built last, CONCURRENTLY on PostgreSQL (`create_index_concurrent
 Downgrading drops the column and the indexes.
 
 Revision ID: 0027
-Revises: 0021
+Revises: 0022
 Create Date: 2026-12-04 19:45:00
 """
 

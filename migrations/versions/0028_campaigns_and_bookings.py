@@ -11,7 +11,7 @@
 Downgrading drops them; bookings are then forgotten (the used points stay).
 
 Revision ID: 0028
-Revises: 0021
+Revises: 0027
 Create Date: 2026-12-04 19:45:00
 """
 

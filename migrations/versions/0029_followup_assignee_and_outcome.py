@@ -9,7 +9,7 @@
 Downgrading drops both columns; a `closed` follow-up then reads as closed without outcome.
 
 Revision ID: 0029
-Revises: 0021
+Revises: 0024
 Create Date: 2026-12-04 20:00:00
 """
 
