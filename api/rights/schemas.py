@@ -14,7 +14,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 from api.openapi_schema import exactly_one
 from api.schemas import EmailText, PhoneText, Short, Uuid
 from api.subjects.schemas import ContactPatch
-from vault.rights.requests.validation import FREE_TEXT_PATTERN
+from vault.rights.free_text import FREE_TEXT_PATTERN
 
 SelfRequestType = Literal[
     "access",

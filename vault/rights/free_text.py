@@ -13,6 +13,30 @@ from vault.errors import InvalidInput
 
 MAX_TEXT = 1000
 
+
+def _control_ranges() -> str:
+    """The control and format characters (Unicode categories Cc and Cf) apart from line
+    feed and tab, as the ranges of a regular-expression class (the characters themselves:
+    none of them is special inside a class)."""
+    codes = [
+        c
+        for c in range(0x110000)
+        if unicodedata.category(chr(c)) in ("Cc", "Cf") and chr(c) not in "\n\t"
+    ]
+    ranges: list[tuple[int, int]] = []
+    for c in codes:
+        if ranges and ranges[-1][1] == c - 1:
+            ranges[-1] = (ranges[-1][0], c)
+        else:
+            ranges.append((c, c))
+    return "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges)
+
+
+#: A DPO's free text as `clean_text` accepts it, for the API's schema: something besides
+#: white space, and no control or format character other than line feed and tab. (The
+#: length bound is the schema's `maxLength`.)
+FREE_TEXT_PATTERN = rf"^(?=[\s\S]*\S)[^{_control_ranges()}]*$"
+
 __all__ = ["MAX_TEXT", "clean_text"]
 
 

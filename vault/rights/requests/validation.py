@@ -22,30 +22,6 @@ if TYPE_CHECKING:
 MAX_PAYLOAD_BYTES = 16 * 1024
 
 
-def _control_ranges() -> str:
-    """The control and format characters (Unicode categories Cc and Cf) apart from line
-    feed and tab, as the ranges of a regular-expression class (the characters themselves:
-    none of them is special inside a class)."""
-    codes = [
-        c
-        for c in range(0x110000)
-        if unicodedata.category(chr(c)) in ("Cc", "Cf") and chr(c) not in "\n\t"
-    ]
-    ranges: list[tuple[int, int]] = []
-    for c in codes:
-        if ranges and ranges[-1][1] == c - 1:
-            ranges[-1] = (ranges[-1][0], c)
-        else:
-            ranges.append((c, c))
-    return "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges)
-
-
-#: A DPO's free text as `clean_text` accepts it, for the API's schema: something besides
-#: white space, and no control or format character other than line feed and tab. (The
-#: length bound is the schema's `maxLength`.)
-FREE_TEXT_PATTERN = rf"^(?=[\s\S]*\S)[^{_control_ranges()}]*$"
-
-
 def parse_enum(kind: type[StrEnum], value: object, name: str) -> Any:
     """`value` as a member of `kind`, or `InvalidInput` naming the allowed values."""
     if isinstance(value, str):  # the members' values are text: nothing else can match
