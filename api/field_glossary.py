@@ -24,6 +24,8 @@ BY_NAME: dict[str, str] = {
     "controller_version": "Version of policies/controller.toml the record was built from.",
     "country": "The third country, as an ISO 3166-1 alpha-2 code.",
     "displaced": "Per campaign served later: how many of its bookings this booking displaces.",
+    "customer_mailed": "Whether the customer was told by e-mail; if not (no address stored), "
+    "tell them by letter.",
     "dpo": "The data-protection officer's contact (Art. 37(7) GDPR).",
     "file": "The uploaded audience: NDJSON or CSV lines of subject ids or customer numbers.",
     "format": "The upload's format: `ndjson` or `csv`.",
