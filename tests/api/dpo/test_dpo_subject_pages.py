@@ -5,6 +5,7 @@ contact values; the export audited; lifting a restriction from the overview."""
 from __future__ import annotations
 
 import email
+import email.policy
 
 from sqlalchemy import select
 
@@ -128,12 +129,12 @@ async def test_lifting_a_restriction_from_the_overview_tells_the_customer(vault)
         ).scalar_one()
     assert status == "active"
     mails = [
-        email.message_from_bytes(p.read_bytes())
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
         for p in vault.settings.outbox_dir.glob("*.eml")
         if "restriction" in p.read_text(errors="ignore").lower()
     ]
     assert len(mails) == 1 and mails[0]["To"] == CANARY["email"]
-    assert "Accuracy confirmed" in mails[0].get_payload(decode=True).decode()
+    assert "Accuracy confirmed" in mails[0].get_body(("plain",)).get_content()
     actions = [e.action for e in await _events(vault)]
     assert "dpo:subject:lift_restriction" in actions
     assert "system:subject:restriction_lifted_mail" in actions

@@ -75,9 +75,9 @@ async def test_crm_reads_the_contact_history_page_by_page(vault, clock, log_stre
         )
         assert_problem(r, 422)
         answers.append(r := await http.get(f"/v1/subjects/{sid}/contacts?email=x", headers=crm))
-        assert_problem(r, 400)
+        assert_problem(r, 422)
         answers.append(r := await http.get(f"/v1/subjects/{sid}/contacts?limit=0", headers=crm))
-        assert_problem(r, 400)
+        assert_problem(r, 422)
     for r in answers:
         assert not found_canaries(r.text), (r.request.url, r.text)
     assert not found_canaries(log_stream.getvalue())
@@ -137,7 +137,7 @@ def _followup(sid: str, clock, **kw) -> dict:
 async def test_followups_are_assigned_listed_rescheduled_and_closed(vault, clock):
     """A follow-up created for a team is in that team's reminder list only; rescheduling
     moves it and hands it over; closing with an outcome ends it (a second close 409); a
-    lookup-role client may not change it; bad bodies are 400 and change nothing."""
+    lookup-role client may not change it; bad bodies are 422 and change nothing."""
     crm = bearer(await client_key(vault, "crm", "writer", ["order.delivery"]))
     shop = bearer(await client_key(vault, "shop", "lookup", ["order.delivery"]))
     sid, _ = await seed_subject(vault, 1303)
@@ -158,7 +158,7 @@ async def test_followups_are_assigned_listed_rescheduled_and_closed(vault, clock
         )
         assert listing.json()["items"] == []
         r = await http.get("/v1/followups", params={"assignee": "Frau M."}, headers=crm)
-        assert_problem(r, 400)
+        assert_problem(r, 422)
         start = clock.now() + timedelta(days=3)
         new = {
             "due_from": start.isoformat(),
@@ -170,14 +170,14 @@ async def test_followups_are_assigned_listed_rescheduled_and_closed(vault, clock
         r = await http.post(
             f"/v1/followups/{f['id']}/reschedule", json={**new, "note": "x"}, headers=crm
         )
-        assert_problem(r, 400)
+        assert_problem(r, 422)
         r = await http.post(f"/v1/followups/{f['id']}/reschedule", json=new, headers=crm)
         assert r.status_code == 200, r.text
         assert (r.json()["assignee"], r.json()["status"]) == ("backoffice", "open")
         r = await http.post(
             f"/v1/followups/{f['id']}/close", json={"outcome": "called +49"}, headers=crm
         )
-        assert_problem(r, 400)
+        assert_problem(r, 422)
         r = await http.post(
             f"/v1/followups/{f['id']}/close", json={"outcome": "resolved_in_writing"}, headers=crm
         )
