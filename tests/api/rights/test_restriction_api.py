@@ -48,7 +48,7 @@ async def test_lift_makes_the_subject_active_mails_the_customer_and_is_audited(v
     assert await _status(vault, sid) == "active"
     (path,) = list(vault.settings.outbox_dir.glob("*.eml"))
     mail = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-    body = mail.get_content()
+    body = mail.get_body(("plain",)).get_content()
     assert mail["To"] == p["email"] and "Einschränkung" in mail["Subject"]
     assert "Accuracy confirmed" in body and "Art. 18" in body
     actions = await _actions(vault)
