@@ -159,7 +159,7 @@ class BulkLookupController(Controller):
             identifier_kind=kind,
             identifiers=values,
             channel=data.channel,
-            contact=contact_spec(data.contact, request),
+            contact=contact_spec(data.contact, None),
         )
         return DryRunResponse(
             total=result.total,

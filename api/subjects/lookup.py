@@ -30,10 +30,11 @@ _KINDS = ("subject_id", "email", "phone", "external_ref")
 
 
 def contact_spec(
-    contact: ContactIn | None, request: Request[Any, Any, Any]
+    contact: ContactIn | None, request: Request[Any, Any, Any] | None
 ) -> basket.ContactSpec | None:
     """The outbound contact a lookup announces, as the domain's reservation request; with
-    the request's `Idempotency-Key`, a retry reserves under the same contact ids."""
+    the lookup's `request` and its `Idempotency-Key`, a retry reserves under the same
+    contact ids (`None` for a rehearsal, which reserves nothing that stays)."""
     if contact is None:
         return None
     return basket.ContactSpec(
@@ -43,7 +44,7 @@ def contact_spec(
         priority=contact.priority,
         touchpoint=contact.touchpoint,
         followup=contact.followup,
-        retry_token=retry_token(request),
+        retry_token=retry_token(request) if request is not None else None,
         campaign=contact.campaign,
     )
 
