@@ -322,6 +322,32 @@ async def test_a_retried_batch_reserves_each_contact_once(vault):
     assert await _count(vault, contacts, contacts.c.subject_id.in_([one, two])) == 2
 
 
+async def test_a_dry_run_under_a_lookups_key_does_not_count_its_reservation_as_paid(vault):
+    """A batch with a key fills ten customers' SMS baskets; a dry run of the same contact
+    sent under the same key rehearses anew: all ten are blocked by their full baskets, none
+    counted reachable as if the batch's reservation were the dry run's own."""
+    ids = [(await _sms_customer(vault, 1720 + k, f"+49151123457{20 + k}"))[0] for k in range(10)]
+    key = await _lookup_client(vault)
+    async with api(vault) as http:
+        batch = await http.post(
+            "/v1/lookup/batch",
+            json={**LOOKUP_BODY, "subject_ids": ids},
+            headers=_keyed("audience-1", key),
+        )
+        assert batch.status_code == 200, batch.text
+        assert all("contact" in json.loads(x) for x in batch.text.splitlines() if x), batch.text
+        rehearsal = await http.post(
+            "/v1/lookup/dry-run",
+            json={**LOOKUP_BODY, "subject_ids": ids},
+            headers=_keyed("audience-1", key),
+        )
+    assert rehearsal.status_code == 200, rehearsal.text
+    answer = rehearsal.json()
+    assert answer["reachable"] in (0, None), answer
+    assert answer["unreachable"] == {"contact_budget_exhausted": 10}, answer
+    assert await _count(vault, contacts, contacts.c.subject_id.in_(ids)) == 10
+
+
 async def test_a_replayed_answer_carries_its_etag(vault):
     """A stored answer that had an `ETag` (a new subject's contact state) gets it again on
     the replay, so a client can go on with `If-Match`."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 
 import pytest
 from sqlalchemy import func, select
@@ -44,7 +43,6 @@ async def _facts(url: str) -> tuple[int, int]:
 def test_unreadable_keyring_gives_503_reveals_nothing_and_recovers(postgres, tmp_path):
     """With keyring.json gone, lookups and subject creation get 503 and /ready names the
     keyring; once the file is back, the same process serves again without a restart."""
-    started = time.monotonic()
     asyncio.run(postgres.truncate())
     with serve(
         tmp_path,
@@ -97,4 +95,3 @@ def test_unreadable_keyring_gives_503_reveals_nothing_and_recovers(postgres, tmp
         assert served.call("GET", "/ready")[0] == 200
         status, body = served.call("POST", "/v1/subjects", writer, person(72))
         assert status == 201, body
-    assert time.monotonic() - started < 40

@@ -66,7 +66,6 @@ def _assert_unavailable(
 def test_mailer_down_gives_503_loses_nothing_and_recovers(postgres, tmp_path):
     """SMTP down: double opt-in grant, sign-in codes (known and unknown alike) and request
     extensions answer 503 and change nothing; with SMTP back, all three work and mail."""
-    started = time.monotonic()
     asyncio.run(postgres.truncate())
     smtp = TinySmtp()
     smtp.start()
@@ -179,4 +178,3 @@ def test_mailer_down_gives_503_loses_nothing_and_recovers(postgres, tmp_path):
             assert notice["To"] == p["email"]
     finally:
         smtp.stop()
-    assert time.monotonic() - started < 40

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from tests.support.browser import chromium_page, require_browser, serve
@@ -22,7 +21,6 @@ def test_a_customer_walks_the_privacy_centre_in_a_browser(tmp_path: Path):
     """Sign in with the mailed code, see the data and who read it, withdraw a consent,
     download the export and request erasure; afterwards the vault reveals nothing."""
     require_browser()
-    started = time.monotonic()
     with serve(tmp_path) as tresor:
         writer = tresor.client("crm", "writer")
         shop = tresor.client("shop", "lookup", "order.delivery", "offers.sms")
@@ -103,4 +101,3 @@ def test_a_customer_walks_the_privacy_centre_in_a_browser(tmp_path: Path):
             "POST", "/v1/lookup", shop, {"purpose": "order.delivery", "email": EMAIL}
         )
         assert status == 404, body
-    assert time.monotonic() - started < 60

