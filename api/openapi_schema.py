@@ -87,6 +87,12 @@ def catalogue_vocabularies(policies: Policies) -> tuple[Vocabulary, ...]:
     )
 
 
+def _is_wildcard(default: Any, vocabulary: Vocabulary) -> bool:
+    """A default outside the vocabulary is the field's "all of them" value (`*` for a
+    subscription's purpose): the server accepts it, so the enum must list it too."""
+    return isinstance(default, str) and default not in vocabulary.values
+
+
 def _restrict(prop: Schema, vocabulary: Vocabulary, *, is_list: bool) -> None:
     if is_list:
         arrays = [prop, *(prop.one_of or [])]
@@ -97,8 +103,11 @@ def _restrict(prop: Schema, vocabulary: Vocabulary, *, is_list: bool) -> None:
         nullable = any(
             isinstance(s, Schema) and s.type == OpenAPIType.NULL for s in prop.one_of or []
         )
-        prop.enum = [*vocabulary.values, *([None] if nullable else [])]
+        wildcard = [prop.default] if _is_wildcard(prop.default, vocabulary) else []
+        prop.enum = [*vocabulary.values, *wildcard, *([None] if nullable else [])]
     listed = vocabulary.describe()
+    if not is_list and _is_wildcard(prop.default, vocabulary):
+        listed += f"; `{prop.default}`: every one of them (the default)"
     prop.description = f"{prop.description} {listed}" if prop.description else listed
 
 
