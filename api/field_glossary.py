@@ -67,6 +67,9 @@ BY_NAME: dict[str, str] = {
     "basket": "Contact points the customer's monthly basket holds in total.",
     "basket_points": "Contact points a month the customer's basket holds.",
     "brand": "The brand the contact is made for (policies/contact-pressure.toml).",
+    "brands": "The brands a consent was given for (policies/contact-pressure.toml): a lookup "
+    "announcing a contact for another brand is `brand_not_covered`. Left out: every brand "
+    "the purpose covers; a purpose scoped to brands allows only some of its own.",
     "broken_seq": "The sequence number where the chain first fails to verify, if it does.",
     "bucket": "The width of each bucket of the series: `day` or `hour`.",
     "by_brand": "Contacts and points per brand.",

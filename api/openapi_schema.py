@@ -74,7 +74,12 @@ def catalogue_vocabularies(policies: Policies) -> tuple[Vocabulary, ...]:
             priorities,
             frozenset({"priority"}),
         ),
-        Vocabulary("brands (policies/contact-pressure.toml)", brands, frozenset({"brand"})),
+        Vocabulary(
+            "brands (policies/contact-pressure.toml)",
+            brands,
+            frozenset({"brand"}),
+            frozenset({"brands"}),
+        ),
         Vocabulary(
             "purposes (policies/purposes.toml)",
             purposes,

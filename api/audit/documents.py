@@ -87,6 +87,7 @@ def proof_out(p: consent_proof.ConsentProof) -> ConsentProofOut:
             collected_by=e.collected_by,
             ip=e.ip,
             user_agent=e.user_agent,
+            brands=list(e.brands) if e.brands else None,
         ),
         history=[
             HistoryEntry(

@@ -140,6 +140,7 @@ class ProofEvidenceOut(Struct):
     collected_by: str | None = None
     ip: str | None = None
     user_agent: str | None = None
+    brands: list[str] | None = None
 
 
 class ProofCheckpointOut(Struct):

@@ -22,6 +22,14 @@ class EvidenceIn(Struct, forbid_unknown_fields=True):
     user_agent: Annotated[str, Meta(max_length=512)] | None = None
 
 
+class ConsentEvidenceIn(EvidenceIn, forbid_unknown_fields=True):
+    """The evidence of a consent (or of another basis): the common evidence, plus the brands
+    it was given for."""
+
+    #: The brands the consent was given for; left out: every brand the purpose covers.
+    brands: Annotated[list[Short], Meta(min_length=1, max_length=20)] | None = None
+
+
 def evidence_of(e: EvidenceIn | None) -> Evidence | None:
     """The vault's evidence record from the request body (consents and preferences alike)."""
     if e is None:
@@ -35,13 +43,14 @@ def evidence_of(e: EvidenceIn | None) -> Evidence | None:
         explicit=e.explicit,
         ip=e.ip,
         user_agent=e.user_agent,
+        brands=tuple(e.brands or ()) if isinstance(e, ConsentEvidenceIn) else (),
     )
 
 
 class ConsentCreate(Struct, forbid_unknown_fields=True):
     purpose: Short
     expires_at: datetime | None = None
-    evidence: EvidenceIn | None = None
+    evidence: ConsentEvidenceIn | None = None
     reference: Text200 | None = None
 
 
@@ -59,6 +68,7 @@ class EvidenceOut(Struct):
     notice_text_hash: str | None = None
     language: str | None = None
     collected_by: str | None = None
+    brands: list[str] | None = None
 
 
 class HistoryEntry(Struct):

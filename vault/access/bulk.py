@@ -140,6 +140,7 @@ async def resolve_batch(
     req = Request(
         ctx, actor, purpose, checked, identifier_kind, now, events,
         Opener(ctx, identifier_kind, remember=False),
+        contact.brand if contact is not None else None,
     )  # fmt: skip
     if contact is None:
         stream = _stream_group_committed(req, ctx.audit_batcher, identifiers, chunk_size)

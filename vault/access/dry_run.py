@@ -191,7 +191,8 @@ async def _tally(
             await reads.rows(statement, {"purpose": purpose.id, "keys": wanted}) if wanted else []
         )
         matched.update(r["id"] for r in rows)
-        for o in decide_keys(rows, purpose, fields, keys, now):
+        brand = contact.brand if contact is not None else None
+        for o in decide_keys(rows, purpose, fields, keys, now, brand=brand):
             if o.allow is None:
                 tally.counts[str(o.reason)] += 1
                 if o.row is not None:

@@ -44,9 +44,14 @@ AMBIGUOUS = Outcome(DenyReason.AMBIGUOUS_IDENTIFIER)
 
 
 def verdict_of(
-    hits: Sequence[Row], purpose: Purpose, fields: tuple[str, ...], now: datetime
+    hits: Sequence[Row],
+    purpose: Purpose,
+    fields: tuple[str, ...],
+    now: datetime,
+    brand: str | None = None,
 ) -> Allow | Deny:
-    """The decision for the rows one key matched (at least one)."""
+    """The decision for the rows one key matched (at least one), for a contact of `brand`
+    (None: no contact announced)."""
     first = hits[0]
     if len(hits) > 1 and any(r["id"] != first["id"] for r in hits):
         return Deny(DenyReason.AMBIGUOUS_IDENTIFIER)
@@ -58,11 +63,12 @@ def verdict_of(
             r["b_expires_at"],
             r["b_deadline"],
             r["b_excluded"],
+            r["b_brands"],
         )
         for r in hits
         if r["b_id"] is not None
     ]
-    return decide(purpose, fields, first["status"], facts, now)
+    return decide(purpose, fields, first["status"], facts, now, brand)
 
 
 def decide_keys(
@@ -72,8 +78,10 @@ def decide_keys(
     keys: Sequence[str | None],
     now: datetime,
     reveal: Reveal | None = None,
+    brand: str | None = None,
 ) -> list[Outcome]:
-    """One outcome per key (None: an invalid identifier), from the rows of one read."""
+    """One outcome per key (None: an invalid identifier), from the rows of one read, for a
+    contact of `brand` (None: none announced)."""
     by_key: dict[str, list[Row]] = {}
     for r in rows:
         k = r["k"]
@@ -90,7 +98,7 @@ def decide_keys(
             continue
         hit = decided.get(key)
         if hit is None:
-            hit = decided[key] = _one(by_key.get(key), purpose, fields, key, now, reveal)
+            hit = decided[key] = _one(by_key.get(key), purpose, fields, key, now, reveal, brand)
         out.append(hit)
     return out
 
@@ -102,10 +110,11 @@ def _one(
     key: str,
     now: datetime,
     reveal: Reveal | None,
+    brand: str | None,
 ) -> Outcome:
     if not hits:
         return NOT_FOUND
-    verdict = verdict_of(hits, purpose, fields, now)
+    verdict = verdict_of(hits, purpose, fields, now, brand)
     if isinstance(verdict, Deny) and verdict.reason is DenyReason.AMBIGUOUS_IDENTIFIER:
         return AMBIGUOUS
     first = hits[0]

@@ -170,6 +170,7 @@ async def lookup(
         req = Request(
             ctx, actor, purpose, checked, identifier_kind, now, events,
             Opener(ctx, identifier_kind, remember=True),
+            contact.brand if contact is not None else None,
         )  # fmt: skip
         if contact is None:
             # Hot path: one read outside any write transaction, the event in a shared
@@ -216,6 +217,7 @@ async def judge_subject(
     fields: tuple[str, ...],
     subject_id: str,
     now: datetime,
+    brand: str | None = None,
 ) -> Allow | Deny:
     """The lookup's decision for one subject by id, without revealing anything (a contact
     recorded without a lookup, `vault.outreach.basket.record_contact`)."""
@@ -227,4 +229,4 @@ async def judge_subject(
     )
     if not rows:
         return Deny(DenyReason.SUBJECT_NOT_FOUND)
-    return verdict_of(rows, purpose, fields, now)
+    return verdict_of(rows, purpose, fields, now, brand)

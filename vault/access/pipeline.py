@@ -53,6 +53,9 @@ class Request:
     now: datetime
     events: LookupEvents
     opener: Opener
+    #: The announced contact's brand (None: no contact), which a brand-scoped consent must
+    #: cover.
+    brand: str | None = None
 
 
 def batch_keys(ctx: VaultContext, kind: str, values: Sequence[object]) -> list[str | None]:
@@ -85,7 +88,7 @@ async def read_and_decide(
             subject_read(req.kind, req.fields, array=reads.arrays),
             {"purpose": req.purpose.id, "keys": wanted},
         )
-    outcomes = decide_keys(rows, req.purpose, req.fields, keys, req.now)
+    outcomes = decide_keys(rows, req.purpose, req.fields, keys, req.now, brand=req.brand)
     return await req.opener.reveal(outcomes, keys)
 
 

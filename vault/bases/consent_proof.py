@@ -54,6 +54,8 @@ class ProofEvidence:
     user_agent: str | None
     #: `opened` (IP / user agent shown), `none` (none were recorded) or `shredded` (erased).
     sealed_evidence: str
+    #: The brands the consent was given for (empty: every brand its purpose covers).
+    brands: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +224,7 @@ async def consent_proof(ctx: VaultContext, actor: Actor, consent_id: str) -> Con
             ip=secrets.get("ip"),
             user_agent=secrets.get("user_agent"),
             sealed_evidence=sealed_state,
+            brands=tuple(row.brands.split(",")) if row.brands else (),
         ),
         history=[
             ProofHistory(

@@ -658,7 +658,12 @@ async def record_contact(
         else:
             if purpose is None:
                 raise InvariantViolation("purpose is unset")
-            verdict = await judge_subject(TransactionReads(conn), purpose, checked, subject_id, now)
+            # A brand-scoped consent limits what we send; a contact the customer started
+            # (inbound) is recorded whatever brand they called.
+            brand = None if spec.inbound else spec.brand
+            verdict = await judge_subject(
+                TransactionReads(conn), purpose, checked, subject_id, now, brand
+            )
             outcome = verdict if not isinstance(verdict, Allow) else await reserve(
                 conn, ctx, subject_id=subject_id, channel=spec.channel, type=spec.type,
                 brand=spec.brand, priority=spec.priority, now=now, purpose=purpose_id,

@@ -467,6 +467,7 @@ async def collect_in(
             "notice_text_hash": c.notice_text_hash,
             "language": c.language,
             "collected_by": c.collected_by,
+            "brands": c.brands.split(",") if c.brands else None,
         }
         if has_key and c.evidence_ct is not None:
             evidence.update(await evidence_secrets(ctx, conn, subject, c))

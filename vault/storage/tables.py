@@ -127,6 +127,10 @@ class Consent(Base):
     #: sorted (NULL: none); a lookup that would reveal one is `field_not_covered`
     #: (migration 0024).
     excluded_fields: Mapped[str | None] = mapped_column(String(200))
+    #: The brands the consent's evidence names, comma-separated and sorted (NULL: every
+    #: brand the purpose covers); a contact for another brand is `brand_not_covered`
+    #: (migration 0038).
+    brands: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (
         Index("ix_consents_subject_id_purpose", "subject_id", "purpose"),

@@ -84,6 +84,9 @@ class BasisFacts:
     #: The fields the customer left out of this consent, as stored (comma-separated), or
     #: None: the basis covers all of its purpose's fields.
     excluded: str | None = None
+    #: The brands this consent covers, as stored (comma-separated), or None: every brand
+    #: its purpose covers.
+    brands: str | None = None
 
 
 def effective_status(facts: BasisFacts, now: datetime) -> BasisStatus:
@@ -160,6 +163,11 @@ def check_contact(
     return checked
 
 
+def _covers(facts: BasisFacts, brand: str) -> bool:
+    """Whether a consent scoped to brands (`facts.brands` as stored) covers `brand`."""
+    return brand in (facts.brands or "").split(",")
+
+
 def left_out(excluded: str, fields: tuple[str, ...]) -> bool:
     """Whether a read of `fields` (asked for, or the purpose's by default) would reveal a
     field the customer left out (`excluded` as stored): then it is not covered, the same
@@ -174,9 +182,11 @@ def decide(
     subject_status: str,
     bases: Sequence[BasisFacts],
     now: datetime,
+    brand: str | None = None,
 ) -> Allow | Deny:
     """Decide a read for one subject. `bases` are that subject's records for the purpose,
-    newest first."""
+    newest first; `brand` is the announced contact's (a consent scoped to other brands
+    does not cover it)."""
     if subject_status == "erased":
         return Deny(DenyReason.SUBJECT_ERASED)
     if subject_status == "restricted" and purpose.lawful_basis is not LawfulBasis.LEGAL_OBLIGATION:
@@ -192,6 +202,8 @@ def decide(
         if status in (BasisStatus.GRANTED, BasisStatus.ACTIVE):
             if facts.excluded is not None and left_out(facts.excluded, fields):
                 return Deny(DenyReason.FIELD_NOT_COVERED)
+            if brand is not None and facts.brands is not None and not _covers(facts, brand):
+                return Deny(DenyReason.BRAND_NOT_COVERED)
             return Allow(fields=fields, basis=facts)
         if status is BasisStatus.SUPERSEDED:
             continue

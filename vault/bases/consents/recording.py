@@ -7,7 +7,7 @@ import json
 import re
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -80,6 +80,16 @@ def _validate_evidence(
         raise InvalidInput("consent evidence is invalid", errors)
 
 
+def _brands_problem(purpose: Purpose, named: Sequence[str], known: Collection[str]) -> str | None:
+    """Why a consent's brands are refused, or None: each once, each a brand of the rules,
+    and within the purpose's own brands when the purpose is scoped (a consent can narrow
+    what the purpose covers, never widen it)."""
+    allowed = purpose.brands or tuple(known)
+    if len(set(named)) != len(named) or not set(named) <= set(allowed):
+        return "each once, some of " + ", ".join(allowed)
+    return None
+
+
 def _left_out(purpose: Purpose, fields: Sequence[str]) -> str | None:
     """The stored form of the fields left out of a consent (sorted, comma-separated), or
     None; only a consent can leave out fields, only the purpose's own, never all of them."""
@@ -125,6 +135,10 @@ async def record_basis(
     if purpose is None:
         raise InvalidInput("unknown purpose", {"purpose": "is not in the purpose catalogue"})
     _validate_evidence(purpose, evidence, ctx.touchpoints)
+    if evidence is not None and evidence.brands:
+        problem = _brands_problem(purpose, evidence.brands, ctx.pressure_rules.brands)
+        if problem is not None:
+            raise InvalidInput("the consent's brands are not valid", {"evidence.brands": problem})
     excluded = _left_out(purpose, excluded_fields)
     now = ctx.clock.now()
     if expires_at is not None:
@@ -245,6 +259,7 @@ async def record_basis(
                 collected_by=actor.id,
                 evidence_ct=evidence_ct,
                 excluded_fields=excluded,
+                brands=",".join(sorted(evidence.brands)) if evidence and evidence.brands else None,
                 **texts,
             )
         )
@@ -269,7 +284,8 @@ async def record_basis(
             consent_id=consent_id,
             detail={"status": str(status), "superseded": len(earlier)}
             | ({"objection_cleared": True} if objection_cleared else {})
-            | ({"left_out": excluded.split(",")} if excluded else {}),
+            | ({"left_out": excluded.split(",")} if excluded else {})
+            | ({"brands": sorted(evidence.brands)} if evidence and evidence.brands else {}),
         )
         if status is BasisStatus.GRANTED:
             await outbox.emit(

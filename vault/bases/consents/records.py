@@ -45,6 +45,9 @@ class Evidence:
     explicit: bool = False
     ip: str | None = None
     user_agent: str | None = None
+    #: The brands the consent was given for (the form's brand, say); empty: every brand
+    #: the purpose covers.
+    brands: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,7 @@ def to_record(
         "notice_text_hash": row.notice_text_hash,
         "language": row.language,
         "collected_by": row.collected_by,
+        "brands": row.brands.split(",") if row.brands else None,
     }
     return BasisRecord(
         id=row.id,

@@ -22,6 +22,7 @@ from msgspec import UNSET, UnsetType
 __all__ = [
     "UNSET",
     "BasisOut",
+    "ConsentEvidenceIn",
     "BatchLine",
     "BatchLookupRequest",
     "Channel",
@@ -99,8 +100,16 @@ class EvidenceIn(_Request):
     notice_text_hash: str | None | UnsetType = UNSET
 
 
+class ConsentEvidenceIn(EvidenceIn):
+    """A consent's evidence: the common evidence plus the brands it was given for (left
+    out: every brand the purpose covers; a lookup for another brand is `brand_not_covered`)."""
+
+    brands: list[str] | None | UnsetType = UNSET
+
+
 class ConsentCreate(_Request):
-    """A consent (`evidence`) or another lawful basis (`reference`) for one purpose."""
+    """A consent (`evidence`) or another lawful basis (`reference`) for one purpose. Pass a
+    `ConsentEvidenceIn` as `evidence` to scope the consent to brands."""
 
     purpose: str
     evidence: EvidenceIn | None | UnsetType = UNSET
@@ -194,6 +203,7 @@ class EvidenceOut(_Response):
     notice_text_hash: str | None = None
     language: str | None = None
     collected_by: str | None = None
+    brands: list[str] | None = None
 
 
 class HistoryEntry(_Response):
