@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,8 +54,11 @@ class WebhookTransport:
         per_recipient: int = PER_RECIPIENT,
         resolver: Resolver = system_resolver,
         inner: httpcore.AsyncNetworkBackend | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._allow_private = allow_private
+        #: The CAs webhook certificates are verified against (None: the system's).
+        self._ssl_context = ssl_context
         self._timeout = timeout
         self._per_recipient = per_recipient
         self._resolver = resolver
@@ -82,6 +86,7 @@ class WebhookTransport:
                     limits=limits,
                     resolver=self._resolver,
                     inner=self._inner,
+                    ssl_context=self._ssl_context,
                 ),
             )
             self._clients[recipient] = client
