@@ -18,15 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpcore
-import httpx
 import nats
 from nats.js.errors import NotFoundError
 
 from vault.recipients import signing
 from vault.recipients.pinned_dns import (
-    PinnedTransport,
     PrivateAddressError,
     Resolver,
+    pinned_pool,
     system_resolver,
 )
 
@@ -41,7 +40,7 @@ PER_RECIPIENT = 4
 
 
 class WebhookTransport:
-    """One HTTP client (a keep-alive connection pool) per recipient, reused by every
+    """One keep-alive connection pool per recipient (httpcore, pinned), reused by every
     delivery to it: a slow or failing receiver holds only its own connections, and at most
     `per_recipient` requests go to one receiver at once. Connections go to the address the
     private-range check saw (`pinned_dns`)."""
@@ -63,35 +62,27 @@ class WebhookTransport:
         self._per_recipient = per_recipient
         self._resolver = resolver
         self._inner = inner
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._pools: dict[str, httpcore.AsyncConnectionPool] = {}
         #: Requests wait here rather than in httpcore's pool, whose queue is scanned on
         #: every request and connection change (profiled: the largest cost of a send).
         self._gates: dict[str, asyncio.Semaphore] = {}
+        self._timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
 
-    def _http(self, recipient: str) -> httpx.AsyncClient:
-        client = self._clients.get(recipient)
-        if client is None:
-            limits = httpx.Limits(
+    def _pool(self, recipient: str) -> httpcore.AsyncConnectionPool:
+        pool = self._pools.get(recipient)
+        if pool is None:
+            # No redirects (httpcore follows none): a 3xx could point the notice somewhere
+            # the URL check refused; it counts as a failed attempt.
+            pool = pinned_pool(
+                allow_private=self._allow_private,
                 max_connections=self._per_recipient,
-                max_keepalive_connections=self._per_recipient,
-                keepalive_expiry=30.0,
+                resolver=self._resolver,
+                inner=self._inner,
+                ssl_context=self._ssl_context,
             )
-            # No redirects: a 3xx could point the notice somewhere the URL check refused.
-            client = httpx.AsyncClient(
-                timeout=self._timeout,
-                follow_redirects=False,
-                trust_env=False,
-                transport=PinnedTransport(
-                    allow_private=self._allow_private,
-                    limits=limits,
-                    resolver=self._resolver,
-                    inner=self._inner,
-                    ssl_context=self._ssl_context,
-                ),
-            )
-            self._clients[recipient] = client
+            self._pools[recipient] = pool
             self._gates[recipient] = asyncio.Semaphore(self._per_recipient)
-        return client
+        return pool
 
     async def send(
         self,
@@ -105,28 +96,46 @@ class WebhookTransport:
     ) -> str | None:
         if not keys:
             return "no_secret"
-        headers = signing.headers(keys, msg_id, now, body)
-        headers["content-type"] = "application/json"
-        client = self._http(recipient)
+        headers = [
+            (name.encode(), value.encode())
+            for name, value in signing.headers(keys, msg_id, now, body).items()
+        ]
+        headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        pool = self._pool(recipient)
         try:
             async with self._gates[recipient]:
-                response = await client.post(url, content=body, headers=headers)
-        except httpx.TimeoutException:
+                response = await pool.request(
+                    "POST",
+                    url,
+                    headers=headers,
+                    content=body,
+                    extensions={"timeout": self._timeouts},
+                )
+        except httpcore.TimeoutException:
             return "timeout"
-        except httpx.ConnectError as exc:
-            if isinstance(exc.__cause__, PrivateAddressError):
-                return "private_address"
+        except PrivateAddressError:
+            return "private_address"
+        except httpcore.ConnectError:
             return "connect_error"
-        except httpx.HTTPError as exc:
+        except _HTTP_ERRORS as exc:
             return _kind(type(exc).__name__)
-        if 200 <= response.status_code < 300:
+        if 200 <= response.status < 300:
             return None
-        return f"http_{response.status_code}"
+        return f"http_{response.status}"
 
     async def close(self) -> None:
-        clients, self._clients, self._gates = list(self._clients.values()), {}, {}
-        for client in clients:
-            await client.aclose()
+        pools, self._pools, self._gates = list(self._pools.values()), {}, {}
+        for pool in pools:
+            await pool.aclose()
+
+
+#: What else a request can fail with (its class name is the error kind kept).
+_HTTP_ERRORS = (
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
+    httpcore.ConnectionNotAvailable,
+)
 
 
 def _kind(name: str) -> str:
