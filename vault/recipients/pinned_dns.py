@@ -118,10 +118,10 @@ def pinned_pool(
 ) -> httpcore.AsyncConnectionPool:
     """An HTTP/1.1 keep-alive pool whose connections go through `PinnedBackend`.
 
-    httpcore directly, without httpx on top: per request httpx built its own request and
-    response models, headers and hooks, the larger part of the sender's CPU per notice
-    (py-spy under bench/notify.py); a notice needs none of it (no redirects, cookies,
-    auth or proxies)."""
+    httpcore directly, without httpx on top: httpx built its own request and response
+    models, headers and hooks per request, which a notice does not need (no redirects,
+    cookies, auth or proxies); dropping it saved about a tenth of the sender's CPU per
+    notice (bench/notify.py, docs/performance.md)."""
     return httpcore.AsyncConnectionPool(
         # Certificates verified against the system's CAs unless a context is given (a
         # private CA); the name checked is the URL's host, never the pinned address.
