@@ -10,7 +10,13 @@ transaction and times until every one of the (erasures x 5) deliveries is `deliv
 seconds, one transaction each, and the p50/p99 of delivered_at - occurred_at. Deliveries run
 in this process (one node); latencies cover every steady-phase delivery. On a shared machine
 the rate follows the load, so the CPU milliseconds per delivery of this process and of the
-receiver are printed too (with the load average): they compare runs better. Prints one JSON
+receiver are printed too (with the load average): they compare runs better.
+
+The ceiling, in the same run and against the same receiver process: as many signed notices
+posted by bare clients with the same concurrency (5 recipients x `PER_RECIPIENT`
+connections), once through raw keep-alive sockets (what the receiver can take at all) and
+once through plain httpx clients (what the HTTP library costs without Tresor's database
+work). `ratio_to_raw` / `ratio_to_httpx` put Tresor's rate against them. Prints one JSON
 object.
 
 Usage: .venv/bin/python bench/notify.py [--erasures 10000] [--rate 100] [--seconds 10]
@@ -31,6 +37,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import make_url
 
@@ -38,12 +45,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.lookup import BIN, PG_ADMIN, _admin, free_port, stop  # noqa: E402 - after sys.path
+from examples.receiver.app import decode_secret  # noqa: E402 - after sys.path
 from vault.admin.clients import create_client  # noqa: E402 - after sys.path
 from vault.audit.events import SYSTEM, Actor, AuditAction, Decision, event_row  # noqa: E402
 from vault.context import VaultContext  # noqa: E402 - after sys.path
 from vault.crypto import LocalKeyring  # noqa: E402 - after sys.path
-from vault.recipients import registry  # noqa: E402 - after sys.path
+from vault.recipients import registry, signing  # noqa: E402 - after sys.path
 from vault.recipients.delivery import Deliverer  # noqa: E402 - after sys.path
+from vault.recipients.transports import PER_RECIPIENT  # noqa: E402 - after sys.path
 from vault.settings import Settings  # noqa: E402 - after sys.path
 from vault.storage.db import upgrade  # noqa: E402 - after sys.path
 from vault.storage.recipient_tables import deliveries, domain_events  # noqa: E402
@@ -138,10 +147,14 @@ async def run(args: argparse.Namespace, url: str, data: Path) -> dict[str, objec
         cpu = time.process_time() - cpu_started
         receiver_cpu = _cpu_seconds(receiver.pid) - receiver_cpu_started
         total = args.erasures * RECIPIENTS
+        keys = [decode_secret(x) for x in secrets]
+        raw_rate = await _ceiling_raw(port, keys, total)
+        httpx_rate = await _ceiling_httpx(port, keys, total)
         # Latency: a steady rate of events, each its own commit, one node delivering.
         stop_at = time.monotonic() + args.seconds
         loop_task = asyncio.create_task(_deliver_loop(ctx, deliverer, stop_at))
         sent = 0
+        steady_started = time.monotonic()
         while time.monotonic() < stop_at:
             async with ctx.transaction() as conn:
                 await conn.execute(
@@ -149,7 +162,8 @@ async def run(args: argparse.Namespace, url: str, data: Path) -> dict[str, objec
                     [_event(subjects[sent % len(subjects)], datetime.now(UTC))],
                 )
             sent += 1
-            await asyncio.sleep(1 / args.rate)
+            # On an absolute schedule: the time a commit took is not added to the interval.
+            await asyncio.sleep(max(0.0, steady_started + sent / args.rate - time.monotonic()))
         await loop_task
         async with ctx.engine.connect() as conn:
             lat = sorted(
@@ -170,6 +184,10 @@ async def run(args: argparse.Namespace, url: str, data: Path) -> dict[str, objec
             "deliveries": total,
             "seconds": round(elapsed, 2),
             "deliveries_per_second": round(total / elapsed),
+            "ceiling_raw_per_second": round(raw_rate),
+            "ceiling_httpx_per_second": round(httpx_rate),
+            "ratio_to_raw": round(total / elapsed / raw_rate, 3),
+            "ratio_to_httpx": round(total / elapsed / httpx_rate, 3),
             # CPU per delivery depends far less on what else the machine runs than the rate:
             # Tresor's side (this process, without PostgreSQL) and the receiver's.
             "tresor_cpu_ms_per_delivery": round(cpu * 1000 / total, 3),
@@ -177,6 +195,8 @@ async def run(args: argparse.Namespace, url: str, data: Path) -> dict[str, objec
             "load_average_1m": round(os.getloadavg()[0], 2),
             "steady_rate_events_per_second": args.rate,
             "steady_events": sent,
+            # Below the asked rate when this process (writer and deliverer share it) lacks CPU.
+            "steady_events_per_second_achieved": round(sent / args.seconds, 1),
             "steady_deliveries_measured": len(lat),
             "latency_p50_ms": round(lat[len(lat) // 2] * 1000, 1) if lat else None,
             "latency_p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 1) if lat else None,
@@ -185,6 +205,86 @@ async def run(args: argparse.Namespace, url: str, data: Path) -> dict[str, objec
         await deliverer.close()
         stop(receiver)
         await ctx.close()
+
+
+def _notice(i: int, keys: list[bytes]) -> tuple[bytes, dict[str, str]]:
+    """A signed notice shaped like Tresor's, under recipient `i % 5`'s key, with a fresh id
+    (the receiver de-duplicates ids)."""
+    msg_id = f"ceiling_{uuid.uuid4().hex}"
+    body = json.dumps(
+        {
+            "type": "subject.erased",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "data": {
+                "notification_id": msg_id,
+                "event_id": str(uuid.uuid4()),
+                "subject_id": str(uuid.uuid4()),
+                "purposes": [PURPOSE],
+                "occurred_at": datetime.now(UTC).isoformat(),
+                "ack_url": "http://127.0.0.1:9/v1/notifications/x/ack",
+            },
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    ).encode()
+    headers = signing.headers([keys[i % len(keys)]], msg_id, int(time.time()), body)
+    return body, headers | {"content-type": "application/json"}
+
+
+async def _ceiling_raw(port: int, keys: list[bytes], total: int) -> float:
+    """Notices per second through bare keep-alive HTTP/1.1 sockets (no client library)."""
+    connections = len(keys) * PER_RECIPIENT
+    share = [total // connections + (i < total % connections) for i in range(connections)]
+
+    async def worker(n: int, offset: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for i in range(n):
+                body, headers = _notice(offset + i, keys)
+                head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+                writer.write(
+                    f"POST /tresor/notices HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n{head}"
+                    f"content-length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+                status = await reader.readline()
+                if b" 200 " not in status:
+                    raise RuntimeError(f"receiver answered {status!r}")
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                await reader.readexactly(length)
+        finally:
+            writer.close()
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker(n, sum(share[:i])) for i, n in enumerate(share)))
+    return total / (time.monotonic() - started)
+
+
+async def _ceiling_httpx(port: int, keys: list[bytes], total: int) -> float:
+    """Notices per second through one plain httpx client per recipient (as many
+    connections as Tresor's), without pinning, database or retries."""
+    url = f"http://127.0.0.1:{port}/tresor/notices"
+    limits = httpx.Limits(max_connections=PER_RECIPIENT, max_keepalive_connections=PER_RECIPIENT)
+    clients = [httpx.AsyncClient(limits=limits, trust_env=False) for _ in keys]
+    gates = [asyncio.Semaphore(PER_RECIPIENT) for _ in keys]
+
+    async def one(i: int) -> None:
+        body, headers = _notice(i, keys)
+        r = i % len(keys)
+        async with gates[r]:
+            response = await clients[r].post(url, content=body, headers=headers)
+        response.raise_for_status()
+
+    started = time.monotonic()
+    try:
+        await asyncio.gather(*(one(i) for i in range(total)))
+    finally:
+        for client in clients:
+            await client.aclose()
+    return total / (time.monotonic() - started)
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -41,6 +41,7 @@ from vault.storage.db import make_engine
 from vault.storage.dialect import serialises_writers
 from vault.storage.errors import STORAGE_ERRORS, UNAVAILABLE
 from vault.storage.ports import HotOptions, HotStorage, ReadPort, open_hot_storage
+from vault.storage.wakeup import close_wakers, committed
 
 
 @dataclass
@@ -176,6 +177,9 @@ class VaultContext:
             else:
                 async with gate, self.engine.begin() as conn:
                     yield conn
+            # Committed: now the wake-ups the transaction asked for may go (never on a
+            # rollback, never inside the transaction: `storage.wakeup`).
+            committed(conn)
         except STORAGE_ERRORS as exc:
             raise Unavailable(UNAVAILABLE) from exc
         except KeyringError as exc:
@@ -197,6 +201,7 @@ class VaultContext:
     async def close(self) -> None:
         await self.audit_batcher.drain()
         await self.reads.close()
+        await close_wakers(self.engine)
         if self._hot.copy is not None:  # on PostgreSQL the reads' pool: closing twice is fine
             await self._hot.copy.close()
         await self.engine.dispose()

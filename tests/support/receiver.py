@@ -43,11 +43,21 @@ class Faults:
 
 
 @asynccontextmanager
-async def serving(app: Any, port: int | None = None) -> AsyncIterator[str]:
-    """Serve `app` on 127.0.0.1 until the block ends; yields its base URL."""
+async def serving(
+    app: Any, port: int | None = None, *, tls: tuple[str, str] | None = None
+) -> AsyncIterator[str]:
+    """Serve `app` on 127.0.0.1 until the block ends; yields its base URL. With `tls`
+    (certificate chain file, key file) it serves HTTPS."""
     port = port or free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", access_log=False
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -56,7 +66,7 @@ async def serving(app: Any, port: int | None = None) -> AsyncIterator[str]:
             task.result()
         await asyncio.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task

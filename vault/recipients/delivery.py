@@ -31,7 +31,7 @@ from vault.clock import as_utc
 from vault.recipients.events import OUTBOX_CHANNEL
 from vault.recipients.fanout import fan_out
 from vault.recipients.registry import signing_keys
-from vault.recipients.transports import NatsTransport, WebhookTransport
+from vault.recipients.transports import NatsNotice, NatsTransport, WebhookTransport
 from vault.storage.dialect import skip_locked
 from vault.storage.listen import ChannelListener
 from vault.storage.recipient_tables import deliveries, domain_events, recipients
@@ -165,13 +165,34 @@ class Deliverer:
                 break
             next_claims = asyncio.ensure_future(self._claim(batch))
             try:
-                errors = await asyncio.gather(*(self._gated_send(c) for c in claims))
+                errors = await self._send_all(claims)
                 counts = await self._record(claims, errors)
             finally:
                 following = await next_claims
             totals = [a + b for a, b in zip(totals, counts, strict=True)]
             claims = following or await self._claim(batch)
         return RunReport(fanned, *totals)
+
+    async def _send_all(self, claims: list[_Claim]) -> list[str | None]:
+        """Every claim's outcome, in order: the NATS notices as one batch whose publish
+        acknowledgements are awaited together, the webhooks concurrently beside it."""
+        on_bus = [i for i, c in enumerate(claims) if c.transport == "nats"]
+        hooks = [i for i, c in enumerate(claims) if c.transport != "nats"]
+        bus = self.nats.send_batch(
+            [
+                NatsNotice(claims[i].target, claims[i].event_type, claims[i].id, claims[i].body)
+                for i in on_bus
+            ]
+        )
+        bus_errors, hook_errors = await asyncio.gather(
+            bus, asyncio.gather(*(self._gated_send(claims[i]) for i in hooks))
+        )
+        errors: list[str | None] = [None] * len(claims)
+        for i, error in zip(on_bus, bus_errors, strict=True):
+            errors[i] = error
+        for i, error in zip(hooks, hook_errors, strict=True):
+            errors[i] = error
+        return errors
 
     async def _gated_send(self, claim: _Claim) -> str | None:
         async with self._gate:

@@ -17,9 +17,9 @@ from enum import StrEnum
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vault.storage.dialect import notify_at_commit
 from vault.storage.recipient_tables import domain_events
 from vault.storage.tables import consents
+from vault.storage.wakeup import wake_after_commit
 
 #: The PostgreSQL notification channel a committed event signals on (`storage.listen`).
 OUTBOX_CHANNEL = "tresor_outbox"
@@ -78,8 +78,9 @@ async def emit(
             fanned_out_at=None,
         )
     )
-    # Wakes the deliverer when this transaction commits (PostgreSQL; SQLite polls).
-    await notify_at_commit(conn, OUTBOX_CHANNEL)
+    # Wakes the deliverer after this transaction commits, from outside it and coalesced
+    # with other commits (PostgreSQL; SQLite polls): see `storage.wakeup`.
+    wake_after_commit(conn, OUTBOX_CHANNEL)
     return event_id
 
 

@@ -8,8 +8,8 @@ notice inside the network, because there is no second lookup. TLS still verifies
 certificate and sends SNI for the host name (httpcore takes both from the request URL, and
 the Host header too), so only the TCP peer is pinned.
 
-The pin lives in an httpcore network backend, under httpx's own transport and pool, so
-connection reuse, keep-alive and timeouts are httpx's. A kept-alive connection is not
+The pin lives in an httpcore network backend under httpcore's own pool (`pinned_pool`), so
+connection reuse, keep-alive and timeouts are httpcore's. A kept-alive connection is not
 resolved again: its peer is the address checked when it was opened.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -106,28 +107,29 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-class PinnedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport with its connection pool built on `PinnedBackend` (httpx has no
-    parameter for the network backend, so the pool is made here with the same settings)."""
+def pinned_pool(
+    *,
+    allow_private: bool,
+    max_connections: int,
+    keepalive_expiry: float = 30.0,
+    resolver: Resolver = system_resolver,
+    inner: httpcore.AsyncNetworkBackend | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> httpcore.AsyncConnectionPool:
+    """An HTTP/1.1 keep-alive pool whose connections go through `PinnedBackend`.
 
-    def __init__(
-        self,
-        *,
-        allow_private: bool,
-        limits: httpx.Limits,
-        resolver: Resolver = system_resolver,
-        inner: httpcore.AsyncNetworkBackend | None = None,
-        http2: bool = False,
-    ) -> None:
-        super().__init__(limits=limits, trust_env=False, http2=http2)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            http1=True,
-            http2=http2,
-            network_backend=PinnedBackend(
-                allow_private=allow_private, resolver=resolver, inner=inner
-            ),
-        )
+    httpcore directly, without httpx on top: httpx built its own request and response
+    models, headers and hooks per request, which a notice does not need (no redirects,
+    cookies, auth or proxies); dropping it saved about a tenth of the sender's CPU per
+    notice (bench/notify.py, docs/performance.md)."""
+    return httpcore.AsyncConnectionPool(
+        # Certificates verified against the system's CAs unless a context is given (a
+        # private CA); the name checked is the URL's host, never the pinned address.
+        ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
+        keepalive_expiry=keepalive_expiry,
+        http1=True,
+        http2=False,
+        network_backend=PinnedBackend(allow_private=allow_private, resolver=resolver, inner=inner),
+    )

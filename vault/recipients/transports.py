@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpcore
-import httpx
 import nats
 from nats.js.errors import NotFoundError
 
 from vault.recipients import signing
 from vault.recipients.pinned_dns import (
-    PinnedTransport,
     PrivateAddressError,
     Resolver,
+    pinned_pool,
     system_resolver,
 )
 
@@ -38,7 +40,7 @@ PER_RECIPIENT = 4
 
 
 class WebhookTransport:
-    """One HTTP client (a keep-alive connection pool) per recipient, reused by every
+    """One keep-alive connection pool per recipient (httpcore, pinned), reused by every
     delivery to it: a slow or failing receiver holds only its own connections, and at most
     `per_recipient` requests go to one receiver at once. Connections go to the address the
     private-range check saw (`pinned_dns`)."""
@@ -51,40 +53,36 @@ class WebhookTransport:
         per_recipient: int = PER_RECIPIENT,
         resolver: Resolver = system_resolver,
         inner: httpcore.AsyncNetworkBackend | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._allow_private = allow_private
+        #: The CAs webhook certificates are verified against (None: the system's).
+        self._ssl_context = ssl_context
         self._timeout = timeout
         self._per_recipient = per_recipient
         self._resolver = resolver
         self._inner = inner
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._pools: dict[str, httpcore.AsyncConnectionPool] = {}
         #: Requests wait here rather than in httpcore's pool, whose queue is scanned on
         #: every request and connection change (profiled: the largest cost of a send).
         self._gates: dict[str, asyncio.Semaphore] = {}
+        self._timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
 
-    def _http(self, recipient: str) -> httpx.AsyncClient:
-        client = self._clients.get(recipient)
-        if client is None:
-            limits = httpx.Limits(
+    def _pool(self, recipient: str) -> httpcore.AsyncConnectionPool:
+        pool = self._pools.get(recipient)
+        if pool is None:
+            # No redirects (httpcore follows none): a 3xx could point the notice somewhere
+            # the URL check refused; it counts as a failed attempt.
+            pool = pinned_pool(
+                allow_private=self._allow_private,
                 max_connections=self._per_recipient,
-                max_keepalive_connections=self._per_recipient,
-                keepalive_expiry=30.0,
+                resolver=self._resolver,
+                inner=self._inner,
+                ssl_context=self._ssl_context,
             )
-            # No redirects: a 3xx could point the notice somewhere the URL check refused.
-            client = httpx.AsyncClient(
-                timeout=self._timeout,
-                follow_redirects=False,
-                trust_env=False,
-                transport=PinnedTransport(
-                    allow_private=self._allow_private,
-                    limits=limits,
-                    resolver=self._resolver,
-                    inner=self._inner,
-                ),
-            )
-            self._clients[recipient] = client
+            self._pools[recipient] = pool
             self._gates[recipient] = asyncio.Semaphore(self._per_recipient)
-        return client
+        return pool
 
     async def send(
         self,
@@ -98,32 +96,65 @@ class WebhookTransport:
     ) -> str | None:
         if not keys:
             return "no_secret"
-        headers = signing.headers(keys, msg_id, now, body)
-        headers["content-type"] = "application/json"
-        client = self._http(recipient)
+        headers = [
+            (name.encode(), value.encode())
+            for name, value in signing.headers(keys, msg_id, now, body).items()
+        ]
+        headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        pool = self._pool(recipient)
         try:
             async with self._gates[recipient]:
-                response = await client.post(url, content=body, headers=headers)
-        except httpx.TimeoutException:
+                response = await pool.request(
+                    "POST",
+                    url,
+                    headers=headers,
+                    content=body,
+                    extensions={"timeout": self._timeouts},
+                )
+        except httpcore.TimeoutException:
             return "timeout"
-        except httpx.ConnectError as exc:
-            if isinstance(exc.__cause__, PrivateAddressError):
-                return "private_address"
+        except PrivateAddressError:
+            return "private_address"
+        except httpcore.ConnectError:
             return "connect_error"
-        except httpx.HTTPError as exc:
+        except _HTTP_ERRORS as exc:
             return _kind(type(exc).__name__)
-        if 200 <= response.status_code < 300:
+        if 200 <= response.status < 300:
             return None
-        return f"http_{response.status_code}"
+        return f"http_{response.status}"
 
     async def close(self) -> None:
-        clients, self._clients, self._gates = list(self._clients.values()), {}, {}
-        for client in clients:
-            await client.aclose()
+        pools, self._pools, self._gates = list(self._pools.values()), {}, {}
+        for pool in pools:
+            await pool.aclose()
+
+
+#: What else a request can fail with (its class name is the error kind kept).
+_HTTP_ERRORS = (
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
+    httpcore.ConnectionNotAvailable,
+)
 
 
 def _kind(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()[:60]
+
+
+def _nats_kind(exc: BaseException) -> str:
+    return "nats_" + _kind(type(exc).__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class NatsNotice:
+    """One JetStream publish: the recipient's subject prefix, the event type (the last
+    subject token), the delivery id (`Nats-Msg-Id`) and the body."""
+
+    prefix: str
+    event_type: str
+    msg_id: str
+    body: bytes
 
 
 def stream_name(prefix: str) -> str:
@@ -163,20 +194,47 @@ class NatsTransport:
         self._streams.add(prefix)
 
     async def send(self, prefix: str, event_type: str, msg_id: str, body: bytes) -> str | None:
+        return (await self.send_batch([NatsNotice(prefix, event_type, msg_id, body)]))[0]
+
+    async def send_batch(self, notices: Sequence[NatsNotice]) -> list[str | None]:
+        """Publish every notice without waiting in between, then await all publish
+        acknowledgements together (one timeout for the batch): a batch costs about one
+        round trip instead of one per notice. Each notice still counts only with its own
+        acknowledgement; one that has none in time answers `nats_timeout`."""
+        if not notices:
+            return []
+        results: list[str | None] = [None] * len(notices)
+        futures: list[asyncio.Future[Any] | None] = [None] * len(notices)
         try:
             js = await self._jetstream()
-            await self._ensure_stream(js, prefix)
-            await js.publish(
-                f"{prefix}.{event_type}",
-                body,
-                timeout=self._timeout,
-                headers={"Nats-Msg-Id": msg_id},
-            )
-        except TimeoutError:
-            return "nats_timeout"
+            for prefix in sorted({n.prefix for n in notices}):
+                await self._ensure_stream(js, prefix)
+            for i, n in enumerate(notices):
+                futures[i] = await js.publish_async(
+                    f"{n.prefix}.{n.event_type}",
+                    n.body,
+                    wait_stall=self._timeout,
+                    headers={"Nats-Msg-Id": n.msg_id},
+                )
         except Exception as exc:  # noqa: BLE001 - any failure is retried; its kind is kept
-            return "nats_" + _kind(type(exc).__name__)
-        return None
+            kind = "nats_timeout" if isinstance(exc, TimeoutError) else _nats_kind(exc)
+            for i, future in enumerate(futures):
+                if future is None:
+                    results[i] = kind
+        pending = [f for f in futures if f is not None]
+        if pending:
+            await asyncio.wait(pending, timeout=self._timeout)
+        for i, future in enumerate(futures):
+            if future is None:
+                continue
+            if not future.done():
+                future.cancel()
+                results[i] = "nats_timeout"
+            elif future.cancelled():
+                results[i] = "nats_timeout"
+            elif (failure := future.exception()) is not None:
+                results[i] = _nats_kind(failure)
+        return results
 
     async def close(self) -> None:
         if self._nc is not None and not self._nc.is_closed:

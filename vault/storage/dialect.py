@@ -99,9 +99,8 @@ async def asyncpg_connection(conn: AsyncConnection) -> asyncpg.Connection | None
     return driver
 
 
-async def notify_at_commit(conn: AsyncConnection, channel: str) -> None:
-    """PostgreSQL: `NOTIFY channel` inside the caller's transaction, delivered to listeners
-    when it commits and never on a rollback (several in one transaction arrive as one).
-    SQLite has no such signal: its readers poll."""
-    if _is_postgresql(conn):
-        await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+def sends_notifications(conn: AsyncConnection | AsyncEngine) -> bool:
+    """Whether the database has LISTEN/NOTIFY (PostgreSQL); SQLite's readers poll instead.
+    The wake-up itself is sent after the commit, outside the transaction
+    (`storage.wakeup`): a NOTIFY inside it serialises the commits of every writer."""
+    return _is_postgresql(conn)

@@ -1,8 +1,8 @@
 """Waking a loop when another transaction commits (PostgreSQL LISTEN), instead of polling.
 
 `ChannelListener` holds one connection of its own that LISTENs on a channel and sets an
-`asyncio.Event` on every notification (`dialect.notify_at_commit` sends them from inside
-the writing transaction, so they arrive at its commit). On SQLite, or when the connection
+`asyncio.Event` on every notification (`storage.wakeup` sends them after the writing
+transaction committed, coalesced over a few milliseconds). On SQLite, or when the connection
 cannot be opened or is lost, `start` answers False and the loop keeps polling at its
 interval: the signal only shortens waits, it never replaces the poll.
 """
