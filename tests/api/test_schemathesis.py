@@ -100,9 +100,6 @@ KNOWN_GAPS = {
     "POST /v1/campaigns": "channel and type must fit the named purpose; a send window within "
     "one basket month",
     "POST /v1/lookup/batch": "a contact's channel and type must fit the named purpose",
-    "POST /v1/subjects/{subject_id}/restriction/lift": (
-        "free text without Unicode control/format chars"
-    ),
     "PATCH /v1/subjects/{subject_id}/contact": "phone validity; no control chars in addresses",
     "POST /v1/subjects": "phone validity; no control chars in addresses",
     "PUT /v1/subjects/{subject_id}/preferences": "IANA time zone names (tzdata-dependent)",
