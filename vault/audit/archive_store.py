@@ -43,6 +43,11 @@ class ArchiveStore(Protocol):
         """The file's bytes, None when there is no such file."""
         ...
 
+    def fetch(self, name: str, target: Path) -> bool:
+        """Copy the file to `target` (streamed: segments can be large); False when there is
+        no such file."""
+        ...
+
     def url_of(self, name: str) -> str: ...
 
 
@@ -77,6 +82,13 @@ class DirectoryStore:
             return (self.path / name).read_bytes()
         except FileNotFoundError:
             return None
+
+    def fetch(self, name: str, target: Path) -> bool:
+        try:
+            shutil.copyfile(self.path / name, target)
+        except FileNotFoundError:
+            return False
+        return True
 
     def url_of(self, name: str) -> str:
         return f"{self.url.rstrip('/')}/{name}"
@@ -121,6 +133,17 @@ class S3Store:
             raise
         body: bytes = answer["Body"].read()
         return body
+
+    def fetch(self, name: str, target: Path) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._s3.download_file(self.bucket, self._key(name), str(target))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return False
+            raise
+        return True
 
     def url_of(self, name: str) -> str:
         return f"s3://{self.bucket}/{self._key(name)}"

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import hashlib
-import io
+import tempfile
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from vault.audit.archive import archived, entry_of
-from vault.audit.archive_format import MANIFEST_NAME, SegmentEntry, read_manifest
+from vault.audit.archive_format import MANIFEST_NAME, SegmentEntry, read_manifest, sha256_file
 from vault.audit.archive_store import ArchiveStore
 from vault.audit.chain import (
     EVENT_COLUMNS,
@@ -42,8 +42,6 @@ from vault.crypto import Mac, VerifyKey, same_digest
 from vault.progress import NO_PROGRESS, Progress
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from vault.context import VaultContext
 
 
@@ -77,73 +75,91 @@ class _Line(msgspec.Struct):
 _DECODE = msgspec.json.Decoder(_Line)
 
 
+class _SegmentWalk:
+    """The chain state while one segment's lines are read: what the next event must be."""
+
+    def __init__(self, entry: SegmentEntry, key: Mac, start: tuple[int, str, int]) -> None:
+        self.entry, self.key = entry, key
+        self.position, self.mac, self.seq = start
+        self.count = 0
+        self.header: dict[str, Any] | None = None
+        self.trailer: dict[str, Any] | None = None
+
+    def line(self, number: int, raw: bytes) -> None:
+        """Check one line; raises `_Broken` naming the event at fault."""
+        name = self.entry.name
+        try:
+            item = msgspec.json.decode(raw)
+            line = _DECODE.decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise _Broken(self.seq + 1, f"{name} line {number} is not JSON") from exc
+        if line.kind == "header" and number == 1:
+            if item.get("prev_mac") != self.mac or item.get("first_pos") != self.position + 1:
+                raise _Broken(
+                    item.get("first_seq"),
+                    f"segment {name} does not continue the chain at position {self.position + 1}",
+                )
+            self.header = item
+            return
+        if self.header is None:
+            raise _Broken(self.entry.first_seq, f"segment {name} has no header")
+        if self.trailer is not None:
+            raise _Broken(self.seq, f"segment {name} has lines after its trailer")
+        if line.kind == "trailer":
+            self.trailer = item
+            return
+        self._event(number, line)
+
+    def _event(self, number: int, line: _Line) -> None:
+        seq = line.event.get("seq")
+        if not isinstance(seq, int) or line.kind != "event":
+            raise _Broken(self.seq + 1, f"{self.entry.name} line {number} is not an event")
+        if line.chain_pos != self.position + 1:
+            raise _Broken(
+                seq,
+                f"chain position {self.position + 1} is missing (event deleted before seq {seq})",
+            )
+        if seq <= self.seq:
+            raise _Broken(seq, f"event seq {seq} is out of order (after seq {self.seq})")
+        try:
+            values = [line.event[name] for name in EVENT_COLUMNS]
+        except KeyError:
+            raise _Broken(seq, f"event seq {seq} lacks a column") from None
+        mac = _mac(self.key, self.mac, line.chain_pos, _canonical_values(values))
+        if not same_digest(mac, line.mac):
+            raise _Broken(seq, f"event seq {seq} does not match its MAC (altered or moved)")
+        self.position, self.mac, self.seq = line.chain_pos, mac, seq
+        self.count += 1
+
+
 def check_segment(
-    data: bytes,
+    path: Path,
     entry: SegmentEntry,
     key: Mac,
     public: VerifyKey,
     start: tuple[int, str, int],
     progress: Progress = NO_PROGRESS,
 ) -> tuple[int, str, int]:
-    """Check one segment that must continue the chain at `start` (position, mac, seq);
-    the (position, mac, seq) it ends at. Raises `_Broken` naming the first bad event."""
-    previous_pos, previous, last_seq = start
-    count = 0
-    header: dict[str, Any] | None = None
-    trailer: dict[str, Any] | None = None
+    """Check one segment file that must continue the chain at `start` (position, mac,
+    seq), streaming its lines; the (position, mac, seq) it ends at. Raises `_Broken`
+    naming the first bad event."""
+    walk = _SegmentWalk(entry, key, start)
+    reported = 0
     try:
-        lines = gzip.GzipFile(fileobj=io.BytesIO(data)).read().splitlines()
+        with gzip.open(path, "rb") as stream:
+            for number, raw in enumerate(stream, 1):
+                walk.line(number, raw)
+                if walk.count - reported >= 10_000:
+                    progress.advance(walk.count - reported)
+                    reported = walk.count
     except (OSError, EOFError, zlib.error) as exc:
-        raise _Broken(entry.first_seq, f"segment {entry.name} is not gzip") from exc
-    for number, raw in enumerate(lines, 1):
-        try:
-            item = msgspec.json.decode(raw)
-            line = _DECODE.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise _Broken(last_seq + 1, f"{entry.name} line {number} is not JSON") from exc
-        if line.kind == "header" and number == 1:
-            header = item
-            if header.get("prev_mac") != previous or header.get("first_pos") != previous_pos + 1:
-                raise _Broken(
-                    header.get("first_seq"),
-                    f"segment {entry.name} does not continue the chain at position "
-                    f"{previous_pos + 1}",
-                )
-            continue
-        if header is None:
-            raise _Broken(entry.first_seq, f"segment {entry.name} has no header")
-        if trailer is not None:
-            raise _Broken(last_seq, f"segment {entry.name} has lines after its trailer")
-        if line.kind == "trailer":
-            trailer = item
-            continue
-        event = line.event
-        seq = event.get("seq")
-        if not isinstance(seq, int) or line.kind != "event":
-            raise _Broken(last_seq + 1, f"{entry.name} line {number} is not an event")
-        if line.chain_pos != previous_pos + 1:
-            raise _Broken(
-                seq,
-                f"chain position {previous_pos + 1} is missing (event deleted before seq {seq})",
-            )
-        if seq <= last_seq:
-            raise _Broken(seq, f"event seq {seq} is out of order (after seq {last_seq})")
-        try:
-            values = [event[name] for name in EVENT_COLUMNS]
-        except KeyError:
-            raise _Broken(seq, f"event seq {seq} lacks a column") from None
-        mac = _mac(key, previous, line.chain_pos, _canonical_values(values))
-        if not same_digest(mac, line.mac):
-            raise _Broken(seq, f"event seq {seq} does not match its MAC (altered or moved)")
-        previous_pos, previous, last_seq = line.chain_pos, mac, seq
-        count += 1
-        if count % 10_000 == 0:
-            progress.advance(10_000)
-    progress.advance(count % 10_000)
-    if trailer is None:
-        raise _Broken(last_seq, f"segment {entry.name} has no trailer (cut short)")
-    _check_trailer(entry, trailer, count, (previous_pos, previous, last_seq), public)
-    return previous_pos, previous, last_seq
+        raise _Broken(walk.seq + 1, f"segment {entry.name} is not gzip or cut short") from exc
+    progress.advance(walk.count - reported)
+    if walk.trailer is None:
+        raise _Broken(walk.seq, f"segment {entry.name} has no trailer (cut short)")
+    end = (walk.position, walk.mac, walk.seq)
+    _check_trailer(entry, walk.trailer, walk.count, end, public)
+    return end
 
 
 def _check_trailer(
@@ -182,6 +198,36 @@ def _compare(manifest: list[SegmentEntry], table: list[SegmentEntry]) -> None:
         raise _Broken(None, f"the database lacks archived month(s) {', '.join(extra)}")
 
 
+async def _segments(
+    ctx: VaultContext,
+    store: ArchiveStore,
+    manifest: list[SegmentEntry],
+    pruned: set[str],
+    public: VerifyKey,
+    report: ArchiveVerifyReport,
+    progress: Progress,
+) -> tuple[int, str, int] | None:
+    """Every segment in chain order, each fetched to a scratch file (memory stays flat);
+    where the newest pruned one ends, as computed from the segments."""
+    key = _chain_key(ctx)
+    end, live_start = (0, GENESIS, 0), None
+    with tempfile.TemporaryDirectory(prefix="archive-verify-", dir=ctx.settings.data_dir) as tmp:
+        for entry in sorted(manifest, key=lambda e: e.first_seq):
+            segment = Path(tmp) / entry.name
+            if not await asyncio.to_thread(store.fetch, entry.name, segment):
+                raise _Broken(entry.first_seq, f"segment {entry.name} is missing")
+            end = await asyncio.to_thread(check_segment, segment, entry, key, public, end, progress)
+            digest = await asyncio.to_thread(sha256_file, segment)
+            segment.unlink()
+            if digest != entry.sha256:
+                raise _Broken(entry.first_seq, f"segment {entry.name} differs from its SHA-256")
+            report.segments += 1
+            report.events += entry.events
+            if entry.month in pruned:
+                live_start = end
+    return live_start
+
+
 async def verify_archive(
     ctx: VaultContext,
     store: ArchiveStore,
@@ -198,8 +244,6 @@ async def verify_archive(
     rows = await archived(ctx)
     table = [entry_of(row) for row in rows]
     pruned = {row.month for row in rows if row.pruned_at is not None}
-    key = _chain_key(ctx)
-    live_start: tuple[int, str, int] | None = None
     try:
         data = await asyncio.to_thread(store.get, MANIFEST_NAME)
         if data is None:
@@ -213,18 +257,7 @@ async def verify_archive(
                 raise _Broken(None, str(exc)) from None
         _compare(manifest, table)
         progress.begin("verify audit archive", sum(e.events for e in manifest))
-        end = (0, GENESIS, 0)
-        for entry in sorted(manifest, key=lambda e: e.first_seq):
-            segment = await asyncio.to_thread(store.get, entry.name)
-            if segment is None:
-                raise _Broken(entry.first_seq, f"segment {entry.name} is missing")
-            end = await asyncio.to_thread(check_segment, segment, entry, key, public, end, progress)
-            if hashlib.sha256(segment).hexdigest() != entry.sha256:
-                raise _Broken(entry.first_seq, f"segment {entry.name} differs from its SHA-256")
-            report.segments += 1
-            report.events += entry.events
-            if entry.month in pruned:
-                live_start = end
+        live_start = await _segments(ctx, store, manifest, pruned, public, report, progress)
     except _Broken as broken:
         report.broken_seq, report.problem = broken.seq, broken.problem
         return report
