@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from api.cli_support import UsageError, run_with_vault
+from api.cli_support import UsageError, admin_actor, run_with_vault
 from api.progress import CliProgress
 from vault.context import VaultContext
 from vault.settings import Settings
@@ -32,7 +32,7 @@ def cmd_audit_archive(settings: Settings, args: argparse.Namespace) -> int:
     store = _store(args.to)
 
     async def job(ctx: VaultContext) -> Any:
-        return await archive_before(ctx, before, store, progress=progress)
+        return await archive_before(ctx, before, store, progress=progress, actor=admin_actor())
 
     with CliProgress() as progress:
         report = run_with_vault(settings, job)
@@ -60,7 +60,7 @@ def cmd_audit_prune(settings: Settings, args: argparse.Namespace) -> int:
 
     async def job(ctx: VaultContext) -> Any:
         months = args.months or ctx.controller.audit_retention_months
-        return months, await prune(ctx, months, progress=progress)
+        return months, await prune(ctx, months, progress=progress, actor=admin_actor())
 
     if args.months is not None and args.months < 1:
         raise UsageError(f"--months {args.months} must be at least 1")

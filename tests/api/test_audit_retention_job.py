@@ -43,15 +43,20 @@ async def test_the_retention_job_prunes_archived_months_past_36_months_only(
     await _event(vault, clock, datetime(2026, 1, 5, tzinfo=UTC))
     await _event(vault, clock, datetime(2026, 2, 5, tzinfo=UTC))
     clock.set(datetime(2026, 3, 1, tzinfo=UTC))
-    await archive_before(vault, "2026-02", open_store(str(tmp_path)))
+    await archive_before(vault, "2026-02", open_store(str(tmp_path)), actor=Actor("admin", "cli"))
     clock.set(datetime(2029, 1, 31, tzinfo=UTC))
     await _retention(vault)
     async with vault.engine.connect() as conn:
         count = select(func.count()).select_from(audit_events)
-        assert (await conn.execute(count)).scalar_one() == 2  # January ended 35 months ago
+        assert (await conn.execute(count)).scalar_one() == 3  # January ended 35 months ago
     clock.set(datetime(2029, 2, 1, tzinfo=UTC))
     await _retention(vault)
     async with vault.engine.connect() as conn:
-        seqs = [r[0] for r in await conn.execute(select(audit_events.c.seq))]
-    assert seqs == [2]
+        query = select(audit_events.c.seq, audit_events.c.action).order_by(audit_events.c.seq)
+        kept = [tuple(row) for row in await conn.execute(query)]
+    assert kept == [
+        (2, "client:contact:lookup"),
+        (3, "admin:audit:archive"),
+        (4, "system:audit:prune"),  # the job's deletion is on the trail itself
+    ]
     assert (await verify_chain(vault)).ok

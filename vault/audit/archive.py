@@ -54,6 +54,7 @@ from vault.audit.chain import (
     _signing_key,
     _try_lock,
 )
+from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.clock import as_utc
 from vault.crypto import same_digest
 from vault.errors import InvalidInput, InvariantViolation
@@ -289,10 +290,25 @@ async def _write_segment(
     )
 
 
-async def _record(ctx: VaultContext, entry: SegmentEntry, url: str) -> bool:
-    """Record an uploaded month; False when it was recorded already (another run)."""
+async def _record(ctx: VaultContext, entry: SegmentEntry, url: str, actor: Actor) -> bool:
+    """Record an uploaded month, audited in the same transaction; False when it was
+    recorded already (another run)."""
     try:
         async with ctx.transaction() as conn:
+            await record(
+                conn,
+                at=ctx.clock.now(),
+                actor=actor,
+                action=AuditAction.AUDIT_ARCHIVE,
+                decision=Decision.ALLOW,
+                detail={
+                    "month": entry.month,
+                    "first_seq": entry.first_seq,
+                    "last_seq": entry.last_seq,
+                    "events": entry.events,
+                    "sha256": entry.sha256,
+                },
+            )
             await conn.execute(
                 insert(audit_archives).values(
                     month=entry.month,
@@ -331,6 +347,7 @@ async def archive_before(
     before: str,
     store: ArchiveStore,
     *,
+    actor: Actor,
     page: int = PAGE,
     progress: Progress = NO_PROGRESS,
 ) -> ArchiveReport:
@@ -357,7 +374,7 @@ async def archive_before(
                     report.waiting = cut.month
                     break
                 await asyncio.to_thread(store.put, entry.name, spool)
-                if await _record(ctx, entry, store.url_of(entry.name)):
+                if await _record(ctx, entry, store.url_of(entry.name), actor):
                     report.months.append(entry.month)
                     report.events += entry.events
                 spool.unlink()

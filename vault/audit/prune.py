@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, delete, select, update
 
 from vault.audit.archive import add_months, month_of, rows_of
+from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.progress import NO_PROGRESS, Progress
 from vault.storage.tables import audit_archives, audit_events, audit_seals
 
@@ -69,7 +70,11 @@ async def drop_month(ctx: VaultContext, month: str, progress: Progress = NO_PROG
 
 
 async def prune(
-    ctx: VaultContext, retention_months: int, *, progress: Progress = NO_PROGRESS
+    ctx: VaultContext,
+    retention_months: int,
+    *,
+    actor: Actor,
+    progress: Progress = NO_PROGRESS,
 ) -> PruneReport:
     """Delete every archived month that is past `retention_months` (counted from the
     clock's month: with 36, in 2026-12 the months before 2023-12 go)."""
@@ -80,7 +85,7 @@ async def prune(
     progress.begin("prune audit months", sum(int(r.events) for r in due if r.pruned_at is None))
     for row in due:
         if row.pruned_at is None:
-            await _mark(ctx, row.month)
+            await _mark(ctx, row, actor)
         elif not await _left(ctx, row):
             continue
         report.events += await drop_month(ctx, row.month, progress)
@@ -88,11 +93,26 @@ async def prune(
     return report
 
 
-async def _mark(ctx: VaultContext, month: str) -> None:
+async def _mark(ctx: VaultContext, row: Any, actor: Actor) -> None:
+    """Mark the month pruned, audited in the same transaction (no event, no deletion)."""
+    action = AuditAction.AUDIT_PRUNE if actor.type == "admin" else AuditAction.SYSTEM_AUDIT_PRUNE
     async with ctx.transaction() as conn:
+        await record(
+            conn,
+            at=ctx.clock.now(),
+            actor=actor,
+            action=action,
+            decision=Decision.ALLOW,
+            detail={
+                "month": row.month,
+                "first_seq": row.first_seq,
+                "last_seq": row.last_seq,
+                "events": row.events,
+            },
+        )
         await conn.execute(
             update(audit_archives)
-            .where(audit_archives.c.month == month, audit_archives.c.pruned_at.is_(None))
+            .where(audit_archives.c.month == row.month, audit_archives.c.pruned_at.is_(None))
             .values(pruned_at=ctx.clock.now())
         )
 

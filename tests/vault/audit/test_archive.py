@@ -23,6 +23,7 @@ from vault.context import VaultContext
 from vault.errors import InvalidInput
 from vault.storage.tables import audit_archives, audit_events, audit_seals
 
+ADMIN = Actor("admin", "cli@test")
 #: Events per month: January, February, March 2026.
 MONTHS = {"2026-01": 4, "2026-02": 3, "2026-03": 2}
 
@@ -63,6 +64,13 @@ async def _count(vault: VaultContext, table: object) -> int:
         return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())  # type: ignore[arg-type]
 
 
+async def _actions(vault: VaultContext) -> list[str]:
+    """The action of every event on the live trail, in sequence order."""
+    async with vault.engine.connect() as conn:
+        query = select(audit_events.c.action).order_by(audit_events.c.seq)
+        return [row[0] for row in await conn.execute(query)]
+
+
 async def _tamper(vault: VaultContext, stmt: object) -> None:
     async with vault.engine.begin() as conn:
         await conn.execute(stmt)  # type: ignore[arg-type]
@@ -76,27 +84,33 @@ async def test_archive_prune_and_verify_archive_as_one_chain(
     plain verify (anchored at the archive's end) pass, also over events added later."""
     await _trail(vault, clock)
     store = _store(tmp_path)
-    report = await archive_before(vault, "2026-03", store)
+    report = await archive_before(vault, "2026-03", store, actor=ADMIN)
     assert report.months == ["2026-01", "2026-02"] and report.events == 7
     assert sorted(p.name for p in store.path.iterdir()) == [
         "audit-2026-01.jsonl.gz",
         "audit-2026-02.jsonl.gz",
         "audit-manifest.json",
     ]
-    again = await archive_before(vault, "2026-03", store)
+    again = await archive_before(vault, "2026-03", store, actor=ADMIN)
     assert again.months == [] and await _count(vault, audit_archives) == 2
 
-    pruned = await prune(vault, 1)
+    pruned = await prune(vault, 1, actor=ADMIN)
     assert pruned.months == ["2026-01", "2026-02"] and pruned.events == 7
-    assert await _count(vault, audit_events) == 2 and await _count(vault, audit_seals) == 2
+    assert await _actions(vault) == ["client:contact:lookup"] * 2 + [
+        "admin:audit:archive",
+        "admin:audit:archive",
+        "admin:audit:prune",
+        "admin:audit:prune",
+    ]
+    assert await _count(vault, audit_seals) == 2  # the four new events are not sealed yet
     await _events(vault, clock, "2026-04", 2)
 
     plain = await verify_chain(vault)
     assert plain.ok, plain.problem
-    assert plain.verified == 4 and plain.started_after == 7
+    assert plain.verified == 8 and plain.started_after == 7
     full = await verify_archive(vault, store)
     assert full.ok, (full.problem, full.live and full.live.problem)
-    assert (full.segments, full.events, full.live and full.live.verified) == (2, 7, 4)
+    assert (full.segments, full.events, full.live and full.live.verified) == (2, 7, 8)
 
 
 async def test_prune_never_deletes_unarchived_or_recent_months(
@@ -105,12 +119,12 @@ async def test_prune_never_deletes_unarchived_or_recent_months(
     """With January archived only, a prune past every month's retention deletes January's
     4 events and nothing else; `drop_month` refuses a month that is not archived."""
     await _trail(vault, clock)
-    await archive_before(vault, "2026-02", _store(tmp_path))
-    report = await prune(vault, 1)
-    assert report.months == ["2026-01"] and await _count(vault, audit_events) == 5
+    await archive_before(vault, "2026-02", _store(tmp_path), actor=ADMIN)
+    report = await prune(vault, 1, actor=ADMIN)
+    assert report.months == ["2026-01"] and await _count(vault, audit_events) == 5 + 2
     with pytest.raises(ValueError, match="not archived"):
         await drop_month(vault, "2026-02")
-    assert await _count(vault, audit_events) == 5
+    assert await _count(vault, audit_events) == 7
     assert (await verify_chain(vault)).ok
 
 
@@ -156,8 +170,8 @@ async def test_a_tampered_archived_segment_names_the_event(
     its sequence number before the segment's digest is compared."""
     await _trail(vault, clock)
     store = _store(tmp_path)
-    await archive_before(vault, "2026-03", store)
-    await prune(vault, 1)
+    await archive_before(vault, "2026-03", store, actor=ADMIN)
+    await prune(vault, 1, actor=ADMIN)
     _rewrite(store.path / segment_name("2026-01"), change)
     report = await verify_archive(vault, store)
     assert not report.ok and report.live is None
@@ -170,8 +184,8 @@ async def test_a_tampered_live_table_after_pruning_names_the_event(
     """After archive and prune, an edited, a deleted and an inserted live event are each
     found by the plain verify, naming its sequence number."""
     await _trail(vault, clock)
-    await archive_before(vault, "2026-02", _store(tmp_path))
-    await prune(vault, 1)  # January gone: seq 5.. stay
+    await archive_before(vault, "2026-02", _store(tmp_path), actor=ADMIN)
+    await prune(vault, 1, actor=ADMIN)  # January gone: seq 5.. stay
     await _tamper(vault, update(audit_events).where(audit_events.c.seq == 6).values(reason="x"))
     edited = await verify_chain(vault)
     assert edited.broken_seq == 6 and "does not match" in (edited.problem or "")
@@ -202,8 +216,8 @@ async def test_the_live_start_must_be_a_signed_checkpoint(
     """Moving the recorded end of a pruned month (to hide deleted live events) is found:
     the chain's start no longer matches the checkpoint signed at the segment's end."""
     await _trail(vault, clock)
-    await archive_before(vault, "2026-02", _store(tmp_path))
-    await prune(vault, 1)
+    await archive_before(vault, "2026-02", _store(tmp_path), actor=ADMIN)
+    await prune(vault, 1, actor=ADMIN)
     async with vault.engine.connect() as conn:
         seal = (await conn.execute(select(audit_seals).where(audit_seals.c.seq == 5))).one()
     await _tamper(vault, delete(audit_events).where(audit_events.c.seq == 5))
@@ -224,6 +238,6 @@ async def test_bad_month_and_unreachable_destination_change_nothing(
     with pytest.raises(InvalidInput):
         parse_month("2026-13")
     with pytest.raises(ArchiveUnreachable):
-        await archive_before(vault, "2026-03", open_store(str(tmp_path / "missing")))
+        await archive_before(vault, "2026-03", open_store(str(tmp_path / "missing")), actor=ADMIN)
     assert await _count(vault, audit_archives) == 0
     assert not (tmp_path / "missing").exists()
