@@ -364,12 +364,16 @@ async def _close_all(*closing: Awaitable[object]) -> None:
 
 async def _retention(ctx: VaultContext) -> None:
     """One retention sweep; its counts go to the log (no ids, no data)."""
+    from vault.audit.events import SYSTEM
+    from vault.audit.prune import prune
     from vault.rights.retention import run_retention
 
     report = await run_retention(ctx)
     purged = await purge_transient(ctx)
+    # The audit trail's own retention: only months already archived are deleted.
+    audit = await prune(ctx, ctx.controller.audit_retention_months, actor=SYSTEM)
     structlog.get_logger("tresor.retention").info(
-        "retention_run", **asdict(report), **asdict(purged)
+        "retention_run", **asdict(report), **asdict(purged), audit_events_pruned=audit.events
     )
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from api import cli_db, cli_help
+from api import cli_archive, cli_db, cli_help
 from api.cli_clients import add_parsers as add_client_parsers
 from api.cli_support import UsageError, admin_actor, run_with_vault
 from api.progress import INTERRUPTED, CliProgress
@@ -180,6 +180,8 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
             print(f"error: {args.public_key} is not an Ed25519 public key", file=sys.stderr)
             return 2
     anchor = Path(args.checkpoints) if args.checkpoints else settings.audit_checkpoint_path
+    if args.archive is not None:
+        return cli_archive.verify_with_archive(settings, args, public, anchor)
     with CliProgress() as progress:
         report = _run(
             settings,
@@ -450,8 +452,10 @@ def build_parser() -> argparse.ArgumentParser:
         "recorded (audit-verified.json beside the checkpoint file)",
     )
     s.add_argument("--workers", type=int, help="processes checking ranges (default: one per core)")
+    cli_archive.add_verify_flag(s)
     _json_flag(s)
     s.set_defaults(func=cmd_audit_verify, command_name="audit verify")
+    cli_archive.add_parsers(a)
     s = a.add_parser(
         "witness", help="print the newest signed checkpoint as one line, for an outside witness"
     )

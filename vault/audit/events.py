@@ -39,6 +39,12 @@ class AuditAction(StrEnum):
     KEYS_ROTATE = "admin:keys:rotate"
     KEYS_REWRAP = "admin:keys:rewrap"
     KEYS_RETIRE = "admin:keys:retire"
+    #: A month of the audit trail written to the archive (`tresor audit archive`).
+    AUDIT_ARCHIVE = "admin:audit:archive"
+    #: An archived month of the audit trail deleted past its retention, by an admin at
+    #: the CLI (`tresor audit prune`) or by the retention job.
+    AUDIT_PRUNE = "admin:audit:prune"
+    SYSTEM_AUDIT_PRUNE = "system:audit:prune"
     CLIENT_CREATE = "admin:client:create"
     CLIENT_REVOKE = "admin:client:revoke"
     #: A client's quotas changed (`tresor clients update`, admin API).

@@ -43,6 +43,7 @@ from vault.audit.chain import (
     _signing_key,
     read_checkpoint_file,
 )
+from vault.audit.prune import live_start
 from vault.crypto import Mac, VerifyKey, same_digest
 from vault.progress import NO_PROGRESS, Progress
 from vault.storage.db import make_engine
@@ -93,6 +94,9 @@ class _Range:
     hi: int
     outside: tuple[int, int, str] | None
     page: int
+    #: (chain_pos, mac, seq) to start from instead of the seal stored at `lo` or before:
+    #: where the live chain begins after pruned months (`vault.audit.prune.live_start`).
+    start: tuple[int, str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +199,10 @@ async def _check_slices(walk: _Walk, rows: Any) -> tuple[int, str] | None:
 
 async def _check_range(job: _Range, conn: AsyncConnection, tick: Callable[[int], None]) -> Any:
     """Check every sealed event of the range against the seal before it; the first break."""
-    start = (await conn.execute(_BEFORE, {"lo": job.lo})).first()
-    await conn.commit()
+    start: Any = job.start
+    if start is None:
+        start = (await conn.execute(_BEFORE, {"lo": job.lo})).first()
+        await conn.commit()
     walk = _Walk(job, start)
     driver = await asyncpg_connection(conn)
 
@@ -367,11 +373,16 @@ async def verify_chain(
     workers: int = 1,
     since_checkpoint: bool = False,
     progress: Progress = NO_PROGRESS,
+    start: tuple[int, str, int] | None = None,
 ) -> VerifyReport:
     """Check every MAC, the order, every checkpoint signature, and the tail, in the
     database and against the newest checkpoint in the checkpoint file (default: the
     configured one; a missing file is reported, not failed). With `since_checkpoint`, only
-    what follows the checkpoint the last successful run recorded."""
+    what follows the checkpoint the last successful run recorded.
+
+    The chain starts at `start` (chain_pos, mac, seq), by default where pruning left it
+    (the end of the newest pruned archive segment, which must be a signed checkpoint), or
+    at the beginning when nothing was pruned."""
     report = VerifyReport()
     public = public_key or _signing_key(ctx).verify_key
     found = await asyncio.to_thread(
@@ -385,8 +396,16 @@ async def verify_chain(
         return report
     top = int((await ctx.read_rows(_TOP, {}))[0]["top"] or 0)
     start_seq = 0
+    start = start if start is not None else await live_start(ctx)
+    if start is not None:
+        held = await ctx.read_rows(_CHECKPOINTS_AT, {"first": start[0], "last": start[0]})
+        if not held or (held[0]["seq"], held[0]["head"]) != (start[2], start[1]):
+            report.broken_seq = start[2]
+            report.problem = f"the chain's start at position {start[0]} is not a checkpoint"
+            return report
+        start_seq, report.started_after = start[2], start[0]
     recorded = _read_verified(verified_path(ctx)) if since_checkpoint else None
-    if recorded is not None:
+    if recorded is not None and recorded[1] > start_seq:
         held = await ctx.read_rows(_CHECKPOINTS_AT, {"first": recorded[0], "last": recorded[0]})
         seal = await ctx.read_rows(_BEFORE, {"lo": recorded[1]}) if recorded[1] <= top else []
         if (
@@ -402,7 +421,11 @@ async def verify_chain(
     parallel = workers > 1 and top - start_seq >= PARALLEL_THRESHOLD
     bounds = split(start_seq, top, workers * 4 if parallel else 1) if top > start_seq else []
     anchor = (outside.chain_pos, outside.seq, outside.head) if outside is not None else None
-    jobs = [_Range(url, key, lo, hi, anchor, page) for lo, hi in bounds]
+    first = start if start is not None and start[2] == start_seq else None
+    jobs = [
+        _Range(url, key, lo, hi, anchor, page, first if lo == start_seq else None)
+        for lo, hi in bounds
+    ]
     results = await _ranges(jobs, workers if parallel else 1, progress)
     end_pos, end_seq = report.started_after, start_seq
     last_checkpoint = None

@@ -29,6 +29,8 @@ EEA = frozenset(
     "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE"
     " IS LI NO".split()
 )
+#: Three years: the regular limitation period (§ 195 BGB) for claims an audit event proves.
+DEFAULT_AUDIT_RETENTION_MONTHS = 36
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CONTROLLER_KEYS = ({"name", "address", "email"}, {"representative"})
@@ -63,6 +65,9 @@ class ControllerSettings:
     controller: Party
     dpo: Party
     transfers: tuple[Transfer, ...]
+    #: Months the audit trail keeps its events in the database (`tresor audit prune`
+    #: deletes archived months older than this).
+    audit_retention_months: int = DEFAULT_AUDIT_RETENTION_MONTHS
 
     def transfers_of(self, purpose: str) -> list[Transfer]:
         return [t for t in self.transfers if t.purpose == purpose]
@@ -136,7 +141,7 @@ def parse_controller(
     version = doc.get("version")
     if not isinstance(version, str) or not version:
         raise PolicyError(f"{source}: line 1: top-level 'version' (a string) is required")
-    extra = set(doc) - {"version", "controller", "dpo", "transfer"}
+    extra = set(doc) - {"version", "controller", "dpo", "transfer", "audit_retention_months"}
     if extra:
         raise PolicyError(f"{source}: unknown top-level key(s) {', '.join(sorted(extra))}")
     controller = _party(text, source, doc, "controller")
@@ -181,7 +186,21 @@ def parse_controller(
                 ),
             )
         )
-    return ControllerSettings(version, controller, dpo, tuple(transfers))
+    return ControllerSettings(
+        version, controller, dpo, tuple(transfers), _retention_months(text, source, doc)
+    )
+
+
+def _retention_months(text: str, source: str, doc: dict[str, Any]) -> int:
+    """`audit_retention_months`: a whole number of months, 1 to 1200."""
+    months = doc.get("audit_retention_months", DEFAULT_AUDIT_RETENTION_MONTHS)
+    if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 1200:
+        line = line_of(text, r"^\s*audit_retention_months\s*=") or 1
+        raise PolicyError(
+            f"{source}: line {line}: 'audit_retention_months' must be a whole number of "
+            "months from 1 to 1200"
+        )
+    return months
 
 
 def load_controller(policies_dir: Path, catalogue: PurposeCatalogue) -> ControllerSettings:

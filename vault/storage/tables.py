@@ -259,6 +259,35 @@ class AuditCheckpoint(Base):
     signature: Mapped[str] = mapped_column(String(200))
 
 
+class AuditArchive(Base):
+    """A month of the audit trail written to the archive as one signed segment
+    (`tresor audit archive`, vault/audit/archive.py), recorded only after the upload.
+
+    The chain columns say where the segment sits in the chain (`prev_mac` it starts from,
+    `last_pos`/`last_mac` it ends at), so once its events are pruned (`pruned_at`) the live
+    table is verified from this row's end, and `verify --archive` joins segments to it."""
+
+    __tablename__ = "audit_archives"
+
+    #: `YYYY-MM` of the events' time stamps (UTC).
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    first_seq: Mapped[int] = mapped_column(BigInteger)
+    last_seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    first_pos: Mapped[int] = mapped_column(BigInteger)
+    last_pos: Mapped[int] = mapped_column(BigInteger)
+    events: Mapped[int] = mapped_column(BigInteger)
+    prev_mac: Mapped[str] = mapped_column(String(64))
+    last_mac: Mapped[str] = mapped_column(String(64))
+    #: Where the segment was written (no credentials: those come from the environment).
+    url: Mapped[str] = mapped_column(String(1000))
+    #: SHA-256 of the compressed segment as uploaded.
+    sha256: Mapped[str] = mapped_column(String(64))
+    archived_at: Mapped[datetime] = mapped_column(TZ)
+    #: Set before the month's events are deleted (`tresor audit prune`): from then on the
+    #: live chain starts after `last_seq`, even while a crashed prune left rows behind.
+    pruned_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
 class RetainedFields(Base):
     """Fields kept after erasure under a legal obligation (Art. 17(3)), with a key of their
     own, so shredding the subject's DEK does not take them along; shredded in turn when
@@ -693,6 +722,7 @@ console_signins = ConsoleSignIn.__table__
 self_service_lockouts = SelfServiceLockout.__table__
 identity_changes = IdentityChange.__table__
 audit_checkpoints = AuditCheckpoint.__table__
+audit_archives = AuditArchive.__table__
 contact_budgets = ContactBudget.__table__
 contacts = ContactRecord.__table__
 contact_preferences = ContactPreference.__table__

@@ -66,3 +66,21 @@ def test_the_dpo_table_is_required():
     text = GOOD.split("[dpo]")[0]
     with pytest.raises(PolicyError, match=r"\[dpo\] table is required"):
         parse_controller(text, CATALOGUE)
+
+
+def test_audit_retention_months_defaults_to_36_and_is_read():
+    """Without the key the audit trail keeps 36 months; the shipped file and a given value
+    are read as they stand."""
+    assert parse_controller(GOOD, CATALOGUE).audit_retention_months == 36
+    assert load_controller(POLICIES, CATALOGUE).audit_retention_months == 36
+    text = GOOD.replace('version = "1"\n', 'version = "1"\naudit_retention_months = 120\n')
+    assert parse_controller(text, CATALOGUE).audit_retention_months == 120
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "1201", "true", '"36"', "3.5"])
+def test_a_bad_audit_retention_names_its_line(value: str):
+    """Zero, negative, absurdly long, boolean, string and fractional retentions stop the
+    start naming line 2."""
+    text = GOOD.replace('version = "1"\n', f'version = "1"\naudit_retention_months = {value}\n')
+    with pytest.raises(PolicyError, match="line 2: 'audit_retention_months' must be"):
+        parse_controller(text, CATALOGUE)
