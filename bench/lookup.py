@@ -69,6 +69,19 @@ def wait_up(url: str, timeout: float = 30) -> None:
     raise RuntimeError(f"server at {url} did not come up")
 
 
+def wait_port(port: int, timeout: float = 60) -> None:
+    """Until something accepts connections on the port: a fixed sleep was too short on a
+    loaded machine, and wrk against a closed port fails the whole run."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
 async def _admin(*statements: str, url: str = PG_ADMIN) -> None:
     """Statements outside a transaction (CREATE DATABASE, VACUUM, CHECKPOINT)."""
     engine = make_engine(url)
@@ -205,7 +218,7 @@ def bench_db(
         stderr=subprocess.DEVNULL,
     )
     try:
-        time.sleep(1.5)
+        wait_port(port)
         run_wrk(port, wrk_env, 3, connections)
         result["baseline"] = run_wrk(port, wrk_env, duration, connections)
     finally:
