@@ -75,6 +75,7 @@ from vault.admin.housekeeping import purge_transient
 from vault.admin.limits import counter_store
 from vault.admin.quotas import QuotaGate
 from vault.audit import chain as audit_chain
+from vault.audit import partitions
 from vault.catalogue.loader import load_policies
 from vault.context import VaultContext
 from vault.recipients.delivery import Deliverer, RunReport, outbox_listener
@@ -321,6 +322,14 @@ def background_jobs_for(ctx: VaultContext) -> list[PeriodicJob]:
     jobs = [
         PeriodicJob("audit-sealer", ctx.settings.seal_interval, sealer_round(ctx)),
     ]
+    if ctx.engine.dialect.name == "postgresql":
+        # Monthly partitions of the audit trail (issue 19): the months ahead exist before
+        # their first event; runs at start and hourly, race-safe across nodes.
+        jobs.append(
+            PeriodicJob(
+                "audit-partitions", partitions.ENSURE_INTERVAL_SECONDS, lambda: _partitions(ctx)
+            )
+        )
     if ctx.settings.retention_interval > 0:
         jobs.append(
             PeriodicJob("retention", ctx.settings.retention_interval, lambda: _retention(ctx))
@@ -360,6 +369,15 @@ def background_jobs_for(ctx: VaultContext) -> list[PeriodicJob]:
 async def _close_all(*closing: Awaitable[object]) -> None:
     for close in closing:
         await close
+
+
+async def _partitions(ctx: VaultContext) -> None:
+    """Create the audit trail's missing monthly partitions; logs the months created."""
+    created = await partitions.ensure_ahead(ctx, ctx.clock.now())
+    if created:
+        structlog.get_logger("tresor.audit").info(
+            "audit_partitions_created", months=[m.isoformat() for m in created]
+        )
 
 
 async def _retention(ctx: VaultContext) -> None:

@@ -11,7 +11,7 @@ CHECKPOINT), and prints one JSON object with requests per second, p50 and p99 of
 Usage: .venv/bin/python bench/lookup.py [--subjects 100000] [--duration 15] [--db postgresql,sqlite]
 Needs wrk (Debian package `wrk`) and, for PostgreSQL, the server in TRESOR_BENCH_PG_URL
 (default postgresql+asyncpg://postgres@127.0.0.1:5432/test; a database tresor_bench is
-created and dropped there).
+created and dropped there, or the one named by TRESOR_BENCH_DB).
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ PROFILE_DIR = os.environ.get("TRESOR_BENCH_PROFILE", "")
 PG_ADMIN = os.environ.get(
     "TRESOR_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
+#: The database created and dropped for the run (TRESOR_BENCH_DB): runs sharing a server
+#: at the same time need names of their own, or one drops the other's database.
+BENCH_DB = os.environ.get("TRESOR_BENCH_DB", "tresor_bench")
 
 
 def free_port() -> int:
@@ -64,6 +67,19 @@ def wait_up(url: str, timeout: float = 30) -> None:
         except OSError:
             time.sleep(0.2)
     raise RuntimeError(f"server at {url} did not come up")
+
+
+def wait_port(port: int, timeout: float = 60) -> None:
+    """Until something accepts connections on the port: a fixed sleep was too short on a
+    loaded machine, and wrk against a closed port fails the whole run."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"nothing listens on port {port}")
 
 
 async def _admin(*statements: str, url: str = PG_ADMIN) -> None:
@@ -136,10 +152,10 @@ def bench_db(
         "TRESOR_LOG_LEVEL": "WARNING",
     }
     if kind == "postgresql":
-        asyncio.run(_admin("DROP DATABASE IF EXISTS tresor_bench WITH (FORCE)"))
-        asyncio.run(_admin("CREATE DATABASE tresor_bench"))
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
+        asyncio.run(_admin(f'CREATE DATABASE "{BENCH_DB}"'))
         env["TRESOR_DATABASE_URL"] = (
-            make_url(PG_ADMIN).set(database="tresor_bench").render_as_string(hide_password=False)
+            make_url(PG_ADMIN).set(database=BENCH_DB).render_as_string(hide_password=False)
         )
     else:
         env.pop("TRESOR_DATABASE_URL", None)
@@ -202,7 +218,7 @@ def bench_db(
         stderr=subprocess.DEVNULL,
     )
     try:
-        time.sleep(1.5)
+        wait_port(port)
         run_wrk(port, wrk_env, 3, connections)
         result["baseline"] = run_wrk(port, wrk_env, duration, connections)
     finally:
@@ -240,7 +256,7 @@ def bench_db(
     lookup, baseline = result["lookup"], result["baseline"]
     result["ratio"] = round(lookup["rps"] / baseline["rps"], 3)
     if kind == "postgresql":
-        asyncio.run(_admin("DROP DATABASE IF EXISTS tresor_bench WITH (FORCE)"))
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
     shutil.rmtree(work, ignore_errors=True)
     return result
 

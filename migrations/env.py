@@ -17,7 +17,7 @@ from alembic import context
 from sqlalchemy import pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from vault.storage.tables import metadata
+from vault.storage.tables import include_name, metadata
 
 config = context.config
 target_metadata = metadata
@@ -49,6 +49,7 @@ def _configure_and_run(connection) -> None:
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            include_name=include_name,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -8,17 +8,24 @@ chain always starts right after the newest pruned segment.
 A month is marked pruned (`pruned_at`) before its first row goes: from then on `verify`
 starts after the segment's end (`live_start`), and rows a crashed prune left behind lie
 before that start, ignored by `verify` and deleted by the next run. The deletion itself
-is one function, `drop_month`, so PostgreSQL can switch it to dropping the month's
-partition without touching the rest.
+is one function, `drop_month`. On PostgreSQL with monthly partitions (migration 0030) it
+drops the month's partition (`DROP`, not `DELETE`) when every event in that partition lies
+in the archived range; clocks that disagree across nodes can put an event stamped in one
+month among the next month's sequence numbers, and such boundary rows (or a partition that
+holds events outside the range) are deleted row by row as on SQLite.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, func, select, table, update
+from sqlalchemy import column as sql_column
+from sqlalchemy.sql.expression import ColumnClause
 
+from vault.audit import partitions
 from vault.audit.archive import add_months, month_of, rows_of
 from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.progress import NO_PROGRESS, Progress
@@ -55,7 +62,8 @@ async def drop_month(ctx: VaultContext, month: str, progress: Progress = NO_PROG
     if not rows:
         raise ValueError(f"month {month} is not archived")  # never drop unarchived events
     lo, hi = int(rows[0].first_seq), int(rows[0].last_seq)
-    deleted = 0
+    deleted = await _drop_partition(ctx, month, lo, hi)
+    progress.advance(deleted)
     for start in range(lo, hi + 1, BATCH):
         end = min(hi, start + BATCH - 1)
         async with ctx.transaction() as conn:
@@ -67,6 +75,26 @@ async def drop_month(ctx: VaultContext, month: str, progress: Progress = NO_PROG
         deleted += int(gone or 0)
         progress.advance(int(gone or 0))
     return deleted
+
+
+async def _drop_partition(ctx: VaultContext, month: str, lo: int, hi: int) -> int:
+    """Drop `month`'s partition when all its events lie in the archived range `lo`..`hi`;
+    the number of events it held (0 when there is none, or it was kept for `DELETE`)."""
+    year, number = (int(part) for part in month.split("-"))
+    first = date(year, number, 1)
+    name = partitions.partition_name(first)
+    async with ctx.engine.connect() as conn:
+        if not await partitions.is_partitioned(conn):
+            return 0
+        seq: ColumnClause[int] = sql_column("seq")
+        held = select(func.count(), func.min(seq), func.max(seq)).select_from(table(name, seq))
+        exists = await conn.execute(select(func.to_regclass(name)))
+        if exists.scalar() is None:
+            return 0  # never created, or dropped by an earlier run
+        count, low, high = (await conn.execute(held)).one()
+    if count and (low < lo or high > hi):
+        return 0  # events outside the archived range: only the range goes, row by row
+    return int(count or 0) if await partitions.drop_month(ctx, first) else 0
 
 
 async def prune(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import table as table_clause
 
 from tests.support.factories import WRITER, person
 from vault.audit import chain as audit_chain
@@ -269,8 +271,15 @@ async def test_the_sealer_reads_its_batch_along_the_primary_key_on_postgresql(va
                 tuple(audit_chain._UNSEALED_PG.args({"last_seq": head.seq, "batch": 5000})),
             )
         )
+        # Partitioned by month (migration 0030), the months without events are empty
+        # tables, which the planner rightly scans (no pages to read); no partition that
+        # holds events may be scanned whole.
+        scanned = re.findall(r"Seq Scan on (\w+)", plan)
+        for name in scanned:
+            rows = await conn.execute(select(func.count()).select_from(table_clause(name)))
+            assert rows.scalar_one() == 0, plan
     assert head.chain_pos == 39_200
-    assert "Seq Scan" not in plan and "Index Cond: (seq > " in plan, plan
+    assert "Index Cond: (seq > " in plan, plan
     assert (await audit_chain.seal_pending(vault, grace=NOW)).sealed == 800
 
 

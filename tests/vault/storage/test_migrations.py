@@ -24,7 +24,7 @@ from vault.context import VaultContext
 from vault.crypto import LocalKeyring
 from vault.settings import Settings
 from vault.storage.db import alembic_config, make_engine, upgrade
-from vault.storage.tables import metadata
+from vault.storage.tables import include_name, metadata
 
 TABLES = {t.name for t in metadata.sorted_tables}
 #: migrations/env.py's lock (not importable: alembic runs that file, it is not a module).
@@ -37,7 +37,9 @@ async def _diff(url: str) -> list:
         async with engine.connect() as conn:
 
             def compare(sync_conn):
-                ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+                ctx = MigrationContext.configure(
+                    sync_conn, opts={"compare_type": True, "include_name": include_name}
+                )
                 return compare_metadata(ctx, metadata)
 
             return await conn.run_sync(compare)
