@@ -376,6 +376,13 @@ async def token_rewrap(settings: Settings, url: str, n: int = 2000) -> dict[str,
         await ctx.close()
 
 
+def _in_process(env: dict[str, str], url: str) -> dict[str, float]:
+    """`token_rewrap` here: the token library reads its configuration from this process's
+    environment."""
+    os.environ["SOFTHSM2_CONF"] = env["SOFTHSM2_CONF"]
+    return asyncio.run(token_rewrap(Settings.from_env(env), url))
+
+
 def softhsm_rotation(n: int, workers: int, db_name: str) -> dict[str, Any]:
     """Key operations on a SoftHSM2 token: `n` subjects seeded under the keyring file, moved
     onto the token (`keys migrate-to-pkcs11`), then rotated on it (`keys rotate`)."""
@@ -436,7 +443,7 @@ def softhsm_rotation(n: int, workers: int, db_name: str) -> dict[str, Any]:
             ),
             "rotate": tresor(hsm, "keys", "rotate", "--workers", str(workers)),
             "rotate_one_process": tresor(hsm, "keys", "rotate", "--workers", "1"),
-            "token_rewrap_per_core": asyncio.run(token_rewrap(Settings.from_env(hsm), url)),
+            "token_rewrap_per_core": _in_process(hsm, url),
         }
     finally:
         asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
