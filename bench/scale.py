@@ -11,7 +11,7 @@ every subject, against the stamps of migration 0027, in the same run), the audit
 p99 for one subject, and the machine's load average.
 
 Usage: .venv/bin/python bench/scale.py [--subjects 1000000] [--events 10000000]
-       [--small 100000] [--duration 10] [--workers 2]
+       [--small 100000] [--duration 10] [--workers 2] [--keyops-only] [--softhsm-only N]
 Needs wrk and the server in TRESOR_BENCH_PG_URL (default
 postgresql+asyncpg://postgres@127.0.0.1:5432/test).
 """
@@ -350,6 +350,39 @@ def lookups(
 SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 
 
+async def token_rewrap(settings: Settings, url: str, n: int = 2000) -> dict[str, float]:
+    """DEKs per second the token re-wraps in one process without the database: one call
+    per DEK (the way before batches) against one batch call (`rewrap_many`), same run."""
+    ctx = VaultContext.open(settings)
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        rows = await conn.fetch(
+            "SELECT id, kek_version, wrapped_dek FROM subjects ORDER BY id LIMIT $1", n
+        )
+        items = [(r["id"], r["kek_version"], bytes(r["wrapped_dek"])) for r in rows]
+        t0 = time.perf_counter()
+        for item in items:
+            ctx.deks.rewrap(*item)
+        one = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ctx.deks.rewrap_many(items)
+        batched = time.perf_counter() - t0
+        return {
+            "one_call_per_dek": round(len(items) / one, 1),
+            "batched": round(len(items) / batched, 1),
+        }
+    finally:
+        await conn.close()
+        await ctx.close()
+
+
+def _in_process(env: dict[str, str], url: str) -> dict[str, float]:
+    """`token_rewrap` here: the token library reads its configuration from this process's
+    environment."""
+    os.environ["SOFTHSM2_CONF"] = env["SOFTHSM2_CONF"]
+    return asyncio.run(token_rewrap(Settings.from_env(env), url))
+
+
 def softhsm_rotation(n: int, workers: int, db_name: str) -> dict[str, Any]:
     """Key operations on a SoftHSM2 token: `n` subjects seeded under the keyring file, moved
     onto the token (`keys migrate-to-pkcs11`), then rotated on it (`keys rotate`)."""
@@ -410,10 +443,33 @@ def softhsm_rotation(n: int, workers: int, db_name: str) -> dict[str, Any]:
             ),
             "rotate": tresor(hsm, "keys", "rotate", "--workers", str(workers)),
             "rotate_one_process": tresor(hsm, "keys", "rotate", "--workers", "1"),
+            "token_rewrap_per_core": _in_process(hsm, url),
         }
     finally:
         asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         shutil.rmtree(work, ignore_errors=True)
+
+
+def keyops(
+    env: dict[str, str], settings: Settings, url: str, workers: int, result: dict[str, Any]
+) -> None:
+    """Rotate and verify (all workers, then one process), next to their ceilings measured
+    in the same run (`bench.ceilings`), and each rate as a share of its ceiling."""
+    from bench.ceilings import ceilings
+
+    result["ceilings"] = top = asyncio.run(ceilings(settings, url))
+    result["rotate"] = tresor(env, "keys", "rotate", "--workers", str(workers))
+    result["rotate_one_process"] = tresor(env, "keys", "rotate", "--workers", "1")
+    result["verify"] = tresor(env, "audit", "verify", "--workers", str(workers))
+    result["verify_one_process"] = tresor(env, "audit", "verify", "--workers", "1")
+    result["verify_since_checkpoint"] = tresor(env, "audit", "verify", "--since-checkpoint")
+    result["ratios"] = {
+        "rotate_to_pg_update": round(result["rotate"]["rate"] / top["pg_update_rows_per_s"], 3),
+        "verify_to_pg_read": round(result["verify"]["rate"] / top["pg_read_events_per_s"], 3),
+        "verify_one_process_to_walk": round(
+            result["verify_one_process"]["rate"] / top["verify_walk_per_core"], 3
+        ),
+    }
 
 
 def main() -> None:
@@ -430,6 +486,11 @@ def main() -> None:
         "--retention-only",
         action="store_true",
         help="after seeding, measure only the retention sweeps (1 %% due, then nothing due)",
+    )
+    p.add_argument(
+        "--keyops-only",
+        action="store_true",
+        help="after seeding, measure only rotate and verify with their ceilings (no lookups)",
     )
     p.add_argument(
         "--softhsm-only",
@@ -496,6 +557,8 @@ def main() -> None:
             await ctx.close()
 
     small = min(args.small, args.subjects)
+    if args.keyops_only:
+        args.skip_lookups = True
     result["seed_small"] = asyncio.run(seed_part(0, small, 0))
     if not args.skip_lookups:
         settle("postgresql", settings)
@@ -513,6 +576,9 @@ def main() -> None:
             during = ["keys", "rotate", "--workers", str(args.workers)]
             wrk, rotated = lookups(env, ids, key, work, args.duration, during)
             result["lookup_during_rotate"], result["rotate_under_lookups"] = wrk, rotated
+        if args.keyops_only:
+            keyops(env, settings, url, args.workers, result)
+            return
         result["retention_due"] = asyncio.run(make_due(url, 0.01))
         result["retention_selection"] = asyncio.run(retention_selection(url))
         if args.skip_lookups:
@@ -527,11 +593,7 @@ def main() -> None:
         )
         if args.retention_only:
             return
-        result["rotate"] = tresor(env, "keys", "rotate", "--workers", str(args.workers))
-        result["rotate_one_process"] = tresor(env, "keys", "rotate", "--workers", "1")
-        result["verify"] = tresor(env, "audit", "verify", "--workers", str(args.workers))
-        result["verify_one_process"] = tresor(env, "audit", "verify", "--workers", "1")
-        result["verify_since_checkpoint"] = tresor(env, "audit", "verify", "--since-checkpoint")
+        keyops(env, settings, url, args.workers, result)
         result["audit_search_one_subject"] = asyncio.run(audit_search_p99(settings, ids))
     finally:
         result["load_average"] = os.getloadavg()

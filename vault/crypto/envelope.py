@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -86,6 +87,15 @@ class DekManager:
         """Unwrap under the old KEK version and wrap again under the active one."""
         raw = self._provider.unwrap(subject_id, kek_version, bytes(wrapped))
         return self._provider.wrap(subject_id, raw)
+
+    def rewrap_many(self, items: Sequence[tuple[str, int, bytes]]) -> list[tuple[int, bytes]]:
+        """`rewrap` of a whole batch: through the provider's own batch operation where it
+        has one (the keyring file checks itself once, a token opens one session hold),
+        else one by one."""
+        batch = getattr(self._provider, "rewrap_many", None)
+        if batch is not None:
+            return list(batch(items))
+        return [self.rewrap(subject_id, version, blob) for subject_id, version, blob in items]
 
     def forget(self, subject_id: str) -> None:
         """Drop every cached DEK of a subject (erasure)."""

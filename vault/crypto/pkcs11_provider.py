@@ -49,7 +49,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -346,6 +346,53 @@ class Pkcs11Token:
 
         return self._link.run(op)
 
+    def unwrap_many(self, items: Sequence[tuple[str, int, bytes]]) -> list[bytes]:
+        """`unwrap` of each (subject id, version, blob) in one session hold (a re-wrap
+        batch): the keys are looked up once, not once per DEK."""
+        for _, _, blob in items:
+            if len(blob) != _BLOB_LEN or blob[:1] != _FORMAT:
+                raise DecryptionError()
+
+        def op(session: Any) -> list[bytes]:
+            out = []
+            for subject_id, version, blob in items:
+                key = self._key(session, version)
+                if key is None:
+                    raise DecryptionError()
+                aad = _wrap_aad(subject_id, version)
+                params = GCMParams(blob[1 : 1 + _NONCE_LEN], aad, _TAG_BITS)
+                try:
+                    dek = key.decrypt(
+                        blob[1 + _NONCE_LEN :], mechanism=Mechanism.AES_GCM, mechanism_param=params
+                    )
+                except _SESSION_LOST:
+                    raise
+                except p11.PKCS11Error as exc:
+                    raise DecryptionError() from exc  # as in `unwrap`
+                out.append(bytes(dek))
+            return out
+
+        return self._link.run(op)
+
+    def wrap_many(self, items: Sequence[tuple[str, bytes]]) -> list[tuple[int, bytes]]:
+        """`wrap` of each (subject id, DEK) under the newest token version, read from the
+        token once for the whole batch."""
+
+        def op(session: Any) -> list[tuple[int, bytes]]:
+            keys = self._refresh(session)
+            if not keys:
+                raise NoTokenKek(f"PKCS#11 token {self.label!r} holds no Tresor KEK yet")
+            version = max(keys)
+            key, out = keys[version], []
+            for subject_id, dek in items:
+                nonce = os.urandom(_NONCE_LEN)
+                params = GCMParams(nonce, _wrap_aad(subject_id, version), _TAG_BITS)
+                sealed = key.encrypt(dek, mechanism=Mechanism.AES_GCM, mechanism_param=params)
+                out.append((version, _FORMAT + nonce + bytes(sealed)))
+            return out
+
+        return self._link.run(op)
+
     # -- administration ------------------------------------------------------------------
     def add_version(self, at_least: int = 1) -> int:
         """Generate a new KEK on the token, numbered after every existing one; returns it."""
@@ -530,6 +577,29 @@ class Pkcs11KekProvider:
         if version in self._keyring.versions():
             return self._keyring.unwrap(subject_id, version, blob)
         return self._token.unwrap(subject_id, version, blob)
+
+    def rewrap_many(self, items: Sequence[tuple[str, int, bytes]]) -> list[tuple[int, bytes]]:
+        """Re-wrap a batch of (subject id, version, blob) under the active version: the
+        token's share unwrapped and everything wrapped in one session hold each (a call
+        per DEK cost a key search on the token every time); local versions (a migration)
+        are unwrapped from the keyring file."""
+        local = set(self._keyring.versions())
+        deks: dict[int, bytes] = {}
+        on_token = [i for i, item in enumerate(items) if item[1] not in local]
+        for i, (subject_id, version, blob) in enumerate(items):
+            if version in local:
+                deks[i] = self._keyring.unwrap(subject_id, version, blob)
+        if on_token:
+            opened = self._token.unwrap_many([items[i] for i in on_token])
+            deks.update(zip(on_token, opened, strict=True))
+        pairs = [(item[0], deks[i]) for i, item in enumerate(items)]
+        try:
+            return self._token.wrap_many(pairs)
+        except NoTokenKek:
+            # Before the migration: keep wrapping under the keyring file's active version.
+            if not local:
+                raise
+        return [self._keyring.wrap(subject_id, dek) for subject_id, dek in pairs]
 
     # -- administration (vault.admin.keys) ---------------------------------------------------
     def add_version(self) -> int:

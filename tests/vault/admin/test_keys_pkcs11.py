@@ -187,17 +187,18 @@ async def test_a_migration_interrupted_midway_keeps_every_row_readable_and_resum
     await local_vault.close()
     vault = await _open(settings, token, clock)
     try:
-        real = vault.deks.rewrap
+        real = vault.deks.rewrap_many
         calls = 0
 
-        def crashing(subject_id: str, kek_version: int, wrapped: bytes) -> tuple[int, bytes]:
+        def crashing(items: list[tuple[str, int, bytes]]) -> list[tuple[int, bytes]]:
             nonlocal calls
             calls += 1
-            if calls == 12:
+            if calls == 2:  # the second batch, its keys half re-wrapped on the token
+                real(items[:5])
                 raise RuntimeError("power cut")
-            return real(subject_id, kek_version, wrapped)
+            return real(items)
 
-        monkeypatch.setattr(vault.deks, "rewrap", crashing)
+        monkeypatch.setattr(vault.deks, "rewrap_many", crashing)
         assert vault.kek.add_version() == 2  # what migrate_to_pkcs11 does first
         with pytest.raises(RuntimeError, match="power cut"):
             await rewrap_all(vault, ADMIN, batch=7)

@@ -206,3 +206,53 @@ async def test_a_signed_checkpoint_that_disagrees_is_named_with_small_pages(
     report = await audit_verify.verify_chain(vault, page=5)
     assert not report.ok and report.broken_seq == cp.seq
     assert "disagrees with the chain" in (report.problem or "")
+
+
+def test_the_fast_canonical_encoding_is_the_chains_for_utc_rows() -> None:
+    """The fast encoding of a row with an aware UTC timestamp (asyncpg's) gives the chain's
+    exact bytes, with and without microseconds, also when a later value ends in `Z"`."""
+    from datetime import UTC, datetime
+
+    for at in (
+        datetime(2026, 12, 4, 22, 39, 55, 120000, tzinfo=UTC),
+        datetime(2026, 1, 1, tzinfo=UTC),
+    ):
+        row = (
+            7,
+            at,
+            None,
+            "client",
+            "shop",
+            "lookup",
+            None,
+            "XYZ",
+            'a"Z',
+            "allow",
+            None,
+            None,
+            "Z",
+        )
+        row += (1, "0" * 64)  # chain_pos and chain_mac follow the event's columns
+        assert audit_verify._canonical_utc(row) == audit_chain._canonical_values(list(row[:13]))
+
+
+async def test_an_edit_that_keeps_the_fast_encoding_is_still_found(
+    vault: VaultContext, parallel: int
+) -> None:
+    """An event whose timestamp was moved by a microsecond is named by its sequence number,
+    in parallel ranges too."""
+    await _sealed(vault, 9)
+    seq = await _seq_at(vault, 6)
+    async with vault.engine.connect() as conn:
+        at = (
+            await conn.execute(select(audit_events.c.at).where(audit_events.c.seq == seq))
+        ).scalar_one()
+    await _tamper(
+        vault,
+        update(audit_events)
+        .where(audit_events.c.seq == seq)
+        .values(at=at + timedelta(microseconds=1)),
+    )
+    for workers in (1, parallel):
+        report = await audit_verify.verify_chain(vault, workers=workers, page=4)
+        assert not report.ok and report.broken_seq == seq

@@ -117,3 +117,30 @@ def test_forget_drops_only_that_subjects_entries(provider: CountingProvider) -> 
     provider.unwraps.clear()
     assert a.opens_with(deks) and b.opens_with(deks)
     assert provider.unwraps == [(a.id, a.version)]
+
+
+def test_batch_rewrap_gives_what_one_by_one_gives(provider: CountingProvider) -> None:
+    """`rewrap_many` through the keyring file's batch re-wraps every DEK under the active
+    version, each opening under its own subject only; a wrong subject fails the batch."""
+    from vault.crypto import DecryptionError
+
+    deks = DekManager(provider.inner, cache_size=0)
+    stored = [Stored(provider) for _ in range(3)]
+    provider.inner.add_version()
+    fresh = deks.rewrap_many([(s.id, s.version, s.wrapped) for s in stored])
+    assert [v for v, _ in fresh] == [2, 2, 2]
+    for s, (version, wrapped) in zip(stored, fresh, strict=True):
+        s.version, s.wrapped = version, wrapped
+        assert s.opens_with(deks)
+    with pytest.raises(DecryptionError):
+        deks.rewrap_many([(stored[1].id, stored[0].version, stored[0].wrapped)])
+
+
+def test_batch_rewrap_falls_back_to_one_call_per_dek(provider: CountingProvider) -> None:
+    """A provider without a batch operation is asked once per DEK, in order."""
+    deks = DekManager(provider, cache_size=0)
+    stored = [Stored(provider) for _ in range(2)]
+    provider.inner.add_version()
+    fresh = deks.rewrap_many([(s.id, s.version, s.wrapped) for s in stored])
+    assert provider.unwraps == [(stored[0].id, 1), (stored[1].id, 1)]
+    assert [v for v, _ in fresh] == [2, 2]

@@ -43,3 +43,21 @@ def test_same_digest_compares_exactly():
     assert not same_digest("ab" * 32, "ab" * 31 + "ac")
     assert not same_digest("ab" * 32, "ab" * 31)
     assert not same_digest("ab", "äb")
+
+
+def test_hexdigester_gives_the_same_digest_for_every_message():
+    """The reused keyed state gives `digest` of each message, and one message does not leak
+    into the next (each call starts from the key alone)."""
+    mac = Mac(KEY)
+    digest = mac.hexdigester()
+    for message in (b"", b"payload", b"x" * 1000, b"payload"):
+        assert digest(message) == mac.digest(message)
+    assert Mac(bytes(range(1, 33))).hexdigester()(b"payload") != digest(b"payload")
+
+
+def test_same_digest_refuses_a_non_ascii_string_without_raising():
+    """A tampered stored digest with non-ASCII characters is unequal, not an error."""
+    good = Mac(KEY).digest(b"payload")
+    assert same_digest(good, good)
+    assert not same_digest(good, "ä" * 64)
+    assert not same_digest("ä" * 64, good)

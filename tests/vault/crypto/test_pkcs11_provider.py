@@ -292,3 +292,31 @@ def test_a_version_both_in_the_file_and_on_the_token_is_refused(
             )
     finally:
         hsm.close()
+
+
+def test_a_batch_rewrap_moves_local_and_token_keys_to_the_newest_token_key(
+    token: SoftToken, tmp_path: Path
+) -> None:
+    """`rewrap_many` re-wraps a batch mixing local and token versions, in order, under the
+    newest token key, each DEK still bound to its subject; a tampered blob fails the batch."""
+    path = _keyring(tmp_path)
+    kek = Pkcs11KekProvider.open(
+        keyring_path=path, module=MODULE, token_label=token.label, pin=token.pin
+    )
+    try:
+        local = [("a", *kek.wrap("a", DEK)), ("b", *kek.wrap("b", DEK[::-1]))]
+        assert kek.add_version() == 2
+        on_token = [("c", *kek.wrap("c", DEK))]
+        assert kek.add_version() == 3
+        fresh = kek.rewrap_many([local[0], on_token[0], local[1]])
+        assert [v for v, _ in fresh] == [3, 3, 3]
+        assert kek.unwrap("a", 3, fresh[0][1]) == DEK
+        assert kek.unwrap("c", 3, fresh[1][1]) == DEK
+        assert kek.unwrap("b", 3, fresh[2][1]) == DEK[::-1]
+        with pytest.raises(DecryptionError):
+            kek.unwrap("a", 3, fresh[1][1])
+        bad = on_token[0][2][:-1] + bytes([on_token[0][2][-1] ^ 1])
+        with pytest.raises(DecryptionError):
+            kek.rewrap_many([local[0], ("c", 2, bad)])
+    finally:
+        kek.close()
