@@ -55,7 +55,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_up(url: str, timeout: float = 30) -> None:
+def wait_up(url: str, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -66,7 +66,7 @@ def wait_up(url: str, timeout: float = 30) -> None:
     raise RuntimeError(f"server at {url} did not come up")
 
 
-def wait_port(port: int, timeout: float = 60) -> None:
+def wait_port(port: int, timeout: float = 180) -> None:
     """Wait until something accepts connections on `port` (the baseline app has no health
     route; on a loaded machine its start-up took longer than a fixed pause)."""
     deadline = time.monotonic() + timeout
