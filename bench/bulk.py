@@ -43,8 +43,9 @@ sys.path.insert(0, str(ROOT))
 from bench.lookup import (  # noqa: E402 - imported after the sys.path setup above
     BIN,
     PG_ADMIN,
-    PROFILE_DIR,
     _admin,
+    attach_profiler,
+    detach_profiler,
     free_port,
     settle,
     stop,
@@ -253,19 +254,6 @@ def main() -> None:
         port = free_port()
         log = open(work / "serve.log", "wb")
         command = [tresor, "serve", "--port", str(port)]
-        if PROFILE_DIR:
-            command = [
-                str(BIN / "py-spy"),
-                "record",
-                "--format",
-                "raw",
-                "--rate",
-                "200",
-                "-o",
-                str(Path(PROFILE_DIR) / f"bulk-{args.db}.txt"),
-                "--",
-                *command,
-            ]
         proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             try:
@@ -277,9 +265,13 @@ def main() -> None:
             rss_idle = peak_rss_kib(proc.pid)
             cpu_before = cpu_seconds(proc.pid)
             others_before = _other_cpu(proc.pid)
+            profiler = attach_profiler(proc.pid, f"bulk-{args.db}")
             started = time.perf_counter()
-            resolved = asyncio.run(_resolve(port, key, ids, args.batch, args.concurrency))
-            batch_seconds = time.perf_counter() - started
+            try:
+                resolved = asyncio.run(_resolve(port, key, ids, args.batch, args.concurrency))
+            finally:
+                batch_seconds = time.perf_counter() - started
+                detach_profiler(profiler)
             server_cpu = cpu_seconds(proc.pid) - cpu_before
             others = {k: round(v - others_before[k], 2) for k, v in _other_cpu(proc.pid).items()}
             rss_peak = peak_rss_kib(proc.pid)

@@ -58,7 +58,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_up(url: str, timeout: float = 30) -> None:
+def wait_up(url: str, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -69,13 +69,13 @@ def wait_up(url: str, timeout: float = 30) -> None:
     raise RuntimeError(f"server at {url} did not come up")
 
 
-def wait_port(port: int, timeout: float = 60) -> None:
-    """Until something accepts connections on the port: a fixed sleep was too short on a
-    loaded machine, and wrk against a closed port fails the whole run."""
+def wait_port(port: int, timeout: float = 180) -> None:
+    """Wait until something accepts connections on `port` (the baseline app has no health
+    route; on a loaded machine its start-up took longer than a fixed pause)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2):
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return
         except OSError:
             time.sleep(0.2)
@@ -129,6 +129,37 @@ def settle(kind: str, settings: Settings) -> None:
 
     asyncio.run(_admin("VACUUM ANALYZE", "CHECKPOINT", url=settings.effective_database_url))
     time.sleep(1)
+
+
+def attach_profiler(pid: int, name: str) -> subprocess.Popen[bytes] | None:
+    """With TRESOR_BENCH_PROFILE: py-spy samples process `pid` from now until
+    `detach_profiler`, so the profile holds the measured phase only (not start-up, seeding
+    or waiting), and the measured process stays the server itself (its CPU time, its RSS)."""
+    if not PROFILE_DIR:
+        return None
+    profiler = subprocess.Popen(
+        [
+            str(BIN / "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--rate",
+            "200",
+            "-o",
+            str(Path(PROFILE_DIR) / f"{name}.txt"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1)  # attached before the phase starts
+    return profiler
+
+
+def detach_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
+    if profiler is not None:
+        stop(profiler)  # SIGINT: py-spy writes its file
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -227,20 +258,6 @@ def bench_db(
     port = free_port()
     log = open(work / "serve.log", "wb")
     command = [tresor, "serve", "--port", str(port), "--workers", str(workers)]
-    if PROFILE_DIR:
-        # py-spy samples the server during the measured run (collapsed stacks per database).
-        command = [
-            str(BIN / "py-spy"),
-            "record",
-            "--format",
-            "raw",
-            "--rate",
-            "200",
-            "-o",
-            str(Path(PROFILE_DIR) / f"lookup-{kind}.txt"),
-            "--",
-            *command,
-        ]
     proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         try:
@@ -249,7 +266,11 @@ def bench_db(
             sys.stderr.write((work / "serve.log").read_text()[-3000:])
             raise
         run_wrk(port, wrk_env, 3, connections)  # warm-up: caches, pool, JIT-free but fair
-        result["lookup"] = run_wrk(port, wrk_env, duration, connections)
+        profiler = attach_profiler(proc.pid, f"lookup-{kind}")
+        try:
+            result["lookup"] = run_wrk(port, wrk_env, duration, connections)
+        finally:
+            detach_profiler(profiler)
     finally:
         stop(proc)
 

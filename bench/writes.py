@@ -36,8 +36,9 @@ sys.path.insert(0, str(ROOT))
 from bench.lookup import (  # noqa: E402 - imported after the sys.path setup above
     BIN,
     PG_ADMIN,
-    PROFILE_DIR,
     _admin,
+    attach_profiler,
+    detach_profiler,
     free_port,
     run_wrk,
     settle,
@@ -62,13 +63,24 @@ def _writer_key(tresor: str, env: dict[str, str]) -> str:
     return out.strip().splitlines()[-1]
 
 
-def _drive(port: int, env: dict[str, str], duration: int, connections: int) -> dict[str, object]:
-    """Warm up, then measure each mode once."""
+def _drive(
+    port: int,
+    env: dict[str, str],
+    duration: int,
+    connections: int,
+    profile: tuple[int, str] | None = None,
+) -> dict[str, object]:
+    """Warm up, then measure each mode once; `profile=(pid, name)`: py-spy samples that
+    process during each measured run (TRESOR_BENCH_PROFILE, file `name-mode.txt`)."""
     out: dict[str, object] = {}
     for mode in MODES:
         mode_env = {**env, "BENCH_MODE": mode}
         run_wrk(port, mode_env, 2, connections, "writes.lua")
-        out[mode] = run_wrk(port, mode_env, duration, connections, "writes.lua")
+        profiler = attach_profiler(profile[0], f"{profile[1]}-{mode}") if profile else None
+        try:
+            out[mode] = run_wrk(port, mode_env, duration, connections, "writes.lua")
+        finally:
+            detach_profiler(profiler)
     return out
 
 
@@ -129,10 +141,6 @@ def bench_db(kind: str, n: int, duration: int, connections: int) -> dict[str, ob
     port = free_port()
     log = open(work / "serve.log", "wb")
     command = [tresor, "serve", "--port", str(port)]
-    if PROFILE_DIR:  # py-spy samples the server during the measured runs
-        out = Path(PROFILE_DIR) / f"writes-{kind}.txt"
-        command = [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "200", "--idle",
-                   "-o", str(out), "--", *command]  # fmt: skip
     proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         try:
@@ -140,7 +148,9 @@ def bench_db(kind: str, n: int, duration: int, connections: int) -> dict[str, ob
         except RuntimeError:
             sys.stderr.write((work / "serve.log").read_text()[-3000:])
             raise
-        result["tresor"] = _drive(port, wrk_env, duration, connections)
+        result["tresor"] = _drive(
+            port, wrk_env, duration, connections, (proc.pid, f"writes-{kind}")
+        )
     finally:
         stop(proc)
 

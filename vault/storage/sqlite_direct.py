@@ -13,8 +13,12 @@ The statements are still *built* with SQLAlchemy Core and compiled once to SQL t
 SQLite, with SQLAlchemy's own bind and result processors, so values come back exactly as
 through the engine (a datetime as SQLAlchemy's SQLite type stores and parses it).
 
-Audit group commits go through `SqliteWriter`: one connection on one thread, each group in
-one `BEGIN IMMEDIATE ... COMMIT`.
+Audit group commits go through `SqliteWriter`, each group in one `BEGIN IMMEDIATE ...
+COMMIT`: a small group (the single lookups' shared commit) on the event loop's own
+connection when `synchronous=NORMAL` (no fsync at COMMIT in WAL: the statements and the
+commit take tens of microseconds, the hop to a thread and back cost more, and under load
+each hand-off of the GIL cost milliseconds), a large one (bulk resolution) on the writer
+thread, where it overlaps the preparing of the next chunks.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import Select, insert
@@ -32,6 +36,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from vault.errors import Unavailable
 from vault.storage.errors import STORAGE_ERRORS, UNAVAILABLE, storage_unavailable
+from vault.storage.sqlite_inline import CHECKPOINT_EVERY
 from vault.storage.tables import Base
 
 _DIALECT = make_url("sqlite+pysqlite://").get_dialect()()
@@ -47,6 +52,13 @@ READ_PRAGMAS = (
 
 #: `PRAGMA synchronous` per TRESOR_SQLITE_SYNCHRONOUS (README: what each may cost).
 SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL"}
+
+#: Groups of at most this many rows commit on the calling thread under `synchronous=NORMAL`
+#: (`SqliteWriter`); 32 concurrent lookups make groups of up to 32.
+INLINE_ROWS = 64
+#: Rows appended between two WAL checkpoints of the writer (its connections' automatic
+#: checkpoints are off: one inside an inline COMMIT would stall the event loop).
+CHECKPOINT_ROWS = 4000
 
 Processor = Callable[[Any], Any]
 
@@ -216,12 +228,23 @@ class SqliteReads:
 
 
 class SqliteWriter:
-    """One connection on one thread that appends rows in one transaction per call: the
-    audit group commit on SQLite. The caller serialises it with the process's other
-    writers (`VaultContext._write_gate`), so it never waits in SQLite's busy handler
-    within a process."""
+    """Appends rows in one transaction per call: the audit group commit on SQLite. The
+    caller serialises it with the process's other writers (`VaultContext._write_gate`), so
+    it never waits in SQLite's busy handler within a process.
 
-    def __init__(self, path: str, *, synchronous: str = "normal") -> None:
+    Where a group commits: up to `inline_rows` rows (`INLINE_ROWS`, 0 under
+    `synchronous=FULL`, whose COMMIT syncs) on the calling thread's connection, whose
+    `BEGIN IMMEDIATE` does not wait: if another process holds SQLite's write lock the group
+    goes to the writer thread, whose connection may wait for it. Larger groups always go
+    there. Automatic checkpoints are off on every writer connection; a `PASSIVE`
+    checkpoint (it never waits) runs on the writer thread after `CHECKPOINT_ROWS` rows or
+    `CHECKPOINT_EVERY` commits, so the WAL stays bounded without the event loop copying
+    pages. Either way a call returns only once its group is committed, and a failed group
+    commits nothing and raises `Unavailable`."""
+
+    def __init__(
+        self, path: str, *, synchronous: str = "normal", inline_rows: int = INLINE_ROWS
+    ) -> None:
         level = SYNCHRONOUS[synchronous]
         self._conns = _Connections(
             path,
@@ -231,10 +254,18 @@ class SqliteWriter:
                 "PRAGMA foreign_keys=ON",
                 "PRAGMA secure_delete=ON",
                 "PRAGMA busy_timeout=30000",
+                "PRAGMA wal_autocheckpoint=0",
             ),
         )
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="tresor-sqlite-write")
         self._inserts: dict[tuple[str, tuple[str, ...]], SqliteStatement] = {}
+        self._inline_rows = inline_rows if level == "NORMAL" else 0
+        self._inline_conn: sqlite3.Connection | None = None
+        self._rows_since_checkpoint = 0
+        self._commits_since_checkpoint = 0
+        #: Groups committed inline and on the thread (tests and metrics read them).
+        self.inline_commits = 0
+        self.thread_commits = 0
 
     def _insert(self, table: str, columns: Sequence[str]) -> SqliteStatement:
         key = (table, tuple(columns))
@@ -244,17 +275,54 @@ class SqliteWriter:
             compiled = self._inserts[key] = SqliteStatement(insert(target), columns)
         return compiled
 
-    def _append(self, compiled: SqliteStatement, records: Sequence[Sequence[Any]]) -> None:
-        conn = self._conns.mine()
-        rows = [compiled.record(r) for r in records]
-        conn.execute("BEGIN IMMEDIATE")
+    @staticmethod
+    def _write(
+        conn: sqlite3.Connection, compiled: SqliteStatement, records: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert and commit in the transaction `conn` has begun; roll back on failure."""
         try:
-            conn.executemany(compiled.sql, rows)
+            conn.executemany(compiled.sql, [compiled.record(r) for r in records])
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    def _append(self, compiled: SqliteStatement, records: Sequence[Sequence[Any]]) -> None:
+        conn = self._conns.mine()
+        conn.execute("BEGIN IMMEDIATE")
+        self._write(conn, compiled, records)
+
+    def _try_inline(self, compiled: SqliteStatement, records: Sequence[Sequence[Any]]) -> bool:
+        """Commit the group on this thread's connection; False (nothing begun) when the
+        write lock is held by another process."""
+        conn = self._inline_conn
+        if conn is None:
+            conn = self._inline_conn = self._conns.mine()
+            conn.execute("PRAGMA busy_timeout=0").close()  # never wait on the event loop
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+                return False
+            raise
+        self._write(conn, compiled, records)
+        return True
+
+    def _checkpoint(self) -> None:
+        self._conns.mine().execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+
+    def _committed(self, rows: int) -> None:
+        """Count a committed group; start a checkpoint on the writer thread when due (not
+        awaited: the group is committed, and a checkpoint that fails loses nothing)."""
+        self._rows_since_checkpoint += rows
+        self._commits_since_checkpoint += 1
+        if (
+            self._rows_since_checkpoint >= CHECKPOINT_ROWS
+            or self._commits_since_checkpoint >= CHECKPOINT_EVERY
+        ):
+            self._rows_since_checkpoint = self._commits_since_checkpoint = 0
+            self._executor.submit(self._checkpoint).add_done_callback(_ignore_failure)
 
     async def copy_records(
         self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]]
@@ -262,10 +330,19 @@ class SqliteWriter:
         """Append `records` (values in `columns` order) to `table` in one transaction:
         committed when this returns, or nothing of it is."""
         compiled = self._insert(table, columns)
-        loop = asyncio.get_running_loop()
         with storage_unavailable():
-            await loop.run_in_executor(self._executor, self._append, compiled, records)
+            if len(records) <= self._inline_rows and self._try_inline(compiled, records):
+                self.inline_commits += 1
+            else:
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(self._executor, self._append, compiled, records)
+                self.thread_commits += 1
+        self._committed(len(records))
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True)
         self._conns.close_all()
+
+
+def _ignore_failure(done: Future[None]) -> None:
+    done.exception()  # retrieved, so never reported as unhandled; the next one may succeed

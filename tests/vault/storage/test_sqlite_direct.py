@@ -3,6 +3,7 @@ connections, one transaction per group of appended rows, fail-closed errors."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sqlite3
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from tests.support.privacy import is_sqlite
 from vault.access.statements import subject_read
 from vault.audit.events import EVENT_COLUMNS
 from vault.errors import Unavailable
+from vault.storage import sqlite_direct
 from vault.storage.sqlite_direct import SqliteReads, SqliteStatement, SqliteWriter, database_path
 from vault.storage.tables import audit_events, subjects
 
@@ -181,3 +183,71 @@ async def test_one_key_reads_inline_and_chunks_in_a_worker(sqlite_file):
     assert await reads.rows(many, {"keys": ["nobody", "none"]}) == []
     assert len(reads._conns._all) == 2  # the worker's own connection
     await reads.close()
+
+
+def _count_in_main_file(path: str, tmp: Path) -> int:
+    """Audit rows in the database file alone (what a checkpoint has copied out of the WAL)."""
+    copy = tmp / "main-only.sqlite3"
+    shutil.copy(path, copy)
+    with sqlite3.connect(copy) as db:
+        return int(db.execute("SELECT count(*) FROM audit_events").fetchone()[0])
+
+
+async def test_small_groups_commit_inline_and_large_ones_on_the_writer_thread(sqlite_file):
+    """Under `synchronous=NORMAL` a group of a few rows commits on the calling thread's
+    connection (no worker thread is involved), a group above `inline_rows` on the writer
+    thread's; both are committed when the call returns."""
+    writer = SqliteWriter(sqlite_file, inline_rows=2)
+    await writer.copy_records("audit_events", EVENT_COLUMNS, [_record("a"), _record("b")])
+    assert (writer.inline_commits, writer.thread_commits) == (1, 0)
+    assert writer._conns._all == [writer._inline_conn]  # no writer thread connection yet
+    await writer.copy_records("audit_events", EVENT_COLUMNS, [_record(f"c{i}") for i in range(3)])
+    assert (writer.inline_commits, writer.thread_commits) == (1, 1)
+    with sqlite3.connect(sqlite_file) as db:
+        assert db.execute("SELECT count(*) FROM audit_events").fetchone() == (5,)
+    await writer.close()
+
+
+async def test_full_synchronous_commits_every_group_on_the_writer_thread(sqlite_file):
+    """With `synchronous=FULL` each COMMIT syncs the file: even a one-row group commits on
+    the writer thread, never on the event loop."""
+    writer = SqliteWriter(sqlite_file, synchronous="full")
+    await writer.copy_records("audit_events", EVENT_COLUMNS, [_record("a")])
+    assert (writer.inline_commits, writer.thread_commits) == (0, 1)
+    await writer.close()
+
+
+async def test_a_write_lock_held_elsewhere_sends_the_group_to_the_thread(sqlite_file):
+    """When another process holds SQLite's write lock, an inline group does not fail and
+    does not block the event loop: it waits on the writer thread and commits once the lock
+    is free."""
+    other = sqlite3.connect(sqlite_file, isolation_level=None)
+    other.execute("PRAGMA journal_mode=WAL")  # as the vault's database always is
+    other.execute("BEGIN IMMEDIATE")
+    writer = SqliteWriter(sqlite_file)
+    task = asyncio.ensure_future(
+        writer.copy_records("audit_events", EVENT_COLUMNS, [_record("waits")])
+    )
+    await asyncio.sleep(0.3)  # the loop runs meanwhile: this sleep ends
+    assert not task.done()
+    other.execute("COMMIT")
+    other.close()
+    await task
+    assert (writer.inline_commits, writer.thread_commits) == (0, 1)
+    with sqlite3.connect(sqlite_file) as db:
+        assert db.execute("SELECT request_id FROM audit_events").fetchall() == [("waits",)]
+    await writer.close()
+
+
+async def test_the_writer_checkpoints_after_enough_rows(sqlite_file, tmp_path, monkeypatch):
+    """The writer's connections never checkpoint on their own (one inside an inline COMMIT
+    would stall the event loop); after `CHECKPOINT_ROWS` rows a checkpoint on the writer
+    thread copies the WAL into the database file."""
+    monkeypatch.setattr(sqlite_direct, "CHECKPOINT_ROWS", 3)
+    writer = SqliteWriter(sqlite_file)
+    await writer.copy_records("audit_events", EVENT_COLUMNS, [_record("a"), _record("b")])
+    assert _count_in_main_file(sqlite_file, tmp_path) == 0  # still only in the WAL
+    await writer.copy_records("audit_events", EVENT_COLUMNS, [_record("c")])
+    await asyncio.wrap_future(writer._executor.submit(lambda: None))  # after the checkpoint
+    assert _count_in_main_file(sqlite_file, tmp_path) == 3
+    await writer.close()
