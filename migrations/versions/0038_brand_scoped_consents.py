@@ -7,7 +7,7 @@ purpose covers, so every existing consent keeps its meaning). A lookup announcin
 for another brand is `brand_not_covered`.
 
 Revision ID: 0038
-Revises: 0029
+Revises: 0031
 Create Date: 2026-12-04 23:10:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0038"
-down_revision = "0029"
+down_revision = "0031"
 branch_labels = None
 depends_on = None
 
