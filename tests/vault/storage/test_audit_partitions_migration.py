@@ -108,7 +108,8 @@ def test_upgrade_partitions_existing_rows_and_downgrade_joins_them(fresh_pg):
     command.upgrade(cfg, "0029")
     asyncio.run(_record(settings, MOMENTS))
     before = asyncio.run(_query(url, "SELECT seq, at, purpose FROM audit_events ORDER BY seq"))
-    command.upgrade(cfg, "0030")
+    # Up to the head: the verifying code of this checkout reads tables of later revisions.
+    command.upgrade(cfg, "head")
 
     after = asyncio.run(_query(url, "SELECT seq, at, purpose FROM audit_events ORDER BY seq"))
     assert after == before and len(after) == len(MOMENTS)
@@ -128,6 +129,7 @@ def test_upgrade_partitions_existing_rows_and_downgrade_joins_them(fresh_pg):
     assert top[0] == before[-1][0] + 1
     assert asyncio.run(_verify(settings)).verified == len(MOMENTS) + 1
 
+    joined = asyncio.run(_query(url, "SELECT * FROM audit_events ORDER BY seq"))
     command.downgrade(cfg, "0029")
     kinds = asyncio.run(
         _query(url, "SELECT relkind::text FROM pg_class WHERE relname = 'audit_events'")
@@ -140,10 +142,11 @@ def test_upgrade_partitions_existing_rows_and_downgrade_joins_them(fresh_pg):
         )
         == []
     )
+    # Every stored column of every event as it was (this checkout's verify needs the head).
+    assert asyncio.run(_query(url, "SELECT * FROM audit_events ORDER BY seq")) == joined
+    command.upgrade(cfg, "head")
     report = asyncio.run(_verify(settings))
     assert report.ok and report.verified == len(MOMENTS) + 1, report
-    command.upgrade(cfg, "head")
-    assert asyncio.run(_verify(settings)).ok
 
 
 def test_the_partitioned_table_is_what_the_model_says(postgres):
