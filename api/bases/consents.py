@@ -42,6 +42,7 @@ def consent_out(record: BasisRecord) -> ConsentOut:
         confirm_deadline=record.confirm_deadline,
         evidence=EvidenceOut(**record.evidence),
         history=[HistoryEntry(**h) for h in record.history],
+        excluded_fields=record.excluded_fields,
     )
 
 
@@ -78,12 +79,14 @@ class ConsentController(Controller):
             evidence=evidence,
             expires_at=data.expires_at,
             reference=data.reference,
+            excluded_fields=data.excluded_fields or (),
         )
         return ConsentCreated(
             consent_id=record.id,
             status=record.status,
             expires_at=record.expires_at,
             basis=record.basis,
+            excluded_fields=record.excluded_fields,
         )
 
     @get(

@@ -38,11 +38,16 @@ def evidence_of(e: EvidenceIn | None) -> Evidence | None:
     )
 
 
+#: A contact field a consent may leave out (the purpose's own fields are checked by the vault).
+FieldName = Annotated[str, Meta(min_length=1, max_length=40, pattern=r"^[a-z_]+$")]
+
+
 class ConsentCreate(Struct, forbid_unknown_fields=True):
     purpose: Short
     expires_at: datetime | None = None
     evidence: EvidenceIn | None = None
     reference: Text200 | None = None
+    excluded_fields: Annotated[list[FieldName], Meta(max_length=10)] | None = None
 
 
 class ConsentCreated(Struct):
@@ -50,6 +55,7 @@ class ConsentCreated(Struct):
     status: str
     expires_at: datetime | None
     basis: str
+    excluded_fields: list[str] = []
 
 
 class EvidenceOut(Struct):
@@ -83,6 +89,7 @@ class ConsentOut(Struct):
     confirm_deadline: datetime | None
     evidence: EvidenceOut
     history: list[HistoryEntry]
+    excluded_fields: list[str] = []
 
 
 class ConsentList(Struct):

@@ -58,6 +58,7 @@ def verdict_of(
             r["b_expires_at"],
             r["b_deadline"],
             r["b_excluded"],
+            r["b_objected"],
         )
         for r in hits
         if r["b_id"] is not None

@@ -84,6 +84,9 @@ class BasisFacts:
     #: The fields the customer left out of this consent, as stored (comma-separated), or
     #: None: the basis covers all of its purpose's fields.
     excluded: str | None = None
+    #: Since when an Art. 21(1) objection to this (legitimate-interest) basis waits for
+    #: the DPO's decision, or None: meanwhile processing is restricted (Art. 18(1)(d)).
+    objection_pending: datetime | None = None
 
 
 def effective_status(facts: BasisFacts, now: datetime) -> BasisStatus:
@@ -190,6 +193,8 @@ def decide(
             continue
         status = effective_status(facts, now)
         if status in (BasisStatus.GRANTED, BasisStatus.ACTIVE):
+            if facts.objection_pending is not None:
+                return Deny(DenyReason.SUBJECT_RESTRICTED)
             if facts.excluded is not None and left_out(facts.excluded, fields):
                 return Deny(DenyReason.FIELD_NOT_COVERED)
             return Allow(fields=fields, basis=facts)
