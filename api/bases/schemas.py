@@ -7,7 +7,7 @@ from typing import Annotated
 
 from msgspec import Meta, Struct
 
-from api.schemas import Short, Text200
+from api.schemas import FieldName, Short, Text200
 from vault.bases.consents import Evidence
 
 
@@ -38,16 +38,12 @@ def evidence_of(e: EvidenceIn | None) -> Evidence | None:
     )
 
 
-#: A contact field a consent may leave out (the purpose's own fields are checked by the vault).
-FieldName = Annotated[str, Meta(min_length=1, max_length=40, pattern=r"^[a-z_]+$")]
-
-
 class ConsentCreate(Struct, forbid_unknown_fields=True):
     purpose: Short
     expires_at: datetime | None = None
     evidence: EvidenceIn | None = None
     reference: Text200 | None = None
-    excluded_fields: Annotated[list[FieldName], Meta(max_length=10)] | None = None
+    excluded_fields: Annotated[list[FieldName], Meta(max_length=5)] | None = None
 
 
 class ConsentCreated(Struct):
@@ -55,7 +51,7 @@ class ConsentCreated(Struct):
     status: str
     expires_at: datetime | None
     basis: str
-    excluded_fields: list[str] = []
+    excluded_fields: list[FieldName] = []
 
 
 class EvidenceOut(Struct):
@@ -89,7 +85,7 @@ class ConsentOut(Struct):
     confirm_deadline: datetime | None
     evidence: EvidenceOut
     history: list[HistoryEntry]
-    excluded_fields: list[str] = []
+    excluded_fields: list[FieldName] = []
 
 
 class ConsentList(Struct):

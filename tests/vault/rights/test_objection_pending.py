@@ -82,7 +82,7 @@ async def test_a_second_open_objection_keeps_the_restriction(vault):
     """Two objections to one purpose: deciding one leaves the purpose restricted while the
     other is still open."""
     sid = await _subject(vault, 4)
-    first, second = await _object(vault, sid), await _object(vault, sid)
+    first, second = await _object(vault, sid), await _object(vault, sid, verified=True)
     await dsar.reject(vault, DPO, first, "compelling grounds")
     assert await _reason(vault, sid) == "subject_restricted"
     await dsar.complete(vault, DPO, second, "answered by letter: compelling grounds")
