@@ -68,6 +68,8 @@ MAX_PASSES = 100
 #: A claimed mail is reserved this long: longer than the SMTP timeout of any session.
 LEASE = timedelta(seconds=60)
 STATUSES = ("pending", "sent", "failed")
+#: How long the rows of mails sent or given up stay (for the counts), then `prune` deletes them.
+KEEP_DONE = timedelta(days=30)
 
 
 def _key(ctx: VaultContext) -> bytes:
@@ -130,6 +132,18 @@ async def forget_subject(conn: AsyncConnection, subject_id: str) -> int:
     """Delete the subject's mails (an erasure): pending ones are never sent, and no
     sealed address of theirs stays behind. Returns how many rows went."""
     result = await conn.execute(delete(mail_outbox).where(mail_outbox.c.subject_id == subject_id))
+    return int(result.rowcount or 0)
+
+
+async def prune(ctx: VaultContext, before: datetime) -> int:
+    """Delete the rows of mails sent or given up before `before` (the retention sweep)."""
+    m = mail_outbox
+    async with ctx.transaction() as conn:
+        result = await conn.execute(
+            delete(m)
+            .where(m.c.status.in_(("sent", "failed")))
+            .where(func.coalesce(m.c.sent_at, m.c.give_up_at) < before)
+        )
     return int(result.rowcount or 0)
 
 

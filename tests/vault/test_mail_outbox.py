@@ -238,6 +238,19 @@ async def test_two_senders_never_send_one_row_twice(vault, clock, smtp, port, se
     assert len(inbox.seen) == 8 and len(set(inbox.seen)) == 8
 
 
+async def test_rows_of_sent_mails_are_pruned_after_30_days(vault, clock, smtp, port, server):
+    """The retention sweep deletes the rows of mails sent more than 30 days ago; a mail
+    still pending stays."""
+    inbox = Inbox()
+    server["controller"] = _serve(inbox, port)
+    await _doi(vault, 1)  # sent at once
+    server.pop("controller").stop()
+    await _doi(vault, 2)  # pending: the server is down
+    clock.advance(mail_outbox.KEEP_DONE + timedelta(minutes=1))
+    assert await mail_outbox.prune(vault, clock.now() - mail_outbox.KEEP_DONE) == 1
+    assert [r.status for r in await _rows(vault)] == ["pending"]
+
+
 def test_free_port_is_closed() -> None:
     """The "down" server of these tests: nothing listens on a fresh free port."""
     port = free_port()

@@ -358,17 +358,20 @@ async def test_failing_mailer_queues_the_confirmation(vault):
     assert not list(vault.settings.outbox_dir.glob("*.eml"))
 
 
-async def test_failing_mailer_does_not_supersede_the_live_consent(vault, clock):
-    """A re-subscription whose mail waits in the outbox leaves the earlier granted consent
-    in force until the new one is confirmed."""
+async def test_a_resubscription_whose_mail_waits_is_recorded_as_one_mailed(vault, clock):
+    """A re-subscription whose confirmation mail the server does not take now is recorded
+    exactly as one whose mail left (the mail is delayed, not lost): pending, superseding
+    the earlier consent as a re-subscription always does, its mail queued."""
     sid = await _subject(vault)
     first = await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS)
     (token,) = outbox_links(vault.settings.outbox_dir)
     await confirm(vault, token, SUBJECT)
     vault.mailer = _BrokenMailer()
     clock.advance(timedelta(days=1))
-    await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS)
-    assert (await _basis(vault, sid, first.id)).status == "granted"
+    second = await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS)
+    assert second.status == "pending_confirmation"
+    assert (await _basis(vault, sid, first.id)).status == "superseded"
+    assert (await mail_outbox.counts(vault))["pending"] == 1
 
 
 # --- withdrawal, supersession, history -------------------------------------------------
