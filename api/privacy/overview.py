@@ -46,9 +46,6 @@ from vault.errors import (
 from vault.outreach import followups, history, preferences
 from vault.rights import selfservice
 
-#: The error notices of the overview, by the `error` query parameter of a redirect.
-_ERRORS = {"empty": "pc_rectify_empty", "no_purpose": "pc_object_li_empty"}
-
 
 class Objectable(msgspec.Struct, frozen=True):
     id: str
@@ -103,8 +100,10 @@ class PrivacyOverviewPages(PrivacyPages):
         records = [] if view.restriction else await my_requests(vault, session.subject_id)
         zone = await preferences.display_zone(vault, session.subject_id)
         restricted = restriction_text(lang, view.restriction) if view.restriction else None
-        error = _ERRORS.get(request.query_params.get("error") or "")
-        error = t[error] if error else None
+        error = {
+            "empty": t["pc_rectify_empty"],
+            "no_purpose": t["pc_object_li_empty"],
+        }.get(request.query_params.get("error") or "")
         return render(
             request,
             "privacy_overview.html",
