@@ -69,6 +69,7 @@ from api.subjects.identity_changes import IdentityChangeController
 from api.subjects.lookup import LookupController
 from api.subjects.subjects import SubjectController
 from api.web.headers import add_security_headers
+from vault import mail_outbox
 from vault.admin.certificates import CertificateAuthenticator
 from vault.admin.clients import ClientAuthenticator
 from vault.admin.housekeeping import purge_transient
@@ -82,6 +83,7 @@ from vault.recipients.delivery import Deliverer, RunReport, outbox_listener
 from vault.rights import selfservice
 from vault.rights.requests import settle_awaiting
 from vault.settings import Settings
+from vault.storage.listen import ChannelListener
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_BODY_BYTES = 64 * 1024
@@ -363,7 +365,32 @@ def background_jobs_for(ctx: VaultContext) -> list[PeriodicJob]:
                 wake=wake.event,
             )
         )
+    if ctx.settings.mail_interval > 0:
+        jobs.append(mail_job(ctx))
     return jobs
+
+
+def mail_job(ctx: VaultContext, *, measure_every: float = 5.0) -> PeriodicJob:
+    """The mail outbox's sender (`vault.mail_outbox`): in the jobs process on PostgreSQL
+    (claims by row locks, so several nodes share the queue; a queued mail's commit wakes it
+    by NOTIFY), inside `serve` on SQLite. Its counts go to /metrics and the log."""
+    sender = mail_outbox.MailSender(ctx)
+    wake = ChannelListener(lambda: ctx.engine, mail_outbox.MAIL_CHANNEL)
+    next_count = 0.0
+
+    async def run() -> None:
+        nonlocal next_count
+        await wake.start()
+        report = await sender.run()
+        counts = None
+        if time.monotonic() >= next_count:
+            next_count = time.monotonic() + measure_every
+            counts = await mail_outbox.counts(ctx)
+        metrics.observe_mail(report.sent, report.retried, report.failed, counts)
+        if report != mail_outbox.SendReport():
+            structlog.get_logger("tresor.mail").info("mail_run", **asdict(report))
+
+    return PeriodicJob("mail", ctx.settings.mail_interval, run, close=wake.close, wake=wake.event)
 
 
 async def _close_all(*closing: Awaitable[object]) -> None:

@@ -146,6 +146,9 @@ BY_NAME: dict[str, str] = {
     "evidence": "How and where the person expressed their will (Art. 7(1) GDPR).",
     "expired": "How many consents ended by expiry.",
     "expires_at": "When it ends (RFC 3339, UTC); null for no end.",
+    "excluded_fields": "Fields of the purpose the person left out of this consent (some of "
+    "the purpose's `fields`, never all); a lookup that would reveal one is denied "
+    "`field_not_covered`. Only a consent can leave out fields.",
     "explicit": "Whether the consent was explicit (Art. 9(2)(a) GDPR: a separate statement).",
     "explicit_consent": "Whether a consent for the purpose must be explicit.",
     "extended_at": "When the deadline was extended (RFC 3339), if it was.",

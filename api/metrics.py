@@ -79,6 +79,34 @@ def observe_seal(sealed: int, completed: bool, unsealed: int | None) -> None:
         AUDIT_UNSEALED.set(unsealed)
 
 
+MAIL_OUTBOX = Gauge(
+    "tresor_mail_outbox",
+    "Mails in the outbox by status (pending: waiting for the mail server; failed: given up "
+    "after the retry window, shown to the DPO). Counts only, never an address",
+    ["status"],
+    multiprocess_mode="livemax",
+)
+MAILS_SENT = Counter("tresor_mails_sent_total", "Mails the outbox's sender handed over")
+MAILS_RETRIED = Counter(
+    "tresor_mails_retried_total", "Mail attempts that failed and were scheduled again (back-off)"
+)
+MAILS_FAILED = Counter(
+    "tresor_mails_failed_total", "Mails given up after the retry window (shown to the DPO)"
+)
+
+
+def observe_mail(sent: int, retried: int, failed: int, counts: Mapping[str, int] | None) -> None:
+    """After a run of the mail sender: its counts, and the outbox by status when measured."""
+    if sent:
+        MAILS_SENT.inc(sent)
+    if retried:
+        MAILS_RETRIED.inc(retried)
+    if failed:
+        MAILS_FAILED.inc(failed)
+    for status, n in (counts or {}).items():
+        MAIL_OUTBOX.labels(status).set(n)
+
+
 NOTICES_QUEUED = Counter(
     "tresor_notifications_queued_total",
     "Recipient notices this process's fan-out created (the jobs process; a request that "

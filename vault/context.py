@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from vault import mail_outbox
 from vault.audit.batch import AuditBatcher, EventWriter, copy_writer
 from vault.audit.events import EventRecord, record_records
 from vault.catalogue.contact_pressure import PressureRules
@@ -167,16 +168,26 @@ class VaultContext:
         """One database transaction; storage and keyring failures become `Unavailable`.
 
         The transaction commits when the block exits normally, so a caller returns data only
-        after the audit event written inside it is durable.
+        after the audit event written inside it is durable. Mails it queued
+        (`vault.mail_outbox.queue`) get their first attempt after the commit.
         """
         gate = self._write_gate()
+        queued: list[str] = []
         try:
             if gate is None:
                 async with self.engine.begin() as conn:
-                    yield conn
+                    queued = mail_outbox.track(conn)
+                    try:
+                        yield conn
+                    finally:
+                        mail_outbox.untrack(conn)
             else:
                 async with gate, self.engine.begin() as conn:
-                    yield conn
+                    queued = mail_outbox.track(conn)
+                    try:
+                        yield conn
+                    finally:
+                        mail_outbox.untrack(conn)
             # Committed: now the wake-ups the transaction asked for may go (never on a
             # rollback, never inside the transaction: `storage.wakeup`).
             committed(conn)
@@ -184,6 +195,9 @@ class VaultContext:
             raise Unavailable(UNAVAILABLE) from exc
         except KeyringError as exc:
             raise Unavailable("keyring is unavailable; nothing was changed or revealed") from exc
+        if queued:
+            # Committed: the first attempt at the mails it queued (`vault.mail_outbox`).
+            await mail_outbox.send_after_commit(self, queued)
 
     def _write_gate(self) -> asyncio.Lock | None:
         """SQLite only: transactions of this process queue here for SQLite's single write

@@ -260,6 +260,15 @@ class Settings:
     #: TRESOR_NOTIFY_MIN_WINDOW_DAYS: a lookup this recent always counts as a receipt of
     #: the subject's data, even for a purpose whose retention after its end is shorter.
     notify_min_window_days: int = 30
+    #: TRESOR_MAIL_INTERVAL: seconds between runs of the mail outbox's sender (0: off).
+    mail_interval: float = 2.0
+    #: TRESOR_MAIL_RETRY_HOURS: how long a queued notice mail is retried before it is
+    #: `failed` (sign-in codes are retried only until the code expires).
+    mail_retry_hours: float = 24.0
+    #: TRESOR_MAIL_RETRY_SECONDS: wait after a mail's first failed attempt; it doubles per
+    #: attempt (with jitter) up to TRESOR_MAIL_RETRY_MAX_SECONDS.
+    mail_retry_seconds: float = 30.0
+    mail_retry_max_seconds: float = 1800.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -389,6 +398,10 @@ class Settings:
             notify_retry_max_seconds=r.number("TRESOR_NOTIFY_RETRY_MAX_SECONDS", 3600.0),
             notify_timeout_seconds=r.number("TRESOR_NOTIFY_TIMEOUT", 10.0),
             notify_min_window_days=r.whole("TRESOR_NOTIFY_MIN_WINDOW_DAYS", 30),
+            mail_interval=r.number("TRESOR_MAIL_INTERVAL", 2.0),
+            mail_retry_hours=r.number("TRESOR_MAIL_RETRY_HOURS", 24.0),
+            mail_retry_seconds=r.number("TRESOR_MAIL_RETRY_SECONDS", 30.0),
+            mail_retry_max_seconds=r.number("TRESOR_MAIL_RETRY_MAX_SECONDS", 1800.0),
         )
         r.raise_problems()
         return settings

@@ -76,6 +76,7 @@ def proof_out(p: consent_proof.ConsentProof) -> ConsentProofOut:
         stored_status=p.stored_status,
         created_at=p.created_at,
         subject_status=p.subject_status,
+        excluded_fields=p.excluded_fields,
         evidence=ProofEvidenceOut(
             # Why the ignore below: the vault sets only "opened", "none" or "shredded"
             sealed_evidence=e.sealed_evidence,  # type: ignore[arg-type]

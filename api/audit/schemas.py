@@ -189,6 +189,7 @@ class ConsentProofOut(Struct):
     checkpoint: ProofCheckpointOut | None = None
     #: Recipients told about changes of this purpose and how they confirmed (Art. 19).
     recipient_notices: list[ProofNoticeOut] = msgspec.field(default_factory=list)
+    excluded_fields: list[str] = msgspec.field(default_factory=list)
 
 
 class RopaRecipientOut(Struct):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody
 
@@ -21,7 +22,7 @@ from api.conditional import etag_header, tagged_json
 from api.deps import Vault
 from api.idempotency import IdempotentOperation
 from api.openapi_docs import AUTHED, problems
-from api.schemas import Uuid, uuid_path
+from api.schemas import FieldName, Uuid, uuid_path
 from vault.admin.clients import Role
 from vault.bases import consents
 from vault.bases.consents import BasisRecord
@@ -42,6 +43,7 @@ def consent_out(record: BasisRecord) -> ConsentOut:
         confirm_deadline=record.confirm_deadline,
         evidence=EvidenceOut(**record.evidence),
         history=[HistoryEntry(**h) for h in record.history],
+        excluded_fields=msgspec.convert(record.excluded_fields, list[FieldName]),
     )
 
 
@@ -78,12 +80,14 @@ class ConsentController(Controller):
             evidence=evidence,
             expires_at=data.expires_at,
             reference=data.reference,
+            excluded_fields=data.excluded_fields or (),
         )
         return ConsentCreated(
             consent_id=record.id,
             status=record.status,
             expires_at=record.expires_at,
             basis=record.basis,
+            excluded_fields=msgspec.convert(record.excluded_fields, list[FieldName]),
         )
 
     @get(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from msgspec import Meta, Struct
 
-from api.schemas import Short, Text200
+from api.schemas import FieldName, Short, Text200
 from vault.bases.consents import Evidence
 
 
@@ -52,6 +52,7 @@ class ConsentCreate(Struct, forbid_unknown_fields=True):
     expires_at: datetime | None = None
     evidence: ConsentEvidenceIn | None = None
     reference: Text200 | None = None
+    excluded_fields: Annotated[list[FieldName], Meta(max_length=5)] | None = None
 
 
 class ConsentCreated(Struct):
@@ -59,6 +60,7 @@ class ConsentCreated(Struct):
     status: str
     expires_at: datetime | None
     basis: str
+    excluded_fields: list[FieldName] = []
 
 
 class EvidenceOut(Struct):
@@ -93,6 +95,7 @@ class ConsentOut(Struct):
     confirm_deadline: datetime | None
     evidence: EvidenceOut
     history: list[HistoryEntry]
+    excluded_fields: list[FieldName] = []
 
 
 class ConsentList(Struct):

@@ -21,6 +21,7 @@ from api.deps import Vault
 from api.dpo.pages import DpoPages, dpo_actor, form_text, page
 from api.dpo.session import UUID_RE, DpoSession, require_session
 from api.i18n import TEXTS, format_datetime, pick_language
+from vault import mail_outbox
 from vault.clock import as_utc
 from vault.errors import Conflict, InvalidInput, NotFound
 from vault.rights import deadlines
@@ -78,6 +79,8 @@ class DpoRequestPages(DpoPages):
         session = await require_session(request, vault)
         show_closed = request.query_params.get("closed") == "1"
         records = await dsar.request_queue(vault, dpo_actor(request, session), closed=show_closed)
+        # Mails the outbox gave up on (a customer was not told something): counts only.
+        mail = await mail_outbox.counts(vault)
         return page(
             request,
             "dpo_requests.html",
@@ -86,6 +89,8 @@ class DpoRequestPages(DpoPages):
             section="requests",
             requests=records,
             show_closed=show_closed,
+            mail_failed=mail["failed"],
+            mail_pending=mail["pending"],
         )
 
     @get("/requests/{request_id:str}", operation_id="dpoRequest")

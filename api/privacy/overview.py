@@ -46,7 +46,34 @@ from vault.errors import (
 from vault.outreach import followups, history, preferences
 from vault.rights import selfservice
 
-#: The privacy centre's cookies and CSRF secret (api/web/cookies.py).
+
+class Objectable(msgspec.Struct, frozen=True):
+    id: str
+    title: str
+
+
+def objectable(view: selfservice.SelfView, lang: str) -> list[Objectable]:
+    """The purposes the customer can object to under Art. 21(1): those processed on a
+    legitimate interest in force now (one entry per purpose)."""
+    seen: dict[str, Objectable] = {}
+    for c in view.consents:
+        if c.basis == "legitimate_interest" and c.status == "active" and c.purpose not in seen:
+            seen[c.purpose] = Objectable(c.purpose, c.title(lang))
+    return list(seen.values())
+
+
+def objection_payload(form: Any) -> dict[str, Any] | None:
+    """The payload of an Art. 21(1) objection form: the purposes ticked (None: none) and
+    the grounds relating to the customer's particular situation, if written."""
+    purposes = [v for v in form.getall("purposes", []) if isinstance(v, str)][:50]
+    if not purposes:
+        return None
+    payload: dict[str, Any] = {"purposes": purposes}
+    # A browser sends a textarea's line breaks as CRLF; the vault takes LF only.
+    grounds = form_value(form, "grounds", 1000).replace("\r\n", "\n").replace("\r", "\n")
+    if grounds:
+        payload["grounds"] = grounds
+    return payload
 
 
 class PrivacyOverviewPages(PrivacyPages):
@@ -73,7 +100,10 @@ class PrivacyOverviewPages(PrivacyPages):
         records = [] if view.restriction else await my_requests(vault, session.subject_id)
         zone = await preferences.display_zone(vault, session.subject_id)
         restricted = restriction_text(lang, view.restriction) if view.restriction else None
-        error = t["pc_rectify_empty"] if request.query_params.get("error") == "empty" else None
+        error = {
+            "empty": t["pc_rectify_empty"],
+            "no_purpose": t["pc_object_li_empty"],
+        }.get(request.query_params.get("error") or "")
         return render(
             request,
             "privacy_overview.html",
@@ -88,6 +118,7 @@ class PrivacyOverviewPages(PrivacyPages):
             zone=zone,
             field_names=lambda names: ", ".join(text_for(lang, "field_", n) for n in names),
             offers=[] if view.restriction else consent_offers(vault, lang, view),
+            objectable=[] if view.restriction else objectable(view, lang),
             touchpoint_name=lambda touchpoint_id: touchpoint_name(vault, lang, touchpoint_id),
             access_label=lambda entry: access_label(lang, entry),
             access_outcome=lambda entry: access_outcome(lang, entry),
@@ -177,6 +208,13 @@ class PrivacyOverviewPages(PrivacyPages):
             if not payload:
                 lang = pick_language(request)
                 return Redirect(path=f"/privacy?lang={lang}&error=empty#rights", status_code=303)
+        if type_ == "legitimate_interest_objection":
+            payload = objection_payload(form)
+            if payload is None:
+                lang = pick_language(request)
+                return Redirect(
+                    path=f"/privacy?lang={lang}&error=no_purpose#object-li", status_code=303
+                )
         await create_my_request(vault, request, subject_id, type_, payload)
         if type_ == "erasure":
             token = request.cookies.get(SESSION_COOKIE)

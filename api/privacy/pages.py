@@ -51,7 +51,13 @@ SURFACE = web_cookies.Surface(
 SESSION_COOKIE = SURFACE.session_cookie
 CONTACT_FIELDS = ("name", "email", "phone", "postal_address", "external_ref")
 #: Request types the page forms may ask for (export is a download, not a form).
-FORM_REQUEST_TYPES = ("rectification", "restriction", "objection", "erasure")
+FORM_REQUEST_TYPES = (
+    "rectification",
+    "restriction",
+    "objection",
+    "legitimate_interest_objection",
+    "erasure",
+)
 DONE_NOTICES = (
     "withdrawn",
     "requested",

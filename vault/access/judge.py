@@ -64,6 +64,7 @@ def verdict_of(
             r["b_deadline"],
             r["b_excluded"],
             r["b_brands"],
+            r["b_objected"],
         )
         for r in hits
         if r["b_id"] is not None

@@ -60,6 +60,7 @@ def _build(kind: str, data: tuple[str, ...] | None, *, one: bool, array: bool) -
             consents.c.confirm_deadline.label("b_deadline"),
             consents.c.excluded_fields.label("b_excluded"),
             consents.c.brands.label("b_brands"),
+            consents.c.objection_pending_at.label("b_objected"),
         )
         .select_from(subjects.outerjoin(consents, on))
         .where(key == bindparam("key") if one else key_in(key, "keys", array=array))

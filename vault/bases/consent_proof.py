@@ -115,6 +115,9 @@ class ConsentProof:
     #: Recipients told about changes concerning this purpose, and how they confirmed
     #: (Art. 19 GDPR).
     notices: list[Notice] = field(default_factory=list)
+    #: The purpose's fields the subject left out of this consent: part of what was
+    #: consented to (Art. 7(1)), so part of its proof.
+    excluded_fields: list[str] = field(default_factory=list)
 
 
 async def consent_proof(ctx: VaultContext, actor: Actor, consent_id: str) -> ConsentProof:
@@ -214,6 +217,7 @@ async def consent_proof(ctx: VaultContext, actor: Actor, consent_id: str) -> Con
         withdrawn_at=as_utc(row.withdrawn_at),
         confirm_deadline=as_utc(row.confirm_deadline),
         subject_status=subject.status if subject is not None else "unknown",
+        excluded_fields=row.excluded_fields.split(",") if row.excluded_fields else [],
         evidence=ProofEvidence(
             touchpoint=row.touchpoint,
             method=row.method,

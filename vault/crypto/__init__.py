@@ -19,7 +19,7 @@ from vault.crypto.errors import (
     IntegrityCheckFailed,
     KeyringError,
 )
-from vault.crypto.fields import open_field, seal_field
+from vault.crypto.fields import open_field, open_message, seal_field, seal_message
 from vault.crypto.keyring import KekProvider, LocalKeyring, ServerSecrets
 from vault.crypto.mac import Mac, same_digest
 from vault.crypto.signing import Signer, VerifyKey
@@ -41,7 +41,9 @@ __all__ = [
     "VerifyKey",
     "derive_key",
     "open_field",
+    "open_message",
     "retained_key_id",
     "same_digest",
     "seal_field",
+    "seal_message",
 ]

@@ -46,6 +46,7 @@ class KeyLabel(StrEnum):
     CONSOLE_SIGNIN = "tresor/v1/console-signin"
     SSO_FLOW = "tresor/v1/sso-flow"
     LIMIT_ADDRESS = "tresor/v1/limit-address"
+    MAIL_OUTBOX = "tresor/v1/mail-outbox"
 
 
 def derive_key(secret: bytes, label: KeyLabel, length: int = KEY_BYTES) -> bytes:

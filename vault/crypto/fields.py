@@ -43,3 +43,14 @@ def open_field(
     than the one it was sealed at included."""
     aad = _field_aad(subject_id, field, dek_version, revision)
     return _aead.open_(dek, blob, aad).decode("utf-8")
+
+
+def seal_message(key: bytes, message_id: str, message: bytes) -> bytes:
+    """Seal a queued mail (`vault.mail_outbox`) under the outbox key, bound to its row id:
+    a sealed message copied into another row does not open."""
+    return _aead.seal(_aead.cipher(key), message, f"tresor.mail.v1|{message_id}".encode())
+
+
+def open_message(key: bytes, message_id: str, blob: bytes) -> bytes:
+    """Open a queued mail; raises `DecryptionError` on any mismatch."""
+    return _aead.open_(_aead.cipher(key), blob, f"tresor.mail.v1|{message_id}".encode())

@@ -47,6 +47,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vault import mail_outbox
 from vault.audit import events as audit
 from vault.audit.events import Actor, Decision, action_for
 from vault.bases.ending import end_live_bases
@@ -208,6 +209,8 @@ async def erase_in(
     await conn.execute(delete(self_service_challenges).where(challenge_match))
     # Identity changes hold the old and new addresses' blind-index digests: they go too.
     await conn.execute(delete(identity_changes).where(identity_changes.c.subject_id == subject_id))
+    # Queued mails hold the address (sealed): pending ones are never sent, none stays.
+    await mail_outbox.forget_subject(conn, subject_id)
     await web_sessions.end_subject_sessions_in(conn, subject_id, now, web_sessions.Ended.ERASED)
     # Preferences (with their history and sealed evidence) and follow-ups say when and how
     # the person may be contacted: deleted, not reduced (see the module docstring).

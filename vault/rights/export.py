@@ -485,6 +485,8 @@ async def collect_in(
                 "withdrawn_at": c.withdrawn_at,
                 "confirm_deadline": c.confirm_deadline,
                 "evidence": {k: v for k, v in evidence.items() if v is not None},
+                # The fields the customer left out of this consent (never revealed for it).
+                "excluded_fields": c.excluded_fields.split(",") if c.excluded_fields else [],
                 "history": by_consent.get(c.id, []),
             }
         )

@@ -28,6 +28,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vault import mail_outbox
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision, action_for
 from vault.bases.ending import EndedBasis, end_live_bases
@@ -128,7 +129,13 @@ async def lift_restriction(
             subject_id=subject_id,
             fields=["email"],
         )
-        await ctx.mailer.send(lift_notice(ctx, address, text))
+        await mail_outbox.queue(
+            ctx,
+            conn,
+            lift_notice(ctx, address, text),
+            kind="restriction_lifted",
+            subject_id=subject_id,
+        )
     return True
 
 

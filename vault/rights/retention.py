@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, insert, or_, select, update
 
+from vault import mail_outbox
 from vault.audit import events as audit
 from vault.audit.events import SYSTEM, Actor, AuditAction, Decision
 from vault.bases.consents import seal_legacy_texts
@@ -458,6 +459,9 @@ async def run_retention(
     pruned_mails = 0
     if isinstance(ctx.mailer, FileOutbox) and ctx.settings.outbox_hours > 0:
         pruned_mails = await ctx.mailer.prune(timedelta(hours=ctx.settings.outbox_hours))
+    # The mail outbox's rows of mails sent or given up (no address left in them: counts
+    # and times only) are kept 30 days for the DPO's counts, then deleted.
+    pruned_mails += await mail_outbox.prune(ctx, now - mail_outbox.KEEP_DONE)
     if isinstance(ctx.sms, FileSmsOutbox) and ctx.settings.outbox_hours > 0:
         # Its files hold numbers and codes in plaintext, like the mail outbox's.
         await ctx.sms.prune(timedelta(hours=ctx.settings.outbox_hours))

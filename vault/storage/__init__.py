@@ -15,4 +15,5 @@ may use it.
 
 # The recipients' tables share `tables.Base`; importing them here puts them into
 # `vault.storage.tables.metadata` for every user (migrations, tests), whatever it imports.
+from vault.storage import mail_tables as mail_tables
 from vault.storage import recipient_tables as recipient_tables

@@ -132,6 +132,10 @@ class Consent(Base):
     #: brand the purpose covers); a contact for another brand is `brand_not_covered`
     #: (migration 0038).
     brands: Mapped[str | None] = mapped_column(String(200))
+    #: Since when an Art. 21(1) objection to this legitimate-interest basis is undecided
+    #: (NULL: none): processing is restricted meanwhile, Art. 18(1)(d), and a lookup is
+    #: `subject_restricted` (migration 0033, `vault.rights.requests.objection`).
+    objection_pending_at: Mapped[datetime | None] = mapped_column(TZ)
 
     __table_args__ = (
         Index("ix_consents_subject_id_purpose", "subject_id", "purpose"),

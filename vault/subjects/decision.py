@@ -87,6 +87,9 @@ class BasisFacts:
     #: The brands this consent covers, as stored (comma-separated), or None: every brand
     #: its purpose covers.
     brands: str | None = None
+    #: Since when an Art. 21(1) objection to this (legitimate-interest) basis waits for
+    #: the DPO's decision, or None: meanwhile processing is restricted (Art. 18(1)(d)).
+    objection_pending: datetime | None = None
 
 
 def effective_status(facts: BasisFacts, now: datetime) -> BasisStatus:
@@ -200,6 +203,8 @@ def decide(
             continue
         status = effective_status(facts, now)
         if status in (BasisStatus.GRANTED, BasisStatus.ACTIVE):
+            if facts.objection_pending is not None:
+                return Deny(DenyReason.SUBJECT_RESTRICTED)
             if facts.excluded is not None and left_out(facts.excluded, fields):
                 return Deny(DenyReason.FIELD_NOT_COVERED)
             if brand is not None and facts.brands is not None and not _covers(facts, brand):

@@ -45,6 +45,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vault import mail_outbox
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
@@ -267,7 +268,13 @@ async def record_in(
             fields=["email"],
             detail={"change_ids": ids},
         )
-        await ctx.mailer.send(notice_mail(ctx, notice_to, kinds, token, now, until))
+        await mail_outbox.queue(
+            ctx,
+            conn,
+            notice_mail(ctx, notice_to, kinds, token, now, until),
+            kind="identity_notice",
+            subject_id=before.id,
+        )
     return kinds
 
 

@@ -70,7 +70,7 @@ async def test_the_dpo_upholds_the_objection_and_the_purpose_ends(vault):
     the grounds never reach history or audit."""
     async with api(vault) as http:
         w = await _world(vault, http)
-        assert await _lookup(http, w) == 200
+        assert await _lookup(http, w) == 403  # restricted while undecided, Art. 18(1)(d)
         await sign_in(http, w["dpo"])
         url = f"/dpo/requests/{w['rid']}?lang=en"
         r = await post_form(http, url, f"/dpo/requests/{w['rid']}/verify?lang=en", {})
@@ -92,10 +92,12 @@ async def test_the_dpo_upholds_the_objection_and_the_purpose_ends(vault):
 
 
 async def test_compelling_grounds_reject_the_objection_and_nothing_ends(vault):
-    """Rejecting with the compelling grounds as the reason closes the request; the basis
-    stays and lookups go on."""
+    """While undecided the objection restricts the purpose (lookups denied); rejecting with
+    the compelling grounds as the reason closes the request, lifts the restriction, the
+    basis stays and lookups go on."""
     async with api(vault) as http:
         w = await _world(vault, http)
+        assert await _lookup(http, w) == 403
         await sign_in(http, w["dpo"])
         url = f"/dpo/requests/{w['rid']}?lang=en"
         await post_form(http, url, f"/dpo/requests/{w['rid']}/verify?lang=en", {})

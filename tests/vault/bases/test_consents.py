@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 
 from tests.support.db import count_rows
 from tests.support.factories import NEWSLETTER_EVIDENCE, WRITER, outbox_links, person
+from vault import mail_outbox
 from vault.audit.events import Actor, AuditAction
 from vault.bases.consents import (
     Evidence,
@@ -345,28 +346,32 @@ class _BrokenMailer:
         raise Unavailable("mail server is not reachable")
 
 
-async def test_failing_mailer_leaves_no_consent(vault):
-    """When the confirmation mail cannot be sent, the consent is not recorded at all."""
+async def test_failing_mailer_queues_the_confirmation(vault):
+    """When the mail server is down, the consent is recorded pending confirmation and its
+    confirmation mail waits in the mail outbox (retried), instead of failing the request."""
     sid = await _subject(vault)
     vault.mailer = _BrokenMailer()
-    with pytest.raises(Unavailable):
-        await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS)
-    assert await count_rows(vault, consents) == 0
-    assert await count_rows(vault, consent_history) == 0
-    assert await count_rows(vault, audit_events) == 1  # only the subject's creation
+    rec = await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS)
+    assert rec.status == "pending_confirmation"
+    assert await count_rows(vault, consents) == 1
+    assert await mail_outbox.counts(vault) == {"pending": 1, "sent": 0, "failed": 0}
+    assert not list(vault.settings.outbox_dir.glob("*.eml"))
 
 
-async def test_failing_mailer_does_not_supersede_the_live_consent(vault, clock):
-    """A re-subscription whose mail fails leaves the earlier granted consent in force."""
+async def test_a_resubscription_whose_mail_waits_is_recorded_as_one_mailed(vault, clock):
+    """A re-subscription whose confirmation mail the server does not take now is recorded
+    exactly as one whose mail left (the mail is delayed, not lost): pending, superseding
+    the earlier consent as a re-subscription always does, its mail queued."""
     sid = await _subject(vault)
     first = await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS)
     (token,) = outbox_links(vault.settings.outbox_dir)
     await confirm(vault, token, SUBJECT)
     vault.mailer = _BrokenMailer()
     clock.advance(timedelta(days=1))
-    with pytest.raises(Unavailable):
-        await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS)
-    assert (await _basis(vault, sid, first.id)).status == "granted"
+    second = await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS)
+    assert second.status == "pending_confirmation"
+    assert (await _basis(vault, sid, first.id)).status == "superseded"
+    assert (await mail_outbox.counts(vault))["pending"] == 1
 
 
 # --- withdrawal, supersession, history -------------------------------------------------

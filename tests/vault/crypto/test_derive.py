@@ -55,6 +55,7 @@ def test_the_labels_are_fixed():
         "CONSOLE_SIGNIN": "tresor/v1/console-signin",
         "SSO_FLOW": "tresor/v1/sso-flow",
         "LIMIT_ADDRESS": "tresor/v1/limit-address",
+        "MAIL_OUTBOX": "tresor/v1/mail-outbox",
     }
 
 

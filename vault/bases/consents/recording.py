@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import insert, select, update
 
+from vault import mail_outbox
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.bases.consents.confirmation import (
@@ -314,8 +315,13 @@ async def record_basis(
                 consent_id=consent_id,
             )
             language = evidence.language if evidence else "de"
-            await ctx.mailer.send(
-                confirmation_mail(ctx, purpose, address, token, language, deadline)
+            await mail_outbox.queue(
+                ctx,
+                conn,
+                confirmation_mail(ctx, purpose, address, token, language, deadline),
+                kind="doi_confirmation",
+                subject_id=subject_id,
+                give_up_at=deadline,
             )
     return BasisRecord(
         id=consent_id,
@@ -330,4 +336,5 @@ async def record_basis(
         withdrawn_at=None,
         confirm_deadline=deadline,
         evidence={},
+        excluded_fields=excluded.split(",") if excluded else [],
     )

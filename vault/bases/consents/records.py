@@ -65,6 +65,8 @@ class BasisRecord:
     confirm_deadline: datetime | None
     evidence: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: The purpose's fields the customer left out of this consent (sorted; empty: none).
+    excluded_fields: list[str] = field(default_factory=list)
 
 
 def basis_facts(row: Any) -> BasisFacts:
@@ -130,6 +132,7 @@ def to_record(
         withdrawn_at=as_utc(row.withdrawn_at),
         confirm_deadline=as_utc(row.confirm_deadline),
         evidence={k: v for k, v in evidence.items() if v is not None},
+        excluded_fields=row.excluded_fields.split(",") if row.excluded_fields else [],
         history=[
             {
                 "at": as_utc(h.at),

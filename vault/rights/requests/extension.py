@@ -7,6 +7,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
+from vault import mail_outbox
 from vault.audit import events as audit
 from vault.audit.events import Actor, Decision
 from vault.clock import as_utc
@@ -97,8 +98,12 @@ async def extend(
                 actor=audit.SYSTEM,
                 note="the subject was told the new date and the reason by e-mail",
             )
-            await ctx.mailer.send(
-                extension_mail(ctx, address, request_id, req.type, received, new_due, text)
+            await mail_outbox.queue(
+                ctx,
+                conn,
+                extension_mail(ctx, address, request_id, req.type, received, new_due, text),
+                kind="request_extension",
+                subject_id=req.subject_id,
             )
         else:
             await add_history(

@@ -20,14 +20,17 @@ written to history or audit.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit.events import Actor
 from vault.errors import Conflict, InvalidInput, InvariantViolation
 from vault.rights.deadlines import due_date
 from vault.rights.free_text import clean_text
+from vault.rights.requests import objection
 from vault.rights.requests.execution import Outcome, execute_in, finish
 from vault.rights.requests.kinds import RequestChannel, RequestType
 from vault.rights.requests.queue import get_request
@@ -139,6 +142,8 @@ async def create_request(
                 final = await finish(ctx, conn, actor, values, outcome, now)
                 erased = outcome.erased
         await audit_request(conn, actor, "create", values, now, final, channel=channel_.value)
+        if type_ is RequestType.LEGITIMATE_INTEREST_OBJECTION and subject_id is not None:
+            await objection.settle_in(ctx, conn, subject_id, now)  # restricted meanwhile
     if erased and subject_id:
         ctx.deks.forget(subject_id)
     return await get_request(ctx, request_id)
@@ -183,6 +188,7 @@ async def approve(ctx: VaultContext, actor: Actor, request_id: str) -> RequestRe
             outcome = await execute_in(ctx, conn, actor, req, subject, now)
             final = await finish(ctx, conn, actor, req, outcome, now)
             await audit_request(conn, actor, "approve", req, now, final)
+            await _settle_objection(ctx, conn, req, now)
     if changes is not None:
         # Applied through the subjects API in its own (audited) transaction, then closed.
         # Should closing fail, the request stays open and approving again is idempotent.
@@ -218,6 +224,7 @@ async def reject(ctx: VaultContext, actor: Actor, request_id: str, reason: str) 
             conn, request_id, at=now, event="rejected", status=status, actor=actor, note=text
         )
         await audit_request(conn, actor, "reject", req, now, status)
+        await _settle_objection(ctx, conn, req, now)
     return await get_request(ctx, request_id)
 
 
@@ -245,4 +252,13 @@ async def complete(
             conn, request_id, at=now, event="completed", status=status, actor=actor, note=text
         )
         await audit_request(conn, actor, "complete", req, now, status)
+        await _settle_objection(ctx, conn, req, now)
     return await get_request(ctx, request_id)
+
+
+async def _settle_objection(
+    ctx: VaultContext, conn: AsyncConnection, req: Any, now: datetime
+) -> None:
+    """A decided Art. 21(1) objection no longer restricts (`objection.settle_in`)."""
+    if req.type == RequestType.LEGITIMATE_INTEREST_OBJECTION and req.subject_id is not None:
+        await objection.settle_in(ctx, conn, req.subject_id, now)

@@ -231,7 +231,7 @@ async def start_challenge(
     if retry is not None:
         raise RateLimited("too many codes were requested; please wait", retry)
     if message is not None:
-        deliver_later(deliver(ctx, message))
+        deliver_later(deliver(ctx, message, subject_id=subject_id, expires_at=expires_at))
 
 
 async def verify_code(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from vault import mail_outbox
 from vault.sms import TextMessage
 
 if TYPE_CHECKING:
@@ -23,14 +24,33 @@ log = structlog.get_logger("tresor.selfservice")
 _PENDING: set[asyncio.Task[None]] = set()
 
 
-async def deliver(ctx: VaultContext, message: EmailMessage | TextMessage) -> None:
+async def deliver(
+    ctx: VaultContext,
+    message: EmailMessage | TextMessage,
+    *,
+    subject_id: str | None = None,
+    expires_at: datetime | None = None,
+) -> None:
     """Send `message` (a mail, or an SMS through the gateway); a failure is logged
-    (without the address), not raised."""
+    (without the address), not raised.
+
+    A mail goes through the outbox (`vault.mail_outbox`): queued, then tried at once and
+    retried while the code or link is valid (`expires_at`), never later. It is queued here,
+    after the challenge's commit, rather than in the challenge's transaction: known and
+    unknown addresses must cost the request the same (no enumeration by timing)."""
     try:
         if isinstance(message, TextMessage):
             await ctx.sms.send(message)
         else:
-            await ctx.mailer.send(message)
+            async with ctx.transaction() as conn:
+                await mail_outbox.queue(
+                    ctx,
+                    conn,
+                    message,
+                    kind="signin",
+                    subject_id=subject_id,
+                    give_up_at=expires_at,
+                )
     except Exception as exc:  # noqa: BLE001 - the caller has been answered already
         log.error("self_service_code_mail_failed", error=type(exc).__name__)
 

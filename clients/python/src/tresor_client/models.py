@@ -115,6 +115,8 @@ class ConsentCreate(_Request):
     evidence: EvidenceIn | None | UnsetType = UNSET
     reference: str | None | UnsetType = UNSET
     expires_at: datetime | None | UnsetType = UNSET
+    #: Fields of the purpose the person left out of the consent (some, never all).
+    excluded_fields: list[str] | None | UnsetType = UNSET
 
 
 class ContactIn(_Request):
@@ -194,6 +196,7 @@ class ConsentCreated(_Response):
     status: str
     basis: str
     expires_at: datetime | None
+    excluded_fields: list[str] = []
 
 
 class EvidenceOut(_Response):
@@ -228,6 +231,7 @@ class ConsentOut(_Response):
     expires_at: datetime | None
     withdrawn_at: datetime | None
     history: list[HistoryEntry]
+    excluded_fields: list[str] = []
 
 
 class ConsentList(_Response):
