@@ -10,7 +10,7 @@ from litestar.response import Template
 
 from api.deps import Vault
 from api.dpo.pages import DpoPages, dpo_actor, page
-from api.dpo.session import require_session
+from api.dpo.session import PLANNING, require_session
 from api.i18n import TEXTS, pick_language, text_for
 from vault.campaigns import forecast, records
 from vault.campaigns.masking import masked
@@ -26,7 +26,7 @@ class DpoCampaignPages(DpoPages):
     async def campaigns_page(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
         """The campaigns of a basket month (default: the current one), served-first first,
         each with its forecast; every forecast read is audited for the signed-in reader."""
-        session = await require_session(request, vault)
+        session = await require_session(request, vault, PLANNING)
         lang = pick_language(request)
         t = TEXTS[lang]
         month = request.query_params.get("month") or vault.pressure_rules.month_of(
