@@ -95,7 +95,8 @@ class DpoSsoPages(DpoPages):
         oidc = _oidc(request)
         nxt = request.query_params.get("next") or ""
         lang = pick_language(request)
-        target = nxt if NEXT_RE.match(nxt) and len(nxt) <= 500 else f"/dpo/audit?lang={lang}"
+        # Without a page asked for, the console's home: it sends each role to its start.
+        target = nxt if NEXT_RE.match(nxt) and len(nxt) <= 500 else f"/dpo/?lang={lang}"
         try:
             url, flow = await oidc.begin(redirect_uri(vault), target, vault.settings.oidc_scopes)
         except SsoRejected as exc:
@@ -157,9 +158,7 @@ class DpoSsoPages(DpoPages):
             request,
             "dpo_continue.html",
             N_("dpo_sso_done"),
-            target=flow.next
-            if NEXT_RE.match(flow.next)
-            else ("/dpo/audit" if role is Role.DPO else "/dpo/campaigns"),
+            target=flow.next if NEXT_RE.match(flow.next) else "/dpo/",
             cookies=[session_cookie(request, token, vault), _flow_cookie(request, "", 0)],
         )
 
