@@ -113,7 +113,8 @@ async def _seed_contacts(ctx: VaultContext, c: int) -> None:
             text(
                 "INSERT INTO contacts (id, subject_id, at, month, brand, channel, type,"
                 " priority, points_tenths, direction)"
-                " SELECT gen_random_uuid()::text, s.sid, CAST(:start AS timestamptz) + g * interval '1 minute',"
+                " SELECT gen_random_uuid()::text, s.sid,"
+                " CAST(:start AS timestamptz) + g * interval '1 minute',"
                 " '2026-11', (ARRAY['tresor','tresor_outlet','tresor_finance'])[1 + g % 3],"
                 " (ARRAY['email','sms'])[1 + (g / 3) % 2],"
                 " (ARRAY['commercial','editorial','service'])[1 + (g / 2) % 3], 'normal',"
