@@ -75,27 +75,50 @@ class OptOutsOut(Struct):
     min_count: Annotated[int, Meta(description="k: the smallest count shown as a number.")]
 
 
-class RuleChangesIn(Struct, forbid_unknown_fields=True):
-    """Changes to the rules in force; anything not named stays as it is. Keys must be the
-    rules' own communication types, channels and priorities (else 422)."""
+class TypePointsIn(Struct, forbid_unknown_fields=True):
+    """Points per communication type, replacing the rules' (absent: as they are)."""
 
-    points: Annotated[
-        dict[WordId, Points],
-        Meta(description="Points per communication type, replacing the rules'."),
-    ] = {}
+    service: Annotated[Points | None, Meta(description="Points of a service message.")] = None
+    editorial: Annotated[Points | None, Meta(description="Points of an editorial contact.")] = None
+    commercial: Annotated[Points | None, Meta(description="Points of a commercial offer.")] = None
+    calamity: Annotated[Points | None, Meta(description="Points of a calamity message.")] = None
+
+
+class ChannelFactorsIn(Struct, forbid_unknown_fields=True):
+    """Factors per channel, replacing the rules' (absent: as they are)."""
+
+    email: Annotated[Factor | None, Meta(description="The factor of the e-mail channel.")] = None
+    letter: Annotated[Factor | None, Meta(description="The factor of the letter channel.")] = None
+    sms: Annotated[Factor | None, Meta(description="The factor of the SMS channel.")] = None
+    phone: Annotated[Factor | None, Meta(description="The factor of the phone channel.")] = None
+
+
+class OverdraftIn(Struct, forbid_unknown_fields=True):
+    """How far contacts of one priority may go beyond the basket."""
+
+    priority: WordId
+    points: Annotated[Points, Meta(description="The overdraft in points.")]
+
+
+class RuleChangesIn(Struct, forbid_unknown_fields=True):
+    """Changes to the rules in force; anything not named stays as it is."""
+
+    points: Annotated[TypePointsIn | None, Meta(description="Points per communication type.")] = (
+        None
+    )
     channel_factors: Annotated[
-        dict[WordId, Factor], Meta(description="Factor per channel, replacing the rules'.")
-    ] = {}
+        ChannelFactorsIn | None, Meta(description="Factors per channel.")
+    ] = None
     basket_points: Annotated[
         BasketPoints | None, Meta(description="Points in the monthly basket.")
     ] = None
     service_reserve_points: Annotated[
         BasketPoints | None, Meta(description="Points of the monthly service reserve.")
     ] = None
-    overdraft_points: Annotated[
-        dict[WordId, Points],
-        Meta(description="How far contacts of a priority may go beyond the basket, in points."),
-    ] = {}
+    overdraft: Annotated[
+        list[OverdraftIn],
+        Meta(max_length=20, description="Overdrafts per priority (a later one wins)."),
+    ] = []
 
 
 class WhatIfIn(Struct, forbid_unknown_fields=True):

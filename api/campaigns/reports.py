@@ -23,6 +23,7 @@ from api.campaigns.report_schemas import (
     CalendarWeekOut,
     OptOutRowOut,
     OptOutsOut,
+    RuleChangesIn,
     WhatIfCellOut,
     WhatIfIn,
     WhatIfOut,
@@ -35,6 +36,7 @@ from vault.admin.clients import Role
 from vault.campaigns import calendar, reports, whatif
 from vault.campaigns.masking import masked
 from vault.context import VaultContext
+from vault.errors import InvalidInput
 
 READERS = (Role.MARKETING, Role.DPO)
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -133,6 +135,30 @@ def calendar_out(vault: VaultContext, cal: calendar.Calendar) -> CalendarOut:
         for h in cal.holds
     ]
     return CalendarOut(month=cal.month, campaigns=camps, weeks=weeks, holds=holds, min_count=k)
+
+
+def _given(struct: Any) -> dict[str, Any]:
+    """The fields of a changes Struct that were given (None: as the rules are)."""
+    if struct is None:
+        return {}
+    return {f: v for f in struct.__struct_fields__ if (v := getattr(struct, f)) is not None}
+
+
+def rule_changes(vault: VaultContext, rules: RuleChangesIn) -> whatif.RuleChanges:
+    """The body's changes for the replay; a priority the rules do not have is a 422 naming
+    its entry by JSON pointer."""
+    errors = {
+        f"/rules/overdraft/{i}/priority": "is not a priority of the rules"
+        for i, o in enumerate(rules.overdraft)
+        if o.priority not in vault.pressure_rules.priorities
+    }
+    if errors:
+        raise InvalidInput("unknown priority", errors)
+    return whatif.RuleChanges(
+        points=_given(rules.points), channel_factors=_given(rules.channel_factors),
+        basket_points=rules.basket_points, service_reserve_points=rules.service_reserve_points,
+        overdraft_points={o.priority: o.points for o in rules.overdraft},
+    )  # fmt: skip
 
 
 class PlanningReportController(Controller):
@@ -234,7 +260,8 @@ class PlanningReportController(Controller):
             "through the rules in force and through the rules with the changes (points per "
             "type, factors per channel, basket size, service reserve, overdraft per "
             'priority); counts per brand and type, below k shown as "< k". Nothing '
-            "changes. Audited."
+            "changes. Audited. A priority the rules do not have is a 422; a month the "
+            "calendar cannot hold replays nothing."
         ),
         status_code=200,
         opt=query(),
@@ -243,11 +270,6 @@ class PlanningReportController(Controller):
     async def what_if(
         self, request: Request[Any, Any, Any], data: JSONBody[WhatIfIn], vault: Vault
     ) -> WhatIfOut:
-        changes = whatif.RuleChanges(
-            points=data.rules.points, channel_factors=data.rules.channel_factors,
-            basket_points=data.rules.basket_points,
-            service_reserve_points=data.rules.service_reserve_points,
-            overdraft_points=data.rules.overdraft_points,
-        )  # fmt: skip
+        changes = rule_changes(vault, data.rules)
         r = await whatif.what_if(vault, actor_of(request), data.month, changes)
         return what_if_out(vault, r)

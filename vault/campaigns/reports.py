@@ -18,6 +18,7 @@ each contact's time with the opt-out's), since the day arithmetic is not portabl
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,6 +43,7 @@ OPT_OUTS = ("withdrawal", "objection", "erasure")
 #: The groupings of the opt-out report.
 DIMENSIONS = ("brand", "type", "channel", "touchpoint", "band")
 MAX_MONTHS = 24
+MONTH_RE = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 MAX_DAYS = 365
 
 
@@ -81,12 +83,13 @@ class OptOuts:
     rows: list[OptOutRow]
 
 
-def month_range(ctx: VaultContext, month: str) -> tuple[datetime, datetime]:
-    """The basket month's [start, end) instants, or `InvalidInput` naming `month`."""
-    bounds = ctx.pressure_rules.month_bounds(month) if len(month) == 7 else None
-    if bounds is None:
+def month_range(ctx: VaultContext, month: str) -> tuple[datetime, datetime] | None:
+    """The basket month's [start, end) instants; None for a month the calendar cannot hold
+    (year 0, see `month_bounds`), in which nothing falls. `InvalidInput` naming `month`
+    unless it reads YYYY-MM."""
+    if not MONTH_RE.fullmatch(month):
         raise InvalidInput("bad month", {"month": "must be a basket month YYYY-MM"})
-    return bounds
+    return ctx.pressure_rules.month_bounds(month)
 
 
 def months_back(month: str, n: int) -> str:
@@ -111,12 +114,11 @@ async def basket_use(
     ctx: VaultContext, actor: Actor, month: str, *, months: int = 3, purpose: str | None = None
 ) -> BasketUse:
     """The basket-use distribution of `month` over the active customers, and the missed
-    chances of the last `months` months (see the module docstring); audited."""
+    chances of the last `months` months (see the module docstring); audited. A purpose
+    nobody has a basis for counts no missed chance (a filter, like a brand nobody uses)."""
     month_range(ctx, month)
     if not 1 <= months <= MAX_MONTHS:
         raise InvalidInput("bad months", {"months": f"must be 1 to {MAX_MONTHS}"})
-    if purpose is not None and ctx.catalogue.get(purpose) is None:
-        raise InvalidInput("unknown purpose", {"purpose": "is not a purpose of the catalogue"})
     now = ctx.clock.now()
     basket = ctx.pressure_rules.basket_tenths
     used = func.coalesce(contact_budgets.c.used_tenths, 0)
@@ -176,7 +178,7 @@ async def opt_outs(
 ) -> OptOuts:
     """Opt-outs within `days` days after the outbound contacts of `month` (narrowed by
     `filters`), by brand, type, channel, touchpoint and basket band; audited."""
-    start, end = month_range(ctx, month)
+    bounds = month_range(ctx, month)
     if not 1 <= days <= MAX_DAYS:
         raise InvalidInput("bad days", {"days": f"must be 1 to {MAX_DAYS}"})
     basket = ctx.pressure_rules.basket_tenths
@@ -204,6 +206,11 @@ async def opt_outs(
     ):
         if value is not None:
             where.append(getattr(contacts.c, name) == value)
+    if bounds is None:
+        async with ctx.transaction() as conn:
+            await _audited(conn, ctx, actor, "opt_outs", month, None)
+        return OptOuts(month=month, days=days, rows=[])
+    start, end = bounds
     horizon = end + timedelta(days=days)
     events = _opt_out_events(start, horizon).subquery()
     async with ctx.transaction() as conn:

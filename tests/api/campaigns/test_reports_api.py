@@ -12,6 +12,7 @@ from tests.support.privacy import assert_problem
 from tests.vault.campaigns.test_reports import (
     DAY,
     MONTH,
+    report_reads,
     seed_budgets,
     seed_consents,
     seed_contacts,
@@ -113,18 +114,25 @@ async def test_only_marketing_and_the_dpo_read_reports(vault):
             assert r.status_code == status, (role, r.text)
 
 
-async def test_what_if_rules_the_rules_do_not_know_are_a_422_by_pointer(vault):
-    """Unknown type and channel names are each named; nothing is replayed."""
+async def test_what_if_priorities_the_rules_do_not_know_are_a_422_by_pointer(vault):
+    """An overdraft for an unknown priority is named by its entry; an unknown rule field
+    is refused by the body's schema; nothing is replayed or audited."""
     key = await client_key(vault, "planner", "marketing")
     async with api(vault) as http:
         r = await http.post(
             "/v1/reports/what-if", headers=bearer(key),
-            json={"month": MONTH, "rules": {"points": {"gossip": 3},
-                                            "channel_factors": {"pigeon": 2}}},
+            json={"month": MONTH, "rules": {"overdraft": [
+                {"priority": "high", "points": 0}, {"priority": "urgent", "points": 3}]}},
+        )  # fmt: skip
+        unknown = await http.post(
+            "/v1/reports/what-if", headers=bearer(key),
+            json={"month": MONTH, "rules": {"points": {"gossip": 3}}},
         )  # fmt: skip
     assert_problem(r, 422)
-    pointers = {e.get("pointer") or e.get("field") for e in r.json()["errors"]}
-    assert {"/rules/points/gossip", "/rules/channel_factors/pigeon"} <= pointers, r.json()
+    assert "/rules/overdraft/1/priority" in r.text, r.json()
+    assert_problem(unknown, 422)
+    assert "/rules/points" in unknown.text
+    assert await report_reads(vault) == []
 
 
 async def test_the_calendar_shows_the_overlap_of_three_brands_and_a_calamity_hold(vault):
