@@ -16,7 +16,7 @@ from litestar.response import Redirect, Template
 from api.deps import Vault
 from api.dpo.pages import DpoPages, dpo_actor, form_text, page, parse_local
 from api.dpo.session import PLANNING, require_session
-from api.i18n import TEXTS, pick_language, text_for
+from api.i18n import N_, TEXTS, pick_language, text_for
 from api.schemas import Uuid
 from vault.campaigns import booking, forecast, records
 from vault.campaigns.masking import masked
@@ -24,7 +24,7 @@ from vault.errors import InvalidInput
 
 _MONTH_LEN = 7
 #: `?done=` notices of the plan.
-DONE = {"planned": "dpo_campaigns_done_planned", "booked": "dpo_campaigns_done_booked"}
+DONE = {"planned": N_("dpo_campaigns_done_planned"), "booked": N_("dpo_campaigns_done_booked")}
 
 
 class DpoCampaignPages(DpoPages):
