@@ -19,8 +19,17 @@ Month = Annotated[
     ),
 ]
 Points = Annotated[int, Meta(ge=0, le=1000)]
-BasketPoints = Annotated[int, Meta(ge=1, le=1000)]
+BasketPoints = Annotated[
+    int, Meta(ge=1, le=1000, description="Points per month: the basket, or the service reserve.")
+]
 Factor = Annotated[float, Meta(ge=0, le=100)]
+TypePoints = Annotated[
+    int,
+    Meta(ge=0, le=1000, description="Points of one contact of the type, instead of the rules'."),
+]
+ChannelFactor = Annotated[
+    float, Meta(ge=0, le=100, description="The channel's factor, instead of the rules'.")
+]
 
 
 class BandOut(Struct):
@@ -78,19 +87,19 @@ class OptOutsOut(Struct):
 class TypePointsIn(Struct, forbid_unknown_fields=True):
     """Points per communication type, replacing the rules' (absent: as they are)."""
 
-    service: Annotated[Points | None, Meta(description="Points of a service message.")] = None
-    editorial: Annotated[Points | None, Meta(description="Points of an editorial contact.")] = None
-    commercial: Annotated[Points | None, Meta(description="Points of a commercial offer.")] = None
-    calamity: Annotated[Points | None, Meta(description="Points of a calamity message.")] = None
+    service: TypePoints | None = None
+    editorial: TypePoints | None = None
+    commercial: TypePoints | None = None
+    calamity: TypePoints | None = None
 
 
 class ChannelFactorsIn(Struct, forbid_unknown_fields=True):
     """Factors per channel, replacing the rules' (absent: as they are)."""
 
-    email: Annotated[Factor | None, Meta(description="The factor of the e-mail channel.")] = None
-    letter: Annotated[Factor | None, Meta(description="The factor of the letter channel.")] = None
-    sms: Annotated[Factor | None, Meta(description="The factor of the SMS channel.")] = None
-    phone: Annotated[Factor | None, Meta(description="The factor of the phone channel.")] = None
+    email: ChannelFactor | None = None
+    letter: ChannelFactor | None = None
+    sms: ChannelFactor | None = None
+    phone: ChannelFactor | None = None
 
 
 class OverdraftIn(Struct, forbid_unknown_fields=True):
@@ -109,12 +118,8 @@ class RuleChangesIn(Struct, forbid_unknown_fields=True):
     channel_factors: Annotated[
         ChannelFactorsIn | None, Meta(description="Factors per channel.")
     ] = None
-    basket_points: Annotated[
-        BasketPoints | None, Meta(description="Points in the monthly basket.")
-    ] = None
-    service_reserve_points: Annotated[
-        BasketPoints | None, Meta(description="Points of the monthly service reserve.")
-    ] = None
+    basket_points: BasketPoints | None = None
+    service_reserve_points: BasketPoints | None = None
     overdraft: Annotated[
         list[OverdraftIn],
         Meta(max_length=20, description="Overdrafts per priority (a later one wins)."),

@@ -72,7 +72,7 @@ async def test_changes_the_rules_do_not_know_are_refused_by_pointer(vault):
     JSON pointer; nothing is replayed or audited."""
     bad = whatif.RuleChanges(
         points={"gossip": 1, "commercial": 5000}, channel_factors={"pigeon": 1.0},
-        overdraft_points={"urgent": 1}, basket_points=0,
+        overdraft_points={"urgent": 1}, basket_points=1001,
     )  # fmt: skip
     with pytest.raises(InvalidInput) as exc:
         await whatif.what_if(vault, MARKETER, MONTH, bad)
