@@ -40,6 +40,7 @@ from api.auth import (
 from api.background import PeriodicJob
 from api.bases.confirm_pages import ConfirmController, PageController
 from api.bases.consents import ConsentController
+from api.campaigns.reports import PlanningReportController
 from api.campaigns.routes import CampaignController
 from api.dpo import CONTROLLERS as DPO_CONTROLLERS
 from api.dpo.sso import oidc_client
@@ -173,6 +174,7 @@ ROUTE_HANDLERS: list[Any] = [
     ContactHistoryController,
     ReportController,
     CampaignController,
+    PlanningReportController,
     BulkLookupController,
     ClientController,
     RecipientController,

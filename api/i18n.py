@@ -37,6 +37,7 @@ from litestar import Request
 from vault.admin.clients import Role
 from vault.audit.events import AuditAction, Decision
 from vault.campaigns.records import CampaignState
+from vault.campaigns.reports import BANDS, DIMENSIONS
 from vault.catalogue.purposes import CONTACT_FIELDS, Channel, CommunicationType, LawfulBasis
 from vault.outreach.followups import NOTE_KINDS, FollowupStatus
 from vault.outreach.preferences import DAYS, SOURCES
@@ -99,6 +100,8 @@ FAMILIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         ),  # ?done= notices
         "dpo_contacts_by_": ("touchpoint", "phase", "brand", "channel"),
         "dpo_campaign_state_": tuple(CampaignState),
+        "dpo_reports_band_": BANDS,  # vault.campaigns.reports basket-use bands
+        "dpo_reports_dim_": DIMENSIONS,  # the opt-out report's groupings
         "dpo_pref_reason_": (DenyReason.CONTACT_QUIET_HOURS, DenyReason.CONTACT_CAP_REACHED),
         "dpo_proof_sealed_": ("opened", "none", "shredded"),  # ConsentProof.sealed_evidence
         "pc_give_days_": tuple(str(days) for days in DURATION_STEPS),  # consent durations

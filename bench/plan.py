@@ -16,7 +16,15 @@ copying N audience rows into a scratch table and adding points to N counter rows
 UPDATE. Each step prints customers/s and its time as a ratio of the baseline's. Goal
 (issue 21): ≥ 50,000 customers/s for booking and forecasting on PostgreSQL.
 
-Usage: .venv/bin/python bench/plan.py [--subjects 1000000]
+Then the what-if replay (`vault.campaigns.whatif`) of C recorded contacts of one basket
+month (4 per customer, mixed brands, types and channels, written set-based by one
+INSERT ... SELECT), under changed points and basket size. Its baseline is streaming the
+same rows in the same order through the same server-side cursor and doing nothing with
+them: what the replay adds on top of reading is its per-contact arithmetic. Goal
+(issue 21): the replay of 1,000,000 contacts in under 30 s.
+
+Usage: .venv/bin/python bench/plan.py [--subjects 1000000] [--contacts 1000000]
+[--only-whatif]
 PostgreSQL from TRESOR_BENCH_PG_URL (a database tresor_bench_plan is created and dropped).
 """
 
@@ -32,7 +40,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,12 +48,13 @@ sys.path.insert(0, str(ROOT))
 
 from bench.lookup import PG_ADMIN, _admin  # noqa: E402 - after sys.path
 from vault.audit.events import Actor  # noqa: E402 - after sys.path
-from vault.campaigns import booking, forecast, records  # noqa: E402 - after sys.path
+from vault.campaigns import booking, forecast, records, whatif  # noqa: E402 - after sys.path
 from vault.clock import FrozenClock  # noqa: E402 - after sys.path
 from vault.context import VaultContext  # noqa: E402 - after sys.path
 from vault.crypto import LocalKeyring  # noqa: E402 - after sys.path
 from vault.settings import Settings  # noqa: E402 - after sys.path
 from vault.storage.db import upgrade  # noqa: E402 - after sys.path
+from vault.storage.tables import contacts  # noqa: E402 - after sys.path
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 PLANNER = Actor("client", "bench-planner")
@@ -95,6 +104,75 @@ async def _baseline(ctx: VaultContext, campaign_id: str) -> float:
         if raise_rollback is not None:
             await raise_rollback.rollback()
     return time.perf_counter() - started
+
+
+async def _seed_contacts(ctx: VaultContext, c: int) -> None:
+    """C outbound contacts of November 2026, 4 per customer, one minute apart, set-based."""
+    async with ctx.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO contacts (id, subject_id, at, month, brand, channel, type,"
+                " priority, points_tenths, direction)"
+                " SELECT gen_random_uuid()::text, s.sid,"
+                " CAST(:start AS timestamptz) + g * interval '1 minute',"
+                " '2026-11', (ARRAY['tresor','tresor_outlet','tresor_finance'])[1 + g % 3],"
+                " (ARRAY['email','sms'])[1 + (g / 3) % 2],"
+                " (ARRAY['commercial','editorial','service'])[1 + (g / 2) % 3], 'normal',"
+                " 50, 'outbound'"
+                " FROM (SELECT gen_random_uuid()::text AS sid FROM generate_series(1, :n)) s"
+                " CROSS JOIN generate_series(0, 3) g"
+            ),
+            {"n": c // 4, "start": datetime(2026, 11, 2, 8, 0, tzinfo=UTC)},
+        )
+    await _admin("VACUUM ANALYZE contacts", url=str(ctx.settings.database_url))
+
+
+async def _stream_baseline(ctx: VaultContext) -> tuple[float, int]:
+    """Reading the month's contacts in the replay's order, doing nothing with them."""
+    c = contacts.c
+    query = (
+        select(c.subject_id, c.brand, c.type, c.channel, c.priority)
+        .where(c.month == "2026-11", c.direction == "outbound")
+        .order_by(c.subject_id, c.at, c.id)
+        .execution_options(yield_per=whatif.CHUNK)
+    )
+    started = time.perf_counter()
+    rows = 0
+    async with ctx.engine.connect() as conn:
+        stream = await conn.stream(query)
+        async for chunk in stream.partitions(whatif.CHUNK):
+            rows += len(chunk)
+    return time.perf_counter() - started, rows
+
+
+async def run_whatif(c: int, url: str, data: Path) -> dict[str, object]:
+    """Seed C contacts, then time the streaming baseline and the what-if replay."""
+    settings = Settings(data_dir=data, database_url=url, client_cache_seconds=0)
+    ctx = VaultContext.open(settings, clock=FrozenClock(NOW))
+    try:
+        t = time.perf_counter()
+        await _seed_contacts(ctx, c)
+        seeded = time.perf_counter() - t
+        baseline, rows = await _stream_baseline(ctx)
+        _check(rows == c // 4 * 4, rows)
+        changes = whatif.RuleChanges(points={"commercial": 8}, basket_points=20)
+        t = time.perf_counter()
+        result = await whatif.what_if(ctx, PLANNER, "2026-11", changes)
+        replay = time.perf_counter() - t
+        _check(result.contacts == rows, result.contacts)
+    finally:
+        await ctx.close()
+    return {
+        "contacts": rows,
+        "seed_contacts_s": round(seeded, 2),
+        "stream_baseline_s": round(baseline, 3),
+        "whatif_replay": {
+            "seconds": round(replay, 3),
+            "contacts_per_s": round(rows / replay),
+            "ratio_to_baseline": round(replay / baseline, 2),
+        },
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def _check(ok: bool, what: object) -> None:
@@ -169,6 +247,8 @@ async def run(n: int, url: str, data: Path) -> dict[str, object]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--subjects", type=int, default=1_000_000)
+    p.add_argument("--contacts", type=int, default=1_000_000)
+    p.add_argument("--only-whatif", action="store_true", help="skip booking and forecasting")
     args = p.parse_args()
     name = "tresor_bench_plan"
     url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
@@ -180,7 +260,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(tmp)
             LocalKeyring.create(data / "keyring.json")
-            print(json.dumps(asyncio.run(run(args.subjects, url, data))))
+            if not args.only_whatif:
+                print(json.dumps(asyncio.run(run(args.subjects, url, data))))
+            print(json.dumps(asyncio.run(run_whatif(args.contacts, url, data))))
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 

@@ -218,6 +218,9 @@ class Settings:
     #: list of strings) that must contain this value for the user to get the role dpo.
     oidc_role_claim: str = "groups"
     oidc_dpo_value: str = "dpo"
+    #: TRESOR_OIDC_MARKETING_VALUE: the claim's value that gives the role marketing
+    #: (campaigns, calendar, reports; issue 21); empty: marketers do not sign in by SSO.
+    oidc_marketing_value: str = "marketing"
     #: TRESOR_OIDC_SCOPES: the scopes asked for (space-separated; `openid` always first):
     #: whichever makes the provider put the role claim into the ID token.
     oidc_scopes: str = "openid"
@@ -377,6 +380,7 @@ class Settings:
             oidc_client_secret=e.get("TRESOR_OIDC_CLIENT_SECRET", ""),
             oidc_role_claim=e.get("TRESOR_OIDC_ROLE_CLAIM", "groups").strip() or "groups",
             oidc_dpo_value=e.get("TRESOR_OIDC_DPO_VALUE", "dpo").strip() or "dpo",
+            oidc_marketing_value=e.get("TRESOR_OIDC_MARKETING_VALUE", "marketing").strip(),
             oidc_scopes=_scopes(e.get("TRESOR_OIDC_SCOPES", "openid")),
             oidc_name=e.get("TRESOR_OIDC_NAME", "SSO").strip() or "SSO",
             kek_provider=r.choice("TRESOR_KEK_PROVIDER", "local", ("local", "pkcs11")),

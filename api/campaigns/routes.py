@@ -15,6 +15,8 @@ from litestar import Controller, Request, Response, get, post, put
 from litestar.params import JSONBody, Parameter
 
 from api.auth import actor_of, roles
+from api.campaigns.report_schemas import CalendarOut
+from api.campaigns.reports import calendar_out
 from api.campaigns.schemas import (
     AudienceIn,
     AudienceOut,
@@ -33,7 +35,7 @@ from api.problems import problem
 from api.query_params import query, reject_unknown_query
 from api.schemas import Uuid, uuid_path
 from vault.admin.clients import ClientInfo, Role
-from vault.campaigns import audience, booking, forecast, records
+from vault.campaigns import audience, booking, calendar, forecast, records
 from vault.campaigns.masking import masked
 from vault.context import VaultContext
 
@@ -112,6 +114,34 @@ class CampaignController(Controller):
     ) -> CampaignListOut:
         items = await records.list_campaigns(vault, month=month)
         return CampaignListOut(items=[campaign_out(c) for c in items])
+
+    @get(
+        "/calendar",
+        operation_id="campaignCalendar",
+        summary="The calendar: a month's planned and booked campaigns by ISO week",
+        description=(
+            "For one basket month (default: the current one): each draft or booked "
+            "campaign with its forecast, the ISO weeks its window touches, per week the "
+            "customers in audiences of three or more brands (the overlap), and the planned "
+            "campaigns a calamity campaign's cool-down would hold. Counts below k are "
+            'shown as "< k". Audited.'
+        ),
+        opt={**query("month"), **roles(*PLANNERS, Role.DPO)},
+        responses=problems(*AUTHED, 422),
+    )
+    async def calendar_view(
+        self,
+        request: Request[Any, Any, Any],
+        vault: Vault,
+        month: str | None = Parameter(
+            required=False,
+            pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+            max_length=7,
+            description="basket month, YYYY-MM",
+        ),  # fmt: skip
+    ) -> CalendarOut:
+        the_month = month or vault.pressure_rules.month_of(vault.clock.now())
+        return calendar_out(vault, await calendar.calendar(vault, actor_of(request), the_month))
 
     @get(
         "/{campaign_id:str}",

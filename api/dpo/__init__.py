@@ -17,15 +17,18 @@ Everything a DPO looks at here is audited by the vault functions behind it, exac
 same reads through the API. Charts are inline SVG drawn on the server (no script, no CDN),
 each with a table of its numbers for screen readers.
 
-One module per page group (`signin`, `trail`, `requests`, `subjects`, `stats`, `outreach`), each a
+One module per page group (`signin`, `trail`, `requests`, `subjects`, `stats`, `outreach`,
+`campaigns`, `calendar`, `reports`), each a
 controller extending `pages.DpoPages`; the session cookie is `session`, the charts `charts`,
 and the cookie, CSRF and error plumbing shared with the privacy centre is `api.web`.
 """
 
+from api.dpo.calendar import DpoCalendarPages
 from api.dpo.campaigns import DpoCampaignPages
 from api.dpo.copy_script import DpoScriptPages
 from api.dpo.outreach import DpoOutreachPages
 from api.dpo.recipients import DpoRecipientPages
+from api.dpo.reports import DpoReportPages
 from api.dpo.requests import DpoRequestPages
 from api.dpo.signin import DpoSignInPages
 from api.dpo.sso import DpoSsoPages
@@ -42,6 +45,8 @@ CONTROLLERS = [
     DpoStatsPages,
     DpoOutreachPages,
     DpoCampaignPages,
+    DpoCalendarPages,
+    DpoReportPages,
     DpoRecipientPages,
     DpoSubjectPages,
     DpoScriptPages,

@@ -20,6 +20,7 @@ from api.i18n import N_, TEXTS, format_datetime, pick_language
 from api.web import cookies as web_cookies
 from api.web import dates
 from api.web.errors import error_page, every_error
+from vault.admin import console_sessions
 from vault.audit.events import Actor
 from vault.bases import consent_proof
 from vault.clock import as_utc
@@ -52,7 +53,7 @@ def request_id_of(request: Request[Any, Any, Any]) -> str | None:
 
 
 def dpo_actor(request: Request[Any, Any, Any], session: DpoSession) -> Actor:
-    return Actor("dpo", session.name, request_id_of(request))
+    return console_sessions.actor_for(session.role, session.name, request_id_of(request))
 
 
 def search_url(lang: str, **params: Any) -> str:
@@ -113,6 +114,7 @@ def page(
             "search_url": lambda **kw: search_url(lang, **kw),
             "field_label": lambda f: t.get(f"field_{f}", f),
             "dpo": session.name if session else None,
+            "console_role": session.role.value if session else None,
             "action_name": lambda a: t.get(f"action_{a}", a),
             "short_id": lambda v: short_id(v, t["dpo_copy"], t["dpo_copied"]),
             "copy_button": lambda v: copy_button(v, t["dpo_copy"], t["dpo_copied"]),

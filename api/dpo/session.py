@@ -1,7 +1,8 @@
 """The console's session: a random id in the `tresor_dpo` cookie, the session a row.
 
-The row (`vault.admin.console_sessions`, table `web_sessions`) names the DPO client or the
-single sign-on user, the last request and the absolute expiry; each page reads it, so a
+The row (`vault.admin.console_sessions`, table `web_sessions`) names the DPO's or the
+marketer's client or the single sign-on user, the role it was opened with, the last
+request and the absolute expiry; each page reads it, so a
 sign-out, a revoked key, the idle and the absolute timeout end the session at once on every
 node. The cookie's id is 256 bits of randomness; only its keyed digest is stored.
 """
@@ -22,8 +23,10 @@ from litestar.response import Redirect
 from api.i18n import pick_language
 from api.web import cookies as web_cookies
 from vault.admin import console_sessions
+from vault.admin.clients import ROLE_NOT_ALLOWED, Role
 from vault.context import VaultContext
 from vault.crypto import KeyLabel
+from vault.errors import AccessDenied
 
 SURFACE = web_cookies.Surface(
     path="/dpo",
@@ -37,12 +40,25 @@ UUID_RE = re.compile(r"^[0-9a-f-]{36}$")
 log = structlog.get_logger("tresor.dpo")
 
 
+#: Who may see a page: the DPO pages are the DPO's alone (the default of `require_session`);
+#: campaigns, the calendar, forecasts and reports are also the marketer's (issue 21).
+DPO_ONLY = frozenset({Role.DPO})
+PLANNING = frozenset({Role.DPO, Role.MARKETING})
+
+
 @dataclass(frozen=True, slots=True)
 class DpoSession:
-    """A live console session: the DPO's name on the trail and its absolute expiry."""
+    """A live console session: the user's name on the trail, its absolute expiry and the
+    role it was opened with."""
 
     name: str
     expires_at: datetime
+    role: Role = Role.DPO
+
+    @property
+    def home(self) -> str:
+        """Where the console starts for this role (without the language)."""
+        return "/dpo/audit" if self.role is Role.DPO else "/dpo/campaigns"
 
 
 def session_ttl(vault: VaultContext) -> timedelta:
@@ -88,11 +104,21 @@ async def current_session(
     session = await console_sessions.read_session(vault, request.cookies.get(SESSION_COOKIE))
     if session is None:
         return None
-    return DpoSession(session.account, session.expires_at)
+    return DpoSession(session.account, session.expires_at, session.role)
 
 
-async def require_session(request: Request[Any, Any, Any], vault: VaultContext) -> DpoSession:
+async def require_session(
+    request: Request[Any, Any, Any],
+    vault: VaultContext,
+    allow: frozenset[Role] = DPO_ONLY,
+) -> DpoSession:
+    """The live session of a page's reader, or the sign-in page; a reader whose role the
+    page does not `allow` (a marketer on a DPO page) gets 403. The default is the DPO's
+    alone, so a page that forgets to say fails closed."""
     session = await current_session(request, vault)
     if session is None:
         raise SignInRequired(expired=bool(request.cookies.get(SESSION_COOKIE)))
+    if session.role not in allow:
+        log.warning("dpo_page_refused", reason=ROLE_NOT_ALLOWED, role=session.role.value)
+        raise AccessDenied(ROLE_NOT_ALLOWED, "this console page is not for your role")
     return session

@@ -1,4 +1,5 @@
-"""Signing in and out of the console with a DPO's API key (single sign-on: `api.dpo.sso`)."""
+"""Signing in and out of the console with a DPO's or a marketer's API key (single sign-on:
+`api.dpo.sso`). A marketer lands on the campaigns; every DPO page refuses them."""
 
 from __future__ import annotations
 
@@ -32,16 +33,18 @@ class DpoSignInPages(DpoPages):
     @get("/", operation_id="dpoHome")
     async def home(self, request: Request[Any, Any, Any], vault: Vault) -> Redirect:
         lang = pick_language(request)
-        if await current_session(request, vault) is None:
+        session = await current_session(request, vault)
+        if session is None:
             return Redirect(path=f"/dpo/signin?lang={lang}", status_code=303)
-        return Redirect(path=f"/dpo/audit?lang={lang}", status_code=303)
+        return Redirect(path=f"{session.home}?lang={lang}", status_code=303)
 
     @get("/signin", operation_id="dpoSignInPage")
     async def signin_page(self, request: Request[Any, Any, Any], vault: Vault) -> Response[Any]:
         lang = pick_language(request)
         nxt = request.query_params.get("next") or ""
-        if await current_session(request, vault) is not None:
-            target = nxt if NEXT_RE.match(nxt) else f"/dpo/audit?lang={lang}"
+        session = await current_session(request, vault)
+        if session is not None:
+            target = nxt if NEXT_RE.match(nxt) else f"{session.home}?lang={lang}"
             return Redirect(path=target, status_code=303)
         t = TEXTS[lang]
         expired = request.query_params.get("expired") == "1"
@@ -82,7 +85,7 @@ class DpoSignInPages(DpoPages):
                 await console_sessions.refuse_signin(vault, address, rid)
                 await limiter.failed(address)
                 return self._refused(request, nxt, t["dpo_signin_wrong"], vault)
-            if client.role is not Role.DPO:
+            if client.role not in console_sessions.CONSOLE_ROLES:
                 await console_sessions.refuse_signin(vault, address, rid, client=client)
                 return self._refused(request, nxt, t["dpo_signin_role"], vault)
             await console_sessions.check_signin_allowed(
@@ -92,8 +95,9 @@ class DpoSignInPages(DpoPages):
             return self._refused(
                 request, nxt, t["dpo_signin_rate_limited"], vault, retry_after=exc.retry_after
             )
-        token, _ = await console_sessions.open_session(vault, address, rid, client=client)
-        target = nxt if NEXT_RE.match(nxt) else f"/dpo/audit?lang={lang}"
+        token, opened = await console_sessions.open_session(vault, address, rid, client=client)
+        home = "/dpo/audit" if opened.role is Role.DPO else "/dpo/campaigns"
+        target = nxt if NEXT_RE.match(nxt) else f"{home}?lang={lang}"
         return Redirect(
             path=target, status_code=303, cookies=[session_cookie(request, token, vault)]
         )

@@ -3,7 +3,8 @@
 `/dpo/sso/start` begins the authorization code flow (PKCE, state, nonce: `api.web.oidc`)
 and sends the browser to the provider; `/dpo/sso/callback` checks what comes back and opens
 a console session (`vault.admin.console_sessions`) for a user whose ID token carries the
-configured role claim (TRESOR_OIDC_ROLE_CLAIM containing TRESOR_OIDC_DPO_VALUE). Every
+configured role claim (TRESOR_OIDC_ROLE_CLAIM containing TRESOR_OIDC_DPO_VALUE, or
+TRESOR_OIDC_MARKETING_VALUE for a marketer's session: campaigns and reports only). Every
 refusal is a page (401, or 403 for a user without the role), counted for the sign-in limits
 and audited with a short reason; nothing of the code, the tokens or the flow's secrets is
 logged, audited or put into a URL of ours.
@@ -30,7 +31,7 @@ from api.i18n import N_, TEXTS, pick_language
 from api.web import cookies as web_cookies
 from api.web.oidc import FLOW_SECONDS, FlowCookie, OidcClient, SsoRejected, has_value
 from vault.admin import console_sessions
-from vault.admin.clients import ROLE_NOT_ALLOWED
+from vault.admin.clients import ROLE_NOT_ALLOWED, Role
 from vault.context import VaultContext
 from vault.crypto import KeyLabel
 from vault.errors import NotFound, RateLimited
@@ -48,6 +49,18 @@ def oidc_client(vault: VaultContext) -> OidcClient | None:
         settings.oidc_client_secret,
         now=lambda: int(vault.clock.now().timestamp()),
     )
+
+
+def sso_role(claims: Any, settings: Any) -> Role | None:
+    """The console role the provider vouched for: dpo (TRESOR_OIDC_DPO_VALUE) before
+    marketing (TRESOR_OIDC_MARKETING_VALUE) when the claim holds both; None: neither."""
+    if has_value(claims, settings.oidc_role_claim, settings.oidc_dpo_value):
+        return Role.DPO
+    if settings.oidc_marketing_value and has_value(
+        claims, settings.oidc_role_claim, settings.oidc_marketing_value
+    ):
+        return Role.MARKETING
+    return None
 
 
 def _oidc(request: Request[Any, Any, Any]) -> OidcClient:
@@ -82,7 +95,8 @@ class DpoSsoPages(DpoPages):
         oidc = _oidc(request)
         nxt = request.query_params.get("next") or ""
         lang = pick_language(request)
-        target = nxt if NEXT_RE.match(nxt) and len(nxt) <= 500 else f"/dpo/audit?lang={lang}"
+        # Without a page asked for, the console's home: it sends each role to its start.
+        target = nxt if NEXT_RE.match(nxt) and len(nxt) <= 500 else f"/dpo/?lang={lang}"
         try:
             url, flow = await oidc.begin(redirect_uri(vault), target, vault.settings.oidc_scopes)
         except SsoRejected as exc:
@@ -112,7 +126,8 @@ class DpoSsoPages(DpoPages):
                 raise SsoRejected("sso_denied_by_provider")
             claims = await oidc.finish(code, flow, redirect_uri(vault))
             account = f"sso:{claims['sub']}"
-            if not has_value(claims, settings.oidc_role_claim, settings.oidc_dpo_value):
+            role = sso_role(claims, settings)
+            if role is None:
                 await console_sessions.refuse_signin(
                     vault, address, rid, account=account, reason=ROLE_NOT_ALLOWED
                 )
@@ -137,13 +152,13 @@ class DpoSsoPages(DpoPages):
                 cookies=[_flow_cookie(request, "", 0)],
             )
         token, _ = await console_sessions.open_session(
-            vault, address, rid, sso_subject=str(claims["sub"])
+            vault, address, rid, sso_subject=str(claims["sub"]), sso_role=role
         )
         return page(
             request,
             "dpo_continue.html",
             N_("dpo_sso_done"),
-            target=flow.next if NEXT_RE.match(flow.next) else "/dpo/audit",
+            target=flow.next if NEXT_RE.match(flow.next) else "/dpo/",
             cookies=[session_cookie(request, token, vault), _flow_cookie(request, "", 0)],
         )
 

@@ -1,13 +1,18 @@
-"""DPO console sessions: opened by a DPO's API key or by single sign-on, ended by sign-out,
-revocation of the key, the idle or the absolute timeout, on every node at once.
+"""Console sessions: opened by a DPO's or a marketer's API key or by single sign-on, ended
+by sign-out, revocation of the key, the idle or the absolute timeout, on every node at once.
+
+A session carries the role it was opened with (`dpo` or `marketing`, issue 21): the console
+shows a marketer only campaigns, the calendar and reports, and every DPO page refuses them
+(`api.dpo.session.require_session`). A key-based session whose client's role changed since
+is ended like a revoked one, so a role is never widened by an open session.
 
 A session is a `web_sessions` row of kind "console" (`vault.storage.sessions`): the cookie
 carries a random id, the row its keyed digest. Every console request reads that row joined
 with its API client in one indexed statement; a session whose client was revoked or lost
-the role dpo is refused and marked ended ("revoked") on the spot, so no cache or signed token
+its role is refused and marked ended ("revoked") on the spot, so no cache or signed token
 keeps a console open anywhere. A session opened by single sign-on has no client row: the
-identity provider vouched for the role at sign-in; it ends like any other by sign-out or the
-timeouts.
+identity provider vouched for the role at sign-in (kept on the row); it ends like any
+other by sign-out or the timeouts.
 
 Sign-in attempts are limited per account and per address across nodes
 (`console_signins`), and each attempt, allowed or refused, and each sign-out is audited;
@@ -40,6 +45,14 @@ INVALID_KEY = "invalid_key"
 RATE_LIMITED = "rate_limited"
 #: The actor of a sign-in nobody can be named for (a wrong key).
 UNKNOWN = Actor("anonymous", "console-signin")
+#: The roles that may open a console session.
+CONSOLE_ROLES = frozenset({Role.DPO, Role.MARKETING})
+
+
+def actor_for(role: Role, account: str, request_id: str | None) -> Actor:
+    """A console user on the trail: a DPO as `dpo`, a marketer as a `client` (as through
+    the API)."""
+    return Actor("dpo" if role is Role.DPO else "client", account, request_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +62,7 @@ class ConsoleSession:
     account: str
     expires_at: datetime
     client_id: str | None
+    role: Role = Role.DPO
 
 
 def lifetime(ctx: VaultContext) -> web.Lifetime:
@@ -156,8 +170,8 @@ async def refuse_signin(
     account: str | None = None,
     reason: str = INVALID_KEY,
 ) -> None:
-    """Count and audit a refused sign-in: a wrong key (nobody to name), a client without the
-    role dpo, or a single sign-on user the provider did not vouch for."""
+    """Count and audit a refused sign-in: a wrong key (nobody to name), a client without a
+    console role, or a single sign-on user the provider did not vouch for."""
     now = ctx.clock.now()
     name = client.name if client is not None else account
     async with ctx.transaction() as conn:
@@ -188,14 +202,17 @@ async def open_session(
     *,
     client: ClientInfo | None = None,
     sso_subject: str | None = None,
+    sso_role: Role = Role.DPO,
 ) -> tuple[str, ConsoleSession]:
-    """Open a console session for a DPO client or a single sign-on user the provider vouched
-    for; returns the cookie's session id (shown once) and the session. The sign-in event is
-    written in the same transaction: no event, no session."""
+    """Open a console session for a DPO or marketing client or a single sign-on user the
+    provider vouched for (with `sso_role`); returns the cookie's session id (shown once) and
+    the session. The sign-in event is written in the same transaction: no event, no
+    session."""
     if (client is None) == (sso_subject is None):
         raise ValueError("a console session is a client's or a single sign-on user's")
-    if client is not None and client.role is not Role.DPO:
-        raise ValueError("only a DPO client opens a console session")
+    role = client.role if client is not None else sso_role
+    if role not in CONSOLE_ROLES:
+        raise ValueError("only a DPO or a marketer opens a console session")
     account = client.name if client is not None else f"sso:{sso_subject}"[:120]
     now = ctx.clock.now()
     token = web.new_token()
@@ -208,26 +225,28 @@ async def open_session(
             lifetime=lifetime(ctx),
             client_id=client.id if client else None,
             account=account,
+            role=role.value,
         )
         await _attempt_in(ctx, conn, now, address, client.id if client else account, ok=True)
         await audit.record(
             conn,
             at=now,
-            actor=Actor("dpo", account, request_id),
+            actor=actor_for(role, account, request_id),
             action=AuditAction.DPO_SESSION_START,
             decision=Decision.ALLOW,
             detail={
                 "expires_at": expires.isoformat(),
                 "via": "api_key" if client is not None else "sso",
+                "role": role.value,
             },
         )
-    return token, ConsoleSession(account, expires, client.id if client else None)
+    return token, ConsoleSession(account, expires, client.id if client else None, role)
 
 
 async def read_session(ctx: VaultContext, token: str | None) -> ConsoleSession | None:
     """The live console session of a cookie's id, or None. One indexed read (the session
-    joined with its client); a lapsed session or one whose client was revoked or lost the
-    role dpo is marked ended with the reason, a live one has its activity recorded."""
+    joined with its client); a lapsed session or one whose client was revoked or no longer
+    has the session's role is marked ended with the reason, a live one has its activity recorded."""
     if token is None or not web.well_formed(token):
         return None
     now = ctx.clock.now()
@@ -242,6 +261,7 @@ async def read_session(ctx: VaultContext, token: str | None) -> ConsoleSession |
                     web_sessions.c.last_seen_at,
                     web_sessions.c.ended_at,
                     web_sessions.c.ended_why,
+                    web_sessions.c.role.label("session_role"),
                     clients.c.role,
                     clients.c.revoked_at.label("client_revoked_at"),
                 )
@@ -255,10 +275,13 @@ async def read_session(ctx: VaultContext, token: str | None) -> ConsoleSession |
         if row is None:
             return None
         why = web.lapsed(row, now, lifetime(ctx))
-        if (
-            why is None
-            and row.client_id is not None
-            and (row.client_revoked_at is not None or row.role != Role.DPO.value)
+        role = _role_of(row.session_role)
+        if why is None and (
+            role is None
+            or (
+                row.client_id is not None
+                and (row.client_revoked_at is not None or row.role != role.value)
+            )
         ):
             why = web.Ended.REVOKED
         if why is not None:
@@ -266,7 +289,21 @@ async def read_session(ctx: VaultContext, token: str | None) -> ConsoleSession |
                 await web.end_in(conn, digest, now, why)
             return None
         await web.touch_in(conn, digest, row.last_seen_at, now)
-    return ConsoleSession(str(row.account), _aware(row.expires_at, now), row.client_id)
+    return ConsoleSession(
+        str(row.account), _aware(row.expires_at, now), row.client_id, role or Role.DPO
+    )
+
+
+def _role_of(value: str | None) -> Role | None:
+    """The role a console row was opened with: none kept is a DPO's (rows before
+    migration 0034); anything else than a console role is no session (fail closed)."""
+    if value is None:
+        return Role.DPO
+    try:
+        role = Role(value)
+    except ValueError:
+        return None
+    return role if role in CONSOLE_ROLES else None
 
 
 async def end_session(ctx: VaultContext, token: str | None, request_id: str | None) -> bool:
@@ -279,19 +316,19 @@ async def end_session(ctx: VaultContext, token: str | None, request_id: str | No
     async with ctx.transaction() as conn:
         account = (
             await conn.execute(
-                select(web_sessions.c.account)
+                select(web_sessions.c.account, web_sessions.c.role)
                 .where(web_sessions.c.token_hash == digest)
                 .where(web_sessions.c.kind == web.Kind.CONSOLE.value)
                 .where(web_sessions.c.ended_at.is_(None))
             )
-        ).scalar_one_or_none()
+        ).first()
         if account is None:
             return False
         await web.end_in(conn, digest, now, web.Ended.SIGNED_OUT)
         await audit.record(
             conn,
             at=now,
-            actor=Actor("dpo", account, request_id),
+            actor=actor_for(_role_of(account.role) or Role.DPO, account.account, request_id),
             action=AuditAction.DPO_SESSION_END,
             decision=Decision.ALLOW,
         )

@@ -84,6 +84,7 @@ async def open_in(
     client_id: str | None = None,
     account: str | None = None,
     channel: str | None = None,
+    role: str | None = None,
 ) -> datetime:
     """Insert a live session; returns its absolute expiry."""
     expires = now + lifetime.absolute
@@ -100,6 +101,7 @@ async def open_in(
             ended_at=None,
             ended_why=None,
             channel=channel,
+            role=role,
         )
     )
     return expires

@@ -405,6 +405,9 @@ class WebSession(Base):
     #: code itself always went to the stored e-mail address, and any change of that address
     #: ends every session, so a live session was opened through the address stored now.
     channel: Mapped[str | None] = mapped_column(String(16))
+    #: A console session's role, `dpo` or `marketing` (migration 0034; NULL: a DPO's, as
+    #: rows before it). Kept because a single sign-on session has no client row to ask.
+    role: Mapped[str | None] = mapped_column(String(16))
 
 
 class ConsoleSignIn(Base):
