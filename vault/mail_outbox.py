@@ -49,8 +49,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.clock import as_utc
 from vault.crypto import KeyLabel, open_message, seal_message
 from vault.mail import as_sent
-from vault.storage.dialect import notify_at_commit, skip_locked
+from vault.storage.dialect import skip_locked
 from vault.storage.mail_tables import mail_outbox
+from vault.storage.wakeup import wake_after_commit
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -108,7 +109,7 @@ async def queue(
             sent_at=None,
         )
     )
-    await notify_at_commit(conn, MAIL_CHANNEL)
+    wake_after_commit(conn, MAIL_CHANNEL)
     queued = conn.info.get(_QUEUED)
     if isinstance(queued, list):
         queued.append(mail_id)
