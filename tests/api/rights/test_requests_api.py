@@ -365,7 +365,8 @@ def test_retention_job_is_off_with_interval_zero(settings):
 
     from api.app import background_jobs_for
 
-    ctx = SimpleNamespace(settings=replace(settings, retention_interval=0.0))
+    engine = SimpleNamespace(dialect=SimpleNamespace(name="sqlite"))
+    ctx = SimpleNamespace(settings=replace(settings, retention_interval=0.0), engine=engine)
     assert "retention" not in [j.name for j in background_jobs_for(ctx)]
-    ctx = SimpleNamespace(settings=settings)
+    ctx = SimpleNamespace(settings=settings, engine=engine)
     assert "retention" in [j.name for j in background_jobs_for(ctx)]
