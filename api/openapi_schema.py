@@ -147,6 +147,35 @@ def _item_limits(schema: Schema, info: msgspec.inspect.StructType) -> None:
                 branch.items.pattern = branch.items.pattern or item.pattern
 
 
+def _lower_bounds(schema: Schema, info: msgspec.inspect.StructType) -> None:
+    """A lower bound of 0 on an optional number, which Litestar leaves out of the document
+    (it tests the bound for truth): without it a client may send a negative value the
+    server refuses."""
+    for field in info.fields:
+        kind = field.type
+        if isinstance(kind, msgspec.inspect.UnionType):
+            kind = next((t for t in kind.types if isinstance(t, msgspec.inspect.Metadata)), kind)
+        if not isinstance(kind, msgspec.inspect.Metadata):
+            continue
+        inner = kind.type
+        if not isinstance(inner, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+            continue
+        low, exclusive = (inner.ge, False) if inner.ge is not None else (inner.gt, True)
+        prop = (schema.properties or {}).get(field.encode_name)
+        if low is None or not isinstance(prop, Schema):
+            continue
+        for branch in [prop, *(prop.one_of or [])]:
+            if not isinstance(branch, Schema) or branch.type not in (
+                OpenAPIType.INTEGER,
+                OpenAPIType.NUMBER,
+            ):
+                continue
+            if exclusive and branch.exclusive_minimum is None:
+                branch.exclusive_minimum = low
+            elif not exclusive and branch.minimum is None:
+                branch.minimum = low
+
+
 def _describe(schema: Schema, struct: type) -> None:
     """The Struct's docstring (first paragraph) and the glossary's text for each property
     that has no description of its own."""
@@ -174,6 +203,7 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
             # A request body: refuses what it does not define, and names catalogue entries.
             schema.additional_properties = False
             _item_limits(schema, info)
+            _lower_bounds(schema, info)
             for name, prop in (schema.properties or {}).items():
                 if not isinstance(prop, Schema):
                     continue
