@@ -54,9 +54,9 @@ from vault.recipients import registry, signing  # noqa: E402 - after sys.path
 from vault.recipients.delivery import Deliverer  # noqa: E402 - after sys.path
 from vault.recipients.transports import PER_RECIPIENT  # noqa: E402 - after sys.path
 from vault.settings import Settings  # noqa: E402 - after sys.path
+from vault.storage.audit_tables import audit_events  # noqa: E402 - after sys.path
 from vault.storage.db import upgrade  # noqa: E402 - after sys.path
 from vault.storage.recipient_tables import deliveries, domain_events  # noqa: E402
-from vault.storage.tables import audit_events  # noqa: E402 - after sys.path
 
 RECIPIENTS = 5
 PURPOSE = "order.delivery"

@@ -54,7 +54,7 @@ from vault.context import VaultContext  # noqa: E402 - after sys.path
 from vault.crypto import LocalKeyring  # noqa: E402 - after sys.path
 from vault.settings import Settings  # noqa: E402 - after sys.path
 from vault.storage.db import upgrade  # noqa: E402 - after sys.path
-from vault.storage.tables import contacts  # noqa: E402 - after sys.path
+from vault.storage.outreach_tables import contacts  # noqa: E402 - after sys.path
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 PLANNER = Actor("client", "bench-planner")

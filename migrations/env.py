@@ -17,7 +17,8 @@ from alembic import context
 from sqlalchemy import pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from vault.storage.tables import include_name, metadata
+from vault.storage.audit_tables import include_name
+from vault.storage.tables import metadata
 
 config = context.config
 target_metadata = metadata

@@ -18,13 +18,10 @@ from tests.support.privacy import assert_problem
 from tests.support.self_service import code_mails, seed_subject
 from vault.context import VaultContext
 from vault.rights import selfservice
-from vault.storage.tables import (
-    audit_events,
-    contact_budgets,
-    contacts,
-    self_service_challenges,
-    subjects,
-)
+from vault.storage.audit_tables import audit_events
+from vault.storage.outreach_tables import contact_budgets, contacts
+from vault.storage.rights_tables import self_service_challenges
+from vault.storage.tables import subjects
 
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 _CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')

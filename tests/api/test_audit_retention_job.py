@@ -15,7 +15,7 @@ from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.audit.verify import verify_chain
 from vault.clock import FrozenClock
 from vault.context import VaultContext
-from vault.storage.tables import audit_events
+from vault.storage.audit_tables import audit_events
 
 
 async def _event(vault: VaultContext, clock: FrozenClock, at: datetime) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from tests.support.factories import api, bearer, client_key, person
 from tests.support.privacy import assert_problem, row_counts
-from vault.storage.tables import audit_events
+from vault.storage.audit_tables import audit_events
 
 
 async def _lookup_events(vault) -> list:

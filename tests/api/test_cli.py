@@ -22,8 +22,9 @@ from vault.admin.clients import ClientAuthenticator
 from vault.context import VaultContext
 from vault.crypto import LocalKeyring
 from vault.settings import Settings
+from vault.storage.audit_tables import audit_events
 from vault.storage.db import alembic_config
-from vault.storage.tables import audit_events, metadata
+from vault.storage.tables import metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"
@@ -312,7 +313,7 @@ def _truncate_after(settings: Settings, position: int) -> None:
     """A database writer deletes the newest events, their seals and checkpoint rows."""
     from sqlalchemy import delete
 
-    from vault.storage.tables import audit_checkpoints, audit_seals
+    from vault.storage.audit_tables import audit_checkpoints, audit_seals
 
     async def go() -> None:
         ctx = VaultContext.open(settings)

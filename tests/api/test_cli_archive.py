@@ -21,7 +21,7 @@ from vault.audit import chain as audit_chain
 from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.clock import FrozenClock
 from vault.context import VaultContext
-from vault.storage.tables import audit_archives, audit_events
+from vault.storage.audit_tables import audit_archives, audit_events
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"

@@ -177,7 +177,7 @@ async def _rewrap_counts(env: dict[str, str]) -> list[int]:
     from sqlalchemy import select
 
     from vault.audit.events import AuditAction
-    from vault.storage.tables import audit_events
+    from vault.storage.audit_tables import audit_events
 
     ctx = VaultContext.open(Settings.from_env(env))
     try:

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from tests.support.dsar import contract, new_subject
 from tests.support.factories import NEWSLETTER_EVIDENCE, api, bearer, client_key
 from tests.support.privacy import assert_problem
-from vault.storage.tables import audit_events, subjects
+from vault.storage.audit_tables import audit_events
+from vault.storage.tables import subjects
 
 PREFS = {"timezone": "Europe/Berlin", "evidence": NEWSLETTER_EVIDENCE}
 

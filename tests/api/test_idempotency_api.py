@@ -19,7 +19,9 @@ from vault.admin.housekeeping import purge_transient
 from vault.audit.events import Actor
 from vault.bases.consents.withdrawal import withdraw
 from vault.rights.restriction import restrict
-from vault.storage.tables import audit_events, consents, contacts, idempotency_records
+from vault.storage.audit_tables import audit_events
+from vault.storage.outreach_tables import contacts
+from vault.storage.tables import consents, idempotency_records
 
 NEWS = {
     "purpose": "newsletter.email",

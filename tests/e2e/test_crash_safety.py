@@ -18,7 +18,8 @@ from tests.conftest import POLICIES
 from tests.support.server import serve
 from vault.context import VaultContext
 from vault.settings import Settings
-from vault.storage.tables import audit_events, consents, subjects
+from vault.storage.audit_tables import audit_events
+from vault.storage.tables import consents, subjects
 
 
 def _load(served, writer: str, stop: threading.Event, acked: list[tuple[str, str]]) -> None:

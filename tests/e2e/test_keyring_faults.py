@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 
 from tests.support.factories import person
 from tests.support.server import serve
+from vault.storage.audit_tables import audit_events
 from vault.storage.db import make_engine
-from vault.storage.tables import audit_events, subjects
+from vault.storage.tables import subjects
 
 pytestmark = [pytest.mark.postgres]
 

@@ -18,9 +18,11 @@ from sqlalchemy import func, select
 from tests.support.factories import NEWSLETTER_EVIDENCE, person
 from tests.support.faults import TinySmtp
 from tests.support.server import Served, serve
+from vault.storage.audit_tables import audit_events
 from vault.storage.db import make_engine
 from vault.storage.mail_tables import mail_outbox
-from vault.storage.tables import audit_events, consents, self_service_challenges
+from vault.storage.rights_tables import self_service_challenges
+from vault.storage.tables import consents
 
 pytestmark = [pytest.mark.postgres]
 

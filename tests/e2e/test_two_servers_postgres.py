@@ -262,14 +262,9 @@ async def _database_facts(url: str) -> dict[str, Any]:
     from sqlalchemy import func, select
 
     from vault.audit import chain as audit_chain
+    from vault.storage.audit_tables import audit_checkpoints, audit_events, audit_seals
     from vault.storage.db import make_engine
-    from vault.storage.tables import (
-        audit_checkpoints,
-        audit_events,
-        audit_seals,
-        contact_budgets,
-        contacts,
-    )
+    from vault.storage.outreach_tables import contact_budgets, contacts
 
     engine = make_engine(url)
     try:

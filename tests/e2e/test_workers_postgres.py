@@ -30,8 +30,9 @@ from tests.support.factories import person
 from tests.support.server import free_port
 from vault.audit import chain as audit_chain
 from vault.catalogue.contact_pressure import load_rules
+from vault.storage.audit_tables import audit_events, audit_seals
 from vault.storage.db import make_engine
-from vault.storage.tables import audit_events, audit_seals, contact_budgets, contacts
+from vault.storage.outreach_tables import contact_budgets, contacts
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

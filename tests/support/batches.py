@@ -14,7 +14,7 @@ from vault.audit.events import Actor
 from vault.bases.consents import record_basis, withdraw
 from vault.errors import AccessDenied
 from vault.outreach.basket import ContactSpec, record_contact
-from vault.storage.tables import contact_budgets, contacts
+from vault.storage.outreach_tables import contact_budgets, contacts
 from vault.subjects.store import create_subject
 
 SHOP = Actor("client", "shop", "req-batch-1")

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from vault.context import VaultContext
-from vault.storage.tables import audit_events
+from vault.storage.audit_tables import audit_events
 
 
 async def audit_trail(vault: VaultContext, action: str | None = None) -> list[Any]:

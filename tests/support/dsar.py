@@ -18,15 +18,9 @@ from vault.context import VaultContext
 from vault.outreach.basket import ContactSpec
 from vault.rights.erasure import ErasureResult, erase_in
 from vault.rights.restriction import object_in
-from vault.storage.tables import (
-    audit_events,
-    consent_history,
-    consents,
-    dsar_request_history,
-    dsar_requests,
-    retained_fields,
-    subjects,
-)
+from vault.storage.audit_tables import audit_events
+from vault.storage.rights_tables import dsar_request_history, dsar_requests, retained_fields
+from vault.storage.tables import consent_history, consents, subjects
 from vault.subjects.store import create_subject, load_subject
 
 DPO = Actor("dpo", "dpo-anna")

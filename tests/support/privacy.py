@@ -17,7 +17,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from vault.context import VaultContext
-from vault.storage.tables import audit_events, clients, consent_history, consents, subjects
+from vault.storage.audit_tables import audit_events
+from vault.storage.tables import clients, consent_history, consents, subjects
 
 PROBLEM = "application/problem+json"
 

@@ -34,7 +34,8 @@ from vault.clock import as_utc
 from vault.crypto import KeyLabel
 from vault.errors import RateLimited
 from vault.storage import sessions as web
-from vault.storage.tables import clients, console_signins, web_sessions
+from vault.storage.rights_tables import console_signins, web_sessions
+from vault.storage.tables import clients
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

@@ -49,7 +49,8 @@ from vault.storage.dialect import (
 )
 from vault.storage.pg_direct import Compiled
 from vault.storage.recipient_tables import recipient_secrets
-from vault.storage.tables import retained_fields, subjects
+from vault.storage.rights_tables import retained_fields
+from vault.storage.tables import subjects
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

@@ -59,7 +59,7 @@ from vault.clock import as_utc
 from vault.crypto import same_digest
 from vault.errors import InvalidInput, InvariantViolation
 from vault.progress import NO_PROGRESS, Progress
-from vault.storage.tables import audit_archives, audit_checkpoints, audit_events, audit_seals
+from vault.storage.audit_tables import audit_archives, audit_checkpoints, audit_events, audit_seals
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

@@ -42,9 +42,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.clock import as_utc
 from vault.crypto import Mac, Signer, VerifyKey
 from vault.errors import InvariantViolation
+from vault.storage.audit_tables import audit_checkpoints, audit_events, audit_seals
 from vault.storage.dialect import asyncpg_connection, try_advisory_xact_lock
 from vault.storage.pg_direct import Compiled
-from vault.storage.tables import audit_checkpoints, audit_events, audit_seals
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vault.storage.tables import audit_events
+from vault.storage.audit_tables import audit_events
 
 
 class AuditAction(StrEnum):

@@ -20,7 +20,7 @@ from vault.audit.events import Actor, AuditAction, Decision
 from vault.audit.query import AuditFilter, conditions, validate_filter
 from vault.clock import as_utc
 from vault.errors import InvalidInput
-from vault.storage.tables import audit_events
+from vault.storage.audit_tables import audit_events
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

@@ -29,7 +29,7 @@ from vault.audit import partitions
 from vault.audit.archive import add_months, month_of, rows_of
 from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.progress import NO_PROGRESS, Progress
-from vault.storage.tables import audit_archives, audit_events, audit_seals
+from vault.storage.audit_tables import audit_archives, audit_events, audit_seals
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

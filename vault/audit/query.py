@@ -27,8 +27,9 @@ from vault.audit.chain import select_events_with_seals
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
 from vault.errors import InvalidInput
+from vault.storage.audit_tables import audit_checkpoints, audit_events
 from vault.storage.dialect import utc_bucket
-from vault.storage.tables import audit_checkpoints, audit_events, consents
+from vault.storage.tables import consents
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

@@ -25,8 +25,9 @@ from vault.audit.events import Actor, AuditAction, Decision
 from vault.catalogue.controller import Party, Transfer
 from vault.catalogue.purposes import LawfulBasis, Purpose
 from vault.clock import as_utc
+from vault.storage.audit_tables import audit_events
 from vault.storage.recipient_tables import recipient_subscriptions, recipients
-from vault.storage.tables import audit_events, clients
+from vault.storage.tables import clients
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

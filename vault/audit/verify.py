@@ -47,10 +47,10 @@ from vault.audit.chain import (
 from vault.audit.prune import live_start
 from vault.crypto import Mac, VerifyKey, same_digest
 from vault.progress import NO_PROGRESS, Progress
+from vault.storage.audit_tables import audit_checkpoints, audit_events, audit_seals
 from vault.storage.db import make_engine
 from vault.storage.dialect import asyncpg_connection
 from vault.storage.pg_direct import Compiled
-from vault.storage.tables import audit_checkpoints, audit_events, audit_seals
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

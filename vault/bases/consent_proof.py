@@ -27,14 +27,9 @@ from vault.clock import as_utc
 from vault.errors import InvalidInput, NotFound
 from vault.recipients import acks
 from vault.recipients.acks import Notice
+from vault.storage.audit_tables import audit_checkpoints, audit_events
 from vault.storage.rows import canonical_id
-from vault.storage.tables import (
-    audit_checkpoints,
-    audit_events,
-    consent_history,
-    consents,
-    subjects,
-)
+from vault.storage.tables import consent_history, consents, subjects
 from vault.subjects.decision import BasisFacts, effective_status
 from vault.subjects.integrity import audited_read
 

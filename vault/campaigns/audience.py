@@ -24,8 +24,9 @@ from vault.audit.events import Actor, AuditAction, Decision
 from vault.campaigns.records import AudienceKind, CampaignState, CampaignStateConflict, load
 from vault.catalogue.purposes import CommunicationType
 from vault.errors import InvalidInput
+from vault.storage.campaign_tables import campaign_audience, campaigns
 from vault.storage.rows import canonical_id
-from vault.storage.tables import campaign_audience, campaigns, consents, subjects
+from vault.storage.tables import consents, subjects
 from vault.subjects.contact import ContactValidationError, normalise_external_ref
 from vault.subjects.decision import BasisStatus
 

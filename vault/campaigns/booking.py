@@ -48,14 +48,14 @@ from vault.campaigns.records import (
     load,
 )
 from vault.errors import Conflict
-from vault.storage.dialect import insert_ignoring_conflict
-from vault.storage.tables import (
+from vault.storage.campaign_tables import (
     campaign_audience,
     campaign_bookings,
     campaigns,
-    contact_budgets,
     plan_months,
 )
+from vault.storage.dialect import insert_ignoring_conflict
+from vault.storage.outreach_tables import contact_budgets
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

@@ -33,7 +33,7 @@ from vault.campaigns.records import AudienceKind, Campaign, CampaignState, list_
 from vault.campaigns.reports import month_range
 from vault.catalogue.purposes import CommunicationType
 from vault.clock import as_utc
-from vault.storage.tables import campaign_audience, campaigns
+from vault.storage.campaign_tables import campaign_audience, campaigns
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

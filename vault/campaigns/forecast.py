@@ -34,12 +34,8 @@ from vault.campaigns.booking import (
 )
 from vault.campaigns.records import AudienceKind, Campaign, CampaignState, load
 from vault.outreach import preferences
-from vault.storage.tables import (
-    campaign_audience,
-    campaign_bookings,
-    contact_budgets,
-    contact_preferences,
-)
+from vault.storage.campaign_tables import campaign_audience, campaign_bookings
+from vault.storage.outreach_tables import contact_budgets, contact_preferences
 from vault.subjects.decision import DenyReason
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from vault.catalogue.contact_pressure import fit_contact
 from vault.clock import as_utc
 from vault.errors import Conflict, InvalidInput, NotFound
 from vault.outreach.basket import grant_denial
-from vault.storage.tables import campaigns
+from vault.storage.campaign_tables import campaigns
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

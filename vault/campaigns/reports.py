@@ -30,7 +30,8 @@ from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
 from vault.errors import InvalidInput
-from vault.storage.tables import consents, contact_budgets, contacts, subjects
+from vault.storage.outreach_tables import contact_budgets, contacts
+from vault.storage.tables import consents, subjects
 from vault.subjects.decision import BasisStatus
 
 if TYPE_CHECKING:

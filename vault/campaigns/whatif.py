@@ -31,7 +31,7 @@ from vault.campaigns.reports import month_range
 from vault.catalogue.contact_pressure import PressureRules
 from vault.catalogue.purposes import CommunicationType
 from vault.errors import InvalidInput
-from vault.storage.tables import contacts
+from vault.storage.outreach_tables import contacts
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

@@ -33,9 +33,9 @@ from vault.errors import InvariantViolation
 from vault.outreach import bookings, preferences
 from vault.outreach.followups import FollowupStatus, is_valid_id
 from vault.storage.dialect import insert_ignoring_conflict
+from vault.storage.outreach_tables import contact_budgets, contacts, followups
 from vault.storage.ports import TransactionReads
 from vault.storage.rows import canonical_id
-from vault.storage.tables import contact_budgets, contacts, followups
 from vault.subjects.decision import Allow, Deny, DenyReason, check_contact, check_request
 
 if TYPE_CHECKING:

@@ -24,14 +24,9 @@ from vault.catalogue.contact_pressure import PressureRules
 from vault.catalogue.purposes import CommunicationType
 from vault.clock import as_utc
 from vault.outreach import preferences
+from vault.storage.campaign_tables import campaign_audience, campaign_bookings, campaigns
 from vault.storage.dialect import insert_ignoring_conflict
-from vault.storage.tables import (
-    campaign_audience,
-    campaign_bookings,
-    campaigns,
-    contact_budgets,
-    contacts,
-)
+from vault.storage.outreach_tables import contact_budgets, contacts
 from vault.subjects.decision import Deny, DenyReason
 
 #: Campaign states and booking statuses shared with `vault.campaigns` (which sits above).

@@ -29,7 +29,7 @@ from vault.outreach.followups import (
     is_valid_id,
     validate_window,
 )
-from vault.storage.tables import followups
+from vault.storage.outreach_tables import followups
 from vault.subjects.decision import DenyReason
 from vault.subjects.integrity import AuditedAttempt, audited_attempt
 

@@ -39,8 +39,9 @@ from vault.audit.events import SYSTEM, Actor, AuditAction, Decision
 from vault.catalogue.contact_pressure import fit_contact
 from vault.clock import as_utc
 from vault.errors import AccessDenied, Conflict, InvalidInput, InvariantViolation, NotFound
+from vault.storage.outreach_tables import followups
 from vault.storage.rows import canonical_id
-from vault.storage.tables import followups, subjects
+from vault.storage.tables import subjects
 from vault.subjects.decision import DenyReason
 from vault.subjects.integrity import audited_attempt
 

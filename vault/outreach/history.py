@@ -28,7 +28,8 @@ from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
 from vault.errors import InvalidInput, InvariantViolation
 from vault.outreach.followups import MAX_PAGE, decode_cursor, encode_cursor
-from vault.storage.tables import contacts, subjects
+from vault.storage.outreach_tables import contacts
+from vault.storage.tables import subjects
 from vault.subjects.decision import DenyReason
 from vault.subjects.integrity import audited_attempt
 

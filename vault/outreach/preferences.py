@@ -54,12 +54,9 @@ from vault.clock import as_utc
 from vault.crypto import seal_field
 from vault.errors import InvalidInput, InvariantViolation, precondition_refusal
 from vault.recipients import events as outbox
-from vault.storage.tables import (
-    audit_events,
-    contact_preference_history,
-    contact_preferences,
-    subjects,
-)
+from vault.storage.audit_tables import audit_events
+from vault.storage.outreach_tables import contact_preference_history, contact_preferences
+from vault.storage.tables import subjects
 from vault.subjects.decision import DenyReason
 from vault.subjects.integrity import audited_attempt
 from vault.subjects.store import load_live_subject, load_subject

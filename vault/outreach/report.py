@@ -21,7 +21,7 @@ from vault.outreach.followups import FollowupBucket
 from vault.outreach.followups import report as followup_report
 from vault.outreach.preferences import PreferenceReport
 from vault.outreach.preferences import report as preference_report
-from vault.storage.tables import contact_budgets, contacts
+from vault.storage.outreach_tables import contact_budgets, contacts
 
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 NEAR_LIMIT = 0.8

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.audit.events import AuditAction, Decision
 from vault.clock import as_utc
 from vault.recipients.registry import ANY_PURPOSE
+from vault.storage.audit_tables import audit_events
 from vault.storage.dialect import skip_locked
 from vault.storage.recipient_tables import (
     deliveries,
@@ -35,7 +36,6 @@ from vault.storage.recipient_tables import (
     recipient_subscriptions,
     recipients,
 )
-from vault.storage.tables import audit_events
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

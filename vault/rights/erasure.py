@@ -59,17 +59,14 @@ from vault.outreach.bookings import forget_subject
 from vault.outreach.followups import FollowupStatus
 from vault.recipients import events as outbox
 from vault.storage import sessions as web_sessions
-from vault.storage.tables import (
-    consents,
-    contact_preference_history,
-    contact_preferences,
+from vault.storage.outreach_tables import contact_preference_history, contact_preferences, followups
+from vault.storage.rights_tables import (
     dsar_requests,
-    followups,
     identity_changes,
     retained_fields,
     self_service_challenges,
-    subjects,
 )
+from vault.storage.tables import consents, subjects
 from vault.subjects.decision import BasisFacts, BasisStatus, effective_status
 from vault.subjects.store import INDEXED, SubjectStatus, decrypt_fields
 

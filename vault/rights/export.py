@@ -44,14 +44,10 @@ from vault.outreach.preferences import load as load_preferences
 from vault.recipients import acks
 from vault.rights.erasure import read_retained
 from vault.rights.requests import TYPE_TITLES
-from vault.storage.tables import (
-    audit_events,
-    consent_history,
-    consents,
-    contact_preference_history,
-    dsar_requests,
-    followups,
-)
+from vault.storage.audit_tables import audit_events
+from vault.storage.outreach_tables import contact_preference_history, followups
+from vault.storage.rights_tables import dsar_requests
+from vault.storage.tables import consent_history, consents
 from vault.subjects.decision import BasisFacts, effective_status
 from vault.subjects.integrity import audited_read
 from vault.subjects.store import decrypt_fields, load_subject

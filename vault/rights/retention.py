@@ -62,13 +62,8 @@ from vault.rights import selfservice
 from vault.rights.erasure import erase_in
 from vault.rights.requests import OPEN
 from vault.sms import FileSmsOutbox
-from vault.storage.tables import (
-    consent_history,
-    consents,
-    dsar_requests,
-    retained_fields,
-    subjects,
-)
+from vault.storage.rights_tables import dsar_requests, retained_fields
+from vault.storage.tables import consent_history, consents, subjects
 from vault.subjects import retention_schedule
 from vault.subjects.decision import BasisStatus
 from vault.subjects.store import SubjectStatus, upgrade_legacy_revisions

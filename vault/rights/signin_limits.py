@@ -37,8 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.clock import as_utc
 from vault.settings import Settings
 from vault.storage.dialect import insert_ignoring_conflict
-from vault.storage.tables import self_service_challenges as challenges
-from vault.storage.tables import self_service_lockouts as lockouts
+from vault.storage.rights_tables import self_service_challenges as challenges
+from vault.storage.rights_tables import self_service_lockouts as lockouts
 
 #: Without a wrong code for this long after the last one (and after the lock), the count
 #: and the escalation start over.

@@ -29,7 +29,8 @@ from vault.audit.query import AuditItem, audit_item
 from vault.clock import as_utc
 from vault.errors import InvalidInput
 from vault.rights.requests import RequestRecord, list_requests
-from vault.storage.tables import audit_events, consents, subjects
+from vault.storage.audit_tables import audit_events
+from vault.storage.tables import consents, subjects
 from vault.subjects.store import INDEXED, identifier_digest, load_subject
 
 if TYPE_CHECKING:

@@ -13,7 +13,11 @@ Infrastructure: imports no other area (the kernel's errors and clock only), so e
 may use it.
 """
 
-# The recipients' tables share `tables.Base`; importing them here puts them into
+# The area modules' tables share `tables.Base`; importing them here puts them into
 # `vault.storage.tables.metadata` for every user (migrations, tests), whatever it imports.
+from vault.storage import audit_tables as audit_tables
+from vault.storage import campaign_tables as campaign_tables
 from vault.storage import mail_tables as mail_tables
+from vault.storage import outreach_tables as outreach_tables
 from vault.storage import recipient_tables as recipient_tables
+from vault.storage import rights_tables as rights_tables

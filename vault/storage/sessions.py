@@ -29,7 +29,7 @@ from sqlalchemy import delete, insert, or_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.clock import as_utc
-from vault.storage.tables import console_signins, web_sessions
+from vault.storage.rights_tables import console_signins, web_sessions
 
 #: How often a live session's `last_seen_at` is written (at most).
 TOUCH_EVERY = timedelta(seconds=30)

@@ -52,8 +52,8 @@ from vault.clock import as_utc
 from vault.crypto import KeyLabel, same_digest
 from vault.errors import Conflict, InvalidInput, InvariantViolation, NotFound
 from vault.storage import sessions as web_sessions
-from vault.storage.tables import identity_changes as changes
-from vault.storage.tables import self_service_challenges as challenges
+from vault.storage.rights_tables import identity_changes as changes
+from vault.storage.rights_tables import self_service_challenges as challenges
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

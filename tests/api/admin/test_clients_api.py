@@ -6,7 +6,8 @@ from sqlalchemy import select
 
 from tests.support.factories import api, bearer, client_key
 from tests.support.privacy import assert_problem
-from vault.storage.tables import audit_events, clients
+from vault.storage.audit_tables import audit_events
+from vault.storage.tables import clients
 
 
 async def test_admin_manages_clients_and_the_key_is_shown_once(vault):

@@ -22,7 +22,7 @@ from tests.support.factories import (
 )
 from vault.audit import chain as audit_chain
 from vault.audit.query import CURSOR_PATTERN, decode_cursor, encode_cursor
-from vault.storage.tables import audit_events
+from vault.storage.audit_tables import audit_events
 
 IP = "192.0.2.44"
 UA = "Mozilla/5.0 (Macintosh) Safari/605.1.15"

@@ -12,7 +12,7 @@ from tests.support.factories import WRITER, api, bearer, client_key
 from tests.support.privacy import CANARY, assert_problem, audit_rows, found_canaries
 from tests.vault.campaigns.test_booking import EXPLICIT
 from vault.bases.consents import record_basis
-from vault.storage.tables import campaign_audience, campaign_bookings, campaigns
+from vault.storage.campaign_tables import campaign_audience, campaign_bookings, campaigns
 from vault.subjects.store import create_subject
 
 WINDOW = {"window_start": "2026-11-23T09:00:00Z", "window_end": "2026-11-25T18:00:00Z"}

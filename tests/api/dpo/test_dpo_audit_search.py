@@ -15,7 +15,7 @@ from sqlalchemy import select
 from tests.support.console import sign_in
 from tests.support.factories import NEWSLETTER_EVIDENCE, api, bearer, client_key, person
 from tests.support.privacy import CANARY, found_canaries
-from vault.storage.tables import audit_events
+from vault.storage.audit_tables import audit_events
 
 
 async def _world(vault, http) -> dict[str, str]:

@@ -24,7 +24,7 @@ from vault.admin.clients import revoke_client
 from vault.audit import chain as audit_chain
 from vault.audit.events import Actor
 from vault.rights.requests import create_request
-from vault.storage.tables import audit_events
+from vault.storage.audit_tables import audit_events
 
 IP = "192.0.2.77"
 UA = "Mozilla/5.0 (X11; Linux x86_64) Firefox/141.0"

@@ -18,8 +18,8 @@ from vault.recipients import registry
 from vault.recipients.delivery import GIVE_UP, Deliverer
 from vault.recipients.fanout import fan_out
 from vault.rights.restriction import lift_restriction, restrict
+from vault.storage.audit_tables import audit_events
 from vault.storage.recipient_tables import deliveries
-from vault.storage.tables import audit_events
 
 
 async def test_recipients_page_shows_failed_and_overdue_notices(vault, clock):

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from tests.support.console import post_form, sign_in
 from tests.support.factories import api, bearer, client_key, person
 from vault.rights.requests import get_request
-from vault.storage.tables import audit_events
+from vault.storage.audit_tables import audit_events
 
 
 async def _actions(vault) -> list[str]:

@@ -16,7 +16,8 @@ from tests.support.factories import ADMIN, client_key
 from tests.support.nodes import node, second_node
 from vault.admin.clients import revoke_client
 from vault.context import VaultContext
-from vault.storage.tables import audit_events, web_sessions
+from vault.storage.audit_tables import audit_events
+from vault.storage.rights_tables import web_sessions
 
 _CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
 

@@ -14,7 +14,8 @@ from tests.support.factories import NEWSLETTER_EVIDENCE, api, bearer, client_key
 from tests.support.privacy import CANARY, found_canaries
 from vault.audit.events import Actor
 from vault.rights.restriction import restrict
-from vault.storage.tables import audit_events, subjects
+from vault.storage.audit_tables import audit_events
+from vault.storage.tables import subjects
 
 SEARCH = "/dpo/subjects?lang=en"
 FIND = "/dpo/subjects/search?lang=en"

@@ -12,7 +12,9 @@ from sqlalchemy import select, update
 
 from tests.api.dpo.test_sso_callback import FakeProvider, _claims, _start, console
 from tests.support.factories import api, client_key
-from vault.storage.tables import audit_events, clients, web_sessions
+from vault.storage.audit_tables import audit_events
+from vault.storage.rights_tables import web_sessions
+from vault.storage.tables import clients
 
 DPO_PAGES = (
     "/dpo/audit", "/dpo/requests", "/dpo/subjects", "/dpo/stats", "/dpo/contacts",

@@ -20,7 +20,8 @@ from sqlalchemy import select
 from api.app import create_app
 from api.web.oidc import OidcClient, SsoRejected, pkce_challenge
 from vault.context import VaultContext
-from vault.storage.tables import audit_events, web_sessions
+from vault.storage.audit_tables import audit_events
+from vault.storage.rights_tables import web_sessions
 
 ISSUER = "https://idp.example.test"
 CLIENT_ID = "tresor-console"

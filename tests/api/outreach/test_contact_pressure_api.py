@@ -18,7 +18,8 @@ from tests.support.factories import (
     outbox_links,
     person,
 )
-from vault.storage.tables import audit_events, contact_budgets, contacts
+from vault.storage.audit_tables import audit_events
+from vault.storage.outreach_tables import contact_budgets, contacts
 
 
 def _error_fields(body: dict) -> set[str]:

@@ -13,7 +13,8 @@ from tests.support.dsar import DPO, contract, new_subject, sms_offers
 from tests.support.factories import api, bearer, client_key
 from tests.support.privacy import assert_problem
 from vault.rights.restriction import restrict
-from vault.storage.tables import audit_events, contact_budgets, contacts
+from vault.storage.audit_tables import audit_events
+from vault.storage.outreach_tables import contact_budgets, contacts
 
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 

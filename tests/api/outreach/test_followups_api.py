@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from tests.support.factories import api, bearer, client_key
 from tests.support.privacy import assert_problem
 from tests.support.self_service import Page, api_sign_in, page_sign_in, seed_subject
-from vault.storage.tables import audit_events, contact_budgets, contacts, followups
+from vault.storage.audit_tables import audit_events
+from vault.storage.outreach_tables import contact_budgets, contacts, followups
 
 _CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
 

@@ -14,7 +14,7 @@ from tests.support.factories import WRITER, api, bearer, client_key
 from tests.support.privacy import CANARY, assert_problem, audit_rows, found_canaries
 from tests.support.self_service import Page, api_sign_in, page_sign_in, seed_subject
 from vault.bases import consents
-from vault.storage.tables import contact_preference_history, contact_preferences
+from vault.storage.outreach_tables import contact_preference_history, contact_preferences
 
 EVIDENCE = {
     "touchpoint": "hotline.inbound",

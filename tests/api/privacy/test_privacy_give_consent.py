@@ -14,7 +14,8 @@ from tests.support.privacy import consent_statuses
 from tests.support.self_service import Page, mails, page_sign_in, seed_subject
 from vault.audit.events import AuditAction
 from vault.clock import as_utc
-from vault.storage.tables import audit_events, consents
+from vault.storage.audit_tables import audit_events
+from vault.storage.tables import consents
 
 
 def _offers(html: str) -> dict[str, list[str]]:

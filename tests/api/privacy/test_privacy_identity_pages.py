@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from tests.support.factories import api, bearer, client_key, contact_if_match
 from tests.support.self_service import Page, mails, page_sign_in, seed_subject
 from vault.rights import selfservice
-from vault.storage.tables import dsar_requests, identity_changes, subjects
+from vault.storage.rights_tables import dsar_requests, identity_changes
+from vault.storage.tables import subjects
 
 MALLORY = "mallory.pages@example.net"
 

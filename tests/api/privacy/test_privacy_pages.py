@@ -16,7 +16,8 @@ from tests.support.privacy import consent_statuses
 from tests.support.self_service import Page, code_mails, page_sign_in, seed_subject
 from vault.errors import Unauthenticated
 from vault.rights import selfservice
-from vault.storage.tables import dsar_requests, self_service_challenges, subjects
+from vault.storage.rights_tables import dsar_requests, self_service_challenges
+from vault.storage.tables import subjects
 
 
 def _set_cookie(r: httpx.Response, name: str) -> str:

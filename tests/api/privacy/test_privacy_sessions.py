@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from tests.support.nodes import node, second_node
 from tests.support.self_service import Page, page_sign_in, seed_subject
-from vault.storage.tables import audit_events, web_sessions
+from vault.storage.audit_tables import audit_events
+from vault.storage.rights_tables import web_sessions
 
 
 async def _status(http, token: str) -> int:

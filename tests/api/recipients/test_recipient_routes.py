@@ -12,8 +12,8 @@ from tests.support.privacy import assert_problem
 from tests.support.recipients import delivered, lookup_by
 from vault.audit.events import Actor
 from vault.recipients.fanout import fan_out
+from vault.storage.audit_tables import audit_events
 from vault.storage.recipient_tables import recipient_subscriptions, recipients
-from vault.storage.tables import audit_events
 
 URL = "http://127.0.0.1:9/hook"
 

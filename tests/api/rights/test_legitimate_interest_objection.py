@@ -13,7 +13,8 @@ from tests.support.privacy import assert_problem
 from vault.audit.events import Actor
 from vault.bases import consents
 from vault.rights.requests import create_request, get_request
-from vault.storage.tables import audit_events, dsar_request_history
+from vault.storage.audit_tables import audit_events
+from vault.storage.rights_tables import dsar_request_history
 from vault.storage.tables import consents as consent_rows
 
 GROUNDS = "I am a witness in a protection programme qx9"

@@ -11,7 +11,7 @@ from datetime import timedelta
 from tests.support.dsar import consent_rows, contract, invoice, new_subject, sms_offers
 from tests.support.factories import api, bearer, client_key
 from tests.support.privacy import assert_problem
-from vault.storage.tables import audit_events
+from vault.storage.audit_tables import audit_events
 
 MISSING = "00000000-0000-4000-8000-000000000000"
 

@@ -12,7 +12,8 @@ from tests.support.factories import api, bearer, client_key, person
 from tests.support.privacy import assert_problem
 from vault.audit.events import Actor
 from vault.rights.restriction import restrict
-from vault.storage.tables import audit_events, subjects
+from vault.storage.audit_tables import audit_events
+from vault.storage.tables import subjects
 
 DPO = Actor("dpo", "datenschutz")
 

@@ -11,7 +11,8 @@ from tests.support.factories import api, bearer, client_key, contact_if_match
 from tests.support.privacy import assert_problem, audit_rows, consent_statuses
 from tests.support.self_service import api_sign_in, mails, seed_subject
 from vault.rights import selfservice
-from vault.storage.tables import dsar_requests, subjects
+from vault.storage.rights_tables import dsar_requests
+from vault.storage.tables import subjects
 
 MALLORY = "mallory.writer@example.net"
 DENIED = "urn:tresor:problem:denied:identity_change_unconfirmed"

@@ -10,7 +10,7 @@ from tests.support.factories import (
     client_key,
     person,
 )
-from vault.storage.tables import audit_events
+from vault.storage.audit_tables import audit_events
 
 
 async def _audit_count(vault) -> int:

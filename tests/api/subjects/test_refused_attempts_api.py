@@ -11,7 +11,7 @@ from tests.support.factories import api, bearer, client_key
 from tests.support.privacy import assert_problem, row_counts
 from tests.support.self_service import seed_subject
 from vault.audit.events import Actor
-from vault.storage.tables import audit_events
+from vault.storage.audit_tables import audit_events
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
 EVIDENCE = {

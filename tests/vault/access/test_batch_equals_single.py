@@ -19,7 +19,8 @@ from vault.audit.events import Actor, AuditAction
 from vault.bases.consents import Evidence, record_basis, withdraw
 from vault.errors import IntegrityFailure, InvalidInput
 from vault.outreach.basket import ContactSpec
-from vault.storage.tables import contact_budgets, contacts, subjects
+from vault.storage.outreach_tables import contact_budgets, contacts
+from vault.storage.tables import subjects
 from vault.subjects.decision import DenyReason
 from vault.subjects.store import create_subject
 

@@ -10,7 +10,7 @@ from tests.support.factories import ADMIN, client_key
 from vault.admin.certificates import CertificateAuthenticator, bind_certificate, normalise_subject
 from vault.admin.clients import revoke_client
 from vault.errors import Conflict, InvalidInput, NotFound
-from vault.storage.tables import audit_events
+from vault.storage.audit_tables import audit_events
 
 
 def test_subjects_are_compared_in_one_normal_form():

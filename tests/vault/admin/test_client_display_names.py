@@ -12,7 +12,7 @@ from tests.support.factories import ADMIN
 from vault.admin.clients import create_client, list_clients, set_display_name
 from vault.audit.events import AuditAction
 from vault.errors import InvalidInput, NotFound
-from vault.storage.tables import audit_events
+from vault.storage.audit_tables import audit_events
 
 
 async def _update_details(vault) -> list[dict]:

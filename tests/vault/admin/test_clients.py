@@ -26,7 +26,8 @@ from vault.admin.clients import (
 from vault.audit.events import AuditAction
 from vault.crypto import KeyLabel, derive_key
 from vault.errors import Conflict, InvalidInput, NotFound
-from vault.storage.tables import audit_events, clients
+from vault.storage.audit_tables import audit_events
+from vault.storage.tables import clients
 
 
 async def _client_rows(vault) -> list[Any]:

@@ -13,7 +13,8 @@ from tests.support.factories import ADMIN, client_key
 from vault.admin import console_sessions
 from vault.admin.clients import create_client
 from vault.errors import RateLimited
-from vault.storage.tables import audit_events, web_sessions
+from vault.storage.audit_tables import audit_events
+from vault.storage.rights_tables import web_sessions
 
 
 async def _actions(vault) -> list[tuple[str, str, str | None]]:

@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from vault.admin import idempotency
 from vault.audit.events import Actor
-from vault.storage.tables import audit_events, idempotency_records
+from vault.storage.audit_tables import audit_events
+from vault.storage.tables import idempotency_records
 
 ACTOR = Actor("client", "crm")
 CLIENT = "11111111-1111-4111-8111-111111111111"

@@ -14,7 +14,8 @@ from vault.admin.keys import retire_unused, rewrap_all, rotate, versions_in_use
 from vault.audit.events import AuditAction
 from vault.bases.consents import record_basis
 from vault.context import VaultContext
-from vault.storage.tables import audit_events, subjects
+from vault.storage.audit_tables import audit_events
+from vault.storage.tables import subjects
 from vault.subjects.store import create_subject, decrypt_fields, load_subject
 
 FIELDS = ("email", "phone", "name", "postal_address", "external_ref")

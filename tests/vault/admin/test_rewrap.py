@@ -17,7 +17,8 @@ from vault.admin.rewrap import SUBJECT_DEKS, split_points
 from vault.audit.events import AuditAction
 from vault.context import VaultContext, open_kek_provider
 from vault.errors import Unavailable
-from vault.storage.tables import audit_events, subjects
+from vault.storage.audit_tables import audit_events
+from vault.storage.tables import subjects
 from vault.subjects.store import create_subject, decrypt_fields, load_subject
 
 

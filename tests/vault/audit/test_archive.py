@@ -21,7 +21,7 @@ from vault.audit.verify import verify_chain
 from vault.clock import FrozenClock
 from vault.context import VaultContext
 from vault.errors import InvalidInput
-from vault.storage.tables import audit_archives, audit_events, audit_seals
+from vault.storage.audit_tables import audit_archives, audit_events, audit_seals
 
 ADMIN = Actor("admin", "cli@test")
 #: Events per month: January, February, March 2026.

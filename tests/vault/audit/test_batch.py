@@ -17,7 +17,7 @@ from vault.audit.events import Actor, AuditAction, Decision
 from vault.bases.consents import record_basis
 from vault.clock import SystemClock
 from vault.errors import Unavailable
-from vault.storage.tables import audit_events
+from vault.storage.audit_tables import audit_events
 from vault.subjects.store import create_subject
 
 SHOP = Actor("client", "shop", "req-batch")

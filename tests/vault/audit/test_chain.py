@@ -17,7 +17,7 @@ from vault.audit import chain as audit_chain
 from vault.audit import verify as audit_verify
 from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.context import VaultContext
-from vault.storage.tables import audit_checkpoints, audit_events, audit_seals
+from vault.storage.audit_tables import audit_checkpoints, audit_events, audit_seals
 from vault.subjects.store import create_subject
 
 NOW = timedelta(0)

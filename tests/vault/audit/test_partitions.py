@@ -17,7 +17,7 @@ from vault.audit import verify as audit_verify
 from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.clock import FrozenClock
 from vault.context import VaultContext
-from vault.storage.tables import audit_events
+from vault.storage.audit_tables import audit_events
 
 SUBJECT = "0f0e0d0c-0b0a-4908-8706-050403020100"
 

@@ -18,7 +18,7 @@ from vault.audit.prune import prune
 from vault.audit.verify import verify_chain
 from vault.clock import FrozenClock
 from vault.context import VaultContext
-from vault.storage.tables import audit_events
+from vault.storage.audit_tables import audit_events
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from vault.audit.query import AuditFilter
 from vault.bases.consents import Evidence, record_basis, withdraw
 from vault.errors import InvalidInput
 from vault.outreach.basket import ContactSpec
-from vault.storage.tables import audit_events
+from vault.storage.audit_tables import audit_events
 from vault.subjects.store import create_subject
 
 DPO = Actor("dpo", "datenschutz", "req-dpo")

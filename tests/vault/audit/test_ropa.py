@@ -12,7 +12,7 @@ from vault.admin.clients import revoke_client
 from vault.audit.events import Actor, AuditAction
 from vault.audit.ropa import SECURITY_MEASURES, record_of_processing
 from vault.bases.consents import record_basis
-from vault.storage.tables import audit_events
+from vault.storage.audit_tables import audit_events
 from vault.subjects.store import create_subject
 
 DPO = Actor("dpo", "datenschutz", "req-dpo")

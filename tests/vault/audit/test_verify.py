@@ -12,7 +12,7 @@ from vault.audit import chain as audit_chain
 from vault.audit import verify as audit_verify
 from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.context import VaultContext
-from vault.storage.tables import audit_events, audit_seals
+from vault.storage.audit_tables import audit_events, audit_seals
 
 NOW = timedelta(0)
 
@@ -164,7 +164,7 @@ def test_split_covers_the_range_without_overlap() -> None:
 async def test_a_rewritten_checkpoint_is_found_with_small_pages(vault: VaultContext) -> None:
     """A stored checkpoint whose head was rewritten (without the signing key) is reported
     by its signature while checkpoints are read page by page."""
-    from vault.storage.tables import audit_checkpoints
+    from vault.storage.audit_tables import audit_checkpoints
 
     await _sealed(vault, 12)
     await audit_chain.checkpoint_head(vault)
@@ -188,7 +188,7 @@ async def test_a_signed_checkpoint_that_disagrees_is_named_with_small_pages(
     events it falls in, is reported at its event's sequence number."""
     import base64
 
-    from vault.storage.tables import audit_checkpoints
+    from vault.storage.audit_tables import audit_checkpoints
 
     await _sealed(vault, 12)
     async with vault.engine.connect() as conn:

@@ -27,7 +27,8 @@ from vault.bases.consents import (
     withdraw,
 )
 from vault.errors import Conflict, InvalidInput, NotFound, Unavailable
-from vault.storage.tables import audit_events, consent_history, consents, subjects
+from vault.storage.audit_tables import audit_events
+from vault.storage.tables import consent_history, consents, subjects
 from vault.subjects.decision import BasisStatus
 from vault.subjects.store import create_subject
 

@@ -19,7 +19,9 @@ from vault.campaigns import booking
 from vault.campaigns.audience import set_audience
 from vault.campaigns.records import CampaignDraft, CampaignStateConflict, create
 from vault.outreach.basket import Reservation, reserve
-from vault.storage.tables import audit_events, campaign_bookings, contact_budgets
+from vault.storage.audit_tables import audit_events
+from vault.storage.campaign_tables import campaign_bookings
+from vault.storage.outreach_tables import contact_budgets
 from vault.subjects.decision import Deny, DenyReason
 from vault.subjects.store import create_subject
 

@@ -13,7 +13,7 @@ from vault.bases.consents import Evidence
 from vault.campaigns import booking
 from vault.campaigns.forecast import Forecast, forecast
 from vault.outreach import preferences
-from vault.storage.tables import audit_events
+from vault.storage.audit_tables import audit_events
 from vault.subjects.store import create_subject
 
 EVIDENCE = Evidence(

@@ -13,7 +13,9 @@ from sqlalchemy import insert, select
 from vault.audit.events import Actor, AuditAction
 from vault.campaigns import reports
 from vault.errors import InvalidInput
-from vault.storage.tables import audit_events, consents, contact_budgets, contacts, subjects
+from vault.storage.audit_tables import audit_events
+from vault.storage.outreach_tables import contact_budgets, contacts
+from vault.storage.tables import consents, subjects
 
 MARKETER = Actor("client", "marketing")
 MONTH = "2026-11"

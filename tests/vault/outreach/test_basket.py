@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from tests.support.factories import WRITER, person
 from vault.errors import InvalidInput
 from vault.outreach.basket import Reservation, reserve
-from vault.storage.tables import contact_budgets, contacts
+from vault.storage.outreach_tables import contact_budgets, contacts
 from vault.subjects.decision import Deny, DenyReason
 from vault.subjects.store import create_subject
 

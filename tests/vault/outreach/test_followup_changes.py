@@ -16,7 +16,7 @@ from tests.support.factories import WRITER, person
 from vault.errors import Conflict, InvalidInput, NotFound
 from vault.outreach import followup_changes, followups
 from vault.outreach.basket import reserve
-from vault.storage.tables import followups as followups_table
+from vault.storage.outreach_tables import followups as followups_table
 from vault.subjects.decision import Deny
 from vault.subjects.store import create_subject
 

@@ -19,8 +19,9 @@ from vault.errors import AccessDenied, Conflict, InvalidInput, NotFound
 from vault.outreach import followups
 from vault.outreach.basket import Reservation, reserve
 from vault.rights.retention import run_retention
-from vault.storage.tables import audit_events, contact_budgets, contacts
-from vault.storage.tables import followups as followups_table
+from vault.storage.audit_tables import audit_events
+from vault.storage.outreach_tables import contact_budgets, contacts
+from vault.storage.outreach_tables import followups as followups_table
 from vault.subjects.decision import Deny, DenyReason
 from vault.subjects.store import create_subject
 

@@ -21,7 +21,7 @@ from vault.catalogue.contact_pressure import Grant, load_rules, parse_rules
 from vault.catalogue.purposes import PolicyError
 from vault.errors import AccessDenied
 from vault.outreach.basket import ContactSpec, grant_denial, reserve
-from vault.storage.tables import contacts
+from vault.storage.outreach_tables import contacts
 
 POLICIES = Path(__file__).resolve().parents[3] / "policies"
 RULES_TEXT = (POLICIES / "contact-pressure.toml").read_text(encoding="utf-8")

@@ -27,7 +27,7 @@ from vault.errors import Conflict, InvalidInput
 from vault.outreach import preferences
 from vault.outreach.basket import ContactSpec, Reservation, reserve
 from vault.outreach.preferences import Preferences, check_contact, parse
-from vault.storage.tables import (
+from vault.storage.outreach_tables import (
     contact_budgets,
     contact_preference_history,
     contact_preferences,

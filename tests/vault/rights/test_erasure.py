@@ -44,14 +44,11 @@ from vault.outreach import followups, preferences
 from vault.rights import requests as dsar
 from vault.rights.export import build_export
 from vault.rights.retention import run_retention
-from vault.storage.tables import (
-    audit_events,
-    consent_history,
-    contact_preference_history,
-    contact_preferences,
-    dsar_requests,
-)
-from vault.storage.tables import followups as followups_table
+from vault.storage.audit_tables import audit_events
+from vault.storage.outreach_tables import contact_preference_history, contact_preferences
+from vault.storage.outreach_tables import followups as followups_table
+from vault.storage.rights_tables import dsar_requests
+from vault.storage.tables import consent_history
 from vault.subjects.store import rectify_contact
 
 SUBJECT_COLUMNS_GONE = (

@@ -32,7 +32,7 @@ from vault.errors import NotFound
 from vault.outreach import followups, preferences
 from vault.rights import requests as dsar
 from vault.rights.export import ART_15_INDEX, build_export
-from vault.storage.tables import audit_events
+from vault.storage.audit_tables import audit_events
 
 ART_15_LETTERS = ("a", "b", "c", "d", "e", "f", "g", "h")
 

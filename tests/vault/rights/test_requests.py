@@ -30,7 +30,7 @@ from vault import mail_outbox
 from vault.access.lookup import LookupDenied
 from vault.errors import Conflict, InvalidInput, NotFound, Unavailable
 from vault.rights import requests as dsar
-from vault.storage.tables import dsar_requests
+from vault.storage.rights_tables import dsar_requests
 
 
 def _mails(vault) -> list[email.message.EmailMessage]:

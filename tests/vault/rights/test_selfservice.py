@@ -25,7 +25,7 @@ from vault.errors import Conflict, InvalidInput, NotFound, RateLimited, Unauthen
 from vault.outreach.basket import ContactSpec
 from vault.rights import selfservice
 from vault.rights.selfservice import subject_actor
-from vault.storage.tables import self_service_challenges, web_sessions
+from vault.storage.rights_tables import self_service_challenges, web_sessions
 from vault.subjects import store as subjects
 
 

@@ -16,7 +16,7 @@ from tests.support.self_service import TEST_IP, code_mails
 from vault.errors import RateLimited, Unavailable
 from vault.rights import selfservice
 from vault.sms import read_outbox
-from vault.storage.tables import self_service_challenges
+from vault.storage.rights_tables import self_service_challenges
 from vault.subjects import store as subjects
 
 PHONE_ONLY = {"phone": "0221 555 12 34", "name": "Ohne Mail"}

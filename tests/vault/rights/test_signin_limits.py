@@ -19,7 +19,7 @@ from vault.clock import as_utc
 from vault.errors import AccessDenied, RateLimited, Unauthenticated
 from vault.rights import selfservice, signin_limits
 from vault.rights.selfservice import challenges
-from vault.storage.tables import self_service_challenges, web_sessions
+from vault.storage.rights_tables import self_service_challenges, web_sessions
 from vault.subjects import store as subjects
 
 _LINK = re.compile(r"/privacy/sign-in-link/([A-Za-z0-9_-]+)")
@@ -143,7 +143,7 @@ async def _attack_for_an_hour(vault, clock, seed: int) -> int | None:
     assumed to know, which it cannot: the worst case)."""
     from sqlalchemy import select
 
-    from vault.storage.tables import self_service_lockouts
+    from vault.storage.rights_tables import self_service_lockouts
 
     sid, p = await seed_subject(vault, seed)
     guess = 0

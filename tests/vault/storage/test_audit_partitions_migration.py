@@ -22,8 +22,8 @@ from vault.clock import FrozenClock
 from vault.context import VaultContext
 from vault.crypto import LocalKeyring
 from vault.settings import Settings
+from vault.storage.audit_tables import audit_events
 from vault.storage.db import alembic_config, make_engine, upgrade
-from vault.storage.tables import audit_events
 
 MOMENTS = [
     datetime(2025, 3, 5, 8, 0, tzinfo=UTC),

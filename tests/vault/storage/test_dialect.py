@@ -9,7 +9,8 @@ from sqlalchemy import Table, select
 
 from tests.support.privacy import is_sqlite
 from vault.storage import dialect
-from vault.storage.tables import audit_events, self_service_lockouts
+from vault.storage.audit_tables import audit_events
+from vault.storage.rights_tables import self_service_lockouts
 
 
 async def test_insert_ignoring_conflict_keeps_the_first_row(vault):

@@ -23,8 +23,9 @@ from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.context import VaultContext
 from vault.crypto import LocalKeyring
 from vault.settings import Settings
+from vault.storage.audit_tables import include_name
 from vault.storage.db import alembic_config, make_engine, upgrade
-from vault.storage.tables import include_name, metadata
+from vault.storage.tables import metadata
 
 TABLES = {t.name for t in metadata.sorted_tables}
 #: migrations/env.py's lock (not importable: alembic runs that file, it is not a module).

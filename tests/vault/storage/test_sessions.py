@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from vault.storage import sessions as web
-from vault.storage.tables import console_signins, web_sessions
+from vault.storage.rights_tables import console_signins, web_sessions
 
 LIFETIME = web.Lifetime(idle=timedelta(minutes=15), absolute=timedelta(hours=1))
 

@@ -19,8 +19,9 @@ from vault.access.statements import subject_read
 from vault.audit.events import EVENT_COLUMNS
 from vault.errors import Unavailable
 from vault.storage import sqlite_direct
+from vault.storage.audit_tables import audit_events
 from vault.storage.sqlite_direct import SqliteReads, SqliteStatement, SqliteWriter, database_path
-from vault.storage.tables import audit_events, subjects
+from vault.storage.tables import subjects
 
 AT = datetime(2026, 12, 4, 12, 30, 15, 123456, tzinfo=UTC)
 

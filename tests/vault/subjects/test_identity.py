@@ -19,7 +19,7 @@ from vault.audit.events import Actor
 from vault.crypto import KeyLabel, derive_key
 from vault.errors import AccessDenied, Conflict, NotFound, Unauthenticated, Unavailable
 from vault.rights import identity_objection, selfservice
-from vault.storage.tables import identity_changes, web_sessions
+from vault.storage.rights_tables import identity_changes, web_sessions
 from vault.subjects import identity
 from vault.subjects import store as subjects
 

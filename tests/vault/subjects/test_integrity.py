@@ -20,7 +20,8 @@ from vault.bases.consents import record_basis
 from vault.errors import VaultError
 from vault.outreach.basket import ContactSpec
 from vault.rights import export
-from vault.storage.tables import contact_budgets, contacts, subjects
+from vault.storage.outreach_tables import contact_budgets, contacts
+from vault.storage.tables import subjects
 from vault.subjects.store import create_subject, rectify_contact
 
 SHOP = Actor("client", "shop", "req-integrity")

@@ -14,7 +14,8 @@ from vault.access.lookup import LookupNotFound, lookup
 from vault.audit.events import AuditAction
 from vault.bases.consents import record_basis
 from vault.errors import Conflict, InvalidInput, NotFound
-from vault.storage.tables import audit_events, subjects
+from vault.storage.audit_tables import audit_events
+from vault.storage.tables import subjects
 from vault.subjects.store import create_subject, decrypt_fields, rectify_contact
 
 ACCOUNT = frozenset({"account.service", "order.delivery"})

@@ -27,7 +27,8 @@ from vault.catalogue.purposes import LawfulBasis
 from vault.rights.requests.kinds import RequestType
 from vault.rights.requests.store import open_payload
 from vault.rights.requests.transitions import OPEN
-from vault.storage.tables import consents, dsar_requests
+from vault.storage.rights_tables import dsar_requests
+from vault.storage.tables import consents
 from vault.subjects.store import load_subject
 
 if TYPE_CHECKING:

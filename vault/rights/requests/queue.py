@@ -17,7 +17,7 @@ from vault.rights.requests.kinds import RequestType
 from vault.rights.requests.store import RequestRecord, load_request, open_payload, to_record
 from vault.rights.requests.transitions import CLOSED, RequestStatus
 from vault.rights.requests.validation import parse_enum
-from vault.storage.tables import dsar_request_history, dsar_requests
+from vault.storage.rights_tables import dsar_request_history, dsar_requests
 from vault.subjects.store import load_subject
 
 if TYPE_CHECKING:

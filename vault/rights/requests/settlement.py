@@ -21,7 +21,7 @@ from vault.rights.requests.store import (
     update_request,
 )
 from vault.rights.requests.transitions import RequestAction, RequestStatus, transition
-from vault.storage.tables import dsar_request_history, dsar_requests
+from vault.storage.rights_tables import dsar_request_history, dsar_requests
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

@@ -21,7 +21,7 @@ from vault.crypto import open_field, seal_field
 from vault.errors import InvariantViolation, NotFound
 from vault.rights.deadlines import is_overdue
 from vault.rights.requests.transitions import CLOSED
-from vault.storage.tables import dsar_request_history, dsar_requests
+from vault.storage.rights_tables import dsar_request_history, dsar_requests
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

@@ -52,7 +52,7 @@ from vault.rights.requests.transitions import (
     transition,
 )
 from vault.rights.requests.validation import parse_enum, validate_payload
-from vault.storage.tables import dsar_requests
+from vault.storage.rights_tables import dsar_requests
 from vault.subjects import store as subjects
 from vault.subjects.store import SubjectStatus, load_subject
 

@@ -41,7 +41,7 @@ from vault.rights.selfservice.mail import (
 from vault.rights.selfservice.sessions import SessionToken, session_lifetime, subject_actor
 from vault.sms import TextMessage
 from vault.storage import sessions as web
-from vault.storage.tables import self_service_challenges as challenges
+from vault.storage.rights_tables import self_service_challenges as challenges
 from vault.storage.tables import subjects
 from vault.subjects.store import INDEXED, SubjectStatus, decrypt_fields
 

@@ -15,7 +15,7 @@ from vault.errors import Unauthenticated
 from vault.rights.selfservice.digests import hash_link, hash_session
 from vault.rights.selfservice.sessions import SessionToken, session_lifetime, subject_actor
 from vault.storage import sessions as web
-from vault.storage.tables import self_service_challenges as challenges
+from vault.storage.rights_tables import self_service_challenges as challenges
 from vault.storage.tables import subjects
 from vault.subjects.store import SubjectStatus
 

@@ -17,7 +17,8 @@ from vault.bases import consents
 from vault.catalogue.purposes import LawfulBasis
 from vault.clock import as_utc
 from vault.errors import Conflict, NotFound
-from vault.storage.tables import audit_events, clients
+from vault.storage.audit_tables import audit_events
+from vault.storage.tables import clients
 from vault.storage.tables import consents as consents_table
 from vault.subjects import identity
 from vault.subjects.decision import BasisFacts, BasisStatus, effective_status

@@ -11,7 +11,7 @@ from sqlalchemy import delete
 from vault.rights import signin_limits
 from vault.rights.selfservice.challenges import RATE_WINDOW
 from vault.storage import sessions as web
-from vault.storage.tables import self_service_challenges as challenges
+from vault.storage.rights_tables import self_service_challenges as challenges
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

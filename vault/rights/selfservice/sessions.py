@@ -15,8 +15,8 @@ from vault.audit.events import Actor, AuditAction, Decision
 from vault.errors import AccessDenied, Unauthenticated
 from vault.rights.selfservice.digests import hash_session
 from vault.storage import sessions as web
+from vault.storage.rights_tables import web_sessions as sessions
 from vault.storage.tables import subjects
-from vault.storage.tables import web_sessions as sessions
 from vault.subjects import identity
 from vault.subjects.store import SubjectStatus
 
