@@ -39,17 +39,17 @@ from api.query_params import query, reject_unknown_query
 from api.rights.schemas import PurposeTitle
 from api.schemas import Uuid, uuid_path
 from vault.admin.clients import Role
-from vault.audit import query as audit_query
 from vault.audit import ropa
+from vault.audit import stats as audit_stats
 from vault.bases import consent_proof
 from vault.catalogue.controller import Party
 
 
-def consent_stats_out(s: audit_query.ConsentStats) -> ConsentStatsOut:
+def consent_stats_out(s: audit_stats.ConsentStats) -> ConsentStatsOut:
     return ConsentStatsOut(
         since=s.since,
         until=s.until,
-        bucket=s.bucket,  # type: ignore[arg-type]  # the vault checks it is one of audit_query.BUCKETS, the values of this Literal
+        bucket=s.bucket,  # type: ignore[arg-type]  # the vault checks it is one of audit_stats.BUCKETS, the values of this Literal
         purposes=[
             PurposeConsentStatsOut(
                 purpose=p.purpose,
@@ -272,7 +272,7 @@ class DpoConsentController(Controller):
         until: str | None = time_param("End (exclusive)"),
         bucket: Bucket = Parameter(default="day", description="Size of the time buckets"),
     ) -> ConsentStatsOut:
-        stats = await audit_query.consent_stats(
+        stats = await audit_stats.consent_stats(
             vault,
             actor_of(request),
             since=parse_time(since, "since"),

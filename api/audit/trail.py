@@ -27,6 +27,7 @@ from api.query_params import query, reject_unknown_query
 from vault.admin.clients import Role
 from vault.audit import chain as audit_chain
 from vault.audit import query as audit_query
+from vault.audit import stats as audit_stats
 from vault.audit.query import AuditFilter, AuditItem
 from vault.errors import InvalidInput
 
@@ -89,11 +90,11 @@ def event_out(e: AuditItem) -> AuditEventOut:
     )
 
 
-def access_stats_out(s: audit_query.AccessStats) -> AccessStatsOut:
+def access_stats_out(s: audit_stats.AccessStats) -> AccessStatsOut:
     return AccessStatsOut(
         since=s.since,
         until=s.until,
-        bucket=s.bucket,  # type: ignore[arg-type]  # the vault checks it is one of audit_query.BUCKETS, the values of this Literal
+        bucket=s.bucket,  # type: ignore[arg-type]  # the vault checks it is one of audit_stats.BUCKETS, the values of this Literal
         total=s.total,
         allowed=s.allowed,
         denied=s.denied,
@@ -106,7 +107,7 @@ def access_stats_out(s: audit_query.AccessStats) -> AccessStatsOut:
     )
 
 
-def chain_out(s: audit_query.ChainStatus) -> ChainStatusOut:
+def chain_out(s: audit_stats.ChainStatus) -> ChainStatusOut:
     return ChainStatusOut(
         ok=s.ok,
         verified=s.verified,
@@ -245,7 +246,7 @@ class AuditController(Controller):
         until: str | None = time_param("End (exclusive)"),
         bucket: Bucket = Parameter(default="day", description="Size of the time buckets"),
     ) -> AccessStatsOut:
-        stats = await audit_query.access_stats(
+        stats = await audit_stats.access_stats(
             vault,
             actor_of(request),
             since=parse_time(since, "since"),
@@ -265,7 +266,7 @@ class AuditController(Controller):
         responses=problems(*AUTHED),
     )
     async def chain(self, request: Request[Any, Any, Any], vault: Vault) -> ChainStatusOut:
-        return chain_out(await audit_query.chain_status(vault, actor_of(request)))
+        return chain_out(await audit_stats.chain_status(vault, actor_of(request)))
 
     @get(
         "/public-key",

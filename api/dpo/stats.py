@@ -21,7 +21,7 @@ from api.dpo.pages import (
 )
 from api.dpo.session import require_session
 from api.i18n import TEXTS, format_number, pick_language
-from vault.audit import query as audit_query
+from vault.audit import stats as audit_stats
 from vault.errors import InvalidInput
 
 
@@ -35,7 +35,7 @@ class DpoStatsPages(DpoPages):
         t = TEXTS[lang]
         q = request.query_params
         requested = q.get("bucket")
-        bucket = requested if requested is not None and requested in audit_query.BUCKETS else "day"
+        bucket = requested if requested is not None and requested in audit_stats.BUCKETS else "day"
         form = {
             "since": form_text(q.get("since"), 40),
             "until": form_text(q.get("until"), 40),
@@ -47,14 +47,14 @@ class DpoStatsPages(DpoPages):
         try:
             since = parse_local(form["since"], "since")
             until = parse_local(form["until"], "until")
-            access = await audit_query.access_stats(
+            access = await audit_stats.access_stats(
                 vault, actor, since=since, until=until, bucket=bucket
             )
         except InvalidInput as exc:
             error, error_fields = t["dpo_invalid_filter"], sorted(exc.errors.items())
             since = until = None
-            access = await audit_query.access_stats(vault, actor, bucket=bucket)
-        consents_ = await audit_query.consent_stats(
+            access = await audit_stats.access_stats(vault, actor, bucket=bucket)
+        consents_ = await audit_stats.consent_stats(
             vault, actor, since=access.since, until=access.until, bucket=bucket
         )
         period = period_for(lang, bucket)

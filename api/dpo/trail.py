@@ -29,6 +29,7 @@ from vault.audit import chain as audit_chain
 from vault.audit import export as audit_export
 from vault.audit import query as audit_query
 from vault.audit import ropa
+from vault.audit import stats as audit_stats
 from vault.audit.events import AuditAction
 from vault.audit.query import AuditFilter
 from vault.bases import consent_proof
@@ -160,7 +161,7 @@ class DpoTrailPages(DpoPages):
         session = await require_session(request, vault)
         lang = pick_language(request)
         t = TEXTS[lang]
-        status = await audit_query.chain_status(vault, dpo_actor(request, session))
+        status = await audit_stats.chain_status(vault, dpo_actor(request, session))
         checkpoint_text = None
         if status.last_checkpoint_position is not None:
             checkpoint_text = t["dpo_chain_checkpoint_value"].format(

@@ -13,6 +13,7 @@ from tests.support.factories import WRITER, person
 from vault.access.lookup import LookupDenied, LookupNotFound, lookup
 from vault.audit import chain as audit_chain
 from vault.audit import query as audit_query
+from vault.audit import stats as audit_stats
 from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.audit.query import AuditFilter
 from vault.bases.consents import Evidence, record_basis, withdraw
@@ -252,7 +253,7 @@ async def test_access_stats_add_up(vault, clock):
     """Per-client totals, per-reason denials and the time series all sum to the same lookups."""
     await _scene(vault, clock)
     clock.advance(timedelta(days=1))
-    stats = await audit_query.access_stats(
+    stats = await audit_stats.access_stats(
         vault,
         DPO,
         bucket="hour",
@@ -276,10 +277,10 @@ async def test_access_stats_add_up(vault, clock):
     assert [(b.allowed, b.denied) for b in stats.series] == [(0, 0), (3, 2), (0, 0), (1, 0), (0, 0)]
     assert sum(b.total for b in stats.series) == stats.total
 
-    daily = await audit_query.access_stats(vault, DPO)
+    daily = await audit_stats.access_stats(vault, DPO)
     assert len(daily.series) == 30 and daily.until == datetime(2026, 11, 25, tzinfo=UTC)
     assert [b for b in daily.series if b.total] == [
-        audit_query.BucketCount(datetime(2026, 11, 23, tzinfo=UTC), 4, 2)
+        audit_stats.BucketCount(datetime(2026, 11, 23, tzinfo=UTC), 4, 2)
     ]
     assert [e.action for e in await _all_events(vault)].count(AuditAction.DPO_AUDIT_STATS) == 2
 
@@ -289,8 +290,8 @@ async def test_access_stats_refuse_unknown_buckets_and_answer_any_range(vault):
     buckets is cut to the last 2000 (its `since` moved), since whether it is too long
     depends on the server's clock."""
     with pytest.raises(InvalidInput):
-        await audit_query.access_stats(vault, DPO, bucket="week")
-    empty = await audit_query.access_stats(
+        await audit_stats.access_stats(vault, DPO, bucket="week")
+    empty = await audit_stats.access_stats(
         vault,
         DPO,
         since=datetime(2026, 1, 2, tzinfo=UTC),
@@ -298,11 +299,11 @@ async def test_access_stats_refuse_unknown_buckets_and_answer_any_range(vault):
     )
     assert empty.series == [] and empty.total == 0
     until = datetime(2026, 11, 1, tzinfo=UTC)
-    long = await audit_query.access_stats(
+    long = await audit_stats.access_stats(
         vault, DPO, bucket="hour", since=datetime(2020, 1, 1, tzinfo=UTC), until=until
     )
-    assert len(long.series) == audit_query.MAX_BUCKETS
-    assert long.since == until - timedelta(hours=audit_query.MAX_BUCKETS)
+    assert len(long.series) == audit_stats.MAX_BUCKETS
+    assert long.since == until - timedelta(hours=audit_stats.MAX_BUCKETS)
 
 
 async def test_consent_stats_count_grants_withdrawals_and_expiries(vault, clock):
@@ -322,7 +323,7 @@ async def test_consent_stats_count_grants_withdrawals_and_expiries(vault, clock)
     clock.advance(timedelta(days=1))
     await withdraw(vault, WRITER, sids[0], first.id)
     clock.advance(timedelta(days=3))
-    stats = await audit_query.consent_stats(vault, DPO, since=datetime(2026, 11, 22, tzinfo=UTC))
+    stats = await audit_stats.consent_stats(vault, DPO, since=datetime(2026, 11, 22, tzinfo=UTC))
     by = {p.purpose: p for p in stats.purposes}
     assert "order.delivery" not in by and {"newsletter.email", "offers.email"} <= set(by)
     sms = by["offers.sms"]
@@ -338,7 +339,7 @@ async def test_chain_status_reports_the_verification_and_is_audited(vault, clock
     """After sealing the chain verifies; the status names the last checkpoint and is audited."""
     await _scene(vault, clock)
     await audit_chain.seal_all(vault, grace=timedelta(0))
-    status = await audit_query.chain_status(vault, DPO)
+    status = await audit_stats.chain_status(vault, DPO)
     assert status.ok and status.broken_seq is None and status.unsealed == 0
     assert status.verified == len(await _all_events(vault)) - 1
     assert status.last_checkpoint_position == status.verified == status.last_verified_checkpoint
@@ -352,9 +353,9 @@ async def test_dpo_reads_put_no_contact_data_into_the_trail(vault, clock):
     scene = await _scene(vault, clock)
     for sid in scene["subjects"]:
         await audit_query.search(vault, DPO, AuditFilter(subject_id=sid, action="lookup"))
-    await audit_query.access_stats(vault, DPO)
-    await audit_query.consent_stats(vault, DPO)
-    await audit_query.chain_status(vault, DPO)
+    await audit_stats.access_stats(vault, DPO)
+    await audit_stats.consent_stats(vault, DPO)
+    await audit_stats.chain_status(vault, DPO)
     text = json.dumps([[str(v) for v in e] for e in await _all_events(vault)])
     for p in scene["people"]:
         street = p["postal_address"]["street"]
