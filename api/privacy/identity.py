@@ -19,7 +19,7 @@ from vault.errors import (
     NotFound,
 )
 from vault.rights import identity_objection
-from vault.subjects import identity
+from vault.subjects import identity_links
 
 #: The privacy centre's cookies and CSRF secret (api/web/cookies.py).
 
@@ -36,7 +36,7 @@ class PrivacyIdentityPages(PrivacyPages):
         lang = pick_language(request)
         t = TEXTS[lang]
         try:
-            notice = await identity.peek_notice(vault, token)
+            notice = await identity_links.peek_notice(vault, token)
         except NotFound:
             return message(
                 request, 404, N_("pc_identity_invalid_title"), t["pc_identity_invalid_text"]
@@ -56,7 +56,7 @@ class PrivacyIdentityPages(PrivacyPages):
     ) -> Template:
         t = TEXTS[pick_language(request)]
         try:
-            await identity.confirm_by_token(vault, link_actor(request), token)
+            await identity_links.confirm_by_token(vault, link_actor(request), token)
         except NotFound:
             return message(
                 request, 410, N_("pc_identity_invalid_title"), t["pc_identity_invalid_text"]

@@ -56,7 +56,7 @@ from api.schemas import Uuid, uuid_path
 from vault.outreach import followups, preferences
 from vault.rights import identity_objection, selfservice
 from vault.rights.selfservice import SelfSession
-from vault.subjects import identity
+from vault.subjects import identity_links
 
 Me = NamedDependency[str]
 Session = NamedDependency[SelfSession]
@@ -363,7 +363,7 @@ class SelfIdentityController(Controller):
     async def confirm(
         self, request: Request[Any, Any, Any], data: JSONBody[IdentityTokenIn], vault: Vault
     ) -> SelfIdentityChange:
-        records = await identity.confirm_by_token(vault, link_actor(request), data.token)
+        records = await identity_links.confirm_by_token(vault, link_actor(request), data.token)
         return identity_change_json(records)
 
     @post(

@@ -16,7 +16,7 @@ from api.query_params import query, reject_unknown_query
 from api.schemas import UUID_PATTERN, uuid_path
 from api.subjects.schemas import IdentityChangeList, IdentityChangeOut, IdentityChangeStatusName
 from vault.admin.clients import Role
-from vault.subjects import identity
+from vault.subjects import identity_review
 from vault.subjects.identity import ChangeRecord
 
 
@@ -62,7 +62,7 @@ class IdentityChangeController(Controller):
         status: IdentityChangeStatusName | None = Parameter(required=False, default=None),
         limit: int = Parameter(default=100, ge=1, le=1000),
     ) -> IdentityChangeList:
-        records = await identity.list_changes(
+        records = await identity_review.list_changes(
             vault, actor_of(request), subject_id=subject_id, status=status, limit=limit
         )
         return IdentityChangeList(items=[change_out(r) for r in records])
@@ -85,4 +85,4 @@ class IdentityChangeController(Controller):
         vault: Vault,
         change_id: str = uuid_path("The identity change's id"),
     ) -> IdentityChangeOut:
-        return change_out(await identity.approve(vault, actor_of(request), change_id))
+        return change_out(await identity_review.approve(vault, actor_of(request), change_id))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from vault.audit.events import Actor
 from vault.rights.requests import create_request
-from vault.subjects import identity
+from vault.subjects import identity_links
 from vault.subjects.identity import ChangeRecord
 
 if TYPE_CHECKING:
@@ -24,8 +24,8 @@ async def object_by_token(ctx: VaultContext, actor: Actor, token: str) -> list[C
     """The old address objects: sessions end, the changes are objected, a restriction
     request is opened and linked to them. Returns the changes; `NotFound` for a link that
     is unknown, expired or used."""
-    subject_id, change_ids = await identity.record_objection(ctx, actor, token)
+    subject_id, change_ids = await identity_links.record_objection(ctx, actor, token)
     request = await create_request(
         ctx, actor, subject_id=subject_id, type="restriction", channel="email"
     )
-    return await identity.attach_request(ctx, change_ids, request.id)
+    return await identity_links.attach_request(ctx, change_ids, request.id)

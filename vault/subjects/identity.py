@@ -25,6 +25,9 @@ and opens a restriction request (Art. 18(1)(a): accuracy contested) in the DPO's
 The request belongs to the rights area, above this one: `vault.rights.identity_objection`
 runs the objection (`record_objection`, then the request, then `attach_request`).
 
+The old address's link is handled in `identity_links` and the DPO's listing and approval in
+`identity_review`; both settle changes through this module.
+
 Phone changes are recorded, told and end sessions alike, but restrict no session: sign-in
 codes always go to the e-mail address, so a session proves control of that, not of the
 phone.
@@ -50,7 +53,7 @@ from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
 from vault.crypto import KeyLabel, same_digest
-from vault.errors import Conflict, InvalidInput, InvariantViolation, NotFound
+from vault.errors import InvariantViolation
 from vault.storage import sessions as web_sessions
 from vault.storage.rights_tables import identity_changes as changes
 from vault.storage.rights_tables import self_service_challenges as challenges
@@ -397,137 +400,6 @@ async def restriction_in(
 # -- the link in the notice ------------------------------------------------------------------
 
 
-async def _by_token(conn: AsyncConnection, ctx: VaultContext, token: str) -> list[Row[Any]]:
-    if not isinstance(token, str) or not token or len(token) > _TOKEN_MAX:
-        return []
-    return list(
-        (
-            await conn.execute(
-                select(changes)
-                .where(
-                    changes.c.token_hash.in_(
-                        (_token_hash(ctx, token), _legacy_token_hash(ctx, token))
-                    )
-                )
-                .order_by(changes.c.ordinal)
-                .with_for_update()
-            )
-        ).all()
-    )
-
-
-def _usable(rows: Sequence[Row[Any]], now: datetime) -> list[Row[Any]]:
-    """The changes a link may still confirm or object to: pending, link not expired."""
-    return [
-        r
-        for r in rows
-        if r.status == ChangeStatus.PENDING and _as_utc(r.changed_at) + LINK_VALIDITY > now
-    ]
-
-
-_UNUSABLE = "the link is unknown, has expired or was used already"
-
-
-async def peek_notice(ctx: VaultContext, token: str) -> NoticeView:
-    """What a still usable link is about (for its page); `NotFound` otherwise."""
-    now = ctx.clock.now()
-    async with ctx.transaction() as conn:
-        rows = _usable(await _by_token(conn, ctx, token), now)
-    if not rows:
-        raise NotFound(_UNUSABLE)
-    return NoticeView(
-        subject_id=rows[0].subject_id,
-        kinds=[r.kind for r in rows],
-        changed_at=_as_utc(rows[0].changed_at),
-        cooling_off_until=_as_utc(rows[0].cooling_off_until),
-        status=_effective(rows[0], now),
-    )
-
-
-async def confirm_by_token(ctx: VaultContext, actor: Actor, token: str) -> list[ChangeRecord]:
-    """The old address confirms the change: sessions through the new address are no longer
-    restricted. Refused (`Conflict`) while an earlier e-mail change is still open: then
-    the old address was itself not yet trusted, and a DPO decides."""
-    now = ctx.clock.now()
-    async with ctx.transaction() as conn:
-        rows = _usable(await _by_token(conn, ctx, token), now)
-        if not rows:
-            raise NotFound(_UNUSABLE)
-        earlier = (
-            await conn.execute(
-                select(changes)
-                .where(changes.c.subject_id == rows[0].subject_id)
-                .where(changes.c.kind == "email")
-                .where(changes.c.ordinal < min(r.ordinal for r in rows))
-                .where(changes.c.status != ChangeStatus.CONFIRMED.value)
-            )
-        ).all()
-        if any(r.kind == "email" for r in rows) and any(_open(r, now) for r in earlier):
-            raise Conflict(
-                "an earlier change of the e-mail address is still open; our data protection "
-                "team has to confirm this one"
-            )
-        ids = [r.id for r in rows]
-        await _settle(conn, ids, ChangeStatus.CONFIRMED, actor, now)
-        await audit.record(
-            conn,
-            at=now,
-            actor=actor,
-            action=AuditAction.SUBJECT_IDENTITY_CONFIRM,
-            decision=Decision.ALLOW,
-            subject_id=rows[0].subject_id,
-            fields=[r.kind for r in rows],
-            detail={"change_ids": ids},
-        )
-    return await _records(ctx, ids)
-
-
-async def record_objection(ctx: VaultContext, actor: Actor, token: str) -> tuple[str, list[str]]:
-    """The old address objects ("this was not me"), the protection half: every session
-    ends and the changes are marked objected (sessions through the disputed address stay
-    restricted until a DPO approves). Returns the subject and the objected changes still
-    without their restriction request, which `vault.rights.identity_objection` opens next
-    (a retry of the same link gets them again, so a request that failed to open is
-    completed); `NotFound` for a link that is unknown, expired, or used up."""
-    now = ctx.clock.now()
-    async with ctx.transaction() as conn:
-        rows = await _by_token(conn, ctx, token)
-        usable = _usable(rows, now)
-        if usable:
-            ids = [r.id for r in usable]
-            await _settle(conn, ids, ChangeStatus.OBJECTED, actor, now, keep_token=True)
-            ended = await end_sessions_in(conn, usable[0].subject_id, now)
-            await audit.record(
-                conn,
-                at=now,
-                actor=actor,
-                action=AuditAction.SUBJECT_IDENTITY_OBJECT,
-                decision=Decision.ALLOW,
-                subject_id=usable[0].subject_id,
-                fields=[r.kind for r in usable],
-                detail={"change_ids": ids, "sessions_ended": ended},
-            )
-        else:
-            usable = [r for r in rows if r.status == ChangeStatus.OBJECTED and not r.request_id]
-            ids = [r.id for r in usable]
-        if not usable:
-            raise NotFound(_UNUSABLE)
-    return usable[0].subject_id, ids
-
-
-async def attach_request(
-    ctx: VaultContext, change_ids: list[str], request_id: str
-) -> list[ChangeRecord]:
-    """Link objected changes to the request opened for them; their link stops working."""
-    async with ctx.transaction() as conn:
-        await conn.execute(
-            update(changes)
-            .where(changes.c.id.in_(change_ids))
-            .values(request_id=request_id, token_hash=None)
-        )
-    return await _records(ctx, change_ids)
-
-
 async def _settle(
     conn: AsyncConnection,
     ids: list[str],
@@ -560,79 +432,6 @@ async def _records(ctx: VaultContext, ids: list[str]) -> list[ChangeRecord]:
 
 # -- the DPO ---------------------------------------------------------------------------------
 
-_STATUSES = (
-    ChangeStatus.PENDING.value,
-    EFFECTIVE,
-    ChangeStatus.CONFIRMED.value,
-    ChangeStatus.OBJECTED.value,
-)
-
-
-async def list_changes(
-    ctx: VaultContext,
-    actor: Actor,
-    *,
-    subject_id: str | None = None,
-    status: str | None = None,
-    limit: int = 100,
-) -> list[ChangeRecord]:
-    """Identity changes, newest first, optionally of one subject and one (shown) status;
-    objected ones are the DPO's to resolve. The read is audited."""
-    if status is not None and status not in _STATUSES:
-        raise InvalidInput("unknown status", {"status": "must be one of " + ", ".join(_STATUSES)})
-    now = ctx.clock.now()
-    stmt = select(changes).order_by(changes.c.changed_at.desc(), changes.c.ordinal.desc())
-    if subject_id is not None:
-        stmt = stmt.where(changes.c.subject_id == subject_id)
-    if status in (ChangeStatus.PENDING.value, EFFECTIVE):
-        stmt = stmt.where(changes.c.status == ChangeStatus.PENDING.value)
-        if status == EFFECTIVE:
-            stmt = stmt.where(changes.c.cooling_off_until <= now)
-        else:
-            stmt = stmt.where(changes.c.cooling_off_until > now)
-    elif status is not None:
-        stmt = stmt.where(changes.c.status == status)
-    async with ctx.transaction() as conn:
-        rows = (await conn.execute(stmt.limit(limit))).all()
-        await audit.record(
-            conn,
-            at=now,
-            actor=actor,
-            action=AuditAction.DPO_IDENTITY_LIST,
-            decision=Decision.ALLOW,
-            subject_id=subject_id,
-            detail={"status": status, "count": len(rows)},
-        )
-    return [_record(r, now) for r in rows]
-
-
-async def approve(ctx: VaultContext, actor: Actor, change_id: str) -> ChangeRecord:
-    """A DPO confirms a change (pending, in force, or objected after looking into it):
-    sessions through the address it set are no longer restricted by it. Approve each open
-    change of an address in turn: the earliest open one names the trusted address."""
-    now = ctx.clock.now()
-    async with ctx.transaction() as conn:
-        row = (
-            await conn.execute(select(changes).where(changes.c.id == change_id).with_for_update())
-        ).first()
-        if row is None:
-            raise NotFound("no such identity change")
-        if row.status == ChangeStatus.CONFIRMED:
-            raise Conflict("the change is confirmed already")
-        await _settle(conn, [row.id], ChangeStatus.CONFIRMED, actor, now)
-        await audit.record(
-            conn,
-            at=now,
-            actor=actor,
-            action=AuditAction.DPO_IDENTITY_APPROVE,
-            decision=Decision.ALLOW,
-            subject_id=row.subject_id,
-            fields=[row.kind],
-            detail={"change_id": row.id, "was": _effective(row, now)},
-        )
-    (record,) = await _records(ctx, [change_id])
-    return record
-
 
 __all__ = [
     "EFFECTIVE",
@@ -643,15 +442,9 @@ __all__ = [
     "ChangeStatus",
     "NoticeView",
     "Restriction",
-    "approve",
-    "attach_request",
     "changed_kinds",
-    "confirm_by_token",
     "end_sessions_in",
-    "list_changes",
     "notice_mail",
-    "peek_notice",
     "record_in",
-    "record_objection",
     "restriction_in",
 ]

@@ -20,7 +20,7 @@ from vault.crypto import KeyLabel, derive_key
 from vault.errors import AccessDenied, Conflict, NotFound, Unauthenticated, Unavailable
 from vault.rights import identity_objection, selfservice
 from vault.storage.rights_tables import identity_changes, web_sessions
-from vault.subjects import identity
+from vault.subjects import identity_links, identity_review
 from vault.subjects import store as subjects
 
 LINK = Actor("subject", "identity-notice-link")
@@ -105,12 +105,14 @@ async def test_a_second_change_cannot_launder_the_first(vault):
     await subjects.rectify_contact(vault, WRITER, sid, {"email": "x.504@example.net"})
     await subjects.rectify_contact(vault, WRITER, sid, {"email": "y.504@example.net"})
     with pytest.raises(Conflict):
-        await identity.confirm_by_token(vault, LINK, await _token_to(vault, "x.504@example.net"))
+        await identity_links.confirm_by_token(
+            vault, LINK, await _token_to(vault, "x.504@example.net")
+        )
     session = await sign_in(vault, "y.504@example.net")
     first, second = await _rows(vault)
-    await identity.approve(vault, DPO, second.id)
+    await identity_review.approve(vault, DPO, second.id)
     assert await _restricted(vault, session)
-    await identity.approve(vault, DPO, first.id)
+    await identity_review.approve(vault, DPO, first.id)
     assert not await _restricted(vault, session)
 
 
@@ -177,9 +179,9 @@ async def test_the_link_is_single_use_and_expires(vault, clock):
     sid, p = await seed_subject(vault, 508)
     await subjects.rectify_contact(vault, WRITER, sid, {"email": "x.508@example.net"})
     token = await _token_to(vault, p["email"])
-    view = await identity.peek_notice(vault, token)
+    view = await identity_links.peek_notice(vault, token)
     assert view.kinds == ["email"] and view.subject_id == sid
-    (done,) = await identity.confirm_by_token(vault, LINK, token)
+    (done,) = await identity_links.confirm_by_token(vault, LINK, token)
     assert done.status == "confirmed" and done.resolved_by == LINK.label
     for used in (token, "unknown", "x" * 500):
         with pytest.raises(NotFound):
@@ -206,11 +208,11 @@ async def test_a_notice_mailed_before_the_key_derivation_still_opens(vault):
     assert row.token_hash == hmac.new(derived, token.encode(), hashlib.sha256).hexdigest()
     async with vault.transaction() as conn:
         await conn.execute(update(identity_changes).values(token_hash=legacy))
-    assert (await identity.peek_notice(vault, token)).subject_id == sid
-    (done,) = await identity.confirm_by_token(vault, LINK, token)
+    assert (await identity_links.peek_notice(vault, token)).subject_id == sid
+    (done,) = await identity_links.confirm_by_token(vault, LINK, token)
     assert done.status == "confirmed"
     with pytest.raises(NotFound):
-        await identity.peek_notice(vault, token)
+        await identity_links.peek_notice(vault, token)
 
 
 async def test_erasure_deletes_the_change_rows(vault):
