@@ -12,7 +12,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from vault.rights.export import CATEGORY_TITLES
+from vault.rights.export_texts import CATEGORY_TITLES
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 

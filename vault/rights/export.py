@@ -19,11 +19,13 @@ Reading for an export is audited like any access (`subject:export:read` when the
 reads its own, `dpo:export:read` otherwise), in the same transaction as the read. Sealed
 data that fails to open makes the whole export an audited refusal (`vault.subjects.integrity`): an
 export with a part silently missing would misinform the subject.
+
+The fixed texts live in `export_texts`, the outreach parts (preferences, follow-ups, contact
+history) in `export_history`; this module assembles the document.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -37,15 +39,17 @@ from vault.bases.consents import evidence_secrets, open_texts
 from vault.catalogue.controller import Party
 from vault.catalogue.purposes import CONTACT_FIELDS
 from vault.clock import as_utc
-from vault.errors import InvariantViolation
-from vault.outreach import history
-from vault.outreach.followups import effective_status as followup_status
-from vault.outreach.preferences import load as load_preferences
 from vault.recipients import acks
 from vault.rights.erasure import read_retained
+from vault.rights.export_history import contact_history_in, followups_in, preferences_in
+from vault.rights.export_texts import (
+    AUTOMATED_DECISIONS,
+    CATEGORY_TITLES,
+    LAWFUL_BASIS_TITLES,
+    RIGHTS,
+)
 from vault.rights.requests import TYPE_TITLES
 from vault.storage.audit_tables import audit_events
-from vault.storage.outreach_tables import contact_preference_history, followups
 from vault.storage.rights_tables import dsar_requests
 from vault.storage.tables import consent_history, consents
 from vault.subjects.decision import BasisFacts, effective_status
@@ -57,164 +61,6 @@ if TYPE_CHECKING:
 
 FORMAT = "tresor.export/1"
 
-#: Categories of personal data (Art. 15(1)(b)), by field.
-CATEGORY_TITLES: dict[str, dict[str, str]] = {
-    "email": {"de": "E-Mail-Adresse", "en": "E-mail address"},
-    "phone": {"de": "Telefonnummer", "en": "Phone number"},
-    "name": {"de": "Name", "en": "Name"},
-    "postal_address": {"de": "Postanschrift", "en": "Postal address"},
-    "external_ref": {"de": "Kundennummer", "en": "Customer number"},
-    "consents": {
-        "de": "Einwilligungen und andere Rechtsgrundlagen mit Nachweis",
-        "en": "Consents and other lawful bases with their evidence",
-    },
-    "consent_evidence": {
-        "de": "IP-Adresse und Browserkennung bei Erteilung einer Einwilligung",
-        "en": "IP address and browser identifier when a consent was given",
-    },
-    "access_log": {
-        "de": "Protokoll der Zugriffe auf Ihre Daten",
-        "en": "Log of the accesses to your data",
-    },
-    "contact_preferences": {
-        "de": "Ihre Kontaktwünsche (bevorzugte Kanäle, Ruhezeiten, Zeitzone, eigenes Limit) "
-        "und ihre Änderungen",
-        "en": "Your contact preferences (preferred channels, quiet hours, time zone, own cap) "
-        "and their changes",
-    },
-    "followups": {
-        "de": "Vereinbarte Rückmeldungen (Zeitraum, Kanal, Anlass)",
-        "en": "Agreed follow-ups (time window, channel, occasion)",
-    },
-    "contact_history": {
-        "de": "Kontaktverlauf: wann wir Sie wie und wozu kontaktiert haben und wann Sie uns",
-        "en": "Contact history: when, how and why we contacted you, and when you contacted us",
-    },
-}
-
-#: Names of the parts of a preferences document, as the audit trail names them.
-_PREFERENCE_PARTS = {
-    "timezone": "timezone",
-    "preferred_channels": "preferred_channels",
-    "quiet": "quiet",
-    "monthly_cap_points": "monthly_cap",
-}
-
-LAWFUL_BASIS_TITLES: dict[str, dict[str, str]] = {
-    "consent": {
-        "de": "Einwilligung (Art. 6 Abs. 1 lit. a DSGVO)",
-        "en": "Consent (Art. 6(1)(a) GDPR)",
-    },
-    "contract": {
-        "de": "Vertrag (Art. 6 Abs. 1 lit. b DSGVO)",
-        "en": "Contract (Art. 6(1)(b) GDPR)",
-    },
-    "legal_obligation": {
-        "de": "Rechtliche Verpflichtung (Art. 6 Abs. 1 lit. c DSGVO)",
-        "en": "Legal obligation (Art. 6(1)(c) GDPR)",
-    },
-    "legitimate_interest": {
-        "de": "Berechtigtes Interesse (Art. 6 Abs. 1 lit. f DSGVO)",
-        "en": "Legitimate interest (Art. 6(1)(f) GDPR)",
-    },
-}
-
-#: The subject's rights (Art. 15(1)(e), (f); Art. 7(3), 20, 21).
-RIGHTS: list[dict[str, Any]] = [
-    {
-        "right": "access",
-        "article": "Art. 15",
-        "title": {"de": "Auskunft", "en": "Access"},
-        "text": {
-            "de": "Sie können jederzeit Auskunft über die zu Ihnen gespeicherten Daten verlangen.",
-            "en": "You may ask at any time which data about you we store.",
-        },
-    },
-    {
-        "right": "rectification",
-        "article": "Art. 16",
-        "title": {"de": "Berichtigung", "en": "Rectification"},
-        "text": {
-            "de": "Sie können verlangen, dass unrichtige Daten berichtigt werden.",
-            "en": "You may have inaccurate data corrected.",
-        },
-    },
-    {
-        "right": "erasure",
-        "article": "Art. 17",
-        "title": {"de": "Löschung", "en": "Erasure"},
-        "text": {
-            "de": "Sie können die Löschung Ihrer Daten verlangen, soweit keine gesetzliche "
-            "Aufbewahrungspflicht entgegensteht; solche Daten sperren wir bis zum Fristende.",
-            "en": "You may have your data erased unless a statutory retention duty applies; "
-            "such data is restricted until the retention ends.",
-        },
-    },
-    {
-        "right": "restriction",
-        "article": "Art. 18",
-        "title": {"de": "Einschränkung der Verarbeitung", "en": "Restriction of processing"},
-        "text": {
-            "de": "Sie können verlangen, dass wir Ihre Daten nur noch speichern.",
-            "en": "You may have us only store your data and not otherwise use it.",
-        },
-    },
-    {
-        "right": "portability",
-        "article": "Art. 20",
-        "title": {"de": "Datenübertragbarkeit", "en": "Data portability"},
-        "text": {
-            "de": "Sie erhalten Ihre Daten in einem maschinenlesbaren Format (JSON).",
-            "en": "You receive your data in a machine-readable format (JSON).",
-        },
-    },
-    {
-        "right": "objection",
-        "article": "Art. 21",
-        "title": {"de": "Widerspruch", "en": "Objection"},
-        "text": {
-            "de": "Sie können der Verarbeitung aus berechtigtem Interesse widersprechen; "
-            "einem Widerspruch gegen Direktwerbung folgen wir sofort und ausnahmslos.",
-            "en": "You may object to processing based on legitimate interest; an objection "
-            "to direct marketing takes effect at once and without exception.",
-        },
-    },
-    {
-        "right": "withdraw_consent",
-        "article": "Art. 7(3)",
-        "title": {"de": "Widerruf einer Einwilligung", "en": "Withdrawal of consent"},
-        "text": {
-            "de": "Sie können jede Einwilligung jederzeit mit Wirkung für die Zukunft "
-            "widerrufen, so einfach, wie Sie sie erteilt haben.",
-            "en": "You may withdraw any consent at any time, as easily as you gave it; the "
-            "withdrawal takes effect for the future.",
-        },
-    },
-    {
-        "right": "complaint",
-        "article": "Art. 77",
-        "title": {
-            "de": "Beschwerde bei einer Aufsichtsbehörde",
-            "en": "Complaint to a supervisory authority",
-        },
-        "text": {
-            "de": "Sie können sich bei einer Datenschutz-Aufsichtsbehörde beschweren, "
-            "insbesondere in dem Land, in dem Sie leben oder arbeiten.",
-            "en": "You may lodge a complaint with a data-protection supervisory authority, "
-            "in particular in the country where you live or work.",
-        },
-    },
-]
-
-AUTOMATED_DECISIONS = {
-    "exists": False,
-    "text": {
-        "de": "Wir treffen keine ausschließlich automatisierten Entscheidungen und betreiben "
-        "kein Profiling im Sinne von Art. 22 DSGVO.",
-        "en": "We make no decisions based solely on automated processing and do no "
-        "profiling within the meaning of Art. 22 GDPR.",
-    },
-}
 
 #: Where each item of Art. 15(1) is answered in the document.
 ART_15_INDEX = {
@@ -300,123 +146,6 @@ def _controller(ctx: VaultContext) -> dict[str, Any]:
         return out
 
     return {**party(ctx.controller.controller), "dpo": party(ctx.controller.dpo)}
-
-
-def _changed_parts(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """The parts a change touched, named like the audit trail names them."""
-    return [name for key, name in _PREFERENCE_PARTS.items() if before.get(key) != after.get(key)]
-
-
-async def _preferences_in(
-    conn: AsyncConnection, sid: str
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The subject's current preferences ({} when never set) and every change, oldest first.
-
-    The sealed evidence (IP address, user agent) and the request id are left out."""
-    current = await load_preferences(conn, sid)
-    now_doc: dict[str, Any] = {}
-    if current is not None:
-        now_doc = {
-            **current.to_json(),
-            "version": current.version,
-            "updated_at": current.updated_at,
-        }
-    rows = (
-        await conn.execute(
-            select(contact_preference_history)
-            .where(contact_preference_history.c.subject_id == sid)
-            .order_by(contact_preference_history.c.id)
-        )
-    ).all()
-    history = []
-    before: dict[str, Any] = {"preferred_channels": {}, "quiet": {}}
-    for h in rows:
-        after = dict(json.loads(h.preferences))
-        history.append(
-            {
-                "version": h.version,
-                "at": h.at,
-                "source": h.source,
-                "actor": h.actor,
-                "touchpoint": h.touchpoint,
-                "method": h.method,
-                "notice_version": h.notice_version,
-                "language": h.language,
-                "changed": _changed_parts(before, after),
-                "preferences": after,
-            }
-        )
-        before = after
-    return now_doc, history
-
-
-async def _followups_in(
-    ctx: VaultContext, conn: AsyncConnection, sid: str, now: datetime
-) -> list[dict[str, Any]]:
-    """The subject's agreed follow-ups, earliest window first, with the status in force now."""
-    rows = (
-        await conn.execute(
-            select(followups)
-            .where(followups.c.subject_id == sid)
-            .order_by(followups.c.due_from, followups.c.id)
-        )
-    ).all()
-    out = []
-    for f in rows:
-        purpose = ctx.catalogue.get(f.purpose)
-        due_until = as_utc(f.due_until)
-        if due_until is None:
-            raise InvariantViolation("due_until is unset")
-        out.append(
-            {
-                "id": f.id,
-                "purpose": f.purpose,
-                "purpose_title": (
-                    {"de": purpose.title_de, "en": purpose.title_en} if purpose else None
-                ),
-                "channel": f.channel,
-                "communication_type": f.type,
-                "brand": f.brand,
-                "touchpoint": f.touchpoint,
-                "note": f.note,
-                "due_from": f.due_from,
-                "due_until": due_until,
-                "status": str(followup_status(f.status, due_until, now)),
-                "created_at": f.created_at,
-                "recorded_by": f.created_by,
-                "closed_at": f.closed_at,
-                "outcome": f.outcome,
-            }
-        )
-    return out
-
-
-async def _contact_history_in(
-    ctx: VaultContext, conn: AsyncConnection, sid: str
-) -> list[dict[str, Any]]:
-    """Every contact made with the subject, outbound and inbound, newest first: who (which
-    system, for which brand), how (channel), why (purpose, kind of message)."""
-    out = []
-    for c in await history.rows_in(conn, sid):
-        purpose = ctx.catalogue.get(c.purpose) if c.purpose else None
-        out.append(
-            {
-                "id": c.id,
-                "at": c.at,
-                "direction": c.direction,
-                "brand": c.brand,
-                "channel": c.channel,
-                "communication_type": c.type,
-                "purpose": c.purpose,
-                "purpose_title": (
-                    {"de": purpose.title_de, "en": purpose.title_en} if purpose else None
-                ),
-                "touchpoint": c.touchpoint,
-                "by": c.client,
-                "points": c.points,
-            }
-        )
-    return out
 
 
 async def collect_in(
@@ -582,9 +311,9 @@ async def collect_in(
         for r in request_rows
     ]
 
-    preferences, preference_history = await _preferences_in(conn, sid)
-    agreed_followups = await _followups_in(ctx, conn, sid, now)
-    contact_history = await _contact_history_in(ctx, conn, sid)
+    preferences, preference_history = await preferences_in(conn, sid)
+    agreed_followups = await followups_in(ctx, conn, sid, now)
+    contact_history = await contact_history_in(ctx, conn, sid)
 
     purpose_ids = sorted({c.purpose for c in basis_rows} | {r["purpose"] for r in retained})
     purposes = [_purpose_entry(ctx, p) for p in purpose_ids]
