@@ -71,8 +71,8 @@ from api.subjects.lookup import LookupController
 from api.subjects.subjects import SubjectController
 from api.web.headers import add_security_headers
 from vault import mail_outbox
+from vault.admin.authentication import ClientAuthenticator
 from vault.admin.certificates import CertificateAuthenticator
-from vault.admin.clients import ClientAuthenticator
 from vault.admin.housekeeping import purge_transient
 from vault.admin.limits import counter_store
 from vault.admin.quotas import QuotaGate

@@ -17,12 +17,8 @@ from litestar.routes import HTTPRoute
 
 from api.client_address import client_address
 from api.client_certs import certificate_client
-from vault.admin.clients import (
-    ClientAuthenticator,
-    ClientInfo,
-    Role,
-    record_role_denial,
-)
+from vault.admin.authentication import ClientAuthenticator, record_role_denial
+from vault.admin.clients import ClientInfo, Role
 from vault.admin.limits import CounterStore, Window, address_key
 from vault.admin.quotas import QuotaGate
 from vault.audit.events import Actor

@@ -23,7 +23,8 @@ from litestar.response import Redirect
 from api.i18n import pick_language
 from api.web import cookies as web_cookies
 from vault.admin import console_sessions
-from vault.admin.clients import ROLE_NOT_ALLOWED, Role
+from vault.admin.authentication import ROLE_NOT_ALLOWED
+from vault.admin.clients import Role
 from vault.context import VaultContext
 from vault.crypto import KeyLabel
 from vault.errors import AccessDenied

@@ -31,7 +31,8 @@ from api.i18n import N_, TEXTS, pick_language
 from api.web import cookies as web_cookies
 from api.web.oidc import FLOW_SECONDS, FlowCookie, OidcClient, SsoRejected, has_value
 from vault.admin import console_sessions
-from vault.admin.clients import ROLE_NOT_ALLOWED, Role
+from vault.admin.authentication import ROLE_NOT_ALLOWED
+from vault.admin.clients import Role
 from vault.context import VaultContext
 from vault.crypto import KeyLabel
 from vault.errors import NotFound, RateLimited

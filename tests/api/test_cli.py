@@ -18,7 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import select
 
 from api.cli import main
-from vault.admin.clients import ClientAuthenticator
+from vault.admin.authentication import ClientAuthenticator
 from vault.context import VaultContext
 from vault.crypto import LocalKeyring
 from vault.settings import Settings

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, insert, select
 
-from vault.admin.clients import ROLE_NOT_ALLOWED, ClientInfo, Role
+from vault.admin.authentication import ROLE_NOT_ALLOWED
+from vault.admin.clients import ClientInfo, Role
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc

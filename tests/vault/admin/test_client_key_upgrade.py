@@ -16,7 +16,8 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from tests.conftest import POLICIES
-from vault.admin.clients import CURRENT_HASH, KEY_PREFIX, ClientAuthenticator, key_hash
+from vault.admin.authentication import ClientAuthenticator
+from vault.admin.clients import CURRENT_HASH, KEY_PREFIX, key_hash
 from vault.context import VaultContext
 from vault.crypto import LocalKeyring
 from vault.settings import Settings

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.support.factories import ADMIN
+from vault.admin.authentication import ClientAuthenticator
 from vault.admin.clients import (
     CURRENT_HASH,
     KEY_PREFIX,
     LEGACY_HASH,
-    ClientAuthenticator,
     Role,
     create_client,
     key_hash,

@@ -12,7 +12,8 @@ import pytest
 from tests.support.db import audit_trail
 from tests.support.factories import ADMIN
 from vault.admin import clients as clients_mod
-from vault.admin.clients import ClientAuthenticator, create_client, list_clients, revoke_client
+from vault.admin.authentication import ClientAuthenticator
+from vault.admin.clients import create_client, list_clients, revoke_client
 from vault.admin.hygiene import parse_duration, rotate_key, unused_clients
 from vault.errors import InvalidInput, NotFound
 

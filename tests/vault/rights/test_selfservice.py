@@ -19,7 +19,7 @@ from tests.support.self_service import (
 )
 from vault.access import lookup
 from vault.access.lookup import LookupDenied
-from vault.admin.clients import ClientAuthenticator
+from vault.admin.authentication import ClientAuthenticator
 from vault.audit.events import Actor
 from vault.errors import Conflict, InvalidInput, NotFound, RateLimited, Unauthenticated
 from vault.outreach.basket import ContactSpec
