@@ -316,7 +316,8 @@ def cmd_audit_export(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_retention_run(settings: Settings, args: argparse.Namespace) -> int:
     from vault.admin.housekeeping import purge_transient
-    from vault.rights.retention import replan, run_retention
+    from vault.rights.retention import run_retention
+    from vault.rights.retention_plan import replan
 
     async def sweep(ctx: VaultContext) -> tuple[int, RetentionReport, Purged]:
         stamped = await replan(ctx, progress=progress) if args.replan else 0

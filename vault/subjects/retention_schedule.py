@@ -13,7 +13,7 @@ so a run costs O(subjects due):
   can change the verdict (a basis still in force, no basis at all, erased).
 
 Stamps are catalogue-independent except for the sweeper's "retention still runs until"
-one; `vault.rights.retention.replan` stamps every live subject again after a purpose's
+one; `vault.rights.retention_plan.replan` stamps every live subject again after a purpose's
 retention was shortened.
 """
 

@@ -12,7 +12,8 @@ from tests.support.factories import WRITER
 from vault.bases.consents import withdraw
 from vault.clock import as_utc
 from vault.rights.restriction import restrict
-from vault.rights.retention import replan, run_retention
+from vault.rights.retention import run_retention
+from vault.rights.retention_plan import replan
 from vault.subjects import retention_schedule
 
 DAY = timedelta(days=1)
