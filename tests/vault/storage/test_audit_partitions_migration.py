@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -14,11 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from tests.conftest import POLICIES
-from vault.audit import chain as audit_chain
+from tests.support.audit_trail import record_sealed_lookups, verify_chain
 from vault.audit import partitions
-from vault.audit import verify as audit_verify
-from vault.audit.events import Actor, AuditAction, Decision, record
-from vault.clock import FrozenClock
 from vault.context import VaultContext
 from vault.crypto import LocalKeyring
 from vault.settings import Settings
@@ -31,37 +28,6 @@ MOMENTS = [
     datetime(2025, 4, 1, 0, 0, tzinfo=UTC),
     datetime(2025, 7, 14, 12, 0, tzinfo=UTC),
 ]
-
-
-async def _record(settings: Settings, moments: list[datetime]) -> None:
-    """One event at each moment, all sealed (with a checkpoint of the head)."""
-    clock = FrozenClock(moments[0])
-    ctx = VaultContext.open(settings, clock=clock)
-    try:
-        for i, moment in enumerate(moments):
-            clock.set(moment)
-            async with ctx.transaction() as conn:
-                await record(
-                    conn,
-                    at=moment,
-                    actor=Actor("client", "shop", f"req-{i}"),
-                    action=AuditAction.LOOKUP,
-                    decision=Decision.ALLOW,
-                    subject_id="0f0e0d0c-0b0a-4908-8706-050403020100",
-                    purpose="order.delivery",
-                    fields=["email"],
-                )
-        await audit_chain.seal_all(ctx, grace=timedelta(0))
-    finally:
-        await ctx.close()
-
-
-async def _verify(settings: Settings) -> audit_verify.VerifyReport:
-    ctx = VaultContext.open(settings)
-    try:
-        return await audit_verify.verify_chain(ctx)
-    finally:
-        await ctx.close()
 
 
 async def _query(url: str, sql: str) -> list[tuple]:
@@ -106,7 +72,7 @@ def test_upgrade_partitions_existing_rows_and_downgrade_joins_them(fresh_pg):
     url, settings = fresh_pg
     cfg = alembic_config(url)
     command.upgrade(cfg, "0029")
-    asyncio.run(_record(settings, MOMENTS))
+    asyncio.run(record_sealed_lookups(settings, moments=MOMENTS))
     before = asyncio.run(_query(url, "SELECT seq, at, purpose FROM audit_events ORDER BY seq"))
     # Up to the head: the verifying code of this checkout reads tables of later revisions.
     command.upgrade(cfg, "head")
@@ -120,14 +86,14 @@ def test_upgrade_partitions_existing_rows_and_downgrade_joins_them(fresh_pg):
     assert listed == {date(2025, 3, 1): 2, date(2025, 4, 1): 1, date(2025, 7, 1): 1, **ahead} | {
         None: 0
     }
-    report = asyncio.run(_verify(settings))
+    report = asyncio.run(verify_chain(settings))
     assert report.ok and report.verified == len(MOMENTS), report
 
     # The sequence kept its place: the next event follows the last one, and seals too.
-    asyncio.run(_record(settings, [datetime(2025, 7, 15, tzinfo=UTC)]))
+    asyncio.run(record_sealed_lookups(settings, moments=[datetime(2025, 7, 15, tzinfo=UTC)]))
     (top,) = asyncio.run(_query(url, "SELECT max(seq) FROM audit_events"))
     assert top[0] == before[-1][0] + 1
-    assert asyncio.run(_verify(settings)).verified == len(MOMENTS) + 1
+    assert asyncio.run(verify_chain(settings)).verified == len(MOMENTS) + 1
 
     joined = asyncio.run(_query(url, "SELECT * FROM audit_events ORDER BY seq"))
     command.downgrade(cfg, "0029")
@@ -145,7 +111,7 @@ def test_upgrade_partitions_existing_rows_and_downgrade_joins_them(fresh_pg):
     # Every stored column of every event as it was (this checkout's verify needs the head).
     assert asyncio.run(_query(url, "SELECT * FROM audit_events ORDER BY seq")) == joined
     command.upgrade(cfg, "head")
-    report = asyncio.run(_verify(settings))
+    report = asyncio.run(verify_chain(settings))
     assert report.ok and report.verified == len(MOMENTS) + 1, report
 
 
@@ -172,10 +138,10 @@ def test_sqlite_keeps_one_table(tmp_path: Path):
     upgrade(url)
     settings = Settings(data_dir=tmp_path, database_url=url, policies_dir=POLICIES)
     LocalKeyring.create(settings.keyring_path)
-    asyncio.run(_record(settings, MOMENTS))
+    asyncio.run(record_sealed_lookups(settings, moments=MOMENTS))
     assert asyncio.run(_months(settings)) == []
     tables = asyncio.run(
         _query(url, "SELECT name FROM sqlite_master WHERE name LIKE 'audit_events%'")
     )
     assert tables == [("audit_events",)]
-    assert asyncio.run(_verify(settings)).ok
+    assert asyncio.run(verify_chain(settings)).ok

@@ -6,7 +6,6 @@ import asyncio
 import threading
 import time
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
 from tests.conftest import POLICIES
-from vault.audit import chain as audit_chain
-from vault.audit import verify as audit_verify
-from vault.audit.events import Actor, AuditAction, Decision, record
-from vault.context import VaultContext
+from tests.support.audit_trail import record_sealed_lookups, verify_chain
 from vault.crypto import LocalKeyring
 from vault.settings import Settings
 from vault.storage.audit_tables import include_name
@@ -133,34 +129,6 @@ def test_a_second_migrator_waits_for_the_migration_lock_on_postgresql(postgres):
         asyncio.run(postgres._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-async def _record_and_seal(settings: Settings, n: int) -> None:
-    ctx = VaultContext.open(settings)
-    try:
-        for i in range(n):
-            async with ctx.transaction() as conn:
-                await record(
-                    conn,
-                    at=ctx.clock.now(),
-                    actor=Actor("client", "shop", f"req-{i}"),
-                    action=AuditAction.LOOKUP,
-                    decision=Decision.ALLOW,
-                    subject_id="0f0e0d0c-0b0a-4908-8706-050403020100",
-                    purpose="order.delivery",
-                    fields=["email"],
-                )
-        await audit_chain.seal_all(ctx, grace=timedelta(0))
-    finally:
-        await ctx.close()
-
-
-async def _verify(settings: Settings) -> audit_verify.VerifyReport:
-    ctx = VaultContext.open(settings)
-    try:
-        return await audit_verify.verify_chain(ctx)
-    finally:
-        await ctx.close()
-
-
 async def _event_positions(url: str) -> list[int | None]:
     engine = make_engine(url)
     try:
@@ -189,12 +157,12 @@ def test_seals_survive_moving_between_the_event_columns_and_their_own_table(
         upgrade(url)
         settings = Settings(data_dir=tmp_path, database_url=url, policies_dir=POLICIES)
         LocalKeyring.create(settings.keyring_path)
-        asyncio.run(_record_and_seal(settings, 5))
+        asyncio.run(record_sealed_lookups(settings, 5))
         cfg = alembic_config(url)
         command.downgrade(cfg, "0009")
         assert asyncio.run(_event_positions(url)) == [1, 2, 3, 4, 5]
         command.upgrade(cfg, "head")
-        report = asyncio.run(_verify(settings))
+        report = asyncio.run(verify_chain(settings))
         assert report.ok and report.verified == 5 and report.unsealed == 0, report
     finally:
         if drop is not None:
