@@ -22,12 +22,14 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, exists, func, literal, or_, select, union_all
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
+from vault.campaigns.masking import complementary, differenced
 from vault.clock import as_utc
 from vault.errors import InvalidInput
 from vault.storage.tables import consents, contact_budgets, contacts, subjects
@@ -45,6 +47,11 @@ DIMENSIONS = ("brand", "type", "channel", "touchpoint", "band")
 MAX_MONTHS = 24
 MONTH_RE = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 MAX_DAYS = 365
+#: The windows an opt-out may be counted in: a fixed set, since free day counts would
+#: let two answers differ by the opt-outs of one day.
+DAYS = (7, 14, 30, 60, 90, 180, 365)
+#: The opt-out report's filters.
+FILTERS = ("brand", "type", "channel", "touchpoint")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +64,10 @@ class BasketUse:
     missed: int
     months: int
     purpose: str | None
+    #: Bands hidden beside a masked one, and whether `missed` is hidden
+    #: (`vault.campaigns.masking` rules 2 and 3).
+    hidden_bands: frozenset[str] = frozenset()
+    missed_hidden: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +86,18 @@ class OptOutFilters:
     channel: str | None = None
     touchpoint: str | None = None
 
+    def given(self) -> dict[str, str]:
+        return {n: v for n in FILTERS if (v := getattr(self, n)) is not None}
+
 
 @dataclass(frozen=True, slots=True)
 class OptOuts:
     month: str
     days: int
     rows: list[OptOutRow]
+    #: (dimension, value, column) of the cells hidden by `vault.campaigns.masking` rules 2
+    #: and 3; a column is `contacted` or an opt-out kind.
+    hidden: frozenset[tuple[str, str, str]] = frozenset()
 
 
 def month_range(ctx: VaultContext, month: str) -> tuple[datetime, datetime] | None:
@@ -137,6 +154,31 @@ async def basket_use(
         .where(subjects.c.status == "active")
         .group_by(band)
     )
+    async with ctx.transaction() as conn:
+        bands = dict.fromkeys(BANDS, 0) | {
+            str(r[0]): int(r[1]) for r in await conn.execute(bands_q)
+        }
+        last = {p: await _last_contacted(conn, month, now, p) for p in {purpose, None}}
+        await _audited(conn, ctx, actor, "basket_use", month, purpose)
+    k = ctx.pressure_rules.report_min_count
+    missed = _missed(last[purpose], month, months)
+    # Every other answer the reader may ask for that nests with this one: other `months`,
+    # and no `purpose`.
+    others = (_missed(last[p], month, n) for p in last for n in range(1, MAX_MONTHS + 1))
+    return BasketUse(
+        month=month, basket=basket / 10, customers=sum(bands.values()), bands=bands,
+        missed=missed, months=months, purpose=purpose,
+        hidden_bands=frozenset(complementary(bands, k)),
+        missed_hidden=differenced(missed, others, k),
+    )  # fmt: skip
+
+
+async def _last_contacted(
+    conn: Any, month: str, now: datetime, purpose: str | None
+) -> dict[str | None, int]:
+    """Active customers without an objection who have a live basis (for `purpose`, or
+    any), by the last basket month up to `month` in which they had an outbound contact
+    (None: never)."""
     live = [
         consents.c.subject_id == subjects.c.id,
         consents.c.status.in_((BasisStatus.GRANTED.value, BasisStatus.ACTIVE.value)),
@@ -144,28 +186,32 @@ async def basket_use(
     ]
     if purpose is not None:
         live.append(consents.c.purpose == purpose)
-    contacted = exists().where(
-        contacts.c.subject_id == subjects.c.id,
-        contacts.c.direction == "outbound",
-        contacts.c.month >= months_back(month, months),
-        contacts.c.month <= month,
+    last = (
+        select(func.max(contacts.c.month))
+        .where(
+            contacts.c.subject_id == subjects.c.id,
+            contacts.c.direction == "outbound",
+            contacts.c.month <= month,
+        )
+        .scalar_subquery()
     )
-    missed_q = select(func.count()).where(
-        subjects.c.status == "active",
-        subjects.c.marketing_objection_at.is_(None),
-        exists().where(*live),
-        ~contacted,
+    inner = (
+        select(last.label("last"))
+        .where(
+            subjects.c.status == "active",
+            subjects.c.marketing_objection_at.is_(None),
+            exists().where(*live),
+        )
+        .subquery()
     )
-    async with ctx.transaction() as conn:
-        bands = dict.fromkeys(BANDS, 0) | {
-            str(r[0]): int(r[1]) for r in await conn.execute(bands_q)
-        }
-        missed = int((await conn.execute(missed_q)).scalar_one())
-        await _audited(conn, ctx, actor, "basket_use", month, purpose)
-    return BasketUse(
-        month=month, basket=basket / 10, customers=sum(bands.values()), bands=bands,
-        missed=missed, months=months, purpose=purpose,
-    )  # fmt: skip
+    q = select(inner.c.last, func.count()).group_by(inner.c.last)
+    return {r[0]: int(r[1]) for r in await conn.execute(q)}
+
+
+def _missed(last: dict[str | None, int], month: str, months: int) -> int:
+    """Customers whose last contact was before the `months` basket months up to `month`."""
+    first = months_back(month, months)
+    return sum(n for m, n in last.items() if m is None or m < first)
 
 
 async def opt_outs(
@@ -177,83 +223,144 @@ async def opt_outs(
     filters: OptOutFilters = OptOutFilters(),
 ) -> OptOuts:
     """Opt-outs within `days` days after the outbound contacts of `month` (narrowed by
-    `filters`), by brand, type, channel, touchpoint and basket band; audited."""
+    `filters`), by brand, type, channel, touchpoint and basket band; audited.
+
+    The same report is counted for every coarser combination of the filters and every
+    window of `DAYS`, in the same transaction, so that a cell whose difference from one
+    of those is a group of fewer than k customers is hidden, and so is a cell whose
+    grouping could recover a masked one (`vault.campaigns.masking` rules 2 and 3)."""
     bounds = month_range(ctx, month)
-    if not 1 <= days <= MAX_DAYS:
-        raise InvalidInput("bad days", {"days": f"must be 1 to {MAX_DAYS}"})
-    basket = ctx.pressure_rules.basket_tenths
-    used = func.coalesce(contact_budgets.c.used_tenths, 0)
-    cols = {
-        "brand": contacts.c.brand,
-        "type": contacts.c.type,
-        "channel": contacts.c.channel,
-        "touchpoint": func.coalesce(contacts.c.touchpoint, literal("none")),
-        "band": band_of(used, basket),
-    }
-    source = contacts.outerjoin(
+    if days not in DAYS:
+        raise InvalidInput("bad days", {"days": "must be one of " + ", ".join(map(str, DAYS))})
+    if bounds is None:
+        async with ctx.transaction() as conn:
+            await _audited(conn, ctx, actor, "opt_outs", month, None)
+        return OptOuts(month=month, days=days, rows=[])
+    given = filters.given()
+    subsets = [
+        frozenset(c) for r in range(len(given) + 1) for c in combinations(sorted(given.items()), r)
+    ]
+    full = frozenset(given.items())
+    async with ctx.transaction() as conn:
+        pairs = await _opt_out_pairs(conn, ctx, month, bounds)
+        contacted = {s: await _contacted(conn, ctx, month, dict(s)) for s in subsets}
+        await _audited(conn, ctx, actor, "opt_outs", month, None)
+    out = {s: _opted_out(pairs, dict(s)) for s in subsets}
+    k = ctx.pressure_rules.report_min_count
+    hidden: set[tuple[str, str, str]] = set()
+    for (dim, value), n in contacted[full].items():
+        if differenced(n, (contacted[s].get((dim, value), 0) for s in subsets if s != full), k):
+            hidden.add((dim, value, "contacted"))
+        for kind in OPT_OUTS:
+            others = (
+                out[s].get((dim, value, kind, d), 0)
+                for s in subsets
+                for d in DAYS
+                if (s, d) != (full, days)
+            )  # fmt: skip
+            if differenced(out[full].get((dim, value, kind, days), 0), others, k):
+                hidden.add((dim, value, kind))
+    for dim in DIMENSIONS:
+        values = [v for d, v in contacted[full] if d == dim]
+        grouped = {v: contacted[full][(dim, v)] for v in values}
+        hidden |= {(dim, v, "contacted") for v in complementary(grouped, k)}
+        for kind in OPT_OUTS:
+            grouped = {v: out[full].get((dim, v, kind, days), 0) for v in values}
+            hidden |= {(dim, v, kind) for v in complementary(grouped, k)}
+    rows = [
+        OptOutRow(
+            dimension=dim,
+            value=value,
+            contacted=n,
+            opted_out={kd: out[full].get((dim, value, kd, days), 0) for kd in OPT_OUTS},
+        )  # fmt: skip
+        for (dim, value), n in sorted(contacted[full].items(), key=_order)
+    ]
+    return OptOuts(month=month, days=days, rows=rows, hidden=frozenset(hidden))
+
+
+def _source() -> Any:
+    return contacts.outerjoin(
         contact_budgets,
         and_(
             contact_budgets.c.subject_id == contacts.c.subject_id,
             contact_budgets.c.month == contacts.c.month,
         ),
     )
+
+
+def _columns(ctx: VaultContext) -> dict[str, Any]:
+    used = func.coalesce(contact_budgets.c.used_tenths, 0)
+    return {
+        "brand": contacts.c.brand,
+        "type": contacts.c.type,
+        "channel": contacts.c.channel,
+        "touchpoint": func.coalesce(contacts.c.touchpoint, literal("none")),
+        "band": band_of(used, ctx.pressure_rules.basket_tenths),
+    }
+
+
+async def _contacted(
+    conn: Any, ctx: VaultContext, month: str, given: dict[str, str]
+) -> dict[tuple[str, str], int]:
+    """Customers contacted in `month` under the filters `given`, per dimension and value."""
     where = [contacts.c.month == month, contacts.c.direction == "outbound"]
-    for name, value in (
-        ("brand", filters.brand),
-        ("type", filters.type),
-        ("channel", filters.channel),
-        ("touchpoint", filters.touchpoint),
-    ):
-        if value is not None:
-            where.append(getattr(contacts.c, name) == value)
-    if bounds is None:
-        async with ctx.transaction() as conn:
-            await _audited(conn, ctx, actor, "opt_outs", month, None)
-        return OptOuts(month=month, days=days, rows=[])
-    start, end = bounds
-    horizon = end + timedelta(days=days)
-    events = _opt_out_events(start, horizon).subquery()
-    async with ctx.transaction() as conn:
-        contacted: dict[tuple[str, str], int] = {}
-        for dim, col in cols.items():
-            q = (
-                select(col.label("v"), func.count(func.distinct(contacts.c.subject_id)))
-                .select_from(source)
-                .where(*where)
-                .group_by(col)
-            )
-            for value, n in await conn.execute(q):
-                contacted[(dim, str(value))] = int(n)
-        # Contacts of customers who opted out between the month's start and the horizon.
-        pairs = await conn.execute(
-            select(
-                contacts.c.subject_id,
-                contacts.c.at,
-                events.c.at.label("out_at"),
-                events.c.kind,
-                *(c.label(d) for d, c in cols.items()),
-            )  # fmt: skip
-            .select_from(source.join(events, events.c.subject_id == contacts.c.subject_id))
-            .where(*where, events.c.at >= contacts.c.at)
+    where += [getattr(contacts.c, name) == value for name, value in given.items()]
+    found: dict[tuple[str, str], int] = {}
+    for dim, col in _columns(ctx).items():
+        q = (
+            select(col.label("v"), func.count(func.distinct(contacts.c.subject_id)))
+            .select_from(_source())
+            .where(*where)
+            .group_by(col)
         )
-        who: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-        window = timedelta(days=days)
-        for row in pairs:
-            if as_utc(row.out_at) >= as_utc(row.at) + window:
-                continue
-            for dim in DIMENSIONS:
-                who[(dim, str(getattr(row, dim)), row.kind)].add(row.subject_id)
-        await _audited(conn, ctx, actor, "opt_outs", month, None)
-    rows = [
-        OptOutRow(
-            dimension=dim,
-            value=value,
-            contacted=n,
-            opted_out={k: len(who.get((dim, value, k), ())) for k in OPT_OUTS},
+        for value, n in await conn.execute(q):
+            found[(dim, str(value))] = int(n)
+    return found
+
+
+async def _opt_out_pairs(
+    conn: Any, ctx: VaultContext, month: str, bounds: tuple[datetime, datetime]
+) -> list[Any]:
+    """The month's outbound contacts of customers who opted out between the month's start
+    and the longest window after its end, each with the opt-out's time and kind."""
+    start, end = bounds
+    events = _opt_out_events(start, end + timedelta(days=max(DAYS))).subquery()
+    result = await conn.execute(
+        select(
+            contacts.c.subject_id,
+            contacts.c.at,
+            contacts.c.touchpoint.label("raw_touchpoint"),
+            events.c.at.label("out_at"),
+            events.c.kind,
+            *(c.label(d) for d, c in _columns(ctx).items()),
         )  # fmt: skip
-        for (dim, value), n in sorted(contacted.items(), key=_order)
-    ]
-    return OptOuts(month=month, days=days, rows=rows)
+        .select_from(_source().join(events, events.c.subject_id == contacts.c.subject_id))
+        .where(
+            contacts.c.month == month,
+            contacts.c.direction == "outbound",
+            events.c.at >= contacts.c.at,
+        )
+    )
+    return list(result)
+
+
+def _opted_out(pairs: list[Any], given: dict[str, str]) -> dict[tuple[str, str, str, int], int]:
+    """Customers who opted out within each window of `DAYS` after a contact matching the
+    filters `given`, per (dimension, value, kind, days)."""
+    who: dict[tuple[str, str, str, int], set[str]] = defaultdict(set)
+    for row in pairs:
+        if any(
+            (row.raw_touchpoint if name == "touchpoint" else getattr(row, name)) != value
+            for name, value in given.items()
+        ):
+            continue
+        after = as_utc(row.out_at) - as_utc(row.at)
+        for d in DAYS:
+            if after < timedelta(days=d):
+                for dim in DIMENSIONS:
+                    who[(dim, str(getattr(row, dim)), row.kind, d)].add(row.subject_id)
+    return {key: len(ids) for key, ids in who.items()}
 
 
 def _order(item: tuple[tuple[str, str], int]) -> tuple[int, str]:
