@@ -40,7 +40,7 @@ from api.query_params import query, reject_unknown_query
 from api.schemas import ContactChannel, ContactType
 from vault.admin.clients import Role
 from vault.campaigns import calendar, reports, touchpoint_report, whatif
-from vault.campaigns.masking import masked, period_count, shown
+from vault.campaigns.masking import complementary, masked, period_count, shown
 from vault.context import VaultContext
 from vault.errors import InvalidInput
 
@@ -135,18 +135,40 @@ def opt_outs_out(vault: VaultContext, r: reports.OptOuts) -> OptOutsOut:
 
 def what_if_out(vault: VaultContext, r: whatif.WhatIf) -> WhatIfOut:
     k = vault.pressure_rules.report_min_count
+    # Per cell, today's pair and the what-if pair each add up to the cell's contacts, and
+    # the cells to the month's: rule 2 within each pair (a count masked when fewer than k
+    # customers are behind it), and the month's total hidden when any cell count is not
+    # shown.
+    hidden: set[tuple[int, int]] = set()
+    thin: set[tuple[int, int]] = set()
+    for i, c in enumerate(r.cells):
+        values = (c.now_allowed, c.now_blocked, c.whatif_allowed, c.whatif_blocked)
+        for pair in ((0, 1), (2, 3)):
+            counts = {(i, j): values[j] for j in pair}
+            below = {key for key in counts if c.customers[key[1]] < k or counts[key] < k}
+            thin |= below
+            hidden |= complementary(counts, k, below)
+        if 0 < c.flipped < k:
+            hidden |= {(i, 2), (i, 3)}
+
+    def cell(i: int, j: int) -> int | str:
+        c = r.cells[i]
+        n = (c.now_allowed, c.now_blocked, c.whatif_allowed, c.whatif_blocked)[j]
+        return f"< {k}" if c.customers[j] < k else shown(n, k, (i, j) in hidden)
+
     cells = [
         WhatIfCellOut(
             brand=c.brand,
             type=c.type,
-            now_allowed=masked(c.now_allowed, k),
-            now_blocked=masked(c.now_blocked, k),
-            whatif_allowed=masked(c.whatif_allowed, k),
-            whatif_blocked=masked(c.whatif_blocked, k),
+            now_allowed=cell(i, 0),
+            now_blocked=cell(i, 1),
+            whatif_allowed=cell(i, 2),
+            whatif_blocked=cell(i, 3),
         )  # fmt: skip
-        for c in r.cells
+        for i, c in enumerate(r.cells)
     ]
-    return WhatIfOut(month=r.month, contacts=masked(r.contacts, k), cells=cells, min_count=k)
+    contacts = shown(r.contacts, k, bool(hidden or thin))
+    return WhatIfOut(month=r.month, contacts=contacts, cells=cells, min_count=k)
 
 
 def calendar_out(vault: VaultContext, cal: calendar.Calendar) -> CalendarOut:

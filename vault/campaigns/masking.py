@@ -59,15 +59,19 @@ def shown(count: int, k: int, hidden: bool = False) -> int | str:
     return HIDDEN if hidden else count
 
 
-def complementary(counts: Mapping[Key, int], k: int) -> set[Key]:
+def complementary(
+    counts: Mapping[Key, int], k: int, masked: Iterable[Key] | None = None
+) -> set[Key]:
     """Rule 2: the shown cells of one grouping to hide as well, smallest first, until the
-    masked and hidden cells together hold at least 2k (all of them if they never do)."""
-    below = [key for key, n in counts.items() if n < k]
+    masked and hidden cells together hold at least 2k (all of them if they never do).
+    `masked`: the cells masked by rule 1 when that is not "below k" (counts of contacts
+    masked by their customers); default: those below k."""
+    below = set(masked) if masked is not None else {key for key, n in counts.items() if n < k}
     if not below:
         return set()
     held = sum(counts[key] for key in below)
     extra: set[Key] = set()
-    for key in sorted((key for key, n in counts.items() if n >= k), key=lambda c: counts[c]):
+    for key in sorted((key for key in counts if key not in below), key=lambda c: counts[c]):
         if held >= 2 * k:
             break
         extra.add(key)
