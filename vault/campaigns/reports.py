@@ -10,7 +10,11 @@ us, who hears nothing, and who leaves after a contact.
   customer's basket was in that month; next to each, how many customers were contacted.
 
 Counts of customers only, never a subject id; the API and console show each below k as
-"< k" (`vault.campaigns.masking`). Every read is audited in the transaction that reads:
+"< k" (`vault.campaigns.masking`). Each answer also names the cells to show as "hidden":
+those beside a masked one in a grouping with a visible total, and those that differ by
+fewer than k customers from the same cell of an answer that nests with it (basket use with
+another `months` or no `purpose`; opt-outs with fewer filters or another window of
+`DAYS`), computed in the same transaction. Every read is audited in the transaction that reads:
 no event, no report. The contacted totals are counted in the database by group; only
 the contacts of customers who opted out in the period are read row by row (to compare
 each contact's time with the opt-out's), since the day arithmetic is not portable SQL.

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import combinations
 
 from tests.support.factories import api, bearer, client_key
+from tests.support.privacy import assert_problem
 from tests.vault.campaigns.test_reports import (
     DAY,
     MONTH,
@@ -84,7 +85,8 @@ async def _opt_out_population(vault) -> str:
 
 async def test_opt_outs_narrowest_filters_show_the_target_as_nothing_but_masked(vault):
     """Brand, type, channel and touchpoint narrowed to the texted customers and the window
-    around the target's withdrawal: no withdrawal count is a number."""
+    around the target's withdrawal: no withdrawal count is a number; a window of one's own
+    choosing (10 or 11 days) is a 422."""
     target = await _opt_out_population(vault)
     key = await client_key(vault, "planner", "marketing")
     async with api(vault) as http:
@@ -95,6 +97,11 @@ async def test_opt_outs_narrowest_filters_show_the_target_as_nothing_but_masked(
             assert body["rows"]
             assert all(not isinstance(row["withdrawals"], int) for row in body["rows"]), body
             assert target not in str(body)
+        # Windows are a fixed set: no two answers differ by the opt-outs of one day.
+        for days in (10, 11):
+            r = await http.get(f"/v1/reports/opt-outs?month={MONTH}&days={days}",
+                               headers=bearer(key))  # fmt: skip
+            assert_problem(r, 422)
 
 
 async def test_opt_outs_differencing_two_answers_recovers_nothing(vault):
