@@ -201,7 +201,7 @@ async def what_if(ctx: VaultContext, actor: Actor, month: str, changes: RuleChan
             detail={"report": {"name": "what_if", "month": month, "contacts": total}},
         )  # fmt: skip
     cells = [
-        Cell(b, t, *c[:4], customers=(c[4], c[5], c[6], c[7]), flipped=c[8])
+        Cell(b, t, c[0], c[1], c[2], c[3], customers=(c[4], c[5], c[6], c[7]), flipped=c[8])
         for (b, t), c in sorted(tally.items())
     ]
     return WhatIf(month=month, contacts=total, cells=cells)
