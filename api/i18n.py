@@ -36,8 +36,9 @@ from litestar import Request
 
 from vault.admin.clients import Role
 from vault.audit.events import AuditAction, Decision
+from vault.campaigns.opt_out_events import DIMENSIONS
 from vault.campaigns.records import CampaignState
-from vault.campaigns.reports import BANDS, DIMENSIONS
+from vault.campaigns.reports import BANDS
 from vault.campaigns.touchpoint_report import MEASURES as TOUCHPOINT_MEASURES
 from vault.campaigns.touchpoint_report import NONE, UNREGISTERED
 from vault.catalogue.purposes import CONTACT_FIELDS, Channel, CommunicationType, LawfulBasis

@@ -51,7 +51,7 @@ WORD = r"^[a-z][a-z0-9_]*$"
 MONTH_QUERY = Parameter(
     required=False, pattern=MONTH, max_length=7, description="basket month, YYYY-MM"
 )
-#: The windows of the opt-out report (`vault.campaigns.reports.DAYS`).
+#: The windows of the opt-out report (`vault.campaigns.opt_out_events.DAYS`).
 Days = Literal[7, 14, 30, 60, 90, 180, 365]
 
 

@@ -21,7 +21,7 @@ from api.deps import Vault
 from api.dpo.pages import DpoPages, dpo_actor, page
 from api.dpo.session import PLANNING, require_session
 from api.i18n import TEXTS, pick_language
-from vault.campaigns import reports, touchpoint_report, whatif
+from vault.campaigns import opt_out_events, reports, touchpoint_report, whatif
 from vault.campaigns.masking import HIDDEN
 from vault.errors import InvalidInput
 
@@ -73,7 +73,7 @@ class DpoReportPages(DpoPages):
             brand=_text(q, "brand"), type=_text(q, "type"), channel=_text(q, "channel"),
             touchpoint=_text(q, "touchpoint"),
         )  # fmt: skip
-        days = _int(q, "days", 30, 1, reports.MAX_DAYS) or 30
+        days = _int(q, "days", 30, 1, max(opt_out_events.DAYS)) or 30
         outs = await reports.opt_outs(vault, actor, month, days=days, filters=filters)
         changes = whatif.RuleChanges(
             points={
@@ -106,7 +106,7 @@ class DpoReportPages(DpoPages):
             month=month,
             months=months,
             days=days,
-            day_choices=reports.DAYS,
+            day_choices=opt_out_events.DAYS,
             filters=filters,
             changes=changes,
             rules=rules,

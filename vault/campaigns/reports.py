@@ -23,18 +23,25 @@ each contact's time with the opt-out's), since the day arithmetic is not portabl
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, case, exists, func, literal, or_, select, union_all
+from sqlalchemy import and_, exists, func, or_, select
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.campaigns.masking import complementary, differenced
-from vault.clock import as_utc
+from vault.campaigns.opt_out_events import (
+    DAYS,
+    DIMENSIONS,
+    OPT_OUTS,
+    band_of,
+    count_contacted,
+    opt_out_pairs,
+    opted_out,
+)
 from vault.errors import InvalidInput
 from vault.storage.tables import consents, contact_budgets, contacts, subjects
 from vault.subjects.decision import BasisStatus
@@ -44,16 +51,8 @@ if TYPE_CHECKING:
 
 #: Basket-use bands, in order.
 BANDS = ("none", "under_half", "half_to_80", "near_full", "full")
-#: Opt-out kinds, in order.
-OPT_OUTS = ("withdrawal", "objection", "erasure")
-#: The groupings of the opt-out report.
-DIMENSIONS = ("brand", "type", "channel", "touchpoint", "band")
 MAX_MONTHS = 24
 MONTH_RE = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
-MAX_DAYS = 365
-#: The windows an opt-out may be counted in: a fixed set, since free day counts would
-#: let two answers differ by the opt-outs of one day.
-DAYS = (7, 14, 30, 60, 90, 180, 365)
 #: The opt-out report's filters.
 FILTERS = ("brand", "type", "channel", "touchpoint")
 
@@ -118,17 +117,6 @@ def months_back(month: str, n: int) -> str:
     year, mon = int(month[:4]), int(month[5:7])
     index = year * 12 + (mon - 1) - (n - 1)
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
-def band_of(used: Any, basket: int) -> Any:
-    """SQL: the basket-use band of `used` tenths against a basket of `basket` tenths."""
-    return case(
-        (used <= 0, literal("none")),
-        (used * 2 < basket, literal("under_half")),
-        (used * 10 < basket * 8, literal("half_to_80")),
-        (used < basket, literal("near_full")),
-        else_=literal("full"),
-    )
 
 
 async def basket_use(
@@ -246,10 +234,10 @@ async def opt_outs(
     ]
     full = frozenset(given.items())
     async with ctx.transaction() as conn:
-        pairs = await _opt_out_pairs(conn, ctx, month, bounds)
-        contacted = {s: await _contacted(conn, ctx, month, dict(s)) for s in subsets}
+        pairs = await opt_out_pairs(conn, ctx, month, bounds)
+        contacted = {s: await count_contacted(conn, ctx, month, dict(s)) for s in subsets}
         await _audited(conn, ctx, actor, "opt_outs", month, None)
-    out = {s: _opted_out(pairs, dict(s)) for s in subsets}
+    out = {s: opted_out(pairs, dict(s)) for s in subsets}
     k = ctx.pressure_rules.report_min_count
     hidden: set[tuple[str, str, str]] = set()
     for (dim, value), n in contacted[full].items():
@@ -283,117 +271,9 @@ async def opt_outs(
     return OptOuts(month=month, days=days, rows=rows, hidden=frozenset(hidden))
 
 
-def _source() -> Any:
-    return contacts.outerjoin(
-        contact_budgets,
-        and_(
-            contact_budgets.c.subject_id == contacts.c.subject_id,
-            contact_budgets.c.month == contacts.c.month,
-        ),
-    )
-
-
-def _columns(ctx: VaultContext) -> dict[str, Any]:
-    used = func.coalesce(contact_budgets.c.used_tenths, 0)
-    return {
-        "brand": contacts.c.brand,
-        "type": contacts.c.type,
-        "channel": contacts.c.channel,
-        "touchpoint": func.coalesce(contacts.c.touchpoint, literal("none")),
-        "band": band_of(used, ctx.pressure_rules.basket_tenths),
-    }
-
-
-async def _contacted(
-    conn: Any, ctx: VaultContext, month: str, given: dict[str, str]
-) -> dict[tuple[str, str], int]:
-    """Customers contacted in `month` under the filters `given`, per dimension and value."""
-    where = [contacts.c.month == month, contacts.c.direction == "outbound"]
-    where += [getattr(contacts.c, name) == value for name, value in given.items()]
-    found: dict[tuple[str, str], int] = {}
-    for dim, col in _columns(ctx).items():
-        q = (
-            select(col.label("v"), func.count(func.distinct(contacts.c.subject_id)))
-            .select_from(_source())
-            .where(*where)
-            .group_by(col)
-        )
-        for value, n in await conn.execute(q):
-            found[(dim, str(value))] = int(n)
-    return found
-
-
-async def _opt_out_pairs(
-    conn: Any, ctx: VaultContext, month: str, bounds: tuple[datetime, datetime]
-) -> list[Any]:
-    """The month's outbound contacts of customers who opted out between the month's start
-    and the longest window after its end, each with the opt-out's time and kind."""
-    start, end = bounds
-    events = _opt_out_events(start, end + timedelta(days=max(DAYS))).subquery()
-    result = await conn.execute(
-        select(
-            contacts.c.subject_id,
-            contacts.c.at,
-            contacts.c.touchpoint.label("raw_touchpoint"),
-            events.c.at.label("out_at"),
-            events.c.kind,
-            *(c.label(d) for d, c in _columns(ctx).items()),
-        )  # fmt: skip
-        .select_from(_source().join(events, events.c.subject_id == contacts.c.subject_id))
-        .where(
-            contacts.c.month == month,
-            contacts.c.direction == "outbound",
-            events.c.at >= contacts.c.at,
-        )
-    )
-    return list(result)
-
-
-def _opted_out(pairs: list[Any], given: dict[str, str]) -> dict[tuple[str, str, str, int], int]:
-    """Customers who opted out within each window of `DAYS` after a contact matching the
-    filters `given`, per (dimension, value, kind, days)."""
-    who: dict[tuple[str, str, str, int], set[str]] = defaultdict(set)
-    for row in pairs:
-        if any(
-            (row.raw_touchpoint if name == "touchpoint" else getattr(row, name)) != value
-            for name, value in given.items()
-        ):
-            continue
-        after = as_utc(row.out_at) - as_utc(row.at)
-        for d in DAYS:
-            if after < timedelta(days=d):
-                for dim in DIMENSIONS:
-                    who[(dim, str(getattr(row, dim)), row.kind, d)].add(row.subject_id)
-    return {key: len(ids) for key, ids in who.items()}
-
-
 def _order(item: tuple[tuple[str, str], int]) -> tuple[int, str]:
     (dim, value), _ = item
     return DIMENSIONS.index(dim), value
-
-
-def _opt_out_events(start: datetime, horizon: datetime) -> Any:
-    """SELECT (subject_id, at, kind) of every withdrawal of a consent, objection to
-    marketing and erasure in [start, horizon)."""
-    withdrawals = select(
-        consents.c.subject_id, consents.c.withdrawn_at.label("at"),
-        literal("withdrawal").label("kind"),
-    ).where(
-        consents.c.status == BasisStatus.WITHDRAWN.value,
-        consents.c.withdrawn_at >= start,
-        consents.c.withdrawn_at < horizon,
-    )  # fmt: skip
-    objections = select(
-        subjects.c.id.label("subject_id"), subjects.c.marketing_objection_at.label("at"),
-        literal("objection").label("kind"),
-    ).where(
-        subjects.c.marketing_objection_at >= start, subjects.c.marketing_objection_at < horizon
-    )  # fmt: skip
-    erasures = select(
-        subjects.c.id.label("subject_id"), subjects.c.erased_at.label("at"),
-        literal("erasure").label("kind"),
-    ).where(subjects.c.erased_at >= start, subjects.c.erased_at < horizon)  # fmt: skip
-    return union_all(withdrawals, objections, erasures)
 
 
 async def _audited(
