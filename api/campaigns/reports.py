@@ -257,7 +257,8 @@ class PlanningReportController(Controller):
             "For one basket month (default: the current one): the active customers by how "
             "much of the basket they used, and how many with a live basis (for `purpose`, "
             "or any) had no contact in the last `months` months. Counts below k are shown "
-            'as "< k". Audited.'
+            'as "< k"; a band beside a masked one, or a missed count that differs from '
+            'another `months` or no `purpose` by fewer than k, as "hidden". Audited.'
         ),
         opt=query("month", "months", "purpose"),
         responses=problems(*AUTHED, 422),
@@ -294,7 +295,9 @@ class PlanningReportController(Controller):
             "them those who withdrew a consent, objected to marketing or were erased within "
             "`days` days after such a contact, by brand, type, channel, touchpoint and by "
             "how full their basket was. Filters narrow the contacts; counts below k are "
-            'shown as "< k". Audited.'
+            'shown as "< k"; a count that differs by fewer than k from the same cell with '
+            "fewer filters or another window, or that would give away a masked cell of its "
+            'grouping, as "hidden". Audited.'
         ),
         opt=query("month", "days", "brand", "type", "channel", "touchpoint"),
         responses=problems(*AUTHED, 422),
@@ -368,7 +371,9 @@ class PlanningReportController(Controller):
             "Replays the basket month's outbound contacts in the order they were made "
             "through the rules in force and through the rules with the changes (points per "
             "type, factors per channel, basket size, service reserve, overdraft per "
-            'priority); counts per brand and type, below k shown as "< k". Nothing '
+            "priority); contacts per brand and type, shown when at least k customers are "
+            'behind them ("< k" otherwise), "hidden" where fewer than k customers change '
+            "outcome or a shown count would give a masked one away. Nothing "
             "changes. Audited. A priority the rules do not have is a 422; a month the "
             "calendar cannot hold replays nothing."
         ),
