@@ -36,9 +36,13 @@ from litestar import Request
 
 from vault.admin.clients import Role
 from vault.audit.events import AuditAction, Decision
+from vault.campaigns.opt_out_events import DIMENSIONS
 from vault.campaigns.records import CampaignState
-from vault.campaigns.reports import BANDS, DIMENSIONS
+from vault.campaigns.reports import BANDS
+from vault.campaigns.touchpoint_report import MEASURES as TOUCHPOINT_MEASURES
+from vault.campaigns.touchpoint_report import NONE, UNREGISTERED
 from vault.catalogue.purposes import CONTACT_FIELDS, Channel, CommunicationType, LawfulBasis
+from vault.catalogue.touchpoints import IMPORTANCES, KINDS, STATUSES
 from vault.outreach.followups import NOTE_KINDS, FollowupStatus
 from vault.outreach.preferences import DAYS, SOURCES
 from vault.rights.requests import RequestStatus, RequestType
@@ -102,6 +106,12 @@ FAMILIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "dpo_campaign_state_": tuple(CampaignState),
         "dpo_reports_band_": BANDS,  # vault.campaigns.reports basket-use bands
         "dpo_reports_dim_": DIMENSIONS,  # the opt-out report's groupings
+        # The touchpoint report (vault.campaigns.touchpoint_report, api/dpo/reports.py).
+        "dpo_tp_m_": TOUCHPOINT_MEASURES,
+        "dpo_tp_kind_": (*KINDS, "other"),
+        "dpo_tp_importance_": IMPORTANCES,
+        "dpo_tp_status_": STATUSES,
+        "dpo_tp_pseudo_": (NONE, UNREGISTERED),
         "dpo_pref_reason_": (DenyReason.CONTACT_QUIET_HOURS, DenyReason.CONTACT_CAP_REACHED),
         "dpo_proof_sealed_": ("opened", "none", "shredded"),  # ConsentProof.sealed_evidence
         "pc_give_days_": tuple(str(days) for days in DURATION_STEPS),  # consent durations

@@ -1,7 +1,9 @@
-"""Bodies of the planning reports (`/v1/reports/basket-use`, `/opt-outs`, `/what-if`) and
-the calendar (`/v1/campaigns/calendar`). Every count is a number, or "< k" below the
-policy's `report_min_count`: no answer singles out a customer. Properties whose shared
-glossary text means something else elsewhere (`days`, `months`) say here what they are."""
+"""Bodies of the planning reports (`/v1/reports/basket-use`, `/opt-outs`, `/what-if`,
+`/touchpoints`) and the calendar (`/v1/campaigns/calendar`). Every count is a number, "< k"
+below the policy's `report_min_count`, or "hidden" where showing it would let two answers
+be subtracted down to fewer than k customers (`vault.campaigns.masking`): no answer singles
+out a customer. Properties whose shared glossary text means something else elsewhere
+(`days`, `months`) say here what they are."""
 
 from __future__ import annotations
 
@@ -205,4 +207,74 @@ class CalendarOut(Struct):
     holds: Annotated[
         list[CalendarHoldOut], Meta(description="What calamity campaigns' cool-downs would hold.")
     ]
+    min_count: Annotated[int, Meta(description="k: the smallest count shown as a number.")]
+
+
+class TouchpointCountsOut(Struct):
+    """What happened at one touchpoint in the period. Each count is the number of events,
+    shown only when at least k customers are behind it ("< k" otherwise) and no month of
+    the period is thin ("hidden")."""
+
+    consents_given: MaskedCount
+    withdrawals: Annotated[
+        MaskedCount, Meta(description="Consents given here and withdrawn in the period.")
+    ]
+    objections: Annotated[
+        MaskedCount,
+        Meta(description="Customers who objected to marketing after giving a consent here."),
+    ]
+    contacts_made: Annotated[MaskedCount, Meta(description="Outbound contacts recorded here.")]
+    contacts_inbound: Annotated[
+        MaskedCount, Meta(description="Contacts the customer started here (calls, replies).")
+    ]
+    followups_kept: MaskedCount
+    followups_missed: MaskedCount
+    complaint_followups: Annotated[
+        MaskedCount,
+        Meta(
+            description="Follow-ups agreed here about a complaint: the one complaint signal "
+            "the vault records (it records no complaints of its own)."
+        ),
+    ]
+
+
+class TouchpointRowOut(Struct):
+    """One touchpoint of the register with its register fields and its counts."""
+
+    touchpoint: Annotated[
+        str,
+        Meta(
+            description="The touchpoint's id; `none`: records without one; `unregistered`: "
+            "ids the register does not hold."
+        ),
+    ]
+    name_de: Annotated[str | None, Meta(description="Its name in German.")]
+    name_en: Annotated[str | None, Meta(description="Its name in English.")]
+    importance: Annotated[str | None, Meta(description="high, medium or low.")]
+    status: Annotated[str | None, Meta(description="active, planned or retired.")]
+    owner: Annotated[str | None, Meta(description="The team that answers for it.")]
+    kind: Annotated[
+        Literal["direct", "indirect"] | None,
+        Meta(description="direct (our own contact) or indirect (reviews, recommendations)."),
+    ]
+    channel: Annotated[str | None, Meta(description="Its channel in the register.")]
+    experience_de: Annotated[str | None, Meta(description="The intended experience, German.")]
+    experience_en: Annotated[str | None, Meta(description="The intended experience, English.")]
+    counts: TouchpointCountsOut
+
+
+class TouchpointGroupOut(Struct):
+    """The direct or indirect touchpoints, or (`other`) records outside the register."""
+
+    kind: Annotated[Literal["direct", "indirect", "other"], Meta(description="The group.")]
+    touchpoints: Annotated[list[TouchpointRowOut], Meta(description="Its touchpoints.")]
+
+
+class TouchpointReportOut(Struct):
+    """Per touchpoint of the register, what happened there over a period of basket months."""
+
+    month: Annotated[str, Meta(description="The period's last basket month (YYYY-MM).")]
+    first_month: Annotated[str, Meta(description="The period's first basket month (YYYY-MM).")]
+    months: Annotated[int, Meta(description="How many basket months the period spans.")]
+    groups: Annotated[list[TouchpointGroupOut], Meta(description="Direct, indirect, other.")]
     min_count: Annotated[int, Meta(description="k: the smallest count shown as a number.")]

@@ -1,14 +1,16 @@
-"""Planning reports for marketers and the DPO (issue 21 item 4): basket use and missed
-chances, what-if replays under changed rules, opt-out attribution.
+"""Planning reports for marketers and the DPO (issue 21 items 4 and 7): basket use and
+missed chances, what-if replays under changed rules, opt-out attribution, the touchpoint
+report.
 
-Counts only, each below k (`report_min_count`) shown as "< k", and every read audited
-(`vault.campaigns.reports`, `vault.campaigns.whatif`). The opt-out report's filters can
-narrow a group down to one customer, whose count is then shown as "< k" like any other.
+Counts only, each below k (`report_min_count`) shown as "< k", those whose showing would
+let two answers be subtracted down to fewer than k customers as "hidden"
+(`vault.campaigns.masking`), and every read audited (`vault.campaigns.reports`,
+`vault.campaigns.whatif`, `vault.campaigns.touchpoint_report`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from litestar import Controller, Request, get, post
 from litestar.params import JSONBody, Parameter
@@ -24,6 +26,10 @@ from api.campaigns.report_schemas import (
     OptOutRowOut,
     OptOutsOut,
     RuleChangesIn,
+    TouchpointCountsOut,
+    TouchpointGroupOut,
+    TouchpointReportOut,
+    TouchpointRowOut,
     WhatIfCellOut,
     WhatIfIn,
     WhatIfOut,
@@ -33,40 +39,94 @@ from api.openapi_docs import AUTHED, problems
 from api.query_params import query, reject_unknown_query
 from api.schemas import ContactChannel, ContactType
 from vault.admin.clients import Role
-from vault.campaigns import calendar, reports, whatif
-from vault.campaigns.masking import masked
+from vault.campaigns import calendar, reports, touchpoint_report, whatif
+from vault.campaigns.masking import complementary, masked, period_count, shown
 from vault.context import VaultContext
 from vault.errors import InvalidInput
 
 READERS = (Role.MARKETING, Role.DPO)
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
 WORD = r"^[a-z][a-z0-9_]*$"
+#: The `month` query parameter of every report read by month.
+MONTH_QUERY = Parameter(
+    required=False, pattern=MONTH, max_length=7, description="basket month, YYYY-MM"
+)
+#: The windows of the opt-out report (`vault.campaigns.opt_out_events.DAYS`).
+Days = Literal[7, 14, 30, 60, 90, 180, 365]
 
 
 def month_or_now(vault: VaultContext, month: str | None) -> str:
     return month or vault.pressure_rules.month_of(vault.clock.now())
 
 
+def reader(request: Request[Any, Any, Any], vault: VaultContext, month: str | None) -> Any:
+    """The reader to audit and the basket month asked for (default: the current one):
+    what every report route starts with."""
+    return actor_of(request), month_or_now(vault, month)
+
+
+def touchpoints_out(
+    vault: VaultContext, r: touchpoint_report.TouchpointReport
+) -> TouchpointReportOut:
+    k = vault.pressure_rules.report_min_count
+    groups: dict[str, list[TouchpointRowOut]] = {"direct": [], "indirect": [], "other": []}
+    for row in r.rows:
+        tp = row.touchpoint
+        counts = TouchpointCountsOut(
+            **{
+                m: period_count(row.period[m], row.monthly[m], k)
+                for m in touchpoint_report.MEASURES
+            }
+        )
+        groups[tp.kind if tp else "other"].append(
+            TouchpointRowOut(
+                touchpoint=row.key,
+                name_de=tp.name_de if tp else None,
+                name_en=tp.name_en if tp else None,
+                importance=tp.importance if tp else None,
+                status=tp.status if tp else None,
+                owner=tp.owner if tp else None,
+                kind=tp.kind if tp else None,  # type: ignore[arg-type]
+                channel=tp.channel if tp else None,
+                experience_de=tp.experience_de if tp else None,
+                experience_en=tp.experience_en if tp else None,
+                counts=counts,
+            )  # fmt: skip
+        )
+    return TouchpointReportOut(
+        month=r.month, first_month=r.first_month, months=r.months, min_count=k,
+        groups=[TouchpointGroupOut(kind, rows) for kind, rows in groups.items() if rows],  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
 def basket_use_out(vault: VaultContext, r: reports.BasketUse) -> BasketUseOut:
     k = vault.pressure_rules.report_min_count
+    bands = [
+        BandOut(band, shown(n, k, band in r.hidden_bands))  # type: ignore[arg-type]
+        for band, n in r.bands.items()
+    ]
     return BasketUseOut(
         month=r.month, basket=r.basket, months=r.months, purpose=r.purpose,
-        customers=masked(r.customers, k),
-        bands=[BandOut(band, masked(n, k)) for band, n in r.bands.items()],  # type: ignore[arg-type]
-        missed=masked(r.missed, k), min_count=k,
+        customers=masked(r.customers, k), bands=bands,
+        missed=shown(r.missed, k, r.missed_hidden), min_count=k,
     )  # fmt: skip
 
 
 def opt_outs_out(vault: VaultContext, r: reports.OptOuts) -> OptOutsOut:
     k = vault.pressure_rules.report_min_count
+
+    def cell(row: reports.OptOutRow, column: str) -> int | str:
+        n = row.contacted if column == "contacted" else row.opted_out[column]
+        return shown(n, k, (row.dimension, row.value, column) in r.hidden)
+
     rows = [
         OptOutRowOut(
             dimension=row.dimension,  # type: ignore[arg-type]
             value=row.value,
-            contacted=masked(row.contacted, k),
-            withdrawals=masked(row.opted_out["withdrawal"], k),
-            objections=masked(row.opted_out["objection"], k),
-            erasures=masked(row.opted_out["erasure"], k),
+            contacted=cell(row, "contacted"),
+            withdrawals=cell(row, "withdrawal"),
+            objections=cell(row, "objection"),
+            erasures=cell(row, "erasure"),
         )  # fmt: skip
         for row in r.rows
     ]
@@ -75,18 +135,40 @@ def opt_outs_out(vault: VaultContext, r: reports.OptOuts) -> OptOutsOut:
 
 def what_if_out(vault: VaultContext, r: whatif.WhatIf) -> WhatIfOut:
     k = vault.pressure_rules.report_min_count
+    # Per cell, today's pair and the what-if pair each add up to the cell's contacts, and
+    # the cells to the month's: rule 2 within each pair (a count masked when fewer than k
+    # customers are behind it), and the month's total hidden when any cell count is not
+    # shown.
+    hidden: set[tuple[int, int]] = set()
+    thin: set[tuple[int, int]] = set()
+    for i, c in enumerate(r.cells):
+        values = (c.now_allowed, c.now_blocked, c.whatif_allowed, c.whatif_blocked)
+        for pair in ((0, 1), (2, 3)):
+            counts = {(i, j): values[j] for j in pair}
+            below = {key for key in counts if c.customers[key[1]] < k or counts[key] < k}
+            thin |= below
+            hidden |= complementary(counts, k, below)
+        if 0 < c.flipped < k:
+            hidden |= {(i, 2), (i, 3)}
+
+    def cell(i: int, j: int) -> int | str:
+        c = r.cells[i]
+        n = (c.now_allowed, c.now_blocked, c.whatif_allowed, c.whatif_blocked)[j]
+        return f"< {k}" if c.customers[j] < k else shown(n, k, (i, j) in hidden)
+
     cells = [
         WhatIfCellOut(
             brand=c.brand,
             type=c.type,
-            now_allowed=masked(c.now_allowed, k),
-            now_blocked=masked(c.now_blocked, k),
-            whatif_allowed=masked(c.whatif_allowed, k),
-            whatif_blocked=masked(c.whatif_blocked, k),
+            now_allowed=cell(i, 0),
+            now_blocked=cell(i, 1),
+            whatif_allowed=cell(i, 2),
+            whatif_blocked=cell(i, 3),
         )  # fmt: skip
-        for c in r.cells
+        for i, c in enumerate(r.cells)
     ]
-    return WhatIfOut(month=r.month, contacts=masked(r.contacts, k), cells=cells, min_count=k)
+    contacts = shown(r.contacts, k, bool(hidden or thin))
+    return WhatIfOut(month=r.month, contacts=contacts, cells=cells, min_count=k)
 
 
 def calendar_out(vault: VaultContext, cal: calendar.Calendar) -> CalendarOut:
@@ -175,7 +257,8 @@ class PlanningReportController(Controller):
             "For one basket month (default: the current one): the active customers by how "
             "much of the basket they used, and how many with a live basis (for `purpose`, "
             "or any) had no contact in the last `months` months. Counts below k are shown "
-            'as "< k". Audited.'
+            'as "< k"; a band beside a masked one, or a missed count that differs from '
+            'another `months` or no `purpose` by fewer than k, as "hidden". Audited.'
         ),
         opt=query("month", "months", "purpose"),
         responses=problems(*AUTHED, 422),
@@ -184,9 +267,7 @@ class PlanningReportController(Controller):
         self,
         request: Request[Any, Any, Any],
         vault: Vault,
-        month: str | None = Parameter(
-            required=False, pattern=MONTH, max_length=7, description="basket month, YYYY-MM"
-        ),
+        month: str | None = MONTH_QUERY,
         months: int = Parameter(
             required=False,
             default=3,
@@ -201,9 +282,8 @@ class PlanningReportController(Controller):
             description="count missed chances only for a basis for this purpose",
         ),  # fmt: skip
     ) -> BasketUseOut:
-        r = await reports.basket_use(
-            vault, actor_of(request), month_or_now(vault, month), months=months, purpose=purpose
-        )
+        actor, the_month = reader(request, vault, month)
+        r = await reports.basket_use(vault, actor, the_month, months=months, purpose=purpose)
         return basket_use_out(vault, r)
 
     @get(
@@ -215,7 +295,9 @@ class PlanningReportController(Controller):
             "them those who withdrew a consent, objected to marketing or were erased within "
             "`days` days after such a contact, by brand, type, channel, touchpoint and by "
             "how full their basket was. Filters narrow the contacts; counts below k are "
-            'shown as "< k". Audited.'
+            'shown as "< k"; a count that differs by fewer than k from the same cell with '
+            "fewer filters or another window, or that would give away a masked cell of its "
+            'grouping, as "hidden". Audited.'
         ),
         opt=query("month", "days", "brand", "type", "channel", "touchpoint"),
         responses=problems(*AUTHED, 422),
@@ -224,15 +306,12 @@ class PlanningReportController(Controller):
         self,
         request: Request[Any, Any, Any],
         vault: Vault,
-        month: str | None = Parameter(
-            required=False, pattern=MONTH, max_length=7, description="basket month, YYYY-MM"
-        ),
-        days: int = Parameter(
+        month: str | None = MONTH_QUERY,
+        days: Days = Parameter(
             required=False,
             default=30,
-            ge=1,
-            le=reports.MAX_DAYS,
-            description="how many days after a contact an opt-out counts",
+            description="how many days after a contact an opt-out counts (a fixed set, so "
+            "that no two answers differ by the opt-outs of a day)",
         ),  # fmt: skip
         brand: str | None = Parameter(
             required=False, pattern=WORD, max_length=64, description="only this brand"
@@ -245,11 +324,44 @@ class PlanningReportController(Controller):
             required=False, min_length=1, max_length=100, description="only this touchpoint"
         ),
     ) -> OptOutsOut:
+        actor, the_month = reader(request, vault, month)
         filters = reports.OptOutFilters(brand, type, channel, touchpoint)
-        r = await reports.opt_outs(
-            vault, actor_of(request), month_or_now(vault, month), days=days, filters=filters
-        )
+        r = await reports.opt_outs(vault, actor, the_month, days=days, filters=filters)
         return opt_outs_out(vault, r)
+
+    @get(
+        "/touchpoints",
+        operation_id="touchpointReport",
+        summary="Per touchpoint: consents, contacts, follow-ups, withdrawals, objections",
+        description=(
+            "For the `months` basket months up to `month` (default: the current one), per "
+            "touchpoint of the register (direct, then indirect, then records outside it) "
+            "with its importance, status, owner, kind and intended experience: consents "
+            "given there, withdrawals and objections of customers who gave a consent there, "
+            "contacts made and received there, follow-ups agreed there kept and missed, and "
+            "follow-ups about a complaint. Each count is shown only when at least k "
+            'customers are behind it ("< k") and no month of the period is thin '
+            '("hidden"). Audited.'
+        ),
+        opt=query("month", "months"),
+        responses=problems(*AUTHED, 422),
+    )
+    async def touchpoints(
+        self,
+        request: Request[Any, Any, Any],
+        vault: Vault,
+        month: str | None = MONTH_QUERY,
+        months: int = Parameter(
+            required=False,
+            default=1,
+            ge=1,
+            le=touchpoint_report.MAX_MONTHS,
+            description="how many basket months up to `month` the period spans",
+        ),  # fmt: skip
+    ) -> TouchpointReportOut:
+        actor, the_month = reader(request, vault, month)
+        r = await touchpoint_report.touchpoint_report(vault, actor, the_month, months=months)
+        return touchpoints_out(vault, r)
 
     @post(
         "/what-if",
@@ -259,7 +371,9 @@ class PlanningReportController(Controller):
             "Replays the basket month's outbound contacts in the order they were made "
             "through the rules in force and through the rules with the changes (points per "
             "type, factors per channel, basket size, service reserve, overdraft per "
-            'priority); counts per brand and type, below k shown as "< k". Nothing '
+            "priority); contacts per brand and type, shown when at least k customers are "
+            'behind them ("< k" otherwise), "hidden" where fewer than k customers change '
+            "outcome or a shown count would give a masked one away. Nothing "
             "changes. Audited. A priority the rules do not have is a 422; a month the "
             "calendar cannot hold replays nothing."
         ),

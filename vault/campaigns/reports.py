@@ -10,7 +10,11 @@ us, who hears nothing, and who leaves after a contact.
   customer's basket was in that month; next to each, how many customers were contacted.
 
 Counts of customers only, never a subject id; the API and console show each below k as
-"< k" (`vault.campaigns.masking`). Every read is audited in the transaction that reads:
+"< k" (`vault.campaigns.masking`). Each answer also names the cells to show as "hidden":
+those beside a masked one in a grouping with a visible total, and those that differ by
+fewer than k customers from the same cell of an answer that nests with it (basket use with
+another `months` or no `purpose`; opt-outs with fewer filters or another window of
+`DAYS`), computed in the same transaction. Every read is audited in the transaction that reads:
 no event, no report. The contacted totals are counted in the database by group; only
 the contacts of customers who opted out in the period are read row by row (to compare
 each contact's time with the opt-out's), since the day arithmetic is not portable SQL.
@@ -19,16 +23,25 @@ each contact's time with the opt-out's), since the day arithmetic is not portabl
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, case, exists, func, literal, or_, select, union_all
+from sqlalchemy import and_, exists, func, or_, select
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
-from vault.clock import as_utc
+from vault.campaigns.masking import complementary, differenced
+from vault.campaigns.opt_out_events import (
+    DAYS,
+    DIMENSIONS,
+    OPT_OUTS,
+    band_of,
+    count_contacted,
+    opt_out_pairs,
+    opted_out,
+)
 from vault.errors import InvalidInput
 from vault.storage.outreach_tables import contact_budgets, contacts
 from vault.storage.tables import consents, subjects
@@ -39,13 +52,10 @@ if TYPE_CHECKING:
 
 #: Basket-use bands, in order.
 BANDS = ("none", "under_half", "half_to_80", "near_full", "full")
-#: Opt-out kinds, in order.
-OPT_OUTS = ("withdrawal", "objection", "erasure")
-#: The groupings of the opt-out report.
-DIMENSIONS = ("brand", "type", "channel", "touchpoint", "band")
 MAX_MONTHS = 24
 MONTH_RE = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
-MAX_DAYS = 365
+#: The opt-out report's filters.
+FILTERS = ("brand", "type", "channel", "touchpoint")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +68,10 @@ class BasketUse:
     missed: int
     months: int
     purpose: str | None
+    #: Bands hidden beside a masked one, and whether `missed` is hidden
+    #: (`vault.campaigns.masking` rules 2 and 3).
+    hidden_bands: frozenset[str] = frozenset()
+    missed_hidden: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +90,18 @@ class OptOutFilters:
     channel: str | None = None
     touchpoint: str | None = None
 
+    def given(self) -> dict[str, str]:
+        return {n: v for n in FILTERS if (v := getattr(self, n)) is not None}
+
 
 @dataclass(frozen=True, slots=True)
 class OptOuts:
     month: str
     days: int
     rows: list[OptOutRow]
+    #: (dimension, value, column) of the cells hidden by `vault.campaigns.masking` rules 2
+    #: and 3; a column is `contacted` or an opt-out kind.
+    hidden: frozenset[tuple[str, str, str]] = frozenset()
 
 
 def month_range(ctx: VaultContext, month: str) -> tuple[datetime, datetime] | None:
@@ -98,17 +118,6 @@ def months_back(month: str, n: int) -> str:
     year, mon = int(month[:4]), int(month[5:7])
     index = year * 12 + (mon - 1) - (n - 1)
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
-def band_of(used: Any, basket: int) -> Any:
-    """SQL: the basket-use band of `used` tenths against a basket of `basket` tenths."""
-    return case(
-        (used <= 0, literal("none")),
-        (used * 2 < basket, literal("under_half")),
-        (used * 10 < basket * 8, literal("half_to_80")),
-        (used < basket, literal("near_full")),
-        else_=literal("full"),
-    )
 
 
 async def basket_use(
@@ -138,6 +147,31 @@ async def basket_use(
         .where(subjects.c.status == "active")
         .group_by(band)
     )
+    async with ctx.transaction() as conn:
+        bands = dict.fromkeys(BANDS, 0) | {
+            str(r[0]): int(r[1]) for r in await conn.execute(bands_q)
+        }
+        last = {p: await _last_contacted(conn, month, now, p) for p in {purpose, None}}
+        await _audited(conn, ctx, actor, "basket_use", month, purpose)
+    k = ctx.pressure_rules.report_min_count
+    missed = _missed(last[purpose], month, months)
+    # Every other answer the reader may ask for that nests with this one: other `months`,
+    # and no `purpose`.
+    others = (_missed(last[p], month, n) for p in last for n in range(1, MAX_MONTHS + 1))
+    return BasketUse(
+        month=month, basket=basket / 10, customers=sum(bands.values()), bands=bands,
+        missed=missed, months=months, purpose=purpose,
+        hidden_bands=frozenset(complementary(bands, k)),
+        missed_hidden=differenced(missed, others, k),
+    )  # fmt: skip
+
+
+async def _last_contacted(
+    conn: Any, month: str, now: datetime, purpose: str | None
+) -> dict[str | None, int]:
+    """Active customers without an objection who have a live basis (for `purpose`, or
+    any), by the last basket month up to `month` in which they had an outbound contact
+    (None: never)."""
     live = [
         consents.c.subject_id == subjects.c.id,
         consents.c.status.in_((BasisStatus.GRANTED.value, BasisStatus.ACTIVE.value)),
@@ -145,28 +179,32 @@ async def basket_use(
     ]
     if purpose is not None:
         live.append(consents.c.purpose == purpose)
-    contacted = exists().where(
-        contacts.c.subject_id == subjects.c.id,
-        contacts.c.direction == "outbound",
-        contacts.c.month >= months_back(month, months),
-        contacts.c.month <= month,
+    last = (
+        select(func.max(contacts.c.month))
+        .where(
+            contacts.c.subject_id == subjects.c.id,
+            contacts.c.direction == "outbound",
+            contacts.c.month <= month,
+        )
+        .scalar_subquery()
     )
-    missed_q = select(func.count()).where(
-        subjects.c.status == "active",
-        subjects.c.marketing_objection_at.is_(None),
-        exists().where(*live),
-        ~contacted,
+    inner = (
+        select(last.label("last"))
+        .where(
+            subjects.c.status == "active",
+            subjects.c.marketing_objection_at.is_(None),
+            exists().where(*live),
+        )
+        .subquery()
     )
-    async with ctx.transaction() as conn:
-        bands = dict.fromkeys(BANDS, 0) | {
-            str(r[0]): int(r[1]) for r in await conn.execute(bands_q)
-        }
-        missed = int((await conn.execute(missed_q)).scalar_one())
-        await _audited(conn, ctx, actor, "basket_use", month, purpose)
-    return BasketUse(
-        month=month, basket=basket / 10, customers=sum(bands.values()), bands=bands,
-        missed=missed, months=months, purpose=purpose,
-    )  # fmt: skip
+    q = select(inner.c.last, func.count()).group_by(inner.c.last)
+    return {r[0]: int(r[1]) for r in await conn.execute(q)}
+
+
+def _missed(last: dict[str | None, int], month: str, months: int) -> int:
+    """Customers whose last contact was before the `months` basket months up to `month`."""
+    first = months_back(month, months)
+    return sum(n for m, n in last.items() if m is None or m < first)
 
 
 async def opt_outs(
@@ -178,112 +216,65 @@ async def opt_outs(
     filters: OptOutFilters = OptOutFilters(),
 ) -> OptOuts:
     """Opt-outs within `days` days after the outbound contacts of `month` (narrowed by
-    `filters`), by brand, type, channel, touchpoint and basket band; audited."""
+    `filters`), by brand, type, channel, touchpoint and basket band; audited.
+
+    The same report is counted for every coarser combination of the filters and every
+    window of `DAYS`, in the same transaction, so that a cell whose difference from one
+    of those is a group of fewer than k customers is hidden, and so is a cell whose
+    grouping could recover a masked one (`vault.campaigns.masking` rules 2 and 3)."""
     bounds = month_range(ctx, month)
-    if not 1 <= days <= MAX_DAYS:
-        raise InvalidInput("bad days", {"days": f"must be 1 to {MAX_DAYS}"})
-    basket = ctx.pressure_rules.basket_tenths
-    used = func.coalesce(contact_budgets.c.used_tenths, 0)
-    cols = {
-        "brand": contacts.c.brand,
-        "type": contacts.c.type,
-        "channel": contacts.c.channel,
-        "touchpoint": func.coalesce(contacts.c.touchpoint, literal("none")),
-        "band": band_of(used, basket),
-    }
-    source = contacts.outerjoin(
-        contact_budgets,
-        and_(
-            contact_budgets.c.subject_id == contacts.c.subject_id,
-            contact_budgets.c.month == contacts.c.month,
-        ),
-    )
-    where = [contacts.c.month == month, contacts.c.direction == "outbound"]
-    for name, value in (
-        ("brand", filters.brand),
-        ("type", filters.type),
-        ("channel", filters.channel),
-        ("touchpoint", filters.touchpoint),
-    ):
-        if value is not None:
-            where.append(getattr(contacts.c, name) == value)
+    if days not in DAYS:
+        raise InvalidInput("bad days", {"days": "must be one of " + ", ".join(map(str, DAYS))})
     if bounds is None:
         async with ctx.transaction() as conn:
             await _audited(conn, ctx, actor, "opt_outs", month, None)
         return OptOuts(month=month, days=days, rows=[])
-    start, end = bounds
-    horizon = end + timedelta(days=days)
-    events = _opt_out_events(start, horizon).subquery()
+    given = filters.given()
+    subsets = [
+        frozenset(c) for r in range(len(given) + 1) for c in combinations(sorted(given.items()), r)
+    ]
+    full = frozenset(given.items())
     async with ctx.transaction() as conn:
-        contacted: dict[tuple[str, str], int] = {}
-        for dim, col in cols.items():
-            q = (
-                select(col.label("v"), func.count(func.distinct(contacts.c.subject_id)))
-                .select_from(source)
-                .where(*where)
-                .group_by(col)
-            )
-            for value, n in await conn.execute(q):
-                contacted[(dim, str(value))] = int(n)
-        # Contacts of customers who opted out between the month's start and the horizon.
-        pairs = await conn.execute(
-            select(
-                contacts.c.subject_id,
-                contacts.c.at,
-                events.c.at.label("out_at"),
-                events.c.kind,
-                *(c.label(d) for d, c in cols.items()),
-            )  # fmt: skip
-            .select_from(source.join(events, events.c.subject_id == contacts.c.subject_id))
-            .where(*where, events.c.at >= contacts.c.at)
-        )
-        who: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-        window = timedelta(days=days)
-        for row in pairs:
-            if as_utc(row.out_at) >= as_utc(row.at) + window:
-                continue
-            for dim in DIMENSIONS:
-                who[(dim, str(getattr(row, dim)), row.kind)].add(row.subject_id)
+        pairs = await opt_out_pairs(conn, ctx, month, bounds)
+        contacted = {s: await count_contacted(conn, ctx, month, dict(s)) for s in subsets}
         await _audited(conn, ctx, actor, "opt_outs", month, None)
+    out = {s: opted_out(pairs, dict(s)) for s in subsets}
+    k = ctx.pressure_rules.report_min_count
+    hidden: set[tuple[str, str, str]] = set()
+    for (dim, value), n in contacted[full].items():
+        if differenced(n, (contacted[s].get((dim, value), 0) for s in subsets if s != full), k):
+            hidden.add((dim, value, "contacted"))
+        for kind in OPT_OUTS:
+            others = (
+                out[s].get((dim, value, kind, d), 0)
+                for s in subsets
+                for d in DAYS
+                if (s, d) != (full, days)
+            )  # fmt: skip
+            if differenced(out[full].get((dim, value, kind, days), 0), others, k):
+                hidden.add((dim, value, kind))
+    for dim in DIMENSIONS:
+        values = [v for d, v in contacted[full] if d == dim]
+        grouped = {v: contacted[full][(dim, v)] for v in values}
+        hidden |= {(dim, v, "contacted") for v in complementary(grouped, k)}
+        for kind in OPT_OUTS:
+            grouped = {v: out[full].get((dim, v, kind, days), 0) for v in values}
+            hidden |= {(dim, v, kind) for v in complementary(grouped, k)}
     rows = [
         OptOutRow(
             dimension=dim,
             value=value,
             contacted=n,
-            opted_out={k: len(who.get((dim, value, k), ())) for k in OPT_OUTS},
+            opted_out={kd: out[full].get((dim, value, kd, days), 0) for kd in OPT_OUTS},
         )  # fmt: skip
-        for (dim, value), n in sorted(contacted.items(), key=_order)
+        for (dim, value), n in sorted(contacted[full].items(), key=_order)
     ]
-    return OptOuts(month=month, days=days, rows=rows)
+    return OptOuts(month=month, days=days, rows=rows, hidden=frozenset(hidden))
 
 
 def _order(item: tuple[tuple[str, str], int]) -> tuple[int, str]:
     (dim, value), _ = item
     return DIMENSIONS.index(dim), value
-
-
-def _opt_out_events(start: datetime, horizon: datetime) -> Any:
-    """SELECT (subject_id, at, kind) of every withdrawal of a consent, objection to
-    marketing and erasure in [start, horizon)."""
-    withdrawals = select(
-        consents.c.subject_id, consents.c.withdrawn_at.label("at"),
-        literal("withdrawal").label("kind"),
-    ).where(
-        consents.c.status == BasisStatus.WITHDRAWN.value,
-        consents.c.withdrawn_at >= start,
-        consents.c.withdrawn_at < horizon,
-    )  # fmt: skip
-    objections = select(
-        subjects.c.id.label("subject_id"), subjects.c.marketing_objection_at.label("at"),
-        literal("objection").label("kind"),
-    ).where(
-        subjects.c.marketing_objection_at >= start, subjects.c.marketing_objection_at < horizon
-    )  # fmt: skip
-    erasures = select(
-        subjects.c.id.label("subject_id"), subjects.c.erased_at.label("at"),
-        literal("erasure").label("kind"),
-    ).where(subjects.c.erased_at >= start, subjects.c.erased_at < horizon)  # fmt: skip
-    return union_all(withdrawals, objections, erasures)
 
 
 async def _audited(

@@ -12,9 +12,13 @@ replayed; calamity cool-downs, preferences and bookings are not part of the repl
 tunes the basket, not the calendar).
 
 Streaming: the contacts are read once, ordered by customer and time, through a
-server-side cursor in chunks, and only one customer's two counters are held at a time,
-so memory does not grow with the month (`bench/plan.py` replays 1,000,000 contacts).
-Counts only; the API shows each below k as "< k". The read is audited.
+server-side cursor in chunks, and only one customer's two counters (and which cells and
+outcomes they touched) are held at a time, so memory does not grow with the month
+(`bench/plan.py` replays 1,000,000 contacts). Counts of contacts with the customers
+behind them; the API shows a count from fewer than k customers as "< k", and the what-if
+counts of a cell where fewer than k customers' contacts change outcome as "hidden"
+(today's counts and those would otherwise differ by those customers). The read is
+audited.
 """
 
 from __future__ import annotations
@@ -59,6 +63,13 @@ class Cell:
     now_blocked: int
     whatif_allowed: int
     whatif_blocked: int
+    #: The customers behind each of the four counts, in the same order: a count of
+    #: contacts is shown only when at least k customers are behind it.
+    customers: tuple[int, int, int, int] = (0, 0, 0, 0)
+    #: Customers with a contact allowed now and blocked what-if, or the other way round:
+    #: the what-if counts differ from today's by their contacts, so fewer than k of them
+    #: hide the what-if counts (`vault.campaigns.masking` rule 3).
+    flipped: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,33 +172,56 @@ async def what_if(ctx: VaultContext, actor: Actor, month: str, changes: RuleChan
         # [basket used, reserve used] per model, for the customer being replayed.
         now_used = [0, 0]
         new_used = [0, 0]
+        # The customer's outcomes per cell, as bits (see `_OUTCOME_BITS`).
+        seen: dict[tuple[str, str], int] = {}
         stream = await conn.stream(query)
         async for chunk in stream.partitions(CHUNK):
             for subject_id, brand, type_, channel, priority in chunk:
                 total += 1
                 if subject_id != current:
+                    _count_customer(seen, tally)
                     current = subject_id
                     now_used = [0, 0]
                     new_used = [0, 0]
-                cell = tally.get((brand, type_))
+                key = (brand, type_)
+                cell = tally.get(key)
                 if cell is None:
-                    cell = tally[(brand, type_)] = [0, 0, 0, 0]
+                    cell = tally[key] = [0] * 9
                 pool = 1 if type_ == service else 0
-                if _passes(now_model, now_used, pool, type_, channel, priority):
-                    cell[0] += 1
-                else:
-                    cell[1] += 1
-                if _passes(new_model, new_used, pool, type_, channel, priority):
-                    cell[2] += 1
-                else:
-                    cell[3] += 1
+                now = _passes(now_model, now_used, pool, type_, channel, priority)
+                new = _passes(new_model, new_used, pool, type_, channel, priority)
+                bits = (1 if now else 2) | (4 if new else 8) | (16 if now != new else 0)
+                cell[0 if now else 1] += 1
+                cell[2 if new else 3] += 1
+                seen[key] = seen.get(key, 0) | bits
+        _count_customer(seen, tally)
         await audit.record(
             conn, at=ctx.clock.now(), actor=actor, action=AuditAction.CAMPAIGN_REPORT,
             decision=Decision.ALLOW,
             detail={"report": {"name": "what_if", "month": month, "contacts": total}},
         )  # fmt: skip
-    cells = [Cell(b, t, *counts) for (b, t), counts in sorted(tally.items())]
+    cells = [
+        Cell(b, t, c[0], c[1], c[2], c[3], customers=(c[4], c[5], c[6], c[7]), flipped=c[8])
+        for (b, t), c in sorted(tally.items())
+    ]
     return WhatIf(month=month, contacts=total, cells=cells)
+
+
+#: Per cell of the tally: contacts now allowed, now blocked, what-if allowed, what-if
+#: blocked, then customers (same order), then customers with a changed outcome.
+_OUTCOME_BITS = ((1, 4), (2, 5), (4, 6), (8, 7), (16, 8))
+
+
+def _count_customer(
+    seen: dict[tuple[str, str], int], tally: dict[tuple[str, str], list[int]]
+) -> None:
+    """Add the customer just replayed to the customer counts of the cells they touched."""
+    for key, bits in seen.items():
+        cell = tally[key]
+        for bit, slot in _OUTCOME_BITS:
+            if bits & bit:
+                cell[slot] += 1
+    seen.clear()
 
 
 def _passes(
