@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, case, func, literal, select, union_all
 
 from vault.clock import as_utc
-from vault.storage.tables import consents, contact_budgets, contacts, subjects
+from vault.storage.outreach_tables import contact_budgets, contacts
+from vault.storage.tables import consents, subjects
 from vault.subjects.decision import BasisStatus
 
 if TYPE_CHECKING:

@@ -38,7 +38,8 @@ from vault.campaigns.masking import Tally
 from vault.campaigns.reports import month_range, months_back
 from vault.catalogue.touchpoints import Touchpoint
 from vault.errors import InvalidInput
-from vault.storage.tables import consents, contacts, followups, subjects
+from vault.storage.outreach_tables import contacts, followups
+from vault.storage.tables import consents, subjects
 from vault.subjects.decision import BasisStatus
 
 if TYPE_CHECKING:

@@ -16,7 +16,8 @@ from vault.audit.events import Actor
 from vault.campaigns import touchpoint_report
 from vault.campaigns.masking import Tally
 from vault.errors import InvalidInput
-from vault.storage.tables import consents, followups
+from vault.storage.outreach_tables import followups
+from vault.storage.tables import consents
 
 MARKETER = Actor("client", "marketing")
 NOV = datetime(2026, 11, 5, 9, 0, tzinfo=UTC)
