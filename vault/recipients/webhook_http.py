@@ -150,7 +150,8 @@ class _Connection(asyncio.Protocol):
 
     async def exchange(self, request: bytes, timeout: float) -> int:
         """Send `request` (one write) and wait for the response's status."""
-        assert self.transport is not None
+        if self.transport is None or self.closed:
+            raise ConnectionClosed("not connected")
         loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
         timer = loop.call_later(timeout, self._time_out)
@@ -235,7 +236,8 @@ class WebhookPool:
             protocol = await self._opener(
                 _Connection, address, where.port, tls, where.host if tls else None
             )
-        assert isinstance(protocol, _Connection)
+        if not isinstance(protocol, _Connection):
+            raise TypeError("the opener must return the protocol its factory made")
         return protocol
 
     def close(self) -> None:
