@@ -110,9 +110,12 @@ class WebhookTransport:
         if not keys:
             return "no_secret"
         try:
-            where = origin(url)
             # One write per request: the signed headers, the blank line and the body.
             rest = signing.header_block(keys, msg_id, now, body) + body
+        except ValueError:
+            return "bad_id"
+        try:
+            where = origin(url)
             async with self._gate(recipient):
                 status = await self._pool(recipient, url).post(where, rest)
         except TimeoutError:
