@@ -73,6 +73,11 @@ class WebhookTransport:
         self._pools: dict[tuple[str, str], WebhookPool] = {}
         self._gates: dict[str, asyncio.Semaphore] = {}
 
+    @property
+    def per_recipient(self) -> int:
+        """Requests in flight to one recipient at most."""
+        return self._per_recipient
+
     def _pool(self, recipient: str, url: str) -> WebhookPool:
         pool = self._pools.get((recipient, url))
         if pool is None:

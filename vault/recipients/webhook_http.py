@@ -29,6 +29,7 @@ import asyncio
 import ssl
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -94,7 +95,8 @@ class _Connection(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment] - a stream transport
+        # A stream transport (TLS or not; uvloop's need not subclass asyncio's).
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -157,7 +159,8 @@ class _Connection(asyncio.Protocol):
         timer = loop.call_later(timeout, self._time_out)
         try:
             self.transport.write(request)
-            return await waiter
+            status: int = await waiter
+            return status
         finally:
             timer.cancel()
             if not waiter.done():  # cancelled from outside: the connection is unusable
