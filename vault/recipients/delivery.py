@@ -24,15 +24,16 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import aliased
 
 from vault.clock import as_utc
+from vault.recipients.delivery_outcomes import Outcome, write_outcomes
 from vault.recipients.events import OUTBOX_CHANNEL
 from vault.recipients.fanout import fan_out
 from vault.recipients.registry import signing_keys
 from vault.recipients.transports import NatsNotice, NatsTransport, WebhookTransport
-from vault.storage.dialect import skip_locked
+from vault.storage.dialect import key_in, skip_locked, takes_array_parameters
 from vault.storage.listen import ChannelListener
 from vault.storage.recipient_tables import deliveries, domain_events, recipients
 
@@ -271,8 +272,9 @@ class Deliverer:
                 return []
             await conn.execute(
                 update(d)
-                .where(d.c.id.in_([r.id for r in rows]))
-                .values(next_attempt_at=now + self.lease, attempts=d.c.attempts + 1)
+                .where(key_in(d.c.id, "ids", array=takes_array_parameters(conn)))
+                .values(next_attempt_at=now + self.lease, attempts=d.c.attempts + 1),
+                {"ids": [r.id for r in rows]},
             )
             events = {
                 e.seq: e
@@ -320,47 +322,27 @@ class Deliverer:
     async def _record(self, claims: list[_Claim], errors: list[str | None]) -> tuple[int, int, int]:
         ctx = self._ctx
         now = ctx.clock.now()
-        done: list[dict[str, Any]] = []
-        retry: list[dict[str, Any]] = []
-        gone: list[dict[str, Any]] = []
+        done: list[Outcome] = []
+        retry: list[Outcome] = []
+        gone: list[Outcome] = []
         for claim, error in zip(claims, errors, strict=True):
-            key = {"b_id": claim.id, "b_attempts": claim.attempts, "b_error": error}
             if error is None:
-                done.append(key)
+                done.append(Outcome(claim.id, claim.attempts, now, None))
             elif now - claim.created_at >= GIVE_UP:
-                gone.append(key)
+                gone.append(Outcome(claim.id, claim.attempts, now, error))
             else:
                 wait = backoff(
                     claim.attempts,
                     ctx.settings.notify_retry_seconds,
                     ctx.settings.notify_retry_max_seconds,
                 )
-                retry.append(key | {"b_next": now + wait})
-        # Only the claim that is still current writes: a node whose lease ran out and was
-        # overtaken (attempts moved on) leaves the row to the newer claim.
-        mine = update(deliveries).where(
-            deliveries.c.id == bindparam("b_id"),
-            deliveries.c.status == "pending",
-            deliveries.c.attempts == bindparam("b_attempts"),
-        )
+                retry.append(Outcome(claim.id, claim.attempts, now + wait, error))
         async with ctx.transaction() as conn:
-            if done:
-                await conn.execute(
-                    mine.values(status="delivered", delivered_at=now, last_error=None), done
-                )
-            if retry:
-                await conn.execute(
-                    mine.values(
-                        next_attempt_at=bindparam("b_next"), last_error=bindparam("b_error")
-                    ),
-                    retry,
-                )
-            if gone:
-                await conn.execute(
-                    mine.values(status="failed", last_error=bindparam("b_error")), gone
-                )
+            for status, outcomes in (("delivered", done), ("pending", retry), ("failed", gone)):
+                if outcomes:
+                    await write_outcomes(conn, status, outcomes)
         if self._observer is not None:
-            self._observe(self._observer, claims, errors, {k["b_id"] for k in gone}, now)
+            self._observe(self._observer, claims, errors, {o.id for o in gone}, now)
         return len(done), len(retry), len(gone)
 
     @staticmethod
