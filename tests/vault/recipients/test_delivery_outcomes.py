@@ -51,9 +51,7 @@ async def test_each_outcome_writes_its_columns_and_stale_claims_change_nothing(v
     assert (rows[d1].status, rows[d1].last_error) == ("delivered", None)
     assert rows[d1].delivered_at is not None
     assert (rows[d2].status, rows[d2].last_error) == ("pending", "http_503")
-    assert abs((rows[d2].next_attempt_at.replace(tzinfo=later.tzinfo) - later)) < timedelta(
-        seconds=1
-    )
+    assert abs(rows[d2].next_attempt_at.replace(tzinfo=later.tzinfo) - later) < timedelta(seconds=1)
     assert (rows[d3].status, rows[d3].last_error) == ("failed", "timeout")
     assert rows[d3].delivered_at is None
     assert (rows[d4].status, rows[d4].delivered_at) == ("pending", None)
