@@ -123,10 +123,11 @@ def concerned(
             continue
         if scope == "all" and recipient.kind == "external":
             return True
-        if recipient.client_name is not None and any(
-            (recipient.client_name, p) in receipts for p in matching
-        ):
-            return True
+        if recipient.client_name is not None:
+            # A plain loop: this runs once per event and recipient in a fan-out.
+            for p in matching:
+                if (recipient.client_name, p) in receipts:
+                    return True
     return False
 
 
