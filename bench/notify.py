@@ -20,7 +20,9 @@ work). `ratio_to_raw` / `ratio_to_httpx` put Tresor's rate against them. Prints 
 object.
 
 Usage: .venv/bin/python bench/notify.py [--erasures 10000] [--rate 100] [--seconds 10]
-PostgreSQL from TRESOR_BENCH_PG_URL (a database tresor_bench_notify is created and dropped).
+[--no-ceilings]. PostgreSQL from TRESOR_BENCH_PG_URL (a database tresor_bench_notify, or
+TRESOR_BENCH_NOTIFY_DB, is created and dropped). With TRESOR_BENCH_PROFILE=dir, py-spy
+records this process during the throughput phase only (dir/notify.txt, raw stacks).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,7 +48,15 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.lookup import BIN, PG_ADMIN, _admin, free_port, stop  # noqa: E402 - after sys.path
+from bench.lookup import (  # noqa: E402 - after sys.path
+    BIN,
+    PG_ADMIN,
+    _admin,
+    attach_profiler,
+    detach_profiler,
+    free_port,
+    stop,
+)
 from examples.receiver.app import decode_secret  # noqa: E402 - after sys.path
 from vault.admin.clients import create_client  # noqa: E402 - after sys.path
 from vault.audit.events import SYSTEM, Actor, AuditAction, Decision, event_row  # noqa: E402
@@ -135,6 +147,7 @@ async def run(args: argparse.Namespace, url: str, data: Path) -> dict[str, objec
             for i in range(0, len(rows), 5000):
                 await conn.execute(insert(audit_events), rows[i : i + 5000])
         # Throughput: all erasures committed at once, then fanned out and delivered.
+        profiler = attach_profiler(os.getpid(), "notify")
         started = time.monotonic()
         cpu_started, receiver_cpu_started = time.process_time(), _cpu_seconds(receiver.pid)
         async with ctx.transaction() as conn:
@@ -146,10 +159,10 @@ async def run(args: argparse.Namespace, url: str, data: Path) -> dict[str, objec
         elapsed = time.monotonic() - started
         cpu = time.process_time() - cpu_started
         receiver_cpu = _cpu_seconds(receiver.pid) - receiver_cpu_started
+        detach_profiler(profiler)
         total = args.erasures * RECIPIENTS
         keys = [decode_secret(x) for x in secrets]
-        raw_rate = await _ceiling_raw(port, keys, total)
-        httpx_rate = await _ceiling_httpx(port, keys, total)
+        ceilings = await _ceilings(port, keys, total) if args.ceilings else {}
         # Latency: a steady rate of events, each its own commit, one node delivering.
         stop_at = time.monotonic() + args.seconds
         loop_task = asyncio.create_task(_deliver_loop(ctx, deliverer, stop_at))
@@ -184,10 +197,14 @@ async def run(args: argparse.Namespace, url: str, data: Path) -> dict[str, objec
             "deliveries": total,
             "seconds": round(elapsed, 2),
             "deliveries_per_second": round(total / elapsed),
-            "ceiling_raw_per_second": round(raw_rate),
-            "ceiling_httpx_per_second": round(httpx_rate),
-            "ratio_to_raw": round(total / elapsed / raw_rate, 3),
-            "ratio_to_httpx": round(total / elapsed / httpx_rate, 3),
+            **{
+                key: value
+                for name, rate in ceilings.items()
+                for key, value in (
+                    (f"ceiling_{name}_per_second", round(rate)),
+                    (f"ratio_to_{name}", round(total / elapsed / rate, 3)),
+                )
+            },
             # CPU per delivery depends far less on what else the machine runs than the rate:
             # Tresor's side (this process, without PostgreSQL) and the receiver's.
             "tresor_cpu_ms_per_delivery": round(cpu * 1000 / total, 3),
@@ -205,6 +222,13 @@ async def run(args: argparse.Namespace, url: str, data: Path) -> dict[str, objec
         await deliverer.close()
         stop(receiver)
         await ctx.close()
+
+
+async def _ceilings(port: int, keys: list[bytes], total: int) -> dict[str, float]:
+    return {
+        "raw": await _ceiling_raw(port, keys, total),
+        "httpx": await _ceiling_httpx(port, keys, total),
+    }
 
 
 def _notice(i: int, keys: list[bytes]) -> tuple[bytes, dict[str, str]]:
@@ -305,18 +329,31 @@ def main() -> None:
     p.add_argument("--erasures", type=int, default=10_000)
     p.add_argument("--rate", type=float, default=100.0)
     p.add_argument("--seconds", type=float, default=10.0)
-    args = p.parse_args()
-    name = "tresor_bench_notify"
-    url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    p.add_argument(
+        "--no-ceilings",
+        dest="ceilings",
+        action="store_false",
+        help="skip the bare-socket and httpx ceilings (for profiling the delivery alone)",
     )
-    try:
+    args = p.parse_args()
+    with scratch_database(os.environ.get("TRESOR_BENCH_NOTIFY_DB", "tresor_bench_notify")) as url:
         upgrade(url)
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(tmp)
             LocalKeyring.create(data / "keyring.json")
             print(json.dumps(asyncio.run(run(args, url, data))))
+
+
+@contextmanager
+def scratch_database(name: str) -> Iterator[str]:
+    """A PostgreSQL database `name` made empty for the block and dropped after it; yields
+    its URL. Runs sharing a server at the same time need names of their own."""
+    url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+    asyncio.run(
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    )
+    try:
+        yield url
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 

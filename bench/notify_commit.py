@@ -29,12 +29,11 @@ import time
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.lookup import PG_ADMIN, _admin  # noqa: E402 - after sys.path
+from bench.notify import scratch_database  # noqa: E402 - after sys.path
 from vault.storage.db import make_engine  # noqa: E402 - after sys.path
 from vault.storage.wakeup import (  # noqa: E402 - after sys.path
     close_wakers,
@@ -110,15 +109,8 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--rounds", type=int, default=2)
     args = p.parse_args()
-    name = "tresor_bench_wake"
-    url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
-    )
-    try:
+    with scratch_database("tresor_bench_wake") as url:
         print(json.dumps(asyncio.run(run(url, args.writers, args.seconds, args.rounds))))
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from vault.crypto import Mac, same_digest
 
@@ -45,6 +45,21 @@ def headers(keys: Iterable[bytes], msg_id: str, timestamp: int, body: bytes) -> 
         "webhook-timestamp": str(timestamp),
         "webhook-signature": " ".join(sign(k, msg_id, timestamp, body) for k in keys),
     }
+
+
+def header_block(keys: Sequence[bytes], msg_id: str, timestamp: int, body: bytes) -> bytes:
+    """The request's headers after the request line and Host, through the blank line, as
+    bytes for the wire: the three signed headers, `content-type` and `content-length`.
+    The id goes into a header as it is, so it must be a plain token (delivery ids are
+    UUIDs); anything else is refused rather than sent."""
+    if not (msg_id.isascii() and msg_id.isprintable()) or " " in msg_id or not msg_id:
+        raise ValueError("a webhook id must be a printable ASCII token")
+    signature = " ".join([sign(k, msg_id, timestamp, body) for k in keys])
+    return (
+        f"webhook-id: {msg_id}\r\nwebhook-timestamp: {timestamp}\r\n"
+        f"webhook-signature: {signature}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    ).encode("ascii")
 
 
 class VerificationError(Exception):

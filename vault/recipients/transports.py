@@ -17,33 +17,40 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpcore
 import nats
 from nats.js.errors import NotFoundError
 
 from vault.recipients import signing
 from vault.recipients.pinned_dns import (
+    ConnectFailed,
+    Opener,
     PrivateAddressError,
     Resolver,
-    pinned_pool,
+    default_ssl_context,
+    open_tcp,
     system_resolver,
+)
+from vault.recipients.webhook_http import (
+    ConnectionClosed,
+    UnusableURL,
+    WebhookPool,
+    origin,
 )
 
 #: Seconds a receiver (or JetStream) has to answer by default (TRESOR_NOTIFY_TIMEOUT);
 #: the delivery lease is three times as long.
 TIMEOUT = 10.0
 #: Requests in flight (and kept-alive connections) per webhook recipient. Small on
-#: purpose: httpcore checks every idle connection of a pool on each request, and a few
-#: kept-alive connections already keep a loopback receiver busy (measured: 4 per recipient
-#: cost a third less CPU per request than 16; docs/performance.md).
+#: purpose: a few kept-alive connections already keep a loopback receiver busy, and a slow
+#: or failing receiver holds no more than these.
 PER_RECIPIENT = 4
 
 
 class WebhookTransport:
-    """One keep-alive connection pool per recipient (httpcore, pinned), reused by every
-    delivery to it: a slow or failing receiver holds only its own connections, and at most
-    `per_recipient` requests go to one receiver at once. Connections go to the address the
-    private-range check saw (`pinned_dns`)."""
+    """One keep-alive connection pool per recipient (`webhook_http.WebhookPool`, pinned),
+    reused by every delivery to it: a slow or failing receiver holds only its own
+    connections, and at most `per_recipient` requests go to one receiver at once.
+    Connections go to the address the private-range check saw (`pinned_dns`)."""
 
     def __init__(
         self,
@@ -52,7 +59,7 @@ class WebhookTransport:
         timeout: float = TIMEOUT,
         per_recipient: int = PER_RECIPIENT,
         resolver: Resolver = system_resolver,
-        inner: httpcore.AsyncNetworkBackend | None = None,
+        opener: Opener = open_tcp,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._allow_private = allow_private
@@ -61,28 +68,39 @@ class WebhookTransport:
         self._timeout = timeout
         self._per_recipient = per_recipient
         self._resolver = resolver
-        self._inner = inner
-        self._pools: dict[str, httpcore.AsyncConnectionPool] = {}
-        #: Requests wait here rather than in httpcore's pool, whose queue is scanned on
-        #: every request and connection change (profiled: the largest cost of a send).
+        self._opener = opener
+        #: Per (recipient, URL): a recipient whose URL changes gets a pool for the new one.
+        self._pools: dict[tuple[str, str], WebhookPool] = {}
         self._gates: dict[str, asyncio.Semaphore] = {}
-        self._timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
 
-    def _pool(self, recipient: str) -> httpcore.AsyncConnectionPool:
-        pool = self._pools.get(recipient)
+    @property
+    def per_recipient(self) -> int:
+        """Requests in flight to one recipient at most."""
+        return self._per_recipient
+
+    def _pool(self, recipient: str, url: str) -> WebhookPool:
+        pool = self._pools.get((recipient, url))
         if pool is None:
-            # No redirects (httpcore follows none): a 3xx could point the notice somewhere
-            # the URL check refused; it counts as a failed attempt.
-            pool = pinned_pool(
+            if self._ssl_context is None:
+                self._ssl_context = default_ssl_context()
+            # No redirects (the client follows none): a 3xx could point the notice
+            # somewhere the URL check refused; it counts as a failed attempt.
+            pool = WebhookPool(
                 allow_private=self._allow_private,
-                max_connections=self._per_recipient,
-                resolver=self._resolver,
-                inner=self._inner,
+                limit=self._per_recipient,
+                timeout=self._timeout,
                 ssl_context=self._ssl_context,
+                resolver=self._resolver,
+                opener=self._opener,
             )
-            self._pools[recipient] = pool
-            self._gates[recipient] = asyncio.Semaphore(self._per_recipient)
+            self._pools[(recipient, url)] = pool
         return pool
+
+    def _gate(self, recipient: str) -> asyncio.Semaphore:
+        gate = self._gates.get(recipient)
+        if gate is None:
+            gate = self._gates[recipient] = asyncio.Semaphore(self._per_recipient)
+        return gate
 
     async def send(
         self,
@@ -96,46 +114,33 @@ class WebhookTransport:
     ) -> str | None:
         if not keys:
             return "no_secret"
-        headers = [
-            (name.encode(), value.encode())
-            for name, value in signing.headers(keys, msg_id, now, body).items()
-        ]
-        headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-        pool = self._pool(recipient)
         try:
-            async with self._gates[recipient]:
-                response = await pool.request(
-                    "POST",
-                    url,
-                    headers=headers,
-                    content=body,
-                    extensions={"timeout": self._timeouts},
-                )
-        except httpcore.TimeoutException:
+            # One write per request: the signed headers, the blank line and the body.
+            rest = signing.header_block(keys, msg_id, now, body) + body
+        except ValueError:
+            return "bad_id"
+        try:
+            where = origin(url)
+            async with self._gate(recipient):
+                status = await self._pool(recipient, url).post(where, rest)
+        except TimeoutError:
             return "timeout"
         except PrivateAddressError:
             return "private_address"
-        except httpcore.ConnectError:
+        except ConnectionClosed:
+            return "remote_protocol_error"
+        except UnusableURL:
+            return "unsupported_protocol"
+        except (ConnectFailed, OSError):  # refused, unreachable, TLS handshake or certificate
             return "connect_error"
-        except _HTTP_ERRORS as exc:
-            return _kind(type(exc).__name__)
-        if 200 <= response.status < 300:
+        if 200 <= status < 300:
             return None
-        return f"http_{response.status}"
+        return f"http_{status}"
 
     async def close(self) -> None:
         pools, self._pools, self._gates = list(self._pools.values()), {}, {}
         for pool in pools:
-            await pool.aclose()
-
-
-#: What else a request can fail with (its class name is the error kind kept).
-_HTTP_ERRORS = (
-    httpcore.NetworkError,
-    httpcore.ProtocolError,
-    httpcore.UnsupportedProtocol,
-    httpcore.ConnectionNotAvailable,
-)
+            pool.close()
 
 
 def _kind(name: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpcore
 from litestar import Litestar, Request, post
 
 from tests.support.receiver import serving
@@ -26,21 +25,15 @@ class Rebinding:
         return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
 
 
-class Recorder(httpcore.AsyncNetworkBackend):
+class Recorder:
     """A network that records where connections would go and refuses them all."""
 
     def __init__(self) -> None:
         self.connected: list[str] = []
 
-    async def connect_tcp(self, host: str, port: int, *a: Any, **kw: Any) -> Any:
-        self.connected.append(host)
-        raise httpcore.ConnectError("refused")
-
-    async def connect_unix_socket(self, *a: Any, **kw: Any) -> Any:
-        raise httpcore.ConnectError("refused")
-
-    async def sleep(self, seconds: float) -> None:
-        return None
+    async def __call__(self, factory: Any, address: str, port: int, *a: Any) -> Any:
+        self.connected.append(address)
+        raise ConnectionRefusedError("refused")
 
 
 async def _send(transport: WebhookTransport, url: str) -> str | None:
@@ -53,7 +46,7 @@ async def test_the_connection_goes_to_the_address_that_was_checked():
     lookup happens between check and connect."""
     resolver = Rebinding(["93.184.216.34"], ["10.0.0.7"])
     network = Recorder()
-    transport = WebhookTransport(allow_private=False, resolver=resolver, inner=network)
+    transport = WebhookTransport(allow_private=False, resolver=resolver, opener=network)
     try:
         assert await _send(transport, "https://hooks.example.com/tresor") == "connect_error"
     finally:
@@ -68,7 +61,7 @@ async def test_a_name_resolving_inside_is_refused_without_connecting():
     for answers in (["10.0.0.7"], ["93.184.216.34", "169.254.169.254"]):
         network = Recorder()
         transport = WebhookTransport(
-            allow_private=False, resolver=Rebinding(answers), inner=network
+            allow_private=False, resolver=Rebinding(answers), opener=network
         )
         try:
             assert await _send(transport, "https://inside.example.com/x") == "private_address"
@@ -76,7 +69,7 @@ async def test_a_name_resolving_inside_is_refused_without_connecting():
             await transport.close()
         assert network.connected == []
     network = Recorder()
-    allowed = WebhookTransport(allow_private=True, resolver=Rebinding(["10.0.0.7"]), inner=network)
+    allowed = WebhookTransport(allow_private=True, resolver=Rebinding(["10.0.0.7"]), opener=network)
     try:
         assert await _send(allowed, "https://inside.example.com/x") == "connect_error"
     finally:

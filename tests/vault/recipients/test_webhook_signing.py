@@ -70,3 +70,19 @@ def test_bad_or_stale_signatures_are_refused(tamper: str):
         receiver_verify([key], headers, body, now=now)
     with pytest.raises(signing.VerificationError):
         signing.verify(key, headers, body, now=now)
+
+
+def test_the_wire_header_block_matches_the_headers_and_refuses_a_bad_id():
+    """The bytes sent on the wire carry the same signed headers as `headers`, the content
+    type and length, and end the header section; an id that could break a header line
+    (CR/LF, space, non-ASCII, empty) is refused rather than sent."""
+    block = signing.header_block([KEY], "msg_3", 1000, BODY)
+    assert block.endswith(b"\r\n\r\n")
+    lines = dict(line.split(": ", 1) for line in block.decode().split("\r\n") if line)
+    assert lines == signing.headers([KEY], "msg_3", 1000, BODY) | {
+        "content-type": "application/json",
+        "content-length": str(len(BODY)),
+    }
+    for bad in ("msg\r\nx-evil: 1", "msg 4", "msg_é", ""):
+        with pytest.raises(ValueError):
+            signing.header_block([KEY], bad, 1000, BODY)
