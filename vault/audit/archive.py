@@ -41,6 +41,7 @@ from vault.audit.archive_format import (
     sha256_file,
     trailer_line,
 )
+from vault.audit.archive_lock import archive_lock
 from vault.audit.archive_store import ArchiveStore
 from vault.audit.chain import (
     EVENT_COLUMNS,
@@ -350,11 +351,26 @@ async def archive_before(
     actor: Actor,
     page: int = PAGE,
     progress: Progress = NO_PROGRESS,
+    wait: float = 0.0,
 ) -> ArchiveReport:
-    """Archive every closed month before `before` (`YYYY-MM`) that is not archived yet."""
+    """Archive every closed month before `before` (`YYYY-MM`) that is not archived yet,
+    holding the archive/prune lock (`ArchiveBusy` when another run keeps it past `wait`
+    seconds)."""
     now_month = month_of(ctx.clock.now())
     until = min(month_start(parse_month(before)), month_start(now_month))
     await asyncio.to_thread(store.check)
+    async with archive_lock(ctx, wait=wait):
+        return await _archive_locked(ctx, until, store, actor, page, progress)
+
+
+async def _archive_locked(
+    ctx: VaultContext,
+    until: datetime,
+    store: ArchiveStore,
+    actor: Actor,
+    page: int,
+    progress: Progress,
+) -> ArchiveReport:
     report = ArchiveReport()
     last = await rows_of(ctx, _LAST_ARCHIVE, {})
     total = (
