@@ -92,8 +92,8 @@ async def test_archive_and_prune_draw_a_bar_with_count_rate_and_eta_in_a_termina
     vault: VaultContext, clock: FrozenClock, tmp_path: Path
 ) -> None:
     """On a terminal, archive draws rich's bar for its 8 events with count, rate and time
-    left, and so does prune for the 8 events it deletes (the CLI's clock is today's, so all
-three months are past a month of retention); no log lines there."""
+        left, and so does prune for the 8 events it deletes (the CLI's clock is today's, so all
+    three months are past a month of retention); no log lines there."""
     await _trail(vault, clock)
     env = _env(vault, TRESOR_ARCHIVE_URL=str(tmp_path))
     status, drawn = _in_a_terminal(env, "audit", "archive", "--before", "2026-04")
