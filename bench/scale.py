@@ -489,6 +489,11 @@ def main() -> None:
         help="after seeding, measure only the retention sweeps (1 %% due, then nothing due)",
     )
     p.add_argument(
+        "--lifecycle-only",
+        action="store_true",
+        help="after seeding, measure only archive and prune (with lookups while archiving)",
+    )
+    p.add_argument(
         "--keyops-only",
         action="store_true",
         help="after seeding, measure only rotate and verify with their ceilings (no lookups)",
@@ -576,6 +581,9 @@ def main() -> None:
         )
     result.update(asyncio.run(sizes(url, args.subjects, args.events)))
     try:
+        if args.lifecycle_only:
+            scale_lifecycle.archive_and_prune(env, ids, key, work, args, result, tresor, lookups)
+            return
         if not args.skip_lookups:
             during = ["keys", "rotate", "--workers", str(args.workers)]
             wrk, rotated = lookups(env, ids, key, work, args.duration, during)
