@@ -411,16 +411,23 @@ async def _partitions(ctx: VaultContext) -> None:
 
 async def _retention(ctx: VaultContext) -> None:
     """One retention sweep; its counts go to the log (no ids, no data)."""
+    from vault.audit.archive_lock import ArchiveBusy
     from vault.audit.events import SYSTEM
     from vault.audit.prune import prune
     from vault.rights.retention import run_retention
 
     report = await run_retention(ctx)
     purged = await purge_transient(ctx)
-    # The audit trail's own retention: only months already archived are deleted.
-    audit = await prune(ctx, ctx.controller.audit_retention_months, actor=SYSTEM)
+    # The audit trail's own retention: only months already archived are deleted. While an
+    # operator's archive or prune (or another node's job) runs, this round leaves it out.
+    try:
+        audit_pruned: int | None = (
+            await prune(ctx, ctx.controller.audit_retention_months, actor=SYSTEM)
+        ).events
+    except ArchiveBusy:
+        audit_pruned = None
     structlog.get_logger("tresor.retention").info(
-        "retention_run", **asdict(report), **asdict(purged), audit_events_pruned=audit.events
+        "retention_run", **asdict(report), **asdict(purged), audit_events_pruned=audit_pruned
     )
 
 

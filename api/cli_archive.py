@@ -1,7 +1,10 @@
 """`tresor audit archive`, `tresor audit prune` and `tresor audit verify --archive`.
 
 Bad input (a month that is no month, a destination that cannot be reached) is one
-`error:` line and exit status 2, checked before anything is written or deleted.
+`error:` line and exit status 2, checked before anything is written or deleted. Archive
+and prune run one at a time (`vault.audit.archive_lock`): a run that finds another one
+going waits `--wait` seconds (default 0) for it, then exits with `BUSY` (75, sysexits'
+`EX_TEMPFAIL`: nothing was done, try again later) and one `error:` line.
 """
 
 from __future__ import annotations
@@ -15,8 +18,12 @@ from typing import Any
 
 from api.cli_support import UsageError, admin_actor, run_with_vault
 from api.progress import CliProgress
+from vault.audit.archive_lock import ArchiveBusy
 from vault.context import VaultContext
 from vault.settings import Settings
+
+#: Exit status when another archive or prune holds the lock (sysexits' EX_TEMPFAIL).
+BUSY = 75
 
 
 def _store(url: str | None) -> Any:
@@ -29,13 +36,18 @@ def cmd_audit_archive(settings: Settings, args: argparse.Namespace) -> int:
     from vault.audit.archive import archive_before, parse_month
 
     before = parse_month(args.before)  # InvalidInput: exit 2, nothing opened
+    _check_wait(args)
     store = _store(args.to)
 
     async def job(ctx: VaultContext) -> Any:
-        return await archive_before(ctx, before, store, progress=progress, actor=admin_actor())
+        return await archive_before(
+            ctx, before, store, progress=progress, actor=admin_actor(), wait=args.wait
+        )
 
     with CliProgress() as progress:
-        report = run_with_vault(settings, job)
+        report = _locked_run(settings, job)
+        if report is None:
+            return BUSY
     waiting = (
         f"; month {report.waiting} waits for the sealer (run again later)" if report.waiting else ""
     )
@@ -60,12 +72,17 @@ def cmd_audit_prune(settings: Settings, args: argparse.Namespace) -> int:
 
     async def job(ctx: VaultContext) -> Any:
         months = args.months or ctx.controller.audit_retention_months
-        return months, await prune(ctx, months, progress=progress, actor=admin_actor())
+        pruned = await prune(ctx, months, progress=progress, actor=admin_actor(), wait=args.wait)
+        return months, pruned
 
     if args.months is not None and args.months < 1:
         raise UsageError(f"--months {args.months} must be at least 1")
+    _check_wait(args)
     with CliProgress() as progress:
-        months, report = run_with_vault(settings, job)
+        done = _locked_run(settings, job)
+        if done is None:
+            return BUSY
+        months, report = done
     kept = f"; kept from {report.kept_from}" if report.kept_from else ""
     _summary(
         args,
@@ -77,6 +94,20 @@ def cmd_audit_prune(settings: Settings, args: argparse.Namespace) -> int:
         retention_months=months,
     )
     return 0
+
+
+def _check_wait(args: argparse.Namespace) -> None:
+    if not 0 <= args.wait <= 86400:
+        raise UsageError(f"--wait {args.wait:g} must be between 0 and 86400 seconds")
+
+
+def _locked_run(settings: Settings, job: Any) -> Any:
+    """`run_with_vault`, or None after one `error:` line when another run holds the lock."""
+    try:
+        return run_with_vault(settings, job)
+    except ArchiveBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
 
 
 def verify_with_archive(
@@ -144,6 +175,7 @@ def add_parsers(audit: Any) -> None:
         "S3 endpoint from TRESOR_ARCHIVE_S3_ENDPOINT or the AWS variables)",
     )
     s.add_argument("--json", action="store_true", help="print one JSON summary line instead")
+    _wait_flag(s)
     s.set_defaults(func=cmd_audit_archive, command_name="audit archive")
     s = audit.add_parser(
         "prune",
@@ -153,7 +185,19 @@ def add_parsers(audit: Any) -> None:
         "--months", type=int, help="retention in months (default: the policy's, 36 if unset)"
     )
     s.add_argument("--json", action="store_true", help="print one JSON summary line instead")
+    _wait_flag(s)
     s.set_defaults(func=cmd_audit_prune, command_name="audit prune")
+
+
+def _wait_flag(s: argparse.ArgumentParser) -> None:
+    s.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="when another archive or prune is running, wait up to this long for it "
+        f"(default 0: exit with {BUSY} at once)",
+    )
 
 
 def add_verify_flag(verify: argparse.ArgumentParser) -> None:

@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api.progress import CliProgress  # noqa: E402 - imported after the sys.path setup above
+from bench import scale_lifecycle  # noqa: E402
 from bench.lookup import (  # noqa: E402
     BIN,
     PG_ADMIN,
@@ -488,6 +489,11 @@ def main() -> None:
         help="after seeding, measure only the retention sweeps (1 %% due, then nothing due)",
     )
     p.add_argument(
+        "--lifecycle-only",
+        action="store_true",
+        help="after seeding, measure only archive and prune (with lookups while archiving)",
+    )
+    p.add_argument(
         "--keyops-only",
         action="store_true",
         help="after seeding, measure only rotate and verify with their ceilings (no lookups)",
@@ -538,6 +544,9 @@ def main() -> None:
         "cores": os.cpu_count(),
     }
     ids: list[str] = []
+    result["partitions_created"] = asyncio.run(
+        scale_lifecycle.partitions_for_seed(settings, args.months)
+    )
 
     async def seed_part(start: int, stop_at: int, events: int) -> dict[str, float]:
         ctx = VaultContext.open(settings)
@@ -572,6 +581,9 @@ def main() -> None:
         )
     result.update(asyncio.run(sizes(url, args.subjects, args.events)))
     try:
+        if args.lifecycle_only:
+            scale_lifecycle.archive_and_prune(env, ids, key, work, args, result, tresor, lookups)
+            return
         if not args.skip_lookups:
             during = ["keys", "rotate", "--workers", str(args.workers)]
             wrk, rotated = lookups(env, ids, key, work, args.duration, during)
@@ -595,7 +607,9 @@ def main() -> None:
             return
         keyops(env, settings, url, args.workers, result)
         result["audit_search_one_subject"] = asyncio.run(audit_search_p99(settings, ids))
+        scale_lifecycle.archive_and_prune(env, ids, key, work, args, result, tresor, lookups)
     finally:
+        scale_lifecycle.p99_ratios(result)
         result["load_average"] = os.getloadavg()
         print(json.dumps(result, indent=2, default=str))
         asyncio.run(_admin(f"DROP DATABASE IF EXISTS {args.db_name} WITH (FORCE)"))

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from api.app import _retention
 from vault.audit import chain as audit_chain
 from vault.audit.archive import archive_before
+from vault.audit.archive_lock import archive_lock
 from vault.audit.archive_store import open_store
 from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.audit.verify import verify_chain
@@ -60,3 +61,27 @@ async def test_the_retention_job_prunes_archived_months_past_36_months_only(
         (4, "system:audit:prune"),  # the job's deletion is on the trail itself
     ]
     assert (await verify_chain(vault)).ok
+
+
+async def test_the_retention_job_leaves_the_trail_alone_while_an_archive_runs(
+    vault: VaultContext, clock: FrozenClock, tmp_path: Path
+) -> None:
+    """While another process holds the archive/prune lock the job's round completes
+    without pruning (no error, January's event kept); the next round prunes it."""
+    await _event(vault, clock, datetime(2026, 1, 5, tzinfo=UTC))
+    await _event(vault, clock, datetime(2026, 2, 5, tzinfo=UTC))
+    clock.set(datetime(2026, 3, 1, tzinfo=UTC))
+    await archive_before(vault, "2026-02", open_store(str(tmp_path)), actor=Actor("admin", "cli"))
+    clock.set(datetime(2029, 2, 1, tzinfo=UTC))
+    other = VaultContext.open(vault.settings, clock=clock)
+    try:
+        async with archive_lock(other):
+            await _retention(vault)
+    finally:
+        await other.close()
+    lookups = select(func.count()).where(audit_events.c.action == "client:contact:lookup")
+    async with vault.engine.connect() as conn:
+        assert (await conn.execute(lookups)).scalar_one() == 2
+    await _retention(vault)
+    async with vault.engine.connect() as conn:
+        assert (await conn.execute(lookups)).scalar_one() == 1

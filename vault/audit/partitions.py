@@ -3,8 +3,9 @@
 Migration 0030 makes `audit_events` a table range partitioned by month on `at`, with a
 `DEFAULT` partition for events whose month has no partition. The jobs process calls
 `ensure_ahead` at start and every `ENSURE_INTERVAL_SECONDS`, so the current month and the
-next ones exist before the first event needs them; the archive's prune calls `drop_month`
-for a month it archived. SQLite keeps one table: every function here does nothing there.
+next ones exist before the first event needs them; the archive's prune calls
+`drop_partition` for a month it archived, which takes the seals of the month's events
+with it. SQLite keeps one table: every function here does nothing there.
 
 Why new partitions are attached instead of created with `CREATE TABLE … PARTITION OF`:
 that takes an `ACCESS EXCLUSIVE` lock on `audit_events`, which waits behind every long
@@ -34,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit.chain import EVENT_COLUMNS
 from vault.clock import as_utc
+from vault.storage.audit_tables import audit_seals
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -204,25 +206,66 @@ def _parse(name: str) -> date | None:
     return date(int(name[-7:-3]), int(name[-2:]), 1)
 
 
+@dataclass(frozen=True, slots=True)
+class DroppedMonth:
+    """What a dropped partition held: its events, their seq range (None when it was
+    empty) and the seals deleted with them."""
+
+    events: int
+    first_seq: int | None
+    last_seq: int | None
+    seals: int
+
+
 async def drop_month(ctx: VaultContext, month: date) -> bool:
-    """Detach and drop `month`'s partition (its events are gone; their seals stay in
-    `audit_seals`); True when it was dropped, False on SQLite, when the trail is not
-    partitioned or the month has no partition.
+    """Detach and drop `month`'s partition together with the seals of its events (see
+    `drop_partition`); True when it was dropped, False on SQLite, when the trail is not
+    partitioned or the month has no partition."""
+    return await drop_partition(ctx, month) is not None
+
+
+async def drop_partition(
+    ctx: VaultContext, month: date, *, within: tuple[int, int] | None = None
+) -> DroppedMonth | None:
+    """Detach and drop `month`'s partition and delete the seals of the events it held, by
+    the seq range it held, in one transaction: a crash leaves both or neither, never
+    seals without their events. With `within` (lo, hi), only when every event in the
+    partition has a seq in that range (the archived one); None when nothing was dropped
+    (SQLite, not partitioned, no such partition, or events outside `within`).
 
     Refuses (`ValueError`) the current month and later ones by the vault's clock: events
-    are still being written there. Detaching locks `audit_events` exclusively for a moment;
-    when that lock is not free within `LOCK_TIMEOUT` the storage error surfaces (as
-    `Unavailable`) and nothing is changed, so the caller may retry."""
+    are still being written there. The partition is locked against inserts (`SHARE`)
+    before its range is read, so no late event can slip in between. Detaching locks
+    `audit_events` exclusively for a moment; when that lock is not free within
+    `LOCK_TIMEOUT` the storage error surfaces (as `Unavailable`) and nothing is changed,
+    so the caller may retry."""
     month = date(month.year, month.month, 1)
     if month >= month_of(ctx.clock.now()):
         raise ValueError("only a month before the current one can be dropped")
     name = partition_name(month)
     async with ctx.transaction() as conn:
         if not await is_partitioned(conn):
-            return False
+            return None
         await _lock(conn)
         if name not in await _partitions(conn):
-            return False
+            return None
+        await conn.execute(text(f"LOCK TABLE {name} IN SHARE MODE"))
+        seq = _table(name).c.seq
+        held = select(func.count(), func.min(seq), func.max(seq))
+        count, low, high = (await conn.execute(held)).one()
+        if within is not None and count and (low < within[0] or high > within[1]):
+            return None
         await conn.execute(text(f"ALTER TABLE {TABLE} DETACH PARTITION {name}"))
+        seals = 0
+        if count:
+            held_seqs = select(seq)
+            gone = await conn.execute(
+                delete(audit_seals).where(
+                    audit_seals.c.seq >= low,
+                    audit_seals.c.seq <= high,
+                    audit_seals.c.seq.in_(held_seqs),
+                )
+            )
+            seals = int(gone.rowcount or 0)
         await conn.execute(text(f"DROP TABLE {name}"))
-    return True
+    return DroppedMonth(int(count), low, high, seals)

@@ -10,7 +10,8 @@ starts after the segment's end (`live_start`), and rows a crashed prune left beh
 before that start, ignored by `verify` and deleted by the next run. The deletion itself
 is one function, `drop_month`. On PostgreSQL with monthly partitions (migration 0030) it
 drops the month's partition (`DROP`, not `DELETE`) when every event in that partition lies
-in the archived range; clocks that disagree across nodes can put an event stamped in one
+in the archived range, and the seals of the partition's events in the same transaction
+(`partitions.drop_partition`); clocks that disagree across nodes can put an event stamped in one
 month among the next month's sequence numbers, and such boundary rows (or a partition that
 holds events outside the range) are deleted row by row as on SQLite.
 """
@@ -21,12 +22,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, func, select, table, update
-from sqlalchemy import column as sql_column
-from sqlalchemy.sql.expression import ColumnClause
+from sqlalchemy import bindparam, delete, select, update
 
 from vault.audit import partitions
 from vault.audit.archive import add_months, month_of, rows_of
+from vault.audit.archive_lock import archive_lock
 from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.progress import NO_PROGRESS, Progress
 from vault.storage.audit_tables import audit_archives, audit_events, audit_seals
@@ -42,6 +42,12 @@ _ARCHIVE = select(audit_archives).where(audit_archives.c.month == bindparam("mon
 _ANY_LEFT = (
     select(audit_events.c.seq)
     .where(audit_events.c.seq >= bindparam("lo"), audit_events.c.seq <= bindparam("hi"))
+    .limit(1)
+)
+
+_SEAL_LEFT = (
+    select(audit_seals.c.seq)
+    .where(audit_seals.c.seq >= bindparam("lo"), audit_seals.c.seq <= bindparam("hi"))
     .limit(1)
 )
 
@@ -61,9 +67,13 @@ async def drop_month(ctx: VaultContext, month: str, progress: Progress = NO_PROG
     rows = await rows_of(ctx, _ARCHIVE, {"month": month})
     if not rows:
         raise ValueError(f"month {month} is not archived")  # never drop unarchived events
-    lo, hi = int(rows[0].first_seq), int(rows[0].last_seq)
-    deleted = await _drop_partition(ctx, month, lo, hi)
+    lo, hi, events = int(rows[0].first_seq), int(rows[0].last_seq), int(rows[0].events)
+    year, number = (int(part) for part in month.split("-"))
+    dropped = await partitions.drop_partition(ctx, date(year, number, 1), within=(lo, hi))
+    deleted = dropped.events if dropped is not None else 0
     progress.advance(deleted)
+    if dropped is not None and dropped.events == events:
+        return deleted  # the partition held the whole archived range: no row is left
     for start in range(lo, hi + 1, BATCH):
         end = min(hi, start + BATCH - 1)
         async with ctx.transaction() as conn:
@@ -77,35 +87,24 @@ async def drop_month(ctx: VaultContext, month: str, progress: Progress = NO_PROG
     return deleted
 
 
-async def _drop_partition(ctx: VaultContext, month: str, lo: int, hi: int) -> int:
-    """Drop `month`'s partition when all its events lie in the archived range `lo`..`hi`;
-    the number of events it held (0 when there is none, or it was kept for `DELETE`)."""
-    year, number = (int(part) for part in month.split("-"))
-    first = date(year, number, 1)
-    name = partitions.partition_name(first)
-    async with ctx.engine.connect() as conn:
-        if not await partitions.is_partitioned(conn):
-            return 0
-        seq: ColumnClause[int] = sql_column("seq")
-        held = select(func.count(), func.min(seq), func.max(seq)).select_from(table(name, seq))
-        exists = await conn.execute(select(func.to_regclass(name)))
-        if exists.scalar() is None:
-            return 0  # never created, or dropped by an earlier run
-        count, low, high = (await conn.execute(held)).one()
-    if count and (low < lo or high > hi):
-        return 0  # events outside the archived range: only the range goes, row by row
-    return int(count or 0) if await partitions.drop_month(ctx, first) else 0
-
-
 async def prune(
     ctx: VaultContext,
     retention_months: int,
     *,
     actor: Actor,
     progress: Progress = NO_PROGRESS,
+    wait: float = 0.0,
 ) -> PruneReport:
     """Delete every archived month that is past `retention_months` (counted from the
-    clock's month: with 36, in 2026-12 the months before 2023-12 go)."""
+    clock's month: with 36, in 2026-12 the months before 2023-12 go), holding the
+    archive/prune lock (`ArchiveBusy` when another run keeps it past `wait` seconds)."""
+    async with archive_lock(ctx, wait=wait):
+        return await _prune_locked(ctx, retention_months, actor, progress)
+
+
+async def _prune_locked(
+    ctx: VaultContext, retention_months: int, actor: Actor, progress: Progress
+) -> PruneReport:
     cutoff = add_months(month_of(ctx.clock.now()), -retention_months)
     rows = await rows_of(ctx, select(audit_archives).order_by(audit_archives.c.last_seq), {})
     due = [row for row in rows if row.month < cutoff]
@@ -146,8 +145,9 @@ async def _mark(ctx: VaultContext, row: Any, actor: Actor) -> None:
 
 
 async def _left(ctx: VaultContext, row: Any) -> bool:
-    """Whether a crashed prune left rows of this month."""
-    return bool(await rows_of(ctx, _ANY_LEFT, {"lo": row.first_seq, "hi": row.last_seq}))
+    """Whether a crashed prune left events or seals of this month."""
+    window = {"lo": row.first_seq, "hi": row.last_seq}
+    return bool(await rows_of(ctx, _ANY_LEFT, window) or await rows_of(ctx, _SEAL_LEFT, window))
 
 
 _PRUNED_END = (

@@ -1,0 +1,47 @@
+"""Checking and writing the events of one archived segment, page by page.
+
+The archive re-derives every event's MAC from the one before while it writes the segment,
+so a broken chain is never archived. This runs in a worker thread while the next page is
+read (`vault.audit.archive._write_segment`), so it keeps its state in one object and
+touches nothing shared but the gzip stream it is given.
+"""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any
+
+from vault.audit.archive_format import event_line
+from vault.audit.chain import EVENT_COLUMNS, _canonical_values, _mac
+from vault.crypto import Mac, same_digest
+from vault.errors import InvariantViolation
+
+_N = len(EVENT_COLUMNS)
+
+
+class ArchiveBroken(InvariantViolation):
+    """The live chain does not verify where a segment was to be cut: nothing archived."""
+
+
+class ChainWriter:
+    """Checks a segment's events against their seals, in chain order, and writes their
+    lines; carries the chain's state from one page to the next."""
+
+    def __init__(self, key: Mac, previous: str, expected: int, last_seq: int) -> None:
+        self.key, self.previous, self.expected, self.last_seq = key, previous, expected, last_seq
+        self.written = 0
+
+    def write(self, rows: list[Any], out: gzip.GzipFile) -> None:
+        key, previous, expected, last_seq = self.key, self.previous, self.expected, self.last_seq
+        for row in rows:
+            values, position, stored = list(row[:_N]), row[_N], row[_N + 1]
+            seq = values[0]
+            if position != expected or seq <= last_seq:
+                raise ArchiveBroken(f"event seq {seq} is out of chain order")
+            mac = _mac(key, previous, position, _canonical_values(list(values)))
+            if not same_digest(mac, stored):
+                raise ArchiveBroken(f"event seq {seq} does not match its seal")
+            out.write(event_line(values, position, mac))
+            previous, expected, last_seq = mac, expected + 1, seq
+        self.previous, self.expected, self.last_seq = previous, expected, last_seq
+        self.written += len(rows)
