@@ -23,7 +23,7 @@ confirmed. Each displaced campaign gets an audit event with its count.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
+from vault.campaigns import holds
 from vault.campaigns.audience import basis_members, has_basis
 from vault.campaigns.records import (
     AudienceKind,
@@ -79,14 +80,28 @@ class Displacement:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldCampaign:
+    """A campaign a calamity campaign's cool-down holds, or the calamity campaign holding
+    one (`vault.campaigns.holds`), and how many members it concerns."""
+
+    campaign_id: str
+    name: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class BookingOutcome:
-    """What a booking did (or, from `preview`, would do): counts only."""
+    """What a booking did (or, from `preview`, would do): counts only. `holds`: for a
+    calamity campaign, the planned campaigns its cool-down holds; `held_by`: the booked
+    calamity campaigns holding this one."""
 
     audience: int
     booked: int
     blocked: int
     no_basis: int
     displaced: tuple[Displacement, ...]
+    holds: tuple[HeldCampaign, ...] = ()
+    held_by: tuple[HeldCampaign, ...] = ()
 
 
 class DisplacementNotConfirmed(Conflict):
@@ -283,10 +298,26 @@ async def preview(
             await resolve_basis(conn, camp, now)
         total, booked, blocked, no_basis = await _fits_counts(conn, ctx, camp, now)
         displaced = await _displacements(conn, ctx, camp, now)
+        held, held_by = await _holds(conn, ctx, camp)
         await savepoint.rollback()
-        outcome = BookingOutcome(total, booked, blocked, no_basis, displaced)
+        outcome = BookingOutcome(total, booked, blocked, no_basis, displaced, held, held_by)
         await _report_read(conn, actor, camp, now, "preview")
     return camp, outcome
+
+
+async def _holds(
+    conn: AsyncConnection, ctx: VaultContext, camp: Campaign
+) -> tuple[tuple[HeldCampaign, ...], tuple[HeldCampaign, ...]]:
+    """(campaigns the calamity campaign holds, calamity campaigns holding this one)."""
+    held = tuple(
+        HeldCampaign(h.held.id, h.held.name, h.members)
+        for h in await holds.holds_of(conn, ctx, camp)
+    )
+    held_by = tuple(
+        HeldCampaign(h.calamity.id, h.calamity.name, h.members)
+        for h in await holds.held_by(conn, ctx, camp)
+    )
+    return held, held_by
 
 
 async def _report_read(
@@ -323,12 +354,16 @@ async def book(
         if camp.audience_kind == AudienceKind.BASIS:
             await resolve_basis(conn, camp, now)
         outcome = await book_locked(conn, ctx, camp, now, confirm_displacement)
+        held, held_by = await _holds(conn, ctx, replace(camp, state=CampaignState.BOOKED.value))
+        outcome = replace(outcome, holds=held, held_by=held_by)
         await audit.record(
             conn, at=now, actor=actor, action=AuditAction.CAMPAIGN_BOOK,
             decision=Decision.ALLOW, purpose=camp.purpose,
             detail={"campaign": {"id": camp.id, "month": camp.month,
                                  "audience": outcome.audience, "booked": outcome.booked,
-                                 "blocked": outcome.blocked, "no_basis": outcome.no_basis}},
+                                 "blocked": outcome.blocked, "no_basis": outcome.no_basis,
+                                 "holds": [{"id": h.campaign_id, "count": h.count}
+                                           for h in held]}},
         )  # fmt: skip
         for d in outcome.displaced:
             await audit.record(
