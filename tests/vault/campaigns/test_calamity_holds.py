@@ -97,9 +97,7 @@ async def test_a_held_campaign_shows_who_holds_it_in_its_booking_and_the_calenda
     offer, recall = await _plan(vault, sids)
     await booking.book(vault, MARKETER, recall)
     done = await booking.book(vault, MARKETER, offer)
-    assert [(h.campaign_id, h.name, h.count) for h in done.held_by] == [
-        (recall, "Recall", REACHED)
-    ]
+    assert [(h.campaign_id, h.name, h.count) for h in done.held_by] == [(recall, "Recall", REACHED)]
     cal = await calendar(vault, MARKETER, "2026-11")
     assert [(h.calamity.id, h.held.id, h.members, h.in_force) for h in cal.holds] == [
         (recall, offer, REACHED, True)
