@@ -13,12 +13,12 @@ instead of joining the audience, the counter rows and the consents again:
    it — one write instead of insert, lock and update. If a contact created one of those
    rows meanwhile (the insert skipped it), the savepoint is rolled back and they are
    treated like the others;
-2. the other members' counter rows are locked, in subject order, and read in the same
-   statement;
+2. (done first) the other members' counter rows are locked, in subject order, and read
+   into the scratch table in the same statement;
 3. where a member's free points are too few, holds of campaigns served later are
    displaced: the window function runs once, over the members that need room only, into
    a second scratch table (`tmp_plan_displaced`) from which the holds are marked, what
-   they free noted per member and the displaced campaigns counted;
+   they free summed per member and the displaced campaigns counted;
 4. the campaign's holds are inserted, and each existing counter row is changed once: what
    the displaced holds freed given back, the new hold added.
 
@@ -81,7 +81,6 @@ members = Table(
     Column("fresh", Boolean, nullable=False),
     Column("used", Integer, nullable=False, server_default="0"),
     Column("booked", Integer, nullable=False, server_default="0"),
-    Column("freed", Integer, nullable=False, server_default="0"),
     prefixes=["TEMPORARY"],
 )
 #: The holds one booking displaces (temporary): marked, given back and counted from here.
@@ -155,41 +154,79 @@ def _need(ctx: VaultContext, camp: Campaign) -> Any:
     return m.used + m.booked + cost_tenths(ctx, camp) - limit_tenths(ctx, camp)
 
 
-def status_of(ctx: VaultContext, camp: Campaign) -> Any:
-    """The hold's status per scratch row, after displacement (`freed`)."""
+def status_of(ctx: VaultContext, camp: Campaign, freed: Any) -> Any:
+    """The hold's status per scratch row, after displacement (`freed`: what the
+    displaced holds give back, see `_with_freed`)."""
     m = members.c
     fits_empty = cost_tenths(ctx, camp) <= limit_tenths(ctx, camp)
     return case(
         (m.basis == false(), literal(NO_BASIS)),
         (m.fresh == true(), literal(BOOKED if fits_empty else BLOCKED)),
-        (_need(ctx, camp) - m.freed <= 0, literal(BOOKED)),
+        (_need(ctx, camp) - freed <= 0, literal(BOOKED)),
         else_=literal(BLOCKED),
     )
 
 
-async def _fill(conn: AsyncConnection, camp: Campaign, now: datetime) -> int:
-    """Step 0: the scratch table with every member once; returns how many are fresh."""
-    await _scratch(conn, members)
+def _with_freed(displacing: bool) -> tuple[Any, Any]:
+    """(the scratch table joined with what displaced holds free per member, that
+    amount): summed from `tmp_plan_displaced` when the booking displaces, else 0."""
+    if not displacing:
+        return members, literal(0)
+    d = displaced_holds.c
+    freed = (
+        select(d.subject_id, func.sum(d.points).label("points"))
+        .group_by(d.subject_id)
+        .subquery("freed")
+    )
+    joined = members.outerjoin(freed, freed.c.subject_id == members.c.subject_id)
+    return joined, func.coalesce(freed.c.points, 0)
+
+
+def _basis(camp: Campaign, now: datetime) -> Any:
+    """The member's basis: a basis audience was resolved a moment ago in this transaction
+    from the same condition, so every member has one; a list is checked once, here."""
+    if camp.audience_kind == AudienceKind.BASIS:
+        return true()
+    return has_basis(campaign_audience.c.subject_id, camp.purpose, camp.type, now)
+
+
+async def _lock_existing(conn: AsyncConnection, camp: Campaign, now: datetime) -> None:
+    """Step 2: the members with a counter row (not yet in the scratch table): rows
+    locked in subject order and read into it, in one statement."""
     a = campaign_audience.c
-    # A basis audience was resolved a moment ago in this transaction, from the same
-    # condition: every member has its basis, no need to look again.
-    basis = (
-        true()
-        if camp.audience_kind == AudienceKind.BASIS
-        else has_basis(a.subject_id, camp.purpose, camp.type, now)
-    )
-    fresh = ~exists().where(
-        contact_budgets.c.subject_id == a.subject_id, contact_budgets.c.month == camp.month
-    )
+    cb = contact_budgets.c
     await conn.execute(
         insert(members).from_select(
+            ["subject_id", "basis", "fresh", "used", "booked"],
+            select(a.subject_id, _basis(camp, now), false(), cb.used_tenths, cb.booked_tenths)
+            .join(contact_budgets, and_(cb.subject_id == a.subject_id, cb.month == camp.month))
+            .where(
+                a.campaign_id == camp.id,
+                ~exists().where(members.c.subject_id == a.subject_id),
+            )
+            .order_by(cb.subject_id)
+            .with_for_update(of=contact_budgets),
+        )
+    )
+
+
+async def _fill(conn: AsyncConnection, camp: Campaign, now: datetime) -> int:
+    """Step 0 and 2: the scratch table with every member once, those with a counter row
+    locked and read; returns how many are fresh (no counter row)."""
+    await _scratch(conn, members)
+    await _lock_existing(conn, camp, now)
+    a = campaign_audience.c
+    fresh = await conn.execute(
+        insert(members).from_select(
             ["subject_id", "basis", "fresh"],
-            select(a.subject_id, basis, fresh).where(a.campaign_id == camp.id),
+            select(a.subject_id, _basis(camp, now), true()).where(
+                a.campaign_id == camp.id,
+                ~exists().where(members.c.subject_id == a.subject_id),
+            ),
         )
     )
     await analyze(conn, members)
-    counted = await conn.execute(select(func.count()).where(members.c.fresh == true()))
-    return int(counted.scalar_one())
+    return int(fresh.rowcount)
 
 
 async def _fresh_rows(
@@ -214,7 +251,8 @@ async def _fresh_rows(
     if inserted.rowcount == fresh:
         await savepoint.commit()
         return
-    # A contact created some of these rows meanwhile: hold them like existing ones.
+    # A contact created some of these rows meanwhile: create the missing ones empty, and
+    # lock and read them all like the members that had one.
     await savepoint.rollback()
     await conn.execute(
         insert_ignoring_conflict(conn, contact_budgets, ["subject_id", "month"]).from_select(
@@ -225,33 +263,15 @@ async def _fresh_rows(
             ).where(m.fresh == true()),
         )
     )  # fmt: skip
-    await conn.execute(update(members).where(m.fresh == true()).values(fresh=False))
-
-
-async def _lock_existing(conn: AsyncConnection, camp: Campaign) -> None:
-    """Step 2: lock the other members' counter rows in subject order, reading them."""
-    cb = contact_budgets.c
-    m = members.c
-    locked = (
-        select(cb.subject_id, cb.used_tenths, cb.booked_tenths)
-        .join(members, and_(m.subject_id == cb.subject_id, m.fresh == false()))
-        .where(cb.month == camp.month)
-        .order_by(cb.subject_id)
-        .with_for_update(of=contact_budgets)
-        .cte("locked")
-    )
-    await conn.execute(
-        update(members)
-        .where(m.subject_id == locked.c.subject_id)
-        .values(used=locked.c.used_tenths, booked=locked.c.booked_tenths)
-    )
+    await conn.execute(members.delete().where(m.fresh == true()))
+    await _lock_existing(conn, camp, now)
 
 
 async def _displace(
     conn: AsyncConnection, ctx: VaultContext, camp: Campaign
 ) -> tuple[Displacement, ...]:
     """Step 3: mark the later-served holds that make room, note per member what they
-    free (`freed`), and count them per campaign."""
+    free (`_with_freed`), and count them per campaign."""
     m = members.c
     need = _need(ctx, camp)
     needy = and_(m.fresh == false(), m.basis == true(), need > 0)
@@ -300,12 +320,6 @@ async def _displace(
         .where(cb.c.campaign_id == d.campaign_id, cb.c.subject_id == d.subject_id)
         .values(status=DISPLACED, displaced_by=camp.id)
     )
-    freed = (
-        select(d.subject_id, func.sum(d.points).label("points")).group_by(d.subject_id).subquery()
-    )
-    await conn.execute(
-        update(members).where(m.subject_id == freed.c.subject_id).values(freed=freed.c.points)
-    )
     rows = await conn.execute(
         select(d.campaign_id, campaigns.c.name, func.count())
         .join(campaigns, campaigns.c.id == d.campaign_id)
@@ -325,8 +339,9 @@ async def _scratch(conn: AsyncConnection, table: Table) -> None:
 async def _counts(
     conn: AsyncConnection, ctx: VaultContext, camp: Campaign, displaced: tuple[Displacement, ...]
 ) -> BookingOutcome:
-    status = status_of(ctx, camp).label("status")
-    rows = await conn.execute(select(status, func.count()).group_by(status))
+    source, freed = _with_freed(bool(displaced))
+    status = status_of(ctx, camp, freed).label("status")
+    rows = await conn.execute(select(status, func.count()).select_from(source).group_by(status))
     counts = {r[0]: int(r[1]) for r in rows}
     return BookingOutcome(
         audience=sum(counts.values()),
@@ -349,7 +364,6 @@ async def hold(
     `DisplacementNotConfirmed` when it would displace holds and that was not confirmed."""
     fresh = await _fill(conn, camp, now)
     await _fresh_rows(conn, ctx, camp, now, fresh)
-    await _lock_existing(conn, camp)
     savepoint = await conn.begin_nested()
     displaced = await _displace(conn, ctx, camp)
     if displaced and not confirm_displacement:
@@ -359,7 +373,8 @@ async def hold(
     await savepoint.commit()
 
     m = members.c
-    status = status_of(ctx, camp)
+    source, freed = _with_freed(bool(displaced))
+    status = status_of(ctx, camp, freed)
     cb = campaign_bookings
     await conn.execute(
         insert(cb).from_select(
@@ -367,20 +382,26 @@ async def hold(
             select(
                 literal(camp.id), m.subject_id, literal(camp.month),
                 literal(cost_tenths(ctx, camp)), literal(camp.order_key), status,
-            ),
+            ).select_from(source),
         )
     )  # fmt: skip
-    delta = case((status == BOOKED, cost_tenths(ctx, camp)), else_=0) - m.freed
+    # Each existing counter row changes once: the new hold in, what displacing freed out.
+    delta = case((status == BOOKED, cost_tenths(ctx, camp)), else_=0) - freed
+    changes = (
+        select(m.subject_id, delta.label("delta"))
+        .select_from(source)
+        .where(m.fresh == false())
+        .subquery("changes")
+    )
     budgets = contact_budgets.c
     await conn.execute(
         update(contact_budgets)
         .where(
             budgets.month == camp.month,
-            budgets.subject_id == m.subject_id,
-            m.fresh == false(),
-            delta != 0,
+            budgets.subject_id == changes.c.subject_id,
+            changes.c.delta != 0,
         )
-        .values(booked_tenths=budgets.booked_tenths + delta, updated_at=now)
+        .values(booked_tenths=budgets.booked_tenths + changes.c.delta, updated_at=now)
     )
     await conn.execute(
         update(campaigns)
