@@ -56,7 +56,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.campaigns.audience import has_basis
 from vault.campaigns.records import AudienceKind, Campaign, CampaignState
 from vault.errors import Conflict
-from vault.storage.dialect import analyze, insert_ignoring_conflict, roomy_sorts
+from vault.storage.dialect import analyze, insert_ignoring_conflict
 from vault.storage.tables import campaign_audience, campaign_bookings, campaigns, contact_budgets
 
 if TYPE_CHECKING:
@@ -71,8 +71,9 @@ NO_BASIS = "no_basis"
 RELEASED = "released"
 #: A limit no basket reaches: unlimited priorities always fit.
 _UNLIMITED = 2**30
-#: Memory per sort or hash of a booking (PostgreSQL's `work_mem`, this transaction only):
-#: a million members' joins and the displacement's window stay in memory.
+#: Memory per sort or hash of a booking (PostgreSQL's `work_mem`, its transaction only,
+#: set by `booking.book`): a million members' joins and the displacement's window stay in
+#: memory instead of spilling to disk.
 SORT_MEGABYTES = 128
 
 #: The scratch table of one booking (temporary; see the module docstring).
@@ -365,7 +366,6 @@ async def hold(
     """Steps 1–4 (module docstring) in the caller's transaction, with the month and the
     campaign locked and a basis audience resolved; the campaign becomes `booked`. Raises
     `DisplacementNotConfirmed` when it would displace holds and that was not confirmed."""
-    await roomy_sorts(conn, SORT_MEGABYTES)
     fresh = await _fill(conn, camp, now)
     await _fresh_rows(conn, ctx, camp, now, fresh)
     savepoint = await conn.begin_nested()

@@ -57,7 +57,7 @@ from vault.campaigns.records import (
     CampaignStateConflict,
     load,
 )
-from vault.storage.dialect import insert_ignoring_conflict
+from vault.storage.dialect import insert_ignoring_conflict, roomy_sorts
 from vault.storage.tables import (
     campaign_audience,
     campaign_bookings,
@@ -295,6 +295,7 @@ async def book(
     now = ctx.clock.now()
     async with ctx.transaction() as conn:
         camp = await _prepare(conn, ctx, campaign_id, now)
+        await roomy_sorts(conn, basket_holds.SORT_MEGABYTES)
         if camp.audience_kind == AudienceKind.BASIS:
             await resolve_basis(conn, camp, now)
         outcome = await book_locked(conn, ctx, camp, now, confirm_displacement)
