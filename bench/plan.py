@@ -25,7 +25,8 @@ them: what the replay adds on top of reading is its per-contact arithmetic. Goal
 
 Usage: .venv/bin/python bench/plan.py [--subjects 1000000] [--contacts 1000000]
 [--only-whatif]
-PostgreSQL from TRESOR_BENCH_PG_URL (a database tresor_bench_plan is created and dropped).
+PostgreSQL from TRESOR_BENCH_PG_URL (a database tresor_bench_plan, or TRESOR_BENCH_PLAN_DB,
+is created and dropped: runs sharing a server at the same time need names of their own).
 """
 
 from __future__ import annotations
@@ -250,7 +251,7 @@ def main() -> None:
     p.add_argument("--contacts", type=int, default=1_000_000)
     p.add_argument("--only-whatif", action="store_true", help="skip booking and forecasting")
     args = p.parse_args()
-    name = "tresor_bench_plan"
+    name = os.environ.get("TRESOR_BENCH_PLAN_DB", "tresor_bench_plan")
     url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
     asyncio.run(
         _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')

@@ -27,6 +27,7 @@ from api.campaigns.schemas import (
     CampaignOut,
     DisplacementOut,
     ForecastOut,
+    HoldOut,
     ReleasedOut,
 )
 from api.deps import Vault
@@ -35,21 +36,36 @@ from api.problems import problem
 from api.query_params import query, reject_unknown_query
 from api.schemas import Uuid, uuid_path
 from vault.admin.clients import ClientInfo, Role
-from vault.campaigns import audience, booking, calendar, forecast, records
+from vault.campaigns import audience, booking, calendar, forecast, holds, records
 from vault.campaigns.masking import masked
 from vault.context import VaultContext
 
 PLANNERS = (Role.MARKETING, Role.ADMIN)
 
 
-def campaign_out(c: records.Campaign) -> CampaignOut:
+def hold_out(vault: VaultContext, h: booking.HeldCampaign) -> HoldOut:
+    return HoldOut(h.campaign_id, h.name, masked(h.count, vault.pressure_rules.report_min_count))
+
+
+def campaign_out(
+    vault: VaultContext, c: records.Campaign, held: list[holds.Hold] | None = None
+) -> CampaignOut:
+    k = vault.pressure_rules.report_min_count
     return CampaignOut(
         id=c.id, name=c.name, brand=c.brand, type=c.type, channel=c.channel,
         priority=c.priority, rank=c.rank, purpose=c.purpose, touchpoint=c.touchpoint,
         window_start=c.window_start.isoformat(), window_end=c.window_end.isoformat(),
         month=c.month, audience=c.audience_kind, owner=c.owner,
         state=c.state,  # type: ignore[arg-type]
+        held_by=[HoldOut(h.calamity.id, h.calamity.name, masked(h.members, k))
+                 for h in held or ()],
     )  # fmt: skip
+
+
+async def campaigns_out(vault: VaultContext, camps: list[records.Campaign]) -> list[CampaignOut]:
+    """The campaigns, each with the calamity campaigns holding it."""
+    held = await holds.held_by_all(vault, camps)
+    return [campaign_out(vault, c, held[c.id]) for c in camps]
 
 
 def booking_out(vault: VaultContext, campaign_id: str, o: booking.BookingOutcome) -> BookingOut:
@@ -61,6 +77,8 @@ def booking_out(vault: VaultContext, campaign_id: str, o: booking.BookingOutcome
         blocked_by_basket=masked(o.blocked, k),
         missing_basis=masked(o.no_basis, k),
         displaced=[DisplacementOut(d.campaign_id, d.name, masked(d.count, k)) for d in o.displaced],
+        holds=[hold_out(vault, h) for h in o.holds],
+        held_by=[hold_out(vault, h) for h in o.held_by],
     )
 
 
@@ -93,7 +111,8 @@ class CampaignController(Controller):
             type=data.type, priority=data.priority, rank=data.rank, touchpoint=data.touchpoint,
             audience_kind=records.AudienceKind(data.audience),
         )  # fmt: skip
-        return campaign_out(await records.create(vault, actor_of(request), client.purposes, draft))
+        camp = await records.create(vault, actor_of(request), client.purposes, draft)
+        return (await campaigns_out(vault, [camp]))[0]
 
     @get(
         "/",
@@ -113,7 +132,7 @@ class CampaignController(Controller):
         ),  # fmt: skip
     ) -> CampaignListOut:
         items = await records.list_campaigns(vault, month=month)
-        return CampaignListOut(items=[campaign_out(c) for c in items])
+        return CampaignListOut(items=await campaigns_out(vault, items))
 
     @get(
         "/calendar",
@@ -153,7 +172,7 @@ class CampaignController(Controller):
     async def get_one(
         self, vault: Vault, campaign_id: Uuid = uuid_path("The campaign's id")
     ) -> CampaignOut:
-        return campaign_out(await records.get(vault, campaign_id))
+        return (await campaigns_out(vault, [await records.get(vault, campaign_id)]))[0]
 
     @put(
         "/{campaign_id:str}/audience",
@@ -187,7 +206,9 @@ class CampaignController(Controller):
         summary="What booking the campaign would do now: counts, and whom it displaces",
         description=(
             "Nothing changes. Lists per campaign served later how many of its bookings "
-            "this one would displace. Audited as a report read."
+            "this one would displace; for a calamity campaign, the planned campaigns its "
+            "cool-down would hold (`holds`), and the booked calamity campaigns holding this "
+            "one (`held_by`). Audited as a report read."
         ),
         status_code=200,
         opt={**query(), **roles(*PLANNERS)},
@@ -211,7 +232,11 @@ class CampaignController(Controller):
             "member's basket with room, displacing bookings of campaigns served later "
             "where that makes room. A booking that would displace others is refused with "
             "409 (`displaced` lists the counts) unless `confirm_displacement` is true. "
-            "Lookups naming the campaign (`contact.campaign`) then use the holds."
+            "Lookups naming the campaign (`contact.campaign`) then use the holds. Booking "
+            "a calamity campaign holds the planned campaigns whose window starts in its "
+            "cool-down (`holds`, with counts): lookups naming a held campaign are denied "
+            "`contact_blocked_by_calamity` for the members it reaches until the cool-down "
+            "ends or it is cancelled; their booked points stay reserved."
         ),
         status_code=200,
         opt={**query(), **roles(*PLANNERS)},

@@ -36,6 +36,17 @@ class CampaignIn(Struct, forbid_unknown_fields=True):
     audience: Literal["list", "basis"] = "list"
 
 
+class HoldOut(Struct):
+    """A calamity campaign's cool-down hold: the campaign held (in `holds`) or the
+    calamity campaign holding (in `held_by`), and how many members it concerns. Held
+    members cannot be contacted under the held campaign until the cool-down ends; its
+    booked points stay reserved."""
+
+    campaign: str
+    name: str
+    count: MaskedCount
+
+
 class CampaignOut(Struct):
     id: str
     name: str
@@ -52,6 +63,10 @@ class CampaignOut(Struct):
     audience: str
     owner: str
     state: Literal["draft", "booked", "sent", "cancelled"]
+    held_by: Annotated[
+        list[HoldOut],
+        Meta(description="Booked calamity campaigns whose cool-down holds this campaign."),
+    ]
 
 
 class CampaignListOut(Struct):
@@ -89,6 +104,14 @@ class BookingOut(Struct):
     blocked_by_basket: MaskedCount
     missing_basis: MaskedCount
     displaced: list[DisplacementOut]
+    holds: Annotated[
+        list[HoldOut],
+        Meta(description="For a calamity campaign: the planned campaigns its cool-down holds."),
+    ]
+    held_by: Annotated[
+        list[HoldOut],
+        Meta(description="Booked calamity campaigns whose cool-down holds this campaign."),
+    ]
 
 
 class BookIn(Struct, forbid_unknown_fields=True):

@@ -1,7 +1,8 @@
 """The console's campaign calendar (issue 21 item 3) for marketers and the DPO: a basket
 month's planned and booked campaigns by ISO week across brands and channels, each with its
 forecast, the week's overlap (customers in audiences of three or more brands) and what a
-calamity campaign's cool-down would hold. Counts below k are shown as "< k"; the reads are
+calamity campaign's cool-down holds (once booked: "held by" on the held campaign's row) or
+would hold (a draft). Counts below k are shown as "< k"; the reads are
 audited by `vault.campaigns.calendar` for the signed-in reader."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from api.dpo.pages import DpoPages, dpo_actor, page
 from api.dpo.session import PLANNING, require_session
 from api.i18n import TEXTS, pick_language, text_for
 from vault.campaigns import calendar
+from vault.campaigns.records import CampaignState
 
 
 class DpoCalendarPages(DpoPages):
@@ -36,6 +38,12 @@ class DpoCalendarPages(DpoPages):
         )
         by_id = {c.id: c for c in view.campaigns}
         states = {c.id: text_for(lang, "dpo_campaign_state_", c.state) for c in view.campaigns}
+        # A hold is in force once its calamity campaign is booked; a draft would hold.
+        in_force = {c.id for c in view.campaigns if c.state == CampaignState.BOOKED}
+        held_by: dict[str, list[Any]] = {}
+        for h in view.holds:
+            if h.calamity in in_force:
+                held_by.setdefault(h.held, []).append(h)
         return page(
             request,
             "dpo_calendar.html",
@@ -46,5 +54,7 @@ class DpoCalendarPages(DpoPages):
             view=view,
             by_id=by_id,
             states=states,
+            in_force=in_force,
+            held_by=held_by,
             intro=t["dpo_calendar_intro"].format(month=month, k=rules.report_min_count),
         )

@@ -1,9 +1,10 @@
 """The console's campaign plan: a month's campaigns in arbitration order with their
-forecasts, counts below k shown as "< k" (issue 21), and the marketer's planning: a form
-that plans a campaign for everyone with a basis (a marketer plans on segments, never on
-chosen customers) and a button that books a draft. Both post through the CSRF check and
-answer 303 back to the plan (post/redirect/get); a booking that would displace others is
-refused with the counts until it is confirmed."""
+forecasts and the calamity campaigns holding them, counts below k shown as "< k" (issue
+21), and the marketer's planning: a form that plans a campaign for everyone with a basis
+(a marketer plans on segments, never on chosen customers) and a button that books a
+draft. Both post through the CSRF check and answer 303 back to the plan
+(post/redirect/get); a booking that would displace others is refused with the counts
+until it is confirmed."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from api.dpo.pages import DpoPages, dpo_actor, form_text, page, parse_local
 from api.dpo.session import PLANNING, require_session
 from api.i18n import N_, TEXTS, pick_language, text_for
 from api.schemas import Uuid
-from vault.campaigns import booking, forecast, records
+from vault.campaigns import booking, forecast, holds, records
 from vault.campaigns.masking import masked
 from vault.errors import InvalidInput
 
@@ -59,12 +60,18 @@ class DpoCampaignPages(DpoPages):
         k = vault.pressure_rules.report_min_count
         actor = dpo_actor(request, session)
         rows = []
-        for camp in await records.list_campaigns(vault, month=month):
+        camps = await records.list_campaigns(vault, month=month)
+        held_by = await holds.held_by_all(vault, camps)
+        for camp in camps:
             _, f = await forecast.forecast(vault, actor, camp.id)
             rows.append(
                 {
                     "campaign": camp,
                     "state": text_for(lang, "dpo_campaign_state_", camp.state),
+                    "held_by": [
+                        {"calamity": h.calamity, "members": masked(h.members, k)}
+                        for h in held_by[camp.id]
+                    ],
                     "counts": [
                         masked(n, k)
                         for n in (

@@ -23,7 +23,7 @@ confirmed. Each displaced campaign gets an audit event with its count.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,6 @@ from sqlalchemy import (
     and_,
     case,
     func,
-    literal,
     select,
     update,
 )
@@ -39,7 +38,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
+from vault.campaigns import basket_holds, holds
 from vault.campaigns.audience import basis_members, has_basis
+from vault.campaigns.basket_holds import (
+    BOOKED,
+    RELEASED,
+    BookingOutcome,
+    Displacement,
+    HeldCampaign,
+    cost_tenths,
+    limit_tenths,
+)
+from vault.campaigns.basket_holds import DisplacementNotConfirmed as DisplacementNotConfirmed
 from vault.campaigns.records import (
     AudienceKind,
     Campaign,
@@ -47,68 +57,17 @@ from vault.campaigns.records import (
     CampaignStateConflict,
     load,
 )
-from vault.errors import Conflict
 from vault.storage.campaign_tables import (
     campaign_audience,
     campaign_bookings,
     campaigns,
     plan_months,
 )
-from vault.storage.dialect import insert_ignoring_conflict
+from vault.storage.dialect import insert_ignoring_conflict, roomy_sorts
 from vault.storage.outreach_tables import contact_budgets
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
-
-#: Booking statuses (see `vault.storage.tables.CampaignBooking`).
-BOOKED = "booked"
-USED = "used"
-DISPLACED = "displaced"
-BLOCKED = "blocked"
-NO_BASIS = "no_basis"
-RELEASED = "released"
-#: A limit no basket reaches: unlimited priorities always fit.
-_UNLIMITED = 2**30
-
-
-@dataclass(frozen=True, slots=True)
-class Displacement:
-    campaign_id: str
-    name: str
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class BookingOutcome:
-    """What a booking did (or, from `preview`, would do): counts only."""
-
-    audience: int
-    booked: int
-    blocked: int
-    no_basis: int
-    displaced: tuple[Displacement, ...]
-
-
-class DisplacementNotConfirmed(Conflict):
-    """Booking would displace other campaigns' bookings and that was not confirmed."""
-
-    def __init__(self, outcome: BookingOutcome) -> None:
-        super().__init__("booking would displace other campaigns; preview and confirm")
-        self.outcome = outcome
-
-
-def limit_tenths(ctx: VaultContext, camp: Campaign) -> int:
-    """What a member's basket may hold with this campaign: the type's limit plus the
-    priority's overdraft (unlimited priorities: no limit)."""
-    rules = ctx.pressure_rules
-    prio = rules.priorities[camp.priority]
-    if prio.unlimited or camp.type in rules.basket_exempt_types:
-        return _UNLIMITED
-    return rules.limit_tenths(camp.type) + prio.overdraft_tenths
-
-
-def cost_tenths(ctx: VaultContext, camp: Campaign) -> int:
-    return ctx.pressure_rules.cost_tenths(camp.type, camp.channel)
 
 
 def _members(camp: Campaign) -> Any:
@@ -283,10 +242,26 @@ async def preview(
             await resolve_basis(conn, camp, now)
         total, booked, blocked, no_basis = await _fits_counts(conn, ctx, camp, now)
         displaced = await _displacements(conn, ctx, camp, now)
+        held, held_by = await _holds(conn, ctx, camp)
         await savepoint.rollback()
-        outcome = BookingOutcome(total, booked, blocked, no_basis, displaced)
+        outcome = BookingOutcome(total, booked, blocked, no_basis, displaced, held, held_by)
         await _report_read(conn, actor, camp, now, "preview")
     return camp, outcome
+
+
+async def _holds(
+    conn: AsyncConnection, ctx: VaultContext, camp: Campaign
+) -> tuple[tuple[HeldCampaign, ...], tuple[HeldCampaign, ...]]:
+    """(campaigns the calamity campaign holds, calamity campaigns holding this one)."""
+    held = tuple(
+        HeldCampaign(h.held.id, h.held.name, h.members)
+        for h in await holds.holds_of(conn, ctx, camp)
+    )
+    held_by = tuple(
+        HeldCampaign(h.calamity.id, h.calamity.name, h.members)
+        for h in await holds.held_by(conn, ctx, camp)
+    )
+    return held, held_by
 
 
 async def _report_read(
@@ -320,15 +295,20 @@ async def book(
     now = ctx.clock.now()
     async with ctx.transaction() as conn:
         camp = await _prepare(conn, ctx, campaign_id, now)
+        await roomy_sorts(conn, basket_holds.SORT_MEGABYTES)
         if camp.audience_kind == AudienceKind.BASIS:
             await resolve_basis(conn, camp, now)
         outcome = await book_locked(conn, ctx, camp, now, confirm_displacement)
+        held, held_by = await _holds(conn, ctx, replace(camp, state=CampaignState.BOOKED.value))
+        outcome = replace(outcome, holds=held, held_by=held_by)
         await audit.record(
             conn, at=now, actor=actor, action=AuditAction.CAMPAIGN_BOOK,
             decision=Decision.ALLOW, purpose=camp.purpose,
             detail={"campaign": {"id": camp.id, "month": camp.month,
                                  "audience": outcome.audience, "booked": outcome.booked,
-                                 "blocked": outcome.blocked, "no_basis": outcome.no_basis}},
+                                 "blocked": outcome.blocked, "no_basis": outcome.no_basis,
+                                 "holds": [{"id": h.campaign_id, "count": h.count}
+                                           for h in held]}},
         )  # fmt: skip
         for d in outcome.displaced:
             await audit.record(
@@ -348,118 +328,8 @@ async def book_locked(
     confirm_displacement: bool,
 ) -> BookingOutcome:
     """Steps 2–4 of the module docstring, in the caller's transaction, with the month and
-    campaign locked (`_prepare`)."""
-    month = camp.month
-    # 2. Counter rows exist and are locked, in one order, before anything is read.
-    await conn.execute(
-        insert_ignoring_conflict(conn, contact_budgets, ["subject_id", "month"]).from_select(
-            ["subject_id", "month", "used_tenths", "booked_tenths", "updated_at"],
-            select(
-                campaign_audience.c.subject_id, literal(month), literal(0), literal(0),
-                literal(now, contact_budgets.c.updated_at.type),
-            ).where(campaign_audience.c.campaign_id == camp.id),
-        )
-    )  # fmt: skip
-    locked = (
-        select(contact_budgets.c.subject_id)
-        .where(contact_budgets.c.month == month, contact_budgets.c.subject_id.in_(_members(camp)))
-        .order_by(contact_budgets.c.subject_id)
-        .with_for_update()
-        .subquery()
-    )
-    await conn.execute(select(func.count()).select_from(locked))
-
-    # 3. Displace later-served holds where that makes room: marked in a savepoint (the
-    # window query runs once), counted, and kept only when confirmed.
-    b = campaign_bookings
-    d = _displaceable(ctx, camp, now)
-    savepoint = await conn.begin_nested()
-    await conn.execute(
-        update(b)
-        .where(b.c.campaign_id == d.c.campaign_id, b.c.subject_id == d.c.subject_id)
-        .values(status=DISPLACED, displaced_by=camp.id)
-    )
-    mine = (b.c.displaced_by == camp.id, b.c.status == DISPLACED)
-    displaced = tuple(
-        Displacement(r[0], r[1], int(r[2]))
-        for r in await conn.execute(
-            select(b.c.campaign_id, campaigns.c.name, func.count())
-            .join(campaigns, campaigns.c.id == b.c.campaign_id)
-            .where(*mine)
-            .group_by(b.c.campaign_id, campaigns.c.name)
-            .order_by(b.c.campaign_id)
-        )
-    )
-    if displaced and not confirm_displacement:
-        await savepoint.rollback()
-        total, booked, blocked, no_basis = await _fits_counts(conn, ctx, camp, now)
-        raise DisplacementNotConfirmed(BookingOutcome(total, booked, blocked, no_basis, displaced))
-    await savepoint.commit()
-    if displaced:
-        freed = (
-            select(b.c.subject_id, func.sum(b.c.points_tenths).label("points"))
-            .where(*mine)
-            .group_by(b.c.subject_id)
-            .subquery()
-        )
-        await conn.execute(
-            update(contact_budgets)
-            .where(
-                contact_budgets.c.month == month, contact_budgets.c.subject_id == freed.c.subject_id
-            )
-            .values(booked_tenths=contact_budgets.c.booked_tenths - freed.c.points, updated_at=now)
-        )
-
-    # 4. The campaign's own holds.
-    cost = cost_tenths(ctx, camp)
-    basis = has_basis(campaign_audience.c.subject_id, camp.purpose, camp.type, now)
-    status = case(
-        (~basis, literal(NO_BASIS)),
-        (_need(ctx, camp) <= 0, literal(BOOKED)),
-        else_=literal(BLOCKED),
-    )
-    await conn.execute(
-        b.insert().from_select(
-            ["campaign_id", "subject_id", "month", "points_tenths", "order_key", "status"],
-            select(
-                campaign_audience.c.campaign_id, campaign_audience.c.subject_id,
-                literal(month), literal(cost), literal(camp.order_key), status,
-            )
-            .select_from(
-                campaign_audience.join(
-                    contact_budgets,
-                    and_(
-                        contact_budgets.c.subject_id == campaign_audience.c.subject_id,
-                        contact_budgets.c.month == month,
-                    ),
-                )
-            )
-            .where(campaign_audience.c.campaign_id == camp.id),
-        )
-    )  # fmt: skip
-    await conn.execute(
-        update(contact_budgets)
-        .where(
-            contact_budgets.c.month == month,
-            contact_budgets.c.subject_id.in_(
-                select(b.c.subject_id).where(b.c.campaign_id == camp.id, b.c.status == BOOKED)
-            ),
-        )
-        .values(booked_tenths=contact_budgets.c.booked_tenths + cost, updated_at=now)
-    )
-    await conn.execute(
-        update(campaigns)
-        .where(campaigns.c.id == camp.id)
-        .values(state=str(CampaignState.BOOKED), updated_at=now)
-    )
-    counts = await status_counts(conn, camp.id)
-    return BookingOutcome(
-        audience=sum(counts.values()),
-        booked=counts.get(BOOKED, 0),
-        blocked=counts.get(BLOCKED, 0),
-        no_basis=counts.get(NO_BASIS, 0),
-        displaced=displaced,
-    )
+    campaign locked (`_prepare`): `vault.campaigns.basket_holds`."""
+    return await basket_holds.hold(conn, ctx, camp, now, confirm_displacement)
 
 
 async def status_counts(conn: AsyncConnection, campaign_id: str) -> dict[str, int]:

@@ -9,8 +9,8 @@ what a calamity campaign's cool-down would hold.
 - A calamity campaign starts a cool-down (`calamity_cooldown_hours`) at its window's start
   in which other contacts are blocked unless their type is exempt or their priority
   unlimited; the calendar lists each planned campaign whose window starts inside that
-  cool-down, with how many of its audience the calamity campaign would reach (all of it
-  when the calamity campaign is for everyone with a basis and not yet booked).
+  cool-down, with how many of its audience the calamity campaign reaches: held once the
+  calamity campaign is booked, else would be held (`vault.campaigns.holds`).
 
 Only drafts and booked campaigns are planned; audiences "everyone with a basis" count
 once booked (their members are resolved then). Counts only; the API shows each below k
@@ -24,12 +24,12 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.campaigns import forecast as forecasting
-from vault.campaigns.records import AudienceKind, Campaign, CampaignState, list_campaigns
+from vault.campaigns.holds import Hold, covers, members_reached
+from vault.campaigns.records import Campaign, CampaignState, list_campaigns
 from vault.campaigns.reports import month_range
 from vault.catalogue.purposes import CommunicationType
 from vault.clock import as_utc
@@ -57,14 +57,6 @@ class Week:
     campaign_ids: tuple[str, ...]
     brands: int
     overlap: int
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    calamity: Campaign
-    held: Campaign
-    #: Members of the held campaign the calamity campaign reaches.
-    members: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,42 +111,10 @@ async def calendar(ctx: VaultContext, actor: Actor, month: str) -> Calendar:
             weeks.append(Week(label, monday, tuple(c.id for c in camps), len(brands), overlap))
         holds = []
         for cal in (c for c in planned if c.type == CommunicationType.CALAMITY.value):
-            for held in _held_by(ctx, cal, planned):
-                holds.append(Hold(cal, held, await _shared(conn, cal, held)))
+            for held in (c for c in planned if covers(ctx, cal, c)):
+                holds.append(Hold(cal, held, await members_reached(conn, cal, held)))
         await audit.record(
             conn, at=ctx.clock.now(), actor=actor, action=AuditAction.CAMPAIGN_REPORT,
             decision=Decision.ALLOW, detail={"report": {"name": "calendar", "month": month}},
         )  # fmt: skip
     return Calendar(month=month, entries=entries, weeks=weeks, holds=holds)
-
-
-def _held_by(ctx: VaultContext, cal: Campaign, planned: list[Campaign]) -> list[Campaign]:
-    """Planned campaigns whose window starts inside the calamity campaign's cool-down and
-    that the cool-down blocks (type not exempt, priority not unlimited)."""
-    rules = ctx.pressure_rules
-    start = as_utc(cal.window_start)
-    end = start + rules.cooldown
-    return [
-        c
-        for c in planned
-        if c.id != cal.id
-        and c.type not in rules.cooldown_exempt_types
-        and not rules.priorities[c.priority].unlimited
-        and start <= as_utc(c.window_start) < end
-    ]
-
-
-async def _shared(conn: AsyncConnection, cal: Campaign, held: Campaign) -> int:
-    """Members of `held` the calamity campaign reaches: all of them for an unresolved
-    "everyone with a basis" audience, else those in both audiences."""
-    held_members = select(campaign_audience.c.subject_id).where(
-        campaign_audience.c.campaign_id == held.id
-    )
-    if cal.audience_kind == AudienceKind.BASIS and cal.state == CampaignState.DRAFT:
-        q = select(func.count()).select_from(held_members.subquery())
-    else:
-        q = select(func.count()).where(
-            campaign_audience.c.campaign_id == cal.id,
-            campaign_audience.c.subject_id.in_(held_members),
-        )
-    return int((await conn.execute(q)).scalar_one())

@@ -22,16 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.campaigns.audience import has_basis
-from vault.campaigns.booking import (
-    BLOCKED,
-    DISPLACED,
-    NO_BASIS,
-    RELEASED,
-    cost_tenths,
-    fits_condition,
-    members_with_budgets,
-    resolve_basis,
-)
+from vault.campaigns.basket_holds import BLOCKED, DISPLACED, NO_BASIS, RELEASED, cost_tenths
+from vault.campaigns.booking import fits_condition, members_with_budgets, resolve_basis
 from vault.campaigns.records import AudienceKind, Campaign, CampaignState, load
 from vault.outreach import preferences
 from vault.storage.campaign_tables import campaign_audience, campaign_bookings

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.catalogue.contact_pressure import PressureRules
 from vault.catalogue.purposes import CommunicationType
 from vault.clock import as_utc
-from vault.outreach import preferences
+from vault.outreach import calamity_holds, preferences
 from vault.storage.campaign_tables import campaign_audience, campaign_bookings, campaigns
 from vault.storage.dialect import insert_ignoring_conflict
 from vault.storage.outreach_tables import contact_budgets, contacts
@@ -95,7 +95,8 @@ async def use_booking(
     """Make the campaign's contact to `subject_id` from its booking, or deny it:
     `campaign_not_booked` (no usable booking: unknown or unbooked campaign, another
     purpose or brand, outside the send window, displaced, blocked or used),
-    `contact_blocked_by_calamity`, `contact_quiet_hours`. The contact is recorded with the
+    `contact_blocked_by_calamity` (also while a booked calamity campaign holds the campaign:
+    `vault.outreach.calamity_holds`), `contact_quiet_hours`. The contact is recorded with the
     campaign's channel, type and priority and the booked points."""
     rules: PressureRules = ctx.pressure_rules
     month = rules.month_of(now)
@@ -138,6 +139,9 @@ async def use_booking(
     if await in_calamity_cooldown(
         conn, rules, subject_id=subject_id, type=camp.type, unlimited=prio.unlimited, now=now
     ):
+        return Deny(DenyReason.CONTACT_BLOCKED_BY_CALAMITY)
+    if await calamity_holds.held_for(conn, rules, campaign=camp, subject_id=subject_id, now=now):
+        # A booked calamity campaign's cool-down holds this campaign for this customer.
         return Deny(DenyReason.CONTACT_BLOCKED_BY_CALAMITY)
     prefs = await preferences.load(conn, subject_id)
     verdict = preferences.check_contact(

@@ -31,6 +31,21 @@ def upsert_insert(conn: AsyncConnection | AsyncEngine, table: Table) -> Any:
     return insert(table)
 
 
+async def roomy_sorts(conn: AsyncConnection, megabytes: int) -> None:
+    """Let this transaction's sorts and hashes use `megabytes` of memory each on
+    PostgreSQL (a set-based statement over a million rows otherwise spills to disk);
+    SQLite has no such setting."""
+    if _is_postgresql(conn):
+        await conn.execute(text(f"SET LOCAL work_mem = '{int(megabytes)}MB'"))
+
+
+async def analyze(conn: AsyncConnection, table: Table) -> None:
+    """Fresh planner statistics for a just-filled scratch table on PostgreSQL (temporary
+    tables are never analysed by autovacuum); SQLite plans without them."""
+    if _is_postgresql(conn):
+        await conn.execute(text(f"ANALYZE {table.name}"))
+
+
 def takes_array_parameters(conn: AsyncConnection | AsyncEngine) -> bool:
     """Whether one statement can take a whole batch as array parameters (PostgreSQL's
     `UPDATE … FROM unnest(…)`); elsewhere a batch is an executemany."""

@@ -15,7 +15,7 @@ from tests.support.dsar import erase
 from tests.support.factories import WRITER, person
 from vault.audit.events import Actor, AuditAction
 from vault.bases.consents import Evidence, record_basis
-from vault.campaigns import booking
+from vault.campaigns import basket_holds, booking
 from vault.campaigns.audience import set_audience
 from vault.campaigns.records import CampaignDraft, CampaignStateConflict, create
 from vault.outreach.basket import Reservation, reserve
@@ -200,3 +200,35 @@ async def test_erasure_releases_the_holds_and_leaves_the_audience(vault):
             )).all()
         )  # fmt: skip
     assert booked == {keep: 200, gone: 0}
+
+
+async def test_a_counter_row_created_while_booking_is_held_like_an_existing_one(vault, monkeypatch):
+    """A contact that creates a member's counter row between the booking's reading of the
+    audience and its writing of fresh rows (here: 23 of 25 points used) is not overwritten:
+    the booking falls back to locking that row, blocks the member it no longer fits, and
+    holds the others."""
+    sids = await _customers(vault, 3)
+    camp = await _campaign(vault, "Race", 1, sids)
+    fill = basket_holds._fill
+
+    async def fill_then_contact(conn, camp, now):
+        fresh = await fill(conn, camp, now)
+        await conn.execute(
+            contact_budgets.insert().values(
+                subject_id=sids[0], month=camp.month, used_tenths=230, updated_at=now
+            )
+        )
+        return fresh
+
+    monkeypatch.setattr(basket_holds, "_fill", fill_then_contact)
+    done = await booking.book(vault, MARKETER, camp)
+    assert (done.booked, done.blocked) == (2, 1)
+    holds = await _holds(vault)
+    assert holds[(camp, sids[0])] == "blocked"
+    async with vault.engine.connect() as conn:
+        result = await conn.execute(
+            select(contact_budgets.c.subject_id, contact_budgets.c.booked_tenths)
+        )
+        rows = {r[0]: r[1] for r in result}
+    assert rows == {sids[0]: 0, sids[1]: 200, sids[2]: 200}
+    await _never_overspent(vault)

@@ -1,0 +1,36 @@
+"""campaign bookings keep only the indexes their queries use (issue 21: booking at
+≥ 50,000 customers/s)
+
+Every hold written or displaced by a booking also wrote an entry into each index of
+`campaign_bookings`. Two of them served nothing a primary-key prefix does not:
+
+- `ix_campaign_bookings_campaign_id_status`: every query naming a campaign reads it
+  through the primary key (campaign_id, subject_id), whose prefix is the campaign;
+- `ix_campaign_bookings_displaced_by`: a booking finds the holds it displaced in its own
+  scratch table (`vault.campaigns.basket_holds`), not by this column.
+
+Downgrading creates them again.
+
+Revision ID: 0036
+Revises: 0034
+Create Date: 2026-12-05 02:40:00
+"""
+
+from alembic import op
+
+revision = "0036"
+down_revision = "0034"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.drop_index("ix_campaign_bookings_campaign_id_status", table_name="campaign_bookings")
+    op.drop_index("ix_campaign_bookings_displaced_by", table_name="campaign_bookings")
+
+
+def downgrade() -> None:
+    op.create_index(
+        "ix_campaign_bookings_campaign_id_status", "campaign_bookings", ["campaign_id", "status"]
+    )
+    op.create_index("ix_campaign_bookings_displaced_by", "campaign_bookings", ["displaced_by"])
