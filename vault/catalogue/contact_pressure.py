@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from vault.catalogue.channels import ChannelSpec, parse_channels
 from vault.catalogue.purposes import (
-    Channel,
     CommunicationType,
     Purpose,
     PurposeCatalogue,
@@ -31,7 +31,6 @@ from vault.catalogue.touchpoints import TouchpointCatalogue
 from vault.errors import InvalidInput, InvariantViolation
 
 TYPES = tuple(t.value for t in CommunicationType)
-CHANNELS = tuple(c.value for c in Channel)
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
@@ -97,6 +96,20 @@ class PressureRules:
     service_reserve_tenths: int | None = None
     #: k: counts below it are shown as "< k" in marketing reports (`vault.campaigns.masking`).
     report_min_count: int = DEFAULT_REPORT_MIN_COUNT
+    #: Every channel (the built-in four, then the declared ones) with its factor, fields
+    #: and names (`vault.catalogue.channels`); `channel_factors` holds the same factors.
+    channels: dict[str, ChannelSpec] = field(default_factory=dict)
+
+    def channel_name(self, channel: str, language: str) -> str:
+        """A declared channel's name in `language`; "" for a built-in or unknown one."""
+        spec = self.channels.get(channel)
+        return spec.name(language) if spec is not None else ""
+
+    def reveals_nothing(self, channel: str | None) -> bool:
+        """Whether a contact on `channel` needs no stored contact field (social media):
+        a lookup announcing one then reveals none."""
+        spec = self.channels.get(channel) if channel is not None else None
+        return spec is not None and not spec.reveals
 
     def precedence(self, priority: str) -> int:
         """Arbitration level of a priority: 0 is served first. Unlimited priorities come
@@ -171,10 +184,10 @@ def fit_contact(
     errors: dict[str, str] = {}
     if purpose is not None:
         if channel is None:
-            channel = purpose.channel.value
-        elif channel not in {c.value for c in purpose.channels}:
+            channel = purpose.channel
+        elif channel not in purpose.channels:
             errors["contact.channel"] = "the purpose is for channel(s) " + ", ".join(
-                f"'{c.value}'" for c in purpose.channels
+                f"'{c}'" for c in purpose.channels
             )
         if type is None:
             type = purpose.communication_type.value
@@ -253,6 +266,7 @@ def parse_rules(
         "version", "timezone", "basket_points", "calamity_cooldown_hours",
         "cooldown_exempt_types", "basket_exempt_types", "points", "channel_factors",
         "brand", "priority", "calamity", "dry_run_min_audience", "service_reserve_points",
+        "channel",
         "report_min_count",
     }  # fmt: skip
     extra = set(doc) - allowed
@@ -300,17 +314,7 @@ def parse_rules(
             raise fail(key_line(t), f"points: unknown communication type '{t}'")
         if not _number(v) or v < 0:
             raise fail(key_line(t), f"points.{t} must be a number >= 0")
-    factors = doc.get("channel_factors")
-    if not isinstance(factors, dict):
-        raise PolicyError(f"{source}: a [channel_factors] table is required")
-    for c in CHANNELS:
-        if c not in factors:
-            raise fail(r"^\s*\[channel_factors\]", f"channel_factors: missing channel '{c}'")
-    for c, v in factors.items():
-        if c not in CHANNELS:
-            raise fail(key_line(c), f"channel_factors: unknown channel '{c}'")
-        if not _number(v) or v <= 0:
-            raise fail(key_line(c), f"channel_factors.{c} must be a positive number")
+    channels = parse_channels(doc, text, source)
 
     type_sets: dict[str, frozenset[str]] = {}
     for key in ("cooldown_exempt_types", "basket_exempt_types"):
@@ -388,16 +392,24 @@ def parse_rules(
         cooldown_exempt_types=type_sets["cooldown_exempt_types"],
         basket_exempt_types=type_sets["basket_exempt_types"],
         points={t: points[t] for t in TYPES},
-        channel_factors={c: float(factors[c]) for c in CHANNELS},
+        channel_factors={c: spec.factor for c, spec in channels.items()},
         brands=brands,
         priorities=priorities,
         calamity_grant=calamity_grant,
+        channels=channels,
         dry_run_min_audience=min_audience,
         report_min_count=min_count,
         service_reserve_tenths=round(reserve * 10) if reserve is not None else None,
     )
     if catalogue is not None:
         for scoped in catalogue.purposes.values():
+            undeclared = [c for c in scoped.channels if c not in channels]
+            if undeclared:
+                raise fail(
+                    r"^\s*\[channel_factors\]",
+                    f"purpose '{scoped.id}' names channel '{undeclared[0]}', which is not "
+                    "declared here (add a [channel.<id>] table)",
+                )
             unknown_brands = sorted(set(scoped.brands) - set(brands))
             if unknown_brands:
                 raise fail(
@@ -409,7 +421,7 @@ def parse_rules(
             purpose, channel, cost = unusable[0]
             ctype = catalogue.purposes[purpose].communication_type.value
             raise fail(
-                key_line(channel),
+                key_line(channel) + r"|^\s*\[channel\." + re.escape(channel) + r"\]",
                 f"purpose '{purpose}' can never pass at normal priority: {ctype} by "
                 f"{channel} costs {cost / 10:g} points, more than the "
                 f"{rules.limit_tenths(ctype) / 10:g} a month allows",
@@ -428,9 +440,9 @@ def never_passing(rules: PressureRules, catalogue: PurposeCatalogue) -> list[tup
         if ctype in rules.basket_exempt_types:
             continue
         for channel in purpose.channels:
-            cost = rules.cost_tenths(ctype, channel.value)
+            cost = rules.cost_tenths(ctype, channel)
             if cost > rules.limit_tenths(ctype):
-                out.append((purpose.id, channel.value, cost))
+                out.append((purpose.id, channel, cost))
     return out
 
 

@@ -574,8 +574,8 @@ def test_purposes_list_several_channels_backwards_compatibly():
     from vault.catalogue.purposes import parse_catalogue
 
     cat = parse_catalogue(CATALOGUE_TEXT)
-    assert [c.value for c in cat.get("offers.sms").channels] == ["sms"]
-    assert [c.value for c in cat.get("order.delivery").channels] == ["letter", "sms", "phone"]
+    assert list(cat.get("offers.sms").channels) == ["sms"]
+    assert list(cat.get("order.delivery").channels) == ["letter", "sms", "phone"]
 
 
 @pytest.mark.parametrize(
