@@ -76,9 +76,7 @@ class PrivacyPreferencePages(PrivacyPages):
                 "pc_pref_heading",
                 status=422,
                 error=TEXTS[lang]["pc_pref_invalid"],
-                errors=preference_errors(
-                    exc.errors, TEXTS[lang], channel_labels(vault, lang)
-                ),
+                errors=preference_errors(exc.errors, TEXTS[lang], channel_labels(vault, lang)),
                 **preference_page(vault, view, doc, lang),
             )
         return Redirect(path=f"/privacy/preferences?lang={lang}&done=saved", status_code=303)

@@ -109,7 +109,9 @@ def parse_channels(doc: Mapping[str, Any], text: str, source: str) -> dict[str, 
     for cid, raw in declared.items():
         pattern = r"^\s*\[channel\." + re.escape(cid) + r"\]"
         if not isinstance(raw, dict) or not CHANNEL_ID_RE.match(cid):
-            raise fail(pattern, f"channel '{cid}' must be a [channel.<word>] table (16 characters at most)")
+            raise fail(
+                pattern, f"channel '{cid}' must be a [channel.<word>] table (16 characters at most)"
+            )
         if cid in BUILTIN_CHANNELS:
             raise fail(pattern, f"channel '{cid}' is built in: its factor is in [channel_factors]")
         unknown = sorted(set(raw) - _DECLARED_KEYS)
