@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeGuard
 
 from vault.catalogue.source import PolicyError, line_of, parse_toml, read_file
 
@@ -74,7 +74,7 @@ class ChannelSpec:
         return self.name_de if language == "de" else self.name_en
 
 
-def _number(value: object) -> bool:
+def _number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 

@@ -16,10 +16,15 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import TypeGuard
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from vault.catalogue.brands import Brand as Brand
+from vault.catalogue.brands import parse_brands
 from vault.catalogue.channels import ChannelSpec, parse_channels
+from vault.catalogue.grants import DEFAULT_GRANT_PURPOSES as DEFAULT_GRANT_PURPOSES
+from vault.catalogue.grants import GRANT_KEYS, parse_grant
+from vault.catalogue.grants import Grant as Grant
 from vault.catalogue.purposes import (
     CommunicationType,
     Purpose,
@@ -34,26 +39,11 @@ TYPES = tuple(t.value for t in CommunicationType)
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
-#: Who may claim a priority above `normal` or announce a calamity when the rules name
-#: nobody: the clients allowed the purpose for safety and recall notices.
-DEFAULT_GRANT_PURPOSES = frozenset({"incident.notice"})
 #: Fewest distinct known subjects an audience dry run answers for (`vault.access.dry_run.dry_run`).
 DEFAULT_DRY_RUN_MIN_AUDIENCE = 10
 #: Smallest count the `marketing` role's campaign reports show as a number (k); fewer is
 #: shown as "< k", so no report singles out a customer (issue 21).
 DEFAULT_REPORT_MIN_COUNT = 10
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """Who may use something the basket does not stop: API clients by name, or every
-    client allowed one of `purposes`. Priorities are granted, not claimed."""
-
-    clients: frozenset[str]
-    purposes: frozenset[str]
-
-    def allows(self, client: str, client_purposes: frozenset[str]) -> bool:
-        return client in self.clients or not self.purposes.isdisjoint(client_purposes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +53,6 @@ class Priority:
     unlimited: bool
     #: None: everyone may use it (only `normal`).
     grant: Grant | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Brand:
-    id: str
-    name_de: str
-    name_en: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,34 +199,6 @@ def _number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-_CLIENT_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")  # as vault.admin.clients names them
-_PURPOSE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
-_GRANT_KEYS = frozenset({"granted_clients", "granted_purposes"})
-
-
-def _parse_grant(
-    raw: dict[str, Any], where: str, known_purposes: Collection[str] | None
-) -> Grant | str:
-    """The grant of a [priority.<name>] or [calamity] table, or what is wrong with it.
-    Without either key: the clients allowed `incident.notice` (DEFAULT_GRANT_PURPOSES)."""
-    if not _GRANT_KEYS & set(raw):
-        return Grant(frozenset(), DEFAULT_GRANT_PURPOSES)
-    clients = raw.get("granted_clients", [])
-    purposes = raw.get("granted_purposes", [])
-    if not isinstance(clients, list) or not all(
-        isinstance(c, str) and _CLIENT_RE.match(c) for c in clients
-    ):
-        return f"{where}: granted_clients must list API client names"
-    if not isinstance(purposes, list) or not all(
-        isinstance(p, str) and _PURPOSE_RE.match(p) for p in purposes
-    ):
-        return f"{where}: granted_purposes must list purpose ids"
-    unknown = sorted(set(purposes) - set(known_purposes)) if known_purposes is not None else []
-    if unknown:
-        return f"{where}: granted_purposes names unknown purpose(s) {unknown}"
-    return Grant(frozenset(clients), frozenset(purposes))
-
-
 def parse_rules(
     text: str,
     source: str = "contact-pressure.toml",
@@ -323,31 +278,7 @@ def parse_rules(
             raise fail(key_line(key), f"{key} must list communication types of {TYPES}")
         type_sets[key] = frozenset(value)
 
-    brands: dict[str, Brand] = {}
-    raw_brands = doc.get("brand")
-    if not isinstance(raw_brands, list) or not raw_brands:
-        raise PolicyError(f"{source}: at least one [[brand]] table is required")
-    for index, raw in enumerate(raw_brands):
-        bid = raw.get("id") if isinstance(raw, dict) else None
-        pattern = (
-            r"^\s*id\s*=\s*[\"']" + re.escape(bid) + r"[\"']"
-            if isinstance(bid, str)
-            else r"^\s*\[\[brand\]\]"
-        )
-        if not isinstance(bid, str) or not _ID_RE.match(bid):
-            raise fail(pattern, f"brand {index + 1}: id must be a lower-case word")
-        if set(raw) - {"id", "name"}:
-            raise fail(
-                pattern, f"brand '{bid}': unknown key(s) {sorted(set(raw) - {'id', 'name'})}"
-            )
-        name = raw.get("name")
-        if not isinstance(name, dict) or not all(
-            isinstance(name.get(lang), str) and name[lang].strip() for lang in ("de", "en")
-        ):
-            raise fail(pattern, f"brand '{bid}': name.de and name.en are required")
-        if bid in brands:
-            raise fail(pattern, f"brand '{bid}': duplicate id")
-        brands[bid] = Brand(bid, name["de"].strip(), name["en"].strip())
+    brands = parse_brands(doc, text, source)
 
     priorities: dict[str, Priority] = {}
     raw_prios = doc.get("priority")
@@ -357,7 +288,7 @@ def parse_rules(
         pattern = r"^\s*\[priority\." + re.escape(pname) + r"\]"
         if not isinstance(raw, dict) or not _ID_RE.match(pname):
             raise fail(pattern, f"priority '{pname}' must be a [priority.<word>] table")
-        if set(raw) - {"overdraft_points", "unlimited", *_GRANT_KEYS}:
+        if set(raw) - {"overdraft_points", "unlimited", *GRANT_KEYS}:
             raise fail(pattern, f"priority '{pname}': unknown key(s)")
         overdraft = raw.get("overdraft_points", 0)
         unlimited = raw.get("unlimited", False)
@@ -367,10 +298,10 @@ def parse_rules(
             raise fail(pattern, f"priority '{pname}': unlimited must be true or false")
         grant: Grant | None = None
         if pname == "normal":
-            if _GRANT_KEYS & set(raw):
+            if GRANT_KEYS & set(raw):
                 raise fail(pattern, "priority 'normal' is every client's: no granted_* keys")
         else:
-            parsed = _parse_grant(raw, f"priority '{pname}'", known_purposes)
+            parsed = parse_grant(raw, f"priority '{pname}'", known_purposes)
             if isinstance(parsed, str):
                 raise fail(pattern, parsed)
             grant = parsed
@@ -378,9 +309,9 @@ def parse_rules(
 
     raw_calamity = doc.get("calamity", {})
     calamity_pattern = r"^\s*\[calamity\]"
-    if not isinstance(raw_calamity, dict) or set(raw_calamity) - _GRANT_KEYS:
+    if not isinstance(raw_calamity, dict) or set(raw_calamity) - GRANT_KEYS:
         raise fail(calamity_pattern, "[calamity] takes only granted_clients and granted_purposes")
-    calamity_grant = _parse_grant(raw_calamity, "calamity", known_purposes)
+    calamity_grant = parse_grant(raw_calamity, "calamity", known_purposes)
     if isinstance(calamity_grant, str):
         raise fail(calamity_pattern, calamity_grant)
 
