@@ -88,7 +88,7 @@ async def test_dry_run_counts_match_batch_and_reveal_nothing(vault):
             channel=next(
                 c
                 for c in ("email", "letter", "sms", "phone")
-                if c not in {x.value for x in vault.catalogue.get("order.delivery").channels}
+                if c not in set(vault.catalogue.get("order.delivery").channels)
             ),
         )
 
