@@ -86,7 +86,8 @@ BY_NAME: dict[str, str] = {
     "changed_at": "When the change was made (RFC 3339, UTC).",
     "changed_by": "Who made the change: an API client's name or `subject`.",
     "changes": "The corrected contact fields of a rectification (only the ones to change).",
-    "channel": "The contact channel: `email`, `phone`, `sms` or `letter`.",
+    "channel": "The contact channel: `email`, `phone`, `sms`, `letter` or one the rules "
+    "declare (e.g. `visit`, `print`, `social`).",
     "checked_at": "When the chain was checked (RFC 3339, UTC).",
     "checkpoint": "The signed checkpoint of the audit chain covering the proof's events.",
     "checkpoints": "How many signed checkpoints the chain has.",

@@ -27,6 +27,7 @@ from litestar.openapi.spec import OpenAPIType, Reference, Schema
 from litestar.typing import FieldDefinition
 
 from api import field_glossary
+from api.i18n import text_for
 from vault.catalogue.loader import Policies
 
 OPENAPI_EXTRA = "__openapi__"
@@ -55,6 +56,10 @@ class Vocabulary:
     values: dict[str, str]
     single: frozenset[str]
     lists: frozenset[str] = frozenset()
+    #: Properties that are objects keyed by a value of the vocabulary, and objects whose
+    #: values are one (a customer's quiet times per channel, preferred channel per type).
+    map_keys: frozenset[str] = frozenset()
+    map_values: frozenset[str] = frozenset()
 
     def describe(self) -> str:
         return f"One of the {self.what}: " + "; ".join(
@@ -63,12 +68,25 @@ class Vocabulary:
 
 
 def catalogue_vocabularies(policies: Policies) -> tuple[Vocabulary, ...]:
-    """Purposes, touchpoints and brands as the request bodies name them."""
+    """Purposes, touchpoints, brands, priorities and channels as the request bodies name
+    them (channels: the built-in four and those the rules declare)."""
     purposes = {p.id: p.title_en for p in policies.purposes.purposes.values()}
     touchpoints = {t.id: t.name_en for t in policies.touchpoints.touchpoints.values()}
     brands = {b.id: b.name_en for b in policies.pressure_rules.brands.values()}
     priorities = {p: p for p in policies.pressure_rules.priorities}
+    channels = {
+        c: spec.name_en or text_for("en", "pc_pref_channel_", c)
+        for c, spec in policies.pressure_rules.channels.items()
+    }
     return (
+        Vocabulary(
+            "contact channels (policies/contact-pressure.toml: the built-in four and "
+            "`[channel.<id>]`)",
+            channels,
+            frozenset({"channel", "preferred_channel"}),
+            map_keys=frozenset({"quiet"}),
+            map_values=frozenset({"preferred_channels"}),
+        ),
         Vocabulary(
             "priorities (policies/contact-pressure.toml; above `normal` only when granted)",
             priorities,
@@ -210,6 +228,12 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
                 for vocabulary in self.vocabularies:
                     if name in vocabulary.single or name in vocabulary.lists:
                         _restrict(prop, vocabulary, is_list=name in vocabulary.lists)
+                    elif name in vocabulary.map_keys:
+                        prop.property_names = Schema(enum=list(vocabulary.values))
+                    elif name in vocabulary.map_values and isinstance(
+                        prop.additional_properties, Schema
+                    ):
+                        prop.additional_properties.enum = list(vocabulary.values)
         for key, value in getattr(struct, OPENAPI_EXTRA, {}).items():
             setattr(schema, key, value)
         return schema

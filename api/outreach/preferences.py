@@ -3,7 +3,7 @@ and the JSON shapes the privacy centre shares (`/self/v1/preferences`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import msgspec
@@ -20,6 +20,7 @@ from api.conditional import (
     if_match,
 )
 from api.deps import Vault
+from api.i18n import text_for
 from api.openapi_docs import AUTHED, UPDATE_REASONS, problems
 from api.outreach.schemas import (
     PreferenceHistoryOut,
@@ -140,8 +141,9 @@ class PreferenceController(Controller):
 _CAP_RE = r"^\d{1,6}([.,]\d)?$"
 
 
-def form_document(form: Any) -> dict[str, Any]:
-    """The preferences document from the privacy-centre form (empty inputs mean "none")."""
+def form_document(form: Any, channels: Collection[str]) -> dict[str, Any]:
+    """The preferences document from the privacy-centre form (empty inputs mean "none");
+    `channels`: every channel of the rules, the declared ones included."""
     import re
 
     def value(name: str, limit: int = 64) -> str:
@@ -153,7 +155,7 @@ def form_document(form: Any) -> dict[str, Any]:
         chosen = value(f"preferred_{ty}", 16)
         if chosen:
             doc["preferred_channels"][ty] = chosen
-    for c in preferences.CHANNELS:
+    for c in channels:
         start, end = value(f"quiet_{c}_start", 8) or None, value(f"quiet_{c}_end", 8) or None
         days = [d for d in form.getall(f"quiet_{c}_days", [])[:7] if isinstance(d, str)]
         if start or end or days:
@@ -165,15 +167,18 @@ def form_document(form: Any) -> dict[str, Any]:
     return doc
 
 
-def form_errors(errors: Mapping[str, str], texts: Mapping[str, str]) -> list[str]:
-    """Customer-facing messages for the domain's field errors (never echoing input)."""
+def form_errors(
+    errors: Mapping[str, str], texts: Mapping[str, str], labels: Mapping[str, str]
+) -> list[str]:
+    """Customer-facing messages for the domain's field errors (never echoing input);
+    `labels`: the channels' names (`channel_labels`)."""
     out: list[str] = []
     for key in errors:
         if key == "timezone":
             msg = texts["pc_pref_err_timezone"]
         elif key.startswith("quiet"):
             channel = key.split(".")[1] if "." in key else ""
-            label = texts.get(f"pc_pref_channel_{channel}", "")
+            label = labels.get(channel, "")
             msg = (label + ": " if label else "") + texts["pc_pref_err_quiet"]
         elif key == "monthly_cap_points":
             msg = texts["pc_pref_err_cap"]
@@ -184,11 +189,22 @@ def form_errors(errors: Mapping[str, str], texts: Mapping[str, str]) -> list[str
     return out
 
 
+def channel_labels(vault: VaultContext, lang: str) -> dict[str, str]:
+    """Every channel of the rules with its name in `lang`: a declared channel's from the
+    rules (`[channel.<id>] name`), a built-in one's from the UI catalogue."""
+    rules = vault.pressure_rules
+    return {
+        c: rules.channel_name(c, lang) or text_for(lang, "pc_pref_channel_", c)
+        for c in rules.channels
+    }
+
+
 def page_context(
-    vault: VaultContext, view: PreferencesView, doc: dict[str, Any] | None
+    vault: VaultContext, view: PreferencesView, doc: dict[str, Any] | None, lang: str
 ) -> dict[str, Any]:
     """What `privacy_preferences.html` needs: the document to show (the stored one, or the
-    rejected input), the vocabularies and the history."""
+    rejected input), the vocabularies (every channel of the rules, with its name in
+    `lang`) and the history."""
     if doc is None:
         doc = (
             view.preferences.to_json()
@@ -209,7 +225,7 @@ def page_context(
         "doc": {**doc, "monthly_cap_points": cap if isinstance(cap, int | float) else None},
         "zones": zones,
         "types": preferences.TYPES,
-        "channels": preferences.CHANNELS,
+        "channels": channel_labels(vault, lang),
         "days": preferences.DAYS,
         "basket": f"{vault.pressure_rules.basket_points:g}",
         "history": view.history,

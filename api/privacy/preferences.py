@@ -9,6 +9,7 @@ from litestar.response import Redirect, Template
 
 from api.deps import Vault
 from api.i18n import TEXTS, pick_language
+from api.outreach.preferences import channel_labels
 from api.outreach.preferences import form_document as preference_form
 from api.outreach.preferences import form_errors as preference_errors
 from api.outreach.preferences import page_context as preference_page
@@ -35,7 +36,8 @@ class PrivacyPreferencePages(PrivacyPages):
         view = await preferences.get_preferences(
             vault, selfservice.subject_actor(request_id_of(request)), subject_id
         )
-        t = TEXTS[pick_language(request)]
+        lang = pick_language(request)
+        t = TEXTS[lang]
         saved = request.query_params.get("done") == "saved"
         return render(
             request,
@@ -44,7 +46,7 @@ class PrivacyPreferencePages(PrivacyPages):
             zone=view.preferences.timezone if view.preferences else None,
             notice=t["pc_pref_saved"] if saved else None,
             errors=[],
-            **preference_page(vault, view, None),
+            **preference_page(vault, view, None, lang),
         )
 
     @post("/preferences", operation_id="privacyPreferencesSave", status_code=303)
@@ -54,7 +56,7 @@ class PrivacyPreferencePages(PrivacyPages):
         subject_id = await require_session(request, vault)
         lang = pick_language(request)
         actor = selfservice.subject_actor(request_id_of(request))
-        doc = preference_form(await request.form())
+        doc = preference_form(await request.form(), vault.pressure_rules.channels)
         try:
             await preferences.set_preferences(
                 vault,
@@ -74,7 +76,7 @@ class PrivacyPreferencePages(PrivacyPages):
                 "pc_pref_heading",
                 status=422,
                 error=TEXTS[lang]["pc_pref_invalid"],
-                errors=preference_errors(exc.errors, TEXTS[lang]),
-                **preference_page(vault, view, doc),
+                errors=preference_errors(exc.errors, TEXTS[lang], channel_labels(vault, lang)),
+                **preference_page(vault, view, doc, lang),
             )
         return Redirect(path=f"/privacy/preferences?lang={lang}&done=saved", status_code=303)

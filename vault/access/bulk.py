@@ -32,7 +32,12 @@ import msgspec
 
 from vault.access.events import LookupEvents
 from vault.access.judge import DUPLICATE_IDENTIFIER, INVALID_IDENTIFIER, Outcome
-from vault.access.lookup import IDENTIFIER_KINDS, LookupDenied, deny_message
+from vault.access.lookup import (
+    IDENTIFIER_KINDS,
+    LookupDenied,
+    deny_message,
+    fields_for_channel,
+)
 from vault.access.pipeline import Request, batch_keys, prepare, run_in_transaction
 from vault.access.reveal import Opener
 from vault.audit.batch import AuditBatcher
@@ -110,6 +115,7 @@ async def resolve_batch(
         contact = contact.resolve(ctx, purpose)  # raises InvalidInput
         checked = contact.check_grant(ctx, actor.id, client_purposes, checked)
     checked = check_contact(purpose, contact.brand if contact is not None else None, checked)
+    checked = fields_for_channel(ctx, contact, checked)
     now = ctx.clock.now()
     events = LookupEvents(
         actor,

@@ -181,7 +181,9 @@ async def _tally(
     tally = _Tally()
     reachable: list[str] = []
     matched: set[str] = set()
-    need = f"has_{CHANNEL_FIELD[channel]}"
+    spec = ctx.pressure_rules.channels.get(channel)
+    # The fields a contact on the channel needs (none for social media: all are reachable).
+    need = [f"has_{f}" for f in (spec.reveals if spec is not None else (CHANNEL_FIELD[channel],))]
     reads = TransactionReads(conn)
     statement = subject_read(kind, None, array=reads.arrays)
     for start in range(0, len(identifiers), CHUNK):
@@ -197,7 +199,7 @@ async def _tally(
                 tally.counts[str(o.reason)] += 1
                 if o.row is not None:
                     tally.subjects.setdefault(o.row["id"], str(o.reason))
-            elif not o.row[need]:
+            elif not all(o.row[n] for n in need):
                 tally.counts[NO_CONTACT_DATA] += 1
                 tally.subjects.setdefault(o.row["id"], NO_CONTACT_DATA)
             else:
@@ -298,5 +300,5 @@ def _channels(purpose: Purpose) -> list[str]:
     """The channels a purpose may contact over (its first is the default)."""
     many = getattr(purpose, "channels", None)
     if many:
-        return [getattr(c, "value", c) for c in many]
-    return [purpose.channel.value]
+        return list(many)
+    return [purpose.channel]

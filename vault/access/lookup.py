@@ -110,6 +110,18 @@ def deny_message(reason: DenyReason) -> str:
     return _MESSAGES.get(reason, "access denied")
 
 
+def fields_for_channel(
+    ctx: VaultContext, contact: OutboundContact | None, checked: Deny | tuple[str, ...]
+) -> Deny | tuple[str, ...]:
+    """`checked`, or no field at all for a contact on a channel that needs none (social
+    media, `reveals = []` in the rules): the vault then answers only whether the contact
+    may be made and reserves it, since nothing it stores reaches the customer there."""
+    if contact is not None and not isinstance(checked, Deny):
+        if ctx.pressure_rules.reveals_nothing(contact.channel):
+            return ()
+    return checked
+
+
 async def lookup(
     ctx: VaultContext,
     actor: Actor,
@@ -148,6 +160,7 @@ async def lookup(
         contact = contact.resolve(ctx, purpose)  # raises InvalidInput
         checked = contact.check_grant(ctx, actor.id, client_purposes, checked)
     checked = check_contact(purpose, contact.brand if contact is not None else None, checked)
+    checked = fields_for_channel(ctx, contact, checked)
     now = ctx.clock.now()
     events = LookupEvents(
         actor,

@@ -14,11 +14,13 @@ from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, select
 
+from vault.catalogue.channels import CONTACT_FIELDS
 from vault.storage.dialect import key_in
 from vault.storage.tables import consents, subjects
 from vault.subjects.store import INDEXED
 
-#: Which stored field an outbound contact over a channel needs.
+#: Which stored field an outbound contact over a built-in channel needs; the rules name
+#: every channel's fields (`PressureRules.channels`, `vault.catalogue.channels`).
 CHANNEL_FIELD = {"email": "email", "sms": "phone", "phone": "phone", "letter": "postal_address"}
 
 
@@ -45,7 +47,7 @@ def _build(kind: str, data: tuple[str, ...] | None, *, one: bool, array: bool) -
             subjects.c.status,
             *(
                 getattr(subjects.c, f"{f}_ct").is_not(None).label(f"has_{f}")
-                for f in sorted(set(CHANNEL_FIELD.values()))
+                for f in sorted(CONTACT_FIELDS)
             ),
         ]
     )

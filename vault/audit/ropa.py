@@ -215,7 +215,7 @@ def _activity(
         retention_after_end_days=p.retention_after_end.days,
         notified_recipients=notified.get(p.id, []) + notified.get("*", []),
         default_consent_days=p.default_duration.days if p.default_duration else None,
-        channel=p.channel.value,
+        channel=p.channel,
         communication_type=p.communication_type.value,
         double_opt_in=p.double_opt_in,
         explicit_consent=p.explicit_consent,

@@ -195,7 +195,7 @@ async def consent_proof(ctx: VaultContext, actor: Actor, consent_id: str) -> Con
                 lawful_basis=purpose.lawful_basis.value,
                 double_opt_in=purpose.double_opt_in,
                 explicit_consent=purpose.explicit_consent,
-                channel=purpose.channel.value,
+                channel=purpose.channel,
                 data_use=purpose.data_use,
                 catalogue_version=ctx.catalogue.version,
             )

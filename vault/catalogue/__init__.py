@@ -2,8 +2,10 @@
 
 Owns the purposes (`purposes`: lawful basis, fields, channels, retention, which of them are
 direct marketing), the touchpoints (`touchpoints`), the contact-pressure rules
-(`contact_pressure`: points, basket, priorities and who is granted them, and whether an
-announced contact fits its purpose), one reader and one error for the three files
+(`contact_pressure`: points, basket, priorities and who is granted them (`grants`), the
+brands (`brands`), and whether an announced contact fits its purpose), the contact channels
+(`channels`: the built-in four and those the rules declare, with their factors, the fields
+they need and their names), one reader and one error for the three files
 (`source`: a `PolicyError` names file and line) and the call that loads them all
 (`loader`). Immutable once loaded.
 

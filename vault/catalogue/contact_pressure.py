@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import TypeGuard
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from vault.catalogue.brands import Brand as Brand
+from vault.catalogue.brands import parse_brands
+from vault.catalogue.channels import ChannelSpec, parse_channels
+from vault.catalogue.grants import DEFAULT_GRANT_PURPOSES as DEFAULT_GRANT_PURPOSES
+from vault.catalogue.grants import GRANT_KEYS, parse_grant
+from vault.catalogue.grants import Grant as Grant
 from vault.catalogue.purposes import (
-    Channel,
     CommunicationType,
     Purpose,
     PurposeCatalogue,
@@ -31,30 +36,14 @@ from vault.catalogue.touchpoints import TouchpointCatalogue
 from vault.errors import InvalidInput, InvariantViolation
 
 TYPES = tuple(t.value for t in CommunicationType)
-CHANNELS = tuple(c.value for c in Channel)
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
-#: Who may claim a priority above `normal` or announce a calamity when the rules name
-#: nobody: the clients allowed the purpose for safety and recall notices.
-DEFAULT_GRANT_PURPOSES = frozenset({"incident.notice"})
 #: Fewest distinct known subjects an audience dry run answers for (`vault.access.dry_run.dry_run`).
 DEFAULT_DRY_RUN_MIN_AUDIENCE = 10
 #: Smallest count the `marketing` role's campaign reports show as a number (k); fewer is
 #: shown as "< k", so no report singles out a customer (issue 21).
 DEFAULT_REPORT_MIN_COUNT = 10
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """Who may use something the basket does not stop: API clients by name, or every
-    client allowed one of `purposes`. Priorities are granted, not claimed."""
-
-    clients: frozenset[str]
-    purposes: frozenset[str]
-
-    def allows(self, client: str, client_purposes: frozenset[str]) -> bool:
-        return client in self.clients or not self.purposes.isdisjoint(client_purposes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +53,6 @@ class Priority:
     unlimited: bool
     #: None: everyone may use it (only `normal`).
     grant: Grant | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Brand:
-    id: str
-    name_de: str
-    name_en: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +79,20 @@ class PressureRules:
     service_reserve_tenths: int | None = None
     #: k: counts below it are shown as "< k" in marketing reports (`vault.campaigns.masking`).
     report_min_count: int = DEFAULT_REPORT_MIN_COUNT
+    #: Every channel (the built-in four, then the declared ones) with its factor, fields
+    #: and names (`vault.catalogue.channels`); `channel_factors` holds the same factors.
+    channels: dict[str, ChannelSpec] = field(default_factory=dict)
+
+    def channel_name(self, channel: str, language: str) -> str:
+        """A declared channel's name in `language`; "" for a built-in or unknown one."""
+        spec = self.channels.get(channel)
+        return spec.name(language) if spec is not None else ""
+
+    def reveals_nothing(self, channel: str | None) -> bool:
+        """Whether a contact on `channel` needs no stored contact field (social media):
+        a lookup announcing one then reveals none."""
+        spec = self.channels.get(channel) if channel is not None else None
+        return spec is not None and not spec.reveals
 
     def precedence(self, priority: str) -> int:
         """Arbitration level of a priority: 0 is served first. Unlimited priorities come
@@ -171,10 +167,10 @@ def fit_contact(
     errors: dict[str, str] = {}
     if purpose is not None:
         if channel is None:
-            channel = purpose.channel.value
-        elif channel not in {c.value for c in purpose.channels}:
+            channel = purpose.channel
+        elif channel not in purpose.channels:
             errors["contact.channel"] = "the purpose is for channel(s) " + ", ".join(
-                f"'{c.value}'" for c in purpose.channels
+                f"'{c}'" for c in purpose.channels
             )
         if type is None:
             type = purpose.communication_type.value
@@ -203,34 +199,6 @@ def _number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-_CLIENT_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")  # as vault.admin.clients names them
-_PURPOSE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
-_GRANT_KEYS = frozenset({"granted_clients", "granted_purposes"})
-
-
-def _parse_grant(
-    raw: dict[str, Any], where: str, known_purposes: Collection[str] | None
-) -> Grant | str:
-    """The grant of a [priority.<name>] or [calamity] table, or what is wrong with it.
-    Without either key: the clients allowed `incident.notice` (DEFAULT_GRANT_PURPOSES)."""
-    if not _GRANT_KEYS & set(raw):
-        return Grant(frozenset(), DEFAULT_GRANT_PURPOSES)
-    clients = raw.get("granted_clients", [])
-    purposes = raw.get("granted_purposes", [])
-    if not isinstance(clients, list) or not all(
-        isinstance(c, str) and _CLIENT_RE.match(c) for c in clients
-    ):
-        return f"{where}: granted_clients must list API client names"
-    if not isinstance(purposes, list) or not all(
-        isinstance(p, str) and _PURPOSE_RE.match(p) for p in purposes
-    ):
-        return f"{where}: granted_purposes must list purpose ids"
-    unknown = sorted(set(purposes) - set(known_purposes)) if known_purposes is not None else []
-    if unknown:
-        return f"{where}: granted_purposes names unknown purpose(s) {unknown}"
-    return Grant(frozenset(clients), frozenset(purposes))
-
-
 def parse_rules(
     text: str,
     source: str = "contact-pressure.toml",
@@ -253,6 +221,7 @@ def parse_rules(
         "version", "timezone", "basket_points", "calamity_cooldown_hours",
         "cooldown_exempt_types", "basket_exempt_types", "points", "channel_factors",
         "brand", "priority", "calamity", "dry_run_min_audience", "service_reserve_points",
+        "channel",
         "report_min_count",
     }  # fmt: skip
     extra = set(doc) - allowed
@@ -300,17 +269,7 @@ def parse_rules(
             raise fail(key_line(t), f"points: unknown communication type '{t}'")
         if not _number(v) or v < 0:
             raise fail(key_line(t), f"points.{t} must be a number >= 0")
-    factors = doc.get("channel_factors")
-    if not isinstance(factors, dict):
-        raise PolicyError(f"{source}: a [channel_factors] table is required")
-    for c in CHANNELS:
-        if c not in factors:
-            raise fail(r"^\s*\[channel_factors\]", f"channel_factors: missing channel '{c}'")
-    for c, v in factors.items():
-        if c not in CHANNELS:
-            raise fail(key_line(c), f"channel_factors: unknown channel '{c}'")
-        if not _number(v) or v <= 0:
-            raise fail(key_line(c), f"channel_factors.{c} must be a positive number")
+    channels = parse_channels(doc, text, source)
 
     type_sets: dict[str, frozenset[str]] = {}
     for key in ("cooldown_exempt_types", "basket_exempt_types"):
@@ -319,31 +278,7 @@ def parse_rules(
             raise fail(key_line(key), f"{key} must list communication types of {TYPES}")
         type_sets[key] = frozenset(value)
 
-    brands: dict[str, Brand] = {}
-    raw_brands = doc.get("brand")
-    if not isinstance(raw_brands, list) or not raw_brands:
-        raise PolicyError(f"{source}: at least one [[brand]] table is required")
-    for index, raw in enumerate(raw_brands):
-        bid = raw.get("id") if isinstance(raw, dict) else None
-        pattern = (
-            r"^\s*id\s*=\s*[\"']" + re.escape(bid) + r"[\"']"
-            if isinstance(bid, str)
-            else r"^\s*\[\[brand\]\]"
-        )
-        if not isinstance(bid, str) or not _ID_RE.match(bid):
-            raise fail(pattern, f"brand {index + 1}: id must be a lower-case word")
-        if set(raw) - {"id", "name"}:
-            raise fail(
-                pattern, f"brand '{bid}': unknown key(s) {sorted(set(raw) - {'id', 'name'})}"
-            )
-        name = raw.get("name")
-        if not isinstance(name, dict) or not all(
-            isinstance(name.get(lang), str) and name[lang].strip() for lang in ("de", "en")
-        ):
-            raise fail(pattern, f"brand '{bid}': name.de and name.en are required")
-        if bid in brands:
-            raise fail(pattern, f"brand '{bid}': duplicate id")
-        brands[bid] = Brand(bid, name["de"].strip(), name["en"].strip())
+    brands = parse_brands(doc, text, source)
 
     priorities: dict[str, Priority] = {}
     raw_prios = doc.get("priority")
@@ -353,7 +288,7 @@ def parse_rules(
         pattern = r"^\s*\[priority\." + re.escape(pname) + r"\]"
         if not isinstance(raw, dict) or not _ID_RE.match(pname):
             raise fail(pattern, f"priority '{pname}' must be a [priority.<word>] table")
-        if set(raw) - {"overdraft_points", "unlimited", *_GRANT_KEYS}:
+        if set(raw) - {"overdraft_points", "unlimited", *GRANT_KEYS}:
             raise fail(pattern, f"priority '{pname}': unknown key(s)")
         overdraft = raw.get("overdraft_points", 0)
         unlimited = raw.get("unlimited", False)
@@ -363,10 +298,10 @@ def parse_rules(
             raise fail(pattern, f"priority '{pname}': unlimited must be true or false")
         grant: Grant | None = None
         if pname == "normal":
-            if _GRANT_KEYS & set(raw):
+            if GRANT_KEYS & set(raw):
                 raise fail(pattern, "priority 'normal' is every client's: no granted_* keys")
         else:
-            parsed = _parse_grant(raw, f"priority '{pname}'", known_purposes)
+            parsed = parse_grant(raw, f"priority '{pname}'", known_purposes)
             if isinstance(parsed, str):
                 raise fail(pattern, parsed)
             grant = parsed
@@ -374,9 +309,9 @@ def parse_rules(
 
     raw_calamity = doc.get("calamity", {})
     calamity_pattern = r"^\s*\[calamity\]"
-    if not isinstance(raw_calamity, dict) or set(raw_calamity) - _GRANT_KEYS:
+    if not isinstance(raw_calamity, dict) or set(raw_calamity) - GRANT_KEYS:
         raise fail(calamity_pattern, "[calamity] takes only granted_clients and granted_purposes")
-    calamity_grant = _parse_grant(raw_calamity, "calamity", known_purposes)
+    calamity_grant = parse_grant(raw_calamity, "calamity", known_purposes)
     if isinstance(calamity_grant, str):
         raise fail(calamity_pattern, calamity_grant)
 
@@ -388,16 +323,24 @@ def parse_rules(
         cooldown_exempt_types=type_sets["cooldown_exempt_types"],
         basket_exempt_types=type_sets["basket_exempt_types"],
         points={t: points[t] for t in TYPES},
-        channel_factors={c: float(factors[c]) for c in CHANNELS},
+        channel_factors={c: spec.factor for c, spec in channels.items()},
         brands=brands,
         priorities=priorities,
         calamity_grant=calamity_grant,
+        channels=channels,
         dry_run_min_audience=min_audience,
         report_min_count=min_count,
         service_reserve_tenths=round(reserve * 10) if reserve is not None else None,
     )
     if catalogue is not None:
         for scoped in catalogue.purposes.values():
+            undeclared = [c for c in scoped.channels if c not in channels]
+            if undeclared:
+                raise fail(
+                    r"^\s*\[channel_factors\]",
+                    f"purpose '{scoped.id}' names channel '{undeclared[0]}', which is not "
+                    "declared here (add a [channel.<id>] table)",
+                )
             unknown_brands = sorted(set(scoped.brands) - set(brands))
             if unknown_brands:
                 raise fail(
@@ -409,7 +352,7 @@ def parse_rules(
             purpose, channel, cost = unusable[0]
             ctype = catalogue.purposes[purpose].communication_type.value
             raise fail(
-                key_line(channel),
+                key_line(channel) + r"|^\s*\[channel\." + re.escape(channel) + r"\]",
                 f"purpose '{purpose}' can never pass at normal priority: {ctype} by "
                 f"{channel} costs {cost / 10:g} points, more than the "
                 f"{rules.limit_tenths(ctype) / 10:g} a month allows",
@@ -428,9 +371,9 @@ def never_passing(rules: PressureRules, catalogue: PurposeCatalogue) -> list[tup
         if ctype in rules.basket_exempt_types:
             continue
         for channel in purpose.channels:
-            cost = rules.cost_tenths(ctype, channel.value)
+            cost = rules.cost_tenths(ctype, channel)
             if cost > rules.limit_tenths(ctype):
-                out.append((purpose.id, channel.value, cost))
+                out.append((purpose.id, channel, cost))
     return out
 
 

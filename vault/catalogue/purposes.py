@@ -8,17 +8,16 @@ Anything not in the catalogue is denied.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from vault.catalogue.channels import BUILTIN_CHANNELS, declared_channels
+from vault.catalogue.channels import CONTACT_FIELDS as CONTACT_FIELDS
 from vault.catalogue.source import PolicyError, parse_toml, read_file, table_line
-
-#: The contact fields a subject can have and a purpose can reveal (`vault.subjects.store`
-#: seals each one into its own column).
-CONTACT_FIELDS = ("email", "phone", "name", "postal_address", "external_ref")
 
 
 class LawfulBasis(StrEnum):
@@ -29,6 +28,9 @@ class LawfulBasis(StrEnum):
 
 
 class Channel(StrEnum):
+    """The four channels the vault resolves data for itself; the rules may declare more
+    (`vault.catalogue.channels`), so a purpose's channel is a plain channel id."""
+
     EMAIL = "email"
     LETTER = "letter"
     SMS = "sms"
@@ -51,7 +53,7 @@ class Purpose:
     description_en: str
     lawful_basis: LawfulBasis
     fields: tuple[str, ...]
-    channel: Channel
+    channel: str
     communication_type: CommunicationType
     default_duration: timedelta | None
     double_opt_in: bool
@@ -60,7 +62,7 @@ class Purpose:
     data_use: str
     #: Every channel a contact for this purpose may use, `channel` (the default) first;
     #: from the optional `channels` key, else just `channel`.
-    channels: tuple[Channel, ...] = ()
+    channels: tuple[str, ...] = ()
     #: Marked in the catalogue: a lookup must announce its contact even for a service type.
     contact_required: bool = False
     #: The brands (contact-pressure rules' ids) whose contacts the purpose covers; empty:
@@ -124,16 +126,11 @@ _OPTIONAL = {
     "contact_required": bool,
     "brands": list,
 }
-#: The contact field a channel needs: a purpose may only list channels it can reach.
-CHANNEL_FIELD = {
-    Channel.EMAIL: "email",
-    Channel.LETTER: "postal_address",
-    Channel.SMS: "phone",
-    Channel.PHONE: "phone",
-}
 
 
-def _parse_purpose(raw: dict[str, Any], where: str) -> Purpose:
+def _parse_purpose(
+    raw: dict[str, Any], where: str, known: Mapping[str, tuple[str, ...]]
+) -> Purpose:
     def fail(msg: str) -> PolicyError:
         return PolicyError(f"{where}: {msg}")
 
@@ -164,12 +161,12 @@ def _parse_purpose(raw: dict[str, Any], where: str) -> Purpose:
             f"lawful_basis '{raw['lawful_basis']}' is not one of "
             + ", ".join(b.value for b in LawfulBasis)
         ) from None
-    try:
-        channel = Channel(raw["channel"])
-    except ValueError:
+    channel = raw["channel"]
+    if channel not in known:
         raise fail(
-            f"channel '{raw['channel']}' is not one of " + ", ".join(c.value for c in Channel)
-        ) from None
+            f"channel '{channel}' is not one of {', '.join(known)} "
+            "(further channels are declared as [channel.<id>] in the rules)"
+        )
     try:
         ctype = CommunicationType(raw["communication_type"])
     except ValueError:
@@ -184,25 +181,27 @@ def _parse_purpose(raw: dict[str, Any], where: str) -> Purpose:
     if bad:
         raise fail(f"unknown field(s) {', '.join(bad)}; known: {', '.join(CONTACT_FIELDS)}")
     channels = [channel]
-    for value in raw.get("channels", [channel.value]):
-        try:
-            extra = Channel(value)
-        except ValueError:
+    for extra in raw.get("channels", [channel]):
+        if not isinstance(extra, str) or extra not in known:
             raise fail(
-                f"channels: '{value}' is not one of " + ", ".join(c.value for c in Channel)
-            ) from None
+                f"channels: '{extra}' is not one of {', '.join(known)} "
+                "(further channels are declared as [channel.<id>] in the rules)"
+            )
         if extra not in channels:
-            if CHANNEL_FIELD[extra] not in fields:
-                raise fail(f"channels: '{extra.value}' needs the field '{CHANNEL_FIELD[extra]}'")
             channels.append(extra)
-    if "channels" in raw and channel.value not in raw["channels"]:
-        raise fail(f"channels must include the purpose's channel '{channel.value}'")
+    for used in channels:
+        # The built-in default channel predates this check; every other one must be reachable.
+        missing = [f for f in known[used] if f not in fields]
+        if missing and (used != channel or used not in BUILTIN_CHANNELS):
+            raise fail(f"channels: '{used}' needs the field '{missing[0]}'")
+    if "channels" in raw and channel not in raw["channels"]:
+        raise fail(f"channels must include the purpose's channel '{channel}'")
     duration = raw.get("default_duration_days")
     if duration is not None and duration <= 0:
         raise fail("default_duration_days must be positive")
     if basis is LawfulBasis.CONSENT and duration is None:
         raise fail("consent purposes need default_duration_days")
-    if raw["double_opt_in"] and (basis is not LawfulBasis.CONSENT or channel is not Channel.EMAIL):
+    if raw["double_opt_in"] and (basis is not LawfulBasis.CONSENT or channel != Channel.EMAIL):
         raise fail("double_opt_in only applies to consent purposes on the email channel")
     if raw["double_opt_in"] and len(channels) > 1:
         raise fail("double_opt_in purposes may only use the email channel")
@@ -238,8 +237,14 @@ def _parse_purpose(raw: dict[str, Any], where: str) -> Purpose:
     )
 
 
-def parse_catalogue(text: str, source: str = "purposes.toml") -> PurposeCatalogue:
-    """Parse and validate catalogue text; raises `PolicyError` naming source and line."""
+def parse_catalogue(
+    text: str,
+    source: str = "purposes.toml",
+    channels: Mapping[str, tuple[str, ...]] = BUILTIN_CHANNELS,
+) -> PurposeCatalogue:
+    """Parse and validate catalogue text; raises `PolicyError` naming source and line.
+    `channels`: the channels a purpose may name and the fields each needs (the rules'
+    declared ones, `vault.catalogue.channels.declared_channels`; the built-in four)."""
     doc = parse_toml(text, source)
     version = doc.get("version")
     if not isinstance(version, str) or not version:
@@ -257,7 +262,7 @@ def parse_catalogue(text: str, source: str = "purposes.toml") -> PurposeCatalogu
         pid = raw.get("id") if isinstance(raw.get("id"), str) else None
         line = table_line(text, "purpose", index, pid)
         where = f"{source}: line {line}: purpose '{pid or index + 1}'"
-        purpose = _parse_purpose(raw, where)
+        purpose = _parse_purpose(raw, where, channels)
         if purpose.id in purposes:
             raise PolicyError(f"{where}: duplicate id")
         purposes[purpose.id] = purpose
@@ -265,5 +270,7 @@ def parse_catalogue(text: str, source: str = "purposes.toml") -> PurposeCatalogu
 
 
 def load_catalogue(policies_dir: Path) -> PurposeCatalogue:
-    """`policies_dir/purposes.toml`, parsed and validated; raises `PolicyError`."""
-    return parse_catalogue(*read_file(policies_dir, "purposes.toml", "purpose catalogue"))
+    """`policies_dir/purposes.toml`, parsed and validated against the channels the rules
+    beside it declare; raises `PolicyError`."""
+    text, path = read_file(policies_dir, "purposes.toml", "purpose catalogue")
+    return parse_catalogue(text, path, declared_channels(policies_dir))

@@ -302,7 +302,7 @@ async def reserve(
     # channel used and charged (issue 21): reporting it while charging another was a lie.
     prefs = await preferences.load(conn, subject_id)
     known = ctx.catalogue.get(purpose) if purpose is not None else None
-    allowed = tuple(c.value for c in known.channels) if known is not None else ()
+    allowed = known.channels if known is not None else ()
     preferred = prefs.preferred_for(type, allowed) if prefs is not None else None
     if preferred is not None and preferred != channel:
         channel = preferred
@@ -416,7 +416,7 @@ async def _reserved_before(
         )  # fmt: skip
     prefs = await preferences.load(conn, subject_id)
     known = ctx.catalogue.get(purpose) if purpose is not None else None
-    allowed = tuple(c.value for c in known.channels) if known is not None else ()
+    allowed = known.channels if known is not None else ()
     return Reservation(
         contact_id=contact_id,
         subject_id=subject_id,

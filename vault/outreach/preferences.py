@@ -49,7 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.bases.consents import COLLECTION_METHODS, LANGUAGES, Evidence
-from vault.catalogue.purposes import Channel, CommunicationType
+from vault.catalogue.purposes import CommunicationType
 from vault.clock import as_utc
 from vault.crypto import seal_field
 from vault.errors import InvalidInput, InvariantViolation, precondition_refusal
@@ -66,7 +66,6 @@ if TYPE_CHECKING:
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 TYPES = tuple(t.value for t in CommunicationType)
-CHANNELS = tuple(c.value for c in Channel)
 #: Who changed the preferences: the customer in the privacy centre, or a writer client.
 SOURCES = ("self_service", "client")
 #: Wording version of the privacy-centre preferences form (evidence of self-service changes).
@@ -599,7 +598,6 @@ async def get_preferences(ctx: VaultContext, actor: Actor, subject_id: str) -> P
 
 
 __all__ = [
-    "CHANNELS",
     "DAYS",
     "HistoryEntry",
     "Preferences",

@@ -118,7 +118,7 @@ def _purpose_entry(ctx: VaultContext, purpose_id: str) -> dict[str, Any]:
         "lawful_basis": purpose.lawful_basis.value,
         "lawful_basis_title": LAWFUL_BASIS_TITLES[purpose.lawful_basis.value],
         "fields": list(purpose.fields),
-        "channel": purpose.channel.value,
+        "channel": purpose.channel,
         "communication_type": purpose.communication_type.value,
         "data_use": purpose.data_use,
         "retention_after_end_days": days,

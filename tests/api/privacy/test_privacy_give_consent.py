@@ -56,7 +56,13 @@ async def test_the_overview_offers_each_consent_purpose_not_in_force_up_to_its_d
     async with api(vault) as http:
         await page_sign_in(http, vault, p["email"], lang="en")
         offers = _offers((await http.get("/privacy?lang=en")).text)
-    assert set(offers) == {"newsletter.email", "offers.email", "offers.phone"}
+    assert set(offers) == {
+        "newsletter.email",
+        "offers.email",
+        "offers.phone",
+        "offers.visit",
+        "offers.social",
+    }
     assert offers["offers.phone"] == ["30", "90", "180", "365"]
     assert offers["newsletter.email"][-1] == "730"
 

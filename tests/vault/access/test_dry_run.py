@@ -60,7 +60,7 @@ async def test_dry_run_counts_match_batch_and_reveal_nothing(vault):
         identifier_kind="subject_id",
         identifiers=values,
     )
-    channel = vault.catalogue.get("order.delivery").channel.value
+    channel = vault.catalogue.get("order.delivery").channel
     need = statements.CHANNEL_FIELD[channel]
     expected_reach = sum(1 for line in lines if need in line.get("fields", {}))
     assert result.total == len(values)
@@ -88,7 +88,7 @@ async def test_dry_run_counts_match_batch_and_reveal_nothing(vault):
             channel=next(
                 c
                 for c in ("email", "letter", "sms", "phone")
-                if c not in {x.value for x in vault.catalogue.get("order.delivery").channels}
+                if c not in set(vault.catalogue.get("order.delivery").channels)
             ),
         )
 

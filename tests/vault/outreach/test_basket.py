@@ -130,11 +130,9 @@ async def test_every_purpose_of_the_shipped_catalogue_passes_in_an_empty_month(v
     for purpose in vault.catalogue.purposes.values():
         for channel in purpose.channels:
             sid = await create_subject(vault, WRITER, person(300 + len(tried)))
-            got = await _reserve(
-                vault, sid, type=purpose.communication_type.value, channel=channel.value
-            )
-            assert isinstance(got, Reservation), (purpose.id, channel.value, got)
-            tried.append((purpose.id, channel.value))
+            got = await _reserve(vault, sid, type=purpose.communication_type.value, channel=channel)
+            assert isinstance(got, Reservation), (purpose.id, channel, got)
+            tried.append((purpose.id, channel))
     assert ("offers.phone", "phone") in tried and len(tried) >= len(vault.catalogue.purposes)
 
 

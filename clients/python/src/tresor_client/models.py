@@ -51,8 +51,9 @@ __all__ = [
     "SubjectCreated",
 ]
 
-#: The contact channels (closed vocabulary of the document).
-Channel = Literal["email", "letter", "sms", "phone"]
+#: A contact channel: email, letter, sms, phone, or one the server's rules declare (e.g.
+#: visit, print, social), so the server's document lists them, not this type.
+Channel = str
 #: The contact fields a lookup may ask for.
 Field = Literal["email", "phone", "name", "postal_address", "external_ref"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
