@@ -325,10 +325,12 @@ class MailSender:
                         claim.attempts, s.mail_retry_seconds, s.mail_retry_max_seconds
                     )
                     if due >= claim.give_up_at or claim.message is None:
-                        values = {"status": "failed", "last_error": error}
-                        if claim.message is None or not retriable(
-                            claim.kind, claim.valid_until, now
-                        ):
+                        # "Expired" (not even tried) keeps the cause of the last attempt.
+                        cause = (
+                            func.coalesce(m.c.last_error, error) if claim.message is None else error
+                        )
+                        values = {"status": "failed", "last_error": cause}
+                        if not retriable(claim.kind, claim.valid_until, now):
                             values["sealed"] = None
                         failed += 1
                     else:
