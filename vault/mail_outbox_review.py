@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
-from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault import mail_outbox
 from vault.audit import events as audit
@@ -70,7 +70,8 @@ _COLUMNS = (
 )
 
 
-def _mail(row: Row[Any], now: datetime) -> OutboxMail:
+def _mail(row: Any, now: datetime) -> OutboxMail:
+    """The DPO's view of a row selected with `_COLUMNS`."""
     valid_until = as_utc(row.valid_until) if row.valid_until is not None else None
     return OutboxMail(
         id=row.id,
@@ -181,7 +182,8 @@ async def discard(ctx: VaultContext, actor: Actor, mail_id: str, reason: object)
     return await get_mail(ctx, mail_id)
 
 
-async def _load(conn: Any, mail_id: str) -> Row[Any]:
+async def _load(conn: AsyncConnection, mail_id: str) -> Any:
+    """The mail's row (`_COLUMNS`), locked for the action; `NotFound` if there is none."""
     row = (
         await conn.execute(select(*_COLUMNS).where(outbox_table.c.id == mail_id).with_for_update())
     ).one_or_none()
@@ -191,7 +193,7 @@ async def _load(conn: Any, mail_id: str) -> Row[Any]:
 
 
 async def _audit(
-    conn: Any, actor: Actor, action: AuditAction, mail: OutboxMail, now: datetime
+    conn: AsyncConnection, actor: Actor, action: AuditAction, mail: OutboxMail, now: datetime
 ) -> None:
     await audit.record(
         conn,
