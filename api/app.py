@@ -49,6 +49,7 @@ from api.logging import RequestIdMiddleware, before_send, configure_logging
 from api.metrics import metrics_endpoint
 from api.openapi_schema import StrictStructSchemaPlugin, catalogue_vocabularies
 from api.operations.health import HealthController
+from api.operations.mail_outbox import MailOutboxController
 from api.outreach.contacts import ContactController
 from api.outreach.followups import FollowupController
 from api.outreach.history import ContactHistoryController
@@ -131,7 +132,7 @@ def openapi_config() -> OpenAPIConfig:
             Tag(name="subjects", description="Store and rectify contact data"),
             Tag(name="consents", description="Consents and other lawful bases"),
             Tag(name="administration", description="API clients"),
-            Tag(name="operations", description="Health and readiness"),
+            Tag(name="operations", description="Health and readiness, and the mail outbox"),
             Tag(
                 name="requests",
                 description="Data-subject requests against their deadlines, and the export",
@@ -183,6 +184,7 @@ ROUTE_HANDLERS: list[Any] = [
     IdentityChangeController,
     ExportController,
     RestrictionController,
+    MailOutboxController,
     AuditController,
     DpoConsentController,
     RopaController,

@@ -36,6 +36,7 @@ from vault.crypto.keyring import KekProvider, ServerSecrets
 from vault.crypto.pkcs11_provider import Pkcs11KekProvider, keks_moved_to_token, read_pin
 from vault.errors import Unavailable
 from vault.mail import Mailer, make_mailer
+from vault.rights.requests.objection import pending_purposes
 from vault.settings import Settings
 from vault.sms import FileSmsOutbox, SmsGateway
 from vault.storage.db import make_engine
@@ -211,6 +212,13 @@ class VaultContext:
         if gate is None:
             gate = self._gates[loop] = asyncio.Lock()
         return gate
+
+    async def objected_purposes(self, conn: AsyncConnection, subject_id: str) -> set[str]:
+        """The purposes the subject's open Art. 21(1) objections name, read in `conn`'s
+        transaction (`vault.rights.requests.objection`). Recording a basis asks through the
+        context because the bases layer may not import the request workflow: a basis
+        recorded while such an objection is open is restricted from its first moment."""
+        return await pending_purposes(self, conn, subject_id)
 
     async def close(self) -> None:
         await self.audit_batcher.drain()

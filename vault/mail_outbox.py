@@ -25,10 +25,23 @@ Why the whole message is sealed rather than a template id and its parameters: th
 carry sign-in codes, confirmation links and (for extension notices) the DPO's reason, and
 the headers the address; re-rendering later would also change the mail between attempts
 (a template or footer edited meanwhile). The key is derived from the keyring's server
-secret (`KeyLabel.MAIL_OUTBOX`) and each seal is bound to its row id. What is left at rest
-is as short-lived as the mail: `sealed` is wiped when the mail is sent or given up, and an
-erasure deletes the subject's mails that are still pending (`forget_subject`), so
-crypto-shredding the subject leaves no address behind in the outbox.
+secret (`KeyLabel.MAIL_OUTBOX`) and each seal is bound to its row id.
+
+What is left at rest, and for how long (`sealed`):
+- wiped when the mail is sent, or discarded by a DPO (`vault.mail_outbox_review`);
+- wiped when a mail fails that no one may send again: a sign-in code (never sent late,
+  not even by a DPO) or a mail past `valid_until` (its confirmation deadline);
+- kept for a failed mail whose content still means something (a notice, a confirmation
+  link still valid), so a DPO can retry it once the mail server is fixed: until it is
+  retried and sent, discarded, its `valid_until` passes (the retention sweep, `prune`,
+  wipes it then), or the row's own retention ends (`KEEP_DONE`, 30 days after it failed:
+  the existing rule for outbox rows; `TRESOR_OUTBOX_HOURS` is the development file
+  outbox's, which holds plaintext and is not this table). We chose the row's retention
+  over a shorter one because a failed Art. 12(3) extension or Art. 18(3) notice must
+  still reach the customer when the server is back days later, and the seal is as
+  protected as any pending mail's;
+- an erasure deletes all the subject's rows (`forget_subject`), so crypto-shredding the
+  subject leaves no address behind in the outbox.
 """
 
 from __future__ import annotations
@@ -68,7 +81,9 @@ BATCH = 50
 MAX_PASSES = 100
 #: A claimed mail is reserved this long: longer than the SMTP timeout of any session.
 LEASE = timedelta(seconds=60)
-STATUSES = ("pending", "sent", "failed")
+STATUSES = ("pending", "sent", "failed", "discarded")
+#: Kinds never sent again once failed: a sign-in code is never sent late.
+NEVER_RETRIED = frozenset({"signin"})
 #: How long the rows of mails sent or given up stay (for the counts), then `prune` deletes them.
 KEEP_DONE = timedelta(days=30)
 
@@ -87,8 +102,9 @@ async def queue(
     give_up_at: datetime | None = None,
 ) -> str:
     """Queue `message` in the caller's transaction; returns the row id. `give_up_at`: when
-    the mail is no longer worth sending (a sign-in code's expiry); by default
-    `TRESOR_MAIL_RETRY_HOURS` from now."""
+    the mail's content stops meaning something (a sign-in code's expiry, a confirmation
+    deadline; kept as `valid_until`): never sent after it, not even by a DPO's retry. The
+    retries end `TRESOR_MAIL_RETRY_HOURS` from now at the latest."""
     now = ctx.clock.now()
     mail_id = str(uuid.uuid4())
     sent = as_sent(message, now, ctx.controller.mail_footer)
@@ -107,13 +123,20 @@ async def queue(
             give_up_at=min(limit, give_up_at) if give_up_at is not None else limit,
             last_error=None,
             sent_at=None,
+            valid_until=give_up_at,
         )
     )
+    schedule(conn, mail_id)
+    return mail_id
+
+
+def schedule(conn: AsyncConnection, mail_id: str) -> None:
+    """Have the mail `mail_id` (pending, due now) tried right after `conn`'s transaction
+    commits, and wake the other nodes' senders (a queued mail, a DPO's retry)."""
     wake_after_commit(conn, MAIL_CHANNEL)
     queued = conn.info.get(_QUEUED)
     if isinstance(queued, list):
         queued.append(mail_id)
-    return mail_id
 
 
 def track(conn: AsyncConnection) -> list[str]:
@@ -137,15 +160,31 @@ async def forget_subject(conn: AsyncConnection, subject_id: str) -> int:
 
 
 async def prune(ctx: VaultContext, before: datetime) -> int:
-    """Delete the rows of mails sent or given up before `before` (the retention sweep)."""
+    """Delete the rows of mails sent, failed or discarded before `before` (the retention
+    sweep), and wipe the sealed message of failed mails whose content went stale
+    (`valid_until` passed: no DPO may retry them any more). Returns the rows deleted."""
     m = mail_outbox
+    now = ctx.clock.now()
     async with ctx.transaction() as conn:
         result = await conn.execute(
             delete(m)
-            .where(m.c.status.in_(("sent", "failed")))
+            .where(m.c.status.in_(("sent", "failed", "discarded")))
             .where(func.coalesce(m.c.sent_at, m.c.give_up_at) < before)
         )
+        await conn.execute(
+            update(m)
+            .where(m.c.status == "failed")
+            .where(m.c.sealed.is_not(None))
+            .where(m.c.valid_until <= now)
+            .values(sealed=None)
+        )
     return int(result.rowcount or 0)
+
+
+def retriable(kind: str, valid_until: datetime | None, now: datetime) -> bool:
+    """Whether a failed mail of `kind` still means something at `now`: not a sign-in code,
+    and not past its `valid_until` (a confirmation deadline)."""
+    return kind not in NEVER_RETRIED and (valid_until is None or as_utc(valid_until) > now)
 
 
 async def counts(ctx: VaultContext) -> dict[str, int]:
@@ -174,6 +213,8 @@ class _Claim:
     attempts: int
     give_up_at: datetime
     message: EmailMessage | None
+    kind: str = "signin"
+    valid_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +257,7 @@ class MailSender:
         now = ctx.clock.now()
         m = mail_outbox
         stmt = (
-            select(m.c.id, m.c.attempts, m.c.give_up_at, m.c.sealed)
+            select(m.c.id, m.c.attempts, m.c.give_up_at, m.c.sealed, m.c.kind, m.c.valid_until)
             .where(m.c.status == "pending")
             .where(m.c.next_attempt_at <= now)
             .order_by(m.c.next_attempt_at)
@@ -241,7 +282,10 @@ class MailSender:
             if r.sealed is not None and as_utc(r.give_up_at) > now:
                 raw = open_message(key, r.id, bytes(r.sealed))
                 message = BytesParser(_class=EmailMessage, policy=policy.default).parsebytes(raw)
-            claims.append(_Claim(r.id, r.attempts + 1, as_utc(r.give_up_at), message))
+            valid_until = as_utc(r.valid_until) if r.valid_until is not None else None
+            claims.append(
+                _Claim(r.id, r.attempts + 1, as_utc(r.give_up_at), message, r.kind, valid_until)
+            )
         return claims
 
     async def _send_all(self, claims: list[_Claim]) -> SendReport:
@@ -281,7 +325,13 @@ class MailSender:
                         claim.attempts, s.mail_retry_seconds, s.mail_retry_max_seconds
                     )
                     if due >= claim.give_up_at or claim.message is None:
-                        values = {"status": "failed", "sealed": None, "last_error": error}
+                        # "Expired" (not even tried) keeps the cause of the last attempt.
+                        cause = (
+                            func.coalesce(m.c.last_error, error) if claim.message is None else error
+                        )
+                        values = {"status": "failed", "last_error": cause}
+                        if not retriable(claim.kind, claim.valid_until, now):
+                            values["sealed"] = None
                         failed += 1
                     else:
                         values = {"next_attempt_at": due, "last_error": error}

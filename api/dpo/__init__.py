@@ -18,7 +18,7 @@ same reads through the API. Charts are inline SVG drawn on the server (no script
 each with a table of its numbers for screen readers.
 
 One module per page group (`signin`, `trail`, `requests`, `subjects`, `stats`, `outreach`,
-`campaigns`, `calendar`, `reports`), each a
+`campaigns`, `calendar`, `reports`, `mail`), each a
 controller extending `pages.DpoPages`; the session cookie is `session`, the charts `charts`,
 and the cookie, CSRF and error plumbing shared with the privacy centre is `api.web`.
 """
@@ -26,6 +26,7 @@ and the cookie, CSRF and error plumbing shared with the privacy centre is `api.w
 from api.dpo.calendar import DpoCalendarPages
 from api.dpo.campaigns import DpoCampaignPages
 from api.dpo.copy_script import DpoScriptPages
+from api.dpo.mail import DpoMailPages
 from api.dpo.outreach import DpoOutreachPages
 from api.dpo.recipients import DpoRecipientPages
 from api.dpo.reports import DpoReportPages
@@ -42,6 +43,7 @@ CONTROLLERS = [
     DpoSsoPages,
     DpoTrailPages,
     DpoRequestPages,
+    DpoMailPages,
     DpoStatsPages,
     DpoOutreachPages,
     DpoCampaignPages,

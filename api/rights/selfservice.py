@@ -73,8 +73,11 @@ class SelfSessionController(Controller):
         summary="Ask for a one-time sign-in code (always 202, whether or not the address exists)",
         description=(
             "Give exactly one of `email` or `phone`. If a customer has that address, a code "
-            "is mailed to the e-mail address the vault has on file (also for `phone`). The "
-            "answer is the same either way. Limited per address and per client IP (429). "
+            "is mailed to the e-mail address the vault has on file (also for `phone`); a "
+            "customer known only by a phone number gets it by SMS. The answer is the same "
+            "either way. A code is never sent late: when the mail server or (for `phone`) "
+            "the SMS gateway cannot take it now, the answer is 503 and nothing is stored. "
+            "Limited per address and per client IP (429). "
             "While the customer's sign-in by code is locked after too many wrong codes, the "
             "mail carries a one-time sign-in link to the privacy centre instead of a code."
         ),

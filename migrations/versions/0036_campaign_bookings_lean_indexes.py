@@ -12,14 +12,14 @@ Every hold written or displaced by a booking also wrote an entry into each index
 Downgrading creates them again.
 
 Revision ID: 0036
-Revises: 0034
+Revises: 0035
 Create Date: 2026-12-05 02:40:00
 """
 
 from alembic import op
 
 revision = "0036"
-down_revision = "0034"
+down_revision = "0035"
 branch_labels = None
 depends_on = None
 

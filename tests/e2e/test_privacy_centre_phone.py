@@ -1,8 +1,16 @@
 """The privacy centre on a phone: every page at 390 and 320 px in Chromium, German and
-English, without horizontal scrolling and with every action button fully on screen."""
+English, without horizontal scrolling and with every action button fully on screen: the
+sign-in and code pages, the signed-in pages, the sign-in link page (mailed while code
+sign-in is locked) and the page of a change of address (linked from the notice)."""
 
 from __future__ import annotations
 
+import email
+import email.policy
+import json
+import re
+import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,7 +62,7 @@ def _check(page: Any, where: str) -> int:
     return int(layout["actions"])
 
 
-def _seed(tresor: Any) -> None:
+def _seed(tresor: Any) -> tuple[str, str, str]:
     writer = tresor.client("crm", "writer", "order.delivery")
     shop = (
         tresor.cli(
@@ -110,15 +118,65 @@ def _seed(tresor: Any) -> None:
     lookup = {"purpose": "order.delivery", "subject_id": sid}
     status, body = tresor.call("POST", "/v1/lookup", shop, lookup)
     assert status == 200, body
+    return sid, writer, shop
+
+
+def _mailed_link(tresor: Any, seen: set[Path], path: str) -> str:
+    """The first link to `path` in a mail that was not in `seen`."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for mail in sorted(tresor.mail_files() - seen, key=lambda p: p.stat().st_mtime_ns):
+            msg = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
+            found = re.findall(rf"({path}[A-Za-z0-9_-]+)", msg.get_body(("plain",)).get_content())
+            if found:
+                return str(found[0])
+        time.sleep(0.05)
+    raise AssertionError(f"no mail with a link to {path} arrived")
+
+
+def _sign_in_link(tresor: Any) -> str:
+    """Ten wrong codes lock the customer's code sign-in; the next request mails a link."""
+    for body in ({"email": EMAIL}, {"phone": "0221 4711000"}):
+        status, _ = tresor.call("POST", "/self/v1/session", None, body)
+        assert status == 202
+        for i in range(5):
+            guess = {**body, "code": f"{900000 + i}"}
+            tresor.call("POST", "/self/v1/session/verify", None, guess)
+    seen = tresor.mail_files()
+    status, _ = tresor.call("POST", "/self/v1/session", None, {"email": EMAIL})
+    assert status == 202
+    return _mailed_link(tresor, seen, "/privacy/sign-in-link/")
+
+
+def _identity_link(tresor: Any, sid: str, writer: str, shop: str) -> str:
+    """The CRM changes the customer's e-mail address; the notice to the old one links to
+    the page where the customer confirms or objects."""
+    lookup = {"purpose": "order.delivery", "subject_id": sid}
+    status, headers, body = tresor.call_with_headers("POST", "/v1/lookup", shop, lookup)
+    assert status == 200, body
+    seen = tresor.mail_files()
+    change = urllib.request.Request(
+        f"{tresor.base}/v1/subjects/{sid}/contact",
+        method="PATCH",
+        data=json.dumps({"email": "neue.adresse@example.org"}).encode(),
+        headers={
+            "Authorization": f"Bearer {writer}",
+            "Content-Type": "application/json",
+            "If-Match": headers["etag"],
+        },
+    )
+    with urllib.request.urlopen(change, timeout=10) as answer:
+        assert answer.status == 200
+    return _mailed_link(tresor, seen, "/privacy/identity/")
 
 
 def test_every_privacy_centre_page_fits_a_phone(tmp_path: Path):
     """At 390 and 320 px, in German and English: sign-in, code, overview (with consents,
-    access log and a request), preferences, follow-ups, export and erasure pages scroll
-    only vertically and show every action button whole."""
+    access log and a request), preferences, follow-ups, export, erasure, sign-in link and
+    address-change pages scroll only vertically and show every action button whole."""
     require_browser()
     with serve(tmp_path) as tresor:
-        _seed(tresor)
+        sid, writer, shop = _seed(tresor)
         rectified = False
         with chromium_page() as page:
             for width, lang in ((390, "de"), (320, "en")):
@@ -147,3 +205,15 @@ def test_every_privacy_centre_page_fits_a_phone(tmp_path: Path):
                 # The overview's withdraw, sign-out, rights buttons and the follow-up's cancel.
                 assert counted["/privacy"] >= 7 and counted["/privacy/followups"] >= 2, counted
                 rectified = True
+            # Last, as they lock code sign-in and change the address (which also voids
+            # the sign-in link, so that page comes first).
+            for name, link in (
+                ("sign-in link", lambda: _sign_in_link(tresor)),
+                ("address change", lambda: _identity_link(tresor, sid, writer, shop)),
+            ):
+                path = link()
+                for width, lang in ((390, "de"), (320, "en")):
+                    page.set_viewport_size({"width": width, "height": 800})
+                    page.context.clear_cookies()
+                    page.goto(f"{tresor.base}{path}?lang={lang}")
+                    assert _check(page, f"{name} {width} {lang}") >= 1, name

@@ -149,8 +149,9 @@ async def test_rollback_of_the_causing_change_sends_nothing(vault, smtp, port, s
 
 
 async def test_given_up_after_the_retry_window_and_counted(vault, clock, smtp):
-    """A mail the server never takes is `failed` once its window (24 h) has passed, its
-    sealed copy wiped, and counted for the DPO."""
+    """A mail the server never takes is `failed` once its window (24 h) has passed and
+    counted for the DPO; its sealed copy is wiped by the sweep once its confirmation
+    deadline has passed (no DPO may send it again then)."""
     await _doi(vault)
     sender = mail_outbox.MailSender(vault)
     # The confirmation link is valid for the double opt-in window: not sent after it.
@@ -160,9 +161,18 @@ async def test_given_up_after_the_retry_window_and_counted(vault, clock, smtp):
         if (await mail_outbox.counts(vault))["failed"]:
             break
     ((row,),) = [await _rows(vault)]
-    assert row.status == "failed" and row.sealed is None
+    assert row.status == "failed"
     assert row.last_error in ("ConnectionRefusedError", "Expired")
-    assert await mail_outbox.counts(vault) == {"pending": 0, "sent": 0, "failed": 1}
+    assert await mail_outbox.counts(vault) == {
+        "pending": 0,
+        "sent": 0,
+        "failed": 1,
+        "discarded": 0,
+    }
+    clock.advance(timedelta(hours=vault.settings.double_opt_in_hours))
+    assert await mail_outbox.prune(vault, clock.now() - mail_outbox.KEEP_DONE) == 0
+    ((row,),) = [await _rows(vault)]
+    assert row.status == "failed" and row.sealed is None
 
 
 async def test_a_sign_in_code_is_never_sent_late(vault, clock, smtp, port, server):

@@ -68,6 +68,11 @@ class AuditAction(StrEnum):
     DPO_SUBJECT_RESTRICT = "dpo:subject:restrict"
     SUBJECT_SUBJECT_RESTRICT = "subject:subject:restrict"
     DPO_SUBJECT_LIFT_RESTRICTION = "dpo:subject:lift_restriction"
+    #: The DPO listed the mail outbox's pending and failed mails (no address, no body).
+    DPO_MAIL_LIST = "dpo:mail:list"
+    #: The DPO sent a failed mail again, or discarded a pending or failed one (with a reason).
+    DPO_MAIL_RETRY = "dpo:mail:retry"
+    DPO_MAIL_DISCARD = "dpo:mail:discard"
     DPO_SUBJECT_OBJECT = "dpo:subject:object"
     SUBJECT_SUBJECT_OBJECT = "subject:subject:object"
     DPO_CONSENT_WITHDRAW = "dpo:consent:withdraw"
@@ -185,6 +190,7 @@ PAGE_VIEWS = frozenset(
         AuditAction.DPO_FOLLOWUP_LIST,
         AuditAction.DPO_IDENTITY_LIST,
         AuditAction.DPO_CONTACT_REPORT,
+        AuditAction.DPO_MAIL_LIST,
     }
 )
 

@@ -355,7 +355,8 @@ async def test_failing_mailer_queues_the_confirmation(vault):
     rec = await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS)
     assert rec.status == "pending_confirmation"
     assert await count_rows(vault, consents) == 1
-    assert await mail_outbox.counts(vault) == {"pending": 1, "sent": 0, "failed": 0}
+    assert (await mail_outbox.counts(vault))["pending"] == 1
+    assert sum((await mail_outbox.counts(vault)).values()) == 1
     assert not list(vault.settings.outbox_dir.glob("*.eml"))
 
 

@@ -333,7 +333,8 @@ async def test_a_failing_mailer_delays_the_notice_not_the_extension(vault):
     vault.mailer = Broken()
     extended = await dsar.extend(vault, DPO, record.id, "complex request")
     assert extended.extended_at is not None and extended.due_at > record.due_at
-    assert await mail_outbox.counts(vault) == {"pending": 1, "sent": 0, "failed": 0}
+    assert (await mail_outbox.counts(vault))["pending"] == 1
+    assert sum((await mail_outbox.counts(vault)).values()) == 1
     assert _mails(vault) == []
 
 

@@ -241,6 +241,11 @@ async def record_basis(
                 actor=actor,
                 expires_at=old.expires_at,
             )
+        # Art. 18(1)(d): an Art. 21(1) objection still open for the purpose restricts
+        # this basis too, exactly as it does the bases it found when it was filed.
+        objected = purpose.lawful_basis is LawfulBasis.LEGITIMATE_INTEREST and (
+            purpose_id in await ctx.objected_purposes(conn, subject_id)
+        )
         await conn.execute(
             insert(consents).values(
                 id=consent_id,
@@ -261,6 +266,7 @@ async def record_basis(
                 evidence_ct=evidence_ct,
                 excluded_fields=excluded,
                 brands=",".join(sorted(evidence.brands)) if evidence and evidence.brands else None,
+                objection_pending_at=now if objected else None,
                 **texts,
             )
         )
@@ -286,7 +292,8 @@ async def record_basis(
             detail={"status": str(status), "superseded": len(earlier)}
             | ({"objection_cleared": True} if objection_cleared else {})
             | ({"left_out": excluded.split(",")} if excluded else {})
-            | ({"brands": sorted(evidence.brands)} if evidence and evidence.brands else {}),
+            | ({"brands": sorted(evidence.brands)} if evidence and evidence.brands else {})
+            | ({"objection_pending": True} if objected else {}),
         )
         if status is BasisStatus.GRANTED:
             await outbox.emit(
