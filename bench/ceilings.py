@@ -117,7 +117,9 @@ def _walk_rate(key: bytes, chunks: list[bytes]) -> float:
     for chunk in chunks:
         walk._check_chunk(chunk)
     seconds = time.perf_counter() - t0
-    if walk.broken is not None or walk.deferred:
+    # The few events with a quote in a value (the setup's own, with a JSON detail) are
+    # deferred to the exact check, which needs the database: not part of this ceiling.
+    if walk.broken is not None or len(walk.deferred) > walk.verified // 100:
         raise RuntimeError(f"the seeded chain does not verify: {walk.broken}")
     return _rate(walk.verified, seconds)
 

@@ -32,8 +32,8 @@ from vault.storage.pg_direct import Compiled
 
 
 async def rewrap_in_processes(
-    url: str,
     open_kek: Callable[[], KekProvider],
+    url: str,
     clock: Clock,
     actor: Actor,
     kind: str,

@@ -20,9 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -69,6 +71,14 @@ async def _serve() -> None:
         await conn.close()
 
 
+def _child_env() -> dict[str, str]:
+    """This environment, with the directory this `vault` package was imported from first
+    on the worker's path (a parent that put it on `sys.path` itself, as the benches do)."""
+    home = str(Path(__file__).resolve().parents[2])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": home + (os.pathsep + path if path else "")}
+
+
 class WorkerFailed(RuntimeError):
     """A worker ended without answering (killed, or it could not reach the database)."""
 
@@ -86,6 +96,7 @@ async def _drive(
         "vault.audit.verify_worker",
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
+        env=_child_env(),
     )
     stdin, stdout = proc.stdin, proc.stdout
     if stdin is None or stdout is None:
