@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sqlalchemy import func, select
@@ -22,6 +23,7 @@ from vault.admin.rewrap import (
     WrappedKeys,
     rewrap,
 )
+from vault.admin.rewrap_workers import rewrap_in_processes
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.crypto.keyring import KekProvider
@@ -95,13 +97,16 @@ _DEFAULT = RewrapOptions()
 async def _rewrap_with(
     ctx: VaultContext, actor: Actor, keys: WrappedKeys, options: RewrapOptions
 ) -> int:
+    in_processes = None
+    if options.open_kek is not None:
+        in_processes = partial(rewrap_in_processes, options.open_kek)
     return await rewrap(
         ctx,
         actor,
         keys,
         batch=options.batch,
         workers=options.workers,
-        open_kek=options.open_kek,
+        in_processes=in_processes,
         progress=options.progress,
     )
 

@@ -117,8 +117,8 @@ async def test_batch_write_skips_a_row_changed_since_it_was_read(vault: VaultCon
 async def test_parallel_workers_rewrap_every_dek_and_report_progress(
     vault: VaultContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With two workers (processes on PostgreSQL, this process on SQLite) every DEK moves
-    to the new version, each one counted once in the progress and in the audit events."""
+    """With two workers (concurrent ranges on PostgreSQL, one after the other on SQLite)
+    every DEK moves to the new version, each counted once in the progress and the audit."""
     people = await _create(vault, 40)
     assert vault.kek.add_version() == 2
     monkeypatch.setattr(rewrap_module, "PARALLEL_THRESHOLD", 1)

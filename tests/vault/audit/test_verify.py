@@ -10,6 +10,7 @@ from sqlalchemy import delete, select, update
 
 from vault.audit import chain as audit_chain
 from vault.audit import verify as audit_verify
+from vault.audit import verify_pages
 from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.context import VaultContext
 from vault.storage.audit_tables import audit_events, audit_seals
@@ -233,7 +234,7 @@ def test_the_fast_canonical_encoding_is_the_chains_for_utc_rows() -> None:
             "Z",
         )
         row += (1, "0" * 64)  # chain_pos and chain_mac follow the event's columns
-        assert audit_verify._canonical_utc(row) == audit_chain._canonical_values(list(row[:13]))
+        assert verify_pages.canonical_utc(row) == audit_chain._canonical_values(list(row[:13]))
 
 
 async def test_an_edit_that_keeps_the_fast_encoding_is_still_found(
