@@ -26,6 +26,7 @@ from litestar.serialization import encode_json
 from litestar.template.config import TemplateConfig
 
 from api import i18n, metrics, openapi_docs
+from api.schemas import CONTACT_TEXT_COMPONENT, contact_text_schema
 from api.admin.clients import ClientController
 from api.allow import allow_header_hook
 from api.audit.documents import DpoConsentController, RopaController
@@ -47,6 +48,7 @@ from api.dpo.sso import oidc_client
 from api.idempotency import IdempotencyMiddleware
 from api.logging import RequestIdMiddleware, before_send, configure_logging
 from api.metrics import metrics_endpoint
+from api.openapi_purpose_fit import catalogue_purpose_fit
 from api.openapi_schema import StrictStructSchemaPlugin, catalogue_vocabularies
 from api.operations.health import HealthController
 from api.outreach.contacts import ContactController
@@ -258,7 +260,10 @@ def create_app(
         exception_handlers=exception_handlers,
         before_send=[before_send, add_security_headers, set_allow],
         plugins=[
-            StrictStructSchemaPlugin(catalogue_vocabularies(load_policies(settings.policies_dir)))
+            StrictStructSchemaPlugin(
+                catalogue_vocabularies(policies := load_policies(settings.policies_dir)),
+                catalogue_purpose_fit(policies),
+            )
         ],
         on_startup=[open_vault],
         on_shutdown=[close_vault],
@@ -276,6 +281,9 @@ def create_app(
     openapi_docs.document_operations(app.openapi_schema)
     openapi_docs.document_validation_answers(app.openapi_schema)
     openapi_docs.document_request_id(app.openapi_schema)
+    # The contact-text rule, which the fields refer to (Litestar rebuilds `schemas` itself).
+    components = app.openapi_schema.components
+    components.schemas = {**components.schemas, CONTACT_TEXT_COMPONENT: contact_text_schema()}
     return app
 
 

@@ -27,6 +27,7 @@ from litestar.openapi.spec import OpenAPIType, Reference, Schema
 from litestar.typing import FieldDefinition
 
 from api import field_glossary
+from api.openapi_purpose_fit import PURPOSE_FIT, PurposeFit, add_purpose_fit
 from vault.catalogue.loader import Policies
 
 OPENAPI_EXTRA = "__openapi__"
@@ -176,6 +177,21 @@ def _lower_bounds(schema: Schema, info: msgspec.inspect.StructType) -> None:
                 branch.minimum = low
 
 
+def _key_names(schema: Schema, info: msgspec.inspect.StructType) -> None:
+    """`propertyNames` of a mapping keyed by a closed vocabulary (`dict[ContactType, ...]`),
+    which Litestar leaves out: msgspec refuses any other key, so the document must too."""
+    for field in info.fields:
+        kind = field.type
+        if not isinstance(kind, msgspec.inspect.DictType):
+            continue
+        key = kind.key_type
+        if not isinstance(key, msgspec.inspect.LiteralType):
+            continue
+        prop = (schema.properties or {}).get(field.encode_name)
+        if isinstance(prop, Schema):
+            prop.property_names = Schema(enum=list(key.values))
+
+
 def _describe(schema: Schema, struct: type) -> None:
     """The Struct's docstring (first paragraph) and the glossary's text for each property
     that has no description of its own."""
@@ -191,8 +207,11 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
     """Litestar's Struct schema plus `additionalProperties: false`, the catalogues'
     vocabularies on request bodies, and `__openapi__`."""
 
-    def __init__(self, vocabularies: tuple[Vocabulary, ...] = ()) -> None:
+    def __init__(
+        self, vocabularies: tuple[Vocabulary, ...] = (), fit: PurposeFit | None = None
+    ) -> None:
         self.vocabularies = vocabularies
+        self.fit = fit
 
     def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
         schema = super().to_openapi_schema(field_definition, schema_creator)
@@ -204,6 +223,7 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
             schema.additional_properties = False
             _item_limits(schema, info)
             _lower_bounds(schema, info)
+            _key_names(schema, info)
             for name, prop in (schema.properties or {}).items():
                 if not isinstance(prop, Schema):
                     continue
@@ -212,4 +232,7 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
                         _restrict(prop, vocabulary, is_list=name in vocabulary.lists)
         for key, value in getattr(struct, OPENAPI_EXTRA, {}).items():
             setattr(schema, key, value)
+        where = getattr(struct, PURPOSE_FIT, None)
+        if where is not None and self.fit is not None:
+            add_purpose_fit(schema, where, self.fit)
         return schema

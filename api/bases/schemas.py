@@ -9,14 +9,23 @@ from msgspec import Meta, Struct
 
 from api.schemas import FieldName, Short, Text200
 from vault.bases.consents import Evidence
+from vault.bases.consents.records import COLLECTION_METHODS, LANGUAGES
+
+#: What the evidence checks (consents and preferences alike) accept, in the document only:
+#: the server answers a 422 naming the field, which a msgspec constraint (a 400) would not.
+_METHOD = Meta(extra_json_schema={"extra": {"enum": list(COLLECTION_METHODS)}})
+_LANGUAGE = Meta(min_length=2, max_length=2, extra_json_schema={"extra": {"enum": list(LANGUAGES)}})
+#: Not blank: the checks strip the text first.
+_NOT_BLANK = Meta(extra_json_schema={"extra": {"pattern": r"\S"}})
+_DIGEST = Meta(max_length=71, extra_json_schema={"extra": {"pattern": r"^(sha256:)?[0-9a-f]{64}$"}})
 
 
 class EvidenceIn(Struct, forbid_unknown_fields=True):
     touchpoint: Short
-    method: Short
-    notice_version: Short
-    language: Annotated[str, Meta(min_length=2, max_length=2)]
-    notice_text_hash: Annotated[str, Meta(max_length=71)] | None = None
+    method: Annotated[Short, _METHOD]
+    notice_version: Annotated[Short, _NOT_BLANK]
+    language: Annotated[str, _LANGUAGE]
+    notice_text_hash: Annotated[str, _DIGEST] | None = None
     explicit: bool = False
     ip: Annotated[str, Meta(max_length=64)] | None = None
     user_agent: Annotated[str, Meta(max_length=512)] | None = None
