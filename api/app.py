@@ -26,7 +26,6 @@ from litestar.serialization import encode_json
 from litestar.template.config import TemplateConfig
 
 from api import i18n, metrics, openapi_docs
-from api.schemas import CONTACT_TEXT_COMPONENT, contact_text_schema
 from api.admin.clients import ClientController
 from api.allow import allow_header_hook
 from api.audit.documents import DpoConsentController, RopaController
@@ -67,6 +66,7 @@ from api.rights.selfservice import (
     SelfServiceController,
     SelfSessionController,
 )
+from api.schemas import CONTACT_TEXT_COMPONENT, contact_text_schema
 from api.subjects.bulk import BulkLookupController
 from api.subjects.identity_changes import IdentityChangeController
 from api.subjects.lookup import LookupController

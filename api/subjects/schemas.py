@@ -20,7 +20,6 @@ from api.schemas import (
     FieldName,
     PhoneText,
     Short,
-    Text200,
     Uuid,
     WordId,
 )
