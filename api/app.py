@@ -66,7 +66,6 @@ from api.rights.selfservice import (
     SelfServiceController,
     SelfSessionController,
 )
-from api.schemas import CONTACT_TEXT_COMPONENT, contact_text_schema
 from api.subjects.bulk import BulkLookupController
 from api.subjects.identity_changes import IdentityChangeController
 from api.subjects.lookup import LookupController
@@ -263,6 +262,7 @@ def create_app(
             StrictStructSchemaPlugin(
                 catalogue_vocabularies(policies := load_policies(settings.policies_dir)),
                 catalogue_purpose_fit(policies),
+                policies,
             )
         ],
         on_startup=[open_vault],
@@ -281,9 +281,6 @@ def create_app(
     openapi_docs.document_operations(app.openapi_schema)
     openapi_docs.document_validation_answers(app.openapi_schema)
     openapi_docs.document_request_id(app.openapi_schema)
-    # The contact-text rule, which the fields refer to (Litestar rebuilds `schemas` itself).
-    components = app.openapi_schema.components
-    components.schemas = {**components.schemas, CONTACT_TEXT_COMPONENT: contact_text_schema()}
     return app
 
 

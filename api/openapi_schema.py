@@ -13,7 +13,10 @@ document says exactly what is accepted (issue 17):
   and for the schema itself (the Struct's docstring, first paragraph);
 - a Struct's `__openapi__` class variable (a mapping of `Schema` attribute names to values),
   for what a Python type cannot say: "exactly one of these identifiers"
-  (`exactly_one(...)`), examples of whole bodies.
+  (`exactly_one(...)`), examples of whole bodies;
+- a Struct's `__catalogue_openapi__` class variable, a function of the served policies
+  giving rules to add to `allOf` (what depends on the catalogue: which purposes rest on
+  legitimate interest, for example).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from api.openapi_purpose_fit import PURPOSE_FIT, PurposeFit, add_purpose_fit
 from vault.catalogue.loader import Policies
 
 OPENAPI_EXTRA = "__openapi__"
+CATALOGUE_EXTRA = "__catalogue_openapi__"
 
 
 def exactly_one(*names: str) -> dict[str, Any]:
@@ -208,10 +212,14 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
     vocabularies on request bodies, and `__openapi__`."""
 
     def __init__(
-        self, vocabularies: tuple[Vocabulary, ...] = (), fit: PurposeFit | None = None
+        self,
+        vocabularies: tuple[Vocabulary, ...] = (),
+        fit: PurposeFit | None = None,
+        policies: Policies | None = None,
     ) -> None:
         self.vocabularies = vocabularies
         self.fit = fit
+        self.policies = policies
 
     def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
         schema = super().to_openapi_schema(field_definition, schema_creator)
@@ -235,4 +243,7 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
         where = getattr(struct, PURPOSE_FIT, None)
         if where is not None and self.fit is not None:
             add_purpose_fit(schema, where, self.fit)
+        rules = getattr(struct, CATALOGUE_EXTRA, None)
+        if rules is not None and self.policies is not None:
+            schema.all_of = [*(schema.all_of or []), *rules(self.policies)]
         return schema

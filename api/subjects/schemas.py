@@ -11,7 +11,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from api.openapi_schema import at_least_one, exactly_one
 from api.schemas import (
-    CONTACT_TEXT_REFERENCE,
+    CONTACT_TEXT_FORMAT,
     ContactChannel,
     ContactShort,
     ContactText200,
@@ -29,7 +29,8 @@ IdentityChangeStatusName = Literal["pending", "effective", "confirmed", "objecte
 
 #: A postal code: contact text of at most 20 characters.
 PostalCode = Annotated[
-    str, Meta(min_length=1, max_length=20, extra_json_schema=CONTACT_TEXT_REFERENCE)
+    str,
+    Meta(min_length=1, max_length=20, extra_json_schema={"extra": {"format": CONTACT_TEXT_FORMAT}}),
 ]
 
 

@@ -10,6 +10,10 @@ loads it with `SCHEMATHESIS_HOOKS=tests.api.schemathesis_hooks`.
   national form of the default region (Germany). Drawn from libphonenumber's own example
   numbers per region and number type, with the last digits varied while the number stays
   valid. Only positive generation uses a format; negative cases still break the pattern.
+- `contact-text`: text without control, format, surrogate, private-use or unassigned
+  characters, not blank (`vault.subjects.contact`).
+- `future-date-time`: a time after the server's clock (a consent's expiry), from a day to
+  ten years ahead.
 - `followup-due-from`, `followup-due-until`: a follow-up window's ends, relative to the
   server's clock and to each other. Starts are drawn from the next day and ends from the
   two to thirty days after, so any start and any end make a window the server accepts.
@@ -26,7 +30,7 @@ from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
 from api.outreach.schemas import DUE_FROM_FORMAT, DUE_UNTIL_FORMAT
-from api.schemas import PHONE_FORMAT, PHONE_PATTERN
+from api.schemas import CONTACT_TEXT_FORMAT, FUTURE_FORMAT, PHONE_FORMAT, PHONE_PATTERN
 from vault.subjects.contact import DEFAULT_PHONE_REGION
 
 _SHAPE = re.compile(PHONE_PATTERN)
@@ -99,6 +103,14 @@ def from_now(earliest: timedelta, latest: timedelta) -> st.SearchStrategy[str]:
     )
 
 
+#: What contact text may hold: any character outside the refused categories.
+_CONTACT_CHARACTERS = st.characters(exclude_categories=["Cc", "Cf", "Cs", "Co", "Cn"])
+
 schemathesis.openapi.format(PHONE_FORMAT, valid_phones())
+schemathesis.openapi.format(
+    CONTACT_TEXT_FORMAT,
+    st.text(_CONTACT_CHARACTERS, min_size=1).filter(lambda text: not text.isspace()),
+)
+schemathesis.openapi.format(FUTURE_FORMAT, from_now(timedelta(days=1), timedelta(days=3650)))
 schemathesis.openapi.format(DUE_FROM_FORMAT, from_now(timedelta(hours=1), timedelta(days=1)))
 schemathesis.openapi.format(DUE_UNTIL_FORMAT, from_now(timedelta(days=2), timedelta(days=30)))
