@@ -45,8 +45,8 @@ EMAIL_PATTERN = (
     r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
 )
-#: E.164 (`+` and up to 15 digits) or a national form of the default region (a leading 0):
-#: digits with optional spaces, hyphens, dots, slashes and parentheses between them. The
+#: E.164 (`+` and up to 15 digits) or a national form of the default region (a leading 0,
+#: perhaps in parentheses): digits with spaces, hyphens, dots, slashes and parentheses. The
 #: server checks the same shape before libphonenumber's validity.
 PHONE_PATTERN = PHONE_SHAPE
 #: The document's name for "a number libphonenumber holds valid" (its ranges per country

@@ -12,6 +12,7 @@ loads it with `SCHEMATHESIS_HOOKS=tests.api.schemathesis_hooks`.
   valid. Only positive generation uses a format; negative cases still break the pattern.
 - `contact-text`: text without control, format, surrogate, private-use or unassigned
   characters, not blank (`vault.subjects.contact`).
+- `webhook-url`: https URLs on public host names (example.org's subdomains).
 - `future-date-time`: a time after the server's clock (a consent's expiry), from a day to
   ten years ahead.
 - `followup-due-from`, `followup-due-until`: a follow-up window's ends, relative to the
@@ -30,6 +31,7 @@ from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
 from api.outreach.schemas import DUE_FROM_FORMAT, DUE_UNTIL_FORMAT
+from api.recipients.schemas import WEBHOOK_URL_FORMAT
 from api.schemas import CONTACT_TEXT_FORMAT, FUTURE_FORMAT, PHONE_FORMAT, PHONE_PATTERN
 from vault.subjects.contact import DEFAULT_PHONE_REGION
 
@@ -110,6 +112,14 @@ schemathesis.openapi.format(PHONE_FORMAT, valid_phones())
 schemathesis.openapi.format(
     CONTACT_TEXT_FORMAT,
     st.text(_CONTACT_CHARACTERS, min_size=1).filter(lambda text: not text.isspace()),
+)
+schemathesis.openapi.format(
+    WEBHOOK_URL_FORMAT,
+    st.builds(
+        "https://{}.example.org/{}".format,
+        st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True),
+        st.from_regex(r"[a-z0-9/_-]{0,40}", fullmatch=True),
+    ),
 )
 schemathesis.openapi.format(FUTURE_FORMAT, from_now(timedelta(days=1), timedelta(days=3650)))
 schemathesis.openapi.format(DUE_FROM_FORMAT, from_now(timedelta(hours=1), timedelta(days=1)))
