@@ -156,13 +156,14 @@ def _lower_bounds(schema: Schema, info: msgspec.inspect.StructType) -> None:
     """A lower bound of 0 on an optional number, which Litestar leaves out of the document
     (it tests the bound for truth): without it a client may send a negative value the
     server refuses."""
+    numbers = (msgspec.inspect.IntType, msgspec.inspect.FloatType, msgspec.inspect.Metadata)
     for field in info.fields:
         kind = field.type
         if isinstance(kind, msgspec.inspect.UnionType):
-            kind = next((t for t in kind.types if isinstance(t, msgspec.inspect.Metadata)), kind)
-        if not isinstance(kind, msgspec.inspect.Metadata):
-            continue
-        inner = kind.type
+            kind = next((t for t in kind.types if isinstance(t, numbers)), kind)
+        # msgspec folds plain constraints into the number type; `Metadata` wraps it only
+        # when there is more (a description, extra JSON schema).
+        inner = kind.type if isinstance(kind, msgspec.inspect.Metadata) else kind
         if not isinstance(inner, msgspec.inspect.IntType | msgspec.inspect.FloatType):
             continue
         low, exclusive = (inner.ge, False) if inner.ge is not None else (inner.gt, True)
@@ -194,6 +195,20 @@ def _key_names(schema: Schema, info: msgspec.inspect.StructType) -> None:
         prop = (schema.properties or {}).get(field.encode_name)
         if isinstance(prop, Schema):
             prop.property_names = Schema(enum=list(key.values))
+
+
+def _formats_into_branches(schema: Schema) -> None:
+    """A format declared on a nullable property (`X | None` is a `oneOf`) belongs to its
+    string branch, where it replaces Litestar's own (`date-time` for a future time): a
+    format beside the branches would leave two to choose from."""
+    for prop in (schema.properties or {}).values():
+        if not isinstance(prop, Schema) or prop.format is None or not prop.one_of:
+            continue
+        strings = [b for b in prop.one_of if isinstance(b, Schema) and b.type == OpenAPIType.STRING]
+        for branch in strings:
+            branch.format = prop.format
+        if strings:
+            prop.format = None
 
 
 def _describe(schema: Schema, struct: type) -> None:
@@ -232,6 +247,7 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
             _item_limits(schema, info)
             _lower_bounds(schema, info)
             _key_names(schema, info)
+            _formats_into_branches(schema)
             for name, prop in (schema.properties or {}).items():
                 if not isinstance(prop, Schema):
                     continue

@@ -60,7 +60,8 @@ EmailText = Annotated[
     str,
     Meta(
         min_length=3,
-        max_length=320,
+        # RFC 5321's limit, which the e-mail check applies (a 422 beyond it).
+        max_length=254,
         extra_json_schema={"extra": {"pattern": EMAIL_PATTERN}, "examples": ["anna@example.org"]},
     ),
 ]

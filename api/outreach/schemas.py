@@ -51,7 +51,21 @@ class ContactRecorded(Struct):
 
 class QuietTimesIn(Struct, forbid_unknown_fields=True):
     """Quiet times of one channel in the customer's time zone: a daily window (`start` after
-    `end` spans midnight, e.g. 22:00-07:00) and/or whole weekdays."""
+    `end` spans midnight, e.g. 22:00-07:00) and/or whole weekdays. `start` and `end` come
+    together (both or neither) and differ (whole days are `days`)."""
+
+    #: Both or neither: a time given (not null) needs the other one given.
+    __openapi__: ClassVar[dict[str, Any]] = {
+        "all_of": [
+            Schema(
+                schema_if=Schema(
+                    required=[given], properties={given: Schema(type=OpenAPIType.STRING)}
+                ),
+                then=Schema(required=[other], properties={other: Schema(type=OpenAPIType.STRING)}),
+            )
+            for given, other in (("start", "end"), ("end", "start"))
+        ]
+    }
 
     start: TimeOfDay | None = None
     end: TimeOfDay | None = None
