@@ -47,6 +47,7 @@ from api.dpo.sso import oidc_client
 from api.idempotency import IdempotencyMiddleware
 from api.logging import RequestIdMiddleware, before_send, configure_logging
 from api.metrics import metrics_endpoint
+from api.openapi_purpose_fit import catalogue_purpose_fit
 from api.openapi_schema import StrictStructSchemaPlugin, catalogue_vocabularies
 from api.operations.health import HealthController
 from api.operations.mail_outbox import MailOutboxController
@@ -260,7 +261,11 @@ def create_app(
         exception_handlers=exception_handlers,
         before_send=[before_send, add_security_headers, set_allow],
         plugins=[
-            StrictStructSchemaPlugin(catalogue_vocabularies(load_policies(settings.policies_dir)))
+            StrictStructSchemaPlugin(
+                catalogue_vocabularies(policies := load_policies(settings.policies_dir)),
+                catalogue_purpose_fit(policies),
+                policies,
+            )
         ],
         on_startup=[open_vault],
         on_shutdown=[close_vault],

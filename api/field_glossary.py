@@ -209,7 +209,9 @@ BY_NAME: dict[str, str] = {
     "overlap_hours": "How long the previous secret keeps signing along (hours).",
     "paused": "Whether deliveries to the recipient are paused.",
     "payload": "What the request asks for, depending on its type.",
-    "phone": "Phone number, E.164 (`+4930123456`) or a national form of the default region.",
+    "phone": "Phone number, E.164 (`+4930123456`) or a national form of the default region "
+    "(Germany); format `phone`: a number libphonenumber holds valid (assigned ranges of its "
+    "country), else 422.",
     "phones": "Phone numbers to resolve, one per batch line.",
     "points": "Contact points the contact cost.",
     "position": "The checkpoint's position in the audit chain.",

@@ -13,7 +13,10 @@ document says exactly what is accepted (issue 17):
   and for the schema itself (the Struct's docstring, first paragraph);
 - a Struct's `__openapi__` class variable (a mapping of `Schema` attribute names to values),
   for what a Python type cannot say: "exactly one of these identifiers"
-  (`exactly_one(...)`), examples of whole bodies.
+  (`exactly_one(...)`), examples of whole bodies;
+- a Struct's `__catalogue_openapi__` class variable, a function of the served policies
+  giving rules to add to `allOf` (what depends on the catalogue: which purposes rest on
+  legitimate interest, for example).
 """
 
 from __future__ import annotations
@@ -28,9 +31,11 @@ from litestar.typing import FieldDefinition
 
 from api import field_glossary
 from api.i18n import text_for
+from api.openapi_purpose_fit import PURPOSE_FIT, PurposeFit, add_purpose_fit
 from vault.catalogue.loader import Policies
 
 OPENAPI_EXTRA = "__openapi__"
+CATALOGUE_EXTRA = "__catalogue_openapi__"
 
 
 def exactly_one(*names: str) -> dict[str, Any]:
@@ -169,13 +174,14 @@ def _lower_bounds(schema: Schema, info: msgspec.inspect.StructType) -> None:
     """A lower bound of 0 on an optional number, which Litestar leaves out of the document
     (it tests the bound for truth): without it a client may send a negative value the
     server refuses."""
+    numbers = (msgspec.inspect.IntType, msgspec.inspect.FloatType, msgspec.inspect.Metadata)
     for field in info.fields:
         kind = field.type
         if isinstance(kind, msgspec.inspect.UnionType):
-            kind = next((t for t in kind.types if isinstance(t, msgspec.inspect.Metadata)), kind)
-        if not isinstance(kind, msgspec.inspect.Metadata):
-            continue
-        inner = kind.type
+            kind = next((t for t in kind.types if isinstance(t, numbers)), kind)
+        # msgspec folds plain constraints into the number type; `Metadata` wraps it only
+        # when there is more (a description, extra JSON schema).
+        inner = kind.type if isinstance(kind, msgspec.inspect.Metadata) else kind
         if not isinstance(inner, msgspec.inspect.IntType | msgspec.inspect.FloatType):
             continue
         low, exclusive = (inner.ge, False) if inner.ge is not None else (inner.gt, True)
@@ -194,6 +200,35 @@ def _lower_bounds(schema: Schema, info: msgspec.inspect.StructType) -> None:
                 branch.minimum = low
 
 
+def _key_names(schema: Schema, info: msgspec.inspect.StructType) -> None:
+    """`propertyNames` of a mapping keyed by a closed vocabulary (`dict[ContactType, ...]`),
+    which Litestar leaves out: msgspec refuses any other key, so the document must too."""
+    for field in info.fields:
+        kind = field.type
+        if not isinstance(kind, msgspec.inspect.DictType):
+            continue
+        key = kind.key_type
+        if not isinstance(key, msgspec.inspect.LiteralType):
+            continue
+        prop = (schema.properties or {}).get(field.encode_name)
+        if isinstance(prop, Schema):
+            prop.property_names = Schema(enum=list(key.values))
+
+
+def _formats_into_branches(schema: Schema) -> None:
+    """A format declared on a nullable property (`X | None` is a `oneOf`) belongs to its
+    string branch, where it replaces Litestar's own (`date-time` for a future time): a
+    format beside the branches would leave two to choose from."""
+    for prop in (schema.properties or {}).values():
+        if not isinstance(prop, Schema) or prop.format is None or not prop.one_of:
+            continue
+        strings = [b for b in prop.one_of if isinstance(b, Schema) and b.type == OpenAPIType.STRING]
+        for branch in strings:
+            branch.format = prop.format
+        if strings:
+            prop.format = None
+
+
 def _describe(schema: Schema, struct: type) -> None:
     """The Struct's docstring (first paragraph) and the glossary's text for each property
     that has no description of its own."""
@@ -209,8 +244,15 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
     """Litestar's Struct schema plus `additionalProperties: false`, the catalogues'
     vocabularies on request bodies, and `__openapi__`."""
 
-    def __init__(self, vocabularies: tuple[Vocabulary, ...] = ()) -> None:
+    def __init__(
+        self,
+        vocabularies: tuple[Vocabulary, ...] = (),
+        fit: PurposeFit | None = None,
+        policies: Policies | None = None,
+    ) -> None:
         self.vocabularies = vocabularies
+        self.fit = fit
+        self.policies = policies
 
     def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
         schema = super().to_openapi_schema(field_definition, schema_creator)
@@ -222,6 +264,8 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
             schema.additional_properties = False
             _item_limits(schema, info)
             _lower_bounds(schema, info)
+            _key_names(schema, info)
+            _formats_into_branches(schema)
             for name, prop in (schema.properties or {}).items():
                 if not isinstance(prop, Schema):
                     continue
@@ -236,4 +280,10 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
                         prop.additional_properties.enum = list(vocabulary.values)
         for key, value in getattr(struct, OPENAPI_EXTRA, {}).items():
             setattr(schema, key, value)
+        where = getattr(struct, PURPOSE_FIT, None)
+        if where is not None and self.fit is not None:
+            add_purpose_fit(schema, where, self.fit)
+        rules = getattr(struct, CATALOGUE_EXTRA, None)
+        if rules is not None and self.policies is not None:
+            schema.all_of = [*(schema.all_of or []), *rules(self.policies)]
         return schema

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct
 
+from vault.subjects.contact import PHONE_SHAPE
+
 FieldName = Literal["email", "phone", "name", "postal_address", "external_ref"]
 
 
@@ -20,6 +22,19 @@ Short = Annotated[str, Meta(min_length=1, max_length=100)]
 
 
 Text200 = Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+#: The document's name for contact data as text (a name, a customer number, the parts of an
+#: address): the server (`vault.subjects.contact`) refuses control, format, surrogate,
+#: private-use and unassigned characters (Unicode categories Cc, Cf, Cs, Co, Cn) and blank
+#: text with a 422 naming the field. A pattern can say it only as a class of some 700 ranges
+#: of this Python's Unicode database, which regex engines of other languages read
+#: differently and generators draw from slowly, so the document names the rule as a format.
+CONTACT_TEXT_FORMAT = "contact-text"
+_CONTACT_TEXT = {"extra": {"format": CONTACT_TEXT_FORMAT}}
+
+ContactText200 = Annotated[str, Meta(min_length=1, max_length=200, extra_json_schema=_CONTACT_TEXT)]
+ContactShort = Annotated[str, Meta(min_length=1, max_length=100, extra_json_schema=_CONTACT_TEXT)]
 
 
 #: What the e-mail check (`email_validator`, no deliverability lookup) accepts, in ASCII: a
@@ -30,16 +45,23 @@ EMAIL_PATTERN = (
     r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
 )
-#: E.164 (`+` and up to 15 digits) or a national form of the default region (a leading 0):
-#: digits with optional spaces, hyphens, dots, slashes and parentheses between them.
-PHONE_PATTERN = r"^(\+[1-9]|0)[0-9 ()./-]{5,30}[0-9]$"
+#: E.164 (`+` and up to 15 digits) or a national form of the default region (a leading 0,
+#: perhaps in parentheses): digits with spaces, hyphens, dots, slashes and parentheses. The
+#: server checks the same shape before libphonenumber's validity.
+PHONE_PATTERN = PHONE_SHAPE
+#: The document's name for "a number libphonenumber holds valid" (its ranges per country
+#: are data no pattern can carry); the pattern above is the shape, the format the validity.
+PHONE_FORMAT = "phone"
+#: The document's name for "an RFC 3339 date-time after the server's clock".
+FUTURE_FORMAT = "future-date-time"
 
 
 EmailText = Annotated[
     str,
     Meta(
         min_length=3,
-        max_length=320,
+        # RFC 5321's limit, which the e-mail check applies (a 422 beyond it).
+        max_length=254,
         extra_json_schema={"extra": {"pattern": EMAIL_PATTERN}, "examples": ["anna@example.org"]},
     ),
 ]
@@ -50,7 +72,10 @@ PhoneText = Annotated[
     Meta(
         min_length=3,
         max_length=40,
-        extra_json_schema={"extra": {"pattern": PHONE_PATTERN}, "examples": ["+4915112345678"]},
+        extra_json_schema={
+            "extra": {"pattern": PHONE_PATTERN, "format": PHONE_FORMAT},
+            "examples": ["+4915112345678"],
+        },
     ),
 ]
 

@@ -2,21 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, ClassVar
 
+from litestar.openapi.spec import Schema
 from msgspec import Meta, Struct
 
-from api.schemas import FieldName, Short, Text200
+from api.bases.consent_rules import consent_rules
+from api.schemas import FUTURE_FORMAT, FieldName, Short, Text200
 from vault.bases.consents import Evidence
+from vault.bases.consents.records import COLLECTION_METHODS, LANGUAGES
+from vault.catalogue.loader import Policies
+
+#: What the evidence checks (consents and preferences alike) accept, in the document only:
+#: the server answers a 422 naming the field, which a msgspec constraint (a 400) would not.
+_METHOD = Meta(extra_json_schema={"extra": {"enum": list(COLLECTION_METHODS)}})
+_LANGUAGE = Meta(min_length=2, max_length=2, extra_json_schema={"extra": {"enum": list(LANGUAGES)}})
+#: Not blank: the checks strip the text first.
+_NOT_BLANK = Meta(extra_json_schema={"extra": {"pattern": r"\S"}})
+#: A time after the server's clock when the request arrives: the format says so (no JSON
+#: Schema keyword is relative to "now").
+FutureTime = Annotated[
+    datetime,
+    Meta(
+        description="RFC 3339 date-time; format `future-date-time`: after the server's clock",
+        extra_json_schema={"extra": {"format": FUTURE_FORMAT}},
+    ),
+]
+_DIGEST = Meta(max_length=71, extra_json_schema={"extra": {"pattern": r"^(sha256:)?[0-9a-f]{64}$"}})
 
 
 class EvidenceIn(Struct, forbid_unknown_fields=True):
     touchpoint: Short
-    method: Short
-    notice_version: Short
-    language: Annotated[str, Meta(min_length=2, max_length=2)]
-    notice_text_hash: Annotated[str, Meta(max_length=71)] | None = None
+    method: Annotated[Short, _METHOD]
+    notice_version: Annotated[Short, _NOT_BLANK]
+    language: Annotated[str, _LANGUAGE]
+    notice_text_hash: Annotated[str, _DIGEST] | None = None
     explicit: bool = False
     ip: Annotated[str, Meta(max_length=64)] | None = None
     user_agent: Annotated[str, Meta(max_length=512)] | None = None
@@ -48,8 +70,15 @@ def evidence_of(e: EvidenceIn | None) -> Evidence | None:
 
 
 class ConsentCreate(Struct, forbid_unknown_fields=True):
+    """A consent or another lawful basis for a purpose; what it must carry depends on the
+    purpose (the `allOf` rules, from policies/purposes.toml)."""
+
+    __catalogue_openapi__: ClassVar[Callable[[Policies], list[Schema]]] = staticmethod(
+        consent_rules
+    )
+
     purpose: Short
-    expires_at: datetime | None = None
+    expires_at: FutureTime | None = None
     evidence: ConsentEvidenceIn | None = None
     reference: Text200 | None = None
     excluded_fields: Annotated[list[FieldName], Meta(max_length=5)] | None = None

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from msgspec import Meta, Struct
 
@@ -22,6 +22,8 @@ class CampaignIn(Struct, forbid_unknown_fields=True):
     `rank` orders campaigns within one priority (1 is served first). The send window must
     lie within one basket month. `audience`: `list` (upload members with `PUT
     .../audience`) or `basis` (everyone with a basis for the purpose when booked)."""
+
+    __purpose_fit__: ClassVar[tuple[str, ...]] = ("",)
 
     name: Text200
     brand: WordId

@@ -26,6 +26,7 @@ from api.schemas import Uuid, uuid_path
 from vault.admin.clients import ClientInfo, Role
 from vault.errors import InvalidInput
 from vault.outreach import followup_changes, followups
+from vault.outreach.page_cursor import CURSOR_PATTERN
 
 #: RFC 3339 date-time with a time zone; anything else is a 400 before any domain code runs.
 AWARE_DATETIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|z|[+-]\d{2}:\d{2})$"
@@ -135,7 +136,14 @@ class FollowupController(Controller):
             description="only follow-ups assigned to this client or team",
         ),
         limit: int = Parameter(default=50, ge=1, le=followups.MAX_PAGE),
-        cursor: str | None = Parameter(required=False, max_length=200),
+        cursor: str | None = Parameter(
+            required=False,
+            min_length=32,
+            max_length=32,
+            pattern=CURSOR_PATTERN,
+            description="`next_cursor` of the previous page (any text of this pattern is a "
+            "position; a page shows only what the client may see)",
+        ),
     ) -> FollowupPageOut:
         client: ClientInfo = request.user
         page = await followups.list_due(

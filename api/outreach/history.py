@@ -17,6 +17,7 @@ from api.schemas import Uuid, uuid_path
 from vault.admin.clients import ClientInfo, Role
 from vault.outreach import history
 from vault.outreach.followups import MAX_PAGE
+from vault.outreach.page_cursor import CURSOR_PATTERN
 
 
 def entry_out(c: history.ContactEntry) -> ContactHistoryEntryOut:
@@ -51,7 +52,14 @@ class ContactHistoryController(Controller):
         vault: Vault,
         subject_id: Uuid = uuid_path("The subject's id"),
         limit: int = Parameter(default=50, ge=1, le=MAX_PAGE),
-        cursor: str | None = Parameter(required=False, max_length=200),
+        cursor: str | None = Parameter(
+            required=False,
+            min_length=32,
+            max_length=32,
+            pattern=CURSOR_PATTERN,
+            description="`next_cursor` of the previous page (any text of this pattern is a "
+            "position; a page shows only what the client may see)",
+        ),
     ) -> ContactHistoryPageOut:
         client: ClientInfo = request.user
         page = await history.client_page(

@@ -5,15 +5,17 @@ the contact report.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
+from litestar.openapi.spec import OpenAPIType, Schema
 from msgspec import Meta, Struct
 
 from api.bases.schemas import EvidenceIn
 from api.rights.schemas import PurposeTitle
 from api.schemas import ContactChannel, ContactType, Short, Uuid, WordId
 from api.subjects.schemas import ContactReservationOut
+from vault.outreach.preferences import all_zone_names
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
@@ -26,6 +28,8 @@ TimeOfDay = Annotated[
 class ContactRecordIn(Struct, forbid_unknown_fields=True):
     """A contact made without a lookup (e.g. at the shop counter or by the call centre),
     for a `purpose` the client may use; channel and type must fit the purpose."""
+
+    __purpose_fit__: ClassVar[tuple[str, ...]] = ("",)
 
     subject_id: Uuid
     brand: WordId
@@ -47,18 +51,44 @@ class ContactRecorded(Struct):
 
 class QuietTimesIn(Struct, forbid_unknown_fields=True):
     """Quiet times of one channel in the customer's time zone: a daily window (`start` after
-    `end` spans midnight, e.g. 22:00-07:00) and/or whole weekdays."""
+    `end` spans midnight, e.g. 22:00-07:00) and/or whole weekdays. `start` and `end` come
+    together (both or neither) and differ (whole days are `days`)."""
+
+    #: Both or neither: a time given (not null) needs the other one given.
+    __openapi__: ClassVar[dict[str, Any]] = {
+        "all_of": [
+            Schema(
+                schema_if=Schema(
+                    required=[given], properties={given: Schema(type=OpenAPIType.STRING)}
+                ),
+                then=Schema(required=[other], properties={other: Schema(type=OpenAPIType.STRING)}),
+            )
+            for given, other in (("start", "end"), ("end", "start"))
+        ]
+    }
 
     start: TimeOfDay | None = None
     end: TimeOfDay | None = None
     days: Annotated[list[Weekday], Meta(max_length=7)] = msgspec.field(default_factory=list)
 
 
+#: An IANA time zone name of the pinned tzdata release: the enum is the server's own list.
+ZoneName = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=64,
+        description="IANA time zone (the tzdata release the server pins)",
+        extra_json_schema={"extra": {"enum": all_zone_names()}, "examples": ["Europe/Berlin"]},
+    ),
+]
+
+
 class PreferencesIn(Struct, forbid_unknown_fields=True):
     """The customer's contact preferences, replacing the previous ones as a whole.
     `monthly_cap_points` can only lower the company basket: a higher value is rejected."""
 
-    timezone: Annotated[str, Meta(min_length=1, max_length=64, description="IANA time zone")]
+    timezone: ZoneName
     preferred_channels: dict[ContactType, ContactChannel] = msgspec.field(default_factory=dict)
     quiet: dict[ContactChannel, QuietTimesIn] = msgspec.field(default_factory=dict)
     monthly_cap_points: Annotated[float, Meta(ge=0, le=100000)] | None = None
@@ -68,6 +98,15 @@ class PreferencesUpdate(PreferencesIn, forbid_unknown_fields=True):
     """Preferences set by a writer client on the customer's instruction, with evidence of
     that instruction (like a consent: touchpoint from the catalogue, notice, method)."""
 
+    #: The server refuses an update without evidence (422): required and not null.
+    __openapi__: ClassVar[dict[str, Any]] = {
+        "all_of": [
+            Schema(
+                required=["evidence"],
+                properties={"evidence": Schema(schema_not=Schema(type=OpenAPIType.NULL))},
+            )
+        ]
+    }
     evidence: EvidenceIn | None = None
 
 
@@ -174,16 +213,43 @@ FollowupOutcome = Literal[
 ]
 
 
+#: The document's names for a follow-up window's ends (RFC 3339 date-times with a time
+#: zone): the rules are relative to the server's clock and to each other, which no JSON
+#: Schema keyword says, so each end has a format the description spells out.
+DUE_FROM_FORMAT = "followup-due-from"
+DUE_UNTIL_FORMAT = "followup-due-until"
+DueFrom = Annotated[
+    datetime,
+    Meta(
+        tz=True,
+        description="RFC 3339 date-time with a time zone; format `followup-due-from`: not in "
+        "the past (5 minutes of clock skew allowed), at most 366 days ahead",
+        extra_json_schema={"extra": {"format": DUE_FROM_FORMAT}},
+    ),
+]
+DueUntil = Annotated[
+    datetime,
+    Meta(
+        tz=True,
+        description="RFC 3339 date-time with a time zone; format `followup-due-until`: in the "
+        "future, after `due_from` and at most 31 days after it",
+        extra_json_schema={"extra": {"format": DUE_UNTIL_FORMAT}},
+    ),
+]
+
+
 class FollowupCreate(Struct, forbid_unknown_fields=True):
     """A contact the customer asked for. `channel` and `type` default to the purpose's;
     `touchpoint` is where it was agreed; `note` is a kind, never free text."""
+
+    __purpose_fit__: ClassVar[tuple[str, ...]] = ("",)
 
     subject_id: Uuid
     purpose: Short
     brand: WordId
     touchpoint: Short
-    due_from: AwareDateTime
-    due_until: AwareDateTime
+    due_from: DueFrom
+    due_until: DueUntil
     channel: ContactChannel | None = None
     type: ContactType | None = None
     note: FollowupNote | None = None
@@ -194,8 +260,8 @@ class FollowupReschedule(Struct, forbid_unknown_fields=True):
     """A new window for an open follow-up (the rules of a new one), and optionally who is
     to make the contact from now on."""
 
-    due_from: AwareDateTime
-    due_until: AwareDateTime
+    due_from: DueFrom
+    due_until: DueUntil
     assignee: Assignee | None = None
 
 

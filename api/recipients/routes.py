@@ -106,7 +106,9 @@ class RecipientController(Controller):
         "/{name:str}/subscriptions",
         operation_id="setRecipientSubscriptions",
         summary="Replace a recipient's subscriptions",
-        responses=problems(*AUTHED, 404, 413, 422),
+        description="Scope `all` is for external recipients: for a client recipient it "
+        "conflicts with the stored kind (409).",
+        responses=problems(*AUTHED, 404, 409, 413, 422),
     )
     async def subscribe(
         self,

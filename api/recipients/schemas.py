@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
+from litestar.openapi.spec import OpenAPIType, Schema
 from msgspec import Meta, Struct
 
 from api.schemas import Short
+
+#: The document's name for a webhook URL the server delivers to
+#: (`vault.recipients.urls.validate_webhook_url`): the rules (a private range, named by a
+#: literal address, is refused unless the server's settings allow it) are the server's.
+WEBHOOK_URL_FORMAT = "webhook-url"
+#: A NATS subject prefix (`vault.recipients.registry`): dot-separated tokens.
+NATS_PREFIX_PATTERN = r"^[a-zA-Z0-9_-]+(\.[a-zA-Z0-9_-]+)*$"
+
+
+def _when(name: str, value: str, then: dict[str, Schema]) -> Schema:
+    return Schema(
+        schema_if=Schema(properties={name: Schema(const=value)}, required=[name]),
+        then=Schema(properties=then),
+    )
+
 
 EventTypeName = Literal[
     "consent.granted",
@@ -32,6 +48,34 @@ class SubscriptionIn(Struct, forbid_unknown_fields=True):
 
 
 class RecipientCreate(Struct, forbid_unknown_fields=True):
+    """A recipient of notices. `target` is what `transport` needs: a webhook URL (format
+    `webhook-url`: https, http only to a loopback address, no user name, password or
+    fragment, no literal address in a private range unless the server allows private
+    targets) or a NATS subject prefix (dot-separated tokens of `[A-Za-z0-9_-]`, at most 100
+    characters). A client recipient is told only about subjects it received: scope
+    `received`."""
+
+    __openapi__: ClassVar[dict[str, Any]] = {
+        "all_of": [
+            _when("transport", "webhook", {"target": Schema(format=WEBHOOK_URL_FORMAT)}),
+            _when(
+                "transport",
+                "nats",
+                {"target": Schema(pattern=NATS_PREFIX_PATTERN, max_length=100)},
+            ),
+            _when(
+                "kind",
+                "client",
+                {
+                    "subscriptions": Schema(
+                        type=OpenAPIType.ARRAY,
+                        items=Schema(properties={"scope": Schema(const="received")}),
+                    )
+                },
+            ),
+        ]
+    }
+
     name: Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
     kind: Literal["client", "external"]
     transport: Literal["webhook", "nats"]

@@ -4,16 +4,19 @@ request workflow.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import msgspec
-from litestar.openapi.spec import OpenAPIType, Schema
+from litestar.openapi.spec import OpenAPIType, Reference, Schema
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from api.openapi_schema import exactly_one
-from api.schemas import EmailText, PhoneText, Short, Uuid
+from api.schemas import UUID_PATTERN, EmailText, PhoneText, Short, Uuid
 from api.subjects.schemas import ContactPatch
+from vault.catalogue.loader import Policies
+from vault.catalogue.purposes import LawfulBasis
 from vault.rights.free_text import FREE_TEXT_PATTERN
 
 SelfRequestType = Literal[
@@ -163,10 +166,96 @@ class SelfIdentityChange(Struct):
     cooling_off_until: datetime
 
 
+_WITH_PAYLOAD = ("rectification", "consent_withdrawal", "legitimate_interest_objection")
+
+
+def _when_type(types: list[str], payload: Schema, *, required: bool = False) -> Schema:
+    """`if` the request is of one of `types`, `then` its payload is `payload`."""
+    return Schema(
+        schema_if=Schema(properties={"type": Schema(enum=types)}, required=["type"]),
+        then=Schema(properties={"payload": payload}, required=["payload"] if required else None),
+    )
+
+
+def _legitimate_interest_purposes(policies: Policies) -> list[str]:
+    return [
+        p.id
+        for p in policies.purposes.purposes.values()
+        if p.lawful_basis is LawfulBasis.LEGITIMATE_INTEREST
+    ]
+
+
+def _objection_rules(policies: Policies) -> list[Schema]:
+    """Art. 21(1): only purposes resting on legitimate interest can be objected to."""
+    purposes = Schema(items=Schema(enum=_legitimate_interest_purposes(policies)))
+    return [
+        _when_type(["legitimate_interest_objection"], Schema(properties={"purposes": purposes}))
+    ]
+
+
+def _list_of(item: Schema) -> Schema:
+    """An optional list of 1 to 100 items (`null` counts as absent)."""
+    return Schema(
+        one_of=[
+            Schema(type=OpenAPIType.NULL),
+            Schema(type=OpenAPIType.ARRAY, items=item, min_items=1, max_items=100),
+        ]
+    )
+
+
+def _self_request_rules(policies: Policies) -> list[Schema]:
+    """What each type takes as `payload` from the privacy centre
+    (`vault.rights.requests.validation.validate_payload`)."""
+    purposes = [p.id for p in policies.purposes.purposes.values()]
+    return [
+        _when_type(
+            ["rectification"],
+            Schema(
+                type=OpenAPIType.OBJECT,
+                required=["changes"],
+                properties={"changes": Reference(ref="#/components/schemas/ContactPatch")},
+                additional_properties=False,
+            ),
+            required=True,
+        ),
+        _when_type(
+            ["consent_withdrawal"],
+            Schema(
+                one_of=[
+                    Schema(type=OpenAPIType.NULL),
+                    Schema(
+                        type=OpenAPIType.OBJECT,
+                        properties={
+                            "consent_ids": _list_of(
+                                Schema(type=OpenAPIType.STRING, pattern=UUID_PATTERN)
+                            ),
+                            "purposes": _list_of(Schema(type=OpenAPIType.STRING, enum=purposes)),
+                        },
+                        additional_properties=False,
+                    ),
+                ]
+            ),
+        ),
+        _when_type(
+            [t for t in get_args(SelfRequestType) if t not in _WITH_PAYLOAD],
+            Schema(
+                one_of=[
+                    Schema(type=OpenAPIType.NULL),
+                    Schema(type=OpenAPIType.OBJECT, max_properties=0),
+                ]
+            ),
+        ),
+    ]
+
+
 class SelfRequestCreate(Struct, forbid_unknown_fields=True):
     """A request the verified subject makes. Only two types take a `payload`:
     rectification `{"changes": {"name": "…", …}}` and consent withdrawal
     `{"consent_ids": [...]}` or `{"purposes": [...]}` (none: every consent)."""
+
+    __catalogue_openapi__: ClassVar[Callable[[Policies], list[Schema]]] = staticmethod(
+        _self_request_rules
+    )
 
     type: SelfRequestType
     payload: dict[str, Any] | None = None
@@ -227,19 +316,12 @@ class RequestPayload(Struct, forbid_unknown_fields=True):
     grounds: ReasonText | UnsetType = UNSET
 
 
-_WITH_PAYLOAD = ("rectification", "consent_withdrawal", "legitimate_interest_objection")
-
-
-def _when_type(types: list[str], payload: Schema, *, required: bool = False) -> Schema:
-    """`if` the request is of one of `types`, `then` its payload is `payload`."""
-    return Schema(
-        schema_if=Schema(properties={"type": Schema(enum=types)}, required=["type"]),
-        then=Schema(properties={"payload": payload}, required=["payload"] if required else None),
-    )
-
-
 class RequestCreate(Struct, forbid_unknown_fields=True):
     """A request received on the subject's behalf (letter, phone, e-mail, in person)."""
+
+    __catalogue_openapi__: ClassVar[Callable[[Policies], list[Schema]]] = staticmethod(
+        _objection_rules
+    )
 
     __openapi__: ClassVar[dict[str, Any]] = {
         # What each type takes as `payload` (`vault.rights.requests.validation.validate_payload`).

@@ -11,13 +11,15 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from api.openapi_schema import at_least_one, exactly_one
 from api.schemas import (
+    CONTACT_TEXT_FORMAT,
     ContactChannel,
+    ContactShort,
+    ContactText200,
     ContactType,
     EmailText,
     FieldName,
     PhoneText,
     Short,
-    Text200,
     Uuid,
     WordId,
 )
@@ -25,10 +27,17 @@ from api.schemas import (
 IdentityChangeStatusName = Literal["pending", "effective", "confirmed", "objected"]
 
 
+#: A postal code: contact text of at most 20 characters.
+PostalCode = Annotated[
+    str,
+    Meta(min_length=1, max_length=20, extra_json_schema={"extra": {"format": CONTACT_TEXT_FORMAT}}),
+]
+
+
 class PostalAddressIn(Struct, forbid_unknown_fields=True):
-    street: Text200
-    postal_code: Annotated[str, Meta(min_length=1, max_length=20)]
-    city: Short
+    street: ContactText200
+    postal_code: PostalCode
+    city: ContactShort
     country: Annotated[
         str,
         Meta(
@@ -38,7 +47,7 @@ class PostalAddressIn(Struct, forbid_unknown_fields=True):
             extra_json_schema={"extra": {"pattern": "^[A-Za-z]{2}$"}, "examples": ["DE"]},
         ),
     ]
-    addition: Text200 | None = None
+    addition: ContactText200 | None = None
 
 
 class SubjectCreate(Struct, forbid_unknown_fields=True):
@@ -51,9 +60,9 @@ class SubjectCreate(Struct, forbid_unknown_fields=True):
 
     email: EmailText | None = None
     phone: PhoneText | None = None
-    name: Text200 | None = None
+    name: ContactText200 | None = None
     postal_address: PostalAddressIn | None = None
-    external_ref: Short | None = None
+    external_ref: ContactShort | None = None
 
 
 class SubjectCreated(Struct):
@@ -70,9 +79,9 @@ class ContactPatch(Struct, forbid_unknown_fields=True):
 
     email: EmailText | None | UnsetType = UNSET
     phone: PhoneText | None | UnsetType = UNSET
-    name: Text200 | None | UnsetType = UNSET
+    name: ContactText200 | None | UnsetType = UNSET
     postal_address: PostalAddressIn | None | UnsetType = UNSET
-    external_ref: Short | None | UnsetType = UNSET
+    external_ref: ContactShort | None | UnsetType = UNSET
 
 
 class ContactPatched(Struct):
@@ -117,6 +126,7 @@ class LookupRequest(Struct, forbid_unknown_fields=True):
     """A purpose plus exactly one identifier; `fields` narrows what is returned;
     `contact` reserves contact-pressure points for an outbound contact."""
 
+    __purpose_fit__: ClassVar[tuple[str, ...]] = ("contact",)
     __openapi__: ClassVar[dict[str, Any]] = {
         **exactly_one("subject_id", "email", "phone", "external_ref"),
         "examples": [{"purpose": "newsletter", "email": "anna@example.org", "fields": ["email"]}],
@@ -126,7 +136,7 @@ class LookupRequest(Struct, forbid_unknown_fields=True):
     subject_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
     email: EmailText | None = None
     phone: PhoneText | None = None
-    external_ref: Short | None = None
+    external_ref: ContactShort | None = None
     fields: Annotated[list[FieldName], Meta(min_length=1, max_length=5)] | None = None
     contact: ContactIn | None = None
 
@@ -180,6 +190,7 @@ BatchIdentifiers = Annotated[list[BatchIdentifier], Meta(min_length=1, max_lengt
 class BatchLookupRequest(Struct, forbid_unknown_fields=True):
     """A purpose plus exactly one list of identifiers (at most 10,000)."""
 
+    __purpose_fit__: ClassVar[tuple[str, ...]] = ("contact",)
     __openapi__: ClassVar[dict[str, Any]] = {
         **exactly_one("subject_ids", "emails", "phones", "external_refs"),
         "examples": [{"purpose": "newsletter", "emails": ["anna@example.org"]}],
@@ -218,6 +229,7 @@ class BatchLine(Struct, omit_defaults=True):
 class DryRunRequest(Struct, forbid_unknown_fields=True):
     """A purpose, optionally the channel it is meant for, and exactly one identifier list."""
 
+    __purpose_fit__: ClassVar[tuple[str, ...]] = ("", "contact")
     __openapi__: ClassVar[dict[str, Any]] = {
         **exactly_one("subject_ids", "emails", "phones", "external_refs"),
         "examples": [{"purpose": "newsletter", "channel": "email", "emails": ["anna@example.org"]}],

@@ -30,6 +30,7 @@ from litestar import Litestar
 from sqlalchemy import update
 
 from api.app import create_app
+from tests.api import schemathesis_hooks  # noqa: F401  (registers the document's formats)
 from tests.support.factories import client_key
 from tests.support.self_service import sign_in
 from vault.admin.clients import KEY_PREFIX, key_hash
@@ -80,42 +81,6 @@ SELF = "/self/"
 #: The customer the self-service session belongs to.
 SELF_EMAIL = "st.self.q7x2k@example.org"
 SESSION: dict[str, str] = {}
-#: Operations whose remaining failures are known and listed in issue 17's follow-up: each
-#: is a rule the server enforces that the document cannot state (yet). Every other
-#: operation runs all of schemathesis's default checks and must pass; these run them too,
-#: and are expected to fail only for the reason given.
-KNOWN_GAPS = {
-    "POST /self/v1/session": "phone validity (libphonenumber ranges) is not a pattern",
-    "POST /self/v1/session/verify": "phone validity (libphonenumber ranges) is not a pattern",
-    "POST /v1/lookup": "phone validity; a contact's channel and type must fit the purpose",
-    "GET /v1/followups": "an opaque cursor that matches its pattern may still not decode",
-    "POST /v1/followups": "a due window in the future: relative to the server's clock",
-    "POST /v1/followups/{followup_id}/reschedule": "a due window in the future: relative to "
-    "the server's clock",
-    "GET /v1/subjects/{subject_id}/contacts": "an opaque cursor that matches its pattern may "
-    "still not decode",
-    "POST /v1/subjects/{subject_id}/consents": "expiry in the future; evidence per basis",
-    "POST /v1/lookup/dry-run": "the channel must be one of the named purpose's channels",
-    "POST /v1/contacts": "channel and type must fit the named purpose",
-    "POST /v1/campaigns": "channel and type must fit the named purpose; a send window within "
-    "one basket month",
-    "POST /v1/lookup/batch": "a contact's channel and type must fit the named purpose",
-    "PATCH /v1/subjects/{subject_id}/contact": "phone validity; no control chars in addresses",
-    "POST /v1/subjects": "phone validity; no control chars in addresses",
-    "PUT /v1/subjects/{subject_id}/preferences": "IANA time zone names (tzdata-dependent)",
-    "PUT /self/v1/preferences": "IANA time zone names (tzdata-dependent)",
-    "POST /self/v1/requests": "phone validity in a rectification's changes",
-    "POST /v1/requests": (
-        "phone validity; no control chars in a rectification's changes; an Art. 21(1) "
-        "objection's purposes must be legitimate-interest purposes of the catalogue"
-    ),
-    "POST /v1/recipients": "a webhook URL must be https (http only to loopback) and its host "
-    "outside private ranges (SSRF): the transport decides what `target` is",
-    "PUT /v1/recipients/{name}/subscriptions": "scope `all` is refused for a client recipient: "
-    "it depends on the stored recipient's kind, not on the request",
-}
-
-
 #: The API key of each role. Schemathesis builds part of its cases (the coverage phase) while
 #: collecting tests, before any database exists, so the keys are fixed up front and each
 #: backend's clients are then given exactly these keys.
@@ -246,14 +211,11 @@ EXAMPLES = int(os.environ.get("TRESOR_ST_EXAMPLES", "30"))
     suppress_health_check=list(HealthCheck),
     database=None,
 )
-def test_api_conforms_to_its_openapi_document(case, asgi_app, keys, request):
+def test_api_conforms_to_its_openapi_document(case, asgi_app, keys):
     """Every operation, fed schema-derived valid and invalid input with the right role's
     credentials, passes all of schemathesis's default checks: no server error, documented
     statuses, headers and bodies, valid input accepted, invalid input refused, OPTIONS
     answering the documented methods, authentication not ignored."""
-    label = f"{case.method} {case.operation.path}"
-    if label in KNOWN_GAPS:
-        request.applymarker(pytest.mark.xfail(reason=KNOWN_GAPS[label], strict=False))
     # Operations are collected before the app exists; bind this backend's app, so that the
     # checks' own probe requests (e.g. ignored_auth's) reach it in-process too.
     case.operation.app = case.operation.schema.app = asgi_app

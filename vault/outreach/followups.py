@@ -22,8 +22,6 @@ transaction that makes it; reads by clients, the DPO and the customer are audite
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -39,6 +37,7 @@ from vault.audit.events import SYSTEM, Actor, AuditAction, Decision
 from vault.catalogue.contact_pressure import fit_contact
 from vault.clock import as_utc
 from vault.errors import AccessDenied, Conflict, InvalidInput, InvariantViolation, NotFound
+from vault.outreach.page_cursor import decode_cursor, encode_cursor
 from vault.storage.outreach_tables import followups
 from vault.storage.rows import canonical_id
 from vault.storage.tables import subjects
@@ -72,7 +71,6 @@ CLOCK_SKEW = timedelta(minutes=5)
 MAX_PAGE = 200
 #: A client or team name (the shape of a client name): never free text.
 ASSIGNEE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
-_CURSOR_RE = re.compile(r"^[A-Za-z0-9_-]{10,200}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,26 +348,6 @@ async def get(
             detail={"followup": {"id": followup_id}},
         )
     return from_row(row, now)
-
-
-def encode_cursor(due_from: datetime, followup_id: str) -> str:
-    raw = json.dumps([due_from.isoformat(), followup_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    bad = InvalidInput("invalid cursor", {"cursor": "use the next_cursor of a previous page"})
-    if not _CURSOR_RE.match(cursor):
-        raise bad
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, fid = json.loads(raw)
-        due_from = as_utc(datetime.fromisoformat(at))
-    except (ValueError, TypeError):
-        raise bad from None
-    if due_from is None or not isinstance(fid, str) or not is_valid_id(fid):
-        raise bad
-    return due_from, fid
 
 
 async def list_due(

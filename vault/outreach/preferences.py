@@ -40,8 +40,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from functools import lru_cache
+from importlib.resources import files
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -76,7 +77,15 @@ _TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 
 @lru_cache(maxsize=1)
 def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())
+    """The zone names of the pinned `tzdata` package, not the host's: the OpenAPI document
+    lists them as an enum, so every machine must accept (and document) the same set, and a
+    host's `localtime` link or stray files under /usr/share/zoneinfo are no zone names."""
+    return frozenset(files("tzdata").joinpath("zones").read_text(encoding="utf-8").split())
+
+
+def all_zone_names() -> list[str]:
+    """Every zone name `valid_zone` accepts, sorted (the document's enum)."""
+    return sorted(_zones())
 
 
 def valid_zone(name: object) -> bool:

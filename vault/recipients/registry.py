@@ -82,8 +82,12 @@ def _every_type() -> list[Subscription]:
 
 
 def _check_subscriptions(
-    ctx: VaultContext, kind: str, subs: Iterable[Subscription]
+    ctx: VaultContext, kind: str, subs: Iterable[Subscription], *, stored: bool = False
 ) -> list[Subscription]:
+    """The subscriptions, each once; `InvalidInput` for one the request itself gets wrong.
+    Scope `all` for a client recipient depends on the kind: named in the same request it is
+    invalid input, for a `stored` recipient a conflict with the stored state (a 409: the
+    request alone is not wrong, and its document cannot know the kind)."""
     out: list[Subscription] = []
     for sub in subs:
         if sub.event_type not in {str(t) for t in EventType}:
@@ -97,6 +101,10 @@ def _check_subscriptions(
             raise InvalidInput("bad scope", {"scope": "must be received or all"})
         if sub.scope == "all" and kind != "external":
             # A client's lookups say what it received: it is told about those subjects only.
+            if stored:
+                raise Conflict(
+                    "scope all is for external recipients; this one is a client recipient"
+                )
             raise InvalidInput(
                 "scope all is for external recipients",
                 {"scope": "a client recipient is told only about subjects it received"},
@@ -265,7 +273,7 @@ async def set_subscriptions(
     now = ctx.clock.now()
     async with ctx.transaction() as conn:
         row = await recipient_row(conn, name, lock=True)
-        subs = _check_subscriptions(ctx, row.kind, subscriptions)
+        subs = _check_subscriptions(ctx, row.kind, subscriptions, stored=True)
         await _write_subscriptions(conn, row.id, subs)
         await audit.record(
             conn,

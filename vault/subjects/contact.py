@@ -7,6 +7,7 @@ and the rule broken, never the value.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -14,6 +15,13 @@ import email_validator
 import phonenumbers
 
 DEFAULT_PHONE_REGION = "DE"
+#: The shape of a phone number as written: E.164 (`+` and the country code) or a national
+#: form of the default region (a leading 0, perhaps in parentheses: `(030) 1234-5678`), digits with spaces, hyphens, dots, slashes and
+#: parentheses between them. libphonenumber alone reads numbers out of any text (it drops
+#: trailing letters and signs), so the shape is checked first: the API documents this
+#: pattern, and a number outside it must be refused, not read leniently.
+PHONE_SHAPE = r"^(\+[1-9]|\(?0)[0-9 ()./-]{5,30}[0-9]$"
+_PHONE_SHAPE = re.compile(PHONE_SHAPE)
 
 
 class ContactValidationError(ValueError):
@@ -37,6 +45,8 @@ def normalise_email(value: str) -> str:
 
 def normalise_phone(value: str, region: str = DEFAULT_PHONE_REGION) -> str:
     """E.164 form of a phone number; national numbers are read as German by default."""
+    if not _PHONE_SHAPE.match(value):
+        raise ContactValidationError({"phone": "is not a phone number"})
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:

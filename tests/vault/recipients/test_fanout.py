@@ -12,7 +12,7 @@ from tests.support.dsar import DPO, contract, erase, new_subject, newsletter
 from tests.support.factories import ADMIN
 from tests.support.recipients import client_recipient, delivered, lookup_by
 from vault.bases.consents import list_bases, withdraw
-from vault.errors import InvalidInput, NotFound
+from vault.errors import Conflict, InvalidInput, NotFound
 from vault.recipients import registry
 from vault.recipients.fanout import fan_out
 from vault.recipients.registry import Subscription
@@ -86,8 +86,9 @@ async def test_subscriptions_narrow_and_external_recipients_hear_everything(vaul
 
 
 async def test_bad_registrations_change_nothing(vault):
-    """An unknown event type, a non-http(s) URL, scope `all` for a client or a client
-    recipient without its API client are refused and nothing is stored."""
+    """An unknown event type, a non-http(s) URL, scope `all` for a client (a conflict with
+    the stored kind when set later) or a client recipient without its API client are
+    refused and nothing is stored."""
     await client_recipient(vault, "mailer", URL)
     bad = [
         dict(
@@ -109,7 +110,7 @@ async def test_bad_registrations_change_nothing(vault):
     for kw in bad:
         with pytest.raises(InvalidInput):
             await registry.create_recipient(vault, ADMIN, **kw)
-    with pytest.raises(InvalidInput):
+    with pytest.raises(Conflict):
         await registry.set_subscriptions(
             vault, ADMIN, "mailer", [Subscription("subject.erased", scope="all")]
         )

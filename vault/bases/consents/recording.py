@@ -48,9 +48,11 @@ if TYPE_CHECKING:
 def _validate_evidence(
     purpose: Purpose, evidence: Evidence | None, touchpoints: TouchpointCatalogue
 ) -> None:
-    if purpose.lawful_basis is not LawfulBasis.CONSENT:
-        return
+    # Evidence is required for a consent only, but checked whenever given: the document
+    # states one shape of evidence, and what it refuses must not pass for another basis.
     if evidence is None:
+        if purpose.lawful_basis is not LawfulBasis.CONSENT:
+            return
         raise InvalidInput("consent needs evidence", {"evidence": "is required for consent"})
     errors: dict[str, str] = {}
     for name in ("touchpoint", "notice_version"):
