@@ -33,7 +33,7 @@ class PurposeFit:
 def catalogue_purpose_fit(policies: Policies) -> PurposeFit:
     purposes = policies.purposes.purposes.values()
     return PurposeFit(
-        channels={p.id: tuple(c.value for c in p.channels) for p in purposes},
+        channels={p.id: tuple(p.channels) for p in purposes},
         types={p.id: p.communication_type.value for p in purposes},
     )
 
