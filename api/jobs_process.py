@@ -29,7 +29,7 @@ import signal
 
 import structlog
 
-from api.app import background_jobs_for, stop_jobs
+from api.periodic_jobs import background_jobs_for, stop_jobs
 from vault.context import VaultContext
 from vault.settings import Settings
 

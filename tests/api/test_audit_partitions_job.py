@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
-from api.app import background_jobs_for
+from api.periodic_jobs import background_jobs_for
 from vault.audit import partitions
 from vault.clock import FrozenClock
 from vault.context import VaultContext

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from api.app import _retention
+from api.periodic_jobs import _retention
 from vault.audit import chain as audit_chain
 from vault.audit.archive import archive_before
 from vault.audit.archive_lock import archive_lock

@@ -65,7 +65,7 @@ async def test_sealer_rounds_report_sealed_events_backlog_and_last_round(vault):
     last ran, so an alert can notice a node-less or stuck sealer."""
     from prometheus_client import REGISTRY
 
-    from api.app import sealer_round
+    from api.periodic_jobs import sealer_round
 
     def sample(name: str) -> float:
         return REGISTRY.get_sample_value(name) or 0.0

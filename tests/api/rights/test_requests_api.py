@@ -324,7 +324,7 @@ async def test_periodic_retention_job_runs_and_survives_failures(
 ):
     """The serve-time retention job sweeps every interval; a failing run is logged by error
     type only and retried at the next interval."""
-    from api.app import background_jobs_for
+    from api.periodic_jobs import background_jobs_for
     from vault.rights import retention
 
     vault.settings = replace(vault.settings, retention_interval=0.05)
@@ -363,7 +363,7 @@ def test_retention_job_is_off_with_interval_zero(settings):
     """TRESOR_RETENTION_INTERVAL=0 starts no retention job."""
     from types import SimpleNamespace
 
-    from api.app import background_jobs_for
+    from api.periodic_jobs import background_jobs_for
 
     engine = SimpleNamespace(dialect=SimpleNamespace(name="sqlite"))
     ctx = SimpleNamespace(settings=replace(settings, retention_interval=0.0), engine=engine)
