@@ -364,7 +364,8 @@ def _rewrap_flags(s: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--workers",
         type=int,
-        help="processes re-wrapping in parallel on PostgreSQL (default: one per core)",
+        help="key ranges re-wrapped at once on PostgreSQL, each on its own connection "
+        "(a process each with a PKCS#11 token; default: one per core)",
     )
     _json_flag(s)
 
