@@ -56,6 +56,7 @@ ROLE_BY_PATH = (
     ("/v1/notifications/{notification_id}/close", "dpo"),
     ("/v1/notifications", "lookup"),
     ("/v1/requests", "dpo"),
+    ("/v1/mail", "dpo"),
     ("/v1/identity-changes", "dpo"),
     ("/v1/audit", "dpo"),
     ("/v1/ropa", "dpo"),
