@@ -72,8 +72,8 @@ def _plan(page, name: str, rank: int) -> None:
 
 
 def test_a_marketer_plans_two_campaigns_sees_the_conflict_and_reads_the_reports(served, tmp_path):
-    """The walk of issue 21: plan, book, conflict, calendar, reports; screenshots taken
-    and every count on them is >= 10 or "< 10"."""
+    """The walk of issue 21: plan, book, conflict, calendar, reports, the touchpoint
+    report; screenshots taken and every count on them is >= 10 or "< 10"."""
     require_browser()
     _customers(served)
     key = served.client("planer", "marketing")
@@ -117,6 +117,13 @@ def test_a_marketer_plans_two_campaigns_sees_the_conflict_and_reads_the_reports(
         shots.append(tmp_path / "reports.png")
         page.screenshot(path=str(shots[-1]), full_page=True)
         report_counts = page.locator(".report-count").all_inner_texts()
+
+        page.locator("#touchpoint-report-link").click()
+        page.wait_for_url(re.compile(r".*/dpo/reports/touchpoints.*"))
+        assert page.locator("table.touchpoint-report[data-kind=indirect]").is_visible()
+        shots.append(tmp_path / "touchpoints.png")
+        page.screenshot(path=str(shots[-1]), full_page=True)
+        report_counts += page.locator(".report-count").all_inner_texts()
 
         for path in ("/dpo/audit", "/dpo/subjects", "/dpo/requests", "/dpo/recipients"):
             response = page.goto(served.base + path + "?lang=en")

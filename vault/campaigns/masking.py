@@ -7,17 +7,21 @@ policies/contact-pressure.toml (default 10). The rules, in the order they apply:
 
 1. **Below k** (`masked`, `shown`): a count below k is shown as "< k". A count of 0 is
    masked too: "nobody" is as telling as "one person" when filters are narrowed. So the
-   narrowest filter combination shows nothing but "< k".
+   narrowest filter combination shows nothing but "< k". A count of events (contacts,
+   consents) is shown only when at least k customers are behind it.
 2. **Complementary cells** (`complementary`): where the cells of one grouping add up to a
    total the reader can also see or derive (the basket-use bands and the customers; an
-   opt-out report's values of one dimension, whose sum another dimension shows), a masked
-   cell could be recovered as the total minus the shown cells. So when a grouping has a
-   masked cell, its smallest shown cells are hidden too, until the hidden and masked cells
-   together hold at least 2k: the recovered remainder then spreads over at least k values.
+   opt-out report's values of one dimension, whose sum another dimension shows; a what-if
+   cell's allowed and blocked, which add up to its contacts), a masked cell could be
+   recovered as the total minus the shown cells. So when a grouping has a masked cell, its
+   smallest shown cells are hidden too, until the hidden and masked cells together hold
+   at least 2k: the recovered remainder then spreads over at least k values.
 3. **Differences between permitted answers** (`differenced`): a count is hidden when the
    same cell of another answer the reader may ask for, and that nests with it (the same
    report with fewer filters, another `days`, another `months`, no `purpose`), differs
-   from it by 1 to k - 1: the difference would be a group of fewer than k customers.
+   from it by 1 to k - 1: the difference would be a group of fewer than k customers. The
+   what-if's counts of a cell are hidden when fewer than k customers change outcome, since
+   today's counts and the what-if's would differ by just those.
 4. **Periods** (`period_count`): a count over several months is shown only when it stems
    from at least k customers and no month inside it is thin (events from 1 to k - 1
    customers), so that no two overlapping periods differ by a thin month.
@@ -25,7 +29,8 @@ policies/contact-pressure.toml (default 10). The rules, in the order they apply:
 A hidden count is shown as "hidden" (`HIDDEN`): it may be large; only showing it would
 reveal another. The checks compare answers the vault computes in the same transaction;
 they do not audit linear combinations of three or more answers (inclusion and exclusion
-over several filters), which stays a known limit of k-thresholds without noise.
+over several filters), two what-if replays under different changes, or the forecasts of
+two audiences that differ by one customer: limits of k-thresholds without noise.
 """
 
 from __future__ import annotations
