@@ -9,7 +9,13 @@ Every hold written or displaced by a booking also wrote an entry into each index
 - `ix_campaign_bookings_displaced_by`: a booking finds the holds it displaced in its own
   scratch table (`vault.campaigns.basket_holds`), not by this column.
 
-Downgrading creates them again.
+On PostgreSQL the pages of `campaign_bookings` and `contact_budgets` are also filled only
+to half (`fillfactor` 50): with `status` and `displaced_by` no longer indexed, marking a
+hold displaced or used, and raising a counter row's points (none of its indexed columns
+change), can then write the new row version into the same page (a heap-only update)
+instead of adding an entry to every index.
+
+Downgrading creates the indexes again and restores the default fill factor.
 
 Revision ID: 0036
 Revises: 0035
@@ -27,9 +33,15 @@ depends_on = None
 def upgrade() -> None:
     op.drop_index("ix_campaign_bookings_campaign_id_status", table_name="campaign_bookings")
     op.drop_index("ix_campaign_bookings_displaced_by", table_name="campaign_bookings")
+    if op.get_bind().dialect.name == "postgresql":
+        for table in ("campaign_bookings", "contact_budgets"):
+            op.execute(f"ALTER TABLE {table} SET (fillfactor = 50)")
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for table in ("campaign_bookings", "contact_budgets"):
+            op.execute(f"ALTER TABLE {table} RESET (fillfactor)")
     op.create_index(
         "ix_campaign_bookings_campaign_id_status", "campaign_bookings", ["campaign_id", "status"]
     )

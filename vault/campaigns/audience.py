@@ -180,4 +180,6 @@ def basis_members(campaign_id: str, purpose: str, type: str, now: datetime) -> A
             person,
         )
         .distinct()
+        # In primary-key order: the audience's index grows in order, not at random.
+        .order_by(consents.c.subject_id)
     )
