@@ -150,3 +150,20 @@ async def test_a_dry_run_counts_reach_by_the_declared_channels_fields(vault):
     visit, social = await count("offers.visit"), await count("offers.social")
     assert (visit.reachable, visit.unreachable) == (None, {"no_contact_data": 10})
     assert (social.reachable, social.unreachable) == (10, {})
+
+
+def test_a_preference_never_switches_between_revealing_and_bare_channels(vault):
+    """A purpose on e-mail and social media: a customer preferring social media cannot turn
+    an e-mail contact (whose lookup reveals the address) into a social one, nor back."""
+    from vault.catalogue.purposes import Purpose
+    from vault.outreach.basket import _switchable
+
+    mixed = Purpose(
+        **{
+            **{f: getattr(vault.catalogue.get("offers.email"), f) for f in Purpose.__slots__},
+            "channels": ("email", "social", "print"),
+        }
+    )
+    rules = vault.pressure_rules
+    assert _switchable(rules, mixed, "email") == ("email", "print")
+    assert _switchable(rules, mixed, "social") == ("social",)
