@@ -157,6 +157,11 @@ class PrivacyOverviewPages(PrivacyPages):
                 return brand_id
             return brand.name_de if lang == "de" else brand.name_en
 
+        def channel_name(channel: str) -> str:
+            """A declared channel's name from the rules, a built-in one's from the UI."""
+            declared = vault.pressure_rules.channel_name(channel, lang)
+            return declared or text_for(lang, "fu_channel_", channel)
+
         done = request.query_params.get("done")
         return render(
             request,
@@ -166,6 +171,7 @@ class PrivacyOverviewPages(PrivacyPages):
             items=items,
             contacts_made=contacts_made,
             brand_name=brand_name,
+            channel_name=channel_name,
             purpose_title=purpose_title,
             touchpoint_name=lambda touchpoint_id: touchpoint_name(vault, lang, touchpoint_id),
             notice=t["done_followup_cancelled"] if done == "cancelled" else None,

@@ -204,6 +204,17 @@ def _insert_budget_row(conn: AsyncConnection) -> Any:
     return insert_ignoring_conflict(conn, contact_budgets, ["subject_id", "month"])
 
 
+def _switchable(rules: PressureRules, purpose: Purpose | None, channel: str) -> tuple[str, ...]:
+    """The purpose's channels a customer's preference may switch `channel` to: only those
+    that reveal contact data exactly when it does, since the lookup has already chosen
+    what to reveal (a switch to social media must not carry out an address, nor one from
+    it need data the answer lacks)."""
+    if purpose is None:
+        return ()
+    bare = rules.reveals_nothing(channel)
+    return tuple(c for c in purpose.channels if rules.reveals_nothing(c) == bare)
+
+
 async def reserve(
     conn: AsyncConnection,
     ctx: Any,
@@ -302,7 +313,7 @@ async def reserve(
     # channel used and charged (issue 21): reporting it while charging another was a lie.
     prefs = await preferences.load(conn, subject_id)
     known = ctx.catalogue.get(purpose) if purpose is not None else None
-    allowed = known.channels if known is not None else ()
+    allowed = _switchable(rules, known, channel)
     preferred = prefs.preferred_for(type, allowed) if prefs is not None else None
     if preferred is not None and preferred != channel:
         channel = preferred
@@ -416,7 +427,7 @@ async def _reserved_before(
         )  # fmt: skip
     prefs = await preferences.load(conn, subject_id)
     known = ctx.catalogue.get(purpose) if purpose is not None else None
-    allowed = known.channels if known is not None else ()
+    allowed = _switchable(rules, known, row.channel)
     return Reservation(
         contact_id=contact_id,
         subject_id=subject_id,

@@ -323,7 +323,7 @@ async def test_statistics_page_draws_inline_svg_charts(vault):
         r = await http.get("/dpo/stats?lang=en&bucket=hour&since=2026-11-23T00:00")
     assert r.status_code == 200, r.text
     body = r.text
-    assert body.count("<svg") == 1 + 4  # access + the four consent purposes
+    assert body.count("<svg") == 1 + 6  # access + the six consent purposes
     assert 'role="img"' in body and '<title id="access-chart-t">' in body
     assert "3 reads: 2 allowed, 1 denied" in body
     assert "<polyline" in body and "<rect" in body

@@ -1,6 +1,7 @@
 """Channels the rules declare (issue 21): a field-sales visit is charged at its own factor
-and reveals what the purpose allows, social media reveals no contact field, and a
-customer's opt-out of a declared channel (quiet every day) is honoured. Both databases."""
+and reveals what the purpose allows, social media reveals no contact field (and so reaches
+customers without any), and a customer's opt-out of a declared channel (quiet every day)
+is honoured. Both databases."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.support.factories import WRITER, person
+from vault.access import dry_run
 from vault.access.lookup import LookupDenied, lookup
 from vault.audit.events import Actor
 from vault.bases.consents import Evidence, record_basis
@@ -127,3 +129,41 @@ async def test_preferences_refuse_a_channel_the_rules_do_not_declare(vault):
         )  # fmt: skip
     assert "quiet" in info.value.errors
     assert (await preferences.get_preferences(vault, WRITER, sid)).preferences is None
+
+
+async def test_a_dry_run_counts_reach_by_the_declared_channels_fields(vault):
+    """Ten customers with an e-mail address only: none is reachable by a visit (it needs the
+    postal address: no_contact_data), all ten on social media (it needs no field)."""
+    sids = []
+    for n in range(10):
+        sid = await create_subject(vault, WRITER, {"email": f"channel.dry{n}@example.org"})
+        await record_basis(vault, WRITER, sid, "offers.visit", evidence=CONSENT)
+        await record_basis(vault, WRITER, sid, "offers.social", evidence=CONSENT)
+        sids.append(sid)
+
+    async def count(purpose: str):
+        return await dry_run.dry_run(
+            vault, SHOP, ALLOWED, purpose_id=purpose, identifier_kind="subject_id",
+            identifiers=sids,
+        )  # fmt: skip
+
+    visit, social = await count("offers.visit"), await count("offers.social")
+    assert (visit.reachable, visit.unreachable) == (None, {"no_contact_data": 10})
+    assert (social.reachable, social.unreachable) == (10, {})
+
+
+def test_a_preference_never_switches_between_revealing_and_bare_channels(vault):
+    """A purpose on e-mail and social media: a customer preferring social media cannot turn
+    an e-mail contact (whose lookup reveals the address) into a social one, nor back."""
+    from vault.catalogue.purposes import Purpose
+    from vault.outreach.basket import _switchable
+
+    mixed = Purpose(
+        **{
+            **{f: getattr(vault.catalogue.get("offers.email"), f) for f in Purpose.__slots__},
+            "channels": ("email", "social", "print"),
+        }
+    )
+    rules = vault.pressure_rules
+    assert _switchable(rules, mixed, "email") == ("email", "print")
+    assert _switchable(rules, mixed, "social") == ("social",)
