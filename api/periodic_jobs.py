@@ -27,8 +27,8 @@ from vault.audit.events import SYSTEM
 from vault.audit.prune import prune
 from vault.context import VaultContext
 from vault.recipients.delivery import Deliverer, RunReport, outbox_listener
+from vault.rights import retention
 from vault.rights.requests import settle_awaiting
-from vault.rights.retention import run_retention
 from vault.storage.listen import ChannelListener
 
 
@@ -149,7 +149,7 @@ async def _partitions(ctx: VaultContext) -> None:
 
 async def _retention(ctx: VaultContext) -> None:
     """One retention sweep; its counts go to the log (no ids, no data)."""
-    report = await run_retention(ctx)
+    report = await retention.run_retention(ctx)
     purged = await purge_transient(ctx)
     # The audit trail's own retention: only months already archived are deleted. While an
     # operator's archive or prune (or another node's job) runs, this round leaves it out.

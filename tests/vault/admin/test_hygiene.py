@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.db import audit_trail
 from tests.support.factories import ADMIN
+from vault.admin import authentication
 from vault.admin import clients as clients_mod
 from vault.admin.authentication import ClientAuthenticator
 from vault.admin.clients import create_client, list_clients, revoke_client
@@ -78,7 +79,7 @@ async def test_last_use_is_written_at_most_once_a_minute_per_client(vault, clock
     """The first authentication records the use; further ones within the minute write
     nothing (the stored time stays), and after the minute the next one updates it."""
     mono = [1000.0]
-    monkeypatch.setattr(clients_mod.time, "monotonic", lambda: mono[0])
+    monkeypatch.setattr(authentication.time, "monotonic", lambda: mono[0])
     _, key = await create_client(vault, ADMIN, "crm", "writer", [])
     auth = ClientAuthenticator(vault, ttl=3600)
     t0 = clock.now()
