@@ -57,7 +57,7 @@ def describe(request: Request[Any, Any, Any], items: list[Any]) -> list[dict[str
     items = [item for item in items if isinstance(item, dict)]
     body = [item for item in items if _is_body(item)]
     out = [_describe_parameter(request, schema, item) for item in items if not _is_body(item)]
-    failures = _body_failures(request) if body else []
+    failures = body_failures(request) if body else []
     if not failures:  # the body's items as the signature reported them
         failures = [_litestar_body_item(item) for item in body]
     for where, message in failures:
@@ -102,7 +102,7 @@ def _describe_parameter(
     return {"field": field, "message": _message(str(item.get("message", "")), schema.get(key, []))}
 
 
-def _body_failures(request: Request[Any, Any, Any]) -> list[tuple[str, str]]:
+def body_failures(request: Request[Any, Any, Any]) -> list[tuple[str, str]]:
     """Every failing part of the decoded body, converted again against the handler's body
     type; empty when the body was not decoded or the handler takes none."""
     raw = decoded_json(request)

@@ -60,6 +60,28 @@ async def test_every_failing_query_parameter_is_listed(vault):
     assert fields == {"limit", "decision"}, r.text
 
 
+async def test_an_unknown_query_parameter_and_a_bad_body_are_listed_together(vault):
+    """An unknown query parameter does not hide the body's mistakes: one 422 names the
+    parameter's place and every failing body field; nothing is stored."""
+    dpo = await client_key(vault, "dpo-2", "dpo")
+    body = {"subject_id": "not-a-subject", "type": "gossip", "channel": 7}
+    async with api(vault) as http:
+        before = await row_counts(vault)
+        r = await http.post("/v1/requests?zzz=1", json=body, headers=bearer(dpo))
+        assert await row_counts(vault) == before
+    fields = {e["field"] for e in assert_problem(r, 422)["errors"]}
+    assert "query" in fields and {"/type", "/channel"} <= fields, r.text
+    assert "zzz" not in r.text
+
+
+async def test_an_unknown_query_parameter_with_a_valid_body_names_only_the_parameter(vault):
+    """With a body that is fine, the 422 for an unknown query parameter names only it."""
+    dpo = await client_key(vault, "dpo-3", "dpo")
+    async with api(vault) as http:
+        r = await http.get("/v1/requests?zzz=1", headers=bearer(dpo))
+    assert {e["field"] for e in assert_problem(r, 422)["errors"]} == {"query"}, r.text
+
+
 async def test_malformed_json_is_a_400_with_a_plain_message(vault):
     """A body that is not JSON is a 400 saying so in plain words, not a validation 422."""
     writer = await client_key(vault, "crm", "writer")
