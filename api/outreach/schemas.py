@@ -91,7 +91,12 @@ class PreferencesIn(Struct, forbid_unknown_fields=True):
     timezone: ZoneName
     preferred_channels: dict[ContactType, ContactChannel] = msgspec.field(default_factory=dict)
     quiet: dict[ContactChannel, QuietTimesIn] = msgspec.field(default_factory=dict)
-    monthly_cap_points: Annotated[float, Meta(ge=0, le=100000)] | None = None
+    #: Points in tenths (the preferences check refuses a second decimal with a 422; in the
+    #: document only, as msgspec's own check would answer a 400).
+    monthly_cap_points: (
+        Annotated[float, Meta(ge=0, le=100000, extra_json_schema={"extra": {"multipleOf": 0.1}})]
+        | None
+    ) = None
 
 
 class PreferencesUpdate(PreferencesIn, forbid_unknown_fields=True):
