@@ -4,6 +4,7 @@ the contact report.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -15,6 +16,7 @@ from api.bases.schemas import EvidenceIn
 from api.rights.schemas import PurposeTitle
 from api.schemas import ContactChannel, ContactType, Short, Uuid, WordId
 from api.subjects.schemas import ContactReservationOut
+from vault.catalogue.loader import Policies
 from vault.outreach.preferences import all_zone_names
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -84,9 +86,19 @@ ZoneName = Annotated[
 ]
 
 
+def _cap_within_basket(policies: Policies) -> list[Schema]:
+    """An own cap can only lower the company basket (policies/contact-pressure.toml)."""
+    basket = Schema(maximum=policies.pressure_rules.basket_points)
+    return [Schema(properties={"monthly_cap_points": basket})]
+
+
 class PreferencesIn(Struct, forbid_unknown_fields=True):
     """The customer's contact preferences, replacing the previous ones as a whole.
     `monthly_cap_points` can only lower the company basket: a higher value is rejected."""
+
+    __catalogue_openapi__: ClassVar[Callable[[Policies], list[Schema]]] = staticmethod(
+        _cap_within_basket
+    )
 
     timezone: ZoneName
     preferred_channels: dict[ContactType, ContactChannel] = msgspec.field(default_factory=dict)

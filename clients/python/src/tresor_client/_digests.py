@@ -35,7 +35,7 @@ DIGESTS = {
         "PostalAddressIn": "c4d8696904358e576755595315e6d089070d276406120106760bb556c140dd21",
         "PreferenceHistoryOut": "d9dea5eced21a14011de66355363828330741cf6ccf410bb49337b617f9642b3",
         "PreferencesOut": "0769f2e88c256363eb2381f63a8ae8f1591d8ca3ee4de5a6d9b3d3e5589f27e4",
-        "PreferencesUpdate": "d4161197c3251e02925cf555e4637a7aafe926e18774c0fcad9dd1076613bfb0",
+        "PreferencesUpdate": "c04f6705e8961ee83453c9329069f32eaa833633a14cda8bede9951af569c42e",
         "Problem": "eac54ee9cdcb01f5a78862aac2a7dfea73c7eb727e471f4b7d061f265e8bb8cd",
         "ProblemError": "5fcf557eb11e791e8f7ee17e5870405a9b89fba26583f19b31b27711f484b16c",
         "QuietTimesIn": "b9ab085f6531aeca90a60199cba22973c86df7e0f7506b4e5d53d05094154b34",
