@@ -51,21 +51,53 @@ class ContactRecorded(Struct):
     contact: ContactReservationOut
 
 
+def _times_differ() -> Schema:
+    """`start` differs from `end`, which JSON Schema can say without comparing the two: in
+    one of the four digit places of HH:MM, `start` has some digit and `end` another."""
+    return Schema(
+        any_of=[
+            Schema(
+                properties={
+                    "start": Schema(pattern=f"^.{{{place}}}{digit}"),
+                    "end": Schema(pattern=f"^.{{{place}}}[^{digit}]"),
+                }
+            )
+            for place in (0, 1, 3, 4)
+            for digit in range(10)
+        ]
+    )
+
+
 class QuietTimesIn(Struct, forbid_unknown_fields=True):
     """Quiet times of one channel in the customer's time zone: a daily window (`start` after
     `end` spans midnight, e.g. 22:00-07:00) and/or whole weekdays. `start` and `end` come
     together (both or neither) and differ (whole days are `days`)."""
 
-    #: Both or neither: a time given (not null) needs the other one given.
+    #: Both or neither: a time given (not null) needs the other one given; and both given,
+    #: they differ.
     __openapi__: ClassVar[dict[str, Any]] = {
         "all_of": [
+            *(
+                Schema(
+                    schema_if=Schema(
+                        required=[given], properties={given: Schema(type=OpenAPIType.STRING)}
+                    ),
+                    then=Schema(
+                        required=[other], properties={other: Schema(type=OpenAPIType.STRING)}
+                    ),
+                )
+                for given, other in (("start", "end"), ("end", "start"))
+            ),
             Schema(
                 schema_if=Schema(
-                    required=[given], properties={given: Schema(type=OpenAPIType.STRING)}
+                    required=["start", "end"],
+                    properties={
+                        "start": Schema(type=OpenAPIType.STRING),
+                        "end": Schema(type=OpenAPIType.STRING),
+                    },
                 ),
-                then=Schema(required=[other], properties={other: Schema(type=OpenAPIType.STRING)}),
-            )
-            for given, other in (("start", "end"), ("end", "start"))
+                then=_times_differ(),
+            ),
         ]
     }
 

@@ -38,7 +38,7 @@ DIGESTS = {
         "PreferencesUpdate": "c04f6705e8961ee83453c9329069f32eaa833633a14cda8bede9951af569c42e",
         "Problem": "eac54ee9cdcb01f5a78862aac2a7dfea73c7eb727e471f4b7d061f265e8bb8cd",
         "ProblemError": "5fcf557eb11e791e8f7ee17e5870405a9b89fba26583f19b31b27711f484b16c",
-        "QuietTimesIn": "b9ab085f6531aeca90a60199cba22973c86df7e0f7506b4e5d53d05094154b34",
+        "QuietTimesIn": "858e502b6ecf82212df6a9b0e2181733a38e0c264068c13c4b82a815c9699e5e",
         "QuietTimesOut": "b9cbdc93d3e1f34ebfccf2f1b9704241a64ad96bddac331b015f24bd6c023dac",
         "SubjectCreate": "61fb34515c726bd99b55a4a919f12be6fa22c8cafe7d6fac57714988506fe849",
         "SubjectCreated": "68d99435a6d0ea4be2ae956076c8af655d46018273b43b6c0c566c9fbbbcad87",
