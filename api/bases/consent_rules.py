@@ -13,7 +13,7 @@ server accepts (issue 17) and cannot drift from the catalogue it serves.
 
 from __future__ import annotations
 
-from litestar.openapi.spec import OpenAPIType, Schema
+from litestar.openapi.spec import OpenAPIType, Reference, Schema
 
 from vault.catalogue.loader import Policies
 from vault.catalogue.purposes import LawfulBasis, Purpose
@@ -32,7 +32,7 @@ def _brands(purpose: Purpose, policies: Policies) -> Schema:
 
 
 def _consent(purpose: Purpose, policies: Policies) -> Schema:
-    evidence: dict[str, Schema] = {"brands": _brands(purpose, policies)}
+    evidence: dict[str, Schema | Reference] = {"brands": _brands(purpose, policies)}
     if purpose.explicit_consent:
         evidence["explicit"] = Schema(const=True)
     return Schema(

@@ -4,6 +4,7 @@ the contact report.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -15,6 +16,7 @@ from api.bases.schemas import EvidenceIn
 from api.rights.schemas import PurposeTitle
 from api.schemas import ContactChannel, ContactType, Short, Uuid, WordId
 from api.subjects.schemas import ContactReservationOut
+from vault.catalogue.loader import Policies
 from vault.outreach.preferences import all_zone_names
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -49,21 +51,53 @@ class ContactRecorded(Struct):
     contact: ContactReservationOut
 
 
+def _times_differ() -> Schema:
+    """`start` differs from `end`, which JSON Schema can say without comparing the two: in
+    one of the four digit places of HH:MM, `start` has some digit and `end` another."""
+    return Schema(
+        any_of=[
+            Schema(
+                properties={
+                    "start": Schema(pattern=f"^.{{{place}}}{digit}"),
+                    "end": Schema(pattern=f"^.{{{place}}}[^{digit}]"),
+                }
+            )
+            for place in (0, 1, 3, 4)
+            for digit in range(10)
+        ]
+    )
+
+
 class QuietTimesIn(Struct, forbid_unknown_fields=True):
     """Quiet times of one channel in the customer's time zone: a daily window (`start` after
     `end` spans midnight, e.g. 22:00-07:00) and/or whole weekdays. `start` and `end` come
     together (both or neither) and differ (whole days are `days`)."""
 
-    #: Both or neither: a time given (not null) needs the other one given.
+    #: Both or neither: a time given (not null) needs the other one given; and both given,
+    #: they differ.
     __openapi__: ClassVar[dict[str, Any]] = {
         "all_of": [
+            *(
+                Schema(
+                    schema_if=Schema(
+                        required=[given], properties={given: Schema(type=OpenAPIType.STRING)}
+                    ),
+                    then=Schema(
+                        required=[other], properties={other: Schema(type=OpenAPIType.STRING)}
+                    ),
+                )
+                for given, other in (("start", "end"), ("end", "start"))
+            ),
             Schema(
                 schema_if=Schema(
-                    required=[given], properties={given: Schema(type=OpenAPIType.STRING)}
+                    required=["start", "end"],
+                    properties={
+                        "start": Schema(type=OpenAPIType.STRING),
+                        "end": Schema(type=OpenAPIType.STRING),
+                    },
                 ),
-                then=Schema(required=[other], properties={other: Schema(type=OpenAPIType.STRING)}),
-            )
-            for given, other in (("start", "end"), ("end", "start"))
+                then=_times_differ(),
+            ),
         ]
     }
 
@@ -84,14 +118,29 @@ ZoneName = Annotated[
 ]
 
 
+def _cap_within_basket(policies: Policies) -> list[Schema]:
+    """An own cap can only lower the company basket (policies/contact-pressure.toml)."""
+    basket = Schema(maximum=policies.pressure_rules.basket_points)
+    return [Schema(properties={"monthly_cap_points": basket})]
+
+
 class PreferencesIn(Struct, forbid_unknown_fields=True):
     """The customer's contact preferences, replacing the previous ones as a whole.
     `monthly_cap_points` can only lower the company basket: a higher value is rejected."""
 
+    __catalogue_openapi__: ClassVar[Callable[[Policies], list[Schema]]] = staticmethod(
+        _cap_within_basket
+    )
+
     timezone: ZoneName
     preferred_channels: dict[ContactType, ContactChannel] = msgspec.field(default_factory=dict)
     quiet: dict[ContactChannel, QuietTimesIn] = msgspec.field(default_factory=dict)
-    monthly_cap_points: Annotated[float, Meta(ge=0, le=100000)] | None = None
+    #: Points in tenths (the preferences check refuses a second decimal with a 422; in the
+    #: document only, as msgspec's own check would answer a 400).
+    monthly_cap_points: (
+        Annotated[float, Meta(ge=0, le=100000, extra_json_schema={"extra": {"multipleOf": 0.1}})]
+        | None
+    ) = None
 
 
 class PreferencesUpdate(PreferencesIn, forbid_unknown_fields=True):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, cast
 
 import msgspec
-from litestar.openapi.spec import OpenAPIType, Schema
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Reference, Schema
 from msgspec import Meta, Struct
 
 from api.schemas import Short
@@ -19,7 +19,7 @@ WEBHOOK_URL_FORMAT = "webhook-url"
 NATS_PREFIX_PATTERN = r"^[a-zA-Z0-9_-]+(\.[a-zA-Z0-9_-]+)*$"
 
 
-def _when(name: str, value: str, then: dict[str, Schema]) -> Schema:
+def _when(name: str, value: str, then: dict[str, Schema | Reference]) -> Schema:
     return Schema(
         schema_if=Schema(properties={name: Schema(const=value)}, required=[name]),
         then=Schema(properties=then),
@@ -57,7 +57,12 @@ class RecipientCreate(Struct, forbid_unknown_fields=True):
 
     __openapi__: ClassVar[dict[str, Any]] = {
         "all_of": [
-            _when("transport", "webhook", {"target": Schema(format=WEBHOOK_URL_FORMAT)}),
+            _when(
+                "transport",
+                "webhook",
+                # A format of our own: Litestar's enum lists only the standard ones.
+                {"target": Schema(format=cast(OpenAPIFormat, WEBHOOK_URL_FORMAT))},
+            ),
             _when(
                 "transport",
                 "nats",

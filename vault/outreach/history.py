@@ -27,7 +27,8 @@ from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
 from vault.errors import InvalidInput, InvariantViolation
-from vault.outreach.followups import MAX_PAGE, decode_cursor, encode_cursor
+from vault.outreach.followups import MAX_PAGE
+from vault.outreach.page_cursor import decode_cursor, encode_cursor
 from vault.storage.outreach_tables import contacts
 from vault.storage.tables import subjects
 from vault.subjects.decision import DenyReason

@@ -16,10 +16,11 @@ import phonenumbers
 
 DEFAULT_PHONE_REGION = "DE"
 #: The shape of a phone number as written: E.164 (`+` and the country code) or a national
-#: form of the default region (a leading 0, perhaps in parentheses: `(030) 1234-5678`), digits with spaces, hyphens, dots, slashes and
-#: parentheses between them. libphonenumber alone reads numbers out of any text (it drops
-#: trailing letters and signs), so the shape is checked first: the API documents this
-#: pattern, and a number outside it must be refused, not read leniently.
+#: form of the default region (a leading 0, perhaps in parentheses: `(030) 1234-5678`),
+#: digits with spaces, hyphens, dots, slashes and parentheses between them. libphonenumber
+#: alone reads numbers out of any text (it drops trailing letters and signs), so the shape
+#: is checked first: the API documents this pattern, and a number outside it must be
+#: refused, not read leniently.
 PHONE_SHAPE = r"^(\+[1-9]|\(?0)[0-9 ()./-]{5,30}[0-9]$"
 _PHONE_SHAPE = re.compile(PHONE_SHAPE)
 
