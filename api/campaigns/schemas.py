@@ -3,12 +3,36 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, ClassVar, Literal
 
 from msgspec import Meta, Struct
 
-from api.outreach.schemas import AwareDateTime
 from api.schemas import ContactChannel, ContactType, Short, Text200, WordId
+
+#: A send window must end after it starts and within the basket month of its start
+#: (`vault.campaigns.records`): a rule between two fields and the rules' month boundaries,
+#: which no JSON Schema keyword says, so each end has a format its description spells out.
+WINDOW_START_FORMAT = "campaign-window-start"
+WINDOW_END_FORMAT = "campaign-window-end"
+WindowStart = Annotated[
+    datetime,
+    Meta(
+        tz=True,
+        description="RFC 3339 date-time with a time zone; format `campaign-window-start`: the "
+        "send window's start, whose basket month is the month the booking uses",
+        extra_json_schema={"extra": {"format": WINDOW_START_FORMAT}},
+    ),
+]
+WindowEnd = Annotated[
+    datetime,
+    Meta(
+        tz=True,
+        description="RFC 3339 date-time with a time zone; format `campaign-window-end`: after "
+        "`window_start` and within the same basket month",
+        extra_json_schema={"extra": {"format": WINDOW_END_FORMAT}},
+    ),
+]
 
 #: A count, or "< k" when it is below the reporting threshold k.
 MaskedCount = Annotated[
@@ -28,8 +52,8 @@ class CampaignIn(Struct, forbid_unknown_fields=True):
     name: Text200
     brand: WordId
     purpose: Short
-    window_start: AwareDateTime
-    window_end: AwareDateTime
+    window_start: WindowStart
+    window_end: WindowEnd
     channel: ContactChannel | None = None
     type: ContactType | None = None
     priority: WordId = "normal"

@@ -15,6 +15,10 @@ loads it with `SCHEMATHESIS_HOOKS=tests.api.schemathesis_hooks`.
 - `webhook-url`: https URLs on public host names (example.org's subdomains).
 - `future-date-time`: a time after the server's clock (a consent's expiry), from a day to
   ten years ahead.
+- `campaign-window-start`, `campaign-window-end`: a campaign's send window, whose end must
+  follow its start within the same basket month. Starts are drawn from the 2nd to the 13th
+  and ends from the 16th to the 27th of the month after next, so any start and any end make
+  a window the server accepts.
 - `followup-due-from`, `followup-due-until`: a follow-up window's ends, relative to the
   server's clock and to each other. Starts are drawn from the next day and ends from the
   two to thirty days after, so any start and any end make a window the server accepts.
@@ -30,6 +34,7 @@ import schemathesis
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
+from api.campaigns.schemas import WINDOW_END_FORMAT, WINDOW_START_FORMAT
 from api.outreach.schemas import DUE_FROM_FORMAT, DUE_UNTIL_FORMAT
 from api.recipients.schemas import WEBHOOK_URL_FORMAT
 from api.schemas import CONTACT_TEXT_FORMAT, FUTURE_FORMAT, PHONE_FORMAT, PHONE_PATTERN
@@ -105,6 +110,18 @@ def from_now(earliest: timedelta, latest: timedelta) -> st.SearchStrategy[str]:
     )
 
 
+def in_month_after_next(first_day: int, last_day: int) -> st.SearchStrategy[str]:
+    """RFC 3339 times (UTC) between the `first_day` and the end of the `last_day` of the month
+    after next: days well inside one basket month whatever its time zone."""
+    today = datetime.now(UTC)
+    year, month = divmod(today.year * 12 + today.month - 1 + 2, 12)
+    start = datetime(year, month + 1, first_day, tzinfo=UTC)
+    span = int(timedelta(days=last_day - first_day + 1).total_seconds()) - 1
+    return st.integers(0, span).map(
+        lambda s: (start + timedelta(seconds=s)).isoformat(timespec="seconds")
+    )
+
+
 #: What contact text may hold: any character outside the refused categories.
 _CONTACT_CHARACTERS = st.characters(exclude_categories=["Cc", "Cf", "Cs", "Co", "Cn"])
 
@@ -122,5 +139,7 @@ schemathesis.openapi.format(
     ),
 )
 schemathesis.openapi.format(FUTURE_FORMAT, from_now(timedelta(days=1), timedelta(days=3650)))
+schemathesis.openapi.format(WINDOW_START_FORMAT, in_month_after_next(2, 13))
+schemathesis.openapi.format(WINDOW_END_FORMAT, in_month_after_next(16, 27))
 schemathesis.openapi.format(DUE_FROM_FORMAT, from_now(timedelta(hours=1), timedelta(days=1)))
 schemathesis.openapi.format(DUE_UNTIL_FORMAT, from_now(timedelta(days=2), timedelta(days=30)))

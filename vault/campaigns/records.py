@@ -23,7 +23,7 @@ from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.catalogue.contact_pressure import fit_contact
 from vault.clock import as_utc
-from vault.errors import Conflict, InvalidInput, NotFound
+from vault.errors import AccessDenied, Conflict, InvalidInput, NotFound
 from vault.outreach.basket import grant_denial
 from vault.storage.campaign_tables import campaigns
 
@@ -116,9 +116,10 @@ def from_row(row: object) -> Campaign:
 async def create(
     ctx: VaultContext, actor: Actor, client_purposes: frozenset[str], draft: CampaignDraft
 ) -> Campaign:
-    """Store a draft campaign owned by `actor`; audited. Raises `InvalidInput` for an
+    """Store a draft campaign owned by `actor`; audited. Raises `AccessDenied` for a
+    priority or type the rules do not grant the client, `InvalidInput` for an
     unknown purpose, brand, channel, type or priority, a window that ends before it starts
-    or spans two basket months, or a priority above `normal` the owner was not granted."""
+    or spans two basket months."""
     rules = ctx.pressure_rules
     purpose = ctx.catalogue.get(draft.purpose)
     if purpose is None:
@@ -143,7 +144,9 @@ async def create(
         priority=draft.priority,
     )  # fmt: skip
     if denial is not None:
-        raise InvalidInput("priority or type not granted", {"priority": str(denial.reason)})
+        # The rules grant priorities and the calamity type to clients: a refusal is a
+        # question of rights (403), not of a well-formed request.
+        raise AccessDenied(str(denial.reason), "priority or type not granted to this client")
     now = ctx.clock.now()
     values = {
         "id": str(uuid.uuid4()), "name": draft.name, "brand": draft.brand, "type": type,

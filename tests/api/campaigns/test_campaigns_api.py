@@ -134,3 +134,20 @@ async def test_narrowing_filters_never_singles_out_a_customer(vault):
                   if k not in ("campaign", "state", "min_count", *lists)}  # fmt: skip
         counts |= {f"{k}.{i}": v["count"] for k in lists for i, v in enumerate(answer.get(k, ()))}
         assert counts and all(v == "< 10" for v in counts.values()), answer
+
+
+async def test_a_priority_the_rules_do_not_grant_is_a_403_and_stores_nothing(vault):
+    """Priorities above `normal` and the calamity type are granted by the rules, not taken
+    from the request: a marketer asking for `critical` gets 403 with the reason, and no
+    campaign is stored."""
+    marketing = await client_key(vault, "planner", "marketing")
+    async with api(vault) as http:
+        r = await http.post(
+            "/v1/campaigns",
+            headers=bearer(marketing),
+            json={"name": "Loud", "brand": "tresor", "purpose": "offers.sms",
+                  "priority": "critical", **WINDOW},
+        )  # fmt: skip
+        assert assert_problem(r, 403)["reason"] == "contact_priority_not_granted", r.text
+        listed = await http.get("/v1/campaigns?month=2026-11", headers=bearer(marketing))
+    assert listed.json()["items"] == [], listed.text
