@@ -17,6 +17,7 @@ recipient's notices wait.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ BATCH = 500
 CONCURRENCY = 32
 #: Claim-send-record passes per run at most, so one run ends and the next can fan out.
 MAX_PASSES = 1000
+#: How long a round with nothing to claim waits for the fan-out running beside it.
+FAN_OUT_POLL_SECONDS = 0.02
 
 
 def backoff(attempts: int, first: float = 5.0, cap: float = 3600.0) -> timedelta:
@@ -180,22 +183,42 @@ class Deliverer:
         overlapped sends and found nothing is repeated once those sends are recorded,
         because they may have released notices that waited behind them."""
         on_queued = self._observer.queued if self._observer is not None else None
-        fanned = 0
-        while (n := await fan_out(self._ctx, batch=batch, on_queued=on_queued)) > 0:
-            fanned += n
+
+        async def fan_out_all() -> int:
+            fanned = 0
+            while (n := await fan_out(self._ctx, batch=batch, on_queued=on_queued)) > 0:
+                fanned += n
+            return fanned
+
+        # Fan-out runs beside the sends: a large change (thousands of erasures in one
+        # transaction) starts reaching receivers after its first fan-out batch, not after
+        # the last. Fan-out goes in event order and commits batch by batch, so a notice is
+        # never claimed before an earlier one for its recipient and subject exists.
+        fanning = asyncio.ensure_future(fan_out_all())
         totals = [0, 0, 0]
-        claims = await self._claim(batch)
-        for _ in range(MAX_PASSES):
-            if not claims:
-                break
-            next_claims = asyncio.ensure_future(self._claim(batch))
-            try:
-                errors = await self._send_all(claims)
-                counts = await self._record(claims, errors)
-            finally:
-                following = await next_claims
-            totals = [a + b for a, b in zip(totals, counts, strict=True)]
-            claims = following or await self._claim(batch)
+        try:
+            claims = await self._claim(batch)
+            for _ in range(MAX_PASSES):
+                if not claims:
+                    if fanning.done():
+                        break
+                    await asyncio.wait([fanning], timeout=FAN_OUT_POLL_SECONDS)
+                    claims = await self._claim(batch)
+                    continue
+                next_claims = asyncio.ensure_future(self._claim(batch))
+                try:
+                    errors = await self._send_all(claims)
+                    counts = await self._record(claims, errors)
+                finally:
+                    following = await next_claims
+                totals = [a + b for a, b in zip(totals, counts, strict=True)]
+                claims = following or await self._claim(batch)
+            fanned = await fanning
+        finally:
+            if not fanning.done():
+                fanning.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await fanning
         return RunReport(fanned, *totals)
 
     async def _send_all(self, claims: list[_Claim]) -> list[str | None]:
