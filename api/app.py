@@ -6,7 +6,6 @@ settings at start-up, so a bad purpose catalogue or an unreadable keyring stops 
 
 from __future__ import annotations
 
-import gc
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from api.campaigns.reports import PlanningReportController
 from api.campaigns.routes import CampaignController
 from api.dpo import CONTROLLERS as DPO_CONTROLLERS
 from api.dpo.sso import oidc_client
+from api.gc_tuning import tune_gc_for_long_running
 from api.idempotency import IdempotencyMiddleware
 from api.logging import RequestIdMiddleware, before_send, configure_logging
 from api.metrics import metrics_endpoint
@@ -221,7 +221,7 @@ def create_app(
             for job in app.state.jobs:
                 job.start()
         if vault is None:  # serving (`tresor serve`), not a test's app
-            _tune_gc_for_serving()
+            tune_gc_for_long_running()
 
     async def close_vault(app: Litestar) -> None:
         await selfservice.wait_for_mail()  # sign-in codes already promised go out
@@ -274,21 +274,6 @@ def create_app(
     openapi_docs.document_validation_answers(app.openapi_schema)
     openapi_docs.document_request_id(app.openapi_schema)
     return app
-
-
-def _tune_gc_for_serving() -> None:
-    """Fewer, cheaper garbage collections while serving.
-
-    Everything built at start (the app, catalogues, compiled statements) lives for the whole
-    process: `gc.freeze()` moves it out of the collector's reach. A request allocates
-    thousands of short-lived objects; with CPython's default young-generation threshold
-    (700) that meant a collection every few requests and full collections that showed up in
-    the lookup benchmark's tail latency. The raised thresholds trade some memory for that
-    (docs/performance.md).
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
 
 
 def openapi_document(app: Litestar | None = None) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import signal
 
 import structlog
 
+from api.gc_tuning import tune_gc_for_long_running
 from api.periodic_jobs import background_jobs_for, stop_jobs
 from vault.context import VaultContext
 from vault.settings import Settings
@@ -51,6 +52,7 @@ async def run_jobs(settings: Settings, *, parent_pid: int | None = None) -> None
     jobs = background_jobs_for(ctx)
     for job in jobs:
         job.start()
+    tune_gc_for_long_running()  # like `serve`: the notice sender allocates per batch
     try:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):

@@ -48,6 +48,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from api.gc_tuning import tune_gc_for_long_running  # noqa: E402 - after sys.path
 from bench.lookup import (  # noqa: E402 - after sys.path
     BIN,
     PG_ADMIN,
@@ -341,6 +342,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(tmp)
             LocalKeyring.create(data / "keyring.json")
+            # This process delivers as a node's `tresor jobs` process does, which tunes its
+            # garbage collection after start-up like `serve`.
+            tune_gc_for_long_running()
             print(json.dumps(asyncio.run(run(args, url, data))))
 
 
