@@ -1,5 +1,4 @@
-"""campaign bookings keep only the indexes their queries use (issue 21: booking at
-≥ 50,000 customers/s)
+"""campaign bookings keep only the indexes their queries use (issue 21: booking speed)
 
 Every hold written or displaced by a booking also wrote an entry into each index of
 `campaign_bookings`. Two of them served nothing a primary-key prefix does not:
