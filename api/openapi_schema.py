@@ -122,6 +122,10 @@ def _is_wildcard(default: Any, vocabulary: Vocabulary) -> bool:
 
 
 def _restrict(prop: Schema, vocabulary: Vocabulary, *, is_list: bool) -> None:
+    if not is_list and prop.enum:
+        # A closed vocabulary of the field's own (a `Literal`, e.g. the channel a
+        # data-subject request came in by): the catalogue's words are not its values.
+        return
     if is_list:
         arrays = [prop, *(prop.one_of or [])]
         for branch in arrays:

@@ -33,9 +33,10 @@ import asyncpg
 
 from vault.audit.chain import GENESIS
 from vault.audit.verify_sql import statements
-from vault.audit.verify_stream import CHUNK, SESSION, RangeJob, StreamWalk, keyed_state
+from vault.audit.verify_stream import CHUNK, SESSION, RangeJob, StreamWalk
 from vault.context import VaultContext
 from vault.crypto import DekManager, LocalKeyring
+from vault.crypto.mac import keyed_state
 from vault.settings import Settings
 from vault.storage.pg_direct import asyncpg_dsn
 

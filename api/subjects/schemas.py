@@ -236,7 +236,7 @@ class DryRunRequest(Struct, forbid_unknown_fields=True):
     }
 
     purpose: Short
-    channel: Literal["email", "letter", "sms", "phone"] | None = None
+    channel: ContactChannel | None = None
     subject_ids: BatchIdentifiers | None = None
     emails: BatchIdentifiers | None = None
     phones: BatchIdentifiers | None = None

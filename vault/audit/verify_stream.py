@@ -19,17 +19,19 @@ position | event)`), so deferring a line does not hold up the ones after it. Lin
 in chunks of `CHUNK` sequence numbers, each COPY its own short statement (no snapshot held
 for a whole range), and memory stays flat: a chunk is consumed as it streams.
 
-This module imports only the standard library and asyncpg: worker processes
-(`vault.audit.verify_worker`) start in a fraction of a second.
+This module imports only the standard library, asyncpg and the MAC primitives of
+`vault.crypto.mac` (the one crypto surface): worker processes (`vault.audit.verify_worker`)
+start in a fraction of a second.
 """
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+
+from vault.crypto.mac import hex_mac, keyed_state, same_mac
 
 GENESIS = "0" * 64
 #: Sequence numbers per COPY statement: large enough that a statement's start is noise,
@@ -78,14 +80,6 @@ class RangeResult:
     broken: tuple[int, str] | None
     #: (position, seq, head) of the range's last checkpoint, checked against the chain.
     last_checkpoint: tuple[int, int, str] | None
-
-
-def keyed_state(key: bytes) -> Any:
-    """An HMAC-SHA256 state keyed once, to be copied per event. The OpenSSL object under
-    `hmac.HMAC` where there is one: its `copy`, `update` and `hexdigest` are C calls, where
-    the wrapper's add a Python frame each (a fifth of the inner loop)."""
-    state = hmac.new(key, digestmod="sha256")
-    return getattr(state, "_hmac", None) or state
 
 
 def disorder(seq: int, position: int, expected: int, last_seq: int) -> tuple[int, str]:
@@ -187,7 +181,7 @@ class StreamWalk:
                 else:
                     state = copy()
                     state.update(message)
-                    if not hmac.compare_digest(state.hexdigest().encode(), stored):
+                    if not same_mac(state.hexdigest().encode(), stored):
                         deferred.append((seq, position, previous, stored, verified))
                 if position in marks and self._anchored(seq, position, stored):
                     return
@@ -226,8 +220,7 @@ class StreamWalk:
             row = rows.get(seq)
             message = b"%s|%d|" % (previous, position)
             if row is not None:
-                state = hmac.new(key, message + _canonical_values(list(row)), "sha256")
-                if hmac.compare_digest(state.hexdigest().encode(), stored):
+                if same_mac(hex_mac(key, message + _canonical_values(list(row))), stored):
                     continue
             self.broken, self.verified = mismatch(seq), verified
             break
