@@ -195,10 +195,14 @@ def create_app(
     vault: VaultContext | None = None,
     configure_logs: bool = True,
     background_jobs: bool | None = None,
+    long_running: bool = False,
 ) -> Litestar:
     """The app. Background jobs (audit sealer, ...) run by default only when the app opens
     its own vault (`tresor serve`) and `Settings.inline_jobs` allows; tests that inject a
-    vault drive the jobs themselves."""
+    vault drive the jobs themselves. `long_running` (set only by `tresor serve` and the ASGI
+    entry point) tunes the process's garbage collection after start-up: that is a setting
+    of the whole process, so an app built inside another program (a test, an embedding)
+    leaves it alone."""
     settings = settings or (vault.settings if vault else Settings.from_env())
     if configure_logs:
         configure_logging(settings.log_level)
@@ -220,7 +224,7 @@ def create_app(
             app.state.jobs = background_jobs_for(ctx)
             for job in app.state.jobs:
                 job.start()
-        if vault is None:  # serving (`tresor serve`), not a test's app
+        if long_running:
             tune_gc_for_long_running()
 
     async def close_vault(app: Litestar) -> None:

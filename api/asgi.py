@@ -6,4 +6,4 @@ the periodic jobs itself (`Settings.inline_jobs`, set by `serve --jobs`).
 
 from api.app import create_app
 
-app = create_app()
+app = create_app(long_running=True)

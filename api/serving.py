@@ -108,7 +108,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"workers: {args.workers}", flush=True)
                 uvicorn.run("api.asgi:app", workers=args.workers, **options)
             else:
-                uvicorn.run(create_app(settings, background_jobs=jobs == "inline"), **options)
+                uvicorn.run(
+                    create_app(settings, background_jobs=jobs == "inline", long_running=True),
+                    **options,
+                )
     finally:
         if helper is not None:
             helper.stop()
