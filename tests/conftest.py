@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from vault.clock import FrozenClock
 from vault.context import VaultContext
 from vault.crypto import LocalKeyring
+from vault.rights.selfservice.mail import wait_for_mail
 from vault.settings import Settings
 from vault.storage.db import make_engine, upgrade
 from vault.storage.tables import metadata
@@ -156,6 +157,9 @@ async def vault(settings: Settings, clock: FrozenClock) -> AsyncIterator[VaultCo
     LocalKeyring.create(settings.keyring_path)
     ctx = VaultContext.open(settings, clock=clock)
     yield ctx
+    # Sign-in mails go out on background tasks that hold a connection while they queue;
+    # the server waits for them on shutdown, and so does a test's vault before it closes.
+    await wait_for_mail()
     await ctx.close()
 
 
@@ -168,3 +172,33 @@ def log_stream() -> Iterator[io.StringIO]:
     configure_logging("DEBUG", stream)
     yield stream
     configure_logging("INFO")
+
+
+# --- Leaked pool connections -------------------------------------------------------------
+# A connection checked out of a pool and never returned is only noticed when the garbage
+# collector finds it, which can be many tests later. With TRESOR_TEST_LEAKS=1 every
+# checkout is tagged with the running test, and a test that ends with a connection of its
+# own still checked out is reported by name at its teardown (as a failure).
+if os.environ.get("TRESOR_TEST_LEAKS") == "1":
+    from sqlalchemy import event
+    from sqlalchemy.pool import Pool
+
+    _OUTSTANDING: dict[int, str] = {}
+    _RUNNING: list[str] = [""]
+
+    @event.listens_for(Pool, "checkout")
+    def _checked_out(dbapi_conn: object, record: object, proxy: object) -> None:
+        _OUTSTANDING[id(record)] = _RUNNING[0]
+
+    @event.listens_for(Pool, "checkin")
+    def _checked_in(dbapi_conn: object, record: object) -> None:
+        _OUTSTANDING.pop(id(record), None)
+
+    @pytest.fixture(autouse=True)
+    def _no_leaked_connections(request: pytest.FixtureRequest) -> Iterator[None]:
+        _RUNNING[0] = request.node.nodeid
+        yield
+        left = [key for key, test in _OUTSTANDING.items() if test == request.node.nodeid]
+        for key in left:
+            _OUTSTANDING[key] = "(reported)"
+        assert not left, f"{len(left)} pool connection(s) still checked out after the test"
