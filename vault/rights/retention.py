@@ -13,7 +13,8 @@ One run, against the injected clock:
    fields move to `retained_fields` until *end of that basis + its retention*, and
    everything else goes now (data minimisation);
 4. retained fields past `retain_until` are shredded (key and ciphertext deleted);
-5. agreed follow-ups whose window passed unused are stored as `missed` (vault.outreach.followups);
+5. agreed follow-ups whose window passed unused are stored as `missed`
+   (vault.outreach.followup_changes);
 6. mails of the file outbox (development only) older than `TRESOR_OUTBOX_HOURS` are
    deleted: they hold addresses, codes and links in plaintext;
 7. rows written before migration 0013 are brought up to date, which needs the keyring and
@@ -53,7 +54,7 @@ from vault.bases.consents import seal_legacy_texts
 from vault.clock import as_utc
 from vault.crypto import retained_key_id
 from vault.mail import FileOutbox
-from vault.outreach import followups
+from vault.outreach import followup_changes
 from vault.progress import NO_PROGRESS, Progress
 from vault.recipients import events as outbox
 from vault.rights import selfservice
@@ -341,7 +342,7 @@ async def run_retention(
     shredded = await _shred_retained(ctx, actor, now, batch)
     progress.advance(shredded)
     purged_codes, purged_sessions = await selfservice.purge_expired(ctx)
-    missed_followups = await followups.mark_missed(ctx, actor, batch=batch)
+    missed_followups = await followup_changes.mark_missed(ctx, actor, batch=batch)
     pruned_mails = 0
     if isinstance(ctx.mailer, FileOutbox) and ctx.settings.outbox_hours > 0:
         pruned_mails = await ctx.mailer.prune(timedelta(hours=ctx.settings.outbox_hours))
