@@ -20,7 +20,7 @@ One run, against the injected clock:
 7. rows written before migration 0013 are brought up to date, which needs the keyring and
    so cannot happen in the migration: a basis's plaintext reference and notice version are
    sealed under the subject's key, and contact fields sealed without a revision are
-   re-sealed at revision 1 (`vault.subjects.upgrade_legacy_revisions`).
+   re-sealed at revision 1 (`vault.subjects.revision_upgrade`).
 
 Each change writes history and an audit event in the transaction that makes it, and every
 update is guarded by the state it read, so concurrent runs on several `serve` processes
@@ -66,7 +66,8 @@ from vault.storage.rights_tables import dsar_requests, retained_fields
 from vault.storage.tables import consent_history, consents, subjects
 from vault.subjects import retention_schedule
 from vault.subjects.decision import BasisStatus
-from vault.subjects.store import SubjectStatus, upgrade_legacy_revisions
+from vault.subjects.revision_upgrade import upgrade_legacy_revisions
+from vault.subjects.store import SubjectStatus
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
