@@ -17,7 +17,7 @@ from api.deps import Vault
 from api.i18n import pick_language
 from api.openapi_docs import PUBLIC
 from api.outreach.schemas import PreferencesIn, PreferencesOut, SelfFollowup, SelfFollowupList
-from api.rights.schemas import (
+from api.rights.self_schemas import (
     IdentityTokenIn,
     SelfConsent,
     SelfContact,
