@@ -273,7 +273,7 @@ async def record_in(
         await mail_outbox.queue(
             ctx,
             conn,
-            identity_notice.mail(ctx, notice_to, kinds, token, now, until),
+            identity_notice.mail(ctx.settings, notice_to, kinds, token, now, until),
             kind="identity_notice",
             subject_id=before.id,
         )

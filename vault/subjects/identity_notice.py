@@ -9,10 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from vault.context import VaultContext
+from vault.settings import Settings
 
 #: How long the link in the notice can be used: long enough to be back from a holiday.
 LINK_VALIDITY = timedelta(days=30)
@@ -67,7 +65,7 @@ looks into it and gets back to you. The link is valid for {days} days. Do not pa
 
 
 def mail(
-    ctx: VaultContext,
+    settings: Settings,
     address: str,
     kinds: Sequence[str],
     token: str,
@@ -78,7 +76,7 @@ def mail(
     never an address (the new one could belong to someone else now)."""
     what_de, what_en = _WHAT[frozenset(kinds)]
     msg = EmailMessage()
-    msg["From"] = ctx.settings.mail_from
+    msg["From"] = settings.mail_from
     msg["To"] = address
     msg["Subject"] = _NOTICE_SUBJECT
     msg.set_content(
@@ -89,7 +87,7 @@ def mail(
             until_en=until.strftime("%Y-%m-%d %H:%M"),
             what_de=what_de,
             what_en=what_en,
-            link=f"{ctx.settings.public_url}/privacy/identity/{token}",
+            link=f"{settings.public_url}/privacy/identity/{token}",
             days=LINK_VALIDITY.days,
         )
     )

@@ -11,9 +11,7 @@ import pytest
 
 from vault.subjects import identity_notice
 
-CTX = SimpleNamespace(
-    settings=SimpleNamespace(mail_from="privacy@example.test", public_url="https://vault.test")
-)
+SETTINGS = SimpleNamespace(mail_from="privacy@example.test", public_url="https://vault.test")
 AT = datetime(2026, 11, 24, 18, 5, tzinfo=UTC)
 
 
@@ -29,7 +27,7 @@ def test_the_notice_names_the_changed_fields_in_both_languages(kinds, de, en):
     """German and English name exactly the changed fields, in either order, with the link,
     its validity and the end of the cooling-off; no address appears but the recipient."""
     msg = identity_notice.mail(
-        CTX, "old@example.test", kinds, "tok-123", AT, AT + timedelta(days=7)
+        SETTINGS, "old@example.test", kinds, "tok-123", AT, AT + timedelta(days=7)
     )
     body = msg.get_content()
     assert de in body and en in body
