@@ -1,5 +1,7 @@
 """`tresor db upgrade | current | history`: the schema's migrations (Alembic) as the
-operator sees them. An unknown revision is a usage error (exit 2), not a traceback."""
+operator sees them. An unknown revision is a usage error (exit 2), not a traceback; a
+database that does not answer is one line naming where it was looked for (exit 1), like
+every other command when storage is down."""
 
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ from alembic.util import CommandError
 
 from api.cli_support import UsageError
 from api.serving import describe_db
+from vault.errors import Unavailable
 from vault.settings import Settings
 from vault.storage.db import alembic_config, make_engine
+from vault.storage.errors import STORAGE_ERRORS
 
 
 def _ensure_data_dir(settings: Settings) -> None:
@@ -30,12 +34,38 @@ def _scripts(settings: Settings) -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config(settings.effective_database_url))
 
 
+def _unavailable(settings: Settings) -> Unavailable:
+    """The one line for a database that does not answer: where (never the password), and
+    that nothing happened; the driver's own error (`ConnectionRefusedError: ...`) names
+    neither."""
+    return Unavailable(f"storage is unavailable at {describe_db(settings)}; nothing was changed")
+
+
+async def _probe(settings: Settings) -> None:
+    engine = make_engine(settings.effective_database_url, pool_size=1)
+    try:
+        async with engine.connect():
+            pass
+    finally:
+        await engine.dispose()
+
+
+def _require_storage(settings: Settings) -> None:
+    """Connect once before migrating, so an unreachable database is told apart from a
+    migration that fails on a reachable one (which keeps its own error)."""
+    try:
+        asyncio.run(_probe(settings))
+    except STORAGE_ERRORS:
+        raise _unavailable(settings) from None
+
+
 def cmd_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if not args.revision.startswith(("+", "-")) and "@" not in args.revision:
             # before touching the database: an unknown revision changes nothing
             _scripts(settings).get_revisions(args.revision)
         _ensure_data_dir(settings)
+        _require_storage(settings)
         command.upgrade(alembic_config(settings.effective_database_url), args.revision)
     except (CommandError, RevisionError) as exc:
         raise UsageError(f"{exc} (see `tresor db history`)") from None
@@ -57,7 +87,10 @@ async def _current(settings: Settings) -> tuple[str, ...]:
 
 def cmd_current(settings: Settings, args: argparse.Namespace) -> int:
     _ensure_data_dir(settings)
-    current = asyncio.run(_current(settings))
+    try:
+        current = asyncio.run(_current(settings))
+    except STORAGE_ERRORS:
+        raise _unavailable(settings) from None
     head = _scripts(settings).get_current_head()
     if args.json:
         print(json.dumps({"current": list(current), "head": head, "at_head": current == (head,)}))

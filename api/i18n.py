@@ -44,7 +44,8 @@ from vault.campaigns.touchpoint_report import NONE, UNREGISTERED
 from vault.catalogue.purposes import CONTACT_FIELDS, Channel, CommunicationType, LawfulBasis
 from vault.catalogue.touchpoints import IMPORTANCES, KINDS, STATUSES
 from vault.outreach.followups import NOTE_KINDS, FollowupStatus
-from vault.outreach.preferences import DAYS, SOURCES
+from vault.outreach.preference_changes import SOURCES
+from vault.outreach.preferences import DAYS
 from vault.rights.requests import RequestStatus, RequestType
 from vault.rights.selfservice import ACCESS_KINDS
 from vault.rights.selfservice.giving import DURATION_STEPS

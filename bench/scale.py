@@ -59,7 +59,8 @@ from vault.bases.consents import sealed_texts  # noqa: E402
 from vault.context import VaultContext  # noqa: E402
 from vault.settings import Settings  # noqa: E402
 from vault.storage.pg_direct import asyncpg_dsn  # noqa: E402
-from vault.subjects.store import normalise_contact, sealed_columns  # noqa: E402
+from vault.subjects.contact import normalise_contact  # noqa: E402
+from vault.subjects.store import sealed_columns  # noqa: E402
 
 CHUNK = 5000
 

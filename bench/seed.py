@@ -12,7 +12,8 @@ from sqlalchemy import insert
 from vault.bases.consents import sealed_texts
 from vault.context import VaultContext
 from vault.storage.tables import consents, subjects
-from vault.subjects.store import normalise_contact, sealed_columns
+from vault.subjects.contact import normalise_contact
+from vault.subjects.store import sealed_columns
 
 
 def _person(i: int) -> dict[str, Any]:

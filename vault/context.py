@@ -33,7 +33,8 @@ from vault.catalogue.touchpoints import TouchpointCatalogue
 from vault.clock import Clock, SystemClock
 from vault.crypto import BlindIndexer, DekManager, DerivedKeys, KeyringError, LocalKeyring
 from vault.crypto.keyring import KekProvider, ServerSecrets
-from vault.crypto.pkcs11_provider import Pkcs11KekProvider, keks_moved_to_token, read_pin
+from vault.crypto.pkcs11_provider import Pkcs11KekProvider, keks_moved_to_token
+from vault.crypto.pkcs11_session import read_pin
 from vault.errors import Unavailable
 from vault.mail import Mailer, make_mailer
 from vault.rights.requests.objection import pending_purposes

@@ -12,7 +12,7 @@ from api.dpo.charts import stacked_bars_svg
 from api.dpo.pages import DpoPages, dpo_actor, page
 from api.dpo.session import require_session
 from api.i18n import TEXTS, format_number, pick_language
-from vault.outreach import followups
+from vault.outreach import followup_reads
 from vault.outreach import report as pressure_report
 
 
@@ -133,7 +133,7 @@ class DpoOutreachPages(DpoPages):
         asked for (pseudonymous: subject ids, no contact data); the read is audited."""
         session = await require_session(request, vault)
         lang = pick_language(request)
-        items = await followups.overdue(vault, dpo_actor(request, session))
+        items = await followup_reads.overdue(vault, dpo_actor(request, session))
 
         def purpose_title(purpose_id: str) -> str:
             purpose = vault.catalogue.get(purpose_id)

@@ -25,7 +25,7 @@ from api.query_params import query, reject_unknown_query
 from api.schemas import Uuid, uuid_path
 from vault.admin.clients import ClientInfo, Role
 from vault.errors import InvalidInput
-from vault.outreach import followup_changes, followups
+from vault.outreach import followup_changes, followup_reads, followups
 from vault.outreach.page_cursor import CURSOR_PATTERN
 
 #: RFC 3339 date-time with a time zone; anything else is a 400 before any domain code runs.
@@ -146,7 +146,7 @@ class FollowupController(Controller):
         ),
     ) -> FollowupPageOut:
         client: ClientInfo = request.user
-        page = await followups.list_due(
+        page = await followup_reads.list_due(
             vault,
             actor_of(request),
             client.purposes,
@@ -174,7 +174,7 @@ class FollowupController(Controller):
     ) -> FollowupOut:
         client: ClientInfo = request.user
         return followup_out(
-            await followups.get(vault, actor_of(request), client.purposes, followup_id)
+            await followup_reads.get(vault, actor_of(request), client.purposes, followup_id)
         )
 
     @post(

@@ -32,8 +32,8 @@ from api.outreach.schemas import (
 from api.schemas import Uuid, uuid_path
 from vault.admin.clients import Role
 from vault.context import VaultContext
-from vault.outreach import preferences
-from vault.outreach.preferences import PreferencesView
+from vault.outreach import preference_changes, preferences
+from vault.outreach.preference_changes import PreferencesView
 
 
 def preferences_raw(data: PreferencesIn) -> dict[str, Any]:
@@ -94,7 +94,7 @@ class PreferenceController(Controller):
         vault: Vault,
         subject_id: Uuid = uuid_path("The subject's pseudonymous id"),
     ) -> Response[PreferencesOut]:
-        view = await preferences.get_preferences(vault, actor_of(request), subject_id)
+        view = await preference_changes.get_preferences(vault, actor_of(request), subject_id)
         return _tagged(preferences_out(vault, view))
 
     @put(
@@ -124,7 +124,7 @@ class PreferenceController(Controller):
         subject_id: Uuid = uuid_path("The subject's pseudonymous id"),
     ) -> Response[PreferencesOut]:
         evidence = evidence_of(data.evidence)
-        view = await preferences.set_preferences(
+        view = await preference_changes.set_preferences(
             vault,
             actor_of(request),
             subject_id,

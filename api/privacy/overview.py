@@ -43,7 +43,7 @@ from vault.errors import (
     InvalidInput,
     NotFound,
 )
-from vault.outreach import followups, history, preferences
+from vault.outreach import followup_changes, followup_reads, history, preferences
 from vault.rights import selfservice
 
 
@@ -144,7 +144,7 @@ class PrivacyOverviewPages(PrivacyPages):
         lang = pick_language(request)
         t = TEXTS[lang]
         actor = selfservice.subject_actor(request_id_of(request))
-        items = await followups.for_subject(vault, actor, subject_id)
+        items = await followup_reads.for_subject(vault, actor, subject_id)
         contacts_made = await history.for_subject(vault, actor, subject_id)
 
         def purpose_title(purpose_id: str) -> str:
@@ -188,7 +188,7 @@ class PrivacyOverviewPages(PrivacyPages):
         subject_id = await require_session(request, vault)
         if not valid_uuid(followup_id):
             raise NotFound("no such follow-up")
-        await followups.cancel_by_subject(
+        await followup_changes.cancel_by_subject(
             vault, selfservice.subject_actor(request_id_of(request)), subject_id, followup_id
         )
         lang = pick_language(request)

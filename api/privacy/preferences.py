@@ -21,7 +21,7 @@ from api.rights.self_views import (
 from vault.errors import (
     InvalidInput,
 )
-from vault.outreach import preferences
+from vault.outreach import preference_changes
 from vault.rights import selfservice
 
 #: The privacy centre's cookies and CSRF secret (api/web/cookies.py).
@@ -33,7 +33,7 @@ class PrivacyPreferencePages(PrivacyPages):
     @get("/preferences", operation_id="privacyPreferences")
     async def preferences_page(self, request: Request[Any, Any, Any], vault: Vault) -> Template:
         subject_id = await require_session(request, vault)
-        view = await preferences.get_preferences(
+        view = await preference_changes.get_preferences(
             vault, selfservice.subject_actor(request_id_of(request)), subject_id
         )
         lang = pick_language(request)
@@ -58,18 +58,18 @@ class PrivacyPreferencePages(PrivacyPages):
         actor = selfservice.subject_actor(request_id_of(request))
         doc = preference_form(await request.form(), vault.pressure_rules.channels)
         try:
-            await preferences.set_preferences(
+            await preference_changes.set_preferences(
                 vault,
                 actor,
                 subject_id,
                 doc,
                 source="self_service",
-                evidence=preferences.self_service_evidence(
+                evidence=preference_changes.self_service_evidence(
                     lang, ip=client_ip(request), ua=request.headers.get("user-agent")
                 ),
             )
         except InvalidInput as exc:
-            view = await preferences.get_preferences(vault, actor, subject_id)
+            view = await preference_changes.get_preferences(vault, actor, subject_id)
             return render(
                 request,
                 "privacy_preferences.html",

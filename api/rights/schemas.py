@@ -1,5 +1,6 @@
-"""Bodies of the rights area's routes: the self-service API (/self/v1) and the DPO's
-request workflow.
+"""Bodies of the rights area's routes: the DPO's request workflow and the end of a
+restriction, and what the other areas share with them (a purpose's titles, a DPO's free
+text). The self-service API's bodies (/self/v1) are `api.rights.self_schemas`.
 """
 
 from __future__ import annotations
@@ -9,61 +10,14 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import msgspec
-from litestar.openapi.spec import OpenAPIType, Reference, Schema
+from litestar.openapi.spec import OpenAPIType, Schema
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from api.openapi_schema import exactly_one
-from api.schemas import UUID_PATTERN, EmailText, PhoneText, Short, Uuid
+from api.schemas import Short, Uuid
 from api.subjects.schemas import ContactPatch
 from vault.catalogue.loader import Policies
 from vault.catalogue.purposes import LawfulBasis
 from vault.rights.free_text import FREE_TEXT_PATTERN
-
-SelfRequestType = Literal[
-    "access",
-    "portability",
-    "rectification",
-    "restriction",
-    "objection",
-    "erasure",
-    "consent_withdrawal",
-]
-
-
-class SelfSessionStart(Struct, forbid_unknown_fields=True):
-    """Exactly one of `email` or `phone`: the address the vault knows the customer by."""
-
-    __openapi__: ClassVar[dict[str, Any]] = {
-        **exactly_one("email", "phone"),
-        "examples": [{"email": "anna@example.org"}],
-    }
-
-    email: EmailText | None = None
-    phone: PhoneText | None = None
-
-
-class SelfSessionAccepted(Struct):
-    status: str
-    detail: str
-
-
-class SelfSessionVerify(Struct, forbid_unknown_fields=True):
-    """The same address as in the start call, and the code from the mail."""
-
-    __openapi__: ClassVar[dict[str, Any]] = {
-        **exactly_one("email", "phone"),
-        "examples": [{"email": "anna@example.org", "code": "493817"}],
-    }
-
-    code: Annotated[str, Meta(min_length=1, max_length=20)]
-    email: EmailText | None = None
-    phone: PhoneText | None = None
-
-
-class SelfSessionToken(Struct):
-    token: str
-    token_type: str
-    expires_at: datetime
 
 
 class PurposeTitle(Struct):
@@ -71,105 +25,11 @@ class PurposeTitle(Struct):
     en: str
 
 
-class SelfContact(Struct):
-    email: str | None = None
-    phone: str | None = None
-    name: str | None = None
-    postal_address: dict[str, str] | None = None
-    external_ref: str | None = None
+#: The request types that take a `payload`; every other type takes none (or `{}`).
+WITH_PAYLOAD = ("rectification", "consent_withdrawal", "legitimate_interest_objection")
 
 
-class SelfConsent(Struct):
-    consent_id: str
-    purpose: str
-    title: PurposeTitle
-    basis: str
-    status: str
-    touchpoint: str | None
-    method: str | None
-    given_at: datetime | None
-    expires_at: datetime | None
-    withdrawn_at: datetime | None
-    withdrawable: bool
-
-
-class SelfAccess(Struct):
-    """One access of an internal system to the subject's data, allowed or denied: `kind`
-    says what it was (`lookup`, `audience_check`: counted in a dry run, `contact_record`,
-    `consents_read`, `preferences_read`, `followup_read`, `refused`: refused by role),
-    `label` says it to the customer, naming the client and no value."""
-
-    at: datetime
-    client: str
-    purpose: str | None
-    title: PurposeTitle | None
-    fields: list[str]
-    decision: str
-    reason: str | None
-    kind: str
-    label: LocalText
-
-
-class SelfRequest(Struct):
-    request_id: str
-    type: str
-    status: str
-    channel: str
-    received_at: datetime
-    due_at: datetime
-    extended_at: datetime | None = None
-    extension_reason: str | None = None
-    verified_at: datetime | None = None
-    completed_at: datetime | None = None
-    outcome_reason: str | None = None
-    overdue: bool = False
-
-
-class LocalText(Struct):
-    de: str
-    en: str
-
-
-class SelfRestriction(Struct):
-    """Why this session shows no contact data and may not act on the account: it was
-    opened through an e-mail address whose change is not confirmed yet. `until` is when
-    the cooling-off ends (null while an objection to the change stands)."""
-
-    reason: str
-    changed_at: datetime
-    until: datetime | None
-    message: LocalText
-
-
-class SelfOverview(Struct):
-    subject_id: str
-    status: str
-    contact: SelfContact
-    consents: list[SelfConsent]
-    access_log: list[SelfAccess]
-    requests: list[SelfRequest]
-    restriction: SelfRestriction | None = None
-
-
-class IdentityTokenIn(Struct, forbid_unknown_fields=True):
-    """The token from the link in the notice mailed to the previous address."""
-
-    token: Annotated[str, Meta(min_length=1, max_length=200)]
-
-
-class SelfIdentityChange(Struct):
-    """The change(s) the link was about, after confirming or objecting."""
-
-    status: str
-    fields: list[str]
-    changed_at: datetime
-    cooling_off_until: datetime
-
-
-_WITH_PAYLOAD = ("rectification", "consent_withdrawal", "legitimate_interest_objection")
-
-
-def _when_type(types: list[str], payload: Schema, *, required: bool = False) -> Schema:
+def when_type(types: list[str], payload: Schema, *, required: bool = False) -> Schema:
     """`if` the request is of one of `types`, `then` its payload is `payload`."""
     return Schema(
         schema_if=Schema(properties={"type": Schema(enum=types)}, required=["type"]),
@@ -188,77 +48,7 @@ def _legitimate_interest_purposes(policies: Policies) -> list[str]:
 def _objection_rules(policies: Policies) -> list[Schema]:
     """Art. 21(1): only purposes resting on legitimate interest can be objected to."""
     purposes = Schema(items=Schema(enum=_legitimate_interest_purposes(policies)))
-    return [
-        _when_type(["legitimate_interest_objection"], Schema(properties={"purposes": purposes}))
-    ]
-
-
-def _list_of(item: Schema) -> Schema:
-    """An optional list of 1 to 100 items (`null` counts as absent)."""
-    return Schema(
-        one_of=[
-            Schema(type=OpenAPIType.NULL),
-            Schema(type=OpenAPIType.ARRAY, items=item, min_items=1, max_items=100),
-        ]
-    )
-
-
-def _self_request_rules(policies: Policies) -> list[Schema]:
-    """What each type takes as `payload` from the privacy centre
-    (`vault.rights.requests.validation.validate_payload`)."""
-    purposes = [p.id for p in policies.purposes.purposes.values()]
-    return [
-        _when_type(
-            ["rectification"],
-            Schema(
-                type=OpenAPIType.OBJECT,
-                required=["changes"],
-                properties={"changes": Reference(ref="#/components/schemas/ContactPatch")},
-                additional_properties=False,
-            ),
-            required=True,
-        ),
-        _when_type(
-            ["consent_withdrawal"],
-            Schema(
-                one_of=[
-                    Schema(type=OpenAPIType.NULL),
-                    Schema(
-                        type=OpenAPIType.OBJECT,
-                        properties={
-                            "consent_ids": _list_of(
-                                Schema(type=OpenAPIType.STRING, pattern=UUID_PATTERN)
-                            ),
-                            "purposes": _list_of(Schema(type=OpenAPIType.STRING, enum=purposes)),
-                        },
-                        additional_properties=False,
-                    ),
-                ]
-            ),
-        ),
-        _when_type(
-            [t for t in get_args(SelfRequestType) if t not in _WITH_PAYLOAD],
-            Schema(
-                one_of=[
-                    Schema(type=OpenAPIType.NULL),
-                    Schema(type=OpenAPIType.OBJECT, max_properties=0),
-                ]
-            ),
-        ),
-    ]
-
-
-class SelfRequestCreate(Struct, forbid_unknown_fields=True):
-    """A request the verified subject makes. Only two types take a `payload`:
-    rectification `{"changes": {"name": "…", …}}` and consent withdrawal
-    `{"consent_ids": [...]}` or `{"purposes": [...]}` (none: every consent)."""
-
-    __catalogue_openapi__: ClassVar[Callable[[Policies], list[Schema]]] = staticmethod(
-        _self_request_rules
-    )
-
-    type: SelfRequestType
-    payload: dict[str, Any] | None = None
+    return [when_type(["legitimate_interest_objection"], Schema(properties={"purposes": purposes}))]
 
 
 RequestTypeName = Literal[
@@ -326,7 +116,7 @@ class RequestCreate(Struct, forbid_unknown_fields=True):
     __openapi__: ClassVar[dict[str, Any]] = {
         # What each type takes as `payload` (`vault.rights.requests.validation.validate_payload`).
         "all_of": [
-            _when_type(
+            when_type(
                 ["rectification"],
                 Schema(
                     type=OpenAPIType.OBJECT,
@@ -336,7 +126,7 @@ class RequestCreate(Struct, forbid_unknown_fields=True):
                 ),
                 required=True,
             ),
-            _when_type(
+            when_type(
                 ["consent_withdrawal"],
                 Schema(
                     one_of=[
@@ -350,7 +140,7 @@ class RequestCreate(Struct, forbid_unknown_fields=True):
                     ]
                 ),
             ),
-            _when_type(
+            when_type(
                 ["legitimate_interest_objection"],
                 Schema(
                     type=OpenAPIType.OBJECT,
@@ -360,8 +150,8 @@ class RequestCreate(Struct, forbid_unknown_fields=True):
                 ),
                 required=True,
             ),
-            _when_type(
-                [t for t in get_args(RequestTypeName) if t not in _WITH_PAYLOAD],
+            when_type(
+                [t for t in get_args(RequestTypeName) if t not in WITH_PAYLOAD],
                 Schema(
                     one_of=[
                         Schema(type=OpenAPIType.NULL),

@@ -14,9 +14,9 @@ from api.deps import Vault
 from api.i18n import TEXTS, format_datetime
 from api.openapi_docs import problems
 from api.outreach.schemas import SelfFollowup
-from api.rights.schemas import (
+from api.rights.schemas import PurposeTitle
+from api.rights.self_schemas import (
     LocalText,
-    PurposeTitle,
     SelfAccess,
     SelfConsent,
     SelfIdentityChange,

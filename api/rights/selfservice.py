@@ -17,7 +17,7 @@ from api.deps import Vault
 from api.i18n import pick_language
 from api.openapi_docs import PUBLIC
 from api.outreach.schemas import PreferencesIn, PreferencesOut, SelfFollowup, SelfFollowupList
-from api.rights.schemas import (
+from api.rights.self_schemas import (
     IdentityTokenIn,
     SelfConsent,
     SelfContact,
@@ -53,7 +53,7 @@ from api.rights.self_views import (
     self_problems,
 )
 from api.schemas import Uuid, uuid_path
-from vault.outreach import followups, preferences
+from vault.outreach import followup_changes, followup_reads, preference_changes
 from vault.rights import identity_objection, selfservice
 from vault.rights.selfservice import SelfSession
 from vault.subjects import identity_links
@@ -254,7 +254,7 @@ class SelfServiceController(Controller):
     ) -> PreferencesOut:
         from api.outreach.preferences import preferences_out
 
-        view = await preferences.get_preferences(
+        view = await preference_changes.get_preferences(
             vault, selfservice.subject_actor(request_id_of(request)), me
         )
         return preferences_out(vault, view)
@@ -281,13 +281,13 @@ class SelfServiceController(Controller):
     ) -> PreferencesOut:
         from api.outreach.preferences import preferences_out, preferences_raw
 
-        view = await preferences.set_preferences(
+        view = await preference_changes.set_preferences(
             vault,
             selfservice.subject_actor(request_id_of(request)),
             me,
             preferences_raw(data),
             source="self_service",
-            evidence=preferences.self_service_evidence(
+            evidence=preference_changes.self_service_evidence(
                 pick_language(request),
                 method="app",
                 ip=client_ip(request),
@@ -307,7 +307,7 @@ class SelfServiceController(Controller):
     async def list_followups(
         self, request: Request[Any, Any, Any], vault: Vault, me: Me
     ) -> SelfFollowupList:
-        items = await followups.for_subject(
+        items = await followup_reads.for_subject(
             vault, selfservice.subject_actor(request_id_of(request)), me
         )
         return SelfFollowupList(items=[followup_json(vault, f) for f in items])
@@ -327,7 +327,7 @@ class SelfServiceController(Controller):
         me: Me,
         followup_id: Uuid = uuid_path("The follow-up's id"),
     ) -> SelfFollowup:
-        cancelled = await followups.cancel_by_subject(
+        cancelled = await followup_changes.cancel_by_subject(
             vault, selfservice.subject_actor(request_id_of(request)), me, followup_id
         )
         return followup_json(vault, cancelled)

@@ -288,3 +288,32 @@ def test_recipients_list_json(cli_env: Settings, capsys: pytest.CaptureFixture[s
     """`recipients list --json` is a JSON array (empty on a fresh vault)."""
     assert main(["recipients", "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+@pytest.mark.parametrize("subcommand", [("upgrade",), ("current",)])
+def test_db_commands_on_an_unreachable_database_say_so_in_one_line(
+    subcommand: tuple[str, ...],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With the database refusing connections `db upgrade` and `db current` print one line
+    naming where storage was looked for, without its password, and exit non-zero."""
+    for key in [k for k in os.environ if k.startswith("TRESOR_")]:
+        monkeypatch.delenv(key)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("TRESOR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TRESOR_POLICIES", str(ROOT / "policies"))
+    monkeypatch.setenv(
+        "TRESOR_DATABASE_URL", f"postgresql+asyncpg://tresor:s3cret-pw@127.0.0.1:{port}/vault"
+    )
+    assert main(["db", *subcommand]) == 1
+    captured = capsys.readouterr()
+    line = _one_error_line(captured.err)
+    assert (
+        f"storage is unavailable at postgresql+asyncpg://tresor:***@127.0.0.1:{port}/vault" in line
+    )
+    assert "s3cret-pw" not in captured.err + captured.out
+    assert "ConnectionRefusedError" not in line

@@ -1,13 +1,15 @@
-"""The CRM's changes to an agreed follow-up (issue 21 item 6): move its window (and who is
-to make the contact), or close it with an outcome when the matter was settled without the
-contact the follow-up promised (the customer called in, the question was answered by
+"""Changes to an agreed follow-up after it was recorded: the customer cancels it, the
+retention sweep stores it as missed, and the CRM (issue 21 item 6) moves its window (and who
+is to make the contact), or closes it with an outcome when the matter was settled without
+the contact the follow-up promised (the customer called in, the question was answered by
 letter, it is no longer needed).
 
-Only an open follow-up whose window has not passed can be changed, and only by a client
-allowed its purpose; another purpose's follow-up is the same 404 as an unknown id. Each
-change is one guarded `UPDATE ... WHERE status = 'open'` in the transaction that audits it,
-so a change racing a lookup that keeps the follow-up loses cleanly (409). Every change and
-every refusal of one is audited (`audited_attempt`). The outcome is a kind from
+Only an open follow-up whose window has not passed can be cancelled, moved or closed; the
+CRM changes only those of a purpose the client is allowed, another purpose's follow-up is
+the same 404 as an unknown id. Each change is one guarded `UPDATE ... WHERE status = 'open'`
+in the transaction that audits it, so a change racing a lookup that keeps the follow-up
+loses cleanly (409). Every change and every refusal of a CRM change is audited
+(`audited_attempt`). The outcome is a kind from
 `CLOSE_OUTCOMES`, never free text (free text could carry contact data).
 """
 
@@ -19,7 +21,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from vault.audit import events as audit
-from vault.audit.events import Actor, AuditAction, Decision
+from vault.audit.events import SYSTEM, Actor, AuditAction, Decision
 from vault.errors import Conflict, InvalidInput, NotFound
 from vault.outreach.followups import (
     ASSIGNEE_RE,
@@ -149,3 +151,96 @@ async def close(
     return await _change(
         ctx, actor, purposes, followup_id, AuditAction.FOLLOWUP_CLOSE, values, {"outcome": outcome}
     )
+
+
+# ------------------------------------------------------------------ the customer and the sweep
+
+
+async def cancel_by_subject(ctx: Any, actor: Actor, subject_id: str, followup_id: str) -> Followup:
+    """The customer cancels one of their open follow-ups; audited. Someone else's or an
+    unknown id is `NotFound`; one that is no longer open is `Conflict`."""
+    now = ctx.clock.now()
+    if not is_valid_id(followup_id):
+        raise NotFound("no such follow-up")
+    async with ctx.transaction() as conn:
+        result = await conn.execute(
+            update(followups)
+            .where(
+                followups.c.id == followup_id,
+                followups.c.subject_id == subject_id,
+                followups.c.status == FollowupStatus.OPEN.value,
+                followups.c.due_until > now,
+            )
+            .values(status=FollowupStatus.CANCELLED.value, closed_at=now, closed_by=actor.label)
+        )
+        row = (
+            await conn.execute(
+                select(followups).where(
+                    followups.c.id == followup_id, followups.c.subject_id == subject_id
+                )
+            )
+        ).first()
+        if row is None:
+            raise NotFound("no such follow-up")
+        if result.rowcount != 1:
+            raise Conflict("only an open follow-up can be cancelled")
+        await audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action=AuditAction.SUBJECT_FOLLOWUP_CANCEL,
+            decision=Decision.ALLOW,
+            subject_id=subject_id,
+            purpose=row.purpose,
+            detail={"followup": {"id": followup_id}},
+        )
+    return from_row(row, now)
+
+
+async def mark_missed(ctx: Any, actor: Actor = SYSTEM, *, batch: int = 500) -> int:
+    """Store `missed` for open follow-ups whose window has passed (the retention sweep),
+    one audit event each, in batches; guarded by the status read, so concurrent sweeps on
+    several nodes never double-write."""
+    now = ctx.clock.now()
+    total = 0
+    while True:
+        async with ctx.transaction() as conn:
+            rows = (
+                await conn.execute(
+                    select(followups.c.id, followups.c.subject_id, followups.c.purpose)
+                    .where(
+                        followups.c.status == FollowupStatus.OPEN.value,
+                        followups.c.due_until <= now,
+                    )
+                    .order_by(followups.c.id)
+                    .limit(batch)
+                )
+            ).all()
+            done = 0
+            for row in rows:
+                result = await conn.execute(
+                    update(followups)
+                    .where(
+                        followups.c.id == row.id,
+                        followups.c.status == FollowupStatus.OPEN.value,
+                    )
+                    .values(
+                        status=FollowupStatus.MISSED.value, closed_at=now, closed_by=actor.label
+                    )
+                )
+                if result.rowcount != 1:
+                    continue
+                done += 1
+                await audit.record(
+                    conn,
+                    at=now,
+                    actor=actor,
+                    action=AuditAction.SYSTEM_FOLLOWUP_MISS,
+                    decision=Decision.ALLOW,
+                    subject_id=row.subject_id,
+                    purpose=row.purpose,
+                    detail={"followup": {"id": row.id}},
+                )
+        total += done
+        if len(rows) < batch:
+            return total

@@ -12,8 +12,10 @@ its window, or when cancelled, already used, or for another subject, purpose or 
 the contact is denied with a reason.
 
 Statuses: `open`, `kept`, `cancelled` (by the customer), `missed` (the window passed
-unused: derived at read time, and stored by the retention sweep, see `mark_missed`),
-`closed` (by the CRM with an outcome, see `vault.outreach.followup_changes`). A follow-up
+unused: derived at read time, and stored by the retention sweep), `closed` (by the CRM with
+an outcome); the changes after creation are `vault.outreach.followup_changes`, the reads
+`vault.outreach.followup_reads`. This module holds what a follow-up is and records one
+(`create`). A follow-up
 may name its `assignee` (a client or team name) so the reminder listing can be filtered.
 There is no free text anywhere: `note` is a kind from `NOTE_KINDS`, because free text could
 carry contact data. Every create, use (allowed or denied), cancel and miss is audited in the
@@ -29,15 +31,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, case, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import and_, insert, or_, select
 
 from vault.audit import events as audit
-from vault.audit.events import SYSTEM, Actor, AuditAction, Decision
+from vault.audit.events import Actor, AuditAction, Decision
 from vault.catalogue.contact_pressure import fit_contact
 from vault.clock import as_utc
 from vault.errors import AccessDenied, Conflict, InvalidInput, InvariantViolation, NotFound
-from vault.outreach.page_cursor import decode_cursor, encode_cursor
 from vault.storage.outreach_tables import followups
 from vault.storage.rows import canonical_id
 from vault.storage.tables import subjects
@@ -99,27 +99,19 @@ class Followup:
         return self.status == FollowupStatus.OPEN
 
 
-@dataclass(frozen=True, slots=True)
-class FollowupPage:
-    items: list[Followup]
-    next_cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class FollowupBucket:
-    """Follow-ups settled in a month, per touchpoint where they were agreed."""
-
-    key: str
-    kept: int
-    missed: int
-    cancelled: int
-
-
 def effective_status(status: str, due_until: datetime, now: datetime) -> str:
     """An open follow-up whose window has passed is missed, whether or not the sweep ran."""
     if status == FollowupStatus.OPEN and now >= due_until:
         return FollowupStatus.MISSED.value
     return status
+
+
+def missed_at(now: datetime) -> Any:
+    """`effective_status` as SQL: the follow-ups that are missed at `now`, swept or not."""
+    return or_(
+        followups.c.status == FollowupStatus.MISSED.value,
+        and_(followups.c.status == FollowupStatus.OPEN.value, followups.c.due_until <= now),
+    )
 
 
 def is_valid_id(value: str | None) -> bool:
@@ -314,283 +306,3 @@ class _Row:
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.__dict__.update(values)
-
-
-# ---------------------------------------------------------------------------- reading
-
-
-async def get(
-    ctx: Any, actor: Actor, client_purposes: frozenset[str], followup_id: str
-) -> Followup:
-    """One follow-up for a purpose the client may use (else `NotFound`); audited, a refusal
-    too (with the subject and purpose of another purpose's follow-up, and the reason
-    `purpose_not_allowed` the client does not hear)."""
-    now = ctx.clock.now()
-    if not is_valid_id(followup_id):
-        raise NotFound("no such follow-up")
-    async with audited_attempt(ctx, actor, AuditAction.FOLLOWUP_READ, at=now) as attempt:
-        conn = attempt.conn
-        row = (await conn.execute(select(followups).where(followups.c.id == followup_id))).first()
-        if row is None:
-            raise NotFound("no such follow-up")
-        if row.purpose not in client_purposes:  # the same 404 as an unknown id
-            attempt.about(subject_id=row.subject_id, purpose=row.purpose)
-            attempt.reason = DenyReason.PURPOSE_NOT_ALLOWED.value
-            raise NotFound("no such follow-up")
-        await audit.record(
-            conn,
-            at=now,
-            actor=actor,
-            action=AuditAction.FOLLOWUP_READ,
-            decision=Decision.ALLOW,
-            subject_id=row.subject_id,
-            purpose=row.purpose,
-            detail={"followup": {"id": followup_id}},
-        )
-    return from_row(row, now)
-
-
-async def list_due(
-    ctx: Any,
-    actor: Actor,
-    client_purposes: frozenset[str],
-    *,
-    due_before: datetime | None = None,
-    limit: int = 50,
-    cursor: str | None = None,
-    assignee: str | None = None,
-) -> FollowupPage:
-    """Open follow-ups for the client's purposes whose window starts before `due_before`
-    (default: now) and has not ended, earliest first, one bounded page at a time: the
-    reminder list; with `assignee`, only the follow-ups assigned to that client or team."""
-    now = ctx.clock.now()
-    if due_before is not None and due_before.tzinfo is None:
-        raise InvalidInput("bad due_before", {"due_before": "needs a time zone"})
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput("bad limit", {"limit": f"must be 1 to {MAX_PAGE}"})
-    if assignee is not None and not ASSIGNEE_RE.match(assignee):
-        raise InvalidInput("bad assignee", {"assignee": "must be a client or team name"})
-    before = as_utc(due_before) if due_before is not None else now
-    after = decode_cursor(cursor) if cursor is not None else None
-    purposes = sorted(client_purposes)
-    query = (
-        select(followups)
-        .where(
-            followups.c.status == FollowupStatus.OPEN.value,
-            followups.c.purpose.in_(purposes),
-            followups.c.due_from < before,
-            followups.c.due_until > now,
-        )
-        .order_by(followups.c.due_from, followups.c.id)
-        .limit(limit + 1)
-    )
-    if assignee is not None:
-        query = query.where(followups.c.assignee == assignee)
-    if after is not None:
-        query = query.where(
-            or_(
-                followups.c.due_from > after[0],
-                and_(followups.c.due_from == after[0], followups.c.id > after[1]),
-            )
-        )
-    async with ctx.transaction() as conn:
-        rows = (await conn.execute(query)).all() if purposes else []
-        await audit.record(
-            conn,
-            at=now,
-            actor=actor,
-            action=AuditAction.FOLLOWUP_LIST,
-            decision=Decision.ALLOW,
-            detail={
-                "due_before": before.isoformat(),
-                "assignee": assignee,
-                "count": min(len(rows), limit),
-            },
-        )
-    items = [from_row(r, now) for r in rows[:limit]]
-    more = len(rows) > limit
-    return FollowupPage(
-        items=items,
-        next_cursor=encode_cursor(items[-1].due_from, items[-1].id) if more else None,
-    )
-
-
-async def for_subject(ctx: Any, actor: Actor, subject_id: str, limit: int = 200) -> list[Followup]:
-    """The customer's own follow-ups, the latest window first (bounded); audited."""
-    now = ctx.clock.now()
-    async with ctx.transaction() as conn:
-        rows = (
-            await conn.execute(
-                select(followups)
-                .where(followups.c.subject_id == subject_id)
-                .order_by(followups.c.due_until.desc(), followups.c.id)
-                .limit(limit)
-            )
-        ).all()
-        await audit.record(
-            conn,
-            at=now,
-            actor=actor,
-            action=AuditAction.SELF_FOLLOWUP_READ,
-            decision=Decision.ALLOW,
-            subject_id=subject_id,
-            detail={"count": len(rows)},
-        )
-    return [from_row(r, now) for r in rows]
-
-
-async def overdue(ctx: Any, actor: Actor, limit: int = 500) -> list[Followup]:
-    """Missed follow-ups (window passed unused, swept or not), the latest first, for the
-    DPO; audited."""
-    now = ctx.clock.now()
-    async with ctx.transaction() as conn:
-        rows = (
-            await conn.execute(
-                select(followups)
-                .where(_missed_at(now))
-                .order_by(followups.c.due_until.desc(), followups.c.id)
-                .limit(limit)
-            )
-        ).all()
-        await audit.record(
-            conn,
-            at=now,
-            actor=actor,
-            action=AuditAction.DPO_FOLLOWUP_LIST,
-            decision=Decision.ALLOW,
-            detail={"overdue": len(rows)},
-        )
-    return [from_row(r, now) for r in rows]
-
-
-def _missed_at(now: datetime) -> Any:
-    return or_(
-        followups.c.status == FollowupStatus.MISSED.value,
-        and_(followups.c.status == FollowupStatus.OPEN.value, followups.c.due_until <= now),
-    )
-
-
-# ---------------------------------------------------------------------------- changing
-
-
-async def cancel_by_subject(ctx: Any, actor: Actor, subject_id: str, followup_id: str) -> Followup:
-    """The customer cancels one of their open follow-ups; audited. Someone else's or an
-    unknown id is `NotFound`; one that is no longer open is `Conflict`."""
-    now = ctx.clock.now()
-    if not is_valid_id(followup_id):
-        raise NotFound("no such follow-up")
-    async with ctx.transaction() as conn:
-        result = await conn.execute(
-            update(followups)
-            .where(
-                followups.c.id == followup_id,
-                followups.c.subject_id == subject_id,
-                followups.c.status == FollowupStatus.OPEN.value,
-                followups.c.due_until > now,
-            )
-            .values(status=FollowupStatus.CANCELLED.value, closed_at=now, closed_by=actor.label)
-        )
-        row = (
-            await conn.execute(
-                select(followups).where(
-                    followups.c.id == followup_id, followups.c.subject_id == subject_id
-                )
-            )
-        ).first()
-        if row is None:
-            raise NotFound("no such follow-up")
-        if result.rowcount != 1:
-            raise Conflict("only an open follow-up can be cancelled")
-        await audit.record(
-            conn,
-            at=now,
-            actor=actor,
-            action=AuditAction.SUBJECT_FOLLOWUP_CANCEL,
-            decision=Decision.ALLOW,
-            subject_id=subject_id,
-            purpose=row.purpose,
-            detail={"followup": {"id": followup_id}},
-        )
-    return from_row(row, now)
-
-
-async def mark_missed(ctx: Any, actor: Actor = SYSTEM, *, batch: int = 500) -> int:
-    """Store `missed` for open follow-ups whose window has passed (the retention sweep),
-    one audit event each, in batches; guarded by the status read, so concurrent sweeps on
-    several nodes never double-write."""
-    now = ctx.clock.now()
-    total = 0
-    while True:
-        async with ctx.transaction() as conn:
-            rows = (
-                await conn.execute(
-                    select(followups.c.id, followups.c.subject_id, followups.c.purpose)
-                    .where(
-                        followups.c.status == FollowupStatus.OPEN.value,
-                        followups.c.due_until <= now,
-                    )
-                    .order_by(followups.c.id)
-                    .limit(batch)
-                )
-            ).all()
-            done = 0
-            for row in rows:
-                result = await conn.execute(
-                    update(followups)
-                    .where(
-                        followups.c.id == row.id,
-                        followups.c.status == FollowupStatus.OPEN.value,
-                    )
-                    .values(
-                        status=FollowupStatus.MISSED.value, closed_at=now, closed_by=actor.label
-                    )
-                )
-                if result.rowcount != 1:
-                    continue
-                done += 1
-                await audit.record(
-                    conn,
-                    at=now,
-                    actor=actor,
-                    action=AuditAction.SYSTEM_FOLLOWUP_MISS,
-                    decision=Decision.ALLOW,
-                    subject_id=row.subject_id,
-                    purpose=row.purpose,
-                    detail={"followup": {"id": row.id}},
-                )
-        total += done
-        if len(rows) < batch:
-            return total
-
-
-# ---------------------------------------------------------------------------- reporting
-
-
-async def report(conn: AsyncConnection, ctx: Any, month: str) -> list[FollowupBucket]:
-    """Follow-ups settled in `month`, per touchpoint where they were agreed: kept and
-    cancelled by when that happened, missed by the end of the window (swept or not)."""
-    now = ctx.clock.now()
-    bounds = ctx.pressure_rules.month_bounds(month)
-    if bounds is None:
-        return []  # a month the calendar cannot hold: no follow-up falls in it
-    start, end = bounds
-    closed_in = and_(followups.c.closed_at >= start, followups.c.closed_at < end)
-    ended_in = and_(followups.c.due_until >= start, followups.c.due_until < end, _missed_at(now))
-
-    kept_c = and_(followups.c.status == FollowupStatus.KEPT.value, closed_in)
-    cancelled_c = and_(followups.c.status == FollowupStatus.CANCELLED.value, closed_in)
-    rows = (
-        await conn.execute(
-            select(
-                followups.c.touchpoint,
-                func.sum(case((kept_c, 1), else_=0)),
-                func.sum(case((ended_in, 1), else_=0)),
-                func.sum(case((cancelled_c, 1), else_=0)),
-            )
-            .where(or_(closed_in, ended_in))
-            .group_by(followups.c.touchpoint)
-        )
-    ).all()
-    buckets = [FollowupBucket(r[0], int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in rows]
-    buckets = [b for b in buckets if b.kept or b.missed or b.cancelled]
-    return sorted(buckets, key=lambda b: (-(b.kept + b.missed + b.cancelled), b.key))

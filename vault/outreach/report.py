@@ -1,5 +1,7 @@
 """Contact-pressure reports: contacts per touchpoint, phase, brand and channel in a basket
-month, and how many customers are near (>= 80 %) or at their monthly limit.
+month, how many customers are near (>= 80 %) or at their monthly limit, the agreed
+follow-ups settled in the month, and the customers' own preferences (how many state any, and
+what they refused).
 
 Aggregates only: no subject ids and no contact data leave this module. Every read is a
 DPO view and audited like the others, in the same transaction as the read: no event, no
@@ -12,16 +14,22 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.errors import InvalidInput
-from vault.outreach.followups import FollowupBucket
-from vault.outreach.followups import report as followup_report
-from vault.outreach.preferences import PreferenceReport
-from vault.outreach.preferences import report as preference_report
-from vault.storage.outreach_tables import contact_budgets, contacts
+from vault.outreach.followups import FollowupStatus, missed_at
+from vault.storage.audit_tables import audit_events
+from vault.storage.outreach_tables import (
+    contact_budgets,
+    contact_preferences,
+    contacts,
+    followups,
+)
+from vault.storage.tables import subjects
+from vault.subjects.decision import DenyReason
 
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 NEAR_LIMIT = 0.8
@@ -32,6 +40,30 @@ class Bucket:
     key: str
     contacts: int
     points: float
+
+
+@dataclass(frozen=True, slots=True)
+class FollowupBucket:
+    """Follow-ups settled in a month, per touchpoint where they were agreed."""
+
+    key: str
+    kept: int
+    missed: int
+    cancelled: int
+
+
+@dataclass(frozen=True, slots=True)
+class PreferenceReport:
+    """Aggregates for the contact report: how many customers state preferences, and how
+    many outbound contacts the preferences refused in the month, by reason."""
+
+    customers: int
+    customers_with_preferences: int
+    denials_by_reason: dict[str, int]
+
+    @property
+    def share(self) -> float:
+        return self.customers_with_preferences / self.customers if self.customers else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +86,86 @@ class ContactReport:
     #: Customers' own preferences: share of customers with any, and the month's denials
     #: by preference reason (vault.outreach.preferences).
     preferences: PreferenceReport | None = None
+
+
+async def followup_report(conn: AsyncConnection, ctx: Any, month: str) -> list[FollowupBucket]:
+    """Follow-ups settled in `month`, per touchpoint where they were agreed: kept and
+    cancelled by when that happened, missed by the end of the window (swept or not)."""
+    now = ctx.clock.now()
+    bounds = ctx.pressure_rules.month_bounds(month)
+    if bounds is None:
+        return []  # a month the calendar cannot hold: no follow-up falls in it
+    start, end = bounds
+    closed_in = and_(followups.c.closed_at >= start, followups.c.closed_at < end)
+    ended_in = and_(followups.c.due_until >= start, followups.c.due_until < end, missed_at(now))
+
+    kept_c = and_(followups.c.status == FollowupStatus.KEPT.value, closed_in)
+    cancelled_c = and_(followups.c.status == FollowupStatus.CANCELLED.value, closed_in)
+    rows = (
+        await conn.execute(
+            select(
+                followups.c.touchpoint,
+                func.sum(case((kept_c, 1), else_=0)),
+                func.sum(case((ended_in, 1), else_=0)),
+                func.sum(case((cancelled_c, 1), else_=0)),
+            )
+            .where(or_(closed_in, ended_in))
+            .group_by(followups.c.touchpoint)
+        )
+    ).all()
+    buckets = [FollowupBucket(r[0], int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in rows]
+    buckets = [b for b in buckets if b.kept or b.missed or b.cancelled]
+    return sorted(buckets, key=lambda b: (-(b.kept + b.missed + b.cancelled), b.key))
+
+
+async def preference_report(conn: AsyncConnection, ctx: Any, month: str) -> PreferenceReport:
+    """Counts only (no subject ids): customers not erased, those with any preference, and
+    the month's denials by `contact_quiet_hours` / `contact_cap_reached` (from the audit
+    trail, so lookups, batch lookups and recorded contacts all count)."""
+    customers = (
+        await conn.execute(
+            select(func.count()).select_from(subjects).where(subjects.c.status != "erased")
+        )
+    ).scalar_one()
+    with_prefs = (
+        await conn.execute(
+            select(func.count())
+            .select_from(
+                contact_preferences.join(
+                    subjects, subjects.c.id == contact_preferences.c.subject_id
+                )
+            )
+            .where(
+                subjects.c.status != "erased",
+                or_(
+                    contact_preferences.c.channels != "{}",
+                    contact_preferences.c.quiet != "{}",
+                    contact_preferences.c.monthly_cap_tenths.is_not(None),
+                ),
+            )
+        )
+    ).scalar_one()
+    reasons = (DenyReason.CONTACT_QUIET_HOURS.value, DenyReason.CONTACT_CAP_REACHED.value)
+    denials = {r: 0 for r in reasons}
+    bounds = ctx.pressure_rules.month_bounds(month)
+    if bounds is None:
+        return PreferenceReport(int(customers), int(with_prefs), denials)
+    start, end = bounds
+    rows = (
+        await conn.execute(
+            select(audit_events.c.reason, func.count())
+            .where(
+                and_(
+                    audit_events.c.at >= start,
+                    audit_events.c.at < end,
+                    audit_events.c.reason.in_(reasons),
+                )
+            )
+            .group_by(audit_events.c.reason)
+        )
+    ).all()
+    denials.update({r[0]: int(r[1]) for r in rows})
+    return PreferenceReport(int(customers), int(with_prefs), denials)
 
 
 def _buckets(rows: Any) -> dict[str, tuple[int, int]]:

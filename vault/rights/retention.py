@@ -13,13 +13,14 @@ One run, against the injected clock:
    fields move to `retained_fields` until *end of that basis + its retention*, and
    everything else goes now (data minimisation);
 4. retained fields past `retain_until` are shredded (key and ciphertext deleted);
-5. agreed follow-ups whose window passed unused are stored as `missed` (vault.outreach.followups);
+5. agreed follow-ups whose window passed unused are stored as `missed`
+   (vault.outreach.followup_changes);
 6. mails of the file outbox (development only) older than `TRESOR_OUTBOX_HOURS` are
    deleted: they hold addresses, codes and links in plaintext;
 7. rows written before migration 0013 are brought up to date, which needs the keyring and
    so cannot happen in the migration: a basis's plaintext reference and notice version are
    sealed under the subject's key, and contact fields sealed without a revision are
-   re-sealed at revision 1 (`vault.subjects.upgrade_legacy_revisions`).
+   re-sealed at revision 1 (`vault.subjects.revision_upgrade`).
 
 Each change writes history and an audit event in the transaction that makes it, and every
 update is guarded by the state it read, so concurrent runs on several `serve` processes
@@ -53,7 +54,7 @@ from vault.bases.consents import seal_legacy_texts
 from vault.clock import as_utc
 from vault.crypto import retained_key_id
 from vault.mail import FileOutbox
-from vault.outreach import followups
+from vault.outreach import followup_changes
 from vault.progress import NO_PROGRESS, Progress
 from vault.recipients import events as outbox
 from vault.rights import selfservice
@@ -65,7 +66,8 @@ from vault.storage.rights_tables import dsar_requests, retained_fields
 from vault.storage.tables import consent_history, consents, subjects
 from vault.subjects import retention_schedule
 from vault.subjects.decision import BasisStatus
-from vault.subjects.store import SubjectStatus, upgrade_legacy_revisions
+from vault.subjects.revision_upgrade import upgrade_legacy_revisions
+from vault.subjects.store import SubjectStatus
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -341,7 +343,7 @@ async def run_retention(
     shredded = await _shred_retained(ctx, actor, now, batch)
     progress.advance(shredded)
     purged_codes, purged_sessions = await selfservice.purge_expired(ctx)
-    missed_followups = await followups.mark_missed(ctx, actor, batch=batch)
+    missed_followups = await followup_changes.mark_missed(ctx, actor, batch=batch)
     pruned_mails = 0
     if isinstance(ctx.mailer, FileOutbox) and ctx.settings.outbox_hours > 0:
         pruned_mails = await ctx.mailer.prune(timedelta(hours=ctx.settings.outbox_hours))

@@ -7,12 +7,18 @@ and the rule broken, never the value.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import email_validator
 import phonenumbers
+
+from vault.catalogue.purposes import CONTACT_FIELDS
+from vault.errors import InvalidInput
 
 DEFAULT_PHONE_REGION = "DE"
 #: The shape of a phone number as written: E.164 (`+` and the country code) or a national
@@ -129,3 +135,37 @@ def normalise_postal_address(value: dict[str, object]) -> PostalAddress:
         country=country.upper(),
         addition=add,
     )
+
+
+def normalise_contact(values: Mapping[str, Any]) -> dict[str, str | None]:
+    """Validate every given field; returns field -> canonical text (None clears a field)."""
+    errors: dict[str, str] = {}
+    out: dict[str, str | None] = {}
+    for field, raw in values.items():
+        if field not in CONTACT_FIELDS:
+            errors[field] = "is not a contact field"
+            continue
+        if raw is None:
+            out[field] = None
+            continue
+        try:
+            if field == "postal_address":
+                if not isinstance(raw, Mapping):
+                    raise ContactValidationError({field: "must be an object"})
+                addr = normalise_postal_address(dict(raw))
+                out[field] = json.dumps(addr.to_dict(), ensure_ascii=False, sort_keys=True)
+            elif not isinstance(raw, str):
+                raise ContactValidationError({field: "must be text"})
+            elif field == "email":
+                out[field] = normalise_email(raw)
+            elif field == "phone":
+                out[field] = normalise_phone(raw)
+            elif field == "name":
+                out[field] = normalise_name(raw)
+            else:
+                out[field] = normalise_external_ref(raw)
+        except ContactValidationError as exc:
+            errors.update(exc.errors)
+    if errors:
+        raise InvalidInput("contact data is invalid", errors)
+    return out

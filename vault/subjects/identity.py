@@ -25,8 +25,9 @@ and opens a restriction request (Art. 18(1)(a): accuracy contested) in the DPO's
 The request belongs to the rights area, above this one: `vault.rights.identity_objection`
 runs the objection (`record_objection`, then the request, then `attach_request`).
 
-The old address's link is handled in `identity_links` and the DPO's listing and approval in
-`identity_review`; both settle changes through this module.
+The notice's text is `identity_notice`; the old address's link is handled in
+`identity_links` and the DPO's listing and approval in `identity_review`; both settle changes
+through this module.
 
 Phone changes are recorded, told and end sessions alike, but restrict no session: sign-in
 codes always go to the e-mail address, so a session proves control of that, not of the
@@ -37,10 +38,9 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +57,7 @@ from vault.errors import InvariantViolation
 from vault.storage import sessions as web_sessions
 from vault.storage.rights_tables import identity_changes as changes
 from vault.storage.rights_tables import self_service_challenges as challenges
+from vault.subjects import identity_notice
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -65,8 +66,6 @@ if TYPE_CHECKING:
 KINDS = ("email", "phone")
 #: The reason (and problem type suffix) of everything a restricted session is refused.
 REFUSED_REASON = "identity_change_unconfirmed"
-#: How long the link in the notice can be used: long enough to be back from a holiday.
-LINK_VALIDITY = timedelta(days=30)
 _TOKEN_MAX = 200
 
 
@@ -124,8 +123,8 @@ def _token_hash(ctx: VaultContext, token: str) -> str:
 
 def _legacy_token_hash(ctx: VaultContext, token: str) -> str:
     """The hash a notice mailed before the keys were derived was stored under (the raw
-    server secret). Such a link stays usable for `LINK_VALIDITY` after it was sent, so it is
-    still looked up; this can go once every release has run that long."""
+    server secret). Such a link stays usable for `identity_notice.LINK_VALIDITY` after it was
+    sent, so it is still looked up; this can go once every release has run that long."""
     msg = f"tresor.identity.notice.v1\x00{token}".encode()
     return ctx.keys.legacy_mac().digest(msg)
 
@@ -274,92 +273,11 @@ async def record_in(
         await mail_outbox.queue(
             ctx,
             conn,
-            notice_mail(ctx, notice_to, kinds, token, now, until),
+            identity_notice.mail(ctx.settings, notice_to, kinds, token, now, until),
             kind="identity_notice",
             subject_id=before.id,
         )
     return kinds
-
-
-# -- the notice ------------------------------------------------------------------------------
-
-_WHAT = {
-    ("email",): ("die E-Mail-Adresse", "the e-mail address"),
-    ("phone",): ("die Telefonnummer", "the phone number"),
-    ("email", "phone"): (
-        "die E-Mail-Adresse und die Telefonnummer",
-        "the e-mail address and the phone number",
-    ),
-}
-_NOTICE_SUBJECT = (
-    "Ihre Kontaktdaten wurden geändert – waren Sie das? / "
-    "Your contact details were changed – was this you?"
-)
-_NOTICE_BODY = """(English below)
-
-Guten Tag,
-
-am {at_de} UTC wurde {what_de} Ihres Kundenkontos bei uns geändert. Zu Ihrem Schutz zeigt
-das Datenschutz-Center bei einer Anmeldung über eine neue E-Mail-Adresse bis zum
-{until_de} UTC keine Kontaktdaten an und erlaubt dort weder Auskunft noch Löschung noch
-andere Änderungen – es sei denn, Sie bestätigen die Änderung.
-
-Waren Sie das? Bestätigen Sie die Änderung oder widersprechen Sie ihr hier:
-
-    {link}
-
-Wenn Sie die Änderung nicht veranlasst haben, wählen Sie dort „Das war ich nicht“. Dann
-beenden wir alle Anmeldungen im Datenschutz-Center, die neue Adresse bleibt gesperrt, und
-unser Datenschutzteam prüft den Vorgang und meldet sich bei Ihnen. Der Link ist
-{days} Tage gültig. Geben Sie ihn nicht weiter.
-
-----------------------------------------------------------------------
-
-Hello,
-
-on {at_en} UTC {what_en} of your customer account was changed. For your protection, until
-{until_en} UTC the privacy centre shows no contact data to a sign-in through a new e-mail
-address and allows no export, erasure or other change there, unless you confirm the change.
-
-Was this you? Confirm the change or object to it here:
-
-    {link}
-
-If you did not make this change, choose "This was not me" there. We then end every
-sign-in to the privacy centre, the new address stays locked, and our data protection team
-looks into it and gets back to you. The link is valid for {days} days. Do not pass it on.
-"""
-
-
-def notice_mail(
-    ctx: VaultContext,
-    address: str,
-    kinds: Sequence[str],
-    token: str,
-    at: datetime,
-    until: datetime,
-) -> EmailMessage:
-    """The notice to the old address, in German and English. It names the changed fields,
-    never an address (the new one could belong to someone else now)."""
-    what_de, what_en = _WHAT[tuple(k for k in KINDS if k in kinds)]
-    msg = EmailMessage()
-    msg["From"] = ctx.settings.mail_from
-    msg["To"] = address
-    msg["Subject"] = _NOTICE_SUBJECT
-    msg.set_content(
-        _NOTICE_BODY.format(
-            at_de=at.strftime("%d.%m.%Y, %H:%M"),
-            at_en=at.strftime("%Y-%m-%d %H:%M"),
-            until_de=until.strftime("%d.%m.%Y, %H:%M"),
-            until_en=until.strftime("%Y-%m-%d %H:%M"),
-            what_de=what_de,
-            what_en=what_en,
-            link=f"{ctx.settings.public_url}/privacy/identity/{token}",
-            days=LINK_VALIDITY.days,
-        )
-    )
-    msg["Content-Language"] = "de, en"
-    return msg
 
 
 # -- trust: is a session restricted? ---------------------------------------------------------
@@ -430,13 +348,9 @@ async def _records(ctx: VaultContext, ids: list[str]) -> list[ChangeRecord]:
     return [_record(r, now) for r in rows]
 
 
-# -- the DPO ---------------------------------------------------------------------------------
-
-
 __all__ = [
     "EFFECTIVE",
     "KINDS",
-    "LINK_VALIDITY",
     "REFUSED_REASON",
     "ChangeRecord",
     "ChangeStatus",
@@ -444,7 +358,6 @@ __all__ = [
     "Restriction",
     "changed_kinds",
     "end_sessions_in",
-    "notice_mail",
     "record_in",
     "restriction_in",
 ]

@@ -22,7 +22,6 @@ from vault.errors import Conflict, NotFound
 from vault.storage.rights_tables import identity_changes as changes
 from vault.subjects.identity import (
     _TOKEN_MAX,
-    LINK_VALIDITY,
     ChangeRecord,
     ChangeStatus,
     NoticeView,
@@ -35,6 +34,7 @@ from vault.subjects.identity import (
     _token_hash,
     end_sessions_in,
 )
+from vault.subjects.identity_notice import LINK_VALIDITY
 
 if TYPE_CHECKING:
     from vault.context import VaultContext

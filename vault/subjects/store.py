@@ -11,14 +11,13 @@ re-derives the index from the decrypted value and refuses a mismatch.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import insert, literal_column, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.catalogue.purposes import CONTACT_FIELDS
-from vault.crypto import IndexMismatch, IntegrityCheckFailed, open_field, seal_field
+from vault.crypto import IndexMismatch, open_field, seal_field
 from vault.errors import (
     Conflict,
     InvalidInput,
@@ -37,16 +36,9 @@ from vault.errors import (
 )
 from vault.recipients import events as outbox
 from vault.storage.ports import Row as ByName
-from vault.storage.tables import LEGACY_REVISION, subjects
+from vault.storage.tables import subjects
 from vault.subjects import identity
-from vault.subjects.contact import (
-    ContactValidationError,
-    normalise_email,
-    normalise_external_ref,
-    normalise_name,
-    normalise_phone,
-    normalise_postal_address,
-)
+from vault.subjects.contact import normalise_contact
 from vault.subjects.decision import DenyReason
 from vault.subjects.integrity import AuditedAttempt, audited_attempt
 
@@ -61,40 +53,6 @@ class SubjectStatus:
     ACTIVE = "active"
     RESTRICTED = "restricted"
     ERASED = "erased"
-
-
-def normalise_contact(values: Mapping[str, Any]) -> dict[str, str | None]:
-    """Validate every given field; returns field -> canonical text (None clears a field)."""
-    errors: dict[str, str] = {}
-    out: dict[str, str | None] = {}
-    for field, raw in values.items():
-        if field not in CONTACT_FIELDS:
-            errors[field] = "is not a contact field"
-            continue
-        if raw is None:
-            out[field] = None
-            continue
-        try:
-            if field == "postal_address":
-                if not isinstance(raw, Mapping):
-                    raise ContactValidationError({field: "must be an object"})
-                addr = normalise_postal_address(dict(raw))
-                out[field] = json.dumps(addr.to_dict(), ensure_ascii=False, sort_keys=True)
-            elif not isinstance(raw, str):
-                raise ContactValidationError({field: "must be text"})
-            elif field == "email":
-                out[field] = normalise_email(raw)
-            elif field == "phone":
-                out[field] = normalise_phone(raw)
-            elif field == "name":
-                out[field] = normalise_name(raw)
-            else:
-                out[field] = normalise_external_ref(raw)
-        except ContactValidationError as exc:
-            errors.update(exc.errors)
-    if errors:
-        raise InvalidInput("contact data is invalid", errors)
-    return out
 
 
 def _is_external_ref_conflict(exc: Unavailable) -> bool:
@@ -370,50 +328,6 @@ def _open_texts(
 #: Column of each field's ciphertext; the address is sealed as JSON.
 _SEALED_COLUMN = {field: f"{field}_ct" for field in CONTACT_FIELDS}
 _decode_json = msgspec.json.Decoder().decode
-
-
-async def upgrade_legacy_revisions(ctx: VaultContext, *, batch: int = 500) -> int:
-    """Re-seal the contact fields of subjects written before migration 0013 (revision 0, no
-    revision in the associated data) at revision 1, so that an older ciphertext put back
-    fails for them too; returns how many subjects. The values and blind indexes stay as
-    they are. Needs the keyring, so the retention sweep runs it rather than Alembic; each
-    row is locked and re-checked, so concurrent sweeps never double-write. A row whose
-    data does not open is left as it is (its reads fail closed) and the sweep goes on."""
-    total = 0
-    after = ""
-    while True:
-        async with ctx.transaction() as conn:
-            ids = (
-                (
-                    await conn.execute(
-                        select(subjects.c.id)
-                        # spelt as the partial index's condition, so that it is used
-                        .where(literal_column(LEGACY_REVISION))
-                        .where(subjects.c.wrapped_dek.is_not(None))
-                        .where(subjects.c.id > after)
-                        .order_by(subjects.c.id)
-                        .limit(batch)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            for subject_id in ids:
-                row = await load_subject(conn, subject_id, for_update=True)
-                if row.contact_revision != 0 or row.wrapped_dek is None:
-                    continue
-                try:
-                    dek = ctx.deks.dek(subject_id, row.kek_version, row.wrapped_dek)
-                    values = resealed_columns(ctx, row, dek, {})
-                except IntegrityCheckFailed:
-                    continue
-                await conn.execute(
-                    update(subjects).where(subjects.c.id == subject_id).values(**values)
-                )
-                total += 1
-        if len(ids) < batch:
-            return total
-        after = ids[-1]
 
 
 def identifier_digest(ctx: VaultContext, kind: str, value: str) -> str:

@@ -11,7 +11,7 @@ from tests.support.factories import ADMIN, WRITER, api, bearer
 from tests.support.self_service import Page, page_sign_in, seed_subject
 from vault.admin.clients import create_client, set_display_name
 from vault.bases.consents import Evidence
-from vault.outreach import preferences
+from vault.outreach import preference_changes
 
 
 def _section(html: str, heading: str) -> str:
@@ -102,7 +102,9 @@ async def test_times_follow_the_zone_of_the_customers_preferences(vault):
         explicit=True,
     )
     doc = {"timezone": "America/New_York", "preferred_channels": {}, "quiet": {}}
-    await preferences.set_preferences(vault, WRITER, sid, doc, source="client", evidence=evidence)
+    await preference_changes.set_preferences(
+        vault, WRITER, sid, doc, source="client", evidence=evidence
+    )
     async with api(vault) as http:
         await page_sign_in(http, vault, p["email"], lang="en")
         en = (await http.get("/privacy?lang=en")).text

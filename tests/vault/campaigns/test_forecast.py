@@ -12,7 +12,7 @@ from vault.audit.events import AuditAction
 from vault.bases.consents import Evidence
 from vault.campaigns import booking
 from vault.campaigns.forecast import Forecast, forecast
-from vault.outreach import preferences
+from vault.outreach import preference_changes
 from vault.storage.audit_tables import audit_events
 from vault.subjects.store import create_subject
 
@@ -31,11 +31,11 @@ async def test_forecast_counts_each_member_under_its_first_reason(vault):
     for sid in sids[:2]:
         await _send(vault, sid, None)
     quiet = {"timezone": "UTC", "quiet": {"sms": {"start": "08:00", "end": "12:00"}}}
-    await preferences.set_preferences(
+    await preference_changes.set_preferences(
         vault, WRITER, sids[2], quiet, source="client", evidence=EVIDENCE
     )
     capped = {"timezone": "UTC", "monthly_cap_points": 5}
-    await preferences.set_preferences(
+    await preference_changes.set_preferences(
         vault, WRITER, sids[3], capped, source="client", evidence=EVIDENCE
     )
     camp = await _campaign(vault, "Forecast", 1, sids + strangers)

@@ -14,7 +14,7 @@ from vault.access.lookup import LookupDenied, lookup
 from vault.audit.events import Actor
 from vault.bases.consents import Evidence, record_basis
 from vault.errors import InvalidInput
-from vault.outreach import preferences
+from vault.outreach import preference_changes
 from vault.outreach.basket import ContactSpec
 from vault.storage.outreach_tables import contact_budgets, contacts
 from vault.subjects.decision import DenyReason
@@ -108,7 +108,7 @@ async def test_opting_out_of_visits_is_honoured_and_charges_nothing(vault, clock
     nothing reserved), while her social-media consent still works."""
     sid = await _customer(vault, 3604, "offers.visit", "offers.social")
     every_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-    await preferences.set_preferences(
+    await preference_changes.set_preferences(
         vault, WRITER, sid, {"timezone": "Europe/Berlin", "quiet": {"visit": {"days": every_day}}},
         source="client", evidence=PREFS,
     )  # fmt: skip
@@ -123,12 +123,12 @@ async def test_preferences_refuse_a_channel_the_rules_do_not_declare(vault):
     """Quiet times for an undeclared channel are refused (422 material) and nothing is stored."""
     sid = await _customer(vault, 3605)
     with pytest.raises(InvalidInput) as info:
-        await preferences.set_preferences(
+        await preference_changes.set_preferences(
             vault, WRITER, sid, {"timezone": "UTC", "quiet": {"fax": {"days": ["mon"]}}},
             source="client", evidence=PREFS,
         )  # fmt: skip
     assert "quiet" in info.value.errors
-    assert (await preferences.get_preferences(vault, WRITER, sid)).preferences is None
+    assert (await preference_changes.get_preferences(vault, WRITER, sid)).preferences is None
 
 
 async def test_a_dry_run_counts_reach_by_the_declared_channels_fields(vault):

@@ -1,11 +1,12 @@
-"""The CRM's changes to a follow-up in the domain: an assignee at creation and a reminder
-list filtered by it, rescheduling (window and assignee) and closing with an outcome, each
+"""Changes to a follow-up in the domain: the customer's cancel, the retention sweep storing
+`missed` once, the CRM's rescheduling (window and assignee) and closing with an outcome, each
 audited; a closed follow-up can no longer be kept; another purpose's follow-up is the same
 NotFound as an unknown one (refusal on record); a follow-up no longer open is a Conflict;
 bad input changes nothing (both databases, injected clock)."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -13,32 +14,17 @@ from sqlalchemy import select
 
 from tests.support.db import audit_trail
 from tests.support.factories import WRITER, person
+from tests.support.followups import CRM_PURPOSES, agree, contact, window
+from vault.audit.events import Actor
 from vault.errors import Conflict, InvalidInput, NotFound
-from vault.outreach import followup_changes, followups
-from vault.outreach.basket import reserve
+from vault.outreach import followup_changes, followup_reads
+from vault.outreach.basket import Reservation, reserve
+from vault.rights.retention import run_retention
 from vault.storage.outreach_tables import followups as followups_table
-from vault.subjects.decision import Deny
+from vault.subjects.decision import Deny, DenyReason
 from vault.subjects.store import create_subject
 
-CRM_PURPOSES = frozenset({"account.service", "order.delivery"})
-
-
-def _window(clock, start_hours: float = 24, length_hours: float = 8) -> dict:
-    start = clock.now() + timedelta(hours=start_hours)
-    return {"due_from": start, "due_until": start + timedelta(hours=length_hours)}
-
-
-async def _followup(vault, clock, sid, **kw) -> followups.Followup:
-    args = {
-        "subject_id": sid,
-        "purpose": "account.service",
-        "brand": "tresor",
-        "touchpoint": "hotline.inbound",
-        "note": "contract_question",
-        **_window(clock),
-        **kw,
-    }
-    return await followups.create(vault, WRITER, CRM_PURPOSES, **args)
+SELF = Actor("subject", "self-service")
 
 
 async def _stored(vault, fid):
@@ -48,36 +34,11 @@ async def _stored(vault, fid):
         ).one()
 
 
-async def test_reminder_list_filters_by_assignee(vault, clock):
-    """Due follow-ups assigned to a team are listed for that team only; without the filter
-    every due one is listed; a malformed assignee is refused."""
-    sid = await create_subject(vault, WRITER, person(1201))
-    team = await _followup(vault, clock, sid, assignee="service-team")
-    anyone = await _followup(vault, clock, sid)
-    assert team.assignee == "service-team" and anyone.assignee is None
-    later = clock.now() + timedelta(days=2)
-    mine = await followups.list_due(
-        vault, WRITER, CRM_PURPOSES, due_before=later, assignee="service-team"
-    )
-    assert [f.id for f in mine.items] == [team.id]
-    other = await followups.list_due(
-        vault, WRITER, CRM_PURPOSES, due_before=later, assignee="sales"
-    )
-    assert other.items == []
-    every = await followups.list_due(vault, WRITER, CRM_PURPOSES, due_before=later)
-    assert {f.id for f in every.items} == {team.id, anyone.id}
-    with pytest.raises(InvalidInput):
-        await followups.list_due(vault, WRITER, CRM_PURPOSES, assignee="Call +49 30 123")
-    with pytest.raises(InvalidInput) as err:
-        await _followup(vault, clock, sid, assignee="Frau Müller 0171 1234567")
-    assert "assignee" in err.value.errors
-
-
 async def test_reschedule_moves_the_window_and_hands_it_over(vault, clock):
     """The new window and assignee are stored, returned and audited; the follow-up stays open."""
     sid = await create_subject(vault, WRITER, person(1202))
-    f = await _followup(vault, clock, sid)
-    new = _window(clock, start_hours=72, length_hours=4)
+    f = await agree(vault, clock, sid)
+    new = window(clock, start_hours=72, length_hours=4)
     moved = await followup_changes.reschedule(
         vault, WRITER, CRM_PURPOSES, f.id, **new, assignee="backoffice"
     )
@@ -93,7 +54,7 @@ async def test_close_with_outcome_ends_it_and_a_lookup_can_no_longer_keep_it(vau
     """A closed follow-up has status closed and its outcome; a contact naming it inside the
     window is denied; closing again is a Conflict on record."""
     sid = await create_subject(vault, WRITER, person(1203))
-    f = await _followup(vault, clock, sid)
+    f = await agree(vault, clock, sid)
     closed = await followup_changes.close(
         vault, WRITER, CRM_PURPOSES, f.id, outcome="customer_called_in"
     )
@@ -123,7 +84,7 @@ async def test_other_purpose_or_unknown_id_is_not_found_and_bad_input_changes_no
     """A client without the purpose gets NotFound (denial purpose_not_allowed on record); an
     unknown id NotFound; a bad outcome or window InvalidInput; the follow-up is unchanged."""
     sid = await create_subject(vault, WRITER, person(1204))
-    f = await _followup(vault, clock, sid)
+    f = await agree(vault, clock, sid)
     with pytest.raises(NotFound):
         await followup_changes.close(
             vault, WRITER, frozenset({"newsletter.email"}), f.id, outcome="no_longer_needed"
@@ -156,9 +117,50 @@ async def test_other_purpose_or_unknown_id_is_not_found_and_bad_input_changes_no
 async def test_a_missed_followup_cannot_be_rescheduled(vault, clock):
     """Once its window has passed, a follow-up is missed and rescheduling it is a Conflict."""
     sid = await create_subject(vault, WRITER, person(1205))
-    f = await _followup(vault, clock, sid)
+    f = await agree(vault, clock, sid)
     clock.set(clock.now() + timedelta(days=3))
     with pytest.raises(Conflict):
         await followup_changes.reschedule(
-            vault, WRITER, CRM_PURPOSES, f.id, **_window(clock, start_hours=1)
+            vault, WRITER, CRM_PURPOSES, f.id, **window(clock, start_hours=1)
         )
+
+
+# ------------------------------------------------------------------ the customer and the sweep
+
+
+async def test_cancelled_by_the_customer_then_refused(vault, clock):
+    """The customer cancels an open follow-up (audited); using it afterwards is followup_not_usable,
+    cancelling again a conflict."""
+    sid = await create_subject(vault, WRITER, person(708))
+    other = await create_subject(vault, WRITER, person(709))
+    f = await agree(vault, clock, sid)
+    with pytest.raises(NotFound):  # someone else's follow-up
+        await followup_changes.cancel_by_subject(vault, SELF, other, f.id)
+    cancelled = await followup_changes.cancel_by_subject(vault, SELF, sid, f.id)
+    assert cancelled.status == "cancelled"
+    with pytest.raises(Conflict):
+        await followup_changes.cancel_by_subject(vault, SELF, sid, f.id)
+    clock.set(f.due_from + timedelta(minutes=5))
+    got = await contact(vault, sid, followup=f.id)
+    assert isinstance(got, Deny) and got.reason is DenyReason.FOLLOWUP_NOT_USABLE
+    (event,) = await audit_trail(vault, "subject:followup:cancel")
+    assert (event.subject_id, event.actor_type) == (sid, "subject")
+    assert json.loads(event.detail) == {"followup": {"id": f.id}}
+
+
+async def test_missed_after_the_window_computed_and_stored_by_the_sweep(vault, clock):
+    """An unused follow-up is missed once its window ends; the retention sweep stores it once,
+    audited."""
+    sid = await create_subject(vault, WRITER, person(711))
+    f = await agree(vault, clock, sid, touchpoint="shop.counter")
+    kept = await agree(vault, clock, sid)
+    clock.set(kept.due_from)
+    assert isinstance(await contact(vault, sid, followup=kept.id), Reservation)
+    clock.set(f.due_until)
+    assert (await followup_reads.get(vault, WRITER, CRM_PURPOSES, f.id)).status == "missed"
+    assert [o.id for o in await followup_reads.overdue(vault, WRITER)] == [f.id]
+    first = await run_retention(vault)
+    second = await run_retention(vault)
+    assert (first.missed_followups, second.missed_followups) == (1, 0)
+    (event,) = await audit_trail(vault, "system:followup:miss")
+    assert (event.subject_id, event.actor_type) == (sid, "system")

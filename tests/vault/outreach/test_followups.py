@@ -1,7 +1,5 @@
 """Agreed follow-ups in the domain: creation rules, use inside the window without touching
-the basket, refusal outside it, cancel by the customer, the listing for a client's purposes,
-the retention sweep storing `missed`, the per-touchpoint report, and the audit trail
-(both databases, injected clock)."""
+the basket, refusal outside it, and the audit trail (both databases, injected clock)."""
 
 from __future__ import annotations
 
@@ -14,56 +12,15 @@ from sqlalchemy import func, select
 
 from tests.support.db import audit_trail
 from tests.support.factories import WRITER, person
-from vault.audit.events import Actor
+from tests.support.followups import CRM_PURPOSES, agree, contact
 from vault.errors import AccessDenied, Conflict, InvalidInput, NotFound
-from vault.outreach import followups
-from vault.outreach.basket import Reservation, reserve
-from vault.rights.retention import run_retention
+from vault.outreach import followup_reads
+from vault.outreach.basket import Reservation
 from vault.storage.audit_tables import audit_events
 from vault.storage.outreach_tables import contact_budgets, contacts
 from vault.storage.outreach_tables import followups as followups_table
 from vault.subjects.decision import Deny, DenyReason
 from vault.subjects.store import create_subject
-
-CRM_PURPOSES = frozenset({"account.service", "order.delivery"})
-SELF = Actor("subject", "self-service")
-
-
-def _window(clock, start_hours: float = 24, length_hours: float = 8) -> dict[str, datetime]:
-    start = clock.now() + timedelta(hours=start_hours)
-    return {"due_from": start, "due_until": start + timedelta(hours=length_hours)}
-
-
-async def _followup(vault, clock, sid, purposes=CRM_PURPOSES, **kw) -> followups.Followup:
-    args = {
-        "subject_id": sid,
-        "purpose": "account.service",
-        "brand": "tresor",
-        "touchpoint": "hotline.inbound",
-        "note": "contract_question",
-        **_window(clock),
-        **kw,
-    }
-    return await followups.create(vault, WRITER, purposes, **args)
-
-
-async def _reserve(
-    vault, sid, *, followup=None, type="service", channel="email", purpose="account.service"
-):
-    async with vault.transaction() as conn:
-        return await reserve(
-            conn,
-            vault,
-            subject_id=sid,
-            channel=channel,
-            type=type,
-            brand="tresor",
-            priority="normal",
-            now=vault.clock.now(),
-            purpose=purpose,
-            client="crm",
-            followup=followup,
-        )
 
 
 async def _used_tenths(vault, sid) -> int | None:
@@ -79,7 +36,7 @@ async def test_create_stores_an_open_followup_with_the_purposes_channel_and_type
     """A follow-up takes channel and type from its purpose, stores the window in UTC and is open."""
     sid = await create_subject(vault, WRITER, person(701))
     berlin = datetime(2026, 11, 24, 18, 0, tzinfo=UTC).astimezone(ZoneInfo("Europe/Berlin"))
-    f = await _followup(vault, clock, sid, due_from=berlin, due_until=berlin + timedelta(hours=2))
+    f = await agree(vault, clock, sid, due_from=berlin, due_until=berlin + timedelta(hours=2))
     assert (f.channel, f.type, f.status, f.note) == (
         "email",
         "service",
@@ -87,7 +44,7 @@ async def test_create_stores_an_open_followup_with_the_purposes_channel_and_type
         "contract_question",
     )
     assert f.due_from == datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
-    got = await followups.get(vault, WRITER, CRM_PURPOSES, f.id)
+    got = await followup_reads.get(vault, WRITER, CRM_PURPOSES, f.id)
     assert got.due_from == f.due_from and got.due_until == f.due_until and got.status == "open"
 
 
@@ -120,7 +77,7 @@ async def test_bad_input_is_refused_naming_the_field_and_nothing_is_stored(
     stored."""
     sid = await create_subject(vault, WRITER, person(702))
     with pytest.raises(InvalidInput) as err:
-        await _followup(vault, clock, sid, **change)
+        await agree(vault, clock, sid, **change)
     assert field in err.value.errors
     async with vault.engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(followups_table))).scalar() == 0
@@ -132,39 +89,39 @@ async def test_client_needs_the_purpose_and_the_subject_must_be_active(vault, cl
     one 409."""
     sid = await create_subject(vault, WRITER, person(703))
     with pytest.raises(AccessDenied) as err:
-        await _followup(vault, clock, sid, purposes=frozenset({"order.delivery"}))
+        await agree(vault, clock, sid, purposes=frozenset({"order.delivery"}))
     assert err.value.reason == DenyReason.PURPOSE_NOT_ALLOWED
     with pytest.raises(NotFound):
-        await _followup(vault, clock, "00000000-0000-4000-8000-000000000000")
+        await agree(vault, clock, "00000000-0000-4000-8000-000000000000")
     from tests.support.dsar import erase
 
     await erase(vault, WRITER, sid)
     with pytest.raises(Conflict):
-        await _followup(vault, clock, sid)
+        await agree(vault, clock, sid)
 
 
 async def test_allowed_inside_the_window_with_a_full_basket_and_the_counter_unchanged(vault, clock):
     """With the basket full, a contact naming the follow-up inside its window is allowed at 0
     points, leaves the counter alone, and the follow-up becomes kept."""
     sid = await create_subject(vault, WRITER, person(704))
-    f = await _followup(vault, clock, sid)
+    f = await agree(vault, clock, sid)
     for _ in range(2):
-        assert isinstance(await _reserve(vault, sid, type="commercial", purpose=None), Reservation)
-    assert isinstance(await _reserve(vault, sid, type="editorial", purpose=None), Reservation)
+        assert isinstance(await contact(vault, sid, type="commercial", purpose=None), Reservation)
+    assert isinstance(await contact(vault, sid, type="editorial", purpose=None), Reservation)
     clock.set(f.due_from + timedelta(hours=1))
-    full = await _reserve(vault, sid, type="editorial", purpose=None)
+    full = await contact(vault, sid, type="editorial", purpose=None)
     assert isinstance(full, Deny) and full.reason is DenyReason.CONTACT_BUDGET_EXHAUSTED
     before = await _used_tenths(vault, sid)
-    got = await _reserve(vault, sid, followup=f.id)
+    got = await contact(vault, sid, followup=f.id)
     assert isinstance(got, Reservation), got
     assert (got.points, got.used) == (0, 25)
     assert await _used_tenths(vault, sid) == before == 250
     async with vault.engine.connect() as conn:
         row = (await conn.execute(select(contacts).where(contacts.c.id == got.contact_id))).one()
     assert row.points_tenths == 0 and row.purpose == "account.service"
-    kept = await followups.get(vault, WRITER, CRM_PURPOSES, f.id)
+    kept = await followup_reads.get(vault, WRITER, CRM_PURPOSES, f.id)
     assert kept.status == "kept" and kept.contact_id == got.contact_id
-    again = await _reserve(vault, sid, followup=f.id)  # used once only
+    again = await contact(vault, sid, followup=f.id)  # used once only
     assert isinstance(again, Deny) and again.reason is DenyReason.FOLLOWUP_NOT_USABLE
 
 
@@ -176,18 +133,21 @@ async def test_allowed_inside_the_window_with_a_full_basket_and_the_counter_unch
         (timedelta(days=3), DenyReason.FOLLOWUP_NOT_IN_WINDOW),  # long after
     ],
 )
-async def test_refused_before_and_after_the_window(vault, clock, at, reason):
+async def test_refused_before_and_after_thewindow(vault, clock, at, reason):
     """Outside [due_from, due_until) the contact is denied followup_not_in_window and nothing is
     recorded."""
     sid = await create_subject(vault, WRITER, person(705))
-    f = await _followup(vault, clock, sid)
+    f = await agree(vault, clock, sid)
     clock.set(clock.now() + at)
-    got = await _reserve(vault, sid, followup=f.id)
+    got = await contact(vault, sid, followup=f.id)
     assert isinstance(got, Deny) and got.reason is reason
     async with vault.engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(contacts))).scalar() == 0
     assert await _used_tenths(vault, sid) is None
-    assert (await followups.get(vault, WRITER, CRM_PURPOSES, f.id)).status in ("open", "missed")
+    assert (await followup_reads.get(vault, WRITER, CRM_PURPOSES, f.id)).status in (
+        "open",
+        "missed",
+    )
 
 
 async def test_not_usable_for_another_subject_channel_purpose_or_an_unknown_id(vault, clock):
@@ -195,93 +155,17 @@ async def test_not_usable_for_another_subject_channel_purpose_or_an_unknown_id(v
     followup_not_usable."""
     sid = await create_subject(vault, WRITER, person(706))
     other = await create_subject(vault, WRITER, person(707))
-    f = await _followup(vault, clock, sid)
+    f = await agree(vault, clock, sid)
     clock.set(f.due_from)
     for outcome in (
-        await _reserve(vault, other, followup=f.id),
-        await _reserve(vault, sid, followup=f.id, channel="letter"),
-        await _reserve(vault, sid, followup=f.id, purpose="order.delivery", channel="email"),
-        await _reserve(vault, sid, followup="00000000-0000-4000-8000-000000000000"),
-        await _reserve(vault, sid, followup="not-a-uuid"),
+        await contact(vault, other, followup=f.id),
+        await contact(vault, sid, followup=f.id, channel="letter"),
+        await contact(vault, sid, followup=f.id, purpose="order.delivery", channel="email"),
+        await contact(vault, sid, followup="00000000-0000-4000-8000-000000000000"),
+        await contact(vault, sid, followup="not-a-uuid"),
     ):
         assert isinstance(outcome, Deny) and outcome.reason is DenyReason.FOLLOWUP_NOT_USABLE
-    assert (await followups.get(vault, WRITER, CRM_PURPOSES, f.id)).status == "open"
-
-
-async def test_cancelled_by_the_customer_then_refused(vault, clock):
-    """The customer cancels an open follow-up (audited); using it afterwards is followup_not_usable,
-    cancelling again a conflict."""
-    sid = await create_subject(vault, WRITER, person(708))
-    other = await create_subject(vault, WRITER, person(709))
-    f = await _followup(vault, clock, sid)
-    with pytest.raises(NotFound):  # someone else's follow-up
-        await followups.cancel_by_subject(vault, SELF, other, f.id)
-    cancelled = await followups.cancel_by_subject(vault, SELF, sid, f.id)
-    assert cancelled.status == "cancelled"
-    with pytest.raises(Conflict):
-        await followups.cancel_by_subject(vault, SELF, sid, f.id)
-    clock.set(f.due_from + timedelta(minutes=5))
-    got = await _reserve(vault, sid, followup=f.id)
-    assert isinstance(got, Deny) and got.reason is DenyReason.FOLLOWUP_NOT_USABLE
-    (event,) = await audit_trail(vault, "subject:followup:cancel")
-    assert (event.subject_id, event.actor_type) == (sid, "subject")
-    assert json.loads(event.detail) == {"followup": {"id": f.id}}
-
-
-async def test_listing_by_due_before_is_limited_to_the_clients_purposes_and_pages(vault, clock):
-    """Only open follow-ups of the client's purposes starting before due_before are listed, earliest
-    first, in pages."""
-    sid = await create_subject(vault, WRITER, person(710))
-    early = [await _followup(vault, clock, sid, **_window(clock, 2 + i)) for i in range(3)]
-    late = await _followup(vault, clock, sid, **_window(clock, 72))
-    letter = await _followup(vault, clock, sid, purpose="order.delivery", **_window(clock, 1))
-    cutoff = clock.now() + timedelta(hours=48)
-    page = await followups.list_due(
-        vault, WRITER, frozenset({"account.service"}), due_before=cutoff, limit=2
-    )
-    assert [f.id for f in page.items] == [early[0].id, early[1].id] and page.next_cursor
-    rest = await followups.list_due(
-        vault, WRITER, frozenset({"account.service"}), due_before=cutoff, cursor=page.next_cursor
-    )
-    assert [f.id for f in rest.items] == [early[2].id] and rest.next_cursor is None
-    both = await followups.list_due(vault, WRITER, CRM_PURPOSES, due_before=cutoff)
-    assert {f.id for f in both.items} == {letter.id, *(f.id for f in early)}
-    assert late.id not in {f.id for f in both.items}
-    assert (await followups.list_due(vault, WRITER, frozenset(), due_before=cutoff)).items == []
-    await followups.cancel_by_subject(vault, SELF, sid, early[0].id)
-    ids = {
-        f.id
-        for f in (await followups.list_due(vault, WRITER, CRM_PURPOSES, due_before=cutoff)).items
-    }
-    assert early[0].id not in ids
-    with pytest.raises(InvalidInput):
-        await followups.list_due(vault, WRITER, CRM_PURPOSES, cursor="bm90LWEtY3Vyc29y")
-    with pytest.raises(NotFound):  # another client's purpose is not revealed
-        await followups.get(vault, WRITER, frozenset({"newsletter.email"}), late.id)
-
-
-async def test_missed_after_the_window_computed_and_stored_by_the_sweep(vault, clock):
-    """An unused follow-up is missed once its window ends; the retention sweep stores it once,
-    audited, and the report counts it."""
-    sid = await create_subject(vault, WRITER, person(711))
-    f = await _followup(vault, clock, sid, touchpoint="shop.counter")
-    kept = await _followup(vault, clock, sid)
-    clock.set(kept.due_from)
-    assert isinstance(await _reserve(vault, sid, followup=kept.id), Reservation)
-    clock.set(f.due_until)
-    assert (await followups.get(vault, WRITER, CRM_PURPOSES, f.id)).status == "missed"
-    assert [o.id for o in await followups.overdue(vault, WRITER)] == [f.id]
-    first = await run_retention(vault)
-    second = await run_retention(vault)
-    assert (first.missed_followups, second.missed_followups) == (1, 0)
-    (event,) = await audit_trail(vault, "system:followup:miss")
-    assert (event.subject_id, event.actor_type) == (sid, "system")
-    async with vault.transaction() as conn:
-        buckets = await followups.report(conn, vault, "2026-11")
-    assert buckets == [
-        followups.FollowupBucket("hotline.inbound", 1, 0, 0),
-        followups.FollowupBucket("shop.counter", 0, 1, 0),
-    ]
+    assert (await followup_reads.get(vault, WRITER, CRM_PURPOSES, f.id)).status == "open"
 
 
 async def test_every_create_use_and_denial_is_audited_without_plaintext(vault, clock):
@@ -289,10 +173,10 @@ async def test_every_create_use_and_denial_is_audited_without_plaintext(vault, c
     contact data."""
     p = person(712)
     sid = await create_subject(vault, WRITER, p)
-    f = await _followup(vault, clock, sid)
-    await _reserve(vault, sid, followup=f.id)  # too early
+    f = await agree(vault, clock, sid)
+    await contact(vault, sid, followup=f.id)  # too early
     clock.set(f.due_from)
-    got = await _reserve(vault, sid, followup=f.id)
+    got = await contact(vault, sid, followup=f.id)
     assert isinstance(got, Reservation)
     (created,) = await audit_trail(vault, "client:followup:create")
     assert (created.subject_id, created.purpose, created.decision) == (

@@ -24,7 +24,7 @@ from tests.support.dsar import (
 from tests.support.factories import WRITER
 from vault.bases.consents import Evidence, record_basis, withdraw
 from vault.errors import Conflict
-from vault.outreach.preferences import set_preferences
+from vault.outreach.preference_changes import set_preferences
 from vault.recipients import events as outbox
 from vault.rights.restriction import lift_restriction, restrict
 from vault.rights.retention import run_retention

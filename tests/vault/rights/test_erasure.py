@@ -40,7 +40,7 @@ from vault.bases.consents import Evidence, record_basis
 from vault.clock import as_utc
 from vault.context import VaultContext
 from vault.errors import Conflict, NotFound
-from vault.outreach import followups, preferences
+from vault.outreach import followup_changes, followups, preference_changes
 from vault.rights import requests as dsar
 from vault.rights.export import build_export
 from vault.rights.retention import run_retention
@@ -340,8 +340,10 @@ async def _preferences_and_followups(vault, clock, sid, zone):
         ip=CANARY_IP,
         user_agent=CANARY_AGENT,
     )
-    await preferences.set_preferences(vault, WRITER, sid, raw, source="client", evidence=evidence)
-    await preferences.set_preferences(
+    await preference_changes.set_preferences(
+        vault, WRITER, sid, raw, source="client", evidence=evidence
+    )
+    await preference_changes.set_preferences(
         vault, WRITER, sid, {**raw, "monthly_cap_points": 4}, source="client", evidence=evidence
     )
     made = []
@@ -361,7 +363,7 @@ async def _preferences_and_followups(vault, clock, sid, zone):
                 due_until=start + timedelta(hours=3),
             )
         )
-    await followups.cancel_by_subject(vault, SELF, sid, made[1].id)
+    await followup_changes.cancel_by_subject(vault, SELF, sid, made[1].id)
     return made
 
 

@@ -29,7 +29,7 @@ from vault.access.lookup import LookupDenied
 from vault.audit.events import Actor
 from vault.bases.consents import Evidence
 from vault.errors import NotFound
-from vault.outreach import followups, preferences
+from vault.outreach import followup_changes, followups, preference_changes
 from vault.rights import requests as dsar
 from vault.rights.export import ART_15_INDEX, build_export
 from vault.storage.audit_tables import audit_events
@@ -229,7 +229,7 @@ async def _preferences_and_followups(vault, clock, sid, zone):
         "quiet": QUIET,
         "monthly_cap_points": 7.5,
     }
-    await preferences.set_preferences(
+    await preference_changes.set_preferences(
         vault,
         WRITER,
         sid,
@@ -245,13 +245,13 @@ async def _preferences_and_followups(vault, clock, sid, zone):
         ),
     )
     clock.advance(timedelta(minutes=30))
-    await preferences.set_preferences(
+    await preference_changes.set_preferences(
         vault,
         subject_actor(),
         sid,
         {**raw, "monthly_cap_points": 4},
         source="self_service",
-        evidence=preferences.self_service_evidence("en", ip=CANARY_IP, ua=CANARY_AGENT),
+        evidence=preference_changes.self_service_evidence("en", ip=CANARY_IP, ua=CANARY_AGENT),
     )
     made = []
     for days, purpose in ((2, "account.service"), (3, "order.delivery")):
@@ -270,7 +270,7 @@ async def _preferences_and_followups(vault, clock, sid, zone):
                 due_until=start + timedelta(hours=3),
             )
         )
-    await followups.cancel_by_subject(vault, SELF, sid, made[1].id)
+    await followup_changes.cancel_by_subject(vault, SELF, sid, made[1].id)
     return made
 
 

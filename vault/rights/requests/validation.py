@@ -13,7 +13,7 @@ from vault.errors import InvalidInput
 from vault.rights.free_text import clean_text
 from vault.rights.requests.kinds import RequestType
 from vault.storage.rows import canonical_id
-from vault.subjects import store as subjects
+from vault.subjects.contact import normalise_contact
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -48,7 +48,7 @@ def validate_payload(
                 {"payload.changes": "must map at least one contact field to its new value"},
             )
         try:
-            subjects.normalise_contact(changes)  # same rules as PATCH /contact; raises InvalidInput
+            normalise_contact(changes)  # same rules as PATCH /contact; raises InvalidInput
         except InvalidInput as exc:
             raise InvalidInput(
                 "the corrected data is invalid",
