@@ -3,9 +3,11 @@
 Migration 0030 makes `audit_events` a table range partitioned by month on `at`, with a
 `DEFAULT` partition for events whose month has no partition. The jobs process calls
 `ensure_ahead` at start and every `ENSURE_INTERVAL_SECONDS`, so the current month and the
-next ones exist before the first event needs them; the archive's prune calls
-`drop_partition` for a month it archived, which takes the seals of the month's events
-with it. SQLite keeps one table: every function here does nothing there.
+next ones exist before the first event needs them, and in the same transaction the blocks
+of `audit_seals` ahead (`vault.audit.seal_blocks`, migration 0037). The archive's prune
+calls `drop_partition` for a month it archived, which drops the seal blocks that held only
+that month's (and older) seals and trims the one it shares with the next month. SQLite
+keeps one table: every function here does nothing there.
 
 Why new partitions are attached instead of created with `CREATE TABLE … PARTITION OF`:
 that takes an `ACCESS EXCLUSIVE` lock on `audit_events`, which waits behind every long
@@ -29,13 +31,25 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Date, TableClause, cast, column, delete, func, insert, select, text
+from sqlalchemy import (
+    Date,
+    TableClause,
+    bindparam,
+    cast,
+    column,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy import table as table_clause
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vault.audit import seal_blocks
 from vault.audit.chain import EVENT_COLUMNS
 from vault.clock import as_utc
-from vault.storage.audit_tables import audit_seals
+from vault.storage.audit_tables import audit_events, audit_seals
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -49,6 +63,9 @@ PARTITION_LOCK_ID = 0x7472_6573_6F72_0A19
 ENSURE_INTERVAL_SECONDS = 3600.0
 #: How long partition DDL waits for a table lock before it gives up for this round.
 LOCK_TIMEOUT = "2s"
+#: Sequence numbers per transaction when the seals a dropped month shares with a kept
+#: seal block are deleted: short transactions that never stall the sealer.
+TRIM_BATCH = 5000
 
 
 def _table(name: str) -> TableClause:
@@ -159,7 +176,8 @@ async def _create(conn: AsyncConnection, month: date, *, has_default: bool) -> N
 async def ensure_ahead(ctx: VaultContext, now: datetime, months: int = 3) -> list[date]:
     """Make sure the month of `now` and the `months` after it have partitions, and give
     every month that has rows in `DEFAULT` a partition of its own (moving the rows into
-    it); returns the months created. Idempotent; on SQLite, or before migration 0030, []."""
+    it), then the seal blocks ahead (`seal_blocks.ensure_blocks`); returns the months
+    created. Idempotent; on SQLite, or before migration 0030, []."""
     wanted = [month_of(now)]
     for _ in range(months):
         wanted.append(next_month(wanted[-1]))
@@ -176,7 +194,31 @@ async def ensure_ahead(ctx: VaultContext, now: datetime, months: int = 3) -> lis
             if partition_name(month) not in present:
                 await _create(conn, month, has_default=has_default)
                 created.append(month)
+        await seal_blocks.ensure_blocks(conn)
     return created
+
+
+async def ensure_seal_blocks(
+    ctx: VaultContext,
+    *,
+    block: int = seal_blocks.SEAL_BLOCK,
+    ahead: int = seal_blocks.BLOCKS_AHEAD,
+) -> list[seal_blocks.SealBlock]:
+    """`seal_blocks.ensure_blocks` in a transaction of its own under the partition lock
+    (`ensure_ahead` does it too); the blocks created, [] on SQLite."""
+    async with ctx.transaction() as conn:
+        if not await seal_blocks.is_partitioned(conn):
+            return []
+        await _lock(conn)
+        return await seal_blocks.ensure_blocks(conn, block=block, ahead=ahead)
+
+
+async def list_seal_blocks(ctx: VaultContext) -> list[seal_blocks.SealBlock]:
+    """The attached seal blocks in `seq` order ([] on SQLite)."""
+    async with ctx.transaction() as conn:
+        if not await seal_blocks.is_partitioned(conn):
+            return []
+        return await seal_blocks.blocks(conn)
 
 
 async def months(ctx: VaultContext, *, exact: bool = False) -> list[MonthPartition]:
@@ -208,13 +250,15 @@ def _parse(name: str) -> date | None:
 
 @dataclass(frozen=True, slots=True)
 class DroppedMonth:
-    """What a dropped partition held: its events, their seq range (None when it was
-    empty) and the seals deleted with them."""
+    """What a dropped partition held: its events and their seq range (None when it was
+    empty), the seal blocks dropped whole with it and the seals deleted row by row from
+    the block it shared with kept events."""
 
     events: int
     first_seq: int | None
     last_seq: int | None
-    seals: int
+    seal_blocks: tuple[str, ...]
+    seals_deleted: int
 
 
 async def drop_month(ctx: VaultContext, month: date) -> bool:
@@ -227,18 +271,24 @@ async def drop_month(ctx: VaultContext, month: date) -> bool:
 async def drop_partition(
     ctx: VaultContext, month: date, *, within: tuple[int, int] | None = None
 ) -> DroppedMonth | None:
-    """Detach and drop `month`'s partition and delete the seals of the events it held, by
-    the seq range it held, in one transaction: a crash leaves both or neither, never
-    seals without their events. With `within` (lo, hi), only when every event in the
-    partition has a seq in that range (the archived one); None when nothing was dropped
-    (SQLite, not partitioned, no such partition, or events outside `within`).
+    """Detach and drop `month`'s partition, and with it, in the same transaction, every
+    seal block (migration 0037) that lies wholly at or below the partition's last seq and
+    below the first event kept; then delete, in short transactions of `TRIM_BATCH`
+    sequence numbers, the seals of its events left in the block it shared with kept
+    events (at most one block's worth). With `within` (lo, hi), only when every event in
+    the partition has a seq in that range (the archived one); None when nothing was
+    dropped (SQLite, not partitioned, no such partition, or events outside `within`).
+
+    A crash between the two steps leaves seals without events in the dropped range: the
+    archive's prune marks a month pruned before calling this, so `verify` starts after
+    them, and its next run deletes them (`vault.audit.prune`).
 
     Refuses (`ValueError`) the current month and later ones by the vault's clock: events
     are still being written there. The partition is locked against inserts (`SHARE`)
     before its range is read, so no late event can slip in between. Detaching locks
-    `audit_events` exclusively for a moment; when that lock is not free within
-    `LOCK_TIMEOUT` the storage error surfaces (as `Unavailable`) and nothing is changed,
-    so the caller may retry."""
+    `audit_events` (and dropping a seal block `audit_seals`) exclusively for a moment; when
+    that lock is not free within `LOCK_TIMEOUT` the storage error surfaces (as
+    `Unavailable`) and nothing is changed, so the caller may retry."""
     month = date(month.year, month.month, 1)
     if month >= month_of(ctx.clock.now()):
         raise ValueError("only a month before the current one can be dropped")
@@ -256,16 +306,36 @@ async def drop_partition(
         if within is not None and count and (low < within[0] or high > within[1]):
             return None
         await conn.execute(text(f"ALTER TABLE {TABLE} DETACH PARTITION {name}"))
-        seals = 0
-        if count:
-            held_seqs = select(seq)
-            gone = await conn.execute(
-                delete(audit_seals).where(
-                    audit_seals.c.seq >= low,
-                    audit_seals.c.seq <= high,
-                    audit_seals.c.seq.in_(held_seqs),
-                )
-            )
-            seals = int(gone.rowcount or 0)
         await conn.execute(text(f"DROP TABLE {name}"))
-    return DroppedMonth(int(count), low, high, seals)
+        dropped = await seal_blocks.drop_blocks_through(conn, high) if count else []
+    deleted = await trim_seals(ctx, low, high) if count else 0
+    return DroppedMonth(int(count), low, high, tuple(block.name for block in dropped), deleted)
+
+
+#: The next seal at or after `start` up to `hi` (along the primary key of the blocks).
+_NEXT_SEAL = select(func.min(audit_seals.c.seq)).where(
+    audit_seals.c.seq >= bindparam("start"), audit_seals.c.seq <= bindparam("hi")
+)
+
+
+async def trim_seals(ctx: VaultContext, low: int, high: int) -> int:
+    """Delete the seals between `low` and `high` whose event is gone, in transactions of
+    `TRIM_BATCH` sequence numbers that skip over the stretches without seals (the blocks
+    already dropped); the number deleted. Seals of events still in the trail stay."""
+    deleted, start = 0, low
+    while start <= high:
+        async with ctx.transaction() as conn:
+            found = (await conn.execute(_NEXT_SEAL, {"start": start, "hi": high})).scalar()
+            if found is None:
+                break
+            end = min(high, int(found) + TRIM_BATCH - 1)
+            window = (audit_seals.c.seq >= found) & (audit_seals.c.seq <= end)
+            kept = select(audit_events.c.seq).where(
+                audit_events.c.seq >= found, audit_events.c.seq <= end
+            )
+            gone = await conn.execute(
+                delete(audit_seals).where(window, audit_seals.c.seq.not_in(kept))
+            )
+        deleted += int(gone.rowcount or 0)
+        start = end + 1
+    return deleted

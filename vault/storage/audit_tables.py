@@ -63,9 +63,14 @@ class AuditSeal(Base):
     appends narrow rows by COPY instead of updating every event a second time, which costs
     PostgreSQL a new row version, WAL for all of it and vacuum later, several times the
     append (docs/performance.md). The chain runs in `seq` order, so the head is the
-    last row of this table's primary key."""
+    last row of this table's primary key.
+
+    On PostgreSQL the table is range partitioned on `seq` in fixed blocks (migration 0037,
+    `vault.audit.seal_blocks`), so the archive's prune drops the blocks of a pruned month
+    whole instead of deleting its seals row by row; SQLite keeps one table."""
 
     __tablename__ = "audit_seals"
+    __table_args__ = ({"postgresql_partition_by": "RANGE (seq)"},)
 
     #: The sealed event's `audit_events.seq`. No foreign key: a deleted event must leave
     #: its seal behind, so `verify` names the hole.
@@ -123,9 +128,11 @@ audit_checkpoints = AuditCheckpoint.__table__
 audit_archives = AuditArchive.__table__
 
 
-#: The partitions of `audit_events` on PostgreSQL (migration 0030): one table per month and
-#: `DEFAULT`, created and dropped at run time by `vault.audit.partitions`, not by the model.
-AUDIT_PARTITION = re.compile(r"audit_events_(y\d{4}m\d{2}|default)")
+#: The partitions of `audit_events` (migration 0030: one table per month) and of
+#: `audit_seals` (migration 0037: one per block of sequence numbers), each with `DEFAULT`,
+#: on PostgreSQL; created and dropped at run time by `vault.audit.partitions`, not by the
+#: model.
+AUDIT_PARTITION = re.compile(r"audit_events_(y\d{4}m\d{2}|default)|audit_seals_(from_\d+|default)")
 
 
 def include_name(name: str | None, type_: str, parent_names: object) -> bool:

@@ -77,12 +77,12 @@ async def _archived_range(vault: VaultContext, month: str) -> tuple[int, int]:
     return int(first), int(last)
 
 
-async def test_dropping_a_partition_deletes_its_seals_in_the_same_step(
+async def test_dropping_a_partition_deletes_its_seals_from_the_shared_block(
     partitioned: VaultContext, clock: FrozenClock, tmp_path: Path
 ) -> None:
-    """`drop_partition` of archived January removes its partition and the seals of its 4
-    events by the seq range it held, with no row-by-row pass after it, while February's
-    events and seals stay as they were."""
+    """`drop_partition` of archived January removes its partition and, as its 4 seals share
+    a seal block with February's, deletes exactly those seals (no block dropped), while
+    February's events and seals stay as they were."""
     vault = partitioned
     await _trail(vault, clock)
     await archive_before(vault, "2026-03", _store(tmp_path), actor=ADMIN)
@@ -90,7 +90,7 @@ async def test_dropping_a_partition_deletes_its_seals_in_the_same_step(
     assert await _seals_between(vault, *jan) == 4
 
     dropped = await partitions.drop_partition(vault, date(2026, 1, 1), within=jan)
-    assert dropped == partitions.DroppedMonth(4, jan[0], jan[1], 4)
+    assert dropped == partitions.DroppedMonth(4, jan[0], jan[1], (), 4)
     assert await _seals_between(vault, *jan) == 0
     assert await _seals_between(vault, *feb) == 3
     assert "audit_events_y2026m01" not in {p.name for p in await partitions.months(vault)}
