@@ -40,16 +40,11 @@ from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.campaigns import basket_holds, holds
 from vault.campaigns.audience import basis_members, has_basis
-from vault.campaigns.basket_holds import (
-    BOOKED,
-    RELEASED,
-    BookingOutcome,
-    Displacement,
-    HeldCampaign,
-    cost_tenths,
-    limit_tenths,
+from vault.campaigns.basket_holds import BOOKED, RELEASED, cost_tenths, limit_tenths
+from vault.campaigns.booking_outcome import BookingOutcome, Displacement, HeldCampaign
+from vault.campaigns.booking_outcome import (
+    DisplacementNotConfirmed as DisplacementNotConfirmed,
 )
-from vault.campaigns.basket_holds import DisplacementNotConfirmed as DisplacementNotConfirmed
 from vault.campaigns.records import (
     AudienceKind,
     Campaign,
