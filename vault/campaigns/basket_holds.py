@@ -47,7 +47,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.campaigns.audience import has_basis
 from vault.campaigns.booking_outcome import BookingOutcome, Displacement, DisplacementNotConfirmed
-from vault.campaigns.booking_scratch import displaced_holds, drop, members, planned, scratch
+from vault.campaigns.booking_scratch import (
+    byte_order,
+    displaced_holds,
+    drop,
+    members,
+    planned,
+    scratch,
+)
 from vault.campaigns.records import AudienceKind, Campaign, CampaignState
 from vault.storage.campaign_tables import campaign_audience, campaign_bookings, campaigns
 from vault.storage.dialect import analyze, insert_ignoring_conflict
@@ -232,9 +239,11 @@ async def _displace(
             b.c.points_tenths,
             need.label("need"),
             func.sum(b.c.points_tenths)
-            .over(partition_by=b.c.subject_id, order_by=ordering)
+            .over(partition_by=byte_order(conn, b.c.subject_id), order_by=ordering)
             .label("upto"),
-            func.sum(b.c.points_tenths).over(partition_by=b.c.subject_id).label("total"),
+            func.sum(b.c.points_tenths)
+            .over(partition_by=byte_order(conn, b.c.subject_id))
+            .label("total"),
         )
         .select_from(b.join(members, m.subject_id == b.c.subject_id))
         .where(
@@ -296,7 +305,8 @@ async def _plan(
     await scratch(conn, planned)
     await conn.execute(
         insert(planned).from_select(
-            ["subject_id", "fresh", "status", "delta"], rows.order_by(m.subject_id)
+            ["subject_id", "fresh", "status", "delta"],
+            rows.order_by(byte_order(conn, m.subject_id)),
         )
     )
     await analyze(conn, planned)
@@ -350,7 +360,7 @@ async def hold(
         insert(cb).from_select(
             ["campaign_id", "subject_id", "month", "points_tenths", "order_key", "status"],
             # In primary-key order: the index grows at its end instead of at random.
-            holds if in_order else holds.order_by(p.subject_id),
+            holds if in_order else holds.order_by(byte_order(conn, p.subject_id)),
         )
     )
     # Each existing counter row that changes, changes once: the new hold in, what

@@ -5,6 +5,8 @@ Each is created empty at the start of the step that fills it and dropped at the 
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -50,3 +52,13 @@ async def scratch(conn: AsyncConnection, table: Table) -> None:
 async def drop(conn: AsyncConnection, table: Table) -> None:
     """Drop a scratch table if this connection has it."""
     await conn.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
+
+
+def byte_order(conn: AsyncConnection, column: Any) -> Any:
+    """`column` for sorting and partitioning a million subject ids: PostgreSQL's "C"
+    collation compares bytes where the database's collation calls the C library per
+    comparison, several times slower; for subject ids (ASCII) both give the same order and
+    the same groups. SQLite compares bytes already."""
+    if conn.dialect.name == "postgresql":
+        return column.collate("C")
+    return column
