@@ -14,13 +14,17 @@ instead of joining the audience, the counter rows and the consents again:
    rows meanwhile (the insert skipped it), the savepoint is rolled back and they are
    treated like the others;
 2. (done first) the other members' counter rows are locked, in subject order, and read
-   into the scratch table in the same statement;
+   into the scratch table in the same statement; when that was every member (a second
+   booking of the month), the audience is counted instead of searched for fresh ones;
 3. where a member's free points are too few, holds of campaigns served later are
    displaced: the window function runs once, over the members that need room only, into
-   a second scratch table (`tmp_plan_displaced`) from which the holds are marked, what
-   they free summed per member and the displaced campaigns counted;
-4. the campaign's holds are inserted, and each existing counter row is changed once: what
-   the displaced holds freed given back, the new hold added.
+   a second scratch table (`tmp_plan_displaced`) from which the holds are marked and the
+   displaced campaigns counted. What they free is summed per member and joined to the
+   members once, into a third (`tmp_plan_holds`: the hold's status and the counter's
+   change per member, `_plan`), so the later statements only scan it;
+4. the campaign's holds are inserted, and each existing counter row whose booked points
+   change is changed once: what the displaced holds freed given back, the new hold added
+   (a hold displaced by one of the same points changes nothing).
 
 Statuses and the arithmetic are the module's constants and `status_of`; the preview and
 the forecast (`booking`, `forecast`) count the same way without writing.
