@@ -14,13 +14,17 @@ instead of joining the audience, the counter rows and the consents again:
    rows meanwhile (the insert skipped it), the savepoint is rolled back and they are
    treated like the others;
 2. (done first) the other members' counter rows are locked, in subject order, and read
-   into the scratch table in the same statement;
+   into the scratch table in the same statement; when that was every member (a second
+   booking of the month), the audience is counted instead of searched for fresh ones;
 3. where a member's free points are too few, holds of campaigns served later are
    displaced: the window function runs once, over the members that need room only, into
-   a second scratch table (`tmp_plan_displaced`) from which the holds are marked, what
-   they free summed per member and the displaced campaigns counted;
-4. the campaign's holds are inserted, and each existing counter row is changed once: what
-   the displaced holds freed given back, the new hold added.
+   a second scratch table (`tmp_plan_displaced`) from which the holds are marked and the
+   displaced campaigns counted. What they free is summed per member and joined to the
+   members once, into a third (`tmp_plan_holds`: the hold's status and the counter's
+   change per member, `_plan`), so the later statements only scan it;
+4. the campaign's holds are inserted, and each existing counter row whose booked points
+   change is changed once: what the displaced holds freed given back, the new hold added
+   (a hold displaced by one of the same points changes nothing).
 
 Statuses and the arithmetic are the module's constants and `status_of`; the preview and
 the forecast (`booking`, `forecast`) count the same way without writing.
@@ -28,17 +32,10 @@ the forecast (`booking`, `forecast`) count the same way without writing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
-    Boolean,
-    Column,
-    Integer,
-    MetaData,
-    String,
-    Table,
     and_,
     case,
     exists,
@@ -47,15 +44,22 @@ from sqlalchemy import (
     insert,
     literal,
     select,
-    text,
     true,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.campaigns.audience import has_basis
+from vault.campaigns.booking_outcome import BookingOutcome, Displacement, DisplacementNotConfirmed
+from vault.campaigns.booking_scratch import (
+    byte_order,
+    displaced_holds,
+    drop,
+    members,
+    planned,
+    scratch,
+)
 from vault.campaigns.records import AudienceKind, Campaign, CampaignState
-from vault.errors import Conflict
 from vault.storage.campaign_tables import campaign_audience, campaign_bookings, campaigns
 from vault.storage.dialect import analyze, insert_ignoring_conflict
 from vault.storage.outreach_tables import contact_budgets
@@ -76,67 +80,6 @@ _UNLIMITED = 2**30
 #: set by `booking.book`): a million members' joins and the displacement's window stay in
 #: memory instead of spilling to disk.
 SORT_MEGABYTES = 128
-
-#: The scratch table of one booking (temporary; see the module docstring).
-members = Table(
-    "tmp_plan_members",
-    MetaData(),
-    Column("subject_id", String(36), primary_key=True),
-    Column("basis", Boolean, nullable=False),
-    Column("fresh", Boolean, nullable=False),
-    Column("used", Integer, nullable=False, server_default="0"),
-    Column("booked", Integer, nullable=False, server_default="0"),
-    prefixes=["TEMPORARY"],
-)
-#: The holds one booking displaces (temporary): marked, given back and counted from here.
-displaced_holds = Table(
-    "tmp_plan_displaced",
-    MetaData(),
-    Column("campaign_id", String(36), nullable=False),
-    Column("subject_id", String(36), nullable=False),
-    Column("points", Integer, nullable=False),
-    prefixes=["TEMPORARY"],
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Displacement:
-    campaign_id: str
-    name: str
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class HeldCampaign:
-    """A campaign a calamity campaign's cool-down holds, or the calamity campaign holding
-    one (`vault.campaigns.holds`), and how many members it concerns."""
-
-    campaign_id: str
-    name: str
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class BookingOutcome:
-    """What a booking did (or, from `preview`, would do): counts only. `holds`: for a
-    calamity campaign, the planned campaigns its cool-down holds; `held_by`: the booked
-    calamity campaigns holding this one."""
-
-    audience: int
-    booked: int
-    blocked: int
-    no_basis: int
-    displaced: tuple[Displacement, ...]
-    holds: tuple[HeldCampaign, ...] = ()
-    held_by: tuple[HeldCampaign, ...] = ()
-
-
-class DisplacementNotConfirmed(Conflict):
-    """Booking would displace other campaigns' bookings and that was not confirmed."""
-
-    def __init__(self, outcome: BookingOutcome) -> None:
-        super().__init__("booking would displace other campaigns; preview and confirm")
-        self.outcome = outcome
 
 
 def limit_tenths(ctx: VaultContext, camp: Campaign) -> int:
@@ -195,12 +138,12 @@ def _basis(camp: Campaign, now: datetime) -> Any:
     return has_basis(campaign_audience.c.subject_id, camp.purpose, camp.type, now)
 
 
-async def _lock_existing(conn: AsyncConnection, camp: Campaign, now: datetime) -> None:
+async def _lock_existing(conn: AsyncConnection, camp: Campaign, now: datetime) -> int:
     """Step 2: the members with a counter row (not yet in the scratch table): rows
-    locked in subject order and read into it, in one statement."""
+    locked in subject order and read into it, in one statement; returns how many."""
     a = campaign_audience.c
     cb = contact_budgets.c
-    await conn.execute(
+    locked = await conn.execute(
         insert(members).from_select(
             ["subject_id", "basis", "fresh", "used", "booked"],
             select(a.subject_id, _basis(camp, now), false(), cb.used_tenths, cb.booked_tenths)
@@ -213,25 +156,34 @@ async def _lock_existing(conn: AsyncConnection, camp: Campaign, now: datetime) -
             .with_for_update(of=contact_budgets),
         )
     )
+    return int(locked.rowcount)
 
 
 async def _fill(conn: AsyncConnection, camp: Campaign, now: datetime) -> int:
     """Step 0 and 2: the scratch table with every member once, those with a counter row
-    locked and read; returns how many are fresh (no counter row)."""
-    await _scratch(conn, members)
-    await _lock_existing(conn, camp, now)
+    locked and read; returns how many are fresh (no counter row). When every member has
+    a counter row (a second booking of the month), the audience is only counted, not
+    searched again for members missing from the scratch table."""
+    await scratch(conn, members)
+    locked = await _lock_existing(conn, camp, now)
     a = campaign_audience.c
-    fresh = await conn.execute(
-        insert(members).from_select(
-            ["subject_id", "basis", "fresh"],
-            select(a.subject_id, _basis(camp, now), true()).where(
-                a.campaign_id == camp.id,
-                ~exists().where(members.c.subject_id == a.subject_id),
-            ),
+    audience = (
+        await conn.execute(select(func.count()).where(a.campaign_id == camp.id))
+    ).scalar_one()
+    fresh = 0
+    if audience > locked:
+        inserted = await conn.execute(
+            insert(members).from_select(
+                ["subject_id", "basis", "fresh"],
+                select(a.subject_id, _basis(camp, now), true()).where(
+                    a.campaign_id == camp.id,
+                    ~exists().where(members.c.subject_id == a.subject_id),
+                ),
+            )
         )
-    )
+        fresh = int(inserted.rowcount)
     await analyze(conn, members)
-    return int(fresh.rowcount)
+    return fresh
 
 
 async def _fresh_rows(
@@ -291,9 +243,11 @@ async def _displace(
             b.c.points_tenths,
             need.label("need"),
             func.sum(b.c.points_tenths)
-            .over(partition_by=b.c.subject_id, order_by=ordering)
+            .over(partition_by=byte_order(conn, b.c.subject_id), order_by=ordering)
             .label("upto"),
-            func.sum(b.c.points_tenths).over(partition_by=b.c.subject_id).label("total"),
+            func.sum(b.c.points_tenths)
+            .over(partition_by=byte_order(conn, b.c.subject_id))
+            .label("total"),
         )
         .select_from(b.join(members, m.subject_id == b.c.subject_id))
         .where(
@@ -307,7 +261,7 @@ async def _displace(
     )
     # A hold is displaced when the holds before it (in displacement order) do not yet
     # cover the need, and only where all of them together can.
-    await _scratch(conn, displaced_holds)
+    await scratch(conn, displaced_holds)
     await conn.execute(
         insert(displaced_holds).from_select(
             ["campaign_id", "subject_id", "points"],
@@ -334,19 +288,41 @@ async def _displace(
     return tuple(Displacement(r[0], r[1], int(r[2])) for r in rows)
 
 
-async def _scratch(conn: AsyncConnection, table: Table) -> None:
-    """A fresh, empty scratch table (one left by an earlier transaction on this
-    connection is dropped first)."""
-    await conn.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
-    await conn.run_sync(table.create)
+async def _plan(
+    conn: AsyncConnection, ctx: VaultContext, camp: Campaign, displacing: bool
+) -> tuple[Any, bool]:
+    """Per member: `fresh`, the hold's `status` and the change to its counter row's
+    booked points (`delta`). Without displacement these are expressions over the scratch
+    table. With it they need what the displaced holds free per member (an aggregate and a
+    join), so they are computed once into `tmp_plan_holds`, in subject order, and the
+    insert of the holds, the counter update and the counts only scan it. Returns (the
+    rows, whether they are stored in subject order already)."""
+    m = members.c
+    source, freed = _with_freed(displacing)
+    status = status_of(ctx, camp, freed)
+    delta = case((status == BOOKED, cost_tenths(ctx, camp)), else_=0) - freed
+    rows = select(m.subject_id, m.fresh, status.label("status"), delta.label("delta")).select_from(
+        source
+    )
+    if not displacing:
+        return rows.subquery("planned"), False
+    await scratch(conn, planned)
+    await conn.execute(
+        insert(planned).from_select(
+            ["subject_id", "fresh", "status", "delta"],
+            rows.order_by(byte_order(conn, m.subject_id)),
+        )
+    )
+    await analyze(conn, planned)
+    return planned, True
 
 
 async def _counts(
-    conn: AsyncConnection, ctx: VaultContext, camp: Campaign, displaced: tuple[Displacement, ...]
+    conn: AsyncConnection, plan: Any, displaced: tuple[Displacement, ...]
 ) -> BookingOutcome:
-    source, freed = _with_freed(bool(displaced))
-    status = status_of(ctx, camp, freed).label("status")
-    rows = await conn.execute(select(status, func.count()).select_from(source).group_by(status))
+    rows = await conn.execute(
+        select(plan.c.status, func.count()).select_from(plan).group_by(plan.c.status)
+    )
     counts = {r[0]: int(r[1]) for r in rows}
     return BookingOutcome(
         audience=sum(counts.values()),
@@ -371,52 +347,45 @@ async def hold(
     await _fresh_rows(conn, ctx, camp, now, fresh)
     savepoint = await conn.begin_nested()
     displaced = await _displace(conn, ctx, camp)
+    plan, in_order = await _plan(conn, ctx, camp, bool(displaced))
     if displaced and not confirm_displacement:
-        outcome = await _counts(conn, ctx, camp, displaced)
+        outcome = await _counts(conn, plan, displaced)
         await savepoint.rollback()
         raise DisplacementNotConfirmed(outcome)
     await savepoint.commit()
 
-    m = members.c
-    source, freed = _with_freed(bool(displaced))
-    status = status_of(ctx, camp, freed)
+    p = plan.c
+    holds = select(
+        literal(camp.id), p.subject_id, literal(camp.month),
+        literal(cost_tenths(ctx, camp)), literal(camp.order_key), p.status,
+    )  # fmt: skip
     cb = campaign_bookings
     await conn.execute(
         insert(cb).from_select(
             ["campaign_id", "subject_id", "month", "points_tenths", "order_key", "status"],
-            select(
-                literal(camp.id), m.subject_id, literal(camp.month),
-                literal(cost_tenths(ctx, camp)), literal(camp.order_key), status,
-            )
-            .select_from(source)
             # In primary-key order: the index grows at its end instead of at random.
-            .order_by(m.subject_id),
+            holds if in_order else holds.order_by(byte_order(conn, p.subject_id)),
         )
-    )  # fmt: skip
-    # Each existing counter row changes once: the new hold in, what displacing freed out.
-    delta = case((status == BOOKED, cost_tenths(ctx, camp)), else_=0) - freed
-    changes = (
-        select(m.subject_id, delta.label("delta"))
-        .select_from(source)
-        .where(m.fresh == false())
-        .subquery("changes")
     )
+    # Each existing counter row that changes, changes once: the new hold in, what
+    # displacing freed out (a displacement by a hold of the same points changes nothing).
     budgets = contact_budgets.c
     await conn.execute(
         update(contact_budgets)
         .where(
             budgets.month == camp.month,
-            budgets.subject_id == changes.c.subject_id,
-            changes.c.delta != 0,
+            budgets.subject_id == p.subject_id,
+            p.fresh == false(),
+            p.delta != 0,
         )
-        .values(booked_tenths=budgets.booked_tenths + changes.c.delta, updated_at=now)
+        .values(booked_tenths=budgets.booked_tenths + p.delta, updated_at=now)
     )
     await conn.execute(
         update(campaigns)
         .where(campaigns.c.id == camp.id)
         .values(state=str(CampaignState.BOOKED), updated_at=now)
     )
-    outcome = await _counts(conn, ctx, camp, displaced)
-    for table in (members, displaced_holds):
-        await conn.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
+    outcome = await _counts(conn, plan, displaced)
+    for table in (members, displaced_holds, planned):
+        await drop(conn, table)
     return outcome

