@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from vault.admin.pacing import Pacer
 from vault.admin.rewrap import KINDS, rewrap_range, split_points
 from vault.audit.events import Actor
 from vault.clock import Clock
@@ -40,6 +41,7 @@ async def rewrap_in_processes(
     workers: int,
     batch: int,
     progress: Progress,
+    pace: bool = False,
 ) -> int:
     """The ranges of `split_points(workers)` in as many processes; how many were changed."""
     spawn = multiprocessing.get_context("spawn")
@@ -49,7 +51,7 @@ async def rewrap_in_processes(
             loop = asyncio.get_running_loop()
             futures = [
                 loop.run_in_executor(
-                    pool, _worker, _Job(url, open_kek, clock, actor, kind, lo, hi, batch), queue
+                    pool, _worker, _Job(url, open_kek, clock, actor, kind, lo, hi, batch, pace), queue
                 )
                 for lo, hi in split_points(workers)
             ]
@@ -76,6 +78,7 @@ class _Job:
     lo: str
     hi: str | None
     batch: int
+    pace: bool = False
 
 
 class _QueueProgress:
@@ -137,6 +140,7 @@ def _worker(job: _Job, queue: Any) -> int:
                 hi=job.hi,
                 batch=job.batch,
                 progress=_QueueProgress(queue),
+                pacer=Pacer() if job.pace else None,
             )
         finally:
             await env.engine.dispose()
