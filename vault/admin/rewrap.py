@@ -265,9 +265,7 @@ async def rewrap(
         )
     if ctx.deks.blocking and in_processes is not None:
         url = ctx.engine.url.render_as_string(hide_password=False)
-        return await in_processes(
-            url, ctx.clock, actor, keys.name, workers, batch, progress, pace
-        )
+        return await in_processes(url, ctx.clock, actor, keys.name, workers, batch, progress, pace)
     done = await asyncio.gather(
         *(
             rewrap_range(

@@ -49,12 +49,11 @@ async def rewrap_in_processes(
         queue = manager.Queue()
         with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
             loop = asyncio.get_running_loop()
-            futures = [
-                loop.run_in_executor(
-                    pool, _worker, _Job(url, open_kek, clock, actor, kind, lo, hi, batch, pace), queue
-                )
+            jobs = [
+                _Job(url, open_kek, clock, actor, kind, lo, hi, batch, pace)
                 for lo, hi in split_points(workers)
             ]
+            futures = [loop.run_in_executor(pool, _worker, job, queue) for job in jobs]
             done_all = asyncio.gather(*futures)
             while not done_all.done():
                 await asyncio.wait([done_all], timeout=0.2)
