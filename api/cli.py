@@ -77,6 +77,25 @@ def _rewrap_options(settings: Settings, args: argparse.Namespace, progress: Any)
         workers=args.workers or os.cpu_count() or 1,
         open_kek=partial(open_kek_provider, settings),
         progress=progress,
+        pace=not args.no_pace,
+    )
+
+
+def _yield_cpu(args: argparse.Namespace) -> None:
+    """Run this process (and the workers it starts, which inherit it) at the lower CPU
+    priority `--nice` asks for, so on a shared machine the server's lookups are scheduled
+    first; the database's own processes are not affected (see `--no-pace` for those)."""
+    if args.nice > 0:
+        os.nice(args.nice)
+
+
+def _nice_flag(s: argparse.ArgumentParser) -> None:
+    s.add_argument(
+        "--nice",
+        type=int,
+        default=10,
+        help="lower this process's CPU priority by this much (os.nice) so lookups served on "
+        "the same machine come first; 0 keeps it (default: 10)",
     )
 
 
@@ -92,6 +111,7 @@ def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
     from vault.admin.keys import resume_rotation, rotate
 
     step = resume_rotation if args.resume else rotate
+    _yield_cpu(args)
     with CliProgress() as progress:
         options = _rewrap_options(settings, args, progress)
         report = _run(settings, lambda ctx: step(ctx, _admin(), options))
@@ -148,6 +168,7 @@ def cmd_keys_status(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_keys_migrate_to_pkcs11(settings: Settings, args: argparse.Namespace) -> int:
     from vault.admin.keys import migrate_to_pkcs11
 
+    _yield_cpu(args)
     with CliProgress() as progress:
         options = _rewrap_options(settings, args, progress)
         report = _run(settings, lambda ctx: migrate_to_pkcs11(ctx, _admin(), options))
@@ -324,6 +345,7 @@ def cmd_retention_run(settings: Settings, args: argparse.Namespace) -> int:
         report = await run_retention(ctx, progress=progress)
         return stamped, report, await purge_transient(ctx)
 
+    _yield_cpu(args)
     with CliProgress() as progress:
         replanned, report, purged = _run(settings, sweep)
     _finish(
@@ -367,6 +389,13 @@ def _rewrap_flags(s: argparse.ArgumentParser) -> None:
         help="key ranges re-wrapped at once on PostgreSQL, each on its own connection "
         "(a process each with a PKCS#11 token; default: one per core)",
     )
+    s.add_argument(
+        "--no-pace",
+        action="store_true",
+        help="never pause: by default a batch that ran markedly slower than the fastest one "
+        "(other work, e.g. lookups, wants the machine) is followed by a pause in proportion",
+    )
+    _nice_flag(s)
     _json_flag(s)
 
 
@@ -484,6 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="look at every active or restricted subject again, not only those stamped due "
         "(once, after a purpose's retention_after_end was shortened); O(subjects)",
     )
+    _nice_flag(s)
     _json_flag(s)
     s.set_defaults(func=cmd_retention_run, command_name="retention run")
     recipients_cli.add_parser(sub, _run, _admin)

@@ -89,6 +89,8 @@ class RewrapOptions:
     workers: int = 1
     open_kek: Callable[[], KekProvider] | None = None
     progress: Progress = NO_PROGRESS
+    #: pause after batches slowed down by other work (`vault.admin.pacing`)
+    pace: bool = False
 
 
 _DEFAULT = RewrapOptions()
@@ -108,6 +110,7 @@ async def _rewrap_with(
         workers=options.workers,
         in_processes=in_processes,
         progress=options.progress,
+        pace=options.pace,
     )
 
 

@@ -26,6 +26,7 @@ gained 1.25x with it against 1.8x with `unnest`.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vault.admin.pacing import Pacer
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import Clock
@@ -57,6 +59,8 @@ if TYPE_CHECKING:
 #: are a small share of its cost, small enough that one transaction holds its row locks
 #: for tens of milliseconds (lookups only read, so they never wait on them).
 DEFAULT_BATCH = 5000
+#: How a paced range waits (replaced in tests).
+_pause = asyncio.sleep
 #: Below this many rows to re-wrap, starting processes costs more than it saves.
 PARALLEL_THRESHOLD = 20_000
 
@@ -100,9 +104,9 @@ class _Env(Protocol):
 
 Read = Callable[[Any, dict[str, Any]], Awaitable[Sequence[Any]]]
 #: Runs the ranges of one kind in worker processes: (url, clock, actor, kind, workers,
-#: batch, progress) -> rows changed (`vault.admin.rewrap_workers.rewrap_in_processes`
+#: batch, progress, pace) -> rows changed (`vault.admin.rewrap_workers.rewrap_in_processes`
 #: with its KEK opener bound).
-InProcesses = Callable[[str, Clock, Actor, str, int, int, Progress], Awaitable[int]]
+InProcesses = Callable[[str, Clock, Actor, str, int, int, Progress, bool], Awaitable[int]]
 
 
 def _pending(keys: WrappedKeys, hi: str | None) -> Any:
@@ -167,11 +171,15 @@ async def rewrap_range(
     hi: str | None = None,
     batch: int = DEFAULT_BATCH,
     progress: Progress = NO_PROGRESS,
+    pacer: Pacer | None = None,
 ) -> int:
     """Re-wrap the keys of `keys.table` with `lo < id < hi` not under the active version,
-    batch by batch; returns how many rows were changed."""
+    batch by batch; returns how many rows were changed. With a `pacer`, each batch that
+    ran slower than the best one is followed by a pause (`vault.admin.pacing`): the
+    lookups competing for the machine get it back."""
     query, total, after = _pending(keys, hi), 0, lo
     while True:
+        started = time.perf_counter()
         active = env.kek.active_version()
         params: dict[str, Any] = {"active": active, "after": after, "batch": batch}
         if hi is not None:
@@ -197,6 +205,10 @@ async def rewrap_range(
         total += done
         progress.advance(len(rows))
         after = found[-1]["id"]
+        if pacer is not None:
+            pause = pacer.pause_for(time.perf_counter() - started, len(rows))
+            if pause:
+                await _pause(pause)
 
 
 async def count_pending(ctx: VaultContext, keys: WrappedKeys) -> int:
@@ -230,6 +242,7 @@ async def rewrap(
     workers: int = 1,
     in_processes: InProcesses | None = None,
     progress: Progress = NO_PROGRESS,
+    pace: bool = False,
 ) -> int:
     """Re-wrap every key of `keys.table` not under the active KEK version; how many.
 
@@ -240,19 +253,31 @@ async def rewrap(
     server's backends use every core and no process has to start. A PKCS#11 token does
     its crypto in the calling thread, so there each range gets a process of its own
     through `in_processes` (`vault.admin.rewrap_workers`), when the caller gives it.
+    With `pace`, every range paces itself after its batches (`vault.admin.pacing`).
     """
     pending = await count_pending(ctx, keys)
     progress.begin(f"re-wrap {keys.name}", pending)
     parallel = workers > 1 and not serialises_writers(ctx.engine) and pending >= PARALLEL_THRESHOLD
     if not parallel:
-        return await rewrap_range(ctx, ctx.read_rows, actor, keys, batch=batch, progress=progress)
+        pacer = Pacer() if pace else None
+        return await rewrap_range(
+            ctx, ctx.read_rows, actor, keys, batch=batch, progress=progress, pacer=pacer
+        )
     if ctx.deks.blocking and in_processes is not None:
         url = ctx.engine.url.render_as_string(hide_password=False)
-        return await in_processes(url, ctx.clock, actor, keys.name, workers, batch, progress)
+        return await in_processes(url, ctx.clock, actor, keys.name, workers, batch, progress, pace)
     done = await asyncio.gather(
         *(
             rewrap_range(
-                ctx, ctx.read_rows, actor, keys, lo=lo, hi=hi, batch=batch, progress=progress
+                ctx,
+                ctx.read_rows,
+                actor,
+                keys,
+                lo=lo,
+                hi=hi,
+                batch=batch,
+                progress=progress,
+                pacer=Pacer() if pace else None,
             )
             for lo, hi in split_points(workers)
         )

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from vault.admin.pacing import Pacer
 from vault.admin.rewrap import KINDS, rewrap_range, split_points
 from vault.audit.events import Actor
 from vault.clock import Clock
@@ -40,6 +41,7 @@ async def rewrap_in_processes(
     workers: int,
     batch: int,
     progress: Progress,
+    pace: bool = False,
 ) -> int:
     """The ranges of `split_points(workers)` in as many processes; how many were changed."""
     spawn = multiprocessing.get_context("spawn")
@@ -47,12 +49,11 @@ async def rewrap_in_processes(
         queue = manager.Queue()
         with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
             loop = asyncio.get_running_loop()
-            futures = [
-                loop.run_in_executor(
-                    pool, _worker, _Job(url, open_kek, clock, actor, kind, lo, hi, batch), queue
-                )
+            jobs = [
+                _Job(url, open_kek, clock, actor, kind, lo, hi, batch, pace)
                 for lo, hi in split_points(workers)
             ]
+            futures = [loop.run_in_executor(pool, _worker, job, queue) for job in jobs]
             done_all = asyncio.gather(*futures)
             while not done_all.done():
                 await asyncio.wait([done_all], timeout=0.2)
@@ -76,6 +77,7 @@ class _Job:
     lo: str
     hi: str | None
     batch: int
+    pace: bool = False
 
 
 class _QueueProgress:
@@ -137,6 +139,7 @@ def _worker(job: _Job, queue: Any) -> int:
                 hi=job.hi,
                 batch=job.batch,
                 progress=_QueueProgress(queue),
+                pacer=Pacer() if job.pace else None,
             )
         finally:
             await env.engine.dispose()

@@ -212,15 +212,23 @@ async def _erase_due(ctx: VaultContext, actor: Actor, now: datetime, batch: int)
 async def _erase_one(
     ctx: VaultContext, actor: Actor, now: datetime, subject_id: str, out: _Erasures
 ) -> bool:
-    """Decide one stamped subject in a transaction of its own; True if it was erased."""
+    """Decide one stamped subject in a transaction of its own; True if it was erased.
+
+    A subject locked by someone else is passed over (`SKIP LOCKED`, PostgreSQL), not waited
+    for: concurrent sweeps (every `serve` process runs one, each at its start) list the same
+    subjects in the same order, and waiting made them queue behind each other subject by
+    subject, one erasing and the others only finding it done. It stays stamped, so the
+    sweep holding it, or the next one, decides it."""
     async with ctx.transaction() as conn:
         row = (
             await conn.execute(
-                select(subjects).where(subjects.c.id == subject_id).with_for_update()
+                select(subjects)
+                .where(subjects.c.id == subject_id)
+                .with_for_update(skip_locked=True)
             )
         ).first()
         if row is None or row.retention_check_at is None or as_utc(row.retention_check_at) > now:
-            return False  # re-stamped or erased since it was listed
+            return False  # locked elsewhere, re-stamped or erased since it was listed
         if row.status not in (SubjectStatus.ACTIVE, SubjectStatus.RESTRICTED):
             await retention_schedule.reschedule(conn, subject_id, None)
             return False

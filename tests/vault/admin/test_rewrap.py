@@ -3,6 +3,7 @@ parallel worker processes, progress reports."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from functools import partial
 from typing import Any
@@ -146,3 +147,33 @@ def test_split_points_cover_the_id_space_without_overlap() -> None:
         assert ranges[0][0] == "" and ranges[-1][1] is None
         for (_, end), (start, _) in zip(ranges, ranges[1:], strict=False):
             assert end == start
+
+
+async def test_paced_rewrap_pauses_after_a_slowed_batch_and_still_rewraps_all(
+    vault: VaultContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With pacing, batches made slower than the first (as lookups competing for the
+    machine would) are followed by a pause; without it there is none; every DEK moves."""
+    people = await _create(vault, 12)
+    real_write, writes, slept = rewrap_module._write, [], []
+
+    async def slowed(conn: Any, keys: Any, rows: list[Any]) -> int:
+        if writes:
+            await asyncio.sleep(0.05)  # every batch after a run's first is slowed
+        writes.append(len(rows))
+        return await real_write(conn, keys, rows)
+
+    async def pause(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(rewrap_module, "_write", slowed)
+    monkeypatch.setattr(rewrap_module, "_pause", pause)
+    assert vault.kek.add_version() == 2
+    assert await rewrap_all(vault, ADMIN, RewrapOptions(batch=4, pace=False)) == 12
+    assert slept == []
+    assert vault.kek.add_version() == 3
+    writes.clear()
+    assert await rewrap_all(vault, ADMIN, RewrapOptions(batch=4, pace=True)) == 12
+    assert len(slept) == 2 and all(s > 0 for s in slept)
+    assert await versions_in_use(vault) == {3: 12}
+    assert await _names(vault, list(people)) == people

@@ -205,6 +205,33 @@ async def test_concurrent_sweeps_never_double_write(vault, clock):
     assert len(history) == 4
 
 
+async def test_a_subject_locked_elsewhere_is_passed_over_not_waited_for(vault, clock):
+    """While another transaction holds a due subject's row (a concurrent sweep deciding
+    it), the sweep erases the other due subjects without waiting and leaves that one
+    stamped; the next sweep erases it (PostgreSQL: SQLite has one writer at a time)."""
+    if vault.engine.dialect.name != "postgresql":
+        pytest.skip("row locks: PostgreSQL only")
+    from sqlalchemy import select
+
+    from vault.storage.tables import subjects
+
+    sids = []
+    for seed in range(40, 43):
+        sid, _ = await new_subject(vault, seed)
+        await withdraw(vault, WRITER, sid, (await contract(vault, sid)).id)
+        sids.append(sid)
+    clock.advance(400 * DAY)
+    async with vault.engine.connect() as other:
+        async with other.begin():
+            await other.execute(select(subjects).where(subjects.c.id == sids[0]).with_for_update())
+            report = await asyncio.wait_for(run_retention(vault), timeout=30)
+    statuses = [(await subject_row(vault, s)).status for s in sids]
+    assert report.erased == 2 and statuses == ["active", "erased", "erased"]
+    assert (await subject_row(vault, sids[0])).retention_check_at is not None
+    assert (await run_retention(vault)).erased == 1
+    assert (await subject_row(vault, sids[0])).status == "erased"
+
+
 def test_cli_retention_run_prints_counts(settings, monkeypatch, capsys):
     """`tresor retention run` sweeps the configured vault and prints what it did."""
     from sqlalchemy import update
