@@ -4,7 +4,6 @@ in one low-priority process beside them, ended cleanly on SIGTERM or SIGINT."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import dataclasses
 import os
@@ -240,11 +239,12 @@ def _forget_metrics_of(pid: int, metrics_dir: Path | None) -> None:
 
 
 def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
+    from api import event_loop
     from api.jobs_process import NICENESS, run_jobs
     from api.logging import configure_logging
 
     configure_logging(settings.log_level)
     os.nice(NICENESS)
     load_policies_of(settings)
-    asyncio.run(run_jobs(settings, parent_pid=args.parent_pid))
+    event_loop.run(run_jobs(settings, parent_pid=args.parent_pid))
     return 0

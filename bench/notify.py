@@ -48,6 +48,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from api import event_loop  # noqa: E402 - after sys.path
 from api.gc_tuning import tune_gc_for_long_running  # noqa: E402 - after sys.path
 from bench.lookup import (  # noqa: E402 - after sys.path
     BIN,
@@ -343,9 +344,9 @@ def main() -> None:
             data = Path(tmp)
             LocalKeyring.create(data / "keyring.json")
             # This process delivers as a node's `tresor jobs` process does, which tunes its
-            # garbage collection after start-up like `serve`.
+            # garbage collection after start-up like `serve`, and runs on its event loop.
             tune_gc_for_long_running()
-            print(json.dumps(asyncio.run(run(args, url, data))))
+            print(json.dumps(event_loop.run(run(args, url, data))))
 
 
 @contextmanager
