@@ -30,7 +30,6 @@ import asyncpg
 from sqlalchemy import bindparam, func, select
 
 from vault.audit.chain import (
-    EVENTS_WITH_SEALS,
     CheckpointFile,
     _chain_key,
     _checkpoint_message,
@@ -42,7 +41,8 @@ from vault.audit.prune import live_start
 from vault.audit.verify_pages import BEFORE, CHECKPOINTS_AT
 from vault.audit.verify_pages import check_range as check_pages
 from vault.audit.verify_sql import statements
-from vault.audit.verify_stream import CHUNK, SESSION, RangeJob, RangeResult
+from vault.audit.verify_state import CHUNK, RangeJob, RangeResult, inserted
+from vault.audit.verify_stream import SESSION
 from vault.audit.verify_stream import check_range as check_stream
 from vault.audit.verify_worker import run_ranges
 from vault.crypto import VerifyKey
@@ -53,7 +53,7 @@ from vault.storage.pg_direct import asyncpg_dsn
 if TYPE_CHECKING:
     from vault.context import VaultContext
 
-#: Rows per keyset page on SQLite; on PostgreSQL a COPY chunk is `verify_stream.CHUNK`.
+#: Rows per keyset page on SQLite; on PostgreSQL a COPY chunk is `verify_state.CHUNK`.
 PAGE = 20_000
 #: Below this many sealed events a range each for several processes costs more than it saves.
 PARALLEL_THRESHOLD = 200_000
@@ -258,6 +258,7 @@ async def verify_chain(
     results = await _ranges(ctx, jobs, workers if parallel else 1, page, progress)
     end_pos, end_seq = report.started_after, start_seq
     last_checkpoint = None
+    behind = min((r.behind for r in results if r.behind is not None), default=None)
     for result in results:
         report.verified += result.verified
         if result.last_checkpoint is not None:
@@ -283,7 +284,10 @@ async def verify_chain(
             f"checkpoint covers position {outside.chain_pos} (events truncated)"
         )
         return report
-    await _unsealed(ctx, report, start_seq, end_seq)
+    if behind is not None:
+        report.broken_seq, report.problem = inserted(behind)
+        return report
+    await _unsealed(ctx, report, end_seq)
     if report.ok and last_checkpoint is not None:
         position, seq, head = last_checkpoint
         await asyncio.to_thread(
@@ -292,30 +296,16 @@ async def verify_chain(
     return report
 
 
-async def _unsealed(ctx: VaultContext, report: VerifyReport, first_seq: int, last_seq: int) -> None:
-    """Unsealed events after `first_seq`: counted; one behind the sealed chain is an
-    insertion."""
+async def _unsealed(ctx: VaultContext, report: VerifyReport, last_seq: int) -> None:
+    """Events after the last one checked: not sealed yet, counted along the primary key.
+    (One without a seal *behind* it was found by the walk, which outer-joins the seals.)"""
     async with ctx.transaction() as conn:
         report.unsealed = int(
             (
                 await conn.execute(
-                    select(func.count())
-                    .select_from(EVENTS_WITH_SEALS)
-                    .where(audit_seals.c.seq.is_(None))
-                    .where(audit_events.c.seq > first_seq)
+                    select(func.count()).where(audit_events.c.seq > bindparam("after")),
+                    {"after": last_seq},
                 )
             ).scalar()
             or 0
         )
-        behind = (
-            await conn.execute(
-                select(func.min(audit_events.c.seq))
-                .select_from(EVENTS_WITH_SEALS)
-                .where(audit_seals.c.seq.is_(None))
-                .where(audit_events.c.seq > first_seq)
-                .where(audit_events.c.seq < last_seq)
-            )
-        ).scalar()
-    if behind is not None:
-        report.broken_seq = behind
-        report.problem = f"event seq {behind} was inserted behind the sealed chain"

@@ -11,11 +11,17 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit.chain import _CANONICAL, EVENT_COLUMNS, GENESIS, _canonical_values, _mac
-from vault.audit.verify_stream import RangeJob, RangeResult, anchor_problem, disorder, mismatch
+from vault.audit.verify_state import (
+    RangeJob,
+    RangeResult,
+    anchor_problem,
+    disorder,
+    mismatch,
+)
 from vault.crypto import Mac, same_digest
 from vault.storage.audit_tables import audit_checkpoints, audit_events, audit_seals
 
@@ -36,13 +42,22 @@ PAGE_QUERY = (
         audit_seals.c.chain_pos,
         audit_seals.c.chain_mac,
     )
-    .select_from(audit_events.join(audit_seals, audit_seals.c.seq == audit_events.c.seq))
+    # An outer join: an event without a seal inside the sealed range is named where it lies
+    # (inserted behind the chain). The same bounds on the seals as on the events: without
+    # them a merge join reads every seal from the first for each page, so each page cost
+    # O(its position) and a run O(n^2).
+    .select_from(
+        audit_events.outerjoin(
+            audit_seals,
+            and_(
+                audit_seals.c.seq == audit_events.c.seq,
+                audit_seals.c.seq > bindparam("after"),
+                audit_seals.c.seq <= bindparam("hi"),
+            ),
+        )
+    )
     .where(audit_events.c.seq > bindparam("after"))
     .where(audit_events.c.seq <= bindparam("hi"))
-    # The same bounds on the seals: without them a merge join reads every seal from the
-    # first for each page, so each page cost O(its position) and a run O(n^2).
-    .where(audit_seals.c.seq > bindparam("after"))
-    .where(audit_seals.c.seq <= bindparam("hi"))
     .order_by(audit_events.c.seq)
     .limit(bindparam("page"))
 )
@@ -79,6 +94,8 @@ class Walk:
         self.last_seq: int = start[2] if start is not None else 0
         self.verified = 0
         self.last_cp: tuple[int, int, str] | None = None
+        #: The first event without a seal met (`RangeResult.behind`).
+        self.behind: int | None = None
 
     def check(self, rows: Any) -> tuple[int, str] | None:
         """Check rows in order; (seq, problem) of the first break, None if all hold."""
@@ -91,6 +108,10 @@ class Walk:
         try:
             for row in rows:
                 seq, position, stored = row[0], row[_N], row[_N + 1]
+                if position is None:  # no seal (the outer join's NULLs): not in the chain
+                    if self.behind is None:
+                        self.behind = seq
+                    continue
                 if position != expected or seq <= last_seq:
                     return disorder(seq, position, expected, last_seq)
                 mac = digest(f"{previous}|{position}|".encode() + canonical(row))
@@ -144,11 +165,11 @@ async def check_range(
         walk.checkpoints = {r.chain_pos: (r.seq, r.head) for r in found}
         broken = walk.check(rows)
         if broken is not None:
-            return RangeResult(job.lo, walk.verified, None, broken, walk.last_cp)
+            return RangeResult(job.lo, walk.verified, None, broken, walk.last_cp, walk.behind)
         tick(len(rows))
         if len(rows) < page:
             break
         after = rows[-1][0]
         await asyncio.sleep(0)
     end = (walk.expected - 1, walk.last_seq) if walk.verified else None
-    return RangeResult(job.lo, walk.verified, end, None, walk.last_cp)
+    return RangeResult(job.lo, walk.verified, end, None, walk.last_cp, walk.behind)

@@ -29,11 +29,16 @@ from typing import Any
 
 import asyncpg
 
-from vault.audit.verify_stream import SESSION, RangeJob, RangeResult, Statements, check_range
+from vault.audit.verify_state import RangeJob, RangeResult, Statements
+from vault.audit.verify_stream import SESSION, check_range
 
 
 def _tuple(value: Any) -> Any:
     return tuple(value) if value is not None else None
+
+
+def _statements(raw: dict[str, Any]) -> Statements:
+    return Statements(**{**raw, "quoted": tuple(raw["quoted"])})
 
 
 def _job(raw: dict[str, Any]) -> RangeJob:
@@ -47,6 +52,7 @@ def _result(raw: dict[str, Any]) -> RangeResult:
         _tuple(raw["end"]),
         _tuple(raw["broken"]),
         _tuple(raw["last_checkpoint"]),
+        raw["behind"],
     )
 
 
@@ -54,7 +60,7 @@ async def _serve() -> None:
     """The worker: the first stdin line says where and with which key, each further line
     is a range; stdin's end ends the worker."""
     hello = json.loads(sys.stdin.readline())
-    key, sql = bytes.fromhex(hello["key"]), Statements(**hello["sql"])
+    key, sql = bytes.fromhex(hello["key"]), _statements(hello["sql"])
     out = sys.stdout
 
     def say(message: dict[str, Any]) -> None:

@@ -1,58 +1,31 @@
-"""The COPY-line check of the audit chain: exact for every event, tamper-evident for the
-ones it rebuilds and for the ones it hands to the chain's own encoding (both databases)."""
+"""A range checked chunk by chunk: the fast CSV walk and the exact check of typed rows
+together are exact for every event and tamper-evident (both databases; the streamed path
+on PostgreSQL)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import select, update
 
 from vault.audit import chain as audit_chain
 from vault.audit import verify as audit_verify
+from vault.audit import verify_stream
 from vault.audit.events import Actor, AuditAction, Decision, record
+from vault.audit.verify_csv import CsvWalk
+from vault.audit.verify_exact import check_exact
 from vault.audit.verify_sql import statements
-from vault.audit.verify_stream import RangeJob, rebuild
+from vault.audit.verify_state import ChainState, RangeJob
 from vault.audit.verify_worker import WorkerFailed, run_ranges
 from vault.context import VaultContext
 from vault.storage.audit_tables import audit_events, audit_seals
+from vault.storage.pg_direct import asyncpg_dsn
 
 #: Values JSON escapes, and values it leaves alone that COPY's text format escapes.
 AWKWARD = 'quote " backslash \\ tab \t newline \n control \x01 \x1f DEL \x7f \u2028 é 😀 \\N'
-
-
-def _copy_line(row: list[Any]) -> tuple[bytes, bytes, bytes]:
-    """(seq, at, rest) as PostgreSQL's COPY text prints an event of plain values in UTC."""
-    at: datetime = row[1]
-    stamp = at.strftime("%Y-%m-%d %H:%M:%S")
-    if at.microsecond:
-        stamp += f".{at.microsecond:06d}".rstrip("0")
-    rest = "\t".join("\\N" if v is None else str(v) for v in row[2:])
-    return str(row[0]).encode(), (stamp + "+00").encode(), rest.encode()
-
-
-def test_rebuilt_lines_are_the_chains_canonical_bytes() -> None:
-    """For every microsecond shape PostgreSQL prints, NULLs and empty strings, the rebuilt
-    MAC input is `previous|position|` and the chain's own canonical encoding, byte for byte."""
-    for micro in (0, 1, 10, 120000, 305835, 999999, 100000):
-        at = datetime(2026, 12, 5, 2, 18, 39, micro, tzinfo=UTC)
-        row = [7, at, None, "client", "shop", "lookup", "", "order.delivery", "name", "allow"]
-        row += [None, None, None]
-        got = rebuild(b"f" * 64, b"12", *_copy_line(row))
-        assert got == b"f" * 64 + b"|12|" + audit_chain._canonical_values(row)
-
-
-def test_lines_it_cannot_rebuild_exactly_are_left_to_the_exact_check() -> None:
-    """A quote or a backslash (COPY's escapes) in a value, or a timestamp of another shape,
-    gives no rebuilt line: those events go to the chain's own encoding."""
-    at = datetime(2026, 12, 5, tzinfo=UTC)
-    for value in ('say "hi"', "back\\slash", "\\N"):
-        seq, stamp, _ = _copy_line([1, at, None])
-        rest = ("x\t" + value.replace("\\", "\\\\")).encode()
-        assert rebuild(b"0" * 64, b"1", seq, stamp, rest) is None
-    assert rebuild(b"0" * 64, b"1", b"1", b"2026-12-05 00:00:00+01", b"x") is None
-    assert rebuild(b"0" * 64, b"1", b"1", b"12026-12-05 00:00:00+00", b"x") is None
 
 
 async def _events(vault: VaultContext, details: list[Any]) -> None:
@@ -128,3 +101,101 @@ async def test_a_worker_that_cannot_reach_the_database_fails_the_run(
         await run_ranges(
             "postgresql://nobody@127.0.0.1:1/none", b"k" * 32, statements(10), jobs, 2, print
         )
+
+
+#: Values CSV and JSON escape alike (a quote, a backslash) or not at all: the fast walk
+#: must accept them as they come out of PostgreSQL, without the exact check.
+JSON_LIKE = ['{"by": "id", "note": "a \\"b\\" c"}', "back\\slash", "", "null", "a,b", "é 😀 \u2028"]
+
+
+async def _json_like(vault: VaultContext, values: list[str]) -> None:
+    """Sealed events with each value as actor, purpose and detail."""
+    for i, value in enumerate(values):
+        async with vault.transaction() as conn:
+            await record(
+                conn,
+                at=vault.clock.now() + timedelta(microseconds=i * 110),
+                actor=Actor("client", value, f"req-{i}"),
+                action=AuditAction.LOOKUP,
+                decision=Decision.ALLOW,
+                subject_id=None,
+                purpose=value,
+                fields=["name"],
+                detail=value,
+            )
+    await audit_chain.seal_all(vault, grace=timedelta(0))
+
+
+async def test_quotes_backslashes_and_unicode_pass_the_fast_walk_alone(
+    postgres_only: VaultContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events whose values hold quotes, backslashes, commas, an empty string, the word null
+    or non-ASCII letters (a lookup's JSON detail) are accepted from PostgreSQL's CSV lines
+    as they stream: the exact check is never needed."""
+    vault = postgres_only
+    await _json_like(vault, JSON_LIKE * 2)
+
+    async def no_exact_check(*args: Any) -> None:
+        raise AssertionError("the fast walk handed events to the exact check")
+
+    monkeypatch.setattr(verify_stream, "check_exact", no_exact_check)
+    report = await audit_verify.verify_chain(vault, page=4)
+    assert report.ok, report.problem
+    assert report.verified == len(JSON_LIKE) * 2
+
+
+async def test_a_second_row_under_a_sealed_sequence_number_is_found(
+    postgres_only: VaultContext,
+) -> None:
+    """A row copied under the sequence number of a sealed event (the partitioned table's
+    key is `(seq, at)`, so another time stamp makes it new) joins that event's seal; the
+    walk names the sequence number, also when it is a chunk's last."""
+    vault = postgres_only
+    await _events(vault, [None] * 8)
+    for position, page in ((4, 3), (6, 3)):
+        seq = await _seq_at(vault, position)
+        async with vault.engine.begin() as conn:
+            row = (await conn.execute(select(audit_events).where(audit_events.c.seq == seq))).one()
+            copy = {**row._asdict(), "at": row.at + timedelta(seconds=1), "actor_id": "forger"}
+            await conn.execute(audit_events.insert().values(**copy))
+        report = await audit_verify.verify_chain(vault, page=page)
+        assert not report.ok and report.broken_seq == seq, report.problem
+        async with vault.engine.begin() as conn:
+            await conn.execute(audit_events.delete().where(audit_events.c.actor_id == "forger"))
+
+
+async def test_the_exact_check_starts_at_the_last_event_the_walk_accepted(
+    postgres_only: VaultContext,
+) -> None:
+    """When the stream splits right after an event the fast walk accepted and a second row
+    under its sequence number opens the next piece, the exact check reads that number again
+    and names it (its position repeats) instead of starting after it."""
+    vault = postgres_only
+    await _json_like(vault, JSON_LIKE)
+    seq = await _seq_at(vault, 4)
+    async with vault.engine.begin() as conn:
+        row = (await conn.execute(select(audit_events).where(audit_events.c.seq == seq))).one()
+        copy = {**row._asdict(), "at": row.at + timedelta(seconds=1), "actor_id": "forger"}
+        await conn.execute(audit_events.insert().values(**copy))
+    sql, key = statements(100), vault.secrets.audit_key
+    dsn = asyncpg_dsn(vault.engine.url.render_as_string(hide_password=False))
+    conn = await asyncpg.connect(dsn, server_settings=verify_stream.SESSION)
+    try:
+        out: list[bytes] = []
+
+        async def keep(data: bytes) -> None:
+            out.append(bytes(data))
+
+        await conn.copy_from_query(sql.copy.format(lo=0, hi=100), output=keep, **sql.csv_options())
+        lines = b"".join(out).splitlines(keepends=True)
+        cut = next(i for i, line in enumerate(lines) if line.split(b",")[2] == b"%d" % seq) + 1
+        state = ChainState.at(None, None)
+        walk = CsvWalk(key, state)
+        walk.check(b"".join(lines[:cut]))
+        assert not walk.failed and state.last_seq == seq
+        walk.check(b"".join(lines[cut:]))
+        assert walk.failed and state.last_seq == seq
+        await check_exact(conn, sql, key, state, 100)
+    finally:
+        await conn.close()
+    assert state.broken is not None and state.broken[0] == seq, state.broken
