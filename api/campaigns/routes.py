@@ -160,7 +160,8 @@ class CampaignController(Controller):
             "campaign with its forecast, the ISO weeks its window touches, per week the "
             "customers in audiences of three or more brands (the overlap), and the planned "
             "campaigns a calamity campaign's cool-down would hold. Counts below k are "
-            'shown as "< k". Audited.'
+            'shown as "< k"; a forecast\'s counts as in `campaignForecast` ("hidden" where '
+            "they would give a masked one away, all of them with `hidden_reason`). Audited."
         ),
         opt={**query("month"), **roles(*PLANNERS, Role.DPO)},
         responses=problems(*AUTHED, 422),
