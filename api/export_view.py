@@ -122,9 +122,7 @@ LABELS: dict[str, dict[str, str]] = {
 }
 
 
-def _render(
-    doc: dict[str, Any], lang: str, rules: PressureRules, *, standalone: bool
-) -> str:
+def _render(doc: dict[str, Any], lang: str, rules: PressureRules, *, standalone: bool) -> str:
     lang = lang if lang in LABELS else "de"
     purposes = {p["id"]: p for p in doc.get("purposes", [])}
     return _env.get_template("export.html").render(
