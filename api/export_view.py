@@ -3,16 +3,23 @@
 The domain builds the document (`vault.rights.export.build_export`); this module only turns it
 into HTML with the autoescaping Jinja template `api/templates/export.html`, so every value
 from the document (names, addresses, reasons) is escaped.
+
+Channels the rules declare (`[channel.<id>]` in policies/contact-pressure.toml: a visit, a
+print mailing, social media) are not in the template's labels, which know the four
+built-in ones; their names come from the rules, so the caller passes them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from vault.rights.export_texts import CATEGORY_TITLES
+
+if TYPE_CHECKING:
+    from vault.catalogue.contact_pressure import PressureRules
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -115,7 +122,7 @@ LABELS: dict[str, dict[str, str]] = {
 }
 
 
-def _render(doc: dict[str, Any], lang: str, *, standalone: bool) -> str:
+def _render(doc: dict[str, Any], lang: str, rules: PressureRules, *, standalone: bool) -> str:
     lang = lang if lang in LABELS else "de"
     purposes = {p["id"]: p for p in doc.get("purposes", [])}
     return _env.get_template("export.html").render(
@@ -124,15 +131,17 @@ def _render(doc: dict[str, Any], lang: str, *, standalone: bool) -> str:
         t=LABELS[lang],
         purposes=purposes,
         field_titles=CATEGORY_TITLES,
+        declared_channel=lambda channel: rules.channel_name(channel, lang),
         standalone=standalone,
     )
 
 
-def render_export_html(doc: dict[str, Any], lang: str) -> str:
-    """A complete, self-contained HTML page of the export (to view, print or save)."""
-    return _render(doc, lang, standalone=True)
+def render_export_html(doc: dict[str, Any], lang: str, rules: PressureRules) -> str:
+    """A complete, self-contained HTML page of the export (to view, print or save);
+    `rules` name the declared channels."""
+    return _render(doc, lang, rules, standalone=True)
 
 
-def render_html(doc: dict[str, Any], lang: str) -> str:
+def render_html(doc: dict[str, Any], lang: str, rules: PressureRules) -> str:
     """The export as an HTML fragment, to embed in another page (the privacy centre)."""
-    return _render(doc, lang, standalone=False)
+    return _render(doc, lang, rules, standalone=False)

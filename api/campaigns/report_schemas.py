@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, Struct
 
-from api.campaigns.schemas import MaskedCount
+from api.campaigns.schemas import HiddenReason, MaskedCount
 from api.schemas import WordId
 
 Month = Annotated[
@@ -172,6 +172,7 @@ class CalendarCampaignOut(Struct):
     blocked_by_preferences: MaskedCount
     blocked_by_quiet_hours: MaskedCount
     missing_basis: MaskedCount
+    hidden_reason: HiddenReason = None
 
 
 class CalendarWeekOut(Struct):

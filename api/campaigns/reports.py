@@ -40,6 +40,7 @@ from api.query_params import query, reject_unknown_query
 from api.schemas import ContactChannel, ContactType
 from vault.admin.clients import Role
 from vault.campaigns import calendar, reports, touchpoint_report, whatif
+from vault.campaigns import forecast as forecasting
 from vault.campaigns.masking import complementary, masked, period_count, shown
 from vault.context import VaultContext
 from vault.errors import InvalidInput
@@ -188,12 +189,8 @@ def calendar_out(vault: VaultContext, cal: calendar.Calendar) -> CalendarOut:
                 state=c.state,  # type: ignore[arg-type]
                 window_start=c.window_start.isoformat(),
                 window_end=c.window_end.isoformat(),
-                audience=masked(f.audience, k),
-                reachable=masked(f.reachable, k),
-                blocked_by_basket=masked(f.blocked_by_basket, k),
-                blocked_by_preferences=masked(f.blocked_by_preferences, k),
-                blocked_by_quiet_hours=masked(f.blocked_by_quiet_hours, k),
-                missing_basis=masked(f.missing_basis, k),
+                **forecasting.cells(f, k),
+                hidden_reason="near_audience" if f.near_audience else None,
             )  # fmt: skip
         )
     weeks = [

@@ -4,12 +4,15 @@ closing (cancel, sent) and forecasts.
 Who: `marketing` and `admin` plan, book and read; an audience naming customers is
 uploaded by `writer` or `admin` only (the CRM's segment), so a marketer never chooses
 individual customers and then reads their counts. Every count a route answers is masked
-below k (`vault.campaigns.masking`); forecast and preview reads are audited.
+below k (`vault.campaigns.masking`), a forecast's and a booking's counts also where the
+shown rest would give a masked one away, and all of them when the audience differs from
+another campaign's by fewer than k customers (`hidden_reason`); forecast and preview reads
+are audited.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from litestar import Controller, Request, Response, get, post, put
 from litestar.params import JSONBody, Parameter
@@ -37,7 +40,7 @@ from api.query_params import query, reject_unknown_query
 from api.schemas import Uuid, uuid_path
 from vault.admin.clients import ClientInfo, Role
 from vault.campaigns import audience, booking, calendar, forecast, holds, records
-from vault.campaigns.masking import masked
+from vault.campaigns.masking import masked, partition, shown
 from vault.context import VaultContext
 
 PLANNERS = (Role.MARKETING, Role.ADMIN)
@@ -68,17 +71,31 @@ async def campaigns_out(vault: VaultContext, camps: list[records.Campaign]) -> l
     return [campaign_out(vault, c, held[c.id]) for c in camps]
 
 
-def booking_out(vault: VaultContext, campaign_id: str, o: booking.BookingOutcome) -> BookingOut:
+NEAR: Final = "near_audience"
+
+
+async def booking_out(
+    vault: VaultContext, campaign_id: str, o: booking.BookingOutcome
+) -> BookingOut:
+    """The outcome's counts: booked, blocked and no basis add up to the audience, so they
+    are masked as a forecast's are; all hidden for an audience near another's."""
     k = vault.pressure_rules.report_min_count
+    near = await forecast.audience_is_near(vault, campaign_id)
+    total, parts = partition(
+        o.audience, {"booked": o.booked, "blocked": o.blocked, "no_basis": o.no_basis}, k, near
+    )
     return BookingOut(
         campaign=campaign_id,
-        audience=masked(o.audience, k),
-        booked=masked(o.booked, k),
-        blocked_by_basket=masked(o.blocked, k),
-        missing_basis=masked(o.no_basis, k),
-        displaced=[DisplacementOut(d.campaign_id, d.name, masked(d.count, k)) for d in o.displaced],
+        audience=total,
+        booked=parts["booked"],
+        blocked_by_basket=parts["blocked"],
+        missing_basis=parts["no_basis"],
+        displaced=[
+            DisplacementOut(d.campaign_id, d.name, shown(d.count, k, near)) for d in o.displaced
+        ],
         holds=[hold_out(vault, h) for h in o.holds],
         held_by=[hold_out(vault, h) for h in o.held_by],
+        hidden_reason=NEAR if near else None,
     )
 
 
@@ -143,7 +160,8 @@ class CampaignController(Controller):
             "campaign with its forecast, the ISO weeks its window touches, per week the "
             "customers in audiences of three or more brands (the overlap), and the planned "
             "campaigns a calamity campaign's cool-down would hold. Counts below k are "
-            'shown as "< k". Audited.'
+            'shown as "< k"; a forecast\'s counts as in `campaignForecast` ("hidden" where '
+            "they would give a masked one away, all of them with `hidden_reason`). Audited."
         ),
         opt={**query("month"), **roles(*PLANNERS, Role.DPO)},
         responses=problems(*AUTHED, 422),
@@ -221,7 +239,7 @@ class CampaignController(Controller):
         campaign_id: Uuid = uuid_path("The campaign's id"),
     ) -> BookingOut:
         camp, outcome = await booking.preview(vault, actor_of(request), campaign_id)
-        return booking_out(vault, camp.id, outcome)
+        return await booking_out(vault, camp.id, outcome)
 
     @post(
         "/{campaign_id:str}/book",
@@ -255,7 +273,7 @@ class CampaignController(Controller):
                 confirm_displacement=data.confirm_displacement,
             )  # fmt: skip
         except booking.DisplacementNotConfirmed as exc:
-            told = booking_out(vault, campaign_id, exc.outcome)
+            told = await booking_out(vault, campaign_id, exc.outcome)
             refused: Response[Any] = problem(
                 request, 409, str(exc), type_="urn:tresor:problem:displacement-unconfirmed",
                 reason="displacement_unconfirmed",
@@ -265,7 +283,7 @@ class CampaignController(Controller):
                 ],
             )  # fmt: skip
             return refused
-        return Response(booking_out(vault, campaign_id, outcome))
+        return Response(await booking_out(vault, campaign_id, outcome))
 
     @post(
         "/{campaign_id:str}/cancel",
@@ -309,7 +327,10 @@ class CampaignController(Controller):
         summary="Forecast: reachable, blocked by basket, preferences, quiet hours, no basis",
         description=(
             "Counts of the campaign's audience; each below `min_count` (the policy's "
-            '`report_min_count`) is shown as "< k". Audited as a report read.'
+            '`report_min_count`) is shown as "< k". The reasons add up to the audience, so '
+            'beside a masked one the smallest shown ones are "hidden" until 2k are out of '
+            "sight; all are hidden (`hidden_reason`) when the audience differs from another "
+            "campaign's by fewer than k customers. Audited as a report read."
         ),
         opt={**query(), **roles(*PLANNERS, Role.DPO)},
         responses=problems(*AUTHED, 404),
@@ -323,9 +344,6 @@ class CampaignController(Controller):
         camp, f = await forecast.forecast(vault, actor_of(request), campaign_id)
         k = vault.pressure_rules.report_min_count
         return ForecastOut(
-            campaign=camp.id, state=camp.state, audience=masked(f.audience, k),
-            reachable=masked(f.reachable, k), blocked_by_basket=masked(f.blocked_by_basket, k),
-            blocked_by_preferences=masked(f.blocked_by_preferences, k),
-            blocked_by_quiet_hours=masked(f.blocked_by_quiet_hours, k),
-            missing_basis=masked(f.missing_basis, k), min_count=k,
+            campaign=camp.id, state=camp.state, **forecast.cells(f, k), min_count=k,
+            hidden_reason=NEAR if f.near_audience else None,
         )  # fmt: skip

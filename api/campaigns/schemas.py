@@ -1,5 +1,7 @@
-"""Bodies of the campaign routes. Counts in forecasts and booking answers are numbers, or
-"< k" below the policy's `report_min_count`: no answer singles out a customer."""
+"""Bodies of the campaign routes. Counts in forecasts and booking answers are numbers, "< k"
+below the policy's `report_min_count`, or "hidden" where the shown rest of the answer, or
+another campaign's answer, would give a masked count away: no answer singles out a
+customer (`vault.campaigns.masking`)."""
 
 from __future__ import annotations
 
@@ -36,7 +38,20 @@ WindowEnd = Annotated[
 
 #: A count, or "< k" when it is below the reporting threshold k.
 MaskedCount = Annotated[
-    int | str, Meta(description='a count, or "< k" when fewer than k (report_min_count)')
+    int | str,
+    Meta(
+        description='a count, "< k" when fewer than k (report_min_count), or "hidden" when '
+        "showing it would let a masked count be derived by subtraction"
+    ),
+]
+#: Why every count of an answer is hidden: its audience differs from another campaign's by
+#: 1 to k - 1 customers, so subtracting the two answers would show their status.
+HiddenReason = Annotated[
+    Literal["near_audience"] | None,
+    Meta(
+        description="`near_audience`: the audience differs from another campaign's by fewer "
+        "than k customers, so every count of at least k is hidden; null otherwise"
+    ),
 ]
 
 
@@ -138,6 +153,7 @@ class BookingOut(Struct):
         list[HoldOut],
         Meta(description="Booked calamity campaigns whose cool-down holds this campaign."),
     ]
+    hidden_reason: HiddenReason = None
 
 
 class BookIn(Struct, forbid_unknown_fields=True):
@@ -165,3 +181,4 @@ class ForecastOut(Struct):
     blocked_by_quiet_hours: MaskedCount
     missing_basis: MaskedCount
     min_count: int
+    hidden_reason: HiddenReason = None

@@ -2,7 +2,8 @@
 month's planned and booked campaigns by ISO week across brands and channels, each with its
 forecast, the week's overlap (customers in audiences of three or more brands) and what a
 calamity campaign's cool-down holds (once booked: "held by" on the held campaign's row) or
-would hold (a draft). Counts below k are shown as "< k"; the reads are
+would hold (a draft). Counts below k are shown as "< k", those that would give one away by
+subtraction as "hidden", with the reason when a whole forecast is hidden; the reads are
 audited by `vault.campaigns.calendar` for the signed-in reader."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from api.dpo.pages import DpoPages, dpo_actor, page
 from api.dpo.session import PLANNING, require_session
 from api.i18n import TEXTS, pick_language, text_for
 from vault.campaigns import calendar
+from vault.campaigns.masking import HIDDEN
 from vault.campaigns.records import CampaignState
 
 
@@ -57,4 +59,6 @@ class DpoCalendarPages(DpoPages):
             in_force=in_force,
             held_by=held_by,
             intro=t["dpo_calendar_intro"].format(month=month, k=rules.report_min_count),
+            near_text=t["dpo_campaigns_near_audience"].format(k=rules.report_min_count),
+            count=lambda value: t["dpo_reports_hidden"] if value == HIDDEN else value,
         )

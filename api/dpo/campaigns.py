@@ -1,6 +1,7 @@
 """The console's campaign plan: a month's campaigns in arbitration order with their
-forecasts and the calamity campaigns holding them, counts below k shown as "< k" (issue
-21), and the marketer's planning: a form that plans a campaign for everyone with a basis
+forecasts and the calamity campaigns holding them, counts below k shown as "< k" and those
+that would give one away by subtraction as "hidden" (`vault.campaigns.forecast.cells`;
+issue 21), and the marketer's planning: a form that plans a campaign for everyone with a basis
 (a marketer plans on segments, never on chosen customers) and a button that books a
 draft. Both post through the CSRF check and answer 303 back to the plan
 (post/redirect/get); a booking that would displace others is refused with the counts
@@ -20,7 +21,7 @@ from api.dpo.session import PLANNING, require_session
 from api.i18n import N_, TEXTS, pick_language, text_for
 from api.schemas import Uuid
 from vault.campaigns import booking, forecast, holds, records
-from vault.campaigns.masking import masked
+from vault.campaigns.masking import HIDDEN, masked, shown
 from vault.errors import InvalidInput
 
 _MONTH_LEN = 7
@@ -72,17 +73,8 @@ class DpoCampaignPages(DpoPages):
                         {"calamity": h.calamity, "members": masked(h.members, k)}
                         for h in held_by[camp.id]
                     ],
-                    "counts": [
-                        masked(n, k)
-                        for n in (
-                            f.audience,
-                            f.reachable,
-                            f.blocked_by_basket,
-                            f.blocked_by_preferences,
-                            f.blocked_by_quiet_hours,
-                            f.missing_basis,
-                        )
-                    ],  # fmt: skip
+                    "counts": [_said(t, n) for n in forecast.cells(f, k).values()],
+                    "near": f.near_audience,
                 }
             )
         rules = vault.pressure_rules
@@ -101,6 +93,7 @@ class DpoCampaignPages(DpoPages):
             notice=t[done] if done else None,
             error=error,
             intro=t["dpo_campaigns_intro"].format(month=month, k=k),
+            near_text=t["dpo_campaigns_near_audience"].format(k=k),
         )
 
     @post("/campaigns", operation_id="dpoPlanCampaign", status_code=303)
@@ -145,7 +138,10 @@ class DpoCampaignPages(DpoPages):
         except booking.DisplacementNotConfirmed as exc:
             t = TEXTS[pick_language(request)]
             k = vault.pressure_rules.report_min_count
-            told = ", ".join(f"{d.name}: {masked(d.count, k)}" for d in exc.outcome.displaced)
+            near = await forecast.audience_is_near(vault, campaign_id)
+            told = ", ".join(
+                f"{d.name}: {_said(t, shown(d.count, k, near))}" for d in exc.outcome.displaced
+            )
             return await self._plan(
                 request, vault, session, camp.month, status=409,
                 error=t["dpo_campaigns_displaces"].format(displaced=told),
@@ -156,3 +152,8 @@ class DpoCampaignPages(DpoPages):
 def _back(request: Request[Any, Any, Any], done: str, month: str) -> Redirect:
     query = {"lang": pick_language(request), "month": month, "done": done}
     return Redirect(path="/dpo/campaigns?" + urlencode(query), status_code=303)
+
+
+def _said(t: Any, count: int | str) -> int | str:
+    """A masked count as the page says it: `HIDDEN` in the page's language."""
+    return t["dpo_reports_hidden"] if count == HIDDEN else count

@@ -90,7 +90,8 @@ class DpoSubjectPages(DpoPages):
         audited (`dpo:export:read`) by the vault before it is shown."""
         session = await require_session(request, vault)
         doc = await export.build_export(vault, dpo_actor(request, session), _subject_id(subject_id))
-        return Response(render_export_html(doc, pick_language(request)), media_type=MediaType.HTML)
+        html = render_export_html(doc, pick_language(request), vault.pressure_rules)
+        return Response(html, media_type=MediaType.HTML)
 
     @post("/subjects/{subject_id:str}/lift-restriction", operation_id="dpoLiftRestriction")
     async def lift(

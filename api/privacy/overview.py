@@ -239,7 +239,7 @@ class PrivacyOverviewPages(PrivacyPages):
             "pc_export_heading_full",
             zone=await preferences.display_zone(vault, subject_id),
             export=document,
-            rendered=render_html(document, pick_language(request)),
+            rendered=render_html(document, pick_language(request), vault.pressure_rules),
         )
 
     @get("/export.json", operation_id="privacyExportDownload")

@@ -311,7 +311,7 @@ class ExportController(Controller):
         )
         doc = await export.build_export(vault, actor_of(request), subject_id)
         if wants_html:
-            html = render_export_html(doc, lang or pick_language(request))
+            html = render_export_html(doc, lang or pick_language(request), vault.pressure_rules)
             # Why the ignore below: the HTML variant has a text body; the return annotation
             # describes the JSON body for the OpenAPI document.
             return Response(html, media_type=MediaType.HTML)  # type: ignore[arg-type]

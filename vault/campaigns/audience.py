@@ -6,6 +6,10 @@ header naming `subject_id` or `external_ref`, one value per row). External refer
 matched through their blind index, never stored or echoed; only subject ids of known,
 active subjects become members, and only counts come back. The basis audience is resolved
 set-based in the database when the campaign is booked (`basis_members`).
+
+`near_audience` is the query-set-overlap control of the forecasts (issue 21, item 5): two
+audiences that differ by 1 to k - 1 members would let a marketer subtract two forecasts
+and learn those members' status, so such a campaign's forecast is hidden.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, exists, insert, literal, or_, select, true
+from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
@@ -183,3 +188,40 @@ def basis_members(campaign_id: str, purpose: str, type: str, now: datetime) -> A
         # In primary-key order: the audience's index grows in order, not at random.
         .order_by(consents.c.subject_id)
     )
+
+
+async def near_audience(conn: AsyncConnection, campaign_id: str, k: int) -> bool:
+    """Whether the campaign's stored audience differs from another campaign's stored
+    audience (any state: a cancelled or sent campaign's forecast was readable too) by 1 to
+    k - 1 members. |A delta B| >= ||A| - |B||, so only audiences whose sizes differ by
+    less than k are compared, each by one merge of the two primary-key ranges; the sizes
+    come from one grouped index scan. For a basis draft the caller resolves its audience
+    first (the forecast does, in a savepoint)."""
+    a = campaign_audience.c
+    mine = (
+        await conn.execute(select(func.count()).where(a.campaign_id == campaign_id))
+    ).scalar_one()
+    size = func.count()
+    near_sizes = await conn.execute(
+        select(a.campaign_id, size)
+        .where(a.campaign_id != campaign_id)
+        .group_by(a.campaign_id)
+        .having(size > mine - k, size < mine + k)
+    )
+    other = campaign_audience.alias("other")
+    for other_id, other_size in near_sizes.all():
+        shared = (
+            await conn.execute(
+                select(func.count())
+                .select_from(
+                    campaign_audience.join(
+                        other,
+                        and_(other.c.subject_id == a.subject_id, other.c.campaign_id == other_id),
+                    )
+                )
+                .where(a.campaign_id == campaign_id)
+            )
+        ).scalar_one()
+        if 0 < mine + other_size - 2 * shared < k:
+            return True
+    return False

@@ -7,8 +7,14 @@ by the customer's preferences (own monthly cap), blocked by quiet hours (quiet o
 campaign's channel at the window's start, the planned send time), else reachable. The
 first two are counted in the database in one statement whatever the audience size; only
 members who stated preferences are read row by row, since their rules are JSON. Counts
-only; the API shows each below k as "< k" (`vault.campaigns.masking`). Every read is
-audited.
+only. Every read is audited.
+
+The reasons add up to the audience, so a marketer who sees all but one of them could
+subtract: `cells` shows them as the reports are shown (`vault.campaigns.masking`: "< k"
+below k, and shown cells `HIDDEN` beside a masked one until 2k are out of sight). A
+campaign whose audience differs from another's by 1 to k - 1 members
+(`audience.near_audience`) has every reason hidden: the two forecasts' difference would
+be those few members' status.
 """
 
 from __future__ import annotations
@@ -21,9 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
-from vault.campaigns.audience import has_basis
+from vault.campaigns.audience import has_basis, near_audience
 from vault.campaigns.basket_holds import BLOCKED, DISPLACED, NO_BASIS, RELEASED, cost_tenths
 from vault.campaigns.booking import fits_condition, members_with_budgets, resolve_basis
+from vault.campaigns.masking import partition
 from vault.campaigns.records import AudienceKind, Campaign, CampaignState, load
 from vault.outreach import preferences
 from vault.storage.campaign_tables import campaign_audience, campaign_bookings
@@ -46,6 +53,24 @@ class Forecast:
     blocked_by_preferences: int
     missing_basis: int
     blocked_by_quiet_hours: int
+    #: The audience is near another campaign's (1 to k - 1 members apart): all hidden.
+    near_audience: bool = False
+
+
+#: The reasons a forecast sorts its audience into, in the order pages show them.
+REASONS = (
+    "reachable", "blocked_by_basket", "blocked_by_preferences", "blocked_by_quiet_hours",
+    "missing_basis",
+)  # fmt: skip
+
+
+def cells(f: Forecast, k: int) -> dict[str, int | str]:
+    """The counts a marketer may see: `audience` then `REASONS`, each a number, "< k" or
+    `HIDDEN` (module docstring)."""
+    total, parts = partition(
+        f.audience, {r: getattr(f, r) for r in REASONS}, k, hide=f.near_audience
+    )
+    return {"audience": total, **parts}
 
 
 async def forecast(ctx: VaultContext, actor: Actor, campaign_id: str) -> tuple[Campaign, Forecast]:
@@ -66,6 +91,7 @@ async def forecast(ctx: VaultContext, actor: Actor, campaign_id: str) -> tuple[C
             )
         }
         checked = await _preference_checks(conn, ctx, camp, categories)
+        near = await near_audience(conn, camp.id, ctx.pressure_rules.report_min_count)
         await savepoint.rollback()
         await audit.record(
             conn, at=now, actor=actor, action=AuditAction.CAMPAIGN_REPORT,
@@ -81,7 +107,21 @@ async def forecast(ctx: VaultContext, actor: Actor, campaign_id: str) -> tuple[C
         blocked_by_preferences=capped,
         missing_basis=counts.get(_BASIS, 0),
         blocked_by_quiet_hours=quiet,
+        near_audience=near,
     )
+
+
+async def audience_is_near(ctx: VaultContext, campaign_id: str) -> bool:
+    """`audience.near_audience` for answers other than the forecast (a booking and its
+    preview): a basis draft's audience is resolved as booking would, then rolled back."""
+    async with ctx.transaction() as conn:
+        camp = await load(conn, campaign_id)
+        savepoint = await conn.begin_nested()
+        if camp.state == CampaignState.DRAFT and camp.audience_kind == AudienceKind.BASIS:
+            await resolve_basis(conn, camp, ctx.clock.now())
+        near = await near_audience(conn, camp.id, ctx.pressure_rules.report_min_count)
+        await savepoint.rollback()
+    return near
 
 
 def _categories(ctx: VaultContext, camp: Campaign, now: Any) -> Any:

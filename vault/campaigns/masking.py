@@ -22,6 +22,8 @@ policies/contact-pressure.toml (default 10). The rules, in the order they apply:
    from it by 1 to k - 1: the difference would be a group of fewer than k customers. The
    what-if's counts of a cell are hidden when fewer than k customers change outcome, since
    today's counts and the what-if's would differ by just those.
+   Two campaigns whose audiences differ by 1 to k - 1 members are such answers too:
+   their forecasts are hidden (`vault.campaigns.audience.near_audience`).
 4. **Periods** (`period_count`): a count over several months is shown only when it stems
    from at least k customers and no month inside it is thin (events from 1 to k - 1
    customers), so that no two overlapping periods differ by a thin month.
@@ -29,8 +31,9 @@ policies/contact-pressure.toml (default 10). The rules, in the order they apply:
 A hidden count is shown as "hidden" (`HIDDEN`): it may be large; only showing it would
 reveal another. The checks compare answers the vault computes in the same transaction;
 they do not audit linear combinations of three or more answers (inclusion and exclusion
-over several filters), two what-if replays under different changes, or the forecasts of
-two audiences that differ by one customer: limits of k-thresholds without noise.
+over several filters), two what-if replays under different changes, or one basis
+audience's forecasts on two days (docs/campaigns-masking.md): limits of k-thresholds
+without noise.
 """
 
 from __future__ import annotations
@@ -97,3 +100,14 @@ def period_count(total: Tally, months: Sequence[Tally], k: int) -> int | str:
     if any(0 < m.customers < k for m in months):
         return HIDDEN
     return total.count
+
+
+def partition(
+    total: int, parts: Mapping[Key, int], k: int, hide: bool = False
+) -> tuple[int | str, dict[Key, int | str]]:
+    """Rules 1 and 2 for a total and the parts that add up to it (a forecast's audience
+    and its reasons, a booking's audience and its outcomes): the total "< k" below k, each
+    part "< k" below k or `HIDDEN` when the shown rest would give a masked one away.
+    `hide`: every part of at least k is `HIDDEN` (another rule hides the whole answer)."""
+    extra = complementary(parts, k)
+    return masked(total, k), {key: shown(n, k, hide or key in extra) for key, n in parts.items()}
