@@ -34,12 +34,7 @@ from vault.recipients.events import OUTBOX_CHANNEL
 from vault.recipients.fanout import fan_out
 from vault.recipients.registry import signing_keys
 from vault.recipients.transports import NatsNotice, NatsTransport, WebhookTransport
-from vault.storage.dialect import (
-    key_in,
-    skip_locked,
-    takes_array_parameters,
-    walk_index_order,
-)
+from vault.storage.dialect import key_in, skip_locked, takes_array_parameters
 from vault.storage.listen import ChannelListener
 from vault.storage.recipient_tables import deliveries, domain_events, recipients
 
@@ -290,16 +285,10 @@ class Deliverer:
             .where(d.c.next_attempt_at <= now)
             .where(recipients.c.paused_at.is_(None))
             .where(~blocked)
-            # Oldest due first, walking `ix_deliveries_status_next_attempt_at` and stopping
-            # after `batch` claimable rows (see `walk_index_order`): ordering by event_seq
-            # sorted every pending row and probed each against `blocked`, per claim, so a
-            # backlog of n notices cost n squared / batch probes. Order within a recipient
-            # and subject needs no claim order: `blocked` keeps it.
-            .order_by(d.c.next_attempt_at, d.c.event_seq)
+            .order_by(d.c.event_seq)
             .limit(batch)
         )
         async with ctx.transaction() as conn:
-            await walk_index_order(conn)
             stmt = skip_locked(conn, stmt, of=d)
             rows = (await conn.execute(stmt)).all()
             if not rows:

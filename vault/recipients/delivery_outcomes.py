@@ -54,16 +54,6 @@ _OUTCOME: dict[str, dict[str, Any]] = {
 async def write_outcomes(conn: AsyncConnection, status: str, outcomes: list[Outcome]) -> None:
     """Record `outcomes` as `status` (delivered, pending for a retry, or failed)."""
     if takes_array_parameters(conn):
-        # Each row found by its primary key (a nested loop over the batch), never a hash
-        # of every pending row: with stale statistics the planner took the hash, which
-        # read the whole backlog for every batch written; and planned afresh, not from a
-        # generic plan cached while the table was small (set_config(..., true) is SET
-        # LOCAL, gone at commit).
-        await conn.exec_driver_sql(
-            "SELECT set_config('enable_hashjoin', 'off', true), "
-            "set_config('enable_mergejoin', 'off', true), "
-            "set_config('plan_cache_mode', 'force_custom_plan', true)"
-        )
         await conn.exec_driver_sql(
             f"UPDATE deliveries AS d SET {_PG_OUTCOME[status]} "  # noqa: S608 - from code
             "FROM unnest($1::varchar[], $2::int[], $3::timestamptz[], $4::varchar[]) "

@@ -46,27 +46,6 @@ async def analyze(conn: AsyncConnection, table: Table) -> None:
         await conn.execute(text(f"ANALYZE {table.name}"))
 
 
-async def walk_index_order(conn: AsyncConnection) -> None:
-    """Make this transaction's queries take rows in an index's order and stop at their
-    LIMIT, rather than collect every match and sort it, on PostgreSQL. For a queue read
-    `ORDER BY <indexed column> LIMIT n` whose planner statistics can be stale (a table that
-    grew by thousands of rows since it was last analysed looks nearly empty, and
-    sorting "a few" rows looks as cheap as the index): the sort reads every match each
-    time, the index walk only the first n. Planned afresh at each execution: a generic
-    plan cached for the prepared statement while the table was small (a nested loop
-    reading the whole table per row) ran for minutes once it was large. SQLite has no
-    such setting."""
-    if _is_postgresql(conn):
-        # set_config(..., true) is SET LOCAL: one round trip, gone at commit.
-        await conn.execute(
-            text(
-                "SELECT set_config('enable_sort', 'off', true), "
-                "set_config('enable_bitmapscan', 'off', true), "
-                "set_config('plan_cache_mode', 'force_custom_plan', true)"
-            )
-        )
-
-
 def takes_array_parameters(conn: AsyncConnection | AsyncEngine) -> bool:
     """Whether one statement can take a whole batch as array parameters (PostgreSQL's
     `UPDATE … FROM unnest(…)`); elsewhere a batch is an executemany."""

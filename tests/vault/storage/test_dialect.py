@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Table, select, text
+from sqlalchemy import Table, select
 
 from tests.support.privacy import is_sqlite
 from vault.storage import dialect
 from vault.storage.audit_tables import audit_events
-from vault.storage.recipient_tables import deliveries
 from vault.storage.rights_tables import self_service_lockouts
 
 
@@ -82,29 +81,3 @@ async def test_key_in_matches_the_keys_it_is_given(vault):
                 {"keys": ["k-a", "k-c", "k-z"]},
             )
             assert sorted(r[0] for r in rows) == ["k-a", "k-c"]
-
-
-async def test_walk_index_order_reads_a_queue_in_index_order_for_its_transaction(vault):
-    """PostgreSQL: inside the transaction a due-pending queue read walks the index and
-    stops at its LIMIT even when the statistics would make a sort look cheaper, and the
-    settings are gone after it; SQLite: nothing to set, the read still works."""
-    d = deliveries
-    query = (
-        select(d.c.id)
-        .where(d.c.status == "pending")
-        .where(d.c.next_attempt_at <= datetime(2030, 1, 1, tzinfo=UTC))
-        .order_by(d.c.next_attempt_at)
-        .limit(5)
-    )
-    async with vault.transaction() as conn:
-        await dialect.walk_index_order(conn)
-        assert (await conn.execute(query)).all() == []
-        if is_sqlite(vault):
-            return
-        compiled = query.compile(conn.sync_connection, compile_kwargs={"literal_binds": True})
-        plan = "\n".join((await conn.execute(text(f"EXPLAIN {compiled}"))).scalars())
-        assert "Index Scan using ix_deliveries_status_next_attempt_at" in plan
-        assert "Sort" not in plan
-        assert (await conn.execute(text("SHOW plan_cache_mode"))).scalar() == "force_custom_plan"
-    async with vault.transaction() as conn:
-        assert (await conn.execute(text("SHOW enable_sort"))).scalar() == "on"
