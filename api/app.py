@@ -21,7 +21,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.serialization import encode_json
 from litestar.template.config import TemplateConfig
 
-from api import i18n, openapi_docs
+from api import i18n, openapi_docs, openapi_links
 from api.admin.clients import ClientController
 from api.allow import allow_header_hook
 from api.audit.documents import DpoConsentController, RopaController
@@ -277,6 +277,7 @@ def create_app(
     openapi_docs.document_operations(app.openapi_schema)
     openapi_docs.document_validation_answers(app.openapi_schema)
     openapi_docs.document_request_id(app.openapi_schema)
+    openapi_links.document_links(app.openapi_schema)
     return app
 
 

@@ -22,11 +22,14 @@ loads it with `SCHEMATHESIS_HOOKS=tests.api.schemathesis_hooks`.
 - `followup-due-from`, `followup-due-until`: a follow-up window's ends, relative to the
   server's clock and to each other. Starts are drawn from the next day and ends from the
   two to thirty days after, so any start and any end make a window the server accepts.
+
+And one hook on every call (`before_call`): a fresh `Idempotency-Key`, as a client sends.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import phonenumbers
@@ -143,3 +146,19 @@ schemathesis.openapi.format(WINDOW_START_FORMAT, in_month_after_next(2, 13))
 schemathesis.openapi.format(WINDOW_END_FORMAT, in_month_after_next(16, 27))
 schemathesis.openapi.format(DUE_FROM_FORMAT, from_now(timedelta(hours=1), timedelta(days=1)))
 schemathesis.openapi.format(DUE_UNTIL_FORMAT, from_now(timedelta(days=2), timedelta(days=30)))
+
+
+#: A key the server takes (the document's pattern for `Idempotency-Key`).
+_IDEMPOTENCY_KEY = re.compile(r'"[\x21\x23-\x7e]{1,255}"|[\x21-\x7e]{1,255}')
+
+
+@schemathesis.hook
+def before_call(context: schemathesis.HookContext, case: schemathesis.Case, kwargs: dict) -> None:
+    """A client sends a new `Idempotency-Key` with every new request; schemathesis draws the
+    same few values for different bodies, which the server rightly refuses (422: the key
+    was used for another request). A generated key is replaced by a fresh one of the same
+    validity: a valid one by a new UUID, an invalid one is kept (its refusal is checked)."""
+    headers = case.headers or {}
+    key = headers.get("Idempotency-Key")
+    if key is not None and _IDEMPOTENCY_KEY.fullmatch(key):
+        case.headers = {**headers, "Idempotency-Key": str(uuid.uuid4())}

@@ -1,116 +1,32 @@
 """Schemathesis against the committed OpenAPI document, over the ASGI app, on both databases.
 
-The app is built from settings (not from the test's VaultContext): schemathesis drives ASGI
-apps from its own event-loop thread and runs the app's lifespan there, so the vault (and its
-database pool) is opened on that loop by the app's start-up hook, exactly as in `tresor serve`.
-Each backend gets one data dir, keyring, set of API clients (one per role) and app, shared by
-all operations; each request carries the key of the role its operation needs.
-
-The schema is loaded eagerly (`schema.parametrize()`, one pytest item per operation and
-backend) rather than through `schemathesis.pytest.from_fixture`, whose lazy parametrization
-sets `Node._nodeid`, an attribute pytest 9 no longer has.
+One pytest item per operation and backend (the app and its set-up: `schemathesis_app`). The
+schema is loaded eagerly (`schema.parametrize()`) rather than through
+`schemathesis.pytest.from_fixture`, whose lazy parametrization sets `Node._nodeid`, an
+attribute pytest 9 no longer has.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import re
-import secrets
-import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import schemathesis
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from litestar import Litestar
-from sqlalchemy import update
 
 from api.app import create_app
-from tests.api import schemathesis_hooks  # noqa: F401  (registers the document's formats)
-from tests.support.factories import client_key
-from tests.support.self_service import sign_in
-from vault.admin.clients import KEY_PREFIX, key_hash
-from vault.audit.events import Actor
-from vault.context import VaultContext
-from vault.crypto import LocalKeyring
-from vault.settings import Settings
-from vault.storage.tables import clients
-from vault.subjects.store import create_subject
-
-ROOT = Path(__file__).resolve().parents[2]
-OPENAPI = ROOT / "openapi" / "openapi.json"
-POLICIES = ROOT / "policies"
-#: Which client role each protected path prefix needs (the first match wins).
-ROLE_BY_PATH = (
-    ("/v1/lookup", "lookup"),
-    ("/v1/contacts", "writer"),
-    ("/v1/followups", "writer"),
-    ("/v1/reports", "dpo"),
-    ("/v1/campaigns", "admin"),
-    ("/v1/clients", "admin"),
-    ("/v1/recipients", "admin"),
-    ("/v1/notifications/{notification_id}/close", "dpo"),
-    ("/v1/notifications", "lookup"),
-    ("/v1/requests", "dpo"),
-    ("/v1/mail", "dpo"),
-    ("/v1/identity-changes", "dpo"),
-    ("/v1/audit", "dpo"),
-    ("/v1/ropa", "dpo"),
-    ("/v1/consents/", "dpo"),
-    ("/v1/subjects/{subject_id}/export", "dpo"),
-    ("/v1/subjects/{subject_id}/restriction", "dpo"),
-    ("/v1/subjects", "writer"),
+from tests.api.schemathesis_app import (
+    BACKENDS,
+    backend_settings,
+    load_schema,
 )
-#: Public operations: no credentials are sent.
-PUBLIC = {
-    "/health",
-    "/ready",
-    "/v1/consents/confirm",
-    "/metrics",
-    "/self/v1/session",
-    "/self/v1/session/verify",
-    "/self/v1/identity-changes/confirm",
-    "/self/v1/identity-changes/object",
-}
-#: The privacy centre's API: a data subject's session token (signed in through the real
-#: code flow when the backend is set up), not an API key.
-SELF = "/self/"
-#: The customer the self-service session belongs to.
-SELF_EMAIL = "st.self.q7x2k@example.org"
-SESSION: dict[str, str] = {}
-#: The API key of each role. Schemathesis builds part of its cases (the coverage phase) while
-#: collecting tests, before any database exists, so the keys are fixed up front and each
-#: backend's clients are then given exactly these keys.
-KEYS: dict[str, str] = {
-    role: KEY_PREFIX + secrets.token_urlsafe(32) for role in ("writer", "lookup", "admin", "dpo")
-}
+from vault.settings import Settings
 
 
-async def _make_clients(settings: Settings) -> None:
-    ctx = VaultContext.open(settings)
-    try:
-        await create_subject(ctx, Actor("client", "st-setup"), {"email": SELF_EMAIL})
-        SESSION["token"] = (await sign_in(ctx, SELF_EMAIL)).token
-        purposes = sorted(ctx.catalogue.purposes)
-        for role, key in KEYS.items():
-            # Unlikely names, so generated revocations cannot hit the test's own clients.
-            name = f"st-{role}-q7x2k"
-            await client_key(ctx, name, role, purposes if role == "lookup" else [])
-            async with ctx.transaction() as conn:
-                await conn.execute(
-                    update(clients)
-                    .where(clients.c.name == name)
-                    .values(key_hash=key_hash(ctx, key))
-                )
-    finally:
-        await ctx.close()
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def backend(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
@@ -118,88 +34,18 @@ def backend(
 ) -> Settings:
     """One migrated database, data dir and keyring per backend, shared by all operations
     (starting an app per operation would cost more than the requests themselves)."""
-    data = tmp_path_factory.mktemp(f"schemathesis-{request.param}") / "data"
-    data.mkdir()
-    if request.param == "sqlite":
-        shutil.copy(sqlite_template, data / "tresor.sqlite3")
-        url = f"sqlite+aiosqlite:///{data / 'tresor.sqlite3'}"
-    else:
-        pg = request.getfixturevalue("postgres")
-        asyncio.run(pg.truncate())
-        url = pg.url
-    settings = Settings(
-        data_dir=data,
-        database_url=url,
-        policies_dir=POLICIES,
-        public_url="http://testserver.local",
-        client_cache_seconds=0.0,
-        # ignored_auth probes every operation with invalid credentials and expects 401/403;
-        # past TRESOR_FAILED_AUTH_LIMIT such probes from one address get 429 by design (run
-        # without this: only "Expected 401 or 403, got 429" on those probes; requests with a
-        # valid key are never braked). The brake has its own tests
-        # (tests/api/test_failed_auth_limit.py).
-        failed_auth_limit=1_000_000,
-    )
-    LocalKeyring.create(settings.keyring_path)
-    return settings
+    return backend_settings(request, tmp_path_factory, sqlite_template)
 
 
 @pytest.fixture(scope="module")
-def keys(backend: Settings) -> dict[str, str]:
-    asyncio.run(_make_clients(backend))
-    return KEYS
-
-
-@pytest.fixture(scope="module")
-def asgi_app(backend: Settings, keys: dict[str, str]) -> Iterator[Litestar]:
+def asgi_app(backend: Settings) -> Iterator[Litestar]:
     from schemathesis.python.asgi import shutdown_lifespans
 
     yield create_app(backend, configure_logs=False)
     shutdown_lifespans()  # runs the app's shutdown hook, which closes the vault it opened
 
 
-schema = schemathesis.openapi.from_path(OPENAPI)
-
-
-def _role_for(path: str) -> str | None:
-    if path in PUBLIC:
-        return None
-    if path.startswith(SELF):
-        return "self"
-    for prefix, role in ROLE_BY_PATH:
-        if path.startswith(prefix):
-            return role
-    raise AssertionError(f"no role mapped for {path}; extend ROLE_BY_PATH")
-
-
-@schema.auth(refresh_interval=None, retry_on=[])
-class RoleKeyAuth:
-    """Schemathesis auth provider: the API key of the role the operation needs. Going through
-    schemathesis (rather than adding the header to each call) lets it leave the key out of
-    the cases where it tests a missing Authorization header on purpose."""
-
-    def get(self, case, ctx):
-        role = _role_for(case.path)
-        if role == "self":
-            # Cases of the coverage phase are built while collecting, before the session
-            # exists; those get a token no session has (a documented 401).
-            return SESSION.get("token", "not-yet-signed-in")
-        return None if role is None else KEYS[role]
-
-    def set(self, case, data, ctx):
-        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
-
-
-def _fresh_idempotency_key(case) -> None:
-    """A client sends a new `Idempotency-Key` with every new request; schemathesis draws the
-    same few values for different bodies, which the server rightly refuses (422: the key
-    was used for another request). A generated key is replaced by a fresh one of the same
-    validity: a valid one by a new UUID, an invalid one is kept (its refusal is checked)."""
-    headers = case.headers or {}
-    key = headers.get("Idempotency-Key")
-    if key is not None and re.fullmatch(r'"[\x21\x23-\x7e]{1,255}"|[\x21-\x7e]{1,255}', key):
-        case.headers = {**headers, "Idempotency-Key": str(uuid.uuid4())}
-
+schema = load_schema()
 
 #: Examples per operation: the suite's 30, or the issue's bar (`make schemathesis-100`).
 EXAMPLES = int(os.environ.get("TRESOR_ST_EXAMPLES", "30"))
@@ -212,7 +58,7 @@ EXAMPLES = int(os.environ.get("TRESOR_ST_EXAMPLES", "30"))
     suppress_health_check=list(HealthCheck),
     database=None,
 )
-def test_api_conforms_to_its_openapi_document(case, asgi_app, keys):
+def test_api_conforms_to_its_openapi_document(case, asgi_app):
     """Every operation, fed schema-derived valid and invalid input with the right role's
     credentials, passes all of schemathesis's default checks: no server error, documented
     statuses, headers and bodies, valid input accepted, invalid input refused, OPTIONS
@@ -220,5 +66,4 @@ def test_api_conforms_to_its_openapi_document(case, asgi_app, keys):
     # Operations are collected before the app exists; bind this backend's app, so that the
     # checks' own probe requests (e.g. ignored_auth's) reach it in-process too.
     case.operation.app = case.operation.schema.app = asgi_app
-    _fresh_idempotency_key(case)
     case.call_and_validate()

@@ -328,16 +328,18 @@ async def test_unknown_or_malformed_token_is_not_found(vault, token):
 
 
 async def test_double_opt_in_without_email_is_refused_and_nothing_is_stored(vault):
-    """A double opt-in consent for a subject without e-mail is refused, with no consent, history,
-    audit event or mail left."""
+    """A double opt-in consent for a subject without e-mail is refused as a conflict with the
+    stored subject (the request itself is valid), with no consent, history or mail left and
+    the refusal audited as a denial."""
     sid = await create_subject(vault, WRITER, {"name": "Erika Mustermann", "phone": "030 12345678"})
-    with pytest.raises(InvalidInput) as info:
+    with pytest.raises(Conflict, match="double opt-in needs an e-mail address"):
         await record_basis(vault, WRITER, sid, "newsletter.email", evidence=NEWS)
-    assert "purpose" in info.value.errors
     assert await count_rows(vault, consents) == 0
     assert await count_rows(vault, consent_history) == 0
-    assert [e.action for e in await _rows(vault, audit_events, audit_events.c.seq)] == [
-        AuditAction.SUBJECT_CREATE
+    events = await _rows(vault, audit_events, audit_events.c.seq)
+    assert [(e.action, e.decision, e.reason) for e in events] == [
+        (AuditAction.SUBJECT_CREATE, "allow", None),
+        (AuditAction.CONSENT_GRANT, "deny", "conflict"),
     ]
     assert not list(vault.settings.outbox_dir.glob("*.eml"))
 

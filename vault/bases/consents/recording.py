@@ -308,9 +308,10 @@ async def record_basis(
         if token:
             address = decrypt_fields(ctx, row, ("email",)).get("email")
             if address is None:
-                raise InvalidInput(
-                    "double opt-in needs an e-mail address",
-                    {"purpose": "the subject has no e-mail address to confirm with"},
+                # The request is well-formed; the stored subject lacks what it needs: a
+                # conflict with the stored state (409), not invalid input (422).
+                raise Conflict(
+                    "double opt-in needs an e-mail address; the subject has none to confirm with"
                 )
             await audit.record(
                 conn,

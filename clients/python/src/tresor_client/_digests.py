@@ -4,13 +4,13 @@ digests of the parts of the document the client is written on (see contract.py).
 DIGESTS = {
     "version": "0.1.0",
     "operations": {
-        "createSubject": "c588b45ab6723597719ea114da0dda05714f2e31c72ed5857e6dc60301feaef9",
-        "getPreferences": "a7321ce5b8c9dc5dbb2d0865301de7b5a5293622b2e7eb79e90880cf1f04e5bd",
+        "createSubject": "58734e1aae862ef96770df93c4d4ff43d7cbe88e5e665f878633b56a351122c5",
+        "getPreferences": "3758637955f4b5fc4b2a9db110016cb2e26b52a0935248b0a92fdfdd2da512ac",
         "listConsents": "064f4e8f845a200f274ae5eb6ab033b47c4da5260b7db65fd72f8049d370a66a",
-        "lookup": "2160ec67e22b4c4134443b02485aa899810a5831b2d909180ba432823eb0db7a",
+        "lookup": "27a30b90243521e9e5106dc1bc2d125cac8815711c4eefe0a3a9285503d8c02d",
         "lookupBatch": "184101660f15ec2c849f4248759d34ed26e131606a87b3e90824b449d240a759",
-        "recordConsent": "d4ad328e5d1d0ad0cb4e3ea3e7ec70a204a203cf15b62755722055bc01340a0b",
-        "rectifyContact": "bd9b1c12af7d7d9296fa374e2ed154a43e82f3409f163ae2413ca2d07bbbfc4f",
+        "recordConsent": "708e1384cd5404ca582739c2c8896c93010bafda672d4af5d3310f5384bd8df7",
+        "rectifyContact": "8d116df240f5070a45573afa84d664afbb68e494dfb1ed2c8bd40e852f623538",
         "setPreferences": "617ecc77a1bb3cdd0d487dce1dc17313ca2fedcc15022b98325a99ccfa7d72fa",
         "withdrawConsent": "f25f79f96cc0c50012dcb98a640922239a313d8c27f687cba50ffc60242acf70",
     },
