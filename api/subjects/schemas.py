@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
+from litestar.openapi.spec import OpenAPIType, Schema
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from api.openapi_schema import at_least_one, exactly_one
@@ -193,6 +194,18 @@ class BatchLookupRequest(Struct, forbid_unknown_fields=True):
     __purpose_fit__: ClassVar[tuple[str, ...]] = ("contact",)
     __openapi__: ClassVar[dict[str, Any]] = {
         **exactly_one("subject_ids", "emails", "phones", "external_refs"),
+        # A follow-up is kept by one contact with one customer: the server refuses
+        # `contact.followup` in a batch (422), and so does the document.
+        "schema_not": Schema(
+            required=["contact"],
+            properties={
+                "contact": Schema(
+                    type=OpenAPIType.OBJECT,
+                    required=["followup"],
+                    properties={"followup": Schema(schema_not=Schema(type=OpenAPIType.NULL))},
+                )
+            },
+        ),
         "examples": [{"purpose": "newsletter", "emails": ["anna@example.org"]}],
     }
 
