@@ -168,7 +168,12 @@ async def seal(ctx: VaultContext, m: int) -> float:
 async def sizes(url: str, n: int, m: int) -> dict[str, float]:
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
-        q = "SELECT pg_total_relation_size($1::regclass)"
+        # Every partition's size (a partitioned table's own size is 0): the trail and its
+        # seals are partitioned on PostgreSQL, the subjects are not (the tree is the table).
+        q = (
+            "SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::bigint "
+            "FROM pg_partition_tree($1::regclass)"
+        )
         subj = sum([await conn.fetchval(q, t) for t in ("subjects", "consents")])
         events = sum([await conn.fetchval(q, t) for t in ("audit_events", "audit_seals")])
     finally:
