@@ -171,8 +171,9 @@ async def sizes(url: str, n: int, m: int) -> dict[str, float]:
         # Every partition's size (a partitioned table's own size is 0): the trail and its
         # seals are partitioned on PostgreSQL, the subjects are not (the tree is the table).
         q = (
-            "SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::bigint "
-            "FROM pg_partition_tree($1::regclass)"
+            "SELECT (pg_total_relation_size($1::regclass) + coalesce((SELECT "
+            "sum(pg_total_relation_size(relid)) FROM pg_partition_tree($1::regclass) "
+            "WHERE relid <> $1::regclass), 0))::bigint"
         )
         subj = sum([await conn.fetchval(q, t) for t in ("subjects", "consents")])
         events = sum([await conn.fetchval(q, t) for t in ("audit_events", "audit_seals")])
