@@ -354,7 +354,8 @@ async def test_readable_export_shows_preferences_and_followups_in_german_and_eng
     bare, _ = await new_subject(vault, 26)
     await _preferences_and_followups(vault, clock, sid, "Pacific/Chatham")
     doc = await build_export(vault, DPO, sid)
-    de, en = render_export_html(doc, "de"), render_export_html(doc, "en")
+    rules = vault.pressure_rules
+    de, en = render_export_html(doc, "de", rules), render_export_html(doc, "en", rules)
     for html in (de, en):
         assert "Pacific/Chatham" in html and "21:00–07:30" in html
         assert "2026-11-25 10:30 UTC – 2026-11-25 13:30 UTC" in html
@@ -364,7 +365,7 @@ async def test_readable_export_shows_preferences_and_followups_in_german_and_eng
     assert "Your contact preferences" in en and "Agreed follow-ups" in en
     assert "Offers: Letter" in en and "4.0 points a month" in en and "cancelled" in en
     assert "question about the contract" in en and "by you in the privacy centre" in en
-    empty = render_export_html(await build_export(vault, DPO, bare), "en")
+    empty = render_export_html(await build_export(vault, DPO, bare), "en", rules)
     assert "You have not set any contact preferences." in empty
     assert "No follow-ups are agreed." in empty
 

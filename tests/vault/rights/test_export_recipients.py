@@ -44,6 +44,6 @@ async def test_export_lists_recipients_and_who_was_told(vault, clock):
     (told,) = doc["recipient_notices"]
     assert told["recipient"] == "mailer" and told["event"] == "subject.restricted"
     assert told["confirmed"] == "updated"
-    html = render_html(doc, "en")
+    html = render_html(doc, "en", vault.pressure_rules)
     assert "Recipients told about changes" in html and "mailer" in html
     assert "callcentre" not in html
