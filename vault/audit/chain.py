@@ -39,6 +39,7 @@ import structlog
 from sqlalchemy import Select, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vault.audit.chain_head import head_seq, read_head
 from vault.clock import as_utc
 from vault.crypto import Mac, Signer, VerifyKey
 from vault.errors import InvariantViolation
@@ -354,18 +355,8 @@ class SealReport:
     anchored: bool = False
 
 
-#: The chain head: the seal with the highest sequence number (the chain visits events in
-#: increasing `seq`, so this is also the highest position), the last entry of the seal
-#: table's primary key.
-_HEAD = (
-    select(audit_seals.c.chain_pos, audit_seals.c.chain_mac, audit_seals.c.seq)
-    .order_by(audit_seals.c.seq.desc())
-    .limit(1)
-)
-#: How many events follow the chain head (all of them unsealed, by construction).
-_BACKLOG = select(func.count().label("backlog")).where(
-    audit_events.c.seq > func.coalesce(select(func.max(audit_seals.c.seq)).scalar_subquery(), 0)
-)
+#: How many events follow the chain head at `after` (all of them unsealed, by construction).
+_BACKLOG = select(func.count().label("backlog")).where(audit_events.c.seq > bindparam("after"))
 #: The unsealed events after the chain head, in sequence order, along the primary key.
 _UNSEALED = (
     select(*(audit_events.c[name] for name in EVENT_COLUMNS))
@@ -385,12 +376,6 @@ def select_events_with_seals() -> Select[Any]:
     return select(audit_events, audit_seals.c.chain_pos, audit_seals.c.chain_mac).select_from(
         EVENTS_WITH_SEALS
     )
-
-
-async def _chain_head(conn: AsyncConnection) -> tuple[int, str, int] | None:
-    """(position, mac, seq) of the chain head, or None for an empty chain."""
-    head = (await conn.execute(_HEAD)).first()
-    return (head[0], head[1], head[2]) if head is not None else None
 
 
 async def _try_lock(conn: AsyncConnection) -> bool:
@@ -419,7 +404,9 @@ async def seal_pending(
     async with ctx.transaction() as conn:
         if not await _try_lock(conn):
             return SealReport(0, -1, None, False)
-        head = await _chain_head(conn)
+        # The newest checkpoint first: its `seq` bounds the head read to the newest blocks.
+        last = await _last_checkpoint(conn)
+        head = await read_head(conn, last.seq if last is not None else None)
         position, previous, last_seq = head if head is not None else (0, GENESIS, 0)
         params = {"last_seq": last_seq, "batch": batch}
         # The hot loop of sealing runs on the driver connection (PostgreSQL), inside this
@@ -470,6 +457,7 @@ async def seal_pending(
             signed = await _maybe_checkpoint(
                 ctx,
                 conn,
+                last,
                 position,
                 seqs[-1],
                 previous,
@@ -486,6 +474,7 @@ async def seal_pending(
 async def _maybe_checkpoint(
     ctx: VaultContext,
     conn: AsyncConnection,
+    last: Any,
     position: int,
     seq: int,
     head: str,
@@ -495,9 +484,9 @@ async def _maybe_checkpoint(
     interval: timedelta,
     force: bool = False,
 ) -> Checkpoint | None:
-    """Sign and store a checkpoint of the head at `position` when one is due; the caller
+    """Sign and store a checkpoint of the head at `position` when one is due after `last`
+    (`_last_checkpoint`, read in this transaction under the sealer's lock); the caller
     anchors it in the checkpoint file after its transaction committed."""
-    last = await _last_checkpoint(conn)
     if last is not None and last.chain_pos >= position:
         return None
     due = (
@@ -512,10 +501,10 @@ async def _maybe_checkpoint(
 
 
 async def _last_checkpoint(conn: AsyncConnection) -> Any:
-    """(chain_pos, at) of the newest checkpoint in the database, or None."""
+    """(chain_pos, at, seq) of the newest checkpoint in the database, or None."""
     return (
         await conn.execute(
-            select(audit_checkpoints.c.chain_pos, audit_checkpoints.c.at)
+            select(audit_checkpoints.c.chain_pos, audit_checkpoints.c.at, audit_checkpoints.c.seq)
             .order_by(audit_checkpoints.c.chain_pos.desc())
             .limit(1)
         )
@@ -555,10 +544,10 @@ async def checkpoint_head(ctx: VaultContext) -> bool:
     async with ctx.transaction() as conn:
         if not await _try_lock(conn):
             return False
-        head = await _chain_head(conn)
+        last = await _newest_checkpoint(conn)
+        head = await read_head(conn, last.seq if last is not None else None)
         if head is None:
             return True
-        last = await _newest_checkpoint(conn)
         if last is not None and last.chain_pos >= head[0]:
             signed = last
         else:
@@ -639,7 +628,8 @@ async def seal_all(
 
 async def unsealed_count(ctx: VaultContext) -> int:
     """Events appended after the chain head (the sealer's backlog), counted along the
-    primary key in one read that takes no write lock. Rows slipped in *behind* the head
-    are `vault.audit.verify`'s business."""
-    rows = await ctx.read_rows(_BACKLOG, {})
+    primary key after the head's `seq` was read (`chain_head.head_seq`), in reads that take
+    no write lock; a round sealed in between makes it one batch too high for a moment. Rows
+    slipped in *behind* the head are `vault.audit.verify`'s business."""
+    rows = await ctx.read_rows(_BACKLOG, {"after": await head_seq(ctx)})
     return int(rows[0]["backlog"])

@@ -14,6 +14,7 @@ from sqlalchemy import table as table_clause
 
 from tests.support.factories import WRITER, person
 from vault.audit import chain as audit_chain
+from vault.audit import chain_head
 from vault.audit import verify as audit_verify
 from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.context import VaultContext
@@ -263,7 +264,7 @@ async def test_the_sealer_reads_its_batch_along_the_primary_key_on_postgresql(va
     async with vault.engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
         await conn.exec_driver_sql("ANALYZE audit_events")
-        head = (await conn.execute(audit_chain._HEAD)).first()
+        head = (await conn.execute(chain_head.HEAD)).first()
         plan = "\n".join(
             r[0]
             for r in await conn.exec_driver_sql(
