@@ -50,6 +50,7 @@ from vault.audit import seal_blocks
 from vault.audit.chain import EVENT_COLUMNS
 from vault.clock import as_utc
 from vault.storage.audit_tables import audit_events, audit_seals
+from vault.storage.dialect import table_is_partitioned
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -101,21 +102,6 @@ def partition_name(month: date) -> str:
 
 def _bound(month: date) -> datetime:
     return datetime(month.year, month.month, 1, tzinfo=UTC)
-
-
-async def is_partitioned(conn: AsyncConnection) -> bool:
-    """Whether `audit_events` is a partitioned table (PostgreSQL after migration 0030)."""
-    if conn.dialect.name != "postgresql":
-        return False
-    found = await conn.execute(
-        text(
-            "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table p "
-            "JOIN pg_class c ON c.oid = p.partrelid "
-            "WHERE c.relname = :t AND c.relnamespace = current_schema()::regnamespace)"
-        ),
-        {"t": TABLE},
-    )
-    return bool(found.scalar())
 
 
 async def _partitions(conn: AsyncConnection) -> dict[str, float]:
@@ -182,7 +168,7 @@ async def ensure_ahead(ctx: VaultContext, now: datetime, months: int = 3) -> lis
     for _ in range(months):
         wanted.append(next_month(wanted[-1]))
     async with ctx.transaction() as conn:
-        if not await is_partitioned(conn):
+        if not await table_is_partitioned(conn, audit_events):
             return []
         await _lock(conn)
         present = await _partitions(conn)
@@ -207,7 +193,7 @@ async def ensure_seal_blocks(
     """`seal_blocks.ensure_blocks` in a transaction of its own under the partition lock
     (`ensure_ahead` does it too); the blocks created, [] on SQLite."""
     async with ctx.transaction() as conn:
-        if not await seal_blocks.is_partitioned(conn):
+        if not await table_is_partitioned(conn, audit_seals):
             return []
         await _lock(conn)
         return await seal_blocks.ensure_blocks(conn, block=block, ahead=ahead)
@@ -216,7 +202,7 @@ async def ensure_seal_blocks(
 async def list_seal_blocks(ctx: VaultContext) -> list[seal_blocks.SealBlock]:
     """The attached seal blocks in `seq` order ([] on SQLite)."""
     async with ctx.transaction() as conn:
-        if not await seal_blocks.is_partitioned(conn):
+        if not await table_is_partitioned(conn, audit_seals):
             return []
         return await seal_blocks.blocks(conn)
 
@@ -226,7 +212,7 @@ async def months(ctx: VaultContext, *, exact: bool = False) -> list[MonthPartiti
     the planner's estimate (cheap; -1 before the first ANALYZE) unless `exact`, which
     counts each partition (a full scan of every month). [] when not partitioned."""
     async with ctx.transaction() as conn:
-        if not await is_partitioned(conn):
+        if not await table_is_partitioned(conn, audit_events):
             return []
         found: list[MonthPartition] = []
         for name, tuples in (await _partitions(conn)).items():
@@ -294,7 +280,7 @@ async def drop_partition(
         raise ValueError("only a month before the current one can be dropped")
     name = partition_name(month)
     async with ctx.transaction() as conn:
-        if not await is_partitioned(conn):
+        if not await table_is_partitioned(conn, audit_events):
             return None
         await _lock(conn)
         if name not in await _partitions(conn):

@@ -33,6 +33,9 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vault.storage.audit_tables import audit_seals
+from vault.storage.dialect import table_is_partitioned
+
 TABLE = "audit_seals"
 DEFAULT_PARTITION = "audit_seals_default"
 #: Sequence numbers per block (see the module docstring for why this size).
@@ -54,21 +57,6 @@ class SealBlock:
 
 def block_name(low: int) -> str:
     return f"{TABLE}_from_{low}"
-
-
-async def is_partitioned(conn: AsyncConnection) -> bool:
-    """Whether `audit_seals` is a partitioned table (PostgreSQL after migration 0037)."""
-    if conn.dialect.name != "postgresql":
-        return False
-    found = await conn.execute(
-        text(
-            "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table p "
-            "JOIN pg_class c ON c.oid = p.partrelid "
-            "WHERE c.relname = :t AND c.relnamespace = current_schema()::regnamespace)"
-        ),
-        {"t": TABLE},
-    )
-    return bool(found.scalar())
 
 
 async def blocks(conn: AsyncConnection) -> list[SealBlock]:
@@ -114,7 +102,7 @@ async def ensure_blocks(
     """Make the blocks reach `ahead` blocks past the newest event (and past every seal that
     landed in `DEFAULT`, moving those into their block); the blocks created. Idempotent;
     [] on SQLite or before migration 0037. New blocks follow the last one without gap."""
-    if not await is_partitioned(conn):
+    if not await table_is_partitioned(conn, audit_seals):
         return []
     present = await blocks(conn)
     frontier = await _frontier(conn)
@@ -162,7 +150,7 @@ async def drop_blocks_through(conn: AsyncConnection, top: int) -> list[SealBlock
     below `top` and below the first event still in the trail, so no kept event loses its
     seal; the blocks dropped. The caller removed the events up to `top` in this same
     transaction. [] on SQLite or before migration 0037."""
-    if not await is_partitioned(conn):
+    if not await table_is_partitioned(conn, audit_seals):
         return []
     first = await conn.execute(text("SELECT min(seq) FROM audit_events"))
     kept = first.scalar_one()

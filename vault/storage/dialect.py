@@ -77,6 +77,23 @@ async def try_advisory_xact_lock(conn: AsyncConnection, key: int) -> bool:
     return bool(got.scalar())
 
 
+async def table_is_partitioned(conn: AsyncConnection, table: Table) -> bool:
+    """Whether `table` is a partitioned table in the connection's schema: PostgreSQL after
+    the migrations that partition it (0030 for the events, 0037 for the seals); SQLite keeps
+    every table whole."""
+    if not _is_postgresql(conn):
+        return False
+    found = await conn.execute(
+        text(
+            "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table p "
+            "JOIN pg_class c ON c.oid = p.partrelid "
+            "WHERE c.relname = :t AND c.relnamespace = current_schema()::regnamespace)"
+        ),
+        {"t": table.name},
+    )
+    return bool(found.scalar())
+
+
 def utc_bucket(conn: AsyncConnection, column: Any, bucket: str) -> Any:
     """The UTC day (`YYYY-MM-DD`) or hour (`YYYY-MM-DD HH`) of a timestamp, the same text on
     both databases. SQLite keeps UTC timestamps as ISO text, so a prefix of it is the

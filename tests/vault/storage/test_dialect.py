@@ -9,7 +9,7 @@ from sqlalchemy import Table, select
 
 from tests.support.privacy import is_sqlite
 from vault.storage import dialect
-from vault.storage.audit_tables import audit_events
+from vault.storage.audit_tables import audit_events, audit_seals
 from vault.storage.rights_tables import self_service_lockouts
 
 
@@ -81,3 +81,13 @@ async def test_key_in_matches_the_keys_it_is_given(vault):
                 {"keys": ["k-a", "k-c", "k-z"]},
             )
             assert sorted(r[0] for r in rows) == ["k-a", "k-c"]
+
+
+async def test_table_is_partitioned_names_the_partitioned_tables_of_postgresql(vault):
+    """On PostgreSQL the audit trail and its seals are partitioned and a plain table is not;
+    on SQLite no table is."""
+    partitioned = not is_sqlite(vault)
+    async with vault.transaction() as conn:
+        assert await dialect.table_is_partitioned(conn, audit_events) is partitioned
+        assert await dialect.table_is_partitioned(conn, audit_seals) is partitioned
+        assert await dialect.table_is_partitioned(conn, self_service_lockouts) is False
