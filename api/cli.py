@@ -261,10 +261,10 @@ def cmd_audit_witness(settings: Settings, args: argparse.Namespace) -> int:
     """Print the newest signed checkpoint in the database as one checkpoint-file line, for
     a witness outside this system (cron: `tresor audit witness | ssh witness 'cat >>
     tresor.jsonl'`); `tresor audit verify --checkpoints` checks the chain against it."""
-    from vault.audit import chain as audit_chain
+    from vault.audit import checkpoints
 
     async def job(ctx: VaultContext) -> Any:
-        return await audit_chain.newest_checkpoint(ctx)
+        return await checkpoints.newest_checkpoint(ctx)
 
     checkpoint = _run(settings, job)
     if checkpoint is None:
@@ -283,10 +283,10 @@ def cmd_audit_seal(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_audit_public_key(settings: Settings, args: argparse.Namespace) -> int:
-    from vault.audit import chain as audit_chain
+    from vault.audit import checkpoints
 
     async def job(ctx: VaultContext) -> str:
-        return audit_chain.public_key_pem(ctx)
+        return checkpoints.public_key_pem(ctx)
 
     print(_run(settings, job), end="")
     return 0

@@ -33,7 +33,7 @@ from typing import Any
 
 import asyncpg
 
-from vault.audit.chain import GENESIS
+from vault.audit.chain_links import GENESIS
 from vault.audit.verify_csv import CsvWalk
 from vault.audit.verify_sql import statements
 from vault.audit.verify_state import CHUNK, ChainState

@@ -54,7 +54,7 @@ from bench.lookup import (  # noqa: E402
     wait_up,
 )
 from bench.seed import _person  # noqa: E402
-from vault.audit import chain  # noqa: E402
+from vault.audit import chain, chain_links  # noqa: E402
 from vault.bases.consents import sealed_texts  # noqa: E402
 from vault.context import VaultContext  # noqa: E402
 from vault.settings import Settings  # noqa: E402
@@ -121,7 +121,7 @@ async def seed_events(
     ctx: VaultContext, conn: asyncpg.Connection, m: int, ids: list[str], months: int
 ) -> None:
     """`m` lookup events over the last `months` months (time rising with seq), COPY."""
-    columns = [c for c in chain.EVENT_COLUMNS if c != "seq"]
+    columns = [c for c in chain_links.EVENT_COLUMNS if c != "seq"]
     now = ctx.clock.now()
     first = now - timedelta(days=30 * months)
     step = (now - first) / max(m, 1)

@@ -25,9 +25,9 @@ from api.deps import Vault
 from api.openapi_docs import AUTHED, problems
 from api.query_params import query, reject_unknown_query
 from vault.admin.clients import Role
-from vault.audit import chain as audit_chain
 from vault.audit import query as audit_query
 from vault.audit import stats as audit_stats
+from vault.audit.checkpoints import public_key_pem
 from vault.audit.query import AuditFilter, AuditItem
 from vault.errors import InvalidInput
 
@@ -276,4 +276,4 @@ class AuditController(Controller):
         responses=problems(*AUTHED),
     )
     async def public_key(self, vault: Vault) -> str:
-        return audit_chain.public_key_pem(vault)
+        return public_key_pem(vault)

@@ -25,11 +25,11 @@ from api.i18n import TEXTS, pick_language
 from vault.admin.clients import (
     list_clients,
 )
-from vault.audit import chain as audit_chain
 from vault.audit import export as audit_export
 from vault.audit import query as audit_query
 from vault.audit import ropa
 from vault.audit import stats as audit_stats
+from vault.audit.checkpoints import public_key_pem
 from vault.audit.events import AuditAction
 from vault.audit.query import AuditFilter
 from vault.bases import consent_proof
@@ -178,7 +178,7 @@ class DpoTrailPages(DpoPages):
             chain=status,
             checkpoint_text=checkpoint_text,
             broken_text=t["dpo_chain_broken"].format(seq=status.broken_seq),
-            public_key=audit_chain.public_key_pem(vault),
+            public_key=public_key_pem(vault),
         )
 
     @get("/consents/{consent_id:str}/proof", operation_id="dpoConsentProof")

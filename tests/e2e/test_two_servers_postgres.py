@@ -261,7 +261,7 @@ async def _dpo_counts(base: str, dpo_key: str) -> int:
 async def _database_facts(url: str) -> dict[str, Any]:
     from sqlalchemy import func, select
 
-    from vault.audit import chain as audit_chain
+    from vault.audit.chain_links import EVENTS_WITH_SEALS
     from vault.storage.audit_tables import audit_checkpoints, audit_events, audit_seals
     from vault.storage.db import make_engine
     from vault.storage.outreach_tables import contact_budgets, contacts
@@ -272,7 +272,7 @@ async def _database_facts(url: str) -> dict[str, Any]:
             rows = (
                 await conn.execute(
                     select(audit_events.c.seq, audit_seals.c.chain_pos, audit_events.c.action)
-                    .select_from(audit_chain.EVENTS_WITH_SEALS)
+                    .select_from(EVENTS_WITH_SEALS)
                     .order_by(audit_events.c.seq)
                 )
             ).all()

@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from tests.conftest import POLICIES
 from tests.support.factories import person
 from tests.support.server import free_port
-from vault.audit import chain as audit_chain
+from vault.audit.chain_links import EVENTS_WITH_SEALS
 from vault.catalogue.contact_pressure import load_rules
 from vault.storage.audit_tables import audit_events, audit_seals
 from vault.storage.db import make_engine
@@ -196,7 +196,7 @@ async def _database_facts(url: str) -> dict[str, Any]:
             unsealed = (
                 await conn.execute(
                     select(func.count())
-                    .select_from(audit_chain.EVENTS_WITH_SEALS)
+                    .select_from(EVENTS_WITH_SEALS)
                     .where(audit_seals.c.seq.is_(None))
                 )
             ).scalar_one()

@@ -43,16 +43,9 @@ from vault.audit.archive_format import (
 from vault.audit.archive_lock import archive_lock
 from vault.audit.archive_segment import ArchiveBroken, ChainWriter
 from vault.audit.archive_store import ArchiveStore
-from vault.audit.chain import (
-    EVENT_COLUMNS,
-    EVENTS_WITH_SEALS,
-    GENESIS,
-    Checkpoint,
-    _chain_key,
-    _sign_checkpoint,
-    _signing_key,
-    _try_lock,
-)
+from vault.audit.chain import _try_lock
+from vault.audit.chain_links import EVENT_COLUMNS, EVENTS_WITH_SEALS, GENESIS, _chain_key
+from vault.audit.checkpoints import Checkpoint, _sign_checkpoint, _signing_key
 from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.clock import as_utc
 from vault.errors import InvalidInput

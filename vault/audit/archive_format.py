@@ -3,7 +3,7 @@
 A segment is gzip'd JSON Lines: a header (month, sequence and chain range, the MAC the
 segment starts from), one line per event (its stored columns, chain position and MAC), and
 a trailer with the Ed25519 checkpoint at the segment's last position. Each event line holds
-the values the MAC covers exactly as `vault.audit.chain.canonical_event` encodes them, so
+the values the MAC covers exactly as `vault.audit.chain_links.canonical_event` encodes them, so
 a segment is verified with the chain key alone, without the database.
 
 gzip is written with a zero time stamp and no file name, so the same month archived twice
@@ -23,7 +23,8 @@ from typing import Any
 
 import msgspec
 
-from vault.audit.chain import EVENT_COLUMNS, Checkpoint
+from vault.audit.chain_links import EVENT_COLUMNS
+from vault.audit.checkpoints import Checkpoint
 from vault.clock import as_utc
 from vault.crypto import Signer, VerifyKey
 

@@ -12,7 +12,7 @@ import gzip
 from typing import Any
 
 from vault.audit.archive_format import event_line
-from vault.audit.chain import EVENT_COLUMNS, _canonical_values, _mac
+from vault.audit.chain_links import EVENT_COLUMNS, _canonical_values, _mac
 from vault.crypto import Mac, same_digest
 from vault.errors import InvariantViolation
 

@@ -28,15 +28,8 @@ import msgspec
 from vault.audit.archive import archived, entry_of
 from vault.audit.archive_format import MANIFEST_NAME, SegmentEntry, read_manifest, sha256_file
 from vault.audit.archive_store import ArchiveStore
-from vault.audit.chain import (
-    EVENT_COLUMNS,
-    GENESIS,
-    Checkpoint,
-    _canonical_values,
-    _chain_key,
-    _mac,
-    _signing_key,
-)
+from vault.audit.chain_links import EVENT_COLUMNS, GENESIS, _canonical_values, _chain_key, _mac
+from vault.audit.checkpoints import Checkpoint, _signing_key
 from vault.audit.verify import VerifyReport, verify_chain
 from vault.crypto import Mac, VerifyKey, same_digest
 from vault.progress import NO_PROGRESS, Progress

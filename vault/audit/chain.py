@@ -1,11 +1,12 @@
-"""Tamper evidence for the audit trail: an HMAC chain sealed in batches, signed checkpoints.
+"""The sealer of the audit trail: an HMAC chain sealed in batches, signed checkpoints.
 
 Requests only append events; they never wait for the chain. A single sealer (on PostgreSQL
 guarded by an advisory lock, so any number of `tresor serve` processes may run it) takes the
-unsealed events in sequence order and gives each a chain position and
-`mac = HMAC-SHA256(audit_key, previous mac | position | canonical event)`. Every so often it
-signs the chain head with Ed25519, so an auditor holding only the public key can check that
-the trail up to that point was not rewritten or truncated.
+unsealed events in sequence order and gives each a chain position and its MAC
+(`vault.audit.chain_links`). Every so often it signs the chain head
+(`vault.audit.checkpoints`) and, after the commit, appends the checkpoint to the file
+outside the database (`vault.audit.checkpoint_file`). Where the head is read:
+`vault.audit.chain_head`.
 
 Sequence numbers are allocated before commit, so an event with a lower number can become
 visible after a higher one (a slower transaction), and a rolled-back transaction leaves a
@@ -13,336 +14,47 @@ hole for ever. The sealer therefore seals in sequence order up to the first hole
 for it; a hole older than `grace` is taken to be a rollback and skipped. The chain thus
 visits events in strictly increasing sequence order, which `verify` checks: a row slipped in
 behind the sealed part later is reported as inserted.
-
-Checkpoints in the database alone do not stop a database writer from deleting the newest
-events together with their seals and checkpoint rows. So every signed checkpoint is also
-appended to a file outside the database (`TRESOR_AUDIT_CHECKPOINT_FILE`, by default
-`audit-checkpoints.jsonl` in the data dir), at least every `TRESOR_AUDIT_CHECKPOINT_SECONDS`
-while events are sealed, and `verify` fails when the chain is shorter than, or differs
-from, the newest checkpoint there. A checkpoint is appended only while the chain still
-contains the file's last one, so a rewritten trail never gets a checkpoint that agrees.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-import structlog
-from sqlalchemy import Select, bindparam, func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit.chain_head import head_seq, read_head
+from vault.audit.chain_links import (
+    _AT,
+    EVENT_COLUMNS,
+    GENESIS,
+    _canonical_values,
+    _chain_key,
+    _mac,
+)
+from vault.audit.checkpoint_file import anchor_checkpoint
+from vault.audit.checkpoints import (
+    Checkpoint,
+    _last_checkpoint,
+    _newest_checkpoint,
+    _sign_checkpoint,
+)
 from vault.clock import as_utc
-from vault.crypto import Mac, Signer, VerifyKey
-from vault.errors import InvariantViolation
-from vault.storage.audit_tables import audit_checkpoints, audit_events, audit_seals
+from vault.storage.audit_tables import audit_events, audit_seals
 from vault.storage.dialect import asyncpg_connection, try_advisory_xact_lock
 from vault.storage.pg_direct import Compiled
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
 
-GENESIS = "0" * 64
-log = structlog.get_logger("tresor.audit")
 #: How long a hole in the sequence may stay open before it counts as a rolled-back event.
 DEFAULT_GRACE = timedelta(seconds=10)
 #: Any fixed 64-bit number; names the lock that makes one sealer run at a time on PostgreSQL.
 SEALER_LOCK_ID = 0x7472_6573_6F72_0001
-EVENT_COLUMNS = (
-    "seq",
-    "at",
-    "request_id",
-    "actor_type",
-    "actor_id",
-    "action",
-    "subject_id",
-    "purpose",
-    "fields",
-    "decision",
-    "reason",
-    "consent_id",
-    "detail",
-)
-
-
-_AT = EVENT_COLUMNS.index("at")
-if EVENT_COLUMNS[0] != "seq":
-    raise InvariantViolation(
-        "expected EVENT_COLUMNS[0] == 'seq': the sealer reads records by position"
-    )
-#: The chain's canonical encoding is compact JSON of a list of strings, integers and nulls,
-#: UTF-8, nothing escaped but what JSON requires: `json.JSONEncoder(separators=(",", ":"),
-#: ensure_ascii=False)` wrote it first; msgspec writes the same bytes faster
-#: (docs/performance.md; tests/vault/audit/test_chain.py proves the two agree, so existing
-#: chains still verify).
-_CANONICAL = msgspec.json.Encoder()
-
-
-def canonical_event(row: Any) -> bytes:
-    """The bytes the MAC covers: every column of the event except the chain columns.
-
-    `row` is anything that yields columns by name: a dict, an asyncpg record, a SQLAlchemy
-    row (through its mapping)."""
-    by_name = getattr(row, "_mapping", row)
-    return _canonical_values([by_name[name] for name in EVENT_COLUMNS])
-
-
-def _canonical_values(values: list[Any]) -> bytes:
-    """`canonical_event` of the event's column values in `EVENT_COLUMNS` order (a fresh
-    list: its timestamp is replaced in place)."""
-    at = values[_AT]  # the only timestamp among the columns
-    if isinstance(at, datetime):
-        values[_AT] = as_utc(at).isoformat()
-    return _CANONICAL.encode(values)
-
-
-def _chain_key(ctx: VaultContext) -> Mac:
-    """The chain's MAC: under `audit_key`, a random secret of the keyring that serves this
-    one MAC (not derived from the server secret: that would change every stored seal)."""
-    return Mac(ctx.secrets.audit_key)
-
-
-def chain_mac(key: Mac, previous: str, position: int, row: Any) -> str:
-    return _mac(key, previous, position, canonical_event(row))
-
-
-def _mac(key: Mac, previous: str, position: int, canonical: bytes) -> str:
-    return key.digest(f"{previous}|{position}|".encode() + canonical)
-
-
-def _checkpoint_message(position: int, seq: int, head: str, at: datetime) -> bytes:
-    stamp = as_utc(at).isoformat()
-    return f"tresor-audit-checkpoint|v1|{position}|{seq}|{head}|{stamp}".encode()
-
-
-def _signing_key(ctx: VaultContext) -> Signer:
-    ensure = getattr(ctx.kek, "ensure_signing_key", None)
-    raw = ensure() if ensure is not None else ctx.secrets.signing_key
-    if raw is None:
-        raise RuntimeError("no checkpoint signing key in the keyring")
-    return Signer(raw)
-
-
-def public_key_pem(ctx: VaultContext) -> str:
-    """The checkpoint verification key, for auditors outside the vault."""
-    return _signing_key(ctx).verify_key.pem()
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """A signed statement "the chain had `head` at `chain_pos` (event `seq`) at `at`"."""
-
-    chain_pos: int
-    seq: int
-    head: str
-    at: datetime
-    key_id: str
-    signature: str
-
-    def message(self) -> bytes:
-        return _checkpoint_message(self.chain_pos, self.seq, self.head, self.at)
-
-    def line(self) -> bytes:
-        """One line of the checkpoint file: compact JSON, ids and digests only."""
-        return (
-            _CANONICAL.encode(
-                {
-                    "v": 1,
-                    "chain_pos": self.chain_pos,
-                    "seq": self.seq,
-                    "head": self.head,
-                    "at": as_utc(self.at).isoformat(),
-                    "key_id": self.key_id,
-                    "signature": self.signature,
-                }
-            )
-            + b"\n"
-        )
-
-    @classmethod
-    def parse(cls, line: bytes) -> Checkpoint:
-        """A line of the checkpoint file; `ValueError` for anything else."""
-        try:
-            raw = msgspec.json.decode(line, type=_CheckpointLine)
-            return cls(
-                raw.chain_pos,
-                raw.seq,
-                raw.head,
-                datetime.fromisoformat(raw.at),
-                raw.key_id,
-                raw.signature,
-            )
-        except (msgspec.DecodeError, ValueError) as exc:
-            raise ValueError("not a checkpoint line") from exc
-
-    def signed_by(self, public: VerifyKey) -> bool:
-        return _signed(public, self.signature, self.message())
-
-
-def _signed(public: VerifyKey, signature: str, message: bytes) -> bool:
-    """Whether the base64 `signature` is `public`'s signature of `message`."""
-    try:
-        raw = base64.b64decode(signature, validate=True)
-    except ValueError:
-        return False
-    return public.verify(raw, message)
-
-
-class _CheckpointLine(msgspec.Struct, forbid_unknown_fields=True):
-    v: int
-    chain_pos: int
-    seq: int
-    head: str
-    at: str
-    key_id: str
-    signature: str
-
-
-# -- the checkpoint file outside the database -----------------------------------------------
-
-
-def append_checkpoint_line(path: Path, checkpoint: Checkpoint) -> None:
-    """Append one checkpoint line and fsync it. `O_APPEND` keeps concurrent writers (nodes
-    sharing the file) from interleaving inside a line; a new file gets mode 0600 and its
-    directory entry is synced too. A previous line cut short by a crash is closed first."""
-    created = not path.exists()
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        size = os.fstat(fd).st_size
-        line = checkpoint.line()
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            line = b"\n" + line
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if created:
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-
-
-def last_checkpoint_line(path: Path) -> Checkpoint | None:
-    """The file's last checkpoint (read from its tail), None for a missing or empty file;
-    `ValueError` when the last line is not a checkpoint."""
-    try:
-        with path.open("rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - 4096))
-            tail = f.read()
-    except FileNotFoundError:
-        return None
-    lines = [line for line in tail.split(b"\n") if line.strip()]
-    return Checkpoint.parse(lines[-1]) if lines else None
-
-
-@dataclass
-class CheckpointFile:
-    """What `verify` found in the checkpoint file: its newest checkpoint (by position),
-    how many lines it has, and the first line that is not a checkpoint."""
-
-    path: Path
-    exists: bool = False
-    lines: int = 0
-    newest: Checkpoint | None = None
-    bad_line: int | None = None
-
-
-def read_checkpoint_file(path: Path) -> CheckpointFile:
-    """Stream the file once, keeping only the newest checkpoint (memory stays flat)."""
-    found = CheckpointFile(path)
-    try:
-        f = path.open("rb")
-    except FileNotFoundError:
-        return found
-    found.exists = True
-    with f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            found.lines += 1
-            try:
-                checkpoint = Checkpoint.parse(line)
-            except ValueError:
-                found.bad_line = found.bad_line or number
-                continue
-            if found.newest is None or checkpoint.chain_pos > found.newest.chain_pos:
-                found.newest = checkpoint
-    return found
-
-
-_SEAL_OF = select(audit_seals.c.chain_pos, audit_seals.c.chain_mac).where(
-    audit_seals.c.seq == bindparam("seq")
-)
-
-
-async def _chain_contains(ctx: VaultContext, checkpoint: Checkpoint) -> bool:
-    """Whether the chain in the database still has the checkpoint's head at its position
-    (one read along the seal table's primary key)."""
-    rows = await ctx.read_rows(_SEAL_OF, {"seq": checkpoint.seq})
-    return bool(rows) and (rows[0]["chain_pos"], rows[0]["chain_mac"]) == (
-        checkpoint.chain_pos,
-        checkpoint.head,
-    )
-
-
-def _too_soon(ctx: VaultContext, previous: Checkpoint, checkpoint: Checkpoint) -> bool:
-    interval = timedelta(seconds=ctx.settings.checkpoint_seconds)
-    gap = as_utc(checkpoint.at) - as_utc(previous.at)
-    return bool(gap < interval)
-
-
-async def anchor_checkpoint(
-    ctx: VaultContext, checkpoint: Checkpoint, *, force: bool = False
-) -> bool:
-    """Append a committed checkpoint to the checkpoint file; True when the file covers its
-    position afterwards.
-
-    Unless `force`d, at most one line per `TRESOR_AUDIT_CHECKPOINT_SECONDS`: under load the
-    database gets a checkpoint every thousand events, the file (an fsync each) need not;
-    the sealer anchors the head once a burst is over (`Sealer`). Refused (logged as
-    `audit_checkpoint_diverged`, positions only) while the chain no longer contains the
-    file's last checkpoint: after a rewrite or truncation of the trail, or a restore from a
-    backup, the file keeps naming the old head and `verify` keeps failing until an operator
-    has looked (docs/operations.md). A failed write is logged by error type.
-    """
-    path = ctx.settings.audit_checkpoint_path
-    try:
-        previous = await asyncio.to_thread(last_checkpoint_line, path)
-    except ValueError:
-        previous = None  # a damaged last line: `verify` names it; keep anchoring
-        log.error("audit_checkpoint_file_unreadable")
-    except OSError as exc:
-        log.error("audit_checkpoint_file_failed", error=type(exc).__name__)
-        return False
-    if not force and previous is not None and _too_soon(ctx, previous, checkpoint):
-        return False
-    if previous is not None and not await _chain_contains(ctx, previous):
-        log.error(
-            "audit_checkpoint_diverged",
-            file_position=previous.chain_pos,
-            file_seq=previous.seq,
-            position=checkpoint.chain_pos,
-        )
-        return False
-    if previous is not None and previous.chain_pos >= checkpoint.chain_pos:
-        return True  # already covered (another node sharing the file was first)
-    try:
-        await asyncio.to_thread(append_checkpoint_line, path, checkpoint)
-    except OSError as exc:
-        log.error("audit_checkpoint_file_failed", error=type(exc).__name__)
-        return False
-    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,16 +78,6 @@ _UNSEALED = (
 )
 _UNSEALED_PG = Compiled(_UNSEALED)
 _SEAL_COLUMNS = ["seq", "chain_pos", "chain_mac"]
-#: Events with their seal (chain_pos and chain_mac are NULL for an unsealed event), for
-#: readers that show or export whether an event is sealed.
-EVENTS_WITH_SEALS = audit_events.outerjoin(audit_seals, audit_seals.c.seq == audit_events.c.seq)
-
-
-def select_events_with_seals() -> Select[Any]:
-    """`SELECT` of every event column plus `chain_pos` and `chain_mac` from its seal."""
-    return select(audit_events, audit_seals.c.chain_pos, audit_seals.c.chain_mac).select_from(
-        EVENTS_WITH_SEALS
-    )
 
 
 async def _try_lock(conn: AsyncConnection) -> bool:
@@ -500,43 +202,6 @@ async def _maybe_checkpoint(
     return await _sign_checkpoint(ctx, conn, position, seq, head, now)
 
 
-async def _last_checkpoint(conn: AsyncConnection) -> Any:
-    """(chain_pos, at, seq) of the newest checkpoint in the database, or None."""
-    return (
-        await conn.execute(
-            select(audit_checkpoints.c.chain_pos, audit_checkpoints.c.at, audit_checkpoints.c.seq)
-            .order_by(audit_checkpoints.c.chain_pos.desc())
-            .limit(1)
-        )
-    ).first()
-
-
-async def _sign_checkpoint(
-    ctx: VaultContext, conn: AsyncConnection, position: int, seq: int, head: str, now: datetime
-) -> Checkpoint:
-    private = _signing_key(ctx)
-    signature = private.sign(_checkpoint_message(position, seq, head, now))
-    checkpoint = Checkpoint(
-        position,
-        seq,
-        head,
-        now,
-        private.verify_key.key_id,
-        base64.b64encode(signature).decode(),
-    )
-    await conn.execute(
-        insert(audit_checkpoints).values(
-            chain_pos=position,
-            seq=seq,
-            head=head,
-            at=now,
-            key_id=checkpoint.key_id,
-            signature=checkpoint.signature,
-        )
-    )
-    return checkpoint
-
-
 async def checkpoint_head(ctx: VaultContext) -> bool:
     """Make a signed checkpoint cover the chain head, in the database (unless one does
     already) and in the checkpoint file; True when both cover it afterwards (False: another
@@ -553,23 +218,6 @@ async def checkpoint_head(ctx: VaultContext) -> bool:
         else:
             signed = await _sign_checkpoint(ctx, conn, head[0], head[2], head[1], ctx.clock.now())
     return await anchor_checkpoint(ctx, signed, force=True)
-
-
-async def newest_checkpoint(ctx: VaultContext) -> Checkpoint | None:
-    """The newest signed checkpoint in the database, as it would stand in the file."""
-    async with ctx.transaction() as conn:
-        return await _newest_checkpoint(conn)
-
-
-async def _newest_checkpoint(conn: AsyncConnection) -> Checkpoint | None:
-    row = (
-        await conn.execute(
-            select(audit_checkpoints).order_by(audit_checkpoints.c.chain_pos.desc()).limit(1)
-        )
-    ).first()
-    if row is None:
-        return None
-    return Checkpoint(row.chain_pos, row.seq, row.head, row.at, row.key_id, row.signature)
 
 
 class Sealer:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from vault.audit import events as audit
-from vault.audit.chain import EVENT_COLUMNS, select_events_with_seals
+from vault.audit.chain_links import EVENT_COLUMNS, select_events_with_seals
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.audit.query import AuditFilter, conditions, validate_filter
 from vault.clock import as_utc

@@ -47,7 +47,7 @@ from sqlalchemy import table as table_clause
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import seal_blocks
-from vault.audit.chain import EVENT_COLUMNS
+from vault.audit.chain_links import EVENT_COLUMNS
 from vault.clock import as_utc
 from vault.storage.audit_tables import audit_events, audit_seals
 from vault.storage.dialect import table_is_partitioned

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, or_
 
 from vault.audit import events as audit
-from vault.audit.chain import select_events_with_seals
+from vault.audit.chain_links import select_events_with_seals
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import as_utc
 from vault.errors import InvalidInput

@@ -29,14 +29,9 @@ from typing import TYPE_CHECKING
 import asyncpg
 from sqlalchemy import bindparam, func, select
 
-from vault.audit.chain import (
-    CheckpointFile,
-    _chain_key,
-    _checkpoint_message,
-    _signed,
-    _signing_key,
-    read_checkpoint_file,
-)
+from vault.audit.chain_links import _chain_key
+from vault.audit.checkpoint_file import CheckpointFile, read_checkpoint_file
+from vault.audit.checkpoints import _checkpoint_message, _signed, _signing_key
 from vault.audit.prune import live_start
 from vault.audit.verify_pages import BEFORE, CHECKPOINTS_AT
 from vault.audit.verify_pages import check_range as check_pages

@@ -3,7 +3,7 @@
 The chunk's COPY (`verify_sql`) prints each sealed event as one CSV line,
 `chain_mac,chain_pos,seq,"at",<the other event columns>`, with every text column quoted,
 `null` for NULL and a backslash before a quote or a backslash in a value. From the fourth
-field on, that is the chain's canonical JSON (`vault.audit.chain._canonical_values`)
+field on, that is the chain's canonical JSON (`vault.audit.chain_links._canonical_values`)
 already: strings in quotes with `\\"` and `\\\\`, `null`, commas. Only the timestamp needs
 work: PostgreSQL prints `2026-06-08 05:32:45.1234+00`, the chain has
 `2026-06-08T05:32:45.123400+00:00` (PostgreSQL drops trailing zeros of the fraction,

@@ -28,7 +28,7 @@ async def check_exact(
 ) -> None:
     """Check the sealed events after the last one `state` accepted, up to `seq` `hi`;
     `state.broken` is set at the first break."""
-    from vault.audit.chain import _canonical_values  # only when this check runs
+    from vault.audit.chain_links import _canonical_values  # only when this check runs
 
     skip = state.verified > 0 or state.last_seq > 0  # the accepted event, read again
     lo = state.last_seq - 1 if skip else state.last_seq

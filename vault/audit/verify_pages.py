@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vault.audit.chain import _CANONICAL, EVENT_COLUMNS, GENESIS, _canonical_values, _mac
+from vault.audit.chain_links import _CANONICAL, EVENT_COLUMNS, GENESIS, _canonical_values, _mac
 from vault.audit.verify_state import (
     RangeJob,
     RangeResult,

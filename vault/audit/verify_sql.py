@@ -8,7 +8,7 @@ the text are the integer bounds of a COPY chunk (`COPY` takes no parameters).
 
 from __future__ import annotations
 
-from vault.audit.chain import EVENT_COLUMNS
+from vault.audit.chain_links import EVENT_COLUMNS
 from vault.audit.verify_state import Statements
 from vault.storage.audit_tables import audit_checkpoints, audit_events, audit_seals
 

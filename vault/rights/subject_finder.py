@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import or_, select
 
 from vault.audit import events as audit
-from vault.audit.chain import select_events_with_seals
+from vault.audit.chain_links import select_events_with_seals
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.audit.query import AuditItem, audit_item
 from vault.clock import as_utc

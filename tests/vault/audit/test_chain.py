@@ -14,7 +14,7 @@ from sqlalchemy import table as table_clause
 
 from tests.support.factories import WRITER, person
 from vault.audit import chain as audit_chain
-from vault.audit import chain_head
+from vault.audit import chain_head, chain_links, checkpoint_file, checkpoints
 from vault.audit import verify as audit_verify
 from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.context import VaultContext
@@ -237,10 +237,10 @@ _JSON_REFERENCE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 def test_canonical_encoding_matches_the_encoding_existing_chains_were_sealed_with(values):
     """The MAC input is byte for byte what the original `json` encoder wrote, so chains sealed
     before the switch to msgspec still verify."""
-    padded = values + [None] * len(audit_chain.EVENT_COLUMNS)
-    row = dict(zip(audit_chain.EVENT_COLUMNS, padded, strict=False))  # padded is longer
-    expected = _JSON_REFERENCE.encode([row[c] for c in audit_chain.EVENT_COLUMNS]).encode()
-    assert audit_chain.canonical_event(row) == expected
+    padded = values + [None] * len(chain_links.EVENT_COLUMNS)
+    row = dict(zip(chain_links.EVENT_COLUMNS, padded, strict=False))  # padded is longer
+    expected = _JSON_REFERENCE.encode([row[c] for c in chain_links.EVENT_COLUMNS]).encode()
+    assert chain_links.canonical_event(row) == expected
 
 
 async def test_the_sealer_reads_its_batch_along_the_primary_key_on_postgresql(vault):
@@ -352,7 +352,7 @@ async def test_a_rewritten_trail_resealed_by_the_sealer_is_caught(vault):
     await _sealed(vault, 6)
     path = vault.settings.audit_checkpoint_path
     before = path.read_bytes()
-    old_head = audit_chain.last_checkpoint_line(path)
+    old_head = checkpoint_file.last_checkpoint_line(path)
     for table in (audit_checkpoints, audit_seals, audit_events):
         await _tamper(vault, delete(table))
     for i in range(10):
@@ -390,8 +390,8 @@ async def test_the_checkpoint_file_holds_signed_lines_only_its_owner_reads(vault
         "key_id",
         "signature",
     }
-    newest = audit_chain.Checkpoint.parse(lines[-1])
-    public = audit_chain._signing_key(vault).verify_key
+    newest = checkpoints.Checkpoint.parse(lines[-1])
+    public = checkpoints._signing_key(vault).verify_key
     assert newest.chain_pos == 5 and newest.signed_by(public)
     report = await audit_verify.verify_chain(vault)
     assert report.ok and report.checkpoint_file.newest == newest
@@ -402,8 +402,8 @@ async def test_a_forged_line_in_the_checkpoint_file_is_caught(vault):
     all) fails verification instead of being trusted or skipped."""
     await _sealed(vault, 3)
     path = vault.settings.audit_checkpoint_path
-    good = audit_chain.Checkpoint.parse(path.read_bytes().splitlines()[-1])
-    forged = audit_chain.Checkpoint(
+    good = checkpoints.Checkpoint.parse(path.read_bytes().splitlines()[-1])
+    forged = checkpoints.Checkpoint(
         good.chain_pos + 5, good.seq + 5, "f" * 64, good.at, good.key_id, good.signature
     )
     with path.open("ab") as f:
@@ -437,10 +437,10 @@ async def test_a_quiet_head_is_checkpointed_within_the_interval(vault, clock):
     path = vault.settings.audit_checkpoint_path
     clock.advance(timedelta(seconds=5))
     await sealer.round()
-    assert audit_chain.last_checkpoint_line(path).chain_pos == 3
+    assert checkpoint_file.last_checkpoint_line(path).chain_pos == 3
     clock.advance(timedelta(seconds=6))
     await sealer.round()
-    assert audit_chain.last_checkpoint_line(path).chain_pos == 5
+    assert checkpoint_file.last_checkpoint_line(path).chain_pos == 5
 
 
 async def test_events_keep_arriving_checkpoints_follow_every_interval(vault, clock):
@@ -478,7 +478,7 @@ async def test_a_round_that_rolled_back_appends_nothing_to_the_file(vault, monke
 
 def _file_positions(vault) -> list[int]:
     lines = vault.settings.audit_checkpoint_path.read_bytes().splitlines()
-    return [audit_chain.Checkpoint.parse(line).chain_pos for line in lines]
+    return [checkpoints.Checkpoint.parse(line).chain_pos for line in lines]
 
 
 async def test_a_burst_anchors_once_per_interval_and_its_head_when_it_ends(vault, clock):

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import delete, select, update
 
 from vault.audit import chain as audit_chain
+from vault.audit import chain_links, checkpoints, verify_pages
 from vault.audit import verify as audit_verify
-from vault.audit import verify_pages
 from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.context import VaultContext
 from vault.storage.audit_tables import audit_events, audit_seals
@@ -196,8 +196,8 @@ async def test_a_signed_checkpoint_that_disagrees_is_named_with_small_pages(
         cp = (await conn.execute(select(audit_checkpoints))).first()
     assert cp is not None
     wrong = "f" * 64
-    message = audit_chain._checkpoint_message(cp.chain_pos, cp.seq, wrong, cp.at)
-    signature = base64.b64encode(audit_chain._signing_key(vault).sign(message)).decode()
+    message = checkpoints._checkpoint_message(cp.chain_pos, cp.seq, wrong, cp.at)
+    signature = base64.b64encode(checkpoints._signing_key(vault).sign(message)).decode()
     await _tamper(
         vault,
         update(audit_checkpoints)
@@ -234,7 +234,7 @@ def test_the_fast_canonical_encoding_is_the_chains_for_utc_rows() -> None:
             "Z",
         )
         row += (1, "0" * 64)  # chain_pos and chain_mac follow the event's columns
-        assert verify_pages.canonical_utc(row) == audit_chain._canonical_values(list(row[:13]))
+        assert verify_pages.canonical_utc(row) == chain_links._canonical_values(list(row[:13]))
 
 
 async def test_an_edit_that_keeps_the_fast_encoding_is_still_found(
