@@ -12,11 +12,14 @@ Why blocks of 2^30 (about 1.07 billion seals): every partition costs each statem
 cannot prune partitions (the chain head is "the last seal", `ORDER BY seq DESC LIMIT 1`,
 which a `DEFAULT` partition keeps from reading the blocks in order) an index probe, a lock
 and executor set-up; measured here, that read took 0.3 ms over 30 partitions, 1.5 ms over
-100 and 3 to 25 ms over 300, and 1,200 partitions made it cost 150 ms. At issue 19's
-scale (8.6 billion events a month, 36 months kept) 2^30 gives 8 blocks a month and about
-290 in all; 2^24 would give 18,000. What a block costs on the other side is the prune: the
-block that straddles the end of a pruned month is trimmed by `DELETE` (in short batches),
-so at most one block's rows are ever deleted per month instead of the whole month's.
+100 and 3 to 25 ms over 300, and 1,200 partitions made it cost 150 ms. (The sealer's head
+read is now bounded below by the newest checkpoint and pruned to the newest blocks,
+`vault.audit.chain_head`; verify's top and `_frontier` below still read every block.)
+At issue 19's scale (8.6 billion events a month, 36 months kept) 2^30 gives 8 blocks a
+month and about 290 in all; 2^24 would give 18,000. What a block costs on the other side
+is the prune: the block that straddles the end of a pruned month is trimmed by `DELETE`
+(in short batches), so at most one block's rows are ever deleted per month instead of the
+whole month's.
 Blocks are found by their bounds in the catalog, not by this constant, so a different
 block size later only changes the blocks created from then on.
 
