@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
 
@@ -91,3 +91,30 @@ async def subject_purposes(conn: AsyncConnection, subject_id: str) -> list[str]:
         select(consents.c.purpose).where(consents.c.subject_id == subject_id).distinct()
     )
     return sorted(rows.scalars())
+
+
+async def emit_many(
+    conn: AsyncConnection,
+    type_: EventType,
+    subjects: Sequence[tuple[str, Iterable[str]]],
+    *,
+    at: datetime,
+) -> list[str]:
+    """`emit` of one event per (subject id, purposes) in a single multi-row insert, in
+    the caller's transaction (the retention sweep's batched erasure); returns the ids."""
+    rows = [
+        dict(
+            id=str(uuid.uuid4()),
+            type=str(type_),
+            subject_id=subject_id,
+            purposes=json.dumps(sorted(set(purposes))),
+            fields=None,
+            occurred_at=at,
+            fanned_out_at=None,
+        )
+        for subject_id, purposes in subjects
+    ]
+    if rows:
+        await conn.execute(insert(domain_events), rows)
+        wake_after_commit(conn, OUTBOX_CHANNEL)
+    return [str(r["id"]) for r in rows]

@@ -25,8 +25,9 @@ One run, against the injected clock:
 Each change writes history and an audit event in the transaction that makes it, and every
 update is guarded by the state it read, so concurrent runs on several `serve` processes
 sharing one PostgreSQL never double-write. Work goes in batches of `BATCH` rows, each
-batch (and each erasure) its own short transaction: only the subject being erased is
-locked, and lookups (plain reads) never wait for the sweep.
+batch its own short transaction: the subjects due are erased a batch at a time with a
+fixed number of statements (`vault.rights.erasure_batch`), only the subjects of the batch
+being decided are locked, and lookups (plain reads) never wait for the sweep.
 
 Deliberately left alone (and counted in the report):
 
@@ -41,16 +42,18 @@ Deliberately left alone (and counted in the report):
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 
 from vault import mail_outbox
 from vault.audit import events as audit
 from vault.audit.events import SYSTEM, Actor, AuditAction, Decision
 from vault.bases.consents import seal_legacy_texts
+from vault.catalogue.purposes import Purpose
 from vault.clock import as_utc
 from vault.crypto import retained_key_id
 from vault.mail import FileOutbox
@@ -58,7 +61,7 @@ from vault.outreach import followup_changes
 from vault.progress import NO_PROGRESS, Progress
 from vault.recipients import events as outbox
 from vault.rights import selfservice
-from vault.rights.erasure import erase_in
+from vault.rights.erasure_batch import erase_many_in
 from vault.rights.requests import OPEN
 from vault.rights.retention_plan import BATCH, erasure_plan, next_check
 from vault.sms import FileSmsOutbox
@@ -195,9 +198,9 @@ async def _erase_due(ctx: VaultContext, actor: Actor, now: datetime, batch: int)
                     .limit(batch)
                 )
             ).all()
-        for row in rows:
-            if await _erase_one(ctx, actor, now, row.id, out):
-                ctx.deks.forget(row.id)
+        if rows:
+            for subject_id in await _erase_batch(ctx, actor, now, [r.id for r in rows], out):
+                ctx.deks.forget(subject_id)
         if len(rows) < batch:
             return out
         # Keyset on (stamp, id): the subjects left stamped (skipped) stay behind it.
@@ -209,61 +212,83 @@ async def _erase_due(ctx: VaultContext, actor: Actor, now: datetime, batch: int)
         listed = and_(stamp <= now, after)
 
 
-async def _erase_one(
-    ctx: VaultContext, actor: Actor, now: datetime, subject_id: str, out: _Erasures
-) -> bool:
-    """Decide one stamped subject in a transaction of its own; True if it was erased.
+async def _erase_batch(
+    ctx: VaultContext, actor: Actor, now: datetime, ids: list[str], out: _Erasures
+) -> list[str]:
+    """Decide a batch of stamped subjects in one transaction of its own, erasing those due
+    with a fixed number of statements (`erase_many_in`); returns the ids erased.
 
     A subject locked by someone else is passed over (`SKIP LOCKED`, PostgreSQL), not waited
     for: concurrent sweeps (every `serve` process runs one, each at its start) list the same
     subjects in the same order, and waiting made them queue behind each other subject by
     subject, one erasing and the others only finding it done. It stays stamped, so the
-    sweep holding it, or the next one, decides it."""
+    sweep holding it, or the next one, decides it. The rows taken stay locked until the
+    batch commits: a write to one of them waits and then finds it erased (or re-stamped),
+    as with one erasure at a time; lookups (plain reads) never wait."""
     async with ctx.transaction() as conn:
-        row = (
-            await conn.execute(
-                select(subjects)
-                .where(subjects.c.id == subject_id)
-                .with_for_update(skip_locked=True)
+        locked = {
+            row.id: row
+            for row in await conn.execute(
+                select(subjects).where(subjects.c.id.in_(ids)).with_for_update(skip_locked=True)
             )
-        ).first()
-        if row is None or row.retention_check_at is None or as_utc(row.retention_check_at) > now:
-            return False  # locked elsewhere, re-stamped or erased since it was listed
-        if row.status not in (SubjectStatus.ACTIVE, SubjectStatus.RESTRICTED):
-            await retention_schedule.reschedule(conn, subject_id, None)
-            return False
-        bases = list(
-            (await conn.execute(select(consents).where(consents.c.subject_id == subject_id))).all()
+        }
+        # Listing order; gone, locked elsewhere, re-stamped or erased since listed: passed.
+        rows = [
+            locked[i]
+            for i in ids
+            if i in locked
+            and locked[i].retention_check_at is not None
+            and as_utc(locked[i].retention_check_at) <= now
+        ]
+        restamp: list[dict[str, Any]] = []
+        alive = (SubjectStatus.ACTIVE, SubjectStatus.RESTRICTED)
+        live = [r for r in rows if r.status in alive]
+        restamp += [{"b_id": r.id, "b_at": None} for r in rows if r.status not in alive]
+        bases: dict[str, list[Any]] = defaultdict(list)
+        if live:
+            for basis in await conn.execute(
+                select(consents).where(consents.c.subject_id.in_([r.id for r in live]))
+            ):
+                bases[basis.subject_id].append(basis)
+        due: list[tuple[Any, list[tuple[Purpose, datetime]]]] = []
+        for row in live:
+            verdict, keep = erasure_plan(ctx, bases[row.id], now)
+            if verdict == "unknown_purpose":
+                out.skipped += 1  # stays stamped: looked at again by every run, and counted
+            elif verdict == "no_basis":
+                out.without_basis += 1 if row.status == SubjectStatus.ACTIVE else 0
+                restamp.append({"b_id": row.id, "b_at": None})
+            elif verdict != "erase":
+                restamp.append({"b_id": row.id, "b_at": next_check(ctx, bases[row.id], now)})
+            elif row.status == SubjectStatus.RESTRICTED:
+                out.skipped += 1
+            else:
+                due.append((row, keep))
+        if due:
+            asked = set(
+                (
+                    await conn.execute(
+                        select(dsar_requests.c.subject_id)
+                        .where(dsar_requests.c.subject_id.in_([r.id for r, _ in due]))
+                        .where(dsar_requests.c.status.in_([s.value for s in OPEN]))
+                    )
+                ).scalars()
+            )
+            out.skipped += sum(1 for r, _ in due if r.id in asked)
+            due = [(r, keep) for r, keep in due if r.id not in asked]
+        if restamp:
+            await conn.execute(
+                update(subjects)
+                .where(subjects.c.id == bindparam("b_id"))
+                .values(retention_check_at=bindparam("b_at")),
+                restamp,
+            )
+        results = await erase_many_in(
+            ctx, conn, actor, [r for r, _ in due], now, [keep for _, keep in due]
         )
-        verdict, keep = erasure_plan(ctx, bases, now)
-        if verdict == "unknown_purpose":
-            out.skipped += 1  # stays stamped: looked at again by every run, and counted
-            return False
-        if verdict == "no_basis":
-            out.without_basis += 1 if row.status == SubjectStatus.ACTIVE else 0
-            await retention_schedule.reschedule(conn, subject_id, None)
-            return False
-        if verdict != "erase":
-            await retention_schedule.reschedule(conn, subject_id, next_check(ctx, bases, now))
-            return False
-        if row.status == SubjectStatus.RESTRICTED:
-            out.skipped += 1
-            return False
-        open_request = (
-            await conn.execute(
-                select(dsar_requests.c.id)
-                .where(dsar_requests.c.subject_id == subject_id)
-                .where(dsar_requests.c.status.in_([s.value for s in OPEN]))
-                .limit(1)
-            )
-        ).first()
-        if open_request is not None:
-            out.skipped += 1
-            return False
-        result = await erase_in(ctx, conn, actor, row, now, keep=keep)
-        out.erased += 1
-        out.with_retained += 1 if result.kept_purposes else 0
-        return True
+    out.erased += len(results)
+    out.with_retained += sum(1 for result in results if result.kept_purposes)
+    return [r.id for r, _ in due]
 
 
 async def _shred_retained(ctx: VaultContext, actor: Actor, now: datetime, batch: int) -> int:

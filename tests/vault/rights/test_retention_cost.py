@@ -89,6 +89,8 @@ async def full_reads(vault: VaultContext, sent: list[tuple[str, Any]]) -> list[s
         if postgres:
             await conn.exec_driver_sql("SET enable_seqscan = off")
         for statement, parameters in sent:
+            if isinstance(parameters, list):  # executemany: every set has the same plan
+                parameters = parameters[0]
             prefix = "EXPLAIN " if postgres else "EXPLAIN QUERY PLAN "
             rows = (await conn.exec_driver_sql(prefix + statement, parameters)).all()
             plan = [str(r[-1]) for r in rows]
@@ -160,7 +162,7 @@ async def test_lookups_answer_while_an_erasure_of_the_sweep_is_uncommitted(
     await contract(vault, other)
     clock.advance(91 * DAY)
     erasing, release = asyncio.Event(), asyncio.Event()
-    real = retention.erase_in
+    real = retention.erase_many_in
 
     async def held_open(*args: Any, **kw: Any) -> Any:
         result = await real(*args, **kw)
@@ -168,7 +170,7 @@ async def test_lookups_answer_while_an_erasure_of_the_sweep_is_uncommitted(
         await release.wait()
         return result
 
-    monkeypatch.setattr(retention, "erase_in", held_open)
+    monkeypatch.setattr(retention, "erase_many_in", held_open)
     sweep = asyncio.create_task(run_retention(vault))
     try:
         await asyncio.wait_for(erasing.wait(), 30)
