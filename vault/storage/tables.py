@@ -83,7 +83,8 @@ class Subject(Base):
     retention_check_at: Mapped[datetime | None] = mapped_column(TZ)
 
     __table_args__ = (
-        Index("ix_subjects_kek_version", "kek_version"),
+        # No index on kek_version (migration 0039): no query needs one, and a key rotation
+        # would write an entry into it for every DEK.
         # The retention sweep's keyset over the subjects stamped due (migration 0027).
         Index("ix_subjects_retention_check_at_id", "retention_check_at", "id"),
         # Rows sealed before migration 0013, found by the retention run without a scan of

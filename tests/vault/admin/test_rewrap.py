@@ -75,9 +75,9 @@ async def test_failed_batch_leaves_a_state_the_next_run_resumes(
     assert vault.kek.add_version() == 2
     real_write, calls = rewrap_module._write, []
 
-    async def failing(conn: Any, keys: Any, rows: list[Any]) -> int:
-        calls.append(len(rows))
-        done = await real_write(conn, keys, rows)
+    async def failing(conn: Any, keys: Any, olds: list[Any], fresh: list[Any]) -> int:
+        calls.append(len(olds))
+        done = await real_write(conn, keys, olds, fresh)
         if len(calls) == 3:
             raise Unavailable("storage is unavailable; nothing was changed or revealed")
         return done
@@ -101,14 +101,14 @@ async def test_batch_write_skips_a_row_changed_since_it_was_read(vault: VaultCon
     assert vault.kek.add_version() == 2
     async with vault.transaction() as conn:
         before = {r.id: r for r in (await conn.execute(select(subjects))).all()}
-    rows = []
+    olds, fresh = [], []
     for sid in sids:
         old = before[sid]
-        version, blob = vault.deks.rewrap(sid, old.kek_version, old.wrapped_dek)
+        fresh.append(vault.deks.rewrap(sid, old.kek_version, old.wrapped_dek))
         stale = b"stale" if sid == sids[1] else bytes(old.wrapped_dek)
-        rows.append((sid, old.kek_version, stale, version, blob))
+        olds.append((sid, old.kek_version, stale))
     async with vault.transaction() as conn:
-        assert await rewrap_module._write(conn, SUBJECT_DEKS, rows) == 2
+        assert await rewrap_module._write(conn, SUBJECT_DEKS, olds, fresh) == 2
         after = {r.id: r for r in (await conn.execute(select(subjects))).all()}
     assert after[sids[1]].wrapped_dek == before[sids[1]].wrapped_dek
     assert after[sids[1]].kek_version == 1
@@ -157,11 +157,11 @@ async def test_paced_rewrap_pauses_after_a_slowed_batch_and_still_rewraps_all(
     people = await _create(vault, 12)
     real_write, writes, slept = rewrap_module._write, [], []
 
-    async def slowed(conn: Any, keys: Any, rows: list[Any]) -> int:
+    async def slowed(conn: Any, keys: Any, olds: list[Any], fresh: list[Any]) -> int:
         if writes:
             await asyncio.sleep(0.05)  # every batch after a run's first is slowed
-        writes.append(len(rows))
-        return await real_write(conn, keys, rows)
+        writes.append(len(olds))
+        return await real_write(conn, keys, olds, fresh)
 
     async def pause(seconds: float) -> None:
         slept.append(seconds)
