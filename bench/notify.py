@@ -125,6 +125,7 @@ async def run(args: argparse.Namespace, url: str, data: Path) -> dict[str, objec
             "--log-level",
             "warning",
             "--no-access-log",
+            "--no-proxy-headers",
         ],
         env=env,
     )
