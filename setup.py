@@ -3,7 +3,7 @@ of the repository (where they stay) travel in the wheel as `vault/_bundled/`, so
 wheel can run `tresor init` and serve with the default policies. `build_py` copies them into
 the build; they are not mapped as packages (`package_dir`), because a mapped directory makes
 an editable install use an import hook and print a warning on every `make install`, whereas
-a plain layout is one `.pth` line. An editable install needs no copy: `vault.settings.bundled`
+a plain layout is one `.pth` line. An editable install needs no copy: `vault.bundled.bundled`
 falls back to the checkout's directories. The packages are found as namespace packages too,
 so the data directories of `api/` (templates, static, locale) are not reported as importable
 packages left out of the build.

@@ -18,7 +18,8 @@ from typing import Any
 from api.cli_support import UsageError
 from vault.catalogue.loader import load_policies
 from vault.context import open_kek_provider
-from vault.settings import Settings, listening_url
+from vault.setting_values import listening_url
+from vault.settings import Settings
 
 #: Set for the worker processes, which read it as `Settings.inline_jobs`: whether each
 #: worker runs the periodic jobs.

@@ -39,6 +39,8 @@ PG_HINT = (
     "to run it."
 )
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+#: The SoftHSM2 token fixtures (`token`, `hsm`) of the PKCS#11 tests.
+pytest_plugins = ["tests.support.softhsm"]
 
 
 async def _pg_probe(url: str) -> str | None:
@@ -172,6 +174,21 @@ def log_stream() -> Iterator[io.StringIO]:
     configure_logging("DEBUG", stream)
     yield stream
     configure_logging("INFO")
+
+
+# --- The test process keeps its CPU priority ----------------------------------------------
+# `tresor keys rotate`, `keys migrate-to-pkcs11` and `retention run` lower their process's
+# priority by `--nice` (default 10). Called in-process without `--nice 0`, they would nice
+# the whole test run for the rest of the session (an unprivileged process cannot undo it).
+@pytest.fixture(autouse=True)
+def _keeps_cpu_priority() -> Iterator[None]:
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    yield
+    after = os.getpriority(os.PRIO_PROCESS, 0)
+    assert after == before, (
+        f"the test reniced the test process from {before} to {after}: pass `--nice 0` to "
+        "the CLI commands it calls in-process"
+    )
 
 
 # --- Leaked pool connections -------------------------------------------------------------

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from api.app import VERSION
-from vault.settings import Settings, bundled
+from vault.bundled import bundled
+from vault.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

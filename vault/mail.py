@@ -19,7 +19,7 @@ as links). The text part is 7bit when it is ASCII (lines may run to RFC 5322's 9
 characters, so a link is never cut by a soft line break), else quoted-printable.
 
 SMTP is encrypted unless the server is this machine (`TRESOR_SMTP_TLS`, default by
-`vault.settings.default_smtp_tls`): `starttls` is required, not "when offered", so a server
+`vault.setting_values.default_smtp_tls`): `starttls` is required, not "when offered", so a server
 (or someone in the path) that does not offer it gets no mail; certificates are verified
 against the system's CAs (`SSL_CERT_FILE` names others).
 """

@@ -6,20 +6,23 @@ instead of looking at `os.environ` itself, so tests can build one explicitly.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import urlparse
 
-import msgspec
+from vault.bundled import default_policies_dir
+from vault.env_reader import EnvReader
+from vault.setting_values import (
+    default_smtp_tls,
+    limits_store_url,
+    listening_url,
+    minutes_list,
+    openid_scopes,
+    parse_networks,
+    sqlite_sync_level,
+)
 
-_PACKAGE = Path(__file__).resolve().parent
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_N = TypeVar("_N", int, float)
-_T = TypeVar("_T")
 
 
 class SettingsError(ValueError):
@@ -30,72 +33,6 @@ class SettingsError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("invalid settings: " + "; ".join(problems))
-
-
-class _Reader:
-    """Reads typed variables through msgspec's conversion (so `8000`, not ` 8k`, is a
-    port) and collects what is wrong instead of stopping at the first mistake."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-        self.problems: list[str] = []
-
-    def _convert(self, name: str, default: _N, kind: type[_N], what: str, maximum: Any) -> _N:
-        raw = self.env.get(name, "").strip()
-        if not raw:
-            return default
-        try:
-            value = msgspec.convert(raw, kind, strict=False)
-        except msgspec.ValidationError:
-            value = None
-        if value is None or not 0 <= value <= maximum or value != value:  # NaN too
-            bound = f" from 0 to {maximum}" if maximum != float("inf") else " of 0 or more"
-            self.problems.append(f"{name} must be {what}{bound}")
-            return default
-        return value
-
-    def whole(self, name: str, default: int, *, maximum: int | None = None) -> int:
-        limit: Any = float("inf") if maximum is None else maximum
-        return self._convert(name, default, int, "a whole number", limit)
-
-    def number(self, name: str, default: float) -> float:
-        return self._convert(name, default, float, "a number", float("inf"))
-
-    def choice(
-        self, name: str, default: str, allowed: tuple[str, ...], *, upper: bool = False
-    ) -> str:
-        raw = self.env.get(name, default).strip()
-        value = raw.upper() if upper else raw.lower()
-        if value not in allowed:
-            self.problems.append(f"{name} must be one of {', '.join(allowed)}")
-            return default
-        return value
-
-    def checked(self, default: _T, parse: Callable[..., _T], *args: Any) -> _T:
-        """A value parsed by one of this module's parsers, whose `ValueError` names it."""
-        try:
-            return parse(*args)
-        except ValueError as exc:
-            self.problems.append(str(exc))
-            return default
-
-    def raise_problems(self) -> None:
-        if self.problems:
-            raise SettingsError(self.problems)
-
-
-def bundled(name: str) -> Path:
-    """`migrations` or `policies` as Tresor ships them: the copy an installed wheel carries
-    in `vault/_bundled/` (setup.py puts it there), else the repository's top-level one."""
-    shipped = _PACKAGE / "_bundled" / name
-    return shipped if shipped.is_dir() else _PACKAGE.parent / name
-
-
-def default_policies_dir() -> Path:
-    """`./policies` when the working directory has one (as before), else the default
-    policies that ship with Tresor, so an installed wheel serves without a checkout."""
-    local = Path("./policies")
-    return local if local.is_dir() else bundled("policies")
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +247,7 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """Build settings from environment variables (or a given mapping, for tests)."""
         e = os.environ if env is None else env
-        r = _Reader(e)
+        r = EnvReader(e)
         host = e.get("TRESOR_HOST", "127.0.0.1")
         port = r.whole("TRESOR_PORT", 8000, maximum=65535)
         settings = cls(
@@ -345,7 +282,7 @@ class Settings:
             else None,
             db_pool_size=r.whole("TRESOR_DB_POOL_SIZE", 40),
             sqlite_synchronous=r.checked(
-                "normal", _sqlite_synchronous, e.get("TRESOR_SQLITE_SYNCHRONOUS", "")
+                "normal", sqlite_sync_level, e.get("TRESOR_SQLITE_SYNCHRONOUS", "")
             ),
             failed_auth_limit=r.whole("TRESOR_FAILED_AUTH_LIMIT", 30),
             trusted_proxies=r.checked(
@@ -354,7 +291,7 @@ class Settings:
                 e.get("TRESOR_TRUSTED_PROXIES", ""),
                 "TRESOR_TRUSTED_PROXIES",
             ),
-            limits_url=r.checked("", _limits_url, e.get("TRESOR_LIMITS_URL", "").strip()),
+            limits_url=r.checked("", limits_store_url, e.get("TRESOR_LIMITS_URL", "").strip()),
             log_level=r.choice("TRESOR_LOG_LEVEL", "INFO", _LOG_LEVELS, upper=True),
             retention_interval=r.number("TRESOR_RETENTION_INTERVAL", 3600.0),
             otp_minutes=r.whole("TRESOR_OTP_MINUTES", 10),
@@ -365,7 +302,7 @@ class Settings:
             otp_lockout_failures=r.whole("TRESOR_OTP_LOCKOUT_FAILURES", 10),
             otp_lockout_minutes=r.checked(
                 (15, 60, 1440),
-                _minutes_list,
+                minutes_list,
                 e.get("TRESOR_OTP_LOCKOUT_MINUTES", "15,60,1440"),
                 "TRESOR_OTP_LOCKOUT_MINUTES",
             ),
@@ -381,7 +318,7 @@ class Settings:
             oidc_role_claim=e.get("TRESOR_OIDC_ROLE_CLAIM", "groups").strip() or "groups",
             oidc_dpo_value=e.get("TRESOR_OIDC_DPO_VALUE", "dpo").strip() or "dpo",
             oidc_marketing_value=e.get("TRESOR_OIDC_MARKETING_VALUE", "marketing").strip(),
-            oidc_scopes=_scopes(e.get("TRESOR_OIDC_SCOPES", "openid")),
+            oidc_scopes=openid_scopes(e.get("TRESOR_OIDC_SCOPES", "openid")),
             oidc_name=e.get("TRESOR_OIDC_NAME", "SSO").strip() or "SSO",
             kek_provider=r.choice("TRESOR_KEK_PROVIDER", "local", ("local", "pkcs11")),
             pkcs11_module=Path(e.get("TRESOR_PKCS11_MODULE", "/usr/lib/softhsm/libsofthsm2.so")),
@@ -407,79 +344,6 @@ class Settings:
             mail_retry_seconds=r.number("TRESOR_MAIL_RETRY_SECONDS", 30.0),
             mail_retry_max_seconds=r.number("TRESOR_MAIL_RETRY_MAX_SECONDS", 1800.0),
         )
-        r.raise_problems()
+        if r.problems:
+            raise SettingsError(r.problems)
         return settings
-
-
-def default_smtp_tls(smtp_url: str) -> str:
-    """TLS unless the mail server is this machine: `tls` for smtps://, `none` for a
-    loopback host (a local relay), `starttls` (required) for any other."""
-    parsed = urlparse(smtp_url)
-    if parsed.scheme == "smtps":
-        return "tls"
-    host = parsed.hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    return "none" if loopback or not host else "starttls"
-
-
-def listening_url(scheme: str, host: str, port: int) -> str:
-    """The base URL of a server listening on `host:port`: what mail links point to unless
-    TRESOR_PUBLIC_URL says otherwise. A wildcard address (all interfaces) is reached on
-    this machine through loopback; serving others needs TRESOR_PUBLIC_URL."""
-    if host in ("", "0.0.0.0"):  # noqa: S104 (naming the wildcard, not binding it)
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{scheme}://{host}:{port}"
-
-
-def _scopes(text: str) -> str:
-    """The OIDC scopes as one space-separated string, `openid` first and once."""
-    rest = [s for s in text.replace(",", " ").split() if s != "openid"]
-    return " ".join(["openid", *dict.fromkeys(rest)])
-
-
-def _minutes_list(text: str, name: str) -> tuple[int, ...]:
-    """A comma-separated list of positive whole minutes, e.g. "15,60,1440"."""
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        values = ()
-    if not values or any(v <= 0 for v in values):
-        raise ValueError(f"{name} must list positive whole minutes, e.g. 15,60,1440")
-    return values
-
-
-def parse_networks(text: str, name: str) -> tuple[str, ...]:
-    """Comma-separated addresses and CIDR ranges ("10.0.0.0/8, 192.0.2.7, ::1"). A bad
-    entry stops the start with an error naming it: a typo here would otherwise silently
-    trust nobody (every customer behind one address) or the wrong network."""
-    out = []
-    for entry in (part.strip() for part in text.split(",")):
-        if not entry:
-            continue
-        try:
-            out.append(str(ipaddress.ip_network(entry, strict=True)))
-        except ValueError as exc:
-            raise ValueError(f"{name}: {entry!r} is not an address or CIDR range ({exc})") from None
-    return tuple(out)
-
-
-def _sqlite_synchronous(value: str) -> str:
-    """TRESOR_SQLITE_SYNCHRONOUS: `normal` (also when empty) or `full`, any case."""
-    level = value.strip().lower() or "normal"
-    if level not in ("normal", "full"):
-        raise ValueError("TRESOR_SQLITE_SYNCHRONOUS must be normal or full")
-    return level
-
-
-def _limits_url(url: str) -> str:
-    """Empty (the database) or a redis:// / rediss:// URL."""
-    if url and not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError("TRESOR_LIMITS_URL must be empty (the database) or a redis:// URL")
-    return url

@@ -409,7 +409,7 @@ def test_retention_and_export_print_a_json_summary_with_json(cli_env: Settings, 
     stdout for the events and puts its summary line on stderr."""
     _append_events(cli_env, 3)
     capsys.readouterr()
-    assert main(["retention", "run", "--json"]) == 0
+    assert main(["retention", "run", "--nice", "0", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["command"] == "retention run"
     assert summary["erased"] == 0 and summary["expired"] == 0 and summary["seconds"] >= 0
@@ -430,7 +430,7 @@ def test_ctrl_c_exits_130_and_says_a_rerun_resumes(cli_env: Settings, capsys, mo
         raise KeyboardInterrupt
 
     monkeypatch.setattr(retention, "run_retention", interrupted)
-    assert main(["retention", "run"]) == 130
+    assert main(["retention", "run", "--nice", "0"]) == 130
     assert "run the same command again to resume" in capsys.readouterr().err
 
 

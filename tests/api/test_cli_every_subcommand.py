@@ -34,7 +34,8 @@ LAST_RESORT = re.compile(r"^error: [A-Z][A-Za-z]*(Error|Exception): ")
 
 
 def _wrong_arguments(parser: argparse.ArgumentParser) -> list[str]:
-    """The subcommand's required arguments, each given a value that names nothing."""
+    """The subcommand's required arguments, each given a value that names nothing (and
+    `--nice 0` where the command has it)."""
     args: list[str] = []
     for action in parser._actions:
         if not action.option_strings and action.dest != "help":
@@ -43,6 +44,8 @@ def _wrong_arguments(parser: argparse.ArgumentParser) -> list[str]:
             option = action.option_strings[-1]
             value = action.choices[0] if action.choices else OPTION_VALUES[option]
             args += [option, str(value)]
+        elif "--nice" in action.option_strings:
+            args += ["--nice", "0"]  # in-process: the test process keeps its priority
     return args
 
 

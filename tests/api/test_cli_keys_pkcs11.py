@@ -10,11 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.support.factories import api, bearer, person
 from tests.support.server import serve
-from tests.support.softhsm import SoftToken, activate, init_token
+from tests.support.softhsm import SoftToken
 from vault.context import VaultContext
 from vault.settings import Settings
 from vault.subjects.store import decrypt_fields, load_subject
@@ -22,11 +20,6 @@ from vault.subjects.store import decrypt_fields, load_subject
 ROOT = Path(__file__).resolve().parents[2]
 TRESOR = Path(sys.executable).parent / "tresor"
 FIELDS = ("email", "name", "phone", "postal_address")
-
-
-@pytest.fixture
-def token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SoftToken:
-    return activate(init_token(tmp_path / "hsm"), monkeypatch)
 
 
 def _env(data_dir: Path, db_url: str | None = None) -> dict[str, str]:

@@ -13,7 +13,8 @@ from api.client_address import client_address, client_scheme, parse_forwarded
 from tests.support.factories import api
 from tests.support.self_service import code_mails, seed_subject
 from vault.rights import selfservice
-from vault.settings import Settings, parse_networks
+from vault.setting_values import parse_networks
+from vault.settings import Settings
 
 TRUSTED = ("10.0.0.0/8", "2001:db8:ffff::/48")
 

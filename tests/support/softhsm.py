@@ -6,6 +6,10 @@ saying so; under CI=true they fail instead, like the PostgreSQL and browser test
 SoftHSM2 reads SOFTHSM2_CONF (where the token directory is) once, in C_Initialize, and lists
 only tokens that existed then. A subprocess (`tresor ...`) simply gets the variable; the test
 process re-initialises the library after pointing it at the test's token (`activate`).
+
+The fixtures `token` (a fresh token, active in this process) and `hsm` (a `Pkcs11Token`
+logged in to it, closed after the test) are available to every test: tests/conftest.py
+loads this module as a plugin.
 """
 
 from __future__ import annotations
@@ -15,13 +19,18 @@ import os
 import secrets
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import IN_CI
 from vault.settings import Settings
+
+if TYPE_CHECKING:
+    from vault.crypto.pkcs11_token import Pkcs11Token
 
 MODULE = Path(os.environ.get("TRESOR_TEST_PKCS11_MODULE", "/usr/lib/softhsm/libsofthsm2.so"))
 HINT = (
@@ -110,3 +119,19 @@ def activate(token: SoftToken, monkeypatch: pytest.MonkeyPatch) -> SoftToken:
     monkeypatch.setenv("SOFTHSM2_CONF", str(token.conf))
     pkcs11.lib(str(MODULE)).reinitialize()
     return token
+
+
+@pytest.fixture
+def token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SoftToken:
+    """A fresh SoftHSM2 token in the test's directory, active in this process."""
+    return activate(init_token(tmp_path / "hsm"), monkeypatch)
+
+
+@pytest.fixture
+def hsm(token: SoftToken) -> Iterator[Pkcs11Token]:
+    """The Tresor KEK versions on `token`, logged in with its user PIN; closed afterwards."""
+    from vault.crypto.pkcs11_token import Pkcs11Token
+
+    t = Pkcs11Token(MODULE, token.label, token.pin)
+    yield t
+    t.close()

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vault.settings import Settings, SettingsError, listening_url
+from vault.setting_values import listening_url
+from vault.settings import Settings, SettingsError
 
 
 def test_the_process_settings_serve_passes_to_its_workers_are_read_here():

@@ -20,8 +20,10 @@ reads its own, `dpo:export:read` otherwise), in the same transaction as the read
 data that fails to open makes the whole export an audited refusal (`vault.subjects.integrity`): an
 export with a part silently missing would misinform the subject.
 
-The fixed texts live in `export_texts`, the outreach parts (preferences, follow-ups, contact
-history) in `export_history`; this module assembles the document.
+The fixed texts live in `export_texts`, the consents in `export_consents`, the recipients
+and sources from the audit trail in `export_access`, the purposes and the controller in
+`export_purposes`, the outreach parts (preferences, follow-ups, contact history) in
+`export_history`; this module assembles the document.
 """
 
 from __future__ import annotations
@@ -34,25 +36,17 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
-from vault.audit.events import Actor, AuditAction, Decision, action_for
-from vault.bases.consents import evidence_secrets, open_texts
-from vault.catalogue.controller import Party
+from vault.audit.events import Actor, Decision, action_for
 from vault.catalogue.purposes import CONTACT_FIELDS
 from vault.clock import as_utc
-from vault.recipients import acks
 from vault.rights.erasure import read_retained
+from vault.rights.export_access import notices_in, reads_and_writes_in, recipient_systems
+from vault.rights.export_consents import consents_in
 from vault.rights.export_history import contact_history_in, followups_in, preferences_in
-from vault.rights.export_texts import (
-    AUTOMATED_DECISIONS,
-    CATEGORY_TITLES,
-    LAWFUL_BASIS_TITLES,
-    RIGHTS,
-)
+from vault.rights.export_purposes import controller_entry, purpose_entry
+from vault.rights.export_texts import AUTOMATED_DECISIONS, CATEGORY_TITLES, RIGHTS
 from vault.rights.requests import TYPE_TITLES
-from vault.storage.audit_tables import audit_events
 from vault.storage.rights_tables import dsar_requests
-from vault.storage.tables import consent_history, consents
-from vault.subjects.decision import BasisFacts, effective_status
 from vault.subjects.integrity import audited_read
 from vault.subjects.store import decrypt_fields, load_subject
 
@@ -85,206 +79,8 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _retention_text(days: int) -> dict[str, str]:
-    return {
-        "de": f"Wir löschen die Daten {days} Tage nach Ende der Rechtsgrundlage.",
-        "en": f"We erase the data {days} days after the lawful basis ends.",
-    }
-
-
-def _recipient_systems(reads: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The systems that read the data, once per (system, purpose): first and last read."""
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in reads:
-        key = (r["client"], r["purpose"])
-        entry = out.setdefault(
-            key, {"client": r["client"], "purpose": r["purpose"], "first_at": r["at"], "reads": 0}
-        )
-        entry["last_at"] = r["at"]
-        entry["reads"] += 1
-    return list(out.values())
-
-
-def _purpose_entry(ctx: VaultContext, purpose_id: str) -> dict[str, Any]:
-    purpose = ctx.catalogue.get(purpose_id)
-    if purpose is None:
-        return {"id": purpose_id, "in_catalogue": False}
-    days = purpose.retention_after_end.days
-    return {
-        "id": purpose.id,
-        "in_catalogue": True,
-        "title": {"de": purpose.title_de, "en": purpose.title_en},
-        "description": {"de": purpose.description_de, "en": purpose.description_en},
-        "lawful_basis": purpose.lawful_basis.value,
-        "lawful_basis_title": LAWFUL_BASIS_TITLES[purpose.lawful_basis.value],
-        "fields": list(purpose.fields),
-        "channel": purpose.channel,
-        "communication_type": purpose.communication_type.value,
-        "data_use": purpose.data_use,
-        "retention_after_end_days": days,
-        "retention": _retention_text(days),
-        "third_country_transfers": [
-            {
-                "country": t.country,
-                "recipient": t.recipient,
-                "safeguard": t.safeguard,
-                "safeguard_reference": t.safeguard_reference,
-            }
-            for t in ctx.controller.transfers_of(purpose.id)
-        ],
-    }
-
-
-def _controller(ctx: VaultContext) -> dict[str, Any]:
-    """Who is responsible for the data and how to reach its DPO (Art. 13(1)(a), (b): the
-    customer asking what is held should learn whom to ask)."""
-
-    def party(p: Party) -> dict[str, Any]:
-        out = {"name": p.name, "email": p.email, "address": p.address}
-        if p.representative:
-            out["representative"] = p.representative
-        return out
-
-    return {**party(ctx.controller.controller), "dpo": party(ctx.controller.dpo)}
-
-
-async def collect_in(
-    ctx: VaultContext, conn: AsyncConnection, subject: Row[Any], now: datetime
-) -> dict[str, Any]:
-    """Assemble the export inside the caller's transaction (which must audit the read)."""
-    sid = subject.id
-    has_key = subject.wrapped_dek is not None
-    contact = decrypt_fields(ctx, subject, CONTACT_FIELDS) if has_key else {}
-
-    basis_rows = (
-        await conn.execute(
-            select(consents).where(consents.c.subject_id == sid).order_by(consents.c.created_at)
-        )
-    ).all()
-    history_rows = (
-        await conn.execute(
-            select(consent_history)
-            .where(consent_history.c.subject_id == sid)
-            .order_by(consent_history.c.id)
-        )
-    ).all()
-    by_consent: dict[str, list[dict[str, Any]]] = {}
-    for h in history_rows:
-        by_consent.setdefault(h.consent_id, []).append(
-            {
-                "at": h.at,
-                "event": h.event,
-                "status": h.status,
-                "actor": h.actor,
-                "expires_at": h.expires_at,
-            }
-        )
-    consent_items = []
-    touchpoints = []
-    any_secret = False
-    for c in basis_rows:
-        facts = BasisFacts(c.id, c.basis, c.status, c.expires_at, c.confirm_deadline)
-        texts = open_texts(ctx, subject, c)
-        evidence = {
-            "touchpoint": c.touchpoint,
-            "method": c.method,
-            "notice_version": texts["notice_version"],
-            "notice_text_hash": c.notice_text_hash,
-            "language": c.language,
-            "collected_by": c.collected_by,
-            "brands": c.brands.split(",") if c.brands else None,
-        }
-        if has_key and c.evidence_ct is not None:
-            evidence.update(await evidence_secrets(ctx, conn, subject, c))
-            any_secret = True
-        consent_items.append(
-            {
-                "id": c.id,
-                "purpose": c.purpose,
-                "basis": c.basis,
-                "status": str(effective_status(facts, now)),
-                "reference": texts["reference"],
-                "created_at": c.created_at,
-                "granted_at": c.granted_at,
-                "expires_at": c.expires_at,
-                "withdrawn_at": c.withdrawn_at,
-                "confirm_deadline": c.confirm_deadline,
-                "evidence": {k: v for k, v in evidence.items() if v is not None},
-                # The fields the customer left out of this consent (never revealed for it).
-                "excluded_fields": c.excluded_fields.split(",") if c.excluded_fields else [],
-                "history": by_consent.get(c.id, []),
-            }
-        )
-        if c.touchpoint:
-            touchpoints.append(
-                {
-                    "kind": "touchpoint",
-                    "touchpoint": c.touchpoint,
-                    "method": c.method,
-                    "purpose": c.purpose,
-                    "at": c.created_at,
-                    "collected_by": c.collected_by,
-                }
-            )
-
-    events = (
-        await conn.execute(
-            select(audit_events)
-            .where(audit_events.c.subject_id == sid)
-            .where(
-                audit_events.c.action.in_(
-                    [
-                        str(AuditAction.LOOKUP),
-                        str(AuditAction.SUBJECT_CREATE),
-                        str(AuditAction.CONTACT_RECTIFY),
-                    ]
-                )
-            )
-            .order_by(audit_events.c.seq)
-        )
-    ).all()
-    recipients = []
-    systems = []
-    for e in events:
-        fields = e.fields.split(",") if e.fields else []
-        if e.decision != Decision.ALLOW:
-            continue  # a denied read revealed nothing; a refused write changed nothing
-        if e.action == AuditAction.LOOKUP:
-            recipients.append(
-                {
-                    "client": e.actor_id,
-                    "client_type": e.actor_type,
-                    "purpose": e.purpose,
-                    "fields": fields,
-                    "at": e.at,
-                }
-            )
-        else:
-            systems.append(
-                {
-                    "kind": "stored" if e.action == AuditAction.SUBJECT_CREATE else "rectified",
-                    "by": e.actor_id,
-                    "fields": fields,
-                    "at": e.at,
-                }
-            )
-
-    recipient_systems = _recipient_systems(recipients)
-    notices = [
-        {
-            "recipient": n.recipient,
-            "event": n.event_type,
-            "at": n.occurred_at,
-            "status": n.status,
-            "delivered_at": n.delivered_at,
-            "confirmed": n.ack_outcome,
-            "confirmed_at": n.acked_at,
-            "closed_by_dpo": n.closed_reason is not None,
-        }
-        for n in await acks.notices_for_subject(conn, sid)
-    ]
-
-    retained = await read_retained(ctx, conn, sid)
+async def _requests_in(conn: AsyncConnection, sid: str) -> list[dict[str, Any]]:
+    """The subject's own requests (Art. 15-22), oldest first, with their deadlines."""
     request_rows = (
         await conn.execute(
             select(dsar_requests)
@@ -292,7 +88,7 @@ async def collect_in(
             .order_by(dsar_requests.c.received_at)
         )
     ).all()
-    requests = [
+    return [
         {
             "id": r.id,
             "type": r.type,
@@ -311,18 +107,31 @@ async def collect_in(
         for r in request_rows
     ]
 
+
+async def collect_in(
+    ctx: VaultContext, conn: AsyncConnection, subject: Row[Any], now: datetime
+) -> dict[str, Any]:
+    """Assemble the export inside the caller's transaction (which must audit the read)."""
+    sid = subject.id
+    has_key = subject.wrapped_dek is not None
+    contact = decrypt_fields(ctx, subject, CONTACT_FIELDS) if has_key else {}
+    bases = await consents_in(ctx, conn, subject, now)
+    recipients, systems = await reads_and_writes_in(conn, sid)
+    notices = await notices_in(conn, sid)
+    retained = await read_retained(ctx, conn, sid)
+    requests = await _requests_in(conn, sid)
     preferences, preference_history = await preferences_in(conn, sid)
     agreed_followups = await followups_in(ctx, conn, sid, now)
     contact_history = await contact_history_in(ctx, conn, sid)
 
-    purpose_ids = sorted({c.purpose for c in basis_rows} | {r["purpose"] for r in retained})
-    purposes = [_purpose_entry(ctx, p) for p in purpose_ids]
+    purpose_ids = sorted(bases.purposes | {r["purpose"] for r in retained})
+    purposes = [purpose_entry(ctx, p) for p in purpose_ids]
     category_keys = [f for f in CONTACT_FIELDS if f in contact]
     for r in retained:
         category_keys += [f for f in r["fields"] if f not in category_keys]
-    if basis_rows:
+    if bases.items:
         category_keys.append("consents")
-    if any_secret:
+    if bases.any_secret:
         category_keys.append("consent_evidence")
     if recipients:
         category_keys.append("access_log")
@@ -335,7 +144,7 @@ async def collect_in(
     doc = {
         "format": FORMAT,
         "generated_at": now,
-        "controller": _controller(ctx),
+        "controller": controller_entry(ctx),
         "subject": {
             "subject_id": sid,
             "status": subject.status,
@@ -345,14 +154,14 @@ async def collect_in(
         },
         "contact_data": contact,
         "categories": [{"category": k, **CATEGORY_TITLES[k]} for k in category_keys],
-        "consents": consent_items,
+        "consents": bases.items,
         "purposes": purposes,
         "recipients": recipients,
         # Art. 15(1)(c), Art. 19: each system once per purpose, first and last read; and
         # which of them were told about a change of the customer's mind, and confirmed.
-        "recipient_systems": recipient_systems,
+        "recipient_systems": recipient_systems(recipients),
         "recipient_notices": notices,
-        "sources": touchpoints + systems,
+        "sources": bases.touchpoints + systems,
         "retention": {
             "purposes": [
                 {

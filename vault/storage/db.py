@@ -10,7 +10,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from vault.settings import bundled
+from vault.bundled import bundled
 from vault.storage.sqlite_inline import connect_inline
 
 #: The repository's migrations/, or the copy an installed wheel carries.

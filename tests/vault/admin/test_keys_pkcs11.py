@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from sqlalchemy import select
 from tests.support.db import audit_trail
 from tests.support.dsar import DPO, contract, erase, invoice, look, new_subject, retained_rows
 from tests.support.factories import ADMIN
-from tests.support.softhsm import SoftToken, activate, init_token
+from tests.support.softhsm import SoftToken
 from vault.admin.keys import (
     migrate_to_pkcs11,
     retained_versions_in_use,
@@ -33,11 +32,6 @@ from vault.settings import Settings
 from vault.storage.tables import subjects
 
 DELIVERY = ("name", "phone", "postal_address")
-
-
-@pytest.fixture
-def token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SoftToken:
-    return activate(init_token(tmp_path / "hsm"), monkeypatch)
 
 
 @pytest.fixture

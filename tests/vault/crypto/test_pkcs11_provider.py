@@ -10,24 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.softhsm import MODULE, SoftToken, activate, init_token
+from tests.support.softhsm import MODULE, SoftToken
 from vault.crypto import DecryptionError, KeyringError, LocalKeyring
 from vault.crypto.pkcs11_provider import Pkcs11KekProvider
 from vault.crypto.pkcs11_token import Pkcs11Token
 
 DEK = bytes(range(32))
-
-
-@pytest.fixture
-def token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SoftToken:
-    return activate(init_token(tmp_path / "hsm"), monkeypatch)
-
-
-@pytest.fixture
-def hsm(token: SoftToken):
-    t = Pkcs11Token(MODULE, token.label, token.pin)
-    yield t
-    t.close()
 
 
 def _keyring(tmp_path: Path) -> Path:

@@ -4,27 +4,13 @@ new wraps, and keys not generated on the token refused."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.support.softhsm import MODULE, SoftToken, activate, init_token
+from tests.support.softhsm import MODULE, SoftToken
 from vault.crypto import DecryptionError, KeyringError
 from vault.crypto.pkcs11_token import LABEL_PREFIX, Pkcs11Token
 
 DEK = bytes(range(32))
-
-
-@pytest.fixture
-def token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SoftToken:
-    return activate(init_token(tmp_path / "hsm"), monkeypatch)
-
-
-@pytest.fixture
-def hsm(token: SoftToken):
-    t = Pkcs11Token(MODULE, token.label, token.pin)
-    yield t
-    t.close()
 
 
 def _session(token: SoftToken):

@@ -265,7 +265,7 @@ def test_cli_retention_run_prints_counts(settings, monkeypatch, capsys):
     monkeypatch.setenv("TRESOR_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("TRESOR_DATABASE_URL", settings.effective_database_url)
     monkeypatch.setenv("TRESOR_POLICIES", str(settings.policies_dir))
-    assert main(["retention", "run"]) == 0
+    assert main(["retention", "run", "--nice", "0"]) == 0
     out = capsys.readouterr().out
     assert "expired 1 consents" in out
     assert "erased 0 subjects" in out  # order.delivery keeps data 90 days after its end
@@ -295,9 +295,9 @@ def test_cli_retention_run_replan_looks_at_every_subject_again(settings, monkeyp
     monkeypatch.setenv("TRESOR_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("TRESOR_DATABASE_URL", settings.effective_database_url)
     monkeypatch.setenv("TRESOR_POLICIES", str(settings.policies_dir))
-    assert main(["retention", "run", "--json"]) == 0
+    assert main(["retention", "run", "--nice", "0", "--json"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["replanned"] == 0
-    assert main(["retention", "run", "--replan", "--json"]) == 0
+    assert main(["retention", "run", "--nice", "0", "--replan", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert summary["replanned"] == 2 and summary["erased"] == 0
 
