@@ -243,6 +243,21 @@ async def test_a_batch_sends_the_same_statements_for_one_or_six_erasures(vault, 
         assert report.erased == len(seeds)
         return len(sent)
 
-    assert retention.BATCH >= 6
+    assert retention.ERASE_BATCH >= 6
     one = await sweep_statements(range(80, 81))
     assert await sweep_statements(range(90, 96)) == one
+
+
+async def test_a_listed_batch_is_erased_in_transactions_of_erase_batch(vault, clock, monkeypatch):
+    """With fewer subjects per erasure transaction than per listing, every due subject is
+    still erased, once."""
+    monkeypatch.setattr(retention, "ERASE_BATCH", 2)
+    sids = []
+    for seed in range(100, 105):
+        sid, _ = await new_subject(vault, seed)
+        await withdraw(vault, WRITER, sid, (await contract(vault, sid)).id)
+        sids.append(sid)
+    clock.advance(91 * DAY)
+    assert (await run_retention(vault)).erased == 5
+    assert {(await subject_row(vault, s)).status for s in sids} == {"erased"}
+    assert (await run_retention(vault)).erased == 0
