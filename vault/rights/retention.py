@@ -63,7 +63,7 @@ from vault.recipients import events as outbox
 from vault.rights import selfservice
 from vault.rights.erasure_batch import erase_many_in
 from vault.rights.requests import OPEN
-from vault.rights.retention_plan import BATCH, erasure_plan, next_check
+from vault.rights.retention_plan import BATCH, ERASE_BATCH, erasure_plan, next_check
 from vault.sms import FileSmsOutbox
 from vault.storage.rights_tables import dsar_requests, retained_fields
 from vault.storage.tables import consent_history, consents, subjects
@@ -198,8 +198,9 @@ async def _erase_due(ctx: VaultContext, actor: Actor, now: datetime, batch: int)
                     .limit(batch)
                 )
             ).all()
-        if rows:
-            for subject_id in await _erase_batch(ctx, actor, now, [r.id for r in rows], out):
+        for start in range(0, len(rows), ERASE_BATCH):
+            ids = [r.id for r in rows[start : start + ERASE_BATCH]]
+            for subject_id in await _erase_batch(ctx, actor, now, ids, out):
                 ctx.deks.forget(subject_id)
         if len(rows) < batch:
             return out

@@ -155,8 +155,11 @@ async def _snapshot(vault: VaultContext, conn: Any, sids: list[str]) -> dict[str
     return out
 
 
-async def _erase(vault: VaultContext, sids: list[str], batched: bool) -> dict[str, Any]:
-    """Erase `sids` (locked, as the sweep does) one by one or batched, snapshot, roll back."""
+async def _erase(
+    vault: VaultContext, sids: list[str], batched: bool, *, due: bool = True
+) -> dict[str, Any]:
+    """Erase `sids` (locked, as the sweep does) one by one or batched, snapshot, roll back;
+    `due=False` erases subjects the sweep would not (live bases), keeping nothing."""
     now = vault.clock.now()
     async with vault.engine.connect() as conn:
         await conn.begin()
@@ -170,8 +173,8 @@ async def _erase(vault: VaultContext, sids: list[str], batched: bool) -> dict[st
                 await conn.execute(select(consents).where(consents.c.subject_id == row.id))
             ).all()
             verdict, keep = erasure_plan(vault, list(bases), now)
-            assert verdict == "erase"
-            keeps.append(keep)
+            assert (verdict == "erase") is due
+            keeps.append(keep if due else [])
         if batched:
             await erase_many_in(vault, conn, WRITER, rows, now, keeps)
         else:
@@ -194,6 +197,23 @@ async def test_batched_erasure_changes_every_table_exactly_as_one_by_one(vault, 
     assert {"subjects", "audit_events", "domain_events", "contact_budgets"} <= changed
     assert any(r["fields"] for s in sids for r in one_by_one[f"retained:{s}"])
     for table in sorted(before):
+        assert batched[table] == one_by_one[table], table
+
+
+async def test_live_bases_end_in_a_batch_exactly_as_one_by_one(vault, clock):
+    """Subjects whose bases are still live (a writer raced the sweep's decision) get the
+    same ended bases, history and events batched as one by one."""
+    sids = []
+    for n in range(3):
+        sid, _ = await new_subject(vault, 70 + n)
+        await contract(vault, sid)
+        if n != 1:
+            await newsletter(vault, sid)
+        sids.append(sid)
+    one_by_one = await _erase(vault, sids, batched=False, due=False)
+    batched = await _erase(vault, sids, batched=True, due=False)
+    assert any("'ended'" in str(r) for r in one_by_one["consent_history"])
+    for table in sorted(one_by_one):
         assert batched[table] == one_by_one[table], table
 
 
@@ -243,6 +263,21 @@ async def test_a_batch_sends_the_same_statements_for_one_or_six_erasures(vault, 
         assert report.erased == len(seeds)
         return len(sent)
 
-    assert retention.BATCH >= 6
+    assert retention.ERASE_BATCH >= 6
     one = await sweep_statements(range(80, 81))
     assert await sweep_statements(range(90, 96)) == one
+
+
+async def test_a_listed_batch_is_erased_in_transactions_of_erase_batch(vault, clock, monkeypatch):
+    """With fewer subjects per erasure transaction than per listing, every due subject is
+    still erased, once."""
+    monkeypatch.setattr(retention, "ERASE_BATCH", 2)
+    sids = []
+    for seed in range(100, 105):
+        sid, _ = await new_subject(vault, seed)
+        await withdraw(vault, WRITER, sid, (await contract(vault, sid)).id)
+        sids.append(sid)
+    clock.advance(91 * DAY)
+    assert (await run_retention(vault)).erased == 5
+    assert {(await subject_row(vault, s)).status for s in sids} == {"erased"}
+    assert (await run_retention(vault)).erased == 0
