@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -42,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,6 +154,7 @@ async def run(args: argparse.Namespace, url: str, data: Path) -> dict[str, objec
         profiler = attach_profiler(os.getpid(), "notify")
         started = time.monotonic()
         cpu_started, receiver_cpu_started = time.process_time(), _cpu_seconds(receiver.pid)
+        pg_cpu_started = await _backend_cpu(ctx)
         async with ctx.transaction() as conn:
             events = [_event(s, datetime.now(UTC)) for s in subjects]
             for i in range(0, len(events), 5000):
@@ -162,6 +164,7 @@ async def run(args: argparse.Namespace, url: str, data: Path) -> dict[str, objec
         elapsed = time.monotonic() - started
         cpu = time.process_time() - cpu_started
         receiver_cpu = _cpu_seconds(receiver.pid) - receiver_cpu_started
+        pg_cpu = _cpu_since(pg_cpu_started, await _backend_cpu(ctx))
         detach_profiler(profiler)
         total = args.erasures * RECIPIENTS
         keys = [decode_secret(x) for x in secrets]
@@ -212,6 +215,8 @@ async def run(args: argparse.Namespace, url: str, data: Path) -> dict[str, objec
             # Tresor's side (this process, without PostgreSQL) and the receiver's.
             "tresor_cpu_ms_per_delivery": round(cpu * 1000 / total, 3),
             "receiver_cpu_ms_per_delivery": round(receiver_cpu * 1000 / total, 3),
+            # PostgreSQL's backends serving this database (the claims, outcomes, fan-out).
+            "postgres_cpu_ms_per_delivery": round(pg_cpu * 1000 / total, 3),
             "load_average_1m": round(os.getloadavg()[0], 2),
             "steady_rate_events_per_second": args.rate,
             "steady_events": sent,
@@ -318,6 +323,28 @@ def _cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of another process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _backend_cpu(ctx: VaultContext) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to this database (the
+    server runs on this machine; /proc shows its processes)."""
+    async with ctx.engine.connect() as conn:
+        pids = (
+            await conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            )
+        ).scalars()
+        out = {}
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                out[int(pid)] = _cpu_seconds(int(pid))
+        return out
+
+
+def _cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
+    """The backends' CPU between two `_backend_cpu` readings (one that connected in between
+    counts from zero; one that disconnected in between is lost, the pool keeps them)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 async def _deliver_loop(ctx: VaultContext, deliverer: Deliverer, until: float) -> None:

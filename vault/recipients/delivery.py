@@ -25,18 +25,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
-from sqlalchemy import select, update
-from sqlalchemy.orm import aliased
 
 from vault.clock import as_utc
+from vault.recipients.delivery_claims import SigningKeys, claim_due
 from vault.recipients.delivery_outcomes import Outcome, write_outcomes
 from vault.recipients.events import OUTBOX_CHANNEL
 from vault.recipients.fanout import fan_out
-from vault.recipients.registry import signing_keys
 from vault.recipients.transports import NatsNotice, NatsTransport, WebhookTransport
-from vault.storage.dialect import key_in, skip_locked, takes_array_parameters
 from vault.storage.listen import ChannelListener
-from vault.storage.recipient_tables import deliveries, domain_events, recipients
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -79,10 +75,11 @@ class _Notice:
     occurred_at: str
 
     @classmethod
-    def of(cls, event: Any) -> _Notice:
+    def of(cls, event: Any, event_id: str | None = None) -> _Notice:
+        """From an event row (or a claimed row with the event's id given apart)."""
         return cls(
             type=event.type,
-            event_id=event.id,
+            event_id=event.id if event_id is None else event_id,
             subject_id=event.subject_id,
             purposes=msgspec.json.decode(event.purposes),
             fields=msgspec.json.decode(event.fields) if event.fields is not None else None,
@@ -169,6 +166,7 @@ class Deliverer:
         #: two nodes never send it at once; after a crash another node takes it over then.
         self.lease = timedelta(seconds=timeout * 3)
         self._gate = asyncio.Semaphore(CONCURRENCY)
+        self._keys = SigningKeys(ctx)
 
     async def close(self) -> None:
         await self.webhooks.close()
@@ -268,74 +266,29 @@ class Deliverer:
     async def _claim(self, batch: int) -> list[_Claim]:
         ctx = self._ctx
         now = ctx.clock.now()
-        d = deliveries
-        earlier = aliased(deliveries)
-        blocked = (
-            select(earlier.c.id)
-            .where(earlier.c.recipient_id == d.c.recipient_id)
-            .where(earlier.c.subject_id == d.c.subject_id)
-            .where(earlier.c.event_seq < d.c.event_seq)
-            .where(earlier.c.status == "pending")
-            .exists()
-        )
-        stmt = (
-            select(d.c.id, d.c.attempts, d.c.created_at, d.c.event_seq, d.c.recipient_id)
-            .join(recipients, recipients.c.id == d.c.recipient_id)
-            .where(d.c.status == "pending")
-            .where(d.c.next_attempt_at <= now)
-            .where(recipients.c.paused_at.is_(None))
-            .where(~blocked)
-            .order_by(d.c.event_seq)
-            .limit(batch)
-        )
         async with ctx.transaction() as conn:
-            stmt = skip_locked(conn, stmt, of=d)
-            rows = (await conn.execute(stmt)).all()
+            rows = await claim_due(conn, now, now + self.lease, batch)
             if not rows:
                 return []
-            await conn.execute(
-                update(d)
-                .where(key_in(d.c.id, "ids", array=takes_array_parameters(conn)))
-                .values(next_attempt_at=now + self.lease, attempts=d.c.attempts + 1),
-                {"ids": [r.id for r in rows]},
+            keys = await self._keys.read(
+                conn, {r.recipient_id for r in rows if r.transport == "webhook"}, now
             )
-            events = {
-                e.seq: e
-                for e in (
-                    await conn.execute(
-                        select(domain_events).where(
-                            domain_events.c.seq.in_({r.event_seq for r in rows})
-                        )
-                    )
-                ).all()
-            }
-            targets = {
-                t.id: t
-                for t in (
-                    await conn.execute(
-                        select(recipients).where(
-                            recipients.c.id.in_({r.recipient_id for r in rows})
-                        )
-                    )
-                ).all()
-            }
-            keys: dict[str, list[bytes]] = {}
-            for rid, t in targets.items():
-                if t.transport == "webhook":
-                    keys[rid] = await signing_keys(ctx, conn, rid, now)
         public_url = ctx.settings.public_url
-        notices = {seq: _Notice.of(e) for seq, e in events.items()}
+        notices: dict[int, _Notice] = {}
+        for r in rows:
+            if r.event_seq not in notices:
+                notices[r.event_seq] = _Notice.of(r, r.event_id)
         return [
             _Claim(
                 id=r.id,
-                attempts=r.attempts + 1,
+                attempts=r.attempts,
                 created_at=as_utc(r.created_at),
-                occurred_at=as_utc(events[r.event_seq].occurred_at),
+                occurred_at=as_utc(r.occurred_at),
                 recipient_id=r.recipient_id,
-                recipient=targets[r.recipient_id].name,
-                transport=targets[r.recipient_id].transport,
-                target=targets[r.recipient_id].target,
-                event_type=events[r.event_seq].type,
+                recipient=r.recipient,
+                transport=r.transport,
+                target=r.target,
+                event_type=r.type,
                 body=notices[r.event_seq].body(r.id, public_url),
                 keys=keys.get(r.recipient_id, []),
             )
