@@ -61,7 +61,8 @@ async def set_based_joins(conn: AsyncConnection, table: Table, rows: int) -> Asy
     moment ago (a booking's holds, counter rows or audience) has no column statistics for
     its new rows yet; PostgreSQL then guesses a handful of matches and probes an index
     once per driving row, a million times for a million-member booking, where a hash or
-    merge join reads each side once. SQLite has one join method and nothing to set."""
+    merge join reads each side once. `table` is a plain table (a partitioned one has no
+    pages of its own). SQLite has one join method and nothing to set."""
     if not _is_postgresql(conn):
         yield
         return
