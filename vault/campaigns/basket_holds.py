@@ -61,7 +61,7 @@ from vault.campaigns.booking_scratch import (
 )
 from vault.campaigns.records import AudienceKind, Campaign, CampaignState
 from vault.storage.campaign_tables import campaign_audience, campaign_bookings, campaigns
-from vault.storage.dialect import analyze, insert_ignoring_conflict
+from vault.storage.dialect import analyze, insert_ignoring_conflict, set_based_joins
 from vault.storage.outreach_tables import contact_budgets
 
 if TYPE_CHECKING:
@@ -165,11 +165,12 @@ async def _fill(conn: AsyncConnection, camp: Campaign, now: datetime) -> int:
     a counter row (a second booking of the month), the audience is only counted, not
     searched again for members missing from the scratch table."""
     await scratch(conn, members)
-    locked = await _lock_existing(conn, camp, now)
     a = campaign_audience.c
     audience = (
         await conn.execute(select(func.count()).where(a.campaign_id == camp.id))
     ).scalar_one()
+    async with set_based_joins(conn, contact_budgets, audience):
+        locked = await _lock_existing(conn, camp, now)
     fresh = 0
     if audience > locked:
         inserted = await conn.execute(
@@ -232,7 +233,8 @@ async def _displace(
     m = members.c
     need = _need(ctx, camp)
     needy = and_(m.fresh == false(), m.basis == true(), need > 0)
-    if (await conn.execute(select(exists().where(needy)))).scalar() is not True:
+    count = (await conn.execute(select(func.count()).where(needy))).scalar_one()
+    if not count:
         return ()
     b = campaign_bookings.alias("held")
     ordering = (b.c.order_key.desc(), b.c.campaign_id.desc())
@@ -262,15 +264,16 @@ async def _displace(
     # A hold is displaced when the holds before it (in displacement order) do not yet
     # cover the need, and only where all of them together can.
     await scratch(conn, displaced_holds)
-    await conn.execute(
-        insert(displaced_holds).from_select(
-            ["campaign_id", "subject_id", "points"],
-            select(inner.c.campaign_id, inner.c.subject_id, inner.c.points_tenths).where(
-                inner.c.total >= inner.c.need,
-                inner.c.upto - inner.c.points_tenths < inner.c.need,
-            ),
+    async with set_based_joins(conn, campaign_bookings, count):
+        await conn.execute(
+            insert(displaced_holds).from_select(
+                ["campaign_id", "subject_id", "points"],
+                select(inner.c.campaign_id, inner.c.subject_id, inner.c.points_tenths).where(
+                    inner.c.total >= inner.c.need,
+                    inner.c.upto - inner.c.points_tenths < inner.c.need,
+                ),
+            )
         )
-    )
     await analyze(conn, displaced_holds)
     d = displaced_holds.c
     cb = campaign_bookings

@@ -46,6 +46,7 @@ from vault.campaigns.booking_outcome import BookingOutcome, Displacement, HeldCa
 from vault.campaigns.booking_outcome import (
     DisplacementNotConfirmed as DisplacementNotConfirmed,
 )
+from vault.campaigns.booking_scratch import byte_order
 from vault.campaigns.records import (
     AudienceKind,
     Campaign,
@@ -280,7 +281,7 @@ async def resolve_basis(conn: AsyncConnection, camp: Campaign, now: datetime) ->
     await conn.execute(
         insert(campaign_audience).from_select(
             ["campaign_id", "subject_id"],
-            basis_members(camp.id, camp.purpose, camp.type, now),
+            basis_members(camp.id, camp.purpose, camp.type, now, lambda c: byte_order(conn, c)),
         )
     )
 

@@ -7,7 +7,8 @@ works there. A third database is one more branch in each function here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -44,6 +45,45 @@ async def analyze(conn: AsyncConnection, table: Table) -> None:
     tables are never analysed by autovacuum); SQLite plans without them."""
     if _is_postgresql(conn):
         await conn.execute(text(f"ANALYZE {table.name}"))
+
+
+#: A join is planned without nested loops when its driving rows are at least this share of
+#: the probed table's rows (`set_based_joins`): beyond it, probing the table's index once
+#: per row costs more than reading the table once.
+_SCAN_SHARE = 8
+
+
+@asynccontextmanager
+async def set_based_joins(conn: AsyncConnection, table: Table, rows: int) -> AsyncIterator[None]:
+    """The statements inside join `rows` driving rows (a scratch table's, counted) to
+    `table`: on PostgreSQL, when those are at least an eighth of the table's rows (as the
+    planner estimates them), they are planned without nested loops. A table written a
+    moment ago (a booking's holds, counter rows or audience) has no column statistics for
+    its new rows yet; PostgreSQL then guesses a handful of matches and probes an index
+    once per driving row, a million times for a million-member booking, where a hash or
+    merge join reads each side once. `table` is a plain table (a partitioned one has no
+    pages of its own). SQLite has one join method and nothing to set."""
+    if not _is_postgresql(conn):
+        yield
+        return
+    estimated = (
+        await conn.execute(
+            text(
+                "SELECT CASE WHEN reltuples > 0 AND relpages > 0 THEN reltuples / relpages"
+                " * (pg_relation_size(oid) / current_setting('block_size')::int)"
+                " ELSE pg_relation_size(oid) / 100 END FROM pg_class"
+                " WHERE oid = CAST(:t AS regclass)"
+            ),
+            {"t": table.name},
+        )
+    ).scalar()
+    scans = rows * _SCAN_SHARE >= (estimated or 0)
+    if scans:
+        await conn.execute(text("SET LOCAL enable_nestloop = off"))
+    yield
+    # (After an error the transaction or savepoint is rolled back, and the setting with it.)
+    if scans:
+        await conn.execute(text("SET LOCAL enable_nestloop = on"))
 
 
 def takes_array_parameters(conn: AsyncConnection | AsyncEngine) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Table, select
+from sqlalchemy import Table, func, select
 
 from tests.support.privacy import is_sqlite
 from vault.storage import dialect
@@ -91,3 +91,25 @@ async def test_table_is_partitioned_names_the_partitioned_tables_of_postgresql(v
         assert await dialect.table_is_partitioned(conn, audit_events) is partitioned
         assert await dialect.table_is_partitioned(conn, audit_seals) is partitioned
         assert await dialect.table_is_partitioned(conn, self_service_lockouts) is False
+
+
+@pytest.mark.parametrize(("rows", "nested_loops"), [(10_000, "off"), (1, "on")])
+async def test_set_based_joins_turn_nested_loops_off_only_for_a_large_share(
+    vault, rows, nested_loops
+):
+    """PostgreSQL plans without nested loops inside the block only when the driving rows
+    are a large share of the table, and plans as before after it; SQLite runs it as is."""
+    async with vault.transaction() as conn:
+        await conn.execute(
+            self_service_lockouts.insert(),
+            [{"lock_key": f"k-{i}", "failures": 1, "level": 0} for i in range(50)],
+        )
+        async with dialect.set_based_joins(conn, self_service_lockouts, rows):
+            inside = None if is_sqlite(vault) else await _setting(conn, "enable_nestloop")
+        after = None if is_sqlite(vault) else await _setting(conn, "enable_nestloop")
+    if not is_sqlite(vault):
+        assert (inside, after) == (nested_loops, "on")
+
+
+async def _setting(conn, name: str) -> str:
+    return (await conn.execute(select(func.current_setting(name)))).scalar_one()
