@@ -123,11 +123,12 @@ async def answer(send: Send, status: int, body: bytes) -> None:
 
 
 async def read_body(receive: Receive) -> bytes | None:
-    """The request body, or None once it grows past MAX_BODY_BYTES."""
+    """The request body, or None once it grows past MAX_BODY_BYTES (or the client went
+    away, when the answer goes nowhere)."""
     body = b""
     while True:
         message = await receive()
-        if message["type"] != "http.request":  # the client went away
+        if message["type"] != "http.request":  # http.disconnect
             return None
         body += message.get("body", b"")
         if len(body) > MAX_BODY_BYTES:
