@@ -281,8 +281,9 @@ async def rewrap(
     """Re-wrap every key of `keys.table` not under the active KEK version; how many.
 
     With `workers` > 1 and enough work on PostgreSQL the ranges of `split_points` run at
-    once. The database's side of a batch (a new row version and an entry in every index
-    per key) costs ten times the keyring's unwrap and wrap, so for the keyring file the
+    once. The database's side of a batch (a new row version per key, in its own page
+    when there is room since migration 0039, else with an entry in every index) costs
+    more than the keyring's unwrap and wrap, so for the keyring file the
     ranges run as concurrent tasks of this process, each on its own connection: the
     server's backends use every core and no process has to start. A PKCS#11 token does
     its crypto in the calling thread, so there each range gets a process of its own
