@@ -83,7 +83,7 @@ class ErasureResult:
     retained_until: datetime | None
 
 
-def _retained_field_name(row_id: str, purpose_id: str) -> str:
+def retained_field_name(row_id: str, purpose_id: str) -> str:
     return f"retained:{row_id}:{purpose_id}"
 
 
@@ -155,7 +155,7 @@ async def erase_in(
         sealed = seal_field(
             aead,
             subject_id,
-            _retained_field_name(row_id, purpose.id),
+            retained_field_name(row_id, purpose.id),
             1,
             json.dumps(data, ensure_ascii=False, sort_keys=True),
         )
@@ -299,7 +299,7 @@ async def read_retained(
             key_id = retained_key_id(r.id)
             aead = ctx.deks.dek(key_id, r.kek_version, r.wrapped_key)
             text = open_field(
-                aead, subject_id, _retained_field_name(r.id, r.purpose), 1, r.fields_ct
+                aead, subject_id, retained_field_name(r.id, r.purpose), 1, r.fields_ct
             )
             ctx.deks.forget(key_id)
             fields = dict(json.loads(text))

@@ -38,7 +38,7 @@ from vault.errors import Conflict
 from vault.outreach.bookings import BOOKING_HELD
 from vault.outreach.followups import FollowupStatus
 from vault.recipients import events as outbox
-from vault.rights.erasure import ErasureResult, _retained_field_name
+from vault.rights.erasure import ErasureResult, retained_field_name
 from vault.storage.campaign_tables import campaign_audience, campaign_bookings
 from vault.storage.mail_tables import mail_outbox
 from vault.storage.outreach_tables import (
@@ -81,7 +81,7 @@ def _retain(
         sealed = seal_field(
             aead,
             row.id,
-            _retained_field_name(row_id, purpose.id),
+            retained_field_name(row_id, purpose.id),
             1,
             json.dumps(data, ensure_ascii=False, sort_keys=True),
         )
