@@ -304,9 +304,9 @@ async def _ceiling_httpx(port: int, keys: list[bytes], total: int) -> float:
     gates = [asyncio.Semaphore(PER_RECIPIENT) for _ in keys]
 
     async def one(i: int) -> None:
-        body, headers = _notice(i, keys)
         r = i % len(keys)
-        async with gates[r]:
+        async with gates[r]:  # signed when sent: on a slow run the last would go stale
+            body, headers = _notice(i, keys)
             response = await clients[r].post(url, content=body, headers=headers)
         response.raise_for_status()
 
