@@ -351,24 +351,3 @@ async def rotate_secret(
             detail={"recipient": name, "overlap_seconds": int(overlap.total_seconds())},
         )
     return secret
-
-
-async def signing_keys(
-    ctx: VaultContext, conn: AsyncConnection, recipient_id: str, now: datetime
-) -> list[bytes]:
-    """The recipient's valid HMAC keys, newest first (two during a rotation's overlap)."""
-    rows = (
-        await conn.execute(
-            select(recipient_secrets)
-            .where(recipient_secrets.c.recipient_id == recipient_id)
-            .where(
-                or_(
-                    recipient_secrets.c.valid_until.is_(None),
-                    recipient_secrets.c.valid_until > now,
-                )
-            )
-            .where(recipient_secrets.c.wrapped_key.is_not(None))
-            .order_by(recipient_secrets.c.created_at.desc())
-        )
-    ).all()
-    return [ctx.kek.unwrap(secret_key_id(r.id), r.kek_version, bytes(r.wrapped_key)) for r in rows]

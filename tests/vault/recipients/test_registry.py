@@ -13,6 +13,7 @@ from tests.support.recipients import client_recipient
 from vault.admin.keys import retire_unused, rotate
 from vault.audit.ropa import record_of_processing
 from vault.recipients import registry
+from vault.recipients.delivery_claims import SigningKeys
 from vault.recipients.registry import Subscription
 from vault.recipients.signing import decode_secret
 from vault.storage.recipient_tables import recipient_secrets
@@ -23,7 +24,8 @@ URL = "http://127.0.0.1:9/hook"
 async def _keys(vault, name: str) -> list[bytes]:
     info = await registry.get_recipient(vault, name)
     async with vault.engine.connect() as conn:
-        return await registry.signing_keys(vault, conn, info.id, vault.clock.now())
+        keys = await SigningKeys(vault).read(conn, {info.id}, vault.clock.now())
+    return keys[info.id]
 
 
 async def _secret_rows(vault) -> list:
