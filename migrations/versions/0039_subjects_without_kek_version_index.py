@@ -1,5 +1,4 @@
-"""subjects lose the index on kek_version and keep room in their pages (issue 19: key
-rotation at hardware speed)
+"""subjects without the kek_version index, with room in their pages (issue 19: rotation)
 
 Every row a key rotation re-wraps is a new row version with an entry in every index of
 `subjects`; `ix_subjects_kek_version` was one of them and served no query: the rotation

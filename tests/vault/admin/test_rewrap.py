@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from functools import partial
 from typing import Any
 
@@ -156,12 +157,19 @@ async def test_paced_rewrap_pauses_after_a_slowed_batch_and_still_rewraps_all(
     machine would) are followed by a pause; without it there is none; every DEK moves."""
     people = await _create(vault, 12)
     real_write, writes, slept = rewrap_module._write, [], []
+    first: list[float] = [0.0]
 
     async def slowed(conn: Any, keys: Any, olds: list[Any], fresh: list[Any]) -> int:
+        # Every batch after a run's first is slowed, by far more than a loaded machine's
+        # own jitter (a first batch slow from compiling its statements must not hide it).
         if writes:
-            await asyncio.sleep(0.05)  # every batch after a run's first is slowed
+            await asyncio.sleep(max(0.5, 5 * first[0]))
+        began = time.perf_counter()
         writes.append(len(olds))
-        return await real_write(conn, keys, olds, fresh)
+        changed = await real_write(conn, keys, olds, fresh)
+        if len(writes) == 1:
+            first[:] = [time.perf_counter() - began]
+        return changed
 
     async def pause(seconds: float) -> None:
         slept.append(seconds)
