@@ -121,6 +121,49 @@ async def live_legal_obligations(
     return [out[k] for k in sorted(out)]
 
 
+#: The purposes whose fields an erasure keeps sealed (legal obligations), and until when.
+Keep = list[tuple[Purpose, datetime]]
+
+
+def retain_fields(
+    ctx: VaultContext, row: Row[Any], keep: Keep, now: datetime, out: list[dict[str, Any]]
+) -> tuple[list[str], datetime | None]:
+    """Seal the fields `keep` names under keys of their own (a fresh DEK each, forgotten at
+    once), adding the `retained_fields` rows to `out` for the caller to insert (one by one
+    or for a whole batch); returns the purposes kept and until when."""
+    kept: list[str] = []
+    until: datetime | None = None
+    for purpose, retain_until in keep:
+        data = decrypt_fields(ctx, row, purpose.fields) if row.wrapped_dek is not None else {}
+        if not data:
+            continue
+        row_id = str(uuid.uuid4())
+        aead, kek_version, wrapped = ctx.deks.new_dek(retained_key_id(row_id))
+        sealed = seal_field(
+            aead,
+            row.id,
+            retained_field_name(row_id, purpose.id),
+            1,
+            json.dumps(data, ensure_ascii=False, sort_keys=True),
+        )
+        ctx.deks.forget(retained_key_id(row_id))
+        out.append(
+            dict(
+                id=row_id,
+                subject_id=row.id,
+                purpose=purpose.id,
+                kek_version=kek_version,
+                wrapped_key=wrapped,
+                fields_ct=sealed,
+                retain_until=retain_until,
+                created_at=now,
+            )
+        )
+        kept.append(purpose.id)
+        until = retain_until if until is None else max(until, retain_until)
+    return kept, until
+
+
 async def erase_in(
     ctx: VaultContext,
     conn: AsyncConnection,
@@ -128,7 +171,7 @@ async def erase_in(
     row: Row[Any],
     now: datetime,
     *,
-    keep: list[tuple[Purpose, datetime]] | None = None,
+    keep: Keep | None = None,
 ) -> ErasureResult:
     """Erase the (locked) subject row inside the caller's transaction.
 
@@ -144,36 +187,10 @@ async def erase_in(
             (p, now + p.retention_after_end)
             for p in await live_legal_obligations(ctx, conn, subject_id, now)
         ]
-    kept: list[str] = []
-    until: datetime | None = None
-    for purpose, retain_until in keep:
-        data = decrypt_fields(ctx, row, purpose.fields) if row.wrapped_dek is not None else {}
-        if not data:
-            continue
-        row_id = str(uuid.uuid4())
-        aead, kek_version, wrapped = ctx.deks.new_dek(retained_key_id(row_id))
-        sealed = seal_field(
-            aead,
-            subject_id,
-            retained_field_name(row_id, purpose.id),
-            1,
-            json.dumps(data, ensure_ascii=False, sort_keys=True),
-        )
-        ctx.deks.forget(retained_key_id(row_id))
-        await conn.execute(
-            retained_fields.insert().values(
-                id=row_id,
-                subject_id=subject_id,
-                purpose=purpose.id,
-                kek_version=kek_version,
-                wrapped_key=wrapped,
-                fields_ct=sealed,
-                retain_until=retain_until,
-                created_at=now,
-            )
-        )
-        kept.append(purpose.id)
-        until = retain_until if until is None else max(until, retain_until)
+    retained: list[dict[str, Any]] = []
+    kept, until = retain_fields(ctx, row, keep, now, retained)
+    if retained:
+        await conn.execute(retained_fields.insert(), retained)
 
     ended = await end_live_bases(conn, actor=actor, subject_id=subject_id, now=now, event="erased")
     # Evidence secrets, free text and payloads were sealed under the DEK: delete them with

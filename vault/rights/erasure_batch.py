@@ -16,8 +16,6 @@ compares every table row for row.
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime
@@ -32,13 +30,12 @@ from vault.audit import events as audit
 from vault.audit.batch import record_of
 from vault.audit.events import Actor, Decision, action_for
 from vault.bases.ending import LIVE_STATUSES, end_live_bases
-from vault.catalogue.purposes import CONTACT_FIELDS, Purpose
-from vault.crypto import retained_key_id, seal_field
+from vault.catalogue.purposes import CONTACT_FIELDS
 from vault.errors import Conflict
 from vault.outreach.bookings import BOOKING_HELD
 from vault.outreach.followups import FollowupStatus
 from vault.recipients import events as outbox
-from vault.rights.erasure import ErasureResult, retained_field_name
+from vault.rights.erasure import ErasureResult, Keep, retain_fields
 from vault.storage.campaign_tables import campaign_audience, campaign_bookings
 from vault.storage.mail_tables import mail_outbox
 from vault.storage.outreach_tables import (
@@ -56,51 +53,12 @@ from vault.storage.rights_tables import (
 )
 from vault.storage.sessions import Ended
 from vault.storage.tables import consents, subjects
-from vault.subjects.store import INDEXED, SubjectStatus, decrypt_fields
+from vault.subjects.store import INDEXED, SubjectStatus
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
 
 #: What a subject's erasure keeps: (legal-obligation purpose, retained until).
-Keep = list[tuple[Purpose, datetime]]
-
-
-def _retain(
-    ctx: VaultContext, row: Row[Any], keep: Keep, now: datetime, out: list[dict[str, Any]]
-) -> tuple[list[str], datetime | None]:
-    """Seal the fields `keep` names under keys of their own (as `erase_in` does), adding
-    the `retained_fields` rows to `out`; returns the purposes kept and until when."""
-    kept: list[str] = []
-    until: datetime | None = None
-    for purpose, retain_until in keep:
-        data = decrypt_fields(ctx, row, purpose.fields) if row.wrapped_dek is not None else {}
-        if not data:
-            continue
-        row_id = str(uuid.uuid4())
-        aead, kek_version, wrapped = ctx.deks.new_dek(retained_key_id(row_id))
-        sealed = seal_field(
-            aead,
-            row.id,
-            retained_field_name(row_id, purpose.id),
-            1,
-            json.dumps(data, ensure_ascii=False, sort_keys=True),
-        )
-        ctx.deks.forget(retained_key_id(row_id))
-        out.append(
-            dict(
-                id=row_id,
-                subject_id=row.id,
-                purpose=purpose.id,
-                kek_version=kek_version,
-                wrapped_key=wrapped,
-                fields_ct=sealed,
-                retain_until=retain_until,
-                created_at=now,
-            )
-        )
-        kept.append(purpose.id)
-        until = retain_until if until is None else max(until, retain_until)
-    return kept, until
 
 
 async def _count_by_subject(conn: AsyncConnection, stmt: Any) -> Counter[str]:
@@ -163,7 +121,7 @@ async def erase_many_in(
     ids = [row.id for row in rows]
     retained: list[dict[str, Any]] = []
     results = [
-        _retain(ctx, row, keep, now, retained) for row, keep in zip(rows, keeps, strict=True)
+        retain_fields(ctx, row, keep, now, retained) for row, keep in zip(rows, keeps, strict=True)
     ]
     if retained:
         await conn.execute(retained_fields.insert(), retained)
