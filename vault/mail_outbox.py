@@ -40,7 +40,7 @@ What is left at rest, and for how long (`sealed`):
   over a shorter one because a failed Art. 12(3) extension or Art. 18(3) notice must
   still reach the customer when the server is back days later, and the seal is as
   protected as any pending mail's;
-- an erasure deletes all the subject's rows (`forget_subject`), so crypto-shredding the
+- an erasure deletes all the subject's rows (`forget_subjects`), so crypto-shredding the
   subject leaves no address behind in the outbox.
 """
 
@@ -152,10 +152,10 @@ def untrack(conn: AsyncConnection) -> None:
     conn.info.pop(_QUEUED, None)
 
 
-async def forget_subject(conn: AsyncConnection, subject_id: str) -> int:
-    """Delete the subject's mails (an erasure): pending ones are never sent, and no
-    sealed address of theirs stays behind. Returns how many rows went."""
-    result = await conn.execute(delete(mail_outbox).where(mail_outbox.c.subject_id == subject_id))
+async def forget_subjects(conn: AsyncConnection, ids: list[str]) -> int:
+    """Delete the mails of the subjects `ids` (an erasure): pending ones are never sent, and
+    no sealed address of theirs stays behind. Returns how many rows went."""
+    result = await conn.execute(delete(mail_outbox).where(mail_outbox.c.subject_id.in_(ids)))
     return int(result.rowcount or 0)
 
 

@@ -13,11 +13,12 @@ points, not the customer's evening.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.catalogue.contact_pressure import PressureRules
@@ -194,38 +195,41 @@ async def use_booking(
     )
 
 
-async def forget_subject(conn: AsyncConnection, subject_id: str, now: datetime) -> int:
-    """On erasure: give back what campaigns held in the subject's baskets and drop the
-    subject from every campaign's audience and bookings (`vault.rights.erasure`, in its
-    transaction). Returns how many holds were released."""
+async def forget_subjects(conn: AsyncConnection, ids: list[str], now: datetime) -> Counter[str]:
+    """On erasure (`vault.rights.erasure_batch`, in its transaction): give back what
+    campaigns held in the baskets of the subjects `ids`, and drop them from every campaign's
+    audience and bookings. Returns the holds released per subject."""
+    b = campaign_bookings
     held = (
         await conn.execute(
-            select(campaign_bookings.c.month, func.sum(campaign_bookings.c.points_tenths))
-            .where(
-                campaign_bookings.c.subject_id == subject_id,
-                campaign_bookings.c.status == BOOKING_HELD,
-            )
-            .group_by(campaign_bookings.c.month)
+            select(b.c.subject_id, b.c.month, func.sum(b.c.points_tenths))
+            .where(b.c.subject_id.in_(ids), b.c.status == BOOKING_HELD)
+            .group_by(b.c.subject_id, b.c.month)
         )
     ).all()
-    for month, points in held:
+    if held:
         await conn.execute(
             update(contact_budgets)
-            .where(contact_budgets.c.subject_id == subject_id, contact_budgets.c.month == month)
-            .values(booked_tenths=contact_budgets.c.booked_tenths - points, updated_at=now)
-        )
-    released = (
-        await conn.execute(
-            delete(campaign_bookings).where(
-                campaign_bookings.c.subject_id == subject_id,
-                campaign_bookings.c.status == BOOKING_HELD,
+            .where(
+                contact_budgets.c.subject_id == bindparam("b_subject"),
+                contact_budgets.c.month == bindparam("b_month"),
             )
+            .values(
+                booked_tenths=contact_budgets.c.booked_tenths - bindparam("b_points"),
+                updated_at=now,
+            ),
+            [{"b_subject": s, "b_month": m, "b_points": p} for s, m, p in held],
         )
-    ).rowcount
-    await conn.execute(
-        delete(campaign_bookings).where(campaign_bookings.c.subject_id == subject_id)
+    released = Counter(
+        str(s)
+        for s in (
+            await conn.execute(
+                delete(b)
+                .where(b.c.subject_id.in_(ids), b.c.status == BOOKING_HELD)
+                .returning(b.c.subject_id)
+            )
+        ).scalars()
     )
-    await conn.execute(
-        delete(campaign_audience).where(campaign_audience.c.subject_id == subject_id)
-    )
-    return int(released)
+    await conn.execute(delete(b).where(b.c.subject_id.in_(ids)))
+    await conn.execute(delete(campaign_audience).where(campaign_audience.c.subject_id.in_(ids)))
+    return released

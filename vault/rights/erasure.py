@@ -38,53 +38,32 @@ no longer counts the erased subject's follow-ups.
 from __future__ import annotations
 
 import json
-import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vault import mail_outbox
-from vault.audit import events as audit
-from vault.audit.events import Actor, Decision, action_for
-from vault.bases.ending import end_live_bases
-from vault.catalogue.purposes import CONTACT_FIELDS, LawfulBasis, Purpose
+from vault.audit.events import Actor
+from vault.catalogue.purposes import LawfulBasis, Purpose
 from vault.clock import as_utc
-from vault.crypto import open_field, retained_key_id, seal_field
+from vault.crypto import open_field, retained_key_id
 from vault.errors import Conflict
-from vault.outreach.bookings import forget_subject
-from vault.outreach.followups import FollowupStatus
-from vault.recipients import events as outbox
-from vault.storage import sessions as web_sessions
-from vault.storage.outreach_tables import contact_preference_history, contact_preferences, followups
+from vault.rights.erasure_batch import erase_many_in
+from vault.rights.erasure_keeps import ErasureResult, Keep, retained_field_name
 from vault.storage.rights_tables import (
-    dsar_requests,
-    identity_changes,
     retained_fields,
-    self_service_challenges,
 )
-from vault.storage.tables import consents, subjects
+from vault.storage.tables import consents
 from vault.subjects.decision import BasisFacts, BasisStatus, effective_status
-from vault.subjects.store import INDEXED, SubjectStatus, decrypt_fields
+from vault.subjects.store import SubjectStatus
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
 
 #: The legal ground named when data outlives an erasure.
 ART_17_3_B = "Art. 17(3)(b) GDPR (compliance with a legal obligation)"
-
-
-@dataclass(frozen=True, slots=True)
-class ErasureResult:
-    kept_purposes: list[str]
-    retained_until: datetime | None
-
-
-def retained_field_name(row_id: str, purpose_id: str) -> str:
-    return f"retained:{row_id}:{purpose_id}"
 
 
 def partial_reason(result: ErasureResult) -> str | None:
@@ -121,49 +100,6 @@ async def live_legal_obligations(
     return [out[k] for k in sorted(out)]
 
 
-#: The purposes whose fields an erasure keeps sealed (legal obligations), and until when.
-Keep = list[tuple[Purpose, datetime]]
-
-
-def retain_fields(
-    ctx: VaultContext, row: Row[Any], keep: Keep, now: datetime, out: list[dict[str, Any]]
-) -> tuple[list[str], datetime | None]:
-    """Seal the fields `keep` names under keys of their own (a fresh DEK each, forgotten at
-    once), adding the `retained_fields` rows to `out` for the caller to insert (one by one
-    or for a whole batch); returns the purposes kept and until when."""
-    kept: list[str] = []
-    until: datetime | None = None
-    for purpose, retain_until in keep:
-        data = decrypt_fields(ctx, row, purpose.fields) if row.wrapped_dek is not None else {}
-        if not data:
-            continue
-        row_id = str(uuid.uuid4())
-        aead, kek_version, wrapped = ctx.deks.new_dek(retained_key_id(row_id))
-        sealed = seal_field(
-            aead,
-            row.id,
-            retained_field_name(row_id, purpose.id),
-            1,
-            json.dumps(data, ensure_ascii=False, sort_keys=True),
-        )
-        ctx.deks.forget(retained_key_id(row_id))
-        out.append(
-            dict(
-                id=row_id,
-                subject_id=row.id,
-                purpose=purpose.id,
-                kek_version=kek_version,
-                wrapped_key=wrapped,
-                fields_ct=sealed,
-                retain_until=retain_until,
-                created_at=now,
-            )
-        )
-        kept.append(purpose.id)
-        until = retain_until if until is None else max(until, retain_until)
-    return kept, until
-
-
 async def erase_in(
     ctx: VaultContext,
     conn: AsyncConnection,
@@ -187,112 +123,8 @@ async def erase_in(
             (p, now + p.retention_after_end)
             for p in await live_legal_obligations(ctx, conn, subject_id, now)
         ]
-    retained: list[dict[str, Any]] = []
-    kept, until = retain_fields(ctx, row, keep, now, retained)
-    if retained:
-        await conn.execute(retained_fields.insert(), retained)
-
-    ended = await end_live_bases(conn, actor=actor, subject_id=subject_id, now=now, event="erased")
-    # Evidence secrets, free text and payloads were sealed under the DEK: delete them with
-    # it. The free text of rows from before migration 0013 may still be plaintext: it goes
-    # too (a reference or notice name can say anything about the person).
-    await conn.execute(
-        update(consents)
-        .where(consents.c.subject_id == subject_id)
-        .values(
-            evidence_ct=None,
-            confirm_token_hash=None,
-            reference=None,
-            reference_ct=None,
-            notice_version=None,
-            notice_version_ct=None,
-        )
-    )
-    await conn.execute(
-        update(dsar_requests)
-        .where(dsar_requests.c.subject_id == subject_id)
-        .values(payload_ct=None)
-    )
-    # Self-service challenges are keyed by the address's blind index: they go too.
-    digests = [d for d in (row.email_bidx, row.phone_bidx) if d is not None]
-    challenge_match = self_service_challenges.c.subject_id == subject_id
-    if digests:
-        challenge_match = or_(
-            challenge_match, self_service_challenges.c.identifier_digest.in_(digests)
-        )
-    await conn.execute(delete(self_service_challenges).where(challenge_match))
-    # Identity changes hold the old and new addresses' blind-index digests: they go too.
-    await conn.execute(delete(identity_changes).where(identity_changes.c.subject_id == subject_id))
-    # Queued mails hold the address (sealed): pending ones are never sent, none stays.
-    await mail_outbox.forget_subject(conn, subject_id)
-    await web_sessions.end_subject_sessions_in(conn, subject_id, now, web_sessions.Ended.ERASED)
-    # Preferences (with their history and sealed evidence) and follow-ups say when and how
-    # the person may be contacted: deleted, not reduced (see the module docstring).
-    preference_history = (
-        await conn.execute(
-            delete(contact_preference_history).where(
-                contact_preference_history.c.subject_id == subject_id
-            )
-        )
-    ).rowcount
-    preference_rows = (
-        await conn.execute(
-            delete(contact_preferences).where(contact_preferences.c.subject_id == subject_id)
-        )
-    ).rowcount
-    open_followups = (
-        await conn.execute(
-            select(func.count())
-            .select_from(followups)
-            .where(followups.c.subject_id == subject_id)
-            .where(followups.c.status == FollowupStatus.OPEN.value)
-            .where(followups.c.due_until > now)
-        )
-    ).scalar_one()
-    deleted_followups = (
-        await conn.execute(delete(followups).where(followups.c.subject_id == subject_id))
-    ).rowcount
-    released_holds = await forget_subject(conn, subject_id, now)
-    present = [f for f in CONTACT_FIELDS if getattr(row, f"{f}_ct") is not None]
-    await outbox.emit(conn, outbox.EventType.SUBJECT_ERASED, subject_id=subject_id, at=now)
-    shredded: dict[str, Any] = {f"{f}_ct": None for f in CONTACT_FIELDS}
-    shredded.update({column: None for column in INDEXED.values()})
-    await conn.execute(
-        update(subjects)
-        .where(subjects.c.id == subject_id)
-        .values(
-            status=SubjectStatus.ERASED,
-            wrapped_dek=None,
-            kek_version=None,
-            erased_at=now,
-            updated_at=now,
-            retention_check_at=None,  # nothing left for the sweeper to erase
-            **shredded,
-        )
-    )
-    await audit.record(
-        conn,
-        at=now,
-        actor=actor,
-        action=action_for(actor, "subject:erase"),
-        decision=Decision.ALLOW,
-        subject_id=subject_id,
-        fields=present,
-        reason="art_17_3_b" if kept else None,
-        detail={
-            "ended_bases": len(ended),
-            "kept_purposes": kept,
-            "retained_until": until.isoformat() if until else None,
-            # Counts only: what went, never what it said.
-            "preferences_deleted": bool(preference_rows),
-            "preference_history_deleted": int(preference_history),
-            "followups_deleted": int(deleted_followups),
-            "open_followups_cancelled": int(open_followups),
-            "campaign_holds_released": released_holds,
-        },
-    )
-    ctx.deks.forget(subject_id)
-    return ErasureResult(kept_purposes=kept, retained_until=until)
+    (result,) = await erase_many_in(ctx, conn, actor, [row], now, [keep])
+    return result
 
 
 async def read_retained(

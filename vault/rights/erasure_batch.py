@@ -1,17 +1,17 @@
-"""Erasure of many subjects at once, for the retention sweep: the effects of `erase_in`
-for each subject, with a fixed number of statements per batch instead of ~20 per subject.
+"""Erasure, said once for one subject or many: every delete and update names the whole
+batch of subject ids, so the retention sweep erases a batch with a fixed number of
+statements instead of ~20 per subject, and `erase_in` (vault.rights.erasure) is this with
+a batch of one.
 
-`erase_in` (vault.rights.erasure) stays the definition of what an erasure does; this is the
-same thing said set-wise: every delete and update names the whole batch of subject ids,
-counts per subject come back with `RETURNING subject_id` or a `GROUP BY`, and the domain
+Counts per subject come back with `RETURNING subject_id` or a `GROUP BY`, and the domain
 events and audit events go in as one multi-row insert each. The caller holds every row of
 the batch locked (`SELECT ... FOR UPDATE`) in its transaction, so a concurrent write to
 one of them waits and then finds it erased, as with one erasure at a time; and everything
 happens in that one transaction, so a failure anywhere (the audit insert included) erases
 none of the batch (fail closed).
 
-tests/vault/rights/test_erasure_batch_equivalence.py erases the same subjects both ways and
-compares every table row for row.
+tests/vault/rights/test_erasure_batch_equivalence.py erases the same subjects one at a
+time and as one batch and compares every table row for row.
 """
 
 from __future__ import annotations
@@ -21,25 +21,23 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from vault import mail_outbox
 from vault.audit import events as audit
 from vault.audit.batch import record_of
 from vault.audit.events import Actor, Decision, action_for
 from vault.bases.ending import LIVE_STATUSES, end_live_bases
 from vault.catalogue.purposes import CONTACT_FIELDS
 from vault.errors import Conflict
-from vault.outreach.bookings import BOOKING_HELD
+from vault.outreach import bookings
 from vault.outreach.followups import FollowupStatus
 from vault.recipients import events as outbox
-from vault.rights.erasure import ErasureResult, Keep, retain_fields
-from vault.storage.campaign_tables import campaign_audience, campaign_bookings
-from vault.storage.mail_tables import mail_outbox
+from vault.rights.erasure_keeps import ErasureResult, Keep, retain_fields
 from vault.storage.outreach_tables import (
-    contact_budgets,
     contact_preference_history,
     contact_preferences,
     followups,
@@ -64,42 +62,6 @@ if TYPE_CHECKING:
 async def _count_by_subject(conn: AsyncConnection, stmt: Any) -> Counter[str]:
     """Run a DELETE ... RETURNING subject_id (or a SELECT of subject ids) and count."""
     return Counter(str(s) for s in (await conn.execute(stmt)).scalars())
-
-
-async def _release_holds(conn: AsyncConnection, ids: list[str], now: datetime) -> Counter[str]:
-    """`bookings.forget_subject` for every subject of `ids`: give back what campaigns held
-    in their baskets, drop them from every audience and booking; holds released per
-    subject."""
-    b = campaign_bookings
-    held = (
-        await conn.execute(
-            select(b.c.subject_id, b.c.month, func.sum(b.c.points_tenths))
-            .where(b.c.subject_id.in_(ids), b.c.status == BOOKING_HELD)
-            .group_by(b.c.subject_id, b.c.month)
-        )
-    ).all()
-    if held:
-        await conn.execute(
-            update(contact_budgets)
-            .where(
-                contact_budgets.c.subject_id == bindparam("b_subject"),
-                contact_budgets.c.month == bindparam("b_month"),
-            )
-            .values(
-                booked_tenths=contact_budgets.c.booked_tenths - bindparam("b_points"),
-                updated_at=now,
-            ),
-            [{"b_subject": s, "b_month": m, "b_points": p} for s, m, p in held],
-        )
-    released = await _count_by_subject(
-        conn,
-        delete(b)
-        .where(b.c.subject_id.in_(ids), b.c.status == BOOKING_HELD)
-        .returning(b.c.subject_id),
-    )
-    await conn.execute(delete(b).where(b.c.subject_id.in_(ids)))
-    await conn.execute(delete(campaign_audience).where(campaign_audience.c.subject_id.in_(ids)))
-    return released
 
 
 async def erase_many_in(
@@ -165,7 +127,7 @@ async def erase_many_in(
         )
     await conn.execute(delete(self_service_challenges).where(challenge_match))
     await conn.execute(delete(identity_changes).where(identity_changes.c.subject_id.in_(ids)))
-    await conn.execute(delete(mail_outbox).where(mail_outbox.c.subject_id.in_(ids)))
+    await mail_outbox.forget_subjects(conn, ids)
     await conn.execute(
         update(web_sessions)
         .where(web_sessions.c.subject_id.in_(ids))
@@ -194,7 +156,7 @@ async def erase_many_in(
         conn,
         delete(followups).where(followups.c.subject_id.in_(ids)).returning(followups.c.subject_id),
     )
-    released_holds = await _release_holds(conn, ids, now)
+    released_holds = await bookings.forget_subjects(conn, ids, now)
     purposes: dict[str, set[str]] = defaultdict(set)
     for subject_id, purpose in await conn.execute(
         select(consents.c.subject_id, consents.c.purpose)
