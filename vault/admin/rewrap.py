@@ -45,6 +45,7 @@ from vault.crypto.keyring import KekProvider
 from vault.progress import NO_PROGRESS, Progress
 from vault.recipients.registry import secret_key_id
 from vault.storage.dialect import (
+    plan_for_transaction,
     serialises_writers,
     takes_array_parameters,
 )
@@ -147,9 +148,7 @@ def _pg_update(keys: WrappedKeys) -> str:
 #: itself the planner hashed the whole table once per batch at 100,000 subjects
 #: (a sequential scan of every subject for 5,000 of them: O(table) per batch); the index
 #: probes cost it 52-74 us of CPU per row there against 72-82 (EXPLAIN ANALYZE, load 12).
-_PG_PROBE_BY_KEY = (
-    "SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
-)
+_PROBE_BY_KEY = {"enable_hashjoin": "off", "enable_mergejoin": "off"}
 
 
 async def _write(
@@ -164,7 +163,7 @@ async def _write(
     if takes_array_parameters(conn):
         # Through SQLAlchemy, not the driver connection: the adapter opens the transaction
         # on its first statement, and a statement sent past it would autocommit.
-        await conn.exec_driver_sql(_PG_PROBE_BY_KEY)
+        await plan_for_transaction(conn, **_PROBE_BY_KEY)
         done = 0
         for version in sorted({v for v, _ in fresh}):
             picked = [

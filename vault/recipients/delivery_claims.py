@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from vault.recipients.registry import secret_key_id
-from vault.storage.dialect import key_in, takes_array_parameters
+from vault.storage.dialect import key_in, plan_for_transaction, takes_array_parameters
 from vault.storage.recipient_tables import (
     deliveries,
     domain_events,
@@ -63,15 +63,6 @@ class Claimed:
     fields: str | None
     occurred_at: datetime
 
-
-#: Index walk, nested loops on primary keys, planned at each execution (module docstring).
-_PG_PLAN = (
-    "SELECT set_config('enable_sort', 'off', true), "
-    "set_config('enable_bitmapscan', 'off', true), "
-    "set_config('enable_hashjoin', 'off', true), "
-    "set_config('enable_mergejoin', 'off', true), "
-    "set_config('plan_cache_mode', 'force_custom_plan', true)"
-)
 
 _PG_CLAIM = """
 WITH claimed AS (
@@ -111,7 +102,15 @@ async def claim_due(
     """Claim up to `batch` due deliveries inside the caller's transaction (see the module
     docstring); their attempts are counted and their lease runs to `lease_until`."""
     if takes_array_parameters(conn):
-        await conn.exec_driver_sql(_PG_PLAN)
+        # Index walk, nested loops on primary keys, planned afresh (module docstring).
+        await plan_for_transaction(
+            conn,
+            enable_sort="off",
+            enable_bitmapscan="off",
+            enable_hashjoin="off",
+            enable_mergejoin="off",
+            plan_cache_mode="force_custom_plan",
+        )
         result = await conn.exec_driver_sql(_PG_CLAIM, (now, lease_until, batch))
         return [Claimed(*tuple(row)) for row in result.all()]
     return await _claim_sqlite(conn, now, lease_until, batch)

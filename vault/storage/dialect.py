@@ -7,6 +7,7 @@ works there. A third database is one more branch in each function here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,6 +39,23 @@ async def roomy_sorts(conn: AsyncConnection, megabytes: int) -> None:
     SQLite has no such setting."""
     if _is_postgresql(conn):
         await conn.execute(text(f"SET LOCAL work_mem = '{int(megabytes)}MB'"))
+
+
+@functools.cache
+def _settings_sql(settings: tuple[tuple[str, str], ...]) -> str:
+    for name, value in settings:  # names and values come from code; checked all the same
+        if not (name.replace("_", "").isalnum() and value.replace("_", "").isalnum()):
+            raise ValueError(f"not a planner setting: {name}={value}")
+    return "SELECT " + ", ".join(f"set_config('{n}', '{v}', true)" for n, v in settings)
+
+
+async def plan_for_transaction(conn: AsyncConnection, **settings: str) -> None:
+    """Pin PostgreSQL planner settings (`enable_hashjoin="off"`, ...) for the rest of this
+    transaction, in one round trip; they are gone at its commit or rollback. For the few
+    statements whose good plan must not depend on statistics that lag a burst of writes.
+    SQLite has one planner and nothing to set."""
+    if _is_postgresql(conn):
+        await conn.exec_driver_sql(_settings_sql(tuple(settings.items())))
 
 
 async def analyze(conn: AsyncConnection, table: Table) -> None:
@@ -79,11 +97,11 @@ async def set_based_joins(conn: AsyncConnection, table: Table, rows: int) -> Asy
     ).scalar()
     scans = rows * _SCAN_SHARE >= (estimated or 0)
     if scans:
-        await conn.execute(text("SET LOCAL enable_nestloop = off"))
+        await plan_for_transaction(conn, enable_nestloop="off")
     yield
     # (After an error the transaction or savepoint is rolled back, and the setting with it.)
     if scans:
-        await conn.execute(text("SET LOCAL enable_nestloop = on"))
+        await plan_for_transaction(conn, enable_nestloop="on")
 
 
 def takes_array_parameters(conn: AsyncConnection | AsyncEngine) -> bool:

@@ -113,3 +113,21 @@ async def test_set_based_joins_turn_nested_loops_off_only_for_a_large_share(
 
 async def _setting(conn, name: str) -> str:
     return (await conn.execute(select(func.current_setting(name)))).scalar_one()
+
+
+async def test_plan_for_transaction_pins_settings_until_the_transaction_ends(vault):
+    """On PostgreSQL the pinned planner settings hold inside the transaction and are gone
+    after it; SQLite accepts the call and does nothing."""
+    async with vault.transaction() as conn:
+        await dialect.plan_for_transaction(conn, enable_hashjoin="off")
+        inside = None if is_sqlite(vault) else await _setting(conn, "enable_hashjoin")
+    async with vault.transaction() as conn:
+        after = None if is_sqlite(vault) else await _setting(conn, "enable_hashjoin")
+    if not is_sqlite(vault):
+        assert (inside, after) == ("off", "on")
+
+
+def test_plan_for_transaction_refuses_what_is_not_a_setting_name():
+    """A name or value that could carry SQL is refused before anything is sent."""
+    with pytest.raises(ValueError, match="not a planner setting"):
+        dialect._settings_sql((("enable_hashjoin", "off'); DROP TABLE x; --"),))
