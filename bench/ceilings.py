@@ -177,10 +177,13 @@ async def _unnest_batches(url: str, rows: list[Any], shift: int) -> int:
 
 
 async def _update_ceilings(url: str, conn: asyncpg.Connection, out: dict[str, Any]) -> None:
-    """The rotation's write on the first `DEKS` subjects: +1000 versions on one connection,
-    then back on two at once (each half its own)."""
+    """The rotation's write on the first `DEKS` subjects that have a key (an erased one's
+    is shredded, NULL, and a rotation skips it): +1000 versions on one connection, then
+    back on two at once (each half its own)."""
     found = await conn.fetch(
-        "SELECT id, kek_version, wrapped_dek FROM subjects ORDER BY id LIMIT $1", DEKS
+        "SELECT id, kek_version, wrapped_dek FROM subjects WHERE wrapped_dek IS NOT NULL "
+        "ORDER BY id LIMIT $1",
+        DEKS,
     )
     rows = [(r[0], r[1], bytes(r[2])) for r in found]
     t0 = time.perf_counter()

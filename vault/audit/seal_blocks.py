@@ -14,7 +14,8 @@ which a `DEFAULT` partition keeps from reading the blocks in order) an index pro
 and executor set-up; measured here, that read took 0.3 ms over 30 partitions, 1.5 ms over
 100 and 3 to 25 ms over 300, and 1,200 partitions made it cost 150 ms. (The sealer's head
 read is now bounded below by the newest checkpoint and pruned to the newest blocks,
-`vault.audit.chain_head`; verify's top and `_frontier` below still read every block.)
+`vault.audit.chain_head`, as is verify's top; `_frontier` below reads the blocks one by one
+from the top and stops at the first that holds a seal.)
 At issue 19's scale (8.6 billion events a month, 36 months kept) 2^30 gives 8 blocks a
 month and about 290 in all; 2^24 would give 18,000. What a block costs on the other side
 is the prune: the block that straddles the end of a pruned month is trimmed by `DELETE`
@@ -79,15 +80,21 @@ async def blocks(conn: AsyncConnection) -> list[SealBlock]:
     return sorted(found)
 
 
-async def _frontier(conn: AsyncConnection) -> int:
-    """The highest sequence number in use: the newest event's or seal's (0 when none)."""
-    top = await conn.execute(
-        text(
-            "SELECT greatest(coalesce((SELECT max(seq) FROM audit_events), 0), "
-            "coalesce((SELECT max(seq) FROM audit_seals), 0))"
-        )
-    )
-    return int(top.scalar_one())
+async def _frontier(conn: AsyncConnection, present: list[SealBlock]) -> int:
+    """The highest sequence number in use: the newest event's or seal's (0 when none).
+    The seals' is read block by block from the top, one index probe each, stopping at the
+    first block that holds one (the blocks created ahead are empty): `max(seq)` over the
+    whole table would probe every block (see the module docstring); `DEFAULT`'s strays
+    are the caller's."""
+    events = await conn.execute(text("SELECT coalesce(max(seq), 0) FROM audit_events"))
+    top = int(events.scalar_one())
+    quote = conn.dialect.identifier_preparer.quote
+    for block in reversed(present):
+        sealed = await conn.execute(text(f"SELECT max(seq) FROM {quote(block.name)}"))  # noqa: S608 - a catalog name, quoted
+        found = sealed.scalar_one()
+        if found is not None:
+            return max(top, int(found))
+    return top
 
 
 async def _strays(conn: AsyncConnection) -> tuple[int, int] | None:
@@ -108,7 +115,7 @@ async def ensure_blocks(
     if not await table_is_partitioned(conn, audit_seals):
         return []
     present = await blocks(conn)
-    frontier = await _frontier(conn)
+    frontier = await _frontier(conn, present)
     strays = await _strays(conn)
     target = max(frontier, strays[1] if strays else 0) + ahead * block
     if present:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 from sqlalchemy import bindparam, func, select
 
+from vault.audit.chain_head import head_seq
 from vault.audit.chain_links import _chain_key
 from vault.audit.checkpoint_file import CheckpointFile, read_checkpoint_file
 from vault.audit.checkpoints import _checkpoint_message, _signed, _signing_key
@@ -42,7 +43,7 @@ from vault.audit.verify_stream import check_range as check_stream
 from vault.audit.verify_worker import run_ranges
 from vault.crypto import VerifyKey
 from vault.progress import NO_PROGRESS, Progress
-from vault.storage.audit_tables import audit_checkpoints, audit_events, audit_seals
+from vault.storage.audit_tables import audit_checkpoints, audit_events
 from vault.storage.pg_direct import asyncpg_dsn
 
 if TYPE_CHECKING:
@@ -119,7 +120,6 @@ async def _paged(
     return results
 
 
-_TOP = select(func.max(audit_seals.c.seq).label("top"))
 #: Signatures are checked in keyset pages of this many checkpoints (memory stays flat).
 _SIGNATURE_PAGE = 10_000
 
@@ -222,7 +222,8 @@ async def verify_chain(
     newest = await _check_signatures(ctx, public, report)
     if not report.ok:
         return report
-    top = int((await ctx.read_rows(_TOP, {}))[0]["top"] or 0)
+    # The chain head's seq, read bounded by the newest checkpoint (not every seal block).
+    top = await head_seq(ctx)
     start_seq = 0
     start = start if start is not None else await live_start(ctx)
     if start is not None:

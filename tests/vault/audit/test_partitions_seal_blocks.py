@@ -85,3 +85,23 @@ async def test_no_seal_blocks_on_sqlite(vault: VaultContext) -> None:
         pytest.skip("PostgreSQL has seal blocks")
     assert await partitions.ensure_seal_blocks(vault, block=BLOCK) == []
     assert await partitions.list_seal_blocks(vault) == []
+
+
+async def test_blocks_ahead_count_a_seal_above_every_event(
+    small_blocks: VaultContext, clock: FrozenClock
+) -> None:
+    """The newest seq in use is read from the highest block that holds a seal (the empty
+    blocks above it skipped), so a seal above every event (its event deleted) still moves
+    the blocks ahead past it."""
+    vault = small_blocks
+    seqs = await _events(vault, clock, _at(2037, 1, 1), _at(2037, 1, 2))
+    present = await partitions.list_seal_blocks(vault)
+    lone = present[-1].high - 1
+    assert lone > max(seqs) + BLOCK  # empty blocks lie between the events and the seal
+    async with vault.engine.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO audit_seals (seq, chain_pos, chain_mac) VALUES (:s, 0, :m)"),
+            {"s": lone, "m": "0" * 64},
+        )
+    created = await partitions.ensure_seal_blocks(vault, block=BLOCK, ahead=2)
+    assert [b.low for b in created] == [lone + 1, lone + 1 + BLOCK]
