@@ -77,9 +77,12 @@ RELEASED = "released"
 #: A limit no basket reaches: unlimited priorities always fit.
 _UNLIMITED = 2**30
 #: Memory per sort or hash of a booking (PostgreSQL's `work_mem`, its transaction only,
-#: set by `booking.book`): a million members' joins and the displacement's window stay in
-#: memory instead of spilling to disk.
-SORT_MEGABYTES = 128
+#: set by `booking.book`): a million members' joins and sorts stay in memory instead of
+#: spilling to disk. The widest, the displacement window's sort, takes about 200 MB for a
+#: million members; at 128 MB it, the basis audience's and the plan's sorts were external
+#: merges through temporary files. Only what a sort holds is taken, so smaller bookings
+#: use less.
+SORT_MEGABYTES = 384
 
 
 def limit_tenths(ctx: VaultContext, camp: Campaign) -> int:
