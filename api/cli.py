@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from api import cli_archive, cli_db, cli_help
 from api.cli_clients import add_parsers as add_client_parsers
-from api.cli_support import UsageError, admin_actor, run_with_vault
+from api.cli_support import UsageError, admin_actor, nice_flag, run_with_vault, yield_cpu
 from api.progress import INTERRUPTED, CliProgress
 from api.recipients import cli as recipients_cli
 from api.serving import TlsOptionsError, cmd_jobs, cmd_serve, describe_db, load_policies_of
@@ -81,24 +81,6 @@ def _rewrap_options(settings: Settings, args: argparse.Namespace, progress: Any)
     )
 
 
-def _yield_cpu(args: argparse.Namespace) -> None:
-    """Run this process (and the workers it starts, which inherit it) at the lower CPU
-    priority `--nice` asks for, so on a shared machine the server's lookups are scheduled
-    first; the database's own processes are not affected (see `--no-pace` for those)."""
-    if args.nice > 0:
-        os.nice(args.nice)
-
-
-def _nice_flag(s: argparse.ArgumentParser) -> None:
-    s.add_argument(
-        "--nice",
-        type=int,
-        default=10,
-        help="lower this process's CPU priority by this much (os.nice) so lookups served on "
-        "the same machine come first; 0 keeps it (default: 10)",
-    )
-
-
 def _finish(args: argparse.Namespace, progress: CliProgress, text: str, **extra: Any) -> None:
     """The human summary, or with `--json` one JSON line (counts and seconds only)."""
     if getattr(args, "json", False):
@@ -111,7 +93,7 @@ def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
     from vault.admin.keys import resume_rotation, rotate
 
     step = resume_rotation if args.resume else rotate
-    _yield_cpu(args)
+    yield_cpu(args)
     with CliProgress() as progress:
         options = _rewrap_options(settings, args, progress)
         report = _run(settings, lambda ctx: step(ctx, _admin(), options))
@@ -168,7 +150,7 @@ def cmd_keys_status(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_keys_migrate_to_pkcs11(settings: Settings, args: argparse.Namespace) -> int:
     from vault.admin.keys import migrate_to_pkcs11
 
-    _yield_cpu(args)
+    yield_cpu(args)
     with CliProgress() as progress:
         options = _rewrap_options(settings, args, progress)
         report = _run(settings, lambda ctx: migrate_to_pkcs11(ctx, _admin(), options))
@@ -201,6 +183,7 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
             print(f"error: {args.public_key} is not an Ed25519 public key", file=sys.stderr)
             return 2
     anchor = Path(args.checkpoints) if args.checkpoints else settings.audit_checkpoint_path
+    yield_cpu(args)
     if args.archive is not None:
         return cli_archive.verify_with_archive(settings, args, public, anchor)
     with CliProgress() as progress:
@@ -304,6 +287,7 @@ def cmd_audit_export(settings: Settings, args: argparse.Namespace) -> int:
     since, until = _parse_time(args.since), _parse_time(args.until)
     if since and until and since >= until:
         raise UsageError(f"--since {args.since} is not before --until {args.until}")
+    yield_cpu(args)
     out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
 
     async def job(ctx: VaultContext) -> int:
@@ -345,7 +329,7 @@ def cmd_retention_run(settings: Settings, args: argparse.Namespace) -> int:
         report = await run_retention(ctx, progress=progress)
         return stamped, report, await purge_transient(ctx)
 
-    _yield_cpu(args)
+    yield_cpu(args)
     with CliProgress() as progress:
         replanned, report, purged = _run(settings, sweep)
     _finish(
@@ -395,7 +379,7 @@ def _rewrap_flags(s: argparse.ArgumentParser) -> None:
         help="never pause: by default a batch that ran markedly slower than the fastest one "
         "(other work, e.g. lookups, wants the machine) is followed by a pause in proportion",
     )
-    _nice_flag(s)
+    nice_flag(s)
     _json_flag(s)
 
 
@@ -485,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, help="processes checking ranges (default: one per core)")
     cli_archive.add_verify_flag(s)
     _json_flag(s)
+    nice_flag(s)
     s.set_defaults(func=cmd_audit_verify, command_name="audit verify")
     cli_archive.add_parsers(a)
     s = a.add_parser(
@@ -501,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     s.add_argument("--output", help="file to write (default: stdout)")
     _json_flag(s)
+    nice_flag(s)
     s.set_defaults(func=cmd_audit_export)
 
     r = sub.add_parser("retention", help="retention sweeper").add_subparsers(
@@ -513,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="look at every active or restricted subject again, not only those stamped due "
         "(once, after a purpose's retention_after_end was shortened); O(subjects)",
     )
-    _nice_flag(s)
+    nice_flag(s)
     _json_flag(s)
     s.set_defaults(func=cmd_retention_run, command_name="retention run")
     recipients_cli.add_parser(sub, _run, _admin)

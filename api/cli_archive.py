@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from api.cli_support import UsageError, admin_actor, run_with_vault
+from api.cli_support import UsageError, admin_actor, nice_flag, run_with_vault, yield_cpu
 from api.progress import CliProgress
 from vault.audit.archive_lock import ArchiveBusy
 from vault.context import VaultContext
@@ -38,6 +38,7 @@ def cmd_audit_archive(settings: Settings, args: argparse.Namespace) -> int:
     before = parse_month(args.before)  # InvalidInput: exit 2, nothing opened
     _check_wait(args)
     store = _store(args.to)
+    yield_cpu(args)
 
     async def job(ctx: VaultContext) -> Any:
         return await archive_before(
@@ -78,6 +79,7 @@ def cmd_audit_prune(settings: Settings, args: argparse.Namespace) -> int:
     if args.months is not None and args.months < 1:
         raise UsageError(f"--months {args.months} must be at least 1")
     _check_wait(args)
+    yield_cpu(args)
     with CliProgress() as progress:
         done = _locked_run(settings, job)
         if done is None:
@@ -176,6 +178,7 @@ def add_parsers(audit: Any) -> None:
     )
     s.add_argument("--json", action="store_true", help="print one JSON summary line instead")
     _wait_flag(s)
+    nice_flag(s)
     s.set_defaults(func=cmd_audit_archive, command_name="audit archive")
     s = audit.add_parser(
         "prune",
@@ -186,6 +189,7 @@ def add_parsers(audit: Any) -> None:
     )
     s.add_argument("--json", action="store_true", help="print one JSON summary line instead")
     _wait_flag(s)
+    nice_flag(s)
     s.set_defaults(func=cmd_audit_prune, command_name="audit prune")
 
 

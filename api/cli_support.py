@@ -1,11 +1,14 @@
 """What every `tresor` subcommand module shares: the actor the CLI acts as on the audit trail,
-and running one vault job to completion. Its own module so that `api.cli` and the
-subcommand modules (`api.cli_clients`, …) import it at the top, not each other."""
+running one vault job to completion, and the `--nice` flag of long-running commands. Its
+own module so that `api.cli` and the subcommand modules (`api.cli_clients`, …) import it
+at the top, not each other."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import getpass
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,3 +43,23 @@ class UsageError(Exception):
     """A bad argument found after parsing (a reversed time range, an unknown revision, an
     unreadable key file): `tresor` prints it as one `error:` line and exits with 2, like
     argparse does for the arguments it checks itself."""
+
+
+def yield_cpu(args: argparse.Namespace) -> None:
+    """Run this process (and the workers it starts, which inherit it) at the lower CPU
+    priority `--nice` asks for, so on a shared machine the server's lookups are scheduled
+    first; the database's own processes are not affected (see `--no-pace` for those)."""
+    if args.nice > 0:
+        os.nice(args.nice)
+
+
+def nice_flag(s: argparse.ArgumentParser) -> None:
+    """`--nice` (default 10) on a long-running command (rotate, retention, the audit trail's
+    archive, prune, verify and export): the same flag with the same meaning everywhere."""
+    s.add_argument(
+        "--nice",
+        type=int,
+        default=10,
+        help="lower this process's CPU priority by this much (os.nice) so lookups served on "
+        "the same machine come first; 0 keeps it (default: 10)",
+    )

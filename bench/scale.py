@@ -676,13 +676,14 @@ def main() -> None:
             return
         result["retention_due"] = asyncio.run(make_due(url, 0.01))
         result["retention_selection"] = asyncio.run(retention_selection(url))
+        # Lookups of the subjects being erased answer "no basis" and then "erased" (4xx,
+        # which wrk counts as errors): from here on wrk asks for the others only (in this
+        # phase and every later one), so any error is real.
+        due = asyncio.run(due_ids(url))
+        kept = [i for i in ids if i not in due]
         if args.skip_lookups:
             result["retention"] = tresor(env, "retention", "run")
         else:
-            # Lookups of the subjects being erased answer "no basis" and then "erased" (4xx,
-            # which wrk counts as errors): wrk asks for the others, so any error is real.
-            due = asyncio.run(due_ids(url))
-            kept = [i for i in ids if i not in due]
             wrk, swept = lookups(env, kept, key, work, args.duration, ["retention", "run"])
             result["lookup_during_retention"], result["retention"] = wrk, swept
         # The steady state: the next sweep finds nothing due; it must not cost O(subjects).
@@ -693,8 +694,8 @@ def main() -> None:
         if args.retention_only:
             return
         keyops(env, settings, url, args.workers, result)
-        result["audit_search_one_subject"] = asyncio.run(audit_search_p99(settings, ids))
-        scale_lifecycle.archive_and_prune(env, ids, key, work, args, result, tresor, lookups)
+        result["audit_search_one_subject"] = asyncio.run(audit_search_p99(settings, kept))
+        scale_lifecycle.archive_and_prune(env, kept, key, work, args, result, tresor, lookups)
     finally:
         scale_lifecycle.p99_ratios(result)
         result["load_average"] = os.getloadavg()

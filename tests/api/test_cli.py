@@ -343,14 +343,14 @@ def test_audit_verify_names_the_position_of_a_truncated_tail(cli_env: Settings, 
     assert main(["audit", "witness"]) == 0
     witness = tmp_path / "witness.jsonl"
     witness.write_text(capsys.readouterr().out)
-    assert main(["audit", "verify"]) == 0
+    assert main(["audit", "verify", "--nice", "0"]) == 0
     assert "(position 7) matches" in capsys.readouterr().out
     _truncate_after(cli_env, 4)
-    assert main(["audit", "verify"]) == 1
+    assert main(["audit", "verify", "--nice", "0"]) == 1
     err = capsys.readouterr().err
     assert "position 7" in err and "truncated" in err, err
     cli_env.audit_checkpoint_path.unlink()
-    assert main(["audit", "verify", "--checkpoints", str(witness)]) == 1
+    assert main(["audit", "verify", "--nice", "0", "--checkpoints", str(witness)]) == 1
     assert "position 7" in capsys.readouterr().err
 
 
@@ -369,10 +369,10 @@ def test_audit_verify_checks_with_an_exported_public_key_only(cli_env: Settings,
     assert main(["audit", "public-key"]) == 0
     ours = tmp_path / "ours.pem"
     ours.write_text(capsys.readouterr().out)
-    assert main(["audit", "verify", "--public-key", str(ours)]) == 0
+    assert main(["audit", "verify", "--nice", "0", "--public-key", str(ours)]) == 0
     other = tmp_path / "other.pem"
     other.write_text(Signer(bytes(range(32))).verify_key.pem())
-    assert main(["audit", "verify", "--public-key", str(other)]) == 1
+    assert main(["audit", "verify", "--nice", "0", "--public-key", str(other)]) == 1
     assert "bad signature" in capsys.readouterr().err
     ec = tmp_path / "ec.pem"
     ec.write_bytes(
@@ -380,11 +380,11 @@ def test_audit_verify_checks_with_an_exported_public_key_only(cli_env: Settings,
         .public_key()
         .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
     )
-    assert main(["audit", "verify", "--public-key", str(ec)]) == 2
+    assert main(["audit", "verify", "--nice", "0", "--public-key", str(ec)]) == 2
     assert f"{ec} is not an Ed25519 public key" in capsys.readouterr().err
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a key")
-    assert main(["audit", "verify", "--public-key", str(garbage)]) == 2
+    assert main(["audit", "verify", "--nice", "0", "--public-key", str(garbage)]) == 2
 
 
 @pytest.mark.parametrize("inline", [True, False])
@@ -413,7 +413,7 @@ def test_retention_and_export_print_a_json_summary_with_json(cli_env: Settings, 
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["command"] == "retention run"
     assert summary["erased"] == 0 and summary["expired"] == 0 and summary["seconds"] >= 0
-    assert main(["audit", "export", "--json"]) == 0
+    assert main(["audit", "export", "--nice", "0", "--json"]) == 0
     out, err = capsys.readouterr()
     exported = [json.loads(line) for line in out.splitlines()]
     assert len(exported) >= 3
