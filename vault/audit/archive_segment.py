@@ -17,7 +17,7 @@ import gzip
 from typing import Any
 
 from vault.audit.archive_format import encoded_event
-from vault.audit.chain_links import EVENT_COLUMNS, _canonical_values
+from vault.audit.chain_links import EVENT_COLUMNS, _canonical_values, chain_message
 from vault.crypto import Mac, same_digest
 from vault.errors import InvariantViolation
 
@@ -50,8 +50,8 @@ class ChainWriter:
             seq = values[0]
             if position != expected or seq <= last_seq:
                 raise ArchiveBroken(f"event seq {seq} is out of chain order")
-            # The same message as `chain_links._mac`; `values` keeps the formatted time.
-            mac = digest(f"{previous}|{position}|".encode() + _canonical_values(values))
+            # `values` keeps the formatted time stamp for the line below.
+            mac = digest(chain_message(previous, position, _canonical_values(values)))
             if not same_digest(mac, stored):
                 raise ArchiveBroken(f"event seq {seq} does not match its seal")
             lines.append(encoded_event(values, position, mac))

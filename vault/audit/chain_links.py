@@ -83,8 +83,14 @@ def chain_mac(key: Mac, previous: str, position: int, row: Any) -> str:
     return _mac(key, previous, position, canonical_event(row))
 
 
+def chain_message(previous: str, position: int, canonical: bytes) -> bytes:
+    """What an event's MAC covers: the MAC before it, its chain position and its canonical
+    values (`canonical_event`), so an event cannot be moved, dropped or changed unseen."""
+    return f"{previous}|{position}|".encode() + canonical
+
+
 def _mac(key: Mac, previous: str, position: int, canonical: bytes) -> str:
-    return key.digest(f"{previous}|{position}|".encode() + canonical)
+    return key.digest(chain_message(previous, position, canonical))
 
 
 #: Events with their seal (chain_pos and chain_mac are NULL for an unsealed event), for

@@ -14,7 +14,14 @@ from typing import Any
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vault.audit.chain_links import _CANONICAL, EVENT_COLUMNS, GENESIS, _canonical_values, _mac
+from vault.audit.chain_links import (
+    _CANONICAL,
+    EVENT_COLUMNS,
+    GENESIS,
+    _canonical_values,
+    _mac,
+    chain_message,
+)
 from vault.audit.verify_state import (
     RangeJob,
     RangeResult,
@@ -114,7 +121,7 @@ class Walk:
                     continue
                 if position != expected or seq <= last_seq:
                     return disorder(seq, position, expected, last_seq)
-                mac = digest(f"{previous}|{position}|".encode() + canonical(row))
+                mac = digest(chain_message(previous, position, canonical(row)))
                 if not same_digest(mac, stored or ""):
                     # The exact encoding decides before a break is reported.
                     mac = _mac(self.key, previous, position, canonical_any(row))
