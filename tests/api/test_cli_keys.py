@@ -194,15 +194,21 @@ async def _rewrap_counts(env: dict[str, str]) -> list[int]:
         await ctx.close()
 
 
+#: DEKs the killed rotation starts on.
+DEKS_TO_KILL = 2000
+
+
 def test_rotate_killed_mid_way_resumes_without_losing_a_dek(db_url: str, data_dir: Path) -> None:
     """SIGKILL during `keys rotate` leaves every DEK readable under v1 or v2 and audited as
-    far as it got; `keys rotate --resume` re-wraps exactly the rest, none twice."""
+    far as it got; `keys rotate --resume` re-wraps exactly the rest, none twice. Enough
+    DEKs in batches of 2 that the rotation outlasts the poll that sees its first batch
+    (300 were all re-wrapped before a poll on a fast machine)."""
     import signal
     import time
 
     env = _env(data_dir, db_url)
     _ok(tresor(env, "init"))
-    sids = asyncio.run(_seed_direct(env, 300))
+    sids = asyncio.run(_seed_direct(env, DEKS_TO_KILL))
     before = asyncio.run(_read(env, sids))
     proc = subprocess.Popen(
         [str(TRESOR), "keys", "rotate", "--batch", "2", "--workers", "1"],
@@ -217,14 +223,14 @@ def test_rotate_killed_mid_way_resumes_without_losing_a_dek(db_url: str, data_di
     proc.wait(timeout=30)
     at_kill = asyncio.run(_versions(env))
     assert at_kill.get(1, 0) > 0, f"rotation finished before the kill: {at_kill}"
-    assert sum(at_kill.values()) == 300
+    assert sum(at_kill.values()) == DEKS_TO_KILL
     assert sum(asyncio.run(_rewrap_counts(env))) == at_kill.get(2, 0)
 
     out = _ok(tresor(env, "keys", "rotate", "--resume"))
 
     assert f"KEK version 2 active; re-wrapped {at_kill[1]} DEKs; 0 still under" in out
-    assert asyncio.run(_versions(env)) == {2: 300}
-    assert sum(asyncio.run(_rewrap_counts(env))) == 300
+    assert asyncio.run(_versions(env)) == {2: DEKS_TO_KILL}
+    assert sum(asyncio.run(_rewrap_counts(env))) == DEKS_TO_KILL
     after = asyncio.run(_read(env, sids))
     assert {sid: fields for sid, (_, fields) in after.items()} == {
         sid: fields for sid, (_, fields) in before.items()
