@@ -23,6 +23,12 @@ Short = Annotated[str, Meta(min_length=1, max_length=100)]
 
 Text200 = Annotated[str, Meta(min_length=1, max_length=200)]
 
+#: Not blank: the vault's checks strip a text first, with Python's `str.strip`, whose
+#: whitespace is not ECMA's `\s` (it also strips U+001C to U+001F and U+0085, and keeps
+#: U+FEFF). So the pattern lists exactly the characters `str.isspace` calls whitespace: a
+#: value matches if and only if its stripped text is not empty.
+NOT_BLANK_PATTERN = r"[^\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
 
 #: The document's name for contact data as text (a name, a customer number, the parts of an
 #: address): the server (`vault.subjects.contact`) refuses control, format, surrogate,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from litestar.openapi.spec import OpenAPIType, Reference, Schema
 
+from api.schemas import NOT_BLANK_PATTERN
 from vault.catalogue.loader import Policies
 from vault.catalogue.purposes import LawfulBasis, Purpose
 
@@ -62,7 +63,7 @@ def _other_basis(purpose: Purpose, policies: Policies) -> Schema:
     return Schema(
         required=["reference"],
         properties={
-            "reference": Schema(type=OpenAPIType.STRING, pattern=r"\S"),
+            "reference": Schema(type=OpenAPIType.STRING, pattern=NOT_BLANK_PATTERN),
             "excluded_fields": Schema(one_of=[Schema(type=OpenAPIType.NULL), Schema(max_items=0)]),
             "evidence": Schema(properties={"brands": _brands(purpose, policies)}),
         },

@@ -10,7 +10,7 @@ from litestar.openapi.spec import Schema
 from msgspec import Meta, Struct
 
 from api.bases.consent_rules import consent_rules
-from api.schemas import FUTURE_FORMAT, FieldName, Short, Text200
+from api.schemas import FUTURE_FORMAT, NOT_BLANK_PATTERN, FieldName, Short, Text200
 from vault.bases.consents import Evidence
 from vault.bases.consents.records import COLLECTION_METHODS, LANGUAGES
 from vault.catalogue.loader import Policies
@@ -19,17 +19,7 @@ from vault.catalogue.loader import Policies
 #: the server answers a 422 naming the field, which a msgspec constraint (a 400) would not.
 _METHOD = Meta(extra_json_schema={"extra": {"enum": list(COLLECTION_METHODS)}})
 _LANGUAGE = Meta(min_length=2, max_length=2, extra_json_schema={"extra": {"enum": list(LANGUAGES)}})
-#: Not blank: the checks strip the text first, with Python's `str.strip`, whose whitespace
-#: is not ECMA's `\s` (it also strips U+001C to U+001F and U+0085, and keeps U+FEFF). So the
-#: pattern lists exactly the characters `str.isspace` calls whitespace: a value matches
-#: if and only if its stripped text is not empty.
-_NOT_BLANK = Meta(
-    extra_json_schema={
-        "extra": {
-            "pattern": r"[^\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-        }
-    }
-)
+_NOT_BLANK = Meta(extra_json_schema={"extra": {"pattern": NOT_BLANK_PATTERN}})
 #: A time after the server's clock when the request arrives: the format says so (no JSON
 #: Schema keyword is relative to "now").
 FutureTime = Annotated[

@@ -39,3 +39,15 @@ def test_the_not_blank_pattern_is_pythons_strip() -> None:
     assert differs == []
     assert not pattern.search("\u001f \u0085")
     assert pattern.search(" v1 ")
+
+
+def test_a_basis_reference_is_not_blank_in_the_document_as_on_the_server() -> None:
+    """Every purpose rule that asks for a reference (contract, legal obligation, ...) states
+    the same not-blank pattern, so a reference of only U+001F is invalid in the document
+    too (the server strips it to nothing and answers 422)."""
+    evidence = _schema("EvidenceIn")["properties"]["notice_version"]["pattern"]
+    rules = [r["then"] for r in _schema("ConsentCreate")["allOf"] if "then" in r]
+    references = [r["properties"]["reference"] for r in rules if "reference" in r["properties"]]
+    assert references
+    assert all(ref["pattern"] == evidence for ref in references)
+    assert not re.search(references[0]["pattern"], "\u001f")

@@ -49,8 +49,13 @@ async def _insert_as_0014(url: str, client_key: bytes, key: str) -> None:
 async def _use_key(settings: Settings, key: str) -> tuple[str | None, str | None, list[tuple]]:
     ctx = VaultContext.open(settings)
     try:
-        first = await ClientAuthenticator(ctx, ttl=0).authenticate(key)
-        second = await ClientAuthenticator(ctx, ttl=0).authenticate(key)
+        authenticators = [ClientAuthenticator(ctx, ttl=0) for _ in range(2)]
+        first = await authenticators[0].authenticate(key)
+        second = await authenticators[1].authenticate(key)
+        # Each marks the key's last use in the background: wait for those writes, or a
+        # connection still checked out when the engine closes is collected later as garbage.
+        for authenticator in authenticators:
+            await authenticator.drain()
         async with ctx.engine.connect() as conn:
             rows = (
                 await conn.execute(select(clients.c.key_hash, clients.c.key_hash_version))
