@@ -35,13 +35,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vault.admin.pacing import Pacer
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import Clock
 from vault.crypto import retained_key_id
 from vault.crypto.envelope import DekManager
 from vault.crypto.keyring import KekProvider
+from vault.pacing import Pacer
 from vault.progress import NO_PROGRESS, Progress
 from vault.recipients.registry import secret_key_id
 from vault.storage.dialect import (

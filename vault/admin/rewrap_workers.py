@@ -19,13 +19,13 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from vault.admin.pacing import Pacer
 from vault.admin.rewrap import KINDS, rewrap_range, split_points
 from vault.audit.events import Actor
 from vault.clock import Clock
 from vault.crypto.envelope import DekManager
 from vault.crypto.keyring import KekProvider
 from vault.errors import Unavailable
+from vault.pacing import Pacer
 from vault.progress import Progress
 from vault.storage.db import make_engine
 from vault.storage.dialect import asyncpg_connection

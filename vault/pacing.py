@@ -1,4 +1,7 @@
-"""Adaptive pacing: a big operation (key rotation) gives way to the hot path by itself.
+"""Adaptive pacing: a big operation gives way to the hot path by itself.
+
+In the lowest layer so every area's long operation can use it (the key rotation in
+`admin`, the audit archive in `audit`).
 
 A batch of a rotation costs about the same work every time. When it suddenly takes longer
 than the fastest batch seen, something else wants the same cores or disk, on a shared

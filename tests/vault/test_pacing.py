@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vault.admin.pacing import MAX_PAUSE_FACTOR, Pacer
+from vault.pacing import MAX_PAUSE_FACTOR, Pacer
 
 
 def test_batches_at_the_best_speed_are_never_followed_by_a_pause() -> None:
