@@ -42,7 +42,13 @@ def cmd_audit_archive(settings: Settings, args: argparse.Namespace) -> int:
 
     async def job(ctx: VaultContext) -> Any:
         return await archive_before(
-            ctx, before, store, progress=progress, actor=admin_actor(), wait=args.wait
+            ctx,
+            before,
+            store,
+            progress=progress,
+            actor=admin_actor(),
+            wait=args.wait,
+            pace=not args.no_pace,
         )
 
     with CliProgress() as progress:
@@ -52,10 +58,12 @@ def cmd_audit_archive(settings: Settings, args: argparse.Namespace) -> int:
     waiting = (
         f"; month {report.waiting} waits for the sealer (run again later)" if report.waiting else ""
     )
+    paused = f"; paused {report.paused:.1f} s while other sessions worked" if report.paused else ""
     text = (
         f"archived {len(report.months)} months ({report.events} events) to {store.url}"
         + (f": {', '.join(report.months)}" if report.months else "")
         + waiting
+        + paused
     )
     _summary(
         args,
@@ -64,6 +72,7 @@ def cmd_audit_archive(settings: Settings, args: argparse.Namespace) -> int:
         months=report.months,
         events=report.events,
         waiting=report.waiting,
+        paused_seconds=report.paused,
     )
     return 0
 
@@ -177,6 +186,12 @@ def add_parsers(audit: Any) -> None:
         "S3 endpoint from TRESOR_ARCHIVE_S3_ENDPOINT or the AWS variables)",
     )
     s.add_argument("--json", action="store_true", help="print one JSON summary line instead")
+    s.add_argument(
+        "--no-pace",
+        action="store_true",
+        help="never pause: by default, while other sessions work on the database (lookups), "
+        "each page read is followed by a pause of twice its time",
+    )
     _wait_flag(s)
     nice_flag(s)
     s.set_defaults(func=cmd_audit_archive, command_name="audit archive")

@@ -54,3 +54,41 @@ class Pacer:
         pause = seconds * min(slowdown - 1.0, MAX_PAUSE_FACTOR)
         self.paused += pause
         return pause
+
+
+#: While other sessions work, a paced background read takes at most this share of the time.
+BUSY_SHARE = 1 / 3
+#: Steps after the last one that saw other sessions at work that still count as busy: one
+#: look is an instant, and lookups spend most of their time outside the database, so a
+#: busy vault shows no active session at a fair share of instants.
+BUSY_MEMORY = 4
+
+
+@dataclass(slots=True)
+class BusyShare:
+    """The pause after a step of a long read (the audit archive) while other sessions are at
+    work on the same database: the step's own time x (1 / share - 1), none when nobody else
+    was seen at work in the last `BUSY_MEMORY` steps.
+
+    `Pacer`'s signal, a batch slower than the best one, stays silent when the lookups run
+    from the operation's first step (every step is slowed alike), and a read barely slows
+    anyway: it is the lookups that wait, for the CPU the operation's database backend takes
+    at the same priority as theirs. So the signal here is the other sessions themselves
+    (sampled by the caller, `vault.storage.dialect.other_sessions_working`), and on an idle
+    vault the read keeps full speed."""
+
+    enabled: bool = True
+    share: float = BUSY_SHARE
+    paused: float = 0.0
+    #: Steps since other sessions were last seen at work (`BUSY_MEMORY` or more: idle).
+    quiet_steps: int = BUSY_MEMORY
+
+    def pause_for(self, seconds: float, others_seen: bool) -> float:
+        """Seconds to wait after a step that took `seconds`, with other sessions seen at
+        work during it or not."""
+        self.quiet_steps = 0 if others_seen else self.quiet_steps + 1
+        if not self.enabled or self.quiet_steps >= BUSY_MEMORY or seconds <= 0:
+            return 0.0
+        pause = seconds * (1.0 / self.share - 1.0)
+        self.paused += pause
+        return pause

@@ -26,8 +26,8 @@ signals, argv = pathlib.Path(sys.argv[1]), sys.argv[2:]
 import vault.audit.archive as archive
 write, rows_of, pages = archive._write_segment, archive.rows_of, []
 
-async def one_per_page(ctx, cut, spool, page, progress):
-    return await write(ctx, cut, spool, 1, progress)
+async def one_per_page(ctx, cut, spool, page, progress, pacing):
+    return await write(ctx, cut, spool, 1, progress, pacing)
 
 async def slow(ctx, statement, params):
     rows = await rows_of(ctx, statement, params)

@@ -1,10 +1,11 @@
-"""The pause rule of adaptive pacing: none at the best speed, in proportion when slower."""
+"""The pause rules of adaptive pacing: none at the best speed or with nobody else at work,
+in proportion when slower or while others work."""
 
 from __future__ import annotations
 
 import pytest
 
-from vault.pacing import MAX_PAUSE_FACTOR, Pacer
+from vault.pacing import BUSY_MEMORY, MAX_PAUSE_FACTOR, BusyShare, Pacer
 
 
 def test_batches_at_the_best_speed_are_never_followed_by_a_pause() -> None:
@@ -39,3 +40,23 @@ def test_a_disabled_pacer_never_pauses() -> None:
     pacer = Pacer(enabled=False)
     assert pacer.pause_for(0.1, 1000) == 0.0
     assert pacer.pause_for(1.0, 1000) == 0.0
+
+
+def test_a_busy_share_pauses_only_while_others_work() -> None:
+    """While other sessions work, a step of 0.1 s is followed by 0.2 s (a third of the time
+    for the operation); with nobody else at work, or with `--no-pace`, by nothing."""
+    share = BusyShare()
+    assert share.pause_for(0.1, others_seen=False) == 0.0
+    assert share.pause_for(0.1, others_seen=True) == pytest.approx(0.2)
+    assert share.paused == pytest.approx(0.2)
+    assert BusyShare(share=0.5).pause_for(0.1, others_seen=True) == pytest.approx(0.1)
+    assert BusyShare(enabled=False).pause_for(0.1, others_seen=True) == 0.0
+
+
+def test_a_busy_share_remembers_others_for_a_few_steps() -> None:
+    """One look that saw nobody does not end the pauses: only `BUSY_MEMORY` looks in a row
+    without other sessions at work do."""
+    share = BusyShare()
+    assert share.pause_for(0.1, others_seen=True) > 0
+    pauses = [share.pause_for(0.1, others_seen=False) for _ in range(BUSY_MEMORY)]
+    assert all(p > 0 for p in pauses[:-1]) and pauses[-1] == 0.0

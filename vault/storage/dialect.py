@@ -146,6 +146,25 @@ async def try_advisory_xact_lock(conn: AsyncConnection, key: int) -> bool:
     return bool(got.scalar())
 
 
+async def other_sessions_working(conn: AsyncConnection) -> int:
+    """How many other sessions of this database are running a statement at this instant
+    (`pg_stat_activity`; sessions of other roles count only where this role may see their
+    state). A long background read samples it to give way to the hot path while lookups
+    run; each sample needs a transaction of its own, as PostgreSQL keeps one picture of the
+    activity for the rest of a transaction. SQLite has no such view: 0, the operation runs
+    unpaced."""
+    if not _is_postgresql(conn):
+        return 0
+    found = await conn.execute(
+        text(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+            "AND backend_type = 'client backend' AND pid <> pg_backend_pid() "
+            "AND datname = current_database()"
+        )
+    )
+    return int(found.scalar_one())
+
+
 async def table_is_partitioned(conn: AsyncConnection, table: Table) -> bool:
     """Whether `table` is a partitioned table in the connection's schema: PostgreSQL after
     the migrations that partition it (0030 for the events, 0037 for the seals); SQLite keeps

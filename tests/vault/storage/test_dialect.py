@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, select, text
 
 from tests.support.privacy import is_sqlite
 from vault.storage import dialect
@@ -131,3 +132,30 @@ def test_plan_for_transaction_refuses_what_is_not_a_setting_name():
     """A name or value that could carry SQL is refused before anything is sent."""
     with pytest.raises(ValueError, match="not a planner setting"):
         dialect._settings_sql((("enable_hashjoin", "off'); DROP TABLE x; --"),))
+
+
+async def test_other_sessions_working_counts_a_running_statement_but_not_its_own(vault):
+    """PostgreSQL: an idle vault shows no other session at work, another connection inside
+    `pg_sleep` shows one; the asking session never counts itself. SQLite has no such view:
+    always 0."""
+
+    async def working() -> int:
+        # A transaction of its own per look: PostgreSQL keeps one picture of the activity
+        # for the rest of a transaction.
+        async with vault.engine.connect() as conn:
+            return await dialect.other_sessions_working(conn)
+
+    assert await working() == 0
+    if is_sqlite(vault):
+        return
+    async with vault.engine.connect() as other:
+        sleeping = asyncio.create_task(other.execute(text("SELECT pg_sleep(1)")))
+        seen = 0
+        for _ in range(50):
+            seen = await working()
+            if seen:
+                break
+            await asyncio.sleep(0.02)
+        await sleeping
+    assert seen == 1
+    assert await working() == 0
