@@ -150,16 +150,20 @@ async def _lock_existing(conn: AsyncConnection, camp: Campaign, now: datetime) -
     return int(locked.rowcount)
 
 
-async def _fill(conn: AsyncConnection, camp: Campaign, now: datetime) -> int:
+async def _fill(
+    conn: AsyncConnection, camp: Campaign, now: datetime, audience: int | None = None
+) -> int:
     """Step 0 and 2: the scratch table with every member once, those with a counter row
     locked and read; returns how many are fresh (no counter row). When every member has
-    a counter row (a second booking of the month), the audience is only counted, not
-    searched again for members missing from the scratch table."""
+    a counter row (a second booking of the month), the audience is only counted (or
+    `audience`, the size the caller resolved it to, is taken), not searched again for
+    members missing from the scratch table."""
     await scratch(conn, members)
     a = campaign_audience.c
-    audience = (
-        await conn.execute(select(func.count()).where(a.campaign_id == camp.id))
-    ).scalar_one()
+    if audience is None:
+        audience = (
+            await conn.execute(select(func.count()).where(a.campaign_id == camp.id))
+        ).scalar_one()
     async with set_based_joins(conn, contact_budgets, audience):
         locked = await _lock_existing(conn, camp, now)
     fresh = 0
@@ -435,11 +439,13 @@ async def hold(
     camp: Campaign,
     now: datetime,
     confirm_displacement: bool,
+    audience: int | None = None,
 ) -> BookingOutcome:
     """Steps 1–4 (module docstring) in the caller's transaction, with the month and the
-    campaign locked and a basis audience resolved; the campaign becomes `booked`. Raises
-    `DisplacementNotConfirmed` when it would displace holds and that was not confirmed."""
-    fresh = await _fill(conn, camp, now)
+    campaign locked and a basis audience resolved (`audience`: its size, when the caller
+    knows it); the campaign becomes `booked`. Raises `DisplacementNotConfirmed` when it
+    would displace holds and that was not confirmed."""
+    fresh = await _fill(conn, camp, now, audience)
     await _fresh_rows(conn, ctx, camp, now, fresh)
     tally = await _tally(conn, ctx, camp)
     savepoint = await conn.begin_nested()

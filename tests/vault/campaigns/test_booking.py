@@ -211,8 +211,8 @@ async def test_a_counter_row_created_while_booking_is_held_like_an_existing_one(
     camp = await _campaign(vault, "Race", 1, sids)
     fill = basket_holds._fill
 
-    async def fill_then_contact(conn, camp, now):
-        fresh = await fill(conn, camp, now)
+    async def fill_then_contact(conn, camp, now, audience=None):
+        fresh = await fill(conn, camp, now, audience)
         await conn.execute(
             contact_budgets.insert().values(
                 subject_id=sids[0], month=camp.month, used_tenths=230, updated_at=now
