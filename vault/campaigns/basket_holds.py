@@ -15,16 +15,18 @@ instead of joining the audience, the counter rows and the consents again:
    treated like the others;
 2. (done first) the other members' counter rows are locked, in subject order, and read
    into the scratch table in the same statement; when that was every member (a second
-   booking of the month), the audience is counted instead of searched for fresh ones;
+   booking of the month), the audience is counted (or its size taken from the caller)
+   instead of searched for fresh ones; the members are then counted by what their hold
+   will be (`_tally`), which with step 3's count makes the outcome;
 3. where a member's free points are too few, holds of campaigns served later are
-   displaced: the window function runs once, over the members that need room only, into
-   a second scratch table (`tmp_plan_displaced`) from which the holds are marked and the
-   displaced campaigns counted. What they free is summed per member and joined to the
-   members once, into a third (`tmp_plan_holds`: the hold's status and the counter's
-   change per member, `_plan`), so the later statements only scan it;
+   displaced: the window function runs once, over the members that need room only, and
+   its chosen holds are marked (on PostgreSQL in the same statement, by row address) and
+   noted in a second scratch table (`tmp_plan_displaced`), from which the displaced
+   campaigns are counted. Each member's last displaced hold carries what all of them
+   free, so the later statements join one row per member and sum nothing;
 4. the campaign's holds are inserted, and each existing counter row whose booked points
    change is changed once: what the displaced holds freed given back, the new hold added
-   (a hold displaced by one of the same points changes nothing).
+   (a hold displaced by one of the same points changes nothing, so it is not written).
 
 Statuses and the arithmetic are the module's constants and `status_of`; the preview and
 the forecast (`booking`, `forecast`) count the same way without writing.
