@@ -24,7 +24,9 @@ them: what the replay adds on top of reading is its per-contact arithmetic. Goal
 (issue 21): the replay of 1,000,000 contacts in under 30 s.
 
 With `--profile`, each booking also prints its statements' own times (from the driver's
-side: sent to result read), longest first, as `profile_<step>`: where a booking's time goes.
+side: sent to result read), longest first, as `profile_<step>`: where a booking's time goes;
+and the write-ahead log the server wrote meanwhile, as `wal_mb_<step>` (the whole server's:
+run it alone).
 
 Usage: .venv/bin/python bench/plan.py [--subjects 1000000] [--contacts 1000000]
 [--only-whatif] [--profile]
@@ -207,6 +209,18 @@ class _StatementTimes:
         return [[round(s, 3), sql] for sql, s in rows if s >= 0.01]
 
 
+async def _wal_position(ctx: VaultContext) -> float:
+    """The server's write-ahead log position, in bytes."""
+    async with ctx.engine.connect() as conn:
+        at = await conn.execute(text("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"))
+        return float(at.scalar_one())
+
+
+async def _wal_since(ctx: VaultContext, start: float) -> float:
+    """Megabytes of write-ahead log the server wrote since `start` (`_wal_position`)."""
+    return round((await _wal_position(ctx) - start) / 2**20, 1)
+
+
 def _check(ok: bool, what: object) -> None:
     """Stop the run when a step did not do what it is timed for."""
     if not ok:
@@ -238,6 +252,7 @@ async def run(n: int, url: str, data: Path, profile: bool = False) -> dict[str, 
         served_first = await _campaign(ctx, "served first", 1)
         timings: dict[str, float] = {}
 
+        wal = await _wal_position(ctx)
         t = time.perf_counter()
         statements.recording = profile
         outcome = await booking.book(ctx, PLANNER, first)
@@ -245,6 +260,7 @@ async def run(n: int, url: str, data: Path, profile: bool = False) -> dict[str, 
         statements.recording = False
         if profile:
             profiles["profile_book_first"] = statements.take()
+            profiles["wal_mb_book_first"] = await _wal_since(ctx, wal)
         _check(outcome.booked == n, outcome)
 
         t = time.perf_counter()
@@ -254,6 +270,7 @@ async def run(n: int, url: str, data: Path, profile: bool = False) -> dict[str, 
 
         baseline = await _baseline(ctx, first)
 
+        wal = await _wal_position(ctx)
         t = time.perf_counter()
         statements.recording = profile
         outcome = await booking.book(ctx, PLANNER, served_first, confirm_displacement=True)
@@ -261,6 +278,7 @@ async def run(n: int, url: str, data: Path, profile: bool = False) -> dict[str, 
         statements.recording = False
         if profile:
             profiles["profile_book_displacing"] = statements.take()
+            profiles["wal_mb_book_displacing"] = await _wal_since(ctx, wal)
         _check(outcome.booked == n and outcome.displaced[0].count == n, outcome)
 
         t = time.perf_counter()
