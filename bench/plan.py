@@ -23,8 +23,13 @@ same rows in the same order through the same server-side cursor and doing nothin
 them: what the replay adds on top of reading is its per-contact arithmetic. Goal
 (issue 21): the replay of 1,000,000 contacts in under 30 s.
 
+With `--profile`, each booking also prints its statements' own times (from the driver's
+side: sent to result read), longest first, as `profile_<step>`: where a booking's time goes;
+and the write-ahead log the server wrote meanwhile, as `wal_mb_<step>` (the whole server's:
+run it alone).
+
 Usage: .venv/bin/python bench/plan.py [--subjects 1000000] [--contacts 1000000]
-[--only-whatif]
+[--only-whatif] [--profile]
 PostgreSQL from TRESOR_BENCH_PG_URL (a database tresor_bench_plan, or TRESOR_BENCH_PLAN_DB,
 is created and dropped: runs sharing a server at the same time need names of their own).
 """
@@ -41,7 +46,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -176,6 +181,46 @@ async def run_whatif(c: int, url: str, data: Path) -> dict[str, object]:
     }
 
 
+class _StatementTimes:
+    """Each statement's time (cursor execute to its result) while `recording`, keyed by
+    its first words, so a step's time can be split by statement (`--profile`)."""
+
+    def __init__(self, ctx: VaultContext) -> None:
+        self.times: list[tuple[str, float]] = []
+        self.recording = False
+        self._started: float = 0.0
+        engine = ctx.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+
+    def _before(self, *_: object) -> None:
+        self._started = time.perf_counter()
+
+    def _after(self, _conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if self.recording:
+            self.times.append(
+                (" ".join(statement.split())[:110], time.perf_counter() - self._started)
+            )
+
+    def take(self) -> list[list[object]]:
+        """The recorded statements, longest first (those over 10 ms), and a fresh record."""
+        rows = sorted(self.times, key=lambda t: -t[1])
+        self.times = []
+        return [[round(s, 3), sql] for sql, s in rows if s >= 0.01]
+
+
+async def _wal_position(ctx: VaultContext) -> float:
+    """The server's write-ahead log position, in bytes."""
+    async with ctx.engine.connect() as conn:
+        at = await conn.execute(text("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"))
+        return float(at.scalar_one())
+
+
+async def _wal_since(ctx: VaultContext, start: float) -> float:
+    """Megabytes of write-ahead log the server wrote since `start` (`_wal_position`)."""
+    return round((await _wal_position(ctx) - start) / 2**20, 1)
+
+
 def _check(ok: bool, what: object) -> None:
     """Stop the run when a step did not do what it is timed for."""
     if not ok:
@@ -194,9 +239,11 @@ async def _campaign(ctx: VaultContext, name: str, rank: int) -> str:
     return camp.id
 
 
-async def run(n: int, url: str, data: Path) -> dict[str, object]:
+async def run(n: int, url: str, data: Path, profile: bool = False) -> dict[str, object]:
     settings = Settings(data_dir=data, database_url=url, client_cache_seconds=0)
     ctx = VaultContext.open(settings, clock=FrozenClock(NOW))
+    statements = _StatementTimes(ctx)
+    profiles: dict[str, object] = {}
     try:
         started = time.perf_counter()
         await _seed(ctx, n)
@@ -205,9 +252,15 @@ async def run(n: int, url: str, data: Path) -> dict[str, object]:
         served_first = await _campaign(ctx, "served first", 1)
         timings: dict[str, float] = {}
 
+        wal = await _wal_position(ctx)
         t = time.perf_counter()
+        statements.recording = profile
         outcome = await booking.book(ctx, PLANNER, first)
         timings["book_first"] = time.perf_counter() - t
+        statements.recording = False
+        if profile:
+            profiles["profile_book_first"] = statements.take()
+            profiles["wal_mb_book_first"] = await _wal_since(ctx, wal)
         _check(outcome.booked == n, outcome)
 
         t = time.perf_counter()
@@ -217,9 +270,15 @@ async def run(n: int, url: str, data: Path) -> dict[str, object]:
 
         baseline = await _baseline(ctx, first)
 
+        wal = await _wal_position(ctx)
         t = time.perf_counter()
+        statements.recording = profile
         outcome = await booking.book(ctx, PLANNER, served_first, confirm_displacement=True)
         timings["book_displacing"] = time.perf_counter() - t
+        statements.recording = False
+        if profile:
+            profiles["profile_book_displacing"] = statements.take()
+            profiles["wal_mb_book_displacing"] = await _wal_since(ctx, wal)
         _check(outcome.booked == n and outcome.displaced[0].count == n, outcome)
 
         t = time.perf_counter()
@@ -242,6 +301,7 @@ async def run(n: int, url: str, data: Path) -> dict[str, object]:
             for name, s in timings.items()
         },
         "load_average": [round(x, 2) for x in os.getloadavg()],
+        **profiles,
     }
 
 
@@ -250,6 +310,7 @@ def main() -> None:
     p.add_argument("--subjects", type=int, default=1_000_000)
     p.add_argument("--contacts", type=int, default=1_000_000)
     p.add_argument("--only-whatif", action="store_true", help="skip booking and forecasting")
+    p.add_argument("--profile", action="store_true", help="print the bookings' statement times")
     args = p.parse_args()
     name = os.environ.get("TRESOR_BENCH_PLAN_DB", "tresor_bench_plan")
     url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
@@ -262,7 +323,7 @@ def main() -> None:
             data = Path(tmp)
             LocalKeyring.create(data / "keyring.json")
             if not args.only_whatif:
-                print(json.dumps(asyncio.run(run(args.subjects, url, data))))
+                print(json.dumps(asyncio.run(run(args.subjects, url, data, args.profile))))
             print(json.dumps(asyncio.run(run_whatif(args.contacts, url, data))))
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

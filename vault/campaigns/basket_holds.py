@@ -15,16 +15,18 @@ instead of joining the audience, the counter rows and the consents again:
    treated like the others;
 2. (done first) the other members' counter rows are locked, in subject order, and read
    into the scratch table in the same statement; when that was every member (a second
-   booking of the month), the audience is counted instead of searched for fresh ones;
+   booking of the month), the audience is counted (or its size taken from the caller)
+   instead of searched for fresh ones; the members are then counted by what their hold
+   will be (`_tally`), which with step 3's count makes the outcome;
 3. where a member's free points are too few, holds of campaigns served later are
-   displaced: the window function runs once, over the members that need room only, into
-   a second scratch table (`tmp_plan_displaced`) from which the holds are marked and the
-   displaced campaigns counted. What they free is summed per member and joined to the
-   members once, into a third (`tmp_plan_holds`: the hold's status and the counter's
-   change per member, `_plan`), so the later statements only scan it;
+   displaced: the window function runs once, over the members that need room only, and
+   its chosen holds are marked (on PostgreSQL in the same statement, by row address) and
+   noted in a second scratch table (`tmp_plan_displaced`), from which the displaced
+   campaigns are counted. Each member's last displaced hold carries what all of them
+   free, so the later statements join one row per member and sum nothing;
 4. the campaign's holds are inserted, and each existing counter row whose booked points
    change is changed once: what the displaced holds freed given back, the new hold added
-   (a hold displaced by one of the same points changes nothing).
+   (a hold displaced by one of the same points changes nothing, so it is not written).
 
 Statuses and the arithmetic are the module's constants and `status_of`; the preview and
 the forecast (`booking`, `forecast`) count the same way without writing.
@@ -32,6 +34,7 @@ the forecast (`booking`, `forecast`) count the same way without writing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -55,8 +58,9 @@ from vault.campaigns.booking_scratch import (
     byte_order,
     displaced_holds,
     drop,
+    marks_in_one_statement,
     members,
-    planned,
+    row_address,
     scratch,
 )
 from vault.campaigns.records import AudienceKind, Campaign, CampaignState
@@ -105,32 +109,18 @@ def _need(ctx: VaultContext, camp: Campaign) -> Any:
     return m.used + m.booked + cost_tenths(ctx, camp) - limit_tenths(ctx, camp)
 
 
-def status_of(ctx: VaultContext, camp: Campaign, freed: Any) -> Any:
-    """The hold's status per scratch row, after displacement (`freed`: what the
-    displaced holds give back, see `_with_freed`)."""
+def status_of(ctx: VaultContext, camp: Campaign, made_room: Any) -> Any:
+    """The hold's status per scratch row, after displacement (`made_room`: the member's
+    displaced holds free what it needs, see `_holds`)."""
     m = members.c
     fits_empty = cost_tenths(ctx, camp) <= limit_tenths(ctx, camp)
     return case(
         (m.basis == false(), literal(NO_BASIS)),
         (m.fresh == true(), literal(BOOKED if fits_empty else BLOCKED)),
-        (_need(ctx, camp) - freed <= 0, literal(BOOKED)),
+        (_need(ctx, camp) <= 0, literal(BOOKED)),
+        (made_room, literal(BOOKED)),
         else_=literal(BLOCKED),
     )
-
-
-def _with_freed(displacing: bool) -> tuple[Any, Any]:
-    """(the scratch table joined with what displaced holds free per member, that
-    amount): summed from `tmp_plan_displaced` when the booking displaces, else 0."""
-    if not displacing:
-        return members, literal(0)
-    d = displaced_holds.c
-    freed = (
-        select(d.subject_id, func.sum(d.points).label("points"))
-        .group_by(d.subject_id)
-        .subquery("freed")
-    )
-    joined = members.outerjoin(freed, freed.c.subject_id == members.c.subject_id)
-    return joined, func.coalesce(freed.c.points, 0)
 
 
 def _basis(camp: Campaign, now: datetime) -> Any:
@@ -162,16 +152,20 @@ async def _lock_existing(conn: AsyncConnection, camp: Campaign, now: datetime) -
     return int(locked.rowcount)
 
 
-async def _fill(conn: AsyncConnection, camp: Campaign, now: datetime) -> int:
+async def _fill(
+    conn: AsyncConnection, camp: Campaign, now: datetime, audience: int | None = None
+) -> int:
     """Step 0 and 2: the scratch table with every member once, those with a counter row
     locked and read; returns how many are fresh (no counter row). When every member has
-    a counter row (a second booking of the month), the audience is only counted, not
-    searched again for members missing from the scratch table."""
+    a counter row (a second booking of the month), the audience is only counted (or
+    `audience`, the size the caller resolved it to, is taken), not searched again for
+    members missing from the scratch table."""
     await scratch(conn, members)
     a = campaign_audience.c
-    audience = (
-        await conn.execute(select(func.count()).where(a.campaign_id == camp.id))
-    ).scalar_one()
+    if audience is None:
+        audience = (
+            await conn.execute(select(func.count()).where(a.campaign_id == camp.id))
+        ).scalar_one()
     async with set_based_joins(conn, contact_budgets, audience):
         locked = await _lock_existing(conn, camp, now)
     fresh = 0
@@ -228,21 +222,70 @@ async def _fresh_rows(
     await _lock_existing(conn, camp, now)
 
 
-async def _displace(
-    conn: AsyncConnection, ctx: VaultContext, camp: Campaign
-) -> tuple[Displacement, ...]:
-    """Step 3: mark the later-served holds that make room, note per member what they
-    free (`_with_freed`), and count them per campaign."""
+@dataclass(frozen=True, slots=True)
+class _Tally:
+    """The members by what their hold will be, counted once from the scratch table before
+    displacing: `fits` (an existing counter row with room) and `needy` (an existing row
+    without) are members with a basis; `fresh` ones (no counter row) too."""
+
+    audience: int
+    no_basis: int
+    fresh: int
+    fits: int
+    needy: int
+
+
+async def _tally(conn: AsyncConnection, ctx: VaultContext, camp: Campaign) -> _Tally:
     m = members.c
     need = _need(ctx, camp)
-    needy = and_(m.fresh == false(), m.basis == true(), need > 0)
-    count = (await conn.execute(select(func.count()).where(needy))).scalar_one()
-    if not count:
-        return ()
+    old = and_(m.basis == true(), m.fresh == false())
+    row = (
+        await conn.execute(
+            select(
+                func.count(),
+                func.sum(case((m.basis == false(), 1), else_=0)),
+                func.sum(case((and_(m.basis == true(), m.fresh == true()), 1), else_=0)),
+                func.sum(case((and_(old, need <= 0), 1), else_=0)),
+                func.sum(case((and_(old, need > 0), 1), else_=0)),
+            )
+        )
+    ).one()
+    return _Tally(*(int(v or 0) for v in row))
+
+
+def _outcome(
+    ctx: VaultContext, camp: Campaign, tally: _Tally, made_room: int, displaced: Any
+) -> BookingOutcome:
+    """The counts of `_tally` once `made_room` of the needy members got room by
+    displacing: a fresh member is booked when the campaign fits an empty basket, a needy
+    one when displacing made room, the others with room are booked."""
+    fits_empty = cost_tenths(ctx, camp) <= limit_tenths(ctx, camp)
+    fresh_booked = tally.fresh if fits_empty else 0
+    return BookingOutcome(
+        audience=tally.audience,
+        booked=fresh_booked + tally.fits + made_room,
+        blocked=tally.fresh - fresh_booked + tally.needy - made_room,
+        no_basis=tally.no_basis,
+        displaced=displaced,
+    )
+
+
+async def _displace(
+    conn: AsyncConnection, ctx: VaultContext, camp: Campaign, needy: int
+) -> tuple[tuple[Displacement, ...], int]:
+    """Step 3: mark the later-served holds that make room for the `needy` members, note
+    them in `tmp_plan_displaced` (each displaced member's last one in displacement order
+    carrying what they all free: `freed`), and count them per campaign. Returns (the
+    counts, how many members got room)."""
+    if not needy:
+        return (), 0
+    m = members.c
+    need = _need(ctx, camp)
     b = campaign_bookings.alias("held")
     ordering = (b.c.order_key.desc(), b.c.campaign_id.desc())
     inner = (
         select(
+            row_address(conn, b).label("row"),
             b.c.campaign_id,
             b.c.subject_id,
             b.c.points_tenths,
@@ -256,7 +299,9 @@ async def _displace(
         )
         .select_from(b.join(members, m.subject_id == b.c.subject_id))
         .where(
-            needy,
+            m.fresh == false(),
+            m.basis == true(),
+            need > 0,
             b.c.month == camp.month,
             b.c.status == BOOKED,
             b.c.order_key > camp.order_key,
@@ -265,78 +310,129 @@ async def _displace(
         .subquery()
     )
     # A hold is displaced when the holds before it (in displacement order) do not yet
-    # cover the need, and only where all of them together can.
-    await scratch(conn, displaced_holds)
-    async with set_based_joins(conn, campaign_bookings, count):
-        await conn.execute(
-            insert(displaced_holds).from_select(
-                ["campaign_id", "subject_id", "points"],
-                select(inner.c.campaign_id, inner.c.subject_id, inner.c.points_tenths).where(
-                    inner.c.total >= inner.c.need,
-                    inner.c.upto - inner.c.points_tenths < inner.c.need,
-                ),
-            )
+    # cover the need, and only where all of them together can. The last of them (the one
+    # whose running sum reaches the need) carries that sum: what the member gets back.
+    chosen = (
+        select(
+            inner.c.row,
+            inner.c.campaign_id,
+            inner.c.subject_id,
+            inner.c.points_tenths,
+            case((inner.c.upto >= inner.c.need, inner.c.upto), else_=0).label("freed"),
         )
-    await analyze(conn, displaced_holds)
+        .where(
+            inner.c.total >= inner.c.need,
+            inner.c.upto - inner.c.points_tenths < inner.c.need,
+        )
+        .subquery("chosen")
+    )
+    await scratch(conn, displaced_holds)
+    async with set_based_joins(conn, campaign_bookings, needy):
+        await _mark_displaced(conn, camp, chosen)
     d = displaced_holds.c
+    rows = await conn.execute(
+        select(
+            d.campaign_id,
+            campaigns.c.name,
+            func.count(),
+            func.sum(case((d.freed > 0, 1), else_=0)),
+        )
+        .join(campaigns, campaigns.c.id == d.campaign_id)
+        .group_by(d.campaign_id, campaigns.c.name)
+        .order_by(d.campaign_id)
+    )
+    counted = rows.all()
+    await analyze(conn, displaced_holds)
+    made_room = sum(int(r[3]) for r in counted)
+    return tuple(Displacement(r[0], r[1], int(r[2])) for r in counted), made_room
+
+
+async def _mark_displaced(conn: AsyncConnection, camp: Campaign, chosen: Any) -> None:
+    """The chosen holds (`_displace`) marked displaced and noted in `tmp_plan_displaced`.
+    On PostgreSQL in one statement: the window's rows update the holds they were read
+    from by their row address (`ctid`), and the update's returned rows fill the scratch
+    table, so the million holds are not read and joined a second time. SQLite has no
+    updates inside a statement: the scratch table is filled, then the holds are updated
+    from it by key."""
     cb = campaign_bookings
+    columns = ["campaign_id", "subject_id", "points", "freed"]
+    if marks_in_one_statement(conn):
+        moved = (
+            update(cb)
+            .where(row_address(conn, cb) == chosen.c.row)
+            .values(status=DISPLACED, displaced_by=camp.id)
+            .returning(cb.c.campaign_id, cb.c.subject_id, cb.c.points_tenths, chosen.c.freed)
+            .cte("moved")
+        )
+        await conn.execute(
+            insert(displaced_holds).from_select(columns, select(*moved.c)).add_cte(moved)
+        )
+        return
+    c = chosen.c
+    await conn.execute(
+        insert(displaced_holds).from_select(
+            columns, select(c.campaign_id, c.subject_id, c.points_tenths, c.freed)
+        )
+    )
+    d = displaced_holds.c
     await conn.execute(
         update(cb)
         .where(cb.c.campaign_id == d.campaign_id, cb.c.subject_id == d.subject_id)
         .values(status=DISPLACED, displaced_by=camp.id)
     )
-    rows = await conn.execute(
-        select(d.campaign_id, campaigns.c.name, func.count())
-        .join(campaigns, campaigns.c.id == d.campaign_id)
-        .group_by(d.campaign_id, campaigns.c.name)
-        .order_by(d.campaign_id)
-    )
-    return tuple(Displacement(r[0], r[1], int(r[2])) for r in rows)
 
 
-async def _plan(
-    conn: AsyncConnection, ctx: VaultContext, camp: Campaign, displacing: bool
-) -> tuple[Any, bool]:
-    """Per member: `fresh`, the hold's `status` and the change to its counter row's
-    booked points (`delta`). Without displacement these are expressions over the scratch
-    table. With it they need what the displaced holds free per member (an aggregate and a
-    join), so they are computed once into `tmp_plan_holds`, in subject order, and the
-    insert of the holds, the counter update and the counts only scan it. Returns (the
-    rows, whether they are stored in subject order already)."""
+def _holds(ctx: VaultContext, camp: Campaign, displacing: bool) -> Any:
+    """Per member the hold to insert, in subject order: its status is `status_of`, where
+    a needy member got room when it has a displaced hold carrying what was freed."""
     m = members.c
-    source, freed = _with_freed(displacing)
-    status = status_of(ctx, camp, freed)
-    delta = case((status == BOOKED, cost_tenths(ctx, camp)), else_=0) - freed
-    rows = select(m.subject_id, m.fresh, status.label("status"), delta.label("delta")).select_from(
-        source
-    )
-    if not displacing:
-        return rows.subquery("planned"), False
-    await scratch(conn, planned)
-    await conn.execute(
-        insert(planned).from_select(
-            ["subject_id", "fresh", "status", "delta"],
-            rows.order_by(byte_order(conn, m.subject_id)),
+    source: Any = members
+    made_room: Any = false()
+    if displacing:
+        d = displaced_holds.c
+        source = members.outerjoin(displaced_holds, and_(d.subject_id == m.subject_id, d.freed > 0))
+        made_room = d.subject_id.is_not(None)
+    return select(
+        literal(camp.id), m.subject_id, literal(camp.month),
+        literal(cost_tenths(ctx, camp)), literal(camp.order_key),
+        status_of(ctx, camp, made_room),
+    ).select_from(source)  # fmt: skip
+
+
+async def _count_points(
+    conn: AsyncConnection, ctx: VaultContext, camp: Campaign, now: datetime, displacing: bool
+) -> None:
+    """Each existing counter row that changes, changes once: members with room get the
+    new hold added; members that got room by displacing get it added and what their
+    displaced holds freed given back (a displacement by a hold of the same points changes
+    nothing, so it is not written)."""
+    m = members.c
+    budgets = contact_budgets.c
+    cost = cost_tenths(ctx, camp)
+    if cost:
+        await conn.execute(
+            update(contact_budgets)
+            .where(
+                budgets.month == camp.month,
+                budgets.subject_id == m.subject_id,
+                m.fresh == false(),
+                m.basis == true(),
+                _need(ctx, camp) <= 0,
+            )
+            .values(booked_tenths=budgets.booked_tenths + cost, updated_at=now)
         )
-    )
-    await analyze(conn, planned)
-    return planned, True
-
-
-async def _counts(
-    conn: AsyncConnection, plan: Any, displaced: tuple[Displacement, ...]
-) -> BookingOutcome:
-    rows = await conn.execute(
-        select(plan.c.status, func.count()).select_from(plan).group_by(plan.c.status)
-    )
-    counts = {r[0]: int(r[1]) for r in rows}
-    return BookingOutcome(
-        audience=sum(counts.values()),
-        booked=counts.get(BOOKED, 0),
-        blocked=counts.get(BLOCKED, 0),
-        no_basis=counts.get(NO_BASIS, 0),
-        displaced=displaced,
-    )
+    if displacing:
+        d = displaced_holds.c
+        await conn.execute(
+            update(contact_budgets)
+            .where(
+                budgets.month == camp.month,
+                budgets.subject_id == d.subject_id,
+                d.freed > 0,
+                d.freed != cost,
+            )
+            .values(booked_tenths=budgets.booked_tenths + cost - d.freed, updated_at=now)
+        )
 
 
 async def hold(
@@ -345,53 +441,36 @@ async def hold(
     camp: Campaign,
     now: datetime,
     confirm_displacement: bool,
+    audience: int | None = None,
 ) -> BookingOutcome:
     """Steps 1–4 (module docstring) in the caller's transaction, with the month and the
-    campaign locked and a basis audience resolved; the campaign becomes `booked`. Raises
-    `DisplacementNotConfirmed` when it would displace holds and that was not confirmed."""
-    fresh = await _fill(conn, camp, now)
+    campaign locked and a basis audience resolved (`audience`: its size, when the caller
+    knows it); the campaign becomes `booked`. Raises `DisplacementNotConfirmed` when it
+    would displace holds and that was not confirmed."""
+    fresh = await _fill(conn, camp, now, audience)
     await _fresh_rows(conn, ctx, camp, now, fresh)
+    tally = await _tally(conn, ctx, camp)
     savepoint = await conn.begin_nested()
-    displaced = await _displace(conn, ctx, camp)
-    plan, in_order = await _plan(conn, ctx, camp, bool(displaced))
+    displaced, made_room = await _displace(conn, ctx, camp, tally.needy)
+    outcome = _outcome(ctx, camp, tally, made_room, displaced)
     if displaced and not confirm_displacement:
-        outcome = await _counts(conn, plan, displaced)
         await savepoint.rollback()
         raise DisplacementNotConfirmed(outcome)
     await savepoint.commit()
 
-    p = plan.c
-    holds = select(
-        literal(camp.id), p.subject_id, literal(camp.month),
-        literal(cost_tenths(ctx, camp)), literal(camp.order_key), p.status,
-    )  # fmt: skip
-    cb = campaign_bookings
     await conn.execute(
-        insert(cb).from_select(
+        insert(campaign_bookings).from_select(
             ["campaign_id", "subject_id", "month", "points_tenths", "order_key", "status"],
             # In primary-key order: the index grows at its end instead of at random.
-            holds if in_order else holds.order_by(byte_order(conn, p.subject_id)),
+            _holds(ctx, camp, bool(displaced)).order_by(byte_order(conn, members.c.subject_id)),
         )
     )
-    # Each existing counter row that changes, changes once: the new hold in, what
-    # displacing freed out (a displacement by a hold of the same points changes nothing).
-    budgets = contact_budgets.c
-    await conn.execute(
-        update(contact_budgets)
-        .where(
-            budgets.month == camp.month,
-            budgets.subject_id == p.subject_id,
-            p.fresh == false(),
-            p.delta != 0,
-        )
-        .values(booked_tenths=budgets.booked_tenths + p.delta, updated_at=now)
-    )
+    await _count_points(conn, ctx, camp, now, bool(displaced))
     await conn.execute(
         update(campaigns)
         .where(campaigns.c.id == camp.id)
         .values(state=str(CampaignState.BOOKED), updated_at=now)
     )
-    outcome = await _counts(conn, plan, displaced)
-    for table in (members, displaced_holds, planned):
+    for table in (members, displaced_holds):
         await drop(conn, table)
     return outcome

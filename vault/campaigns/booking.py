@@ -271,19 +271,21 @@ async def _report_read(
     )  # fmt: skip
 
 
-async def resolve_basis(conn: AsyncConnection, camp: Campaign, now: datetime) -> None:
+async def resolve_basis(conn: AsyncConnection, camp: Campaign, now: datetime) -> int:
     """Fill a basis campaign's audience with everyone who has a basis for it now.
 
     A plain insert, not one skipping conflicts (a third faster for a million members): a
     draft basis campaign has no audience rows, since no list can be set on it and previews
     and forecasts resolve it in a savepoint they roll back. Should a row exist after all,
-    the primary key refuses the insert and the booking fails instead of miscounting."""
-    await conn.execute(
+    the primary key refuses the insert and the booking fails instead of miscounting.
+    Returns how many members it has."""
+    inserted = await conn.execute(
         insert(campaign_audience).from_select(
             ["campaign_id", "subject_id"],
             basis_members(camp.id, camp.purpose, camp.type, now, lambda c: byte_order(conn, c)),
         )
     )
+    return int(inserted.rowcount)
 
 
 async def book(
@@ -296,9 +298,10 @@ async def book(
     async with ctx.transaction() as conn:
         camp = await _prepare(conn, ctx, campaign_id, now)
         await roomy_sorts(conn, basket_holds.SORT_MEGABYTES)
+        audience = None
         if camp.audience_kind == AudienceKind.BASIS:
-            await resolve_basis(conn, camp, now)
-        outcome = await book_locked(conn, ctx, camp, now, confirm_displacement)
+            audience = await resolve_basis(conn, camp, now)
+        outcome = await book_locked(conn, ctx, camp, now, confirm_displacement, audience)
         held, held_by = await _holds(conn, ctx, replace(camp, state=CampaignState.BOOKED.value))
         outcome = replace(outcome, holds=held, held_by=held_by)
         await audit.record(
@@ -326,10 +329,12 @@ async def book_locked(
     camp: Campaign,
     now: datetime,
     confirm_displacement: bool,
+    audience: int | None = None,
 ) -> BookingOutcome:
     """Steps 2–4 of the module docstring, in the caller's transaction, with the month and
-    campaign locked (`_prepare`): `vault.campaigns.basket_holds`."""
-    return await basket_holds.hold(conn, ctx, camp, now, confirm_displacement)
+    campaign locked (`_prepare`): `vault.campaigns.basket_holds`. `audience`: how many
+    members the audience has when the caller just resolved it (else it is counted)."""
+    return await basket_holds.hold(conn, ctx, camp, now, confirm_displacement, audience)
 
 
 async def status_counts(conn: AsyncConnection, campaign_id: str) -> dict[str, int]:

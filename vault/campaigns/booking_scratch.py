@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, text
+from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, column, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.storage.dialect import probe_index
@@ -24,23 +24,16 @@ members = Table(
     Column("booked", Integer, nullable=False, server_default="0"),
     prefixes=["TEMPORARY"],
 )
-#: The holds one booking displaces (temporary): marked, given back and counted from here.
+#: The holds one booking displaces (temporary): counted, and what they free given back,
+#: from here. `freed` is on each member's last displaced hold (in displacement order) what
+#: all of its displaced holds free, 0 on the others: one row per member to join, no sum.
 displaced_holds = Table(
     "tmp_plan_displaced",
     MetaData(),
     Column("campaign_id", String(36), nullable=False),
     Column("subject_id", String(36), nullable=False),
     Column("points", Integer, nullable=False),
-    prefixes=["TEMPORARY"],
-)
-#: Each member's hold and counter change in a displacing booking (temporary; `_plan`).
-planned = Table(
-    "tmp_plan_holds",
-    MetaData(),
-    Column("subject_id", String(36), nullable=False),
-    Column("fresh", Boolean, nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("delta", Integer, nullable=False),
+    Column("freed", Integer, nullable=False),
     prefixes=["TEMPORARY"],
 )
 
@@ -65,6 +58,23 @@ def byte_order(conn: AsyncConnection, column: Any) -> Any:
     collation compares bytes where the database's collation calls the C library per
     comparison, several times slower; for subject ids (ASCII) both give the same order and
     the same groups. SQLite compares bytes already."""
-    if conn.dialect.name == "postgresql":
+    if _is_postgresql(conn):
         return column.collate("C")
     return column
+
+
+def row_address(conn: AsyncConnection, table: Any) -> Any:
+    """The address of a row of `table` (a table or an alias of one): PostgreSQL's `ctid`,
+    SQLite's `rowid`. Valid within one statement, for updating the rows a statement read
+    without looking them up again by key (`marks_in_one_statement`)."""
+    return column("ctid" if _is_postgresql(conn) else "rowid", _selectable=table)
+
+
+def marks_in_one_statement(conn: AsyncConnection) -> bool:
+    """Whether one statement can update rows and insert what it returns elsewhere
+    (PostgreSQL's data-modifying `WITH`); SQLite takes one change per statement."""
+    return _is_postgresql(conn)
+
+
+def _is_postgresql(conn: AsyncConnection) -> bool:
+    return conn.dialect.name == "postgresql"

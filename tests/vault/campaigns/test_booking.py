@@ -211,8 +211,8 @@ async def test_a_counter_row_created_while_booking_is_held_like_an_existing_one(
     camp = await _campaign(vault, "Race", 1, sids)
     fill = basket_holds._fill
 
-    async def fill_then_contact(conn, camp, now):
-        fresh = await fill(conn, camp, now)
+    async def fill_then_contact(conn, camp, now, audience=None):
+        fresh = await fill(conn, camp, now, audience)
         await conn.execute(
             contact_budgets.insert().values(
                 subject_id=sids[0], month=camp.month, used_tenths=230, updated_at=now
@@ -262,4 +262,49 @@ async def test_a_cheaper_campaign_displacing_a_dearer_one_gives_back_the_differe
             select(contact_budgets.c.subject_id, contact_budgets.c.booked_tenths)
         )
         assert {r[0]: r[1] for r in result} == {both: 150, new: 150}
+    await _never_overspent(vault)
+
+
+async def test_a_member_gets_room_from_several_later_holds_or_none_if_they_cannot_make_it(vault):
+    """An SMS offer (20) at rank 2 over members holding print offers (10 each, basket 25):
+    one with two later-served holds has both displaced (the latest-served first; one
+    would not free enough) and its row keeps 20; one with a single later hold has it
+    displaced, its row going from 10 to 20; one whose hold is served first is blocked and
+    keeps its 10; one new to the month is booked. The preview told the same counts."""
+    a, b, c, d = await _customers(vault, 4)
+    for sid in (a, b, d):
+        await record_basis(vault, WRITER, sid, "offers.post", reference="customer file")
+    now = vault.clock.now()
+
+    async def printed(name: str, rank: int, members: list[str]) -> str:
+        camp = await create(
+            vault, MARKETER, frozenset(),
+            CampaignDraft(name=name, brand="tresor", purpose="offers.post", channel="print",
+                          rank=rank, window_start=now - timedelta(hours=1),
+                          window_end=now + timedelta(days=2)),
+        )  # fmt: skip
+        await set_audience(vault, MARKETER, camp.id, [("subject_id", s) for s in members])
+        assert (await booking.book(vault, MARKETER, camp.id)).booked == len(members)
+        return camp.id
+
+    first = await printed("Served first", 1, [b])
+    third = await printed("Third", 3, [a, d])
+    last = await printed("Last", 4, [a])
+    sms = await _campaign(vault, "SMS", 2, [a, b, c, d])
+    _, told = await booking.preview(vault, MARKETER, sms)
+    done = await booking.book(vault, MARKETER, sms, confirm_displacement=True)
+    for outcome in (told, done):
+        assert (outcome.audience, outcome.booked, outcome.blocked) == (4, 3, 1)
+        assert sorted((x.campaign_id, x.count) for x in outcome.displaced) == sorted(
+            [(third, 2), (last, 1)]
+        )
+    holds = await _holds(vault)
+    assert holds[(third, a)] == holds[(last, a)] == holds[(third, d)] == "displaced"
+    assert holds[(first, b)] == "booked" and holds[(sms, b)] == "blocked"
+    assert holds[(sms, a)] == holds[(sms, c)] == holds[(sms, d)] == "booked"
+    async with vault.engine.connect() as conn:
+        result = await conn.execute(
+            select(contact_budgets.c.subject_id, contact_budgets.c.booked_tenths)
+        )
+        assert {r[0]: r[1] for r in result} == {a: 200, b: 100, c: 200, d: 200}
     await _never_overspent(vault)
