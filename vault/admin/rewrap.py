@@ -32,7 +32,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit import events as audit
@@ -41,7 +41,7 @@ from vault.clock import Clock
 from vault.crypto import retained_key_id
 from vault.crypto.envelope import DekManager
 from vault.crypto.keyring import KekProvider
-from vault.pacing import Pacer
+from vault.pacing import LogPacer, Pacer, ServerReading, log_budget
 from vault.progress import NO_PROGRESS, Progress
 from vault.recipients.registry import secret_key_id
 from vault.storage.dialect import (
@@ -195,6 +195,39 @@ async def _write(
     return int(result.rowcount)
 
 
+#: The settings that say how fast the server may write its log without a requested
+#: checkpoint (`vault.pacing.log_budget`): `max_wal_size` in MB, the timeout in seconds.
+_LOG_SETTINGS = text(
+    "SELECT (SELECT setting::float8 FROM pg_settings WHERE name = 'max_wal_size') AS mb, "
+    "(SELECT setting::float8 FROM pg_settings WHERE name = 'checkpoint_timeout') AS timeout, "
+    "(SELECT setting::float8 FROM pg_settings "
+    "WHERE name = 'checkpoint_completion_target') AS target"
+)
+#: The server's log insert position and the commits in this database so far: one cheap
+#: round trip at the end of a paced batch's transaction.
+_READING = text(
+    "SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn AS wal, "
+    "(SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()) AS commits"
+)
+
+
+async def _read_server(conn: AsyncConnection) -> ServerReading:
+    row = (await conn.execute(_READING)).one()
+    return ServerReading(time.perf_counter(), int(row.wal), int(row.commits or 0))
+
+
+async def _log_pacer(env: _Env, ranges: int) -> LogPacer | None:
+    """The log-budget pacer of one range on PostgreSQL, started with a first reading;
+    None on SQLite (one writer, no shared log to keep lookups waiting behind)."""
+    async with env.transaction() as conn:
+        if not takes_array_parameters(conn):
+            return None
+        row = (await conn.execute(_LOG_SETTINGS)).one()
+        pacer = LogPacer(log_budget(row.mb * 1024 * 1024, row.timeout, row.target), ranges)
+        pacer.start(await _read_server(conn))
+    return pacer
+
+
 async def rewrap_range(
     env: _Env,
     read: Read,
@@ -206,16 +239,21 @@ async def rewrap_range(
     batch: int = DEFAULT_BATCH,
     progress: Progress = NO_PROGRESS,
     pacer: Pacer | None = None,
+    ranges: int = 1,
 ) -> int:
     """Re-wrap the keys of `keys.table` with `lo < id < hi` not under the active version,
     batch by batch; returns how many rows were changed. With a `pacer`, each batch that
-    ran slower than the best one is followed by a pause (`vault.admin.pacing`): the
-    lookups competing for the machine get it back."""
+    ran slower than the best one is followed by a pause (`vault.pacing`): the
+    lookups competing for the machine get it back. On PostgreSQL the pacer also keeps the
+    server's log within its budget while others commit (`vault.pacing.LogPacer`; `ranges`
+    is how many ranges run at once), with small batches then."""
     query, total, after = _pending(keys, hi), 0, lo
+    log = await _log_pacer(env, ranges) if pacer is not None and pacer.enabled else None
     while True:
         started = time.perf_counter()
         active = env.kek.active_version()
-        params: dict[str, Any] = {"active": active, "after": after, "batch": batch}
+        size = log.batch(batch) if log is not None else batch
+        params: dict[str, Any] = {"active": active, "after": after, "batch": size}
         if hi is not None:
             params["hi"] = hi
         found = await read(query, params)
@@ -235,11 +273,14 @@ async def rewrap_range(
                 decision=Decision.ALLOW,
                 detail={"count": done, "to_version": active, **keys.audit_detail},
             )
+            reading = await _read_server(conn) if log is not None else None
         total += done
         progress.advance(len(olds))
         after = found[-1]["id"]
         if pacer is not None:
             pause = pacer.pause_for(time.perf_counter() - started, len(olds))
+            if log is not None and reading is not None:
+                pause = max(pause, log.pause_after(reading))
             if pause:
                 await _pause(pause)
 
@@ -312,6 +353,7 @@ async def rewrap(
                 batch=batch,
                 progress=progress,
                 pacer=Pacer() if pace else None,
+                ranges=workers,
             )
             for lo, hi in split_points(workers)
         )
