@@ -120,6 +120,8 @@ class LogPacer:
     batches: int = 0
     busy: bool = True
     paused: float = 0.0
+    #: The caller's latest reading, kept here between its batch and its pause.
+    last: ServerReading | None = None
 
     def batch(self, full: int) -> int:
         """Keys in the next batch: `full` on a vault seen idle, else `SHARED_BATCH`."""

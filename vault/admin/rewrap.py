@@ -216,7 +216,7 @@ async def _read_server(conn: AsyncConnection) -> ServerReading:
     return ServerReading(time.perf_counter(), int(row.wal), int(row.commits or 0))
 
 
-async def _log_pacer(env: _Env, ranges: int) -> LogPacer | None:
+async def log_pacer(env: _Env, ranges: int) -> LogPacer | None:
     """The log-budget pacer of one range on PostgreSQL, started with a first reading;
     None on SQLite (one writer, no shared log to keep lookups waiting behind)."""
     async with env.transaction() as conn:
@@ -248,7 +248,7 @@ async def rewrap_range(
     server's log within its budget while others commit (`vault.pacing.LogPacer`; `ranges`
     is how many ranges run at once), with small batches then."""
     query, total, after = _pending(keys, hi), 0, lo
-    log = await _log_pacer(env, ranges) if pacer is not None and pacer.enabled else None
+    log = await log_pacer(env, ranges) if pacer is not None and pacer.enabled else None
     while True:
         started = time.perf_counter()
         active = env.kek.active_version()
@@ -260,29 +260,52 @@ async def rewrap_range(
         if not found:
             return total
         olds = [(row["id"], row["kek_version"], bytes(row["blob"])) for row in found]
-        # One provider call per batch: the keyring file is checked once, a token's session
-        # held once, instead of once per DEK.
-        fresh = env.deks.rewrap_many(keys.wrap_ids(olds))
-        async with env.transaction() as conn:
-            done = await _write(conn, keys, olds, fresh)
-            await audit.record(
-                conn,
-                at=env.clock.now(),
-                actor=actor,
-                action=AuditAction.KEYS_REWRAP,
-                decision=Decision.ALLOW,
-                detail={"count": done, "to_version": active, **keys.audit_detail},
-            )
-            reading = await _read_server(conn) if log is not None else None
-        total += done
+        total += await commit_batch(env, actor, keys, olds, active, log)
         progress.advance(len(olds))
         after = found[-1]["id"]
-        if pacer is not None:
-            pause = pacer.pause_for(time.perf_counter() - started, len(olds))
-            if log is not None and reading is not None:
-                pause = max(pause, log.pause_after(reading))
-            if pause:
-                await _pause(pause)
+        await pace(pacer, log, started, len(olds))
+
+
+async def commit_batch(
+    env: _Env,
+    actor: Actor,
+    keys: WrappedKeys,
+    olds: list[tuple[str, int, bytes]],
+    active: int,
+    log: LogPacer | None,
+) -> int:
+    """Re-wrap `olds` (id, version, blob) under `active` and write them back guarded, with
+    their audit event, in one transaction; how many rows changed. With `log`, the
+    server's reading at its end is handed to it (`log.last`) for `pace`."""
+    # One provider call per batch: the keyring file is checked once, a token's session
+    # held once, instead of once per DEK.
+    fresh = env.deks.rewrap_many(keys.wrap_ids(olds))
+    async with env.transaction() as conn:
+        done = await _write(conn, keys, olds, fresh)
+        await audit.record(
+            conn,
+            at=env.clock.now(),
+            actor=actor,
+            action=AuditAction.KEYS_REWRAP,
+            decision=Decision.ALLOW,
+            detail={"count": done, "to_version": active, **keys.audit_detail},
+        )
+        if log is not None:
+            log.last = await _read_server(conn)
+    return done
+
+
+async def pace(pacer: Pacer | None, log: LogPacer | None, started: float, rows: int) -> None:
+    """The pause after a batch of `rows` begun at `started` (`time.perf_counter`): the
+    longer of the batch-time rule's and the log budget's."""
+    if pacer is None:
+        return
+    pause = pacer.pause_for(time.perf_counter() - started, rows)
+    if log is not None and log.last is not None:
+        pause = max(pause, log.pause_after(log.last))
+        log.last = None
+    if pause:
+        await _pause(pause)
 
 
 async def count_pending(ctx: VaultContext, keys: WrappedKeys) -> int:
@@ -333,6 +356,27 @@ async def rewrap(
     pending = await count_pending(ctx, keys)
     progress.begin(f"re-wrap {keys.name}", pending)
     parallel = workers > 1 and not serialises_writers(ctx.engine) and pending >= PARALLEL_THRESHOLD
+    if not serialises_writers(ctx.engine) and not (ctx.deks.blocking and in_processes is not None):
+        # Imported here: the page order builds on this module's batch writes.
+        from vault.admin.rewrap_pages import rewrap_by_pages
+
+        done = await rewrap_by_pages(
+            ctx,
+            ctx.read_rows,
+            actor,
+            keys,
+            batch=batch,
+            ranges=workers if parallel else 1,
+            progress=progress,
+            pace_ranges=pace,
+        )
+        if not await count_pending(ctx, keys):
+            return done
+        # What moved meanwhile, by key, as before the page order.
+        pacer = Pacer() if pace else None
+        return done + await rewrap_range(
+            ctx, ctx.read_rows, actor, keys, batch=batch, progress=progress, pacer=pacer
+        )
     if not parallel:
         pacer = Pacer() if pace else None
         return await rewrap_range(
@@ -341,7 +385,7 @@ async def rewrap(
     if ctx.deks.blocking and in_processes is not None:
         url = ctx.engine.url.render_as_string(hide_password=False)
         return await in_processes(url, ctx.clock, actor, keys.name, workers, batch, progress, pace)
-    done = await asyncio.gather(
+    counts = await asyncio.gather(
         *(
             rewrap_range(
                 ctx,
@@ -358,4 +402,4 @@ async def rewrap(
             for lo, hi in split_points(workers)
         )
     )
-    return sum(done)
+    return sum(counts)

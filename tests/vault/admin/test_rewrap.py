@@ -71,7 +71,8 @@ async def test_failed_batch_leaves_a_state_the_next_run_resumes(
     vault: VaultContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A storage failure in the third batch keeps the two committed batches, rolls back the
-    third, and a re-run re-wraps exactly the rest; every DEK still opens."""
+    third, and a re-run re-wraps exactly the rest; every DEK still opens. (On PostgreSQL a
+    batch is a pass over a window of pages, so its size is that of the pass.)"""
     people = await _create(vault, 23)
     assert vault.kek.add_version() == 2
     real_write, calls = rewrap_module._write, []
@@ -86,11 +87,13 @@ async def test_failed_batch_leaves_a_state_the_next_run_resumes(
     monkeypatch.setattr(rewrap_module, "_write", failing)
     with pytest.raises(Unavailable):
         await rewrap_all(vault, ADMIN, batch=5)
-    assert await versions_in_use(vault) == {1: 13, 2: 10}
-    assert await _rewrap_counts(vault) == [5, 5]
+    kept = calls[0] + calls[1]
+    assert await versions_in_use(vault) == {1: 23 - kept, 2: kept}
+    assert await _rewrap_counts(vault) == calls[:2]
+    assert all(0 < n <= 5 for n in calls)
 
     monkeypatch.setattr(rewrap_module, "_write", real_write)
-    assert await rewrap_all(vault, ADMIN, batch=5) == 13
+    assert await rewrap_all(vault, ADMIN, batch=5) == 23 - kept
     assert await versions_in_use(vault) == {2: 23}
     assert await _names(vault, list(people)) == people
 
@@ -182,6 +185,6 @@ async def test_paced_rewrap_pauses_after_a_slowed_batch_and_still_rewraps_all(
     assert vault.kek.add_version() == 3
     writes.clear()
     assert await rewrap_all(vault, ADMIN, RewrapOptions(batch=4, pace=True)) == 12
-    assert len(slept) == 2 and all(s > 0 for s in slept)
+    assert len(writes) > 1 and len(slept) == len(writes) - 1 and all(s > 0 for s in slept)
     assert await versions_in_use(vault) == {3: 12}
     assert await _names(vault, list(people)) == people
