@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vault.admin.rewrap_pages import Steps, rewrap_by_pages
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import Clock
@@ -263,7 +264,7 @@ async def rewrap_range(
         total += await commit_batch(env, actor, keys, olds, active, log)
         progress.advance(len(olds))
         after = found[-1]["id"]
-        await pace(pacer, log, started, len(olds))
+        await pause_after_batch(pacer, log, started, len(olds))
 
 
 async def commit_batch(
@@ -276,7 +277,7 @@ async def commit_batch(
 ) -> int:
     """Re-wrap `olds` (id, version, blob) under `active` and write them back guarded, with
     their audit event, in one transaction; how many rows changed. With `log`, the
-    server's reading at its end is handed to it (`log.last`) for `pace`."""
+    server's reading at its end is handed to it (`log.last`) for `pause_after_batch`."""
     # One provider call per batch: the keyring file is checked once, a token's session
     # held once, instead of once per DEK.
     fresh = env.deks.rewrap_many(keys.wrap_ids(olds))
@@ -295,7 +296,9 @@ async def commit_batch(
     return done
 
 
-async def pace(pacer: Pacer | None, log: LogPacer | None, started: float, rows: int) -> None:
+async def pause_after_batch(
+    pacer: Pacer | None, log: LogPacer | None, started: float, rows: int
+) -> None:
     """The pause after a batch of `rows` begun at `started` (`time.perf_counter`): the
     longer of the batch-time rule's and the log budget's."""
     if pacer is None:
@@ -357,9 +360,6 @@ async def rewrap(
     progress.begin(f"re-wrap {keys.name}", pending)
     parallel = workers > 1 and not serialises_writers(ctx.engine) and pending >= PARALLEL_THRESHOLD
     if not serialises_writers(ctx.engine) and not (ctx.deks.blocking and in_processes is not None):
-        # Imported here: the page order builds on this module's batch writes.
-        from vault.admin.rewrap_pages import rewrap_by_pages
-
         done = await rewrap_by_pages(
             ctx,
             ctx.read_rows,
@@ -367,6 +367,7 @@ async def rewrap(
             keys,
             batch=batch,
             ranges=workers if parallel else 1,
+            steps=Steps(commit_batch, pause_after_batch, log_pacer),
             progress=progress,
             pace_ranges=pace,
         )

@@ -25,22 +25,34 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vault.admin.rewrap import (
-    Read,
-    WrappedKeys,
-    _Env,
-    commit_batch,
-    log_pacer,
-    pace,
-)
 from vault.audit.events import Actor
 from vault.pacing import LogPacer, Pacer
 from vault.progress import NO_PROGRESS, Progress
+
+if TYPE_CHECKING:
+    # Only the types: `vault.admin.rewrap` runs the page order and hands its batch steps
+    # in (`Steps`), so the two modules do not import each other.
+    from vault.admin.rewrap import Read, WrappedKeys, _Env
+
+
+@dataclass(frozen=True, slots=True)
+class Steps:
+    """The batch steps of `vault.admin.rewrap` the page order runs: write a batch with its
+    audit event (`commit_batch`), pause after it (`pause_after_batch`), open a range's log pacer."""
+
+    commit: Callable[
+        [_Env, Actor, WrappedKeys, list[tuple[str, int, bytes]], int, LogPacer | None],
+        Awaitable[int],
+    ]
+    pace: Callable[[Pacer | None, LogPacer | None, float, int], Awaitable[None]]
+    log_pacer: Callable[[_Env, int], Awaitable[LogPacer | None]]
 
 
 def _window(keys: WrappedKeys) -> Any:
@@ -92,6 +104,7 @@ async def rewrap_pages(
     first: int,
     end: int,
     batch: int,
+    steps: Steps,
     progress: Progress = NO_PROGRESS,
     pacer: Pacer | None = None,
     log: LogPacer | None = None,
@@ -107,9 +120,9 @@ async def rewrap_pages(
         found = await read(query, {"lo": f"({start},0)", "hi": f"({stop},0)", "active": active})
         for olds in passes(list(found)):
             started = time.perf_counter()
-            total += await commit_batch(env, actor, keys, olds, active, log)
+            total += await steps.commit(env, actor, keys, olds, active, log)
             progress.advance(len(olds))
-            await pace(pacer, log, started, len(olds))
+            await steps.pace(pacer, log, started, len(olds))
         start = stop
     return total
 
@@ -122,6 +135,7 @@ async def rewrap_by_pages(
     *,
     batch: int,
     ranges: int,
+    steps: Steps,
     progress: Progress = NO_PROGRESS,
     pace_ranges: bool = False,
 ) -> int:
@@ -132,7 +146,7 @@ async def rewrap_by_pages(
 
     async def one(first: int, end: int) -> int:
         pacer = Pacer() if pace_ranges else None
-        log = await log_pacer(env, ranges) if pacer is not None else None
+        log = await steps.log_pacer(env, ranges) if pacer is not None else None
         return await rewrap_pages(
             env,
             read,
@@ -141,6 +155,7 @@ async def rewrap_by_pages(
             first=first,
             end=end,
             batch=batch,
+            steps=steps,
             progress=progress,
             pacer=pacer,
             log=log,
