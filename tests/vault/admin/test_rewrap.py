@@ -19,6 +19,7 @@ from vault.admin.rewrap import SUBJECT_DEKS, split_points
 from vault.audit.events import AuditAction
 from vault.context import VaultContext, open_kek_provider
 from vault.errors import Unavailable
+from vault.pacing import MAX_LOG_PAUSE, ServerReading
 from vault.storage.audit_tables import audit_events
 from vault.storage.tables import subjects
 from vault.subjects.store import create_subject, decrypt_fields, load_subject
@@ -177,8 +178,12 @@ async def test_paced_rewrap_pauses_after_a_slowed_batch_and_still_rewraps_all(
     async def pause(seconds: float) -> None:
         slept.append(seconds)
 
+    async def no_log_pacer(env: Any, ranges: int) -> None:
+        return None  # the batch-time rule alone (the log budget is `test_pacing`'s)
+
     monkeypatch.setattr(rewrap_module, "_write", slowed)
     monkeypatch.setattr(rewrap_module, "_pause", pause)
+    monkeypatch.setattr(rewrap_module, "log_pacer", no_log_pacer)
     assert vault.kek.add_version() == 2
     assert await rewrap_all(vault, ADMIN, RewrapOptions(batch=4, pace=False)) == 12
     assert slept == []
@@ -188,3 +193,32 @@ async def test_paced_rewrap_pauses_after_a_slowed_batch_and_still_rewraps_all(
     assert len(writes) > 1 and len(slept) == len(writes) - 1 and all(s > 0 for s in slept)
     assert await versions_in_use(vault) == {3: 12}
     assert await _names(vault, list(people)) == people
+
+
+async def test_paced_rewrap_keeps_to_the_log_budget_while_others_commit(
+    vault: VaultContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a paced rotation reads the server after each batch; when others commit
+    and the log runs far over its budget, every batch is followed by the longest log pause,
+    and every DEK still moves. SQLite has no such reading and pauses only by batch time."""
+    people = await _create(vault, 12)
+    readings = iter(range(1, 1000))
+    slept: list[float] = []
+
+    async def busy_server(conn: Any) -> ServerReading:
+        k = next(readings)  # 10 s apart, 1 GB of log and 1,000 commits by others each
+        return ServerReading(10.0 * k, 2**30 * k, 1000 * k)
+
+    async def pause(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(rewrap_module, "_read_server", busy_server)
+    monkeypatch.setattr(rewrap_module, "_pause", pause)
+    assert vault.kek.add_version() == 2
+    assert await rewrap_all(vault, ADMIN, RewrapOptions(batch=4, pace=True)) == 12
+    assert await versions_in_use(vault) == {2: 12}
+    assert await _names(vault, list(people)) == people
+    if vault.engine.dialect.name == "postgresql":
+        assert slept and all(s == MAX_LOG_PAUSE for s in slept)
+    else:
+        assert all(s < MAX_LOG_PAUSE for s in slept)
