@@ -29,9 +29,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -348,9 +349,11 @@ def lookups(
     work: Path,
     duration: int,
     during: list[str] | None = None,
+    when_measured: Callable[[], Any] | None = None,
 ) -> Any:
     """wrk against `tresor serve` (32 connections, random subjects); with `during`, that
-    `tresor` command runs alongside the measured phase: (wrk result, its JSON summary)."""
+    `tresor` command runs alongside the measured phase: (wrk result, its JSON summary),
+    and with `when_measured` also what it returns, called as the measured phase ends."""
     ids_file = work / "ids.txt"
     ids_file.write_text("\n".join(ids) + "\n")
     port = free_port()
@@ -375,6 +378,9 @@ def lookups(
             job = pool.submit(tresor, env, *during)
             time.sleep(1)  # the command's start-up (imports, a version added) is not its work
             measured = run_wrk(port, wrk_env, duration, 32)
+            if when_measured is not None:
+                seen = when_measured()
+                return measured, job.result(), seen
             return measured, job.result()
     finally:
         stop(proc)
@@ -556,6 +562,28 @@ async def server_counters(url: str) -> dict[str, int]:
         await conn.close()
 
 
+async def newest_version(url: str) -> int:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        return int(await conn.fetchval("SELECT max(kek_version) FROM subjects"))
+    finally:
+        await conn.close()
+
+
+def _moved_past(url: str, version: int) -> int:
+    return asyncio.run(moved_past(url, version))
+
+
+async def moved_past(url: str, version: int) -> int:
+    """Subjects whose key is wrapped under a version newer than `version`."""
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        query = "SELECT count(*) FROM subjects WHERE kek_version > $1"
+        return int(await conn.fetchval(query, version))
+    finally:
+        await conn.close()
+
+
 def rotation_cost(before: dict[str, int], after: dict[str, int], keys: int) -> dict[str, Any]:
     """The counters' change over one rotation of `keys` keys, per key where that reads."""
     d = {k: after[k] - before[k] for k in before}
@@ -593,8 +621,21 @@ def rotate_latency(
     for name, extra in (("", []), ("_unpaced", flat_out)):
         during = ["keys", "rotate", "--workers", str(args.workers), *extra]
         before = asyncio.run(server_counters(url))
-        wrk, rotated = lookups(env, ids, key, work, args.duration, during)
+        start_version = asyncio.run(newest_version(url))
+        wrk, rotated, moved = lookups(
+            env,
+            ids,
+            key,
+            work,
+            args.duration,
+            during,
+            partial(_moved_past, url, start_version),
+        )
         result[f"lookup_during_rotate{name}"], result[f"rotate_under_lookups{name}"] = wrk, rotated
+        # How far the rotation got while the lookups ran: its speed under them, which
+        # the command's own rate (lookups for its first seconds only) does not say.
+        result[f"rotate{name}_keys_while_lookups_ran"] = moved
+        result[f"rotate{name}_keys_per_s_while_lookups_ran"] = round(moved / args.duration, 1)
         cost = rotation_cost(before, asyncio.run(server_counters(url)), rotated.get("done", 0))
         result[f"rotate_under_lookups{name}_server"] = cost
         if idle.get("p99_ms"):
