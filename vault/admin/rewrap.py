@@ -12,10 +12,16 @@ Resumable: a row's `kek_version` is its marker. After a crash or Ctrl-C a re-run
 only the rows still under another version; no DEK is lost because a blob is replaced only
 in the same statement that records its new version.
 
-Parallel: on PostgreSQL the key space is split into `workers` ranges of the primary key,
-re-wrapped at once (see `rewrap`): as concurrent tasks of this process with the keyring
-file, whose crypto is a tenth of the database's cost per key, or in worker processes with
-a PKCS#11 token. SQLite has one writer, so it always runs one range in this process.
+Order: on PostgreSQL the keys are taken in heap-page order (`vault.admin.rewrap_pages`),
+so a page costs the write-ahead log one full-page image rather than one per key; the
+keyset batches here then re-wrap whatever moved meanwhile. SQLite, and worker processes
+for a PKCS#11 token, take the keys by primary key alone.
+
+Parallel: on PostgreSQL the pages (or, in worker processes with a PKCS#11 token, the key
+space) are split into `workers` ranges re-wrapped at once (see `rewrap`): as concurrent
+tasks of this process with the keyring file, whose crypto is a tenth of the database's
+cost per key, or in worker processes with a token. SQLite has one writer, so it always
+runs one range in this process.
 
 Why `UPDATE ... FROM unnest(...)` and not COPY into a temporary table and one `UPDATE ...
 FROM` it: measured side by side on the same 100,000 subjects (docs/operations.md), the
@@ -346,15 +352,18 @@ async def rewrap(
 ) -> int:
     """Re-wrap every key of `keys.table` not under the active KEK version; how many.
 
-    With `workers` > 1 and enough work on PostgreSQL the ranges of `split_points` run at
-    once. The database's side of a batch (a new row version per key, in its own page
-    when there is room since migration 0039, else with an entry in every index) costs
-    more than the keyring's unwrap and wrap, so for the keyring file the
-    ranges run as concurrent tasks of this process, each on its own connection: the
-    server's backends use every core and no process has to start. A PKCS#11 token does
+    On PostgreSQL (keyring file, or a token without `in_processes`) the table's pages are
+    re-wrapped in page order (`vault.admin.rewrap_pages`), in `workers` ranges of pages
+    at once when there is enough work, and then by key whatever is still pending. With
+    worker processes for a token the ranges of `split_points` run at once. The database's
+    side of a batch (a new row version per key, in its own page when there is room since
+    migration 0039, else with an entry in every index) costs more than the keyring's
+    unwrap and wrap, so for the keyring file the ranges run as concurrent tasks of this
+    process, each on its own connection: the server's backends use every core and no
+    process has to start. A PKCS#11 token does
     its crypto in the calling thread, so there each range gets a process of its own
     through `in_processes` (`vault.admin.rewrap_workers`), when the caller gives it.
-    With `pace`, every range paces itself after its batches (`vault.admin.pacing`).
+    With `pace`, every range paces itself after its batches (`vault.pacing`).
     """
     pending = await count_pending(ctx, keys)
     progress.begin(f"re-wrap {keys.name}", pending)
