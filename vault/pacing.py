@@ -79,9 +79,10 @@ OWN_COMMITS_PER_BATCH = 2
 #: The longest pause after one batch: a rotation under a log already over budget from the
 #: lookups alone still moves.
 MAX_LOG_PAUSE = 2.0
-#: Keys per batch while others commit (and until a window without them was seen): a full
-#: batch of 5,000 keys writes 20-40 MB of log at once, which every lookup's commit waits
-#: behind; a small one spreads the same log over the budget's pauses.
+#: The batch while others commit (and until a window without them was seen): keys in key
+#: order, heap pages per window in page order (at most as many keys per transaction). A
+#: full batch of 5,000 writes up to 20-40 MB of log at once, which every lookup's commit
+#: waits behind; a small one spreads the same log over the budget's pauses.
 SHARED_BATCH = 200
 
 
