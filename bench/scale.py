@@ -29,9 +29,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -348,9 +349,11 @@ def lookups(
     work: Path,
     duration: int,
     during: list[str] | None = None,
+    when_measured: Callable[[], Any] | None = None,
 ) -> Any:
     """wrk against `tresor serve` (32 connections, random subjects); with `during`, that
-    `tresor` command runs alongside the measured phase: (wrk result, its JSON summary)."""
+    `tresor` command runs alongside the measured phase: (wrk result, its JSON summary),
+    and with `when_measured` also what it returns, called as the measured phase ends."""
     ids_file = work / "ids.txt"
     ids_file.write_text("\n".join(ids) + "\n")
     port = free_port()
@@ -375,6 +378,9 @@ def lookups(
             job = pool.submit(tresor, env, *during)
             time.sleep(1)  # the command's start-up (imports, a version added) is not its work
             measured = run_wrk(port, wrk_env, duration, 32)
+            if when_measured is not None:
+                seen = when_measured()
+                return measured, job.result(), seen
             return measured, job.result()
     finally:
         stop(proc)
@@ -530,8 +536,81 @@ def keyops(
     }
 
 
+#: What a rotation costs the server, read before and after it (cluster-wide counters, so a
+#: measurement holds the quiet lock): log bytes and full-page images, checkpoints asked
+#: for by a full log against those of the timeout, buffers written by backends themselves,
+#: and the subjects table's updates, heap-only updates and size.
+SERVER_COUNTERS = (
+    "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn AS wal_bytes, "
+    "(SELECT wal_fpi FROM pg_stat_wal) AS wal_fpi, "
+    "(SELECT checkpoints_req FROM pg_stat_bgwriter) AS checkpoints_req, "
+    "(SELECT checkpoints_timed FROM pg_stat_bgwriter) AS checkpoints_timed, "
+    "(SELECT buffers_backend FROM pg_stat_bgwriter) AS buffers_backend, "
+    "(SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'subjects') AS upd, "
+    "(SELECT n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'subjects') AS hot_upd, "
+    "pg_relation_size('subjects') AS heap_bytes, "
+    "pg_total_relation_size('subjects') AS total_bytes"
+)
+
+
+async def server_counters(url: str) -> dict[str, int]:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+        return {k: int(v) for k, v in dict(await conn.fetchrow(SERVER_COUNTERS)).items()}
+    finally:
+        await conn.close()
+
+
+async def newest_version(url: str) -> int:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        return int(await conn.fetchval("SELECT max(kek_version) FROM subjects"))
+    finally:
+        await conn.close()
+
+
+def _moved_past(url: str, version: int) -> int:
+    return asyncio.run(moved_past(url, version))
+
+
+async def moved_past(url: str, version: int) -> int:
+    """Subjects whose key is wrapped under a version newer than `version`."""
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        query = "SELECT count(*) FROM subjects WHERE kek_version > $1"
+        return int(await conn.fetchval(query, version))
+    finally:
+        await conn.close()
+
+
+def rotation_cost(before: dict[str, int], after: dict[str, int], keys: int) -> dict[str, Any]:
+    """The counters' change over one rotation of `keys` keys, per key where that reads."""
+    d = {k: after[k] - before[k] for k in before}
+    per = max(keys, 1)
+    return {
+        "keys": keys,
+        "wal_bytes": d["wal_bytes"],
+        "wal_bytes_per_key": round(d["wal_bytes"] / per, 1),
+        "wal_fpi": d["wal_fpi"],
+        "fpi_per_key": round(d["wal_fpi"] / per, 3),
+        "checkpoints_req": d["checkpoints_req"],
+        "checkpoints_timed": d["checkpoints_timed"],
+        "buffers_backend": d["buffers_backend"],
+        "hot_ratio": round(d["hot_upd"] / d["upd"], 3) if d["upd"] else None,
+        "heap_growth": round(after["heap_bytes"] / before["heap_bytes"] - 1, 3),
+        "total_growth": round(after["total_bytes"] / before["total_bytes"] - 1, 3),
+    }
+
+
 def rotate_latency(
-    env: dict[str, str], ids: list[str], key: str, work: Path, args: Any, result: dict[str, Any]
+    env: dict[str, str],
+    url: str,
+    ids: list[str],
+    key: str,
+    work: Path,
+    args: Any,
+    result: dict[str, Any],
 ) -> None:
     """The quality bar "lookup p99 while rotate runs at full speed stays within 2x of its
     idle value": wrk idle, then wrk while `keys rotate` runs with every worker as operators
@@ -541,8 +620,24 @@ def rotate_latency(
     flat_out = ["--no-pace", "--nice", "0"]
     for name, extra in (("", []), ("_unpaced", flat_out)):
         during = ["keys", "rotate", "--workers", str(args.workers), *extra]
-        wrk, rotated = lookups(env, ids, key, work, args.duration, during)
+        before = asyncio.run(server_counters(url))
+        start_version = asyncio.run(newest_version(url))
+        wrk, rotated, moved = lookups(
+            env,
+            ids,
+            key,
+            work,
+            args.duration,
+            during,
+            partial(_moved_past, url, start_version),
+        )
         result[f"lookup_during_rotate{name}"], result[f"rotate_under_lookups{name}"] = wrk, rotated
+        # How far the rotation got while the lookups ran: its speed under them, which
+        # the command's own rate (lookups for its first seconds only) does not say.
+        result[f"rotate{name}_keys_while_lookups_ran"] = moved
+        result[f"rotate{name}_keys_per_s_while_lookups_ran"] = round(moved / args.duration, 1)
+        cost = rotation_cost(before, asyncio.run(server_counters(url)), rotated.get("done", 0))
+        result[f"rotate_under_lookups{name}_server"] = cost
         if idle.get("p99_ms"):
             ratio = round(wrk["p99_ms"] / idle["p99_ms"], 2)
             result[f"lookup_p99_during_rotate{name}_to_idle"] = ratio
@@ -671,7 +766,7 @@ def main() -> None:
             result["lookup_during_rotate"], result["rotate_under_lookups"] = wrk, rotated
         if args.keyops_only:
             if args.rotate_latency:
-                rotate_latency(env, ids, key, work, args, result)
+                rotate_latency(env, url, ids, key, work, args, result)
             keyops(env, settings, url, args.workers, result)
             return
         result["retention_due"] = asyncio.run(make_due(url, 0.01))

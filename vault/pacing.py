@@ -17,7 +17,7 @@ rule is tested without a clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: A batch up to this much slower per row than the best one is noise, not contention.
 TOLERANCE = 1.25
@@ -90,5 +90,105 @@ class BusyShare:
         if not self.enabled or self.quiet_steps >= BUSY_MEMORY or seconds <= 0:
             return 0.0
         pause = seconds * (1.0 / self.share - 1.0)
+        self.paused += pause
+        return pause
+
+
+# The server's side. At 1 M subjects a rotation's batches are not slowed by the lookups:
+# the lookups are slowed by the rotation's write-ahead log (4-8 KB and about one full-page
+# image per key: their audit events commit behind it, and the log forces a checkpoint every
+# few seconds). Lookups that run from the first batch slow every batch alike, so the rule
+# above never fires. So, while other transactions commit in the database, a range also
+# keeps the server's whole log rate within a budget the server's own settings give: the
+# rate at which the log never reaches the size that requests a checkpoint before
+# `checkpoint_timeout` (PostgreSQL requests one at `max_wal_size / (1 + completion
+# target)`). With nothing else committing it runs at full speed.
+
+#: How far back the commits of others are counted: PostgreSQL publishes a busy backend's
+#: counts at most once a second, so a shorter window would see lookups come and go.
+WINDOW_SECONDS = 2.0
+#: Transactions a second by others (the rotation's own subtracted) that count as a vault
+#: serving requests, not as the odd background job.
+BUSY_COMMITS_PER_SECOND = 20.0
+#: Transactions one range commits per batch (its write; its read is rolled back, or with
+#: the driver's autocommit counted here as well: the higher count, so an idle vault is
+#: never taken for a busy one).
+OWN_COMMITS_PER_BATCH = 2
+#: The longest pause after one batch: a rotation under a log already over budget from the
+#: lookups alone still moves.
+MAX_LOG_PAUSE = 2.0
+#: The batch while others commit (and until a window without them was seen): keys in key
+#: order, heap pages per window in page order (at most as many keys per transaction). A
+#: full batch of 5,000 writes up to 20-40 MB of log at once, which every lookup's commit
+#: waits behind; a small one spreads the same log over the budget's pauses.
+SHARED_BATCH = 200
+
+
+def log_budget(max_wal_bytes: float, checkpoint_timeout: float, completion_target: float) -> float:
+    """Bytes of log a second the server can write without a requested checkpoint."""
+    return max_wal_bytes / (1.0 + completion_target) / checkpoint_timeout
+
+
+@dataclass(frozen=True, slots=True)
+class ServerReading:
+    """What the server said after a batch: its log insert position and the transactions
+    committed in the database so far (`pg_current_wal_insert_lsn`, `pg_stat_database`),
+    at `seconds` on the caller's monotonic clock."""
+
+    seconds: float
+    wal_bytes: int
+    commits: int
+
+
+@dataclass(slots=True)
+class LogPacer:
+    """The pause after each batch of one range, and the size of its next batch, from the
+    server's readings after each batch (one range of `ranges` running at once).
+
+    Busy means others committed at least `BUSY_COMMITS_PER_SECOND` over the last
+    `WINDOW_SECONDS` (the ranges' own commits subtracted). While busy, the pause brings
+    the server's log rate since the previous reading (this range's batch and pause, the
+    other ranges' and the lookups' log alike) down to `budget`; each range sees the whole
+    server's log, so together they keep to it. A range starts small and takes full batches
+    only once a whole window was seen without others: a rotation started under lookups
+    never writes a full batch's log at once."""
+
+    budget: float
+    ranges: int = 1
+    readings: list[tuple[ServerReading, int]] = field(default_factory=list)
+    batches: int = 0
+    busy: bool = True
+    paused: float = 0.0
+    #: The caller's latest reading, kept here between its batch and its pause.
+    last: ServerReading | None = None
+
+    def batch(self, full: int) -> int:
+        """Keys in the next batch: `full` on a vault seen idle, else `SHARED_BATCH`."""
+        return min(full, SHARED_BATCH) if self.busy else full
+
+    def start(self, reading: ServerReading) -> None:
+        """The reading before the first batch (its log is then paced like the others')."""
+        self.readings = [(reading, self.batches)]
+
+    def pause_after(self, reading: ServerReading) -> float:
+        """Seconds to wait after the batch that ended with `reading`."""
+        self.batches += 1
+        previous = self.readings[-1][0] if self.readings else None
+        self.readings.append((reading, self.batches))
+        while len(self.readings) > 2 and (
+            reading.seconds - self.readings[1][0].seconds >= WINDOW_SECONDS
+        ):
+            del self.readings[0]
+        first, first_batches = self.readings[0]
+        span = reading.seconds - first.seconds
+        if span >= WINDOW_SECONDS:  # else too soon to tell: `busy` stays as it was
+            own = (self.batches - first_batches) * OWN_COMMITS_PER_BATCH * self.ranges
+            others = reading.commits - first.commits - own
+            self.busy = others / span >= BUSY_COMMITS_PER_SECOND
+        if not self.busy or previous is None:
+            return 0.0
+        elapsed = reading.seconds - previous.seconds
+        wanted = (reading.wal_bytes - previous.wal_bytes) / self.budget - elapsed
+        pause = min(max(wanted, 0.0), MAX_LOG_PAUSE)
         self.paused += pause
         return pause

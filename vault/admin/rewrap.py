@@ -12,10 +12,16 @@ Resumable: a row's `kek_version` is its marker. After a crash or Ctrl-C a re-run
 only the rows still under another version; no DEK is lost because a blob is replaced only
 in the same statement that records its new version.
 
-Parallel: on PostgreSQL the key space is split into `workers` ranges of the primary key,
-re-wrapped at once (see `rewrap`): as concurrent tasks of this process with the keyring
-file, whose crypto is a tenth of the database's cost per key, or in worker processes with
-a PKCS#11 token. SQLite has one writer, so it always runs one range in this process.
+Order: on PostgreSQL the keys are taken in heap-page order (`vault.admin.rewrap_pages`),
+so a page costs the write-ahead log one full-page image rather than one per key; the
+keyset batches here then re-wrap whatever moved meanwhile. SQLite, and worker processes
+for a PKCS#11 token, take the keys by primary key alone.
+
+Parallel: on PostgreSQL the pages (or, in worker processes with a PKCS#11 token, the key
+space) are split into `workers` ranges re-wrapped at once (see `rewrap`): as concurrent
+tasks of this process with the keyring file, whose crypto is a tenth of the database's
+cost per key, or in worker processes with a token. SQLite has one writer, so it always
+runs one range in this process.
 
 Why `UPDATE ... FROM unnest(...)` and not COPY into a temporary table and one `UPDATE ...
 FROM` it: measured side by side on the same 100,000 subjects (docs/operations.md), the
@@ -32,16 +38,17 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vault.admin.rewrap_pages import Steps, rewrap_by_pages
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import Clock
 from vault.crypto import retained_key_id
 from vault.crypto.envelope import DekManager
 from vault.crypto.keyring import KekProvider
-from vault.pacing import Pacer
+from vault.pacing import LogPacer, Pacer, ServerReading, log_budget
 from vault.progress import NO_PROGRESS, Progress
 from vault.recipients.registry import secret_key_id
 from vault.storage.dialect import (
@@ -195,6 +202,39 @@ async def _write(
     return int(result.rowcount)
 
 
+#: The settings that say how fast the server may write its log without a requested
+#: checkpoint (`vault.pacing.log_budget`): `max_wal_size` in MB, the timeout in seconds.
+_LOG_SETTINGS = text(
+    "SELECT (SELECT setting::float8 FROM pg_settings WHERE name = 'max_wal_size') AS mb, "
+    "(SELECT setting::float8 FROM pg_settings WHERE name = 'checkpoint_timeout') AS timeout, "
+    "(SELECT setting::float8 FROM pg_settings "
+    "WHERE name = 'checkpoint_completion_target') AS target"
+)
+#: The server's log insert position and the commits in this database so far: one cheap
+#: round trip at the end of a paced batch's transaction.
+_READING = text(
+    "SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn AS wal, "
+    "(SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()) AS commits"
+)
+
+
+async def _read_server(conn: AsyncConnection) -> ServerReading:
+    row = (await conn.execute(_READING)).one()
+    return ServerReading(time.perf_counter(), int(row.wal), int(row.commits or 0))
+
+
+async def log_pacer(env: _Env, ranges: int) -> LogPacer | None:
+    """The log-budget pacer of one range on PostgreSQL, started with a first reading;
+    None on SQLite (one writer, no shared log to keep lookups waiting behind)."""
+    async with env.transaction() as conn:
+        if not takes_array_parameters(conn):
+            return None
+        row = (await conn.execute(_LOG_SETTINGS)).one()
+        pacer = LogPacer(log_budget(row.mb * 1024 * 1024, row.timeout, row.target), ranges)
+        pacer.start(await _read_server(conn))
+    return pacer
+
+
 async def rewrap_range(
     env: _Env,
     read: Read,
@@ -206,42 +246,75 @@ async def rewrap_range(
     batch: int = DEFAULT_BATCH,
     progress: Progress = NO_PROGRESS,
     pacer: Pacer | None = None,
+    ranges: int = 1,
 ) -> int:
     """Re-wrap the keys of `keys.table` with `lo < id < hi` not under the active version,
     batch by batch; returns how many rows were changed. With a `pacer`, each batch that
-    ran slower than the best one is followed by a pause (`vault.admin.pacing`): the
-    lookups competing for the machine get it back."""
+    ran slower than the best one is followed by a pause (`vault.pacing`): the
+    lookups competing for the machine get it back. On PostgreSQL the pacer also keeps the
+    server's log within its budget while others commit (`vault.pacing.LogPacer`; `ranges`
+    is how many ranges run at once), with small batches then."""
     query, total, after = _pending(keys, hi), 0, lo
+    log = await log_pacer(env, ranges) if pacer is not None and pacer.enabled else None
     while True:
         started = time.perf_counter()
         active = env.kek.active_version()
-        params: dict[str, Any] = {"active": active, "after": after, "batch": batch}
+        size = log.batch(batch) if log is not None else batch
+        params: dict[str, Any] = {"active": active, "after": after, "batch": size}
         if hi is not None:
             params["hi"] = hi
         found = await read(query, params)
         if not found:
             return total
         olds = [(row["id"], row["kek_version"], bytes(row["blob"])) for row in found]
-        # One provider call per batch: the keyring file is checked once, a token's session
-        # held once, instead of once per DEK.
-        fresh = env.deks.rewrap_many(keys.wrap_ids(olds))
-        async with env.transaction() as conn:
-            done = await _write(conn, keys, olds, fresh)
-            await audit.record(
-                conn,
-                at=env.clock.now(),
-                actor=actor,
-                action=AuditAction.KEYS_REWRAP,
-                decision=Decision.ALLOW,
-                detail={"count": done, "to_version": active, **keys.audit_detail},
-            )
-        total += done
+        total += await commit_batch(env, actor, keys, olds, active, log)
         progress.advance(len(olds))
         after = found[-1]["id"]
-        if pacer is not None:
-            pause = pacer.pause_for(time.perf_counter() - started, len(olds))
-            if pause:
-                await _pause(pause)
+        await pause_after_batch(pacer, log, started, len(olds))
+
+
+async def commit_batch(
+    env: _Env,
+    actor: Actor,
+    keys: WrappedKeys,
+    olds: list[tuple[str, int, bytes]],
+    active: int,
+    log: LogPacer | None,
+) -> int:
+    """Re-wrap `olds` (id, version, blob) under `active` and write them back guarded, with
+    their audit event, in one transaction; how many rows changed. With `log`, the
+    server's reading at its end is handed to it (`log.last`) for `pause_after_batch`."""
+    # One provider call per batch: the keyring file is checked once, a token's session
+    # held once, instead of once per DEK.
+    fresh = env.deks.rewrap_many(keys.wrap_ids(olds))
+    async with env.transaction() as conn:
+        done = await _write(conn, keys, olds, fresh)
+        await audit.record(
+            conn,
+            at=env.clock.now(),
+            actor=actor,
+            action=AuditAction.KEYS_REWRAP,
+            decision=Decision.ALLOW,
+            detail={"count": done, "to_version": active, **keys.audit_detail},
+        )
+        if log is not None:
+            log.last = await _read_server(conn)
+    return done
+
+
+async def pause_after_batch(
+    pacer: Pacer | None, log: LogPacer | None, started: float, rows: int
+) -> None:
+    """The pause after a batch of `rows` begun at `started` (`time.perf_counter`): the
+    longer of the batch-time rule's and the log budget's."""
+    if pacer is None:
+        return
+    pause = pacer.pause_for(time.perf_counter() - started, rows)
+    if log is not None and log.last is not None:
+        pause = max(pause, log.pause_after(log.last))
+        log.last = None
+    if pause:
+        await _pause(pause)
 
 
 async def count_pending(ctx: VaultContext, keys: WrappedKeys) -> int:
@@ -279,19 +352,41 @@ async def rewrap(
 ) -> int:
     """Re-wrap every key of `keys.table` not under the active KEK version; how many.
 
-    With `workers` > 1 and enough work on PostgreSQL the ranges of `split_points` run at
-    once. The database's side of a batch (a new row version per key, in its own page
-    when there is room since migration 0039, else with an entry in every index) costs
-    more than the keyring's unwrap and wrap, so for the keyring file the
-    ranges run as concurrent tasks of this process, each on its own connection: the
-    server's backends use every core and no process has to start. A PKCS#11 token does
+    On PostgreSQL (keyring file, or a token without `in_processes`) the table's pages are
+    re-wrapped in page order (`vault.admin.rewrap_pages`), in `workers` ranges of pages
+    at once when there is enough work, and then by key whatever is still pending. With
+    worker processes for a token the ranges of `split_points` run at once. The database's
+    side of a batch (a new row version per key, in its own page when there is room since
+    migration 0039, else with an entry in every index) costs more than the keyring's
+    unwrap and wrap, so for the keyring file the ranges run as concurrent tasks of this
+    process, each on its own connection: the server's backends use every core and no
+    process has to start. A PKCS#11 token does
     its crypto in the calling thread, so there each range gets a process of its own
     through `in_processes` (`vault.admin.rewrap_workers`), when the caller gives it.
-    With `pace`, every range paces itself after its batches (`vault.admin.pacing`).
+    With `pace`, every range paces itself after its batches (`vault.pacing`).
     """
     pending = await count_pending(ctx, keys)
     progress.begin(f"re-wrap {keys.name}", pending)
     parallel = workers > 1 and not serialises_writers(ctx.engine) and pending >= PARALLEL_THRESHOLD
+    if not serialises_writers(ctx.engine) and not (ctx.deks.blocking and in_processes is not None):
+        done = await rewrap_by_pages(
+            ctx,
+            ctx.read_rows,
+            actor,
+            keys,
+            batch=batch,
+            ranges=workers if parallel else 1,
+            steps=Steps(commit_batch, pause_after_batch, log_pacer),
+            progress=progress,
+            pace_ranges=pace,
+        )
+        if not await count_pending(ctx, keys):
+            return done
+        # What moved meanwhile, by key, as before the page order.
+        pacer = Pacer() if pace else None
+        return done + await rewrap_range(
+            ctx, ctx.read_rows, actor, keys, batch=batch, progress=progress, pacer=pacer
+        )
     if not parallel:
         pacer = Pacer() if pace else None
         return await rewrap_range(
@@ -300,7 +395,7 @@ async def rewrap(
     if ctx.deks.blocking and in_processes is not None:
         url = ctx.engine.url.render_as_string(hide_password=False)
         return await in_processes(url, ctx.clock, actor, keys.name, workers, batch, progress, pace)
-    done = await asyncio.gather(
+    counts = await asyncio.gather(
         *(
             rewrap_range(
                 ctx,
@@ -312,8 +407,9 @@ async def rewrap(
                 batch=batch,
                 progress=progress,
                 pacer=Pacer() if pace else None,
+                ranges=workers,
             )
             for lo, hi in split_points(workers)
         )
     )
-    return sum(done)
+    return sum(counts)

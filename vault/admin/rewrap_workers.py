@@ -50,7 +50,7 @@ async def rewrap_in_processes(
         with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
             loop = asyncio.get_running_loop()
             jobs = [
-                _Job(url, open_kek, clock, actor, kind, lo, hi, batch, pace)
+                _Job(url, open_kek, clock, actor, kind, lo, hi, batch, pace, workers)
                 for lo, hi in split_points(workers)
             ]
             futures = [loop.run_in_executor(pool, _worker, job, queue) for job in jobs]
@@ -78,6 +78,7 @@ class _Job:
     hi: str | None
     batch: int
     pace: bool = False
+    ranges: int = 1
 
 
 class _QueueProgress:
@@ -140,6 +141,7 @@ def _worker(job: _Job, queue: Any) -> int:
                 batch=job.batch,
                 progress=_QueueProgress(queue),
                 pacer=Pacer() if job.pace else None,
+                ranges=job.ranges,
             )
         finally:
             await env.engine.dispose()

@@ -106,7 +106,9 @@ async def test_rotation_audit_events_hold_no_plaintext(vault: VaultContext) -> N
     events = await _audit(vault)
     by_action = {e.action: e for e in events}
     assert json.loads(by_action[AuditAction.KEYS_ROTATE].detail) == {"new_version": 2}
-    assert json.loads(by_action[AuditAction.KEYS_REWRAP].detail) == {"count": 20, "to_version": 2}
+    rewraps = [json.loads(e.detail) for e in events if e.action == AuditAction.KEYS_REWRAP]
+    assert {tuple(sorted(d)) for d in rewraps} == {("count", "to_version")}
+    assert sum(d["count"] for d in rewraps) == 20 and {d["to_version"] for d in rewraps} == {2}
     assert json.loads(by_action[AuditAction.KEYS_RETIRE].detail) == {"retired": [1]}
     for action in (AuditAction.KEYS_ROTATE, AuditAction.KEYS_REWRAP, AuditAction.KEYS_RETIRE):
         assert by_action[action].actor_type == ADMIN.type
@@ -119,7 +121,8 @@ async def test_rotation_audit_events_hold_no_plaintext(vault: VaultContext) -> N
 
 
 async def test_small_batches_audit_each_batch(vault: VaultContext) -> None:
-    """rewrap_all in batches of 7 re-wraps all 20 DEKs and audits each batch with its count."""
+    """rewrap_all in batches of at most 7 re-wraps all 20 DEKs and audits each batch with its
+    count (7, 7, 6 by key on SQLite; passes over windows of 7 pages on PostgreSQL)."""
     await _create(vault, range(300, 320))
     assert vault.kek.add_version() == 2
     assert await rewrap_all(vault, ADMIN, batch=7) == 20
@@ -128,7 +131,9 @@ async def test_small_batches_audit_each_batch(vault: VaultContext) -> None:
         for e in await _audit(vault)
         if e.action == AuditAction.KEYS_REWRAP
     ]
-    assert counts == [7, 7, 6]
+    assert sum(counts) == 20 and all(0 < n <= 7 for n in counts)
+    if vault.engine.dialect.name == "sqlite":
+        assert counts == [7, 7, 6]
     assert await rewrap_all(vault, ADMIN, batch=7) == 0
     assert await versions_in_use(vault) == {2: 20}
 

@@ -182,11 +182,12 @@ async def test_a_migration_interrupted_midway_keeps_every_row_readable_and_resum
     vault = await _open(settings, token, clock)
     try:
         real = vault.deks.rewrap_many
-        calls = 0
+        calls, first = 0, 0
 
         def crashing(items: list[tuple[str, int, bytes]]) -> list[tuple[int, bytes]]:
-            nonlocal calls
+            nonlocal calls, first
             calls += 1
+            first = first or len(items)
             if calls == 2:  # the second batch, its keys half re-wrapped on the token
                 real(items[:5])
                 raise RuntimeError("power cut")
@@ -196,7 +197,8 @@ async def test_a_migration_interrupted_midway_keeps_every_row_readable_and_resum
         assert vault.kek.add_version() == 2  # what migrate_to_pkcs11 does first
         with pytest.raises(RuntimeError, match="power cut"):
             await rewrap_all(vault, ADMIN, batch=7)
-        assert await versions_in_use(vault) == {1: 23, 2: 7}
+        assert 0 < first <= 7  # 7 by key; on PostgreSQL a pass over a window of 7 pages
+        assert await versions_in_use(vault) == {1: 30 - first, 2: first}
     finally:
         await vault.close()
 
@@ -205,7 +207,7 @@ async def test_a_migration_interrupted_midway_keeps_every_row_readable_and_resum
         await _lookups(resumed, people)
         report = await migrate_to_pkcs11(resumed, ADMIN)
         assert (report.token_version, report.created) == (2, False)
-        assert (report.rewrapped, report.remaining_local) == (23, 0)
+        assert (report.rewrapped, report.remaining_local) == (30 - first, 0)
         assert await versions_in_use(resumed) == {2: 30}
         assert resumed.kek.versions() == [1, 2]
         await _lookups(resumed, people)

@@ -19,6 +19,7 @@ from vault.admin.rewrap import SUBJECT_DEKS, split_points
 from vault.audit.events import AuditAction
 from vault.context import VaultContext, open_kek_provider
 from vault.errors import Unavailable
+from vault.pacing import MAX_LOG_PAUSE, ServerReading
 from vault.storage.audit_tables import audit_events
 from vault.storage.tables import subjects
 from vault.subjects.store import create_subject, decrypt_fields, load_subject
@@ -71,7 +72,8 @@ async def test_failed_batch_leaves_a_state_the_next_run_resumes(
     vault: VaultContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A storage failure in the third batch keeps the two committed batches, rolls back the
-    third, and a re-run re-wraps exactly the rest; every DEK still opens."""
+    third, and a re-run re-wraps exactly the rest; every DEK still opens. (On PostgreSQL a
+    batch is a pass over a window of pages, so its size is that of the pass.)"""
     people = await _create(vault, 23)
     assert vault.kek.add_version() == 2
     real_write, calls = rewrap_module._write, []
@@ -86,11 +88,13 @@ async def test_failed_batch_leaves_a_state_the_next_run_resumes(
     monkeypatch.setattr(rewrap_module, "_write", failing)
     with pytest.raises(Unavailable):
         await rewrap_all(vault, ADMIN, batch=5)
-    assert await versions_in_use(vault) == {1: 13, 2: 10}
-    assert await _rewrap_counts(vault) == [5, 5]
+    kept = calls[0] + calls[1]
+    assert await versions_in_use(vault) == {1: 23 - kept, 2: kept}
+    assert await _rewrap_counts(vault) == calls[:2]
+    assert all(0 < n <= 5 for n in calls)
 
     monkeypatch.setattr(rewrap_module, "_write", real_write)
-    assert await rewrap_all(vault, ADMIN, batch=5) == 13
+    assert await rewrap_all(vault, ADMIN, batch=5) == 23 - kept
     assert await versions_in_use(vault) == {2: 23}
     assert await _names(vault, list(people)) == people
 
@@ -174,14 +178,47 @@ async def test_paced_rewrap_pauses_after_a_slowed_batch_and_still_rewraps_all(
     async def pause(seconds: float) -> None:
         slept.append(seconds)
 
+    async def no_log_pacer(env: Any, ranges: int) -> None:
+        return None  # the batch-time rule alone (the log budget is `test_pacing`'s)
+
     monkeypatch.setattr(rewrap_module, "_write", slowed)
     monkeypatch.setattr(rewrap_module, "_pause", pause)
+    monkeypatch.setattr(rewrap_module, "log_pacer", no_log_pacer)
     assert vault.kek.add_version() == 2
     assert await rewrap_all(vault, ADMIN, RewrapOptions(batch=4, pace=False)) == 12
     assert slept == []
     assert vault.kek.add_version() == 3
     writes.clear()
     assert await rewrap_all(vault, ADMIN, RewrapOptions(batch=4, pace=True)) == 12
-    assert len(slept) == 2 and all(s > 0 for s in slept)
+    assert len(writes) > 1 and len(slept) == len(writes) - 1 and all(s > 0 for s in slept)
     assert await versions_in_use(vault) == {3: 12}
     assert await _names(vault, list(people)) == people
+
+
+async def test_paced_rewrap_keeps_to_the_log_budget_while_others_commit(
+    vault: VaultContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a paced rotation reads the server after each batch; when others commit
+    and the log runs far over its budget, every batch is followed by the longest log pause,
+    and every DEK still moves. SQLite has no such reading and pauses only by batch time."""
+    people = await _create(vault, 12)
+    readings = iter(range(1, 1000))
+    slept: list[float] = []
+
+    async def busy_server(conn: Any) -> ServerReading:
+        k = next(readings)  # 10 s apart, 1 GB of log and 1,000 commits by others each
+        return ServerReading(10.0 * k, 2**30 * k, 1000 * k)
+
+    async def pause(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(rewrap_module, "_read_server", busy_server)
+    monkeypatch.setattr(rewrap_module, "_pause", pause)
+    assert vault.kek.add_version() == 2
+    assert await rewrap_all(vault, ADMIN, RewrapOptions(batch=4, pace=True)) == 12
+    assert await versions_in_use(vault) == {2: 12}
+    assert await _names(vault, list(people)) == people
+    if vault.engine.dialect.name == "postgresql":
+        assert slept and all(s == MAX_LOG_PAUSE for s in slept)
+    else:
+        assert all(s < MAX_LOG_PAUSE for s in slept)
