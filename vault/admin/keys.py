@@ -15,15 +15,9 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sqlalchemy import func, select
 
-from vault.admin.rewrap import (
-    DEFAULT_BATCH,
-    RECIPIENT_SECRETS,
-    RETAINED_KEYS,
-    SUBJECT_DEKS,
-    WrappedKeys,
-    rewrap,
-)
+from vault.admin.rewrap import DEFAULT_BATCH, rewrap
 from vault.admin.rewrap_workers import rewrap_in_processes
+from vault.admin.wrapped_keys import RECIPIENT_SECRETS, RETAINED_KEYS, SUBJECT_DEKS, WrappedKeys
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.crypto.keyring import KekProvider

@@ -34,31 +34,27 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.admin.rewrap_pages import Steps, rewrap_by_pages
+from vault.admin.wrapped_keys import (
+    Read,
+    RewrapEnv,
+    WrappedKeys,
+)
 from vault.audit import events as audit
 from vault.audit.events import Actor, AuditAction, Decision
 from vault.clock import Clock
-from vault.crypto import retained_key_id
-from vault.crypto.envelope import DekManager
-from vault.crypto.keyring import KekProvider
 from vault.pacing import LogPacer, Pacer, ServerReading, log_budget
 from vault.progress import NO_PROGRESS, Progress
-from vault.recipients.registry import secret_key_id
 from vault.storage.dialect import (
     plan_for_transaction,
     serialises_writers,
     takes_array_parameters,
 )
-from vault.storage.recipient_tables import recipient_secrets
-from vault.storage.rights_tables import retained_fields
-from vault.storage.tables import subjects
 
 if TYPE_CHECKING:
     from vault.context import VaultContext
@@ -73,50 +69,6 @@ _pause = asyncio.sleep
 PARALLEL_THRESHOLD = 20_000
 
 
-@dataclass(frozen=True, slots=True)
-class WrappedKeys:
-    """A table whose rows hold a key wrapped by the KEK, and what each wrap is bound to."""
-
-    name: str
-    table: Table
-    key_column: str
-    audit_detail: dict[str, str]
-
-    def wrap_id(self, row_id: str) -> str:
-        if self.table is retained_fields:
-            return retained_key_id(row_id)
-        if self.table is recipient_secrets:
-            return secret_key_id(row_id)
-        return row_id
-
-    def wrap_ids(self, olds: list[tuple[str, int, bytes]]) -> list[tuple[str, int, bytes]]:
-        """`olds` (id, version, blob) with each id replaced by what its wrap is bound to."""
-        if self.table is subjects:
-            return olds
-        return [(self.wrap_id(i), v, b) for i, v, b in olds]
-
-
-SUBJECT_DEKS = WrappedKeys("subjects", subjects, "wrapped_dek", {})
-#: Keys of fields kept after erasure (Art. 17(3)); a KEK version they need must not retire.
-RETAINED_KEYS = WrappedKeys("retained", retained_fields, "wrapped_key", {"keys": "retained"})
-#: Recipients' webhook signing secrets (issue 16), wrapped by the KEK like a DEK.
-RECIPIENT_SECRETS = WrappedKeys(
-    "recipient_secrets", recipient_secrets, "wrapped_key", {"keys": "recipient_secrets"}
-)
-KINDS = {k.name: k for k in (SUBJECT_DEKS, RETAINED_KEYS, RECIPIENT_SECRETS)}
-
-
-class _Env(Protocol):
-    """What the batch loop needs: `VaultContext` has it, and so has a worker's `_WorkerEnv`."""
-
-    deks: DekManager
-    kek: KekProvider
-    clock: Clock
-
-    def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
-
-
-Read = Callable[[Any, dict[str, Any]], Awaitable[Sequence[Any]]]
 #: Runs the ranges of one kind in worker processes: (url, clock, actor, kind, workers,
 #: batch, progress, pace) -> rows changed (`vault.admin.rewrap_workers.rewrap_in_processes`
 #: with its KEK opener bound).
@@ -223,7 +175,7 @@ async def _read_server(conn: AsyncConnection) -> ServerReading:
     return ServerReading(time.perf_counter(), int(row.wal), int(row.commits or 0))
 
 
-async def log_pacer(env: _Env, ranges: int) -> LogPacer | None:
+async def log_pacer(env: RewrapEnv, ranges: int) -> LogPacer | None:
     """The log-budget pacer of one range on PostgreSQL, started with a first reading;
     None on SQLite (one writer, no shared log to keep lookups waiting behind)."""
     async with env.transaction() as conn:
@@ -236,7 +188,7 @@ async def log_pacer(env: _Env, ranges: int) -> LogPacer | None:
 
 
 async def rewrap_range(
-    env: _Env,
+    env: RewrapEnv,
     read: Read,
     actor: Actor,
     keys: WrappedKeys,
@@ -274,7 +226,7 @@ async def rewrap_range(
 
 
 async def commit_batch(
-    env: _Env,
+    env: RewrapEnv,
     actor: Actor,
     keys: WrappedKeys,
     olds: list[tuple[str, int, bytes]],

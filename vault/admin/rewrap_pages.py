@@ -27,19 +27,15 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vault.admin.wrapped_keys import Read, RewrapEnv, WrappedKeys
 from vault.audit.events import Actor
 from vault.pacing import LogPacer, Pacer
 from vault.progress import NO_PROGRESS, Progress
-
-if TYPE_CHECKING:
-    # Only the types: `vault.admin.rewrap` runs the page order and hands its batch steps
-    # in (`Steps`), so the two modules do not import each other.
-    from vault.admin.rewrap import Read, WrappedKeys, _Env
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +44,11 @@ class Steps:
     audit event (`commit_batch`), pause after it (`pause_after_batch`), open a range's log pacer."""
 
     commit: Callable[
-        [_Env, Actor, WrappedKeys, list[tuple[str, int, bytes]], int, LogPacer | None],
+        [RewrapEnv, Actor, WrappedKeys, list[tuple[str, int, bytes]], int, LogPacer | None],
         Awaitable[int],
     ]
     pace: Callable[[Pacer | None, LogPacer | None, float, int], Awaitable[None]]
-    log_pacer: Callable[[_Env, int], Awaitable[LogPacer | None]]
+    log_pacer: Callable[[RewrapEnv, int], Awaitable[LogPacer | None]]
 
 
 def _window(keys: WrappedKeys) -> Any:
@@ -96,7 +92,7 @@ def passes(found: list[Any]) -> list[list[tuple[str, int, bytes]]]:
 
 
 async def rewrap_pages(
-    env: _Env,
+    env: RewrapEnv,
     read: Read,
     actor: Actor,
     keys: WrappedKeys,
@@ -128,7 +124,7 @@ async def rewrap_pages(
 
 
 async def rewrap_by_pages(
-    env: _Env,
+    env: RewrapEnv,
     read: Read,
     actor: Actor,
     keys: WrappedKeys,

@@ -19,7 +19,8 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from vault.admin.rewrap import KINDS, rewrap_range, split_points
+from vault.admin.rewrap import rewrap_range, split_points
+from vault.admin.wrapped_keys import KINDS
 from vault.audit.events import Actor
 from vault.clock import Clock
 from vault.crypto.envelope import DekManager

@@ -15,7 +15,8 @@ from sqlalchemy import select
 from tests.support.factories import ADMIN, WRITER, person
 from vault.admin import rewrap as rewrap_module
 from vault.admin.keys import RewrapOptions, rewrap_all, versions_in_use
-from vault.admin.rewrap import SUBJECT_DEKS, split_points
+from vault.admin.rewrap import split_points
+from vault.admin.wrapped_keys import SUBJECT_DEKS
 from vault.audit.events import AuditAction
 from vault.context import VaultContext, open_kek_provider
 from vault.errors import Unavailable

@@ -18,7 +18,7 @@ DIGESTS = {
         "BasisOut": "0df2990b02c20952181c152aa5ea2feb43791b326f74a7324f18378a727ed160",
         "BatchLine": "a30cd9ee1b24e8ad52d66a2fad1dede4afdda045b49368fb2a5b64df47e34497",
         "BatchLookupRequest": "4baca4b0563bc5cc31dba724aab577372640a0f2a7d85426648fab17271a3cab",
-        "ConsentCreate": "a5baac1ca635fb76086874f4b882f71569691674480b574fe0eb99168357f747",
+        "ConsentCreate": "0337dd53254d2fb029aa9c3e2ffb6b5b0d26fc36c29951f65a8bebe20f5ded99",
         "ConsentCreated": "ce21c959820e17fa88c4d84569fdfce4434bd5faa62d7a17944933126a1cc713",
         "ConsentEvidenceIn": "ec5f5963ba1dfbf5d61ebc7f05a5aed02dd3f3abbcef60b77d205f0904c6cfc6",
         "ConsentList": "db7673e7622c1fe9f10054c1d782223acff35cafd361171f9de1601baa3a244e",
