@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.audit.chain_links import (
@@ -21,6 +21,7 @@ from vault.audit.chain_links import (
     _canonical_values,
     _mac,
     chain_message,
+    events_with_seals_between,
 )
 from vault.audit.verify_state import (
     RangeJob,
@@ -50,19 +51,8 @@ PAGE_QUERY = (
         audit_seals.c.chain_mac,
     )
     # An outer join: an event without a seal inside the sealed range is named where it lies
-    # (inserted behind the chain). The same bounds on the seals as on the events: without
-    # them a merge join reads every seal from the first for each page, so each page cost
-    # O(its position) and a run O(n^2).
-    .select_from(
-        audit_events.outerjoin(
-            audit_seals,
-            and_(
-                audit_seals.c.seq == audit_events.c.seq,
-                audit_seals.c.seq > bindparam("after"),
-                audit_seals.c.seq <= bindparam("hi"),
-            ),
-        )
-    )
+    # (inserted behind the chain).
+    .select_from(events_with_seals_between(bindparam("after"), bindparam("hi")))
     .where(audit_events.c.seq > bindparam("after"))
     .where(audit_events.c.seq <= bindparam("hi"))
     .order_by(audit_events.c.seq)
