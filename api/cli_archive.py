@@ -33,7 +33,8 @@ def _store(url: str | None) -> Any:
 
 
 def cmd_audit_archive(settings: Settings, args: argparse.Namespace) -> int:
-    from vault.audit.archive import archive_before, parse_month
+    from vault.audit.archive import archive_before
+    from vault.audit.archive_months import parse_month
 
     before = parse_month(args.before)  # InvalidInput: exit 2, nothing opened
     _check_wait(args)

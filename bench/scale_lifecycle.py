@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from vault.audit import partitions
-from vault.audit.archive import add_months, month_of
+from vault.audit.archive_months import add_months, month_of
 from vault.context import VaultContext
 from vault.settings import Settings
 from vault.storage.audit_tables import audit_events, audit_seals

@@ -20,12 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
-import re
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +41,7 @@ from vault.audit.archive_format import (
     trailer_line,
 )
 from vault.audit.archive_lock import archive_lock
+from vault.audit.archive_months import month_of, month_start, next_month, parse_month
 from vault.audit.archive_segment import ArchiveBroken, ChainWriter
 from vault.audit.archive_store import ArchiveStore
 from vault.audit.chain import _try_lock
@@ -53,8 +53,6 @@ from vault.audit.chain_links import (
 )
 from vault.audit.checkpoints import Checkpoint, _sign_checkpoint, _signing_key
 from vault.audit.events import Actor, AuditAction, Decision, record
-from vault.clock import as_utc
-from vault.errors import InvalidInput
 from vault.pacing import BusyShare
 from vault.progress import NO_PROGRESS, Progress
 from vault.storage.audit_tables import audit_archives, audit_checkpoints, audit_events, audit_seals
@@ -63,41 +61,12 @@ from vault.storage.dialect import other_sessions_working, plan_for_transaction
 if TYPE_CHECKING:
     from vault.context import VaultContext
 
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 #: Events read per keyset page while a segment is written.
 PAGE = 5000
 #: gzip level of a segment: 6 (gzip's own default) costs a third of 9's CPU per event for
 #: about 1 % more bytes. Fixed, so a resumed run writes the same bytes again.
 LEVEL = 6
 _N = len(EVENT_COLUMNS)
-
-
-def parse_month(text: str) -> str:
-    """`YYYY-MM` checked (month 01–12); `InvalidInput` otherwise."""
-    found = _MONTH.match(text or "")
-    if not found or not 1 <= int(found.group(2)) <= 12 or int(found.group(1)) < 1970:
-        raise InvalidInput(f"--before {text!r} is not a month YYYY-MM")
-    return text
-
-
-def month_start(month: str) -> datetime:
-    year, number = (int(part) for part in month.split("-"))
-    return datetime(year, number, 1, tzinfo=UTC)
-
-
-def next_month(month: str) -> str:
-    year, number = (int(part) for part in month.split("-"))
-    return f"{year + number // 12:04d}-{number % 12 + 1:02d}"
-
-
-def month_of(at: datetime) -> str:
-    return as_utc(at).strftime("%Y-%m")
-
-
-def add_months(month: str, count: int) -> str:
-    year, number = (int(part) for part in month.split("-"))
-    index = year * 12 + number - 1 + count
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
 @dataclass

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, delete, func, select, update
 
 from vault.audit import partitions
-from vault.audit.archive import add_months, month_of, rows_of
+from vault.audit.archive import rows_of
 from vault.audit.archive_lock import archive_lock
+from vault.audit.archive_months import add_months, month_of
 from vault.audit.events import Actor, AuditAction, Decision, record
 from vault.progress import NO_PROGRESS, Progress
 from vault.storage.audit_tables import audit_archives, audit_events, audit_seals

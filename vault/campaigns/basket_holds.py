@@ -58,14 +58,18 @@ from vault.campaigns.booking_scratch import (
     byte_order,
     displaced_holds,
     drop,
-    marks_in_one_statement,
     members,
-    row_address,
     scratch,
 )
 from vault.campaigns.records import AudienceKind, Campaign, CampaignState
 from vault.storage.campaign_tables import campaign_audience, campaign_bookings, campaigns
-from vault.storage.dialect import analyze, insert_ignoring_conflict, set_based_joins
+from vault.storage.dialect import (
+    analyze,
+    insert_ignoring_conflict,
+    row_address,
+    set_based_joins,
+    updates_in_one_statement,
+)
 from vault.storage.outreach_tables import contact_budgets
 
 if TYPE_CHECKING:
@@ -356,7 +360,7 @@ async def _mark_displaced(conn: AsyncConnection, camp: Campaign, chosen: Any) ->
     from it by key."""
     cb = campaign_bookings
     columns = ["campaign_id", "subject_id", "points", "freed"]
-    if marks_in_one_statement(conn):
+    if updates_in_one_statement(conn):
         moved = (
             update(cb)
             .where(row_address(conn, cb) == chosen.c.row)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, column, text
+from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vault.storage.dialect import probe_index
@@ -58,23 +58,6 @@ def byte_order(conn: AsyncConnection, column: Any) -> Any:
     collation compares bytes where the database's collation calls the C library per
     comparison, several times slower; for subject ids (ASCII) both give the same order and
     the same groups. SQLite compares bytes already."""
-    if _is_postgresql(conn):
+    if conn.dialect.name == "postgresql":
         return column.collate("C")
     return column
-
-
-def row_address(conn: AsyncConnection, table: Any) -> Any:
-    """The address of a row of `table` (a table or an alias of one): PostgreSQL's `ctid`,
-    SQLite's `rowid`. Valid within one statement, for updating the rows a statement read
-    without looking them up again by key (`marks_in_one_statement`)."""
-    return column("ctid" if _is_postgresql(conn) else "rowid", _selectable=table)
-
-
-def marks_in_one_statement(conn: AsyncConnection) -> bool:
-    """Whether one statement can update rows and insert what it returns elsewhere
-    (PostgreSQL's data-modifying `WITH`); SQLite takes one change per statement."""
-    return _is_postgresql(conn)
-
-
-def _is_postgresql(conn: AsyncConnection) -> bool:
-    return conn.dialect.name == "postgresql"

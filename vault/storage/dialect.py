@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Select, String, Table, any_, bindparam, func, text
+from sqlalchemy import Select, String, Table, any_, bindparam, column, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -144,6 +144,19 @@ async def try_advisory_xact_lock(conn: AsyncConnection, key: int) -> bool:
         return True
     got = await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key})
     return bool(got.scalar())
+
+
+def row_address(conn: AsyncConnection, table: Any) -> Any:
+    """The address of a row of `table` (a table or an alias of one): PostgreSQL's `ctid`,
+    SQLite's `rowid`. Valid within one statement, for updating the rows a statement read
+    without looking them up again by key (`updates_in_one_statement`)."""
+    return column("ctid" if _is_postgresql(conn) else "rowid", _selectable=table)
+
+
+def updates_in_one_statement(conn: AsyncConnection) -> bool:
+    """Whether one statement can update rows and insert what it returns elsewhere
+    (PostgreSQL's data-modifying `WITH`); SQLite takes one change per statement."""
+    return _is_postgresql(conn)
 
 
 async def other_sessions_working(conn: AsyncConnection) -> int:

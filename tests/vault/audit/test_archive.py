@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import delete, func, insert, select, update
 
 from vault.audit import chain as audit_chain
-from vault.audit.archive import archive_before, parse_month
+from vault.audit.archive import archive_before
 from vault.audit.archive_format import segment_name
+from vault.audit.archive_months import parse_month
 from vault.audit.archive_store import ArchiveUnreachable, DirectoryStore, open_store
 from vault.audit.archive_verify import verify_archive
 from vault.audit.events import Actor, AuditAction, Decision, record
